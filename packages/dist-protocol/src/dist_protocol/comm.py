@@ -1,0 +1,352 @@
+"""The asyncio comm layer -- the only module of dist-protocol that does I/O.
+
+A ``Comm`` is one connection after its handshake. Reads go straight into the frame decoder's
+buffers (``BufferedProtocol``), so a large frame lands in its own bytearray with no copy.
+Writes are batched without a timer: ``send`` queues the message and the first ``send`` of a loop
+iteration schedules one flush for the next, so everything sent in one pass of the event loop
+travels in one batch and nothing waits when the connection is idle.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from .addresses import format_address, parse_address
+from .errors import CommClosedError, HandshakeError, ProtocolError
+from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
+from .handshake import AcceptorHandshake, InitiatorHandshake
+from .messages import Error, Message, decode_batch, encode_batch
+
+log = logging.getLogger("dist.comm")
+
+HANDSHAKE_TIMEOUT = 10.0
+# Small buffers are joined into one write; larger ones are written as they are (no copy).
+COALESCE_BELOW = 64 * 1024
+
+Handler = Callable[[list[Message]], None]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when it is installed, else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(main: Awaitable) -> object:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+class Comm:
+    """One connection: batched ``send``, ``recv`` or a handler for what arrives, ``close``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
+        self.peer_address = "?"
+        self.local_address = "?"
+        self.peer_role: str | None = None
+        self.peer_name: str | None = None
+        self.version: int | None = None
+        self.closed: asyncio.Future = loop.create_future()
+        self.close_reason: str | None = None
+        self._outbox: list[Message] = []
+        self._flush_scheduled = False
+        self._inbox: collections.deque[Message] = collections.deque()
+        self._waiter: asyncio.Future | None = None
+        self._handler: Handler | None = None
+        self._on_close: list[Callable[[Comm], None]] = []
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future] = []
+
+    def __repr__(self) -> str:
+        return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed.done()
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, *messages: Message) -> None:
+        if self.closed.done():
+            raise CommClosedError(f"connection to {self.peer_address} is closed"
+                                  + (f": {self.close_reason}" if self.close_reason else ""))
+        self._outbox.extend(messages)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def send_threadsafe(self, *messages: Message) -> None:
+        self.loop.call_soon_threadsafe(self._send_quietly, messages)
+
+    def _send_quietly(self, messages: tuple) -> None:
+        if not self.closed.done():
+            self.send(*messages)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        messages, self._outbox = self._outbox, []
+        if not messages or self.transport is None or self.transport.is_closing():
+            return
+        self._write(encode_batch(messages))
+
+    def _write(self, frames: list) -> None:
+        pending: list = []
+        pending_size = 0
+        for buf in encode_frames(frames):
+            size = memoryview(buf).nbytes
+            if size >= COALESCE_BELOW:
+                if pending:
+                    self.transport.write(b"".join(pending))
+                    pending, pending_size = [], 0
+                self.transport.write(buf)
+            else:
+                pending.append(buf)
+                pending_size += size
+        if pending:
+            self.transport.write(b"".join(pending) if len(pending) > 1 else pending[0])
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._write_paused and not self.closed.done():
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    # -- receiving -------------------------------------------------------------------------
+    def set_handler(self, handler: Handler) -> None:
+        """Call ``handler(messages)`` for each batch from now on (queued ones first)."""
+        self._handler = handler
+        if self._inbox:
+            queued = list(self._inbox)
+            self._inbox.clear()
+            handler(queued)
+
+    def on_close(self, callback: Callable[[Comm], None]) -> None:
+        if self.closed.done():
+            self.loop.call_soon(callback, self)
+        else:
+            self._on_close.append(callback)
+
+    async def recv(self) -> Message:
+        while not self._inbox:
+            if self.closed.done():
+                raise CommClosedError(f"connection to {self.peer_address} closed"
+                                      + (f": {self.close_reason}" if self.close_reason else ""))
+            self._waiter = self.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._inbox.popleft()
+
+    def _deliver(self, messages: list[Message]) -> None:
+        if self._handler is not None:
+            self._handler(messages)
+            return
+        self._inbox.extend(messages)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- closing ---------------------------------------------------------------------------
+    def abort(self, error: ProtocolError) -> None:
+        """Tell the peer what it did wrong, then close. Costs this connection only."""
+        log.warning("closing connection with %s: %s (%s)", self.peer_address, error.message,
+                    error.code)
+        if self.transport is not None and not self.transport.is_closing():
+            self._outbox.clear()
+            self._write(encode_batch([Error(code=error.code, message=error.message)]))
+        self.close(f"{error.code}: {error.message}")
+
+    def close(self, reason: str | None = None) -> None:
+        if self._outbox:
+            self._flush()
+        if reason and self.close_reason is None:
+            self.close_reason = reason
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self._closed(None)
+
+    def _closed(self, exc: Exception | None) -> None:
+        if self.closed.done():
+            return
+        if self.close_reason is None and exc is not None:
+            self.close_reason = str(exc)
+        self.closed.set_result(self.close_reason)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 -- one bad callback must not hide the others
+                log.exception("error in close callback of %r", self)
+
+
+class _StreamProtocol(asyncio.BufferedProtocol):
+    def __init__(self, comm: Comm, on_made: Callable[[Comm], None] | None = None):
+        self.comm = comm
+        self.on_made = on_made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        comm = self.comm
+        comm.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            comm.peer_address = format_address(peer[0], peer[1])
+        if isinstance(sock, tuple):
+            comm.local_address = format_address(sock[0], sock[1])
+        if self.on_made is not None:
+            self.on_made(comm)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.comm.decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        comm = self.comm
+        if comm.closed.done():
+            return
+        try:
+            for frames in comm.decoder.buffer_updated(nbytes):
+                comm._deliver(decode_batch(frames))
+                if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
+                    return
+        except ProtocolError as exc:
+            comm.abort(exc)
+        except Exception as exc:  # noqa: BLE001 -- a bug handling one peer must not stop the server
+            log.exception("internal error handling a message from %s", comm.peer_address)
+            comm.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
+                                     "internal-error"))
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.comm._closed(exc)
+
+    def pause_writing(self) -> None:
+        self.comm._write_paused = True
+
+    def resume_writing(self) -> None:
+        comm = self.comm
+        comm._write_paused = False
+        waiters, comm._drain_waiters = comm._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: float,
+                         limits: Limits) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            if first:
+                comm.send(*first)
+            while not handshake.done:
+                reply = handshake.receive(await comm.recv())
+                if reply:
+                    comm.send(*reply)
+    except TimeoutError:
+        comm.abort(HandshakeError(f"no handshake within {timeout:g} s", "handshake-timeout"))
+        raise HandshakeError(f"handshake with {comm.peer_address} timed out after {timeout:g} s",
+                             "handshake-timeout") from None
+    except ProtocolError as exc:
+        if not comm.is_closed:
+            comm.abort(exc)
+        raise
+    comm.version = handshake.version
+    comm.decoder.limits = limits
+
+
+async def connect(address: str, *, role: str, token: str | None = None,
+                  name: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                  timeout: float = HANDSHAKE_TIMEOUT, limits: Limits = DEFAULT_LIMITS,
+                  versions: tuple[int, int] | None = None) -> Comm:
+    """Open a connection and complete the handshake; raises ``OSError`` or ``HandshakeError``."""
+    scheme, host, port = parse_address(address)
+    if scheme == "tls" and ssl_context is None:
+        raise ValueError(f"{address} is a TLS address: give a TLS certificate and CA "
+                         "(--tls-cert/--tls-key/--tls-ca)")
+    loop = asyncio.get_running_loop()
+    comm = Comm(loop)
+    async with asyncio.timeout(timeout):
+        await loop.create_connection(lambda: _StreamProtocol(comm), host, port,
+                                     ssl=ssl_context if scheme == "tls" else None,
+                                     server_hostname="" if scheme == "tls" else None)
+    comm.peer_address = format_address(host, port, scheme)
+    kwargs = {"versions": versions} if versions else {}
+    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs)
+    try:
+        await _run_handshake(comm, handshake, handshake.start(), timeout, limits)
+    except CommClosedError as exc:
+        raise HandshakeError(f"{address} closed the connection during the handshake: {exc}",
+                             "handshake-failed") from None
+    return comm
+
+
+class Listener:
+    def __init__(self, server: asyncio.AbstractServer, address: str):
+        self.server = server
+        self.address = address
+        self.tasks: set[asyncio.Task] = set()
+
+    @property
+    def port(self) -> int:
+        return parse_address(self.address)[2]
+
+    def close(self) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None], *,
+                 token: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                 limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 who: str = "server") -> Listener:
+    """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
+
+    A peer that fails the handshake gets an ``error`` message and one log line; nothing else.
+    """
+    scheme, host, port = parse_address(address, default_port=0)
+    if scheme == "tls" and ssl_context is None:
+        raise ValueError(f"{address} is a TLS address: give --tls-cert and --tls-key")
+    loop = asyncio.get_running_loop()
+    listener: Listener
+
+    async def accept(comm: Comm) -> None:
+        handshake = AcceptorHandshake(token=token, who=who)
+        try:
+            await _run_handshake(comm, handshake, [], handshake_timeout, limits)
+        except (ProtocolError, CommClosedError) as exc:
+            log.warning("refused connection from %s: %s", comm.peer_address, exc)
+            comm.close()
+            return
+        comm.peer_role, comm.peer_name = handshake.role, handshake.name
+        result = on_comm(comm)
+        if asyncio.iscoroutine(result):
+            await result
+
+    def on_made(comm: Comm) -> None:
+        task = loop.create_task(accept(comm))
+        listener.tasks.add(task)
+        task.add_done_callback(listener.tasks.discard)
+
+    server = await loop.create_server(lambda: _StreamProtocol(Comm(loop), on_made), host, port,
+                                      ssl=ssl_context if scheme == "tls" else None,
+                                      reuse_address=True, backlog=1024)
+    bound = server.sockets[0].getsockname()
+    listener = Listener(server, format_address(bound[0], bound[1], scheme))
+    return listener

@@ -1,0 +1,178 @@
+"""Framing: bytes <-> frames, incremental, with limits. No I/O.
+
+A batch on the wire is::
+
+    u64 nframes | u64 length[0] ... u64 length[nframes-1] | frame[0] ... frame[nframes-1]
+
+All integers are unsigned 64-bit little-endian. Frame 0 is the msgpack message list; further
+frames are payloads referenced by index. The decoder reads into buffers it hands out
+(``get_buffer``/``buffer_updated``), so a large frame is received straight into its own
+bytearray and never copied again.
+"""
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from .errors import FramingError, LimitExceeded
+
+U64 = struct.Struct("<Q")
+
+# Frames at least this large are read into a buffer of their own (no copy from the staging
+# buffer); smaller frames are sliced out of the staging buffer as bytes.
+DIRECT_READ_THRESHOLD = 64 * 1024
+STAGING_SIZE = 256 * 1024
+
+
+class Limits:
+    """What a decoder accepts. The unauthenticated limits are the ones before the handshake."""
+
+    __slots__ = ("max_frames", "max_frame_bytes", "max_batch_bytes")
+
+    def __init__(self, max_frames: int = 100_000, max_frame_bytes: int = 2**34,
+                 max_batch_bytes: int = 2**35):
+        self.max_frames = max_frames
+        self.max_frame_bytes = max_frame_bytes
+        self.max_batch_bytes = max_batch_bytes
+
+    def __repr__(self) -> str:
+        return (f"Limits(max_frames={self.max_frames}, max_frame_bytes={self.max_frame_bytes}, "
+                f"max_batch_bytes={self.max_batch_bytes})")
+
+
+UNAUTHENTICATED_LIMITS = Limits(max_frames=1, max_frame_bytes=4096, max_batch_bytes=4096)
+DEFAULT_LIMITS = Limits()
+
+
+def encode_frames(frames: Sequence[bytes | bytearray | memoryview]) -> list:
+    """The buffers to write for one batch: a header, then the frames themselves, unjoined."""
+    if not frames:
+        raise FramingError("a batch needs at least one frame")
+    sizes = [memoryview(f).nbytes for f in frames]
+    header = struct.pack(f"<{len(sizes) + 1}Q", len(sizes), *sizes)
+    return [header, *frames]
+
+
+def frames_to_bytes(frames: Sequence[bytes | bytearray | memoryview]) -> bytes:
+    return b"".join(bytes(b) for b in encode_frames(frames))
+
+
+class FrameDecoder:
+    """Incremental decoder: feed bytes (or fill the buffers it hands out), get whole batches."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+        self.limits = limits
+        self._buf = bytearray(STAGING_SIZE)
+        self._start = 0
+        self._end = 0
+        self._lengths: list[int] | None = None
+        self._nframes: int | None = None
+        self._frames: list = []
+        self._direct: bytearray | None = None
+        self._direct_filled = 0
+
+    # -- the buffer interface (asyncio.BufferedProtocol) ---------------------------------
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        if self._direct is not None:
+            return memoryview(self._direct)[self._direct_filled:]
+        if self._end == len(self._buf):
+            self._make_room(len(self._buf) // 2 or 1)
+        return memoryview(self._buf)[self._end:]
+
+    def buffer_updated(self, nbytes: int) -> list[list]:
+        if self._direct is not None:
+            self._direct_filled += nbytes
+            if self._direct_filled < len(self._direct):
+                return []
+            self._frames.append(self._direct)
+            self._direct = None
+        else:
+            self._end += nbytes
+        return self._parse()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[list]:
+        """Decode ``data``; returns every batch it completes (a list of frame lists)."""
+        view = memoryview(data).cast("B")
+        batches: list[list] = []
+        while view.nbytes:
+            target = self.get_buffer()
+            n = min(target.nbytes, view.nbytes)
+            target[:n] = view[:n]
+            view = view[n:]
+            batches.extend(self.buffer_updated(n))
+        return batches
+
+    @property
+    def idle(self) -> bool:
+        """True between batches (nothing partial is buffered)."""
+        return (self._nframes is None and self._start == self._end and self._direct is None)
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _available(self) -> int:
+        return self._end - self._start
+
+    def _make_room(self, needed: int) -> None:
+        """Ensure ``needed`` bytes fit after the unread data, compacting or growing."""
+        unread = self._available()
+        if self._start:
+            self._buf[:unread] = self._buf[self._start:self._end]
+            self._start, self._end = 0, unread
+        if len(self._buf) - self._end < needed:
+            self._buf.extend(bytes(needed - (len(self._buf) - self._end)))
+
+    def _take(self, n: int) -> bytes:
+        chunk = bytes(self._buf[self._start:self._start + n])
+        self._start += n
+        if self._start == self._end:
+            self._start = self._end = 0
+        return chunk
+
+    def _parse(self) -> list[list]:
+        batches: list[list] = []
+        limits = self.limits
+        while True:
+            if self._nframes is None:
+                if self._available() < 8:
+                    break
+                (n,) = U64.unpack_from(self._buf, self._start)
+                if n == 0:
+                    raise FramingError("a batch must have at least one frame")
+                if n > limits.max_frames:
+                    raise LimitExceeded(f"batch of {n} frames exceeds the limit of {limits.max_frames}")
+                self._start += 8
+                self._nframes = n
+            if self._lengths is None:
+                need = 8 * self._nframes
+                if self._available() < need:
+                    if len(self._buf) - self._start < need:
+                        self._make_room(need)
+                    break
+                lengths = list(struct.unpack_from(f"<{self._nframes}Q", self._buf, self._start))
+                self._start += need
+                if self._start == self._end:
+                    self._start = self._end = 0
+                for length in lengths:
+                    if length > limits.max_frame_bytes:
+                        raise LimitExceeded(f"frame of {length} bytes exceeds the limit of "
+                                            f"{limits.max_frame_bytes}")
+                if sum(lengths) > limits.max_batch_bytes:
+                    raise LimitExceeded(f"batch of {sum(lengths)} bytes exceeds the limit of "
+                                        f"{limits.max_batch_bytes}")
+                self._lengths = lengths
+            while len(self._frames) < self._nframes:
+                length = self._lengths[len(self._frames)]
+                available = self._available()
+                if available >= length:
+                    self._frames.append(self._take(length))
+                    continue
+                if length >= DIRECT_READ_THRESHOLD:
+                    direct = bytearray(length)
+                    direct[:available] = self._buf[self._start:self._end]
+                    self._start = self._end = 0
+                    self._direct, self._direct_filled = direct, available
+                elif len(self._buf) - self._start < length:
+                    self._make_room(length - available)
+                return batches
+            batches.append(self._frames)
+            self._frames, self._lengths, self._nframes = [], None, None
+        return batches

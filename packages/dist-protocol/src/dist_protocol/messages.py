@@ -1,0 +1,341 @@
+"""One frozen dataclass per wire op, and the batch codec (frame 0 <-> messages). No I/O.
+
+Each class says its ``op`` and who sends it; its annotations are its wire fields (the spec's
+``schema/messages.json`` lists the same, and a test holds the two together). Fields whose
+default is ``None`` are optional and left out of the wire map when unset.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import msgpack
+
+from .errors import InvalidMessage, UnknownOp
+from .serialize import Payload
+from .wiretypes import FieldSpec, field_specs, record_converter, record_encoder
+
+OPS: dict[str, type[Message]] = {}
+
+
+class Message:
+    """Base of every message class; subclasses are registered by ``op``."""
+
+    op: ClassVar[str]
+    direction: ClassVar[tuple[str, ...]]  # "sender->receiver" pairs
+    since: ClassVar[int] = 1
+    fields: ClassVar[list[FieldSpec]]
+    _decode: ClassVar[Any]
+    _encode: ClassVar[Any]
+
+    def to_wire(self, frames: list, seen: dict | None = None) -> dict:
+        """The msgpack map for this message; payload frames are appended to ``frames``."""
+        out = type(self)._encode(self, frames, {} if seen is None else seen)
+        out["op"] = self.op
+        return out
+
+    @classmethod
+    def from_wire(cls, value: dict, frames: list) -> Message:
+        return cls._decode(value, frames)
+
+
+def message(op: str, *direction: str, since: int = 1):
+    def register(cls):
+        cls = dataclass(frozen=True, slots=True)(cls)
+        cls.op, cls.direction, cls.since = op, direction, since
+        cls.fields = field_specs(cls)
+        cls._decode = staticmethod(record_converter(cls))
+        cls._encode = staticmethod(record_encoder(cls))
+        OPS[op] = cls
+        return cls
+    return register
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A task as a client submits it.
+
+    ``function`` is an import path (``"math:sqrt"``) or a payload; ``args`` is a payload of
+    ``[args, kwargs]`` in which ``KeyRef``s stand for the values of ``deps``.
+    """
+
+    key: str
+    function: str | Payload
+    args: Payload | None = None
+    deps: list[str] = field(default_factory=list)
+    priority: int = 0
+    workers: list[str] | None = None
+    allow_other_workers: bool = False
+    resources: dict[str, float] | None = None
+    retries: int = 0
+
+
+# -- handshake (any role) --------------------------------------------------------------------
+
+@message("hello", "initiator->acceptor")
+class Hello(Message):
+    min_version: int
+    max_version: int
+    role: str  # "client" | "worker" | "peer"
+    name: str | None = None
+    nonce: bytes | None = None
+
+
+@message("welcome", "acceptor->initiator")
+class Welcome(Message):
+    version: int
+    auth: bool
+    nonce: bytes | None = None
+    proof: bytes | None = None
+
+
+@message("authenticate", "initiator->acceptor")
+class Authenticate(Message):
+    proof: bytes
+
+
+@message("authenticated", "acceptor->initiator")
+class Authenticated(Message):
+    pass
+
+
+@message("error", "any->any")
+class Error(Message):
+    code: str
+    message: str
+
+
+# -- client -> center --------------------------------------------------------------------------
+
+@message("submit", "client->center")
+class Submit(Message):
+    tasks: list[TaskSpec]
+    wanted: list[str] | None = None  # None: every task of this message is wanted
+
+
+@message("release", "client->center")
+class Release(Message):
+    keys: list[str]
+
+
+@message("cancel", "client->center")
+class Cancel(Message):
+    keys: list[str]
+
+
+@message("who-has", "client->center")
+class WhoHas(Message):
+    id: int
+    keys: list[str]
+
+
+@message("who-has-reply", "center->client")
+class WhoHasReply(Message):
+    id: int
+    who_has: dict[str, list[str]]
+
+
+@message("scatter-plan", "client->center")
+class ScatterPlan(Message):
+    id: int
+    keys: dict[str, int]  # key -> nbytes
+    broadcast: bool = False
+    workers: list[str] | None = None
+
+
+@message("scatter-plan-reply", "center->client")
+class ScatterPlanReply(Message):
+    id: int
+    targets: dict[str, list[str]]
+
+
+@message("cluster-info", "client->center")
+class ClusterInfo(Message):
+    id: int
+
+
+@message("cluster-info-reply", "center->client")
+class ClusterInfoReply(Message):
+    id: int
+    workers: list[dict[str, Any]]
+
+
+# -- center -> client ------------------------------------------------------------------------
+
+@message("key-in-memory", "center->client")
+class KeyInMemory(Message):
+    key: str
+    nbytes: int = 0
+    type: str = ""
+
+
+@message("key-lost", "center->client")
+class KeyLost(Message):
+    key: str
+    message: str
+
+
+@message("key-cancelled", "center->client")
+class KeyCancelled(Message):
+    key: str
+
+
+# -- worker -> center, center -> client ------------------------------------------------------
+
+@message("task-erred", "worker->center", "center->client")
+class TaskErred(Message):
+    key: str
+    exception_type: str
+    message: str
+    traceback: str = ""
+    exception: Payload | None = None  # pickled exception, for Python clients
+
+
+# -- worker -> center --------------------------------------------------------------------------
+
+@message("register-worker", "worker->center")
+class RegisterWorker(Message):
+    address: str
+    nthreads: int
+    name: str | None = None
+    memory_limit: int = 0
+    keys: dict[str, int] = field(default_factory=dict)  # held keys -> nbytes (re-registration)
+
+
+@message("worker-registered", "center->worker")
+class WorkerRegistered(Message):
+    address: str
+    heartbeat_interval: float = 1.0
+
+
+@message("task-finished", "worker->center")
+class TaskFinished(Message):
+    key: str
+    nbytes: int
+    type: str = ""
+    start: float = 0.0
+    stop: float = 0.0
+
+
+@message("keys-added", "worker->center")
+class KeysAdded(Message):
+    keys: dict[str, int]
+
+
+@message("missing-data", "worker->center")
+class MissingData(Message):
+    key: str
+    worker: str
+
+
+@message("heartbeat", "worker->center")
+class Heartbeat(Message):
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@message("unregister", "worker->center")
+class Unregister(Message):
+    pass
+
+
+# -- center -> worker --------------------------------------------------------------------------
+
+@message("compute-task", "center->worker")
+class ComputeTask(Message):
+    key: str
+    function: str | Payload
+    args: Payload | None = None
+    who_has: dict[str, list[str]] = field(default_factory=dict)
+    nbytes: dict[str, int] = field(default_factory=dict)
+    priority: int = 0
+
+
+@message("free-keys", "center->worker")
+class FreeKeys(Message):
+    keys: list[str]
+
+
+# -- data plane: client/worker -> worker -------------------------------------------------------
+
+@message("get-data", "client->worker", "worker->worker")
+class GetData(Message):
+    id: int
+    keys: list[str]
+    serializers: list[str] | None = None  # what the asker can read, in order of preference
+
+
+@message("data", "worker->client", "worker->worker")
+class Data(Message):
+    id: int
+    data: dict[str, Payload]
+    missing: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@message("put-data", "client->worker")
+class PutData(Message):
+    id: int
+    data: dict[str, Payload]
+
+
+@message("data-stored", "worker->client")
+class DataStored(Message):
+    id: int
+    keys: list[str]
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+def encode_batch(messages: list[Message]) -> list:
+    """Frames for one batch: frame 0 is the msgpack list, payload frames follow."""
+    frames: list = [b""]
+    seen: dict = {}
+    wire = [m.to_wire(frames, seen) for m in messages]
+    frames[0] = msgpack.packb(wire, use_bin_type=True)
+    return frames
+
+
+def decode_batch(frames: list) -> list[Message]:
+    """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed."""
+    try:
+        wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several types for bad input
+        raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
+    if type(wire) is not list:
+        raise InvalidMessage("frame 0 must be a msgpack list of message maps")
+    out = []
+    for item in wire:
+        if type(item) is not dict:
+            raise InvalidMessage("each message must be a map")
+        op = item.get("op")
+        cls = OPS.get(op) if type(op) is str else None
+        if cls is None:
+            raise UnknownOp(f"unknown op {op!r}" if type(op) is str else "message without an op")
+        out.append(cls._decode(item, frames))
+    return out
+
+
+def describe_ops() -> dict[str, dict]:
+    """The catalogue as data, in the shape of spec/schema/messages.json."""
+    return {
+        op: {
+            "direction": list(cls.direction),
+            "since": cls.since,
+            "fields": {f.name: {"type": f.type, "required": f.required} for f in cls.fields},
+        }
+        for op, cls in OPS.items()
+    }
+
+
+def describe_records() -> dict[str, dict]:
+    return {
+        "TaskSpec": {f.name: {"type": f.type, "required": f.required}
+                     for f in field_specs(TaskSpec)},
+    }
+
+
+__all__ = [name for name, obj in list(globals().items())
+           if isinstance(obj, type) and (issubclass(obj, Message) or obj is TaskSpec)]
+__all__ += ["OPS", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
+_ = dataclasses

@@ -1,0 +1,156 @@
+"""Payloads: how values travel. No I/O.
+
+A payload names its serializer and carries its frames:
+
+* ``msgpack`` -- one frame of msgpack, readable from any language. A reference to another key
+  inside the value is msgpack extension type 1 holding the key as UTF-8 (``KeyRef``).
+* ``pickle``  -- cloudpickle, Python only: frame 0 is the pickle (protocol 5), each further frame
+  is an out-of-band buffer, so large arrays are never copied into the pickle stream.
+* ``bytes``   -- one frame of raw bytes.
+
+Only workers and clients deserialize ``pickle``, and only on authenticated connections; the
+center passes payloads through unopened.
+"""
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+import cloudpickle
+import msgpack
+
+KEYREF_EXT = 1
+SERIALIZERS = ("msgpack", "pickle", "bytes")
+
+
+class KeyRef:
+    """Stands for the value of another key inside task arguments; the worker substitutes it."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"KeyRef({self.key!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeyRef) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(("KeyRef", self.key))
+
+    def __reduce__(self):
+        return (KeyRef, (self.key,))
+
+
+class Payload:
+    """A serialized value: a serializer name and its frames (bytes-like objects)."""
+
+    __slots__ = ("serializer", "frames")
+
+    def __init__(self, serializer: str, frames: list):
+        self.serializer = serializer
+        self.frames = frames
+
+    @property
+    def nbytes(self) -> int:
+        return sum(memoryview(f).nbytes for f in self.frames)
+
+    def __repr__(self) -> str:
+        return f"<Payload {self.serializer} {len(self.frames)} frames {self.nbytes} bytes>"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Payload) and other.serializer == self.serializer
+                and [bytes(f) for f in other.frames] == [bytes(f) for f in self.frames])
+
+
+class SerializationError(Exception):
+    """A value could not be serialized (or deserialized) with the serializers allowed."""
+
+
+def _msgpack_default(obj: Any) -> Any:
+    if isinstance(obj, KeyRef):
+        return msgpack.ExtType(KEYREF_EXT, obj.key.encode())
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"cannot represent {type(obj).__name__} in msgpack")
+
+
+def _msgpack_ext(code: int, data: bytes) -> Any:
+    if code == KEYREF_EXT:
+        return KeyRef(data.decode())
+    return msgpack.ExtType(code, data)
+
+
+def msgpack_dumps(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True, default=_msgpack_default, strict_types=False)
+
+
+def msgpack_loads(data: Any) -> Any:
+    return msgpack.unpackb(data, raw=False, ext_hook=_msgpack_ext, strict_map_key=False)
+
+
+def _pickle_dumps(obj: Any) -> list:
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        # Objects of the user's __main__ pickle by reference, which the far side cannot resolve.
+        if b"__main__" not in head:
+            return [head, *(b.raw() for b in buffers)]
+    except Exception:  # noqa: BLE001 -- plain pickle declined; cloudpickle is the fallback
+        pass
+    buffers.clear()
+    head = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return [head, *(b.raw() for b in buffers)]
+
+
+def serialize(obj: Any, serializers: Iterable[str] = ("pickle",)) -> Payload:
+    """Serialize with the first serializer of ``serializers`` that can represent ``obj``."""
+    errors = []
+    for name in serializers:
+        try:
+            if name == "bytes":
+                if isinstance(obj, (bytes, bytearray, memoryview)):
+                    return Payload("bytes", [obj])
+                errors.append(f"bytes: not a bytes-like object ({type(obj).__name__})")
+            elif name == "msgpack":
+                return Payload("msgpack", [msgpack_dumps(obj)])
+            elif name == "pickle":
+                return Payload("pickle", _pickle_dumps(obj))
+            else:
+                errors.append(f"{name}: unknown serializer")
+        except Exception as exc:  # noqa: BLE001 -- the message names each serializer's failure
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    raise SerializationError(f"cannot serialize {type(obj).__name__}: " + "; ".join(errors))
+
+
+def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
+    name = payload.serializer
+    frames = payload.frames
+    try:
+        if name == "msgpack":
+            if len(frames) != 1:
+                raise SerializationError("a msgpack payload has exactly one frame")
+            return msgpack_loads(frames[0])
+        if name == "bytes":
+            if len(frames) != 1:
+                raise SerializationError("a bytes payload has exactly one frame")
+            return bytes(frames[0]) if isinstance(frames[0], memoryview) else frames[0]
+        if name == "pickle":
+            if not allow_pickle:
+                raise SerializationError("pickle payloads are not accepted here")
+            if not frames:
+                raise SerializationError("a pickle payload needs at least one frame")
+            return pickle.loads(frames[0], buffers=frames[1:])
+    except SerializationError:
+        raise
+    except Exception as exc:
+        raise SerializationError(f"cannot deserialize {name} payload: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    raise SerializationError(f"unknown serializer {name!r}")
+
+
+def dumps_function(func: Any) -> Payload:
+    return Payload("pickle", [cloudpickle.dumps(func, protocol=5)])

@@ -1,0 +1,227 @@
+"""The wire type system: Python annotations -> spec type names -> validating converters.
+
+Messages are dataclasses whose annotations say their wire types. This module turns an
+annotation into (a) the type name the spec's ``messages.json`` uses and (b) a converter that
+checks a decoded msgpack value and resolves payload frame references. Converters raise
+``InvalidMessage``; nothing else escapes them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Callable, Union
+
+from .errors import InvalidMessage
+from .serialize import SERIALIZERS, Payload
+
+Converter = Callable[[Any, list], Any]
+# Encoders turn a Python value into its wire form, appending payload frames to ``frames``.
+Encoder = Callable[[Any, list, dict], Any]
+
+_SCALARS: dict[type, tuple[str, tuple[type, ...]]] = {
+    str: ("str", (str,)),
+    int: ("int", (int,)),
+    float: ("float", (float, int)),
+    bool: ("bool", (bool,)),
+    bytes: ("bin", (bytes, bytearray, memoryview)),
+}
+
+
+def type_name(tp: Any) -> str:
+    """The spec's name for an annotation: ``str``, ``list<str>``, ``map<payload>``..."""
+    if tp is Any:
+        return "any"
+    if tp is Payload:
+        return "payload"
+    if tp in _SCALARS:
+        return _SCALARS[tp][0]
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is list:
+        return f"list<{type_name(args[0])}>"
+    if origin is dict:
+        return f"map<{type_name(args[1])}>"
+    if origin in (Union, types.UnionType):
+        return "|".join(type_name(a) for a in args if a is not type(None))
+    if dataclasses.is_dataclass(tp):
+        return tp.__name__
+    raise TypeError(f"no wire type for {tp!r}")
+
+
+def _payload_converter(value: Any, frames: list) -> Payload:
+    if type(value) is not dict:
+        raise InvalidMessage("a payload must be a map with 'serializer' and 'frames'")
+    serializer = value.get("serializer")
+    indices = value.get("frames")
+    if serializer not in SERIALIZERS:
+        raise InvalidMessage(f"unknown serializer {serializer!r}")
+    if type(indices) is not list or not indices:
+        raise InvalidMessage("payload 'frames' must be a non-empty list of frame indices")
+    n = len(frames)
+    out = []
+    for i in indices:
+        if type(i) is not int or not 1 <= i < n:
+            raise InvalidMessage(f"payload frame index {i!r} is not a frame of this batch")
+        out.append(frames[i])
+    return Payload(serializer, out)
+
+
+def _payload_encoder(value: Payload, frames: list, seen: dict) -> dict:
+    # The same payload object used by many messages in one batch travels once.
+    ref = seen.get(id(value))
+    if ref is None:
+        start = len(frames)
+        frames.extend(value.frames)
+        ref = seen[id(value)] = {"serializer": value.serializer,
+                                 "frames": list(range(start, len(frames)))}
+    return ref
+
+
+def _identity(value: Any, frames: list, seen: dict) -> Any:
+    return value
+
+
+def converter(tp: Any) -> Converter:
+    if tp is Any:
+        return lambda value, frames: value
+    if tp is Payload:
+        return _payload_converter
+    if tp in _SCALARS:
+        name, accepted = _SCALARS[tp]
+
+        def check_scalar(value: Any, frames: list) -> Any:
+            if not isinstance(value, accepted) or (tp is not bool and isinstance(value, bool)):
+                raise InvalidMessage(f"expected {name}, got {type(value).__name__}")
+            return value
+        return check_scalar
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is list:
+        item = converter(args[0])
+
+        def check_list(value: Any, frames: list) -> list:
+            if type(value) is not list:
+                raise InvalidMessage(f"expected list, got {type(value).__name__}")
+            return [item(v, frames) for v in value]
+        return check_list
+    if origin is dict:
+        item = converter(args[1])
+
+        def check_map(value: Any, frames: list) -> dict:
+            if type(value) is not dict:
+                raise InvalidMessage(f"expected map, got {type(value).__name__}")
+            out = {}
+            for k, v in value.items():
+                if type(k) is not str:
+                    raise InvalidMessage("map keys must be strings")
+                out[k] = item(v, frames)
+            return out
+        return check_map
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        convs = [converter(a) for a in options]
+        nullable = len(options) != len(args)
+
+        def check_union(value: Any, frames: list) -> Any:
+            if value is None and nullable:
+                return None
+            for conv in convs:
+                try:
+                    return conv(value, frames)
+                except InvalidMessage:
+                    continue
+            raise InvalidMessage(f"expected {type_name(tp)}, got {type(value).__name__}")
+        return check_union
+    if dataclasses.is_dataclass(tp):
+        return record_converter(tp)
+    raise TypeError(f"no wire type for {tp!r}")
+
+
+def encoder(tp: Any) -> Encoder | None:
+    """An encoder for values of ``tp``, or None when the value goes on the wire as it is."""
+    if tp is Payload:
+        return _payload_encoder
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is list:
+        item = encoder(args[0])
+        return None if item is None else (lambda v, f, s: [item(x, f, s) for x in v])
+    if origin is dict:
+        item = encoder(args[1])
+        return None if item is None else (lambda v, f, s: {k: item(x, f, s) for k, x in v.items()})
+    if origin in (Union, types.UnionType):
+        if Payload in args:
+            return lambda v, f, s: _payload_encoder(v, f, s) if isinstance(v, Payload) else v
+        return None
+    if dataclasses.is_dataclass(tp):
+        return record_encoder(tp)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    required: bool
+    convert: Converter
+    encode: Encoder | None
+    default: Any
+
+
+def field_specs(cls: type) -> list[FieldSpec]:
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        if f.name.startswith("_"):
+            continue
+        tp = hints[f.name]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory
+        specs.append(FieldSpec(f.name, type_name(tp),
+                               required, converter(tp), encoder(tp), default))
+    return specs
+
+
+def record_converter(cls: type) -> Converter:
+    specs = None
+
+    def convert(value: Any, frames: list) -> Any:
+        nonlocal specs
+        if specs is None:
+            specs = field_specs(cls)
+        if type(value) is not dict:
+            raise InvalidMessage(f"{cls.__name__} must be a map, got {type(value).__name__}")
+        kwargs = {}
+        for spec in specs:
+            raw = value.get(spec.name, _MISSING)
+            if raw is _MISSING or (raw is None and not spec.required):
+                if spec.required:
+                    raise InvalidMessage(f"{cls.__name__}: missing field {spec.name!r}")
+                continue
+            try:
+                kwargs[spec.name] = spec.convert(raw, frames)
+            except InvalidMessage as exc:
+                raise InvalidMessage(f"{cls.__name__}.{spec.name}: {exc.message}") from None
+        return cls(**kwargs)
+    return convert
+
+
+def record_encoder(cls: type) -> Encoder:
+    specs = None
+
+    def encode(value: Any, frames: list, seen: dict) -> dict:
+        nonlocal specs
+        if specs is None:
+            specs = field_specs(cls)
+        out = {}
+        for spec in specs:
+            v = getattr(value, spec.name)
+            if v is None and not spec.required:
+                continue
+            out[spec.name] = v if spec.encode is None else spec.encode(v, frames, seen)
+        return out
+    return encode
+
+
+_MISSING = object()
