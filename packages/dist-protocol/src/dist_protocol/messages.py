@@ -168,6 +168,7 @@ class KeyInMemory(Message):
     key: str
     nbytes: int = 0
     type: str = ""
+    workers: list[str] | None = None  # who holds it now, so a gather can skip asking who-has
 
 
 @message("key-lost", "center->client")

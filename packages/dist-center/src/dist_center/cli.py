@@ -1,0 +1,94 @@
+"""``dcenter``: start the center of a dist cluster."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from typing import Annotated, Optional
+
+import typer
+from dist_protocol.addresses import format_address
+from dist_protocol.comm import run
+from dist_protocol.security import load_token, ssl_context
+
+from . import __version__
+from .server import Center
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def main() -> None:
+    app()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dcenter {__version__}")
+        raise typer.Exit()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def main_command(
+    host: Annotated[str, typer.Option(help="interface to listen on", envvar="DIST_CENTER_HOST")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", envvar="DIST_CENTER_PORT")] = 8787,
+    token_file: Annotated[Optional[str], typer.Option(help="file holding the shared token "
+                                                      "(or set DIST_TOKEN)",
+                                                      envvar="DIST_TOKEN_FILE")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="allow a non-loopback address "
+                                          "without a token (anyone who can connect runs code)",
+                                          envvar="DIST_NO_AUTH")] = False,
+    tls_cert: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CERT",
+                                                    help="TLS certificate (PEM)")] = None,
+    tls_key: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_KEY",
+                                                   help="TLS private key (PEM)")] = None,
+    tls_ca: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CA",
+                                                  help="CA to verify peers (mutual TLS)")] = None,
+    heartbeat_timeout: Annotated[float, typer.Option(
+        envvar="DIST_HEARTBEAT_TIMEOUT", help="seconds of silence before a worker is removed")]
+    = 5.0,
+    log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Start the center: it tracks tasks and workers and decides where work runs."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    token = load_token(token_file=token_file)
+    if not token and not no_auth and not is_loopback(host):
+        print(f"dcenter: refusing to listen on {host} without a token: anyone who can reach it "
+              "could run code here. Set DIST_TOKEN (or --token-file FILE) on the center, its "
+              "workers and clients, or pass --no-auth to accept that risk.", file=sys.stderr)
+        raise typer.Exit(2)
+    scheme = "tls" if (tls_cert or tls_key) else "tcp"
+    center = Center(format_address(host, port, scheme), token=token,
+                    ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),
+                    heartbeat_timeout=heartbeat_timeout)
+    try:
+        run(serve(center))
+    except OSError as exc:
+        print(f"dcenter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+async def serve(center: Center) -> None:
+    await center.start()
+    print(f"Start center at {center.address}", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(center.close()))
+    await center.closed.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""What happens to the center, as facts. ``CenterState.handle`` takes these."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dist_protocol.messages import Message, RegisterWorker
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConnected:
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientDisconnected:
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSent:
+    client: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJoined:
+    registration: RegisterWorker
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSent:
+    worker: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLeft:
+    """A worker is gone. ``graceful``: it said goodbye, so its running tasks are not suspects."""
+
+    worker: str
+    reason: str
+    graceful: bool = False
+
+
+Event = ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent | WorkerLeft

@@ -1,0 +1,51 @@
+"""The invariants of CenterState, checked by tests after every step."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .state import CenterState
+
+KNOWN_STATES = frozenset({"waiting", "queued", "no-worker", "processing", "memory", "erred",
+                          "released", "lost", "scattering"})
+
+
+def validate_state(state: CenterState) -> None:
+    for key, ts in state.tasks.items():
+        assert ts.key == key
+        assert ts.state in KNOWN_STATES, ts
+        if ts.state == "processing":
+            assert ts.processing_on in state.workers, ts
+            assert key in state.workers[ts.processing_on].processing, ts
+        else:
+            assert ts.processing_on is None, ts
+        if ts.state == "memory":
+            assert ts.who_has, ts
+        else:
+            assert not ts.who_has, (ts, ts.who_has)
+        for address in ts.who_has:
+            assert key in state.workers[address].has_what, (ts, address)
+        if ts.state == "waiting":
+            assert ts.waiting_on, ts
+            for dep in ts.waiting_on:
+                assert state.tasks[dep].state != "memory", (ts, dep)
+        for dep in ts.deps:
+            if dep in state.tasks:
+                assert key in state.tasks[dep].dependents, (ts, dep)
+        for dep_key in ts.dependents:
+            assert key in state.tasks[dep_key].deps, (ts, dep_key)
+        for client in ts.wanted_by:
+            assert key in state.clients.get(client, ()), (ts, client)
+        if ts.state in ("no-worker",):
+            assert key in state.unrunnable
+    for address, worker in state.workers.items():
+        assert worker.address == address
+        for key in worker.processing:
+            ts = state.tasks[key]
+            assert ts.state == "processing" and ts.processing_on == address, ts
+        for key in worker.has_what:
+            assert address in state.tasks[key].who_has
+        assert worker.nbytes == sum(state.tasks[k].nbytes for k in worker.has_what), worker
+    for client, keys in state.clients.items():
+        for key in keys:
+            assert key in state.tasks and client in state.tasks[key].wanted_by, (client, key)

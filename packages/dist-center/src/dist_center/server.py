@@ -1,0 +1,148 @@
+"""The center's asyncio shell: connections in, CenterState decides, messages out."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+
+from dist_protocol.comm import Comm, listen
+from dist_protocol.errors import CommClosedError, InvalidMessage
+from dist_protocol.messages import OPS, Message, RegisterWorker
+
+from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
+                     WorkerSent)
+from .state import CenterState
+
+log = logging.getLogger("dist.center")
+
+
+def _ops_from(role: str) -> frozenset[str]:
+    return frozenset(op for op, cls in OPS.items() if f"{role}->center" in cls.direction)
+
+
+CLIENT_OPS = _ops_from("client")
+WORKER_OPS = _ops_from("worker")
+
+
+class Center:
+    def __init__(self, address: str = "127.0.0.1:8787", *, token: str | None = None,
+                 ssl_context=None, heartbeat_timeout: float = 5.0):
+        self.requested_address = address
+        self.token = token
+        self.ssl_context = ssl_context
+        self.heartbeat_timeout = heartbeat_timeout
+        self.state = CenterState()
+        self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
+        self.last_seen: dict[str, float] = {}
+        self.address = ""
+        self.started = time.time()
+        self._listener = None
+        self._watchdog: asyncio.Task | None = None
+        self._client_ids = itertools.count(1)
+        self.closed = asyncio.Event()
+
+    async def start(self) -> None:
+        self._listener = await listen(self.requested_address, self._on_comm, token=self.token,
+                                      ssl_context=self.ssl_context, who="center")
+        self.address = self._listener.address
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_heartbeats())
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for comm in list(self.comms.values()):
+            comm.close("center closing")
+        self.closed.set()
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def _handle(self, *events) -> None:
+        for to, message in self.state.handle(*events):
+            comm = self.comms.get(to)
+            if comm is None:
+                continue
+            try:
+                comm.send(message)
+            except CommClosedError:
+                pass  # its close callback tells the state
+
+    # -- connections ----------------------------------------------------------------------------
+    async def _on_comm(self, comm: Comm) -> None:
+        if comm.peer_role == "client":
+            self._serve_client(comm)
+        elif comm.peer_role == "worker":
+            await self._serve_worker(comm)
+        else:
+            comm.abort(InvalidMessage(f"the center serves clients and workers, "
+                                      f"not {comm.peer_role}s"))
+
+    def _serve_client(self, comm: Comm) -> None:
+        client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
+        self.comms[client] = comm
+
+        def on_messages(messages: list[Message]) -> None:
+            for msg in messages:
+                if msg.op not in CLIENT_OPS:
+                    raise InvalidMessage(f"op {msg.op!r} is not sent by clients")
+            self._handle(*(ClientSent(client, msg) for msg in messages))
+
+        def on_close(_: Comm) -> None:
+            if self.comms.get(client) is comm:
+                del self.comms[client]
+            self._handle(ClientDisconnected(client))
+
+        self._handle(ClientConnected(client))
+        comm.set_handler(on_messages)
+        comm.on_close(on_close)
+
+    async def _serve_worker(self, comm: Comm) -> None:
+        try:
+            first = await asyncio.wait_for(comm.recv(), 10)
+        except (TimeoutError, CommClosedError):
+            comm.close("no registration")
+            return
+        if not isinstance(first, RegisterWorker):
+            comm.abort(InvalidMessage(f"a worker must register first, not send {first.op!r}"))
+            return
+        address = first.address
+        old = self.comms.get(address)
+        if old is not None and old is not comm:
+            old.close("replaced by a new registration")
+        self.comms[address] = comm
+        self.last_seen[address] = time.monotonic()
+        log.info("worker %s registered (%d threads, %d keys)", address, first.nthreads,
+                 len(first.keys))
+
+        def on_messages(messages: list[Message]) -> None:
+            self.last_seen[address] = time.monotonic()
+            for msg in messages:
+                if msg.op not in WORKER_OPS:
+                    raise InvalidMessage(f"op {msg.op!r} is not sent by workers")
+            self._handle(*(WorkerSent(address, msg) for msg in messages))
+
+        def on_close(_: Comm) -> None:
+            if self.comms.get(address) is comm:
+                del self.comms[address]
+                self.last_seen.pop(address, None)
+                self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
+
+        self._handle(WorkerJoined(first))
+        comm.set_handler(on_messages)
+        comm.on_close(on_close)
+
+    async def _watch_heartbeats(self) -> None:
+        """A worker that stops talking (hung, partitioned) is declared gone after the timeout."""
+        interval = min(1.0, self.heartbeat_timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for address, seen in list(self.last_seen.items()):
+                if now - seen > self.heartbeat_timeout:
+                    log.warning("worker %s silent for %.1f s: removing it", address, now - seen)
+                    comm = self.comms.pop(address, None)
+                    self.last_seen.pop(address, None)
+                    self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s"))
+                    if comm is not None:
+                        comm.close("heartbeat timeout")

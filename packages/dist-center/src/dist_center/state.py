@@ -1,0 +1,664 @@
+"""CenterState: the center's decisions as a plain class -- events in, messages out.
+
+``handle(event)`` is the only thing that changes the state; it returns ``(recipient, message)``
+pairs for the server to send (a recipient is a worker address or a client id). Nothing here
+does I/O, reads the clock on its own, or opens a payload: functions, arguments and errors are
+carried as opaque ``Payload``s.
+
+Task states: ``waiting`` (inputs not all in memory) -> ``queued`` (ready, no worker slot yet) or
+``no-worker`` (no running worker may take it) -> ``processing`` (sent to one worker) ->
+``memory`` | ``erred``; ``released`` keeps a task's lineage without data while others depend on
+it; ``lost`` is scattered data whose every copy is gone; ``scattering`` awaits a client's push.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections import Counter, deque
+from dataclasses import replace
+
+from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, ComputeTask, FreeKeys,
+                                    Heartbeat, KeyCancelled, KeyInMemory, KeyLost, KeysAdded,
+                                    Message, MissingData, RegisterWorker, Release, ScatterPlan,
+                                    ScatterPlanReply, Submit, TaskErred, TaskFinished, TaskSpec,
+                                    Unregister, WhoHas, WhoHasReply, WorkerRegistered)
+
+from . import placement
+from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, WorkerJoined,
+                     WorkerLeft, WorkerSent)
+from .invariants import validate_state
+
+ACTIVE = frozenset({"waiting", "queued", "no-worker", "processing"})
+STATES = ACTIVE | {"memory", "erred", "released", "lost", "scattering"}
+ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
+BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
+MAX_MARGIN_PER_THREAD = 64
+
+Outgoing = list[tuple[str, Message]]
+
+
+def key_prefix(key: str) -> str:
+    return key.rsplit("-", 1)[0] if "-" in key else key
+
+
+class TaskState:
+    __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
+                 "nbytes", "type", "processing_on", "wanted_by", "suspicious", "retries_left",
+                 "error", "priority", "scattered", "lost_message")
+
+    def __init__(self, key: str, spec: TaskSpec | None, seq: int):
+        self.key = key
+        self.spec = spec
+        self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
+        self.dependents: set[str] = set()
+        self.state = "released"
+        self.waiting_on: set[str] = set()
+        self.who_has: set[str] = set()
+        self.nbytes = 0
+        self.type = ""
+        self.processing_on: str | None = None
+        self.wanted_by: set[str] = set()
+        self.suspicious = 0
+        self.retries_left = spec.retries if spec else 0
+        self.error: TaskErred | None = None
+        self.priority = (-(spec.priority if spec else 0), seq)
+        self.scattered = spec is None
+        self.lost_message = ""
+
+    def __repr__(self) -> str:
+        return f"<TaskState {self.key} {self.state}>"
+
+
+class WorkerInfo:
+    __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
+                 "nbytes", "status", "metrics")
+
+    def __init__(self, address: str, name: str, nthreads: int, memory_limit: int):
+        self.address = address
+        self.name = name
+        self.nthreads = max(1, nthreads)
+        self.memory_limit = memory_limit
+        self.processing: dict[str, None] = {}  # in the order they were sent
+        self.has_what: set[str] = set()
+        self.nbytes = 0
+        self.status = "running"
+        self.metrics: dict = {}
+
+    def __repr__(self) -> str:
+        return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
+
+
+class CenterState:
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskState] = {}
+        self.workers: dict[str, WorkerInfo] = {}
+        self.names: dict[str, str] = {}  # worker name -> address
+        self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
+        self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
+        self.unrunnable: set[str] = set()
+        self.avg_duration = 0.0  # seconds; 0 until the first task finishes
+        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=100_000)
+        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=10_000)
+        self.finished_by_prefix: Counter[str] = Counter()
+        self.erred_by_prefix: Counter[str] = Counter()
+        self.messages_handled = 0
+        self._seq = itertools.count()
+        self._out: Outgoing = []
+        self._handlers = {
+            ClientConnected: self._client_connected,
+            ClientDisconnected: self._client_disconnected,
+            ClientSent: self._client_sent,
+            WorkerJoined: self._worker_joined,
+            WorkerSent: self._worker_sent,
+            WorkerLeft: self._worker_left,
+        }
+        self._client_ops = {
+            Submit: self._submit, Release: self._release, Cancel: self._cancel,
+            WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
+            ClusterInfo: self._cluster_info,
+        }
+        self._worker_ops = {
+            TaskFinished: self._task_finished, TaskErred: self._task_erred,
+            KeysAdded: self._keys_added, MissingData: self._missing_data,
+            Heartbeat: self._heartbeat, Unregister: self._unregister,
+        }
+
+    # -- the one entry point -----------------------------------------------------------------
+    def handle(self, *events: Event) -> Outgoing:
+        for event in events:
+            self._handlers[type(event)](event)
+        out, self._out = self._out, []
+        return out
+
+    def _send(self, to: str, message: Message) -> None:
+        self._out.append((to, message))
+
+    def _set_state(self, ts: TaskState, state: str) -> None:
+        self.transitions.append((ts.key, ts.state, state))
+        ts.state = state
+
+    def story(self, key: str) -> list[tuple[str, str, str]]:
+        return [t for t in self.transitions if t[0] == key]
+
+    # -- clients ---------------------------------------------------------------------------
+    def _client_connected(self, event: ClientConnected) -> None:
+        self.clients.setdefault(event.client, set())
+
+    def _client_disconnected(self, event: ClientDisconnected) -> None:
+        for key in list(self.clients.pop(event.client, ())):
+            ts = self.tasks.get(key)
+            if ts is not None:
+                ts.wanted_by.discard(event.client)
+                self._maybe_release(ts)
+
+    def _client_sent(self, event: ClientSent) -> None:
+        self.messages_handled += 1
+        self.clients.setdefault(event.client, set())
+        handler = self._client_ops.get(type(event.message))
+        if handler is not None:
+            handler(event.client, event.message)
+
+    def _want(self, client: str, ts: TaskState) -> None:
+        ts.wanted_by.add(client)
+        self.clients[client].add(ts.key)
+
+    def _submit(self, client: str, msg: Submit) -> None:
+        wanted = None if msg.wanted is None else set(msg.wanted)
+        fresh: list[TaskState] = []
+        touched: list[TaskState] = []
+        for spec in msg.tasks:
+            ts = self.tasks.get(spec.key)
+            if ts is None or (ts.state in ("released", "lost") and ts.scattered):
+                if ts is not None:
+                    self._forget(ts)
+                ts = TaskState(spec.key, spec, next(self._seq))
+                self.tasks[spec.key] = ts
+                fresh.append(ts)
+            touched.append(ts)
+            if wanted is None or spec.key in wanted:
+                self._want(client, ts)
+                self._report_existing(client, ts)
+        for ts in fresh:
+            self._link(ts)
+        for ts in touched:
+            if ts.state == "released" and self._needed(ts):
+                self._recompute(ts)
+
+    def _report_existing(self, client: str, ts: TaskState) -> None:
+        if ts.state == "memory":
+            self._send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
+                                           workers=sorted(ts.who_has)))
+        elif ts.state == "erred" and ts.error is not None:
+            self._send(client, replace(ts.error, key=ts.key))
+        elif ts.state == "lost":
+            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+
+    def _link(self, ts: TaskState) -> None:
+        missing = [dep for dep in ts.deps if dep not in self.tasks]
+        ts.deps = tuple(dep for dep in ts.deps if dep in self.tasks)
+        for dep in ts.deps:
+            self.tasks[dep].dependents.add(ts.key)
+        if missing:
+            self._fail(ts, "MissingDependency",
+                       f"task {ts.key} depends on {', '.join(missing)}, which the center does "
+                       "not know (released before it was used?)")
+
+    def _release(self, client: str, msg: Release) -> None:
+        wants = self.clients.get(client, set())
+        for key in msg.keys:
+            wants.discard(key)
+            ts = self.tasks.get(key)
+            if ts is not None:
+                ts.wanted_by.discard(client)
+                self._maybe_release(ts)
+
+    def _cancel(self, client: str, msg: Cancel) -> None:
+        self._release(client, Release(keys=msg.keys))
+        for key in msg.keys:
+            self._send(client, KeyCancelled(key=key))
+
+    def _who_has(self, client: str, msg: WhoHas) -> None:
+        who_has = {}
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            who_has[key] = sorted(ts.who_has) if ts is not None else []
+        self._send(client, WhoHasReply(id=msg.id, who_has=who_has))
+
+    def _scatter_plan(self, client: str, msg: ScatterPlan) -> None:
+        pool = [w for w in self.workers.values() if w.status == "running"]
+        if msg.workers:
+            allowed = {self.names.get(w, w) for w in msg.workers}
+            pool = [w for w in pool if w.address in allowed]
+        if not pool:
+            self._send(client, ScatterPlanReply(id=msg.id, targets={}))
+            return
+        # Round robin over the workers holding the least, so scattered data spreads out.
+        pool.sort(key=lambda w: (w.nbytes, len(w.has_what), w.address))
+        ring = itertools.cycle(pool)
+        targets = {key: [w.address for w in pool] if msg.broadcast else [next(ring).address]
+                   for key in msg.keys}
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is None or ts.state in ("released", "lost"):
+                if ts is not None:
+                    self._forget_or_reset(ts)
+                ts = self.tasks.get(key) or TaskState(key, None, next(self._seq))
+                self.tasks[key] = ts
+                if ts.state != "memory":
+                    self._set_state(ts, "scattering")
+            self._want(client, ts)
+        self._send(client, ScatterPlanReply(id=msg.id, targets=targets))
+
+    def _forget_or_reset(self, ts: TaskState) -> None:
+        if ts.dependents:
+            ts.spec, ts.scattered, ts.deps = None, True, ()
+        else:
+            self._forget(ts)
+
+    def _cluster_info(self, client: str, msg: ClusterInfo) -> None:
+        self._send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
+
+    def worker_table(self) -> list[dict]:
+        return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
+                 "memory_limit": w.memory_limit, "status": w.status,
+                 "processing": len(w.processing), "keys": len(w.has_what), "nbytes": w.nbytes,
+                 "metrics": w.metrics} for w in self.workers.values()]
+
+    # -- workers joining and leaving ---------------------------------------------------------
+    def _worker_joined(self, event: WorkerJoined) -> None:
+        reg: RegisterWorker = event.registration
+        if reg.address in self.workers:
+            self._worker_left(WorkerLeft(reg.address, "re-registered", graceful=True))
+        name = reg.name or reg.address
+        worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit)
+        self.workers[reg.address] = worker
+        self.names[name] = reg.address
+        self._send(reg.address, WorkerRegistered(address=reg.address))
+        stale = []
+        for key, nbytes in reg.keys.items():
+            ts = self.tasks.get(key)
+            if ts is None or not self._accept_result(ts, worker, nbytes, ts.type):
+                stale.append(key)
+        if stale:
+            self._send(reg.address, FreeKeys(keys=stale))
+        for key in list(self.unrunnable):
+            ts = self.tasks.get(key)
+            self.unrunnable.discard(key)
+            if ts is not None and ts.state == "no-worker":
+                self._place(ts)
+        self._fill(worker)
+
+    def _unregister(self, address: str, msg: Unregister) -> None:
+        self._worker_left(WorkerLeft(address, "unregistered", graceful=True))
+
+    def _worker_left(self, event: WorkerLeft) -> None:
+        worker = self.workers.pop(event.worker, None)
+        if worker is None:
+            return
+        if self.names.get(worker.name) == worker.address:
+            del self.names[worker.name]
+        worker.status = "closed"
+        running = set(itertools.islice(worker.processing, worker.nthreads))
+        orphans = []
+        for key in worker.processing:
+            ts = self.tasks[key]
+            ts.processing_on = None
+            if key in running and not event.graceful:
+                ts.suspicious += 1
+                if ts.suspicious >= ALLOWED_FAILURES:
+                    self._set_state(ts, "waiting")
+                    self._fail(ts, "KilledWorker",
+                               f"task {key} was running on workers that died "
+                               f"{ts.suspicious} times, the last {worker.address} "
+                               f"({event.reason}); giving up")
+                    continue
+            self._set_state(ts, "waiting")
+            orphans.append(ts)
+        worker.processing.clear()
+        for key in worker.has_what:
+            ts = self.tasks[key]
+            ts.who_has.discard(worker.address)
+            if not ts.who_has and ts.state == "memory":
+                self._lost(ts, f"its only copy was on worker {worker.address}, which left "
+                               f"({event.reason})")
+        worker.has_what.clear()
+        for ts in orphans:
+            if ts.state == "waiting":
+                self._recompute(ts)
+        for other in list(self.workers.values()):
+            self._fill(other)
+
+    # -- results from workers ----------------------------------------------------------------
+    def _worker_sent(self, event: WorkerSent) -> None:
+        self.messages_handled += 1
+        if event.worker not in self.workers:
+            return  # a worker we consider gone; it re-registers before it is heard again
+        handler = self._worker_ops.get(type(event.message))
+        if handler is not None:
+            handler(event.worker, event.message)
+
+    def _task_finished(self, address: str, msg: TaskFinished) -> None:
+        worker = self.workers[address]
+        ts = self.tasks.get(msg.key)
+        if ts is None or not self._accept_result(ts, worker, msg.nbytes, msg.type):
+            self._send(address, FreeKeys(keys=[msg.key]))
+        elif msg.stop > msg.start > 0:
+            duration = msg.stop - msg.start
+            self.avg_duration = (duration if not self.avg_duration
+                                 else 0.9 * self.avg_duration + 0.1 * duration)
+            self.task_stream.append((msg.key, address, msg.start, msg.stop))
+        self._fill(worker)
+
+    def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str) -> bool:
+        """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
+        if ts.state == "memory":
+            self._add_replica(ts, worker)
+            return True
+        if ts.state not in ACTIVE or not self._needed(ts):
+            return False
+        if ts.processing_on is not None:
+            holder = self.workers.get(ts.processing_on)
+            if holder is not None:
+                holder.processing.pop(ts.key, None)
+                if holder is not worker:
+                    self._send(holder.address, FreeKeys(keys=[ts.key]))
+            ts.processing_on = None
+        self.unrunnable.discard(ts.key)
+        ts.waiting_on.clear()
+        ts.nbytes, ts.type = nbytes, type_
+        self._set_state(ts, "memory")
+        self._add_replica(ts, worker)
+        self.finished_by_prefix[key_prefix(ts.key)] += 1
+        if ts.wanted_by:
+            holders = [worker.address]
+            for client in ts.wanted_by:
+                self._send(client, KeyInMemory(key=ts.key, nbytes=nbytes, type=type_,
+                                               workers=holders))
+        for dep_key in ts.dependents:
+            dts = self.tasks[dep_key]
+            dts.waiting_on.discard(ts.key)
+            if dts.state == "waiting" and not dts.waiting_on:
+                self._place(dts)
+        for dep_key in ts.deps:
+            self._maybe_release(self.tasks[dep_key])
+        self._maybe_release(ts)
+        return True
+
+    def _add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
+        if worker.address not in ts.who_has:
+            ts.who_has.add(worker.address)
+            worker.has_what.add(ts.key)
+            worker.nbytes += ts.nbytes
+
+    def _task_erred(self, address: str, msg: TaskErred) -> None:
+        worker = self.workers[address]
+        ts = self.tasks.get(msg.key)
+        if ts is None or ts.state != "processing" or ts.processing_on != address:
+            self._fill(worker)
+            return
+        worker.processing.pop(ts.key, None)
+        ts.processing_on = None
+        if ts.retries_left > 0:
+            ts.retries_left -= 1
+            self._set_state(ts, "waiting")
+            self._place(ts)
+        else:
+            self._set_state(ts, "waiting")
+            self._fail_with(ts, msg)
+        self._fill(worker)
+
+    def _keys_added(self, address: str, msg: KeysAdded) -> None:
+        worker = self.workers[address]
+        unwanted = []
+        for key, nbytes in msg.keys.items():
+            ts = self.tasks.get(key)
+            if ts is None:
+                unwanted.append(key)
+            elif ts.state == "scattering":
+                ts.nbytes = nbytes
+                self._set_state(ts, "memory")
+                self._add_replica(ts, worker)
+                for client in ts.wanted_by:
+                    self._send(client, KeyInMemory(key=key, nbytes=nbytes, type=ts.type,
+                                                   workers=[address]))
+                for dep_key in ts.dependents:
+                    dts = self.tasks[dep_key]
+                    dts.waiting_on.discard(key)
+                    if dts.state == "waiting" and not dts.waiting_on:
+                        self._place(dts)
+            elif ts.state == "memory":
+                ts.nbytes = ts.nbytes or nbytes
+                self._add_replica(ts, worker)
+            else:
+                unwanted.append(key)
+        if unwanted:
+            self._send(address, FreeKeys(keys=unwanted))
+
+    def _missing_data(self, address: str, msg: MissingData) -> None:
+        ts = self.tasks.get(msg.key)
+        if ts is None:
+            return
+        holder = self.workers.get(msg.worker)
+        if msg.worker in ts.who_has:
+            ts.who_has.discard(msg.worker)
+            if holder is not None:
+                holder.has_what.discard(ts.key)
+                holder.nbytes -= ts.nbytes
+        if ts.state == "memory" and not ts.who_has:
+            self._lost(ts, f"worker {msg.worker} no longer had it")
+        elif ts.state == "memory":
+            for dep_key in ts.dependents:
+                dts = self.tasks[dep_key]
+                if dts.state == "processing" and dts.processing_on == address:
+                    self._send(address, self._compute_message(dts))
+
+    def _heartbeat(self, address: str, msg: Heartbeat) -> None:
+        worker = self.workers[address]
+        worker.metrics = msg.metrics
+        paused = bool(msg.metrics.get("paused"))
+        if paused and worker.status == "running":
+            worker.status = "paused"
+        elif not paused and worker.status == "paused":
+            worker.status = "running"
+            for key in list(self.unrunnable):
+                ts = self.tasks.get(key)
+                self.unrunnable.discard(key)
+                if ts is not None and ts.state == "no-worker":
+                    self._place(ts)
+            self._fill(worker)
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def _place(self, ts: TaskState) -> None:
+        """``ts`` has every input in memory: send it to a worker, queue it, or park it."""
+        pool = placement.candidates(ts, self.workers, self.names)
+        if not pool:
+            self._set_state(ts, "no-worker")
+            self.unrunnable.add(ts.key)
+            return
+        if ts.deps or (ts.spec is not None and ts.spec.workers):
+            self._assign(ts, placement.best_worker(ts, pool, self.tasks))
+            return
+        free = [w for w in pool if len(w.processing) < self._capacity(w)]
+        if free:
+            self._assign(ts, min(free, key=placement.occupancy))
+        else:
+            self._set_state(ts, "queued")
+            heapq.heappush(self.queue, (ts.priority, ts.key))
+
+    def _capacity(self, worker: WorkerInfo) -> int:
+        """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work."""
+        if self.avg_duration <= 0:
+            per_thread = 1
+        else:
+            per_thread = min(MAX_MARGIN_PER_THREAD,
+                             max(1, math.ceil(BUFFER_SECONDS / self.avg_duration)))
+        return worker.nthreads * (1 + per_thread)
+
+    def _fill(self, worker: WorkerInfo) -> None:
+        if worker.status != "running" or worker.address not in self.workers:
+            return
+        capacity = self._capacity(worker)
+        queue = self.queue
+        while queue and len(worker.processing) < capacity:
+            _, key = heapq.heappop(queue)
+            ts = self.tasks.get(key)
+            if ts is not None and ts.state == "queued":
+                self._assign(ts, worker)
+
+    def _assign(self, ts: TaskState, worker: WorkerInfo) -> None:
+        self._set_state(ts, "processing")
+        ts.processing_on = worker.address
+        worker.processing[ts.key] = None
+        self._send(worker.address, self._compute_message(ts))
+
+    def _compute_message(self, ts: TaskState) -> ComputeTask:
+        spec = ts.spec
+        assert spec is not None
+        who_has = {}
+        nbytes = {}
+        for dep in ts.deps:
+            dts = self.tasks[dep]
+            who_has[dep] = list(dts.who_has)
+            nbytes[dep] = dts.nbytes
+        return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
+                           nbytes=nbytes, priority=spec.priority)
+
+    # -- lineage, release and failure ----------------------------------------------------------
+    def _recompute(self, ts: TaskState) -> None:
+        """Bring ``ts`` back to memory from its lineage: wait for (and recompute) its inputs."""
+        if ts.spec is None:
+            self._lost(ts, "scattered data has no lineage to recompute it from")
+            return
+        self._set_state(ts, "waiting")
+        ts.waiting_on = set()
+        for dep in ts.deps:
+            dts = self.tasks[dep]
+            if dts.state == "memory":
+                continue
+            ts.waiting_on.add(dep)
+            if dts.state == "released":
+                self._recompute(dts)
+            elif dts.state == "lost":
+                self._lost(ts, f"its input {dep} was lost: {dts.lost_message}")
+                return
+            elif dts.state == "erred" and dts.error is not None:
+                self._fail_with(ts, dts.error)
+                return
+        if not ts.waiting_on:
+            self._place(ts)
+
+    def _lost(self, ts: TaskState, why: str) -> None:
+        """Every copy of ``ts`` is gone: recompute it if it has lineage and is needed."""
+        for dep_key in ts.dependents:
+            dts = self.tasks[dep_key]
+            if dts.state == "processing":
+                self._unassign(dts)
+            if dts.state in ("waiting", "queued", "no-worker"):
+                dts.waiting_on.add(ts.key)
+                if dts.state != "waiting":
+                    self.unrunnable.discard(dts.key)
+                    self._set_state(dts, "waiting")
+        if ts.spec is not None:
+            self._set_state(ts, "released")
+            if self._needed(ts):
+                self._recompute(ts)
+            return
+        ts.lost_message = f"data for {ts.key} was lost: {why}"
+        self._set_state(ts, "lost")
+        for client in ts.wanted_by:
+            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+        for dep_key in list(ts.dependents):
+            dts = self.tasks[dep_key]
+            if dts.state in ACTIVE:
+                self._lost_dependent(dts, ts)
+
+    def _lost_dependent(self, ts: TaskState, cause: TaskState) -> None:
+        if ts.state == "processing":
+            self._unassign(ts)
+        ts.lost_message = f"its input {cause.key} was lost: {cause.lost_message}"
+        self._set_state(ts, "lost")
+        for client in ts.wanted_by:
+            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+        for dep_key in list(ts.dependents):
+            dts = self.tasks[dep_key]
+            if dts.state in ACTIVE:
+                self._lost_dependent(dts, cause)
+
+    def _unassign(self, ts: TaskState) -> None:
+        worker = self.workers.get(ts.processing_on or "")
+        if worker is not None:
+            worker.processing.pop(ts.key, None)
+            self._send(worker.address, FreeKeys(keys=[ts.key]))
+        ts.processing_on = None
+        self._set_state(ts, "waiting")
+
+    def _fail(self, ts: TaskState, exception_type: str, message: str) -> None:
+        self._fail_with(ts, TaskErred(key=ts.key, exception_type=exception_type, message=message))
+
+    def _fail_with(self, ts: TaskState, error: TaskErred) -> None:
+        """``ts`` and everything waiting on it err with ``error``."""
+        stack = [ts]
+        erred = []
+        while stack:
+            current = stack.pop()
+            if current.state not in ACTIVE and current is not ts:
+                continue
+            if current.state == "processing":
+                self._unassign(current)
+            self.unrunnable.discard(current.key)
+            self._set_state(current, "erred")
+            current.error = error
+            erred.append(current)
+            self.erred_by_prefix[key_prefix(current.key)] += 1
+            for client in current.wanted_by:
+                self._send(client, replace(error, key=current.key))
+            stack.extend(self.tasks[k] for k in current.dependents)
+        for current in erred:
+            for dep in current.deps:
+                if dep in self.tasks:
+                    self._maybe_release(self.tasks[dep])
+
+    def _needed(self, ts: TaskState) -> bool:
+        if ts.wanted_by:
+            return True
+        tasks = self.tasks
+        return any(tasks[k].state in ACTIVE for k in ts.dependents)
+
+    def _maybe_release(self, ts: TaskState) -> None:
+        """Drop ``ts``'s data (and the task, if nothing depends on it) once nobody needs it."""
+        if self._needed(ts):
+            return
+        state = ts.state
+        if state == "processing":
+            self._unassign(ts)
+        if state == "memory":
+            freed = []
+            for address in ts.who_has:
+                worker = self.workers.get(address)
+                if worker is not None:
+                    worker.has_what.discard(ts.key)
+                    worker.nbytes -= ts.nbytes
+                    freed.append(address)
+            ts.who_has.clear()
+            for address in freed:
+                self._send(address, FreeKeys(keys=[ts.key]))
+        self.unrunnable.discard(ts.key)
+        if ts.state != "released":
+            self._set_state(ts, "released")
+        if not ts.dependents:
+            self._forget(ts)
+
+    def _forget(self, ts: TaskState) -> None:
+        self.tasks.pop(ts.key, None)
+        self.unrunnable.discard(ts.key)
+        for dep in ts.deps:
+            dts = self.tasks.get(dep)
+            if dts is not None:
+                dts.dependents.discard(ts.key)
+                if not dts.dependents:
+                    self._maybe_release(dts)
+
+    def validate(self) -> None:
+        """Assert every invariant; tests call this after each step."""
+        validate_state(self)

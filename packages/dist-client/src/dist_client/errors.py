@@ -1,0 +1,28 @@
+"""Errors a client raises besides the tasks' own exceptions."""
+from __future__ import annotations
+
+from concurrent.futures import CancelledError
+
+
+class KilledWorker(Exception):
+    """A task was running on workers that died too many times; it is not tried again."""
+
+
+class LostDataError(Exception):
+    """Every copy of a key's data is gone and it has no lineage to recompute it from."""
+
+
+class RemoteError(Exception):
+    """A task failed with an exception that could not be sent back as itself."""
+
+    def __init__(self, exception_type: str, message: str, traceback: str = ""):
+        super().__init__(f"{exception_type}: {message}")
+        self.exception_type = exception_type
+        self.remote_traceback = traceback
+
+
+class ClusterError(ConnectionError):
+    """The connection to the center is gone, so results cannot arrive."""
+
+
+__all__ = ["CancelledError", "ClusterError", "KilledWorker", "LostDataError", "RemoteError"]

@@ -1,0 +1,480 @@
+"""The Executor: submit functions to a dist cluster, hold futures, gather and scatter data."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Iterator
+from concurrent.futures import CancelledError
+from typing import Any
+
+from dist_protocol.comm import Comm, connect
+from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
+                                    Message, Release, ScatterPlan, Submit, TaskErred, TaskSpec,
+                                    WhoHas)
+from dist_protocol.security import load_token, ssl_context
+from dist_protocol.serialize import Payload, SerializationError, deserialize, dumps_function, serialize
+
+from . import transfer
+from .errors import ClusterError, KilledWorker, LostDataError, RemoteError
+from .future import Future, KeyState
+from .keys import funcname, function_token, task_key, tokenize
+from .loop import LoopThread
+from .packing import collect_futures, pack, rebuild
+
+GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
+
+
+class Executor:
+    """A connection to a dist cluster.
+
+    ``Executor("host:8787")`` connects to a running center; ``Executor()`` starts a local
+    center and workers first (``pip install 'dist-client[local]'``) and stops them on close.
+    """
+
+    def __init__(self, address: str | None = None, *, token: str | None = None,
+                 token_file: str | None = None, name: str | None = None,
+                 timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
+                 tls_ca: str | None = None, n_workers: int | None = None,
+                 threads_per_worker: int | None = None):
+        self.cluster = None
+        if address is None:
+            from .local import LocalCluster
+            self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
+            address, token = self.cluster.address, self.cluster.token
+        self.address = address
+        self.token = load_token(token, token_file)
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.status = "connecting"
+        self._ssl = ssl_context(False, tls_cert, tls_key, tls_ca)
+        self._lock = threading.RLock()
+        self._states: dict[str, KeyState] = {}
+        self._refs: dict[str, int] = {}
+        self._to_release: list[str] = []
+        self._release_scheduled = False
+        self._replies: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._io = LoopThread()
+        self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
+        self._center: Comm | None = None
+        try:
+            self._center = self._io.run(self._connect(timeout))
+        except BaseException:
+            self._io.stop()
+            if self.cluster is not None:
+                self.cluster.close()
+            raise
+        self.status = "running"
+
+    # -- connection ---------------------------------------------------------------------------
+    async def _connect(self, timeout: float) -> Comm:
+        try:
+            comm = await connect(self.address, role="client", token=self.token, name=self.id,
+                                 ssl_context=self._ssl, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
+        comm.set_handler(self._on_center_messages)
+        comm.on_close(self._on_center_lost)
+        return comm
+
+    def _on_center_messages(self, messages: list[Message]) -> None:
+        states = self._states
+        for msg in messages:
+            kind = type(msg)
+            if kind is KeyInMemory:
+                state = states.get(msg.key)
+                if state is not None:
+                    state.finish(msg.nbytes, msg.type, msg.workers)
+            elif kind is TaskErred:
+                state = states.get(msg.key)
+                if state is not None:
+                    state.fail(self._exception_from(msg), msg.traceback)
+            elif kind is KeyLost:
+                state = states.get(msg.key)
+                if state is not None:
+                    state.fail(LostDataError(msg.message), status="lost")
+            elif kind is KeyCancelled:
+                state = states.get(msg.key)
+                if state is not None and state.status == "pending":
+                    state.fail(CancelledError(f"{msg.key} was cancelled"), status="cancelled")
+            else:
+                waiter = self._replies.pop(getattr(msg, "id", -1), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(msg)
+
+    @staticmethod
+    def _exception_from(msg: TaskErred) -> BaseException:
+        exc: BaseException | None = None
+        if msg.exception is not None:
+            try:
+                exc = deserialize(msg.exception)
+            except SerializationError:
+                exc = None
+        if not isinstance(exc, BaseException):
+            if msg.exception_type == "KilledWorker":
+                return KilledWorker(msg.message)
+            exc = RemoteError(msg.exception_type, msg.message, msg.traceback)
+        if msg.traceback and hasattr(exc, "add_note"):
+            exc.add_note(f"Traceback on the worker:\n{msg.traceback.rstrip()}")
+        return exc
+
+    def _on_center_lost(self, comm: Comm) -> None:
+        if self.status in ("closing", "closed"):
+            return
+        self.status = "center-lost"
+        error = ClusterError(f"lost the connection to the center at {self.address}"
+                             + (f": {comm.close_reason}" if comm.close_reason else ""))
+        with self._lock:
+            states = list(self._states.values())
+        for state in states:
+            if not state.event.is_set():
+                state.fail(error)
+        for waiter in self._replies.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _send(self, *messages: Message) -> None:
+        if self.status != "running" or self._center is None:
+            raise ClusterError(f"this executor is {self.status}; results cannot arrive")
+        self._center.send_threadsafe(*messages)
+
+    async def _ask(self, make) -> Message:
+        """Send a request to the center and wait for its reply (on the I/O thread)."""
+        if self._center is None or self._center.is_closed:
+            raise ClusterError(f"no connection to the center at {self.address}")
+        request_id = next(self._ids)
+        waiter = asyncio.get_running_loop().create_future()
+        self._replies[request_id] = waiter
+        self._center.send(make(request_id))
+        try:
+            return await waiter
+        finally:
+            self._replies.pop(request_id, None)
+
+    # -- reference counting (called from any thread, also from __del__) -----------------------
+    def _hold(self, key: str, state: KeyState | None = None) -> KeyState:
+        with self._lock:
+            known = self._states.get(key)
+            if known is None:
+                known = self._states[key] = state or KeyState(key)
+            self._refs[key] = self._refs.get(key, 0) + 1
+            return known
+
+    def _unhold(self, key: str) -> None:
+        try:
+            with self._lock:
+                count = self._refs.get(key, 0) - 1
+                if count > 0:
+                    self._refs[key] = count
+                    return
+                self._refs.pop(key, None)
+                self._states.pop(key, None)
+                if self.status != "running":
+                    return
+                self._to_release.append(key)
+                if self._release_scheduled:
+                    return
+                self._release_scheduled = True
+            self._io.call(self._flush_releases)
+        except RuntimeError:
+            pass  # the interpreter or the I/O loop is shutting down
+
+    def _flush_releases(self) -> None:
+        with self._lock:
+            keys, self._to_release = self._to_release, []
+            self._release_scheduled = False
+        if keys and self._center is not None and not self._center.is_closed:
+            self._center.send(Release(keys=keys))
+
+    # -- submitting -----------------------------------------------------------------------------
+    def _function_payload(self, func: Any) -> Payload:
+        try:
+            payload = self._functions.get(func)
+        except TypeError:  # not weak-referenceable (builtins): cheap to pickle by reference
+            return dumps_function(func)
+        if payload is None:
+            payload = dumps_function(func)
+            self._functions[func] = payload
+        return payload
+
+    def _task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict
+              ) -> TaskSpec:
+        deps: dict[str, Future] = {}
+        packed = (pack(args, deps), pack(kwargs, deps)) if args or kwargs else None
+        return TaskSpec(key=key, function=function,
+                        args=serialize(packed) if packed is not None else None,
+                        deps=list(deps), **options)
+
+    @staticmethod
+    def _options(workers, priority, retries, allow_other_workers, resources) -> dict:
+        if isinstance(workers, str):
+            workers = [workers]
+        return {"workers": list(workers) if workers else None, "priority": int(priority),
+                "retries": int(retries), "allow_other_workers": bool(allow_other_workers),
+                "resources": dict(resources) if resources else None}
+
+    def submit(self, func, *args, key: str | None = None, pure: bool = True, workers=None,
+               priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
+               resources: dict | None = None, **kwargs) -> Future:
+        """Run ``func(*args, **kwargs)`` on the cluster; Futures in the arguments become their
+        values there. Equal pure calls share one key and run once."""
+        if not callable(func):
+            raise TypeError(f"submit needs a callable, got {type(func).__name__}")
+        key = key or task_key(func, args, kwargs, pure)
+        options = self._options(workers, priority, retries, allow_other_workers, resources)
+        return self._submit_many(func, [(key, args)], kwargs, options)[0]
+
+    def map(self, func, *iterables: Iterable, key: str | list[str] | None = None,
+            pure: bool = True, workers=None, priority: int = 0, retries: int = 0,
+            allow_other_workers: bool = False, resources: dict | None = None,
+            **kwargs) -> list[Future]:
+        """``submit(func, *args, **kwargs)`` for each ``args`` of ``zip(*iterables)``, in one
+        message to the center."""
+        if not callable(func):
+            raise TypeError(f"map needs a callable, got {type(func).__name__}")
+        if not iterables:
+            return []
+        argsets = list(zip(*iterables))
+        if isinstance(key, list):
+            if len(key) != len(argsets):
+                raise ValueError(f"map got {len(key)} keys for {len(argsets)} tasks")
+            keys = key
+        elif not pure:
+            name = funcname(func)
+            keys = [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
+        else:
+            prefix = key or funcname(func)
+            ftoken = function_token(func)
+            keys = [f"{prefix}-{tokenize(ftoken, args, kwargs)}" for args in argsets]
+        options = self._options(workers, priority, retries, allow_other_workers, resources)
+        return self._submit_many(func, list(zip(keys, argsets)), kwargs, options)
+
+    def _submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict,
+                     options: dict) -> list[Future]:
+        function = self._function_payload(func)
+        futures, tasks = [], []
+        with self._lock:
+            for key, args in calls:
+                state = self._states.get(key)
+                if state is not None and state.status != "cancelled":
+                    futures.append(Future(key, self))
+                    continue
+                if state is not None:
+                    state.reset()
+                tasks.append(self._task(key, function, args, kwargs, options))
+                futures.append(Future(key, self))
+        if tasks:
+            self._send(Submit(tasks=tasks))
+        return futures
+
+    # -- gathering ------------------------------------------------------------------------------
+    def gather(self, futures: Any, errors: str = "raise", timeout: float | None = None) -> Any:
+        """The values of ``futures`` (a Future, or lists/tuples/dicts/sets of them), fetched
+        straight from the workers, one request per worker."""
+        if isinstance(futures, Future):
+            return futures.result(timeout)
+        if isinstance(futures, Iterator):
+            futures = list(futures)
+        found: list[Future] = []
+        collect_futures(futures, found)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for future in found:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not future._state.event.wait(left):
+                raise TimeoutError(f"{future.key} not done within {timeout} s")
+        bad = [f for f in found if f.status != "finished"]
+        if bad and errors == "raise":
+            raise bad[0]._state.exception
+        if bad and errors != "skip":
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        values = self._gather_keys(keys, timeout=left) if keys else {}
+        if bad:
+            skipped = {f.key for f in bad}
+            if isinstance(futures, list):
+                futures = [f for f in futures if not (isinstance(f, Future) and f.key in skipped)]
+        return rebuild(futures, values)
+
+    def _gather_keys(self, keys: list[str], timeout: float | None = None) -> dict[str, Any]:
+        return self._io.run(self._gather_keys_async(keys, many=True), timeout)
+
+    async def _gather_keys_async(self, keys: list[str], many: bool = False) -> Any:
+        if not self._io.in_loop_thread:  # awaited from the user's own event loop
+            future = asyncio.run_coroutine_threadsafe(self._gather_keys_async(keys, True),
+                                                      self._io.loop)
+            values = await asyncio.wrap_future(future)
+            return values if many else values[keys[0]]
+        holders = {}
+        for key in keys:
+            state = self._states.get(key)
+            holders[key] = list(state.workers) if state is not None else []
+        unknown = [k for k, h in holders.items() if not h]
+        if unknown:
+            holders.update(await self._who_has(unknown))
+        payloads: dict[str, Payload] = {}
+        patience = time.monotonic() + GATHER_PATIENCE
+        delay = 0.01
+        while True:
+            got, failed = await transfer.fetch(self._workers, holders)
+            payloads.update(got)
+            if not failed:
+                break
+            for key in failed:
+                state = self._states.get(key)
+                if state is not None and state.status in ("error", "lost", "cancelled"):
+                    raise state.exception
+            if time.monotonic() > patience:
+                key, why = next(iter(failed.items()))
+                raise LostDataError(f"could not fetch {key}: {why}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            holders = await self._who_has(list(failed))
+        values = transfer.load(payloads)
+        return values if many else values[keys[0]]
+
+    async def _who_has(self, keys: list[str]) -> dict[str, list[str]]:
+        reply = await self._ask(lambda i: WhoHas(id=i, keys=keys))
+        return reply.who_has
+
+    # -- scattering -----------------------------------------------------------------------------
+    def scatter(self, data: Any, broadcast: bool = False, workers=None, hash: bool = True,
+                timeout: float | None = 30.0) -> Any:
+        """Put local data on the workers; returns Futures (a list, dict or single one, as given).
+
+        The client asks the center where to put each value and sends it to those workers
+        directly. ``broadcast=True`` puts a copy on every worker.
+        """
+        if isinstance(data, dict):
+            items = list(data.items())
+        elif isinstance(data, (list, tuple, set, frozenset, Iterator)):
+            items = [(self._scatter_key(v, hash), v) for v in data]
+        else:
+            items = [(self._scatter_key(data, hash), data)]
+        payloads = {key: serialize(value) for key, value in items}
+        if isinstance(workers, str):
+            workers = [workers]
+        futures = {key: Future(key, self) for key, _ in items}
+        stored = self._io.run(self._scatter_async(payloads, broadcast, workers, timeout))
+        for key, addresses in stored.items():
+            state = futures[key]._state
+            if state.status == "pending":
+                state.finish(payloads[key].nbytes, "", addresses)
+        if isinstance(data, dict):
+            return {key: futures[key] for key, _ in items}
+        if isinstance(data, (list, tuple, set, frozenset, Iterator)):
+            out = [futures[key] for key, _ in items]
+            return tuple(out) if isinstance(data, tuple) else out
+        return futures[items[0][0]]
+
+    @staticmethod
+    def _scatter_key(value: Any, hash: bool) -> str:
+        token = tokenize(value) if hash else uuid.uuid4().hex
+        return f"{funcname(type(value))}-{token}"
+
+    async def _scatter_async(self, payloads: dict[str, Payload], broadcast: bool, workers,
+                             timeout: float | None) -> dict[str, list[str]]:
+        nbytes = {key: payload.nbytes for key, payload in payloads.items()}
+        give_up = time.monotonic() + (timeout or 0)
+        while True:
+            reply = await self._ask(lambda i: ScatterPlan(id=i, keys=nbytes, broadcast=broadcast,
+                                                          workers=workers))
+            if reply.targets:
+                break
+            if time.monotonic() > give_up:
+                raise TimeoutError("no workers to scatter to"
+                                   + (f" among {workers}" if workers else ""))
+            await asyncio.sleep(0.1)
+        try:
+            return await transfer.push(self._workers, reply.targets, payloads)
+        except transfer.TRANSIENT as exc:
+            raise ClusterError(f"could not send the data to a worker: {exc}") from exc
+
+    # -- cluster information and control --------------------------------------------------------
+    def cancel(self, futures: Any) -> None:
+        """Stop work not yet started for these futures and release their keys."""
+        found: list[Future] = []
+        collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+        keys = list(dict.fromkeys(f.key for f in found))
+        for future in found:
+            if not future.done():
+                future._state.fail(CancelledError(f"{future.key} was cancelled"),
+                                   status="cancelled")
+        if keys:
+            self._send(Cancel(keys=keys))
+
+    def _cluster_info(self) -> list[dict]:
+        return self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
+
+    def ncores(self) -> dict[str, int]:
+        """Threads per worker, by address."""
+        return {w["address"]: w["nthreads"] for w in self._cluster_info()}
+
+    def who_has(self, futures: Any = None) -> dict[str, list[str]]:
+        """Which workers hold each key (of ``futures``, or of every future this client holds)."""
+        if futures is None:
+            with self._lock:
+                keys = list(self._states)
+        else:
+            found: list[Future] = []
+            collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+            keys = [f.key for f in found]
+        return self._io.run(self._who_has(keys))
+
+    def has_what(self) -> dict[str, list[str]]:
+        """The keys of this client's futures each worker holds, by worker address."""
+        out: dict[str, list[str]] = {w["address"]: [] for w in self._cluster_info()}
+        for key, addresses in self.who_has().items():
+            for address in addresses:
+                out.setdefault(address, []).append(key)
+        return out
+
+    # -- closing --------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.status in ("closing", "closed"):
+            return
+        was_running = self.status == "running"
+        self.status = "closing"
+        try:
+            if was_running and self._center is not None:
+                self._io.run(self._close_async(), timeout=5)
+        except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
+            pass
+        self._io.stop()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.status = "closed"
+
+    async def _close_async(self) -> None:
+        self._workers.close()
+        if self._center is not None and not self._center.is_closed:
+            self._center.close("client closing")
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if self.status == "running":
+                self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __repr__(self) -> str:
+        if self.status != "running":
+            return f"<Executor: {self.address} ({self.status})>"
+        try:
+            workers = self._cluster_info()
+        except Exception:  # noqa: BLE001
+            return f"<Executor: {self.address}>"
+        threads = sum(w["nthreads"] for w in workers)
+        return f"<Executor: center={self.address!r} workers={len(workers)} threads={threads}>"

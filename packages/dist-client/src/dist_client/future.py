@@ -1,0 +1,165 @@
+"""Futures: handles on keys whose values stay on the workers."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+STATUSES = ("pending", "finished", "error", "lost", "cancelled")
+
+
+class KeyState:
+    """What the client knows of one key; every Future of that key shares it."""
+
+    __slots__ = ("key", "status", "event", "exception", "traceback", "type", "nbytes",
+                 "workers", "callbacks", "_lock")
+
+    def __init__(self, key: str):
+        self.key = key
+        self.status = "pending"
+        self.event = threading.Event()
+        self.exception: BaseException | None = None
+        self.traceback = ""
+        self.type = ""
+        self.nbytes = 0
+        self.workers: list[str] = []
+        self.callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def _settle(self, status: str) -> None:
+        with self._lock:
+            self.status = status
+            self.event.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def finish(self, nbytes: int, type_: str, workers: list[str] | None) -> None:
+        self.nbytes, self.type = nbytes, type_
+        if workers:
+            self.workers = list(workers)
+        self.exception = None
+        self._settle("finished")
+
+    def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
+        self.exception, self.traceback = exception, traceback
+        self.workers = []
+        self._settle(status)
+
+    def reset(self) -> None:
+        """Back to pending (e.g. resubmitted after a failure)."""
+        with self._lock:
+            self.status = "pending"
+            self.event.clear()
+            self.exception = None
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if not self.event.is_set():
+                self.callbacks.append(callback)
+                return
+        callback()
+
+
+class Future:
+    """A key on the cluster. ``result()`` fetches its value from the worker holding it.
+
+    Its value is freed on the workers once the last Future of the key is garbage-collected
+    (unless another client or a waiting task needs it).
+    """
+
+    __slots__ = ("key", "_state", "_executor", "__weakref__")
+
+    def __init__(self, key: str, executor: Executor, state: KeyState | None = None):
+        self.key = key
+        self._executor = executor
+        self._state = executor._hold(key, state)
+
+    def __del__(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor._unhold(self.key)
+
+    # -- status ---------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def type(self) -> str:
+        return self._state.type
+
+    def done(self) -> bool:
+        return self._state.event.is_set()
+
+    def cancelled(self) -> bool:
+        return self._state.status == "cancelled"
+
+    def _wait(self, timeout: float | None) -> None:
+        if not self._state.event.wait(timeout):
+            raise TimeoutError(f"{self.key} not done within {timeout} s")
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The value (fetched from its worker), or the task's exception raised here."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wait(timeout)
+        if self._state.status != "finished":
+            raise self._state.exception
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._executor._gather_keys([self.key], timeout=left)[self.key]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._wait(timeout)
+        return self._state.exception
+
+    def traceback(self, timeout: float | None = None) -> str | None:
+        """The remote traceback, as text, of a failed task (None if it did not fail)."""
+        self._wait(timeout)
+        return self._state.traceback or None if self._state.status == "error" else None
+
+    def cancel(self) -> bool:
+        self._executor.cancel([self])
+        return True
+
+    def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
+        """Call ``fn(self)`` when done (from the client's I/O thread)."""
+        self._state.on_done(lambda: fn(self))
+
+    def release(self) -> None:
+        """Drop this handle now instead of waiting for garbage collection."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor._unhold(self.key)
+
+    def __await__(self):
+        return self._async_result().__await__()
+
+    async def _async_result(self) -> Any:
+        if not self.done():
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            self._state.on_done(lambda: loop.call_soon_threadsafe(
+                lambda: waiter.done() or waiter.set_result(None)))
+            await waiter
+        if self._state.status != "finished":
+            raise self._state.exception
+        return await self._executor._gather_keys_async([self.key])
+
+    def __repr__(self) -> str:
+        return f"<Future: status: {self.status}, key: {self.key}>"
+
+    def _repr_html_(self) -> str:
+        return f"<b>Future</b>: status: {self.status}, key: {self.key}"
+
+    def __reduce__(self):
+        raise TypeError("a Future cannot be pickled; pass it to submit()/map() as an argument "
+                        "and the worker receives its value")
+
+
+__all__ = ["Future", "KeyState", "CancelledError", "STATUSES"]

@@ -1,0 +1,76 @@
+"""Deterministic keys: ``funcname-<32 hex>`` from the function, its arguments and keywords."""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import uuid
+from typing import Any
+
+import cloudpickle
+
+from .future import Future
+
+_ATOMS = (int, float, str, bytes, bool, complex, type(None))
+
+
+def funcname(func: Any) -> str:
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name == "<lambda>":
+        return "lambda"
+    return "".join(c if c.isalnum() or c in "_." else "_" for c in name) or "task"
+
+
+def _normalize(value: Any, depth: int = 0) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is Future:
+        return ("__future__", value.key)
+    if depth > 50:
+        raise ValueError("structure too deep to tokenize")
+    if kind in (list, tuple):
+        return (kind.__name__, tuple(_normalize(v, depth + 1) for v in value))
+    if kind is dict:
+        return ("dict", tuple(sorted(((_normalize(k, depth + 1), _normalize(v, depth + 1))
+                                      for k, v in value.items()), key=repr)))
+    if kind in (set, frozenset):
+        return (kind.__name__, tuple(sorted((_normalize(v, depth + 1) for v in value), key=repr)))
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is not None and hasattr(value, "dtype") and hasattr(value, "tobytes"):
+        digest = hashlib.md5(memoryview(value).cast("B") if value.flags.c_contiguous
+                             else value.tobytes()).hexdigest()
+        return ("ndarray", str(value.dtype), value.shape, digest)
+    return ("pickle", _pickled(value))
+
+
+def _pickled(value: Any) -> bytes:
+    try:
+        data = pickle.dumps(value, protocol=5)
+        if b"__main__" not in data:
+            return data
+    except Exception:  # noqa: BLE001 -- cloudpickle handles lambdas, closures and __main__
+        pass
+    return cloudpickle.dumps(value, protocol=5)
+
+
+def function_token(func: Any) -> Any:
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if module and qualname and module != "__main__" and "<" not in qualname:
+        return ("func", module, qualname)
+    return ("pickle", _pickled(func))
+
+
+def tokenize(*parts: Any) -> str:
+    """32 hex digits that are equal for equal inputs; unique when something cannot be hashed."""
+    try:
+        data = pickle.dumps(tuple(_normalize(p) for p in parts), protocol=5)
+    except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
+        return uuid.uuid4().hex
+    return hashlib.md5(data).hexdigest()
+
+
+def task_key(func: Any, args: tuple, kwargs: dict, pure: bool = True) -> str:
+    if not pure:
+        return f"{funcname(func)}-{uuid.uuid4().hex}"
+    return f"{funcname(func)}-{tokenize(function_token(func), args, kwargs)}"

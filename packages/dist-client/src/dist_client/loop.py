@@ -1,0 +1,47 @@
+"""The client's I/O thread: one event loop (uvloop when installed) behind a blocking API."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from dist_protocol.comm import new_event_loop
+
+
+class LoopThread:
+    def __init__(self, name: str = "dist-client-io"):
+        self.loop = new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def run(self, coro: Coroutine, timeout: float | None = None) -> Any:
+        """Run ``coro`` on the I/O thread and wait for its result here."""
+        if self.in_loop_thread:
+            coro.close()
+            raise RuntimeError("cannot block the client's I/O thread (called from a done "
+                               "callback?); use the asynchronous API there")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def call(self, fn, *args) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.in_loop_thread:
+            self._thread.join(5)

@@ -1,0 +1,69 @@
+"""Futures inside task arguments become ``KeyRef``s the worker replaces by their values."""
+from __future__ import annotations
+
+from typing import Any
+
+from dist_protocol.serialize import KeyRef
+
+from .future import Future
+
+
+def pack(value: Any, deps: dict[str, Any]) -> Any:
+    """``value`` with every Future (also inside lists, tuples, sets, dicts) made a ``KeyRef``.
+
+    ``deps`` collects the futures found, by key, so the caller can declare the dependencies.
+    """
+    kind = type(value)
+    if kind is Future:
+        deps[value.key] = value
+        return KeyRef(value.key)
+    if kind is list:
+        return [pack(v, deps) for v in value]
+    if kind is tuple:
+        return tuple(pack(v, deps) for v in value)
+    if kind is dict:
+        return {k: pack(v, deps) for k, v in value.items()}
+    if kind is set or kind is frozenset:
+        return kind(pack(v, deps) for v in value)
+    return value
+
+
+def has_futures(value: Any) -> bool:
+    if type(value) is Future:
+        return True
+    kind = type(value)
+    if kind in (list, tuple, set, frozenset):
+        return any(has_futures(v) for v in value)
+    if kind is dict:
+        return any(has_futures(v) for v in value.values())
+    return False
+
+
+def collect_futures(structure: Any, found: list) -> None:
+    """Every Future inside ``structure`` (lists, tuples, sets, dicts), in order."""
+    if type(structure) is Future:
+        found.append(structure)
+        return
+    kind = type(structure)
+    if kind in (list, tuple, set, frozenset):
+        for v in structure:
+            collect_futures(v, found)
+    elif kind is dict:
+        for v in structure.values():
+            collect_futures(v, found)
+
+
+def rebuild(structure: Any, values: dict[str, Any]) -> Any:
+    """``structure`` with each Future replaced by its value from ``values``."""
+    kind = type(structure)
+    if kind is Future:
+        return values[structure.key]
+    if kind is list:
+        return [rebuild(v, values) for v in structure]
+    if kind is tuple:
+        return tuple(rebuild(v, values) for v in structure)
+    if kind is dict:
+        return {k: rebuild(v, values) for k, v in structure.items()}
+    if kind is set or kind is frozenset:
+        return kind(rebuild(v, values) for v in structure)
+    return structure

@@ -1,0 +1,128 @@
+"""Moving data between the client and the workers: gather (one request per worker) and scatter.
+
+Runs on the client's I/O thread. The center is asked only where data is (or should go);
+the data itself travels between the client and the workers directly.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from typing import Any
+
+from dist_protocol.comm import Comm, connect
+from dist_protocol.errors import CommClosedError, ProtocolError
+from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
+from dist_protocol.serialize import Payload, deserialize
+
+
+class WorkerConnections:
+    """Comms to workers, one per address, with request ids matched to replies."""
+
+    def __init__(self, token: str | None, ssl_context, name: str):
+        self.token, self.ssl_context, self.name = token, ssl_context, name
+        self._comms: dict[str, Comm] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
+        self._ids = itertools.count(1)
+
+    async def comm(self, address: str) -> Comm:
+        comm = self._comms.get(address)
+        if comm is not None and not comm.is_closed:
+            return comm
+        async with self._locks.setdefault(address, asyncio.Lock()):
+            comm = self._comms.get(address)
+            if comm is None or comm.is_closed:
+                comm = await connect(address, role="client", token=self.token, name=self.name,
+                                     ssl_context=self.ssl_context)
+                comm.set_handler(self._on_replies)
+                comm.on_close(self._on_close)
+                self._comms[address] = comm
+            return comm
+
+    async def request(self, address: str, make: Any) -> Message:
+        """``make(id)`` builds the request; returns the reply with that id."""
+        comm = await self.comm(address)
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (comm, future)
+        try:
+            comm.send(make(request_id))
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+
+    def _on_replies(self, messages: list[Message]) -> None:
+        for msg in messages:
+            _, future = self._pending.get(getattr(msg, "id", -1), (None, None))
+            if future is not None and not future.done():
+                future.set_result(msg)
+
+    def _on_close(self, comm: Comm) -> None:
+        for address, known in list(self._comms.items()):
+            if known is comm:
+                del self._comms[address]
+        for owner, future in list(self._pending.values()):
+            if owner is comm and not future.done():
+                future.set_exception(CommClosedError(
+                    f"connection to worker {comm.peer_address} closed: {comm.close_reason}"))
+
+    def close(self) -> None:
+        for comm in list(self._comms.values()):
+            comm.close()
+
+
+TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
+
+
+async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tuple[dict, dict]:
+    """Fetch keys from their holders, one request per worker. Returns (payloads, failed) where
+    ``failed`` maps each key not obtained to the reason."""
+    plan: dict[str, list[str]] = {}
+    for key, addresses in holders.items():
+        if addresses:
+            plan.setdefault(random.choice(addresses), []).append(key)
+    payloads: dict[str, Payload] = {}
+    failed: dict[str, str] = {k: "no worker holds it" for k, a in holders.items() if not a}
+
+    async def one(address: str, keys: list[str]) -> None:
+        try:
+            reply = await workers.request(address, lambda i: GetData(id=i, keys=keys))
+        except TRANSIENT as exc:
+            for key in keys:
+                failed[key] = f"worker {address}: {type(exc).__name__}: {exc}"
+            return
+        assert isinstance(reply, Data)
+        payloads.update(reply.data)
+        for key in reply.missing:
+            failed[key] = f"worker {address} no longer holds it"
+        for key, why in reply.errors.items():
+            failed[key] = f"worker {address} cannot send it: {why}"
+
+    await asyncio.gather(*(one(a, k) for a, k in plan.items()))
+    return payloads, failed
+
+
+def load(payloads: dict[str, Payload]) -> dict[str, Any]:
+    return {key: deserialize(payload) for key, payload in payloads.items()}
+
+
+async def push(workers: WorkerConnections, targets: dict[str, list[str]],
+               payloads: dict[str, Payload]) -> dict[str, list[str]]:
+    """Send each key's payload to its target workers, one request per worker."""
+    per_worker: dict[str, dict[str, Payload]] = {}
+    for key, addresses in targets.items():
+        for address in addresses:
+            per_worker.setdefault(address, {})[key] = payloads[key]
+
+    async def one(address: str, data: dict[str, Payload]) -> list[str]:
+        reply = await workers.request(address, lambda i: PutData(id=i, data=data))
+        assert isinstance(reply, DataStored)
+        return reply.keys
+
+    results = await asyncio.gather(*(one(a, d) for a, d in per_worker.items()))
+    stored: dict[str, list[str]] = {}
+    for address, keys in zip(per_worker, results):
+        for key in keys:
+            stored.setdefault(key, []).append(address)
+    return stored

@@ -1,0 +1,162 @@
+"""``dworker CENTER_ADDRESS``: start a worker (under a nanny that restarts it, by default)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated, Optional
+
+import typer
+from dist_protocol.comm import run
+from dist_protocol.errors import HandshakeError
+from dist_protocol.security import load_token, ssl_context
+
+from . import __version__
+from .server import Worker
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def main() -> None:
+    app()
+RESTART_BACKOFF = (0.5, 1, 2, 5)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dworker {__version__}")
+        raise typer.Exit()
+
+
+def parse_bytes(text: str) -> int:
+    units = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6,
+             "MIB": 2**20, "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12,
+             "TIB": 2**40}
+    text = text.strip().upper().replace(" ", "")
+    number = text.rstrip("KMGTIB")
+    unit = text[len(number):]
+    if unit not in units or not number:
+        raise typer.BadParameter(f"cannot read {text!r} as a size (e.g. 4GB, 512MiB)")
+    return int(float(number) * units[unit])
+
+
+@app.command()
+def main_command(
+    center: Annotated[str, typer.Argument(help="the center's address, HOST:PORT",
+                                          envvar="DIST_CENTER")],
+    host: Annotated[Optional[str], typer.Option(
+        help="interface to listen on [default: the one that reaches the center]",
+        envvar="DIST_WORKER_HOST")] = None,
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)",
+                                      envvar="DIST_WORKER_PORT")] = 0,
+    nthreads: Annotated[Optional[int], typer.Option(help="threads running tasks [default: cores]",
+                                                    envvar="DIST_NTHREADS")] = None,
+    name: Annotated[Optional[str], typer.Option(help="a name for workers= restrictions",
+                                                envvar="DIST_WORKER_NAME")] = None,
+    contact_address: Annotated[Optional[str], typer.Option(
+        help="HOST:PORT peers should use to reach this worker (NAT, containers)",
+        envvar="DIST_CONTACT_ADDRESS")] = None,
+    memory_limit: Annotated[Optional[str], typer.Option(
+        help="pause new work above 80% of this and restart above 95% (e.g. 4GB)",
+        envvar="DIST_MEMORY_LIMIT")] = None,
+    nanny: Annotated[bool, typer.Option(help="restart the worker process when it dies",
+                                        envvar="DIST_NANNY")] = True,
+    token_file: Annotated[Optional[str], typer.Option(help="file holding the shared token "
+                                                      "(or set DIST_TOKEN)",
+                                                      envvar="DIST_TOKEN_FILE")] = None,
+    tls_cert: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CERT",
+                                                    help="TLS certificate (PEM)")] = None,
+    tls_key: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_KEY",
+                                                   help="TLS private key (PEM)")] = None,
+    tls_ca: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CA",
+                                                  help="CA to verify peers (mutual TLS)")] = None,
+    heartbeat_interval: Annotated[float, typer.Option(envvar="DIST_HEARTBEAT_INTERVAL",
+                                                      help="seconds between heartbeats")] = 0.5,
+    log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Start a worker that registers with the center at CENTER_ADDRESS."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    limit = parse_bytes(memory_limit) if memory_limit else 0
+    if nanny:
+        raise typer.Exit(supervise([a for a in sys.argv[1:] if a not in ("--nanny",)]))
+    token = load_token(token_file=token_file)
+    worker = Worker(center, host=host, port=port, nthreads=nthreads, name=name, token=token,
+                    ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
+                    ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
+                    contact_address=contact_address, heartbeat_interval=heartbeat_interval,
+                    memory_limit=limit)
+    try:
+        run(serve(worker))
+    except HandshakeError as exc:
+        print(f"dworker: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        print(f"dworker: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+async def serve(worker: Worker) -> None:
+    await worker.start()
+    print(f"Start worker at {worker.address}", flush=True)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close("signal")))
+    await worker.stopped.wait()
+
+
+def supervise(args: list[str]) -> int:
+    """The nanny: run the worker as a child process and start it again whenever it dies."""
+    command = [sys.executable, "-m", "dist_worker.cli", *args, "--no-nanny"]
+    stopping = False
+    child: subprocess.Popen | None = None
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    failures = 0
+    while True:
+        started = time.monotonic()
+        child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        code = _wait(child)
+        if stopping or code == 0:
+            return 0
+        if code == 2:
+            return code  # a configuration error: restarting cannot help
+        failures = failures + 1 if time.monotonic() - started < 10 else 1
+        delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
+        print(f"dworker: worker process exited with {code}; restarting in {delay} s",
+              file=sys.stderr, flush=True)
+        time.sleep(delay)
+        if stopping:
+            return 0
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the nanny dies, so no worker outlives its nanny."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait(child: subprocess.Popen) -> int:
+    while True:
+        try:
+            return child.wait()
+        except InterruptedError:
+            continue
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""What happens to a worker (facts), and what it must do about it (orders)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dist_protocol.messages import ComputeTask, Message, TaskErred
+from dist_protocol.serialize import Payload
+
+# -- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeRequested:
+    message: ComputeTask
+
+
+@dataclass(frozen=True, slots=True)
+class FreeRequested:
+    keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DataFetched:
+    """A peer answered a fetch: ``data`` holds what it had, ``missing`` what it did not."""
+
+    worker: str
+    data: dict[str, Any]
+    nbytes: dict[str, int]
+    missing: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailed:
+    worker: str
+    keys: list[str]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSucceeded:
+    key: str
+    value: Any
+    nbytes: int
+    type: str
+    start: float
+    stop: float
+    payload: Payload | None = None  # the serialized value, kept when it is cheap to keep
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFailed:
+    key: str
+    error: TaskErred
+
+
+@dataclass(frozen=True, slots=True)
+class DataPut:
+    """A client pushed (scattered) data here."""
+
+    data: dict[str, Any]
+    nbytes: dict[str, int]
+
+
+Event = (ComputeRequested | FreeRequested | DataFetched | FetchFailed | ExecutionSucceeded
+         | ExecutionFailed | DataPut)
+
+# -- instructions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    key: str
+    function: str | Payload
+    args: Payload | None
+    inputs: dict[str, Any]  # dependency values, by key
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    worker: str
+    keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SendToCenter:
+    message: Message
+
+
+Instruction = Execute | Fetch | SendToCenter

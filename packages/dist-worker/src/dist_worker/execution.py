@@ -1,0 +1,169 @@
+"""Running tasks: load the function and arguments, call, serialize the result -- on threads.
+
+``run_task`` is plain code (tested directly); ``TaskRunner`` owns the threads and hands each
+outcome back to the event loop, waking it once per burst of results rather than once per task.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from dist_protocol.messages import TaskErred
+from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
+
+from .events import Execute, ExecutionFailed, ExecutionSucceeded
+
+# Serialized results are kept beside the value (to answer gathers without re-pickling) when the
+# in-band pickle is this small; large out-of-band buffers share memory with the value anyway.
+KEEP_SERIALIZED_BELOW = 64 * 1024
+_FUNCTION_CACHE_SIZE = 512
+_functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
+_functions_lock = threading.Lock()
+
+
+def import_function(path: str) -> Callable:
+    """``"package.module:qualified.name"`` -> the object it names."""
+    module_name, sep, qualname = path.partition(":")
+    if not sep or not module_name or not qualname:
+        raise ValueError(f"function path {path!r} must look like 'module:function'")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is not callable")
+    return obj
+
+
+def load_function(function: str | Payload) -> Callable:
+    cache_key = function if isinstance(function, str) else bytes(function.frames[0])
+    with _functions_lock:
+        func = _functions.get(cache_key)
+        if func is not None:
+            _functions.move_to_end(cache_key)
+            return func
+    func = import_function(function) if isinstance(function, str) else deserialize(function)
+    if not callable(func):
+        raise TypeError(f"the task's function is a {type(func).__name__}, not callable")
+    with _functions_lock:
+        _functions[cache_key] = func
+        if len(_functions) > _FUNCTION_CACHE_SIZE:
+            _functions.popitem(last=False)
+    return func
+
+
+def substitute(value: Any, inputs: dict[str, Any]) -> Any:
+    """Replace every ``KeyRef`` inside lists, tuples, sets and dicts by its input's value."""
+    kind = type(value)
+    if kind is KeyRef:
+        return inputs[value.key]
+    if kind is list:
+        return [substitute(v, inputs) for v in value]
+    if kind is tuple:
+        return tuple(substitute(v, inputs) for v in value)
+    if kind is dict:
+        return {k: substitute(v, inputs) for k, v in value.items()}
+    if kind is set or kind is frozenset:
+        return kind(substitute(v, inputs) for v in value)
+    return value
+
+
+def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple, dict]:
+    if args is None:
+        return (), {}
+    loaded = deserialize(args)
+    if not isinstance(loaded, (list, tuple)) or len(loaded) != 2:
+        raise ValueError("task arguments must be a pair [args, kwargs]")
+    positional, keywords = loaded
+    if keywords is None:
+        keywords = {}
+    if not isinstance(positional, (list, tuple)) or not isinstance(keywords, dict):
+        raise ValueError("task arguments must be [list of args, map of kwargs]")
+    if inputs:
+        positional, keywords = substitute(tuple(positional), inputs), substitute(keywords, inputs)
+    return tuple(positional), keywords
+
+
+def error_event(key: str, exc: BaseException, context: str = "") -> ExecutionFailed:
+    text = "".join(traceback.format_exception(exc))
+    message = f"{context}{exc}" if context else str(exc)
+    try:
+        payload = serialize(exc)
+        deserialize(payload)  # an exception that cannot make the trip is sent as text only
+    except Exception:  # noqa: BLE001
+        payload = None
+    return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
+                                          message=message, traceback=text, exception=payload))
+
+
+def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
+    key = instruction.key
+    try:
+        func = load_function(instruction.function)
+        args, kwargs = load_arguments(instruction.args, instruction.inputs)
+    except Exception as exc:  # noqa: BLE001 -- any failure to load is the task's error
+        return error_event(key, exc, f"could not load task {key} on the worker: "
+                                     f"{type(exc).__name__}: ")
+    start = time.time()
+    try:
+        value = func(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 -- the task's own error travels to the client
+        return error_event(key, exc)
+    stop = time.time()
+    try:
+        payload = serialize(value)
+    except Exception as exc:  # noqa: BLE001
+        return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
+                                     "serialized, so no one could fetch it: ")
+    keep = payload if memoryview(payload.frames[0]).nbytes < KEEP_SERIALIZED_BELOW else None
+    return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep)
+
+
+class TaskRunner:
+    """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop."""
+
+    def __init__(self, nthreads: int, loop: asyncio.AbstractEventLoop,
+                 on_done: Callable[[list], None]):
+        self.loop = loop
+        self.on_done = on_done
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._work, name=f"dist-task-{i}", daemon=True)
+                         for i in range(nthreads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, instruction: Execute) -> None:
+        self._queue.put(instruction)
+
+    def _work(self) -> None:
+        while True:
+            instruction = self._queue.get()
+            if instruction is None:
+                return
+            outcome = run_task(instruction)
+            with self._lock:
+                wake = not self._done
+                self._done.append(outcome)
+            if wake:
+                try:
+                    self.loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:
+                    return  # the loop is closed: the worker is shutting down
+
+    def _drain(self) -> None:
+        with self._lock:
+            outcomes = list(self._done)
+            self._done.clear()
+        self.on_done(outcomes)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)

@@ -1,0 +1,308 @@
+"""The worker's asyncio shell: talks to the center, peers and clients; WorkerState decides."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from dist_protocol.addresses import format_address, parse_address
+from dist_protocol.comm import Comm, connect, listen
+from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
+from dist_protocol.messages import (ComputeTask, Data, DataStored, FreeKeys, GetData, Message,
+                                    PutData, RegisterWorker, Unregister, WorkerRegistered)
+from dist_protocol.serialize import SerializationError, deserialize, serialize
+
+from .events import (ComputeRequested, DataFetched, DataPut, Execute, Fetch, FetchFailed,
+                     FreeRequested, SendToCenter)
+from .execution import TaskRunner
+from .monitor import Monitor
+from .state import WorkerState
+
+log = logging.getLogger("dist.worker")
+
+
+def local_address_towards(host: str) -> str:
+    """The local IP this machine would use to reach ``host`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+class Worker:
+    def __init__(self, center: str, *, host: str | None = None, port: int = 0,
+                 nthreads: int | None = None, name: str | None = None, token: str | None = None,
+                 ssl_server=None, ssl_client=None, contact_address: str | None = None,
+                 heartbeat_interval: float = 0.5, memory_limit: int = 0,
+                 reconnect: bool = True):
+        self.center_address = center
+        self.host = host
+        self.port = port
+        self.nthreads = nthreads or os.cpu_count() or 1
+        self.name = name
+        self.token = token
+        self.ssl_server, self.ssl_client = ssl_server, ssl_client
+        self.contact_address = contact_address
+        self.heartbeat_interval = heartbeat_interval
+        self.memory_limit = memory_limit
+        self.reconnect = reconnect
+        self.state = WorkerState(self.nthreads)
+        self.address = ""
+        self.center: Comm | None = None
+        self.registered = asyncio.Event()
+        self.closing = False
+        self.stopped = asyncio.Event()
+        self._peers: dict[str, Comm] = {}
+        self._peer_locks: dict[str, asyncio.Lock] = {}
+        self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._runner: TaskRunner | None = None
+        self._listener = None
+        self.monitor = Monitor(self)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        scheme, center_host, center_port = parse_address(self.center_address)
+        host = self.host
+        if host is None:
+            host = ("127.0.0.1" if center_host in ("127.0.0.1", "localhost", "::1")
+                    else local_address_towards(center_host))
+        self._listener = await listen(format_address(host, self.port, scheme), self._on_comm,
+                                      token=self.token, ssl_context=self.ssl_server, who="worker")
+        bound_port = self._listener.port
+        if self.contact_address:
+            self.address = self.contact_address
+        else:
+            advertised = host
+            if host in ("0.0.0.0", "::", ""):
+                advertised = local_address_towards(center_host)
+            self.address = format_address(advertised, bound_port, scheme)
+        self.state.address = self.address
+        self.name = self.name or self.address
+        loop = asyncio.get_running_loop()
+        self._runner = TaskRunner(self.nthreads, loop, self._on_executed)
+        self._spawn(self._center_loop())
+        self._spawn(self.monitor.run())
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self, reason: str = "closing") -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self.center is not None and not self.center.is_closed:
+            try:
+                self.center.send(Unregister())
+                await asyncio.sleep(0.05)
+            except CommClosedError:
+                pass
+            self.center.close(reason)
+        if self._listener is not None:
+            self._listener.close()
+        for comm in list(self._peers.values()):
+            comm.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._runner is not None:
+            self._runner.close()
+        self.stopped.set()
+
+    # -- the center -------------------------------------------------------------------------
+    async def _center_loop(self) -> None:
+        """Stay registered: connect, register (with the keys held), and reconnect when lost."""
+        delay = 0.1
+        first = True
+        while not self.closing:
+            try:
+                comm = await connect(self.center_address, role="worker", token=self.token,
+                                     name=self.name, ssl_context=self.ssl_client)
+            except HandshakeError as exc:
+                log.error("the center refused us: %s", exc)
+                if first:
+                    raise
+            except (OSError, TimeoutError) as exc:
+                if first and not self.reconnect:
+                    raise
+                log.info("cannot reach the center at %s (%s); retrying", self.center_address,
+                         exc)
+            else:
+                delay = 0.1
+                await self._serve_center(comm, first)
+                first = False
+                if not self.reconnect:
+                    break
+            if self.closing:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        await self.close("center gone")
+
+    async def _serve_center(self, comm: Comm, first: bool) -> None:
+        comm.send(RegisterWorker(address=self.address, nthreads=self.nthreads, name=self.name,
+                                 memory_limit=self.memory_limit, keys=dict(self.state.nbytes)))
+        try:
+            reply = await asyncio.wait_for(comm.recv(), 10)
+        except (CommClosedError, TimeoutError):
+            return
+        if not isinstance(reply, WorkerRegistered):
+            comm.close("expected worker-registered")
+            return
+        self.center = comm
+        comm.set_handler(self._on_center_messages)
+        if first:
+            print(f"Registered with center at: {self.center_address}", flush=True)
+        else:
+            log.info("re-registered with the center at %s", self.center_address)
+        self.registered.set()
+        await comm.closed
+        self.center = None
+        self.registered.clear()
+        if not self.closing:
+            log.warning("lost the center at %s: %s", self.center_address, comm.close_reason)
+
+    def _on_center_messages(self, messages: list[Message]) -> None:
+        events = []
+        for msg in messages:
+            if isinstance(msg, ComputeTask):
+                events.append(ComputeRequested(msg))
+            elif isinstance(msg, FreeKeys):
+                events.append(FreeRequested(msg.keys))
+        if events:
+            self._act(self.state.handle(*events))
+
+    def send_center(self, *messages: Message) -> None:
+        if self.center is not None and not self.center.is_closed:
+            self.center.send(*messages)
+
+    # -- carrying out the state's orders -----------------------------------------------------
+    def _act(self, instructions: list) -> None:
+        for ins in instructions:
+            kind = type(ins)
+            if kind is Execute:
+                self._runner.submit(ins)
+            elif kind is SendToCenter:
+                self.send_center(ins.message)
+            elif kind is Fetch:
+                self._spawn(self._fetch(ins))
+
+    def _on_executed(self, outcomes: list) -> None:
+        self._act(self.state.handle(*outcomes))
+
+    async def _fetch(self, order: Fetch) -> None:
+        try:
+            reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
+            values, nbytes = {}, {}
+            for key, payload in reply.data.items():
+                values[key] = deserialize(payload)
+                nbytes[key] = payload.nbytes
+            event = DataFetched(order.worker, values, nbytes, list(reply.missing))
+        except (OSError, ProtocolError, CommClosedError, TimeoutError,
+                SerializationError) as exc:
+            event = FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")
+        self._act(self.state.handle(event))
+
+    async def request(self, address: str, message: Message, timeout: float = 300) -> Any:
+        """Send a request with an ``id`` to a peer and wait for its reply."""
+        comm = await self._peer(address)
+        request_id = next(self._ids)
+        message = dataclasses.replace(message, id=request_id)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = (comm, future)
+        try:
+            comm.send(message)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def _peer(self, address: str) -> Comm:
+        comm = self._peers.get(address)
+        if comm is not None and not comm.is_closed:
+            return comm
+        lock = self._peer_locks.setdefault(address, asyncio.Lock())
+        async with lock:
+            comm = self._peers.get(address)
+            if comm is not None and not comm.is_closed:
+                return comm
+            comm = await connect(address, role="peer", token=self.token, name=self.address,
+                                 ssl_context=self.ssl_client, timeout=10)
+            comm.set_handler(self._on_peer_replies)
+            comm.on_close(self._peer_closed)
+            self._peers[address] = comm
+            return comm
+
+    def _on_peer_replies(self, messages: list[Message]) -> None:
+        for msg in messages:
+            _, future = self._pending.get(getattr(msg, "id", None), (None, None))
+            if future is not None and not future.done():
+                future.set_result(msg)
+
+    def _peer_closed(self, comm: Comm) -> None:
+        for address, known in list(self._peers.items()):
+            if known is comm:
+                del self._peers[address]
+        for owner, future in list(self._pending.values()):
+            if owner is comm and not future.done():
+                future.set_exception(CommClosedError(f"peer closed: {comm.close_reason}"))
+
+    # -- serving clients and peers -----------------------------------------------------------
+    def _on_comm(self, comm: Comm) -> None:
+        if comm.peer_role not in ("client", "peer"):
+            comm.abort(InvalidMessage(f"a worker serves clients and peers, not {comm.peer_role}s"))
+            return
+        comm.set_handler(lambda messages: self._on_data_requests(comm, messages))
+
+    def _on_data_requests(self, comm: Comm, messages: list[Message]) -> None:
+        for msg in messages:
+            if isinstance(msg, GetData):
+                comm.send(self._get_data(msg))
+            elif isinstance(msg, PutData):
+                comm.send(self._put_data(msg))
+            else:
+                raise InvalidMessage(f"op {msg.op!r} is not served by a worker")
+
+    def _get_data(self, msg: GetData) -> Data:
+        serializers = msg.serializers or ["pickle"]
+        data, missing, errors = {}, [], {}
+        state = self.state
+        for key in msg.keys:
+            if key not in state.data:
+                missing.append(key)
+                continue
+            payload = state.serialized.get(key) if "pickle" == serializers[0] else None
+            if payload is None:
+                try:
+                    payload = serialize(state.data[key], serializers)
+                except SerializationError as exc:
+                    errors[key] = str(exc)
+                    continue
+            data[key] = payload
+        return Data(id=msg.id, data=data, missing=missing, errors=errors)
+
+    def _put_data(self, msg: PutData) -> DataStored:
+        values, nbytes = {}, {}
+        for key, payload in msg.data.items():
+            values[key] = deserialize(payload)
+            nbytes[key] = payload.nbytes
+        self._act(self.state.handle(DataPut(values, nbytes)))
+        return DataStored(id=msg.id, keys=list(values))
+
+    # -- metrics ------------------------------------------------------------------------------
+    def metrics(self) -> dict:
+        state = self.state
+        return {"executing": len(state.executing), "ready": len(state.ready),
+                "waiting": sum(1 for t in state.tasks.values() if t.state == "waiting"),
+                "keys": len(state.data), "nbytes": state.total_nbytes,
+                "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time()}

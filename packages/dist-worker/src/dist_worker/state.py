@@ -1,0 +1,255 @@
+"""WorkerState: a worker's task decisions as a plain class -- events in, instructions out.
+
+A task arrives with ``compute-task`` and waits for its inputs (``waiting``), which are fetched
+from the peers that hold them, several keys per request; then it is ``ready``, ``executing`` on
+one of ``nthreads`` threads, and finally in ``memory`` (or reported as erred and forgotten).
+Values held here are opaque to this class. No I/O, no clock.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from typing import Any
+
+from dist_protocol.messages import KeysAdded, MissingData, TaskFinished
+
+from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
+                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
+                     SendToCenter)
+
+MAX_KEYS_PER_FETCH = 1000
+
+
+class WorkerTask:
+    __slots__ = ("key", "message", "state", "waiting_on", "priority")
+
+    def __init__(self, key: str, message, seq: int):
+        self.key = key
+        self.message = message
+        self.state = "waiting"
+        self.waiting_on: set[str] = set()
+        self.priority = (-message.priority, seq)
+
+    def __repr__(self) -> str:
+        return f"<WorkerTask {self.key} {self.state}>"
+
+
+class WorkerState:
+    def __init__(self, nthreads: int, address: str = ""):
+        self.nthreads = nthreads
+        self.address = address
+        self.data: dict[str, Any] = {}
+        self.nbytes: dict[str, int] = {}
+        self.serialized: dict[str, Any] = {}  # key -> Payload, when cheap to keep
+        self.tasks: dict[str, WorkerTask] = {}
+        self.ready: list[tuple[tuple[int, int], str]] = []
+        self.executing: set[str] = set()
+        self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
+        self.who_has: dict[str, list[str]] = {}  # for dependencies we still need
+        self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
+        self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
+        self.busy_peers: set[str] = set()
+        self.paused = False
+        self.log: deque[tuple[str, str, str]] = deque(maxlen=10_000)
+        self._seq = itertools.count()
+        self._out: list[Instruction] = []
+        self._handlers = {
+            ComputeRequested: self._compute, FreeRequested: self._free,
+            DataFetched: self._fetched, FetchFailed: self._fetch_failed,
+            ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
+            DataPut: self._put,
+        }
+
+    @property
+    def total_nbytes(self) -> int:
+        return sum(self.nbytes.values())
+
+    def handle(self, *events: Event) -> list[Instruction]:
+        for event in events:
+            self._handlers[type(event)](event)
+        self._start_ready()
+        out, self._out = self._out, []
+        return out
+
+    def set_paused(self, paused: bool) -> list[Instruction]:
+        """Paused (memory above the high-water mark): run nothing new until unpaused."""
+        self.paused = paused
+        self._start_ready()
+        out, self._out = self._out, []
+        return out
+
+    # -- events -------------------------------------------------------------------------------
+    def _compute(self, event: ComputeRequested) -> None:
+        msg = event.message
+        key = msg.key
+        if key in self.data:
+            self._out.append(SendToCenter(TaskFinished(key=key, nbytes=self.nbytes[key])))
+            return
+        ts = self.tasks.get(key)
+        if ts is not None and ts.state in ("ready", "executing"):
+            return
+        if ts is None:
+            ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
+        else:
+            ts.message = msg  # a resend carries fresher who_has
+        ts.state = "waiting"
+        ts.waiting_on = {dep for dep in msg.who_has if dep not in self.data}
+        for dep in ts.waiting_on:
+            self.waiters.setdefault(dep, set()).add(key)
+            self.who_has[dep] = list(msg.who_has[dep])
+            if dep not in self.in_flight:
+                self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
+        if ts.waiting_on:
+            self._fetch_missing(ts.waiting_on)
+        else:
+            self._make_ready(ts)
+
+    def _make_ready(self, ts: WorkerTask) -> None:
+        ts.state = "ready"
+        heapq.heappush(self.ready, (ts.priority, ts.key))
+
+    def _free(self, event: FreeRequested) -> None:
+        for key in event.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and ts.state != "executing":
+                self._drop_task(ts)
+            if key not in self.waiters or not self.waiters[key]:
+                self.data.pop(key, None)
+                self.nbytes.pop(key, None)
+                self.serialized.pop(key, None)
+
+    def _drop_task(self, ts: WorkerTask) -> None:
+        del self.tasks[ts.key]
+        for dep in ts.waiting_on:
+            waiting = self.waiters.get(dep)
+            if waiting is not None:
+                waiting.discard(ts.key)
+                if not waiting:
+                    del self.waiters[dep]
+                    self.who_has.pop(dep, None)
+                    self.tried.pop(dep, None)
+        ts.state = "forgotten"
+
+    def _fetched(self, event: DataFetched) -> None:
+        self.busy_peers.discard(event.worker)
+        added = {}
+        for key, value in event.data.items():
+            self.in_flight.pop(key, None)
+            if key not in self.waiters:
+                continue  # nobody waits for it any more
+            self.data[key] = value
+            self.nbytes[key] = event.nbytes.get(key, 0)
+            added[key] = self.nbytes[key]
+            self._input_arrived(key)
+        if added:
+            self._out.append(SendToCenter(KeysAdded(keys=added)))
+        if event.missing:
+            self._fetch_failed(FetchFailed(event.worker, event.missing, "peer does not have it"))
+        else:
+            self._fetch_missing(list(self.waiters))
+
+    def _input_arrived(self, key: str) -> None:
+        for task_key in self.waiters.pop(key, ()):
+            ts = self.tasks.get(task_key)
+            if ts is None:
+                continue
+            ts.waiting_on.discard(key)
+            if not ts.waiting_on and ts.state == "waiting":
+                self._make_ready(ts)
+        self.who_has.pop(key, None)
+        self.tried.pop(key, None)
+
+    def _fetch_failed(self, event: FetchFailed) -> None:
+        self.busy_peers.discard(event.worker)
+        for key in event.keys:
+            if self.in_flight.get(key) == event.worker:
+                del self.in_flight[key]
+            self.tried.setdefault(key, set()).add(event.worker)
+            holders = [w for w in self.who_has.get(key, ()) if w not in self.tried[key]]
+            if not holders and key in self.waiters:
+                # Every holder we knew of failed: the center decides what happens next.
+                self._out.append(SendToCenter(MissingData(key=key, worker=event.worker)))
+        self._fetch_missing(list(self.waiters))
+
+    def _succeeded(self, event: ExecutionSucceeded) -> None:
+        key = event.key
+        self.executing.discard(key)
+        ts = self.tasks.pop(key, None)
+        if ts is None or ts.state != "executing":
+            return  # freed while it ran: drop the result
+        ts.state = "memory"
+        self.data[key] = event.value
+        self.nbytes[key] = event.nbytes
+        if event.payload is not None:
+            self.serialized[key] = event.payload
+        self._out.append(SendToCenter(TaskFinished(key=key, nbytes=event.nbytes, type=event.type,
+                                                   start=event.start, stop=event.stop)))
+        self._input_arrived(key)
+
+    def _failed(self, event: ExecutionFailed) -> None:
+        self.executing.discard(event.key)
+        ts = self.tasks.pop(event.key, None)
+        if ts is None or ts.state != "executing":
+            return
+        ts.state = "erred"
+        self._out.append(SendToCenter(event.error))
+
+    def _put(self, event: DataPut) -> None:
+        for key, value in event.data.items():
+            self.data[key] = value
+            self.nbytes[key] = event.nbytes.get(key, 0)
+            self.serialized.pop(key, None)
+            self._input_arrived(key)
+        self._out.append(SendToCenter(KeysAdded(keys=dict(event.nbytes))))
+
+    # -- decisions ----------------------------------------------------------------------------
+    def _fetch_missing(self, keys) -> None:
+        """Ask peers for inputs not yet here nor in flight, grouped into one request per peer."""
+        by_peer: dict[str, list[str]] = {}
+        for key in keys:
+            if key in self.data or key in self.in_flight or key not in self.waiters:
+                continue
+            tried = self.tried.get(key, ())
+            holders = [w for w in self.who_has.get(key, ()) if w not in tried]
+            if not holders:
+                continue
+            idle = [w for w in holders if w not in self.busy_peers]
+            peer = min(idle or holders, key=lambda w: len(by_peer.get(w, ())))
+            if peer in self.busy_peers and peer not in by_peer:
+                continue  # one request at a time per peer; the rest go when it answers
+            by_peer.setdefault(peer, []).append(key)
+        for peer, peer_keys in by_peer.items():
+            for start in range(0, len(peer_keys), MAX_KEYS_PER_FETCH):
+                chunk = peer_keys[start:start + MAX_KEYS_PER_FETCH]
+                for key in chunk:
+                    self.in_flight[key] = peer
+                self.busy_peers.add(peer)
+                self._out.append(Fetch(peer, chunk))
+
+    def _start_ready(self) -> None:
+        while self.ready and len(self.executing) < self.nthreads and not self.paused:
+            _, key = heapq.heappop(self.ready)
+            ts = self.tasks.get(key)
+            if ts is None or ts.state != "ready":
+                continue
+            ts.state = "executing"
+            self.executing.add(key)
+            msg = ts.message
+            inputs = {dep: self.data[dep] for dep in msg.who_has}
+            self._out.append(Execute(key, msg.function, msg.args, inputs))
+
+    def validate(self) -> None:
+        for key, ts in self.tasks.items():
+            assert ts.state in ("waiting", "ready", "executing"), ts
+            if ts.state == "executing":
+                assert key in self.executing
+            for dep in ts.waiting_on:
+                assert dep not in self.data, (ts, dep)
+                assert key in self.waiters.get(dep, ()), (ts, dep)
+            if ts.state == "waiting":
+                assert ts.waiting_on, ts
+        for key in self.executing:
+            assert self.tasks[key].state == "executing"
+        assert len(self.executing) <= self.nthreads
+        assert set(self.data) == set(self.nbytes)
