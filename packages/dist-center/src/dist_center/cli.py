@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import signal
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from dist_protocol.addresses import format_address
@@ -43,17 +43,17 @@ def main_command(
     host: Annotated[str, typer.Option(help="interface to listen on", envvar="DIST_CENTER_HOST")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", envvar="DIST_CENTER_PORT")] = 8787,
-    token_file: Annotated[Optional[str], typer.Option(help="file holding the shared token "
+    token_file: Annotated[str | None, typer.Option(help="file holding the shared token "
                                                       "(or set DIST_TOKEN)",
                                                       envvar="DIST_TOKEN_FILE")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="allow a non-loopback address "
                                           "without a token (anyone who can connect runs code)",
                                           envvar="DIST_NO_AUTH")] = False,
-    tls_cert: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CERT",
+    tls_cert: Annotated[str | None, typer.Option(envvar="DIST_TLS_CERT",
                                                     help="TLS certificate (PEM)")] = None,
-    tls_key: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_KEY",
+    tls_key: Annotated[str | None, typer.Option(envvar="DIST_TLS_KEY",
                                                    help="TLS private key (PEM)")] = None,
-    tls_ca: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CA",
+    tls_ca: Annotated[str | None, typer.Option(envvar="DIST_TLS_CA",
                                                   help="CA to verify peers (mutual TLS)")] = None,
     heartbeat_timeout: Annotated[float, typer.Option(
         envvar="DIST_HEARTBEAT_TIMEOUT", help="seconds of silence before a worker is removed")]

@@ -8,7 +8,7 @@ import time
 
 from dist_protocol.comm import Comm, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
-from dist_protocol.messages import OPS, Message, RegisterWorker
+from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
                      WorkerSent)
@@ -40,6 +40,7 @@ class Center:
         self._listener = None
         self._watchdog: asyncio.Task | None = None
         self._client_ids = itertools.count(1)
+        self._background: set[asyncio.Task] = set()
         self.closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -78,6 +79,19 @@ class Center:
             comm.abort(InvalidMessage(f"the center serves clients and workers, "
                                       f"not {comm.peer_role}s"))
 
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _finish_restart(self, comm: Comm, msg: Restart, expected: int) -> None:
+        """Reply once as many workers as before have registered again (or on timeout)."""
+        deadline = time.monotonic() + msg.timeout
+        while len(self.state.workers) < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not comm.is_closed:
+            comm.send(RestartReply(id=msg.id, workers=len(self.state.workers)))
+
     def _serve_client(self, comm: Comm) -> None:
         client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
         self.comms[client] = comm
@@ -86,7 +100,11 @@ class Center:
             for msg in messages:
                 if msg.op not in CLIENT_OPS:
                     raise InvalidMessage(f"op {msg.op!r} is not sent by clients")
+            workers_before = len(self.state.workers)
             self._handle(*(ClientSent(client, msg) for msg in messages))
+            for msg in messages:
+                if isinstance(msg, Restart):
+                    self._spawn(self._finish_restart(comm, msg, workers_before))
 
         def on_close(_: Comm) -> None:
             if self.comms.get(client) is comm:

@@ -18,9 +18,10 @@ import math
 from collections import Counter, deque
 from dataclasses import replace
 
-from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, ComputeTask, FreeKeys,
-                                    Heartbeat, KeyCancelled, KeyInMemory, KeyLost, KeysAdded,
-                                    Message, MissingData, RegisterWorker, Release, ScatterPlan,
+from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ClusterInfoReply,
+                                    ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
+                                    KeyLost, KeysAdded, Message, MissingData, RegisterWorker,
+                                    Release, Replicate, Restart, RestartWorker, ScatterPlan,
                                     ScatterPlanReply, Submit, TaskErred, TaskFinished, TaskSpec,
                                     Unregister, WhoHas, WhoHasReply, WorkerRegistered)
 
@@ -116,7 +117,8 @@ class CenterState:
         self._client_ops = {
             Submit: self._submit, Release: self._release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
-            ClusterInfo: self._cluster_info,
+            ClusterInfo: self._cluster_info, Replicate: self._replicate,
+            Restart: self._restart,
         }
         self._worker_ops = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
@@ -255,6 +257,38 @@ class CenterState:
             ts.spec, ts.scattered, ts.deps = None, True, ()
         else:
             self._forget(ts)
+
+    def _replicate(self, client: str, msg: Replicate) -> None:
+        """Copy each key in memory onto more workers until it is on ``n`` of them."""
+        orders: dict[str, dict[str, list[str]]] = {}
+        nbytes: dict[str, dict[str, int]] = {}
+        running = [w for w in self.workers.values() if w.status == "running"]
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is None or ts.state != "memory":
+                continue
+            missing = max(0, msg.n - len(ts.who_has))
+            others = sorted((w for w in running if w.address not in ts.who_has),
+                            key=lambda w: (w.nbytes, w.address))
+            for worker in others[:missing]:
+                orders.setdefault(worker.address, {})[key] = sorted(ts.who_has)
+                nbytes.setdefault(worker.address, {})[key] = ts.nbytes
+        for address, who_has in orders.items():
+            self._send(address, AcquireReplicas(who_has=who_has, nbytes=nbytes[address]))
+
+    def _restart(self, client: str, msg: Restart) -> None:
+        """Forget every task and restart every worker; clients' futures are cancelled."""
+        for other, keys in self.clients.items():
+            for key in keys:
+                self._send(other, KeyCancelled(key=key))
+            keys.clear()
+        for address in list(self.workers):
+            self._send(address, RestartWorker(reason=f"restart requested by {client}"))
+        self.tasks.clear()
+        self.workers.clear()
+        self.names.clear()
+        self.queue.clear()
+        self.unrunnable.clear()
 
     def _cluster_info(self, client: str, msg: ClusterInfo) -> None:
         self._send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))

@@ -9,11 +9,14 @@ from concurrent.futures import CancelledError
 
 from dist_protocol.errors import AuthenticationError
 
+from .asynchronous import AsyncExecutor
 from .errors import ClusterError, KilledWorker, LostDataError, RemoteError
 from .executor import Executor
 from .future import Future
+from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 __version__ = "0.1.0"
 
-__all__ = ["AuthenticationError", "CancelledError", "ClusterError", "Executor", "Future",
-           "KilledWorker", "LostDataError", "RemoteError"]
+__all__ = ["ALL_COMPLETED", "AsyncExecutor", "AuthenticationError", "CancelledError",
+           "ClusterError", "Executor", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
+           "KilledWorker", "LostDataError", "RemoteError", "as_completed", "wait"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import os
 import socket
@@ -15,10 +16,11 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
-                                    Message, Release, ScatterPlan, Submit, TaskErred, TaskSpec,
-                                    WhoHas)
+                                    Message, Release, Replicate, Restart, ScatterPlan, Submit,
+                                    TaskErred, TaskSpec, WhoHas)
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.serialize import Payload, SerializationError, deserialize, dumps_function, serialize
+from dist_protocol.serialize import (Payload, SerializationError, deserialize, dumps_function,
+                                     serialize)
 
 from . import transfer
 from .errors import ClusterError, KilledWorker, LostDataError, RemoteError
@@ -26,22 +28,34 @@ from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
 from .packing import collect_futures, pack, rebuild
+from . import waiting
+from .worker_functions import install_file
 
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 
-class Executor:
+class Executor(concurrent.futures.Executor):
     """A connection to a dist cluster.
 
     ``Executor("host:8787")`` connects to a running center; ``Executor()`` starts a local
     center and workers first (``pip install 'dist-client[local]'``) and stops them on close.
+    It is a ``concurrent.futures.Executor`` for ``submit``/``shutdown`` (so
+    ``loop.run_in_executor(e, ...)`` works); its ``map`` returns futures, as dask's does --
+    ``get_executor()`` gives a strict ``concurrent.futures`` view whose ``map`` yields results.
+    ``Executor(..., asynchronous=True)`` must be awaited and gives an ``AsyncExecutor``.
     """
+
+    def __new__(cls, *args, asynchronous: bool = False, **kwargs):
+        if asynchronous:
+            from .asynchronous import AsyncExecutor
+            return AsyncExecutor(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, address: str | None = None, *, token: str | None = None,
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
-                 threads_per_worker: int | None = None):
+                 threads_per_worker: int | None = None, asynchronous: bool = False):
         self.cluster = None
         if address is None:
             from .local import LocalCluster
@@ -434,6 +448,69 @@ class Executor:
             for address in addresses:
                 out.setdefault(address, []).append(key)
         return out
+
+    def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
+        """Copy the futures' data onto ``n`` workers (or all of them, if fewer), so it
+        survives the loss of a worker; returns when the copies exist."""
+        found: list[Future] = []
+        collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+        waiting.wait(found)
+        keys = [f.key for f in found if f.status == "finished"]
+        if not keys:
+            return
+        n = min(n, len(self.ncores()))
+        self._send(Replicate(keys=keys, n=n))
+        deadline = time.monotonic() + timeout
+        while True:
+            who_has = self._io.run(self._who_has(keys))
+            if all(len(holders) >= n for holders in who_has.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replicate: not every key on {n} workers after {timeout} s")
+            time.sleep(0.02)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Forget every task and result, and restart every worker process. The futures of
+        every client become cancelled; returns when the workers are back."""
+        with self._lock:
+            states = list(self._states.values())
+        for state in states:
+            if not state.event.is_set() or state.status == "finished":
+                state.fail(CancelledError(f"{state.key} was cancelled: the cluster restarted"),
+                           status="cancelled")
+        self._io.run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
+
+    def run(self, func, *args, workers: list[str] | None = None, **kwargs) -> dict[str, Any]:
+        """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""
+        addresses = workers or list(self.ncores())
+        futures = {address: self.submit(func, *args, workers=[address], pure=False,
+                                        priority=2**31 - 1, **kwargs)
+                   for address in addresses}
+        return self.gather(futures)
+
+    def upload_file(self, path: str | os.PathLike) -> dict[str, str]:
+        """Send a file to every worker; a .py, .zip or .egg becomes importable there."""
+        with open(path, "rb") as f:
+            content = f.read()
+        return self.run(install_file, os.path.basename(path), content)
+
+    # -- concurrent.futures -----------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``concurrent.futures`` style close: wait for (or cancel) held futures, then close."""
+        with self._lock:
+            held = [Future(key, self) for key in self._states]
+        if cancel_futures:
+            self.cancel([f for f in held if not f.done()])
+        elif wait and self.status == "running":
+            waiting.wait(held)
+        del held
+        self.close()
+
+    def get_executor(self, **submit_options) -> concurrent.futures.Executor:
+        """A strict ``concurrent.futures.Executor`` over this cluster: every call runs
+        (``pure=False``) and ``map`` yields results in order."""
+        from .asynchronous import ConcurrentView
+        return ConcurrentView(self, submit_options)
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:

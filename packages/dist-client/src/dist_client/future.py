@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -67,14 +68,15 @@ class KeyState:
         callback()
 
 
-class Future:
+class Future(concurrent.futures.Future):
     """A key on the cluster. ``result()`` fetches its value from the worker holding it.
 
     Its value is freed on the workers once the last Future of the key is garbage-collected
-    (unless another client or a waiting task needs it).
+    (unless another client or a waiting task needs it). It is a ``concurrent.futures.Future``
+    too, so ``asyncio.wrap_future`` and code written for the standard executors accept it.
     """
 
-    __slots__ = ("key", "_state", "_executor", "__weakref__")
+    __slots__ = ("key", "_state", "_executor")
 
     def __init__(self, key: str, executor: Executor, state: KeyState | None = None):
         self.key = key
@@ -101,6 +103,12 @@ class Future:
     def cancelled(self) -> bool:
         return self._state.status == "cancelled"
 
+    def running(self) -> bool:
+        return False  # the center knows; asking it for each call would be a round trip
+
+    def set_running_or_notify_cancel(self) -> bool:
+        return not self.cancelled()
+
     def _wait(self, timeout: float | None) -> None:
         if not self._state.event.wait(timeout):
             raise TimeoutError(f"{self.key} not done within {timeout} s")
@@ -124,6 +132,8 @@ class Future:
         return self._state.traceback or None if self._state.status == "error" else None
 
     def cancel(self) -> bool:
+        if self._executor is None or self.done():
+            return self.cancelled()
         self._executor.cancel([self])
         return True
 

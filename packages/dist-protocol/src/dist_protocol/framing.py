@@ -138,7 +138,8 @@ class FrameDecoder:
                 if n == 0:
                     raise FramingError("a batch must have at least one frame")
                 if n > limits.max_frames:
-                    raise LimitExceeded(f"batch of {n} frames exceeds the limit of {limits.max_frames}")
+                    raise LimitExceeded(f"batch of {n} frames exceeds the limit of "
+                                        f"{limits.max_frames}")
                 self._start += 8
                 self._nframes = n
             if self._lengths is None:

@@ -161,6 +161,24 @@ class ClusterInfoReply(Message):
     workers: list[dict[str, Any]]
 
 
+@message("replicate", "client->center")
+class Replicate(Message):
+    keys: list[str]
+    n: int = 2  # copies wanted on distinct workers
+
+
+@message("restart", "client->center")
+class Restart(Message):
+    id: int
+    timeout: float = 30.0
+
+
+@message("restart-reply", "center->client")
+class RestartReply(Message):
+    id: int
+    workers: int  # workers registered again when the restart finished
+
+
 # -- center -> client ------------------------------------------------------------------------
 
 @message("key-in-memory", "center->client")
@@ -250,6 +268,17 @@ class ComputeTask(Message):
     who_has: dict[str, list[str]] = field(default_factory=dict)
     nbytes: dict[str, int] = field(default_factory=dict)
     priority: int = 0
+
+
+@message("acquire-replicas", "center->worker")
+class AcquireReplicas(Message):
+    who_has: dict[str, list[str]]
+    nbytes: dict[str, int] = field(default_factory=dict)
+
+
+@message("restart-worker", "center->worker")
+class RestartWorker(Message):
+    reason: str = "restart requested"
 
 
 @message("free-keys", "center->worker")

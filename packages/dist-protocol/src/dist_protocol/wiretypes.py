@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Callable, Union
+from typing import Any, Union
+from collections.abc import Callable
 
 from .errors import InvalidMessage
 from .serialize import SERIALIZERS, Payload

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from dist_protocol.comm import run
@@ -16,7 +16,7 @@ from dist_protocol.errors import HandshakeError
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
-from .server import Worker
+from .server import RESTART_EXIT_CODE, Worker
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -48,31 +48,31 @@ def parse_bytes(text: str) -> int:
 def main_command(
     center: Annotated[str, typer.Argument(help="the center's address, HOST:PORT",
                                           envvar="DIST_CENTER")],
-    host: Annotated[Optional[str], typer.Option(
+    host: Annotated[str | None, typer.Option(
         help="interface to listen on [default: the one that reaches the center]",
         envvar="DIST_WORKER_HOST")] = None,
     port: Annotated[int, typer.Option(help="port to listen on (0: any free port)",
                                       envvar="DIST_WORKER_PORT")] = 0,
-    nthreads: Annotated[Optional[int], typer.Option(help="threads running tasks [default: cores]",
+    nthreads: Annotated[int | None, typer.Option(help="threads running tasks [default: cores]",
                                                     envvar="DIST_NTHREADS")] = None,
-    name: Annotated[Optional[str], typer.Option(help="a name for workers= restrictions",
+    name: Annotated[str | None, typer.Option(help="a name for workers= restrictions",
                                                 envvar="DIST_WORKER_NAME")] = None,
-    contact_address: Annotated[Optional[str], typer.Option(
+    contact_address: Annotated[str | None, typer.Option(
         help="HOST:PORT peers should use to reach this worker (NAT, containers)",
         envvar="DIST_CONTACT_ADDRESS")] = None,
-    memory_limit: Annotated[Optional[str], typer.Option(
+    memory_limit: Annotated[str | None, typer.Option(
         help="pause new work above 80% of this and restart above 95% (e.g. 4GB)",
         envvar="DIST_MEMORY_LIMIT")] = None,
     nanny: Annotated[bool, typer.Option(help="restart the worker process when it dies",
                                         envvar="DIST_NANNY")] = True,
-    token_file: Annotated[Optional[str], typer.Option(help="file holding the shared token "
+    token_file: Annotated[str | None, typer.Option(help="file holding the shared token "
                                                       "(or set DIST_TOKEN)",
                                                       envvar="DIST_TOKEN_FILE")] = None,
-    tls_cert: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CERT",
+    tls_cert: Annotated[str | None, typer.Option(envvar="DIST_TLS_CERT",
                                                     help="TLS certificate (PEM)")] = None,
-    tls_key: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_KEY",
+    tls_key: Annotated[str | None, typer.Option(envvar="DIST_TLS_KEY",
                                                    help="TLS private key (PEM)")] = None,
-    tls_ca: Annotated[Optional[str], typer.Option(envvar="DIST_TLS_CA",
+    tls_ca: Annotated[str | None, typer.Option(envvar="DIST_TLS_CA",
                                                   help="CA to verify peers (mutual TLS)")] = None,
     heartbeat_interval: Annotated[float, typer.Option(envvar="DIST_HEARTBEAT_INTERVAL",
                                                       help="seconds between heartbeats")] = 0.5,
@@ -127,12 +127,16 @@ def supervise(args: list[str]) -> int:
     failures = 0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        child = subprocess.Popen(command, preexec_fn=_die_with_parent,
+                                 env={**os.environ, "DIST_NANNY_PID": str(os.getpid())})
         code = _wait(child)
         if stopping or code == 0:
             return 0
         if code == 2:
             return code  # a configuration error: restarting cannot help
+        if code == RESTART_EXIT_CODE:
+            failures = 0
+            continue
         failures = failures + 1 if time.monotonic() - started < 10 else 1
         delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
         print(f"dworker: worker process exited with {code}; restarting in {delay} s",

@@ -21,6 +21,13 @@ class FreeRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicasRequested:
+    """The center wants copies of these keys here (from the listed holders)."""
+
+    who_has: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class DataFetched:
     """A peer answered a fetch: ``data`` holds what it had, ``missing`` what it did not."""
 
@@ -62,7 +69,7 @@ class DataPut:
     nbytes: dict[str, int]
 
 
-Event = (ComputeRequested | FreeRequested | DataFetched | FetchFailed | ExecutionSucceeded
+Event = (ComputeRequested | FreeRequested | ReplicasRequested | DataFetched | FetchFailed | ExecutionSucceeded
          | ExecutionFailed | DataPut)
 
 # -- instructions ----------------------------------------------------------------------------

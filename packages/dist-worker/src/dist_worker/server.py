@@ -13,17 +13,19 @@ from typing import Any
 from dist_protocol.addresses import format_address, parse_address
 from dist_protocol.comm import Comm, connect, listen
 from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
-from dist_protocol.messages import (ComputeTask, Data, DataStored, FreeKeys, GetData, Message,
-                                    PutData, RegisterWorker, Unregister, WorkerRegistered)
+from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
+                                    GetData, Message, PutData, RegisterWorker, RestartWorker,
+                                    Unregister, WorkerRegistered)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from .events import (ComputeRequested, DataFetched, DataPut, Execute, Fetch, FetchFailed,
-                     FreeRequested, SendToCenter)
+                     FreeRequested, ReplicasRequested, SendToCenter)
 from .execution import TaskRunner
 from .monitor import Monitor
 from .state import WorkerState
 
 log = logging.getLogger("dist.worker")
+RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
 
 
 def local_address_towards(host: str) -> str:
@@ -180,8 +182,23 @@ class Worker:
                 events.append(ComputeRequested(msg))
             elif isinstance(msg, FreeKeys):
                 events.append(FreeRequested(msg.keys))
+            elif isinstance(msg, AcquireReplicas):
+                events.append(ReplicasRequested(msg.who_has))
+            elif isinstance(msg, RestartWorker):
+                self._restart(msg.reason)
+                return
         if events:
             self._act(self.state.handle(*events))
+
+    def _restart(self, reason: str) -> None:
+        """Under a nanny: exit so it starts a fresh process. Alone: drop everything and
+        register again as a new, empty worker."""
+        log.warning("restarting: %s", reason)
+        if os.environ.get("DIST_NANNY_PID"):
+            os._exit(RESTART_EXIT_CODE)
+        self.state.reset()
+        if self.center is not None:
+            self.center.close("restarting")
 
     def send_center(self, *messages: Message) -> None:
         if self.center is not None and not self.center.is_closed:

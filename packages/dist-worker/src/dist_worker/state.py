@@ -16,7 +16,10 @@ from dist_protocol.messages import KeysAdded, MissingData, TaskFinished
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
-                     SendToCenter)
+                     ReplicasRequested, SendToCenter)
+
+# Stands in the waiters of a key fetched as a replica rather than for a task.
+REPLICA = "<replica>"
 
 MAX_KEYS_PER_FETCH = 1000
 
@@ -58,7 +61,7 @@ class WorkerState:
             ComputeRequested: self._compute, FreeRequested: self._free,
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
-            DataPut: self._put,
+            DataPut: self._put, ReplicasRequested: self._replicas,
         }
 
     @property
@@ -105,6 +108,13 @@ class WorkerState:
         else:
             self._make_ready(ts)
 
+    def _replicas(self, event: ReplicasRequested) -> None:
+        wanted = [key for key in event.who_has if key not in self.data]
+        for key in wanted:
+            self.waiters.setdefault(key, set()).add(REPLICA)
+            self.who_has[key] = list(event.who_has[key])
+        self._fetch_missing(wanted)
+
     def _make_ready(self, ts: WorkerTask) -> None:
         ts.state = "ready"
         heapq.heappush(self.ready, (ts.priority, ts.key))
@@ -114,7 +124,9 @@ class WorkerState:
             ts = self.tasks.get(key)
             if ts is not None and ts.state != "executing":
                 self._drop_task(ts)
+            self.waiters.get(key, set()).discard(REPLICA)
             if key not in self.waiters or not self.waiters[key]:
+                self.waiters.pop(key, None)
                 self.data.pop(key, None)
                 self.nbytes.pop(key, None)
                 self.serialized.pop(key, None)
@@ -151,6 +163,8 @@ class WorkerState:
 
     def _input_arrived(self, key: str) -> None:
         for task_key in self.waiters.pop(key, ()):
+            if task_key == REPLICA:
+                continue
             ts = self.tasks.get(task_key)
             if ts is None:
                 continue
@@ -238,6 +252,19 @@ class WorkerState:
             msg = ts.message
             inputs = {dep: self.data[dep] for dep in msg.who_has}
             self._out.append(Execute(key, msg.function, msg.args, inputs))
+
+    def reset(self) -> None:
+        """Forget every task and value (the cluster was restarted)."""
+        self.data.clear()
+        self.nbytes.clear()
+        self.serialized.clear()
+        self.tasks.clear()
+        self.ready.clear()
+        self.in_flight.clear()
+        self.who_has.clear()
+        self.tried.clear()
+        self.waiters.clear()
+        self.busy_peers.clear()
 
     def validate(self) -> None:
         for key, ts in self.tasks.items():

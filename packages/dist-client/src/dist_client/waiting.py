@@ -1,0 +1,117 @@
+"""``wait`` and ``as_completed``, as their ``concurrent.futures`` namesakes behave."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
+from typing import Any, NamedTuple
+
+from .future import Future
+
+
+class DoneAndNotDone(NamedTuple):
+    done: set[Future]
+    not_done: set[Future]
+
+
+def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
+         return_when: str = ALL_COMPLETED) -> DoneAndNotDone:
+    """Block until the futures are done (or the first one, or the first error); on timeout
+    return what is done so far, as ``concurrent.futures.wait`` does."""
+    if isinstance(futures, Future):
+        futures = [futures]
+    futures = set(futures)
+    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise ValueError(f"unknown return_when {return_when!r}")
+    changed = threading.Event()
+    for future in futures:
+        future._state.on_done(changed.set)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        done = {f for f in futures if f.done()}
+        if len(done) == len(futures):
+            break
+        if return_when == FIRST_COMPLETED and done:
+            break
+        if return_when == FIRST_EXCEPTION and any(f.status != "finished" for f in done):
+            break
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        changed.wait(left)
+        changed.clear()
+    return DoneAndNotDone(done, futures - done)
+
+
+class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
+    """Iterate over futures as they finish; ``add()`` more while iterating.
+
+    ``with_results=True`` yields ``(future, result)``; a failed future raises its error then
+    (or yields ``(future, exception)`` with ``raise_errors=False``).
+    """
+
+    def __init__(self, futures: Iterable[Future] = (), with_results: bool = False,
+                 raise_errors: bool = True, timeout: float | None = None):
+        self.with_results = with_results
+        self.raise_errors = raise_errors
+        self.timeout = timeout
+        self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._outstanding = 0
+        for future in futures:
+            self.add(future)
+
+    def add(self, future: Future) -> None:
+        with self._lock:
+            self._outstanding += 1
+        future._state.on_done(lambda: self._done.put(future))
+
+    def update(self, futures: Iterable[Future]) -> None:
+        for future in futures:
+            self.add(future)
+
+    def count(self) -> int:
+        with self._lock:
+            return self._outstanding
+
+    def is_empty(self) -> bool:
+        return self.count() == 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if self.is_empty():
+            raise StopIteration
+        try:
+            future = self._done.get(timeout=self.timeout)
+        except queue.Empty:
+            raise TimeoutError(f"{self.count()} futures not done within {self.timeout} s") \
+                from None
+        with self._lock:
+            self._outstanding -= 1
+        if not self.with_results:
+            return future
+        if future.status == "finished":
+            return future, future.result()
+        if self.raise_errors:
+            raise future.exception()
+        return future, future.exception()
+
+    def next_batch(self, block: bool = True) -> list:
+        """Everything finished so far (at least one when ``block``)."""
+        batch = [next(self)] if block and not self.is_empty() else []
+        while not self.is_empty():
+            try:
+                future = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._done.put(future)
+            batch.append(next(self))
+        return batch
+
+
+__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "DoneAndNotDone", "wait",
+           "as_completed"]
