@@ -13,10 +13,11 @@ from .asynchronous import AsyncExecutor
 from .errors import ClusterError, KilledWorker, LostDataError, RemoteError
 from .executor import Executor
 from .future import Future
+from .progress import progress
 from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 __version__ = "0.1.0"
 
 __all__ = ["ALL_COMPLETED", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "ClusterError", "Executor", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future",
-           "KilledWorker", "LostDataError", "RemoteError", "as_completed", "wait"]
+           "KilledWorker", "LostDataError", "RemoteError", "as_completed", "progress", "wait"]

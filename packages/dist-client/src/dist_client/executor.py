@@ -494,6 +494,17 @@ class Executor(concurrent.futures.Executor):
             content = f.read()
         return self.run(install_file, os.path.basename(path), content)
 
+    # -- dask -----------------------------------------------------------------------------------
+    def get(self, dsk, keys, **kwargs) -> Any:
+        """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here."""
+        from .dask_graphs import get
+        return get(self, dsk, keys, **kwargs)
+
+    def as_dask_scheduler(self):
+        """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""
+        from .dask_graphs import as_dask_scheduler
+        return as_dask_scheduler(self)
+
     # -- concurrent.futures -----------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """``concurrent.futures`` style close: wait for (or cancel) held futures, then close."""
@@ -545,6 +556,20 @@ class Executor(concurrent.futures.Executor):
                 self.close()
         except Exception:  # noqa: BLE001
             pass
+
+    def _repr_html_(self) -> str:
+        if self.status != "running":
+            return f"<b>Executor</b>: {self.address} ({self.status})"
+        workers = self._cluster_info()
+        rows = "".join(
+            f"<tr><td>{w['name']}</td><td>{w['address']}</td><td>{w['nthreads']}</td>"
+            f"<td>{w['metrics'].get('memory', 0) / 2**20:.0f} MiB</td>"
+            f"<td>{w['keys']}</td></tr>" for w in workers)
+        threads = sum(w["nthreads"] for w in workers)
+        return (f"<div><b>Executor</b> connected to <code>{self.address}</code>: "
+                f"{len(workers)} workers, {threads} threads"
+                "<table><tr><th>name</th><th>address</th><th>threads</th><th>memory</th>"
+                f"<th>keys</th></tr>{rows}</table></div>")
 
     def __repr__(self) -> str:
         if self.status != "running":

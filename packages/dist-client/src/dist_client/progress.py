@@ -1,0 +1,62 @@
+"""``progress(futures)``: a progress bar until the futures are done (a widget in Jupyter)."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from .future import Future
+from .packing import collect_futures
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress(futures: Any, interval: float = 0.1, file=None, width: int = 40) -> None:
+    """Show how many of ``futures`` are done; return when all are (errors count as done)."""
+    found: list[Future] = []
+    collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+    total = len(found)
+    changed = threading.Event()
+    for future in found:
+        future._state.on_done(changed.set)
+    widget = _make_widget(total) if _in_notebook() else None
+    out = file or sys.stderr
+    start = time.monotonic()
+    while True:
+        done = sum(f.done() for f in found)
+        errors = sum(f.done() and f.status != "finished" for f in found)
+        elapsed = time.monotonic() - start
+        if widget is not None:
+            widget.value = done
+            widget.description = f"{done}/{total}"
+        else:
+            filled = int(width * done / total) if total else width
+            note = f", {errors} failed" if errors else ""
+            out.write(f"\r[{'#' * filled}{' ' * (width - filled)}] {done}/{total} "
+                      f"| {elapsed:5.1f} s{note}")
+            out.flush()
+        if done == total:
+            break
+        changed.wait()
+        changed.clear()
+        time.sleep(interval)  # redraw at most every interval, however fast tasks finish
+    if widget is None:
+        out.write("\n")
+        out.flush()
+
+
+def _make_widget(total: int):
+    import ipywidgets
+    from IPython.display import display
+    bar = ipywidgets.IntProgress(min=0, max=max(total, 1), description=f"0/{total}")
+    display(bar)
+    return bar
