@@ -1,0 +1,46 @@
+"""Deterministic keys: equal pure calls share a key; impure calls and unhashable inputs don't."""
+import re
+
+import numpy as np
+from dist_client.keys import funcname, task_key, tokenize
+
+KEY = re.compile(r"^[\w.]+-[0-9a-f]{32}$")
+
+
+def inc(x):
+    return x + 1
+
+
+def test_key_shape_and_name():
+    key = task_key(inc, (1,), {})
+    assert KEY.match(key), key
+    assert key.startswith("inc-")
+    assert funcname(lambda x: x) == "lambda"
+
+
+def test_equal_calls_share_a_key():
+    assert task_key(inc, (1,), {}) == task_key(inc, (1,), {})
+    assert task_key(inc, (1,), {}) != task_key(inc, (2,), {})
+    assert task_key(inc, (1,), {"a": 1}) != task_key(inc, (1,), {"a": 2})
+    assert task_key(sum, ([1, 2],), {}) == task_key(sum, ([1, 2],), {})
+
+
+def test_dict_and_set_order_do_not_matter():
+    assert tokenize({"a": 1, "b": 2}) == tokenize({"b": 2, "a": 1})
+    assert tokenize({3, 1, 2}) == tokenize({1, 2, 3})
+    assert tokenize([1, 2]) != tokenize((1, 2))
+
+
+def test_impure_calls_are_unique():
+    assert task_key(inc, (1,), {}, pure=False) != task_key(inc, (1,), {}, pure=False)
+
+
+def test_arrays_hash_by_content():
+    a = np.arange(1000)
+    assert tokenize(a) == tokenize(np.arange(1000))
+    assert tokenize(a) != tokenize(np.arange(1000) + 1)
+
+
+def test_lambdas_hash_by_code():
+    f = lambda x: x + 1  # noqa: E731
+    assert task_key(f, (1,), {}) == task_key(f, (1,), {})

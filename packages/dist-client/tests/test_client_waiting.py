@@ -1,0 +1,57 @@
+"""wait and as_completed behave like their concurrent.futures namesakes (no cluster needed)."""
+import threading
+
+import pytest
+from dist_client import FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
+
+
+
+def finish_later(f, delay=0.01):
+    threading.Timer(delay, lambda: f._state.finish(1, "int", ["w"])).start()
+
+
+def test_wait_all_and_first_completed(make_future):
+    a, b = make_future("wa"), make_future("wb")
+    finish_later(a)
+    done, not_done = wait([a, b], return_when=FIRST_COMPLETED, timeout=5)
+    assert done == {a} and not_done == {b}
+    finish_later(b)
+    done, not_done = wait([a, b], timeout=5)
+    assert done == {a, b} and not not_done
+
+
+def test_wait_timeout_returns_what_is_done(make_future):
+    a = make_future("wt")
+    done, not_done = wait([a], timeout=0.05)
+    assert not done and not_done == {a}
+
+
+def test_wait_first_exception(make_future):
+    a, b = make_future("we1"), make_future("we2")
+    a._state.fail(ValueError("x"))
+    done, _ = wait([a, b], return_when=FIRST_EXCEPTION, timeout=5)
+    assert a in done
+
+
+def test_as_completed_in_completion_order_and_add_while_iterating(make_future):
+    a, b = make_future("ac1"), make_future("ac2")
+    finish_later(b, 0.01)
+    finish_later(a, 0.05)
+    seen = []
+    ac = as_completed([a, b], timeout=5)
+    for f in ac:
+        seen.append(f.key)
+        if f.key == "ac1":
+            c = make_future("ac3")
+            ac.add(c)
+            finish_later(c)
+    assert seen == ["ac2", "ac1", "ac3"]
+
+
+def test_as_completed_raises_errors_with_results(make_future):
+    a = make_future("acr")
+    a._state.fail(KeyError("gone"))
+    with pytest.raises(KeyError):
+        list(as_completed([a], with_results=True, timeout=5))
+    out = list(as_completed([a], with_results=True, raise_errors=False, timeout=5))
+    assert isinstance(out[0][1], KeyError)
