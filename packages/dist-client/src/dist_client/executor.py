@@ -69,8 +69,8 @@ class Executor(concurrent.futures.Executor):
         self._lock = threading.RLock()
         self._states: dict[str, KeyState] = {}
         self._refs: dict[str, int] = {}
-        self._to_release: list[str] = []
-        self._release_scheduled = False
+        self._outbox: list[Message | list[str]] = []  # a list stands for keys to release
+        self._flush_scheduled = False
         self._replies: dict[int, asyncio.Future] = {}
         self._ids = itertools.count(1)
         self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -105,6 +105,10 @@ class Executor(concurrent.futures.Executor):
                 state = states.get(msg.key)
                 if state is not None:
                     state.finish(msg.nbytes, msg.type, msg.workers)
+                    with state._lock:
+                        waiting = state.prefetch
+                    if waiting is not None:
+                        self._start_prefetch(state, waiting, msg.workers or [])
             elif kind is TaskErred:
                 state = states.get(msg.key)
                 if state is not None:
@@ -121,6 +125,24 @@ class Executor(concurrent.futures.Executor):
                 waiter = self._replies.pop(getattr(msg, "id", -1), None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(msg)
+
+    def _start_prefetch(self, state: KeyState, target: concurrent.futures.Future,
+                        workers: list[str]) -> None:
+        async def fetch() -> None:
+            try:
+                if not workers:
+                    raise LostDataError(f"the center named no holder of {state.key}")
+                got, failed = await transfer.fetch(self._workers, {state.key: workers})
+                if failed:
+                    raise LostDataError(next(iter(failed.values())))
+                value = transfer.load(got)[state.key]
+                if not target.done():
+                    target.set_result(value)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
+                if not target.done():
+                    target.set_exception(exc)
+
+        self._io.loop.create_task(fetch())
 
     @staticmethod
     def _exception_from(msg: TaskErred) -> BaseException:
@@ -154,9 +176,12 @@ class Executor(concurrent.futures.Executor):
                 waiter.set_exception(error)
 
     def _send(self, *messages: Message) -> None:
+        """Queue messages for the center, in order with the releases (from any thread)."""
         if self.status != "running" or self._center is None:
             raise ClusterError(f"this executor is {self.status}; results cannot arrive")
-        self._center.send_threadsafe(*messages)
+        with self._lock:
+            self._outbox.extend(messages)
+            self._schedule_flush()
 
     async def _ask(self, make) -> Message:
         """Send a request to the center and wait for its reply (on the I/O thread)."""
@@ -191,20 +216,30 @@ class Executor(concurrent.futures.Executor):
                 self._states.pop(key, None)
                 if self.status != "running":
                     return
-                self._to_release.append(key)
-                if self._release_scheduled:
-                    return
-                self._release_scheduled = True
-            self._io.call(self._flush_releases)
+                # Releases share the queue with submits: a release never overtakes a submit
+                # that was sent before it and still names the key as a dependency.
+                if self._outbox and type(self._outbox[-1]) is list:
+                    self._outbox[-1].append(key)
+                else:
+                    self._outbox.append([key])
+                self._schedule_flush()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
-    def _flush_releases(self) -> None:
+    def _schedule_flush(self) -> None:
+        """With the lock held: make sure the I/O thread sends the outbox soon."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._io.call(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
         with self._lock:
-            keys, self._to_release = self._to_release, []
-            self._release_scheduled = False
-        if keys and self._center is not None and not self._center.is_closed:
-            self._center.send(Release(keys=keys))
+            items, self._outbox = self._outbox, []
+            self._flush_scheduled = False
+        if self._center is None or self._center.is_closed:
+            return
+        self._center.send(*(Release(keys=item) if type(item) is list else item
+                            for item in items))
 
     # -- submitting -----------------------------------------------------------------------------
     def _function_payload(self, func: Any) -> Payload:

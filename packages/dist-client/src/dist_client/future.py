@@ -13,13 +13,14 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 STATUSES = ("pending", "finished", "error", "lost", "cancelled")
+_NO_VALUE = object()
 
 
 class KeyState:
     """What the client knows of one key; every Future of that key shares it."""
 
     __slots__ = ("key", "status", "event", "exception", "traceback", "type", "nbytes",
-                 "workers", "callbacks", "_lock")
+                 "workers", "callbacks", "prefetch", "_lock")
 
     def __init__(self, key: str):
         self.key = key
@@ -31,6 +32,9 @@ class KeyState:
         self.nbytes = 0
         self.workers: list[str] = []
         self.callbacks: list[Callable[[], None]] = []
+        # Set by a result() that is waiting: the I/O thread fetches the value as soon as the
+        # key is in memory, instead of waiting for the waiting thread to wake and ask.
+        self.prefetch: concurrent.futures.Future | None = None
         self._lock = threading.Lock()
 
     def _settle(self, status: str) -> None:
@@ -52,6 +56,10 @@ class KeyState:
         self.exception, self.traceback = exception, traceback
         self.workers = []
         self._settle(status)
+        with self._lock:
+            prefetch, self.prefetch = self.prefetch, None
+        if prefetch is not None and not prefetch.done():
+            prefetch.set_exception(exception)
 
     def reset(self) -> None:
         """Back to pending (e.g. resubmitted after a failure)."""
@@ -116,9 +124,26 @@ class Future(concurrent.futures.Future):
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._wait(timeout)
-        if self._state.status != "finished":
-            raise self._state.exception
+        state = self._state
+        with state._lock:  # the I/O thread reads ``prefetch`` after settling, under this lock
+            prefetch = state.prefetch
+            if prefetch is None and not state.event.is_set():
+                prefetch = state.prefetch = concurrent.futures.Future()
+        if prefetch is not None:
+            # One wake-up: the I/O thread resolves this with the value itself, or the error.
+            try:
+                value = prefetch.result(timeout)
+            except concurrent.futures.TimeoutError:
+                raise TimeoutError(f"{self.key} not done within {timeout} s") from None
+            except Exception:  # noqa: BLE001 -- checked against the state below
+                value = _NO_VALUE
+            if state.prefetch is prefetch:
+                state.prefetch = None
+            if value is not _NO_VALUE:
+                return value
+        self._wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if state.status != "finished":
+            raise state.exception
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self._executor._gather_keys([self.key], timeout=left)[self.key]
 

@@ -69,8 +69,8 @@ class DataPut:
     nbytes: dict[str, int]
 
 
-Event = (ComputeRequested | FreeRequested | ReplicasRequested | DataFetched | FetchFailed | ExecutionSucceeded
-         | ExecutionFailed | DataPut)
+Event = (ComputeRequested | FreeRequested | ReplicasRequested | DataFetched | FetchFailed
+         | ExecutionSucceeded | ExecutionFailed | DataPut)
 
 # -- instructions ----------------------------------------------------------------------------
 

@@ -125,6 +125,48 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep)
 
 
+class InlinePolicy:
+    """Which functions may run on the event loop's own thread.
+
+    Handing a task to a pool thread and back costs two thread wake-ups (~100 us here), more
+    than a trivial task itself. A function that ran in under ``FAST`` seconds its last
+    ``NEEDED`` times runs inline; one run over ``SLOW`` seconds bars it for good, so a function
+    that can block stays on the pool where it cannot stall heartbeats.
+    """
+
+    FAST = 0.0002
+    SLOW = 0.005
+    NEEDED = 8
+    BUDGET = 0.002  # seconds of inline work per pass of the event loop
+    _BARRED = -1
+
+    def __init__(self, max_functions: int = 1024):
+        self._fast_runs: collections.OrderedDict[Any, int] = collections.OrderedDict()
+        self._max = max_functions
+
+    @staticmethod
+    def function_key(function: str | Payload) -> Any:
+        return function if isinstance(function, str) else bytes(function.frames[0])
+
+    def allows(self, function_key: Any) -> bool:
+        return self._fast_runs.get(function_key, 0) >= self.NEEDED
+
+    def record(self, function_key: Any, duration: float) -> None:
+        runs = self._fast_runs.get(function_key, 0)
+        if runs == self._BARRED:
+            return
+        if duration > self.SLOW:
+            runs = self._BARRED
+        elif duration < self.FAST:
+            runs = min(runs + 1, self.NEEDED)
+        else:
+            runs = 0
+        self._fast_runs[function_key] = runs
+        self._fast_runs.move_to_end(function_key)
+        if len(self._fast_runs) > self._max:
+            self._fast_runs.popitem(last=False)
+
+
 class TaskRunner:
     """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import itertools
 import logging
@@ -18,9 +19,9 @@ from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStor
                                     Unregister, WorkerRegistered)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
-from .events import (ComputeRequested, DataFetched, DataPut, Execute, Fetch, FetchFailed,
-                     FreeRequested, ReplicasRequested, SendToCenter)
-from .execution import TaskRunner
+from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionSucceeded, Fetch,
+                     FetchFailed, FreeRequested, ReplicasRequested, SendToCenter)
+from .execution import InlinePolicy, TaskRunner, run_task
 from .monitor import Monitor
 from .state import WorkerState
 
@@ -68,6 +69,8 @@ class Worker:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
+        self._inline = InlinePolicy()
+        self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
         self._listener = None
         self.monitor = Monitor(self)
 
@@ -206,16 +209,34 @@ class Worker:
 
     # -- carrying out the state's orders -----------------------------------------------------
     def _act(self, instructions: list) -> None:
-        for ins in instructions:
+        pending = collections.deque(instructions)
+        inline_until = time.perf_counter() + InlinePolicy.BUDGET
+        while pending:
+            ins = pending.popleft()
             kind = type(ins)
             if kind is Execute:
-                self._runner.submit(ins)
+                function_key = self._inline.function_key(ins.function)
+                if self._inline.allows(function_key) and time.perf_counter() < inline_until:
+                    outcome = run_task(ins)
+                    self._record(function_key, outcome)
+                    pending.extend(self.state.handle(outcome))
+                else:
+                    self._pooled[ins.key] = function_key
+                    self._runner.submit(ins)
             elif kind is SendToCenter:
                 self.send_center(ins.message)
             elif kind is Fetch:
                 self._spawn(self._fetch(ins))
 
+    def _record(self, function_key: Any, outcome) -> None:
+        if type(outcome) is ExecutionSucceeded:
+            self._inline.record(function_key, outcome.stop - outcome.start)
+
     def _on_executed(self, outcomes: list) -> None:
+        for outcome in outcomes:
+            function_key = self._pooled.pop(outcome.key, None)
+            if function_key is not None:
+                self._record(function_key, outcome)
         self._act(self.state.handle(*outcomes))
 
     async def _fetch(self, order: Fetch) -> None:
