@@ -108,22 +108,26 @@ class Worker:
         if self.closing:
             return
         self.closing = True
-        if self.center is not None and not self.center.is_closed:
-            try:
-                self.center.send(Unregister())
-                await asyncio.sleep(0.05)
-            except CommClosedError:
-                pass
-            self.center.close(reason)
-        if self._listener is not None:
-            self._listener.close()
-        for comm in list(self._peers.values()):
-            comm.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._runner is not None:
-            self._runner.close()
-        self.stopped.set()
+        try:
+            center = self.center  # the attribute clears itself if the center goes meanwhile
+            if center is not None and not center.is_closed:
+                center.send(Unregister())
+                await asyncio.sleep(0.05)  # let the goodbye leave before the socket closes
+                center.close(reason)
+        except CommClosedError:
+            pass
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+            for comm in list(self._peers.values()):
+                comm.close()
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current:
+                    task.cancel()
+            if self._runner is not None:
+                self._runner.close()
+            self.stopped.set()
 
     # -- the center -------------------------------------------------------------------------
     async def _center_loop(self) -> None:
