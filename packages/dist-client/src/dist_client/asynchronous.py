@@ -62,7 +62,7 @@ class AsyncExecutor:
                 all_done.set()
 
         for future in pending:
-            future._state.on_done(lambda: loop.call_soon_threadsafe(one_done))
+            future._keystate.on_done(lambda: loop.call_soon_threadsafe(one_done))
         await all_done.wait()
 
     async def gather(self, futures: Any, errors: str = "raise") -> Any:
@@ -145,4 +145,4 @@ class ConcurrentView(concurrent.futures.Executor):
             self._executor.cancel([f for f in futures if not f.done()])
         elif wait:
             for future in futures:
-                future._state.event.wait()
+                future._keystate.event.wait()

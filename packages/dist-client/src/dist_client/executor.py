@@ -335,11 +335,11 @@ class Executor(concurrent.futures.Executor):
         deadline = None if timeout is None else time.monotonic() + timeout
         for future in found:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not future._state.event.wait(left):
+            if not future._keystate.event.wait(left):
                 raise TimeoutError(f"{future.key} not done within {timeout} s")
         bad = [f for f in found if f.status != "finished"]
         if bad and errors == "raise":
-            raise bad[0]._state.exception
+            raise bad[0]._keystate.exception
         if bad and errors != "skip":
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
@@ -412,7 +412,7 @@ class Executor(concurrent.futures.Executor):
         futures = {key: Future(key, self) for key, _ in items}
         stored = self._io.run(self._scatter_async(payloads, broadcast, workers, timeout))
         for key, addresses in stored.items():
-            state = futures[key]._state
+            state = futures[key]._keystate
             if state.status == "pending":
                 state.finish(payloads[key].nbytes, "", addresses)
         if isinstance(data, dict):
@@ -453,7 +453,7 @@ class Executor(concurrent.futures.Executor):
         keys = list(dict.fromkeys(f.key for f in found))
         for future in found:
             if not future.done():
-                future._state.fail(CancelledError(f"{future.key} was cancelled"),
+                future._keystate.fail(CancelledError(f"{future.key} was cancelled"),
                                    status="cancelled")
         if keys:
             self._send(Cancel(keys=keys))

@@ -20,7 +20,7 @@ class KeyState:
     """What the client knows of one key; every Future of that key shares it."""
 
     __slots__ = ("key", "status", "event", "exception", "traceback", "type", "nbytes",
-                 "workers", "callbacks", "prefetch", "_lock")
+                 "workers", "callbacks", "prefetch", "condition", "_lock")
 
     def __init__(self, key: str):
         self.key = key
@@ -35,7 +35,9 @@ class KeyState:
         # Set by a result() that is waiting: the I/O thread fetches the value as soon as the
         # key is in memory, instead of waiting for the waiting thread to wake and ask.
         self.prefetch: concurrent.futures.Future | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered when concurrent.futures.wait installs waiters
+        # concurrent.futures.wait/as_completed hold this while they check and install waiters.
+        self.condition = threading.Condition(self._lock)
 
     def _settle(self, status: str) -> None:
         with self._lock:
@@ -84,12 +86,13 @@ class Future(concurrent.futures.Future):
     too, so ``asyncio.wrap_future`` and code written for the standard executors accept it.
     """
 
-    __slots__ = ("key", "_state", "_executor")
+    __slots__ = ("key", "_keystate", "_executor", "_cf_waiters")
 
     def __init__(self, key: str, executor: Executor, state: KeyState | None = None):
         self.key = key
         self._executor = executor
-        self._state = executor._hold(key, state)
+        self._keystate = executor._hold(key, state)
+        self._cf_waiters: list | None = None
 
     def __del__(self) -> None:
         executor = getattr(self, "_executor", None)
@@ -99,17 +102,17 @@ class Future(concurrent.futures.Future):
     # -- status ---------------------------------------------------------------------------------
     @property
     def status(self) -> str:
-        return self._state.status
+        return self._keystate.status
 
     @property
     def type(self) -> str:
-        return self._state.type
+        return self._keystate.type
 
     def done(self) -> bool:
-        return self._state.event.is_set()
+        return self._keystate.event.is_set()
 
     def cancelled(self) -> bool:
-        return self._state.status == "cancelled"
+        return self._keystate.status == "cancelled"
 
     def running(self) -> bool:
         return False  # the center knows; asking it for each call would be a round trip
@@ -118,13 +121,13 @@ class Future(concurrent.futures.Future):
         return not self.cancelled()
 
     def _wait(self, timeout: float | None) -> None:
-        if not self._state.event.wait(timeout):
+        if not self._keystate.event.wait(timeout):
             raise TimeoutError(f"{self.key} not done within {timeout} s")
 
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        state = self._state
+        state = self._keystate
         with state._lock:  # the I/O thread reads ``prefetch`` after settling, under this lock
             prefetch = state.prefetch
             if prefetch is None and not state.event.is_set():
@@ -149,12 +152,12 @@ class Future(concurrent.futures.Future):
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._wait(timeout)
-        return self._state.exception
+        return self._keystate.exception
 
     def traceback(self, timeout: float | None = None) -> str | None:
         """The remote traceback, as text, of a failed task (None if it did not fail)."""
         self._wait(timeout)
-        return self._state.traceback or None if self._state.status == "error" else None
+        return self._keystate.traceback or None if self._keystate.status == "error" else None
 
     def cancel(self) -> bool:
         if self._executor is None or self.done():
@@ -164,13 +167,44 @@ class Future(concurrent.futures.Future):
 
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         """Call ``fn(self)`` when done (from the client's I/O thread)."""
-        self._state.on_done(lambda: fn(self))
+        self._keystate.on_done(lambda: fn(self))
 
     def release(self) -> None:
         """Drop this handle now instead of waiting for garbage collection."""
         executor, self._executor = self._executor, None
         if executor is not None:
             executor._unhold(self.key)
+
+    # -- what concurrent.futures.wait and as_completed read of a Future ------------------------
+    @property
+    def _condition(self) -> threading.Condition:
+        return self._keystate.condition
+
+    @property
+    def _state(self) -> str:
+        status = self._keystate.status
+        if status == "pending":
+            return concurrent.futures._base.PENDING
+        if status == "cancelled":
+            return concurrent.futures._base.CANCELLED_AND_NOTIFIED
+        return concurrent.futures._base.FINISHED
+
+    @property
+    def _waiters(self) -> list:
+        if self._cf_waiters is None:
+            self._cf_waiters = []
+            self._keystate.on_done(self._notify_cf_waiters)
+        return self._cf_waiters
+
+    def _notify_cf_waiters(self) -> None:
+        status = self._keystate.status
+        for waiter in list(self._cf_waiters or ()):
+            if status == "finished":
+                waiter.add_result(self)
+            elif status == "cancelled":
+                waiter.add_cancelled(self)
+            else:
+                waiter.add_exception(self)
 
     def __await__(self):
         return self._async_result().__await__()
@@ -179,11 +213,11 @@ class Future(concurrent.futures.Future):
         if not self.done():
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            self._state.on_done(lambda: loop.call_soon_threadsafe(
+            self._keystate.on_done(lambda: loop.call_soon_threadsafe(
                 lambda: waiter.done() or waiter.set_result(None)))
             await waiter
-        if self._state.status != "finished":
-            raise self._state.exception
+        if self._keystate.status != "finished":
+            raise self._keystate.exception
         return await self._executor._gather_keys_async([self.key])
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ def progress(futures: Any, interval: float = 0.1, file=None, width: int = 40) ->
     total = len(found)
     changed = threading.Event()
     for future in found:
-        future._state.on_done(changed.set)
+        future._keystate.on_done(changed.set)
     widget = _make_widget(total) if _in_notebook() else None
     out = file or sys.stderr
     start = time.monotonic()

@@ -27,7 +27,7 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
         raise ValueError(f"unknown return_when {return_when!r}")
     changed = threading.Event()
     for future in futures:
-        future._state.on_done(changed.set)
+        future._keystate.on_done(changed.set)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         done = {f for f in futures if f.done()}
@@ -66,7 +66,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     def add(self, future: Future) -> None:
         with self._lock:
             self._outstanding += 1
-        future._state.on_done(lambda: self._done.put(future))
+        future._keystate.on_done(lambda: self._done.put(future))
 
     def update(self, futures: Iterable[Future]) -> None:
         for future in futures:
