@@ -12,6 +12,7 @@ from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, Restar
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
                      WorkerSent)
+from .memory import HeapTrimmer
 from .state import CenterState
 
 log = logging.getLogger("dist.center")
@@ -33,6 +34,7 @@ class Center:
         self.ssl_context = ssl_context
         self.heartbeat_timeout = heartbeat_timeout
         self.state = CenterState()
+        self.memory = HeapTrimmer()
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
         self.last_seen: dict[str, float] = {}
         self.address = ""
@@ -155,6 +157,7 @@ class Center:
         interval = min(1.0, self.heartbeat_timeout / 4)
         while True:
             await asyncio.sleep(interval)
+            self.memory.tick(self.state)
             now = time.monotonic()
             for address, seen in list(self.last_seen.items()):
                 if now - seen > self.heartbeat_timeout:

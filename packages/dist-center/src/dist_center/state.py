@@ -99,8 +99,8 @@ class CenterState:
         self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
         self.unrunnable: set[str] = set()
         self.avg_duration = 0.0  # seconds; 0 until the first task finishes
-        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=100_000)
-        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=10_000)
+        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=10_000)
+        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=5_000)
         self.finished_by_prefix: Counter[str] = Counter()
         self.erred_by_prefix: Counter[str] = Counter()
         self.messages_handled = 0
@@ -692,6 +692,16 @@ class CenterState:
                 dts.dependents.discard(ts.key)
                 if not dts.dependents:
                     self._maybe_release(dts)
+
+    def compact(self) -> None:
+        """Rebuild the big tables: dicts and sets keep their peak size after deletions."""
+        self.tasks = dict(self.tasks)
+        self.clients = {client: set(keys) for client, keys in self.clients.items()}
+        for worker in self.workers.values():
+            worker.has_what = set(worker.has_what)
+            worker.processing = dict(worker.processing)
+        self.queue = list(self.queue)
+        self.unrunnable = set(self.unrunnable)
 
     def validate(self) -> None:
         """Assert every invariant; tests call this after each step."""

@@ -145,4 +145,4 @@ class ConcurrentView(concurrent.futures.Executor):
             self._executor.cancel([f for f in futures if not f.done()])
         elif wait:
             for future in futures:
-                future._keystate.event.wait()
+                future._keystate.wait()

@@ -31,6 +31,7 @@ from .packing import collect_futures, pack, rebuild
 from . import waiting
 from .worker_functions import install_file
 
+SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 
@@ -169,7 +170,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             states = list(self._states.values())
         for state in states:
-            if not state.event.is_set():
+            if not state.done:
                 state.fail(error)
         for waiter in self._replies.values():
             if not waiter.done():
@@ -306,20 +307,23 @@ class Executor(concurrent.futures.Executor):
 
     def _submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict,
                      options: dict) -> list[Future]:
+        """Futures for ``calls``; new keys go to the center in chunks as they are built, so
+        the cluster starts on the first tasks of a long map while the rest are prepared."""
         function = self._function_payload(func)
-        futures, tasks = [], []
-        with self._lock:
-            for key, args in calls:
-                state = self._states.get(key)
-                if state is not None and state.status != "cancelled":
+        futures = []
+        for start in range(0, len(calls), SUBMIT_CHUNK):
+            tasks = []
+            with self._lock:
+                for key, args in calls[start:start + SUBMIT_CHUNK]:
+                    state = self._states.get(key)
+                    if state is not None and state.status == "cancelled":
+                        state.reset()
+                        state = None
+                    if state is None:
+                        tasks.append(self._task(key, function, args, kwargs, options))
                     futures.append(Future(key, self))
-                    continue
-                if state is not None:
-                    state.reset()
-                tasks.append(self._task(key, function, args, kwargs, options))
-                futures.append(Future(key, self))
-        if tasks:
-            self._send(Submit(tasks=tasks))
+                if tasks:
+                    self._send(Submit(tasks=tasks))
         return futures
 
     # -- gathering ------------------------------------------------------------------------------
@@ -335,7 +339,7 @@ class Executor(concurrent.futures.Executor):
         deadline = None if timeout is None else time.monotonic() + timeout
         for future in found:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not future._keystate.event.wait(left):
+            if not future._keystate.wait(left):
                 raise TimeoutError(f"{future.key} not done within {timeout} s")
         bad = [f for f in found if f.status != "finished"]
         if bad and errors == "raise":
@@ -510,7 +514,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             states = list(self._states.values())
         for state in states:
-            if not state.event.is_set() or state.status == "finished":
+            if not state.done or state.status == "finished":
                 state.fail(CancelledError(f"{state.key} was cancelled: the cluster restarted"),
                            status="cancelled")
         self._io.run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)

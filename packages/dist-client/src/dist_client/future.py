@@ -19,13 +19,12 @@ _NO_VALUE = object()
 class KeyState:
     """What the client knows of one key; every Future of that key shares it."""
 
-    __slots__ = ("key", "status", "event", "exception", "traceback", "type", "nbytes",
-                 "workers", "callbacks", "prefetch", "condition", "_lock")
+    __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
+                 "callbacks", "prefetch", "_condition", "_lock")
 
     def __init__(self, key: str):
         self.key = key
         self.status = "pending"
-        self.event = threading.Event()
         self.exception: BaseException | None = None
         self.traceback = ""
         self.type = ""
@@ -36,13 +35,34 @@ class KeyState:
         # key is in memory, instead of waiting for the waiting thread to wake and ask.
         self.prefetch: concurrent.futures.Future | None = None
         self._lock = threading.RLock()  # re-entered when concurrent.futures.wait installs waiters
-        # concurrent.futures.wait/as_completed hold this while they check and install waiters.
-        self.condition = threading.Condition(self._lock)
+        self._condition: threading.Condition | None = None  # made by the first waiter
+
+    @property
+    def condition(self) -> threading.Condition:
+        """Held by ``wait()`` here and by concurrent.futures.wait/as_completed while they check
+        the status and install their waiters."""
+        with self._lock:
+            if self._condition is None:
+                self._condition = threading.Condition(self._lock)
+            return self._condition
+
+    @property
+    def done(self) -> bool:
+        return self.status != "pending"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until settled; False on timeout."""
+        if self.status != "pending":
+            return True
+        condition = self.condition
+        with condition:
+            return condition.wait_for(lambda: self.status != "pending", timeout)
 
     def _settle(self, status: str) -> None:
         with self._lock:
             self.status = status
-            self.event.set()
+            if self._condition is not None:
+                self._condition.notify_all()
             callbacks, self.callbacks = self.callbacks, []
         for callback in callbacks:
             callback()
@@ -67,12 +87,11 @@ class KeyState:
         """Back to pending (e.g. resubmitted after a failure)."""
         with self._lock:
             self.status = "pending"
-            self.event.clear()
             self.exception = None
 
     def on_done(self, callback: Callable[[], None]) -> None:
         with self._lock:
-            if not self.event.is_set():
+            if self.status == "pending":
                 self.callbacks.append(callback)
                 return
         callback()
@@ -109,7 +128,7 @@ class Future(concurrent.futures.Future):
         return self._keystate.type
 
     def done(self) -> bool:
-        return self._keystate.event.is_set()
+        return self._keystate.done
 
     def cancelled(self) -> bool:
         return self._keystate.status == "cancelled"
@@ -121,7 +140,7 @@ class Future(concurrent.futures.Future):
         return not self.cancelled()
 
     def _wait(self, timeout: float | None) -> None:
-        if not self._keystate.event.wait(timeout):
+        if not self._keystate.wait(timeout):
             raise TimeoutError(f"{self.key} not done within {timeout} s")
 
     def result(self, timeout: float | None = None) -> Any:
@@ -130,7 +149,7 @@ class Future(concurrent.futures.Future):
         state = self._keystate
         with state._lock:  # the I/O thread reads ``prefetch`` after settling, under this lock
             prefetch = state.prefetch
-            if prefetch is None and not state.event.is_set():
+            if prefetch is None and not state.done:
                 prefetch = state.prefetch = concurrent.futures.Future()
         if prefetch is not None:
             # One wake-up: the I/O thread resolves this with the value itself, or the error.

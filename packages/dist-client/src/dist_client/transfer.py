@@ -73,6 +73,7 @@ class WorkerConnections:
 
 
 TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
+MAX_KEYS_PER_REQUEST = 5_000
 
 
 async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tuple[dict, dict]:
@@ -82,6 +83,10 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tu
     for key, addresses in holders.items():
         if addresses:
             plan.setdefault(random.choice(addresses), []).append(key)
+    # One request per worker, cut into pieces only for very large gathers (frame limits).
+    requests = [(address, keys[i:i + MAX_KEYS_PER_REQUEST])
+                for address, keys in plan.items()
+                for i in range(0, len(keys), MAX_KEYS_PER_REQUEST)]
     payloads: dict[str, Payload] = {}
     failed: dict[str, str] = {k: "no worker holds it" for k, a in holders.items() if not a}
 
@@ -99,7 +104,7 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tu
         for key, why in reply.errors.items():
             failed[key] = f"worker {address} cannot send it: {why}"
 
-    await asyncio.gather(*(one(a, k) for a, k in plan.items()))
+    await asyncio.gather(*(one(a, k) for a, k in requests))
     return payloads, failed
 
 

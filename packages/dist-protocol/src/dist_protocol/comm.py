@@ -18,11 +18,13 @@ from .addresses import format_address, parse_address
 from .errors import CommClosedError, HandshakeError, ProtocolError
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
 from .handshake import AcceptorHandshake, InitiatorHandshake
-from .messages import Error, Message, decode_batch, encode_batch
+from .messages import Error, Message, encode_batch, encode_batches, decode_batch
 
 log = logging.getLogger("dist.comm")
 
 HANDSHAKE_TIMEOUT = 10.0
+# A batch is cut after this many frames: well under any receiver's frame-count limit.
+MAX_FRAMES_PER_BATCH = 10_000
 # Small buffers are joined into one write; larger ones are written as they are (no copy).
 COALESCE_BELOW = 64 * 1024
 
@@ -95,7 +97,8 @@ class Comm:
         messages, self._outbox = self._outbox, []
         if not messages or self.transport is None or self.transport.is_closing():
             return
-        self._write(encode_batch(messages))
+        for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH):
+            self._write(frames)
 
     def _write(self, frames: list) -> None:
         pending: list = []
@@ -216,8 +219,8 @@ class _StreamProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         comm = self.comm
-        if comm.closed.done():
-            return
+        if comm.closed.done() or comm.transport.is_closing():
+            return  # after an abort, whatever else arrives is dropped unread
         try:
             for frames in comm.decoder.buffer_updated(nbytes):
                 comm._deliver(decode_batch(frames))

@@ -112,13 +112,19 @@ class FrameDecoder:
         return self._end - self._start
 
     def _make_room(self, needed: int) -> None:
-        """Ensure ``needed`` bytes fit after the unread data, compacting or growing."""
+        """Ensure ``needed`` bytes fit after the unread data, compacting or growing.
+
+        Growing allocates a new buffer instead of resizing: the transport may still hold a
+        view of the old one, and a bytearray with live views cannot change size.
+        """
         unread = self._available()
-        if self._start:
+        if len(self._buf) - unread < needed:
+            grown = bytearray(max(len(self._buf) * 2, unread + needed))
+            grown[:unread] = self._buf[self._start:self._end]
+            self._buf = grown
+        elif self._start:
             self._buf[:unread] = self._buf[self._start:self._end]
-            self._start, self._end = 0, unread
-        if len(self._buf) - self._end < needed:
-            self._buf.extend(bytes(needed - (len(self._buf) - self._end)))
+        self._start, self._end = 0, unread
 
     def _take(self, n: int) -> bytes:
         chunk = bytes(self._buf[self._start:self._start + n])

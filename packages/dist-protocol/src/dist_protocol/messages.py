@@ -326,6 +326,25 @@ def encode_batch(messages: list[Message]) -> list:
     return frames
 
 
+def encode_batches(messages: list[Message], max_frames: int) -> list[list]:
+    """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
+    frames, so a burst of messages never exceeds the receiver's frame-count limit."""
+    batches = []
+    frames: list = [b""]
+    seen: dict = {}
+    wire: list = []
+    for m in messages:
+        wire.append(m.to_wire(frames, seen))
+        if len(frames) >= max_frames:
+            frames[0] = msgpack.packb(wire, use_bin_type=True)
+            batches.append(frames)
+            frames, seen, wire = [b""], {}, []
+    if wire:
+        frames[0] = msgpack.packb(wire, use_bin_type=True)
+        batches.append(frames)
+    return batches
+
+
 def decode_batch(frames: list) -> list[Message]:
     """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed."""
     try:
