@@ -26,6 +26,7 @@ from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, Cluste
                                     Unregister, WhoHas, WhoHasReply, WorkerRegistered)
 
 from . import placement
+from .durations import TaskDurations
 from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, WorkerJoined,
                      WorkerLeft, WorkerSent)
 from .invariants import validate_state
@@ -46,10 +47,12 @@ def key_prefix(key: str) -> str:
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
                  "nbytes", "type", "processing_on", "wanted_by", "suspicious", "retries_left",
-                 "error", "priority", "scattered", "lost_message")
+                 "error", "priority", "scattered", "lost_message", "prefix", "counts")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int):
         self.key = key
+        self.prefix = key_prefix(key)
+        self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
         self.spec = spec
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
         self.dependents: set[str] = set()
@@ -99,11 +102,15 @@ class CenterState:
         self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
         self.unrunnable: set[str] = set()
         self.avg_duration = 0.0  # seconds; 0 until the first task finishes
-        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=10_000)
-        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=5_000)
+        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=100)
+        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=100)
         self.finished_by_prefix: Counter[str] = Counter()
         self.erred_by_prefix: Counter[str] = Counter()
         self.messages_handled = 0
+        # For the dashboard, O(1) per transition: prefix -> state -> tasks now in that state.
+        self.task_counts: dict[str, dict[str, int]] = {}
+        self.task_stream_count = 0  # appended ever: a cursor into task_stream
+        self.task_durations = TaskDurations()
         self._seq = itertools.count()
         self._out: Outgoing = []
         self._handlers = {
@@ -138,7 +145,17 @@ class CenterState:
 
     def _set_state(self, ts: TaskState, state: str) -> None:
         self.transitions.append((ts.key, ts.state, state))
+        counts = ts.counts
+        if counts is None:
+            counts = ts.counts = self.task_counts.get(ts.prefix) or self._new_counts(ts.prefix)
+        else:
+            counts[ts.state] -= 1
+        counts[state] += 1
         ts.state = state
+
+    def _new_counts(self, prefix: str) -> dict[str, int]:
+        counts = self.task_counts[prefix] = dict.fromkeys(sorted(STATES), 0)
+        return counts
 
     def story(self, key: str) -> list[tuple[str, str, str]]:
         return [t for t in self.transitions if t[0] == key]
@@ -285,6 +302,7 @@ class CenterState:
         for address in list(self.workers):
             self._send(address, RestartWorker(reason=f"restart requested by {client}"))
         self.tasks.clear()
+        self.task_counts.clear()
         self.workers.clear()
         self.names.clear()
         self.queue.clear()
@@ -382,6 +400,8 @@ class CenterState:
             self.avg_duration = (duration if not self.avg_duration
                                  else 0.9 * self.avg_duration + 0.1 * duration)
             self.task_stream.append((msg.key, address, msg.start, msg.stop))
+            self.task_stream_count += 1
+            self.task_durations.observe(ts.prefix, duration)
         self._fill(worker)
 
     def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str) -> bool:
@@ -403,7 +423,7 @@ class CenterState:
         ts.nbytes, ts.type = nbytes, type_
         self._set_state(ts, "memory")
         self._add_replica(ts, worker)
-        self.finished_by_prefix[key_prefix(ts.key)] += 1
+        self.finished_by_prefix[ts.prefix] += 1
         if ts.wanted_by:
             holders = [worker.address]
             for client in ts.wanted_by:
@@ -644,7 +664,7 @@ class CenterState:
             self._set_state(current, "erred")
             current.error = error
             erred.append(current)
-            self.erred_by_prefix[key_prefix(current.key)] += 1
+            self.erred_by_prefix[current.prefix] += 1
             for client in current.wanted_by:
                 self._send(client, replace(error, key=current.key))
             stack.extend(self.tasks[k] for k in current.dependents)
@@ -684,7 +704,8 @@ class CenterState:
             self._forget(ts)
 
     def _forget(self, ts: TaskState) -> None:
-        self.tasks.pop(ts.key, None)
+        if self.tasks.pop(ts.key, None) is ts and ts.counts is not None:
+            ts.counts[ts.state] -= 1
         self.unrunnable.discard(ts.key)
         for dep in ts.deps:
             dts = self.tasks.get(dep)
