@@ -37,7 +37,11 @@ ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails a
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
 MAX_MARGIN_PER_THREAD = 64
 
+TRANSITION_LOG = 10_000  # recent (key, from, to) transitions, for story()
+STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
+
 Outgoing = list[tuple[str, Message]]
+
 
 
 def key_prefix(key: str) -> str:
@@ -102,8 +106,8 @@ class CenterState:
         self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
         self.unrunnable: set[str] = set()
         self.avg_duration = 0.0  # seconds; 0 until the first task finishes
-        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=100)
-        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=100)
+        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=TRANSITION_LOG)
+        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
         self.finished_by_prefix: Counter[str] = Counter()
         self.erred_by_prefix: Counter[str] = Counter()
         self.messages_handled = 0
@@ -723,6 +727,7 @@ class CenterState:
             worker.processing = dict(worker.processing)
         self.queue = list(self.queue)
         self.unrunnable = set(self.unrunnable)
+
 
     def validate(self) -> None:
         """Assert every invariant; tests call this after each step."""
