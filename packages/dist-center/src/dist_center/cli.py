@@ -58,6 +58,11 @@ def main_command(
     heartbeat_timeout: Annotated[float, typer.Option(
         envvar="DIST_HEARTBEAT_TIMEOUT", help="seconds of silence before a worker is removed")]
     = 5.0,
+    dashboard_port: Annotated[int, typer.Option(
+        envvar="DIST_DASHBOARD_PORT", help="port of the web dashboard and /metrics, on the "
+        "center's host (0: any free port; a taken port falls back to a free one)")] = 8788,
+    dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", envvar="DIST_DASHBOARD",
+                                            help="serve the web dashboard")] = True,
     log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
@@ -73,7 +78,8 @@ def main_command(
     scheme = "tls" if (tls_cert or tls_key) else "tcp"
     center = Center(format_address(host, port, scheme), token=token,
                     ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),
-                    heartbeat_timeout=heartbeat_timeout)
+                    heartbeat_timeout=heartbeat_timeout,
+                    dashboard_port=dashboard_port if dashboard else None)
     try:
         run(serve(center))
     except OSError as exc:
@@ -84,6 +90,8 @@ def main_command(
 async def serve(center: Center) -> None:
     await center.start()
     print(f"Start center at {center.address}", flush=True)
+    if center.dashboard is not None:
+        print(f"Dashboard at {center.dashboard.url}", flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(center.close()))

@@ -28,11 +28,14 @@ WORKER_OPS = _ops_from("worker")
 
 class Center:
     def __init__(self, address: str = "127.0.0.1:8787", *, token: str | None = None,
-                 ssl_context=None, heartbeat_timeout: float = 5.0):
+                 ssl_context=None, heartbeat_timeout: float = 5.0,
+                 dashboard_port: int | None = None):
         self.requested_address = address
         self.token = token
         self.ssl_context = ssl_context
         self.heartbeat_timeout = heartbeat_timeout
+        self.dashboard_port = dashboard_port  # None: no dashboard
+        self.dashboard = None
         self.state = CenterState()
         self.memory = HeapTrimmer()
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
@@ -49,6 +52,10 @@ class Center:
         self._listener = await listen(self.requested_address, self._on_comm, token=self.token,
                                       ssl_context=self.ssl_context, who="center")
         self.address = self._listener.address
+        if self.dashboard_port is not None:
+            from .dashboard import Dashboard
+            self.dashboard = Dashboard(self, port=self.dashboard_port)
+            await self.dashboard.start()
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_heartbeats())
 
     async def close(self) -> None:
@@ -56,6 +63,8 @@ class Center:
             self._listener.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self.dashboard is not None:
+            await self.dashboard.close()
         for comm in list(self.comms.values()):
             comm.close("center closing")
         self.closed.set()

@@ -1,0 +1,129 @@
+"""What the dashboard's JSON API says, computed from a ``CenterState`` (no I/O, no clock).
+
+Each function walks workers or function-name prefixes, never every task: the per-task work was
+done as O(1) counter bumps in ``CenterState`` when the tasks moved.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from ..state import STATES, CenterState, key_prefix
+
+WAITING_STATES = ("waiting", "queued", "no-worker")
+STREAM_COLUMNS = ("prefix", "key", "worker", "start", "stop")
+STREAM_LIMIT = 2_000  # newest task-stream entries per answer: enough to draw the last seconds
+PROGRESS_LIMIT = 100  # prefixes per answer: the active ones first
+
+
+def tasks_by_state(state: CenterState) -> dict[str, int]:
+    totals = dict.fromkeys(sorted(STATES), 0)
+    for counts in state.task_counts.values():
+        for name, count in counts.items():
+            totals[name] += count
+    return totals
+
+
+def metric(metrics: dict, name: str, kind: type = int) -> Any:
+    """A number from a worker's heartbeat; absent or malformed reads as 0, as JSON must."""
+    value = metrics.get(name, 0)
+    try:
+        value = kind(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return kind(0)
+    return value if kind is not float or math.isfinite(value) else 0.0
+
+
+def worker_rows(state: CenterState) -> list[dict[str, Any]]:
+    rows = []
+    for worker in state.workers.values():
+        metrics = worker.metrics or {}
+        rows.append({
+            "address": worker.address,
+            "name": worker.name,
+            "status": worker.status,
+            "nthreads": worker.nthreads,
+            "memory": metric(metrics, "memory"),  # resident set size of the process
+            "memory_limit": worker.memory_limit,
+            "cpu": metric(metrics, "cpu", float),  # percent of one core
+            "executing": metric(metrics, "executing"),
+            "ready": metric(metrics, "ready"),
+            "processing": len(worker.processing),  # assigned by the center, not yet finished
+            "keys": len(worker.has_what),
+            "nbytes": worker.nbytes,
+            "in_flight": metric(metrics, "in_flight"),
+            "paused": bool(metrics.get("paused", False)),
+        })
+    rows.sort(key=lambda row: (row["name"], row["address"]))
+    return rows
+
+
+def progress_rows(state: CenterState, limit: int = PROGRESS_LIMIT) -> list[dict[str, Any]]:
+    """Per function name: tasks done (finished, even if released since), erred, running, waiting.
+
+    ``total`` is their sum, so a bar reads ``(done + erred) / total``; tasks released before
+    they ran (cancelled) leave the total.
+    """
+    prefixes = set(state.task_counts) | set(state.finished_by_prefix) | set(state.erred_by_prefix)
+    rows = []
+    for prefix in prefixes:
+        counts = state.task_counts.get(prefix, {})
+        done = state.finished_by_prefix.get(prefix, 0)
+        erred = state.erred_by_prefix.get(prefix, 0)
+        processing = counts.get("processing", 0)
+        waiting = sum(counts.get(name, 0) for name in WAITING_STATES)
+        rows.append({"prefix": prefix, "done": done, "erred": erred, "processing": processing,
+                     "waiting": waiting, "memory": counts.get("memory", 0),
+                     "total": done + erred + processing + waiting})
+    rows = [row for row in rows if row["total"] or row["memory"]]
+    rows.sort(key=lambda row: (not (row["processing"] or row["waiting"]), row["prefix"]))
+    return rows[:limit]
+
+
+def stream_since(state: CenterState, cursor: int, limit: int = STREAM_LIMIT) -> dict[str, Any]:
+    """Task-stream entries appended after ``cursor`` (at most the newest ``limit``).
+
+    The cursor counts entries ever appended, so a client passes back the one it got. A cursor
+    ahead of the center's (the center restarted) gets the newest entries, like a fresh client.
+    """
+    stream = state.task_stream
+    total = state.task_stream_count
+    since = cursor if 0 <= cursor <= total else 0
+    wanted = total - since
+    returned = min(wanted, limit, len(stream))
+    newest = list(itertools.islice(reversed(stream), returned))
+    newest.reverse()
+    rows = [[key_prefix(key), key, worker, start, stop] for key, worker, start, stop in newest]
+    # skipped: entries after the cursor left out, past the limit or already dropped by the deque
+    return {"cursor": total, "columns": list(STREAM_COLUMNS), "rows": rows,
+            "skipped": wanted - returned}
+
+
+def status(state: CenterState, *, address: str, version: str, started: float,
+           now: float) -> dict[str, Any]:
+    workers = state.workers.values()
+    memory = sum(metric(w.metrics or {}, "memory") for w in workers)
+    return {
+        "address": address,
+        "version": version,
+        "started": started,
+        "now": now,
+        "uptime": max(0.0, now - started),
+        "workers": len(state.workers),
+        "threads": sum(w.nthreads for w in workers),
+        "memory": memory,
+        "memory_limit": sum(w.memory_limit for w in workers),
+        "bytes_held": sum(w.nbytes for w in workers),
+        "clients": len(state.clients),
+        "tasks": tasks_by_state(state),
+        "finished": sum(state.finished_by_prefix.values()),
+        "erred": sum(state.erred_by_prefix.values()),
+        "messages_handled": state.messages_handled,
+        "task_stream_count": state.task_stream_count,
+    }
+
+
+def task_summary(state: CenterState) -> dict[str, Any]:
+    """The part of ``/api/tasks`` that is the same for every client: cached by the server."""
+    return {"states": tasks_by_state(state), "progress": progress_rows(state)}
