@@ -49,3 +49,17 @@ def validate_state(state: CenterState) -> None:
     for client, keys in state.clients.items():
         for key in keys:
             assert key in state.tasks and client in state.tasks[key].wanted_by, (client, key)
+    check_task_counts(state)
+
+
+def check_task_counts(state: CenterState) -> None:
+    """The dashboard's per-prefix counters agree with a recount of the tasks."""
+    recount: dict[str, dict[str, int]] = {}
+    for ts in state.tasks.values():
+        if ts.counts is not None:
+            assert ts.counts is state.task_counts[ts.prefix], ts
+            by_state = recount.setdefault(ts.prefix, {})
+            by_state[ts.state] = by_state.get(ts.state, 0) + 1
+    for prefix, counts in state.task_counts.items():
+        nonzero = {name: count for name, count in counts.items() if count}
+        assert nonzero == recount.get(prefix, {}), (prefix, nonzero, recount.get(prefix))
