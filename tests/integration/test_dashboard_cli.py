@@ -1,0 +1,58 @@
+"""``dcenter``'s dashboard options: the printed URL serves, env vars work, --no-dashboard is off."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def start_center(*args: str, **env: str) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen([sys.executable, "-m", "dist_center.cli", "--port", "0", *args],
+                            env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stop(process: subprocess.Popen) -> str:
+    """Ends the center's process group; returns the rest of its output."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        rest, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        rest, _ = process.communicate()
+    return rest
+
+
+def test_dashboard_port_from_the_environment_serves_the_printed_url():
+    center = start_center(DIST_DASHBOARD_PORT="0")
+    try:
+        assert center.stdout.readline().startswith("Start center at ")
+        line = center.stdout.readline()
+        assert line.startswith("Dashboard at http://127.0.0.1:"), line
+        url = line.split("Dashboard at ", 1)[1].strip()
+        assert not url.endswith(":8788/"), "port 0 means any free port"
+        with urllib.request.urlopen(url + "health", timeout=10) as response:
+            assert response.read() == b"ok\n"
+        with urllib.request.urlopen(url + "api/status", timeout=10) as response:
+            assert json.loads(response.read())["workers"] == 0
+    finally:
+        stop(center)
+
+
+@pytest.mark.parametrize("how", [("--no-dashboard",), ()])
+def test_no_dashboard(how):
+    center = start_center(*how, **({} if how else {"DIST_DASHBOARD": "false"}))
+    try:
+        assert center.stdout.readline().startswith("Start center at ")
+    finally:
+        rest = stop(center)
+    assert "Dashboard at" not in rest
