@@ -117,6 +117,9 @@ class CenterState:
         self.task_durations = TaskDurations()
         self._seq = itertools.count()
         self._out: Outgoing = []
+        # Workers whose tasks were taken back during this step; they take queued work at its end
+        # (not at once, so a release of many keys does not hand out work it is about to cancel).
+        self._slots_freed: dict[str, None] = {}
         self._handlers = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
@@ -141,8 +144,16 @@ class CenterState:
     def handle(self, *events: Event) -> Outgoing:
         for event in events:
             self._handlers[type(event)](event)
+        self._refill()
         out, self._out = self._out, []
         return out
+
+    def _refill(self) -> None:
+        freed, self._slots_freed = self._slots_freed, {}
+        for address in freed:
+            worker = self.workers.get(address)
+            if worker is not None:
+                self._fill(worker)
 
     def _send(self, to: str, message: Message) -> None:
         self._out.append((to, message))
@@ -648,6 +659,7 @@ class CenterState:
         if worker is not None:
             worker.processing.pop(ts.key, None)
             self._send(worker.address, FreeKeys(keys=[ts.key]))
+            self._slots_freed[worker.address] = None
         ts.processing_on = None
         self._set_state(ts, "waiting")
 
