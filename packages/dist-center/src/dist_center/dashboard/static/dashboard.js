@@ -45,12 +45,20 @@ function formatSeconds(seconds) {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
+// Distinct colours for the first function names seen, then hues from a hash of the name.
+const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+  "#ff9da7", "#9c755f", "#bab0ac"];
+
 function colorFor(prefix) {
   let color = view.colors.get(prefix);
   if (color === undefined) {
-    let hash = 0;
-    for (const char of prefix) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-    color = `hsl(${hash % 360}, 62%, 48%)`;
+    if (view.colors.size < PALETTE.length) {
+      color = PALETTE[view.colors.size];
+    } else {
+      let hash = 0;
+      for (const char of prefix) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+      color = `hsl(${hash % 360}, 62%, 48%)`;
+    }
     view.colors.set(prefix, color);
   }
   return color;
@@ -295,7 +303,8 @@ function drawStream() {
     for (const [task, lane] of assignLanes(group)) {
       const left = Math.max(LABEL_WIDTH, xOf(task.start));
       const right = Math.min(LABEL_WIDTH + plotWidth, xOf(task.stop));
-      const width = Math.max(1, right - left); // a 1-pixel sliver still shows a fast task ran
+      // A 1-pixel sliver still shows a fast task ran; wider ones keep a gap to the next task.
+      const width = right - left > 3 ? right - left - 1 : Math.max(1, right - left);
       const top = y + lane * laneHeight + 1;
       context.fillStyle = colorFor(task.prefix);
       context.fillRect(left, top, width, laneHeight - 2);
