@@ -1,0 +1,374 @@
+"""A key's life at the center: results to clients, release and reference counting, errors,
+retries, cancellation, scattered data and several clients sharing keys."""
+from dist_center.events import WorkerSent
+from dist_protocol.messages import (FreeKeys, KeyCancelled, KeyInMemory, ScatterPlanReply,
+                                    TaskErred, TaskFinished, WhoHas, WhoHasReply)
+
+
+def by_recipient(out):
+    return sorted(out, key=lambda item: item[0])
+
+
+def freed_keys(out):
+    return sorted((to, key) for to, msg in out if isinstance(msg, FreeKeys) for key in msg.keys)
+
+
+def in_memory(key, workers, nbytes=8, type="int"):
+    return KeyInMemory(key=key, nbytes=nbytes, type=type, workers=workers)
+
+
+# -- results ---------------------------------------------------------------------------------
+
+def test_a_finished_task_is_reported_to_every_client_that_wants_it(center):
+    center.connect("bob")
+    center.join("w1")
+    assert center.submit("a") == [("w1", center.compute("a"))]
+    assert center.submit("a", client="bob") == []  # one task for both
+
+    out = center.finished("w1", "a", nbytes=64, type="list")
+
+    assert by_recipient(out) == [("alice", in_memory("a", ["w1"], 64, "list")),
+                                 ("bob", in_memory("a", ["w1"], 64, "list"))]
+
+
+def test_submitting_a_key_already_in_memory_reports_it_at_once(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("a")
+    center.finished("w1", "a")
+
+    assert center.submit("a", client="bob") == [("bob", in_memory("a", ["w1"]))]
+
+
+def test_who_has_answers_for_known_and_unknown_keys(center):
+    center.join("w1")
+    center.submit("a")
+    center.finished("w1", "a")
+
+    out = center.client_sent(WhoHas(id=7, keys=["a", "nope"]))
+
+    assert out == [("alice", WhoHasReply(id=7, who_has={"a": ["w1"], "nope": []}))]
+
+
+# -- release and reference counting ------------------------------------------------------------
+
+def test_an_unwanted_input_is_freed_once_its_dependent_is_done(center):
+    center.join("w1")
+    out = center.submit("a", center.spec("b", "a"), wanted=["b"])
+    assert out == [("w1", center.compute("a"))]
+
+    assert center.finished("w1", "a") == [
+        ("w1", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
+
+    out = center.finished("w1", "b")
+    assert out == [("alice", in_memory("b", ["w1"])), ("w1", FreeKeys(keys=["a"]))]
+    assert center.state_of("a") == "released"  # its lineage stays while b is wanted
+
+    assert center.release("b") == [("w1", FreeKeys(keys=["b"]))]
+    assert center.state.tasks == {}
+
+
+def test_a_released_key_stays_while_a_waiting_task_needs_it(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", "c", center.spec("b", "a", "c"))
+    center.finished("w1", "a")
+
+    assert center.release("a") == []  # b still waits for c, then reads a
+    assert center.state_of("a") == "memory"
+
+    out = center.finished("w2", "c")
+    assert out == [("alice", in_memory("c", ["w2"])),
+                   ("w1", center.compute("b", who_has={"a": ["w1"], "c": ["w2"]},
+                                         nbytes={"a": 8, "c": 8}))]
+
+    assert center.finished("w1", "b") == [("alice", in_memory("b", ["w1"])),
+                                          ("w1", FreeKeys(keys=["a"]))]
+    assert center.state_of("a") == "released"
+
+    center.release("b", "c")
+    assert center.state.tasks == {}
+
+
+def test_release_of_a_key_in_memory_frees_it_on_every_holder(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.finished("w1", "a")
+    assert center.keys_added("w2", {"a": 8}) == []  # w2 fetched a copy
+    assert center.who_has("a") == {"w1", "w2"}
+
+    out = center.release("a")
+
+    assert by_recipient(out) == [("w1", FreeKeys(keys=["a"])), ("w2", FreeKeys(keys=["a"]))]
+    assert center.state.tasks == {}
+    assert all(not w.has_what and w.nbytes == 0 for w in center.state.workers.values())
+
+
+def test_releasing_a_thousand_tasks_leaves_nothing_behind(center):
+    center.join("w1", nthreads=4)
+    center.join("w2", nthreads=4)
+    inputs = [f"x{i}" for i in range(500)]
+    outputs = [center.spec(f"y{i}", f"x{i}") for i in range(500)]
+    center.submit(*inputs, *outputs)
+    assert len(center.state.tasks) == 1000
+
+    while any(w.processing for w in center.state.workers.values()):
+        running = [(w.address, key) for w in center.state.workers.values()
+                   for key in w.processing]
+        center(*(WorkerSent(address, TaskFinished(key=key, nbytes=8, type="int"))
+                 for address, key in running))
+    assert all(center.state_of(key) == "memory" for key in center.state.tasks)
+
+    out = center.release(*inputs, *(spec.key for spec in outputs))
+
+    assert len(out) == 1000  # one free-keys per key, to the worker holding it
+    assert sorted(key for _, key in freed_keys(out)) == sorted(
+        inputs + [spec.key for spec in outputs])
+    assert center.state.tasks == {}
+    assert center.state.clients == {"alice": set()}
+    assert center.state.queue == [] and center.state.unrunnable == set()
+    for worker in center.state.workers.values():
+        assert (worker.has_what, worker.processing, worker.nbytes) == (set(), {}, 0)
+
+
+def test_cancelling_a_thousand_tasks_in_flight_leaves_nothing_behind(center):
+    center.join("w1", nthreads=2)
+    keys = [f"t{i}" for i in range(1000)]
+    center.submit(*keys, center.spec("total", *keys[:10]))
+    center.finish("t0")
+
+    out = center.cancel(*keys, "total")
+
+    # t0 is in memory and t1..t4 run on the worker: those are the keys it must drop.
+    assert freed_keys(out) == [("w1", f"t{i}") for i in range(5)]
+    assert [msg.key for _, msg in out if isinstance(msg, KeyCancelled)] == keys + ["total"]
+    assert center.state.tasks == {}
+    assert center.state.queue == [] and center.state.unrunnable == set()
+    worker = center.state.workers["w1"]
+    assert (worker.has_what, worker.processing, worker.nbytes) == (set(), {}, 0)
+
+
+# -- errors and retries ------------------------------------------------------------------------
+
+def test_an_error_goes_to_the_client_and_every_dependent_fails_with_it(center):
+    center.join("w1")
+    center.submit("a", center.spec("b", "a"), center.spec("c", "b"), "other")
+
+    out = center.erred("w1", "a")
+
+    error = TaskErred(key="a", exception_type="ZeroDivisionError", message="division by zero",
+                      traceback="tb")
+    assert out == [("alice", error),
+                   ("alice", TaskErred(key="b", exception_type="ZeroDivisionError",
+                                       message="division by zero", traceback="tb")),
+                   ("alice", TaskErred(key="c", exception_type="ZeroDivisionError",
+                                       message="division by zero", traceback="tb"))]
+    assert [center.state_of(k) for k in "abc"] == ["erred"] * 3
+
+    # The cluster goes on.
+    assert center.finished("w1", "other") == [("alice", in_memory("other", ["w1"]))]
+
+
+def test_asking_again_for_an_erred_key_or_building_on_it_reports_the_error(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("a")
+    center.erred("w1", "a")
+
+    assert center.submit("a", client="bob") == [
+        ("bob", TaskErred(key="a", exception_type="ZeroDivisionError",
+                          message="division by zero", traceback="tb"))]
+    assert center.submit(center.spec("d", "a")) == [
+        ("alice", TaskErred(key="d", exception_type="ZeroDivisionError",
+                            message="division by zero", traceback="tb"))]
+
+    assert center.release("a", "d") == []
+    assert center.release("a", client="bob") == []
+    assert center.state.tasks == {}
+
+
+def test_a_failed_input_releases_the_other_inputs_of_its_dependents(center):
+    center.join("w1")
+    center.submit("a", "b", center.spec("c", "a", "b"), wanted=["c"])
+    center.finished("w1", "a")
+
+    out = center.erred("w1", "b")
+
+    assert out == [("alice", TaskErred(key="c", exception_type="ZeroDivisionError",
+                                       message="division by zero", traceback="tb")),
+                   ("w1", FreeKeys(keys=["a"]))]
+    center.release("c")
+    assert center.state.tasks == {}
+
+
+def test_retries_run_a_failed_task_again_before_reporting_the_error(center):
+    center.join("w1")
+    center.submit(center.spec("flaky", retries=2))
+
+    assert center.erred("w1", "flaky") == [("w1", center.compute("flaky"))]
+    assert center.erred("w1", "flaky") == [("w1", center.compute("flaky"))]
+    out = center.erred("w1", "flaky", exception_type="OSError", message="third time")
+
+    assert out == [("alice", TaskErred(key="flaky", exception_type="OSError",
+                                       message="third time", traceback="tb"))]
+
+
+def test_a_retry_that_succeeds_is_a_normal_result(center):
+    center.join("w1")
+    center.submit(center.spec("flaky", retries=1))
+    center.erred("w1", "flaky")
+
+    assert center.finished("w1", "flaky") == [("alice", in_memory("flaky", ["w1"]))]
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
+def test_cancel_drops_queued_and_running_work(center):
+    center.join("w1")
+    center.submit("a", "b", "c")
+
+    out = center.cancel("c", "a")
+
+    assert out == [("w1", FreeKeys(keys=["a"])), ("alice", KeyCancelled(key="c")),
+                   ("alice", KeyCancelled(key="a"))]
+    assert center.state_of("a") == center.state_of("c") == "forgotten"
+
+
+def test_cancel_releases_inputs_computed_only_for_the_cancelled_key(center):
+    center.join("w1")
+    center.submit("a", center.spec("b", "a"), wanted=["b"])
+
+    assert center.cancel("b") == [("w1", FreeKeys(keys=["a"])),
+                                  ("alice", KeyCancelled(key="b"))]
+    assert center.state.tasks == {}
+
+
+def test_cancel_by_one_client_leaves_the_key_to_another(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("a")
+    center.submit("a", client="bob")
+
+    assert center.cancel("a") == [("alice", KeyCancelled(key="a"))]
+    assert center.processing_on("a") == "w1"
+    assert center.finished("w1", "a") == [("bob", in_memory("a", ["w1"]))]
+
+
+# -- several clients ----------------------------------------------------------------------------
+
+def test_a_shared_key_is_freed_when_the_last_client_releases_it(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("a")
+    center.submit("a", client="bob")
+    center.finished("w1", "a")
+
+    assert center.release("a") == []
+    assert center.state_of("a") == "memory"
+    assert center.release("a", client="bob") == [("w1", FreeKeys(keys=["a"]))]
+    assert center.state.tasks == {}
+
+
+def test_a_client_that_leaves_releases_its_keys_and_drops_its_running_work(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("running", "held-by-both", "queued")
+    center.submit("held-by-both", client="bob")
+    center.finished("w1", "held-by-both")
+    assert center.state_of("queued") == "processing"
+    center.submit("also-queued", "still-queued")
+
+    out = center.disconnect("alice")
+
+    assert freed_keys(out) == [("w1", "queued"), ("w1", "running")]
+    assert len(out) == 2
+    assert set(center.state.tasks) == {"held-by-both"}
+    assert "alice" not in center.state.clients
+
+    # Bob keeps working throughout.
+    assert center.submit("next", client="bob") == [("w1", center.compute("next"))]
+    assert center.finished("w1", "next") == [("bob", in_memory("next", ["w1"]))]
+
+
+def test_a_client_leaving_keeps_inputs_another_clients_task_needs(center):
+    center.connect("bob")
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", "slow")
+    center.finished("w1", "a")
+    center.submit(center.spec("b", "a", "slow"), client="bob")
+
+    assert center.disconnect("alice") == []  # a feeds bob's b; slow runs for it too
+    assert center.state_of("a") == "memory" and center.state_of("slow") == "processing"
+
+    out = center.finished("w2", "slow")
+    assert out == [("w1", center.compute("b", who_has={"a": ["w1"], "slow": ["w2"]},
+                                         nbytes={"a": 8, "slow": 8}))]
+
+
+# -- scattered data ---------------------------------------------------------------------------
+
+def test_scatter_plan_is_round_robin_from_the_workers_holding_least(center):
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit("held")
+    center.finished("w1", "held", nbytes=100)
+
+    out = center.scatter_plan({"x": 5, "y": 5, "z": 5, "u": 5})
+
+    assert out == [("alice", ScatterPlanReply(id=1, targets={
+        "x": ["w2"], "y": ["w3"], "z": ["w1"], "u": ["w2"]}))]
+    assert [center.state_of(k) for k in "xyzu"] == ["scattering"] * 4
+
+
+def test_scattered_keys_are_in_memory_once_workers_report_them(center):
+    center.join("w1")
+    center.join("w2")
+    center.scatter_plan({"x": 5, "y": 6})
+    out = center.submit(center.spec("total", "x", "y"))
+    assert out == [] and center.state_of("total") == "waiting"
+
+    assert center.keys_added("w1", {"x": 5}) == [("alice", in_memory("x", ["w1"], 5, ""))]
+    out = center.keys_added("w2", {"y": 6})
+
+    assert out == [("alice", in_memory("y", ["w2"], 6, "")),
+                   ("w2", center.compute("total", who_has={"x": ["w1"], "y": ["w2"]},
+                                         nbytes={"x": 5, "y": 6}))]
+
+
+def test_broadcast_scatter_targets_every_worker(center):
+    center.join("w1", name="alpha")
+    center.join("w2", name="beta")
+
+    out = center.scatter_plan({"x": 5}, broadcast=True)
+    assert out == [("alice", ScatterPlanReply(id=1, targets={"x": ["w1", "w2"]}))]
+
+    assert center.keys_added("w2", {"x": 5}) == [("alice", in_memory("x", ["w2"], 5, ""))]
+    assert center.keys_added("w1", {"x": 5}) == []
+    assert center.who_has("x") == {"w1", "w2"}
+
+
+def test_scatter_to_named_workers_or_to_none(center):
+    assert center.scatter_plan({"x": 5}) == [("alice", ScatterPlanReply(id=1, targets={}))]
+    assert center.state.tasks == {}
+
+    center.join("w1", name="alpha")
+    center.join("w2", name="beta")
+    out = center.scatter_plan({"x": 5, "y": 5}, request=2, workers=["beta"])
+    assert out == [("alice", ScatterPlanReply(id=2, targets={"x": ["w2"], "y": ["w2"]}))]
+
+
+def test_releasing_scattered_data_before_it_arrives_frees_it_on_arrival(center):
+    center.join("w1")
+    center.scatter_plan({"x": 5})
+    assert center.release("x") == []
+    assert center.state.tasks == {}
+
+    assert center.keys_added("w1", {"x": 5}) == [("w1", FreeKeys(keys=["x"]))]
+
+
+def test_keys_added_for_unknown_keys_are_freed(center):
+    center.join("w1")
+    assert center.keys_added("w1", {"stranger": 3}) == [("w1", FreeKeys(keys=["stranger"]))]
+    assert center.state.workers["w1"].has_what == set()
