@@ -279,3 +279,16 @@ def test_request_heads_are_parsed_strictly():
     for head in (b"GET /", b"GET / HTTP/2.0", b"GET / HTTP/1.1\r\nno colon here"):
         with pytest.raises(BadRequest):
             parse_head(head)
+
+
+@pytest.mark.parametrize("key, prefix", [
+    ("inc-79963f7e613e5e55838d2232920baed2", "inc"),
+    ("read_csv-abc", "read_csv"),
+    ("('sum-aggregate-5f3a', 0)", "sum-aggregate"),  # a dask tuple key, as the client sends it
+    ('("x-1", 2, 3)', "x"),
+    ("plain", "plain"),
+    ("('", "('"),
+])
+def test_key_prefix_names_the_function(key, prefix):
+    from dist_center.state import key_prefix
+    assert key_prefix(key) == prefix

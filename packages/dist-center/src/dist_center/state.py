@@ -45,7 +45,10 @@ Outgoing = list[tuple[str, Message]]
 
 
 def key_prefix(key: str) -> str:
-    return key.rsplit("-", 1)[0] if "-" in key else key
+    """The function name a key starts with: ``inc`` for ``inc-<hash>``; for a dask tuple key
+    (``"('sum-aggregate-<token>', 0)"``) the name in its first element, as dask shows it."""
+    name = key[2:].split(key[1], 1)[0] if key.startswith(("('", '("')) else key
+    return (name.rsplit("-", 1)[0] if "-" in name else name) or key
 
 
 class TaskState:
