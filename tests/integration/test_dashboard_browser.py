@@ -112,7 +112,7 @@ def browser(tmp_path):
                  "--disable-component-update", "--disable-sync", "--disable-extensions",
                  "--window-size=1280,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
-    # Its own session: teardown kills chromedriver and every Chromium process it started.
+    # A process group of its own: teardown kills chromedriver and every Chromium it started.
     service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"),
                       popen_kw={"start_new_session": True})
     driver = webdriver.Chrome(service=service, options=options)
