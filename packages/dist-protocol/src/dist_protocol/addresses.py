@@ -1,6 +1,8 @@
 """Addresses: ``host:port``, ``tcp://host:port``, ``tls://host:port``, ``[::1]:port``."""
 from __future__ import annotations
 
+import ipaddress
+
 SCHEMES = ("tcp", "tls")
 
 
@@ -36,3 +38,13 @@ def format_address(host: str, port: int, scheme: str = "tcp") -> str:
     hostpart = f"[{host}]" if ":" in host else host
     prefix = "" if scheme == "tcp" else f"{scheme}://"
     return f"{prefix}{hostpart}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for addresses only this machine can reach (where running without a token is safe)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

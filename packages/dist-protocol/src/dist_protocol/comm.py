@@ -40,6 +40,30 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit; returns the soft limit.
+
+    Every connection holds a file descriptor: at the common default of 1024, a server would stop
+    accepting anyone after that many idle or hostile connections.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is not a valid soft limit everywhere (macOS caps it at OPEN_MAX).
+    targets = [hard] if hard != resource.RLIM_INFINITY else [2**20, 10240]
+    for target in targets:
+        if soft != resource.RLIM_INFINITY and target <= soft:
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
 def run(main: Awaitable) -> object:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
@@ -57,8 +81,10 @@ class Comm:
         self.peer_role: str | None = None
         self.peer_name: str | None = None
         self.version: int | None = None
+        self.established = False  # the handshake completed
         self.closed: asyncio.Future = loop.create_future()
         self.close_reason: str | None = None
+        self.abort_error: ProtocolError | None = None  # what we closed the connection for
         self._outbox: list[Message] = []
         self._flush_scheduled = False
         self._inbox: collections.deque[Message] = collections.deque()
@@ -161,8 +187,13 @@ class Comm:
     # -- closing ---------------------------------------------------------------------------
     def abort(self, error: ProtocolError) -> None:
         """Tell the peer what it did wrong, then close. Costs this connection only."""
-        log.warning("closing connection with %s: %s (%s)", self.peer_address, error.message,
-                    error.code)
+        if self.abort_error is None:
+            self.abort_error = error
+        if self.established:
+            # A failed handshake is reported once, by whoever ran it (``listen`` logs one line,
+            # ``connect`` raises), so an attacker's connection costs a single log line.
+            log.warning("closing connection with %s: %s (%s)", self.peer_address,
+                        error.message, error.code)
         if self.transport is not None and not self.transport.is_closing():
             self._outbox.clear()
             self._write(encode_batch([Error(code=error.code, message=error.message)]))
@@ -269,8 +300,13 @@ async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: f
         if not comm.is_closed:
             comm.abort(exc)
         raise
+    except CommClosedError:
+        if comm.abort_error is not None:  # the peer's bytes broke a limit or the framing
+            raise comm.abort_error from None
+        raise
     comm.version = handshake.version
     comm.decoder.limits = limits
+    comm.established = True
 
 
 async def connect(address: str, *, role: str, token: str | None = None,
@@ -284,10 +320,15 @@ async def connect(address: str, *, role: str, token: str | None = None,
                          "(--tls-cert/--tls-key/--tls-ca)")
     loop = asyncio.get_running_loop()
     comm = Comm(loop)
+    tls = ssl_context if scheme == "tls" else None
+    server_hostname = None
+    if tls is not None:
+        # Without a cluster CA the server is checked against the system's CAs, by host name.
+        server_hostname = host if tls.check_hostname else ""
     async with asyncio.timeout(timeout):
-        await loop.create_connection(lambda: _StreamProtocol(comm), host, port,
-                                     ssl=ssl_context if scheme == "tls" else None,
-                                     server_hostname="" if scheme == "tls" else None)
+        await loop.create_connection(lambda: _StreamProtocol(comm), host, port, ssl=tls,
+                                     server_hostname=server_hostname,
+                                     ssl_handshake_timeout=timeout if tls else None)
     comm.peer_address = format_address(host, port, scheme)
     kwargs = {"versions": versions} if versions else {}
     handshake = InitiatorHandshake(role, token=token, name=name, **kwargs)
@@ -296,6 +337,11 @@ async def connect(address: str, *, role: str, token: str | None = None,
     except CommClosedError as exc:
         raise HandshakeError(f"{address} closed the connection during the handshake: {exc}",
                              "handshake-failed") from None
+    except HandshakeError:
+        raise
+    except ProtocolError as exc:  # e.g. the server sent more than an unauthenticated peer may
+        raise HandshakeError(f"{address} broke the protocol during the handshake: "
+                             f"{exc.message}", exc.code) from None
     return comm
 
 
@@ -322,6 +368,7 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
     """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
 
     A peer that fails the handshake gets an ``error`` message and one log line; nothing else.
+    A TLS handshake has the same time limit as ours.
     """
     scheme, host, port = parse_address(address, default_port=0)
     if scheme == "tls" and ssl_context is None:
@@ -333,9 +380,14 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         handshake = AcceptorHandshake(token=token, who=who)
         try:
             await _run_handshake(comm, handshake, [], handshake_timeout, limits)
-        except (ProtocolError, CommClosedError) as exc:
-            log.warning("refused connection from %s: %s", comm.peer_address, exc)
+        except ProtocolError as exc:
+            log.warning("refused connection from %s: %s (%s)", comm.peer_address, exc.message,
+                        exc.code)
             comm.close()
+            return
+        except CommClosedError:
+            # Port scanners and load-balancer health checks connect and leave: not a warning.
+            log.info("connection from %s closed during the handshake", comm.peer_address)
             return
         comm.peer_role, comm.peer_name = handshake.role, handshake.name
         result = on_comm(comm)
@@ -347,9 +399,10 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         listener.tasks.add(task)
         task.add_done_callback(listener.tasks.discard)
 
+    tls = ssl_context if scheme == "tls" else None
     server = await loop.create_server(lambda: _StreamProtocol(Comm(loop), on_made), host, port,
-                                      ssl=ssl_context if scheme == "tls" else None,
-                                      reuse_address=True, backlog=1024)
+                                      ssl=tls, ssl_handshake_timeout=handshake_timeout if tls
+                                      else None, reuse_address=True, backlog=1024)
     bound = server.sockets[0].getsockname()
     listener = Listener(server, format_address(bound[0], bound[1], scheme))
     return listener

@@ -35,6 +35,18 @@ class Limits:
         self.max_frame_bytes = max_frame_bytes
         self.max_batch_bytes = max_batch_bytes
 
+    @classmethod
+    def for_options(cls, max_frames: int, max_frame_bytes: int,
+                    max_batch_bytes: int | None = None) -> Limits:
+        """Limits from a server's options; the batch limit defaults to two of the largest frame."""
+        if max_batch_bytes is None:
+            max_batch_bytes = 2 * max_frame_bytes
+        if max_batch_bytes < max_frame_bytes:
+            raise ValueError(f"the batch limit ({max_batch_bytes} bytes) is below the frame "
+                             f"limit ({max_frame_bytes} bytes)")
+        return cls(max_frames=max_frames, max_frame_bytes=max_frame_bytes,
+                   max_batch_bytes=max_batch_bytes)
+
     def __repr__(self) -> str:
         return (f"Limits(max_frames={self.max_frames}, max_frame_bytes={self.max_frame_bytes}, "
                 f"max_batch_bytes={self.max_batch_bytes})")
@@ -42,6 +54,12 @@ class Limits:
 
 UNAUTHENTICATED_LIMITS = Limits(max_frames=1, max_frame_bytes=4096, max_batch_bytes=4096)
 DEFAULT_LIMITS = Limits()
+
+
+def staging_size(limits: Limits) -> int:
+    """The staging buffer a decoder needs: no more than the largest batch its limits admit,
+    so each of thousands of unauthenticated connections (a few KiB at most) costs little."""
+    return min(STAGING_SIZE, 8 * (limits.max_frames + 1) + limits.max_batch_bytes)
 
 
 def encode_frames(frames: Sequence[bytes | bytearray | memoryview]) -> list:
@@ -61,8 +79,8 @@ class FrameDecoder:
     """Incremental decoder: feed bytes (or fill the buffers it hands out), get whole batches."""
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS):
-        self.limits = limits
-        self._buf = bytearray(STAGING_SIZE)
+        self._limits = limits
+        self._buf = bytearray(staging_size(limits))
         self._start = 0
         self._end = 0
         self._lengths: list[int] | None = None
@@ -70,6 +88,21 @@ class FrameDecoder:
         self._frames: list = []
         self._direct: bytearray | None = None
         self._direct_filled = 0
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        """New limits (after the handshake); the staging buffer grows to suit them."""
+        self._limits = limits
+        wanted = staging_size(limits)
+        if wanted > len(self._buf):
+            unread = self._available()
+            grown = bytearray(wanted)
+            grown[:unread] = self._buf[self._start:self._end]
+            self._buf, self._start, self._end = grown, 0, unread
 
     # -- the buffer interface (asyncio.BufferedProtocol) ---------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
@@ -135,7 +168,7 @@ class FrameDecoder:
 
     def _parse(self) -> list[list]:
         batches: list[list] = []
-        limits = self.limits
+        limits = self._limits
         while True:
             if self._nframes is None:
                 if self._available() < 8:

@@ -116,6 +116,12 @@ class AcceptorHandshake:
         self._state = "awaiting-hello"
 
     def receive(self, msg: Message) -> list[Message]:
+        if isinstance(msg, Error):
+            # Typically an initiator with another token, which gives up on our proof. Its text
+            # is quoted: it ends up in our log.
+            kinds = {"version-mismatch": VersionMismatch, "auth-failed": AuthenticationError}
+            raise kinds.get(msg.code, HandshakeError)(f"the peer gave up: {msg.message!r}",
+                                                      msg.code)
         if self._state == "awaiting-hello" and isinstance(msg, Hello):
             return self._on_hello(msg)
         if self._state == "awaiting-proof" and isinstance(msg, Authenticate):

@@ -29,16 +29,21 @@ def new_token() -> str:
 
 def ssl_context(server: bool, cert: str | None = None, key: str | None = None,
                 ca: str | None = None) -> ssl.SSLContext | None:
-    """A TLS context, or None when no TLS option is given. A CA turns on mutual verification."""
+    """A TLS context, or None when no TLS option is given.
+
+    With a CA, both sides must present a certificate it signed (mutual TLS), and host names are
+    not checked: cluster peers are addressed by IP and the cluster CA is the trust anchor.
+    Without one, a server asks for no client certificate and a client checks the server
+    against the system's CAs and its host name, as a web browser would; it never skips the
+    check, since an unverified channel lets anyone in the middle read and relay everything.
+    """
     if not (cert or key or ca):
         return None
     purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
     ctx = ssl.create_default_context(purpose, cafile=ca)
-    ctx.check_hostname = False  # cluster peers are addressed by IP; the CA is the trust anchor
     if ca:
+        ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_REQUIRED
-    elif not server:
-        ctx.verify_mode = ssl.CERT_NONE
     if cert:
         ctx.load_cert_chain(cert, key)
     elif server:
