@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
 from typing import Annotated
 
 import typer
-from dist_protocol.addresses import format_address
-from dist_protocol.comm import run
+from dist_protocol.addresses import format_address, is_loopback_host
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit, run
+from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
@@ -27,15 +27,6 @@ def _version(value: bool) -> None:
     if value:
         print(f"dcenter {__version__}")
         raise typer.Exit()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @app.command()
@@ -63,6 +54,19 @@ def main_command(
         "center's host (0: any free port; a taken port falls back to a free one)")] = 8788,
     dashboard: Annotated[bool, typer.Option("--dashboard/--no-dashboard", envvar="DIST_DASHBOARD",
                                             help="serve the web dashboard")] = True,
+    max_frames: Annotated[int, typer.Option(
+        envvar="DIST_MAX_FRAMES", min=MAX_FRAMES_PER_BATCH,
+        help="most frames in one batch from an authenticated peer")] = DEFAULT_LIMITS.max_frames,
+    max_frame_bytes: Annotated[int, typer.Option(
+        envvar="DIST_MAX_FRAME_BYTES", min=UNAUTHENTICATED_LIMITS.max_frame_bytes,
+        help="largest frame from an authenticated peer, in bytes (results and payloads larger "
+        "than this cannot travel)")] = DEFAULT_LIMITS.max_frame_bytes,
+    max_batch_bytes: Annotated[int | None, typer.Option(
+        envvar="DIST_MAX_BATCH_BYTES", help="largest batch from an authenticated peer, in bytes "
+        "[default: twice --max-frame-bytes]")] = None,
+    handshake_timeout: Annotated[float, typer.Option(
+        envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
+        help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
     log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
@@ -70,16 +74,22 @@ def main_command(
     """Start the center: it tracks tasks and workers and decides where work runs."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     token = load_token(token_file=token_file)
-    if not token and not no_auth and not is_loopback(host):
+    if not token and not no_auth and not is_loopback_host(host):
         print(f"dcenter: refusing to listen on {host} without a token: anyone who can reach it "
               "could run code here. Set DIST_TOKEN (or --token-file FILE) on the center, its "
               "workers and clients, or pass --no-auth to accept that risk.", file=sys.stderr)
         raise typer.Exit(2)
+    try:
+        limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise_open_file_limit()
     scheme = "tls" if (tls_cert or tls_key) else "tcp"
     center = Center(format_address(host, port, scheme), token=token,
                     ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),
                     heartbeat_timeout=heartbeat_timeout,
-                    dashboard_port=dashboard_port if dashboard else None)
+                    dashboard_port=dashboard_port if dashboard else None, limits=limits,
+                    handshake_timeout=handshake_timeout)
     try:
         run(serve(center))
     except OSError as exc:

@@ -6,8 +6,9 @@ import itertools
 import logging
 import time
 
-from dist_protocol.comm import Comm, listen
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
+from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
@@ -29,10 +30,13 @@ WORKER_OPS = _ops_from("worker")
 class Center:
     def __init__(self, address: str = "127.0.0.1:8787", *, token: str | None = None,
                  ssl_context=None, heartbeat_timeout: float = 5.0,
-                 dashboard_port: int | None = None):
+                 dashboard_port: int | None = None, limits: Limits = DEFAULT_LIMITS,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
         self.requested_address = address
         self.token = token
         self.ssl_context = ssl_context
+        self.limits = limits  # what an authenticated peer may send
+        self.handshake_timeout = handshake_timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.dashboard_port = dashboard_port  # None: no dashboard
         self.dashboard = None
@@ -50,7 +54,9 @@ class Center:
 
     async def start(self) -> None:
         self._listener = await listen(self.requested_address, self._on_comm, token=self.token,
-                                      ssl_context=self.ssl_context, who="center")
+                                      ssl_context=self.ssl_context, who="center",
+                                      limits=self.limits,
+                                      handshake_timeout=self.handshake_timeout)
         self.address = self._listener.address
         if self.dashboard_port is not None:
             from .dashboard import Dashboard

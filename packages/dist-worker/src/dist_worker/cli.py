@@ -11,12 +11,14 @@ import time
 from typing import Annotated
 
 import typer
-from dist_protocol.comm import run
+from dist_protocol.addresses import is_loopback_host, parse_address
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit, run
 from dist_protocol.errors import HandshakeError
+from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
-from .server import RESTART_EXIT_CODE, Worker
+from .server import RESTART_EXIT_CODE, Worker, local_address_towards
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -68,6 +70,9 @@ def main_command(
     token_file: Annotated[str | None, typer.Option(help="file holding the shared token "
                                                       "(or set DIST_TOKEN)",
                                                       envvar="DIST_TOKEN_FILE")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="allow a non-loopback address "
+                                          "without a token (anyone who can connect runs code)",
+                                          envvar="DIST_NO_AUTH")] = False,
     tls_cert: Annotated[str | None, typer.Option(envvar="DIST_TLS_CERT",
                                                     help="TLS certificate (PEM)")] = None,
     tls_key: Annotated[str | None, typer.Option(envvar="DIST_TLS_KEY",
@@ -76,6 +81,19 @@ def main_command(
                                                   help="CA to verify peers (mutual TLS)")] = None,
     heartbeat_interval: Annotated[float, typer.Option(envvar="DIST_HEARTBEAT_INTERVAL",
                                                       help="seconds between heartbeats")] = 0.5,
+    max_frames: Annotated[int, typer.Option(
+        envvar="DIST_MAX_FRAMES", min=MAX_FRAMES_PER_BATCH,
+        help="most frames in one batch from an authenticated peer")] = DEFAULT_LIMITS.max_frames,
+    max_frame_bytes: Annotated[int, typer.Option(
+        envvar="DIST_MAX_FRAME_BYTES", min=UNAUTHENTICATED_LIMITS.max_frame_bytes,
+        help="largest frame from an authenticated peer, in bytes (results and payloads larger "
+        "than this cannot travel)")] = DEFAULT_LIMITS.max_frame_bytes,
+    max_batch_bytes: Annotated[int | None, typer.Option(
+        envvar="DIST_MAX_BATCH_BYTES", help="largest batch from an authenticated peer, in bytes "
+        "[default: twice --max-frame-bytes]")] = None,
+    handshake_timeout: Annotated[float, typer.Option(
+        envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
+        help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
     log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
@@ -83,14 +101,26 @@ def main_command(
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     limit = parse_bytes(memory_limit) if memory_limit else 0
+    try:
+        limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    token = load_token(token_file=token_file)
+    listen_host = host or listening_host_for(center)
+    if not token and not no_auth and not is_loopback_host(listen_host):
+        print(f"dworker: refusing to listen on {listen_host} without a token: anyone who can "
+              "reach it could run code here. Set DIST_TOKEN (or --token-file FILE) on the "
+              "center, its workers and clients, or pass --no-auth to accept that risk.",
+              file=sys.stderr)
+        raise typer.Exit(2)
     if nanny:
         raise typer.Exit(supervise([a for a in sys.argv[1:] if a not in ("--nanny",)]))
-    token = load_token(token_file=token_file)
+    raise_open_file_limit()
     worker = Worker(center, host=host, port=port, nthreads=nthreads, name=name, token=token,
                     ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
                     ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
                     contact_address=contact_address, heartbeat_interval=heartbeat_interval,
-                    memory_limit=limit)
+                    memory_limit=limit, limits=limits, handshake_timeout=handshake_timeout)
     try:
         run(serve(worker))
     except HandshakeError as exc:
@@ -99,6 +129,17 @@ def main_command(
     except OSError as exc:
         print(f"dworker: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def listening_host_for(center: str) -> str:
+    """The interface the worker listens on when --host is not given (as ``Worker.start``)."""
+    try:
+        _, center_host, _ = parse_address(center)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if is_loopback_host(center_host):
+        return "127.0.0.1"
+    return local_address_towards(center_host)
 
 
 async def serve(worker: Worker) -> None:

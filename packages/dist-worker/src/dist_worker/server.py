@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from dist_protocol.addresses import format_address, parse_address
-from dist_protocol.comm import Comm, connect, listen
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, connect, listen
 from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
+from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
                                     Unregister, WorkerRegistered)
@@ -45,7 +46,8 @@ class Worker:
                  nthreads: int | None = None, name: str | None = None, token: str | None = None,
                  ssl_server=None, ssl_client=None, contact_address: str | None = None,
                  heartbeat_interval: float = 0.5, memory_limit: int = 0,
-                 reconnect: bool = True):
+                 reconnect: bool = True, limits: Limits = DEFAULT_LIMITS,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
         self.center_address = center
         self.host = host
         self.port = port
@@ -53,6 +55,8 @@ class Worker:
         self.name = name
         self.token = token
         self.ssl_server, self.ssl_client = ssl_server, ssl_client
+        self.limits = limits  # what an authenticated peer (center, worker, client) may send
+        self.handshake_timeout = handshake_timeout
         self.contact_address = contact_address
         self.heartbeat_interval = heartbeat_interval
         self.memory_limit = memory_limit
@@ -82,7 +86,9 @@ class Worker:
             host = ("127.0.0.1" if center_host in ("127.0.0.1", "localhost", "::1")
                     else local_address_towards(center_host))
         self._listener = await listen(format_address(host, self.port, scheme), self._on_comm,
-                                      token=self.token, ssl_context=self.ssl_server, who="worker")
+                                      token=self.token, ssl_context=self.ssl_server, who="worker",
+                                      limits=self.limits,
+                                      handshake_timeout=self.handshake_timeout)
         bound_port = self._listener.port
         if self.contact_address:
             self.address = self.contact_address
@@ -137,7 +143,8 @@ class Worker:
         while not self.closing:
             try:
                 comm = await connect(self.center_address, role="worker", token=self.token,
-                                     name=self.name, ssl_context=self.ssl_client)
+                                     name=self.name, ssl_context=self.ssl_client,
+                                     limits=self.limits, timeout=self.handshake_timeout)
             except HandshakeError as exc:
                 log.error("the center refused us: %s", exc)
                 if first:
@@ -279,7 +286,8 @@ class Worker:
             if comm is not None and not comm.is_closed:
                 return comm
             comm = await connect(address, role="peer", token=self.token, name=self.address,
-                                 ssl_context=self.ssl_client, timeout=10)
+                                 ssl_context=self.ssl_client, limits=self.limits,
+                                 timeout=self.handshake_timeout)
             comm.set_handler(self._on_peer_replies)
             comm.on_close(self._peer_closed)
             self._peers[address] = comm
