@@ -372,3 +372,40 @@ def test_keys_added_for_unknown_keys_are_freed(center):
     center.join("w1")
     assert center.keys_added("w1", {"stranger": 3}) == [("w1", FreeKeys(keys=["stranger"]))]
     assert center.state.workers["w1"].has_what == set()
+
+
+# -- keys that change hands ----------------------------------------------------------------------
+
+def test_tasks_submitted_but_neither_wanted_nor_needed_are_not_kept(center):
+    center.join("w1")
+    out = center.submit("a", center.spec("b", "a"), "unrelated", wanted=["b"])
+
+    assert out == [("w1", center.compute("a"))]
+    assert set(center.state.tasks) == {"a", "b"}
+
+
+def test_a_key_scattered_then_submitted_as_a_task_keeps_its_dependents(center):
+    center.join("w1")
+    center.scatter_plan({"x": 5})
+    center.keys_added("w1", {"x": 5})
+    center.submit(center.spec("y", "x"))
+    center.finished("w1", "y")
+    assert center.release("x") == [("w1", FreeKeys(keys=["x"]))]
+    assert center.state_of("x") == "released"  # lineage of y, though it has none itself
+
+    assert center.submit("x") == [("w1", center.compute("x"))]
+    assert center.task("x").dependents == {"y"}
+
+
+def test_a_computed_key_scattered_over_leaves_its_old_inputs(center):
+    center.join("w1")
+    center.submit("a", center.spec("b", "a"), center.spec("c", "b"), wanted=["c"])
+    for key in "abc":
+        center.finish(key)
+    assert [center.state_of(k) for k in "abc"] == ["released", "released", "memory"]
+
+    out = center.scatter_plan({"b": 5})
+
+    assert out == [("alice", ScatterPlanReply(id=1, targets={"b": ["w1"]}))]
+    assert center.state_of("b") == "scattering" and center.task("b").deps == ()
+    assert center.state_of("a") == "forgotten"

@@ -8,6 +8,8 @@ if TYPE_CHECKING:
 
 KNOWN_STATES = frozenset({"waiting", "queued", "no-worker", "processing", "memory", "erred",
                           "released", "lost", "scattering"})
+ACTIVE_STATES = frozenset({"waiting", "queued", "no-worker", "processing"})
+NEEDED_STATES = ACTIVE_STATES | {"memory", "scattering"}
 
 
 def validate_state(state: CenterState) -> None:
@@ -38,6 +40,12 @@ def validate_state(state: CenterState) -> None:
             assert key in state.clients.get(client, ()), (ts, client)
         if ts.state in ("no-worker",):
             assert key in state.unrunnable
+        if ts.state in NEEDED_STATES:
+            # Work and data nobody needs would hold a slot or memory until the center restarts.
+            assert ts.wanted_by or any(state.tasks[k].state in ACTIVE_STATES
+                                       for k in ts.dependents), ("not needed", ts)
+        if ts.state == "released":
+            assert ts.dependents, ("a released task is kept only as lineage", ts)
     for address, worker in state.workers.items():
         assert worker.address == address
         for key in worker.processing:

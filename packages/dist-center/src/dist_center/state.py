@@ -53,7 +53,7 @@ def key_prefix(key: str) -> str:
 
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
-                 "nbytes", "type", "processing_on", "wanted_by", "suspicious", "retries_left",
+                 "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
                  "error", "priority", "scattered", "lost_message", "prefix", "counts")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int):
@@ -70,7 +70,7 @@ class TaskState:
         self.type = ""
         self.processing_on: str | None = None
         self.wanted_by: set[str] = set()
-        self.suspicious = 0
+        self.died_on: list[str] = []  # workers that died while running it
         self.retries_left = spec.retries if spec else 0
         self.error: TaskErred | None = None
         self.priority = (-(spec.priority if spec else 0), seq)
@@ -123,6 +123,8 @@ class CenterState:
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
         self._slots_freed: dict[str, None] = {}
+        self._unlinked: list[TaskState] = []  # inputs whose last reader was just forgotten
+        self._releasing_unlinked = False
         self._handlers = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
@@ -207,9 +209,12 @@ class CenterState:
         for spec in msg.tasks:
             ts = self.tasks.get(spec.key)
             if ts is None or (ts.state in ("released", "lost") and ts.scattered):
-                if ts is not None:
+                dependents: set[str] = set()
+                if ts is not None:  # scattered data gone: from now on a task computes it
+                    dependents = ts.dependents
                     self._forget(ts)
                 ts = TaskState(spec.key, spec, next(self._seq))
+                ts.dependents = dependents
                 self.tasks[spec.key] = ts
                 fresh.append(ts)
             touched.append(ts)
@@ -221,6 +226,9 @@ class CenterState:
         for ts in touched:
             if ts.state == "released" and self._needed(ts):
                 self._recompute(ts)
+        for ts in fresh:
+            if ts.state == "released" and self.tasks.get(ts.key) is ts:
+                self._maybe_release(ts)  # neither wanted nor needed: nothing to keep it for
 
     def _report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
@@ -288,8 +296,10 @@ class CenterState:
         self._send(client, ScatterPlanReply(id=msg.id, targets=targets))
 
     def _forget_or_reset(self, ts: TaskState) -> None:
+        """Scattered data takes the key over: keep the task only as its dependents' input."""
         if ts.dependents:
-            ts.spec, ts.scattered, ts.deps = None, True, ()
+            ts.spec, ts.scattered = None, True
+            self._unlink_inputs(ts)
         else:
             self._forget(ts)
 
@@ -338,10 +348,19 @@ class CenterState:
     # -- workers joining and leaving ---------------------------------------------------------
     def _worker_joined(self, event: WorkerJoined) -> None:
         reg: RegisterWorker = event.registration
-        if reg.address in self.workers:
-            self._worker_left(WorkerLeft(reg.address, "re-registered", graceful=True))
+        carried: set[str] = set()
+        previous = self.workers.get(reg.address)
+        if previous is not None:
+            # Registered again before its old connection was noticed gone: what it still holds
+            # stays where it is, instead of being lost and recomputed; its tasks start over.
+            carried = previous.has_what & reg.keys.keys()
+            previous.has_what -= carried
+            previous.nbytes -= sum(self.tasks[key].nbytes for key in carried)
+            self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True))
         name = reg.name or reg.address
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit)
+        worker.has_what = carried
+        worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.names[name] = reg.address
         self._send(reg.address, WorkerRegistered(address=reg.address))
@@ -375,24 +394,26 @@ class CenterState:
             ts = self.tasks[key]
             ts.processing_on = None
             if key in running and not event.graceful:
-                ts.suspicious += 1
-                if ts.suspicious >= ALLOWED_FAILURES:
+                ts.died_on.append(worker.address)
+                if len(ts.died_on) >= ALLOWED_FAILURES:
                     self._set_state(ts, "waiting")
                     self._fail(ts, "KilledWorker",
-                               f"task {key} was running on workers that died "
-                               f"{ts.suspicious} times, the last {worker.address} "
-                               f"({event.reason}); giving up")
+                               f"task {key} was running on {len(ts.died_on)} workers that "
+                               f"died: {', '.join(ts.died_on)} (the last: {event.reason}); "
+                               "giving up")
                     continue
             self._set_state(ts, "waiting")
             orphans.append(ts)
         worker.processing.clear()
+        lost = []
         for key in worker.has_what:
             ts = self.tasks[key]
             ts.who_has.discard(worker.address)
             if not ts.who_has and ts.state == "memory":
-                self._lost(ts, f"its only copy was on worker {worker.address}, which left "
-                               f"({event.reason})")
+                lost.append(ts)
         worker.has_what.clear()
+        self._lost(lost, f"its only copy was on worker {worker.address}, which left "
+                         f"({event.reason})")
         for ts in orphans:
             if ts.state == "waiting":
                 self._recompute(ts)
@@ -518,7 +539,7 @@ class CenterState:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes
         if ts.state == "memory" and not ts.who_has:
-            self._lost(ts, f"worker {msg.worker} no longer had it")
+            self._lost([ts], f"worker {msg.worker} no longer had it")
         elif ts.state == "memory":
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
@@ -598,64 +619,91 @@ class CenterState:
 
     # -- lineage, release and failure ----------------------------------------------------------
     def _recompute(self, ts: TaskState) -> None:
-        """Bring ``ts`` back to memory from its lineage: wait for (and recompute) its inputs."""
-        if ts.spec is None:
-            self._lost(ts, "scattered data has no lineage to recompute it from")
-            return
-        self._set_state(ts, "waiting")
-        ts.waiting_on = set()
-        for dep in ts.deps:
-            dts = self.tasks[dep]
-            if dts.state == "memory":
+        """Bring ``ts`` back to memory from its lineage: wait for (and recompute) its inputs.
+
+        Walks the lineage with a stack, in the order a recursion would, because a chain of
+        results can be far longer than Python's recursion limit.
+        """
+        stack = [ts]
+        while stack:
+            ts = stack.pop()
+            if ts.spec is None:
+                self._lost([ts], "scattered data has no lineage to recompute it from")
                 continue
-            ts.waiting_on.add(dep)
-            if dts.state == "released":
-                self._recompute(dts)
-            elif dts.state == "lost":
-                self._lost(ts, f"its input {dep} was lost: {dts.lost_message}")
-                return
-            elif dts.state == "erred" and dts.error is not None:
-                self._fail_with(ts, dts.error)
-                return
-        if not ts.waiting_on:
-            self._place(ts)
+            self._set_state(ts, "waiting")
+            ts.waiting_on = set()
+            released = []
+            for dep in ts.deps:
+                dts = self.tasks[dep]
+                if dts.state == "memory":
+                    continue
+                ts.waiting_on.add(dep)
+                if dts.state == "released":
+                    released.append(dts)
+                elif dts.state == "lost":
+                    self._lost_dependents(ts, dts)
+                    break  # its released inputs stay so: nothing needs them now
+                elif dts.state == "erred" and dts.error is not None:
+                    self._fail_with(ts, dts.error)
+                    break
+            else:
+                if not ts.waiting_on:
+                    self._place(ts)
+                stack.extend(dts for dts in reversed(released) if dts.state == "released")
 
-    def _lost(self, ts: TaskState, why: str) -> None:
-        """Every copy of ``ts`` is gone: recompute it if it has lineage and is needed."""
-        for dep_key in ts.dependents:
-            dts = self.tasks[dep_key]
-            if dts.state == "processing":
-                self._unassign(dts)
-            if dts.state in ("waiting", "queued", "no-worker"):
-                dts.waiting_on.add(ts.key)
-                if dts.state != "waiting":
-                    self.unrunnable.discard(dts.key)
-                    self._set_state(dts, "waiting")
-        if ts.spec is not None:
-            self._set_state(ts, "released")
-            if self._needed(ts):
+    def _lost(self, lost: list[TaskState], why: str) -> None:
+        """Every copy of these tasks' data is gone: recompute what has lineage and is needed;
+        scattered data is lost for good, and so is everything waiting for it.
+
+        All are marked gone before any is recomputed, so a recomputation never counts on an
+        input that is about to be found lost too.
+        """
+        for ts in lost:
+            for dep_key in ts.dependents:
+                dts = self.tasks[dep_key]
+                if dts.state == "processing":
+                    self._unassign(dts)
+                if dts.state in ("waiting", "queued", "no-worker"):
+                    dts.waiting_on.add(ts.key)
+                    if dts.state != "waiting":
+                        self.unrunnable.discard(dts.key)
+                        self._set_state(dts, "waiting")
+            if ts.spec is not None:
+                self._set_state(ts, "released")
+            else:
+                ts.lost_message = f"data for {ts.key} was lost: {why}"
+                self._set_state(ts, "lost")
+        for ts in lost:
+            if ts.spec is None:
+                for client in ts.wanted_by:
+                    self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+                self._lost_dependents(None, ts)
+            elif ts.state == "released" and self._needed(ts):
                 self._recompute(ts)
-            return
-        ts.lost_message = f"data for {ts.key} was lost: {why}"
-        self._set_state(ts, "lost")
-        for client in ts.wanted_by:
-            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
-        for dep_key in list(ts.dependents):
-            dts = self.tasks[dep_key]
-            if dts.state in ACTIVE:
-                self._lost_dependent(dts, ts)
 
-    def _lost_dependent(self, ts: TaskState, cause: TaskState) -> None:
-        if ts.state == "processing":
-            self._unassign(ts)
-        ts.lost_message = f"its input {cause.key} was lost: {cause.lost_message}"
-        self._set_state(ts, "lost")
-        for client in ts.wanted_by:
-            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
-        for dep_key in list(ts.dependents):
-            dts = self.tasks[dep_key]
-            if dts.state in ACTIVE:
-                self._lost_dependent(dts, cause)
+    def _lost_dependents(self, first: TaskState | None, cause: TaskState) -> None:
+        """``first`` (or else every active dependent of ``cause``) and everything waiting on it
+        can never run: ``cause``, an input, is lost for good."""
+        stack = [first] if first is not None else [self.tasks[k] for k in cause.dependents]
+        gone = []
+        while stack:
+            ts = stack.pop()
+            if ts.state not in ACTIVE:
+                continue
+            if ts.state == "processing":
+                self._unassign(ts)
+            self.unrunnable.discard(ts.key)
+            ts.lost_message = f"its input {cause.key} was lost: {cause.lost_message}"
+            self._set_state(ts, "lost")
+            gone.append(ts)
+            for client in ts.wanted_by:
+                self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+            stack.extend(self.tasks[k] for k in ts.dependents)
+        # Inputs computed only for these tasks are no longer needed.
+        for ts in gone:
+            for dep in ts.deps:
+                if dep in self.tasks:
+                    self._maybe_release(self.tasks[dep])
 
     def _unassign(self, ts: TaskState) -> None:
         worker = self.workers.get(ts.processing_on or "")
@@ -726,12 +774,29 @@ class CenterState:
         if self.tasks.pop(ts.key, None) is ts and ts.counts is not None:
             ts.counts[ts.state] -= 1
         self.unrunnable.discard(ts.key)
-        for dep in ts.deps:
+        self._unlink_inputs(ts)
+
+    def _unlink_inputs(self, ts: TaskState) -> None:
+        """``ts`` no longer reads its inputs; those nothing else reads may go.
+
+        Forgetting a task can free its inputs, whose forgetting frees theirs, and so on down
+        a chain; the outermost call works through them one by one instead of recursing.
+        """
+        deps, ts.deps = ts.deps, ()
+        for dep in deps:
             dts = self.tasks.get(dep)
             if dts is not None:
                 dts.dependents.discard(ts.key)
                 if not dts.dependents:
-                    self._maybe_release(dts)
+                    self._unlinked.append(dts)
+        if self._releasing_unlinked:
+            return
+        self._releasing_unlinked = True
+        try:
+            while self._unlinked:
+                self._maybe_release(self._unlinked.pop())
+        finally:
+            self._releasing_unlinked = False
 
     def compact(self) -> None:
         """Rebuild the big tables: dicts and sets keep their peak size after deletions."""

@@ -1,0 +1,478 @@
+"""Every transition a fault touches: workers that die or hang, lost data, stale reports."""
+import pytest
+from dist_center.events import WorkerSent
+from dist_protocol.messages import (FreeKeys, KeyInMemory, KeyLost, TaskFinished,
+                                    Unregister, WorkerRegistered)
+
+
+def in_memory(key, workers, nbytes=8, type="int"):
+    return KeyInMemory(key=key, nbytes=nbytes, type=type, workers=workers)
+
+
+# -- a worker dies while running tasks ----------------------------------------------------------
+
+def test_tasks_running_on_a_dead_worker_are_rescheduled(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", "b")
+    assert center.processing_on("a") == "w1"
+
+    out = center.leave("w1", reason="connection reset")
+
+    assert out == [("w2", center.compute("a"))]
+    assert center.task("a").died_on == ["w1"]
+    assert center.finished("w2", "a") == [("alice", in_memory("a", ["w2"]))]
+
+
+def test_only_tasks_the_dead_worker_was_running_become_suspect(center):
+    center.join("w1")
+    center.submit("running", "buffered")
+
+    assert center.leave("w1") == []
+    assert center.state_of("running") == center.state_of("buffered") == "no-worker"
+    assert (center.task("running").died_on, center.task("buffered").died_on) == (["w1"], [])
+    center.join("w2")
+    assert sorted(center.processing("w2")) == ["buffered", "running"]
+
+
+def test_a_worker_that_says_goodbye_leaves_no_suspects(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+
+    assert center.worker_sent("w1", Unregister()) == [("w2", center.compute("a"))]
+    assert "w1" not in center.state.workers
+    assert center.task("a").died_on == []
+
+
+def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(center):
+    for address in ("w1", "w2", "w3", "w4"):
+        center.join(address)
+    center.submit("bomb", center.spec("after", "bomb"))
+
+    assert center.leave("w1", reason="killed") == [("w2", center.compute("bomb"))]
+    assert center.leave("w2", reason="killed") == [("w3", center.compute("bomb"))]
+    out = center.leave("w3", reason="killed")
+
+    assert [(to, type(msg).__name__, msg.key) for to, msg in out] == [
+        ("alice", "TaskErred", "bomb"), ("alice", "TaskErred", "after")]
+    error = out[0][1]
+    assert error.exception_type == "KilledWorker"
+    for name in ("bomb", "w1", "w2", "w3"):
+        assert name in error.message
+    assert out[1][1].message == error.message
+    assert center.state_of("bomb") == "erred"
+
+    # The cluster goes on.
+    assert center.submit("next") == [("w4", center.compute("next"))]
+
+
+# -- a worker dies holding results ------------------------------------------------------------
+
+def test_a_result_lost_with_its_worker_is_recomputed(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.finished("w1", "a")
+
+    assert center.leave("w1") == [("w2", center.compute("a"))]
+    assert center.state_of("a") == "processing"
+    assert center.finished("w2", "a") == [("alice", in_memory("a", ["w2"]))]
+
+
+def test_a_result_with_another_copy_survives_its_worker(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.finished("w1", "a")
+    center.keys_added("w2", {"a": 8})
+
+    assert center.leave("w1") == []
+    assert center.who_has("a") == {"w2"}
+
+
+def test_a_lost_result_is_recomputed_from_inputs_that_were_released(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", center.spec("b", "a"), center.spec("c", "b"), wanted=["c"])
+    center.finish("a")
+    center.finish("b")
+    center.finish("c")
+    assert (center.state_of("a"), center.state_of("b")) == ("released", "released")
+    [holder] = center.who_has("c")
+    other = "w2" if holder == "w1" else "w1"
+
+    assert center.leave(holder) == [(other, center.compute("a"))]
+    assert [center.state_of(k) for k in "abc"] == ["processing", "waiting", "waiting"]
+
+    assert center.finished(other, "a") == [
+        (other, center.compute("b", who_has={"a": [other]}, nbytes={"a": 8}))]
+    assert center.finished(other, "b") == [
+        (other, center.compute("c", who_has={"b": [other]}, nbytes={"b": 8})),
+        (other, FreeKeys(keys=["a"]))]
+    assert center.finished(other, "c") == [("alice", in_memory("c", [other])),
+                                           (other, FreeKeys(keys=["b"]))]
+
+
+@pytest.mark.parametrize("length", [2, 5, 12])
+def test_a_chain_lost_whole_is_recomputed_from_its_first_link(center, length):
+    """Every link is wanted and held by the dead worker: only the first can start at once,
+    whatever order the center meets the lost keys in."""
+    center.join("w1")
+    center.join("w2")
+    chain = [center.spec("k0", workers=["w1"])]
+    chain += [center.spec(f"k{i}", f"k{i - 1}", workers=["w1"]) for i in range(1, length)]
+    center.submit(*chain)
+    for i in range(length):
+        center.finished("w1", f"k{i}")
+    center.submit(center.spec("reader", f"k{length - 1}", workers=["w2"]))
+
+    out = center.leave("w1")
+
+    # The restriction names a dead worker, so the first link waits for a worker like it; the
+    # reader, processing on w2, is taken back because its input is gone.
+    assert out == [("w2", FreeKeys(keys=["reader"]))]
+    assert center.state_of("k0") == "no-worker"
+    assert all(center.state_of(f"k{i}") == "waiting" for i in range(1, length))
+
+    out = center.join("w1")
+    assert out == [("w1", WorkerRegistered(address="w1")), ("w1", center.compute("k0"))]
+    for i in range(1, length):
+        out = center.finished("w1", f"k{i - 1}")
+        assert out == [("alice", in_memory(f"k{i - 1}", ["w1"])),
+                       ("w1", center.compute(f"k{i}", who_has={f"k{i - 1}": ["w1"]},
+                                             nbytes={f"k{i - 1}": 8}))]
+
+
+def test_unrestricted_chain_lost_whole_restarts_from_its_first_link(center):
+    center.join("w1")
+    keys = [f"k{i}" for i in range(8)]
+    center.submit("k0", *(center.spec(keys[i], keys[i - 1]) for i in range(1, 8)))
+    for key in keys:
+        center.finished("w1", key)
+    center.join("w2")
+
+    out = center.leave("w1")
+
+    assert out == [("w2", center.compute("k0"))]
+    assert all(center.state_of(key) == "waiting" for key in keys[1:])
+
+
+def test_a_dependent_reading_from_a_dead_worker_waits_for_the_recomputed_input(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit(center.spec("a", workers=["w1"]), center.spec("b", "a", workers=["w2"]))
+    center.finished("w1", "a")
+    assert center.processing_on("b") == "w2"
+
+    out = center.leave("w1")
+
+    assert out == [("w2", FreeKeys(keys=["b"]))]
+    assert center.state_of("a") == "no-worker" and center.state_of("b") == "waiting"
+
+
+# -- scattered data has no lineage ------------------------------------------------------------
+
+def scatter(center, key, worker, nbytes=5):
+    center.scatter_plan({key: nbytes}, workers=[worker])
+    center.keys_added(worker, {key: nbytes})
+
+
+def test_lost_scattered_data_and_its_dependents_are_reported_lost(center):
+    center.join("w1")
+    center.join("w2")
+    scatter(center, "x", "w1")
+    center.submit(center.spec("y", "x", workers=["w2"]), center.spec("z", "y"))
+
+    out = center.leave("w1", reason="killed")
+
+    why = "data for x was lost: its only copy was on worker w1, which left (killed)"
+    assert out == [("w2", FreeKeys(keys=["y"])),
+                   ("alice", KeyLost(key="x", message=why)),
+                   ("alice", KeyLost(key="y", message=f"its input x was lost: {why}")),
+                   ("alice", KeyLost(key="z", message=f"its input x was lost: {why}"))]
+    assert [center.state_of(k) for k in "xyz"] == ["lost"] * 3
+
+    center.release("x", "y", "z")
+    assert center.state.tasks == {}
+
+
+def test_broadcast_scattered_data_survives_a_worker(center):
+    center.join("w1")
+    center.join("w2")
+    center.scatter_plan({"x": 5}, broadcast=True)
+    center.keys_added("w1", {"x": 5})
+    center.keys_added("w2", {"x": 5})
+
+    assert center.leave("w1") == []
+    assert center.who_has("x") == {"w2"}
+
+
+def test_a_task_built_on_lost_data_is_lost_at_once(center):
+    center.join("w1")
+    scatter(center, "x", "w1")
+    center.leave("w1")
+    center.join("w2")
+
+    out = center.submit(center.spec("y", "x"))
+
+    why = "data for x was lost: its only copy was on worker w1, which left (connection closed)"
+    assert out == [("alice", KeyLost(key="y", message=f"its input x was lost: {why}"))]
+    assert center.state_of("y") == "lost"
+
+
+def test_a_result_whose_scattered_input_is_gone_cannot_be_recomputed(center):
+    center.join("w1")
+    center.join("w2")
+    scatter(center, "x", "w1")
+    center.submit(center.spec("y", "x", workers=["w2"]))
+    center.finished("w2", "y")
+    center.leave("w1")
+    assert center.state_of("y") == "memory"  # its value outlives its input
+
+    out = center.leave("w2")
+
+    why = "data for x was lost: its only copy was on worker w1, which left (connection closed)"
+    assert out == [("alice", KeyLost(key="y", message=f"its input x was lost: {why}"))]
+    assert center.state_of("y") == "lost"
+
+
+def test_scattering_again_under_a_lost_key_revives_it(center):
+    center.join("w1")
+    scatter(center, "x", "w1")
+    center.leave("w1")
+    center.join("w2")
+
+    center.scatter_plan({"x": 5})
+    assert center.state_of("x") == "scattering"
+    assert center.keys_added("w2", {"x": 5}) == [("alice", in_memory("x", ["w2"], 5, ""))]
+
+
+# -- a peer did not have the data ---------------------------------------------------------------
+
+def test_missing_data_from_one_holder_resends_the_task_with_the_others(center):
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit(center.spec("a", workers=["w1"]))
+    center.finished("w1", "a")
+    center.keys_added("w2", {"a": 8})
+    center.submit(center.spec("b", "a", workers=["w3"]))
+
+    out = center.missing("w3", "a", holder="w1")
+
+    assert out == [("w3", center.compute("b", who_has={"a": ["w2"]}, nbytes={"a": 8}))]
+    assert center.who_has("a") == {"w2"}
+    assert "a" not in center.state.workers["w1"].has_what
+
+
+def test_missing_data_from_the_last_holder_recomputes_it(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit(center.spec("a", workers=["w1"]))
+    center.finished("w1", "a")
+    center.submit(center.spec("b", "a", workers=["w2"]))
+
+    out = center.missing("w2", "a", holder="w1")
+
+    assert out == [("w2", FreeKeys(keys=["b"])), ("w1", center.compute("a"))]
+    assert center.finished("w1", "a") == [
+        ("alice", in_memory("a", ["w1"])),
+        ("w2", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
+
+
+def test_missing_scattered_data_is_lost(center):
+    center.join("w1")
+    center.join("w2")
+    scatter(center, "x", "w1")
+    center.submit(center.spec("y", "x", workers=["w2"]))
+
+    out = center.missing("w2", "x", holder="w1")
+
+    why = "data for x was lost: worker w1 no longer had it"
+    assert out == [("w2", FreeKeys(keys=["y"])), ("alice", KeyLost(key="x", message=why)),
+                   ("alice", KeyLost(key="y", message=f"its input x was lost: {why}"))]
+
+
+def test_missing_data_about_a_forgotten_key_is_ignored(center):
+    center.join("w1")
+    assert center.missing("w1", "gone", holder="w2") == []
+
+
+# -- stale reports -----------------------------------------------------------------------------
+
+def test_a_late_result_from_another_worker_is_used_once(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", center.spec("b", "a", workers=["w1"]))
+    center.leave("w1")  # presumed dead, but it was only slow
+    assert center.processing_on("a") == "w2"
+    center.join("w1")
+
+    out = center.finished("w1", "a")
+
+    assert out == [("w2", FreeKeys(keys=["a"])), ("alice", in_memory("a", ["w1"])),
+                   ("w1", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
+    assert center.state.finished_by_prefix["a"] == 1
+
+    # w2 could not stop its run and reports it too: a copy, not a second result.
+    assert center.finished("w2", "a") == []
+    assert center.who_has("a") == {"w1", "w2"}
+    assert center.state.finished_by_prefix["a"] == 1
+    assert center.processing("w1") == ["b"]
+
+
+def test_a_result_for_a_forgotten_task_is_freed(center):
+    center.join("w1")
+    center.submit("a")
+    center.cancel("a")
+
+    assert center.finished("w1", "a") == [("w1", FreeKeys(keys=["a"]))]
+    assert center.state.tasks == {}
+    assert center.state.workers["w1"].has_what == set()
+
+
+def test_a_result_for_an_erred_task_is_freed(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.erred("w1", "a")
+
+    assert center.finished("w2", "a") == [("w2", FreeKeys(keys=["a"]))]
+    assert center.state_of("a") == "erred"
+    assert center.state.workers["w2"].has_what == set()
+
+
+def test_an_error_from_a_worker_no_longer_running_the_task_is_ignored(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.leave("w1")
+    center.join("w1")
+    assert center.processing_on("a") == "w2"
+
+    assert center.erred("w1", "a") == []
+    assert center.processing_on("a") == "w2"
+
+
+def test_messages_from_a_worker_that_left_are_ignored(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.leave("w1")
+
+    assert center.worker_sent("w1", TaskFinished(key="a", nbytes=8)) == []
+    assert center.processing_on("a") == "w2"
+
+
+# -- a worker registers again ---------------------------------------------------------------
+
+def test_a_returning_worker_keeps_wanted_keys_as_replicas_and_frees_the_rest(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    center.finished("w1", "a")
+
+    out = center.join("w3", keys={"a": 8, "junk": 3})
+
+    assert out == [("w3", WorkerRegistered(address="w3")), ("w3", FreeKeys(keys=["junk"]))]
+    assert center.who_has("a") == {"w1", "w3"}
+    assert center.state.workers["w3"].nbytes == 8
+
+
+def test_a_returning_worker_with_a_key_being_recomputed_ends_the_recomputation(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", center.spec("b", "a", workers=["w2"]))
+    center.finished("w1", "a")
+    center.finish("b")
+    center.leave("w1")
+    assert center.processing_on("a") == "w2"
+
+    out = center.join("w1", keys={"a": 8})
+
+    assert out == [("w1", WorkerRegistered(address="w1")), ("w2", FreeKeys(keys=["a"])),
+                   ("alice", in_memory("a", ["w1"]))]
+    assert center.who_has("a") == {"w1"}
+
+
+def test_registering_again_under_the_same_address_replaces_the_old_worker(center):
+    center.join("w1")
+    center.submit("a", "b")
+    center.finished("w1", "b")
+
+    out = center.join("w1", nthreads=2, keys={"b": 8})
+
+    assert out == [("w1", WorkerRegistered(address="w1")), ("w1", center.compute("a"))]
+    assert center.who_has("b") == {"w1"}
+    assert center.state.workers["w1"].nthreads == 2
+    assert center.task("a").died_on == []
+
+
+def test_registering_again_with_scattered_data_keeps_it(center):
+    center.join("w1")
+    scatter(center, "x", "w1")
+
+    assert center.join("w1", keys={"x": 5}) == [("w1", WorkerRegistered(address="w1"))]
+    assert center.who_has("x") == {"w1"}
+
+
+def test_registering_again_without_scattered_data_loses_it(center):
+    center.join("w1")
+    scatter(center, "x", "w1")
+
+    out = center.join("w1")
+
+    why = "data for x was lost: its only copy was on worker w1, which left (registered again)"
+    assert out == [("alice", KeyLost(key="x", message=why)),
+                   ("w1", WorkerRegistered(address="w1"))]
+
+
+# -- heartbeats ---------------------------------------------------------------------------------
+
+def test_heartbeats_record_metrics_and_pause_and_resume_a_worker(center):
+    center.join("w1")
+    center.submit("a", "b", "c")
+
+    assert center.heartbeat("w1", paused=True, memory=900) == []
+    assert center.state.workers["w1"].metrics == {"paused": True, "memory": 900}
+    assert center.state.workers["w1"].status == "paused"
+    assert center.finished("w1", "a") == [("alice", in_memory("a", ["w1"]))]  # no new work
+    assert center.state_of("c") == "queued"
+
+    assert center.heartbeat("w1", paused=False, memory=100) == [("w1", center.compute("c"))]
+
+
+def test_a_paused_worker_that_dies_takes_its_work_elsewhere(center):
+    center.join("w1")
+    center.submit("a")
+    center.heartbeat("w1", paused=True)
+    center.join("w2")
+
+    assert center.leave("w1") == [("w2", center.compute("a"))]
+
+
+# -- long lineage -------------------------------------------------------------------------------
+
+def test_a_long_chain_is_computed_recovered_and_forgotten_without_deep_recursion(center):
+    """A cumulative computation of thousands of steps: each step has only the previous one as
+    input. Walking its lineage must not depend on Python's recursion limit."""
+    length = 5_000
+    center.join("w1")
+    center.join("w2")
+    keys = [f"step-{i}" for i in range(length)]
+    chain = [center.spec(keys[0])] + [center.spec(keys[i], keys[i - 1]) for i in range(1, length)]
+
+    assert center.submit(*chain, wanted=[keys[-1]]) == [("w1", center.compute(keys[0]))]
+    for key in keys:  # validated once at the end: a full check per step would be quadratic
+        center.state.handle(WorkerSent(center.processing_on(key),
+                                       TaskFinished(key=key, nbytes=8, type="int")))
+    center.state.validate()
+    [holder] = center.who_has(keys[-1])
+    assert sum(ts.state == "released" for ts in center.state.tasks.values()) == length - 1
+
+    other = "w2" if holder == "w1" else "w1"
+    assert center.leave(holder) == [(other, center.compute(keys[0]))]
+
+    center.release(keys[-1])
+    assert center.state.tasks == {}
+
