@@ -1,0 +1,124 @@
+"""A task's exception reaches the client as itself, with the worker's traceback; the tasks that
+depend on it fail with the same error; the cluster goes on."""
+from __future__ import annotations
+
+import pytest
+from dist_client import Executor
+
+pytestmark = pytest.mark.timeout(60)
+
+RESULT_TIMEOUT = 30
+
+
+class TemperatureError(Exception):
+    """Defined in this module, so the worker only knows it from the pickled function."""
+
+    def __init__(self, degrees):
+        super().__init__(f"too hot: {degrees}")
+        self.degrees = degrees
+
+
+def inc(x):
+    return x + 1
+
+
+def check_temperature(degrees):
+    if degrees > 100:
+        raise TemperatureError(degrees)
+    return degrees
+
+
+# Functions sent by value carry no file name (cloudpickle drops it), so a remote traceback
+# cannot quote their source; it names the function and the line that raised.
+RAISING_LINE = f"line {check_temperature.__code__.co_firstlineno + 2}, in check_temperature"
+
+
+def divide_by_zero(x):
+    return x / 0
+
+
+def unpicklable_error(x):
+    import threading
+
+    class Unsendable(Exception):
+        def __reduce__(self):
+            return (threading.Lock, ())  # a lock travels nowhere
+
+    raise Unsendable(f"cannot be sent: {x}")
+
+
+@pytest.fixture(scope="module")
+def e(module_cluster):
+    with Executor(module_cluster.address) as executor:
+        yield executor
+
+
+def test_the_original_exception_type_and_message(e):
+    future = e.submit(divide_by_zero, 1)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        future.result(timeout=RESULT_TIMEOUT)
+    assert future.status == "error"
+    assert isinstance(future.exception(timeout=RESULT_TIMEOUT), ZeroDivisionError)
+
+
+def test_an_exception_class_of_the_users_own(e):
+    future = e.submit(check_temperature, 150)
+    with pytest.raises(TemperatureError, match="too hot: 150") as caught:
+        future.result(timeout=RESULT_TIMEOUT)
+    assert type(caught.value) is TemperatureError
+    assert caught.value.degrees == 150
+    assert e.submit(check_temperature, 20).result(timeout=RESULT_TIMEOUT) == 20
+
+
+def test_the_remote_traceback_in_traceback_and_in_the_notes(e):
+    future = e.submit(check_temperature, 200)
+    remote = future.traceback(timeout=RESULT_TIMEOUT)
+    assert isinstance(remote, str)
+    assert RAISING_LINE in remote
+    assert "TemperatureError: too hot: 200" in remote
+
+    with pytest.raises(TemperatureError) as caught:
+        future.result(timeout=RESULT_TIMEOUT)
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "Traceback" in notes and RAISING_LINE in notes, notes
+
+    assert e.submit(inc, 1).traceback(timeout=RESULT_TIMEOUT) is None
+
+
+def test_dependents_of_a_failed_task_fail_with_the_same_error(e):
+    failed = e.submit(check_temperature, 300)
+    child = e.submit(inc, failed)
+    grandchild = e.submit(inc, child)
+    in_a_list = e.submit(sum, [e.submit(inc, 1), failed])
+    for dependent in (child, grandchild, in_a_list):
+        with pytest.raises(TemperatureError, match="too hot: 300"):
+            dependent.result(timeout=RESULT_TIMEOUT)
+        assert dependent.status == "error"
+    assert RAISING_LINE in grandchild.traceback(timeout=RESULT_TIMEOUT)
+
+
+def test_gather_raises_the_first_error_or_skips_failures(e):
+    futures = [e.submit(inc, 1), e.submit(divide_by_zero, 2), e.submit(inc, 3)]
+    with pytest.raises(ZeroDivisionError):
+        e.gather(futures, timeout=RESULT_TIMEOUT)
+    assert e.gather(futures, errors="skip", timeout=RESULT_TIMEOUT) == [2, 4]
+
+
+def test_an_exception_that_cannot_be_pickled_still_says_what_happened(e):
+    future = e.submit(unpicklable_error, 7)
+    with pytest.raises(Exception, match="cannot be sent: 7") as caught:
+        future.result(timeout=RESULT_TIMEOUT)
+    assert "Unsendable" in str(caught.value) or type(caught.value).__name__ == "Unsendable"
+    assert "unpicklable_error" in future.traceback(timeout=RESULT_TIMEOUT)
+
+
+def test_the_cluster_goes_on_after_errors(e, module_cluster):
+    failures = e.map(divide_by_zero, range(20))
+    assert all(f.exception(timeout=RESULT_TIMEOUT) is not None for f in failures)
+    assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
+    assert len(e.ncores()) == len(module_cluster.workers)
+    for worker in module_cluster.workers:
+        assert worker.popen.poll() is None
+    # Resubmitting the same failing call fails again rather than hanging.
+    with pytest.raises(ZeroDivisionError):
+        e.submit(divide_by_zero, 0).result(timeout=RESULT_TIMEOUT)
