@@ -96,17 +96,28 @@ class WorkerState:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
         else:
             ts.message = msg  # a resend carries fresher who_has
-        ts.state = "waiting"
-        ts.waiting_on = {dep for dep in msg.who_has if dep not in self.data}
-        for dep in ts.waiting_on:
-            self.waiters.setdefault(dep, set()).add(key)
-            self.who_has[dep] = list(msg.who_has[dep])
-            if dep not in self.in_flight:
-                self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
-        if ts.waiting_on:
-            self._fetch_missing(ts.waiting_on)
+        missing = [dep for dep in msg.who_has if dep not in self.data]
+        if missing:
+            self._wait_for(ts, missing)
         else:
             self._make_ready(ts)
+
+    def _wait_for(self, ts: WorkerTask, missing: list[str]) -> None:
+        """``ts`` needs these inputs from peers: fetch them (in the order the task names them,
+        so what is asked of whom does not depend on set order)."""
+        ts.state = "waiting"
+        ts.waiting_on = set(missing)
+        for dep in missing:
+            self.waiters.setdefault(dep, set()).add(ts.key)
+            holders = list(ts.message.who_has[dep])
+            if self.address in holders:
+                # The center believes this worker holds it; it does not (any more).
+                holders.remove(self.address)
+                self._out.append(SendToCenter(MissingData(key=dep, worker=self.address)))
+            self.who_has[dep] = holders
+            if dep not in self.in_flight:
+                self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
+        self._fetch_missing(missing)
 
     def _replicas(self, event: ReplicasRequested) -> None:
         wanted = [key for key in event.who_has if key not in self.data]
@@ -184,6 +195,11 @@ class WorkerState:
             if not holders and key in self.waiters:
                 # Every holder we knew of failed: the center decides what happens next.
                 self._out.append(SendToCenter(MissingData(key=key, worker=event.worker)))
+                if self.waiters[key] == {REPLICA}:
+                    # Only an extra copy was wanted: give up on it rather than wait for ever.
+                    del self.waiters[key]
+                    self.who_has.pop(key, None)
+                    self.tried.pop(key, None)
         self._fetch_missing(list(self.waiters))
 
     def _succeeded(self, event: ExecutionSucceeded) -> None:
@@ -247,6 +263,12 @@ class WorkerState:
             ts = self.tasks.get(key)
             if ts is None or ts.state != "ready":
                 continue
+            gone = [dep for dep in ts.message.who_has if dep not in self.data]
+            if gone:
+                # Freed after the task became ready (a restarted center frees every key it
+                # does not know): fetch them again rather than run without them.
+                self._wait_for(ts, gone)
+                continue
             ts.state = "executing"
             self.executing.add(key)
             msg = ts.message
@@ -280,3 +302,8 @@ class WorkerState:
             assert self.tasks[key].state == "executing"
         assert len(self.executing) <= self.nthreads
         assert set(self.data) == set(self.nbytes)
+        for key, waiting in self.waiters.items():
+            assert key not in self.data, key
+            for task_key in waiting:
+                if task_key != REPLICA:
+                    assert key in self.tasks[task_key].waiting_on, (key, task_key)

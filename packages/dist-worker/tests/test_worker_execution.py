@@ -1,0 +1,172 @@
+"""run_task: loading a task's function and arguments, calling it, serializing the result."""
+import pickle
+import sys
+import types
+
+from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
+                                     serialize)
+from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
+from dist_worker.execution import KEEP_SERIALIZED_BELOW, InlinePolicy, run_task, substitute
+
+
+def msgpack_args(*args, **kwargs):
+    return Payload("msgpack", [msgpack_dumps([list(args), kwargs])])
+
+
+def pickled_args(*args, **kwargs):
+    return serialize([list(args), kwargs])
+
+
+def run(function, args=None, inputs=None, key="k"):
+    return run_task(Execute(key, function, args, inputs or {}))
+
+
+def test_a_function_named_by_import_path_with_msgpack_arguments():
+    outcome = run("operator:add", msgpack_args(40, 2))
+
+    assert type(outcome) is ExecutionSucceeded
+    assert (outcome.key, outcome.value, outcome.type) == ("k", 42, "int")
+    assert outcome.stop >= outcome.start > 0
+    assert deserialize(outcome.payload) == 42
+    assert outcome.nbytes == outcome.payload.nbytes
+
+
+def test_keyword_arguments_and_no_arguments():
+    assert run("builtins:sorted", msgpack_args([3, 1, 2], reverse=True)).value == [3, 2, 1]
+    assert run("builtins:list").value == []
+
+
+def test_a_pickled_function_and_a_nested_import_path():
+    assert run(dumps_function(lambda x, y=1: x * y), pickled_args(6, y=7)).value == 42
+    assert run("posixpath:join", msgpack_args("a", "b")).value == "a/b"
+    assert run("collections:OrderedDict.fromkeys", msgpack_args("ab")).value == {"a": None,
+                                                                                "b": None}
+
+
+def test_key_refs_are_replaced_inside_nested_lists_tuples_sets_and_dicts():
+    def echo(*args, **kwargs):
+        return args, kwargs
+
+    args = pickled_args([KeyRef("x"), (KeyRef("y"), [KeyRef("x")])], {KeyRef("y"), 5},
+                        nested={"deep": [{"deeper": (KeyRef("x"),)}]}, plain=KeyRef("y"))
+    outcome = run(dumps_function(echo), args, inputs={"x": 1, "y": "two"})
+
+    assert outcome.value == (([1, ("two", [1])], {"two", 5}),
+                             {"nested": {"deep": [{"deeper": (1,)}]}, "plain": "two"})
+
+
+def test_key_refs_in_msgpack_arguments_are_replaced_too():
+    outcome = run("builtins:sum", msgpack_args([KeyRef("a"), KeyRef("b"), 3]),
+                  inputs={"a": 1, "b": 2})
+    assert outcome.value == 6
+
+
+def test_substitute_keeps_container_types_and_leaves_other_values_alone():
+    inputs = {"x": 1}
+    assert substitute(frozenset({KeyRef("x")}), inputs) == frozenset({1})
+    assert type(substitute(frozenset({KeyRef("x")}), inputs)) is frozenset
+    assert substitute("x", inputs) == "x"
+    marker = object()
+    assert substitute(marker, inputs) is marker
+
+
+def test_the_tasks_own_exception_travels_with_its_type_and_traceback():
+    outcome = run("operator:truediv", msgpack_args(1, 0))
+
+    assert type(outcome) is ExecutionFailed
+    error = outcome.error
+    assert (error.key, error.exception_type, error.message) == ("k", "ZeroDivisionError",
+                                                                "division by zero")
+    assert "ZeroDivisionError" in error.traceback
+    assert isinstance(deserialize(error.exception), ZeroDivisionError)
+
+
+def test_an_exception_that_cannot_be_pickled_still_travels_as_text():
+    class Unpicklable(Exception):
+        def __reduce__(self):
+            raise TypeError("no")
+
+    def fail():
+        raise Unpicklable("it broke")
+
+    error = run(dumps_function(fail)).error
+    assert (error.exception_type, error.message, error.exception) == ("Unpicklable",
+                                                                      "it broke", None)
+    assert "it broke" in error.traceback
+
+
+def test_a_result_that_cannot_be_pickled_errs_with_a_clear_message():
+    outcome = run("threading:Lock", key="make-lock")
+
+    assert type(outcome) is ExecutionFailed
+    message = outcome.error.message
+    assert message.startswith("the result of make-lock (lock) cannot be serialized, so no one "
+                              "could fetch it: ")
+    assert "cannot pickle" in message
+
+
+def _explode():
+    raise RuntimeError("this argument cannot be rebuilt here")
+
+
+class Unloadable:
+    def __reduce__(self):
+        return (_explode, ())
+
+
+def test_arguments_that_fail_to_unpickle_err_with_a_clear_message():
+    outcome = run("builtins:repr", pickled_args(Unloadable()), key="bad-args")
+
+    assert type(outcome) is ExecutionFailed
+    assert outcome.error.exception_type == "SerializationError"
+    assert outcome.error.message == (
+        "could not load task bad-args on the worker: SerializationError: cannot deserialize "
+        "pickle payload: RuntimeError: this argument cannot be rebuilt here")
+
+
+def test_arguments_from_a_module_the_worker_lacks_err_with_its_name():
+    module = types.ModuleType("only_on_the_client")
+    exec("class Thing:\n    pass\n", module.__dict__)
+    sys.modules["only_on_the_client"] = module
+    try:
+        frames = [pickle.dumps([[module.Thing()], {}], protocol=5)]
+    finally:
+        del sys.modules["only_on_the_client"]
+
+    error = run("builtins:repr", Payload("pickle", frames)).error
+
+    assert "No module named 'only_on_the_client'" in error.message
+    assert error.message.startswith("could not load task k on the worker: ")
+
+
+def test_bad_function_paths_and_argument_shapes_err_the_task():
+    assert "must look like 'module:function'" in run("operator").error.message
+    assert "No module named 'no_such_module'" in run("no_such_module:f").error.message
+    assert run("math:pi").error.message.endswith("math:pi is not callable")
+    assert "must be a pair" in run("builtins:list",
+                                   Payload("msgpack", [msgpack_dumps([1, 2, 3])])).error.message
+
+
+def test_small_results_keep_their_serialized_form_and_large_ones_do_not():
+    small = run("builtins:bytes", msgpack_args(10))
+    large = run("builtins:bytes", msgpack_args(KEEP_SERIALIZED_BELOW * 2))
+
+    assert small.payload is not None
+    assert large.payload is None and large.nbytes >= KEEP_SERIALIZED_BELOW * 2
+
+
+def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.NEEDED - 1):
+        policy.record("fast", InlinePolicy.FAST / 2)
+    assert not policy.allows("fast")
+    policy.record("fast", InlinePolicy.FAST / 2)
+    assert policy.allows("fast")
+
+    policy.record("fast", (InlinePolicy.FAST + InlinePolicy.SLOW) / 2)  # middling: start over
+    assert not policy.allows("fast")
+
+    policy.record("slow", InlinePolicy.SLOW * 2)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("slow", 0.0)
+    assert not policy.allows("slow")

@@ -1,0 +1,148 @@
+"""WorkerState: running tasks on its threads, reporting outcomes, freeing and pausing."""
+from dist_protocol.messages import KeysAdded, MissingData, TaskErred, TaskFinished
+from dist_worker.events import ComputeRequested, Fetch, SendToCenter
+
+
+def finished(key, nbytes=8, type="int"):
+    return SendToCenter(TaskFinished(key=key, nbytes=nbytes, type=type, start=10.0, stop=10.5))
+
+
+def test_tasks_without_inputs_run_at_once_up_to_the_thread_count(worker):
+    assert worker.compute("a") == [worker.execute("a")]
+    assert worker.compute("b") == [worker.execute("b")]
+    assert worker.compute("c") == []
+    assert worker.state_of("c") == "ready"
+
+    assert worker.succeeded("a", value=3) == [finished("a"), worker.execute("c")]
+    assert worker.state.data == {"a": 3}
+    assert worker.state.tasks.keys() == {"b", "c"}
+
+
+def test_ready_tasks_start_in_priority_order(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("first")
+    out = worker(ComputeRequested(worker.compute_task("low")),
+                 ComputeRequested(worker.compute_task("high", priority=5)),
+                 ComputeRequested(worker.compute_task("mid", priority=2)),
+                 ComputeRequested(worker.compute_task("high-too", priority=5)))
+    assert out == []
+
+    started = []
+    for key in ["first", "high", "high-too", "mid"]:
+        started += [ins.key for ins in worker.succeeded(key) if ins != finished(key)]
+    assert started == ["high", "high-too", "mid", "low"]
+
+
+def test_a_task_with_inputs_held_here_runs_with_their_values(worker):
+    worker.put({"x": 40})
+    worker.compute("a")
+    worker.succeeded("a", value=2)
+
+    out = worker.compute("total", who_has={"x": ["tcp://me:1"], "a": ["tcp://me:1"]})
+
+    assert out == [worker.execute("total", x=40, a=2)]
+
+
+def test_success_and_failure_are_reported_to_the_center(worker):
+    worker.compute("good")
+    worker.compute("bad")
+
+    assert worker.succeeded("good", value=[1, 2], nbytes=99, type="list") == [
+        finished("good", 99, "list")]
+    assert worker.failed("bad") == [SendToCenter(TaskErred(key="bad",
+                                                           exception_type="ValueError",
+                                                           message="bad input"))]
+    assert worker.state.data == {"good": [1, 2]}
+    assert worker.state.nbytes == {"good": 99}
+    assert worker.state.tasks == {} and worker.state.executing == set()
+
+
+def test_a_result_is_handed_to_a_task_here_that_waits_for_it(worker):
+    worker.compute("a")
+    worker.compute("b", who_has={"a": ["tcp://peer:2"]})  # the center sent b early
+    assert worker.state_of("b") == "waiting"
+
+    assert worker.succeeded("a", value=5) == [finished("a"), worker.execute("b", a=5)]
+
+
+def test_a_duplicate_compute_task_runs_nothing_twice(worker):
+    assert worker.compute("a") == [worker.execute("a")]
+    assert worker.compute("a") == []  # executing
+
+    worker.compute("b")
+    assert worker.compute("c") == []
+    assert worker.compute("c") == []  # ready
+    assert worker.succeeded("a") == [finished("a"), worker.execute("c")]
+
+    # Already in memory: report it again rather than run it again.
+    assert worker.compute("a") == [SendToCenter(TaskFinished(key="a", nbytes=8))]
+
+
+def test_free_keys_drops_ready_and_waiting_tasks_and_held_data(worker):
+    worker.compute("a")
+    worker.compute("b")
+    worker.compute("ready")
+    worker.compute("waiting", who_has={"x": ["tcp://peer:2"]})
+    worker.put({"held": 1})
+
+    assert worker.free("ready", "waiting", "held") == []
+
+    assert worker.state.tasks.keys() == {"a", "b"}
+    assert worker.state.data == {} and worker.state.nbytes == {}
+    assert worker.state.waiters == {} and worker.state.who_has == {}
+    assert worker.succeeded("a") == [finished("a")]  # the freed ready task never starts
+
+
+def test_free_keys_of_an_executing_task_lets_the_center_decide_about_its_result(worker):
+    """A running thread cannot be stopped: its result is reported, and the center frees it
+    or, if it asked for the key again meanwhile, uses it."""
+    worker.compute("a")
+    assert worker.free("a") == []
+    assert worker.state_of("a") == "executing"
+    assert worker.compute("a") == []
+
+    assert worker.succeeded("a") == [finished("a")]
+
+
+def test_free_keys_for_unknown_keys_is_harmless(worker):
+    assert worker.free("never-seen") == []
+
+
+def test_data_put_here_is_reported_and_wakes_tasks_waiting_for_it(worker):
+    worker.compute("b", who_has={"x": ["tcp://peer:2"]})
+
+    out = worker.put({"x": 1, "y": 2})
+
+    assert out == [SendToCenter(KeysAdded(keys={"x": 8, "y": 8})), worker.execute("b", x=1)]
+    assert worker.state.data == {"x": 1, "y": 2}
+
+
+def test_a_paused_worker_starts_nothing_new_until_resumed(worker):
+    worker.compute("a")
+    assert worker.pause() == []
+    assert worker.compute("b") == []
+    assert worker.compute("c") == []
+    assert worker.succeeded("a") == [finished("a")]
+    assert worker.state.executing == set()
+
+    assert worker.pause(False) == [worker.execute("b"), worker.execute("c")]
+
+
+def test_a_ready_task_whose_input_was_freed_fetches_it_again(make_worker):
+    """A center that restarted frees every key it does not know, inputs included; a task
+    already ready must not start without them."""
+    worker = make_worker(nthreads=1)
+    worker.compute("busy")
+    worker.put({"x": 1})
+    worker.compute("b", who_has={"x": ["tcp://me:1", "tcp://peer:2"]})
+    assert worker.state_of("b") == "ready"
+
+    assert worker.free("x") == []
+    out = worker.succeeded("busy")
+
+    assert out == [finished("busy"),
+                   SendToCenter(MissingData(key="x", worker="tcp://me:1")),
+                   Fetch("tcp://peer:2", ["x"])]
+    assert worker.state_of("b") == "waiting"
+    assert worker.fetched("tcp://peer:2", {"x": 1}) == [
+        SendToCenter(KeysAdded(keys={"x": 8})), worker.execute("b", x=1)]

@@ -1,0 +1,111 @@
+"""WorkerState: getting a task's inputs from the peers that hold them."""
+from dist_protocol.messages import KeysAdded, MissingData
+from dist_worker.events import Fetch, SendToCenter
+from dist_worker.state import MAX_KEYS_PER_FETCH
+
+P1, P2, P3 = "tcp://peer:1", "tcp://peer:2", "tcp://peer:3"
+
+
+def added(*keys):
+    return SendToCenter(KeysAdded(keys=dict.fromkeys(keys, 8)))
+
+
+def test_inputs_are_fetched_with_one_request_per_peer(worker):
+    out = worker.compute("c", who_has={"a": [P1], "b": [P1], "d": [P2]})
+
+    assert out == [Fetch(P1, ["a", "b"]), Fetch(P2, ["d"])]
+    assert worker.state.in_flight == {"a": P1, "b": P1, "d": P2}
+
+    assert worker.fetched(P1, {"a": 1, "b": 2}) == [added("a", "b")]
+    assert worker.state_of("c") == "waiting"
+    assert worker.fetched(P2, {"d": 3}) == [added("d"), worker.execute("c", a=1, b=2, d=3)]
+
+
+def test_a_busy_peer_gets_its_next_request_when_it_answers(worker):
+    assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
+    assert worker.compute("d", who_has={"b": [P1]}) == []
+
+    out = worker.fetched(P1, {"a": 1})
+
+    assert out == [added("a"), Fetch(P1, ["b"]), worker.execute("c", a=1)]
+
+
+def test_keys_held_by_several_peers_are_spread_over_idle_ones(worker):
+    assert worker.compute("c", who_has={"a": [P1, P2], "b": [P1, P2]}) == [
+        Fetch(P1, ["a"]), Fetch(P2, ["b"])]
+    assert worker.compute("d", who_has={"e": [P1, P3]}) == [Fetch(P3, ["e"])]
+
+
+def test_an_input_two_tasks_wait_for_is_fetched_once(worker):
+    assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
+    assert worker.compute("d", who_has={"a": [P1]}) == []
+
+    assert worker.fetched(P1, {"a": 7}) == [added("a"), worker.execute("c", a=7),
+                                            worker.execute("d", a=7)]
+
+
+def test_a_failed_fetch_tries_another_holder_then_reports_missing_data(worker):
+    assert worker.compute("c", who_has={"a": [P1, P2]}) == [Fetch(P1, ["a"])]
+
+    assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
+    assert worker.fetch_failed(P2, "a") == [SendToCenter(MissingData(key="a", worker=P2))]
+    assert worker.state_of("c") == "waiting"
+    assert worker.state.in_flight == {}
+
+    # The center answers with where the data is now; every holder deserves a fresh try.
+    assert worker.compute("c", who_has={"a": [P2, P3]}) == [Fetch(P2, ["a"])]
+    assert worker.fetched(P2, {"a": 1}) == [added("a"), worker.execute("c", a=1)]
+
+
+def test_a_peer_that_lacks_a_key_counts_as_a_failed_fetch(worker):
+    worker.compute("c", who_has={"a": [P1, P2], "b": [P1]})
+
+    out = worker.fetched(P1, {"b": 2}, missing=["a"])
+
+    assert out == [added("b"), Fetch(P2, ["a"])]
+    assert worker.fetched(P2, {"a": 1}) == [added("a"), worker.execute("c", a=1, b=2)]
+
+
+def test_a_failed_peer_does_not_hold_up_fetches_from_others(worker):
+    worker.compute("c", who_has={"a": [P1]})
+    worker.compute("d", who_has={"b": [P2]})
+
+    assert worker.fetch_failed(P1, "a", reason="timeout") == [
+        SendToCenter(MissingData(key="a", worker=P1))]
+    assert worker.fetched(P2, {"b": 2}) == [added("b"), worker.execute("d", b=2)]
+
+
+def test_an_input_freed_while_in_flight_is_not_kept(worker):
+    worker.compute("c", who_has={"a": [P1]})
+    assert worker.free("c") == []
+
+    assert worker.fetched(P1, {"a": 1}) == []
+    assert worker.state.data == {} and worker.state.in_flight == {}
+    assert worker.state.busy_peers == set()
+
+
+def test_an_input_the_center_thinks_is_here_but_is_not_is_reported(worker):
+    out = worker.compute("c", who_has={"a": ["tcp://me:1", P1], "b": ["tcp://me:1"]})
+
+    assert out == [SendToCenter(MissingData(key="a", worker="tcp://me:1")),
+                   SendToCenter(MissingData(key="b", worker="tcp://me:1")),
+                   Fetch(P1, ["a"])]
+
+
+def test_replicas_are_fetched_reported_and_kept(worker):
+    assert worker.replicas({"x": [P1], "y": [P2]}) == [Fetch(P1, ["x"]), Fetch(P2, ["y"])]
+    assert worker.fetched(P1, {"x": 1}) == [added("x")]
+    assert worker.state.data == {"x": 1}
+    assert worker.replicas({"x": [P1]}) == []  # already here
+
+    assert worker.fetch_failed(P2, "y") == [SendToCenter(MissingData(key="y", worker=P2))]
+    assert worker.state.waiters == {} and worker.state.who_has == {}
+
+
+def test_a_big_batch_of_keys_is_cut_into_bounded_requests(worker):
+    keys = [f"k{i}" for i in range(2 * MAX_KEYS_PER_FETCH + 5)]
+
+    out = worker.compute("total", who_has={key: [P1] for key in keys})
+
+    assert [len(fetch.keys) for fetch in out] == [MAX_KEYS_PER_FETCH, MAX_KEYS_PER_FETCH, 5]
+    assert {fetch.worker for fetch in out} == {P1}
