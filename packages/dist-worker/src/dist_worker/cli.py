@@ -149,6 +149,8 @@ async def serve(worker: Worker) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close("signal")))
     await worker.stopped.wait()
+    if worker.refused is not None:
+        raise worker.refused  # exits 2, so a nanny does not start it again
 
 
 def supervise(args: list[str]) -> int:

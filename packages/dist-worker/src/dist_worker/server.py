@@ -67,6 +67,7 @@ class Worker:
         self.registered = asyncio.Event()
         self.closing = False
         self.stopped = asyncio.Event()
+        self.refused: HandshakeError | None = None  # why the center turned us away, if it did
         self._peers: dict[str, Comm] = {}
         self._peer_locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
@@ -146,9 +147,14 @@ class Worker:
                                      name=self.name, ssl_context=self.ssl_client,
                                      limits=self.limits, timeout=self.handshake_timeout)
             except HandshakeError as exc:
-                log.error("the center refused us: %s", exc)
-                if first:
-                    raise
+                if exc.code == "handshake-timeout":  # a busy center, not a refusal
+                    log.warning("no handshake from the center at %s (%s); retrying",
+                                self.center_address, exc)
+                else:
+                    log.error("the center refused us: %s", exc)
+                    if first:  # a wrong token or version: waiting cannot fix it, so stop
+                        self.refused = exc
+                        break
             except (OSError, TimeoutError) as exc:
                 if first and not self.reconnect:
                     raise
@@ -164,7 +170,7 @@ class Worker:
                 break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        await self.close("center gone")
+        await self.close("refused by the center" if self.refused else "center gone")
 
     async def _serve_center(self, comm: Comm, first: bool) -> None:
         comm.send(RegisterWorker(address=self.address, nthreads=self.nthreads, name=self.name,
