@@ -1,0 +1,123 @@
+"""Results are freed on the workers once no Future, no other client and no waiting task needs
+them. Checked twice: the center's count of keys per worker, and the count each worker process
+reports of what it holds (its heartbeat, every half second)."""
+from __future__ import annotations
+
+import gc
+import time
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+RESULT_TIMEOUT = 30
+RELEASE_TIMEOUT = 10  # a few heartbeats
+
+
+def make_block(i, size=100_000):
+    return bytes([i % 256]) * size
+
+
+def slow_inc(x, delay=0.5):
+    time.sleep(delay)
+    return x + 1
+
+
+def inc(x):
+    return x + 1
+
+
+def held(cluster, executor) -> tuple[int, int]:
+    """(keys the center knows on workers, keys the worker processes say they hold)."""
+    table = cluster.worker_table(executor).values()
+    return (sum(row["keys"] for row in table),
+            sum(row["metrics"].get("keys", 0) for row in table))
+
+
+def wait_until_held(cluster, executor, wait_until, expected: tuple[int, int], what: str) -> None:
+    wait_until(lambda: held(cluster, executor) == expected, RELEASE_TIMEOUT,
+               f"{what}: (center, workers) to hold {expected}, "
+               f"holding {held(cluster, executor)}")
+
+
+def settle(executor) -> None:
+    """Wait until the center has handled everything this client sent so far: its messages
+    arrive in order, so a computed round trip comes after any release queued before it."""
+    assert executor.submit(inc, time.monotonic_ns(), pure=False).result(RESULT_TIMEOUT) > 0
+
+
+def test_dropped_futures_are_freed_on_the_workers(cluster, executor, wait_until):
+    futures = executor.map(make_block, range(10))
+    executor.gather(futures, timeout=RESULT_TIMEOUT)
+    keys = {f.key for f in futures}
+    wait_until_held(cluster, executor, wait_until, (10, 10), "the results to be reported")
+    assert set().union(*executor.has_what().values()) == keys
+    assert len(cluster.worker_table(executor)) == 2
+
+    del futures
+    gc.collect()
+
+    wait_until_held(cluster, executor, wait_until, (0, 0), "the dropped results to be freed")
+    assert executor.who_has() == {}
+    assert all(not held_keys for held_keys in executor.has_what().values())
+    table = cluster.worker_table(executor).values()
+    assert all(row["nbytes"] == 0 and row["metrics"]["nbytes"] == 0 for row in table)
+
+
+def test_a_future_released_explicitly_is_freed_while_others_stay(cluster, executor, wait_until):
+    keep, drop = executor.map(make_block, [1, 2])
+    executor.gather([keep, drop], timeout=RESULT_TIMEOUT)
+    drop.release()
+    wait_until_held(cluster, executor, wait_until, (1, 1), "the released result to be freed")
+    assert executor.who_has(keep)[keep.key]
+    assert keep.result(timeout=RESULT_TIMEOUT) == make_block(1)
+
+
+def test_intermediate_results_are_freed_once_their_dependents_ran(cluster, executor,
+                                                                   wait_until):
+    total = executor.submit(sum, [executor.submit(len, executor.submit(make_block, i))
+                                  for i in range(5)])
+    assert total.result(timeout=RESULT_TIMEOUT) == 5 * 100_000
+    gc.collect()
+    wait_until_held(cluster, executor, wait_until, (1, 1), "only the final result to be held")
+    assert list(executor.who_has()) == [total.key]
+
+
+def test_a_key_a_waiting_task_needs_outlives_its_future(cluster, executor, wait_until):
+    first = executor.submit(slow_inc, 1)
+    second = executor.submit(inc, first)
+    del first
+    gc.collect()
+    assert second.result(timeout=RESULT_TIMEOUT) == 3
+    wait_until_held(cluster, executor, wait_until, (1, 1), "the consumed input to be freed")
+
+
+def test_a_key_another_client_holds_stays_until_both_drop_it(cluster, executor, wait_until):
+    other = cluster.executor()
+    mine, theirs = executor.submit(make_block, 7), other.submit(make_block, 7)
+    assert mine.key == theirs.key
+    assert mine.result(timeout=RESULT_TIMEOUT) == theirs.result(timeout=RESULT_TIMEOUT)
+
+    del mine
+    gc.collect()
+    settle(executor)
+    assert other.who_has(theirs)[theirs.key], "freed while another client holds it"
+    assert theirs.result(timeout=RESULT_TIMEOUT) == make_block(7)
+
+    del theirs
+    gc.collect()
+    wait_until_held(cluster, executor, wait_until, (0, 0), "the result both dropped to be freed")
+
+
+def test_closing_a_client_frees_what_it_held(cluster, executor, wait_until):
+    leaving = cluster.executor()
+    futures = leaving.map(make_block, range(4))
+    leaving.gather(futures, timeout=RESULT_TIMEOUT)
+    kept = executor.submit(make_block, 99)
+    kept.result(timeout=RESULT_TIMEOUT)
+    wait_until_held(cluster, executor, wait_until, (5, 5), "every result to be reported")
+
+    leaving.close()
+
+    wait_until_held(cluster, executor, wait_until, (1, 1), "the closed client's results to go")
+    assert kept.result(timeout=RESULT_TIMEOUT) == make_block(99)
