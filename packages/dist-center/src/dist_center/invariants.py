@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .records import ACTIVE
+
 if TYPE_CHECKING:
     from .state import CenterState
 
 KNOWN_STATES = frozenset({"waiting", "queued", "no-worker", "processing", "memory", "erred",
                           "released", "lost", "scattering"})
-ACTIVE_STATES = frozenset({"waiting", "queued", "no-worker", "processing"})
-NEEDED_STATES = ACTIVE_STATES | {"memory", "scattering"}
+NEEDED_STATES = ACTIVE | {"memory", "scattering"}
 
 
 def validate_state(state: CenterState) -> None:
@@ -42,7 +43,7 @@ def validate_state(state: CenterState) -> None:
             assert key in state.unrunnable
         if ts.state in NEEDED_STATES:
             # Work and data nobody needs would hold a slot or memory until the center restarts.
-            assert ts.wanted_by or any(state.tasks[k].state in ACTIVE_STATES
+            assert ts.wanted_by or any(state.tasks[k].state in ACTIVE
                                        for k in ts.dependents), ("not needed", ts)
         if ts.state == "released":
             assert ts.dependents, ("a released task is kept only as lineage", ts)

@@ -9,6 +9,9 @@ Task states: ``waiting`` (inputs not all in memory) -> ``queued`` (ready, no wor
 ``no-worker`` (no running worker may take it) -> ``processing`` (sent to one worker) ->
 ``memory`` | ``erred``; ``released`` keeps a task's lineage without data while others depend on
 it; ``lost`` is scattered data whose every copy is gone; ``scattering`` awaits a client's push.
+
+What becomes of inputs and dependents when data is lost, a task fails or nobody needs a key is
+in ``lineage``; which worker runs a task is in ``placement``; the records in ``records``.
 """
 from __future__ import annotations
 
@@ -22,17 +25,17 @@ from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, Cluste
                                     ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
                                     KeyLost, KeysAdded, Message, MissingData, RegisterWorker,
                                     Release, Replicate, Restart, RestartWorker, ScatterPlan,
-                                    ScatterPlanReply, Submit, TaskErred, TaskFinished, TaskSpec,
+                                    ScatterPlanReply, Submit, TaskErred, TaskFinished,
                                     Unregister, WhoHas, WhoHasReply, WorkerRegistered)
 
-from . import placement
+from . import lineage, placement
 from .durations import TaskDurations
 from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, WorkerJoined,
                      WorkerLeft, WorkerSent)
 from .invariants import validate_state
+# The records live apart; importers of this module find them here as well.
+from .records import ACTIVE, STATES, TaskState, WorkerInfo, key_prefix  # noqa: F401
 
-ACTIVE = frozenset({"waiting", "queued", "no-worker", "processing"})
-STATES = ACTIVE | {"memory", "erred", "released", "lost", "scattering"}
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
 MAX_MARGIN_PER_THREAD = 64
@@ -41,63 +44,6 @@ TRANSITION_LOG = 10_000  # recent (key, from, to) transitions, for story()
 STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
 
 Outgoing = list[tuple[str, Message]]
-
-
-
-def key_prefix(key: str) -> str:
-    """The function name a key starts with: ``inc`` for ``inc-<hash>``; for a dask tuple key
-    (``"('sum-aggregate-<token>', 0)"``) the name in its first element, as dask shows it."""
-    name = key[2:].split(key[1], 1)[0] if key.startswith(("('", '("')) else key
-    return (name.rsplit("-", 1)[0] if "-" in name else name) or key
-
-
-class TaskState:
-    __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
-                 "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
-                 "error", "priority", "scattered", "lost_message", "prefix", "counts")
-
-    def __init__(self, key: str, spec: TaskSpec | None, seq: int):
-        self.key = key
-        self.prefix = key_prefix(key)
-        self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
-        self.spec = spec
-        self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
-        self.dependents: set[str] = set()
-        self.state = "released"
-        self.waiting_on: set[str] = set()
-        self.who_has: set[str] = set()
-        self.nbytes = 0
-        self.type = ""
-        self.processing_on: str | None = None
-        self.wanted_by: set[str] = set()
-        self.died_on: list[str] = []  # workers that died while running it
-        self.retries_left = spec.retries if spec else 0
-        self.error: TaskErred | None = None
-        self.priority = (-(spec.priority if spec else 0), seq)
-        self.scattered = spec is None
-        self.lost_message = ""
-
-    def __repr__(self) -> str:
-        return f"<TaskState {self.key} {self.state}>"
-
-
-class WorkerInfo:
-    __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
-                 "nbytes", "status", "metrics")
-
-    def __init__(self, address: str, name: str, nthreads: int, memory_limit: int):
-        self.address = address
-        self.name = name
-        self.nthreads = max(1, nthreads)
-        self.memory_limit = memory_limit
-        self.processing: dict[str, None] = {}  # in the order they were sent
-        self.has_what: set[str] = set()
-        self.nbytes = 0
-        self.status = "running"
-        self.metrics: dict = {}
-
-    def __repr__(self) -> str:
-        return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
 
 
 class CenterState:
@@ -189,7 +135,7 @@ class CenterState:
             ts = self.tasks.get(key)
             if ts is not None:
                 ts.wanted_by.discard(event.client)
-                self._maybe_release(ts)
+                lineage.maybe_release(self, ts)
 
     def _client_sent(self, event: ClientSent) -> None:
         self.messages_handled += 1
@@ -212,7 +158,7 @@ class CenterState:
                 dependents: set[str] = set()
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
-                    self._forget(ts)
+                    lineage.forget(self, ts)
                 ts = TaskState(spec.key, spec, next(self._seq))
                 ts.dependents = dependents
                 self.tasks[spec.key] = ts
@@ -224,11 +170,11 @@ class CenterState:
         for ts in fresh:
             self._link(ts)
         for ts in touched:
-            if ts.state == "released" and self._needed(ts):
-                self._recompute(ts)
+            if ts.state == "released" and lineage.needed(self, ts):
+                lineage.recompute(self, ts)
         for ts in fresh:
             if ts.state == "released" and self.tasks.get(ts.key) is ts:
-                self._maybe_release(ts)  # neither wanted nor needed: nothing to keep it for
+                lineage.maybe_release(self, ts)  # neither wanted nor needed: nothing to keep it for
 
     def _report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
@@ -245,9 +191,9 @@ class CenterState:
         for dep in ts.deps:
             self.tasks[dep].dependents.add(ts.key)
         if missing:
-            self._fail(ts, "MissingDependency",
-                       f"task {ts.key} depends on {', '.join(missing)}, which the center does "
-                       "not know (released before it was used?)")
+            lineage.fail(self, ts, "MissingDependency",
+                         f"task {ts.key} depends on {', '.join(missing)}, which the center "
+                         "does not know (released before it was used?)")
 
     def _release(self, client: str, msg: Release) -> None:
         wants = self.clients.get(client, set())
@@ -256,7 +202,7 @@ class CenterState:
             ts = self.tasks.get(key)
             if ts is not None:
                 ts.wanted_by.discard(client)
-                self._maybe_release(ts)
+                lineage.maybe_release(self, ts)
 
     def _cancel(self, client: str, msg: Cancel) -> None:
         self._release(client, Release(keys=msg.keys))
@@ -299,9 +245,9 @@ class CenterState:
         """Scattered data takes the key over: keep the task only as its dependents' input."""
         if ts.dependents:
             ts.spec, ts.scattered = None, True
-            self._unlink_inputs(ts)
+            lineage.unlink_inputs(self, ts)
         else:
-            self._forget(ts)
+            lineage.forget(self, ts)
 
     def _replicate(self, client: str, msg: Replicate) -> None:
         """Copy each key in memory onto more workers until it is on ``n`` of them."""
@@ -397,10 +343,10 @@ class CenterState:
                 ts.died_on.append(worker.address)
                 if len(ts.died_on) >= ALLOWED_FAILURES:
                     self._set_state(ts, "waiting")
-                    self._fail(ts, "KilledWorker",
-                               f"task {key} was running on {len(ts.died_on)} workers that "
-                               f"died: {', '.join(ts.died_on)} (the last: {event.reason}); "
-                               "giving up")
+                    lineage.fail(self, ts, "KilledWorker",
+                                 f"task {key} was running on {len(ts.died_on)} workers that "
+                                 f"died: {', '.join(ts.died_on)} (the last: {event.reason}); "
+                                 "giving up")
                     continue
             self._set_state(ts, "waiting")
             orphans.append(ts)
@@ -412,11 +358,11 @@ class CenterState:
             if not ts.who_has and ts.state == "memory":
                 lost.append(ts)
         worker.has_what.clear()
-        self._lost(lost, f"its only copy was on worker {worker.address}, which left "
-                         f"({event.reason})")
+        lineage.lose(self, lost, f"its only copy was on worker {worker.address}, which left "
+                                 f"({event.reason})")
         for ts in orphans:
             if ts.state == "waiting":
-                self._recompute(ts)
+                lineage.recompute(self, ts)
         for other in list(self.workers.values()):
             self._fill(other)
 
@@ -448,7 +394,7 @@ class CenterState:
         if ts.state == "memory":
             self._add_replica(ts, worker)
             return True
-        if ts.state not in ACTIVE or not self._needed(ts):
+        if ts.state not in ACTIVE or not lineage.needed(self, ts):
             return False
         if ts.processing_on is not None:
             holder = self.workers.get(ts.processing_on)
@@ -474,8 +420,8 @@ class CenterState:
             if dts.state == "waiting" and not dts.waiting_on:
                 self._place(dts)
         for dep_key in ts.deps:
-            self._maybe_release(self.tasks[dep_key])
-        self._maybe_release(ts)
+            lineage.maybe_release(self, self.tasks[dep_key])
+        lineage.maybe_release(self, ts)
         return True
 
     def _add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
@@ -498,7 +444,7 @@ class CenterState:
             self._place(ts)
         else:
             self._set_state(ts, "waiting")
-            self._fail_with(ts, msg)
+            lineage.fail_with(self, ts, msg)
         self._fill(worker)
 
     def _keys_added(self, address: str, msg: KeysAdded) -> None:
@@ -539,7 +485,7 @@ class CenterState:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes
         if ts.state == "memory" and not ts.who_has:
-            self._lost([ts], f"worker {msg.worker} no longer had it")
+            lineage.lose(self, [ts], f"worker {msg.worker} no longer had it")
         elif ts.state == "memory":
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
@@ -605,6 +551,15 @@ class CenterState:
         worker.processing[ts.key] = None
         self._send(worker.address, self._compute_message(ts))
 
+    def _unassign(self, ts: TaskState) -> None:
+        worker = self.workers.get(ts.processing_on or "")
+        if worker is not None:
+            worker.processing.pop(ts.key, None)
+            self._send(worker.address, FreeKeys(keys=[ts.key]))
+            self._slots_freed[worker.address] = None
+        ts.processing_on = None
+        self._set_state(ts, "waiting")
+
     def _compute_message(self, ts: TaskState) -> ComputeTask:
         spec = ts.spec
         assert spec is not None
@@ -616,187 +571,6 @@ class CenterState:
             nbytes[dep] = dts.nbytes
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
                            nbytes=nbytes, priority=spec.priority)
-
-    # -- lineage, release and failure ----------------------------------------------------------
-    def _recompute(self, ts: TaskState) -> None:
-        """Bring ``ts`` back to memory from its lineage: wait for (and recompute) its inputs.
-
-        Walks the lineage with a stack, in the order a recursion would, because a chain of
-        results can be far longer than Python's recursion limit.
-        """
-        stack = [ts]
-        while stack:
-            ts = stack.pop()
-            if ts.spec is None:
-                self._lost([ts], "scattered data has no lineage to recompute it from")
-                continue
-            self._set_state(ts, "waiting")
-            ts.waiting_on = set()
-            released = []
-            for dep in ts.deps:
-                dts = self.tasks[dep]
-                if dts.state == "memory":
-                    continue
-                ts.waiting_on.add(dep)
-                if dts.state == "released":
-                    released.append(dts)
-                elif dts.state == "lost":
-                    self._lost_dependents(ts, dts)
-                    break  # its released inputs stay so: nothing needs them now
-                elif dts.state == "erred" and dts.error is not None:
-                    self._fail_with(ts, dts.error)
-                    break
-            else:
-                if not ts.waiting_on:
-                    self._place(ts)
-                stack.extend(dts for dts in reversed(released) if dts.state == "released")
-
-    def _lost(self, lost: list[TaskState], why: str) -> None:
-        """Every copy of these tasks' data is gone: recompute what has lineage and is needed;
-        scattered data is lost for good, and so is everything waiting for it.
-
-        All are marked gone before any is recomputed, so a recomputation never counts on an
-        input that is about to be found lost too.
-        """
-        for ts in lost:
-            for dep_key in ts.dependents:
-                dts = self.tasks[dep_key]
-                if dts.state == "processing":
-                    self._unassign(dts)
-                if dts.state in ("waiting", "queued", "no-worker"):
-                    dts.waiting_on.add(ts.key)
-                    if dts.state != "waiting":
-                        self.unrunnable.discard(dts.key)
-                        self._set_state(dts, "waiting")
-            if ts.spec is not None:
-                self._set_state(ts, "released")
-            else:
-                ts.lost_message = f"data for {ts.key} was lost: {why}"
-                self._set_state(ts, "lost")
-        for ts in lost:
-            if ts.spec is None:
-                for client in ts.wanted_by:
-                    self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
-                self._lost_dependents(None, ts)
-            elif ts.state == "released" and self._needed(ts):
-                self._recompute(ts)
-
-    def _lost_dependents(self, first: TaskState | None, cause: TaskState) -> None:
-        """``first`` (or else every active dependent of ``cause``) and everything waiting on it
-        can never run: ``cause``, an input, is lost for good."""
-        stack = [first] if first is not None else [self.tasks[k] for k in cause.dependents]
-        gone = []
-        while stack:
-            ts = stack.pop()
-            if ts.state not in ACTIVE:
-                continue
-            if ts.state == "processing":
-                self._unassign(ts)
-            self.unrunnable.discard(ts.key)
-            ts.lost_message = f"its input {cause.key} was lost: {cause.lost_message}"
-            self._set_state(ts, "lost")
-            gone.append(ts)
-            for client in ts.wanted_by:
-                self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
-            stack.extend(self.tasks[k] for k in ts.dependents)
-        # Inputs computed only for these tasks are no longer needed.
-        for ts in gone:
-            for dep in ts.deps:
-                if dep in self.tasks:
-                    self._maybe_release(self.tasks[dep])
-
-    def _unassign(self, ts: TaskState) -> None:
-        worker = self.workers.get(ts.processing_on or "")
-        if worker is not None:
-            worker.processing.pop(ts.key, None)
-            self._send(worker.address, FreeKeys(keys=[ts.key]))
-            self._slots_freed[worker.address] = None
-        ts.processing_on = None
-        self._set_state(ts, "waiting")
-
-    def _fail(self, ts: TaskState, exception_type: str, message: str) -> None:
-        self._fail_with(ts, TaskErred(key=ts.key, exception_type=exception_type, message=message))
-
-    def _fail_with(self, ts: TaskState, error: TaskErred) -> None:
-        """``ts`` and everything waiting on it err with ``error``."""
-        stack = [ts]
-        erred = []
-        while stack:
-            current = stack.pop()
-            if current.state not in ACTIVE and current is not ts:
-                continue
-            if current.state == "processing":
-                self._unassign(current)
-            self.unrunnable.discard(current.key)
-            self._set_state(current, "erred")
-            current.error = error
-            erred.append(current)
-            self.erred_by_prefix[current.prefix] += 1
-            for client in current.wanted_by:
-                self._send(client, replace(error, key=current.key))
-            stack.extend(self.tasks[k] for k in current.dependents)
-        for current in erred:
-            for dep in current.deps:
-                if dep in self.tasks:
-                    self._maybe_release(self.tasks[dep])
-
-    def _needed(self, ts: TaskState) -> bool:
-        if ts.wanted_by:
-            return True
-        tasks = self.tasks
-        return any(tasks[k].state in ACTIVE for k in ts.dependents)
-
-    def _maybe_release(self, ts: TaskState) -> None:
-        """Drop ``ts``'s data (and the task, if nothing depends on it) once nobody needs it."""
-        if self._needed(ts):
-            return
-        state = ts.state
-        if state == "processing":
-            self._unassign(ts)
-        if state == "memory":
-            freed = []
-            for address in ts.who_has:
-                worker = self.workers.get(address)
-                if worker is not None:
-                    worker.has_what.discard(ts.key)
-                    worker.nbytes -= ts.nbytes
-                    freed.append(address)
-            ts.who_has.clear()
-            for address in freed:
-                self._send(address, FreeKeys(keys=[ts.key]))
-        self.unrunnable.discard(ts.key)
-        if ts.state != "released":
-            self._set_state(ts, "released")
-        if not ts.dependents:
-            self._forget(ts)
-
-    def _forget(self, ts: TaskState) -> None:
-        if self.tasks.pop(ts.key, None) is ts and ts.counts is not None:
-            ts.counts[ts.state] -= 1
-        self.unrunnable.discard(ts.key)
-        self._unlink_inputs(ts)
-
-    def _unlink_inputs(self, ts: TaskState) -> None:
-        """``ts`` no longer reads its inputs; those nothing else reads may go.
-
-        Forgetting a task can free its inputs, whose forgetting frees theirs, and so on down
-        a chain; the outermost call works through them one by one instead of recursing.
-        """
-        deps, ts.deps = ts.deps, ()
-        for dep in deps:
-            dts = self.tasks.get(dep)
-            if dts is not None:
-                dts.dependents.discard(ts.key)
-                if not dts.dependents:
-                    self._unlinked.append(dts)
-        if self._releasing_unlinked:
-            return
-        self._releasing_unlinked = True
-        try:
-            while self._unlinked:
-                self._maybe_release(self._unlinked.pop())
-        finally:
-            self._releasing_unlinked = False
 
     def compact(self) -> None:
         """Rebuild the big tables: dicts and sets keep their peak size after deletions."""

@@ -1,0 +1,63 @@
+"""What the center records about each task and each worker (``CenterState`` owns them)."""
+from __future__ import annotations
+
+from dist_protocol.messages import TaskErred, TaskSpec
+
+ACTIVE = frozenset({"waiting", "queued", "no-worker", "processing"})
+STATES = ACTIVE | {"memory", "erred", "released", "lost", "scattering"}
+
+
+def key_prefix(key: str) -> str:
+    """The function name a key starts with: ``inc`` for ``inc-<hash>``; for a dask tuple key
+    (``"('sum-aggregate-<token>', 0)"``) the name in its first element, as dask shows it."""
+    name = key[2:].split(key[1], 1)[0] if key.startswith(("('", '("')) else key
+    return (name.rsplit("-", 1)[0] if "-" in name else name) or key
+
+
+class TaskState:
+    __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
+                 "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
+                 "error", "priority", "scattered", "lost_message", "prefix", "counts")
+
+    def __init__(self, key: str, spec: TaskSpec | None, seq: int):
+        self.key = key
+        self.prefix = key_prefix(key)
+        self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
+        self.spec = spec
+        self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
+        self.dependents: set[str] = set()
+        self.state = "released"
+        self.waiting_on: set[str] = set()
+        self.who_has: set[str] = set()
+        self.nbytes = 0
+        self.type = ""
+        self.processing_on: str | None = None
+        self.wanted_by: set[str] = set()
+        self.died_on: list[str] = []  # workers that died while running it
+        self.retries_left = spec.retries if spec else 0
+        self.error: TaskErred | None = None
+        self.priority = (-(spec.priority if spec else 0), seq)
+        self.scattered = spec is None
+        self.lost_message = ""
+
+    def __repr__(self) -> str:
+        return f"<TaskState {self.key} {self.state}>"
+
+
+class WorkerInfo:
+    __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
+                 "nbytes", "status", "metrics")
+
+    def __init__(self, address: str, name: str, nthreads: int, memory_limit: int):
+        self.address = address
+        self.name = name
+        self.nthreads = max(1, nthreads)
+        self.memory_limit = memory_limit
+        self.processing: dict[str, None] = {}  # in the order they were sent
+        self.has_what: set[str] = set()
+        self.nbytes = 0
+        self.status = "running"
+        self.metrics: dict = {}
+
+    def __repr__(self) -> str:
+        return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
