@@ -1,8 +1,10 @@
 """A key's life at the center: results to clients, release and reference counting, errors,
 retries, cancellation, scattered data and several clients sharing keys."""
 from dist_center.events import WorkerSent
-from dist_protocol.messages import (FreeKeys, KeyCancelled, KeyInMemory, ScatterPlanReply,
-                                    TaskErred, TaskFinished, WhoHas, WhoHasReply)
+from dist_protocol.messages import (AcquireReplicas, ClusterInfo, FreeKeys, KeyCancelled,
+                                    KeyInMemory, Replicate, Restart, RestartWorker,
+                                    ScatterPlanReply, TaskErred, TaskFinished, WhoHas,
+                                    WhoHasReply)
 
 
 def by_recipient(out):
@@ -409,3 +411,64 @@ def test_a_computed_key_scattered_over_leaves_its_old_inputs(center):
     assert out == [("alice", ScatterPlanReply(id=1, targets={"b": ["w1"]}))]
     assert center.state_of("b") == "scattering" and center.task("b").deps == ()
     assert center.state_of("a") == "forgotten"
+
+
+def test_a_task_on_a_key_the_center_does_not_know_fails_at_once(center, match):
+    center.join("w1")
+
+    out = center.submit(center.spec("b", "never-submitted"))
+
+    assert out == [("alice", match(TaskErred, key="b", exception_type="MissingDependency"))]
+    assert "never-submitted" in out[0][1].message
+
+
+# -- cluster-wide requests --------------------------------------------------------------------
+
+def test_replicate_copies_a_key_to_the_workers_holding_least(center):
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit(center.spec("a", workers=["w1"]), center.spec("big", workers=["w2"]),
+                  "not-yet")
+    center.finished("w1", "a")
+    center.finished("w2", "big", nbytes=1000)
+
+    out = center.client_sent(Replicate(keys=["a", "not-yet", "unknown"], n=2))
+
+    assert out == [("w3", AcquireReplicas(who_has={"a": ["w1"]}, nbytes={"a": 8}))]
+    assert center.keys_added("w3", {"a": 8}) == []
+    assert center.who_has("a") == {"w1", "w3"}
+    assert center.client_sent(Replicate(keys=["a"], n=2)) == []  # already on two
+
+
+def test_cluster_info_describes_every_worker(center):
+    center.join("w1", nthreads=4, name="alpha")
+    center.submit("a")
+
+    [(to, reply)] = center.client_sent(ClusterInfo(id=3))
+
+    assert to == "alice" and reply.id == 3
+    assert reply.workers == [{"address": "w1", "name": "alpha", "nthreads": 4,
+                              "memory_limit": 0, "status": "running", "processing": 1,
+                              "keys": 0, "nbytes": 0, "metrics": {}}]
+
+
+def test_restart_cancels_every_clients_keys_and_restarts_every_worker(center, match):
+    center.connect("bob")
+    center.join("w1")
+    center.join("w2")
+    center.submit("a", "b")
+    center.finished("w1", "a")
+    center.submit("c", client="bob")
+
+    out = center.client_sent(Restart(id=1))
+
+    assert sorted(out, key=lambda item: (item[0], getattr(item[1], "key", ""))) == [
+        ("alice", KeyCancelled(key="a")), ("alice", KeyCancelled(key="b")),
+        ("bob", KeyCancelled(key="c")),
+        ("w1", match(RestartWorker)), ("w2", match(RestartWorker))]
+    assert center.state.tasks == {} and center.state.workers == {}
+
+    # Workers come back empty; late reports from before the restart are ignored.
+    assert center.finished("w2", "b") == []
+    center.join("w1")
+    assert center.submit("a") == [("w1", center.compute("a"))]
