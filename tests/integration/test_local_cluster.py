@@ -1,0 +1,103 @@
+"""``Executor()`` with no address: a local center and workers as subprocesses that see the
+client's ``sys.path`` and working directory, gone again after ``close()``."""
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+
+import psutil
+import pytest
+from dist_client import Executor
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 30
+
+
+def gone(pids: set[int]) -> bool:
+    """True when none of ``pids`` is running any more (a zombie waiting for init counts)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module of the user's own, importable here only because its folder is on sys.path."""
+    name = f"user_tasks_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""\
+        import os
+
+
+        def triple(x):
+            return 3 * x
+
+
+        def read_relative(path):
+            with open(path) as f:
+                return f.read()
+
+
+        def where():
+            return os.getpid(), os.getcwd()
+
+
+        def reject(x):
+            raise LookupError(f"rejected {x}")
+    """))
+    (tmp_path / "notes.txt").write_text("relative to the working directory")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    module = __import__(name)
+    yield module
+    del module
+
+
+def test_executor_without_an_address_starts_computes_and_leaves_nothing(user_module, tmp_path,
+                                                                         wait_until):
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    e = Executor(n_workers=2, threads_per_worker=1)
+    try:
+        started = {p.pid for p in me.children(recursive=True)} - before
+        # A center and two workers, each worker under its nanny.
+        assert len(started) >= 3, started
+        assert len(e.ncores()) == 2 and set(e.ncores().values()) == {1}
+
+        # Sent by reference: it works only because the workers import it from sys.path.
+        assert e.submit(user_module.triple, 14).result(timeout=RESULT_TIMEOUT) == 42
+        assert e.gather(e.map(user_module.triple, range(4)), timeout=RESULT_TIMEOUT) == [0, 3, 6,
+                                                                                         9]
+        assert e.submit(user_module.read_relative, "notes.txt").result(
+            timeout=RESULT_TIMEOUT) == "relative to the working directory"
+        pids_and_dirs = e.gather([e.submit(user_module.where, pure=False) for _ in range(6)],
+                                 timeout=RESULT_TIMEOUT)
+        assert {cwd for _, cwd in pids_and_dirs} == {os.getcwd()}
+        assert {pid for pid, _ in pids_and_dirs} <= started
+
+        # Its source file is there, so the remote traceback quotes the line that raised.
+        failing = e.submit(user_module.reject, 5)
+        with pytest.raises(LookupError, match="rejected 5"):
+            failing.result(timeout=RESULT_TIMEOUT)
+        assert 'raise LookupError(f"rejected {x}")' in failing.traceback()
+    finally:
+        e.close()
+
+    assert e.status == "closed"
+    wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")
+    assert not ({p.pid for p in me.children(recursive=True)} - before)
+
+
+def test_the_local_cluster_stops_when_its_executor_leaves_a_with_block(wait_until):
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    with Executor(n_workers=1, threads_per_worker=2) as e:
+        started = {p.pid for p in me.children(recursive=True)} - before
+        assert e.ncores() == {next(iter(e.ncores())): 2}
+        assert e.submit(sum, e.scatter([1, 2, 3])).result(timeout=RESULT_TIMEOUT) == 6
+    wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")

@@ -1,0 +1,82 @@
+"""Stopping a ``dworker`` with Ctrl-C or SIGTERM unregisters it cleanly: the center drops it at
+once (long before a missed heartbeat could tell), the process exits 0 without a traceback, and
+the rest of the cluster goes on. A worker the center refuses exits at once and says why."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+# So long that only the worker's goodbye can explain a prompt removal.
+HEARTBEAT_TIMEOUT = 60.0
+PROMPTLY = 3.0  # seconds: the goodbye is one message, this is slack for a loaded machine
+RESULT_TIMEOUT = 30
+
+
+def inc(x):
+    return x + 1
+
+
+STOPS = {
+    "ctrl-c": lambda worker: worker.interrupt(),  # SIGINT to the group, as a terminal does
+    "sigterm": lambda worker: worker.terminate(),  # SIGTERM to the dworker process only
+}
+
+
+@pytest.mark.parametrize("nanny", [True, False], ids=["nanny", "no-nanny"])
+@pytest.mark.parametrize("how", list(STOPS))
+def test_a_stopped_worker_unregisters_at_once(make_cluster, wait_until, how, nanny):
+    cluster = make_cluster(n_workers=2, nanny=nanny, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    leaving, staying = cluster.workers
+    assert set(e.ncores()) == {leaving.address, staying.address}
+    group = leaving.pids()
+    assert len(group) == (2 if nanny else 1)
+
+    STOPS[how](leaving)
+
+    wait_until(lambda: set(e.ncores()) == {staying.address}, PROMPTLY,
+               f"the center to drop {leaving.address}")
+    assert leaving.wait() == 0
+    wait_until(lambda: not leaving.pids(), PROMPTLY, "every process of the worker to exit")
+    assert "Traceback" not in leaving.output(), leaving.output()
+    assert "restarting" not in leaving.output(), leaving.output()
+    assert "Traceback" not in cluster.center.output(), cluster.center.output()
+    assert e.gather(e.map(inc, range(10)), timeout=RESULT_TIMEOUT) == list(range(1, 11))
+    assert e.run(lambda: "here") == {staying.address: "here"}
+
+
+def test_work_moves_to_the_remaining_worker(cluster, executor, wait_until):
+    leaving, staying = cluster.workers
+    [data] = executor.scatter([b"payload"], workers=[leaving.address])
+    computed = executor.submit(len, data)
+    assert computed.result(timeout=RESULT_TIMEOUT) == 7
+
+    leaving.terminate()
+    wait_until(lambda: set(executor.ncores()) == {staying.address}, PROMPTLY,
+               f"the center to drop {leaving.address}")
+    assert leaving.wait() == 0
+    later = executor.submit(inc, 41, pure=False)
+    assert later.result(timeout=RESULT_TIMEOUT) == 42
+    assert executor.who_has(later)[later.key] == [staying.address]
+
+
+@pytest.mark.parametrize("nanny", [True, False], ids=["nanny", "no-nanny"])
+def test_a_worker_the_center_refuses_exits_with_the_reason(start_center, start_worker, nanny):
+    center = start_center(env={"DIST_TOKEN": "the cluster's token"})
+    intruder = start_worker(center.address, nanny=nanny, wait=False,
+                            env={"DIST_TOKEN": "another token"})
+    assert intruder.wait(RESULT_TIMEOUT) == 2  # a configuration error: a nanny gives up too
+    assert "token" in intruder.output()
+    assert "Registered with center" not in intruder.output()
+
+
+def test_sigint_to_the_started_process_alone_also_stops_it(cluster, executor, wait_until):
+    """``kill -INT PID`` (not the terminal's group-wide Ctrl-C)."""
+    leaving, staying = cluster.workers
+    leaving.popen.send_signal(signal.SIGINT)
+    wait_until(lambda: set(executor.ncores()) == {staying.address}, PROMPTLY,
+               f"the center to drop {leaving.address}")
+    assert leaving.wait() == 0
