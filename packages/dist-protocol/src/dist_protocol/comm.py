@@ -111,6 +111,12 @@ class Comm:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
+    def flush(self) -> None:
+        """Write what was sent so far now, not on the loop's next pass: before something that
+        may end this process, so that the peer still receives it."""
+        if self._outbox:
+            self._flush()
+
     def send_threadsafe(self, *messages: Message) -> None:
         self.loop.call_soon_threadsafe(self._send_quietly, messages)
 

@@ -224,6 +224,11 @@ class Worker:
         if self.center is not None and not self.center.is_closed:
             self.center.send(*messages)
 
+    def _flush_center(self) -> None:
+        center = self.center
+        if center is not None and not center.is_closed:
+            center.flush()
+
     # -- carrying out the state's orders -----------------------------------------------------
     def _act(self, instructions: list) -> None:
         pending = collections.deque(instructions)
@@ -238,6 +243,9 @@ class Worker:
                     self._record(function_key, outcome)
                     pending.extend(self.state.handle(outcome))
                 else:
+                    # Should this task kill the process, the center must already know which
+                    # tasks finished, or it blames them for the death instead of this one.
+                    self._flush_center()
                     self._pooled[ins.key] = function_key
                     self._runner.submit(ins)
             elif kind is SendToCenter:
