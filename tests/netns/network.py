@@ -208,10 +208,6 @@ class Host:
         return {"rx_bytes": stats["rx"]["bytes"], "tx_bytes": stats["tx"]["bytes"],
                 "rx_packets": stats["rx"]["packets"], "tx_packets": stats["tx"]["packets"]}
 
-    def add_address(self, address: str) -> None:
-        """A second address on ``eth0`` (e.g. to prove a worker's contact address is used)."""
-        ip("-n", self.namespace, "addr", "add", f"{address}/24", "dev", HOST_INTERFACE)
-
     def stop_processes(self) -> None:
         for process in reversed(self.processes):
             process.stop()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -40,6 +41,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _die_with_pytest() -> None:
+    """In the child: SIGKILL when the process that started it dies, so even a pytest killed
+    outright leaves no server running (the next run deletes its namespaces)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class ProcessExited(RuntimeError):
     """The process ended while a test was waiting for it to say something."""
 
@@ -57,7 +65,7 @@ class HostProcess:
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, text=True,
-            bufsize=1, start_new_session=True)
+            bufsize=1, start_new_session=True, preexec_fn=_die_with_pytest)
         self._reader = threading.Thread(target=self._read, name=f"output of {label}",
                                         daemon=True)
         self._reader.start()
