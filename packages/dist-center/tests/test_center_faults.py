@@ -54,8 +54,8 @@ def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(cent
     assert center.leave("w2", reason="killed") == [("w3", center.compute("bomb"))]
     out = center.leave("w3", reason="segfault")
 
-    why = ("task bomb was running on 3 workers that died: w1, w2, w3 (the last: segfault); "
-           "giving up")
+    why = ("task bomb was running on workers that died 3 times: w1, w2, w3 "
+           "(the last: segfault); giving up")
     assert out == [("alice", match(TaskErred, key="bomb", exception_type="KilledWorker",
                                    message=why)),
                    ("alice", match(TaskErred, key="after", exception_type="KilledWorker",

@@ -344,9 +344,9 @@ class CenterState:
                 if len(ts.died_on) >= ALLOWED_FAILURES:
                     self._set_state(ts, "waiting")
                     lineage.fail(self, ts, "KilledWorker",
-                                 f"task {key} was running on {len(ts.died_on)} workers that "
-                                 f"died: {', '.join(ts.died_on)} (the last: {event.reason}); "
-                                 "giving up")
+                                 f"task {key} was running on workers that died "
+                                 f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
+                                 f"(the last: {event.reason}); giving up")
                     continue
             self._set_state(ts, "waiting")
             orphans.append(ts)
