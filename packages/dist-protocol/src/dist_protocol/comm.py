@@ -93,6 +93,9 @@ class Comm:
         self._on_close: list[Callable[[Comm], None]] = []
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
+        self._handshake = None  # the Initiator/AcceptorHandshake while it runs
+        self._handshake_finished: asyncio.Future | None = None
+        self._limits_after_handshake = DEFAULT_LIMITS
 
     def __repr__(self) -> str:
         return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
@@ -183,12 +186,58 @@ class Comm:
         return self._inbox.popleft()
 
     def _deliver(self, messages: list[Message]) -> None:
+        if self._handshake is not None:
+            messages = self._handshake_step(messages)
+            if not messages:
+                return
         if self._handler is not None:
             self._handler(messages)
             return
         self._inbox.extend(messages)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    # -- the handshake -----------------------------------------------------------------------
+    def _begin_handshake(self, handshake, limits: Limits) -> asyncio.Future:
+        self._handshake, self._limits_after_handshake = handshake, limits
+        finished = self._handshake_finished = self.loop.create_future()
+        if self._inbox:  # the peer spoke before the accepting task started
+            queued = list(self._inbox)
+            self._inbox.clear()
+            try:
+                self._deliver(queued)
+            except ProtocolError as exc:
+                self.abort(exc)
+        return finished
+
+    def _handshake_step(self, messages: list[Message]) -> list[Message]:
+        """Feed the handshake as its messages are decoded; returns any messages after its last.
+
+        Done here, not in a task, so the limits rise before the decoder reads the next batch:
+        a peer may send its first real batch right behind the handshake's last message.
+        """
+        handshake = self._handshake
+        for i, msg in enumerate(messages):
+            replies = handshake.receive(msg)  # a ProtocolError aborts the connection
+            if replies:
+                self.send(*replies)
+            if handshake.done:
+                self._handshake = None
+                # Our last handshake message travels in a batch of its own, within the peer's
+                # unauthenticated limits, whatever we send right after it.
+                self._flush()
+                self.version = handshake.version
+                self.decoder.limits = self._limits_after_handshake
+                self.established = True
+                self._handshake_finished.set_result(None)
+                return messages[i + 1:]
+        return []
+
+    def _fail_handshake(self, error: Exception) -> None:
+        waiter = self._handshake_finished
+        if self._handshake is not None and waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+        self._handshake = None
 
     # -- closing ---------------------------------------------------------------------------
     def abort(self, error: ProtocolError) -> None:
@@ -203,6 +252,7 @@ class Comm:
         if self.transport is not None and not self.transport.is_closing():
             self._outbox.clear()
             self._write(encode_batch([Error(code=error.code, message=error.message)]))
+        self._fail_handshake(error)
         self.close(f"{error.code}: {error.message}")
 
     def close(self, reason: str | None = None) -> None:
@@ -221,6 +271,9 @@ class Comm:
         if self.close_reason is None and exc is not None:
             self.close_reason = str(exc)
         self.closed.set_result(self.close_reason)
+        self._fail_handshake(CommClosedError(f"connection to {self.peer_address} closed"
+                                             + (f": {self.close_reason}" if self.close_reason
+                                                else "")))
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         for waiter in self._drain_waiters:
@@ -259,10 +312,18 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         if comm.closed.done() or comm.transport.is_closing():
             return  # after an abort, whatever else arrives is dropped unread
         try:
-            for frames in comm.decoder.buffer_updated(nbytes):
-                comm._deliver(decode_batch(frames))
-                if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
-                    return
+            # During the handshake one batch at a time: each may raise the decoder's limits.
+            per_parse = None if comm.established else 1
+            batches = comm.decoder.buffer_updated(nbytes, per_parse)
+            while batches:
+                for frames in batches:
+                    comm._deliver(decode_batch(frames))
+                    if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
+                        return
+                if per_parse is None:
+                    break
+                per_parse = None if comm.established else 1
+                batches = comm.decoder.parse_buffered(per_parse)
         except ProtocolError as exc:
             comm.abort(exc)
         except Exception as exc:  # noqa: BLE001 -- a bug handling one peer must not stop the server
@@ -290,14 +351,12 @@ class _StreamProtocol(asyncio.BufferedProtocol):
 
 async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: float,
                          limits: Limits) -> None:
+    finished = comm._begin_handshake(handshake, limits)
     try:
         async with asyncio.timeout(timeout):
             if first:
                 comm.send(*first)
-            while not handshake.done:
-                reply = handshake.receive(await comm.recv())
-                if reply:
-                    comm.send(*reply)
+            await finished  # resolved by Comm._handshake_step as the messages arrive
     except TimeoutError:
         comm.abort(HandshakeError(f"no handshake within {timeout:g} s", "handshake-timeout"))
         raise HandshakeError(f"handshake with {comm.peer_address} timed out after {timeout:g} s",
@@ -310,9 +369,6 @@ async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: f
         if comm.abort_error is not None:  # the peer's bytes broke a limit or the framing
             raise comm.abort_error from None
         raise
-    comm.version = handshake.version
-    comm.decoder.limits = limits
-    comm.established = True
 
 
 async def connect(address: str, *, role: str, token: str | None = None,

@@ -112,7 +112,9 @@ class FrameDecoder:
             self._make_room(len(self._buf) // 2 or 1)
         return memoryview(self._buf)[self._end:]
 
-    def buffer_updated(self, nbytes: int) -> list[list]:
+    def buffer_updated(self, nbytes: int, max_batches: int | None = None) -> list[list]:
+        """Account for ``nbytes`` written into the last ``get_buffer``; returns the batches
+        they complete, at most ``max_batches`` (the rest stay buffered: ``parse_buffered``)."""
         if self._direct is not None:
             self._direct_filled += nbytes
             if self._direct_filled < len(self._direct):
@@ -121,7 +123,17 @@ class FrameDecoder:
             self._direct = None
         else:
             self._end += nbytes
-        return self._parse()
+        return self._parse(max_batches)
+
+    def parse_buffered(self, max_batches: int | None = None) -> list[list]:
+        """Batches complete in what is already buffered, under the current limits.
+
+        During the handshake the comm takes one batch at a time and calls this after each:
+        the batch that completes the handshake raises the limits for the batches behind it.
+        """
+        if self._direct is not None:
+            return []
+        return self._parse(max_batches)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[list]:
         """Decode ``data``; returns every batch it completes (a list of frame lists)."""
@@ -166,10 +178,10 @@ class FrameDecoder:
             self._start = self._end = 0
         return chunk
 
-    def _parse(self) -> list[list]:
+    def _parse(self, max_batches: int | None = None) -> list[list]:
         batches: list[list] = []
-        limits = self._limits
-        while True:
+        while max_batches is None or len(batches) < max_batches:
+            limits = self._limits
             if self._nframes is None:
                 if self._available() < 8:
                     break

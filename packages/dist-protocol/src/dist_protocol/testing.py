@@ -1,0 +1,252 @@
+"""Helpers for testing code that speaks the protocol, shipped with it (as ``trio.testing`` is).
+
+* The spec's test vectors: ``spec_dir()``, ``load_vectors(name)`` and the JSON tagging of
+  binary values (``to_json``/``from_json``). A missing vector file raises: a conformance suite
+  that silently skips is no suite.
+* ``example_message(cls, full=...)``: a valid instance of any message class, built from its
+  annotations, so that a new op gets vectors and round-trip tests without hand work.
+* ``comm_pair()``: two connected ``Comm``s over an in-memory transport, after a real
+  handshake, for testing servers without sockets.
+
+Hypothesis strategies for wire values and messages are in ``dist_protocol.strategies``.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import msgpack
+
+from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
+from .framing import DEFAULT_LIMITS, Limits
+from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
+from .errors import ProtocolError
+from .messages import Message
+from .serialize import Payload, msgpack_dumps
+
+SPEC_DIR_ENV = "DIST_SPEC_DIR"
+REGENERATE_HINT = "run `python spec/tools/generate.py` from the repository root"
+
+# -- the spec folder and its vectors ----------------------------------------------------------
+
+
+def spec_dir() -> Path:
+    """The repository's ``spec/`` folder: ``$DIST_SPEC_DIR``, else found above this package
+    (an editable install) or above the working directory (an installed package run from a
+    checkout). Raises ``FileNotFoundError``: the vectors are part of the test suite."""
+    explicit = os.environ.get(SPEC_DIR_ENV)
+    if explicit:
+        path = Path(explicit)
+        if not (path / "vectors").is_dir():
+            raise FileNotFoundError(f"{SPEC_DIR_ENV}={explicit} has no vectors/ folder")
+        return path
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            candidate = folder / "spec"
+            if (candidate / "vectors").is_dir() and (candidate / "PROTOCOL.md").is_file():
+                return candidate
+    raise FileNotFoundError("cannot find the spec/ folder (with vectors/ and PROTOCOL.md) above "
+                            f"{Path(__file__).parent} or {Path.cwd()}; set {SPEC_DIR_ENV}")
+
+
+def load_vectors(name: str) -> dict:
+    """``spec/vectors/<name>.json`` as data. Raises when the file is missing."""
+    path = spec_dir() / "vectors" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"spec vector file {path} is missing; {REGENERATE_HINT}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def to_json(value: Any) -> Any:
+    """A msgpack value as JSON: bytes become ``{"$bin": hex}``, extension types
+    ``{"$ext": [type, hex]}``; everything else maps one to one."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bin": bytes(value).hex()}
+    if isinstance(value, msgpack.ExtType):
+        return {"$ext": [value.code, value.data.hex()]}
+    if isinstance(value, dict):
+        return {_json_key(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """The inverse of ``to_json``."""
+    if isinstance(value, dict):
+        if len(value) == 1 and "$bin" in value:
+            return bytes.fromhex(value["$bin"])
+        if len(value) == 1 and "$ext" in value:
+            code, data = value["$ext"]
+            return msgpack.ExtType(code, bytes.fromhex(data))
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def _json_key(key: Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"JSON vectors need string map keys, got {key!r}")
+    return key
+
+
+# -- example messages ---------------------------------------------------------------------------
+
+
+def example_message(cls: type[Message], full: bool) -> Message:
+    """A valid instance of ``cls``: only the required fields, or every field set to a value
+    other than its default (``full=True``)."""
+    return _example_record(cls, full)
+
+
+def _example_record(cls: type, full: bool) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required or full:
+            kwargs[f.name] = _example_value(hints[f.name], f.name, full)
+    return cls(**kwargs)
+
+
+def _example_value(tp: Any, name: str, full: bool) -> Any:
+    if tp is Any:
+        return {name: 1}
+    if tp is Payload:
+        return Payload("msgpack", [msgpack_dumps([[1, 2], {}])])
+    if tp is str:
+        return f"{name}-1"
+    if tp is bool:
+        return True
+    if tp is int:
+        return 3
+    if tp is float:
+        return 2.5
+    if tp is bytes:
+        return bytes(range(8))
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list:
+        return [_example_value(args[0], name, full)]
+    if origin is dict:
+        return {f"{name}-a": _example_value(args[1], name, full)}
+    if origin in (Union, types.UnionType):
+        return _example_value(next(a for a in args if a is not type(None)), name, full)
+    if dataclasses.is_dataclass(tp):
+        return _example_record(tp, full)
+    raise TypeError(f"no example for {tp!r}")
+
+
+# -- an in-memory connection pair ---------------------------------------------------------------
+
+
+class MemoryTransport(asyncio.Transport):
+    """One end of an in-memory byte pipe with the asyncio transport interface.
+
+    Bytes written are delivered to the peer's protocol on a later loop iteration, in pieces
+    of ``chunk_size`` bytes when given (1 exercises every partial read of the decoder).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.BufferedProtocol,
+                 name: str, chunk_size: int | None = None):
+        super().__init__(extra={"peername": (name, 0), "sockname": (name, 0)})
+        self._loop, self._protocol, self._chunk_size = loop, protocol, chunk_size
+        self._peer: MemoryTransport | None = None
+        self._closing = False
+        self._lost = False
+
+    def connect(self, peer: MemoryTransport) -> None:
+        self._peer, peer._peer = peer, self
+
+    def write(self, data: Any) -> None:
+        if self._closing or self._peer is None:
+            return
+        self._loop.call_soon(self._peer._receive, bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def _receive(self, data: bytes) -> None:
+        view = memoryview(data)
+        step = self._chunk_size or len(data) or 1
+        while view.nbytes and not self._lost:
+            target = self._protocol.get_buffer(view.nbytes)
+            n = min(target.nbytes, view.nbytes, step)
+            target[:n] = view[:n]
+            view = view[n:]
+            self._protocol.buffer_updated(n)
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        # After the bytes already written: the peer sees end of file, we see the loss.
+        if self._peer is not None:
+            self._loop.call_soon(self._peer._peer_closed)
+        self._loop.call_soon(self._connection_lost)
+
+    abort = close
+
+    def _peer_closed(self) -> None:
+        if not self._lost and not self._protocol.eof_received():
+            self.close()
+
+    def _connection_lost(self) -> None:
+        if not self._lost:
+            self._lost = True
+            self._protocol.connection_lost(None)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+async def comm_pair(*, role: str = "client", name: str | None = None,
+                    token: str | None = None, initiator_token: str | None = None,
+                    acceptor_token: str | None = None,
+                    initiator_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
+                    acceptor_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
+                    limits: Limits = DEFAULT_LIMITS, chunk_size: int | None = None,
+                    timeout: float = HANDSHAKE_TIMEOUT) -> tuple[Comm, Comm]:
+    """``(initiator, acceptor)``: two ``Comm``s joined in memory after the real handshake.
+
+    ``token`` is both sides' token unless ``initiator_token``/``acceptor_token`` differ.
+    A failed handshake raises the ``ProtocolError`` of the side that detected it.
+    """
+    loop = asyncio.get_running_loop()
+    initiator, acceptor = Comm(loop), Comm(loop)
+    initiator_end = MemoryTransport(loop, _StreamProtocol(initiator), "initiator", chunk_size)
+    acceptor_end = MemoryTransport(loop, _StreamProtocol(acceptor), "acceptor", chunk_size)
+    initiator_end.connect(acceptor_end)
+    initiator_end._protocol.connection_made(initiator_end)
+    acceptor_end._protocol.connection_made(acceptor_end)
+    opening = InitiatorHandshake(role, token=initiator_token or token, name=name,
+                                 versions=initiator_versions)
+    accepting = AcceptorHandshake(token=acceptor_token or token, versions=acceptor_versions)
+    outcomes = await asyncio.gather(
+        _run_handshake(initiator, opening, opening.start(), timeout, limits),
+        _run_handshake(acceptor, accepting, [], timeout, limits), return_exceptions=True)
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    if failures:
+        initiator.close()
+        acceptor.close()
+        # The side that found the fault raised a ProtocolError; the other saw the close.
+        raise next((f for f in failures if isinstance(f, ProtocolError)), failures[0])
+    acceptor.peer_role, acceptor.peer_name = accepting.role, accepting.name
+    return initiator, acceptor
+
+
+__all__ = ["MemoryTransport", "REGENERATE_HINT", "comm_pair", "example_message", "from_json",
+           "load_vectors", "spec_dir", "to_json"]

@@ -1,0 +1,189 @@
+"""The comm layer over real sockets on 127.0.0.1: handshakes, batching, a bad peer, big data.
+
+Each test runs on asyncio's own loop and on uvloop (what the servers use when it is installed).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+
+import msgpack
+import pytest
+
+from dist_protocol.comm import connect, listen, new_event_loop
+from dist_protocol.errors import HandshakeError
+from dist_protocol.framing import FrameDecoder, frames_to_bytes
+from dist_protocol.messages import Data, Error, PutData, Release, decode_batch, encode_batch
+from dist_protocol.serialize import Payload
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request):
+    """Runs a coroutine to completion on the chosen event loop."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop")
+        factory = new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+
+    def run_on_loop(coro):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(asyncio.wait_for(coro, 50))
+    return run_on_loop
+
+
+async def echo_server(token: str | None = None):
+    """A listener that sends every batch it receives straight back, as one batch."""
+    accepted = []
+
+    def on_comm(comm):
+        accepted.append(comm)
+        comm.set_handler(lambda messages: comm.send(*messages))
+    listener = await listen("127.0.0.1:0", on_comm, token=token)
+    return listener, accepted
+
+
+async def raw_handshake(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A socket that has said hello (no token) and read the welcome, by hand."""
+    host, port = address.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    hello = {"op": "hello", "min_version": 1, "max_version": 1, "role": "client"}
+    writer.write(frames_to_bytes([msgpack.packb([hello])]))
+    [welcome] = decode_batch(await read_batch(reader))
+    assert welcome.op == "welcome" and welcome.version == 1 and welcome.auth is False
+    return reader, writer
+
+
+async def read_batch(reader: asyncio.StreamReader) -> list:
+    (nframes,) = struct.unpack("<Q", await reader.readexactly(8))
+    lengths = struct.unpack(f"<{nframes}Q", await reader.readexactly(8 * nframes))
+    return [await reader.readexactly(n) for n in lengths]
+
+
+@pytest.mark.parametrize("token", [None, "s3cret-token"])
+def test_handshake_then_messages_both_ways(run, token):
+    async def main():
+        listener, accepted = await echo_server(token)
+        comm = await connect(listener.address, role="client", name="alice", token=token)
+        assert comm.version == 1 and comm.established
+        comm.send(Release(keys=["x", "y"]))
+        assert await comm.recv() == Release(keys=["x", "y"])
+        [server_side] = accepted
+        assert (server_side.peer_role, server_side.peer_name) == ("client", "alice")
+        comm.close()
+        listener.close()
+    run(main())
+
+
+def test_a_wrong_or_missing_token_is_refused_and_the_server_goes_on(run):
+    async def main():
+        listener, accepted = await echo_server("right-token")
+        with pytest.raises(HandshakeError) as wrong:
+            await connect(listener.address, role="client", token="wrong-token")
+        assert wrong.value.code == "auth-failed"
+        with pytest.raises(HandshakeError) as missing:
+            await connect(listener.address, role="client")
+        assert missing.value.code == "auth-failed" and "requires a token" in missing.value.message
+        comm = await connect(listener.address, role="client", token="right-token")
+        comm.send(Release(keys=["still-served"]))
+        assert await comm.recv() == Release(keys=["still-served"])
+        assert len(accepted) == 1
+        listener.close()
+    run(main())
+
+
+def test_many_sends_in_one_loop_pass_travel_as_one_batch(run):
+    async def main():
+        batches = []
+        listener = await listen("127.0.0.1:0", lambda comm: comm.set_handler(batches.append))
+        comm = await connect(listener.address, role="client")
+        for i in range(1000):
+            comm.send(Release(keys=[f"key-{i}"]))
+        while sum(map(len, batches)) < 1000:
+            await asyncio.sleep(0.01)
+        assert len(batches) == 1
+        assert batches[0][-1] == Release(keys=["key-999"])
+        listener.close()
+    run(main())
+
+
+def test_a_malformed_batch_closes_only_that_connection_with_an_error(run):
+    async def main():
+        listener, _ = await echo_server()
+        healthy = await connect(listener.address, role="client")
+        reader, writer = await raw_handshake(listener.address)
+        writer.write(frames_to_bytes([msgpack.packb([{"op": "no-such-op"}])]))
+        [error] = decode_batch(await read_batch(reader))
+        assert isinstance(error, Error) and error.code == "unknown-op"
+        assert await reader.read() == b""  # then the server closed the socket
+        writer.close()
+        healthy.send(Release(keys=["after"]))
+        assert await healthy.recv() == Release(keys=["after"])
+        listener.close()
+    run(main())
+
+
+def test_bytes_that_break_the_framing_get_an_error_naming_the_code(run):
+    async def main():
+        listener, _ = await echo_server()
+        reader, writer = await raw_handshake(listener.address)
+        writer.write(struct.pack("<Q", 0))  # a batch of zero frames
+        [error] = decode_batch(await read_batch(reader))
+        assert error.code == "malformed-frame"
+        assert await reader.read() == b""
+        writer.close()
+        listener.close()
+    run(main())
+
+
+def test_an_unauthenticated_peer_may_not_send_large_batches(run):
+    async def main():
+        listener, _ = await echo_server("token")
+        host, port = listener.address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(struct.pack("<QQ", 1, 1 << 20))  # announces a 1 MiB frame 0
+        [error] = decode_batch(await read_batch(reader))
+        assert error.code == "limit-exceeded"
+        assert await reader.read() == b""
+        writer.close()
+        listener.close()
+    run(main())
+
+
+@pytest.mark.parametrize("token", [None, "token"])
+def test_the_server_may_send_right_behind_its_last_handshake_message(run, token):
+    """The acceptor's first real batch may reach the initiator in the same read as the
+    handshake's last message; it is judged by the limits after the handshake."""
+    async def main():
+        big = Payload("bytes", [os.urandom(100_000)])
+
+        def greet(comm):
+            comm.send(Data(id=1, data={"a": big, "b": Payload("bytes", [b"b"])}))
+        listener = await listen("127.0.0.1:0", greet, token=token)
+        comm = await connect(listener.address, role="client", token=token)
+        assert await comm.recv() == Data(id=1, data={"a": big, "b": Payload("bytes", [b"b"])})
+        listener.close()
+    run(main())
+
+
+def test_a_50_megabyte_payload_round_trip(run):
+    async def main():
+        listener, _ = await echo_server()
+        comm = await connect(listener.address, role="client")
+        blob = os.urandom(50 * 2**20)
+        comm.send(PutData(id=7, data={"big": Payload("bytes", [blob])}))
+        echoed = await comm.recv()
+        assert echoed.id == 7 and bytes(echoed.data["big"].frames[0]) == blob
+        listener.close()
+    run(main())
+
+
+def test_the_decoder_receives_a_large_frame_into_its_own_buffer():
+    """Frames above the direct-read threshold land in one bytearray: no staging copy."""
+    frames = encode_batch([PutData(id=1, data={"x": Payload("bytes", [b"z" * 300_000])})])
+    decoder = FrameDecoder()
+    [batch] = decoder.feed(frames_to_bytes(frames))
+    assert isinstance(batch[1], bytearray) and bytes(batch[1]) == b"z" * 300_000
