@@ -299,7 +299,7 @@ def test_missing_data_about_a_forgotten_key_is_ignored(center):
 
 # -- stale reports -----------------------------------------------------------------------------
 
-def test_a_late_result_from_another_worker_is_used_once(center):
+def test_a_late_result_from_a_worker_the_task_was_taken_from_is_freed(center):
     center.join("w1")
     center.join("w2")
     center.submit("a", center.spec("b", "a", workers=["w1"]))
@@ -307,17 +307,41 @@ def test_a_late_result_from_another_worker_is_used_once(center):
     assert center.processing_on("a") == "w2"
     center.join("w1")
 
-    out = center.finished("w1", "a")
+    # Whether w1 still holds a cannot be known here: it is told to free it.
+    assert center.finished("w1", "a") == [("w1", FreeKeys(keys=["a"]))]
+    assert center.processing_on("a") == "w2"
 
-    assert out == [("w2", FreeKeys(keys=["a"])), ("alice", in_memory("a", ["w1"])),
-                   ("w1", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
+    assert center.finished("w2", "a") == [
+        ("alice", in_memory("a", ["w2"])),
+        ("w1", center.compute("b", who_has={"a": ["w2"]}, nbytes={"a": 8}))]
     assert center.state.finished_by_prefix["a"] == 1
 
-    # w2 could not stop its run and reports it too: a copy, not a second result.
-    assert center.finished("w2", "a") == []
-    assert center.who_has("a") == {"w1", "w2"}
+    # Too late for a replica either.
+    assert center.finished("w1", "a") == [("w1", FreeKeys(keys=["a"]))]
+    assert center.who_has("a") == {"w2"}
+
+
+def test_a_result_crossing_the_free_keys_that_took_its_task_back_is_not_recorded(center):
+    """b finishes on w2 just as the center, having lost b's input, tells w2 to drop b: by
+    the time the report arrives, w2 may no longer hold b."""
+    center.join("w1")
+    center.join("w2")
+    center.submit(center.spec("a", workers=["w1"]), center.spec("b", "a", workers=["w2"]))
+    center.finished("w1", "a")
+    assert center.leave("w1") == [("w2", FreeKeys(keys=["b"]))]
+
+    assert center.finished("w2", "b") == [("w2", FreeKeys(keys=["b"]))]
+    assert center.state_of("b") == "waiting" and center.state_of("a") == "no-worker"
+
+
+def test_the_same_result_reported_twice_counts_once(center):
+    center.join("w1")
+    center.submit("a")
+    center.finished("w1", "a")
+
+    assert center.finished("w1", "a") == []
     assert center.state.finished_by_prefix["a"] == 1
-    assert center.processing("w1") == ["b"]
+    assert center.who_has("a") == {"w1"}
 
 
 def test_a_result_for_a_forgotten_task_is_freed(center):

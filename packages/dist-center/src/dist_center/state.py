@@ -378,16 +378,24 @@ class CenterState:
     def _task_finished(self, address: str, msg: TaskFinished) -> None:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
-        if ts is None or not self._accept_result(ts, worker, msg.nbytes, msg.type):
+        if ts is not None and ts.processing_on == address:
+            self._accept_result(ts, worker, msg.nbytes, msg.type)
+            self._record_run(ts, address, msg)
+        elif ts is None or address not in ts.who_has:  # (a holder telling twice is no news)
+            # Not the run the center waits for. The center may have asked this worker to free
+            # the key since (the messages crossed), so whether the worker still holds the value
+            # is unknown: make sure it does not, rather than send readers to a missing copy.
             self._send(address, FreeKeys(keys=[msg.key]))
-        elif msg.stop > msg.start > 0:
+        self._fill(worker)
+
+    def _record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
+        if msg.stop > msg.start > 0:
             duration = msg.stop - msg.start
             self.avg_duration = (duration if not self.avg_duration
                                  else 0.9 * self.avg_duration + 0.1 * duration)
             self.task_stream.append((msg.key, address, msg.start, msg.stop))
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
-        self._fill(worker)
 
     def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str) -> bool:
         """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
