@@ -259,7 +259,8 @@ def test_missing_data_from_one_holder_resends_the_task_with_the_others(center):
 
     out = center.missing("w3", "a", holder="w1")
 
-    assert out == [("w3", center.compute("b", who_has={"a": ["w2"]}, nbytes={"a": 8}))]
+    assert out == [("w1", FreeKeys(keys=["a"])),
+                   ("w3", center.compute("b", who_has={"a": ["w2"]}, nbytes={"a": 8}))]
     assert center.who_has("a") == {"w2"}
     assert "a" not in center.state.workers["w1"].has_what
 
@@ -273,7 +274,8 @@ def test_missing_data_from_the_last_holder_recomputes_it(center):
 
     out = center.missing("w2", "a", holder="w1")
 
-    assert out == [("w2", FreeKeys(keys=["b"])), ("w1", center.compute("a"))]
+    assert out == [("w1", FreeKeys(keys=["a"])), ("w2", FreeKeys(keys=["b"])),
+                   ("w1", center.compute("a"))]
     assert center.finished("w1", "a") == [
         ("alice", in_memory("a", ["w1"])),
         ("w2", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
@@ -288,8 +290,23 @@ def test_missing_scattered_data_is_lost(center):
     out = center.missing("w2", "x", holder="w1")
 
     why = "data for x was lost: worker w1 no longer had it"
-    assert out == [("w2", FreeKeys(keys=["y"])), ("alice", KeyLost(key="x", message=why)),
+    assert out == [("w1", FreeKeys(keys=["x"])), ("w2", FreeKeys(keys=["y"])),
+                   ("alice", KeyLost(key="x", message=why)),
                    ("alice", KeyLost(key="y", message=f"its input x was lost: {why}"))]
+
+
+def test_a_worker_reporting_it_lacks_a_key_it_was_counted_for(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit(center.spec("a", workers=["w1"]))
+    center.finished("w1", "a")
+    center.keys_added("w2", {"a": 8})
+    center.submit(center.spec("b", "a", workers=["w2"]))  # w2 is thought to hold a already
+
+    out = center.missing("w2", "a", holder="w2")
+
+    assert out == [("w2", FreeKeys(keys=["a"])),
+                   ("w2", center.compute("b", who_has={"a": ["w1"]}, nbytes={"a": 8}))]
 
 
 def test_missing_data_about_a_forgotten_key_is_ignored(center):

@@ -492,6 +492,9 @@ class CenterState:
             if holder is not None:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes
+                # It may hold the key yet fail to serve it; no longer counted, it must not
+                # keep it either, or the copy would never be freed.
+                self._send(holder.address, FreeKeys(keys=[ts.key]))
         if ts.state == "memory" and not ts.who_has:
             lineage.lose(self, [ts], f"worker {msg.worker} no longer had it")
         elif ts.state == "memory":
