@@ -146,3 +146,21 @@ def test_a_ready_task_whose_input_was_freed_fetches_it_again(make_worker):
     assert worker.state_of("b") == "waiting"
     assert worker.fetched("tcp://peer:2", {"x": 1}) == [
         SendToCenter(KeysAdded(keys={"x": 8})), worker.execute("b", x=1)]
+
+
+def test_reset_forgets_every_task_and_value(worker):
+    worker.put({"x": 1})
+    worker.compute("a")
+    worker.compute("b", who_has={"y": ["tcp://peer:2"]})
+
+    worker.state.reset()
+    worker.state.validate()
+
+    assert worker.state.data == {} and worker.state.tasks == {}
+    assert worker.state.waiters == {} and worker.state.in_flight == {}
+    # The thread that was running a is still busy: one thread is left for new work.
+    assert worker.compute("new") == [worker.execute("new")]
+    assert worker.compute("later") == []
+    # Its outcome, arriving later, is dropped and frees the thread.
+    assert worker.succeeded("a") == [worker.execute("later")]
+    assert worker.state.data == {}

@@ -109,3 +109,19 @@ def test_a_big_batch_of_keys_is_cut_into_bounded_requests(worker):
 
     assert [len(fetch.keys) for fetch in out] == [MAX_KEYS_PER_FETCH, MAX_KEYS_PER_FETCH, 5]
     assert {fetch.worker for fetch in out} == {P1}
+
+
+def test_only_inputs_not_held_here_are_fetched(worker):
+    worker.put({"a": 1})
+
+    assert worker.compute("c", who_has={"a": ["tcp://me:1"], "b": [P1]}) == [Fetch(P1, ["b"])]
+    assert worker.fetched(P1, {"b": 2}) == [added("b"), worker.execute("c", a=1, b=2)]
+
+
+def test_a_resent_compute_task_does_not_fetch_what_is_already_in_flight(worker):
+    assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
+
+    assert worker.compute("c", who_has={"a": [P1, P2]}) == []
+    assert worker.state.who_has == {"a": [P1, P2]}
+    # Should the request in flight fail, the newly named holder is next.
+    assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
