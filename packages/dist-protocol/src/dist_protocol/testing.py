@@ -5,6 +5,8 @@
   that silently skips is no suite.
 * ``example_message(cls, full=...)``: a valid instance of any message class, built from its
   annotations, so that a new op gets vectors and round-trip tests without hand work.
+* ``decode_three_ways``/``rejected_three_ways``: run the frame decoder whole, byte by byte and
+  with trailing bytes, and check the three agree.
 * ``comm_pair()``: two connected ``Comm``s over an in-memory transport, after a real
   handshake, for testing servers without sockets.
 
@@ -16,6 +18,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import struct
 import types
 import typing
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any, Union
 import msgpack
 
 from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
-from .framing import DEFAULT_LIMITS, Limits
+from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
 from .errors import ProtocolError
 from .messages import Message
@@ -95,6 +98,53 @@ def _json_key(key: Any) -> str:
     if not isinstance(key, str):
         raise TypeError(f"JSON vectors need string map keys, got {key!r}")
     return key
+
+
+# -- parsing three ways ---------------------------------------------------------------------------
+
+# The start of another batch's header: buffered, never completed.
+TRAILING = struct.pack("<Q", 2)[:5]
+
+
+def decode_in_chunks(data: bytes, limits: Limits = DEFAULT_LIMITS,
+                     chunk: int = 1) -> tuple[list, FrameDecoder]:
+    """Feed ``data`` to a new decoder ``chunk`` bytes at a time: (batches, the decoder)."""
+    decoder = FrameDecoder(limits)
+    batches = []
+    for i in range(0, len(data), chunk):
+        batches.extend(decoder.feed(data[i:i + chunk]))
+    return batches, decoder
+
+
+def decode_three_ways(data: bytes, limits: Limits = DEFAULT_LIMITS,
+                      small_chunk: int = 1) -> list[list[bytes]]:
+    """The batches in ``data``, checked to be the same fed whole, in ``small_chunk`` pieces
+    (one byte by default) and followed by the start of another batch (as h11's tests do)."""
+    whole, decoder = decode_in_chunks(data, limits, max(len(data), 1))
+    assert decoder.idle, "a whole batch left bytes behind"
+    pieces, decoder = decode_in_chunks(data, limits, small_chunk)
+    assert decoder.idle, "a batch fed in pieces left bytes behind"
+    trailing, decoder = decode_in_chunks(data + TRAILING, limits, len(data) + len(TRAILING))
+    assert not decoder.idle, "trailing bytes were lost"
+    as_bytes = [[bytes(f) for f in batch] for batch in whole]
+    assert [[bytes(f) for f in batch] for batch in pieces] == as_bytes, "pieces differ"
+    assert [[bytes(f) for f in batch] for batch in trailing] == as_bytes, "trailing differs"
+    return as_bytes
+
+
+def rejected_three_ways(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ProtocolError:
+    """The ``ProtocolError`` that ``data`` raises: the same type and code whichever way it is
+    fed. Anything else escaping the decoder propagates (it is a bug)."""
+    errors: list[ProtocolError] = []
+    for chunk, tail in ((max(len(data), 1), b""), (1, b""), (len(data) + 8, TRAILING)):
+        try:
+            decode_in_chunks(data + tail, limits, chunk)
+        except ProtocolError as exc:
+            errors.append(exc)
+        else:
+            raise AssertionError(f"{data[:40].hex()}... was accepted (chunks of {chunk})")
+    assert len({(type(e), e.code) for e in errors}) == 1, errors
+    return errors[0]
 
 
 # -- example messages ---------------------------------------------------------------------------
@@ -248,5 +298,6 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
     return initiator, acceptor
 
 
-__all__ = ["MemoryTransport", "REGENERATE_HINT", "comm_pair", "example_message", "from_json",
-           "load_vectors", "spec_dir", "to_json"]
+__all__ = ["MemoryTransport", "REGENERATE_HINT", "comm_pair", "decode_in_chunks",
+           "decode_three_ways", "example_message", "from_json", "load_vectors",
+           "rejected_three_ways", "spec_dir", "to_json"]

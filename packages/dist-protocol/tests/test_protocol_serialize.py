@@ -1,0 +1,154 @@
+"""Payloads: msgpack (with KeyRef as extension type 1), pickle with protocol-5 out-of-band
+buffers as separate frames, raw bytes."""
+from __future__ import annotations
+
+import pickle
+
+import msgpack
+import numpy as np
+import pytest
+
+from dist_protocol.framing import frames_to_bytes
+from dist_protocol.messages import PutData, decode_batch, encode_batch
+from dist_protocol.serialize import (KEYREF_EXT, KeyRef, Payload, SerializationError,
+                                     deserialize, dumps_function, msgpack_dumps, msgpack_loads,
+                                     serialize)
+from dist_protocol.testing import decode_three_ways
+
+pytestmark = pytest.mark.timeout(30)
+
+
+# -- msgpack ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, True, -5, 2**64 - 1, 1.5, "ünïcode", b"\x00\xff",
+                                   [1, [2, {"a": b"b"}]], {"nested": {"x": [None]}}])
+def test_msgpack_round_trips_plain_values(value):
+    payload = serialize(value, ["msgpack"])
+    assert payload.serializer == "msgpack" and len(payload.frames) == 1
+    assert deserialize(payload) == value
+
+
+def test_msgpack_sends_tuples_and_sets_as_arrays():
+    assert deserialize(serialize((1, 2), ["msgpack"])) == [1, 2]
+    assert deserialize(serialize({3}, ["msgpack"])) == [3]
+
+
+def test_a_keyref_is_extension_type_1_holding_the_key_in_utf8():
+    assert KEYREF_EXT == 1
+    assert msgpack_dumps(KeyRef("inc-1")) == b"\xc7\x05\x01inc-1"
+    assert msgpack_dumps(KeyRef("x")) == b"\xd4\x01x"  # fixext 1
+    assert msgpack_loads(b"\xc7\x05\x01inc-1") == KeyRef("inc-1")
+
+
+def test_keyrefs_inside_task_arguments_round_trip():
+    args = [[KeyRef("a-1"), 2, [KeyRef("b-2")]], {"scale": KeyRef("ключ")}]
+    assert deserialize(serialize(args, ["msgpack"])) == args
+
+
+def test_other_extension_types_are_kept_as_they_are():
+    data = msgpack.packb(msgpack.ExtType(9, b"opaque"))
+    assert msgpack_loads(data) == msgpack.ExtType(9, b"opaque")
+
+
+def test_msgpack_refuses_what_it_cannot_represent():
+    with pytest.raises(SerializationError, match="msgpack"):
+        serialize(object(), ["msgpack"])
+
+
+# -- pickle -----------------------------------------------------------------------------------
+
+
+def test_pickle_round_trips_python_objects():
+    value = {"complex": 1 + 2j, "range": range(3), "frozen": frozenset({1})}
+    payload = serialize(value)
+    assert payload.serializer == "pickle"
+    assert deserialize(payload) == value
+
+
+def test_a_numpy_array_travels_as_an_out_of_band_frame_without_a_copy():
+    array = np.arange(100_000, dtype="float64")
+    payload = serialize(array)
+    head, buffer = payload.frames
+    assert memoryview(buffer).nbytes == array.nbytes
+    assert len(head) < 1000  # the data is not in the pickle stream
+    assert np.shares_memory(np.frombuffer(buffer, dtype="float64"), array)
+    assert np.array_equal(deserialize(payload), array)
+
+
+def test_several_arrays_give_one_frame_each():
+    arrays = [np.ones(1000), np.zeros((20, 30), dtype="int32")]
+    payload = serialize(arrays)
+    assert len(payload.frames) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(deserialize(payload), arrays))
+
+
+def test_out_of_band_frames_survive_the_wire():
+    array = np.arange(50_000, dtype="int64").reshape(500, 100)
+    frames = encode_batch([PutData(id=1, data={"a": serialize(array)})])
+    assert len(frames) == 3  # messages, the pickle stream, the array's buffer
+    [received] = decode_three_ways(frames_to_bytes(frames), small_chunk=7777)
+    [message] = decode_batch(received)
+    assert np.array_equal(deserialize(message.data["a"]), array)
+
+
+def test_functions_and_lambdas_pickle_by_value_when_needed():
+    offset = 10
+    payload = serialize(lambda x: x + offset)
+    assert deserialize(payload)(1) == 11
+    assert deserialize(dumps_function(len))([1, 2]) == 2
+
+
+def test_the_pickle_stream_is_protocol_5():
+    head = serialize({"a": 1}).frames[0]
+    assert head[:2] == b"\x80\x05"
+    assert pickle.loads(head) == {"a": 1}
+
+
+def test_pickle_may_be_refused():
+    with pytest.raises(SerializationError, match="not accepted"):
+        deserialize(serialize([1]), allow_pickle=False)
+
+
+# -- bytes --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [b"raw", bytearray(b"raw"), memoryview(b"raw")])
+def test_bytes_travel_as_one_frame_unchanged(value):
+    payload = serialize(value, ["bytes"])
+    assert payload.frames == [value]
+    assert bytes(deserialize(payload)) == b"raw"
+
+
+def test_the_first_serializer_that_can_represent_the_value_wins():
+    assert serialize(b"x", ["bytes", "pickle"]).serializer == "bytes"
+    assert serialize([1], ["bytes", "msgpack", "pickle"]).serializer == "msgpack"
+    assert serialize(object(), ["bytes", "msgpack", "pickle"]).serializer == "pickle"
+
+
+def test_when_no_serializer_fits_each_failure_is_named():
+    with pytest.raises(SerializationError) as caught:
+        serialize(object(), ["bytes", "msgpack", "yaml"])
+    assert all(name in str(caught.value) for name in ("bytes:", "msgpack:", "yaml:"))
+
+
+# -- malformed payloads ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload, match", [
+    (Payload("msgpack", [b"\xc1"]), "cannot deserialize msgpack"),
+    (Payload("msgpack", [b"\x01", b"\x02"]), "exactly one frame"),
+    (Payload("bytes", []), "exactly one frame"),
+    (Payload("pickle", []), "at least one frame"),
+    (Payload("pickle", [b"not a pickle"]), "cannot deserialize pickle"),
+    (Payload("yaml", [b"a: 1"]), "unknown serializer"),
+])
+def test_malformed_payloads_raise_serialization_errors(payload, match):
+    with pytest.raises(SerializationError, match=match):
+        deserialize(payload)
+
+
+def test_payloads_compare_by_serializer_and_bytes():
+    assert Payload("bytes", [b"a"]) == Payload("bytes", [bytearray(b"a")])
+    assert Payload("bytes", [b"a"]) != Payload("msgpack", [b"a"])
+    assert Payload("pickle", [b"ab", b"cde"]).nbytes == 5
