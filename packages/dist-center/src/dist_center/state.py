@@ -301,7 +301,6 @@ class CenterState:
             # stays where it is, instead of being lost and recomputed; its tasks start over.
             carried = previous.has_what & reg.keys.keys()
             previous.has_what -= carried
-            previous.nbytes -= sum(self.tasks[key].nbytes for key in carried)
             self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True))
         name = reg.name or reg.address
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit)
