@@ -39,6 +39,7 @@ reexec_in_venv()
 
 import psutil  # noqa: E402  (only after choosing the interpreter)
 
+import profiling  # noqa: E402
 import report  # noqa: E402
 from clusters import CLUSTERS, missing_reason  # noqa: E402
 from procs import Spawner, tail  # noqa: E402
@@ -145,6 +146,10 @@ class SystemRun:
                     self.restart()
                 n = quick_n if self.args.quick else full_n
                 self.workload(key, workload, n, timeout * self.args.timeout_scale)
+            if self.system in self.args.profile:
+                if self.cluster is None:
+                    self.restart()
+                self.profile()
         except KeyboardInterrupt:
             self.out["status"] = "interrupted"
             raise
@@ -166,8 +171,10 @@ class SystemRun:
         while an already-imported client connects as soon as the center listens."""
         timeout = STARTUP_TIMEOUT * self.args.timeout_scale
         deadline = time.monotonic() + timeout
+        # The driver stays connected afterwards so "idle" is measured the way "after" is:
+        # one client attached, holding nothing (Ray's workers exist only while one is).
         driver = Driver(self.spawner, "driver-startup",
-                        self.driver_argv("startup", timeout=timeout))
+                        self.driver_argv("startup", hold=True, timeout=timeout))
         try:
             driver.expect("READY", deadline)
             self.cluster = self.new_cluster()
@@ -179,14 +186,13 @@ class SystemRun:
             result = driver.expect("RESULT", deadline)
             result["workers_ready_s"] = workers_ready
             self.record("startup", result)
+            self.out["memory"]["idle"] = self.measure_rss()
         except WorkloadFailed as failed:
             self.fail("startup", failed)
         except Exception as exc:
             self.fail("startup", WorkloadFailed("error", f"{type(exc).__name__}: {exc}"))
         finally:
             driver.finish()
-        if self.cluster is not None and self.out["workloads"]["startup"]["status"] == "ok":
-            self.out["memory"]["idle"] = self.measure_rss()
 
     def workload(self, key: str, workload: str, n: int, timeout: float) -> None:
         hold = workload == "throughput"
@@ -202,6 +208,32 @@ class SystemRun:
             self.fail(key, failed)
         finally:
             driver.finish()
+
+    def profile(self) -> None:
+        """Workload 2 at the large size once more, with py-spy on the center and workers."""
+        key, workload, full_n, quick_n, timeout = PLAN[2]
+        n = quick_n if self.args.quick else full_n
+        if profiling.py_spy() is None:
+            self.out["profile"] = {"error": "py-spy not installed (see requirements.txt)"}
+            return
+        pids = [("center", self.cluster.center_pid)]
+        pids += [(f"worker-{i}", pid) for i, pid in enumerate(self.cluster.worker_pids)]
+        recordings = [profiling.Recording(self.spawner, role, pid, self.spawner.log_dir)
+                      for role, pid in pids]
+        time.sleep(1.0)  # py-spy needs a moment to attach
+        driver = Driver(self.spawner, "driver-profile", self.driver_argv(workload, n))
+        try:
+            result = driver.expect("RESULT", time.monotonic() + timeout * 2)
+        except WorkloadFailed as failed:
+            result = {"status": failed.status, "reason": failed.reason}
+        finally:
+            driver.finish()
+        profiles = [rec.stop() for rec in recordings]
+        self.out["profile"] = {"workload": key, "n": n, "result": result,
+                               "processes": profiles}
+        print(f"  {self.system:5} profile of {key} (n={n:,}, under py-spy: "
+              f"{report.fmt(result.get('value'))} tasks/s)")
+        print("    " + profiling.render(profiles).replace("\n", "\n    "), flush=True)
 
     def record(self, key: str, result: dict) -> None:
         result["status"] = "ok"
@@ -267,10 +299,14 @@ def parse_args(argv=None):
                              "200-task chain and fan-in); byte sizes stay the same")
     parser.add_argument("--timeout-scale", type=float, default=1.0,
                         help="multiply every per-workload timeout (slow machines)")
+    parser.add_argument("--profile", default="",
+                        help="comma-separated systems to profile with py-spy (center and "
+                             "workers) during an extra, unmeasured run of workload 2")
     parser.add_argument("--output", type=Path, help="JSON path (default: results/<time>.json)")
     args = parser.parse_args(argv)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = sorted(set(args.systems) - set(SYSTEMS))
+    args.profile = [s.strip() for s in args.profile.split(",") if s.strip()]
+    unknown = sorted(set(args.systems + args.profile) - set(SYSTEMS))
     if unknown:
         parser.error(f"unknown system(s): {', '.join(unknown)}; choose from {SYSTEMS}")
     return args
@@ -314,6 +350,8 @@ def main(argv=None) -> int:
                 continue
             print(f"{system} ...", flush=True)
             run = SystemRun(system, args, log_dir, env)
+            # Other work on the machine skews every figure; keep the evidence beside them.
+            run.out["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
             try:
                 doc["systems"][system] = run.run()
             finally:
