@@ -397,8 +397,12 @@ async def connect(address: str, *, role: str, token: str | None = None,
     try:
         await _run_handshake(comm, handshake, handshake.start(), timeout, limits)
     except CommClosedError as exc:
-        raise HandshakeError(f"{address} closed the connection during the handshake: {exc}",
-                             "handshake-failed") from None
+        # With TLS 1.3 a server checks the client's certificate after the client's side of the
+        # TLS handshake is done, so a refused certificate shows up here, as a plain close.
+        hint = ("; over TLS this is how a server refuses a client without a certificate its CA "
+                "signed (see --tls-cert/--tls-key)" if tls is not None else "")
+        raise HandshakeError(f"{address} closed the connection during the handshake: {exc}"
+                             f"{hint}", "handshake-failed") from None
     except HandshakeError:
         raise
     except ProtocolError as exc:  # e.g. the server sent more than an unauthenticated peer may
