@@ -271,7 +271,9 @@ class Worker:
             for key, payload in reply.data.items():
                 values[key] = deserialize(payload)
                 nbytes[key] = payload.nbytes
-            event = DataFetched(order.worker, values, nbytes, list(reply.missing))
+            # A key the peer could not serialize is as good as missing: try elsewhere.
+            event = DataFetched(order.worker, values, nbytes,
+                                [*reply.missing, *reply.errors])
         except (OSError, ProtocolError, CommClosedError, TimeoutError,
                 SerializationError) as exc:
             event = FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")
