@@ -1,0 +1,147 @@
+"""Workers die and hang: every result stays correct, every error says why, and nothing hangs.
+
+Real ``dcenter``/``dworker`` processes (see conftest.py); a test SIGKILLs or SIGSTOPs the
+process running one worker's tasks while a computation is under way.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import pytest
+from dist_client import KilledWorker
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 60
+
+
+def slow_inc(x, delay=0.01):
+    time.sleep(delay)
+    return x + 1
+
+
+def slow_add(a, b, delay=0.01):
+    time.sleep(delay)
+    return a + b
+
+
+def total(values):
+    return sum(values)
+
+
+def die():
+    os._exit(1)
+
+
+def deaths(cluster) -> int:
+    """Worker processes that died, as their nannies report (a worker killed while printing
+    leaves the report on the end of its unfinished line)."""
+    return sum(w.output().count("dworker: worker process exited") for w in cluster.workers)
+
+
+def finished(futures) -> int:
+    return sum(f.done() for f in futures)
+
+
+# -- a worker killed ----------------------------------------------------------------------------
+def test_sigkill_a_worker_in_the_middle_of_a_map(cluster, executor, wait_until):
+    doomed, survivor = cluster.workers
+    futures = executor.map(slow_inc, range(400))
+    wait_until(lambda: finished(futures) >= 100, 30, "a quarter of the map")
+    doomed.kill_worker_process()
+    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 401))
+    assert set(executor.ncores()) == {survivor.address}
+
+
+def test_sigkill_a_worker_in_the_middle_of_a_graph(cluster, executor, wait_until):
+    doomed, _ = cluster.workers
+    xs = executor.map(slow_inc, range(150))
+    ys = [executor.submit(slow_add, xs[i], xs[i + 1]) for i in range(149)]
+    zs = [executor.submit(slow_add, ys[i], ys[i + 1]) for i in range(148)]
+    end = executor.submit(total, zs)
+    del xs, ys  # only their lineage keeps them: lost copies are recomputed from it
+    wait_until(lambda: finished(zs) >= 20, 30, "the graph's last layer to start finishing")
+    doomed.kill_worker_process()
+    expected_ys = [(i + 1) + (i + 2) for i in range(149)]
+    expected_zs = [expected_ys[i] + expected_ys[i + 1] for i in range(148)]
+    assert executor.gather(zs, timeout=RESULT_TIMEOUT) == expected_zs
+    assert end.result(timeout=RESULT_TIMEOUT) == sum(expected_zs)
+
+
+def test_a_lost_result_is_recomputed_through_a_chain_of_released_inputs(cluster, executor,
+                                                                        wait_until):
+    doomed, survivor = cluster.workers
+    there = {"workers": [doomed.name], "allow_other_workers": True}
+    a = executor.submit(slow_inc, 1, **there)
+    b = executor.submit(slow_inc, a, **there)
+    c = executor.submit(slow_inc, b, **there)
+    assert c.result(timeout=RESULT_TIMEOUT) == 4
+    del a, b  # c's inputs are released: only their lineage remains
+    assert executor.who_has(c)[c.key] == [doomed.address]
+    doomed.kill_worker_process()
+    wait_until(lambda: executor.who_has(c)[c.key] == [survivor.address], 30,
+               "c to be recomputed on the survivor")
+    assert c.result(timeout=RESULT_TIMEOUT) == 4
+    assert executor.submit(slow_inc, c).result(timeout=RESULT_TIMEOUT) == 5
+
+
+# -- a worker hung ------------------------------------------------------------------------------
+@pytest.mark.cluster(heartbeat_timeout=2)
+def test_sigstop_a_worker_is_noticed_within_the_heartbeat_timeout(cluster, executor,
+                                                                  wait_until):
+    frozen, survivor = cluster.workers
+    frozen_address = frozen.address
+    futures = executor.map(slow_inc, range(200), delay=0.02)
+    wait_until(lambda: finished(futures) >= 40, 30, "a fifth of the map")
+    frozen.suspend()
+    stopped = time.monotonic()
+    try:
+        wait_until(lambda: set(executor.ncores()) == {survivor.address}, 10,
+                   "the center to drop the silent worker")
+        noticed_after = time.monotonic() - stopped
+        assert noticed_after < 2 + 1.5, noticed_after
+        assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 201))
+    finally:
+        frozen.resume()
+    # Awake again, it finds its connection closed, reconnects and registers with its keys;
+    # whatever it finished while frozen must not replace or corrupt anything.
+    wait_until(lambda: set(executor.ncores()) == {frozen_address, survivor.address}, 20,
+               "the resumed worker to register again")
+    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 201))
+    more = executor.map(slow_inc, range(200, 300), delay=0.001)
+    assert executor.gather(more, timeout=RESULT_TIMEOUT) == list(range(201, 301))
+    assert executor.submit(total, futures).result(timeout=RESULT_TIMEOUT) == sum(range(1, 201))
+
+
+# -- a task that kills its worker ---------------------------------------------------------------
+@pytest.mark.cluster(nanny=True)
+def test_a_task_that_kills_its_worker_fails_with_killed_worker_naming_it(cluster, executor,
+                                                                        wait_until):
+    bomb = executor.submit(die)
+    with pytest.raises(KilledWorker) as info:
+        bomb.result(timeout=RESULT_TIMEOUT)
+    message = str(info.value)
+    assert bomb.key in message and "died" in message, message
+    # Every death was blamed on the bomb: exactly three, and the nannies start new processes.
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    assert deaths(cluster) == 3
+    started = {a for w in cluster.workers for a in w.matching("Start worker at ")}
+    named = set(re.findall(r"127\.0\.0\.1:\d+", message))
+    assert len(named) == 3 and named <= started, (named, started)
+    assert executor.gather(executor.map(slow_inc, range(20)), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 21))
+
+
+@pytest.mark.cluster(nanny=True)
+def test_tasks_beside_a_task_that_kills_its_worker_complete(cluster, executor):
+    futures = executor.map(slow_inc, range(100), delay=0.05)
+    bomb = executor.submit(die)
+    others = executor.map(slow_inc, range(100, 150), delay=0.01)
+    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 101))
+    assert executor.gather(others, timeout=RESULT_TIMEOUT) == list(range(101, 151))
+    with pytest.raises(KilledWorker, match=bomb.key):
+        bomb.result(timeout=RESULT_TIMEOUT)
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    assert deaths(cluster) == 3
