@@ -15,9 +15,10 @@ the clients, so a token set for daily work cannot break the suite.
 
 Fixtures
 --------
-``start_center(*args, heartbeat_timeout=None, dashboard=False, env=None) -> Server``
-    A ``dcenter --host 127.0.0.1 --port 0`` (``--no-dashboard`` unless ``dashboard``); extra
-    CLI ``args`` and ``env`` variables are passed on. Returns once it printed its address.
+``start_center(*args, port=0, heartbeat_timeout=None, dashboard=False, env=None) -> Server``
+    A ``dcenter --host 127.0.0.1 --port 0`` (``port=None``: the CLI's default;
+    ``--no-dashboard`` unless ``dashboard``, then on a free port); extra CLI ``args`` and
+    ``env`` variables are passed on. Returns once it printed its address.
 ``start_worker(center, *args, nthreads=1, name=None, nanny=False, env=None, wait=True)``
     A ``dworker CENTER`` (``--no-nanny`` unless ``nanny``) -> ``WorkerServer``. With ``wait``
     it returns once the worker printed ``Registered with center at:``.
@@ -303,10 +304,12 @@ class Processes:
         self.executors: list[Executor] = []
         self._names = iter(range(1, 10**9))
 
-    def start_center(self, *args: str, heartbeat_timeout: float | None = None,
-                     dashboard: bool = False, env: dict[str, str] | None = None
-                     ) -> CenterServer:
-        argv = [*command("dcenter", "dist_center.cli"), "--host", "127.0.0.1", "--port", "0"]
+    def start_center(self, *args: str, port: int | None = 0,
+                     heartbeat_timeout: float | None = None, dashboard: bool = False,
+                     env: dict[str, str] | None = None) -> CenterServer:
+        argv = [*command("dcenter", "dist_center.cli"), "--host", "127.0.0.1"]
+        if port is not None:  # None: the CLI's default port
+            argv += ["--port", str(port)]
         argv += ["--dashboard-port", "0"] if dashboard else ["--no-dashboard"]
         if heartbeat_timeout is not None:
             argv += ["--heartbeat-timeout", str(heartbeat_timeout)]

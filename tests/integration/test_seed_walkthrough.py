@@ -9,6 +9,7 @@ The workers run as a user starts them: under their nanny (the default of ``dwork
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 
 import pytest
@@ -60,6 +61,26 @@ def test_the_servers_print_what_the_walkthrough_shows(module_cluster):
         assert re.fullmatch(r"Start worker at 127\.0\.0\.1:\d+", lines[0]), lines
         assert lines[1] == f"Registered with center at: {module_cluster.address}", lines
         assert worker.address != module_cluster.address
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_the_default_address_is_the_walkthroughs(start_center, start_worker):
+    if not port_is_free(8787):
+        pytest.skip("port 8787 is taken on this machine (a center of someone's own?)")
+    center = start_center(port=None)
+    assert center.output().splitlines()[0] == "Start center at 127.0.0.1:8787"
+    worker = start_worker("127.0.0.1:8787", nanny=True)
+    assert worker.output().splitlines()[-1] == "Registered with center at: 127.0.0.1:8787"
+    with Executor("127.0.0.1:8787") as e:
+        assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
 
 
 def test_submit_gives_a_future_with_the_walkthrough_repr(e):

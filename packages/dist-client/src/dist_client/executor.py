@@ -445,9 +445,24 @@ class Executor(concurrent.futures.Executor):
                                    + (f" among {workers}" if workers else ""))
             await asyncio.sleep(0.1)
         try:
-            return await transfer.push(self._workers, reply.targets, payloads)
+            stored = await transfer.push(self._workers, reply.targets, payloads)
         except transfer.TRANSIENT as exc:
             raise ClusterError(f"could not send the data to a worker: {exc}") from exc
+        await self._until_center_knows(list(stored))
+        return stored
+
+    async def _until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
+        """The workers report pushed data to the center on their own connections, which can
+        lag behind their reply to us: wait until the center has heard, so that once scatter
+        returns ``who_has`` (here and in other clients) shows the data."""
+        give_up = time.monotonic() + patience
+        delay = 0.002
+        while keys and time.monotonic() < give_up:
+            who_has = await self._who_has(keys)
+            keys = [key for key in keys if not who_has.get(key)]
+            if keys:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any) -> None:
