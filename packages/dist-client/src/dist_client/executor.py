@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import itertools
 import os
@@ -73,6 +74,9 @@ class Executor(concurrent.futures.Executor):
         self._outbox: list[Message | list[str]] = []  # a list stands for keys to release
         self._flush_scheduled = False
         self._replies: dict[int, asyncio.Future] = {}
+        # Keys this client cancelled whose key-cancelled has not come back yet: that echo
+        # carries no news, and must not cancel the same key submitted again meanwhile.
+        self._cancels_unconfirmed: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count(1)
         self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._io = LoopThread()
@@ -119,6 +123,8 @@ class Executor(concurrent.futures.Executor):
                 if state is not None:
                     state.fail(LostDataError(msg.message), status="lost")
             elif kind is KeyCancelled:
+                if self._confirms_own_cancel(msg.key):
+                    continue
                 state = states.get(msg.key)
                 if state is not None and state.status == "pending":
                     state.fail(CancelledError(f"{msg.key} was cancelled"), status="cancelled")
@@ -126,6 +132,17 @@ class Executor(concurrent.futures.Executor):
                 waiter = self._replies.pop(getattr(msg, "id", -1), None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(msg)
+
+    def _confirms_own_cancel(self, key: str) -> bool:
+        with self._lock:
+            pending = self._cancels_unconfirmed.get(key, 0)
+            if not pending:
+                return False
+            if pending == 1:
+                del self._cancels_unconfirmed[key]
+            else:
+                self._cancels_unconfirmed[key] = pending - 1
+            return True
 
     def _start_prefetch(self, state: KeyState, target: concurrent.futures.Future,
                         workers: list[str]) -> None:
@@ -475,7 +492,9 @@ class Executor(concurrent.futures.Executor):
                 future._keystate.fail(CancelledError(f"{future.key} was cancelled"),
                                    status="cancelled")
         if keys:
-            self._send(Cancel(keys=keys))
+            with self._lock:
+                self._cancels_unconfirmed.update(keys)
+                self._send(Cancel(keys=keys))
 
     def _cluster_info(self) -> list[dict]:
         return self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
