@@ -110,8 +110,14 @@ def map_through_partition(e: Executor, config: dict) -> None:
             break
         ran_on = {name: e.submit(where, name, pure=False, workers=[name]).result(
             timeout=RESULT_TIMEOUT) for name in config["workers"]}
+        # The first results again, from whoever holds them now (a returning worker may).
+        again = e.gather(futures)
+        holders = collections.Counter()
+        for addresses in e.who_has(futures).values():
+            holders.update(addresses)
         report(ran_on=ran_on, workers=sorted(e.ncores()),
-               squares=e.gather(e.map(lambda x: x * x, range(count))))
+               squares=e.gather(e.map(lambda x: x * x, range(count))),
+               first_squares_again=[square for square, _ in again], holders=dict(holders))
 
 
 def slow_link(e: Executor, config: dict) -> None:

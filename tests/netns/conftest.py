@@ -11,7 +11,8 @@ import signal
 
 import pytest
 
-from .network import Network, remove_leftovers, remove_run, unsupported_reason
+from .network import (Network, latency_unsupported_reason, netem_available, remove_leftovers,
+                      remove_run, unsupported_reason)
 
 
 @functools.cache
@@ -43,6 +44,13 @@ def _no_namespaces_outlive_the_run():
         signal.signal(signal.SIGTERM, previous)
         if _unsupported.cache_info().currsize and _unsupported() is None:
             remove_run(os.getpid())
+
+
+@pytest.fixture
+def latency_supported():
+    """Skips the test when hosts cannot be given a delayed link on this machine."""
+    if reason := latency_unsupported_reason(netem_available()):
+        pytest.skip(reason)
 
 
 @pytest.fixture

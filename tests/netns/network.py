@@ -12,6 +12,7 @@ pid is dead, and ``remove_leftovers`` deletes those (with the processes inside) 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .processes import HostProcess, kill_pids
+from .processes import HostProcess, die_with_parent, kill_pids
 
 PREFIX = "distnet"
 SUBNET = "198.18.0"  # hosts get SUBNET.1, SUBNET.2, ... /24 on one bridge
@@ -112,6 +113,7 @@ def unsupported_reason() -> str | None:
     return None
 
 
+@functools.cache
 def netem_available() -> bool:
     """Whether the kernel has the netem qdisc (many minimal VM kernels leave it out)."""
     probe = f"{PREFIX}-{os.getpid()}-netem"
@@ -121,6 +123,14 @@ def netem_available() -> bool:
                   "1ms", check=False).returncode == 0
     finally:
         delete_namespace(probe)
+
+
+def latency_unsupported_reason(uses_netem: bool) -> str | None:
+    """Why hosts cannot get a delayed link here: no netem and no tap devices either."""
+    if uses_netem or os.path.exists("/dev/net/tun"):
+        return None
+    return ("the kernel has no netem qdisc and there is no /dev/net/tun for the user-space "
+            "delay line")
 
 
 @dataclass
@@ -145,7 +155,8 @@ class Host:
         timeout kills everything it started)."""
         process = subprocess.Popen(self.command(argv), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
-                                   env=env, start_new_session=True)
+                                   env=env, start_new_session=True,
+                                   preexec_fn=die_with_parent)
         try:
             out, err = process.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -254,6 +265,8 @@ class Network:
         ip("netns", "add", host.namespace)
         ip("-n", host.namespace, "link", "set", "lo", "up")
         if delay_ms and not self.uses_netem:
+            if reason := latency_unsupported_reason(self.uses_netem):
+                raise NetworkError(reason)
             self._plug_delay_line(host)
         else:
             self._plug_veth(host)

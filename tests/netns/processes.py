@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _die_with_pytest() -> None:
+def die_with_parent() -> None:
     """In the child: SIGKILL when the process that started it dies, so even a pytest killed
     outright leaves no server running (the next run deletes its namespaces)."""
     PR_SET_PDEATHSIG = 1
@@ -65,7 +65,7 @@ class HostProcess:
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, text=True,
-            bufsize=1, start_new_session=True, preexec_fn=_die_with_pytest)
+            bufsize=1, start_new_session=True, preexec_fn=die_with_parent)
         self._reader = threading.Thread(target=self._read, name=f"output of {label}",
                                         daemon=True)
         self._reader.start()

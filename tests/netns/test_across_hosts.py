@@ -76,6 +76,17 @@ def test_servers_bound_everywhere_advertise_a_reachable_address(network, everywh
     assert result["sum"] == 90 and result["ran_on"] == ["198.18.0.2", "198.18.0.3"]
 
 
+@pytest.mark.xfail(strict=True, reason="dcenter --host 0.0.0.0 prints 'Start center at "
+                   "0.0.0.0:PORT', not an address a worker on another host can use")
+def test_center_bound_everywhere_prints_an_address_workers_can_use(network):
+    host = network.add_host("center")
+    center = host.start([*command("dcenter", "dist_center.cli"), "--host", "0.0.0.0",
+                         "--port", str(CENTER_PORT), "--no-dashboard"],
+                        env=environment("a-token"), label="dcenter")
+    printed = center.wait_for(r"Start center at (\S+)", timeout=30).group(1)
+    assert printed == f"{host.address}:{CENTER_PORT}"
+
+
 def test_contact_address_is_what_peers_and_clients_use(network):
     """A worker reachable, as behind NAT, at an address of another machine that forwards to
     it: peers and clients must use its ``--contact-address``, and the forwarder sees them."""

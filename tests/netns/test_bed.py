@@ -60,6 +60,14 @@ def python(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
+def skip_unless_latency_works(use_netem: bool) -> None:
+    if use_netem and not network_module.netem_available():
+        pytest.skip("the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM); the delay line "
+                    "stands in for it")
+    if reason := network_module.latency_unsupported_reason(use_netem):
+        pytest.skip(reason)
+
+
 def start_echo(host) -> int:
     server = host.start(python(ECHO_SERVER, host.address), label=f"echo on {host.name}")
     return int(server.wait_for(r"^\d+$", timeout=10).group(0))
@@ -123,9 +131,7 @@ def test_established_connection_survives_a_short_cut(network):
 
 @pytest.mark.parametrize("use_netem", [True, False], ids=["netem", "delay-line"])
 def test_latency_on_one_host(use_netem):
-    if use_netem and not network_module.netem_available():
-        pytest.skip("the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM); the delay line "
-                    "stands in for it")
+    skip_unless_latency_works(use_netem)
     with Network(uses_netem=use_netem) as net:
         a, fast, slow = net.add_host("a"), net.add_host("fast"), net.add_host("slow", delay_ms=50)
         port = str(start_echo(a))
@@ -137,8 +143,7 @@ def test_latency_on_one_host(use_netem):
 
 @pytest.mark.parametrize("use_netem", [True, False], ids=["netem", "delay-line"])
 def test_bandwidth_cap_both_ways(use_netem):
-    if use_netem and not network_module.netem_available():
-        pytest.skip("the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)")
+    skip_unless_latency_works(use_netem)
     with Network(uses_netem=use_netem) as net:
         a, fast, slow = net.add_host("a"), net.add_host("fast"), net.add_host("slow", delay_ms=20)
         slow.limit_bandwidth("8mbit")

@@ -61,6 +61,7 @@ def test_worker_link_cut_mid_map_and_restored(network):
     assert second["ran_on"] == {"worker-b": b.host.address, "worker-c": c.host.address}
     assert second["workers"] == sorted([b.address, c.address])
     assert second["squares"] == SQUARES
+    assert second["first_squares_again"] == SQUARES
     client.send("exit")
     assert client.wait(30) == 0
     assert "Traceback" not in cluster.center.output()

@@ -17,7 +17,8 @@ SIZE = 10 * MB  # 4 s across 20 Mbit/s: longer than any reasonable per-message t
 RATE_BYTES_PER_S = 20_000_000 / 8
 
 
-def test_slow_link_no_spurious_timeouts_and_placement_keeps_big_input_in_place(network):
+def test_slow_link_no_spurious_timeouts_and_placement_keeps_big_input_in_place(
+        latency_supported, network):
     cluster = start_cluster(network, delays={"worker-c": 50})
     b, c = cluster.workers["worker-b"], cluster.workers["worker-c"]
     c.host.limit_bandwidth("20mbit")
