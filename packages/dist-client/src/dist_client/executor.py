@@ -174,6 +174,10 @@ class Executor(concurrent.futures.Executor):
             if msg.exception_type == "KilledWorker":
                 return KilledWorker(msg.message)
             exc = RemoteError(msg.exception_type, msg.message, msg.traceback)
+        elif msg.message and msg.message != str(exc):
+            # The worker said what it was doing when this was raised: loading the task's
+            # function or arguments, or serializing its result, rather than running it.
+            exc.add_note(msg.message)
         if msg.traceback and hasattr(exc, "add_note"):
             exc.add_note(f"Traceback on the worker:\n{msg.traceback.rstrip()}")
         return exc
