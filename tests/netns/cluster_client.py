@@ -48,6 +48,11 @@ def size_and_where(*inputs):
     return [sum(len(i) for i in inputs), where()]
 
 
+def slow_size_and_where(data, delay):
+    time.sleep(delay)
+    return [len(data), where()]
+
+
 def block(i, size):
     return bytes([i % 251]) * size
 
@@ -133,6 +138,12 @@ def slow_link(e: Executor, config: dict) -> None:
               for _ in range(3)]
     # Inputs on both: the big one should stay where it is.
     placed.append(e.submit(size_and_where, big, small).result(timeout=RESULT_TIMEOUT)[1])
+    # More at once than the slow worker has threads: waiting for a thread there (1 s) still
+    # beats moving the input (seconds).
+    start = time.monotonic()
+    busy = [e.submit(slow_size_and_where, big, 0.5, pure=False) for _ in range(4)]
+    placed_concurrently = [f.result(timeout=RESULT_TIMEOUT)[1] for f in busy]
+    timings["busy slow worker"] = time.monotonic() - start
     start = time.monotonic()
     moved = e.submit(size_and_where, big, workers=[fast]).result(timeout=RESULT_TIMEOUT)
     timings["move to fast"] = time.monotonic() - start
@@ -142,9 +153,9 @@ def slow_link(e: Executor, config: dict) -> None:
     start = time.monotonic()
     fetched = len(e.submit(block, 7, size // 2, workers=[slow]).result(timeout=RESULT_TIMEOUT))
     timings["gather from slow"] = time.monotonic() - start
-    report(placed_on=placed, moved=moved, squares=[s for s, _ in squares],
-           squares_ran_on=sorted({h for _, h in squares}), fetched=fetched, timings=timings,
-           workers=sorted(e.ncores()))
+    report(placed_on=placed, placed_concurrently=placed_concurrently, moved=moved,
+           squares=[s for s, _ in squares], squares_ran_on=sorted({h for _, h in squares}),
+           fetched=fetched, timings=timings, workers=sorted(e.ncores()))
 
 
 SCENARIOS = {f.__name__: f for f in (walkthrough, pinned, gather_many, map_through_partition,

@@ -29,6 +29,7 @@ def test_slow_link_no_spurious_timeouts_and_placement_keeps_big_input_in_place(
     assert "error" not in result, result
     # Every task on the big input ran on the slow worker that holds it.
     assert result["placed_on"] == [c.host.address] * 4
+    assert result["placed_concurrently"] == [c.host.address] * 4
     # Moving it anyway works, and took the time the cap says (so the cap was real).
     assert result["moved"] == [SIZE, b.host.address]
     assert result["timings"]["move to fast"] > 0.8 * SIZE / RATE_BYTES_PER_S
@@ -38,3 +39,4 @@ def test_slow_link_no_spurious_timeouts_and_placement_keeps_big_input_in_place(
     assert result["fetched"] == SIZE // 2
     assert result["workers"] == sorted([b.address, c.address])
     assert cluster.removals() == []
+    print("timings (s):", result["timings"])
