@@ -11,7 +11,7 @@ pytestmark = pytest.mark.timeout(60)
 
 # So long that only the worker's goodbye can explain a prompt removal.
 HEARTBEAT_TIMEOUT = 60.0
-PROMPTLY = 3.0  # seconds: the goodbye is one message, this is slack for a loaded machine
+PROMPTLY = 5.0  # seconds: the goodbye is one message; the rest is slack for a loaded machine
 RESULT_TIMEOUT = 30
 
 
