@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
 import uuid
 
 import psutil
@@ -100,4 +101,22 @@ def test_the_local_cluster_stops_when_its_executor_leaves_a_with_block(wait_unti
         started = {p.pid for p in me.children(recursive=True)} - before
         assert e.ncores() == {next(iter(e.ncores())): 2}
         assert e.submit(sum, e.scatter([1, 2, 3])).result(timeout=RESULT_TIMEOUT) == 6
+    wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")
+
+
+def test_a_local_cluster_started_in_a_thread_outlives_that_thread(wait_until):
+    """As in a web app or a thread pool: the thread that made the Executor ends, the cluster
+    stays until ``close()``."""
+    made: list[Executor] = []
+    starter = threading.Thread(target=lambda: made.append(Executor(n_workers=1,
+                                                                    threads_per_worker=1)))
+    starter.start()
+    starter.join(RESULT_TIMEOUT)
+    [e] = made
+    try:
+        started = {p.pid for p in e.cluster.processes}
+        assert e.submit(sum, [1, 2]).result(timeout=RESULT_TIMEOUT) == 3
+        assert all(p.poll() is None for p in e.cluster.processes)
+    finally:
+        e.close()
     wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")

@@ -27,6 +27,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _in_main_thread() -> bool:
+    """The kernel sends the parent-death signal when the forking *thread* ends, so a cluster
+    started from a short-lived thread would die with it; only the main thread lives as long as
+    the process (other threads rely on ``close()`` and the atexit hook instead)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def _missing_packages() -> list[str]:
     return [name for name, module in (("dist-center", "dist_center"),
                                       ("dist-worker", "dist_worker"))
@@ -71,7 +78,7 @@ class LocalCluster:
         process = subprocess.Popen([sys.executable, "-m", *args], env=self._env,
                                    cwd=os.getcwd(), stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=_die_with_parent if _in_main_thread() else None)
         process.lines = queue.Queue()  # type: ignore[attr-defined]
         threading.Thread(target=self._pump, args=(process,), daemon=True).start()
         self.processes.append(process)
