@@ -6,8 +6,9 @@ group, so one signal reaches a nanny and its worker together, and teardown ends 
 group -- SIGCONT (it may be suspended), SIGTERM, a bounded wait, then SIGKILL -- and fails the
 test if any process of the group is still alive. That happens whether the test passed, failed
 or timed out; and a server also gets SIGKILL if the pytest process itself dies
-(``PR_SET_PDEATHSIG``), so not even a crashed run leaves a cluster behind. When a test fails,
-the output of its servers is printed in the teardown section of the report.
+(``PR_SET_PDEATHSIG``, for servers started from the main thread), so not even a crashed run
+leaves a cluster behind. When a test fails, the output of its servers is printed in the
+teardown section of the report.
 
 Functions defined in a test module travel to the workers by value (the workers cannot import
 test modules), and ``DIST_*`` variables of the developer's shell reach neither the servers nor
@@ -117,7 +118,9 @@ def hermetic_environment(extra: dict[str, str] | None) -> dict[str, str]:
 def _die_with_test_process() -> None:
     """In the child, before exec: SIGKILL when pytest dies, so a crashed run leaks nothing."""
     os.setsid()
-    if sys.platform.startswith("linux"):
+    # The signal follows the forking *thread*: a server started from a helper thread would
+    # die when that thread ends, so only the main thread's servers ask for it.
+    if sys.platform.startswith("linux") and threading.current_thread() is threading.main_thread():
         import ctypes
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -338,15 +341,17 @@ class Processes:
 
     def stop_all(self) -> None:
         errors = []
+        # BaseException: a test timeout may strike in the middle of teardown; the other
+        # servers must still be stopped before it is passed on.
         for executor in reversed(self.executors):
             try:
                 executor.close()
-            except Exception as exc:  # noqa: BLE001 -- the servers must be stopped regardless
+            except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
         for server in reversed(self.servers):
             try:
                 server.stop()
-            except Exception as exc:  # noqa: BLE001 -- stop the others, then report
+            except BaseException as exc:  # noqa: BLE001
                 errors.append(exc)
         if errors:
             raise errors[0]
