@@ -199,6 +199,9 @@ class TaskRunner:
                     self.loop.call_soon_threadsafe(self._drain)
                 except RuntimeError:
                     return  # the loop is closed: the worker is shutting down
+            # An idle thread must not keep the last task's inputs and result alive: a worker
+            # paused for memory waits for that memory to be freed, not for a next task.
+            del instruction, outcome
 
     def _drain(self) -> None:
         with self._lock:
