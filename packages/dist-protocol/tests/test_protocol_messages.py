@@ -149,7 +149,8 @@ def test_each_typed_field_rejects_a_value_of_another_type(op):
     ({"a": 1}, "expected list, got dict"),
 ])
 def test_wrong_types_name_the_field_and_the_type(value, expected):
-    rejects(wire({"op": "release", "keys": value}), "invalid-message", rf"Release\.keys: {expected}")
+    rejects(wire({"op": "release", "keys": value}), "invalid-message",
+            rf"Release\.keys: {expected}")
 
 
 @pytest.mark.parametrize("value", [True, 1.5, "7", None, b"\x07"])

@@ -61,3 +61,23 @@ class AuthenticationError(HandshakeError):
 
 class CommClosedError(ConnectionError):
     """The connection is closed; ``reason`` says why when the peer told us."""
+
+
+# Every code that goes on the wire in an ``error`` message, and what it means. The spec's
+# ``schema/messages.json`` and its error table are generated from this; a test checks that each
+# error class's code is here.
+ERROR_CODES: dict[str, str] = {
+    "malformed-frame": "the bytes do not follow the framing (a batch of zero frames)",
+    "limit-exceeded": "a batch has more frames, a larger frame or more bytes than the "
+                      "receiver's limits admit (before the handshake: the unauthenticated limits)",
+    "invalid-message": "frame 0 is not a msgpack array of maps, or a message lacks a required "
+                       "field, has a value of the wrong type or references a frame the batch "
+                       "lacks",
+    "unknown-op": "a message's op is not one the receiver knows, or it has no op",
+    "handshake-failed": "a message out of turn during the handshake, or an unknown role",
+    "version-mismatch": "the two sides' protocol version ranges do not overlap",
+    "auth-failed": "a proof is missing or does not match the token, or only one side has a token",
+    "handshake-timeout": "the handshake did not complete in time",
+    "internal-error": "the receiver failed while handling a message (a bug on its side)",
+    "protocol-error": "any other violation of the protocol",
+}

@@ -83,13 +83,14 @@ def messages(ops: list[str] | None = None) -> st.SearchStrategy:
 def message_maps() -> st.SearchStrategy:
     """Wire maps that look like messages: a known op (or not) and its field names mapped to
     values of any type, so validation meets every kind of wrong value."""
+    values = msgpack_values(6) | _payload_maps()
+
     def for_op(op: str) -> st.SearchStrategy:
-        names = [f.name for f in OPS[op].fields] if op in OPS else []
-        keys = st.sampled_from(names) | st.text(max_size=6) if names else st.text(max_size=6)
-        values = msgpack_values(6) | _payload_maps()
-        return st.dictionaries(keys, values, max_size=len(names) + 1).map(
-            lambda fields: {**fields, "op": op})
-    return (st.sampled_from(sorted(OPS)) | st.text(max_size=8)).flatmap(for_op)
+        names = [f.name for f in OPS[op].fields]
+        fields = st.dictionaries(st.sampled_from(names), values) if names else st.just({})
+        return fields.map(lambda chosen: {**chosen, "op": op})
+    unknown = st.dictionaries(st.text(max_size=6), values, max_size=3)
+    return st.one_of([for_op(op) for op in sorted(OPS)] + [unknown])
 
 
 def _payload_maps() -> st.SearchStrategy:
@@ -112,20 +113,21 @@ def wire_bytes() -> st.SearchStrategy:
     """Byte strings near the frame format: real batches, cut, spliced and bit-flipped."""
     encoded = st.lists(batches(), min_size=1, max_size=3).map(
         lambda bs: b"".join(frames_to_bytes(b) for b in bs))
+    edits = st.tuples(st.sampled_from(["keep", "cut", "replace", "insert"]),
+                      st.integers(0, 2**16), st.binary(min_size=1, max_size=9))
+    return st.binary(max_size=64) | st.builds(_damage, encoded, edits)
 
-    def damage(data: bytes, data_strategy: Any) -> st.SearchStrategy:
-        if not data:
-            return st.just(data)
-        index = st.integers(0, len(data) - 1)
-        return st.one_of(
-            st.just(data),
-            index.map(lambda i: data[:i]),
-            st.tuples(index, st.integers(0, 255)).map(
-                lambda t: data[:t[0]] + bytes([t[1]]) + data[t[0] + 1:]),
-            st.tuples(index, data_strategy).map(lambda t: data[:t[0]] + t[1] + data[t[0]:]),
-        )
-    return st.one_of(st.binary(max_size=64),
-                     encoded.flatmap(lambda d: damage(d, st.binary(min_size=1, max_size=9))))
+
+def _damage(data: bytes, edit: tuple[str, int, bytes]) -> bytes:
+    kind, where, extra = edit
+    i = where % len(data)
+    if kind == "cut":
+        return data[:i]
+    if kind == "replace":
+        return data[:i] + extra[:1] + data[i + 1:]
+    if kind == "insert":
+        return data[:i] + extra + data[i:]
+    return data
 
 
 __all__ = ["batches", "message_maps", "messages", "msgpack_values", "payloads", "wire_bytes"]

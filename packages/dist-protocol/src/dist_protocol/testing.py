@@ -30,7 +30,7 @@ from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
 from .errors import ProtocolError
-from .messages import Message
+from .messages import Message, decode_batch
 from .serialize import Payload, msgpack_dumps
 
 SPEC_DIR_ENV = "DIST_SPEC_DIR"
@@ -145,6 +145,35 @@ def rejected_three_ways(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Protoco
             raise AssertionError(f"{data[:40].hex()}... was accepted (chunks of {chunk})")
     assert len({(type(e), e.code) for e in errors}) == 1, errors
     return errors[0]
+
+
+# -- fuzz targets ----------------------------------------------------------------------------------
+
+
+def decode_untrusted(data: bytes, limits: Limits = DEFAULT_LIMITS,
+                     chunk: int | None = None) -> list[Message] | ProtocolError:
+    """What a receiver makes of ``data`` (arriving ``chunk`` bytes at a time): the validated
+    messages, or the ``ProtocolError`` that would close the connection -- the first violation
+    in the stream, as the comm judges batches one at a time. Any other exception is a bug."""
+    decoder = FrameDecoder(limits)
+    view = memoryview(data)
+    step = chunk or len(data) or 1
+    messages: list[Message] = []
+    try:
+        for i in range(0, len(data), step):
+            piece = view[i:i + step]
+            while piece.nbytes:
+                target = decoder.get_buffer()
+                n = min(target.nbytes, piece.nbytes)
+                target[:n] = piece[:n]
+                piece = piece[n:]
+                batches = decoder.buffer_updated(n, 1)
+                while batches:
+                    messages.extend(decode_batch(batches[0]))
+                    batches = decoder.parse_buffered(1)
+    except ProtocolError as exc:
+        return exc
+    return messages
 
 
 # -- example messages ---------------------------------------------------------------------------
@@ -299,5 +328,5 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
 
 
 __all__ = ["MemoryTransport", "REGENERATE_HINT", "comm_pair", "decode_in_chunks",
-           "decode_three_ways", "example_message", "from_json", "load_vectors",
+           "decode_three_ways", "decode_untrusted", "example_message", "from_json", "load_vectors",
            "rejected_three_ways", "spec_dir", "to_json"]
