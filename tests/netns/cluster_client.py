@@ -63,7 +63,7 @@ def report(**result) -> None:
 
 # -- scenarios ------------------------------------------------------------------------------
 def walkthrough(e: Executor, config: dict) -> None:
-    """The README's session, plus where things ran."""
+    """The README's walkthrough, plus where things ran."""
     future = e.submit(inc, 1)
     report(inc=future.result(timeout=RESULT_TIMEOUT), key=future.key,
            same_key=e.submit(inc, 1).key == future.key,

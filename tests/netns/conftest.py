@@ -42,6 +42,7 @@ def _no_namespaces_outlive_the_run():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        # Only when a test here asked whether namespaces work, and they do.
         if _unsupported.cache_info().currsize and _unsupported() is None:
             remove_run(os.getpid())
 

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .processes import HostProcess, die_with_parent, kill_pids
+from .processes import HostProcess, kill_pids, parent_death_signal
 
 PREFIX = "distnet"
 SUBNET = "198.18.0"  # hosts get SUBNET.1, SUBNET.2, ... /24 on one bridge
@@ -156,7 +156,7 @@ class Host:
         process = subprocess.Popen(self.command(argv), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True,
                                    env=env, start_new_session=True,
-                                   preexec_fn=die_with_parent)
+                                   preexec_fn=parent_death_signal())
         try:
             out, err = process.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:

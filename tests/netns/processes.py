@@ -48,6 +48,12 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def parent_death_signal():
+    """``die_with_parent`` for processes started from the main thread; none from other threads,
+    since the kernel signals the child when the thread that forked it ends, not the process."""
+    return die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
 class ProcessExited(RuntimeError):
     """The process ended while a test was waiting for it to say something."""
 
@@ -65,7 +71,7 @@ class HostProcess:
         self.popen = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, text=True,
-            bufsize=1, start_new_session=True, preexec_fn=die_with_parent)
+            bufsize=1, start_new_session=True, preexec_fn=parent_death_signal())
         self._reader = threading.Thread(target=self._read, name=f"output of {label}",
                                         daemon=True)
         self._reader.start()
