@@ -1,0 +1,179 @@
+"""Clients and the center go away: a killed client's work is dropped while another client goes
+on; a killed center fails every pending future at once, and workers come back to a new one on
+the same address. ``Executor.restart()`` clears everything and restarts the workers."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import pytest
+from dist_client import ClusterError, Executor
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 30
+
+
+def inc(x):
+    return x + 1
+
+
+def slow_inc(x, delay=0.05):
+    time.sleep(delay)
+    return x + 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- a client killed ------------------------------------------------------------------------------
+DOOMED_CLIENT = textwrap.dedent("""
+    import sys, time
+    from dist_client import Executor
+
+    def slow(x):
+        time.sleep(0.3)
+        return x
+
+    e = Executor(sys.argv[1])
+    futures = e.map(slow, range(100), pure=False)
+    print("submitted", flush=True)
+    time.sleep(600)
+""")
+
+
+def busy(cluster, executor) -> int:
+    """Tasks the center has handed to workers and not yet seen finish."""
+    return sum(row["processing"] for row in cluster.worker_table(executor).values())
+
+
+def test_a_client_killed_mid_run_has_its_work_dropped_while_another_goes_on(cluster, executor,
+                                                                           wait_until):
+    doomed = subprocess.Popen([sys.executable, "-c", DOOMED_CLIENT, cluster.address],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert doomed.stdout.readline().strip() == "submitted"
+        wait_until(lambda: busy(cluster, executor) >= 2, 10, "the doomed client's work to run")
+        # This client keeps computing, before, during and after the other one's death.
+        results, errors = [], []
+
+        def keep_working():
+            try:
+                for i in range(30):
+                    results.append(executor.submit(slow_inc, i, 0.01, pure=False)
+                                   .result(timeout=RESULT_TIMEOUT))
+            except Exception as exc:  # noqa: BLE001 -- reported by the main thread
+                errors.append(exc)
+        worker = threading.Thread(target=keep_working)
+        worker.start()
+        time.sleep(0.2)
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait(10)
+        # 100 tasks of 0.3 s on two threads would keep the cluster busy for 15 s.
+        killed = time.monotonic()
+        wait_until(lambda: busy(cluster, executor) == 0, 5, "the dead client's work dropped")
+        assert time.monotonic() - killed < 5
+        worker.join(RESULT_TIMEOUT)
+        assert not errors and results == list(range(1, 31))
+        # Nothing of the dead client is kept: no key on any worker, nothing running there.
+        wait_until(lambda: all(row["metrics"].get("keys") == 0 and row["keys"] == 0
+                               and row["metrics"].get("executing") == 0
+                               for row in cluster.worker_table(executor).values()),
+                   10, "the workers to hold nothing")
+    finally:
+        if doomed.poll() is None:
+            os.killpg(doomed.pid, signal.SIGKILL)
+            doomed.wait(10)
+
+
+# -- the center killed ----------------------------------------------------------------------------
+def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers_back(
+        processes, wait_until):
+    port = str(free_port())
+    center = processes.start_center("--port", port)
+    address = center.address
+    workers = [processes.start_worker(address, wait=False) for _ in range(2)]
+    for worker in workers:
+        worker.wait_registered()
+    executor = processes.executor(address)
+    done = executor.submit(inc, 1)
+    assert done.result(timeout=RESULT_TIMEOUT) == 2
+    pending = executor.map(slow_inc, range(20), delay=1.0, pure=False)
+    center.kill()
+    start = time.monotonic()
+    for future in pending:
+        with pytest.raises(ClusterError, match="lost the connection to the center"):
+            future.result(timeout=10)
+    assert time.monotonic() - start < 5
+    assert all(f.status == "error" for f in pending)
+    with pytest.raises(ClusterError):
+        executor.submit(inc, 2)
+    executor.close()
+
+    # A new center on the same address: the workers reconnect and register again.
+    restarted = processes.start_center("--port", port)
+    assert restarted.address == address
+    fresh = processes.executor(address)
+    wait_until(lambda: len(fresh.ncores()) == 2, 15, "the workers to register again")
+    assert all(worker.popen.poll() is None for worker in workers)
+    # They registered with what they held for the old center, which the new one does not know:
+    # it has them drop it, also the results of tasks that were still running.
+    wait_until(lambda: all(row["metrics"].get("keys") == 0 and row["keys"] == 0
+                           for row in fresh._cluster_info()), 10, "the stale keys to go")
+    assert fresh.gather(fresh.map(slow_inc, range(40), delay=0.01), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 41))
+
+
+# -- Executor.restart() ---------------------------------------------------------------------------
+@pytest.mark.cluster(nanny=True)
+def test_restart_cancels_every_future_and_starts_new_worker_processes(cluster, executor,
+                                                                     wait_until):
+    other = cluster.executor()
+    before = cluster.worker_pids(executor)
+    held = executor.map(inc, range(10))
+    assert executor.gather(held, timeout=RESULT_TIMEOUT) == list(range(1, 11))
+    theirs = other.submit(slow_inc, 5, 10.0, pure=False)
+    running = executor.map(slow_inc, range(10), delay=10.0, pure=False)
+    wait_until(lambda: busy(cluster, executor) >= 2, 10, "both clients' tasks to run")
+    executor.restart()
+    for future in [*held, *running]:
+        assert future.status == "cancelled"
+        with pytest.raises(CancelledError):
+            future.result(timeout=1)
+    wait_until(lambda: theirs.status == "cancelled", 10, "the other client's future cancelled")
+    after = cluster.wait_for_workers(executor, 2)
+    pids = cluster.worker_pids(executor)
+    assert set(pids.values()).isdisjoint(before.values()), (before, pids)
+    assert set(pids) == set(after)
+    assert executor.gather(executor.map(inc, range(10)), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 11))
+    assert other.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def test_restart_without_nannies_empties_the_workers(cluster, executor, wait_until):
+    before = cluster.worker_pids(executor)
+    held = executor.map(inc, range(10))
+    executor.gather(held, timeout=RESULT_TIMEOUT)
+    executor.restart()
+    assert all(f.status == "cancelled" for f in held)
+    cluster.wait_for_workers(executor, 2)
+    assert sorted(cluster.worker_pids(executor).values()) == sorted(before.values())
+    wait_until(lambda: all(row["metrics"].get("keys") == 0
+                           for row in cluster.worker_table(executor).values()),
+               10, "the workers to drop their data")
+    assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def test_an_executor_without_a_center_fails_at_once():
+    with pytest.raises(ClusterError, match="cannot reach the center"):
+        Executor(f"127.0.0.1:{free_port()}", timeout=2)
