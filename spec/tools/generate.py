@@ -1,214 +1,240 @@
-"""Regenerate spec/schema/messages.json and spec/vectors/*.json from dist-protocol.
+#!/usr/bin/env python3
+"""Regenerate every part of spec/ that is derived from dist_protocol, in one command:
 
-    python spec/tools/generate.py
+    python spec/tools/generate.py           # rewrite whatever is stale
+    python spec/tools/generate.py --check   # only report; exit status 1 when something is stale
 
-dist-protocol's tests load the committed files and compare them with the code, so the spec and
-the code cannot drift apart silently: when a message changes, run this and review the diff.
+* ``schema/messages.json``: messages, records, types and error codes, from ``describe_ops()``,
+  ``describe_records()`` and ``ERROR_CODES``;
+* ``vectors/*.json``: the cases of ``vector_cases.py``, with outputs computed by the code;
+* the marked regions of ``PROTOCOL.md``: the message catalogue, the error codes and the limits.
+
+Needs dist-protocol importable (``pip install -e packages/dist-protocol``).
 """
 from __future__ import annotations
 
+import argparse
+import inspect
+import io
 import json
+import sys
+import tokenize
 from pathlib import Path
 
-import msgpack
-from dist_protocol.errors import ProtocolError
-from dist_protocol.framing import UNAUTHENTICATED_LIMITS, FrameDecoder, frames_to_bytes
-from dist_protocol.handshake import (ACCEPTOR_LABEL, INITIATOR_LABEL, MIN_PROTOCOL_VERSION,
-                                     PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake,
-                                     compute_proof)
-from dist_protocol.messages import OPS, decode_batch, describe_ops, describe_records
+TOOLS = Path(__file__).resolve().parent
+SPEC = TOOLS.parent
+if str(TOOLS) not in sys.path:  # run as a script this is automatic; imported by tests it is not
+    sys.path.insert(0, str(TOOLS))
 
-SPEC = Path(__file__).resolve().parents[1]
+from dist_protocol.errors import ERROR_CODES  # noqa: E402
+from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS  # noqa: E402
+from dist_protocol.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION  # noqa: E402
+from dist_protocol.messages import OPS, TaskSpec, describe_ops, describe_records  # noqa: E402
+from dist_protocol.wiretypes import field_specs  # noqa: E402
+from op_notes import OP_NOTES  # noqa: E402
+from vector_cases import all_vectors  # noqa: E402
+
+COMMAND = "python spec/tools/generate.py"
+
+TYPES = {
+    "str": "msgpack str (UTF-8)",
+    "int": "msgpack int; a float is not an int, nor is a bool",
+    "float": "msgpack float; an int is accepted too",
+    "bool": "msgpack true or false; an int is not a bool",
+    "bin": "msgpack bin (raw bytes)",
+    "any": "any msgpack value",
+    "payload": "a map {serializer: str, frames: list<int>} naming payload frames of the batch",
+    "list<T>": "msgpack array whose items are T",
+    "map<T>": "msgpack map with str keys and T values",
+    "A|B": "a value of type A or of type B",
+    "Record": "a capitalised name is a record (a map) defined under 'records'",
+}
+
+# -- schema/messages.json ---------------------------------------------------------------------
 
 
-def tag(value):
-    """JSON form of a decoded msgpack value: bytes become {"$bin": hex}."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bin": bytes(value).hex()}
-    if isinstance(value, list):
-        return [tag(v) for v in value]
-    if isinstance(value, dict):
-        return {k: tag(v) for k, v in value.items()}
-    return value
+def build_schema() -> dict:
+    return {
+        "description": "The dist wire protocol's messages, generated from dist_protocol by "
+                       f"`{COMMAND}`. Validated by meta.schema.json.",
+        "protocolVersion": PROTOCOL_VERSION,
+        "minProtocolVersion": MIN_PROTOCOL_VERSION,
+        "types": TYPES,
+        "messages": describe_ops(),
+        "records": describe_records(),
+        "errorCodes": dict(ERROR_CODES),
+    }
 
 
-SAMPLES = {"str": "k", "int": 1, "float": 0.5, "bool": True, "bin": b"\x01\x02", "any": {"a": 1},
-           "list<str>": ["a", "b"], "map<int>": {"a": 1}, "map<list<str>>": {"a": ["127.0.0.1:1"]},
-           "map<str>": {"a": "b"}, "list<map<any>>": [{"address": "127.0.0.1:1"}],
-           "map<any>": {"a": 1}, "map<float>": {"GPU": 1.0}}
+# -- PROTOCOL.md ----------------------------------------------------------------------------------
 
 
-def sample_message(op: str, cls) -> dict:
-    """A wire map with every required field, payloads pointing at frame 1."""
-    wire = {"op": op}
-    for field in cls.fields:
-        if not field.required:
+def field_notes(cls: type) -> dict[str, str]:
+    """The comment at the end of each field's line in the class source: ``name: T  # note``."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    notes: dict[str, str] = {}
+    line: list[tokenize.TokenInfo] = []
+    for token in tokenize.generate_tokens(io.StringIO(inspect.cleandoc(source)).readline):
+        if token.type in (tokenize.NEWLINE, tokenize.NL):
+            words = [t for t in line if t.type not in (tokenize.INDENT, tokenize.DEDENT)]
+            if (len(words) >= 3 and words[0].type == tokenize.NAME and words[1].string == ":"
+                    and words[-1].type == tokenize.COMMENT):
+                notes[words[0].string] = words[-1].string.lstrip("#").strip()
+            line = []
+        else:
+            line.append(token)
+    return notes
+
+
+def docstring(cls: type) -> str:
+    doc = inspect.getdoc(cls) or ""
+    # A dataclass without a docstring gets its signature as one: that says nothing new.
+    return "" if doc.startswith(f"{cls.__name__}(") else " ".join(doc.split("\n\n")[0].split())
+
+
+def default_text(default: object) -> str:
+    if default is None:
+        return ""
+    if callable(default):  # a default factory (list, dict)
+        default = default()
+    return f"`{json.dumps(default, ensure_ascii=False)}`"
+
+
+def fields_table(cls: type) -> list[str]:
+    specs = field_specs(cls)
+    if not specs:
+        return ["No fields."]
+    notes = field_notes(cls)
+    rows = ["| field | type | required | default | notes |", "|---|---|---|---|---|"]
+    for f in specs:
+        # GitHub tables split cells at every "|", even inside code: it must be escaped.
+        rows.append(f"| `{f.name}` | `{f.type.replace('|', chr(92) + '|')}` | "
+                    f"{'yes' if f.required else 'no'} | "
+                    f"{'' if f.required else default_text(f.default)} | "
+                    f"{notes.get(f.name, '').replace('|', '&#124;')} |")
+    return rows
+
+
+def arrow(direction: str) -> str:
+    return direction.replace("->", " → ")
+
+
+def group_title(direction: str) -> str:
+    sender, receiver = direction.split("->")
+    if {sender, receiver} <= {"initiator", "acceptor", "any"}:
+        return "Handshake and errors (any connection)"
+    if receiver == "worker" and sender in ("client", "worker"):
+        return "Data plane (to a worker)"
+    return f"{sender.capitalize()} to {receiver}"
+
+
+def render_catalogue() -> str:
+    groups: dict[str, list[str]] = {}
+    for op, cls in OPS.items():
+        groups.setdefault(group_title(cls.direction[0]), []).append(op)
+    out: list[str] = []
+    for title, ops in groups.items():
+        out += [f"### {title}", ""]
+        for op in ops:
+            cls = OPS[op]
+            purpose, reply = OP_NOTES.get(op, (docstring(cls), "—"))
+            senders = ", ".join(f"**{arrow(d)}**" for d in cls.direction)
+            out += [f"#### {op}", "",
+                    f"{senders} · since version {cls.since} · reply: {reply}", ""]
+            if purpose:
+                out += [purpose, ""]
+            out += [*fields_table(cls), ""]
+    out += ["### Records", "", "Maps that appear inside messages.", ""]
+    for name in describe_records():
+        record = {"TaskSpec": TaskSpec}[name]
+        out += [f"#### {name}", "", docstring(record), "", *fields_table(record), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_error_codes() -> str:
+    rows = ["| code | meaning |", "|---|---|"]
+    rows += [f"| `{code}` | {meaning} |" for code, meaning in ERROR_CODES.items()]
+    return "\n".join(rows) + "\n"
+
+
+def size_text(n: int) -> str:
+    if n >= 2**30 and n % 2**30 == 0:
+        return f"{n // 2**30} GiB ({n:,})"
+    return f"{n:,}"
+
+
+def render_limits() -> str:
+    rows = ["| limit | before the handshake completes | after (the default; configurable) |",
+            "|---|---|---|"]
+    for name, label in (("max_frames", "frames per batch"),
+                        ("max_frame_bytes", "bytes per frame"),
+                        ("max_batch_bytes", "bytes per batch (all frames)")):
+        rows.append(f"| {label} (`{name}`) | {size_text(getattr(UNAUTHENTICATED_LIMITS, name))} "
+                    f"| {size_text(getattr(DEFAULT_LIMITS, name))} |")
+    return "\n".join(rows) + "\n"
+
+
+REGIONS = {"catalogue": render_catalogue, "error-codes": render_error_codes,
+           "limits": render_limits}
+
+
+def fill_regions(text: str) -> str:
+    for name, render in REGIONS.items():
+        begin = f"<!-- BEGIN GENERATED {name}: {COMMAND} -->"
+        end = f"<!-- END GENERATED {name} -->"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise SystemExit(f"PROTOCOL.md needs exactly one '{begin}' ... '{end}' region")
+        head, rest = text.split(begin)
+        _, tail = rest.split(end)
+        text = f"{head}{begin}\n{render()}{end}{tail}"
+    return text
+
+
+# -- all outputs --------------------------------------------------------------------------------
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+def outputs() -> dict[Path, str]:
+    """Every generated file and the text it should have now."""
+    files = {SPEC / "schema" / "messages.json": json_text(build_schema())}
+    for name, vectors in all_vectors().items():
+        files[SPEC / "vectors" / f"{name}.json"] = json_text(vectors)
+    protocol = SPEC / "PROTOCOL.md"
+    files[protocol] = fill_regions(protocol.read_text(encoding="utf-8"))
+    return files
+
+
+def stale() -> list[Path]:
+    return [path for path, text in outputs().items()
+            if not path.is_file() or path.read_text(encoding="utf-8") != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="report stale files, change none")
+    args = parser.parse_args(argv)
+    changed = []
+    for path, text in outputs().items():
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        if field.type == "payload" or field.type == "str|payload":
-            wire[field.name] = {"serializer": "msgpack", "frames": [1]}
-        elif field.type == "map<payload>":
-            wire[field.name] = {"a": {"serializer": "msgpack", "frames": [1]}}
-        elif field.type == "list<TaskSpec>":
-            wire[field.name] = [{"key": "inc-1", "function": "operator:add",
-                                 "args": {"serializer": "msgpack", "frames": [1]},
-                                 "deps": []}]
-        else:
-            wire[field.name] = SAMPLES[field.type]
-    return wire
-
-
-def message_vectors() -> list[dict]:
-    payload = msgpack.packb([[1, 2], {}])
-    vectors = []
-    for op, cls in sorted(OPS.items()):
-        wire = sample_message(op, cls)
-        frame0 = msgpack.packb([wire], use_bin_type=True)
-        decode_batch([frame0, payload])  # must be valid
-        vectors.append({"op": op, "valid": True, "frames_hex": [frame0.hex(), payload.hex()],
-                        "decoded": tag(wire), "section": "Messages"})
-    invalid = [
-        ([{"op": "no-such-op"}], "unknown-op"),
-        ([{"keys": ["a"]}], "unknown-op"),
-        ([{"op": "release"}], "invalid-message"),
-        ([{"op": "release", "keys": "a"}], "invalid-message"),
-        ([{"op": "who-has", "id": "1", "keys": []}], "invalid-message"),
-        ({"op": "release", "keys": []}, "invalid-message"),
-        ([{"op": "put-data", "id": 1, "data": {"a": {"serializer": "pickle", "frames": [5]}}}],
-         "invalid-message"),
-        ([{"op": "put-data", "id": 1, "data": {"a": {"serializer": "yaml", "frames": [1]}}}],
-         "invalid-message"),
-    ]
-    for batch, code in invalid:
-        frame0 = msgpack.packb(batch, use_bin_type=True)
-        try:
-            decode_batch([frame0, payload])
-        except ProtocolError as exc:
-            assert exc.code == code, (batch, exc.code)
-        else:
-            raise AssertionError(f"{batch} should be rejected")
-        vectors.append({"valid": False, "frames_hex": [frame0.hex(), payload.hex()],
-                        "error": code, "decoded": tag(batch), "section": "Validation"})
-    return vectors
-
-
-def framing_vectors() -> dict:
-    valid = []
-    for frames in ([b"\x90"], [b"\x91\x80", b"hello", b""], [b"\x90", bytes(range(256))]):
-        valid.append({"frames_hex": [f.hex() for f in frames],
-                      "wire_hex": frames_to_bytes(frames).hex()})
-    reject = [
-        {"wire_hex": (0).to_bytes(8, "little").hex(), "error": "malformed-frame",
-         "why": "a batch has at least one frame"},
-        {"wire_hex": (2**63).to_bytes(8, "little").hex(), "error": "limit-exceeded",
-         "why": "frame count over the limit"},
-        {"wire_hex": ((1).to_bytes(8, "little") + (2**40).to_bytes(8, "little")).hex(),
-         "error": "limit-exceeded", "why": "frame larger than the limit", "unauthenticated": False},
-        {"wire_hex": ((1).to_bytes(8, "little") + (5000).to_bytes(8, "little")).hex(),
-         "error": "limit-exceeded", "why": "over 4096 bytes before authentication",
-         "unauthenticated": True},
-        {"wire_hex": ((2).to_bytes(8, "little") + (1).to_bytes(8, "little") * 2).hex(),
-         "error": "limit-exceeded", "why": "more than one frame before authentication",
-         "unauthenticated": True},
-    ]
-    for case in reject:
-        limits = UNAUTHENTICATED_LIMITS if case.get("unauthenticated", False) else None
-        decoder = FrameDecoder(limits) if limits else FrameDecoder()
-        try:
-            decoder.feed(bytes.fromhex(case["wire_hex"]))
-        except ProtocolError as exc:
-            assert exc.code == case["error"], (case, exc.code)
-        else:
-            raise AssertionError(case)
-    return {"byte_order": "little", "valid": valid, "reject": reject}
-
-
-def auth_vectors() -> list[dict]:
-    token = "s3cret-token"
-    nc, ns = bytes(range(32)), bytes(range(32, 64))
-    return [{"token": token, "client_nonce_hex": nc.hex(), "server_nonce_hex": ns.hex(),
-             "acceptor_proof_hex": compute_proof(token, ACCEPTOR_LABEL, nc, ns).hex(),
-             "initiator_proof_hex": compute_proof(token, INITIATOR_LABEL, ns, nc).hex(),
-             "rule": "acceptor = HMAC-SHA256(token, 'dist acceptor' + Nc + Ns); "
-                     "initiator = HMAC-SHA256(token, 'dist initiator' + Ns + Nc)"}]
-
-
-def handshake_vectors() -> list[dict]:
-    nc, ns = bytes(range(32)), bytes(range(32, 64))
-    out = []
-    for token in (None, "s3cret-token"):
-        client = InitiatorHandshake("client", token=token, nonce=nc)
-        server = AcceptorHandshake(token=token, nonce=ns)
-        transcript = []
-        pending = [("C", m) for m in client.start()]
-        while pending:
-            side, msg = pending.pop(0)
-            transcript.append({"from": side, "message": tag(msg.to_wire([]))})
-            replies = server.receive(msg) if side == "C" else client.receive(msg)
-            pending += [("S" if side == "C" else "C", r) for r in replies]
-        out.append({"token": token, "transcript": transcript, "server_nonce_hex": ns.hex(),
-                    "end": "authenticated" if token else "connected",
-                    "version": client.version})
-    out.append({"token": None, "transcript": [{"from": "C", "message": {
-        "op": "hello", "min_version": PROTOCOL_VERSION + 1, "max_version": PROTOCOL_VERSION + 2,
-        "role": "client"}}], "server_nonce_hex": ns.hex(), "end": "error",
-        "error": "version-mismatch"})
-    out.append({"token": "s3cret-token", "transcript": [{"from": "C", "message": {
-        "op": "hello", "min_version": MIN_PROTOCOL_VERSION, "max_version": PROTOCOL_VERSION,
-        "role": "client", "nonce": {"$bin": nc.hex()}}}, {"from": "C", "message": {
-            "op": "authenticate", "proof": {"$bin": "00" * 32}}}],
-        "server_nonce_hex": ns.hex(), "end": "error", "error": "auth-failed"})
-    return out
-
-
-REPLIES = {"who-has": "who-has-reply", "scatter-plan": "scatter-plan-reply",
-           "cluster-info": "cluster-info-reply", "restart": "restart-reply", "get-data": "data",
-           "put-data": "data-stored", "hello": "welcome", "authenticate": "authenticated",
-           "submit": "key-in-memory / task-erred / key-lost per task, later",
-           "cancel": "key-cancelled per key", "register-worker": "worker-registered"}
-
-
-def catalogue_markdown() -> str:
-    lines = ["# Message catalogue", "",
-             "Generated from the code by `spec/tools/generate.py`; `schema/messages.json` is the "
-             "machine-readable form. Fields not marked required may be left out; receivers "
-             "ignore fields they do not know.", ""]
-    for op, info in sorted(describe_ops().items()):
-        lines += [f"## `{op}`", "",
-                  f"Sent {', '.join(d.replace('->', ' → ') for d in info['direction'])}; "
-                  f"since protocol version {info['since']}; reply: "
-                  f"{REPLIES.get(op, 'none')}.", ""]
-        if info["fields"]:
-            lines += ["| field | type | required |", "|---|---|---|"]
-            lines += [f"| `{name}` | `{f['type']}` | {'yes' if f['required'] else 'no'} |"
-                      for name, f in info["fields"].items()]
-        else:
-            lines += ["No fields."]
-        lines.append("")
-    lines += ["## Record `TaskSpec`", "", "| field | type | required |", "|---|---|---|"]
-    lines += [f"| `{name}` | `{f['type']}` | {'yes' if f['required'] else 'no'} |"
-              for name, f in describe_records()["TaskSpec"].items()]
-    return "\n".join(lines) + "\n"
-
-
-def build() -> dict[str, object]:
-    schema = {"protocolVersion": PROTOCOL_VERSION, "minProtocolVersion": MIN_PROTOCOL_VERSION,
-              "messages": describe_ops(), "records": describe_records()}
-    return {"schema/messages.json": schema,
-            "vectors/messages.json": message_vectors(),
-            "vectors/framing.json": framing_vectors(),
-            "vectors/auth.json": auth_vectors(),
-            "vectors/handshake.json": handshake_vectors()}
-
-
-def main() -> None:
-    for name, data in build().items():
-        path = SPEC / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        print(f"wrote {path.relative_to(SPEC.parent)}")
-    (SPEC / "MESSAGES.md").write_text(catalogue_markdown())
-    print("wrote spec/MESSAGES.md")
+        changed.append(path.relative_to(SPEC.parent))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if not changed:
+        print("spec/ is up to date")
+        return 0
+    verb = "stale (run `" + COMMAND + "`)" if args.check else "updated"
+    for path in changed:
+        print(f"{verb}: {path}")
+    return 1 if args.check else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

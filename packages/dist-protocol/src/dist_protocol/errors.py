@@ -72,7 +72,7 @@ ERROR_CODES: dict[str, str] = {
                       "receiver's limits admit (before the handshake: the unauthenticated limits)",
     "invalid-message": "frame 0 is not a msgpack array of maps, or a message lacks a required "
                        "field, has a value of the wrong type or references a frame the batch "
-                       "lacks",
+                       "lacks, or the receiver does not accept its op from this role",
     "unknown-op": "a message's op is not one the receiver knows, or it has no op",
     "handshake-failed": "a message out of turn during the handshake, or an unknown role",
     "version-mismatch": "the two sides' protocol version ranges do not overlap",

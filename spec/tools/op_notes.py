@@ -1,0 +1,84 @@
+"""What each op is for and what answers it: the prose of the generated catalogue.
+
+The fields, types and directions come from the code; this is the one part written by hand.
+An op missing here is still catalogued, with its class docstring (if any) as its purpose.
+"""
+from __future__ import annotations
+
+# op -> (purpose, reply)
+OP_NOTES: dict[str, tuple[str, str]] = {
+    "hello": ("Opens every connection: the protocol versions the initiator speaks, its role "
+              "(`client`, `worker` or `peer`, a worker fetching from another worker) and, when "
+              "it may have to authenticate, a 32-byte random nonce.",
+              "`welcome`, or `error` (`version-mismatch`, `auth-failed`, `handshake-failed`)"),
+    "welcome": ("The version chosen (the highest both ranges include). With `auth`, the "
+                "acceptor's nonce and its proof that it knows the token.",
+                "`authenticate` when `auth` is true; nothing otherwise"),
+    "authenticate": ("The initiator's proof that it knows the token.",
+                     "`authenticated`, or `error` `auth-failed`"),
+    "authenticated": ("The handshake is over; the full limits apply from the next batch.", "—"),
+    "error": ("The sender found a protocol violation (or gives up); it closes the connection "
+              "after this message. `code` is one of the error codes below; `message` is for "
+              "people.", "— (the connection closes)"),
+    "submit": ("Tasks to run. A task whose key the center already knows is not run again. "
+               "Every task of the message is wanted by this client unless `wanted` lists the "
+               "ones it wants (the rest are only inputs).",
+               "for each wanted key, when it settles: `key-in-memory`, `task-erred`, "
+               "`key-lost` or `key-cancelled`"),
+    "release": ("The client no longer wants these keys; the center forgets each one that no "
+                "client and no waiting task needs, and the workers free its data.", "—"),
+    "cancel": ("Like `release`, and the client is told each key is cancelled.",
+               "`key-cancelled` for each key"),
+    "who-has": ("Which workers hold these keys (the first step of a gather).",
+                "`who-has-reply` with the same `id`"),
+    "who-has-reply": ("Worker addresses per key; an empty list when no worker holds it.", "—"),
+    "scatter-plan": ("Where to put data the client is about to push (`keys` maps each key to "
+                     "its size in bytes); `broadcast` asks for every worker. The keys become "
+                     "wanted by this client.", "`scatter-plan-reply` with the same `id`"),
+    "scatter-plan-reply": ("Target workers per key; the client sends them `put-data`. Empty "
+                           "when no worker is available.", "—"),
+    "cluster-info": ("Ask for the workers and their state.",
+                     "`cluster-info-reply` with the same `id`"),
+    "cluster-info-reply": ("One map per worker: address, name, nthreads, memory_limit, status, "
+                           "processing, keys, nbytes, metrics.", "—"),
+    "replicate": ("Keep `n` copies of each key in memory on distinct workers.", "—"),
+    "restart": ("Forget every task and restart every worker; every client's keys are "
+                "cancelled.", "`restart-reply` once the workers have registered again (or "
+                "after `timeout` seconds)"),
+    "restart-reply": ("How many workers registered again.", "—"),
+    "key-in-memory": ("A wanted key's value is held by a worker. `workers` lists the holders, "
+                      "so a gather may skip `who-has`.", "—"),
+    "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
+                 "whose workers died).", "—"),
+    "key-cancelled": ("A wanted key was cancelled (by `cancel` or a restart).", "—"),
+    "task-erred": ("A task failed: the exception's type name, message and traceback as text "
+                   "(and pickled, for Python clients). Tasks that depend on it err with the "
+                   "same error. From the center to each client that wants the key.", "—"),
+    "register-worker": ("A worker joins: the address it serves data on and its threads; "
+                        "`keys` lists data it still holds (registering again after a lost "
+                        "connection).", "`worker-registered`"),
+    "worker-registered": ("The center accepts the worker and says how often to send "
+                          "heartbeats.", "—"),
+    "task-finished": ("A task's value is in the worker's memory.", "—"),
+    "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
+    "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",
+                     "—"),
+    "heartbeat": ("The worker is alive; free-form metrics (a true `paused` stops new work).",
+                  "—"),
+    "unregister": ("The worker is leaving on purpose.", "— (the connection closes)"),
+    "compute-task": ("Run a task. `who_has` says where each dependency's value is, so the "
+                     "worker fetches what it lacks straight from those peers.",
+                     "`task-finished` or `task-erred`"),
+    "acquire-replicas": ("Fetch copies of these keys from the listed workers.",
+                         "`keys-added` once they arrive"),
+    "restart-worker": ("Restart the worker process (its nanny starts it again).", "—"),
+    "free-keys": ("Drop these keys (data and tasks).", "—"),
+    "get-data": ("Values of keys held by this worker, serialized with the first of "
+                 "`serializers` that can represent each (default: `pickle`).",
+                 "`data` with the same `id`"),
+    "data": ("The values found; `missing` lists keys the worker does not hold, `errors` keys "
+             "it could not serialize as asked.", "—"),
+    "put-data": ("Store these values (a scatter).", "`data-stored` with the same `id`"),
+    "data-stored": ("The keys were stored; the worker reports them to the center with "
+                    "`keys-added`.", "—"),
+}

@@ -1,0 +1,418 @@
+"""The cases behind spec/vectors/*.json, computed with dist_protocol (see generate.py).
+
+Inputs are written the way a sender in any language would write them (wire maps, raw
+bytes); the expected outputs (decoded values, error codes, replies, HMACs) come from the
+reference implementation, so regenerating after a deliberate change records the new
+behaviour, and the tests catch an accidental one.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from dist_protocol.errors import ProtocolError
+from dist_protocol.framing import (DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits,
+                                   frames_to_bytes)
+from dist_protocol.handshake import (ACCEPTOR_LABEL, INITIATOR_LABEL, AcceptorHandshake,
+                                     InitiatorHandshake, compute_proof)
+from dist_protocol.messages import (OPS, Authenticate, Authenticated, Error, Hello, Submit,
+                                    Welcome)
+from dist_protocol.messages import decode_batch, encode_batch
+from dist_protocol.serialize import KeyRef, msgpack_dumps
+from dist_protocol.testing import example_message, to_json
+
+NC = bytes(range(32))                      # the initiator's nonce in every transcript
+NS = bytes(range(0x80, 0xA0))              # the acceptor's nonce
+NS_OTHER = bytes(range(0xC0, 0xE0))        # a second acceptor's nonce (replay)
+PACK = {"use_bin_type": True}
+
+
+def limits_json(limits: Limits) -> dict:
+    return {"max_frames": limits.max_frames, "max_frame_bytes": limits.max_frame_bytes,
+            "max_batch_bytes": limits.max_batch_bytes}
+
+
+# -- framing ------------------------------------------------------------------------------------
+
+
+def _header(*lengths: int, nframes: int | None = None) -> bytes:
+    return struct.pack(f"<{len(lengths) + 1}Q", len(lengths) if nframes is None else nframes,
+                       *lengths)
+
+
+def framing_vectors() -> dict:
+    small = Limits(max_frames=4, max_frame_bytes=16, max_batch_bytes=24)
+    cases = [
+        ("one-frame", frames_to_bytes([b"\x90"]), "default"),
+        ("three-frames", frames_to_bytes([b"\x91\x80", b"payload", b"\x00\xff"]), "default"),
+        ("empty-payload-frame", frames_to_bytes([b"\x90", b""]), "default"),
+        ("two-batches-back-to-back", frames_to_bytes([b"\x90"]) + frames_to_bytes([b"a", b"b"]),
+         "default"),
+        ("incomplete-count", _header(1)[:5], "default"),
+        ("incomplete-lengths", _header(1, 2)[:20], "default"),
+        ("incomplete-frame", _header(1, 5) + b"abc", "default"),
+        ("largest-unauthenticated-frame", frames_to_bytes([b"\x90" + b"\x00" * 4095]),
+         "unauthenticated"),
+        ("at-every-limit", frames_to_bytes([b"a" * 16, b"b" * 8, b"", b""]), small),
+        # must be rejected:
+        ("zero-frames", _header(nframes=0), "default"),
+        ("more-frames-than-the-limit", _header(nframes=2**64 - 1), "default"),
+        ("five-frames-over-a-limit-of-four", _header(1, 1, 1, 1, 1), small),
+        ("frame-over-the-size-limit", _header(17), small),
+        ("batch-over-the-size-limit", _header(16, 9), small),
+        ("two-frames-before-the-handshake", frames_to_bytes([b"\x90", b"x"]), "unauthenticated"),
+        ("large-frame-before-the-handshake", _header(4097), "unauthenticated"),
+    ]
+    out = []
+    for name, data, limits in cases:
+        named = {"default": DEFAULT_LIMITS, "unauthenticated": UNAUTHENTICATED_LIMITS}
+        actual = named[limits] if isinstance(limits, str) else limits
+        case: dict[str, Any] = {"name": name, "section": "PROTOCOL.md#framing",
+                                "limits": limits if isinstance(limits, str)
+                                else limits_json(limits), "hex": data.hex()}
+        decoder = FrameDecoder(actual)
+        try:
+            batches = decoder.feed(data)
+        except ProtocolError as exc:
+            case.update(valid=False, error=exc.code)
+        else:
+            case.update(valid=True, batches=[[bytes(f).hex() for f in b] for b in batches],
+                        complete=decoder.idle)
+        out.append(case)
+    return {
+        "description": "Bytes on the wire and the batches of frames they carry. 'limits' names "
+                       "the receiver's limits (see 'limits' below) or gives them. A valid case "
+                       "lists its batches; 'complete': false means the decoder is waiting for "
+                       "more bytes. An invalid case gives the error code the receiver sends "
+                       "before it closes the connection.",
+        "limits": {"default": limits_json(DEFAULT_LIMITS),
+                   "unauthenticated": limits_json(UNAUTHENTICATED_LIMITS)},
+        "cases": out,
+    }
+
+
+# -- messages -----------------------------------------------------------------------------------
+
+def _msgpack(value: Any) -> bytes:
+    return msgpack_dumps(value)
+
+
+SQRT_ARGS = _msgpack([[16.0], {}])
+ADD_ARGS = _msgpack([[KeyRef("sqrt-1"), 1], {"scale": 2}])
+
+# (name, section, frame 0 as bytes or as a list of wire maps, payload frames)
+HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
+    ("hello", "hello", [{"op": "hello", "min_version": 1, "max_version": 1, "role": "client",
+                         "name": "mini", "nonce": NC}], []),
+    ("welcome-without-auth", "welcome", [{"op": "welcome", "version": 1, "auth": False}], []),
+    ("submit-by-import-path", "submit",
+     [{"op": "submit", "tasks": [{"key": "sqrt-1", "function": "math:sqrt",
+                                  "args": {"serializer": "msgpack", "frames": [1]}}]}],
+     [SQRT_ARGS]),
+    ("submit-with-a-dependency", "submit",
+     [{"op": "submit", "tasks": [
+         {"key": "sqrt-1", "function": "math:sqrt",
+          "args": {"serializer": "msgpack", "frames": [1]}},
+         {"key": "add-1", "function": "operator:add", "deps": ["sqrt-1"],
+          "args": {"serializer": "msgpack", "frames": [2]}}], "wanted": ["add-1"]}],
+     [SQRT_ARGS, ADD_ARGS]),
+    ("submit-a-pickled-function", "submit",
+     [{"op": "submit", "tasks": [{"key": "f-1", "function": {"serializer": "pickle",
+                                                             "frames": [1]}}]}],
+     [b"\x80\x05\x95\x0c\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94."]),
+    ("key-in-memory", "key-in-memory",
+     [{"op": "key-in-memory", "key": "sqrt-1", "nbytes": 24, "type": "float",
+       "workers": ["10.0.0.5:40211"]}], []),
+    ("task-erred", "task-erred",
+     [{"op": "task-erred", "key": "sqrt-2", "exception_type": "ValueError",
+       "message": "math domain error", "traceback": "Traceback ..."}], []),
+    ("who-has-then-get-data", "who-has",
+     [{"op": "who-has", "id": 1, "keys": ["sqrt-1", "gone-1"]}], []),
+    ("who-has-reply", "who-has-reply",
+     [{"op": "who-has-reply", "id": 1, "who_has": {"sqrt-1": ["10.0.0.5:40211"],
+                                                   "gone-1": []}}], []),
+    ("get-data-msgpack", "get-data",
+     [{"op": "get-data", "id": 2, "keys": ["sqrt-1"], "serializers": ["msgpack"]}], []),
+    ("data-reply", "data",
+     [{"op": "data", "id": 2, "data": {"sqrt-1": {"serializer": "msgpack", "frames": [1]}},
+       "missing": ["gone-1"], "errors": {}}], [_msgpack(4.0)]),
+    ("release", "release", [{"op": "release", "keys": ["sqrt-1", "add-1"]}], []),
+    ("error", "error", [{"op": "error", "code": "unknown-op", "message": "unknown op 'x'"}], []),
+    ("several-messages-share-a-batch", "framing",
+     [{"op": "release", "keys": ["a"]}, {"op": "put-data", "id": 3, "data": {
+         "x": {"serializer": "bytes", "frames": [1]}}}, {"op": "cancel", "keys": ["b"]}],
+     [b"raw bytes"]),
+    ("a-pickle-with-an-out-of-band-buffer", "payloads",
+     [{"op": "put-data", "id": 4, "data": {"arr": {"serializer": "pickle", "frames": [1, 2]}}}],
+     [b"\x80\x05pickle stream", b"\x00" * 16]),
+    ("an-empty-batch", "framing", [], []),
+    # Other encodings a sender may choose: any valid msgpack is accepted.
+    ("wide-integer-and-str8-encodings", "message-encoding",
+     b"\x91\x83\xa2op\xd9\x07who-has\xa2id\xcf" + struct.pack(">Q", 1) + b"\xa4keys\x90", []),
+    ("keys-in-any-order", "message-encoding",
+     [{"keys": ["k"], "id": 9, "op": "who-has"}], []),
+    ("nil-means-absent", "message-encoding",
+     [{"op": "key-in-memory", "key": "k", "workers": None}], []),
+    ("unknown-fields-are-ignored", "compatibility",
+     [{"op": "release", "keys": ["a"], "reason": "added in a later version"}], []),
+    # must be rejected:
+    ("unknown-op", "compatibility", [{"op": "teleport", "keys": []}], []),
+    ("no-op", "message-encoding", [{"keys": []}], []),
+    ("missing-required-field", "release", [{"op": "release"}], []),
+    ("wrong-type", "release", [{"op": "release", "keys": "sqrt-1"}], []),
+    ("bool-is-not-int", "who-has", [{"op": "who-has", "id": True, "keys": []}], []),
+    ("float-is-not-int", "who-has", [{"op": "who-has", "id": 1.0, "keys": []}], []),
+    ("wrong-type-inside-a-record", "submit",
+     [{"op": "submit", "tasks": [{"key": 1, "function": "math:sqrt"}]}], []),
+    ("payload-frame-0-is-the-message-list", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [0]}}}],
+     [b"x"]),
+    ("payload-frame-beyond-the-batch", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [2]}}}],
+     [b"x"]),
+    ("payload-with-no-frames", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": []}}}], []),
+    ("unknown-serializer", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "yaml", "frames": [1]}}}],
+     [b"x"]),
+    ("frame-0-is-a-map", "message-encoding", _msgpack({"op": "release", "keys": []}), []),
+    ("a-message-is-not-a-map", "message-encoding", _msgpack(["release"]), []),
+    ("frame-0-is-not-msgpack", "message-encoding", b"\xc1", []),
+    ("bytes-after-the-list", "message-encoding", _msgpack([]) + b"\x00", []),
+    ("non-string-map-key", "message-encoding", b"\x91\x81\x01\x02", []),
+]
+
+
+def message_vectors() -> dict:
+    cases = []
+    for name, section, frame0, payload in HAND_WRITTEN:
+        raw = frame0 if isinstance(frame0, bytes) else msgpack.packb(frame0, **PACK)
+        cases.append(_message_case(name, f"PROTOCOL.md#{section}", [raw, *payload]))
+    for op, cls in OPS.items():
+        for full, label in ((False, "required-fields"), (True, "every-field")):
+            frames = [bytes(f) for f in encode_batch([example_message(cls, full=full)])]
+            cases.append(_message_case(f"{op}/{label}", f"PROTOCOL.md#{op}", frames))
+    return {
+        "description": "Batches of messages: 'frames' in hex (frame 0 is the msgpack array of "
+                       "message maps, payload frames follow), 'decoded' is frame 0 as JSON with "
+                       "binary values tagged {\"$bin\": hex} and extension values "
+                       "{\"$ext\": [type, hex]}. A valid case may give 'reencoded': what the "
+                       "reference encoder emits for the same messages (defaults filled in, "
+                       "unknown fields dropped); 'canonical' says whether its bytes equal "
+                       "frame 0. An invalid case gives the error code.",
+        "payloads": payload_vectors(),
+        "cases": cases,
+    }
+
+
+def _message_case(name: str, section: str, frames: list[bytes]) -> dict:
+    case: dict[str, Any] = {"name": name, "section": section,
+                            "frames": [f.hex() for f in frames]}
+    try:
+        case["decoded"] = to_json(msgpack.unpackb(frames[0], raw=False, strict_map_key=False))
+    except Exception:  # noqa: BLE001 -- not msgpack at all: nothing to show decoded
+        pass
+    try:
+        messages = decode_batch(frames)
+    except ProtocolError as exc:
+        case.update(valid=False, error=exc.code)
+        return case
+    again = encode_batch(messages)
+    reencoded = to_json(msgpack.unpackb(again[0], raw=False))
+    case["valid"] = True
+    if reencoded != case["decoded"]:
+        case["reencoded"] = reencoded
+    case["canonical"] = bytes(again[0]) == frames[0]
+    if [bytes(f) for f in again[1:]] != frames[1:]:
+        raise ValueError(f"vector {name}: payload frames do not survive a round trip")
+    return case
+
+
+def payload_vectors() -> list[dict]:
+    values = [
+        ("task-arguments", [[16.0], {}]),
+        ("a-key-reference", [[KeyRef("sqrt-1"), 1], {"scale": 2}]),
+        ("a-non-ascii-key-reference", [[KeyRef("ключ-1")], {}]),
+        ("nested-values", {"rows": [[1, "a", None, True], [2, "b", b"\x00\x01", False]]}),
+    ]
+    out = []
+    for name, value in values:
+        frame = _msgpack(value)
+        out.append({"name": name, "section": "PROTOCOL.md#serializers", "serializer": "msgpack",
+                    "hex": frame.hex(), "decoded": to_json(msgpack.unpackb(frame, raw=False))})
+    return out
+
+
+# -- the handshake --------------------------------------------------------------------------------
+
+
+def _step(side: str, msg: Any) -> dict:
+    frames = encode_batch([msg])
+    [wire_map] = msgpack.unpackb(frames[0], raw=False)
+    return {"from": side, "message": to_json(wire_map), "hex": frames_to_bytes(frames).hex()}
+
+
+def _error_step(side: str, exc: ProtocolError) -> dict:
+    return _step(side, Error(code=exc.code, message=exc.message))
+
+
+def _failed(side: str, exc: ProtocolError) -> dict:
+    return {"state": "failed", "code": exc.code, "detected_by": side, "message": exc.message}
+
+
+def _play_live(initiator: InitiatorHandshake, acceptor: AcceptorHandshake) -> tuple[list, dict]:
+    """Both sides live: the transcript and how it ended."""
+    script: list[dict] = []
+    outbox, side = initiator.start(), "C"
+    while outbox:
+        receiver, other = (acceptor, "S") if side == "C" else (initiator, "C")
+        replies = []
+        for msg in outbox:
+            script.append(_step(side, msg))
+            try:
+                replies += receiver.receive(msg)
+            except ProtocolError as exc:
+                script.append(_error_step(other, exc))
+                return script, _failed(other, exc)
+        outbox, side = replies, other
+    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role}
+
+
+def _play_scripted(acceptor: AcceptorHandshake, c_messages: list) -> tuple[list, dict]:
+    """The initiator's messages fixed in advance; only the acceptor answers."""
+    script: list[dict] = []
+    for msg in c_messages:
+        script.append(_step("C", msg))
+        try:
+            script += [_step("S", r) for r in acceptor.receive(msg)]
+        except ProtocolError as exc:
+            script.append(_error_step("S", exc))
+            return script, _failed("S", exc)
+    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role}
+
+
+def handshake_vectors() -> dict:
+    def c(token=None, versions=(1, 1), role="client", name=None, nonce=NC) -> dict:
+        return {"token": token, "versions": list(versions), "role": role, "name": name,
+                "nonce": nonce.hex()}
+
+    def s(token=None, versions=(1, 1), nonce=NS) -> dict:
+        return {"token": token, "versions": list(versions), "nonce": nonce.hex()}
+
+    recorded_c = [Hello(min_version=1, max_version=1, role="client", nonce=NC),
+                  Authenticate(proof=compute_proof("s3cret", INITIATOR_LABEL, NS, NC))]
+    cases = [
+        # name, initiator setup (None: scripted), acceptor setup, scripted C messages, notes
+        ("without-a-token", c(name="mini"), s(), None, ""),
+        ("with-a-token", c(token="s3cret", role="worker"), s(token="s3cret"), None, ""),
+        ("highest-common-version", c(versions=(1, 3)), s(versions=(2, 5)), None, ""),
+        ("initiator-has-another-token", c(token="wrong"), s(token="s3cret"), None,
+         "the initiator finds the acceptor's proof wrong and gives up first"),
+        ("initiator-has-no-token", c(), s(token="s3cret"), None, ""),
+        ("acceptor-has-no-token", c(token="s3cret"), s(), None,
+         "an initiator with a token refuses to talk to a peer that cannot prove it"),
+        ("version-mismatch", c(versions=(2, 3)), s(versions=(1, 1)), None,
+         "the error message names both ranges"),
+        ("unknown-role", c(role="admin"), s(), None, ""),
+        ("replayed-proof", None, s(token="s3cret", nonce=NS_OTHER), recorded_c,
+         "messages recorded from a handshake with another acceptor nonce"),
+        ("wrong-proof", None, s(token="s3cret"),
+         [recorded_c[0], Authenticate(proof=compute_proof("guess", INITIATOR_LABEL, NS, NC))],
+         ""),
+        ("short-nonce-with-a-token", None, s(token="s3cret"),
+         [Hello(min_version=1, max_version=1, role="client", nonce=b"\x01\x02\x03\x04")], ""),
+        ("message-before-hello", None, s(), [Submit(tasks=[])], ""),
+        ("authenticate-without-a-challenge", None, s(),
+         [Hello(min_version=1, max_version=1, role="client", nonce=NC),
+          Authenticate(proof=bytes(32))], "the handshake is already over"),
+    ]
+    out = []
+    for name, c_setup, s_setup, scripted, notes in cases:
+        acceptor = AcceptorHandshake(token=s_setup["token"], versions=tuple(s_setup["versions"]),
+                                     nonce=bytes.fromhex(s_setup["nonce"]))
+        initiator = None
+        if c_setup is not None:
+            initiator = InitiatorHandshake(c_setup["role"], token=c_setup["token"],
+                                           name=c_setup["name"],
+                                           versions=tuple(c_setup["versions"]),
+                                           nonce=bytes.fromhex(c_setup["nonce"]))
+        if initiator is not None:
+            script, result = _play_live(initiator, acceptor)
+        else:
+            script, result = _play_scripted(acceptor, scripted)
+        case = {"name": name, "section": "PROTOCOL.md#handshake",
+                "initiator": c_setup, "acceptor": s_setup, "script": script, "result": result}
+        if notes:
+            case["notes"] = notes
+        out.append(case)
+    out += _initiator_only_cases()
+    return {
+        "description": "Scripted handshakes. 'C' is the initiator (it connects), 'S' the "
+                       "acceptor. 'initiator': null means C's messages are scripted (an "
+                       "attacker or a broken peer) and only S is under test; 'acceptor': null "
+                       "the reverse. Each step gives the message as JSON and the whole batch "
+                       "in hex. An error step's 'message' text is only an example: its code "
+                       "is normative. After an error step the connection closes.",
+        "cases": out,
+    }
+
+
+def _initiator_only_cases() -> list[dict]:
+    """A broken acceptor: only the initiator is under test."""
+    setups = [
+        ("authenticated-out-of-turn", None, [Authenticated()]),
+        ("welcome-with-an-unknown-version", None, [Welcome(version=9, auth=False)]),
+        ("welcome-proof-from-another-token", "s3cret",
+         [Welcome(version=1, auth=True, nonce=NS,
+                  proof=compute_proof("other", ACCEPTOR_LABEL, NC, NS))]),
+    ]
+    out = []
+    for name, token, replies in setups:
+        initiator = InitiatorHandshake("client", token=token, nonce=NC)
+        script = [_step("C", m) for m in initiator.start()]
+        result: dict = {}
+        for reply in replies:
+            script.append(_step("S", reply))
+            try:
+                script += [_step("C", m) for m in initiator.receive(reply)]
+            except ProtocolError as exc:
+                script.append(_error_step("C", exc))
+                result = _failed("C", exc)
+                break
+        out.append({"name": name, "section": "PROTOCOL.md#handshake",
+                    "initiator": {"token": token, "versions": [1, 1], "role": "client",
+                                  "name": None, "nonce": NC.hex()},
+                    "acceptor": None, "script": script, "result": result})
+    return out
+
+
+# -- authentication -----------------------------------------------------------------------------
+
+
+def auth_vectors() -> dict:
+    long_token = "k" * 100  # longer than SHA-256's 64-byte block: HMAC hashes the key first
+    cases = [
+        ("acceptor-proof", "s3cret", ACCEPTOR_LABEL, NC, NS),
+        ("initiator-proof", "s3cret", INITIATOR_LABEL, NS, NC),
+        ("non-ascii-token-is-utf8", "pässwörd-🔑", ACCEPTOR_LABEL, NC, NS),
+        ("long-token", long_token, INITIATOR_LABEL, NS, NC),
+        ("zero-nonces", "s3cret", ACCEPTOR_LABEL, bytes(32), bytes(32)),
+    ]
+    return {
+        "description": "proof = HMAC-SHA256(key = UTF-8 bytes of the token, message = label "
+                       "|| first_nonce || second_nonce). The acceptor's proof uses the label "
+                       "'dist acceptor' with the nonces (initiator's, acceptor's); the "
+                       "initiator's uses 'dist initiator' with (acceptor's, initiator's).",
+        "cases": [{"name": name, "section": "PROTOCOL.md#authentication", "token": token,
+                   "label": label.decode(), "first_nonce": first.hex(),
+                   "second_nonce": second.hex(), "message": (label + first + second).hex(),
+                   "hmac": compute_proof(token, label, first, second).hex()}
+                  for name, token, label, first, second in cases],
+    }
+
+
+def all_vectors() -> dict[str, dict]:
+    return {"framing": framing_vectors(), "messages": message_vectors(),
+            "handshake": handshake_vectors(), "auth": auth_vectors()}
