@@ -4,6 +4,9 @@ errors; whatever a sender encodes comes out the same. A longer run of the same p
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -134,3 +137,13 @@ def test_a_comm_survives_any_bytes_by_closing_that_connection(data, chunk):
         else:
             assert received == expected
     asyncio.run(main())
+
+
+def test_the_long_fuzz_script_runs(tmp_path):
+    """``fuzz/fuzz_decoder.py`` is outside the default run; this only checks it works."""
+    script = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_decoder.py"
+    result = subprocess.run([sys.executable, str(script), "--minutes", "0.02",
+                             "--examples-per-round", "20"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=100)
+    assert result.returncode == 0, result.stderr
+    assert "round 1:" in result.stdout

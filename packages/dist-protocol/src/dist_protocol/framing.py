@@ -7,7 +7,8 @@ A batch on the wire is::
 All integers are unsigned 64-bit little-endian. Frame 0 is the msgpack message list; further
 frames are payloads referenced by index. The decoder reads into buffers it hands out
 (``get_buffer``/``buffer_updated``), so a large frame is received straight into its own
-bytearray and never copied again.
+bytearray, not through a staging buffer. That bytearray grows as the bytes arrive (one copy
+per doubling past 16 MiB), so what a peer announces costs nothing until it sends it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ U64 = struct.Struct("<Q")
 # Frames at least this large are read into a buffer of their own (no copy from the staging
 # buffer); smaller frames are sliced out of the staging buffer as bytes.
 DIRECT_READ_THRESHOLD = 64 * 1024
+# Such a buffer is allocated as the bytes arrive, doubling from this size up to the frame's
+# length: a header that announces a huge frame costs memory only once its bytes are sent.
+DIRECT_READ_FIRST_ALLOCATION = 16 * 2**20
 STAGING_SIZE = 256 * 1024
 
 
@@ -88,6 +92,7 @@ class FrameDecoder:
         self._frames: list = []
         self._direct: bytearray | None = None
         self._direct_filled = 0
+        self._direct_length = 0
 
     @property
     def limits(self) -> Limits:
@@ -107,6 +112,11 @@ class FrameDecoder:
     # -- the buffer interface (asyncio.BufferedProtocol) ---------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._direct is not None:
+            if self._direct_filled == len(self._direct):
+                # A new buffer, not a resize: the transport may still hold a view of this one.
+                grown = bytearray(min(2 * len(self._direct), self._direct_length))
+                grown[:self._direct_filled] = self._direct
+                self._direct = grown
             return memoryview(self._direct)[self._direct_filled:]
         if self._end == len(self._buf):
             self._make_room(len(self._buf) // 2 or 1)
@@ -117,7 +127,7 @@ class FrameDecoder:
         they complete, at most ``max_batches`` (the rest stay buffered: ``parse_buffered``)."""
         if self._direct is not None:
             self._direct_filled += nbytes
-            if self._direct_filled < len(self._direct):
+            if self._direct_filled < self._direct_length:
                 return []
             self._frames.append(self._direct)
             self._direct = None
@@ -218,10 +228,12 @@ class FrameDecoder:
                     self._frames.append(self._take(length))
                     continue
                 if length >= DIRECT_READ_THRESHOLD:
-                    direct = bytearray(length)
+                    direct = bytearray(min(length, max(DIRECT_READ_FIRST_ALLOCATION,
+                                                       2 * available)))
                     direct[:available] = self._buf[self._start:self._end]
                     self._start = self._end = 0
                     self._direct, self._direct_filled = direct, available
+                    self._direct_length = length
                 elif len(self._buf) - self._start < length:
                     self._make_room(length - available)
                 return batches
