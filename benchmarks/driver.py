@@ -306,6 +306,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=0, help="task count or byte count")
     parser.add_argument("--hold", action="store_true",
                         help="after the result, stay connected until a line arrives on stdin")
+    parser.add_argument("--wait-go", action="store_true",
+                        help="once connected, print @@READY and wait for a line on stdin "
+                             "(time for a profiler to attach)")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
 
@@ -320,6 +323,9 @@ def main() -> None:
         result = startup(ex, t0, time.time() + args.timeout)
     else:
         ex.connect(time.time() + args.timeout)
+        if args.wait_go:
+            emit("READY")
+            sys.stdin.readline()
         result = WORKLOADS[args.workload](ex, args.n)
     result["version"] = ex.version()
     emit("RESULT", result)

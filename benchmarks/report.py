@@ -123,6 +123,11 @@ def render(doc, systems) -> str:
         version = run.get("version")
         if version:
             notes.append(f"{system} {version}")
+        load = run.get("load_average_before")
+        cpus = (doc.get("machine") or {}).get("cpus") or 1
+        if load and load[0] > cpus / 2:
+            notes.append(f"{system}: load average {load[0]:.1f} on {cpus} CPUs before its run: "
+                         "other work was competing, expect noisy figures")
     if doc.get("quick"):
         notes.append("--quick: smaller task counts; the targets are defined for the full sizes")
     if notes:

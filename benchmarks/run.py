@@ -218,12 +218,18 @@ class SystemRun:
             return
         pids = [("center", self.cluster.center_pid)]
         pids += [(f"worker-{i}", pid) for i, pid in enumerate(self.cluster.worker_pids)]
-        recordings = [profiling.Recording(self.spawner, role, pid, self.spawner.log_dir)
-                      for role, pid in pids]
-        time.sleep(1.0)  # py-spy needs a moment to attach
-        driver = Driver(self.spawner, "driver-profile", self.driver_argv(workload, n))
+        driver = Driver(self.spawner, "driver-profile",
+                        self.driver_argv(workload, n) + ["--wait-go"])
+        recordings = []
         try:
-            result = driver.expect("RESULT", time.monotonic() + timeout * 2)
+            deadline = time.monotonic() + timeout * 2
+            driver.expect("READY", deadline)
+            pids.append(("client", driver.proc.pid))
+            recordings = [profiling.Recording(self.spawner, role, pid, self.spawner.log_dir)
+                          for role, pid in pids]
+            time.sleep(1.0)  # py-spy needs a moment to attach
+            driver.say("go")
+            result = driver.expect("RESULT", deadline)
         except WorkloadFailed as failed:
             result = {"status": failed.status, "reason": failed.reason}
         finally:
