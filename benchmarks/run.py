@@ -89,7 +89,8 @@ class Driver:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise WorkloadFailed("timeout", f"no {tag} in time; {tail(self.log, 3)}")
+                raise WorkloadFailed("timeout",
+                                     f"no {tag} in time; {tail(self.log, 3)}") from None
             if line is None:
                 self.proc.wait(timeout=10)
                 raise WorkloadFailed("error", f"driver exited with {self.proc.returncode}: "
