@@ -90,8 +90,8 @@ def render(doc, systems) -> str:
     for label, key, raw in rows(doc):
         table.append([label, *(cell(doc, s, key) for s in systems), fmt(raw)])
     table.append(["  raw socket beside each move (MB/s)",
-                  *(fmt((workload(doc, s, "w2w") or {}).get("raw_socket_mb_s"))
-                    for s in systems), ""])
+                  *(fmt(workload(doc, s, "w2w")["raw_socket_mb_s"])
+                    if workload(doc, s, "w2w") else cell(doc, s, "w2w") for s in systems), ""])
     n_large = doc["sizes"]["throughput_large"]
     for role in ("center", "workers"):
         table.append([f"{role} RSS idle (MB)",
