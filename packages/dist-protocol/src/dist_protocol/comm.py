@@ -23,6 +23,8 @@ from .messages import Error, Message, encode_batch, encode_batches, decode_batch
 log = logging.getLogger("dist.comm")
 
 HANDSHAKE_TIMEOUT = 10.0
+# How long an aborted connection stays half-open so that its error message reaches the peer.
+ABORT_LINGER = 2.0
 # A batch is cut after this many frames: well under any receiver's frame-count limit.
 MAX_FRAMES_PER_BATCH = 10_000
 # Small buffers are joined into one write; larger ones are written as they are (no copy).
@@ -85,6 +87,7 @@ class Comm:
         self.closed: asyncio.Future = loop.create_future()
         self.close_reason: str | None = None
         self.abort_error: ProtocolError | None = None  # what we closed the connection for
+        self.peer_error: Error | None = None  # what the peer closed the connection for
         self._outbox: list[Message] = []
         self._flush_scheduled = False
         self._inbox: collections.deque[Message] = collections.deque()
@@ -190,6 +193,10 @@ class Comm:
             messages = self._handshake_step(messages)
             if not messages:
                 return
+        # An error is the last thing a peer sends (during the handshake, the handshake takes it).
+        if self.established and messages and type(messages[-1]) is Error:
+            self._closed_by_peer(messages)
+            return
         if self._handler is not None:
             self._handler(messages)
             return
@@ -201,6 +208,10 @@ class Comm:
     def _begin_handshake(self, handshake, limits: Limits) -> asyncio.Future:
         self._handshake, self._limits_after_handshake = handshake, limits
         finished = self._handshake_finished = self.loop.create_future()
+        if self.closed.done():  # aborted before the accepting task started
+            self._fail_handshake(self.abort_error or CommClosedError(
+                f"connection to {self.peer_address} closed"))
+            return finished
         if self._inbox:  # the peer spoke before the accepting task started
             queued = list(self._inbox)
             self._inbox.clear()
@@ -239,6 +250,16 @@ class Comm:
             waiter.set_exception(error)
         self._handshake = None
 
+    def _closed_by_peer(self, messages: list[Message]) -> None:
+        """The peer ends the connection and says why: that, not the end of stream or reset
+        that follows, is the reason our side reports."""
+        error = self.peer_error = messages[-1]
+        if len(messages) > 1:
+            self._deliver(messages[:-1])
+        log.info("%s closed the connection: %s (%s)", self.peer_address, error.message,
+                 error.code)
+        self.close(f"{self.peer_address} closed the connection: {error.message} ({error.code})")
+
     # -- closing ---------------------------------------------------------------------------
     def abort(self, error: ProtocolError) -> None:
         """Tell the peer what it did wrong, then close. Costs this connection only."""
@@ -249,11 +270,22 @@ class Comm:
             # ``connect`` raises), so an attacker's connection costs a single log line.
             log.warning("closing connection with %s: %s (%s)", self.peer_address,
                         error.message, error.code)
-        if self.transport is not None and not self.transport.is_closing():
-            self._outbox.clear()
-            self._write(encode_batch([Error(code=error.code, message=error.message)]))
+        reason = f"{error.code}: {error.message}"
+        transport = self.transport
         self._fail_handshake(error)
-        self.close(f"{error.code}: {error.message}")
+        if transport is None or transport.is_closing() or self.closed.done():
+            self.close(reason)
+            return
+        self._outbox.clear()
+        self._write(encode_batch([Error(code=error.code, message=error.message)]))
+        # Closing now, with the peer's bytes unread in our receive buffer, would make the kernel
+        # reset the connection, and a reset discards the error message on its way. So: no more
+        # writes, drop what arrives, and close once the peer has hung up or after a moment.
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.loop.call_later(ABORT_LINGER, transport.close)
+        self.close_reason = self.close_reason or reason
+        self._closed(None)
 
     def close(self, reason: str | None = None) -> None:
         if self._outbox:
@@ -449,7 +481,8 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         except ProtocolError as exc:
             log.warning("refused connection from %s: %s (%s)", comm.peer_address, exc.message,
                         exc.code)
-            comm.close()
+            if not comm.is_closed:  # an abort lets its error message reach the peer first
+                comm.close()
             return
         except CommClosedError:
             # Port scanners and load-balancer health checks connect and leave: not a warning.
