@@ -145,3 +145,44 @@ def test_tasks_beside_a_task_that_kills_its_worker_complete(cluster, executor):
         bomb.result(timeout=RESULT_TIMEOUT)
     cluster.wait_for_workers(executor, 2, timeout=30)
     assert deaths(cluster) == 3
+
+
+@pytest.mark.cluster(heartbeat_timeout=2)
+def test_sigstop_a_worker_in_the_middle_of_a_graph(cluster, executor, wait_until):
+    frozen, survivor = cluster.workers
+    xs = executor.map(slow_inc, range(100))
+    ys = [executor.submit(slow_add, xs[i], xs[(i + 1) % 100]) for i in range(100)]
+    zs = [executor.submit(slow_add, ys[i], ys[(i + 13) % 100]) for i in range(100)]
+    del xs, ys
+    wait_until(lambda: finished(zs) >= 5, 30, "the graph's last layer to start finishing")
+    frozen.suspend()
+    try:
+        expected_ys = [(i + 1) + ((i + 1) % 100 + 1) for i in range(100)]
+        expected_zs = [expected_ys[i] + expected_ys[(i + 13) % 100] for i in range(100)]
+        start = time.monotonic()
+        assert executor.gather(zs, timeout=RESULT_TIMEOUT) == expected_zs
+        assert time.monotonic() - start < 20
+    finally:
+        frozen.resume()
+
+
+@pytest.mark.cluster(n_workers=3, heartbeat_timeout=2)
+def test_a_worker_fetching_from_a_hung_peer_fetches_from_the_new_holder(cluster, executor):
+    hung, fetcher, _ = cluster.workers
+    x = executor.submit(slow_inc, 1, workers=[hung.name], allow_other_workers=True)
+    warm = executor.submit(slow_inc, executor.submit(slow_inc, 10, workers=[hung.name]),
+                           workers=[fetcher.name])
+    assert warm.result(timeout=RESULT_TIMEOUT) == 12  # the fetcher is connected to the peer
+    assert x.result(timeout=RESULT_TIMEOUT) == 2
+    # Busy, so that x is made again on the third worker once the center drops the hung one.
+    busy = executor.submit(slow_inc, 0, 4.0, workers=[fetcher.name], pure=False)
+    hung.suspend()
+    try:
+        start = time.monotonic()
+        y = executor.submit(slow_inc, x, workers=[fetcher.name])
+        assert y.result(timeout=RESULT_TIMEOUT) == 3
+        assert busy.result(timeout=RESULT_TIMEOUT) == 1
+        # Not the peer's request timeout: the heartbeat timeout and the busy task's 4 s.
+        assert time.monotonic() - start < 10
+    finally:
+        hung.resume()

@@ -125,3 +125,16 @@ def test_a_resent_compute_task_does_not_fetch_what_is_already_in_flight(worker):
     assert worker.state.who_has == {"a": [P1, P2]}
     # Should the request in flight fail, the newly named holder is next.
     assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
+
+
+def test_a_resent_compute_task_that_no_longer_names_the_peer_in_flight_fetches_elsewhere(
+        worker):
+    assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
+    # P1 hangs: the center drops it, makes "a" again on P2, frees "c" here and sends it again.
+    assert worker.free("c") == []
+    assert worker.compute("c", who_has={"a": [P2]}) == [Fetch(P2, ["a"])]
+    assert worker.fetched(P2, {"a": 2}) == [added("a"), worker.execute("c", a=2)]
+    # The hung peer answering at last changes nothing.
+    assert worker.fetched(P1, {"a": 1}) == []
+    assert worker.state.data == {"a": 2} and worker.state.in_flight == {}
+    assert worker.state.busy_peers == set()

@@ -115,7 +115,13 @@ class WorkerState:
                 holders.remove(self.address)
                 self._out.append(SendToCenter(MissingData(key=dep, worker=self.address)))
             self.who_has[dep] = holders
-            if dep not in self.in_flight:
+            source = self.in_flight.get(dep)
+            if source is not None and source not in holders:
+                # The center no longer names the peer we are waiting for (it left or hangs,
+                # and the input was made again elsewhere): ask the holders it names instead.
+                del self.in_flight[dep]
+                source = None
+            if source is None:
                 self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
         self._fetch_missing(missing)
 
@@ -158,7 +164,8 @@ class WorkerState:
         self.busy_peers.discard(event.worker)
         added = {}
         for key, value in event.data.items():
-            self.in_flight.pop(key, None)
+            if self.in_flight.get(key) == event.worker:
+                del self.in_flight[key]
             if key not in self.waiters:
                 continue  # nobody waits for it any more
             self.data[key] = value
