@@ -344,18 +344,15 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         if comm.closed.done() or comm.transport.is_closing():
             return  # after an abort, whatever else arrives is dropped unread
         try:
-            # During the handshake one batch at a time: each may raise the decoder's limits.
-            per_parse = None if comm.established else 1
-            batches = comm.decoder.buffer_updated(nbytes, per_parse)
+            # One batch at a time, in order: the first violation in the stream is the one
+            # reported, and the batch that completes the handshake raises the limits for
+            # the batches behind it.
+            batches = comm.decoder.buffer_updated(nbytes, 1)
             while batches:
-                for frames in batches:
-                    comm._deliver(decode_batch(frames))
-                    if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
-                        return
-                if per_parse is None:
-                    break
-                per_parse = None if comm.established else 1
-                batches = comm.decoder.parse_buffered(per_parse)
+                comm._deliver(decode_batch(batches[0]))
+                if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
+                    return
+                batches = comm.decoder.parse_buffered(1)
         except ProtocolError as exc:
             comm.abort(exc)
         except Exception as exc:  # noqa: BLE001 -- a bug handling one peer must not stop the server
