@@ -186,3 +186,23 @@ def test_a_worker_fetching_from_a_hung_peer_fetches_from_the_new_holder(cluster,
         assert time.monotonic() - start < 10
     finally:
         hung.resume()
+
+
+@pytest.mark.cluster(heartbeat_timeout=2)
+def test_a_result_held_by_a_hung_worker_is_made_again_and_fetched_elsewhere(cluster, executor):
+    hung, survivor = cluster.workers
+    futures = executor.map(slow_inc, range(20))
+    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 21))
+    there = [f for f in futures if executor.who_has(f)[f.key] == [hung.address]]
+    assert there
+    hung.suspend()
+    try:
+        start = time.monotonic()
+        # The client was asking the hung worker; once the center drops it and makes the
+        # results again, the client asks the new holder instead of waiting for ever.
+        assert executor.gather(there, timeout=RESULT_TIMEOUT) == \
+            [futures.index(f) + 1 for f in there]
+        assert time.monotonic() - start < 10
+        assert all(executor.who_has(f)[f.key] == [survivor.address] for f in there)
+    finally:
+        hung.resume()

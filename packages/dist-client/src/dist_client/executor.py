@@ -150,7 +150,8 @@ class Executor(concurrent.futures.Executor):
             try:
                 if not workers:
                     raise LostDataError(f"the center named no holder of {state.key}")
-                got, failed = await transfer.fetch(self._workers, {state.key: workers})
+                got, failed = await transfer.fetch(self._workers, {state.key: workers},
+                                                   self._still_held)
                 if failed:
                     raise LostDataError(next(iter(failed.values())))
                 value = transfer.load(got)[state.key]
@@ -396,7 +397,7 @@ class Executor(concurrent.futures.Executor):
         patience = time.monotonic() + GATHER_PATIENCE
         delay = 0.01
         while True:
-            got, failed = await transfer.fetch(self._workers, holders)
+            got, failed = await transfer.fetch(self._workers, holders, self._still_held)
             payloads.update(got)
             if not failed:
                 break
@@ -416,6 +417,10 @@ class Executor(concurrent.futures.Executor):
     async def _who_has(self, keys: list[str]) -> dict[str, list[str]]:
         reply = await self._ask(lambda i: WhoHas(id=i, keys=keys))
         return reply.who_has
+
+    async def _still_held(self, address: str, keys: list[str]) -> bool:
+        who_has = await self._who_has(keys)
+        return any(address in who_has.get(key, ()) for key in keys)
 
     # -- scattering -----------------------------------------------------------------------------
     def scatter(self, data: Any, broadcast: bool = False, workers=None, hash: bool = True,

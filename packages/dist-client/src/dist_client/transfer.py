@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
@@ -67,6 +68,12 @@ class WorkerConnections:
                 future.set_exception(CommClosedError(
                     f"connection to worker {comm.peer_address} closed: {comm.close_reason}"))
 
+    def drop(self, address: str, reason: str) -> None:
+        """Close the connection to ``address``; a later request opens a new one."""
+        comm = self._comms.pop(address, None)
+        if comm is not None:
+            comm.close(reason)
+
     def close(self) -> None:
         for comm in list(self._comms.values()):
             comm.close()
@@ -74,11 +81,18 @@ class WorkerConnections:
 
 TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
 MAX_KEYS_PER_REQUEST = 5_000
+# A fetch taking longer than this asks the center, as often, whether the worker still holds
+# the keys: a hung worker (stopped, frozen) keeps its connection open and never answers.
+HOLDER_CHECK_INTERVAL = 1.0
+
+StillHeld = Callable[[str, list[str]], Awaitable[bool]]
 
 
-async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tuple[dict, dict]:
+async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
+                still_held: StillHeld | None = None) -> tuple[dict, dict]:
     """Fetch keys from their holders, one request per worker. Returns (payloads, failed) where
-    ``failed`` maps each key not obtained to the reason."""
+    ``failed`` maps each key not obtained to the reason. ``still_held(address, keys)`` says
+    whether the center still counts a slow worker as a holder; if not, it is given up on."""
     plan: dict[str, list[str]] = {}
     for key, addresses in holders.items():
         if addresses:
@@ -92,7 +106,9 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tu
 
     async def one(address: str, keys: list[str]) -> None:
         try:
-            reply = await workers.request(address, lambda i: GetData(id=i, keys=keys))
+            reply = await _unless_given_up(
+                workers, address, keys, still_held,
+                workers.request(address, lambda i: GetData(id=i, keys=keys)))
         except TRANSIENT as exc:
             for key in keys:
                 failed[key] = f"worker {address}: {type(exc).__name__}: {exc}"
@@ -106,6 +122,25 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]]) -> tu
 
     await asyncio.gather(*(one(a, k) for a, k in requests))
     return payloads, failed
+
+
+async def _unless_given_up(workers: WorkerConnections, address: str, keys: list[str],
+                           still_held: StillHeld | None, request: Awaitable[Message]
+                           ) -> Message:
+    """The reply to ``request``, unless the center stops counting ``address`` as a holder of
+    ``keys`` while we wait (it dropped the worker): then the request fails."""
+    reply = asyncio.ensure_future(request)
+    try:
+        while True:
+            done, _ = await asyncio.wait({reply}, timeout=HOLDER_CHECK_INTERVAL)
+            if done:
+                return reply.result()
+            if still_held is not None and not await still_held(address, keys):
+                workers.drop(address, "the center no longer counts it as a holder")
+                raise CommClosedError(f"worker {address} did not answer, and the center "
+                                      "no longer counts it as a holder")
+    finally:
+        reply.cancel()
 
 
 def load(payloads: dict[str, Payload]) -> dict[str, Any]:
