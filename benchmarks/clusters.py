@@ -124,6 +124,7 @@ class RayCluster(Cluster):
         super().__init__(spawner, bin_dir)
         # Ray's unix sockets need a short path, so not under the log directory.
         self.temp_dir = tempfile.mkdtemp(prefix="rb-")
+        spawner.scratch_dirs.append(self.temp_dir)
 
     def common(self) -> list[str]:
         return ["--num-cpus", "1", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
@@ -163,10 +164,6 @@ class RayCluster(Cluster):
             elif "driver.py" not in " ".join(p.cmdline()):
                 roles["other"].append(p)
         return {role: sum_rss(procs) for role, procs in roles.items()}
-
-    def stop(self) -> None:
-        super().stop()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 CLUSTERS = {"dist": DistCluster, "dask": DaskCluster, "ray": RayCluster}

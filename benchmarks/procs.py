@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ class Spawner:
         self.procs: list[subprocess.Popen] = []
         self.sessions: set[int] = set()
         self.known_pids: set[int] = set()
+        self.scratch_dirs: list[str] = []  # removed once the processes using them are gone
         self._counter = 0
 
     def spawn(self, name: str, argv: list[str], stdin=subprocess.DEVNULL,
@@ -130,6 +132,9 @@ class Spawner:
         self.procs.clear()
         self.sessions.clear()
         self.known_pids.clear()
+        for path in self.scratch_dirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self.scratch_dirs.clear()
 
 
 def wait_for_line(log: Path, pattern: str, proc: subprocess.Popen, timeout: float) -> re.Match:
