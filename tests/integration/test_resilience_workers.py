@@ -115,41 +115,9 @@ def test_sigstop_a_worker_is_noticed_within_the_heartbeat_timeout(cluster, execu
     assert executor.submit(total, futures).result(timeout=RESULT_TIMEOUT) == sum(range(1, 201))
 
 
-# -- a task that kills its worker ---------------------------------------------------------------
-@pytest.mark.cluster(nanny=True)
-def test_a_task_that_kills_its_worker_fails_with_killed_worker_naming_it(cluster, executor,
-                                                                        wait_until):
-    bomb = executor.submit(die)
-    with pytest.raises(KilledWorker) as info:
-        bomb.result(timeout=RESULT_TIMEOUT)
-    message = str(info.value)
-    assert bomb.key in message and "died" in message, message
-    # Every death was blamed on the bomb: exactly three, and the nannies start new processes.
-    cluster.wait_for_workers(executor, 2, timeout=30)
-    assert deaths(cluster) == 3
-    started = {a for w in cluster.workers for a in w.matching("Start worker at ")}
-    named = set(re.findall(r"127\.0\.0\.1:\d+", message))
-    assert len(named) == 3 and named <= started, (named, started)
-    assert executor.gather(executor.map(slow_inc, range(20)), timeout=RESULT_TIMEOUT) \
-        == list(range(1, 21))
-
-
-@pytest.mark.cluster(nanny=True)
-def test_tasks_beside_a_task_that_kills_its_worker_complete(cluster, executor):
-    futures = executor.map(slow_inc, range(100), delay=0.05)
-    bomb = executor.submit(die)
-    others = executor.map(slow_inc, range(100, 150), delay=0.01)
-    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 101))
-    assert executor.gather(others, timeout=RESULT_TIMEOUT) == list(range(101, 151))
-    with pytest.raises(KilledWorker, match=bomb.key):
-        bomb.result(timeout=RESULT_TIMEOUT)
-    cluster.wait_for_workers(executor, 2, timeout=30)
-    assert deaths(cluster) == 3
-
-
 @pytest.mark.cluster(heartbeat_timeout=2)
 def test_sigstop_a_worker_in_the_middle_of_a_graph(cluster, executor, wait_until):
-    frozen, survivor = cluster.workers
+    frozen, _ = cluster.workers
     xs = executor.map(slow_inc, range(100))
     ys = [executor.submit(slow_add, xs[i], xs[(i + 1) % 100]) for i in range(100)]
     zs = [executor.submit(slow_add, ys[i], ys[(i + 13) % 100]) for i in range(100)]
@@ -206,3 +174,35 @@ def test_a_result_held_by_a_hung_worker_is_made_again_and_fetched_elsewhere(clus
         assert all(executor.who_has(f)[f.key] == [survivor.address] for f in there)
     finally:
         hung.resume()
+
+
+# -- a task that kills its worker ---------------------------------------------------------------
+@pytest.mark.cluster(nanny=True)
+def test_a_task_that_kills_its_worker_fails_with_killed_worker_naming_it(cluster, executor,
+                                                                        wait_until):
+    bomb = executor.submit(die)
+    with pytest.raises(KilledWorker) as info:
+        bomb.result(timeout=RESULT_TIMEOUT)
+    message = str(info.value)
+    assert bomb.key in message and "died" in message, message
+    # Every death was blamed on the bomb: exactly three, and the nannies start new processes.
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    assert deaths(cluster) == 3
+    started = {a for w in cluster.workers for a in w.matching("Start worker at ")}
+    named = set(re.findall(r"127\.0\.0\.1:\d+", message))
+    assert len(named) == 3 and named <= started, (named, started)
+    assert executor.gather(executor.map(slow_inc, range(20)), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 21))
+
+
+@pytest.mark.cluster(nanny=True)
+def test_tasks_beside_a_task_that_kills_its_worker_complete(cluster, executor):
+    futures = executor.map(slow_inc, range(100), delay=0.05)
+    bomb = executor.submit(die)
+    others = executor.map(slow_inc, range(100, 150), delay=0.01)
+    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 101))
+    assert executor.gather(others, timeout=RESULT_TIMEOUT) == list(range(101, 151))
+    with pytest.raises(KilledWorker, match=bomb.key):
+        bomb.result(timeout=RESULT_TIMEOUT)
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    assert deaths(cluster) == 3
