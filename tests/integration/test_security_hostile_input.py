@@ -28,7 +28,7 @@ from dist_protocol.errors import CommClosedError
 from dist_protocol.framing import DEFAULT_LIMITS, FrameDecoder, frames_to_bytes
 from dist_protocol.messages import (ComputeTask, Error, Hello, RegisterWorker, Submit, TaskErred,
                                     TaskSpec, WorkerRegistered, encode_batch)
-from dist_protocol.serialize import Payload
+from dist_protocol.serialize import Payload, serialize
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -464,6 +464,41 @@ def test_hostile_messages_after_the_handshake_close_only_that_connection(
         cluster, target, name, marker, still_computes):
     data, code, _ = after_handshake_inputs(file_creating_pickle(marker))[name]
     assert asyncio.run(send_raw_and_expect_error(server_address(cluster, target), data)) == code
+
+
+GRAPHS_A_BUGGY_CLIENT_MAY_SEND = {
+    "a cycle": [("a", ["b"]), ("b", ["a"])],
+    "a task that depends on itself and on an unknown key": [("a", ["unknown", "a"])],
+    "a cycle with an unknown key": [("a", ["b"]), ("b", ["a", "unknown"])],
+    "a cycle with an unknown key, the other way": [("a", ["b", "unknown"]), ("b", ["a"])],
+}
+
+
+@pytest.mark.parametrize("name", list(GRAPHS_A_BUGGY_CLIENT_MAY_SEND))
+def test_graphs_with_cycles_and_unknown_keys_err_and_the_center_goes_on(cluster, name,
+                                                                        still_computes):
+    """Keys are hashes of their inputs for the Python client, so it never makes a cycle; a
+    client in another language may. Such a graph errs at once, and
+    the center goes on."""
+    prefix = uuid.uuid4().hex
+    args = serialize([["x"], {}], ["msgpack"])
+    tasks = [TaskSpec(key=f"{prefix}-{key}", function="builtins:len", args=args,
+                      deps=[f"{prefix}-{dep}" for dep in deps])
+             for key, deps in GRAPHS_A_BUGGY_CLIENT_MAY_SEND[name]]
+
+    async def main():
+        comm = await authenticated(cluster.address)
+        comm.send(Submit(tasks=tasks))
+        erred = set()
+        async with asyncio.timeout(15):
+            while len(erred) < len(tasks):
+                reply = await comm.recv()
+                assert isinstance(reply, TaskErred), reply
+                erred.add(reply.key)
+        comm.close()
+        return erred
+
+    assert asyncio.run(main()) == {task.key for task in tasks}
 
 
 def test_the_center_passes_pickles_through_without_loading_them(start_center, tmp_path):

@@ -516,3 +516,29 @@ def test_a_long_chain_is_computed_recovered_and_forgotten_without_deep_recursion
     center.release(keys[-1])
     assert center.state.tasks == {}
 
+
+
+# -- graphs no well-behaved client sends -------------------------------------------------------
+
+@pytest.mark.parametrize("graph", [
+    {"a": ["a"]},
+    {"a": ["b"], "b": ["a"]},
+    {"a": ["b"], "b": ["c"], "c": ["a"], "after": ["c"]},
+    {"a": ["a", "unknown"]},
+    {"a": ["b"], "b": ["a", "unknown"]},
+    {"a": ["b", "unknown"], "b": ["a"]},
+])
+def test_a_graph_with_a_cycle_errs_and_the_center_goes_on(center, match, graph):
+    center.join("w1")
+    out = center.submit(*(center.spec(key, *deps) for key, deps in graph.items()))
+
+    erred = {message.key for _, message in out if isinstance(message, TaskErred)}
+    assert erred == set(graph)
+    assert all(center.state_of(key) == "erred" for key in graph)
+    assert center.submit("next") == [("w1", center.compute("next"))]
+
+
+def test_a_task_listing_the_same_input_twice_is_no_cycle(center):
+    center.join("w1")
+    center.submit("a", center.spec("b", "a", "a"))
+    assert center.finished("w1", "a")[-1] == ("w1", center.compute("b", {"a": ["w1"]}, {"a": 8}))

@@ -105,6 +105,26 @@ def lose_dependents(state: CenterState, first: TaskState | None, cause: TaskStat
                 maybe_release(state, state.tasks[dep])
 
 
+def in_cycles(fresh: list[TaskState]) -> list[TaskState]:
+    """The tasks of ``fresh`` that wait, directly or not, on themselves or on such a task.
+
+    The Python client never sends a cycle (keys hash their inputs); a client written from the
+    spec may, and its tasks would otherwise wait forever.
+    """
+    by_key = {ts.key: ts for ts in fresh}
+    waiting_on = {key: len(set(ts.deps) & by_key.keys()) for key, ts in by_key.items()}
+    ready = [key for key, count in waiting_on.items() if count == 0]
+    if len(ready) == len(by_key):
+        return []
+    while ready:
+        for dependent in by_key[ready.pop()].dependents:
+            if dependent in waiting_on:
+                waiting_on[dependent] -= 1
+                if waiting_on[dependent] == 0:
+                    ready.append(dependent)
+    return [by_key[key] for key, count in waiting_on.items() if count > 0]
+
+
 def fail(state: CenterState, ts: TaskState, exception_type: str, message: str) -> None:
     fail_with(state, ts, TaskErred(key=ts.key, exception_type=exception_type, message=message))
 
@@ -113,10 +133,12 @@ def fail_with(state: CenterState, ts: TaskState, error: TaskErred) -> None:
     """``ts`` and everything waiting on it err with ``error``."""
     stack = [ts]
     erred = []
+    seen: set[str] = set()  # a client may submit a cycle, even a task that depends on itself
     while stack:
         current = stack.pop()
-        if current.state not in ACTIVE and current is not ts:
+        if current.key in seen or (current.state not in ACTIVE and current is not ts):
             continue
+        seen.add(current.key)
         if current.state == "processing":
             state._unassign(current)
         state.unrunnable.discard(current.key)

@@ -169,6 +169,10 @@ class CenterState:
                 self._report_existing(client, ts)
         for ts in fresh:
             self._link(ts)
+        for ts in lineage.in_cycles(fresh):
+            if ts.state != "erred":
+                lineage.fail(self, ts, "CyclicDependency",
+                             f"task {ts.key} depends on itself through its inputs")
         for ts in touched:
             if ts.state == "released" and lineage.needed(self, ts):
                 lineage.recompute(self, ts)
