@@ -2,6 +2,7 @@
 computed once, and one client leaving or failing does not disturb the other."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -104,3 +105,19 @@ def test_one_client_leaving_does_not_disturb_the_other(cluster):
     assert staying.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
     with pytest.raises(ClusterError, match="closed"):
         leaving.submit(inc, 1)
+
+
+def open_files() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count open files")
+def test_clients_that_come_and_go_leave_no_open_files_behind(cluster):
+    """A long-lived process (a web service, a notebook) makes executors again and again."""
+    with cluster.executor() as first:
+        assert first.submit(inc, 0).result(timeout=RESULT_TIMEOUT) == 1
+    before = open_files()
+    for i in range(10):
+        with cluster.executor() as e:
+            assert e.submit(inc, i).result(timeout=RESULT_TIMEOUT) == i + 1
+    assert open_files() == before
