@@ -147,8 +147,6 @@ def start_cluster(network: Network, *, workers: tuple[str, ...] = ("worker-b", "
                          "--heartbeat-timeout", str(heartbeat_timeout), *center_args],
                         env=environment(token), label="dcenter")
     address = center.wait_for(r"Start center at (\S+)", timeout=START_TIMEOUT).group(1)
-    if address.startswith("0.0.0.0:"):
-        address = f"{host.address}:{CENTER_PORT}"  # listening everywhere; reachable here
     hosts = [network.add_host(name, delay_ms=delays.get(name, 0)) for name in workers]
     client_host = network.add_host("client", delay_ms=delays.get("client", 0))
     cluster = Cluster(network, token, host, center, address, client_host)

@@ -76,8 +76,6 @@ def test_servers_bound_everywhere_advertise_a_reachable_address(network, everywh
     assert result["sum"] == 90 and result["ran_on"] == ["198.18.0.2", "198.18.0.3"]
 
 
-@pytest.mark.xfail(strict=True, reason="dcenter --host 0.0.0.0 prints 'Start center at "
-                   "0.0.0.0:PORT', not an address a worker on another host can use")
 def test_center_bound_everywhere_prints_an_address_workers_can_use(network):
     host = network.add_host("center")
     center = host.start([*command("dcenter", "dist_center.cli"), "--host", "0.0.0.0",

@@ -63,7 +63,7 @@ def test_keep_alive_head_and_errors():
 def test_a_taken_port_falls_back_to_a_free_one():
     class Center:
         state = CenterState()
-        address = "127.0.0.1:1"
+        address = bound_address = "127.0.0.1:1"
         started = 0.0
 
     async def main():

@@ -218,7 +218,7 @@ def test_metrics_text_is_valid_and_counts():
 class FakeCenter:
     def __init__(self, state: CenterState):
         self.state = state
-        self.address = "127.0.0.1:8787"
+        self.address = self.bound_address = "127.0.0.1:8787"
         self.started = 50.0
 
 

@@ -6,6 +6,7 @@ import itertools
 import logging
 import time
 
+from dist_protocol.addresses import format_address, parse_address, reachable_host
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
@@ -45,6 +46,7 @@ class Center:
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
         self.last_seen: dict[str, float] = {}
         self.address = ""
+        self.bound_address = ""
         self.started = time.time()
         self._listener = None
         self._watchdog: asyncio.Task | None = None
@@ -57,7 +59,10 @@ class Center:
                                       ssl_context=self.ssl_context, who="center",
                                       limits=self.limits,
                                       handshake_timeout=self.handshake_timeout)
-        self.address = self._listener.address
+        # Bound everywhere, it tells workers and clients an address they can reach instead.
+        self.bound_address = self._listener.address
+        scheme, host, port = parse_address(self.bound_address)
+        self.address = format_address(reachable_host(host), port, scheme)
         if self.dashboard_port is not None:
             from .dashboard import Dashboard
             self.dashboard = Dashboard(self, port=self.dashboard_port)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 
 SCHEMES = ("tcp", "tls")
 
@@ -48,3 +50,57 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+# An address of the range set aside for documentation: no host has it, so a route towards it is
+# the one to the wider network (connecting a UDP socket sends no packet).
+_ANYWHERE = {socket.AF_INET: "192.0.2.1", socket.AF_INET6: "2001:db8::1"}
+_SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
+
+
+def local_address_towards(host: str) -> str:
+    """The local IP this machine would use to reach ``host`` (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, 9))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def reachable_host(bound_host: str) -> str:
+    """What to tell others for a server bound to ``bound_host``: itself, unless it is a
+    wildcard (``0.0.0.0``, ``::``), which no one can connect to; then this machine's address
+    on the route outwards, or on its first interface that is up, or loopback if it has none."""
+    if bound_host not in WILDCARD_HOSTS:
+        return bound_host
+    families = [socket.AF_INET6, socket.AF_INET] if bound_host == "::" else [socket.AF_INET]
+    for family in families:
+        address = local_address_towards(_ANYWHERE[family])
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    for address in _interface_addresses():
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    return "127.0.0.1"
+
+
+def _interface_addresses() -> list[str]:
+    """IPv4 addresses of this machine's interfaces, in interface order (Linux; else none)."""
+    found: list[str] = []
+    try:
+        import fcntl
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError):
+        return found
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for name in names:
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                reply = fcntl.ioctl(probe.fileno(), _SIOCGIFADDR, request)
+            except OSError:
+                continue  # down, or no IPv4 address
+            found.append(socket.inet_ntoa(reply[20:24]))
+    return found

@@ -11,14 +11,14 @@ import time
 from typing import Annotated
 
 import typer
-from dist_protocol.addresses import is_loopback_host, parse_address
+from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit, run
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
-from .server import RESTART_EXIT_CODE, Worker, local_address_towards
+from .server import RESTART_EXIT_CODE, Worker
 
 app = typer.Typer(add_completion=False, help=__doc__)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol
 
-from dist_protocol.addresses import parse_address
+from dist_protocol.addresses import parse_address, reachable_host
 
 from .. import __version__
 from ..state import CenterState
@@ -37,7 +37,8 @@ PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect
 
 class CenterLike(Protocol):
     state: CenterState
-    address: str
+    address: str  # what workers and clients connect to
+    bound_address: str  # where it listens: the dashboard listens on the same interface
     started: float
 
 
@@ -91,13 +92,13 @@ class Dashboard:
 
     @property
     def url(self) -> str:
-        return url_for(self.host or "127.0.0.1", self.port)
+        return url_for(reachable_host(self.host or "127.0.0.1"), self.port)
 
     async def start(self) -> None:
         """Listen on the center's host; a taken port falls back to any free one, with a warning,
         so a second cluster on one machine still gets its dashboard."""
         if self.host is None:
-            _, self.host, _ = parse_address(self.center.address)
+            _, self.host, _ = parse_address(self.center.bound_address)
         try:
             self.port = await self._http.start(self.host, self.requested_port)
         except OSError as exc:
