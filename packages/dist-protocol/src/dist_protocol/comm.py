@@ -147,7 +147,10 @@ class Comm:
                 if pending:
                     self.transport.write(b"".join(pending))
                     pending, pending_size = [], 0
-                self.transport.write(buf)
+                # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
+                # received into a memory map, forwarded)
+                self.transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
+                                     else memoryview(buf))
             else:
                 pending.append(buf)
                 pending_size += size

@@ -7,11 +7,14 @@ A batch on the wire is::
 All integers are unsigned 64-bit little-endian. Frame 0 is the msgpack message list; further
 frames are payloads referenced by index. The decoder reads into buffers it hands out
 (``get_buffer``/``buffer_updated``), so a large frame is received straight into its own
-bytearray, not through a staging buffer. That bytearray grows as the bytes arrive (one copy
-per doubling past 16 MiB), so what a peer announces costs nothing until it sends it.
+buffer, not through a staging buffer. A very large frame's buffer is an anonymous memory map:
+the kernel backs its pages only as bytes arrive, so what a peer announces costs nothing until
+it sends it, the frame is never copied to grow, and its memory goes back to the system as soon
+as the frame is dropped.
 """
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Sequence
 
@@ -22,10 +25,17 @@ U64 = struct.Struct("<Q")
 # Frames at least this large are read into a buffer of their own (no copy from the staging
 # buffer); smaller frames are sliced out of the staging buffer as bytes.
 DIRECT_READ_THRESHOLD = 64 * 1024
-# Such a buffer is allocated as the bytes arrive, doubling from this size up to the frame's
-# length: a header that announces a huge frame costs memory only once its bytes are sent.
-DIRECT_READ_FIRST_ALLOCATION = 16 * 2**20
+# Frames at least this large get a memory map rather than a bytearray (which would be zeroed,
+# and so paid for, in full before any byte arrives).
+MAPPED_THRESHOLD = 2**20
 STAGING_SIZE = 256 * 1024
+
+
+def _frame_buffer(length: int) -> bytearray | mmap.mmap:
+    try:
+        return mmap.mmap(-1, length) if length >= MAPPED_THRESHOLD else bytearray(length)
+    except (OSError, MemoryError) as exc:  # the system refuses that much address space
+        raise LimitExceeded(f"cannot make room for a frame of {length} bytes: {exc}") from None
 
 
 class Limits:
@@ -90,7 +100,7 @@ class FrameDecoder:
         self._lengths: list[int] | None = None
         self._nframes: int | None = None
         self._frames: list = []
-        self._direct: bytearray | None = None
+        self._direct: bytearray | mmap.mmap | None = None
         self._direct_filled = 0
         self._direct_length = 0
 
@@ -112,11 +122,6 @@ class FrameDecoder:
     # -- the buffer interface (asyncio.BufferedProtocol) ---------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._direct is not None:
-            if self._direct_filled == len(self._direct):
-                # A new buffer, not a resize: the transport may still hold a view of this one.
-                grown = bytearray(min(2 * len(self._direct), self._direct_length))
-                grown[:self._direct_filled] = self._direct
-                self._direct = grown
             return memoryview(self._direct)[self._direct_filled:]
         if self._end == len(self._buf):
             self._make_room(len(self._buf) // 2 or 1)
@@ -228,8 +233,7 @@ class FrameDecoder:
                     self._frames.append(self._take(length))
                     continue
                 if length >= DIRECT_READ_THRESHOLD:
-                    direct = bytearray(min(length, max(DIRECT_READ_FIRST_ALLOCATION,
-                                                       2 * available)))
+                    direct = _frame_buffer(length)
                     direct[:available] = self._buf[self._start:self._end]
                     self._start = self._end = 0
                     self._direct, self._direct_filled = direct, available

@@ -137,7 +137,7 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
         if name == "bytes":
             if len(frames) != 1:
                 raise SerializationError("a bytes payload has exactly one frame")
-            return bytes(frames[0]) if isinstance(frames[0], memoryview) else frames[0]
+            return frames[0] if isinstance(frames[0], bytes) else bytes(frames[0])
         if name == "pickle":
             if not allow_pickle:
                 raise SerializationError("pickle payloads are not accepted here")
