@@ -83,6 +83,23 @@ def _identity(value: Any, frames: list, seen: dict) -> Any:
     return value
 
 
+def _wire_kinds(tp: Any) -> tuple[type, ...]:
+    """The Python types msgpack decodes a value of ``tp`` to."""
+    if tp is Any:
+        return (object,)
+    if tp in _SCALARS:
+        return _SCALARS[tp][1]
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return (list,)
+    if tp is Payload or origin is dict or dataclasses.is_dataclass(tp):
+        return (dict,)
+    if origin in (Union, types.UnionType):
+        return tuple(kind for a in typing.get_args(tp) if a is not type(None)
+                     for kind in _wire_kinds(a))
+    raise TypeError(f"no wire type for {tp!r}")
+
+
 def converter(tp: Any) -> Converter:
     if tp is Any:
         return lambda value, frames: value
@@ -121,17 +138,26 @@ def converter(tp: Any) -> Converter:
         return check_map
     if origin in (Union, types.UnionType):
         options = [a for a in args if a is not type(None)]
-        convs = [converter(a) for a in options]
+        pairs = [(_wire_kinds(a), converter(a)) for a in options]
         nullable = len(options) != len(args)
+        # Only the options whose wire kind fits are tried: a failed try costs an exception,
+        # and messages like compute-task hold a ``str | Payload`` for every task.
+        by_type: dict[type, list[Converter]] = {}
 
         def check_union(value: Any, frames: list) -> Any:
             if value is None and nullable:
                 return None
-            for conv in convs:
+            candidates = by_type.get(type(value))
+            if candidates is None:
+                candidates = [conv for kinds, conv in pairs if isinstance(value, kinds)]
+                if len(by_type) < 64:
+                    by_type[type(value)] = candidates
+            for conv in candidates:
                 try:
                     return conv(value, frames)
                 except InvalidMessage:
-                    continue
+                    if len(candidates) == 1:
+                        raise
             raise InvalidMessage(f"expected {type_name(tp)}, got {type(value).__name__}")
         return check_union
     if dataclasses.is_dataclass(tp):
