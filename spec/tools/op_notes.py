@@ -73,6 +73,13 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                          "`keys-added` once they arrive"),
     "restart-worker": ("Restart the worker process (its nanny starts it again).", "—"),
     "free-keys": ("Drop these keys (data and tasks).", "—"),
+    "steal-request": ("The center would move these tasks, assigned to this worker but perhaps "
+                      "not started, to an idle worker. The worker gives up each one that has "
+                      "not started running (forgets it, as if freed) and keeps the rest.",
+                      "`steal-reply`"),
+    "steal-reply": ("`keys`: the tasks given up, which the center assigns elsewhere; `kept`: "
+                    "those already running or done (their results follow as usual) or not "
+                    "known here.", "—"),
     "get-data": ("Values of keys held by this worker, serialized with the first of "
                  "`serializers` that can represent each (default: `pickle`).",
                  "`data` with the same `id`"),

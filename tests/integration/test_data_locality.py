@@ -110,3 +110,26 @@ def test_a_worker_that_joins_later_gets_work_from_a_long_queue(cluster, executor
     late_share = ran_in.count(late.worker_pid())
     assert late_share >= 5, f"the late worker ran {late_share} of 40 queued tasks"
     assert ran_in.count(first.worker_pid()) + late_share == 40
+
+
+def slow_where_with(data, i, delay=0.3):
+    time.sleep(delay)
+    return os.getpid()
+
+
+def test_slow_tasks_piled_on_the_worker_with_their_input_are_shared_with_an_idle_one(
+        cluster, executor, pids):
+    """Each task would move a few bytes and run for 0.3 s: the idle worker steals some."""
+    a, b = cluster.workers
+    [data] = executor.scatter(["small input"], workers=[a.address])
+    futures = executor.map(slow_where_with, [data] * 8, range(8))
+    ran_in = executor.gather(futures)
+    assert set(ran_in) == {pids[a.address], pids[b.address]}
+    assert a.address in executor.who_has(data)[data.key]
+
+
+def test_tasks_on_a_big_input_stay_with_it_when_moving_it_costs_more(cluster, executor, pids):
+    a, b = cluster.workers
+    big = executor.submit(make_bytes, 200_000_000, pure=False, workers=[a.address])
+    futures = executor.map(slow_where_with, [big] * 4, range(4), delay=0.05)
+    assert set(executor.gather(futures)) == {pids[a.address]}

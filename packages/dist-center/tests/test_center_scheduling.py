@@ -212,6 +212,6 @@ def test_cancelling_running_work_lets_queued_work_start(center):
 
     out = center.cancel("a", "b")
 
-    assert out == [("w1", FreeKeys(keys=["a"])), ("w1", FreeKeys(keys=["b"])),
+    assert out == [("w1", FreeKeys(keys=["a", "b"])),
                    ("alice", KeyCancelled(key="a")), ("alice", KeyCancelled(key="b")),
                    ("w1", center.compute("c"))]

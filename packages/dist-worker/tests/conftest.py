@@ -12,7 +12,7 @@ import pytest
 from dist_protocol.messages import ComputeTask, TaskErred
 from dist_worker.events import (ComputeRequested, DataFetched, DataPut, Execute,
                                 ExecutionFailed, ExecutionSucceeded, FetchFailed, FreeRequested,
-                                ReplicasRequested)
+                                ReplicasRequested, StealRequested)
 from dist_worker.state import WorkerState
 
 FUNCTION = "operator:add"
@@ -50,6 +50,9 @@ class WorkerHarness:
 
     def free(self, *keys: str) -> list:
         return self(FreeRequested(list(keys)))
+
+    def steal(self, *keys: str) -> list:
+        return self(StealRequested(list(keys)))
 
     def fetched(self, peer: str, data: dict[str, Any], missing: list[str] = ()) -> list:
         return self(DataFetched(peer, data, dict.fromkeys(data, 8), list(missing)))

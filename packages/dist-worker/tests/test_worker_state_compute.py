@@ -1,5 +1,5 @@
 """WorkerState: running tasks on its threads, reporting outcomes, freeing and pausing."""
-from dist_protocol.messages import KeysAdded, MissingData, TaskErred, TaskFinished
+from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskErred, TaskFinished
 from dist_worker.events import ComputeRequested, Fetch, SendToCenter
 
 
@@ -102,6 +102,33 @@ def test_free_keys_of_an_executing_task_lets_the_center_decide_about_its_result(
     assert worker.compute("a") == []
 
     assert worker.succeeded("a") == [finished("a")]
+
+
+def test_a_steal_request_takes_only_tasks_that_have_not_started(worker):
+    worker.compute("running-1")
+    worker.compute("running-2")
+    worker.compute("ready")
+    worker.compute("waiting", who_has={"x": ["tcp://peer:2"]})
+
+    out = worker.steal("running-1", "ready", "waiting", "unknown")
+
+    assert out == [SendToCenter(StealReply(keys=["ready", "waiting"],
+                                           kept=["running-1", "unknown"]))]
+    assert worker.state.tasks.keys() == {"running-1", "running-2"}
+    assert worker.state.waiters == {} and worker.state.who_has == {}
+    assert worker.succeeded("running-1") == [finished("running-1")]  # nothing else starts
+    assert worker.state.ready == [] or all(k not in worker.state.tasks
+                                           for _, k in worker.state.ready)
+
+
+def test_a_stolen_task_sent_back_later_runs_here(worker):
+    worker.compute("a")
+    worker.compute("b")
+    worker.compute("c")
+    worker.steal("c")
+
+    assert worker.compute("c") == []  # both threads busy: it waits its turn
+    assert worker.succeeded("a") == [finished("a"), worker.execute("c")]
 
 
 def test_free_keys_for_unknown_keys_is_harmless(worker):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from dist_protocol.messages import FreeKeys, KeyLost, TaskErred
+from dist_protocol.messages import KeyLost, TaskErred
 
 from .records import ACTIVE, TaskState
 
@@ -179,7 +179,7 @@ def maybe_release(state: CenterState, ts: TaskState) -> None:
                 freed.append(address)
         ts.who_has.clear()
         for address in freed:
-            state._send(address, FreeKeys(keys=[ts.key]))
+            state._free(address, ts.key)
     state.unrunnable.discard(ts.key)
     if ts.state != "released":
         state._set_state(ts, "released")

@@ -25,10 +25,10 @@ from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, Cluste
                                     ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
                                     KeyLost, KeysAdded, Message, MissingData, RegisterWorker,
                                     Release, Replicate, Restart, RestartWorker, ScatterPlan,
-                                    ScatterPlanReply, Submit, TaskErred, TaskFinished,
+                                    ScatterPlanReply, StealReply, Submit, TaskErred, TaskFinished,
                                     Unregister, WhoHas, WhoHasReply, WorkerRegistered)
 
-from . import lineage, placement
+from . import balance, lineage, placement
 from .durations import TaskDurations
 from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, WorkerJoined,
                      WorkerLeft, WorkerSent)
@@ -66,6 +66,8 @@ class CenterState:
         self.task_durations = TaskDurations()
         self._seq = itertools.count()
         self._out: Outgoing = []
+        self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
+        self.stealing: dict[str, str] = {}  # key asked back from its worker -> the idle worker
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
         self._slots_freed: dict[str, None] = {}
@@ -89,6 +91,7 @@ class CenterState:
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: self._keys_added, MissingData: self._missing_data,
             Heartbeat: self._heartbeat, Unregister: self._unregister,
+            StealReply: self._steal_reply,
         }
 
     # -- the one entry point -----------------------------------------------------------------
@@ -96,7 +99,9 @@ class CenterState:
         for event in events:
             self._handlers[type(event)](event)
         self._refill()
+        balance.balance(self)
         out, self._out = self._out, []
+        self._last_sent.clear()
         return out
 
     def _refill(self) -> None:
@@ -108,6 +113,16 @@ class CenterState:
 
     def _send(self, to: str, message: Message) -> None:
         self._out.append((to, message))
+        self._last_sent[to] = message
+
+    def _free(self, address: str, key: str) -> None:
+        """Tell a worker to drop ``key``. Releasing a map frees thousands of keys in one step:
+        they go as one free-keys message per worker, in the place the first one would have."""
+        last = self._last_sent.get(address)
+        if type(last) is FreeKeys:
+            last.keys.append(key)
+        else:
+            self._send(address, FreeKeys(keys=[key]))
 
     def _set_state(self, ts: TaskState, state: str) -> None:
         self.transitions.append((ts.key, ts.state, state))
@@ -285,6 +300,7 @@ class CenterState:
         self.names.clear()
         self.queue.clear()
         self.unrunnable.clear()
+        self.stealing.clear()
 
     def _cluster_info(self, client: str, msg: ClusterInfo) -> None:
         self._send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
@@ -334,6 +350,7 @@ class CenterState:
         worker = self.workers.pop(event.worker, None)
         if worker is None:
             return
+        balance.forget_worker(self, worker.address)
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
@@ -388,8 +405,11 @@ class CenterState:
             # Not the run the center waits for. The center may have asked this worker to free
             # the key since (the messages crossed), so whether the worker still holds the value
             # is unknown: make sure it does not, rather than send readers to a missing copy.
-            self._send(address, FreeKeys(keys=[msg.key]))
+            self._free(address, msg.key)
         self._fill(worker)
+
+    def _steal_reply(self, address: str, msg: StealReply) -> None:
+        balance.steal_reply(self, address, msg)
 
     def _record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
         if msg.stop > msg.start > 0:
@@ -412,7 +432,7 @@ class CenterState:
             if holder is not None:
                 holder.processing.pop(ts.key, None)
                 if holder is not worker:
-                    self._send(holder.address, FreeKeys(keys=[ts.key]))
+                    self._free(holder.address, ts.key)
             ts.processing_on = None
         self.unrunnable.discard(ts.key)
         ts.waiting_on.clear()
@@ -497,7 +517,7 @@ class CenterState:
                 holder.nbytes -= ts.nbytes
                 # It may hold the key yet fail to serve it; no longer counted, it must not
                 # keep it either, or the copy would never be freed.
-                self._send(holder.address, FreeKeys(keys=[ts.key]))
+                self._free(holder.address, ts.key)
         if ts.state == "memory" and not ts.who_has:
             lineage.lose(self, [ts], f"worker {msg.worker} no longer had it")
         elif ts.state == "memory":
@@ -569,7 +589,7 @@ class CenterState:
         worker = self.workers.get(ts.processing_on or "")
         if worker is not None:
             worker.processing.pop(ts.key, None)
-            self._send(worker.address, FreeKeys(keys=[ts.key]))
+            self._free(worker.address, ts.key)
             self._slots_freed[worker.address] = None
         ts.processing_on = None
         self._set_state(ts, "waiting")

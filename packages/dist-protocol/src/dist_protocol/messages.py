@@ -286,6 +286,17 @@ class FreeKeys(Message):
     keys: list[str]
 
 
+@message("steal-request", "center->worker")
+class StealRequest(Message):
+    keys: list[str]
+
+
+@message("steal-reply", "worker->center")
+class StealReply(Message):
+    keys: list[str]  # those given up: they had not started, and this worker forgot them
+    kept: list[str] = field(default_factory=list)  # started, finished or unknown here
+
+
 # -- data plane: client/worker -> worker -------------------------------------------------------
 
 @message("get-data", "client->worker", "worker->worker")

@@ -21,6 +21,13 @@ class FreeRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class StealRequested:
+    """The center would run these tasks elsewhere, if they have not started here."""
+
+    keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicasRequested:
     """The center wants copies of these keys here (from the listed holders)."""
 
@@ -69,8 +76,8 @@ class DataPut:
     nbytes: dict[str, int]
 
 
-Event = (ComputeRequested | FreeRequested | ReplicasRequested | DataFetched | FetchFailed
-         | ExecutionSucceeded | ExecutionFailed | DataPut)
+Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
+         | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut)
 
 # -- instructions ----------------------------------------------------------------------------
 

@@ -7,38 +7,27 @@ import dataclasses
 import itertools
 import logging
 import os
-import socket
 import time
 from typing import Any
 
-from dist_protocol.addresses import format_address, parse_address
+from dist_protocol.addresses import format_address, local_address_towards, parse_address
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, connect, listen
 from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
-                                    Unregister, WorkerRegistered)
+                                    StealRequest, Unregister, WorkerRegistered)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionSucceeded, Fetch,
-                     FetchFailed, FreeRequested, ReplicasRequested, SendToCenter)
+                     FetchFailed, FreeRequested, ReplicasRequested, SendToCenter,
+                     StealRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
 from .monitor import Monitor
 from .state import WorkerState
 
 log = logging.getLogger("dist.worker")
 RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
-
-
-def local_address_towards(host: str) -> str:
-    """The local IP this machine would use to reach ``host`` (no packet is sent)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, 9))
-            return probe.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
 
 
 class Worker:
@@ -202,6 +191,8 @@ class Worker:
                 events.append(ComputeRequested(msg))
             elif isinstance(msg, FreeKeys):
                 events.append(FreeRequested(msg.keys))
+            elif isinstance(msg, StealRequest):
+                events.append(StealRequested(msg.keys))
             elif isinstance(msg, AcquireReplicas):
                 events.append(ReplicasRequested(msg.who_has))
             elif isinstance(msg, RestartWorker):

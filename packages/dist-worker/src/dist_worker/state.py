@@ -12,11 +12,11 @@ import itertools
 from collections import deque
 from typing import Any
 
-from dist_protocol.messages import KeysAdded, MissingData, TaskFinished
+from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskFinished
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
-                     ReplicasRequested, SendToCenter)
+                     ReplicasRequested, SendToCenter, StealRequested)
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -62,6 +62,7 @@ class WorkerState:
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
             DataPut: self._put, ReplicasRequested: self._replicas,
+            StealRequested: self._steal,
         }
 
     @property
@@ -147,6 +148,18 @@ class WorkerState:
                 self.data.pop(key, None)
                 self.nbytes.pop(key, None)
                 self.serialized.pop(key, None)
+
+    def _steal(self, event: StealRequested) -> None:
+        """Give up the tasks that have not started; the center runs them elsewhere."""
+        given, kept = [], []
+        for key in event.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and ts.state in ("waiting", "ready"):
+                self._drop_task(ts)
+                given.append(key)
+            else:
+                kept.append(key)
+        self._out.append(SendToCenter(StealReply(keys=given, kept=kept)))
 
     def _drop_task(self, ts: WorkerTask) -> None:
         del self.tasks[ts.key]
