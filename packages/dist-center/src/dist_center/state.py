@@ -615,7 +615,16 @@ class CenterState:
             worker.processing = dict(worker.processing)
         self.queue = list(self.queue)
         self.unrunnable = set(self.unrunnable)
-
+        self.stealing = dict(self.stealing)
+        # The histories outlive the burst that wrote them, and their entries (and the keys
+        # they name) sit in memory pages allocated during it: scattered, a few thousand keep
+        # most of those pages from going back to the system. Only entries about tasks still
+        # known stay; the dashboard has shown the rest as they happened.
+        tasks = self.tasks
+        self.transitions = deque((t for t in self.transitions if t[0] in tasks),
+                                 maxlen=self.transitions.maxlen)
+        self.task_stream = deque((t for t in self.task_stream if t[0] in tasks),
+                                 maxlen=self.task_stream.maxlen)
 
     def validate(self) -> None:
         """Assert every invariant; tests call this after each step."""
