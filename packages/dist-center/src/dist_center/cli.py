@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 from dist_protocol.addresses import format_address, is_loopback_host
-from dist_protocol.comm import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit, run
+from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
+                                run, tune_garbage_collector)
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
@@ -84,6 +85,7 @@ def main_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     raise_open_file_limit()
+    tune_garbage_collector()
     scheme = "tls" if (tls_cert or tls_key) else "tcp"
     center = Center(format_address(host, port, scheme), token=token,
                     ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),

@@ -66,6 +66,19 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+# Young-generation collections every 50,000 allocations rather than 700: a server holding
+# 100,000 tasks allocates in bursts of mostly long-lived objects, and with the default the
+# collector's passes over them cost it 40% of its throughput.
+SERVER_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """For the center's and workers' own processes; clients leave the user's settings alone."""
+    import gc
+
+    gc.set_threshold(*SERVER_GC_THRESHOLDS)
+
+
 def run(main: Awaitable) -> object:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
-from dist_protocol.comm import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit, run
+from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
+                                run, tune_garbage_collector)
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
@@ -116,6 +117,7 @@ def main_command(
     if nanny:
         raise typer.Exit(supervise([a for a in sys.argv[1:] if a not in ("--nanny",)]))
     raise_open_file_limit()
+    tune_garbage_collector()
     worker = Worker(center, host=host, port=port, nthreads=nthreads, name=name, token=token,
                     ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
                     ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
