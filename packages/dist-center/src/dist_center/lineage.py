@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from dist_protocol.messages import KeyLost, TaskErred
 
-from .records import ACTIVE, TaskState
+from .records import ACTIVE, NONE, TaskState, added, discard
 
 if TYPE_CHECKING:
     from .state import CenterState
@@ -28,13 +28,13 @@ def recompute(state: CenterState, ts: TaskState) -> None:
             lose(state, [ts], "scattered data has no lineage to recompute it from")
             continue
         state._set_state(ts, "waiting")
-        ts.waiting_on = set()
+        ts.waiting_on = NONE
         released = []
         for dep in ts.deps:
             dts = state.tasks[dep]
             if dts.state == "memory":
                 continue
-            ts.waiting_on.add(dep)
+            ts.waiting_on = added(ts.waiting_on, dep)
             if dts.state == "released":
                 released.append(dts)
             elif dts.state == "lost":
@@ -62,7 +62,7 @@ def lose(state: CenterState, lost: list[TaskState], why: str) -> None:
             if dts.state == "processing":
                 state._unassign(dts)
             if dts.state in ("waiting", "queued", "no-worker"):
-                dts.waiting_on.add(ts.key)
+                dts.waiting_on = added(dts.waiting_on, ts.key)
                 if dts.state != "waiting":
                     state.unrunnable.discard(dts.key)
                     state._set_state(dts, "waiting")
@@ -177,7 +177,7 @@ def maybe_release(state: CenterState, ts: TaskState) -> None:
                 worker.has_what.discard(ts.key)
                 worker.nbytes -= ts.nbytes
                 freed.append(address)
-        ts.who_has.clear()
+        ts.who_has = NONE
         for address in freed:
             state._free(address, ts.key)
     state.unrunnable.discard(ts.key)
@@ -204,7 +204,7 @@ def unlink_inputs(state: CenterState, ts: TaskState) -> None:
     for dep in deps:
         dts = state.tasks.get(dep)
         if dts is not None:
-            dts.dependents.discard(ts.key)
+            discard(dts.dependents, ts.key)
             if not dts.dependents:
                 state._unlinked.append(dts)
     if state._releasing_unlinked:

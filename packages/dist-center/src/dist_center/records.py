@@ -3,6 +3,25 @@ from __future__ import annotations
 
 from dist_protocol.messages import TaskErred, TaskSpec
 
+# Most tasks never get a dependent, a second holder or a second client. Until they do, they
+# share this empty set rather than hold four of their own (about 900 bytes a task); ``added``
+# gives a task its own set on the first addition.
+NONE: frozenset = frozenset()
+
+
+def added(current: set[str] | frozenset, item: str) -> set[str]:
+    """``current`` with ``item`` in it: the shared empty set is replaced, never changed."""
+    if current is NONE:
+        return {item}
+    current.add(item)  # type: ignore[union-attr]
+    return current  # type: ignore[return-value]
+
+
+def discard(current: set[str] | frozenset, item: str) -> None:
+    if current:
+        current.discard(item)  # type: ignore[union-attr]
+
+
 ACTIVE = frozenset({"waiting", "queued", "no-worker", "processing"})
 STATES = ACTIVE | {"memory", "erred", "released", "lost", "scattering"}
 
@@ -25,14 +44,14 @@ class TaskState:
         self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
         self.spec = spec
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
-        self.dependents: set[str] = set()
+        self.dependents: set[str] | frozenset = NONE
         self.state = "released"
-        self.waiting_on: set[str] = set()
-        self.who_has: set[str] = set()
+        self.waiting_on: set[str] | frozenset = NONE
+        self.who_has: set[str] | frozenset = NONE
         self.nbytes = 0
         self.type = ""
         self.processing_on: str | None = None
-        self.wanted_by: set[str] = set()
+        self.wanted_by: set[str] | frozenset = NONE
         self.died_on: list[str] = []  # workers that died while running it
         self.retries_left = spec.retries if spec else 0
         self.error: TaskErred | None = None

@@ -34,7 +34,8 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, Wor
                      WorkerLeft, WorkerSent)
 from .invariants import validate_state
 # The records live apart; importers of this module find them here as well.
-from .records import ACTIVE, STATES, TaskState, WorkerInfo, key_prefix  # noqa: F401
+from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
+                      discard, key_prefix)
 
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
@@ -149,7 +150,7 @@ class CenterState:
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:
-                ts.wanted_by.discard(event.client)
+                discard(ts.wanted_by, event.client)
                 lineage.maybe_release(self, ts)
 
     def _client_sent(self, event: ClientSent) -> None:
@@ -160,7 +161,7 @@ class CenterState:
             handler(event.client, event.message)
 
     def _want(self, client: str, ts: TaskState) -> None:
-        ts.wanted_by.add(client)
+        ts.wanted_by = added(ts.wanted_by, client)
         self.clients[client].add(ts.key)
 
     def _submit(self, client: str, msg: Submit) -> None:
@@ -170,7 +171,7 @@ class CenterState:
         for spec in msg.tasks:
             ts = self.tasks.get(spec.key)
             if ts is None or (ts.state in ("released", "lost") and ts.scattered):
-                dependents: set[str] = set()
+                dependents: set[str] | frozenset = NONE
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
                     lineage.forget(self, ts)
@@ -208,7 +209,8 @@ class CenterState:
         missing = [dep for dep in ts.deps if dep not in self.tasks]
         ts.deps = tuple(dep for dep in ts.deps if dep in self.tasks)
         for dep in ts.deps:
-            self.tasks[dep].dependents.add(ts.key)
+            dts = self.tasks[dep]
+            dts.dependents = added(dts.dependents, ts.key)
         if missing:
             lineage.fail(self, ts, "MissingDependency",
                          f"task {ts.key} depends on {', '.join(missing)}, which the center "
@@ -220,7 +222,7 @@ class CenterState:
             wants.discard(key)
             ts = self.tasks.get(key)
             if ts is not None:
-                ts.wanted_by.discard(client)
+                discard(ts.wanted_by, client)
                 lineage.maybe_release(self, ts)
 
     def _cancel(self, client: str, msg: Cancel) -> None:
@@ -374,7 +376,7 @@ class CenterState:
         lost = []
         for key in worker.has_what:
             ts = self.tasks[key]
-            ts.who_has.discard(worker.address)
+            discard(ts.who_has, worker.address)
             if not ts.who_has and ts.state == "memory":
                 lost.append(ts)
         worker.has_what.clear()
@@ -435,7 +437,7 @@ class CenterState:
                     self._free(holder.address, ts.key)
             ts.processing_on = None
         self.unrunnable.discard(ts.key)
-        ts.waiting_on.clear()
+        ts.waiting_on = NONE
         ts.nbytes, ts.type = nbytes, type_
         self._set_state(ts, "memory")
         self._add_replica(ts, worker)
@@ -447,7 +449,7 @@ class CenterState:
                                                workers=holders))
         for dep_key in ts.dependents:
             dts = self.tasks[dep_key]
-            dts.waiting_on.discard(ts.key)
+            discard(dts.waiting_on, ts.key)
             if dts.state == "waiting" and not dts.waiting_on:
                 self._place(dts)
         for dep_key in ts.deps:
@@ -457,7 +459,7 @@ class CenterState:
 
     def _add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
         if worker.address not in ts.who_has:
-            ts.who_has.add(worker.address)
+            ts.who_has = added(ts.who_has, worker.address)
             worker.has_what.add(ts.key)
             worker.nbytes += ts.nbytes
 
@@ -494,7 +496,7 @@ class CenterState:
                                                    workers=[address]))
                 for dep_key in ts.dependents:
                     dts = self.tasks[dep_key]
-                    dts.waiting_on.discard(key)
+                    discard(dts.waiting_on, key)
                     if dts.state == "waiting" and not dts.waiting_on:
                         self._place(dts)
             elif ts.state == "memory":
@@ -511,7 +513,7 @@ class CenterState:
             return
         holder = self.workers.get(msg.worker)
         if msg.worker in ts.who_has:
-            ts.who_has.discard(msg.worker)
+            discard(ts.who_has, msg.worker)
             if holder is not None:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes
