@@ -172,6 +172,20 @@ def test_errors_inside_records_name_the_path():
             r"Submit\.tasks: TaskSpec\.key: expected str")
 
 
+@pytest.mark.parametrize("function, expected", [
+    (7, r"expected str\|payload, got int"),
+    (["math:sqrt"], r"expected str\|payload, got list"),
+    ({"serializer": "yaml", "frames": [1]}, "unknown serializer 'yaml'"),
+    ({"serializer": "pickle", "frames": [5]}, "payload frame index 5 is not a frame"),
+])
+def test_a_function_that_is_neither_a_path_nor_a_payload_is_rejected(function, expected):
+    """``str | Payload``: only the option of the value's kind is tried, so a payload map with
+    something wrong inside says what, rather than that it is not a string."""
+    task = {"key": "k", "function": function}
+    rejects(wire({"op": "submit", "tasks": [task]}, frames=(b"p",)), "invalid-message",
+            rf"TaskSpec\.function: {expected}")
+
+
 def test_an_unknown_op_is_an_unknown_op_error():
     error = rejects(wire({"op": "teleport", "where": "mars"}), "unknown-op", "teleport")
     assert isinstance(error, UnknownOp) and isinstance(error, InvalidMessage)
