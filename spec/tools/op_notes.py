@@ -22,7 +22,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
               "people.", "— (the connection closes)"),
     "submit": ("Tasks to run. A task whose key the center already knows is not run again. "
                "Every task of the message is wanted by this client unless `wanted` lists the "
-               "ones it wants (the rest are only inputs).",
+               "ones it wants (the rest are only inputs). `small_values: true` asks that, from "
+               "now on, small pickled results come within `key-in-memory` (only for clients "
+               "that read pickle).",
                "for each wanted key, when it settles: `key-in-memory`, `task-erred`, "
                "`key-lost` or `key-cancelled`"),
     "release": ("The client no longer wants these keys; the center forgets each one that no "
@@ -47,7 +49,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                 "after `timeout` seconds)"),
     "restart-reply": ("How many workers registered again.", "—"),
     "key-in-memory": ("A wanted key's value is held by a worker. `workers` lists the holders, "
-                      "so a gather may skip `who-has`.", "—"),
+                      "so a gather may skip `who-has`. `value`, for clients that asked with "
+                      "`small_values`, is the value itself when the worker sent it along (a "
+                      "`pickle` payload of at most 1 KiB); the center keeps no copy, so a later "
+                      "gather of the key goes to the workers.", "—"),
     "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
                  "whose workers died).", "—"),
     "key-cancelled": ("A wanted key was cancelled (by `cancel` or a restart).", "—"),
@@ -59,7 +64,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "connection).", "`worker-registered`"),
     "worker-registered": ("The center accepts the worker and says how often to send "
                           "heartbeats.", "—"),
-    "task-finished": ("A task's value is in the worker's memory.", "—"),
+    "task-finished": ("A task's value is in the worker's memory; `value` carries it too when it "
+                      "pickles to at most 1 KiB, for the center to pass on to clients that asked "
+                      "for small values.", "—"),
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",
                      "—"),

@@ -1,4 +1,5 @@
-"""``dcenter``'s dashboard options: the printed URL serves, env vars work, --no-dashboard is off."""
+"""``dcenter``'s process: its dashboard options (the printed URL serves, env vars work,
+--no-dashboard is off) and the allocator it runs on."""
 from __future__ import annotations
 
 import json
@@ -56,3 +57,25 @@ def test_no_dashboard(how):
     finally:
         rest = stop(center)
     assert "Dashboard at" not in rest
+
+
+def allocator_of(process: subprocess.Popen) -> str | None:
+    with open(f"/proc/{process.pid}/environ", "rb") as f:
+        for entry in f.read().split(b"\0"):
+            if entry.startswith(b"PYTHONMALLOC="):
+                return entry.split(b"=", 1)[1].decode()
+    return None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/environ")
+@pytest.mark.parametrize("chosen, expected", [(None, "malloc"), ("pymalloc", "pymalloc")])
+def test_the_center_runs_on_the_c_allocator_unless_told_otherwise(chosen, expected,
+                                                                   monkeypatch):
+    """So that memory freed after a big release goes back to the system (see the cli)."""
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    center = start_center("--no-dashboard", **({"PYTHONMALLOC": chosen} if chosen else {}))
+    try:
+        assert center.stdout.readline().startswith("Start center at ")
+        assert allocator_of(center) == expected
+    finally:
+        stop(center)

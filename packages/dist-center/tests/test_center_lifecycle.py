@@ -1,6 +1,7 @@
 """A key's life at the center: results to clients, release and reference counting, errors,
 retries, cancellation, scattered data and several clients sharing keys."""
 from dist_center.events import ClientSent, WorkerSent
+from dist_protocol.serialize import Payload
 from dist_protocol.messages import (AcquireReplicas, ClusterInfo, FreeKeys, KeyCancelled,
                                     KeyInMemory, Release, Replicate, Restart, RestartWorker,
                                     ScatterPlanReply, Submit, TaskErred, TaskFinished, WhoHas,
@@ -31,6 +32,22 @@ def test_a_finished_task_is_reported_to_every_client_that_wants_it(center):
 
     assert by_recipient(out) == [("alice", in_memory("a", ["w1"], 64, "list")),
                                  ("bob", in_memory("a", ["w1"], 64, "list"))]
+
+
+def test_a_small_value_goes_along_to_clients_that_asked_and_is_not_kept(center):
+    center.connect("bob")
+    center.join("w1")
+    center.client_sent(Submit(tasks=[center.spec("a")], small_values=True))
+    center.submit("a", client="bob")
+    value = Payload("pickle", [b"\x80\x05K\x07."])
+
+    out = center.worker_sent("w1", TaskFinished(key="a", nbytes=5, type="int", value=value))
+
+    assert by_recipient(out) == [
+        ("alice", KeyInMemory(key="a", nbytes=5, type="int", workers=["w1"], value=value)),
+        ("bob", in_memory("a", ["w1"], 5))]
+    # Asked again, the center has no value to give: the client fetches it from w1.
+    assert center.submit("a") == [("alice", in_memory("a", ["w1"], 5))]
 
 
 def test_submitting_a_key_already_in_memory_reports_it_at_once(center):

@@ -1,6 +1,8 @@
 """WorkerState: running tasks on its threads, reporting outcomes, freeing and pausing."""
 from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskErred, TaskFinished
-from dist_worker.events import ComputeRequested, Fetch, SendToCenter
+from dist_protocol.serialize import Payload
+from dist_worker.events import ComputeRequested, ExecutionSucceeded, Fetch, SendToCenter
+from dist_worker.state import SMALL_VALUE_BYTES
 
 
 def finished(key, nbytes=8, type="int"):
@@ -129,6 +131,19 @@ def test_a_stolen_task_sent_back_later_runs_here(worker):
 
     assert worker.compute("c") == []  # both threads busy: it waits its turn
     assert worker.succeeded("a") == [finished("a"), worker.execute("c")]
+
+
+def test_a_small_result_travels_with_task_finished_and_a_large_one_does_not(worker):
+    small = Payload("pickle", [b"s" * SMALL_VALUE_BYTES])
+    large = Payload("pickle", [b"l" * (SMALL_VALUE_BYTES + 1)])
+    worker.compute("a")
+    worker.compute("b")
+
+    [report_a] = worker(ExecutionSucceeded("a", "value", small.nbytes, "str", 1.0, 2.0, small))
+    [report_b] = worker(ExecutionSucceeded("b", "value", large.nbytes, "str", 1.0, 2.0, large))
+
+    assert report_a.message.value is small and report_b.message.value is None
+    assert worker.state.serialized == {"a": small, "b": large}  # both kept to serve fetches
 
 
 def test_free_keys_for_unknown_keys_is_harmless(worker):

@@ -27,6 +27,7 @@ from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, Cluste
                                     Release, Replicate, Restart, RestartWorker, ScatterPlan,
                                     ScatterPlanReply, StealReply, Submit, TaskErred, TaskFinished,
                                     Unregister, WhoHas, WhoHasReply, WorkerRegistered)
+from dist_protocol.serialize import Payload
 
 from . import balance, lineage, placement
 from .durations import TaskDurations
@@ -68,6 +69,7 @@ class CenterState:
         self._seq = itertools.count()
         self._out: Outgoing = []
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
+        self.small_values_for: set[str] = set()  # clients that take small values inline
         self.stealing: dict[str, str] = {}  # key asked back from its worker -> the idle worker
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
@@ -147,6 +149,7 @@ class CenterState:
         self.clients.setdefault(event.client, set())
 
     def _client_disconnected(self, event: ClientDisconnected) -> None:
+        self.small_values_for.discard(event.client)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:
@@ -165,6 +168,8 @@ class CenterState:
         self.clients[client].add(ts.key)
 
     def _submit(self, client: str, msg: Submit) -> None:
+        if msg.small_values:
+            self.small_values_for.add(client)
         wanted = None if msg.wanted is None else set(msg.wanted)
         fresh: list[TaskState] = []
         touched: list[TaskState] = []
@@ -401,7 +406,7 @@ class CenterState:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.processing_on == address:
-            self._accept_result(ts, worker, msg.nbytes, msg.type)
+            self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value)
             self._record_run(ts, address, msg)
         elif ts is None or address not in ts.who_has:  # (a holder telling twice is no news)
             # Not the run the center waits for. The center may have asked this worker to free
@@ -422,7 +427,8 @@ class CenterState:
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
 
-    def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str) -> bool:
+    def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str,
+                       value: Payload | None = None) -> bool:
         """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
         if ts.state == "memory":
             self._add_replica(ts, worker)
@@ -445,8 +451,11 @@ class CenterState:
         if ts.wanted_by:
             holders = [worker.address]
             for client in ts.wanted_by:
-                self._send(client, KeyInMemory(key=ts.key, nbytes=nbytes, type=type_,
-                                               workers=holders))
+                # A small value goes along to clients that asked, so they need not fetch it;
+                # the center passes it on and keeps nothing.
+                self._send(client, KeyInMemory(
+                    key=ts.key, nbytes=nbytes, type=type_, workers=holders,
+                    value=value if client in self.small_values_for else None))
         for dep_key in ts.dependents:
             dts = self.tasks[dep_key]
             discard(dts.waiting_on, ts.key)

@@ -73,7 +73,7 @@ def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
             tasks.append(executor._task(name, executor._function_payload(node), (inputs,), {},
                                         executor._options(None, 0, 0, False, None)))
             futures[key] = Future(name, executor)
-    executor._send(Submit(tasks=tasks))
+    executor._send(Submit(tasks=tasks, small_values=True))
     wanted = list(dict.fromkeys(_flatten(keys)))
     values = executor.gather({key: futures[key] for key in wanted})
     return _nest(keys, values)

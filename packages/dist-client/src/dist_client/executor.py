@@ -109,11 +109,11 @@ class Executor(concurrent.futures.Executor):
             if kind is KeyInMemory:
                 state = states.get(msg.key)
                 if state is not None:
-                    state.finish(msg.nbytes, msg.type, msg.workers)
+                    state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
                     with state._lock:
                         waiting = state.prefetch
                     if waiting is not None:
-                        self._start_prefetch(state, waiting, msg.workers or [])
+                        self._start_prefetch(state, waiting, msg.workers or [], msg.value)
             elif kind is TaskErred:
                 state = states.get(msg.key)
                 if state is not None:
@@ -145,7 +145,16 @@ class Executor(concurrent.futures.Executor):
             return True
 
     def _start_prefetch(self, state: KeyState, target: concurrent.futures.Future,
-                        workers: list[str]) -> None:
+                        workers: list[str], small_value: Payload | None = None) -> None:
+        if small_value is not None:
+            try:
+                value = deserialize(small_value)
+                if not target.done():
+                    target.set_result(value)
+                return
+            except Exception:  # noqa: BLE001 -- fetch it as any other value, and err there
+                pass
+
         async def fetch() -> None:
             try:
                 if not workers:
@@ -345,7 +354,7 @@ class Executor(concurrent.futures.Executor):
                         tasks.append(self._task(key, function, args, kwargs, options))
                     futures.append(Future(key, self))
                 if tasks:
-                    self._send(Submit(tasks=tasks))
+                    self._send(Submit(tasks=tasks, small_values=True))
         return futures
 
     # -- gathering ------------------------------------------------------------------------------
@@ -387,16 +396,19 @@ class Executor(concurrent.futures.Executor):
             values = await asyncio.wrap_future(future)
             return values if many else values[keys[0]]
         holders = {}
+        payloads: dict[str, Payload] = {}
         for key in keys:
             state = self._states.get(key)
-            holders[key] = list(state.workers) if state is not None else []
+            if state is not None and state.small_value is not None:
+                payloads[key] = state.small_value
+            else:
+                holders[key] = list(state.workers) if state is not None else []
         unknown = [k for k, h in holders.items() if not h]
         if unknown:
             holders.update(await self._who_has(unknown))
-        payloads: dict[str, Payload] = {}
         patience = time.monotonic() + GATHER_PATIENCE
         delay = 0.01
-        while True:
+        while holders:
             got, failed = await transfer.fetch(self._workers, holders, self._still_held)
             payloads.update(got)
             if not failed:

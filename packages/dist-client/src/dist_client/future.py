@@ -9,6 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
+from dist_protocol.serialize import Payload, deserialize
+
 if TYPE_CHECKING:
     from .executor import Executor
 
@@ -20,7 +22,7 @@ class KeyState:
     """What the client knows of one key; every Future of that key shares it."""
 
     __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
-                 "callbacks", "prefetch", "_condition", "_lock")
+                 "small_value", "callbacks", "prefetch", "_condition", "_lock")
 
     def __init__(self, key: str):
         self.key = key
@@ -30,6 +32,8 @@ class KeyState:
         self.type = ""
         self.nbytes = 0
         self.workers: list[str] = []
+        # A small value as the center passed it on (serialized): read without a fetch.
+        self.small_value: Payload | None = None
         self.callbacks: list[Callable[[], None]] = []
         # Set by a result() that is waiting: the I/O thread fetches the value as soon as the
         # key is in memory, instead of waiting for the waiting thread to wake and ask.
@@ -67,16 +71,19 @@ class KeyState:
         for callback in callbacks:
             callback()
 
-    def finish(self, nbytes: int, type_: str, workers: list[str] | None) -> None:
+    def finish(self, nbytes: int, type_: str, workers: list[str] | None,
+               small_value: Payload | None = None) -> None:
         self.nbytes, self.type = nbytes, type_
         if workers:
             self.workers = list(workers)
+        self.small_value = small_value
         self.exception = None
         self._settle("finished")
 
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
         self.exception, self.traceback = exception, traceback
         self.workers = []
+        self.small_value = None
         self._settle(status)
         with self._lock:
             prefetch, self.prefetch = self.prefetch, None
@@ -88,6 +95,7 @@ class KeyState:
         with self._lock:
             self.status = "pending"
             self.exception = None
+            self.small_value = None
 
     def on_done(self, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -166,6 +174,9 @@ class Future(concurrent.futures.Future):
         self._wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if state.status != "finished":
             raise state.exception
+        small = state.small_value
+        if small is not None:
+            return deserialize(small)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self._executor._gather_keys([self.key], timeout=left)[self.key]
 

@@ -112,6 +112,7 @@ class Error(Message):
 class Submit(Message):
     tasks: list[TaskSpec]
     wanted: list[str] | None = None  # None: every task of this message is wanted
+    small_values: bool = False  # from now on, small results come within key-in-memory
 
 
 @message("release", "client->center")
@@ -187,6 +188,7 @@ class KeyInMemory(Message):
     nbytes: int = 0
     type: str = ""
     workers: list[str] | None = None  # who holds it now, so a gather can skip asking who-has
+    value: Payload | None = None  # a small value itself, for clients that asked (see submit)
 
 
 @message("key-lost", "center->client")
@@ -235,6 +237,7 @@ class TaskFinished(Message):
     type: str = ""
     start: float = 0.0
     stop: float = 0.0
+    value: Payload | None = None  # the value itself when small (pickled, at most 1 KiB)
 
 
 @message("keys-added", "worker->center")

@@ -22,6 +22,8 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
 REPLICA = "<replica>"
 
 MAX_KEYS_PER_FETCH = 1000
+# Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
+SMALL_VALUE_BYTES = 1024
 
 
 class WorkerTask:
@@ -231,10 +233,14 @@ class WorkerState:
         ts.state = "memory"
         self.data[key] = event.value
         self.nbytes[key] = event.nbytes
+        small = None
         if event.payload is not None:
             self.serialized[key] = event.payload
+            if event.payload.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
+                small = event.payload
         self._out.append(SendToCenter(TaskFinished(key=key, nbytes=event.nbytes, type=event.type,
-                                                   start=event.start, stop=event.stop)))
+                                                   start=event.start, stop=event.stop,
+                                                   value=small)))
         self._input_arrived(key)
 
     def _failed(self, event: ExecutionFailed) -> None:
