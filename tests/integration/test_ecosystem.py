@@ -8,7 +8,7 @@ import io
 import os
 
 import pytest
-from dist_client import AsyncExecutor, Executor, progress
+from dist_client import AsyncExecutor, Executor, Future, progress
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,6 +41,35 @@ def test_dask_array_dataframe_and_delayed(e):
         doubled = dask.delayed(sum)([dask.delayed(inc)(i) for i in range(10)]).compute()
     assert grouped.to_dict() == frame.groupby("b").a.sum().to_dict()
     assert doubled == sum(range(1, 11))
+
+
+def test_compute_gives_futures_for_dask_collections(e):
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+    import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
+
+    x = da.arange(10_000, chunks=1_000)
+    frame = pd.DataFrame({"a": np.arange(100), "b": np.arange(100) % 3})
+    ddf = dd.from_pandas(frame, npartitions=4)
+    total = e.compute((x * 2).sum())
+    assert isinstance(total, Future)
+    assert total.result(timeout=60) == 2 * sum(range(10_000))
+    grouped, whole, delayed = e.compute([ddf.groupby("b").a.sum(), ddf,
+                                         dask.delayed(sum)([dask.delayed(inc)(i)
+                                                            for i in range(10)])])
+    assert grouped.result(timeout=60).to_dict() == frame.groupby("b").a.sum().to_dict()
+    assert whole.result(timeout=60).equals(frame)
+    assert delayed.result(timeout=60) == sum(range(1, 11))
+    # The value stays on the cluster: tasks take the future as any other.
+    assert e.submit(len, e.compute(ddf)).result(timeout=60) == 100
+
+
+def test_wait_for_workers(e):
+    e.wait_for_workers(2, timeout=30)
+    with pytest.raises(TimeoutError, match="fewer than 3 workers"):
+        e.wait_for_workers(3, timeout=0.3)
 
 
 def test_concurrent_futures_compatibility(e):

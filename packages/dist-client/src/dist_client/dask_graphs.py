@@ -59,6 +59,25 @@ def _nest(keys: Any, values: dict) -> Any:
 
 def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature)."""
+    futures = submit_graph(executor, dsk)
+    wanted = list(dict.fromkeys(_flatten(keys)))
+    values = executor.gather({key: futures[key] for key in wanted})
+    return _nest(keys, values)
+
+
+def compute(executor: Executor, collection: Any) -> Future:
+    """A future for a dask collection's value, computed on the cluster (as ``dask.compute``
+    would: the same optimizations, then the collection's own finalize step, as a task too)."""
+    from dask._expr import FinalizeCompute
+    from dask.base import collections_to_expr
+
+    expr = FinalizeCompute(collections_to_expr([collection], True)).optimize()
+    [key] = list(_flatten(expr.__dask_keys__()))
+    return submit_graph(executor, expr)[key]
+
+
+def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
+    """Submit every node of a dask graph (or expression) in one message; a future per key."""
     from dask._task_spec import convert_legacy_graph
     if hasattr(dsk, "__dask_graph__"):  # dask hands schedulers an expression nowadays
         dsk = dsk.__dask_graph__()
@@ -74,9 +93,7 @@ def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
                                         executor._options(None, 0, 0, False, None)))
             futures[key] = Future(name, executor)
     executor._send(Submit(tasks=tasks, small_values=True))
-    wanted = list(dict.fromkeys(_flatten(keys)))
-    values = executor.gather({key: futures[key] for key in wanted})
-    return _nest(keys, values)
+    return futures
 
 
 @contextlib.contextmanager

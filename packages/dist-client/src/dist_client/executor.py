@@ -520,6 +520,16 @@ class Executor(concurrent.futures.Executor):
     def _cluster_info(self) -> list[dict]:
         return self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
 
+    def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
+        """Block until at least ``n_workers`` workers have registered with the center."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.01
+        while len(self._cluster_info()) < n_workers:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"fewer than {n_workers} workers after {timeout} s")
+            time.sleep(delay)
+            delay = min(2 * delay, 0.25)
+
     def ncores(self) -> dict[str, int]:
         """Threads per worker, by address."""
         return {w["address"]: w["nthreads"] for w in self._cluster_info()}
@@ -593,6 +603,14 @@ class Executor(concurrent.futures.Executor):
         """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here."""
         from .dask_graphs import get
         return get(self, dsk, keys, **kwargs)
+
+    def compute(self, collections: Any) -> Any:
+        """Futures for dask collections (a collection, or a list or tuple of them), computed on
+        the cluster; ``result()`` gives what ``collection.compute()`` would."""
+        from .dask_graphs import compute
+        if isinstance(collections, (list, tuple)):
+            return [compute(self, c) for c in collections]
+        return compute(self, collections)
 
     def as_dask_scheduler(self):
         """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""
