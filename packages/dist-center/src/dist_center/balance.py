@@ -106,6 +106,8 @@ def _choose(state: CenterState, victim: WorkerInfo, thief: WorkerInfo, room: int
 
 def _may_run_on(state: CenterState, ts: TaskState, worker: WorkerInfo) -> bool:
     spec = ts.spec
+    if spec is not None and spec.resources:
+        return False  # placed only where its resources are free; never moved
     if spec is None or not spec.workers or spec.allow_other_workers:
         return True
     return worker.address in {state.names.get(w, w) for w in spec.workers}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import placement
 from .records import ACTIVE
 
 if TYPE_CHECKING:
@@ -14,7 +15,15 @@ NEEDED_STATES = ACTIVE | {"memory", "scattering"}
 
 
 def validate_state(state: CenterState) -> None:
+    in_queue = {key for _, key in state.queue}
+    waiting_for_resources = {key for group in state.waiting_for_resources.values()
+                             for key in group}
+    for worker in state.workers.values():
+        for name, amount in placement.free_resources(worker, state.tasks).items():
+            assert amount >= 0, ("more of a resource in use than the worker has", worker, name)
     for key, ts in state.tasks.items():
+        if ts.state == "queued":
+            assert key in in_queue or key in waiting_for_resources, ts
         assert ts.key == key
         assert ts.state in KNOWN_STATES, ts
         if ts.state == "processing":

@@ -25,9 +25,12 @@ def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: dict) -> int:
 
 def candidates(task: TaskState, workers: dict[str, WorkerInfo],
                names: dict[str, str]) -> list[WorkerInfo]:
-    """Running workers the task may go to: all, or those its ``workers=`` restriction names."""
+    """Running workers the task may go to: all, or those its ``workers=`` restriction names;
+    of those, only workers that have the ``resources=`` it asks for (free or not)."""
     spec = task.spec
     running = [w for w in workers.values() if w.status == "running"]
+    if spec is not None and spec.resources:
+        running = [w for w in running if has_resources(w.resources, spec.resources)]
     if spec is None or not spec.workers:
         return running
     allowed = {names.get(w, w) for w in spec.workers}
@@ -35,6 +38,24 @@ def candidates(task: TaskState, workers: dict[str, WorkerInfo],
     if not chosen and spec.allow_other_workers:
         return running
     return chosen
+
+
+def has_resources(available: dict[str, float], wanted: dict[str, float]) -> bool:
+    return all(available.get(name, 0) >= amount for name, amount in wanted.items())
+
+
+def free_resources(worker: WorkerInfo, tasks: dict) -> dict[str, float]:
+    """What ``worker`` has left of its resources with the tasks it was sent running.
+
+    Counted from its tasks each time (not kept up to date on the side): every way a task
+    leaves a worker (finished, erred, freed, stolen, the worker gone) frees its share."""
+    free = dict(worker.resources)
+    for key in worker.processing:
+        spec = tasks[key].spec
+        if spec is not None and spec.resources:
+            for name, amount in spec.resources.items():
+                free[name] = free.get(name, 0) - amount
+    return free
 
 
 def best_worker(task: TaskState, pool: Iterable[WorkerInfo], tasks: dict) -> WorkerInfo | None:

@@ -65,10 +65,12 @@ class TaskState:
 
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
-                 "nbytes", "status", "metrics")
+                 "nbytes", "status", "metrics", "resources")
 
-    def __init__(self, address: str, name: str, nthreads: int, memory_limit: int):
+    def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
+                 resources: dict[str, float] | None = None):
         self.address = address
+        self.resources: dict[str, float] = dict(resources or {})  # what it has in all
         self.name = name
         self.nthreads = max(1, nthreads)
         self.memory_limit = memory_limit

@@ -71,6 +71,9 @@ class CenterState:
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
         self.small_values_for: set[str] = set()  # clients that take small values inline
         self.stealing: dict[str, str] = {}  # key asked back from its worker -> the idle worker
+        # Tasks with resources= that no worker has free now: by what they ask for, in order.
+        self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
+        self._resources_freed = False  # a worker with resources has had a task leave
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
         self._slots_freed: dict[str, None] = {}
@@ -113,6 +116,8 @@ class CenterState:
             worker = self.workers.get(address)
             if worker is not None:
                 self._fill(worker)
+        if self._resources_freed and self.waiting_for_resources:
+            self._place_waiting_for_resources()
 
     def _send(self, to: str, message: Message) -> None:
         self._out.append((to, message))
@@ -308,6 +313,7 @@ class CenterState:
         self.queue.clear()
         self.unrunnable.clear()
         self.stealing.clear()
+        self.waiting_for_resources.clear()
 
     def _cluster_info(self, client: str, msg: ClusterInfo) -> None:
         self._send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
@@ -330,7 +336,7 @@ class CenterState:
             previous.has_what -= carried
             self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True))
         name = reg.name or reg.address
-        worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit)
+        worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit, reg.resources)
         worker.has_what = carried
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
@@ -560,6 +566,9 @@ class CenterState:
             self._set_state(ts, "no-worker")
             self.unrunnable.add(ts.key)
             return
+        if ts.spec is not None and ts.spec.resources:
+            self._place_with_resources(ts, pool)
+            return
         if ts.deps or (ts.spec is not None and ts.spec.workers):
             self._assign(ts, placement.best_worker(ts, pool, self.tasks))
             return
@@ -569,6 +578,43 @@ class CenterState:
         else:
             self._set_state(ts, "queued")
             heapq.heappush(self.queue, (ts.priority, ts.key))
+
+    def _place_with_resources(self, ts: TaskState, pool: list[WorkerInfo]) -> bool:
+        """Only on a worker with the resources free; else it waits until some are freed."""
+        wanted = ts.spec.resources
+        free = [w for w in pool
+                if placement.has_resources(placement.free_resources(w, self.tasks), wanted)]
+        if free:
+            self._assign(ts, placement.best_worker(ts, free, self.tasks))
+            return True
+        if ts.state != "queued":
+            self._set_state(ts, "queued")
+            group = self.waiting_for_resources.setdefault(frozenset(wanted.items()), {})
+            group[ts.key] = None
+        return False
+
+    def _place_waiting_for_resources(self) -> None:
+        """Resources were freed: start waiting tasks, in order, while each kind still fits
+        (tasks asking for the same resources wait in one group; the first that does not fit
+        ends that group's turn)."""
+        self._resources_freed = False
+        for wanted, group in list(self.waiting_for_resources.items()):
+            for key in list(group):
+                ts = self.tasks.get(key)
+                if ts is None or ts.state != "queued":
+                    del group[key]
+                    continue
+                pool = placement.candidates(ts, self.workers, self.names)
+                if not pool:
+                    del group[key]
+                    self._set_state(ts, "waiting")
+                    self._place(ts)  # no worker has them at all any more: no-worker
+                    continue
+                if not self._place_with_resources(ts, pool):
+                    break
+                del group[key]
+            if not group:
+                del self.waiting_for_resources[wanted]
 
     def _capacity(self, worker: WorkerInfo) -> int:
         """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work."""
@@ -580,6 +626,8 @@ class CenterState:
         return worker.nthreads * (1 + per_thread)
 
     def _fill(self, worker: WorkerInfo) -> None:
+        if worker.resources:
+            self._resources_freed = True
         if worker.status != "running" or worker.address not in self.workers:
             return
         capacity = self._capacity(worker)

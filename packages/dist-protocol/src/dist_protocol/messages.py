@@ -222,6 +222,7 @@ class RegisterWorker(Message):
     name: str | None = None
     memory_limit: int = 0
     keys: dict[str, int] = field(default_factory=dict)  # held keys -> nbytes (re-registration)
+    resources: dict[str, float] = field(default_factory=dict)  # e.g. {"GPU": 2}
 
 
 @message("worker-registered", "center->worker")

@@ -47,6 +47,21 @@ def parse_bytes(text: str) -> int:
     return int(float(number) * units[unit])
 
 
+def parse_resources(text: str) -> dict[str, float]:
+    """``"GPU=2 MEM=10e9"`` (or comma-separated) -> ``{"GPU": 2.0, "MEM": 1e10}``."""
+    resources = {}
+    for item in text.replace(",", " ").split():
+        name, sep, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not name or value < 0:
+            raise typer.BadParameter(f"cannot read {item!r} as NAME=AMOUNT (e.g. GPU=2)")
+        resources[name] = value
+    return resources
+
+
 @app.command()
 def main_command(
     center: Annotated[str, typer.Argument(help="the center's address, HOST:PORT",
@@ -66,6 +81,9 @@ def main_command(
     memory_limit: Annotated[str | None, typer.Option(
         help="pause new work above 80% of this and restart above 95% (e.g. 4GB)",
         envvar="DIST_MEMORY_LIMIT")] = None,
+    resources: Annotated[str | None, typer.Option(
+        help='abstract resources tasks can ask for with resources=, e.g. "GPU=2 MEM=10e9"',
+        envvar="DIST_RESOURCES")] = None,
     nanny: Annotated[bool, typer.Option(help="restart the worker process when it dies",
                                         envvar="DIST_NANNY")] = True,
     token_file: Annotated[str | None, typer.Option(help="file holding the shared token "
@@ -102,6 +120,7 @@ def main_command(
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     limit = parse_bytes(memory_limit) if memory_limit else 0
+    declared = parse_resources(resources) if resources else {}
     try:
         limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
     except ValueError as exc:
@@ -122,7 +141,8 @@ def main_command(
                     ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
                     ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
                     contact_address=contact_address, heartbeat_interval=heartbeat_interval,
-                    memory_limit=limit, limits=limits, handshake_timeout=handshake_timeout)
+                    memory_limit=limit, resources=declared, limits=limits,
+                    handshake_timeout=handshake_timeout)
     try:
         run(serve(worker))
     except HandshakeError as exc:

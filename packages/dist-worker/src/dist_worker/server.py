@@ -35,8 +35,8 @@ class Worker:
                  nthreads: int | None = None, name: str | None = None, token: str | None = None,
                  ssl_server=None, ssl_client=None, contact_address: str | None = None,
                  heartbeat_interval: float = 0.5, memory_limit: int = 0,
-                 reconnect: bool = True, limits: Limits = DEFAULT_LIMITS,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
+                 resources: dict[str, float] | None = None, reconnect: bool = True,
+                 limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT):
         self.center_address = center
         self.host = host
         self.port = port
@@ -49,6 +49,7 @@ class Worker:
         self.contact_address = contact_address
         self.heartbeat_interval = heartbeat_interval
         self.memory_limit = memory_limit
+        self.resources = dict(resources or {})  # abstract amounts tasks may ask for
         self.reconnect = reconnect
         self.state = WorkerState(self.nthreads)
         self.address = ""
@@ -163,7 +164,8 @@ class Worker:
 
     async def _serve_center(self, comm: Comm, first: bool) -> None:
         comm.send(RegisterWorker(address=self.address, nthreads=self.nthreads, name=self.name,
-                                 memory_limit=self.memory_limit, keys=dict(self.state.nbytes)))
+                                 memory_limit=self.memory_limit, keys=dict(self.state.nbytes),
+                                 resources=self.resources))
         try:
             reply = await asyncio.wait_for(comm.recv(), 10)
         except (CommClosedError, TimeoutError):
