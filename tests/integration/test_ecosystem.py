@@ -95,9 +95,12 @@ def test_asyncio_executor(e):
             assert await future == 11
             values = await ae.gather(ae.map(inc, range(3)))
             [scattered] = await ae.scatter([100])
-            return values, await ae.submit(inc, scattered)
-    values, last = asyncio.run(main())
-    assert values == [1, 2, 3] and last == 101
+            await ae.wait_for_workers(2, timeout=30)
+            dask = pytest.importorskip("dask")
+            total = await ae.compute(dask.delayed(sum)([1, 2, 3]))
+            return values, await ae.submit(inc, scattered), total
+    values, last, total = asyncio.run(main())
+    assert values == [1, 2, 3] and last == 101 and total == 6
 
 
 def test_executor_asynchronous_flag_must_be_awaited(e):

@@ -109,6 +109,13 @@ class AsyncExecutor:
     async def ncores(self) -> dict[str, int]:
         return await asyncio.to_thread(self.executor.ncores)
 
+    async def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
+        await asyncio.to_thread(self.executor.wait_for_workers, n_workers, timeout)
+
+    def compute(self, collections: Any) -> Any:
+        """Futures (awaitable) for dask collections, as ``Executor.compute``."""
+        return self.executor.compute(collections)
+
     def __repr__(self) -> str:
         state = "not started" if self.executor is None else self.executor.status
         return f"<AsyncExecutor: {state}>"
