@@ -105,12 +105,9 @@ def _choose(state: CenterState, victim: WorkerInfo, thief: WorkerInfo, room: int
 
 
 def _may_run_on(state: CenterState, ts: TaskState, worker: WorkerInfo) -> bool:
-    spec = ts.spec
-    if spec is not None and spec.resources:
+    if ts.spec is not None and ts.spec.resources:
         return False  # placed only where its resources are free; never moved
-    if spec is None or not spec.workers or spec.allow_other_workers:
-        return True
-    return worker.address in {state.names.get(w, w) for w in spec.workers}
+    return bool(placement.candidates(ts, {worker.address: worker}, state.names))
 
 
 def steal_reply(state: CenterState, victim_address: str, msg: StealReply) -> None:
@@ -128,7 +125,7 @@ def steal_reply(state: CenterState, victim_address: str, msg: StealReply) -> Non
         state._slots_freed[victim_address] = None
         state._set_state(ts, "waiting")
         thief = state.workers.get(thief_address or "")
-        if thief is not None and thief.status == "running" and _may_run_on(state, ts, thief):
+        if thief is not None and _may_run_on(state, ts, thief):
             state._assign(ts, thief)
         else:
             state._place(ts)
