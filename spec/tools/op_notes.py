@@ -39,6 +39,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "wanted by this client.", "`scatter-plan-reply` with the same `id`"),
     "scatter-plan-reply": ("Target workers per key; the client sends them `put-data`. Empty "
                            "when no worker is available.", "—"),
+    "scatter-done": ("After `put-data` to the workers of a `scatter-plan`: which workers "
+                     "confirmed storing each key (`data-stored`), and the sizes. The center "
+                     "records them at once, as the workers' own reports would, so that this "
+                     "client's next messages find the data in place. Optional: without it, the "
+                     "center learns from the workers.", "— (`key-in-memory` for each key)"),
     "cluster-info": ("Ask for the workers and their state.",
                      "`cluster-info-reply` with the same `id`"),
     "cluster-info-reply": ("One map per worker: address, name, nthreads, memory_limit, status, "

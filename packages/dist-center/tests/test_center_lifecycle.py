@@ -4,6 +4,7 @@ from dist_center.events import ClientSent, WorkerSent
 from dist_protocol.serialize import Payload
 from dist_protocol.messages import (AcquireReplicas, ClusterInfo, FreeKeys, KeyCancelled,
                                     KeyInMemory, Release, Replicate, Restart, RestartWorker,
+                                    ScatterDone,
                                     ScatterPlanReply, Submit, TaskErred, TaskFinished, WhoHas,
                                     WhoHasReply)
 
@@ -354,6 +355,24 @@ def test_scattered_keys_are_in_memory_once_workers_report_them(center):
     assert out == [("alice", in_memory("y", ["w2"], 6, "")),
                    ("w2", center.compute("total", who_has={"x": ["w1"], "y": ["w2"]},
                                          nbytes={"x": 5, "y": 6}))]
+
+
+def test_scatter_done_from_the_client_puts_the_keys_in_memory_at_once(center):
+    center.join("w1")
+    center.join("w2")
+    center.scatter_plan({"x": 5, "y": 6})
+
+    out = center.client_sent(ScatterDone(who_has={"x": ["w1"], "y": ["w2", "gone"]},
+                                         nbytes={"x": 5, "y": 6}))
+
+    assert sorted(out, key=repr) == [("alice", in_memory("x", ["w1"], 5, "")),
+                                     ("alice", in_memory("y", ["w2"], 6, ""))]
+    assert center.who_has("x") == {"w1"} and center.who_has("y") == {"w2"}
+    # The workers' own reports follow and change nothing.
+    assert center.keys_added("w1", {"x": 5}) == []
+    # A claim about a key the center does not know makes the worker drop it.
+    assert center.client_sent(ScatterDone(who_has={"z": ["w1"]})) == [
+        ("w1", FreeKeys(keys=["z"]))]
 
 
 def test_broadcast_scatter_targets_every_worker(center):

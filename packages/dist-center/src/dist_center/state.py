@@ -24,9 +24,10 @@ from dataclasses import replace
 from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ClusterInfoReply,
                                     ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
                                     KeyLost, KeysAdded, Message, MissingData, RegisterWorker,
-                                    Release, Replicate, Restart, RestartWorker, ScatterPlan,
-                                    ScatterPlanReply, StealReply, Submit, TaskErred, TaskFinished,
-                                    Unregister, WhoHas, WhoHasReply, WorkerRegistered)
+                                    Release, Replicate, Restart, RestartWorker, ScatterDone,
+                                    ScatterPlan, ScatterPlanReply, StealReply, Submit, TaskErred,
+                                    TaskFinished, Unregister, WhoHas, WhoHasReply,
+                                    WorkerRegistered)
 from dist_protocol.serialize import Payload
 
 from . import balance, lineage, placement
@@ -90,6 +91,7 @@ class CenterState:
         self._client_ops = {
             Submit: self._submit, Release: self._release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
+            ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
             Restart: self._restart,
         }
@@ -271,6 +273,18 @@ class CenterState:
                     self._set_state(ts, "scattering")
             self._want(client, ts)
         self._send(client, ScatterPlanReply(id=msg.id, targets=targets))
+
+    def _scatter_done(self, client: str, msg: ScatterDone) -> None:
+        """The client pushed data and the workers confirmed: record it now, as the workers'
+        own reports would (they follow, and change nothing), so that whatever this client
+        sends next finds the data in place."""
+        by_worker: dict[str, dict[str, int]] = {}
+        for key, addresses in msg.who_has.items():
+            for address in addresses:
+                by_worker.setdefault(address, {})[key] = msg.nbytes.get(key, 0)
+        for address, keys in by_worker.items():
+            if address in self.workers:
+                self._keys_added(address, KeysAdded(keys=keys))
 
     def _forget_or_reset(self, ts: TaskState) -> None:
         """Scattered data takes the key over: keep the task only as its dependents' input."""

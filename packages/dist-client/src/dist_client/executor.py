@@ -17,8 +17,8 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
-                                    Message, Release, Replicate, Restart, ScatterPlan, Submit,
-                                    TaskErred, TaskSpec, WhoHas)
+                                    Message, Release, Replicate, Restart, ScatterDone, ScatterPlan,
+                                    Submit, TaskErred, TaskSpec, WhoHas)
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import (Payload, SerializationError, deserialize, dumps_function,
                                      serialize)
@@ -486,21 +486,14 @@ class Executor(concurrent.futures.Executor):
             stored = await transfer.push(self._workers, reply.targets, payloads)
         except transfer.TRANSIENT as exc:
             raise ClusterError(f"could not send the data to a worker: {exc}") from exc
-        await self._until_center_knows(list(stored))
+        # The workers report the data to the center on their own connections, which can lag
+        # behind their replies to us: say where it is ourselves, ahead of anything this client
+        # sends next, so that the center knows it before any later who-has or submit.
+        if self._center is None or self._center.is_closed:
+            raise ClusterError(f"no connection to the center at {self.address}")
+        self._center.send(ScatterDone(who_has=stored,
+                                      nbytes={key: nbytes[key] for key in stored}))
         return stored
-
-    async def _until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
-        """The workers report pushed data to the center on their own connections, which can
-        lag behind their reply to us: wait until the center has heard, so that once scatter
-        returns ``who_has`` (here and in other clients) shows the data."""
-        give_up = time.monotonic() + patience
-        delay = 0.002
-        while keys and time.monotonic() < give_up:
-            who_has = await self._who_has(keys)
-            keys = [key for key in keys if not who_has.get(key)]
-            if keys:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.1)
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any) -> None:

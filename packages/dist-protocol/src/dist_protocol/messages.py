@@ -151,6 +151,12 @@ class ScatterPlanReply(Message):
     targets: dict[str, list[str]]
 
 
+@message("scatter-done", "client->center")
+class ScatterDone(Message):
+    who_has: dict[str, list[str]]  # key -> the workers that confirmed storing it
+    nbytes: dict[str, int] = field(default_factory=dict)
+
+
 @message("cluster-info", "client->center")
 class ClusterInfo(Message):
     id: int
