@@ -455,7 +455,7 @@ class Executor(concurrent.futures.Executor):
         stored = self._io.run(self._scatter_async(payloads, broadcast, workers, timeout))
         for key, addresses in stored.items():
             state = futures[key]._keystate
-            if state.status == "pending":
+            if state.status != "finished":  # pending, or lost/cancelled in an earlier life
                 state.finish(payloads[key].nbytes, "", addresses)
         if isinstance(data, dict):
             return {key: futures[key] for key, _ in items}
