@@ -29,8 +29,8 @@ import msgpack
 from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
-from .errors import ProtocolError
-from .messages import Message, decode_batch
+from .errors import HandshakeError, ProtocolError
+from .messages import Message, decode_batch, encode_batch
 from .serialize import Payload, msgpack_dumps
 
 SPEC_DIR_ENV = "DIST_SPEC_DIR"
@@ -174,6 +174,36 @@ def decode_untrusted(data: bytes, limits: Limits = DEFAULT_LIMITS,
     except ProtocolError as exc:
         return exc
     return messages
+
+
+# The properties the unit tests and the long fuzz run (fuzz/fuzz_decoder.py) both check, each
+# for one generated input.
+
+def check_message_maps(frames: list) -> None:
+    """Message-like maps are validated or refused with a validation code; what validation
+    accepts, a sender re-encodes to the same messages."""
+    try:
+        messages = decode_batch(frames)
+    except ProtocolError as exc:
+        assert exc.code in ("invalid-message", "unknown-op"), exc.code
+        return
+    check_round_trip(messages)
+
+
+def check_round_trip(messages: list[Message]) -> None:
+    assert decode_batch(encode_batch(messages)) == messages
+
+
+def check_handshakes(inputs: list[Message], token: str | None) -> None:
+    """Both sides of the handshake meet any sequence of messages with handshake errors only."""
+    for side in (AcceptorHandshake(token=token), InitiatorHandshake("client", token=token)):
+        if isinstance(side, InitiatorHandshake):
+            side.start()
+        try:
+            for msg in inputs:
+                side.receive(msg)
+        except HandshakeError:
+            pass
 
 
 # -- example messages ---------------------------------------------------------------------------
