@@ -27,6 +27,7 @@ if str(TOOLS) not in sys.path:  # run as a script this is automatic; imported by
     sys.path.insert(0, str(TOOLS))
 
 from dist_protocol.errors import ERROR_CODES  # noqa: E402
+from dist_protocol.features import FEATURES  # noqa: E402
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS  # noqa: E402
 from dist_protocol.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION  # noqa: E402
 from dist_protocol.messages import OPS, TaskSpec, describe_ops, describe_records  # noqa: E402
@@ -63,6 +64,7 @@ def build_schema() -> dict:
         "messages": describe_ops(),
         "records": describe_records(),
         "errorCodes": dict(ERROR_CODES),
+        "features": dict(FEATURES),
     }
 
 
@@ -110,11 +112,14 @@ def fields_table(cls: type) -> list[str]:
     notes = field_notes(cls)
     rows = ["| field | type | required | default | notes |", "|---|---|---|---|---|"]
     for f in specs:
+        note = notes.get(f.name, "")
+        if f.feature:
+            note = f"only with feature `{f.feature}`" + (f"; {note}" if note else "")
         # GitHub tables split cells at every "|", even inside code: it must be escaped.
         rows.append(f"| `{f.name}` | `{f.type.replace('|', chr(92) + '|')}` | "
                     f"{'yes' if f.required else 'no'} | "
                     f"{'' if f.required else default_text(f.default)} | "
-                    f"{notes.get(f.name, '').replace('|', '&#124;')} |")
+                    f"{note.replace('|', '&#124;')} |")
     return rows
 
 
@@ -142,8 +147,9 @@ def render_catalogue() -> str:
             cls = OPS[op]
             purpose, reply = OP_NOTES.get(op, (docstring(cls), "—"))
             senders = ", ".join(f"**{arrow(d)}**" for d in cls.direction)
+            gate = f" · only with feature `{cls.feature}`" if cls.feature else ""
             out += [f"#### {op}", "",
-                    f"{senders} · since version {cls.since} · reply: {reply}", ""]
+                    f"{senders} · since version {cls.since}{gate} · reply: {reply}", ""]
             if purpose:
                 out += [purpose, ""]
             out += [*fields_table(cls), ""]
@@ -157,6 +163,12 @@ def render_catalogue() -> str:
 def render_error_codes() -> str:
     rows = ["| code | meaning |", "|---|---|"]
     rows += [f"| `{code}` | {meaning} |" for code, meaning in ERROR_CODES.items()]
+    return "\n".join(rows) + "\n"
+
+
+def render_features() -> str:
+    rows = ["| feature | a peer that announces it |", "|---|---|"]
+    rows += [f"| `{name}` | {meaning} |" for name, meaning in FEATURES.items()]
     return "\n".join(rows) + "\n"
 
 
@@ -178,7 +190,7 @@ def render_limits() -> str:
 
 
 REGIONS = {"catalogue": render_catalogue, "error-codes": render_error_codes,
-           "limits": render_limits}
+           "limits": render_limits, "features": render_features}
 
 
 def fill_regions(text: str) -> str:

@@ -277,7 +277,9 @@ def _play_live(initiator: InitiatorHandshake, acceptor: AcceptorHandshake) -> tu
                 script.append(_error_step(other, exc))
                 return script, _failed(other, exc)
         outbox, side = replies, other
-    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role}
+    assert initiator.features == acceptor.features
+    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role,
+                    "features": sorted(acceptor.features)}
 
 
 def _play_scripted(acceptor: AcceptorHandshake, c_messages: list) -> tuple[list, dict]:
@@ -290,16 +292,19 @@ def _play_scripted(acceptor: AcceptorHandshake, c_messages: list) -> tuple[list,
         except ProtocolError as exc:
             script.append(_error_step("S", exc))
             return script, _failed("S", exc)
-    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role}
+    return script, {"state": "done", "version": acceptor.version, "role": acceptor.role,
+                    "features": sorted(acceptor.features)}
 
 
 def handshake_vectors() -> dict:
-    def c(token=None, versions=(1, 1), role="client", name=None, nonce=NC) -> dict:
+    def c(token=None, versions=(1, 1), role="client", name=None, nonce=NC,
+          features=()) -> dict:
         return {"token": token, "versions": list(versions), "role": role, "name": name,
-                "nonce": nonce.hex()}
+                "nonce": nonce.hex(), "features": list(features)}
 
-    def s(token=None, versions=(1, 1), nonce=NS) -> dict:
-        return {"token": token, "versions": list(versions), "nonce": nonce.hex()}
+    def s(token=None, versions=(1, 1), nonce=NS, features=()) -> dict:
+        return {"token": token, "versions": list(versions), "nonce": nonce.hex(),
+                "features": list(features)}
 
     recorded_c = [Hello(min_version=1, max_version=1, role="client", nonce=NC),
                   Authenticate(proof=compute_proof("s3cret", INITIATOR_LABEL, NS, NC))]
@@ -308,6 +313,13 @@ def handshake_vectors() -> dict:
         ("without-a-token", c(name="mini"), s(), None, ""),
         ("with-a-token", c(token="s3cret", role="worker"), s(token="s3cret"), None, ""),
         ("highest-common-version", c(versions=(1, 3)), s(versions=(2, 5)), None, ""),
+        ("features-both-announce", c(features=["scatter-done", "zz-future"]),
+         s(features=["scatter-done"]), None,
+         "the connection agrees the features both sides listed; unknown names are ignored"),
+        ("features-only-the-initiator-announces", c(features=["scatter-done"]), s(), None,
+         "an acceptor that lists none (an older one) agrees to none"),
+        ("features-with-a-token", c(token="s3cret", features=["scatter-done"]),
+         s(token="s3cret", features=["scatter-done"]), None, ""),
         ("initiator-has-another-token", c(token="wrong"), s(token="s3cret"), None,
          "the initiator finds the acceptor's proof wrong and gives up first"),
         ("initiator-has-no-token", c(), s(token="s3cret"), None, ""),
@@ -331,13 +343,15 @@ def handshake_vectors() -> dict:
     out = []
     for name, c_setup, s_setup, scripted, notes in cases:
         acceptor = AcceptorHandshake(token=s_setup["token"], versions=tuple(s_setup["versions"]),
-                                     nonce=bytes.fromhex(s_setup["nonce"]))
+                                     nonce=bytes.fromhex(s_setup["nonce"]),
+                                     features=s_setup["features"])
         initiator = None
         if c_setup is not None:
             initiator = InitiatorHandshake(c_setup["role"], token=c_setup["token"],
                                            name=c_setup["name"],
                                            versions=tuple(c_setup["versions"]),
-                                           nonce=bytes.fromhex(c_setup["nonce"]))
+                                           nonce=bytes.fromhex(c_setup["nonce"]),
+                                           features=c_setup["features"])
         if initiator is not None:
             script, result = _play_live(initiator, acceptor)
         else:
@@ -383,7 +397,7 @@ def _initiator_only_cases() -> list[dict]:
                 break
         out.append({"name": name, "section": "PROTOCOL.md#handshake",
                     "initiator": {"token": token, "versions": [1, 1], "role": "client",
-                                  "name": None, "nonce": NC.hex()},
+                                  "name": None, "nonce": NC.hex(), "features": []},
                     "acceptor": None, "script": script, "result": result})
     return out
 

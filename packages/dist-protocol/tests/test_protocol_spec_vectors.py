@@ -158,13 +158,15 @@ def replay(case: dict, side: str):
     if side == "S":
         setup = case["acceptor"]
         machine = AcceptorHandshake(token=setup["token"], versions=tuple(setup["versions"]),
-                                    nonce=bytes.fromhex(setup["nonce"]))
+                                    nonce=bytes.fromhex(setup["nonce"]),
+                                    features=setup["features"])
         produced = []
     else:
         setup = case["initiator"]
         machine = InitiatorHandshake(setup["role"], token=setup["token"], name=setup["name"],
                                      versions=tuple(setup["versions"]),
-                                     nonce=bytes.fromhex(setup["nonce"]))
+                                     nonce=bytes.fromhex(setup["nonce"]),
+                                     features=setup["features"])
         produced = machine.start()
     failure = None
     for step in case["script"]:
@@ -195,6 +197,7 @@ def test_handshake_vector(case, side):
     result = case["result"]
     if result["state"] == "done":
         assert failure is None and machine.done and machine.version == result["version"]
+        assert sorted(machine.features) == result["features"]
     else:
         assert failure is not None and failure.code == result["code"]
 
@@ -209,7 +212,8 @@ def test_a_version_mismatch_vector_names_both_ranges():
 def test_the_handshake_vectors_cover_the_failures_that_matter():
     names = {case["name"] for case in HANDSHAKE["cases"]}
     assert {"without-a-token", "with-a-token", "initiator-has-another-token", "replayed-proof",
-            "version-mismatch", "message-before-hello"} <= names
+            "version-mismatch", "message-before-hello", "features-both-announce",
+            "features-only-the-initiator-announces"} <= names
 
 
 # -- authentication -----------------------------------------------------------------------------

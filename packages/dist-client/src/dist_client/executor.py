@@ -489,11 +489,24 @@ class Executor(concurrent.futures.Executor):
         # The workers report the data to the center on their own connections, which can lag
         # behind their replies to us: say where it is ourselves, ahead of anything this client
         # sends next, so that the center knows it before any later who-has or submit.
-        if self._center is None or self._center.is_closed:
+        center = self._center
+        if center is None or center.is_closed:
             raise ClusterError(f"no connection to the center at {self.address}")
-        self._center.send(ScatterDone(who_has=stored,
-                                      nbytes={key: nbytes[key] for key in stored}))
+        if "scatter-done" in center.features:
+            center.send(ScatterDone(who_has=stored, nbytes={key: nbytes[key] for key in stored}))
+        else:  # a center that does not take scatter-done: wait until the workers' reports land
+            await self._until_center_knows(list(stored))
         return stored
+
+    async def _until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
+        give_up = time.monotonic() + patience
+        delay = 0.002
+        while keys and time.monotonic() < give_up:
+            who_has = await self._who_has(keys)
+            keys = [key for key in keys if not who_has.get(key)]
+            if keys:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any) -> None:

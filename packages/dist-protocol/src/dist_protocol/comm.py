@@ -15,7 +15,11 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from .addresses import format_address, parse_address
-from .errors import CommClosedError, HandshakeError, ProtocolError
+from collections.abc import Iterable
+
+from .errors import (CommClosedError, HandshakeError, InvalidMessage, LocalProtocolError,
+                     ProtocolError)
+from .features import default_features
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
 from .handshake import AcceptorHandshake, InitiatorHandshake
 from .messages import Error, Message, encode_batch, encode_batches, decode_batch
@@ -96,6 +100,7 @@ class Comm:
         self.peer_role: str | None = None
         self.peer_name: str | None = None
         self.version: int | None = None
+        self.features: frozenset[str] = frozenset()  # the optional features both sides announced
         self.established = False  # the handshake completed
         self.closed: asyncio.Future = loop.create_future()
         self.close_reason: str | None = None
@@ -125,6 +130,14 @@ class Comm:
         if self.closed.done():
             raise CommClosedError(f"connection to {self.peer_address} is closed"
                                   + (f": {self.close_reason}" if self.close_reason else ""))
+        for msg in messages:
+            if msg.feature is not None or msg.gated_fields:
+                missing = msg.features_used() - self.features
+                if missing:
+                    raise LocalProtocolError(
+                        f"{msg.op!r} needs the protocol feature(s) {sorted(missing)}, which "
+                        f"{self.peer_address} did not announce (check comm.features first)",
+                        "invalid-message")
         self._outbox.extend(messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -209,6 +222,14 @@ class Comm:
             messages = self._handshake_step(messages)
             if not messages:
                 return
+        for msg in messages:
+            # What belongs to a feature we did not agree is what an older peer would reject as
+            # unknown: rejecting it here too keeps peers honest about what they announce.
+            if msg.feature is not None or msg.gated_fields:
+                missing = msg.features_used() - self.features
+                if missing:
+                    raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
+                                         f"{sorted(missing)}, not agreed on this connection")
         # An error is the last thing a peer sends (during the handshake, the handshake takes it).
         if self.established and messages and type(messages[-1]) is Error:
             self._closed_by_peer(messages)
@@ -254,6 +275,7 @@ class Comm:
                 # unauthenticated limits, whatever we send right after it.
                 self._flush()
                 self.version = handshake.version
+                self.features = handshake.features
                 self.decoder.limits = self._limits_after_handshake
                 self.established = True
                 self._handshake_finished.set_result(None)
@@ -419,8 +441,13 @@ async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: f
 async def connect(address: str, *, role: str, token: str | None = None,
                   name: str | None = None, ssl_context: ssl.SSLContext | None = None,
                   timeout: float = HANDSHAKE_TIMEOUT, limits: Limits = DEFAULT_LIMITS,
-                  versions: tuple[int, int] | None = None) -> Comm:
-    """Open a connection and complete the handshake; raises ``OSError`` or ``HandshakeError``."""
+                  versions: tuple[int, int] | None = None,
+                  features: Iterable[str] | None = None) -> Comm:
+    """Open a connection and complete the handshake; raises ``OSError`` or ``HandshakeError``.
+
+    ``features``: the optional protocol features to announce (default: all this package
+    implements, or those ``DIST_PROTOCOL_FEATURES`` names); ``comm.features`` is the agreed set.
+    """
     scheme, host, port = parse_address(address)
     if scheme == "tls" and ssl_context is None:
         raise ValueError(f"{address} is a TLS address: give a TLS certificate and CA "
@@ -438,7 +465,8 @@ async def connect(address: str, *, role: str, token: str | None = None,
                                      ssl_handshake_timeout=timeout if tls else None)
     comm.peer_address = format_address(host, port, scheme)
     kwargs = {"versions": versions} if versions else {}
-    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs)
+    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs,
+                                   features=default_features() if features is None else features)
     try:
         await _run_handshake(comm, handshake, handshake.start(), timeout, limits)
     except CommClosedError as exc:
@@ -475,7 +503,7 @@ class Listener:
 async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None], *,
                  token: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 who: str = "server") -> Listener:
+                 who: str = "server", features: Iterable[str] | None = None) -> Listener:
     """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
 
     A peer that fails the handshake gets an ``error`` message and one log line; nothing else.
@@ -486,9 +514,10 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         raise ValueError(f"{address} is a TLS address: give --tls-cert and --tls-key")
     loop = asyncio.get_running_loop()
     listener: Listener
+    announced = default_features() if features is None else frozenset(features)
 
     async def accept(comm: Comm) -> None:
-        handshake = AcceptorHandshake(token=token, who=who)
+        handshake = AcceptorHandshake(token=token, who=who, features=announced)
         try:
             await _run_handshake(comm, handshake, [], handshake_timeout, limits)
         except ProtocolError as exc:

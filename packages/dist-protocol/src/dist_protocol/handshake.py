@@ -2,15 +2,18 @@
 
 Transcript (``C`` opens the connection, ``S`` accepts it)::
 
-    C: hello        {min_version, max_version, role, name, nonce=Nc}
-    S: welcome      {version, auth=false}                                  -- no token: done
-    S: welcome      {version, auth=true, nonce=Ns, proof=HMAC(T, "dist acceptor" Nc Ns)}
+    C: hello        {min_version, max_version, role, name, nonce=Nc, features}
+    S: welcome      {version, auth=false, features}                        -- no token: done
+    S: welcome      {version, auth=true, nonce=Ns, proof=HMAC(T, "dist acceptor" Nc Ns),
+                     features}
     C: authenticate {proof=HMAC(T, "dist initiator" Ns Nc)}
     S: authenticated {}                                                    -- done
 
 HMAC is HMAC-SHA256 keyed with the UTF-8 token ``T``; nonces are 32 random bytes. Both sides
 prove they know the token without sending it, and a fresh nonce from each side makes a recorded
 handshake useless to replay. Any failure is an ``error`` message and the connection closes.
+Each side lists the optional features it implements; the connection uses those both listed
+(``features``), which both sides know once ``welcome`` has crossed.
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ import hashlib
 import hmac
 import os
 
+from collections.abc import Iterable
+
 from .errors import AuthenticationError, HandshakeError, VersionMismatch
+from .features import agree
 from .messages import Authenticate, Authenticated, Error, Hello, Message, Welcome
 
 PROTOCOL_VERSION = 1
@@ -53,17 +59,19 @@ class InitiatorHandshake:
 
     def __init__(self, role: str, token: str | None = None, name: str | None = None,
                  versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                 nonce: bytes | None = None):
+                 nonce: bytes | None = None, features: Iterable[str] = ()):
         self.role, self.token, self.name, self.versions = role, token, name, versions
         self.nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
         self.version: int | None = None
+        self.our_features = sorted(features)
+        self.features: frozenset[str] = frozenset()  # agreed: both sides announced them
         self.done = False
         self._state = "start"
 
     def start(self) -> list[Message]:
         self._state = "sent-hello"
         return [Hello(min_version=self.versions[0], max_version=self.versions[1], role=self.role,
-                      name=self.name, nonce=self.nonce)]
+                      name=self.name, nonce=self.nonce, features=self.our_features or None)]
 
     def receive(self, msg: Message) -> list[Message]:
         if isinstance(msg, Error):
@@ -80,6 +88,7 @@ class InitiatorHandshake:
             raise VersionMismatch(f"server chose protocol version {msg.version}, we speak "
                                   f"{self.versions[0]}..{self.versions[1]}")
         self.version = msg.version
+        self.features = agree(self.our_features, msg.features)
         if not msg.auth:
             if self.token:
                 raise AuthenticationError("the server does not authenticate, but we were given "
@@ -105,10 +114,12 @@ class AcceptorHandshake:
 
     def __init__(self, token: str | None = None,
                  versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                 nonce: bytes | None = None, who: str = "server"):
+                 nonce: bytes | None = None, who: str = "server", features: Iterable[str] = ()):
         self.token, self.versions, self.who = token, versions, who
         self.nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
         self.version: int | None = None
+        self.our_features = sorted(features)
+        self.features: frozenset[str] = frozenset()  # agreed: both sides announced them
         self.role: str | None = None
         self.name: str | None = None
         self.done = False
@@ -139,12 +150,17 @@ class AcceptorHandshake:
         self.version = negotiate(self.versions, (msg.min_version, msg.max_version),
                                  self.who, msg.role)
         self.role, self.name = msg.role, msg.name
+        self.features = agree(self.our_features, msg.features)
+        # Our whole list, not only the agreed part: the initiator agrees the same set, and
+        # its log can say what we could have done.
+        features = self.our_features or None
         if not self.token:
             self._state, self.done = "done", True
-            return [Welcome(version=self.version, auth=False)]
+            return [Welcome(version=self.version, auth=False, features=features)]
         if msg.nonce is None or len(msg.nonce) != NONCE_BYTES:
             raise AuthenticationError(f"hello needs a {NONCE_BYTES}-byte nonce to authenticate")
         self._peer_nonce = bytes(msg.nonce)
         self._state = "awaiting-proof"
         proof = compute_proof(self.token, ACCEPTOR_LABEL, self._peer_nonce, self.nonce)
-        return [Welcome(version=self.version, auth=True, nonce=self.nonce, proof=proof)]
+        return [Welcome(version=self.version, auth=True, nonce=self.nonce, proof=proof,
+                        features=features)]

@@ -25,6 +25,9 @@ class Message:
     op: ClassVar[str]
     direction: ClassVar[tuple[str, ...]]  # "sender->receiver" pairs
     since: ClassVar[int] = 1
+    feature: ClassVar[str | None] = None  # the op may only be sent where this was agreed
+    # (field name, default, feature) of the fields that belong to a feature
+    gated_fields: ClassVar[tuple[tuple[str, Any, str], ...]] = ()
     fields: ClassVar[list[FieldSpec]]
     _decode: ClassVar[Any]
     _encode: ClassVar[Any]
@@ -39,12 +42,24 @@ class Message:
     def from_wire(cls, value: dict, frames: list) -> Message:
         return cls._decode(value, frames)
 
+    def features_used(self) -> set[str]:
+        """The features this message needs agreed on its connection (see ``features``)."""
+        cls = type(self)
+        used = {cls.feature} if cls.feature else set()
+        for name, default, feature in cls.gated_fields:
+            value = getattr(self, name)
+            if value != (default() if callable(default) else default):
+                used.add(feature)
+        return used
 
-def message(op: str, *direction: str, since: int = 1):
+
+def message(op: str, *direction: str, since: int = 1, feature: str | None = None):
     def register(cls):
         cls = dataclass(frozen=True, slots=True)(cls)
-        cls.op, cls.direction, cls.since = op, direction, since
+        cls.op, cls.direction, cls.since, cls.feature = op, direction, since, feature
         cls.fields = field_specs(cls)
+        cls.gated_fields = tuple((f.name, f.default, f.feature) for f in cls.fields
+                                 if f.feature is not None)
         cls._decode = staticmethod(record_converter(cls))
         cls._encode = staticmethod(record_encoder(cls))
         OPS[op] = cls
@@ -80,6 +95,7 @@ class Hello(Message):
     role: str  # "client" | "worker" | "peer"
     name: str | None = None
     nonce: bytes | None = None
+    features: list[str] | None = None  # the optional features this side implements
 
 
 @message("welcome", "acceptor->initiator")
@@ -88,6 +104,7 @@ class Welcome(Message):
     auth: bool
     nonce: bytes | None = None
     proof: bytes | None = None
+    features: list[str] | None = None  # the optional features this side implements
 
 
 @message("authenticate", "initiator->acceptor")
@@ -151,7 +168,7 @@ class ScatterPlanReply(Message):
     targets: dict[str, list[str]]
 
 
-@message("scatter-done", "client->center")
+@message("scatter-done", "client->center", feature="scatter-done")
 class ScatterDone(Message):
     who_has: dict[str, list[str]]  # key -> the workers that confirmed storing it
     nbytes: dict[str, int] = field(default_factory=dict)
@@ -392,7 +409,8 @@ def describe_ops() -> dict[str, dict]:
         op: {
             "direction": list(cls.direction),
             "since": cls.since,
-            "fields": {f.name: {"type": f.type, "required": f.required} for f in cls.fields},
+            **({"feature": cls.feature} if cls.feature else {}),
+            "fields": {f.name: f.describe() for f in cls.fields},
         }
         for op, cls in OPS.items()
     }
@@ -400,8 +418,7 @@ def describe_ops() -> dict[str, dict]:
 
 def describe_records() -> dict[str, dict]:
     return {
-        "TaskSpec": {f.name: {"type": f.type, "required": f.required}
-                     for f in field_specs(TaskSpec)},
+        "TaskSpec": {f.name: f.describe() for f in field_specs(TaskSpec)},
     }
 
 

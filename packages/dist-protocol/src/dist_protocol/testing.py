@@ -21,12 +21,14 @@ import os
 import struct
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Union
 
 import msgpack
 
 from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
+from .features import FEATURES
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
 from .errors import HandshakeError, ProtocolError
@@ -328,10 +330,13 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
                     initiator_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
                     acceptor_versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
                     limits: Limits = DEFAULT_LIMITS, chunk_size: int | None = None,
-                    timeout: float = HANDSHAKE_TIMEOUT) -> tuple[Comm, Comm]:
+                    timeout: float = HANDSHAKE_TIMEOUT,
+                    initiator_features: Iterable[str] = FEATURES,
+                    acceptor_features: Iterable[str] = FEATURES) -> tuple[Comm, Comm]:
     """``(initiator, acceptor)``: two ``Comm``s joined in memory after the real handshake.
 
-    ``token`` is both sides' token unless ``initiator_token``/``acceptor_token`` differ.
+    ``token`` is both sides' token unless ``initiator_token``/``acceptor_token`` differ. Each
+    side announces every known protocol feature unless ``*_features`` says otherwise.
     A failed handshake raises the ``ProtocolError`` of the side that detected it.
     """
     loop = asyncio.get_running_loop()
@@ -342,8 +347,9 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
     initiator_end._protocol.connection_made(initiator_end)
     acceptor_end._protocol.connection_made(acceptor_end)
     opening = InitiatorHandshake(role, token=initiator_token or token, name=name,
-                                 versions=initiator_versions)
-    accepting = AcceptorHandshake(token=acceptor_token or token, versions=acceptor_versions)
+                                 versions=initiator_versions, features=initiator_features)
+    accepting = AcceptorHandshake(token=acceptor_token or token, versions=acceptor_versions,
+                                  features=acceptor_features)
     outcomes = await asyncio.gather(
         _run_handshake(initiator, opening, opening.start(), timeout, limits),
         _run_handshake(acceptor, accepting, [], timeout, limits), return_exceptions=True)

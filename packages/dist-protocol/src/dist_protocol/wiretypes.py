@@ -194,6 +194,25 @@ class FieldSpec:
     convert: Converter
     encode: Encoder | None
     default: Any
+    since: int = 1
+    feature: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The field as spec/schema/messages.json states it."""
+        out: dict[str, Any] = {"type": self.type, "required": self.required}
+        if self.feature is not None:
+            out["feature"] = self.feature
+        return out
+
+
+def wire_field(default: Any = None, *, default_factory: Any = None, since: int = 1,
+               feature: str | None = None) -> Any:
+    """A message field with protocol metadata: the version that added it (``since``) and the
+    feature it belongs to, which the field is only sent under (see ``features``)."""
+    metadata = {"since": since, "feature": feature}
+    if default_factory is not None:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def field_specs(cls: type) -> list[FieldSpec]:
@@ -205,8 +224,8 @@ def field_specs(cls: type) -> list[FieldSpec]:
         tp = hints[f.name]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory
-        specs.append(FieldSpec(f.name, type_name(tp),
-                               required, converter(tp), encoder(tp), default))
+        specs.append(FieldSpec(f.name, type_name(tp), required, converter(tp), encoder(tp),
+                               default, f.metadata.get("since", 1), f.metadata.get("feature")))
     return specs
 
 

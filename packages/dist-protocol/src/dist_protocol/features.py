@@ -1,0 +1,46 @@
+"""Protocol features: optional ops and fields, negotiated in the handshake. No I/O.
+
+The protocol version says what every peer of that version understands. What is optional within
+a version -- an op such as ``scatter-done``, later fields -- is a *feature*: each side lists the
+features it implements in its ``hello``/``welcome``, and a connection uses those that both
+listed. A sender never sends an op or a field of a feature the connection did not agree (the
+connection raises ``LocalProtocolError``), so a newer peer keeps working with an older one,
+which never announced the feature and would reject what belongs to it.
+
+A feature, once published, keeps its meaning; a change of meaning is a new feature name.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+# name -> what a peer that announces it implements. spec/ is generated from this.
+FEATURES: dict[str, str] = {
+    "scatter-done": "the center takes `scatter-done` from clients (the keys a scatter stored "
+                    "and where) and records them at once",
+}
+
+# Announce fewer features than this package implements, e.g. to behave as an older release
+# would during a rolling upgrade: a comma-separated list of names (empty: none).
+FEATURES_ENV = "DIST_PROTOCOL_FEATURES"
+
+
+def default_features(environ: dict[str, str] | None = None) -> frozenset[str]:
+    """What this process announces: every known feature, or those ``DIST_PROTOCOL_FEATURES``
+    names (unknown names there are an error: a typo must not silently disable a feature)."""
+    env = os.environ if environ is None else environ
+    raw = env.get(FEATURES_ENV)
+    if raw is None:
+        return frozenset(FEATURES)
+    names = {name.strip() for name in raw.split(",") if name.strip()}
+    unknown = sorted(names - FEATURES.keys())
+    if unknown:
+        raise ValueError(f"{FEATURES_ENV} names unknown protocol features {unknown}; "
+                         f"known: {sorted(FEATURES)}")
+    return frozenset(names)
+
+
+def agree(ours: Iterable[str], theirs: Iterable[str] | None) -> frozenset[str]:
+    """The features a connection uses: those both sides announced. A peer that announced
+    nothing (an older one, whose hello has no ``features``) agrees to none."""
+    return frozenset(ours) & frozenset(theirs or ())
