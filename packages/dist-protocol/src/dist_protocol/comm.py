@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -193,7 +194,8 @@ class Comm:
     # -- receiving -------------------------------------------------------------------------
     def set_handler(self, handler: Handler) -> None:
         """Call ``handler(messages)`` for each batch from now on (queued ones first)."""
-        self._handler = handler
+        if not self.closed.done():  # a closed comm keeps no closure over itself (``_let_go``)
+            self._handler = handler
         if self._inbox:
             queued = list(self._inbox)
             self._inbox.clear()
@@ -302,7 +304,8 @@ class Comm:
     def abort(self, error: ProtocolError) -> None:
         """Tell the peer what it did wrong, then close. Costs this connection only."""
         if self.abort_error is None:
-            self.abort_error = error
+            # A copy: the error itself is raised on, and its traceback reaches this comm.
+            self.abort_error = copy.copy(error)
         if self.established:
             # A failed handshake is reported once, by whoever ran it (``listen`` logs one line,
             # ``connect`` raises), so an attacker's connection costs a single log line.
@@ -355,6 +358,23 @@ class Comm:
                 callback(self)
             except Exception:  # noqa: BLE001 -- one bad callback must not hide the others
                 log.exception("error in close callback of %r", self)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Drop what a closed connection no longer needs, and with it every reference cycle.
+
+        Handlers and callbacks are closures over this comm, and a stored exception's
+        traceback reaches it through the frames that raised it: cycles that only a full
+        collection frees, rare on servers (``tune_garbage_collector``), so every closed
+        connection kept its receive buffer. What was received stays readable by ``recv``.
+        """
+        self._handler = None
+        self._handshake = None
+        self._handshake_finished = None
+        self._drain_waiters = []
+        self._outbox = []
+        # Bytes that still arrive (an abort lingers) are dropped unread into a small buffer.
+        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
 
 
 class _StreamProtocol(asyncio.BufferedProtocol):
@@ -423,7 +443,10 @@ async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: f
         async with asyncio.timeout(timeout):
             if first:
                 comm.send(*first)
-            await finished  # resolved by Comm._handshake_step as the messages arrive
+            try:
+                await finished  # resolved by Comm._handshake_step as the messages arrive
+            finally:
+                del finished  # a failed future refers to its error, whose traceback to here
     except TimeoutError:
         comm.abort(HandshakeError(f"no handshake within {timeout:g} s", "handshake-timeout"))
         raise HandshakeError(f"handshake with {comm.peer_address} timed out after {timeout:g} s",
@@ -434,7 +457,7 @@ async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: f
         raise
     except CommClosedError:
         if comm.abort_error is not None:  # the peer's bytes broke a limit or the framing
-            raise comm.abort_error from None
+            raise copy.copy(comm.abort_error) from None  # keep the stored one traceback-free
         raise
 
 
