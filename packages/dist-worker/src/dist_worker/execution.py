@@ -90,35 +90,49 @@ def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple,
     return tuple(positional), keywords
 
 
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when the exception's own ``__str__`` fails."""
+    try:
+        return str(exc)
+    except BaseException:  # noqa: BLE001 -- user code; the task errs all the same
+        return f"<{type(exc).__name__}: str() failed>"
+
+
 def error_event(key: str, exc: BaseException, context: str = "") -> ExecutionFailed:
-    text = "".join(traceback.format_exception(exc))
-    message = f"{context}{exc}" if context else str(exc)
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except BaseException:  # noqa: BLE001 -- a broken __str__ breaks the formatting too
+        text = f"{type(exc).__name__}: {_text(exc)}\n"
+    message = f"{context}{_text(exc)}" if context else _text(exc)
     try:
         payload = serialize(exc)
         deserialize(payload)  # an exception that cannot make the trip is sent as text only
-    except Exception:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001 -- its pickling is user code too
         payload = None
     return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
                                           message=message, traceback=text, exception=payload))
 
 
+# User code may raise any BaseException -- ``sys.exit()`` is SystemExit, a library may raise
+# KeyboardInterrupt or GeneratorExit, users derive their own from BaseException. Each is that
+# task's error: let through, it would end the pool thread with the task forever "executing".
 def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     key = instruction.key
     try:
         func = load_function(instruction.function)
         args, kwargs = load_arguments(instruction.args, instruction.inputs)
-    except Exception as exc:  # noqa: BLE001 -- any failure to load is the task's error
+    except BaseException as exc:  # noqa: BLE001 -- any failure to load is the task's error
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
     try:
         value = func(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 -- the task's own error travels to the client
+    except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc)
     stop = time.time()
     try:
         payload = serialize(value)
-    except Exception as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
                                      "serialized, so no one could fetch it: ")
     keep = payload if memoryview(payload.frames[0]).nbytes < KEEP_SERIALIZED_BELOW else None
@@ -190,7 +204,12 @@ class TaskRunner:
             instruction = self._queue.get()
             if instruction is None:
                 return
-            outcome = run_task(instruction)
+            try:
+                outcome = run_task(instruction)
+            except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
+                outcome = ExecutionFailed(instruction.key, TaskErred(
+                    key=instruction.key, exception_type=type(exc).__name__,
+                    message=f"the worker failed running the task: {_text(exc)}"))
             with self._lock:
                 wake = not self._done
                 self._done.append(outcome)
