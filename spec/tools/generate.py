@@ -30,7 +30,7 @@ from dist_protocol.errors import ERROR_CODES  # noqa: E402
 from dist_protocol.features import FEATURES  # noqa: E402
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS  # noqa: E402
 from dist_protocol.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION  # noqa: E402
-from dist_protocol.messages import OPS, TaskSpec, describe_ops, describe_records  # noqa: E402
+from dist_protocol.messages import OPS, RECORDS, describe_ops, describe_records  # noqa: E402
 from dist_protocol.wiretypes import field_specs  # noqa: E402
 from op_notes import OP_NOTES  # noqa: E402
 from vector_cases import all_vectors  # noqa: E402
@@ -155,7 +155,7 @@ def render_catalogue() -> str:
             out += [*fields_table(cls), ""]
     out += ["### Records", "", "Maps that appear inside messages.", ""]
     for name in describe_records():
-        record = {"TaskSpec": TaskSpec}[name]
+        record = RECORDS[name]
         out += [f"#### {name}", "", docstring(record), "", *fields_table(record), ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -46,8 +46,12 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "center learns from the workers.", "— (`key-in-memory` for each key)"),
     "cluster-info": ("Ask for the workers and their state.",
                      "`cluster-info-reply` with the same `id`"),
-    "cluster-info-reply": ("One map per worker: address, name, nthreads, memory_limit, status, "
-                           "processing, keys, nbytes, metrics.", "—"),
+    "cluster-info-reply": ("One map per worker: `address`, `name`, `nthreads`, `memory_limit` "
+                           "(bytes, 0: none), `status`, `processing` (the number of tasks "
+                           "assigned to it and not finished), `keys` (the number of keys it "
+                           "holds), `nbytes` (their total size), `metrics` (its last "
+                           "heartbeat's map), `environment` (an `Environment` map as it stated "
+                           "it in its hello, or nil).", "—"),
     "replicate": ("Keep `n` copies of each key in memory on distinct workers.", "—"),
     "restart": ("Forget every task and restart every worker; every client's keys are "
                 "cancelled.", "`restart-reply` once the workers have registered again (or "

@@ -20,9 +20,11 @@ Fixtures
     A ``dcenter --host 127.0.0.1 --port 0`` (``port=None``: the CLI's default;
     ``--no-dashboard`` unless ``dashboard``, then on a free port); extra CLI ``args`` and
     ``env`` variables are passed on. Returns once it printed its address.
-``start_worker(center, *args, nthreads=1, name=None, nanny=False, env=None, wait=True)``
-    A ``dworker CENTER`` (``--no-nanny`` unless ``nanny``) -> ``WorkerServer``. With ``wait``
-    it returns once the worker printed ``Registered with center at:``.
+``start_worker(center, *args, nthreads=1, name=None, nanny=False, env=None, wait=True,
+python=None)``
+    A ``dworker CENTER`` (``--no-nanny`` unless ``nanny``; on the interpreter ``python`` when
+    given) -> ``WorkerServer``. With ``wait`` it returns once the worker printed
+    ``Registered with center at:``.
 ``make_cluster(n_workers=2, nthreads=1, nanny=False, center_args=(), worker_args=(),
 heartbeat_timeout=None, env=None) -> Cluster``
     A center and ``n_workers`` workers, started in parallel.
@@ -322,10 +324,13 @@ class Processes:
         return center
 
     def start_worker(self, center: str, *args: str, nthreads: int = 1, name: str | None = None,
-                     nanny: bool = False, env: dict[str, str] | None = None, wait: bool = True
-                     ) -> WorkerServer:
+                     nanny: bool = False, env: dict[str, str] | None = None, wait: bool = True,
+                     python: str | None = None) -> WorkerServer:
+        """``python``: run the worker on that interpreter (which has dist-worker installed)."""
         name = name or f"worker-{next(self._names)}"
-        argv = [*command("dworker", "dist_worker.cli"), center, "--host", "127.0.0.1",
+        program = [python, "-m", "dist_worker.cli"] if python else command("dworker",
+                                                                            "dist_worker.cli")
+        argv = [*program, center, "--host", "127.0.0.1",
                 "--nthreads", str(nthreads), "--name", name,
                 "--nanny" if nanny else "--no-nanny", *args]
         worker = WorkerServer(argv, name, nanny, env)

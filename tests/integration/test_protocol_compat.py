@@ -1,8 +1,16 @@
 """Peers of different releases on one cluster: optional protocol features are only used where
-both sides announced them."""
+both sides announced them, and pickled code runs only where its Python matches."""
 from __future__ import annotations
 
+import asyncio
+import platform
+
 import pytest
+
+from dist_protocol.comm import connect
+from dist_protocol.environment import pickle_tag
+from dist_protocol.messages import KeyInMemory, Submit, TaskErred, TaskSpec
+from dist_protocol.serialize import dumps_function
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,3 +43,34 @@ def test_the_same_client_uses_scatter_done_where_the_center_announces_it(process
     futures = e.scatter([1, 2, 3])
     assert e.submit(sum, futures).result(timeout=RESULT_TIMEOUT) == 6
     assert all(e.who_has(futures).values())
+
+
+def answer():
+    return 42
+
+
+async def submit_raw(center: str, task: TaskSpec) -> TaskErred | KeyInMemory:
+    comm = await connect(center, role="client")
+    comm.send(Submit(tasks=[task]))
+    try:
+        while True:
+            msg = await asyncio.wait_for(comm.recv(), RESULT_TIMEOUT)
+            if isinstance(msg, (TaskErred, KeyInMemory)):
+                return msg
+    finally:
+        comm.close()
+
+
+def test_a_worker_never_unpickles_a_task_tagged_with_another_python(processes):
+    # What a client on another Python (or one whose view of the workers was out of date)
+    # sends: the worker must answer with an error, not unpickle it and crash or lie.
+    center = processes.start_center()
+    worker = processes.start_worker(center.address)
+    task = TaskSpec(key="answer-1", function=dumps_function(answer), pickled_with="cpython-3.99")
+    reply = asyncio.run(submit_raw(center.address, task))
+    assert isinstance(reply, TaskErred) and reply.exception_type == "EnvironmentMismatch"
+    assert "CPython 3.99" in reply.message and f"CPython {platform.python_version()}" in \
+        reply.message
+    same = TaskSpec(key="answer-2", function=dumps_function(answer), pickled_with=pickle_tag())
+    assert isinstance(asyncio.run(submit_raw(center.address, same)), KeyInMemory)
+    assert len(worker.matching("Start worker at ")) == 1  # never restarted

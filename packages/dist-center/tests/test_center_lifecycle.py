@@ -1,8 +1,9 @@
 """A key's life at the center: results to clients, release and reference counting, errors,
 retries, cancellation, scattered data and several clients sharing keys."""
-from dist_center.events import ClientSent, WorkerSent
+from dist_center.events import ClientSent, WorkerJoined, WorkerSent
 from dist_protocol.serialize import Payload
-from dist_protocol.messages import (AcquireReplicas, ClusterInfo, FreeKeys, KeyCancelled,
+from dist_protocol.messages import (AcquireReplicas, ClusterInfo, ComputeTask, Environment,
+                                    FreeKeys, KeyCancelled, RegisterWorker, TaskSpec,
                                     KeyInMemory, Release, Replicate, Restart, RestartWorker,
                                     ScatterDone,
                                     ScatterPlanReply, Submit, TaskErred, TaskFinished, WhoHas,
@@ -485,7 +486,26 @@ def test_cluster_info_describes_every_worker(center):
     assert to == "alice" and reply.id == 3
     assert reply.workers == [{"address": "w1", "name": "alpha", "nthreads": 4,
                               "memory_limit": 0, "status": "running", "processing": 1,
-                              "keys": 0, "nbytes": 0, "metrics": {}}]
+                              "keys": 0, "nbytes": 0, "metrics": {}, "environment": None}]
+
+
+def test_cluster_info_reports_what_each_worker_said_it_runs(center):
+    env = Environment(implementation="cpython", python="3.12.1",
+                      packages={"dist-worker": "0.1.0", "cloudpickle": "3.1.3"})
+    center(WorkerJoined(RegisterWorker(address="w1", nthreads=1), env))
+
+    [(_, reply)] = center.client_sent(ClusterInfo(id=1))
+
+    assert reply.workers[0]["environment"] == {
+        "implementation": "cpython", "python": "3.12.1",
+        "packages": {"dist-worker": "0.1.0", "cloudpickle": "3.1.3"}}
+
+
+def test_compute_task_carries_the_pickle_tag_the_client_gave(center):
+    center.join("w1")
+    out = center.client_sent(Submit(tasks=[TaskSpec(key="f-1", function="math:sqrt",
+                                                    pickled_with="cpython-3.12")]))
+    assert [m.pickled_with for _, m in out if isinstance(m, ComputeTask)] == ["cpython-3.12"]
 
 
 def test_restart_cancels_every_clients_keys_and_restarts_every_worker(center, match):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dist_protocol.messages import Message, RegisterWorker
+from dist_protocol.messages import Environment, Message, RegisterWorker
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +25,7 @@ class ClientSent:
 @dataclass(frozen=True, slots=True)
 class WorkerJoined:
     registration: RegisterWorker
+    environment: Environment | None = None  # what the worker said it runs, in its hello
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class TaskState:
 
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
-                 "nbytes", "status", "metrics", "resources")
+                 "nbytes", "status", "metrics", "resources", "environment")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -79,6 +79,7 @@ class WorkerInfo:
         self.nbytes = 0
         self.status = "running"
         self.metrics: dict = {}
+        self.environment: dict | None = None  # Python and package versions, as it stated them
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"

@@ -168,7 +168,7 @@ class Center:
                 self.last_seen.pop(address, None)
                 self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
 
-        self._handle(WorkerJoined(first))
+        self._handle(WorkerJoined(first, comm.peer_environment))
         comm.set_handler(on_messages)
         comm.on_close(on_close)
 

@@ -19,7 +19,7 @@ import heapq
 import itertools
 import math
 from collections import Counter, deque
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ClusterInfoReply,
                                     ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
@@ -336,7 +336,8 @@ class CenterState:
         return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
                  "memory_limit": w.memory_limit, "status": w.status,
                  "processing": len(w.processing), "keys": len(w.has_what), "nbytes": w.nbytes,
-                 "metrics": w.metrics} for w in self.workers.values()]
+                 "metrics": w.metrics, "environment": w.environment}
+                for w in self.workers.values()]
 
     # -- workers joining and leaving ---------------------------------------------------------
     def _worker_joined(self, event: WorkerJoined) -> None:
@@ -352,6 +353,8 @@ class CenterState:
         name = reg.name or reg.address
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit, reg.resources)
         worker.has_what = carried
+        if event.environment is not None:
+            worker.environment = asdict(event.environment)
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.names[name] = reg.address
@@ -677,7 +680,7 @@ class CenterState:
             who_has[dep] = list(dts.who_has)
             nbytes[dep] = dts.nbytes
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
-                           nbytes=nbytes, priority=spec.priority)
+                           nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with)
 
     def compact(self) -> None:
         """Rebuild the big tables: dicts and sets keep their peak size after deletions."""

@@ -84,6 +84,7 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
     graph = convert_legacy_graph(dsk)
     futures: dict[Hashable, Future] = {}
     tasks = []
+    executor._check_pickled_code(executor._options(None, 0, 0, False, None))
     with executor._lock:
         for key in topological_order(graph):
             node = graph[key]

@@ -25,4 +25,10 @@ class ClusterError(ConnectionError):
     """The connection to the center is gone, so results cannot arrive."""
 
 
-__all__ = ["CancelledError", "ClusterError", "KilledWorker", "LostDataError", "RemoteError"]
+class EnvironmentMismatch(RuntimeError):
+    """The client and workers run different Python minor versions (or, from
+    ``versions(check=True)``, different package versions): pickled code cannot go there."""
+
+
+__all__ = ["CancelledError", "ClusterError", "EnvironmentMismatch", "KilledWorker",
+           "LostDataError", "RemoteError"]

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
@@ -24,7 +25,8 @@ from dist_protocol.serialize import (Payload, SerializationError, deserialize, d
                                      serialize)
 
 from . import transfer
-from .errors import ClusterError, KilledWorker, LostDataError, RemoteError
+from .environments import ClusterEnvironments
+from .errors import ClusterError, EnvironmentMismatch, KilledWorker, LostDataError, RemoteError
 from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
@@ -82,9 +84,15 @@ class Executor(concurrent.futures.Executor):
         self._io = LoopThread()
         self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
         self._center: Comm | None = None
+        self._envs = ClusterEnvironments()
         try:
             self._center = self._io.run(self._connect(timeout))
+            self._envs.center = self._center.peer_environment
+            self._cluster_info()  # what the workers run: refuse a cluster pickles cannot reach
+            self._envs.check_connect()
         except BaseException:
+            if self._center is not None:
+                self._io.run(self._close_async(), timeout=5)
             self._io.stop()
             if self.cluster is not None:
                 self.cluster.close()
@@ -288,9 +296,11 @@ class Executor(concurrent.futures.Executor):
               ) -> TaskSpec:
         deps: dict[str, Future] = {}
         packed = (pack(args, deps), pack(kwargs, deps)) if args or kwargs else None
-        return TaskSpec(key=key, function=function,
-                        args=serialize(packed) if packed is not None else None,
-                        deps=list(deps), **options)
+        args_payload = serialize(packed) if packed is not None else None
+        pickled = function.serializer == "pickle" or (args_payload is not None and
+                                                       args_payload.serializer == "pickle")
+        return TaskSpec(key=key, function=function, args=args_payload, deps=list(deps),
+                        pickled_with=self._envs.tag if pickled else None, **options)
 
     @staticmethod
     def _options(workers, priority, retries, allow_other_workers, resources) -> dict:
@@ -340,6 +350,7 @@ class Executor(concurrent.futures.Executor):
                      options: dict) -> list[Future]:
         """Futures for ``calls``; new keys go to the center in chunks as they are built, so
         the cluster starts on the first tasks of a long map while the rest are prepared."""
+        self._check_pickled_code(options)
         function = self._function_payload(func)
         futures = []
         for start in range(0, len(calls), SUBMIT_CHUNK):
@@ -482,6 +493,7 @@ class Executor(concurrent.futures.Executor):
                 raise TimeoutError("no workers to scatter to"
                                    + (f" among {workers}" if workers else ""))
             await asyncio.sleep(0.1)
+        self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
         try:
             stored = await transfer.push(self._workers, reply.targets, payloads)
         except transfer.TRANSIENT as exc:
@@ -524,7 +536,31 @@ class Executor(concurrent.futures.Executor):
                 self._send(Cancel(keys=keys))
 
     def _cluster_info(self) -> list[dict]:
-        return self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
+        workers = self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
+        self._envs.update(workers, time.monotonic())
+        differences = self._envs.new_package_differences()
+        if differences:
+            warnings.warn(differences, UserWarning, stacklevel=3)
+        return workers
+
+    def versions(self, check: bool = False) -> dict[str, Any]:
+        """What each process runs: ``{"client": env, "center": env, "workers": {address:
+        env}}``, each env ``{"implementation", "python", "packages": {name: version}}`` (None
+        for a process that did not say). ``check=True`` raises ``EnvironmentMismatch`` when a
+        worker runs another Python minor version or a package version differs anywhere."""
+        self._cluster_info()
+        if check:
+            problems = self._envs.mismatches()
+            if problems:
+                raise EnvironmentMismatch("the cluster's versions differ: " + "; ".join(problems))
+        return self._envs.versions()
+
+    def _check_pickled_code(self, options: dict) -> None:
+        """Before pickled code is sent: no worker it may land on runs another Python. The
+        view of the workers is refreshed when older than a second (one round trip)."""
+        if self._envs.stale(time.monotonic()):
+            self._cluster_info()
+        self._envs.check_submit(options["workers"], options["allow_other_workers"])
 
     def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
         """Block until at least ``n_workers`` workers have registered with the center."""

@@ -20,10 +20,11 @@ from collections.abc import Iterable
 
 from .errors import (CommClosedError, HandshakeError, InvalidMessage, LocalProtocolError,
                      ProtocolError)
+from .environment import local_environment
 from .features import default_features
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
 from .handshake import AcceptorHandshake, InitiatorHandshake
-from .messages import Error, Message, encode_batch, encode_batches, decode_batch
+from .messages import Environment, Error, Message, encode_batch, encode_batches, decode_batch
 
 log = logging.getLogger("dist.comm")
 
@@ -102,6 +103,7 @@ class Comm:
         self.peer_name: str | None = None
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()  # the optional features both sides announced
+        self.peer_environment: Environment | None = None  # what the peer said it runs
         self.established = False  # the handshake completed
         self.closed: asyncio.Future = loop.create_future()
         self.close_reason: str | None = None
@@ -278,6 +280,7 @@ class Comm:
                 self._flush()
                 self.version = handshake.version
                 self.features = handshake.features
+                self.peer_environment = handshake.peer_environment
                 self.decoder.limits = self._limits_after_handshake
                 self.established = True
                 self._handshake_finished.set_result(None)
@@ -489,7 +492,8 @@ async def connect(address: str, *, role: str, token: str | None = None,
     comm.peer_address = format_address(host, port, scheme)
     kwargs = {"versions": versions} if versions else {}
     handshake = InitiatorHandshake(role, token=token, name=name, **kwargs,
-                                   features=default_features() if features is None else features)
+                                   features=default_features() if features is None else features,
+                                   environment=local_environment())
     try:
         await _run_handshake(comm, handshake, handshake.start(), timeout, limits)
     except CommClosedError as exc:
@@ -538,9 +542,11 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
     loop = asyncio.get_running_loop()
     listener: Listener
     announced = default_features() if features is None else frozenset(features)
+    environment = local_environment()
 
     async def accept(comm: Comm) -> None:
-        handshake = AcceptorHandshake(token=token, who=who, features=announced)
+        handshake = AcceptorHandshake(token=token, who=who, features=announced,
+                                      environment=environment)
         try:
             await _run_handshake(comm, handshake, [], handshake_timeout, limits)
         except ProtocolError as exc:

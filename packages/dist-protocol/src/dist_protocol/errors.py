@@ -74,6 +74,10 @@ ERROR_CODES: dict[str, str] = {
                        "field, has a value of the wrong type or references a frame the batch "
                        "lacks, or the receiver does not accept its op from this role",
     "unknown-op": "a message's op is not one the receiver knows, or it has no op",
+    "invalid-payload": "a payload breaks its serializer's rule (a msgpack or bytes payload with "
+                       "other than one frame, a frame that is not msgpack, a pickle that cannot "
+                       "be loaded) or may not be deserialized by the receiver (a pickle made by "
+                       "another Python minor version)",
     "handshake-failed": "a message out of turn during the handshake, or an unknown role",
     "version-mismatch": "the two sides' protocol version ranges do not overlap",
     "auth-failed": "a proof is missing or does not match the token, or only one side has a token",

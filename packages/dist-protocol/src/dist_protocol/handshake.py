@@ -2,10 +2,10 @@
 
 Transcript (``C`` opens the connection, ``S`` accepts it)::
 
-    C: hello        {min_version, max_version, role, name, nonce=Nc, features}
-    S: welcome      {version, auth=false, features}                        -- no token: done
+    C: hello        {min_version, max_version, role, name, nonce=Nc, features, environment}
+    S: welcome      {version, auth=false, features, environment}           -- no token: done
     S: welcome      {version, auth=true, nonce=Ns, proof=HMAC(T, "dist acceptor" Nc Ns),
-                     features}
+                     features, environment}
     C: authenticate {proof=HMAC(T, "dist initiator" Ns Nc)}
     S: authenticated {}                                                    -- done
 
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 from .errors import AuthenticationError, HandshakeError, VersionMismatch
 from .features import agree
-from .messages import Authenticate, Authenticated, Error, Hello, Message, Welcome
+from .messages import Authenticate, Authenticated, Environment, Error, Hello, Message, Welcome
 
 PROTOCOL_VERSION = 1
 MIN_PROTOCOL_VERSION = 1
@@ -59,8 +59,11 @@ class InitiatorHandshake:
 
     def __init__(self, role: str, token: str | None = None, name: str | None = None,
                  versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                 nonce: bytes | None = None, features: Iterable[str] = ()):
+                 nonce: bytes | None = None, features: Iterable[str] = (),
+                 environment: Environment | None = None):
         self.role, self.token, self.name, self.versions = role, token, name, versions
+        self.environment = environment
+        self.peer_environment: Environment | None = None
         self.nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
         self.version: int | None = None
         self.our_features = sorted(features)
@@ -71,7 +74,8 @@ class InitiatorHandshake:
     def start(self) -> list[Message]:
         self._state = "sent-hello"
         return [Hello(min_version=self.versions[0], max_version=self.versions[1], role=self.role,
-                      name=self.name, nonce=self.nonce, features=self.our_features or None)]
+                      name=self.name, nonce=self.nonce, features=self.our_features or None,
+                      environment=self.environment)]
 
     def receive(self, msg: Message) -> list[Message]:
         if isinstance(msg, Error):
@@ -89,6 +93,7 @@ class InitiatorHandshake:
                                   f"{self.versions[0]}..{self.versions[1]}")
         self.version = msg.version
         self.features = agree(self.our_features, msg.features)
+        self.peer_environment = msg.environment
         if not msg.auth:
             if self.token:
                 raise AuthenticationError("the server does not authenticate, but we were given "
@@ -114,8 +119,11 @@ class AcceptorHandshake:
 
     def __init__(self, token: str | None = None,
                  versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                 nonce: bytes | None = None, who: str = "server", features: Iterable[str] = ()):
+                 nonce: bytes | None = None, who: str = "server", features: Iterable[str] = (),
+                 environment: Environment | None = None):
         self.token, self.versions, self.who = token, versions, who
+        self.environment = environment
+        self.peer_environment: Environment | None = None
         self.nonce = nonce if nonce is not None else os.urandom(NONCE_BYTES)
         self.version: int | None = None
         self.our_features = sorted(features)
@@ -151,16 +159,18 @@ class AcceptorHandshake:
                                  self.who, msg.role)
         self.role, self.name = msg.role, msg.name
         self.features = agree(self.our_features, msg.features)
+        self.peer_environment = msg.environment
         # Our whole list, not only the agreed part: the initiator agrees the same set, and
         # its log can say what we could have done.
         features = self.our_features or None
         if not self.token:
             self._state, self.done = "done", True
-            return [Welcome(version=self.version, auth=False, features=features)]
+            return [Welcome(version=self.version, auth=False, features=features,
+                            environment=self.environment)]
         if msg.nonce is None or len(msg.nonce) != NONCE_BYTES:
             raise AuthenticationError(f"hello needs a {NONCE_BYTES}-byte nonce to authenticate")
         self._peer_nonce = bytes(msg.nonce)
         self._state = "awaiting-proof"
         proof = compute_proof(self.token, ACCEPTOR_LABEL, self._peer_nonce, self.nonce)
         return [Welcome(version=self.version, auth=True, nonce=self.nonce, proof=proof,
-                        features=features)]
+                        features=features, environment=self.environment)]

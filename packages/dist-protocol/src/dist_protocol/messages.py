@@ -84,6 +84,17 @@ class TaskSpec:
     allow_other_workers: bool = False
     resources: dict[str, float] | None = None
     retries: int = 0
+    pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What a process runs, as it states it in the handshake (advisory: for checks and
+    reports; a peer that states none is an older or a non-Python one)."""
+
+    implementation: str  # sys.implementation.name of Python peers: "cpython", "pypy"
+    python: str  # the language version, e.g. "3.11.7"
+    packages: dict[str, str] = field(default_factory=dict)  # distribution -> version
 
 
 # -- handshake (any role) --------------------------------------------------------------------
@@ -96,6 +107,7 @@ class Hello(Message):
     name: str | None = None
     nonce: bytes | None = None
     features: list[str] | None = None  # the optional features this side implements
+    environment: Environment | None = None  # what this side runs
 
 
 @message("welcome", "acceptor->initiator")
@@ -105,6 +117,7 @@ class Welcome(Message):
     nonce: bytes | None = None
     proof: bytes | None = None
     features: list[str] | None = None  # the optional features this side implements
+    environment: Environment | None = None  # what this side runs
 
 
 @message("authenticate", "initiator->acceptor")
@@ -295,6 +308,7 @@ class ComputeTask(Message):
     who_has: dict[str, list[str]] = field(default_factory=dict)
     nbytes: dict[str, int] = field(default_factory=dict)
     priority: int = 0
+    pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
 
 
 @message("acquire-replicas", "center->worker")
@@ -416,13 +430,16 @@ def describe_ops() -> dict[str, dict]:
     }
 
 
+RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment}
+
+
 def describe_records() -> dict[str, dict]:
-    return {
-        "TaskSpec": {f.name: f.describe() for f in field_specs(TaskSpec)},
-    }
+    return {name: {f.name: f.describe() for f in field_specs(cls)}
+            for name, cls in RECORDS.items()}
 
 
 __all__ = [name for name, obj in list(globals().items())
-           if isinstance(obj, type) and (issubclass(obj, Message) or obj is TaskSpec)]
-__all__ += ["OPS", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
+           if isinstance(obj, type)
+           and (issubclass(obj, Message) or obj in (TaskSpec, Environment))]
+__all__ += ["OPS", "RECORDS", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
 _ = dataclasses

@@ -32,7 +32,7 @@ from .features import FEATURES
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake, InitiatorHandshake
 from .errors import HandshakeError, ProtocolError
-from .messages import Message, decode_batch, encode_batch
+from .messages import Environment, Message, decode_batch, encode_batch
 from .serialize import Payload, msgpack_dumps
 
 SPEC_DIR_ENV = "DIST_SPEC_DIR"
@@ -332,11 +332,14 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
                     limits: Limits = DEFAULT_LIMITS, chunk_size: int | None = None,
                     timeout: float = HANDSHAKE_TIMEOUT,
                     initiator_features: Iterable[str] = FEATURES,
-                    acceptor_features: Iterable[str] = FEATURES) -> tuple[Comm, Comm]:
+                    acceptor_features: Iterable[str] = FEATURES,
+                    initiator_environment: Environment | None = None,
+                    acceptor_environment: Environment | None = None) -> tuple[Comm, Comm]:
     """``(initiator, acceptor)``: two ``Comm``s joined in memory after the real handshake.
 
     ``token`` is both sides' token unless ``initiator_token``/``acceptor_token`` differ. Each
-    side announces every known protocol feature unless ``*_features`` says otherwise.
+    side announces every known protocol feature unless ``*_features`` says otherwise, and the
+``*_environment`` given (by default none).
     A failed handshake raises the ``ProtocolError`` of the side that detected it.
     """
     loop = asyncio.get_running_loop()
@@ -347,9 +350,10 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
     initiator_end._protocol.connection_made(initiator_end)
     acceptor_end._protocol.connection_made(acceptor_end)
     opening = InitiatorHandshake(role, token=initiator_token or token, name=name,
-                                 versions=initiator_versions, features=initiator_features)
+                                 versions=initiator_versions, features=initiator_features,
+                                 environment=initiator_environment)
     accepting = AcceptorHandshake(token=acceptor_token or token, versions=acceptor_versions,
-                                  features=acceptor_features)
+                                  features=acceptor_features, environment=acceptor_environment)
     outcomes = await asyncio.gather(
         _run_handshake(initiator, opening, opening.start(), timeout, limits),
         _run_handshake(acceptor, accepting, [], timeout, limits), return_exceptions=True)

@@ -180,6 +180,10 @@ def encoder(tp: Any) -> Encoder | None:
     if origin in (Union, types.UnionType):
         if Payload in args:
             return lambda v, f, s: _payload_encoder(v, f, s) if isinstance(v, Payload) else v
+        records = [a for a in args if dataclasses.is_dataclass(a)]
+        if len(records) == 1:  # an optional record
+            record, encode_record = records[0], record_encoder(records[0])
+            return lambda v, f, s: encode_record(v, f, s) if isinstance(v, record) else v
         return None
     if dataclasses.is_dataclass(tp):
         return record_encoder(tp)

@@ -12,11 +12,12 @@ from typing import Any
 
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, connect, listen
+from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
 from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
-                                    StealRequest, Unregister, WorkerRegistered)
+                                    StealRequest, TaskErred, Unregister, WorkerRegistered)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionSucceeded, Fetch,
@@ -28,6 +29,7 @@ from .state import WorkerState
 
 log = logging.getLogger("dist.worker")
 RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
+PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
 
 
 class Worker:
@@ -190,6 +192,9 @@ class Worker:
         events = []
         for msg in messages:
             if isinstance(msg, ComputeTask):
+                if msg.pickled_with is not None and msg.pickled_with != PICKLE_TAG:
+                    self._refuse_foreign_pickle(msg)
+                    continue
                 events.append(ComputeRequested(msg))
             elif isinstance(msg, FreeKeys):
                 events.append(FreeRequested(msg.keys))
@@ -202,6 +207,18 @@ class Worker:
                 return
         if events:
             self._act(self.state.handle(*events))
+
+    def _refuse_foreign_pickle(self, msg: ComputeTask) -> None:
+        """Code pickled by another Python minor version can crash this process or compute a
+        wrong result when unpickled: the task errs instead, before anything is unpickled."""
+        text = (f"task {msg.key} was pickled by {describe_tag(msg.pickled_with or '?')} and this "
+                f"worker ({self.address}) runs {describe(local_environment())}: pickled "
+                f"functions and arguments only run on workers of the same Python minor version "
+                f"(install the client's Python on the workers, or the workers' on the client)")
+        log.warning("%s", text)
+        if self.center is not None and not self.center.is_closed:
+            self.center.send(TaskErred(key=msg.key, exception_type="EnvironmentMismatch",
+                                       message=text))
 
     def _restart(self, reason: str) -> None:
         """Under a nanny: exit so it starts a fresh process. Alone: drop everything and
@@ -328,6 +345,7 @@ class Worker:
             if isinstance(msg, GetData):
                 comm.send(self._get_data(msg))
             elif isinstance(msg, PutData):
+                self._check_pickle_tag(comm, msg)
                 comm.send(self._put_data(msg))
             else:
                 raise InvalidMessage(f"op {msg.op!r} is not served by a worker")
@@ -349,6 +367,17 @@ class Worker:
                     continue
             data[key] = payload
         return Data(id=msg.id, data=data, missing=missing, errors=errors)
+
+    @staticmethod
+    def _check_pickle_tag(comm: Comm, msg: PutData) -> None:
+        """Pickles from a peer on another Python minor version are refused unread."""
+        peer = comm.peer_environment
+        if peer is None or pickle_tag(peer) == PICKLE_TAG:
+            return
+        if any(payload.serializer == "pickle" for payload in msg.data.values()):
+            raise InvalidMessage(f"put-data holds pickles made by {describe(peer)}, and this "
+                                 f"worker runs {describe(local_environment())}: they are not "
+                                 f"unpickled here", "invalid-payload")
 
     def _put_data(self, msg: PutData) -> DataStored:
         values, nbytes = {}, {}

@@ -35,6 +35,17 @@ def metric(metrics: dict, name: str, kind: type = int) -> Any:
     return value if kind is not float or math.isfinite(value) else 0.0
 
 
+def environment_columns(environment: dict | None) -> dict[str, Any]:
+    """What a worker runs, for the table: "CPython 3.11.7" and its package versions."""
+    if not environment:
+        return {"python": "", "packages": {}}
+    names = {"cpython": "CPython", "pypy": "PyPy"}
+    implementation = str(environment.get("implementation", ""))
+    return {"python": f"{names.get(implementation, implementation)} "
+                      f"{environment.get('python', '')}".strip(),
+            "packages": dict(environment.get("packages") or {})}
+
+
 def worker_rows(state: CenterState) -> list[dict[str, Any]]:
     rows = []
     for worker in state.workers.values():
@@ -54,6 +65,7 @@ def worker_rows(state: CenterState) -> list[dict[str, Any]]:
             "nbytes": worker.nbytes,
             "in_flight": metric(metrics, "in_flight"),
             "paused": bool(metrics.get("paused", False)),
+            **environment_columns(worker.environment),
         })
     rows.sort(key=lambda row: (row["name"], row["address"]))
     return rows

@@ -104,7 +104,7 @@ function renderStatus(status) {
 
 // -- workers table ------------------------------------------------------------------------------
 const WORKER_COLUMNS = ["name", "address", "nthreads", "memory", "cpu", "executing",
-  "processing", "keys", "nbytes", "status"];
+  "processing", "keys", "nbytes", "status", "python"];
 const NUMBER_COLUMNS = new Set(["nthreads", "cpu", "executing", "processing", "keys", "nbytes"]);
 
 function newWorkerRow(address) {
@@ -151,6 +151,11 @@ function fillWorkerRow(row, worker) {
   cells.keys.textContent = worker.keys;
   cells.nbytes.textContent = formatBytes(worker.nbytes);
   cells.status.textContent = worker.status;
+  // The Python version in the cell, every package version in its tooltip: a worker on another
+  // Python or dist release is what to look for when tasks fail on some workers only.
+  cells.python.textContent = worker.python || "?";
+  cells.python.title = Object.entries(worker.packages || {})
+    .map(([name, version]) => `${name} ${version}`).join("\n");
   row.classList.toggle("paused", worker.status === "paused");
 }
 

@@ -1,0 +1,139 @@
+"""What the client knows of the Python and package versions in its cluster, and the checks that
+keep pickled code away from workers on another Python minor version. No I/O: the executor
+feeds it the center's ``welcome`` and ``cluster-info`` replies.
+
+Why: functions pickled by value are bytecode, which changes between Python minor versions; a
+worker unpickling another version's bytecode can segfault or compute a wrong result. Workers
+refuse such tasks themselves (the task carries ``pickled_with``), but the user should learn it
+from ``Executor()`` or ``submit``, with both versions named, before anything is sent.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dist_protocol.environment import (describe, describe_tag, local_environment,
+                                       package_differences, pickle_tag)
+from dist_protocol.messages import Environment
+
+from .errors import EnvironmentMismatch
+
+# How old the client's view of the workers' environments may be when it submits pickled code.
+REFRESH_SECONDS = 1.0
+
+
+def environment_from(value: Any) -> Environment | None:
+    """An ``Environment`` from its map form (cluster-info), or None when absent or malformed."""
+    if not isinstance(value, dict):
+        return None
+    implementation, python = value.get("implementation"), value.get("python")
+    packages = value.get("packages") or {}
+    if not isinstance(implementation, str) or not isinstance(python, str):
+        return None
+    return Environment(implementation=implementation, python=python,
+                       packages={k: v for k, v in packages.items()
+                                 if isinstance(k, str) and isinstance(v, str)})
+
+
+class ClusterEnvironments:
+    def __init__(self, client: Environment | None = None):
+        self.client = client or local_environment()
+        self.tag = pickle_tag(self.client)
+        self.center: Environment | None = None
+        self.workers: dict[str, Environment | None] = {}  # address -> what it said it runs
+        self.names: dict[str, str] = {}  # worker name -> address
+        self.updated: float | None = None
+        self._warned: set[tuple[str, str]] = set()  # (package, version) already warned about
+
+    def update(self, worker_table: list[dict], now: float) -> None:
+        self.workers = {w["address"]: environment_from(w.get("environment"))
+                        for w in worker_table}
+        self.names = {w["name"]: w["address"] for w in worker_table if w.get("name")}
+        self.updated = now
+
+    def stale(self, now: float) -> bool:
+        return self.updated is None or now - self.updated > REFRESH_SECONDS
+
+    def foreign(self) -> dict[str, Environment]:
+        """Workers on another Python (implementation or minor version) than this client."""
+        return {address: env for address, env in self.workers.items()
+                if env is not None and pickle_tag(env) != self.tag}
+
+    def _versions_text(self, addresses: list[str]) -> str:
+        shown = ", ".join(f"{a} runs {describe(self.workers.get(a))}" for a in addresses[:5])
+        more = f" and {len(addresses) - 5} more" if len(addresses) > 5 else ""
+        return shown + more
+
+    def check_connect(self) -> None:
+        """Every worker is on another Python: nothing this client pickles could run."""
+        foreign = self.foreign()
+        if foreign and len(foreign) == len(self.workers):
+            raise EnvironmentMismatch(
+                f"this client runs {describe(self.client)}, and every worker of the cluster "
+                f"runs another Python minor version ({self._versions_text(list(foreign))}): "
+                f"functions and arguments pickled here cannot run there. Use "
+                f"{describe_tag(pickle_tag(next(iter(foreign.values()))))} for the client, "
+                f"or start workers on {describe_tag(self.tag)}")
+
+    def check_submit(self, workers: list[str] | None, allow_other_workers: bool) -> None:
+        """Before pickled code is sent: every worker the task may land on runs our Python."""
+        foreign = self.foreign()
+        if not foreign:
+            return
+        if workers and not allow_other_workers:
+            allowed = {self.names.get(w, w) for w in workers}
+            if not allowed & foreign.keys():
+                return
+        compatible = sorted(set(self.workers) - foreign.keys())
+        hint = (f"; restrict the task to the workers on {describe_tag(self.tag)} with "
+                f"workers={compatible[:3]}{'...' if len(compatible) > 3 else ''}"
+                if compatible else "")
+        raise EnvironmentMismatch(
+            f"this client runs {describe(self.client)} and the cluster mixes Python versions "
+            f"({self._versions_text(sorted(foreign))}): a function or argument pickled here "
+            f"must not run there, so nothing was sent{hint}")
+
+    def check_targets(self, addresses: list[str]) -> None:
+        """Before pickled data is pushed to these workers."""
+        foreign = sorted(set(addresses) & self.foreign().keys())
+        if foreign:
+            raise EnvironmentMismatch(
+                f"this client runs {describe(self.client)}; data pickled here is not sent to "
+                f"workers on another Python minor version ({self._versions_text(foreign)})")
+
+    def new_package_differences(self) -> str | None:
+        """One line naming each package whose version differs between this client, the center
+        and the workers, once per package and version."""
+        differences = package_differences(self.everyone())
+        fresh = []
+        for package, seen in differences.items():
+            pairs = {(package, version) for version in seen.values()}
+            if pairs <= self._warned:
+                continue
+            self._warned |= pairs
+            by_version: dict[str, list[str]] = {}
+            for who, version in seen.items():
+                by_version.setdefault(version, []).append(who)
+            fresh.append(f"{package} " + ", ".join(
+                f"{version} ({', '.join(whos[:3])}{' ...' if len(whos) > 3 else ''})"
+                for version, whos in by_version.items()))
+        if not fresh:
+            return None
+        return "the cluster runs different package versions: " + "; ".join(fresh)
+
+    def everyone(self) -> dict[str, Environment | None]:
+        return {"client": self.client, "center": self.center, **self.workers}
+
+    def versions(self) -> dict[str, Any]:
+        def plain(env: Environment | None) -> dict | None:
+            return None if env is None else dataclasses.asdict(env)
+        return {"client": plain(self.client), "center": plain(self.center),
+                "workers": {address: plain(env) for address, env in self.workers.items()}}
+
+    def mismatches(self) -> list[str]:
+        """Every difference that ``versions(check=True)`` refuses."""
+        out = [f"{address} runs {describe(env)}, the client {describe(self.client)}"
+               for address, env in sorted(self.foreign().items())]
+        for package, seen in package_differences(self.everyone()).items():
+            out.append(f"{package}: " + ", ".join(f"{who} {v}" for who, v in seen.items()))
+        return out

@@ -1,0 +1,238 @@
+"""A client and workers on different Python minor versions: pickled code never crosses over.
+
+Functions pickled by value are bytecode, which changes between minor versions: a worker that
+unpickled a 3.12 client's function on 3.11 crashed (segfault) or returned a wrong value. Here a
+real client runs on another installed Python than the center and workers (a virtual environment
+made once per source state and kept in pytest's cache) and must learn of the mismatch from
+``Executor()`` or ``submit``, with both versions named, while the import-path tasks with msgpack
+arguments that any language can send keep working across versions.
+"""
+from __future__ import annotations
+
+import asyncio
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dist_protocol.comm import connect
+from dist_protocol.messages import Data, GetData, KeyInMemory, Submit, TaskErred, TaskSpec
+from dist_protocol.serialize import deserialize, serialize
+
+pytestmark = pytest.mark.timeout(400)
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("dist-protocol", "dist-worker", "dist-client")
+INSTALL_TIMEOUT = 300
+RUN_TIMEOUT = 90
+
+
+def find_other_python() -> tuple[str | None, str]:
+    """An installed Python >= 3.11 of another minor version than this one, and why not."""
+    here = sys.version_info[:2]
+    tried = []
+    for minor in (12, 13, 11):
+        if (3, minor) == here:
+            continue
+        candidates = [shutil.which(f"python3.{minor}")]
+        pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+        candidates += sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}"))
+        for candidate in filter(None, candidates):
+            tried.append(candidate)
+            try:
+                out = subprocess.run([candidate, "-c", "import sys, venv; "
+                                      "print('%d.%d' % sys.version_info[:2])"],
+                                     capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if out.returncode == 0 and out.stdout.strip() == f"3.{minor}":
+                return candidate, ""
+    return None, (f"no Python 3.11+ of another minor version than "
+                  f"{here[0]}.{here[1]} is installed (looked for python3.11/3.12/3.13 on PATH and "
+                  f"under pyenv; tried {tried or 'nothing'})")
+
+
+def sources_digest() -> str:
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        root = REPO / "packages" / package
+        for path in sorted([root / "pyproject.toml", *root.glob("src/**/*")]):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(REPO)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def other_python(request, tmp_path_factory) -> str:
+    """The interpreter of a virtual environment on another Python with this checkout's
+    dist-protocol, dist-worker and dist-client installed (from the sources, not the network;
+    their dependencies come from the package index pip is configured with)."""
+    base, why = find_other_python()
+    if base is None:
+        pytest.skip(why)
+    cache = getattr(request.config, "cache", None)
+    root = Path(cache.mkdir("other-python")) if cache is not None else \
+        tmp_path_factory.mktemp("other-python")
+    minor = subprocess.run([base, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    venv = root / f"py{minor}-{sources_digest()}"
+    python = venv / "bin" / "python"
+    if not (venv / "ready").exists():
+        for old in root.glob(f"py{minor}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=120)
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "--no-input", "-q",
+             *(str(REPO / "packages" / p) for p in PACKAGES)],
+            capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+        if install.returncode != 0:
+            pytest.fail(f"installing the packages for {base} failed:\n{install.stderr[-3000:]}")
+        (venv / "ready").write_text("ok")
+    return str(python)
+
+
+def run_client(python: str, script: str, *args: str) -> dict:
+    """Run ``script`` as a client on ``python``; it prints one JSON object."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIST_", "PYTHON"))}
+    done = subprocess.run([python, "-c", textwrap.dedent(script), *args], capture_output=True,
+                          text=True, timeout=RUN_TIMEOUT, env=env, cwd="/")
+    assert done.returncode == 0, f"the client failed:\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def versions_of(python: str) -> tuple[str, str]:
+    """("3.12.1", "3.12") of an interpreter."""
+    full = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    return full, ".".join(full.split(".")[:2])
+
+
+STARTED = "Start worker at "  # printed once by every worker process that starts
+HERE = ".".join(map(str, sys.version_info[:3]))
+
+CONNECT_ONLY = """
+    import json, sys
+    from dist_client import EnvironmentMismatch, Executor
+    try:
+        e = Executor(sys.argv[1], timeout=20)
+    except EnvironmentMismatch as exc:
+        print(json.dumps({"refused": str(exc)}))
+    else:
+        e.close()
+        print(json.dumps({"refused": None}))
+"""
+
+
+def test_a_client_on_another_python_is_refused_at_executor_naming_both_versions(
+        other_python, processes):
+    center = processes.start_center()
+    workers = [processes.start_worker(center.address) for _ in range(2)]
+    out = run_client(other_python, CONNECT_ONLY, center.address)
+    theirs, _ = versions_of(other_python)
+    assert out["refused"] is not None
+    assert f"CPython {theirs}" in out["refused"] and f"CPython {HERE}" in out["refused"]
+    # Nothing reached the workers: they run on, unrestarted, for a client on their Python.
+    e = processes.executor(center.address)
+    assert e.submit(lambda x: x + 1, 1).result(timeout=30) == 2
+    for worker in workers:
+        assert len(worker.matching(STARTED)) == 1
+
+
+MIXED_CLIENT = """
+    import json, sys, warnings
+    from dist_client import EnvironmentMismatch, Executor
+    center, same = sys.argv[1], sys.argv[2]
+    out = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e = Executor(center, timeout=20)
+    out["warnings"] = [str(w.message) for w in caught]
+
+    def f(x):
+        return 42
+
+    try:
+        e.submit(f, 1)
+        out["unpinned"] = None
+    except EnvironmentMismatch as exc:
+        out["unpinned"] = str(exc)
+    out["pinned"] = e.submit(f, 1, workers=[same]).result(timeout=30)
+    out["mapped"] = e.gather(e.map(lambda x: x * 10, range(3), workers=[same]), timeout=30)
+    out["versions"] = e.versions()
+    try:
+        e.versions(check=True)
+        out["check"] = None
+    except EnvironmentMismatch as exc:
+        out["check"] = str(exc)
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+async def import_path_task(center: str, worker: str) -> object:
+    """What a client in any language does: an import-path function, msgpack arguments, and the
+    result read back as msgpack from the worker that holds it."""
+    comm = await connect(center, role="client")
+    args = serialize([[2, 3], {}], ["msgpack"])
+    comm.send(Submit(tasks=[TaskSpec(key="add-across-versions", function="operator:add",
+                                     args=args, workers=[worker])]))
+    while True:
+        msg = await asyncio.wait_for(comm.recv(), 30)
+        if isinstance(msg, TaskErred):
+            raise AssertionError(f"the task erred: {msg.exception_type}: {msg.message}")
+        if isinstance(msg, KeyInMemory):
+            break
+    data_comm = await connect(worker, role="client")
+    data_comm.send(GetData(id=1, keys=["add-across-versions"], serializers=["msgpack"]))
+    reply = await asyncio.wait_for(data_comm.recv(), 30)
+    assert isinstance(reply, Data), reply
+    comm.close()
+    data_comm.close()
+    return deserialize(reply.data["add-across-versions"])
+
+
+def test_a_mixed_cluster_refuses_pickled_code_at_submit_and_runs_it_where_python_matches(
+        other_python, processes, wait_until):
+    center = processes.start_center(dashboard=True)
+    here = processes.start_worker(center.address, name="same-as-tests")
+    theirs_full, theirs_minor = versions_of(other_python)
+    there = processes.start_worker(center.address, name="other-python", python=other_python)
+
+    out = run_client(other_python, MIXED_CLIENT, center.address, there.address)
+    assert out["warnings"] == []  # same package versions everywhere
+    assert out["unpinned"] is not None and "nothing was sent" in out["unpinned"]
+    assert f"{here.address} runs CPython {HERE}" in out["unpinned"]
+    assert out["pinned"] == 42 and out["mapped"] == [0, 10, 20]
+    workers = out["versions"]["workers"]
+    assert workers[here.address]["python"] == HERE
+    assert workers[there.address]["python"] == theirs_full
+    assert out["versions"]["client"]["python"] == theirs_full
+    assert out["check"] is not None and here.address in out["check"]
+
+    # The same from this side: Executor() works, unpinned pickled code is refused.
+    from dist_client import EnvironmentMismatch
+    e = processes.executor(center.address)
+    with pytest.raises(EnvironmentMismatch, match=f"CPython {theirs_minor}"):
+        e.submit(lambda x: x, 1)
+    assert e.submit(lambda x: x + 1, 1, workers=[here.address]).result(timeout=30) == 2
+    # The language-neutral path is not pickled code: it runs on the other Python's worker.
+    assert asyncio.run(import_path_task(center.address, there.address)) == 5
+    # The dashboard shows what each worker runs.
+    url = center.wait_for("Dashboard at ")
+    with urllib.request.urlopen(url.rstrip("/") + "/api/workers", timeout=10) as response:
+        rows = {row["address"]: row for row in json.load(response)["workers"]}
+    assert rows[there.address]["python"] == f"CPython {theirs_full}"
+    assert rows[here.address]["python"] == f"CPython {HERE}"
+    assert rows[there.address]["packages"]["dist-worker"]
+    # Nobody crashed or restarted.
+    for worker in (here, there):
+        assert len(worker.matching(STARTED)) == 1
