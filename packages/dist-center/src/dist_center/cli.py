@@ -18,12 +18,16 @@ from dist_protocol.security import load_token, ssl_context
 from . import __version__
 from .server import Center
 
-app = typer.Typer(add_completion=False, help=__doc__)
+# Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
+# ("--heartbeat-timeo…"); click's layout wraps the descriptions instead.
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def main() -> None:
     use_system_allocator()
-    app()
+    # The program's own name in usage and errors, not the ``python -m`` it may be re-run as.
+    app(prog_name="dcenter")
 
 
 def use_system_allocator() -> None:
@@ -44,6 +48,12 @@ def use_system_allocator() -> None:
         os.execv(sys.executable, [sys.executable, "-m", "dist_center.cli", *sys.argv[1:]])
     except OSError:
         del os.environ["PYTHONMALLOC"]  # run on as we are
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
 
 
 def _version(value: bool) -> None:
@@ -90,7 +100,9 @@ def main_command(
     handshake_timeout: Annotated[float, typer.Option(
         envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
         help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
-    log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
+    log_level: Annotated[str, typer.Option(
+        envvar="DIST_LOG_LEVEL", callback=_log_level,
+        help="how much to log on stderr: debug, info, warning, error or critical")] = "warning",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
 ) -> None:

@@ -19,14 +19,26 @@ from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
-from .server import RESTART_EXIT_CODE, Worker
+from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
-app = typer.Typer(add_completion=False, help=__doc__)
+# Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
+# ("--heartbeat-timeo…"); click's layout wraps the descriptions instead.
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def main() -> None:
-    app()
+    # The program's own name in usage and errors, not the ``python -m`` a nanny runs.
+    app(prog_name="dworker")
+
+
 RESTART_BACKOFF = (0.5, 1, 2, 5)
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
 
 
 def _version(value: bool) -> None:
@@ -65,7 +77,8 @@ def parse_resources(text: str) -> dict[str, float]:
 @app.command()
 def main_command(
     center: Annotated[str, typer.Argument(help="the center's address, HOST:PORT",
-                                          envvar="DIST_CENTER")],
+                                          envvar="DIST_CENTER", metavar="CENTER_ADDRESS",
+                                          show_default=False)],
     host: Annotated[str | None, typer.Option(
         help="interface to listen on [default: the one that reaches the center]",
         envvar="DIST_WORKER_HOST")] = None,
@@ -113,7 +126,13 @@ def main_command(
     handshake_timeout: Annotated[float, typer.Option(
         envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
         help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
-    log_level: Annotated[str, typer.Option(envvar="DIST_LOG_LEVEL")] = "warning",
+    timeout: Annotated[float | None, typer.Option(
+        envvar="DIST_WORKER_TIMEOUT", min=0,
+        help="give up (exit with status 3) after this many seconds without a center, at "
+        "start or after losing it [default: keep trying forever]")] = None,
+    log_level: Annotated[str, typer.Option(
+        envvar="DIST_LOG_LEVEL", callback=_log_level,
+        help="how much to log on stderr: debug, info, warning, error or critical")] = "warning",
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print the version and exit")] = False,
 ) -> None:
@@ -142,12 +161,15 @@ def main_command(
                     ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
                     contact_address=contact_address, heartbeat_interval=heartbeat_interval,
                     memory_limit=limit, resources=declared, limits=limits,
-                    handshake_timeout=handshake_timeout)
+                    handshake_timeout=handshake_timeout, center_timeout=timeout)
     try:
         run(serve(worker))
     except HandshakeError as exc:
         print(f"dworker: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except NoCenter as exc:
+        print(f"dworker: {exc}", file=sys.stderr)
+        raise typer.Exit(NO_CENTER_EXIT_CODE) from None
     except OSError as exc:
         print(f"dworker: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -173,6 +195,12 @@ async def serve(worker: Worker) -> None:
     await worker.stopped.wait()
     if worker.refused is not None:
         raise worker.refused  # exits 2, so a nanny does not start it again
+    if worker.gave_up is not None:
+        raise NoCenter(worker.gave_up)
+
+
+class NoCenter(Exception):
+    """The worker gave up on reaching its center (``--timeout``)."""
 
 
 def supervise(args: list[str]) -> int:
@@ -197,8 +225,8 @@ def supervise(args: list[str]) -> int:
         code = _wait(child)
         if stopping or code == 0:
             return 0
-        if code == 2:
-            return code  # a configuration error: restarting cannot help
+        if code in (2, NO_CENTER_EXIT_CODE):
+            return code  # a configuration error, or no center in time: restarting cannot help
         if code == RESTART_EXIT_CODE:
             failures = 0
             continue
@@ -228,4 +256,4 @@ def _wait(child: subprocess.Popen) -> int:
 
 
 if __name__ == "__main__":
-    app()
+    main()

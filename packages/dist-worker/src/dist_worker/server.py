@@ -25,11 +25,13 @@ from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionS
                      StealRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
 from .monitor import Monitor
+from .outage import CenterOutage
 from .state import WorkerState
 
 log = logging.getLogger("dist.worker")
 RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
+NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
 
 
 class Worker:
@@ -38,8 +40,10 @@ class Worker:
                  ssl_server=None, ssl_client=None, contact_address: str | None = None,
                  heartbeat_interval: float = 0.5, memory_limit: int = 0,
                  resources: dict[str, float] | None = None, reconnect: bool = True,
-                 limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT):
+                 limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 center_timeout: float | None = None):
         self.center_address = center
+        self.center_timeout = center_timeout  # give up after this long without a center
         self.host = host
         self.port = port
         self.nthreads = nthreads or os.cpu_count() or 1
@@ -60,6 +64,8 @@ class Worker:
         self.closing = False
         self.stopped = asyncio.Event()
         self.refused: HandshakeError | None = None  # why the center turned us away, if it did
+        self.gave_up: str | None = None  # why we stopped looking for the center, if we did
+        self.registrations = 0
         self._peers: dict[str, Comm] = {}
         self._peer_locks: dict[str, asyncio.Lock] = {}
         self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
@@ -130,9 +136,15 @@ class Worker:
 
     # -- the center -------------------------------------------------------------------------
     async def _center_loop(self) -> None:
-        """Stay registered: connect, register (with the keys held), and reconnect when lost."""
+        """Stay registered: connect, register (with the keys held), and reconnect when lost.
+
+        An operator must see why a worker is idle: the first failure to reach the center is a
+        warning naming the address and the error, and so is every ``CENTER_WARN_EVERY``
+        seconds of failing after it. With ``center_timeout``, a worker without a center for
+        that long gives up (``gave_up`` says why)."""
         delay = 0.1
         first = True
+        outage = CenterOutage(self.center_address, self.center_timeout)
         while not self.closing:
             try:
                 comm = await connect(self.center_address, role="worker", token=self.token,
@@ -140,53 +152,67 @@ class Worker:
                                      limits=self.limits, timeout=self.handshake_timeout)
             except HandshakeError as exc:
                 if exc.code == "handshake-timeout":  # a busy center, not a refusal
-                    log.warning("no handshake from the center at %s (%s); retrying",
-                                self.center_address, exc)
+                    outage.failed(f"no handshake: {exc}")
                 else:
                     log.error("the center refused us: %s", exc)
                     if first:  # a wrong token or version: waiting cannot fix it, so stop
                         self.refused = exc
                         break
+                    outage.failed(f"refused: {exc}")
             except (OSError, TimeoutError) as exc:
                 if first and not self.reconnect:
                     raise
-                log.info("cannot reach the center at %s (%s); retrying", self.center_address,
-                         exc)
+                outage.failed(f"{type(exc).__name__}: {exc}" if isinstance(exc, TimeoutError)
+                              else str(exc) or type(exc).__name__)
             else:
                 delay = 0.1
-                await self._serve_center(comm, first)
-                first = False
+                registered = await self._serve_center(comm)
+                first = first and not registered
+                if registered:  # the outage after this one starts now
+                    outage = CenterOutage(self.center_address, self.center_timeout)
+                else:
+                    outage.failed("connected, but the center did not accept the registration")
                 if not self.reconnect:
                     break
             if self.closing:
                 break
-            await asyncio.sleep(delay)
+            if outage.expired():
+                self.gave_up = outage.give_up_message()
+                break
+            await asyncio.sleep(min(delay, outage.remaining()))
             delay = min(delay * 2, 2.0)
-        await self.close("refused by the center" if self.refused else "center gone")
+        reason = ("refused by the center" if self.refused else
+                  "no center" if self.gave_up else "center gone")
+        await self.close(reason)
 
-    async def _serve_center(self, comm: Comm, first: bool) -> None:
+    async def _serve_center(self, comm: Comm) -> bool:
+        """Register over ``comm`` and serve the center until it goes; whether we registered."""
         comm.send(RegisterWorker(address=self.address, nthreads=self.nthreads, name=self.name,
                                  memory_limit=self.memory_limit, keys=dict(self.state.nbytes),
                                  resources=self.resources))
         try:
             reply = await asyncio.wait_for(comm.recv(), 10)
         except (CommClosedError, TimeoutError):
-            return
+            return False
         if not isinstance(reply, WorkerRegistered):
             comm.close("expected worker-registered")
-            return
+            return False
         self.center = comm
         comm.set_handler(self._on_center_messages)
-        if first:
-            print(f"Registered with center at: {self.center_address}", flush=True)
-        else:
+        # On every registration, not only the first: operators grep for this line.
+        print(f"Registered with center at: {self.center_address}", flush=True)
+        self.registrations += 1
+        if self.registrations > 1:
             log.info("re-registered with the center at %s", self.center_address)
         self.registered.set()
         await comm.closed
         self.center = None
         self.registered.clear()
         if not self.closing:
-            log.warning("lost the center at %s: %s", self.center_address, comm.close_reason)
+            reason = comm.close_reason or ("the connection closed without a reason: the center "
+                                           "stopped, or the network between us failed")
+            log.warning("lost the center at %s: %s; reconnecting", self.center_address, reason)
+        return True
 
     def _on_center_messages(self, messages: list[Message]) -> None:
         events = []
