@@ -1,14 +1,15 @@
 """The local cluster of ``Executor()``: a center and workers as subprocesses of this process.
 
 Its workers see this process's ``sys.path`` and working directory, so functions from the
-user's own modules import there as they do here. It runs with a fresh random token.
+user's own modules import there as they do here. It runs with a fresh random token. Once
+they are up, what its processes print (a task's ``print``, warnings, the workers' log) reaches
+this process's stdout and stderr line by line, prefixed with their name (``local_output``).
 """
 from __future__ import annotations
 
 import atexit
 import importlib.util
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import threading
 import time
 
 from dist_protocol.security import new_token
+
+from .local_output import ChildOutput
 
 START_TIMEOUT = 30.0
 
@@ -55,6 +58,7 @@ class LocalCluster:
         self.token = new_token()
         self.processes: list[subprocess.Popen] = []
         self.worker_addresses: list[str] = []
+        self.dashboard_link = ""
         paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._env = {**os.environ, "DIST_TOKEN": self.token,
                      "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
@@ -62,64 +66,44 @@ class LocalCluster:
         self._env.pop("DIST_TOKEN_FILE", None)
         atexit.register(self.close)
         try:
-            center = self._spawn(["dist_center.cli", "--host", host, "--port", "0"])
-            self.address = self._wait_for(center, "Start center at ")
+            center = self._spawn(["dist_center.cli", "--host", host, "--port", "0"], "center")
+            self.address = center.wait_for("Start center at ", START_TIMEOUT)
+            self.dashboard_link = center.wait_for("Dashboard at ", START_TIMEOUT)
+            center.go_live()
             workers = [self._spawn(["dist_worker.cli", self.address, "--host", host,
                                     "--nthreads", str(self.threads_per_worker),
-                                    "--name", f"local-{i}"])
+                                    "--name", f"local-{i}"], f"local-{i}")
                        for i in range(self.n_workers)]
             for worker in workers:
-                self._wait_for(worker, "Registered with center at: ")
+                worker.wait_for("Registered with center at: ", START_TIMEOUT)
+                worker.go_live()  # its output and warnings reach the terminal from now on
         except BaseException:
             self.close()
             raise
 
-    def _spawn(self, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, args: list[str], name: str) -> ChildOutput:
         process = subprocess.Popen([sys.executable, "-m", *args], env=self._env,
                                    cwd=os.getcwd(), stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True,
+                                   stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                   errors="replace",
                                    preexec_fn=_die_with_parent if _in_main_thread() else None)
-        process.lines = queue.Queue()  # type: ignore[attr-defined]
-        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
         self.processes.append(process)
-        return process
-
-    @staticmethod
-    def _pump(process: subprocess.Popen) -> None:
-        """Read a child's output so its pipe never fills; keep the lines for start-up."""
-        for line in process.stdout:
-            process.lines.put(line)  # type: ignore[attr-defined]
-            if os.environ.get("DIST_LOCAL_VERBOSE"):
-                sys.stderr.write(line)
-        process.lines.put(None)  # type: ignore[attr-defined]
-
-    def _wait_for(self, process: subprocess.Popen, prefix: str) -> str:
-        deadline = time.monotonic() + START_TIMEOUT
-        seen = []
-        while time.monotonic() < deadline:
-            try:
-                line = process.lines.get(timeout=0.1)  # type: ignore[attr-defined]
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            seen.append(line)
-            if line.startswith(prefix):
-                return line[len(prefix):].strip()
-        output = "".join(seen[-20:])
-        raise RuntimeError(f"local cluster failed to start ({' '.join(process.args[2:4])}):\n"
-                           f"{output}")
+        return ChildOutput(process, name)
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-        deadline = time.monotonic() + 5
-        for process in self.processes:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # The workers first, then the center: a worker that saw its center go first would
+        # report the loss on the user's terminal as it shuts down.
+        workers, center = self.processes[1:], self.processes[:1]
+        for group in (workers, center):
+            for process in group:
+                if process.poll() is None:
+                    process.terminate()
+            deadline = time.monotonic() + 5
+            for process in group:
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
         self.processes.clear()
         atexit.unregister(self.close)
