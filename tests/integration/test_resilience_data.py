@@ -104,31 +104,6 @@ def memory_of(cluster, executor, worker) -> int:
     return cluster.worker_table(executor)[worker.address]["metrics"].get("memory", 0)
 
 
-def test_a_worker_above_the_high_water_mark_pauses_and_resumes(make_cluster, wait_until):
-    limit = 400 * MiB
-    cluster = make_cluster(n_workers=1)
-    lean = cluster.workers[0]
-    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", str(limit),
-                                           name="tight")
-    cluster.workers.append(tight)
-    executor = cluster.executor()
-    cluster.wait_for_workers(executor, 2)
-    baseline = wait_until(lambda: memory_of(cluster, executor, tight), 10, "a heartbeat")
-    # Enough to pass 80% of the limit while staying well under 95%.
-    big = executor.submit(allocate, int(0.875 * limit) - baseline, workers=["tight"])
-    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
-               15, "the worker to pause")
-    futures = executor.map(slow_inc, range(20), delay=0.01)
-    assert executor.gather(futures, timeout=RESULT_TIMEOUT) == list(range(1, 21))
-    assert set(executor.who_has(futures)[f.key][0] for f in futures) == {lean.address}
-    big.release()
-    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
-               15, "the worker to resume")
-    there = executor.submit(slow_inc, 100, workers=["tight"])
-    assert there.result(timeout=RESULT_TIMEOUT) == 101
-    assert tight.popen.poll() is None
-
-
 def test_a_worker_above_its_memory_limit_restarts_and_its_tasks_go_elsewhere(make_cluster,
                                                                           wait_until):
     limit = 300 * MiB

@@ -127,3 +127,28 @@ def test_a_late_reply_from_a_worker_that_left_is_ignored(center):
     center.leave("w1")
 
     assert center.worker_sent("w1", StealReply(keys=["t2"])) == []
+
+
+def test_a_worker_that_pauses_gives_up_its_waiting_tasks_to_the_running_ones(center):
+    assert steal_requests(pile_on_w1(center, 4)) == [("w1", ["t3"])]  # balancing, for w2
+
+    out = center.heartbeat("w1", paused=True)
+
+    assert steal_requests(out) == [("w1", ["t0", "t1", "t2"])]  # all the rest
+    center.worker_sent("w1", StealReply(keys=["t3"]))
+    out = center.worker_sent("w1", StealReply(keys=["t1", "t2"], kept=["t0"]))
+    assert [to for to, _ in out] == ["w2"] * 2
+    assert sorted(msg.key for _, msg in out) == ["t1", "t2"]
+    assert center.processing("w1") == ["t0"] and center.state.stealing == {}
+    assert sorted(center.processing("w2")) == ["t1", "t2", "t3"]
+    assert center.heartbeat("w1", paused=True) == []  # still paused: asked once
+
+
+def test_a_paused_worker_keeps_its_tasks_when_no_other_worker_runs(center):
+    center.join("w1", nthreads=1)
+    center.join("w2", nthreads=1)
+    center.heartbeat("w2", paused=True)
+    center.submit("a", "b", "c")
+
+    assert steal_requests(center.heartbeat("w1", paused=True)) == []
+    assert center.processing("w1") == ["a", "b"]

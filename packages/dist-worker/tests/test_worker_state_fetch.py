@@ -138,3 +138,17 @@ def test_a_resent_compute_task_that_no_longer_names_the_peer_in_flight_fetches_e
     assert worker.fetched(P1, {"a": 1}) == []
     assert worker.state.data == {"a": 2} and worker.state.in_flight == {}
     assert worker.state.busy_peers == set()
+
+
+def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
+    from dist_protocol.messages import ComputeTask
+    from dist_worker.events import ComputeRequested
+    from dist_worker.state import MAX_FETCH_BYTES
+
+    size = MAX_FETCH_BYTES // 2 + 1  # two of them are over the bound
+    keys = ["a", "b", "c"]
+    message = ComputeTask(key="total", function="builtins:sum", who_has={k: [P1] for k in keys},
+                          nbytes=dict.fromkeys(keys, size))
+    assert worker(ComputeRequested(message)) == [Fetch(P1, ["a"])]
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["b"])]
+    assert worker.fetched(P1, {"b": 2}) == [added("b"), Fetch(P1, ["c"])]

@@ -110,6 +110,19 @@ def _may_run_on(state: CenterState, ts: TaskState, worker: WorkerInfo) -> bool:
     return bool(placement.candidates(ts, {worker.address: worker}, state.names))
 
 
+def evacuate(state: CenterState, worker: WorkerInfo) -> None:
+    """``worker`` paused (its memory is short): ask it for every task it has not started, to
+    place them again among the running workers. With none running, they stay where they are:
+    this worker is as good a place as the queue to wait for memory."""
+    if not any(w.status == "running" for w in state.workers.values() if w is not worker):
+        return
+    keys = [key for key in worker.processing if key not in state.stealing]
+    if keys:
+        for key in keys:
+            state.stealing[key] = None  # no thief chosen: placed afresh when given up
+        state._send(worker.address, StealRequest(keys=keys))
+
+
 def steal_reply(state: CenterState, victim_address: str, msg: StealReply) -> None:
     """The victim gave up ``msg.keys`` (and forgot them): run them on the thieves."""
     for key in msg.kept:

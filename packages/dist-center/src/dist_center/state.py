@@ -71,7 +71,7 @@ class CenterState:
         self._out: Outgoing = []
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
         self.small_values_for: set[str] = set()  # clients that take small values inline
-        self.stealing: dict[str, str] = {}  # key asked back from its worker -> the idle worker
+        self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
         # Tasks with resources= that no worker has free now: by what they ask for, in order.
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
         self._resources_freed = False  # a worker with resources has had a task leave
@@ -566,6 +566,7 @@ class CenterState:
         paused = bool(msg.metrics.get("paused"))
         if paused and worker.status == "running":
             worker.status = "paused"
+            balance.evacuate(self, worker)
         elif not paused and worker.status == "paused":
             worker.status = "running"
             for key in list(self.unrunnable):

@@ -420,7 +420,9 @@ class Executor(concurrent.futures.Executor):
         patience = time.monotonic() + GATHER_PATIENCE
         delay = 0.01
         while holders:
-            got, failed = await transfer.fetch(self._workers, holders, self._still_held)
+            sizes = {key: state.nbytes for key in holders
+                     if (state := self._states.get(key)) is not None}
+            got, failed = await transfer.fetch(self._workers, holders, self._still_held, sizes)
             payloads.update(got)
             if not failed:
                 break

@@ -81,6 +81,10 @@ class WorkerConnections:
 
 TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
 MAX_KEYS_PER_REQUEST = 5_000
+# Keys asked of one worker in one request add up to at most this many bytes (or are one key):
+# a worker that spilled its results to disk reads each request's values back into memory at
+# once, so one request for all of them would take it past its memory limit.
+MAX_BYTES_PER_REQUEST = 50_000_000
 # A fetch taking longer than this asks the center, as often, whether the worker still holds
 # the keys: a hung worker (stopped, frozen) keeps its connection open and never answers.
 HOLDER_CHECK_INTERVAL = 1.0
@@ -88,19 +92,37 @@ HOLDER_CHECK_INTERVAL = 1.0
 StillHeld = Callable[[str, list[str]], Awaitable[bool]]
 
 
+def _pieces(keys: list[str], sizes: dict[str, int]) -> list[list[str]]:
+    """``keys`` cut into requests of at most ``MAX_KEYS_PER_REQUEST`` keys and
+    ``MAX_BYTES_PER_REQUEST`` bytes (a larger key goes alone)."""
+    pieces: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for key in keys:
+        size = sizes.get(key, 0)
+        if current and (len(current) >= MAX_KEYS_PER_REQUEST
+                        or total + size > MAX_BYTES_PER_REQUEST):
+            pieces.append(current)
+            current, total = [], 0
+        current.append(key)
+        total += size
+    if current:
+        pieces.append(current)
+    return pieces
+
+
 async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
-                still_held: StillHeld | None = None) -> tuple[dict, dict]:
-    """Fetch keys from their holders, one request per worker. Returns (payloads, failed) where
-    ``failed`` maps each key not obtained to the reason. ``still_held(address, keys)`` says
-    whether the center still counts a slow worker as a holder; if not, it is given up on."""
+                still_held: StillHeld | None = None, sizes: dict[str, int] | None = None
+                ) -> tuple[dict, dict]:
+    """Fetch keys from their holders: one request per worker, cut into pieces for very large
+    gathers (frame limits, and ``sizes`` as far as they are known) that go one after the
+    other. Returns (payloads, failed) where ``failed`` maps each key not obtained to the
+    reason. ``still_held(address, keys)`` says whether the center still counts a slow worker
+    as a holder; if not, it is given up on."""
     plan: dict[str, list[str]] = {}
     for key, addresses in holders.items():
         if addresses:
             plan.setdefault(random.choice(addresses), []).append(key)
-    # One request per worker, cut into pieces only for very large gathers (frame limits).
-    requests = [(address, keys[i:i + MAX_KEYS_PER_REQUEST])
-                for address, keys in plan.items()
-                for i in range(0, len(keys), MAX_KEYS_PER_REQUEST)]
     payloads: dict[str, Payload] = {}
     failed: dict[str, str] = {k: "no worker holds it" for k, a in holders.items() if not a}
 
@@ -120,7 +142,11 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
         for key, why in reply.errors.items():
             failed[key] = f"worker {address} cannot send it: {why}"
 
-    await asyncio.gather(*(one(a, k) for a, k in requests))
+    async def from_worker(address: str, keys: list[str]) -> None:
+        for piece in _pieces(keys, sizes or {}):
+            await one(address, piece)
+
+    await asyncio.gather(*(from_worker(a, k) for a, k in plan.items()))
     return payloads, failed
 
 

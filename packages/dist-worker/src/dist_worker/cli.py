@@ -19,6 +19,8 @@ from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
+from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
+                     parse_memory_limit)
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
 # Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
@@ -47,16 +49,25 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def parse_bytes(text: str) -> int:
-    units = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "KIB": 2**10, "M": 1e6, "MB": 1e6,
-             "MIB": 2**20, "G": 1e9, "GB": 1e9, "GIB": 2**30, "T": 1e12, "TB": 1e12,
-             "TIB": 2**40}
-    text = text.strip().upper().replace(" ", "")
-    number = text.rstrip("KMGTIB")
-    unit = text[len(number):]
-    if unit not in units or not number:
-        raise typer.BadParameter(f"cannot read {text!r} as a size (e.g. 4GB, 512MiB)")
-    return int(float(number) * units[unit])
+def memory_options(memory_limit: str | None, nthreads: int | None, fractions: dict[str, str],
+                   max_spill: str | None) -> tuple[MemoryPolicy, int | None]:
+    """The memory policy and spill cap from the command line; bad values are usage errors."""
+    try:
+        limit = parse_memory_limit(memory_limit, nthreads or os.cpu_count() or 1)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--memory-limit'") from None
+    parsed = {}
+    for name, text in fractions.items():
+        try:
+            parsed[name] = parse_fraction(text, name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc),
+                                     param_hint=f"'--memory-{name}-fraction'") from None
+    try:
+        cap = parse_bytes(max_spill) if max_spill and max_spill.lower() not in OFF else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--max-spill'") from None
+    return MemoryPolicy(limit=limit, **parsed), cap
 
 
 def parse_resources(text: str) -> dict[str, float]:
@@ -92,8 +103,30 @@ def main_command(
         help="HOST:PORT peers should use to reach this worker (NAT, containers)",
         envvar="DIST_CONTACT_ADDRESS")] = None,
     memory_limit: Annotated[str | None, typer.Option(
-        help="pause new work above 80% of this and restart above 95% (e.g. 4GB)",
+        help="memory this worker may use: bytes (4GB, 512MiB), a fraction of the machine's "
+        "(0.5; the cgroup limit where set), auto (the machine's, shared out by threads), or 0 "
+        "for none; it spills, pauses and restarts at the fractions below",
         envvar="DIST_MEMORY_LIMIT")] = None,
+    memory_target_fraction: Annotated[str, typer.Option(
+        help="spill least-recently-used results to disk once they pass this fraction of the "
+        "limit (off: never)", envvar="DIST_MEMORY_TARGET_FRACTION")] = str(
+            DEFAULT_FRACTIONS["target"]),
+    memory_spill_fraction: Annotated[str, typer.Option(
+        help="spill also when the whole process passes this fraction (off: never)",
+        envvar="DIST_MEMORY_SPILL_FRACTION")] = str(DEFAULT_FRACTIONS["spill"]),
+    memory_pause_fraction: Annotated[str, typer.Option(
+        help="start no new task above this fraction, until memory falls (off: never)",
+        envvar="DIST_MEMORY_PAUSE_FRACTION")] = str(DEFAULT_FRACTIONS["pause"]),
+    memory_terminate_fraction: Annotated[str, typer.Option(
+        help="under a nanny, restart the worker above this fraction (off: never)",
+        envvar="DIST_MEMORY_TERMINATE_FRACTION")] = str(DEFAULT_FRACTIONS["terminate"]),
+    local_directory: Annotated[str | None, typer.Option(
+        help="where results are spilled to disk (a folder of this worker's is made there and "
+        "removed at exit) [default: the system's temporary folder]",
+        envvar="DIST_LOCAL_DIRECTORY")] = None,
+    max_spill: Annotated[str | None, typer.Option(
+        help="most bytes spilled to disk; past it results stay in memory and the worker "
+        "pauses [default: as much as the disk holds]", envvar="DIST_MAX_SPILL")] = None,
     resources: Annotated[str | None, typer.Option(
         help='abstract resources tasks can ask for with resources=, e.g. "GPU=2 MEM=10e9"',
         envvar="DIST_RESOURCES")] = None,
@@ -138,7 +171,9 @@ def main_command(
 ) -> None:
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    limit = parse_bytes(memory_limit) if memory_limit else 0
+    fractions = {"target": memory_target_fraction, "spill": memory_spill_fraction,
+                 "pause": memory_pause_fraction, "terminate": memory_terminate_fraction}
+    policy, spill_cap = memory_options(memory_limit, nthreads, fractions, max_spill)
     declared = parse_resources(resources) if resources else {}
     try:
         limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
@@ -160,7 +195,8 @@ def main_command(
                     ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
                     ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
                     contact_address=contact_address, heartbeat_interval=heartbeat_interval,
-                    memory_limit=limit, resources=declared, limits=limits,
+                    memory_policy=policy, local_directory=local_directory,
+                    max_spill=spill_cap, resources=declared, limits=limits,
                     handshake_timeout=handshake_timeout, center_timeout=timeout)
     try:
         run(serve(worker))

@@ -20,8 +20,9 @@ from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
 
 from .events import Execute, ExecutionFailed, ExecutionSucceeded
 
-# Serialized results are kept beside the value (to answer gathers without re-pickling) when the
-# in-band pickle is this small; large out-of-band buffers share memory with the value anyway.
+# Serialized results are kept beside the value (to answer gathers without re-pickling) when they
+# are this small in all. Not larger ones, even when their out-of-band buffers share the value's
+# memory: the kept buffers would keep that memory alive after the value is spilled to disk.
 KEEP_SERIALIZED_BELOW = 64 * 1024
 _FUNCTION_CACHE_SIZE = 512
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
@@ -135,7 +136,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
                                      "serialized, so no one could fetch it: ")
-    keep = payload if memoryview(payload.frames[0]).nbytes < KEEP_SERIALIZED_BELOW else None
+    keep = payload if payload.nbytes < KEEP_SERIALIZED_BELOW else None
     return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep)
 
 

@@ -1,26 +1,44 @@
-"""Heartbeats and memory: what the worker tells the center every interval, and its memory
-limits (pause above the high-water mark, stop above the hard limit so the nanny restarts it)."""
+"""Heartbeats and memory: what the worker tells the center every interval, and what it does as
+its memory grows towards ``--memory-limit`` (the thresholds of ``memory.MemoryPolicy``).
+
+Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compared:
+
+* above *spill*, least-recently-used values go to disk until the process is back under
+  *target* by the values' estimated sizes (the store spills past *target* on its own, by
+  the values alone, whenever one is stored);
+* above *pause*, or when spilling is impossible (a full or unwritable disk) while memory is
+  past *target*/*spill*, the worker starts no new task and the center sends it no more work
+  and moves its queued tasks elsewhere; it resumes when memory is back under those marks;
+* above *terminate*, a worker under a nanny exits so the nanny starts a fresh process: the last
+  resort, since everything it held is lost (the center recomputes what it can).
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from dist_protocol.messages import Heartbeat
+
+from .memory import format_bytes
 
 if TYPE_CHECKING:
     from .server import Worker
 
 log = logging.getLogger("dist.worker")
 
-PAUSE_FRACTION = 0.8
-TERMINATE_FRACTION = 0.95
+MEMORY_INTERVAL = 0.1  # seconds between looks at the process's memory
+SPILL_BUDGET = 0.5  # seconds of spilling per look, so heartbeats and requests go on
+RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
 
 
 class Monitor:
     def __init__(self, worker: Worker):
         self.worker = worker
+        self._unmanaged_warned = False
+        self._terminate_warned = False
         try:
             import psutil
             self._process = psutil.Process(os.getpid())
@@ -38,25 +56,85 @@ class Monitor:
         worker = self.worker
         while not worker.closing:
             await asyncio.sleep(worker.heartbeat_interval)
-            rss = self.rss()
-            self.check_memory(rss)
-            metrics = worker.metrics()
-            metrics.update(memory=rss, cpu=self.cpu(), nthreads=worker.nthreads,
-                           memory_limit=worker.memory_limit)
-            worker.send_center(Heartbeat(metrics=metrics))
+            worker.send_center(Heartbeat(metrics=self.metrics(self.rss())))
+
+    async def watch_memory(self) -> None:
+        if not self.worker.memory_policy.limit or self._process is None:
+            return
+        while not self.worker.closing:
+            await asyncio.sleep(MEMORY_INTERVAL)
+            self.check_memory(self.rss())
+
+    def metrics(self, rss: int) -> dict:
+        worker = self.worker
+        store = worker.store
+        managed = store.managed
+        metrics = worker.metrics()
+        metrics.update(memory=rss, cpu=self.cpu(), nthreads=worker.nthreads,
+                       memory_limit=worker.memory_limit, managed=managed,
+                       unmanaged=max(0, rss - managed), spilled=store.spilled,
+                       spilled_disk=store.spilled_disk, spill_count=store.spilled_count)
+        if store.spill_error is not None:
+            metrics["spill_error"] = store.spill_error
+        return metrics
 
     def check_memory(self, rss: int) -> None:
         worker = self.worker
-        limit = worker.memory_limit
-        if not limit:
-            return
-        if rss > TERMINATE_FRACTION * limit:
-            log.error("worker memory %d bytes is above %.0f%% of the limit %d: restarting",
-                      rss, 100 * TERMINATE_FRACTION, limit)
-            os._exit(75)  # the nanny restarts us; the center reschedules what ran here
-        paused = rss > PAUSE_FRACTION * limit
+        policy = worker.memory_policy
+        store = worker.store
+        terminate = policy.bytes_at("terminate")
+        if terminate is not None and rss > terminate:
+            self._terminate(rss, terminate)
+        target, spill = policy.bytes_at("target"), policy.bytes_at("spill")
+        store.spill_to_target()  # also tries a failed disk again, once it is time to
+        if spill is not None and rss > spill:
+            rss = self._spill_by_process_memory(rss, target if target is not None else spill)
+        pause = policy.bytes_at("pause")
+        over_spill = ((target is not None and store.managed > target)
+                      or (spill is not None and rss > spill))
+        paused = (pause is not None and rss > pause) or (store.spill_suspended and over_spill)
         if paused != worker.state.paused:
-            log.warning("worker memory %d bytes: %s", rss,
-                        "pausing new work" if paused else "resuming work")
-            worker._act(worker.state.set_paused(paused))
-            worker.send_center(Heartbeat(metrics=worker.metrics()))
+            if paused:
+                why = (f"cannot spill ({store.spill_error})" if store.spill_suspended
+                       and not (pause is not None and rss > pause) else
+                       f"above {policy.pause:.0%} of the limit {format_bytes(policy.limit)}")
+                log.warning("worker memory %s (%s managed, %s spilled): %s; pausing new work",
+                            format_bytes(rss), format_bytes(store.managed),
+                            format_bytes(store.spilled), why)
+            else:
+                log.warning("worker memory %s: resuming work", format_bytes(rss))
+            worker.set_paused(paused)
+            worker.send_center(Heartbeat(metrics=self.metrics(rss)))
+
+    def _spill_by_process_memory(self, rss: int, goal: int) -> int:
+        """Spill until the process should be under ``goal``, judged by the sizes spilled (the
+        RSS itself falls only as the allocator returns memory); the RSS expected after."""
+        store = self.worker.store
+        deadline = time.monotonic() + SPILL_BUDGET
+        spilled = 0
+        while rss - spilled > goal and time.monotonic() < deadline:
+            weight = store.evict()
+            if not weight:
+                break
+            spilled += weight
+        if rss - spilled > goal and not store.managed and not self._unmanaged_warned:
+            self._unmanaged_warned = True
+            log.warning("worker memory %s is above the spill threshold with nothing left to "
+                        "spill: %s is unmanaged (held by tasks, libraries or the allocator, "
+                        "not by results)", format_bytes(rss), format_bytes(rss - spilled))
+        elif rss - spilled <= goal:
+            self._unmanaged_warned = False
+        return self.rss() if spilled else rss
+
+    def _terminate(self, rss: int, terminate: int) -> None:
+        if os.environ.get("DIST_NANNY_PID"):
+            log.error("worker memory %s is above %s, %.0f%% of the limit: restarting",
+                      format_bytes(rss), format_bytes(terminate),
+                      100 * self.worker.memory_policy.terminate)
+            self.worker.store.close()  # os._exit runs no clean-up: remove the spill files
+            os._exit(RESTART_EXIT_CODE)  # the nanny restarts us; the center reschedules
+        if not self._terminate_warned:
+            self._terminate_warned = True
+            log.error("worker memory %s is above %s, %.0f%% of the limit, and there is no "
+                      "nanny to restart this worker", format_bytes(rss), format_bytes(terminate),
+                      100 * self.worker.memory_policy.terminate)

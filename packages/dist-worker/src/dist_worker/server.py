@@ -24,14 +24,16 @@ from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionS
                      FetchFailed, FreeRequested, ReplicasRequested, SendToCenter,
                      StealRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
-from .monitor import Monitor
+from .memory import MemoryPolicy
+from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .state import WorkerState
+from .store import DataStore
 
 log = logging.getLogger("dist.worker")
-RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
 NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
+__all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
 
 
 class Worker:
@@ -41,7 +43,8 @@ class Worker:
                  heartbeat_interval: float = 0.5, memory_limit: int = 0,
                  resources: dict[str, float] | None = None, reconnect: bool = True,
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 center_timeout: float | None = None):
+                 center_timeout: float | None = None, memory_policy: MemoryPolicy | None = None,
+                 local_directory: str | None = None, max_spill: int | None = None):
         self.center_address = center
         self.center_timeout = center_timeout  # give up after this long without a center
         self.host = host
@@ -54,10 +57,17 @@ class Worker:
         self.handshake_timeout = handshake_timeout
         self.contact_address = contact_address
         self.heartbeat_interval = heartbeat_interval
-        self.memory_limit = memory_limit
+        if memory_policy is None:
+            memory_policy = MemoryPolicy(limit=memory_limit)
+        self.memory_policy = memory_policy
+        self.memory_limit = memory_policy.limit
         self.resources = dict(resources or {})  # abstract amounts tasks may ask for
         self.reconnect = reconnect
-        self.state = WorkerState(self.nthreads)
+        # The values held: in memory up to the target, then on disk (removed at close).
+        self.store = DataStore(target=memory_policy.bytes_at("target"),
+                               directory=local_directory, max_spill=max_spill,
+                               size_hint=lambda key: self.state.nbytes.get(key))
+        self.state = WorkerState(self.nthreads, data=self.store)
         self.address = ""
         self.center: Comm | None = None
         self.registered = asyncio.Event()
@@ -102,6 +112,7 @@ class Worker:
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed)
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
+        self._spawn(self.monitor.watch_memory())
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -132,6 +143,7 @@ class Worker:
                     task.cancel()
             if self._runner is not None:
                 self._runner.close()
+            self.store.close()
             self.stopped.set()
 
     # -- the center -------------------------------------------------------------------------
@@ -251,10 +263,15 @@ class Worker:
         register again as a new, empty worker."""
         log.warning("restarting: %s", reason)
         if os.environ.get("DIST_NANNY_PID"):
+            self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
         self.state.reset()
         if self.center is not None:
             self.center.close("restarting")
+
+    def set_paused(self, paused: bool) -> None:
+        """Memory is short (or no longer): start no new tasks (or start them again)."""
+        self._act(self.state.set_paused(paused))
 
     def send_center(self, *messages: Message) -> None:
         if self.center is not None and not self.center.is_closed:
@@ -384,13 +401,16 @@ class Worker:
             if key not in state.data:
                 missing.append(key)
                 continue
-            payload = state.serialized.get(key) if "pickle" == serializers[0] else None
-            if payload is None:
-                try:
+            try:
+                payload = None
+                if serializers[0] == "pickle":
+                    # Spilled values are sent as their file holds them, never unpickled here.
+                    payload = state.serialized.get(key) or self.store.payload(key)
+                if payload is None:
                     payload = serialize(state.data[key], serializers)
-                except SerializationError as exc:
-                    errors[key] = str(exc)
-                    continue
+            except (SerializationError, OSError) as exc:
+                errors[key] = f"{type(exc).__name__}: {exc}"
+                continue
             data[key] = payload
         return Data(id=msg.id, data=data, missing=missing, errors=errors)
 

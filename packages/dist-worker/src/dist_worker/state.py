@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import MutableMapping
 from typing import Any
 
 from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskFinished
@@ -22,6 +23,10 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
 REPLICA = "<replica>"
 
 MAX_KEYS_PER_FETCH = 1000
+# Inputs asked of one peer at once add up to at most this (or are one key), as dask's transfer
+# message limit: the peer reads spilled values back into memory to send them, and they all
+# arrive here at once.
+MAX_FETCH_BYTES = 50_000_000
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
 SMALL_VALUE_BYTES = 1024
 
@@ -41,10 +46,13 @@ class WorkerTask:
 
 
 class WorkerState:
-    def __init__(self, nthreads: int, address: str = ""):
+    def __init__(self, nthreads: int, address: str = "",
+                 data: MutableMapping[str, Any] | None = None):
         self.nthreads = nthreads
         self.address = address
-        self.data: dict[str, Any] = {}
+        # The values held: a dict, or the worker's store that spills to disk (``nbytes`` is
+        # set before ``data`` so that a store can use it as the size of unknown types).
+        self.data: MutableMapping[str, Any] = {} if data is None else data
         self.nbytes: dict[str, int] = {}
         self.serialized: dict[str, Any] = {}  # key -> Payload, when cheap to keep
         self.tasks: dict[str, WorkerTask] = {}
@@ -52,6 +60,7 @@ class WorkerState:
         self.executing: set[str] = set()
         self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
         self.who_has: dict[str, list[str]] = {}  # for dependencies we still need
+        self.sizes: dict[str, int] = {}  # their sizes, as the center told them
         self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
         self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
         self.busy_peers: set[str] = set()
@@ -118,6 +127,7 @@ class WorkerState:
                 holders.remove(self.address)
                 self._out.append(SendToCenter(MissingData(key=dep, worker=self.address)))
             self.who_has[dep] = holders
+            self.sizes[dep] = ts.message.nbytes.get(dep, 0)
             source = self.in_flight.get(dep)
             if source is not None and source not in holders:
                 # The center no longer names the peer we are waiting for (it left or hangs,
@@ -172,6 +182,7 @@ class WorkerState:
                 if not waiting:
                     del self.waiters[dep]
                     self.who_has.pop(dep, None)
+                    self.sizes.pop(dep, None)
                     self.tried.pop(dep, None)
         ts.state = "forgotten"
 
@@ -183,8 +194,8 @@ class WorkerState:
                 del self.in_flight[key]
             if key not in self.waiters:
                 continue  # nobody waits for it any more
-            self.data[key] = value
             self.nbytes[key] = event.nbytes.get(key, 0)
+            self.data[key] = value
             added[key] = self.nbytes[key]
             self._input_arrived(key)
         if added:
@@ -205,6 +216,7 @@ class WorkerState:
             if not ts.waiting_on and ts.state == "waiting":
                 self._make_ready(ts)
         self.who_has.pop(key, None)
+        self.sizes.pop(key, None)
         self.tried.pop(key, None)
 
     def _fetch_failed(self, event: FetchFailed) -> None:
@@ -221,6 +233,7 @@ class WorkerState:
                     # Only an extra copy was wanted: give up on it rather than wait for ever.
                     del self.waiters[key]
                     self.who_has.pop(key, None)
+                    self.sizes.pop(key, None)
                     self.tried.pop(key, None)
         self._fetch_missing(list(self.waiters))
 
@@ -231,8 +244,8 @@ class WorkerState:
         if ts is None or ts.state != "executing":
             return  # freed while it ran: drop the result
         ts.state = "memory"
-        self.data[key] = event.value
         self.nbytes[key] = event.nbytes
+        self.data[key] = event.value
         small = None
         if event.payload is not None:
             self.serialized[key] = event.payload
@@ -253,8 +266,8 @@ class WorkerState:
 
     def _put(self, event: DataPut) -> None:
         for key, value in event.data.items():
-            self.data[key] = value
             self.nbytes[key] = event.nbytes.get(key, 0)
+            self.data[key] = value
             self.serialized.pop(key, None)
             self._input_arrived(key)
         self._out.append(SendToCenter(KeysAdded(keys=dict(event.nbytes))))
@@ -263,6 +276,7 @@ class WorkerState:
     def _fetch_missing(self, keys) -> None:
         """Ask peers for inputs not yet here nor in flight, grouped into one request per peer."""
         by_peer: dict[str, list[str]] = {}
+        peer_bytes: dict[str, int] = {}
         for key in keys:
             if key in self.data or key in self.in_flight or key not in self.waiters:
                 continue
@@ -274,7 +288,11 @@ class WorkerState:
             peer = min(idle or holders, key=lambda w: len(by_peer.get(w, ())))
             if peer in self.busy_peers and peer not in by_peer:
                 continue  # one request at a time per peer; the rest go when it answers
+            size = self.sizes.get(key, 0)
+            if peer in by_peer and peer_bytes[peer] + size > MAX_FETCH_BYTES:
+                continue  # enough for one reply; the rest go when it answers
             by_peer.setdefault(peer, []).append(key)
+            peer_bytes[peer] = peer_bytes.get(peer, 0) + size
         for peer, peer_keys in by_peer.items():
             for start in range(0, len(peer_keys), MAX_KEYS_PER_FETCH):
                 chunk = peer_keys[start:start + MAX_KEYS_PER_FETCH]
@@ -314,6 +332,7 @@ class WorkerState:
         self.ready.clear()
         self.in_flight.clear()
         self.who_has.clear()
+        self.sizes.clear()
         self.tried.clear()
         self.waiters.clear()
         self.busy_peers.clear()

@@ -1,0 +1,154 @@
+"""How many bytes of memory a value holds: an estimate, fast enough to take for every result.
+
+Buffers, numpy arrays and pandas objects report their own sizes; containers add up their
+items (sampling the large ones, as dask does, since summing a million small items would cost
+more than the task that made them); anything else is as large as its pickle, which the worker
+has made anyway to check that the value can travel. No estimate ever raises: a value whose
+``__sizeof__`` or ``memory_usage`` fails is sized by its pickle, or by ``sys.getsizeof``.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sys
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("dist.worker")
+
+# Containers longer than this are sized from a sample of their items.
+SAMPLE_ABOVE = 10
+SAMPLE_SIZE = 10
+# Pandas object columns are sized from this many of their items.
+OBJECT_SAMPLE = 100
+
+_BY_TYPE: dict[type, Callable[[Any], int]] = {}
+_reported: set[str] = set()
+
+
+def _buffer(value: Any) -> int:
+    return sys.getsizeof(value)
+
+
+def _memoryview(value: memoryview) -> int:
+    return value.nbytes + sys.getsizeof(value)
+
+
+def _sequence(value: Any) -> int:
+    n = len(value)
+    if n > SAMPLE_ABOVE:
+        items = random.sample(list(value) if isinstance(value, (set, frozenset)) else value,
+                              SAMPLE_SIZE)
+        return sys.getsizeof(value) + int(sum(map(sizeof, items)) * n / SAMPLE_SIZE)
+    return sys.getsizeof(value) + sum(map(sizeof, value))
+
+
+def _dict(value: dict) -> int:
+    n = len(value)
+    if n > SAMPLE_ABOVE:
+        pairs = list(itertools.islice(value.items(), SAMPLE_SIZE))
+        per_item = sum(sizeof(k) + sizeof(v) for k, v in pairs) / len(pairs)
+        return sys.getsizeof(value) + int(per_item * n)
+    return sys.getsizeof(value) + sum(sizeof(k) + sizeof(v) for k, v in value.items())
+
+
+for _kind in (bytes, bytearray, str, int, float, complex, bool, type(None)):
+    _BY_TYPE[_kind] = _buffer
+_BY_TYPE[memoryview] = _memoryview
+for _kind in (list, tuple, set, frozenset):
+    _BY_TYPE[_kind] = _sequence
+_BY_TYPE[dict] = _dict
+
+
+def _numpy(value: Any) -> int:
+    if value.dtype == object:
+        return sys.getsizeof(value) + _sequence(value.ravel().tolist())
+    if value.base is not None and value.strides and 0 in value.strides:
+        return value.itemsize  # a broadcast view: one element backs every position
+    return value.nbytes + 112  # 112: the array object itself
+
+
+def _object_column(values: Any) -> int:
+    """Bytes of a column of Python objects (strings mostly), from a sample of them."""
+    n = len(values)
+    if n == 0:
+        return 0
+    sample = values[:OBJECT_SAMPLE] if n > OBJECT_SAMPLE else values
+    per_item = sum(sys.getsizeof(v) for v in sample) / len(sample)
+    return int(per_item * n) + 8 * n
+
+
+def _pandas_frame(value: Any) -> int:
+    total = sys.getsizeof(value.index) if value.index.dtype == object else 0
+    for _, column in value.items():
+        total += _pandas_series(column)
+    return total + 300
+
+
+def _pandas_series(value: Any) -> int:
+    if value.dtype == object:
+        return _object_column(value.to_numpy()) + int(value.index.memory_usage()) + 150
+    return int(value.memory_usage(index=True, deep=False)) + 150
+
+
+def _pandas_index(value: Any) -> int:
+    if value.dtype == object:
+        return _object_column(value.to_numpy()) + 100
+    return int(value.memory_usage(deep=False)) + 100
+
+
+def _lazy_registrations() -> None:
+    """Register numpy and pandas sizes once those libraries are imported (never import them
+    here: a worker that runs neither should not pay for them)."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and numpy.ndarray not in _BY_TYPE:
+        _BY_TYPE[numpy.ndarray] = _numpy
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and pandas.DataFrame not in _BY_TYPE:
+        _BY_TYPE[pandas.DataFrame] = _pandas_frame
+        _BY_TYPE[pandas.Series] = _pandas_series
+        _BY_TYPE[pandas.Index] = _pandas_index
+
+
+def sizeof(value: Any, pickled: int | None = None) -> int:
+    """Estimated bytes of memory held by ``value``; ``pickled``: its pickled size if known,
+    used for types this module does not know."""
+    kind = type(value)
+    estimate = _BY_TYPE.get(kind)
+    if estimate is None:
+        _lazy_registrations()
+        estimate = _BY_TYPE.get(kind)
+        if estimate is None:
+            for base, function in list(_BY_TYPE.items()):
+                if isinstance(value, base) and base not in (int, bool, type(None)):
+                    estimate = function
+                    break
+    try:
+        if estimate is not None:
+            return int(estimate(value))
+        if pickled is not None:
+            return max(int(pickled), sys.getsizeof(value))
+        return _by_pickle(value)
+    except Exception as exc:  # noqa: BLE001 -- a size is an estimate; it must never fail a task
+        name = kind.__qualname__
+        if name not in _reported:
+            _reported.add(name)
+            log.warning("cannot estimate the size of a %s (%s: %s); counting %s", name,
+                        type(exc).__name__, exc,
+                        "its pickled size" if pickled is not None else "sys.getsizeof")
+        if pickled is not None:
+            return int(pickled)
+        try:
+            return sys.getsizeof(value)
+        except Exception:  # noqa: BLE001
+            return 0
+
+
+def _by_pickle(value: Any) -> int:
+    from dist_protocol.serialize import serialize
+
+    try:
+        return serialize(value).nbytes
+    except Exception:  # noqa: BLE001 -- an unpicklable value: the object itself is all we see
+        return sys.getsizeof(value)

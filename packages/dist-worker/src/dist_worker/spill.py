@@ -1,0 +1,242 @@
+"""Values on disk: the slow half of the worker's data (``store.DataStore`` is the whole).
+
+Each value is one file in the spill directory: a short header, then the frames of its pickle
+(protocol 5), each out-of-band buffer written straight from the value's own memory, without
+joining them into one bytes object first. Frames that compress well are compressed with lz4;
+whether one does is decided from a sample, so incompressible data (random floats, already
+compressed bytes) costs one small trial, not a full pass. Reading a value back reads the file
+into one buffer, which the unpickled arrays then share (no copy per array).
+
+A value read back into memory keeps its file (``cached``): evicted again unchanged, it costs
+no second write; the file goes when the key is freed. This mapping never decides what to
+spill; it stores what it is given and says precisely why it could not.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import struct
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
+
+try:  # compression is worth having, not worth failing for
+    import lz4.block as _lz4
+except ImportError:  # pragma: no cover - lz4 is a dependency; a broken install still spills
+    _lz4 = None
+
+MAGIC = b"DSPL1\n"
+_HEAD = struct.Struct("<6sHI")  # magic, serializer length, number of frames
+_FRAME = struct.Struct("<BQQ")  # compressed?, stored length, original length
+SERIALIZERS = ("pickle", "bytes", "msgpack")
+
+COMPRESS_MIN = 10_000  # frames smaller than this are written as they are
+COMPRESS_SAMPLE = 10_000  # bytes tried first, from the middle of the frame
+COMPRESS_MAX = 2**30  # lz4's block format stops below 2 GiB; larger frames go raw
+COMPRESS_RATIO = 0.9  # compressed must be at most this share of the original to be kept
+
+
+class SpillSerializationError(Exception):
+    """The value cannot be pickled, so it can only live in memory."""
+
+    def __init__(self, key: str, cause: BaseException):
+        super().__init__(f"{key}: {cause}")
+        self.key = key
+        self.cause = cause
+
+
+class ValueTooLarge(OSError):
+    """The value does not fit on the spill disk however much is freed there."""
+
+    def __init__(self, key: str, needed: int, available: int, directory: str):
+        super().__init__(errno.ENOSPC, f"the value of {key} needs {needed} bytes on disk and "
+                         f"only {available} are free in {directory}")
+        self.key = key
+
+
+def compress(frame: Any) -> tuple[bool, Any]:
+    """``(True, compressed)`` when lz4 saves enough on this frame, else ``(False, frame)``."""
+    view = memoryview(frame).cast("B")
+    n = view.nbytes
+    if _lz4 is None or n < COMPRESS_MIN or n > COMPRESS_MAX:
+        return False, frame
+    if n > 4 * COMPRESS_SAMPLE:
+        start = (n - COMPRESS_SAMPLE) // 2
+        sample = view[start:start + COMPRESS_SAMPLE]
+        if len(_lz4.compress(sample, store_size=False)) > COMPRESS_RATIO * COMPRESS_SAMPLE:
+            return False, frame
+    packed = _lz4.compress(view, store_size=False)
+    if len(packed) > COMPRESS_RATIO * n:
+        return False, frame
+    return True, packed
+
+
+def file_name(key: str) -> str:
+    """Keys may hold any character; file names are their hash (collisions: astronomically
+    unlikely, and a header check would not help a 128-bit one)."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+class DiskMapping(MutableMapping):
+    """key -> value, each value pickled into its own file under ``directory``."""
+
+    def __init__(self, directory: str, max_bytes: int | None = None):
+        self.directory = directory
+        self.max_bytes = max_bytes  # None: as much as the disk has
+        self.sizes: dict[str, int] = {}  # key -> bytes on disk, spilled values
+        self.cached: dict[str, int] = {}  # key -> bytes on disk, values also in memory
+        self.bytes_written = 0
+        self.bytes_read = 0
+        self._made = False
+
+    # -- what is on disk ------------------------------------------------------------------------
+    @property
+    def disk_bytes(self) -> int:
+        return sum(self.sizes.values()) + sum(self.cached.values())
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, file_name(key))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.sizes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.sizes))
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    # -- writing ------------------------------------------------------------------------------
+    def __setitem__(self, key: str, value: Any) -> None:
+        cached = self.cached.pop(key, None)
+        if cached is not None:  # read back earlier and not changed since: the file is there
+            self.sizes[key] = cached
+            return
+        try:
+            payload = serialize(value)
+        except SerializationError as exc:
+            raise SpillSerializationError(key, exc) from exc
+        self.write(key, payload)
+
+    def write(self, key: str, payload: Payload) -> None:
+        """Store an already serialized value (as it came from a peer or a task)."""
+        frames = [compress(frame) for frame in payload.frames]
+        serializer = payload.serializer.encode()
+        head = [_HEAD.pack(MAGIC, len(serializer), len(frames)), serializer]
+        for (packed, stored), original in zip(frames, payload.frames):
+            head.append(_FRAME.pack(packed, memoryview(stored).nbytes,
+                                    memoryview(original).nbytes))
+        size = sum(len(h) for h in head) + sum(memoryview(f).nbytes for _, f in frames)
+        self._make_room(key, size)
+        path = self._path(key)
+        try:
+            with open(path, "wb") as f:
+                f.write(b"".join(head))
+                for _, frame in frames:
+                    f.write(frame)  # large frames go to the file directly, uncopied
+        except BaseException:
+            _remove(path)
+            raise
+        self.sizes[key] = size
+        self.bytes_written += size
+
+    def _make_room(self, key: str, size: int) -> None:
+        if not self._made:
+            os.makedirs(self.directory, exist_ok=True)
+            self._made = True
+        if self.max_bytes is not None and self.disk_bytes + size > self.max_bytes:
+            self.drop_cache()
+            if self.disk_bytes + size > self.max_bytes:
+                if size > self.max_bytes:
+                    raise ValueTooLarge(key, size, self.max_bytes, self.directory)
+                raise OSError(errno.ENOSPC, f"the spill directory {self.directory} holds "
+                              f"{self.disk_bytes} bytes, its limit is {self.max_bytes}")
+        free = shutil.disk_usage(self.directory).free
+        if size > free:
+            self.drop_cache()
+            free = shutil.disk_usage(self.directory).free
+            if size > free + sum(self.sizes.values()):
+                raise ValueTooLarge(key, size, free, self.directory)
+            if size > free:
+                raise OSError(errno.ENOSPC, f"no space left in {self.directory}: "
+                              f"{free} bytes free, {size} needed")
+
+    def drop_cache(self) -> None:
+        """Delete the files of values that are in memory as well (space is short)."""
+        for key in list(self.cached):
+            _remove(self._path(key))
+            del self.cached[key]
+
+    # -- reading ------------------------------------------------------------------------------
+    def read(self, key: str) -> Payload:
+        """The stored frames of ``key`` (decompressed), without unpickling them."""
+        if key not in self.sizes and key not in self.cached:
+            raise KeyError(key)
+        with open(self._path(key), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = bytearray(size)
+            view = memoryview(data)
+            got = f.readinto(view)
+        if got != size:
+            raise OSError(errno.EIO, f"short read of the spilled value of {key}")
+        self.bytes_read += size
+        return _parse(key, view)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.sizes:
+            raise KeyError(key)
+        return deserialize(self.read(key))
+
+    # -- forgetting ---------------------------------------------------------------------------
+    def __delitem__(self, key: str) -> None:
+        """The value moved back to memory: keep its file, in case it is evicted again."""
+        self.cached[key] = self.sizes.pop(key)
+
+    def forget(self, key: str) -> None:
+        """The key was freed: delete its file, if it has one."""
+        if self.sizes.pop(key, None) is not None or self.cached.pop(key, None) is not None:
+            _remove(self._path(key))
+
+    def clear(self) -> None:
+        for key in [*self.sizes, *self.cached]:
+            self.forget(key)
+
+    def close(self) -> None:
+        self.clear()
+
+
+def _parse(key: str, view: memoryview) -> Payload:
+    if view.nbytes < _HEAD.size:
+        raise OSError(errno.EIO, f"the spill file of {key} is truncated")
+    magic, serializer_length, nframes = _HEAD.unpack_from(view)
+    if magic != MAGIC:
+        raise OSError(errno.EIO, f"the spill file of {key} is not one this worker wrote")
+    offset = _HEAD.size
+    serializer = bytes(view[offset:offset + serializer_length]).decode()
+    offset += serializer_length
+    table = []
+    for _ in range(nframes):
+        table.append(_FRAME.unpack_from(view, offset))
+        offset += _FRAME.size
+    frames = []
+    for packed, stored, original in table:
+        chunk = view[offset:offset + stored]
+        offset += stored
+        if packed:
+            frames.append(_lz4.decompress(chunk, uncompressed_size=original,
+                                           return_bytearray=True))
+        else:
+            frames.append(chunk)
+    if offset != view.nbytes or serializer not in SERIALIZERS:
+        raise OSError(errno.EIO, f"the spill file of {key} is damaged")
+    return Payload(serializer, frames)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

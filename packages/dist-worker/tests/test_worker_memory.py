@@ -1,0 +1,246 @@
+"""Memory: reading limits and fractions, size estimates, and the spilling store."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+
+import pytest
+from dist_protocol.serialize import deserialize
+from dist_worker.memory import (MIN_MEMORY_LIMIT, MemoryPolicy, parse_bytes, parse_fraction,
+                                parse_memory_limit)
+from dist_worker.sizeof import sizeof
+from dist_worker.spill import DiskMapping, compress
+from dist_worker.store import DataStore
+
+MB = 10**6
+MACHINE = 16 * 10**9
+
+
+# -- --memory-limit and the fractions ---------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("4GB", 4 * 10**9), ("512MiB", 512 * 2**20), ("300000000", 300 * MB), ("1.5 g", 1.5e9),
+    ("0.5", MACHINE // 2), ("1", MACHINE), ("0", 0), ("none", 0), (None, 0), ("off", 0),
+    ("64GB", MACHINE),  # more than the machine has: the machine's memory
+])
+def test_memory_limits_are_bytes_fractions_of_the_machine_or_nothing(text, expected):
+    assert parse_memory_limit(text, nthreads=1, total=MACHINE) == expected
+
+
+def test_auto_shares_the_machine_out_by_threads():
+    cores = os.cpu_count() or 1
+    assert parse_memory_limit("auto", nthreads=cores, total=MACHINE) == MACHINE
+    assert parse_memory_limit("AUTO", nthreads=1, total=MACHINE) == MACHINE // cores
+
+
+@pytest.mark.parametrize("text, message", [
+    ("100", "below the minimum"), ("-1", "negative"), ("50MB", "below the minimum"),
+    ("abc", "cannot read 'abc' as a size"), ("4XB", "cannot read"), ("nan", "cannot read"),
+    ("0.001", "below the minimum"),
+])
+def test_limits_that_cannot_work_are_refused_with_the_reason(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_memory_limit(text, nthreads=1, total=MACHINE)
+
+
+def test_the_minimum_limit_is_above_an_idle_worker():
+    assert MIN_MEMORY_LIMIT >= 100 * MB
+    assert parse_memory_limit(str(MIN_MEMORY_LIMIT), 1, total=MACHINE) == MIN_MEMORY_LIMIT
+
+
+def test_the_machine_memory_is_no_more_than_physical_memory():
+    import psutil
+    from dist_worker.memory import system_memory
+    assert 0 < system_memory() <= psutil.virtual_memory().total
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0.7", 0.7), ("off", None), ("False", None), ("0", None), (0.5, 0.5), (None, None)])
+def test_fractions_read_as_numbers_or_off(text, expected):
+    assert parse_fraction(text, "spill") == expected
+
+
+@pytest.mark.parametrize("text", ["-0.1", "2", "abc", "nan"])
+def test_bad_fractions_are_refused(text):
+    with pytest.raises(ValueError, match="spill fraction"):
+        parse_fraction(text, "spill")
+
+
+def test_a_policy_turns_fractions_into_bytes_and_off_stays_off():
+    policy = MemoryPolicy(limit=1000 * MB, spill=None)
+    assert policy.bytes_at("target") == 600 * MB
+    assert policy.bytes_at("spill") is None
+    assert MemoryPolicy().bytes_at("pause") is None  # no limit: no thresholds
+    assert "spill off" in policy.describe()
+
+
+def test_sizes_with_units():
+    assert parse_bytes("2kib") == 2048
+    with pytest.raises(ValueError):
+        parse_bytes("")
+
+
+# -- sizeof ----------------------------------------------------------------------------------
+def test_sizes_of_buffers_containers_and_arrays():
+    numpy = pytest.importorskip("numpy")
+    assert 10 * MB <= sizeof(b"x" * 10 * MB) < 10 * MB + 1000
+    assert sizeof(numpy.zeros(10**6)) >= 8 * MB
+    big_list = [b"x" * 1000] * 1000
+    assert 1000 * 1000 <= sizeof(big_list) < 1.2 * 1000 * 1000 + 10**5
+    assert sizeof({"a": numpy.zeros(1000)}) >= 8000
+    assert sizeof((numpy.zeros(100), numpy.zeros(100))) >= 1600
+    assert sizeof(numpy.broadcast_to(numpy.zeros(1), (10**6,))) < 1000
+
+
+def test_sizes_of_pandas_objects_count_their_strings():
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"x": range(100_000), "s": [f"some text {i}"
+                                                         for i in range(100_000)]})
+    exact = frame.memory_usage(deep=True).sum()  # slow (every string), hence the sampling
+    assert 0.9 * exact <= sizeof(frame) <= 1.1 * exact
+    as_objects = frame.astype({"s": object})
+    exact = as_objects.memory_usage(deep=True).sum()
+    assert 0.9 * exact <= sizeof(as_objects) <= 1.1 * exact
+    assert sizeof(frame["x"]) >= 800_000
+    assert sizeof(frame.index) < 1000  # a range index is a few numbers
+
+
+class Weird:
+    def __sizeof__(self):
+        raise RuntimeError("no size for you")
+
+
+def test_unknown_types_count_their_pickle_and_a_failing_estimate_never_raises(caplog):
+    assert sizeof(Weird(), pickled=12345) == 12345
+    assert sizeof(threading.Lock(), pickled=None) > 0  # unpicklable: its own size
+
+
+# -- the disk mapping --------------------------------------------------------------------------
+def test_values_go_to_disk_and_come_back_equal(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    disk = DiskMapping(str(tmp_path / "spill"))
+    value = {"array": numpy.arange(10**6), "text": "hello"}
+    disk["k"] = value
+    back = disk["k"]
+    assert back["text"] == "hello" and (back["array"] == value["array"]).all()
+    back["array"][0] = 7  # arrays read back are writable, as the originals were
+    assert disk.sizes["k"] < 8 * MB  # arange compresses
+    del disk["k"]  # moved back to memory: the file stays as a cache
+    assert "k" not in disk and disk.disk_bytes > 0
+    disk["k"] = value  # evicted again: no second write
+    assert disk.bytes_written == disk.sizes["k"]
+    disk.forget("k")
+    assert disk.disk_bytes == 0 and os.listdir(tmp_path / "spill") == []
+
+
+def test_incompressible_frames_are_written_as_they_are():
+    packed, frame = compress(os.urandom(100_000))
+    assert not packed
+    packed, frame = compress(b"a" * 100_000)
+    assert packed and len(frame) < 1000
+
+
+def test_a_disk_limit_or_a_value_larger_than_it_raises_a_clear_oserror(tmp_path):
+    disk = DiskMapping(str(tmp_path), max_bytes=3 * MB)
+    disk["a"] = os.urandom(2 * MB)
+    with pytest.raises(OSError, match="limit"):
+        disk["b"] = os.urandom(2 * MB)
+    with pytest.raises(OSError, match="needs") as info:
+        disk["c"] = os.urandom(4 * MB)
+    assert info.value.errno == errno.ENOSPC
+    assert list(disk) == ["a"] and len(os.listdir(tmp_path)) == 1
+
+
+# -- the store ---------------------------------------------------------------------------------
+@pytest.fixture
+def store(tmp_path):
+    made = DataStore(target=25 * MB, directory=str(tmp_path))
+    yield made
+    made.close()
+
+
+def value(n_mb: int, fill: int = 0):
+    return bytes([fill]) * (n_mb * MB)
+
+
+def test_values_past_the_target_spill_least_recently_used_first(store):
+    for i in range(3):
+        store[f"k{i}"] = value(10, i)
+    assert store.in_memory("k1") and store.in_memory("k2") and not store.in_memory("k0")
+    assert 20 * MB <= store.managed <= 21 * MB and 10 * MB <= store.spilled <= 11 * MB
+    store["k1"]  # k1 is now more recent than k2
+    store["k3"] = value(10, 3)
+    assert not store.in_memory("k2") and store.in_memory("k1")
+    assert store["k0"] == value(10, 0)  # read back, transparently
+    assert store.in_memory("k0")
+    assert sorted(store) == ["k0", "k1", "k2", "k3"] and len(store) == 4
+
+
+def test_a_spilled_value_is_served_from_its_file_and_freed_with_its_key(store, tmp_path):
+    for i in range(4):
+        store[f"k{i}"] = value(10, i)
+    payload = store.payload("k0")
+    assert payload is not None and deserialize(payload) == value(10, 0)
+    assert store.payload("k3") is None  # in memory: served from memory
+    assert store.pop("k0") is None  # on disk: not read back just to be dropped
+    del store["k1"]
+    assert store.spilled == 0 and store.spilled_disk == 0
+    store.clear()
+    assert len(store) == 0 and store.managed == 0
+    assert os.listdir(store.directory) == []
+
+
+def test_a_value_over_the_target_by_itself_goes_straight_to_disk(store):
+    store["big"] = value(30)
+    assert not store.in_memory("big") and store.managed == 0
+    assert store["big"] == value(30)  # read back but not kept: it can never fit
+    assert not store.in_memory("big")
+
+
+def test_an_unpicklable_value_stays_in_memory_reported_once(store, caplog):
+    caplog.set_level(logging.WARNING, "dist.worker")
+    lock = threading.Lock()
+    store["lock"] = [lock, value(20)]
+    store["a"] = value(10, 1)
+    store["b"] = value(10, 2)
+    assert store["lock"][0] is lock and "lock" in store.pinned
+    assert not store.in_memory("a")  # the others spill past it
+    store["c"] = value(10, 3)
+    messages = [r.getMessage() for r in caplog.records if "lock" in r.getMessage()]
+    assert len(messages) == 1 and "cannot be pickled" in messages[0]
+
+
+def test_a_failing_disk_suspends_spilling_and_loses_nothing(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "dist.worker")
+    now = [0.0]
+    store = DataStore(target=15 * MB, directory=str(tmp_path), clock=lambda: now[0])
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    store.slow.directory = str(blocker / "spill")  # every write now fails: ENOTDIR
+    for i in range(4):
+        store[f"k{i}"] = value(10, i)
+    assert store.spill_suspended and "NotADirectoryError" in store.spill_error
+    assert all(store[f"k{i}"] == value(10, i) for i in range(4))
+    assert store.managed >= 40 * MB and store.spilled == 0
+    assert sum("cannot spill" in r.getMessage() for r in caplog.records) == 1
+    store.slow.directory = str(tmp_path / "spill")  # the disk works again...
+    store.spill_to_target()
+    assert store.spill_suspended  # ...but is not tried before the retry time
+    now[0] += 60
+    store.spill_to_target()
+    assert not store.spill_suspended and store.managed <= 15 * MB
+    assert any("works again" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+def test_without_a_target_nothing_spills_unless_asked(tmp_path):
+    store = DataStore(target=None, directory=str(tmp_path))
+    store["a"] = value(10)
+    store["b"] = value(10)
+    assert store.spilled == 0
+    assert store.evict() >= 10 * MB  # the process is over its spill threshold: spill one
+    assert not store.in_memory("a") and store.in_memory("b")
+    assert store.evict() >= 10 * MB and store.evict() == 0
+    store.close()
+    assert not os.path.exists(store.directory)

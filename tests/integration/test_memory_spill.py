@@ -1,0 +1,105 @@
+"""Data beyond memory: workers spill results to disk past their target, pause past their pause
+threshold, and restart only as a last resort -- losing nothing that finished."""
+from __future__ import annotations
+
+
+import pytest
+
+pytest.importorskip("numpy")
+
+RESULT_TIMEOUT = 60
+MB = 10**6
+MiB = 2**20
+
+
+def block(i, nbytes=50 * MB):
+    """A result that really occupies ``nbytes`` (every page written, incompressible) and can be
+    checked: its first element is ``i``."""
+    import numpy
+    values = numpy.random.default_rng(i).random(nbytes // 8)
+    values[0] = i
+    return values
+
+
+def checksum(i, nbytes=50 * MB):
+    return float(block(i, nbytes).sum())
+
+
+def metrics_of(cluster, executor, worker):
+    return cluster.worker_table(executor)[worker.address]["metrics"]
+
+
+def test_ten_50mb_results_on_a_300mb_worker_spill_and_all_come_back(make_cluster, wait_until):
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
+                                            nanny=True, name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    futures = [executor.submit(block, i) for i in range(10)]  # 500 MB on a 300 MB worker
+    results = executor.gather(futures, timeout=RESULT_TIMEOUT)
+    for i, values in enumerate(results):
+        assert values[0] == i and float(values.sum()) == checksum(i)
+    metrics = wait_until(lambda: metrics_of(cluster, executor, worker), 5, "a heartbeat")
+    assert metrics["spilled"] > 0 and metrics["spilled_disk"] > 0
+    assert metrics["managed"] <= 0.7 * 300 * MB
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted
+    # A task reads spilled inputs back transparently.
+    total = executor.submit(sum, [executor.submit(lambda v: float(v.sum()), f)
+                                  for f in futures])
+    assert total.result(timeout=RESULT_TIMEOUT) == pytest.approx(
+        sum(checksum(i) for i in range(10)))
+    # Freed results free their disk space.
+    del futures, results, total
+    wait_until(lambda: metrics_of(cluster, executor, worker).get("spilled_disk") == 0, 10,
+               "the spill files to be removed")
+    assert len(worker.matching("Registered with center at")) == 1
+
+
+def slow_inc(x, delay):
+    import time
+    time.sleep(delay)
+    return x + 1
+
+
+def hold_memory(nbytes, start_after, seconds):
+    """Run ``start_after`` seconds, then hold ``nbytes`` outside any result (unmanaged memory,
+    which spilling cannot free) for ``seconds`` more."""
+    import time
+
+    import numpy
+    time.sleep(start_after)
+    buffer = numpy.ones(nbytes, dtype=numpy.uint8)
+    time.sleep(seconds)
+    return len(buffer)
+
+
+def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cluster,
+                                                                       wait_until):
+    limit = 400 * MiB
+    cluster = make_cluster(n_workers=1)
+    lean = cluster.workers[0]
+    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", str(limit),
+                                           name="tight", nthreads=2)
+    cluster.workers.append(tight)
+    executor = cluster.executor()
+    cluster.wait_for_workers(executor, 2)
+    baseline = wait_until(lambda: metrics_of(cluster, executor, tight).get("memory"), 10,
+                          "a heartbeat")
+    data = executor.scatter(list(range(12)), workers=[tight.address])
+    # Past 80% of the limit, well under 95%, once the queue below is on the worker.
+    hog = executor.submit(hold_memory, int(0.875 * limit) - baseline, 1.0, 8.0,
+                          workers=["tight"])
+    queued = [executor.submit(slow_inc, x, 0.3) for x in data]  # they go where their data is
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
+               15, "the worker to pause")
+    # Everything queued on it finishes elsewhere while it stays paused: the center moved it.
+    assert executor.gather(queued, timeout=RESULT_TIMEOUT) == list(range(1, 13))
+    assert not hog.done()
+    assert cluster.worker_table(executor)[tight.address]["status"] == "paused"
+    assert lean.address in {executor.who_has([f])[f.key][0] for f in queued}
+    assert hog.result(timeout=RESULT_TIMEOUT) == int(0.875 * limit) - baseline
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
+               15, "the worker to resume")
+    assert executor.submit(slow_inc, 100, 0, workers=["tight"]).result(
+        timeout=RESULT_TIMEOUT) == 101
+    assert "pausing new work" in tight.output() and "resuming work" in tight.output()
