@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 from dist_center.dashboard.app import Dashboard
-from dist_center.dashboard.httpserver import MAX_HEAD_BYTES, HttpServer, Response
+from dist_center.dashboard.httpserver import (MAX_HEAD_BYTES, BadRequest, HttpServer, Response,
+                                             parse_head)
 from dist_center.state import CenterState
 
 pytestmark = pytest.mark.timeout(30)
@@ -77,4 +78,48 @@ def test_a_taken_port_falls_back_to_a_free_one():
         finally:
             await first.close()
             await second.close()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("head, status_or_length", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0", "0"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5", "5"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 10", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length : 5", 400),  # space before the colon
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  folded", 400),  # obsolete line folding
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b", 400),
+])
+def test_conflicting_or_malformed_framing_headers_are_refused(head, status_or_length):
+    if isinstance(status_or_length, int):
+        with pytest.raises(BadRequest) as refused:
+            parse_head(head)
+        assert refused.value.status == status_or_length
+    else:
+        assert parse_head(head).headers["content-length"] == status_or_length
+
+
+def test_other_repeated_headers_are_joined_as_one_list():
+    request = parse_head(b"GET / HTTP/1.1\r\nHost: x\r\nAccept: a/b\r\naccept: c/d")
+    assert request.headers["accept"] == "a/b, c/d"
+
+
+def test_conflicting_content_lengths_get_400_and_the_connection_closes():
+    async def main():
+        server = HttpServer(echo_path)
+        port = await server.start("127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                         b"Content-Length: 30\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n")
+            status, headers, body = await read_response(reader)
+            assert status == "HTTP/1.1 400 Bad Request"
+            assert body == b"conflicting Content-Length headers\n"
+            assert headers["Connection"] == "close" and await reader.read() == b""
+            writer.close()
+        finally:
+            await server.close()
     asyncio.run(main())

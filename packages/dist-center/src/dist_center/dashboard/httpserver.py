@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -54,6 +55,22 @@ class BadRequest(Exception):
         self.status = status
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SINGLE_HEADERS = frozenset({"host"})
+
+
+def _content_length(value: str) -> str:
+    """One length, however often repeated; differing lengths are an error (RFC 9112 6.3):
+    taking either one lets a request hide another inside its body."""
+    lengths = {part.strip() for part in value.split(",")}
+    if len(lengths) != 1:
+        raise BadRequest(400, "conflicting Content-Length headers")
+    length = lengths.pop()
+    if not length.isdigit() or not length.isascii():
+        raise BadRequest(400, "malformed Content-Length")
+    return length
+
+
 def parse_head(head: bytes) -> Request:
     try:
         lines = head.decode("latin-1").split("\r\n")
@@ -62,14 +79,23 @@ def parse_head(head: bytes) -> Request:
         raise BadRequest(400, "malformed request line") from None
     if not version.startswith("HTTP/1."):
         raise BadRequest(505)
-    headers = {}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep:
+        # No space before the colon and no folded continuation lines (RFC 9112 5.1, 5.2):
+        # parsers that read them differently are how requests get smuggled past a proxy.
+        if not sep or not _TOKEN.fullmatch(name):
             raise BadRequest(400, "malformed header")
-        headers[name.strip().lower()] = value.strip()
+        name, value = name.lower(), value.strip(" \t")
+        if name in headers:
+            if name in _SINGLE_HEADERS:
+                raise BadRequest(400, f"more than one {name} header")
+            value = f"{headers[name]}, {value}"  # repeated fields are one comma-joined list
+        headers[name] = value
+    if "content-length" in headers:
+        headers["content-length"] = _content_length(headers["content-length"])
     headers[":version"] = version
     parts = urlsplit(target)
     return Request(method, unquote(parts.path) or "/", parse_qs(parts.query), headers)
