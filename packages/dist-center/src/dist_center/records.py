@@ -33,14 +33,39 @@ def key_prefix(key: str) -> str:
     return (name.rsplit("-", 1)[0] if "-" in name else name) or key
 
 
+# The dashboard and /metrics count tasks per prefix, and Prometheus keeps a series per label
+# value forever: keys named one per row (``key=f"row_{i}"``) made 20,000 series after two
+# maps. The first MAX_PREFIXES distinct prefixes are counted under their own name, any later
+# one under OTHER_PREFIX, for the life of the center (counters must not move between labels).
+MAX_PREFIXES = 1000
+OTHER_PREFIX = "(other)"  # not a Python name, so no function's prefix
+
+
+class PrefixNames:
+    """The name a key's tasks are counted under: its prefix, or OTHER_PREFIX past the cap."""
+
+    def __init__(self, limit: int = MAX_PREFIXES):
+        self.limit = limit
+        self.known: set[str] = set()
+
+    def __call__(self, key: str) -> str:
+        prefix = key_prefix(key)
+        if prefix in self.known:
+            return prefix
+        if len(self.known) < self.limit:
+            self.known.add(prefix)
+            return prefix
+        return OTHER_PREFIX
+
+
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
                  "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
                  "error", "priority", "scattered", "lost_message", "prefix", "counts")
 
-    def __init__(self, key: str, spec: TaskSpec | None, seq: int):
+    def __init__(self, key: str, spec: TaskSpec | None, seq: int, prefix: str | None = None):
         self.key = key
-        self.prefix = key_prefix(key)
+        self.prefix = key_prefix(key) if prefix is None else prefix  # what it is counted under
         self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
         self.spec = spec
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()

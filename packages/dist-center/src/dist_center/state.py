@@ -36,8 +36,8 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, Wor
                      WorkerLeft, WorkerSent)
 from .invariants import validate_state
 # The records live apart; importers of this module find them here as well.
-from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
-                      discard, key_prefix)
+from .records import (ACTIVE, NONE, STATES, PrefixNames, TaskState, WorkerInfo,  # noqa: F401
+                      added, discard, key_prefix)
 
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
@@ -65,6 +65,7 @@ class CenterState:
         self.messages_handled = 0
         # For the dashboard, O(1) per transition: prefix -> state -> tasks now in that state.
         self.task_counts: dict[str, dict[str, int]] = {}
+        self.prefix_of = PrefixNames()  # key -> the prefix it is counted under (capped)
         self.task_stream_count = 0  # appended ever: a cursor into task_stream
         self.task_durations = TaskDurations()
         self._seq = itertools.count()
@@ -187,7 +188,7 @@ class CenterState:
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
                     lineage.forget(self, ts)
-                ts = TaskState(spec.key, spec, next(self._seq))
+                ts = TaskState(spec.key, spec, next(self._seq), self.prefix_of(spec.key))
                 ts.dependents = dependents
                 self.tasks[spec.key] = ts
                 fresh.append(ts)
@@ -267,7 +268,8 @@ class CenterState:
             if ts is None or ts.state in ("released", "lost"):
                 if ts is not None:
                     self._forget_or_reset(ts)
-                ts = self.tasks.get(key) or TaskState(key, None, next(self._seq))
+                ts = self.tasks.get(key) or TaskState(key, None, next(self._seq),
+                                                      self.prefix_of(key))
                 self.tasks[key] = ts
                 if ts.state != "memory":
                     self._set_state(ts, "scattering")
