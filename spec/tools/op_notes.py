@@ -29,8 +29,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "`key-lost` or `key-cancelled`"),
     "release": ("The client no longer wants these keys; the center forgets each one that no "
                 "client and no waiting task needs, and the workers free its data.", "—"),
-    "cancel": ("Like `release`, and the client is told each key is cancelled.",
-               "`key-cancelled` for each key"),
+    "cancel": ("Like `release`, and the client is told each key is cancelled. With "
+               "`pending_only` only the keys whose tasks have not started (waiting, queued, "
+               "without a worker, or released) are cancelled and answered; running and "
+               "finished tasks go on (a client's `shutdown(cancel_futures=True)`).",
+               "`key-cancelled` for each key cancelled"),
     "who-has": ("Which workers hold these keys (the first step of a gather).",
                 "`who-has-reply` with the same `id`"),
     "who-has-reply": ("Worker addresses per key; an empty list when no worker holds it.", "—"),

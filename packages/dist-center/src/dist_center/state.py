@@ -39,6 +39,8 @@ from .invariants import validate_state
 from .records import (ACTIVE, NONE, STATES, PrefixNames, TaskState, WorkerInfo,  # noqa: F401
                       added, discard, key_prefix)
 
+# States of a task that has not started running anywhere (what `cancel pending_only` cancels).
+NOT_STARTED = frozenset({"waiting", "queued", "no-worker", "released"})
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
 MAX_MARGIN_PER_THREAD = 64
@@ -239,8 +241,12 @@ class CenterState:
                 lineage.maybe_release(self, ts)
 
     def _cancel(self, client: str, msg: Cancel) -> None:
-        self._release(client, Release(keys=msg.keys))
-        for key in msg.keys:
+        keys = msg.keys
+        if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
+            keys = [key for key in keys
+                    if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED]
+        self._release(client, Release(keys=keys))
+        for key in keys:
             self._send(client, KeyCancelled(key=key))
 
     def _who_has(self, client: str, msg: WhoHas) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dist_protocol.messages import Submit
 
 from .future import Future
+from .packing import has_futures
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -52,49 +53,136 @@ def _flatten(keys: Any) -> Iterator:
 
 
 def _nest(keys: Any, values: dict) -> Any:
+    """dask's ``get`` contract: a list of keys gives a tuple of values, nested alike (a tuple
+    is a key itself, as ``('x', 0)``)."""
     if isinstance(keys, list):
-        return [_nest(k, values) for k in keys]
+        return tuple(_nest(k, values) for k in keys)
     return values[keys]
 
 
 def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
-    """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature)."""
-    futures = submit_graph(executor, dsk)
-    wanted = list(dict.fromkeys(_flatten(keys)))
-    values = executor.gather({key: futures[key] for key in wanted})
-    return _nest(keys, values)
+    """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
+
+    The graph's futures are released before this returns, also when it raises: an exception
+    kept alive (by a REPL, say) must not keep them, or a later graph reusing these key names
+    would find the old results or errors.
+    """
+    futures: dict[Hashable, Future] = {}
+    try:
+        graph = _as_graph(dsk)
+        wanted = list(dict.fromkeys(_flatten(keys)))
+        for key in wanted:
+            if key not in graph:
+                raise KeyError(key)
+        futures = submit_graph(executor, graph)
+        values = executor.gather({key: futures[key] for key in wanted})
+        return _nest(keys, values)
+    finally:
+        for future in futures.values():
+            future.release()
+        futures.clear()
 
 
-def compute(executor: Executor, collection: Any) -> Future:
-    """A future for a dask collection's value, computed on the cluster (as ``dask.compute``
-    would: the same optimizations, then the collection's own finalize step, as a task too)."""
+def compute(executor: Executor, collections: list) -> list[Future]:
+    """Futures for dask collections' values, computed on the cluster as ``dask.compute``
+    would: one graph for all of them (shared parts run once), the same optimizations, then
+    each collection's own finalize step, as a task too."""
     from dask._expr import FinalizeCompute
     from dask.base import collections_to_expr
 
-    expr = FinalizeCompute(collections_to_expr([collection], True)).optimize()
-    [key] = list(_flatten(expr.__dask_keys__()))
-    return submit_graph(executor, expr)[key]
+    expr = FinalizeCompute(collections_to_expr(list(collections), True)).optimize()
+    keys = list(_flatten(expr.__dask_keys__()))
+    if len(keys) != len(collections):
+        raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
+    futures = submit_graph(executor, expr)
+    return [futures[key] for key in keys]
 
 
-def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
-    """Submit every node of a dask graph (or expression) in one message; a future per key."""
+def _as_graph(dsk: Any) -> dict:
     from dask._task_spec import convert_legacy_graph
     if hasattr(dsk, "__dask_graph__"):  # dask hands schedulers an expression nowadays
         dsk = dsk.__dask_graph__()
     graph = convert_legacy_graph(dsk)
+    return {key: _futures_as_references(node) for key, node in graph.items()}
+
+
+def _futures_as_references(node: Any) -> Any:
+    """``node`` with every Future inside its arguments made a reference to the future's key.
+
+    dask turns futures into references where it parses input (legacy tuples, ``Task`` built
+    from raw arguments), but ``delayed`` keeps a future it was called with as a literal
+    argument; a Future cannot be pickled, and its value belongs on the worker anyway.
+    """
+    from dask._task_spec import Alias, DataNode, Task, parse_input
+
+    if isinstance(node, Task):
+        if not any(isinstance(a, Task) or has_futures(a)
+                   for a in (*node.args, *node.kwargs.values())):
+            return node
+        args = [_futures_as_references(a) if isinstance(a, Task) else parse_input(a)
+                for a in node.args]
+        kwargs = {k: _futures_as_references(v) if isinstance(v, Task) else parse_input(v)
+                  for k, v in node.kwargs.items()}
+        return Task(node.key, node.func, *args, _data_producer=node.data_producer, **kwargs)
+    if isinstance(node, DataNode) and has_futures(node.value):
+        parsed = parse_input(node.value)
+        if isinstance(parsed, Alias):
+            return Alias(node.key, parsed.target)
+        return Task(node.key, _identity, parsed)
+    return node
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
+    """Submit every node of a dask graph (or expression) in one message; a future per key.
+
+    Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
+    ``{'y': future}``) are its inputs by key: their values go from worker to worker.
+    """
+    graph = _as_graph(dsk)
+    order = topological_order(graph)
     futures: dict[Hashable, Future] = {}
+    external = _external_inputs(executor, graph)
+    options = executor._options(None, 0, 0, False, None)
     tasks = []
     executor._check_pickled_code(executor._options(None, 0, 0, False, None))
     with executor._lock:
-        for key in topological_order(graph):
+        for key in order:
             node = graph[key]
-            inputs = {dep: futures[dep] for dep in node.dependencies if dep in futures}
+            inputs = {dep: futures[dep] if dep in futures else external[dep]
+                      for dep in node.dependencies}
             name = dist_key(key)
-            tasks.append(executor._task(name, executor._function_payload(node), (inputs,), {},
-                                        executor._options(None, 0, 0, False, None)))
+            state = executor._states.get(name)
+            if state is None or state.status in ("error", "lost", "cancelled"):
+                if state is not None:
+                    state.reset()  # a new graph reusing a key name gets a fresh result
+                tasks.append(executor._task(name, executor._function_payload(node), (inputs,),
+                                            {}, options, node))
             futures[key] = Future(name, executor)
     executor._send(Submit(tasks=tasks, small_values=True))
     return futures
+
+
+def _external_inputs(executor: Executor, graph: Mapping) -> dict[Hashable, Future]:
+    """Futures for the keys the graph's tasks depend on that it does not define: each must
+    be a future this executor holds, else the graph cannot run (a ValueError, up front)."""
+    missing = {dep for node in graph.values() for dep in node.dependencies} - graph.keys()
+    external: dict[Hashable, Future] = {}
+    unknown = []
+    with executor._lock:
+        for dep in missing:
+            if isinstance(dep, str) and dep in executor._states:
+                external[dep] = Future(dep, executor)
+            else:
+                unknown.append(dep)
+    if unknown:
+        names = ", ".join(map(repr, sorted(unknown, key=repr)))
+        raise ValueError(f"the dask graph depends on {names}, which it does not define "
+                         "(nor is any a future of this executor)")
+    return external
 
 
 @contextlib.contextmanager

@@ -30,5 +30,12 @@ class EnvironmentMismatch(RuntimeError):
     ``versions(check=True)``, different package versions): pickled code cannot go there."""
 
 
-__all__ = ["CancelledError", "ClusterError", "EnvironmentMismatch", "KilledWorker",
-           "LostDataError", "RemoteError"]
+class ExecutorClosedError(ClusterError, RuntimeError):
+    """The Executor was closed (or shut down): it takes no new work.
+
+    A ``RuntimeError`` too, as ``concurrent.futures`` executors raise after ``shutdown``.
+    """
+
+
+__all__ = ["CancelledError", "ClusterError", "EnvironmentMismatch", "ExecutorClosedError",
+           "KilledWorker", "LostDataError", "RemoteError"]

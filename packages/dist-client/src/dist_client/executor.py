@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 import warnings
-import weakref
 from collections.abc import Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
@@ -20,18 +19,20 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
                                     Message, Release, Replicate, Restart, ScatterDone, ScatterPlan,
                                     Submit, TaskErred, TaskSpec, WhoHas)
+from dist_protocol.addresses import format_address
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.serialize import (Payload, SerializationError, deserialize, dumps_function,
-                                     serialize)
+from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
 
-from . import transfer
+from . import shutdown, transfer
 from .environments import ClusterEnvironments
-from .errors import ClusterError, EnvironmentMismatch, KilledWorker, LostDataError, RemoteError
+from .errors import (ClusterError, EnvironmentMismatch, ExecutorClosedError, KilledWorker,
+                     LostDataError, RemoteError)
 from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
-from .packing import collect_futures, pack, rebuild
+from .packing import collect_futures, rebuild
 from . import waiting
+from .tasks import TaskBuilder, warn_if_large
 from .worker_functions import install_file
 
 SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
@@ -55,7 +56,7 @@ class Executor(concurrent.futures.Executor):
             return AsyncExecutor(*args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, address: str | None = None, *, token: str | None = None,
+    def __init__(self, address: str | tuple[str, int] | None = None, *, token: str | None = None,
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
@@ -65,6 +66,9 @@ class Executor(concurrent.futures.Executor):
             from .local import LocalCluster
             self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
             address, token = self.cluster.address, self.cluster.token
+        elif isinstance(address, tuple):  # (host, port), as the original API took it
+            host, port = address
+            address = format_address(host, int(port))
         self.address = address
         self.token = load_token(token, token_file)
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -80,7 +84,8 @@ class Executor(concurrent.futures.Executor):
         # carries no news, and must not cancel the same key submitted again meanwhile.
         self._cancels_unconfirmed: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count(1)
-        self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._tasks = TaskBuilder()
+        self._accepting = True  # False once shut down: new work is refused, results still arrive
         self._io = LoopThread()
         self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
         self._center: Comm | None = None
@@ -98,6 +103,7 @@ class Executor(concurrent.futures.Executor):
                 self.cluster.close()
             raise
         self.status = "running"
+        shutdown.track(self)
 
     # -- connection ---------------------------------------------------------------------------
     async def _connect(self, timeout: float) -> Comm:
@@ -160,8 +166,12 @@ class Executor(concurrent.futures.Executor):
                 if not target.done():
                     target.set_result(value)
                 return
-            except Exception:  # noqa: BLE001 -- fetch it as any other value, and err there
-                pass
+            except BaseException as exc:  # noqa: BLE001 -- user code (a __setstate__) ran
+                # here, on the I/O thread: whatever it raised belongs to the future, and the
+                # connection must survive it.
+                if not target.done():
+                    target.set_exception(exc)
+                return
 
         async def fetch() -> None:
             try:
@@ -183,15 +193,17 @@ class Executor(concurrent.futures.Executor):
     @staticmethod
     def _exception_from(msg: TaskErred) -> BaseException:
         exc: BaseException | None = None
+        why = ""
         if msg.exception is not None:
             try:
                 exc = deserialize(msg.exception)
-            except SerializationError:
+            except SerializationError as error:
                 exc = None
+                why = f" (it could not be rebuilt here: {error})"
         if not isinstance(exc, BaseException):
             if msg.exception_type == "KilledWorker":
                 return KilledWorker(msg.message)
-            exc = RemoteError(msg.exception_type, msg.message, msg.traceback)
+            exc = RemoteError(msg.exception_type, msg.message + why, msg.traceback)
         elif msg.message and msg.message != str(exc):
             # The worker said what it was doing when this was raised: loading the task's
             # function or arguments, or serializing its result, rather than running it.
@@ -215,10 +227,23 @@ class Executor(concurrent.futures.Executor):
             if not waiter.done():
                 waiter.set_exception(error)
 
+    def _not_running(self) -> ClusterError:
+        if self.status in ("closing", "closed"):
+            return ExecutorClosedError(f"this executor is {self.status}: it takes no new work "
+                                       "and cannot reach the cluster")
+        return ClusterError(f"this executor is {self.status}; results cannot arrive")
+
+    def _run(self, coro, timeout: float | None = None) -> Any:
+        """Run ``coro`` on the I/O thread; a clear error if the executor is closed."""
+        if self.status != "running":
+            coro.close()
+            raise self._not_running()
+        return self._io.run(coro, timeout)
+
     def _send(self, *messages: Message) -> None:
         """Queue messages for the center, in order with the releases (from any thread)."""
         if self.status != "running" or self._center is None:
-            raise ClusterError(f"this executor is {self.status}; results cannot arrive")
+            raise self._not_running()
         with self._lock:
             self._outbox.extend(messages)
             self._schedule_flush()
@@ -283,50 +308,53 @@ class Executor(concurrent.futures.Executor):
 
     # -- submitting -----------------------------------------------------------------------------
     def _function_payload(self, func: Any) -> Payload:
-        try:
-            payload = self._functions.get(func)
-        except TypeError:  # not weak-referenceable (builtins): cheap to pickle by reference
-            return dumps_function(func)
-        if payload is None:
-            payload = dumps_function(func)
-            self._functions[func] = payload
-        return payload
+        return self._tasks.function_payload(func)
 
-    def _task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict
-              ) -> TaskSpec:
-        deps: dict[str, Future] = {}
-        packed = (pack(args, deps), pack(kwargs, deps)) if args or kwargs else None
-        args_payload = serialize(packed) if packed is not None else None
-        pickled = function.serializer == "pickle" or (args_payload is not None and
-                                                       args_payload.serializer == "pickle")
-        return TaskSpec(key=key, function=function, args=args_payload, deps=list(deps),
-                        pickled_with=self._envs.tag if pickled else None, **options)
+    def _task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
+              func: Any = None) -> TaskSpec:
+        return self._tasks.build(key, function, args, kwargs, options, func,
+                                 pickled_with=self._envs.tag)
 
     @staticmethod
     def _options(workers, priority, retries, allow_other_workers, resources) -> dict:
-        if isinstance(workers, str):
-            workers = [workers]
-        return {"workers": list(workers) if workers else None, "priority": int(priority),
-                "retries": int(retries), "allow_other_workers": bool(allow_other_workers),
-                "resources": dict(resources) if resources else None}
+        return TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
 
-    def submit(self, func, *args, key: str | None = None, pure: bool = True, workers=None,
+    def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
                priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
                resources: dict | None = None, **kwargs) -> Future:
         """Run ``func(*args, **kwargs)`` on the cluster; Futures in the arguments become their
-        values there. Equal pure calls share one key and run once."""
+        values there. Equal pure calls share one key and run once.
+
+        The keywords named here are dist's options; every other keyword goes to ``func``
+        (``get_executor()`` passes every keyword to ``func``)."""
+        options = self._options(workers, priority, retries, allow_other_workers, resources)
+        return self._submit_call(func, args, kwargs, key, pure, options)
+
+    def _submit_call(self, func, args: tuple, kwargs: dict, key: str | None, pure: bool,
+                     options: dict, stacklevel: int = 2) -> Future:
         if not callable(func):
             raise TypeError(f"submit needs a callable, got {type(func).__name__}")
         key = key or task_key(func, args, kwargs, pure)
-        options = self._options(workers, priority, retries, allow_other_workers, resources)
-        return self._submit_many(func, [(key, args)], kwargs, options)[0]
+        return self._submit_many(func, [(key, args)], kwargs, options, stacklevel + 1)[0]
 
     def map(self, func, *iterables: Iterable, key: str | list[str] | None = None,
             pure: bool = True, workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
-            **kwargs) -> list[Future]:
+            timeout: float | None = None, chunksize: int = 1, **kwargs) -> list[Future]:
         """``submit(func, *args, **kwargs)`` for each ``args`` of ``zip(*iterables)``, in one
-        message to the center."""
+        message to the center.
+
+        ``timeout`` and ``chunksize`` are ``concurrent.futures``' keywords, not ``func``'s:
+        every element is its own task (``chunksize`` is checked and otherwise ignored, as
+        ``ThreadPoolExecutor`` does) and ``timeout`` bounds the submission; wait on the
+        futures with ``gather(..., timeout=)`` or ``wait``."""
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+        options = self._options(workers, priority, retries, allow_other_workers, resources)
+        return self._map_calls(func, iterables, kwargs, key, pure, options)
+
+    def _map_calls(self, func, iterables: tuple, kwargs: dict, key: str | list[str] | None,
+                   pure: bool, options: dict, stacklevel: int = 2) -> list[Future]:
         if not callable(func):
             raise TypeError(f"map needs a callable, got {type(func).__name__}")
         if not iterables:
@@ -343,16 +371,18 @@ class Executor(concurrent.futures.Executor):
             prefix = key or funcname(func)
             ftoken = function_token(func)
             keys = [f"{prefix}-{tokenize(ftoken, args, kwargs)}" for args in argsets]
-        options = self._options(workers, priority, retries, allow_other_workers, resources)
-        return self._submit_many(func, list(zip(keys, argsets)), kwargs, options)
+        return self._submit_many(func, list(zip(keys, argsets)), kwargs, options, stacklevel + 1)
 
     def _submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict,
-                     options: dict) -> list[Future]:
+                     options: dict, stacklevel: int = 2) -> list[Future]:
         """Futures for ``calls``; new keys go to the center in chunks as they are built, so
         the cluster starts on the first tasks of a long map while the rest are prepared."""
+        if not self._accepting or self.status != "running":
+            raise (shutdown.refused(self) if self.status == "running" else self._not_running())
         self._check_pickled_code(options)
         function = self._function_payload(func)
         futures = []
+        warned = False
         for start in range(0, len(calls), SUBMIT_CHUNK):
             tasks = []
             with self._lock:
@@ -362,10 +392,13 @@ class Executor(concurrent.futures.Executor):
                         state.reset()
                         state = None
                     if state is None:
-                        tasks.append(self._task(key, function, args, kwargs, options))
+                        tasks.append(self._task(key, function, args, kwargs, options, func))
                     futures.append(Future(key, self))
                 if tasks:
                     self._send(Submit(tasks=tasks, small_values=True))
+            if tasks and not warned:
+                warn_if_large(func, tasks, stacklevel + 1)
+                warned = True
         return futures
 
     # -- gathering ------------------------------------------------------------------------------
@@ -398,14 +431,20 @@ class Executor(concurrent.futures.Executor):
         return rebuild(futures, values)
 
     def _gather_keys(self, keys: list[str], timeout: float | None = None) -> dict[str, Any]:
-        return self._io.run(self._gather_keys_async(keys, many=True), timeout)
+        return self._run(self._gather_keys_async(keys, many=True), timeout)
 
     async def _gather_keys_async(self, keys: list[str], many: bool = False) -> Any:
         if not self._io.in_loop_thread:  # awaited from the user's own event loop
+            if self.status != "running":
+                raise self._not_running()
             future = asyncio.run_coroutine_threadsafe(self._gather_keys_async(keys, True),
                                                       self._io.loop)
             values = await asyncio.wrap_future(future)
             return values if many else values[keys[0]]
+        values = transfer.load(await self._fetch_payloads_async(keys))
+        return values if many else values[keys[0]]
+
+    async def _fetch_payloads_async(self, keys: list[str]) -> dict[str, Payload]:
         holders = {}
         payloads: dict[str, Payload] = {}
         for key in keys:
@@ -436,8 +475,7 @@ class Executor(concurrent.futures.Executor):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
             holders = await self._who_has(list(failed))
-        values = transfer.load(payloads)
-        return values if many else values[keys[0]]
+        return payloads
 
     async def _who_has(self, keys: list[str]) -> dict[str, list[str]]:
         reply = await self._ask(lambda i: WhoHas(id=i, keys=keys))
@@ -465,7 +503,7 @@ class Executor(concurrent.futures.Executor):
         if isinstance(workers, str):
             workers = [workers]
         futures = {key: Future(key, self) for key, _ in items}
-        stored = self._io.run(self._scatter_async(payloads, broadcast, workers, timeout))
+        stored = self._run(self._scatter_async(payloads, broadcast, workers, timeout))
         for key, addresses in stored.items():
             state = futures[key]._keystate
             if state.status != "finished":  # pending, or lost/cancelled in an earlier life
@@ -538,7 +576,7 @@ class Executor(concurrent.futures.Executor):
                 self._send(Cancel(keys=keys))
 
     def _cluster_info(self) -> list[dict]:
-        workers = self._io.run(self._ask(lambda i: ClusterInfo(id=i))).workers
+        workers = self._run(self._ask(lambda i: ClusterInfo(id=i))).workers
         self._envs.update(workers, time.monotonic())
         differences = self._envs.new_package_differences()
         if differences:
@@ -587,7 +625,7 @@ class Executor(concurrent.futures.Executor):
             found: list[Future] = []
             collect_futures(futures if not isinstance(futures, Future) else [futures], found)
             keys = [f.key for f in found]
-        return self._io.run(self._who_has(keys))
+        return self._run(self._who_has(keys))
 
     def has_what(self) -> dict[str, list[str]]:
         """The keys of this client's futures each worker holds, by worker address."""
@@ -610,7 +648,7 @@ class Executor(concurrent.futures.Executor):
         self._send(Replicate(keys=keys, n=n))
         deadline = time.monotonic() + timeout
         while True:
-            who_has = self._io.run(self._who_has(keys))
+            who_has = self._run(self._who_has(keys))
             if all(len(holders) >= n for holders in who_has.values()):
                 return
             if time.monotonic() > deadline:
@@ -626,7 +664,7 @@ class Executor(concurrent.futures.Executor):
             if not state.done or state.status == "finished":
                 state.fail(CancelledError(f"{state.key} was cancelled: the cluster restarted"),
                            status="cancelled")
-        self._io.run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
+        self._run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
 
     def run(self, func, *args, workers: list[str] | None = None, **kwargs) -> dict[str, Any]:
         """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""
@@ -653,8 +691,8 @@ class Executor(concurrent.futures.Executor):
         the cluster; ``result()`` gives what ``collection.compute()`` would."""
         from .dask_graphs import compute
         if isinstance(collections, (list, tuple)):
-            return [compute(self, c) for c in collections]
-        return compute(self, collections)
+            return compute(self, list(collections))
+        return compute(self, [collections])[0]
 
     def as_dask_scheduler(self):
         """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""
@@ -663,28 +701,66 @@ class Executor(concurrent.futures.Executor):
 
     # -- concurrent.futures -----------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """``concurrent.futures`` style close: wait for (or cancel) held futures, then close."""
+        """``concurrent.futures`` style: refuse new work; wait for the futures still held (or,
+        with ``cancel_futures``, cancel those not started), keep their results readable, then
+        close. ``wait=False`` returns at once and does the same in the background."""
+        shutdown.shut(self, wait, cancel_futures)
+
+    def stop_accepting(self) -> None:
+        """From now on ``submit``/``map`` raise ``RuntimeError``; results still arrive."""
+        self._accepting = False
+
+    def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
+        """Cancel the futures (default: every one held) whose tasks have not started;
+        running ones go on."""
+        with self._lock:
+            if futures is None:
+                keys = [key for key, state in self._states.items() if not state.done]
+            else:
+                keys = list(dict.fromkeys(f.key for f in futures if not f.done()))
+        if keys:
+            # Only the center knows which have started: it cancels the others and tells us.
+            self._send(Cancel(keys=keys, pending_only=True))
+
+    def settle_and_keep_results(self, budget: int) -> None:
+        """Wait for every held future, then copy results (up to ``budget`` bytes in all) into
+        the client, so they stay readable once the connection is closed."""
         with self._lock:
             held = [Future(key, self) for key in self._states]
-        if cancel_futures:
-            self.cancel([f for f in held if not f.done()])
-        elif wait and self.status == "running":
-            waiting.wait(held)
-        del held
-        self.close()
+        waiting.wait(held)
+        keys = []
+        for future in held:
+            state = future._keystate
+            if state.status == "finished" and state.small_value is None \
+                    and state.nbytes <= budget:
+                budget -= state.nbytes
+                keys.append(future.key)
+        if keys and self.status == "running":
+            try:
+                payloads = self._run(self._fetch_payloads_async(keys))
+            except Exception:  # noqa: BLE001 -- those results are read from the cluster or fail
+                payloads = {}
+            for future in held:
+                if future.key in payloads:
+                    future._keystate.small_value = payloads[future.key]
 
     def get_executor(self, **submit_options) -> concurrent.futures.Executor:
         """A strict ``concurrent.futures.Executor`` over this cluster: every call runs
-        (``pure=False``) and ``map`` yields results in order."""
+        (``pure=False``), every keyword of ``submit``/``map`` goes to the function, and
+        ``map`` yields results in order. dist's options (``workers``, ``priority``,
+        ``retries``, ``resources``...) are given here, for every call of the view."""
         from .asynchronous import ConcurrentView
         return ConcurrentView(self, submit_options)
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
+        """Close the connection (and the local cluster of ``Executor()``); futures not done
+        become cancelled, as with dask. ``shutdown()`` waits for them instead."""
         if self.status in ("closing", "closed"):
             return
         was_running = self.status == "running"
         self.status = "closing"
+        self._accepting = False
         try:
             if was_running and self._center is not None:
                 self._io.run(self._close_async(), timeout=5)
@@ -694,6 +770,11 @@ class Executor(concurrent.futures.Executor):
         if self.cluster is not None:
             self.cluster.close()
         self.status = "closed"
+        with self._lock:
+            states = [state for state in self._states.values() if not state.done]
+        for state in states:
+            state.fail(CancelledError(f"{state.key} was cancelled: the executor closed"),
+                       status="cancelled")
 
     async def _close_async(self) -> None:
         self._workers.close()
@@ -703,8 +784,11 @@ class Executor(concurrent.futures.Executor):
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.shutdown(wait=True)  # as concurrent.futures: leaving the block waits
+        else:
+            self.close()  # the block failed: nobody waits for its work
 
     def __del__(self) -> None:
         try:

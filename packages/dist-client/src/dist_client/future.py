@@ -5,11 +5,14 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.serialize import Payload, deserialize
+
+from . import remote_traceback
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -114,6 +117,8 @@ class Future(concurrent.futures.Future):
     """
 
     __slots__ = ("key", "_keystate", "_executor", "_cf_waiters")
+    # dask reads a graph's futures as references to their keys (as it does distributed's).
+    __dask_future__ = True
 
     def __init__(self, key: str, executor: Executor, state: KeyState | None = None):
         self.key = key
@@ -184,10 +189,26 @@ class Future(concurrent.futures.Future):
         self._wait(timeout)
         return self._keystate.exception
 
-    def traceback(self, timeout: float | None = None) -> str | None:
-        """The remote traceback, as text, of a failed task (None if it did not fail)."""
+    def traceback(self, timeout: float | None = None) -> types.TracebackType | None:
+        """The remote traceback of a failed task, as a traceback object that
+        ``traceback.format_tb``/``print_tb``/``extract_tb`` accept (None if it did not fail).
+        ``traceback_text()`` gives it as the worker formatted it."""
+        text = self.traceback_text(timeout)
+        return remote_traceback.build(text) if text else None
+
+    def traceback_text(self, timeout: float | None = None) -> str | None:
+        """The remote traceback of a failed task, as text (None if it did not fail)."""
         self._wait(timeout)
         return self._keystate.traceback or None if self._keystate.status == "error" else None
+
+    @property
+    def executor(self) -> Executor | None:
+        """The Executor this future belongs to (None once ``release()``d)."""
+        return self._executor
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        # The key names the value: graphs built on this future get the same keys every time.
+        return ("dist_client.Future", self.key)
 
     def cancel(self) -> bool:
         if self._executor is None or self.done():

@@ -153,6 +153,8 @@ class Release(Message):
 @message("cancel", "client->center")
 class Cancel(Message):
     keys: list[str]
+    # Only the keys whose tasks have not started (not running, not done): the others go on.
+    pending_only: bool = False
 
 
 @message("who-has", "client->center")

@@ -66,8 +66,12 @@ class Payload:
                 and [bytes(f) for f in other.frames] == [bytes(f) for f in self.frames])
 
 
-class SerializationError(Exception):
-    """A value could not be serialized (or deserialized) with the serializers allowed."""
+class SerializationError(pickle.PicklingError):
+    """A value could not be serialized (or deserialized) with the serializers allowed.
+
+    A ``pickle.PicklingError``, so code written for ``concurrent.futures`` executors (which
+    raise that when a call cannot be pickled) catches it too.
+    """
 
 
 def _msgpack_default(obj: Any) -> Any:
@@ -146,7 +150,8 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
             return pickle.loads(frames[0], buffers=frames[1:])
     except SerializationError:
         raise
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 -- also SystemExit from a __reduce__/__setstate__:
+        # whoever deserializes (a client's I/O thread, a worker's loop) must survive it.
         raise SerializationError(f"cannot deserialize {name} payload: "
                                  f"{type(exc).__name__}: {exc}") from exc
     raise SerializationError(f"unknown serializer {name!r}")
@@ -154,3 +159,48 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
 
 def dumps_function(func: Any) -> Payload:
     return Payload("pickle", [cloudpickle.dumps(func, protocol=5)])
+
+
+def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+    """An exception of type ``cls`` with these ``args`` and attributes, without calling its
+    ``__init__`` (which may take other arguments than the ``args`` it left)."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    if state:
+        exc.__dict__.update(state)
+    return exc
+
+
+class _ExceptionParts:
+    """Pickles as a call of ``rebuild_exception``: type, args and ``__dict__``."""
+
+    __slots__ = ("exc", "with_state")
+
+    def __init__(self, exc: BaseException, with_state: bool):
+        self.exc, self.with_state = exc, with_state
+
+    def __reduce__(self):
+        state = dict(getattr(self.exc, "__dict__", {})) if self.with_state else {}
+        return (rebuild_exception, (type(self.exc), tuple(self.exc.args), state))
+
+
+def serialize_exception(exc: BaseException) -> tuple[Payload | None, str]:
+    """``(payload, "")`` for an exception that survives the trip as itself, else
+    ``(None, why not)``.
+
+    Pickle rebuilds an exception as ``type(*args)``, which fails for one whose ``__init__``
+    takes other arguments than it passed to ``super().__init__``; such an exception travels
+    as its type, ``args`` and attributes instead, set without calling ``__init__``.
+    """
+    reasons = []
+    for candidate in (exc, _ExceptionParts(exc, True), _ExceptionParts(exc, False)):
+        try:
+            payload = serialize(candidate)
+            rebuilt = deserialize(payload)
+        except Exception as error:  # noqa: BLE001 -- the next way is tried, the reason kept
+            reasons.append(f"{type(error).__name__}: {error}")
+            continue
+        if type(rebuilt) is type(exc):
+            return payload, ""
+        reasons.append(f"it came back as {type(rebuilt).__name__}")
+    return None, reasons[0]

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from dist_protocol.messages import TaskErred
-from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
+from dist_protocol.serialize import (KeyRef, Payload, SerializationError, deserialize, serialize,
+                                     serialize_exception)
 
 from .events import Execute, ExecutionFailed, ExecutionSucceeded
 
@@ -106,10 +107,11 @@ def error_event(key: str, exc: BaseException, context: str = "") -> ExecutionFai
         text = f"{type(exc).__name__}: {_text(exc)}\n"
     message = f"{context}{_text(exc)}" if context else _text(exc)
     try:
-        payload = serialize(exc)
-        deserialize(payload)  # an exception that cannot make the trip is sent as text only
-    except BaseException:  # noqa: BLE001 -- its pickling is user code too
-        payload = None
+        payload, why = serialize_exception(exc)
+    except BaseException as error:  # noqa: BLE001 -- its pickling is user code too
+        payload, why = None, f"{type(error).__name__}: {_text(error)}"
+    if payload is None:  # sent as text only; the client says why it is not the real type
+        message += f" (the {type(exc).__name__} itself could not be sent: {why})"
     return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
                                           message=message, traceback=text, exception=payload))
 
@@ -123,6 +125,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         func = load_function(instruction.function)
         args, kwargs = load_arguments(instruction.args, instruction.inputs)
     except BaseException as exc:  # noqa: BLE001 -- any failure to load is the task's error
+        if isinstance(exc, SerializationError) and isinstance(exc.__cause__, Exception):
+            exc = exc.__cause__  # what unpickling raised, as it would raise locally
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()

@@ -1,0 +1,81 @@
+"""Shutting an Executor down the way ``concurrent.futures`` executors shut down.
+
+* ``shutdown(wait=True)`` (and leaving ``with Executor(...)``) refuses new work, waits for the
+  futures still held, keeps their results readable, then closes.
+* ``shutdown(wait=False)`` returns at once; the same happens on a thread of its own, which
+  the interpreter waits for at exit, so submitted work is never dropped silently.
+* ``shutdown(cancel_futures=True)`` cancels the tasks that have not started; running ones
+  finish.
+* At interpreter exit every open Executor is shut down with ``wait=True`` before ``atexit``
+  hooks run (as ``concurrent.futures`` does), so a submit from such a hook raises
+  ``RuntimeError``.
+
+Results are kept in the client only up to ``KEEP_RESULTS`` bytes in all (small results already
+are); the rest cannot be read after the shutdown, and say so.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+from .errors import ExecutorClosedError
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+KEEP_RESULTS = 512 * 2**20
+
+_open: weakref.WeakSet[Executor] = weakref.WeakSet()
+_interpreter_exiting = False
+
+
+def track(executor: Executor) -> None:
+    """Shut ``executor`` down at interpreter exit if it is still open then."""
+    _open.add(executor)
+
+
+def refused(executor: Executor) -> ExecutorClosedError:
+    """The error for new work after a shutdown (a ``RuntimeError``, as in cf)."""
+    when = "interpreter shutdown" if _interpreter_exiting else "shutdown"
+    return ExecutorClosedError(f"cannot schedule new futures after {when} (executor for "
+                               f"{executor.address})")
+
+
+def shut(executor: Executor, wait: bool, cancel_futures: bool) -> None:
+    if executor.status != "running":
+        executor.close()
+        return
+    executor.stop_accepting()
+    if cancel_futures:
+        executor.cancel_unstarted()
+    if wait:
+        finish(executor)
+    else:
+        # Not a daemon: the interpreter waits for it at exit, so the work still completes.
+        threading.Thread(target=finish, args=(executor,), name="dist-client-shutdown").start()
+
+
+def finish(executor: Executor) -> None:
+    """Wait for the held futures, keep their results, close."""
+    try:
+        executor.settle_and_keep_results(KEEP_RESULTS)
+    finally:
+        executor.close()
+
+
+def _at_exit() -> None:
+    global _interpreter_exiting
+    _interpreter_exiting = True
+    for executor in list(_open):
+        try:
+            executor.shutdown(wait=True)
+        except Exception:  # noqa: BLE001 -- one broken executor must not keep others open
+            pass
+
+
+# Runs when the main thread ends, before atexit hooks and before the non-daemon threads are
+# joined: concurrent.futures registers its executors' shutdown the same way.
+threading._register_atexit(_at_exit)  # noqa: SLF001
+
+__all__ = ["KEEP_RESULTS", "finish", "refused", "shut", "track"]

@@ -1,0 +1,107 @@
+"""Turning a call into a task: the function's payload, the arguments' payload, the options.
+
+Errors name what could not be pickled (the function, or which argument), and a large object
+passed by value gets the hint dask gives: scatter it once and pass the future.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any
+
+from dist_protocol.messages import TaskSpec
+from dist_protocol.serialize import Payload, SerializationError, dumps_function, serialize
+
+from .keys import funcname
+from .packing import pack
+
+# Arguments bigger than this travel with every task that names them; a scattered copy
+# travels once (dask warns at 10 MB too).
+LARGE_ARGUMENTS = 10 * 2**20
+
+
+class TaskBuilder:
+    """Payloads for tasks; a function's pickle is made once while the function lives."""
+
+    def __init__(self) -> None:
+        self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def function_payload(self, func: Any) -> Payload:
+        try:
+            payload = self._functions.get(func)
+        except TypeError:  # not weak-referenceable (builtins): cheap to pickle by reference
+            return _dump_function(func)
+        if payload is None:
+            payload = self._functions[func] = _dump_function(func)
+        return payload
+
+    @staticmethod
+    def build(key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
+              func: Any = None, pickled_with: Any = None) -> TaskSpec:
+        """``pickled_with`` (the client's environment tag) is stated on tasks whose function or
+        arguments are pickles, so that no worker on another Python unpickles them."""
+        deps: dict[str, Any] = {}
+        payload = None
+        if args or kwargs:
+            packed = (pack(args, deps), pack(kwargs, deps))
+            try:
+                payload = serialize(packed)
+            except SerializationError:
+                raise _argument_error(func, args, kwargs) from None
+        pickled = function.serializer == "pickle" or (payload is not None
+                                                      and payload.serializer == "pickle")
+        return TaskSpec(key=key, function=function, args=payload, deps=list(deps),
+                        pickled_with=pickled_with if pickled else None, **options)
+
+    @staticmethod
+    def options(workers: Any = None, priority: int = 0, retries: int = 0,
+                allow_other_workers: bool = False, resources: dict | None = None) -> dict:
+        if isinstance(workers, str):
+            workers = [workers]
+        return {"workers": list(workers) if workers else None, "priority": int(priority),
+                "retries": int(retries), "allow_other_workers": bool(allow_other_workers),
+                "resources": dict(resources) if resources else None}
+
+
+def _dump_function(func: Any) -> Payload:
+    try:
+        return dumps_function(func)
+    except Exception as exc:  # noqa: BLE001 -- reported with the function's name
+        raise SerializationError(
+            f"cannot pickle the function {_describe(func)} to send it to the workers: "
+            f"{type(exc).__name__}: {exc} (a function that holds a lock, socket or open "
+            "file cannot travel; create such things inside the task)") from exc
+
+
+def _describe(func: Any) -> str:
+    name = getattr(func, "__qualname__", None) or funcname(func)
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module else repr(name)
+
+
+def _argument_error(func: Any, args: tuple, kwargs: dict) -> SerializationError:
+    """Which argument of the call cannot be pickled, and why."""
+    where = f"of {_describe(func)} " if func is not None else ""
+    named = [(f"argument {i}", v) for i, v in enumerate(args)]
+    named += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for label, value in named:
+        try:
+            serialize(pack(value, {}))
+        except SerializationError as exc:
+            return SerializationError(f"cannot pickle {label} {where}"
+                                      f"({type(value).__name__}): {exc}")
+    return SerializationError(f"cannot pickle the arguments {where}together")
+
+
+def warn_if_large(func: Any, tasks: list[TaskSpec], stacklevel: int) -> None:
+    """One warning per call that sends large arguments by value, naming ``scatter``."""
+    largest = max((t.args.nbytes for t in tasks if t.args is not None), default=0)
+    if largest > LARGE_ARGUMENTS:
+        warnings.warn(
+            f"the arguments of {funcname(func)} take {largest / 2**20:.1f} MiB, sent with "
+            "every task that gets them: scatter large objects once, "
+            "``future = executor.scatter(obj)``, and pass the future instead",
+            UserWarning, stacklevel=stacklevel + 1)
+
+
+__all__ = ["LARGE_ARGUMENTS", "TaskBuilder", "warn_if_large"]
