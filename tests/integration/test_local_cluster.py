@@ -85,7 +85,7 @@ def test_executor_without_an_address_starts_computes_and_leaves_nothing(user_mod
         failing = e.submit(user_module.reject, 5)
         with pytest.raises(LookupError, match="rejected 5"):
             failing.result(timeout=RESULT_TIMEOUT)
-        assert 'raise LookupError(f"rejected {x}")' in failing.traceback()
+        assert 'raise LookupError(f"rejected {x}")' in failing.traceback_text()
     finally:
         e.close()
 

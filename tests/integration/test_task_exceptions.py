@@ -2,6 +2,8 @@
 depend on it fail with the same error; the cluster goes on."""
 from __future__ import annotations
 
+import traceback
+
 import pytest
 from dist_client import Executor
 
@@ -72,10 +74,16 @@ def test_an_exception_class_of_the_users_own(e):
 
 def test_the_remote_traceback_in_traceback_and_in_the_notes(e):
     future = e.submit(check_temperature, 200)
-    remote = future.traceback(timeout=RESULT_TIMEOUT)
+    remote = future.traceback_text(timeout=RESULT_TIMEOUT)
     assert isinstance(remote, str)
     assert RAISING_LINE in remote
     assert "TemperatureError: too hot: 200" in remote
+    # traceback() is a traceback object the traceback module reads like a local one.
+    frames = traceback.extract_tb(future.traceback())
+    assert frames[-1].name == "check_temperature", frames
+    assert frames[-1].lineno == check_temperature.__code__.co_firstlineno + 2, frames
+    assert RAISING_LINE in "".join(traceback.format_tb(future.traceback()))
+    assert traceback.format_tb(future.traceback())[-1].startswith("  File ")
 
     with pytest.raises(TemperatureError) as caught:
         future.result(timeout=RESULT_TIMEOUT)
@@ -94,7 +102,7 @@ def test_dependents_of_a_failed_task_fail_with_the_same_error(e):
         with pytest.raises(TemperatureError, match="too hot: 300"):
             dependent.result(timeout=RESULT_TIMEOUT)
         assert dependent.status == "error"
-    assert RAISING_LINE in grandchild.traceback(timeout=RESULT_TIMEOUT)
+    assert RAISING_LINE in grandchild.traceback_text(timeout=RESULT_TIMEOUT)
 
 
 def test_gather_raises_the_first_error_or_skips_failures(e):
@@ -109,7 +117,7 @@ def test_an_exception_that_cannot_be_pickled_still_says_what_happened(e):
     with pytest.raises(Exception, match="cannot be sent: 7") as caught:
         future.result(timeout=RESULT_TIMEOUT)
     assert "Unsendable" in str(caught.value) or type(caught.value).__name__ == "Unsendable"
-    assert "unpicklable_error" in future.traceback(timeout=RESULT_TIMEOUT)
+    assert "unpicklable_error" in future.traceback_text(timeout=RESULT_TIMEOUT)
 
 
 def test_the_cluster_goes_on_after_errors(e, module_cluster):

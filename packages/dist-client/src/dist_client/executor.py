@@ -25,8 +25,7 @@ from dist_protocol.serialize import Payload, SerializationError, deserialize, se
 
 from . import shutdown, transfer
 from .environments import ClusterEnvironments
-from .errors import (ClusterError, EnvironmentMismatch, ExecutorClosedError, KilledWorker,
-                     LostDataError, RemoteError)
+from .errors import ClusterError, EnvironmentMismatch, KilledWorker, LostDataError, RemoteError
 from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
@@ -229,8 +228,7 @@ class Executor(concurrent.futures.Executor):
 
     def _not_running(self) -> ClusterError:
         if self.status in ("closing", "closed"):
-            return ExecutorClosedError(f"this executor is {self.status}: it takes no new work "
-                                       "and cannot reach the cluster")
+            return shutdown.refused(self)
         return ClusterError(f"this executor is {self.status}; results cannot arrive")
 
     def _run(self, coro, timeout: float | None = None) -> Any:
@@ -377,8 +375,10 @@ class Executor(concurrent.futures.Executor):
                      options: dict, stacklevel: int = 2) -> list[Future]:
         """Futures for ``calls``; new keys go to the center in chunks as they are built, so
         the cluster starts on the first tasks of a long map while the rest are prepared."""
-        if not self._accepting or self.status != "running":
-            raise (shutdown.refused(self) if self.status == "running" else self._not_running())
+        if not self._accepting:
+            raise shutdown.refused(self)
+        if self.status != "running":
+            raise self._not_running()
         self._check_pickled_code(options)
         function = self._function_payload(func)
         futures = []
@@ -431,7 +431,18 @@ class Executor(concurrent.futures.Executor):
         return rebuild(futures, values)
 
     def _gather_keys(self, keys: list[str], timeout: float | None = None) -> dict[str, Any]:
-        return self._run(self._gather_keys_async(keys, many=True), timeout)
+        held: dict[str, Payload] = {}  # small values, and results kept after a shutdown
+        remote = []
+        for key in keys:
+            state = self._states.get(key)
+            if state is not None and state.small_value is not None:
+                held[key] = state.small_value
+            else:
+                remote.append(key)
+        values = transfer.load(held)
+        if remote:
+            values.update(self._run(self._gather_keys_async(remote, many=True), timeout))
+        return values
 
     async def _gather_keys_async(self, keys: list[str], many: bool = False) -> Any:
         if not self._io.in_loop_thread:  # awaited from the user's own event loop

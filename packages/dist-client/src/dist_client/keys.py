@@ -58,7 +58,10 @@ def function_token(func: Any) -> Any:
     qualname = getattr(func, "__qualname__", None)
     if module and qualname and module != "__main__" and "<" not in qualname:
         return ("func", module, qualname)
-    return ("pickle", _pickled(func))
+    try:
+        return ("pickle", _pickled(func))
+    except Exception:  # noqa: BLE001 -- sending it fails later, with an error that names it
+        return ("unique", uuid.uuid4().hex)
 
 
 def tokenize(*parts: Any) -> str:

@@ -38,8 +38,9 @@ def track(executor: Executor) -> None:
 def refused(executor: Executor) -> ExecutorClosedError:
     """The error for new work after a shutdown (a ``RuntimeError``, as in cf)."""
     when = "interpreter shutdown" if _interpreter_exiting else "shutdown"
-    return ExecutorClosedError(f"cannot schedule new futures after {when} (executor for "
-                               f"{executor.address})")
+    return ExecutorClosedError(f"cannot schedule new futures after {when}: the executor for "
+                               f"{executor.address} is {executor.status}, and it takes no "
+                               "new work")
 
 
 def shut(executor: Executor, wait: bool, cancel_futures: bool) -> None:

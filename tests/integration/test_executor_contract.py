@@ -1,0 +1,253 @@
+"""What code written for ``concurrent.futures`` expects of an executor, against real processes:
+keywords reach the function, shutdown waits and keeps results, interpreter exit does not drop
+work, errors while unpickling a result err only that future, and the original API's shapes
+(``future.executor``, traceback objects, ``Executor((host, port))``)."""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import traceback
+
+import pytest
+from dist_client import ClusterError, Executor, ExecutorClosedError
+from dist_protocol.serialize import SerializationError
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 30
+
+
+def inc(x):
+    return x + 1
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def make_big(n):
+    return b"x" * n
+
+
+class ExitOnUnpickle:
+    """Unpickling it calls sys.exit: user code that runs in the client's I/O thread."""
+
+    def __reduce__(self):
+        return (sys.exit, ("unpickled in the client",))
+
+
+def exit_on_unpickle():
+    return ExitOnUnpickle()
+
+
+# -- 6. keywords ------------------------------------------------------------------------------
+def test_every_keyword_reaches_the_function_through_the_view(cluster):
+    e = cluster.executor()
+    view = e.get_executor()
+    # The names of submit's own parameters and of dist's options are the function's here.
+    keywords = dict(self=2, fn=3, key=4, pure=5, workers=6, priority=7, retries=8,
+                    resources=9, allow_other_workers=10)
+    assert view.submit(echo, 1, **keywords).result(RESULT_TIMEOUT) == ((1,), keywords)
+    # The Executor itself takes dist's options, but submit's own names reach the function.
+    assert e.submit(echo, 1, self=2, fn=3).result(RESULT_TIMEOUT) == ((1,), {"self": 2,
+                                                                              "fn": 3})
+    # Options for every call of a view are given to get_executor.
+    address = next(iter(e.ncores()))
+    pinned = e.get_executor(workers=[address])
+    assert pinned.submit(os.getpid).result(RESULT_TIMEOUT) == e.run(os.getpid)[address]
+
+
+def test_views_calls_are_impure_and_run_each_time(cluster):
+    view = cluster.executor().get_executor()
+    futures = [view.submit(time.time_ns) for _ in range(3)]
+    assert len({f.key for f in futures}) == 3
+
+
+# -- 7. shutdown ------------------------------------------------------------------------------
+def test_leaving_the_block_waits_and_results_stay_readable(cluster):
+    with Executor(cluster.address) as e:
+        slow = e.submit(sleep_then, 0.5, "done", pure=False)
+        big = e.submit(make_big, 2_000_000, pure=False)  # too big to ride with the notice
+    assert e.status == "closed"
+    assert slow.done() and slow.result(0) == "done"
+    assert big.result(0) == b"x" * 2_000_000
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after shutdown"):
+        e.submit(inc, 1)
+
+
+def test_shutdown_without_waiting_lets_the_work_finish(cluster):
+    e = Executor(cluster.address)
+    futures = [e.submit(sleep_then, 0.3, i, pure=False) for i in range(4)]
+    started = time.monotonic()
+    e.shutdown(wait=False)
+    assert time.monotonic() - started < 0.3  # returned at once
+    with pytest.raises(RuntimeError):
+        e.submit(inc, 1)
+    assert [f.result(RESULT_TIMEOUT) for f in futures] == [0, 1, 2, 3]
+
+
+@pytest.mark.cluster(n_workers=1, nthreads=1)
+def test_cancel_futures_cancels_only_what_has_not_started(cluster):
+    e = Executor(cluster.address)
+    futures = [e.submit(sleep_then, 0.2, i, pure=False) for i in range(30)]
+    futures[0].result(RESULT_TIMEOUT)  # the worker is busy from here on
+    e.shutdown(wait=True, cancel_futures=True)
+    cancelled = [f for f in futures if f.cancelled()]
+    finished = [f for f in futures if not f.cancelled()]
+    assert len(cancelled) > 15, len(cancelled)
+    assert finished and all(f.done() and f.exception() is None for f in finished)
+
+
+def test_close_settles_pending_futures(cluster):
+    e = Executor(cluster.address)
+    slow = e.submit(sleep_then, 5, 1, pure=False)
+    e.close()
+    assert slow.cancelled()
+    with pytest.raises(Exception, match="cancelled"):
+        slow.result(1)
+
+
+def test_every_call_after_close_raises_the_same_clear_error(cluster):
+    e = Executor(cluster.address)
+    done = e.submit(inc, 1)
+    done.result(RESULT_TIMEOUT)
+    e.close()
+    assert e.gather([done]) == [2]  # a result already there stays readable
+    for call in (lambda: e.submit(inc, 1), lambda: e.map(inc, [1]), lambda: e.scatter(1),
+                 lambda: e.who_has(), lambda: e.ncores(), lambda: e.replicate([done]),
+                 lambda: e.cancel([done]), lambda: e.restart()):
+        with pytest.raises(ExecutorClosedError, match="closed") as info:
+            call()
+        assert isinstance(info.value, ClusterError) and isinstance(info.value, RuntimeError)
+
+
+def _python(code: str, address: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DIST_TEST_ADDRESS": address}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_interpreter_exit_waits_for_work_and_refuses_new(cluster, tmp_path):
+    marker = tmp_path / "ran"
+    result = _python(f"""
+        import atexit, os, time
+        from dist_client import Executor
+
+        @atexit.register
+        def run_last():
+            try:
+                e.submit(abs, -1)
+            except RuntimeError as exc:
+                print("runtime-error:", exc)
+
+        def slow_write(path):
+            time.sleep(0.5)
+            open(path, "w").write("yes")
+            return 1
+
+        e = Executor(os.environ["DIST_TEST_ADDRESS"])
+        view = e.get_executor()
+        view.submit(slow_write, {str(marker)!r})  # the future is dropped at once
+        kept = e.submit(slow_write, {str(marker) + "2"!r})
+    """, cluster.address)
+    assert result.returncode == 0, result.stderr
+    assert "runtime-error: cannot schedule new futures after interpreter shutdown" \
+        in result.stdout, result.stdout + result.stderr
+    assert marker.read_text() == "yes" and (tmp_path / "ran2").read_text() == "yes"
+
+
+def test_shutdown_without_waiting_then_exit_still_finishes(cluster, tmp_path):
+    marker = tmp_path / "ran"
+    result = _python(f"""
+        import os, time
+        from dist_client import Executor
+
+        def slow_write(path):
+            time.sleep(0.5)
+            open(path, "w").write("yes")
+
+        e = Executor(os.environ["DIST_TEST_ADDRESS"])
+        kept = e.get_executor().submit(slow_write, {str(marker)!r})
+        e.shutdown(wait=False)
+    """, cluster.address)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert marker.read_text() == "yes"
+
+
+# -- 8. a result whose unpickling raises SystemExit ----------------------------------------------
+def test_system_exit_while_unpickling_a_result_errs_only_that_future(cluster):
+    e = cluster.executor()
+    bad = e.submit(exit_on_unpickle, pure=False)
+    with pytest.raises(BaseException) as info:  # noqa: PT011 -- the type is checked below
+        bad.result(RESULT_TIMEOUT)
+    assert not isinstance(info.value, SystemExit) or "unpickled in the client" in str(info.value)
+    assert e.status == "running"
+    assert e.submit(inc, 1).result(RESULT_TIMEOUT) == 2  # the connection is alive
+    assert e.gather(e.map(inc, range(3))) == [1, 2, 3]
+
+
+# -- 9. map's keywords, pickling errors ------------------------------------------------------------
+def test_map_takes_timeout_and_chunksize_as_concurrent_futures_does(cluster):
+    e = cluster.executor()
+    futures = e.map(echo, [1, 2], timeout=5, chunksize=2)
+    assert [f.result(RESULT_TIMEOUT) for f in futures] == [((1,), {}), ((2,), {})]
+    view = e.get_executor()
+    assert list(view.map(inc, range(5), timeout=30, chunksize=2)) == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="chunksize"):
+        e.map(inc, [1], chunksize=0)
+    with pytest.raises(TimeoutError):
+        list(view.map(sleep_then, [2], [0], timeout=0.2))
+
+
+def test_pickling_failures_are_picklingerrors_naming_the_culprit(cluster):
+    e = cluster.executor()
+    lock = threading.Lock()
+
+    def holds_a_lock(x):
+        with lock:
+            return x
+
+    with pytest.raises(pickle.PicklingError, match="holds_a_lock") as info:
+        e.submit(holds_a_lock, 1)
+    assert isinstance(info.value, SerializationError)
+    with pytest.raises(pickle.PicklingError, match="keyword argument 'guard'.*lock"):
+        e.submit(echo, 1, guard=threading.Lock())
+    with pytest.raises(pickle.PicklingError, match="argument 1 .*lock"):
+        e.get_executor().submit(echo, 1, threading.Lock())
+
+
+# -- 10. the original API's shapes ----------------------------------------------------------------
+def fails_deep(x):
+    return _raise(x)
+
+
+def _raise(x):
+    raise ValueError(f"bad {x}")
+
+
+def test_future_executor_traceback_object_and_tuple_address(cluster):
+    host, port = cluster.address.rsplit(":", 1)
+    e = Executor((host, int(port)))
+    try:
+        future = e.submit(fails_deep, 3)
+        assert future.executor is e
+        with pytest.raises(ValueError, match="bad 3"):
+            future.result(RESULT_TIMEOUT)
+        tb = future.traceback()
+        names = [frame.name for frame in traceback.extract_tb(tb)]
+        assert names[-2:] == ["fails_deep", "_raise"], names
+        assert "in _raise" in "".join(traceback.format_tb(tb))
+        assert "ValueError: bad 3" in future.traceback_text()
+        assert e.submit(inc, 1).traceback(RESULT_TIMEOUT) is None
+    finally:
+        e.close()
