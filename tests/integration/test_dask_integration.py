@@ -1,0 +1,174 @@
+"""dask on dist, against real processes: dask's own conformance tests for a ``get`` function,
+futures inside graphs, stable tokens, one graph for several collections, no stale results
+after a failed graph, and real dask.array / dataframe / bag / delayed workloads compared with
+dask's synchronous scheduler."""
+from __future__ import annotations
+
+import gc
+import itertools
+
+import pytest
+
+dask = pytest.importorskip("dask")
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+
+import dask.array as da  # noqa: E402
+import dask.bag as db  # noqa: E402
+import dask.dataframe as dd  # noqa: E402
+from dask import delayed  # noqa: E402
+from dask.base import tokenize  # noqa: E402
+from dask.utils_test import GetFunctionTestMixin  # noqa: E402
+from dist_client import Executor  # noqa: E402
+from dist_protocol.serialize import SerializationError  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+MODULE_CLUSTER = {"n_workers": 2, "nthreads": 2}
+_runs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def e(module_cluster):
+    with Executor(module_cluster.address) as executor:
+        yield executor
+
+
+class TestDaskGetContract(GetFunctionTestMixin):
+    """dask.utils_test.GetFunctionTestMixin, unchanged, against ``Executor.get``."""
+
+    @pytest.fixture(autouse=True)
+    def _executor(self, e):
+        self.get = e.get
+
+
+def inc(x):
+    return x + 1
+
+
+def add(x, y):
+    return x + y
+
+
+def counted(x):
+    """Returns a different value each run: equal values mean one run."""
+    return (x, next(_runs), id(object()))
+
+
+def fails(x):
+    raise ValueError(f"first graph failed on {x}")
+
+
+# -- 1. futures inside graphs ---------------------------------------------------------------------
+def test_futures_inside_dask_graphs_become_their_values_on_the_workers(e):
+    x = np.arange(100)
+    future = e.scatter(x)
+    assert delayed(np.sum)(future).compute(scheduler=e.get) == x.sum()
+    assert e.get({"y": (np.sum, future)}, "y") == x.sum()
+    assert (e.get({"y": future}, "y") == x).all()
+    computed = e.submit(inc, 41)
+    assert e.get({"y": (inc, computed), "z": (add, "y", computed)}, ["y", "z"]) == (43, 85)
+    assert e.compute(delayed(inc)(computed)).result(30) == 43
+    # A future inside a list argument of a delayed call.
+    assert delayed(sum)([computed, computed]).compute(scheduler=e.get) == 84
+
+
+def test_a_graph_depending_on_an_unknown_key_is_refused_up_front(e):
+    from dask._task_spec import Alias, Task
+    graph = {"y": Task("y", inc, Alias("nowhere"))}
+    with pytest.raises(ValueError, match="'nowhere'"):
+        e.get(graph, "y")
+    with pytest.raises(KeyError):
+        e.get({"x": 1}, "y")
+
+
+# -- 2. tokens ------------------------------------------------------------------------------------
+def test_a_futures_dask_token_is_its_key(e):
+    future = e.submit(inc, 1)
+    assert tokenize(future) == tokenize(future)
+    assert delayed(inc, pure=True)(future).key == delayed(inc, pure=True)(future).key
+    assert tokenize(future) != tokenize(e.submit(inc, 2))
+
+
+# -- 3. one graph for several collections ------------------------------------------------------
+def test_compute_of_several_collections_runs_shared_parts_once(e):
+    shared = delayed(counted)(1, dask_key_name=f"shared-{next(_runs)}")
+    a = delayed(lambda s: s)(shared)
+    b = delayed(lambda s: s)(shared)
+    fa, fb = e.compute([a, b])
+    assert fa.result(30) == fb.result(30)  # the shared task ran once for both
+
+
+# -- 4. a failed graph keeps nothing alive ---------------------------------------------------------
+def test_a_failed_get_releases_its_futures_and_a_new_graph_gets_fresh_results(e):
+    with pytest.raises(ValueError, match="first graph") as info:
+        e.get({"a": 1, "b": (fails, "a")}, "b")
+    kept = info.value  # the exception lives on, as a REPL keeps the last one
+    gc.collect()
+    assert "b" not in e.who_has()  # no future of the failed graph is held
+    assert e.get({"a": 2, "b": (inc, "a")}, "b") == 3
+    del kept
+
+
+# -- 5. get's contract --------------------------------------------------------------------------
+def test_get_returns_the_nested_structure_of_its_keys(e):
+    graph = {("x", 0): 1, ("x", 1): 2, "s": (add, ("x", 0), ("x", 1))}
+    assert e.get(graph, [[("x", 0)], [("x", 1), "s"]]) == ((1,), (2, 3))
+    assert e.get(graph, ("x", 1)) == 2
+
+
+class Fragile:
+    """Unpickling it raises ValueError (``int("refused")``), on the worker."""
+
+    def __reduce__(self):
+        return (int, ("refused",))
+
+
+def test_an_argument_that_fails_to_unpickle_keeps_its_exception_type(e):
+    with pytest.raises(ValueError, match="refused") as info:
+        e.submit(repr, Fragile(), pure=False).result(30)
+    assert not isinstance(info.value, SerializationError)
+    assert "could not load task" in "".join(info.value.__notes__)
+    with pytest.raises(ValueError, match="refused"):
+        e.get({"y": (repr, Fragile())}, "y")
+
+
+# -- workloads ---------------------------------------------------------------------------------
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.integers(0, 100, 1000), "b": rng.integers(0, 5, 1000),
+                         "c": rng.random(1000)})
+
+
+WORKLOADS = {
+    "array-sum": lambda: (da.arange(10_000, chunks=1_000) * 2).sum(),
+    "array-matmul": lambda: (lambda x: (x @ x.T).mean())(
+        da.from_array(np.arange(400.0).reshape(20, 20), chunks=5)),
+    "array-rechunk-std": lambda: da.from_array(np.arange(1000.0), chunks=100)
+    .rechunk(250).std(),
+    "array-slicing": lambda: da.from_array(np.arange(100).reshape(10, 10), chunks=3)[2:8, ::2],
+    "frame-groupby": lambda: dd.from_pandas(_frame(), npartitions=4).groupby("b").c.mean(),
+    "frame-merge": lambda: dd.from_pandas(_frame(), npartitions=3).merge(
+        dd.from_pandas(_frame()[["b", "a"]].drop_duplicates("b"), npartitions=2), on="b")
+    .a_x.sum(),
+    "frame-filter-describe": lambda: dd.from_pandas(_frame(), npartitions=4)
+    .query("a > 50").c.describe(),
+    "bag-fold": lambda: db.from_sequence(range(100), npartitions=5).map(inc)
+    .filter(lambda v: v % 3).sum(),
+    "delayed-tree": lambda: delayed(sum)([delayed(inc)(i) for i in range(20)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_real_dask_workloads_match_the_synchronous_scheduler(e, name):
+    expected = dask.compute(WORKLOADS[name](), scheduler="sync")[0]
+    through_get = dask.compute(WORKLOADS[name](), scheduler=e.get)[0]
+    through_compute = e.compute(WORKLOADS[name]()).result(60)
+    with e.as_dask_scheduler():
+        through_context = WORKLOADS[name]().compute()
+    for got in (through_get, through_compute, through_context):
+        if isinstance(expected, (pd.Series, pd.DataFrame)):
+            pd.testing.assert_series_equal(got.sort_index(), expected.sort_index()) \
+                if isinstance(expected, pd.Series) else \
+                pd.testing.assert_frame_equal(got.sort_index(), expected.sort_index())
+        else:
+            np.testing.assert_allclose(got, expected)
