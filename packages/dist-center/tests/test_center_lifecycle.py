@@ -2,7 +2,7 @@
 retries, cancellation, scattered data and several clients sharing keys."""
 from dist_center.events import ClientSent, WorkerJoined, WorkerSent
 from dist_protocol.serialize import Payload
-from dist_protocol.messages import (AcquireReplicas, ClusterInfo, ComputeTask, Environment,
+from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ComputeTask, Environment,
                                     FreeKeys, KeyCancelled, RegisterWorker, TaskSpec,
                                     KeyInMemory, Release, Replicate, Restart, RestartWorker,
                                     ScatterDone,
@@ -254,6 +254,22 @@ def test_cancel_drops_queued_and_running_work(center):
     assert out == [("w1", FreeKeys(keys=["a"])), ("alice", KeyCancelled(key="c")),
                    ("alice", KeyCancelled(key="a"))]
     assert center.state_of("a") == center.state_of("c") == "forgotten"
+
+
+def test_cancel_pending_only_leaves_running_and_finished_work(center):
+    center.join("w1")
+    keys = [f"k{i}" for i in range(200)]
+    center.submit(*keys)
+    center.finish("k0")
+    started = {k for k in keys if center.state_of(k) in ("processing", "memory")}
+    assert "k0" in started and len(started) < len(keys)
+
+    out = center.client_sent(Cancel(keys=keys, pending_only=True))
+
+    cancelled = [msg.key for who, msg in out if isinstance(msg, KeyCancelled)]
+    assert cancelled == [k for k in keys if k not in started]
+    assert all(who == "alice" for who, msg in out if isinstance(msg, KeyCancelled))
+    assert {k for k in keys if center.state_of(k) != "forgotten"} == started
 
 
 def test_cancel_releases_inputs_computed_only_for_the_cancelled_key(center):

@@ -1,6 +1,7 @@
 """run_task: loading a task's function and arguments, calling it, serializing the result."""
 import pickle
 import sys
+import threading
 import types
 
 from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
@@ -83,16 +84,40 @@ def test_the_tasks_own_exception_travels_with_its_type_and_traceback():
 
 def test_an_exception_that_cannot_be_pickled_still_travels_as_text():
     class Unpicklable(Exception):
+        pass
+
+    def fail():
+        raise Unpicklable(threading.Lock())
+
+    error = run(dumps_function(fail)).error
+    assert error.exception_type == "Unpicklable" and error.exception is None
+    assert error.message.startswith("<unlocked _thread.lock object")
+    assert "itself could not be sent: " in error.message
+    assert "cannot pickle '_thread.lock' object" in error.message
+    assert "Unpicklable" in error.traceback
+
+
+def test_an_exception_pickle_cannot_rebuild_keeps_its_type():
+    class TwoArgs(Exception):
+        def __init__(self, code, why):
+            super().__init__(f"{code}: {why}")
+            self.code = code
+
+    class RefusesReduce(Exception):
         def __reduce__(self):
             raise TypeError("no")
 
-    def fail():
-        raise Unpicklable("it broke")
+    def fail(cls, *args):
+        raise cls(*args)
 
-    error = run(dumps_function(fail)).error
-    assert (error.exception_type, error.message, error.exception) == ("Unpicklable",
-                                                                      "it broke", None)
-    assert "it broke" in error.traceback
+    for cls, args, text in ((TwoArgs, (7, "bad"), "7: bad"), (RefusesReduce, ("x",), "x")):
+        error = run(dumps_function(fail), serialize(((cls, *args), {}))).error
+        exc = deserialize(error.exception)
+        assert type(exc) is cls and str(exc) == text and error.message == text
+    assert exc.args == ("x",)
+    two = deserialize(run(dumps_function(fail), serialize(((TwoArgs, 7, "bad"), {})))
+                      .error.exception)
+    assert two.code == 7
 
 
 def test_a_result_that_cannot_be_pickled_errs_with_a_clear_message():
@@ -114,14 +139,16 @@ class Unloadable:
         return (_explode, ())
 
 
-def test_arguments_that_fail_to_unpickle_err_with_a_clear_message():
+def test_arguments_that_fail_to_unpickle_err_with_what_unpickling_raised():
     outcome = run("builtins:repr", pickled_args(Unloadable()), key="bad-args")
 
     assert type(outcome) is ExecutionFailed
-    assert outcome.error.exception_type == "SerializationError"
+    # The original exception, as unpickling it locally would raise, with what was being done.
+    assert outcome.error.exception_type == "RuntimeError"
+    assert isinstance(deserialize(outcome.error.exception), RuntimeError)
     assert outcome.error.message == (
-        "could not load task bad-args on the worker: SerializationError: cannot deserialize "
-        "pickle payload: RuntimeError: this argument cannot be rebuilt here")
+        "could not load task bad-args on the worker: RuntimeError: "
+        "this argument cannot be rebuilt here")
 
 
 def test_arguments_from_a_module_the_worker_lacks_err_with_its_name():

@@ -729,9 +729,14 @@ class Executor(concurrent.futures.Executor):
                 keys = [key for key, state in self._states.items() if not state.done]
             else:
                 keys = list(dict.fromkeys(f.key for f in futures if not f.done()))
-        if keys:
+        if not keys:
+            return
+        center = self._center
+        if center is not None and "cancel-pending-only" in center.features:
             # Only the center knows which have started: it cancels the others and tells us.
             self._send(Cancel(keys=keys, pending_only=True))
+        else:  # an older center cannot tell running tasks apart: cancel them all
+            self.cancel([Future(key, self) for key in keys])
 
     def settle_and_keep_results(self, budget: int) -> None:
         """Wait for every held future, then copy results (up to ``budget`` bytes in all) into

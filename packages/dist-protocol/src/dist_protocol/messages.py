@@ -14,7 +14,7 @@ import msgpack
 
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
-from .wiretypes import FieldSpec, field_specs, record_converter, record_encoder
+from .wiretypes import FieldSpec, field_specs, record_converter, record_encoder, wire_field
 
 OPS: dict[str, type[Message]] = {}
 
@@ -154,7 +154,7 @@ class Release(Message):
 class Cancel(Message):
     keys: list[str]
     # Only the keys whose tasks have not started (not running, not done): the others go on.
-    pending_only: bool = False
+    pending_only: bool = wire_field(False, feature="cancel-pending-only")
 
 
 @message("who-has", "client->center")

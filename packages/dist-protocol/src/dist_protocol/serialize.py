@@ -198,7 +198,8 @@ def serialize_exception(exc: BaseException) -> tuple[Payload | None, str]:
             payload = serialize(candidate)
             rebuilt = deserialize(payload)
         except Exception as error:  # noqa: BLE001 -- the next way is tried, the reason kept
-            reasons.append(f"{type(error).__name__}: {error}")
+            reasons.append(str(error) if isinstance(error, SerializationError)
+                           else f"{type(error).__name__}: {error}")
             continue
         if type(rebuilt) is type(exc):
             return payload, ""
