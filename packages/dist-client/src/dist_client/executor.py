@@ -233,7 +233,7 @@ class Executor(concurrent.futures.Executor):
 
     def _run(self, coro, timeout: float | None = None) -> Any:
         """Run ``coro`` on the I/O thread; a clear error if the executor is closed."""
-        if self.status != "running":
+        if self.status in ("closing", "closed"):
             coro.close()
             raise self._not_running()
         return self._io.run(coro, timeout)
