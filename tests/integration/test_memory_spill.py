@@ -2,6 +2,8 @@
 threshold, and restart only as a last resort -- losing nothing that finished."""
 from __future__ import annotations
 
+import subprocess
+
 
 import pytest
 
@@ -103,3 +105,65 @@ def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cl
     assert executor.submit(slow_inc, 100, 0, workers=["tight"]).result(
         timeout=RESULT_TIMEOUT) == 101
     assert "pausing new work" in tight.output() and "resuming work" in tight.output()
+
+
+def fill_and_check(cluster, executor, tight, n, wait_until):
+    """``n`` results on ``tight``, enough to pause it: all come back right."""
+    futures = [executor.submit(block, i, workers=["tight"]) for i in range(n)]
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
+               30, "the worker to pause")
+    for i, values in enumerate(executor.gather(futures, timeout=RESULT_TIMEOUT)):
+        assert values[0] == i and float(values.sum()) == checksum(i)
+    assert tight.popen.poll() is None  # no crash, no exit
+    return futures
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 120 MB file system (tmpfs), unmounted at the end."""
+    where = tmp_path / "small-disk"
+    where.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120m", "tmpfs", str(where)],
+                       check=True, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs to fill up here ({exc}); needs root")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False, timeout=10)
+
+
+def test_a_full_disk_warns_and_pauses_the_worker_and_loses_nothing(make_cluster, small_disk,
+                                                                   wait_until):
+    cluster = make_cluster(n_workers=1)
+    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
+                                           "--local-directory", str(small_disk), name="tight")
+    cluster.workers.append(tight)
+    executor = cluster.executor()
+    cluster.wait_for_workers(executor, 2)
+    # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
+    futures = fill_and_check(cluster, executor, tight, 7, wait_until)
+    output = tight.output()
+    assert "cannot spill to" in output and "no space left" in output.lower(), output
+    metrics = metrics_of(cluster, executor, tight)
+    assert metrics["spilled_disk"] > 0 and "no space left" in metrics["spill_error"].lower()
+    del futures  # memory and disk freed: the worker spills again and resumes
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
+               30, "the worker to resume")
+    assert executor.submit(slow_inc, 1, 0, workers=["tight"]).result(
+        timeout=RESULT_TIMEOUT) == 2
+
+
+def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_failing(
+        make_cluster, tmp_path, wait_until):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the directory should be")
+    cluster = make_cluster(n_workers=1)
+    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
+                                           "--local-directory", str(blocker / "spill"),
+                                           name="tight")
+    cluster.workers.append(tight)
+    executor = cluster.executor()
+    cluster.wait_for_workers(executor, 2)
+    wait_until(lambda: "cannot spill to" in tight.output(), 10, "the warning at start")
+    fill_and_check(cluster, executor, tight, 4, wait_until)  # 200 MB: past the target
+    assert "Not a directory" in metrics_of(cluster, executor, tight)["spill_error"]

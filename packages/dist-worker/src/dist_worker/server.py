@@ -113,6 +113,8 @@ class Worker:
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
         self._spawn(self.monitor.watch_memory())
+        if self.memory_policy.limit:
+            self.store.check_directory()  # warns now, not at the first spill, if it is bad
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

@@ -164,6 +164,15 @@ class DiskMapping(MutableMapping):
                 raise OSError(errno.ENOSPC, f"no space left in {self.directory}: "
                               f"{free} bytes free, {size} needed")
 
+    def probe(self) -> None:
+        """Raise ``OSError`` unless a file can be written in the directory."""
+        os.makedirs(self.directory, exist_ok=True)
+        self._made = True
+        path = os.path.join(self.directory, ".probe")
+        with open(path, "wb") as f:
+            f.write(b"ok")
+        _remove(path)
+
     def drop_cache(self) -> None:
         """Delete the files of values that are in memory as well (space is short)."""
         for key in list(self.cached):

@@ -164,6 +164,16 @@ class DataStore(MutableMapping):
         return None
 
     # -- spilling -------------------------------------------------------------------------------
+    def check_directory(self) -> bool:
+        """Try the spill directory now (at start), so a bad one is reported before the first
+        spill needs it; spilling is suspended (and retried) when it does not work."""
+        try:
+            self.slow.probe()
+        except OSError as exc:
+            self._suspend(f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
     def evict(self) -> int:
         """Spill the least recently used value; its estimated bytes (0: nothing spilled)."""
         if not len(self.buffer.fast) or not self._may_spill():
