@@ -118,6 +118,7 @@ def test_worker_rows_read_heartbeats_defensively():
     assert (alpha["executing"], alpha["in_flight"], alpha["nthreads"]) == (2, 3, 2)
     assert (beta["memory"], beta["cpu"], beta["executing"], beta["status"]) == (
         0, 0.0, 0, "paused")
+    assert (alpha["managed"], alpha["unmanaged"], alpha["spilled"]) == (0, 0, 0)  # not sent
     json.dumps(views.worker_rows(cluster.state), allow_nan=False)
 
 
@@ -188,7 +189,9 @@ def test_metrics_text_is_valid_and_counts():
             cluster.fail(key)
         else:
             cluster.finish(key, start=1.0, stop=1.02)
-    cluster.step(WorkerSent("tcp-a:1", Heartbeat(metrics={"memory": 5_000, "in_flight": 2})))
+    cluster.step(WorkerSent("tcp-a:1", Heartbeat(metrics={
+        "memory": 5_000, "in_flight": 2, "managed": 3_000, "unmanaged": 2_000,
+        "spilled": 7_000, "spilled_disk": 6_000})))
     text = prometheus.render(cluster.state, started=123.0)
     families = parse_exposition(text)
     assert families["dist_tasks"]["samples"]['dist_tasks{state="memory"}'] == 4
@@ -210,6 +213,12 @@ def test_metrics_text_is_valid_and_counts():
     assert families["dist_bytes_held"]["samples"]["dist_bytes_held"] == 40
     memory = families["dist_worker_memory_bytes"]["samples"]
     assert memory['dist_worker_memory_bytes{worker="tcp-a:1",name="alpha"}'] == 5_000
+    alpha = '{worker="tcp-a:1",name="alpha"}'
+    for family, value in (("dist_worker_memory_managed_bytes", 3_000),
+                          ("dist_worker_memory_unmanaged_bytes", 2_000),
+                          ("dist_worker_memory_spilled_bytes", 7_000),
+                          ("dist_worker_spilled_disk_bytes", 6_000)):
+        assert families[family]["samples"][family + alpha] == value, family
     assert families["dist_messages_handled_total"]["samples"][
         "dist_messages_handled_total"] == cluster.state.messages_handled
 

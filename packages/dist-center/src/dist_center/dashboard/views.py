@@ -57,6 +57,12 @@ def worker_rows(state: CenterState) -> list[dict[str, Any]]:
             "nthreads": worker.nthreads,
             "memory": metric(metrics, "memory"),  # resident set size of the process
             "memory_limit": worker.memory_limit,
+            # Of which results held in memory (managed) and the rest (unmanaged); results the
+            # worker spilled to disk, by their size in memory and by the files' size.
+            "managed": metric(metrics, "managed"),
+            "unmanaged": metric(metrics, "unmanaged"),
+            "spilled": metric(metrics, "spilled"),
+            "spilled_disk": metric(metrics, "spilled_disk"),
             "cpu": metric(metrics, "cpu", float),  # percent of one core
             "executing": metric(metrics, "executing"),
             "ready": metric(metrics, "ready"),

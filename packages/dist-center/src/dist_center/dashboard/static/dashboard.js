@@ -119,9 +119,13 @@ function newWorkerRow(address) {
       meter.className = "meter";
       const track = document.createElement("div");
       track.className = "meter-track";
-      const fill = document.createElement("div");
-      fill.className = "meter-fill";
-      track.append(fill);
+      // One bar per worker, as dask's memory view: results in memory, the rest of the
+      // process, and (greyed) results spilled to disk, against the memory limit.
+      for (const part of ["managed", "unmanaged", "spilled"]) {
+        const segment = document.createElement("div");
+        segment.className = `meter-fill meter-${part}`;
+        track.append(segment);
+      }
       const label = document.createElement("span");
       meter.append(track, label);
       cell.append(meter);
@@ -131,20 +135,34 @@ function newWorkerRow(address) {
   return row;
 }
 
+function fillMemoryMeter(cell, worker) {
+  const track = cell.querySelector(".meter-track");
+  const label = cell.querySelector("span");
+  const managed = Math.min(worker.managed, worker.memory);
+  const parts = { managed, unmanaged: Math.max(0, worker.memory - managed),
+                  spilled: worker.spilled };
+  const limit = worker.memory_limit;
+  const scale = Math.max(limit, worker.memory + worker.spilled, 1);
+  for (const [part, bytes] of Object.entries(parts)) {
+    track.querySelector(`.meter-${part}`).style.width = `${(100 * bytes) / scale}%`;
+  }
+  track.hidden = limit <= 0 && worker.spilled <= 0;
+  const spilled = worker.spilled > 0 ? ` + ${formatBytes(worker.spilled)} spilled` : "";
+  label.textContent = limit > 0
+    ? `${formatBytes(worker.memory)} / ${formatBytes(limit)}${spilled}`
+    : `${formatBytes(worker.memory)}${spilled}`;
+  cell.title = `managed ${formatBytes(parts.managed)}, unmanaged ${formatBytes(parts.unmanaged)}`
+    + `, spilled ${formatBytes(worker.spilled)} (${formatBytes(worker.spilled_disk)} on disk)`
+    + (limit > 0 ? `, limit ${formatBytes(limit)}` : "");
+  track.classList.toggle("high", limit > 0 && worker.memory > 0.8 * limit);
+}
+
 function fillWorkerRow(row, worker) {
   const cells = Object.fromEntries([...row.children].map((cell) => [cell.dataset.column, cell]));
   cells.name.textContent = worker.name;
   cells.address.textContent = worker.address;
   cells.nthreads.textContent = worker.nthreads;
-  const fill = cells.memory.querySelector(".meter-fill");
-  const label = cells.memory.querySelector("span");
-  if (worker.memory_limit > 0) {
-    fill.style.width = `${Math.min(100, (100 * worker.memory) / worker.memory_limit)}%`;
-    label.textContent = `${formatBytes(worker.memory)} / ${formatBytes(worker.memory_limit)}`;
-  } else {
-    fill.parentElement.hidden = true;
-    label.textContent = formatBytes(worker.memory);
-  }
+  fillMemoryMeter(cells.memory, worker);
   cells.cpu.textContent = `${worker.cpu.toFixed(0)} %`;
   cells.executing.textContent = worker.executing;
   cells.processing.textContent = worker.processing;
