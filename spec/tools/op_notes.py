@@ -68,6 +68,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
                  "whose workers died).", "—"),
     "key-cancelled": ("A wanted key was cancelled (by `cancel` or a restart).", "—"),
+    "key-recomputing": ("Every copy of a wanted key's data was lost and the center computes it "
+                        "again from its lineage: the key is pending until the next "
+                        "`key-in-memory` (or `task-erred`, `key-lost`). Sent only to clients "
+                        "that announced the feature.", "—"),
     "task-erred": ("A task failed: the exception's type name, message and traceback as text "
                    "(and pickled, for Python clients). Tasks that depend on it err with the "
                    "same error. From the center to each client that wants the key.", "—"),

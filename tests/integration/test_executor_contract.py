@@ -12,9 +12,10 @@ import textwrap
 import threading
 import time
 import traceback
+import warnings
 
 import pytest
-from dist_client import ClusterError, Executor, ExecutorClosedError
+from dist_client import ClusterError, Executor, ExecutorClosedError, RemoteError
 from dist_protocol.serialize import SerializationError
 
 pytestmark = pytest.mark.timeout(90)
@@ -251,3 +252,47 @@ def test_future_executor_traceback_object_and_tuple_address(cluster):
         assert e.submit(inc, 1).traceback(RESULT_TIMEOUT) is None
     finally:
         e.close()
+
+
+# -- errors that say what happened ---------------------------------------------------------------
+class TwoArgumentError(Exception):
+    def __init__(self, code, detail):
+        super().__init__(f"error {code}: {detail}")
+        self.code = code
+
+
+class HoldsALock(Exception):
+    pass
+
+
+def raise_two_argument_error():
+    raise TwoArgumentError(404, "no such record")
+
+
+def raise_with_a_lock():
+    raise HoldsALock(threading.Lock())
+
+
+def test_a_custom_exception_keeps_its_type_or_says_why_not(cluster):
+    e = cluster.executor()
+    with pytest.raises(TwoArgumentError, match="error 404: no such record") as info:
+        e.submit(raise_two_argument_error).result(RESULT_TIMEOUT)
+    assert info.value.code == 404
+
+    with pytest.raises(RemoteError, match="HoldsALock.*could not be sent.*_thread.lock"):
+        e.submit(raise_with_a_lock).result(RESULT_TIMEOUT)
+
+
+def test_a_large_argument_warns_and_names_scatter(cluster):
+    e = cluster.executor()
+    big = bytes(11 * 2**20)
+    with pytest.warns(UserWarning, match=r"11\.0 MiB.*scatter") as caught:
+        assert e.submit(len, big).result(RESULT_TIMEOUT) == len(big)
+    assert caught[0].filename == __file__  # it points at the caller's line
+    with pytest.warns(UserWarning, match="scatter"):
+        e.map(len, [big, big])
+    future = e.scatter(big)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert e.submit(len, future).result(RESULT_TIMEOUT) == len(big)

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import CancelledError
 
 import pytest
-from dist_client import ClusterError, Executor
+from dist_client import CenterLostError, ClusterError, Executor, LostDataError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -112,15 +112,15 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
     center.kill()
     start = time.monotonic()
     for future in pending:
-        with pytest.raises(ClusterError, match="lost the connection to the center"):
+        with pytest.raises(ClusterError, match="lost the connection to the center") as info:
             future.result(timeout=10)
+        assert isinstance(info.value, LostDataError)
     assert time.monotonic() - start < 5
     assert all(f.status == "error" for f in pending)
-    with pytest.raises(ClusterError):
-        executor.submit(inc, 2)
-    executor.close()
+    wait_until(lambda: executor.status == "reconnecting", 5, "the executor to reconnect")
 
-    # A new center on the same address: the workers reconnect and register again.
+    # A new center on the same address: the workers reconnect and register again, and so
+    # does the executor, which takes new work as before.
     restarted = processes.start_center("--port", port)
     assert restarted.address == address
     fresh = processes.executor(address)
@@ -132,6 +132,25 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
                            for row in fresh._cluster_info()), 10, "the stale keys to go")
     assert fresh.gather(fresh.map(slow_inc, range(40), delay=0.01), timeout=RESULT_TIMEOUT) \
         == list(range(1, 41))
+
+    assert executor.submit(inc, 10).result(timeout=RESULT_TIMEOUT) == 11
+    assert executor.status == "running"
+    # What it held before: the new center does not know it.
+    wait_until(lambda: done.status == "lost", 10, "the old future to be marked lost")
+    with pytest.raises(CenterLostError, match="does not know it"):
+        done.result(timeout=1)
+
+
+def test_an_executor_gives_up_reconnecting_after_its_timeout(processes):
+    center = processes.start_center()
+    executor = processes.executor(center.address, reconnect_timeout=0.5)
+    center.kill()
+    deadline = time.monotonic() + 10
+    while executor.status != "center-lost" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert executor.status == "center-lost"
+    with pytest.raises(ClusterError):
+        executor.submit(inc, 1)
 
 
 # -- Executor.restart() ---------------------------------------------------------------------------

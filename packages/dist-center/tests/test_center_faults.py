@@ -1,7 +1,8 @@
 """Every transition a fault touches: workers that die or hang, lost data, stale reports."""
 import pytest
-from dist_center.events import WorkerSent
-from dist_protocol.messages import (FreeKeys, KeyInMemory, KeyLost, TaskErred, TaskFinished,
+from dist_center.events import ClientConnected, WorkerSent
+from dist_protocol.messages import (FreeKeys, KeyInMemory, KeyLost, KeyRecomputing, TaskErred,
+                                    TaskFinished,
                                     Unregister, WorkerRegistered)
 
 
@@ -77,6 +78,21 @@ def test_a_result_lost_with_its_worker_is_recomputed(center):
     assert center.leave("w1") == [("w2", center.compute("a"))]
     assert center.state_of("a") == "processing"
     assert center.finished("w2", "a") == [("alice", in_memory("a", ["w2"]))]
+
+
+def test_clients_that_take_key_recomputing_are_told_the_key_is_pending_again(center):
+    center(ClientConnected("bob", frozenset({"key-recomputing"})))
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")  # alice: an older client, without the feature
+    center.submit("a", client="bob")
+    center.finished("w1", "a")
+
+    out = center.leave("w1")
+
+    assert out == [("bob", KeyRecomputing(key="a")), ("w2", center.compute("a"))]
+    assert center.finished("w2", "a") == [("alice", in_memory("a", ["w2"])),
+                                          ("bob", in_memory("a", ["w2"]))]
 
 
 def test_a_result_with_another_copy_survives_its_worker(center):

@@ -9,6 +9,7 @@ from dist_protocol.messages import Environment, Message, RegisterWorker
 @dataclass(frozen=True, slots=True)
 class ClientConnected:
     client: str
+    features: frozenset[str] = frozenset()  # the protocol features its connection agreed
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from dist_protocol.messages import KeyLost, TaskErred
+from dist_protocol.messages import KeyLost, KeyRecomputing, TaskErred
 
 from .records import ACTIVE, NONE, TaskState, added, discard
 
@@ -77,6 +77,10 @@ def lose(state: CenterState, lost: list[TaskState], why: str) -> None:
                 state._send(client, KeyLost(key=ts.key, message=ts.lost_message))
             lose_dependents(state, None, ts)
         elif ts.state == "released" and needed(state, ts):
+            # Clients holding it must not believe it finished while it is computed again.
+            for client in ts.wanted_by:
+                if client in state.told_of_recomputing:
+                    state._send(client, KeyRecomputing(key=ts.key))
             recompute(state, ts)
 
 

@@ -133,7 +133,7 @@ class Center:
                 del self.comms[client]
             self._handle(ClientDisconnected(client))
 
-        self._handle(ClientConnected(client))
+        self._handle(ClientConnected(client, comm.features))
         comm.set_handler(on_messages)
         comm.on_close(on_close)
 

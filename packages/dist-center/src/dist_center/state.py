@@ -74,6 +74,7 @@ class CenterState:
         self._out: Outgoing = []
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
         self.small_values_for: set[str] = set()  # clients that take small values inline
+        self.told_of_recomputing: set[str] = set()  # clients that take key-recomputing
         self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
         # Tasks with resources= that no worker has free now: by what they ask for, in order.
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
@@ -157,9 +158,12 @@ class CenterState:
     # -- clients ---------------------------------------------------------------------------
     def _client_connected(self, event: ClientConnected) -> None:
         self.clients.setdefault(event.client, set())
+        if "key-recomputing" in event.features:
+            self.told_of_recomputing.add(event.client)
 
     def _client_disconnected(self, event: ClientDisconnected) -> None:
         self.small_values_for.discard(event.client)
+        self.told_of_recomputing.discard(event.client)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:

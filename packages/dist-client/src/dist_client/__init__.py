@@ -10,8 +10,8 @@ from concurrent.futures import CancelledError
 from dist_protocol.errors import AuthenticationError
 
 from .asynchronous import AsyncExecutor
-from .errors import (ClusterError, EnvironmentMismatch, ExecutorClosedError, KilledWorker,
-                     LostDataError, RemoteError)
+from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, ExecutorClosedError,
+                     KilledWorker, LostDataError, RemoteError)
 from .executor import Executor
 from .future import Future
 from .progress import progress
@@ -20,7 +20,6 @@ from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_complet
 __version__ = "0.1.0"
 
 __all__ = ["ALL_COMPLETED", "AsyncExecutor", "AuthenticationError", "CancelledError",
-           "ClusterError", "EnvironmentMismatch", "Executor", "ExecutorClosedError",
-           "FIRST_COMPLETED",
-           "FIRST_EXCEPTION", "Future", "KilledWorker", "LostDataError", "RemoteError",
-           "as_completed", "progress", "wait"]
+           "CenterLostError", "ClusterError", "EnvironmentMismatch", "Executor",
+           "ExecutorClosedError", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future", "KilledWorker",
+           "LostDataError", "RemoteError", "as_completed", "progress", "wait"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import ExecutorClosedError
 from .future import Future
-from .packing import collect_futures, rebuild
+from .packing import collect_futures, without_missing
 from .tasks import TaskBuilder
 
 
@@ -71,6 +71,8 @@ class AsyncExecutor:
     async def gather(self, futures: Any, errors: str = "raise") -> Any:
         if isinstance(futures, Future):
             return await futures
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         found: list[Future] = []
         collect_futures(futures, found)
         await self.wait_done(found)
@@ -78,11 +80,9 @@ class AsyncExecutor:
         if bad and errors == "raise":
             raise bad[0].exception()
         keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
-        values = await self.executor._gather_keys_async(keys, many=True) if keys else {}
-        if bad and isinstance(futures, list):
-            skipped = {f.key for f in bad}
-            futures = [f for f in futures if not (isinstance(f, Future) and f.key in skipped)]
-        return rebuild(futures, values)
+        values = await self.executor._gather_keys_async(keys, True, errors == "skip") \
+            if keys else {}
+        return without_missing(futures, values)
 
     async def scatter(self, data: Any, **kwargs) -> Any:
         return await asyncio.to_thread(self.executor.scatter, data, **kwargs)

@@ -30,6 +30,11 @@ class EnvironmentMismatch(RuntimeError):
     ``versions(check=True)``, different package versions): pickled code cannot go there."""
 
 
+class CenterLostError(ClusterError, LostDataError):
+    """The connection to the center was lost: this future's task or data is gone with it (a
+    restarted center starts empty). The Executor reconnects; submit the work again."""
+
+
 class ExecutorClosedError(ClusterError, RuntimeError):
     """The Executor was closed (or shut down): it takes no new work.
 
@@ -37,5 +42,5 @@ class ExecutorClosedError(ClusterError, RuntimeError):
     """
 
 
-__all__ = ["CancelledError", "ClusterError", "EnvironmentMismatch", "ExecutorClosedError",
-           "KilledWorker", "LostDataError", "RemoteError"]
+__all__ = ["CancelledError", "CenterLostError", "ClusterError", "EnvironmentMismatch",
+           "ExecutorClosedError", "KilledWorker", "LostDataError", "RemoteError"]

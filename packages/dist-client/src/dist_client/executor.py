@@ -5,6 +5,7 @@ import asyncio
 import collections
 import concurrent.futures
 import itertools
+import logging
 import os
 import socket
 import threading
@@ -17,22 +18,26 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
+                                    KeyRecomputing,
                                     Message, Release, Replicate, Restart, ScatterDone, ScatterPlan,
                                     Submit, TaskErred, TaskSpec, WhoHas)
 from dist_protocol.addresses import format_address
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
 
-from . import shutdown, transfer
+from . import reconnect, shutdown, transfer
 from .environments import ClusterEnvironments
-from .errors import ClusterError, EnvironmentMismatch, KilledWorker, LostDataError, RemoteError
+from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, KilledWorker,
+                     LostDataError, RemoteError)
 from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
-from .packing import collect_futures, rebuild
+from .packing import collect_futures, without_missing
 from . import waiting
 from .tasks import TaskBuilder, warn_if_large
 from .worker_functions import install_file
+
+log = logging.getLogger("dist_client")
 
 SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
@@ -59,7 +64,8 @@ class Executor(concurrent.futures.Executor):
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
-                 threads_per_worker: int | None = None, asynchronous: bool = False):
+                 threads_per_worker: int | None = None, asynchronous: bool = False,
+                 reconnect_timeout: float = 60.0):
         self.cluster = None
         if address is None:
             from .local import LocalCluster
@@ -88,6 +94,10 @@ class Executor(concurrent.futures.Executor):
         self._io = LoopThread()
         self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
         self._center: Comm | None = None
+        self._timeout = timeout
+        # After losing the center, how long to keep trying to reconnect (0: never).
+        self._reconnect_timeout = reconnect_timeout
+        self._connected = threading.Event()  # set while running: submits wait on a reconnect
         self._envs = ClusterEnvironments()
         try:
             self._center = self._io.run(self._connect(timeout))
@@ -102,6 +112,7 @@ class Executor(concurrent.futures.Executor):
                 self.cluster.close()
             raise
         self.status = "running"
+        self._connected.set()
         shutdown.track(self)
 
     # -- connection ---------------------------------------------------------------------------
@@ -131,6 +142,10 @@ class Executor(concurrent.futures.Executor):
                 state = states.get(msg.key)
                 if state is not None:
                     state.fail(self._exception_from(msg), msg.traceback)
+            elif kind is KeyRecomputing:
+                state = states.get(msg.key)
+                if state is not None:
+                    state.recomputing()
             elif kind is KeyLost:
                 state = states.get(msg.key)
                 if state is not None:
@@ -212,11 +227,17 @@ class Executor(concurrent.futures.Executor):
         return exc
 
     def _on_center_lost(self, comm: Comm) -> None:
-        if self.status in ("closing", "closed"):
-            return
-        self.status = "center-lost"
-        error = ClusterError(f"lost the connection to the center at {self.address}"
-                             + (f": {comm.close_reason}" if comm.close_reason else ""))
+        if self.status != "running" or comm is not self._center:
+            return  # closing, or already handled (a connection is lost once)
+        why = f"lost the connection to the center at {self.address}" \
+            + (f": {comm.close_reason}" if comm.close_reason else "")
+        reconnecting = self._reconnect_timeout > 0
+        self.status = "reconnecting" if reconnecting else "center-lost"
+        self._connected.clear()
+        # Work in flight is gone with the center's state: its futures fail now, rather than
+        # after the reconnection, so nobody waits for results that cannot come.
+        error = CenterLostError(why + ("; the executor is reconnecting: submit the work again"
+                                       if reconnecting else ""))
         with self._lock:
             states = list(self._states.values())
         for state in states:
@@ -225,6 +246,38 @@ class Executor(concurrent.futures.Executor):
         for waiter in self._replies.values():
             if not waiter.done():
                 waiter.set_exception(error)
+        if reconnecting:
+            self._io.loop.create_task(self._reconnect([s.key for s in states if s.done], why))
+
+    async def _reconnect(self, held: list[str], why: str) -> None:
+        try:
+            comm = await reconnect.until_connected(lambda: self._connect(self._timeout),
+                                                   self._reconnect_timeout, self.address)
+        except Exception as exc:  # noqa: BLE001 -- given up: as if it never reconnected
+            if self.status == "reconnecting":
+                self.status = "center-lost"
+                log.warning("gave up reconnecting: %s: %s", type(exc).__name__, exc)
+            return
+        if self.status != "reconnecting":  # closed meanwhile
+            comm.close("client closing")
+            return
+        self._center = comm
+        self._envs.center = comm.peer_environment
+        self.status = "running"
+        self._connected.set()
+        self._flush_outbox()
+        # What this client held: a restarted center starts empty, so a key it does not know
+        # is lost (data that it still finds on a worker stays usable).
+        try:
+            who_has = await self._who_has(held) if held else {}
+        except ClusterError:
+            return
+        for key in held:
+            state = self._states.get(key)
+            if state is not None and state.status == "finished" and not who_has.get(key):
+                state.fail(CenterLostError(
+                    f"{key}: {why}, and the center reconnected to does not know it (a "
+                    "restarted center starts empty); submit it again"), status="lost")
 
     def _not_running(self) -> ClusterError:
         if self.status in ("closing", "closed"):
@@ -240,6 +293,8 @@ class Executor(concurrent.futures.Executor):
 
     def _send(self, *messages: Message) -> None:
         """Queue messages for the center, in order with the releases (from any thread)."""
+        if self.status == "reconnecting" and not self._io.in_loop_thread:
+            self._connected.wait(self._timeout)
         if self.status != "running" or self._center is None:
             raise self._not_running()
         with self._lock:
@@ -300,6 +355,9 @@ class Executor(concurrent.futures.Executor):
             items, self._outbox = self._outbox, []
             self._flush_scheduled = False
         if self._center is None or self._center.is_closed:
+            if self.status == "reconnecting":  # sent once connected again, in order
+                with self._lock:
+                    self._outbox[:0] = items
             return
         self._center.send(*(Release(keys=item) if type(item) is list else item
                             for item in items))
@@ -377,6 +435,8 @@ class Executor(concurrent.futures.Executor):
         the cluster starts on the first tasks of a long map while the rest are prepared."""
         if not self._accepting:
             raise shutdown.refused(self)
+        if self.status == "reconnecting" and not self._io.in_loop_thread:
+            self._connected.wait(self._timeout)  # new work goes to the center reconnected to
         if self.status != "running":
             raise self._not_running()
         self._check_pickled_code(options)
@@ -416,21 +476,20 @@ class Executor(concurrent.futures.Executor):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not future._keystate.wait(left):
                 raise TimeoutError(f"{future.key} not done within {timeout} s")
+        if errors not in ("raise", "skip"):
+            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         bad = [f for f in found if f.status != "finished"]
         if bad and errors == "raise":
             raise bad[0]._keystate.exception
-        if bad and errors != "skip":
-            raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        values = self._gather_keys(keys, timeout=left) if keys else {}
-        if bad:
-            skipped = {f.key for f in bad}
-            if isinstance(futures, list):
-                futures = [f for f in futures if not (isinstance(f, Future) and f.key in skipped)]
-        return rebuild(futures, values)
+        values = self._gather_keys(keys, timeout=left, skip=errors == "skip") if keys else {}
+        return without_missing(futures, values)
 
-    def _gather_keys(self, keys: list[str], timeout: float | None = None) -> dict[str, Any]:
+    def _gather_keys(self, keys: list[str], timeout: float | None = None, skip: bool = False
+                     ) -> dict[str, Any]:
+        """The values of ``keys``; with ``skip``, keys that err or are lost meanwhile (a
+        recomputation that failed, say) are left out instead of raising."""
         held: dict[str, Payload] = {}  # small values, and results kept after a shutdown
         remote = []
         for key in keys:
@@ -441,21 +500,23 @@ class Executor(concurrent.futures.Executor):
                 remote.append(key)
         values = transfer.load(held)
         if remote:
-            values.update(self._run(self._gather_keys_async(remote, many=True), timeout))
+            values.update(self._run(self._gather_keys_async(remote, True, skip), timeout))
         return values
 
-    async def _gather_keys_async(self, keys: list[str], many: bool = False) -> Any:
+    async def _gather_keys_async(self, keys: list[str], many: bool = False,
+                                 skip: bool = False) -> Any:
         if not self._io.in_loop_thread:  # awaited from the user's own event loop
-            if self.status != "running":
+            if self.status in ("closing", "closed"):
                 raise self._not_running()
-            future = asyncio.run_coroutine_threadsafe(self._gather_keys_async(keys, True),
-                                                      self._io.loop)
+            future = asyncio.run_coroutine_threadsafe(
+                self._gather_keys_async(keys, True, skip), self._io.loop)
             values = await asyncio.wrap_future(future)
             return values if many else values[keys[0]]
-        values = transfer.load(await self._fetch_payloads_async(keys))
+        values = transfer.load(await self._fetch_payloads_async(keys, skip))
         return values if many else values[keys[0]]
 
-    async def _fetch_payloads_async(self, keys: list[str]) -> dict[str, Payload]:
+    async def _fetch_payloads_async(self, keys: list[str], skip: bool = False
+                                    ) -> dict[str, Payload]:
         holders = {}
         payloads: dict[str, Payload] = {}
         for key in keys:
@@ -476,11 +537,17 @@ class Executor(concurrent.futures.Executor):
             payloads.update(got)
             if not failed:
                 break
-            for key in failed:
+            for key in list(failed):
                 state = self._states.get(key)
                 if state is not None and state.status in ("error", "lost", "cancelled"):
-                    raise state.exception
+                    if not skip:
+                        raise state.exception
+                    del failed[key]
+            if not failed:
+                break
             if time.monotonic() > patience:
+                if skip:
+                    break
                 key, why = next(iter(failed.items()))
                 raise LostDataError(f"could not fetch {key}: {why}")
             await asyncio.sleep(delay)

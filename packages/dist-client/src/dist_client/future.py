@@ -93,6 +93,15 @@ class KeyState:
         if prefetch is not None and not prefetch.done():
             prefetch.set_exception(exception)
 
+    def recomputing(self) -> None:
+        """The center lost the data and computes it again: pending until it is back."""
+        with self._lock:
+            if self.status != "finished":
+                return
+            self.status = "pending"
+            self.workers = []
+            self.small_value = None
+
     def reset(self) -> None:
         """Back to pending (e.g. resubmitted after a failure)."""
         with self._lock:

@@ -67,3 +67,18 @@ def rebuild(structure: Any, values: dict[str, Any]) -> Any:
     if kind is set or kind is frozenset:
         return kind(rebuild(v, values) for v in structure)
     return structure
+
+
+def without_missing(structure: Any, values: dict[str, Any]) -> Any:
+    """``rebuild``, leaving out the futures whose key has no value (``errors="skip"``): from
+    lists, tuples and sets, and from dicts by entry."""
+    kind = type(structure)
+    if kind is Future:
+        return values[structure.key]
+    if kind in (list, tuple, set, frozenset):
+        return kind(without_missing(v, values) for v in structure
+                    if type(v) is not Future or v.key in values)
+    if kind is dict:
+        return {k: without_missing(v, values) for k, v in structure.items()
+                if type(v) is not Future or v.key in values}
+    return structure

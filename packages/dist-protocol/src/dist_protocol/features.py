@@ -18,6 +18,8 @@ from collections.abc import Iterable
 FEATURES: dict[str, str] = {
     "scatter-done": "the center takes `scatter-done` from clients (the keys a scatter stored "
                     "and where) and records them at once",
+    "key-recomputing": "the client takes `key-recomputing`: a key it wants lost its data and "
+                       "is being computed again from its lineage",
     "cancel-pending-only": "the center takes `cancel` with `pending_only`: it cancels only the "
                            "tasks that have not started and answers `key-cancelled` for those",
 }

@@ -235,6 +235,11 @@ class KeyLost(Message):
     message: str
 
 
+@message("key-recomputing", "center->client", feature="key-recomputing")
+class KeyRecomputing(Message):
+    key: str
+
+
 @message("key-cancelled", "center->client")
 class KeyCancelled(Message):
     key: str
