@@ -61,6 +61,13 @@ def build_schema() -> dict:
         "protocolVersion": PROTOCOL_VERSION,
         "minProtocolVersion": MIN_PROTOCOL_VERSION,
         "types": TYPES,
+        "serializers": {
+            "msgpack": {"minFrames": 1, "maxFrames": 1,
+                        "readers": "any language; extension type 1 is a key reference"},
+            "pickle": {"minFrames": 1, "maxFrames": None,
+                       "readers": "Python: a pickle (protocol 5), then its out-of-band buffers"},
+            "bytes": {"minFrames": 1, "maxFrames": 1, "readers": "any language: raw bytes"},
+        },
         "messages": describe_ops(),
         "records": describe_records(),
         "errorCodes": dict(ERROR_CODES),
@@ -113,6 +120,8 @@ def fields_table(cls: type) -> list[str]:
     rows = ["| field | type | required | default | notes |", "|---|---|---|---|---|"]
     for f in specs:
         note = notes.get(f.name, "")
+        if f.minimum is not None:
+            note = f"each number finite and ≥ {f.minimum:g}" + (f"; {note}" if note else "")
         if f.feature:
             note = f"only with feature `{f.feature}`" + (f"; {note}" if note else "")
         # GitHub tables split cells at every "|", even inside code: it must be escaped.

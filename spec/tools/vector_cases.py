@@ -107,6 +107,11 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("hello", "hello", [{"op": "hello", "min_version": 1, "max_version": 1, "role": "client",
                          "name": "mini", "nonce": NC}], []),
     ("welcome-without-auth", "welcome", [{"op": "welcome", "version": 1, "auth": False}], []),
+    ("hello-with-features-and-environment", "hello",
+     [{"op": "hello", "min_version": 1, "max_version": 1, "role": "client", "nonce": NC,
+       "features": ["scatter-done"],
+       "environment": {"implementation": "cpython", "python": "3.11.7",
+                       "packages": {"dist-client": "0.1.0", "msgpack": "1.0.8"}}}], []),
     ("submit-by-import-path", "submit",
      [{"op": "submit", "tasks": [{"key": "sqrt-1", "function": "math:sqrt",
                                   "args": {"serializer": "msgpack", "frames": [1]}}]}],
@@ -177,6 +182,22 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("unknown-serializer", "payloads",
      [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "yaml", "frames": [1]}}}],
      [b"x"]),
+    ("a-msgpack-payload-of-two-frames", "serializers",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "msgpack", "frames": [1, 2]}}}],
+     [_msgpack(1), _msgpack(2)]),
+    ("a-bytes-payload-of-two-frames", "serializers",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [1, 2]}}}],
+     [b"a", b"b"]),
+    ("negative-replicate-count", "replicate", [{"op": "replicate", "keys": ["a"], "n": -5}], []),
+    ("negative-restart-timeout", "restart", [{"op": "restart", "id": 1, "timeout": -1.0}], []),
+    ("negative-scatter-size", "scatter-plan",
+     [{"op": "scatter-plan", "id": 1, "keys": {"a": -3}}], []),
+    ("nan-resources", "submit",
+     [{"op": "submit", "tasks": [{"key": "a", "function": "m:f",
+                                  "resources": {"GPU": float("nan")}}]}], []),
+    ("negative-resources", "register-worker",
+     [{"op": "register-worker", "address": "10.0.0.5:40211", "nthreads": 1,
+       "resources": {"GPU": -1.0}}], []),
     ("frame-0-is-a-map", "message-encoding", _msgpack({"op": "release", "keys": []}), []),
     ("a-message-is-not-a-map", "message-encoding", _msgpack(["release"]), []),
     ("frame-0-is-not-msgpack", "message-encoding", b"\xc1", []),
@@ -197,8 +218,10 @@ def message_vectors() -> dict:
     return {
         "description": "Batches of messages: 'frames' in hex (frame 0 is the msgpack array of "
                        "message maps, payload frames follow), 'decoded' is frame 0 as JSON with "
-                       "binary values tagged {\"$bin\": hex} and extension values "
-                       "{\"$ext\": [type, hex]}. A valid case may give 'reencoded': what the "
+                       "binary values tagged {\"$bin\": hex}, extension values "
+                       "{\"$ext\": [type, hex]} and floats {\"$float\": number} (or \"nan\", "
+                       "\"inf\", \"-inf\"): an untagged number is a msgpack int. A valid "
+                       "case may give 'reencoded': what the "
                        "reference encoder emits for the same messages (defaults filled in, "
                        "unknown fields dropped); 'canonical' says whether its bytes equal "
                        "frame 0. An invalid case gives the error code.",

@@ -451,7 +451,8 @@ def after_handshake_inputs(evil: bytes) -> dict[str, tuple[bytes, str, tuple[str
         "a frame over the configured limit": (header(MAX_FRAME_BYTES + 1) + b"\0" * 1024,
                                               "limit-exceeded", both),
         "2**63 frames": (struct.pack("<Q", 2**63), "limit-exceeded", both),
-        "a hello again": (message_bytes(hello()), "invalid-message", both),
+        # out of turn like any handshake message after the handshake (spec: Handshake)
+        "a hello again": (message_bytes(hello()), "handshake-failed", both),
     }
 
 

@@ -8,7 +8,8 @@ import pytest
 from dist_protocol.errors import LocalProtocolError
 from dist_protocol.features import FEATURES, FEATURES_ENV, agree, default_features
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
-from dist_protocol.messages import OPS, Hello, Release, ScatterDone, Welcome
+from dist_protocol.framing import frames_to_bytes
+from dist_protocol.messages import OPS, Hello, Release, ScatterDone, Welcome, encode_batch
 from dist_protocol.testing import comm_pair
 
 pytestmark = pytest.mark.timeout(30)
@@ -95,9 +96,8 @@ def test_a_gated_op_travels_where_both_announced_it():
 def test_a_peer_that_sends_a_gated_op_it_did_not_agree_loses_its_connection():
     async def main():
         client, center = await comm_pair(initiator_features=())
-        # A misbehaving peer: skip our own check and put the message on the wire anyway.
-        client.features = frozenset(FEATURES)
-        client.send(ScatterDone(who_has={"x": ["w"]}))
+        # A misbehaving peer: its connection would refuse, so the bytes go on the wire by hand.
+        client.transport.write(frames_to_bytes(encode_batch([ScatterDone(who_has={"x": ["w"]})])))
         reason = await asyncio.wait_for(client.closed, 5)
         assert "invalid-message" in reason and "scatter-done" in reason
         assert center.abort_error is not None and center.abort_error.code == "invalid-message"

@@ -14,7 +14,7 @@ from dist_protocol.handshake import (ACCEPTOR_LABEL, INITIATOR_LABEL, AcceptorHa
                                      InitiatorHandshake, compute_proof, negotiate)
 from dist_protocol.messages import (OPS, Authenticate, Authenticated, Error, Hello, Submit,
                                     Welcome)
-from dist_protocol.testing import example_message
+from dist_protocol.testing import example_message, spec_dir
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -189,13 +189,25 @@ def initiator_in(state: str) -> InitiatorHandshake:
     return c
 
 
-EXPECTED_BY_ACCEPTOR = {"awaiting-hello": "hello", "awaiting-proof": "authenticate"}
-EXPECTED_BY_INITIATOR = {"sent-hello": "welcome", "sent-proof": "authenticated"}
+# The machines' own tables, as the spec's state table lists them.
+EXPECTED_BY_ACCEPTOR = dict(AcceptorHandshake.TRANSITIONS)
+EXPECTED_BY_INITIATOR = dict(InitiatorHandshake.TRANSITIONS)
 
 
-def unexpected(expected: dict[str, str]) -> list[tuple[str, str]]:
-    return [(state, op) for state in sorted(expected) for op in sorted(OPS)
-            if op != expected[state]]
+def test_the_tables_are_the_specs():
+    assert EXPECTED_BY_ACCEPTOR.keys() == {("awaiting-hello", "hello"),
+                                           ("awaiting-proof", "authenticate")}
+    assert EXPECTED_BY_INITIATOR.keys() == {("sent-hello", "welcome"),
+                                            ("sent-proof", "authenticated")}
+    spec = (spec_dir() / "PROTOCOL.md").read_text()
+    for side, table in (("acceptor", EXPECTED_BY_ACCEPTOR), ("initiator", EXPECTED_BY_INITIATOR)):
+        for state, op in table:
+            assert f"| {side} | {state} | `{op}" in spec, (side, state, op)
+
+
+def unexpected(expected: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    states = sorted({state for state, _ in expected})
+    return [(state, op) for state in states for op in sorted(OPS) if (state, op) not in expected]
 
 
 def refusal_code(op: str) -> str:

@@ -16,8 +16,10 @@ import pytest
 
 from dist_protocol import errors
 from dist_protocol.errors import ERROR_CODES, ProtocolError
+from dist_protocol.features import FEATURES
 from dist_protocol.handshake import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from dist_protocol.messages import OPS, describe_ops, describe_records
+from dist_protocol.serialize import SERIALIZERS
 from dist_protocol.testing import REGENERATE_HINT, load_vectors, spec_dir
 
 pytestmark = pytest.mark.timeout(60)
@@ -61,6 +63,25 @@ def test_the_schema_records_versions_and_error_codes_are_the_code_s():
     assert schema["errorCodes"] == ERROR_CODES, REGENERATE_HINT
     assert (schema["minProtocolVersion"], schema["protocolVersion"]) == (
         MIN_PROTOCOL_VERSION, PROTOCOL_VERSION), REGENERATE_HINT
+
+
+def test_the_schema_features_and_serializers_are_the_code_s():
+    schema = load_json("schema/messages.json")
+    assert schema["features"] == FEATURES, REGENERATE_HINT
+    assert list(schema["serializers"]) == list(SERIALIZERS)
+    changelog = (SPEC / "CHANGELOG.md").read_text(encoding="utf-8")
+    for feature in FEATURES:  # every feature is announced where third parties look
+        assert f"`{feature}`" in changelog, feature
+
+
+def test_every_field_says_since_when_and_optional_ones_their_default():
+    schema = load_json("schema/messages.json")
+    for op, spec in schema["messages"].items():
+        for name, field in spec["fields"].items():
+            assert 1 <= field["since"] <= PROTOCOL_VERSION, (op, name)
+    assert schema["messages"]["replicate"]["fields"]["n"]["default"] == 2
+    assert schema["messages"]["hello"]["fields"]["role"]["values"] == ["client", "worker", "peer"]
+    assert schema["messages"]["hello"]["fields"]["nonce"]["length"] == 32
 
 
 def test_every_error_class_has_a_spec_code():

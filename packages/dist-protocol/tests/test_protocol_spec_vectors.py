@@ -18,8 +18,10 @@ from dist_protocol.framing import (DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Frame
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake, compute_proof
 from dist_protocol.messages import OPS, Error, decode_batch, encode_batch
 from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
-from dist_protocol.testing import (REGENERATE_HINT, decode_in_chunks, decode_three_ways,
-                                   from_json, load_vectors, rejected_three_ways, to_json)
+from dist_protocol.connection import Connection
+from dist_protocol.testing import (REGENERATE_HINT, connection_pair, decode_in_chunks,
+                                   decode_three_ways, from_json, load_vectors,
+                                   rejected_three_ways, to_json)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -84,8 +86,9 @@ def test_framing_vector(case):
 def test_message_vector(case):
     frames = [bytes.fromhex(f) for f in case["frames"]]
     if "decoded" in case:
-        assert msgpack.unpackb(frames[0], raw=False, strict_map_key=False) == from_json(
-            case["decoded"])
+        decoded = msgpack.unpackb(frames[0], raw=False, strict_map_key=False)
+        # compared as JSON, where NaN is the string "nan" and so equals itself
+        assert to_json(decoded) == to_json(from_json(case["decoded"])) == case["decoded"]
     if not case["valid"]:
         with pytest.raises(ProtocolError) as caught:
             decode_batch(frames)
@@ -228,3 +231,81 @@ def test_auth_vector(case):
                         hashlib.sha256).hexdigest()
     assert case["hmac"] == expected
     assert compute_proof(case["token"], label, first, second).hex() == expected
+
+
+def machine_for(case: dict, side: str):
+    if side == "S":
+        setup = case["acceptor"]
+        return AcceptorHandshake(token=setup["token"], versions=tuple(setup["versions"]),
+                                 nonce=bytes.fromhex(setup["nonce"]),
+                                 features=setup["features"])
+    setup = case["initiator"]
+    return InitiatorHandshake(setup["role"], token=setup["token"], name=setup["name"],
+                              versions=tuple(setup["versions"]),
+                              nonce=bytes.fromhex(setup["nonce"]), features=setup["features"])
+
+
+def messages_in(data: bytes) -> list:
+    return [m for frames in FrameDecoder(UNAUTHENTICATED_LIMITS).feed(data)
+            for m in decode_batch(frames)]
+
+
+@pytest.mark.parametrize("case, side", live_sides())
+def test_handshake_vector_through_the_connection_the_comm_runs(case, side):
+    """The same scripts fed as bytes to a ``Connection``: the bytes it answers with are the
+    vector's (error texts aside), and it ends in the vector's state."""
+    connection = Connection(machine_for(case, side))
+    produced = b"".join(bytes(b) for b in connection.data_to_send())
+    failure = None
+    for step in case["script"]:
+        if step["from"] == side:
+            continue
+        try:
+            assert connection.receive_data(bytes.fromhex(step["hex"])) == []
+        except ProtocolError as exc:
+            failure = exc
+            if step["message"]["op"] != "error":  # we found the fault: our error ends it
+                connection.send_error(exc)
+        produced += b"".join(bytes(b) for b in connection.data_to_send())
+        if failure is not None:
+            break
+    expected = [comparable(step["message"]) for step in case["script"] if step["from"] == side]
+    assert [comparable(to_json(m.to_wire([]))) for m in messages_in(produced)] == expected
+    for step in case["script"]:  # byte for byte, where the text is normative
+        if step["from"] == side and step["message"]["op"] != "error":
+            assert step["hex"] in produced.hex()
+    result = case["result"]
+    if result["state"] == "done":
+        assert failure is None and connection.established
+        assert connection.version == result["version"]
+        assert sorted(connection.features) == result["features"]
+    elif failure is None:  # our side was done; the peer's error ends the connection
+        assert connection.peer_error is not None
+        assert connection.peer_error.code == result["code"] and not connection.established
+    else:
+        assert failure.code == result["code"]
+
+
+@pytest.mark.parametrize("case", cases(MESSAGES))
+def test_message_vector_through_an_established_connection(case):
+    """Every message vector as the bytes of a batch after the handshake: the connection
+    delivers the same messages, or fails with the vector's code."""
+    _, acceptor = connection_pair()
+    frames = [bytes.fromhex(f) for f in case["frames"]]
+    data = frames_to_bytes(frames)
+    if case["valid"]:
+        messages = decode_batch(frames)
+        ops = [m.op for m in messages]
+        if {"hello", "welcome", "authenticate", "authenticated"} & set(ops):
+            with pytest.raises(HandshakeError) as late:  # out of turn once the handshake is over
+                acceptor.receive_data(data)
+            assert late.value.code == "handshake-failed"
+        elif "error" in ops:  # the last message of the connection
+            assert acceptor.receive_data(data) == messages[:ops.index("error")]
+            assert acceptor.peer_error == messages[ops.index("error")]
+        else:
+            assert acceptor.receive_data(data) == messages
+    else:
+        with pytest.raises(ProtocolError) as caught:
+            acceptor.receive_data(data)
+        assert caught.value.code == case["error"]

@@ -62,6 +62,17 @@ def test_key_refs_in_msgpack_arguments_are_replaced_too():
     assert outcome.value == 6
 
 
+def test_a_key_ref_that_is_not_among_the_deps_errs_the_task_naming_the_key():
+    # A client in another language that forgot deps: the function must not receive the
+    # reference itself (it used to: "TypeError: 'KeyRef' and 'int'").
+    for inputs in ({}, {"other": 1}):
+        outcome = run("operator:add", msgpack_args(KeyRef("sqrt-1"), 1), inputs=inputs)
+        assert type(outcome) is ExecutionFailed
+        erred = outcome.error
+        assert erred.exception_type == "MissingDependency"
+        assert "'sqrt-1'" in erred.message and "deps" in erred.message
+
+
 def test_substitute_keeps_container_types_and_leaves_other_values_alone():
     inputs = {"x": 1}
     assert substitute(frozenset({KeyRef("x")}), inputs) == frozenset({1})

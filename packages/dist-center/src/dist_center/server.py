@@ -10,7 +10,7 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply
+from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply, downgrade
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
                      WorkerSent)
@@ -86,6 +86,8 @@ class Center:
             comm = self.comms.get(to)
             if comm is None:
                 continue
+            if message.gated_fields:  # e.g. no pickled exception for a non-Python client
+                message = downgrade(message, comm.features)
             try:
                 comm.send(message)
             except CommClosedError:

@@ -676,6 +676,8 @@ class Executor(concurrent.futures.Executor):
     def _check_pickled_code(self, options: dict) -> None:
         """Before pickled code is sent: no worker it may land on runs another Python. The
         view of the workers is refreshed when older than a second (one round trip)."""
+        if self.status != "running" or self._center is None:
+            raise ClusterError(f"this executor is {self.status}; results cannot arrive")
         if self._envs.stale(time.monotonic()):
             self._cluster_info()
         self._envs.check_submit(options["workers"], options["allow_other_workers"])

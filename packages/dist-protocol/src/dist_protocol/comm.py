@@ -1,10 +1,11 @@
 """The asyncio comm layer -- the only module of dist-protocol that does I/O.
 
-A ``Comm`` is one connection after its handshake. Reads go straight into the frame decoder's
-buffers (``BufferedProtocol``), so a large frame lands in its own bytearray with no copy.
-Writes are batched without a timer: ``send`` queues the message and the first ``send`` of a loop
-iteration schedules one flush for the next, so everything sent in one pass of the event loop
-travels in one batch and nothing waits when the connection is idle.
+A ``Comm`` is a thin transport around a sans-I/O ``Connection`` (``connection.py``), which owns
+the decoder, the handshake, the limits and the validation of what is sent. Reads go straight
+into the decoder's buffers (``BufferedProtocol``), so a large frame lands in its own buffer with
+no copy. Writes are batched without a timer: ``send`` queues the message and the first ``send``
+of a loop iteration schedules one flush for the next, so everything sent in one pass of the
+event loop travels in one batch and nothing waits when the connection is idle.
 """
 from __future__ import annotations
 
@@ -13,28 +14,25 @@ import collections
 import copy
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from .addresses import format_address, parse_address
-from collections.abc import Iterable
-
-from .errors import (CommClosedError, HandshakeError, InvalidMessage, LocalProtocolError,
-                     ProtocolError)
+from .connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH, Connection
 from .environment import local_environment
+from .errors import CommClosedError, HandshakeError, ProtocolError
 from .features import default_features
-from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
+from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import AcceptorHandshake, InitiatorHandshake
-from .messages import Environment, Error, Message, encode_batch, encode_batches, decode_batch
+from .messages import Environment, Error, Message
 
 log = logging.getLogger("dist.comm")
 
 HANDSHAKE_TIMEOUT = 10.0
 # How long an aborted connection stays half-open so that its error message reaches the peer.
 ABORT_LINGER = 2.0
-# A batch is cut after this many frames: well under any receiver's frame-count limit.
-MAX_FRAMES_PER_BATCH = 10_000
-# Small buffers are joined into one write; larger ones are written as they are (no copy).
-COALESCE_BELOW = 64 * 1024
+__all__ = ["ABORT_LINGER", "COALESCE_BELOW", "Comm", "HANDSHAKE_TIMEOUT", "Listener",
+           "MAX_FRAMES_PER_BATCH", "connect", "listen", "new_event_loop", "raise_open_file_limit",
+           "run", "tune_garbage_collector"]
 
 Handler = Callable[[list[Message]], None]
 
@@ -90,15 +88,18 @@ def run(main: Awaitable) -> object:
         return runner.run(main)
 
 
+
+
 class Comm:
     """One connection: batched ``send``, ``recv`` or a handler for what arrives, ``close``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, connection: Connection):
         self.loop = loop
+        self.connection = connection
         self.transport: asyncio.Transport | None = None
-        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
         self.peer_address = "?"
         self.local_address = "?"
+        # What the handshake settled, kept after the connection lets go of its state.
         self.peer_role: str | None = None
         self.peer_name: str | None = None
         self.version: int | None = None
@@ -109,7 +110,6 @@ class Comm:
         self.close_reason: str | None = None
         self.abort_error: ProtocolError | None = None  # what we closed the connection for
         self.peer_error: Error | None = None  # what the peer closed the connection for
-        self._outbox: list[Message] = []
         self._flush_scheduled = False
         self._inbox: collections.deque[Message] = collections.deque()
         self._waiter: asyncio.Future | None = None
@@ -117,9 +117,7 @@ class Comm:
         self._on_close: list[Callable[[Comm], None]] = []
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future] = []
-        self._handshake = None  # the Initiator/AcceptorHandshake while it runs
-        self._handshake_finished: asyncio.Future | None = None
-        self._limits_after_handshake = DEFAULT_LIMITS
+        self._handshake_finished: asyncio.Future | None = loop.create_future()
 
     def __repr__(self) -> str:
         return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
@@ -128,20 +126,18 @@ class Comm:
     def is_closed(self) -> bool:
         return self.closed.done()
 
+    @property
+    def decoder(self) -> FrameDecoder:
+        return self.connection.decoder
+
     # -- sending ---------------------------------------------------------------------------
     def send(self, *messages: Message) -> None:
+        """Queue messages for this loop pass's batch; ``LocalProtocolError`` for one the
+        protocol does not allow here (nothing is queued then)."""
         if self.closed.done():
             raise CommClosedError(f"connection to {self.peer_address} is closed"
                                   + (f": {self.close_reason}" if self.close_reason else ""))
-        for msg in messages:
-            if msg.feature is not None or msg.gated_fields:
-                missing = msg.features_used() - self.features
-                if missing:
-                    raise LocalProtocolError(
-                        f"{msg.op!r} needs the protocol feature(s) {sorted(missing)}, which "
-                        f"{self.peer_address} did not announce (check comm.features first)",
-                        "invalid-message")
-        self._outbox.extend(messages)
+        self.connection.send(*messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
@@ -149,7 +145,7 @@ class Comm:
     def flush(self) -> None:
         """Write what was sent so far now, not on the loop's next pass: before something that
         may end this process, so that the peer still receives it."""
-        if self._outbox:
+        if self.connection.wants_to_send:
             self._flush()
 
     def send_threadsafe(self, *messages: Message) -> None:
@@ -161,30 +157,14 @@ class Comm:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        messages, self._outbox = self._outbox, []
-        if not messages or self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return
-        for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH):
-            self._write(frames)
-
-    def _write(self, frames: list) -> None:
-        pending: list = []
-        pending_size = 0
-        for buf in encode_frames(frames):
-            size = memoryview(buf).nbytes
-            if size >= COALESCE_BELOW:
-                if pending:
-                    self.transport.write(b"".join(pending))
-                    pending, pending_size = [], 0
-                # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
-                # received into a memory map, forwarded)
-                self.transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
-                                     else memoryview(buf))
-            else:
-                pending.append(buf)
-                pending_size += size
-        if pending:
-            self.transport.write(b"".join(pending) if len(pending) > 1 else pending[0])
+        for buf in self.connection.data_to_send():
+            # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
+            # received into a memory map, forwarded)
+            transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
+                            else memoryview(buf))
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -221,23 +201,29 @@ class Comm:
                 self._waiter = None
         return self._inbox.popleft()
 
-    def _deliver(self, messages: list[Message]) -> None:
-        if self._handshake is not None:
-            messages = self._handshake_step(messages)
-            if not messages:
+    def _receive(self, nbytes: int) -> None:
+        """Bytes arrived: one batch at a time, in order, each delivered before the next is
+        judged, so that the first violation in the stream is the one reported and a batch
+        that closes the connection ends it there."""
+        connection = self.connection
+        connection.buffer_updated(nbytes)
+        while True:
+            messages = connection.next_batch()
+            if messages is None:
                 return
-        for msg in messages:
-            # What belongs to a feature we did not agree is what an older peer would reject as
-            # unknown: rejecting it here too keeps peers honest about what they announce.
-            if msg.feature is not None or msg.gated_fields:
-                missing = msg.features_used() - self.features
-                if missing:
-                    raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
-                                         f"{sorted(missing)}, not agreed on this connection")
-        # An error is the last thing a peer sends (during the handshake, the handshake takes it).
-        if self.established and messages and type(messages[-1]) is Error:
-            self._closed_by_peer(messages)
-            return
+            if connection.wants_to_send:  # a handshake step to answer
+                self._flush()
+            if not self.established and connection.established:
+                self._handshake_done()
+            if messages:
+                self._deliver(messages)
+            if connection.peer_error is not None:
+                self._closed_by_peer(connection.peer_error)
+                return
+            if self.closed.done() or (self.transport and self.transport.is_closing()):
+                return
+
+    def _deliver(self, messages: list[Message]) -> None:
         if self._handler is not None:
             self._handler(messages)
             return
@@ -246,59 +232,26 @@ class Comm:
             self._waiter.set_result(None)
 
     # -- the handshake -----------------------------------------------------------------------
-    def _begin_handshake(self, handshake, limits: Limits) -> asyncio.Future:
-        self._handshake, self._limits_after_handshake = handshake, limits
-        finished = self._handshake_finished = self.loop.create_future()
-        if self.closed.done():  # aborted before the accepting task started
-            self._fail_handshake(self.abort_error or CommClosedError(
-                f"connection to {self.peer_address} closed"))
-            return finished
-        if self._inbox:  # the peer spoke before the accepting task started
-            queued = list(self._inbox)
-            self._inbox.clear()
-            try:
-                self._deliver(queued)
-            except ProtocolError as exc:
-                self.abort(exc)
-        return finished
-
-    def _handshake_step(self, messages: list[Message]) -> list[Message]:
-        """Feed the handshake as its messages are decoded; returns any messages after its last.
-
-        Done here, not in a task, so the limits rise before the decoder reads the next batch:
-        a peer may send its first real batch right behind the handshake's last message.
-        """
-        handshake = self._handshake
-        for i, msg in enumerate(messages):
-            replies = handshake.receive(msg)  # a ProtocolError aborts the connection
-            if replies:
-                self.send(*replies)
-            if handshake.done:
-                self._handshake = None
-                # Our last handshake message travels in a batch of its own, within the peer's
-                # unauthenticated limits, whatever we send right after it.
-                self._flush()
-                self.version = handshake.version
-                self.features = handshake.features
-                self.peer_environment = handshake.peer_environment
-                self.decoder.limits = self._limits_after_handshake
-                self.established = True
-                self._handshake_finished.set_result(None)
-                return messages[i + 1:]
-        return []
+    def _handshake_done(self) -> None:
+        connection = self.connection
+        self.version, self.features = connection.version, connection.features
+        self.peer_environment = connection.peer_environment
+        if connection.peer_role is not None:
+            self.peer_role, self.peer_name = connection.peer_role, connection.peer_name
+        self.established = True
+        finished = self._handshake_finished
+        if finished is not None and not finished.done():
+            finished.set_result(None)
 
     def _fail_handshake(self, error: Exception) -> None:
         waiter = self._handshake_finished
-        if self._handshake is not None and waiter is not None and not waiter.done():
+        if not self.established and waiter is not None and not waiter.done():
             waiter.set_exception(error)
-        self._handshake = None
 
-    def _closed_by_peer(self, messages: list[Message]) -> None:
+    def _closed_by_peer(self, error: Error) -> None:
         """The peer ends the connection and says why: that, not the end of stream or reset
         that follows, is the reason our side reports."""
-        error = self.peer_error = messages[-1]
-        if len(messages) > 1:
-            self._deliver(messages[:-1])
+        self.peer_error = error
         log.info("%s closed the connection: %s (%s)", self.peer_address, error.message,
                  error.code)
         self.close(f"{self.peer_address} closed the connection: {error.message} ({error.code})")
@@ -320,8 +273,8 @@ class Comm:
         if transport is None or transport.is_closing() or self.closed.done():
             self.close(reason)
             return
-        self._outbox.clear()
-        self._write(encode_batch([Error(code=error.code, message=error.message)]))
+        self.connection.send_error(error)
+        self._flush()
         # Closing now, with the peer's bytes unread in our receive buffer, would make the kernel
         # reset the connection, and a reset discards the error message on its way. So: no more
         # writes, drop what arrives, and close once the peer has hung up or after a moment.
@@ -332,7 +285,7 @@ class Comm:
         self._closed(None)
 
     def close(self, reason: str | None = None) -> None:
-        if self._outbox:
+        if self.connection.wants_to_send:
             self._flush()
         if reason and self.close_reason is None:
             self.close_reason = reason
@@ -372,15 +325,19 @@ class Comm:
         connection kept its receive buffer. What was received stays readable by ``recv``.
         """
         self._handler = None
-        self._handshake = None
-        self._handshake_finished = None
+        finished, self._handshake_finished = self._handshake_finished, None
+        if finished is not None and finished.done() and not finished.cancelled():
+            # Read, so asyncio does not warn: a handshake not awaited yet learns the
+            # outcome from ``abort_error`` (see ``_run_handshake``).
+            finished.exception()
         self._drain_waiters = []
-        self._outbox = []
         # Bytes that still arrive (an abort lingers) are dropped unread into a small buffer.
-        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
+        self.connection.release()
 
 
 class _StreamProtocol(asyncio.BufferedProtocol):
+    """asyncio's side of a ``Comm``: bytes in and out, nothing decided here."""
+
     def __init__(self, comm: Comm, on_made: Callable[[Comm], None] | None = None):
         self.comm = comm
         self.on_made = on_made
@@ -394,26 +351,19 @@ class _StreamProtocol(asyncio.BufferedProtocol):
             comm.peer_address = format_address(peer[0], peer[1])
         if isinstance(sock, tuple):
             comm.local_address = format_address(sock[0], sock[1])
+        comm.flush()  # an initiator's hello
         if self.on_made is not None:
             self.on_made(comm)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.comm.decoder.get_buffer(sizehint)
+        return self.comm.connection.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         comm = self.comm
-        if comm.closed.done() or comm.transport.is_closing():
+        if comm.closed.done() or comm.transport is None or comm.transport.is_closing():
             return  # after an abort, whatever else arrives is dropped unread
         try:
-            # One batch at a time, in order: the first violation in the stream is the one
-            # reported, and the batch that completes the handshake raises the limits for
-            # the batches behind it.
-            batches = comm.decoder.buffer_updated(nbytes, 1)
-            while batches:
-                comm._deliver(decode_batch(batches[0]))
-                if comm.closed.done() or (comm.transport and comm.transport.is_closing()):
-                    return
-                batches = comm.decoder.parse_buffered(1)
+            comm._receive(nbytes)
         except ProtocolError as exc:
             comm.abort(exc)
         except Exception as exc:  # noqa: BLE001 -- a bug handling one peer must not stop the server
@@ -439,15 +389,18 @@ class _StreamProtocol(asyncio.BufferedProtocol):
                 waiter.set_result(None)
 
 
-async def _run_handshake(comm: Comm, handshake, first: list[Message], timeout: float,
-                         limits: Limits) -> None:
-    finished = comm._begin_handshake(handshake, limits)
+async def _run_handshake(comm: Comm, timeout: float) -> None:
+    """Wait for the handshake the comm's connection runs as the bytes arrive."""
+    finished = comm._handshake_finished
+    if finished is None:  # closed before we got here
+        if comm.abort_error is not None:
+            raise copy.copy(comm.abort_error)
+        raise CommClosedError(f"connection to {comm.peer_address} closed"
+                              + (f": {comm.close_reason}" if comm.close_reason else ""))
     try:
         async with asyncio.timeout(timeout):
-            if first:
-                comm.send(*first)
             try:
-                await finished  # resolved by Comm._handshake_step as the messages arrive
+                await finished
             finally:
                 del finished  # a failed future refers to its error, whose traceback to here
     except TimeoutError:
@@ -479,7 +432,11 @@ async def connect(address: str, *, role: str, token: str | None = None,
         raise ValueError(f"{address} is a TLS address: give a TLS certificate and CA "
                          "(--tls-cert/--tls-key/--tls-ca)")
     loop = asyncio.get_running_loop()
-    comm = Comm(loop)
+    kwargs = {"versions": versions} if versions else {}
+    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs,
+                                   features=default_features() if features is None else features,
+                                   environment=local_environment())
+    comm = Comm(loop, Connection(handshake, limits=limits))
     tls = ssl_context if scheme == "tls" else None
     server_hostname = None
     if tls is not None:
@@ -490,12 +447,8 @@ async def connect(address: str, *, role: str, token: str | None = None,
                                      server_hostname=server_hostname,
                                      ssl_handshake_timeout=timeout if tls else None)
     comm.peer_address = format_address(host, port, scheme)
-    kwargs = {"versions": versions} if versions else {}
-    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs,
-                                   features=default_features() if features is None else features,
-                                   environment=local_environment())
     try:
-        await _run_handshake(comm, handshake, handshake.start(), timeout, limits)
+        await _run_handshake(comm, timeout)
     except CommClosedError as exc:
         # With TLS 1.3 a server checks the client's certificate after the client's side of the
         # TLS handshake is done, so a refused certificate shows up here, as a plain close.
@@ -533,8 +486,9 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
                  who: str = "server", features: Iterable[str] | None = None) -> Listener:
     """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
 
-    A peer that fails the handshake gets an ``error`` message and one log line; nothing else.
-    A TLS handshake has the same time limit as ours.
+    ``who`` is this server's role (``center``, ``worker``): messages the catalogue does not let
+    a peer send to it are refused. A peer that fails the handshake gets an ``error`` message and
+    one log line; nothing else. A TLS handshake has the same time limit as ours.
     """
     scheme, host, port = parse_address(address, default_port=0)
     if scheme == "tls" and ssl_context is None:
@@ -544,11 +498,14 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
     announced = default_features() if features is None else frozenset(features)
     environment = local_environment()
 
-    async def accept(comm: Comm) -> None:
+    def new_comm() -> Comm:
         handshake = AcceptorHandshake(token=token, who=who, features=announced,
                                       environment=environment)
+        return Comm(loop, Connection(handshake, who=who, limits=limits))
+
+    async def accept(comm: Comm) -> None:
         try:
-            await _run_handshake(comm, handshake, [], handshake_timeout, limits)
+            await _run_handshake(comm, handshake_timeout)
         except ProtocolError as exc:
             log.warning("refused connection from %s: %s (%s)", comm.peer_address, exc.message,
                         exc.code)
@@ -559,7 +516,6 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
             # Port scanners and load-balancer health checks connect and leave: not a warning.
             log.info("connection from %s closed during the handshake", comm.peer_address)
             return
-        comm.peer_role, comm.peer_name = handshake.role, handshake.name
         result = on_comm(comm)
         if asyncio.iscoroutine(result):
             await result
@@ -570,7 +526,7 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         task.add_done_callback(listener.tasks.discard)
 
     tls = ssl_context if scheme == "tls" else None
-    server = await loop.create_server(lambda: _StreamProtocol(Comm(loop), on_made), host, port,
+    server = await loop.create_server(lambda: _StreamProtocol(new_comm(), on_made), host, port,
                                       ssl=tls, ssl_handshake_timeout=handshake_timeout if tls
                                       else None, reuse_address=True, backlog=1024)
     bound = server.sockets[0].getsockname()

@@ -45,6 +45,17 @@ class UnknownOp(InvalidMessage):
     code = "unknown-op"
 
 
+class InvalidPayload(InvalidMessage):
+    """A payload breaks its serializer's rule, or may not be deserialized here."""
+
+    code = "invalid-payload"
+
+
+class MissingDependency(LookupError):
+    """A task's arguments reference a key that is not among its ``deps`` (the worker only has
+    the values of its deps). Its name is the spec's ``exception_type`` for it."""
+
+
 class HandshakeError(ProtocolError):
     code = "handshake-failed"
 

@@ -22,6 +22,9 @@ FEATURES: dict[str, str] = {
                        "is being computed again from its lineage",
     "cancel-pending-only": "the center takes `cancel` with `pending_only`: it cancels only the "
                            "tasks that have not started and answers `key-cancelled` for those",
+    "pickled-exceptions": "reads the pickled exception in `task-erred` (`exception`): Python "
+                          "clients, and the center, which passes it on; peers that do not "
+                          "announce it get the error as text only",
 }
 
 # Announce fewer features than this package implements, e.g. to behave as an older release

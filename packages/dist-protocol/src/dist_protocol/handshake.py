@@ -22,6 +22,7 @@ import hmac
 import os
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from .errors import AuthenticationError, HandshakeError, VersionMismatch
 from .features import agree
@@ -77,15 +78,29 @@ class InitiatorHandshake:
                       name=self.name, nonce=self.nonce, features=self.our_features or None,
                       environment=self.environment)]
 
+    # (state, op received) -> handler; anything else is out of turn. The spec's table says
+    # the same, with the conditions each handler checks.
+    TRANSITIONS: ClassVar[dict[tuple[str, str], str]] = {
+        ("sent-hello", "welcome"): "_on_welcome",
+        ("sent-proof", "authenticated"): "_on_authenticated",
+    }
+
+    @property
+    def state(self) -> str:
+        return self._state
+
     def receive(self, msg: Message) -> list[Message]:
         if isinstance(msg, Error):
             _raise_remote_error(msg)
-        if self._state == "sent-hello" and isinstance(msg, Welcome):
-            return self._on_welcome(msg)
-        if self._state == "sent-proof" and isinstance(msg, Authenticated):
-            self._state, self.done = "done", True
-            return []
-        raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
+        handler = self.TRANSITIONS.get((self._state, msg.op))
+        if handler is None:
+            raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
+        replies: list[Message] = getattr(self, handler)(msg)
+        return replies
+
+    def _on_authenticated(self, msg: Authenticated) -> list[Message]:
+        self._state, self.done = "done", True
+        return []
 
     def _on_welcome(self, msg: Welcome) -> list[Message]:
         if not self.versions[0] <= msg.version <= self.versions[1]:
@@ -117,6 +132,11 @@ class InitiatorHandshake:
 class AcceptorHandshake:
     """The side that accepts. ``receive()`` each message until ``done``."""
 
+    TRANSITIONS: ClassVar[dict[tuple[str, str], str]] = {
+        ("awaiting-hello", "hello"): "_on_hello",
+        ("awaiting-proof", "authenticate"): "_on_proof",
+    }
+
     def __init__(self, token: str | None = None,
                  versions: tuple[int, int] = (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
                  nonce: bytes | None = None, who: str = "server", features: Iterable[str] = (),
@@ -134,6 +154,10 @@ class AcceptorHandshake:
         self._peer_nonce = b""
         self._state = "awaiting-hello"
 
+    @property
+    def state(self) -> str:
+        return self._state
+
     def receive(self, msg: Message) -> list[Message]:
         if isinstance(msg, Error):
             # Typically an initiator with another token, which gives up on our proof. Its text
@@ -141,16 +165,18 @@ class AcceptorHandshake:
             kinds = {"version-mismatch": VersionMismatch, "auth-failed": AuthenticationError}
             raise kinds.get(msg.code, HandshakeError)(f"the peer gave up: {msg.message!r}",
                                                       msg.code)
-        if self._state == "awaiting-hello" and isinstance(msg, Hello):
-            return self._on_hello(msg)
-        if self._state == "awaiting-proof" and isinstance(msg, Authenticate):
-            expected = compute_proof(self.token or "", INITIATOR_LABEL, self.nonce,
-                                     self._peer_nonce)
-            if not hmac.compare_digest(expected, bytes(msg.proof)):
-                raise AuthenticationError("the peer's proof does not match the token")
-            self._state, self.done = "done", True
-            return [Authenticated()]
-        raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
+        handler = self.TRANSITIONS.get((self._state, msg.op))
+        if handler is None:
+            raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
+        replies: list[Message] = getattr(self, handler)(msg)
+        return replies
+
+    def _on_proof(self, msg: Authenticate) -> list[Message]:
+        expected = compute_proof(self.token or "", INITIATOR_LABEL, self.nonce, self._peer_nonce)
+        if not hmac.compare_digest(expected, bytes(msg.proof)):
+            raise AuthenticationError("the peer's proof does not match the token")
+        self._state, self.done = "done", True
+        return [Authenticated()]
 
     def _on_hello(self, msg: Hello) -> list[Message]:
         if msg.role not in ROLES:

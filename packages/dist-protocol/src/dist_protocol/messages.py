@@ -82,8 +82,8 @@ class TaskSpec:
     priority: int = 0
     workers: list[str] | None = None
     allow_other_workers: bool = False
-    resources: dict[str, float] | None = None
-    retries: int = 0
+    resources: dict[str, float] | None = wire_field(None, minimum=0)
+    retries: int = wire_field(0, minimum=0)
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
 
 
@@ -103,9 +103,9 @@ class Environment:
 class Hello(Message):
     min_version: int
     max_version: int
-    role: str  # "client" | "worker" | "peer"
+    role: str = wire_field(values=("client", "worker", "peer"))
     name: str | None = None
-    nonce: bytes | None = None
+    nonce: bytes | None = wire_field(None, length=32)  # random, fresh per connection
     features: list[str] | None = None  # the optional features this side implements
     environment: Environment | None = None  # what this side runs
 
@@ -114,15 +114,15 @@ class Hello(Message):
 class Welcome(Message):
     version: int
     auth: bool
-    nonce: bytes | None = None
-    proof: bytes | None = None
+    nonce: bytes | None = wire_field(None, length=32)  # with auth: random, fresh per connection
+    proof: bytes | None = wire_field(None, length=32)  # with auth: HMAC-SHA256
     features: list[str] | None = None  # the optional features this side implements
     environment: Environment | None = None  # what this side runs
 
 
 @message("authenticate", "initiator->acceptor")
 class Authenticate(Message):
-    proof: bytes
+    proof: bytes = wire_field(length=32)  # HMAC-SHA256
 
 
 @message("authenticated", "acceptor->initiator")
@@ -172,7 +172,7 @@ class WhoHasReply(Message):
 @message("scatter-plan", "client->center")
 class ScatterPlan(Message):
     id: int
-    keys: dict[str, int]  # key -> nbytes
+    keys: dict[str, int] = wire_field(minimum=0)  # key -> nbytes
     broadcast: bool = False
     workers: list[str] | None = None
 
@@ -186,7 +186,7 @@ class ScatterPlanReply(Message):
 @message("scatter-done", "client->center", feature="scatter-done")
 class ScatterDone(Message):
     who_has: dict[str, list[str]]  # key -> the workers that confirmed storing it
-    nbytes: dict[str, int] = field(default_factory=dict)
+    nbytes: dict[str, int] = wire_field(default_factory=dict, minimum=0)
 
 
 @message("cluster-info", "client->center")
@@ -203,13 +203,13 @@ class ClusterInfoReply(Message):
 @message("replicate", "client->center")
 class Replicate(Message):
     keys: list[str]
-    n: int = 2  # copies wanted on distinct workers
+    n: int = wire_field(2, minimum=1)  # copies wanted on distinct workers
 
 
 @message("restart", "client->center")
 class Restart(Message):
     id: int
-    timeout: float = 30.0
+    timeout: float = wire_field(30.0, minimum=0)
 
 
 @message("restart-reply", "center->client")
@@ -223,7 +223,7 @@ class RestartReply(Message):
 @message("key-in-memory", "center->client")
 class KeyInMemory(Message):
     key: str
-    nbytes: int = 0
+    nbytes: int = wire_field(0, minimum=0)
     type: str = ""
     workers: list[str] | None = None  # who holds it now, so a gather can skip asking who-has
     value: Payload | None = None  # a small value itself, for clients that asked (see submit)
@@ -253,7 +253,8 @@ class TaskErred(Message):
     exception_type: str
     message: str
     traceback: str = ""
-    exception: Payload | None = None  # pickled exception, for Python clients
+    # the exception pickled, for Python clients
+    exception: Payload | None = wire_field(None, feature="pickled-exceptions")
 
 
 # -- worker -> center --------------------------------------------------------------------------
@@ -263,9 +264,9 @@ class RegisterWorker(Message):
     address: str
     nthreads: int
     name: str | None = None
-    memory_limit: int = 0
-    keys: dict[str, int] = field(default_factory=dict)  # held keys -> nbytes (re-registration)
-    resources: dict[str, float] = field(default_factory=dict)  # e.g. {"GPU": 2}
+    memory_limit: int = wire_field(0, minimum=0)
+    keys: dict[str, int] = wire_field(default_factory=dict, minimum=0)  # held keys -> nbytes
+    resources: dict[str, float] = wire_field(default_factory=dict, minimum=0)  # {"GPU": 2}
 
 
 @message("worker-registered", "center->worker")
@@ -277,7 +278,7 @@ class WorkerRegistered(Message):
 @message("task-finished", "worker->center")
 class TaskFinished(Message):
     key: str
-    nbytes: int
+    nbytes: int = wire_field(minimum=0)
     type: str = ""
     start: float = 0.0
     stop: float = 0.0
@@ -286,7 +287,7 @@ class TaskFinished(Message):
 
 @message("keys-added", "worker->center")
 class KeysAdded(Message):
-    keys: dict[str, int]
+    keys: dict[str, int] = wire_field(minimum=0)
 
 
 @message("missing-data", "worker->center")
@@ -313,7 +314,7 @@ class ComputeTask(Message):
     function: str | Payload
     args: Payload | None = None
     who_has: dict[str, list[str]] = field(default_factory=dict)
-    nbytes: dict[str, int] = field(default_factory=dict)
+    nbytes: dict[str, int] = wire_field(default_factory=dict, minimum=0)
     priority: int = 0
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
 
@@ -321,7 +322,7 @@ class ComputeTask(Message):
 @message("acquire-replicas", "center->worker")
 class AcquireReplicas(Message):
     who_has: dict[str, list[str]]
-    nbytes: dict[str, int] = field(default_factory=dict)
+    nbytes: dict[str, int] = wire_field(default_factory=dict, minimum=0)
 
 
 @message("restart-worker", "center->worker")
@@ -372,6 +373,17 @@ class PutData(Message):
 class DataStored(Message):
     id: int
     keys: list[str]
+
+
+def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:
+    """``msg`` without the optional fields of features not in ``features`` (back to their
+    defaults), for a sender that can do without them -- a task-erred without its pickled
+    exception for a client that cannot read one. An op of such a feature cannot be
+    downgraded: ``send`` refuses it."""
+    cls = type(msg)
+    changes = {name: (default() if callable(default) else default)
+               for name, default, feature in cls.gated_fields if feature not in features}
+    return dataclasses.replace(msg, **changes) if changes else msg
 
 
 # -- batches -----------------------------------------------------------------------------------
@@ -448,5 +460,5 @@ def describe_records() -> dict[str, dict]:
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type)
            and (issubclass(obj, Message) or obj in (TaskSpec, Environment))]
-__all__ += ["OPS", "RECORDS", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
+__all__ += ["OPS", "RECORDS", "downgrade", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
 _ = dataclasses

@@ -33,8 +33,21 @@ def msgpack_values(max_leaves: int = 12, comparable: bool = False) -> st.SearchS
                         max_leaves=max_leaves)
 
 
-def _field_values(tp: Any) -> st.SearchStrategy:
-    """Values of the wire type ``tp`` (no NaN: a message must equal itself after a trip)."""
+def _field_values(tp: Any, minimum: float | None = None) -> st.SearchStrategy:
+    """Values of the wire type ``tp`` (no NaN: a message must equal itself after a trip), its
+    numbers at least ``minimum`` when the field has one."""
+    if minimum is not None:
+        if tp is int:
+            return st.integers(int(minimum), UINT64_MAX)
+        if tp is float:
+            return st.floats(min_value=minimum, allow_nan=False, allow_infinity=False)
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin is dict:
+            return st.dictionaries(st.text(max_size=8), _field_values(args[1], minimum),
+                                   max_size=3)
+        if origin in (Union, types.UnionType):
+            return st.one_of([st.none() if a is type(None) else _field_values(a, minimum)
+                              for a in args])
     if tp is Any:
         return msgpack_values(6, comparable=True)
     if tp is Payload:
@@ -70,7 +83,8 @@ def _records(cls: type) -> st.SearchStrategy:
     for f in dataclasses.fields(cls):
         has_default = (f.default is not dataclasses.MISSING
                        or f.default_factory is not dataclasses.MISSING)
-        (optional if has_default else required)[f.name] = _field_values(hints[f.name])
+        (optional if has_default else required)[f.name] = _field_values(
+            hints[f.name], f.metadata.get("minimum"))
     return st.fixed_dictionaries(required, optional=optional).map(lambda kw: cls(**kw))
 
 

@@ -8,12 +8,13 @@ checks a decoded msgpack value and resolves payload frame references. Converters
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Union
 from collections.abc import Callable
 
-from .errors import InvalidMessage
+from .errors import InvalidMessage, InvalidPayload
 from .serialize import SERIALIZERS, Payload
 
 Converter = Callable[[Any, list], Any]
@@ -59,6 +60,8 @@ def _payload_converter(value: Any, frames: list) -> Payload:
         raise InvalidMessage(f"unknown serializer {serializer!r}")
     if type(indices) is not list or not indices:
         raise InvalidMessage("payload 'frames' must be a non-empty list of frame indices")
+    if serializer != "pickle" and len(indices) != 1:
+        raise InvalidPayload(f"a {serializer} payload has exactly one frame, not {len(indices)}")
     n = len(frames)
     out = []
     for i in indices:
@@ -200,23 +203,64 @@ class FieldSpec:
     default: Any
     since: int = 1
     feature: str | None = None
+    minimum: float | None = None
+    values: tuple[str, ...] | None = None
+    length: int | None = None
 
     def describe(self) -> dict[str, Any]:
         """The field as spec/schema/messages.json states it."""
-        out: dict[str, Any] = {"type": self.type, "required": self.required}
+        out: dict[str, Any] = {"type": self.type, "required": self.required, "since": self.since}
+        if not self.required:
+            default = self.default() if callable(self.default) else self.default
+            if default is not None:
+                out["default"] = default
         if self.feature is not None:
             out["feature"] = self.feature
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.values is not None:
+            out["values"] = list(self.values)
+        if self.length is not None:
+            out["length"] = self.length
         return out
 
 
-def wire_field(default: Any = None, *, default_factory: Any = None, since: int = 1,
-               feature: str | None = None) -> Any:
-    """A message field with protocol metadata: the version that added it (``since``) and the
-    feature it belongs to, which the field is only sent under (see ``features``)."""
-    metadata = {"since": since, "feature": feature}
+def wire_field(default: Any = dataclasses.MISSING, *, default_factory: Any = None,
+               since: int = 1, feature: str | None = None, minimum: float | None = None,
+               values: tuple[str, ...] | None = None, length: int | None = None) -> Any:
+    """A message field with protocol metadata: the version that added it (``since``), the
+    feature it belongs to, which the field is only sent under (see ``features``), and the
+    least value its numbers may have (``minimum``; floats must then be finite too), which
+    applies to each item of a list or map). ``values`` (the strings allowed) and ``length``
+    (of a bin) describe rules the handshake enforces, with its own error codes."""
+    metadata = {"since": since, "feature": feature, "minimum": minimum, "values": values,
+                "length": length}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def bounded(convert: Converter, minimum: float) -> Converter:
+    """``convert``, then every number in the result (items of lists and maps too) checked to
+    be finite and at least ``minimum``: NaN resources or a negative size are nonsense that a
+    receiver would otherwise act on."""
+    def check(value: Any) -> None:
+        kind = type(value)
+        if kind is dict:
+            for item in value.values():
+                check(item)
+        elif kind is list:
+            for item in value:
+                check(item)
+        elif kind is float or kind is int:
+            if not math.isfinite(value) or value < minimum:
+                raise InvalidMessage(f"{value!r} is not a finite number >= {minimum:g}")
+
+    def convert_bounded(value: Any, frames: list) -> Any:
+        out = convert(value, frames)
+        check(out)
+        return out
+    return convert_bounded
 
 
 def field_specs(cls: type) -> list[FieldSpec]:
@@ -228,8 +272,11 @@ def field_specs(cls: type) -> list[FieldSpec]:
         tp = hints[f.name]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory
-        specs.append(FieldSpec(f.name, type_name(tp), required, converter(tp), encoder(tp),
-                               default, f.metadata.get("since", 1), f.metadata.get("feature")))
+        minimum = f.metadata.get("minimum")
+        convert = converter(tp) if minimum is None else bounded(converter(tp), minimum)
+        specs.append(FieldSpec(f.name, type_name(tp), required, convert, encoder(tp), default,
+                               f.metadata.get("since", 1), f.metadata.get("feature"), minimum,
+                               f.metadata.get("values"), f.metadata.get("length")))
     return specs
 
 
@@ -252,7 +299,7 @@ def record_converter(cls: type) -> Converter:
             try:
                 kwargs[spec.name] = spec.convert(raw, frames)
             except InvalidMessage as exc:
-                raise InvalidMessage(f"{cls.__name__}.{spec.name}: {exc.message}") from None
+                raise type(exc)(f"{cls.__name__}.{spec.name}: {exc.message}", exc.code) from None
         return cls(**kwargs)
     return convert
 

@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from dist_protocol.errors import MissingDependency
 from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (KeyRef, Payload, SerializationError, deserialize, serialize,
                                      serialize_exception)
@@ -64,7 +65,12 @@ def substitute(value: Any, inputs: dict[str, Any]) -> Any:
     """Replace every ``KeyRef`` inside lists, tuples, sets and dicts by its input's value."""
     kind = type(value)
     if kind is KeyRef:
-        return inputs[value.key]
+        try:
+            return inputs[value.key]
+        except KeyError:
+            raise MissingDependency(f"the arguments reference key {value.key!r}, which is not "
+                                    f"among the task's deps (deps must list every key the "
+                                    f"arguments reference)") from None
     if kind is list:
         return [substitute(v, inputs) for v in value]
     if kind is tuple:
@@ -87,7 +93,9 @@ def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple,
         keywords = {}
     if not isinstance(positional, (list, tuple)) or not isinstance(keywords, dict):
         raise ValueError("task arguments must be [list of args, map of kwargs]")
-    if inputs:
+    # msgpack arguments come from clients in any language, whose references the worker must
+    # check even without deps; pickled ones from this package's client have deps for them.
+    if inputs or args.serializer == "msgpack":
         positional, keywords = substitute(tuple(positional), inputs), substitute(keywords, inputs)
     return tuple(positional), keywords
 

@@ -13,11 +13,13 @@ from typing import Any
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, connect, listen
 from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
-from dist_protocol.errors import CommClosedError, HandshakeError, InvalidMessage, ProtocolError
+from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
+                                  ProtocolError)
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
-                                    StealRequest, TaskErred, Unregister, WorkerRegistered)
+                                    StealRequest, TaskErred, Unregister, WorkerRegistered,
+                                    downgrade)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionSucceeded, Fetch,
@@ -276,8 +278,10 @@ class Worker:
         self._act(self.state.set_paused(paused))
 
     def send_center(self, *messages: Message) -> None:
-        if self.center is not None and not self.center.is_closed:
-            self.center.send(*messages)
+        center = self.center
+        if center is not None and not center.is_closed:
+            center.send(*(downgrade(m, center.features) if m.gated_fields else m
+                          for m in messages))
 
     def _flush_center(self) -> None:
         center = self.center
@@ -425,12 +429,15 @@ class Worker:
         if any(payload.serializer == "pickle" for payload in msg.data.values()):
             raise InvalidMessage(f"put-data holds pickles made by {describe(peer)}, and this "
                                  f"worker runs {describe(local_environment())}: they are not "
-                                 f"unpickled here", "invalid-payload")
+                                 f"unpickled here", InvalidPayload.code)
 
     def _put_data(self, msg: PutData) -> DataStored:
         values, nbytes = {}, {}
         for key, payload in msg.data.items():
-            values[key] = deserialize(payload)
+            try:
+                values[key] = deserialize(payload)
+            except SerializationError as exc:  # the sender's fault, not a bug of ours
+                raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
             nbytes[key] = payload.nbytes
         self._act(self.state.handle(DataPut(values, nbytes)))
         return DataStored(id=msg.id, keys=list(values))

@@ -1,0 +1,256 @@
+"""One connection's protocol, without I/O: bytes in, messages out; messages in, bytes out.
+
+As h11's ``Connection``: the asyncio transport (``comm.py``), the fuzzer and the vector tests
+all drive this object, so what they test is the code that runs.
+
+* Receiving: fill ``get_buffer()`` and call ``buffer_updated(n)`` (or ``receive_data(bytes)``),
+  then take ``next_batch()`` until it returns None. Batches are judged one at a time, in
+  order: the first violation in the stream is the one raised, and the batch that completes
+  the handshake raises the limits for the batches behind it.
+* Sending: ``send(*messages)`` validates and queues; ``data_to_send()`` returns the buffers to
+  write, everything queued so far as one batch (cut at ``MAX_FRAMES_PER_BATCH`` frames).
+* The handshake runs inside: the initiator's ``hello`` is queued at construction, replies are
+  queued as the peer's messages arrive, and ``established`` says when it is done.
+* A violation raises a ``ProtocolError`` carrying the spec's error code: from ``next_batch``
+  the peer broke the protocol (``RemoteProtocolError``, ``HandshakeError``), from ``send`` we
+  were about to (``LocalProtocolError``). ``send_error`` queues the ``error`` message that ends
+  the connection.
+"""
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+
+from .errors import HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
+from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
+from .handshake import AcceptorHandshake, InitiatorHandshake
+from .messages import (Authenticate, Authenticated, Environment, Error, Hello, Message, Welcome,
+                       decode_batch, encode_batch, encode_batches)
+
+# A batch is cut after this many frames: well under any receiver's frame-count limit.
+MAX_FRAMES_PER_BATCH = 10_000
+# Small buffers are joined into one write; larger ones are written as they are (no copy).
+COALESCE_BELOW = 64 * 1024
+HANDSHAKE_MESSAGES = (Hello, Welcome, Authenticate, Authenticated)
+
+# hello's role -> the sender name the message catalogue's directions use for that peer.
+SENDER_OF_ROLE = {"client": "client", "worker": "worker", "peer": "worker"}
+
+Handshake = InitiatorHandshake | AcceptorHandshake
+
+
+def coalesce(buffers: Iterable) -> list:
+    """Join runs of small buffers into one; large ones pass unchanged (never copied)."""
+    out: list = []
+    pending: list = []
+    for buf in buffers:
+        if memoryview(buf).nbytes >= COALESCE_BELOW:
+            if pending:
+                out.append(b"".join(pending) if len(pending) > 1 else pending[0])
+                pending = []
+            out.append(buf)
+        else:
+            pending.append(buf)
+    if pending:
+        out.append(b"".join(pending) if len(pending) > 1 else pending[0])
+    return out
+
+
+class Connection:
+    """The protocol state of one connection; see the module's docstring.
+
+    ``who`` is the acceptor's own role (``"center"`` or ``"worker"``): with it, messages the
+    catalogue does not let the peer send to us are ``invalid-message``. ``limits`` apply once
+    the handshake completes (before it: the unauthenticated limits).
+    """
+
+    def __init__(self, handshake: Handshake, *, who: str | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
+        self.handshake: Handshake | None = handshake
+        self.initiator = isinstance(handshake, InitiatorHandshake)
+        self.limits = limits
+        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
+        self.state = "handshaking"  # -> "established" -> "closed" (an error was sent or received)
+        self.version: int | None = None
+        self.features: frozenset[str] = frozenset()
+        self.peer_environment: Environment | None = None
+        self.peer_role: str | None = None  # the role the initiator said in its hello
+        self.peer_name: str | None = None
+        self.peer_error: Error | None = None  # the error the peer ended the connection with
+        # The catalogue's sender names: ours, and whom we may hear from (None: not checked).
+        self.sender: str | None
+        self.peers: tuple[str, ...] | None
+        if isinstance(handshake, InitiatorHandshake):
+            # An initiator checks what it sends; what it hears it cannot check as strictly: it
+            # cannot tell a center from a worker (or any other server) by the handshake.
+            self.sender = SENDER_OF_ROLE.get(handshake.role)
+            self.peers = None
+        else:
+            self.sender = who if who in ("center", "worker") else None
+            self.peers = None  # known from the hello
+        self._ready: collections.deque[list] = collections.deque()
+        self._outgoing: list = []
+        self._queued: list[Message] = []
+        if isinstance(handshake, InitiatorHandshake):
+            self._send_own(handshake.start())
+
+    @property
+    def established(self) -> bool:
+        return self.state == "established"
+
+    # -- receiving -------------------------------------------------------------------------
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        return self.decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """``nbytes`` were written into the last ``get_buffer``; ``next_batch`` takes them."""
+        self._ready.extend(self.decoder.buffer_updated(nbytes, 1))
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Message]:
+        """Feed bytes; returns the messages of every batch they complete (the h11 way)."""
+        view = memoryview(data).cast("B")
+        messages: list[Message] = []
+        while view.nbytes:
+            target = self.get_buffer()
+            n = min(target.nbytes, view.nbytes)
+            target[:n] = view[:n]
+            view = view[n:]
+            self.buffer_updated(n)
+            while (batch := self.next_batch()) is not None:
+                messages.extend(batch)
+        return messages
+
+    def next_batch(self) -> list[Message] | None:
+        """The messages of the next complete batch ([] for one the handshake consumed), or None
+        when no batch is complete or the connection is closed."""
+        if self.state == "closed":
+            return None
+        if self._ready:
+            frames = self._ready.popleft()
+        else:
+            parsed = self.decoder.parse_buffered(1)
+            if not parsed:
+                return None
+            frames = parsed[0]
+        return self._received(decode_batch(frames))
+
+    def _received(self, messages: list[Message]) -> list[Message]:
+        handshake = self.handshake
+        if handshake is not None:
+            for i, msg in enumerate(messages):
+                self._send_own(handshake.receive(msg))  # a ProtocolError ends the connection
+                if handshake.done:
+                    self._established(handshake)
+                    if i + 1 < len(messages):
+                        # The peer could not know our limits had risen yet: it broke the rule
+                        # that the handshake's last message travels alone.
+                        raise HandshakeError(f"{len(messages) - i - 1} message(s) behind "
+                                             f"{msg.op!r} in its batch: the handshake's last "
+                                             f"message travels in a batch of its own")
+                    break
+            return []
+        for i, msg in enumerate(messages):
+            kind = type(msg)
+            if kind is Error:  # the last thing a peer sends
+                self.peer_error = msg
+                self.state = "closed"
+                return messages[:i]
+            if kind in HANDSHAKE_MESSAGES:
+                raise HandshakeError(f"{msg.op!r} after the handshake completed")
+            self._check_incoming(msg)
+        return messages
+
+    def _established(self, handshake: Handshake) -> None:
+        self.handshake = None
+        self.state = "established"
+        self.version = handshake.version
+        self.features = handshake.features
+        self.peer_environment = handshake.peer_environment
+        if isinstance(handshake, AcceptorHandshake):
+            self.peer_role, self.peer_name = handshake.role, handshake.name
+            sender = SENDER_OF_ROLE.get(handshake.role or "")
+            self.peers = (sender,) if sender and self.sender else None
+        self.decoder.limits = self.limits
+
+    def _check_incoming(self, msg: Message) -> None:
+        if self.peers is not None and self.sender is not None:
+            allowed = [f"{peer}->{self.sender}" for peer in self.peers]
+            if not any(d in allowed or d == "any->any" for d in msg.direction):
+                raise InvalidMessage(f"op {msg.op!r} is not sent by {'/'.join(self.peers)}s "
+                                     f"to {self.sender}s")
+        # What belongs to a feature we did not agree is what an older peer would reject as
+        # unknown: rejecting it here too keeps peers honest about what they announce.
+        if msg.feature is not None or msg.gated_fields:
+            missing = msg.features_used() - self.features
+            if missing:
+                raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
+                                     f"{sorted(missing)}, not agreed on this connection")
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, *messages: Message) -> None:
+        """Queue messages for the next ``data_to_send``; raises ``LocalProtocolError`` (and
+        queues none of them) for one the protocol does not allow here."""
+        if self.state != "established":
+            raise LocalProtocolError(
+                "cannot send before the handshake completed" if self.state == "handshaking"
+                else "cannot send on a connection that ended with an error")
+        for msg in messages:
+            self._check_outgoing(msg)
+        self._queued.extend(messages)
+
+    def _check_outgoing(self, msg: Message) -> None:
+        kind = type(msg)
+        if kind in HANDSHAKE_MESSAGES:
+            raise LocalProtocolError(f"{msg.op!r} is the handshake's own; it is sent for you")
+        if kind is Error:
+            raise LocalProtocolError("an error ends the connection: use send_error")
+        if self.sender is not None and not any(
+                d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
+            raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
+                                     f"{', '.join(msg.direction)})", "invalid-message")
+        if msg.feature is not None or msg.gated_fields:
+            missing = msg.features_used() - self.features
+            if missing:
+                raise LocalProtocolError(
+                    f"{msg.op!r} needs the protocol feature(s) {sorted(missing)}, which the "
+                    f"peer did not announce (check the connection's features first)",
+                    "invalid-message")
+
+    def send_error(self, error: ProtocolError) -> None:
+        """Queue the ``error`` message that ends the connection, in place of anything queued
+        and not yet taken; nothing can be sent after it."""
+        if self.state == "closed":
+            return  # the connection already ended (with our error or the peer's)
+        self._queued.clear()
+        self._send_own([Error(code=error.code, message=error.message)])
+        self.state = "closed"
+
+    def _send_own(self, messages: list[Message]) -> None:
+        """The connection's own messages (handshake steps, the final error): each step in a
+        batch of its own, ahead of anything queued, so its size fits the peer's
+        unauthenticated limits."""
+        if messages:
+            self._outgoing.extend(coalesce(encode_frames(encode_batch(messages))))
+
+    def data_to_send(self) -> list:
+        """The buffers to write, in order; everything queued since the last call."""
+        out, self._outgoing = self._outgoing, []
+        if self._queued:
+            messages, self._queued = self._queued, []
+            for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH):
+                out.extend(coalesce(encode_frames(frames)))
+        return out
+
+    @property
+    def wants_to_send(self) -> bool:
+        return bool(self._outgoing or self._queued)
+
+    def release(self) -> None:
+        """Drop the buffers of a connection that is over (a small decoder takes their place,
+        for bytes that still arrive and are dropped)."""
+        self.handshake = None
+        self._ready.clear()
+        self._queued = []
+        self._outgoing = []
+        self.decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
+
