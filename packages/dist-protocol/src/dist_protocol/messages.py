@@ -460,5 +460,6 @@ def describe_records() -> dict[str, dict]:
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type)
            and (issubclass(obj, Message) or obj in (TaskSpec, Environment))]
-__all__ += ["OPS", "RECORDS", "downgrade", "encode_batch", "decode_batch", "describe_ops", "describe_records"]
+__all__ += ["OPS", "RECORDS", "downgrade", "encode_batch", "decode_batch", "describe_ops",
+            "describe_records"]
 _ = dataclasses
