@@ -191,7 +191,7 @@ def test_metrics_text_is_valid_and_counts():
             cluster.finish(key, start=1.0, stop=1.02)
     cluster.step(WorkerSent("tcp-a:1", Heartbeat(metrics={
         "memory": 5_000, "in_flight": 2, "managed": 3_000, "unmanaged": 2_000,
-        "spilled": 7_000, "spilled_disk": 6_000})))
+        "spilled": 7_000, "spilled_disk": 6_000, "spill_written": 9_000, "spill_read": 1})))
     text = prometheus.render(cluster.state, started=123.0)
     families = parse_exposition(text)
     assert families["dist_tasks"]["samples"]['dist_tasks{state="memory"}'] == 4
@@ -217,7 +217,9 @@ def test_metrics_text_is_valid_and_counts():
     for family, value in (("dist_worker_memory_managed_bytes", 3_000),
                           ("dist_worker_memory_unmanaged_bytes", 2_000),
                           ("dist_worker_memory_spilled_bytes", 7_000),
-                          ("dist_worker_spilled_disk_bytes", 6_000)):
+                          ("dist_worker_spilled_disk_bytes", 6_000),
+                          ("dist_worker_spill_written_bytes_total", 9_000),
+                          ("dist_worker_spill_read_bytes_total", 1)):
         assert families[family]["samples"][family + alpha] == value, family
     assert families["dist_messages_handled_total"]["samples"][
         "dist_messages_handled_total"] == cluster.state.messages_handled

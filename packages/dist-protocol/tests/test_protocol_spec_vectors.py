@@ -98,7 +98,9 @@ def test_message_vector(case):
     again = encode_batch(messages)
     expected = from_json(case.get("reencoded", case["decoded"]))
     assert msgpack.unpackb(again[0], raw=False) == expected, REGENERATE_HINT
-    assert [bytes(f) for f in again[1:]] == frames[1:]
+    plain = [bytes.fromhex(f) for f in case["reencoded_frames"]] if "reencoded_frames" in case \
+        else frames[1:]  # compressed frames are handed on decompressed
+    assert [bytes(f) for f in again[1:]] == plain
     assert (bytes(again[0]) == frames[0]) == case["canonical"], REGENERATE_HINT
     # What the re-encoding says is what a receiver of it decodes.
     assert decode_batch(again) == messages

@@ -12,18 +12,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
+import dataclasses
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
-from .addresses import format_address, parse_address
+from .addresses import format_address, is_loopback_host, parse_address
+from .compression import compress_payload
 from .connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH, Connection
 from .environment import local_environment
 from .errors import CommClosedError, HandshakeError, ProtocolError
 from .features import default_features
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
 from .handshake import AcceptorHandshake, InitiatorHandshake
-from .messages import Environment, Error, Message
+from .messages import Data, Environment, Error, Message, PutData
 
 log = logging.getLogger("dist.comm")
 
@@ -90,6 +92,27 @@ def run(main: Awaitable) -> object:
 
 
 
+def _between_hosts(address: str) -> bool:
+    """Whether ``address`` is another host's (not loopback, not an in-memory peer's "?")."""
+    try:
+        _, host, _ = parse_address(address)
+    except ValueError:
+        return False
+    return not is_loopback_host(host)
+
+
+def compressed(msg: Message) -> Message:
+    """``msg`` with the payloads of the bulk data ops (``data``, ``put-data``) compressed
+    where that pays; other messages as they are."""
+    kind = type(msg)
+    if kind is not Data and kind is not PutData or not msg.data:
+        return msg
+    data = {key: compress_payload(payload) for key, payload in msg.data.items()}
+    if all(data[key] is payload for key, payload in msg.data.items()):
+        return msg
+    return dataclasses.replace(msg, data=data)
+
+
 class Comm:
     """One connection: batched ``send``, ``recv`` or a handler for what arrives, ``close``."""
 
@@ -104,6 +127,8 @@ class Comm:
         self.peer_name: str | None = None
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()  # the optional features both sides announced
+        self.compresses = False  # data sent is lz4-compressed where it pays (_handshake_done)
+        self.compresses = False  # data sent is lz4-compressed where it pays (see _handshake_step)
         self.peer_environment: Environment | None = None  # what the peer said it runs
         self.established = False  # the handshake completed
         self.closed: asyncio.Future = loop.create_future()
@@ -137,6 +162,8 @@ class Comm:
         if self.closed.done():
             raise CommClosedError(f"connection to {self.peer_address} is closed"
                                   + (f": {self.close_reason}" if self.close_reason else ""))
+        if self.compresses:
+            messages = tuple(map(compressed, messages))
         self.connection.send(*messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -235,6 +262,8 @@ class Comm:
     def _handshake_done(self) -> None:
         connection = self.connection
         self.version, self.features = connection.version, connection.features
+        # Between hosts only: on loopback a compressor costs more than the copy saves.
+        self.compresses = "compression" in self.features and _between_hosts(self.peer_address)
         self.peer_environment = connection.peer_environment
         if connection.peer_role is not None:
             self.peer_role, self.peer_name = connection.peer_role, connection.peer_name

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from . import compression
+
 # name -> what a peer that announces it implements. spec/ is generated from this.
 FEATURES: dict[str, str] = {
     "scatter-done": "the center takes `scatter-done` from clients (the keys a scatter stored "
@@ -25,7 +27,11 @@ FEATURES: dict[str, str] = {
     "pickled-exceptions": "reads the pickled exception in `task-erred` (`exception`): Python "
                           "clients, and the center, which passes it on; peers that do not "
                           "announce it get the error as text only",
+    "compression": "payloads may carry `compression`: frames sent as lz4 blocks (see "
+                   "Payloads); a peer announces it only where it can decompress them",
 }
+# Features this process can only implement with an optional library.
+_NEEDS = {"compression": compression.available}
 
 # Announce fewer features than this package implements, e.g. to behave as an older release
 # would during a rolling upgrade: a comma-separated list of names (empty: none).
@@ -38,13 +44,13 @@ def default_features(environ: dict[str, str] | None = None) -> frozenset[str]:
     env = os.environ if environ is None else environ
     raw = env.get(FEATURES_ENV)
     if raw is None:
-        return frozenset(FEATURES)
+        return frozenset(name for name in FEATURES if name not in _NEEDS or _NEEDS[name]())
     names = {name.strip() for name in raw.split(",") if name.strip()}
     unknown = sorted(names - FEATURES.keys())
     if unknown:
         raise ValueError(f"{FEATURES_ENV} names unknown protocol features {unknown}; "
                          f"known: {sorted(FEATURES)}")
-    return frozenset(names)
+    return frozenset(name for name in names if name not in _NEEDS or _NEEDS[name]())
 
 
 def agree(ours: Iterable[str], theirs: Iterable[str] | None) -> frozenset[str]:

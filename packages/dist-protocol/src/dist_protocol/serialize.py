@@ -48,11 +48,14 @@ class KeyRef:
 class Payload:
     """A serialized value: a serializer name and its frames (bytes-like objects)."""
 
-    __slots__ = ("serializer", "frames")
+    __slots__ = ("serializer", "frames", "compression")
 
     def __init__(self, serializer: str, frames: list):
         self.serializer = serializer
         self.frames = frames
+        # Per frame, the codec it is compressed with on the wire (None: plain), or None when
+        # no frame is; only while crossing a connection (see ``compression.py``).
+        self.compression: list | None = None
 
     @property
     def nbytes(self) -> int:

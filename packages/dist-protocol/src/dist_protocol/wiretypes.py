@@ -14,6 +14,7 @@ import typing
 from typing import Any, Union
 from collections.abc import Callable
 
+from .compression import decompress_frames
 from .errors import InvalidMessage, InvalidPayload
 from .serialize import SERIALIZERS, Payload
 
@@ -68,6 +69,9 @@ def _payload_converter(value: Any, frames: list) -> Payload:
         if type(i) is not int or not 1 <= i < n:
             raise InvalidMessage(f"payload frame index {i!r} is not a frame of this batch")
         out.append(frames[i])
+    codecs = value.get("compression")
+    if codecs is not None:  # the compression feature: frames arrive compressed, go on plain
+        out = decompress_frames(out, codecs)
     return Payload(serializer, out)
 
 
@@ -79,6 +83,8 @@ def _payload_encoder(value: Payload, frames: list, seen: dict) -> dict:
         frames.extend(value.frames)
         ref = seen[id(value)] = {"serializer": value.serializer,
                                  "frames": list(range(start, len(frames)))}
+        if value.compression is not None:
+            ref["compression"] = value.compression
     return ref
 
 

@@ -35,6 +35,10 @@ def main() -> None:
 
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
+# Set for the worker process unless already set, as dask's nanny does: glibc then returns freed
+# memory to the system above 64 kB instead of 128 kB+ (which it raises as it goes), so the RSS
+# the memory limits watch falls when results are released.
+CHILD_ENVIRONMENT = {"MALLOC_TRIM_THRESHOLD_": "65536"}
 
 
 def _log_level(value: str) -> str:
@@ -257,7 +261,8 @@ def supervise(args: list[str]) -> int:
     while True:
         started = time.monotonic()
         child = subprocess.Popen(command, preexec_fn=_die_with_parent,
-                                 env={**os.environ, "DIST_NANNY_PID": str(os.getpid())})
+                                 env={**CHILD_ENVIRONMENT, **os.environ,
+                                      "DIST_NANNY_PID": str(os.getpid())})
         code = _wait(child)
         if stopping or code == 0:
             return 0

@@ -15,8 +15,10 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,24 @@ log = logging.getLogger("dist.worker")
 MEMORY_INTERVAL = 0.1  # seconds between looks at the process's memory
 SPILL_BUDGET = 0.5  # seconds of spilling per look, so heartbeats and requests go on
 RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
+RELEASE_INTERVAL = 1.0  # seconds between asking allocators to give back what they keep
+
+
+def release_unused_memory() -> None:
+    """Ask the allocators that keep freed memory for reuse to give it back to the system:
+    pyarrow's pool (reading parquet leaves ~100 MB there) and glibc's heap. A worker paused
+    for memory that its results no longer hold would otherwise wait for ever."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        try:
+            pyarrow.default_memory_pool().release_unused()
+        except Exception:  # noqa: BLE001 -- best effort: an old pyarrow lacks it
+            pass
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim this way
+            pass
 
 
 class Monitor:
@@ -39,6 +59,7 @@ class Monitor:
         self.worker = worker
         self._unmanaged_warned = False
         self._terminate_warned = False
+        self._released_at = 0.0
         try:
             import psutil
             self._process = psutil.Process(os.getpid())
@@ -73,7 +94,8 @@ class Monitor:
         metrics.update(memory=rss, cpu=self.cpu(), nthreads=worker.nthreads,
                        memory_limit=worker.memory_limit, managed=managed,
                        unmanaged=max(0, rss - managed), spilled=store.spilled,
-                       spilled_disk=store.spilled_disk, spill_count=store.spilled_count)
+                       spilled_disk=store.spilled_disk, spill_count=store.spilled_count,
+                       spill_written=store.slow.bytes_written, spill_read=store.slow.bytes_read)
         if store.spill_error is not None:
             metrics["spill_error"] = store.spill_error
         return metrics
@@ -89,6 +111,13 @@ class Monitor:
         store.spill_to_target()  # also tries a failed disk again, once it is time to
         if spill is not None and rss > spill:
             rss = self._spill_by_process_memory(rss, target if target is not None else spill)
+        if (spill is not None and rss > spill
+                and time.monotonic() - self._released_at > RELEASE_INTERVAL):
+            # Nothing (more) to spill, or not enough: what is left may be memory that
+            # allocators keep for reuse after the values in it were freed.
+            self._released_at = time.monotonic()
+            release_unused_memory()
+            rss = self.rss()
         pause = policy.bytes_at("pause")
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))

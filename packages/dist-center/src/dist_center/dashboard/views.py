@@ -63,6 +63,8 @@ def worker_rows(state: CenterState) -> list[dict[str, Any]]:
             "unmanaged": metric(metrics, "unmanaged"),
             "spilled": metric(metrics, "spilled"),
             "spilled_disk": metric(metrics, "spilled_disk"),
+            "spill_written": metric(metrics, "spill_written"),  # bytes, since the worker began
+            "spill_read": metric(metrics, "spill_read"),
             "cpu": metric(metrics, "cpu", float),  # percent of one core
             "executing": metric(metrics, "executing"),
             "ready": metric(metrics, "ready"),
