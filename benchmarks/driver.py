@@ -93,7 +93,7 @@ class ExecutorAdapter:
         try:
             found = who_has([future])
             addresses = next(iter(found.values())) if found else []
-        except Exception:
+        except Exception:  # noqa: BLE001 -- any failure means: no answer
             return None
         return {self.place_of_worker(a) for a in addresses}
 

@@ -157,7 +157,7 @@ def targets(doc) -> list[dict]:
     raw_rate = (workload(doc, "dist", "w2w") or {}).get("raw_socket_mb_s")
     if raw_rate is None and raw.get("status") == "ok":
         raw_rate = raw.get("fresh_buffer_mb_s")
-    dist = lambda key: value(doc, "dist", key)  # noqa: E731
+    dist = lambda key: value(doc, "dist", key)
 
     def ratio(a, b):
         return None if a is None or b is None or b == 0 else a / b

@@ -154,7 +154,7 @@ class SystemRun:
         except KeyboardInterrupt:
             self.out["status"] = "interrupted"
             raise
-        except Exception as exc:  # a cluster that will not start: the rest cannot run
+        except Exception as exc:  # noqa: BLE001 -- a cluster that will not start: the rest cannot run
             self.out["status"] = "error"
             self.out["reason"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -190,7 +190,7 @@ class SystemRun:
             self.out["memory"]["idle"] = self.measure_rss()
         except WorkloadFailed as failed:
             self.fail("startup", failed)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- reported as the workload's failure
             self.fail("startup", WorkloadFailed("error", f"{type(exc).__name__}: {exc}"))
         finally:
             driver.finish()

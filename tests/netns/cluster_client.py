@@ -167,7 +167,7 @@ def main() -> int:
     try:
         with Executor(config["center"], timeout=config.get("connect_timeout", 10)) as e:
             scenario(e, config)
-    except Exception as exc:  # the test asserts on what failed, so say it and exit
+    except Exception as exc:  # noqa: BLE001 -- the test asserts on what failed, so say it and exit
         report(error=type(exc).__name__, message=str(exc))
         return 1
     return 0

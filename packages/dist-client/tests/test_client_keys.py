@@ -42,5 +42,5 @@ def test_arrays_hash_by_content():
 
 
 def test_lambdas_hash_by_code():
-    f = lambda x: x + 1  # noqa: E731
+    f = lambda x: x + 1
     assert task_key(f, (1,), {}) == task_key(f, (1,), {})

@@ -171,5 +171,5 @@ def test_an_unauthenticated_decoder_stays_small():
 
 def test_limits_for_options_refuses_a_batch_limit_below_the_frame_limit():
     assert Limits.for_options(10, 100).max_batch_bytes == 200
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="below the frame limit"):
         Limits.for_options(10, 100, 50)

@@ -164,7 +164,7 @@ def test_arguments_that_fail_to_unpickle_err_with_what_unpickling_raised():
 
 def test_arguments_from_a_module_the_worker_lacks_err_with_its_name():
     module = types.ModuleType("only_on_the_client")
-    exec("class Thing:\n    pass\n", module.__dict__)
+    exec("class Thing:\n    pass\n", module.__dict__)  # noqa: S102 -- a module only here
     sys.modules["only_on_the_client"] = module
     try:
         frames = [pickle.dumps([[module.Thing()], {}], protocol=5)]

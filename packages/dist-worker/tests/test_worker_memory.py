@@ -77,7 +77,7 @@ def test_a_policy_turns_fractions_into_bytes_and_off_stays_off():
 
 def test_sizes_with_units():
     assert parse_bytes("2kib") == 2048
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="as a size"):
         parse_bytes("")
 
 

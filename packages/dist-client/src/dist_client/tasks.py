@@ -66,7 +66,7 @@ class TaskBuilder:
 def _dump_function(func: Any) -> Payload:
     try:
         return dumps_function(func)
-    except Exception as exc:  # noqa: BLE001 -- reported with the function's name
+    except Exception as exc:  # reported with the function's name
         raise SerializationError(
             f"cannot pickle the function {_describe(func)} to send it to the workers: "
             f"{type(exc).__name__}: {exc} (a function that holds a lock, socket or open "

@@ -341,7 +341,7 @@ class Comm:
         for callback in callbacks:
             try:
                 callback(self)
-            except Exception:  # noqa: BLE001 -- one bad callback must not hide the others
+            except Exception:  # one bad callback must not hide the others
                 log.exception("error in close callback of %r", self)
         self._let_go()
 
@@ -395,7 +395,7 @@ class _StreamProtocol(asyncio.BufferedProtocol):
             comm._receive(nbytes)
         except ProtocolError as exc:
             comm.abort(exc)
-        except Exception as exc:  # noqa: BLE001 -- a bug handling one peer must not stop the server
+        except Exception as exc:  # a bug handling one peer must not stop the server
             log.exception("internal error handling a message from %s", comm.peer_address)
             comm.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
                                      "internal-error"))

@@ -420,7 +420,7 @@ def decode_batch(frames: list) -> list[Message]:
     """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed."""
     try:
         wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # msgpack raises several types for bad input
+    except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:
         raise InvalidMessage("frame 0 must be a msgpack list of message maps")

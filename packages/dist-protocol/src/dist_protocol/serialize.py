@@ -153,7 +153,7 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
             return pickle.loads(frames[0], buffers=frames[1:])
     except SerializationError:
         raise
-    except BaseException as exc:  # noqa: BLE001 -- also SystemExit from a __reduce__/__setstate__:
+    except BaseException as exc:  # also SystemExit from a __reduce__/__setstate__:
         # whoever deserializes (a client's I/O thread, a worker's loop) must survive it.
         raise SerializationError(f"cannot deserialize {name} payload: "
                                  f"{type(exc).__name__}: {exc}") from exc
