@@ -15,7 +15,8 @@ import copy
 import dataclasses
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 from .addresses import format_address, is_loopback_host, parse_address
 from .compression import compress_payload
@@ -24,7 +25,8 @@ from .environment import local_environment
 from .errors import CommClosedError, HandshakeError, ProtocolError
 from .features import default_features
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
-from .handshake import AcceptorHandshake, InitiatorHandshake
+from .handshake import (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake,
+                        InitiatorHandshake)
 from .messages import Data, Environment, Error, Message, PutData
 
 log = logging.getLogger("dist.comm")
@@ -85,7 +87,7 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*SERVER_GC_THRESHOLDS)
 
 
-def run(main: Awaitable) -> object:
+def run(main: Coroutine[Any, Any, Any]) -> object:
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
 
@@ -128,21 +130,20 @@ class Comm:
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()  # the optional features both sides announced
         self.compresses = False  # data sent is lz4-compressed where it pays (_handshake_done)
-        self.compresses = False  # data sent is lz4-compressed where it pays (see _handshake_step)
         self.peer_environment: Environment | None = None  # what the peer said it runs
         self.established = False  # the handshake completed
-        self.closed: asyncio.Future = loop.create_future()
+        self.closed: asyncio.Future[Any] = loop.create_future()
         self.close_reason: str | None = None
         self.abort_error: ProtocolError | None = None  # what we closed the connection for
         self.peer_error: Error | None = None  # what the peer closed the connection for
         self._flush_scheduled = False
         self._inbox: collections.deque[Message] = collections.deque()
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[Any] | None = None
         self._handler: Handler | None = None
         self._on_close: list[Callable[[Comm], None]] = []
         self._write_paused = False
-        self._drain_waiters: list[asyncio.Future] = []
-        self._handshake_finished: asyncio.Future | None = loop.create_future()
+        self._drain_waiters: list[asyncio.Future[Any]] = []
+        self._handshake_finished: asyncio.Future[Any] | None = loop.create_future()
 
     def __repr__(self) -> str:
         return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
@@ -178,7 +179,7 @@ class Comm:
     def send_threadsafe(self, *messages: Message) -> None:
         self.loop.call_soon_threadsafe(self._send_quietly, messages)
 
-    def _send_quietly(self, messages: tuple) -> None:
+    def _send_quietly(self, messages: tuple[Any, ...]) -> None:
         if not self.closed.done():
             self.send(*messages)
 
@@ -461,8 +462,8 @@ async def connect(address: str, *, role: str, token: str | None = None,
         raise ValueError(f"{address} is a TLS address: give a TLS certificate and CA "
                          "(--tls-cert/--tls-key/--tls-ca)")
     loop = asyncio.get_running_loop()
-    kwargs = {"versions": versions} if versions else {}
-    handshake = InitiatorHandshake(role, token=token, name=name, **kwargs,
+    handshake = InitiatorHandshake(role, token=token, name=name,
+                                   versions=versions or (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
                                    features=default_features() if features is None else features,
                                    environment=local_environment())
     comm = Comm(loop, Connection(handshake, limits=limits))
@@ -497,7 +498,7 @@ class Listener:
     def __init__(self, server: asyncio.AbstractServer, address: str):
         self.server = server
         self.address = address
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def port(self) -> int:

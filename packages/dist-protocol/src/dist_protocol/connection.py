@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 
+from typing import Any
+
 from .errors import HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
 from .handshake import AcceptorHandshake, InitiatorHandshake
@@ -39,10 +41,10 @@ SENDER_OF_ROLE = {"client": "client", "worker": "worker", "peer": "worker"}
 Handshake = InitiatorHandshake | AcceptorHandshake
 
 
-def coalesce(buffers: Iterable) -> list:
+def coalesce(buffers: Iterable[Any]) -> list[Any]:
     """Join runs of small buffers into one; large ones pass unchanged (never copied)."""
-    out: list = []
-    pending: list = []
+    out: list[Any] = []
+    pending: list[Any] = []
     for buf in buffers:
         if memoryview(buf).nbytes >= COALESCE_BELOW:
             if pending:
@@ -88,8 +90,8 @@ class Connection:
         else:
             self.sender = who if who in ("center", "worker") else None
             self.peers = None  # known from the hello
-        self._ready: collections.deque[list] = collections.deque()
-        self._outgoing: list = []
+        self._ready: collections.deque[list[Any]] = collections.deque()
+        self._outgoing: list[Any] = []
         self._queued: list[Message] = []
         if isinstance(handshake, InitiatorHandshake):
             self._send_own(handshake.start())
@@ -151,7 +153,7 @@ class Connection:
             return []
         for i, msg in enumerate(messages):
             kind = type(msg)
-            if kind is Error:  # the last thing a peer sends
+            if isinstance(msg, Error):  # the last thing a peer sends
                 self.peer_error = msg
                 self.state = "closed"
                 return messages[:i]
@@ -232,7 +234,7 @@ class Connection:
         if messages:
             self._outgoing.extend(coalesce(encode_frames(encode_batch(messages))))
 
-    def data_to_send(self) -> list:
+    def data_to_send(self) -> list[Any]:
         """The buffers to write, in order; everything queued since the last call."""
         out, self._outgoing = self._outgoing, []
         if self._queued:

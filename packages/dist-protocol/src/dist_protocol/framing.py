@@ -19,6 +19,8 @@ import mmap
 import struct
 from collections.abc import Sequence
 
+from typing import Any
+
 from .errors import FramingError, LimitExceeded
 
 U64 = struct.Struct("<Q")
@@ -89,7 +91,7 @@ def staging_size(limits: Limits) -> int:
     return min(STAGING_SIZE, 8 * (limits.max_frames + 1) + limits.max_batch_bytes)
 
 
-def encode_frames(frames: Sequence[bytes | bytearray | memoryview]) -> list:
+def encode_frames(frames: Sequence[bytes | bytearray | memoryview]) -> list[Any]:
     """The buffers to write for one batch: a header, then the frames themselves, unjoined."""
     if not frames:
         raise FramingError("a batch needs at least one frame")
@@ -112,7 +114,7 @@ class FrameDecoder:
         self._end = 0
         self._lengths: list[int] | None = None
         self._nframes: int | None = None
-        self._frames: list = []
+        self._frames: list[Any] = []
         self._direct: bytearray | mmap.mmap | None = None
         self._direct_filled = 0
         self._direct_length = 0
@@ -140,7 +142,7 @@ class FrameDecoder:
             self._make_room(len(self._buf) // 2 or 1)
         return memoryview(self._buf)[self._end:]
 
-    def buffer_updated(self, nbytes: int, max_batches: int | None = None) -> list[list]:
+    def buffer_updated(self, nbytes: int, max_batches: int | None = None) -> list[list[Any]]:
         """Account for ``nbytes`` written into the last ``get_buffer``; returns the batches
         they complete, at most ``max_batches`` (the rest stay buffered: ``parse_buffered``)."""
         if self._direct is not None:
@@ -153,7 +155,7 @@ class FrameDecoder:
             self._end += nbytes
         return self._parse(max_batches)
 
-    def parse_buffered(self, max_batches: int | None = None) -> list[list]:
+    def parse_buffered(self, max_batches: int | None = None) -> list[list[Any]]:
         """Batches complete in what is already buffered, under the current limits.
 
         During the handshake the comm takes one batch at a time and calls this after each:
@@ -163,10 +165,10 @@ class FrameDecoder:
             return []
         return self._parse(max_batches)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[list]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[list[Any]]:
         """Decode ``data``; returns every batch it completes (a list of frame lists)."""
         view = memoryview(data).cast("B")
-        batches: list[list] = []
+        batches: list[list[Any]] = []
         while view.nbytes:
             target = self.get_buffer()
             n = min(target.nbytes, view.nbytes)
@@ -206,8 +208,8 @@ class FrameDecoder:
             self._start = self._end = 0
         return chunk
 
-    def _parse(self, max_batches: int | None = None) -> list[list]:
-        batches: list[list] = []
+    def _parse(self, max_batches: int | None = None) -> list[list[Any]]:
+        batches: list[list[Any]] = []
         while max_batches is None or len(batches) < max_batches:
             limits = self._limits
             if self._nframes is None:

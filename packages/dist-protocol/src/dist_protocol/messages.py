@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -32,15 +33,16 @@ class Message:
     _decode: ClassVar[Any]
     _encode: ClassVar[Any]
 
-    def to_wire(self, frames: list, seen: dict | None = None) -> dict:
+    def to_wire(self, frames: list[Any], seen: dict[Any, Any] | None = None) -> dict[Any, Any]:
         """The msgpack map for this message; payload frames are appended to ``frames``."""
-        out = type(self)._encode(self, frames, {} if seen is None else seen)
+        out: dict[Any, Any] = type(self)._encode(self, frames, {} if seen is None else seen)
         out["op"] = self.op
         return out
 
     @classmethod
-    def from_wire(cls, value: dict, frames: list) -> Message:
-        return cls._decode(value, frames)
+    def from_wire(cls, value: dict[Any, Any], frames: list[Any]) -> Message:
+        decoded: Message = cls._decode(value, frames)
+        return decoded
 
     def features_used(self) -> set[str]:
         """The features this message needs agreed on its connection (see ``features``)."""
@@ -53,8 +55,14 @@ class Message:
         return used
 
 
-def message(op: str, *direction: str, since: int = 1, feature: str | None = None):
-    def register(cls):
+M = TypeVar("M", bound=type)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field, wire_field))
+def message(op: str, *direction: str, since: int = 1,
+            feature: str | None = None) -> Callable[[M], M]:
+    """Register a message class: a frozen dataclass whose annotations are its wire fields."""
+    def register(cls: Any) -> Any:
         cls = dataclass(frozen=True, slots=True)(cls)
         cls.op, cls.direction, cls.since, cls.feature = op, direction, since, feature
         cls.fields = field_specs(cls)
@@ -82,8 +90,8 @@ class TaskSpec:
     priority: int = 0
     workers: list[str] | None = None
     allow_other_workers: bool = False
-    resources: dict[str, float] | None = wire_field(None, minimum=0)
-    retries: int = wire_field(0, minimum=0)
+    resources: dict[str, float] | None = wire_field(default=None, minimum=0)
+    retries: int = wire_field(default=0, minimum=0)
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
 
 
@@ -105,7 +113,7 @@ class Hello(Message):
     max_version: int
     role: str = wire_field(values=("client", "worker", "peer"))
     name: str | None = None
-    nonce: bytes | None = wire_field(None, length=32)  # random, fresh per connection
+    nonce: bytes | None = wire_field(default=None, length=32)  # random, fresh per connection
     features: list[str] | None = None  # the optional features this side implements
     environment: Environment | None = None  # what this side runs
 
@@ -114,8 +122,8 @@ class Hello(Message):
 class Welcome(Message):
     version: int
     auth: bool
-    nonce: bytes | None = wire_field(None, length=32)  # with auth: random, fresh per connection
-    proof: bytes | None = wire_field(None, length=32)  # with auth: HMAC-SHA256
+    nonce: bytes | None = wire_field(default=None, length=32)  # with auth: random, fresh
+    proof: bytes | None = wire_field(default=None, length=32)  # with auth: HMAC-SHA256
     features: list[str] | None = None  # the optional features this side implements
     environment: Environment | None = None  # what this side runs
 
@@ -154,7 +162,7 @@ class Release(Message):
 class Cancel(Message):
     keys: list[str]
     # Only the keys whose tasks have not started (not running, not done): the others go on.
-    pending_only: bool = wire_field(False, feature="cancel-pending-only")
+    pending_only: bool = wire_field(default=False, feature="cancel-pending-only")
 
 
 @message("who-has", "client->center")
@@ -203,13 +211,13 @@ class ClusterInfoReply(Message):
 @message("replicate", "client->center")
 class Replicate(Message):
     keys: list[str]
-    n: int = wire_field(2, minimum=1)  # copies wanted on distinct workers
+    n: int = wire_field(default=2, minimum=1)  # copies wanted on distinct workers
 
 
 @message("restart", "client->center")
 class Restart(Message):
     id: int
-    timeout: float = wire_field(30.0, minimum=0)
+    timeout: float = wire_field(default=30.0, minimum=0)
 
 
 @message("restart-reply", "center->client")
@@ -223,7 +231,7 @@ class RestartReply(Message):
 @message("key-in-memory", "center->client")
 class KeyInMemory(Message):
     key: str
-    nbytes: int = wire_field(0, minimum=0)
+    nbytes: int = wire_field(default=0, minimum=0)
     type: str = ""
     workers: list[str] | None = None  # who holds it now, so a gather can skip asking who-has
     value: Payload | None = None  # a small value itself, for clients that asked (see submit)
@@ -254,7 +262,7 @@ class TaskErred(Message):
     message: str
     traceback: str = ""
     # the exception pickled, for Python clients
-    exception: Payload | None = wire_field(None, feature="pickled-exceptions")
+    exception: Payload | None = wire_field(default=None, feature="pickled-exceptions")
 
 
 # -- worker -> center --------------------------------------------------------------------------
@@ -264,7 +272,7 @@ class RegisterWorker(Message):
     address: str
     nthreads: int
     name: str | None = None
-    memory_limit: int = wire_field(0, minimum=0)
+    memory_limit: int = wire_field(default=0, minimum=0)
     keys: dict[str, int] = wire_field(default_factory=dict, minimum=0)  # held keys -> nbytes
     resources: dict[str, float] = wire_field(default_factory=dict, minimum=0)  # {"GPU": 2}
 
@@ -383,27 +391,27 @@ def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:
     cls = type(msg)
     changes = {name: (default() if callable(default) else default)
                for name, default, feature in cls.gated_fields if feature not in features}
-    return dataclasses.replace(msg, **changes) if changes else msg
+    return dataclasses.replace(msg, **changes) if changes else msg  # type: ignore[type-var]
 
 
 # -- batches -----------------------------------------------------------------------------------
 
-def encode_batch(messages: list[Message]) -> list:
+def encode_batch(messages: list[Message]) -> list[Any]:
     """Frames for one batch: frame 0 is the msgpack list, payload frames follow."""
-    frames: list = [b""]
-    seen: dict = {}
+    frames: list[Any] = [b""]
+    seen: dict[Any, Any] = {}
     wire = [m.to_wire(frames, seen) for m in messages]
     frames[0] = msgpack.packb(wire, use_bin_type=True)
     return frames
 
 
-def encode_batches(messages: list[Message], max_frames: int) -> list[list]:
+def encode_batches(messages: list[Message], max_frames: int) -> list[list[Any]]:
     """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
     frames, so a burst of messages never exceeds the receiver's frame-count limit."""
     batches = []
-    frames: list = [b""]
-    seen: dict = {}
-    wire: list = []
+    frames: list[Any] = [b""]
+    seen: dict[Any, Any] = {}
+    wire: list[Any] = []
     for m in messages:
         wire.append(m.to_wire(frames, seen))
         if len(frames) >= max_frames:
@@ -416,7 +424,7 @@ def encode_batches(messages: list[Message], max_frames: int) -> list[list]:
     return batches
 
 
-def decode_batch(frames: list) -> list[Message]:
+def decode_batch(frames: list[Any]) -> list[Message]:
     """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed."""
     try:
         wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
@@ -436,7 +444,7 @@ def decode_batch(frames: list) -> list[Message]:
     return out
 
 
-def describe_ops() -> dict[str, dict]:
+def describe_ops() -> dict[str, dict[Any, Any]]:
     """The catalogue as data, in the shape of spec/schema/messages.json."""
     return {
         op: {
@@ -452,7 +460,7 @@ def describe_ops() -> dict[str, dict]:
 RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment}
 
 
-def describe_records() -> dict[str, dict]:
+def describe_records() -> dict[str, dict[Any, Any]]:
     return {name: {f.name: f.describe() for f in field_specs(cls)}
             for name, cls in RECORDS.items()}
 

@@ -41,7 +41,7 @@ class KeyRef:
     def __hash__(self) -> int:
         return hash(("KeyRef", self.key))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[KeyRef], tuple[str]]:
         return (KeyRef, (self.key,))
 
 
@@ -50,7 +50,7 @@ class Payload:
 
     __slots__ = ("serializer", "frames", "compression")
 
-    def __init__(self, serializer: str, frames: list):
+    def __init__(self, serializer: str, frames: list[Any]):
         self.serializer = serializer
         self.frames = frames
         # Per frame, the codec it is compressed with on the wire (None: plain), or None when
@@ -92,14 +92,16 @@ def _msgpack_ext(code: int, data: bytes) -> Any:
 
 
 def msgpack_dumps(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, default=_msgpack_default, strict_types=False)
+    packed: bytes = msgpack.packb(obj, use_bin_type=True, default=_msgpack_default,
+                                  strict_types=False)
+    return packed
 
 
 def msgpack_loads(data: Any) -> Any:
     return msgpack.unpackb(data, raw=False, ext_hook=_msgpack_ext, strict_map_key=False)
 
 
-def _pickle_dumps(obj: Any) -> list:
+def _pickle_dumps(obj: Any) -> list[Any]:
     buffers: list[pickle.PickleBuffer] = []
     try:
         head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
@@ -164,10 +166,10 @@ def dumps_function(func: Any) -> Payload:
     return Payload("pickle", [cloudpickle.dumps(func, protocol=5)])
 
 
-def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
+def rebuild_exception(cls: type, args: tuple[Any, ...], state: dict[Any, Any]) -> BaseException:
     """An exception of type ``cls`` with these ``args`` and attributes, without calling its
     ``__init__`` (which may take other arguments than the ``args`` it left)."""
-    exc = cls.__new__(cls, *args)
+    exc: BaseException = cls.__new__(cls, *args)
     exc.args = args
     if state:
         exc.__dict__.update(state)
@@ -182,7 +184,7 @@ class _ExceptionParts:
     def __init__(self, exc: BaseException, with_state: bool):
         self.exc, self.with_state = exc, with_state
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         state = dict(getattr(self.exc, "__dict__", {})) if self.with_state else {}
         return (rebuild_exception, (type(self.exc), tuple(self.exc.args), state))
 

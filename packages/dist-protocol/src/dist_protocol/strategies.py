@@ -63,7 +63,7 @@ def _field_values(tp: Any, minimum: float | None = None) -> st.SearchStrategy:
         return st.dictionaries(st.text(max_size=8), _field_values(args[1]), max_size=3)
     if origin in (Union, types.UnionType):
         return st.one_of([st.none() if a is type(None) else _field_values(a) for a in args])
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _records(tp)
     raise TypeError(f"no strategy for {tp!r}")
 
@@ -79,7 +79,8 @@ def payloads() -> st.SearchStrategy:
 def _records(cls: type) -> st.SearchStrategy:
     """Instances of a message or record class; optional fields are sometimes left unset."""
     hints = typing.get_type_hints(cls)
-    required, optional = {}, {}
+    required: dict[str, st.SearchStrategy] = {}
+    optional: dict[str, st.SearchStrategy] = {}
     for f in dataclasses.fields(cls):
         has_default = (f.default is not dataclasses.MISSING
                        or f.default_factory is not dataclasses.MISSING)

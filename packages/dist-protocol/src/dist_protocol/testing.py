@@ -62,12 +62,13 @@ def spec_dir() -> Path:
                             f"{Path(__file__).parent} or {Path.cwd()}; set {SPEC_DIR_ENV}")
 
 
-def load_vectors(name: str) -> dict:
+def load_vectors(name: str) -> dict[Any, Any]:
     """``spec/vectors/<name>.json`` as data. Raises when the file is missing."""
     path = spec_dir() / "vectors" / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"spec vector file {path} is missing; {REGENERATE_HINT}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    vectors: dict[Any, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return vectors
 
 
 def to_json(value: Any) -> Any:
@@ -117,7 +118,7 @@ TRAILING = struct.pack("<Q", 2)[:5]
 
 
 def decode_in_chunks(data: bytes, limits: Limits = DEFAULT_LIMITS,
-                     chunk: int = 1) -> tuple[list, FrameDecoder]:
+                     chunk: int = 1) -> tuple[list[Any], FrameDecoder]:
     """Feed ``data`` to a new decoder ``chunk`` bytes at a time: (batches, the decoder)."""
     decoder = FrameDecoder(limits)
     batches = []
@@ -209,7 +210,7 @@ def decode_untrusted(data: bytes, limits: Limits = DEFAULT_LIMITS,
 # The properties the unit tests and the long fuzz run (fuzz/fuzz_decoder.py) both check, each
 # for one generated input.
 
-def check_message_maps(frames: list) -> None:
+def check_message_maps(frames: list[Any]) -> None:
     """Message-like maps are validated or refused with a validation code; what validation
     accepts, a sender re-encodes to the same messages."""
     try:
@@ -242,7 +243,8 @@ def check_handshakes(inputs: list[Message], token: str | None) -> None:
 def example_message(cls: type[Message], full: bool) -> Message:
     """A valid instance of ``cls``: only the required fields, or every field set to a value
     other than its default (``full=True``)."""
-    return _example_record(cls, full)
+    example: Message = _example_record(cls, full)
+    return example
 
 
 def _example_record(cls: type, full: bool) -> Any:
@@ -277,7 +279,7 @@ def _example_value(tp: Any, name: str, full: bool) -> Any:
         return {f"{name}-a": _example_value(args[1], name, full)}
     if origin in (Union, types.UnionType):
         return _example_value(next(a for a in args if a is not type(None)), name, full)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _example_record(tp, full)
     raise TypeError(f"no example for {tp!r}")
 
@@ -316,7 +318,7 @@ class MemoryTransport(asyncio.Transport):
         view = memoryview(data)
         step = self._chunk_size or len(data) or 1
         while view.nbytes and not self._lost:
-            target = self._protocol.get_buffer(view.nbytes)
+            target = memoryview(self._protocol.get_buffer(view.nbytes))
             n = min(target.nbytes, view.nbytes, step)
             target[:n] = view[:n]
             view = view[n:]

@@ -18,9 +18,9 @@ from .compression import decompress_frames
 from .errors import InvalidMessage, InvalidPayload
 from .serialize import SERIALIZERS, Payload
 
-Converter = Callable[[Any, list], Any]
+Converter = Callable[[Any, list[Any]], Any]
 # Encoders turn a Python value into its wire form, appending payload frames to ``frames``.
-Encoder = Callable[[Any, list, dict], Any]
+Encoder = Callable[[Any, list[Any], dict[Any, Any]], Any]
 
 _SCALARS: dict[type, tuple[str, tuple[type, ...]]] = {
     str: ("str", (str,)),
@@ -47,12 +47,12 @@ def type_name(tp: Any) -> str:
         return f"map<{type_name(args[1])}>"
     if origin in (Union, types.UnionType):
         return "|".join(type_name(a) for a in args if a is not type(None))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return tp.__name__
     raise TypeError(f"no wire type for {tp!r}")
 
 
-def _payload_converter(value: Any, frames: list) -> Payload:
+def _payload_converter(value: Any, frames: list[Any]) -> Payload:
     if type(value) is not dict:
         raise InvalidMessage("a payload must be a map with 'serializer' and 'frames'")
     serializer = value.get("serializer")
@@ -75,7 +75,7 @@ def _payload_converter(value: Any, frames: list) -> Payload:
     return Payload(serializer, out)
 
 
-def _payload_encoder(value: Payload, frames: list, seen: dict) -> dict:
+def _payload_encoder(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
     # The same payload object used by many messages in one batch travels once.
     ref = seen.get(id(value))
     if ref is None:
@@ -88,7 +88,7 @@ def _payload_encoder(value: Payload, frames: list, seen: dict) -> dict:
     return ref
 
 
-def _identity(value: Any, frames: list, seen: dict) -> Any:
+def _identity(value: Any, frames: list[Any], seen: dict[Any, Any]) -> Any:
     return value
 
 
@@ -101,7 +101,7 @@ def _wire_kinds(tp: Any) -> tuple[type, ...]:
     origin = typing.get_origin(tp)
     if origin is list:
         return (list,)
-    if tp is Payload or origin is dict or dataclasses.is_dataclass(tp):
+    if tp is Payload or origin is dict or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
         return (dict,)
     if origin in (Union, types.UnionType):
         return tuple(kind for a in typing.get_args(tp) if a is not type(None)
@@ -117,7 +117,7 @@ def converter(tp: Any) -> Converter:
     if tp in _SCALARS:
         name, accepted = _SCALARS[tp]
 
-        def check_scalar(value: Any, frames: list) -> Any:
+        def check_scalar(value: Any, frames: list[Any]) -> Any:
             if not isinstance(value, accepted) or (tp is not bool and isinstance(value, bool)):
                 raise InvalidMessage(f"expected {name}, got {type(value).__name__}")
             return value
@@ -127,7 +127,7 @@ def converter(tp: Any) -> Converter:
     if origin is list:
         item = converter(args[0])
 
-        def check_list(value: Any, frames: list) -> list:
+        def check_list(value: Any, frames: list[Any]) -> list[Any]:
             if type(value) is not list:
                 raise InvalidMessage(f"expected list, got {type(value).__name__}")
             return [item(v, frames) for v in value]
@@ -135,7 +135,7 @@ def converter(tp: Any) -> Converter:
     if origin is dict:
         item = converter(args[1])
 
-        def check_map(value: Any, frames: list) -> dict:
+        def check_map(value: Any, frames: list[Any]) -> dict[Any, Any]:
             if type(value) is not dict:
                 raise InvalidMessage(f"expected map, got {type(value).__name__}")
             out = {}
@@ -153,7 +153,7 @@ def converter(tp: Any) -> Converter:
         # and messages like compute-task hold a ``str | Payload`` for every task.
         by_type: dict[type, list[Converter]] = {}
 
-        def check_union(value: Any, frames: list) -> Any:
+        def check_union(value: Any, frames: list[Any]) -> Any:
             if value is None and nullable:
                 return None
             candidates = by_type.get(type(value))
@@ -169,7 +169,7 @@ def converter(tp: Any) -> Converter:
                         raise
             raise InvalidMessage(f"expected {type_name(tp)}, got {type(value).__name__}")
         return check_union
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return record_converter(tp)
     raise TypeError(f"no wire type for {tp!r}")
 
@@ -181,20 +181,24 @@ def encoder(tp: Any) -> Encoder | None:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is list:
-        item = encoder(args[0])
-        return None if item is None else (lambda v, f, s: [item(x, f, s) for x in v])
+        each = encoder(args[0])
+        if each is None:
+            return None
+        return lambda v, f, s: [each(x, f, s) for x in v]
     if origin is dict:
-        item = encoder(args[1])
-        return None if item is None else (lambda v, f, s: {k: item(x, f, s) for k, x in v.items()})
+        value = encoder(args[1])
+        if value is None:
+            return None
+        return lambda v, f, s: {k: value(x, f, s) for k, x in v.items()}
     if origin in (Union, types.UnionType):
         if Payload in args:
             return lambda v, f, s: _payload_encoder(v, f, s) if isinstance(v, Payload) else v
-        records = [a for a in args if dataclasses.is_dataclass(a)]
+        records = [a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)]
         if len(records) == 1:  # an optional record
             record, encode_record = records[0], record_encoder(records[0])
             return lambda v, f, s: encode_record(v, f, s) if isinstance(v, record) else v
         return None
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return record_encoder(tp)
     return None
 
@@ -262,7 +266,7 @@ def bounded(convert: Converter, minimum: float) -> Converter:
             if not math.isfinite(value) or value < minimum:
                 raise InvalidMessage(f"{value!r} is not a finite number >= {minimum:g}")
 
-    def convert_bounded(value: Any, frames: list) -> Any:
+    def convert_bounded(value: Any, frames: list[Any]) -> Any:
         out = convert(value, frames)
         check(out)
         return out
@@ -289,7 +293,7 @@ def field_specs(cls: type) -> list[FieldSpec]:
 def record_converter(cls: type) -> Converter:
     specs = None
 
-    def convert(value: Any, frames: list) -> Any:
+    def convert(value: Any, frames: list[Any]) -> Any:
         nonlocal specs
         if specs is None:
             specs = field_specs(cls)
@@ -313,7 +317,7 @@ def record_converter(cls: type) -> Converter:
 def record_encoder(cls: type) -> Encoder:
     specs = None
 
-    def encode(value: Any, frames: list, seen: dict) -> dict:
+    def encode(value: Any, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
         nonlocal specs
         if specs is None:
             specs = field_specs(cls)
