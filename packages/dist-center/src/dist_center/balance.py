@@ -91,7 +91,7 @@ def _choose(state: CenterState, victim: WorkerInfo, thief: WorkerInfo, room: int
     waiting = _waiting_on(state, victim)
     # Leave the victim as much as it would take to finish alongside the thief.
     wanted = min(room, MAX_PER_REQUEST, max(1, len(waiting) // 2))
-    chosen = []
+    chosen: list[str] = []
     for key in waiting:
         if len(chosen) >= wanted:
             break

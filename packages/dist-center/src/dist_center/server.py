@@ -5,9 +5,10 @@ import asyncio
 import itertools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from dist_protocol.addresses import format_address, parse_address, reachable_host
-from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, listen
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply, downgrade
@@ -16,6 +17,9 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoin
                      WorkerSent)
 from .memory import HeapTrimmer
 from .state import CenterState
+
+if TYPE_CHECKING:
+    from .dashboard import Dashboard
 
 log = logging.getLogger("dist.center")
 
@@ -40,7 +44,7 @@ class Center:
         self.handshake_timeout = handshake_timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.dashboard_port = dashboard_port  # None: no dashboard
-        self.dashboard = None
+        self.dashboard: Dashboard | None = None
         self.state = CenterState()
         self.memory = HeapTrimmer()
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
@@ -48,7 +52,7 @@ class Center:
         self.address = ""
         self.bound_address = ""
         self.started = time.time()
-        self._listener = None
+        self._listener: Listener | None = None
         self._watchdog: asyncio.Task | None = None
         self._client_ids = itertools.count(1)
         self._background: set[asyncio.Task] = set()

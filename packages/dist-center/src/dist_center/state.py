@@ -19,7 +19,9 @@ import heapq
 import itertools
 import math
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import asdict, replace
+from typing import Any
 
 from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ClusterInfoReply,
                                     ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
@@ -84,7 +86,7 @@ class CenterState:
         self._slots_freed: dict[str, None] = {}
         self._unlinked: list[TaskState] = []  # inputs whose last reader was just forgotten
         self._releasing_unlinked = False
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
             ClientSent: self._client_sent,
@@ -92,14 +94,14 @@ class CenterState:
             WorkerSent: self._worker_sent,
             WorkerLeft: self._worker_left,
         }
-        self._client_ops = {
+        self._client_ops: dict[type, Callable[[str, Any], None]] = {
             Submit: self._submit, Release: self._release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
             ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
             Restart: self._restart,
         }
-        self._worker_ops = {
+        self._worker_ops: dict[type, Callable[[str, Any], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: self._keys_added, MissingData: self._missing_data,
             Heartbeat: self._heartbeat, Unregister: self._unregister,
@@ -600,7 +602,9 @@ class CenterState:
             self._place_with_resources(ts, pool)
             return
         if ts.deps or (ts.spec is not None and ts.spec.workers):
-            self._assign(ts, placement.best_worker(ts, pool, self.tasks))
+            best = placement.best_worker(ts, pool, self.tasks)
+            assert best is not None  # the pool is not empty
+            self._assign(ts, best)
             return
         free = [w for w in pool if len(w.processing) < self._capacity(w)]
         if free:
@@ -611,11 +615,13 @@ class CenterState:
 
     def _place_with_resources(self, ts: TaskState, pool: list[WorkerInfo]) -> bool:
         """Only on a worker with the resources free; else it waits until some are freed."""
+        assert ts.spec is not None and ts.spec.resources is not None
         wanted = ts.spec.resources
         free = [w for w in pool
                 if placement.has_resources(placement.free_resources(w, self.tasks), wanted)]
-        if free:
-            self._assign(ts, placement.best_worker(ts, free, self.tasks))
+        best = placement.best_worker(ts, free, self.tasks)
+        if best is not None:
+            self._assign(ts, best)
             return True
         if ts.state != "queued":
             self._set_state(ts, "queued")

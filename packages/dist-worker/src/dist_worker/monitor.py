@@ -159,11 +159,11 @@ class Monitor:
         if os.environ.get("DIST_NANNY_PID"):
             log.error("worker memory %s is above %s, %.0f%% of the limit: restarting",
                       format_bytes(rss), format_bytes(terminate),
-                      100 * self.worker.memory_policy.terminate)
+                      100 * (self.worker.memory_policy.terminate or 0))
             self.worker.store.close()  # os._exit runs no clean-up: remove the spill files
             os._exit(RESTART_EXIT_CODE)  # the nanny restarts us; the center reschedules
         if not self._terminate_warned:
             self._terminate_warned = True
             log.error("worker memory %s is above %s, %.0f%% of the limit, and there is no "
                       "nanny to restart this worker", format_bytes(rss), format_bytes(terminate),
-                      100 * self.worker.memory_policy.terminate)
+                      100 * (self.worker.memory_policy.terminate or 0))

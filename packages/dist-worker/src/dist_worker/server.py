@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
-from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, connect, listen
+from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, connect, listen
 from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
 from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
                                   ProtocolError)
@@ -86,7 +86,7 @@ class Worker:
         self._runner: TaskRunner | None = None
         self._inline = InlinePolicy()
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
-        self._listener = None
+        self._listener: Listener | None = None
         self.monitor = Monitor(self)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -231,7 +231,7 @@ class Worker:
         return True
 
     def _on_center_messages(self, messages: list[Message]) -> None:
-        events = []
+        events: list[Any] = []
         for msg in messages:
             if isinstance(msg, ComputeTask):
                 if msg.pickled_with is not None and msg.pickled_with != PICKLE_TAG:
@@ -306,6 +306,7 @@ class Worker:
                     # tasks finished, or it blames them for the death instead of this one.
                     self._flush_center()
                     self._pooled[ins.key] = function_key
+                    assert self._runner is not None  # started before any task arrives
                     self._runner.submit(ins)
             elif kind is SendToCenter:
                 self.send_center(ins.message)
@@ -331,8 +332,8 @@ class Worker:
                 values[key] = deserialize(payload)
                 nbytes[key] = payload.nbytes
             # A key the peer could not serialize is as good as missing: try elsewhere.
-            event = DataFetched(order.worker, values, nbytes,
-                                [*reply.missing, *reply.errors])
+            event: DataFetched | FetchFailed = DataFetched(order.worker, values, nbytes,
+                                                           [*reply.missing, *reply.errors])
         except (OSError, ProtocolError, CommClosedError, TimeoutError,
                 SerializationError) as exc:
             event = FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")
@@ -342,7 +343,7 @@ class Worker:
         """Send a request with an ``id`` to a peer and wait for its reply."""
         comm = await self._peer(address)
         request_id = next(self._ids)
-        message = dataclasses.replace(message, id=request_id)
+        message = dataclasses.replace(message, id=request_id)  # type: ignore[type-var]
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = (comm, future)
         try:
@@ -370,7 +371,8 @@ class Worker:
 
     def _on_peer_replies(self, messages: list[Message]) -> None:
         for msg in messages:
-            _, future = self._pending.get(getattr(msg, "id", None), (None, None))
+            pending = self._pending.get(getattr(msg, "id", -1))
+            future = pending[1] if pending is not None else None
             if future is not None and not future.done():
                 future.set_result(msg)
 

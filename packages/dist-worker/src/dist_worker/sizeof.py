@@ -56,8 +56,8 @@ def _dict(value: dict) -> int:
 for _kind in (bytes, bytearray, str, int, float, complex, bool, type(None)):
     _BY_TYPE[_kind] = _buffer
 _BY_TYPE[memoryview] = _memoryview
-for _kind in (list, tuple, set, frozenset):
-    _BY_TYPE[_kind] = _sequence
+for _container in (list, tuple, set, frozenset):
+    _BY_TYPE[_container] = _sequence
 _BY_TYPE[dict] = _dict
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskFinished
@@ -68,7 +68,7 @@ class WorkerState:
         self.log: deque[tuple[str, str, str]] = deque(maxlen=10_000)
         self._seq = itertools.count()
         self._out: list[Instruction] = []
-        self._handlers = {
+        self._handlers: dict[type, Callable[[Any], None]] = {
             ComputeRequested: self._compute, FreeRequested: self._free,
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
@@ -348,8 +348,8 @@ class WorkerState:
             if ts.state == "waiting":
                 assert ts.waiting_on, ts
         for key in self.executing:
-            ts = self.tasks.get(key)
-            assert ts is None or ts.state == "executing", ts  # None: running since a reset
+            running = self.tasks.get(key)
+            assert running is None or running.state == "executing", running  # None: since a reset
         assert len(self.executing) <= self.nthreads
         assert set(self.data) == set(self.nbytes)
         for key, waiting in self.waiters.items():
