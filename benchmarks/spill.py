@@ -281,11 +281,11 @@ def run_system(system: str, args, directory: Path, expected: dict, log_dir: Path
         if system == "dist":
             from dist_client import Executor
             client = Executor(cluster.address)
-            compute = lambda c: dask.compute(c, scheduler=client.get)[0]  # noqa: E731
+            compute = lambda c: dask.compute(c, scheduler=client.get)[0]
         else:
             from distributed import Client
             client = Client(cluster.address)
-            compute = lambda c: client.compute(c).result()  # noqa: E731
+            compute = lambda c: client.compute(c).result()
         for name, build in workloads(directory).items():
             collection = build()
             sampler = PeakSampler(cluster)

@@ -106,8 +106,7 @@ def _between_hosts(address: str) -> bool:
 def compressed(msg: Message) -> Message:
     """``msg`` with the payloads of the bulk data ops (``data``, ``put-data``) compressed
     where that pays; other messages as they are."""
-    kind = type(msg)
-    if kind is not Data and kind is not PutData or not msg.data:
+    if not isinstance(msg, (Data, PutData)) or not msg.data:
         return msg
     data = {key: compress_payload(payload) for key, payload in msg.data.items()}
     if all(data[key] is payload for key, payload in msg.data.items()):

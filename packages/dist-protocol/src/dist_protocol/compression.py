@@ -66,7 +66,7 @@ def compress_payload(payload: Payload) -> Payload:
     return compressed
 
 
-def decompress_frames(frames: list, codecs: Any) -> list:
+def decompress_frames(frames: list[Any], codecs: Any) -> list[Any]:
     """The frames of a payload received with ``"compression": codecs``, decompressed;
     ``InvalidMessage`` for anything malformed."""
     if type(codecs) is not list or len(codecs) != len(frames):

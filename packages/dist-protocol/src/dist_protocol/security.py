@@ -10,7 +10,8 @@ TOKEN_ENV = "DIST_TOKEN"
 TOKEN_FILE_ENV = "DIST_TOKEN_FILE"
 
 
-def load_token(token: str | None = None, token_file: str | os.PathLike[str] | None = None) -> str | None:
+def load_token(token: str | None = None,
+               token_file: str | os.PathLike[str] | None = None) -> str | None:
     """The shared token: explicit, else ``token_file``, else ``DIST_TOKEN``/``DIST_TOKEN_FILE``."""
     if token:
         return token

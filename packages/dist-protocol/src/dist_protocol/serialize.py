@@ -55,7 +55,7 @@ class Payload:
         self.frames = frames
         # Per frame, the codec it is compressed with on the wire (None: plain), or None when
         # no frame is; only while crossing a connection (see ``compression.py``).
-        self.compression: list | None = None
+        self.compression: list[Any] | None = None
 
     @property
     def nbytes(self) -> int:
