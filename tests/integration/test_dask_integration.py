@@ -172,3 +172,29 @@ def test_real_dask_workloads_match_the_synchronous_scheduler(e, name):
                 pd.testing.assert_frame_equal(got.sort_index(), expected.sort_index())
         else:
             np.testing.assert_allclose(got, expected)
+
+
+def started(*_inputs):
+    import time
+    return time.monotonic()
+
+
+def test_graphs_run_in_dask_order(make_cluster):
+    """Eight independent chains on one thread: their first tasks start in the order dask
+    ranks them (``dask.order``, which finishes started work before starting more), not in the
+    order they were submitted."""
+    from dask.order import order
+    chains = [f"c{i}" for i in range(8)]
+    chains.reverse()  # inserted last to first: dask ranks them by name instead
+    graph = {}
+    for chain in chains:
+        graph[f"{chain}-1"] = (started,)
+        graph[f"{chain}-2"] = (started, f"{chain}-1")
+    ranks = order(graph)
+    by_rank = sorted(chains, key=lambda chain: ranks[f"{chain}-1"])
+    # Submitted without dask's order, they started c0, c1, ... here.
+    assert by_rank[:2] != ["c0", "c1"]
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    with cluster.executor() as executor:
+        times = dict(zip(graph, executor.get(graph, list(graph))))
+    assert sorted(chains, key=lambda chain: times[f"{chain}-1"]) == by_rank, (ranks, times)

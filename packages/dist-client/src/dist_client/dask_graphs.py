@@ -144,6 +144,12 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
     """
     graph = _as_graph(dsk)
     order = topological_order(graph)
+    priorities = _dask_priorities(graph)
+    if priorities:
+        # Sent in dask's order too (a valid order: dask ranks inputs before their users), so
+        # the center, which places tasks as they arrive while workers have room, starts them
+        # in that order, not just queues them so.
+        order.sort(key=lambda key: priorities.get(key, 0))
     futures: dict[Hashable, Future] = {}
     external = _external_inputs(executor, graph)
     options = executor._options(None, 0, 0, False, None)
@@ -159,11 +165,26 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
             if state is None or state.status in ("error", "lost", "cancelled"):
                 if state is not None:
                     state.reset()  # a new graph reusing a key name gets a fresh result
+                task_options = options
+                if priorities:
+                    task_options = {**options, "priority": -priorities.get(key, 0)}
                 tasks.append(executor._task(name, executor._function_payload(node), (inputs,),
-                                            {}, options, node))
+                                            {}, task_options, node))
             futures[key] = Future(name, executor)
     executor._send(Submit(tasks=tasks, small_values=True))
     return futures
+
+
+def _dask_priorities(graph: Mapping) -> dict[Hashable, int]:
+    """dask's own order of the graph's tasks (``dask.order``: finish what is started before
+    starting more, so intermediate results are released early), as the rank of each key;
+    empty when dask cannot order it. Without it tasks run in submission order, breadth first:
+    a shuffle of data larger than memory would read every input before combining any."""
+    try:
+        from dask.order import order
+        return order(graph)
+    except Exception:  # noqa: BLE001 -- an order is an optimisation, never a reason to fail
+        return {}
 
 
 def _external_inputs(executor: Executor, graph: Mapping) -> dict[Hashable, Future]:
