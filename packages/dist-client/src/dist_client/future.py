@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 import types
@@ -16,6 +17,8 @@ from . import remote_traceback
 
 if TYPE_CHECKING:
     from .executor import Executor
+
+log = logging.getLogger("dist_client")
 
 STATUSES = ("pending", "finished", "error", "lost", "cancelled")
 _NO_VALUE = object()
@@ -72,7 +75,7 @@ class KeyState:
                 self._condition.notify_all()
             callbacks, self.callbacks = self.callbacks, []
         for callback in callbacks:
-            callback()
+            _call_safely(callback)
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
                small_value: Payload | None = None) -> None:
@@ -114,7 +117,19 @@ class KeyState:
             if self.status == "pending":
                 self.callbacks.append(callback)
                 return
+        try:  # already done: called here, in the caller's thread, as concurrent.futures does
+            callback()
+        except Exception:  # noqa: BLE001
+            log.exception("a done callback raised")
+
+
+def _call_safely(callback: Callable[[], None]) -> None:
+    """Run a done callback as a key settles; what it raises is logged, as concurrent.futures
+    does. Keys settle on the client's I/O thread: not even SystemExit may stop it."""
+    try:
         callback()
+    except BaseException:  # noqa: BLE001
+        log.exception("a done callback raised")
 
 
 class Future(concurrent.futures.Future):
