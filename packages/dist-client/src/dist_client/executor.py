@@ -23,17 +23,17 @@ from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemo
                                     Submit, TaskErred, TaskSpec, WhoHas)
 from dist_protocol.addresses import format_address
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
+from dist_protocol.serialize import Payload, deserialize, serialize
 
 from . import reconnect, shutdown, transfer
 from .environments import ClusterEnvironments
-from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, KilledWorker,
-                     LostDataError, RemoteError)
+from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, LostDataError)
 from .future import Future, KeyState
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
 from .packing import collect_futures, without_missing
 from . import waiting
+from .task_errors import exception_from
 from .tasks import TaskBuilder, warn_if_large
 from .worker_functions import install_file
 
@@ -141,7 +141,7 @@ class Executor(concurrent.futures.Executor):
             elif kind is TaskErred:
                 state = states.get(msg.key)
                 if state is not None:
-                    state.fail(self._exception_from(msg), msg.traceback)
+                    state.fail(exception_from(msg), msg.traceback)
             elif kind is KeyRecomputing:
                 state = states.get(msg.key)
                 if state is not None:
@@ -203,28 +203,6 @@ class Executor(concurrent.futures.Executor):
                     target.set_exception(exc)
 
         self._io.loop.create_task(fetch())
-
-    @staticmethod
-    def _exception_from(msg: TaskErred) -> BaseException:
-        exc: BaseException | None = None
-        why = ""
-        if msg.exception is not None:
-            try:
-                exc = deserialize(msg.exception)
-            except SerializationError as error:
-                exc = None
-                why = f" (it could not be rebuilt here: {error})"
-        if not isinstance(exc, BaseException):
-            if msg.exception_type == "KilledWorker":
-                return KilledWorker(msg.message)
-            exc = RemoteError(msg.exception_type, msg.message + why, msg.traceback)
-        elif msg.message and msg.message != str(exc):
-            # The worker said what it was doing when this was raised: loading the task's
-            # function or arguments, or serializing its result, rather than running it.
-            exc.add_note(msg.message)
-        if msg.traceback and hasattr(exc, "add_note"):
-            exc.add_note(f"Traceback on the worker:\n{msg.traceback.rstrip()}")
-        return exc
 
     def _on_center_lost(self, comm: Comm) -> None:
         if self.status != "running" or comm is not self._center:
