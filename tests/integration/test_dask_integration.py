@@ -70,6 +70,11 @@ def test_futures_inside_dask_graphs_become_their_values_on_the_workers(e):
     assert e.compute(delayed(inc)(computed)).result(30) == 43
     # A future inside a list argument of a delayed call.
     assert delayed(sum)([computed, computed]).compute(scheduler=e.get) == 84
+    # Optimization fuses the delayed call on a future into a subgraph of the array's graph.
+    doubled = da.from_delayed(delayed(np.multiply)(future, 2), shape=x.shape, dtype=x.dtype)
+    assert doubled.sum().compute(scheduler=e.get) == 2 * x.sum()
+    (persisted,) = dask.persist(delayed(np.sum)(future), scheduler=e.get)
+    assert persisted.compute(scheduler="sync") == x.sum()
 
 
 def test_a_graph_depending_on_an_unknown_key_is_refused_up_front(e):

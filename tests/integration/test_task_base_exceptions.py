@@ -48,7 +48,7 @@ def test_sys_exit_in_a_task_errs_it_and_the_only_thread_runs_the_next(cluster, e
         future.result(timeout=RESULT_TIMEOUT)
     assert str(caught.value) == "usage: task X"
     assert future.status == "error"
-    assert "usage: task X" in future.traceback(timeout=RESULT_TIMEOUT)
+    assert "usage: task X" in future.traceback_text(timeout=RESULT_TIMEOUT)
     # the worker's single thread is still there
     assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
     assert cluster.workers[0].popen.poll() is None

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from dist_protocol.messages import Submit
 
 from .future import Future
-from .packing import has_futures
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -111,25 +110,64 @@ def _futures_as_references(node: Any) -> Any:
 
     dask turns futures into references where it parses input (legacy tuples, ``Task`` built
     from raw arguments), but ``delayed`` keeps a future it was called with as a literal
-    argument; a Future cannot be pickled, and its value belongs on the worker anyway.
+    argument, and graph optimization may fuse such a task into a subgraph; a Future cannot be
+    pickled, and its value belongs on the worker anyway.
     """
-    from dask._task_spec import Alias, DataNode, Task, parse_input
+    from dask._task_spec import Alias, DataNode
 
-    if isinstance(node, Task):
-        if not any(isinstance(a, Task) or has_futures(a)
-                   for a in (*node.args, *node.kwargs.values())):
-            return node
-        args = [_futures_as_references(a) if isinstance(a, Task) else parse_input(a)
-                for a in node.args]
-        kwargs = {k: _futures_as_references(v) if isinstance(v, Task) else parse_input(v)
-                  for k, v in node.kwargs.items()}
-        return Task(node.key, node.func, *args, _data_producer=node.data_producer, **kwargs)
-    if isinstance(node, DataNode) and has_futures(node.value):
-        parsed = parse_input(node.value)
+    if not _contains_futures(node):
+        return node
+    if isinstance(node, DataNode):
+        parsed = _references(node.value)
         if isinstance(parsed, Alias):
             return Alias(node.key, parsed.target)
-        return Task(node.key, _identity, parsed)
-    return node
+        return _task(node.key, _identity, parsed)
+    return _references(node)
+
+
+def _contains_futures(value: Any) -> bool:
+    from dask._task_spec import DataNode, Task
+
+    kind = type(value)
+    if kind is Future:
+        return True
+    if isinstance(value, Task):
+        return any(_contains_futures(a) for a in (*value.args, *value.kwargs.values()))
+    if isinstance(value, DataNode):
+        return _contains_futures(value.value)
+    if kind in (list, tuple, set, frozenset):
+        return any(_contains_futures(v) for v in value)
+    if kind is dict:
+        return any(_contains_futures(v) for v in value.values())
+    return False
+
+
+def _references(value: Any) -> Any:
+    """``value`` (a task argument) with its futures made ``Alias``es of their keys."""
+    from dask._task_spec import Alias, Task, _execute_subgraph, parse_input
+
+    if not _contains_futures(value):
+        return value
+    if type(value) is Future:
+        return Alias(value.key)
+    if type(value) is Task and value.func is _execute_subgraph:
+        # A fused subgraph gets its inputs as arguments: the futures' keys join them.
+        inner, outkey, inkeys, *deps = value.args
+        inner = {k: _futures_as_references(v) for k, v in inner.items()}
+        extra = sorted({d for v in inner.values() for d in v.dependencies}
+                       - inner.keys() - set(inkeys), key=repr)
+        return _task(value.key, _execute_subgraph, inner, outkey, (*inkeys, *extra), *deps,
+                     *(Alias(key) for key in extra))
+    if type(value) is Task:
+        return _task(value.key, value.func, *(_references(a) for a in value.args),
+                     _data_producer=value.data_producer,
+                     **{k: _references(v) for k, v in value.kwargs.items()})
+    return parse_input(value)  # plain lists, tuples, sets, dicts: dask's containers
+
+
+def _task(key: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
+    from dask._task_spec import Task
+    return Task(key, func, *args, **kwargs)
 
 
 def _identity(value: Any) -> Any:
