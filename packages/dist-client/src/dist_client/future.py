@@ -119,7 +119,7 @@ class KeyState:
                 return
         try:  # already done: called here, in the caller's thread, as concurrent.futures does
             callback()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("a done callback raised")
 
 
@@ -128,7 +128,7 @@ def _call_safely(callback: Callable[[], None]) -> None:
     does. Keys settle on the client's I/O thread: not even SystemExit may stop it."""
     try:
         callback()
-    except BaseException:  # noqa: BLE001
+    except BaseException:
         log.exception("a done callback raised")
 
 
