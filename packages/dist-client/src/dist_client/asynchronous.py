@@ -78,7 +78,7 @@ class AsyncExecutor:
         await self.wait_done(found)
         bad = [f for f in found if f.status != "finished"]
         if bad and errors == "raise":
-            raise bad[0].exception()
+            raise bad[0]._keystate.failure
         keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
         values = await self.executor._gather_keys_async(keys, True, errors == "skip") \
             if keys else {}

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -129,8 +129,7 @@ class Executor(concurrent.futures.Executor):
     def _on_center_messages(self, messages: list[Message]) -> None:
         states = self._states
         for msg in messages:
-            kind = type(msg)
-            if kind is KeyInMemory:
+            if isinstance(msg, KeyInMemory):
                 state = states.get(msg.key)
                 if state is not None:
                     state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
@@ -138,19 +137,19 @@ class Executor(concurrent.futures.Executor):
                         waiting = state.prefetch
                     if waiting is not None:
                         self._start_prefetch(state, waiting, msg.workers or [], msg.value)
-            elif kind is TaskErred:
+            elif isinstance(msg, TaskErred):
                 state = states.get(msg.key)
                 if state is not None:
                     state.fail(exception_from(msg), msg.traceback)
-            elif kind is KeyRecomputing:
+            elif isinstance(msg, KeyRecomputing):
                 state = states.get(msg.key)
                 if state is not None:
                     state.recomputing()
-            elif kind is KeyLost:
+            elif isinstance(msg, KeyLost):
                 state = states.get(msg.key)
                 if state is not None:
                     state.fail(LostDataError(msg.message), status="lost")
-            elif kind is KeyCancelled:
+            elif isinstance(msg, KeyCancelled):
                 if self._confirms_own_cancel(msg.key):
                     continue
                 state = states.get(msg.key)
@@ -279,7 +278,7 @@ class Executor(concurrent.futures.Executor):
             self._outbox.extend(messages)
             self._schedule_flush()
 
-    async def _ask(self, make) -> Message:
+    async def _ask(self, make: Callable[[int], Message]) -> Any:
         """Send a request to the center and wait for its reply (on the I/O thread)."""
         if self._center is None or self._center.is_closed:
             raise ClusterError(f"no connection to the center at {self.address}")
@@ -337,7 +336,7 @@ class Executor(concurrent.futures.Executor):
                 with self._lock:
                     self._outbox[:0] = items
             return
-        self._center.send(*(Release(keys=item) if type(item) is list else item
+        self._center.send(*(Release(keys=item) if isinstance(item, list) else item
                             for item in items))
 
     # -- submitting -----------------------------------------------------------------------------
@@ -353,9 +352,12 @@ class Executor(concurrent.futures.Executor):
     def _options(workers, priority, retries, allow_other_workers, resources) -> dict:
         return TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
 
-    def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
-               priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
-               resources: dict | None = None, **kwargs) -> Future:
+    # Keyword options besides the call's own, as dask's Client.submit has: not the base class's
+    # signature, but every call of the base class's form works.
+    def submit(  # type: ignore[override]
+            self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
+            priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
+            resources: dict | None = None, **kwargs) -> Future:
         """Run ``func(*args, **kwargs)`` on the cluster; Futures in the arguments become their
         values there. Equal pure calls share one key and run once.
 
@@ -371,7 +373,8 @@ class Executor(concurrent.futures.Executor):
         key = key or task_key(func, args, kwargs, pure)
         return self._submit_many(func, [(key, args)], kwargs, options, stacklevel + 1)[0]
 
-    def map(self, func, *iterables: Iterable, key: str | list[str] | None = None,
+    def map(  # type: ignore[override]
+            self, func, *iterables: Iterable, key: str | list[str] | None = None,
             pure: bool = True, workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
             timeout: float | None = None, chunksize: int = 1, **kwargs) -> list[Future]:
@@ -458,7 +461,7 @@ class Executor(concurrent.futures.Executor):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         bad = [f for f in found if f.status != "finished"]
         if bad and errors == "raise":
-            raise bad[0]._keystate.exception
+            raise bad[0]._keystate.failure
         keys = list(dict.fromkeys(f.key for f in found if f.status == "finished"))
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         values = self._gather_keys(keys, timeout=left, skip=errors == "skip") if keys else {}
@@ -519,7 +522,7 @@ class Executor(concurrent.futures.Executor):
                 state = self._states.get(key)
                 if state is not None and state.status in ("error", "lost", "cancelled"):
                     if not skip:
-                        raise state.exception
+                        raise state.failure
                     del failed[key]
             if not failed:
                 break

@@ -40,7 +40,7 @@ class KeyState:
         self.workers: list[str] = []
         # A small value as the center passed it on (serialized): read without a fetch.
         self.small_value: Payload | None = None
-        self.callbacks: list[Callable[[], None]] = []
+        self.callbacks: list[Callable[[], object]] = []
         # Set by a result() that is waiting: the I/O thread fetches the value as soon as the
         # key is in memory, instead of waiting for the waiting thread to wake and ask.
         self.prefetch: concurrent.futures.Future | None = None
@@ -86,6 +86,13 @@ class KeyState:
         self.exception = None
         self._settle("finished")
 
+    @property
+    def failure(self) -> BaseException:
+        """The exception of a key that is not finished (pending reads as not done yet)."""
+        if self.exception is not None:
+            return self.exception
+        return concurrent.futures.InvalidStateError(f"{self.key} is {self.status}")
+
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
         self.exception, self.traceback = exception, traceback
         self.workers = []
@@ -112,7 +119,7 @@ class KeyState:
             self.exception = None
             self.small_value = None
 
-    def on_done(self, callback: Callable[[], None]) -> None:
+    def on_done(self, callback: Callable[[], object]) -> None:
         with self._lock:
             if self.status == "pending":
                 self.callbacks.append(callback)
@@ -202,7 +209,7 @@ class Future(concurrent.futures.Future):
                 return value
         self._wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if state.status != "finished":
-            raise state.exception
+            raise state.failure
         small = state.small_value
         if small is not None:
             return deserialize(small)
@@ -246,17 +253,20 @@ class Future(concurrent.futures.Future):
 
     def release(self) -> None:
         """Drop this handle now instead of waiting for garbage collection."""
-        executor, self._executor = self._executor, None
+        # A released handle keeps no executor (and so no reference to its key).
+        executor, self._executor = self._executor, None  # type: ignore[assignment]
         if executor is not None:
             executor._unhold(self.key)
 
     # -- what concurrent.futures.wait and as_completed read of a Future ------------------------
+    # concurrent.futures.wait and as_completed read these attributes of its own Future class;
+    # here they are views of the key's state, hence properties where it has attributes.
     @property
-    def _condition(self) -> threading.Condition:
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
         return self._keystate.condition
 
     @property
-    def _state(self) -> str:
+    def _state(self) -> str:  # type: ignore[override]
         status = self._keystate.status
         if status == "pending":
             return concurrent.futures._base.PENDING
@@ -265,7 +275,7 @@ class Future(concurrent.futures.Future):
         return concurrent.futures._base.FINISHED
 
     @property
-    def _waiters(self) -> list:
+    def _waiters(self) -> list:  # type: ignore[override]
         if self._cf_waiters is None:
             self._cf_waiters = []
             self._keystate.on_done(self._notify_cf_waiters)
@@ -288,11 +298,13 @@ class Future(concurrent.futures.Future):
         if not self.done():
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            self._keystate.on_done(lambda: loop.call_soon_threadsafe(
-                lambda: waiter.done() or waiter.set_result(None)))
+            def wake() -> None:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._keystate.on_done(lambda: loop.call_soon_threadsafe(wake))
             await waiter
         if self._keystate.status != "finished":
-            raise self._keystate.exception
+            raise self._keystate.failure
         return await self._executor._gather_keys_async([self.key])
 
     def __repr__(self) -> str:

@@ -77,6 +77,6 @@ def _at_exit() -> None:
 
 # Runs when the main thread ends, before atexit hooks and before the non-daemon threads are
 # joined: concurrent.futures registers its executors' shutdown the same way.
-threading._register_atexit(_at_exit)
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]  # private, as there
 
 __all__ = ["KEEP_RESULTS", "finish", "refused", "shut", "track"]

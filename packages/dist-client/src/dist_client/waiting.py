@@ -97,7 +97,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         if future.status == "finished":
             return future, future.result()
         if self.raise_errors:
-            raise future.exception()
+            raise future._keystate.failure
         return future, future.exception()
 
     def next_batch(self, block: bool = True) -> list:
