@@ -220,7 +220,7 @@ def _dask_priorities(graph: Mapping) -> dict[Hashable, int]:
     a shuffle of data larger than memory would read every input before combining any."""
     try:
         from dask.order import order
-        return order(graph)
+        return dict(order(graph))
     except Exception:  # noqa: BLE001 -- an order is an optimisation, never a reason to fail
         return {}
 
