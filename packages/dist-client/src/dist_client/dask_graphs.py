@@ -220,7 +220,7 @@ def _dask_priorities(graph: Mapping) -> dict[Hashable, int]:
     a shuffle of data larger than memory would read every input before combining any."""
     try:
         from dask.order import order
-        return dict(order(graph))
+        return {key: rank for key, rank in order(graph).items()}
     except Exception:  # noqa: BLE001 -- an order is an optimisation, never a reason to fail
         return {}
 
