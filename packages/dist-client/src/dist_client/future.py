@@ -130,7 +130,7 @@ class KeyState:
             log.exception("a done callback raised")
 
 
-def _call_safely(callback: Callable[[], None]) -> None:
+def _call_safely(callback: Callable[[], object]) -> None:
     """Run a done callback as a key settles; what it raises is logged, as concurrent.futures
     does. Keys settle on the client's I/O thread: not even SystemExit may stop it."""
     try:
