@@ -28,8 +28,8 @@ def free_port() -> int:
 
 
 def next_line_with(worker, text: str, timeout: float = 30) -> str:
-    """The prefix of the first output line containing ``text`` (log lines start with a time
-    stamp, so ``wait_for``'s prefix match needs the start of the actual line)."""
+    """The first output line containing ``text`` (log lines start with a time stamp, so
+    ``wait_for``'s prefix match does not fit them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for line in worker.output().splitlines():
@@ -39,13 +39,18 @@ def next_line_with(worker, text: str, timeout: float = 30) -> str:
     raise AssertionError(f"no line with {text!r} in:\n{worker.output()}")
 
 
-@pytest.mark.parametrize("nanny", [False, True])
-def test_a_wrong_center_address_is_a_warning_and_timeout_gives_up(processes, nanny):
+@pytest.mark.parametrize("nanny, timeout", [(False, 12), (True, 3)])
+def test_a_wrong_center_address_is_a_warning_and_timeout_gives_up(processes, nanny, timeout):
     nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
-    worker = processes.start_worker(nowhere, "--timeout", "3", nanny=nanny, wait=False)
+    worker = processes.start_worker(nowhere, "--timeout", str(timeout), nanny=nanny,
+                                    wait=False)
     warning = next_line_with(worker, "cannot reach the center")
     assert nowhere in warning and "Connection refused" in warning, worker.output()
-    assert worker.wait(timeout=30) == 3  # given up, not restarted by the nanny
+    assert worker.wait(timeout=timeout + 30) == 3  # given up, not restarted by a nanny
+    # Warned again about every 10 s while it lasted (and no more often).
+    again = [line for line in worker.output().splitlines()
+             if f"still cannot reach the center at {nowhere} after" in line]
+    assert len(again) == (1 if timeout > 10 else 0), worker.output()
     output = worker.output()
     assert f"giving up: no center at {nowhere}" in output
     assert "last error:" in output and "Connection refused" in output
