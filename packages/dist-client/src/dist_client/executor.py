@@ -383,8 +383,9 @@ class Executor(concurrent.futures.Executor):
 
         ``timeout`` and ``chunksize`` are ``concurrent.futures``' keywords, not ``func``'s:
         every element is its own task (``chunksize`` is checked and otherwise ignored, as
-        ``ThreadPoolExecutor`` does) and ``timeout`` bounds the submission; wait on the
-        futures with ``gather(..., timeout=)`` or ``wait``."""
+        ``ThreadPoolExecutor`` does). This ``map`` returns futures at once, so ``timeout`` has
+        nothing to bound here: wait on them with ``gather(..., timeout=)`` or ``wait``
+        (``get_executor().map`` yields results and honours it)."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         options = self._options(workers, priority, retries, allow_other_workers, resources)
