@@ -7,13 +7,16 @@
 * ``schema/messages.json``: messages, records, types and error codes, from ``describe_ops()``,
   ``describe_records()`` and ``ERROR_CODES``;
 * ``vectors/*.json``: the cases of ``vector_cases.py``, with outputs computed by the code;
-* the marked regions of ``PROTOCOL.md``: the message catalogue, the error codes and the limits.
+* the marked regions of ``PROTOCOL.md``: the message catalogue, the error codes and the limits;
+* ``diagrams/center-tasks.md``: a task's states at the center, from dist-center's transition
+  table (when dist-center is importable; its tests hold the file to the table).
 
 Needs dist-protocol importable (``pip install -e packages/dist-protocol``).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import io
 import json
@@ -228,6 +231,9 @@ def outputs() -> dict[Path, str]:
         files[SPEC / "vectors" / f"{name}.json"] = json_text(vectors)
     protocol = SPEC / "PROTOCOL.md"
     files[protocol] = fill_regions(protocol.read_text(encoding="utf-8"))
+    if importlib.util.find_spec("dist_center") is not None:
+        from dist_center.transitions import lifecycle_diagram
+        files[SPEC / "diagrams" / "center-tasks.md"] = lifecycle_diagram()
     return files
 
 

@@ -60,6 +60,15 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                 "cancelled.", "`restart-reply` once the workers have registered again (or "
                 "after `timeout` seconds)"),
     "restart-reply": ("How many workers registered again.", "—"),
+    "story": ("A debugging aid: what happened to these keys. From a client, the center answers "
+              "with its own log entries and those of every worker, which it asks with the same "
+              "op (a worker that leaves meanwhile is left out). Entries are what the bounded "
+              "logs still hold.", "`story-reply` with the same `id`"),
+    "story-reply": ("Log entries about the keys, oldest first on each host: the state a key "
+                    "left and the one it entered, the id of the event that caused it and the "
+                    "host's time. States are the sender's own (the center's `waiting`, "
+                    "`processing`, `memory`, ...; a worker's `fetch`, `flight`, `executing`, "
+                    "...), for people to read, not for programs to act on.", "—"),
     "key-in-memory": ("A wanted key's value is held by a worker. `workers` lists the holders, "
                       "so a gather may skip `who-has`. `value`, for clients that asked with "
                       "`small_values`, is the value itself when the worker sent it along (a "

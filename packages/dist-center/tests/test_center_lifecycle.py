@@ -1,10 +1,12 @@
 """A key's life at the center: results to clients, release and reference counting, errors,
 retries, cancellation, scattered data and several clients sharing keys."""
-from dist_center.events import ClientSent, WorkerJoined, WorkerSent
+from dist_center.events import (ClientSent, RestartTimedOut, TimeElapsed, WorkerJoined,
+                                WorkerSent)
 from dist_protocol.serialize import Payload
 from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ComputeTask, Environment,
                                     FreeKeys, KeyCancelled, RegisterWorker, TaskSpec,
-                                    KeyInMemory, Release, Replicate, Restart, RestartWorker,
+                                    KeyInMemory, Release, Replicate, Restart, RestartReply,
+                                    RestartWorker, WorkerRegistered,
                                     ScatterDone,
                                     ScatterPlanReply, Submit, TaskErred, TaskFinished, WhoHas,
                                     WhoHasReply)
@@ -560,3 +562,57 @@ def test_frees_coalesce_only_where_order_to_that_worker_is_kept(center):
 
     assert out == [("w1", FreeKeys(keys=["a"])), ("w1", center.compute("c")),
                    ("w1", FreeKeys(keys=["b"]))]
+
+
+def test_a_restart_is_answered_when_as_many_workers_are_back(center, match):
+    center.connect("bob")
+    center.join("w1")
+    center.join("w2")
+    assert ("alice", RestartReply(id=3, workers=0)) not in center.client_sent(Restart(id=3))
+
+    assert center.join("w1") == [("w1", match(WorkerRegistered))]  # one of two: no answer
+    assert center.join("w2") == [("w2", match(WorkerRegistered)),
+                                 ("alice", RestartReply(id=3, workers=2))]
+    assert center.join("w3") == [("w3", match(WorkerRegistered))]  # answered once
+
+
+def test_a_restart_answers_on_its_timeout_with_the_workers_back_so_far(center, match):
+    center.join("w1")
+    center.join("w2")
+    center.client_sent(Restart(id=4, timeout=5))
+    center.join("w1")
+
+    assert center(RestartTimedOut("alice", 4)) == [("alice", RestartReply(id=4, workers=1))]
+    assert center(RestartTimedOut("alice", 4)) == []  # already answered
+    assert center.join("w2") == [("w2", match(WorkerRegistered))]
+
+
+def test_a_restart_of_a_cluster_without_workers_is_answered_at_once(center):
+    assert center.client_sent(Restart(id=5)) == [("alice", RestartReply(id=5, workers=0))]
+
+
+def test_a_client_gone_during_a_restart_gets_no_answer(center):
+    center.join("w1")
+    center.client_sent(Restart(id=6))
+    center.disconnect("alice")
+    assert center.join("w1") == [("w1", WorkerRegistered(address="w1"))]
+
+
+def test_the_tables_are_compacted_on_a_tick_after_a_big_release(center, monkeypatch):
+    import dist_center.state
+    monkeypatch.setattr(dist_center.state, "COMPACT_AFTER_RELEASING", 50)
+    center.join("w1", nthreads=8)
+    keys = [f"k{i}" for i in range(120)]
+    center.submit(*keys)
+    while center.state.workers["w1"].processing:
+        for key in list(center.state.workers["w1"].processing):
+            center.finished("w1", key)
+    center(TimeElapsed())
+    assert center.state.compactions == 0  # nothing released yet: the peak is recorded
+    center.release(*keys[:100])
+    tasks_before = center.state.tasks
+    center(TimeElapsed())
+    assert center.state.compactions == 1 and center.state.tasks is not tasks_before
+    assert sorted(center.state.tasks) == sorted(keys[100:])
+    center(TimeElapsed())
+    assert center.state.compactions == 1  # the new peak is what is left

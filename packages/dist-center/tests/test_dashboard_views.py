@@ -1,6 +1,7 @@
 """The dashboard's JSON and Prometheus answers, from a CenterState driven by events (no sockets)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -231,6 +232,14 @@ class FakeCenter:
         self.state = state
         self.address = self.bound_address = "127.0.0.1:8787"
         self.started = 50.0
+        self.worker_entries: list[dict] = []
+
+    async def story(self, keys: list[str]) -> list[dict]:
+        """As the server's: the center's log, with the workers' entries it would gather."""
+        return [{"key": key, "start": start, "finish": finish, "stimulus_id": sid,
+                 "time": when, "worker": ""}
+                for key, start, finish, sid, when in self.state.story(*keys)
+                ] + [entry for entry in self.worker_entries if entry["key"] in keys]
 
 
 class FakeClock:
@@ -303,3 +312,33 @@ def test_request_heads_are_parsed_strictly():
 def test_key_prefix_names_the_function(key, prefix):
     from dist_center.state import key_prefix
     assert key_prefix(key) == prefix
+
+
+def test_a_key_page_shows_its_record_and_story_escaped():
+    cluster = Cluster()
+    cluster.state.clock = lambda: 3600.25
+    cluster.submit("x", "<b>y", deps={"<b>y": ["x"]})
+    cluster.finish("x")
+    center = FakeCenter(cluster.state)
+    center.worker_entries = [{"key": "<b>y", "start": "ready", "finish": "executing",
+                              "stimulus_id": "compute-task-3", "time": 3600.5,
+                              "worker": "tcp-a:1"}]
+    dashboard = Dashboard(center)
+
+    page = asyncio.run(get(dashboard, "/key?key=%3Cb%3Ey"))
+    assert page.status == 200 and page.content_type.startswith("text/html")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    body = page.body.decode()
+    assert "<b>y" not in body and "&lt;b&gt;y" in body  # user data never becomes markup
+    assert '<a href="/key?key=x">x</a>' in body  # its input links to its own page
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>", body)
+    assert rows == [("01:00:00.250", "center", "released", "waiting"),
+                    ("01:00:00.250", "center", "waiting", "processing"),
+                    ("01:00:00.500", "tcp-a:1", "ready", "executing")]
+
+    story = json.loads(asyncio.run(get(dashboard, "/api/story?key=x")).body)
+    assert story["task"]["state"] == "memory" and story["task"]["who_has"]
+    assert [e["finish"] for e in story["entries"]] == ["waiting", "processing", "memory"]
+    assert asyncio.run(get(dashboard, "/key")).status == 400
+    unknown = asyncio.run(get(dashboard, "/key?key=never")).body.decode()
+    assert "does not know this key" in unknown and "No entries" in unknown

@@ -62,7 +62,8 @@ def test_default_features_are_all_known_unless_the_environment_names_fewer():
 
 def test_every_gated_op_names_a_known_feature():
     gated = {op: cls.feature for op, cls in OPS.items() if cls.feature}
-    assert gated == {"scatter-done": "scatter-done", "key-recomputing": "key-recomputing"}
+    assert gated == {"scatter-done": "scatter-done", "key-recomputing": "key-recomputing",
+                     "story": "story", "story-reply": "story"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from dist_protocol.messages import ComputeTask, TaskErred
-from dist_worker.events import (ComputeRequested, DataFetched, DataPut, Execute,
-                                ExecutionFailed, ExecutionSucceeded, FetchFailed, FreeRequested,
-                                ReplicasRequested, StealRequested)
+from dist_worker.events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionFailed,
+                                ExecutionSucceeded, FetchFailed, FreeRequested,
+                                MemoryPressureChanged, ReplicasRequested, StealRequested)
 from dist_worker.state import WorkerState
 
 FUNCTION = "operator:add"
@@ -75,9 +75,7 @@ class WorkerHarness:
         return self(ReplicasRequested(who_has))
 
     def pause(self, paused: bool = True) -> list:
-        out = self.state.set_paused(paused)
-        self.state.validate()
-        return out
+        return self(MemoryPressureChanged(paused))
 
     def state_of(self, key: str) -> str:
         ts = self.state.tasks.get(key)

@@ -1,7 +1,9 @@
 """WorkerState: running tasks on its threads, reporting outcomes, freeing and pausing."""
-from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskErred, TaskFinished
+from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
+                                    TaskFinished)
 from dist_protocol.serialize import Payload
-from dist_worker.events import ComputeRequested, ExecutionSucceeded, Fetch, SendToCenter
+from dist_worker.events import (ComputeRequested, ExecutionSucceeded, Fetch, RestartRequested,
+                                MemoryPressureChanged, SendToCenter, StoryRequested)
 from dist_worker.state import SMALL_VALUE_BYTES
 
 
@@ -195,8 +197,7 @@ def test_reset_forgets_every_task_and_value(worker):
     worker.compute("a")
     worker.compute("b", who_has={"y": ["tcp://peer:2"]})
 
-    worker.state.reset()
-    worker.state.validate()
+    worker(RestartRequested("the cluster restarts"))
 
     assert worker.state.data == {} and worker.state.tasks == {}
     assert worker.state.waiters == {} and worker.state.in_flight == {}
@@ -206,3 +207,30 @@ def test_reset_forgets_every_task_and_value(worker):
     # Its outcome, arriving later, is dropped and frees the thread.
     assert worker.succeeded("a") == [worker.execute("later")]
     assert worker.state.data == {}
+
+
+def test_the_log_tells_each_key_s_story_with_its_stimulus(worker):
+    worker.state.clock = lambda: 77.0
+    worker(ComputeRequested(worker.compute_task("b", who_has={"x": ["tcp://peer:2"]}),
+                            stimulus_id="compute-b"))
+    worker.fetched("tcp://peer:2", {"x": 1})
+    worker.succeeded("b")
+
+    story = worker.state.story("b", "x")
+    assert [(key, start, finish) for key, start, finish, _, _ in story] == [
+        ("b", "released", "waiting"), ("x", "fetch", "flight"), ("x", "flight", "memory"),
+        ("b", "waiting", "ready"), ("b", "ready", "executing"),
+        ("b", "executing", "memory")]
+    assert story[0][3:] == ("compute-b", 77.0)
+    assert story[2][3].startswith("data-fetched-") and story[-1][3].startswith("task-succeeded-")
+
+    out = worker(StoryRequested(9, ["x"]))
+    assert out == [SendToCenter(StoryReply(id=9, entries=[
+        {"key": "x", "start": start, "finish": finish, "stimulus_id": sid, "time": 77.0,
+         "worker": "tcp://me:1"} for key, start, finish, sid, _ in story if key == "x"]))]
+
+
+def test_memory_pressure_pauses_and_resumes_as_an_event(worker):
+    assert worker(MemoryPressureChanged(True)) == []
+    assert worker.compute("a") == []
+    assert worker(MemoryPressureChanged(False)) == [worker.execute("a")]

@@ -1,4 +1,9 @@
-"""What happens to the center, as facts. ``CenterState.handle`` takes these."""
+"""What happens to the center, as facts. ``CenterState.handle`` takes these.
+
+Every event carries a ``stimulus_id``: each state change it causes is logged under that id, so a
+key's story says why it moved. The server names events by what happened (``task-finished-12``);
+an event given none is named by the center when it arrives.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,29 +15,35 @@ from dist_protocol.messages import Environment, Message, RegisterWorker
 class ClientConnected:
     client: str
     features: frozenset[str] = frozenset()  # the protocol features its connection agreed
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ClientDisconnected:
     client: str
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ClientSent:
     client: str
     message: Message
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerJoined:
     registration: RegisterWorker
     environment: Environment | None = None  # what the worker said it runs, in its hello
+    features: frozenset[str] = frozenset()  # the protocol features its connection agreed
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSent:
     worker: str
     message: Message
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,24 @@ class WorkerLeft:
     worker: str
     reason: str
     graceful: bool = False
+    stimulus_id: str = ""
 
 
-Event = ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent | WorkerLeft
+@dataclass(frozen=True, slots=True)
+class RestartTimedOut:
+    """A client's ``restart`` waited ``timeout`` seconds: answer with the workers back so far."""
+
+    client: str
+    request: int  # the restart's id
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeElapsed:
+    """A periodic tick of the server's clock: housekeeping that is due is done now."""
+
+    stimulus_id: str = ""
+
+
+Event = (ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent
+         | WorkerLeft | RestartTimedOut | TimeElapsed)

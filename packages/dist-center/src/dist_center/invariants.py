@@ -1,20 +1,30 @@
 """The invariants of CenterState, checked by tests after every step."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 
 from . import placement
-from .records import ACTIVE
+from .records import ACTIVE, STATES, CenterView, TaskStateName
 
-if TYPE_CHECKING:
-    from .state import CenterState
-
-KNOWN_STATES = frozenset({"waiting", "queued", "no-worker", "processing", "memory", "erred",
-                          "released", "lost", "scattering"})
 NEEDED_STATES = ACTIVE | {"memory", "scattering"}
 
 
-def validate_state(state: CenterState) -> None:
+def check_table(table: Mapping[tuple[TaskStateName, TaskStateName], Any]) -> None:
+    """The transition table and the states agree: every row names known states, every state
+    is reached and left (``forgotten`` is only reached), and every state can release."""
+    named: set[str] = {state for row in table for state in row}
+    assert named <= {*STATES, "forgotten"}, named - {*STATES, "forgotten"}
+    starts = {start for start, _ in table}
+    finishes = {finish for _, finish in table}
+    assert starts == set(STATES), set(STATES) ^ starts
+    assert finishes >= set(STATES) - {"released"} | {"forgotten"}, finishes
+    for start in STATES:
+        if start != "released":
+            assert (start, "released") in table, ("a task in it can never be let go", start)
+
+
+def validate_state(state: CenterView) -> None:
     in_queue = {key for _, key in state.queue}
     waiting_for_resources = {key for group in state.waiting_for_resources.values()
                              for key in group}
@@ -25,9 +35,9 @@ def validate_state(state: CenterState) -> None:
         if ts.state == "queued":
             assert key in in_queue or key in waiting_for_resources, ts
         assert ts.key == key
-        assert ts.state in KNOWN_STATES, ts
+        assert ts.state in STATES, ts
         if ts.state == "processing":
-            assert ts.processing_on in state.workers, ts
+            assert ts.processing_on is not None and ts.processing_on in state.workers, ts
             assert key in state.workers[ts.processing_on].processing, ts
         else:
             assert ts.processing_on is None, ts
@@ -70,7 +80,7 @@ def validate_state(state: CenterState) -> None:
     check_task_counts(state)
 
 
-def check_task_counts(state: CenterState) -> None:
+def check_task_counts(state: CenterView) -> None:
     """The dashboard's per-prefix counters agree with a recount of the tasks."""
     recount: dict[str, dict[str, int]] = {}
     for ts in state.tasks.values():

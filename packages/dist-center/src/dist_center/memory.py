@@ -1,7 +1,9 @@
 """Giving memory back to the operating system after a large graph is released.
 
 Freed task records leave the C heap full of holes that glibc keeps for later; without a trim
-the center's resident size stays at its peak long after the tasks are gone.
+the center's resident size stays at its peak long after the tasks are gone. ``CenterState``
+decides when (it compacts its tables after a big release, on a ``TimeElapsed`` event); the
+server then calls ``trim_heap``.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import logging
 import sys
 
 log = logging.getLogger("dist.center")
-TRIM_AFTER_RELEASING = 10_000  # tasks
 
 
 def _libc_trim():
@@ -25,20 +26,11 @@ def _libc_trim():
 
 class HeapTrimmer:
     def __init__(self) -> None:
-        self.peak = 0
         self._trim = _libc_trim()
 
-    def tick(self, state) -> bool:
-        """Called periodically; after a big release, shrinks the state's tables and trims."""
-        tasks = len(state.tasks)
-        self.peak = max(self.peak, tasks)
-        if self.peak - tasks < TRIM_AFTER_RELEASING or tasks > self.peak // 2:
-            return False
-        state.compact()
+    def trim(self) -> None:
+        """Collect the garbage the compacted tables left and hand free pages back."""
         gc.collect()
         if self._trim is not None:
             self._trim(0)
-        log.info("released %d tasks: compacted the tables and trimmed the heap",
-                 self.peak - tasks)
-        self.peak = tasks
-        return True
+        log.info("compacted the center's tables after a large release and trimmed the heap")

@@ -1,18 +1,57 @@
-"""Which worker runs a task: fewest bytes to move, then the least busy; restrictions first."""
+"""Which worker runs a task: fewest bytes to move, then the least busy; restrictions first.
+
+Pure functions over a ``CenterView``: they decide, ``CenterState`` carries the decision out.
+"""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Iterable, Mapping
 
-if TYPE_CHECKING:
-    from .state import TaskState, WorkerInfo
+from .records import CenterView, TaskState, WorkerInfo
+
+BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
+MAX_MARGIN_PER_THREAD = 64
+
+
+def capacity(worker: WorkerInfo, avg_duration: float) -> int:
+    """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work."""
+    if avg_duration <= 0:
+        per_thread = 1
+    else:
+        per_thread = min(MAX_MARGIN_PER_THREAD, max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
+    return worker.nthreads * (1 + per_thread)
+
+
+def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
+    """Where a task whose inputs are all in memory goes: a worker, ``"queued"`` (no slot or
+    resources free now) or ``"no-worker"`` (no running worker may ever take it as things are).
+
+    Tasks with inputs or a ``workers=`` restriction go to the best worker however busy it is;
+    others only to a worker with a free slot, else they wait in the center's queue so that a
+    worker that joins late or finishes early gets them.
+    """
+    pool = candidates(ts, view.workers, view.names)
+    if not pool:
+        return "no-worker"
+    spec = ts.spec
+    if spec is not None and spec.resources:
+        free = [w for w in pool
+                if has_resources(free_resources(w, view.tasks), spec.resources)]
+        return best_worker(ts, free, view.tasks) if free else "queued"  # type: ignore[return-value]
+    if ts.deps or (spec is not None and spec.workers):
+        return best_worker(ts, pool, view.tasks)  # type: ignore[return-value]
+    avg = view.avg_duration
+    free = [w for w in pool if len(w.processing) < capacity(w, avg)]
+    if free:
+        return min(free, key=occupancy)
+    return "queued"
 
 
 def occupancy(worker: WorkerInfo) -> float:
     return len(worker.processing) / worker.nthreads
 
 
-def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: dict) -> int:
+def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: Mapping[str, TaskState]) -> int:
     """Bytes of the task's inputs that ``worker`` does not hold yet."""
     total = 0
     address = worker.address
@@ -23,8 +62,8 @@ def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: dict) -> int:
     return total
 
 
-def candidates(task: TaskState, workers: dict[str, WorkerInfo],
-               names: dict[str, str]) -> list[WorkerInfo]:
+def candidates(task: TaskState, workers: Mapping[str, WorkerInfo],
+               names: Mapping[str, str]) -> list[WorkerInfo]:
     """Running workers the task may go to: all, or those its ``workers=`` restriction names;
     of those, only workers that have the ``resources=`` it asks for (free or not)."""
     spec = task.spec
@@ -44,7 +83,7 @@ def has_resources(available: dict[str, float], wanted: dict[str, float]) -> bool
     return all(available.get(name, 0) >= amount for name, amount in wanted.items())
 
 
-def free_resources(worker: WorkerInfo, tasks: dict) -> dict[str, float]:
+def free_resources(worker: WorkerInfo, tasks: Mapping[str, TaskState]) -> dict[str, float]:
     """What ``worker`` has left of its resources with the tasks it was sent running.
 
     Counted from its tasks each time (not kept up to date on the side): every way a task
@@ -58,7 +97,8 @@ def free_resources(worker: WorkerInfo, tasks: dict) -> dict[str, float]:
     return free
 
 
-def best_worker(task: TaskState, pool: Iterable[WorkerInfo], tasks: dict) -> WorkerInfo | None:
+def best_worker(task: TaskState, pool: Iterable[WorkerInfo],
+                tasks: Mapping[str, TaskState]) -> WorkerInfo | None:
     """Fewest bytes to receive; ties go to the least busy, then the least memory held."""
     best = None
     best_cost: tuple | None = None

@@ -1,7 +1,30 @@
-"""What the center records about each task and each worker (``CenterState`` owns them)."""
+"""What the center records about each task and each worker (``CenterState`` owns them), the
+task states, and the read-only view of the center that the pure helpers take."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol, get_args
+
 from dist_protocol.messages import TaskErred, TaskSpec
+
+from .durations import TaskDurations
+
+# A task's state at the center, defined here once. The transition table in ``state`` names
+# which of them lead to which; the spec's lifecycle diagram is drawn from that table.
+#   released    lineage only: no data, kept while a dependent may need it recomputed
+#   waiting     some input is not in memory yet
+#   queued      ready, no worker slot (or resource) free yet
+#   no-worker   ready, but no running worker may take it
+#   processing  sent to one worker
+#   memory      held by at least one worker
+#   erred       it (or an input) failed; the error is kept for clients that ask
+#   lost        scattered data whose every copy is gone, and what waited on it
+#   scattering  a client is pushing its data to workers
+#   forgotten   not a state a task is in: the center drops the record
+TaskStateName = Literal["released", "waiting", "queued", "no-worker", "processing", "memory",
+                        "erred", "lost", "scattering", "forgotten"]
+STATES: tuple[TaskStateName, ...] = tuple(s for s in get_args(TaskStateName)
+                                         if s != "forgotten")
 
 # Most tasks never get a dependent, a second holder or a second client. Until they do, they
 # share this empty set rather than hold four of their own (about 900 bytes a task); ``added``
@@ -22,8 +45,8 @@ def discard(current: set[str] | frozenset, item: str) -> None:
         current.discard(item)  # type: ignore[union-attr]
 
 
-ACTIVE = frozenset({"waiting", "queued", "no-worker", "processing"})
-STATES = ACTIVE | {"memory", "erred", "released", "lost", "scattering"}
+# Work not done yet: a task in one of these will still run.
+ACTIVE: frozenset[TaskStateName] = frozenset({"waiting", "queued", "no-worker", "processing"})
 
 
 def key_prefix(key: str) -> str:
@@ -70,7 +93,7 @@ class TaskState:
         self.spec = spec
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
         self.dependents: set[str] | frozenset = NONE
-        self.state = "released"
+        self.state: TaskStateName = "released"
         self.waiting_on: set[str] | frozenset = NONE
         self.who_has: set[str] | frozenset = NONE
         self.nbytes = 0
@@ -108,3 +131,43 @@ class WorkerInfo:
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
+
+
+class CenterView(Protocol):
+    """What the pure helpers (``lineage``, ``placement``, ``balance``) may read of the center.
+
+    ``CenterState`` is one; the helpers return decisions and never change what they read.
+    """
+
+    @property
+    def tasks(self) -> Mapping[str, TaskState]: ...
+
+    @property
+    def workers(self) -> Mapping[str, WorkerInfo]: ...
+
+    @property
+    def names(self) -> Mapping[str, str]: ...  # worker name -> address
+
+    @property
+    def queue(self) -> Sequence[tuple[tuple[int, int], str]]: ...
+
+    @property
+    def stealing(self) -> Mapping[str, str | None]: ...  # key asked back -> who gets it
+
+    @property
+    def avg_duration(self) -> float: ...
+
+    @property
+    def task_durations(self) -> TaskDurations: ...
+
+    @property
+    def clients(self) -> Mapping[str, set[str]]: ...  # client id -> keys it wants
+
+    @property
+    def unrunnable(self) -> set[str]: ...  # no-worker tasks
+
+    @property
+    def waiting_for_resources(self) -> Mapping[frozenset, dict[str, None]]: ...
+
+    @property
+    def task_counts(self) -> Mapping[str, dict[str, int]]: ...  # prefix -> state -> tasks

@@ -11,10 +11,11 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import OPS, Message, RegisterWorker, Restart, RestartReply, downgrade
+from dist_protocol.messages import (OPS, Message, RegisterWorker, Restart, Story, StoryReply,
+                                    downgrade)
 
-from .events import (ClientConnected, ClientDisconnected, ClientSent, WorkerJoined, WorkerLeft,
-                     WorkerSent)
+from .events import (ClientConnected, ClientDisconnected, ClientSent, RestartTimedOut,
+                     TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .memory import HeapTrimmer
 from .state import CenterState
 
@@ -55,7 +56,8 @@ class Center:
         self._listener: Listener | None = None
         self._watchdog: asyncio.Task | None = None
         self._client_ids = itertools.count(1)
-        self._background: set[asyncio.Task] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._local: dict[str, asyncio.Future] = {}  # the server's own requests, by client id
         self.closed = asyncio.Event()
 
     async def start(self) -> None:
@@ -78,6 +80,8 @@ class Center:
             self._listener.close()
         if self._watchdog is not None:
             self._watchdog.cancel()
+        for timer in self._timers:
+            timer.cancel()
         if self.dashboard is not None:
             await self.dashboard.close()
         for comm in list(self.comms.values()):
@@ -86,9 +90,13 @@ class Center:
 
     # -- dispatch -------------------------------------------------------------------------------
     def _handle(self, *events) -> None:
+        compactions = self.state.compactions
         for to, message in self.state.handle(*events):
             comm = self.comms.get(to)
             if comm is None:
+                waiter = self._local.get(to)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
                 continue
             if message.gated_fields:  # e.g. no pickled exception for a non-Python client
                 message = downgrade(message, comm.features)
@@ -96,6 +104,25 @@ class Center:
                 comm.send(message)
             except CommClosedError:
                 pass  # its close callback tells the state
+        if self.state.compactions != compactions:
+            self.memory.trim()
+
+    async def story(self, keys: list[str], timeout: float = 5.0) -> list[dict]:
+        """A key's story for the dashboard: asked as a client would, so the workers' logs are
+        in it; after ``timeout`` (a worker slow to answer), the center's own log alone."""
+        client = f"dashboard-{next(self._client_ids)}"
+        waiter = self._local[client] = asyncio.get_running_loop().create_future()
+        try:
+            self._handle(ClientConnected(client), ClientSent(client, Story(id=1, keys=keys)))
+            reply = await asyncio.wait_for(waiter, timeout)
+            return reply.entries if isinstance(reply, StoryReply) else []
+        except TimeoutError:
+            return [{"key": key, "start": start, "finish": finish, "stimulus_id": sid,
+                     "time": when, "worker": ""}
+                    for key, start, finish, sid, when in self.state.story(*keys)]
+        finally:
+            del self._local[client]
+            self._handle(ClientDisconnected(client))
 
     # -- connections ----------------------------------------------------------------------------
     async def _on_comm(self, comm: Comm) -> None:
@@ -107,19 +134,6 @@ class Center:
             comm.abort(InvalidMessage(f"the center serves clients and workers, "
                                       f"not {comm.peer_role}s"))
 
-    def _spawn(self, coro) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _finish_restart(self, comm: Comm, msg: Restart, expected: int) -> None:
-        """Reply once as many workers as before have registered again (or on timeout)."""
-        deadline = time.monotonic() + msg.timeout
-        while len(self.state.workers) < expected and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if not comm.is_closed:
-            comm.send(RestartReply(id=msg.id, workers=len(self.state.workers)))
-
     def _serve_client(self, comm: Comm) -> None:
         client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
         self.comms[client] = comm
@@ -128,11 +142,11 @@ class Center:
             for msg in messages:
                 if msg.op not in CLIENT_OPS:
                     raise InvalidMessage(f"op {msg.op!r} is not sent by clients")
-            workers_before = len(self.state.workers)
             self._handle(*(ClientSent(client, msg) for msg in messages))
             for msg in messages:
-                if isinstance(msg, Restart):
-                    self._spawn(self._finish_restart(comm, msg, workers_before))
+                if isinstance(msg, Restart):  # the center answers when the workers are back
+                    self._timers.add(asyncio.get_running_loop().call_later(
+                        msg.timeout, self._handle, RestartTimedOut(client, msg.id)))
 
         def on_close(_: Comm) -> None:
             if self.comms.get(client) is comm:
@@ -174,7 +188,7 @@ class Center:
                 self.last_seen.pop(address, None)
                 self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
 
-        self._handle(WorkerJoined(first, comm.peer_environment))
+        self._handle(WorkerJoined(first, comm.peer_environment, comm.features))
         comm.set_handler(on_messages)
         comm.on_close(on_close)
 
@@ -183,7 +197,7 @@ class Center:
         interval = min(1.0, self.heartbeat_timeout / 4)
         while True:
             await asyncio.sleep(interval)
-            self.memory.tick(self.state)
+            self._handle(TimeElapsed())
             now = time.monotonic()
             for address, seen in list(self.last_seen.items()):
                 if now - seen > self.heartbeat_timeout:

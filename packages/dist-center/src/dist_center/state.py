@@ -1,189 +1,135 @@
 """CenterState: the center's decisions as a plain class -- events in, messages out.
 
-``handle(event)`` is the only thing that changes the state; it returns ``(recipient, message)``
-pairs for the server to send (a recipient is a worker address or a client id). Nothing here
-does I/O, reads the clock on its own, or opens a payload: functions, arguments and errors are
-carried as opaque ``Payload``s.
+``handle(*events)`` is the only thing that changes the state; it returns ``(recipient,
+message)`` pairs for the server to send (a recipient is a worker address or a client id).
+Nothing here does I/O or opens a payload: functions, arguments and errors are carried as
+opaque ``Payload``s. The clock is read once per step, for the transition log.
 
-Task states: ``waiting`` (inputs not all in memory) -> ``queued`` (ready, no worker slot yet) or
-``no-worker`` (no running worker may take it) -> ``processing`` (sent to one worker) ->
-``memory`` | ``erred``; ``released`` keeps a task's lineage without data while others depend on
-it; ``lost`` is scattered data whose every copy is gone; ``scattering`` awaits a client's push.
-
-What becomes of inputs and dependents when data is lost, a task fails or nobody needs a key is
-in ``lineage``; which worker runs a task is in ``placement``; the records in ``records``.
+This module says what each event asks of the task state machine (``transitions``): which
+transitions to make, which messages to answer with. A task's states and the table of moves
+between them are there; the decisions about lineage, placement and stealing are pure
+functions in ``lineage``, ``placement`` and ``balance``; read-only answers in ``queries``.
 """
 from __future__ import annotations
 
-import heapq
 import itertools
-import math
-from collections import Counter, deque
+from collections import deque
+import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from dist_protocol.messages import (AcquireReplicas, Cancel, ClusterInfo, ClusterInfoReply,
-                                    ComputeTask, FreeKeys, Heartbeat, KeyCancelled, KeyInMemory,
-                                    KeyLost, KeysAdded, Message, MissingData, RegisterWorker,
-                                    Release, Replicate, Restart, RestartWorker, ScatterDone,
-                                    ScatterPlan, ScatterPlanReply, StealReply, Submit, TaskErred,
-                                    TaskFinished, Unregister, WhoHas, WhoHasReply,
+from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, FreeKeys,
+                                    Heartbeat, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
+                                    KeysAdded, MissingData, RegisterWorker, Release, Replicate,
+                                    Restart, RestartReply, RestartWorker, ScatterDone, ScatterPlan,
+                                    ScatterPlanReply, StealReply, StealRequest, Story, StoryReply,
+                                    Submit, TaskErred, TaskFinished, Unregister, WhoHas,
                                     WorkerRegistered)
 from dist_protocol.serialize import Payload
 
-from . import balance, lineage, placement
-from .durations import TaskDurations
-from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, WorkerJoined,
-                     WorkerLeft, WorkerSent)
-from .invariants import validate_state
-# The records live apart; importers of this module find them here as well.
-from .records import (ACTIVE, NONE, STATES, PrefixNames, TaskState, WorkerInfo,  # noqa: F401
-                      added, discard, key_prefix)
+from . import balance, lineage, queries
+from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, RestartTimedOut,
+                     TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+from .invariants import check_table, validate_state
+# The records and the machine live apart; importers of this module find them here as well.
+from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
+                      discard, key_prefix)
+from .transitions import TRANSITIONS, Outgoing, TaskMachine
 
 # States of a task that has not started running anywhere (what `cancel pending_only` cancels).
 NOT_STARTED = frozenset({"waiting", "queued", "no-worker", "released"})
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
-BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
-MAX_MARGIN_PER_THREAD = 64
-
-TRANSITION_LOG = 10_000  # recent (key, from, to) transitions, for story()
-STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
-
-Outgoing = list[tuple[str, Message]]
+# After this many tasks were released (and at most half the peak is left), the big tables are
+# rebuilt: dicts and sets keep their peak size after deletions.
+COMPACT_AFTER_RELEASING = 10_000
 
 
-class CenterState:
-    def __init__(self) -> None:
-        self.tasks: dict[str, TaskState] = {}
-        self.workers: dict[str, WorkerInfo] = {}
-        self.names: dict[str, str] = {}  # worker name -> address
-        self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
-        self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
-        self.unrunnable: set[str] = set()
-        self.avg_duration = 0.0  # seconds; 0 until the first task finishes
-        self.transitions: deque[tuple[str, str, str]] = deque(maxlen=TRANSITION_LOG)
-        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
-        self.finished_by_prefix: Counter[str] = Counter()
-        self.erred_by_prefix: Counter[str] = Counter()
-        self.messages_handled = 0
-        # For the dashboard, O(1) per transition: prefix -> state -> tasks now in that state.
-        self.task_counts: dict[str, dict[str, int]] = {}
-        self.prefix_of = PrefixNames()  # key -> the prefix it is counted under (capped)
-        self.task_stream_count = 0  # appended ever: a cursor into task_stream
-        self.task_durations = TaskDurations()
-        self._seq = itertools.count()
-        self._out: Outgoing = []
-        self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
-        self.small_values_for: set[str] = set()  # clients that take small values inline
-        self.told_of_recomputing: set[str] = set()  # clients that take key-recomputing
-        self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
-        # Tasks with resources= that no worker has free now: by what they ask for, in order.
-        self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
-        self._resources_freed = False  # a worker with resources has had a task leave
-        # Workers whose tasks were taken back during this step; they take queued work at its end
-        # (not at once, so a release of many keys does not hand out work it is about to cancel).
-        self._slots_freed: dict[str, None] = {}
-        self._unlinked: list[TaskState] = []  # inputs whose last reader was just forgotten
-        self._releasing_unlinked = False
-        self._handlers: dict[type, Callable[[Any], None]] = {
+class CenterState(TaskMachine):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        # Restarts not yet answered: (client, request id) -> workers to wait for.
+        self.restarting: dict[tuple[str, int], int] = {}
+        # Stories being gathered: request number -> the client's (id, request), the workers
+        # yet to answer, and the entries so far.
+        self.stories: dict[int, tuple[str, int, set[str], list[dict]]] = {}
+        self._story_requests = itertools.count(1)
+        self.storytellers: set[str] = set()  # workers whose connections agreed "story"
+        self.peak_tasks = 0  # since the tables were last compacted
+        self.compactions = 0  # the server gives memory back to the system after each
+        self._stimuli = itertools.count(1)
+        self._handlers: dict[type, Callable[[Any, str], None]] = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
             ClientSent: self._client_sent,
             WorkerJoined: self._worker_joined,
             WorkerSent: self._worker_sent,
             WorkerLeft: self._worker_left,
+            RestartTimedOut: self._restart_timed_out,
+            TimeElapsed: self._time_elapsed,
         }
-        self._client_ops: dict[type, Callable[[str, Any], None]] = {
+        self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self._release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
             ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
-            Restart: self._restart,
+            Restart: self._restart, Story: self._story,
         }
-        self._worker_ops: dict[type, Callable[[str, Any], None]] = {
+        self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: self._keys_added, MissingData: self._missing_data,
             Heartbeat: self._heartbeat, Unregister: self._unregister,
-            StealReply: self._steal_reply,
+            StealReply: self._steal_reply, StoryReply: self._worker_story,
         }
 
     # -- the one entry point -----------------------------------------------------------------
     def handle(self, *events: Event) -> Outgoing:
+        self.now = self.clock()
+        sid = "refill"
+        handlers, counter = self._handlers, self._stimuli
         for event in events:
-            self._handlers[type(event)](event)
-        self._refill()
-        balance.balance(self)
-        out, self._out = self._out, []
-        self._last_sent.clear()
-        return out
-
-    def _refill(self) -> None:
-        freed, self._slots_freed = self._slots_freed, {}
-        for address in freed:
-            worker = self.workers.get(address)
-            if worker is not None:
-                self._fill(worker)
-        if self._resources_freed and self.waiting_for_resources:
-            self._place_waiting_for_resources()
-
-    def _send(self, to: str, message: Message) -> None:
-        self._out.append((to, message))
-        self._last_sent[to] = message
-
-    def _free(self, address: str, key: str) -> None:
-        """Tell a worker to drop ``key``. Releasing a map frees thousands of keys in one step:
-        they go as one free-keys message per worker, in the place the first one would have."""
-        last = self._last_sent.get(address)
-        if type(last) is FreeKeys:
-            last.keys.append(key)
-        else:
-            self._send(address, FreeKeys(keys=[key]))
-
-    def _set_state(self, ts: TaskState, state: str) -> None:
-        self.transitions.append((ts.key, ts.state, state))
-        counts = ts.counts
-        if counts is None:
-            counts = ts.counts = self.task_counts.get(ts.prefix) or self._new_counts(ts.prefix)
-        else:
-            counts[ts.state] -= 1
-        counts[state] += 1
-        ts.state = state
-
-    def _new_counts(self, prefix: str) -> dict[str, int]:
-        counts = self.task_counts[prefix] = dict.fromkeys(sorted(STATES), 0)
-        return counts
-
-    def story(self, key: str) -> list[tuple[str, str, str]]:
-        return [t for t in self.transitions if t[0] == key]
+            kind = type(event)
+            sid = event.stimulus_id
+            if not sid:  # named by what happened, numbered (cheaply: there is one per task)
+                named = (event.message if isinstance(event, (WorkerSent, ClientSent))
+                         else event)
+                sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
+            handlers[kind](event, sid)
+        self.refill(sid)  # what the step freed is taken up as part of its last event
+        self.request_steals()
+        return self.take_outgoing()
 
     # -- clients ---------------------------------------------------------------------------
-    def _client_connected(self, event: ClientConnected) -> None:
+    def _client_connected(self, event: ClientConnected, sid: str) -> None:
         self.clients.setdefault(event.client, set())
         if "key-recomputing" in event.features:
             self.told_of_recomputing.add(event.client)
 
-    def _client_disconnected(self, event: ClientDisconnected) -> None:
+    def _client_disconnected(self, event: ClientDisconnected, sid: str) -> None:
         self.small_values_for.discard(event.client)
         self.told_of_recomputing.discard(event.client)
+        for pending in [p for p in self.restarting if p[0] == event.client]:
+            del self.restarting[pending]
+        for number in [n for n, story in self.stories.items() if story[0] == event.client]:
+            del self.stories[number]
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:
                 discard(ts.wanted_by, event.client)
-                lineage.maybe_release(self, ts)
+                self.transition(ts, "forgotten", sid)
 
-    def _client_sent(self, event: ClientSent) -> None:
+    def _client_sent(self, event: ClientSent, sid: str) -> None:
         self.messages_handled += 1
         self.clients.setdefault(event.client, set())
         handler = self._client_ops.get(type(event.message))
         if handler is not None:
-            handler(event.client, event.message)
+            handler(event.client, event.message, sid)
 
     def _want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
         self.clients[client].add(ts.key)
 
-    def _submit(self, client: str, msg: Submit) -> None:
+    def _submit(self, client: str, msg: Submit, sid: str) -> None:
         if msg.small_values:
             self.small_values_for.add(client)
         wanted = None if msg.wanted is None else set(msg.wanted)
@@ -195,8 +141,8 @@ class CenterState:
                 dependents: set[str] | frozenset = NONE
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
-                    lineage.forget(self, ts)
-                ts = TaskState(spec.key, spec, next(self._seq), self.prefix_of(spec.key))
+                    self.transition(ts, "forgotten", sid, True)
+                ts = TaskState(spec.key, spec, next(self.task_order), self.prefix_of(spec.key))
                 ts.dependents = dependents
                 self.tasks[spec.key] = ts
                 fresh.append(ts)
@@ -205,90 +151,80 @@ class CenterState:
                 self._want(client, ts)
                 self._report_existing(client, ts)
         for ts in fresh:
-            self._link(ts)
+            self._link(ts, sid)
         for ts in lineage.in_cycles(fresh):
-            if ts.state != "erred":
-                lineage.fail(self, ts, "CyclicDependency",
-                             f"task {ts.key} depends on itself through its inputs")
+            self.transition(ts, "erred", sid, lineage.cyclic(ts))
         for ts in touched:
             if ts.state == "released" and lineage.needed(self, ts):
-                lineage.recompute(self, ts)
+                self.transition(ts, "waiting", sid)
         for ts in fresh:
-            if ts.state == "released" and self.tasks.get(ts.key) is ts:
-                lineage.maybe_release(self, ts)  # neither wanted nor needed: nothing to keep it for
+            if ts.state == "released":  # neither wanted nor needed: nothing to keep it for
+                self.transition(ts, "forgotten", sid)
 
     def _report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
-            self._send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
+            self.send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
                                            workers=sorted(ts.who_has)))
         elif ts.state == "erred" and ts.error is not None:
-            self._send(client, replace(ts.error, key=ts.key))
+            self.send(client, replace(ts.error, key=ts.key))
         elif ts.state == "lost":
-            self._send(client, KeyLost(key=ts.key, message=ts.lost_message))
+            self.send(client, KeyLost(key=ts.key, message=ts.lost_message))
 
-    def _link(self, ts: TaskState) -> None:
+    def _link(self, ts: TaskState, sid: str) -> None:
         missing = [dep for dep in ts.deps if dep not in self.tasks]
         ts.deps = tuple(dep for dep in ts.deps if dep in self.tasks)
         for dep in ts.deps:
             dts = self.tasks[dep]
             dts.dependents = added(dts.dependents, ts.key)
         if missing:
-            lineage.fail(self, ts, "MissingDependency",
-                         f"task {ts.key} depends on {', '.join(missing)}, which the center "
-                         "does not know (released before it was used?)")
+            self.transition(ts, "erred", sid, lineage.missing_inputs(ts, missing))
 
-    def _release(self, client: str, msg: Release) -> None:
+    def _release(self, client: str, msg: Release, sid: str) -> None:
         wants = self.clients.get(client, set())
         for key in msg.keys:
             wants.discard(key)
             ts = self.tasks.get(key)
             if ts is not None:
                 discard(ts.wanted_by, client)
-                lineage.maybe_release(self, ts)
+                self.transition(ts, "forgotten", sid)
 
-    def _cancel(self, client: str, msg: Cancel) -> None:
+    def _cancel(self, client: str, msg: Cancel, sid: str) -> None:
         keys = msg.keys
         if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
             keys = [key for key in keys
                     if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED]
-        self._release(client, Release(keys=keys))
+        self._release(client, Release(keys=keys), sid)
         for key in keys:
-            self._send(client, KeyCancelled(key=key))
+            self.send(client, KeyCancelled(key=key))
 
-    def _who_has(self, client: str, msg: WhoHas) -> None:
-        who_has = {}
-        for key in msg.keys:
-            ts = self.tasks.get(key)
-            who_has[key] = sorted(ts.who_has) if ts is not None else []
-        self._send(client, WhoHasReply(id=msg.id, who_has=who_has))
+    def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
+        self.send(client, queries.who_has(self, msg))
 
-    def _scatter_plan(self, client: str, msg: ScatterPlan) -> None:
-        pool = [w for w in self.workers.values() if w.status == "running"]
-        if msg.workers:
-            allowed = {self.names.get(w, w) for w in msg.workers}
-            pool = [w for w in pool if w.address in allowed]
-        if not pool:
-            self._send(client, ScatterPlanReply(id=msg.id, targets={}))
+    def _scatter_plan(self, client: str, msg: ScatterPlan, sid: str) -> None:
+        targets = queries.scatter_targets(self, msg)
+        if not targets:
+            self.send(client, ScatterPlanReply(id=msg.id, targets={}))
             return
-        # Round robin over the workers holding the least, so scattered data spreads out.
-        pool.sort(key=lambda w: (w.nbytes, len(w.has_what), w.address))
-        ring = itertools.cycle(pool)
-        targets = {key: [w.address for w in pool] if msg.broadcast else [next(ring).address]
-                   for key in msg.keys}
         for key in msg.keys:
             ts = self.tasks.get(key)
-            if ts is None or ts.state in ("released", "lost"):
-                if ts is not None:
-                    self._forget_or_reset(ts)
-                ts = self.tasks.get(key) or TaskState(key, None, next(self._seq),
-                                                      self.prefix_of(key))
-                self.tasks[key] = ts
-                if ts.state != "memory":
-                    self._set_state(ts, "scattering")
+            if ts is not None and ts.state in ("released", "lost"):
+                # Scattered data takes the key over: keep the task only as its dependents'
+                # input, or not at all.
+                if ts.dependents:
+                    ts.spec, ts.scattered = None, True
+                    self.transitions(self.unlink_inputs(ts), sid)
+                else:
+                    self.transition(ts, "forgotten", sid, True)
+                ts = self.tasks.get(key)
+            if ts is None:
+                ts = self.tasks[key] = TaskState(key, None, next(self.task_order),
+                                                 self.prefix_of(key))
+            if ts.state in ("released", "lost"):
+                self.transition(ts, "scattering", sid)
             self._want(client, ts)
-        self._send(client, ScatterPlanReply(id=msg.id, targets=targets))
+        self.send(client, ScatterPlanReply(id=msg.id, targets=targets))
 
-    def _scatter_done(self, client: str, msg: ScatterDone) -> None:
+    def _scatter_done(self, client: str, msg: ScatterDone, sid: str) -> None:
         """The client pushed data and the workers confirmed: record it now, as the workers'
         own reports would (they follow, and change nothing), so that whatever this client
         sends next finds the data in place."""
@@ -298,42 +234,28 @@ class CenterState:
                 by_worker.setdefault(address, {})[key] = msg.nbytes.get(key, 0)
         for address, keys in by_worker.items():
             if address in self.workers:
-                self._keys_added(address, KeysAdded(keys=keys))
+                self._keys_added(address, KeysAdded(keys=keys), sid)
 
-    def _forget_or_reset(self, ts: TaskState) -> None:
-        """Scattered data takes the key over: keep the task only as its dependents' input."""
-        if ts.dependents:
-            ts.spec, ts.scattered = None, True
-            lineage.unlink_inputs(self, ts)
-        else:
-            lineage.forget(self, ts)
+    def _replicate(self, client: str, msg: Replicate, sid: str) -> None:
+        for address, order in queries.replica_orders(self, msg).items():
+            self.send(address, order)
 
-    def _replicate(self, client: str, msg: Replicate) -> None:
-        """Copy each key in memory onto more workers until it is on ``n`` of them."""
-        orders: dict[str, dict[str, list[str]]] = {}
-        nbytes: dict[str, dict[str, int]] = {}
-        running = [w for w in self.workers.values() if w.status == "running"]
-        for key in msg.keys:
-            ts = self.tasks.get(key)
-            if ts is None or ts.state != "memory":
-                continue
-            missing = max(0, msg.n - len(ts.who_has))
-            others = sorted((w for w in running if w.address not in ts.who_has),
-                            key=lambda w: (w.nbytes, w.address))
-            for worker in others[:missing]:
-                orders.setdefault(worker.address, {})[key] = sorted(ts.who_has)
-                nbytes.setdefault(worker.address, {})[key] = ts.nbytes
-        for address, who_has in orders.items():
-            self._send(address, AcquireReplicas(who_has=who_has, nbytes=nbytes[address]))
-
-    def _restart(self, client: str, msg: Restart) -> None:
-        """Forget every task and restart every worker; clients' futures are cancelled."""
+    def _restart(self, client: str, msg: Restart, sid: str) -> None:
+        """Forget every task and restart every worker; clients' futures are cancelled. The
+        client hears back once as many workers as before have registered again (or when its
+        timeout passes: the server then sends ``RestartTimedOut``)."""
+        expected = len(self.workers)
         for other, keys in self.clients.items():
             for key in keys:
-                self._send(other, KeyCancelled(key=key))
+                self.send(other, KeyCancelled(key=key))
             keys.clear()
         for address in list(self.workers):
-            self._send(address, RestartWorker(reason=f"restart requested by {client}"))
+            self.send(address, RestartWorker(reason=f"restart requested by {client}"))
+        # Every task goes at once: no worker keeps anything, so there is nothing to free,
+        # run or tell; the log still says where each task went.
+        for ts in self.tasks.values():
+            self.transition_log.append((ts.key, ts.state, "forgotten", sid, self.now))
+            ts.state = "forgotten"
         self.tasks.clear()
         self.task_counts.clear()
         self.workers.clear()
@@ -342,19 +264,53 @@ class CenterState:
         self.unrunnable.clear()
         self.stealing.clear()
         self.waiting_for_resources.clear()
+        self.restarting[(client, msg.id)] = expected
+        self._restart_progress()
 
-    def _cluster_info(self, client: str, msg: ClusterInfo) -> None:
-        self._send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
+    def _restart_progress(self, timed_out: tuple[str, int] | None = None) -> None:
+        for (client, request), expected in list(self.restarting.items()):
+            if len(self.workers) >= expected or (client, request) == timed_out:
+                del self.restarting[(client, request)]
+                self.send(client, RestartReply(id=request, workers=len(self.workers)))
+
+    def _restart_timed_out(self, event: RestartTimedOut, sid: str) -> None:
+        self._restart_progress(timed_out=(event.client, event.request))
+
+    def _story(self, client: str, msg: Story, sid: str) -> None:
+        """A key's history: the center's log now, the workers' when they have all answered
+        (the center asks every worker: any may have fetched or held the key)."""
+        entries = [{"key": key, "start": start, "finish": finish, "stimulus_id": stimulus_id,
+                    "time": when, "worker": ""}
+                   for key, start, finish, stimulus_id, when in self.story(*msg.keys)]
+        number = next(self._story_requests)
+        tellers = self.storytellers & self.workers.keys()  # (an older worker has no log)
+        self.stories[number] = (client, msg.id, tellers, entries)
+        for address in tellers:
+            self.send(address, Story(id=number, keys=msg.keys))
+        self._story_progress(number)
+
+    def _worker_story(self, address: str, msg: StoryReply, sid: str) -> None:
+        story = self.stories.get(msg.id)
+        if story is not None and address in story[2]:
+            story[2].discard(address)
+            story[3].extend(msg.entries)
+            self._story_progress(msg.id)
+
+    def _story_progress(self, number: int) -> None:
+        client, request, waiting_for, entries = self.stories[number]
+        if not waiting_for:
+            del self.stories[number]
+            entries.sort(key=lambda entry: entry["time"])  # (stable: each host's order stays)
+            self.send(client, StoryReply(id=request, entries=entries))
+
+    def _cluster_info(self, client: str, msg: ClusterInfo, sid: str) -> None:
+        self.send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
 
     def worker_table(self) -> list[dict]:
-        return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
-                 "memory_limit": w.memory_limit, "status": w.status,
-                 "processing": len(w.processing), "keys": len(w.has_what), "nbytes": w.nbytes,
-                 "metrics": w.metrics, "environment": w.environment}
-                for w in self.workers.values()]
+        return queries.worker_table(self)
 
     # -- workers joining and leaving ---------------------------------------------------------
-    def _worker_joined(self, event: WorkerJoined) -> None:
+    def _worker_joined(self, event: WorkerJoined, sid: str) -> None:
         reg: RegisterWorker = event.registration
         carried: set[str] = set()
         previous = self.workers.get(reg.address)
@@ -363,7 +319,7 @@ class CenterState:
             # stays where it is, instead of being lost and recomputed; its tasks start over.
             carried = previous.has_what & reg.keys.keys()
             previous.has_what -= carried
-            self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True))
+            self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True), sid)
         name = reg.name or reg.address
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit, reg.resources)
         worker.has_what = carried
@@ -372,29 +328,54 @@ class CenterState:
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.names[name] = reg.address
-        self._send(reg.address, WorkerRegistered(address=reg.address))
+        if "story" in event.features:
+            self.storytellers.add(reg.address)
+        self.send(reg.address, WorkerRegistered(address=reg.address))
         stale = []
         for key, nbytes in reg.keys.items():
             ts = self.tasks.get(key)
-            if ts is None or not self._accept_result(ts, worker, nbytes, ts.type):
+            if ts is None or not self._accept_result(ts, worker, nbytes, ts.type, None, sid):
                 stale.append(key)
         if stale:
-            self._send(reg.address, FreeKeys(keys=stale))
+            self.send(reg.address, FreeKeys(keys=stale))
+        self._retry_unrunnable(sid)
+        self.fill(worker, sid)
+        self._restart_progress()
+
+    def _retry_unrunnable(self, sid: str) -> None:
+        """A worker joined or resumed: tasks no worker could take may run now."""
         for key in list(self.unrunnable):
             ts = self.tasks.get(key)
             self.unrunnable.discard(key)
             if ts is not None and ts.state == "no-worker":
-                self._place(ts)
-        self._fill(worker)
+                self.transition(ts, "processing", sid)
 
-    def _unregister(self, address: str, msg: Unregister) -> None:
-        self._worker_left(WorkerLeft(address, "unregistered", graceful=True))
+    def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str,
+                       value: Payload | None, sid: str) -> bool:
+        """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
+        if ts.state == "memory":
+            self.add_replica(ts, worker)
+            return True
+        if ts.state not in ACTIVE or not lineage.needed(self, ts):
+            return False
+        self.transition(ts, "memory", sid, (worker.address, nbytes, type_, value))
+        return True
 
-    def _worker_left(self, event: WorkerLeft) -> None:
+    def _unregister(self, address: str, msg: Unregister, sid: str) -> None:
+        self._worker_left(WorkerLeft(address, "unregistered", graceful=True), sid)
+
+    def _worker_left(self, event: WorkerLeft, sid: str) -> None:
         worker = self.workers.pop(event.worker, None)
         if worker is None:
             return
-        balance.forget_worker(self, worker.address)
+        self.storytellers.discard(worker.address)
+        for number, story in list(self.stories.items()):
+            if worker.address in story[2]:  # it will not answer: tell the story without it
+                story[2].discard(worker.address)
+                self._story_progress(number)
+        # Its pending steals, either way, will never be answered or used.
+        for key in balance.stale_steals(self, worker.address):
+            del self.stealing[key]
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
@@ -402,17 +383,16 @@ class CenterState:
         orphans = []
         for key in worker.processing:
             ts = self.tasks[key]
-            ts.processing_on = None
+            self.transition(ts, "waiting", sid, True)
             if key in running and not event.graceful:
                 ts.died_on.append(worker.address)
                 if len(ts.died_on) >= ALLOWED_FAILURES:
-                    self._set_state(ts, "waiting")
-                    lineage.fail(self, ts, "KilledWorker",
-                                 f"task {key} was running on workers that died "
-                                 f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
-                                 f"(the last: {event.reason}); giving up")
+                    self.transition(ts, "erred", sid, TaskErred(
+                        key=key, exception_type="KilledWorker",
+                        message=f"task {key} was running on workers that died "
+                                f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
+                                f"(the last: {event.reason}); giving up"))
                     continue
-            self._set_state(ts, "waiting")
             orphans.append(ts)
         worker.processing.clear()
         lost = []
@@ -422,38 +402,62 @@ class CenterState:
             if not ts.who_has and ts.state == "memory":
                 lost.append(ts)
         worker.has_what.clear()
-        lineage.lose(self, lost, f"its only copy was on worker {worker.address}, which left "
-                                 f"({event.reason})")
+        self._lose(lost, f"its only copy was on worker {worker.address}, which left "
+                         f"({event.reason})", sid)
         for ts in orphans:
             if ts.state == "waiting":
-                lineage.recompute(self, ts)
+                ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
+                self.transitions(recs, sid)
         for other in list(self.workers.values()):
-            self._fill(other)
+            self.fill(other, sid)
+
+    def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
+        """Every copy of these tasks' data is gone: what waited on them waits again;
+        recompute what has lineage and is needed; scattered data is lost for good, and so is
+        everything waiting for it.
+
+        All are marked gone before any is recomputed, so a recomputation never counts on an
+        input that is about to be found lost too.
+        """
+        for ts in lost:
+            for dep_key in ts.dependents:
+                dts = self.tasks[dep_key]
+                if dts.state in ACTIVE:
+                    self.transition(dts, "waiting", sid)
+                    dts.waiting_on = added(dts.waiting_on, ts.key)
+            if ts.spec is not None:
+                self.transition(ts, "released", sid)
+            else:
+                self.transition(ts, "lost", sid, f"data for {ts.key} was lost: {why}")
+        for ts in lost:
+            if ts.state == "released" and lineage.needed(self, ts):
+                # Clients holding it must not believe it finished while it is computed again.
+                for client in ts.wanted_by:
+                    if client in self.told_of_recomputing:
+                        self.send(client, KeyRecomputing(key=ts.key))
+                self.transition(ts, "waiting", sid)
 
     # -- results from workers ----------------------------------------------------------------
-    def _worker_sent(self, event: WorkerSent) -> None:
+    def _worker_sent(self, event: WorkerSent, sid: str) -> None:
         self.messages_handled += 1
         if event.worker not in self.workers:
             return  # a worker we consider gone; it re-registers before it is heard again
         handler = self._worker_ops.get(type(event.message))
         if handler is not None:
-            handler(event.worker, event.message)
+            handler(event.worker, event.message, sid)
 
-    def _task_finished(self, address: str, msg: TaskFinished) -> None:
+    def _task_finished(self, address: str, msg: TaskFinished, sid: str) -> None:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.processing_on == address:
-            self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value)
+            self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)
             self._record_run(ts, address, msg)
         elif ts is None or address not in ts.who_has:  # (a holder telling twice is no news)
             # Not the run the center waits for. The center may have asked this worker to free
             # the key since (the messages crossed), so whether the worker still holds the value
             # is unknown: make sure it does not, rather than send readers to a missing copy.
-            self._free(address, msg.key)
-        self._fill(worker)
-
-    def _steal_reply(self, address: str, msg: StealReply) -> None:
-        balance.steal_reply(self, address, msg)
+            self.free(address, msg.key)
+        self.fill(worker, sid)
 
     def _record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
         if msg.stop > msg.start > 0:
@@ -464,69 +468,20 @@ class CenterState:
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
 
-    def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str,
-                       value: Payload | None = None) -> bool:
-        """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
-        if ts.state == "memory":
-            self._add_replica(ts, worker)
-            return True
-        if ts.state not in ACTIVE or not lineage.needed(self, ts):
-            return False
-        if ts.processing_on is not None:
-            holder = self.workers.get(ts.processing_on)
-            if holder is not None:
-                holder.processing.pop(ts.key, None)
-                if holder is not worker:
-                    self._free(holder.address, ts.key)
-            ts.processing_on = None
-        self.unrunnable.discard(ts.key)
-        ts.waiting_on = NONE
-        ts.nbytes, ts.type = nbytes, type_
-        self._set_state(ts, "memory")
-        self._add_replica(ts, worker)
-        self.finished_by_prefix[ts.prefix] += 1
-        if ts.wanted_by:
-            holders = [worker.address]
-            for client in ts.wanted_by:
-                # A small value goes along to clients that asked, so they need not fetch it;
-                # the center passes it on and keeps nothing.
-                self._send(client, KeyInMemory(
-                    key=ts.key, nbytes=nbytes, type=type_, workers=holders,
-                    value=value if client in self.small_values_for else None))
-        for dep_key in ts.dependents:
-            dts = self.tasks[dep_key]
-            discard(dts.waiting_on, ts.key)
-            if dts.state == "waiting" and not dts.waiting_on:
-                self._place(dts)
-        for dep_key in ts.deps:
-            lineage.maybe_release(self, self.tasks[dep_key])
-        lineage.maybe_release(self, ts)
-        return True
-
-    def _add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
-        if worker.address not in ts.who_has:
-            ts.who_has = added(ts.who_has, worker.address)
-            worker.has_what.add(ts.key)
-            worker.nbytes += ts.nbytes
-
-    def _task_erred(self, address: str, msg: TaskErred) -> None:
+    def _task_erred(self, address: str, msg: TaskErred, sid: str) -> None:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
-        if ts is None or ts.state != "processing" or ts.processing_on != address:
-            self._fill(worker)
-            return
-        worker.processing.pop(ts.key, None)
-        ts.processing_on = None
-        if ts.retries_left > 0:
-            ts.retries_left -= 1
-            self._set_state(ts, "waiting")
-            self._place(ts)
-        else:
-            self._set_state(ts, "waiting")
-            lineage.fail_with(self, ts, msg)
-        self._fill(worker)
+        if ts is not None and ts.state == "processing" and ts.processing_on == address:
+            # The worker has forgotten the task already.
+            self.transition(ts, "waiting", sid, True)
+            if ts.retries_left > 0:
+                ts.retries_left -= 1
+                self.transition(ts, "processing", sid)
+            else:
+                self.transition(ts, "erred", sid, msg)
+        self.fill(worker, sid)
 
-    def _keys_added(self, address: str, msg: KeysAdded) -> None:
+    def _keys_added(self, address: str, msg: KeysAdded, sid: str) -> None:
         worker = self.workers[address]
         unwanted = []
         for key, nbytes in msg.keys.items():
@@ -534,26 +489,16 @@ class CenterState:
             if ts is None:
                 unwanted.append(key)
             elif ts.state == "scattering":
-                ts.nbytes = nbytes
-                self._set_state(ts, "memory")
-                self._add_replica(ts, worker)
-                for client in ts.wanted_by:
-                    self._send(client, KeyInMemory(key=key, nbytes=nbytes, type=ts.type,
-                                                   workers=[address]))
-                for dep_key in ts.dependents:
-                    dts = self.tasks[dep_key]
-                    discard(dts.waiting_on, key)
-                    if dts.state == "waiting" and not dts.waiting_on:
-                        self._place(dts)
+                self.transition(ts, "memory", sid, (address, nbytes))
             elif ts.state == "memory":
                 ts.nbytes = ts.nbytes or nbytes
-                self._add_replica(ts, worker)
+                self.add_replica(ts, worker)
             else:
                 unwanted.append(key)
         if unwanted:
-            self._send(address, FreeKeys(keys=unwanted))
+            self.send(address, FreeKeys(keys=unwanted))
 
-    def _missing_data(self, address: str, msg: MissingData) -> None:
+    def _missing_data(self, address: str, msg: MissingData, sid: str) -> None:
         ts = self.tasks.get(msg.key)
         if ts is None:
             return
@@ -565,143 +510,60 @@ class CenterState:
                 holder.nbytes -= ts.nbytes
                 # It may hold the key yet fail to serve it; no longer counted, it must not
                 # keep it either, or the copy would never be freed.
-                self._free(holder.address, ts.key)
+                self.free(holder.address, ts.key)
         if ts.state == "memory" and not ts.who_has:
-            lineage.lose(self, [ts], f"worker {msg.worker} no longer had it")
+            self._lose([ts], f"worker {msg.worker} no longer had it", sid)
         elif ts.state == "memory":
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
                 if dts.state == "processing" and dts.processing_on == address:
-                    self._send(address, self._compute_message(dts))
+                    self.send(address, self.compute_message(dts))
 
-    def _heartbeat(self, address: str, msg: Heartbeat) -> None:
+    def _heartbeat(self, address: str, msg: Heartbeat, sid: str) -> None:
         worker = self.workers[address]
         worker.metrics = msg.metrics
         paused = bool(msg.metrics.get("paused"))
         if paused and worker.status == "running":
             worker.status = "paused"
-            balance.evacuate(self, worker)
+            # Its memory is short: ask it for every task it has not started, to place them
+            # again among the running workers (no thief chosen: placed afresh when given up).
+            keys = balance.evacuation(self, worker)
+            if keys:
+                for key in keys:
+                    self.stealing[key] = None
+                self.send(worker.address, StealRequest(keys=keys))
         elif not paused and worker.status == "paused":
             worker.status = "running"
-            for key in list(self.unrunnable):
-                ts = self.tasks.get(key)
-                self.unrunnable.discard(key)
-                if ts is not None and ts.state == "no-worker":
-                    self._place(ts)
-            self._fill(worker)
+            self._retry_unrunnable(sid)
+            self.fill(worker, sid)
 
-    # -- scheduling ----------------------------------------------------------------------------
-    def _place(self, ts: TaskState) -> None:
-        """``ts`` has every input in memory: send it to a worker, queue it, or park it."""
-        pool = placement.candidates(ts, self.workers, self.names)
-        if not pool:
-            self._set_state(ts, "no-worker")
-            self.unrunnable.add(ts.key)
-            return
-        if ts.spec is not None and ts.spec.resources:
-            self._place_with_resources(ts, pool)
-            return
-        if ts.deps or (ts.spec is not None and ts.spec.workers):
-            best = placement.best_worker(ts, pool, self.tasks)
-            assert best is not None  # the pool is not empty
-            self._assign(ts, best)
-            return
-        free = [w for w in pool if len(w.processing) < self._capacity(w)]
-        if free:
-            self._assign(ts, min(free, key=placement.occupancy))
-        else:
-            self._set_state(ts, "queued")
-            heapq.heappush(self.queue, (ts.priority, ts.key))
-
-    def _place_with_resources(self, ts: TaskState, pool: list[WorkerInfo]) -> bool:
-        """Only on a worker with the resources free; else it waits until some are freed."""
-        assert ts.spec is not None and ts.spec.resources is not None
-        wanted = ts.spec.resources
-        free = [w for w in pool
-                if placement.has_resources(placement.free_resources(w, self.tasks), wanted)]
-        best = placement.best_worker(ts, free, self.tasks)
-        if best is not None:
-            self._assign(ts, best)
-            return True
-        if ts.state != "queued":
-            self._set_state(ts, "queued")
-            group = self.waiting_for_resources.setdefault(frozenset(wanted.items()), {})
-            group[ts.key] = None
-        return False
-
-    def _place_waiting_for_resources(self) -> None:
-        """Resources were freed: start waiting tasks, in order, while each kind still fits
-        (tasks asking for the same resources wait in one group; the first that does not fit
-        ends that group's turn)."""
-        self._resources_freed = False
-        for wanted, group in list(self.waiting_for_resources.items()):
-            for key in list(group):
-                ts = self.tasks.get(key)
-                if ts is None or ts.state != "queued":
-                    del group[key]
-                    continue
-                pool = placement.candidates(ts, self.workers, self.names)
-                if not pool:
-                    del group[key]
-                    self._set_state(ts, "waiting")
-                    self._place(ts)  # no worker has them at all any more: no-worker
-                    continue
-                if not self._place_with_resources(ts, pool):
-                    break
-                del group[key]
-            if not group:
-                del self.waiting_for_resources[wanted]
-
-    def _capacity(self, worker: WorkerInfo) -> int:
-        """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work."""
-        if self.avg_duration <= 0:
-            per_thread = 1
-        else:
-            per_thread = min(MAX_MARGIN_PER_THREAD,
-                             max(1, math.ceil(BUFFER_SECONDS / self.avg_duration)))
-        return worker.nthreads * (1 + per_thread)
-
-    def _fill(self, worker: WorkerInfo) -> None:
-        if worker.resources:
-            self._resources_freed = True
-        if worker.status != "running" or worker.address not in self.workers:
-            return
-        capacity = self._capacity(worker)
-        queue = self.queue
-        while queue and len(worker.processing) < capacity:
-            _, key = heapq.heappop(queue)
+    def _steal_reply(self, address: str, msg: StealReply, sid: str) -> None:
+        """The victim gave up ``msg.keys`` (and forgot them): run them on the thieves."""
+        for key in msg.kept:
+            self.stealing.pop(key, None)
+        for key in msg.keys:
+            thief_address = self.stealing.pop(key, None)
             ts = self.tasks.get(key)
-            if ts is not None and ts.state == "queued":
-                self._assign(ts, worker)
+            if ts is None or ts.state != "processing" or ts.processing_on != address:
+                continue  # released or done meanwhile; the victim has dropped it already
+            self.transition(ts, "waiting", sid, True)
+            thief = self.workers.get(thief_address or "")
+            if thief is not None and balance.may_run_on(self, ts, thief):
+                self.transition(ts, "processing", sid, thief.address)
+            else:
+                self.transition(ts, "processing", sid)
 
-    def _assign(self, ts: TaskState, worker: WorkerInfo) -> None:
-        self._set_state(ts, "processing")
-        ts.processing_on = worker.address
-        worker.processing[ts.key] = None
-        self._send(worker.address, self._compute_message(ts))
+    # -- housekeeping --------------------------------------------------------------------------
+    def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:
+        """After a big release, rebuild the big tables (the server then trims the heap)."""
+        tasks = len(self.tasks)
+        self.peak_tasks = max(self.peak_tasks, tasks)
+        if self.peak_tasks - tasks >= COMPACT_AFTER_RELEASING and tasks <= self.peak_tasks // 2:
+            self._compact()
+            self.peak_tasks = tasks
+            self.compactions += 1
 
-    def _unassign(self, ts: TaskState) -> None:
-        worker = self.workers.get(ts.processing_on or "")
-        if worker is not None:
-            worker.processing.pop(ts.key, None)
-            self._free(worker.address, ts.key)
-            self._slots_freed[worker.address] = None
-        ts.processing_on = None
-        self._set_state(ts, "waiting")
-
-    def _compute_message(self, ts: TaskState) -> ComputeTask:
-        spec = ts.spec
-        assert spec is not None
-        who_has = {}
-        nbytes = {}
-        for dep in ts.deps:
-            dts = self.tasks[dep]
-            who_has[dep] = list(dts.who_has)
-            nbytes[dep] = dts.nbytes
-        return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
-                           nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with)
-
-    def compact(self) -> None:
+    def _compact(self) -> None:
         """Rebuild the big tables: dicts and sets keep their peak size after deletions."""
         self.tasks = dict(self.tasks)
         self.clients = {client: set(keys) for client, keys in self.clients.items()}
@@ -716,11 +578,21 @@ class CenterState:
         # most of those pages from going back to the system. Only entries about tasks still
         # known stay; the dashboard has shown the rest as they happened.
         tasks = self.tasks
-        self.transitions = deque((t for t in self.transitions if t[0] in tasks),
-                                 maxlen=self.transitions.maxlen)
+        self.transition_log = deque((t for t in self.transition_log if t[0] in tasks),
+                                 maxlen=self.transition_log.maxlen)
         self.task_stream = deque((t for t in self.task_stream if t[0] in tasks),
                                  maxlen=self.task_stream.maxlen)
 
     def validate(self) -> None:
-        """Assert every invariant; tests call this after each step."""
+        """Assert every invariant, and that the table knows every state; tests call this after
+        each step."""
+        check_table(TRANSITIONS)
         validate_state(self)
+
+
+
+_STIMULUS_PREFIX: dict[type, str] = {
+    ClientConnected: "client-connected-", ClientDisconnected: "client-disconnected-",
+    WorkerJoined: "worker-joined-", WorkerLeft: "worker-left-",
+    RestartTimedOut: "restart-timed-out-", TimeElapsed: "time-elapsed-",
+    **{cls: f"{op}-" for op, cls in OPS.items()}}

@@ -20,7 +20,7 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
                                     KeyRecomputing,
                                     Message, Release, Replicate, Restart, ScatterDone, ScatterPlan,
-                                    Submit, TaskErred, TaskSpec, WhoHas)
+                                    Story, Submit, TaskErred, TaskSpec, WhoHas)
 from dist_protocol.addresses import format_address
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize, serialize
@@ -727,6 +727,19 @@ class Executor(concurrent.futures.Executor):
                 state.fail(CancelledError(f"{state.key} was cancelled: the cluster restarted"),
                            status="cancelled")
         self._run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
+
+    def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """What happened to these keys (or futures' keys), for debugging: the log entries of
+        the center and of every worker, oldest first. Each entry is a dict with ``key``,
+        ``start`` and ``finish`` (the states it left and entered), ``stimulus_id`` (the event
+        that caused the move), ``time`` and ``worker`` (the worker's address, ``""`` for the
+        center). The logs are bounded: a long-finished key may have no entries left."""
+        names = [k.key if isinstance(k, Future) else k for k in keys]
+        center = self._center
+        if center is not None and "story" not in center.features:
+            raise ClusterError(f"the center at {self.address} keeps no stories (an older "
+                               "release: it did not announce the protocol feature 'story')")
+        return self._run(self._ask(lambda i: Story(id=i, keys=names)), timeout).entries
 
     def run(self, func, *args, workers: list[str] | None = None, **kwargs) -> dict[str, Any]:
         """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""

@@ -29,6 +29,8 @@ FEATURES: dict[str, str] = {
                           "announce it get the error as text only",
     "compression": "payloads may carry `compression`: frames sent as lz4 blocks (see "
                    "Payloads); a peer announces it only where it can decompress them",
+    "story": "the peer answers `story` with `story-reply`: a key's history (the center for "
+             "clients, gathering its workers'; a worker for the center)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": compression.available}

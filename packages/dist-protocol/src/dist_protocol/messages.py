@@ -226,6 +226,25 @@ class RestartReply(Message):
     workers: int  # workers registered again when the restart finished
 
 
+@message("story", "client->center", "center->worker", feature="story")
+class Story(Message):
+    """What happened to these keys: the center answers with its own log and, having asked
+    every worker the same, theirs."""
+
+    id: int
+    keys: list[str]
+
+
+@message("story-reply", "center->client", "worker->center", feature="story")
+class StoryReply(Message):
+    """Log entries, oldest first: ``key``, ``start``, ``finish`` (states), ``stimulus_id``
+    (the event that caused the move), ``time`` (seconds since the epoch on the host that
+    logged it) and ``worker`` (its address, or ``""`` for the center)."""
+
+    id: int
+    entries: list[dict[str, Any]]
+
+
 # -- center -> client ------------------------------------------------------------------------
 
 @message("key-in-memory", "center->client")

@@ -1,4 +1,7 @@
-"""What happens to a worker (facts), and what it must do about it (orders)."""
+"""What happens to a worker (facts), and what it must do about it (orders).
+
+Every event carries a ``stimulus_id``: the worker's log names it beside each change it caused.
+An event given none is named by the worker when it arrives."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,11 +16,13 @@ from dist_protocol.serialize import Payload
 @dataclass(frozen=True, slots=True)
 class ComputeRequested:
     message: ComputeTask
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class FreeRequested:
     keys: list[str]
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +30,7 @@ class StealRequested:
     """The center would run these tasks elsewhere, if they have not started here."""
 
     keys: list[str]
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,7 @@ class ReplicasRequested:
     """The center wants copies of these keys here (from the listed holders)."""
 
     who_has: dict[str, list[str]]
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,7 @@ class DataFetched:
     data: dict[str, Any]
     nbytes: dict[str, int]
     missing: list[str]
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class FetchFailed:
     worker: str
     keys: list[str]
     reason: str
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +69,14 @@ class ExecutionSucceeded:
     start: float
     stop: float
     payload: Payload | None = None  # the serialized value, kept when it is cheap to keep
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionFailed:
     key: str
     error: TaskErred
+    stimulus_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +85,38 @@ class DataPut:
 
     data: dict[str, Any]
     nbytes: dict[str, int]
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPressureChanged:
+    """Memory rose above the pause threshold (``paused``), or fell back below it."""
+
+    paused: bool
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RestartRequested:
+    """The cluster is restarting: forget every task and value (a worker without a nanny)."""
+
+    reason: str
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRequested:
+    """The center asks what happened here to these keys (for a client's ``story``)."""
+
+    request: int
+    keys: list[str]
+    stimulus_id: str = ""
 
 
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
-         | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut)
+         | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut | MemoryPressureChanged
+         | RestartRequested | StoryRequested)
+
 
 # -- instructions ----------------------------------------------------------------------------
 

@@ -20,14 +20,13 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from dist_protocol.messages import Heartbeat
+from dist_protocol.messages import Heartbeat, Message
 
-from .memory import format_bytes
-
-if TYPE_CHECKING:
-    from .server import Worker
+from .events import Event, MemoryPressureChanged
+from .memory import MemoryPolicy, format_bytes
+from .store import DataStore
 
 log = logging.getLogger("dist.worker")
 
@@ -54,8 +53,29 @@ def release_unused_memory() -> None:
             pass
 
 
+class Monitored(Protocol):
+    """What the monitor needs of the worker (the server's ``Worker``): it reads memory and
+    tells the worker what it found as an event, never acting on the worker's state itself."""
+
+    heartbeat_interval: float
+    memory_limit: int
+    nthreads: int
+    closing: bool
+    memory_policy: MemoryPolicy
+    store: DataStore
+
+    @property
+    def paused(self) -> bool: ...
+
+    def metrics(self) -> dict: ...
+
+    def send_center(self, *messages: Message) -> None: ...
+
+    def handle(self, *events: Event) -> None: ...
+
+
 class Monitor:
-    def __init__(self, worker: Worker):
+    def __init__(self, worker: Monitored):
         self.worker = worker
         self._unmanaged_warned = False
         self._terminate_warned = False
@@ -122,7 +142,7 @@ class Monitor:
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))
         paused = (pause is not None and rss > pause) or (store.spill_suspended and over_spill)
-        if paused != worker.state.paused:
+        if paused != worker.paused:
             if paused:
                 why = (f"cannot spill ({store.spill_error})" if store.spill_suspended
                        and not (pause is not None and rss > pause) else
@@ -132,7 +152,7 @@ class Monitor:
                             format_bytes(store.spilled), why)
             else:
                 log.warning("worker memory %s: resuming work", format_bytes(rss))
-            worker.set_paused(paused)
+            worker.handle(MemoryPressureChanged(paused))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))
 
     def _spill_by_process_memory(self, rss: int, goal: int) -> int:

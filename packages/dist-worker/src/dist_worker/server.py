@@ -18,13 +18,13 @@ from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessag
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
-                                    StealRequest, TaskErred, Unregister, WorkerRegistered,
-                                    downgrade)
+                                    StealRequest, Story, TaskErred, Unregister,
+                                    WorkerRegistered, downgrade)
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
-from .events import (ComputeRequested, DataFetched, DataPut, Execute, ExecutionSucceeded, Fetch,
-                     FetchFailed, FreeRequested, ReplicasRequested, SendToCenter,
-                     StealRequested)
+from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
+                     Fetch, FetchFailed, FreeRequested, ReplicasRequested, RestartRequested,
+                     SendToCenter, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
 from .memory import MemoryPolicy
 from .monitor import RESTART_EXIT_CODE, Monitor
@@ -244,11 +244,13 @@ class Worker:
                 events.append(StealRequested(msg.keys))
             elif isinstance(msg, AcquireReplicas):
                 events.append(ReplicasRequested(msg.who_has))
+            elif isinstance(msg, Story):
+                events.append(StoryRequested(msg.id, msg.keys))
             elif isinstance(msg, RestartWorker):
                 self._restart(msg.reason)
                 return
         if events:
-            self._act(self.state.handle(*events))
+            self.handle(*events)
 
     def _refuse_foreign_pickle(self, msg: ComputeTask) -> None:
         """Code pickled by another Python minor version can crash this process or compute a
@@ -269,13 +271,17 @@ class Worker:
         if os.environ.get("DIST_NANNY_PID"):
             self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
-        self.state.reset()
+        self.handle(RestartRequested(reason))
         if self.center is not None:
             self.center.close("restarting")
 
-    def set_paused(self, paused: bool) -> None:
-        """Memory is short (or no longer): start no new tasks (or start them again)."""
-        self._act(self.state.set_paused(paused))
+    def handle(self, *events: Event) -> None:
+        """Tell the state what happened, and carry out what it decides."""
+        self._act(self.state.handle(*events))
+
+    @property
+    def paused(self) -> bool:
+        return self.state.paused
 
     def send_center(self, *messages: Message) -> None:
         center = self.center
@@ -322,7 +328,7 @@ class Worker:
             function_key = self._pooled.pop(outcome.key, None)
             if function_key is not None:
                 self._record(function_key, outcome)
-        self._act(self.state.handle(*outcomes))
+        self.handle(*outcomes)
 
     async def _fetch(self, order: Fetch) -> None:
         try:
@@ -337,7 +343,7 @@ class Worker:
         except (OSError, ProtocolError, CommClosedError, TimeoutError,
                 SerializationError) as exc:
             event = FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")
-        self._act(self.state.handle(event))
+        self.handle(event)
 
     async def request(self, address: str, message: Message, timeout: float = 300) -> Any:
         """Send a request with an ``id`` to a peer and wait for its reply."""
@@ -441,7 +447,7 @@ class Worker:
             except SerializationError as exc:  # the sender's fault, not a bug of ours
                 raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
             nbytes[key] = payload.nbytes
-        self._act(self.state.handle(DataPut(values, nbytes)))
+        self.handle(DataPut(values, nbytes))
         return DataStored(id=msg.id, keys=list(values))
 
     # -- metrics ------------------------------------------------------------------------------

@@ -3,21 +3,25 @@
 A task arrives with ``compute-task`` and waits for its inputs (``waiting``), which are fetched
 from the peers that hold them, several keys per request; then it is ``ready``, ``executing`` on
 one of ``nthreads`` threads, and finally in ``memory`` (or reported as erred and forgotten).
-Values held here are opaque to this class. No I/O, no clock.
+Values held here are opaque to this class. No I/O; the clock is read once per step, for the
+log of ``(key, start, finish, stimulus_id, time)`` that a key's story reads. Memory pressure,
+a restart and a story request arrive as events like everything else.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from dist_protocol.messages import KeysAdded, MissingData, StealReply, TaskFinished
+from dist_protocol.messages import KeysAdded, MissingData, StealReply, StoryReply, TaskFinished
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
-                     ReplicasRequested, SendToCenter, StealRequested)
+                     MemoryPressureChanged, ReplicasRequested, RestartRequested, SendToCenter,
+                     StealRequested, StoryRequested)
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -27,6 +31,7 @@ MAX_KEYS_PER_FETCH = 1000
 # message limit: the peer reads spilled values back into memory to send them, and they all
 # arrive here at once.
 MAX_FETCH_BYTES = 50_000_000
+LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
 SMALL_VALUE_BYTES = 1024
 
@@ -37,7 +42,7 @@ class WorkerTask:
     def __init__(self, key: str, message, seq: int):
         self.key = key
         self.message = message
-        self.state = "waiting"
+        self.state = "released"  # until it is waiting or ready
         self.waiting_on: set[str] = set()
         self.priority = (-message.priority, seq)
 
@@ -47,7 +52,8 @@ class WorkerTask:
 
 class WorkerState:
     def __init__(self, nthreads: int, address: str = "",
-                 data: MutableMapping[str, Any] | None = None):
+                 data: MutableMapping[str, Any] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.nthreads = nthreads
         self.address = address
         # The values held: a dict, or the worker's store that spills to disk (``nbytes`` is
@@ -65,7 +71,11 @@ class WorkerState:
         self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
         self.busy_peers: set[str] = set()
         self.paused = False
-        self.log: deque[tuple[str, str, str]] = deque(maxlen=10_000)
+        self.log: deque[tuple[str, str, str, str, float]] = deque(maxlen=LOG_LENGTH)
+        self.clock = clock
+        self._now = 0.0
+        self._stimulus_id = ""
+        self._stimuli = itertools.count(1)
         self._seq = itertools.count()
         self._out: list[Instruction] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -73,7 +83,8 @@ class WorkerState:
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
             DataPut: self._put, ReplicasRequested: self._replicas,
-            StealRequested: self._steal,
+            StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
+            RestartRequested: self._restart, StoryRequested: self._story,
         }
 
     @property
@@ -81,18 +92,26 @@ class WorkerState:
         return sum(self.nbytes.values())
 
     def handle(self, *events: Event) -> list[Instruction]:
+        self._now = self.clock()
         for event in events:
-            self._handlers[type(event)](event)
+            kind = type(event)
+            self._stimulus_id = event.stimulus_id or _STIMULUS_PREFIX[kind] + str(
+                next(self._stimuli))
+            self._handlers[kind](event)
         self._start_ready()
         out, self._out = self._out, []
         return out
 
-    def set_paused(self, paused: bool) -> list[Instruction]:
-        """Paused (memory above the high-water mark): run nothing new until unpaused."""
-        self.paused = paused
-        self._start_ready()
-        out, self._out = self._out, []
-        return out
+    def _log(self, key: str, start: str, finish: str) -> None:
+        self.log.append((key, start, finish, self._stimulus_id, self._now))
+
+    def _set_state(self, ts: WorkerTask, state: str) -> None:
+        self._log(ts.key, ts.state, state)
+        ts.state = state
+
+    def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
+        wanted = set(keys)
+        return [entry for entry in self.log if entry[0] in wanted]
 
     # -- events -------------------------------------------------------------------------------
     def _compute(self, event: ComputeRequested) -> None:
@@ -117,7 +136,7 @@ class WorkerState:
     def _wait_for(self, ts: WorkerTask, missing: list[str]) -> None:
         """``ts`` needs these inputs from peers: fetch them (in the order the task names them,
         so what is asked of whom does not depend on set order)."""
-        ts.state = "waiting"
+        self._set_state(ts, "waiting")
         ts.waiting_on = set(missing)
         for dep in missing:
             self.waiters.setdefault(dep, set()).add(ts.key)
@@ -146,7 +165,7 @@ class WorkerState:
         self._fetch_missing(wanted)
 
     def _make_ready(self, ts: WorkerTask) -> None:
-        ts.state = "ready"
+        self._set_state(ts, "ready")
         heapq.heappush(self.ready, (ts.priority, ts.key))
 
     def _free(self, event: FreeRequested) -> None:
@@ -157,6 +176,8 @@ class WorkerState:
             self.waiters.get(key, set()).discard(REPLICA)
             if key not in self.waiters or not self.waiters[key]:
                 self.waiters.pop(key, None)
+                if key in self.data:
+                    self._log(key, "memory", "forgotten")
                 self.data.pop(key, None)
                 self.nbytes.pop(key, None)
                 self.serialized.pop(key, None)
@@ -184,7 +205,7 @@ class WorkerState:
                     self.who_has.pop(dep, None)
                     self.sizes.pop(dep, None)
                     self.tried.pop(dep, None)
-        ts.state = "forgotten"
+        self._set_state(ts, "forgotten")
 
     def _fetched(self, event: DataFetched) -> None:
         self.busy_peers.discard(event.worker)
@@ -194,6 +215,7 @@ class WorkerState:
                 del self.in_flight[key]
             if key not in self.waiters:
                 continue  # nobody waits for it any more
+            self._log(key, "flight", "memory")
             self.nbytes[key] = event.nbytes.get(key, 0)
             self.data[key] = value
             added[key] = self.nbytes[key]
@@ -224,6 +246,7 @@ class WorkerState:
         for key in event.keys:
             if self.in_flight.get(key) == event.worker:
                 del self.in_flight[key]
+                self._log(key, "flight", "fetch")
             self.tried.setdefault(key, set()).add(event.worker)
             holders = [w for w in self.who_has.get(key, ()) if w not in self.tried[key]]
             if not holders and key in self.waiters:
@@ -243,7 +266,7 @@ class WorkerState:
         ts = self.tasks.pop(key, None)
         if ts is None or ts.state != "executing":
             return  # freed while it ran: drop the result
-        ts.state = "memory"
+        self._set_state(ts, "memory")
         self.nbytes[key] = event.nbytes
         self.data[key] = event.value
         small = None
@@ -261,11 +284,12 @@ class WorkerState:
         ts = self.tasks.pop(event.key, None)
         if ts is None or ts.state != "executing":
             return
-        ts.state = "erred"
+        self._set_state(ts, "erred")
         self._out.append(SendToCenter(event.error))
 
     def _put(self, event: DataPut) -> None:
         for key, value in event.data.items():
+            self._log(key, "released", "memory")
             self.nbytes[key] = event.nbytes.get(key, 0)
             self.data[key] = value
             self.serialized.pop(key, None)
@@ -298,6 +322,7 @@ class WorkerState:
                 chunk = peer_keys[start:start + MAX_KEYS_PER_FETCH]
                 for key in chunk:
                     self.in_flight[key] = peer
+                    self._log(key, "fetch", "flight")
                 self.busy_peers.add(peer)
                 self._out.append(Fetch(peer, chunk))
 
@@ -313,18 +338,26 @@ class WorkerState:
                 # does not know): fetch them again rather than run without them.
                 self._wait_for(ts, gone)
                 continue
-            ts.state = "executing"
+            self._set_state(ts, "executing")
             self.executing.add(key)
             msg = ts.message
             inputs = {dep: self.data[dep] for dep in msg.who_has}
             self._out.append(Execute(key, msg.function, msg.args, inputs))
 
-    def reset(self) -> None:
+    def _memory_pressure(self, event: MemoryPressureChanged) -> None:
+        """Paused (memory above the high-water mark): run nothing new until unpaused."""
+        self.paused = event.paused
+
+    def _restart(self, event: RestartRequested) -> None:
         """Forget every task and value (the cluster was restarted).
 
         ``executing`` stays: those threads are still busy, and their outcomes, arriving
         later, free them and are dropped.
         """
+        for ts in self.tasks.values():
+            self._log(ts.key, ts.state, "forgotten")
+        for key in self.data:
+            self._log(key, "memory", "forgotten")
         self.data.clear()
         self.nbytes.clear()
         self.serialized.clear()
@@ -336,6 +369,12 @@ class WorkerState:
         self.tried.clear()
         self.waiters.clear()
         self.busy_peers.clear()
+
+    def _story(self, event: StoryRequested) -> None:
+        entries = [{"key": key, "start": start, "finish": finish, "stimulus_id": stimulus_id,
+                    "time": when, "worker": self.address}
+                   for key, start, finish, stimulus_id, when in self.story(*event.keys)]
+        self._out.append(SendToCenter(StoryReply(id=event.request, entries=entries)))
 
     def validate(self) -> None:
         for key, ts in self.tasks.items():
@@ -357,3 +396,13 @@ class WorkerState:
             for task_key in waiting:
                 if task_key != REPLICA:
                     assert key in self.tasks[task_key].waiting_on, (key, task_key)
+
+
+_STIMULUS_PREFIX: dict[type, str] = {
+    ComputeRequested: "compute-task-", FreeRequested: "free-keys-",
+    StealRequested: "steal-request-", ReplicasRequested: "acquire-replicas-",
+    DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
+    ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
+    DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
+    RestartRequested: "restart-", StoryRequested: "story-",
+}

@@ -10,7 +10,7 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from dist_protocol.addresses import parse_address, reachable_host
 
 from .. import __version__
 from ..state import CenterState
-from . import prometheus, views
+from . import keypage, prometheus, views
 from .httpserver import HttpServer, Request, Response, text_response
 
 log = logging.getLogger("dist.dashboard")
@@ -40,6 +40,8 @@ class CenterLike(Protocol):
     address: str  # what workers and clients connect to
     bound_address: str  # where it listens: the dashboard listens on the same interface
     started: float
+
+    async def story(self, keys: list[str]) -> list[dict[str, Any]]: ...
 
 
 class TimedCache:
@@ -80,12 +82,14 @@ class Dashboard:
         self.wall_clock = wall_clock
         self._http = HttpServer(self.handle)
         self._static: dict[str, bytes] = {}
-        self.routes: dict[str, Callable[[Request], Response]] = {
+        self.routes: dict[str, Callable[[Request], Response | Awaitable[Response]]] = {
             "/": lambda request: self._static_file("index.html"),
             "/index.html": lambda request: self._static_file("index.html"),
             "/api/status": self._status,
             "/api/workers": self._workers,
             "/api/tasks": self._tasks,
+            "/api/story": self._story,
+            "/key": self._key_page,
             "/metrics": self._metrics,
             "/health": lambda request: text_response(200, "ok"),
         }
@@ -112,7 +116,7 @@ class Dashboard:
         await self._http.close()
 
     # -- routes ---------------------------------------------------------------------------------
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
         route = self.routes.get(request.path)
         if route is not None:
             return route(request)
@@ -146,6 +150,24 @@ class Dashboard:
         summary = self.cache.get("tasks", lambda: views.task_summary(self.center.state))
         stream = views.stream_since(self.center.state, request.query_int("since", 0))
         return json_response({"now": self.wall_clock(), **summary, "stream": stream})
+
+    async def _story(self, request: Request) -> Response:
+        key = request.query.get("key", [""])[0]
+        if not key:
+            return text_response(400, "which key? /api/story?key=KEY")
+        entries = await self.center.story([key])
+        return json_response({"key": key, "task": keypage.task_record(self.center.state, key),
+                              "entries": entries})
+
+    async def _key_page(self, request: Request) -> Response:
+        key = request.query.get("key", [""])[0]
+        if not key:
+            return text_response(400, "which key? /key?key=KEY")
+        entries = await self.center.story([key])
+        body = keypage.render(key, keypage.task_record(self.center.state, key), entries)
+        response = Response(200, body.encode(), "text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+        return response
 
     def _metrics(self, request: Request) -> Response:
         text = self.cache.get("metrics", lambda: prometheus.render(

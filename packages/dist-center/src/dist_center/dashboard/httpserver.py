@@ -7,9 +7,10 @@ so a slow or hostile client costs one small buffer and is dropped.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -42,7 +43,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[[Request], Response]
+# A route answers at once, or (for what the center must ask its workers) when it can.
+Handler = Callable[[Request], "Response | Awaitable[Response]"]
 
 
 def text_response(status: int, text: str = "") -> Response:
@@ -144,7 +146,7 @@ class HttpServer:
                 try:
                     request = parse_head(head[:-4])
                     keep_alive = wants_keep_alive(request)
-                    response = self._respond(request)
+                    response = await self._respond(request)
                 except BadRequest as exc:
                     request, keep_alive = None, False
                     response = text_response(exc.status, str(exc))
@@ -159,7 +161,7 @@ class HttpServer:
             self._connections.discard(writer)
             writer.close()
 
-    def _respond(self, request: Request) -> Response:
+    async def _respond(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             response = text_response(405)
             response.headers["Allow"] = "GET, HEAD"
@@ -168,7 +170,8 @@ class HttpServer:
                 "transfer-encoding" in request.headers:
             raise BadRequest(400, "GET and HEAD take no body")
         try:
-            return self.handler(request)
+            answer = self.handler(request)
+            return await answer if inspect.isawaitable(answer) else answer
         except Exception:
             log.exception("dashboard: error answering %s", request.path)
             return text_response(500)

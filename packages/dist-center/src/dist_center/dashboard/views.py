@@ -18,7 +18,7 @@ PROGRESS_LIMIT = 100  # prefixes per answer: the active ones first
 
 
 def tasks_by_state(state: CenterState) -> dict[str, int]:
-    totals = dict.fromkeys(sorted(STATES), 0)
+    totals: dict[str, int] = dict.fromkeys(sorted(STATES), 0)
     for counts in state.task_counts.values():
         for name, count in counts.items():
             totals[name] += count

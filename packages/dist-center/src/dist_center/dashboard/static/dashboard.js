@@ -365,20 +365,32 @@ function renderLegend(prefixes) {
   }));
 }
 
-function showTooltip(event) {
-  const canvas = byId("task-stream");
-  const tooltip = byId("stream-tooltip");
-  const bounds = canvas.getBoundingClientRect();
+function taskAt(event) {
+  const bounds = byId("task-stream").getBoundingClientRect();
   const x = event.clientX - bounds.left;
   const y = event.clientY - bounds.top;
   const hit = view.drawnBoxes.find((box) => x >= box.left && x <= box.left + box.width
     && y >= box.top && y <= box.top + box.height);
+  return { hit, x, y, bounds };
+}
+
+function openKeyPage(event) {
+  const { hit } = taskAt(event);
+  if (hit !== undefined) {
+    window.location.href = `/key?key=${encodeURIComponent(hit.task.key)}`;
+  }
+}
+
+function showTooltip(event) {
+  const tooltip = byId("stream-tooltip");
+  const { hit, x, y, bounds } = taskAt(event);
   if (hit === undefined) {
     tooltip.hidden = true;
     return;
   }
   const task = hit.task;
-  tooltip.textContent = `${task.key}\n${task.worker}\nran ${formatSeconds(task.stop - task.start)}`;
+  tooltip.textContent = `${task.key}\n${task.worker}\nran ${formatSeconds(task.stop - task.start)}`
+    + "\n(click: its story)";
   tooltip.style.left = `${Math.min(x + 12, bounds.width - 220)}px`;
   tooltip.style.top = `${y + 12}px`;
   tooltip.hidden = false;
@@ -409,6 +421,7 @@ function start() {
   byId("stream-window").textContent = STREAM_WINDOW_SECONDS;
   const canvas = byId("task-stream");
   canvas.addEventListener("mousemove", showTooltip);
+  canvas.addEventListener("click", openKeyPage);
   canvas.addEventListener("mouseleave", () => { byId("stream-tooltip").hidden = true; });
   setInterval(drawStream, DRAW_MS);
   poll();

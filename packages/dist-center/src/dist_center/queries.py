@@ -1,0 +1,61 @@
+"""Answers the center gives from what it knows, changing nothing: who holds which key, where
+scattered data should go, which copies to make, the workers' table. Pure functions over a
+``CenterView``."""
+from __future__ import annotations
+
+import itertools
+
+from dist_protocol.messages import AcquireReplicas, Replicate, ScatterPlan, WhoHas, WhoHasReply
+
+from .records import CenterView
+
+
+def who_has(view: CenterView, msg: WhoHas) -> WhoHasReply:
+    answer = {}
+    for key in msg.keys:
+        ts = view.tasks.get(key)
+        answer[key] = sorted(ts.who_has) if ts is not None else []
+    return WhoHasReply(id=msg.id, who_has=answer)
+
+
+def scatter_targets(view: CenterView, msg: ScatterPlan) -> dict[str, list[str]]:
+    """Workers for each key: every running worker to ``broadcast``, else one each, round
+    robin over the workers holding the least so that scattered data spreads out. Empty when
+    no running worker is allowed."""
+    pool = [w for w in view.workers.values() if w.status == "running"]
+    if msg.workers:
+        allowed = {view.names.get(w, w) for w in msg.workers}
+        pool = [w for w in pool if w.address in allowed]
+    if not pool:
+        return {}
+    pool.sort(key=lambda w: (w.nbytes, len(w.has_what), w.address))
+    ring = itertools.cycle(pool)
+    return {key: [w.address for w in pool] if msg.broadcast else [next(ring).address]
+            for key in msg.keys}
+
+
+def replica_orders(view: CenterView, msg: Replicate) -> dict[str, AcquireReplicas]:
+    """Per worker, the keys in memory it should copy so that each is on ``msg.n`` workers."""
+    orders: dict[str, dict[str, list[str]]] = {}
+    nbytes: dict[str, dict[str, int]] = {}
+    running = [w for w in view.workers.values() if w.status == "running"]
+    for key in msg.keys:
+        ts = view.tasks.get(key)
+        if ts is None or ts.state != "memory":
+            continue
+        missing = max(0, msg.n - len(ts.who_has))
+        others = sorted((w for w in running if w.address not in ts.who_has),
+                        key=lambda w: (w.nbytes, w.address))
+        for worker in others[:missing]:
+            orders.setdefault(worker.address, {})[key] = sorted(ts.who_has)
+            nbytes.setdefault(worker.address, {})[key] = ts.nbytes
+    return {address: AcquireReplicas(who_has=who_has, nbytes=nbytes[address])
+            for address, who_has in orders.items()}
+
+
+def worker_table(view: CenterView) -> list[dict]:
+    return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
+             "memory_limit": w.memory_limit, "status": w.status,
+             "processing": len(w.processing), "keys": len(w.has_what), "nbytes": w.nbytes,
+             "metrics": w.metrics, "environment": w.environment}
+            for w in view.workers.values()]

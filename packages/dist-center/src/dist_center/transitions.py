@@ -1,0 +1,524 @@
+"""The task state machine at the center's heart: the transition table and its handlers.
+
+Every change of a task's state goes through ``_transition(ts, finish, stimulus_id)``, which
+dispatches on the table ``TRANSITIONS`` of ``(start, finish) -> handler``. A handler changes the
+task, queues the messages the change implies, and returns recommendations (``{key: finish}``,
+or ``{key: (finish, argument)}``) for other tasks; ``transitions`` applies them, depth first in the
+order given, until none are left. What should follow from a change is decided by pure
+functions (``lineage``, ``placement``, ``balance``); the states are defined once, in
+``records``; the log of ``(key, start, finish, stimulus_id, time)`` is what ``story`` reads.
+
+``CenterState`` (in ``state``) is this machine with the events that drive it.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost, Message,
+                                    StealRequest, TaskErred)
+from dist_protocol.serialize import Payload
+
+from . import balance, lineage, placement
+from .durations import TaskDurations
+from .lineage import Recs
+from .records import (NONE, STATES, PrefixNames, TaskState, TaskStateName, WorkerInfo, added,
+                      discard)
+
+TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
+STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
+
+Outgoing = list[tuple[str, Message]]
+
+
+class InvalidTransition(RuntimeError):
+    """A transition the table does not have: a bug in the center, never bad input."""
+
+
+class TaskMachine:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.tasks: dict[str, TaskState] = {}
+        self.workers: dict[str, WorkerInfo] = {}
+        self.names: dict[str, str] = {}  # worker name -> address
+        self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
+        self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
+        self.unrunnable: set[str] = set()
+        self.avg_duration = 0.0  # seconds; 0 until the first task finishes
+        self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
+        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
+        self.finished_by_prefix: Counter[str] = Counter()
+        self.erred_by_prefix: Counter[str] = Counter()
+        self.messages_handled = 0
+        # For the dashboard, O(1) per transition: prefix -> state -> tasks now in that state.
+        self.task_counts: dict[str, dict[str, int]] = {}
+        self.prefix_of = PrefixNames()  # key -> the prefix it is counted under (capped)
+        self.task_stream_count = 0  # appended ever: a cursor into task_stream
+        self.task_durations = TaskDurations()
+        self.small_values_for: set[str] = set()  # clients that take small values inline
+        self.told_of_recomputing: set[str] = set()  # clients that take key-recomputing
+        self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
+        # Tasks with resources= that no worker has free now: by what they ask for, in order.
+        self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
+        self.clock = clock
+        self.now = 0.0  # the clock, read once per step
+        self._stimulus_id = ""  # of the transition being made
+        self.task_order = itertools.count()
+        self._out: Outgoing = []
+        self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
+        self._resources_freed = False  # a worker with resources has had a task leave
+        # Workers whose tasks were taken back during this step; they take queued work at its end
+        # (not at once, so a release of many keys does not hand out work it is about to cancel).
+        self._slots_freed: dict[str, None] = {}
+        self._table: dict[tuple[str, str], Callable[..., Recs]] = {
+            (start, finish): getattr(self, name) for (start, finish), name in TRANSITIONS.items()}
+
+    def take_outgoing(self) -> Outgoing:
+        """The messages of the step that ends, in the order they were made."""
+        out, self._out = self._out, []
+        self._last_sent.clear()
+        return out
+
+    def send(self, to: str, message: Message) -> None:
+        self._out.append((to, message))
+        self._last_sent[to] = message
+
+    def free(self, address: str, key: str) -> None:
+        """Tell a worker to drop ``key``. Releasing a map frees thousands of keys in one step:
+        they go as one free-keys message per worker, in the place the first one would have."""
+        last = self._last_sent.get(address)
+        if type(last) is FreeKeys:
+            last.keys.append(key)
+        else:
+            self.send(address, FreeKeys(keys=[key]))
+
+    # -- transitions ---------------------------------------------------------------------------
+    def transitions(self, recs: Recs, stimulus_id: str) -> None:
+        """Apply recommendations, and those they lead to, until none are left: depth first, each
+        in the order it was made (as the calls of a recursive walk would be, without the
+        recursion: chains of tasks outgrow Python's stack)."""
+        stack = list(recs.items())
+        stack.reverse()
+        tasks = self.tasks
+        transition = self._transition
+        while stack:
+            key, finish = stack.pop()
+            ts = tasks.get(key)
+            if ts is None:
+                continue  # forgotten meanwhile
+            if isinstance(finish, str):
+                more = transition(ts, finish, stimulus_id)
+            else:
+                more = transition(ts, finish[0], stimulus_id, finish[1])
+            if more:
+                if len(more) == 1:
+                    stack.extend(more.items())
+                else:
+                    items = list(more.items())
+                    items.reverse()
+                    stack.extend(items)
+
+    def transition(self, ts: TaskState, finish: str, stimulus_id: str,
+                   argument: Any = None) -> None:
+        """Move one task, and apply what follows from it: ``_transition`` then ``transitions``,
+        written out in one call because this is the path of every event about a task."""
+        start = ts.state
+        if start == finish or start == "forgotten":  # (let go of earlier in this step)
+            return
+        handler = self._table.get((start, finish))
+        if handler is None:
+            raise InvalidTransition(f"{ts.key}: {start} -> {finish}")
+        self._stimulus_id = stimulus_id
+        recs = handler(ts) if argument is None else handler(ts, argument)
+        if recs:
+            self.transitions(recs, stimulus_id)
+
+    def _transition(self, ts: TaskState, finish: str, stimulus_id: str,
+                    argument: Any = None) -> Recs:
+        """Move ``ts`` to ``finish`` by the table; return what should follow.
+
+        ``forgotten`` is a request, not an order: a task still needed stays as it is, and one
+        that others depend on is released (kept as their lineage) rather than dropped.
+        """
+        start = ts.state
+        if start == finish:
+            return _NOTHING
+        handler = self._table.get((start, finish))
+        if handler is None:
+            raise InvalidTransition(f"{ts.key}: {start} -> {finish}")
+        self._stimulus_id = stimulus_id
+        # One optional argument, not *args: packing them costs more than the rest of the call.
+        return handler(ts) if argument is None else handler(ts, argument)
+
+    def _set_state(self, ts: TaskState, state: str) -> None:
+        """Only handlers call this: it logs the move under the stimulus being handled."""
+        self.transition_log.append((ts.key, ts.state, state, self._stimulus_id, self.now))
+        counts = ts.counts
+        if counts is None:
+            counts = ts.counts = self.task_counts.get(ts.prefix) or self._new_counts(ts.prefix)
+        else:
+            counts[ts.state] -= 1
+        counts[state] += 1
+        ts.state = state  # type: ignore[assignment]
+
+    def _new_counts(self, prefix: str) -> dict[str, int]:
+        counts = self.task_counts[prefix] = dict.fromkeys(sorted(STATES), 0)
+        return counts
+
+    # The handlers, by the table at the end of this module. Each leaves ``ts`` in ``finish``
+    # or, where it says so, goes on from there at once (a task with nothing to wait for is
+    # placed; one that no worker may take now is queued instead) or declines.
+
+    def _released_waiting(self, ts: TaskState) -> Recs:
+        """Bring ``ts`` back from its lineage; scattered data has none."""
+        if ts.spec is None:
+            return {ts.key: ("lost", f"data for {ts.key} was lost: scattered data has no "
+                                     "lineage to recompute it from")}
+        self._set_state(ts, "waiting")
+        if not ts.deps:  # nothing to wait for: placed at once
+            ts.waiting_on = NONE
+            return self._to_processing(ts)
+        ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
+        return recs
+
+    def _to_processing(self, ts: TaskState, address: str | None = None) -> Recs:
+        """Send ``ts`` to ``address``, or to where placement says; it may rather queue."""
+        if address is not None:
+            worker = self.workers[address]
+        else:
+            target = placement.decide(self, ts)
+            if target == "queued":
+                return self._to_queued(ts)
+            if target == "no-worker":
+                return self._to_no_worker(ts)
+            worker = target  # type: ignore[assignment]
+        self.unrunnable.discard(ts.key)
+        self._set_state(ts, "processing")
+        ts.processing_on = worker.address
+        worker.processing[ts.key] = None
+        self.send(worker.address, self.compute_message(ts))
+        return _NOTHING
+
+    def _to_queued(self, ts: TaskState) -> Recs:
+        self.unrunnable.discard(ts.key)
+        self._set_state(ts, "queued")
+        if ts.spec is not None and ts.spec.resources:
+            group = self.waiting_for_resources.setdefault(frozenset(ts.spec.resources.items()),
+                                                          {})
+            group[ts.key] = None
+        else:
+            heapq.heappush(self.queue, (ts.priority, ts.key))
+        return _NOTHING
+
+    def _to_no_worker(self, ts: TaskState) -> Recs:
+        if ts.state != "no-worker":
+            self._set_state(ts, "no-worker")
+        self.unrunnable.add(ts.key)
+        return _NOTHING
+
+    def _to_waiting(self, ts: TaskState, worker_forgot: bool = False) -> Recs:
+        """Back to waiting: taken from its worker (which is told to drop it, unless it has
+        forgotten it already), or out of the queue."""
+        if ts.state == "processing":
+            self._take_back(ts, tell_worker=not worker_forgot)
+        self.unrunnable.discard(ts.key)
+        self._set_state(ts, "waiting")
+        return _NOTHING
+
+    def _to_memory(self, ts: TaskState, result: tuple[str, int, str, Payload | None]) -> Recs:
+        """A worker (``address``) holds the result: tell the clients, run what waited for it,
+        and let go of inputs nobody needs now."""
+        address, nbytes, type_, value = result
+        worker = self.workers[address]
+        if ts.processing_on is not None:
+            holder = self.workers.get(ts.processing_on)
+            if holder is not None:
+                holder.processing.pop(ts.key, None)
+                if holder is not worker:
+                    self.free(holder.address, ts.key)
+            ts.processing_on = None
+        self.unrunnable.discard(ts.key)
+        ts.waiting_on = NONE
+        ts.nbytes, ts.type = nbytes, type_
+        self._set_state(ts, "memory")
+        self.add_replica(ts, worker)
+        self.finished_by_prefix[ts.prefix] += 1
+        if ts.wanted_by:
+            holders = [address]
+            for client in ts.wanted_by:
+                # A small value goes along to clients that asked, so they need not fetch it;
+                # the center passes it on and keeps nothing.
+                self.send(client, KeyInMemory(
+                    key=ts.key, nbytes=nbytes, type=type_, workers=holders,
+                    value=value if client in self.small_values_for else None))
+        recs = self._inputs_arrived(ts) if ts.dependents else {}
+        tasks = self.tasks
+        for dep in ts.deps:
+            if not tasks[dep].wanted_by:  # (wanted, it stays: no need to ask)
+                recs[dep] = "forgotten"
+        if not ts.wanted_by:
+            recs[ts.key] = "forgotten"
+        return recs
+
+    def _scattering_memory(self, ts: TaskState, pushed: tuple[str, int]) -> Recs:
+        address, ts.nbytes = pushed
+        nbytes = ts.nbytes
+        self._set_state(ts, "memory")
+        self.add_replica(ts, self.workers[address])
+        for client in ts.wanted_by:
+            self.send(client, KeyInMemory(key=ts.key, nbytes=nbytes, type=ts.type,
+                                           workers=[address]))
+        return self._inputs_arrived(ts)
+
+    def _inputs_arrived(self, ts: TaskState) -> Recs:
+        recs: Recs = {}
+        tasks = self.tasks
+        for dep_key in ts.dependents:
+            dts = tasks[dep_key]
+            discard(dts.waiting_on, ts.key)
+            if dts.state == "waiting" and not dts.waiting_on:
+                recs[dep_key] = "processing"
+        return recs
+
+    def _to_released(self, ts: TaskState) -> Recs:
+        """Keep only the lineage: a running task is taken back, held data freed."""
+        self._let_go(ts)
+        self._set_state(ts, "released")
+        return _NOTHING
+
+    def _let_go(self, ts: TaskState) -> None:
+        if ts.state == "processing":
+            self._take_back(ts, tell_worker=True)
+        elif ts.state == "memory":
+            freed = []
+            for address in ts.who_has:
+                worker = self.workers.get(address)
+                if worker is not None:
+                    worker.has_what.discard(ts.key)
+                    worker.nbytes -= ts.nbytes
+                    freed.append(address)
+            ts.who_has = NONE
+            for address in freed:
+                self.free(address, ts.key)
+        self.unrunnable.discard(ts.key)
+
+    def _to_forgotten(self, ts: TaskState, force: bool = False) -> Recs:
+        """Let go of ``ts`` if nobody needs it: its data is freed, and its record dropped
+        unless others depend on it (it stays ``released``, as their lineage). ``force``: the
+        key is taken over by scattered data, which keeps the dependents."""
+        if not force and lineage.needed(self, ts):
+            return _NOTHING
+        if ts.dependents and not force:
+            return self._to_released(ts) if ts.state != "released" else _NOTHING
+        self._let_go(ts)
+        if self.tasks.get(ts.key) is ts:
+            del self.tasks[ts.key]
+        if ts.counts is not None:
+            ts.counts[ts.state] -= 1
+        self.transition_log.append((ts.key, ts.state, "forgotten", self._stimulus_id, self.now))
+        ts.state = "forgotten"
+        return self.unlink_inputs(ts)
+
+    def unlink_inputs(self, ts: TaskState) -> Recs:
+        """``ts`` no longer reads its inputs; those nothing else reads may go."""
+        deps, ts.deps = ts.deps, ()
+        recs: Recs = {}
+        for dep in deps:
+            dts = self.tasks.get(dep)
+            if dts is not None:
+                discard(dts.dependents, ts.key)
+                if not dts.dependents:
+                    recs[dep] = "forgotten"
+        return recs
+
+    def _to_erred(self, ts: TaskState, error: TaskErred) -> Recs:
+        """``ts`` and everything that would still run on it err with ``error``."""
+        if ts.state == "processing":
+            self._take_back(ts, tell_worker=True)
+        self.unrunnable.discard(ts.key)
+        self._set_state(ts, "erred")
+        ts.error = error
+        self.erred_by_prefix[ts.prefix] += 1
+        for client in ts.wanted_by:
+            self.send(client, replace(error, key=ts.key))
+        return lineage.spread(self, ts, ("erred", error))
+
+    def _to_lost(self, ts: TaskState, message: str) -> Recs:
+        """Lost for good (scattered data, or what waited on it): tell the clients."""
+        if ts.state == "processing":
+            self._take_back(ts, tell_worker=True)
+        self.unrunnable.discard(ts.key)
+        ts.lost_message = message
+        self._set_state(ts, "lost")
+        for client in ts.wanted_by:
+            self.send(client, KeyLost(key=ts.key, message=message))
+        # Everything waiting on it learns of the first cause: the data that was lost.
+        cause = lineage.lost_input(ts) if ts.spec is None else message
+        return lineage.spread(self, ts, ("lost", cause))
+
+    def _to_scattering(self, ts: TaskState) -> Recs:
+        self._set_state(ts, "scattering")
+        return _NOTHING
+
+    def _take_back(self, ts: TaskState, tell_worker: bool) -> None:
+        worker = self.workers.get(ts.processing_on or "")
+        if worker is not None:
+            worker.processing.pop(ts.key, None)
+            if tell_worker:
+                self.free(worker.address, ts.key)
+            self._slots_freed[worker.address] = None
+        ts.processing_on = None
+
+    def add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
+        if worker.address not in ts.who_has:
+            ts.who_has = added(ts.who_has, worker.address)
+            worker.has_what.add(ts.key)
+            worker.nbytes += ts.nbytes
+
+    def compute_message(self, ts: TaskState) -> ComputeTask:
+        spec = ts.spec
+        assert spec is not None
+        who_has = {}
+        nbytes = {}
+        for dep in ts.deps:
+            dts = self.tasks[dep]
+            who_has[dep] = list(dts.who_has)
+            nbytes[dep] = dts.nbytes
+        return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
+                           nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with)
+
+    def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
+        """The logged transitions of these keys, oldest first."""
+        wanted = set(keys)
+        return [t for t in self.transition_log if t[0] in wanted]
+
+
+    # -- scheduling ----------------------------------------------------------------------------
+    def refill(self, sid: str) -> None:
+        freed, self._slots_freed = self._slots_freed, {}
+        for address in freed:
+            worker = self.workers.get(address)
+            if worker is not None:
+                self.fill(worker, sid)
+        if self._resources_freed and self.waiting_for_resources:
+            self._place_waiting_for_resources(sid)
+
+    def _place_waiting_for_resources(self, sid: str) -> None:
+        """Resources were freed: start waiting tasks, in order, while each kind still fits
+        (tasks asking for the same resources wait in one group; the first that does not fit
+        ends that group's turn)."""
+        self._resources_freed = False
+        for wanted, group in list(self.waiting_for_resources.items()):
+            for key in list(group):
+                ts = self.tasks.get(key)
+                if ts is None or ts.state != "queued":
+                    del group[key]
+                    continue
+                target = placement.decide(self, ts)
+                if target == "queued":
+                    break
+                del group[key]
+                if target == "no-worker":  # no worker has them at all any more
+                    self.transition(ts, "waiting", sid)
+                    self.transition(ts, "processing", sid)
+                else:
+                    self.transition(ts, "processing", sid, target.address)  # type: ignore[union-attr]
+            if not group:
+                del self.waiting_for_resources[wanted]
+
+    def fill(self, worker: WorkerInfo, sid: str) -> None:
+        """Hand ``worker`` queued tasks up to its capacity."""
+        if worker.resources:
+            self._resources_freed = True
+        if worker.status != "running" or worker.address not in self.workers:
+            return
+        capacity = placement.capacity(worker, self.avg_duration)
+        queue = self.queue
+        tasks = self.tasks
+        address = worker.address
+        while queue and len(worker.processing) < capacity:
+            _, key = heapq.heappop(queue)
+            ts = tasks.get(key)
+            if ts is not None and ts.state == "queued":
+                self._transition(ts, "processing", sid, address)
+
+    def request_steals(self) -> None:
+        """Ask busy workers to give up waiting tasks for the workers with idle threads."""
+        for victim, thief, keys in balance.plan(self):
+            for key in keys:
+                self.stealing[key] = thief
+            self.send(victim, StealRequest(keys=keys))
+
+
+_NOTHING: Recs = {}
+# Every way a task's state may change: (start, finish) -> the CenterState method that does it.
+# The spec's lifecycle diagram is drawn from this table and the invariants hold tasks to it.
+TRANSITIONS: dict[tuple[TaskStateName, TaskStateName], str] = {
+    ("released", "waiting"): "_released_waiting",
+    ("released", "erred"): "_to_erred",
+    ("released", "lost"): "_to_lost",
+    ("released", "scattering"): "_to_scattering",
+    ("waiting", "processing"): "_to_processing",
+    ("waiting", "queued"): "_to_queued",
+    ("waiting", "no-worker"): "_to_no_worker",
+    ("waiting", "memory"): "_to_memory",
+    ("waiting", "erred"): "_to_erred",
+    ("waiting", "lost"): "_to_lost",
+    ("waiting", "released"): "_to_released",
+    ("queued", "processing"): "_to_processing",
+    ("queued", "waiting"): "_to_waiting",
+    ("queued", "memory"): "_to_memory",
+    ("queued", "erred"): "_to_erred",
+    ("queued", "lost"): "_to_lost",
+    ("queued", "released"): "_to_released",
+    ("no-worker", "processing"): "_to_processing",
+    ("no-worker", "queued"): "_to_queued",
+    ("no-worker", "waiting"): "_to_waiting",
+    ("no-worker", "memory"): "_to_memory",
+    ("no-worker", "erred"): "_to_erred",
+    ("no-worker", "lost"): "_to_lost",
+    ("no-worker", "released"): "_to_released",
+    ("processing", "memory"): "_to_memory",
+    ("processing", "waiting"): "_to_waiting",
+    ("processing", "erred"): "_to_erred",
+    ("processing", "lost"): "_to_lost",
+    ("processing", "released"): "_to_released",
+    ("memory", "released"): "_to_released",
+    ("memory", "lost"): "_to_lost",
+    ("erred", "released"): "_to_released",
+    ("lost", "released"): "_to_released",
+    ("lost", "scattering"): "_to_scattering",
+    ("scattering", "memory"): "_scattering_memory",
+    ("scattering", "released"): "_to_released",
+    # A request, not an order: nothing happens to a task still needed (see _to_forgotten).
+    **{(start, "forgotten"): "_to_forgotten" for start in STATES},
+}
+
+
+
+def lifecycle_diagram() -> str:
+    """The table as a Mermaid state diagram in Markdown: spec/diagrams/center-tasks.md is this
+    text (``python spec/tools/generate.py`` writes it; a test holds the two together)."""
+    lines = ["# A task's states at the center",
+             "",
+             "Generated from `dist_center.transitions.TRANSITIONS` by "
+             "`python spec/tools/generate.py`; do not edit.",
+             "Every arrow is a row of the table. `forgotten` is the center dropping the task's "
+             "record: a request that a task still wanted or needed by a task that will run "
+             "declines, and one that leaves a task others depend on `released`, as their "
+             "lineage. Clients see only what `PROTOCOL.md` describes (`key-in-memory`, "
+             "`task-erred`, `key-lost`, `key-cancelled`).",
+             "",
+             "```mermaid",
+             "stateDiagram-v2",
+             '    state "no-worker" as no_worker',
+             "    [*] --> released: submit or scatter-plan"]
+    ids = {state: state.replace("-", "_") for state in (*STATES, "forgotten")}
+    for (start, finish), handler in TRANSITIONS.items():
+        lines.append(f"    {ids[start]} --> {ids[finish]}: {handler.lstrip('_')}")
+    lines += ["    forgotten --> [*]", "```", ""]
+    return "\n".join(lines)
