@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import json
+import random
 import socket
 import sys
 import time
@@ -54,7 +55,13 @@ def slow_size_and_where(data, delay):
 
 
 def block(i, size):
-    return bytes([i % 251]) * size
+    return incompressible(size, seed=i)
+
+
+def incompressible(size, seed=0):
+    """Random bytes: frames between hosts are compressed when that pays, and these scenarios
+    measure what crosses a link, so their data must not shrink on the way."""
+    return random.Random(seed).randbytes(size)
 
 
 def report(**result) -> None:
@@ -77,7 +84,7 @@ def walkthrough(e: Executor, config: dict) -> None:
 
 def pinned(e: Executor, config: dict) -> None:
     """Data scattered to one worker, consumed by a task pinned to another."""
-    [data] = e.scatter([b"x" * config["size"]], workers=[config["holder"]])
+    [data] = e.scatter([incompressible(config["size"])], workers=[config["holder"]])
     held_by = e.who_has(data)[data.key]
     nbytes, ran_on = e.submit(size_and_where, data, workers=[config["runner"]]).result(
         timeout=RESULT_TIMEOUT)
@@ -131,7 +138,7 @@ def slow_link(e: Executor, config: dict) -> None:
     fast, slow, size = config["fast"], config["slow"], config["size"]
     timings = {}
     start = time.monotonic()
-    [big] = e.scatter([b"x" * size], workers=[slow])
+    [big] = e.scatter([incompressible(size)], workers=[slow])
     timings["scatter to slow"] = time.monotonic() - start
     [small] = e.scatter([b"y" * 1000], workers=[fast])
     placed = [e.submit(size_and_where, big, pure=False).result(timeout=RESULT_TIMEOUT)[1]
