@@ -194,15 +194,16 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
     tasks = []
     executor._check_pickled_code(executor._options(None, 0, 0, False, None))
     with executor._lock:
+        # A new graph reusing a key name that failed gets a fresh result.
+        new = set(executor._state.keys_to_submit((dist_key(key) for key in order),
+                                                 renew=("error", "lost", "cancelled")))
         for key in order:
             node = graph[key]
             inputs = {dep: futures[dep] if dep in futures else external[dep]
                       for dep in node.dependencies}
             name = dist_key(key)
-            state = executor._states.get(name)
-            if state is None or state.status in ("error", "lost", "cancelled"):
-                if state is not None:
-                    state.reset()  # a new graph reusing a key name gets a fresh result
+            if name in new:
+                new.discard(name)
                 task_options = options
                 if priorities:
                     task_options = {**options, "priority": -priorities.get(key, 0)}
@@ -233,7 +234,7 @@ def _external_inputs(executor: Executor, graph: Mapping) -> dict[Hashable, Futur
     unknown = []
     with executor._lock:
         for dep in missing:
-            if isinstance(dep, str) and dep in executor._states:
+            if isinstance(dep, str) and executor._state.holds(dep):
                 external[dep] = Future(dep, executor)
             else:
                 unknown.append(dep)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import itertools
 import logging
@@ -17,10 +16,8 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
-from dist_protocol.messages import (Cancel, ClusterInfo, KeyCancelled, KeyInMemory, KeyLost,
-                                    KeyRecomputing,
-                                    Message, Release, Replicate, Restart, ScatterDone, ScatterPlan,
-                                    Story, Submit, TaskErred, TaskSpec, WhoHas)
+from dist_protocol.messages import (ClusterInfo, Message, Replicate, Restart, ScatterDone,
+                                    ScatterPlan, Story, Submit, TaskSpec, WhoHas)
 from dist_protocol.addresses import format_address
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize, serialize
@@ -29,11 +26,11 @@ from . import reconnect, shutdown, transfer
 from .environments import ClusterEnvironments
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, LostDataError)
 from .future import Future, KeyState
+from .state import ClientState, Fail, Finish, Recompute
 from .keys import funcname, function_token, task_key, tokenize
 from .loop import LoopThread
 from .packing import collect_futures, without_missing
 from . import waiting
-from .task_errors import exception_from
 from .tasks import TaskBuilder, warn_if_large
 from .worker_functions import install_file
 
@@ -79,15 +76,12 @@ class Executor(concurrent.futures.Executor):
         self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.status = "connecting"
         self._ssl = ssl_context(False, tls_cert, tls_key, tls_ca)
+        # Every decision about keys and what the center is told is the state's; this lock
+        # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self._lock = threading.RLock()
-        self._states: dict[str, KeyState] = {}
-        self._refs: dict[str, int] = {}
-        self._outbox: list[Message | list[str]] = []  # a list stands for keys to release
+        self._state = ClientState()
         self._flush_scheduled = False
         self._replies: dict[int, asyncio.Future] = {}
-        # Keys this client cancelled whose key-cancelled has not come back yet: that echo
-        # carries no news, and must not cancel the same key submitted again meanwhile.
-        self._cancels_unconfirmed: collections.Counter[str] = collections.Counter()
         self._ids = itertools.count(1)
         self._tasks = TaskBuilder()
         self._accepting = True  # False once shut down: new work is refused, results still arrive
@@ -127,49 +121,23 @@ class Executor(concurrent.futures.Executor):
         return comm
 
     def _on_center_messages(self, messages: list[Message]) -> None:
-        states = self._states
-        for msg in messages:
-            if isinstance(msg, KeyInMemory):
-                state = states.get(msg.key)
-                if state is not None:
-                    state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
-                    with state._lock:
-                        waiting = state.prefetch
-                    if waiting is not None:
-                        self._start_prefetch(state, waiting, msg.workers or [], msg.value)
-            elif isinstance(msg, TaskErred):
-                state = states.get(msg.key)
-                if state is not None:
-                    state.fail(exception_from(msg), msg.traceback)
-            elif isinstance(msg, KeyRecomputing):
-                state = states.get(msg.key)
-                if state is not None:
-                    state.recomputing()
-            elif isinstance(msg, KeyLost):
-                state = states.get(msg.key)
-                if state is not None:
-                    state.fail(LostDataError(msg.message), status="lost")
-            elif isinstance(msg, KeyCancelled):
-                if self._confirms_own_cancel(msg.key):
-                    continue
-                state = states.get(msg.key)
-                if state is not None and state.status == "pending":
-                    state.fail(CancelledError(f"{msg.key} was cancelled"), status="cancelled")
-            else:
-                waiter = self._replies.pop(getattr(msg, "id", -1), None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(msg)
-
-    def _confirms_own_cancel(self, key: str) -> bool:
         with self._lock:
-            pending = self._cancels_unconfirmed.get(key, 0)
-            if not pending:
-                return False
-            if pending == 1:
-                del self._cancels_unconfirmed[key]
+            orders = self._state.center_sent(messages)
+        for order in orders:
+            if isinstance(order, Finish):
+                state, msg = order.state, order.message
+                state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
+                waiting = state.prefetch_waiter()
+                if waiting is not None:
+                    self._start_prefetch(state, waiting, msg.workers or [], msg.value)
+            elif isinstance(order, Fail):
+                order.state.fail(order.exception, order.traceback, order.status)
+            elif isinstance(order, Recompute):
+                order.state.recomputing()
             else:
-                self._cancels_unconfirmed[key] = pending - 1
-            return True
+                waiter = self._replies.pop(getattr(order.message, "id", -1), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(order.message)
 
     def _start_prefetch(self, state: KeyState, target: concurrent.futures.Future,
                         workers: list[str], small_value: Payload | None = None) -> None:
@@ -216,15 +184,14 @@ class Executor(concurrent.futures.Executor):
         error = CenterLostError(why + ("; the executor is reconnecting: submit the work again"
                                        if reconnecting else ""))
         with self._lock:
-            states = list(self._states.values())
-        for state in states:
-            if not state.done:
-                state.fail(error)
+            fails, done = self._state.center_lost(error)
+        for fail in fails:
+            fail.state.fail(fail.exception, fail.traceback, fail.status)
         for waiter in self._replies.values():
             if not waiter.done():
                 waiter.set_exception(error)
         if reconnecting:
-            self._io.loop.create_task(self._reconnect([s.key for s in states if s.done], why))
+            self._io.loop.create_task(self._reconnect(done, why))
 
     async def _reconnect(self, held: list[str], why: str) -> None:
         try:
@@ -250,7 +217,7 @@ class Executor(concurrent.futures.Executor):
         except ClusterError:
             return
         for key in held:
-            state = self._states.get(key)
+            state = self._state.states.get(key)
             if state is not None and state.status == "finished" and not who_has.get(key):
                 state.fail(CenterLostError(
                     f"{key}: {why}, and the center reconnected to does not know it (a "
@@ -275,8 +242,8 @@ class Executor(concurrent.futures.Executor):
         if self.status != "running" or self._center is None:
             raise self._not_running()
         with self._lock:
-            self._outbox.extend(messages)
-            self._schedule_flush()
+            if self._state.queue(*messages):
+                self._schedule_flush()
 
     async def _ask(self, make: Callable[[int], Message]) -> Any:
         """Send a request to the center and wait for its reply (on the I/O thread)."""
@@ -294,30 +261,13 @@ class Executor(concurrent.futures.Executor):
     # -- reference counting (called from any thread, also from __del__) -----------------------
     def _hold(self, key: str, state: KeyState | None = None) -> KeyState:
         with self._lock:
-            known = self._states.get(key)
-            if known is None:
-                known = self._states[key] = state or KeyState(key)
-            self._refs[key] = self._refs.get(key, 0) + 1
-            return known
+            return self._state.hold(key, state)
 
     def _unhold(self, key: str) -> None:
         try:
             with self._lock:
-                count = self._refs.get(key, 0) - 1
-                if count > 0:
-                    self._refs[key] = count
-                    return
-                self._refs.pop(key, None)
-                self._states.pop(key, None)
-                if self.status != "running":
-                    return
-                # Releases share the queue with submits: a release never overtakes a submit
-                # that was sent before it and still names the key as a dependency.
-                if self._outbox and type(self._outbox[-1]) is list:
-                    self._outbox[-1].append(key)
-                else:
-                    self._outbox.append([key])
-                self._schedule_flush()
+                if self._state.unhold(key, release=self.status == "running"):
+                    self._schedule_flush()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
@@ -329,15 +279,15 @@ class Executor(concurrent.futures.Executor):
 
     def _flush_outbox(self) -> None:
         with self._lock:
-            items, self._outbox = self._outbox, []
+            messages = self._state.take_outbox()
             self._flush_scheduled = False
         if self._center is None or self._center.is_closed:
             if self.status == "reconnecting":  # sent once connected again, in order
                 with self._lock:
-                    self._outbox[:0] = items
+                    self._state.put_back(messages)
             return
-        self._center.send(*(Release(keys=item) if isinstance(item, list) else item
-                            for item in items))
+        if messages:
+            self._center.send(*messages)
 
     # -- submitting -----------------------------------------------------------------------------
     def _function_payload(self, func: Any) -> Payload:
@@ -427,13 +377,12 @@ class Executor(concurrent.futures.Executor):
         warned = False
         for start in range(0, len(calls), SUBMIT_CHUNK):
             tasks = []
+            chunk = calls[start:start + SUBMIT_CHUNK]
             with self._lock:
-                for key, args in calls[start:start + SUBMIT_CHUNK]:
-                    state = self._states.get(key)
-                    if state is not None and state.status == "cancelled":
-                        state.reset()
-                        state = None
-                    if state is None:
+                new = set(self._state.keys_to_submit(key for key, _ in chunk))
+                for key, args in chunk:
+                    if key in new:
+                        new.discard(key)  # a key twice in one map is one task
                         tasks.append(self._task(key, function, args, kwargs, options, func))
                     futures.append(Future(key, self))
                 if tasks:
@@ -475,7 +424,7 @@ class Executor(concurrent.futures.Executor):
         held: dict[str, Payload] = {}  # small values, and results kept after a shutdown
         remote = []
         for key in keys:
-            state = self._states.get(key)
+            state = self._state.states.get(key)
             if state is not None and state.small_value is not None:
                 held[key] = state.small_value
             else:
@@ -502,7 +451,7 @@ class Executor(concurrent.futures.Executor):
         holders = {}
         payloads: dict[str, Payload] = {}
         for key in keys:
-            state = self._states.get(key)
+            state = self._state.states.get(key)
             if state is not None and state.small_value is not None:
                 payloads[key] = state.small_value
             else:
@@ -514,13 +463,13 @@ class Executor(concurrent.futures.Executor):
         delay = 0.01
         while holders:
             sizes = {key: state.nbytes for key in holders
-                     if (state := self._states.get(key)) is not None}
+                     if (state := self._state.states.get(key)) is not None}
             got, failed = await transfer.fetch(self._workers, holders, self._still_held, sizes)
             payloads.update(got)
             if not failed:
                 break
             for key in list(failed):
-                state = self._states.get(key)
+                state = self._state.states.get(key)
                 if state is not None and state.status in ("error", "lost", "cancelled"):
                     if not skip:
                         raise state.failure
@@ -631,9 +580,16 @@ class Executor(concurrent.futures.Executor):
                 future._keystate.fail(CancelledError(f"{future.key} was cancelled"),
                                    status="cancelled")
         if keys:
-            with self._lock:
-                self._cancels_unconfirmed.update(keys)
-                self._send(Cancel(keys=keys))
+            self._send_cancel(keys)
+
+    def _send_cancel(self, keys: list[str], pending_only: bool = False) -> None:
+        if self.status == "reconnecting" and not self._io.in_loop_thread:
+            self._connected.wait(self._timeout)
+        if self.status != "running" or self._center is None:
+            raise self._not_running()
+        with self._lock:
+            if self._state.cancel(keys, pending_only):
+                self._schedule_flush()
 
     def _cluster_info(self) -> list[dict]:
         workers = self._run(self._ask(lambda i: ClusterInfo(id=i))).workers
@@ -682,7 +638,7 @@ class Executor(concurrent.futures.Executor):
         """Which workers hold each key (of ``futures``, or of every future this client holds)."""
         if futures is None:
             with self._lock:
-                keys = list(self._states)
+                keys = self._state.held()
         else:
             found: list[Future] = []
             collect_futures(futures if not isinstance(futures, Future) else [futures], found)
@@ -721,11 +677,9 @@ class Executor(concurrent.futures.Executor):
         """Forget every task and result, and restart every worker process. The futures of
         every client become cancelled; returns when the workers are back."""
         with self._lock:
-            states = list(self._states.values())
-        for state in states:
-            if not state.done or state.status == "finished":
-                state.fail(CancelledError(f"{state.key} was cancelled: the cluster restarted"),
-                           status="cancelled")
+            fails = self._state.cancel_everything("the cluster restarted", finished_too=True)
+        for fail in fails:
+            fail.state.fail(fail.exception, status=fail.status)
         self._run(self._ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
 
     def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -790,7 +744,7 @@ class Executor(concurrent.futures.Executor):
         running ones go on."""
         with self._lock:
             if futures is None:
-                keys = [key for key, state in self._states.items() if not state.done]
+                keys = [state.key for state in self._state.pending()]
             else:
                 keys = list(dict.fromkeys(f.key for f in futures if not f.done()))
         if not keys:
@@ -798,7 +752,7 @@ class Executor(concurrent.futures.Executor):
         center = self._center
         if center is not None and "cancel-pending-only" in center.features:
             # Only the center knows which have started: it cancels the others and tells us.
-            self._send(Cancel(keys=keys, pending_only=True))
+            self._send_cancel(keys, pending_only=True)
         else:  # an older center cannot tell running tasks apart: cancel them all
             self.cancel([Future(key, self) for key in keys])
 
@@ -806,7 +760,7 @@ class Executor(concurrent.futures.Executor):
         """Wait for every held future, then copy results (up to ``budget`` bytes in all) into
         the client, so they stay readable once the connection is closed."""
         with self._lock:
-            held = [Future(key, self) for key in self._states]
+            held = [Future(key, self) for key in self._state.held()]
         waiting.wait(held)
         keys = []
         for future in held:
@@ -851,10 +805,9 @@ class Executor(concurrent.futures.Executor):
             self.cluster.close()
         self.status = "closed"
         with self._lock:
-            states = [state for state in self._states.values() if not state.done]
-        for state in states:
-            state.fail(CancelledError(f"{state.key} was cancelled: the executor closed"),
-                       status="cancelled")
+            fails = self._state.cancel_everything("the executor closed")
+        for fail in fails:
+            fail.state.fail(fail.exception, status=fail.status)
 
     async def _close_async(self) -> None:
         self._workers.close()

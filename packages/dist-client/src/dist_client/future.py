@@ -103,6 +103,12 @@ class KeyState:
         if prefetch is not None and not prefetch.done():
             prefetch.set_exception(exception)
 
+    def prefetch_waiter(self) -> concurrent.futures.Future | None:
+        """The waiter of a ``result()`` that wants the value fetched as soon as it is in
+        memory (None if nobody waits so)."""
+        with self._lock:
+            return self.prefetch
+
     def recomputing(self) -> None:
         """The center lost the data and computes it again: pending until it is back."""
         with self._lock:

@@ -1,0 +1,201 @@
+"""The client's decisions, without I/O, threads or clocks: which keys it holds and how often,
+in what order its submits, cancels and releases reach the center, which of the center's
+messages are news for a key, and what a lost connection does to the keys.
+
+Events go in as method calls (``hold``, ``unhold``, ``queue``, ``cancel``,
+``center_sent``, ``center_lost``); what the client must do comes out: messages to send
+(``take_outbox``) and orders to settle keys (``Finish``, ``Fail``, ``Recompute``, ``Reply``).
+The Executor serialises calls under one lock and carries the orders out on its I/O thread.
+"""
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from typing import Union
+
+from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
+                                    Message, Release, TaskErred)
+
+from .errors import LostDataError
+from .future import KeyState
+from .task_errors import exception_from
+
+
+@dataclass
+class Finish:
+    """The key is in memory on the cluster."""
+    state: KeyState
+    message: KeyInMemory
+
+
+@dataclass
+class Fail:
+    """The key will not be computed (as things stand): settle it with ``exception``."""
+    state: KeyState
+    exception: BaseException
+    traceback: str = ""
+    status: str = "error"
+
+
+@dataclass
+class Recompute:
+    """The cluster lost the key's data and computes it again: pending once more."""
+    state: KeyState
+
+
+@dataclass
+class Reply:
+    """A reply to a request (matched by its id elsewhere)."""
+    message: Message
+
+
+Order = Union[Finish, Fail, Recompute, Reply]
+
+
+class ClientState:
+    """Keys, their reference counts and the outbox to the center of one client."""
+
+    def __init__(self, make_state: Callable[[str], KeyState] = KeyState):
+        self._make_state = make_state
+        self.states: dict[str, KeyState] = {}
+        self.refs: dict[str, int] = {}
+        # Messages for the center in the order they were decided; a list of keys stands for
+        # one release message, grown while nothing else is queued behind it.
+        self._outbox: list[Message | list[str]] = []
+        # Keys this client cancelled whose key-cancelled has not come back yet: that echo
+        # carries no news, and must not cancel the same key submitted again meanwhile.
+        self.cancels_unconfirmed: collections.Counter[str] = collections.Counter()
+
+    # -- references -----------------------------------------------------------------------------
+    def hold(self, key: str, state: KeyState | None = None) -> KeyState:
+        """One more handle on ``key``: its shared state (``state``, if the key is new)."""
+        known = self.states.get(key)
+        if known is None:
+            known = self.states[key] = state or self._make_state(key)
+        self.refs[key] = self.refs.get(key, 0) + 1
+        return known
+
+    def unhold(self, key: str, release: bool = True) -> bool:
+        """One handle fewer; the last one forgets the key and, with ``release`` (False while
+        not connected: a center forgets a client's keys with its connection), tells the
+        center. True: a release was queued (the outbox is to be flushed soon)."""
+        count = self.refs.get(key, 0) - 1
+        if count > 0:
+            self.refs[key] = count
+            return False
+        self.refs.pop(key, None)
+        if self.states.pop(key, None) is None or not release:
+            return False
+        # Releases share the queue with submits: a release never overtakes a submit that was
+        # queued before it and still names the key as a dependency.
+        if self._outbox and type(self._outbox[-1]) is list:
+            self._outbox[-1].append(key)
+        else:
+            self._outbox.append([key])
+        return True
+
+    def held(self) -> list[str]:
+        return list(self.states)
+
+    def pending(self) -> list[KeyState]:
+        return [state for state in self.states.values() if not state.done]
+
+    # -- what to tell the center ----------------------------------------------------------------
+    def holds(self, key: str) -> bool:
+        return key in self.states
+
+    def keys_to_submit(self, keys: Iterable[str], renew: tuple[str, ...] = ("cancelled",)
+                       ) -> list[str]:
+        """Of ``keys`` about to be submitted, those the center must be told of: new ones, and
+        those whose status is in ``renew`` (cancelled ones, by default: a new life, pending
+        again). Each key is named once, however often it is given."""
+        out = []
+        for key in dict.fromkeys(keys):
+            state = self.states.get(key)
+            if state is not None and state.status in renew:
+                state.reset()
+                state = None
+            if state is None:
+                out.append(key)
+        return out
+
+    def queue(self, *messages: Message) -> bool:
+        """Messages for the center, after everything queued before. True: flush soon."""
+        self._outbox.extend(messages)
+        return bool(messages)
+
+    def cancel(self, keys: list[str], pending_only: bool = False) -> bool:
+        """Ask the center to cancel ``keys``; its echo of a full cancel is expected."""
+        if not pending_only:
+            self.cancels_unconfirmed.update(keys)
+        return self.queue(Cancel(keys=keys, pending_only=True) if pending_only
+                          else Cancel(keys=keys))
+
+    def take_outbox(self) -> list[Message]:
+        """Everything queued, as messages, in order; the outbox is empty afterwards."""
+        items, self._outbox = self._outbox, []
+        return [Release(keys=item) if isinstance(item, list) else item for item in items]
+
+    def put_back(self, messages: list[Message]) -> None:
+        """Messages that could not be sent (no connection): first in line next time."""
+        self._outbox[:0] = messages
+
+    # -- what the center says -------------------------------------------------------------------
+    def center_sent(self, messages: Iterable[Message]) -> list[Order]:
+        """The orders that the center's ``messages`` amount to, in order."""
+        orders: list[Order] = []
+        states = self.states
+        for msg in messages:
+            if isinstance(msg, KeyInMemory):
+                state = states.get(msg.key)
+                if state is not None:
+                    orders.append(Finish(state, msg))
+            elif isinstance(msg, TaskErred):
+                state = states.get(msg.key)
+                if state is not None:
+                    orders.append(Fail(state, exception_from(msg), msg.traceback))
+            elif isinstance(msg, KeyRecomputing):
+                state = states.get(msg.key)
+                if state is not None:
+                    orders.append(Recompute(state))
+            elif isinstance(msg, KeyLost):
+                state = states.get(msg.key)
+                if state is not None:
+                    orders.append(Fail(state, LostDataError(msg.message), status="lost"))
+            elif isinstance(msg, KeyCancelled):
+                if self._confirms_own_cancel(msg.key):
+                    continue
+                state = states.get(msg.key)
+                if state is not None and state.status == "pending":
+                    orders.append(Fail(state, CancelledError(f"{msg.key} was cancelled"),
+                                       status="cancelled"))
+            else:
+                orders.append(Reply(msg))
+        return orders
+
+    def _confirms_own_cancel(self, key: str) -> bool:
+        pending = self.cancels_unconfirmed.get(key, 0)
+        if not pending:
+            return False
+        if pending == 1:
+            del self.cancels_unconfirmed[key]
+        else:
+            self.cancels_unconfirmed[key] = pending - 1
+        return True
+
+    def center_lost(self, error: BaseException) -> tuple[list[Fail], list[str]]:
+        """The connection to the center is gone, and work in flight with it: the keys not
+        done fail with ``error``; the keys done are returned, to be checked with the center
+        reconnected to."""
+        fails = [Fail(state, error, status="error") for state in self.pending()]
+        done = [key for key, state in self.states.items() if state.done]
+        return fails, done
+
+    def cancel_everything(self, why: str, finished_too: bool = False) -> list[Fail]:
+        """Orders that cancel the keys not done (and with ``finished_too`` those finished)."""
+        return [Fail(state, CancelledError(f"{state.key} was cancelled: {why}"),
+                     status="cancelled")
+                for state in self.states.values()
+                if not state.done or (finished_too and state.status == "finished")]

@@ -1,0 +1,200 @@
+"""The client's state machine as transcripts: events in, messages and orders out; no sockets."""
+from concurrent.futures import CancelledError
+
+import pytest
+from dist_client.errors import LostDataError, RemoteError
+from dist_client.future import KeyState
+from dist_client.state import ClientState, Fail, Finish, Recompute, Reply
+from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
+                                    Release, Submit, TaskErred, WhoHasReply)
+
+
+def submit(*keys: str) -> Submit:
+    return Submit(tasks=[], wanted=list(keys))  # the tasks' bodies do not matter here
+
+
+def summary(orders) -> list[tuple]:
+    """Orders as (kind, key, status-or-type) tuples, easy to compare whole."""
+    out = []
+    for order in orders:
+        if isinstance(order, Finish):
+            out.append(("finish", order.state.key))
+        elif isinstance(order, Fail):
+            out.append(("fail", order.state.key, order.status, type(order.exception).__name__))
+        elif isinstance(order, Recompute):
+            out.append(("recompute", order.state.key))
+        else:
+            out.append(("reply", type(order.message).__name__))
+    return out
+
+
+def apply(orders) -> None:
+    """What the Executor does with the orders, for the transcripts that go on after them."""
+    for order in orders:
+        if isinstance(order, Finish):
+            order.state.finish(order.message.nbytes, order.message.type, order.message.workers)
+        elif isinstance(order, Fail):
+            order.state.fail(order.exception, order.traceback, order.status)
+        elif isinstance(order, Recompute):
+            order.state.recomputing()
+
+
+def test_last_handle_releases_after_what_was_queued_before():
+    s = ClientState()
+    s.hold("a")
+    s.hold("a")
+    s.hold("b")
+    assert s.queue(submit("c"))
+    assert not s.unhold("a")  # one handle left
+    assert s.unhold("a")
+    assert s.unhold("b")
+    assert s.take_outbox() == [submit("c"), Release(keys=["a", "b"])]
+    assert s.take_outbox() == []
+    assert s.held() == []
+
+
+def test_release_never_overtakes_a_submit_queued_before_it():
+    s = ClientState()
+    s.hold("x")
+    s.unhold("x")
+    s.queue(submit("y"))  # names x as a dependency, say
+    s.hold("z")
+    s.unhold("z")
+    assert s.take_outbox() == [Release(keys=["x"]), submit("y"), Release(keys=["z"])]
+
+
+def test_no_release_while_not_connected_and_none_for_unknown_keys():
+    s = ClientState()
+    s.hold("a")
+    assert not s.unhold("a", release=False)
+    assert not s.unhold("never-held")
+    assert s.take_outbox() == []
+    assert not s.holds("a")
+
+
+def test_keys_to_submit_new_and_cancelled_once_each():
+    s = ClientState()
+    s.hold("done").finish(1, "int", ["w"])
+    s.hold("cancelled").fail(CancelledError(), status="cancelled")
+    s.hold("pending")
+    assert s.keys_to_submit(["new", "done", "cancelled", "pending", "new"]) \
+        == ["new", "cancelled"]
+    assert s.states["cancelled"].status == "pending"  # a new life
+    failed = s.hold("failed")
+    failed.fail(ValueError())
+    assert s.keys_to_submit(["failed"]) == []
+    assert s.keys_to_submit(["failed"], renew=("error", "lost", "cancelled")) == ["failed"]
+    assert failed.status == "pending" and failed.exception is None
+
+
+def test_center_messages_become_orders_for_held_keys_only():
+    s = ClientState()
+    for key in "abcd":
+        s.hold(key)
+    orders = s.center_sent([
+        KeyInMemory(key="a", nbytes=8, type="int", workers=["w1"]),
+        TaskErred(key="b", exception_type="ValueError", message="bad", traceback="tb"),
+        KeyLost(key="c", message="gone"),
+        KeyInMemory(key="not-held", nbytes=1),
+        WhoHasReply(id=7, who_has={}),
+    ])
+    assert summary(orders) == [("finish", "a"), ("fail", "b", "error", "RemoteError"),
+                               ("fail", "c", "lost", "LostDataError"), ("reply", "WhoHasReply")]
+    assert isinstance(orders[1].exception, RemoteError) and orders[1].traceback == "tb"
+    assert isinstance(orders[2].exception, LostDataError)
+    assert isinstance(orders[-1], Reply) and orders[-1].message.id == 7
+    apply(orders)
+    assert [s.states[k].status for k in "abcd"] == ["finished", "error", "lost", "pending"]
+    assert summary(s.center_sent([KeyRecomputing(key="a"), KeyRecomputing(key="x")])) \
+        == [("recompute", "a")]
+
+
+def test_the_echo_of_an_own_cancel_is_no_news():
+    s = ClientState()
+    s.hold("k")
+    assert s.cancel(["k"])
+    assert s.take_outbox() == [Cancel(keys=["k"])]
+    s.states["k"].fail(CancelledError(), status="cancelled")
+    # Submitted again before the echo came back: the echo must not cancel the new life.
+    assert s.keys_to_submit(["k"]) == ["k"]
+    assert s.center_sent([KeyCancelled(key="k")]) == []
+    assert s.states["k"].status == "pending"
+    # A later cancel by someone else (another client, a restart) is news.
+    assert summary(s.center_sent([KeyCancelled(key="k")])) \
+        == [("fail", "k", "cancelled", "CancelledError")]
+
+
+def test_two_cancels_of_one_key_expect_two_echoes():
+    s = ClientState()
+    s.hold("k")
+    s.cancel(["k"])
+    s.cancel(["k"])
+    assert s.center_sent([KeyCancelled(key="k"), KeyCancelled(key="k")]) == []
+    assert len(s.center_sent([KeyCancelled(key="k")])) == 1
+
+
+def test_cancel_pending_only_expects_no_echo():
+    s = ClientState()
+    s.hold("k")
+    s.cancel(["k"], pending_only=True)
+    assert s.take_outbox() == [Cancel(keys=["k"], pending_only=True)]
+    assert len(s.center_sent([KeyCancelled(key="k")])) == 1
+
+
+def test_a_cancelled_echo_for_a_settled_key_changes_nothing():
+    s = ClientState()
+    s.hold("k").finish(1, "int", ["w"])
+    assert s.center_sent([KeyCancelled(key="k")]) == []
+
+
+def test_center_lost_fails_pending_keys_and_names_the_done_ones():
+    s = ClientState()
+    s.hold("done").finish(1, "int", ["w"])
+    s.hold("pending")
+    error = ConnectionError("center gone")
+    fails, done = s.center_lost(error)
+    assert summary(fails) == [("fail", "pending", "error", "ConnectionError")]
+    assert fails[0].exception is error
+    assert done == ["done"]
+
+
+def test_unsent_messages_go_first_when_put_back():
+    s = ClientState()
+    s.queue(submit("a"))
+    unsent = s.take_outbox()
+    s.hold("b")
+    s.unhold("b")
+    s.put_back(unsent)
+    assert s.take_outbox() == [submit("a"), Release(keys=["b"])]
+
+
+def test_cancel_everything():
+    s = ClientState()
+    s.hold("done").finish(1, "int", ["w"])
+    s.hold("failed").fail(ValueError())
+    s.hold("pending")
+    assert summary(s.cancel_everything("closed")) \
+        == [("fail", "pending", "cancelled", "CancelledError")]
+    orders = s.cancel_everything("restarted", finished_too=True)
+    assert summary(orders) == [("fail", "done", "cancelled", "CancelledError"),
+                               ("fail", "pending", "cancelled", "CancelledError")]
+    assert "restarted" in str(orders[0].exception)
+
+
+def test_hold_keeps_the_first_state_of_a_key():
+    s = ClientState()
+    mine = KeyState("k")
+    assert s.hold("k", mine) is mine
+    assert s.hold("k", KeyState("k")) is mine
+    assert s.refs["k"] == 2
+
+
+@pytest.mark.parametrize("handles", [1, 3])
+def test_holds_and_unholds_balance(handles):
+    s = ClientState()
+    for _ in range(handles):
+        s.hold("k")
+    for _ in range(handles - 1):
+        assert not s.unhold("k")
+    assert s.unhold("k")
+    assert s.refs == {} and s.states == {}
