@@ -296,3 +296,21 @@ def test_a_large_argument_warns_and_names_scatter(cluster):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert e.submit(len, future).result(RESULT_TIMEOUT) == len(big)
+
+
+def test_repr_shows_what_is_known_without_asking_a_frozen_center(cluster):
+    e = cluster.executor()
+    held = e.map(inc, range(3))
+    e.gather(held)
+    cluster.center.suspend()  # a round trip now would hang until the timeout
+    try:
+        started = time.monotonic()
+        text = repr(e)
+        html = e._repr_html_()
+        took = time.monotonic() - started
+    finally:
+        cluster.center.resume()
+    assert took < 1.0, f"repr took {took:.1f} s: it waited for the center"
+    assert f"center={cluster.address!r}" in text
+    assert "workers=2 threads=2 futures=3" in text, text
+    assert "2 workers, 2 threads, 3 futures" in html, html

@@ -93,6 +93,8 @@ class Executor(concurrent.futures.Executor):
         self._reconnect_timeout = reconnect_timeout
         self._connected = threading.Event()  # set while running: submits wait on a reconnect
         self._envs = ClusterEnvironments()
+        # The workers as the center last listed them: what repr shows, without asking again.
+        self._workers_seen: list[dict] = []
         try:
             self._center = self._io.run(self._connect(timeout))
             self._envs.center = self._center.peer_environment
@@ -593,6 +595,7 @@ class Executor(concurrent.futures.Executor):
 
     def _cluster_info(self) -> list[dict]:
         workers = self._run(self._ask(lambda i: ClusterInfo(id=i))).workers
+        self._workers_seen = workers
         self._envs.update(workers, time.monotonic())
         differences = self._envs.new_package_differences()
         if differences:
@@ -830,26 +833,30 @@ class Executor(concurrent.futures.Executor):
         except Exception:  # noqa: BLE001
             pass
 
+    # repr shows what is known here: the workers as last listed (at connect, or by the last
+    # call that asked the center, e.g. ``ncores()``), never a round trip that could block.
     def _repr_html_(self) -> str:
         if self.status != "running":
             return f"<b>Executor</b>: {self.address} ({self.status})"
-        workers = self._cluster_info()
+        workers = self._workers_seen
         rows = "".join(
             f"<tr><td>{w['name']}</td><td>{w['address']}</td><td>{w['nthreads']}</td>"
             f"<td>{w['metrics'].get('memory', 0) / 2**20:.0f} MiB</td>"
             f"<td>{w['keys']}</td></tr>" for w in workers)
         threads = sum(w["nthreads"] for w in workers)
         return (f"<div><b>Executor</b> connected to <code>{self.address}</code>: "
-                f"{len(workers)} workers, {threads} threads"
+                f"{len(workers)} workers, {threads} threads, {self._held_count()} futures"
                 "<table><tr><th>name</th><th>address</th><th>threads</th><th>memory</th>"
                 f"<th>keys</th></tr>{rows}</table></div>")
 
     def __repr__(self) -> str:
         if self.status != "running":
             return f"<Executor: {self.address} ({self.status})>"
-        try:
-            workers = self._cluster_info()
-        except Exception:  # noqa: BLE001
-            return f"<Executor: {self.address}>"
+        workers = self._workers_seen
         threads = sum(w["nthreads"] for w in workers)
-        return f"<Executor: center={self.address!r} workers={len(workers)} threads={threads}>"
+        return (f"<Executor: center={self.address!r} workers={len(workers)} threads={threads} "
+                f"futures={self._held_count()}>")
+
+    def _held_count(self) -> int:
+        with self._lock:
+            return len(self._state.states)
