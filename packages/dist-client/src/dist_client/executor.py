@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.messages import (ClusterInfo, Message, Replicate, Restart, ScatterDone,
                                     ScatterPlan, Story, Submit, TaskSpec, WhoHas)
 from dist_protocol.addresses import format_address
+from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize, serialize
 
@@ -81,8 +81,7 @@ class Executor(concurrent.futures.Executor):
         self._lock = threading.RLock()
         self._state = ClientState()
         self._flush_scheduled = False
-        self._replies: dict[int, asyncio.Future] = {}
-        self._ids = itertools.count(1)
+        self._replies = PendingReplies()  # requests to the center awaiting their reply
         self._tasks = TaskBuilder()
         self._accepting = True  # False once shut down: new work is refused, results still arrive
         self._io = LoopThread()
@@ -137,9 +136,7 @@ class Executor(concurrent.futures.Executor):
             elif isinstance(order, Recompute):
                 order.state.recomputing()
             else:
-                waiter = self._replies.pop(getattr(order.message, "id", -1), None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(order.message)
+                self._replies.received(order.message)
 
     def _start_prefetch(self, state: KeyState, target: concurrent.futures.Future,
                         workers: list[str], small_value: Payload | None = None) -> None:
@@ -189,9 +186,7 @@ class Executor(concurrent.futures.Executor):
             fails, done = self._state.center_lost(error)
         for fail in fails:
             fail.state.fail(fail.exception, fail.traceback, fail.status)
-        for waiter in self._replies.values():
-            if not waiter.done():
-                waiter.set_exception(error)
+        self._replies.fail(error)
         if reconnecting:
             self._io.loop.create_task(self._reconnect(done, why))
 
@@ -251,14 +246,7 @@ class Executor(concurrent.futures.Executor):
         """Send a request to the center and wait for its reply (on the I/O thread)."""
         if self._center is None or self._center.is_closed:
             raise ClusterError(f"no connection to the center at {self.address}")
-        request_id = next(self._ids)
-        waiter = asyncio.get_running_loop().create_future()
-        self._replies[request_id] = waiter
-        self._center.send(make(request_id))
-        try:
-            return await waiter
-        finally:
-            self._replies.pop(request_id, None)
+        return await self._replies.request(self._center, make)
 
     # -- reference counting (called from any thread, also from __del__) -----------------------
     def _hold(self, key: str, state: KeyState | None = None) -> KeyState:

@@ -6,7 +6,6 @@ the data itself travels between the client and the workers directly.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
+from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import Payload, deserialize
 
 
@@ -24,8 +24,7 @@ class WorkerConnections:
         self.token, self.ssl_context, self.name = token, ssl_context, name
         self._comms: dict[str, Comm] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
-        self._ids = itertools.count(1)
+        self._replies = PendingReplies()
 
     async def comm(self, address: str) -> Comm:
         comm = self._comms.get(address)
@@ -36,7 +35,7 @@ class WorkerConnections:
             if comm is None or comm.is_closed:
                 comm = await connect(address, role="client", token=self.token, name=self.name,
                                      ssl_context=self.ssl_context)
-                comm.set_handler(self._on_replies)
+                comm.set_handler(self._replies.received_all)
                 comm.on_close(self._on_close)
                 self._comms[address] = comm
             return comm
@@ -44,29 +43,14 @@ class WorkerConnections:
     async def request(self, address: str, make: Any) -> Message:
         """``make(id)`` builds the request; returns the reply with that id."""
         comm = await self.comm(address)
-        request_id = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (comm, future)
-        try:
-            comm.send(make(request_id))
-            return await future
-        finally:
-            self._pending.pop(request_id, None)
-
-    def _on_replies(self, messages: list[Message]) -> None:
-        for msg in messages:
-            _, future = self._pending.get(getattr(msg, "id", -1), (None, None))
-            if future is not None and not future.done():
-                future.set_result(msg)
+        return await self._replies.request(comm, make)
 
     def _on_close(self, comm: Comm) -> None:
         for address, known in list(self._comms.items()):
             if known is comm:
                 del self._comms[address]
-        for owner, future in list(self._pending.values()):
-            if owner is comm and not future.done():
-                future.set_exception(CommClosedError(
-                    f"connection to worker {comm.peer_address} closed: {comm.close_reason}"))
+        self._replies.fail(CommClosedError(
+            f"connection to worker {comm.peer_address} closed: {comm.close_reason}"), comm)
 
     def drop(self, address: str, reason: str) -> None:
         """Close the connection to ``address``; a later request opens a new one."""

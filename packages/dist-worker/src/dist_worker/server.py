@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import itertools
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStor
                                     GetData, Message, PutData, RegisterWorker, RestartWorker,
                                     StealRequest, Story, TaskErred, Unregister,
                                     WorkerRegistered, downgrade)
+from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
@@ -80,8 +80,7 @@ class Worker:
         self.registrations = 0
         self._peers: dict[str, Comm] = {}
         self._peer_locks: dict[str, asyncio.Lock] = {}
-        self._pending: dict[int, tuple[Comm, asyncio.Future]] = {}
-        self._ids = itertools.count(1)
+        self._replies = PendingReplies()
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
         self._inline = InlinePolicy()
@@ -348,15 +347,9 @@ class Worker:
     async def request(self, address: str, message: Message, timeout: float = 300) -> Any:
         """Send a request with an ``id`` to a peer and wait for its reply."""
         comm = await self._peer(address)
-        request_id = next(self._ids)
-        message = dataclasses.replace(message, id=request_id)  # type: ignore[type-var]
-        future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (comm, future)
-        try:
-            comm.send(message)
-            return await asyncio.wait_for(future, timeout)
-        finally:
-            self._pending.pop(request_id, None)
+        return await self._replies.request(
+            comm, lambda request_id: dataclasses.replace(message, id=request_id),  # type: ignore[type-var]
+            timeout)
 
     async def _peer(self, address: str) -> Comm:
         comm = self._peers.get(address)
@@ -370,25 +363,16 @@ class Worker:
             comm = await connect(address, role="peer", token=self.token, name=self.address,
                                  ssl_context=self.ssl_client, limits=self.limits,
                                  timeout=self.handshake_timeout)
-            comm.set_handler(self._on_peer_replies)
+            comm.set_handler(self._replies.received_all)
             comm.on_close(self._peer_closed)
             self._peers[address] = comm
             return comm
-
-    def _on_peer_replies(self, messages: list[Message]) -> None:
-        for msg in messages:
-            pending = self._pending.get(getattr(msg, "id", -1))
-            future = pending[1] if pending is not None else None
-            if future is not None and not future.done():
-                future.set_result(msg)
 
     def _peer_closed(self, comm: Comm) -> None:
         for address, known in list(self._peers.items()):
             if known is comm:
                 del self._peers[address]
-        for owner, future in list(self._pending.values()):
-            if owner is comm and not future.done():
-                future.set_exception(CommClosedError(f"peer closed: {comm.close_reason}"))
+        self._replies.fail(CommClosedError(f"peer closed: {comm.close_reason}"), comm)
 
     # -- serving clients and peers -----------------------------------------------------------
     def _on_comm(self, comm: Comm) -> None:
