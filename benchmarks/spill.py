@@ -170,7 +170,7 @@ class Cluster:
 
     def start(self) -> None:
         port = free_port()
-        spill_root = Path(tempfile.mkdtemp(prefix=f"spill-{self.system}-"))
+        spill_root = self.spill_root = Path(tempfile.mkdtemp(prefix=f"spill-{self.system}-"))
         if self.system == "dist":
             self.dashboard = free_port()
             log = self.spawn("center", [self.cli("dcenter"), "--host", "127.0.0.1", "--port",
@@ -233,6 +233,8 @@ class Cluster:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        if getattr(self, "spill_root", None) is not None:
+            shutil.rmtree(self.spill_root, ignore_errors=True)
 
 
 def _rss(process: psutil.Process) -> int:
