@@ -23,18 +23,15 @@ class FakeWorker:
         self.paused = False
         self.sent = []
 
-        class State:
-            paused = False
-        self.state = State()
-
-    def set_paused(self, paused: bool) -> None:
-        self.state.paused = paused
+    def handle(self, *events) -> None:
+        for event in events:
+            self.paused = event.paused  # MemoryPressureChanged: the only event it is sent
 
     def send_center(self, *messages) -> None:
         self.sent.extend(messages)
 
     def metrics(self) -> dict:
-        return {"paused": self.state.paused}
+        return {"paused": self.paused}
 
 
 @pytest.fixture
@@ -59,22 +56,22 @@ def test_past_the_spill_threshold_values_spill_until_the_process_is_under_target
     monitor.check_memory(750 * MB)  # the process is past 700 MB: 150 MB must go
     assert worker.store.spilled >= 150 * MB
     assert worker.store.in_memory("k4") and not worker.store.in_memory("k0")
-    assert not worker.state.paused
+    assert not worker.paused
 
 
 def test_past_pause_the_worker_pauses_and_resumes_below_it(worker):
     monitor = monitor_of(worker, rss_after_spill=850 * MB)
     monitor.check_memory(850 * MB)  # unmanaged: nothing to spill
-    assert worker.state.paused and worker.sent  # the center hears at once
+    assert worker.paused and worker.sent  # the center hears at once
     monitor.check_memory(500 * MB)
-    assert not worker.state.paused
+    assert not worker.paused
 
 
 def test_a_threshold_turned_off_does_nothing(tmp_path):
     worker = FakeWorker(tmp_path, MemoryPolicy(limit=1000 * MB, pause=None, spill=None))
     worker.store["a"] = b"x" * (100 * MB)
     monitor_of(worker, rss_after_spill=900 * MB).check_memory(900 * MB)
-    assert not worker.state.paused and worker.store.spilled == 0
+    assert not worker.paused and worker.store.spilled == 0
     worker.store.close()
 
 
@@ -86,7 +83,7 @@ def test_when_spilling_fails_the_worker_pauses_past_its_target(tmp_path):
     for i in range(7):
         worker.store[f"k{i}"] = b"x" * (100 * MB)  # 700 MB: past the target, nowhere to go
     monitor_of(worker, rss_after_spill=750 * MB).check_memory(750 * MB)
-    assert worker.store.spill_suspended and worker.state.paused
+    assert worker.store.spill_suspended and worker.paused
     assert all(worker.store[f"k{i}"] == b"x" * (100 * MB) for i in range(7))
     worker.store.close()
 
@@ -99,4 +96,4 @@ def test_past_terminate_without_a_nanny_it_only_says_so_once(worker, caplog, mon
     monitor.check_memory(990 * MB)
     assert [r.getMessage() for r in caplog.records if "no nanny" in r.getMessage()] != []
     assert len([r for r in caplog.records if "no nanny" in r.getMessage()]) == 1
-    assert worker.state.paused
+    assert worker.paused
