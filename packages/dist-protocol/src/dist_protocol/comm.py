@@ -38,7 +38,7 @@ __all__ = ["ABORT_LINGER", "COALESCE_BELOW", "Comm", "HANDSHAKE_TIMEOUT", "Liste
            "MAX_FRAMES_PER_BATCH", "connect", "listen", "new_event_loop", "raise_open_file_limit",
            "run", "tune_garbage_collector"]
 
-Handler = Callable[[list[Message]], None]
+Handler = Callable[[list[Message]], object]  # what a handler returns is not used
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
