@@ -112,6 +112,9 @@ class AsyncExecutor:
     async def ncores(self) -> dict[str, int]:
         return await asyncio.to_thread(self.executor.ncores)
 
+    async def versions(self, check: bool = False) -> dict[str, Any]:
+        return await asyncio.to_thread(self.executor.versions, check)
+
     async def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
         await asyncio.to_thread(self.executor.wait_for_workers, n_workers, timeout)
 
