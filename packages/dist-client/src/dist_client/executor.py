@@ -393,10 +393,14 @@ class Executor(concurrent.futures.Executor):
         found: list[Future] = []
         collect_futures(futures, found)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for future in found:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not future._keystate.wait(left):
-                raise TimeoutError(f"{future.key} not done within {timeout} s")
+        waiting = found
+        while waiting:
+            for future in waiting:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not future._keystate.wait(left):
+                    raise TimeoutError(f"{future.key} not done within {timeout} s")
+            # A result lost with its worker meanwhile is pending again while it is recomputed.
+            waiting = [f for f in found if f.status == "pending"]
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
         bad = [f for f in found if f.status != "finished"]
