@@ -15,16 +15,17 @@ from concurrent.futures import CancelledError
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
-from dist_protocol.messages import (ClusterInfo, Message, Replicate, Restart, ScatterDone,
-                                    ScatterPlan, Story, Submit, TaskSpec, WhoHas)
+from dist_protocol.messages import (ClusterInfo, Message, Replicate, Restart, Story, Submit,
+                                    TaskSpec)
 from dist_protocol.addresses import format_address
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize, serialize
 
 from . import reconnect, shutdown, transfer
+from .data_paths import DataPaths
 from .environments import ClusterEnvironments
-from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, LostDataError)
+from .errors import (CenterLostError, ClusterError, EnvironmentMismatch)
 from .future import Future, KeyState
 from .state import ClientState, Fail, Finish, Recompute
 from .keys import funcname, function_token, task_key, tokenize
@@ -37,7 +38,6 @@ from .worker_functions import install_file
 log = logging.getLogger("dist_client")
 
 SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
-GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 
 class Executor(concurrent.futures.Executor):
@@ -92,6 +92,9 @@ class Executor(concurrent.futures.Executor):
         self._reconnect_timeout = reconnect_timeout
         self._connected = threading.Event()  # set while running: submits wait on a reconnect
         self._envs = ClusterEnvironments()
+        self._data = DataPaths(address, self._ask, lambda: self._center,
+                               lambda key: self._state.states.get(key), self._workers,
+                               self._envs)
         # The workers as the center last listed them: what repr shows, without asking again.
         self._workers_seen: list[dict] = []
         try:
@@ -155,13 +158,7 @@ class Executor(concurrent.futures.Executor):
 
         async def fetch() -> None:
             try:
-                if not workers:
-                    raise LostDataError(f"the center named no holder of {state.key}")
-                got, failed = await transfer.fetch(self._workers, {state.key: workers},
-                                                   self._still_held)
-                if failed:
-                    raise LostDataError(next(iter(failed.values())))
-                value = transfer.load(got)[state.key]
+                value = await self._data.value_from(state.key, workers)
                 if not target.done():
                     target.set_result(value)
             except BaseException as exc:  # noqa: BLE001 -- handed to the waiting thread
@@ -210,7 +207,7 @@ class Executor(concurrent.futures.Executor):
         # What this client held: a restarted center starts empty, so a key it does not know
         # is lost (data that it still finds on a worker stays usable).
         try:
-            who_has = await self._who_has(held) if held else {}
+            who_has = await self._data.who_has(held) if held else {}
         except ClusterError:
             return
         for key in held:
@@ -437,56 +434,8 @@ class Executor(concurrent.futures.Executor):
                 self._gather_keys_async(keys, True, skip), self._io.loop)
             values = await asyncio.wrap_future(future)
             return values if many else values[keys[0]]
-        values = transfer.load(await self._fetch_payloads_async(keys, skip))
+        values = await self._data.values(keys, skip)
         return values if many else values[keys[0]]
-
-    async def _fetch_payloads_async(self, keys: list[str], skip: bool = False
-                                    ) -> dict[str, Payload]:
-        holders = {}
-        payloads: dict[str, Payload] = {}
-        for key in keys:
-            state = self._state.states.get(key)
-            if state is not None and state.small_value is not None:
-                payloads[key] = state.small_value
-            else:
-                holders[key] = list(state.workers) if state is not None else []
-        unknown = [k for k, h in holders.items() if not h]
-        if unknown:
-            holders.update(await self._who_has(unknown))
-        patience = time.monotonic() + GATHER_PATIENCE
-        delay = 0.01
-        while holders:
-            sizes = {key: state.nbytes for key in holders
-                     if (state := self._state.states.get(key)) is not None}
-            got, failed = await transfer.fetch(self._workers, holders, self._still_held, sizes)
-            payloads.update(got)
-            if not failed:
-                break
-            for key in list(failed):
-                state = self._state.states.get(key)
-                if state is not None and state.status in ("error", "lost", "cancelled"):
-                    if not skip:
-                        raise state.failure
-                    del failed[key]
-            if not failed:
-                break
-            if time.monotonic() > patience:
-                if skip:
-                    break
-                key, why = next(iter(failed.items()))
-                raise LostDataError(f"could not fetch {key}: {why}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-            holders = await self._who_has(list(failed))
-        return payloads
-
-    async def _who_has(self, keys: list[str]) -> dict[str, list[str]]:
-        reply = await self._ask(lambda i: WhoHas(id=i, keys=keys))
-        return reply.who_has
-
-    async def _still_held(self, address: str, keys: list[str]) -> bool:
-        who_has = await self._who_has(keys)
-        return any(address in who_has.get(key, ()) for key in keys)
 
     # -- scattering -----------------------------------------------------------------------------
     def scatter(self, data: Any, broadcast: bool = False, workers=None, hash: bool = True,
@@ -506,7 +455,7 @@ class Executor(concurrent.futures.Executor):
         if isinstance(workers, str):
             workers = [workers]
         futures = {key: Future(key, self) for key, _ in items}
-        stored = self._run(self._scatter_async(payloads, broadcast, workers, timeout))
+        stored = self._run(self._data.scatter(payloads, broadcast, workers, timeout))
         for key, addresses in stored.items():
             state = futures[key]._keystate
             if state.status != "finished":  # pending, or lost/cancelled in an earlier life
@@ -522,46 +471,6 @@ class Executor(concurrent.futures.Executor):
     def _scatter_key(value: Any, hash: bool) -> str:
         token = tokenize(value) if hash else uuid.uuid4().hex
         return f"{funcname(type(value))}-{token}"
-
-    async def _scatter_async(self, payloads: dict[str, Payload], broadcast: bool, workers,
-                             timeout: float | None) -> dict[str, list[str]]:
-        nbytes = {key: payload.nbytes for key, payload in payloads.items()}
-        give_up = time.monotonic() + (timeout or 0)
-        while True:
-            reply = await self._ask(lambda i: ScatterPlan(id=i, keys=nbytes, broadcast=broadcast,
-                                                          workers=workers))
-            if reply.targets:
-                break
-            if time.monotonic() > give_up:
-                raise TimeoutError("no workers to scatter to"
-                                   + (f" among {workers}" if workers else ""))
-            await asyncio.sleep(0.1)
-        self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
-        try:
-            stored = await transfer.push(self._workers, reply.targets, payloads)
-        except transfer.TRANSIENT as exc:
-            raise ClusterError(f"could not send the data to a worker: {exc}") from exc
-        # The workers report the data to the center on their own connections, which can lag
-        # behind their replies to us: say where it is ourselves, ahead of anything this client
-        # sends next, so that the center knows it before any later who-has or submit.
-        center = self._center
-        if center is None or center.is_closed:
-            raise ClusterError(f"no connection to the center at {self.address}")
-        if "scatter-done" in center.features:
-            center.send(ScatterDone(who_has=stored, nbytes={key: nbytes[key] for key in stored}))
-        else:  # a center that does not take scatter-done: wait until the workers' reports land
-            await self._until_center_knows(list(stored))
-        return stored
-
-    async def _until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
-        give_up = time.monotonic() + patience
-        delay = 0.002
-        while keys and time.monotonic() < give_up:
-            who_has = await self._who_has(keys)
-            keys = [key for key in keys if not who_has.get(key)]
-            if keys:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.1)
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any) -> None:
@@ -638,7 +547,7 @@ class Executor(concurrent.futures.Executor):
             found: list[Future] = []
             collect_futures(futures if not isinstance(futures, Future) else [futures], found)
             keys = [f.key for f in found]
-        return self._run(self._who_has(keys))
+        return self._run(self._data.who_has(keys))
 
     def has_what(self) -> dict[str, list[str]]:
         """The keys of this client's futures each worker holds, by worker address."""
@@ -661,7 +570,7 @@ class Executor(concurrent.futures.Executor):
         self._send(Replicate(keys=keys, n=n))
         deadline = time.monotonic() + timeout
         while True:
-            who_has = self._run(self._who_has(keys))
+            who_has = self._run(self._data.who_has(keys))
             if all(len(holders) >= n for holders in who_has.values()):
                 return
             if time.monotonic() > deadline:
@@ -766,7 +675,7 @@ class Executor(concurrent.futures.Executor):
                 keys.append(future.key)
         if keys and self.status == "running":
             try:
-                payloads = self._run(self._fetch_payloads_async(keys))
+                payloads = self._run(self._data.payloads(keys))
             except Exception:  # noqa: BLE001 -- those results are read from the cluster or fail
                 payloads = {}
             for future in held:

@@ -1,0 +1,142 @@
+"""Gathering and scattering, on the client's I/O thread: the center is asked where data is
+(or where it should go) and the data travels between this client and the workers directly."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dist_protocol.comm import Comm
+from dist_protocol.messages import Message, ScatterDone, ScatterPlan, WhoHas
+from dist_protocol.serialize import Payload
+
+from . import transfer
+from .environments import ClusterEnvironments
+from .errors import ClusterError, LostDataError
+from .future import KeyState
+
+GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
+
+Ask = Callable[[Callable[[int], Message]], Awaitable[Any]]
+
+
+class DataPaths:
+    """Where data is and how it moves, for one executor (its center, workers and keys)."""
+
+    def __init__(self, address: str, ask: Ask, center: Callable[[], Comm | None],
+                 states: Callable[[str], KeyState | None], workers: transfer.WorkerConnections,
+                 envs: ClusterEnvironments):
+        self.address = address
+        self._ask = ask
+        self._center = center
+        self._state_of = states
+        self.workers = workers
+        self._envs = envs
+
+    async def who_has(self, keys: list[str]) -> dict[str, list[str]]:
+        reply = await self._ask(lambda i: WhoHas(id=i, keys=keys))
+        return reply.who_has
+
+    async def still_held(self, address: str, keys: list[str]) -> bool:
+        """Whether the center still counts ``address`` as holding any of ``keys``."""
+        who_has = await self.who_has(keys)
+        return any(address in who_has.get(key, ()) for key in keys)
+
+    # -- gathering ------------------------------------------------------------------------------
+    async def values(self, keys: list[str], skip: bool = False) -> dict[str, Any]:
+        return transfer.load(await self.payloads(keys, skip))
+
+    async def payloads(self, keys: list[str], skip: bool = False) -> dict[str, Payload]:
+        """The serialized values of ``keys``, fetched from their holders; with ``skip``, keys
+        that err or are lost meanwhile (a recomputation that failed, say) are left out
+        instead of raising. A key being recomputed is waited for, up to GATHER_PATIENCE."""
+        holders = {}
+        payloads: dict[str, Payload] = {}
+        for key in keys:
+            state = self._state_of(key)
+            if state is not None and state.small_value is not None:
+                payloads[key] = state.small_value
+            else:
+                holders[key] = list(state.workers) if state is not None else []
+        unknown = [k for k, h in holders.items() if not h]
+        if unknown:
+            holders.update(await self.who_has(unknown))
+        patience = time.monotonic() + GATHER_PATIENCE
+        delay = 0.01
+        while holders:
+            sizes = {key: state.nbytes for key in holders
+                     if (state := self._state_of(key)) is not None}
+            got, failed = await transfer.fetch(self.workers, holders, self.still_held, sizes)
+            payloads.update(got)
+            if not failed:
+                break
+            for key in list(failed):
+                state = self._state_of(key)
+                if state is not None and state.status in ("error", "lost", "cancelled"):
+                    if not skip:
+                        raise state.failure
+                    del failed[key]
+            if not failed:
+                break
+            if time.monotonic() > patience:
+                if skip:
+                    break
+                key, why = next(iter(failed.items()))
+                raise LostDataError(f"could not fetch {key}: {why}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            holders = await self.who_has(list(failed))
+        return payloads
+
+    async def value_from(self, key: str, workers: list[str]) -> Any:
+        """The value of one key, fetched from ``workers`` (as the center just named them)."""
+        if not workers:
+            raise LostDataError(f"the center named no holder of {key}")
+        got, failed = await transfer.fetch(self.workers, {key: workers}, self.still_held)
+        if failed:
+            raise LostDataError(next(iter(failed.values())))
+        return transfer.load(got)[key]
+
+    # -- scattering -----------------------------------------------------------------------------
+    async def scatter(self, payloads: dict[str, Payload], broadcast: bool, workers,
+                      timeout: float | None) -> dict[str, list[str]]:
+        """Put ``payloads`` where the center says; returns where each key was stored, once
+        the center knows it."""
+        nbytes = {key: payload.nbytes for key, payload in payloads.items()}
+        give_up = time.monotonic() + (timeout or 0)
+        while True:
+            reply = await self._ask(lambda i: ScatterPlan(id=i, keys=nbytes, broadcast=broadcast,
+                                                          workers=workers))
+            if reply.targets:
+                break
+            if time.monotonic() > give_up:
+                raise TimeoutError("no workers to scatter to"
+                                   + (f" among {workers}" if workers else ""))
+            await asyncio.sleep(0.1)
+        self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
+        try:
+            stored = await transfer.push(self.workers, reply.targets, payloads)
+        except transfer.TRANSIENT as exc:
+            raise ClusterError(f"could not send the data to a worker: {exc}") from exc
+        # The workers report the data to the center on their own connections, which can lag
+        # behind their replies to us: say where it is ourselves, ahead of anything this client
+        # sends next, so that the center knows it before any later who-has or submit.
+        center = self._center()
+        if center is None or center.is_closed:
+            raise ClusterError(f"no connection to the center at {self.address}")
+        if "scatter-done" in center.features:
+            center.send(ScatterDone(who_has=stored, nbytes={key: nbytes[key] for key in stored}))
+        else:  # a center that does not take scatter-done: wait until the workers' reports land
+            await self.until_center_knows(list(stored))
+        return stored
+
+    async def until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
+        give_up = time.monotonic() + patience
+        delay = 0.002
+        while keys and time.monotonic() < give_up:
+            who_has = await self.who_has(keys)
+            keys = [key for key in keys if not who_has.get(key)]
+            if keys:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.1)
