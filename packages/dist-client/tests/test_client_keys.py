@@ -2,6 +2,7 @@
 import re
 
 import numpy as np
+import pytest
 from dist_client.keys import funcname, task_key, tokenize
 
 KEY = re.compile(r"^[\w.]+-[0-9a-f]{32}$")
@@ -44,3 +45,23 @@ def test_arrays_hash_by_content():
 def test_lambdas_hash_by_code():
     f = lambda x: x + 1
     assert task_key(f, (1,), {}) == task_key(f, (1,), {})
+
+
+def test_map_keys_share_a_prefix_and_follow_the_arguments():
+    from dist_client.keys import map_keys
+    keys = map_keys(inc, [(1,), (2,), (1,)], {}, None, True)
+    assert [k.split("-")[0] for k in keys] == ["inc"] * 3
+    assert keys[0] == keys[2] == task_key(inc, (1,), {}) and keys[0] != keys[1]
+    assert all(k.startswith("step-") for k in map_keys(inc, [(1,)], {}, "step", True))
+    impure = map_keys(inc, [(1,), (1,)], {}, None, False)
+    assert impure[0] != impure[1] and all(KEY.match(k) for k in impure)
+    assert map_keys(inc, [(1,), (2,)], {}, ["a", "b"], True) == ["a", "b"]
+    with pytest.raises(ValueError, match="2 keys for 1 tasks"):
+        map_keys(inc, [(1,)], {}, ["a", "b"], True)
+
+
+def test_data_keys_follow_the_content_unless_told_not_to():
+    from dist_client.keys import data_key
+    assert data_key([1, 2]) == data_key([1, 2]) != data_key([1, 3])
+    assert data_key([1, 2]).startswith("list-")
+    assert data_key(5, hash=False) != data_key(5, hash=False)

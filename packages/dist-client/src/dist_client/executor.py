@@ -28,7 +28,7 @@ from .environments import ClusterEnvironments
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch)
 from .future import Future, KeyState
 from .state import ClientState, Fail, Finish, Recompute
-from .keys import funcname, function_token, task_key, tokenize
+from .keys import data_key, map_keys, task_key
 from .loop import LoopThread
 from .packing import collect_futures, without_missing
 from . import waiting
@@ -335,17 +335,7 @@ class Executor(concurrent.futures.Executor):
         if not iterables:
             return []
         argsets = list(zip(*iterables))
-        if isinstance(key, list):
-            if len(key) != len(argsets):
-                raise ValueError(f"map got {len(key)} keys for {len(argsets)} tasks")
-            keys = key
-        elif not pure:
-            name = funcname(func)
-            keys = [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
-        else:
-            prefix = key or funcname(func)
-            ftoken = function_token(func)
-            keys = [f"{prefix}-{tokenize(ftoken, args, kwargs)}" for args in argsets]
+        keys = map_keys(func, argsets, kwargs, key, pure)
         return self._submit_many(func, list(zip(keys, argsets)), kwargs, options, stacklevel + 1)
 
     def _submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict,
@@ -448,9 +438,9 @@ class Executor(concurrent.futures.Executor):
         if isinstance(data, dict):
             items = list(data.items())
         elif isinstance(data, (list, tuple, set, frozenset, Iterator)):
-            items = [(self._scatter_key(v, hash), v) for v in data]
+            items = [(data_key(v, hash), v) for v in data]
         else:
-            items = [(self._scatter_key(data, hash), data)]
+            items = [(data_key(data, hash), data)]
         payloads = {key: serialize(value) for key, value in items}
         if isinstance(workers, str):
             workers = [workers]
@@ -466,11 +456,6 @@ class Executor(concurrent.futures.Executor):
             out = [futures[key] for key, _ in items]
             return tuple(out) if isinstance(data, tuple) else out
         return futures[items[0][0]]
-
-    @staticmethod
-    def _scatter_key(value: Any, hash: bool) -> str:
-        token = tokenize(value) if hash else uuid.uuid4().hex
-        return f"{funcname(type(value))}-{token}"
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any) -> None:

@@ -73,6 +73,28 @@ def tokenize(*parts: Any) -> str:
     return hashlib.md5(data).hexdigest()
 
 
+def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: str | list[str] | None,
+             pure: bool) -> list[str]:
+    """The keys of ``map``: the ones given (a list, one per call), else ``prefix-token`` per
+    call (``key`` is the prefix; the function's name by default), unique when not pure."""
+    if isinstance(key, list):
+        if len(key) != len(argsets):
+            raise ValueError(f"map got {len(key)} keys for {len(argsets)} tasks")
+        return list(key)
+    if not pure:
+        name = funcname(func)
+        return [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
+    prefix = key or funcname(func)
+    ftoken = function_token(func)
+    return [f"{prefix}-{tokenize(ftoken, args, kwargs)}" for args in argsets]
+
+
+def data_key(value: Any, hash: bool = True) -> str:
+    """The key of scattered data: by its content, or unique (``hash=False``)."""
+    token = tokenize(value) if hash else uuid.uuid4().hex
+    return f"{funcname(type(value))}-{token}"
+
+
 def task_key(func: Any, args: tuple, kwargs: dict, pure: bool = True) -> str:
     if not pure:
         return f"{funcname(func)}-{uuid.uuid4().hex}"
