@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import io
+import os
 import sys
 import unittest
 from pathlib import Path
@@ -44,7 +45,8 @@ EXECUTOR_DIFFERENCES = {
 def _cpython_suite_path() -> Path | None:
     """The single-file suite (3.6-3.11); 3.12 made it a package written for its own helpers."""
     candidates = [Path(p) / "test" / "test_concurrent_futures.py" for p in sys.path if p]
-    for pattern in ("/root/.pyenv/versions/3.1[01]*/lib/python3.*/test/",
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for pattern in (f"{pyenv}/versions/3.1[01]*/lib/python3.*/test/",
                     "/usr/lib/python3.1[01]/test/", "/usr/local/lib/python3.1[01]/test/"):
         candidates += [Path(d) / "test_concurrent_futures.py" for d in sorted(glob.glob(pattern),
                                                                               reverse=True)]
