@@ -193,15 +193,7 @@ def decode_untrusted(data: bytes, limits: Limits = DEFAULT_LIMITS,
     messages: list[Message] = []
     try:
         for i in range(0, len(data), step):
-            piece = view[i:i + step]
-            while piece.nbytes:
-                target = acceptor.get_buffer()
-                n = min(target.nbytes, piece.nbytes)
-                target[:n] = piece[:n]
-                piece = piece[n:]
-                acceptor.buffer_updated(n)
-                while (batch := acceptor.next_batch()) is not None:
-                    messages.extend(batch)
+            messages.extend(acceptor.receive_data(view[i:i + step]))
     except ProtocolError as exc:
         return exc
     return messages
