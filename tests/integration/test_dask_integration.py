@@ -114,6 +114,14 @@ def test_a_failed_get_releases_its_futures_and_a_new_graph_gets_fresh_results(e)
     del kept
 
 
+def test_a_new_graph_never_inherits_the_error_of_a_future_still_held_under_its_key(e):
+    held = e.submit(fails, 1, key="stale-name")
+    with pytest.raises(ValueError, match="first graph"):
+        held.result(timeout=60)
+    assert e.get({"stale-name": (inc, 1)}, "stale-name") == 2
+    del held
+
+
 # -- 5. get's contract --------------------------------------------------------------------------
 def test_get_returns_the_nested_structure_of_its_keys(e):
     graph = {("x", 0): 1, ("x", 1): 2, "s": (add, ("x", 0), ("x", 1))}

@@ -83,8 +83,11 @@ def test_keys_to_submit_new_and_cancelled_once_each():
     failed = s.hold("failed")
     failed.fail(ValueError())
     assert s.keys_to_submit(["failed"]) == []
+    s.take_outbox()
     assert s.keys_to_submit(["failed"], renew=("error", "lost", "cancelled")) == ["failed"]
     assert failed.status == "pending" and failed.exception is None
+    # The center forgets the old failure before it hears of the new task.
+    assert s.take_outbox() == [Release(keys=["failed"])]
 
 
 def test_center_messages_become_orders_for_held_keys_only():

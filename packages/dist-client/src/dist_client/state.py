@@ -88,13 +88,16 @@ class ClientState:
         self.refs.pop(key, None)
         if self.states.pop(key, None) is None or not release:
             return False
+        self._queue_release(key)
+        return True
+
+    def _queue_release(self, key: str) -> None:
         # Releases share the queue with submits: a release never overtakes a submit that was
         # queued before it and still names the key as a dependency.
         if self._outbox and type(self._outbox[-1]) is list:
             self._outbox[-1].append(key)
         else:
             self._outbox.append([key])
-        return True
 
     def held(self) -> list[str]:
         return list(self.states)
@@ -115,6 +118,10 @@ class ClientState:
         for key in dict.fromkeys(keys):
             state = self.states.get(key)
             if state is not None and state.status in renew:
+                if state.status == "error":
+                    # The center keeps an erred key's error for whoever submits it: release
+                    # it first, so the submit that follows is a new task, not the old failure.
+                    self._queue_release(key)
                 state.reset()
                 state = None
             if state is None:
