@@ -103,6 +103,22 @@ def test_asyncio_executor(e):
     assert values == [1, 2, 3] and last == 101 and total == 6
 
 
+def slow_inc(x, delay):
+    import time
+    time.sleep(delay)
+    return x + 1
+
+
+def test_asyncio_gather_times_out_and_the_futures_go_on(e):
+    async def main():
+        async with AsyncExecutor(e.address, token=e.token) as ae:
+            future = ae.submit(slow_inc, 1, 2.0)
+            with pytest.raises(TimeoutError):
+                await ae.gather([future], timeout=0.1)
+            return await ae.gather([future], timeout=60)
+    assert asyncio.run(main()) == [2]
+
+
 def test_executor_asynchronous_flag_must_be_awaited(e):
     async def main():
         ae = await Executor(e.address, token=e.token, asynchronous=True)

@@ -68,11 +68,17 @@ class AsyncExecutor:
             future._keystate.on_done(lambda: loop.call_soon_threadsafe(one_done))
         await all_done.wait()
 
-    async def gather(self, futures: Any, errors: str = "raise") -> Any:
-        if isinstance(futures, Future):
-            return await futures
+    async def gather(self, futures: Any, errors: str = "raise",
+                     timeout: float | None = None) -> Any:
+        """As ``Executor.gather``; ``timeout`` raises ``TimeoutError`` when the values are
+        not all here in time (the futures go on)."""
         if errors not in ("raise", "skip"):
             raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        return await asyncio.wait_for(self._gather(futures, errors), timeout)
+
+    async def _gather(self, futures: Any, errors: str) -> Any:
+        if isinstance(futures, Future):
+            return await futures
         found: list[Future] = []
         collect_futures(futures, found)
         await self.wait_done(found)
