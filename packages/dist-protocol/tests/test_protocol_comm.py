@@ -11,7 +11,7 @@ import struct
 import msgpack
 import pytest
 
-from dist_protocol.comm import connect, listen, new_event_loop
+from dist_protocol.comm import connect, listen
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import FrameDecoder, frames_to_bytes
 from dist_protocol.messages import Data, Error, PutData, Release, decode_batch, encode_batch
@@ -19,20 +19,6 @@ from dist_protocol.serialize import Payload
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request):
-    """Runs a coroutine to completion on the chosen event loop."""
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
-        factory = new_event_loop
-    else:
-        factory = asyncio.new_event_loop
-
-    def run_on_loop(coro):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(asyncio.wait_for(coro, 50))
-    return run_on_loop
 
 
 async def echo_server(token: str | None = None):

@@ -16,26 +16,13 @@ import weakref
 import msgpack
 import pytest
 
-from dist_protocol.comm import connect, listen, new_event_loop
+from dist_protocol.comm import connect, listen
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import frames_to_bytes
 from dist_protocol.messages import Release
 
 pytestmark = pytest.mark.timeout(60)
 
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request):
-    if request.param == "uvloop":
-        pytest.importorskip("uvloop")
-        factory = new_event_loop
-    else:
-        factory = asyncio.new_event_loop
-
-    def run_on_loop(coro):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(asyncio.wait_for(coro, 50))
-    return run_on_loop
 
 
 @pytest.fixture(autouse=True)
