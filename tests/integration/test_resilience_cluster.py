@@ -162,6 +162,9 @@ def test_restart_cancels_every_future_and_starts_new_worker_processes(cluster, e
     held = executor.map(inc, range(10))
     assert executor.gather(held, timeout=RESULT_TIMEOUT) == list(range(1, 11))
     theirs = other.submit(slow_inc, 5, 10.0, pure=False)
+    # Submits are sent asynchronously: a submit the center has not seen yet is one made after
+    # the restart, so wait until the other client's task is on a worker before going on.
+    wait_until(lambda: busy(cluster, executor) >= 1, 10, "the other client's task to run")
     running = executor.map(slow_inc, range(10), delay=10.0, pure=False)
     wait_until(lambda: busy(cluster, executor) >= 2, 10, "both clients' tasks to run")
     executor.restart()
