@@ -120,4 +120,36 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "put-data": ("Store these values (a scatter).", "`data-stored` with the same `id`"),
     "data-stored": ("The keys were stored; the worker reports them to the center with "
                     "`keys-added`.", "—"),
+    "task-seceded": ("The task `key`, running here, gave its thread back while it waits "
+                     "(typically on tasks it submitted itself): the center no longer counts it "
+                     "against the worker's threads and may send the worker another task. The "
+                     "task still runs here; its end is reported as usual. The worker takes a "
+                     "thread back before the task goes on, without telling the center. Sent "
+                     "only to a center that announced `secede`.", "—"),
+    "fire-and-forget": ("Run these tasks (and what they need) to their end although this "
+                        "client may release them: the center holds each until it is in memory, "
+                        "erred or lost, then forgets it. Keys already ended or unknown are "
+                        "ignored.", "—"),
+    "want-keys": ("The client holds these keys from now on, though it did not submit them "
+                  "(it learnt them from `get-dataset`); it releases them with `release`.",
+                  "for each key, as for a submitted one: `key-in-memory`, `task-erred` or "
+                  "`key-lost` when it settles (at once if it has); `key-lost` for a key the "
+                  "center no longer knows"),
+    "publish-dataset": ("Keep `data` under `name`, and hold `keys` (the keys `data` refers to, "
+                        "which the center must know) until the dataset is unpublished, however "
+                        "clients release them. `data` is opaque to the center: a `msgpack` "
+                        "payload (key references as extension type 1) any client can read, or "
+                        "a `pickle` for Python clients. A name in use fails unless `override`.",
+                        "`dataset-reply` with the same `id` (`error` empty on success)"),
+    "get-dataset": ("The keys and data published under `name`. To hold the keys, the client "
+                    "then sends `want-keys` (until then the dataset alone holds them).",
+                    "`dataset-reply` with `keys` and `data`, or `error` (no such dataset)"),
+    "list-datasets": ("The names of the published datasets.",
+                      "`dataset-reply` with `names`, sorted"),
+    "unpublish-dataset": ("Forget the dataset `name`; its keys go unless a client or a task "
+                          "still holds them.",
+                          "`dataset-reply` (`error` when no such dataset)"),
+    "dataset-reply": ("The answer to a dataset request. A non-empty `error` says, for people, "
+                      "why it failed; `keys`/`data` answer `get-dataset`, `names` "
+                      "`list-datasets`.", "—"),
 }

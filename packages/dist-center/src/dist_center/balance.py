@@ -46,12 +46,12 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
         return []  # idle workers take queued work first
     incoming = Counter(view.stealing.values())
     thieves = [w for w in view.workers.values()
-               if w.status == "running" and len(w.processing) + incoming[w.address] < w.nthreads]
+               if w.status == "running" and w.occupied + incoming[w.address] < w.nthreads]
     if not thieves:
         return []
     asked = _Asked(view.stealing)
     requests = []
-    for thief in sorted(thieves, key=lambda w: len(w.processing) + incoming[w.address]):
+    for thief in sorted(thieves, key=lambda w: w.occupied + incoming[w.address]):
         room = (placement.capacity(thief, view.avg_duration) - len(thief.processing)
                 - incoming[thief.address])
         victim = _busiest(view, thief, asked)
@@ -78,10 +78,11 @@ class _Asked(Container):
 
 def _waiting_on(worker: WorkerInfo, asked: Container[str]) -> list[str]:
     """Tasks assigned to ``worker`` beyond its threads, newest first, not already asked for."""
-    extra = len(worker.processing) - worker.nthreads
+    extra = worker.occupied - worker.nthreads
     if extra <= 0:
         return []
-    newest = itertools.islice(reversed(worker.processing), extra)
+    newest = itertools.islice(
+        (key for key in reversed(worker.processing) if key not in worker.long_running), extra)
     return [key for key in newest if key not in asked]
 
 

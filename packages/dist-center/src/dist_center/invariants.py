@@ -71,6 +71,7 @@ def validate_state(state: CenterView) -> None:
         for key in worker.processing:
             ts = state.tasks[key]
             assert ts.state == "processing" and ts.processing_on == address, ts
+        assert worker.long_running <= worker.processing.keys(), worker
         for key in worker.has_what:
             assert address in state.tasks[key].who_has
         assert worker.nbytes == sum(state.tasks[k].nbytes for k in worker.has_what), worker

@@ -14,12 +14,13 @@ MAX_MARGIN_PER_THREAD = 64
 
 
 def capacity(worker: WorkerInfo, avg_duration: float) -> int:
-    """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work."""
+    """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work, besides
+    the tasks that gave their slot back (seceded)."""
     if avg_duration <= 0:
         per_thread = 1
     else:
         per_thread = min(MAX_MARGIN_PER_THREAD, max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
-    return worker.nthreads * (1 + per_thread)
+    return worker.nthreads * (1 + per_thread) + len(worker.long_running)
 
 
 def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
@@ -48,7 +49,7 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
 
 
 def occupancy(worker: WorkerInfo) -> float:
-    return len(worker.processing) / worker.nthreads
+    return worker.occupied / worker.nthreads
 
 
 def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: Mapping[str, TaskState]) -> int:

@@ -113,7 +113,7 @@ class TaskState:
 
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
-                 "nbytes", "status", "metrics", "resources", "environment")
+                 "nbytes", "status", "metrics", "resources", "environment", "long_running")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -123,11 +123,19 @@ class WorkerInfo:
         self.nthreads = max(1, nthreads)
         self.memory_limit = memory_limit
         self.processing: dict[str, None] = {}  # in the order they were sent
+        # Of those, tasks running without a thread slot (they seceded while they wait on
+        # tasks they submitted): they do not count against the worker's threads.
+        self.long_running: set[str] = set()
         self.has_what: set[str] = set()
         self.nbytes = 0
         self.status = "running"
         self.metrics: dict = {}
         self.environment: dict | None = None  # Python and package versions, as it stated them
+
+    @property
+    def occupied(self) -> int:
+        """Tasks sent to it that hold (or wait for) one of its thread slots."""
+        return len(self.processing) - len(self.long_running)
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"

@@ -17,18 +17,21 @@ from collections import deque
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from typing import Any
 
-from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, FreeKeys,
-                                    Heartbeat, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
-                                    KeysAdded, MissingData, RegisterWorker, Release, Replicate,
+from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, FireAndForget,
+                                    FreeKeys, GetDataset, Heartbeat, KeyCancelled, KeyInMemory,
+                                    KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
+                                    MissingData, PublishDataset, RegisterWorker, Release,
+                                    Replicate, UnpublishDataset, WantKeys,
                                     Restart, RestartReply, RestartWorker, ScatterDone, ScatterPlan,
                                     ScatterPlanReply, StealReply, StealRequest, Story, StoryReply,
-                                    Submit, TaskErred, TaskFinished, Unregister, WhoHas,
-                                    WorkerRegistered)
+                                    Submit, TaskErred, TaskFinished, TaskSeceded, Unregister,
+                                    WhoHas, WorkerRegistered)
 from dist_protocol.serialize import Payload
 
-from . import balance, lineage, queries
+from . import balance, lineage, queries, sharing
 from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, RestartTimedOut,
                      TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .invariants import check_table, validate_state
@@ -57,6 +60,7 @@ class CenterState(TaskMachine):
         self.storytellers: set[str] = set()  # workers whose connections agreed "story"
         self.peak_tasks = 0  # since the tables were last compacted
         self.compactions = 0  # the server gives memory back to the system after each
+        self.datasets: dict[str, sharing.Dataset] = {}  # published by name
         self._stimuli = itertools.count(1)
         self._handlers: dict[type, Callable[[Any, str], None]] = {
             ClientConnected: self._client_connected,
@@ -69,17 +73,23 @@ class CenterState(TaskMachine):
             TimeElapsed: self._time_elapsed,
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
-            Submit: self._submit, Release: self._release, Cancel: self._cancel,
+            Submit: self._submit, Release: self.release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
             ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
             Restart: self._restart, Story: self._story,
+            PublishDataset: partial(sharing.publish, self),
+            GetDataset: partial(sharing.get, self), ListDatasets: partial(sharing.names, self),
+            UnpublishDataset: partial(sharing.unpublish, self),
+            WantKeys: partial(sharing.want_keys, self),
+            FireAndForget: partial(sharing.fire_and_forget, self),
         }
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: self._keys_added, MissingData: self._missing_data,
             Heartbeat: self._heartbeat, Unregister: self._unregister,
             StealReply: self._steal_reply, StoryReply: self._worker_story,
+            TaskSeceded: self._task_seceded,
         }
 
     # -- the one entry point -----------------------------------------------------------------
@@ -95,6 +105,9 @@ class CenterState(TaskMachine):
                          else event)
                 sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
             handlers[kind](event, sid)
+        while self.fired_and_ended:
+            ended, self.fired_and_ended = self.fired_and_ended, []
+            sharing.forget_ended(self, ended, sid)
         self.refill(sid)  # what the step freed is taken up as part of its last event
         self.request_steals()
         return self.take_outgoing()
@@ -125,7 +138,7 @@ class CenterState(TaskMachine):
         if handler is not None:
             handler(event.client, event.message, sid)
 
-    def _want(self, client: str, ts: TaskState) -> None:
+    def want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
         self.clients[client].add(ts.key)
 
@@ -148,8 +161,8 @@ class CenterState(TaskMachine):
                 fresh.append(ts)
             touched.append(ts)
             if wanted is None or spec.key in wanted:
-                self._want(client, ts)
-                self._report_existing(client, ts)
+                self.want(client, ts)
+                self.report_existing(client, ts)
         for ts in fresh:
             self._link(ts, sid)
         for ts in lineage.in_cycles(fresh):
@@ -161,7 +174,7 @@ class CenterState(TaskMachine):
             if ts.state == "released":  # neither wanted nor needed: nothing to keep it for
                 self.transition(ts, "forgotten", sid)
 
-    def _report_existing(self, client: str, ts: TaskState) -> None:
+    def report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
             self.send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
                                            workers=sorted(ts.who_has)))
@@ -179,7 +192,7 @@ class CenterState(TaskMachine):
         if missing:
             self.transition(ts, "erred", sid, lineage.missing_inputs(ts, missing))
 
-    def _release(self, client: str, msg: Release, sid: str) -> None:
+    def release(self, client: str, msg: Release, sid: str) -> None:
         wants = self.clients.get(client, set())
         for key in msg.keys:
             wants.discard(key)
@@ -193,7 +206,7 @@ class CenterState(TaskMachine):
         if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
             keys = [key for key in keys
                     if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED]
-        self._release(client, Release(keys=keys), sid)
+        self.release(client, Release(keys=keys), sid)
         for key in keys:
             self.send(client, KeyCancelled(key=key))
 
@@ -221,7 +234,7 @@ class CenterState(TaskMachine):
                                                  self.prefix_of(key))
             if ts.state in ("released", "lost"):
                 self.transition(ts, "scattering", sid)
-            self._want(client, ts)
+            self.want(client, ts)
         self.send(client, ScatterPlanReply(id=msg.id, targets=targets))
 
     def _scatter_done(self, client: str, msg: ScatterDone, sid: str) -> None:
@@ -245,10 +258,12 @@ class CenterState(TaskMachine):
         client hears back once as many workers as before have registered again (or when its
         timeout passes: the server then sends ``RestartTimedOut``)."""
         expected = len(self.workers)
-        for other, keys in self.clients.items():
+        for other, keys in list(self.clients.items()):
             for key in keys:
                 self.send(other, KeyCancelled(key=key))
             keys.clear()
+            if sharing.is_holder(other):
+                del self.clients[other]
         for address in list(self.workers):
             self.send(address, RestartWorker(reason=f"restart requested by {client}"))
         # Every task goes at once: no worker keeps anything, so there is nothing to free,
@@ -260,6 +275,7 @@ class CenterState(TaskMachine):
         self.task_counts.clear()
         self.workers.clear()
         self.names.clear()
+        self.datasets.clear()  # their keys are gone with every other key
         self.queue.clear()
         self.unrunnable.clear()
         self.stealing.clear()
@@ -379,7 +395,7 @@ class CenterState(TaskMachine):
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
-        running = set(itertools.islice(worker.processing, worker.nthreads))
+        running = set(itertools.islice(worker.processing, worker.nthreads)) | worker.long_running
         orphans = []
         for key in worker.processing:
             ts = self.tasks[key]
@@ -395,6 +411,7 @@ class CenterState(TaskMachine):
                     continue
             orphans.append(ts)
         worker.processing.clear()
+        worker.long_running.clear()
         lost = []
         for key in worker.has_what:
             ts = self.tasks[key]
@@ -467,6 +484,14 @@ class CenterState(TaskMachine):
             self.task_stream.append((msg.key, address, msg.start, msg.stop))
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
+
+    def _task_seceded(self, address: str, msg: TaskSeceded, sid: str) -> None:
+        """The task runs on without its thread slot: the worker can take another task."""
+        worker = self.workers[address]
+        ts = self.tasks.get(msg.key)
+        if ts is not None and ts.state == "processing" and ts.processing_on == address:
+            worker.long_running.add(msg.key)
+            self.fill(worker, sid)
 
     def _task_erred(self, address: str, msg: TaskErred, sid: str) -> None:
         worker = self.workers[address]

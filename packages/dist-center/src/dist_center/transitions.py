@@ -25,6 +25,7 @@ from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost,
 from dist_protocol.serialize import Payload
 
 from . import balance, lineage, placement
+from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
 from .lineage import Recs
 from .records import (NONE, STATES, PrefixNames, TaskState, TaskStateName, WorkerInfo, added,
@@ -70,6 +71,7 @@ class TaskMachine:
         self.task_order = itertools.count()
         self._out: Outgoing = []
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
+        self.fired_and_ended: list[str] = []  # fired and forgotten tasks that ended this step
         self._resources_freed = False  # a worker with resources has had a task leave
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
@@ -84,6 +86,10 @@ class TaskMachine:
         return out
 
     def send(self, to: str, message: Message) -> None:
+        if to.startswith("<"):  # one of the center's own holders (see sharing): not sent
+            if to == FIRE_AND_FORGET and type(message) in (KeyInMemory, TaskErred, KeyLost):
+                self.fired_and_ended.append(message.key)  # type: ignore[attr-defined]
+            return
         self._out.append((to, message))
         self._last_sent[to] = message
 
@@ -238,6 +244,7 @@ class TaskMachine:
             holder = self.workers.get(ts.processing_on)
             if holder is not None:
                 holder.processing.pop(ts.key, None)
+                holder.long_running.discard(ts.key)
                 if holder is not worker:
                     self.free(holder.address, ts.key)
             ts.processing_on = None
@@ -368,6 +375,7 @@ class TaskMachine:
         worker = self.workers.get(ts.processing_on or "")
         if worker is not None:
             worker.processing.pop(ts.key, None)
+            worker.long_running.discard(ts.key)
             if tell_worker:
                 self.free(worker.address, ts.key)
             self._slots_freed[worker.address] = None

@@ -31,6 +31,13 @@ FEATURES: dict[str, str] = {
                    "Payloads); a peer announces it only where it can decompress them",
     "story": "the peer answers `story` with `story-reply`: a key's history (the center for "
              "clients, gathering its workers'; a worker for the center)",
+    "secede": "the center takes `task-seceded`: a running task gave its thread back while it "
+              "waits, so the worker may be sent another task in its place",
+    "datasets": "the center keeps named datasets (`publish-dataset`, `get-dataset`, "
+                "`list-datasets`, `unpublish-dataset`, answered by `dataset-reply`) and takes "
+                "`want-keys`",
+    "fire-and-forget": "the center takes `fire-and-forget`: it runs the tasks to their end "
+                       "though no client wants them",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": compression.available}

@@ -245,6 +245,64 @@ class StoryReply(Message):
     entries: list[dict[str, Any]]
 
 
+@message("fire-and-forget", "client->center", feature="fire-and-forget")
+class FireAndForget(Message):
+    """Run these tasks to their end (and their inputs) although no client may want them: the
+    center holds them until each is in memory, erred or lost, then forgets them."""
+
+    keys: list[str]
+
+
+@message("want-keys", "client->center", feature="datasets")
+class WantKeys(Message):
+    """This client holds these keys from now on (keys it learnt of from a dataset): the center
+    answers each as it would a submit of it (``key-in-memory``, ``task-erred``, ``key-lost``),
+    and an unknown key with ``key-lost``."""
+
+    keys: list[str]
+
+
+@message("publish-dataset", "client->center", feature="datasets")
+class PublishDataset(Message):
+    """Keep ``data`` under ``name``; the dataset holds ``keys`` until it is unpublished.
+    ``data`` is opaque to the center (a msgpack payload with key references, or a pickle)."""
+
+    id: int
+    name: str
+    keys: list[str] = field(default_factory=list)
+    data: Payload | None = None
+    override: bool = False  # replace a dataset of that name instead of failing
+
+
+@message("get-dataset", "client->center", feature="datasets")
+class GetDataset(Message):
+    id: int
+    name: str
+
+
+@message("list-datasets", "client->center", feature="datasets")
+class ListDatasets(Message):
+    id: int
+
+
+@message("unpublish-dataset", "client->center", feature="datasets")
+class UnpublishDataset(Message):
+    id: int
+    name: str
+
+
+@message("dataset-reply", "center->client", feature="datasets")
+class DatasetReply(Message):
+    """The answer to a dataset request: ``error`` says why it failed (empty: it did not);
+    ``get-dataset`` gets ``keys`` and ``data``, ``list-datasets`` gets ``names``."""
+
+    id: int
+    error: str = ""
+    keys: list[str] = field(default_factory=list)
+    data: Payload | None = None
+    names: list[str] | None = None
+
+
 # -- center -> client ------------------------------------------------------------------------
 
 @message("key-in-memory", "center->client")
@@ -326,6 +384,14 @@ class MissingData(Message):
 @message("heartbeat", "worker->center")
 class Heartbeat(Message):
     metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@message("task-seceded", "worker->center", feature="secede")
+class TaskSeceded(Message):
+    """The task ``key`` runs on, but gave its thread back while it waits (on tasks it
+    submitted): it no longer counts against the worker's threads."""
+
+    key: str
 
 
 @message("unregister", "worker->center")

@@ -113,9 +113,25 @@ class StoryRequested:
     stimulus_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Seceded:
+    """The running task ``key`` gave its thread slot back while it waits (``secede``)."""
+
+    key: str
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinRequested:
+    """The seceded task ``key`` wants a slot back to go on (``rejoin``)."""
+
+    key: str
+    stimulus_id: str = ""
+
+
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
          | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut | MemoryPressureChanged
-         | RestartRequested | StoryRequested)
+         | RestartRequested | StoryRequested | Seceded | RejoinRequested)
 
 
 # -- instructions ----------------------------------------------------------------------------
@@ -140,4 +156,11 @@ class SendToCenter:
     message: Message
 
 
-Instruction = Execute | Fetch | SendToCenter
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """The seceded task ``key`` has a slot again: its thread goes on."""
+
+    key: str
+
+
+Instruction = Execute | Fetch | SendToCenter | Resume

@@ -2,6 +2,9 @@
 
 ``run_task`` is plain code (tested directly); ``TaskRunner`` owns the threads and hands each
 outcome back to the event loop, waking it once per burst of results rather than once per task.
+A task may give its thread's slot back while it waits (``secede``): the runner starts a thread
+in its place, and when the task takes a slot back (``rejoin``) one thread too many retires
+after its task.
 """
 from __future__ import annotations
 
@@ -15,12 +18,15 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from dist_protocol import task_context
+from dist_protocol.task_context import RunOnThread, TaskContext
+
 from dist_protocol.errors import MissingDependency
 from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (KeyRef, Payload, SerializationError, deserialize, serialize,
                                      serialize_exception)
 
-from .events import Execute, ExecutionFailed, ExecutionSucceeded
+from .events import Event, Execute, ExecutionFailed, ExecutionSucceeded, RejoinRequested, Seceded
 
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
 # are this small in all. Not larger ones, even when their out-of-band buffers share the value's
@@ -140,6 +146,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     start = time.time()
     try:
         value = func(*args, **kwargs)
+    except RunOnThread:
+        raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc)
     stop = time.time()
@@ -178,6 +186,11 @@ class InlinePolicy:
     def allows(self, function_key: Any) -> bool:
         return self._fast_runs.get(function_key, 0) >= self.NEEDED
 
+    def bar(self, function_key: Any) -> None:
+        """Never run this function on the loop again (it waits on the cluster)."""
+        self._fast_runs[function_key] = self._BARRED
+        self._fast_runs.move_to_end(function_key)
+
     def record(self, function_key: Any, duration: float) -> None:
         runs = self._fast_runs.get(function_key, 0)
         if runs == self._BARRED:
@@ -195,34 +208,109 @@ class InlinePolicy:
 
 
 class TaskRunner:
-    """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop."""
+    """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop,
+    a task's ``secede``/``rejoin`` to ``on_event``. Each task runs with the ``TaskContext``
+    that ``context`` makes for its key."""
 
     def __init__(self, nthreads: int, loop: asyncio.AbstractEventLoop,
-                 on_done: Callable[[list], None]):
+                 on_done: Callable[[list], None],
+                 on_event: Callable[[Event], None] | None = None,
+                 context: Callable[[str], TaskContext] | None = None):
         self.loop = loop
         self.on_done = on_done
+        self.on_event = on_event
+        self.context = context
+        self.nthreads = nthreads
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._done: collections.deque = collections.deque()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._work, name=f"dist-task-{i}", daemon=True)
-                         for i in range(nthreads)]
-        for thread in self._threads:
-            thread.start()
+        self._running = 0  # threads that take tasks from the queue (seceded ones do not)
+        self._closed = False
+        self._thread_names = iter(range(1 << 62))
+        self._local = threading.local()  # .seceded: this thread's task gave its slot back
+        self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
+        for _ in range(nthreads):
+            self._start_thread()
+
+    @property
+    def threads(self) -> int:
+        """Threads taking tasks (a seceded task's thread is not one until it rejoins)."""
+        return self._running
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            self._running += 1
+            name = f"dist-task-{next(self._thread_names)}"
+        threading.Thread(target=self._work, name=name, daemon=True).start()
 
     def submit(self, instruction: Execute) -> None:
         self._queue.put(instruction)
+
+    # -- secede and rejoin, called by a task on its own thread ------------------------------
+    def secede(self, key: str) -> None:
+        with self._lock:
+            if getattr(self._local, "seceded", False):
+                return
+            self._local.seceded = True
+            self._running -= 1
+            replace = not self._closed and self._running < self.nthreads
+        if replace:
+            self._start_thread()
+        self._tell(Seceded(key))
+
+    def rejoin(self, key: str) -> None:
+        if not getattr(self._local, "seceded", False):
+            return
+        resumed = threading.Event()
+        with self._lock:
+            self._resume[key] = resumed
+        self._tell(RejoinRequested(key))
+        resumed.wait()
+        with self._lock:
+            self._local.seceded = False
+            self._running += 1
+
+    def resume(self, key: str) -> None:
+        """The worker gave the seceded task ``key`` a slot: its thread goes on."""
+        with self._lock:
+            resumed = self._resume.pop(key, None)
+        if resumed is not None:
+            resumed.set()
+
+    def _tell(self, event: Event) -> None:
+        if self.on_event is not None:
+            try:
+                self.loop.call_soon_threadsafe(self.on_event, event)
+            except RuntimeError:
+                pass  # the loop is closed: the worker is shutting down
+
+    def _retire(self) -> bool:
+        """After a task: whether this thread ends (it seceded and never rejoined, or a
+        rejoined task left one thread too many)."""
+        with self._lock:
+            if getattr(self._local, "seceded", False):
+                self._local.seceded = False
+                return True
+            if self._running > self.nthreads:
+                self._running -= 1
+                return True
+            return False
 
     def _work(self) -> None:
         while True:
             instruction = self._queue.get()
             if instruction is None:
                 return
+            if self.context is not None:
+                task_context.set_current(self.context(instruction.key))
             try:
                 outcome = run_task(instruction)
             except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
                 outcome = ExecutionFailed(instruction.key, TaskErred(
                     key=instruction.key, exception_type=type(exc).__name__,
                     message=f"the worker failed running the task: {_text(exc)}"))
+            finally:
+                task_context.set_current(None)
             with self._lock:
                 wake = not self._done
                 self._done.append(outcome)
@@ -234,6 +322,8 @@ class TaskRunner:
             # An idle thread must not keep the last task's inputs and result alive: a worker
             # paused for memory waits for that memory to be freed, not for a next task.
             del instruction, outcome
+            if self._retire():
+                return
 
     def _drain(self) -> None:
         with self._lock:
@@ -242,5 +332,11 @@ class TaskRunner:
         self.on_done(outcomes)
 
     def close(self) -> None:
-        for _ in self._threads:
+        with self._lock:
+            self._closed = True
+            threads = self._running
+            waiting, self._resume = list(self._resume.values()), {}
+        for _ in range(threads):
             self._queue.put(None)
+        for resumed in waiting:  # nothing will give them a slot now: let them finish
+            resumed.set()

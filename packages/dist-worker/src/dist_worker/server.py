@@ -21,10 +21,12 @@ from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStor
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import SerializationError, deserialize, serialize
+from dist_protocol import task_context
+from dist_protocol.task_context import RunOnThread, TaskContext
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
                      Fetch, FetchFailed, FreeRequested, ReplicasRequested, RestartRequested,
-                     SendToCenter, StealRequested, StoryRequested)
+                     Resume, SendToCenter, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
 from .memory import MemoryPolicy
 from .monitor import RESTART_EXIT_CODE, Monitor
@@ -110,7 +112,8 @@ class Worker:
         self.state.address = self.address
         self.name = self.name or self.address
         loop = asyncio.get_running_loop()
-        self._runner = TaskRunner(self.nthreads, loop, self._on_executed)
+        self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
+                                  self.task_context)
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
         self._spawn(self.monitor.watch_memory())
@@ -285,8 +288,16 @@ class Worker:
     def send_center(self, *messages: Message) -> None:
         center = self.center
         if center is not None and not center.is_closed:
+            # An optional op the center did not announce (an older center) is not sent.
             center.send(*(downgrade(m, center.features) if m.gated_fields else m
-                          for m in messages))
+                          for m in messages if m.feature is None or m.feature in center.features))
+
+    def task_context(self, key: str, on_loop: bool = False) -> TaskContext:
+        """What the task ``key`` may know of this worker (see ``dist_protocol.task_context``)."""
+        assert self._runner is not None
+        return TaskContext(key=key, worker=self.address, center=self.center_address,
+                           token=self.token, ssl_context=self.ssl_client, slots=self._runner,
+                           on_loop=on_loop)
 
     def _flush_center(self) -> None:
         center = self.center
@@ -303,7 +314,16 @@ class Worker:
             if kind is Execute:
                 function_key = self._inline.function_key(ins.function)
                 if self._inline.allows(function_key) and time.perf_counter() < inline_until:
-                    outcome = run_task(ins)
+                    task_context.set_current(self.task_context(ins.key, on_loop=True))
+                    try:
+                        outcome = run_task(ins)
+                    except RunOnThread:
+                        # It waits on the cluster, which the loop must serve meanwhile.
+                        self._inline.bar(function_key)
+                        pending.appendleft(ins)
+                        continue
+                    finally:
+                        task_context.set_current(None)
                     self._record(function_key, outcome)
                     pending.extend(self.state.handle(outcome))
                 else:
@@ -317,6 +337,9 @@ class Worker:
                 self.send_center(ins.message)
             elif kind is Fetch:
                 self._spawn(self._fetch(ins))
+            elif kind is Resume:
+                assert self._runner is not None
+                self._runner.resume(ins.key)
 
     def _record(self, function_key: Any, outcome) -> None:
         if type(outcome) is ExecutionSucceeded:
@@ -437,7 +460,8 @@ class Worker:
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:
         state = self.state
-        return {"executing": len(state.executing), "ready": len(state.ready),
+        return {"executing": len(state.executing), "seceded": len(state.seceded),
+                "ready": len(state.ready),
                 "waiting": sum(1 for t in state.tasks.values() if t.state == "waiting"),
                 "keys": len(state.data), "nbytes": state.total_nbytes,
                 "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time()}

@@ -3,6 +3,9 @@
 A task arrives with ``compute-task`` and waits for its inputs (``waiting``), which are fetched
 from the peers that hold them, several keys per request; then it is ``ready``, ``executing`` on
 one of ``nthreads`` threads, and finally in ``memory`` (or reported as erred and forgotten).
+A running task that waits on tasks it submitted may give its slot back (``long-running``,
+after ``secede``): another task runs in its place, and it takes a slot back (``rejoin``)
+before it goes on, waiting for one to be free.
 Values held here are opaque to this class. No I/O; the clock is read once per step, for the
 log of ``(key, start, finish, stimulus_id, time)`` that a key's story reads. Memory pressure,
 a restart and a story request arrive as events like everything else.
@@ -16,12 +19,14 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from dist_protocol.messages import KeysAdded, MissingData, StealReply, StoryReply, TaskFinished
+from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply,
+                                    TaskFinished, TaskSeceded)
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
-                     MemoryPressureChanged, ReplicasRequested, RestartRequested, SendToCenter,
-                     StealRequested, StoryRequested)
+                     MemoryPressureChanged, RejoinRequested, ReplicasRequested,
+                     RestartRequested, Resume, Seceded, SendToCenter, StealRequested,
+                     StoryRequested)
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -34,6 +39,7 @@ MAX_FETCH_BYTES = 50_000_000
 LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
 SMALL_VALUE_BYTES = 1024
+RUNNING = ("executing", "long-running")  # on a thread, with a slot or without
 
 
 class WorkerTask:
@@ -63,7 +69,9 @@ class WorkerState:
         self.serialized: dict[str, Any] = {}  # key -> Payload, when cheap to keep
         self.tasks: dict[str, WorkerTask] = {}
         self.ready: list[tuple[tuple[int, int], str]] = []
-        self.executing: set[str] = set()
+        self.executing: set[str] = set()  # running, each on one of the nthreads slots
+        self.seceded: set[str] = set()  # running, having given their slot back
+        self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
         self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
         self.who_has: dict[str, list[str]] = {}  # for dependencies we still need
         self.sizes: dict[str, int] = {}  # their sizes, as the center told them
@@ -85,6 +93,7 @@ class WorkerState:
             DataPut: self._put, ReplicasRequested: self._replicas,
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
             RestartRequested: self._restart, StoryRequested: self._story,
+            Seceded: self._seceded, RejoinRequested: self._rejoin,
         }
 
     @property
@@ -121,7 +130,7 @@ class WorkerState:
             self._out.append(SendToCenter(TaskFinished(key=key, nbytes=self.nbytes[key])))
             return
         ts = self.tasks.get(key)
-        if ts is not None and ts.state in ("ready", "executing"):
+        if ts is not None and ts.state in ("ready", *RUNNING):
             return
         if ts is None:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
@@ -171,7 +180,7 @@ class WorkerState:
     def _free(self, event: FreeRequested) -> None:
         for key in event.keys:
             ts = self.tasks.get(key)
-            if ts is not None and ts.state != "executing":
+            if ts is not None and ts.state not in RUNNING:
                 self._drop_task(ts)
             self.waiters.get(key, set()).discard(REPLICA)
             if key not in self.waiters or not self.waiters[key]:
@@ -263,8 +272,9 @@ class WorkerState:
     def _succeeded(self, event: ExecutionSucceeded) -> None:
         key = event.key
         self.executing.discard(key)
+        self.seceded.discard(key)
         ts = self.tasks.pop(key, None)
-        if ts is None or ts.state != "executing":
+        if ts is None or ts.state not in RUNNING:
             return  # freed while it ran: drop the result
         self._set_state(ts, "memory")
         self.nbytes[key] = event.nbytes
@@ -281,8 +291,9 @@ class WorkerState:
 
     def _failed(self, event: ExecutionFailed) -> None:
         self.executing.discard(event.key)
+        self.seceded.discard(event.key)
         ts = self.tasks.pop(event.key, None)
-        if ts is None or ts.state != "executing":
+        if ts is None or ts.state not in RUNNING:
             return
         self._set_state(ts, "erred")
         self._out.append(SendToCenter(event.error))
@@ -326,7 +337,36 @@ class WorkerState:
                 self.busy_peers.add(peer)
                 self._out.append(Fetch(peer, chunk))
 
+    def _seceded(self, event: Seceded) -> None:
+        """The task's thread runs on without a slot: the slot goes to the next ready task."""
+        key = event.key
+        if key not in self.executing:
+            return
+        self.executing.discard(key)
+        self.seceded.add(key)
+        ts = self.tasks.get(key)
+        if ts is not None:  # (None: forgotten by a restart while it ran)
+            self._set_state(ts, "long-running")
+            self._out.append(SendToCenter(TaskSeceded(key=key)))
+
+    def _rejoin(self, event: RejoinRequested) -> None:
+        if event.key in self.seceded:
+            if event.key not in self.rejoining:
+                self.rejoining.append(event.key)
+        else:
+            self._out.append(Resume(event.key))  # never seceded: nothing to wait for
+
     def _start_ready(self) -> None:
+        # Seceded tasks going on come first: they hold memory and others may wait on them.
+        # A paused worker lets them go on too: finishing them is how memory is given back.
+        while self.rejoining and len(self.executing) < self.nthreads:
+            key = self.rejoining.popleft()
+            self.seceded.discard(key)
+            self.executing.add(key)
+            ts = self.tasks.get(key)
+            if ts is not None:
+                self._set_state(ts, "executing")
+            self._out.append(Resume(key))
         while self.ready and len(self.executing) < self.nthreads and not self.paused:
             _, key = heapq.heappop(self.ready)
             ts = self.tasks.get(key)
@@ -351,8 +391,8 @@ class WorkerState:
     def _restart(self, event: RestartRequested) -> None:
         """Forget every task and value (the cluster was restarted).
 
-        ``executing`` stays: those threads are still busy, and their outcomes, arriving
-        later, free them and are dropped.
+        ``executing``, ``seceded`` and ``rejoining`` stay: those threads are still busy, and
+        their outcomes, arriving later, free them and are dropped.
         """
         for ts in self.tasks.values():
             self._log(ts.key, ts.state, "forgotten")
@@ -378,9 +418,11 @@ class WorkerState:
 
     def validate(self) -> None:
         for key, ts in self.tasks.items():
-            assert ts.state in ("waiting", "ready", "executing"), ts
+            assert ts.state in ("waiting", "ready", *RUNNING), ts
             if ts.state == "executing":
                 assert key in self.executing
+            if ts.state == "long-running":
+                assert key in self.seceded
             for dep in ts.waiting_on:
                 assert dep not in self.data, (ts, dep)
                 assert key in self.waiters.get(dep, ()), (ts, dep)
@@ -390,6 +432,8 @@ class WorkerState:
             running = self.tasks.get(key)
             assert running is None or running.state == "executing", running  # None: since a reset
         assert len(self.executing) <= self.nthreads
+        assert not self.executing & self.seceded
+        assert set(self.rejoining) <= self.seceded
         assert set(self.data) == set(self.nbytes)
         for key, waiting in self.waiters.items():
             assert key not in self.data, key
@@ -405,4 +449,5 @@ _STIMULUS_PREFIX: dict[type, str] = {
     ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
+    Seceded: "secede-", RejoinRequested: "rejoin-",
 }

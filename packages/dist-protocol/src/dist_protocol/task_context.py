@@ -1,0 +1,73 @@
+"""What a running task may know of the worker that runs it. No I/O.
+
+A worker sets a ``TaskContext`` for the thread that runs each task; a client library read by
+the task (``dist_client.get_executor()``, ``secede()``) finds it with ``current()``. The
+contract lives here, beside the wire protocol both sides depend on, so that neither the worker
+nor the client imports the other.
+"""
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ThreadSlots(Protocol):
+    """The worker's side of ``secede``/``rejoin``, for the task ``key``."""
+
+    def secede(self, key: str) -> None:
+        """Give the running task's thread slot back: the worker may start another task."""
+
+    def rejoin(self, key: str) -> None:
+        """Take a slot back before going on; blocks until one is free."""
+
+
+class RunOnThread(BaseException):
+    """Raised by a task that the worker ran on its event loop's own thread (a task known to be
+    quick) when the task wants to wait on the cluster: the worker runs it again on a pool
+    thread, and no longer runs that function on the loop. A ``BaseException``, so that user
+    code catching ``Exception`` does not swallow it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    key: str  # the running task's key
+    worker: str  # the worker's address
+    center: str  # the center's address, as the worker reaches it
+    token: str | None  # the cluster's shared token, if it has one
+    ssl_context: ssl.SSLContext | None  # the worker's TLS context as a client, if TLS is on
+    slots: ThreadSlots
+    on_loop: bool = False  # run on the worker's event loop thread: it must not block
+
+    def secede(self) -> None:
+        self._leave_loop("secede")
+        self.slots.secede(self.key)
+
+    def rejoin(self) -> None:
+        self._leave_loop("rejoin")
+        self.slots.rejoin(self.key)
+
+    def leave_loop(self, what: str) -> None:
+        """Called before anything that may block: a task on the event loop cannot block, so
+        it is run again on a pool thread (see ``RunOnThread``)."""
+        self._leave_loop(what)
+
+    def _leave_loop(self, what: str) -> None:
+        if self.on_loop:
+            raise RunOnThread(f"{what} in task {self.key}, which ran on the worker's event loop")
+
+
+_local = threading.local()
+
+
+def current() -> TaskContext | None:
+    """The context of the task this thread is running, or None outside a task."""
+    return getattr(_local, "context", None)
+
+
+def set_current(context: TaskContext | None) -> TaskContext | None:
+    """Make ``context`` this thread's (None: no task); returns the one it replaces."""
+    previous = getattr(_local, "context", None)
+    _local.context = context
+    return previous

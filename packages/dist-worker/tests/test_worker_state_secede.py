@@ -1,0 +1,70 @@
+"""WorkerState: a running task gives its slot back while it waits (secede), and takes one back
+before it goes on (rejoin), waiting for a slot to be free."""
+from dist_protocol.messages import TaskFinished, TaskSeceded
+from dist_worker.events import RejoinRequested, Resume, Seceded, SendToCenter
+
+
+def test_a_seceded_task_gives_its_slot_to_the_next_ready_task(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("parent")
+    assert worker.compute("child") == []
+
+    out = worker(Seceded("parent"))
+
+    assert out == [SendToCenter(TaskSeceded(key="parent")), worker.execute("child")]
+    assert worker.state_of("parent") == "long-running"
+    assert worker.state.executing == {"child"}
+
+
+def test_rejoin_waits_for_a_free_slot_and_goes_before_ready_tasks(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("parent")
+    worker.compute("child")
+    worker(Seceded("parent"))
+    worker.compute("other")
+
+    assert worker(RejoinRequested("parent")) == []  # the child holds the only slot
+
+    out = worker.succeeded("child")
+    assert out[1:] == [Resume("parent")]  # ahead of "other", which stays ready
+    assert worker.state_of("parent") == "executing"
+    assert worker.state_of("other") == "ready"
+    assert worker.state.seceded == set()
+
+
+def test_rejoin_with_a_slot_free_resumes_at_once(make_worker):
+    worker = make_worker(nthreads=2)
+    worker.compute("parent")
+    worker(Seceded("parent"))
+    assert worker(RejoinRequested("parent")) == [Resume("parent")]
+    assert worker.state.executing == {"parent"}
+
+
+def test_a_task_that_ends_while_seceded_is_reported_and_frees_nothing_twice(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("parent")
+    worker(Seceded("parent"))
+    worker.compute("child")
+
+    out = worker.succeeded("parent", value=5)
+
+    assert [type(i) for i in out] == [SendToCenter]
+    assert isinstance(out[0].message, TaskFinished)
+    assert worker.state.executing == {"child"} and worker.state.seceded == set()
+
+
+def test_a_seceded_task_is_not_freed_nor_given_up_to_a_thief(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("parent")
+    worker(Seceded("parent"))
+    worker.free("parent")
+    assert worker.state_of("parent") == "long-running"
+    out = worker.steal("parent")
+    assert out[0].message.kept == ["parent"]
+
+
+def test_rejoin_of_a_task_that_never_seceded_resumes_it(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("a")
+    assert worker(RejoinRequested("a")) == [Resume("a")]
+    assert worker(Seceded("unknown")) == []
