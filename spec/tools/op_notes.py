@@ -69,6 +69,32 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "host's time. States are the sender's own (the center's `waiting`, "
                     "`processing`, `memory`, ...; a worker's `fetch`, `flight`, `executing`, "
                     "...), for people to read, not for programs to act on.", "—"),
+    "adaptive-target": ("What the center would scale to: the threads its work needs (the "
+                        "tasks queued, without a worker and running, each counted at its "
+                        "kind's average duration, 0.5 s before any ran, divided by "
+                        "`target_duration`, at most one thread per task) and the workers that "
+                        "makes at the current workers' average size; twice the workers when "
+                        "their data fills more than 60% of their memory limits. Below the "
+                        "current count it names the workers safe to retire: idle ones holding "
+                        "the least data, always keeping one while any data is held. Advisory: "
+                        "nothing changes.", "`adaptive-target-reply` with the same `id`"),
+    "adaptive-target-reply": ("`target` workers wanted (`workers` are registered now), "
+                              "`threads` wanted in all, `retire` the names of the workers to "
+                              "retire to get down to `target`.", "—"),
+    "retire-workers": ("Retire workers gracefully, by name or address: they get no new tasks "
+                       "and give back those they have not started; once their running tasks "
+                       "finished, every key only they hold is copied to other workers "
+                       "(`acquire-replicas`), then with `close` they are sent `close-worker` "
+                       "and are retired when they unregister (without `close`, or a worker "
+                       "without the feature, as soon as nothing is left only on them; it "
+                       "stays registered but unused until stopped). A worker fails to retire "
+                       "when it is unknown, leaves first, or when no other running worker can "
+                       "take its data (it then runs again).", "`retire-workers-reply` with "
+                       "the same `id`, once every named worker is retired or failed"),
+    "retire-workers-reply": ("`retired`: address -> name of each worker retired; `failed`: "
+                             "each name or address that was not, and why.", "—"),
+    "close-worker": ("Close for good: unregister and exit (a nanny exits too). Sent once "
+                     "retirement left nothing only on this worker.", "—"),
     "key-in-memory": ("A wanted key's value is held by a worker. `workers` lists the holders, "
                       "so a gather may skip `who-has`. `value`, for clients that asked with "
                       "`small_values`, is the value itself when the worker sent it along (a "

@@ -67,7 +67,11 @@ def test_every_gated_op_names_a_known_feature():
                      "task-seceded": "secede", "fire-and-forget": "fire-and-forget",
                      **{op: "datasets" for op in ("want-keys", "publish-dataset", "get-dataset",
                                                   "list-datasets", "unpublish-dataset",
-                                                  "dataset-reply")}}
+                                                  "dataset-reply")},
+                     "adaptive-target": "retire-workers",
+                     "adaptive-target-reply": "retire-workers",
+                     "retire-workers": "retire-workers", "retire-workers-reply": "retire-workers",
+                     "close-worker": "retire-workers"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

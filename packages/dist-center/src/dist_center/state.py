@@ -38,6 +38,7 @@ from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
                       discard, key_prefix)
+from .retirement import Retirements
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
 
 # States of a task that has not started running anywhere (what `cancel pending_only` cancels).
@@ -84,6 +85,8 @@ class CenterState(TaskMachine):
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
         }
+        self.retirements = Retirements()  # graceful retirement and adaptive-target
+        self._client_ops.update(self.retirements.client_ops(self))
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: self._keys_added, MissingData: self._missing_data,
@@ -108,6 +111,7 @@ class CenterState(TaskMachine):
         while self.fired_and_ended:
             ended, self.fired_and_ended = self.fired_and_ended, []
             sharing.forget_ended(self, ended, sid)
+        self.retirements.progress(self, sid)
         self.refill(sid)  # what the step freed is taken up as part of its last event
         self.request_steals()
         return self.take_outgoing()
@@ -121,6 +125,7 @@ class CenterState(TaskMachine):
     def _client_disconnected(self, event: ClientDisconnected, sid: str) -> None:
         self.small_values_for.discard(event.client)
         self.told_of_recomputing.discard(event.client)
+        self.retirements.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
             del self.restarting[pending]
         for number in [n for n, story in self.stories.items() if story[0] == event.client]:
@@ -346,6 +351,7 @@ class CenterState(TaskMachine):
         self.names[name] = reg.address
         if "story" in event.features:
             self.storytellers.add(reg.address)
+        self.retirements.worker_joined(reg.address, event.features)
         self.send(reg.address, WorkerRegistered(address=reg.address))
         stale = []
         for key, nbytes in reg.keys.items():

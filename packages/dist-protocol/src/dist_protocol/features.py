@@ -38,6 +38,9 @@ FEATURES: dict[str, str] = {
                 "`want-keys`",
     "fire-and-forget": "the center takes `fire-and-forget`: it runs the tasks to their end "
                        "though no client wants them",
+    "retire-workers": "the center takes `adaptive-target` and `retire-workers` from clients "
+                      "(what it would scale to; graceful retirement); a worker takes "
+                      "`close-worker`",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": compression.available}

@@ -302,6 +302,42 @@ class DatasetReply(Message):
     data: Payload | None = None
     names: list[str] | None = None
 
+@message("adaptive-target", "client->center", feature="retire-workers")
+class AdaptiveTarget(Message):
+    """How many workers the center would want so that the work it has (queued and running,
+    times each kind of task's average duration) takes about ``target_duration`` seconds, and
+    which workers it could let go."""
+
+    id: int
+    target_duration: float = wire_field(default=5.0, minimum=0)
+
+
+@message("adaptive-target-reply", "center->client", feature="retire-workers")
+class AdaptiveTargetReply(Message):
+    id: int
+    target: int = wire_field(minimum=0)  # workers wanted, at the current workers' size
+    threads: int = wire_field(default=0, minimum=0)  # threads wanted (for sizing new workers)
+    workers: int = wire_field(default=0, minimum=0)  # workers registered now
+    retire: list[str] = field(default_factory=list)  # names safe to retire, first first
+
+
+@message("retire-workers", "client->center", feature="retire-workers")
+class RetireWorkers(Message):
+    """Retire these workers (names or addresses) gracefully: no new tasks go to them, the
+    tasks they have not started go elsewhere, the data only they hold is copied to other
+    workers, and then (``close``) they are told to close."""
+
+    id: int
+    workers: list[str]
+    close: bool = True
+
+
+@message("retire-workers-reply", "center->client", feature="retire-workers")
+class RetireWorkersReply(Message):
+    id: int
+    retired: dict[str, str] = field(default_factory=dict)  # address -> name
+    failed: dict[str, str] = field(default_factory=dict)  # name or address -> why
+
 
 # -- center -> client ------------------------------------------------------------------------
 
@@ -421,6 +457,13 @@ class AcquireReplicas(Message):
 @message("restart-worker", "center->worker")
 class RestartWorker(Message):
     reason: str = "restart requested"
+
+
+@message("close-worker", "center->worker", feature="retire-workers")
+class CloseWorker(Message):
+    """Close for good (a nanny stops too): retirement has moved everything this worker held."""
+
+    reason: str = "retired"
 
 
 @message("free-keys", "center->worker")

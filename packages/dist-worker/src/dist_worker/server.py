@@ -15,9 +15,9 @@ from dist_protocol.environment import describe, describe_tag, local_environment,
 from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
                                   ProtocolError)
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (AcquireReplicas, ComputeTask, Data, DataStored, FreeKeys,
-                                    GetData, Message, PutData, RegisterWorker, RestartWorker,
-                                    StealRequest, Story, TaskErred, Unregister,
+from dist_protocol.messages import (AcquireReplicas, CloseWorker, ComputeTask, Data, DataStored,
+                                    FreeKeys, GetData, Message, PutData, RegisterWorker,
+                                    RestartWorker, StealRequest, Story, TaskErred, Unregister,
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import SerializationError, deserialize, serialize
@@ -250,6 +250,10 @@ class Worker:
                 events.append(StoryRequested(msg.id, msg.keys))
             elif isinstance(msg, RestartWorker):
                 self._restart(msg.reason)
+                return
+            elif isinstance(msg, CloseWorker):  # retired: everything it held is elsewhere
+                log.info("closing: %s", msg.reason)
+                self._spawn(self.close(msg.reason))
                 return
         if events:
             self.handle(*events)
