@@ -402,7 +402,8 @@ class Cluster:
     @staticmethod
     def worker_table(executor: Executor) -> dict[str, dict[str, Any]]:
         """{worker address: the center's row for it, with the worker's heartbeat metrics}."""
-        return {row["address"]: row for row in executor._cluster_info()}
+        rows = executor.core.run(executor.core.refresh_workers())
+        return {row["address"]: row for row in rows}
 
 
 def _make_cluster(processes: Processes, n_workers: int = 2, nthreads: int = 1,

@@ -1,17 +1,23 @@
-"""Futures without a cluster: a fake executor that only does the reference bookkeeping."""
+"""Futures without a cluster: a fake client core that only does the reference bookkeeping."""
 import pytest
-from dist_client.future import Future, KeyState
+from dist_client.core.keystate import KeyState
+from dist_client.future import Future
+
+
+class FakeCore:
+    def __init__(self):
+        self.states = {}
+
+    def hold(self, key, state=None):
+        return self.states.setdefault(key, state or KeyState(key))
+
+    def unhold(self, key):
+        pass
 
 
 class FakeExecutor:
     def __init__(self):
-        self.states = {}
-
-    def _hold(self, key, state=None):
-        return self.states.setdefault(key, state or KeyState(key))
-
-    def _unhold(self, key):
-        pass
+        self.core = FakeCore()
 
 
 @pytest.fixture

@@ -30,6 +30,6 @@ def test_collect_and_rebuild_nested(make_future):
 def test_future_repr_is_exact(make_future):
     f = make_future("inc-79963f7e613e5e55838d2232920baed2")
     assert repr(f) == "<Future: status: pending, key: inc-79963f7e613e5e55838d2232920baed2>"
-    f._keystate.finish(8, "int", ["127.0.0.1:1"])
+    f.keystate.finish(8, "int", ["127.0.0.1:1"])
     assert repr(f) == "<Future: status: finished, key: inc-79963f7e613e5e55838d2232920baed2>"
     assert f.done() and f.status == "finished"

@@ -7,7 +7,7 @@ from dist_client import FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 
 def finish_later(f, delay=0.01):
-    threading.Timer(delay, lambda: f._keystate.finish(1, "int", ["w"])).start()
+    threading.Timer(delay, lambda: f.keystate.finish(1, "int", ["w"])).start()
 
 
 def test_wait_all_and_first_completed(make_future):
@@ -28,7 +28,7 @@ def test_wait_timeout_returns_what_is_done(make_future):
 
 def test_wait_first_exception(make_future):
     a, b = make_future("we1"), make_future("we2")
-    a._keystate.fail(ValueError("x"))
+    a.keystate.fail(ValueError("x"))
     done, _ = wait([a, b], return_when=FIRST_EXCEPTION, timeout=5)
     assert a in done
 
@@ -50,7 +50,7 @@ def test_as_completed_in_completion_order_and_add_while_iterating(make_future):
 
 def test_as_completed_raises_errors_with_results(make_future):
     a = make_future("acr")
-    a._keystate.fail(KeyError("gone"))
+    a.keystate.fail(KeyError("gone"))
     with pytest.raises(KeyError):
         list(as_completed([a], with_results=True, timeout=5))
     out = list(as_completed([a], with_results=True, raise_errors=False, timeout=5))

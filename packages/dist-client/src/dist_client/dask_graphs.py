@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import Submit
 
+from .core import operations
 from .future import Future
+from .tasks import TaskBuilder
 
 if TYPE_CHECKING:
-    from .executor import Executor
+    from .core.client import ClientCore
 
 
 def dist_key(key: Hashable) -> str:
@@ -59,7 +61,7 @@ def _nest(keys: Any, values: dict) -> Any:
     return values[keys]
 
 
-def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
+def get(core: ClientCore, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
 
     The graph's futures are released before this returns, also when it raises: an exception
@@ -73,8 +75,8 @@ def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
         for key in wanted:
             if key not in graph:
                 raise KeyError(key)
-        futures = submit_graph(executor, graph)
-        values = executor.gather({key: futures[key] for key in wanted})
+        futures = submit_graph(core, graph)
+        values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
         for future in futures.values():
@@ -82,7 +84,7 @@ def get(executor: Executor, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
         futures.clear()
 
 
-def compute(executor: Executor, collections: list) -> list[Future]:
+def compute(core: ClientCore, collections: list) -> list[Future]:
     """Futures for dask collections' values, computed on the cluster as ``dask.compute``
     would: one graph for all of them (shared parts run once), the same optimizations, then
     each collection's own finalize step, as a task too."""
@@ -93,7 +95,7 @@ def compute(executor: Executor, collections: list) -> list[Future]:
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
-    futures = submit_graph(executor, expr)
+    futures = submit_graph(core, expr)
     return [futures[key] for key in keys]
 
 
@@ -174,7 +176,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
+def submit_graph(core: ClientCore, dsk: Any) -> dict[Hashable, Future]:
     """Submit every node of a dask graph (or expression) in one message; a future per key.
 
     Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
@@ -189,14 +191,14 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
         # in that order, not just queues them so.
         order.sort(key=lambda key: priorities.get(key, 0))
     futures: dict[Hashable, Future] = {}
-    external = _external_inputs(executor, graph)
-    options = executor._options(None, 0, 0, False, None)
+    external = _external_inputs(core, graph)
+    options = TaskBuilder.options(None, 0, 0, False, None)
     tasks = []
-    executor._check_pickled_code(executor._options(None, 0, 0, False, None))
-    with executor._lock:
+    core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
+    with core.lock:
         # A new graph reusing a key name that failed gets a fresh result.
-        new = set(executor._state.keys_to_submit((dist_key(key) for key in order),
-                                                 renew=("error", "lost", "cancelled")))
+        new = set(core.state.keys_to_submit((dist_key(key) for key in order),
+                                            renew=("error", "lost", "cancelled")))
         for key in order:
             node = graph[key]
             inputs = {dep: futures[dep] if dep in futures else external[dep]
@@ -207,10 +209,10 @@ def submit_graph(executor: Executor, dsk: Any) -> dict[Hashable, Future]:
                 task_options = options
                 if priorities:
                     task_options = {**options, "priority": -priorities.get(key, 0)}
-                tasks.append(executor._task(name, executor._function_payload(node), (inputs,),
-                                            {}, task_options, node))
-            futures[key] = Future(name, executor)
-    executor._send(Submit(tasks=tasks, small_values=True))
+                tasks.append(core.task(name, core.function_payload(node), (inputs,), {},
+                                       task_options, node))
+            futures[key] = core.future(name)
+    core.send(Submit(tasks=tasks, small_values=True))
     return futures
 
 
@@ -226,16 +228,16 @@ def _dask_priorities(graph: Mapping) -> dict[Hashable, int]:
         return {}
 
 
-def _external_inputs(executor: Executor, graph: Mapping) -> dict[Hashable, Future]:
+def _external_inputs(core: ClientCore, graph: Mapping) -> dict[Hashable, Future]:
     """Futures for the keys the graph's tasks depend on that it does not define: each must
     be a future this executor holds, else the graph cannot run (a ValueError, up front)."""
     missing = {dep for node in graph.values() for dep in node.dependencies} - graph.keys()
     external: dict[Hashable, Future] = {}
     unknown = []
-    with executor._lock:
+    with core.lock:
         for dep in missing:
-            if isinstance(dep, str) and executor._state.holds(dep):
-                external[dep] = Future(dep, executor)
+            if isinstance(dep, str) and core.state.holds(dep):
+                external[dep] = core.future(dep)
             else:
                 unknown.append(dep)
     if unknown:
@@ -246,7 +248,8 @@ def _external_inputs(executor: Executor, graph: Mapping) -> dict[Hashable, Futur
 
 
 @contextlib.contextmanager
-def as_dask_scheduler(executor: Executor) -> Iterator[None]:
+def as_dask_scheduler(scheduler: Any) -> Iterator[None]:
+    """``scheduler``: an executor's ``get``."""
     import dask
-    with dask.config.set(scheduler=executor.get):
+    with dask.config.set(scheduler=scheduler):
         yield

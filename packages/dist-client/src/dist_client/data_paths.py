@@ -14,7 +14,7 @@ from dist_protocol.serialize import Payload
 from . import transfer
 from .environments import ClusterEnvironments
 from .errors import ClusterError, LostDataError
-from .future import KeyState
+from .core.keystate import KeyState
 
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any
 
 from dist_protocol.comm import new_event_loop
+
+
+class NotDoneInTime(TimeoutError):
+    """``LoopThread.run`` waited ``timeout`` seconds: the coroutine is cancelled."""
 
 
 class LoopThread:
@@ -46,9 +51,11 @@ class LoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
+            if future.done():
+                raise  # the coroutine's own TimeoutError
             future.cancel()
-            raise
+            raise NotDoneInTime(f"not done within {timeout} s") from None
 
     def call(self, fn, *args) -> None:
         self.loop.call_soon_threadsafe(fn, *args)

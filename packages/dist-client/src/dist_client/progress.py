@@ -1,11 +1,12 @@
 """``progress(futures)``: a progress bar until the futures are done (a widget in Jupyter)."""
 from __future__ import annotations
 
+import functools
 import sys
-import threading
 import time
 from typing import Any
 
+from .core.waiters import ThreadWaiter
 from .future import Future
 from .packing import collect_futures
 
@@ -25,12 +26,19 @@ def progress(futures: Any, interval: float = 0.1, file=None, width: int = 40) ->
     found: list[Future] = []
     collect_futures(futures if not isinstance(futures, Future) else [futures], found)
     total = len(found)
-    changed = threading.Event()
-    for future in found:
-        future._keystate.on_done(changed.set)
     widget = _make_widget(total) if _in_notebook() else None
     out = file or sys.stderr
     start = time.monotonic()
+    with ThreadWaiter(f.keystate for f in found) as waiter:
+        _draw(found, waiter, widget, out, width, interval, start)
+    if widget is None:
+        out.write("\n")
+        out.flush()
+
+
+def _draw(found: list[Future], waiter: ThreadWaiter, widget, out, width: int, interval: float,
+          start: float) -> None:
+    total = len(found)
     while True:
         done = sum(f.done() for f in found)
         errors = sum(f.done() and f.status != "finished" for f in found)
@@ -46,12 +54,12 @@ def progress(futures: Any, interval: float = 0.1, file=None, width: int = 40) ->
             out.flush()
         if done == total:
             break
-        changed.wait()
-        changed.clear()
+        waiter.until(functools.partial(_more_done, found, done))
         time.sleep(interval)  # redraw at most every interval, however fast tasks finish
-    if widget is None:
-        out.write("\n")
-        out.flush()
+
+
+def _more_done(found: list[Future], than: int) -> bool:
+    return sum(f.done() for f in found) > than
 
 
 def _make_widget(total: int):

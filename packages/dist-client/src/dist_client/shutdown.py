@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .errors import ExecutorClosedError
 
-if TYPE_CHECKING:
-    from .executor import Executor
+# What is shut down here is the client's core (``core.client.ClientCore``), which every
+# facade of one client shares: its status, ``accepting``, ``cancel_unstarted()``,
+# ``keep_results()``, ``close()`` and ``shutdown()``.
+Executor = Any
 
 KEEP_RESULTS = 512 * 2**20
 
-_open: weakref.WeakSet[Executor] = weakref.WeakSet()
+_open: weakref.WeakSet = weakref.WeakSet()
 _interpreter_exiting = False
 
 
@@ -47,7 +49,7 @@ def shut(executor: Executor, wait: bool, cancel_futures: bool) -> None:
     if executor.status != "running":
         executor.close()
         return
-    executor.stop_accepting()
+    executor.accepting = False
     if cancel_futures:
         executor.cancel_unstarted()
     if wait:
@@ -60,7 +62,7 @@ def shut(executor: Executor, wait: bool, cancel_futures: bool) -> None:
 def finish(executor: Executor) -> None:
     """Wait for the held futures, keep their results, close."""
     try:
-        executor.settle_and_keep_results(KEEP_RESULTS)
+        executor.keep_results(KEEP_RESULTS)
     finally:
         executor.close()
 

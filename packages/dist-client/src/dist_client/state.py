@@ -19,7 +19,7 @@ from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, 
                                     Message, Release, TaskErred)
 
 from .errors import LostDataError
-from .future import KeyState
+from .core.keystate import KeyState
 from .task_errors import exception_from
 
 

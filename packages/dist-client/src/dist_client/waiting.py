@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Any, NamedTuple
 
+from .core.waiters import ThreadWaiter
 from .future import Future
 
 
@@ -25,23 +25,18 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     futures = set(futures)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
-    changed = threading.Event()
-    for future in futures:
-        future._keystate.on_done(changed.set)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        done = {f for f in futures if f.done()}
+
+    def enough() -> bool:
+        done = [f for f in futures if f.done()]
         if len(done) == len(futures):
-            break
-        if return_when == FIRST_COMPLETED and done:
-            break
-        if return_when == FIRST_EXCEPTION and any(f.status != "finished" for f in done):
-            break
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
-            break
-        changed.wait(left)
-        changed.clear()
+            return True
+        if return_when == FIRST_COMPLETED:
+            return bool(done)
+        return return_when == FIRST_EXCEPTION and any(f.status != "finished" for f in done)
+
+    with ThreadWaiter(f.keystate for f in futures if not f.done()) as waiter:
+        waiter.until(enough, timeout)
+    done = {f for f in futures if f.done()}
     return DoneAndNotDone(done, futures - done)
 
 
@@ -66,7 +61,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     def add(self, future: Future) -> None:
         with self._lock:
             self._outstanding += 1
-        future._keystate.on_done(lambda: self._done.put(future))
+        future.keystate.on_done(lambda: self._done.put(future))
 
     def update(self, futures: Iterable[Future]) -> None:
         for future in futures:
@@ -97,7 +92,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         if future.status == "finished":
             return future, future.result()
         if self.raise_errors:
-            raise future._keystate.failure
+            raise future.keystate.failure
         return future, future.exception()
 
     def next_batch(self, block: bool = True) -> list:

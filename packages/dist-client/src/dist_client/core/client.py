@@ -1,0 +1,533 @@
+"""The client's core: one connection to the center, the keys it holds, and the bridge between
+the caller (a thread, or a coroutine on the caller's own event loop) and the I/O loop.
+
+The I/O loop runs on a thread of its own. Every decision about keys is ``ClientState``'s, fed
+under one lock from whichever thread has news (user threads, ``__del__``, the I/O thread). The
+operations (``operations.py``) are coroutines on the I/O loop; ``run`` waits for one from a
+thread, ``call`` awaits one from another event loop. ``Executor`` and ``AsyncExecutor`` are
+facades over this class, so each operation exists once.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from dist_protocol.comm import Comm, connect
+from dist_protocol.messages import ClusterInfo, Message, Submit, TaskSpec
+from dist_protocol.replies import PendingReplies
+from dist_protocol.security import load_token, ssl_context
+from dist_protocol.serialize import Payload, deserialize
+
+from .. import reconnect, shutdown, transfer
+from ..data_paths import DataPaths
+from ..environments import ClusterEnvironments
+from ..errors import CenterLostError, ClusterError
+from ..future import Future
+from ..keys import map_keys, task_key
+from ..loop import LoopThread
+from ..packing import collect_futures
+from ..state import ClientState, Fail, Finish, Recompute
+from ..tasks import TaskBuilder, warn_if_large
+from .keystate import KeyState
+from .waiters import settled_async
+
+log = logging.getLogger("dist_client")
+
+SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
+
+
+class _Raised:
+    """An exception that must not unwind the I/O loop (``SystemExit`` from user code run
+    there, say), carried to the caller to be raised in its own thread."""
+
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException):
+        self.exception = exception
+
+
+async def _guarded(coro: Coroutine) -> Any:
+    try:
+        return await coro
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 -- raised in the caller's thread instead
+        return _Raised(exc)
+
+
+def _unwrap(result: Any) -> Any:
+    if isinstance(result, _Raised):
+        raise result.exception
+    return result
+
+
+class ClientCore:
+    """A connection to a dist center, shared by the facades and the Futures of one client."""
+
+    def __init__(self, address: str | None, *, token: str | None = None,
+                 token_file: str | None = None, name: str | None = None,
+                 timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
+                 tls_ca: str | None = None, reconnect_timeout: float = 60.0):
+        self.cluster: Any = None  # the LocalCluster this client started, if any
+        self.address = address or ""
+        self.token = load_token(token, token_file)
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.status = "connecting"
+        self.timeout = timeout
+        # After losing the center, how long to keep trying to reconnect (0: never).
+        self.reconnect_timeout = reconnect_timeout
+        self.accepting = True  # False once shut down: new work is refused, results still arrive
+        # The facade whose futures these are: futures made here hold it, as the user's do.
+        self.facade: Callable[[], Any] = lambda: None
+        self._ssl = ssl_context(False, tls_cert, tls_key, tls_ca)
+        # Every decision about keys and what the center is told is the state's; this lock
+        # serialises the threads (user threads, __del__, the I/O thread) that feed it.
+        self.lock = threading.RLock()
+        self.state = ClientState()
+        self._flush_scheduled = False
+        self._replies = PendingReplies()  # requests to the center awaiting their reply
+        self._tasks = TaskBuilder()
+        self.io = LoopThread()
+        self.center: Comm | None = None
+        self._connected = threading.Event()  # set while running: submits wait on a reconnect
+        self.envs = ClusterEnvironments()
+        self._wire()
+        self._refreshing = False
+        # The workers as the center last listed them: what repr shows, without asking again.
+        self.workers_seen: list[dict] = []
+        self._warnings: list[str] = []  # for the caller's thread, where they are shown
+
+    def _wire(self) -> None:
+        """The paths to the workers, for the center at ``address``."""
+        self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
+        self.data = DataPaths(self.address, self.ask, lambda: self.center,
+                              lambda key: self.state.states.get(key), self._workers, self.envs)
+
+    def belongs_to(self, facade: Any) -> None:
+        self.facade = weakref.ref(facade)
+
+    def future(self, key: str, state: KeyState | None = None) -> Future:
+        return Future(key, self.facade(), state)
+
+    # -- starting -------------------------------------------------------------------------------
+    def start_local_cluster(self, n_workers: int | None, threads_per_worker: int | None) -> None:
+        from ..local import LocalCluster
+        self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
+        self.address, self.token = self.cluster.address, self.cluster.token
+        self._wire()
+
+    async def start(self, local: tuple[int | None, int | None] | None = None) -> None:
+        """Connect (first starting a local cluster here, on the I/O thread, when ``local``
+        gives its shape) and refuse a cluster that pickles cannot reach."""
+        if local is not None:
+            self.start_local_cluster(*local)
+        self.center = await self.connect()
+        self.envs.center = self.center.peer_environment
+        await self.refresh_workers()
+        self.envs.check_connect()
+        self.status = "running"
+        self._connected.set()
+        shutdown.track(self)
+
+    def start_blocking(self) -> None:
+        try:
+            self.run(self.start(), allow_starting=True)
+        except BaseException:
+            self.abandon()
+            raise
+
+    async def start_async(self, local: tuple[int | None, int | None] | None = None) -> None:
+        try:
+            await self.call(self.start(local), allow_starting=True)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """After a failed start: nothing stays open."""
+        if self.center is not None:
+            self.io.run(self._disconnect(), timeout=5)
+        self.io.stop()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.status = "closed"
+
+    # -- the bridge between the caller and the I/O loop ---------------------------------------
+    def run(self, coro: Coroutine, timeout: float | None = None, *,
+            allow_starting: bool = False) -> Any:
+        """Run ``coro`` on the I/O loop and wait for its result in this thread."""
+        if self.status in ("closing", "closed") or (self.status == "connecting"
+                                                      and not allow_starting):
+            coro.close()
+            raise self.not_running()
+        result = _unwrap(self.io.run(_guarded(coro), timeout))
+        self.show_warnings()
+        return result
+
+    async def call(self, coro: Coroutine, *, allow_starting: bool = False) -> Any:
+        """Await ``coro``, run on the I/O loop, from the caller's event loop: no thread in
+        between. Cancelling the caller's await cancels it there."""
+        if self.status in ("closing", "closed") or (self.status == "connecting"
+                                                      and not allow_starting):
+            coro.close()
+            raise self.not_running()
+        if self.io.in_loop_thread:
+            result = await coro
+        else:
+            result = _unwrap(await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(_guarded(coro), self.io.loop)))
+        self.show_warnings()
+        return result
+
+    def show_warnings(self) -> None:
+        """Warnings an operation found on the I/O thread, shown in the caller's thread."""
+        while self._warnings:
+            warnings.warn(self._warnings.pop(0), UserWarning, stacklevel=4)
+
+    def not_running(self) -> ClusterError:
+        if self.status in ("closing", "closed"):
+            return shutdown.refused(self)
+        return ClusterError(f"this executor is {self.status}; results cannot arrive")
+
+    # -- the connection -------------------------------------------------------------------------
+    async def connect(self) -> Comm:
+        try:
+            comm = await connect(self.address, role="client", token=self.token, name=self.id,
+                                 ssl_context=self._ssl, timeout=self.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
+        comm.set_handler(self._on_center_messages)
+        comm.on_close(self._on_center_lost)
+        return comm
+
+    def _on_center_messages(self, messages: list[Message]) -> None:
+        with self.lock:
+            orders = self.state.center_sent(messages)
+        for order in orders:
+            if isinstance(order, Finish):
+                msg = order.message
+                order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
+            elif isinstance(order, Fail):
+                order.state.fail(order.exception, order.traceback, order.status)
+            elif isinstance(order, Recompute):
+                order.state.recomputing()
+            else:
+                self._replies.received(order.message)
+
+    def _on_center_lost(self, comm: Comm) -> None:
+        if self.status != "running" or comm is not self.center:
+            return  # closing, or already handled (a connection is lost once)
+        why = f"lost the connection to the center at {self.address}" \
+            + (f": {comm.close_reason}" if comm.close_reason else "")
+        reconnecting = self.reconnect_timeout > 0
+        self.status = "reconnecting" if reconnecting else "center-lost"
+        self._connected.clear()
+        # Work in flight is gone with the center's state: its futures fail now, rather than
+        # after the reconnection, so nobody waits for results that cannot come.
+        error = CenterLostError(why + ("; the executor is reconnecting: submit the work again"
+                                       if reconnecting else ""))
+        with self.lock:
+            fails, done = self.state.center_lost(error)
+        for fail in fails:
+            fail.state.fail(fail.exception, fail.traceback, fail.status)
+        self._replies.fail(error)
+        if reconnecting:
+            self.io.loop.create_task(self._reconnect(done, why))
+
+    async def _reconnect(self, held: list[str], why: str) -> None:
+        try:
+            comm = await reconnect.until_connected(self.connect, self.reconnect_timeout,
+                                                   self.address)
+        except Exception as exc:  # noqa: BLE001 -- given up: as if it never reconnected
+            if self.status == "reconnecting":
+                self.status = "center-lost"
+                log.warning("gave up reconnecting: %s: %s", type(exc).__name__, exc)
+            return
+        if self.status != "reconnecting":  # closed meanwhile
+            comm.close("client closing")
+            return
+        self.center = comm
+        self.envs.center = comm.peer_environment
+        self.status = "running"
+        self._connected.set()
+        self._flush_outbox()
+        # What this client held: a restarted center starts empty, so a key it does not know
+        # is lost (data that it still finds on a worker stays usable).
+        try:
+            who_has = await self.data.who_has(held) if held else {}
+        except ClusterError:
+            return
+        for key in held:
+            state = self.state.states.get(key)
+            if state is not None and state.status == "finished" and not who_has.get(key):
+                state.fail(CenterLostError(
+                    f"{key}: {why}, and the center reconnected to does not know it (a "
+                    "restarted center starts empty); submit it again"), status="lost")
+
+    async def ask(self, make: Callable[[int], Message]) -> Any:
+        """Send a request to the center and wait for its reply (on the I/O loop)."""
+        if self.center is None or self.center.is_closed:
+            raise ClusterError(f"no connection to the center at {self.address}")
+        return await self._replies.request(self.center, make)
+
+    def until_connected(self) -> None:
+        """While reconnecting, wait (a while) for the center to be back, from a user thread."""
+        if self.status == "reconnecting" and not self.io.in_loop_thread:
+            self._connected.wait(self.timeout)
+        if self.status != "running" or self.center is None:
+            raise self.not_running()
+
+    # -- what the center is told, in order (from any thread) ------------------------------------
+    def send(self, *messages: Message) -> None:
+        """Queue messages for the center, in order with the releases."""
+        self.until_connected()
+        with self.lock:
+            if self.state.queue(*messages):
+                self._schedule_flush()
+
+    def hold(self, key: str, state: KeyState | None = None) -> KeyState:
+        """One more handle on ``key`` (a Future made)."""
+        with self.lock:
+            return self.state.hold(key, state)
+
+    def unhold(self, key: str) -> None:
+        """One handle fewer (a Future dropped, also from ``__del__``)."""
+        try:
+            with self.lock:
+                if self.state.unhold(key, release=self.status == "running"):
+                    self._schedule_flush()
+        except RuntimeError:
+            pass  # the interpreter or the I/O loop is shutting down
+
+    def cancel_keys(self, keys: list[str], pending_only: bool = False) -> None:
+        self.until_connected()
+        with self.lock:
+            if self.state.cancel(keys, pending_only):
+                self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """With the lock held: make sure the I/O thread sends the outbox soon."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.io.call(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        with self.lock:
+            messages = self.state.take_outbox()
+            self._flush_scheduled = False
+        if self.center is None or self.center.is_closed:
+            if self.status == "reconnecting":  # sent once connected again, in order
+                with self.lock:
+                    self.state.put_back(messages)
+            return
+        if messages:
+            self.center.send(*messages)
+
+    async def value_of(self, state: KeyState) -> Any:
+        """The value of one key once it is computed (fetched from a worker that holds it),
+        or the task's exception."""
+        await settled_async([state])
+        if state.status != "finished":
+            raise state.failure
+        if state.small_value is not None:
+            return deserialize(state.small_value)
+        return (await self.data.values([state.key]))[state.key]
+
+    # -- the workers and what they run ----------------------------------------------------------
+    async def refresh_workers(self) -> list[dict]:
+        """The workers as the center lists them now (and what they run)."""
+        workers = (await self.ask(lambda i: ClusterInfo(id=i))).workers
+        self.workers_seen = workers
+        self.envs.update(workers, time.monotonic())
+        differences = self.envs.new_package_differences()
+        if differences:
+            self._warnings.append(differences)
+        return workers
+
+    def check_pickled_code(self, options: dict, refresh: bool = True) -> None:
+        """Before pickled code is sent: no worker it may land on runs another Python. The
+        view of the workers is refreshed when older than a second: with ``refresh`` one round
+        trip here (from a thread), else in the background."""
+        if self.status != "running" or self.center is None:
+            raise ClusterError(f"this executor is {self.status}; results cannot arrive")
+        if self.envs.stale(time.monotonic()):
+            if refresh and not self.io.in_loop_thread:
+                self.run(self.refresh_workers())
+            elif not self._refreshing:
+                self._refreshing = True
+                self.io.call(lambda: self.io.loop.create_task(self._refresh_quietly()))
+        self.envs.check_submit(options["workers"], options["allow_other_workers"])
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh_workers()
+        except ClusterError:
+            pass  # the next submit or call says what is wrong
+        finally:
+            self._refreshing = False
+
+    # -- submitting (from any thread but the I/O thread's callbacks) ----------------------------
+    def function_payload(self, func: Any) -> Payload:
+        return self._tasks.function_payload(func)
+
+    def task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
+             func: Any = None) -> TaskSpec:
+        return self._tasks.build(key, function, args, kwargs, options, func,
+                                 pickled_with=self.envs.tag)
+
+    def submit_call(self, func, args: tuple, kwargs: dict, key: str | None, pure: bool,
+                    options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
+        if not callable(func):
+            raise TypeError(f"submit needs a callable, got {type(func).__name__}")
+        key = key or task_key(func, args, kwargs, pure)
+        return self.submit_many(func, [(key, args)], kwargs, options, stacklevel + 1,
+                                refresh)[0]
+
+    def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list[str] | None,
+                   pure: bool, options: dict, stacklevel: int = 2,
+                   refresh: bool = True) -> list[Future]:
+        """Futures of ``func`` over ``zip(*iterables)``, in one message to the center."""
+        if not callable(func):
+            raise TypeError(f"map needs a callable, got {type(func).__name__}")
+        if not iterables:
+            return []
+        argsets = list(zip(*iterables))
+        keys = map_keys(func, argsets, kwargs, key, pure)
+        return self.submit_many(func, list(zip(keys, argsets)), kwargs, options,
+                                stacklevel + 1, refresh)
+
+    def submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict, options: dict,
+                    stacklevel: int = 2, refresh: bool = True) -> list[Future]:
+        """Futures for ``calls``; new keys go to the center in chunks as they are built, so
+        the cluster starts on the first tasks of a long map while the rest are prepared."""
+        if not self.accepting:
+            raise shutdown.refused(self)
+        self.until_connected()  # new work goes to the center reconnected to
+        self.check_pickled_code(options, refresh)
+        function = self.function_payload(func)
+        futures = []
+        warned = False
+        for start in range(0, len(calls), SUBMIT_CHUNK):
+            tasks = []
+            chunk = calls[start:start + SUBMIT_CHUNK]
+            with self.lock:
+                new = set(self.state.keys_to_submit(key for key, _ in chunk))
+                for key, args in chunk:
+                    if key in new:
+                        new.discard(key)  # a key twice in one map is one task
+                        tasks.append(self.task(key, function, args, kwargs, options, func))
+                    futures.append(self.future(key))
+                if tasks:
+                    self.send(Submit(tasks=tasks, small_values=True))
+            if tasks and not warned:
+                warn_if_large(func, tasks, stacklevel + 1)
+                warned = True
+        return futures
+
+    # -- cancelling -----------------------------------------------------------------------------
+    def cancel(self, futures: Any) -> None:
+        """Stop work not yet started for these futures and release their keys."""
+        found: list[Future] = []
+        collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+        self._cancel_states([future.keystate for future in found])
+
+    def _cancel_states(self, states: list[KeyState]) -> None:
+        for state in states:
+            if not state.done:
+                state.fail(concurrent.futures.CancelledError(f"{state.key} was cancelled"),
+                           status="cancelled")
+        keys = list(dict.fromkeys(state.key for state in states))
+        if keys:
+            self.cancel_keys(keys)
+
+    def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
+        """Cancel the futures (default: every one held) whose tasks have not started."""
+        with self.lock:
+            if futures is None:
+                states = self.state.pending()
+            else:
+                states = [f.keystate for f in futures if not f.done()]
+        keys = list(dict.fromkeys(state.key for state in states))
+        if not keys:
+            return
+        center = self.center
+        if center is not None and "cancel-pending-only" in center.features:
+            # Only the center knows which have started: it cancels the others and tells us.
+            self.cancel_keys(keys, pending_only=True)
+        else:  # an older center cannot tell running tasks apart: cancel them all
+            self._cancel_states(states)
+
+    def cancel_everything(self, why: str, finished_too: bool = False) -> None:
+        with self.lock:
+            fails = self.state.cancel_everything(why, finished_too)
+        for fail in fails:
+            fail.state.fail(fail.exception, status=fail.status)
+
+    # -- closing --------------------------------------------------------------------------------
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        shutdown.shut(self, wait, cancel_futures)
+
+    def close(self) -> None:
+        """Close the connection (and the local cluster); futures not done become cancelled."""
+        if self.status in ("closing", "closed"):
+            return
+        was_running = self.status == "running"
+        self.status = "closing"
+        self.accepting = False
+        try:
+            if was_running and self.center is not None:
+                self.io.run(self._disconnect(), timeout=5)
+        except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
+            pass
+        self.io.stop()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.status = "closed"
+        self.cancel_everything("the executor closed")
+
+    async def _disconnect(self) -> None:
+        self._workers.close()
+        if self.center is not None and not self.center.is_closed:
+            self.center.close("client closing")
+
+    def keep_results(self, budget: int) -> None:
+        """Wait for every held future, then copy results (up to ``budget`` bytes in all) into
+        the client, so they stay readable once the connection is closed."""
+        self.run(self._keep_results(budget))
+
+    async def _keep_results(self, budget: int) -> None:
+        with self.lock:
+            held = list(self.state.states.values())
+        await settled_async(held)
+        keys = []
+        for state in held:
+            if state.status == "finished" and state.small_value is None \
+                    and state.nbytes <= budget:
+                budget -= state.nbytes
+                keys.append(state.key)
+        if not keys or self.status != "running":
+            return
+        try:
+            payloads = await self.data.payloads(keys)
+        except Exception:  # noqa: BLE001 -- those results are read from the cluster or fail
+            return
+        for state in held:
+            if state.key in payloads:
+                state.small_value = payloads[state.key]
+
+    def held_count(self) -> int:
+        with self.lock:
+            return len(self.state.states)
+
+
+__all__ = ["ClientCore", "SUBMIT_CHUNK"]

@@ -1,0 +1,120 @@
+"""What the client knows of one key, and the one hook that announces its settling."""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+
+from dist_protocol.serialize import Payload
+
+log = logging.getLogger("dist_client")
+
+STATUSES = ("pending", "finished", "error", "lost", "cancelled")
+
+
+class KeyState:
+    """What the client knows of one key; every Future of that key shares it.
+
+    Every wait for a key (``wait``, ``as_completed``, ``progress``, ``result()``, ``await``)
+    is a callback given to ``on_done``: the key calls each once when it settles, from the
+    thread that settles it (usually the client's I/O thread).
+    """
+
+    __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
+                 "small_value", "callbacks", "lock")
+
+    def __init__(self, key: str):
+        self.key = key
+        self.status = "pending"
+        self.exception: BaseException | None = None
+        self.traceback = ""
+        self.type = ""
+        self.nbytes = 0
+        self.workers: list[str] = []
+        # A small value as the center passed it on (serialized): read without a fetch.
+        self.small_value: Payload | None = None
+        self.callbacks: list[Callable[[], object]] = []
+        # Held while the status changes and while callbacks are added, so a callback added
+        # to a pending key is always called; re-entrant, since a callback may add another.
+        self.lock = threading.RLock()
+
+    @property
+    def done(self) -> bool:
+        return self.status != "pending"
+
+    def _settle(self, status: str) -> None:
+        with self.lock:
+            self.status = status
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            _call_safely(callback)
+
+    def finish(self, nbytes: int, type_: str, workers: list[str] | None,
+               small_value: Payload | None = None) -> None:
+        self.nbytes, self.type = nbytes, type_
+        if workers:
+            self.workers = list(workers)
+        self.small_value = small_value
+        self.exception = None
+        self._settle("finished")
+
+    @property
+    def failure(self) -> BaseException:
+        """The exception of a key that is not finished (pending reads as not done yet)."""
+        if self.exception is not None:
+            return self.exception
+        return concurrent.futures.InvalidStateError(f"{self.key} is {self.status}")
+
+    def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
+        self.exception, self.traceback = exception, traceback
+        self.workers = []
+        self.small_value = None
+        self._settle(status)
+
+    def recomputing(self) -> None:
+        """The center lost the data and computes it again: pending until it is back."""
+        with self.lock:
+            if self.status != "finished":
+                return
+            self.status = "pending"
+            self.workers = []
+            self.small_value = None
+
+    def reset(self) -> None:
+        """Back to pending (e.g. resubmitted after a failure)."""
+        with self.lock:
+            self.status = "pending"
+            self.exception = None
+            self.small_value = None
+
+    def on_done(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` once the key settles: at once, in this thread, if it has."""
+        with self.lock:
+            if self.status == "pending":
+                self.callbacks.append(callback)
+                return
+        try:  # already settled: called here, in the caller's thread, as concurrent.futures does
+            callback()
+        except Exception:
+            log.exception("a done callback raised")
+
+    def forget(self, callback: Callable[[], object]) -> None:
+        """Do not call ``callback`` after all (a waiter that gave up)."""
+        with self.lock:
+            try:
+                self.callbacks.remove(callback)
+            except ValueError:
+                pass
+
+
+def _call_safely(callback: Callable[[], object]) -> None:
+    """Run a done callback; what it raises is logged, as concurrent.futures does. Keys settle
+    on the client's I/O thread: not even SystemExit may stop it."""
+    try:
+        callback()
+    except BaseException:
+        log.exception("a done callback raised")
+
+
+__all__ = ["KeyState", "STATUSES"]

@@ -1,0 +1,209 @@
+"""Every operation of the client that talks to the cluster, once, as a coroutine on the I/O
+loop. ``Executor`` runs them with ``core.run`` (waiting in the caller's thread) and
+``AsyncExecutor`` with ``core.call`` (awaiting on the caller's event loop)."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from dist_protocol.messages import Replicate, Restart, Story
+from dist_protocol.serialize import serialize
+
+from .. import transfer
+from ..errors import ClusterError, EnvironmentMismatch
+from ..future import Future
+from ..keys import data_key
+from ..packing import collect_futures, without_missing
+from .client import ClientCore
+from .waiters import settled_async
+
+
+def futures_in(structure: Any) -> list[Future]:
+    found: list[Future] = []
+    collect_futures(structure if not isinstance(structure, Future) else [structure], found)
+    return found
+
+
+NOT_HERE = object()
+
+
+def gather_here(futures: Any, errors: str = "raise") -> Any:
+    """What ``gather`` gives when every value is known here (small results, results kept
+    after a shutdown): no trip to the I/O thread, and readable after ``close()``; else
+    ``NOT_HERE``."""
+    if errors not in ("raise", "skip"):
+        return NOT_HERE
+    states = [future.keystate for future in futures_in(futures)]
+    if any(state.status == "finished" and state.small_value is None or not state.done
+           for state in states):
+        return NOT_HERE
+    bad = [state for state in states if state.status != "finished"]
+    if bad and errors == "raise":
+        raise bad[0].failure
+    values = {state.key: state.small_value for state in states
+              if state.status == "finished" and state.small_value is not None}
+    return without_missing(futures, transfer.load(values))
+
+
+async def gather(core: ClientCore, futures: Any, errors: str = "raise",
+                 timeout: float | None = None) -> Any:
+    """The values of ``futures`` (a Future, or lists/tuples/dicts/sets of them), fetched
+    straight from the workers, one request per worker; ``TimeoutError`` after ``timeout``."""
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+    if isinstance(futures, Iterator):
+        futures = list(futures)
+    try:
+        if isinstance(futures, Future):
+            return await asyncio.wait_for(core.value_of(futures.keystate), timeout)
+        return await asyncio.wait_for(_gather(core, futures, errors == "skip"), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"gather: not done within {timeout} s") from None
+
+
+async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
+    found = futures_in(futures)
+    states = [future.keystate for future in found]
+    # A result lost with its worker meanwhile is pending again while it is recomputed.
+    while any(not state.done for state in states):
+        await settled_async(states)
+    bad = [state for state in states if state.status != "finished"]
+    if bad and not skip:
+        raise bad[0].failure
+    keys = list(dict.fromkeys(state.key for state in states if state.status == "finished"))
+    values = await core.data.values(keys, skip) if keys else {}
+    return without_missing(futures, values)
+
+
+async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=None,
+                  hash: bool = True, timeout: float | None = 30.0) -> Any:
+    """Put local data on the workers; Futures as ``data`` was given (a list, dict or single
+    value). The center says where each value goes; this client sends it there directly.
+    ``broadcast=True`` puts a copy on every worker."""
+    if isinstance(data, dict):
+        items = list(data.items())
+    elif isinstance(data, (list, tuple, set, frozenset, Iterator)):
+        items = [(data_key(v, hash), v) for v in data]
+    else:
+        items = [(data_key(data, hash), data)]
+    payloads = {key: serialize(value) for key, value in items}
+    if isinstance(workers, str):
+        workers = [workers]
+    futures = {key: core.future(key) for key, _ in items}
+    stored = await core.data.scatter(payloads, broadcast, workers, timeout)
+    for key, addresses in stored.items():
+        state = futures[key].keystate
+        if state.status != "finished":  # pending, or lost/cancelled in an earlier life
+            state.finish(payloads[key].nbytes, "", addresses)
+    if isinstance(data, dict):
+        return {key: futures[key] for key, _ in items}
+    if isinstance(data, (list, tuple, set, frozenset, Iterator)):
+        out = [futures[key] for key, _ in items]
+        return tuple(out) if isinstance(data, tuple) else out
+    return futures[items[0][0]]
+
+
+async def who_has(core: ClientCore, futures: Any = None) -> dict[str, list[str]]:
+    """Which workers hold each key (of ``futures``, or of every future held)."""
+    if futures is None:
+        with core.lock:
+            keys = core.state.held()
+    else:
+        keys = [future.key for future in futures_in(futures)]
+    return await core.data.who_has(keys)
+
+
+async def has_what(core: ClientCore) -> dict[str, list[str]]:
+    """The keys of this client's futures each worker holds, by worker address."""
+    out: dict[str, list[str]] = {w["address"]: [] for w in await core.refresh_workers()}
+    for key, addresses in (await who_has(core)).items():
+        for address in addresses:
+            out.setdefault(address, []).append(key)
+    return out
+
+
+async def ncores(core: ClientCore) -> dict[str, int]:
+    """Threads per worker, by address."""
+    return {w["address"]: w["nthreads"] for w in await core.refresh_workers()}
+
+
+async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:
+    await core.refresh_workers()
+    if check:
+        problems = core.envs.mismatches()
+        if problems:
+            raise EnvironmentMismatch("the cluster's versions differ: " + "; ".join(problems))
+    return core.envs.versions()
+
+
+async def wait_for_workers(core: ClientCore, n_workers: int = 1,
+                           timeout: float | None = None) -> None:
+    """Return once at least ``n_workers`` workers have registered with the center."""
+    async def enough() -> None:
+        delay = 0.01
+        while len(await core.refresh_workers()) < n_workers:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.25)
+    try:
+        await asyncio.wait_for(enough(), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"fewer than {n_workers} workers after {timeout} s") from None
+
+
+async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
+    """Copy the futures' data onto ``n`` workers (or all of them, if fewer); returns when the
+    copies exist."""
+    states = [future.keystate for future in futures_in(futures)]
+    await settled_async(states)
+    keys = [state.key for state in states if state.status == "finished"]
+    if not keys:
+        return
+    n = min(n, len(await core.refresh_workers()))
+    core.send(Replicate(keys=keys, n=n))
+
+    async def copies_exist() -> None:
+        while True:
+            holders = await core.data.who_has(keys)
+            if all(len(workers) >= n for workers in holders.values()):
+                return
+            await asyncio.sleep(0.02)
+    try:
+        await asyncio.wait_for(copies_exist(), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"replicate: not every key on {n} workers after {timeout} s") \
+            from None
+
+
+async def restart(core: ClientCore, timeout: float = 30.0) -> None:
+    """Forget every task and result and restart every worker process; the futures of every
+    client become cancelled. Returns when the workers are back."""
+    core.cancel_everything("the cluster restarted", finished_too=True)
+    await asyncio.wait_for(core.ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
+
+
+async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[dict[str, Any]]:
+    names = [k.key if isinstance(k, Future) else k for k in keys]
+    center = core.center
+    if center is not None and "story" not in center.features:
+        raise ClusterError(f"the center at {core.address} keeps no stories (an older "
+                           "release: it did not announce the protocol feature 'story')")
+    reply = await asyncio.wait_for(core.ask(lambda i: Story(id=i, keys=names)), timeout)
+    return reply.entries
+
+
+async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
+                         workers: list[str] | None = None) -> dict[str, Any]:
+    """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""
+    from ..tasks import TaskBuilder
+    addresses = workers or list(await ncores(core))
+    futures = {}
+    for address in addresses:
+        options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
+        futures[address] = core.submit_call(func, args, kwargs, None, False, options,
+                                            refresh=False)
+    return await gather(core, futures)
+
+
+__all__ = ["futures_in", "gather", "has_what", "ncores", "replicate", "restart",
+           "run_everywhere", "scatter", "story", "versions", "wait_for_workers", "who_has"]

@@ -1,0 +1,101 @@
+"""The one way to wait until keys settle, for threads and for event loops alike.
+
+A waiter watches some keys: it registers one callback per key with ``KeyState.on_done`` and
+re-checks its condition each time one settles. ``wait``, ``as_completed``, ``progress``,
+``Future.result`` and ``await future`` are all built on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from .keystate import KeyState
+
+
+class ThreadWaiter:
+    """Wakes a blocked thread whenever one of the watched keys settles; used as a context
+    manager, so the keys forget it afterwards."""
+
+    def __init__(self, states: Iterable[KeyState]):
+        self._changed = threading.Event()
+        self._states = list(states)
+        for state in self._states:
+            state.on_done(self._changed.set)
+
+    def until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Block until ``condition()`` holds (checked again after each settling); False if
+        ``timeout`` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not condition():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._changed.wait(left)
+            self._changed.clear()
+        return True
+
+    def __enter__(self) -> ThreadWaiter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for state in self._states:
+            state.forget(self._changed.set)
+
+
+class LoopWaiter:
+    """Wakes a coroutine on the running event loop whenever one of the watched keys settles
+    (keys settle on another thread: the wake-up crosses with ``call_soon_threadsafe``)."""
+
+    def __init__(self, states: Iterable[KeyState]):
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._states = list(states)
+        for state in self._states:
+            state.on_done(self._wake)
+
+    def _wake(self) -> None:
+        if self._in_loop():
+            self._changed.set()
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._changed.set)
+        except RuntimeError:
+            pass  # that loop is closed: nobody waits there any more
+
+    def _in_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds (checked again after each settling); bound it
+        with ``asyncio.wait_for``."""
+        try:
+            while not condition():
+                await self._changed.wait()
+                self._changed.clear()
+        finally:
+            for state in self._states:
+                state.forget(self._wake)
+
+
+def settled(states: list[KeyState], timeout: float | None = None) -> bool:
+    """Block this thread until every one of ``states`` is done; False on timeout."""
+    pending = [state for state in states if not state.done]
+    if not pending:
+        return True
+    with ThreadWaiter(pending) as waiter:
+        return waiter.until(lambda: all(state.done for state in pending), timeout)
+
+
+async def settled_async(states: list[KeyState]) -> None:
+    """Return on the running loop once every one of ``states`` is done."""
+    pending = [state for state in states if not state.done]
+    if pending:
+        await LoopWaiter(pending).until(lambda: all(state.done for state in pending))
+
+
+__all__ = ["LoopWaiter", "ThreadWaiter", "settled", "settled_async"]

@@ -1,0 +1,146 @@
+"""The one waiting mechanism (callbacks on a key's settling), the standard library's
+``concurrent.futures.wait``/``as_completed`` on dist Futures, and the bridge between a
+caller and the client's I/O loop (no cluster needed)."""
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+from dist_client.core.client import ClientCore
+from dist_client.core.keystate import KeyState
+from dist_client.core.waiters import LoopWaiter, ThreadWaiter, settled, settled_async
+from dist_client.errors import ClusterError, ExecutorClosedError
+
+
+def finish_later(state, delay=0.01):
+    timer = threading.Timer(delay, lambda: state.finish(1, "int", ["w"]))
+    timer.start()
+    return timer
+
+
+def test_a_thread_waits_until_the_keys_settle_and_the_keys_forget_it():
+    a, b = KeyState("a"), KeyState("b")
+    finish_later(a)
+    finish_later(b, 0.03)
+    assert settled([a, b], timeout=5)
+    assert a.callbacks == [] and b.callbacks == []
+
+
+def test_a_thread_waiter_times_out_and_leaves_no_callback_behind():
+    state = KeyState("slow")
+    assert not settled([state], timeout=0.01)
+    assert state.callbacks == []
+
+
+def test_a_thread_waiter_rechecks_its_condition_at_each_settling():
+    states = [KeyState(f"k{i}") for i in range(3)]
+    with ThreadWaiter(states) as waiter:
+        for i, state in enumerate(states):
+            finish_later(state, 0.01 * (i + 1))
+        assert waiter.until(lambda: sum(s.done for s in states) >= 2, timeout=5)
+    assert all(state.callbacks == [] for state in states[:2])
+
+
+def test_a_coroutine_waits_on_its_own_loop_for_keys_settled_by_another_thread():
+    state = KeyState("k")
+
+    async def main():
+        finish_later(state)
+        await asyncio.wait_for(settled_async([state]), 5)
+        return state.status
+    assert asyncio.run(main()) == "finished"
+    assert state.callbacks == []
+
+
+def test_a_loop_waiter_that_gives_up_leaves_no_callback_behind():
+    state = KeyState("k")
+
+    async def main():
+        waiter = LoopWaiter([state])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(waiter.until(lambda: state.done), 0.01)
+    asyncio.run(main())
+    assert state.callbacks == []
+
+
+def test_a_callback_on_a_settled_key_runs_at_once_and_one_that_raises_is_logged(caplog):
+    state = KeyState("k")
+    calls = []
+    state.on_done(lambda: 1 / 0)
+    state.on_done(lambda: calls.append("late"))
+    state.fail(ValueError("x"))
+    state.on_done(lambda: calls.append("after"))
+    assert calls == ["late", "after"] and "a done callback raised" in caplog.text
+
+
+def test_the_standard_wait_and_as_completed_accept_dist_futures(make_future):
+    a, b = make_future("cfa"), make_future("cfb")
+    finish_later(a.keystate)
+    done, not_done = concurrent.futures.wait([a, b], timeout=5,
+                                             return_when=concurrent.futures.FIRST_COMPLETED)
+    assert done == {a} and not_done == {b}
+    b.keystate.fail(KeyError("gone"), status="cancelled")
+    assert set(concurrent.futures.as_completed([a, b], timeout=5)) == {a, b}
+    assert b.cancelled()
+
+
+def test_the_standard_wait_sees_a_key_that_settles_while_it_waits(make_future):
+    futures = [make_future(f"race{i}") for i in range(20)]
+    for i, future in enumerate(futures):
+        finish_later(future.keystate, 0.001 * i)
+    done, not_done = concurrent.futures.wait(futures, timeout=5)
+    assert len(done) == 20 and not not_done
+
+
+@pytest.fixture
+def core():
+    core = ClientCore("127.0.0.1:1")  # never connected: only its I/O loop is used
+    yield core
+    core.io.stop()
+
+
+def test_user_code_raising_system_exit_on_the_io_loop_reaches_the_caller_not_the_loop(core):
+    async def hostile():
+        raise SystemExit("from a __setstate__")
+    with pytest.raises(SystemExit):
+        core.run(hostile(), allow_starting=True)
+
+    async def fine():
+        return 42
+    assert core.run(fine(), allow_starting=True) == 42  # the loop lives on
+
+    async def from_another_loop():
+        with pytest.raises(SystemExit):
+            await core.call(hostile(), allow_starting=True)
+        return await core.call(fine(), allow_starting=True)
+    assert asyncio.run(from_another_loop()) == 42
+
+
+def test_a_call_bounded_by_the_caller_is_cancelled_on_the_io_loop(core):
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def forever():
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(core.call(forever(), allow_starting=True), 0.05)
+    asyncio.run(main())
+    assert started.is_set() and cancelled.wait(5)
+    with pytest.raises(TimeoutError, match="not done within"):
+        core.run(forever(), timeout=0.05, allow_starting=True)
+
+
+def test_nothing_runs_before_the_core_is_started_or_after_it_closed(core):
+    async def fine():
+        return 1
+    with pytest.raises(ClusterError, match="connecting"):
+        core.run(fine())
+    core.close()
+    with pytest.raises(ExecutorClosedError, match="closed"):
+        core.run(fine())
