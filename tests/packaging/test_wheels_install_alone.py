@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["dist-protocol", "dist-center", "dist-worker", "dist-client"]
+PACKAGES = ["dist-protocol", "dist-center", "dist-worker", "dist-client", "dist-deploy"]
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -74,3 +74,12 @@ def test_servers_install_alone_with_their_cli(wheelhouse, tmp_path, name, cli):
     script = python.parent / cli
     assert "0.1.0" in run(script, "--version").stdout
     assert "Usage" in run(script, "--help", env={**os.environ, "COLUMNS": "120"}).stdout
+
+
+def test_deploy_installs_alone_with_the_client_only(wheelhouse, tmp_path):
+    python = fresh_env(tmp_path / "env")
+    run(python, "-m", "pip", "install", "-q", "--find-links", wheelhouse, "dist-deploy")
+    have = installed(python)
+    assert {"dist-deploy", "dist-client", "dist-protocol"} <= have
+    assert not {"dist-center", "dist-worker"} & have, have
+    run(python, "-c", "from dist_deploy import Cluster, LocalCluster")

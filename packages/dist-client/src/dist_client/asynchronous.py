@@ -10,6 +10,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
 from .future import Future
@@ -25,12 +26,17 @@ class AsyncExecutor:
     here blocks the caller's event loop. It takes the arguments ``Executor`` takes.
     """
 
-    def __init__(self, address: str | tuple[str, int] | None = None, *,
+    def __init__(self, address: str | tuple[str, int] | ClusterLike | None = None, *,
                  n_workers: int | None = None, threads_per_worker: int | None = None,
                  asynchronous: bool = True, **options: Any):
         if isinstance(address, tuple):
             host, port = address
             address = format_address(host, int(port))
+        elif address is not None and not isinstance(address, str):  # a cluster object
+            address, carried = credentials(address)
+            for option, value in carried.items():
+                if not options.get(option):
+                    options[option] = value
         self._address = address
         self._local = (n_workers, threads_per_worker) if address is None else None
         self._options = options

@@ -11,6 +11,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
 from .future import Future
@@ -36,7 +37,8 @@ class Executor(concurrent.futures.Executor):
             return AsyncExecutor(*args, **kwargs)
         return super().__new__(cls)
 
-    def __init__(self, address: str | tuple[str, int] | None = None, *, token: str | None = None,
+    def __init__(self, address: str | tuple[str, int] | ClusterLike | None = None, *,
+                 token: str | None = None,
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
@@ -45,6 +47,13 @@ class Executor(concurrent.futures.Executor):
         if isinstance(address, tuple):  # (host, port), as the original API took it
             host, port = address
             address = format_address(host, int(port))
+        elif address is not None and not isinstance(address, str):
+            # A cluster object: its address and credentials (it stays open after close()).
+            address, carried = credentials(address)
+            token = token or carried.get("token")
+            tls_cert = tls_cert or carried.get("tls_cert")
+            tls_key = tls_key or carried.get("tls_key")
+            tls_ca = tls_ca or carried.get("tls_ca")
         self.core = ClientCore(address, token=token, token_file=token_file, name=name,
                                timeout=timeout, tls_cert=tls_cert, tls_key=tls_key,
                                tls_ca=tls_ca, reconnect_timeout=reconnect_timeout)

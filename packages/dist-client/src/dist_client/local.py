@@ -18,6 +18,7 @@ import time
 
 from dist_protocol.security import new_token
 
+from .cluster import Cluster
 from .local_output import ChildOutput
 
 START_TIMEOUT = 30.0
@@ -43,9 +44,14 @@ def _missing_packages() -> list[str]:
             if importlib.util.find_spec(module) is None]
 
 
-class LocalCluster:
+class LocalCluster(Cluster):
+    """A center and ``n_workers`` workers as subprocesses of this process; ``scale`` and
+    ``adapt`` start and retire more (``dist_deploy.LocalCluster`` is this class)."""
+
+    worker_prefix = "local"
+
     def __init__(self, n_workers: int | None = None, threads_per_worker: int | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", memory_limit: str | None = None):
         missing = _missing_packages()
         if missing:
             raise RuntimeError(
@@ -53,11 +59,12 @@ class LocalCluster:
                 f"{' and '.join(missing)}: pip install 'dist-client[local]' -- or give the "
                 "address of a running center: Executor('HOST:8787')")
         cores = os.cpu_count() or 1
-        self.n_workers = n_workers or min(cores, 4)
-        self.threads_per_worker = threads_per_worker or max(1, cores // self.n_workers)
+        self.n_workers = min(cores, 4) if n_workers is None else n_workers
+        super().__init__(threads_per_worker or max(1, cores // max(1, self.n_workers)))
+        self.host = host
+        self.memory_limit = memory_limit
         self.token = new_token()
-        self.processes: list[subprocess.Popen] = []
-        self.worker_addresses: list[str] = []
+        self.center_process: subprocess.Popen | None = None
         self.dashboard_link = ""
         paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self._env = {**os.environ, "DIST_TOKEN": self.token,
@@ -67,19 +74,48 @@ class LocalCluster:
         atexit.register(self.close)
         try:
             center = self._spawn(["dist_center.cli", "--host", host, "--port", "0"], "center")
+            self.center_process = center.process
             self.address = center.wait_for("Start center at ", START_TIMEOUT)
             self.dashboard_link = center.wait_for("Dashboard at ", START_TIMEOUT)
             center.go_live()
-            workers = [self._spawn(["dist_worker.cli", self.address, "--host", host,
-                                    "--nthreads", str(self.threads_per_worker),
-                                    "--name", f"local-{i}"], f"local-{i}")
-                       for i in range(self.n_workers)]
-            for worker in workers:
-                worker.wait_for("Registered with center at: ", START_TIMEOUT)
-                worker.go_live()  # its output and warnings reach the terminal from now on
+            self.scale_up(self.n_workers)
+            for output in list(self.workers.values()):
+                output.wait_for("Registered with center at: ", START_TIMEOUT)
+                output.go_live()  # its output and warnings reach the terminal from now on
+            self.status = "running"
         except BaseException:
             self.close()
             raise
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """The center's process, then the workers'."""
+        center = [self.center_process] if self.center_process is not None else []
+        return center + [output.process for output in self.workers.values()]
+
+    def start_worker(self, name: str) -> ChildOutput:
+        args = ["dist_worker.cli", self.address, "--host", self.host,
+                "--nthreads", str(self.threads_per_worker), "--name", name]
+        if self.memory_limit is not None:
+            args += ["--memory-limit", str(self.memory_limit)]
+        output = self._spawn(args, name)
+        if self.status == "running":  # scaled up later: nobody waits for it to be up
+            threading.Thread(target=_live_when_registered, args=(output,), daemon=True,
+                             name=f"start of {name}").start()
+        return output
+
+    def stop_worker(self, name: str, handle: ChildOutput) -> None:
+        _stop([handle.process])
+
+    def worker_gone(self, name: str, handle: ChildOutput) -> bool:
+        return handle.process.poll() is not None
+
+    def stop_center(self) -> None:
+        # After the workers (the base closes them first): a worker that saw its center go
+        # first would report the loss on the user's terminal as it shuts down.
+        if self.center_process is not None:
+            _stop([self.center_process])
+            self.center_process = None
 
     def _spawn(self, args: list[str], name: str) -> ChildOutput:
         process = subprocess.Popen([sys.executable, "-m", *args], env=self._env,
@@ -87,23 +123,29 @@ class LocalCluster:
                                    stderr=subprocess.PIPE, text=True, encoding="utf-8",
                                    errors="replace",
                                    preexec_fn=_die_with_parent if _in_main_thread() else None)
-        self.processes.append(process)
         return ChildOutput(process, name)
 
     def close(self) -> None:
-        # The workers first, then the center: a worker that saw its center go first would
-        # report the loss on the user's terminal as it shuts down.
-        workers, center = self.processes[1:], self.processes[:1]
-        for group in (workers, center):
-            for process in group:
-                if process.poll() is None:
-                    process.terminate()
-            deadline = time.monotonic() + 5
-            for process in group:
-                try:
-                    process.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self.processes.clear()
+        super().close()
         atexit.unregister(self.close)
+
+
+def _live_when_registered(output: ChildOutput) -> None:
+    try:
+        output.wait_for("Registered with center at: ", START_TIMEOUT)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+    output.go_live()
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + 5
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
