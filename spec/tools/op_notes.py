@@ -60,6 +60,18 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                 "cancelled.", "`restart-reply` once the workers have registered again (or "
                 "after `timeout` seconds)"),
     "restart-reply": ("How many workers registered again.", "—"),
+    "session": ("Which session this connection is (feature `sessions`), sent first on the "
+                "connection: a new one without `resume`; after losing the center, `resume` "
+                "with the id `session-reply` gave before, and in `keys` the keys the client "
+                "holds. Messages behind it on the connection belong to the session it names. "
+                "See Sessions.", "`session-reply` with the same `id`"),
+    "session-reply": ("The session's id (`client`), whether the center's state is `durable` "
+                      "(kept across a restart of its own, so a session can be resumed then), "
+                      "whether this connection `resumed` the session named in `resume` -- "
+                      "then the center wants the same keys for it as before, and sends "
+                      "`key-in-memory`, `task-erred` or `key-lost` at once for each that "
+                      "settled -- and the keys of `session.keys` it does not know for the "
+                      "session (`unknown`).", "—"),
     "story": ("A debugging aid: what happened to these keys. From a client, the center answers "
               "with its own log entries and those of every worker, which it asks with the same "
               "op (a worker that leaves meanwhile is left out). Entries are what the bounded "

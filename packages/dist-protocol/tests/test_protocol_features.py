@@ -71,7 +71,8 @@ def test_every_gated_op_names_a_known_feature():
                      "adaptive-target": "retire-workers",
                      "adaptive-target-reply": "retire-workers",
                      "retire-workers": "retire-workers", "retire-workers-reply": "retire-workers",
-                     "close-worker": "retire-workers"}
+                     "close-worker": "retire-workers", "session": "sessions",
+                     "session-reply": "sessions"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

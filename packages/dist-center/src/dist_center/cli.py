@@ -17,6 +17,7 @@ from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
 from .server import Center
+from .store import StateDirError
 
 # Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
 # ("--heartbeat-timeo…"); click's layout wraps the descriptions instead.
@@ -100,6 +101,14 @@ def main_command(
     handshake_timeout: Annotated[float, typer.Option(
         envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
         help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
+    state_dir: Annotated[str | None, typer.Option(
+        envvar="DIST_CENTER_STATE_DIR", help="directory where the center keeps its state "
+        "(tasks, clients' keys, errors), so that started again on it after a crash, it takes "
+        "up where it was [default: none, the state is in memory only]")] = None,
+    state_dir_reset: Annotated[bool, typer.Option(
+        "--state-dir-reset", envvar="DIST_CENTER_STATE_DIR_RESET",
+        help="discard the state in --state-dir and start empty (needed when it cannot be "
+        "read: damaged, or written by another version)")] = False,
     log_level: Annotated[str, typer.Option(
         envvar="DIST_LOG_LEVEL", callback=_log_level,
         help="how much to log on stderr: debug, info, warning, error or critical")] = "warning",
@@ -125,9 +134,13 @@ def main_command(
                     ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),
                     heartbeat_timeout=heartbeat_timeout,
                     dashboard_port=dashboard_port if dashboard else None, limits=limits,
-                    handshake_timeout=handshake_timeout)
+                    handshake_timeout=handshake_timeout, state_dir=state_dir,
+                    state_dir_reset=state_dir_reset)
     try:
         run(serve(center))
+    except StateDirError as exc:
+        print(f"dcenter: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
     except OSError as exc:
         print(f"dcenter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

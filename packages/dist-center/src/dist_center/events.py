@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dist_protocol.messages import Environment, Message, RegisterWorker
+from dist_protocol.messages import Environment, Message, RegisterWorker, TaskErred
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,5 +72,41 @@ class TimeElapsed:
     stimulus_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Recovering:
+    """The center starts on its state directory (replayed up to here). Clients it knew are
+    detached until they resume their sessions; no task is sent to a worker until the workers
+    registered before (``workers``) are back, or ``RecoveryTimedOut``, so that what they
+    hold is found instead of computed again."""
+
+    workers: frozenset[str] = frozenset()
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryTimedOut:
+    """Workers registered before the restart did not all come back in time: run the tasks."""
+
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DetachedTimedOut:
+    """Clients known from before a restart that did not resume in time are gone."""
+
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """A task's run failed (as a worker's ``task-erred`` said), replayed from the journal:
+    a retry is used, or the task errs."""
+
+    key: str
+    error: TaskErred
+    stimulus_id: str = ""
+
+
 Event = (ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent
-         | WorkerLeft | RestartTimedOut | TimeElapsed)
+         | WorkerLeft | RestartTimedOut | TimeElapsed | Recovering | RecoveryTimedOut
+         | DetachedTimedOut | TaskFailed)

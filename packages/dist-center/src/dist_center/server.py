@@ -11,13 +11,17 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (OPS, Message, RegisterWorker, Restart, Story, StoryReply,
+from dist_protocol.messages import (OPS, Cancel, Message, RegisterWorker, Release, Restart,
+                                    Session, SessionReply, Story, StoryReply, Submit, TaskErred,
                                     downgrade)
 
-from .events import (ClientConnected, ClientDisconnected, ClientSent, RestartTimedOut,
-                     TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+from .events import (ClientConnected, ClientDisconnected, ClientSent, DetachedTimedOut, Event,
+                     Recovering, RecoveryTimedOut, RestartTimedOut, TaskFailed, TimeElapsed,
+                     WorkerJoined, WorkerLeft, WorkerSent)
 from .memory import HeapTrimmer
+from .snapshot import state_events
 from .state import CenterState
+from .store import StateStore, chunks
 
 if TYPE_CHECKING:
     from .dashboard import Dashboard
@@ -31,13 +35,20 @@ def _ops_from(role: str) -> frozenset[str]:
 
 CLIENT_OPS = _ops_from("client")
 WORKER_OPS = _ops_from("worker")
+# What clients send that the durable state follows from (the rest are questions).
+JOURNALED_OPS = (Submit, Release, Cancel, Restart)
+# The journal is rewritten from the state once it holds this many more task specs than the
+# state has tasks (tasks released since were written, and would be replayed, for nothing).
+REWRITE_AFTER = 10_000
 
 
 class Center:
     def __init__(self, address: str = "127.0.0.1:8787", *, token: str | None = None,
                  ssl_context=None, heartbeat_timeout: float = 5.0,
                  dashboard_port: int | None = None, limits: Limits = DEFAULT_LIMITS,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT):
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT, state_dir: str | None = None,
+                 state_dir_reset: bool = False, recovery_timeout: float | None = None,
+                 resume_timeout: float = 120.0):
         self.requested_address = address
         self.token = token
         self.ssl_context = ssl_context
@@ -59,8 +70,19 @@ class Center:
         self._timers: set[asyncio.TimerHandle] = set()
         self._local: dict[str, asyncio.Future] = {}  # the server's own requests, by client id
         self.closed = asyncio.Event()
+        # With a state directory: the journal, how long to wait for the workers from before a
+        # restart (by default, as long as a silent worker is given), and for its clients.
+        self.state_dir, self.state_dir_reset = state_dir, state_dir_reset
+        self.store: StateStore | None = None
+        self.recovery_timeout = (max(10.0, 2 * heartbeat_timeout) if recovery_timeout is None
+                                 else recovery_timeout)
+        self.resume_timeout = resume_timeout
+        self._commit_scheduled = False
+        self._client_of: dict[Comm, str] = {}  # client connection -> its session's id
 
     async def start(self) -> None:
+        if self.state_dir is not None:
+            self._recover()  # before listening: nobody is told anything until it is done
         self._listener = await listen(self.requested_address, self._on_comm, token=self.token,
                                       ssl_context=self.ssl_context, who="center",
                                       limits=self.limits,
@@ -86,12 +108,85 @@ class Center:
             await self.dashboard.close()
         for comm in list(self.comms.values()):
             comm.close("center closing")
+        if self.store is not None:
+            self.store.close()
         self.closed.set()
+
+    # -- the state directory ---------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Open the journal (``StateDirError`` when it cannot be used) and replay it."""
+        assert self.state_dir is not None
+        self.store = StateStore(self.state_dir, reset=self.state_dir_reset)
+        recovered = self.store.load()
+        for events in chunks(recovered.events):
+            self.state.handle(*events)  # what it would have sent then is old news
+        self.state.take_outgoing()
+        numbers = [int(client.split("-")[1]) for client in self.state.clients
+                   if client.startswith("client-") and client.split("-")[1].isdigit()]
+        self._client_ids = itertools.count(max(numbers, default=0) + 1)
+        self._handle(Recovering(frozenset(recovered.workers)))
+        if self.store.dirty:
+            self.store.commit()
+        if recovered.events:
+            log.warning("recovered from %s: %d tasks, %d clients; waiting for %d workers",
+                        self.state_dir, len(self.state.tasks), len(self.state.clients),
+                        len(self.state.awaiting_workers))
+        loop = asyncio.get_running_loop()
+        if self.state.recovering:
+            self._timers.add(loop.call_later(self.recovery_timeout, self._handle,
+                                             RecoveryTimedOut()))
+        if self.state.detached:
+            self._timers.add(loop.call_later(self.resume_timeout, self._handle,
+                                             DetachedTimedOut()))
+
+    def _journal(self, events: tuple[Event, ...]) -> None:
+        """Record what the durable state follows from; committed once per loop turn."""
+        store = self.store
+        assert store is not None
+        for event in events:
+            kind = type(event)
+            if kind is WorkerSent:
+                msg = event.message  # type: ignore[union-attr]
+                if type(msg) is TaskErred:
+                    ts = self.state.tasks.get(msg.key)
+                    if ts is not None and ts.processing_on == event.worker:  # type: ignore[union-attr]
+                        store.record(TaskFailed(msg.key, msg))
+            elif kind is ClientSent:
+                client, msg = event.client, event.message  # type: ignore[union-attr]
+                if client in self._local:
+                    continue
+                if isinstance(msg, JOURNALED_OPS) or (type(msg) is Session and msg.resume):
+                    store.record(event)
+            elif kind is ClientConnected or kind is ClientDisconnected:
+                if event.client not in self._local:  # type: ignore[union-attr]
+                    store.record(event)
+            elif kind is WorkerJoined:
+                store.worker_joined(event.registration.address)  # type: ignore[union-attr]
+            elif kind is WorkerLeft:
+                store.worker_left(event.worker)  # type: ignore[union-attr]
+            elif kind is Recovering or kind is DetachedTimedOut:
+                store.record(event)
+        if store.dirty and not self._commit_scheduled:
+            self._commit_scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _commit(self) -> None:
+        """Group commit: whatever this turn of the event loop recorded, in one fsync."""
+        self._commit_scheduled = False
+        if self.store is None:
+            return
+        self.store.commit()
+        if self.store.tasks_written > 2 * len(self.state.tasks) + REWRITE_AFTER:
+            self.store.rewrite(state_events(self.state), self.state.workers)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _handle(self, *events) -> None:
         compactions = self.state.compactions
+        if self.store is not None:
+            self._journal(events)
         for to, message in self.state.handle(*events):
+            if type(message) is SessionReply and message.resumed and message.client != to:
+                self._rename(to, message.client)
             comm = self.comms.get(to)
             if comm is None:
                 waiter = self._local.get(to)
@@ -124,6 +219,13 @@ class Center:
             del self._local[client]
             self._handle(ClientDisconnected(client))
 
+    def _rename(self, current: str, previous: str) -> None:
+        """The connection of client ``current`` resumed the session ``previous``."""
+        comm = self.comms.pop(current, None)
+        if comm is not None:
+            self.comms[previous] = comm
+            self._client_of[comm] = previous
+
     # -- connections ----------------------------------------------------------------------------
     async def _on_comm(self, comm: Comm) -> None:
         if comm.peer_role == "client":
@@ -137,18 +239,28 @@ class Center:
     def _serve_client(self, comm: Comm) -> None:
         client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
         self.comms[client] = comm
+        self._client_of[comm] = client  # (changes when the connection resumes a session)
 
         def on_messages(messages: list[Message]) -> None:
             for msg in messages:
                 if msg.op not in CLIENT_OPS:
                     raise InvalidMessage(f"op {msg.op!r} is not sent by clients")
-            self._handle(*(ClientSent(client, msg) for msg in messages))
+            start = 0
+            for end, msg in enumerate(messages, 1):
+                if type(msg) is Session:  # it may rename the sender: what follows is its
+                    client = self._client_of[comm]
+                    self._handle(*(ClientSent(client, m) for m in messages[start:end]))
+                    start = end
+            client = self._client_of[comm]
+            if start < len(messages):
+                self._handle(*(ClientSent(client, m) for m in messages[start:]))
             for msg in messages:
                 if isinstance(msg, Restart):  # the center answers when the workers are back
                     self._timers.add(asyncio.get_running_loop().call_later(
                         msg.timeout, self._handle, RestartTimedOut(client, msg.id)))
 
         def on_close(_: Comm) -> None:
+            client = self._client_of.pop(comm)
             if self.comms.get(client) is comm:
                 del self.comms[client]
             self._handle(ClientDisconnected(client))

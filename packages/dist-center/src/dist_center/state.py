@@ -26,14 +26,16 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     MissingData, PublishDataset, RegisterWorker, Release,
                                     Replicate, UnpublishDataset, WantKeys,
                                     Restart, RestartReply, RestartWorker, ScatterDone, ScatterPlan,
-                                    ScatterPlanReply, StealReply, StealRequest, Story, StoryReply,
-                                    Submit, TaskErred, TaskFinished, TaskSeceded, Unregister,
-                                    WhoHas, WorkerRegistered)
+                                    ScatterPlanReply, Session, SessionReply, StealReply,
+                                    StealRequest, Story, StoryReply, Submit, TaskErred,
+                                    TaskFinished, TaskSeceded, Unregister, WhoHas,
+                                    WorkerRegistered)
 from dist_protocol.serialize import Payload
 
 from . import balance, lineage, queries, sharing
-from .events import (ClientConnected, ClientDisconnected, ClientSent, Event, RestartTimedOut,
-                     TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+from .events import (ClientConnected, ClientDisconnected, ClientSent, DetachedTimedOut, Event,
+                     Recovering, RecoveryTimedOut, RestartTimedOut, TaskFailed, TimeElapsed,
+                     WorkerJoined, WorkerLeft, WorkerSent)
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
@@ -63,6 +65,12 @@ class CenterState(TaskMachine):
         self.compactions = 0  # the server gives memory back to the system after each
         self.datasets: dict[str, sharing.Dataset] = {}  # published by name
         self._stimuli = itertools.count(1)
+        # With a state directory (see ``store``): the center keeps its state across a restart
+        # of its own. Clients known from before it are ``detached`` until they resume their
+        # sessions; the workers from before are awaited (``recovering``) before tasks run.
+        self.durable = False
+        self.detached: set[str] = set()
+        self.awaiting_workers: set[str] = set()
         self._handlers: dict[type, Callable[[Any, str], None]] = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
@@ -72,13 +80,17 @@ class CenterState(TaskMachine):
             WorkerLeft: self._worker_left,
             RestartTimedOut: self._restart_timed_out,
             TimeElapsed: self._time_elapsed,
+            Recovering: self._recovering,
+            RecoveryTimedOut: self._recovery_timed_out,
+            DetachedTimedOut: self._detached_timed_out,
+            TaskFailed: self._task_failed,
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self.release, Cancel: self._cancel,
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
             ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
-            Restart: self._restart, Story: self._story,
+            Restart: self._restart, Story: self._story, Session: self._session,
             PublishDataset: partial(sharing.publish, self),
             GetDataset: partial(sharing.get, self), ListDatasets: partial(sharing.names, self),
             UnpublishDataset: partial(sharing.unpublish, self),
@@ -123,6 +135,7 @@ class CenterState(TaskMachine):
             self.told_of_recomputing.add(event.client)
 
     def _client_disconnected(self, event: ClientDisconnected, sid: str) -> None:
+        self.detached.discard(event.client)
         self.small_values_for.discard(event.client)
         self.told_of_recomputing.discard(event.client)
         self.retirements.client_left(event.client)
@@ -142,6 +155,38 @@ class CenterState(TaskMachine):
         handler = self._client_ops.get(type(event.message))
         if handler is not None:
             handler(event.client, event.message, sid)
+
+    def _session(self, client: str, msg: Session, sid: str) -> None:
+        """A connection says which session it is: a client that lost the center before takes
+        its detached session over (its keys, wanted still, are reported as they are now)."""
+        previous = msg.resume
+        resumed = previous is not None and previous in self.detached and previous != client
+        name = client
+        if resumed:
+            assert previous is not None
+            self.detached.discard(previous)
+            self._rename_client(client, previous)
+            name = previous
+        wants = self.clients.get(name, set())
+        unknown = [key for key in msg.keys or () if key not in wants]
+        self.send(client, SessionReply(id=msg.id, client=name, durable=self.durable,
+                                       resumed=resumed, unknown=unknown))
+        if resumed:
+            for key in wants:
+                self._report_existing(name, self.tasks[key])
+
+    def _rename_client(self, current: str, previous: str) -> None:
+        """The connection ``current`` is the session ``previous`` from now on."""
+        keys = self.clients.pop(current, set())
+        for key in keys:
+            ts = self.tasks[key]
+            discard(ts.wanted_by, current)
+            ts.wanted_by = added(ts.wanted_by, previous)
+        self.clients.setdefault(previous, set()).update(keys)
+        for flags in (self.small_values_for, self.told_of_recomputing):
+            if current in flags:
+                flags.discard(current)
+                flags.add(previous)
 
     def want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
@@ -360,12 +405,18 @@ class CenterState(TaskMachine):
                 stale.append(key)
         if stale:
             self.send(reg.address, FreeKeys(keys=stale))
+        if self.recovering:
+            self.awaiting_workers.discard(reg.address)
+            if not self.awaiting_workers:
+                self._recovered(sid)
         self._retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
 
     def _retry_unrunnable(self, sid: str) -> None:
         """A worker joined or resumed: tasks no worker could take may run now."""
+        if self.recovering:
+            return
         for key in list(self.unrunnable):
             ts = self.tasks.get(key)
             self.unrunnable.discard(key)
@@ -503,14 +554,45 @@ class CenterState(TaskMachine):
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.state == "processing" and ts.processing_on == address:
-            # The worker has forgotten the task already.
-            self.transition(ts, "waiting", sid, True)
-            if ts.retries_left > 0:
-                ts.retries_left -= 1
-                self.transition(ts, "processing", sid)
-            else:
-                self.transition(ts, "erred", sid, msg)
+            self._failed(ts, msg, sid)
         self.fill(worker, sid)
+
+    def _failed(self, ts: TaskState, msg: TaskErred, sid: str) -> None:
+        # The worker has forgotten the task already.
+        self.transition(ts, "waiting", sid, True)
+        if ts.retries_left > 0:
+            ts.retries_left -= 1
+            self.transition(ts, "processing", sid)
+        else:
+            self.transition(ts, "erred", sid, msg)
+
+    def _task_failed(self, event: TaskFailed, sid: str) -> None:
+        ts = self.tasks.get(event.key)
+        if ts is not None and ts.state in ACTIVE:
+            self._failed(ts, event.error, sid)
+
+    # -- a restart on a state directory ------------------------------------------------------
+    def _recovering(self, event: Recovering, sid: str) -> None:
+        self.durable = True
+        self.detached = set(self.clients)
+        self.awaiting_workers = set(event.workers) - self.workers.keys()
+        self.recovering = bool(self.awaiting_workers)
+
+    def _recovery_timed_out(self, event: RecoveryTimedOut, sid: str) -> None:
+        if self.recovering:
+            self._recovered(sid)
+
+    def _recovered(self, sid: str) -> None:
+        """The workers from before are back (or given up on): run what is not held."""
+        self.recovering = False
+        self.awaiting_workers.clear()
+        self._retry_unrunnable(sid)
+        for worker in list(self.workers.values()):
+            self.fill(worker, sid)
+
+    def _detached_timed_out(self, event: DetachedTimedOut, sid: str) -> None:
+        for client in sorted(self.detached):
+            self._client_disconnected(ClientDisconnected(client), sid)
 
     def _keys_added(self, address: str, msg: KeysAdded, sid: str) -> None:
         worker = self.workers[address]
@@ -626,4 +708,6 @@ _STIMULUS_PREFIX: dict[type, str] = {
     ClientConnected: "client-connected-", ClientDisconnected: "client-disconnected-",
     WorkerJoined: "worker-joined-", WorkerLeft: "worker-left-",
     RestartTimedOut: "restart-timed-out-", TimeElapsed: "time-elapsed-",
+    Recovering: "recovering-", RecoveryTimedOut: "recovery-timed-out-",
+    DetachedTimedOut: "detached-timed-out-", TaskFailed: "task-failed-",
     **{cls: f"{op}-" for op, cls in OPS.items()}}

@@ -67,6 +67,9 @@ class TaskMachine:
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
         self.clock = clock
         self.now = 0.0  # the clock, read once per step
+        # After a restart on a state directory, until the workers from before are back: no
+        # task is sent anywhere (a worker coming back may hold its result already).
+        self.recovering = False
         self._stimulus_id = ""  # of the transition being made
         self.task_order = itertools.count()
         self._out: Outgoing = []
@@ -195,6 +198,8 @@ class TaskMachine:
         """Send ``ts`` to ``address``, or to where placement says; it may rather queue."""
         if address is not None:
             worker = self.workers[address]
+        elif self.recovering:
+            return self._to_no_worker(ts)
         else:
             target = placement.decide(self, ts)
             if target == "queued":

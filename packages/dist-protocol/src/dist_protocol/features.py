@@ -29,6 +29,10 @@ FEATURES: dict[str, str] = {
                           "announce it get the error as text only",
     "compression": "payloads may carry `compression`: frames sent as lz4 blocks (see "
                    "Payloads); a peer announces it only where it can decompress them",
+    "sessions": "the center takes `session` from clients and answers `session-reply`: the "
+                "id of the client's session, and whether the center keeps its state across a "
+                "restart of its own, so that a client reconnecting after it resumes the session "
+                "and its pending keys complete",
     "story": "the peer answers `story` with `story-reply`: a key's history (the center for "
              "clients, gathering its workers'; a worker for the center)",
     "secede": "the center takes `task-seceded`: a running task gave its thread back while it "

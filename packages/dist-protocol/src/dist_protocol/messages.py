@@ -338,6 +338,31 @@ class RetireWorkersReply(Message):
     retired: dict[str, str] = field(default_factory=dict)  # address -> name
     failed: dict[str, str] = field(default_factory=dict)  # name or address -> why
 
+@message("session", "client->center", feature="sessions")
+class Session(Message):
+    """Which session this connection is: a new one (``resume`` unset), or the one the client
+    had on a connection it lost (``resume``: the id ``session-reply`` gave it then; ``keys``:
+    the keys it holds, so the center can say which it does not know)."""
+
+    id: int
+    resume: str | None = None
+    keys: list[str] | None = None
+
+
+@message("session-reply", "center->client", feature="sessions")
+class SessionReply(Message):
+    """``client``: the id of this connection's session, to give as ``resume`` after losing
+    it. ``durable``: the center keeps its state across a restart of its own, so a session
+    may be resumed then. ``resumed``: this connection took the earlier session over -- the
+    keys it wanted are wanted still, and the center sends what it knows of them now -- and
+    ``unknown`` lists the keys given in ``session`` that the center does not know for it."""
+
+    id: int
+    client: str
+    durable: bool = False
+    resumed: bool = False
+    unknown: list[str] = wire_field(default_factory=list)
+
 
 # -- center -> client ------------------------------------------------------------------------
 

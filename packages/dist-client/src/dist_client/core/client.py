@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
+from dist_protocol.errors import CommClosedError
 from dist_protocol.messages import ClusterInfo, Message, Submit, TaskSpec
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
@@ -100,6 +101,7 @@ class ClientCore:
         self.io = LoopThread()
         self.center: Comm | None = None
         self._connected = threading.Event()  # set while running: submits wait on a reconnect
+        self.session = reconnect.SessionInfo()
         self.envs = ClusterEnvironments()
         self._wire()
         self._refreshing = False
@@ -132,6 +134,7 @@ class ClientCore:
         if local is not None:
             self.start_local_cluster(*local)
         self.center = await self.connect()
+        await self.session.open(self.center, self._replies, self.timeout)
         self.envs.center = self.center.peer_environment
         await self.refresh_workers()
         self.envs.check_connect()
@@ -225,42 +228,80 @@ class ClientCore:
                 self._replies.received(order.message)
 
     def _on_center_lost(self, comm: Comm) -> None:
-        if self.status != "running" or comm is not self.center:
-            return  # closing, or already handled (a connection is lost once)
+        if comm is not self.center:
+            return  # already handled (a connection is lost once)
+        if self.status == "reconnecting":  # lost again while resuming the session
+            self._replies.fail(CommClosedError("lost the center again while reconnecting"))
+            return
+        if self.status != "running":
+            return  # closing
         why = f"lost the connection to the center at {self.address}" \
             + (f": {comm.close_reason}" if comm.close_reason else "")
         reconnecting = self.reconnect_timeout > 0
         self.status = "reconnecting" if reconnecting else "center-lost"
         self._connected.clear()
-        # Work in flight is gone with the center's state: its futures fail now, rather than
-        # after the reconnection, so nobody waits for results that cannot come.
+        # A durable center knows this client's keys when it is back: pending futures wait for
+        # it. Otherwise work in flight is gone with the center's state: its futures fail now,
+        # rather than after the reconnection, so nobody waits for results that cannot come.
         error = CenterLostError(why + ("; the executor is reconnecting: submit the work again"
                                        if reconnecting else ""))
+        if not (reconnecting and self.session.durable):
+            self._center_forgot(error)
+        self._replies.fail(error)
+        if reconnecting:
+            self.io.loop.create_task(self._reconnect(why))
+
+    def _center_forgot(self, error: BaseException) -> list[str]:
+        """Fail the pending futures with ``error``; the keys done, to check with the center."""
         with self.lock:
             fails, done = self.state.center_lost(error)
         for fail in fails:
             fail.state.fail(fail.exception, fail.traceback, fail.status)
-        self._replies.fail(error)
-        if reconnecting:
-            self.io.loop.create_task(self._reconnect(done, why))
+        return done
 
-    async def _reconnect(self, held: list[str], why: str) -> None:
-        try:
-            comm = await reconnect.until_connected(self.connect, self.reconnect_timeout,
-                                                   self.address)
-        except Exception as exc:  # noqa: BLE001 -- given up: as if it never reconnected
-            if self.status == "reconnecting":
-                self.status = "center-lost"
-                log.warning("gave up reconnecting: %s: %s", type(exc).__name__, exc)
-            return
-        if self.status != "reconnecting":  # closed meanwhile
-            comm.close("client closing")
-            return
-        self.center = comm
+    async def _reconnect(self, why: str) -> None:
+        give_up = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                comm = await reconnect.until_connected(
+                    self.connect, max(0.0, give_up - time.monotonic()), self.address)
+            except Exception as exc:  # noqa: BLE001 -- given up: as if it never reconnected
+                if self.status == "reconnecting":
+                    self.status = "center-lost"
+                    log.warning("gave up reconnecting: %s: %s", type(exc).__name__, exc)
+                    self._center_forgot(CenterLostError(f"{why}; gave up reconnecting: {exc}"))
+                return
+            if self.status != "reconnecting":  # closed meanwhile
+                comm.close("client closing")
+                return
+            self.center = comm
+            try:  # first on the connection: what follows belongs to the session resumed
+                with self.lock:
+                    keys = list(self.state.states)
+                session = await self.session.open(comm, self._replies, self.timeout, keys)
+                break
+            except (CommClosedError, TimeoutError, ClusterError):
+                comm.close("no session")  # the center went again: try again
         self.envs.center = comm.peer_environment
         self.status = "running"
         self._connected.set()
         self._flush_outbox()
+        if session is not None and session.resumed:
+            # The center knew this client and its keys; those it does not know were submitted
+            # just before it stopped and not recorded.
+            lost = CenterLostError(f"{why}, and the center did not record the submission "
+                                   "before it stopped; submit it again")
+            held = []
+            for key in session.unknown:
+                state = self.state.states.get(key)
+                if state is not None and state.status == "pending":
+                    state.fail(lost, status="error")
+                elif state is not None and state.done:
+                    held.append(key)
+        else:
+            held = self._center_forgot(CenterLostError(
+                f"{why}, and the center reconnected to does not know this client (a restarted "
+                "center starts empty); submit the work again"))
         # What this client held: a restarted center starts empty, so a key it does not know
         # is lost (data that it still finds on a worker stays usable).
         try:
