@@ -188,7 +188,7 @@ def test_a_state_directory_that_cannot_be_read_stops_the_center(processes, tmp_p
 
     reset = processes.start_center("--state-dir", str(state_dir), "--state-dir-reset")
     fresh = processes.executor(reset.address)
-    assert fresh._cluster_info() == []
+    assert fresh.ncores() == {}
 
 
 def _rows(database: Path) -> int:

@@ -102,3 +102,20 @@ def test_the_state_as_events_rebuilds_the_same_state(center):
     assert rebuilt.tasks["e"].state == "erred"
     assert rebuilt.tasks["e"].error.message == "division by zero"
     assert rebuilt.clients == center.state.clients
+
+
+def test_the_state_as_events_keeps_each_clients_inputs_and_the_datasets(center):
+    from dist_protocol.messages import PublishDataset
+    center.join("w1", nthreads=4)
+    center.connect("bob")
+    center.submit(center.spec("x"), center.spec("y", "x"), wanted=["y"])
+    center.submit(center.spec("z", "x"), center.spec("d"), wanted=["z", "d"], client="bob")
+    center.client_sent(PublishDataset(id=1, name="ds", keys=["d"]), "bob")
+    center.release("d", client="bob")
+    rebuilt = CenterState()
+    rebuilt.handle(*state_events(center.state))
+    rebuilt.validate()
+    assert set(rebuilt.tasks) == set(center.state.tasks) == {"x", "y", "z", "d"}
+    assert all(ts.state != "erred" for ts in rebuilt.tasks.values())
+    assert rebuilt.clients == center.state.clients
+    assert rebuilt.datasets["ds"].keys == ["d"]

@@ -11,7 +11,8 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (OPS, Cancel, Message, RegisterWorker, Release, Restart,
+from dist_protocol.messages import (OPS, Cancel, FireAndForget, Message, PublishDataset,
+                                    UnpublishDataset, WantKeys, RegisterWorker, Release, Restart,
                                     Session, SessionReply, Story, StoryReply, Submit, TaskErred,
                                     downgrade)
 
@@ -36,7 +37,8 @@ def _ops_from(role: str) -> frozenset[str]:
 CLIENT_OPS = _ops_from("client")
 WORKER_OPS = _ops_from("worker")
 # What clients send that the durable state follows from (the rest are questions).
-JOURNALED_OPS = (Submit, Release, Cancel, Restart)
+JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
+                 FireAndForget)
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000

@@ -6,10 +6,11 @@ detached sessions, as the journal they replace would. Pure: reads the state, cha
 """
 from __future__ import annotations
 
-from dist_protocol.messages import Submit, TaskErred, TaskSpec
+from dist_protocol.messages import PublishDataset, Submit, TaskErred
 
 from .events import ClientConnected, ClientSent, Event, Recovering, TaskFailed
 from .records import TaskState
+from .sharing import dataset_holder
 from .state import CenterState
 
 RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
@@ -18,30 +19,40 @@ RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
 
 def state_events(state: CenterState) -> list[Event]:
     events: list[Event] = []
-    tasks = sorted((ts for ts in state.tasks.values() if ts.spec is not None),
-                   key=lambda ts: ts.priority[1])
-    first = True
     for client, keys in state.clients.items():
         features = frozenset({"key-recomputing"} if client in state.told_of_recomputing
                              else ())
         events.append(ClientConnected(client, features))
-        if first:  # every task once, with the first client's keys wanted
-            specs: list[TaskSpec] = [ts.spec for ts in tasks]  # type: ignore[misc]
-            wanted: list[str] | None = sorted(keys)
-            first = False
-        else:
-            specs = [ts.spec for key in sorted(keys)  # type: ignore[misc]
-                     if (ts := state.tasks[key]).spec is not None]
-            wanted = None
+        # Its keys and every input they need, so that none is missing whatever was
+        # forgotten since the submits before it.
+        specs = [ts.spec for ts in _with_inputs(state, keys) if ts.spec is not None]
         small = client in state.small_values_for
         if specs or small:
-            events.append(ClientSent(client, Submit(tasks=specs, wanted=wanted,
+            events.append(ClientSent(client, Submit(tasks=specs, wanted=sorted(keys),
                                                     small_values=small)))
+    for name, dataset in state.datasets.items():
+        events.append(ClientSent(dataset_holder(name), PublishDataset(
+            id=0, name=name, keys=list(dataset.keys), data=dataset.data)))
+    tasks = sorted((ts for ts in state.tasks.values() if ts.spec is not None),
+                   key=lambda ts: ts.priority[1])
     for ts in tasks:
         events.extend(_failures(ts))
     if state.detached:
         events.append(Recovering())
     return events
+
+
+def _with_inputs(state: CenterState, keys: set[str]) -> list[TaskState]:
+    """The tasks of ``keys`` and, transitively, of their inputs, in the order submitted."""
+    found: dict[str, TaskState] = {}
+    stack = [key for key in keys if key in state.tasks]
+    while stack:
+        key = stack.pop()
+        if key in found:
+            continue
+        ts = found[key] = state.tasks[key]
+        stack.extend(dep for dep in ts.deps if dep in state.tasks and dep not in found)
+    return sorted(found.values(), key=lambda ts: ts.priority[1])
 
 
 def _failures(ts: TaskState) -> list[Event]:

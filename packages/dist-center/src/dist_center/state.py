@@ -173,7 +173,7 @@ class CenterState(TaskMachine):
                                        resumed=resumed, unknown=unknown))
         if resumed:
             for key in wants:
-                self._report_existing(name, self.tasks[key])
+                self.report_existing(name, self.tasks[key])
 
     def _rename_client(self, current: str, previous: str) -> None:
         """The connection ``current`` is the session ``previous`` from now on."""
@@ -574,7 +574,7 @@ class CenterState(TaskMachine):
     # -- a restart on a state directory ------------------------------------------------------
     def _recovering(self, event: Recovering, sid: str) -> None:
         self.durable = True
-        self.detached = set(self.clients)
+        self.detached = {client for client in self.clients if not sharing.is_holder(client)}
         self.awaiting_workers = set(event.workers) - self.workers.keys()
         self.recovering = bool(self.awaiting_workers)
 
