@@ -10,10 +10,12 @@ from concurrent.futures import CancelledError
 from dist_protocol.errors import AuthenticationError
 
 from .asynchronous import AsyncExecutor
+from .datasets import fire_and_forget
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, ExecutorClosedError,
                      KilledWorker, LostDataError, RemoteError)
 from .executor import Executor
 from .future import Future
+from .in_task import get_executor, rejoin, secede, worker_executor
 from .progress import progress
 from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
@@ -22,4 +24,5 @@ __version__ = "0.1.0"
 __all__ = ["ALL_COMPLETED", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "CenterLostError", "ClusterError", "EnvironmentMismatch", "Executor",
            "ExecutorClosedError", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future", "KilledWorker",
-           "LostDataError", "RemoteError", "as_completed", "progress", "wait"]
+           "LostDataError", "RemoteError", "as_completed", "fire_and_forget", "get_executor",
+           "progress", "rejoin", "secede", "wait", "worker_executor"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from . import datasets as dataset_ops
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
@@ -157,6 +158,27 @@ class AsyncExecutor:
         if isinstance(collections, (list, tuple)):
             return compute(self._started, list(collections))
         return compute(self._started, [collections])[0]
+
+    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+        """Dask collections kept on the cluster, as ``Executor.persist``."""
+        from .persist import persist
+        return persist(self._started, collections, optimize_graph)
+
+    async def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
+        core = self._started
+        await core.call(dataset_ops.publish(core, args, kwargs))
+
+    async def get_dataset(self, name: str, default: Any = dataset_ops.NO_DEFAULT) -> Any:
+        core = self._started
+        return await core.call(dataset_ops.get(core, name, default))
+
+    async def list_datasets(self) -> tuple[str, ...]:
+        core = self._started
+        return await core.call(dataset_ops.names(core))
+
+    async def unpublish_dataset(self, name: str) -> None:
+        core = self._started
+        await core.call(dataset_ops.unpublish(core, name))
 
     def _repr_html_(self) -> str:
         if self.core is None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from . import datasets as dataset_ops
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
@@ -43,7 +45,7 @@ class Executor(concurrent.futures.Executor):
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
                  threads_per_worker: int | None = None, asynchronous: bool = False,
-                 reconnect_timeout: float = 60.0):
+                 reconnect_timeout: float = 60.0, tls_context: ssl.SSLContext | None = None):
         if isinstance(address, tuple):  # (host, port), as the original API took it
             host, port = address
             address = format_address(host, int(port))
@@ -56,7 +58,8 @@ class Executor(concurrent.futures.Executor):
             tls_ca = tls_ca or carried.get("tls_ca")
         self.core = ClientCore(address, token=token, token_file=token_file, name=name,
                                timeout=timeout, tls_cert=tls_cert, tls_key=tls_key,
-                               tls_ca=tls_ca, reconnect_timeout=reconnect_timeout)
+                               tls_ca=tls_ca, reconnect_timeout=reconnect_timeout,
+                               tls_context=tls_context)
         self.core.belongs_to(self)
         if address is None:
             try:  # started here, in the caller's thread (see local.py: the parent-death signal)
@@ -218,6 +221,38 @@ class Executor(concurrent.futures.Executor):
         """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""
         from .dask_graphs import as_dask_scheduler
         return as_dask_scheduler(self.get)
+
+    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+        """Dask collections computed on the cluster and kept there: each comes back backed by
+        the futures of its results (a list for a list or tuple), as dask.distributed's."""
+        from .persist import persist
+        return persist(self.core, collections, optimize_graph)
+
+    # -- datasets (see datasets.py) ---------------------------------------------------------
+    def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
+        """Keep data (futures inside it, persisted dask collections) at the center under a
+        name, for any client: ``publish_dataset(df, name="x")`` or ``publish_dataset(x=df)``;
+        ``override=True`` replaces a dataset of that name. The dataset holds its keys until
+        ``unpublish_dataset``."""
+        self.core.run(dataset_ops.publish(self.core, args, kwargs))
+
+    def get_dataset(self, name: str, default: Any = dataset_ops.NO_DEFAULT) -> Any:
+        """The dataset ``name``, with futures of this executor (KeyError if there is none and
+        no ``default``)."""
+        return self.core.run(dataset_ops.get(self.core, name, default))
+
+    def list_datasets(self) -> tuple[str, ...]:
+        return self.core.run(dataset_ops.names(self.core))
+
+    def unpublish_dataset(self, name: str) -> None:
+        """Forget the dataset ``name`` (KeyError if there is none); its keys go unless
+        something else holds them."""
+        self.core.run(dataset_ops.unpublish(self.core, name))
+
+    @property
+    def datasets(self) -> dataset_ops.Datasets:
+        """The published datasets as a mapping: ``e.datasets["x"] = df``, ``del ...``."""
+        return dataset_ops.Datasets(self.core)
 
     # -- concurrent.futures -----------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

@@ -82,15 +82,20 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
         state = self.keystate
-        if state.done:  # known here: no trip to the I/O thread
-            if state.status != "finished":
-                raise state.failure
-            if state.small_value is not None:
-                return deserialize(state.small_value)
         try:
-            return self._core.run(self._core.value_of(state), timeout)
-        except NotDoneInTime:
-            raise TimeoutError(f"{self.key} not done within {timeout} s") from None
+            if state.done:  # known here: no trip to the I/O thread
+                if state.status != "finished":
+                    raise state.failure
+                if state.small_value is not None:
+                    return deserialize(state.small_value)
+            try:
+                return self._core.run(self._core.value_of(state), timeout)
+            except NotDoneInTime:
+                raise TimeoutError(f"{self.key} not done within {timeout} s") from None
+        finally:
+            # The key's state keeps the error, and the error's traceback this frame: were
+            # the frame to keep the future, the future would hold its key for ever.
+            self = state = None  # type: ignore[assignment]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         self._wait(timeout)
@@ -140,12 +145,15 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     async def _async_result(self) -> Any:
         """The value, awaited on the caller's event loop (the I/O loop fetches it)."""
         state = self.keystate
-        if state.done:
-            if state.status != "finished":
-                raise state.failure
-            if state.small_value is not None:
-                return deserialize(state.small_value)
-        return await self._core.call(self._core.value_of(state))
+        try:
+            if state.done:
+                if state.status != "finished":
+                    raise state.failure
+                if state.small_value is not None:
+                    return deserialize(state.small_value)
+            return await self._core.call(self._core.value_of(state))
+        finally:
+            self = state = None  # type: ignore[assignment]  # (as in result())
 
     def __repr__(self) -> str:
         return f"<Future: status: {self.status}, key: {self.key}>"

@@ -37,6 +37,12 @@ def track(executor: Executor) -> None:
     _open.add(executor)
 
 
+def untrack(executor: Executor) -> None:
+    """Do not wait for ``executor``'s futures at interpreter exit (an executor a worker's
+    tasks share: what it holds belongs to tasks that end with the process)."""
+    _open.discard(executor)
+
+
 def refused(executor: Executor) -> ExecutorClosedError:
     """The error for new work after a shutdown (a ``RuntimeError``, as in cf)."""
     when = "interpreter shutdown" if _interpreter_exiting else "shutdown"
@@ -81,4 +87,4 @@ def _at_exit() -> None:
 # joined: concurrent.futures registers its executors' shutdown the same way.
 threading._register_atexit(_at_exit)  # type: ignore[attr-defined]  # private, as there
 
-__all__ = ["KEEP_RESULTS", "finish", "refused", "shut", "track"]
+__all__ = ["KEEP_RESULTS", "finish", "refused", "shut", "track", "untrack"]

@@ -14,6 +14,7 @@ import concurrent.futures
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -78,7 +79,8 @@ class ClientCore:
     def __init__(self, address: str | None, *, token: str | None = None,
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
-                 tls_ca: str | None = None, reconnect_timeout: float = 60.0):
+                 tls_ca: str | None = None, reconnect_timeout: float = 60.0,
+                 tls_context: ssl.SSLContext | None = None):
         self.cluster: Any = None  # the LocalCluster this client started, if any
         self.address = address or ""
         self.token = load_token(token, token_file)
@@ -90,7 +92,8 @@ class ClientCore:
         self.accepting = True  # False once shut down: new work is refused, results still arrive
         # The facade whose futures these are: futures made here hold it, as the user's do.
         self.facade: Callable[[], Any] = lambda: None
-        self._ssl = ssl_context(False, tls_cert, tls_key, tls_ca)
+        # A ready TLS context (a worker's, for its tasks' executor), else one from the files.
+        self._ssl = tls_context or ssl_context(False, tls_cert, tls_key, tls_ca)
         # Every decision about keys and what the center is told is the state's; this lock
         # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self.lock = threading.RLock()

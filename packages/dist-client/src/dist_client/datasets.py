@@ -1,0 +1,215 @@
+"""Named datasets kept by the center, and tasks fired and forgotten, as in dask.
+
+A dataset is data (any value, with futures inside it) under a name, and holds the keys of
+those futures at the center until it is unpublished, whoever releases them meanwhile;
+``get_dataset`` from any client gives the data back with futures of that client for the same
+keys. Plain data (dicts, lists, strings, numbers, bytes, futures) travels as ``msgpack`` with
+key references, which clients in any language read; anything else as a pickle in which each
+future is a reference to its key.
+
+The operations are coroutines on the client's I/O loop, as those of ``core.operations``.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+from dist_protocol.messages import (DatasetReply, FireAndForget, GetDataset, ListDatasets,
+                                    Message, PublishDataset, UnpublishDataset, WantKeys)
+from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
+
+from .errors import ClusterError
+from .future import Future
+from .packing import collect_futures, pack
+
+if TYPE_CHECKING:
+    from .core.client import ClientCore
+
+NO_DEFAULT = object()
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether msgpack gives ``value`` back as it is (tuples would come back as lists)."""
+    kind = type(value)
+    if kind in _PLAIN or kind is Future:
+        return True
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    return False
+
+
+class _FuturePickler(cloudpickle.Pickler):
+    """Pickles a future as a reference to its key (a Future itself cannot be pickled)."""
+
+    def __init__(self, file: io.BytesIO):
+        super().__init__(file, protocol=5)
+        self.keys: dict[str, None] = {}
+
+    def persistent_id(self, obj: Any) -> str | None:  # type: ignore[override]
+        if type(obj) is Future:
+            self.keys[obj.key] = None
+            return obj.key
+        return None
+
+
+class _FutureUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, core: ClientCore):
+        super().__init__(file)
+        self.core = core
+        self.futures: dict[str, Future] = {}
+
+    def persistent_load(self, pid: Any) -> Future:
+        if type(pid) is not str:
+            raise pickle.UnpicklingError(f"unexpected reference {pid!r} in a dataset")
+        future = self.futures[pid] = self.core.future(pid)
+        return future
+
+
+def encode(value: Any) -> tuple[Payload, list[str]]:
+    """The payload for ``value`` and the keys of the futures in it."""
+    if _is_plain(value):
+        found: dict[str, Any] = {}
+        return Payload("msgpack", [msgpack_dumps(pack(value, found))]), list(found)
+    buffer = io.BytesIO()
+    pickler = _FuturePickler(buffer)
+    pickler.dump(value)
+    return Payload("pickle", [buffer.getvalue()]), list(pickler.keys)
+
+
+def _with_futures(value: Any, core: ClientCore, made: dict[str, Future]) -> Any:
+    kind = type(value)
+    if kind is KeyRef:
+        future = made[value.key] = core.future(value.key)
+        return future
+    if kind is list:
+        return [_with_futures(v, core, made) for v in value]
+    if kind is dict:
+        return {k: _with_futures(v, core, made) for k, v in value.items()}
+    return value
+
+
+def decode(payload: Payload, core: ClientCore) -> tuple[Any, list[str]]:
+    """The value of a dataset, with futures of this client, and the keys they hold."""
+    if payload.serializer == "pickle":
+        unpickler = _FutureUnpickler(io.BytesIO(bytes(payload.frames[0])), core)
+        value = unpickler.load()
+        return value, list(unpickler.futures)
+    made: dict[str, Future] = {}
+    value = _with_futures(deserialize(payload, allow_pickle=False), core, made)
+    return value, list(made)
+
+
+def _checked(reply: DatasetReply, missing: str | None = None) -> DatasetReply:
+    if reply.error:
+        if reply.error.startswith("no dataset named"):
+            raise KeyError(missing if missing is not None else reply.error)
+        raise ValueError(reply.error)
+    return reply
+
+
+async def _ask(core: ClientCore, make: Any) -> DatasetReply:
+    center = core.center
+    if center is not None and "datasets" not in center.features:
+        raise ClusterError(f"the center at {core.address} keeps no datasets (an older release: "
+                           "it did not announce the protocol feature 'datasets')")
+    reply: DatasetReply = await core.ask(make)
+    return reply
+
+
+async def publish(core: ClientCore, args: tuple, kwargs: dict) -> None:
+    """``publish_dataset(df, name="x")`` or ``publish_dataset(x=df, y=other)``, as dask's;
+    ``override=True`` replaces datasets of those names."""
+    kwargs = dict(kwargs)
+    override = bool(kwargs.pop("override", False))
+    if "name" in kwargs:
+        if not args:
+            raise ValueError("with name=, give the data as the argument: "
+                             "publish_dataset(data, name='x')")
+        kwargs[kwargs.pop("name")] = args[0] if len(args) == 1 else args
+    elif args:
+        raise ValueError("name the data: publish_dataset(data, name='x') or "
+                         "publish_dataset(x=data)")
+    for name, value in kwargs.items():
+        payload, keys = encode(value)
+        _checked(await _ask(core, lambda request: PublishDataset(
+            id=request, name=name, keys=keys, data=payload, override=override)))
+
+
+async def get(core: ClientCore, name: str, default: Any = NO_DEFAULT) -> Any:
+    try:
+        reply = _checked(await _ask(core, lambda request: GetDataset(id=request, name=name)),
+                         name)
+    except KeyError:
+        if default is NO_DEFAULT:
+            raise
+        return default
+    if reply.data is None:  # keys alone (a client that published no data): their futures
+        value: Any = [core.future(key) for key in reply.keys]
+        held = list(reply.keys)
+    else:
+        value, held = decode(reply.data, core)
+    if held:
+        # This client's futures hold the keys from now on; the center tells it where each
+        # stands, as for keys it submitted.
+        core.send(WantKeys(keys=held))
+    return value
+
+
+async def names(core: ClientCore) -> tuple[str, ...]:
+    reply = _checked(await _ask(core, lambda request: ListDatasets(id=request)))
+    return tuple(reply.names or ())
+
+
+async def unpublish(core: ClientCore, name: str) -> None:
+    _checked(await _ask(core, lambda request: UnpublishDataset(id=request, name=name)), name)
+
+
+class Datasets(MutableMapping):
+    """``executor.datasets``: the published datasets as a mapping (as dask's)."""
+
+    def __init__(self, core: ClientCore):
+        self.core = core
+
+    def __getitem__(self, name: str) -> Any:
+        return self.core.run(get(self.core, name))
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.core.run(publish(self.core, (), {name: value, "override": True}))
+
+    def __delitem__(self, name: str) -> None:
+        self.core.run(unpublish(self.core, name))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.core.run(names(self.core))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.core.run(names(self.core)))
+
+    def __len__(self) -> int:
+        return len(self.core.run(names(self.core)))
+
+
+def fire_and_forget(futures: Any) -> None:
+    """Run the tasks of ``futures`` (a Future, or lists/tuples/dicts/sets of them) to their
+    end, though every future of them be released: the center holds each until it is done."""
+    found: list[Future] = []
+    collect_futures(futures, found)
+    by_core: dict[int, tuple[ClientCore, list[str]]] = {}
+    for future in found:
+        executor = future.executor
+        if executor is not None:
+            by_core.setdefault(id(executor.core), (executor.core, []))[1].append(future.key)
+    for core, keys in by_core.values():
+        center = core.center
+        if center is not None and "fire-and-forget" not in center.features:
+            raise ClusterError(f"the center at {core.address} cannot fire and forget (an older "
+                               "release: it did not announce the protocol feature "
+                               "'fire-and-forget')")
+        message: Message = FireAndForget(keys=list(dict.fromkeys(keys)))
+        core.send(message)

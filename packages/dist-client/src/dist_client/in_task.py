@@ -1,0 +1,91 @@
+"""Tasks that submit tasks: an executor for the cluster a task runs on, ``secede`` and
+``rejoin``, as dask's ``get_client``/``worker_client``/``secede``/``rejoin``.
+
+The worker tells the task where its center is, with which token and TLS settings (a
+``dist_protocol.task_context.TaskContext`` for the running thread); this module reads it, so
+no address is passed and the client does not import the worker. Every task of a worker
+process shares one executor: one connection to the center, not one per task. The futures a
+task makes are held by that executor, and released like any future once nothing refers to
+them (the task returned or failed); a worker that dies takes the connection, and so every
+key its tasks held, with it.
+
+A task that waits on futures it submitted gives its thread back meanwhile (``secede``), or a
+cluster whose every thread runs such a waiting task would wait for ever: ``worker_executor()``
+secedes on entry and rejoins on exit.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from dist_protocol import task_context
+from dist_protocol.task_context import TaskContext
+
+from . import shutdown
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+_executors: dict[tuple[str, str | None], Executor] = {}
+_lock = threading.Lock()
+
+
+def _context(what: str) -> TaskContext:
+    context = task_context.current()
+    if context is None:
+        raise ValueError(f"{what} is for code running in a task on a dist worker; elsewhere, "
+                         "connect with Executor(address)")
+    return context
+
+
+def get_executor(timeout: float = 10.0) -> Executor:
+    """The executor of the cluster this task runs on (shared by the worker's tasks).
+
+    It does not give the task's thread back: a task that waits on what it submits should use
+    ``worker_executor()``, or call ``secede()`` before waiting and ``rejoin()`` after.
+    """
+    from .executor import Executor
+
+    context = _context("get_executor()")
+    context.leave_loop("get_executor()")
+    where = (context.center, context.token)
+    with _lock:
+        executor = _executors.get(where)
+        if executor is None or executor.status in ("closing", "closed"):
+            executor = Executor(context.center, token=context.token, timeout=timeout,
+                                tls_context=context.ssl_context,
+                                name=f"tasks-on-{context.worker}-{uuid.uuid4().hex[:8]}")
+            shutdown.untrack(executor.core)
+            _executors[where] = executor
+    return executor
+
+
+def secede() -> None:
+    """Give this task's thread slot back to the worker, which may run another task meanwhile
+    (call it before waiting on futures); ``rejoin()`` takes one back."""
+    _context("secede()").secede()
+
+
+def rejoin() -> None:
+    """Take a thread slot back after ``secede()``, waiting until the worker has one free."""
+    _context("rejoin()").rejoin()
+
+
+@contextlib.contextmanager
+def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iterator[Executor]:
+    """``with worker_executor() as e:`` -- the cluster's executor, with this task's thread
+    given back while inside (``separate_thread=False`` keeps it)."""
+    executor = get_executor(timeout)
+    if separate_thread:
+        secede()
+    try:
+        yield executor
+    finally:
+        if separate_thread:
+            rejoin()
+
+
+__all__ = ["get_executor", "rejoin", "secede", "worker_executor"]

@@ -1,0 +1,46 @@
+"""``Executor.persist``: dask collections computed on the cluster and kept there.
+
+The collections' graph is submitted as ``compute`` submits it; each collection comes back
+rebuilt (``__dask_postpersist__``) on a graph of futures for its keys, so computing it, or
+building on it, starts from the results held by the workers. The futures hold the results
+while the collection is alive, as in dask.distributed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .dask_graphs import submit_graph
+
+if TYPE_CHECKING:
+    from .core.client import ClientCore
+
+
+def _flatten(keys: Any) -> list:
+    if isinstance(keys, list):
+        return [k for inner in keys for k in _flatten(inner)]
+    return [keys]
+
+
+def persist(core: ClientCore, collections: Any, optimize_graph: bool = True) -> Any:
+    """A collection (or a list or tuple of them, then a list) like each given, whose graph
+    is the futures of its results on the cluster."""
+    from dask.base import collections_to_expr, is_dask_collection
+
+    single = not isinstance(collections, (list, tuple))
+    given = [collections] if single else list(collections)
+    if not given:
+        return []
+    for collection in given:
+        if not is_dask_collection(collection):
+            raise TypeError(f"persist takes dask collections, not {type(collection).__name__}")
+    expr = collections_to_expr(given, optimize_graph).optimize()
+    keys = expr.__dask_keys__()
+    if len(keys) != len(given):
+        raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")
+    futures = submit_graph(core, expr)
+    persisted = []
+    for collection, collection_keys in zip(given, keys):
+        rebuild, state = collection.__dask_postpersist__()
+        persisted.append(rebuild({key: futures[key] for key in _flatten(collection_keys)},
+                                 *state))
+    return persisted[0] if single else persisted
