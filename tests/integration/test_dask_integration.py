@@ -19,7 +19,7 @@ import dask.dataframe as dd  # noqa: E402
 from dask import delayed  # noqa: E402
 from dask.base import tokenize  # noqa: E402
 from dask.utils_test import GetFunctionTestMixin  # noqa: E402
-from dist_client import Executor  # noqa: E402
+from dist_client import Executor, Future  # noqa: E402
 from dist_protocol.serialize import SerializationError  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
@@ -73,8 +73,10 @@ def test_futures_inside_dask_graphs_become_their_values_on_the_workers(e):
     # Optimization fuses the delayed call on a future into a subgraph of the array's graph.
     doubled = da.from_delayed(delayed(np.multiply)(future, 2), shape=x.shape, dtype=x.dtype)
     assert doubled.sum().compute(scheduler=e.get) == 2 * x.sum()
+    # dask hands persist to the executor (Executor.persist): the result stays on the cluster.
     (persisted,) = dask.persist(delayed(np.sum)(future), scheduler=e.get)
-    assert persisted.compute(scheduler="sync") == x.sum()
+    assert [type(v) for v in persisted.__dask_graph__().values()] == [Future]
+    assert persisted.compute(scheduler=e.get) == x.sum()
 
 
 def test_a_graph_depending_on_an_unknown_key_is_refused_up_front(e):

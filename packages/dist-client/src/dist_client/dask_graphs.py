@@ -73,9 +73,9 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
         graph = _as_graph(dsk)
         wanted = list(dict.fromkeys(_flatten(keys)))
         for key in wanted:
-            if key not in graph:
+            if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
-        futures = submit_graph(core, graph)
+        futures = submit_graph(core, dsk)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
@@ -99,10 +99,25 @@ def compute(core: ClientCore, collections: list) -> list[Future]:
     return [futures[key] for key in keys]
 
 
+def _mapping(dsk: Any) -> Mapping:
+    if hasattr(dsk, "__dask_graph__"):  # dask hands schedulers an expression nowadays
+        return dsk.__dask_graph__()
+    return dsk
+
+
+def _persisted(dsk: Any) -> dict[Hashable, Future]:
+    """The keys whose node is the future of that very key (a persisted collection's graph):
+    computed already, they are inputs held by the client, not tasks."""
+    return {key: node for key, node in _mapping(dsk).items()
+            if type(node) is Future and node.key == dist_key(key)}
+
+
 def _as_graph(dsk: Any) -> dict:
     from dask._task_spec import convert_legacy_graph
-    if hasattr(dsk, "__dask_graph__"):  # dask hands schedulers an expression nowadays
-        dsk = dsk.__dask_graph__()
+    dsk = _mapping(dsk)
+    persisted = _persisted(dsk)
+    if persisted:
+        dsk = {key: node for key, node in dsk.items() if key not in persisted}
     graph = convert_legacy_graph(dsk)
     return {key: _futures_as_references(node) for key, node in graph.items()}
 
@@ -212,6 +227,8 @@ def submit_graph(core: ClientCore, dsk: Any) -> dict[Hashable, Future]:
                 tasks.append(core.task(name, core.function_payload(node), (inputs,), {},
                                        task_options, node))
             futures[key] = core.future(name)
+        for key, future in _persisted(dsk).items():
+            futures[key] = core.future(future.key)
     core.send(Submit(tasks=tasks, small_values=True))
     return futures
 
