@@ -123,8 +123,8 @@ def test_a_center_killed_twice_once_while_recovering(processes, tmp_path, wait_u
     assert executor.submit(first, N, str(folder)).result(timeout=60) == 2 * N
 
 
-def test_a_client_submits_again_what_a_center_without_state_forgot(processes, tmp_path,
-                                                                   wait_until):
+def test_work_kept_pending_fails_when_the_center_comes_back_without_its_state(processes,
+                                                                              tmp_path):
     """Restarted without its state directory, the center does not know the client: the
     futures kept pending through the outage fail then, as they would have at once."""
     port = str(free_port())
@@ -139,7 +139,28 @@ def test_a_client_submits_again_what_a_center_without_state_forgot(processes, tm
     with pytest.raises(CenterLostError, match="does not know this client"):
         blocked.result(timeout=60)
     assert executor.submit(first, 1, str(tmp_path)).result(timeout=60) == 2
-    del worker
+    assert worker.popen.poll() is None
+
+
+def test_a_client_without_sessions_fails_its_pending_work_at_once(processes, tmp_path,
+                                                                  monkeypatch):
+    """An older client (no feature ``sessions``) of a durable center: as before, pending
+    futures fail as soon as the connection is lost, and the center it reconnects to treats
+    it as a new client."""
+    from dist_protocol.features import FEATURES
+    port = str(free_port())
+    center = processes.start_center("--port", port, "--state-dir", str(tmp_path / "state"))
+    processes.start_worker(center.address)
+    monkeypatch.setenv("DIST_PROTOCOL_FEATURES",
+                       ",".join(name for name in FEATURES if name != "sessions"))
+    executor = processes.executor(center.address)
+    blocked = executor.submit(time.sleep, 60, pure=False)
+    center.kill()
+    center.wait(30)
+    with pytest.raises(CenterLostError, match="lost the connection"):
+        blocked.result(timeout=30)
+    processes.start_center("--port", port, "--state-dir", str(tmp_path / "state"))
+    assert executor.submit(first, 1, str(tmp_path)).result(timeout=60) == 2
 
 
 def run_center(*args: str) -> subprocess.CompletedProcess:

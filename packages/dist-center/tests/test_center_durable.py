@@ -119,3 +119,15 @@ def test_the_state_as_events_keeps_each_clients_inputs_and_the_datasets(center):
     assert all(ts.state != "erred" for ts in rebuilt.tasks.values())
     assert rebuilt.clients == center.state.clients
     assert rebuilt.datasets["ds"].keys == ["d"]
+
+
+def test_a_task_a_worker_finishes_for_the_center_before_its_restart_counts(center):
+    center.disconnect("alice")
+    restarted(center)
+    center.join("w1")
+    out = center.finished("w1", "a")
+    assert center.state_of("a") == "memory" and center.who_has("a") == {"w1"}
+    assert not [m for _, m in out if isinstance(m, ComputeTask)]  # still recovering
+    # One nobody needs any more is dropped.
+    center.finished("w1", "zzz")
+    assert "zzz" not in center.state.tasks

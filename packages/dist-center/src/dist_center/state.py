@@ -526,6 +526,11 @@ class CenterState(TaskMachine):
         if ts is not None and ts.processing_on == address:
             self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)
             self._record_run(ts, address, msg)
+        elif (self.recovering and ts is not None and ts.state in ACTIVE
+              and self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)):
+            # A task the worker ran for the center before its restart: nothing was sent to
+            # the worker since it registered again, so the value is there.
+            self._record_run(ts, address, msg)
         elif ts is None or address not in ts.who_has:  # (a holder telling twice is no news)
             # Not the run the center waits for. The center may have asked this worker to free
             # the key since (the messages crossed), so whether the worker still holds the value

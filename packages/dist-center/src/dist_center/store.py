@@ -178,7 +178,10 @@ class StateStore:
                 elif kind == _WORKER_LEFT:
                     workers.discard(subject)
                 else:
-                    events.append(self._decode(seq, kind, subject, body))
+                    event = self._decode(seq, kind, subject, body)
+                    events.append(event)
+                    if isinstance(event, ClientSent):
+                        self.tasks_written += len(getattr(event.message, "tasks", ())) or 1
                     if kind == _RECOVERING:
                         starts += 1
         except sqlite3.DatabaseError as exc:
