@@ -150,6 +150,18 @@ def test_a_tls_cluster_computes_end_to_end(tls_cluster, pki):
     assert sorted(e.ncores()) == sorted([first, second])
 
 
+def nested_sum(n):
+    """A task that submits tasks over the worker's own TLS settings and token."""
+    from dist_client import worker_executor
+    with worker_executor() as e:
+        return sum(e.gather(e.map(inc, range(n))))
+
+
+def test_a_task_submits_tasks_over_tls_with_the_workers_credentials(tls_cluster, pki):
+    e = tls_cluster.executor(token=TOKEN, **client_options(pki))
+    assert e.submit(nested_sum, 10).result(timeout=60) == 55
+
+
 def test_the_wire_is_encrypted(tls_cluster, pki):
     """A plain-TCP dist hello to the TLS port is not understood, and the cluster's answer to a
     TLS client is a certificate, not dist messages."""
