@@ -190,4 +190,27 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "dataset-reply": ("The answer to a dataset request. A non-empty `error` says, for people, "
                       "why it failed; `keys`/`data` answer `get-dataset`, `names` "
                       "`list-datasets`.", "—"),
+    "coordinate": ("An action on a named coordination primitive held by the center (see "
+                   "[Coordination primitives](#coordination-primitives) for the kinds and "
+                   "their actions). `keys` names the keys the `value` refers to, which the "
+                   "center holds while the value is held. A waiting action is answered when it "
+                   "can be done, or with status `timeout` after `timeout` seconds (0: do not "
+                   "wait; absent: wait as long as it takes).",
+                   "`coordinate-reply` with the same `id`"),
+    "coordinate-reply": ("The outcome of a `coordinate`: `ok` (with the `value` got, the "
+                         "`keys` it refers to -- now wanted by this client, whose "
+                         "`key-in-memory` and other news follow -- and a `count` for queries), "
+                         "`timeout`, or `error` with what was wrong (an unknown action, a name "
+                         "in use by another kind, a lease not held, unknown keys).", "—"),
+    "published": ("A message published on a topic this client subscribed to, in the order "
+                  "the center received them.", "—"),
+    "actor-call": ("Call the method `name` of the actor whose key is `key`, with `args` "
+                   "(`[args, kwargs]`, as task arguments), or read its attribute `name` when "
+                   "`args` is absent. Sent by the caller straight to the worker hosting the "
+                   "actor (the address in the actor's value, or `who-has`). Calls on one "
+                   "connection reach the actor in order.",
+                   "`actor-result` with the same `id`"),
+    "actor-result": ("`ok` with the call's return value (a `pickle` payload), `error` with "
+                     "the exception as `task-erred` carries it, or `lost`: no such actor here "
+                     "(released, or its worker restarted).", "—"),
 }

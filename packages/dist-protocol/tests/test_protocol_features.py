@@ -72,7 +72,11 @@ def test_every_gated_op_names_a_known_feature():
                      "adaptive-target-reply": "retire-workers",
                      "retire-workers": "retire-workers", "retire-workers-reply": "retire-workers",
                      "close-worker": "retire-workers", "session": "sessions",
-                     "session-reply": "sessions"}
+                     "session-reply": "sessions",
+
+                     "coordinate": "coordination", "coordinate-reply": "coordination",
+                     "published": "coordination", "actor-call": "actors",
+                     "actor-result": "actors"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

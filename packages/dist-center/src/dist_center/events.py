@@ -66,6 +66,15 @@ class RestartTimedOut:
 
 
 @dataclass(frozen=True, slots=True)
+class CoordinationTimedOut:
+    """A client's waiting ``coordinate`` request reached its ``timeout``."""
+
+    client: str
+    request: int  # the request's id
+    stimulus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TimeElapsed:
     """A periodic tick of the server's clock: housekeeping that is due is done now."""
 
@@ -108,5 +117,5 @@ class TaskFailed:
 
 
 Event = (ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent
-         | WorkerLeft | RestartTimedOut | TimeElapsed | Recovering | RecoveryTimedOut
-         | DetachedTimedOut | TaskFailed)
+         | WorkerLeft | RestartTimedOut | CoordinationTimedOut | TimeElapsed | Recovering
+         | RecoveryTimedOut | DetachedTimedOut | TaskFailed)

@@ -84,7 +84,8 @@ class PrefixNames:
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
                  "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
-                 "error", "priority", "scattered", "lost_message", "prefix", "counts")
+                 "error", "priority", "scattered", "lost_message", "prefix", "counts",
+                 "actor_host", "restarts")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int, prefix: str | None = None):
         self.key = key
@@ -106,6 +107,8 @@ class TaskState:
         self.priority = (-(spec.priority if spec else 0), seq)
         self.scattered = spec is None
         self.lost_message = ""
+        self.actor_host: str | None = None  # an actor's: the worker its object lives on
+        self.restarts = 0  # an actor's: times it was made again after its worker died
 
     def __repr__(self) -> str:
         return f"<TaskState {self.key} {self.state}>"

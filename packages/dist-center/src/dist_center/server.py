@@ -11,14 +11,14 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (OPS, Cancel, FireAndForget, Message, PublishDataset,
-                                    UnpublishDataset, WantKeys, RegisterWorker, Release, Restart,
-                                    Session, SessionReply, Story, StoryReply, Submit, TaskErred,
-                                    downgrade)
+from dist_protocol.messages import (OPS, Cancel, Coordinate, FireAndForget, Message,
+                                    PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
+                                    Release, Restart, Session, SessionReply, Story, StoryReply,
+                                    Submit, TaskErred, downgrade)
 
-from .events import (ClientConnected, ClientDisconnected, ClientSent, DetachedTimedOut, Event,
-                     Recovering, RecoveryTimedOut, RestartTimedOut, TaskFailed, TimeElapsed,
-                     WorkerJoined, WorkerLeft, WorkerSent)
+from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
+                     DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
+                     TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .memory import HeapTrimmer
 from .snapshot import state_events
 from .state import CenterState
@@ -238,6 +238,14 @@ class Center:
             comm.abort(InvalidMessage(f"the center serves clients and workers, "
                                       f"not {comm.peer_role}s"))
 
+    def _after(self, delay: float, event) -> None:
+        """``event`` happens in ``delay`` seconds (a timer the center forgets once fired)."""
+        def fire() -> None:
+            self._timers.discard(timer)
+            self._handle(event)
+        timer = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(timer)
+
     def _serve_client(self, comm: Comm) -> None:
         client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
         self.comms[client] = comm
@@ -258,8 +266,10 @@ class Center:
                 self._handle(*(ClientSent(client, m) for m in messages[start:]))
             for msg in messages:
                 if isinstance(msg, Restart):  # the center answers when the workers are back
-                    self._timers.add(asyncio.get_running_loop().call_later(
-                        msg.timeout, self._handle, RestartTimedOut(client, msg.id)))
+                    self._after(msg.timeout, RestartTimedOut(client, msg.id))
+                elif isinstance(msg, Coordinate) and msg.timeout \
+                        and (client, msg.id) in self.state.coordination.waiting:
+                    self._after(msg.timeout, CoordinationTimedOut(client, msg.id))
 
         def on_close(_: Comm) -> None:
             client = self._client_of.pop(comm)

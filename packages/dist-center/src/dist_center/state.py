@@ -20,28 +20,34 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
-from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, FireAndForget,
-                                    FreeKeys, GetDataset, Heartbeat, KeyCancelled, KeyInMemory,
-                                    KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
+from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, Coordinate,
+                                    FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
+                                    KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, RegisterWorker, Release,
-                                    Replicate, UnpublishDataset, WantKeys,
-                                    Restart, RestartReply, RestartWorker, ScatterDone, ScatterPlan,
-                                    ScatterPlanReply, Session, SessionReply, StealReply,
-                                    StealRequest, Story, StoryReply, Submit, TaskErred,
-                                    TaskFinished, TaskSeceded, Unregister, WhoHas,
-                                    WorkerRegistered)
+                                    Replicate, Restart, RestartReply, RestartWorker, ScatterDone,
+                                    ScatterPlan, ScatterPlanReply, Session, SessionReply,
+                                    StealReply, StealRequest, Story, StoryReply, Submit, TaskErred,
+                                    TaskFinished, TaskSeceded, UnpublishDataset, Unregister,
+                                    WantKeys, WhoHas, WorkerRegistered)
 from dist_protocol.serialize import Payload
 
-from . import balance, lineage, queries, sharing
-from .events import (ClientConnected, ClientDisconnected, ClientSent, DetachedTimedOut, Event,
-                     Recovering, RecoveryTimedOut, RestartTimedOut, TaskFailed, TimeElapsed,
-                     WorkerJoined, WorkerLeft, WorkerSent)
+from . import balance, coordination, lineage, queries, sharing
+from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
+                     DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
+                     TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
                       discard, key_prefix)
 from .retirement import Retirements
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
+
+
+def actor_lost(ts: TaskState, why: str) -> str:
+    restarts = f" after {ts.restarts} restarts" if ts.restarts else ""
+    return (f"ActorLost: the actor {ts.key} ({ts.type}) is gone{restarts}: {why}; its state "
+            "is lost (submit it with max_restarts= to have it made again)")
+
 
 # States of a task that has not started running anywhere (what `cancel pending_only` cancels).
 NOT_STARTED = frozenset({"waiting", "queued", "no-worker", "released"})
@@ -71,6 +77,7 @@ class CenterState(TaskMachine):
         self.durable = False
         self.detached: set[str] = set()
         self.awaiting_workers: set[str] = set()
+        self.coordination = coordination.Coordination(lambda key: key in self.tasks)
         self._handlers: dict[type, Callable[[Any, str], None]] = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
@@ -84,6 +91,8 @@ class CenterState(TaskMachine):
             RecoveryTimedOut: self._recovery_timed_out,
             DetachedTimedOut: self._detached_timed_out,
             TaskFailed: self._task_failed,
+            CoordinationTimedOut: lambda event, sid: self._coordinated(
+                self.coordination.timed_out(event.client, event.request), sid),
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self.release, Cancel: self._cancel,
@@ -96,6 +105,8 @@ class CenterState(TaskMachine):
             UnpublishDataset: partial(sharing.unpublish, self),
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
+            Coordinate: lambda client, msg, sid: self._coordinated(
+                self.coordination.request(client, msg), sid),
         }
         self.retirements = Retirements()  # graceful retirement and adaptive-target
         self._client_ops.update(self.retirements.client_ops(self))
@@ -143,6 +154,7 @@ class CenterState(TaskMachine):
             del self.restarting[pending]
         for number in [n for n, story in self.stories.items() if story[0] == event.client]:
             del self.stories[number]
+        self._coordinated(self.coordination.client_left(event.client), sid)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:
@@ -191,6 +203,22 @@ class CenterState(TaskMachine):
     def want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
         self.clients[client].add(ts.key)
+
+    def _coordinated(self, orders: list[coordination.Order], sid: str) -> None:
+        """Carry out what the primitives decided: replies, and keys held or let go."""
+        for order in orders:
+            if isinstance(order, coordination.Send):
+                self.send(order.to, order.message)
+            elif isinstance(order, coordination.Want):
+                self.clients.setdefault(order.holder, set())
+                for key in order.keys:
+                    if (ts := self.tasks.get(key)) is not None:
+                        self.want(order.holder, ts)
+                        self.report_existing(order.holder, ts)
+            else:
+                self.release(order.holder, Release(keys=order.keys), sid)
+                if order.holder.startswith("primitive:") and not self.clients[order.holder]:
+                    del self.clients[order.holder]
 
     def _submit(self, client: str, msg: Submit, sid: str) -> None:
         if msg.small_values:
@@ -473,6 +501,13 @@ class CenterState(TaskMachine):
         for key in worker.has_what:
             ts = self.tasks[key]
             discard(ts.who_has, worker.address)
+            if ts.actor_host == worker.address and ts.state == "memory":
+                for other in ts.who_has:  # copies of its handle lead nowhere now
+                    holder = self.workers[other]
+                    holder.has_what.discard(key)
+                    holder.nbytes -= ts.nbytes
+                    self.free(other, key)
+                ts.who_has = NONE
             if not ts.who_has and ts.state == "memory":
                 lost.append(ts)
         worker.has_what.clear()
@@ -499,7 +534,13 @@ class CenterState(TaskMachine):
                 if dts.state in ACTIVE:
                     self.transition(dts, "waiting", sid)
                     dts.waiting_on = added(dts.waiting_on, ts.key)
-            if ts.spec is not None:
+            if ts.actor_host is not None and ts.restarts >= (ts.spec and ts.spec.max_restarts
+                                                              or 0):
+                self.transition(ts, "lost", sid, actor_lost(ts, why))
+            elif ts.spec is not None:
+                if ts.actor_host is not None:
+                    ts.restarts += 1  # made again from its constructor: its state is gone
+                    ts.actor_host = None
                 self.transition(ts, "released", sid)
             else:
                 self.transition(ts, "lost", sid, f"data for {ts.key} was lost: {why}")
@@ -715,4 +756,5 @@ _STIMULUS_PREFIX: dict[type, str] = {
     RestartTimedOut: "restart-timed-out-", TimeElapsed: "time-elapsed-",
     Recovering: "recovering-", RecoveryTimedOut: "recovery-timed-out-",
     DetachedTimedOut: "detached-timed-out-", TaskFailed: "task-failed-",
+    CoordinationTimedOut: "coordination-timed-out-",
     **{cls: f"{op}-" for op, cls in OPS.items()}}

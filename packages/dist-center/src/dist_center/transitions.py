@@ -258,6 +258,8 @@ class TaskMachine:
         ts.nbytes, ts.type = nbytes, type_
         self._set_state(ts, "memory")
         self.add_replica(ts, worker)
+        if ts.spec is not None and ts.spec.actor:
+            ts.actor_host = address
         self.finished_by_prefix[ts.prefix] += 1
         if ts.wanted_by:
             holders = [address]
@@ -402,7 +404,8 @@ class TaskMachine:
             who_has[dep] = list(dts.who_has)
             nbytes[dep] = dts.nbytes
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
-                           nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with)
+                           nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with,
+                           actor=spec.actor or None)
 
     def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
         """The logged transitions of these keys, oldest first."""

@@ -9,6 +9,7 @@ from concurrent.futures import CancelledError
 
 from dist_protocol.errors import AuthenticationError
 
+from .actors import Actor, ActorFuture, ActorLost
 from .asynchronous import AsyncExecutor
 from .datasets import fire_and_forget
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, ExecutorClosedError,
@@ -16,13 +17,16 @@ from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, Executo
 from .executor import Executor
 from .future import Future
 from .in_task import get_executor, rejoin, secede, worker_executor
+from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
+                         Variable)
 from .progress import progress
 from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 __version__ = "0.1.0"
 
-__all__ = ["ALL_COMPLETED", "AsyncExecutor", "AuthenticationError", "CancelledError",
-           "CenterLostError", "ClusterError", "EnvironmentMismatch", "Executor",
-           "ExecutorClosedError", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Future", "KilledWorker",
-           "LostDataError", "RemoteError", "as_completed", "fire_and_forget", "get_executor",
-           "progress", "rejoin", "secede", "wait", "worker_executor"]
+__all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "ActorFuture",
+           "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
+           "CenterLostError", "ClusterError", "CoordinationError", "EnvironmentMismatch", "Event",
+           "Executor", "ExecutorClosedError", "fire_and_forget", "Future", "get_executor",
+           "KilledWorker", "Lock", "LostDataError", "progress", "Pub", "Queue", "rejoin",
+           "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

@@ -10,7 +10,9 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from . import current
 from . import datasets as dataset_ops
+from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
@@ -53,6 +55,7 @@ class AsyncExecutor:
             # A local cluster starts on the I/O thread, before it has anything else to do.
             await core.start_async(self._local)
             self.core = core
+            current.register(self)
         return self
 
     async def __aenter__(self) -> AsyncExecutor:
@@ -77,9 +80,12 @@ class AsyncExecutor:
 
     def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
                priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
-               resources: dict | None = None, **kwargs) -> Future:
+               resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
+               **kwargs) -> Future:
         """As ``Executor.submit``; the Future is awaitable."""
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        if actor_options(self._started, options, actor, max_restarts):
+            pure = False
         return self._started.submit_call(func, args, kwargs, key, pure, options, refresh=False)
 
     def map(self, func, *iterables, key: str | list[str] | None = None, pure: bool = True,

@@ -12,7 +12,9 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from . import current
 from . import datasets as dataset_ops
+from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
@@ -68,6 +70,7 @@ class Executor(concurrent.futures.Executor):
                 self.core.abandon()
                 raise
         self.core.start_blocking()
+        current.register(self)
 
     @property
     def address(self) -> str:
@@ -96,13 +99,21 @@ class Executor(concurrent.futures.Executor):
     def submit(  # type: ignore[override]
             self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
             priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
-            resources: dict | None = None, **kwargs) -> Future:
+            resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
+            **kwargs) -> Future:
         """Run ``func(*args, **kwargs)`` on the cluster; Futures in the arguments become their
         values there. Equal pure calls share one key and run once.
+
+        With ``actor=True``, ``func`` (a class) makes an object that stays on one worker: the
+        future's result is an ``Actor`` handle whose method calls go straight to that worker
+        (see actors.py). ``max_restarts`` makes it again elsewhere, its state lost, up to that
+        many times if its worker dies.
 
         The keywords named here are dist's options; every other keyword goes to ``func``
         (``get_executor()`` passes every keyword to ``func``)."""
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        if actor_options(self.core, options, actor, max_restarts):
+            pure = False  # every actor is an object of its own, as each call of a class is
         return self.core.submit_call(func, args, kwargs, key, pure, options)
 
     def map(  # type: ignore[override]

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from dist_protocol.serialize import deserialize
 
 from . import remote_traceback
+from .actors import Actor
 from .core.keystate import STATUSES, KeyState
 from .core.waiters import settled
 from .loop import NotDoneInTime
@@ -81,6 +82,11 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
+        value = self._result(timeout)
+        # An actor's handle made from its future holds it: the actor lives while either does.
+        return value._bind(self) if type(value) is Actor else value
+
+    def _result(self, timeout: float | None) -> Any:
         state = self.keystate
         try:
             if state.done:  # known here: no trip to the I/O thread
@@ -144,6 +150,10 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     async def _async_result(self) -> Any:
         """The value, awaited on the caller's event loop (the I/O loop fetches it)."""
+        value = await self._async_value()
+        return value._bind(self) if type(value) is Actor else value
+
+    async def _async_value(self) -> Any:
         state = self.keystate
         try:
             if state.done:

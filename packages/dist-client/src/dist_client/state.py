@@ -18,7 +18,7 @@ from typing import Union
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
                                     Message, Release, TaskErred)
 
-from .errors import LostDataError
+from .actors import lost_error
 from .core.keystate import KeyState
 from .task_errors import exception_from
 
@@ -170,7 +170,7 @@ class ClientState:
             elif isinstance(msg, KeyLost):
                 state = states.get(msg.key)
                 if state is not None:
-                    orders.append(Fail(state, LostDataError(msg.message), status="lost"))
+                    orders.append(Fail(state, lost_error(msg.message), status="lost"))
             elif isinstance(msg, KeyCancelled):
                 if self._confirms_own_cancel(msg.key):
                     continue

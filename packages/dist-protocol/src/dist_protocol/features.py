@@ -45,6 +45,10 @@ FEATURES: dict[str, str] = {
     "retire-workers": "the center takes `adaptive-target` and `retire-workers` from clients "
                       "(what it would scale to; graceful retirement); a worker takes "
                       "`close-worker`",
+    "coordination": "the center holds named queues, variables, locks, semaphores, events and "
+                    "topics: `coordinate` / `coordinate-reply`, `published`",
+    "actors": "actors: tasks with `actor` set keep their object on the worker, which answers "
+              "`actor-call` with `actor-result`",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": compression.available}

@@ -93,6 +93,11 @@ class TaskSpec:
     resources: dict[str, float] | None = wire_field(default=None, minimum=0)
     retries: int = wire_field(default=0, minimum=0)
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
+    # An actor: the function is a class (or factory) whose result stays on the worker that
+    # made it, its key's value being a handle (centers announcing "actors" take these).
+    actor: bool | None = None
+    max_restarts: int | None = wire_field(default=None, minimum=0)  # actor: made again after
+    # its worker died, at most this many times (none: lost with its first worker)
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +476,7 @@ class ComputeTask(Message):
     nbytes: dict[str, int] = wire_field(default_factory=dict, minimum=0)
     priority: int = 0
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
+    actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
 
 
 @message("acquire-replicas", "center->worker")
@@ -534,6 +540,69 @@ class PutData(Message):
 class DataStored(Message):
     id: int
     keys: list[str]
+
+
+# -- coordination primitives: client -> center -> client ---------------------------------------
+
+PRIMITIVE_KINDS = ("queue", "variable", "lock", "semaphore", "event", "topic")
+
+
+@message("coordinate", "client->center", feature="coordination")
+class Coordinate(Message):
+    """An action on a named primitive held by the center (see the spec's table of actions).
+    Waiting actions are answered when they can be done, or with status ``timeout``."""
+
+    id: int
+    kind: str = wire_field(values=PRIMITIVE_KINDS)
+    name: str
+    action: str
+    value: Payload | None = None  # what is put, set or published
+    keys: list[str] = field(default_factory=list)  # keys the value refers to: held meanwhile
+    timeout: float | None = wire_field(default=None, minimum=0)  # None: wait until done
+    limit: int | None = wire_field(default=None, minimum=0)  # queue maxsize, semaphore leases
+    lease: str | None = None  # lock/semaphore: the holder's name for its lease
+
+
+@message("coordinate-reply", "center->client", feature="coordination")
+class CoordinateReply(Message):
+    id: int
+    status: str = wire_field(values=("ok", "timeout", "error"))
+    value: Payload | None = None  # what was got
+    keys: list[str] = field(default_factory=list)  # keys it refers to: now wanted by the asker
+    count: int | None = None  # queue size, leases held, 1/0 for an event set or not
+    error: str = ""  # with status error: what was wrong
+
+
+@message("published", "center->client", feature="coordination")
+class Published(Message):
+    """A message on a topic the client subscribed to."""
+
+    topic: str
+    value: Payload
+
+
+# -- actors: caller -> hosting worker --------------------------------------------------------
+
+@message("actor-call", "client->worker", feature="actors")
+class ActorCall(Message):
+    """Call a method of the actor ``key`` (``args``: ``[args, kwargs]``), or read its
+    attribute ``name`` when ``args`` is absent. Calls on one connection run in order."""
+
+    id: int
+    key: str
+    name: str
+    args: Payload | None = None
+
+
+@message("actor-result", "worker->client", feature="actors")
+class ActorResult(Message):
+    id: int
+    status: str = wire_field(values=("ok", "error", "lost"))
+    value: Payload | None = None
+    exception_type: str = ""
+    message: str = ""
+    traceback: str = ""
+    exception: Payload | None = None  # the exception pickled, for Python callers
 
 
 def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:
@@ -621,6 +690,6 @@ def describe_records() -> dict[str, dict[Any, Any]]:
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type)
            and (issubclass(obj, Message) or obj in (TaskSpec, Environment))]
-__all__ += ["OPS", "RECORDS", "downgrade", "encode_batch", "decode_batch", "describe_ops",
-            "describe_records"]
+__all__ += ["OPS", "PRIMITIVE_KINDS", "RECORDS", "downgrade", "encode_batch", "decode_batch",
+            "describe_ops", "describe_records"]
 _ = dataclasses

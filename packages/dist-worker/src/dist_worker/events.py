@@ -143,6 +143,7 @@ class Execute:
     function: str | Payload
     args: Payload | None
     inputs: dict[str, Any]  # dependency values, by key
+    actor: bool = False  # the result is an actor: its object stays here (see actors.py)
 
 
 @dataclass(frozen=True, slots=True)

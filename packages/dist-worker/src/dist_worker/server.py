@@ -15,8 +15,8 @@ from dist_protocol.environment import describe, describe_tag, local_environment,
 from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
                                   ProtocolError)
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (AcquireReplicas, CloseWorker, ComputeTask, Data, DataStored,
-                                    FreeKeys, GetData, Message, PutData, RegisterWorker,
+from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, ComputeTask, Data,
+                                    DataStored, FreeKeys, GetData, Message, PutData, RegisterWorker,
                                     RestartWorker, StealRequest, Story, TaskErred, Unregister,
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
@@ -24,6 +24,7 @@ from dist_protocol.serialize import SerializationError, deserialize, serialize
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
+from .actors import ActorHost
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
                      Fetch, FetchFailed, FreeRequested, ReplicasRequested, RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
@@ -88,6 +89,7 @@ class Worker:
         self._inline = InlinePolicy()
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
         self._listener: Listener | None = None
+        self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -114,6 +116,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context)
+        self.actors = ActorHost(loop, lambda: self.address, self.handle)
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
         self._spawn(self.monitor.watch_memory())
@@ -149,6 +152,8 @@ class Worker:
                     task.cancel()
             if self._runner is not None:
                 self._runner.close()
+            if self.actors is not None:
+                self.actors.close()
             self.store.close()
             self.stopped.set()
 
@@ -242,6 +247,8 @@ class Worker:
                 events.append(ComputeRequested(msg))
             elif isinstance(msg, FreeKeys):
                 events.append(FreeRequested(msg.keys))
+                if self.actors is not None:
+                    self.actors.free(msg.keys)
             elif isinstance(msg, StealRequest):
                 events.append(StealRequested(msg.keys))
             elif isinstance(msg, AcquireReplicas):
@@ -278,6 +285,8 @@ class Worker:
             self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
         self.handle(RestartRequested(reason))
+        if self.actors is not None:
+            self.actors.close()
         if self.center is not None:
             self.center.close("restarting")
 
@@ -315,7 +324,10 @@ class Worker:
         while pending:
             ins = pending.popleft()
             kind = type(ins)
-            if kind is Execute:
+            if kind is Execute and ins.actor and self.actors is not None:
+                self._flush_center()
+                self.actors.create(ins)
+            elif kind is Execute:
                 function_key = self._inline.function_key(ins.function)
                 if self._inline.allows(function_key) and time.perf_counter() < inline_until:
                     task_context.set_current(self.task_context(ins.key, on_loop=True))
@@ -415,6 +427,8 @@ class Worker:
             elif isinstance(msg, PutData):
                 self._check_pickle_tag(comm, msg)
                 comm.send(self._put_data(msg))
+            elif isinstance(msg, ActorCall) and self.actors is not None:
+                self.actors.call(comm, msg)
             else:
                 raise InvalidMessage(f"op {msg.op!r} is not served by a worker")
 

@@ -382,7 +382,8 @@ class WorkerState:
             self.executing.add(key)
             msg = ts.message
             inputs = {dep: self.data[dep] for dep in msg.who_has}
-            self._out.append(Execute(key, msg.function, msg.args, inputs))
+            self._out.append(Execute(key, msg.function, msg.args, inputs,
+                                     bool(msg.actor)))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
         """Paused (memory above the high-water mark): run nothing new until unpaused."""

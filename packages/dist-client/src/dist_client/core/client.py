@@ -25,7 +25,8 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
-from dist_protocol.messages import ClusterInfo, Message, Submit, TaskSpec
+from dist_protocol.messages import (ClusterInfo, CoordinateReply, Message, Published, Submit,
+                                    TaskSpec)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
@@ -38,6 +39,7 @@ from ..future import Future
 from ..keys import map_keys, task_key
 from ..loop import LoopThread
 from ..packing import collect_futures
+from ..primitives import Topics
 from ..state import ClientState, Fail, Finish, Recompute
 from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
@@ -94,6 +96,8 @@ class ClientCore:
         self.facade: Callable[[], Any] = lambda: None
         # A ready TLS context (a worker's, for its tasks' executor), else one from the files.
         self._ssl = tls_context or ssl_context(False, tls_cert, tls_key, tls_ca)
+        self.ssl_context = self._ssl  # what actor handles of this process connect with
+        self.topics = Topics()  # the subscribers (primitives.Sub) of this client, by topic
         # Every decision about keys and what the center is told is the state's; this lock
         # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self.lock = threading.RLock()
@@ -218,6 +222,12 @@ class ClientCore:
 
     def _on_center_messages(self, messages: list[Message]) -> None:
         with self.lock:
+            for msg in messages:
+                if type(msg) is CoordinateReply and msg.keys:
+                    # Held before the center's news of these keys (after the reply) is read;
+                    # the futures made from the reply take these holds over (primitives.py).
+                    for key in msg.keys:
+                        self.state.hold(key)
             orders = self.state.center_sent(messages)
         for order in orders:
             if isinstance(order, Finish):
@@ -227,6 +237,8 @@ class ClientCore:
                 order.state.fail(order.exception, order.traceback, order.status)
             elif isinstance(order, Recompute):
                 order.state.recomputing()
+            elif type(order.message) is Published:
+                self.topics.deliver(order.message)
             else:
                 self._replies.received(order.message)
 

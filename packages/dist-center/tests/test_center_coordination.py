@@ -1,0 +1,233 @@
+"""Coordination primitives and actors at the center, as transcripts: requests in, replies out."""
+from dist_center.events import ClientConnected, CoordinationTimedOut
+from dist_protocol.messages import (ComputeTask, Coordinate, CoordinateReply, FreeKeys,
+                                    KeyInMemory, KeyLost, KeyRecomputing, Published)
+from dist_protocol.serialize import Payload, serialize
+
+ONE = serialize(1, ("msgpack",))
+TWO = serialize(2, ("msgpack",))
+
+
+def ask(center, kind, name, action, client="alice", request=1, **fields):
+    return center.client_sent(Coordinate(id=request, kind=kind, name=name, action=action,
+                                         **fields), client)
+
+
+def ok(request, **fields):
+    return CoordinateReply(id=request, status="ok", **fields)
+
+
+def replies_to(out, client):
+    return [msg for to, msg in out if to == client]
+
+
+# -- queue --------------------------------------------------------------------------------------
+
+def test_a_queue_hands_out_values_first_in_first_out(center):
+    assert ask(center, "queue", "q", "put", value=ONE) == [("alice", ok(1))]
+    assert ask(center, "queue", "q", "put", request=2, value=TWO) == [("alice", ok(2))]
+    assert ask(center, "queue", "q", "size", request=3) == [("alice", ok(3, count=2))]
+    assert ask(center, "queue", "q", "get", request=4) == [("alice", ok(4, value=ONE))]
+    assert ask(center, "queue", "q", "get", request=5) == [("alice", ok(5, value=TWO))]
+    assert "q" not in center.state.coordination.primitives  # empty: forgotten
+
+
+def test_a_get_from_an_empty_queue_waits_for_a_put_then_times_out_when_none_comes(center):
+    center.connect("bob")
+    assert ask(center, "queue", "q", "get", client="bob", request=7, timeout=5.0) == []
+    assert ask(center, "queue", "q", "put", value=ONE) == [("alice", ok(1)),
+                                                            ("bob", ok(7, value=ONE))]
+    assert ask(center, "queue", "q", "get", client="bob", request=8, timeout=5.0) == []
+    assert center(CoordinationTimedOut("bob", 8)) == [
+        ("bob", CoordinateReply(id=8, status="timeout"))]
+    assert center(CoordinationTimedOut("bob", 7)) == []  # answered long ago: no news
+    assert center.state.coordination.primitives == {}
+
+
+def test_a_full_queue_makes_puts_wait_until_a_get_makes_room(center):
+    center.connect("bob")
+    assert ask(center, "queue", "q", "put", value=ONE, limit=1) == [("alice", ok(1))]
+    assert ask(center, "queue", "q", "put", request=2, value=TWO, limit=1) == []
+    assert ask(center, "queue", "q", "put", request=3, value=TWO, timeout=0, limit=1) == [
+        ("alice", CoordinateReply(id=3, status="timeout"))]
+    assert ask(center, "queue", "q", "get", client="bob") == [("bob", ok(1, value=ONE)),
+                                                               ("alice", ok(2))]
+    assert ask(center, "queue", "q", "get", client="bob", request=2) == [
+        ("bob", ok(2, value=TWO))]
+
+
+def test_futures_in_a_queue_stay_alive_and_go_to_whoever_gets_them(center):
+    center.connect("bob")
+    center.join("w1")
+    center.submit("x")
+    center.finish("x")
+    ask(center, "queue", "q", "put", value=ONE, keys=["x"])
+    assert center.release("x") == []  # the queue holds it: nothing is freed
+    assert center.state_of("x") == "memory"
+
+    out = ask(center, "queue", "q", "get", client="bob")
+
+    assert out == [("bob", ok(1, value=ONE, keys=["x"])),
+                   ("bob", KeyInMemory(key="x", nbytes=8, type="int", workers=["w1"]))]
+    assert center.task("x").wanted_by == {"bob"}
+    assert center.release("x", client="bob") == [("w1", FreeKeys(keys=["x"]))]
+
+
+def test_a_value_naming_keys_the_center_does_not_hold_is_refused(center, match):
+    out = ask(center, "variable", "v", "set", value=ONE, keys=["nowhere"])
+    assert out == [("alice", match(CoordinateReply, status="error"))]
+    assert "nowhere" in out[0][1].error
+    assert center.state.coordination.primitives == {}
+
+
+# -- variable -----------------------------------------------------------------------------------
+
+def test_a_variable_keeps_its_future_until_replaced_or_deleted(center):
+    center.join("w1")
+    center.submit("x", "y")
+    center.finish("x")
+    center.finish("y")
+    ask(center, "variable", "v", "set", value=ONE, keys=["x"])
+    center.release("x", "y")
+    assert center.state_of("x") == "memory"
+    assert center.state_of("y") == "forgotten"
+
+    assert ask(center, "variable", "v", "get", request=2) == [
+        ("alice", ok(2, value=ONE, keys=["x"])),
+        ("alice", KeyInMemory(key="x", nbytes=8, type="int", workers=["w1"]))]
+    center.release("x")
+    assert ask(center, "variable", "v", "set", request=3, value=TWO) == [
+        ("w1", FreeKeys(keys=["x"])), ("alice", ok(3))]
+    assert center.state_of("x") == "forgotten"
+
+
+def test_a_get_of_an_unset_variable_waits_for_the_set(center):
+    center.connect("bob")
+    assert ask(center, "variable", "v", "get", client="bob", timeout=2.0) == []
+    assert ask(center, "variable", "v", "set", value=TWO) == [("alice", ok(1)),
+                                                               ("bob", ok(1, value=TWO))]
+    assert ask(center, "variable", "v", "delete", request=2) == [("alice", ok(2))]
+    assert center.state.coordination.primitives == {}
+
+
+# -- locks and semaphores -----------------------------------------------------------------------
+
+def test_a_lock_held_by_a_client_that_disconnects_goes_to_the_next_waiter(center):
+    center.connect("bob")
+    assert ask(center, "lock", "L", "acquire", lease="a1") == [("alice", ok(1, count=1))]
+    assert ask(center, "lock", "L", "acquire", client="bob", lease="b1", timeout=60.0) == []
+
+    assert center.disconnect("alice") == [("bob", ok(1, count=1))]
+    assert center.state.coordination.primitives["L"].leases == {"b1": "bob"}
+
+
+def test_releasing_a_lease_not_held_is_an_error_and_changes_nothing(center, match):
+    center.connect("bob")
+    ask(center, "lock", "L", "acquire", lease="a1")
+    out = ask(center, "lock", "L", "release", client="bob", lease="a1")
+    assert out == [("bob", match(CoordinateReply, status="error"))]
+    assert "not held by this client" in out[0][1].error
+    assert center.state.coordination.primitives["L"].leases == {"a1": "alice"}
+    assert ask(center, "lock", "L", "release", request=2, lease="a1") == [
+        ("alice", ok(2, count=0))]
+
+
+def test_a_semaphore_grants_max_leases_at_once_and_queues_the_rest(center):
+    for n in range(3):
+        out = ask(center, "semaphore", "S", "acquire", request=n, lease=f"l{n}", limit=2,
+                  timeout=9.0)
+        assert out == ([("alice", ok(n, count=n + 1))] if n < 2 else [])
+    assert ask(center, "semaphore", "S", "count", request=5) == [("alice", ok(5, count=2))]
+    assert ask(center, "semaphore", "S", "release", request=6, lease="l0") == [
+        ("alice", ok(6, count=1)), ("alice", ok(2, count=2))]
+
+
+def test_a_name_in_use_by_another_kind_is_refused_until_it_is_free(center, match):
+    ask(center, "lock", "name", "acquire", lease="a1")
+    out = ask(center, "queue", "name", "put", request=2, value=ONE)
+    assert out == [("alice", match(CoordinateReply, status="error"))]
+    assert out[0][1].error == ("the name 'name' is in use by a lock, not a queue: choose "
+                               "another name")
+    ask(center, "lock", "name", "release", request=3, lease="a1")
+    assert ask(center, "queue", "name", "put", request=4, value=ONE) == [("alice", ok(4))]
+
+
+def test_unknown_kinds_and_actions_are_errors_naming_what_there_is(center):
+    out = ask(center, "queue", "q", "pop")
+    assert out[0][1].error == "a queue has no action 'pop'; it has: get, put, size"
+    out = ask(center, "barrier", "q", "wait", request=2)
+    assert out[0][1].error.startswith("unknown primitive kind 'barrier'")
+
+
+# -- event and topic ----------------------------------------------------------------------------
+
+def test_an_event_wakes_its_waiters_when_set(center):
+    center.connect("bob")
+    assert ask(center, "event", "E", "wait", client="bob", timeout=0) == [
+        ("bob", CoordinateReply(id=1, status="timeout"))]
+    assert ask(center, "event", "E", "wait", client="bob", request=2) == []
+    assert ask(center, "event", "E", "set") == [("alice", ok(1, count=1)),
+                                                 ("bob", ok(2, count=1))]
+    assert ask(center, "event", "E", "wait", client="bob", request=3) == [
+        ("bob", ok(3, count=1))]
+    assert ask(center, "event", "E", "clear", request=2) == [("alice", ok(2, count=0))]
+    assert center.state.coordination.primitives == {}
+
+
+def test_a_topic_sends_each_message_to_its_subscribers_until_they_leave(center):
+    center.connect("bob")
+    assert ask(center, "topic", "T", "subscribe", client="bob") == [("bob", ok(1, count=1))]
+    assert ask(center, "topic", "T", "publish", value=ONE) == [
+        ("bob", Published(topic="T", value=ONE)), ("alice", ok(1, count=1))]
+    center.disconnect("bob")
+    assert ask(center, "topic", "T", "publish", request=2, value=TWO) == [
+        ("alice", ok(2, count=0))]
+
+
+# -- actors -------------------------------------------------------------------------------------
+
+def actor_spec(center, key, **fields):
+    return center.spec(key, actor=True, **fields)
+
+
+def test_an_actor_is_lost_with_its_worker_even_where_copies_of_its_handle_remain(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit(actor_spec(center, "A"))
+    assert center.processing_on("A") == "w1"
+    center.finished("w1", "A")
+    center.keys_added("w2", {"A": 8})  # a task on w2 fetched the handle
+    assert center.who_has("A") == {"w1", "w2"}
+
+    out = center.leave("w1", reason="killed")
+
+    assert out[0] == ("w2", FreeKeys(keys=["A"]))
+    assert out[1][0] == "alice" and isinstance(out[1][1], KeyLost)
+    assert out[1][1].message.startswith("ActorLost: the actor A (int) is gone: ")
+    assert center.state_of("A") == "lost"
+
+
+def test_an_actor_with_restarts_left_is_made_again_on_another_worker(center):
+    center(ClientConnected("carol", frozenset({"key-recomputing"})))
+    center.join("w1")
+    center.join("w2")
+    center.submit(actor_spec(center, "A", max_restarts=1), client="carol")
+    center.finished("w1", "A")
+
+    out = center.leave("w1", reason="killed")
+
+    assert ("carol", KeyRecomputing(key="A")) in out
+    compute = [msg for to, msg in out if to == "w2" and isinstance(msg, ComputeTask)]
+    assert compute and compute[0].actor is True
+    center.finished("w2", "A")
+    assert center.task("A").restarts == 1
+    assert center.task("A").actor_host == "w2"
+    out = center.leave("w2", reason="killed again")
+    lost = [msg for to, msg in out if isinstance(msg, KeyLost)]
+    assert lost and "after 1 restarts" in lost[0].message
+
+
+def test_payloads_of_any_serializer_pass_through_unopened(center):
+    opaque = Payload("pickle", [b"\x80\x05not really a pickle"])
+    ask(center, "variable", "v", "set", value=opaque)
+    assert ask(center, "variable", "v", "get", request=2) == [("alice", ok(2, value=opaque))]

@@ -1,0 +1,71 @@
+"""The executor that primitives and actor handles use when they are not given one: the
+most recent one still running in this process (as dask's ``default_client``); inside a task
+with none, one connected to the center of the worker running the task."""
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from dist_protocol import task_context
+
+_executors: list[weakref.ref] = []
+_lock = threading.Lock()
+
+
+def register(executor: Any) -> None:
+    """A new executor (an ``Executor`` or a started ``AsyncExecutor``): the default from now
+    on, while it runs."""
+    with _lock:
+        _executors[:] = [ref for ref in _executors if ref() is not None]
+        _executors.append(weakref.ref(executor))
+
+
+def running(asynchronous: bool | None = None) -> Any:
+    from .asynchronous import AsyncExecutor
+    with _lock:
+        refs = list(reversed(_executors))
+    for ref in refs:
+        executor = ref()
+        if executor is None or executor.status not in ("running", "reconnecting"):
+            continue
+        if asynchronous is None or isinstance(executor, AsyncExecutor) == asynchronous:
+            return executor
+    return None
+
+
+def default_executor() -> Any:
+    """The most recently created executor that is still running. Raises ``ValueError``
+    when there is none: connect one first (inside a task, one is connected to the worker's
+    center)."""
+    executor = running()
+    if executor is not None:
+        return executor
+    if task_context.current() is not None:
+        from .in_task import get_executor
+        return get_executor()  # the worker process's executor on its center
+    raise ValueError("no running Executor in this process: create one first, or pass "
+                     "executor=")
+
+
+def before_blocking(what: str) -> None:
+    """Inside a task run on the worker's event loop, nothing may block: the worker runs the
+    task again on a thread of its own (see ``dist_protocol.task_context``)."""
+    context = task_context.current()
+    if context is not None:
+        context.leave_loop(what)
+
+
+def resolve(executor: Any) -> tuple[Any, Any, bool]:
+    """(the client core behind ``executor``, the facade its futures belong to, whether calls
+    should be awaitable)."""
+    from .asynchronous import AsyncExecutor
+    if executor is None:
+        executor = default_executor()
+    core = getattr(executor, "core", None)
+    if core is None:
+        raise ValueError(f"not a started executor: {executor!r} (await an AsyncExecutor first)")
+    return core, executor, isinstance(executor, AsyncExecutor)
+
+
+__all__ = ["before_blocking", "default_executor", "register", "resolve", "running"]

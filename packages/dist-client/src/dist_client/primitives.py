@@ -1,0 +1,422 @@
+"""Coordination primitives held by the center: Queue, Variable, Lock, Semaphore, Event, and
+pub/sub (Pub, Sub), as dask.distributed has them.
+
+Each is a name on the center, which is the authority: two objects with the same name, in any
+process of the cluster (a client, a task), are the same primitive. Every call is one
+``coordinate`` request on the executor's connection; waiting calls are answered by the center
+when they can be done, or when their ``timeout`` passes -- the client does not poll. Leases of
+a Lock or Semaphore belong to the connection that took them: when that client closes or dies
+(a task's executor goes with its worker process), the center releases them.
+
+Made with an ``AsyncExecutor``, every method returns an awaitable instead of blocking. Without
+``executor=``, the most recent Executor of the process is used.
+
+Values travel as msgpack when they are plain data (``None``, bools, numbers, strings, bytes,
+lists and string-keyed dicts of those), so clients in other languages can read them, and are
+pickled otherwise. Futures inside a value put into a Queue or set into a Variable keep their
+keys alive while the value is held, and become futures of whoever gets the value.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue as queue_module
+import threading
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from dist_protocol.messages import Coordinate, CoordinateReply, Published
+from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
+
+from . import current
+from .errors import ClusterError
+from .packing import pack
+
+
+class CoordinationError(ValueError):
+    """The center refused a coordination request: a name used by another kind of
+    primitive, a lease not held, a key it does not know..."""
+
+
+def encode(value: Any) -> tuple[Payload, list[str]]:
+    """The payload for ``value`` and the keys of the futures inside it."""
+    deps: dict[str, Any] = {}
+    packed = pack(value, deps)
+    if not deps and _plain(value):
+        return serialize(value, ("msgpack",)), []
+    return serialize(packed), list(deps)
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Data that msgpack gives back exactly as it was (a tuple would come back a list)."""
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str, bytes):
+        return kind is not int or -2**63 <= value < 2**64
+    if depth > 32:
+        return False
+    if kind is list:
+        return all(_plain(v, depth + 1) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _unpack(value: Any, futures: dict[str, Any]) -> Any:
+    kind = type(value)
+    if kind is KeyRef:
+        return futures[value.key]
+    if kind is list:
+        return [_unpack(v, futures) for v in value]
+    if kind is tuple:
+        return tuple(_unpack(v, futures) for v in value)
+    if kind is dict:
+        return {k: _unpack(v, futures) for k, v in value.items()}
+    if kind is set or kind is frozenset:
+        return kind(_unpack(v, futures) for v in value)
+    return value
+
+
+class Primitive:
+    """A named primitive on the center, reached through an executor."""
+
+    kind = ""
+
+    def __init__(self, name: str | None = None, executor: Any = None):
+        self.name = name or f"{self.kind}-{uuid.uuid4().hex}"
+        self.core, self.executor, self.asynchronous = current.resolve(executor)
+        self._restored()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.name}>"
+
+    def __reduce__(self):  # passed to a task: the same name there, on that side's executor
+        return (_rebuild, (type(self), self._state()))
+
+    def _state(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def _restored(self) -> None:
+        """Set up what is local to this process (after ``__init__`` or unpickling)."""
+
+    def _ask(self, action: str, then: Callable[[CoordinateReply], Any], *,
+             value: Payload | None = None, keys: list[str] | None = None,
+             timeout: float | None = None, limit: int | None = None,
+             lease: str | None = None) -> Any:
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+        self._before_blocking()
+        request = self._request(lambda i: Coordinate(
+            id=i, kind=self.kind, name=self.name, action=action, value=value,
+            keys=list(keys or ()), timeout=timeout, limit=limit, lease=lease))
+
+        def settle(reply: CoordinateReply) -> Any:
+            if reply.status == "error":
+                raise CoordinationError(reply.error)
+            return then(reply)
+
+        if self.asynchronous:
+            async def wait() -> Any:
+                return settle(await self.core.call(request))
+            return wait()
+        return settle(self.core.run(request))
+
+    def _request(self, make: Callable[[int], Coordinate]) -> Coroutine:
+        center = self.core.center
+        if center is not None and "coordination" not in center.features:
+            raise ClusterError(f"the center at {self.core.address} holds no coordination "
+                               "primitives (an older release: it did not announce the "
+                               "protocol feature 'coordination')")
+        return self.core.ask(make)
+
+    def _before_blocking(self) -> None:
+        if not self.asynchronous:
+            current.before_blocking(f"{self.kind} {self.name!r}")
+
+    def _value(self, reply: CoordinateReply) -> Any:
+        assert reply.value is not None
+        if not reply.keys:
+            return deserialize(reply.value)
+        # The core held these keys when the reply came (before the news of them that follows
+        # it): the futures made here take those holds over.
+        futures = {key: self.core.future(key) for key in reply.keys}
+        for key in reply.keys:
+            self.core.unhold(key)
+        return _unpack(deserialize(reply.value), futures)
+
+
+def _rebuild(cls: type[Primitive], state: dict[str, Any]) -> Primitive:
+    obj = cls.__new__(cls)
+    obj.__dict__.update(state)
+    obj.core, obj.executor, obj.asynchronous = current.resolve(None)
+    obj._restored()
+    return obj
+
+
+def _timed_out(what: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"{what}: not done within {timeout} s")
+
+
+class Queue(Primitive):
+    """A first-in first-out queue on the center: ``put``/``get`` with timeouts, ``maxsize``
+    (0: unbounded). Futures put in it keep their data alive until someone gets them."""
+
+    kind = "queue"
+
+    def __init__(self, name: str | None = None, executor: Any = None, maxsize: int = 0):
+        super().__init__(name, executor)
+        if maxsize < 0:
+            raise ValueError(f"maxsize must be >= 0, not {maxsize}")
+        self.maxsize = maxsize
+
+    def _state(self) -> dict[str, Any]:
+        return {"name": self.name, "maxsize": self.maxsize}
+
+    def put(self, value: Any, timeout: float | None = None) -> Any:
+        """Add ``value``; with the queue full, wait for room (``TimeoutError`` after
+        ``timeout`` seconds; 0: do not wait)."""
+        payload, keys = encode(value)
+
+        def then(reply: CoordinateReply) -> None:
+            if reply.status == "timeout":
+                raise _timed_out(f"put into queue {self.name!r} (full)", timeout)
+        return self._ask("put", then, value=payload, keys=keys, timeout=timeout,
+                         limit=self.maxsize)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Take the oldest value; with the queue empty, wait for one (``TimeoutError``
+        after ``timeout`` seconds; 0: do not wait)."""
+        def then(reply: CoordinateReply) -> Any:
+            if reply.status == "timeout":
+                raise _timed_out(f"get from queue {self.name!r} (empty)", timeout)
+            return self._value(reply)
+        return self._ask("get", then, timeout=timeout)
+
+    def qsize(self) -> Any:
+        return self._ask("size", lambda reply: reply.count or 0)
+
+
+class Variable(Primitive):
+    """One value shared by name: ``set``, ``get`` (waits until set), ``delete``. A future set
+    here keeps its key alive until it is replaced or deleted."""
+
+    kind = "variable"
+
+    def set(self, value: Any) -> Any:
+        payload, keys = encode(value)
+        return self._ask("set", lambda reply: None, value=payload, keys=keys)
+
+    def get(self, timeout: float | None = None) -> Any:
+        def then(reply: CoordinateReply) -> Any:
+            if reply.status == "timeout":
+                raise _timed_out(f"get variable {self.name!r} (not set)", timeout)
+            return self._value(reply)
+        return self._ask("get", then, timeout=timeout)
+
+    def delete(self) -> Any:
+        return self._ask("delete", lambda reply: None)
+
+
+class Semaphore(Primitive):
+    """At most ``max_leases`` holders at a time, cluster-wide. Leases go with the
+    connection that took them: a holder that dies frees its lease."""
+
+    kind = "semaphore"
+
+    def __init__(self, max_leases: int = 1, name: str | None = None, executor: Any = None):
+        super().__init__(name, executor)
+        if max_leases < 1:
+            raise ValueError(f"max_leases must be >= 1, not {max_leases}")
+        self.max_leases = max_leases
+
+    def _state(self) -> dict[str, Any]:
+        return {"name": self.name, "max_leases": self.max_leases}
+
+    def _restored(self) -> None:
+        self._held: list[str] = []  # this object's leases, newest last
+        self._held_lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> Any:
+        """Take a lease; False when none came within ``timeout`` (or at once, when not
+        ``blocking``)."""
+        lease = uuid.uuid4().hex
+        wait = timeout if blocking else 0
+
+        def then(reply: CoordinateReply) -> bool:
+            if reply.status == "timeout":
+                return False
+            with self._held_lock:
+                self._held.append(lease)
+            return True
+        return self._ask("acquire", then, timeout=wait, limit=self._limit(), lease=lease)
+
+    def _limit(self) -> int:
+        return self.max_leases
+
+    def release(self) -> Any:
+        with self._held_lock:
+            if not self._held:
+                raise RuntimeError(f"release of {self!r}, which this object does not hold")
+            lease = self._held.pop()
+        return self._ask("release", lambda reply: None, lease=lease)
+
+    def get_value(self) -> Any:
+        """The leases held now, by anyone."""
+        return self._ask("count", lambda reply: reply.count or 0)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+    async def __aenter__(self):
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.release()
+
+
+class Lock(Semaphore):
+    """A cluster-wide lock (not re-entrant): a Semaphore of one lease, under its own kind so
+    that a name cannot be both."""
+
+    kind = "lock"
+
+    def __init__(self, name: str | None = None, executor: Any = None):
+        super().__init__(1, name, executor)
+
+    def _state(self) -> dict[str, Any]:
+        return {"name": self.name, "max_leases": 1}
+
+    def locked(self) -> Any:
+        return self._ask("count", lambda reply: bool(reply.count))
+
+
+class Event(Primitive):
+    """A flag shared by name: ``set``, ``clear``, ``wait`` until set, ``is_set``."""
+
+    kind = "event"
+
+    def set(self) -> Any:
+        return self._ask("set", lambda reply: None)
+
+    def clear(self) -> Any:
+        return self._ask("clear", lambda reply: None)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """True once the event is set; False if ``timeout`` passed first."""
+        return self._ask("wait", lambda reply: reply.status == "ok", timeout=timeout)
+
+    def is_set(self) -> Any:
+        return self._ask("wait", lambda reply: reply.status == "ok", timeout=0)
+
+
+class Pub(Primitive):
+    """Publish messages on a topic: every ``Sub`` of that topic subscribed at the time gets
+    them (a message published while nobody listens is dropped, as with dask)."""
+
+    kind = "topic"
+
+    def put(self, value: Any) -> Any:
+        payload, keys = encode(value)
+        if keys:
+            raise CoordinationError("a published message cannot carry futures (nothing would "
+                                    "hold their keys): put them into a Queue instead")
+        return self._ask("publish", lambda reply: reply.count or 0, value=payload)
+
+    publish = put
+
+
+class Sub(Primitive):
+    """Receive a topic's messages, in the order they were published: ``get(timeout)``, or
+    iterate. Subscribed from creation until ``close()`` (or its executor closes)."""
+
+    kind = "topic"
+
+    def __init__(self, name: str, executor: Any = None):
+        super().__init__(name, executor)
+
+    def _restored(self) -> None:
+        self._inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()
+        self.core.topics.add(self.name, self._inbox)
+        self._subscribing = self._subscribe()
+
+    def _subscribe(self) -> concurrent.futures.Future | None:
+        """Subscribed before this returns (synchronous), or before the first ``get``."""
+        self._before_blocking()
+        request = self._request(lambda i: Coordinate(
+            id=i, kind="topic", name=self.name, action="subscribe"))
+        reply = asyncio.run_coroutine_threadsafe(request, self.core.io.loop)
+        if self.asynchronous:
+            return reply
+        if reply.result().status == "error":
+            self.core.topics.remove(self.name, self._inbox)
+            raise CoordinationError(reply.result().error)
+        return None
+
+    def get(self, timeout: float | None = None) -> Any:
+        if self.asynchronous:
+            return self._get_async(timeout)
+        return self._take(timeout)
+
+    def _take(self, timeout: float | None) -> Any:
+        current.before_blocking(f"topic {self.name!r}")
+        try:
+            payload = self._inbox.get(timeout=timeout)
+        except queue_module.Empty:
+            raise _timed_out(f"message on topic {self.name!r}", timeout) from None
+        return deserialize(payload)
+
+    async def _get_async(self, timeout: float | None) -> Any:
+        subscribing = getattr(self, "_subscribing", None)
+        if subscribing is not None:
+            reply = await asyncio.wrap_future(subscribing)
+            self._subscribing = None
+            if reply.status == "error":
+                raise CoordinationError(reply.error)
+        return await asyncio.to_thread(self._take, timeout)
+
+    def __iter__(self):
+        while True:
+            yield self._take(None)
+
+    def close(self) -> Any:
+        if self.core.topics.remove(self.name, self._inbox):
+            return self._ask("unsubscribe", lambda reply: None)
+        return asyncio.sleep(0) if self.asynchronous else None
+
+
+class Topics:
+    """Where the executor hands ``published`` messages: the inboxes of its Subs by topic."""
+
+    def __init__(self) -> None:
+        self._inboxes: dict[str, list[queue_module.SimpleQueue]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, topic: str, inbox: queue_module.SimpleQueue) -> None:
+        with self._lock:
+            self._inboxes.setdefault(topic, []).append(inbox)
+
+    def remove(self, topic: str, inbox: queue_module.SimpleQueue) -> bool:
+        """True: that was the topic's last inbox here (the center may stop sending)."""
+        with self._lock:
+            inboxes = self._inboxes.get(topic, [])
+            if inbox in inboxes:
+                inboxes.remove(inbox)
+            if inboxes:
+                return False
+            self._inboxes.pop(topic, None)
+            return True
+
+    def deliver(self, msg: Published) -> None:
+        with self._lock:
+            inboxes = list(self._inboxes.get(msg.topic, ()))
+        for inbox in inboxes:
+            inbox.put(msg.value)
+
+
+__all__ = ["CoordinationError", "Event", "Lock", "Pub", "Queue", "Semaphore", "Sub", "Topics",
+           "Variable", "encode"]

@@ -1,0 +1,197 @@
+"""Coordination primitives between real processes: clients and tasks share queues, variables,
+locks, semaphores, events and topics through the center; a lock dies with its holder.
+
+Tasks reach the primitives through an executor of their own on the worker's center (the
+default inside a task), so a worker SIGKILLed while its task holds a lock takes that
+connection, and with it the lease, down.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+
+import pytest
+from dist_client import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub, Variable)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def produce(name, n):
+    queue = Queue(name)
+    for i in range(n):
+        queue.put(i)
+    queue.put(None)
+    return n
+
+
+def consume(name):
+    queue = Queue(name)
+    got = []
+    while (item := queue.get(timeout=60)) is not None:
+        got.append(item)
+    return got
+
+
+def test_a_producer_and_a_consumer_task_share_a_queue(cluster):
+    e = cluster.executor()
+    consumer = e.submit(consume, "jobs", pure=False)
+    producer = e.submit(produce, "jobs", 50, pure=False)
+    assert producer.result(60) == 50
+    assert consumer.result(60) == list(range(50))
+
+
+def test_a_bounded_queue_makes_the_producer_wait_and_carries_futures(cluster):
+    e = cluster.executor()
+    queue = Queue("bounded", maxsize=1)
+    queue.put(1)
+    with pytest.raises(TimeoutError, match="full"):
+        queue.put(2, timeout=0.1)
+    assert queue.get() == 1
+    future = e.submit(lambda x: x * 10, 4)
+    queue.put({"future": future, "tuple": (1, 2)})
+    key = future.key
+    del future
+    item = queue.get(timeout=10)
+    assert item["tuple"] == (1, 2)  # pickled, so Python types come back as they were
+    assert item["future"].key == key and item["future"].result(30) == 40
+    with pytest.raises(TimeoutError, match="empty"):
+        queue.get(timeout=0)
+
+
+def read_variable(name):
+    return Variable(name).get(timeout=30).result() + 1
+
+
+def test_a_variable_keeps_its_future_alive_for_a_task_to_read(cluster):
+    e = cluster.executor()
+    variable = Variable("model")
+    future = e.submit(sum, [1, 2, 3])
+    future.result(30)
+    variable.set(future)
+    key = future.key
+    del future  # only the variable holds the key now
+    assert e.submit(read_variable, "model", pure=False).result(60) == 7
+    assert key in e.who_has(variable.get())
+    variable.delete()
+    with pytest.raises(TimeoutError):
+        variable.get(timeout=0.1)
+
+
+def hold_lock_forever(name, holder):
+    Lock(name).acquire()
+    Variable(holder).set(os.getpid())
+    time.sleep(600)
+
+
+def test_a_lock_held_by_a_task_whose_worker_is_killed_is_released(cluster):
+    e = cluster.executor()
+    holder = e.submit(hold_lock_forever, "db", "db-holder", pure=False)
+    pid = Variable("db-holder").get(timeout=60)
+    lock = Lock("db")
+    assert not lock.acquire(timeout=0.1)  # taken, by the task
+    os.kill(pid, signal.SIGKILL)
+    assert lock.acquire(timeout=60), "the lease died with its holder's worker"
+    lock.release()
+    del holder
+
+
+def touch_shared(name, counter_name, hold):
+    with Semaphore(2, name):
+        Queue(counter_name).put(1)
+        time.sleep(hold)
+        Queue(counter_name).put(-1)
+    return True
+
+
+@pytest.mark.cluster(n_workers=2, nthreads=3)
+def test_a_semaphore_limits_how_many_tasks_touch_a_resource_at_once(cluster):
+    e = cluster.executor()
+    futures = [e.submit(touch_shared, "pool", "inside", 0.2, pure=False) for _ in range(6)]
+    assert all(f.result(60) for f in futures)
+    queue, inside, most = Queue("inside"), 0, 0
+    for _ in range(12):
+        inside += queue.get(timeout=10)
+        most = max(most, inside)
+    assert most == 2
+    assert Semaphore(2, "pool").get_value() == 0
+
+
+def publish(topic, n, ready):
+    Event(ready).wait(timeout=60)
+    pub = Pub(topic)
+    for i in range(n):
+        pub.put({"i": i})
+    return n
+
+
+def subscribe(topic, n, ready):
+    sub = Sub(topic)
+    Event(ready).set()
+    return [sub.get(timeout=60)["i"] for _ in range(n)]
+
+
+@pytest.mark.cluster(n_workers=2, nthreads=2)
+def test_pub_sub_between_two_tasks(cluster):
+    e = cluster.executor()
+    received = e.submit(subscribe, "news", 20, "listening", pure=False)
+    sent = e.submit(publish, "news", 20, "listening", pure=False)
+    assert sent.result(60) == 20
+    assert received.result(60) == list(range(20))
+
+
+def test_events_wake_waiters_in_other_threads_and_clear(cluster):
+    cluster.executor()
+    event = Event("go")
+    woken = []
+    waiter = threading.Thread(target=lambda: woken.append(Event("go").wait(timeout=30)))
+    waiter.start()
+    event.set()
+    waiter.join(30)
+    assert woken == [True] and event.is_set()
+    event.clear()
+    assert not event.is_set() and not event.wait(timeout=0.05)
+
+
+def test_a_name_reused_with_another_kind_is_a_clear_error_and_nothing_stays_locked(cluster):
+    cluster.executor()
+    lock = Lock("shared-name")
+    assert lock.acquire()
+    with pytest.raises(CoordinationError, match="in use by a lock, not a queue"):
+        Queue("shared-name").put(1)
+    with pytest.raises(RuntimeError, match="does not hold"):
+        Lock("shared-name").release()
+    lock.release()
+    assert not lock.locked()
+    Queue("shared-name").put(1)  # free again once the lock holds nothing
+    assert Queue("shared-name").get() == 1
+
+
+def test_values_that_cannot_be_pickled_fail_before_anything_is_sent(cluster):
+    cluster.executor()
+    queue = Queue("unpicklable")
+    with pytest.raises(Exception, match="pickle"):
+        queue.put(threading.Lock())
+    assert queue.qsize() == 0
+
+
+def test_the_primitives_are_awaitable_with_an_async_executor(cluster):
+    from dist_client import AsyncExecutor
+
+    async def main():
+        async with AsyncExecutor(cluster.address) as e:
+            queue = Queue("async-q", executor=e)
+            await queue.put("x")
+            assert await queue.qsize() == 1
+            assert await queue.get(timeout=5) == "x"
+            lock = Lock("async-lock", executor=e)
+            async with lock:
+                assert await lock.locked()
+            assert not await lock.locked()
+            sub = Sub("async-topic", executor=e)
+            assert await Pub("async-topic", executor=e).put(3) == 1
+            assert await sub.get(timeout=5) == 3
+
+    asyncio.run(main())
