@@ -205,7 +205,8 @@ class Actor:
             assert reply.value is not None
             return deserialize(reply.value)
         if reply.status == "lost":
-            self._dead = address
+            if self._future is not None:  # it may have been made again elsewhere: look there
+                self._dead = address
             raise ActorLost(f"the actor {self._key} ({self._type}): {reply.message}")
         raise exception_from(TaskErred(key=self._key, exception_type=reply.exception_type,
                                        message=reply.message, traceback=reply.traceback,
