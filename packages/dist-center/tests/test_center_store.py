@@ -116,3 +116,18 @@ def test_a_directory_that_cannot_be_made_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(StateDirError, match="cannot create the state directory"):
         StateStore(tmp_path / "file" / "state")
+
+
+def test_a_commit_that_fails_keeps_its_rows_for_the_next(tmp_path, monkeypatch):
+    store = StateStore(tmp_path)
+    store.record(ClientConnected("c-1"))
+    real = store._db
+    failing = sqlite3.connect(":memory:", isolation_level=None)  # no journal table in it
+    store._db = failing
+    with pytest.raises(sqlite3.OperationalError):
+        store.commit()
+    assert store.dirty and store.rows == 0
+    store._db = real
+    store.commit()
+    store.close()
+    assert StateStore(tmp_path).load().events == [ClientConnected("c-1")]

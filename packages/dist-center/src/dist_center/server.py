@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,7 @@ class Center:
                                  else recovery_timeout)
         self.resume_timeout = resume_timeout
         self._commit_scheduled = False
+        self._commit_warned = -1e9  # when the last failure to write the state was logged
         self._client_of: dict[Comm, str] = {}  # client connection -> its session's id
 
     async def start(self) -> None:
@@ -177,9 +179,22 @@ class Center:
         self._commit_scheduled = False
         if self.store is None:
             return
-        self.store.commit()
-        if self.store.tasks_written > 2 * len(self.state.tasks) + REWRITE_AFTER:
-            self.store.rewrite(state_events(self.state), self.state.workers)
+        try:
+            self.store.commit()
+            if self.store.tasks_written > 2 * len(self.state.tasks) + REWRITE_AFTER:
+                self.store.rewrite(state_events(self.state), self.state.workers)
+        except (sqlite3.Error, OSError) as exc:
+            # Nothing recorded is dropped: it is written with the next commit that succeeds.
+            # Until then, a crash would lose it: say so, once a minute at most.
+            now = time.monotonic()
+            if now - self._commit_warned > 60:
+                self._commit_warned = now
+                log.error("cannot write the center's state to %s: %s; it stays in memory "
+                          "and is written once the directory can be written again",
+                          self.state_dir, exc)
+            if not self._commit_scheduled:  # try again in a second, new events or not
+                self._commit_scheduled = True
+                self._timers.add(asyncio.get_running_loop().call_later(1.0, self._commit))
 
     # -- dispatch -------------------------------------------------------------------------------
     def _handle(self, *events) -> None:

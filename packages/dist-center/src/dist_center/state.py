@@ -25,13 +25,13 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, RegisterWorker, Release,
                                     Replicate, Restart, RestartReply, RestartWorker, ScatterDone,
-                                    ScatterPlan, ScatterPlanReply, Session, SessionReply,
-                                    StealReply, StealRequest, Story, StoryReply, Submit, TaskErred,
+                                    ScatterPlan, ScatterPlanReply, Session, StealReply,
+                                    StealRequest, Story, StoryReply, Submit, TaskErred,
                                     TaskFinished, TaskSeceded, UnpublishDataset, Unregister,
                                     WantKeys, WhoHas, WorkerRegistered)
 from dist_protocol.serialize import Payload
 
-from . import balance, coordination, lineage, queries, sharing
+from . import balance, coordination, lineage, queries, recovery, sharing
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
@@ -87,10 +87,10 @@ class CenterState(TaskMachine):
             WorkerLeft: self._worker_left,
             RestartTimedOut: self._restart_timed_out,
             TimeElapsed: self._time_elapsed,
-            Recovering: self._recovering,
-            RecoveryTimedOut: self._recovery_timed_out,
-            DetachedTimedOut: self._detached_timed_out,
-            TaskFailed: self._task_failed,
+            Recovering: partial(recovery.recovering, self),
+            RecoveryTimedOut: partial(recovery.recovery_timed_out, self),
+            DetachedTimedOut: partial(recovery.detached_timed_out, self),
+            TaskFailed: partial(recovery.task_failed, self),
             CoordinationTimedOut: lambda event, sid: self._coordinated(
                 self.coordination.timed_out(event.client, event.request), sid),
         }
@@ -99,7 +99,7 @@ class CenterState(TaskMachine):
             WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
             ScatterDone: self._scatter_done,
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
-            Restart: self._restart, Story: self._story, Session: self._session,
+            Restart: self._restart, Story: self._story, Session: partial(recovery.session, self),
             PublishDataset: partial(sharing.publish, self),
             GetDataset: partial(sharing.get, self), ListDatasets: partial(sharing.names, self),
             UnpublishDataset: partial(sharing.unpublish, self),
@@ -145,6 +145,10 @@ class CenterState(TaskMachine):
         if "key-recomputing" in event.features:
             self.told_of_recomputing.add(event.client)
 
+    def forget_client(self, client: str, sid: str) -> None:
+        """As if ``client`` disconnected: what it wanted is released."""
+        self._client_disconnected(ClientDisconnected(client), sid)
+
     def _client_disconnected(self, event: ClientDisconnected, sid: str) -> None:
         self.detached.discard(event.client)
         self.small_values_for.discard(event.client)
@@ -167,38 +171,6 @@ class CenterState(TaskMachine):
         handler = self._client_ops.get(type(event.message))
         if handler is not None:
             handler(event.client, event.message, sid)
-
-    def _session(self, client: str, msg: Session, sid: str) -> None:
-        """A connection says which session it is: a client that lost the center before takes
-        its detached session over (its keys, wanted still, are reported as they are now)."""
-        previous = msg.resume
-        resumed = previous is not None and previous in self.detached and previous != client
-        name = client
-        if resumed:
-            assert previous is not None
-            self.detached.discard(previous)
-            self._rename_client(client, previous)
-            name = previous
-        wants = self.clients.get(name, set())
-        unknown = [key for key in msg.keys or () if key not in wants]
-        self.send(client, SessionReply(id=msg.id, client=name, durable=self.durable,
-                                       resumed=resumed, unknown=unknown))
-        if resumed:
-            for key in wants:
-                self.report_existing(name, self.tasks[key])
-
-    def _rename_client(self, current: str, previous: str) -> None:
-        """The connection ``current`` is the session ``previous`` from now on."""
-        keys = self.clients.pop(current, set())
-        for key in keys:
-            ts = self.tasks[key]
-            discard(ts.wanted_by, current)
-            ts.wanted_by = added(ts.wanted_by, previous)
-        self.clients.setdefault(previous, set()).update(keys)
-        for flags in (self.small_values_for, self.told_of_recomputing):
-            if current in flags:
-                flags.discard(current)
-                flags.add(previous)
 
     def want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
@@ -433,15 +405,12 @@ class CenterState(TaskMachine):
                 stale.append(key)
         if stale:
             self.send(reg.address, FreeKeys(keys=stale))
-        if self.recovering:
-            self.awaiting_workers.discard(reg.address)
-            if not self.awaiting_workers:
-                self._recovered(sid)
-        self._retry_unrunnable(sid)
+        recovery.worker_back(self, reg.address, sid)
+        self.retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
 
-    def _retry_unrunnable(self, sid: str) -> None:
+    def retry_unrunnable(self, sid: str) -> None:
         """A worker joined or resumed: tasks no worker could take may run now."""
         if self.recovering:
             return
@@ -600,10 +569,10 @@ class CenterState(TaskMachine):
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.state == "processing" and ts.processing_on == address:
-            self._failed(ts, msg, sid)
+            self.failed(ts, msg, sid)
         self.fill(worker, sid)
 
-    def _failed(self, ts: TaskState, msg: TaskErred, sid: str) -> None:
+    def failed(self, ts: TaskState, msg: TaskErred, sid: str) -> None:
         # The worker has forgotten the task already.
         self.transition(ts, "waiting", sid, True)
         if ts.retries_left > 0:
@@ -611,34 +580,6 @@ class CenterState(TaskMachine):
             self.transition(ts, "processing", sid)
         else:
             self.transition(ts, "erred", sid, msg)
-
-    def _task_failed(self, event: TaskFailed, sid: str) -> None:
-        ts = self.tasks.get(event.key)
-        if ts is not None and ts.state in ACTIVE:
-            self._failed(ts, event.error, sid)
-
-    # -- a restart on a state directory ------------------------------------------------------
-    def _recovering(self, event: Recovering, sid: str) -> None:
-        self.durable = True
-        self.detached = {client for client in self.clients if not sharing.is_holder(client)}
-        self.awaiting_workers = set(event.workers) - self.workers.keys()
-        self.recovering = bool(self.awaiting_workers)
-
-    def _recovery_timed_out(self, event: RecoveryTimedOut, sid: str) -> None:
-        if self.recovering:
-            self._recovered(sid)
-
-    def _recovered(self, sid: str) -> None:
-        """The workers from before are back (or given up on): run what is not held."""
-        self.recovering = False
-        self.awaiting_workers.clear()
-        self._retry_unrunnable(sid)
-        for worker in list(self.workers.values()):
-            self.fill(worker, sid)
-
-    def _detached_timed_out(self, event: DetachedTimedOut, sid: str) -> None:
-        for client in sorted(self.detached):
-            self._client_disconnected(ClientDisconnected(client), sid)
 
     def _keys_added(self, address: str, msg: KeysAdded, sid: str) -> None:
         worker = self.workers[address]
@@ -693,7 +634,7 @@ class CenterState(TaskMachine):
                 self.send(worker.address, StealRequest(keys=keys))
         elif not paused and worker.status == "paused":
             worker.status = "running"
-            self._retry_unrunnable(sid)
+            self.retry_unrunnable(sid)
             self.fill(worker, sid)
 
     def _steal_reply(self, address: str, msg: StealReply, sid: str) -> None:

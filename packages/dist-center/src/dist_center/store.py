@@ -247,11 +247,16 @@ class StateStore:
         """Write what was recorded since the last commit: one transaction, one fsync."""
         if not self._pending or self._db is None:
             return
-        rows, self._pending = self._pending, []
+        rows = self._pending
         db = self._db
         db.execute("BEGIN")
-        db.executemany("INSERT INTO journal (kind, subject, body) VALUES (?, ?, ?)", rows)
-        db.execute("COMMIT")
+        try:
+            db.executemany("INSERT INTO journal (kind, subject, body) VALUES (?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise  # (the rows stay pending: the next commit writes them)
+        self._pending = []
         self.rows += len(rows)
         self.commits += 1
 
@@ -265,9 +270,13 @@ class StateStore:
         rows += [(_WORKER_JOINED, address, None) for address in workers]
         db = self._db
         db.execute("BEGIN")
-        db.execute("DELETE FROM journal")
-        db.executemany("INSERT INTO journal (kind, subject, body) VALUES (?, ?, ?)", rows)
-        db.execute("COMMIT")
+        try:
+            db.execute("DELETE FROM journal")
+            db.executemany("INSERT INTO journal (kind, subject, body) VALUES (?, ?, ?)", rows)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         self.rows = len(rows)
         self.tasks_written = 0
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
