@@ -16,6 +16,8 @@ from concurrent.futures import CancelledError
 import pytest
 from dist_client import CenterLostError, ClusterError, Executor, LostDataError
 
+from .conftest import Cluster
+
 pytestmark = pytest.mark.timeout(90)
 
 RESULT_TIMEOUT = 30
@@ -129,7 +131,7 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
     # They registered with what they held for the old center, which the new one does not know:
     # it has them drop it, also the results of tasks that were still running.
     wait_until(lambda: all(row["metrics"].get("keys") == 0 and row["keys"] == 0
-                           for row in processes.worker_table(fresh).values()), 10,
+                           for row in Cluster.worker_table(fresh).values()), 10,
                "the stale keys to go")
     assert fresh.gather(fresh.map(slow_inc, range(40), delay=0.01), timeout=RESULT_TIMEOUT) \
         == list(range(1, 41))

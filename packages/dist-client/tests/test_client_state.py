@@ -4,7 +4,7 @@ from concurrent.futures import CancelledError
 import pytest
 from dist_client.errors import LostDataError, RemoteError
 from dist_client.future import KeyState
-from dist_client.state import ClientState, Fail, Finish, Recompute, Reply
+from dist_client.core.state import ClientState, Fail, Finish, Recompute, Reply
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
                                     Release, Submit, TaskErred, WhoHasReply)
 

@@ -29,7 +29,7 @@ from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from . import current
 from .errors import ClusterError, LostDataError
-from .loop import LoopThread
+from .core.loop import LoopThread
 from .task_errors import exception_from
 
 # After a worker's death is seen here, how long a handle waits for the center to say the actor

@@ -16,6 +16,7 @@ from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
+from .core.waiters import settled_async
 from .future import Future
 from .reprs import describe, describe_html
 from .tasks import TaskBuilder
@@ -97,6 +98,10 @@ class AsyncExecutor:
         return self._started.submit_map(func, iterables, kwargs, key, pure, options,
                                         refresh=False)
 
+    async def wait_done(self, futures: list[Future]) -> None:
+        """Return once every one of ``futures`` is done (on this event loop)."""
+        await settled_async([future.keystate for future in futures])
+
     async def gather(self, futures: Any, errors: str = "raise",
                      timeout: float | None = None) -> Any:
         """As ``Executor.gather``; ``timeout`` raises ``TimeoutError`` when the values are
@@ -119,7 +124,7 @@ class AsyncExecutor:
 
     async def close(self) -> None:
         if self.core is not None:
-            self.core.close()
+            await self.core.close_async()
 
     async def restart(self, timeout: float = 30.0) -> None:
         core = self._started

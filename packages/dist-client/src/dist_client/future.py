@@ -12,8 +12,8 @@ from dist_protocol.serialize import deserialize
 from . import remote_traceback
 from .actors import Actor
 from .core.keystate import STATUSES, KeyState
+from .core.loop import NotDoneInTime
 from .core.waiters import settled
-from .loop import NotDoneInTime
 from .stdlib_futures import StdlibWaitable
 
 

@@ -1,3 +1,8 @@
-"""The client's core: what it knows of its keys (``keystate``, ``state``), the one way to wait
-for keys to settle (``waiters``), and the coroutines on the I/O loop that do every operation
-(``client``). ``Executor`` and ``AsyncExecutor`` are facades over it."""
+"""The client's core.
+
+``keystate``: what is known of one key, and the hook that announces its settling. ``waiters``:
+the one way to wait for keys, for threads and event loops. ``state``: the pure decisions about
+keys, reference counts and what the center is told. ``loop``: the I/O thread. ``client``: the
+connection and the bridge between a caller and the I/O loop. ``operations``: every operation
+that talks to the cluster, once, as a coroutine. ``Executor`` and ``AsyncExecutor`` are
+facades over it."""

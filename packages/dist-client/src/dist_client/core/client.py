@@ -37,12 +37,12 @@ from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
 from ..keys import map_keys, task_key
-from ..loop import LoopThread
 from ..packing import collect_futures
 from ..primitives import Topics
-from ..state import ClientState, Fail, Finish, Recompute
 from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
+from .loop import LoopThread
+from .state import ClientState, Fail, Finish, Recompute
 from .waiters import settled_async
 
 log = logging.getLogger("dist_client")
@@ -535,16 +535,33 @@ class ClientCore:
 
     def close(self) -> None:
         """Close the connection (and the local cluster); futures not done become cancelled."""
-        if self.status in ("closing", "closed"):
+        if not self._begin_closing():
             return
-        was_running = self.status == "running"
-        self.status = "closing"
-        self.accepting = False
         try:
-            if was_running and self.center is not None:
-                self.io.run(self._disconnect(), timeout=5)
+            self.io.run(self._disconnect(), timeout=5)
         except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
             pass
+        self._end_closing()
+
+    async def close_async(self) -> None:
+        """``close``, awaited on the caller's event loop."""
+        if not self._begin_closing():
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(self._disconnect(), self.io.loop)), 5)
+        except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
+            pass
+        self._end_closing()
+
+    def _begin_closing(self) -> bool:
+        if self.status in ("closing", "closed"):
+            return False
+        self.status = "closing"
+        self.accepting = False
+        return True
+
+    def _end_closing(self) -> None:
         self.io.stop()
         if self.cluster is not None:
             self.cluster.close()

@@ -16,13 +16,15 @@ STATUSES = ("pending", "finished", "error", "lost", "cancelled")
 class KeyState:
     """What the client knows of one key; every Future of that key shares it.
 
-    Every wait for a key (``wait``, ``as_completed``, ``progress``, ``result()``, ``await``)
-    is a callback given to ``on_done``: the key calls each once when it settles, from the
-    thread that settles it (usually the client's I/O thread).
+    Waiting for a key is a callback on its settling, called from the thread that settles it
+    (usually the client's I/O thread): ``on_done`` callbacks are called once, as
+    ``concurrent.futures`` calls done callbacks; ``watch`` callbacks at every settling until
+    ``unwatch`` (a key whose result is lost is computed again and settles once more), which
+    is what the waiters of ``waiters.py`` use.
     """
 
     __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
-                 "small_value", "callbacks", "lock")
+                 "small_value", "callbacks", "watchers", "lock")
 
     def __init__(self, key: str):
         self.key = key
@@ -35,6 +37,7 @@ class KeyState:
         # A small value as the center passed it on (serialized): read without a fetch.
         self.small_value: Payload | None = None
         self.callbacks: list[Callable[[], object]] = []
+        self.watchers: list[Callable[[], object]] = []
         # Held while the status changes and while callbacks are added, so a callback added
         # to a pending key is always called; re-entrant, since a callback may add another.
         self.lock = threading.RLock()
@@ -47,7 +50,8 @@ class KeyState:
         with self.lock:
             self.status = status
             callbacks, self.callbacks = self.callbacks, []
-        for callback in callbacks:
+            watchers = list(self.watchers)
+        for callback in callbacks + watchers:
             _call_safely(callback)
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
@@ -100,10 +104,22 @@ class KeyState:
             log.exception("a done callback raised")
 
     def forget(self, callback: Callable[[], object]) -> None:
-        """Do not call ``callback`` after all (a waiter that gave up)."""
+        """Do not call the ``on_done`` ``callback`` after all."""
         with self.lock:
             try:
                 self.callbacks.remove(callback)
+            except ValueError:
+                pass
+
+    def watch(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` each time the key settles, until ``unwatch``."""
+        with self.lock:
+            self.watchers.append(callback)
+
+    def unwatch(self, callback: Callable[[], object]) -> None:
+        with self.lock:
+            try:
+                self.watchers.remove(callback)
             except ValueError:
                 pass
 

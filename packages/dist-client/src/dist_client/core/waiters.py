@@ -1,7 +1,8 @@
 """The one way to wait until keys settle, for threads and for event loops alike.
 
-A waiter watches some keys: it registers one callback per key with ``KeyState.on_done`` and
-re-checks its condition each time one settles. ``wait``, ``as_completed``, ``progress``,
+A waiter watches some keys: it registers one callback per key with ``KeyState.watch`` and
+re-checks its condition each time one settles (again, too, after a lost result is computed
+anew). ``wait``, ``as_completed``, ``progress``,
 ``Future.result`` and ``await future`` are all built on it.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ class ThreadWaiter:
         self._changed = threading.Event()
         self._states = list(states)
         for state in self._states:
-            state.on_done(self._changed.set)
+            state.watch(self._changed.set)
 
     def until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         """Block until ``condition()`` holds (checked again after each settling); False if
@@ -41,7 +42,7 @@ class ThreadWaiter:
 
     def __exit__(self, *exc_info) -> None:
         for state in self._states:
-            state.forget(self._changed.set)
+            state.unwatch(self._changed.set)
 
 
 class LoopWaiter:
@@ -53,7 +54,7 @@ class LoopWaiter:
         self._changed = asyncio.Event()
         self._states = list(states)
         for state in self._states:
-            state.on_done(self._wake)
+            state.watch(self._wake)
 
     def _wake(self) -> None:
         if self._in_loop():
@@ -79,23 +80,21 @@ class LoopWaiter:
                 self._changed.clear()
         finally:
             for state in self._states:
-                state.forget(self._wake)
+                state.unwatch(self._wake)
 
 
 def settled(states: list[KeyState], timeout: float | None = None) -> bool:
     """Block this thread until every one of ``states`` is done; False on timeout."""
-    pending = [state for state in states if not state.done]
-    if not pending:
+    if all(state.done for state in states):
         return True
-    with ThreadWaiter(pending) as waiter:
-        return waiter.until(lambda: all(state.done for state in pending), timeout)
+    with ThreadWaiter(states) as waiter:
+        return waiter.until(lambda: all(state.done for state in states), timeout)
 
 
 async def settled_async(states: list[KeyState]) -> None:
     """Return on the running loop once every one of ``states`` is done."""
-    pending = [state for state in states if not state.done]
-    if pending:
-        await LoopWaiter(pending).until(lambda: all(state.done for state in pending))
+    if not all(state.done for state in states):
+        await LoopWaiter(states).until(lambda: all(state.done for state in states))
 
 
 __all__ = ["LoopWaiter", "ThreadWaiter", "settled", "settled_async"]

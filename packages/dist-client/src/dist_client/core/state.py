@@ -18,9 +18,9 @@ from typing import Union
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
                                     Message, Release, TaskErred)
 
-from .actors import lost_error
-from .core.keystate import KeyState
-from .task_errors import exception_from
+from ..actors import lost_error
+from ..task_errors import exception_from
+from .keystate import KeyState
 
 
 @dataclass
