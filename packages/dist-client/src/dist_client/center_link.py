@@ -13,7 +13,7 @@ from dist_protocol.messages import (AdaptiveTarget, AdaptiveTargetReply, Cluster
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import ssl_context
 
-from .loop import LoopThread
+from .core.loop import LoopThread
 
 FEATURE = "retire-workers"
 
