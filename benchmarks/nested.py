@@ -133,8 +133,8 @@ def measure(system: str, modes: dict[str, int], log_dir: Path, timeout: float) -
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--unique", type=int, default=14,
-                        help="n of the run where every call is a task (default 14: 1,219 tasks)")
+    parser.add_argument("--unique", type=int, default=12,
+                        help="n of the run where every call is a task (default 12: 465 tasks)")
     parser.add_argument("--keyed", type=int, default=20,
                         help="n of the run where equal calls share a key (default 20)")
     parser.add_argument("--timeout", type=float, default=600)

@@ -91,7 +91,7 @@ def render(state: CenterState, *, started: float) -> str:
     out.family("dist_workers", "gauge", "Workers registered with the center, by status.",
                [({"status": name}, count) for name, count in sorted(statuses.items())])
     out.family("dist_clients", "gauge", "Clients connected to the center.",
-               [({}, len(state.clients))])
+               [({}, views.connected_clients(state))])
     out.family("dist_messages_handled_total", "counter",
                "Messages from clients and workers that the center handled.",
                [({}, state.messages_handled)])

@@ -9,12 +9,18 @@ import itertools
 import math
 from typing import Any
 
+from ..sharing import is_holder
 from ..state import STATES, CenterState, key_prefix
 
 WAITING_STATES = ("waiting", "queued", "no-worker")
 STREAM_COLUMNS = ("prefix", "key", "worker", "start", "stop")
 STREAM_LIMIT = 2_000  # newest task-stream entries per answer: enough to draw the last seconds
 PROGRESS_LIMIT = 100  # prefixes per answer: the active ones first
+
+
+def connected_clients(state: CenterState) -> int:
+    """Clients, not counting the center's own holders of keys (datasets, fire-and-forget)."""
+    return sum(1 for client in state.clients if not is_holder(client))
 
 
 def tasks_by_state(state: CenterState) -> dict[str, int]:
@@ -135,7 +141,7 @@ def status(state: CenterState, *, address: str, version: str, started: float,
         "memory": memory,
         "memory_limit": sum(w.memory_limit for w in workers),
         "bytes_held": sum(w.nbytes for w in workers),
-        "clients": len(state.clients),
+        "clients": connected_clients(state),
         "tasks": tasks_by_state(state),
         "finished": sum(state.finished_by_prefix.values()),
         "erred": sum(state.erred_by_prefix.values()),
