@@ -82,9 +82,13 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
-        value = self._result(timeout)
-        # An actor's handle made from its future holds it: the actor lives while either does.
-        return value._bind(self) if type(value) is Actor else value
+        try:
+            value = self._result(timeout)
+            # An actor's handle made from its future holds it: the actor lives while either
+            # does.
+            return value._bind(self) if type(value) is Actor else value
+        finally:
+            self = None  # type: ignore[assignment]  # (see _result: the error's traceback)
 
     def _result(self, timeout: float | None) -> Any:
         state = self.keystate
@@ -150,8 +154,11 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     async def _async_result(self) -> Any:
         """The value, awaited on the caller's event loop (the I/O loop fetches it)."""
-        value = await self._async_value()
-        return value._bind(self) if type(value) is Actor else value
+        try:
+            value = await self._async_value()
+            return value._bind(self) if type(value) is Actor else value
+        finally:
+            self = None  # type: ignore[assignment]  # (as in result())
 
     async def _async_value(self) -> Any:
         state = self.keystate
