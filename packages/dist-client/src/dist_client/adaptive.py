@@ -14,10 +14,25 @@ import logging
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .cluster import Cluster
+
+class Scalable(Protocol):
+    """What adaptive scaling needs of a cluster manager (``cluster.Cluster`` has it)."""
+
+    threads_per_worker: int
+
+    @property
+    def link(self) -> Any: ...  # a CenterLink: adaptive_target(), workers()
+
+    @property
+    def worker_names(self) -> list[str]: ...
+
+    def forget_dead(self) -> Any: ...
+
+    def scale_up(self, n: int) -> Any: ...
+
+    def retire(self, names: list[str]) -> Any: ...
 
 log = logging.getLogger("dist.adaptive")
 
@@ -79,7 +94,7 @@ class AdaptivePolicy:
 class Adaptive:
     """Keeps ``cluster`` at the center's target until ``stop()`` (or the cluster closes)."""
 
-    def __init__(self, cluster: Cluster, minimum: int = 0, maximum: float = math.inf,
+    def __init__(self, cluster: Scalable, minimum: int = 0, maximum: float = math.inf,
                  target_duration: float = 5.0, interval: float = 1.0, wait_count: int = 3):
         self.cluster = cluster
         self.policy = AdaptivePolicy(minimum, maximum, wait_count)

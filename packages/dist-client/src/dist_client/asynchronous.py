@@ -30,6 +30,8 @@ class AsyncExecutor:
     here blocks the caller's event loop. It takes the arguments ``Executor`` takes.
     """
 
+    asynchronous = True  # its calls are awaited (Executor's return values)
+
     def __init__(self, address: str | tuple[str, int] | ClusterLike | None = None, *,
                  n_workers: int | None = None, threads_per_worker: int | None = None,
                  asynchronous: bool = True, **options: Any):

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from dist_protocol import task_context
 
 _executors: list[weakref.ref] = []
 _lock = threading.Lock()
+# Inside a task, the executor on the worker's center: ``in_task.get_executor``, which sets
+# this as it is imported (it builds an Executor, so this module, which every executor
+# imports, cannot import it).
+task_executor: Callable[[], Any] | None = None
 
 
 def register(executor: Any) -> None:
@@ -22,14 +27,13 @@ def register(executor: Any) -> None:
 
 
 def running(asynchronous: bool | None = None) -> Any:
-    from .asynchronous import AsyncExecutor
     with _lock:
         refs = list(reversed(_executors))
     for ref in refs:
         executor = ref()
         if executor is None or executor.status not in ("running", "reconnecting"):
             continue
-        if asynchronous is None or isinstance(executor, AsyncExecutor) == asynchronous:
+        if asynchronous is None or executor.asynchronous == asynchronous:
             return executor
     return None
 
@@ -41,9 +45,8 @@ def default_executor() -> Any:
     executor = running()
     if executor is not None:
         return executor
-    if task_context.current() is not None:
-        from .in_task import get_executor
-        return get_executor()  # the worker process's executor on its center
+    if task_context.current() is not None and task_executor is not None:
+        return task_executor()  # the worker process's executor on its center
     raise ValueError("no running Executor in this process: create one first, or pass "
                      "executor=")
 
@@ -59,13 +62,12 @@ def before_blocking(what: str) -> None:
 def resolve(executor: Any) -> tuple[Any, Any, bool]:
     """(the client core behind ``executor``, the facade its futures belong to, whether calls
     should be awaitable)."""
-    from .asynchronous import AsyncExecutor
     if executor is None:
         executor = default_executor()
     core = getattr(executor, "core", None)
     if core is None:
         raise ValueError(f"not a started executor: {executor!r} (await an AsyncExecutor first)")
-    return core, executor, isinstance(executor, AsyncExecutor)
+    return core, executor, executor.asynchronous
 
 
 __all__ = ["before_blocking", "default_executor", "register", "resolve", "running"]

@@ -35,6 +35,8 @@ class Executor(concurrent.futures.Executor):
     ``Executor(..., asynchronous=True)`` must be awaited and gives an ``AsyncExecutor``.
     """
 
+    asynchronous = False  # its calls return values, not awaitables (AsyncExecutor's do)
+
     def __new__(cls, *args, asynchronous: bool = False, **kwargs):
         if asynchronous:
             from .asynchronous import AsyncExecutor

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from dist_protocol import task_context
 from dist_protocol.task_context import TaskContext
 
-from . import shutdown
+from . import current, shutdown
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -87,5 +87,7 @@ def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iter
         if separate_thread:
             rejoin()
 
+
+current.task_executor = get_executor
 
 __all__ = ["get_executor", "rejoin", "secede", "worker_executor"]
