@@ -158,3 +158,22 @@ def test_persist_keeps_a_dask_collection_on_the_cluster(counted_cluster, process
     other.unpublish_dataset("persisted")
     del y, total, single, futures, again
     wait_until(lambda: center_tasks(url) == 0, timeout=30, what="the persisted keys to go")
+
+
+def test_datasets_from_an_async_executor(counted_cluster):
+    import asyncio
+
+    from dist_client import AsyncExecutor
+    center, _ = counted_cluster
+
+    async def main():
+        async with AsyncExecutor(center.address) as e:
+            future = e.submit(inc, 1)
+            await e.publish_dataset(one=future)
+            assert await e.list_datasets() == ("one",)
+            got = await e.get_dataset("one")
+            assert got.key == future.key and await got == 2
+            await e.unpublish_dataset("one")
+            with pytest.raises(KeyError):
+                await e.get_dataset("one")
+    asyncio.run(main())
