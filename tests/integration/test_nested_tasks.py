@@ -97,6 +97,14 @@ def test_recursive_fib_on_two_single_thread_workers_finishes(nested_cluster, wai
     wait_until(lambda: center_tasks(url) == 0, timeout=30, what="the center to forget fib")
 
 
+def test_a_worker_whose_tasks_used_the_cluster_stops_cleanly(nested_cluster):
+    _, workers, executor, _ = nested_cluster
+    assert executor.gather(executor.map(total, [2, 3])) == [10, 30]
+    for worker in workers:  # each process holds its tasks' executor, connected
+        worker.terminate()
+        assert worker.wait(30) == 0
+
+
 def test_tasks_of_one_worker_share_one_executor(nested_cluster):
     _, _, executor, _ = nested_cluster
     futures = executor.map(executor_id, range(6), workers=[executor.ncores().popitem()[0]])

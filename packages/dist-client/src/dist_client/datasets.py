@@ -137,8 +137,9 @@ async def publish(core: ClientCore, args: tuple, kwargs: dict) -> None:
                          "publish_dataset(x=data)")
     for name, value in kwargs.items():
         payload, keys = encode(value)
-        _checked(await _ask(core, lambda request: PublishDataset(
-            id=request, name=name, keys=keys, data=payload, override=override)))
+        _checked(await _ask(core, lambda request, name=name, keys=keys, payload=payload:
+                            PublishDataset(id=request, name=name, keys=keys, data=payload,
+                                           override=override)))
 
 
 async def get(core: ClientCore, name: str, default: Any = NO_DEFAULT) -> Any:
