@@ -44,6 +44,8 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     ``(victim, thief, keys)`` for each request to send."""
     if view.queue or len(view.workers) < 2:
         return []  # idle workers take queued work first
+    if not any(len(w.processing) > w.nthreads for w in view.workers.values()):
+        return []  # no worker holds a task it has not started: nothing to take (the usual case)
     incoming = Counter(view.stealing.values())
     thieves = [w for w in view.workers.values()
                if w.status == "running" and w.occupied + incoming[w.address] < w.nthreads]

@@ -212,9 +212,11 @@ class CenterState(TaskMachine):
             touched.append(ts)
             if wanted is None or spec.key in wanted:
                 self.want(client, ts)
-                self.report_existing(client, ts)
+                if ts.state in _REPORTED:
+                    self.report_existing(client, ts)
         for ts in fresh:
-            self._link(ts, sid)
+            if ts.deps:
+                self._link(ts, sid)
         for ts in lineage.in_cycles(fresh):
             self.transition(ts, "erred", sid, lineage.cyclic(ts))
         for ts in touched:
@@ -690,6 +692,9 @@ class CenterState(TaskMachine):
         validate_state(self)
 
 
+
+# States a client submitting the key again is told of at once (see _report_existing).
+_REPORTED = frozenset({"memory", "erred", "lost"})
 
 _STIMULUS_PREFIX: dict[type, str] = {
     ClientConnected: "client-connected-", ClientDisconnected: "client-disconnected-",

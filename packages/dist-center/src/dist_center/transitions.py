@@ -253,7 +253,8 @@ class TaskMachine:
                 if holder is not worker:
                     self.free(holder.address, ts.key)
             ts.processing_on = None
-        self.unrunnable.discard(ts.key)
+        if self.unrunnable:
+            self.unrunnable.discard(ts.key)
         ts.waiting_on = NONE
         ts.nbytes, ts.type = nbytes, type_
         self._set_state(ts, "memory")
@@ -261,20 +262,24 @@ class TaskMachine:
         if ts.spec is not None and ts.spec.actor:
             ts.actor_host = address
         self.finished_by_prefix[ts.prefix] += 1
-        if ts.wanted_by:
+        wanted_by = ts.wanted_by
+        if wanted_by:
             holders = [address]
-            for client in ts.wanted_by:
+            small_values_for = self.small_values_for
+            for client in wanted_by:
                 # A small value goes along to clients that asked, so they need not fetch it;
                 # the center passes it on and keeps nothing.
                 self.send(client, KeyInMemory(
                     key=ts.key, nbytes=nbytes, type=type_, workers=holders,
-                    value=value if client in self.small_values_for else None))
+                    value=value if client in small_values_for else None))
+        if not ts.dependents and not ts.deps:
+            return _NOTHING if wanted_by else {ts.key: "forgotten"}
         recs = self._inputs_arrived(ts) if ts.dependents else {}
         tasks = self.tasks
         for dep in ts.deps:
             if not tasks[dep].wanted_by:  # (wanted, it stays: no need to ask)
                 recs[dep] = "forgotten"
-        if not ts.wanted_by:
+        if not wanted_by:
             recs[ts.key] = "forgotten"
         return recs
 
@@ -340,6 +345,8 @@ class TaskMachine:
     def unlink_inputs(self, ts: TaskState) -> Recs:
         """``ts`` no longer reads its inputs; those nothing else reads may go."""
         deps, ts.deps = ts.deps, ()
+        if not deps:
+            return _NOTHING
         recs: Recs = {}
         for dep in deps:
             dts = self.tasks.get(dep)
@@ -450,10 +457,10 @@ class TaskMachine:
         """Hand ``worker`` queued tasks up to its capacity."""
         if worker.resources:
             self._resources_freed = True
-        if worker.status != "running" or worker.address not in self.workers:
+        queue = self.queue
+        if not queue or worker.status != "running" or worker.address not in self.workers:
             return
         capacity = placement.capacity(worker, self.avg_duration)
-        queue = self.queue
         tasks = self.tasks
         address = worker.address
         while queue and len(worker.processing) < capacity:

@@ -1,0 +1,279 @@
+"""The center's cost per task without sockets, processes or a busy machine in the way.
+
+``record`` runs a real cluster (a center in this process, two ``dworker``s, a client) through
+a map of N tasks and the dask.array graph of ``(x + x.T).sum(axis=0)``, and writes down every
+call the server made to ``CenterState.handle``: the events, the clock it read, and how many
+messages the state answered with. ``replay`` feeds those calls to a fresh ``CenterState`` in one
+process and measures the CPU time spent in ``handle`` alone, per task. The replay checks that
+the state answers each call with as many messages as it did while recording, so it measures
+the same decisions, not some other path.
+
+    python benchmarks/center_replay.py                    # record (if needed), then replay
+    python benchmarks/center_replay.py record [--n 100000] [--array 6000,500]
+    python benchmarks/center_replay.py replay [--repeat 5] [--profile]
+
+With ``--profile`` one more pass runs under cProfile and the top functions are printed; for
+counts that do not depend on the machine's load, run a single pass under callgrind:
+``valgrind --tool=callgrind python benchmarks/center_replay.py replay --repeat 1``.
+Results go to ``benchmarks/results/center-replay.json``; recordings to
+``benchmarks/results/center-events-*.pickle`` (all git-ignored).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import pickle
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DEFAULT_RECORDING = RESULTS / "center-events.pickle"
+HASH_SEED = "0"
+
+
+# -- recording ------------------------------------------------------------------------------
+class Recording:
+    """Every ``handle`` call of one center, pickled as it happens (the state may change the
+    messages it was given afterwards), under the name of the workload running."""
+
+    def __init__(self) -> None:
+        self.segment = "setup"
+        self.calls: list[tuple[str, float, bytes, int]] = []
+        self.lock = threading.Lock()
+
+    def wrap(self, state) -> None:
+        handle, clock = state.handle, state.clock
+        now = [0.0]
+
+        def read_clock() -> float:
+            now[0] = clock()
+            return now[0]
+
+        def recorded(*events):
+            blob = pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL)
+            out = handle(*events)
+            with self.lock:
+                self.calls.append((self.segment, now[0], blob, len(out)))
+            return out
+
+        state.clock = read_clock
+        state.handle = recorded  # (an attribute of this instance: the class is untouched)
+
+
+def start_center(recording: Recording) -> tuple[str, threading.Thread, asyncio.AbstractEventLoop]:
+    from dist_center.server import Center
+
+    ready = threading.Event()
+    box: dict = {}
+
+    async def serve() -> None:
+        center = Center("127.0.0.1:0")
+        recording.wrap(center.state)
+        await center.start()
+        box["address"], box["loop"], box["center"] = (center.address,
+                                                     asyncio.get_running_loop(), center)
+        ready.set()
+        await center.closed.wait()
+
+    def main() -> None:
+        from dist_protocol.comm import run, tune_garbage_collector
+
+        tune_garbage_collector()
+        run(serve())
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    if not ready.wait(30):
+        raise RuntimeError("the center did not start")
+    return box["address"], thread, box["loop"], box["center"]
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def record(args) -> None:
+    import bench_tasks as t
+    from dist_client import Executor
+
+    recording = Recording()
+    address, thread, loop, center = start_center(recording)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    dworker = Path(sys.executable).parent / "dworker"
+    workers = [subprocess.Popen([str(dworker), address, "--nthreads", "1", "--no-nanny",
+                                 "--name", f"w{i}"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for i in range(2)]
+    try:
+        wait_for(lambda: len(center.state.workers) == 2, 60, "two workers")
+        with Executor(address) as ex:
+            ex.gather(ex.map(t.inc, range(-100, 0)))  # warm-up: functions cached, durations known
+            wait_for(lambda: not center.state.tasks, 60, "the warm-up's release")
+            recording.segment = "map"
+            futures = ex.map(t.inc, range(args.n))
+            assert ex.gather(futures)[-1] == args.n
+            del futures
+            wait_for(lambda: not center.state.tasks, 120, "the map's release")
+            if args.array:
+                import dask.array as da
+                import numpy as np
+
+                size, chunk = args.array
+                x = da.random.random((size, size), chunks=chunk)
+                recording.segment = "array"
+                got = (x + x.T).sum(axis=0).compute(scheduler=ex.get)
+                expected = (x + x.T).sum(axis=0).compute(scheduler="sync")
+                assert np.allclose(got, expected)
+                wait_for(lambda: not center.state.tasks, 120, "the array's release")
+            recording.segment = "teardown"
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
+        loop.call_soon_threadsafe(lambda: asyncio.ensure_future(center.close()))
+        thread.join(10)
+    args.recording.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.recording, "wb") as f:
+        pickle.dump({"n": args.n, "array": args.array, "calls": recording.calls}, f,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+    print(f"recorded {len(recording.calls):,} handle calls to {args.recording}")
+
+
+# -- replaying ------------------------------------------------------------------------------
+def tasks_submitted(events) -> int:
+    from dist_center.events import ClientSent
+    from dist_protocol.messages import Submit
+
+    return sum(len(e.message.tasks) for e in events
+               if isinstance(e, ClientSent) and isinstance(e.message, Submit))
+
+
+def replay_once(calls, profile: bool = False) -> dict[str, dict]:
+    """One pass over the recording with a fresh state: CPU seconds in ``handle`` by segment."""
+    from dist_center.state import CenterState
+
+    clock_values = iter([when for _, when, _, _ in calls])
+    state = CenterState(clock=lambda: next(clock_values))
+    # Unpickled before the clock starts: decoding is the server's and the protocol's cost.
+    prepared = [(segment, pickle.loads(blob), expected) for segment, _, blob, expected in calls]
+    by_segment: dict[str, dict] = {}
+    mismatches = 0
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    cpu = time.process_time
+    handle = state.handle
+    gc.collect()
+    if profiler is not None:
+        profiler.enable()
+    for segment, events, expected in prepared:
+        start = cpu()
+        out = handle(*events)
+        elapsed = cpu() - start
+        entry = by_segment.get(segment)
+        if entry is None:
+            entry = by_segment[segment] = {"cpu_s": 0.0, "calls": 0, "events": 0,
+                                           "messages_out": 0, "tasks": 0}
+        entry["cpu_s"] += elapsed
+        entry["calls"] += 1
+        entry["events"] += len(events)
+        entry["messages_out"] += len(out)
+        entry["tasks"] += tasks_submitted(events)
+        if len(out) != expected:
+            mismatches += 1
+    if profiler is not None:
+        profiler.disable()
+        import pstats
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    for entry in by_segment.values():
+        entry["us_per_task"] = entry["cpu_s"] / entry["tasks"] * 1e6 if entry["tasks"] else None
+    by_segment["_mismatches"] = {"calls": mismatches}
+    return by_segment
+
+
+def replay(args) -> dict:
+    from dist_protocol.comm import tune_garbage_collector
+
+    tune_garbage_collector()  # as dcenter runs
+    with open(args.recording, "rb") as f:
+        recorded = pickle.load(f)
+    calls = recorded["calls"]
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(replay_once(calls))
+    mismatches = runs[-1].pop("_mismatches")["calls"]
+    for run in runs[:-1]:
+        run.pop("_mismatches")
+    summary = {}
+    for segment in ("map", "array"):
+        samples = [run[segment]["us_per_task"] for run in runs if segment in run]
+        if not samples:
+            continue
+        summary[segment] = {"tasks": runs[0][segment]["tasks"],
+                            "calls": runs[0][segment]["calls"],
+                            "median_us_per_task": statistics.median(samples),
+                            "us_per_task_runs": samples}
+        print(f"{segment:6} {summary[segment]['tasks']:>8,} tasks  "
+              f"{summary[segment]['calls']:>7,} handle calls  "
+              f"{summary[segment]['median_us_per_task']:7.2f} µs CPU per task (median of "
+              f"{len(samples)}: {', '.join(f'{s:.2f}' for s in samples)})")
+    if mismatches:
+        print(f"WARNING: {mismatches} calls answered with another number of messages than "
+              "while recording: the replay took another path")
+    if args.profile:
+        replay_once(calls, profile=True)
+    doc = {"recording": str(args.recording), "n": recorded["n"], "array": recorded["array"],
+           "allocator": os.environ.get("PYTHONMALLOC", "pymalloc"),
+           "mismatched_calls": mismatches, "segments": summary}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "center-replay.json").write_text(json.dumps(doc, indent=2))
+    return doc
+
+
+def same_hash_seed() -> None:
+    """Record and replay with one hash seed: the state iterates over sets of keys (who holds
+    what, which tasks depend on which), and their order decides, for instance, whom a steal
+    goes to. With another seed the replay could take another path than the recording."""
+    if os.environ.get("PYTHONHASHSEED") != HASH_SEED:
+        os.environ["PYTHONHASHSEED"] = HASH_SEED
+        os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", choices=["record", "replay", "both"],
+                        default="both")
+    parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
+    parser.add_argument("--n", type=int, default=100_000, help="tasks in the map")
+    parser.add_argument("--array", default="6000,500",
+                        help="SIZE,CHUNK of the dask.array graph; 'none' to leave it out")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true",
+                        help="one more replay under cProfile, top functions printed")
+    args = parser.parse_args(argv)
+    same_hash_seed()
+    args.array = (None if args.array.lower() == "none"
+                  else tuple(int(v) for v in args.array.split(",")))
+    if args.command == "record" or (args.command == "both" and not args.recording.exists()):
+        record(args)
+    if args.command in ("replay", "both"):
+        replay(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
