@@ -693,7 +693,7 @@ class CenterState(TaskMachine):
 
 
 
-# States a client submitting the key again is told of at once (see _report_existing).
+# States a client submitting the key again is told of at once (see report_existing).
 _REPORTED = frozenset({"memory", "erred", "lost"})
 
 _STIMULUS_PREFIX: dict[type, str] = {
