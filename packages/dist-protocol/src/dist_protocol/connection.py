@@ -90,6 +90,10 @@ class Connection:
         else:
             self.sender = who if who in ("center", "worker") else None
             self.peers = None  # known from the hello
+        # Message types whose direction was found allowed, each way: checked once per type,
+        # not once per message (the catalogue is fixed, and so are both roles once set).
+        self._may_receive: set[type] = set()
+        self._may_send: set[type] = set()
         self._ready: collections.deque[list[Any]] = collections.deque()
         self._outgoing: list[Any] = []
         self._queued: list[Message] = []
@@ -175,11 +179,13 @@ class Connection:
         self.decoder.limits = self.limits
 
     def _check_incoming(self, msg: Message) -> None:
-        if self.peers is not None and self.sender is not None:
+        kind = type(msg)
+        if self.peers is not None and self.sender is not None and kind not in self._may_receive:
             allowed = [f"{peer}->{self.sender}" for peer in self.peers]
             if not any(d in allowed or d == "any->any" for d in msg.direction):
                 raise InvalidMessage(f"op {msg.op!r} is not sent by {'/'.join(self.peers)}s "
                                      f"to {self.sender}s")
+            self._may_receive.add(kind)
         # What belongs to a feature we did not agree is what an older peer would reject as
         # unknown: rejecting it here too keeps peers honest about what they announce.
         if msg.feature is not None or msg.gated_fields:
@@ -206,10 +212,11 @@ class Connection:
             raise LocalProtocolError(f"{msg.op!r} is the handshake's own; it is sent for you")
         if kind is Error:
             raise LocalProtocolError("an error ends the connection: use send_error")
-        if self.sender is not None and not any(
-                d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
-            raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
-                                     f"{', '.join(msg.direction)})", "invalid-message")
+        if self.sender is not None and kind not in self._may_send:
+            if not any(d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
+                raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
+                                         f"{', '.join(msg.direction)})", "invalid-message")
+            self._may_send.add(kind)
         if msg.feature is not None or msg.gated_fields:
             missing = msg.features_used() - self.features
             if missing:

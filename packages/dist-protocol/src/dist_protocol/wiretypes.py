@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from typing import Any, Union
@@ -273,12 +274,28 @@ def bounded(convert: Converter, minimum: float) -> Converter:
     return convert_bounded
 
 
+def field_hints(cls: type, names: list[str]) -> dict[str, Any]:
+    """The evaluated annotations of these fields, as ``typing.get_type_hints`` gives them, but
+    only theirs: ``get_type_hints`` evaluates every annotation of every base class too (the
+    message base's eight), and once per message class that was most of importing the
+    catalogue. Names resolve as there: the class's namespace, then its module's, then builtins.
+    """
+    hints: dict[str, Any] = {}
+    for base in cls.__mro__:
+        annotations = base.__dict__.get("__annotations__", {})
+        module = sys.modules[base.__module__].__dict__
+        for name in names:
+            if name in annotations and name not in hints:
+                tp = annotations[name]
+                hints[name] = eval(tp, module, dict(vars(base))) if isinstance(tp, str) else tp
+    return hints
+
+
 def field_specs(cls: type) -> list[FieldSpec]:
-    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if not f.name.startswith("_")]
+    hints = field_hints(cls, [f.name for f in fields])
     specs = []
-    for f in dataclasses.fields(cls):
-        if f.name.startswith("_"):
-            continue
+    for f in fields:
         tp = hints[f.name]
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory
