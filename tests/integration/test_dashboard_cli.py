@@ -14,9 +14,9 @@ import pytest
 pytestmark = pytest.mark.timeout(60)
 
 
-def start_center(*args: str, **env: str) -> subprocess.Popen:
+def start_center(*args: str, module: str = "dist_center.cli", **env: str) -> subprocess.Popen:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
-    return subprocess.Popen([sys.executable, "-m", "dist_center.cli", "--port", "0", *args],
+    return subprocess.Popen([sys.executable, "-m", module, "--port", "0", *args],
                             env=environment, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -69,11 +69,14 @@ def allocator_of(process: subprocess.Popen) -> str | None:
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc/PID/environ")
 @pytest.mark.parametrize("chosen, expected", [(None, "malloc"), ("pymalloc", "pymalloc")])
-def test_the_center_runs_on_the_c_allocator_unless_told_otherwise(chosen, expected,
+# dist_center.launch is what ``dcenter`` runs: it chooses before importing the center.
+@pytest.mark.parametrize("module", ["dist_center.cli", "dist_center.launch"])
+def test_the_center_runs_on_the_c_allocator_unless_told_otherwise(chosen, expected, module,
                                                                    monkeypatch):
-    """So that memory freed after a big release goes back to the system (see the cli)."""
+    """So that memory freed after a big release goes back to the system (see launch.py)."""
     monkeypatch.delenv("PYTHONMALLOC", raising=False)
-    center = start_center("--no-dashboard", **({"PYTHONMALLOC": chosen} if chosen else {}))
+    center = start_center("--no-dashboard", module=module,
+                          **({"PYTHONMALLOC": chosen} if chosen else {}))
     try:
         assert center.stdout.readline().startswith("Start center at ")
         assert allocator_of(center) == expected

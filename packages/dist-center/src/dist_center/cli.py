@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from typing import Annotated
@@ -16,6 +15,7 @@ from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
+from .launch import use_system_allocator
 from .server import Center
 from .store import StateDirError
 
@@ -26,29 +26,15 @@ LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def main() -> None:
-    use_system_allocator()
+    """``python -m dist_center.cli``: as ``dcenter`` (whose entry point, ``launch``, sets the
+    allocator before importing this module)."""
+    use_system_allocator("dist_center.cli")
+    run_program()
+
+
+def run_program() -> None:
     # The program's own name in usage and errors, not the ``python -m`` it may be re-run as.
     app(prog_name="dcenter")
-
-
-def use_system_allocator() -> None:
-    """Run the center on the C library's allocator (set PYTHONMALLOC to choose another).
-
-    Python's own allocator hands memory back to the system only in 1 MiB arenas, and an arena
-    goes back only once every object in it is gone: after a burst of 100,000 tasks, a few dozen
-    small objects that outlive it (counters, the last timings) keep 20-40 MB of arenas alive.
-    The C library's allocator gives back any free 4 KiB page when the center trims its heap
-    after a big release, so the center returns to its idle size. The cost, a slower allocator,
-    is a few percent of the center's throughput. The interpreter reads PYTHONMALLOC only at
-    start-up: hence one exec, before anything else has run.
-    """
-    if os.environ.get("PYTHONMALLOC") or sys.flags.ignore_environment:
-        return
-    os.environ["PYTHONMALLOC"] = "malloc"
-    try:
-        os.execv(sys.executable, [sys.executable, "-m", "dist_center.cli", *sys.argv[1:]])
-    except OSError:
-        del os.environ["PYTHONMALLOC"]  # run on as we are
 
 
 def _log_level(value: str) -> str:

@@ -73,7 +73,10 @@ class LocalCluster(Cluster):
         self._env.pop("DIST_TOKEN_FILE", None)
         atexit.register(self.close)
         try:
-            center = self._spawn(["dist_center.cli", "--host", host, "--port", "0"], "center")
+            # The allocator the center would otherwise start a second time to get (see
+            # dist_center.launch), set from the start.
+            center = self._spawn(["dist_center.cli", "--host", host, "--port", "0"], "center",
+                                 {"PYTHONMALLOC": self._env.get("PYTHONMALLOC") or "malloc"})
             self.center_process = center.process
             self.address = center.wait_for("Start center at ", START_TIMEOUT)
             self.dashboard_link = center.wait_for("Dashboard at ", START_TIMEOUT)
@@ -117,8 +120,10 @@ class LocalCluster(Cluster):
             _stop([self.center_process])
             self.center_process = None
 
-    def _spawn(self, args: list[str], name: str) -> ChildOutput:
-        process = subprocess.Popen([sys.executable, "-m", *args], env=self._env,
+    def _spawn(self, args: list[str], name: str,
+               environment: dict[str, str] | None = None) -> ChildOutput:
+        process = subprocess.Popen([sys.executable, "-m", *args],
+                                   env={**self._env, **(environment or {})},
                                    cwd=os.getcwd(), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True, encoding="utf-8",
                                    errors="replace",
