@@ -82,4 +82,5 @@ def test_deploy_installs_alone_with_the_client_only(wheelhouse, tmp_path):
     have = installed(python)
     assert {"dist-deploy", "dist-client", "dist-protocol"} <= have
     assert not {"dist-center", "dist-worker"} & have, have
-    run(python, "-c", "from dist_deploy import Cluster, LocalCluster")
+    run(python, "-c", "from dist_deploy import Cluster, LocalCluster, SSHCluster, SLURMCluster")
+    assert "dist-ssh" in run(python.parent / "dist-ssh", "--help").stdout

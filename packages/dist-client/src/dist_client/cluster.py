@@ -102,6 +102,11 @@ class Cluster(ABC):
         return self._link
 
     @property
+    def adaptive(self) -> Adaptive | None:
+        """The adaptive scaling ``adapt()`` started, while it runs."""
+        return self._adaptive
+
+    @property
     def worker_names(self) -> list[str]:
         with self._lock:
             return list(self.workers)
@@ -121,7 +126,8 @@ class Cluster(ABC):
 
     def scale(self, n: int) -> None:
         """Run ``n`` workers: start more, or retire the surplus gracefully (workers not yet
-        registered first, then those the center would let go). Stops adaptive scaling."""
+        registered first, then those the center would let go); a worker whose data no other
+        worker can take is stopped anyway. Stops adaptive scaling."""
         if n < 0:
             raise ValueError(f"cannot scale to {n} workers")
         if self._adaptive is not None:
@@ -131,7 +137,7 @@ class Cluster(ABC):
             self.forget_dead()
             surplus = len(self.workers) - n
             if surplus > 0:
-                self.retire(self._choose_to_retire(surplus))
+                self.retire(self._choose_to_retire(surplus), force=True)
             else:
                 self.scale_up(n)
 
@@ -155,9 +161,10 @@ class Cluster(ABC):
                     chosen.append(name)
         return chosen
 
-    def retire(self, names: list[str]) -> list[str]:
-        """Retire these workers gracefully and make sure they are gone; the names stopped
-        (a worker whose data has nowhere to go stays, with a warning)."""
+    def retire(self, names: list[str], force: bool = False) -> list[str]:
+        """Retire these workers gracefully and make sure they are gone; the names stopped.
+        A worker whose data has nowhere to go stays, with a warning -- or, with ``force``
+        (what ``scale`` asks), is stopped anyway and its data is lost, as dask does."""
         with self._lock:
             names = [name for name in names if name in self.workers]
             registered = {w["name"] for w in self.link.workers()}
@@ -168,6 +175,9 @@ class Cluster(ABC):
                 stop += list(reply.retired.values())
                 for name, why in reply.failed.items():
                     if why == "no such worker":  # it went meanwhile
+                        stop.append(name)
+                    elif force:
+                        log.warning("worker %s stopped without retiring: %s", name, why)
                         stop.append(name)
                     else:
                         log.warning("worker %s was not retired: %s", name, why)

@@ -1,7 +1,7 @@
 """dist-deploy: start dist clusters where the machines are, and scale them with the load.
 
 ``LocalCluster`` (processes on this machine), ``SSHCluster`` (hosts reached with the system
-``ssh``), all with ``scale(n)``, ``adapt(...)``,
+``ssh``), ``SLURMCluster`` (``sbatch`` jobs), all with ``scale(n)``, ``adapt(...)``,
 ``close()`` and the context manager; ``Executor(cluster)`` connects to any of them.
 
 ``Cluster``, ``Adaptive`` and ``LocalCluster`` are dist-client's (``Executor()``'s local
@@ -12,8 +12,9 @@ from dist_client.adaptive import Adaptive, AdaptivePolicy, Decision
 from dist_client.cluster import Cluster, ClusterLike
 from dist_client.local import LocalCluster
 
+from .slurm import SLURMCluster
 from .ssh import SSHCluster
 
 __version__ = "0.1.0"
 __all__ = ["Adaptive", "AdaptivePolicy", "Cluster", "ClusterLike", "Decision", "LocalCluster",
-           "SSHCluster"]
+           "SLURMCluster", "SSHCluster"]
