@@ -130,7 +130,7 @@ def test_scale_walkthrough_cancel_mid_map_and_adapt_on_a_real_slurm(slurm):
         victim = next(iter(cluster.workers.values())).job_id
         subprocess.run(["scancel", victim], env=env, check=True)
         assert e.gather(futures, timeout=180) == list(range(1, 41))
-        del futures
+        futures = []  # released: nothing holds data now
         # Adaptive: down to no job when idle, up again when work arrives.
         cluster.adapt(minimum=0, maximum=2, target_duration=0.5, interval=0.5, wait_count=2)
         wait_until(lambda: not cluster.workers and not queue(env), 180, "no jobs")
