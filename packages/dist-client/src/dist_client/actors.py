@@ -14,7 +14,9 @@ the actor is gone for good, raise ``ActorLost``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import itertools
 import threading
 from typing import Any
 
@@ -23,7 +25,6 @@ from dist_protocol.actors import rebuild
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, ProtocolError
 from dist_protocol.messages import ActorCall, ActorResult, Message, TaskErred
-from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
@@ -57,16 +58,26 @@ class ActorFuture(concurrent.futures.Future):
 
 
 class Calls:
-    """This process's connections to actor-hosting workers, on one I/O thread."""
+    """This process's connections to actor-hosting workers, on one I/O thread.
+
+    Calls made from any thread queue up here and one coroutine sends them, in the order they
+    were made, waking the I/O loop once per burst rather than once per call; replies settle
+    their ``ActorFuture`` by id as they arrive."""
 
     _instance: Calls | None = None
     _instance_lock = threading.Lock()
 
     def __init__(self) -> None:
         self.io = LoopThread("dist-actor-calls")
-        self.replies = PendingReplies()
         self.comms: dict[str, Comm] = {}
         self.connecting: dict[str, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        # request id -> (its future, the handle, the worker, the connection it went on)
+        self._waiting: dict[int, tuple[ActorFuture, Actor, str, Comm]] = {}
+        self._queued: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._woken = False
+        self._ready: asyncio.Event | None = None  # made on the I/O loop
 
     @classmethod
     def get(cls) -> Calls:
@@ -75,11 +86,51 @@ class Calls:
                 cls._instance = cls()
             return cls._instance
 
-    async def call(self, address: str, message: ActorCall, credentials: Credentials) -> Message:
-        comm = await self._comm(address, credentials)
-        return await self.replies.request(
-            comm, lambda i: ActorCall(id=i, key=message.key, name=message.name,
-                                      args=message.args))
+    def submit(self, actor: Actor, message: ActorCall, out: ActorFuture,
+               credentials: Credentials) -> None:
+        """Send ``message`` for ``actor`` (from any thread); ``out`` gets the outcome."""
+        with self._lock:
+            self._queued.append((actor, message, out, credentials))
+            if self._woken:
+                return
+            self._woken = True
+        self.io.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+            self.io.loop.create_task(self._send_queued(self._ready))
+        self._ready.set()
+
+    async def _send_queued(self, ready: asyncio.Event) -> None:
+        while True:
+            await ready.wait()
+            ready.clear()
+            with self._lock:
+                batch = list(self._queued)
+                self._queued.clear()
+                self._woken = False
+            for actor, message, out, credentials in batch:
+                try:  # awaits only to connect, or to find a restarted actor
+                    address = await actor._current_address()
+                    comm = await self._comm(address, credentials)
+                    request_id = next(self._ids)
+                    self._waiting[request_id] = (out, actor, address, comm)
+                    comm.send(ActorCall(id=request_id, key=message.key, name=message.name,
+                                        args=message.args))
+                except BaseException as exc:  # noqa: BLE001 -- the call's, not the loop's
+                    _settle(out, exception=actor._lost(exc))
+
+    def _replied(self, messages: list[Message]) -> None:
+        for reply in messages:
+            waiting = self._waiting.pop(getattr(reply, "id", -1), None)
+            if waiting is None:
+                continue
+            out, actor, address, _ = waiting
+            try:
+                _settle(out, value=actor._settle(address, reply))
+            except BaseException as exc:  # noqa: BLE001 -- the call's outcome
+                _settle(out, exception=exc)
 
     async def _comm(self, address: str, credentials: Credentials) -> Comm:
         comm = self.comms.get(address)
@@ -95,7 +146,7 @@ class Calls:
     async def _open(self, address: str, credentials: Credentials) -> Comm:
         token, ssl = credentials
         comm = await connect(address, role="client", token=token, ssl_context=ssl, timeout=10)
-        comm.set_handler(self.replies.received_all)
+        comm.set_handler(self._replied)
         comm.on_close(self._closed)
         self.comms[address] = comm
         return comm
@@ -104,7 +155,20 @@ class Calls:
         for address, known in list(self.comms.items()):
             if known is comm:
                 del self.comms[address]
-        self.replies.fail(CommClosedError(f"the connection closed: {comm.close_reason}"), comm)
+        error = CommClosedError(f"the connection closed: {comm.close_reason}")
+        for request_id, (out, actor, _, on) in list(self._waiting.items()):
+            if on is comm:
+                del self._waiting[request_id]
+                _settle(out, exception=actor._lost(error))
+
+
+def _settle(out: ActorFuture, value: Any = None, exception: BaseException | None = None) -> None:
+    if out.done():
+        return
+    if exception is not None:
+        out.set_exception(exception)
+    else:
+        out.set_result(value)
 
 
 Credentials = tuple[Any, Any]  # (token, TLS context) to reach workers with
@@ -180,23 +244,8 @@ class Actor:
                 raise SerializationError(f"cannot pickle the arguments of {self._type}.{name}"
                                          f" for the actor {self._key}: {exc}") from None
         out = ActorFuture()
-        calls = Calls.get()
-        creds = credentials()
-        message = ActorCall(id=0, key=self._key, name=name, args=payload)
-
-        async def run() -> None:
-            try:
-                address = await self._current_address()
-                reply = await calls.call(address, message, creds)
-                value = self._settle(address, reply)
-            except BaseException as exc:  # noqa: BLE001 -- handed to the caller's future
-                if not out.done():
-                    out.set_exception(self._lost(exc))
-                return
-            if not out.done():
-                out.set_result(value)
-
-        asyncio.run_coroutine_threadsafe(run(), calls.io.loop)
+        Calls.get().submit(self, ActorCall(id=0, key=self._key, name=name, args=payload), out,
+                           credentials())
         return out
 
     def _settle(self, address: str, reply: Message) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,9 @@ class ActorHost:
         self.on_outcome = on_outcome  # how a constructor's outcome reaches the worker state
         self.hosted: dict[str, Hosted] = {}
         self._running: set[asyncio.Task] = set()
+        # Answers from actor threads, sent by the loop: woken once per burst, not per call.
+        self._answers: list[tuple[Comm, ActorResult]] = []
+        self._answers_lock = threading.Lock()
 
     # -- life ---------------------------------------------------------------------------------
     def create(self, ins: Execute) -> None:
@@ -111,7 +115,17 @@ class ActorHost:
             result = self._reply(msg, self._invoke(hosted, msg))
         except BaseException as exc:  # noqa: BLE001 -- the call's error, for its caller
             result = _error(msg, exc)
-        self.loop.call_soon_threadsafe(_send, comm, result)
+        with self._answers_lock:
+            self._answers.append((comm, result))
+            if len(self._answers) > 1:
+                return  # the loop is already asked to send them
+        self.loop.call_soon_threadsafe(self._send_answers)
+
+    def _send_answers(self) -> None:
+        with self._answers_lock:
+            answers, self._answers = self._answers, []
+        for comm, result in answers:
+            _send(comm, result)
 
     async def _call_async(self, comm: Comm, hosted: Hosted, msg: ActorCall) -> None:
         try:
