@@ -10,6 +10,7 @@ period). So nothing outlives the cluster that started it.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import shlex
 import signal
@@ -52,6 +53,10 @@ def bootstrap_command(python: str, argv: list[str]) -> str:
     return " ".join(shlex.quote(part) for part in [python, "-c", BOOTSTRAP, *argv])
 
 
+_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                 thread_name_prefix="dist-deploy-spawn")
+
+
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         import ctypes
@@ -66,11 +71,13 @@ class RemoteProcess:
         self.argv = argv
         self.lines: collections.deque[str] = collections.deque(maxlen=LINES_KEPT)
         self._changed = threading.Condition()
-        in_main = threading.current_thread() is threading.main_thread()
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                                        errors="replace", start_new_session=True,
-                                        preexec_fn=_die_with_parent if in_main else None)
+        # Started from one long-lived thread: the kernel sends the parent-death signal when
+        # the forking *thread* ends, so a process started by a short-lived one (adaptive
+        # scaling's, say) would be stopped with it; this thread ends only with the process.
+        self.process = _SPAWNER.submit(
+            subprocess.Popen, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
+            start_new_session=True, preexec_fn=_die_with_parent).result()
         assert self.process.stdin is not None
         try:
             self.process.stdin.write((token or "") + "\n")
