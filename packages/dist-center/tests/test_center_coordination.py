@@ -1,7 +1,7 @@
 """Coordination primitives and actors at the center, as transcripts: requests in, replies out."""
 from dist_center.events import ClientConnected, CoordinationTimedOut
 from dist_protocol.messages import (ComputeTask, Coordinate, CoordinateReply, FreeKeys,
-                                    KeyInMemory, KeyLost, KeyRecomputing, Published)
+                                    KeyInMemory, KeyLost, KeyRecomputing, Published, Restart)
 from dist_protocol.serialize import Payload, serialize
 
 ONE = serialize(1, ("msgpack",))
@@ -71,6 +71,19 @@ def test_futures_in_a_queue_stay_alive_and_go_to_whoever_gets_them(center):
                    ("bob", KeyInMemory(key="x", nbytes=8, type="int", workers=["w1"]))]
     assert center.task("x").wanted_by == {"bob"}
     assert center.release("x", client="bob") == [("w1", FreeKeys(keys=["x"]))]
+
+
+def test_a_restart_empties_what_a_queue_held_and_the_queue_goes_on(center):
+    center.join("w1")
+    center.submit("x")
+    center.finish("x")
+    ask(center, "queue", "q", "put", value=ONE, keys=["x"])
+    center.client_sent(Restart(id=9))
+    assert "<queue q>" not in center.state.clients
+    out = ask(center, "queue", "q", "get", request=2)
+    assert out[0] == ("alice", ok(2, value=ONE, keys=["x"]))
+    assert out[1][0] == "alice" and isinstance(out[1][1], KeyLost)  # the key itself is gone
+    assert ask(center, "queue", "q", "size", request=3) == [("alice", ok(3, count=0))]
 
 
 def test_a_value_naming_keys_the_center_does_not_hold_is_refused(center, match):

@@ -10,7 +10,8 @@ here polls. Leases belong to the client connection that took them and go with it
 Values are opaque payloads (msgpack for any language, pickles between Python peers) and never
 opened here. A value that refers to keys (futures put into a queue, set into a variable) holds
 those keys while it is held, as a client would: ``Want``/``Unwant`` orders name the holder,
-``primitive:<kind>:<name>`` for what the primitive keeps; a getter becomes a wanter in turn.
+``<kind name>`` for what the primitive keeps (one of the center's own holders, as datasets'
+in ``sharing``); a getter becomes a wanter in turn.
 """
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ class Primitive:
 
     @property
     def holder(self) -> str:
-        return f"primitive:{self.kind}:{self.name}"
+        return f"<{self.kind} {self.name}>"  # the center's own, as a dataset's (sharing.py)
 
     def idle(self) -> bool:
         """Nothing to remember: a later use starts afresh (so names do not pile up)."""

@@ -187,10 +187,14 @@ class CenterState(TaskMachine):
                     if (ts := self.tasks.get(key)) is not None:
                         self.want(order.holder, ts)
                         self.report_existing(order.holder, ts)
+                    elif not sharing.is_holder(order.holder):  # forgotten (by a restart)
+                        self.send(order.holder, KeyLost(key=key, message=(
+                            f"{key} was put into a coordination primitive, and the center "
+                            "no longer has it (the cluster restarted)")))
             else:
                 self.release(order.holder, Release(keys=order.keys), sid)
-                if order.holder.startswith("primitive:") and not self.clients[order.holder]:
-                    del self.clients[order.holder]
+                if sharing.is_holder(order.holder) and not self.clients.get(order.holder, 1):
+                    del self.clients[order.holder]  # holds nothing more (a restart empties it)
 
     def _submit(self, client: str, msg: Submit, sid: str) -> None:
         if msg.small_values:
