@@ -90,7 +90,9 @@ def test_a_counter_takes_calls_from_many_threads_and_tasks(cluster):
 
 def test_calls_from_one_caller_run_in_the_order_they_were_made(cluster):
     e = cluster.executor()
-    log = e.submit(Counter, actor=True).result(60)
+    where = sorted(e.ncores())[-1]
+    log = e.submit(Counter, actor=True, workers=[where]).result(60)
+    assert log.address == where  # placed as a task would be
     calls = [log.record("a", i) for i in range(300)]  # not waited for one by one
     wait(calls)  # concurrent.futures' wait takes ActorFutures
     assert log.recorded().result(60) == [("a", i) for i in range(300)]
