@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import queue
 import shlex
 import signal
 import subprocess
@@ -53,8 +54,29 @@ def bootstrap_command(python: str, argv: list[str]) -> str:
     return " ".join(shlex.quote(part) for part in [python, "-c", BOOTSTRAP, *argv])
 
 
-_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1,
-                                                 thread_name_prefix="dist-deploy-spawn")
+class _Spawner:
+    """One daemon thread that starts processes: it ends only with this process (a pool's
+    threads are joined at interpreter exit, before the clusters' own clean-up runs)."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="dist-deploy-spawn", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            future, function, args, kwargs = self._requests.get()
+            try:
+                future.set_result(function(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 -- raised in the asking thread
+                future.set_exception(exc)
+
+    def submit(self, function, *args, **kwargs) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._requests.put((future, function, args, kwargs))
+        return future
+
+
+_SPAWNER = _Spawner()
 
 
 def _die_with_parent() -> None:
