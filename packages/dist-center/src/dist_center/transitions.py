@@ -422,11 +422,12 @@ class TaskMachine:
 
     # -- scheduling ----------------------------------------------------------------------------
     def refill(self, sid: str) -> None:
-        freed, self._slots_freed = self._slots_freed, {}
-        for address in freed:
-            worker = self.workers.get(address)
-            if worker is not None:
-                self.fill(worker, sid)
+        if self._slots_freed:  # (most steps free none: no new table for them)
+            freed, self._slots_freed = self._slots_freed, {}
+            for address in freed:
+                worker = self.workers.get(address)
+                if worker is not None:
+                    self.fill(worker, sid)
         if self._resources_freed and self.waiting_for_resources:
             self._place_waiting_for_resources(sid)
 
