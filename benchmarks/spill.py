@@ -276,6 +276,12 @@ class PeakSampler(threading.Thread):
 def run_system(system: str, args, directory: Path, expected: dict, log_dir: Path) -> dict:
     import dask
 
+    # The same graph for both: left to itself, dask.dataframe picks its default shuffle by
+    # the scheduler it finds (dask.distributed's P2P extension for a dask Client, the
+    # single-machine partd "disk" shuffle for any other), so the groupby's shuffle would
+    # differ in kind between the two systems.
+    dask.config.set({"dataframe.shuffle.method": "tasks"})
+
     cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent)
     results: dict = {}
     cluster.start()
@@ -289,6 +295,8 @@ def run_system(system: str, args, directory: Path, expected: dict, log_dir: Path
             client = Client(cluster.address)
             compute = lambda c: client.compute(c).result()
         for name, build in workloads(directory).items():
+            if name not in args.workloads.split(","):
+                continue
             collection = build()
             sampler = PeakSampler(cluster)
             sampler.start()
@@ -329,6 +337,7 @@ def main() -> None:
                         help="20 MB each by default; 40 MB partitions make both systems' "
                         "shuffle tasks outgrow 400 MB workers")
     parser.add_argument("--memory-limit", default="400MB", help="per worker, both systems")
+    parser.add_argument("--workloads", default="groupby,shuffle")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) /
                                                   "dist-bench-spill-data"),
                         help="kept between runs; regenerated when --gb or --partitions change")

@@ -616,3 +616,20 @@ def test_the_tables_are_compacted_on_a_tick_after_a_big_release(center, monkeypa
     assert sorted(center.state.tasks) == sorted(keys[100:])
     center(TimeElapsed())
     assert center.state.compactions == 1  # the new peak is what is left
+
+
+def test_an_input_two_waiting_tasks_share_is_started_once_and_left_running(center):
+    # z reads y and x, y reads x: bringing z back recommends x twice, through y (which
+    # starts it) and then for z itself.
+    center.join("w1")
+    out = center.submit(center.spec("x"), center.spec("y", "x"), center.spec("z", "y", "x"),
+                        wanted=["z"])
+
+    assert out == [("w1", center.compute("x"))]
+    assert center.state_of("x") == "processing"
+    assert center.state_of("y") == "waiting"
+
+    center.finish("x")
+    center.finish("y")
+    center.finish("z")
+    assert center.state_of("z") == "memory"

@@ -48,7 +48,14 @@ def inputs_to_wait_for(view: CenterView, ts: TaskState) -> tuple[set[str] | froz
             return waiting_on, {ts.key: ("erred", dts.error)}
     if not waiting_on:
         return waiting_on, {ts.key: "processing"}
-    return waiting_on, dict.fromkeys(released, "waiting")
+    return waiting_on, dict.fromkeys(released, ("waiting", FROM_LINEAGE))
+
+
+# The argument of a ``waiting`` recommendation that brings a released input back. Applied
+# depth first, an input that two waiting tasks share (``z`` reads ``x`` and ``y``, ``y`` reads
+# ``x``) is brought back through the first and may be running when the second one's
+# recommendation comes: that one is then spent, not a reason to take the task back.
+FROM_LINEAGE = "from-lineage"
 
 
 def lost_input(cause: TaskState) -> str:

@@ -182,7 +182,7 @@ class TaskMachine:
     # or, where it says so, goes on from there at once (a task with nothing to wait for is
     # placed; one that no worker may take now is queued instead) or declines.
 
-    def _released_waiting(self, ts: TaskState) -> Recs:
+    def _released_waiting(self, ts: TaskState, reason: str | None = None) -> Recs:
         """Bring ``ts`` back from its lineage; scattered data has none."""
         if ts.spec is None:
             return {ts.key: ("lost", f"data for {ts.key} was lost: scattered data has no "
@@ -231,9 +231,12 @@ class TaskMachine:
         self.unrunnable.add(ts.key)
         return _NOTHING
 
-    def _to_waiting(self, ts: TaskState, worker_forgot: bool = False) -> Recs:
+    def _to_waiting(self, ts: TaskState, worker_forgot: bool | str = False) -> Recs:
         """Back to waiting: taken from its worker (which is told to drop it, unless it has
-        forgotten it already), or out of the queue."""
+        forgotten it already), or out of the queue. A recommendation to bring it back from
+        its lineage finds it on its way already, and is spent."""
+        if worker_forgot == lineage.FROM_LINEAGE:
+            return _NOTHING
         if ts.state == "processing":
             self._take_back(ts, tell_worker=not worker_forgot)
         self.unrunnable.discard(ts.key)

@@ -7,10 +7,11 @@ workers, never through the client.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import Submit
+from dist_protocol.serialize import KeyRef
 
 from .core import operations
 from .future import Future
@@ -75,7 +76,7 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
         for key in wanted:
             if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
-        futures = submit_graph(core, dsk)
+        futures = submit_graph(core, dsk, wanted)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
@@ -95,7 +96,7 @@ def compute(core: ClientCore, collections: list) -> list[Future]:
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
-    futures = submit_graph(core, expr)
+    futures = submit_graph(core, expr, keys)
     return [futures[key] for key in keys]
 
 
@@ -191,8 +192,14 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def submit_graph(core: ClientCore, dsk: Any) -> dict[Hashable, Future]:
-    """Submit every node of a dask graph (or expression) in one message; a future per key.
+def submit_graph(core: ClientCore, dsk: Any,
+                 wanted: Collection[Hashable] | None = None) -> dict[Hashable, Future]:
+    """Submit every node of a dask graph (or expression) in one message; a future per key,
+    or, when ``wanted`` names the keys the caller will read, per wanted key only.
+
+    The other keys are only inputs: the center frees each as soon as its dependents have run,
+    as dask's scheduler does, instead of keeping every intermediate result of the graph in
+    memory (and spilling it) until the caller drops its futures.
 
     Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
     ``{'y': future}``) are its inputs by key: their values go from worker to worker.
@@ -205,6 +212,7 @@ def submit_graph(core: ClientCore, dsk: Any) -> dict[Hashable, Future]:
         # the center, which places tasks as they arrive while workers have room, starts them
         # in that order, not just queues them so.
         order.sort(key=lambda key: priorities.get(key, 0))
+    keep = None if wanted is None else set(wanted)
     futures: dict[Hashable, Future] = {}
     external = _external_inputs(core, graph)
     options = TaskBuilder.options(None, 0, 0, False, None)
@@ -216,20 +224,26 @@ def submit_graph(core: ClientCore, dsk: Any) -> dict[Hashable, Future]:
                                             renew=("error", "lost", "cancelled")))
         for key in order:
             node = graph[key]
-            inputs = {dep: futures[dep] if dep in futures else external[dep]
+            inputs = {dep: futures[dep] if dep in futures else
+                      external[dep] if dep in external else KeyRef(dist_key(dep))
                       for dep in node.dependencies}
             name = dist_key(key)
-            if name in new:
+            fresh = name in new
+            if fresh:
                 new.discard(name)
                 task_options = options
                 if priorities:
                     task_options = {**options, "priority": -priorities.get(key, 0)}
                 tasks.append(core.task(name, core.function_payload(node), (inputs,), {},
                                        task_options, node))
-            futures[key] = core.future(name)
+            if keep is None or key in keep or not fresh:
+                # A key this client knows already (held, or being released) is held on until
+                # the graph is submitted: a release still on its way must not free an input.
+                futures[key] = core.future(name)
         for key, future in _persisted(dsk).items():
             futures[key] = core.future(future.key)
-    core.send(Submit(tasks=tasks, small_values=True))
+    wanted_names = None if keep is None else [dist_key(key) for key in keep]
+    core.send(Submit(tasks=tasks, small_values=True, wanted=wanted_names))
     return futures
 
 

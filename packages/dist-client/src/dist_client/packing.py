@@ -11,12 +11,16 @@ from .future import Future
 def pack(value: Any, deps: dict[str, Any]) -> Any:
     """``value`` with every Future (also inside lists, tuples, sets, dicts) made a ``KeyRef``.
 
-    ``deps`` collects the futures found, by key, so the caller can declare the dependencies.
+    ``deps`` collects the futures found, by key, so the caller can declare the dependencies;
+    a ``KeyRef`` already made (an input of a graph the caller holds no future for) is one too.
     """
     kind = type(value)
     if kind is Future:
         deps[value.key] = value
         return KeyRef(value.key)
+    if kind is KeyRef:
+        deps[value.key] = value
+        return value
     if kind is list:
         return [pack(v, deps) for v in value]
     if kind is tuple:
