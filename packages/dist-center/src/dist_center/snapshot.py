@@ -20,6 +20,8 @@ RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
 def state_events(state: CenterState) -> list[Event]:
     events: list[Event] = []
     for client, keys in state.clients.items():
+        if client.startswith("primitive:"):
+            continue  # a coordination primitive's hold: primitives are not journaled
         features = frozenset({"key-recomputing"} if client in state.told_of_recomputing
                              else ())
         events.append(ClientConnected(client, features))
