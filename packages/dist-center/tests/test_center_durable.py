@@ -131,3 +131,11 @@ def test_a_task_a_worker_finishes_for_the_center_before_its_restart_counts(cente
     # One nobody needs any more is dropped.
     center.finished("w1", "zzz")
     assert "zzz" not in center.state.tasks
+
+
+def test_the_state_as_events_leaves_coordination_primitives_out(center):
+    center.submit(center.spec("a"))
+    center.state.clients["<queue q>"] = {"a"}  # as a queue holding a future would
+    center.task("a").wanted_by = {"alice", "<queue q>"}
+    events = state_events(center.state)
+    assert all(getattr(event, "client", "") != "<queue q>" for event in events)

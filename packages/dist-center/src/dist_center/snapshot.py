@@ -10,7 +10,7 @@ from dist_protocol.messages import PublishDataset, Submit, TaskErred
 
 from .events import ClientConnected, ClientSent, Event, Recovering, TaskFailed
 from .records import TaskState
-from .sharing import dataset_holder
+from .sharing import FIRE_AND_FORGET, dataset_holder, is_holder
 from .state import CenterState
 
 RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
@@ -19,8 +19,9 @@ RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
 
 def state_events(state: CenterState) -> list[Event]:
     events: list[Event] = []
+    journaled_holders = {FIRE_AND_FORGET, *(dataset_holder(name) for name in state.datasets)}
     for client, keys in state.clients.items():
-        if client.startswith("primitive:"):
+        if is_holder(client) and client not in journaled_holders:
             continue  # a coordination primitive's hold: primitives are not journaled
         features = frozenset({"key-recomputing"} if client in state.told_of_recomputing
                              else ())
