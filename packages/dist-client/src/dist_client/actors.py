@@ -329,9 +329,16 @@ def actor_options(core: Any, options: dict, actor: bool, max_restarts: int) -> b
     return True
 
 
+def held_by_future(value: Any, future: Any) -> Any:
+    """A task's value as its future gives it: an actor's handle made from its own future
+    holds that future (the actor lives while either does); any other value as it is. A
+    function, not a method: a handle's attributes are the actor's methods."""
+    return value._bind(future) if type(value) is Actor else value
+
+
 def lost_error(message: str) -> LostDataError:
     """The error for a key the center says is lost: ``ActorLost`` for an actor."""
     return ActorLost(message) if message.startswith("ActorLost:") else LostDataError(message)
 
 
-__all__ = ["Actor", "ActorFuture", "ActorLost", "lost_error"]
+__all__ = ["Actor", "ActorFuture", "ActorLost", "held_by_future", "lost_error"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import time
 import types
 from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError
@@ -10,10 +11,10 @@ from typing import Any, Protocol
 from dist_protocol.serialize import deserialize
 
 from . import remote_traceback
-from .actors import Actor
+from .actors import held_by_future
 from .core.keystate import STATUSES, KeyState
 from .core.loop import NotDoneInTime
-from .core.waiters import settled
+from .core.waiters import settled, settled_async
 from .stdlib_futures import StdlibWaitable
 
 
@@ -86,20 +87,24 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             value = self._result(timeout)
             # An actor's handle made from its future holds it: the actor lives while either
             # does.
-            return value._bind(self) if type(value) is Actor else value
+            return held_by_future(value, self)
         finally:
             self = None  # type: ignore[assignment]  # (see _result: the error's traceback)
 
     def _result(self, timeout: float | None) -> Any:
         state = self.keystate
         try:
-            if state.done:  # known here: no trip to the I/O thread
-                if state.status != "finished":
-                    raise state.failure
-                if state.small_value is not None:
-                    return deserialize(state.small_value)
+            # Waited for here, as a small value comes with the news that the key is done:
+            # then nothing more crosses to the I/O thread.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            self._wait(timeout)
+            if state.status != "finished":
+                raise state.failure
+            if state.small_value is not None:
+                return deserialize(state.small_value)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                return self._core.run(self._core.value_of(state), timeout)
+                return self._core.run(self._core.value_of(state), left)
             except NotDoneInTime:
                 raise TimeoutError(f"{self.key} not done within {timeout} s") from None
         finally:
@@ -156,18 +161,18 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         """The value, awaited on the caller's event loop (the I/O loop fetches it)."""
         try:
             value = await self._async_value()
-            return value._bind(self) if type(value) is Actor else value
+            return held_by_future(value, self)
         finally:
             self = None  # type: ignore[assignment]  # (as in result())
 
     async def _async_value(self) -> Any:
         state = self.keystate
         try:
-            if state.done:
-                if state.status != "finished":
-                    raise state.failure
-                if state.small_value is not None:
-                    return deserialize(state.small_value)
+            await settled_async([state])  # on this loop; a small value needs nothing more
+            if state.status != "finished":
+                raise state.failure
+            if state.small_value is not None:
+                return deserialize(state.small_value)
             return await self._core.call(self._core.value_of(state))
         finally:
             self = state = None  # type: ignore[assignment]  # (as in result())

@@ -50,31 +50,6 @@ log = logging.getLogger("dist_client")
 SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
 
 
-class _Raised:
-    """An exception that must not unwind the I/O loop (``SystemExit`` from user code run
-    there, say), carried to the caller to be raised in its own thread."""
-
-    __slots__ = ("exception",)
-
-    def __init__(self, exception: BaseException):
-        self.exception = exception
-
-
-async def _guarded(coro: Coroutine) -> Any:
-    try:
-        return await coro
-    except (Exception, asyncio.CancelledError):
-        raise
-    except BaseException as exc:  # noqa: BLE001 -- raised in the caller's thread instead
-        return _Raised(exc)
-
-
-def _unwrap(result: Any) -> Any:
-    if isinstance(result, _Raised):
-        raise result.exception
-    return result
-
-
 class ClientCore:
     """A connection to a dist center, shared by the facades and the Futures of one client."""
 
@@ -180,7 +155,7 @@ class ClientCore:
                                                       and not allow_starting):
             coro.close()
             raise self.not_running()
-        result = _unwrap(self.io.run(_guarded(coro), timeout))
+        result = self.io.run(coro, timeout)
         self.show_warnings()
         return result
 
@@ -191,11 +166,7 @@ class ClientCore:
                                                       and not allow_starting):
             coro.close()
             raise self.not_running()
-        if self.io.in_loop_thread:
-            result = await coro
-        else:
-            result = _unwrap(await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(_guarded(coro), self.io.loop)))
+        result = await self.io.run_async(coro)
         self.show_warnings()
         return result
 
@@ -548,8 +519,7 @@ class ClientCore:
         if not self._begin_closing():
             return
         try:
-            await asyncio.wait_for(asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._disconnect(), self.io.loop)), 5)
+            await asyncio.wait_for(self.io.run_async(self._disconnect()), 5)
         except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
             pass
         self._end_closing()

@@ -14,6 +14,31 @@ class NotDoneInTime(TimeoutError):
     """``LoopThread.run`` waited ``timeout`` seconds: the coroutine is cancelled."""
 
 
+class _Raised:
+    """An exception that must not unwind the I/O loop (``SystemExit`` from user code run
+    there, say), carried to the caller to be raised in its own thread."""
+
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException):
+        self.exception = exception
+
+
+async def _guarded(coro: Coroutine) -> Any:
+    try:
+        return await coro
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 -- raised in the caller's thread instead
+        return _Raised(exc)
+
+
+def _unwrap(result: Any) -> Any:
+    if isinstance(result, _Raised):
+        raise result.exception
+    return result
+
+
 class LoopThread:
     def __init__(self, name: str = "dist-client-io"):
         self.loop = new_event_loop()
@@ -48,14 +73,22 @@ class LoopThread:
             coro.close()
             raise RuntimeError("cannot block the client's I/O thread (called from a done "
                                "callback?); use the asynchronous API there")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future = asyncio.run_coroutine_threadsafe(_guarded(coro), self.loop)
         try:
-            return future.result(timeout)
+            return _unwrap(future.result(timeout))
         except concurrent.futures.TimeoutError:
             if future.done():
                 raise  # the coroutine's own TimeoutError
             future.cancel()
             raise NotDoneInTime(f"not done within {timeout} s") from None
+
+    async def run_async(self, coro: Coroutine) -> Any:
+        """Await ``coro``, run on the I/O thread, from another event loop: no thread in
+        between. Cancelling this await cancels it there."""
+        if self.in_loop_thread:
+            return await coro
+        return _unwrap(await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(_guarded(coro), self.loop)))
 
     def call(self, fn, *args) -> None:
         self.loop.call_soon_threadsafe(fn, *args)
