@@ -54,7 +54,8 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     asked = _Asked(view.stealing)
     requests = []
     for thief in sorted(thieves, key=lambda w: w.occupied + incoming[w.address]):
-        room = (placement.capacity(thief, view.avg_duration) - len(thief.processing)
+        room = (placement.capacity(thief, view.avg_duration, view.worker_saturation)
+                - len(thief.processing)
                 - incoming[thief.address])
         victim = _busiest(view, thief, asked)
         if victim is None:
@@ -103,7 +104,7 @@ def _busiest(view: CenterView, exclude: WorkerInfo, asked: Container[str]) -> Wo
     return best
 
 
-def _choose(view: CenterView, victim: WorkerInfo, thief: WorkerInfo, room: int,
+def _choose(view: CenterView, victim: WorkerInfo, thief: WorkerInfo, room: float,
             asked: Container[str]) -> list[str]:
     waiting = _waiting_on(victim, asked)
     # Leave the victim as much as it would take to finish alongside the thief.

@@ -16,6 +16,7 @@ from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
 from .launch import use_system_allocator
+from .placement import DEFAULT_SATURATION
 from .server import Center
 from .store import StateDirError
 
@@ -95,6 +96,11 @@ def main_command(
         "--state-dir-reset", envvar="DIST_CENTER_STATE_DIR_RESET",
         help="discard the state in --state-dir and start empty (needed when it cannot be "
         "read: damaged, or written by another version)")] = False,
+    worker_saturation: Annotated[float, typer.Option(
+        envvar="DIST_WORKER_SATURATION", min=0.01,
+        help="tasks without inputs sent to a worker per thread (more for short tasks); the "
+             "rest wait at the center until a worker has room, so data is read only as fast "
+             "as it is reduced. inf: send them all at once")] = DEFAULT_SATURATION,
     log_level: Annotated[str, typer.Option(
         envvar="DIST_LOG_LEVEL", callback=_log_level,
         help="how much to log on stderr: debug, info, warning, error or critical")] = "warning",
@@ -121,7 +127,7 @@ def main_command(
                     heartbeat_timeout=heartbeat_timeout,
                     dashboard_port=dashboard_port if dashboard else None, limits=limits,
                     handshake_timeout=handshake_timeout, state_dir=state_dir,
-                    state_dir_reset=state_dir_reset)
+                    state_dir_reset=state_dir_reset, worker_saturation=worker_saturation)
     try:
         run(serve(center))
     except StateDirError as exc:

@@ -11,16 +11,43 @@ from .records import CenterView, TaskState, WorkerInfo
 
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
 MAX_MARGIN_PER_THREAD = 64
+# Tasks without inputs a worker is sent per thread (as dask's ``worker-saturation``): the rest
+# wait in the center's queue, so that a worker reads new data only as it has room to reduce
+# it. ``inf`` sends them all at once. Short tasks get BUFFER_SECONDS of work on top.
+DEFAULT_SATURATION = 1.1
+DEFAULT_TARGET = 0.6  # of the memory limit, for workers that do not state their own
 
 
-def capacity(worker: WorkerInfo, avg_duration: float) -> int:
-    """Tasks a worker may hold at once: its threads plus about BUFFER_SECONDS of work, besides
-    the tasks that gave their slot back (seceded)."""
-    if avg_duration <= 0:
-        per_thread = 1
-    else:
-        per_thread = min(MAX_MARGIN_PER_THREAD, max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
-    return worker.nthreads * (1 + per_thread) + len(worker.long_running)
+def capacity(worker: WorkerInfo, avg_duration: float,
+             saturation: float = DEFAULT_SATURATION) -> float:
+    """Tasks without inputs a worker may hold at once: its threads times ``saturation``, and
+    for short tasks about BUFFER_SECONDS of work more unless its memory is above target;
+    besides the tasks that gave their slot back (seceded)."""
+    if saturation == math.inf:
+        return math.inf
+    slots = max(1, math.ceil(worker.nthreads * saturation))
+    if avg_duration > 0 and not above_target(worker):
+        per_thread = min(MAX_MARGIN_PER_THREAD,
+                         max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
+        slots = max(slots, worker.nthreads * (1 + per_thread))
+    return slots + len(worker.long_running)
+
+
+def above_target(worker: WorkerInfo) -> bool:
+    """Its results outgrow the memory it keeps them in (it spills): as its last heartbeat
+    said."""
+    metrics = worker.metrics
+    limit = worker.memory_limit or metrics.get("memory_limit") or 0
+    if not limit:
+        return False
+    target = metrics.get("memory_target") or DEFAULT_TARGET * limit
+    return metrics.get("managed", 0) > target
+
+
+def memory_fraction(worker: WorkerInfo) -> float:
+    """Process memory as a share of the limit (0 without a limit)."""
+    limit = worker.memory_limit or worker.metrics.get("memory_limit") or 0
+    return worker.metrics.get("memory", 0) / limit if limit else 0.0
 
 
 def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
@@ -41,11 +68,17 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
         return best_worker(ts, free, view.tasks) if free else "queued"  # type: ignore[return-value]
     if ts.deps or (spec is not None and spec.workers):
         return best_worker(ts, pool, view.tasks)  # type: ignore[return-value]
-    avg = view.avg_duration
-    free = [w for w in pool if len(w.processing) < capacity(w, avg)]
+    avg, saturation = view.avg_duration, view.worker_saturation
+    free = [w for w in pool if len(w.processing) < capacity(w, avg, saturation)]
     if free:
-        return min(free, key=occupancy)
+        return min(free, key=root_cost)
     return "queued"
+
+
+def root_cost(worker: WorkerInfo) -> tuple:
+    """Where a task without inputs goes: a worker below its memory target, the least busy,
+    the one using the least of its memory."""
+    return (above_target(worker), occupancy(worker), memory_fraction(worker))
 
 
 def occupancy(worker: WorkerInfo) -> float:
@@ -100,13 +133,14 @@ def free_resources(worker: WorkerInfo, tasks: Mapping[str, TaskState]) -> dict[s
 
 def best_worker(task: TaskState, pool: Iterable[WorkerInfo],
                 tasks: Mapping[str, TaskState]) -> WorkerInfo | None:
-    """Fewest bytes to receive; ties go to the least busy, then the least memory held."""
+    """Fewest bytes to receive; ties go to a worker below its memory target, then the least
+    busy, then the one using the least of its memory, then the least data held."""
     best = None
     best_cost: tuple | None = None
     has_deps = bool(task.deps)
     for worker in pool:
-        cost = (bytes_to_move(task, worker, tasks) if has_deps else 0,
-                occupancy(worker), worker.nbytes)
+        cost = (bytes_to_move(task, worker, tasks) if has_deps else 0, above_target(worker),
+                occupancy(worker), memory_fraction(worker), worker.nbytes)
         if best_cost is None or cost < best_cost:
             best, best_cost = worker, cost
     return best

@@ -169,6 +169,9 @@ class CenterView(Protocol):
     def avg_duration(self) -> float: ...
 
     @property
+    def worker_saturation(self) -> float: ...  # root tasks per thread a worker is sent
+
+    @property
     def task_durations(self) -> TaskDurations: ...
 
     @property

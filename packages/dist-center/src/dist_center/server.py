@@ -51,7 +51,7 @@ class Center:
                  dashboard_port: int | None = None, limits: Limits = DEFAULT_LIMITS,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, state_dir: str | None = None,
                  state_dir_reset: bool = False, recovery_timeout: float | None = None,
-                 resume_timeout: float = 120.0):
+                 resume_timeout: float = 120.0, worker_saturation: float | None = None):
         self.requested_address = address
         self.token = token
         self.ssl_context = ssl_context
@@ -61,6 +61,8 @@ class Center:
         self.dashboard_port = dashboard_port  # None: no dashboard
         self.dashboard: Dashboard | None = None
         self.state = CenterState()
+        if worker_saturation is not None:
+            self.state.worker_saturation = worker_saturation
         self.memory = HeapTrimmer()
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
         self.last_seen: dict[str, float] = {}

@@ -50,6 +50,7 @@ class TaskMachine:
         self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
         self.unrunnable: set[str] = set()
         self.avg_duration = 0.0  # seconds; 0 until the first task finishes
+        self.worker_saturation = placement.DEFAULT_SATURATION
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
         self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
         self.finished_by_prefix: Counter[str] = Counter()
@@ -464,7 +465,7 @@ class TaskMachine:
         queue = self.queue
         if not queue or worker.status != "running" or worker.address not in self.workers:
             return
-        capacity = placement.capacity(worker, self.avg_duration)
+        capacity = placement.capacity(worker, self.avg_duration, self.worker_saturation)
         tasks = self.tasks
         address = worker.address
         while queue and len(worker.processing) < capacity:

@@ -115,7 +115,8 @@ class Monitor:
                        memory_limit=worker.memory_limit, managed=managed,
                        unmanaged=max(0, rss - managed), spilled=store.spilled,
                        spilled_disk=store.spilled_disk, spill_count=store.spilled_count,
-                       spill_written=store.slow.bytes_written, spill_read=store.slow.bytes_read)
+                       spill_written=store.slow.bytes_written, spill_read=store.slow.bytes_read,
+                       memory_target=worker.memory_policy.bytes_at("target"))
         if store.spill_error is not None:
             metrics["spill_error"] = store.spill_error
         return metrics
