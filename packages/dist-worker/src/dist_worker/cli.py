@@ -5,10 +5,11 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
-from typing import Annotated
+import traceback
+from collections.abc import Callable
+from typing import Annotated, NoReturn
 
 import typer
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
@@ -30,7 +31,7 @@ LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def main() -> None:
-    # The program's own name in usage and errors, not the ``python -m`` a nanny runs.
+    # The program's own name in usage and errors, not the ``python -m`` it may run as.
     app(prog_name="dworker")
 
 
@@ -39,6 +40,7 @@ RESTART_BACKOFF = (0.5, 1, 2, 5)
 # memory to the system above 64 kB instead of 128 kB+ (which it raises as it goes), so the RSS
 # the memory limits watch falls when results are released.
 CHILD_ENVIRONMENT = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter for MALLOC_TRIM_THRESHOLD_
 
 
 def _log_level(value: str) -> str:
@@ -191,28 +193,31 @@ def main_command(
               "center, its workers and clients, or pass --no-auth to accept that risk.",
               file=sys.stderr)
         raise typer.Exit(2)
+    def start() -> None:
+        raise_open_file_limit()
+        tune_garbage_collector()
+        worker = Worker(center, host=host, port=port, nthreads=nthreads, name=name, token=token,
+                        ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
+                        ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
+                        contact_address=contact_address, heartbeat_interval=heartbeat_interval,
+                        memory_policy=policy, local_directory=local_directory,
+                        max_spill=spill_cap, resources=declared, limits=limits,
+                        handshake_timeout=handshake_timeout, center_timeout=timeout)
+        try:
+            run(serve(worker))
+        except HandshakeError as exc:
+            print(f"dworker: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except NoCenter as exc:
+            print(f"dworker: {exc}", file=sys.stderr)
+            raise typer.Exit(NO_CENTER_EXIT_CODE) from None
+        except OSError as exc:
+            print(f"dworker: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
+
     if nanny:
-        raise typer.Exit(supervise([a for a in sys.argv[1:] if a not in ("--nanny",)]))
-    raise_open_file_limit()
-    tune_garbage_collector()
-    worker = Worker(center, host=host, port=port, nthreads=nthreads, name=name, token=token,
-                    ssl_server=ssl_context(True, tls_cert, tls_key, tls_ca),
-                    ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
-                    contact_address=contact_address, heartbeat_interval=heartbeat_interval,
-                    memory_policy=policy, local_directory=local_directory,
-                    max_spill=spill_cap, resources=declared, limits=limits,
-                    handshake_timeout=handshake_timeout, center_timeout=timeout)
-    try:
-        run(serve(worker))
-    except HandshakeError as exc:
-        print(f"dworker: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
-    except NoCenter as exc:
-        print(f"dworker: {exc}", file=sys.stderr)
-        raise typer.Exit(NO_CENTER_EXIT_CODE) from None
-    except OSError as exc:
-        print(f"dworker: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        raise typer.Exit(supervise(start))
+    start()
 
 
 def listening_host_for(center: str) -> str:
@@ -243,27 +248,38 @@ class NoCenter(Exception):
     """The worker gave up on reaching its center (``--timeout``)."""
 
 
-def supervise(args: list[str]) -> int:
-    """The nanny: run the worker as a child process and start it again whenever it dies."""
-    command = [sys.executable, "-m", "dist_worker.cli", *args, "--no-nanny"]
+def supervise(start: Callable[[], None]) -> int:
+    """The nanny: run the worker (``start``) in a child process and start it again whenever it
+    dies. The child is forked from this process, which has imported everything the worker
+    needs: it starts at once, where a fresh interpreter would import it all again."""
     stopping = False
-    child: subprocess.Popen | None = None
+    child: int | None = None  # the worker's pid while it runs
 
     def stop(signum, frame):
         nonlocal stopping
         stopping = True
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        if child is not None:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     failures = 0
     while True:
         started = time.monotonic()
-        child = subprocess.Popen(command, preexec_fn=_die_with_parent,
-                                 env={**CHILD_ENVIRONMENT, **os.environ,
-                                      "DIST_NANNY_PID": str(os.getpid())})
-        code = _wait(child)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        nanny = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(start, nanny)  # never returns
+        child = pid
+        if stopping:  # told to stop while forking: the handler had no child to pass it on to
+            os.kill(pid, signal.SIGTERM)
+        code = _wait(pid)
+        child = None
         if stopping or code == 0:
             return 0
         if code in (2, NO_CENTER_EXIT_CODE):
@@ -280,6 +296,46 @@ def supervise(args: list[str]) -> int:
             return 0
 
 
+def _run_child(start: Callable[[], None], nanny: int) -> NoReturn:
+    """In the forked child: become the worker, and exit with its code (never return into
+    the nanny's loop)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the nanny's handlers are not ours
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with_parent()
+        if os.getppid() == nanny:  # (else it died before we asked to follow it: exit 1)
+            os.environ["DIST_NANNY_PID"] = str(nanny)
+            _child_allocator_settings()
+            start()
+            code = 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 -- reported, then the nanny decides
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _child_allocator_settings() -> None:
+    """CHILD_ENVIRONMENT for a forked worker: the C library read its variables when this
+    process started (as the nanny), so what it would have read is set through ``mallopt``."""
+    for name, value in CHILD_ENVIRONMENT.items():
+        if name in os.environ:
+            continue  # the nanny started with it: already in effect
+        os.environ[name] = value  # for the worker's own child processes
+        if name == "MALLOC_TRIM_THRESHOLD_" and sys.platform.startswith("linux"):
+            import ctypes
+            try:
+                ctypes.CDLL("libc.so.6").mallopt(M_TRIM_THRESHOLD, int(value))
+            except (OSError, AttributeError):
+                pass
+
+
 def _die_with_parent() -> None:
     """In the child: get SIGTERM when the nanny dies, so no worker outlives its nanny."""
     if sys.platform.startswith("linux"):
@@ -288,12 +344,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait(child: subprocess.Popen) -> int:
+def _wait(pid: int) -> int:
+    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``)."""
     while True:
         try:
-            return child.wait()
+            _, status = os.waitpid(pid, 0)
         except InterruptedError:
             continue
+        except ChildProcessError:
+            return 1
+        return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":
