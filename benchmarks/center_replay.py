@@ -39,6 +39,25 @@ DEFAULT_RECORDING = RESULTS / "center-events.pickle"
 HASH_SEED = "0"
 
 
+def catalogue_fingerprint() -> str:
+    """What the recorded messages and task specs look like: a recording made with another
+    catalogue cannot be unpickled into today's classes."""
+    import hashlib
+
+    from dist_protocol.messages import describe_ops, describe_records
+
+    text = json.dumps([describe_ops(), describe_records()], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def recording_matches(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f).get("catalogue") == catalogue_fingerprint()
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
+        return False
+
+
 # -- recording ------------------------------------------------------------------------------
 class Recording:
     """Every ``handle`` call of one center, pickled as it happens (the state may change the
@@ -147,7 +166,8 @@ def record(args) -> None:
         thread.join(10)
     args.recording.parent.mkdir(parents=True, exist_ok=True)
     with open(args.recording, "wb") as f:
-        pickle.dump({"n": args.n, "array": args.array, "calls": recording.calls}, f,
+        pickle.dump({"n": args.n, "array": args.array, "catalogue": catalogue_fingerprint(),
+                     "calls": recording.calls}, f,
                     protocol=pickle.HIGHEST_PROTOCOL)
     print(f"recorded {len(recording.calls):,} handle calls to {args.recording}")
 
@@ -209,6 +229,9 @@ def replay(args) -> dict:
     from dist_protocol.comm import tune_garbage_collector
 
     tune_garbage_collector()  # as dcenter runs
+    if not recording_matches(args.recording):
+        raise SystemExit(f"{args.recording} was recorded with another message catalogue (or "
+                         "is no recording): record it again (the `record` command)")
     with open(args.recording, "rb") as f:
         recorded = pickle.load(f)
     calls = recorded["calls"]
@@ -268,7 +291,8 @@ def main(argv=None) -> int:
     same_hash_seed()
     args.array = (None if args.array.lower() == "none"
                   else tuple(int(v) for v in args.array.split(",")))
-    if args.command == "record" or (args.command == "both" and not args.recording.exists()):
+    if args.command == "record" or (args.command == "both"
+                                    and not recording_matches(args.recording)):
         record(args)
     if args.command in ("replay", "both"):
         replay(args)
