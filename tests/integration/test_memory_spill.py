@@ -7,6 +7,8 @@ import subprocess
 
 import pytest
 
+from dist_client import as_completed
+
 pytest.importorskip("numpy")
 
 RESULT_TIMEOUT = 60
@@ -107,15 +109,24 @@ def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cl
     assert "pausing new work" in tight.output() and "resuming work" in tight.output()
 
 
-def fill_and_check(cluster, executor, tight, n, wait_until):
-    """``n`` results on ``tight``, enough to pause it: all come back right."""
+def fill_and_check(cluster, executor, tight, n, wait_until, while_paused=lambda: None):
+    """``n`` results on ``tight``, enough to pause it: ``while_paused()`` runs once it has
+    paused; then every result comes back right. The worker may pause before it has run all
+    ``n``: releasing the results it has lets it resume and run the rest, so each result is
+    released once checked."""
     futures = [executor.submit(block, i, workers=["tight"]) for i in range(n)]
     wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
                30, "the worker to pause")
-    for i, values in enumerate(executor.gather(futures, timeout=RESULT_TIMEOUT)):
+    while_paused()
+    checked = set()
+    for future in as_completed(futures, timeout=RESULT_TIMEOUT):
+        i = futures.index(future)
+        values = future.result()
         assert values[0] == i and float(values.sum()) == checksum(i)
+        checked.add(i)
+        future.release()
+    assert checked == set(range(n))
     assert tight.popen.poll() is None  # no crash, no exit
-    return futures
 
 
 @pytest.fixture
@@ -141,12 +152,14 @@ def test_a_full_disk_warns_and_pauses_the_worker_and_loses_nothing(make_cluster,
     executor = cluster.executor()
     cluster.wait_for_workers(executor, 2)
     # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
-    futures = fill_and_check(cluster, executor, tight, 7, wait_until)
-    output = tight.output()
-    assert "cannot spill to" in output and "no space left" in output.lower(), output
-    metrics = metrics_of(cluster, executor, tight)
-    assert metrics["spilled_disk"] > 0 and "no space left" in metrics["spill_error"].lower()
-    del futures  # memory and disk freed: the worker spills again and resumes
+    def spilled_and_warned():
+        output = tight.output()
+        assert "cannot spill to" in output and "no space left" in output.lower(), output
+        metrics = metrics_of(cluster, executor, tight)
+        assert metrics["spilled_disk"] > 0 and "no space left" in metrics["spill_error"].lower()
+
+    fill_and_check(cluster, executor, tight, 7, wait_until, spilled_and_warned)
+    # Memory and disk freed: the worker spills again and resumes.
     wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
                30, "the worker to resume")
     assert executor.submit(slow_inc, 1, 0, workers=["tight"]).result(
@@ -165,5 +178,8 @@ def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_fail
     executor = cluster.executor()
     cluster.wait_for_workers(executor, 2)
     wait_until(lambda: "cannot spill to" in tight.output(), 10, "the warning at start")
-    fill_and_check(cluster, executor, tight, 4, wait_until)  # 200 MB: past the target
-    assert "Not a directory" in metrics_of(cluster, executor, tight)["spill_error"]
+
+    def warned():
+        assert "Not a directory" in metrics_of(cluster, executor, tight)["spill_error"]
+
+    fill_and_check(cluster, executor, tight, 4, wait_until, warned)  # 200 MB: past the target
