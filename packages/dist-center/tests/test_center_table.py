@@ -108,7 +108,7 @@ def test_a_story_gathers_the_center_s_log_and_every_worker_s(center, match):
         ("w1", "ready", "executing"),
         ("", "released", "waiting"), ("", "waiting", "processing"),
         ("", "processing", "memory")]
-    assert center.state.stories == {}
+    assert center.state.stories.pending == {}
 
 
 def test_a_story_without_workers_is_told_at_once_and_dropped_with_its_client(center):
@@ -119,4 +119,4 @@ def test_a_story_without_workers_is_told_at_once_and_dropped_with_its_client(cen
     join_telling_stories(center, "w1")
     center.client_sent(Story(id=2, keys=["a"]))
     center.disconnect("alice")
-    assert center.state.stories == {}
+    assert center.state.stories.pending == {}

@@ -15,7 +15,7 @@ from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
-from .launch import use_system_allocator
+from .allocator import use_system_allocator
 from .placement import DEFAULT_SATURATION
 from .server import Center
 from .store import StateDirError

@@ -3,9 +3,11 @@ task states, and the read-only view of the center that the pure helpers take."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 from dist_protocol.messages import TaskErred, TaskSpec
+from dist_protocol.serialize import Payload
 
 from .durations import TaskDurations
 
@@ -142,6 +144,13 @@ class WorkerInfo:
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
+
+
+@dataclass
+class Dataset:
+    """A dataset published by name: its keys, and the publisher's payload given back as it came."""
+    keys: list[str]
+    data: Payload | None
 
 
 class CenterView(Protocol):

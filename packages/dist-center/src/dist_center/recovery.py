@@ -1,6 +1,6 @@
 """A center started again on its state directory: sessions resumed, workers awaited, failures
-replayed. Functions over ``CenterState``, as ``sharing``'s are; ``store`` and the server's
-replay of its journal are the I/O around them.
+replayed. Functions over a ``view.Center`` (the ``CenterState``), as ``sharing``'s are;
+``store`` and the server's replay of its journal are the I/O around them.
 
 After ``Recovering`` (the journal replayed), the clients the center knew are *detached*: each
 session waits for a connection that resumes it (``session`` with ``resume``), and those not
@@ -10,26 +10,22 @@ the result already, and it would otherwise be computed twice.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dist_protocol.messages import Session, SessionReply
 
 from .events import DetachedTimedOut, Recovering, RecoveryTimedOut, TaskFailed
 from .records import ACTIVE, added, discard
 from .sharing import is_holder
-
-if TYPE_CHECKING:
-    from .state import CenterState
+from .view import Center
 
 
-def recovering(state: CenterState, event: Recovering, sid: str) -> None:
+def recovering(state: Center, event: Recovering, sid: str) -> None:
     state.durable = True
     state.detached = {client for client in state.clients if not is_holder(client)}
     state.awaiting_workers = set(event.workers) - state.workers.keys()
     state.recovering = bool(state.awaiting_workers)
 
 
-def worker_back(state: CenterState, address: str, sid: str) -> None:
+def worker_back(state: Center, address: str, sid: str) -> None:
     """A worker registered: the last of those awaited ends the recovery."""
     if state.recovering:
         state.awaiting_workers.discard(address)
@@ -37,12 +33,12 @@ def worker_back(state: CenterState, address: str, sid: str) -> None:
             recovered(state, sid)
 
 
-def recovery_timed_out(state: CenterState, event: RecoveryTimedOut, sid: str) -> None:
+def recovery_timed_out(state: Center, event: RecoveryTimedOut, sid: str) -> None:
     if state.recovering:
         recovered(state, sid)
 
 
-def recovered(state: CenterState, sid: str) -> None:
+def recovered(state: Center, sid: str) -> None:
     """The workers from before are back (or given up on): run what is not held."""
     state.recovering = False
     state.awaiting_workers.clear()
@@ -51,18 +47,18 @@ def recovered(state: CenterState, sid: str) -> None:
         state.fill(worker, sid)
 
 
-def detached_timed_out(state: CenterState, event: DetachedTimedOut, sid: str) -> None:
+def detached_timed_out(state: Center, event: DetachedTimedOut, sid: str) -> None:
     for client in sorted(state.detached):
         state.forget_client(client, sid)
 
 
-def task_failed(state: CenterState, event: TaskFailed, sid: str) -> None:
+def task_failed(state: Center, event: TaskFailed, sid: str) -> None:
     ts = state.tasks.get(event.key)
     if ts is not None and ts.state in ACTIVE:
         state.failed(ts, event.error, sid)
 
 
-def session(state: CenterState, client: str, msg: Session, sid: str) -> None:
+def session(state: Center, client: str, msg: Session, sid: str) -> None:
     """A connection says which session it is: a client that lost the center before takes its
     detached session over (its keys, wanted still, are reported as they are now)."""
     previous = msg.resume
@@ -82,7 +78,7 @@ def session(state: CenterState, client: str, msg: Session, sid: str) -> None:
             state.report_existing(name, state.tasks[key])
 
 
-def _rename_client(state: CenterState, current: str, previous: str) -> None:
+def _rename_client(state: Center, current: str, previous: str) -> None:
     """The connection ``current`` is the session ``previous`` from now on."""
     keys = state.clients.pop(current, set())
     for key in keys:

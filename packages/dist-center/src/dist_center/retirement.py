@@ -15,16 +15,14 @@ is made from the state as that step left it, so nothing waits on a timer but a s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dist_protocol.messages import (AcquireReplicas, AdaptiveTarget, CloseWorker, RetireWorkers,
                                     RetireWorkersReply, StealRequest)
 
 from . import adaptive
 from .records import WorkerInfo
-
-if TYPE_CHECKING:
-    from .state import CenterState
+from .view import Center
 
 FEATURE = "retire-workers"
 COPY_RETRY_AFTER = 30.0  # seconds before a copy that has not arrived is ordered again
@@ -50,7 +48,7 @@ class Retirements:
         self.copies: dict[str, tuple[str, float]] = {}  # key -> (copying worker, since)
         self.requests: list[Request] = []
 
-    def client_ops(self, state: CenterState) -> dict[type, Callable[[str, Any, str], None]]:
+    def client_ops(self, state: Center) -> dict[type, Callable[[str, Any, str], None]]:
         def adaptive_target(client: str, msg: AdaptiveTarget, sid: str) -> None:
             state.send(client, adaptive.target(state, msg))
 
@@ -72,7 +70,7 @@ class Retirements:
                 request.client = ""
 
     # -- starting --------------------------------------------------------------------------
-    def start(self, state: CenterState, client: str, msg: RetireWorkers) -> None:
+    def start(self, state: Center, client: str, msg: RetireWorkers) -> None:
         request = Request(client, msg.id, msg.close)
         for wanted in dict.fromkeys(msg.workers):
             address = state.names.get(wanted, wanted)
@@ -93,7 +91,7 @@ class Retirements:
         self.requests.append(request)
 
     # -- after every step ------------------------------------------------------------------
-    def progress(self, state: CenterState, sid: str) -> None:
+    def progress(self, state: Center, sid: str) -> None:
         if not self.retiring:
             if self.requests:
                 self._answer(state)
@@ -137,7 +135,7 @@ class Retirements:
                                                        nbytes=sizes[target_address]))
         self._answer(state)
 
-    def _held_only_here(self, state: CenterState, worker: WorkerInfo) -> list[str]:
+    def _held_only_here(self, state: Center, worker: WorkerInfo) -> list[str]:
         unique = []
         for key in worker.has_what:
             ts = state.tasks.get(key)
@@ -149,7 +147,7 @@ class Retirements:
                 self.copies.pop(key, None)
         return unique
 
-    def _done_moving(self, state: CenterState, worker: WorkerInfo) -> None:
+    def _done_moving(self, state: Center, worker: WorkerInfo) -> None:
         closes = any(worker.address in r.waiting and r.close for r in self.requests)
         if closes and worker.address in self.closable:
             self.closing.add(worker.address)
@@ -176,7 +174,7 @@ class Retirements:
                 else:
                     request.failed[name] = "it left before its retirement finished"
 
-    def _keep(self, state: CenterState, worker: WorkerInfo, why: str, sid: str) -> None:
+    def _keep(self, state: Center, worker: WorkerInfo, why: str, sid: str) -> None:
         del self.retiring[worker.address]
         worker.status = "running"
         state.fill(worker, sid)
@@ -185,7 +183,7 @@ class Retirements:
                 request.waiting.discard(worker.address)
                 request.failed[worker.name] = why
 
-    def _answer(self, state: CenterState) -> None:
+    def _answer(self, state: Center) -> None:
         for request in [r for r in self.requests if not r.waiting]:
             self.requests.remove(request)
             if request.client:

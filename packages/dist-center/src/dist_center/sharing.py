@@ -8,16 +8,12 @@ fired task ended let go of it. The data of a dataset is opaque here: the publish
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from dist_protocol.messages import (DatasetReply, FireAndForget, GetDataset, KeyLost,
                                     ListDatasets, PublishDataset, Release, UnpublishDataset,
                                     WantKeys)
-from dist_protocol.serialize import Payload
 
-if TYPE_CHECKING:
-    from .state import CenterState
+from .records import Dataset
+from .view import Center
 
 FIRE_AND_FORGET = "<fire-and-forget>"
 
@@ -31,13 +27,7 @@ def is_holder(client: str) -> bool:
     return client.startswith("<")
 
 
-@dataclass
-class Dataset:
-    keys: list[str]
-    data: Payload | None
-
-
-def publish(state: CenterState, client: str, msg: PublishDataset, sid: str) -> None:
+def publish(state: Center, client: str, msg: PublishDataset, sid: str) -> None:
     if msg.name in state.datasets and not msg.override:
         state.send(client, DatasetReply(id=msg.id, error=f"a dataset named {msg.name!r} "
                                         "exists already (override=True replaces it)"))
@@ -59,7 +49,7 @@ def publish(state: CenterState, client: str, msg: PublishDataset, sid: str) -> N
     state.send(client, DatasetReply(id=msg.id))
 
 
-def get(state: CenterState, client: str, msg: GetDataset, sid: str) -> None:
+def get(state: Center, client: str, msg: GetDataset, sid: str) -> None:
     dataset = state.datasets.get(msg.name)
     if dataset is None:
         state.send(client, DatasetReply(id=msg.id, error=f"no dataset named {msg.name!r}"))
@@ -67,11 +57,11 @@ def get(state: CenterState, client: str, msg: GetDataset, sid: str) -> None:
         state.send(client, DatasetReply(id=msg.id, keys=list(dataset.keys), data=dataset.data))
 
 
-def names(state: CenterState, client: str, msg: ListDatasets, sid: str) -> None:
+def names(state: Center, client: str, msg: ListDatasets, sid: str) -> None:
     state.send(client, DatasetReply(id=msg.id, names=sorted(state.datasets)))
 
 
-def unpublish(state: CenterState, client: str, msg: UnpublishDataset, sid: str) -> None:
+def unpublish(state: Center, client: str, msg: UnpublishDataset, sid: str) -> None:
     dataset = state.datasets.pop(msg.name, None)
     if dataset is None:
         state.send(client, DatasetReply(id=msg.id, error=f"no dataset named {msg.name!r}"))
@@ -82,7 +72,7 @@ def unpublish(state: CenterState, client: str, msg: UnpublishDataset, sid: str) 
     state.send(client, DatasetReply(id=msg.id))
 
 
-def want_keys(state: CenterState, client: str, msg: WantKeys, sid: str) -> None:
+def want_keys(state: Center, client: str, msg: WantKeys, sid: str) -> None:
     """``client`` holds keys it did not submit (from a dataset): tell it where each stands."""
     for key in msg.keys:
         ts = state.tasks.get(key)
@@ -96,7 +86,7 @@ def want_keys(state: CenterState, client: str, msg: WantKeys, sid: str) -> None:
             state.transition(ts, "waiting", sid)
 
 
-def fire_and_forget(state: CenterState, client: str, msg: FireAndForget, sid: str) -> None:
+def fire_and_forget(state: Center, client: str, msg: FireAndForget, sid: str) -> None:
     state.clients.setdefault(FIRE_AND_FORGET, set())
     for key in msg.keys:
         ts = state.tasks.get(key)
@@ -107,6 +97,6 @@ def fire_and_forget(state: CenterState, client: str, msg: FireAndForget, sid: st
         state.want(FIRE_AND_FORGET, ts)
 
 
-def forget_ended(state: CenterState, keys: list[str], sid: str) -> None:
+def forget_ended(state: Center, keys: list[str], sid: str) -> None:
     """The fired tasks ``keys`` ended (in memory, erred or lost): let go of them."""
     state.release(FIRE_AND_FORGET, Release(keys=keys), sid)

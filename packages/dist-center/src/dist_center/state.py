@@ -9,6 +9,9 @@ This module says what each event asks of the task state machine (``transitions``
 transitions to make, which messages to answer with. A task's states and the table of moves
 between them are there; the decisions about lineage, placement and stealing are pure
 functions in ``lineage``, ``placement`` and ``balance``; read-only answers in ``queries``.
+Groups of requests are handled in modules of their own (``recovery``, ``sharing``,
+``scattering``, ``taking_back``, ``retirement``, ``stories``), over the ``view.Center`` that
+this class is: none of them imports this module.
 """
 from __future__ import annotations
 
@@ -25,21 +28,22 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, RegisterWorker, Release,
                                     Replicate, Restart, RestartReply, RestartWorker, ScatterDone,
-                                    ScatterPlan, ScatterPlanReply, Session, StealReply,
-                                    StealRequest, Story, StoryReply, Submit, TaskErred,
-                                    TaskFinished, TaskSeceded, UnpublishDataset, Unregister,
-                                    WantKeys, WhoHas, WorkerRegistered)
+                                    ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
+                                    TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
+                                    Unregister, WantKeys, WhoHas, WorkerRegistered)
 from dist_protocol.serialize import Payload
 
-from . import balance, coordination, lineage, queries, recovery, sharing
+from . import (balance, coordination, lineage, queries, recovery, scattering, sharing,
+               taking_back)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
-from .records import (ACTIVE, NONE, STATES, TaskState, WorkerInfo, added,  # noqa: F401
-                      discard, key_prefix)
+from .records import (ACTIVE, NONE, STATES, Dataset, TaskState, WorkerInfo,  # noqa: F401
+                      added, discard, key_prefix)
 from .retirement import Retirements
+from .stories import Stories
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
 
 
@@ -62,14 +66,10 @@ class CenterState(TaskMachine):
         super().__init__(clock)
         # Restarts not yet answered: (client, request id) -> workers to wait for.
         self.restarting: dict[tuple[str, int], int] = {}
-        # Stories being gathered: request number -> the client's (id, request), the workers
-        # yet to answer, and the entries so far.
-        self.stories: dict[int, tuple[str, int, set[str], list[dict]]] = {}
-        self._story_requests = itertools.count(1)
-        self.storytellers: set[str] = set()  # workers whose connections agreed "story"
+        self.stories = Stories()  # a key's story, gathered from the workers
         self.peak_tasks = 0  # since the tables were last compacted
         self.compactions = 0  # the server gives memory back to the system after each
-        self.datasets: dict[str, sharing.Dataset] = {}  # published by name
+        self.datasets: dict[str, Dataset] = {}  # published by name
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -96,10 +96,12 @@ class CenterState(TaskMachine):
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self.release, Cancel: self._cancel,
-            WhoHas: self._who_has, ScatterPlan: self._scatter_plan,
-            ScatterDone: self._scatter_done,
+            WhoHas: self._who_has, ScatterPlan: partial(scattering.scatter_plan, self),
+            ScatterDone: partial(scattering.scatter_done, self),
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
-            Restart: self._restart, Story: self._story, Session: partial(recovery.session, self),
+            Restart: self._restart, Session: partial(recovery.session, self),
+            Story: lambda client, msg, sid: self._send_all(self.stories.ask(
+                client, msg, self.story(*msg.keys), self.workers)),
             PublishDataset: partial(sharing.publish, self),
             GetDataset: partial(sharing.get, self), ListDatasets: partial(sharing.names, self),
             UnpublishDataset: partial(sharing.unpublish, self),
@@ -112,9 +114,10 @@ class CenterState(TaskMachine):
         self._client_ops.update(self.retirements.client_ops(self))
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
-            KeysAdded: self._keys_added, MissingData: self._missing_data,
-            Heartbeat: self._heartbeat, Unregister: self._unregister,
-            StealReply: self._steal_reply, StoryReply: self._worker_story,
+            KeysAdded: partial(scattering.keys_added, self), MissingData: self._missing_data,
+            Heartbeat: partial(taking_back.heartbeat, self), Unregister: self._unregister,
+            StealReply: partial(taking_back.steal_reply, self),
+            StoryReply: lambda address, msg, sid: self._send_all(self.stories.reply(address, msg)),
             TaskSeceded: self._task_seceded,
         }
 
@@ -156,8 +159,7 @@ class CenterState(TaskMachine):
         self.retirements.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
             del self.restarting[pending]
-        for number in [n for n, story in self.stories.items() if story[0] == event.client]:
-            del self.stories[number]
+        self.stories.client_left(event.client)
         self._coordinated(self.coordination.client_left(event.client), sid)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
@@ -175,6 +177,10 @@ class CenterState(TaskMachine):
     def want(self, client: str, ts: TaskState) -> None:
         ts.wanted_by = added(ts.wanted_by, client)
         self.clients[client].add(ts.key)
+
+    def _send_all(self, messages: Outgoing) -> None:
+        for to, message in messages:
+            self.send(to, message)
 
     def _coordinated(self, orders: list[coordination.Order], sid: str) -> None:
         """Carry out what the primitives decided: replies, and keys held or let go."""
@@ -269,42 +275,6 @@ class CenterState(TaskMachine):
     def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
         self.send(client, queries.who_has(self, msg))
 
-    def _scatter_plan(self, client: str, msg: ScatterPlan, sid: str) -> None:
-        targets = queries.scatter_targets(self, msg)
-        if not targets:
-            self.send(client, ScatterPlanReply(id=msg.id, targets={}))
-            return
-        for key in msg.keys:
-            ts = self.tasks.get(key)
-            if ts is not None and ts.state in ("released", "lost"):
-                # Scattered data takes the key over: keep the task only as its dependents'
-                # input, or not at all.
-                if ts.dependents:
-                    ts.spec, ts.scattered = None, True
-                    self.transitions(self.unlink_inputs(ts), sid)
-                else:
-                    self.transition(ts, "forgotten", sid, True)
-                ts = self.tasks.get(key)
-            if ts is None:
-                ts = self.tasks[key] = TaskState(key, None, next(self.task_order),
-                                                 self.prefix_of(key))
-            if ts.state in ("released", "lost"):
-                self.transition(ts, "scattering", sid)
-            self.want(client, ts)
-        self.send(client, ScatterPlanReply(id=msg.id, targets=targets))
-
-    def _scatter_done(self, client: str, msg: ScatterDone, sid: str) -> None:
-        """The client pushed data and the workers confirmed: record it now, as the workers'
-        own reports would (they follow, and change nothing), so that whatever this client
-        sends next finds the data in place."""
-        by_worker: dict[str, dict[str, int]] = {}
-        for key, addresses in msg.who_has.items():
-            for address in addresses:
-                by_worker.setdefault(address, {})[key] = msg.nbytes.get(key, 0)
-        for address, keys in by_worker.items():
-            if address in self.workers:
-                self._keys_added(address, KeysAdded(keys=keys), sid)
-
     def _replicate(self, client: str, msg: Replicate, sid: str) -> None:
         for address, order in queries.replica_orders(self, msg).items():
             self.send(address, order)
@@ -348,33 +318,6 @@ class CenterState(TaskMachine):
     def _restart_timed_out(self, event: RestartTimedOut, sid: str) -> None:
         self._restart_progress(timed_out=(event.client, event.request))
 
-    def _story(self, client: str, msg: Story, sid: str) -> None:
-        """A key's history: the center's log now, the workers' when they have all answered
-        (the center asks every worker: any may have fetched or held the key)."""
-        entries = [{"key": key, "start": start, "finish": finish, "stimulus_id": stimulus_id,
-                    "time": when, "worker": ""}
-                   for key, start, finish, stimulus_id, when in self.story(*msg.keys)]
-        number = next(self._story_requests)
-        tellers = self.storytellers & self.workers.keys()  # (an older worker has no log)
-        self.stories[number] = (client, msg.id, tellers, entries)
-        for address in tellers:
-            self.send(address, Story(id=number, keys=msg.keys))
-        self._story_progress(number)
-
-    def _worker_story(self, address: str, msg: StoryReply, sid: str) -> None:
-        story = self.stories.get(msg.id)
-        if story is not None and address in story[2]:
-            story[2].discard(address)
-            story[3].extend(msg.entries)
-            self._story_progress(msg.id)
-
-    def _story_progress(self, number: int) -> None:
-        client, request, waiting_for, entries = self.stories[number]
-        if not waiting_for:
-            del self.stories[number]
-            entries.sort(key=lambda entry: entry["time"])  # (stable: each host's order stays)
-            self.send(client, StoryReply(id=request, entries=entries))
-
     def _cluster_info(self, client: str, msg: ClusterInfo, sid: str) -> None:
         self.send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
 
@@ -400,8 +343,7 @@ class CenterState(TaskMachine):
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.names[name] = reg.address
-        if "story" in event.features:
-            self.storytellers.add(reg.address)
+        self.stories.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
         self.send(reg.address, WorkerRegistered(address=reg.address))
         stale = []
@@ -444,11 +386,7 @@ class CenterState(TaskMachine):
         worker = self.workers.pop(event.worker, None)
         if worker is None:
             return
-        self.storytellers.discard(worker.address)
-        for number, story in list(self.stories.items()):
-            if worker.address in story[2]:  # it will not answer: tell the story without it
-                story[2].discard(worker.address)
-                self._story_progress(number)
+        self._send_all(self.stories.worker_left(worker.address))
         # Its pending steals, either way, will never be answered or used.
         for key in balance.stale_steals(self, worker.address):
             del self.stealing[key]
@@ -587,23 +525,6 @@ class CenterState(TaskMachine):
         else:
             self.transition(ts, "erred", sid, msg)
 
-    def _keys_added(self, address: str, msg: KeysAdded, sid: str) -> None:
-        worker = self.workers[address]
-        unwanted = []
-        for key, nbytes in msg.keys.items():
-            ts = self.tasks.get(key)
-            if ts is None:
-                unwanted.append(key)
-            elif ts.state == "scattering":
-                self.transition(ts, "memory", sid, (address, nbytes))
-            elif ts.state == "memory":
-                ts.nbytes = ts.nbytes or nbytes
-                self.add_replica(ts, worker)
-            else:
-                unwanted.append(key)
-        if unwanted:
-            self.send(address, FreeKeys(keys=unwanted))
-
     def _missing_data(self, address: str, msg: MissingData, sid: str) -> None:
         ts = self.tasks.get(msg.key)
         if ts is None:
@@ -624,40 +545,6 @@ class CenterState(TaskMachine):
                 dts = self.tasks[dep_key]
                 if dts.state == "processing" and dts.processing_on == address:
                     self.send(address, self.compute_message(dts))
-
-    def _heartbeat(self, address: str, msg: Heartbeat, sid: str) -> None:
-        worker = self.workers[address]
-        worker.metrics = msg.metrics
-        paused = bool(msg.metrics.get("paused"))
-        if paused and worker.status == "running":
-            worker.status = "paused"
-            # Its memory is short: ask it for every task it has not started, to place them
-            # again among the running workers (no thief chosen: placed afresh when given up).
-            keys = balance.evacuation(self, worker)
-            if keys:
-                for key in keys:
-                    self.stealing[key] = None
-                self.send(worker.address, StealRequest(keys=keys))
-        elif not paused and worker.status == "paused":
-            worker.status = "running"
-            self.retry_unrunnable(sid)
-            self.fill(worker, sid)
-
-    def _steal_reply(self, address: str, msg: StealReply, sid: str) -> None:
-        """The victim gave up ``msg.keys`` (and forgot them): run them on the thieves."""
-        for key in msg.kept:
-            self.stealing.pop(key, None)
-        for key in msg.keys:
-            thief_address = self.stealing.pop(key, None)
-            ts = self.tasks.get(key)
-            if ts is None or ts.state != "processing" or ts.processing_on != address:
-                continue  # released or done meanwhile; the victim has dropped it already
-            self.transition(ts, "waiting", sid, True)
-            thief = self.workers.get(thief_address or "")
-            if thief is not None and balance.may_run_on(self, ts, thief):
-                self.transition(ts, "processing", sid, thief.address)
-            else:
-                self.transition(ts, "processing", sid)
 
     # -- housekeeping --------------------------------------------------------------------------
     def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:

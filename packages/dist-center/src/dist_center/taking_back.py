@@ -1,0 +1,46 @@
+"""Tasks a worker gives back: those asked of a paused worker (its memory is short) and those
+a busy worker gives up to be stolen. Functions over a ``view.Center``; ``balance`` decides what
+to ask for, ``CenterState.request_steals`` asks.
+"""
+from __future__ import annotations
+
+from dist_protocol.messages import Heartbeat, StealReply, StealRequest
+
+from . import balance
+from .view import Center
+
+
+def heartbeat(state: Center, address: str, msg: Heartbeat, sid: str) -> None:
+    worker = state.workers[address]
+    worker.metrics = msg.metrics
+    paused = bool(msg.metrics.get("paused"))
+    if paused and worker.status == "running":
+        worker.status = "paused"
+        # Its memory is short: ask it for every task it has not started, to place them
+        # again among the running workers (no thief chosen: placed afresh when given up).
+        keys = balance.evacuation(state, worker)
+        if keys:
+            for key in keys:
+                state.stealing[key] = None
+            state.send(worker.address, StealRequest(keys=keys))
+    elif not paused and worker.status == "paused":
+        worker.status = "running"
+        state.retry_unrunnable(sid)
+        state.fill(worker, sid)
+
+
+def steal_reply(state: Center, address: str, msg: StealReply, sid: str) -> None:
+    """The victim gave up ``msg.keys`` (and forgot them): run them on the thieves."""
+    for key in msg.kept:
+        state.stealing.pop(key, None)
+    for key in msg.keys:
+        thief_address = state.stealing.pop(key, None)
+        ts = state.tasks.get(key)
+        if ts is None or ts.state != "processing" or ts.processing_on != address:
+            continue  # released or done meanwhile; the victim has dropped it already
+        state.transition(ts, "waiting", sid, True)
+        thief = state.workers.get(thief_address or "")
+        if thief is not None and balance.may_run_on(state, ts, thief):
+            state.transition(ts, "processing", sid, thief.address)
+        else:
+            state.transition(ts, "processing", sid)
