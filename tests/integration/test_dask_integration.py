@@ -246,3 +246,53 @@ def test_intermediate_results_are_freed_as_soon_as_their_dependents_ran(e, tmp_p
         assert at_center("freed-x")[-1] in [("memory", "released"), ("memory", "forgotten")]
         gate.touch()
         assert result.result(timeout=60) == np.arange(1000).sum()
+
+
+def _shuffled(npartitions=4):
+    frame = pd.DataFrame({"k": np.arange(400) % 13, "v": np.arange(400)})
+    return dd.from_pandas(frame, npartitions=npartitions).shuffle("k")
+
+
+def _uses_partd(collection) -> bool:
+    return any("partd" in str(key) for key in dict(collection.__dask_graph__()))
+
+
+def test_shuffles_are_made_of_tasks_while_an_executor_is_open(e):
+    """dask's default shuffle for a scheduler other than dask.distributed's goes through a
+    partd directory on the local disk: wrong as soon as the shuffle's tasks run on several
+    hosts. With an executor open an unset method means the task shuffle; a chosen one holds."""
+    assert dask.config.get("dataframe.shuffle.method") == "tasks"
+    assert not _uses_partd(_shuffled())
+    expected = _shuffled().compute(scheduler="sync").sort_values("v")
+    for result in (dask.compute(_shuffled(), scheduler=e.get)[0],
+                   e.compute(_shuffled()).result(timeout=60),
+                   e.persist(_shuffled()).compute(scheduler=e.get)):
+        pd.testing.assert_frame_equal(result.sort_values("v"), expected)
+    with dask.config.set({"dataframe.shuffle.method": "disk"}):
+        assert _uses_partd(_shuffled())
+
+
+def test_the_last_executor_closed_leaves_the_shuffle_method_unset(module_cluster):
+    previous = dask.config.get("dataframe.shuffle.method")
+    with dask.config.set({"dataframe.shuffle.method": None}):
+        # The module's executor is open: the count goes 2 -> 1 and the setting stays.
+        with Executor(module_cluster.address):
+            pass
+        assert dask.config.get("dataframe.shuffle.method", None) is None  # set inside, unset here
+    assert dask.config.get("dataframe.shuffle.method") == previous
+
+
+@pytest.mark.parametrize("build", [lambda df: df, lambda df: df + 1, lambda df: df.shuffle("k")],
+                         ids=["from-pandas", "elementwise", "shuffle"])
+def test_a_persisted_dataframe_computes_from_its_futures(e, build):
+    """A persisted dataframe's graph holds futures under tuple keys; computing it (or building
+    on it) reads them, whatever the scheduler call."""
+    frame = pd.DataFrame({"k": np.arange(400) % 13, "v": np.arange(400)})
+    persisted = e.persist(build(dd.from_pandas(frame, npartitions=4)))
+    expected = build(dd.from_pandas(frame, npartitions=4)).compute(scheduler="sync")
+    for result in (persisted.compute(scheduler=e.get), e.compute(persisted).result(timeout=60),
+                   (persisted.v.sum() * 1).compute(scheduler=e.get)):
+        if isinstance(result, pd.DataFrame):
+            pd.testing.assert_frame_equal(result.sort_values("v"), expected.sort_values("v"))
+        else:
+            assert result == expected.v.sum()

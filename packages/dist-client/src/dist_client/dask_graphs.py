@@ -14,6 +14,7 @@ from dist_protocol.messages import Submit
 from dist_protocol.serialize import KeyRef
 
 from .core import operations
+from .dask_defaults import cluster_shuffle
 from .future import Future
 from .tasks import TaskBuilder
 
@@ -92,7 +93,8 @@ def compute(core: ClientCore, collections: list) -> list[Future]:
     from dask._expr import FinalizeCompute
     from dask.base import collections_to_expr
 
-    expr = FinalizeCompute(collections_to_expr(list(collections), True)).optimize()
+    with cluster_shuffle():
+        expr = FinalizeCompute(collections_to_expr(list(collections), True)).optimize()
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
@@ -267,8 +269,9 @@ def _external_inputs(core: ClientCore, graph: Mapping) -> dict[Hashable, Future]
     unknown = []
     with core.lock:
         for dep in missing:
-            if isinstance(dep, str) and core.state.holds(dep):
-                external[dep] = core.future(dep)
+            # A persisted collection's keys are often tuples: ``dist_key`` names them all.
+            if core.state.holds(dist_key(dep)):
+                external[dep] = core.future(dist_key(dep))
             else:
                 unknown.append(dep)
     if unknown:
@@ -282,5 +285,5 @@ def _external_inputs(core: ClientCore, graph: Mapping) -> dict[Hashable, Future]
 def as_dask_scheduler(scheduler: Any) -> Iterator[None]:
     """``scheduler``: an executor's ``get``."""
     import dask
-    with dask.config.set(scheduler=scheduler):
+    with dask.config.set(scheduler=scheduler), cluster_shuffle():
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .dask_defaults import cluster_shuffle
 from .dask_graphs import submit_graph
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True) -> 
     for collection in given:
         if not is_dask_collection(collection):
             raise TypeError(f"persist takes dask collections, not {type(collection).__name__}")
-    expr = collections_to_expr(given, optimize_graph).optimize()
+    with cluster_shuffle():
+        expr = collections_to_expr(given, optimize_graph).optimize()
     keys = expr.__dask_keys__()
     if len(keys) != len(given):
         raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")

@@ -31,7 +31,7 @@ from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
 
-from .. import reconnect, shutdown, transfer
+from .. import dask_defaults, reconnect, shutdown, transfer
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
@@ -83,6 +83,7 @@ class ClientCore:
         self.io = LoopThread()
         self.center: Comm | None = None
         self._connected = threading.Event()  # set while running: submits wait on a reconnect
+        self._counted_open = False  # in dask_defaults' count of open executors
         self.session = reconnect.SessionInfo()
         self.envs = ClusterEnvironments()
         self._wire()
@@ -123,6 +124,8 @@ class ClientCore:
         self.status = "running"
         self._connected.set()
         shutdown.track(self)
+        dask_defaults.executor_opened()
+        self._counted_open = True
 
     def start_blocking(self) -> None:
         try:
@@ -535,6 +538,9 @@ class ClientCore:
         self.io.stop()
         if self.cluster is not None:
             self.cluster.close()
+        if self._counted_open:
+            self._counted_open = False
+            dask_defaults.executor_closed()
         self.status = "closed"
         self.cancel_everything("the executor closed")
 
