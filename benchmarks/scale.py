@@ -1,0 +1,249 @@
+"""Throughput at scale: a million-task map, the center's memory, and several clients at once.
+
+Starts the usual cluster (one ``dcenter``, two single-threaded ``dworker``s, from the command
+line) and measures, in one invocation:
+
+1. the rate of a 10,000-task ``Executor.map`` + ``gather`` (the reference, median of three);
+2. ``--tasks`` tasks (default 1,000,000) the two ways a user would send them: one ``map`` and
+   one ``gather``, and ``map``/``gather``/release in chunks of ``--chunk`` tasks; for each,
+   tasks/s, the center's peak RSS (its ``VmHWM``, reset before the phase, and a sampler as a
+   cross-check) and bytes per task, (peak RSS - idle RSS) / N;
+3. ``--clients`` client processes (default four) each mapping ``--client-tasks`` tasks at the
+   same moment, against one client mapping all of them: the ratio of total tasks/s.
+
+Every result is checked by its sum. Writes JSON into benchmarks/results/.
+
+    python benchmarks/scale.py                       # 1,000,000 tasks
+    python benchmarks/scale.py --tasks 300000 --skip one-map
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_tasks as t  # noqa: E402
+from clusters import DistCluster  # noqa: E402
+from procs import Spawner  # noqa: E402
+
+GOALS = {"rate_ratio_1m_vs_10k": 0.8, "center_peak_rss_bytes": 2**30, "clients_ratio": 1.5}
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A ``kB`` line of /proc/<pid>/status, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+class PeakRss:
+    """The center's resident peak over one phase: ``VmHWM`` after resetting it (writing 5 to
+    clear_refs), and the largest ``VmRSS`` a 20 ms sampler saw, in case the reset is refused."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.sampled = 0
+        self.hwm_reset = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        try:
+            with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+                f.write("5")
+            self.hwm_reset = True
+        except OSError:
+            pass
+        self.idle = proc_status(self.pid, "VmRSS")
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.sampled = max(self.sampled, proc_status(self.pid, "VmRSS"))
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sampled = max(self.sampled, proc_status(self.pid, "VmRSS"))
+        self.hwm = proc_status(self.pid, "VmHWM")
+
+    def figures(self, n: int) -> dict:
+        peak = max(self.hwm, self.sampled) if self.hwm_reset else self.sampled
+        return {"center_idle_rss": self.idle, "center_peak_rss": peak,
+                "center_peak_rss_sampled": self.sampled, "center_vmhwm": self.hwm,
+                "vmhwm_reset": self.hwm_reset,
+                "center_bytes_per_task": round((peak - self.idle) / n, 1)}
+
+
+def expected_sum(start: int, stop: int) -> int:
+    return sum(range(start, stop)) + (stop - start)  # each task is inc(x) = x + 1
+
+
+def map_once(ex, start: int, stop: int) -> int:
+    futures = ex.map(t.inc, range(start, stop))
+    total = sum(ex.gather(futures))
+    for future in futures:
+        future.release()
+    return total
+
+
+def rate_10k(ex, repeats: int = 3) -> dict:
+    samples = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        total = map_once(ex, 0, 10_000)
+        samples.append(10_000 / (time.perf_counter() - begin))
+        assert total == expected_sum(0, 10_000), total
+    return {"tasks_per_s": statistics.median(samples), "samples": samples}
+
+
+def big_map(ex, pid: int, n: int, chunk: int) -> dict:
+    """``n`` tasks in maps of ``chunk`` (one map when ``chunk >= n``), each gathered, summed
+    and released before the next; the clock covers submission too."""
+    gc.collect()
+    total = 0
+    with PeakRss(pid) as rss:
+        begin = time.perf_counter()
+        for start in range(0, n, chunk):
+            total += map_once(ex, start, min(n, start + chunk))
+        elapsed = time.perf_counter() - begin
+    assert total == expected_sum(0, n), total
+    return {"n": n, "chunk": min(chunk, n), "seconds": elapsed, "tasks_per_s": n / elapsed,
+            **rss.figures(n)}
+
+
+def client_process(address: str, offset: int, n: int, barrier, out) -> None:
+    from dist_client import Executor
+
+    with Executor(address) as ex:
+        map_once(ex, -100 - offset, -offset)  # connection and function warm
+        barrier.wait()
+        begin = time.time()
+        total = map_once(ex, offset, offset + n)
+        end = time.time()
+    out.put({"offset": offset, "n": n, "begin": begin, "end": end,
+             "ok": total == expected_sum(offset, offset + n)})
+
+
+def concurrent_clients(address: str, clients: int, per_client: int) -> dict:
+    """``clients`` processes released by one barrier; the span runs from the first start to
+    the last finish."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(clients), ctx.Queue()
+    procs = [ctx.Process(target=client_process,
+                         args=(address, i * per_client * 10, per_client, barrier, out))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    try:
+        runs = [out.get(timeout=600) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    assert all(r["ok"] for r in runs), runs
+    span = max(r["end"] for r in runs) - min(r["begin"] for r in runs)
+    return {"clients": clients, "tasks_per_client": per_client, "seconds": span,
+            "tasks_per_s": clients * per_client / span,
+            "per_client_seconds": [r["end"] - r["begin"] for r in runs]}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=100_000,
+                        help="tasks per map in the chunked run (default 100,000)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated phases to leave out: one-map,chunked,clients")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--client-tasks", type=int, default=50_000,
+                        help="tasks each concurrent client maps (default 50,000)")
+    parser.add_argument("--output", type=Path, help="JSON path (default: results/scale-<time>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results = HERE / "results"
+    log_dir = results / "logs" / f"scale-{stamp}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    output = args.output or results / f"scale-{stamp}.json"
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    doc: dict = {"started": dt.datetime.now().isoformat(timespec="seconds"),
+                 "command": " ".join(sys.argv),
+                 "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform(),
+                             "python": platform.python_version()},
+                 "load_average_before": [round(x, 2) for x in os.getloadavg()],
+                 "goals": GOALS, "logs": str(log_dir)}
+    spawner = Spawner(log_dir, child_env())
+    cluster = DistCluster(spawner, Path(sys.executable).parent)
+    from dist_client import Executor
+
+    try:
+        cluster.start()
+        with Executor(cluster.address) as ex:
+            map_once(ex, -200, 0)
+            doc["rate_10k"] = rate_10k(ex)
+            print(f"10k: {doc['rate_10k']['tasks_per_s']:,.0f} tasks/s", flush=True)
+            for name, chunk in (("chunked", args.chunk), ("one-map", args.tasks)):
+                if name in skip:
+                    continue
+                run = big_map(ex, cluster.center_pid, args.tasks, chunk)
+                run["ratio_to_10k"] = run["tasks_per_s"] / doc["rate_10k"]["tasks_per_s"]
+                doc[name] = run
+                print(f"{name} {args.tasks:,}: {run['tasks_per_s']:,.0f} tasks/s "
+                      f"({run['ratio_to_10k']:.2f}x 10k), center peak "
+                      f"{run['center_peak_rss'] / 2**20:,.0f} MiB (idle "
+                      f"{run['center_idle_rss'] / 2**20:,.0f}), "
+                      f"{run['center_bytes_per_task']:,.0f} B/task", flush=True)
+        if "clients" not in skip:
+            total = args.clients * args.client_tasks
+            one = concurrent_clients(cluster.address, 1, total)
+            many = concurrent_clients(cluster.address, args.clients, args.client_tasks)
+            doc["clients"] = {"one": one, "many": many,
+                              "ratio": many["tasks_per_s"] / one["tasks_per_s"]}
+            print(f"1 client {total:,}: {one['tasks_per_s']:,.0f} tasks/s; {args.clients} "
+                  f"clients x {args.client_tasks:,}: {many['tasks_per_s']:,.0f} tasks/s "
+                  f"({doc['clients']['ratio']:.2f}x)", flush=True)
+    except KeyboardInterrupt:
+        doc["interrupted"] = True
+    finally:
+        cluster.stop()
+    doc["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(doc, indent=2))
+    print(f"JSON: {output}")
+    return 130 if doc.get("interrupted") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
