@@ -152,3 +152,59 @@ def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
     assert worker(ComputeRequested(message)) == [Fetch(P1, ["a"])]
     assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["b"])]
     assert worker.fetched(P1, {"b": 2}) == [added("b"), Fetch(P1, ["c"])]
+
+
+def _sized_task(key, who_has, size):
+    from dist_protocol.messages import ComputeTask
+    from dist_worker.events import ComputeRequested
+    return ComputeRequested(ComputeTask(key=key, function="builtins:sum", who_has=who_has,
+                                        nbytes=dict.fromkeys(who_has, size)))
+
+
+def test_inputs_in_flight_from_all_peers_are_bounded_in_bytes(make_worker):
+    worker = make_worker()
+    worker.state.incoming_bytes_limit = 100
+    out = worker(_sized_task("total", {"a": [P1], "b": [P2], "c": [P3]}, 40))
+
+    assert out == [Fetch(P1, ["a"]), Fetch(P2, ["b"])]  # a third would make 120 bytes
+    assert worker.state.incoming_bytes == 80
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P3, ["c"])]
+    assert worker.state.incoming_bytes == 80
+    worker.fetched(P2, {"b": 2})
+    worker.fetched(P3, {"c": 3})
+    assert worker.state.incoming_bytes == 0
+    assert worker.state_of("total") == "executing"
+
+
+def test_an_input_larger_than_the_byte_bound_is_fetched_alone(make_worker):
+    worker = make_worker()
+    worker.state.incoming_bytes_limit = 100
+    assert worker(_sized_task("total", {"a": [P1], "b": [P2]}, 500)) == [Fetch(P1, ["a"])]
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P2, ["b"])]
+
+
+def test_a_failed_or_redirected_fetch_gives_its_bytes_back(make_worker):
+    worker = make_worker()
+    worker.state.incoming_bytes_limit = 100
+    assert worker(_sized_task("total", {"a": [P1, P2], "b": [P3]}, 60)) == [Fetch(P1, ["a"])]
+    assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
+    assert worker.state.incoming_bytes == 60
+    assert worker.fetched(P2, {"a": 1}) == [added("a"), Fetch(P3, ["b"])]
+
+
+def test_above_the_memory_target_inputs_come_one_at_a_time(worker):
+    from dist_worker.events import MemoryPressureChanged
+
+    assert worker(MemoryPressureChanged(False, above_target=True)) == []
+    assert worker.compute("c", who_has={"a": [P1], "b": [P2], "d": [P3]}) == [Fetch(P1, ["a"])]
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P2, ["b"])]
+    # Below the target again: what is left goes at once.
+    assert worker(MemoryPressureChanged(False, above_target=False)) == [Fetch(P3, ["d"])]
+
+
+def test_a_paused_worker_fetches_one_input_at_a_time_and_runs_nothing(worker):
+    worker.pause()
+    assert worker.compute("c", who_has={"a": [P1], "b": [P1]}) == [Fetch(P1, ["a"])]
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["b"])]
+    assert worker.fetched(P1, {"b": 2}) == [added("b")]
+    assert worker.pause(False) == [worker.execute("c", a=1, b=2)]

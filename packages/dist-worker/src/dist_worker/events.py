@@ -90,9 +90,11 @@ class DataPut:
 
 @dataclass(frozen=True, slots=True)
 class MemoryPressureChanged:
-    """Memory rose above the pause threshold (``paused``), or fell back below it."""
+    """Memory rose above the pause threshold (``paused``) or the target (``above_target``),
+    or fell back below it."""
 
     paused: bool
+    above_target: bool = False
     stimulus_id: str = ""
 
 

@@ -79,6 +79,7 @@ class Monitor:
         self.worker = worker
         self._unmanaged_warned = False
         self._terminate_warned = False
+        self._above_target = False  # as last told to the worker
         self._released_at = 0.0
         try:
             import psutil
@@ -143,6 +144,12 @@ class Monitor:
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))
         paused = (pause is not None and rss > pause) or (store.spill_suspended and over_spill)
+        # Above the target, every input arriving adds memory no target accounts for until it
+        # is stored: the worker then fetches one at a time.
+        above_target = target is not None and rss > target
+        if paused == worker.paused and above_target != self._above_target:
+            self._above_target = above_target
+            worker.handle(MemoryPressureChanged(paused, above_target))
         if paused != worker.paused:
             if paused:
                 why = (f"cannot spill ({store.spill_error})" if store.spill_suspended
@@ -153,7 +160,8 @@ class Monitor:
                             format_bytes(store.spilled), why)
             else:
                 log.warning("worker memory %s: resuming work", format_bytes(rss))
-            worker.handle(MemoryPressureChanged(paused))
+            self._above_target = above_target
+            worker.handle(MemoryPressureChanged(paused, above_target))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))
 
     def _spill_by_process_memory(self, rss: int, goal: int) -> int:

@@ -32,7 +32,7 @@ from .execution import InlinePolicy, TaskRunner, run_task
 from .memory import MemoryPolicy
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
-from .state import WorkerState
+from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 
 log = logging.getLogger("dist.worker")
@@ -72,7 +72,8 @@ class Worker:
         self.store = DataStore(target=memory_policy.bytes_at("target"),
                                directory=local_directory, max_spill=max_spill,
                                size_hint=lambda key: self.state.nbytes.get(key))
-        self.state = WorkerState(self.nthreads, data=self.store)
+        self.state = WorkerState(self.nthreads, data=self.store, incoming_bytes_limit=(
+            int(memory_policy.limit * INCOMING_SHARE) if memory_policy.limit else None))
         self.address = ""
         self.center: Comm | None = None
         self.registered = asyncio.Event()

@@ -36,6 +36,10 @@ MAX_KEYS_PER_FETCH = 1000
 # message limit: the peer reads spilled values back into memory to send them, and they all
 # arrive here at once.
 MAX_FETCH_BYTES = 50_000_000
+# Inputs in flight from all peers together add up to at most this share of the memory limit
+# (or are one key), as dask's ``transfer_incoming_bytes_limit``: each arrives and is unpickled
+# in memory that no target accounts for until it is stored.
+INCOMING_SHARE = 0.1
 LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
 SMALL_VALUE_BYTES = 1024
@@ -59,8 +63,10 @@ class WorkerTask:
 class WorkerState:
     def __init__(self, nthreads: int, address: str = "",
                  data: MutableMapping[str, Any] | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 incoming_bytes_limit: int | None = None):
         self.nthreads = nthreads
+        self.incoming_bytes_limit = incoming_bytes_limit  # None: only per-request bounds
         self.address = address
         # The values held: a dict, or the worker's store that spills to disk (``nbytes`` is
         # set before ``data`` so that a store can use it as the size of unknown types).
@@ -73,12 +79,15 @@ class WorkerState:
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
         self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
+        self.flight_sizes: dict[str, int] = {}  # in-flight key -> its size when asked for
+        self.incoming_bytes = 0  # the sum of flight_sizes
         self.who_has: dict[str, list[str]] = {}  # for dependencies we still need
         self.sizes: dict[str, int] = {}  # their sizes, as the center told them
         self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
         self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
         self.busy_peers: set[str] = set()
         self.paused = False
+        self.above_target = False  # process memory above the target: one input at a time
         self.log: deque[tuple[str, str, str, str, float]] = deque(maxlen=LOG_LENGTH)
         self.clock = clock
         self._now = 0.0
@@ -160,7 +169,7 @@ class WorkerState:
             if source is not None and source not in holders:
                 # The center no longer names the peer we are waiting for (it left or hangs,
                 # and the input was made again elsewhere): ask the holders it names instead.
-                del self.in_flight[dep]
+                self._landed(dep)
                 source = None
             if source is None:
                 self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
@@ -221,7 +230,7 @@ class WorkerState:
         added = {}
         for key, value in event.data.items():
             if self.in_flight.get(key) == event.worker:
-                del self.in_flight[key]
+                self._landed(key)
             if key not in self.waiters:
                 continue  # nobody waits for it any more
             self._log(key, "flight", "memory")
@@ -254,7 +263,7 @@ class WorkerState:
         self.busy_peers.discard(event.worker)
         for key in event.keys:
             if self.in_flight.get(key) == event.worker:
-                del self.in_flight[key]
+                self._landed(key)
                 self._log(key, "flight", "fetch")
             self.tried.setdefault(key, set()).add(event.worker)
             holders = [w for w in self.who_has.get(key, ()) if w not in self.tried[key]]
@@ -307,11 +316,22 @@ class WorkerState:
             self._input_arrived(key)
         self._out.append(SendToCenter(KeysAdded(keys=dict(event.nbytes))))
 
+    def _landed(self, key: str) -> None:
+        """``key`` is no longer in flight (arrived, failed, or asked of another peer)."""
+        del self.in_flight[key]
+        self.incoming_bytes -= self.flight_sizes.pop(key, 0)
+
     # -- decisions ----------------------------------------------------------------------------
     def _fetch_missing(self, keys) -> None:
-        """Ask peers for inputs not yet here nor in flight, grouped into one request per peer."""
+        """Ask peers for inputs not yet here nor in flight, grouped into one request per peer.
+
+        What is in flight from all peers together is bounded: by ``incoming_bytes_limit``, and
+        to one key while memory is above the target or the worker is paused (every arriving
+        value is unpickled in memory first). A key is always fetched when none is in flight,
+        however large, so that the limit delays inputs and never blocks them."""
         by_peer: dict[str, list[str]] = {}
         peer_bytes: dict[str, int] = {}
+        planned = self.incoming_bytes
         for key in keys:
             if key in self.data or key in self.in_flight or key not in self.waiters:
                 continue
@@ -319,6 +339,12 @@ class WorkerState:
             holders = [w for w in self.who_has.get(key, ()) if w not in tried]
             if not holders:
                 continue
+            if self.in_flight or by_peer:
+                if self.paused or self.above_target:
+                    break
+                if (self.incoming_bytes_limit is not None
+                        and planned + self.sizes.get(key, 0) > self.incoming_bytes_limit):
+                    break
             idle = [w for w in holders if w not in self.busy_peers]
             peer = min(idle or holders, key=lambda w: len(by_peer.get(w, ())))
             if peer in self.busy_peers and peer not in by_peer:
@@ -328,11 +354,14 @@ class WorkerState:
                 continue  # enough for one reply; the rest go when it answers
             by_peer.setdefault(peer, []).append(key)
             peer_bytes[peer] = peer_bytes.get(peer, 0) + size
+            planned += size
         for peer, peer_keys in by_peer.items():
             for start in range(0, len(peer_keys), MAX_KEYS_PER_FETCH):
                 chunk = peer_keys[start:start + MAX_KEYS_PER_FETCH]
                 for key in chunk:
                     self.in_flight[key] = peer
+                    size = self.flight_sizes[key] = self.sizes.get(key, 0)
+                    self.incoming_bytes += size
                     self._log(key, "fetch", "flight")
                 self.busy_peers.add(peer)
                 self._out.append(Fetch(peer, chunk))
@@ -386,8 +415,13 @@ class WorkerState:
                                      bool(msg.actor)))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
-        """Paused (memory above the high-water mark): run nothing new until unpaused."""
+        """Paused (memory above the high-water mark): run nothing new until unpaused. Paused or
+        above the target: fetch one input at a time; below again, fetch what the limit allows."""
+        throttled = self.paused or self.above_target
         self.paused = event.paused
+        self.above_target = event.above_target
+        if throttled and not (self.paused or self.above_target):
+            self._fetch_missing(list(self.waiters))
 
     def _restart(self, event: RestartRequested) -> None:
         """Forget every task and value (the cluster was restarted).
@@ -405,6 +439,8 @@ class WorkerState:
         self.tasks.clear()
         self.ready.clear()
         self.in_flight.clear()
+        self.flight_sizes.clear()
+        self.incoming_bytes = 0
         self.who_has.clear()
         self.sizes.clear()
         self.tried.clear()
@@ -436,6 +472,8 @@ class WorkerState:
         assert not self.executing & self.seceded
         assert set(self.rejoining) <= self.seceded
         assert set(self.data) == set(self.nbytes)
+        assert set(self.flight_sizes) == set(self.in_flight)
+        assert self.incoming_bytes == sum(self.flight_sizes.values())
         for key, waiting in self.waiters.items():
             assert key not in self.data, key
             for task_key in waiting:
