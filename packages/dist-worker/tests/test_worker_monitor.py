@@ -21,11 +21,13 @@ class FakeWorker:
         self.closing = False
         self.store = DataStore(target=policy.bytes_at("target"), directory=str(tmp_path))
         self.paused = False
+        self.above_target = False
         self.sent = []
 
     def handle(self, *events) -> None:
         for event in events:
             self.paused = event.paused  # MemoryPressureChanged: the only event it is sent
+            self.above_target = event.above_target
 
     def send_center(self, *messages) -> None:
         self.sent.extend(messages)
@@ -65,6 +67,17 @@ def test_past_pause_the_worker_pauses_and_resumes_below_it(worker):
     assert worker.paused and worker.sent  # the center hears at once
     monitor.check_memory(500 * MB)
     assert not worker.paused
+
+
+def test_the_worker_hears_when_memory_crosses_the_target(worker):
+    monitor = monitor_of(worker, rss_after_spill=650 * MB)
+    monitor.check_memory(650 * MB)  # above the 600 MB target, below spill and pause
+    assert worker.above_target and not worker.paused
+    monitor.check_memory(500 * MB)
+    assert not worker.above_target
+    monitor.rss = lambda: 850 * MB  # unmanaged: nothing spilled or released brings it down
+    monitor.check_memory(850 * MB)  # paused, and above the target with it
+    assert worker.paused and worker.above_target
 
 
 def test_a_threshold_turned_off_does_nothing(tmp_path):
