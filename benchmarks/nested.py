@@ -21,26 +21,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchvenv import reexec_in_venv
+
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv"
 
-
-def reexec_in_venv() -> None:
-    """Run inside benchmarks/.venv when it exists (as run.py does): the peers live there."""
-    python = VENV / "bin" / "python"
-    if (python.exists() and Path(sys.prefix).resolve() != VENV.resolve()
-            and not os.environ.get("DIST_BENCH_NO_REEXEC")):
-        os.environ["DIST_BENCH_NO_REEXEC"] = "1"
-        os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
-
-
-reexec_in_venv()
+reexec_in_venv(__file__)
 
 import run  # noqa: E402  (its environment and versions for the children)
 from clusters import CLUSTERS, missing_reason  # noqa: E402

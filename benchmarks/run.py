@@ -22,20 +22,11 @@ import threading
 import time
 from pathlib import Path
 
+from benchvenv import reexec_in_venv
+
 HERE = Path(__file__).resolve().parent
-VENV = HERE / ".venv"
 
-
-def reexec_in_venv() -> None:
-    """Run inside benchmarks/.venv when it exists: the peers are installed only there."""
-    python = VENV / "bin" / "python"
-    if (python.exists() and Path(sys.prefix).resolve() != VENV.resolve()
-            and not os.environ.get("DIST_BENCH_NO_REEXEC")):
-        os.environ["DIST_BENCH_NO_REEXEC"] = "1"
-        os.execv(str(python), [str(python), __file__, *sys.argv[1:]])
-
-
-reexec_in_venv()
+reexec_in_venv(__file__)
 
 import psutil  # noqa: E402  (only after choosing the interpreter)
 
