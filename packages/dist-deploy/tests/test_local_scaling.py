@@ -1,6 +1,5 @@
 """A process-based local cluster scaled by hand and adaptively: 0 -> N -> 0 with the center
 deciding, graceful retirement keeping every result (no recomputation)."""
-import time
 
 import pytest
 from dist_client import Executor
@@ -15,19 +14,11 @@ def slow_square(x):
     return x * x
 
 
-def wait_until(condition, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def registered(cluster):
     return sorted(w["name"] for w in cluster.link.workers())
 
 
-def test_scale_up_and_down_keeps_the_data_of_retired_workers():
+def test_scale_up_and_down_keeps_the_data_of_retired_workers(wait_until):
     with LocalCluster(n_workers=1, threads_per_worker=1) as cluster:
         with Executor(cluster) as e:
             futures = e.map(lambda x: x + 1, range(20))
@@ -51,7 +42,7 @@ def test_scale_up_and_down_keeps_the_data_of_retired_workers():
     assert all(p.poll() is not None for p in cluster.processes) and cluster.status == "closed"
 
 
-def test_adaptive_scales_from_zero_to_several_and_back_to_zero():
+def test_adaptive_scales_from_zero_to_several_and_back_to_zero(wait_until):
     with LocalCluster(n_workers=0, threads_per_worker=1) as cluster:
         adaptive = cluster.adapt(minimum=0, maximum=3, target_duration=1.0, interval=0.2,
                                  wait_count=3)

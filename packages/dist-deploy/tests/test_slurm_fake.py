@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ def slow_inc(x):
     import time
     time.sleep(0.2)
     return x + 1
-
-
-def wait_until(condition, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -99,7 +90,8 @@ def test_the_job_script_asks_for_what_the_worker_uses_and_carries_no_token(fake_
     assert not token_file.exists()
 
 
-def test_scale_submits_and_cancels_jobs_and_keeps_results(fake_slurm, tmp_path):
+def test_scale_submits_and_cancels_jobs_and_keeps_results(fake_slurm, tmp_path,
+        wait_until):
     state, _ = fake_slurm
     with cluster_of(fake_slurm, tmp_path) as cluster, Executor(cluster) as e:
         cluster.scale(2)
@@ -118,7 +110,8 @@ def test_scale_submits_and_cancels_jobs_and_keeps_results(fake_slurm, tmp_path):
     assert not alive_jobs(state)
 
 
-def test_a_job_cancelled_mid_map_loses_nothing_and_is_replaced(fake_slurm, tmp_path):
+def test_a_job_cancelled_mid_map_loses_nothing_and_is_replaced(fake_slurm, tmp_path,
+        wait_until):
     state, commands = fake_slurm
     with cluster_of(fake_slurm, tmp_path, cores=1) as cluster, Executor(cluster) as e:
         cluster.scale(2)
@@ -133,7 +126,8 @@ def test_a_job_cancelled_mid_map_loses_nothing_and_is_replaced(fake_slurm, tmp_p
         assert victim not in [job.job_id for job in cluster.workers.values()]
 
 
-def test_a_worker_near_its_walltime_retires_gracefully_and_is_replaced(fake_slurm, tmp_path):
+def test_a_worker_near_its_walltime_retires_gracefully_and_is_replaced(fake_slurm, tmp_path,
+        wait_until):
     state, _ = fake_slurm
     with cluster_of(fake_slurm, tmp_path, cores=1, walltime="00:40",
                     retire_before_walltime=30) as cluster, Executor(cluster) as e:
@@ -152,7 +146,8 @@ def test_a_worker_near_its_walltime_retires_gracefully_and_is_replaced(fake_slur
                    and entry["worker"] == "") == 1  # computed once, moved, not recomputed
 
 
-def test_adaptive_submits_jobs_for_work_and_cancels_them_when_idle(fake_slurm, tmp_path):
+def test_adaptive_submits_jobs_for_work_and_cancels_them_when_idle(fake_slurm, tmp_path,
+        wait_until):
     state, _ = fake_slurm
     with cluster_of(fake_slurm, tmp_path, cores=1) as cluster, Executor(cluster) as e:
         cluster.adapt(minimum=0, maximum=2, target_duration=0.5, interval=0.3, wait_count=2)

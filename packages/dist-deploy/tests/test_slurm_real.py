@@ -5,7 +5,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,21 +21,13 @@ def slow_inc(x):
     return x + 1
 
 
-def wait_until(condition, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def _daemon(argv, log):
     return subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 @pytest.fixture
-def slurm(tmp_path):
+def slurm(tmp_path, wait_until):
     missing = [name for name in DAEMONS if shutil.which(name) is None
                and not Path(f"/usr/sbin/{name}").exists()]
     if missing:
@@ -111,7 +102,7 @@ def queue(env):
     return [line.split() for line in out.splitlines() if line.strip()]
 
 
-def test_scale_walkthrough_cancel_mid_map_and_adapt_on_a_real_slurm(slurm):
+def test_scale_walkthrough_cancel_mid_map_and_adapt_on_a_real_slurm(slurm, wait_until):
     commands, env, tmp_path = slurm
     with SLURMCluster(cores=1, memory="1GB", walltime="00:10:00", queue="debug",
                       center_host=socket.gethostname(), commands=commands,
