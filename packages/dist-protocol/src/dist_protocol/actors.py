@@ -2,14 +2,18 @@
 
 The worker hosting an actor keeps the object itself apart and stores an ``ActorRef`` -- the
 key, the hosting worker's address, the class name and its method names -- as the key's value.
-Unpickled where the Python client is installed, a ref becomes its live handle
-(``dist_client.actors.Actor``); elsewhere it stays this plain record. No I/O here.
+Unpickled where a client that can call actors is installed, a ref becomes that client's live
+handle; elsewhere it stays this plain record. A client offers its handle class as an entry point
+in the ``dist.actor_handle`` group (the Python client does), so this package never names a
+client. No I/O here.
 """
 from __future__ import annotations
 
-import importlib
+import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 
@@ -24,13 +28,25 @@ class ActorRef:
         return (rebuild, (self.key, self.address, self.type, self.methods))
 
 
+HANDLE_GROUP = "dist.actor_handle"
+
+
+@functools.cache
+def _handle_class() -> Callable[..., Any] | None:
+    for entry in sorted(entry_points(group=HANDLE_GROUP), key=lambda entry: entry.name):
+        try:
+            return entry.load()  # type: ignore[no-any-return]
+        except ImportError:
+            continue  # an entry left behind by an uninstalled client
+    return None
+
+
 def rebuild(key: str, address: str, type_name: str, methods: tuple[str, ...]) -> Any:
-    """The handle for an actor: the Python client's, when that is installed here."""
-    try:
-        module = importlib.import_module("dist_client.actors")
-    except ImportError:
+    """The handle for an actor: an installed client's, else the plain ``ActorRef``."""
+    handle = _handle_class()
+    if handle is None:
         return ActorRef(key, address, type_name, tuple(methods))
-    return module.Actor(key, address, type_name, tuple(methods))
+    return handle(key, address, type_name, tuple(methods))
 
 
 def public_methods(obj: Any) -> tuple[str, ...]:
