@@ -49,6 +49,15 @@ def test_every_package_builds_a_wheel_and_an_sdist(wheelhouse):
         assert any(n.startswith(stem) and n.endswith(".tar.gz") for n in names), names
 
 
+def test_every_wheel_ships_py_typed(wheelhouse):
+    # PEP 561: without the marker, type checkers ignore the annotations of an installed package
+    import zipfile
+    for name in PACKAGES:
+        stem = name.replace("-", "_")
+        [wheel] = wheelhouse.glob(f"{stem}-*.whl")
+        assert f"{stem}/py.typed" in zipfile.ZipFile(wheel).namelist(), wheel.name
+
+
 def test_client_installs_alone(wheelhouse, tmp_path):
     python = fresh_env(tmp_path / "env")
     run(python, "-m", "pip", "install", "-q", "--find-links", wheelhouse, "dist-client")
