@@ -47,7 +47,10 @@ TYPES = {
     "bool": "msgpack true or false; an int is not a bool",
     "bin": "msgpack bin (raw bytes)",
     "any": "any msgpack value",
-    "payload": "a map {serializer: str, frames: list<int>} naming payload frames of the batch",
+    "payload": "a map {serializer: str, frames: list<int>} naming payload frames of the batch "
+               "(indices >= 1, at least one; the serializer's frame count under 'serializers'); "
+               "with feature compression also compression: list<str|nil>, one codec (\"lz4\") "
+               "or nil per frame (PROTOCOL.md, Payloads)",
     "list<T>": "msgpack array whose items are T",
     "map<T>": "msgpack map with str keys and T values",
     "A|B": "a value of type A or of type B",
@@ -125,6 +128,11 @@ def fields_table(cls: type) -> list[str]:
         note = notes.get(f.name, "")
         if f.minimum is not None:
             note = f"each number finite and ≥ {f.minimum:g}" + (f"; {note}" if note else "")
+        if f.values is not None:
+            note = "one of " + ", ".join(f"`{v}`" for v in f.values) + (f"; {note}" if note
+                                                                         else "")
+        if f.length is not None:
+            note = f"{f.length} bytes" + (f"; {note}" if note else "")
         if f.feature:
             note = f"only with feature `{f.feature}`" + (f"; {note}" if note else "")
         # GitHub tables split cells at every "|", even inside code: it must be escaped.

@@ -86,7 +86,7 @@ ERROR_CODES: dict[str, str] = {
                        "lacks, or the receiver does not accept its op from this role",
     "unknown-op": "a message's op is not one the receiver knows, or it has no op",
     "invalid-payload": "a payload breaks its serializer's rule (a msgpack or bytes payload with "
-                       "other than one frame, a frame that is not msgpack, a pickle that cannot "
+                       "more than one frame, a frame that is not msgpack, a pickle that cannot "
                        "be loaded) or may not be deserialized by the receiver (a pickle made by "
                        "another Python minor version)",
     "handshake-failed": "a message out of turn during the handshake, or an unknown role",

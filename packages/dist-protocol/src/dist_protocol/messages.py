@@ -95,9 +95,10 @@ class TaskSpec:
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
     # An actor: the function is a class (or factory) whose result stays on the worker that
     # made it, its key's value being a handle (centers announcing "actors" take these).
-    actor: bool | None = None
-    max_restarts: int | None = wire_field(default=None, minimum=0)  # actor: made again after
-    # its worker died, at most this many times (none: lost with its first worker)
+    actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
+    # An actor made again after its worker died, at most this many times (none: lost with
+    # its first worker).
+    max_restarts: int | None = wire_field(default=None, minimum=0, feature="actors")  # times remade
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,425 @@
+"""A client written from spec/ alone (``spec_reader_client``) against the spec's own vectors and
+real dcenter/dworker processes with a token: what an implementer in another language gets.
+
+Every message the servers send it is checked against schema/messages.json, and everything it
+sends is in the canonical encoding it built from PROTOCOL.md, so a disagreement between the
+spec and the servers fails here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import struct
+
+import msgpack
+import pytest
+
+from .spec_reader_client import (CATALOGUE, SPEC, BatchReader, Initiator, KeyRef, Link,
+                                SpecClient, SpecError, TaskFailed, encode_batch, pack_value,
+                                proof, task, unpack_value)
+
+TOKEN = "a token only the cluster knows"
+MODULE_CLUSTER = {"n_workers": 2, "nthreads": 2, "env": {"DIST_TOKEN": TOKEN}}
+pytestmark = pytest.mark.timeout(120)
+
+
+def vectors(name: str) -> dict:
+    return json.loads((SPEC / "vectors" / f"{name}.json").read_text())
+
+
+def from_json(value):
+    """The vectors' tagged JSON (spec/README.md, Using the vectors) as msgpack values."""
+    if isinstance(value, dict):
+        if set(value) == {"$bin"}:
+            return bytes.fromhex(value["$bin"])
+        if set(value) == {"$float"}:
+            return float(value["$float"])
+        if set(value) == {"$ext"}:
+            code, data = value["$ext"]
+            return msgpack.ExtType(code, bytes.fromhex(data))
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def same(a, b) -> bool:
+    """Equal as msgpack values: a float is not an int, NaN equals NaN."""
+    if isinstance(a, float) or isinstance(b, float):
+        return (type(a) is type(b)) and (a == b or (math.isnan(a) and math.isnan(b)))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(same, a, b))
+    return type(a) is type(b) and a == b
+
+
+# -- the vectors, read as an implementer would ----------------------------------------------
+@pytest.mark.parametrize("case", vectors("messages")["cases"], ids=lambda c: c["name"])
+def test_the_schema_alone_accepts_and_rejects_as_the_message_vectors_say(case):
+    frames = [bytes.fromhex(f) for f in case["frames"]]
+    try:
+        messages = msgpack.unpackb(frames[0], raw=False)
+        assert isinstance(messages, list) or not case["valid"]
+        if not isinstance(messages, list):
+            raise SpecError("invalid-message", "frame 0 is not an array")
+        checked = [CATALOGUE.validate(m, len(frames), frames=frames) for m in messages]
+    except SpecError as exc:
+        assert not case["valid"] and exc.code == case["error"], exc
+        return
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        assert not case["valid"] and case["error"] == "invalid-message", exc
+        return
+    assert case["valid"], f"accepted, but the vector expects {case.get('error')}"
+    if "reencoded_frames" in case:
+        return  # compressed frames: a receiver decompresses them first (no lz4 here)
+    # Canonical encoding from the catalogue: what the reference re-encodes, byte for byte
+    # when the case is canonical.
+    expected = from_json(case.get("reencoded", case["decoded"]))
+    encoded = CATALOGUE.encode(checked, len(frames))
+    assert same(msgpack.unpackb(encoded, raw=False), expected)
+    if case["canonical"]:
+        assert encoded == frames[0]
+    if "reencoded" in case:
+        assert encoded == msgpack.packb(expected, use_bin_type=True)
+
+
+@pytest.mark.parametrize("case", vectors("messages")["payloads"], ids=lambda c: c["name"])
+def test_msgpack_payload_vectors(case):
+    data = bytes.fromhex(case["hex"])
+    expected = from_json(case["decoded"])
+    value = unpack_value(data)
+
+    def plain(v):
+        if isinstance(v, KeyRef):
+            return msgpack.ExtType(1, v.key.encode())
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    assert same(plain(value), expected)
+    assert pack_value(value) == data
+
+
+@pytest.mark.parametrize("case", vectors("framing")["cases"], ids=lambda c: c["name"])
+def test_framing_vectors(case):
+    data = bytes.fromhex(case["hex"])
+    limits = case["limits"]
+    if isinstance(limits, str):
+        limits = vectors("framing")["limits"][limits]
+    reader = BatchReader((limits["max_frames"], limits["max_frame_bytes"],
+                          limits["max_batch_bytes"]))
+    if "error" in case:
+        with pytest.raises(SpecError) as raised:
+            reader.feed(data)
+        assert raised.value.code == case["error"]
+        return
+    batches = [[bytes.fromhex(f) for f in batch] for batch in case["batches"]]
+    assert reader.feed(data) == batches
+    assert bool(reader.buffer) != case.get("complete", True)
+    if case.get("complete", True):
+        assert b"".join(encode_batch(b) for b in batches) == data
+
+
+@pytest.mark.parametrize("case", vectors("auth")["cases"], ids=lambda c: c.get("name"))
+def test_auth_vectors(case):
+    first, second = bytes.fromhex(case["first_nonce"]), bytes.fromhex(case["second_nonce"])
+    assert proof(case["token"], case["label"].encode(), first, second).hex() == case["hmac"]
+
+
+def initiator_cases():
+    return [c for c in vectors("handshake")["cases"] if c["initiator"] is not None]
+
+
+@pytest.mark.parametrize("case", initiator_cases(), ids=lambda c: c["name"])
+def test_the_initiator_replays_the_handshake_vectors(case):
+    """Our initiator, fed the S steps, sends the C steps byte for byte, and ends as told."""
+    config = case["initiator"]
+    side = Initiator(config["role"], config["token"], name=config.get("name"),
+                     versions=tuple(config["versions"]), nonce=bytes.fromhex(config["nonce"]),
+                     features=config.get("features") or [])
+    outgoing = [side.start()]
+    error = None
+    for step in case["script"]:
+        if step["from"] == "C":
+            sent = outgoing.pop(0) if outgoing else None
+            if step["message"]["op"] == "error":
+                assert error is not None and error.code == step["message"]["code"], error
+                break
+            assert sent is not None
+            frame = CATALOGUE.encode([sent], 1)
+            assert encode_batch([frame]).hex() == step["hex"], step
+            continue
+        if error is not None:
+            break
+        frames = [bytes.fromhex(step["hex"])[16:]]
+        [msg] = msgpack.unpackb(frames[0], raw=False)
+        try:
+            outgoing += side.receive(CATALOGUE.validate(msg, 1))
+        except SpecError as exc:
+            error = exc
+    result = case["result"]
+    if result["state"] == "done":
+        assert error is None and side.state == "done"
+        assert side.version == result["version"]
+        assert sorted(side.agreed) == sorted(result.get("features", []))
+    else:
+        assert error is not None and error.code == result["code"], (error, result)
+
+
+# -- against real servers ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def center(module_cluster) -> str:
+    return module_cluster.center.address
+
+
+@pytest.fixture
+def client(center):
+    opened = SpecClient(center, TOKEN)
+    yield opened
+    opened.close()
+
+
+def test_the_token_handshake_and_its_refusals(center):
+    link = Link(center, TOKEN, peer="center")
+    assert link.handshake.version == 1
+    link.close()
+    for token in ("another token", None):
+        with pytest.raises(SpecError) as refused:
+            Link(center, token, peer="center")
+        assert refused.value.code == "auth-failed"
+    with pytest.raises(SpecError) as refused:
+        Link(center, TOKEN, peer="center", versions=(2, 3))
+    assert refused.value.code == "version-mismatch" and refused.value.by_peer
+    assert "2..3" in refused.value.message and "1..1" in refused.value.message
+
+
+def test_import_path_tasks_with_deps_scatter_gather_and_release(client, wait_until):
+    stored = client.scatter({"sr-x": 16, "sr-y": 9.0})
+    assert set(stored) == {"sr-x", "sr-y"} and all(stored.values())
+    client.submit([task("sr-sqrt", "math:sqrt", KeyRef("sr-x"), deps=["sr-x"]),
+                   task("sr-add", "operator:add", KeyRef("sr-sqrt"), KeyRef("sr-y"),
+                        deps=["sr-sqrt", "sr-y"]),
+                   task("sr-nested", "builtins:sum", [KeyRef("sr-x"), KeyRef("sr-y")],
+                        deps=["sr-x", "sr-y"]),
+                   task("sr-kw", "builtins:round", 2.71828, ndigits=2)])
+    done = client.wait("sr-add")
+    assert done["op"] == "key-in-memory" and done["type"] == "float" and done["nbytes"] > 0
+    assert done["workers"] and all(":" in w and "://" not in w for w in done["workers"])
+    assert client.gather(["sr-add", "sr-sqrt", "sr-x", "sr-y", "sr-nested", "sr-kw"]) == {
+        "sr-add": 13.0, "sr-sqrt": 4.0, "sr-x": 16, "sr-y": 9.0, "sr-nested": 25.0,
+        "sr-kw": 2.72}
+    # a key nobody holds: an empty list, not an error
+    assert client.who_has(["sr-never-submitted"]) == {"sr-never-submitted": []}
+    holders = client.who_has(["sr-add"])["sr-add"]
+    client.release(["sr-add", "sr-sqrt", "sr-x", "sr-y", "sr-nested", "sr-kw"])
+    # Released: the center forgets the key at once (messages of a connection are handled in
+    # order), and the worker frees its data when the center tells it.
+    assert client.who_has(["sr-add"])["sr-add"] == []
+    wait_until(lambda: client.get_data(holders[0], ["sr-add"])[0]["missing"] == ["sr-add"],
+               what="the worker to free a released key")
+
+
+def test_values_msgpack_cannot_carry_are_reported_in_errors(client):
+    client.submit([task("sr-complex", "builtins:complex", 1, 2),
+                   task("sr-set", "builtins:frozenset", [1, 2])])
+    assert client.wait("sr-complex")["type"] == "complex"
+    holder = client.who_has(["sr-complex"])["sr-complex"][0]
+    reply, _ = client.get_data(holder, ["sr-complex"], ["msgpack"])
+    assert reply["data"] == {} and "sr-complex" in reply["errors"]
+    # Python's sets and tuples travel as arrays (PROTOCOL.md, Serializers)
+    assert sorted(client.gather(["sr-set"])["sr-set"]) == [1, 2]
+    client.release(["sr-complex", "sr-set"])
+
+
+def test_bytes_payloads_round_trip(client):
+    stored = client.scatter({"sr-raw": b"\x00\x01raw"}, serializer="bytes")
+    reply, frames = client.get_data(stored["sr-raw"][0], ["sr-raw"], ["bytes"])
+    payload = reply["data"]["sr-raw"]
+    assert payload["serializer"] == "bytes" and frames[payload["frames"][0]] == b"\x00\x01raw"
+    client.release(["sr-raw"])
+
+
+def test_task_errors_as_text(client):
+    client.submit([task("sr-bad", "math:sqrt", -1.0),
+                   task("sr-after", "operator:neg", KeyRef("sr-bad"), deps=["sr-bad"]),
+                   task("sr-nomodule", "no_such_module_anywhere:f"),
+                   task("sr-noname", "math:no_such_function"),
+                   task("sr-nocolon", "math.sqrt"),
+                   task("sr-notcallable", "math:pi"),
+                   task("sr-missing-dep", "operator:neg", KeyRef("sr-bad")),
+                   task("sr-unknown-dep", "operator:neg", KeyRef("sr-nowhere"),
+                        deps=["sr-nowhere"]),
+                   task("sr-cycle-a", "operator:neg", KeyRef("sr-cycle-b"), deps=["sr-cycle-b"]),
+                   task("sr-cycle-b", "operator:neg", KeyRef("sr-cycle-a"), deps=["sr-cycle-a"])])
+    bad = client.wait("sr-bad")
+    assert bad["op"] == "task-erred" and bad["exception_type"] == "ValueError"
+    assert "domain" in bad["message"] and "Traceback" in bad["traceback"]
+    assert "exception" not in bad  # no pickle for a client that did not announce it
+    after = client.wait("sr-after")
+    assert (after["exception_type"], after["message"]) == (bad["exception_type"], bad["message"])
+    expected = {"sr-nomodule": "ModuleNotFoundError", "sr-noname": "AttributeError",
+                "sr-nocolon": "ValueError", "sr-notcallable": "TypeError",
+                "sr-missing-dep": "MissingDependency", "sr-unknown-dep": "MissingDependency",
+                "sr-cycle-a": "CyclicDependency", "sr-cycle-b": "CyclicDependency"}
+    for key, exception_type in expected.items():
+        erred = client.wait(key)
+        assert (erred["op"], erred["exception_type"]) == ("task-erred", exception_type), erred
+    for key in ("sr-nomodule", "sr-noname", "sr-nocolon", "sr-notcallable"):
+        assert client.outcomes[key]["message"].startswith(f"could not load task {key} on the "
+                                                          f"worker"), client.outcomes[key]
+    assert "sr-bad" in client.outcomes["sr-missing-dep"]["message"]
+    assert "sr-nowhere" in client.outcomes["sr-unknown-dep"]["message"]
+    with pytest.raises(TaskFailed):
+        client.gather(["sr-after"])
+    client.release([*expected, "sr-bad", "sr-after"])
+
+
+def test_cancel_and_cluster_info(client, module_cluster):
+    client.submit([task("sr-slow", "time:sleep", 30)])
+    client.center.send([{"op": "cancel", "keys": ["sr-slow"]}])
+    assert client.wait("sr-slow")["op"] == "key-cancelled"
+    info, _ = client.request({"op": "cluster-info"})
+    assert len(info["workers"]) == 2
+    for row in info["workers"]:
+        assert {"address", "name", "nthreads", "memory_limit", "status", "processing", "keys",
+                "nbytes", "metrics", "environment"} <= set(row), row
+        assert row["nthreads"] == 2 and isinstance(row["processing"], int)
+        assert isinstance(row["keys"], int) and isinstance(row["nbytes"], int)
+
+
+def test_features_are_agreed_and_their_ops_refused_where_not(center):
+    # A client that announces nothing: feature ops are refused (the reference does).
+    plain = SpecClient(center, TOKEN)
+    assert plain.center.agreed == frozenset()
+    plain.center.send_raw([msgpack.packb([{"op": "story", "id": 1, "keys": []}])])
+    with pytest.raises(SpecError) as refused:
+        plain.center.receive()
+    assert refused.value.code == "invalid-message" and refused.value.by_peer
+    # One that announces what it implements agrees with what the center announced.
+    ours = ["scatter-done", "key-recomputing", "no-such-feature"]
+    announcing = SpecClient(center, TOKEN, features=ours)
+    assert announcing.center.agreed == {"scatter-done", "key-recomputing"}
+    stored = announcing.scatter({"sr-f": [1, 2, 3]})  # sends scatter-done
+    announcing.submit([task("sr-f-len", "builtins:len", KeyRef("sr-f"), deps=["sr-f"])])
+    assert announcing.gather(["sr-f-len"]) == {"sr-f-len": 3}
+    assert announcing.who_has(["sr-f"])["sr-f"] == stored["sr-f"]
+    announcing.release(["sr-f", "sr-f-len"])
+    announcing.close()
+
+
+def raw_connection(address: str) -> socket.socket:
+    host, port = address.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def error_of(sock: socket.socket) -> dict:
+    reader = BatchReader((1, 1 << 20, 1 << 20))
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("closed without an error message")
+        for frames in reader.feed(chunk):
+            for msg in msgpack.unpackb(frames[0], raw=False):
+                if msg["op"] == "error":
+                    assert not sock.recv(65536)  # and then the connection closes
+                    return msg
+
+
+def hello_batch() -> bytes:
+    return encode_batch([msgpack.packb([{"op": "hello", "min_version": 1, "max_version": 1,
+                                         "role": "client", "nonce": os.urandom(32)}])])
+
+
+MALFORMED = {
+    "zero frames": (struct.pack("<Q", 0), "malformed-frame"),
+    "two frames before the handshake": (encode_batch([b"\x90", b"x"]), "limit-exceeded"),
+    "a large frame before the handshake": (encode_batch([b"\x90" * 5000]), "limit-exceeded"),
+    "frame 0 not msgpack": (encode_batch([b"\xc1"]), "invalid-message"),
+    "a message before hello": (encode_batch([msgpack.packb([{"op": "release", "keys": []}])]),
+                               "handshake-failed"),
+    "an unknown op first": (encode_batch([msgpack.packb([{"op": "teleport"}])]), "unknown-op"),
+    "hello with an unknown role": (encode_batch([msgpack.packb([{
+        "op": "hello", "min_version": 1, "max_version": 1, "role": "boss",
+        "nonce": os.urandom(32)}])]), "handshake-failed"),
+    "hello with a short nonce": (encode_batch([msgpack.packb([{
+        "op": "hello", "min_version": 1, "max_version": 1, "role": "client",
+        "nonce": b"short"}])]), "auth-failed"),
+    "a message behind hello in its batch": (encode_batch([msgpack.packb([
+        {"op": "hello", "min_version": 1, "max_version": 1, "role": "client",
+         "nonce": os.urandom(32)}, {"op": "release", "keys": []}])]), "handshake-failed"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_input_before_the_handshake(center, name):
+    data, code = MALFORMED[name]
+    with raw_connection(center) as sock:
+        sock.sendall(data)
+        assert error_of(sock)["code"] == code
+
+
+AFTER_HANDSHAKE = {
+    "an unknown op": ([{"op": "teleport"}], [], "unknown-op"),
+    "a missing field": ([{"op": "release"}], [], "invalid-message"),
+    "a payload frame beyond the batch": ([{"op": "submit", "tasks": [{
+        "key": "sr-m", "function": "math:sqrt",
+        "args": {"serializer": "msgpack", "frames": [3]}}]}], [b"\x90"], "invalid-message"),
+    "a msgpack payload of two frames": ([{"op": "submit", "tasks": [{
+        "key": "sr-m", "function": "math:sqrt",
+        "args": {"serializer": "msgpack", "frames": [1, 2]}}]}], [b"\x90", b"\x90"],
+        "invalid-payload"),
+    "hello again": ([{"op": "hello", "min_version": 1, "max_version": 1, "role": "client",
+                      "nonce": os.urandom(32)}], [], "handshake-failed"),
+    "authenticate again": ([{"op": "authenticate", "proof": bytes(32)}], [],
+                           "handshake-failed"),
+    "an op workers send": ([{"op": "heartbeat"}], [], "invalid-message"),
+    "a negative size": ([{"op": "scatter-plan", "id": 1, "keys": {"a": -1}}], [],
+                        "invalid-message"),
+}
+
+
+@pytest.mark.parametrize("name", AFTER_HANDSHAKE)
+def test_malformed_input_after_the_handshake_costs_one_connection(center, client, name):
+    messages, payloads, code = AFTER_HANDSHAKE[name]
+    link = Link(center, TOKEN, peer="center")
+    link.send_raw([msgpack.packb(messages, use_bin_type=True), *payloads])
+    with pytest.raises(SpecError) as closed:
+        link.receive()
+    assert closed.value.by_peer and closed.value.code == code, closed.value
+    link.close()
+    # everyone else goes on
+    client.submit([task("sr-alive", "operator:add", 1, 2)])
+    assert client.gather(["sr-alive"]) == {"sr-alive": 3}
+    client.release(["sr-alive"])
+
+
+def test_put_data_a_worker_cannot_read_is_invalid_payload(client, module_cluster):
+    address = module_cluster.workers[0].address
+    for payload, frames in [({"serializer": "msgpack", "frames": [1]}, [b"\xc1"]),
+                            ({"serializer": "pickle", "frames": [1]}, [b"\x80\x05junk"])]:
+        link = client.worker(address)
+        link.send_raw([msgpack.packb([{"op": "put-data", "id": 1, "data": {"k": payload}}]),
+                       *frames])
+        with pytest.raises(SpecError) as refused:
+            link.receive()
+        assert refused.value.code == "invalid-payload" and refused.value.by_peer
+        link.close()
+
+
+def test_against_a_center_that_announces_no_features(processes):
+    """What an older center does: the client sends no feature op (no scatter-done here) and
+    its scattered data is found all the same, by the workers' own reports."""
+    center = processes.start_center(env={"DIST_TOKEN": TOKEN, "DIST_PROTOCOL_FEATURES": ""})
+    processes.start_worker(center.address, env={"DIST_TOKEN": TOKEN})
+    old = SpecClient(center.address, TOKEN, features=["scatter-done", "key-recomputing"])
+    assert old.center.agreed == frozenset()
+    stored = old.scatter({"sr-old": 41})
+    old.submit([task("sr-old-inc", "operator:add", KeyRef("sr-old"), 1, deps=["sr-old"])])
+    assert old.gather(["sr-old-inc"]) == {"sr-old-inc": 42}
+    assert old.who_has(["sr-old"])["sr-old"] == stored["sr-old"]
+    old.close()
+    assert "closing connection" not in center.output()
