@@ -125,3 +125,35 @@ def test_client_sessions_that_submit_and_gather_leave_no_connection_behind(serve
     assert_all_freed(tracked_comms, "the center's and worker's ends of closed client sessions "
                                     "freed without the cyclic collector", accepted_only=True)
     assert servers.worker.registered.is_set()  # and the cluster is unharmed
+
+
+def closed_connections_alive() -> int:
+    """In a worker: the connections that are closed and still in memory (a ``Comm`` in a
+    reference cycle stays until the cyclic collector runs)."""
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, Comm) and obj.is_closed)
+
+
+def test_a_real_worker_frees_closed_connections_without_the_collector(processes):
+    """The same in a ``dworker`` process: with its collector off (as good as off with the
+    servers' raised thresholds, on a quiet worker), closed connections must not pile up."""
+    center = processes.start_center()
+    worker = processes.start_worker(center.address)
+    observer = processes.executor(center.address)
+    on_worker = {"workers": [worker.address]}
+    assert observer.run(gc.disable, **on_worker) == {worker.address: None}
+    try:
+        async def handshakes():
+            for _ in range(40):
+                comm = await connect(worker.address, role="client")
+                comm.close()
+                await comm.closed
+        asyncio.run(handshakes())
+        for i in range(3):
+            with Executor(center.address) as session:
+                assert session.gather(session.map(inc, range(i, i + 5))) == list(
+                    range(i + 1, i + 6))
+        wait_until(lambda: observer.run(closed_connections_alive, **on_worker)[worker.address]
+                   == 0, timeout=15,
+                   what="the worker's closed connections to be freed by reference counting")
+    finally:
+        observer.run(gc.enable, **on_worker)
