@@ -12,6 +12,7 @@ from typing import Any
 from dist_protocol.messages import TaskSpec
 from dist_protocol.serialize import Payload, SerializationError, dumps_function, serialize
 
+from .arguments import resource_amounts, whole_number, worker_names
 from .keys import funcname
 from .packing import pack
 
@@ -56,11 +57,10 @@ class TaskBuilder:
     @staticmethod
     def options(workers: Any = None, priority: int = 0, retries: int = 0,
                 allow_other_workers: bool = False, resources: dict | None = None) -> dict:
-        if isinstance(workers, str):
-            workers = [workers]
-        return {"workers": list(workers) if workers else None, "priority": int(priority),
-                "retries": int(retries), "allow_other_workers": bool(allow_other_workers),
-                "resources": dict(resources) if resources else None}
+        return {"workers": worker_names(workers), "priority": whole_number("priority", priority),
+                "retries": whole_number("retries", retries, minimum=0),
+                "allow_other_workers": bool(allow_other_workers),
+                "resources": resource_amounts(resources)}
 
 
 def _dump_function(func: Any) -> Payload:

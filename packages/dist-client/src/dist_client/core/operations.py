@@ -11,6 +11,7 @@ from dist_protocol.messages import Replicate, Restart, Story
 from dist_protocol.serialize import serialize
 
 from .. import transfer
+from ..arguments import seconds, whole_number
 from ..errors import ClusterError, EnvironmentMismatch
 from ..future import Future
 from ..keys import data_key
@@ -154,12 +155,13 @@ async def wait_for_workers(core: ClientCore, n_workers: int = 1,
 async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
     """Copy the futures' data onto ``n`` workers (or all of them, if fewer); returns when the
     copies exist."""
+    n = whole_number("n", n, minimum=1)
     states = [future.keystate for future in futures_in(futures)]
     await settled_async(states)
     keys = [state.key for state in states if state.status == "finished"]
     if not keys:
         return
-    n = min(n, len(await core.refresh_workers()))
+    n = max(1, min(n, len(await core.refresh_workers())))
     core.send(Replicate(keys=keys, n=n))
 
     async def copies_exist() -> None:
@@ -178,6 +180,7 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float =
 async def restart(core: ClientCore, timeout: float = 30.0) -> None:
     """Forget every task and result and restart every worker process; the futures of every
     client become cancelled. Returns when the workers are back."""
+    timeout = seconds("timeout", timeout)
     core.cancel_everything("the cluster restarted", finished_too=True)
     await asyncio.wait_for(core.ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
 

@@ -1,0 +1,71 @@
+"""Checks of the numbers a user passes to ``submit``, ``map``, ``replicate`` and ``restart``.
+
+The center answers a message with a NaN or negative number by closing the connection
+(``invalid-message``): a typo in one call would cost the executor its connection and fail
+every pending future. So the client refuses such values itself, naming the argument, before
+anything is sent or changed.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+
+def _real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__} ({value!r})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    return float(value)
+
+
+def whole_number(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (a float is truncated, as ``int()`` does), refusing NaN,
+    infinities, non-numbers and values below ``minimum``."""
+    number = int(_real(name, value))
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value!r}")
+    return number
+
+
+def seconds(name: str, value: Any) -> float:
+    """A duration: a finite number of seconds, at least 0."""
+    number = _real(name, value)
+    if number < 0:
+        raise ValueError(f"{name} must be at least 0 seconds, not {value!r}")
+    return number
+
+
+def resource_amounts(resources: Any) -> dict[str, float] | None:
+    """``{"GPU": 1, ...}``: names are strings, amounts finite and at least 0."""
+    if not resources:
+        return None
+    if not hasattr(resources, "items"):
+        raise TypeError(f"resources must be a mapping of resource names to amounts, "
+                        f"not {type(resources).__name__}")
+    out = {}
+    for name, amount in resources.items():
+        if not isinstance(name, str):
+            raise TypeError(f"resources: the name {name!r} is not a string")
+        number = _real(f"resources[{name!r}]", amount)
+        if number < 0:
+            raise ValueError(f"resources[{name!r}] must be at least 0, not {amount!r}")
+        out[name] = amount
+    return out
+
+
+def worker_names(workers: Any) -> list[str] | None:
+    """``workers=``: one address or name, or several."""
+    if isinstance(workers, str):
+        return [workers]
+    if not workers:
+        return None
+    names = list(workers)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"workers: {name!r} is not a worker address or name (a string)")
+    return names
+
+
+__all__ = ["resource_amounts", "seconds", "whole_number", "worker_names"]

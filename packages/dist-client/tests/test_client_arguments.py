@@ -1,0 +1,56 @@
+"""The client's checks of the numbers in a call: what the center would refuse by closing the
+connection is refused in the call, naming the argument."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from dist_client.arguments import resource_amounts, seconds, whole_number, worker_names
+from dist_client.tasks import TaskBuilder
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_nan_and_infinities_are_no_numbers_of_anything(value):
+    with pytest.raises(ValueError, match="finite"):
+        whole_number("retries", value)
+    with pytest.raises(ValueError, match="finite"):
+        seconds("timeout", value)
+    with pytest.raises(ValueError, match=r"resources\['GPU'\]"):
+        resource_amounts({"GPU": value})
+
+
+def test_below_the_minimum_is_refused_and_the_rest_passes():
+    assert whole_number("retries", 0, minimum=0) == 0
+    assert whole_number("priority", 2.7) == 2  # as int() reads it
+    assert whole_number("priority", -3) == -3
+    with pytest.raises(ValueError, match="n must be at least 1, not -5"):
+        whole_number("n", -5, minimum=1)
+    assert seconds("timeout", 0) == 0.0
+    with pytest.raises(ValueError, match="timeout must be at least 0 seconds"):
+        seconds("timeout", -1)
+    assert resource_amounts({"GPU": 0, "memory": 1.5}) == {"GPU": 0, "memory": 1.5}
+    assert resource_amounts(None) is None and resource_amounts({}) is None
+    with pytest.raises(ValueError, match="at least 0"):
+        resource_amounts({"GPU": -1})
+
+
+def test_things_that_are_not_numbers_or_names_are_type_errors():
+    for value in ("1", None, True, [1]):
+        with pytest.raises(TypeError, match="must be a number"):
+            whole_number("retries", value)
+    with pytest.raises(TypeError, match="not a string"):
+        resource_amounts({1: 1})
+    with pytest.raises(TypeError, match="mapping"):
+        resource_amounts([("GPU", 1)])
+    with pytest.raises(TypeError, match="workers: 7"):
+        worker_names(["a", 7])
+    assert worker_names("tcp://a:1") == ["tcp://a:1"]
+    assert worker_names(("a", "b")) == ["a", "b"] and worker_names(None) is None
+
+
+def test_task_options_go_through_the_checks():
+    assert TaskBuilder.options("w", 1, 2, True, {"GPU": 1}) == {
+        "workers": ["w"], "priority": 1, "retries": 2, "allow_other_workers": True,
+        "resources": {"GPU": 1}}
+    with pytest.raises(ValueError, match="retries"):
+        TaskBuilder.options(retries=-1)
