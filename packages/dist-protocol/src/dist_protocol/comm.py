@@ -228,10 +228,11 @@ class Comm:
                 self._waiter = None
         return self._inbox.popleft()
 
-    def _receive(self, nbytes: int) -> None:
-        """Bytes arrived: one batch at a time, in order, each delivered before the next is
-        judged, so that the first violation in the stream is the one reported and a batch
-        that closes the connection ends it there."""
+    # -- what the transport reports (``_StreamProtocol``) ---------------------------------
+    def bytes_received(self, nbytes: int) -> None:
+        """``nbytes`` arrived in the connection's buffer: one batch at a time, in order, each
+        delivered before the next is judged, so that the first violation in the stream is the
+        one reported and a batch that closes the connection ends it there."""
         connection = self.connection
         connection.buffer_updated(nbytes)
         while True:
@@ -249,6 +250,19 @@ class Comm:
                 return
             if self.closed.done() or (self.transport and self.transport.is_closing()):
                 return
+
+    def transport_lost(self, exc: Exception | None) -> None:
+        self._closed(exc)
+
+    def writing_paused(self) -> None:
+        self._write_paused = True
+
+    def writing_resumed(self) -> None:
+        self._write_paused = False
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _deliver(self, messages: list[Message]) -> None:
         if self._handler is not None:
@@ -271,6 +285,11 @@ class Comm:
         finished = self._handshake_finished
         if finished is not None and not finished.done():
             finished.set_result(None)
+
+    @property
+    def handshake_finished(self) -> asyncio.Future[Any] | None:
+        """Done when the handshake completed (or failed); None once the comm closed."""
+        return self._handshake_finished
 
     def _fail_handshake(self, error: Exception) -> None:
         waiter = self._handshake_finished
@@ -392,7 +411,7 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         if comm.closed.done() or comm.transport is None or comm.transport.is_closing():
             return  # after an abort, whatever else arrives is dropped unread
         try:
-            comm._receive(nbytes)
+            comm.bytes_received(nbytes)
         except ProtocolError as exc:
             comm.abort(exc)
         except Exception as exc:  # a bug handling one peer must not stop the server
@@ -404,23 +423,18 @@ class _StreamProtocol(asyncio.BufferedProtocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.comm._closed(exc)
+        self.comm.transport_lost(exc)
 
     def pause_writing(self) -> None:
-        self.comm._write_paused = True
+        self.comm.writing_paused()
 
     def resume_writing(self) -> None:
-        comm = self.comm
-        comm._write_paused = False
-        waiters, comm._drain_waiters = comm._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.comm.writing_resumed()
 
 
 async def _run_handshake(comm: Comm, timeout: float) -> None:
     """Wait for the handshake the comm's connection runs as the bytes arrive."""
-    finished = comm._handshake_finished
+    finished = comm.handshake_finished
     if finished is None:  # closed before we got here
         if comm.abort_error is not None:
             raise copy.copy(comm.abort_error)
