@@ -104,9 +104,75 @@ def test_when_spilling_fails_the_worker_pauses_past_its_target(tmp_path):
 def test_past_terminate_without_a_nanny_it_only_says_so_once(worker, caplog, monkeypatch):
     monkeypatch.delenv("DIST_NANNY_PID", raising=False)
     caplog.set_level(logging.ERROR, "dist.worker")
-    monitor = monitor_of(worker, rss_after_spill=990 * MB)
-    monitor.check_memory(990 * MB)
-    monitor.check_memory(990 * MB)
+    monitor = monitor_of(worker, rss_after_spill=1010 * MB)
+    monitor.check_memory(1010 * MB)  # past the limit itself: at once
+    monitor.check_memory(1010 * MB)
     assert [r.getMessage() for r in caplog.records if "no nanny" in r.getMessage()] != []
     assert len([r for r in caplog.records if "no nanny" in r.getMessage()]) == 1
     assert worker.paused
+
+
+class Restarted(Exception):
+    pass
+
+
+@pytest.fixture
+def restarts(monkeypatch):
+    """Each restart the monitor orders, instead of the process exiting."""
+    calls = []
+
+    def exit_(code):
+        calls.append(code)
+        raise Restarted
+
+    monkeypatch.setenv("DIST_NANNY_PID", "1")
+    monkeypatch.setattr("dist_worker.monitor.os._exit", exit_)
+    return calls
+
+
+def test_past_terminate_results_spill_before_the_worker_restarts(worker, restarts):
+    for i in range(4):
+        worker.store[f"k{i}"] = b"x" * (100 * MB)  # 400 MB of results, under the target
+    monitor = monitor_of(worker, rss_after_spill=600 * MB)  # what spilling them brings it to
+    monitor.check_memory(980 * MB)
+    assert restarts == [] and worker.store.spilled >= 300 * MB
+    assert all(worker.store[f"k{i}"] == b"x" * (100 * MB) for i in range(4))
+
+
+def test_a_short_peak_under_the_limit_is_no_restart_and_a_lasting_one_is(worker, restarts):
+    now = [100.0]
+    monitor = monitor_of(worker, rss_after_spill=970 * MB)  # unmanaged: nothing to spill
+    monitor.clock = lambda: now[0]
+    monitor.check_memory(970 * MB)
+    now[0] += 0.3
+    monitor.check_memory(970 * MB)
+    assert restarts == [] and worker.paused
+    monitor.rss = lambda: 700 * MB  # the task that peaked has finished
+    monitor.check_memory(700 * MB)
+    now[0] += 0.3
+    monitor.rss = lambda: 970 * MB  # a new peak counts from its own start
+    monitor.check_memory(970 * MB)
+    assert restarts == []
+    now[0] += 0.5
+    with pytest.raises(Restarted):
+        monitor.check_memory(970 * MB)
+    assert restarts == [75]
+
+
+def test_past_the_limit_itself_the_worker_restarts_at_once(worker, restarts):
+    monitor = monitor_of(worker, rss_after_spill=1001 * MB)
+    with pytest.raises(Restarted):
+        monitor.check_memory(1001 * MB)
+    assert restarts == [75]
+
+
+def test_before_a_task_results_spill_down_to_the_target(worker):
+    for i in range(5):
+        worker.store[f"k{i}"] = b"x" * (100 * MB)
+    monitor = monitor_of(worker, rss_after_spill=660 * MB)  # above the target, under spill
+    monitor.make_room()
+    assert worker.store.spilled >= 60 * MB and worker.store.in_memory("k4")
+    spilled = worker.store.spilled
+    monitor.rss = lambda: 590 * MB
+    monitor.make_room()  # under the target: nothing to do
+    assert worker.store.spilled == spilled

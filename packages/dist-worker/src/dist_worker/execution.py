@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib
+import logging
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ from .events import Event, Execute, ExecutionFailed, ExecutionSucceeded, RejoinR
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
 # are this small in all. Not larger ones, even when their out-of-band buffers share the value's
 # memory: the kept buffers would keep that memory alive after the value is spilled to disk.
+log = logging.getLogger("dist.worker")
 KEEP_SERIALIZED_BELOW = 64 * 1024
 _FUNCTION_CACHE_SIZE = 512
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
@@ -215,8 +217,10 @@ class TaskRunner:
     def __init__(self, nthreads: int, loop: asyncio.AbstractEventLoop,
                  on_done: Callable[[list], None],
                  on_event: Callable[[Event], None] | None = None,
-                 context: Callable[[str], TaskContext] | None = None):
+                 context: Callable[[str], TaskContext] | None = None,
+                 after: Callable[[], None] | None = None):
         self.loop = loop
+        self.after = after  # on the thread, after each task, once it let go of its values
         self.on_done = on_done
         self.on_event = on_event
         self.context = context
@@ -322,6 +326,11 @@ class TaskRunner:
             # An idle thread must not keep the last task's inputs and result alive: a worker
             # paused for memory waits for that memory to be freed, not for a next task.
             del instruction, outcome
+            if self.after is not None:
+                try:
+                    self.after()
+                except Exception:  # housekeeping must not cost the thread
+                    log.exception("after a task")
             if self._retire():
                 return
 

@@ -9,8 +9,14 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
 * above *pause*, or when spilling is impossible (a full or unwritable disk) while memory is
   past *target*/*spill*, the worker starts no new task and the center sends it no more work
   and moves its queued tasks elsewhere; it resumes when memory is back under those marks;
-* above *terminate*, a worker under a nanny exits so the nanny starts a fresh process: the last
-  resort, since everything it held is lost (the center recomputes what it can).
+* above *terminate* even after spilling everything it can and giving freed memory back to the
+  system, a worker under a nanny exits so the nanny starts a fresh process: the last resort,
+  since everything it held is lost (the center recomputes what it can). A peak between
+  *terminate* and the limit must last ``TERMINATE_AFTER`` to count; past the limit it need not.
+
+Around each task on a thread, the worker spills to the target before it starts
+(``make_room``) and, above the target, returns freed memory to the system once it ends
+(``after_task``): a task's own memory is seen by no estimate, only by the process's size.
 """
 from __future__ import annotations
 
@@ -34,6 +40,10 @@ MEMORY_INTERVAL = 0.1  # seconds between looks at the process's memory
 SPILL_BUDGET = 0.5  # seconds of spilling per look, so heartbeats and requests go on
 RESTART_EXIT_CODE = 75  # tells the nanny to start the worker again at once
 RELEASE_INTERVAL = 1.0  # seconds between asking allocators to give back what they keep
+# Between *terminate* and the limit itself, the process restarts once it has stayed there this
+# long: a task's short peak that falls back on its own costs no restart (and all the results
+# the worker holds). Past the limit, or for longer, it restarts at the next look.
+TERMINATE_AFTER = 0.5
 
 
 def release_unused_memory() -> None:
@@ -81,6 +91,8 @@ class Monitor:
         self._terminate_warned = False
         self._above_target = False  # as last told to the worker
         self._released_at = 0.0
+        self._terminate_since: float | None = None  # first look past terminate, of a run
+        self.clock = time.monotonic
         try:
             import psutil
             self._process = psutil.Process(os.getpid())
@@ -126,20 +138,21 @@ class Monitor:
         worker = self.worker
         policy = worker.memory_policy
         store = worker.store
-        terminate = policy.bytes_at("terminate")
-        if terminate is not None and rss > terminate:
-            self._terminate(rss, terminate)
         target, spill = policy.bytes_at("target"), policy.bytes_at("spill")
+        terminate = policy.bytes_at("terminate")
         store.spill_to_target()  # also tries a failed disk again, once it is time to
         if spill is not None and rss > spill:
             rss = self._spill_by_process_memory(rss, target if target is not None else spill)
-        if (spill is not None and rss > spill
-                and time.monotonic() - self._released_at > RELEASE_INTERVAL):
+        if ((spill is not None and rss > spill
+                and time.monotonic() - self._released_at > RELEASE_INTERVAL)
+                or (terminate is not None and rss > terminate)):
             # Nothing (more) to spill, or not enough: what is left may be memory that
             # allocators keep for reuse after the values in it were freed.
             self._released_at = time.monotonic()
             release_unused_memory()
             rss = self.rss()
+        if terminate is not None:
+            self._check_terminate(rss, terminate)
         pause = policy.bytes_at("pause")
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))
@@ -163,6 +176,39 @@ class Monitor:
             self._above_target = above_target
             worker.handle(MemoryPressureChanged(paused, above_target))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))
+
+    def make_room(self) -> None:
+        """Before a task starts on a thread: above the target, spill results until the
+        process should be back under it, so that the task's own memory (which no estimate
+        sees until it returns) starts from there rather than from the spill threshold."""
+        policy = self.worker.memory_policy
+        target = policy.bytes_at("target")
+        if target is None or self._process is None or policy.bytes_at("spill") is None:
+            return
+        rss = self.rss()
+        if rss > target and self.worker.store.managed:
+            self._spill_by_process_memory(rss, target)
+
+    def after_task(self) -> None:
+        """On the task's thread, once its inputs and result are let go: above the target,
+        give the memory the allocators kept back to the system now, not a second later
+        (reading a parquet file leaves about four times the frame in pyarrow's pool)."""
+        target = self.worker.memory_policy.bytes_at("target")
+        if target is not None and self._process is not None and self.rss() > target:
+            release_unused_memory()
+
+    def _check_terminate(self, rss: int, terminate: int) -> None:
+        """Past *terminate* even after spilling and releasing memory: restart, unless it is
+        a spike under the limit itself that has lasted less than ``TERMINATE_AFTER``."""
+        now = self.clock()
+        if rss <= terminate:
+            self._terminate_since = None
+            return
+        if self._terminate_since is None:
+            self._terminate_since = now
+        if rss > self.worker.memory_policy.limit or now - self._terminate_since >= \
+                TERMINATE_AFTER:
+            self._terminate(rss, terminate)
 
     def _spill_by_process_memory(self, rss: int, goal: int) -> int:
         """Spill until the process should be under ``goal``, judged by the sizes spilled (the

@@ -116,7 +116,7 @@ class Worker:
         self.name = self.name or self.address
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
-                                  self.task_context)
+                                  self.task_context, after=self.monitor.after_task)
         self.actors = ActorHost(loop, lambda: self.address, self.handle)
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
@@ -348,6 +348,7 @@ class Worker:
                     # tasks finished, or it blames them for the death instead of this one.
                     self._flush_center()
                     self._pooled[ins.key] = function_key
+                    self.monitor.make_room()
                     assert self._runner is not None  # started before any task arrives
                     self._runner.submit(ins)
             elif kind is SendToCenter:
