@@ -105,6 +105,11 @@ ADD_ARGS = _msgpack([[KeyRef("sqrt-1"), 1], {"scale": 2}])
 # (name, section, frame 0 as bytes or as a list of wire maps, payload frames)
 # b"abc" * 40 as an lz4 block with its size (120) in front, as the compression feature sends it.
 LZ4_ABC = bytes.fromhex("780000003f61626303005d506263616263")
+# The same as one zstd frame (level 1) stating its content size, as compression-zstd sends it;
+# then without the size, and a bare frame header claiming 4 GiB.
+ZSTD_ABC = bytes.fromhex("28b52ffd2078550000186162630100d2d40d01")
+ZSTD_ABC_UNSIZED = bytes.fromhex("28b52ffd0000550000186162630100d2d40d01")
+ZSTD_CLAIMS_4GIB = bytes.fromhex("28b52ffde00000000001000000")
 
 HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("hello", "hello", [{"op": "hello", "min_version": 1, "max_version": 1, "role": "client",
@@ -161,6 +166,11 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
      [{"op": "put-data", "id": 5, "data": {"x": {"serializer": "bytes", "frames": [1],
                                                  "compression": ["lz4"]}}}],
      [LZ4_ABC]),
+    # The compression-zstd feature: a frame sent as one zstd frame that states its size.
+    ("a-zstd-compressed-frame", "payloads",
+     [{"op": "put-data", "id": 6, "data": {"x": {"serializer": "bytes", "frames": [1],
+                                                 "compression": ["zstd"]}}}],
+     [ZSTD_ABC]),
     ("queue-put-a-msgpack-value", "coordination-primitives",
      [{"op": "coordinate", "id": 7, "kind": "queue", "name": "jobs", "action": "put",
        "value": {"serializer": "msgpack", "frames": [1]}, "limit": 100}],
@@ -243,6 +253,14 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
      [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [1],
                                                  "compression": ["lz4"]}}}],
      [struct.pack("<I", 2**30) + b"\x00"]),
+    ("a-zstd-frame-that-states-no-size", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [1],
+                                                 "compression": ["zstd"]}}}],
+     [ZSTD_ABC_UNSIZED]),
+    ("a-zstd-frame-claiming-too-much", "payloads",
+     [{"op": "put-data", "id": 1, "data": {"x": {"serializer": "bytes", "frames": [1],
+                                                 "compression": ["zstd"]}}}],
+     [ZSTD_CLAIMS_4GIB]),
     ("frame-0-is-a-map", "message-encoding", _msgpack({"op": "release", "keys": []}), []),
     ("a-message-is-not-a-map", "message-encoding", _msgpack(["release"]), []),
     ("frame-0-is-not-msgpack", "message-encoding", b"\xc1", []),

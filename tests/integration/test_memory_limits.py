@@ -39,6 +39,18 @@ def test_a_bad_threshold_is_a_usage_error():
     assert done.returncode == 2 and "--memory-spill-fraction" in done.stderr, done
 
 
+def test_a_bad_compression_choice_is_a_usage_error():
+    done = dworker("--memory-limit", "1GB", "--spill-compression", "gzip")
+    assert done.returncode == 2 and "--spill-compression" in done.stderr, done
+    assert "lz4, zstd, none" in " ".join(done.stderr.split()), done.stderr
+    done = subprocess.run([*command("dworker", "dist_worker.cli"), "127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=30,
+                          env=hermetic_environment({"COLUMNS": "200",
+                                                    "DIST_COMPRESSION": "brotli"}))
+    assert done.returncode == 2 and "DIST_COMPRESSION" in done.stderr, done
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("value, share", [("0.5", 0.5), ("auto", None)])
 def test_fractions_and_auto_are_shares_of_the_machine(make_cluster, value, share):
     cluster = make_cluster(n_workers=0)

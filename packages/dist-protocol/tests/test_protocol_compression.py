@@ -56,7 +56,46 @@ def test_a_numpy_array_survives_compression_writable():
     assert (back[1:] == 0).all()
 
 
+def test_zstd_payloads_decode_plain_and_writable():
+    numpy = pytest.importorskip("numpy")
+    payload = Payload("pickle", [b"head", COMPRESSIBLE, RANDOM])
+    packed = compression.compress_payload(payload, "zstd")
+    assert packed.compression == [None, "zstd", None]
+    assert len(packed.frames[1]) < len(compression.compress_frame(COMPRESSIBLE, "lz4"))
+    (msg,) = decode_batch([bytes(f) for f in encode_batch([PutData(id=1, data={"x": packed})])])
+    assert [bytes(f) for f in msg.data["x"].frames] == [b"head", COMPRESSIBLE, RANDOM]
+    value = numpy.arange(100_000) % 7
+    (msg,) = decode_batch([bytes(f) for f in encode_batch([Data(id=1, data={
+        "v": compression.compress_payload(serialize(value), "zstd")})])])
+    back = deserialize(msg.data["v"])
+    back[0] = 9  # writable, as numpy arrays want
+    assert (back[1:] == value[1:]).all()
+
+
+def test_the_sender_picks_an_agreed_codec_by_its_preference():
+    both = {"compression", "compression-zstd"}
+    assert compression.choose(both) == "lz4"
+    assert compression.choose(both, "zstd") == "zstd"
+    assert compression.choose({"compression"}, "zstd") == "lz4"  # an older peer: lz4 still
+    assert compression.choose({"compression-zstd"}) == "zstd"
+    assert compression.choose(both, "none") is None
+    assert compression.choose({"scatter-done"}) is None
+    assert compression.preference({}) == "auto"
+    assert compression.preference({"DIST_COMPRESSION": "ZSTD"}) == "zstd"
+    assert compression.preference({"DIST_COMPRESSION": "off"}) == "none"
+    with pytest.raises(ValueError, match="choose one of auto, lz4, zstd, none"):
+        compression.preference({"DIST_COMPRESSION": "gzip"})
+
+
+ZSTD_UNSIZED = bytes.fromhex("28b52ffd0000550000186162630100d2d40d01")
+
+
 @pytest.mark.parametrize("codecs, frame, match", [
+    (["zstd"], b"\x00\x01\x02\x03\x04\x05", "valid header"),
+    (["zstd"], ZSTD_UNSIZED, "does not state its content size"),
+    (["zstd"], bytes.fromhex("28b52ffde00000000001000000"), "claims"),
+    (["zstd"], bytes.fromhex("28b52ffd2078550000186162630100d2d40d"), "decompress"),
+    (["zstd"], bytes.fromhex("28b52ffd2079550000186162630100d2d40d01"), "decompress"),
     (["zip"], b"x", "unknown payload compression"),
     (["lz4", None], b"x", "one codec"),
     ("lz4", b"x", "one codec"),
@@ -72,6 +111,27 @@ def test_malformed_compression_is_an_invalid_message(codecs, frame, match):
 def test_the_feature_is_announced_where_lz4_can_be_imported():
     assert "compression" in default_features({})
     assert "compression" not in default_features({FEATURES_ENV: "scatter-done"})
+    assert "compression-zstd" in default_features({})
+
+
+def test_zstd_travels_where_both_took_it_and_lz4_to_a_peer_without_it(monkeypatch):
+    async def send(acceptor_features):
+        client, server = await comm_pair(acceptor_features=acceptor_features)
+        got = asyncio.get_running_loop().create_future()
+        server.set_handler(lambda messages: got.set_result(messages))
+        codec = client.codec
+        client.send(PutData(id=1, data={"x": Payload("bytes", [COMPRESSIBLE])}))
+        (msg,) = await asyncio.wait_for(got, 5)
+        assert bytes(msg.data["x"].frames[0]) == COMPRESSIBLE
+        client.close()
+        server.close()
+        return codec
+
+    monkeypatch.setenv("DIST_COMPRESSION", "zstd")
+    assert asyncio.run(send(["compression", "compression-zstd"])) == "zstd"
+    assert asyncio.run(send(["compression"])) == "lz4"  # as an older peer announces
+    monkeypatch.setenv("DIST_COMPRESSION", "none")
+    assert asyncio.run(send(["compression", "compression-zstd"])) is None
 
 
 def test_loopback_connections_never_compress():

@@ -11,7 +11,7 @@ from dist_protocol.serialize import deserialize
 from dist_worker.memory import (MIN_MEMORY_LIMIT, MemoryPolicy, parse_bytes, parse_fraction,
                                 parse_memory_limit)
 from dist_worker.sizeof import sizeof
-from dist_worker.spill import DiskMapping, compress
+from dist_worker.spill import DiskMapping, compress, file_name
 from dist_worker.store import DataStore
 
 MB = 10**6
@@ -117,15 +117,16 @@ def test_unknown_types_count_their_pickle_and_a_failing_estimate_never_raises(ca
 
 
 # -- the disk mapping --------------------------------------------------------------------------
-def test_values_go_to_disk_and_come_back_equal(tmp_path):
+@pytest.mark.parametrize("codec", ["lz4", "zstd", "none"])
+def test_values_go_to_disk_and_come_back_equal(tmp_path, codec):
     numpy = pytest.importorskip("numpy")
-    disk = DiskMapping(str(tmp_path / "spill"))
+    disk = DiskMapping(str(tmp_path / "spill"), codec=codec)
     value = {"array": numpy.arange(10**6), "text": "hello"}
     disk["k"] = value
     back = disk["k"]
     assert back["text"] == "hello" and (back["array"] == value["array"]).all()
     back["array"][0] = 7  # arrays read back are writable, as the originals were
-    assert disk.sizes["k"] < 8 * MB  # arange compresses
+    assert (disk.sizes["k"] < 8 * MB) == (codec != "none")  # arange compresses
     del disk["k"]  # moved back to memory: the file stays as a cache
     assert "k" not in disk and disk.disk_bytes > 0
     disk["k"] = value  # evicted again: no second write
@@ -139,6 +140,32 @@ def test_incompressible_frames_are_written_as_they_are():
     assert not packed
     packed, frame = compress(b"a" * 100_000)
     assert packed and len(frame) < 1000
+    assert compress(os.urandom(100_000), "zstd")[0] == 0
+
+
+def test_zstd_spill_files_are_smaller_than_lz4_on_integer_columns(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    keys = numpy.random.default_rng(0).integers(0, 10_000, 500_000)  # as a groupby key
+    sizes = {}
+    for codec in ("lz4", "zstd"):
+        disk = DiskMapping(str(tmp_path / codec), codec=codec)
+        disk["k"] = keys
+        assert (disk["k"] == keys).all()
+        sizes[codec] = disk.sizes["k"]
+    assert sizes["zstd"] < 0.8 * sizes["lz4"] < 0.8 * keys.nbytes
+
+
+def test_an_unknown_spill_codec_or_a_damaged_zstd_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="choose one of lz4, zstd, none"):
+        DiskMapping(str(tmp_path), codec="gzip")
+    disk = DiskMapping(str(tmp_path / "spill"), codec="zstd")
+    disk["k"] = b"abc" * 100_000
+    path = os.path.join(disk.directory, file_name("k"))
+    with open(path, "r+b") as f:
+        f.seek(-20, os.SEEK_END)
+        f.write(b"\xff" * 20)
+    with pytest.raises(OSError, match="damaged"):
+        disk["k"]
 
 
 def test_a_disk_limit_or_a_value_larger_than_it_raises_a_clear_oserror(tmp_path):
@@ -257,3 +284,13 @@ def test_without_a_target_nothing_spills_unless_asked(tmp_path):
     assert store.evict() >= 10 * MB and store.evict() == 0
     store.close()
     assert not os.path.exists(store.directory)
+
+
+def test_the_store_spills_with_the_codec_it_is_given(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    store = DataStore(target=1, directory=str(tmp_path), spill_compression="zstd")
+    keys = numpy.arange(1_000_000) % 1000
+    store["k"] = keys  # over the target by itself: straight to disk
+    assert store.slow.codec == "zstd" and "k" in store.slow
+    assert store.spilled_disk < 0.2 * keys.nbytes and (store["k"] == keys).all()
+    store.close()

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from .addresses import format_address, is_loopback_host, parse_address
-from .compression import compress_payload
+from .compression import choose, compress_payload, preference
 from .connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH, Connection
 from .environment import local_environment
 from .errors import CommClosedError, HandshakeError, ProtocolError
@@ -103,12 +103,27 @@ def _between_hosts(address: str) -> bool:
     return not is_loopback_host(host)
 
 
-def compressed(msg: Message) -> Message:
+def _compression_preference() -> str:
+    """``DIST_COMPRESSION`` as this process reads it; a value it cannot read is said once
+    and read as ``auto`` (the command-line tools refuse it at start)."""
+    try:
+        return preference()
+    except ValueError as exc:
+        if not _warned_preference:
+            _warned_preference.append(True)
+            log.error("%s; compressing as with auto", exc)
+        return "auto"
+
+
+_warned_preference: list[bool] = []
+
+
+def compressed(msg: Message, codec: str = "lz4") -> Message:
     """``msg`` with the payloads of the bulk data ops (``data``, ``put-data``) compressed
-    where that pays; other messages as they are."""
+    with ``codec`` where that pays; other messages as they are."""
     if not isinstance(msg, (Data, PutData)) or not msg.data:
         return msg
-    data = {key: compress_payload(payload) for key, payload in msg.data.items()}
+    data = {key: compress_payload(payload, codec) for key, payload in msg.data.items()}
     if all(data[key] is payload for key, payload in msg.data.items()):
         return msg
     return dataclasses.replace(msg, data=data)
@@ -128,7 +143,7 @@ class Comm:
         self.peer_name: str | None = None
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()  # the optional features both sides announced
-        self.compresses = False  # data sent is lz4-compressed where it pays (_handshake_done)
+        self.codec: str | None = None  # data sent is compressed with it where it pays
         self.peer_environment: Environment | None = None  # what the peer said it runs
         self.established = False  # the handshake completed
         self.closed: asyncio.Future[Any] = loop.create_future()
@@ -148,6 +163,10 @@ class Comm:
         return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
 
     @property
+    def compresses(self) -> bool:
+        return self.codec is not None
+
+    @property
     def is_closed(self) -> bool:
         return self.closed.done()
 
@@ -162,8 +181,9 @@ class Comm:
         if self.closed.done():
             raise CommClosedError(f"connection to {self.peer_address} is closed"
                                   + (f": {self.close_reason}" if self.close_reason else ""))
-        if self.compresses:
-            messages = tuple(map(compressed, messages))
+        codec = self.codec
+        if codec is not None:
+            messages = tuple(compressed(msg, codec) for msg in messages)
         self.connection.send(*messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -277,7 +297,8 @@ class Comm:
         connection = self.connection
         self.version, self.features = connection.version, connection.features
         # Between hosts only: on loopback a compressor costs more than the copy saves.
-        self.compresses = "compression" in self.features and _between_hosts(self.peer_address)
+        if _between_hosts(self.peer_address):
+            self.codec = choose(self.features, _compression_preference())
         self.peer_environment = connection.peer_environment
         if connection.peer_role is not None:
             self.peer_role, self.peer_name = connection.peer_role, connection.peer_name

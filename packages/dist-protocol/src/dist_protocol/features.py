@@ -29,6 +29,8 @@ FEATURES: dict[str, str] = {
                           "announce it get the error as text only",
     "compression": "payloads may carry `compression`: frames sent as lz4 blocks (see "
                    "Payloads); a peer announces it only where it can decompress them",
+    "compression-zstd": "payloads may carry `compression` with `zstd` frames (see Payloads); "
+                        "a peer announces it only where it can decompress them",
     "sessions": "the center takes `session` from clients and answers `session-reply`: the "
                 "id of the client's session, and whether the center keeps its state across a "
                 "restart of its own, so that a client reconnecting after it resumes the session "
@@ -51,7 +53,8 @@ FEATURES: dict[str, str] = {
               "`actor-call` with `actor-result`",
 }
 # Features this process can only implement with an optional library.
-_NEEDS = {"compression": compression.available}
+_NEEDS = {"compression": lambda: compression.available("lz4"),
+          "compression-zstd": lambda: compression.available("zstd")}
 
 # Announce fewer features than this package implements, e.g. to behave as an older release
 # would during a rolling upgrade: a comma-separated list of names (empty: none).

@@ -15,6 +15,7 @@ import typer
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
 from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
                                 run, tune_garbage_collector)
+from dist_protocol.compression import available, preference
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
@@ -22,6 +23,7 @@ from dist_protocol.security import load_token, ssl_context
 from . import __version__
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
+from .spill import SPILL_CODECS
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
 # Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
@@ -133,6 +135,10 @@ def main_command(
     max_spill: Annotated[str | None, typer.Option(
         help="most bytes spilled to disk; past it results stay in memory and the worker "
         "pauses [default: as much as the disk holds]", envvar="DIST_MAX_SPILL")] = None,
+    spill_compression: Annotated[str, typer.Option(
+        help="how spilled frames that compress well are compressed: lz4 (fast), zstd (often "
+        "half the size again for about three times the CPU: for a slow or small disk) or "
+        "none", envvar="DIST_SPILL_COMPRESSION")] = "lz4",
     resources: Annotated[str | None, typer.Option(
         help='abstract resources tasks can ask for with resources=, e.g. "GPU=2 MEM=10e9"',
         envvar="DIST_RESOURCES")] = None,
@@ -181,6 +187,16 @@ def main_command(
                  "pause": memory_pause_fraction, "terminate": memory_terminate_fraction}
     policy, spill_cap = memory_options(memory_limit, nthreads, fractions, max_spill)
     declared = parse_resources(resources) if resources else {}
+    spill_compression = spill_compression.strip().lower()
+    if spill_compression not in SPILL_CODECS or not (spill_compression == "none"
+                                                     or available(spill_compression)):
+        usable = [c for c in SPILL_CODECS if c == "none" or available(c)]
+        raise typer.BadParameter(f"{spill_compression!r}: choose one of {', '.join(usable)}",
+                                 param_hint="'--spill-compression'")
+    try:
+        preference()  # what data sent to other hosts is compressed with (DIST_COMPRESSION)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     try:
         limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
     except ValueError as exc:
@@ -201,7 +217,8 @@ def main_command(
                         ssl_client=ssl_context(False, tls_cert, tls_key, tls_ca),
                         contact_address=contact_address, heartbeat_interval=heartbeat_interval,
                         memory_policy=policy, local_directory=local_directory,
-                        max_spill=spill_cap, resources=declared, limits=limits,
+                        max_spill=spill_cap, spill_compression=spill_compression,
+                        resources=declared, limits=limits,
                         handshake_timeout=handshake_timeout, center_timeout=timeout)
         try:
             run(serve(worker))

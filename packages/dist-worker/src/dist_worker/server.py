@@ -49,7 +49,8 @@ class Worker:
                  resources: dict[str, float] | None = None, reconnect: bool = True,
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  center_timeout: float | None = None, memory_policy: MemoryPolicy | None = None,
-                 local_directory: str | None = None, max_spill: int | None = None):
+                 local_directory: str | None = None, max_spill: int | None = None,
+                 spill_compression: str = "lz4"):
         self.center_address = center
         self.center_timeout = center_timeout  # give up after this long without a center
         self.host = host
@@ -71,6 +72,7 @@ class Worker:
         # The values held: in memory up to the target, then on disk (removed at close).
         self.store = DataStore(target=memory_policy.bytes_at("target"),
                                directory=local_directory, max_spill=max_spill,
+                               spill_compression=spill_compression,
                                size_hint=lambda key: self.state.nbytes.get(key))
         self.state = WorkerState(self.nthreads, data=self.store, incoming_bytes_limit=(
             int(memory_policy.limit * INCOMING_SHARE) if memory_policy.limit else None))

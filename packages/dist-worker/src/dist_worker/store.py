@@ -38,7 +38,8 @@ RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a disk tha
 class DataStore(MutableMapping):
     def __init__(self, target: float | None = None, directory: str | None = None,
                  max_spill: int | None = None, size_hint: Callable[[str], int | None]
-                 = lambda key: None, clock: Callable[[], float] = time.monotonic):
+                 = lambda key: None, clock: Callable[[], float] = time.monotonic,
+                 spill_compression: str = "lz4"):
         self._own_directory = directory is None
         if directory is None:
             directory = tempfile.mkdtemp(prefix="dist-worker-")
@@ -46,7 +47,7 @@ class DataStore(MutableMapping):
             directory = os.path.join(directory, f"dist-worker-{os.getpid()}")
             self._own_directory = True
         self.directory = directory
-        self.slow = DiskMapping(directory, max_spill)
+        self.slow = DiskMapping(directory, max_spill, spill_compression)
         self.weights: dict[str, int] = {}  # key -> estimated bytes in memory, every key held
         self._size_hint = size_hint
         self.buffer = zict.Buffer({}, self.slow, n=float("inf") if target is None else target,
