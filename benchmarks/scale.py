@@ -184,7 +184,8 @@ def parse_args(argv=None):
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--client-tasks", type=int, default=50_000,
                         help="tasks each concurrent client maps (default 50,000)")
-    parser.add_argument("--output", type=Path, help="JSON path (default: results/scale-<time>.json)")
+    parser.add_argument("--output", type=Path,
+                        help="JSON path (default: results/scale-<time>.json)")
     return parser.parse_args(argv)
 
 

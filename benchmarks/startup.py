@@ -94,7 +94,8 @@ def one_run(env: dict[str, str], dcenter: str, dworker: str) -> dict[str, float]
     procs: list[Watched] = []
     try:
         t0 = time.perf_counter()
-        center = Watched([dcenter, "--host", "127.0.0.1", "--port", "0", "--dashboard-port", "0"], env)
+        center = Watched([dcenter, "--host", "127.0.0.1", "--port", "0", "--dashboard-port", "0"],
+                         env)
         procs.append(center)
         listening, match = center.wait_for(r"Start center at (\S+)")
         address = match.group(1)
