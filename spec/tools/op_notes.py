@@ -155,7 +155,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                  "`data` with the same `id`"),
     "data": ("The values found; `missing` lists keys the worker does not hold, `errors` keys "
              "it could not serialize as asked.", "—"),
-    "put-data": ("Store these values (a scatter).", "`data-stored` with the same `id`"),
+    "put-data": ("Store these values (a scatter, after `scatter-plan` named this worker for "
+                 "them). Keys the center does not expect (neither planned by a `scatter-plan` nor "
+                 "already in memory, then this is a copy) are freed again once the worker "
+                 "reports them.",
+                 "`data-stored` with the same `id`"),
     "data-stored": ("The keys were stored; the worker reports them to the center with "
                     "`keys-added`.", "—"),
     "task-seceded": ("The task `key`, running here, gave its thread back while it waits "

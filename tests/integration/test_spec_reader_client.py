@@ -235,6 +235,19 @@ def test_values_msgpack_cannot_carry_are_reported_in_errors(client):
     client.release(["sr-complex", "sr-set"])
 
 
+def test_put_data_nobody_planned_is_freed(client, module_cluster, wait_until):
+    address = module_cluster.workers[0].address
+    link = client.worker(address)
+    link.send([{"op": "put-data", "id": 1, "data": {"sr-orphan": {
+        "serializer": "msgpack", "frames": [1]}}}], [pack_value(5)])
+    [stored], _ = link.receive()
+    assert stored["op"] == "data-stored" and stored["keys"] == ["sr-orphan"]
+    link.close()
+    wait_until(lambda: client.get_data(address, ["sr-orphan"])[0]["missing"] == ["sr-orphan"],
+               what="the worker to free data the center did not plan")
+    assert client.who_has(["sr-orphan"]) == {"sr-orphan": []}
+
+
 def test_bytes_payloads_round_trip(client):
     stored = client.scatter({"sr-raw": b"\x00\x01raw"}, serializer="bytes")
     reply, frames = client.get_data(stored["sr-raw"][0], ["sr-raw"], ["bytes"])
@@ -255,6 +268,9 @@ def test_task_errors_as_text(client):
                         deps=["sr-nowhere"]),
                    task("sr-cycle-a", "operator:neg", KeyRef("sr-cycle-b"), deps=["sr-cycle-b"]),
                    task("sr-cycle-b", "operator:neg", KeyRef("sr-cycle-a"), deps=["sr-cycle-a"])])
+    client.center.send([{"op": "submit", "tasks": [{
+        "key": "sr-msgpack-function", "function": {"serializer": "msgpack", "frames": [1]}}]}],
+        [pack_value("math:sqrt")])
     bad = client.wait("sr-bad")
     assert bad["op"] == "task-erred" and bad["exception_type"] == "ValueError"
     assert "domain" in bad["message"] and "Traceback" in bad["traceback"]
@@ -264,7 +280,8 @@ def test_task_errors_as_text(client):
     expected = {"sr-nomodule": "ModuleNotFoundError", "sr-noname": "AttributeError",
                 "sr-nocolon": "ValueError", "sr-notcallable": "TypeError",
                 "sr-missing-dep": "MissingDependency", "sr-unknown-dep": "MissingDependency",
-                "sr-cycle-a": "CyclicDependency", "sr-cycle-b": "CyclicDependency"}
+                "sr-cycle-a": "CyclicDependency", "sr-cycle-b": "CyclicDependency",
+                "sr-msgpack-function": "TypeError"}
     for key, exception_type in expected.items():
         erred = client.wait(key)
         assert (erred["op"], erred["exception_type"]) == ("task-erred", exception_type), erred
