@@ -1,27 +1,34 @@
-"""CPython's own generic executor tests (``Lib/test/test_concurrent_futures.py``: ExecutorTest,
-WaitTests, AsCompletedTests, ExecutorShutdownTest), unchanged, against ``get_executor()`` and
-against the Executor itself, on real processes.
+"""CPython's own generic executor tests, unchanged, against real processes: ExecutorTest,
+WaitTests, AsCompletedTests, ExecutorShutdownTest and FutureTests of
+``Lib/test/test_concurrent_futures`` -- the single file of CPython 3.10/3.11 and the package of
+3.12 and later -- each against ``Executor(address).get_executor()`` and against
+``Executor(address)`` itself, a new one for every test as a user's code makes them.
 
-The suite is read from a local CPython install (it is not copied here); without one the test
-is skipped and says so. The few tests left out are listed with the reason for each.
+The suites are read from local CPython installs (they are not copied here); without one the
+test is skipped and says so. The few tests left out are listed with the reason for each.
 """
 from __future__ import annotations
 
 import glob
+import importlib
 import importlib.util
 import io
+import logging
 import os
 import sys
 import unittest
 from pathlib import Path
+from types import ModuleType
 
 import cloudpickle
 import pytest
 from dist_client import Executor
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(400)
 MODULE_CLUSTER = {"n_workers": 2, "nthreads": 5}  # the suite's worker_count is 5
-SUITES = ("ExecutorTest", "WaitTests", "AsCompletedTests", "ExecutorShutdownTest")
+# (class, module of the package layout it lives in)
+SUITES = (("ExecutorTest", "executor"), ("WaitTests", "test_wait"),
+          ("AsCompletedTests", "test_as_completed"), ("ExecutorShutdownTest", "test_shutdown"))
 
 # Tests that start a new interpreter running ``from concurrent.futures import <type name>``:
 # they cannot name our executor; test_executor_contract.py runs the same scenarios.
@@ -42,46 +49,103 @@ EXECUTOR_DIFFERENCES = {
 }
 
 
-def _cpython_suite_path() -> Path | None:
-    """The single-file suite (3.6-3.11); 3.12 made it a package written for its own helpers."""
-    candidates = [Path(p) / "test" / "test_concurrent_futures.py" for p in sys.path if p]
+def _installed_pythons(pattern: str) -> list[str]:
     pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    for pattern in (f"{pyenv}/versions/3.1[01]*/lib/python3.*/test/",
-                    "/usr/lib/python3.1[01]/test/", "/usr/local/lib/python3.1[01]/test/"):
-        candidates += [Path(d) / "test_concurrent_futures.py" for d in sorted(glob.glob(pattern),
-                                                                              reverse=True)]
-    return next((p for p in candidates if p.is_file()), None)
+    found = []
+    for root in (f"{pyenv}/versions/*/lib", "/usr/lib", "/usr/local/lib"):
+        found += sorted(glob.glob(f"{root}/{pattern}"), reverse=True)
+    return found
 
 
-@pytest.fixture(scope="module")
-def cpython_suite():
-    path = _cpython_suite_path()
-    if path is None:
-        pytest.skip("no CPython 3.10/3.11 Lib/test/test_concurrent_futures.py installed here")
-    pytest.importorskip("test.support.threading_helper")
-    name = "cpython_test_concurrent_futures"
-    spec = importlib.util.spec_from_file_location(name, path)
+def _single_file_suite() -> Path | None:
+    """The single-file suite of CPython 3.10/3.11."""
+    for directory in _installed_pythons("python3.1[01]/test"):
+        path = Path(directory) / "test_concurrent_futures.py"
+        if path.is_file():
+            return path
+    return None
+
+
+def _package_suite() -> Path | None:
+    """The package the suite became in CPython 3.12."""
+    for directory in _installed_pythons("python3.1[2-9]/test/test_concurrent_futures"):
+        if (Path(directory) / "executor.py").is_file():
+            return Path(directory)
+    return None
+
+
+def _load(name: str, path: Path, package: bool = False) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        name, path / "__init__.py" if package else path,
+        submodule_search_locations=[str(path)] if package else None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    cloudpickle.register_pickle_by_value(module)  # workers cannot import it
-    yield module
-    sys.modules.pop(name, None)
+    return module
 
 
-def _run(suite_module, factory, skip: dict[str, str]) -> unittest.TestResult:
-    class Mixin(suite_module.ExecutorMixin):
+class Suite:
+    """One CPython version's test classes, by name, and its ``ExecutorMixin``/``BaseTestCase``."""
+
+    def __init__(self, classes: dict[str, type], mixin: type, base: type, modules: list):
+        self.classes, self.mixin, self.base, self.modules = classes, mixin, base, modules
+
+
+@pytest.fixture(scope="module", params=["3.10-3.11 file", "3.12+ package"])
+def cpython_suite(request):
+    pytest.importorskip("test.support.threading_helper")
+    import test.support
+    if request.param == "3.10-3.11 file":
+        path = _single_file_suite()
+        if path is None:
+            pytest.skip("no CPython 3.10/3.11 Lib/test/test_concurrent_futures.py installed here")
+        module = _load("cpython_cf_file", path)
+        suite = Suite({name: getattr(module, name) for name, _ in SUITES}, module.ExecutorMixin,
+                      module.BaseTestCase, [module])
+        future_tests = module.FutureTests
+    else:
+        path = _package_suite()
+        if path is None:
+            pytest.skip("no CPython 3.12+ Lib/test/test_concurrent_futures/ installed here")
+        if not hasattr(test.support, "Py_GIL_DISABLED"):  # newer than this Python's support
+            test.support.Py_GIL_DISABLED = False
+        _load("cpython_cf_package", path, package=True)
+        modules = {part: importlib.import_module(f"cpython_cf_package.{part}")
+                   for part in ("util", "executor", "test_wait", "test_as_completed",
+                                "test_shutdown", "test_future")}
+        suite = Suite({name: getattr(modules[part], name) for name, part in SUITES},
+                      modules["util"].ExecutorMixin, modules["util"].BaseTestCase,
+                      list(modules.values()))
+        future_tests = modules["test_future"].FutureTests
+    suite.classes["FutureTests"] = future_tests
+    for module in suite.modules:
+        cloudpickle.register_pickle_by_value(module)  # workers cannot import it
+    yield suite
+    for name in list(sys.modules):
+        if name.startswith(("cpython_cf_file", "cpython_cf_package")):
+            del sys.modules[name]
+
+
+def _run(suite: Suite, factory, skip: dict[str, str]) -> unittest.TestResult:
+    class Mixin(suite.mixin):
         executor_type = staticmethod(factory)
         worker_count = 5
 
     tests = unittest.TestSuite()
-    for suite in SUITES:
-        case = type(f"Dist{suite}", (Mixin, getattr(suite_module, suite),
-                                     suite_module.BaseTestCase), {})
+    for name, case in suite.classes.items():
+        if name != "FutureTests":  # the others are mixins, made test cases here
+            case = type(f"Dist{name}", (Mixin, case, suite.base), {})
         for test in unittest.TestLoader().loadTestsFromTestCase(case):
             if test._testMethodName not in skip:
                 tests.addTest(test)
-    result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(tests)
+    # FutureTests read what the standard logger prints to stderr: pytest's log capture would
+    # take it first.
+    root = logging.getLogger()
+    handlers, root.handlers = root.handlers, []
+    try:
+        result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(tests)
+    finally:
+        root.handlers = handlers
     print(f"{result.testsRun} CPython executor tests run, {len(skip)} left out")
     return result
 
@@ -93,10 +157,20 @@ def _problems(result: unittest.TestResult) -> str:
 
 def test_the_concurrent_futures_view_passes_cpythons_executor_tests(module_cluster,
                                                                     cpython_suite):
+    # A new Executor for each test, which nothing holds but its view: the view keeps it open.
+    result = _run(cpython_suite,
+                  lambda max_workers=None, **_: Executor(module_cluster.address).get_executor(),
+                  SUBPROCESS_TESTS)
+    assert result.testsRun >= 45
+    assert result.wasSuccessful(), _problems(result)
+
+
+def test_a_view_of_a_shared_executor_passes_them_too(module_cluster, cpython_suite):
     with Executor(module_cluster.address) as e:
         result = _run(cpython_suite, lambda max_workers=None, **_: e.get_executor(),
                       SUBPROCESS_TESTS)
-    assert result.testsRun >= 25
+        assert e.status == "running"  # a view's shutdown is the view's alone
+    assert result.testsRun >= 45
     assert result.wasSuccessful(), _problems(result)
 
 
@@ -104,5 +178,5 @@ def test_the_executor_passes_cpythons_executor_tests_but_its_documented_differen
         module_cluster, cpython_suite):
     result = _run(cpython_suite, lambda max_workers=None, **_: Executor(module_cluster.address),
                   {**SUBPROCESS_TESTS, **EXECUTOR_DIFFERENCES})
-    assert result.testsRun >= 20
+    assert result.testsRun >= 40
     assert result.wasSuccessful(), _problems(result)

@@ -23,8 +23,12 @@ class ConcurrentView(concurrent.futures.Executor):
     pool. ``shutdown`` refuses new work and waits for (or cancels) this view's work only.
     """
 
-    def __init__(self, core: ClientCore, submit_options: dict):
-        self._core = core
+    def __init__(self, executor: Any, submit_options: dict):
+        # The view keeps its Executor open: ``Executor(address).get_executor()`` is a whole
+        # executor, though nothing else holds the Executor. (Each future holds it too, so
+        # work still running when the view is dropped ends normally.)
+        self.executor = executor
+        self._core: ClientCore = executor.core
         options = dict(submit_options)
         self._key = options.pop("key", None)
         self._pure = options.pop("pure", False)

@@ -294,7 +294,7 @@ class Executor(concurrent.futures.Executor):
         ``map`` yields results in order. dist's options (``workers``, ``priority``,
         ``retries``, ``resources``...) are given here, for every call of the view."""
         from .concurrent_view import ConcurrentView
-        return ConcurrentView(self.core, submit_options)
+        return ConcurrentView(self, submit_options)
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
