@@ -49,8 +49,8 @@ TYPES = {
     "any": "any msgpack value",
     "payload": "a map {serializer: str, frames: list<int>} naming payload frames of the batch "
                "(indices >= 1, at least one; the serializer's frame count under 'serializers'); "
-               "with feature compression also compression: list<str|nil>, one codec (\"lz4\") "
-               "or nil per frame (PROTOCOL.md, Payloads)",
+               "with a compression feature agreed also compression: list<str|nil>, one codec "
+               "(\"lz4\", \"zstd\") or nil per frame (PROTOCOL.md, Payloads)",
     "list<T>": "msgpack array whose items are T",
     "map<T>": "msgpack map with str keys and T values",
     "A|B": "a value of type A or of type B",

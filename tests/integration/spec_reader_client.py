@@ -108,6 +108,24 @@ def unpack_value(data: bytes) -> Any:
     return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
 
 
+ZSTD_MOST = 2_080_374_784  # PROTOCOL.md, Payloads: the largest content size a zstd frame states
+
+
+def zstd_content_size(frame: bytes) -> int | None:
+    """The frame content size a Zstandard frame header states (RFC 8878, 3.1.1.1), or None."""
+    if len(frame) < 5 or frame[:4] != b"\x28\xb5\x2f\xfd":
+        return None
+    descriptor = frame[4]
+    size_flag, single_segment, dictionary_flag = descriptor >> 6, descriptor >> 5 & 1, \
+        descriptor & 3
+    at = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dictionary_flag]
+    width = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if width == 0 or len(frame) < at + width:
+        return None
+    size = int.from_bytes(frame[at:at + width], "little")
+    return size + 256 if width == 2 else size
+
+
 # -- the catalogue (schema/messages.json) ---------------------------------------------------
 def split_alternatives(kind: str) -> list[str]:
     parts, depth, start = [], 0, 0
@@ -230,17 +248,23 @@ class Catalogue:
                                                and count > serializer["maxFrames"]):
             raise SpecError("invalid-payload", f"{where}: {count} frames for "
                                                f"{value['serializer']}")
-        codecs = value.get("compression")  # PROTOCOL.md, Payloads (feature compression)
+        codecs = value.get("compression")  # PROTOCOL.md, Payloads (features compression*)
         if codecs is not None:
             if (not isinstance(codecs, list) or len(codecs) != count
-                    or not all(c in (None, "lz4") for c in codecs)):
+                    or not all(c in (None, "lz4", "zstd") for c in codecs)):
                 raise SpecError("invalid-message", f"{where}: compression {codecs!r}")
             for index, codec in zip(value["frames"], codecs):
                 frame = self.frames[index] if index < len(self.frames) else None
-                if codec == "lz4" and frame is not None and (
-                        len(frame) < 4 or struct.unpack_from("<I", frame)[0]
-                        > 256 * (len(frame) - 4)):
-                    raise SpecError("invalid-message", f"{where}: frame {index} claims too much")
+                if frame is None or codec is None:
+                    continue
+                if codec == "lz4":
+                    stated = struct.unpack_from("<I", frame)[0] if len(frame) >= 4 else None
+                    bound = 256 * len(frame)
+                else:
+                    stated, bound = zstd_content_size(frame), ZSTD_MOST
+                if stated is None or stated > bound:
+                    raise SpecError("invalid-message", f"{where}: frame {index} states "
+                                                       f"{stated} bytes")
 
     def _normal(self, value: Any, kind: str) -> Any:
         """A value as the canonical encoding writes it: floats as floats, records in order."""
@@ -433,6 +457,7 @@ class SpecClient:
         self.center = Link(address, token, peer="center", features=features, **handshake)
         self.outcomes: dict[str, dict] = {}
         self.others: list[dict] = []  # what arrived that no request asked for
+        self.news: list[dict] = []  # every message about a key, in order (``next_news``)
         self.ids = iter(range(1, 2**31))
 
     def submit(self, tasks: list[dict], **fields: Any) -> list[str]:
@@ -449,6 +474,8 @@ class SpecClient:
 
     def _take(self, messages: list[dict]) -> None:
         for msg in messages:
+            if isinstance(msg.get("key"), str):
+                self.news.append(msg)
             if msg["op"] in self.SETTLED:
                 self.outcomes[msg["key"]] = msg
             else:
@@ -458,6 +485,15 @@ class SpecClient:
         while key not in self.outcomes:
             self._take(self.center.receive()[0])
         return self.outcomes[key]
+
+    def next_news(self, key: str) -> dict:
+        """The oldest message about ``key`` not taken yet, in the order they arrived (a key
+        may settle more than once: a lost value computed again)."""
+        while True:
+            for i, msg in enumerate(self.news):
+                if msg["key"] == key:
+                    return self.news.pop(i)
+            self._take(self.center.receive()[0])
 
     def request(self, msg: dict, payloads: list[bytes] = ()) -> tuple[dict, list[bytes]]:
         msg = {**msg, "id": next(self.ids)}
@@ -505,10 +541,11 @@ class SpecClient:
             values.update({k: read_payload(p, frames) for k, p in reply["data"].items()})
         return values
 
-    def scatter(self, data: dict[str, Any], serializer: str = "msgpack") -> dict[str, list[str]]:
+    def scatter(self, data: dict[str, Any], serializer: str = "msgpack",
+                **plan_fields: Any) -> dict[str, list[str]]:
         packed = {k: pack_value(v) if serializer == "msgpack" else v for k, v in data.items()}
         plan, _ = self.request({"op": "scatter-plan",
-                                "keys": {k: len(v) for k, v in packed.items()}})
+                                "keys": {k: len(v) for k, v in packed.items()}, **plan_fields})
         by_worker: dict[str, list[str]] = {}
         for key, targets in plan["targets"].items():
             for address in targets:

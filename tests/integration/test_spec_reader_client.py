@@ -440,3 +440,26 @@ def test_against_a_center_that_announces_no_features(processes):
     assert old.who_has(["sr-old"])["sr-old"] == stored["sr-old"]
     old.close()
     assert "closing connection" not in center.output()
+
+
+def test_a_worker_lost_as_a_spec_client_sees_it(processes):
+    """Scattered data has no lineage: lost with its only worker (key-lost). A computed value
+    is computed again elsewhere: key-recomputing (announced), then key-in-memory."""
+    token = {"DIST_TOKEN": TOKEN}
+    center = processes.start_center(env=token)
+    doomed = processes.start_worker(center.address, env=token)
+    survivor = processes.start_worker(center.address, env=token)
+    client = SpecClient(center.address, TOKEN, features=["key-recomputing"])
+    client.scatter({"sr-only-there": 1}, workers=[doomed.address])
+    assert client.next_news("sr-only-there")["workers"] == [doomed.address]
+    client.submit([dict(task("sr-computed", "operator:add", 1, 2), workers=[doomed.address],
+                        allow_other_workers=True)])
+    assert client.next_news("sr-computed")["workers"] == [doomed.address]
+    doomed.kill()
+    lost = client.next_news("sr-only-there")
+    assert lost["op"] == "key-lost" and lost["message"]
+    assert client.next_news("sr-computed")["op"] == "key-recomputing"
+    again = client.next_news("sr-computed")
+    assert again["op"] == "key-in-memory" and again["workers"] == [survivor.address]
+    assert client.gather(["sr-computed"]) == {"sr-computed": 3}
+    client.close()
