@@ -271,6 +271,9 @@ def test_task_errors_as_text(client):
     client.center.send([{"op": "submit", "tasks": [{
         "key": "sr-msgpack-function", "function": {"serializer": "msgpack", "frames": [1]}}]}],
         [pack_value("math:sqrt")])
+    client.center.send([{"op": "submit", "tasks": [{
+        "key": "sr-junk-args", "function": "math:sqrt",
+        "args": {"serializer": "msgpack", "frames": [1]}}]}], [b"\xc1"])
     bad = client.wait("sr-bad")
     assert bad["op"] == "task-erred" and bad["exception_type"] == "ValueError"
     assert "domain" in bad["message"] and "Traceback" in bad["traceback"]
@@ -288,11 +291,13 @@ def test_task_errors_as_text(client):
     for key in ("sr-nomodule", "sr-noname", "sr-nocolon", "sr-notcallable"):
         assert client.outcomes[key]["message"].startswith(f"could not load task {key} on the "
                                                           f"worker"), client.outcomes[key]
+    junk = client.wait("sr-junk-args")  # the task errs, saying why; the connection goes on
+    assert junk["op"] == "task-erred" and "msgpack" in junk["message"], junk
     assert "sr-bad" in client.outcomes["sr-missing-dep"]["message"]
     assert "sr-nowhere" in client.outcomes["sr-unknown-dep"]["message"]
     with pytest.raises(TaskFailed):
         client.gather(["sr-after"])
-    client.release([*expected, "sr-bad", "sr-after"])
+    client.release([*expected, "sr-bad", "sr-after", "sr-junk-args"])
 
 
 def test_cancel_and_cluster_info(client, module_cluster):

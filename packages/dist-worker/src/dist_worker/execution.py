@@ -141,8 +141,11 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         func = load_function(instruction.function)
         args, kwargs = load_arguments(instruction.args, instruction.inputs)
     except BaseException as exc:  # noqa: BLE001 -- any failure to load is the task's error
-        if isinstance(exc, SerializationError) and isinstance(exc.__cause__, Exception):
-            exc = exc.__cause__  # what unpickling raised, as it would raise locally
+        if (isinstance(exc, SerializationError) and isinstance(exc.__cause__, Exception)
+                and _text(exc.__cause__)):
+            # what unpickling raised, as it would raise locally (unless it says nothing, as
+            # msgpack's FormatError: then ours, which names the payload, says more)
+            exc = exc.__cause__
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
