@@ -21,7 +21,7 @@ def test_tasks_running_on_a_dead_worker_are_rescheduled(center):
     out = center.leave("w1", reason="connection reset")
 
     assert out == [("w2", center.compute("a"))]
-    assert center.task("a").died_on == ["w1"]
+    assert center.task("a").died_on == ("w1",)
     assert center.finished("w2", "a") == [("alice", in_memory("a", ["w2"]))]
 
 
@@ -31,7 +31,7 @@ def test_only_tasks_the_dead_worker_was_running_become_suspect(center):
 
     assert center.leave("w1") == []
     assert center.state_of("running") == center.state_of("buffered") == "no-worker"
-    assert (center.task("running").died_on, center.task("buffered").died_on) == (["w1"], [])
+    assert (center.task("running").died_on, center.task("buffered").died_on) == (("w1",), ())
     center.join("w2")
     assert sorted(center.processing("w2")) == ["buffered", "running"]
 
@@ -43,7 +43,7 @@ def test_a_worker_that_says_goodbye_leaves_no_suspects(center):
 
     assert center.worker_sent("w1", Unregister()) == [("w2", center.compute("a"))]
     assert "w1" not in center.state.workers
-    assert center.task("a").died_on == []
+    assert center.task("a").died_on == ()
 
 
 def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(center, match):
@@ -461,7 +461,7 @@ def test_registering_again_under_the_same_address_replaces_the_old_worker(center
     assert out == [("w1", WorkerRegistered(address="w1")), ("w1", center.compute("a"))]
     assert center.who_has("b") == {"w1"}
     assert center.state.workers["w1"].nthreads == 2
-    assert center.task("a").died_on == []
+    assert center.task("a").died_on == ()
 
 
 def test_registering_again_with_scattered_data_keeps_it(center):

@@ -150,7 +150,7 @@ def test_releasing_a_thousand_tasks_leaves_nothing_behind(center):
         inputs + [spec.key for spec in outputs])
     assert center.state.tasks == {}
     assert center.state.clients == {"alice": set()}
-    assert center.state.queue == [] and center.state.unrunnable == set()
+    assert not center.state.queue and center.state.unrunnable == set()
     for worker in center.state.workers.values():
         assert (worker.has_what, worker.processing, worker.nbytes) == (set(), {}, 0)
 
@@ -168,7 +168,7 @@ def test_cancelling_a_thousand_tasks_in_flight_leaves_nothing_behind(center):
     assert freed_keys(out) == [("w1", f"t{i}") for i in range(4)]
     assert [msg.key for _, msg in out if isinstance(msg, KeyCancelled)] == keys + ["total"]
     assert center.state.tasks == {}
-    assert center.state.queue == [] and center.state.unrunnable == set()
+    assert not center.state.queue and center.state.unrunnable == set()
     worker = center.state.workers["w1"]
     assert (worker.has_what, worker.processing, worker.nbytes) == (set(), {}, 0)
 

@@ -76,4 +76,4 @@ def test_infinite_saturation_sends_every_task_at_once(center):
     center.submit(*(f"t{i}" for i in range(10)))
 
     assert len(center.processing("w1")) == 10
-    assert center.state.queue == []
+    assert not center.state.queue

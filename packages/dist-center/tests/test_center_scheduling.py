@@ -13,7 +13,7 @@ def test_tasks_without_inputs_spread_over_workers_and_queue_beyond_capacity(cent
     assert out == [("w1", center.compute("a")), ("w2", center.compute("b")),
                    ("w1", center.compute("c")), ("w2", center.compute("d"))]
     assert center.state_of("e") == "queued"
-    assert [key for _, key in center.state.queue] == ["e"]
+    assert list(center.state.queue) == ["e"]
 
 
 def test_a_worker_that_frees_a_slot_gets_queued_work(center):
@@ -37,7 +37,7 @@ def test_a_worker_joining_later_gets_queued_work(center):
 
     assert out == [("w2", WorkerRegistered(address="w2")),
                    ("w2", center.compute("c")), ("w2", center.compute("d"))]
-    assert center.state.queue == []
+    assert not center.state.queue
 
 
 def test_without_any_worker_tasks_wait_for_the_first_one(center):
@@ -73,7 +73,7 @@ def test_queued_work_runs_in_priority_order(center):
 
     # Highest priority first; equal priorities in submission order.
     assert started == ["higher", "high", "high-too", "low"]
-    assert center.state.queue == []
+    assert not center.state.queue
 
 
 def test_priority_travels_with_the_task(center):

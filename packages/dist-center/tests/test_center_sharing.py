@@ -28,7 +28,7 @@ def test_a_seceded_task_on_a_worker_that_dies_counts_as_running_there(center):
     worker = center.processing_on("parent")
     center.worker_sent(worker, TaskSeceded(key="parent"))
     center.leave(worker)
-    assert center.task("parent").died_on == [worker]
+    assert center.task("parent").died_on == (worker,)
 
 
 def test_a_dataset_holds_its_keys_after_the_publisher_lets_go(center, match):

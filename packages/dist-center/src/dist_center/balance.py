@@ -54,8 +54,7 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     asked = _Asked(view.stealing)
     requests = []
     for thief in sorted(thieves, key=lambda w: w.occupied + incoming[w.address]):
-        room = (placement.capacity(thief, view.avg_duration, view.worker_saturation)
-                - len(thief.processing)
+        room = (view.capacity_of(thief) - len(thief.processing)
                 - incoming[thief.address])
         victim = _busiest(view, thief, asked)
         if victim is None:

@@ -25,7 +25,7 @@ def check_table(table: Mapping[tuple[TaskStateName, TaskStateName], Any]) -> Non
 
 
 def validate_state(state: CenterView) -> None:
-    in_queue = {key for _, key in state.queue}
+    in_queue = set(state.queue)
     waiting_for_resources = {key for group in state.waiting_for_resources.values()
                              for key in group}
     for worker in state.workers.values():

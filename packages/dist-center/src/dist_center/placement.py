@@ -23,13 +23,23 @@ def capacity(worker: WorkerInfo, avg_duration: float,
     """Tasks without inputs a worker may hold at once: its threads times ``saturation``, and
     for short tasks about BUFFER_SECONDS of work more unless its memory is above target;
     besides the tasks that gave their slot back (seceded)."""
+    return capacity_with_margin(worker, margin(avg_duration), saturation)
+
+
+def margin(avg_duration: float) -> int:
+    """Tasks per thread that make about BUFFER_SECONDS of work (0 while no task has finished)."""
+    if avg_duration <= 0:
+        return 0
+    return min(MAX_MARGIN_PER_THREAD, max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
+
+
+def capacity_with_margin(worker: WorkerInfo, margin: int, saturation: float) -> float:
+    """``capacity`` with the margin for short tasks worked out already."""
     if saturation == math.inf:
         return math.inf
     slots = max(1, math.ceil(worker.nthreads * saturation))
-    if avg_duration > 0 and not above_target(worker):
-        per_thread = min(MAX_MARGIN_PER_THREAD,
-                         max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
-        slots = max(slots, worker.nthreads * (1 + per_thread))
+    if margin and not above_target(worker):
+        slots = max(slots, worker.nthreads * (1 + margin))
     return slots + len(worker.long_running)
 
 
@@ -68,8 +78,8 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
         return best_worker(ts, free, view.tasks) if free else "queued"  # type: ignore[return-value]
     if ts.deps or (spec is not None and spec.workers):
         return best_worker(ts, pool, view.tasks)  # type: ignore[return-value]
-    avg, saturation = view.avg_duration, view.worker_saturation
-    free = [w for w in pool if len(w.processing) < capacity(w, avg, saturation)]
+    capacity_of = view.capacity_of
+    free = [w for w in pool if len(w.processing) < capacity_of(w)]
     if free:
         return min(free, key=root_cost)
     return "queued"

@@ -2,7 +2,7 @@
 task states, and the read-only view of the center that the pure helpers take."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
@@ -10,6 +10,7 @@ from dist_protocol.messages import TaskErred, TaskSpec
 from dist_protocol.serialize import Payload
 
 from .durations import TaskDurations
+from .ready import ReadyQueue
 
 # A task's state at the center, defined here once. The transition table in ``state`` names
 # which of them lead to which; the spec's lifecycle diagram is drawn from that table.
@@ -71,14 +72,16 @@ class PrefixNames:
 
     def __init__(self, limit: int = MAX_PREFIXES):
         self.limit = limit
-        self.known: set[str] = set()
+        # Each prefix once, as the string every task of it shares (not a copy per task).
+        self.known: dict[str, str] = {}
 
     def __call__(self, key: str) -> str:
         prefix = key_prefix(key)
-        if prefix in self.known:
-            return prefix
+        known = self.known.get(prefix)
+        if known is not None:
+            return known
         if len(self.known) < self.limit:
-            self.known.add(prefix)
+            self.known[prefix] = prefix
             return prefix
         return OTHER_PREFIX
 
@@ -86,7 +89,7 @@ class PrefixNames:
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
                  "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
-                 "error", "priority", "scattered", "lost_message", "prefix", "counts",
+                 "error", "order", "scattered", "lost_message", "prefix", "counts",
                  "actor_host", "restarts")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int, prefix: str | None = None):
@@ -103,10 +106,10 @@ class TaskState:
         self.type = ""
         self.processing_on: str | None = None
         self.wanted_by: set[str] | frozenset = NONE
-        self.died_on: list[str] = []  # workers that died while running it
+        self.died_on: tuple[str, ...] = ()  # workers that died while running it
         self.retries_left = spec.retries if spec else 0
         self.error: TaskErred | None = None
-        self.priority = (-(spec.priority if spec else 0), seq)
+        self.order = seq  # arrival: among tasks of one priority, the earlier runs first
         self.scattered = spec is None
         self.lost_message = ""
         self.actor_host: str | None = None  # an actor's: the worker its object lives on
@@ -169,7 +172,7 @@ class CenterView(Protocol):
     def names(self) -> Mapping[str, str]: ...  # worker name -> address
 
     @property
-    def queue(self) -> Sequence[tuple[tuple[int, int], str]]: ...
+    def queue(self) -> ReadyQueue: ...  # keys of ready tasks waiting for a slot
 
     @property
     def stealing(self) -> Mapping[str, str | None]: ...  # key asked back -> who gets it
@@ -191,6 +194,8 @@ class CenterView(Protocol):
 
     @property
     def waiting_for_resources(self) -> Mapping[frozenset, dict[str, None]]: ...
+
+    def capacity_of(self, worker: WorkerInfo) -> float: ...  # placement.capacity, as of now
 
     @property
     def task_counts(self) -> Mapping[str, dict[str, int]]: ...  # prefix -> state -> tasks

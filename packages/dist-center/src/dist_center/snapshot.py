@@ -37,7 +37,7 @@ def state_events(state: CenterState) -> list[Event]:
         events.append(ClientSent(dataset_holder(name), PublishDataset(
             id=0, name=name, keys=list(dataset.keys), data=dataset.data)))
     tasks = sorted((ts for ts in state.tasks.values() if ts.spec is not None),
-                   key=lambda ts: ts.priority[1])
+                   key=lambda ts: ts.order)
     for ts in tasks:
         events.extend(_failures(ts))
     if state.detached:
@@ -55,7 +55,7 @@ def _with_inputs(state: CenterState, keys: set[str]) -> list[TaskState]:
             continue
         ts = found[key] = state.tasks[key]
         stack.extend(dep for dep in ts.deps if dep in state.tasks and dep not in found)
-    return sorted(found.values(), key=lambda ts: ts.priority[1])
+    return sorted(found.values(), key=lambda ts: ts.order)
 
 
 def _failures(ts: TaskState) -> list[Event]:

@@ -342,6 +342,7 @@ class CenterState(TaskMachine):
             worker.environment = asdict(event.environment)
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
+        self.forget_capacity(reg.address)
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
@@ -399,7 +400,7 @@ class CenterState(TaskMachine):
             ts = self.tasks[key]
             self.transition(ts, "waiting", sid, True)
             if key in running and not event.graceful:
-                ts.died_on.append(worker.address)
+                ts.died_on = (*ts.died_on, worker.address)
                 if len(ts.died_on) >= ALLOWED_FAILURES:
                     self.transition(ts, "erred", sid, TaskErred(
                         key=key, exception_type="KilledWorker",
@@ -410,6 +411,7 @@ class CenterState(TaskMachine):
             orphans.append(ts)
         worker.processing.clear()
         worker.long_running.clear()
+        self.forget_capacity(worker.address)
         lost = []
         for key in worker.has_what:
             ts = self.tasks[key]
@@ -507,6 +509,7 @@ class CenterState(TaskMachine):
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.state == "processing" and ts.processing_on == address:
             worker.long_running.add(msg.key)
+            self.forget_capacity(address)
             self.fill(worker, sid)
 
     def _task_erred(self, address: str, msg: TaskErred, sid: str) -> None:
@@ -563,7 +566,6 @@ class CenterState(TaskMachine):
         for worker in self.workers.values():
             worker.has_what = set(worker.has_what)
             worker.processing = dict(worker.processing)
-        self.queue = list(self.queue)
         self.unrunnable = set(self.unrunnable)
         self.stealing = dict(self.stealing)
         # The histories outlive the burst that wrote them, and their entries (and the keys

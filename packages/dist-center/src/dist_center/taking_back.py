@@ -13,6 +13,7 @@ from .view import Center
 def heartbeat(state: Center, address: str, msg: Heartbeat, sid: str) -> None:
     worker = state.workers[address]
     worker.metrics = msg.metrics
+    state.forget_capacity(address)  # (its memory may have crossed the target)
     paused = bool(msg.metrics.get("paused"))
     if paused and worker.status == "running":
         worker.status = "paused"

@@ -12,7 +12,6 @@ functions (``lineage``, ``placement``, ``balance``); the states are defined once
 """
 from __future__ import annotations
 
-import heapq
 import itertools
 import time
 from collections import Counter, deque
@@ -28,6 +27,7 @@ from . import balance, lineage, placement
 from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
 from .lineage import Recs
+from .ready import ReadyQueue
 from .records import (NONE, STATES, PrefixNames, TaskState, TaskStateName, WorkerInfo, added,
                       discard)
 
@@ -47,10 +47,15 @@ class TaskMachine:
         self.workers: dict[str, WorkerInfo] = {}
         self.names: dict[str, str] = {}  # worker name -> address
         self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
-        self.queue: list[tuple[tuple[int, int], str]] = []  # ready tasks without inputs
+        self.queue = ReadyQueue()  # ready tasks without inputs, waiting for a slot
         self.unrunnable: set[str] = set()
         self.avg_duration = 0.0  # seconds; 0 until the first task finishes
         self.worker_saturation = placement.DEFAULT_SATURATION
+        # Each worker's capacity for tasks without inputs, worked out once and kept until what
+        # it depends on changes: the margin for short tasks (from avg_duration), the saturation,
+        # the worker's metrics (a heartbeat) or its seceded tasks (see forget_capacity).
+        self._capacities: dict[str, float] = {}
+        self._capacity_basis: tuple[float, float, int] = (-1.0, 0.0, 0)
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
         self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
         self.finished_by_prefix: Counter[str] = Counter()
@@ -223,7 +228,7 @@ class TaskMachine:
                                                           {})
             group[ts.key] = None
         else:
-            heapq.heappush(self.queue, (ts.priority, ts.key))
+            self.queue.push(ts.key, ts.spec.priority if ts.spec is not None else 0, ts.order)
         return _NOTHING
 
     def _to_no_worker(self, ts: TaskState) -> Recs:
@@ -253,7 +258,8 @@ class TaskMachine:
             holder = self.workers.get(ts.processing_on)
             if holder is not None:
                 holder.processing.pop(ts.key, None)
-                holder.long_running.discard(ts.key)
+                if holder.long_running:
+                    self.long_running_done(holder, ts.key)
                 if holder is not worker:
                     self.free(holder.address, ts.key)
             ts.processing_on = None
@@ -393,7 +399,8 @@ class TaskMachine:
         worker = self.workers.get(ts.processing_on or "")
         if worker is not None:
             worker.processing.pop(ts.key, None)
-            worker.long_running.discard(ts.key)
+            if worker.long_running:
+                self.long_running_done(worker, ts.key)
             if tell_worker:
                 self.free(worker.address, ts.key)
             self._slots_freed[worker.address] = None
@@ -465,14 +472,38 @@ class TaskMachine:
         queue = self.queue
         if not queue or worker.status != "running" or worker.address not in self.workers:
             return
-        capacity = placement.capacity(worker, self.avg_duration, self.worker_saturation)
+        capacity = self.capacity_of(worker)
         tasks = self.tasks
         address = worker.address
         while queue and len(worker.processing) < capacity:
-            _, key = heapq.heappop(queue)
+            key = queue.pop()
             ts = tasks.get(key)
             if ts is not None and ts.state == "queued":
                 self._transition(ts, "processing", sid, address)
+
+    def capacity_of(self, worker: WorkerInfo) -> float:
+        """``placement.capacity`` of ``worker``, worked out again only when it may have changed."""
+        avg = self.avg_duration
+        basis = self._capacity_basis
+        if avg != basis[0] or self.worker_saturation != basis[1]:
+            margin = placement.margin(avg)
+            if margin != basis[2] or self.worker_saturation != basis[1]:
+                self._capacities.clear()
+            self._capacity_basis = (avg, self.worker_saturation, margin)
+        capacity = self._capacities.get(worker.address)
+        if capacity is None:
+            capacity = self._capacities[worker.address] = placement.capacity_with_margin(
+                worker, self._capacity_basis[2], self.worker_saturation)
+        return capacity
+
+    def forget_capacity(self, address: str) -> None:
+        """The worker's metrics, threads or seceded tasks changed (or it left)."""
+        self._capacities.pop(address, None)
+
+    def long_running_done(self, worker: WorkerInfo, key: str) -> None:
+        if key in worker.long_running:
+            worker.long_running.discard(key)
+            self.forget_capacity(worker.address)
 
     def request_steals(self) -> None:
         """Ask busy workers to give up waiting tasks for the workers with idle threads."""
