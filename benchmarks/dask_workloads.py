@@ -1,12 +1,14 @@
-"""Real dask-collection workloads on dist beside dask's local threaded scheduler, the floor.
+"""Real dask-collection workloads on dist, dask.distributed and Ray, beside dask's local
+threaded scheduler (the floor with no network), all in one invocation.
 
-Each workload is a dask collection; dist runs it through ``Executor.get`` on one center and two
-single-threaded workers (the cluster shape of ``run.py``); the floor is dask's threaded
-scheduler in this process with as many threads as the cluster has. Every result is checked
+Each workload is a dask collection. Every system runs it on the cluster shape of ``run.py`` (one
+center or scheduler, two single-threaded workers): dist through ``Executor.get``, dask.distributed
+through ``Client.get``, Ray through ``ray.util.dask.ray_dask_get``; the floor is dask's threaded
+scheduler in this process with as many threads as the clusters have. Every result is checked
 against ``scheduler="sync"``. The data is made on the workers from seeds (``collection_tasks``),
 so no system ships it from the client.
 
-    python benchmarks/dask_workloads.py [--repeat 3] [--only array,groupby]
+    python benchmarks/dask_workloads.py [--repeat 3] [--only array,groupby] [--systems dist,dask]
 
 | workload | the collection |
 |---|---|
@@ -15,7 +17,8 @@ so no system ships it from the client.
 | shuffle | 0.86M rows in 20 partitions, ``shuffle("key", shuffle_method="tasks")`` |
 | wordcount | 400,000 lines in 40 partitions (dask.bag), ``str.split().flatten().frequencies()`` |
 
-Results: ``benchmarks/results/dask-workloads.json`` (medians and every sample).
+A system that is not installed, or fails a workload, is reported with the reason and does not
+stop the others. Results: ``benchmarks/results/dask-workloads.json`` (medians, every sample).
 """
 from __future__ import annotations
 
@@ -31,8 +34,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import collection_tasks as ct  # noqa: E402
-from clusters import DistCluster  # noqa: E402
+from benchvenv import reexec_in_venv  # noqa: E402
+from clusters import CLUSTERS, missing_reason  # noqa: E402
 from procs import Spawner  # noqa: E402
+
+reexec_in_venv(__file__)
 
 
 def array_workload():
@@ -85,26 +91,81 @@ def same(name: str, got, expected) -> bool:
     return bool(np.allclose(got.sort_index().to_numpy(), expected.sort_index().to_numpy()))
 
 
-def timed(compute, repeat: int) -> tuple[list[float], object]:
+def timed(collection, repeat: int, **scheduler) -> tuple[list[float], object]:
+    """Seconds per ``collection.compute(**scheduler)``, ``repeat`` times, and the last result."""
     samples, result = [], None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = compute()
+        result = collection.compute(**scheduler)
         samples.append(time.perf_counter() - start)
     return samples, result
+
+
+class Connected:
+    """A system's dask scheduler function while connected to its cluster."""
+
+    def __init__(self, system: str, address: str):
+        self.system = system
+        if system == "dist":
+            from dist_client import Executor
+            self.handle = Executor(address)
+            self.get = self.handle.get
+        elif system == "dask":
+            from distributed import Client
+            self.handle = Client(address)
+            self.get = self.handle.get
+        else:
+            import ray
+            from ray.util.dask import ray_dask_get
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            self.get = ray_dask_get
+
+    def close(self) -> None:
+        if self.system == "ray":
+            import ray
+            ray.shutdown()
+        else:
+            self.handle.close()
+
+
+def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
+               repeat: int) -> dict:
+    """Start ``system``'s cluster, time every workload on it, stop it."""
+    results: dict = {}
+    cluster = CLUSTERS[system](spawner, Path(sys.executable).parent)
+    try:
+        cluster.start()
+        connected = Connected(system, cluster.address)
+        try:
+            for name, collection in collections.items():
+                try:
+                    collection.compute(scheduler=connected.get)  # warm-up, not counted
+                    runs, result = timed(collection, repeat, scheduler=connected.get)
+                    results[name] = {"s": statistics.median(runs), "runs": runs,
+                                     "correct": same(name, result, expected[name])}
+                except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
+                    results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        finally:
+            connected.close()
+    except Exception as exc:  # noqa: BLE001 -- a cluster that will not start: the rest run
+        results = {name: {"error": f"cluster: {type(exc).__name__}: {exc}"[:500]}
+                   for name in collections}
+    finally:
+        spawner.kill_all()
+    return results
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--systems", default=",".join(CLUSTERS))
     parser.add_argument("--output", type=Path,
                         default=HERE / "results" / "dask-workloads.json")
     args = parser.parse_args(argv)
     chosen = [name for name in args.only.split(",") if name]
+    systems = [name for name in args.systems.split(",") if name]
     import dask
-
-    from dist_client import Executor
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
@@ -112,33 +173,36 @@ def main(argv=None) -> int:
         env[var] = "1"
     log_dir = HERE / "results" / "logs" / "dask-workloads"
     log_dir.mkdir(parents=True, exist_ok=True)
-    spawner = Spawner(log_dir, env)
-    doc: dict = {"load_average_before": os.getloadavg(), "workloads": {}}
-    try:
-        cluster = DistCluster(spawner, Path(sys.executable).parent)
-        cluster.start()
-        with Executor(cluster.address) as ex:
+    doc: dict = {"load_average_before": os.getloadavg(), "repeat": args.repeat,
+                 "workloads": {name: {} for name in chosen}}
+    collections = {name: WORKLOADS[name]() for name in chosen}
+    expected = {name: c.compute(scheduler="sync") for name, c in collections.items()}
+    for name, collection in collections.items():
+        dask.compute(collection, scheduler="threads", num_workers=2)  # warm-up
+        runs, result = timed(collection, args.repeat, scheduler="threads", num_workers=2)
+        doc["workloads"][name]["threads"] = {"s": statistics.median(runs), "runs": runs,
+                                             "correct": same(name, result, expected[name])}
+    for system in systems:
+        reason = missing_reason(system, sys.executable, Path(sys.executable).parent)
+        if reason:
+            print(f"{system}: not run ({reason})", flush=True)
             for name in chosen:
-                collection = WORKLOADS[name]()
-                expected = collection.compute(scheduler="sync")
-                # One uncounted run each: imports and the workers' first use of pandas/numpy.
-                dask.compute(collection, scheduler="threads", num_workers=2)
-                collection.compute(scheduler=ex.get)
-                floor, floor_result = timed(lambda: collection.compute(
-                    scheduler="threads", num_workers=2), args.repeat)
-                dist, dist_result = timed(lambda: collection.compute(scheduler=ex.get),
-                                          args.repeat)
-                entry = {"dist_s": statistics.median(dist), "dist_runs": dist,
-                         "threads_s": statistics.median(floor), "threads_runs": floor,
-                         "dist_correct": same(name, dist_result, expected),
-                         "threads_correct": same(name, floor_result, expected)}
-                entry["ratio"] = entry["dist_s"] / entry["threads_s"]
-                doc["workloads"][name] = entry
-                print(f"{name:10} dist {entry['dist_s']:6.3f} s  local threads "
-                      f"{entry['threads_s']:6.3f} s  ratio {entry['ratio']:.2f}  correct: "
-                      f"{entry['dist_correct']}/{entry['threads_correct']}", flush=True)
-    finally:
-        spawner.kill_all()
+                doc["workloads"][name][system] = {"error": f"not installed: {reason}"}
+            continue
+        spawner = Spawner(log_dir, env)
+        for name, entry in run_system(system, spawner, collections, expected,
+                                      args.repeat).items():
+            doc["workloads"][name][system] = entry
+    doc["load_average_after"] = os.getloadavg()
+    for name, entries in doc["workloads"].items():
+        cells = []
+        for system, entry in entries.items():
+            if "error" in entry:
+                cells.append(f"{system} failed")
+            else:
+                mark = "" if entry["correct"] else " WRONG"
+                cells.append(f"{system} {entry['s']:6.3f} s{mark}")
+        print(f"{name:10} " + "  ".join(cells), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))
     return 0
