@@ -498,10 +498,14 @@ class SpecClient:
     def request(self, msg: dict, payloads: list[bytes] = ()) -> tuple[dict, list[bytes]]:
         msg = {**msg, "id": next(self.ids)}
         self.center.send([msg], payloads)
+        return self.reply_to(msg["id"])
+
+    def reply_to(self, request_id: int) -> tuple[dict, list[bytes]]:
+        """The reply with this id (and its batch's frames); what arrives before it is kept."""
         while True:
             messages, frames = self.center.receive()
             for reply in messages:
-                if reply.get("id") == msg["id"]:
+                if reply.get("id") == request_id:
                     self._take([m for m in messages if m is not reply])
                     return reply, frames
             self._take(messages)

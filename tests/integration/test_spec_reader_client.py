@@ -468,3 +468,34 @@ def test_a_worker_lost_as_a_spec_client_sees_it(processes):
     assert again["op"] == "key-in-memory" and again["workers"] == [survivor.address]
     assert client.gather(["sr-computed"]) == {"sr-computed": 3}
     client.close()
+
+
+def test_coordination_primitives_as_the_spec_describes_them(center):
+    """Feature coordination: a queue carries a msgpack value between two clients; a lock held
+    by a client whose connection closes is free again, and the waiting client gets it."""
+    first = SpecClient(center, TOKEN, features=["coordination"])
+    second = SpecClient(center, TOKEN, features=["coordination"])
+    assert "coordination" in first.center.agreed
+    value = {"serializer": "msgpack", "frames": [1]}
+    put, _ = first.request({"op": "coordinate", "kind": "queue", "name": "sr-jobs",
+                            "action": "put", "value": value}, [pack_value({"path": "a.csv"})])
+    assert put["status"] == "ok"
+    got, frames = second.request({"op": "coordinate", "kind": "queue", "name": "sr-jobs",
+                                  "action": "get", "timeout": 10})
+    assert got["status"] == "ok" and unpack_value(frames[got["value"]["frames"][0]]) == {
+        "path": "a.csv"}
+    held, _ = first.request({"op": "coordinate", "kind": "lock", "name": "sr-db",
+                             "action": "acquire", "lease": "first-0"})
+    assert (held["status"], held["count"]) == ("ok", 1)
+    busy, _ = second.request({"op": "coordinate", "kind": "lock", "name": "sr-db",
+                              "action": "acquire", "lease": "second-0", "timeout": 0})
+    assert busy["status"] == "timeout"
+    second.center.send([{"op": "coordinate", "id": 99, "kind": "lock", "name": "sr-db",
+                         "action": "acquire", "lease": "second-1", "timeout": 30}])
+    first.close()  # its lease goes with its connection
+    granted, _ = second.reply_to(99)
+    assert (granted["status"], granted["count"]) == ("ok", 1)
+    wrong, _ = second.request({"op": "coordinate", "kind": "queue", "name": "sr-db",
+                               "action": "size"})
+    assert wrong["status"] == "error" and wrong["error"]  # a name is one primitive
+    second.close()
