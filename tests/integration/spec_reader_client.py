@@ -14,6 +14,7 @@ import json
 import math
 import os
 import socket
+import ssl
 import struct
 from pathlib import Path
 from typing import Any
@@ -357,10 +358,17 @@ class Link:
     """A socket that completed the handshake; strict about everything it receives."""
 
     def __init__(self, address: str, token: str | None, *, peer: str, role: str = "client",
-                 features: list[str] = (), timeout: float = 30, **handshake: Any):
-        host, port = address.rsplit(":", 1)
+                 features: list[str] = (), timeout: float = 30,
+                 tls: ssl.SSLContext | None = None, **handshake: Any):
+        scheme, _, rest = address.rpartition("://")
+        host, port = rest.rsplit(":", 1)
+        host = host.removeprefix("[").removesuffix("]")  # an IPv6 host is in brackets
         self.peer, self.role = peer, role
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if scheme == "tls":
+            if tls is None:
+                raise ValueError(f"{address} is a TLS address: give a TLS context")
+            self.sock = tls.wrap_socket(self.sock)
         self.reader = BatchReader()
         self.batches: list[list[bytes]] = []
         self.handshake = Initiator(role, token, features=features, **handshake)
@@ -452,9 +460,10 @@ class SpecClient:
     SETTLED = ("key-in-memory", "task-erred", "key-lost", "key-cancelled")
 
     def __init__(self, address: str, token: str | None = None, features: list[str] = (),
-                 **handshake: Any):
-        self.token, self.features = token, list(features)
-        self.center = Link(address, token, peer="center", features=features, **handshake)
+                 tls: ssl.SSLContext | None = None, **handshake: Any):
+        self.token, self.features, self.tls = token, list(features), tls
+        self.center = Link(address, token, peer="center", features=features, tls=tls,
+                           **handshake)
         self.outcomes: dict[str, dict] = {}
         self.others: list[dict] = []  # what arrived that no request asked for
         self.news: list[dict] = []  # every message about a key, in order (``next_news``)
@@ -514,8 +523,8 @@ class SpecClient:
         return self.request({"op": "who-has", "keys": keys})[0]["who_has"]
 
     def worker(self, address: str) -> Link:
-        # Worker addresses are bare host:port, reached as we reached the center.
-        return Link(address, self.token, peer="worker", features=self.features)
+        # A worker's address says its transport; over TLS, our certificates are the same.
+        return Link(address, self.token, peer="worker", features=self.features, tls=self.tls)
 
     def get_data(self, address: str, keys: list[str],
                  serializers: list[str] = ("msgpack",)) -> tuple[dict, list[bytes]]:

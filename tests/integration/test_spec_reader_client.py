@@ -11,11 +11,13 @@ import json
 import math
 import os
 import socket
+import ssl
 import struct
 
 import msgpack
 import pytest
 
+from .test_security_tls import Authority
 from .spec_reader_client import (CATALOGUE, SPEC, BatchReader, Initiator, KeyRef, Link,
                                 SpecClient, SpecError, TaskFailed, encode_batch, pack_value,
                                 proof, task, unpack_value)
@@ -499,3 +501,25 @@ def test_coordination_primitives_as_the_spec_describes_them(center):
                                "action": "size"})
     assert wrong["status"] == "error" and wrong["error"]  # a name is one primitive
     second.close()
+
+
+def test_a_tls_cluster_from_the_spec(make_cluster, tmp_path):
+    """Mutual TLS with a cluster CA (host names not checked); worker addresses carry tls://
+    and are reached with the same certificates."""
+    authority = Authority(tmp_path, "cluster")
+    center_id, worker_id, client_id = (authority.issue(n) for n in ("center", "worker",
+                                                                     "client"))
+    cluster = make_cluster(n_workers=1, env={"DIST_TOKEN": TOKEN},
+                           center_args=center_id.options(authority.ca_file),
+                           worker_args=worker_id.options(authority.ca_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False  # cluster peers are addressed by IP
+    context.load_verify_locations(authority.ca_file)
+    context.load_cert_chain(client_id.cert, client_id.key)
+    client = SpecClient(cluster.address, TOKEN, tls=context)
+    client.submit([task("sr-tls", "operator:mul", 6, 7)])
+    [worker] = client.wait("sr-tls")["workers"]
+    assert worker.startswith("tls://") and worker == cluster.workers[0].address
+    assert client.gather(["sr-tls"]) == {"sr-tls": 42}
+    client.close()
