@@ -242,8 +242,9 @@ def wire_field(default: Any = dataclasses.MISSING, *, default_factory: Any = Non
     """A message field with protocol metadata: the version that added it (``since``), the
     feature it belongs to, which the field is only sent under (see ``features``), and the
     least value its numbers may have (``minimum``; floats must then be finite too), which
-    applies to each item of a list or map). ``values`` (the strings allowed) and ``length``
-    (of a bin) describe rules the handshake enforces, with its own error codes."""
+    applies to each item of a list or map). ``values`` (the strings the field is defined for)
+    and ``length`` (of a bin) are not checked when decoding: the handshake and the ops'
+    handlers enforce them, with their own error codes (PROTOCOL.md, Message encoding)."""
     metadata = {"since": since, "feature": feature, "minimum": minimum, "values": values,
                 "length": length}
     if default_factory is not None:
