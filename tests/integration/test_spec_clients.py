@@ -7,12 +7,10 @@ that breaks the protocol loses only its own connection.
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import msgpack
@@ -23,42 +21,13 @@ CLIENTS = ROOT / "examples" / "clients"
 TOKEN = "spec-clients-test-token"
 pytestmark = pytest.mark.timeout(180)
 
-
-def _start(args, env, prefix):
-    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        if line.startswith(prefix):
-            return process, line[len(prefix):].strip()
-    process.kill()
-    raise RuntimeError(f"{args[0]} did not start")
+MODULE_CLUSTER = {"n_workers": 2, "nthreads": 1, "env": {"DIST_TOKEN": TOKEN}}
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    env = {**os.environ, "DIST_TOKEN": TOKEN}
-    processes = []
-    try:
-        center, address = _start([sys.executable, "-m", "dist_center.cli", "--port", "0",
-                                  "--no-dashboard"], env, "Start center at ")
-        processes.append(center)
-        for _ in range(2):
-            worker, _ = _start([sys.executable, "-m", "dist_worker.cli", address, "--no-nanny",
-                                "--nthreads", "1"], env, "Start worker at ")
-            processes.append(worker)
-        time.sleep(0.3)
-        yield address
-    finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
+def cluster(module_cluster):
+    """The center's address; its workers have registered (conftest's module cluster)."""
+    return module_cluster.center.address
 
 
 def check_demonstration(output: str) -> None:
