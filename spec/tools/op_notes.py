@@ -76,11 +76,14 @@ OP_NOTES: dict[str, tuple[str, str]] = {
               "with its own log entries and those of every worker, which it asks with the same "
               "op (a worker that leaves meanwhile is left out). Entries are what the bounded "
               "logs still hold.", "`story-reply` with the same `id`"),
-    "story-reply": ("Log entries about the keys, oldest first on each host: the state a key "
-                    "left and the one it entered, the id of the event that caused it and the "
-                    "host's time. States are the sender's own (the center's `waiting`, "
-                    "`processing`, `memory`, ...; a worker's `fetch`, `flight`, `executing`, "
-                    "...), for people to read, not for programs to act on.", "—"),
+    "story-reply": ("Log entries about the keys, each a map: `key`, `start` (the state the "
+                    "key left), `finish` (the one it entered), `stimulus_id` (the event that "
+                    "caused it), `time` (the host's clock, seconds since the epoch) and "
+                    "`worker` (the worker's address, empty for the center's own entries); "
+                    "ordered by `time`, each host's entries in their own order. States are "
+                    "the sender's own (the center's `waiting`, `processing`, `memory`, ...; a "
+                    "worker's `fetch`, `flight`, `executing`, ...), for people to read, not "
+                    "for programs to act on.", "—"),
     "adaptive-target": ("What the center would scale to: the threads its work needs (the "
                         "tasks queued, without a worker and running, each counted at its "
                         "kind's average duration, 0.5 s before any ran, divided by "

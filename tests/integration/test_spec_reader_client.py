@@ -523,3 +523,29 @@ def test_a_tls_cluster_from_the_spec(make_cluster, tmp_path):
     assert worker.startswith("tls://") and worker == cluster.workers[0].address
     assert client.gather(["sr-tls"]) == {"sr-tls": 42}
     client.close()
+
+
+def test_settled_keys_answer_at_once_replicate_and_story(center, wait_until):
+    first = SpecClient(center, TOKEN)
+    first.submit([task("sr-settled", "operator:add", 20, 22), task("sr-failed", "math:log", 0)])
+    assert first.wait("sr-settled")["op"] == "key-in-memory"
+    assert first.wait("sr-failed")["op"] == "task-erred"
+    # Another client submitting the same keys is told their state at once (nothing reruns).
+    second = SpecClient(center, TOKEN, features=["story"])
+    second.submit([task("sr-settled", "operator:add", 20, 22), task("sr-failed", "math:log", 0)])
+    assert second.wait("sr-settled")["op"] == "key-in-memory"
+    assert second.wait("sr-failed")["exception_type"] == "ValueError"
+    # replicate: n copies on distinct workers (the cluster has two)
+    second.center.send([{"op": "replicate", "keys": ["sr-settled"], "n": 2}])
+    wait_until(lambda: len(second.who_has(["sr-settled"])["sr-settled"]) == 2,
+               what="a second copy of the key")
+    # story (feature): the center's and the workers' entries, maps for people to read
+    story, _ = second.request({"op": "story", "keys": ["sr-settled"]})
+    entries = story["entries"]
+    assert entries and all(set(e) == {"key", "start", "finish", "stimulus_id", "time", "worker"}
+                           for e in entries), entries
+    assert {e["worker"] for e in entries} >= {""}  # the center's own entries
+    assert [e["time"] for e in entries] == sorted(e["time"] for e in entries)
+    for client in (first, second):
+        client.release(["sr-settled", "sr-failed"])
+        client.close()
