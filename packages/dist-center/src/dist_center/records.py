@@ -48,6 +48,49 @@ def discard(current: set[str] | frozenset, item: str) -> None:
         current.discard(item)  # type: ignore[union-attr]
 
 
+class Singletons:
+    """One shared ``frozenset({item})`` per item. Nearly every task is wanted by one client
+    and held by one worker: tasks share that client's (that worker's) set, about 220 bytes a
+    task less than a set of their own each. ``joined`` and ``left`` give a task its own set
+    once a second member comes, and the shared empty set once the last one goes."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, frozenset] = {}
+
+    def __call__(self, item: str) -> frozenset:
+        alone = self._sets.get(item)
+        if alone is None:
+            alone = self._sets[item] = frozenset((item,))
+        return alone
+
+    def forget(self, item: str) -> None:
+        """The client or worker is gone: new tasks will not name it (those still naming it
+        keep their set)."""
+        self._sets.pop(item, None)
+
+
+def joined(current: set[str] | frozenset, item: str, alone: Singletons) -> set[str] | frozenset:
+    """``current`` with ``item`` in it; a shared set is replaced, never changed."""
+    if not current:
+        return alone(item)
+    if item in current:
+        return current
+    if type(current) is frozenset:
+        return {*current, item}
+    current.add(item)  # type: ignore[union-attr]
+    return current
+
+
+def left(current: set[str] | frozenset, item: str) -> set[str] | frozenset:
+    """``current`` without ``item``; a shared set is replaced, never changed."""
+    if item not in current:
+        return current
+    if type(current) is frozenset or len(current) == 1:
+        return NONE
+    current.discard(item)  # type: ignore[union-attr]
+    return current
+
+
 # Work not done yet: a task in one of these will still run.
 ACTIVE: frozenset[TaskStateName] = frozenset({"waiting", "queued", "no-worker", "processing"})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dist_protocol.messages import Session, SessionReply
 
 from .events import DetachedTimedOut, Recovering, RecoveryTimedOut, TaskFailed
-from .records import ACTIVE, added, discard
+from .records import ACTIVE, joined, left
 from .sharing import is_holder
 from .view import Center
 
@@ -83,8 +83,7 @@ def _rename_client(state: Center, current: str, previous: str) -> None:
     keys = state.clients.pop(current, set())
     for key in keys:
         ts = state.tasks[key]
-        discard(ts.wanted_by, current)
-        ts.wanted_by = added(ts.wanted_by, previous)
+        ts.wanted_by = joined(left(ts.wanted_by, current), previous, state.alone)
     state.clients.setdefault(previous, set()).update(keys)
     for flags in (state.small_values_for, state.told_of_recomputing):
         if current in flags:

@@ -41,7 +41,7 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Coordinati
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, TaskState, WorkerInfo,  # noqa: F401
-                      added, discard, key_prefix)
+                      added, discard, joined, key_prefix, left)
 from .retirement import Retirements
 from .stories import Stories
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
@@ -164,8 +164,9 @@ class CenterState(TaskMachine):
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
             if ts is not None:
-                discard(ts.wanted_by, event.client)
+                ts.wanted_by = left(ts.wanted_by, event.client)
                 self.transition(ts, "forgotten", sid)
+        self.alone.forget(event.client)
 
     def _client_sent(self, event: ClientSent, sid: str) -> None:
         self.messages_handled += 1
@@ -175,7 +176,7 @@ class CenterState(TaskMachine):
             handler(event.client, event.message, sid)
 
     def want(self, client: str, ts: TaskState) -> None:
-        ts.wanted_by = added(ts.wanted_by, client)
+        ts.wanted_by = joined(ts.wanted_by, client, self.alone)
         self.clients[client].add(ts.key)
 
     def _send_all(self, messages: Outgoing) -> None:
@@ -260,7 +261,7 @@ class CenterState(TaskMachine):
             wants.discard(key)
             ts = self.tasks.get(key)
             if ts is not None:
-                discard(ts.wanted_by, client)
+                ts.wanted_by = left(ts.wanted_by, client)
                 self.transition(ts, "forgotten", sid)
 
     def _cancel(self, client: str, msg: Cancel, sid: str) -> None:
@@ -415,7 +416,7 @@ class CenterState(TaskMachine):
         lost = []
         for key in worker.has_what:
             ts = self.tasks[key]
-            discard(ts.who_has, worker.address)
+            ts.who_has = left(ts.who_has, worker.address)
             if ts.actor_host == worker.address and ts.state == "memory":
                 for other in ts.who_has:  # copies of its handle lead nowhere now
                     holder = self.workers[other]
@@ -426,6 +427,7 @@ class CenterState(TaskMachine):
             if not ts.who_has and ts.state == "memory":
                 lost.append(ts)
         worker.has_what.clear()
+        self.alone.forget(worker.address)
         self._lose(lost, f"its only copy was on worker {worker.address}, which left "
                          f"({event.reason})", sid)
         for ts in orphans:
@@ -534,7 +536,7 @@ class CenterState(TaskMachine):
             return
         holder = self.workers.get(msg.worker)
         if msg.worker in ts.who_has:
-            discard(ts.who_has, msg.worker)
+            ts.who_has = left(ts.who_has, msg.worker)
             if holder is not None:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes

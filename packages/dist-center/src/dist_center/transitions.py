@@ -28,8 +28,8 @@ from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
 from .lineage import Recs
 from .ready import ReadyQueue
-from .records import (NONE, STATES, PrefixNames, TaskState, TaskStateName, WorkerInfo, added,
-                      discard)
+from .records import (NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
+                      WorkerInfo, discard, joined)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
@@ -63,6 +63,7 @@ class TaskMachine:
         self.messages_handled = 0
         # For the dashboard, O(1) per transition: prefix -> state -> tasks now in that state.
         self.task_counts: dict[str, dict[str, int]] = {}
+        self.alone = Singletons()  # the sets of one client or worker that tasks share
         self.prefix_of = PrefixNames()  # key -> the prefix it is counted under (capped)
         self.task_stream_count = 0  # appended ever: a cursor into task_stream
         self.task_durations = TaskDurations()
@@ -408,7 +409,7 @@ class TaskMachine:
 
     def add_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
         if worker.address not in ts.who_has:
-            ts.who_has = added(ts.who_has, worker.address)
+            ts.who_has = joined(ts.who_has, worker.address, self.alone)
             worker.has_what.add(ts.key)
             worker.nbytes += ts.nbytes
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from dist_protocol.messages import Message, Release, TaskErred
 
 from .lineage import Recs
-from .records import CenterView, Dataset, PrefixNames, TaskState, WorkerInfo
+from .records import CenterView, Dataset, PrefixNames, Singletons, TaskState, WorkerInfo
 
 
 class Center(CenterView, Protocol):
@@ -26,6 +26,7 @@ class Center(CenterView, Protocol):
     small_values_for: set[str]
     told_of_recomputing: set[str]
     prefix_of: PrefixNames
+    alone: Singletons
     now: float  # the clock, read once per step
     # A center restarted on its state directory (see ``recovery``).
     durable: bool
