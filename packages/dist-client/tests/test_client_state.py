@@ -144,10 +144,15 @@ def test_cancel_pending_only_expects_no_echo():
     assert len(s.center_sent([KeyCancelled(key="k")])) == 1
 
 
-def test_a_cancelled_echo_for_a_settled_key_changes_nothing():
+def test_a_cancel_nobody_here_asked_for_ends_a_finished_key_too():
+    # The center cancels a key this client did not cancel when it forgets it (another
+    # client restarted the cluster): the value is gone with the workers' memory.
     s = ClientState()
     s.hold("k").finish(1, "int", ["w"])
-    assert s.center_sent([KeyCancelled(key="k")]) == []
+    assert summary(s.center_sent([KeyCancelled(key="k")])) \
+        == [("fail", "k", "cancelled", "CancelledError")]
+    s.hold("e").fail(ValueError(), "", "error")
+    assert s.center_sent([KeyCancelled(key="e")]) == []  # an error stays what it was
 
 
 def test_center_lost_fails_pending_keys_and_names_the_done_ones():

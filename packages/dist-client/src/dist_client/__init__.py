@@ -11,6 +11,7 @@ from dist_protocol.errors import AuthenticationError
 
 from .actors import Actor, ActorFuture, ActorLost
 from .asynchronous import AsyncExecutor
+from .current import default_executor
 from .datasets import fire_and_forget
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, ExecutorClosedError,
                      KilledWorker, LostDataError, RemoteError)
@@ -26,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "ActorFuture",
            "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
-           "CenterLostError", "ClusterError", "CoordinationError", "EnvironmentMismatch", "Event",
+           "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
+           "EnvironmentMismatch", "Event",
            "Executor", "ExecutorClosedError", "fire_and_forget", "Future", "get_executor",
            "KilledWorker", "Lock", "LostDataError", "progress", "Pub", "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

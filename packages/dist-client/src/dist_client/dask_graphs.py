@@ -7,7 +7,7 @@ workers, never through the client.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Hashable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import Submit
@@ -63,12 +63,16 @@ def _nest(keys: Any, values: dict) -> Any:
     return values[keys]
 
 
-def get(core: ClientCore, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
+def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
+        allow_other_workers: bool = False, resources: Any = None, retries: int = 0,
+        priority: int = 0, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
 
-    The graph's futures are released before this returns, also when it raises: an exception
-    kept alive (by a REPL, say) must not keep them, or a later graph reusing these key names
-    would find the old results or errors.
+    ``workers`` and ``resources`` restrict every task, or, as a dict by key, the tasks of
+    those keys (as dask's ``Client.get``); other keywords dask passes to schedulers are
+    ignored. The graph's futures are released before this returns, also when it raises: an
+    exception kept alive (by a REPL, say) must not keep them, or a later graph reusing these
+    key names would find the old results or errors.
     """
     futures: dict[Hashable, Future] = {}
     try:
@@ -77,7 +81,8 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, **kwargs: Any) -> Any:
         for key in wanted:
             if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
-        futures = submit_graph(core, dsk, wanted)
+        futures = submit_graph(core, dsk, wanted, _options_by_key(
+            graph, workers, allow_other_workers, resources, retries, priority))
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
@@ -93,6 +98,8 @@ def compute(core: ClientCore, collections: list) -> list[Future]:
     from dask._expr import FinalizeCompute
     from dask.base import collections_to_expr
 
+    if not collections:
+        return []
     with cluster_shuffle():
         expr = FinalizeCompute(collections_to_expr(list(collections), True)).optimize()
     keys = list(_flatten(expr.__dask_keys__()))
@@ -194,8 +201,30 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def submit_graph(core: ClientCore, dsk: Any,
-                 wanted: Collection[Hashable] | None = None) -> dict[Hashable, Future]:
+def _options_by_key(graph: Mapping, workers: Any, allow_other_workers: bool, resources: Any,
+                    retries: int, priority: int) -> Callable[[Hashable], dict]:
+    """Each task's options: ``workers``/``resources`` for all, or by key when dicts."""
+    def by_key(value: Any, key: Hashable) -> Any:
+        return value.get(key) if isinstance(value, dict) else value
+
+    if isinstance(workers, dict) or isinstance(resources, dict):
+        unknown = [key for value in (workers, resources) if isinstance(value, dict)
+                   for key in value if key not in graph]
+        if unknown:
+            raise ValueError(f"restrictions name keys the graph does not have: {unknown!r}")
+    same = TaskBuilder.options(None if isinstance(workers, dict) else workers, priority,
+                               retries, allow_other_workers,
+                               None if isinstance(resources, dict) else resources)
+    per_key = {key: TaskBuilder.options(by_key(workers, key), priority, retries,
+                                        allow_other_workers, by_key(resources, key))
+               for key in graph if (isinstance(workers, dict) and key in workers)
+               or (isinstance(resources, dict) and key in resources)}
+    return lambda key: per_key.get(key, same)
+
+
+def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None = None,
+                 options_of: Callable[[Hashable], dict] | None = None
+                 ) -> dict[Hashable, Future]:
     """Submit every node of a dask graph (or expression) in one message; a future per key,
     or, when ``wanted`` names the keys the caller will read, per wanted key only.
 
@@ -217,9 +246,12 @@ def submit_graph(core: ClientCore, dsk: Any,
     keep = None if wanted is None else set(wanted)
     futures: dict[Hashable, Future] = {}
     external = _external_inputs(core, graph)
-    options = TaskBuilder.options(None, 0, 0, False, None)
+    if options_of is None:
+        unrestricted = TaskBuilder.options(None, 0, 0, False, None)
+        options_of = lambda key: unrestricted
     tasks = []
-    core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
+    for options in {id(options): options for options in map(options_of, graph)}.values():
+        core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
     with core.lock:
         # A new graph reusing a key name that failed gets a fresh result.
         new = set(core.state.keys_to_submit((dist_key(key) for key in order),
@@ -233,9 +265,11 @@ def submit_graph(core: ClientCore, dsk: Any,
             fresh = name in new
             if fresh:
                 new.discard(name)
-                task_options = options
+                task_options = options_of(key)
                 if priorities:
-                    task_options = {**options, "priority": -priorities.get(key, 0)}
+                    task_options = {**task_options,
+                                    "priority": task_options["priority"]
+                                    - priorities.get(key, 0)}
                 tasks.append(core.task(name, core.function_payload(node), (inputs,), {},
                                        task_options, node))
             if keep is None or key in keep or not fresh:

@@ -24,6 +24,11 @@ from .tasks import TaskBuilder
 from .worker_functions import install_file
 
 
+def _is_collection(value: Any) -> bool:
+    from dask import is_dask_collection
+    return is_dask_collection(value)
+
+
 class Executor(concurrent.futures.Executor):
     """A connection to a dist cluster.
 
@@ -218,17 +223,25 @@ class Executor(concurrent.futures.Executor):
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:
-        """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here."""
+        """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here.
+        ``workers=``, ``resources=`` (for every task, or a dict by key), ``retries=``,
+        ``priority=`` and ``allow_other_workers=`` are ``submit``'s options."""
         from .dask_graphs import get
         return get(self.core, dsk, keys, **kwargs)
 
-    def compute(self, collections: Any) -> Any:
+    def compute(self, collections: Any, sync: bool = False) -> Any:
         """Futures for dask collections (a collection, or a list or tuple of them), computed on
-        the cluster; ``result()`` gives what ``collection.compute()`` would."""
+        the cluster as one graph; ``result()`` gives what ``collection.compute()`` would.
+        Anything in the list that is not a dask collection comes back as it is; ``sync=True``
+        gives the values instead of futures (as dask's ``Client.compute``)."""
         from .dask_graphs import compute
-        if isinstance(collections, (list, tuple)):
-            return compute(self.core, list(collections))
-        return compute(self.core, [collections])[0]
+        single = not isinstance(collections, (list, tuple))
+        items = [collections] if single else list(collections)
+        futures = iter(compute(self.core, [item for item in items if _is_collection(item)]))
+        results = [next(futures) if _is_collection(item) else item for item in items]
+        if sync:
+            results = self.gather(results)
+        return results[0] if single else results
 
     def as_dask_scheduler(self):
         """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""

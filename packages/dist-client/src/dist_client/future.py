@@ -124,9 +124,12 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return remote_traceback.build(text) if text else None
 
     def traceback_text(self, timeout: float | None = None) -> str | None:
-        """The remote traceback of a failed task, as text (None if it did not fail)."""
+        """The remote traceback of a failed task, as text (None if it did not fail); the
+        frames of functions sent by value get their file and source line here."""
         self._wait(timeout)
-        return self.keystate.traceback or None if self.keystate.status == "error" else None
+        if self.keystate.status != "error" or not self.keystate.traceback:
+            return None
+        return remote_traceback.localize(self.keystate.traceback)
 
     @property
     def executor(self) -> Any:

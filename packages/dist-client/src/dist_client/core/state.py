@@ -175,7 +175,9 @@ class ClientState:
                 if self._confirms_own_cancel(msg.key):
                     continue
                 state = states.get(msg.key)
-                if state is not None and state.status == "pending":
+                # Finished too: the center cancels what it holds only when it forgets it
+                # (another client restarted the cluster), and then the value is gone.
+                if state is not None and state.status in ("pending", "finished"):
                     orders.append(Fail(state, CancelledError(f"{msg.key} was cancelled"),
                                        status="cancelled"))
             else:
