@@ -14,7 +14,9 @@ import collections
 import copy
 import dataclasses
 import logging
+import os
 import ssl
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -151,6 +153,10 @@ class Comm:
         self.abort_error: ProtocolError | None = None  # what we closed the connection for
         self.peer_error: Error | None = None  # what the peer closed the connection for
         self._flush_scheduled = False
+        # Sends from other threads (``write_now``) and the loop's own flushes take turns here.
+        self._write_lock = threading.Lock()
+        self._fd: int | None = None  # a descriptor of the socket that other threads write to
+        self._rest: list[Any] = []  # what a thread's write left unwritten, for the loop
         self._inbox: collections.deque[Message] = collections.deque()
         self._waiter: asyncio.Future[Any] | None = None
         self._handler: Handler | None = None
@@ -184,15 +190,64 @@ class Comm:
         codec = self.codec
         if codec is not None:
             messages = tuple(compressed(msg, codec) for msg in messages)
-        self.connection.send(*messages)
-        if not self._flush_scheduled:
+        with self._write_lock:
+            self.connection.send(*messages)
+            if self._flush_scheduled:
+                return
             self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        self.loop.call_soon(self._flush)
+
+    def write_now(self, *messages: Message) -> bool:
+        """From a thread other than the loop's: encode ``messages`` and write them to the
+        socket in this thread, now, when nothing is waiting to be written before them -- no
+        wake-up of the loop, no thread switch. False (nothing done) when they must go through
+        the loop instead: something is queued or buffered, the connection is closing, or it
+        is not a plain socket (TLS, in memory), or ``write_from_threads`` was not called.
+        ``LocalProtocolError`` as ``send``."""
+        if self._fd is None:
+            return False
+        with self._write_lock:
+            transport, fd = self.transport, self._fd
+            if (fd is None or self._flush_scheduled or self._rest
+                    or self.connection.wants_to_send or self.closed.done()
+                    or transport is None or transport.is_closing()
+                    or transport.get_write_buffer_size()):
+                return False
+            codec = self.codec
+            if codec is not None:
+                messages = tuple(compressed(msg, codec) for msg in messages)
+            self.connection.send(*messages)
+            buffers = self.connection.data_to_send()
+            try:
+                written = os.writev(fd, buffers)
+            except OSError:  # (would block, or broken) the loop writes it and sees the error
+                written = 0
+            self._rest = _unwritten(buffers, written)
+            if not self._rest:
+                return True
+            self._flush_scheduled = True
+        self.loop.call_soon_threadsafe(self._flush)
+        return True
+
+    def write_from_threads(self) -> None:
+        """On the loop: let ``write_now`` write from other threads. They write to a descriptor
+        of their own (a duplicate), which the loop closing the transport cannot free for
+        another connection to reuse while a thread is about to write to it."""
+        if self._fd is None and self.transport is not None and not self.closed.done():
+            fd = _socket_fd(self.transport)
+            if fd is not None:
+                self._fd = os.dup(fd)
+
+    def _stop_thread_writes(self) -> None:
+        with self._write_lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def flush(self) -> None:
         """Write what was sent so far now, not on the loop's next pass: before something that
         may end this process, so that the peer still receives it."""
-        if self.connection.wants_to_send:
+        if self.connection.wants_to_send or self._rest:
             self._flush()
 
     def send_threadsafe(self, *messages: Message) -> None:
@@ -203,15 +258,18 @@ class Comm:
             self.send(*messages)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        for buf in self.connection.data_to_send():
-            # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
-            # received into a memory map, forwarded)
-            transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
-                            else memoryview(buf))
+        with self._write_lock:
+            self._flush_scheduled = False
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                return
+            rest, self._rest = self._rest, []
+            for buf in rest + self.connection.data_to_send() if rest \
+                    else self.connection.data_to_send():
+                # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
+                # received into a memory map, forwarded)
+                transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
+                                else memoryview(buf))
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -354,7 +412,7 @@ class Comm:
         self._closed(None)
 
     def close(self, reason: str | None = None) -> None:
-        if self.connection.wants_to_send:
+        if self.connection.wants_to_send or self._rest:
             self._flush()
         if reason and self.close_reason is None:
             self.close_reason = reason
@@ -369,6 +427,7 @@ class Comm:
         if self.close_reason is None and exc is not None:
             self.close_reason = str(exc)
         self.closed.set_result(self.close_reason)
+        self._stop_thread_writes()
         self._fail_handshake(CommClosedError(f"connection to {self.peer_address} closed"
                                              + (f": {self.close_reason}" if self.close_reason
                                                 else "")))
@@ -402,6 +461,29 @@ class Comm:
         self._drain_waiters = []
         # Bytes that still arrive (an abort lingers) are dropped unread into a small buffer.
         self.connection.release()
+
+
+def _unwritten(buffers: list[Any], written: int) -> list[Any]:
+    """What is left of ``buffers`` after their first ``written`` bytes."""
+    for i, buf in enumerate(buffers):
+        view = memoryview(buf).cast("B")
+        if written < view.nbytes:
+            return [view[written:], *buffers[i + 1:]]
+        written -= view.nbytes
+    return []
+
+
+def _socket_fd(transport: asyncio.BaseTransport) -> int | None:
+    """The descriptor another thread may write this transport's bytes to: a plain TCP or
+    Unix socket's, not a TLS connection's (its bytes must pass through the TLS layer)."""
+    if transport.get_extra_info("sslcontext") is not None \
+            or transport.get_extra_info("ssl_object") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    try:
+        return None if sock is None else sock.fileno()
+    except (OSError, AttributeError):
+        return None
 
 
 class _StreamProtocol(asyncio.BufferedProtocol):

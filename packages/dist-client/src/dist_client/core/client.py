@@ -48,6 +48,8 @@ from .waiters import settled_async
 log = logging.getLogger("dist_client")
 
 SUBMIT_CHUNK = 5_000  # tasks per submit message, so each batch stays well under frame limits
+# How long a release made in a user thread may wait to travel with that thread's next message.
+RELEASE_DELAY = 0.005
 
 
 class ClientCore:
@@ -78,6 +80,7 @@ class ClientCore:
         self.lock = threading.RLock()
         self.state = ClientState()
         self._flush_scheduled = False
+        self._release_timer = False  # the I/O thread sends the releases waiting soon
         self._replies = PendingReplies()  # requests to the center awaiting their reply
         self._tasks = TaskBuilder()
         self.io = LoopThread()
@@ -192,6 +195,7 @@ class ClientCore:
             raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
         comm.set_handler(self._on_center_messages)
         comm.on_close(self._on_center_lost)
+        comm.write_from_threads()  # submits are written by the threads that make them
         return comm
 
     def _on_center_messages(self, messages: list[Message]) -> None:
@@ -308,6 +312,7 @@ class ClientCore:
         """Send a request to the center and wait for its reply (on the I/O loop)."""
         if self.center is None or self.center.is_closed:
             raise ClusterError(f"no connection to the center at {self.address}")
+        self._flush_outbox()  # releases still waiting go first, in the order they were made
         return await self._replies.request(self.center, make)
 
     def until_connected(self) -> None:
@@ -323,7 +328,7 @@ class ClientCore:
         self.until_connected()
         with self.lock:
             if self.state.queue(*messages):
-                self._schedule_flush()
+                self._schedule_flush(now=True)
 
     def hold(self, key: str, state: KeyState | None = None) -> KeyState:
         """One more handle on ``key`` (a Future made)."""
@@ -335,7 +340,7 @@ class ClientCore:
         try:
             with self.lock:
                 if self.state.unhold(key, release=self.status == "running"):
-                    self._schedule_flush()
+                    self._schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
@@ -343,25 +348,54 @@ class ClientCore:
         self.until_connected()
         with self.lock:
             if self.state.cancel(keys, pending_only):
-                self._schedule_flush()
+                self._schedule_flush(now=True)
 
-    def _schedule_flush(self) -> None:
-        """With the lock held: make sure the I/O thread sends the outbox soon."""
+    def _schedule_flush(self, now: bool = False) -> None:
+        """With the lock held: the outbox goes to the center. With ``now`` (work the caller
+        waits for) this thread writes it itself when the connection has nothing else to
+        write, sparing the round trip through the I/O thread (a wake-up and two thread
+        switches); otherwise (releases: nobody waits on them) the I/O thread sends it soon."""
+        center = self.center
+        if now and center is not None and not self.io.in_loop_thread:
+            messages = self.state.take_outbox()
+            try:
+                if center.write_now(*messages):
+                    return
+            except Exception:  # noqa: BLE001 -- the I/O thread sends them and says what failed
+                pass
+            self.state.put_back(messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.io.call(self._flush_outbox)
 
-    def _flush_outbox(self) -> None:
+    def _schedule_release(self) -> None:
+        """With the lock held: a release is queued. Nobody waits on one, so from a user thread
+        it goes with that thread's next message to the center (a submit, say) or, failing
+        that, within ``RELEASE_DELAY``: one wake-up of the I/O thread for any number of
+        releases, rather than one for each Future dropped."""
+        if self.io.in_loop_thread:
+            self._schedule_flush()
+        elif not self._release_timer:
+            self._release_timer = True
+            self.io.call(self.io.loop.call_later, RELEASE_DELAY, self._release_due)
+
+    def _release_due(self) -> None:
         with self.lock:
-            messages = self.state.take_outbox()
+            self._release_timer = False
+        self._flush_outbox()
+
+    def _flush_outbox(self) -> None:
+        center = self.center
+        with self.lock:  # taken and queued at once: a thread's write_now cannot come between
             self._flush_scheduled = False
-        if self.center is None or self.center.is_closed:
-            if self.status == "reconnecting":  # sent once connected again, in order
-                with self.lock:
+            messages = self.state.take_outbox()
+            if center is None or center.is_closed:
+                if self.status == "reconnecting":  # sent once connected again, in order
                     self.state.put_back(messages)
-            return
-        if messages:
-            self.center.send(*messages)
+                return
+            if messages:
+                center.send(*messages)
+        center.flush()  # in this pass of the loop, not the next
 
     async def value_of(self, state: KeyState) -> Any:
         """The value of one key once it is computed (fetched from a worker that holds it),

@@ -87,8 +87,26 @@ def settled(states: list[KeyState], timeout: float | None = None) -> bool:
     """Block this thread until every one of ``states`` is done; False on timeout."""
     if all(state.done for state in states):
         return True
+    if len(states) == 1:
+        return _one_settled(states[0], timeout)
     with ThreadWaiter(states) as waiter:
         return waiter.until(lambda: all(state.done for state in states), timeout)
+
+
+def _one_settled(state: KeyState, timeout: float | None) -> bool:
+    """``settled`` for one key (``Future.result``): the thread sleeps on a plain lock that
+    the key's settling releases -- one futex wake-up from the I/O thread, and no condition
+    variable, event or watcher list to build and take down per call."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not state.done:  # (again if it settled and went back to pending: recomputed)
+        woken = threading.Lock()
+        woken.acquire()
+        state.on_done(woken.release)  # released at once, here, if it settled meanwhile
+        left = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not woken.acquire(timeout=left):
+            state.forget(woken.release)
+            return state.done
+    return True
 
 
 async def settled_async(states: list[KeyState]) -> None:
