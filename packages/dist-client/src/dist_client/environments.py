@@ -41,6 +41,7 @@ class ClusterEnvironments:
         self.tag = pickle_tag(self.client)
         self.center: Environment | None = None
         self.workers: dict[str, Environment | None] = {}  # address -> what it said it runs
+        self._foreign: dict[str, Environment] = {}  # those of them on another Python
         self.names: dict[str, str] = {}  # worker name -> address
         self.updated: float | None = None
         self._warned: set[tuple[str, str]] = set()  # (package, version) already warned about
@@ -50,14 +51,16 @@ class ClusterEnvironments:
                         for w in worker_table}
         self.names = {w["name"]: w["address"] for w in worker_table if w.get("name")}
         self.updated = now
+        # Worked out once per refresh, not for every task submitted.
+        self._foreign = {address: env for address, env in self.workers.items()
+                         if env is not None and pickle_tag(env) != self.tag}
 
     def stale(self, now: float) -> bool:
         return self.updated is None or now - self.updated > REFRESH_SECONDS
 
     def foreign(self) -> dict[str, Environment]:
         """Workers on another Python (implementation or minor version) than this client."""
-        return {address: env for address, env in self.workers.items()
-                if env is not None and pickle_tag(env) != self.tag}
+        return self._foreign
 
     def _versions_text(self, addresses: list[str]) -> str:
         shown = ", ".join(f"{a} runs {describe(self.workers.get(a))}" for a in addresses[:5])

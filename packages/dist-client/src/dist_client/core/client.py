@@ -81,6 +81,8 @@ class ClientCore:
         self.state = ClientState()
         self._flush_scheduled = False
         self._release_timer = False  # the I/O thread sends the releases waiting soon
+        # A thread wrote to the center itself, and the center has not said anything since.
+        self._answer_due = False
         self._replies = PendingReplies()  # requests to the center awaiting their reply
         self._tasks = TaskBuilder()
         self.io = LoopThread()
@@ -200,6 +202,7 @@ class ClientCore:
 
     def _on_center_messages(self, messages: list[Message]) -> None:
         with self.lock:
+            self._answer_due = False  # the connection is idle again, as far as we know
             for msg in messages:
                 if type(msg) is CoordinateReply and msg.keys:
                     # Held before the center's news of these keys (after the reply) is read;
@@ -352,14 +355,18 @@ class ClientCore:
 
     def _schedule_flush(self, now: bool = False) -> None:
         """With the lock held: the outbox goes to the center. With ``now`` (work the caller
-        waits for) this thread writes it itself when the connection has nothing else to
-        write, sparing the round trip through the I/O thread (a wake-up and two thread
-        switches); otherwise (releases: nobody waits on them) the I/O thread sends it soon."""
+        may wait for) this thread writes it itself when the connection is idle -- nothing to
+        write, and the center has said something since this client last wrote that way --
+        sparing the trip through the I/O thread (a wake-up and two thread switches) a thread
+        that submits and waits, one task at a time. A burst of submits (a chain, a loop of
+        submits) goes through the I/O thread, batched: one message to the center, not one
+        each. Releases (nobody waits on them) go with the next message or soon."""
         center = self.center
-        if now and center is not None and not self.io.in_loop_thread:
+        if now and not self._answer_due and center is not None and not self.io.in_loop_thread:
             messages = self.state.take_outbox()
             try:
                 if center.write_now(*messages):
+                    self._answer_due = True
                     return
             except Exception:  # noqa: BLE001 -- the I/O thread sends them and says what failed
                 pass
