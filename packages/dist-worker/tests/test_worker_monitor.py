@@ -176,3 +176,12 @@ def test_before_a_task_results_spill_down_to_the_target(worker):
     monitor.rss = lambda: 590 * MB
     monitor.make_room()  # under the target: nothing to do
     assert worker.store.spilled == spilled
+
+
+def test_before_a_task_its_own_inputs_are_not_spilled(worker):
+    for i in range(5):
+        worker.store[f"k{i}"] = b"x" * (100 * MB)
+    monitor = monitor_of(worker, rss_after_spill=900 * MB)  # unmanaged: it stays high
+    monitor.make_room(inputs=["k0", "k3"])  # k0 is the least recently used
+    assert worker.store.in_memory("k0") and worker.store.in_memory("k3")
+    assert not any(worker.store.in_memory(f"k{i}") for i in (1, 2, 4))

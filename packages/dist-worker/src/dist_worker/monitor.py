@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Collection
 from typing import Protocol
 
 from dist_protocol.messages import Heartbeat, Message
@@ -177,17 +178,18 @@ class Monitor:
             worker.handle(MemoryPressureChanged(paused, above_target))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))
 
-    def make_room(self) -> None:
-        """Before a task starts on a thread: above the target, spill results until the
-        process should be back under it, so that the task's own memory (which no estimate
-        sees until it returns) starts from there rather than from the spill threshold."""
+    def make_room(self, inputs: Collection[str] = ()) -> None:
+        """Before a task starts on a thread: above the target, spill results (not the task's
+        ``inputs``, which it holds) until the process should be back under it, so that the
+        task's own memory (which no estimate sees until it returns) starts from there rather
+        than from the spill threshold."""
         policy = self.worker.memory_policy
         target = policy.bytes_at("target")
         if target is None or self._process is None or policy.bytes_at("spill") is None:
             return
         rss = self.rss()
         if rss > target and self.worker.store.managed:
-            self._spill_by_process_memory(rss, target)
+            self._spill_by_process_memory(rss, target, inputs)
 
     def after_task(self) -> None:
         """On the task's thread, once its inputs and result are let go: above the target,
@@ -206,18 +208,23 @@ class Monitor:
             return
         if self._terminate_since is None:
             self._terminate_since = now
+            if rss <= self.worker.memory_policy.limit:
+                log.warning("worker memory %s is above %s, %.0f%% of the limit, after spilling "
+                            "and releasing memory: restarting unless it falls within %g s",
+                            format_bytes(rss), format_bytes(terminate),
+                            100 * (self.worker.memory_policy.terminate or 0), TERMINATE_AFTER)
         if rss > self.worker.memory_policy.limit or now - self._terminate_since >= \
                 TERMINATE_AFTER:
             self._terminate(rss, terminate)
 
-    def _spill_by_process_memory(self, rss: int, goal: int) -> int:
+    def _spill_by_process_memory(self, rss: int, goal: int, keep: Collection[str] = ()) -> int:
         """Spill until the process should be under ``goal``, judged by the sizes spilled (the
         RSS itself falls only as the allocator returns memory); the RSS expected after."""
         store = self.worker.store
         deadline = time.monotonic() + SPILL_BUDGET
         spilled = 0
         while rss - spilled > goal and time.monotonic() < deadline:
-            weight = store.evict()
+            weight = store.evict(keep)
             if not weight:
                 break
             spilled += weight

@@ -350,7 +350,7 @@ class Worker:
                     # tasks finished, or it blames them for the death instead of this one.
                     self._flush_center()
                     self._pooled[ins.key] = function_key
-                    self.monitor.make_room()
+                    self.monitor.make_room(ins.inputs)
                     assert self._runner is not None  # started before any task arrives
                     self._runner.submit(ins)
             elif kind is SendToCenter:

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 import zict
@@ -175,11 +175,19 @@ class DataStore(MutableMapping):
             return False
         return True
 
-    def evict(self) -> int:
-        """Spill the least recently used value; its estimated bytes (0: nothing spilled)."""
-        if not len(self.buffer.fast) or not self._may_spill():
+    def evict(self, keep: Collection[str] = ()) -> int:
+        """Spill the least recently used value not in ``keep``; its estimated bytes (0:
+        nothing spilled). A running task's inputs are kept: spilling them frees nothing."""
+        fast = self.buffer.fast
+        if not len(fast) or not self._may_spill():
             return 0
-        result = self._guarded(self.buffer.fast.evict)
+        if not keep:
+            result = self._guarded(fast.evict)
+        else:
+            def evict_one() -> tuple[Any, Any, float]:
+                key = next((k for k in fast.order if k not in keep), None)
+                return (None, None, 0.0) if key is None else fast.evict(key)
+            result = self._guarded(evict_one)
         return 0 if result is None else int(result[2])
 
     def spill_to_target(self) -> None:
