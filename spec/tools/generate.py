@@ -74,11 +74,43 @@ def build_schema() -> dict:
                        "readers": "Python: a pickle (protocol 5), then its out-of-band buffers"},
             "bytes": {"minFrames": 1, "maxFrames": 1, "readers": "any language: raw bytes"},
         },
-        "messages": describe_ops(),
-        "records": describe_records(),
+        "messages": described_ops(),
+        "records": described_records(),
         "errorCodes": dict(ERROR_CODES),
         "features": dict(FEATURES),
     }
+
+
+def with_notes(fields: dict, cls: type) -> dict:
+    """Each field's description, as the catalogue's notes column gives it (the comment on its
+    line in the class)."""
+    notes = field_notes(cls)
+    return {name: {**spec, **({"description": notes[name]} if notes.get(name) else {})}
+            for name, spec in fields.items()}
+
+
+def replies_named(reply: str) -> list[str]:
+    """The ops a reply text names (in backticks), in order: what may answer the op."""
+    named = [word for word in reply.split("`")[1::2] if word in OPS]
+    return list(dict.fromkeys(named))
+
+
+def described_ops() -> dict:
+    """``describe_ops()`` with the catalogue's prose: what each op is for, what answers it
+    (as text and as the list of ops), and each field's note."""
+    ops = describe_ops()
+    for op, entry in ops.items():
+        cls = OPS[op]
+        purpose, reply = OP_NOTES.get(op, (docstring(cls), "—"))
+        entry["fields"] = with_notes(entry["fields"], cls)
+        ops[op] = {**({"description": purpose} if purpose else {}), **entry, "reply": reply,
+                   "replies": replies_named(reply)}
+    return ops
+
+
+def described_records() -> dict:
+    records = describe_records()
+    return {name: with_notes(fields, RECORDS[name]) for name, fields in records.items()}
 
 
 # -- PROTOCOL.md ----------------------------------------------------------------------------------

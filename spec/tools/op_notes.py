@@ -185,15 +185,15 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "clients release them. `data` is opaque to the center: a `msgpack` "
                         "payload (key references as extension type 1) any client can read, or "
                         "a `pickle` for Python clients. A name in use fails unless `override`.",
-                        "`dataset-reply` with the same `id` (`error` empty on success)"),
+                        "`dataset-reply` with the same `id` (its error field empty on success)"),
     "get-dataset": ("The keys and data published under `name`. To hold the keys, the client "
                     "then sends `want-keys` (until then the dataset alone holds them).",
-                    "`dataset-reply` with `keys` and `data`, or `error` (no such dataset)"),
+                    "`dataset-reply` with the keys and data, or with an error (no such dataset)"),
     "list-datasets": ("The names of the published datasets.",
                       "`dataset-reply` with `names`, sorted"),
     "unpublish-dataset": ("Forget the dataset `name`; its keys go unless a client or a task "
                           "still holds them.",
-                          "`dataset-reply` (`error` when no such dataset)"),
+                          "`dataset-reply` (with an error when no such dataset)"),
     "dataset-reply": ("The answer to a dataset request. A non-empty `error` says, for people, "
                       "why it failed; `keys`/`data` answer `get-dataset`, `names` "
                       "`list-datasets`.", "—"),

@@ -507,7 +507,10 @@ class SpecClient:
     def request(self, msg: dict, payloads: list[bytes] = ()) -> tuple[dict, list[bytes]]:
         msg = {**msg, "id": next(self.ids)}
         self.center.send([msg], payloads)
-        return self.reply_to(msg["id"])
+        reply, frames = self.reply_to(msg["id"])
+        if reply["op"] not in SCHEMA["messages"][msg["op"]]["replies"]:
+            raise SpecError("protocol-error", f"{msg['op']} answered by {reply['op']}")
+        return reply, frames
 
     def reply_to(self, request_id: int) -> tuple[dict, list[bytes]]:
         """The reply with this id (and its batch's frames); what arrives before it is kept."""
