@@ -1,7 +1,7 @@
 """dask on dist, against real processes: dask's own conformance tests for a ``get`` function,
 futures inside graphs, stable tokens, one graph for several collections, no stale results
-after a failed graph, and real dask.array / dataframe / bag / delayed workloads compared with
-dask's synchronous scheduler."""
+after a failed graph (the workloads compared with dask's synchronous scheduler are in
+test_dask_workloads.py)."""
 from __future__ import annotations
 
 import gc
@@ -14,7 +14,6 @@ np = pytest.importorskip("numpy")
 pd = pytest.importorskip("pandas")
 
 import dask.array as da  # noqa: E402
-import dask.bag as db  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 from dask import delayed  # noqa: E402
 from dask.base import tokenize  # noqa: E402
@@ -147,46 +146,7 @@ def test_an_argument_that_fails_to_unpickle_keeps_its_exception_type(e):
         e.get({"y": (repr, Fragile())}, "y")
 
 
-# -- workloads ---------------------------------------------------------------------------------
-def _frame() -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    return pd.DataFrame({"a": rng.integers(0, 100, 1000), "b": rng.integers(0, 5, 1000),
-                         "c": rng.random(1000)})
-
-
-WORKLOADS = {
-    "array-sum": lambda: (da.arange(10_000, chunks=1_000) * 2).sum(),
-    "array-matmul": lambda: (lambda x: (x @ x.T).mean())(
-        da.from_array(np.arange(400.0).reshape(20, 20), chunks=5)),
-    "array-rechunk-std": lambda: da.from_array(np.arange(1000.0), chunks=100)
-    .rechunk(250).std(),
-    "array-slicing": lambda: da.from_array(np.arange(100).reshape(10, 10), chunks=3)[2:8, ::2],
-    "frame-groupby": lambda: dd.from_pandas(_frame(), npartitions=4).groupby("b").c.mean(),
-    "frame-merge": lambda: dd.from_pandas(_frame(), npartitions=3).merge(
-        dd.from_pandas(_frame()[["b", "a"]].drop_duplicates("b"), npartitions=2), on="b")
-    .a_x.sum(),
-    "frame-filter-describe": lambda: dd.from_pandas(_frame(), npartitions=4)
-    .query("a > 50").c.describe(),
-    "bag-fold": lambda: db.from_sequence(range(100), npartitions=5).map(inc)
-    .filter(lambda v: v % 3).sum(),
-    "delayed-tree": lambda: delayed(sum)([delayed(inc)(i) for i in range(20)]),
-}
-
-
-@pytest.mark.parametrize("name", sorted(WORKLOADS))
-def test_real_dask_workloads_match_the_synchronous_scheduler(e, name):
-    expected = dask.compute(WORKLOADS[name](), scheduler="sync")[0]
-    through_get = dask.compute(WORKLOADS[name](), scheduler=e.get)[0]
-    through_compute = e.compute(WORKLOADS[name]()).result(60)
-    with e.as_dask_scheduler():
-        through_context = WORKLOADS[name]().compute()
-    for got in (through_get, through_compute, through_context):
-        if isinstance(expected, (pd.Series, pd.DataFrame)):
-            pd.testing.assert_series_equal(got.sort_index(), expected.sort_index()) \
-                if isinstance(expected, pd.Series) else \
-                pd.testing.assert_frame_equal(got.sort_index(), expected.sort_index())
-        else:
-            np.testing.assert_allclose(got, expected)
+# The workloads compared with dask's synchronous scheduler: test_dask_workloads.py.
 
 
 def started(*_inputs):
