@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 from dist_worker.memory import MemoryPolicy
 from dist_worker.monitor import Monitor
 from dist_worker.store import DataStore
+from dist_worker.taskmemory import TaskMemory, task_kind
 
 MB = 10**5  # sizes below are tenths of what they say: a test need not write gigabytes
 
@@ -166,15 +168,18 @@ def test_past_the_limit_itself_the_worker_restarts_at_once(worker, restarts):
     assert restarts == [75]
 
 
-def test_before_a_task_results_spill_down_to_the_target(worker):
+def test_before_a_task_results_spill_to_leave_room_for_what_its_kind_took(worker):
     for i in range(5):
         worker.store[f"k{i}"] = b"x" * (100 * MB)
-    monitor = monitor_of(worker, rss_after_spill=660 * MB)  # above the target, under spill
-    monitor.make_room()
-    assert worker.store.spilled >= 60 * MB and worker.store.in_memory("k4")
+    monitor = monitor_of(worker, rss_after_spill=650 * MB)  # above the target, under spill
+    monitor.make_room("('read-parquet-1f3e', 0)")  # a kind never seen: nothing to go by
+    assert worker.store.spilled == 0
+    monitor.task_memory.record("('read-parquet-1f3e', 1)", 300 * MB)  # it took 300 MB
+    monitor.make_room("('read-parquet-1f3e', 2)")  # 650 + 300 > the 800 MB pause threshold
+    assert 150 * MB <= worker.store.spilled <= 300 * MB and worker.store.in_memory("k4")
     spilled = worker.store.spilled
-    monitor.rss = lambda: 590 * MB
-    monitor.make_room()  # under the target: nothing to do
+    monitor.rss = lambda: 450 * MB
+    monitor.make_room("('read-parquet-1f3e', 3)")  # 450 + 300 fits under pause
     assert worker.store.spilled == spilled
 
 
@@ -182,6 +187,30 @@ def test_before_a_task_its_own_inputs_are_not_spilled(worker):
     for i in range(5):
         worker.store[f"k{i}"] = b"x" * (100 * MB)
     monitor = monitor_of(worker, rss_after_spill=900 * MB)  # unmanaged: it stays high
-    monitor.make_room(inputs=["k0", "k3"])  # k0 is the least recently used
+    monitor.task_memory.record("sort-1", 300 * MB)
+    monitor.make_room("sort-2", inputs=["k0", "k3"])  # k0 is the least recently used
     assert worker.store.in_memory("k0") and worker.store.in_memory("k3")
     assert not any(worker.store.in_memory(f"k{i}") for i in (1, 2, 4))
+
+
+def test_a_task_is_measured_by_how_far_the_process_grew_while_it_ran(worker):
+    numpy = pytest.importorskip("numpy")
+    monitor = Monitor(worker)
+    started = monitor.task_starting()
+    block = numpy.ones(50 * 10**6, dtype=numpy.uint8)  # 50 MB, every page touched
+    del block
+    monitor.after_task("('grow-abc', 0)", started)
+    expected = monitor.task_memory.expected("('grow-abc', 1)")
+    if sys.platform.startswith("linux"):
+        assert 40 * 10**6 <= expected < 200 * 10**6  # the peak, though freed by the end
+    assert monitor.task_memory.expected("other-kind") == expected  # unseen: the largest
+
+
+def test_kinds_of_task_are_the_prefixes_of_their_keys():
+    assert task_kind("inc-3f2a") == "inc"
+    assert task_kind("('shuffle-group-9e1c', 4)") == "shuffle-group"
+    assert task_kind("plain") == "plain"
+    memory = TaskMemory()
+    for growth in (10, 50, 20, 5, 5, 5, 5):
+        memory.record("sort-1", growth)
+    assert memory.expected("sort-9") == 20  # the largest of the last five

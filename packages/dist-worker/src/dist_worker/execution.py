@@ -221,9 +221,12 @@ class TaskRunner:
                  on_done: Callable[[list], None],
                  on_event: Callable[[Event], None] | None = None,
                  context: Callable[[str], TaskContext] | None = None,
-                 after: Callable[[], None] | None = None):
+                 before: Callable[[], Any] | None = None,
+                 after: Callable[[str, Any], None] | None = None):
         self.loop = loop
-        self.after = after  # on the thread, after each task, once it let go of its values
+        # On the thread, around each task: ``after(key, before())`` once it let go of its values.
+        self.before = before
+        self.after = after
         self.on_done = on_done
         self.on_event = on_event
         self.context = context
@@ -310,6 +313,8 @@ class TaskRunner:
                 return
             if self.context is not None:
                 task_context.set_current(self.context(instruction.key))
+            key = instruction.key
+            started = self._around(self.before)
             try:
                 outcome = run_task(instruction)
             except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
@@ -330,12 +335,19 @@ class TaskRunner:
             # paused for memory waits for that memory to be freed, not for a next task.
             del instruction, outcome
             if self.after is not None:
-                try:
-                    self.after()
-                except Exception:  # housekeeping must not cost the thread
-                    log.exception("after a task")
+                self._around(self.after, key, started)
             if self._retire():
                 return
+
+    @staticmethod
+    def _around(hook: Callable[..., Any] | None, *args: Any) -> Any:
+        if hook is None:
+            return None
+        try:
+            return hook(*args)
+        except Exception:  # housekeeping must not cost the thread
+            log.exception("around a task")
+            return None
 
     def _drain(self) -> None:
         with self._lock:

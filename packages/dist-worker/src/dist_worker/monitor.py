@@ -14,9 +14,10 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
   since everything it held is lost (the center recomputes what it can). A peak between
   *terminate* and the limit must last ``TERMINATE_AFTER`` to count; past the limit it need not.
 
-Around each task on a thread, the worker spills to the target before it starts
-(``make_room``) and, above the target, returns freed memory to the system once it ends
-(``after_task``): a task's own memory is seen by no estimate, only by the process's size.
+Around each task on a thread (``make_room``, ``task_starting``, ``after_task``), the worker
+measures how far the process grew while it ran, and before the next task of the same kind
+spills results until the process plus that growth stays under *pause* (``taskmemory.py``);
+above the target, it returns freed memory to the system as each task ends.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from dist_protocol.messages import Heartbeat, Message
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
 from .store import DataStore
+from .taskmemory import PeakMeter, TaskMemory
 
 log = logging.getLogger("dist.worker")
 
@@ -94,6 +96,8 @@ class Monitor:
         self._released_at = 0.0
         self._terminate_since: float | None = None  # first look past terminate, of a run
         self.clock = time.monotonic
+        self.task_memory = TaskMemory()  # what tasks took while they ran, by kind
+        self._peaks = PeakMeter()
         try:
             import psutil
             self._process = psutil.Process(os.getpid())
@@ -178,25 +182,40 @@ class Monitor:
             worker.handle(MemoryPressureChanged(paused, above_target))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))
 
-    def make_room(self, inputs: Collection[str] = ()) -> None:
-        """Before a task starts on a thread: above the target, spill results (not the task's
-        ``inputs``, which it holds) until the process should be back under it, so that the
-        task's own memory (which no estimate sees until it returns) starts from there rather
-        than from the spill threshold."""
+    def make_room(self, key: str, inputs: Collection[str] = ()) -> None:
+        """Before task ``key`` starts on a thread: spill results (not its ``inputs``, which
+        it holds) until the process plus the memory tasks of its kind took while they ran
+        stays under the pause threshold, so that the task's own memory (which no estimate
+        sees until it returns) does not carry the process past pause, or terminate."""
         policy = self.worker.memory_policy
-        target = policy.bytes_at("target")
-        if target is None or self._process is None or policy.bytes_at("spill") is None:
+        ceiling = policy.bytes_at("pause") or policy.bytes_at("terminate")
+        if ceiling is None or self._process is None or policy.bytes_at("spill") is None:
+            return
+        goal = ceiling - self.task_memory.expected(key)
+        rss = self.rss()
+        if rss > goal and self.worker.store.managed:
+            self._spill_by_process_memory(rss, goal, inputs, warn=False)
+
+    def task_starting(self) -> int:
+        """On the task's thread, as it starts: the process's size then (and the peak meter
+        reset), for ``after_task``. Without a memory limit nothing is measured."""
+        if not self.worker.memory_policy.limit or self._process is None:
+            return 0
+        self._peaks.reset()
+        return self.rss()
+
+    def after_task(self, key: str, started_at: int) -> None:
+        """On the task's thread, once its inputs and result are let go: remember how far the
+        process grew while it ran; above the target, give the memory the allocators kept
+        back to the system now, not a second later (reading a parquet file leaves about four
+        times the frame in pyarrow's pool)."""
+        if not self.worker.memory_policy.limit or self._process is None:
             return
         rss = self.rss()
-        if rss > target and self.worker.store.managed:
-            self._spill_by_process_memory(rss, target, inputs)
-
-    def after_task(self) -> None:
-        """On the task's thread, once its inputs and result are let go: above the target,
-        give the memory the allocators kept back to the system now, not a second later
-        (reading a parquet file leaves about four times the frame in pyarrow's pool)."""
+        peak = self._peaks.peak()
+        self.task_memory.record(key, (rss if peak is None else peak) - started_at)
         target = self.worker.memory_policy.bytes_at("target")
-        if target is not None and self._process is not None and self.rss() > target:
+        if target is not None and rss > target:
             release_unused_memory()
 
     def _check_terminate(self, rss: int, terminate: int) -> None:
@@ -217,7 +236,8 @@ class Monitor:
                 TERMINATE_AFTER:
             self._terminate(rss, terminate)
 
-    def _spill_by_process_memory(self, rss: int, goal: int, keep: Collection[str] = ()) -> int:
+    def _spill_by_process_memory(self, rss: int, goal: int, keep: Collection[str] = (),
+                                 warn: bool = True) -> int:
         """Spill until the process should be under ``goal``, judged by the sizes spilled (the
         RSS itself falls only as the allocator returns memory); the RSS expected after."""
         store = self.worker.store
@@ -228,7 +248,7 @@ class Monitor:
             if not weight:
                 break
             spilled += weight
-        if rss - spilled > goal and not store.managed and not self._unmanaged_warned:
+        if rss - spilled > goal and not store.managed and warn and not self._unmanaged_warned:
             self._unmanaged_warned = True
             log.warning("worker memory %s is above the spill threshold with nothing left to "
                         "spill: %s is unmanaged (held by tasks, libraries or the allocator, "

@@ -118,7 +118,8 @@ class Worker:
         self.name = self.name or self.address
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
-                                  self.task_context, after=self.monitor.after_task)
+                                  self.task_context, before=self.monitor.task_starting,
+                                  after=self.monitor.after_task)
         self.actors = ActorHost(loop, lambda: self.address, self.handle)
         self._spawn(self._center_loop())
         self._spawn(self.monitor.run())
@@ -350,7 +351,7 @@ class Worker:
                     # tasks finished, or it blames them for the death instead of this one.
                     self._flush_center()
                     self._pooled[ins.key] = function_key
-                    self.monitor.make_room(ins.inputs)
+                    self.monitor.make_room(ins.key, ins.inputs)
                     assert self._runner is not None  # started before any task arrives
                     self._runner.submit(ins)
             elif kind is SendToCenter:

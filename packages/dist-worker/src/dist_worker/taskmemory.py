@@ -1,0 +1,94 @@
+"""How much memory a task needs while it runs, learned from the tasks of its kind that ran.
+
+A task's own memory (the frames pandas copies while it sorts or concatenates, what pyarrow
+allocates while it reads a file) is seen by no size estimate: only the process grows, then
+shrinks when the task returns. The worker measures each task's peak above the process's size
+when it started (on Linux, the kernel's high-water mark of the process, reset as the task
+starts; elsewhere its size as it ends) and remembers, per kind of task (the key's prefix, as
+the dashboard names it: ``read_parquet`` for ``('read_parquet-<token>', 3)``), the largest of
+its last few peaks. Before the next task of that kind starts, results spill until the process
+plus that peak stays under the pause threshold (``Monitor.make_room``).
+
+With several threads running, a peak measured is the whole process's (other tasks, transfers):
+an overestimate, which only makes the worker spill sooner.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+
+REMEMBERED = 5  # peaks kept per kind of task: the largest of them is the expectation
+MAX_KINDS = 1000  # kinds remembered; past that the oldest kind is forgotten
+_CLEAR_REFS = "/proc/self/clear_refs"
+_STATUS = "/proc/self/status"
+
+
+def task_kind(key: str) -> str:
+    """The function name a key starts with: ``inc`` for ``inc-<hash>``; for a dask tuple key
+    (``"('sum-aggregate-<token>', 0)"``) the name in its first element."""
+    name = key[2:].split(key[1], 1)[0] if key.startswith(("('", '("')) else key
+    return (name.rsplit("-", 1)[0] if "-" in name else name) or key
+
+
+class PeakMeter:
+    """The process's peak resident memory since the last ``reset`` (Linux: ``VmHWM``, which
+    writing ``5`` to ``clear_refs`` resets); ``None`` where the kernel does not offer it."""
+
+    def __init__(self) -> None:
+        self.available = sys.platform.startswith("linux") and self._try_reset()
+
+    @staticmethod
+    def _try_reset() -> bool:
+        try:
+            with open(_CLEAR_REFS, "w") as f:
+                f.write("5")
+        except OSError:
+            return False
+        return PeakMeter._read() is not None
+
+    def reset(self) -> None:
+        if self.available:
+            try:
+                with open(_CLEAR_REFS, "w") as f:
+                    f.write("5")
+            except OSError:
+                self.available = False
+
+    def peak(self) -> int | None:
+        return self._read() if self.available else None
+
+    @staticmethod
+    def _read() -> int | None:
+        try:
+            with open(_STATUS, "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) * 1024  # kB
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+
+class TaskMemory:
+    """Per kind of task, the memory its recent runs took above where the process started."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, deque[int]] = {}
+
+    def record(self, key: str, growth: int) -> None:
+        kind = task_kind(key)
+        seen = self.peaks.pop(kind, None)  # re-inserted: the dict's order is recency
+        if seen is None:
+            seen = deque(maxlen=REMEMBERED)
+            if len(self.peaks) >= MAX_KINDS:
+                del self.peaks[next(iter(self.peaks))]
+        seen.append(max(0, growth))
+        self.peaks[kind] = seen
+
+    def expected(self, key: str) -> int:
+        """The memory a task of ``key``'s kind is expected to take while it runs: the largest
+        of its kind's recent peaks; for a kind not seen yet, the largest of any kind's."""
+        seen = self.peaks.get(task_kind(key))
+        if seen:
+            return max(seen)
+        return max((max(p) for p in list(self.peaks.values()) if p), default=0)
