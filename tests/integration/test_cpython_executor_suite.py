@@ -36,7 +36,9 @@ SUBPROCESS_TESTS = {
     "test_interpreter_shutdown": "imports the executor type by name in a subprocess",
     "test_submit_after_interpreter_shutdown": "imports the executor type by name in a subprocess",
     "test_hang_gh83386": "imports the executor type by name in a subprocess",
-    "test_max_workers_negative": "dist has no max_workers: the cluster's threads are the pool",
+}
+NO_MAX_WORKERS = {
+    "test_max_workers_negative": "a factory that takes no max_workers (only get_executor does)",
 }
 # Where the Executor differs from concurrent.futures on purpose (README, "concurrent.futures").
 EXECUTOR_DIFFERENCES = {
@@ -157,18 +159,19 @@ def _problems(result: unittest.TestResult) -> str:
 
 def test_the_concurrent_futures_view_passes_cpythons_executor_tests(module_cluster,
                                                                     cpython_suite):
-    # A new Executor for each test, which nothing holds but its view: the view keeps it open.
+    # A new Executor for each test, which nothing holds but its view: the view keeps it open;
+    # the suite's max_workers (5, or 0 and -1 that must be refused) goes to get_executor.
     result = _run(cpython_suite,
-                  lambda max_workers=None, **_: Executor(module_cluster.address).get_executor(),
+                  lambda **options: Executor(module_cluster.address).get_executor(**options),
                   SUBPROCESS_TESTS)
-    assert result.testsRun >= 45
+    assert result.testsRun >= 46
     assert result.wasSuccessful(), _problems(result)
 
 
 def test_a_view_of_a_shared_executor_passes_them_too(module_cluster, cpython_suite):
     with Executor(module_cluster.address) as e:
         result = _run(cpython_suite, lambda max_workers=None, **_: e.get_executor(),
-                      SUBPROCESS_TESTS)
+                      {**SUBPROCESS_TESTS, **NO_MAX_WORKERS})
         assert e.status == "running"  # a view's shutdown is the view's alone
     assert result.testsRun >= 45
     assert result.wasSuccessful(), _problems(result)
@@ -177,6 +180,6 @@ def test_a_view_of_a_shared_executor_passes_them_too(module_cluster, cpython_sui
 def test_the_executor_passes_cpythons_executor_tests_but_its_documented_differences(
         module_cluster, cpython_suite):
     result = _run(cpython_suite, lambda max_workers=None, **_: Executor(module_cluster.address),
-                  {**SUBPROCESS_TESTS, **EXECUTOR_DIFFERENCES})
+                  {**SUBPROCESS_TESTS, **NO_MAX_WORKERS, **EXECUTOR_DIFFERENCES})
     assert result.testsRun >= 40
     assert result.wasSuccessful(), _problems(result)

@@ -68,6 +68,32 @@ def test_every_keyword_reaches_the_function_through_the_view(cluster):
     assert pinned.submit(os.getpid).result(RESULT_TIMEOUT) == e.run(os.getpid)[address]
 
 
+def started_and_ended(seconds):
+    start = time.monotonic()  # one clock for every process of the machine
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+@pytest.mark.cluster(n_workers=2, nthreads=3)
+def test_max_workers_bounds_the_views_calls_on_the_cluster(cluster):
+    e = cluster.executor()
+    with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+        e.get_executor(max_workers=0)
+    view = e.get_executor(max_workers=2)
+    spans = [f.result(RESULT_TIMEOUT) for f in [view.submit(started_and_ended, 0.2)
+                                                for _ in range(6)]]
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = [sum(step for _, step in edges[:i + 1]) for i in range(len(edges))]
+    assert max(running) == 2, spans  # six threads free, two calls at a time
+    assert list(view.map(inc, range(5))) == [1, 2, 3, 4, 5]
+    # Those held back are pending in the client; cancel_futures cancels them.
+    futures = [view.submit(sleep_then, 0.2, i) for i in range(20)]
+    view.shutdown(cancel_futures=True)
+    assert sum(f.cancelled() for f in futures) >= 15
+    assert all(f.done() for f in futures)
+    assert all(f.result(0) == i for i, f in enumerate(futures) if not f.cancelled())
+
+
 def test_views_calls_are_impure_and_run_each_time(cluster):
     view = cluster.executor().get_executor()
     futures = [view.submit(time.time_ns) for _ in range(3)]

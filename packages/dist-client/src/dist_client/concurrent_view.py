@@ -4,14 +4,18 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
+
+from dist_protocol.messages import Submit
 
 from .core.client import ClientCore
 from .core.waiters import settled
 from .errors import ExecutorClosedError
 from .future import Future
-from .tasks import TaskBuilder
+from .keys import task_key
+from .tasks import TaskBuilder, warn_if_large
 
 
 class ConcurrentView(concurrent.futures.Executor):
@@ -20,10 +24,14 @@ class ConcurrentView(concurrent.futures.Executor):
     Each call runs (``pure=False``); every keyword of ``submit``/``map`` goes to the function
     (dist's options are given once, to ``get_executor(**options)``); ``map`` yields results
     in order; a submitted call runs to the end even if nobody keeps its future, as in a thread
-    pool. ``shutdown`` refuses new work and waits for (or cancels) this view's work only.
+    pool. With ``max_workers``, at most that many of the view's calls are on the cluster at
+    once; the others wait in the client, pending, as in a pool of that many threads.
+    ``shutdown`` refuses new work and waits for (or cancels) this view's work only.
     """
 
-    def __init__(self, executor: Any, submit_options: dict):
+    def __init__(self, executor: Any, submit_options: dict, max_workers: int | None = None):
+        if max_workers is not None and max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
         # The view keeps its Executor open: ``Executor(address).get_executor()`` is a whole
         # executor, though nothing else holds the Executor. (Each future holds it too, so
         # work still running when the view is dropped ends normally.)
@@ -36,6 +44,10 @@ class ConcurrentView(concurrent.futures.Executor):
         self._lock = threading.Lock()
         self._running: set[Future] = set()  # this view's futures not done yet
         self._shut = False
+        self.max_workers = max_workers
+        # Calls held back by max_workers: (future, task, arguments kept alive until sent).
+        self._waiting: deque[tuple[Future, Any, tuple]] = deque()
+        self._on_cluster = 0
 
     def _track(self, future: Future) -> Future:
         with self._lock:
@@ -53,18 +65,70 @@ class ConcurrentView(concurrent.futures.Executor):
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         self._refuse_if_shut()
+        if self.max_workers is not None:
+            return self._track(self._submit_limited(fn, args, kwargs))
         future = self._core.submit_call(fn, args, kwargs, self._key, self._pure,
-                                             self._options, stacklevel=3)
+                                        self._options, stacklevel=3)
         return self._track(future)
 
+    # -- max_workers ------------------------------------------------------------------------------
+    def _submit_limited(self, fn, args: tuple, kwargs: dict) -> Future:
+        """The call's future at once; its task goes to the center when fewer than
+        ``max_workers`` of this view's calls are there."""
+        core = self._core
+        if not callable(fn):
+            raise TypeError(f"submit needs a callable, got {type(fn).__name__}")
+        if not core.accepting:
+            raise ExecutorClosedError("cannot schedule new futures after shutdown")
+        core.check_pickled_code(self._options)
+        key = self._key or task_key(fn, args, kwargs, self._pure)
+        task = core.task(key, core.function_payload(fn), args, kwargs, self._options, fn)
+        warn_if_large(fn, [task], 4)
+        future = core.future(key)
+        with self._lock:
+            self._waiting.append((future, task, args))
+        self._send_waiting()
+        return future
+
+    def _send_waiting(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting or self._on_cluster >= (self.max_workers or 0):
+                    return
+                future, task, _ = self._waiting.popleft()
+                if future.done():  # cancelled while it waited
+                    continue
+                self._on_cluster += 1
+            try:
+                self._core.send(Submit(tasks=[task], small_values=True))
+            except BaseException as exc:  # noqa: BLE001 -- the executor closed meanwhile
+                future.keystate.fail(exc)
+            future.keystate.on_done(self._slot_freed)
+
+    def _slot_freed(self) -> None:
+        with self._lock:
+            self._on_cluster -= 1
+        self._send_waiting()
+
+    def _cancel_waiting(self) -> list[Future]:
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        futures = [future for future, _, _ in waiting]
+        self._core.cancel(futures)
+        return futures
+
+    # -- the rest of concurrent.futures.Executor --------------------------------------------------
     def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1,
             buffersize: int | None = None) -> Iterator[Any]:
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         self._refuse_if_shut()
         deadline = None if timeout is None else time.monotonic() + timeout
-        futures = [self._track(f) for f in self._core.submit_map(
-            fn, iterables, {}, self._key, self._pure, self._options, stacklevel=3)]
+        if self.max_workers is not None:
+            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        else:
+            futures = [self._track(f) for f in self._core.submit_map(
+                fn, iterables, {}, self._key, self._pure, self._options, stacklevel=3)]
 
         def results() -> Iterator[Any]:
             try:
@@ -81,6 +145,8 @@ class ConcurrentView(concurrent.futures.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._shut = True
+        if cancel_futures:
+            self._cancel_waiting()
         with self._lock:
             running = list(self._running)
         if cancel_futures:

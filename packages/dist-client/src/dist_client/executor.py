@@ -301,13 +301,16 @@ class Executor(concurrent.futures.Executor):
         the client, so they stay readable once the connection is closed."""
         self.core.keep_results(budget)
 
-    def get_executor(self, **submit_options) -> concurrent.futures.Executor:
+    def get_executor(self, max_workers: int | None = None,
+                     **submit_options) -> concurrent.futures.Executor:
         """A strict ``concurrent.futures.Executor`` over this cluster: every call runs
         (``pure=False``), every keyword of ``submit``/``map`` goes to the function, and
         ``map`` yields results in order. dist's options (``workers``, ``priority``,
-        ``retries``, ``resources``...) are given here, for every call of the view."""
+        ``retries``, ``resources``...) are given here, for every call of the view;
+        ``max_workers`` limits how many of its calls are on the cluster at once (none:
+        as many as the cluster runs)."""
         from .concurrent_view import ConcurrentView
-        return ConcurrentView(self, submit_options)
+        return ConcurrentView(self, submit_options, max_workers)
 
     # -- closing --------------------------------------------------------------------------------
     def close(self) -> None:
