@@ -403,6 +403,9 @@ AFTER_HANDSHAKE = {
     "an op workers send": ([{"op": "heartbeat"}], [], "invalid-message"),
     "a negative size": ([{"op": "scatter-plan", "id": 1, "keys": {"a": -1}}], [],
                         "invalid-message"),
+    "an actor task without the feature": ([{"op": "submit", "tasks": [{
+        "key": "sr-actor", "function": "builtins:object", "actor": True}]}], [],
+        "invalid-message"),
 }
 
 

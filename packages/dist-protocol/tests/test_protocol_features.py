@@ -9,7 +9,8 @@ from dist_protocol.errors import LocalProtocolError
 from dist_protocol.features import FEATURES, FEATURES_ENV, agree, default_features
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
 from dist_protocol.framing import frames_to_bytes
-from dist_protocol.messages import OPS, Hello, Release, ScatterDone, Welcome, encode_batch
+from dist_protocol.messages import (OPS, Hello, Release, ScatterDone, Submit, TaskSpec, Welcome,
+                                    encode_batch)
 from dist_protocol.testing import comm_pair
 
 pytestmark = pytest.mark.timeout(30)
@@ -115,4 +116,22 @@ def test_a_peer_that_sends_a_gated_op_it_did_not_agree_loses_its_connection():
         reason = await asyncio.wait_for(client.closed, 5)
         assert "invalid-message" in reason and "scatter-done" in reason
         assert center.abort_error is not None and center.abort_error.code == "invalid-message"
+    asyncio.run(main())
+
+
+def test_a_task_field_of_a_feature_is_refused_where_it_was_not_agreed():
+    # TaskSpec.actor belongs to "actors": a submit carrying it needs the feature like an op.
+    actor_task = Submit(tasks=[TaskSpec(key="c-1", function="m:Counter", actor=True)])
+    plain_task = Submit(tasks=[TaskSpec(key="f-1", function="m:f")])
+    assert actor_task.features_used() == {"actors"} and plain_task.features_used() == set()
+
+    async def main():
+        client, center = await comm_pair(acceptor_features=())
+        with pytest.raises(LocalProtocolError, match="actors"):
+            client.send(actor_task)
+        client.send(plain_task)
+        assert await center.recv() == plain_task
+        client.transport.write(frames_to_bytes(encode_batch([actor_task])))
+        reason = await asyncio.wait_for(client.closed, 5)
+        assert "invalid-message" in reason and "actors" in reason
     asyncio.run(main())

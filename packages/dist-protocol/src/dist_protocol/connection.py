@@ -188,7 +188,7 @@ class Connection:
             self._may_receive.add(kind)
         # What belongs to a feature we did not agree is what an older peer would reject as
         # unknown: rejecting it here too keeps peers honest about what they announce.
-        if msg.feature is not None or msg.gated_fields:
+        if msg.feature_checked:
             missing = msg.features_used() - self.features
             if missing:
                 raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
@@ -217,7 +217,7 @@ class Connection:
                 raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
                                          f"{', '.join(msg.direction)})", "invalid-message")
             self._may_send.add(kind)
-        if msg.feature is not None or msg.gated_fields:
+        if msg.feature_checked:
             missing = msg.features_used() - self.features
             if missing:
                 raise LocalProtocolError(

@@ -29,6 +29,9 @@ class Message:
     feature: ClassVar[str | None] = None  # the op may only be sent where this was agreed
     # (field name, default, feature) of the fields that belong to a feature
     gated_fields: ClassVar[tuple[tuple[str, Any, str], ...]] = ()
+    # Whether the message may need a feature (its op's, a field's, a field of its records'):
+    # only those are checked against a connection's agreed features.
+    feature_checked: ClassVar[bool] = False
     fields: ClassVar[list[FieldSpec]]
     _decode: ClassVar[Any]
     _encode: ClassVar[Any]
@@ -68,6 +71,7 @@ def message(op: str, *direction: str, since: int = 1,
         cls.fields = field_specs(cls)
         cls.gated_fields = tuple((f.name, f.default, f.feature) for f in cls.fields
                                  if f.feature is not None)
+        cls.feature_checked = cls.feature_checked or bool(feature or cls.gated_fields)
         cls._decode = staticmethod(record_converter(cls))
         cls._encode = staticmethod(record_encoder(cls))
         OPS[op] = cls
@@ -152,11 +156,27 @@ class Error(Message):
 
 # -- client -> center --------------------------------------------------------------------------
 
+# (field name, default, feature) of the TaskSpec fields that belong to a feature; every such
+# default is a plain value.
+TASK_GATES = tuple((f.name, f.default, f.feature) for f in field_specs(TaskSpec)
+                   if f.feature is not None)
+
+
 @message("submit", "client->center")
 class Submit(Message):
     tasks: list[TaskSpec]
     wanted: list[str] | None = None  # None: every task of this message is wanted
     small_values: bool = False  # from now on, small results come within key-in-memory
+
+    feature_checked: ClassVar[bool] = True  # its tasks may use fields of a feature
+
+    def features_used(self) -> set[str]:
+        used = Message.features_used(self)
+        for task in self.tasks:
+            for name, default, feature in TASK_GATES:
+                if getattr(task, name) != default:
+                    used.add(feature)
+        return used
 
 
 @message("release", "client->center")
