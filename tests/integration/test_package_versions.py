@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from dist_client import EnvironmentMismatch
+from dist_client import EnvironmentMismatch, Executor
 
 pytestmark = pytest.mark.timeout(120)
 RESULT_TIMEOUT = 30
@@ -43,7 +43,8 @@ def test_other_package_versions_give_one_warning_naming_package_and_versions(pro
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        e = processes.executor(center.address)
+        e = Executor(center.address)
+        processes.executors.append(e)  # closed with the processes
         # Everything still runs, on both workers; no further warning for the same versions.
         assert e.submit(inc, 1, workers=[other.address]).result(RESULT_TIMEOUT) == 2
         assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
@@ -52,6 +53,8 @@ def test_other_package_versions_give_one_warning_naming_package_and_versions(pro
     said = [str(w.message) for w in caught if "package versions" in str(w.message)]
     assert len(said) == 1, [str(w.message) for w in caught]
     [message] = said
+    [warning] = [w for w in caught if str(w.message) == message]
+    assert warning.filename == __file__  # the user's line, not the client's
     versions = e.versions()
     ours = versions["client"]["packages"]
     for package, theirs in OTHER_VERSIONS.items():

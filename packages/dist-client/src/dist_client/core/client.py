@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+import sys
 import uuid
 import warnings
 import weakref
@@ -181,7 +182,7 @@ class ClientCore:
     def show_warnings(self) -> None:
         """Warnings an operation found on the I/O thread, shown in the caller's thread."""
         while self._warnings:
-            warnings.warn(self._warnings.pop(0), UserWarning, stacklevel=4)
+            warnings.warn(self._warnings.pop(0), UserWarning, stacklevel=_callers_level())
 
     def not_running(self) -> ClusterError:
         if self.status in ("closing", "closed"):
@@ -620,4 +621,17 @@ class ClientCore:
             return len(self.state.states)
 
 
+def _callers_level() -> int:
+    """The ``stacklevel`` of the first frame outside this package, from a function of it that
+    calls ``warnings.warn``: a warning points at the user's line, whichever API led there."""
+    frame = sys._getframe(2)
+    level = 2
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            "dist_client."):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 __all__ = ["ClientCore", "SUBMIT_CHUNK"]
+
