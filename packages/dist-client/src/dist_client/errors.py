@@ -25,9 +25,10 @@ class ClusterError(ConnectionError):
     """The connection to the center is gone, so results cannot arrive."""
 
 
-class EnvironmentMismatch(RuntimeError):
+class EnvironmentMismatch(RuntimeError, ValueError):
     """The client and workers run different Python minor versions (or, from
-    ``versions(check=True)``, different package versions): pickled code cannot go there."""
+    ``versions(check=True)``, different package versions): pickled code cannot go there.
+    A ``ValueError`` too, as dask's ``get_versions(check=True)`` raises one."""
 
 
 class CenterLostError(ClusterError, LostDataError):
