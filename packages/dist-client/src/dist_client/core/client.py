@@ -204,6 +204,11 @@ class ClientCore:
     def _on_center_messages(self, messages: list[Message]) -> None:
         with self.lock:
             self._answer_due = False  # the connection is idle again, as far as we know
+            if not self._release_timer:
+                # Armed here, on a wake-up the I/O thread has anyway: the Futures dropped
+                # after this news (the caller read its value) need no wake-up of their own.
+                self._release_timer = True
+                self.io.loop.call_later(RELEASE_DELAY, self._release_due)
             for msg in messages:
                 if type(msg) is CoordinateReply and msg.keys:
                     # Held before the center's news of these keys (after the reply) is read;
