@@ -212,13 +212,19 @@ def test_shutdown_without_waiting_then_exit_still_finishes(cluster, tmp_path):
 
 
 # -- 8. a result whose unpickling raises SystemExit ----------------------------------------------
+def big_exit_on_unpickle():
+    return [ExitOnUnpickle(), b"x" * 3_000_000]  # fetched from the worker, not with the news
+
+
 def test_system_exit_while_unpickling_a_result_errs_only_that_future(cluster):
     e = cluster.executor()
-    bad = e.submit(exit_on_unpickle, pure=False)
-    with pytest.raises(BaseException) as info:  # noqa: PT011 -- the type is checked below
-        bad.result(RESULT_TIMEOUT)
-    assert not isinstance(info.value, SystemExit) or "unpickled in the client" in str(info.value)
-    assert e.status == "running"
+    for make in (exit_on_unpickle, big_exit_on_unpickle):
+        bad = e.submit(make, pure=False)
+        with pytest.raises(SerializationError, match="SystemExit: unpickled in the client"):
+            bad.result(RESULT_TIMEOUT)
+        with pytest.raises(SerializationError, match="SystemExit"):
+            e.gather([bad])
+        assert e.status == "running"
     assert e.submit(inc, 1).result(RESULT_TIMEOUT) == 2  # the connection is alive
     assert e.gather(e.map(inc, range(3))) == [1, 2, 3]
 
