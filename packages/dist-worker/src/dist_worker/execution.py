@@ -116,9 +116,15 @@ def _text(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() failed>"
 
 
-def error_event(key: str, exc: BaseException, context: str = "") -> ExecutionFailed:
+def error_event(key: str, exc: BaseException, context: str = "",
+                own_frame: bool = False) -> ExecutionFailed:
+    """``own_frame``: the traceback starts in the worker's frame that called the task's
+    function, which the user has no use for (the function's frames follow it)."""
     try:
-        text = "".join(traceback.format_exception(exc))
+        tb = exc.__traceback__
+        if own_frame and tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
     except BaseException:  # noqa: BLE001 -- a broken __str__ breaks the formatting too
         text = f"{type(exc).__name__}: {_text(exc)}\n"
     message = f"{context}{_text(exc)}" if context else _text(exc)
@@ -154,7 +160,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
-        return error_event(key, exc)
+        return error_event(key, exc, own_frame=True)
     stop = time.time()
     try:
         payload = serialize(value)
