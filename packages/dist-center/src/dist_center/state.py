@@ -209,6 +209,7 @@ class CenterState(TaskMachine):
         wanted = None if msg.wanted is None else set(msg.wanted)
         fresh: list[TaskState] = []
         touched: list[TaskState] = []
+        linked = False  # some fresh task has inputs (a map's have none: no cycle to look for)
         for spec in msg.tasks:
             ts = self.tasks.get(spec.key)
             if ts is None or (ts.state in ("released", "lost") and ts.scattered):
@@ -227,11 +228,12 @@ class CenterState(TaskMachine):
                     self.report_existing(client, ts)
         for ts in fresh:
             if ts.deps:
+                linked = True
                 self._link(ts, sid)
-        for ts in lineage.in_cycles(fresh):
+        for ts in lineage.in_cycles(fresh) if linked else ():
             self.transition(ts, "erred", sid, lineage.cyclic(ts))
         for ts in touched:
-            if ts.state == "released" and lineage.needed(self, ts):
+            if ts.state == "released" and (ts.wanted_by or lineage.needed(self, ts)):
                 self.transition(ts, "waiting", sid)
         for ts in fresh:
             if ts.state == "released":  # neither wanted nor needed: nothing to keep it for
@@ -376,7 +378,7 @@ class CenterState(TaskMachine):
         if ts.state == "memory":
             self.add_replica(ts, worker)
             return True
-        if ts.state not in ACTIVE or not lineage.needed(self, ts):
+        if ts.state not in ACTIVE or not (ts.wanted_by or lineage.needed(self, ts)):
             return False
         self.transition(ts, "memory", sid, (worker.address, nbytes, type_, value))
         return True

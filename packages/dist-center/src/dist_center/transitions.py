@@ -340,7 +340,7 @@ class TaskMachine:
         """Let go of ``ts`` if nobody needs it: its data is freed, and its record dropped
         unless others depend on it (it stays ``released``, as their lineage). ``force``: the
         key is taken over by scattered data, which keeps the dependents."""
-        if not force and lineage.needed(self, ts):
+        if not force and (ts.wanted_by or lineage.needed(self, ts)):
             return _NOTHING
         if ts.dependents and not force:
             return self._to_released(ts) if ts.state != "released" else _NOTHING
@@ -487,7 +487,9 @@ class TaskMachine:
         avg = self.avg_duration
         basis = self._capacity_basis
         if avg != basis[0] or self.worker_saturation != basis[1]:
-            margin = placement.margin(avg)
+            # (for tasks this short the margin is at its cap, however the average moves)
+            margin = (basis[2] if basis[2] == placement.MAX_MARGIN_PER_THREAD
+                      and 0 < avg <= _SHORTEST else placement.margin(avg))
             if margin != basis[2] or self.worker_saturation != basis[1]:
                 self._capacities.clear()
             self._capacity_basis = (avg, self.worker_saturation, margin)
@@ -515,6 +517,8 @@ class TaskMachine:
 
 
 _NOTHING: Recs = {}
+# Tasks at most this long on average get the largest margin (see ``placement.margin``).
+_SHORTEST = placement.BUFFER_SECONDS / placement.MAX_MARGIN_PER_THREAD
 # Every way a task's state may change: (start, finish) -> the CenterState method that does it.
 # The spec's lifecycle diagram is drawn from this table and the invariants hold tasks to it.
 TRANSITIONS: dict[tuple[TaskStateName, TaskStateName], str] = {
