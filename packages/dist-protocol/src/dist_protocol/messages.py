@@ -15,7 +15,8 @@ import msgpack
 
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
-from .wiretypes import FieldSpec, field_specs, record_converter, record_encoder, wire_field
+from .wiretypes import (BatchFrames, FieldSpec, field_specs, record_converter, record_encoder,
+                        wire_field)
 
 OPS: dict[str, type[Message]] = {}
 
@@ -675,6 +676,7 @@ def decode_batch(frames: list[Any]) -> list[Message]:
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:
         raise InvalidMessage("frame 0 must be a msgpack list of message maps")
+    frames = BatchFrames(frames)
     out = []
     for item in wire:
         if type(item) is not dict:

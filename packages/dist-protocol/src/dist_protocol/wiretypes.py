@@ -53,7 +53,36 @@ def type_name(tp: Any) -> str:
     raise TypeError(f"no wire type for {tp!r}")
 
 
+class BatchFrames(list[Any]):
+    """The frames of one batch being decoded, and the payloads read from them so far.
+
+    The sender puts a payload that many messages of a batch share (the function of a map's
+    tasks) on the wire once; read back, those messages share one ``Payload`` again, rather
+    than each holding its own copy of it (and a receiver that sends them on, as the center
+    does with a task's function, sends it once per batch in turn).
+    """
+
+    __slots__ = ("payloads",)
+
+    def __init__(self, frames: list[Any]):
+        super().__init__(frames)
+        self.payloads: dict[tuple[Any, ...], Payload] = {}
+
+
 def _payload_converter(value: Any, frames: list[Any]) -> Payload:
+    shared = frames.payloads if type(frames) is BatchFrames else None
+    if shared is not None and type(value) is dict and "compression" not in value:
+        indices = value.get("frames")
+        if type(indices) is list:
+            key = (value.get("serializer"), *indices)
+            payload = shared.get(key)
+            if payload is None:
+                payload = shared[key] = _read_payload(value, frames)
+            return payload
+    return _read_payload(value, frames)
+
+
+def _read_payload(value: Any, frames: list[Any]) -> Payload:
     if type(value) is not dict:
         raise InvalidMessage("a payload must be a map with 'serializer' and 'frames'")
     serializer = value.get("serializer")
