@@ -82,7 +82,7 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
             if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
         futures = submit_graph(core, dsk, wanted, _options_by_key(
-            graph, workers, allow_other_workers, resources, retries, priority))
+            graph, workers, allow_other_workers, resources, retries, priority), graph)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
@@ -155,18 +155,26 @@ def _futures_as_references(node: Any) -> Any:
 def _contains_futures(value: Any) -> bool:
     from dask._task_spec import DataNode, Task
 
-    kind = type(value)
-    if kind is Future:
-        return True
-    if isinstance(value, Task):
-        return any(_contains_futures(a) for a in (*value.args, *value.kwargs.values()))
-    if isinstance(value, DataNode):
-        return _contains_futures(value.value)
-    if kind in (list, tuple, set, frozenset):
-        return any(_contains_futures(v) for v in value)
-    if kind is dict:
-        return any(_contains_futures(v) for v in value.values())
-    return False
+    # Called on every node of every graph: the imports above are resolved once, not at each
+    # level of the walk (a fused subgraph nests tasks several levels deep).
+    def walk(value: Any) -> bool:
+        kind = type(value)
+        if kind is Future:
+            return True
+        if kind in _CONTAINERS:
+            return any(map(walk, value))
+        if kind is dict:
+            return any(map(walk, value.values()))
+        if isinstance(value, Task):
+            return any(map(walk, value.args)) or any(map(walk, value.kwargs.values()))
+        if isinstance(value, DataNode):
+            return walk(value.value)
+        return False
+
+    return walk(value)
+
+
+_CONTAINERS = (list, tuple, set, frozenset)
 
 
 def _references(value: Any) -> Any:
@@ -223,8 +231,8 @@ def _options_by_key(graph: Mapping, workers: Any, allow_other_workers: bool, res
 
 
 def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None = None,
-                 options_of: Callable[[Hashable], dict] | None = None
-                 ) -> dict[Hashable, Future]:
+                 options_of: Callable[[Hashable], dict] | None = None,
+                 graph: dict | None = None) -> dict[Hashable, Future]:
     """Submit every node of a dask graph (or expression) in one message; a future per key,
     or, when ``wanted`` names the keys the caller will read, per wanted key only.
 
@@ -234,8 +242,10 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
 
     Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
     ``{'y': future}``) are its inputs by key: their values go from worker to worker.
+    ``graph``: ``_as_graph(dsk)`` when the caller has made it already.
     """
-    graph = _as_graph(dsk)
+    if graph is None:
+        graph = _as_graph(dsk)
     order = topological_order(graph)
     priorities = _dask_priorities(graph)
     if priorities:
