@@ -7,11 +7,12 @@ workers, never through the client.
 from __future__ import annotations
 
 import contextlib
+import pickle
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import Submit
-from dist_protocol.serialize import KeyRef
+from dist_protocol.serialize import KeyRef, Payload
 
 from .core import operations
 from .dask_defaults import cluster_shuffle
@@ -280,7 +281,7 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                     task_options = {**task_options,
                                     "priority": task_options["priority"]
                                     - priorities.get(key, 0)}
-                tasks.append(core.task(name, core.function_payload(node), (inputs,), {},
+                tasks.append(core.task(name, _node_payload(core, node), (inputs,), {},
                                        task_options, node))
             if keep is None or key in keep or not fresh:
                 # A key this client knows already (held, or being released) is held on until
@@ -291,6 +292,29 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
     wanted_names = None if keep is None else [dist_key(key) for key in keep]
     core.send(Submit(tasks=tasks, small_values=True, wanted=wanted_names))
     return futures
+
+
+def _node_payload(core: ClientCore, node: Any) -> Payload:
+    """A graph node's pickle. Nodes are dask's ``Task`` objects around importable functions
+    nearly always, which the standard pickler writes by reference many times faster than
+    cloudpickle walks them (a 337-task array graph: most of its submission time). Anything
+    it cannot write, or would write by a reference the workers cannot resolve (the user's
+    ``__main__``; modules registered to travel by value), goes through cloudpickle."""
+    if not _by_value_modules():
+        try:
+            head = pickle.dumps(node, protocol=5)
+        except Exception:  # noqa: BLE001 -- lambdas, closures...: cloudpickle's case
+            head = None
+        if head is not None and b"__main__" not in head:
+            return Payload("pickle", [head])
+    return core.function_payload(node)
+
+
+def _by_value_modules() -> bool:
+    """Whether any module is registered with ``cloudpickle.register_pickle_by_value`` (assumed
+    so if cloudpickle no longer says)."""
+    import cloudpickle
+    return bool(getattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", True))
 
 
 def _dask_priorities(graph: Mapping) -> dict[Hashable, int]:
