@@ -1,0 +1,57 @@
+"""How the nodes of a dask graph are pickled for the workers."""
+import operator
+import pickle
+
+import cloudpickle
+import pytest
+
+pytest.importorskip("dask")
+from dask._task_spec import Task, TaskRef  # noqa: E402
+
+from dist_client import dask_graphs  # noqa: E402
+
+
+class FakeCore:
+    """Stands in for the client core's own (cloudpickle) path, and records its use."""
+
+    def __init__(self):
+        self.used = []
+
+    def function_payload(self, node):
+        self.used.append(node)
+        return dask_graphs.Payload("pickle", [cloudpickle.dumps(node, protocol=5)])
+
+
+def run(payload):
+    return pickle.loads(payload.frames[0])({"a": 2})
+
+
+def test_importable_functions_use_the_standard_pickler():
+    core = FakeCore()
+    node = Task("x", operator.add, TaskRef("a"), 3)
+    payload = dask_graphs._node_payload(core, node)
+    assert core.used == [] and payload.serializer == "pickle"
+    assert run(payload) == 5
+
+
+def test_lambdas_and_main_functions_go_through_cloudpickle(monkeypatch):
+    core = FakeCore()
+    lam = Task("x", lambda a: a * 10, TaskRef("a"))
+    assert run(dask_graphs._node_payload(core, lam)) == 20
+
+    def triple(a):
+        return a * 3
+    triple.__module__ = "__main__"
+    triple.__qualname__ = "triple"
+    monkeypatch.setattr("__main__.triple", triple, raising=False)
+    main = Task("y", triple, TaskRef("a"))
+    assert run(dask_graphs._node_payload(core, main)) == 6
+    assert core.used == [lam, main]
+
+
+def test_modules_registered_by_value_go_through_cloudpickle(monkeypatch):
+    monkeypatch.setattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", {"somewhere"})
+    core = FakeCore()
+    node = Task("x", operator.add, TaskRef("a"), 3)
+    assert run(dask_graphs._node_payload(core, node)) == 5
+    assert core.used == [node]
