@@ -6,9 +6,9 @@ import cloudpickle
 import pytest
 
 pytest.importorskip("dask")
-from dask._task_spec import Task, TaskRef  # noqa: E402
+from dask._task_spec import Task, TaskRef
 
-from dist_client import dask_graphs  # noqa: E402
+from dist_client import dask_graphs
 
 
 class FakeCore:
