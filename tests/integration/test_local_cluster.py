@@ -120,3 +120,23 @@ def test_a_local_cluster_started_in_a_thread_outlives_that_thread(wait_until):
     finally:
         e.close()
     wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")
+
+
+def test_memory_limit_applies_to_each_worker_of_the_local_cluster():
+    """As dask's ``Client(n_workers=2, memory_limit="2GB")``: the limit is per worker."""
+    import json
+    import urllib.request
+
+    with Executor(n_workers=2, threads_per_worker=1, memory_limit="300MB") as e:
+        assert e.submit(sum, [1, 2]).result(timeout=RESULT_TIMEOUT) == 3
+        with urllib.request.urlopen(e.cluster.dashboard_link.rstrip("/") + "/api/workers",
+                                    timeout=RESULT_TIMEOUT) as response:
+            workers = json.load(response)["workers"]
+        assert [w["memory_limit"] for w in workers] == [300_000_000, 300_000_000]
+
+
+def test_local_cluster_options_beside_an_address_are_refused():
+    with pytest.raises(TypeError, match="memory_limit"):
+        Executor("127.0.0.1:1", memory_limit="1GB")
+    with pytest.raises(ValueError, match="threads_per_worker"):
+        Executor(threads_per_worker=0)

@@ -10,6 +10,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from .arguments import local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -34,7 +35,9 @@ class AsyncExecutor:
 
     def __init__(self, address: str | tuple[str, int] | ClusterLike | None = None, *,
                  n_workers: int | None = None, threads_per_worker: int | None = None,
-                 asynchronous: bool = True, **options: Any):
+                 memory_limit: str | float | None = None, asynchronous: bool = True,
+                 **options: Any):
+        local = local_cluster_shape(address, n_workers, threads_per_worker, memory_limit)
         if isinstance(address, tuple):
             host, port = address
             address = format_address(host, int(port))
@@ -44,7 +47,7 @@ class AsyncExecutor:
                 if not options.get(option):
                     options[option] = value
         self._address = address
-        self._local = (n_workers, threads_per_worker) if address is None else None
+        self._local = local if address is None else None
         self._options = options
         self.core: ClientCore | None = None
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
+from .arguments import local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -53,8 +54,10 @@ class Executor(concurrent.futures.Executor):
                  token_file: str | None = None, name: str | None = None,
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, n_workers: int | None = None,
-                 threads_per_worker: int | None = None, asynchronous: bool = False,
+                 threads_per_worker: int | None = None,
+                 memory_limit: str | float | None = None, asynchronous: bool = False,
                  reconnect_timeout: float = 60.0, tls_context: ssl.SSLContext | None = None):
+        local = local_cluster_shape(address, n_workers, threads_per_worker, memory_limit)
         if isinstance(address, tuple):  # (host, port), as the original API took it
             host, port = address
             address = format_address(host, int(port))
@@ -72,7 +75,7 @@ class Executor(concurrent.futures.Executor):
         self.core.belongs_to(self)
         if address is None:
             try:  # started here, in the caller's thread (see local.py: the parent-death signal)
-                self.core.start_local_cluster(n_workers, threads_per_worker)
+                self.core.start_local_cluster(*local)
             except BaseException:
                 self.core.abandon()
                 raise

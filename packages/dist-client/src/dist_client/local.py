@@ -51,7 +51,7 @@ class LocalCluster(Cluster):
     worker_prefix = "local"
 
     def __init__(self, n_workers: int | None = None, threads_per_worker: int | None = None,
-                 host: str = "127.0.0.1", memory_limit: str | None = None):
+                 host: str = "127.0.0.1", memory_limit: str | float | None = None):
         missing = _missing_packages()
         if missing:
             raise RuntimeError(

@@ -32,6 +32,7 @@ from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
 
+from ..arguments import LocalShape
 from .. import dask_defaults, reconnect, shutdown, transfer
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
@@ -111,13 +112,15 @@ class ClientCore:
         return Future(key, self.facade(), state)
 
     # -- starting -------------------------------------------------------------------------------
-    def start_local_cluster(self, n_workers: int | None, threads_per_worker: int | None) -> None:
+    def start_local_cluster(self, n_workers: int | None, threads_per_worker: int | None,
+                            memory_limit: str | float | None = None) -> None:
         from ..local import LocalCluster
-        self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker)
+        self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                    memory_limit=memory_limit)
         self.address, self.token = self.cluster.address, self.cluster.token
         self._wire()
 
-    async def start(self, local: tuple[int | None, int | None] | None = None) -> None:
+    async def start(self, local: LocalShape | None = None) -> None:
         """Connect (first starting a local cluster here, on the I/O thread, when ``local``
         gives its shape) and refuse a cluster that pickles cannot reach."""
         if local is not None:
@@ -140,7 +143,7 @@ class ClientCore:
             self.abandon()
             raise
 
-    async def start_async(self, local: tuple[int | None, int | None] | None = None) -> None:
+    async def start_async(self, local: LocalShape | None = None) -> None:
         try:
             await self.call(self.start(local), allow_starting=True)
         except BaseException:
