@@ -13,6 +13,7 @@ functions (``lineage``, ``placement``, ``balance``); the states are defined once
 from __future__ import annotations
 
 import itertools
+from sys import intern
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -267,7 +268,7 @@ class TaskMachine:
         if self.unrunnable:
             self.unrunnable.discard(ts.key)
         ts.waiting_on = NONE
-        ts.nbytes, ts.type = nbytes, type_
+        ts.nbytes, ts.type = nbytes, intern(type_)  # ("int" once, not a copy per task)
         self._set_state(ts, "memory")
         self.add_replica(ts, worker)
         if ts.spec is not None and ts.spec.actor:
