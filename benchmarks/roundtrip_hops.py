@@ -51,7 +51,10 @@ def _wrap_comm(comm_module):
         return received(self, nbytes)
 
     def _flush(self):
-        wanted = self.connection.wants_to_send or bool(getattr(self, "_rest", None))
+        thread_writes = getattr(self, "thread_writes", None)  # older comms kept a ``_rest``
+        wanted = self.connection.wants_to_send or (
+            thread_writes.has_rest if thread_writes is not None
+            else bool(getattr(self, "_rest", None)))
         flush(self)
         if wanted:
             _notes.append((_now(), "write", self.peer_role or "server"))

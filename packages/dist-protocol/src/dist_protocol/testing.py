@@ -28,7 +28,7 @@ from typing import Any, Union
 
 import msgpack
 
-from .comm import HANDSHAKE_TIMEOUT, Comm, _run_handshake, _StreamProtocol
+from .comm import HANDSHAKE_TIMEOUT, Comm, StreamProtocol, run_handshake
 from .connection import Connection
 from .features import FEATURES
 from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
@@ -372,13 +372,13 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
                                   features=acceptor_features, environment=acceptor_environment)
     initiator = Comm(loop, Connection(opening, limits=limits))
     acceptor = Comm(loop, Connection(accepting, limits=limits))
-    initiator_end = MemoryTransport(loop, _StreamProtocol(initiator), "initiator", chunk_size)
-    acceptor_end = MemoryTransport(loop, _StreamProtocol(acceptor), "acceptor", chunk_size)
+    initiator_end = MemoryTransport(loop, StreamProtocol(initiator), "initiator", chunk_size)
+    acceptor_end = MemoryTransport(loop, StreamProtocol(acceptor), "acceptor", chunk_size)
     initiator_end.connect(acceptor_end)
     acceptor_end._protocol.connection_made(acceptor_end)
     initiator_end._protocol.connection_made(initiator_end)
-    outcomes = await asyncio.gather(_run_handshake(initiator, timeout),
-                                    _run_handshake(acceptor, timeout), return_exceptions=True)
+    outcomes = await asyncio.gather(run_handshake(initiator, timeout),
+                                    run_handshake(acceptor, timeout), return_exceptions=True)
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     if failures:
         initiator.close()

@@ -1,11 +1,8 @@
-"""The asyncio comm layer -- the only module of dist-protocol that does I/O.
-
-A ``Comm`` is a thin transport around a sans-I/O ``Connection`` (``connection.py``), which owns
-the decoder, the handshake, the limits and the validation of what is sent. Reads go straight
-into the decoder's buffers (``BufferedProtocol``), so a large frame lands in its own buffer with
-no copy. Writes are batched without a timer: ``send`` queues the message and the first ``send``
-of a loop iteration schedules one flush for the next, so everything sent in one pass of the
-event loop travels in one batch and nothing waits when the connection is idle.
+"""``Comm``: one connection on the event loop, a thin transport around a sans-I/O ``Connection``
+(``connection.py``), which owns the decoder, the handshake, the limits and the validation of
+what is sent. Writes are batched without a timer: ``send`` queues the message and the first
+``send`` of a loop iteration schedules one flush for the next, so everything sent in one pass of
+the event loop travels in one batch and nothing waits when the connection is idle.
 """
 from __future__ import annotations
 
@@ -14,86 +11,23 @@ import collections
 import copy
 import dataclasses
 import logging
-import os
-import ssl
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from .addresses import format_address, is_loopback_host, parse_address
-from .compression import choose, compress_payload, preference
-from .connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH, Connection
-from .environment import local_environment
-from .errors import CommClosedError, HandshakeError, ProtocolError
-from .features import default_features
-from .framing import DEFAULT_LIMITS, FrameDecoder, Limits
-from .handshake import (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake,
-                        InitiatorHandshake)
-from .messages import Data, Environment, Error, Message, PutData
+from ..addresses import is_loopback_host, parse_address
+from ..compression import choose, compress_payload, preference
+from ..connection import Connection
+from ..errors import CommClosedError, ProtocolError
+from ..framing import FrameDecoder
+from ..messages import Data, Environment, Error, Message, PutData
+from .thread_writes import ThreadWrites
 
 log = logging.getLogger("dist.comm")
 
-HANDSHAKE_TIMEOUT = 10.0
 # How long an aborted connection stays half-open so that its error message reaches the peer.
 ABORT_LINGER = 2.0
-__all__ = ["ABORT_LINGER", "COALESCE_BELOW", "Comm", "HANDSHAKE_TIMEOUT", "Listener",
-           "MAX_FRAMES_PER_BATCH", "connect", "listen", "new_event_loop", "raise_open_file_limit",
-           "run", "tune_garbage_collector"]
 
 Handler = Callable[[list[Message]], object]  # what a handler returns is not used
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when it is installed, else asyncio's default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-def raise_open_file_limit() -> int:
-    """Raise this process's soft limit on open files to its hard limit; returns the soft limit.
-
-    Every connection holds a file descriptor: at the common default of 1024, a server would stop
-    accepting anyone after that many idle or hostile connections.
-    """
-    try:
-        import resource
-    except ImportError:  # Windows: no such limit
-        return -1
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # An unlimited hard limit is not a valid soft limit everywhere (macOS caps it at OPEN_MAX).
-    targets = [hard] if hard != resource.RLIM_INFINITY else [2**20, 10240]
-    for target in targets:
-        if soft != resource.RLIM_INFINITY and target <= soft:
-            break
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            return target
-        except (ValueError, OSError):
-            continue
-    return soft
-
-
-# Young-generation collections every 50,000 allocations rather than 700: a server holding
-# 100,000 tasks allocates in bursts of mostly long-lived objects, and with the default the
-# collector's passes over them cost it 40% of its throughput.
-SERVER_GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_garbage_collector() -> None:
-    """For the center's and workers' own processes; clients leave the user's settings alone."""
-    import gc
-
-    gc.set_threshold(*SERVER_GC_THRESHOLDS)
-
-
-def run(main: Coroutine[Any, Any, Any]) -> object:
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)
-
-
 
 
 def _between_hosts(address: str) -> bool:
@@ -153,10 +87,9 @@ class Comm:
         self.abort_error: ProtocolError | None = None  # what we closed the connection for
         self.peer_error: Error | None = None  # what the peer closed the connection for
         self._flush_scheduled = False
-        # Sends from other threads (``write_now``) and the loop's own flushes take turns here.
-        self._write_lock = threading.Lock()
-        self._fd: int | None = None  # a descriptor of the socket that other threads write to
-        self._rest: list[Any] = []  # what a thread's write left unwritten, for the loop
+        # Sends from other threads (``write_now``) and the loop's own flushes take turns under
+        # its lock.
+        self.thread_writes = ThreadWrites()
         self._inbox: collections.deque[Message] = collections.deque()
         self._waiter: asyncio.Future[Any] | None = None
         self._handler: Handler | None = None
@@ -190,7 +123,7 @@ class Comm:
         codec = self.codec
         if codec is not None:
             messages = tuple(compressed(msg, codec) for msg in messages)
-        with self._write_lock:
+        with self.thread_writes.lock:
             self.connection.send(*messages)
             if self._flush_scheduled:
                 return
@@ -204,11 +137,12 @@ class Comm:
         the loop instead: something is queued or buffered, the connection is closing, or it
         is not a plain socket (TLS, in memory), or ``write_from_threads`` was not called.
         ``LocalProtocolError`` as ``send``."""
-        if self._fd is None:
+        thread_writes = self.thread_writes
+        if not thread_writes.enabled:
             return False
-        with self._write_lock:
-            transport, fd = self.transport, self._fd
-            if (fd is None or self._flush_scheduled or self._rest
+        with thread_writes.lock:
+            transport = self.transport
+            if (not thread_writes.enabled or self._flush_scheduled or thread_writes.has_rest
                     or self.connection.wants_to_send or self.closed.done()
                     or transport is None or transport.is_closing()
                     or transport.get_write_buffer_size()):
@@ -217,13 +151,7 @@ class Comm:
             if codec is not None:
                 messages = tuple(compressed(msg, codec) for msg in messages)
             self.connection.send(*messages)
-            buffers = self.connection.data_to_send()
-            try:
-                written = os.writev(fd, buffers)
-            except OSError:  # (would block, or broken) the loop writes it and sees the error
-                written = 0
-            self._rest = _unwritten(buffers, written)
-            if not self._rest:
+            if thread_writes.write(self.connection.data_to_send()):
                 return True
             self._flush_scheduled = True
         self.loop.call_soon_threadsafe(self._flush)
@@ -233,21 +161,13 @@ class Comm:
         """On the loop: let ``write_now`` write from other threads. They write to a descriptor
         of their own (a duplicate), which the loop closing the transport cannot free for
         another connection to reuse while a thread is about to write to it."""
-        if self._fd is None and self.transport is not None and not self.closed.done():
-            fd = _socket_fd(self.transport)
-            if fd is not None:
-                self._fd = os.dup(fd)
-
-    def _stop_thread_writes(self) -> None:
-        with self._write_lock:
-            fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        if self.transport is not None and not self.closed.done():
+            self.thread_writes.start(self.transport)
 
     def flush(self) -> None:
         """Write what was sent so far now, not on the loop's next pass: before something that
         may end this process, so that the peer still receives it."""
-        if self.connection.wants_to_send or self._rest:
+        if self.connection.wants_to_send or self.thread_writes.has_rest:
             self._flush()
 
     def send_threadsafe(self, *messages: Message) -> None:
@@ -258,12 +178,12 @@ class Comm:
             self.send(*messages)
 
     def _flush(self) -> None:
-        with self._write_lock:
+        with self.thread_writes.lock:
             self._flush_scheduled = False
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
-            rest, self._rest = self._rest, []
+            rest = self.thread_writes.take_rest()
             for buf in rest + self.connection.data_to_send() if rest \
                     else self.connection.data_to_send():
                 # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
@@ -306,7 +226,7 @@ class Comm:
                 self._waiter = None
         return self._inbox.popleft()
 
-    # -- what the transport reports (``_StreamProtocol``) ---------------------------------
+    # -- what the transport reports (``StreamProtocol``) ---------------------------------
     def bytes_received(self, nbytes: int) -> None:
         """``nbytes`` arrived in the connection's buffer: one batch at a time, in order, each
         delivered before the next is judged, so that the first violation in the stream is the
@@ -412,7 +332,7 @@ class Comm:
         self._closed(None)
 
     def close(self, reason: str | None = None) -> None:
-        if self.connection.wants_to_send or self._rest:
+        if self.connection.wants_to_send or self.thread_writes.has_rest:
             self._flush()
         if reason and self.close_reason is None:
             self.close_reason = reason
@@ -427,7 +347,7 @@ class Comm:
         if self.close_reason is None and exc is not None:
             self.close_reason = str(exc)
         self.closed.set_result(self.close_reason)
-        self._stop_thread_writes()
+        self.thread_writes.stop()
         self._fail_handshake(CommClosedError(f"connection to {self.peer_address} closed"
                                              + (f": {self.close_reason}" if self.close_reason
                                                 else "")))
@@ -456,225 +376,8 @@ class Comm:
         finished, self._handshake_finished = self._handshake_finished, None
         if finished is not None and finished.done() and not finished.cancelled():
             # Read, so asyncio does not warn: a handshake not awaited yet learns the
-            # outcome from ``abort_error`` (see ``_run_handshake``).
+            # outcome from ``abort_error`` (see ``run_handshake``).
             finished.exception()
         self._drain_waiters = []
         # Bytes that still arrive (an abort lingers) are dropped unread into a small buffer.
         self.connection.release()
-
-
-def _unwritten(buffers: list[Any], written: int) -> list[Any]:
-    """What is left of ``buffers`` after their first ``written`` bytes."""
-    for i, buf in enumerate(buffers):
-        view = memoryview(buf).cast("B")
-        if written < view.nbytes:
-            return [view[written:], *buffers[i + 1:]]
-        written -= view.nbytes
-    return []
-
-
-def _socket_fd(transport: asyncio.BaseTransport) -> int | None:
-    """The descriptor another thread may write this transport's bytes to: a plain TCP or
-    Unix socket's, not a TLS connection's (its bytes must pass through the TLS layer)."""
-    if transport.get_extra_info("sslcontext") is not None \
-            or transport.get_extra_info("ssl_object") is not None:
-        return None
-    sock = transport.get_extra_info("socket")
-    try:
-        return None if sock is None else sock.fileno()
-    except (OSError, AttributeError):
-        return None
-
-
-class _StreamProtocol(asyncio.BufferedProtocol):
-    """asyncio's side of a ``Comm``: bytes in and out, nothing decided here."""
-
-    def __init__(self, comm: Comm, on_made: Callable[[Comm], None] | None = None):
-        self.comm = comm
-        self.on_made = on_made
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        comm = self.comm
-        comm.transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        sock = transport.get_extra_info("sockname")
-        if isinstance(peer, tuple):
-            comm.peer_address = format_address(peer[0], peer[1])
-        if isinstance(sock, tuple):
-            comm.local_address = format_address(sock[0], sock[1])
-        comm.flush()  # an initiator's hello
-        if self.on_made is not None:
-            self.on_made(comm)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.comm.connection.get_buffer(sizehint)
-
-    def buffer_updated(self, nbytes: int) -> None:
-        comm = self.comm
-        if comm.closed.done() or comm.transport is None or comm.transport.is_closing():
-            return  # after an abort, whatever else arrives is dropped unread
-        try:
-            comm.bytes_received(nbytes)
-        except ProtocolError as exc:
-            comm.abort(exc)
-        except Exception as exc:  # a bug handling one peer must not stop the server
-            log.exception("internal error handling a message from %s", comm.peer_address)
-            comm.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
-                                     "internal-error"))
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.comm.transport_lost(exc)
-
-    def pause_writing(self) -> None:
-        self.comm.writing_paused()
-
-    def resume_writing(self) -> None:
-        self.comm.writing_resumed()
-
-
-async def _run_handshake(comm: Comm, timeout: float) -> None:
-    """Wait for the handshake the comm's connection runs as the bytes arrive."""
-    finished = comm.handshake_finished
-    if finished is None:  # closed before we got here
-        if comm.abort_error is not None:
-            raise copy.copy(comm.abort_error)
-        raise CommClosedError(f"connection to {comm.peer_address} closed"
-                              + (f": {comm.close_reason}" if comm.close_reason else ""))
-    try:
-        async with asyncio.timeout(timeout):
-            try:
-                await finished
-            finally:
-                del finished  # a failed future refers to its error, whose traceback to here
-    except TimeoutError:
-        comm.abort(HandshakeError(f"no handshake within {timeout:g} s", "handshake-timeout"))
-        raise HandshakeError(f"handshake with {comm.peer_address} timed out after {timeout:g} s",
-                             "handshake-timeout") from None
-    except ProtocolError as exc:
-        if not comm.is_closed:
-            comm.abort(exc)
-        raise
-    except CommClosedError:
-        if comm.abort_error is not None:  # the peer's bytes broke a limit or the framing
-            raise copy.copy(comm.abort_error) from None  # keep the stored one traceback-free
-        raise
-
-
-async def connect(address: str, *, role: str, token: str | None = None,
-                  name: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                  timeout: float = HANDSHAKE_TIMEOUT, limits: Limits = DEFAULT_LIMITS,
-                  versions: tuple[int, int] | None = None,
-                  features: Iterable[str] | None = None) -> Comm:
-    """Open a connection and complete the handshake; raises ``OSError`` or ``HandshakeError``.
-
-    ``features``: the optional protocol features to announce (default: all this package
-    implements, or those ``DIST_PROTOCOL_FEATURES`` names); ``comm.features`` is the agreed set.
-    """
-    scheme, host, port = parse_address(address)
-    if scheme == "tls" and ssl_context is None:
-        raise ValueError(f"{address} is a TLS address: give a TLS certificate and CA "
-                         "(--tls-cert/--tls-key/--tls-ca)")
-    loop = asyncio.get_running_loop()
-    handshake = InitiatorHandshake(role, token=token, name=name,
-                                   versions=versions or (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                                   features=default_features() if features is None else features,
-                                   environment=local_environment())
-    comm = Comm(loop, Connection(handshake, limits=limits))
-    tls = ssl_context if scheme == "tls" else None
-    server_hostname = None
-    if tls is not None:
-        # Without a cluster CA the server is checked against the system's CAs, by host name.
-        server_hostname = host if tls.check_hostname else ""
-    async with asyncio.timeout(timeout):
-        await loop.create_connection(lambda: _StreamProtocol(comm), host, port, ssl=tls,
-                                     server_hostname=server_hostname,
-                                     ssl_handshake_timeout=timeout if tls else None)
-    comm.peer_address = format_address(host, port, scheme)
-    try:
-        await _run_handshake(comm, timeout)
-    except CommClosedError as exc:
-        # With TLS 1.3 a server checks the client's certificate after the client's side of the
-        # TLS handshake is done, so a refused certificate shows up here, as a plain close.
-        hint = ("; over TLS this is how a server refuses a client without a certificate its CA "
-                "signed (see --tls-cert/--tls-key)" if tls is not None else "")
-        raise HandshakeError(f"{address} closed the connection during the handshake: {exc}"
-                             f"{hint}", "handshake-failed") from None
-    except HandshakeError:
-        raise
-    except ProtocolError as exc:  # e.g. the server sent more than an unauthenticated peer may
-        raise HandshakeError(f"{address} broke the protocol during the handshake: "
-                             f"{exc.message}", exc.code) from None
-    return comm
-
-
-class Listener:
-    def __init__(self, server: asyncio.AbstractServer, address: str):
-        self.server = server
-        self.address = address
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def port(self) -> int:
-        return parse_address(self.address)[2]
-
-    def close(self) -> None:
-        self.server.close()
-        for task in self.tasks:
-            task.cancel()
-
-
-async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None], *,
-                 token: str | None = None, ssl_context: ssl.SSLContext | None = None,
-                 limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 who: str = "server", features: Iterable[str] | None = None) -> Listener:
-    """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
-
-    ``who`` is this server's role (``center``, ``worker``): messages the catalogue does not let
-    a peer send to it are refused. A peer that fails the handshake gets an ``error`` message and
-    one log line; nothing else. A TLS handshake has the same time limit as ours.
-    """
-    scheme, host, port = parse_address(address, default_port=0)
-    if scheme == "tls" and ssl_context is None:
-        raise ValueError(f"{address} is a TLS address: give --tls-cert and --tls-key")
-    loop = asyncio.get_running_loop()
-    listener: Listener
-    announced = default_features() if features is None else frozenset(features)
-    environment = local_environment()
-
-    def new_comm() -> Comm:
-        handshake = AcceptorHandshake(token=token, who=who, features=announced,
-                                      environment=environment)
-        return Comm(loop, Connection(handshake, who=who, limits=limits))
-
-    async def accept(comm: Comm) -> None:
-        try:
-            await _run_handshake(comm, handshake_timeout)
-        except ProtocolError as exc:
-            log.warning("refused connection from %s: %s (%s)", comm.peer_address, exc.message,
-                        exc.code)
-            if not comm.is_closed:  # an abort lets its error message reach the peer first
-                comm.close()
-            return
-        except CommClosedError:
-            # Port scanners and load-balancer health checks connect and leave: not a warning.
-            log.info("connection from %s closed during the handshake", comm.peer_address)
-            return
-        result = on_comm(comm)
-        if asyncio.iscoroutine(result):
-            await result
-
-    def on_made(comm: Comm) -> None:
-        task = loop.create_task(accept(comm))
-        listener.tasks.add(task)
-        task.add_done_callback(listener.tasks.discard)
-
-    tls = ssl_context if scheme == "tls" else None
-    server = await loop.create_server(lambda: _StreamProtocol(new_comm(), on_made), host, port,
-                                      ssl=tls, ssl_handshake_timeout=handshake_timeout if tls
-                                      else None, reuse_address=True, backlog=1024)
-    bound = server.sockets[0].getsockname()
-    listener = Listener(server, format_address(bound[0], bound[1], scheme))
-    return listener
