@@ -1,6 +1,6 @@
 """One connection's protocol, without I/O: bytes in, messages out; messages in, bytes out.
 
-As h11's ``Connection``: the asyncio transport (``comm.py``), the fuzzer and the vector tests
+As h11's ``Connection``: the asyncio transport (``comm/``), the fuzzer and the vector tests
 all drive this object, so what they test is the code that runs.
 
 * Receiving: fill ``get_buffer()`` and call ``buffer_updated(n)`` (or ``receive_data(bytes)``),
