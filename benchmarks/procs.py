@@ -185,3 +185,27 @@ def sum_rss(procs) -> int:
         except psutil.Error:
             pass
     return total
+
+
+def bare_cluster(bin_dir: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> str:
+    """Start ``dcenter`` (no dashboard) and two single-threaded ``dworker`` without a nanny,
+    the smallest cluster to time a round trip on, and return the center's address. The
+    processes are appended to ``procs`` as they start (center first), so the caller's cleanup
+    also covers a start that fails halfway."""
+    center = subprocess.Popen([str(bin_dir / "dcenter"), "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    procs.append(center)
+    assert center.stdout is not None
+    for line in center.stdout:
+        match = re.search(r"Start center at (\S+)", line)
+        if match:
+            break
+    else:
+        raise RuntimeError("dcenter exited before listening")
+    address = match.group(1)
+    procs.extend(subprocess.Popen([str(bin_dir / "dworker"), address, "--nthreads", "1",
+                                   "--no-nanny", "--name", f"w{i}"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for i in range(2))
+    return address

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+from procs import bare_cluster
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -58,30 +58,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def one_run(mode: str, n: int, env: dict[str, str]) -> dict[str, float]:
-    center = subprocess.Popen([str(BIN / "dcenter"), "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    procs = [center]
+    procs: list[subprocess.Popen] = []
     try:
-        for line in center.stdout:
-            match = re.search(r"Start center at (\S+)", line)
-            if match:
-                address = match.group(1)
-                break
-        else:
-            raise RuntimeError("dcenter exited before listening")
-        workers = [subprocess.Popen([str(BIN / "dworker"), address, "--nthreads", "1",
-                                     "--no-nanny", "--name", f"w{i}"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for i in range(2)]
-        procs += workers
+        address = bare_cluster(BIN, env, procs)
         client = subprocess.Popen([sys.executable, "-c", CLIENT, address, str(n), mode],
                                   env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
         procs.append(client)
         if client.stdout.readline().strip() != "GO":
             raise RuntimeError("the client did not start")
-        servers = [center, *workers]
+        servers = procs[:3]  # the center and the two workers
         before = [cpu_seconds(p.pid) for p in servers]
         client.stdin.write("\n")
         client.stdin.flush()

@@ -23,12 +23,13 @@ import bisect
 import collections
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from procs import bare_cluster
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -168,23 +169,9 @@ def run(n: int) -> dict[str, dict]:
                    PYTHONMALLOC=os.environ.get("PYTHONMALLOC", "malloc"))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), str(HERE),
                                                           env.get("PYTHONPATH")]))
-        center = subprocess.Popen([str(BIN / "dcenter"), "--host", "127.0.0.1", "--port", "0",
-                                   "--no-dashboard"], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        procs = [center]
+        procs: list[subprocess.Popen] = []
         try:
-            for line in center.stdout:
-                match = re.search(r"Start center at (\S+)", line)
-                if match:
-                    address = match.group(1)
-                    break
-            else:
-                raise RuntimeError("dcenter exited before listening")
-            workers = [subprocess.Popen([str(BIN / "dworker"), address, "--nthreads", "1",
-                                         "--no-nanny", "--name", f"w{i}"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                       for i in range(2)]
-            procs += workers
+            address = bare_cluster(BIN, env, procs)
             subprocess.run([sys.executable, "-c", CLIENT, address, str(n)], env=env,
                            check=True, timeout=600)
             client_notes = [p for p in Path(tmp).glob("*.notes")]
@@ -203,7 +190,7 @@ def run(n: int) -> dict[str, dict]:
         for times in worker_notes.values():
             times.sort()
         client_pid = next(pid for pid in by_pid if pid not in {str(p.pid) for p in procs})
-        notes = {"client": by_pid[client_pid], "center": by_pid[str(center.pid)],
+        notes = {"client": by_pid[client_pid], "center": by_pid[str(procs[0].pid)],
                  "worker": worker_notes}
     trips = round_trips(notes, n)
     result = {}
