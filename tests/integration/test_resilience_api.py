@@ -36,6 +36,10 @@ def sleep_then(value, seconds):
     return value
 
 
+def after(value, _previous):
+    return value
+
+
 def fail(message):
     raise ValueError(message)
 
@@ -125,8 +129,12 @@ def test_wait_all_first_completed_and_first_exception(e):
 
 
 def test_as_completed_yields_in_completion_order(e):
-    futures = [e.submit(sleep_then, i, 0.6 - 0.2 * i, pure=False) for i in range(3)]
-    assert [f.result() for f in as_completed(futures)] == [2, 1, 0]
+    # Each task needs the one before it, so they finish 2, 1, 0 whatever the threads are
+    # doing (an earlier test's cancelled task may still hold one): the order given is 0, 1, 2.
+    two = e.submit(sleep_then, 2, 0.2, pure=False)
+    one = e.submit(after, 1, two, pure=False)
+    zero = e.submit(after, 0, one, pure=False)
+    assert [f.result() for f in as_completed([zero, one, two])] == [2, 1, 0]
 
 
 def test_as_completed_with_futures_added_while_iterating(e):
