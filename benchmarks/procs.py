@@ -209,3 +209,12 @@ def bare_cluster(bin_dir: Path, env: dict[str, str], procs: list[subprocess.Pope
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i in range(2))
     return address
+
+
+def stop_all(procs: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """Terminate what ``bare_cluster`` (and the caller) started, newest first, and reap it."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        proc.wait(grace)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import psutil
-from procs import bare_cluster
+from procs import bare_cluster, stop_all
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -80,11 +80,7 @@ def one_run(mode: str, n: int, env: dict[str, str]) -> dict[str, float]:
         client.stdin.flush()
         client.wait(30)
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            proc.wait(30)
+        stop_all(procs)
     spent = [a - b for a, b in zip(after, before)]
     return {"wall_us": wall / n * 1e6, "client_us": client_cpu / n * 1e6,
             "center_us": spent[0] / n * 1e6, "workers_us": sum(spent[1:]) / n * 1e6}

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from procs import bare_cluster
+from procs import bare_cluster, stop_all
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -177,11 +177,7 @@ def run(n: int) -> dict[str, dict]:
             client_notes = [p for p in Path(tmp).glob("*.notes")]
             assert len(client_notes) == 1, "the client left no notes"
         finally:
-            for proc in reversed(procs):
-                if proc.poll() is None:
-                    proc.terminate()
-            for proc in procs:
-                proc.wait(30)
+            stop_all(procs)
         by_pid = {path.stem: read_notes(path) for path in Path(tmp).glob("*.notes")}
         worker_notes: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for proc in procs[1:]:
