@@ -91,14 +91,48 @@ def same(name: str, got, expected) -> bool:
     return bool(np.allclose(got.sort_index().to_numpy(), expected.sort_index().to_numpy()))
 
 
-def timed(collection, repeat: int, **scheduler) -> tuple[list[float], object]:
-    """Seconds per ``collection.compute(**scheduler)``, ``repeat`` times, and the last result."""
+def timed(collection, repeat: int, after=None, **scheduler) -> tuple[list[float], object]:
+    """Seconds per ``collection.compute(**scheduler)``, ``repeat`` times, and the last result;
+    ``after(started)`` is called after each run, outside the timing."""
     samples, result = [], None
     for _ in range(repeat):
+        started = time.time()
         start = time.perf_counter()
         result = collection.compute(**scheduler)
         samples.append(time.perf_counter() - start)
+        if after is not None:
+            after(started)
     return samples, result
+
+
+def graph_keys(collection) -> list[str]:
+    """The keys of the graph ``compute`` submits (after dask's optimization), as dist names
+    them."""
+    import dask
+    from dist_client.dask_graphs import dist_key
+
+    (optimized,) = dask.optimize(collection)
+    return [dist_key(key) for key in dict(optimized.__dask_graph__())]
+
+
+class MoveCounter:
+    """After each run on dist: the results one worker fetched from another during it, by key
+    prefix, from the workers' stories of the graph's keys (entries from ``flight`` to
+    ``memory``), appended to ``moves``."""
+
+    def __init__(self, executor, keys: list[str], moves: list[dict[str, int]]):
+        self.executor, self.keys, self.moves = executor, keys, moves
+
+    def __call__(self, started: float) -> None:
+        moved: dict[str, int] = {}
+        for entry in self.executor.story(*self.keys):
+            if (entry["worker"] and entry["start"] == "flight" and entry["finish"] == "memory"
+                    and entry["time"] >= started):
+                key = entry["key"]
+                name = key.split("'")[1] if key.startswith("('") else key
+                prefix = name.rsplit("-", 1)[0]
+                moved[prefix] = moved.get(prefix, 0) + 1
+        self.moves.append(moved)
 
 
 class Connected:
@@ -140,9 +174,15 @@ def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
             for name, collection in collections.items():
                 try:
                     collection.compute(scheduler=connected.get)  # warm-up, not counted
-                    runs, result = timed(collection, repeat, scheduler=connected.get)
+                    moves: list[dict[str, int]] = []
+                    after = None
+                    if system == "dist":
+                        after = MoveCounter(connected.handle, graph_keys(collection), moves)
+                    runs, result = timed(collection, repeat, after, scheduler=connected.get)
                     results[name] = {"s": statistics.median(runs), "runs": runs,
                                      "correct": same(name, result, expected[name])}
+                    if moves:
+                        results[name]["moves"] = moves
                 except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
                     results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         finally:
@@ -202,6 +242,8 @@ def main(argv=None) -> int:
             else:
                 mark = "" if entry["correct"] else " WRONG"
                 cells.append(f"{system} {entry['s']:6.3f} s{mark}")
+                if "moves" in entry:
+                    cells.append(f"(moves per run {entry['moves']})")
         print(f"{name:10} " + "  ".join(cells), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))

@@ -5,7 +5,7 @@ Pure functions over a ``CenterView``: they decide, ``CenterState`` carries the d
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from .records import CenterView, TaskState, WorkerInfo
 
@@ -16,6 +16,11 @@ MAX_MARGIN_PER_THREAD = 64
 # it. ``inf`` sends them all at once. Short tasks get BUFFER_SECONDS of work on top.
 DEFAULT_SATURATION = 1.1
 DEFAULT_TARGET = 0.6  # of the memory limit, for workers that do not state their own
+# Partners (tasks without inputs that one dependent combines, as ``x + x.T`` adds blocks
+# (i, j) and (j, i)) are placed together. Only small joins count: a task with more inputs than
+# this (a concatenation of all the blocks) or a task read by more tasks than this (a broadcast
+# value) has no partners, else a whole array would be drawn to one worker.
+MAX_PARTNER_FAN = 8
 
 
 def capacity(worker: WorkerInfo, avg_duration: float,
@@ -79,10 +84,73 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
     if ts.deps or (spec is not None and spec.workers):
         return best_worker(ts, pool, view.tasks)  # type: ignore[return-value]
     capacity_of = view.capacity_of
+    if ts.dependents and not any(w.occupied < w.nthreads for w in pool):
+        # (a worker with an idle thread gets it: running now beats moving its result later)
+        partner = partner_worker(view, ts)
+        if partner is not None:
+            return partner
     free = [w for w in pool if len(w.processing) < capacity_of(w)]
     if free:
         return min(free, key=root_cost)
     return "queued"
+
+
+def partners(view: CenterView, ts: TaskState) -> Iterator[TaskState]:
+    """Tasks without inputs that a dependent of ``ts`` (itself without inputs) combines with
+    it: placed apart, one of the two results has to move to the other's worker."""
+    dependents = ts.dependents
+    if len(dependents) > MAX_PARTNER_FAN:
+        return
+    tasks = view.tasks
+    key = ts.key
+    for dependent in dependents:
+        dts = tasks.get(dependent)
+        if dts is None or len(dts.deps) > MAX_PARTNER_FAN:
+            continue
+        for dep in dts.deps:
+            if dep != key:
+                pts = tasks.get(dep)
+                if pts is not None and not pts.deps and len(pts.dependents) <= MAX_PARTNER_FAN:
+                    yield pts
+
+
+def has_room_for_partner(view: CenterView, worker: WorkerInfo) -> bool:
+    """A running worker below its memory target that holds fewer tasks than its capacity
+    and one more per thread: a partner may go beyond the capacity, by that much at most."""
+    return (worker.status == "running"
+            and len(worker.processing) < view.capacity_of(worker) + worker.nthreads
+            and not above_target(worker))
+
+
+def partner_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
+    """The worker that runs or holds a partner of ``ts`` already, while it has room for it
+    (see ``has_room_for_partner``); ``ts`` goes there rather than to the least busy."""
+    workers = view.workers
+    for pts in partners(view, ts):
+        where = pts.processing_on if pts.state == "processing" else None
+        held = (where,) if where is not None else pts.who_has
+        for address in held:
+            worker = workers.get(address)
+            if worker is not None and has_room_for_partner(view, worker):
+                return worker
+    return None
+
+
+def queued_partners(view: CenterView, ts: TaskState, worker: WorkerInfo) -> list[str]:
+    """``ts`` was sent to ``worker``: its partners still queued, to send there with it (as
+    many as it has room for)."""
+    room = view.capacity_of(worker) + worker.nthreads - len(worker.processing)
+    if room <= 0 or worker.status != "running" or above_target(worker):
+        return []
+    chosen: list[str] = []
+    for pts in partners(view, ts):
+        spec = pts.spec
+        if (pts.state == "queued" and spec is not None and not spec.resources
+                and not spec.workers and pts.key not in chosen):
+            chosen.append(pts.key)
+            if len(chosen) >= room:
+                break
+    return chosen
 
 
 def root_cost(worker: WorkerInfo) -> tuple:

@@ -220,6 +220,10 @@ class TaskMachine:
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         self.send(worker.address, self.compute_message(ts))
+        if ts.dependents and not ts.deps:  # its queued partners go with it (see placement)
+            partners = placement.queued_partners(self, ts, worker)
+            if partners:
+                return {key: ("processing", worker.address) for key in partners}
         return _NOTHING
 
     def _to_queued(self, ts: TaskState) -> Recs:
@@ -481,7 +485,7 @@ class TaskMachine:
             key = queue.pop()
             ts = tasks.get(key)
             if ts is not None and ts.state == "queued":
-                self._transition(ts, "processing", sid, address)
+                self.transition(ts, "processing", sid, address)
 
     def capacity_of(self, worker: WorkerInfo) -> float:
         """``placement.capacity`` of ``worker``, worked out again only when it may have changed."""
