@@ -15,8 +15,8 @@ import msgpack
 
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
-from .wiretypes import (BatchFrames, FieldSpec, field_specs, record_converter, record_encoder,
-                        wire_field)
+from . import codegen
+from .wiretypes import BatchFrames, FieldSpec, field_specs, wire_field
 
 OPS: dict[str, type[Message]] = {}
 
@@ -40,7 +40,6 @@ class Message:
     def to_wire(self, frames: list[Any], seen: dict[Any, Any] | None = None) -> dict[Any, Any]:
         """The msgpack map for this message; payload frames are appended to ``frames``."""
         out: dict[Any, Any] = type(self)._encode(self, frames, {} if seen is None else seen)
-        out["op"] = self.op
         return out
 
     @classmethod
@@ -73,11 +72,22 @@ def message(op: str, *direction: str, since: int = 1,
         cls.gated_fields = tuple((f.name, f.default, f.feature) for f in cls.fields
                                  if f.feature is not None)
         cls.feature_checked = cls.feature_checked or bool(feature or cls.gated_fields)
-        cls._decode = staticmethod(record_converter(cls))
-        cls._encode = staticmethod(record_encoder(cls))
+        # Generated on first use: most processes use a few of the ops, and importing the
+        # catalogue stays cheap.
+        cls._decode = _on_first_use(cls, "_decode", lambda: codegen.decoder(cls))
+        cls._encode = _on_first_use(cls, "_encode", lambda: codegen.encoder(cls, op))
         OPS[op] = cls
         return cls
     return register
+
+
+def _on_first_use(cls: type, name: str, make: Callable[[], Any]) -> Any:
+    """A static method that replaces itself, the first time it is called, with ``make()``."""
+    def first_use(*args: Any) -> Any:
+        made = make()
+        setattr(cls, name, staticmethod(made))
+        return made(*args)
+    return staticmethod(first_use)
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,7 +654,7 @@ def encode_batch(messages: list[Message]) -> list[Any]:
     """Frames for one batch: frame 0 is the msgpack list, payload frames follow."""
     frames: list[Any] = [b""]
     seen: dict[Any, Any] = {}
-    wire = [m.to_wire(frames, seen) for m in messages]
+    wire = [type(m)._encode(m, frames, seen) for m in messages]
     frames[0] = msgpack.packb(wire, use_bin_type=True)
     return frames
 
@@ -657,7 +667,7 @@ def encode_batches(messages: list[Message], max_frames: int) -> list[list[Any]]:
     seen: dict[Any, Any] = {}
     wire: list[Any] = []
     for m in messages:
-        wire.append(m.to_wire(frames, seen))
+        wire.append(type(m)._encode(m, frames, seen))
         if len(frames) >= max_frames:
             frames[0] = msgpack.packb(wire, use_bin_type=True)
             batches.append(frames)

@@ -69,11 +69,11 @@ class BatchFrames(list[Any]):
         self.payloads: dict[tuple[Any, ...], Payload] = {}
 
 
-def _payload_converter(value: Any, frames: list[Any]) -> Payload:
+def read_payload_ref(value: Any, frames: list[Any]) -> Payload:
     shared = frames.payloads if type(frames) is BatchFrames else None
     if shared is not None and type(value) is dict and "compression" not in value:
         indices = value.get("frames")
-        if type(indices) is list:
+        if type(indices) is list and type(value.get("serializer")) is str:
             key = (value.get("serializer"), *indices)
             payload = shared.get(key)
             if payload is None:
@@ -105,7 +105,7 @@ def _read_payload(value: Any, frames: list[Any]) -> Payload:
     return Payload(serializer, out)
 
 
-def _payload_encoder(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
+def payload_ref(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
     # The same payload object used by many messages in one batch travels once.
     ref = seen.get(id(value))
     if ref is None:
@@ -143,7 +143,7 @@ def converter(tp: Any) -> Converter:
     if tp is Any:
         return lambda value, frames: value
     if tp is Payload:
-        return _payload_converter
+        return read_payload_ref
     if tp in _SCALARS:
         name, accepted = _SCALARS[tp]
 
@@ -207,7 +207,7 @@ def converter(tp: Any) -> Converter:
 def encoder(tp: Any) -> Encoder | None:
     """An encoder for values of ``tp``, or None when the value goes on the wire as it is."""
     if tp is Payload:
-        return _payload_encoder
+        return payload_ref
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is list:
@@ -222,7 +222,7 @@ def encoder(tp: Any) -> Encoder | None:
         return lambda v, f, s: {k: value(x, f, s) for k, x in v.items()}
     if origin in (Union, types.UnionType):
         if Payload in args:
-            return lambda v, f, s: _payload_encoder(v, f, s) if isinstance(v, Payload) else v
+            return lambda v, f, s: payload_ref(v, f, s) if isinstance(v, Payload) else v
         records = [a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)]
         if len(records) == 1:  # an optional record
             record, encode_record = records[0], record_encoder(records[0])

@@ -1,0 +1,395 @@
+"""One flat decode and one flat encode function per record class, generated and compiled.
+
+The converters of ``wiretypes`` say what a message may hold, field by field, as a chain of
+closures; every message of every batch walked that chain and then went through the frozen
+dataclass ``__init__``. Here each record class gets, on its first use, the source of one
+function with every field's check written out (``type(x) is str``, a range, a default, a
+payload reference, a nested record) and compiled once, as ``dataclasses`` does for
+``__init__``. Its instance is built as an instance of a twin class with the same slots and
+no frozen ``__setattr__``, then given its real class, so the message is as immutable to its
+users as before.
+
+The generated decoder only takes the common, well-formed case. Anything it is not sure of (a
+subclass of ``str``, a missing field, a bad value) sends the whole message to the reference
+converter of ``wiretypes``, which accepts or refuses it with the same result and the same
+error as ever: the fast path is only ever narrower. The generated encoder writes the same
+maps in the same key order as the reference encoder, so the bytes on the wire do not change.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Union
+
+from .errors import InvalidMessage
+from .serialize import SERIALIZERS, Payload
+from .wiretypes import (BatchFrames, Converter, Encoder, FieldSpec, bounded, converter,
+                        field_hints, field_specs, payload_ref, read_payload_ref,
+                        record_converter)
+
+
+class _Slow(Exception):
+    """The generated decoder gives a message up to the reference converter."""
+
+
+_EXACT = (str, bool, bytes)  # scalars the wire holds as exactly that Python type
+_MISSING = object()
+_INF = float("inf")
+_FAST_DECODERS: dict[type, Converter] = {}
+_ENCODERS: dict[type, Encoder] = {}
+
+
+def _is_record(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _generatable(cls: type) -> bool:
+    """Records whose instances can be built field by field (every field set by ``__init__``,
+    nothing done after it)."""
+    return (all(f.init for f in dataclasses.fields(cls)) and "__slots__" in cls.__dict__
+            and not hasattr(cls, "__post_init__"))
+
+
+class _Source:
+    """The lines of one generated function, and the objects its names stand for."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.env: dict[str, Any] = {"_Slow": _Slow, "_INF": _INF, "_MISSING": _MISSING}
+        self.count = 0
+
+    def name(self, obj: Any, hint: str) -> str:
+        for key, value in self.env.items():
+            if value is obj and key.startswith(f"_{hint}"):
+                return key
+        self.count += 1
+        key = f"_{hint}{self.count}"
+        self.env[key] = obj
+        return key
+
+    def tmp(self) -> str:
+        self.count += 1
+        return f"v{self.count}"
+
+    def emit(self, indent: int, line: str) -> None:
+        self.lines.append("    " * indent + line)
+
+    def compile(self, name: str) -> Any:
+        namespace = dict(self.env)
+        exec("\n".join(self.lines), namespace)  # noqa: S102 -- our own generated source
+        return namespace[name]
+
+
+def _payload(value: Any, frames: list[Any]) -> Payload:
+    """``read_payload_ref`` for the usual payload reference, one plain frame of a batch."""
+    if type(value) is dict and type(frames) is BatchFrames and len(value) == 2:
+        serializer, indices = value.get("serializer"), value.get("frames")
+        if type(indices) is list and len(indices) == 1 and type(serializer) is str:
+            index = indices[0]
+            shared = frames.payloads
+            key = (serializer, index)
+            payload = shared.get(key)
+            if payload is not None:
+                return payload
+            if serializer in SERIALIZERS and type(index) is int and 0 < index < len(frames):
+                payload = shared[key] = Payload(serializer, [frames[index]])
+                return payload
+    return read_payload_ref(value, frames)
+
+
+def _value(src: _Source, indent: int, tp: Any, value: str, minimum: float | None,
+           checked: bool = False) -> str:
+    """Emit the checks of ``value`` (a name) as type ``tp``; the name holding the result.
+    ``checked``: the type of ``value`` is known to be one ``tp`` admits (a union's branch)."""
+    if tp is Any and minimum is None:
+        return value
+    if tp in _EXACT:
+        if not checked:
+            src.emit(indent, f"if type({value}) is not {tp.__name__}: raise _Slow")
+        return value
+    if tp is int:
+        if not checked:
+            src.emit(indent, f"if type({value}) is not int: raise _Slow")
+        if minimum is not None:
+            src.emit(indent, f"if {value} < {minimum!r}: raise _Slow")
+        return value
+    if tp is float:
+        if not checked:
+            src.emit(indent, f"if type({value}) is not float and type({value}) is not int: "
+                             "raise _Slow")
+        if minimum is not None:
+            # as the reference: finite and at least ``minimum`` (NaN fails both comparisons)
+            src.emit(indent, f"if not {minimum!r} <= {value} < _INF: raise _Slow")
+        return value
+    if tp is Payload:
+        out = src.tmp()
+        src.emit(indent, f"{out} = {src.name(_payload, 'payload')}({value}, frames)")
+        return out
+    if _is_record(tp) and _generatable(tp):
+        out = src.tmp()
+        src.emit(indent, f"{out} = {src.name(fast_decoder(tp), 'record')}({value}, frames)")
+        return out
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list:
+        if not checked:
+            src.emit(indent, f"if type({value}) is not list: raise _Slow")
+        return _list(src, indent, args[0], value, minimum)
+    if origin is dict:
+        if not checked:
+            src.emit(indent, f"if type({value}) is not dict: raise _Slow")
+        return _map(src, indent, args[1], value, minimum)
+    if origin in (Union, types.UnionType):
+        union = _union(src, indent, tp, value, minimum)
+        if union is not None:
+            return union
+    # Anything else: the reference converter, whose error sends the message the slow way.
+    convert = converter(tp) if minimum is None else bounded(converter(tp), minimum)
+    out = src.tmp()
+    src.emit(indent, f"{out} = {src.name(convert, 'convert')}({value}, frames)")
+    return out
+
+
+def _only(src: _Source, indent: int, values: str, kind: type) -> None:
+    """Every item of ``values`` (an iterable expression) is exactly of type ``kind``."""
+    src.emit(indent, f"for v in {values}:")
+    src.emit(indent + 1, f"if type(v) is not {kind.__name__}: raise _Slow")
+
+
+def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
+    if item in _EXACT or (item is int and minimum is None):
+        _only(src, indent, value, item)
+        return value
+    out = src.tmp()
+    if _is_record(item) and _generatable(item):
+        decode = src.name(fast_decoder(item), "record")
+        src.emit(indent, f"{out} = [{decode}(v, frames) for v in {value}]")
+        return out
+    each, start = src.tmp(), len(src.lines)
+    src.emit(indent, f"for {each} in {value}:")
+    result = _value(src, indent + 1, item, each, minimum)
+    if result == each:  # items only checked: the list is kept
+        return value
+    src.lines.insert(start, "    " * indent + f"{out} = []")
+    src.emit(indent + 1, f"{out}.append({result})")
+    return out
+
+
+def _map(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
+    _only(src, indent, value, str)
+    if item is Any and minimum is None:
+        return value
+    if item in _EXACT or item is int:
+        _only(src, indent, f"{value}.values()", item)
+        if minimum is not None:
+            src.emit(indent, f"if {value} and min({value}.values()) < {minimum!r}: raise _Slow")
+        return value
+    out, key, each = src.tmp(), src.tmp(), src.tmp()
+    start = len(src.lines)
+    src.emit(indent, f"for {key}, {each} in {value}.items():")
+    result = _value(src, indent + 1, item, each, minimum)
+    if result == each:  # values only checked: the map is kept
+        src.lines[start] = "    " * indent + f"for {each} in {value}.values():"
+        return value
+    src.lines.insert(start, "    " * indent + f"{out} = {{}}")
+    src.emit(indent + 1, f"{out}[{key}] = {result}")
+    return out
+
+
+def _kinds(tp: Any) -> tuple[type, ...] | None:
+    """The exact Python types a wire value of ``tp`` decodes from, or None if unsure."""
+    if tp in _EXACT or tp is int:
+        return (tp,)
+    if tp is float:
+        return (float, int)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return (list,)
+    if tp is Payload or origin is dict or _is_record(tp):
+        return (dict,)
+    return None
+
+
+def _union(src: _Source, indent: int, tp: Any, value: str, minimum: float | None,
+           none_handled: bool = False) -> str | None:
+    args = typing.get_args(tp)
+    options = [a for a in args if a is not type(None)]
+    kinds = [_kinds(a) for a in options]
+    flat = [k for ks in kinds if ks is not None for k in ks]
+    if any(k is None for k in kinds) or len(flat) != len(set(flat)):
+        return None  # options that share a kind: left to the reference converter's tries
+    if none_handled and len(options) == 1:
+        return _value(src, indent, options[0], value, minimum)
+    out = src.tmp()
+    branch = "if"
+    if len(options) != len(args) and not none_handled:
+        src.emit(indent, f"if {value} is None:")
+        src.emit(indent + 1, f"{out} = None")
+        branch = "elif"
+    for option, option_kinds in zip(options, kinds):
+        assert option_kinds is not None
+        test = " or ".join(f"type({value}) is {k.__name__}" for k in option_kinds)
+        src.emit(indent, f"{branch} {test}:")
+        result = _value(src, indent + 1, option, value, minimum, checked=True)
+        src.emit(indent + 1, f"{out} = {result}")
+        branch = "elif"
+    src.emit(indent, "else:")
+    src.emit(indent + 1, "raise _Slow")
+    return out
+
+
+def _default(src: _Source, field: dataclasses.Field[Any]) -> str:
+    if field.default_factory is list:
+        return "[]"
+    if field.default_factory is dict:
+        return "{}"
+    if field.default_factory is not dataclasses.MISSING:
+        return f"{src.name(field.default_factory, 'factory')}()"
+    if field.default is None or type(field.default) in (bool, int, str):
+        return repr(field.default)
+    return src.name(field.default, "default")
+
+
+def _twin(cls: type) -> type:
+    """A class with ``cls``'s slots and bases but without its frozen ``__setattr__``: an
+    instance is filled in as one of these, then its ``__class__`` becomes ``cls``."""
+    return type(cls.__name__, cls.__bases__, {"__slots__": cls.__dict__["__slots__"],
+                                                "__module__": cls.__module__})
+
+
+def _decoder_source(cls: type, name: str, guarded: bool) -> Any:
+    """The fast decoder of ``cls`` (raising ``_Slow`` on anything unusual) or, ``guarded``,
+    the decoder that falls back to the reference converter."""
+    src = _Source()
+    fields = dataclasses.fields(cls)
+    wire = {spec.name: spec for spec in field_specs(cls)}
+    hints = field_hints(cls, list(wire))
+    body = 2 if guarded else 1
+    src.emit(0, f"def {name}(value, frames):")
+    if guarded:
+        src.emit(1, "try:")
+    src.emit(body, "if type(value) is not dict: raise _Slow")
+    src.emit(body, "get = value.get")
+    src.emit(body, f"o = {src.name(_twin(cls), 'twin')}()")
+    for field in fields:
+        spec = wire.get(field.name)
+        if spec is None:
+            src.emit(body, f"o.{field.name} = {_default(src, field)}")
+            continue
+        if spec.required:
+            src.emit(body, f"x = get({field.name!r}, _MISSING)")
+            src.emit(body, "if x is _MISSING: raise _Slow")
+            result = _value(src, body, hints[field.name], "x", spec.minimum)
+            src.emit(body, f"o.{field.name} = {result}")
+        else:
+            src.emit(body, f"x = get({field.name!r})")
+            src.emit(body, "if x is None:")
+            src.emit(body + 1, f"o.{field.name} = {_default(src, field)}")
+            src.emit(body, "else:")
+            tp = hints[field.name]
+            result = None
+            if typing.get_origin(tp) in (Union, types.UnionType):  # None is handled above
+                result = _union(src, body + 1, tp, "x", spec.minimum, none_handled=True)
+            if result is None:
+                result = _value(src, body + 1, tp, "x", spec.minimum)
+            src.emit(body + 1, f"o.{field.name} = {result}")
+    src.emit(body, f"o.__class__ = {src.name(cls, 'cls')}")
+    src.emit(body, "return o")
+    if guarded:
+        src.emit(1, f"except ({src.name(_Slow, 'Slow')}, {src.name(InvalidMessage, 'Invalid')}):")
+        src.emit(2, f"return {src.name(record_converter(cls), 'reference')}(value, frames)")
+    return src.compile(name)
+
+
+def fast_decoder(cls: type) -> Converter:
+    """``cls``'s generated decoder for use inside another one: raises ``_Slow`` (or the
+    ``InvalidMessage`` of a payload) where the reference converter must decide."""
+    decode = _FAST_DECODERS.get(cls)
+    if decode is None:
+        decode = _FAST_DECODERS[cls] = _decoder_source(cls, f"fast_{cls.__name__}", False)
+    return decode
+
+
+def decoder(cls: type) -> Converter:
+    """A converter of a wire map to a ``cls``, as ``record_converter(cls)`` but faster."""
+    if not _generatable(cls):
+        return record_converter(cls)
+    decode: Converter = _decoder_source(cls, f"decode_{cls.__name__}", True)
+    return decode
+
+
+def _encoding(src: _Source, tp: Any, value: str) -> str | None:
+    """The expression of ``value``'s wire form, or None when it goes on the wire as it is."""
+    if tp is Payload:
+        ref = src.name(payload_ref, "payload")
+        return f"(seen.get(id({value})) or {ref}({value}, frames, seen))"
+    if _is_record(tp):
+        return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list:
+        each = _encoding(src, args[0], "x")
+        return None if each is None else f"[{each} for x in {value}]"
+    if origin is dict:
+        each = _encoding(src, args[1], "x")
+        return None if each is None else f"{{k: {each} for k, x in {value}.items()}}"
+    if origin in (Union, types.UnionType):
+        # as ``wiretypes.encoder``: a payload option, or else a single record option
+        if Payload in args:
+            return (f"({_encoding(src, Payload, value)} if isinstance({value}, "
+                    f"{src.name(Payload, 'Payload')}) else {value})")
+        records = [a for a in args if _is_record(a)]
+        if len(records) == 1:
+            return (f"({_encoding(src, records[0], value)} if isinstance({value}, "
+                    f"{src.name(records[0], 'cls')}) else {value})")
+    return None
+
+
+def _field_encoding(src: _Source, spec: FieldSpec, hints: dict[str, Any],
+                    value: str) -> str | None:
+    encoded = _encoding(src, hints[spec.name], value)
+    if encoded is None and spec.encode is not None:  # a shape this module does not know
+        encoded = f"{src.name(spec.encode, 'encode')}({value}, frames, seen)"
+    return encoded
+
+
+def _encoder_source(cls: type, op: str | None) -> Any:
+    src = _Source()
+    hints = field_hints(cls, [spec.name for spec in field_specs(cls)])
+    name = f"encode_{cls.__name__}"
+    src.emit(0, f"def {name}(m, frames, seen):")
+    specs = field_specs(cls)
+    # The leading required fields make one dict display; the key order is the fields' order.
+    leading = 0
+    while leading < len(specs) and specs[leading].required:
+        leading += 1
+    items = []
+    for spec in specs[:leading]:
+        value = f"m.{spec.name}"
+        items.append(f"{spec.name!r}: {_field_encoding(src, spec, hints, value) or value}")
+    src.emit(1, f"out = {{{', '.join(items)}}}")
+    for spec in specs[leading:]:
+        encoded = _field_encoding(src, spec, hints, "v") or "v"
+        src.emit(1, f"v = m.{spec.name}")
+        if spec.required:
+            src.emit(1, f"out[{spec.name!r}] = {encoded}")
+        else:
+            src.emit(1, "if v is not None:")
+            src.emit(2, f"out[{spec.name!r}] = {encoded}")
+    if op is not None:
+        src.emit(1, f"out['op'] = {op!r}")
+    src.emit(1, "return out")
+    return src.compile(name)
+
+
+def encoder(cls: type, op: str | None = None) -> Encoder:
+    """The wire map of a ``cls`` (with ``op`` last, for a message), as ``record_encoder``
+    makes it, but from one generated function."""
+    if op is not None:
+        return typing.cast(Encoder, _encoder_source(cls, op))
+    encode = _ENCODERS.get(cls)
+    if encode is None:
+        encode = _ENCODERS[cls] = _encoder_source(cls, None)
+    return encode
+
+
+__all__ = ["decoder", "encoder", "fast_decoder"]
