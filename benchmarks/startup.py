@@ -2,24 +2,33 @@
 
 Each run launches ``dcenter``, and as soon as it says it listens, two ``dworker``s (under their
 default nanny) while a client in this process (imported beforehand, as in ``run.py``'s start-up
-workload) connects and submits one task. Every line the processes print is timestamped as it
-arrives, so the phases are read from the programs' own announcements:
+workload) connects and submits one task: the time from launching the center to that result is
+the figure ``run.py`` reports.
 
-    center listening   ``Start center at``                 (launch -> listening)
-    worker registered  ``Registered with center at:``      (each worker, from its launch)
-    client connected   ``Executor(address)`` returned
-    first result       ``submit(inc, 1).result()`` returned: the figure run.py reports
+Probed runs add, from an audit hook every started interpreter loads (``startup_probe/``; the
+programs are not changed), the moment and the CPU time so far of each process's steps, and so
+a breakdown of the wall time and of the CPU time of every phase:
 
-and, apart from the runs, the CPU time of a bare interpreter and of importing each program's
-modules, which is most of each phase.
+    center  interpreter start; re-exec (the allocator: a second interpreter start); imports
+            and set-up until it binds its port; until it says ``Start center at``
+    worker  interpreter start; imports and option parsing (the nanny's) until it forks the
+            worker; the fork; the worker's set-up until it binds its port and until it says
+            ``Start worker at``; from then to ``Registered with center at`` (registration)
+    client  connected (``Executor(address)`` returned); from then to the first result
 
-    python benchmarks/startup.py [--runs 5]
+Apart from the runs, ``-X importtime`` of each program's modules, summed by group (dist's
+packages, typer, asyncio, the rest of the standard library, other third-party packages), and
+the CPU time of a bare interpreter. Plain runs (no probe) give the headline figure unperturbed.
 
-Results: ``benchmarks/results/startup.json`` (medians and every sample).
+    python benchmarks/startup.py [--runs 5] [--plain-runs 5]
+
+Results: ``benchmarks/results/startup.json`` (medians and every sample, load average before and
+after). Unset PYTHONDONTWRITEBYTECODE to measure with cached bytecode, as users run.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
@@ -27,21 +36,24 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-IMPORTS = {"bare interpreter": "pass", "dcenter modules": "import dist_center.cli",
-           "dworker modules": "import dist_worker.cli", "client modules": "import dist_client"}
+PROBE = HERE / "startup_probe"
+IMPORTS = {"dcenter": "import dist_center.cli", "dworker": "import dist_worker.cli",
+           "client": "import dist_client"}
+GROUPS = ("dist_protocol", "dist_center", "dist_worker", "dist_client", "typer", "asyncio")
 
 
 class Watched:
-    """A process whose output lines are timestamped as they arrive."""
+    """A process whose output lines are timestamped (wall clock) as they arrive."""
 
     def __init__(self, argv: list[str], env: dict[str, str]):
-        self.started = time.perf_counter()
+        self.started = time.time()
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[tuple[float, str]] = []
@@ -51,10 +63,10 @@ class Watched:
     def _read(self) -> None:
         for line in self.proc.stdout:
             with self.changed:
-                self.lines.append((time.perf_counter(), line.rstrip()))
+                self.lines.append((time.time(), line.rstrip()))
                 self.changed.notify_all()
         with self.changed:
-            self.lines.append((time.perf_counter(), ""))  # end of output
+            self.lines.append((time.time(), ""))  # end of output
             self.changed.notify_all()
 
     def wait_for(self, pattern: str, timeout: float = 60) -> tuple[float, re.Match]:
@@ -87,13 +99,78 @@ class Watched:
             self.proc.wait()
 
 
-def one_run(env: dict[str, str], dcenter: str, dworker: str) -> dict[str, float]:
+def read_probe(path: str) -> dict[int, list[tuple[float, float, str]]]:
+    """The probe's events by pid: (wall clock, CPU seconds so far, event)."""
+    events: dict[int, list[tuple[float, float, str]]] = collections.defaultdict(list)
+    for line in Path(path).read_text().splitlines():
+        pid, wall, cpu, event = line.split(" ", 3)
+        events[int(pid)].append((float(wall), float(cpu), event))
+    return events
+
+
+def first(events, prefix: str, after: float = 0.0):
+    return next(((wall, cpu) for wall, cpu, event in events
+                 if event.startswith(prefix) and wall >= after), None)
+
+
+def span(phases: dict, name: str, start, end) -> None:
+    """Record the wall and CPU time between two (wall, cpu) points of one process."""
+    if start is not None and end is not None:
+        phases[f"{name}_s"] = end[0] - start[0]
+        phases[f"{name}_cpu_s"] = end[1] - start[1]
+
+
+def breakdown(events, center_pid: int, worker_pids: list[int], launched: dict[int, float],
+              lines: dict[str, float]) -> dict[str, float]:
+    """Wall and CPU time per phase, from the probe's events (workers: the slower one's)."""
+    phases: dict[str, float] = {}
+    center = events[center_pid]
+    starts = [(wall, cpu) for wall, cpu, event in center if event.startswith("interpreter")]
+    launch = (launched[center_pid], 0.0)
+    span(phases, "center_interpreter", launch, starts[0])
+    if len(starts) > 1:
+        span(phases, "center_reexec", starts[0], starts[1])
+    bind = first(center, "bind")
+    span(phases, "center_imports_until_bind", starts[-1], bind)
+    if bind is not None:
+        phases["center_bind_to_announced_s"] = lines["center_listening"] - bind[0]
+    per_worker = []
+    for nanny in worker_pids:
+        w: dict[str, float] = {}
+        nanny_events = events[nanny]
+        interp = first(nanny_events, "interpreter")
+        span(w, "worker_interpreter", (launched[nanny], 0.0), interp)
+        fork = first(nanny_events, "fork")
+        span(w, "worker_imports_until_fork", interp, fork)
+        child = next((pid for pid, evs in events.items()
+                      if evs and evs[0][2] == f"forked {nanny}"), None)
+        if child is not None and fork is not None:
+            forked = events[child][0][:2]
+            w["worker_fork_s"] = forked[0] - fork[0]
+            span(w, "worker_setup_until_bind", forked, first(events[child], "bind"))
+            w["worker_forked_to_announced_s"] = lines[f"worker {nanny}"] - forked[0]
+        w["worker_registration_s"] = lines[f"registered {nanny}"] - lines[f"worker {nanny}"]
+        per_worker.append(w)
+    for key in per_worker[0]:
+        values = [w[key] for w in per_worker if key in w]
+        phases[key] = max(values)
+    return phases
+
+
+def one_run(env: dict[str, str], dcenter: str, dworker: str, probe: bool) -> dict[str, float]:
     import bench_tasks as t
     from dist_client import Executor
 
+    env = dict(env)
+    probe_file = None
+    if probe:
+        handle, probe_file = tempfile.mkstemp(prefix="dist-startup-probe-")
+        os.close(handle)
+        env["DIST_STARTUP_PROBE"] = probe_file
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBE), env.get("PYTHONPATH")]))
     procs: list[Watched] = []
     try:
-        t0 = time.perf_counter()
+        t0 = time.time()
         center = Watched([dcenter, "--host", "127.0.0.1", "--port", "0", "--dashboard-port", "0"],
                          env)
         procs.append(center)
@@ -103,54 +180,127 @@ def one_run(env: dict[str, str], dcenter: str, dworker: str) -> dict[str, float]
                    for i in range(2)]
         procs += workers
         ex = Executor(address)
-        connected = time.perf_counter()
+        connected = time.time()
         assert ex.submit(t.inc, 1).result() == 2
-        first = time.perf_counter()
-        registered = [w.wait_for("Registered with center at")[0] - w.started for w in workers]
+        done = time.time()
+        registered = {w.proc.pid: w.wait_for("Registered with center at")[0] for w in workers}
+        announced = {w.proc.pid: w.wait_for("Start worker at")[0] for w in workers}
         ex.close()
-        return {"center_listening_s": listening - t0,
-                "worker_registered_s": max(registered),
-                "client_connected_s": connected - t0,
-                "first_result_s": first - t0}
+        out = {"center_listening_s": listening - t0,
+               "worker_registered_s": max(registered.values()) - t0,
+               "client_connected_s": connected - t0,
+               "client_connected_to_result_s": done - connected,
+               "first_result_s": done - t0}
+        if probe_file is not None:
+            lines = {"center_listening": listening,
+                     **{f"registered {pid}": when for pid, when in registered.items()},
+                     **{f"worker {pid}": when for pid, when in announced.items()}}
+            launched = {p.proc.pid: p.started for p in procs}
+            out.update(breakdown(read_probe(probe_file), center.proc.pid,
+                                 [w.proc.pid for w in workers], launched, lines))
+        return out
     finally:
         for proc in reversed(procs):
             proc.stop()
+        if probe_file is not None:
+            os.unlink(probe_file)
 
 
-def import_cpu(statement: str, env: dict[str, str], repeat: int = 5) -> float:
-    """Median CPU seconds (user + system) of a fresh interpreter running ``statement``."""
-    samples = []
+def children_cpu(argv: list[str], env: dict[str, str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def group_of(module: str) -> str:
+    top = module.split(".")[0]
+    if top in GROUPS:
+        return top
+    if top in sys.stdlib_module_names or top.startswith("_"):
+        return "stdlib (other)"
+    return "third-party (other)"
+
+
+def import_groups(statement: str, env: dict[str, str], repeat: int) -> dict[str, float]:
+    """Seconds of ``-X importtime`` self time per group (a wall-clock measure: the least of the
+    samples, the least disturbed by other work) and the CPU time of the whole process."""
+    samples: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run([sys.executable, "-c", statement], env=env, check=True)
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env,
+                             check=True, capture_output=True, text=True).stderr
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        samples.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return statistics.median(samples)
+        totals: dict[str, float] = collections.defaultdict(float)
+        for line in err.splitlines():
+            if line.startswith("import time:") and "self [us]" not in line:
+                self_us, _, name = line[len("import time:"):].split("|")
+                totals[group_of(name.strip())] += int(self_us) / 1e6
+        totals["total (importtime)"] = sum(totals.values())
+        totals["process CPU"] = (after.ru_utime - before.ru_utime + after.ru_stime
+                                 - before.ru_stime)
+        for name, value in totals.items():
+            samples[name].append(value)
+    return {name: min(values) for name, values in samples.items()}
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, dict]:
+    names = dict.fromkeys(name for run in runs for name in run)
+    return {name: {"median": statistics.median(run[name] for run in runs if name in run),
+                   "runs": [run.get(name) for run in runs]} for name in names}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="probed runs")
+    parser.add_argument("--plain-runs", type=int, default=5, help="runs without the probe")
+    parser.add_argument("--import-runs", type=int, default=5)
     parser.add_argument("--dcenter", default=str(BIN / "dcenter"), help="the program to start")
     parser.add_argument("--dworker", default=str(BIN / "dworker"), help="the program to start")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "startup.json")
     args = parser.parse_args(argv)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env.pop("DIST_STARTUP_PROBE", None)
     sys.path.insert(0, str(HERE))
     import numpy  # noqa: F401 -- as run.py's start-up workload: imports before the clock
 
-    runs = [one_run(env, args.dcenter, args.dworker) for _ in range(args.runs)]
-    phases = {name: {"median": statistics.median(run[name] for run in runs),
-                     "runs": [run[name] for run in runs]} for name in runs[0]}
-    imports = {name: import_cpu(statement, env) for name, statement in IMPORTS.items()}
-    for name, phase in phases.items():
-        print(f"{name:22} {phase['median']:6.3f} s   (runs: "
-              f"{', '.join(f'{v:.3f}' for v in phase['runs'])})")
-    for name, seconds in imports.items():
-        print(f"CPU, {name:17} {seconds:6.3f} s")
-    doc = {"phases": phases, "import_cpu_s": imports,
-           "load_average": os.getloadavg(), "dcenter": args.dcenter, "dworker": args.dworker}
+    load_before = os.getloadavg()
+    # Alternated, so that both kinds see the same load.
+    kinds = [True] * args.runs + [False] * args.plain_runs
+    order = sorted(range(len(kinds)), key=lambda i: (i % max(1, args.runs), i))
+    results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for i in order:
+        results[kinds[i]].append(one_run(env, args.dcenter, args.dworker, probe=kinds[i]))
+    probed = summary(results[True]) if results[True] else {}
+    plain = summary(results[False]) if results[False] else {}
+    imports = {name: import_groups(statement, env, args.import_runs)
+               for name, statement in IMPORTS.items()}
+    bare = statistics.median(children_cpu([sys.executable, "-c", "pass"], env)
+                             for _ in range(args.import_runs))
+    load_after = os.getloadavg()
+
+    for title, phases in (("probed runs", probed), ("plain runs", plain)):
+        if not phases:
+            continue
+        print(f"-- {title} (median; wall s / CPU s of that process)")
+        for name, phase in phases.items():
+            if name.endswith("_cpu_s"):
+                continue
+            cpu = phases.get(name[:-2] + "_cpu_s")
+            cpu_text = f"  cpu {cpu['median']:6.3f}" if cpu else ""
+            print(f"{name:36} {phase['median']:7.3f}{cpu_text}   (runs: "
+                  f"{', '.join(f'{v:.3f}' for v in phase['runs'] if v is not None)})")
+    print(f"-- imports: -X importtime self time by group, s (least of {args.import_runs})")
+    for program, groups in imports.items():
+        print(f"{program:8} " + ", ".join(f"{name} {value:.3f}"
+                                          for name, value in sorted(groups.items())))
+    print(f"CPU of a bare interpreter: {bare:.3f} s")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    doc = {"probed": probed, "plain": plain, "imports_s": imports, "bare_interpreter_cpu_s": bare,
+           "load_average_before": load_before, "load_average_after": load_after,
+           "bytecode_cached": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
+           "dcenter": args.dcenter, "dworker": args.dworker}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))
     return 0
