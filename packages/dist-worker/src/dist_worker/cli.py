@@ -9,12 +9,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Annotated, NoReturn
+from typing import Any, NoReturn
 
-import typer
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
 from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
                                 run, tune_garbage_collector)
+from dist_protocol.commandline import CommandLine, Option
 from dist_protocol.compression import available, preference
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
@@ -26,17 +26,7 @@ from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fr
 from .spill import SPILL_CODECS
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
-# Plain help, not rich's boxed table: at 80 columns the table cut option and variable names
-# ("--heartbeat-timeo…"); click's layout wraps the descriptions instead.
-app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
-
-
-def main() -> None:
-    # The program's own name in usage and errors, not the ``python -m`` it may run as.
-    app(prog_name="dworker")
-
-
 RESTART_BACKOFF = (0.5, 1, 2, 5)
 # Set for the worker process unless already set, as dask's nanny does: glibc then returns freed
 # memory to the system above 64 kB instead of 128 kB+ (which it raises as it goes), so the RSS
@@ -47,14 +37,85 @@ M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter for MALLOC_TRIM_THRESHOLD_
 
 def _log_level(value: str) -> str:
     if value.lower() not in LOG_LEVELS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+        raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
     return value.lower()
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"dworker {__version__}")
-        raise typer.Exit()
+OPTIONS = [
+    Option("center", "the center's address, HOST:PORT", envvar="DIST_CENTER", positional=True,
+           metavar="CENTER_ADDRESS"),
+    Option("host", "interface to listen on [default: the one that reaches the center]",
+           envvar="DIST_WORKER_HOST"),
+    Option("port", "port to listen on (0: any free port)", int, envvar="DIST_WORKER_PORT",
+           default=0),
+    Option("nthreads", "threads running tasks [default: cores]", int, envvar="DIST_NTHREADS"),
+    Option("name", "a name for workers= restrictions", envvar="DIST_WORKER_NAME"),
+    Option("contact-address", "HOST:PORT peers should use to reach this worker (NAT, "
+           "containers)", envvar="DIST_CONTACT_ADDRESS"),
+    Option("memory-limit", "memory this worker may use: bytes (4GB, 512MiB), a fraction of the "
+           "machine's (0.5; the cgroup limit where set), auto (the machine's, shared out by "
+           "threads), or 0 for none; it spills, pauses and restarts at the fractions below",
+           envvar="DIST_MEMORY_LIMIT"),
+    Option("memory-target-fraction", "spill least-recently-used results to disk once they pass "
+           "this fraction of the limit (off: never)", envvar="DIST_MEMORY_TARGET_FRACTION",
+           default=str(DEFAULT_FRACTIONS["target"])),
+    Option("memory-spill-fraction", "spill also when the whole process passes this fraction "
+           "(off: never)", envvar="DIST_MEMORY_SPILL_FRACTION",
+           default=str(DEFAULT_FRACTIONS["spill"])),
+    Option("memory-pause-fraction", "start no new task above this fraction, until memory falls "
+           "(off: never)", envvar="DIST_MEMORY_PAUSE_FRACTION",
+           default=str(DEFAULT_FRACTIONS["pause"])),
+    Option("memory-terminate-fraction", "under a nanny, restart the worker above this fraction "
+           "(off: never)", envvar="DIST_MEMORY_TERMINATE_FRACTION",
+           default=str(DEFAULT_FRACTIONS["terminate"])),
+    Option("local-directory", "where results are spilled to disk (a folder of this worker's is "
+           "made there and removed at exit) [default: the system's temporary folder]",
+           envvar="DIST_LOCAL_DIRECTORY"),
+    Option("max-spill", "most bytes spilled to disk; past it results stay in memory and the "
+           "worker pauses [default: as much as the disk holds]", envvar="DIST_MAX_SPILL"),
+    Option("spill-compression", "how spilled frames that compress well are compressed: lz4 "
+           "(fast), zstd (often half the size again for about three times the CPU: for a slow "
+           "or small disk) or none", envvar="DIST_SPILL_COMPRESSION", default="lz4"),
+    Option("resources", 'abstract resources tasks can ask for with resources=, e.g. '
+           '"GPU=2 MEM=10e9"', envvar="DIST_RESOURCES"),
+    Option("nanny", "restart the worker process when it dies", bool, envvar="DIST_NANNY",
+           default=True, negatable=True),
+    Option("token-file", "file holding the shared token (or set DIST_TOKEN)",
+           envvar="DIST_TOKEN_FILE"),
+    Option("no-auth", "allow a non-loopback address without a token (anyone who can connect "
+           "runs code)", bool, envvar="DIST_NO_AUTH", default=False),
+    Option("tls-cert", "TLS certificate (PEM)", envvar="DIST_TLS_CERT"),
+    Option("tls-key", "TLS private key (PEM)", envvar="DIST_TLS_KEY"),
+    Option("tls-ca", "CA to verify peers (mutual TLS)", envvar="DIST_TLS_CA"),
+    Option("heartbeat-interval", "seconds between heartbeats", float,
+           envvar="DIST_HEARTBEAT_INTERVAL", default=0.5),
+    Option("max-frames", "most frames in one batch from an authenticated peer", int,
+           envvar="DIST_MAX_FRAMES", minimum=MAX_FRAMES_PER_BATCH,
+           default=DEFAULT_LIMITS.max_frames),
+    Option("max-frame-bytes", "largest frame from an authenticated peer, in bytes (results and "
+           "payloads larger than this cannot travel)", int, envvar="DIST_MAX_FRAME_BYTES",
+           minimum=UNAUTHENTICATED_LIMITS.max_frame_bytes,
+           default=DEFAULT_LIMITS.max_frame_bytes),
+    Option("max-batch-bytes", "largest batch from an authenticated peer, in bytes [default: "
+           "twice --max-frame-bytes]", int, envvar="DIST_MAX_BATCH_BYTES"),
+    Option("handshake-timeout", "seconds a new connection has to authenticate", float,
+           envvar="DIST_HANDSHAKE_TIMEOUT", minimum=0.1, default=HANDSHAKE_TIMEOUT),
+    Option("timeout", "give up (exit with status 3) after this many seconds without a center, "
+           "at start or after losing it [default: keep trying forever]", float,
+           envvar="DIST_WORKER_TIMEOUT", minimum=0),
+    Option("log-level", "how much to log on stderr: debug, info, warning, error or critical",
+           envvar="DIST_LOG_LEVEL", default="warning", check=_log_level),
+]
+COMMAND = CommandLine("dworker", "Start a worker that registers with the center at "
+                      "CENTER_ADDRESS.", OPTIONS, __version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    start_worker(**COMMAND.run(argv))
+
+
+def bad_option(name: str, message: str) -> NoReturn:
+    COMMAND.fail(f"Invalid value for '--{name}': {message}")
 
 
 def memory_options(memory_limit: str | None, nthreads: int | None, fractions: dict[str, str],
@@ -63,18 +124,17 @@ def memory_options(memory_limit: str | None, nthreads: int | None, fractions: di
     try:
         limit = parse_memory_limit(memory_limit, nthreads or os.cpu_count() or 1)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--memory-limit'") from None
+        bad_option("memory-limit", str(exc))
     parsed = {}
     for name, text in fractions.items():
         try:
             parsed[name] = parse_fraction(text, name)
         except ValueError as exc:
-            raise typer.BadParameter(str(exc),
-                                     param_hint=f"'--memory-{name}-fraction'") from None
+            bad_option(f"memory-{name}-fraction", str(exc))
     try:
         cap = parse_bytes(max_spill) if max_spill and max_spill.lower() not in OFF else None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--max-spill'") from None
+        bad_option("max-spill", str(exc))
     return MemoryPolicy(limit=limit, **parsed), cap
 
 
@@ -88,99 +148,21 @@ def parse_resources(text: str) -> dict[str, float]:
         except ValueError:
             value = -1.0
         if not sep or not name or value < 0:
-            raise typer.BadParameter(f"cannot read {item!r} as NAME=AMOUNT (e.g. GPU=2)")
+            bad_option("resources", f"cannot read {item!r} as NAME=AMOUNT (e.g. GPU=2)")
         resources[name] = value
     return resources
 
 
-@app.command()
-def main_command(
-    center: Annotated[str, typer.Argument(help="the center's address, HOST:PORT",
-                                          envvar="DIST_CENTER", metavar="CENTER_ADDRESS",
-                                          show_default=False)],
-    host: Annotated[str | None, typer.Option(
-        help="interface to listen on [default: the one that reaches the center]",
-        envvar="DIST_WORKER_HOST")] = None,
-    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)",
-                                      envvar="DIST_WORKER_PORT")] = 0,
-    nthreads: Annotated[int | None, typer.Option(help="threads running tasks [default: cores]",
-                                                    envvar="DIST_NTHREADS")] = None,
-    name: Annotated[str | None, typer.Option(help="a name for workers= restrictions",
-                                                envvar="DIST_WORKER_NAME")] = None,
-    contact_address: Annotated[str | None, typer.Option(
-        help="HOST:PORT peers should use to reach this worker (NAT, containers)",
-        envvar="DIST_CONTACT_ADDRESS")] = None,
-    memory_limit: Annotated[str | None, typer.Option(
-        help="memory this worker may use: bytes (4GB, 512MiB), a fraction of the machine's "
-        "(0.5; the cgroup limit where set), auto (the machine's, shared out by threads), or 0 "
-        "for none; it spills, pauses and restarts at the fractions below",
-        envvar="DIST_MEMORY_LIMIT")] = None,
-    memory_target_fraction: Annotated[str, typer.Option(
-        help="spill least-recently-used results to disk once they pass this fraction of the "
-        "limit (off: never)", envvar="DIST_MEMORY_TARGET_FRACTION")] = str(
-            DEFAULT_FRACTIONS["target"]),
-    memory_spill_fraction: Annotated[str, typer.Option(
-        help="spill also when the whole process passes this fraction (off: never)",
-        envvar="DIST_MEMORY_SPILL_FRACTION")] = str(DEFAULT_FRACTIONS["spill"]),
-    memory_pause_fraction: Annotated[str, typer.Option(
-        help="start no new task above this fraction, until memory falls (off: never)",
-        envvar="DIST_MEMORY_PAUSE_FRACTION")] = str(DEFAULT_FRACTIONS["pause"]),
-    memory_terminate_fraction: Annotated[str, typer.Option(
-        help="under a nanny, restart the worker above this fraction (off: never)",
-        envvar="DIST_MEMORY_TERMINATE_FRACTION")] = str(DEFAULT_FRACTIONS["terminate"]),
-    local_directory: Annotated[str | None, typer.Option(
-        help="where results are spilled to disk (a folder of this worker's is made there and "
-        "removed at exit) [default: the system's temporary folder]",
-        envvar="DIST_LOCAL_DIRECTORY")] = None,
-    max_spill: Annotated[str | None, typer.Option(
-        help="most bytes spilled to disk; past it results stay in memory and the worker "
-        "pauses [default: as much as the disk holds]", envvar="DIST_MAX_SPILL")] = None,
-    spill_compression: Annotated[str, typer.Option(
-        help="how spilled frames that compress well are compressed: lz4 (fast), zstd (often "
-        "half the size again for about three times the CPU: for a slow or small disk) or "
-        "none", envvar="DIST_SPILL_COMPRESSION")] = "lz4",
-    resources: Annotated[str | None, typer.Option(
-        help='abstract resources tasks can ask for with resources=, e.g. "GPU=2 MEM=10e9"',
-        envvar="DIST_RESOURCES")] = None,
-    nanny: Annotated[bool, typer.Option(help="restart the worker process when it dies",
-                                        envvar="DIST_NANNY")] = True,
-    token_file: Annotated[str | None, typer.Option(help="file holding the shared token "
-                                                      "(or set DIST_TOKEN)",
-                                                      envvar="DIST_TOKEN_FILE")] = None,
-    no_auth: Annotated[bool, typer.Option("--no-auth", help="allow a non-loopback address "
-                                          "without a token (anyone who can connect runs code)",
-                                          envvar="DIST_NO_AUTH")] = False,
-    tls_cert: Annotated[str | None, typer.Option(envvar="DIST_TLS_CERT",
-                                                    help="TLS certificate (PEM)")] = None,
-    tls_key: Annotated[str | None, typer.Option(envvar="DIST_TLS_KEY",
-                                                   help="TLS private key (PEM)")] = None,
-    tls_ca: Annotated[str | None, typer.Option(envvar="DIST_TLS_CA",
-                                                  help="CA to verify peers (mutual TLS)")] = None,
-    heartbeat_interval: Annotated[float, typer.Option(envvar="DIST_HEARTBEAT_INTERVAL",
-                                                      help="seconds between heartbeats")] = 0.5,
-    max_frames: Annotated[int, typer.Option(
-        envvar="DIST_MAX_FRAMES", min=MAX_FRAMES_PER_BATCH,
-        help="most frames in one batch from an authenticated peer")] = DEFAULT_LIMITS.max_frames,
-    max_frame_bytes: Annotated[int, typer.Option(
-        envvar="DIST_MAX_FRAME_BYTES", min=UNAUTHENTICATED_LIMITS.max_frame_bytes,
-        help="largest frame from an authenticated peer, in bytes (results and payloads larger "
-        "than this cannot travel)")] = DEFAULT_LIMITS.max_frame_bytes,
-    max_batch_bytes: Annotated[int | None, typer.Option(
-        envvar="DIST_MAX_BATCH_BYTES", help="largest batch from an authenticated peer, in bytes "
-        "[default: twice --max-frame-bytes]")] = None,
-    handshake_timeout: Annotated[float, typer.Option(
-        envvar="DIST_HANDSHAKE_TIMEOUT", min=0.1,
-        help="seconds a new connection has to authenticate")] = HANDSHAKE_TIMEOUT,
-    timeout: Annotated[float | None, typer.Option(
-        envvar="DIST_WORKER_TIMEOUT", min=0,
-        help="give up (exit with status 3) after this many seconds without a center, at "
-        "start or after losing it [default: keep trying forever]")] = None,
-    log_level: Annotated[str, typer.Option(
-        envvar="DIST_LOG_LEVEL", callback=_log_level,
-        help="how much to log on stderr: debug, info, warning, error or critical")] = "warning",
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="print the version and exit")] = False,
-) -> None:
+def start_worker(*, center: str, host: str | None, port: int, nthreads: int | None,
+                 name: str | None, contact_address: str | None, memory_limit: str | None,
+                 memory_target_fraction: str, memory_spill_fraction: str,
+                 memory_pause_fraction: str, memory_terminate_fraction: str,
+                 local_directory: str | None, max_spill: str | None, spill_compression: str,
+                 resources: str | None, nanny: bool, token_file: str | None, no_auth: bool,
+                 tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
+                 heartbeat_interval: float, max_frames: int, max_frame_bytes: int,
+                 max_batch_bytes: int | None, handshake_timeout: float, timeout: float | None,
+                 log_level: str, **_: Any) -> None:
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     fractions = {"target": memory_target_fraction, "spill": memory_spill_fraction,
@@ -191,16 +173,16 @@ def main_command(
     if spill_compression not in SPILL_CODECS or not (spill_compression == "none"
                                                      or available(spill_compression)):
         usable = [c for c in SPILL_CODECS if c == "none" or available(c)]
-        raise typer.BadParameter(f"{spill_compression!r}: choose one of {', '.join(usable)}",
-                                 param_hint="'--spill-compression'")
+        bad_option("spill-compression",
+                   f"{spill_compression!r}: choose one of {', '.join(usable)}")
     try:
         preference()  # what data sent to other hosts is compressed with (DIST_COMPRESSION)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        COMMAND.fail(str(exc))
     try:
         limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        COMMAND.fail(str(exc))
     token = load_token(token_file=token_file)
     listen_host = host or listening_host_for(center)
     if not token and not no_auth and not is_loopback_host(listen_host):
@@ -208,7 +190,8 @@ def main_command(
               "reach it could run code here. Set DIST_TOKEN (or --token-file FILE) on the "
               "center, its workers and clients, or pass --no-auth to accept that risk.",
               file=sys.stderr)
-        raise typer.Exit(2)
+        raise SystemExit(2)
+
     def start() -> None:
         raise_open_file_limit()
         tune_garbage_collector()
@@ -224,16 +207,16 @@ def main_command(
             run(serve(worker))
         except HandshakeError as exc:
             print(f"dworker: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
+            raise SystemExit(2) from None
         except NoCenter as exc:
             print(f"dworker: {exc}", file=sys.stderr)
-            raise typer.Exit(NO_CENTER_EXIT_CODE) from None
+            raise SystemExit(NO_CENTER_EXIT_CODE) from None
         except OSError as exc:
             print(f"dworker: {exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            raise SystemExit(1) from None
 
     if nanny:
-        raise typer.Exit(supervise(start))
+        raise SystemExit(supervise(start))
     start()
 
 
@@ -242,7 +225,7 @@ def listening_host_for(center: str) -> str:
     try:
         _, center_host, _ = parse_address(center)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        COMMAND.fail(f"Invalid value for 'CENTER_ADDRESS': {exc}")
     if is_loopback_host(center_host):
         return "127.0.0.1"
     return local_address_towards(center_host)
@@ -326,8 +309,6 @@ def _run_child(start: Callable[[], None], nanny: int) -> NoReturn:
             _child_allocator_settings()
             start()
             code = 0
-    except typer.Exit as exc:
-        code = exc.exit_code
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 -- reported, then the nanny decides
