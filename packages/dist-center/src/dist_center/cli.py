@@ -1,24 +1,30 @@
-"""``dcenter``: start the center of a dist cluster."""
+"""``dcenter``: start the center of a dist cluster.
+
+It binds its port before it imports the center itself (the message catalogue, the event loop,
+the state machine: most of its start-up), and says where it listens at once: workers and
+clients started on that line connect while it imports, the kernel holding their connections
+until it serves them. With a state directory it binds only once the state is recovered, as
+nothing may be told before.
+"""
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
+import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dist_protocol.addresses import format_address, is_loopback_host
-from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
-                                run, tune_garbage_collector)
+from dist_protocol.addresses import (format_address, is_loopback_host, listening_socket,
+                                     reachable_host)
 from dist_protocol.commandline import CommandLine, Option
+from dist_protocol.defaults import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH
 from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
 from .allocator import use_system_allocator
-from .placement import DEFAULT_SATURATION
-from .server import Center
-from .store import StateDirError
+from .defaults import DEFAULT_SATURATION
+
+if TYPE_CHECKING:
+    from .server import Center
 
 LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
@@ -92,7 +98,6 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
                  handshake_timeout: float, state_dir: str | None, state_dir_reset: bool,
                  worker_saturation: float, log_level: str, **_: Any) -> None:
     """Start the center: it tracks tasks and workers and decides where work runs."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     token = load_token(token_file=token_file)
     if not token and not no_auth and not is_loopback_host(host):
         print(f"dcenter: refusing to listen on {host} without a token: anyone who can reach it "
@@ -103,17 +108,35 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
         limits = Limits.for_options(max_frames, max_frame_bytes, max_batch_bytes)
     except ValueError as exc:
         COMMAND.fail(str(exc))
+    scheme = "tls" if (tls_cert or tls_key) else "tcp"
+    tls = ssl_context(True, tls_cert, tls_key, tls_ca)
+    sock = None
+    if state_dir is None:
+        try:
+            sock = listening_socket(host, port)
+        except OSError as exc:
+            print(f"dcenter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+    if sock is not None:
+        announce(sock, scheme)
+
+    import logging
+
+    from dist_protocol.comm import raise_open_file_limit, run, tune_garbage_collector
+
+    from .server import Center
+    from .store import StateDirError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     raise_open_file_limit()
     tune_garbage_collector()
-    scheme = "tls" if (tls_cert or tls_key) else "tcp"
-    center = Center(format_address(host, port, scheme), token=token,
-                    ssl_context=ssl_context(True, tls_cert, tls_key, tls_ca),
+    center = Center(format_address(host, port, scheme), token=token, ssl_context=tls,
                     heartbeat_timeout=heartbeat_timeout,
                     dashboard_port=dashboard_port if dashboard else None, limits=limits,
                     handshake_timeout=handshake_timeout, state_dir=state_dir,
                     state_dir_reset=state_dir_reset, worker_saturation=worker_saturation)
     try:
-        run(serve(center))
+        run(serve(center, sock))
     except StateDirError as exc:
         print(f"dcenter: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -122,9 +145,22 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
         raise SystemExit(1) from None
 
 
-async def serve(center: Center) -> None:
-    await center.start()
-    print(f"Start center at {center.address}", flush=True)
+def announce(sock: socket.socket, scheme: str) -> None:
+    """Say where the center listens, as ``serve`` does once it serves (the same address)."""
+    bound_host, bound_port = sock.getsockname()[:2]
+    print(f"Start center at {format_address(reachable_host(bound_host), bound_port, scheme)}",
+          flush=True)
+
+
+async def serve(center: Center, sock: socket.socket | None = None) -> None:
+    """Start ``center`` (on ``sock`` if it is already bound and announced) and serve until it
+    closes."""
+    import asyncio
+    import signal
+
+    await center.start(sock)
+    if sock is None:
+        print(f"Start center at {center.address}", flush=True)
     if center.dashboard is not None:
         print(f"Dashboard at {center.dashboard.url}", flush=True)
     loop = asyncio.get_running_loop()

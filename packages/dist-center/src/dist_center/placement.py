@@ -7,14 +7,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 
+from .defaults import DEFAULT_SATURATION
 from .records import CenterView, TaskState, WorkerInfo
 
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
 MAX_MARGIN_PER_THREAD = 64
-# Tasks without inputs a worker is sent per thread (as dask's ``worker-saturation``): the rest
-# wait in the center's queue, so that a worker reads new data only as it has room to reduce
-# it. ``inf`` sends them all at once. Short tasks get BUFFER_SECONDS of work on top.
-DEFAULT_SATURATION = 1.1
 DEFAULT_TARGET = 0.6  # of the memory limit, for workers that do not state their own
 # Partners (tasks without inputs that one dependent combines, as ``x + x.T`` adds blocks
 # (i, j) and (j, i)) are placed together. Only small joins count: a task with more inputs than

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import sqlite3
 import time
 from typing import TYPE_CHECKING
@@ -86,13 +87,16 @@ class Center:
         self._commit_warned = -1e9  # when the last failure to write the state was logged
         self._client_of: dict[Comm, str] = {}  # client connection -> its session's id
 
-    async def start(self) -> None:
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Recover (with a state directory) and serve: on ``sock`` if given, a socket already
+        listening on the requested address (``dcenter`` binds it before importing the center,
+        so that workers and clients can connect while it does)."""
         if self.state_dir is not None:
             self._recover()  # before listening: nobody is told anything until it is done
         self._listener = await listen(self.requested_address, self._on_comm, token=self.token,
                                       ssl_context=self.ssl_context, who="center",
                                       limits=self.limits,
-                                      handshake_timeout=self.handshake_timeout)
+                                      handshake_timeout=self.handshake_timeout, sock=sock)
         # Bound everywhere, it tells workers and clients an address they can reach instead.
         self.bound_address = self._listener.address
         scheme, host, port = parse_address(self.bound_address)

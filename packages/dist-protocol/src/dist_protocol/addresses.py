@@ -4,6 +4,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import sys
 
 SCHEMES = ("tcp", "tls")
 
@@ -104,3 +105,33 @@ def _interface_addresses() -> list[str]:
                 continue  # down, or no IPv4 address
             found.append(socket.inet_ntoa(reply[20:24]))
     return found
+
+
+def listening_socket(host: str, port: int, backlog: int = 1024) -> socket.socket | None:
+    """A socket listening on ``host:port``, bound as the event loop's server would bind it, or
+    None where that would take more than one socket (a name with IPv4 and IPv6 addresses, all
+    interfaces of both families): the caller then lets the server bind. ``OSError`` when the
+    address cannot be bound.
+
+    A program that binds first and imports the rest of itself afterwards is reachable sooner:
+    peers connect at once, and the kernel holds their connections until it serves them.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    places = {(family, tuple(address)) for family, _, _, _, address in infos}
+    if len(places) != 1:
+        return None
+    family, address = places.pop()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if hasattr(socket, "SO_REUSEADDR") and sys.platform != "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -23,14 +23,13 @@ from collections.abc import Iterable
 
 from typing import Any
 
+from .defaults import MAX_FRAMES_PER_BATCH
 from .errors import HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
 from .handshake import AcceptorHandshake, InitiatorHandshake
 from .messages import (Authenticate, Authenticated, Environment, Error, Hello, Message, Welcome,
                        decode_batch, encode_batch, encode_batches)
 
-# A batch is cut after this many frames: well under any receiver's frame-count limit.
-MAX_FRAMES_PER_BATCH = 10_000
 # Small buffers are joined into one write; larger ones are written as they are (no copy).
 COALESCE_BELOW = 64 * 1024
 HANDSHAKE_MESSAGES = (Hello, Welcome, Authenticate, Authenticated)

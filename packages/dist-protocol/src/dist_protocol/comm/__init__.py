@@ -11,9 +11,10 @@
 """
 from __future__ import annotations
 
-from ..connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH
+from ..connection import COALESCE_BELOW
+from ..defaults import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH
 from .core import ABORT_LINGER, Comm, Handler, compressed
-from .endpoints import HANDSHAKE_TIMEOUT, Listener, connect, listen, run_handshake
+from .endpoints import Listener, connect, listen, run_handshake
 from .process import (SERVER_GC_THRESHOLDS, new_event_loop, raise_open_file_limit, run,
                       tune_garbage_collector)
 from .protocol import StreamProtocol

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -15,14 +16,13 @@ from ..environment import local_environment
 from ..errors import CommClosedError, HandshakeError, ProtocolError
 from ..features import default_features
 from ..framing import DEFAULT_LIMITS, Limits
+from ..defaults import HANDSHAKE_TIMEOUT
 from ..handshake import (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake,
                          InitiatorHandshake)
 from .core import Comm
 from .protocol import StreamProtocol
 
 log = logging.getLogger("dist.comm")
-
-HANDSHAKE_TIMEOUT = 10.0
 
 
 async def run_handshake(comm: Comm, timeout: float) -> None:
@@ -119,8 +119,12 @@ class Listener:
 async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None], *,
                  token: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 who: str = "server", features: Iterable[str] | None = None) -> Listener:
+                 who: str = "server", features: Iterable[str] | None = None,
+                 sock: socket.socket | None = None) -> Listener:
     """Serve ``address``; ``on_comm(comm)`` runs for each connection that completes the handshake.
+
+    ``sock``: a socket already listening on ``address`` (see ``listening_socket``), served
+    instead of binding a new one.
 
     ``who`` is this server's role (``center``, ``worker``): messages the catalogue does not let
     a peer send to it are refused. A peer that fails the handshake gets an ``error`` message and
@@ -162,9 +166,15 @@ async def listen(address: str, on_comm: Callable[[Comm], Awaitable[None] | None]
         task.add_done_callback(listener.tasks.discard)
 
     tls = ssl_context if scheme == "tls" else None
-    server = await loop.create_server(lambda: StreamProtocol(new_comm(), on_made), host, port,
-                                      ssl=tls, ssl_handshake_timeout=handshake_timeout if tls
-                                      else None, reuse_address=True, backlog=1024)
+    tls_timeout = handshake_timeout if tls else None
+    if sock is not None:
+        server = await loop.create_server(lambda: StreamProtocol(new_comm(), on_made), sock=sock,
+                                          ssl=tls, ssl_handshake_timeout=tls_timeout,
+                                          backlog=1024)
+    else:
+        server = await loop.create_server(lambda: StreamProtocol(new_comm(), on_made), host,
+                                          port, ssl=tls, ssl_handshake_timeout=tls_timeout,
+                                          reuse_address=True, backlog=1024)
     bound = server.sockets[0].getsockname()
     listener = Listener(server, format_address(bound[0], bound[1], scheme))
     return listener
