@@ -13,7 +13,6 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 
@@ -33,6 +32,8 @@ HANDLE_GROUP = "dist.actor_handle"
 
 @functools.cache
 def _handle_class() -> Callable[..., Any] | None:
+    from importlib.metadata import entry_points  # (a slow import: only once an actor is read)
+
     for entry in sorted(entry_points(group=HANDLE_GROUP), key=lambda entry: entry.name):
         try:
             return entry.load()  # type: ignore[no-any-return]

@@ -10,8 +10,9 @@ code tagged for another interpreter.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
+import os
 import platform
+import re
 import sys
 from collections.abc import Iterable, Mapping
 
@@ -24,10 +25,57 @@ WIRE_PACKAGES = ("cloudpickle", "msgpack")
 
 
 def _version(distribution: str) -> str | None:
+    """The installed version, as ``importlib.metadata.version`` finds it; read from the name of
+    the ``.dist-info`` folder where that is where it would find it (the name holds the version),
+    since importing ``importlib.metadata`` costs a program's start-up more than all the rest of
+    this module; from ``importlib.metadata`` otherwise (eggs, zip files)."""
+    found = _version_from_folder_name(distribution)
+    if found is not _UNKNOWN:
+        return found
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+_UNKNOWN = "?"
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _version_from_folder_name(distribution: str) -> str | None:
+    """The version in the name of the first ``NAME-VERSION.dist-info`` folder on ``sys.path``;
+    None when no entry holds the distribution; ``_UNKNOWN`` when the first that may hold it is
+    not a folder of that form (an egg, a zip file: ``importlib.metadata`` reads those)."""
+    wanted = _normalized(distribution)
+    for entry in sys.path:
+        folder = entry or "."
+        if not os.path.isdir(folder):
+            if os.path.exists(folder):
+                return _UNKNOWN  # a zip file on the path
+            continue
+        for name in _listing(folder):
+            stem, dot, suffix = name.rpartition(".")
+            if suffix not in ("dist-info", "egg-info") or not dot:
+                continue
+            project, dash, version = stem.partition("-")
+            if _normalized(project) != wanted:
+                continue
+            if suffix != "dist-info" or not dash or "-" in version:
+                return _UNKNOWN
+            return version
+    return None
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 @functools.cache
