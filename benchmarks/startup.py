@@ -9,12 +9,15 @@ Probed runs add, from an audit hook every started interpreter loads (``startup_p
 programs are not changed), the moment and the CPU time so far of each process's steps, and so
 a breakdown of the wall time and of the CPU time of every phase:
 
-    center  interpreter start; re-exec (the allocator: a second interpreter start); imports
-            and set-up until it binds its port; until it says ``Start center at``
+    center  interpreter start; re-exec (the allocator: a second interpreter start); from then
+            until it binds its port (imports, the command line); until it says ``Start center
+            at``
     worker  interpreter start; imports and option parsing (the nanny's) until it forks the
             worker; the fork; the worker's set-up until it binds its port and until it says
             ``Start worker at``; from then to ``Registered with center at`` (registration)
     client  connected (``Executor(address)`` returned); from then to the first result
+
+and the CPU time the center and the workers (nannies and workers) had used at the first result.
 
 Apart from the runs, ``-X importtime`` of each program's modules, summed by group (dist's
 packages, typer, asyncio, the rest of the standard library, other third-party packages), and
@@ -44,7 +47,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PROBE = HERE / "startup_probe"
-IMPORTS = {"dcenter": "import dist_center.cli", "dworker": "import dist_worker.cli",
+IMPORTS = {"dcenter": "import dist_center.cli, dist_center.server",
+           "dworker": "import dist_worker.cli",
            "client": "import dist_client"}
 GROUPS = ("dist_protocol", "dist_center", "dist_worker", "dist_client", "typer", "asyncio")
 
@@ -131,7 +135,7 @@ def breakdown(events, center_pid: int, worker_pids: list[int], launched: dict[in
     if len(starts) > 1:
         span(phases, "center_reexec", starts[0], starts[1])
     bind = first(center, "bind")
-    span(phases, "center_imports_until_bind", starts[-1], bind)
+    span(phases, "center_until_bind", starts[-1], bind)
     if bind is not None:
         phases["center_bind_to_announced_s"] = lines["center_listening"] - bind[0]
     per_worker = []
@@ -141,7 +145,7 @@ def breakdown(events, center_pid: int, worker_pids: list[int], launched: dict[in
         interp = first(nanny_events, "interpreter")
         span(w, "worker_interpreter", (launched[nanny], 0.0), interp)
         fork = first(nanny_events, "fork")
-        span(w, "worker_imports_until_fork", interp, fork)
+        span(w, "worker_until_fork", interp, fork)
         child = next((pid for pid, evs in events.items()
                       if evs and evs[0][2] == f"forked {nanny}"), None)
         if child is not None and fork is not None:
@@ -185,12 +189,15 @@ def one_run(env: dict[str, str], dcenter: str, dworker: str, probe: bool) -> dic
         done = time.time()
         registered = {w.proc.pid: w.wait_for("Registered with center at")[0] for w in workers}
         announced = {w.proc.pid: w.wait_for("Start worker at")[0] for w in workers}
+        cpu = {"center_cpu_at_result_s": process_cpu(center.proc.pid),
+               "workers_cpu_at_result_s": sum(process_cpu(w.proc.pid, children=True)
+                                              for w in workers)}
         ex.close()
         out = {"center_listening_s": listening - t0,
                "worker_registered_s": max(registered.values()) - t0,
                "client_connected_s": connected - t0,
                "client_connected_to_result_s": done - connected,
-               "first_result_s": done - t0}
+               "first_result_s": done - t0, **cpu}
         if probe_file is not None:
             lines = {"center_listening": listening,
                      **{f"registered {pid}": when for pid, when in registered.items()},
@@ -204,6 +211,16 @@ def one_run(env: dict[str, str], dcenter: str, dworker: str, probe: bool) -> dic
             proc.stop()
         if probe_file is not None:
             os.unlink(probe_file)
+
+
+def process_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds (user + system) a running process has used (with its children: the nanny
+    and the worker it forked)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    procs = [proc, *proc.children(recursive=True)] if children else [proc]
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
 def children_cpu(argv: list[str], env: dict[str, str]) -> float:
