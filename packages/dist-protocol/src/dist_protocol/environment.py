@@ -50,7 +50,7 @@ def _normalized(name: str) -> str:
 def _version_from_folder_name(distribution: str) -> str | None:
     """The version in the name of the first ``NAME-VERSION.dist-info`` folder on ``sys.path``;
     None when no entry holds the distribution; ``_UNKNOWN`` when the first that may hold it is
-    not a folder of that form (an egg, a zip file: ``importlib.metadata`` reads those)."""
+    not one such folder (an egg, a zip file, two candidates: ``importlib.metadata`` decides)."""
     wanted = _normalized(distribution)
     for entry in sys.path:
         folder = entry or "."
@@ -58,24 +58,30 @@ def _version_from_folder_name(distribution: str) -> str | None:
             if os.path.exists(folder):
                 return _UNKNOWN  # a zip file on the path
             continue
-        for name in _listing(folder):
-            stem, dot, suffix = name.rpartition(".")
-            if suffix not in ("dist-info", "egg-info") or not dot:
-                continue
-            project, dash, version = stem.partition("-")
-            if _normalized(project) != wanted:
-                continue
-            if suffix != "dist-info" or not dash or "-" in version:
-                return _UNKNOWN
-            return version
+        names = _metadata_folders(folder).get(wanted)
+        if not names:
+            continue
+        stem, _, suffix = names[0].rpartition(".")
+        _, dash, version = stem.partition("-")
+        if len(names) > 1 or suffix != "dist-info" or not dash or "-" in version:
+            return _UNKNOWN
+        return version
     return None
 
 
-def _listing(folder: str) -> list[str]:
+@functools.cache
+def _metadata_folders(folder: str) -> dict[str, list[str]]:
+    """``{normalized project name: [its .dist-info/.egg-info entries]}`` in ``folder``."""
+    found: dict[str, list[str]] = {}
     try:
-        return os.listdir(folder)
+        names = os.listdir(folder)
     except OSError:
-        return []
+        return found
+    for name in names:
+        if name.endswith((".dist-info", ".egg-info")):
+            project = name.rpartition(".")[0].partition("-")[0]
+            found.setdefault(_normalized(project), []).append(name)
+    return found
 
 
 @functools.cache
