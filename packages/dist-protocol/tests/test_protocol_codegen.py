@@ -4,6 +4,7 @@ bytes and frames."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import pickle
 
@@ -13,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 
 from dist_protocol import strategies as wire
 from dist_protocol.errors import InvalidMessage, ProtocolError
-from dist_protocol.messages import (OPS, Submit, TaskSpec, TaskFinished, decode_batch,
-                                    encode_batch)
+from dist_protocol.messages import (OPS, Environment, Submit, TaskFinished, TaskSpec,
+                                    decode_batch, encode_batch)
 from dist_protocol.serialize import Payload
-from dist_protocol.testing import example_message
+from dist_protocol.testing import _example_record, example_message
 from dist_protocol.wiretypes import BatchFrames, record_converter, record_encoder
 
 pytestmark = pytest.mark.timeout(300)
@@ -153,3 +154,39 @@ def test_messages_of_a_batch_share_one_payload_read_back():
     received = decode_batch(encode_batch(sent))
     assert received == sent
     assert received[0].value is received[1].value is received[2].value
+
+
+@pytest.mark.parametrize("cls", [*OPS.values(), TaskSpec, Environment], ids=lambda c: c.__name__)
+def test_the_generated_init_takes_what_the_dataclass_init_takes(cls):
+    reference = dataclasses.dataclass(frozen=True, slots=True)(
+        type(cls.__name__, (), {"__annotations__": {f.name: f.type for f in
+                                                    dataclasses.fields(cls)},
+                                **{f.name: dataclasses.field(default=f.default,
+                                                             default_factory=f.default_factory)
+                                   for f in dataclasses.fields(cls)}}))
+    assert str(inspect.signature(cls)) == str(inspect.signature(reference))
+    full, minimal = example_message_or_record(cls, True), example_message_or_record(cls, False)
+    for made in (full, minimal):
+        kwargs = {f.name: getattr(made, f.name) for f in dataclasses.fields(cls)}
+        assert cls(**kwargs) == made
+        assert cls(*kwargs.values()) == made
+        assert dataclasses.asdict(cls(**kwargs)) == dataclasses.asdict(reference(**kwargs))
+    required = {f.name: getattr(full, f.name) for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING}
+    one, two = cls(**required), cls(**required)
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:  # a fresh default per instance
+            assert getattr(one, f.name) == f.default_factory()
+            assert getattr(one, f.name) is not getattr(two, f.name)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'not_a_field'"):
+        cls(**required, not_a_field=1)
+    for f in dataclasses.fields(cls)[:1]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(one, f.name, getattr(two, f.name))
+
+
+def example_message_or_record(cls, full):
+    if cls in OPS.values():
+        return example_message(cls, full)
+    return _example_record(cls, full)

@@ -18,6 +18,7 @@ maps in the same key order as the reference encoder, so the bytes on the wire do
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from typing import Any, Union
@@ -392,4 +393,60 @@ def encoder(cls: type, op: str | None = None) -> Encoder:
     return encode
 
 
-__all__ = ["decoder", "encoder", "fast_decoder"]
+class _Factory:
+    """The default of a field whose default is made per instance (as dataclasses shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def initializer(cls: type) -> Any:
+    """An ``__init__`` for the frozen slots dataclass ``cls`` with the same parameters as the
+    one ``dataclasses`` writes, which sets each field by ``object.__setattr__`` (a lookup
+    by name per field): this one calls the slot's own descriptor."""
+    src = _Source()
+    params, body = ["self"], []
+    marker = src.name(_FACTORY, "FACTORY")
+    for field in dataclasses.fields(cls):
+        name = field.name
+        setter = src.name(cls.__dict__[name].__set__, f"set_{name}_")
+        if field.default_factory is not dataclasses.MISSING:
+            params.append(f"{name}={marker}")
+            factory = _default(src, field)
+            body.append(f"{setter}(self, {factory} if {name} is {marker} else {name})")
+        else:
+            if field.default is dataclasses.MISSING:
+                params.append(name)
+            else:
+                params.append(f"{name}={src.name(field.default, 'default')}")
+            body.append(f"{setter}(self, {name})")
+    src.emit(0, f"def __init__({', '.join(params)}):")
+    for line in body or ["pass"]:
+        src.emit(1, line)
+    init = src.compile("__init__")
+    current = cls.__dict__["__init__"]
+    original = getattr(current, "__wrapped__", current)
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__annotations__ = dict(original.__annotations__)
+    return init
+
+
+def install_initializer(cls: type) -> None:
+    """Give ``cls`` the generated ``__init__`` when its first instance is made (generating
+    it for every class at import would make importing the catalogue slower)."""
+    if not _generatable(cls):
+        return
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = initializer(cls)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+    # inspect.signature follows __wrapped__: the lazy one shows the dataclass parameters
+    functools.update_wrapper(__init__, cls.__dict__["__init__"])
+    type.__setattr__(cls, "__init__", __init__)
+
+
+__all__ = ["decoder", "encoder", "fast_decoder", "initializer", "install_initializer"]

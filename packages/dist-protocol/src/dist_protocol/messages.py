@@ -7,6 +7,7 @@ default is ``None`` are optional and left out of the wire map when unset.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -67,6 +68,7 @@ def message(op: str, *direction: str, since: int = 1,
     """Register a message class: a frozen dataclass whose annotations are its wire fields."""
     def register(cls: Any) -> Any:
         cls = dataclass(frozen=True, slots=True)(cls)
+        codegen.install_initializer(cls)
         cls.op, cls.direction, cls.since, cls.feature = op, direction, since, feature
         cls.fields = field_specs(cls)
         cls.gated_fields = tuple((f.name, f.default, f.feature) for f in cls.fields
@@ -124,6 +126,10 @@ class Environment:
     implementation: str  # sys.implementation.name of Python peers: "cpython", "pypy"
     python: str  # the language version, e.g. "3.11.7"
     packages: dict[str, str] = field(default_factory=dict)  # distribution -> version
+
+
+codegen.install_initializer(TaskSpec)
+codegen.install_initializer(Environment)
 
 
 # -- handshake (any role) --------------------------------------------------------------------
@@ -650,12 +656,23 @@ def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:
 
 # -- batches -----------------------------------------------------------------------------------
 
+class _Packers(threading.local):
+    """A msgpack packer per thread: making one (and its buffer) for every batch cost more
+    than packing a batch of one small message."""
+
+    def __init__(self) -> None:
+        self.pack = msgpack.Packer(use_bin_type=True).pack
+
+
+_PACKERS = _Packers()
+
+
 def encode_batch(messages: list[Message]) -> list[Any]:
     """Frames for one batch: frame 0 is the msgpack list, payload frames follow."""
     frames: list[Any] = [b""]
     seen: dict[Any, Any] = {}
     wire = [type(m)._encode(m, frames, seen) for m in messages]
-    frames[0] = msgpack.packb(wire, use_bin_type=True)
+    frames[0] = _PACKERS.pack(wire)
     return frames
 
 
@@ -669,11 +686,11 @@ def encode_batches(messages: list[Message], max_frames: int) -> list[list[Any]]:
     for m in messages:
         wire.append(type(m)._encode(m, frames, seen))
         if len(frames) >= max_frames:
-            frames[0] = msgpack.packb(wire, use_bin_type=True)
+            frames[0] = _PACKERS.pack(wire)
             batches.append(frames)
             frames, seen, wire = [b""], {}, []
     if wire:
-        frames[0] = msgpack.packb(wire, use_bin_type=True)
+        frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
     return batches
 
