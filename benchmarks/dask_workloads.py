@@ -105,23 +105,21 @@ def timed(collection, repeat: int, after=None, **scheduler) -> tuple[list[float]
     return samples, result
 
 
-def graph_keys(collection) -> list[str]:
-    """The keys of the graph ``compute`` submits (after dask's optimization), as dist names
-    them."""
-    import dask
-    from dist_client.dask_graphs import dist_key
-
-    (optimized,) = dask.optimize(collection)
-    return [dist_key(key) for key in dict(optimized.__dask_graph__())]
-
-
 class MoveCounter:
-    """After each run on dist: the results one worker fetched from another during it, by key
-    prefix, from the workers' stories of the graph's keys (entries from ``flight`` to
-    ``memory``), appended to ``moves``."""
+    """dist's scheduler function that, after each run, appends to ``moves`` the results one
+    worker fetched from another during it, by key prefix: from the workers' stories of the
+    graph's keys (entries from ``flight`` to ``memory``)."""
 
-    def __init__(self, executor, keys: list[str], moves: list[dict[str, int]]):
-        self.executor, self.keys, self.moves = executor, keys, moves
+    def __init__(self, executor, moves: list[dict[str, int]]):
+        self.executor, self.moves = executor, moves
+        self.keys: list[str] = []
+
+    def get(self, dsk, keys, **kwargs):
+        from dist_client.dask_graphs import dist_key
+
+        graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
+        self.keys = [dist_key(key) for key in graph]
+        return self.executor.get(dsk, keys, **kwargs)
 
     def __call__(self, started: float) -> None:
         moved: dict[str, int] = {}
@@ -175,10 +173,11 @@ def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
                 try:
                     collection.compute(scheduler=connected.get)  # warm-up, not counted
                     moves: list[dict[str, int]] = []
-                    after = None
+                    after, get = None, connected.get
                     if system == "dist":
-                        after = MoveCounter(connected.handle, graph_keys(collection), moves)
-                    runs, result = timed(collection, repeat, after, scheduler=connected.get)
+                        after = MoveCounter(connected.handle, moves)
+                        get = after.get
+                    runs, result = timed(collection, repeat, after, scheduler=get)
                     results[name] = {"s": statistics.median(runs), "runs": runs,
                                      "correct": same(name, result, expected[name])}
                     if moves:

@@ -191,8 +191,10 @@ def test_intermediate_results_are_freed_as_soon_as_their_dependents_ran(e, tmp_p
     ran, not kept (and spilled) until the whole graph is done."""
     import concurrent.futures
     gate = tmp_path / "go"
+    # (not a linear chain, which would run as one task: x has two readers, z two inputs)
     graph = {"freed-x": (np.arange, 1000), "freed-y": (np.sum, "freed-x"),
-             "freed-z": (_gated, "freed-y", str(gate))}
+             "freed-w": (len, "freed-x"),
+             "freed-z": (_gated, (sum, ["freed-y", "freed-w"]), str(gate))}
 
     def at_center(key):
         return [(t["start"], t["finish"]) for t in e.story(key) if not t["worker"]]
@@ -205,7 +207,26 @@ def test_intermediate_results_are_freed_as_soon_as_their_dependents_ran(e, tmp_p
         # may stay, released, as z's lineage).
         assert at_center("freed-x")[-1] in [("memory", "released"), ("memory", "forgotten")]
         gate.touch()
-        assert result.result(timeout=60) == np.arange(1000).sum()
+        assert result.result(timeout=60) == np.arange(1000).sum() + 1000
+
+
+def test_a_linear_chain_runs_as_one_task_under_its_last_key(e):
+    """Each task of a chain is the only input of the next and read by nothing else: nothing
+    could run in parallel, so the chain is one task (no round trip through the center per
+    link). Keys asked for, and tasks read by several, stay tasks of their own."""
+    graph = {"chain-a": (np.arange, 10), "chain-b": (np.multiply, "chain-a", 2),
+             "chain-c": (np.sum, "chain-b"), "chain-d": (np.negative, "chain-c"),
+             "chain-e": (np.add, "chain-c", 1)}
+
+    assert e.get(graph, ["chain-d", "chain-e"]) == (-90, 91)
+
+    ran = {t["key"] for t in e.story(*graph) if not t["worker"] and t["finish"] == "memory"}
+    assert ran == {"chain-c", "chain-d", "chain-e"}  # a and b ran inside c (read by two)
+
+    a, c = e.get(graph, ["chain-a", "chain-c"])
+    assert list(a) == list(range(10)) and c == 90
+    ran = {t["key"] for t in e.story("chain-a") if not t["worker"] and t["finish"] == "memory"}
+    assert ran == {"chain-a"}  # asked for: its own task
 
 
 def _shuffled(npartitions=4):

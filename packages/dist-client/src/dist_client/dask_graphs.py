@@ -82,6 +82,8 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         for key in wanted:
             if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
+        if not isinstance(workers, dict) and not isinstance(resources, dict):
+            graph = fuse_chains(graph, wanted)  # (per-key restrictions name the keys as given)
         futures = submit_graph(core, dsk, wanted, _options_by_key(
             graph, workers, allow_other_workers, resources, retries, priority), graph)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
@@ -106,8 +108,46 @@ def compute(core: ClientCore, collections: list) -> list[Future]:
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
-    futures = submit_graph(core, expr, keys)
+    futures = submit_graph(core, expr, keys, graph=fuse_chains(_as_graph(expr), keys))
     return [futures[key] for key in keys]
+
+
+def fuse_chains(graph: dict, keep: Collection[Hashable]) -> dict:
+    """The graph with each linear chain of tasks made one task under its last key: a task
+    whose result only the next one reads, that reads nothing else, and that is not in ``keep``
+    (the keys asked for), runs inside the next. Nothing runs in parallel along a chain; as
+    separate tasks, each link cost a round trip through the center. dask fuses such chains
+    itself for arrays, bags and delayed, but hands dataframe graphs over unfused (a groupby's
+    read, convert, group, reset_index, combine: five tasks per partition)."""
+    from dask._task_spec import Task
+
+    readers: dict[Hashable, list[Hashable]] = {}
+    for key, node in graph.items():
+        for dep in node.dependencies:
+            if dep in graph:
+                readers.setdefault(dep, []).append(key)
+    keep = set(keep)
+
+    def runs_inside_its_reader(key: Hashable) -> bool:
+        users = readers.get(key)
+        if users is None or len(users) != 1 or key in keep or graph[key].block_fusion:
+            return False
+        reader = graph[users[0]]
+        return len(reader.dependencies) == 1 and not reader.block_fusion
+
+    fused = {}
+    for key, node in graph.items():
+        if runs_inside_its_reader(key):
+            continue  # part of the chain ending at a later key
+        chain = [node]
+        while len(node.dependencies) == 1:
+            (dep,) = node.dependencies
+            if dep not in graph or not runs_inside_its_reader(dep):
+                break
+            node = graph[dep]
+            chain.append(node)
+        fused[key] = chain[0] if len(chain) == 1 else Task.fuse(*reversed(chain), key=key)
+    return fused
 
 
 def _mapping(dsk: Any) -> Mapping:
