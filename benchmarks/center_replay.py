@@ -1,7 +1,9 @@
 """The center's cost per task without sockets, processes or a busy machine in the way.
 
 ``record`` runs a real cluster (a center in this process, two ``dworker``s, a client) through
-a map of N tasks and the dask.array graph of ``(x + x.T).sum(axis=0)``, and writes down every
+a map of N tasks, the dask.array graph of ``(x + x.T).sum(axis=0)``, a chain of tasks (each
+the input of the next) and sequential ``submit(...).result()`` round trips (the events of
+``roundtrip_cpu.py``'s two modes, one task per ``handle`` call), and writes down every
 call the server made to ``CenterState.handle``: the events, the clock it read, and how many
 messages the state answered with. ``replay`` feeds those calls to a fresh ``CenterState`` in one
 process and measures the CPU time spent in ``handle`` alone, per task. The replay checks that
@@ -9,7 +11,8 @@ the state answers each call with as many messages as it did while recording, so 
 the same decisions, not some other path.
 
     python benchmarks/center_replay.py                    # record (if needed), then replay
-    python benchmarks/center_replay.py record [--n 100000] [--array 6000,500]
+    python benchmarks/center_replay.py record [--n 100000] [--array 6000,500] [--chain 1000]
+                                              [--latency 1000]
     python benchmarks/center_replay.py replay [--repeat 5] [--profile]
 
 With ``--profile`` one more pass runs under cProfile and the top functions are printed; for
@@ -156,6 +159,19 @@ def record(args) -> None:
                 expected = (x + x.T).sum(axis=0).compute(scheduler="sync")
                 assert np.allclose(got, expected)
                 wait_for(lambda: not center.state.tasks, 120, "the array's release")
+            if args.chain:
+                recording.segment = "chain"
+                future = ex.submit(t.inc, 0)
+                for _ in range(args.chain - 1):
+                    future = ex.submit(t.inc, future)
+                assert future.result() == args.chain
+                del future
+                wait_for(lambda: not center.state.tasks, 60, "the chain's release")
+            if args.latency:
+                recording.segment = "latency"
+                for i in range(args.latency):
+                    assert ex.submit(t.inc, i).result() == i + 1
+                wait_for(lambda: not center.state.tasks, 60, "the round trips' release")
             recording.segment = "teardown"
     finally:
         for worker in workers:
@@ -166,7 +182,8 @@ def record(args) -> None:
         thread.join(10)
     args.recording.parent.mkdir(parents=True, exist_ok=True)
     with open(args.recording, "wb") as f:
-        pickle.dump({"n": args.n, "array": args.array, "catalogue": catalogue_fingerprint(),
+        pickle.dump({"n": args.n, "array": args.array, "chain": args.chain,
+                     "latency": args.latency, "catalogue": catalogue_fingerprint(),
                      "calls": recording.calls}, f,
                     protocol=pickle.HIGHEST_PROTOCOL)
     print(f"recorded {len(recording.calls):,} handle calls to {args.recording}")
@@ -242,7 +259,7 @@ def replay(args) -> dict:
     for run in runs[:-1]:
         run.pop("_mismatches")
     summary = {}
-    for segment in ("map", "array"):
+    for segment in ("map", "array", "chain", "latency"):
         samples = [run[segment]["us_per_task"] for run in runs if segment in run]
         if not samples:
             continue
@@ -260,6 +277,7 @@ def replay(args) -> dict:
     if args.profile:
         replay_once(calls, profile=True)
     doc = {"recording": str(args.recording), "n": recorded["n"], "array": recorded["array"],
+           "chain": recorded.get("chain"), "latency": recorded.get("latency"),
            "allocator": os.environ.get("PYTHONMALLOC", "pymalloc"),
            "mismatched_calls": mismatches, "segments": summary}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -284,6 +302,10 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="tasks in the map")
     parser.add_argument("--array", default="6000,500",
                         help="SIZE,CHUNK of the dask.array graph; 'none' to leave it out")
+    parser.add_argument("--chain", type=int, default=1000,
+                        help="tasks in the chain (each the input of the next; 0 to leave it out)")
+    parser.add_argument("--latency", type=int, default=1000,
+                        help="sequential submit(...).result() round trips (0 to leave them out)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true",
                         help="one more replay under cProfile, top functions printed")

@@ -13,7 +13,7 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
-from dist_protocol.messages import (OPS, Cancel, Coordinate, FireAndForget, Message,
+from dist_protocol.messages import (Cancel, Coordinate, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
                                     Release, Restart, Session, SessionReply, Story, StoryReply,
                                     Submit, TaskErred, downgrade)
@@ -32,12 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dist.center")
 
 
-def _ops_from(role: str) -> frozenset[str]:
-    return frozenset(op for op, cls in OPS.items() if f"{role}->center" in cls.direction)
-
-
-CLIENT_OPS = _ops_from("client")
-WORKER_OPS = _ops_from("worker")
 # What clients send that the durable state follows from (the rest are questions).
 JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
                  FireAndForget)
@@ -207,6 +201,9 @@ class Center:
         compactions = self.state.compactions
         if self.store is not None:
             self._journal(events)
+        # One send per connection, with everything for it in order: a connection's checks and
+        # its lock are paid once per turn, not once per message.
+        outgoing: dict[Comm, list[Message]] = {}
         for to, message in self.state.handle(*events):
             if type(message) is SessionReply and message.resumed and message.client != to:
                 self._rename(to, message.client)
@@ -218,8 +215,14 @@ class Center:
                 continue
             if message.gated_fields:  # e.g. no pickled exception for a non-Python client
                 message = downgrade(message, comm.features)
+            queued = outgoing.get(comm)
+            if queued is None:
+                outgoing[comm] = [message]
+            else:
+                queued.append(message)
+        for comm, messages in outgoing.items():
             try:
-                comm.send(message)
+                comm.send(*messages)
             except CommClosedError:
                 pass  # its close callback tells the state
         if self.state.compactions != compactions:
@@ -273,9 +276,7 @@ class Center:
         self._client_of[comm] = client  # (changes when the connection resumes a session)
 
         def on_messages(messages: list[Message]) -> None:
-            for msg in messages:
-                if msg.op not in CLIENT_OPS:
-                    raise InvalidMessage(f"op {msg.op!r} is not sent by clients")
+            # (Only what clients send to the center gets here: see the workers' on_messages.)
             start = 0
             for end, msg in enumerate(messages, 1):
                 if type(msg) is Session:  # it may rename the sender: what follows is its
@@ -321,11 +322,10 @@ class Center:
                  len(first.keys))
 
         def on_messages(messages: list[Message]) -> None:
+            # (The connection let through only what workers send to the center: the listener's
+            # connections check each op's direction against the peer's role.)
             self.last_seen[address] = time.monotonic()
-            for msg in messages:
-                if msg.op not in WORKER_OPS:
-                    raise InvalidMessage(f"op {msg.op!r} is not sent by workers")
-            self._handle(*(WorkerSent(address, msg) for msg in messages))
+            self._handle(*[WorkerSent(address, msg) for msg in messages])
 
         def on_close(_: Comm) -> None:
             if self.comms.get(address) is comm:

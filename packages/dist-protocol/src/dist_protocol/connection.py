@@ -19,13 +19,13 @@ all drive this object, so what they test is the code that runs.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+import struct
 
 from typing import Any
 
 from .defaults import MAX_FRAMES_PER_BATCH
-from .errors import HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
-from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames
+from .errors import FramingError, HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
+from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits
 from .handshake import AcceptorHandshake, InitiatorHandshake
 from .messages import (Authenticate, Authenticated, Environment, Error, Hello, Message, Welcome,
                        decode_batch, encode_batch, encode_batches)
@@ -40,15 +40,21 @@ SENDER_OF_ROLE = {"client": "client", "worker": "worker", "peer": "worker"}
 Handshake = InitiatorHandshake | AcceptorHandshake
 
 
-def coalesce(buffers: Iterable[Any]) -> list[Any]:
-    """Join runs of small buffers into one; large ones pass unchanged (never copied)."""
+def batch_buffers(frames: list[Any]) -> list[Any]:
+    """The buffers to write for one batch (its header, then its frames), with runs of small
+    ones joined into one buffer; large frames are written as they are (never copied)."""
+    sizes = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
+    if not sizes:
+        raise FramingError("a batch needs at least one frame")
+    header = struct.pack(f"<{len(sizes) + 1}Q", len(sizes), *sizes)
+    if max(sizes) < COALESCE_BELOW:
+        return [b"".join([header, *frames])]
     out: list[Any] = []
-    pending: list[Any] = []
-    for buf in buffers:
-        if memoryview(buf).nbytes >= COALESCE_BELOW:
-            if pending:
-                out.append(b"".join(pending) if len(pending) > 1 else pending[0])
-                pending = []
+    pending: list[Any] = [header]
+    for buf, size in zip(frames, sizes):
+        if size >= COALESCE_BELOW:
+            out.append(b"".join(pending) if len(pending) > 1 else pending[0])
+            pending = []
             out.append(buf)
         else:
             pending.append(buf)
@@ -89,8 +95,8 @@ class Connection:
         else:
             self.sender = who if who in ("center", "worker") else None
             self.peers = None  # known from the hello
-        # Message types whose direction was found allowed, each way: checked once per type,
-        # not once per message (the catalogue is fixed, and so are both roles once set).
+        # Message types found allowed, each way (not the handshake's, not an error, in the
+        # catalogue's direction): checked once per type, not once per message.
         self._may_receive: set[type] = set()
         self._may_send: set[type] = set()
         self._ready: collections.deque[list[Any]] = collections.deque()
@@ -133,6 +139,8 @@ class Connection:
         if self._ready:
             frames = self._ready.popleft()
         else:
+            if not self.decoder.unread:  # (the usual end of a read: no second look)
+                return None
             parsed = self.decoder.parse_buffered(1)
             if not parsed:
                 return None
@@ -154,15 +162,16 @@ class Connection:
                                              f"message travels in a batch of its own")
                     break
             return []
+        known = self._may_receive
         for i, msg in enumerate(messages):
-            kind = type(msg)
-            if isinstance(msg, Error):  # the last thing a peer sends
-                self.peer_error = msg
-                self.state = "closed"
-                return messages[:i]
-            if kind in HANDSHAKE_MESSAGES:
-                raise HandshakeError(f"{msg.op!r} after the handshake completed")
-            self._check_incoming(msg)
+            if type(msg) not in known:
+                if isinstance(msg, Error):  # the last thing a peer sends
+                    self.peer_error = msg
+                    self.state = "closed"
+                    return messages[:i]
+                self._check_kind_incoming(msg)
+            if msg.feature_checked:
+                self._check_features_incoming(msg)
         return messages
 
     def _established(self, handshake: Handshake) -> None:
@@ -177,21 +186,26 @@ class Connection:
             self.peers = (sender,) if sender and self.sender else None
         self.decoder.limits = self.limits
 
-    def _check_incoming(self, msg: Message) -> None:
+    def _check_kind_incoming(self, msg: Message) -> None:
+        """Whether the peer may send a message of this type here; checked once per type (the
+        catalogue is fixed, and so are both roles once the handshake is done)."""
         kind = type(msg)
-        if self.peers is not None and self.sender is not None and kind not in self._may_receive:
+        if kind in HANDSHAKE_MESSAGES:
+            raise HandshakeError(f"{msg.op!r} after the handshake completed")
+        if self.peers is not None and self.sender is not None:
             allowed = [f"{peer}->{self.sender}" for peer in self.peers]
             if not any(d in allowed or d == "any->any" for d in msg.direction):
                 raise InvalidMessage(f"op {msg.op!r} is not sent by {'/'.join(self.peers)}s "
                                      f"to {self.sender}s")
-            self._may_receive.add(kind)
+        self._may_receive.add(kind)
+
+    def _check_features_incoming(self, msg: Message) -> None:
         # What belongs to a feature we did not agree is what an older peer would reject as
         # unknown: rejecting it here too keeps peers honest about what they announce.
-        if msg.feature_checked:
-            missing = msg.features_used() - self.features
-            if missing:
-                raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
-                                     f"{sorted(missing)}, not agreed on this connection")
+        missing = msg.features_used() - self.features
+        if missing:
+            raise InvalidMessage(f"{msg.op!r} needs the protocol feature(s) "
+                                 f"{sorted(missing)}, not agreed on this connection")
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, *messages: Message) -> None:
@@ -201,18 +215,22 @@ class Connection:
             raise LocalProtocolError(
                 "cannot send before the handshake completed" if self.state == "handshaking"
                 else "cannot send on a connection that ended with an error")
+        known = self._may_send
         for msg in messages:
-            self._check_outgoing(msg)
+            if type(msg) not in known or msg.feature_checked:
+                self._check_outgoing(msg)
         self._queued.extend(messages)
 
     def _check_outgoing(self, msg: Message) -> None:
         kind = type(msg)
-        if kind in HANDSHAKE_MESSAGES:
-            raise LocalProtocolError(f"{msg.op!r} is the handshake's own; it is sent for you")
-        if kind is Error:
-            raise LocalProtocolError("an error ends the connection: use send_error")
-        if self.sender is not None and kind not in self._may_send:
-            if not any(d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
+        if kind not in self._may_send:  # checked once per type
+            if kind in HANDSHAKE_MESSAGES:
+                raise LocalProtocolError(f"{msg.op!r} is the handshake's own; it is sent for "
+                                         f"you")
+            if kind is Error:
+                raise LocalProtocolError("an error ends the connection: use send_error")
+            if self.sender is not None and not any(
+                    d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
                 raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
                                          f"{', '.join(msg.direction)})", "invalid-message")
             self._may_send.add(kind)
@@ -238,7 +256,7 @@ class Connection:
         batch of its own, ahead of anything queued, so its size fits the peer's
         unauthenticated limits."""
         if messages:
-            self._outgoing.extend(coalesce(encode_frames(encode_batch(messages))))
+            self._outgoing.extend(batch_buffers(encode_batch(messages)))
 
     def data_to_send(self) -> list[Any]:
         """The buffers to write, in order; everything queued since the last call."""
@@ -246,7 +264,7 @@ class Connection:
         if self._queued:
             messages, self._queued = self._queued, []
             for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH):
-                out.extend(coalesce(encode_frames(frames)))
+                out.extend(batch_buffers(frames))
         return out
 
     @property

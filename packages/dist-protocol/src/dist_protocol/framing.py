@@ -178,6 +178,11 @@ class FrameDecoder:
         return batches
 
     @property
+    def unread(self) -> bool:
+        """Bytes are buffered that no batch has taken yet (whole batches among them or not)."""
+        return self._start != self._end
+
+    @property
     def idle(self) -> bool:
         """True between batches (nothing partial is buffered)."""
         return (self._nframes is None and self._start == self._end and self._direct is None)
@@ -201,61 +206,67 @@ class FrameDecoder:
             self._buf[:unread] = self._buf[self._start:self._end]
         self._start, self._end = 0, unread
 
-    def _take(self, n: int) -> bytes:
-        chunk = bytes(self._buf[self._start:self._start + n])
-        self._start += n
-        if self._start == self._end:
-            self._start = self._end = 0
-        return chunk
-
     def _parse(self, max_batches: int | None = None) -> list[list[Any]]:
         batches: list[list[Any]] = []
+        limits = self._limits
         while max_batches is None or len(batches) < max_batches:
-            limits = self._limits
-            if self._nframes is None:
-                if self._available() < 8:
+            buf, start, end = self._buf, self._start, self._end
+            nframes = self._nframes
+            if nframes is None:
+                if end - start < 8:
                     break
-                (n,) = U64.unpack_from(self._buf, self._start)
-                if n == 0:
+                (nframes,) = U64.unpack_from(buf, start)
+                if nframes == 0:
                     raise FramingError("a batch must have at least one frame")
-                if n > limits.max_frames:
-                    raise LimitExceeded(f"batch of {n} frames exceeds the limit of "
+                if nframes > limits.max_frames:
+                    raise LimitExceeded(f"batch of {nframes} frames exceeds the limit of "
                                         f"{limits.max_frames}")
-                self._start += 8
-                self._nframes = n
-            if self._lengths is None:
-                need = 8 * self._nframes
-                if self._available() < need:
-                    if len(self._buf) - self._start < need:
+                start += 8
+                self._start, self._nframes = start, nframes
+            lengths = self._lengths
+            if lengths is None:
+                need = 8 * nframes
+                if end - start < need:
+                    if len(buf) - start < need:
                         self._make_room(need)
                     break
-                lengths = list(struct.unpack_from(f"<{self._nframes}Q", self._buf, self._start))
-                self._start += need
-                if self._start == self._end:
-                    self._start = self._end = 0
+                lengths = (list(U64.unpack_from(buf, start)) if nframes == 1
+                           else list(struct.unpack_from(f"<{nframes}Q", buf, start)))
+                start += need
+                self._start = start
+                max_frame = limits.max_frame_bytes
                 for length in lengths:
-                    if length > limits.max_frame_bytes:
+                    if length > max_frame:
                         raise LimitExceeded(f"frame of {length} bytes exceeds the limit of "
-                                            f"{limits.max_frame_bytes}")
+                                            f"{max_frame}")
                 if sum(lengths) > limits.max_batch_bytes:
                     raise LimitExceeded(f"batch of {sum(lengths)} bytes exceeds the limit of "
                                         f"{limits.max_batch_bytes}")
                 self._lengths = lengths
-            while len(self._frames) < self._nframes:
-                length = self._lengths[len(self._frames)]
-                available = self._available()
+            frames = self._frames
+            while len(frames) < nframes:
+                length = lengths[len(frames)]
+                available = end - start
                 if available >= length:
-                    self._frames.append(self._take(length))
+                    frames.append(bytes(buf[start:start + length]))
+                    start += length
                     continue
+                if available == 0:  # (the next bytes go to the front of the buffer)
+                    start = end = self._end = 0
+                self._start = start
                 if length >= DIRECT_READ_THRESHOLD:
                     direct = _frame_buffer(length)
-                    direct[:available] = self._buf[self._start:self._end]
+                    direct[:available] = buf[start:end]
                     self._start = self._end = 0
                     self._direct, self._direct_filled = direct, available
                     self._direct_length = length
-                elif len(self._buf) - self._start < length:
+                elif len(buf) - start < length:
                     self._make_room(length - available)
                 return batches
-            batches.append(self._frames)
+            # Everything read: the next batch starts at the front of the buffer again.
+            if start == end:
+                start = self._end = 0
+            self._start = start
+            batches.append(frames)
             self._frames, self._lengths, self._nframes = [], None, None
         return batches

@@ -237,10 +237,11 @@ class Comm:
             messages = connection.next_batch()
             if messages is None:
                 return
-            if connection.wants_to_send:  # a handshake step to answer
-                self._flush()
-            if not self.established and connection.established:
-                self._handshake_done()
+            if not self.established:
+                if connection.wants_to_send:  # a handshake step to answer
+                    self._flush()
+                if connection.established:
+                    self._handshake_done()
             if messages:
                 self._deliver(messages)
             if connection.peer_error is not None:

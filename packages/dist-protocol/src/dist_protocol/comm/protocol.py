@@ -34,7 +34,8 @@ class StreamProtocol(asyncio.BufferedProtocol):
             self.on_made(comm)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.comm.connection.get_buffer(sizehint)
+        # Straight to the decoder (what ``Connection.get_buffer`` does): once per read.
+        return self.comm.connection.decoder.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         comm = self.comm
