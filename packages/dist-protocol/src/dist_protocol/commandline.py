@@ -11,11 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import sys
-import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 TRUE = ("1", "true", "t", "yes", "y", "on")
@@ -33,26 +30,27 @@ class UsageError(Exception):
         self.option = option
 
 
-@dataclass(frozen=True)
 class Option:
     """One option (``--name VALUE``, or a flag), or with ``positional`` the argument.
 
     ``kind`` converts the text (int, float, str or bool for flags); ``minimum`` is checked
     after it; ``check`` turns the converted value into the final one or raises ValueError.
-    ``negatable`` flags also take ``--no-NAME``.
+    ``negatable`` flags also take ``--no-NAME``. (A plain class: ``dataclasses`` is one of the
+    imports a program reading its command line need not pay for yet.)
     """
 
-    name: str
-    help: str
-    kind: type = str
-    default: Any = None
-    envvar: str | None = None
-    minimum: float | None = None
-    check: Callable[[Any], Any] | None = None
-    negatable: bool = False
-    positional: bool = False
-    metavar: str | None = None
-    show_default: bool = True
+    def __init__(self, name: str, help: str, kind: type = str, default: Any = None, *,
+                 envvar: str | None = None, minimum: float | None = None,
+                 check: Callable[[Any], Any] | None = None, negatable: bool = False,
+                 positional: bool = False, metavar: str | None = None,
+                 show_default: bool = True):
+        self.name, self.help, self.kind, self.default = name, help, kind, default
+        self.envvar, self.minimum, self.check = envvar, minimum, check
+        self.negatable, self.positional, self.metavar = negatable, positional, metavar
+        self.show_default = show_default
+
+    def __repr__(self) -> str:
+        return f"Option({self.opts[0]!r})"
 
     @property
     def dest(self) -> str:
@@ -193,6 +191,9 @@ class CommandLine:
         raise SystemExit(2)
 
     def help_text(self) -> str:
+        import shutil
+        import textwrap
+
         width = min(HELP_WIDTH, max(40, shutil.get_terminal_size((HELP_WIDTH, 24)).columns))
         lines = [self.usage(), ""]
         lines += textwrap.wrap(self.help, width - 2, initial_indent="  ",

@@ -1,10 +1,15 @@
-"""Where tokens and TLS settings come from."""
+"""Where tokens and TLS settings come from.
+
+``ssl`` is imported only where a TLS context is made: ``dcenter`` reads its token before it
+binds its port, and imports nothing it does not need by then.
+"""
 from __future__ import annotations
 
 import os
-import secrets
-import ssl
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 TOKEN_ENV = "DIST_TOKEN"
 TOKEN_FILE_ENV = "DIST_TOKEN_FILE"
@@ -17,7 +22,8 @@ def load_token(token: str | None = None,
         return token
     token_file = token_file or os.environ.get(TOKEN_FILE_ENV)
     if token_file:
-        text = Path(token_file).read_text().strip()
+        with open(token_file) as file:  # as Path.read_text: the locale's encoding
+            text = file.read().strip()
         if not text:
             raise ValueError(f"token file {token_file} is empty")
         return text
@@ -25,6 +31,8 @@ def load_token(token: str | None = None,
 
 
 def new_token() -> str:
+    import secrets
+
     return secrets.token_hex(32)
 
 
@@ -40,6 +48,8 @@ def ssl_context(server: bool, cert: str | None = None, key: str | None = None,
     """
     if not (cert or key or ca):
         return None
+    import ssl
+
     purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
     ctx = ssl.create_default_context(purpose, cafile=ca)
     if ca:
