@@ -129,17 +129,32 @@ class PrefixNames:
         return OTHER_PREFIX
 
 
+class Rare:
+    """What few tasks ever have: a failure, a loss, retries taken, deaths of the workers that
+    ran it, an actor's host. A task gets one the first time it needs any of these; the rest
+    do without the room (a million tasks in flight, 48 bytes each)."""
+
+    __slots__ = ("died_on", "retries_left", "error", "lost_message", "actor_host", "restarts")
+
+    def __init__(self) -> None:
+        self.died_on: tuple[str, ...] = ()
+        self.retries_left: int | None = None  # None: as many as its spec allows
+        self.error: TaskErred | None = None
+        self.lost_message = ""
+        self.actor_host: str | None = None
+        self.restarts = 0
+
+
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
-                 "nbytes", "type", "processing_on", "wanted_by", "died_on", "retries_left",
-                 "error", "order", "scattered", "lost_message", "prefix", "counts",
-                 "actor_host", "restarts")
+                 "nbytes", "type", "processing_on", "wanted_by", "order", "prefix", "counts",
+                 "rare")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int, prefix: str | None = None):
         self.key = key
         self.prefix = key_prefix(key) if prefix is None else prefix  # what it is counted under
         self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
-        self.spec = spec
+        self.spec = spec  # None: scattered data (no lineage to compute it from)
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
         self.dependents: set[str] | frozenset = NONE
         self.state: TaskStateName = "released"
@@ -149,14 +164,69 @@ class TaskState:
         self.type = ""
         self.processing_on: str | None = None
         self.wanted_by: set[str] | frozenset = NONE
-        self.died_on: tuple[str, ...] = ()  # workers that died while running it
-        self.retries_left = spec.retries if spec else 0
-        self.error: TaskErred | None = None
         self.order = seq  # arrival: among tasks of one priority, the earlier runs first
-        self.scattered = spec is None
-        self.lost_message = ""
-        self.actor_host: str | None = None  # an actor's: the worker its object lives on
-        self.restarts = 0  # an actor's: times it was made again after its worker died
+        self.rare: Rare | None = None
+
+    def _rare(self) -> Rare:
+        rare = self.rare
+        if rare is None:
+            rare = self.rare = Rare()
+        return rare
+
+    @property
+    def scattered(self) -> bool:
+        return self.spec is None
+
+    @property
+    def died_on(self) -> tuple[str, ...]:  # workers that died while running it
+        return () if self.rare is None else self.rare.died_on
+
+    @died_on.setter
+    def died_on(self, value: tuple[str, ...]) -> None:
+        self._rare().died_on = value
+
+    @property
+    def retries_left(self) -> int:
+        left = None if self.rare is None else self.rare.retries_left
+        if left is None:
+            return self.spec.retries if self.spec is not None else 0
+        return left
+
+    @retries_left.setter
+    def retries_left(self, value: int) -> None:
+        self._rare().retries_left = value
+
+    @property
+    def error(self) -> TaskErred | None:  # why it erred, for clients that ask
+        return None if self.rare is None else self.rare.error
+
+    @error.setter
+    def error(self, value: TaskErred | None) -> None:
+        self._rare().error = value
+
+    @property
+    def lost_message(self) -> str:
+        return "" if self.rare is None else self.rare.lost_message
+
+    @lost_message.setter
+    def lost_message(self, value: str) -> None:
+        self._rare().lost_message = value
+
+    @property
+    def actor_host(self) -> str | None:  # an actor's: the worker its object lives on
+        return None if self.rare is None else self.rare.actor_host
+
+    @actor_host.setter
+    def actor_host(self, value: str | None) -> None:
+        self._rare().actor_host = value
+
+    @property
+    def restarts(self) -> int:  # an actor's: times it was made again after its worker died
+        return 0 if self.rare is None else self.rare.restarts
+
+    @restarts.setter
+    def restarts(self, value: int) -> None:
+        self._rare().restarts = value
 
     def __repr__(self) -> str:
         return f"<TaskState {self.key} {self.state}>"

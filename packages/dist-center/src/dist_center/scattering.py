@@ -26,7 +26,7 @@ def scatter_plan(state: Center, client: str, msg: ScatterPlan, sid: str) -> None
             # Scattered data takes the key over: keep the task only as its dependents'
             # input, or not at all.
             if ts.dependents:
-                ts.spec, ts.scattered = None, True
+                ts.spec = None  # (scattered data from now on)
                 state.transitions(state.unlink_inputs(ts), sid)
             else:
                 state.transition(ts, "forgotten", sid, True)

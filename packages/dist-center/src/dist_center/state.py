@@ -210,31 +210,40 @@ class CenterState(TaskMachine):
         fresh: list[TaskState] = []
         touched: list[TaskState] = []
         linked = False  # some fresh task has inputs (a map's have none: no cycle to look for)
+        tasks, order, prefix_of = self.tasks, self.task_order, self.prefix_of
+        wants = self.clients[client]
+        alone = self.alone(client)  # the set most tasks are wanted by
         for spec in msg.tasks:
-            ts = self.tasks.get(spec.key)
+            key = spec.key
+            ts = tasks.get(key)
             if ts is None or (ts.state in ("released", "lost") and ts.scattered):
                 dependents: set[str] | frozenset = NONE
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
                     self.transition(ts, "forgotten", sid, True)
-                ts = TaskState(spec.key, spec, next(self.task_order), self.prefix_of(spec.key))
-                ts.dependents = dependents
-                self.tasks[spec.key] = ts
+                ts = TaskState(key, spec, next(order), prefix_of(key))
+                if dependents:
+                    ts.dependents = dependents
+                tasks[key] = ts
                 fresh.append(ts)
+                if ts.deps:
+                    linked = True
             touched.append(ts)
-            if wanted is None or spec.key in wanted:
-                self.want(client, ts)
+            if wanted is None or key in wanted:
+                if ts.wanted_by:
+                    ts.wanted_by = joined(ts.wanted_by, client, self.alone)
+                else:
+                    ts.wanted_by = alone
+                wants.add(key)
                 if ts.state in _REPORTED:
                     self.report_existing(client, ts)
-        for ts in fresh:
-            if ts.deps:
-                linked = True
-                self._link(ts, sid)
-        for ts in lineage.in_cycles(fresh) if linked else ():
-            self.transition(ts, "erred", sid, lineage.cyclic(ts))
-        for ts in touched:
-            if ts.state == "released" and (ts.wanted_by or lineage.needed(self, ts)):
-                self.transition(ts, "waiting", sid)
+        if linked:
+            for ts in fresh:
+                if ts.deps:
+                    self._link(ts, sid)
+            for ts in lineage.in_cycles(fresh):
+                self.transition(ts, "erred", sid, lineage.cyclic(ts))
+        self.bring_back(touched, sid)
         for ts in fresh:
             if ts.state == "released":  # neither wanted nor needed: nothing to keep it for
                 self.transition(ts, "forgotten", sid)

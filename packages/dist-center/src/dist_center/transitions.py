@@ -87,6 +87,10 @@ class TaskMachine:
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
         self._slots_freed: dict[str, None] = {}
+        # While ``bring_back`` places a batch: a task without inputs or restrictions found no
+        # free slot, so the next ones queue behind it without asking placement again.
+        self._in_batch = False
+        self._roots_full = False
         self._table: dict[tuple[str, str], Callable[..., Recs]] = {
             (start, finish): getattr(self, name) for (start, finish), name in TRANSITIONS.items()}
 
@@ -171,6 +175,22 @@ class TaskMachine:
         # One optional argument, not *args: packing them costs more than the rest of the call.
         return handler(ts) if argument is None else handler(ts, argument)
 
+    def bring_back(self, batch: list[TaskState], stimulus_id: str) -> None:
+        """Bring the released tasks of ``batch`` that are wanted or needed back from their
+        lineage, in order (a submit's tasks).
+
+        Placing them only adds tasks to workers: once one without inputs or restrictions finds
+        every slot taken, so do all after it in the batch, and they queue without each asking
+        placement again (the slot a task taken back frees ends that).
+        """
+        self._in_batch = True
+        try:
+            for ts in batch:
+                if ts.state == "released" and (ts.wanted_by or lineage.needed(self, ts)):
+                    self.transition(ts, "waiting", stimulus_id)
+        finally:
+            self._in_batch = self._roots_full = False
+
     def _set_state(self, ts: TaskState, state: str) -> None:
         """Only handlers call this: it logs the move under the stimulus being handled."""
         self.transition_log.append((ts.key, ts.state, state, self._stimulus_id, self.now))
@@ -209,8 +229,14 @@ class TaskMachine:
         elif self.recovering:
             return self._to_no_worker(ts)
         else:
+            spec = ts.spec
+            plain = (self._in_batch and not ts.deps and spec is not None
+                     and not spec.resources and not spec.workers)
+            if plain and self._roots_full:
+                return self._to_queued(ts)
             target = placement.decide(self, ts)
             if target == "queued":
+                self._roots_full = plain
                 return self._to_queued(ts)
             if target == "no-worker":
                 return self._to_no_worker(ts)
@@ -345,7 +371,7 @@ class TaskMachine:
         """Let go of ``ts`` if nobody needs it: its data is freed, and its record dropped
         unless others depend on it (it stays ``released``, as their lineage). ``force``: the
         key is taken over by scattered data, which keeps the dependents."""
-        if not force and (ts.wanted_by or lineage.needed(self, ts)):
+        if not force and (ts.wanted_by or ts.dependents and lineage.needed(self, ts)):
             return _NOTHING
         if ts.dependents and not force:
             return self._to_released(ts) if ts.state != "released" else _NOTHING
@@ -356,7 +382,7 @@ class TaskMachine:
             ts.counts[ts.state] -= 1
         self.transition_log.append((ts.key, ts.state, "forgotten", self._stimulus_id, self.now))
         ts.state = "forgotten"
-        return self.unlink_inputs(ts)
+        return self.unlink_inputs(ts) if ts.deps else _NOTHING
 
     def unlink_inputs(self, ts: TaskState) -> Recs:
         """``ts`` no longer reads its inputs; those nothing else reads may go."""
@@ -402,6 +428,7 @@ class TaskMachine:
         return _NOTHING
 
     def _take_back(self, ts: TaskState, tell_worker: bool) -> None:
+        self._roots_full = False  # (a slot is free again)
         worker = self.workers.get(ts.processing_on or "")
         if worker is not None:
             worker.processing.pop(ts.key, None)
