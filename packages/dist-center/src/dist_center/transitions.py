@@ -179,9 +179,11 @@ class TaskMachine:
         """Bring the released tasks of ``batch`` that are wanted or needed back from their
         lineage, in order (a submit's tasks).
 
-        Placing them only adds tasks to workers: once one without inputs or restrictions finds
-        every slot taken, so do all after it in the batch, and they queue without each asking
-        placement again (the slot a task taken back frees ends that).
+        Placing them only adds tasks to workers: once one without inputs, dependents or
+        restrictions finds every slot taken, so do all such tasks after it in the batch, and
+        they queue without each asking placement again (a slot freed by a task taken back ends
+        that; a task with dependents may go beyond a worker's slots to its partner's, and
+        asks placement as before).
         """
         self._in_batch = True
         try:
@@ -230,8 +232,8 @@ class TaskMachine:
             return self._to_no_worker(ts)
         else:
             spec = ts.spec
-            plain = (self._in_batch and not ts.deps and spec is not None
-                     and not spec.resources and not spec.workers)
+            plain = (self._in_batch and not ts.deps and not ts.dependents
+                     and spec is not None and not spec.resources and not spec.workers)
             if plain and self._roots_full:
                 return self._to_queued(ts)
             target = placement.decide(self, ts)
