@@ -54,7 +54,7 @@ class DataStore(MutableMapping):
                                   weight=self._weight)
         # The in-memory LRU's own dict: asked whether it holds a key on every look-up of a
         # task's inputs and results, which then costs one dict look-up, not three calls.
-        self._memory: dict[str, Any] = self.buffer.fast.d
+        self._memory: MutableMapping[str, Any] = self.buffer.fast.d
         self.pinned: dict[str, Any] = {}  # kept in memory whatever the target: see above
         self.spill_error: str | None = None  # why spilling is suspended, if it is
         self._clock = clock
