@@ -172,7 +172,12 @@ def test_send_error_replaces_what_is_queued_and_ends_the_connection():
 
 
 def test_release_gives_back_the_buffers():
-    _, center = pair()
+    client, center = pair()
+    stream = []
+    for batch in range(100):  # 100 batches of 6 KB, fed at once: each read is filled
+        client.send(Release(keys=[f"{batch}-{i:03d}" for i in range(500)]))
+        stream += client.data_to_send()
+    assert len(center.receive_data(b"".join(stream))) == 100
     assert len(center.get_buffer()) >= 64 * 1024
     center.release()
     assert len(center.get_buffer()) < 8 * 1024

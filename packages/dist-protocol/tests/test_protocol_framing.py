@@ -9,7 +9,7 @@ import pytest
 from dist_protocol.errors import FramingError, LimitExceeded
 from dist_protocol.framing import (DEFAULT_LIMITS, DIRECT_READ_THRESHOLD, MAPPED_THRESHOLD,
                                    UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames,
-                                   frames_to_bytes)
+                                   STAGING_SIZE, frames_to_bytes)
 from dist_protocol.testing import decode_in_chunks, decode_three_ways, rejected_three_ways
 
 pytestmark = pytest.mark.timeout(30)
@@ -173,3 +173,28 @@ def test_limits_for_options_refuses_a_batch_limit_below_the_frame_limit():
     assert Limits.for_options(10, 100).max_batch_bytes == 200
     with pytest.raises(ValueError, match="below the frame limit"):
         Limits.for_options(10, 100, 50)
+
+
+def test_the_staging_buffer_grows_only_while_reads_fill_it():
+    """Small messages keep a small buffer (a server holds one per open connection); a stream
+    that fills every read doubles it up to the limit's staging size, and decodes the same."""
+    decoder = FrameDecoder(UNAUTHENTICATED_LIMITS)
+    decoder.limits = DEFAULT_LIMITS  # as after a handshake
+    small = frames_to_bytes([b"m" * 100])
+    for _ in range(100):
+        target = decoder.get_buffer()
+        target[:len(small)] = small
+        assert decoder.buffer_updated(len(small)) == [[b"m" * 100]]
+    assert len(decoder.get_buffer()) <= 8 * 2 + 4096
+
+    stream = frames_to_bytes([b"s" * 1000]) * 2000
+    received, view = [], memoryview(stream)
+    while view.nbytes:  # what a socket with plenty to read does: fill what it is given
+        target = decoder.get_buffer()
+        n = min(target.nbytes, view.nbytes)
+        target[:n] = view[:n]
+        view = view[n:]
+        received.extend(decoder.buffer_updated(n))
+    assert received == [[b"s" * 1000]] * 2000
+    assert decoder.idle
+    assert len(decoder.get_buffer()) == STAGING_SIZE

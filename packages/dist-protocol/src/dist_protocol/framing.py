@@ -32,6 +32,7 @@ DIRECT_READ_THRESHOLD = 64 * 1024
 # and so paid for, in full before any byte arrives).
 MAPPED_THRESHOLD = 2**20
 STAGING_SIZE = 256 * 1024
+FIRST_STAGING_SIZE = 16 * 1024
 
 
 # Private: a shared anonymous map is backed by shared memory, whose pages cost more to fault in.
@@ -109,7 +110,13 @@ class FrameDecoder:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS):
         self._limits = limits
-        self._buf = bytearray(staging_size(limits))
+        # The staging buffer starts small and doubles, up to ``_room``, while reads fill all
+        # of it: a connection that only ever exchanges small messages (most clients, and a
+        # thousand of them may be open) holds a few KiB, not the 256 KiB a stream needs.
+        self._room = staging_size(limits)
+        self._buf = bytearray(min(self._room, FIRST_STAGING_SIZE))
+        self._offered = 0  # the size of the last staging view handed out
+        self._filled = False  # the last read filled all of it
         self._start = 0
         self._end = 0
         self._lengths: list[int] | None = None
@@ -125,21 +132,21 @@ class FrameDecoder:
 
     @limits.setter
     def limits(self, limits: Limits) -> None:
-        """New limits (after the handshake); the staging buffer grows to suit them."""
+        """New limits (after the handshake); the staging buffer may grow to suit them, when
+        the reads show it is too small."""
         self._limits = limits
-        wanted = staging_size(limits)
-        if wanted > len(self._buf):
-            unread = self._available()
-            grown = bytearray(wanted)
-            grown[:unread] = self._buf[self._start:self._end]
-            self._buf, self._start, self._end = grown, 0, unread
+        self._room = staging_size(limits)
 
     # -- the buffer interface (asyncio.BufferedProtocol) ---------------------------------
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         if self._direct is not None:
             return memoryview(self._direct)[self._direct_filled:]
-        if self._end == len(self._buf):
+        if self._filled and len(self._buf) < self._room:
+            self._resize(min(self._room, 2 * len(self._buf)))
+            self._filled = False
+        elif self._end == len(self._buf):
             self._make_room(len(self._buf) // 2 or 1)
+        self._offered = len(self._buf) - self._end
         return memoryview(self._buf)[self._end:]
 
     def buffer_updated(self, nbytes: int, max_batches: int | None = None) -> list[list[Any]]:
@@ -153,6 +160,7 @@ class FrameDecoder:
             self._direct = None
         else:
             self._end += nbytes
+            self._filled = nbytes >= self._offered
         return self._parse(max_batches)
 
     def parse_buffered(self, max_batches: int | None = None) -> list[list[Any]]:
@@ -199,12 +207,17 @@ class FrameDecoder:
         """
         unread = self._available()
         if len(self._buf) - unread < needed:
-            grown = bytearray(max(len(self._buf) * 2, unread + needed))
-            grown[:unread] = self._buf[self._start:self._end]
-            self._buf = grown
-        elif self._start:
+            self._resize(max(len(self._buf) * 2, unread + needed))
+            return
+        if self._start:
             self._buf[:unread] = self._buf[self._start:self._end]
         self._start, self._end = 0, unread
+
+    def _resize(self, size: int) -> None:
+        unread = self._available()
+        grown = bytearray(size)
+        grown[:unread] = self._buf[self._start:self._end]
+        self._buf, self._start, self._end = grown, 0, unread
 
     def _parse(self, max_batches: int | None = None) -> list[list[Any]]:
         batches: list[list[Any]] = []
