@@ -1,6 +1,7 @@
 """Addresses: ``host:port``, ``tcp://host:port``, ``tls://host:port``, ``[::1]:port``."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
@@ -43,6 +44,7 @@ def format_address(host: str, port: int, scheme: str = "tcp") -> str:
     return f"{prefix}{hostpart}:{port}"
 
 
+@functools.lru_cache(maxsize=1024)  # asked at every connection's handshake, of few hosts
 def is_loopback_host(host: str) -> bool:
     """True for addresses only this machine can reach (where running without a token is safe)."""
     if host == "localhost":
