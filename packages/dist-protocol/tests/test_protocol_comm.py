@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import time
 
 import msgpack
 import pytest
@@ -173,3 +174,32 @@ def test_the_decoder_receives_a_large_frame_into_its_own_buffer():
     decoder = FrameDecoder()
     [batch] = decoder.feed(frames_to_bytes(frames))
     assert isinstance(batch[1], bytearray) and bytes(batch[1]) == b"z" * 300_000
+
+
+def test_a_connection_with_much_buffered_gives_the_others_their_turn(run):
+    """Batches read at once are handled in turns of a few milliseconds: the loop serves the
+    other connections between them, and the order and the error handling stay the same."""
+    async def main():
+        order = []
+        loop = asyncio.get_running_loop()
+
+        def on_comm(comm):
+            def slow_handler(messages):
+                if not order:
+                    loop.call_soon(order.append, "another connection's turn")
+                time.sleep(0.002)  # handling each batch takes a while
+                order.extend(msg.keys[0] for msg in messages)
+            comm.set_handler(slow_handler)
+        listener = await listen("127.0.0.1:0", on_comm)
+        reader, writer = await raw_handshake(listener.address)
+        batches = [frames_to_bytes([msgpack.packb([{"op": "release", "keys": [str(i)]}])])
+                   for i in range(60)]
+        bad = frames_to_bytes([msgpack.packb([{"op": "no-such-op"}])])
+        writer.write(b"".join(batches) + bad)  # one write: read by the server at once
+        [error] = decode_batch(await read_batch(reader))
+        assert isinstance(error, Error) and error.code == "unknown-op"
+        assert [x for x in order if x.isdigit()] == [str(i) for i in range(60)]
+        assert order.index("another connection's turn") < 30
+        writer.close()
+        listener.close()
+    run(main())

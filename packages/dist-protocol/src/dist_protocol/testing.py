@@ -15,6 +15,7 @@ Hypothesis strategies for wire values and messages are in ``dist_protocol.strate
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import math
@@ -293,6 +294,8 @@ class MemoryTransport(asyncio.Transport):
         self._peer: MemoryTransport | None = None
         self._closing = False
         self._lost = False
+        self._paused = False
+        self._held: collections.deque[memoryview] = collections.deque()  # arrived, not read
 
     def connect(self, peer: MemoryTransport) -> None:
         self._peer, peer._peer = peer, self
@@ -307,14 +310,34 @@ class MemoryTransport(asyncio.Transport):
             self.write(data)
 
     def _receive(self, data: bytes) -> None:
-        view = memoryview(data)
-        step = self._chunk_size or len(data) or 1
-        while view.nbytes and not self._lost:
+        if data:
+            self._held.append(memoryview(data))
+            self._deliver_held()
+
+    def _deliver_held(self) -> None:
+        """What arrived, to the protocol, in order, while reading is not paused."""
+        while self._held and not self._paused and not self._lost:
+            view = self._held[0]
+            step = self._chunk_size or view.nbytes or 1
             target = memoryview(self._protocol.get_buffer(view.nbytes))
             n = min(target.nbytes, view.nbytes, step)
             target[:n] = view[:n]
-            view = view[n:]
+            if n == view.nbytes:
+                self._held.popleft()
+            else:
+                self._held[0] = view[n:]
             self._protocol.buffer_updated(n)
+
+    def pause_reading(self) -> None:
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._loop.call_soon(self._deliver_held)
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
 
     def close(self) -> None:
         if self._closing:

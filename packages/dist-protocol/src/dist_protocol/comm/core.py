@@ -11,6 +11,7 @@ import collections
 import copy
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ log = logging.getLogger("dist.comm")
 
 # How long an aborted connection stays half-open so that its error message reaches the peer.
 ABORT_LINGER = 2.0
+# How long one connection's batches may keep the event loop before the other connections get
+# their turn (a batch started is finished: this bounds the batches, not their handling).
+TURN = 0.005
 
 Handler = Callable[[list[Message]], object]  # what a handler returns is not used
 
@@ -97,6 +101,7 @@ class Comm:
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[Any]] = []
         self._handshake_finished: asyncio.Future[Any] | None = loop.create_future()
+        self._turn_over = False  # reading paused until the loop's next pass (``TURN``)
 
     def __repr__(self) -> str:
         return f"<Comm {self.peer_role or 'peer'} {self.peer_address}>"
@@ -231,12 +236,20 @@ class Comm:
         """``nbytes`` arrived in the connection's buffer: one batch at a time, in order, each
         delivered before the next is judged, so that the first violation in the stream is the
         one reported and a batch that closes the connection ends it there."""
+        self.connection.buffer_updated(nbytes)
+        self._take_batches()
+
+    def _take_batches(self) -> None:
+        """The batches buffered, until this connection's turn is over (``TURN``): then
+        reading pauses and the rest waits for the loop's next pass, after the other
+        connections' turns -- a peer sending much cannot keep a newcomer's handshake, or
+        another client's requests, waiting behind all of it."""
         connection = self.connection
-        connection.buffer_updated(nbytes)
+        turn_ends = time.perf_counter() + TURN
         while True:
             messages = connection.next_batch()
             if messages is None:
-                return
+                break
             if not self.established:
                 if connection.wants_to_send:  # a handshake step to answer
                     self._flush()
@@ -247,8 +260,32 @@ class Comm:
             if connection.peer_error is not None:
                 self._closed_by_peer(connection.peer_error)
                 return
-            if self.closed.done() or (self.transport and self.transport.is_closing()):
+            transport = self.transport
+            if self.closed.done() or (transport and transport.is_closing()):
                 return
+            if transport is not None and time.perf_counter() > turn_ends:
+                if not self._turn_over:
+                    self._turn_over = True
+                    transport.pause_reading()
+                self.loop.call_soon(self._next_turn)
+                return
+        if self._turn_over:
+            self._turn_over = False
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+
+    def _next_turn(self) -> None:
+        if self.closed.done() or self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self._take_batches()
+        except ProtocolError as exc:
+            self.abort(exc)
+        except Exception as exc:  # a bug handling one peer must not stop the server
+            log.exception("internal error handling a message from %s", self.peer_address)
+            self.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
+                                     "internal-error"))
 
     def transport_lost(self, exc: Exception | None) -> None:
         self._closed(exc)
