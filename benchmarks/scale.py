@@ -100,6 +100,70 @@ class PeakRss:
                 "center_bytes_per_task": round((peak - self.idle) / n, 1)}
 
 
+class HandshakeProbe:
+    """A client's handshake with the center every ``interval`` seconds, from a thread of its
+    own, timed: how long a newcomer waits while others keep the center busy."""
+
+    def __init__(self, address: str, interval: float = 0.1):
+        self.address, self.interval = address, interval
+        self.samples: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HandshakeProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from dist_protocol.comm import connect
+
+        async def probe() -> None:
+            while not self._stop.is_set():
+                begin = time.perf_counter()
+                try:
+                    comm = await connect(self.address, role="client", name="probe")
+                except Exception as exc:  # noqa: BLE001 -- a refused or slow handshake is data
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                else:
+                    self.samples.append(time.perf_counter() - begin)
+                    comm.close()
+                    await comm.closed
+                await asyncio.sleep(self.interval)
+        asyncio.run(probe())
+
+    def figures(self) -> dict:
+        ms = sorted(1000 * s for s in self.samples)
+        pick = (lambda q: round(ms[min(len(ms) - 1, int(q * len(ms)))], 2)) if ms else \
+            (lambda q: None)
+        return {"handshakes": len(ms), "handshake_ms_p50": pick(0.5),
+                "handshake_ms_p99": pick(0.99), "handshake_ms_max": ms[-1] if ms else None,
+                "handshake_failures": self.failures}
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (a nanny's worker)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def expected_sum(start: int, stop: int) -> int:
     return sum(range(start, stop)) + (stop - start)  # each task is inc(x) = x + 1
 
@@ -140,28 +204,40 @@ def big_map(ex, pid: int, n: int, chunk: int) -> dict:
 def client_process(address: str, offset: int, n: int, barrier, out) -> None:
     from dist_client import Executor
 
+    connecting = time.perf_counter()
     with Executor(address) as ex:
+        connected = time.perf_counter() - connecting
         map_once(ex, -100 - offset, -offset)  # connection and function warm
         barrier.wait()
+        cpu = time.process_time()  # every thread of this process: the caller's and the I/O's
         begin = time.time()
         total = map_once(ex, offset, offset + n)
         end = time.time()
-    out.put({"offset": offset, "n": n, "begin": begin, "end": end,
-             "ok": total == expected_sum(offset, offset + n)})
+        cpu = time.process_time() - cpu
+    out.put({"offset": offset, "n": n, "begin": begin, "end": end, "cpu_s": cpu,
+             "connect_s": connected, "ok": total == expected_sum(offset, offset + n)})
 
 
-def concurrent_clients(address: str, clients: int, per_client: int) -> dict:
+def concurrent_clients(address: str, clients: int, per_client: int, center_pid: int,
+                       worker_pids: list[int]) -> dict:
     """``clients`` processes released by one barrier; the span runs from the first start to
-    the last finish."""
+    the last finish. CPU per task of each process (the center, the workers with their
+    nannies, the clients from the barrier to their gather's end): on a shared machine what
+    the tasks cost is steadier than how long they took."""
     ctx = multiprocessing.get_context("spawn")
     barrier, out = ctx.Barrier(clients), ctx.Queue()
     procs = [ctx.Process(target=client_process,
                          args=(address, i * per_client * 10, per_client, barrier, out))
              for i in range(clients)]
+    servers = {"center": [center_pid], "workers": worker_pids}
+    cpu = {role: sum(tree_cpu(pid) for pid in pids) for role, pids in servers.items()}
     for p in procs:
         p.start()
     try:
-        runs = [out.get(timeout=600) for _ in procs]
+        with HandshakeProbe(address) as probe:
+            runs = [out.get(timeout=600) for _ in procs]
+        cpu = {role: sum(tree_cpu(pid) for pid in pids) - cpu[role]
+               for role, pids in servers.items()}
     finally:
         for p in procs:
             p.join(30)
@@ -171,7 +247,13 @@ def concurrent_clients(address: str, clients: int, per_client: int) -> dict:
     span = max(r["end"] for r in runs) - min(r["begin"] for r in runs)
     return {"clients": clients, "tasks_per_client": per_client, "seconds": span,
             "tasks_per_s": clients * per_client / span,
-            "per_client_seconds": [r["end"] - r["begin"] for r in runs]}
+            "per_client_seconds": [r["end"] - r["begin"] for r in runs],
+            "connect_seconds": [r["connect_s"] for r in runs],
+            "cpu_us_per_task": {**{role: round(seconds / (clients * per_client) * 1e6, 1)
+                                   for role, seconds in cpu.items()},
+                                "clients": round(sum(r["cpu_s"] for r in runs)
+                                                 / (clients * per_client) * 1e6, 1)},
+            "newcomer": probe.figures()}
 
 
 def parse_args(argv=None):
@@ -228,13 +310,24 @@ def main(argv=None) -> int:
                       f"{run['center_bytes_per_task']:,.0f} B/task", flush=True)
         if "clients" not in skip:
             total = args.clients * args.client_tasks
-            one = concurrent_clients(cluster.address, 1, total)
-            many = concurrent_clients(cluster.address, args.clients, args.client_tasks)
+            one = concurrent_clients(cluster.address, 1, total, cluster.center_pid,
+                                     cluster.worker_pids)
+            many = concurrent_clients(cluster.address, args.clients, args.client_tasks,
+                                      cluster.center_pid, cluster.worker_pids)
             doc["clients"] = {"one": one, "many": many,
                               "ratio": many["tasks_per_s"] / one["tasks_per_s"]}
             print(f"1 client {total:,}: {one['tasks_per_s']:,.0f} tasks/s; {args.clients} "
                   f"clients x {args.client_tasks:,}: {many['tasks_per_s']:,.0f} tasks/s "
-                  f"({doc['clients']['ratio']:.2f}x)", flush=True)
+                  f"({doc['clients']['ratio']:.2f}x); load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            for label, run in (("1 client", one), (f"{args.clients} clients", many)):
+                cost, probe = run["cpu_us_per_task"], run["newcomer"]
+                print(f"  {label}: CPU µs per task: center {cost['center']:.0f}, workers "
+                      f"{cost['workers']:.0f}, clients {cost['clients']:.0f}; a newcomer's "
+                      f"handshake ms p50 {probe['handshake_ms_p50']} p99 "
+                      f"{probe['handshake_ms_p99']} max {probe['handshake_ms_max']}, failed "
+                      f"{len(probe['handshake_failures'])}; the clients' connects "
+                      f"{max(run['connect_seconds']):.2f} s at most", flush=True)
     except KeyboardInterrupt:
         doc["interrupted"] = True
     finally:
