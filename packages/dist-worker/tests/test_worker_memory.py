@@ -102,8 +102,24 @@ def test_sizes_of_pandas_objects_count_their_strings():
     as_objects = frame.astype({"s": object})
     exact = as_objects.memory_usage(deep=True).sum()
     assert 0.9 * exact <= sizeof(as_objects) <= 1.1 * exact
+    as_python_strings = frame.astype({"s": pandas.StringDtype("python")})
+    exact = as_python_strings.memory_usage(deep=True).sum()
+    assert 0.9 * exact <= sizeof(as_python_strings) <= 1.1 * exact
     assert sizeof(frame["x"]) >= 800_000
     assert sizeof(frame.index) < 1000  # a range index is a few numbers
+    shuffled = frame.assign(x=frame["x"].sample(frac=1, random_state=0).to_numpy())
+    assert sizeof(shuffled.set_index("x")) >= 800_000 + sizeof(frame["s"])  # an index of ints
+
+
+class DeepDict(dict):
+    def __sizeof__(self):
+        raise AssertionError("sized item by item already: its own deep size is not asked")
+
+
+def test_a_container_subclass_is_sized_by_its_items_once():
+    numpy = pytest.importorskip("numpy")
+    value = DeepDict(a=numpy.zeros(1000))
+    assert 8000 <= sizeof(value) < 9000
 
 
 class Weird:

@@ -22,6 +22,10 @@ SAMPLE_ABOVE = 10
 SAMPLE_SIZE = 10
 # Pandas object columns are sized from this many of their items.
 OBJECT_SAMPLE = 100
+GC_HEADER = sys.getsizeof([]) - [].__sizeof__()  # what sys.getsizeof adds for a container
+_SHALLOW: tuple[tuple[type, Callable[[Any], int]], ...] = (
+    (list, list.__sizeof__), (tuple, tuple.__sizeof__), (set, set.__sizeof__),
+    (frozenset, frozenset.__sizeof__))
 
 _BY_TYPE: dict[type, Callable[[Any], int]] = {}
 _reported: set[str] = set()
@@ -35,13 +39,21 @@ def _memoryview(value: memoryview) -> int:
     return value.nbytes + sys.getsizeof(value)
 
 
+def _shallow(value: Any, base: Callable[[Any], int]) -> int:
+    """The container itself, without its items (``base``: its builtin type's ``__sizeof__``).
+    A subclass's own ``__sizeof__`` is not asked: it may size every item deeply (dask's
+    shuffle groups do, a pandas frame at a time), and the items are counted here anyway."""
+    return base(value) + GC_HEADER
+
+
 def _sequence(value: Any) -> int:
     n = len(value)
+    base = next(shallow for kind, shallow in _SHALLOW if isinstance(value, kind))
     if n > SAMPLE_ABOVE:
         items = random.sample(list(value) if isinstance(value, (set, frozenset)) else value,
                               SAMPLE_SIZE)
-        return sys.getsizeof(value) + int(sum(map(sizeof, items)) * n / SAMPLE_SIZE)
-    return sys.getsizeof(value) + sum(map(sizeof, value))
+        return _shallow(value, base) + int(sum(map(sizeof, items)) * n / SAMPLE_SIZE)
+    return _shallow(value, base) + sum(map(sizeof, value))
 
 
 def _dict(value: dict) -> int:
@@ -49,8 +61,8 @@ def _dict(value: dict) -> int:
     if n > SAMPLE_ABOVE:
         pairs = list(itertools.islice(value.items(), SAMPLE_SIZE))
         per_item = sum(sizeof(k) + sizeof(v) for k, v in pairs) / len(pairs)
-        return sys.getsizeof(value) + int(per_item * n)
-    return sys.getsizeof(value) + sum(sizeof(k) + sizeof(v) for k, v in value.items())
+        return _shallow(value, dict.__sizeof__) + int(per_item * n)
+    return _shallow(value, dict.__sizeof__) + sum(sizeof(k) + sizeof(v) for k, v in value.items())
 
 
 for _kind in (bytes, bytearray, str, int, float, complex, bool, type(None)):
@@ -79,23 +91,39 @@ def _object_column(values: Any) -> int:
     return int(per_item * n) + 8 * n
 
 
+def _values(values: Any) -> int:
+    """Bytes of a pandas column's (or block's) values: a numpy array or an extension array.
+    Their ``nbytes`` is what they hold, except for Python objects (object columns, strings
+    stored as Python strings), whose pointers it counts: those are sampled."""
+    dtype = values.dtype
+    if str(dtype) == "object" or getattr(dtype, "storage", None) == "python":
+        import numpy
+        return _object_column(numpy.asarray(values, dtype=object).ravel())
+    return int(values.nbytes)
+
+
 def _pandas_frame(value: Any) -> int:
-    total = sys.getsizeof(value.index) if value.index.dtype == object else 0
-    for _, column in value.items():
-        total += _pandas_series(column)
-    return total + 300
+    # The frame's arrays as pandas keeps them (one per block of columns of one type): a
+    # column at a time, pandas makes a Series per column, about a millisecond for a frame of
+    # four columns, more than sizing it should ever take (every result and every input
+    # fetched is sized).
+    arrays = getattr(getattr(value, "_mgr", None), "arrays", None)
+    if isinstance(arrays, list):
+        total = sum(_values(values) for values in arrays)
+    else:  # a pandas without them
+        total = sum(_values(column.array) for _, column in value.items())
+    return total + _pandas_index(value.index) + 300
 
 
 def _pandas_series(value: Any) -> int:
-    if value.dtype == object:
-        return _object_column(value.to_numpy()) + int(value.index.memory_usage()) + 150
-    return int(value.memory_usage(index=True, deep=False)) + 150
+    return _values(value.array) + _pandas_index(value.index) + 150
 
 
 def _pandas_index(value: Any) -> int:
     if value.dtype == object:
         return _object_column(value.to_numpy()) + 100
-    return int(value.memory_usage(deep=False)) + 100
+    # (its nbytes, not memory_usage(): that also builds the index's hash table to size it)
+    return int(value.nbytes) + 100
 
 
 def _lazy_registrations() -> None:
