@@ -8,13 +8,18 @@ line) and measures, in one invocation:
    one ``gather``, and ``map``/``gather``/release in chunks of ``--chunk`` tasks; for each,
    tasks/s, the center's peak RSS (its ``VmHWM``, reset before the phase, and a sampler as a
    cross-check) and bytes per task, (peak RSS - idle RSS) / N;
-3. ``--clients`` client processes (default four) each mapping ``--client-tasks`` tasks at the
+3. a dask.array graph of about ``--array-tasks`` tasks (default 1,000,000: ``arange`` in
+   chunks of 4, each chunk summed, the sums added by a tree of 16-way sums), run through
+   ``Executor.get`` as ``compute`` sends it: tasks/s and the center's peak RSS per task, the
+   sum checked;
+4. ``--clients`` client processes (default four) each mapping ``--client-tasks`` tasks at the
    same moment, against one client mapping all of them: the ratio of total tasks/s.
 
 Every result is checked by its sum. Writes JSON into benchmarks/results/.
 
     python benchmarks/scale.py                       # 1,000,000 tasks
     python benchmarks/scale.py --tasks 300000 --skip one-map
+    python benchmarks/scale.py --skip chunked,one-map,clients --array-tasks 200000
 """
 from __future__ import annotations
 
@@ -201,6 +206,42 @@ def big_map(ex, pid: int, n: int, chunk: int) -> dict:
             **rss.figures(n)}
 
 
+ARRAY_CHUNK = 4  # elements per chunk: tiny chunks, so the graph is all scheduling
+ARRAY_SPLIT = 16  # inputs per partial sum of the tree reduction
+
+
+def array_chunks_for(tasks: int) -> int:
+    """Chunks of an array whose summing graph has about ``tasks`` tasks: two per chunk (one
+    makes it, one sums it) and the tree of partial sums above them."""
+    return max(1, round(tasks / (2 + 1 / (ARRAY_SPLIT - 1))))
+
+
+def array_graph(ex, pid: int, tasks: int) -> dict:
+    """``da.arange(...).sum()`` of about ``tasks`` tasks, computed through the cluster as
+    ``compute(scheduler=ex.get)`` does: the whole graph in one submission."""
+    import dask.array as da
+
+    chunks = array_chunks_for(tasks)
+    size = chunks * ARRAY_CHUNK
+    total = da.arange(size, chunks=ARRAY_CHUNK).sum(split_every=ARRAY_SPLIT)
+    submitted = [0]
+
+    def get(dsk, keys, **kwargs):  # (dask hands schedulers an expression nowadays)
+        graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
+        submitted[0] = len(graph)
+        return ex.get(graph, keys, **kwargs)
+
+    gc.collect()
+    with PeakRss(pid) as rss:
+        begin = time.perf_counter()
+        got = total.compute(scheduler=get)
+        elapsed = time.perf_counter() - begin
+    assert int(got) == size * (size - 1) // 2, (got, size)
+    n = submitted[0]
+    return {"n": n, "chunks": chunks, "seconds": elapsed, "tasks_per_s": n / elapsed,
+            **rss.figures(n)}
+
+
 def client_process(address: str, offset: int, n: int, barrier, out) -> None:
     from dist_client import Executor
 
@@ -262,7 +303,10 @@ def parse_args(argv=None):
     parser.add_argument("--chunk", type=int, default=100_000,
                         help="tasks per map in the chunked run (default 100,000)")
     parser.add_argument("--skip", default="",
-                        help="comma-separated phases to leave out: one-map,chunked,clients")
+                        help="comma-separated phases to leave out: "
+                             "one-map,chunked,array,clients")
+    parser.add_argument("--array-tasks", type=int, default=1_000_000,
+                        help="tasks of the dask.array graph (about; default 1,000,000)")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--client-tasks", type=int, default=50_000,
                         help="tasks each concurrent client maps (default 50,000)")
@@ -304,6 +348,15 @@ def main(argv=None) -> int:
                 run["ratio_to_10k"] = run["tasks_per_s"] / doc["rate_10k"]["tasks_per_s"]
                 doc[name] = run
                 print(f"{name} {args.tasks:,}: {run['tasks_per_s']:,.0f} tasks/s "
+                      f"({run['ratio_to_10k']:.2f}x 10k), center peak "
+                      f"{run['center_peak_rss'] / 2**20:,.0f} MiB (idle "
+                      f"{run['center_idle_rss'] / 2**20:,.0f}), "
+                      f"{run['center_bytes_per_task']:,.0f} B/task", flush=True)
+            if "array" not in skip:
+                run = array_graph(ex, cluster.center_pid, args.array_tasks)
+                run["ratio_to_10k"] = run["tasks_per_s"] / doc["rate_10k"]["tasks_per_s"]
+                doc["array"] = run
+                print(f"array graph {run['n']:,} tasks: {run['tasks_per_s']:,.0f} tasks/s "
                       f"({run['ratio_to_10k']:.2f}x 10k), center peak "
                       f"{run['center_peak_rss'] / 2**20:,.0f} MiB (idle "
                       f"{run['center_idle_rss'] / 2**20:,.0f}), "

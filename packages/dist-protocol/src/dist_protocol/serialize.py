@@ -22,6 +22,7 @@ import msgpack
 
 KEYREF_EXT = 1
 SERIALIZERS = ("msgpack", "pickle", "bytes")
+_SERIALIZER_NAMES = {name: name for name in SERIALIZERS}
 
 
 class KeyRef:
@@ -51,7 +52,10 @@ class Payload:
     __slots__ = ("serializer", "frames", "compression")
 
     def __init__(self, serializer: str, frames: list[Any]):
-        self.serializer = serializer
+        # The name as one shared string: read from the wire it is a copy per payload, and a
+        # center holds a payload per task in flight.
+        self.serializer = (_SERIALIZER_NAMES.get(serializer, serializer)
+                           if type(serializer) is str else serializer)
         self.frames = frames
         # Per frame, the codec it is compressed with on the wire (None: plain), or None when
         # no frame is; only while crossing a connection (see ``compression.py``).
