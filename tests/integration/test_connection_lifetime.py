@@ -11,7 +11,9 @@ processes over 10,000 sessions is measured by ``benchmarks/connection_churn.py``
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
+import operator
 import threading
 import weakref
 
@@ -19,6 +21,9 @@ import pytest
 from dist_center.server import Center
 from dist_client import Executor
 from dist_protocol.comm import Comm, connect
+from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, KeyInMemory, Session,
+                                    SessionReply, Submit, TaskSpec)
+from dist_protocol.serialize import deserialize, dumps_function, serialize
 from dist_worker.server import Worker
 
 from .conftest import wait_until
@@ -157,3 +162,78 @@ def test_a_real_worker_frees_closed_connections_without_the_collector(processes)
                    what="the worker's closed connections to be freed by reference counting")
     finally:
         observer.run(gc.enable, **on_worker)
+
+
+def container_sizes(obj, path: str, sizes: dict[str, int], depth: int = 3,
+                    seen: set[int] | None = None) -> dict[str, int]:
+    """The length of every dict, set, list and unbounded deque reachable through the
+    attributes of ``obj`` (and of the project's objects it holds, ``depth`` levels down)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return sizes
+    seen.add(id(obj))
+    attributes = dict(getattr(obj, "__dict__", {}))
+    for slot in getattr(type(obj), "__slots__", ()):
+        if hasattr(obj, slot):
+            attributes[slot] = getattr(obj, slot)
+    for name, value in attributes.items():
+        where = f"{path}.{name}"
+        if isinstance(value, collections.deque) and value.maxlen is not None:
+            continue  # a bounded history
+        if isinstance(value, (dict, set, list, collections.deque)):
+            sizes[where] = len(value)
+        elif depth and type(value).__module__.startswith("dist_"):
+            container_sizes(value, where, sizes, depth - 1, seen)
+    return sizes
+
+
+async def short_session(address: str, number: int, submit: bool) -> None:
+    """What an Executor says from opening to closing, at the protocol's level: the
+    handshake, its session, the cluster's workers, maybe one task, close."""
+    comm = await connect(address, role="client", name=f"short-{number}")
+    comm.send(Session(id=1))
+    assert isinstance(await comm.recv(), SessionReply)
+    comm.send(ClusterInfo(id=2))
+    assert isinstance(await comm.recv(), ClusterInfoReply)
+    if submit:
+        key = f"add-{number}"
+        comm.send(Submit(tasks=[TaskSpec(key=key, function=dumps_function(operator.add),
+                                         args=serialize(((number, 1), {})))],
+                         small_values=True))
+        while not (isinstance(msg := await comm.recv(), KeyInMemory) and msg.key == key):
+            pass
+        assert deserialize(msg.value) == number + 1
+    comm.close()
+    await comm.closed
+
+
+def test_the_servers_keep_nothing_for_sessions_that_ended(servers):
+    """A center up for days sees clients come and go: after the first sessions, more of them
+    (together, a fifth submitting a task) leave every table of the center and the worker as
+    it was -- no per-client record, connection, story or counter stays behind."""
+    async def sessions(first: int, count: int) -> None:
+        await asyncio.gather(*(short_session(servers.center.address, number, number % 5 == 0)
+                               for number in range(first, first + count)))
+
+    def sizes() -> dict[str, int]:
+        found: dict[str, int] = {}
+        container_sizes(servers.center, "center", found)
+        container_sizes(servers.worker, "worker", found)
+        return found
+
+    def settled() -> bool:  # both servers have seen every close (and freed the keys)
+        return (len(servers.center.comms) == 1 and not servers.center.state.clients
+                and not servers.center.state.tasks and not servers.worker.state.tasks)
+
+    async def census() -> dict[str, int]:  # on the servers' loop, as nothing changes them
+        return sizes()
+
+    servers.call(sessions(0, 40))
+    wait_until(settled, timeout=30, what="the first sessions' ends")
+    before = servers.call(census())
+    servers.call(sessions(1000, 200))
+    wait_until(settled, timeout=30, what="the later sessions' ends")
+    after = servers.call(census())
+    grown = {where: (before.get(where), size) for where, size in after.items()
+             if size > before.get(where, 0)}
+    assert grown == {}
