@@ -29,6 +29,7 @@ BANDWIDTH = 10e6
 # round trip: the worker will be done before the stolen tasks would start elsewhere.
 MIN_BACKLOG = 0.005
 MAX_PER_REQUEST = 1000
+SCAN_PER_TASK, SCAN_EXTRA = 4, 16  # waiting tasks weighed per task a thief has room for
 
 
 def expected_duration(view: CenterView, ts: TaskState) -> float:
@@ -109,7 +110,10 @@ def _choose(view: CenterView, victim: WorkerInfo, thief: WorkerInfo, room: float
     # Leave the victim as much as it would take to finish alongside the thief.
     wanted = min(room, MAX_PER_REQUEST, max(1, len(waiting) // 2))
     chosen: list[str] = []
-    for key in waiting:
+    # Only the newest few are looked at: a plan is made at every step while a worker waits
+    # for work, and the tasks behind them are of the same kinds (a shuffle's hundreds of
+    # pieces, each not worth moving its input for, were weighed one by one at every step).
+    for key in itertools.islice(waiting, int(SCAN_PER_TASK * wanted) + SCAN_EXTRA):
         if len(chosen) >= wanted:
             break
         ts = view.tasks[key]
