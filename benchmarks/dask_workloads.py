@@ -18,7 +18,8 @@ so no system ships it from the client.
 | wordcount | 400,000 lines in 40 partitions (dask.bag), ``str.split().flatten().frequencies()`` |
 
 A system that is not installed, or fails a workload, is reported with the reason and does not
-stop the others. Results: ``benchmarks/results/dask-workloads.json`` (medians, every sample).
+stop the others. Results: ``benchmarks/results/dask-workloads.json`` (medians, every sample;
+for dist, the results moved between workers in each run, by key prefix).
 """
 from __future__ import annotations
 
