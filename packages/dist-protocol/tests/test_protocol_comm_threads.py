@@ -147,6 +147,25 @@ def test_what_the_socket_does_not_take_at_once_is_written_by_the_loop_in_order(r
     run(main())
 
 
+def test_a_batch_with_two_large_frames_behind_a_threads_unfinished_write_keeps_the_stream(run):
+    async def main():
+        listener, received, arrived = await collecting_server()
+        comm = await connect(listener.address, role="client")
+        comm.write_from_threads()
+        blob = os.urandom(20 * 2**20)  # more than a socket buffer takes at once
+        pair = [os.urandom(2**17), os.urandom(2**17)]  # two large frames in a row
+        assert await joined(in_thread(
+            lambda: comm.write_now(PutData(id=1, data={"big": Payload("bytes", [blob])}))))
+        comm.send(PutData(id=2, data={"a": Payload("bytes", [pair[0]]),
+                                      "b": Payload("bytes", [pair[1]])}))
+        await until(lambda: len(received) == 2 or comm.closed.done(), arrived)
+        assert bytes(received[0].data["big"].frames[0]) == blob
+        assert [bytes(received[1].data[k].frames[0]) for k in "ab"] == pair
+        comm.close()
+        listener.close()
+    run(main())
+
+
 def test_a_closed_connection_or_one_in_memory_is_left_to_the_loop(run):
     async def main():
         listener, received, arrived = await collecting_server()

@@ -1,9 +1,11 @@
 """The sans-I/O ``Connection``: bytes in, messages out; messages in, bytes out. No sockets."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from dist_protocol.connection import MAX_FRAMES_PER_BATCH, Connection
+from dist_protocol.connection import COALESCE_BELOW, MAX_FRAMES_PER_BATCH, Connection
 from dist_protocol.errors import HandshakeError, LimitExceeded, LocalProtocolError, ProtocolError
 from dist_protocol.framing import FrameDecoder, Limits, frames_to_bytes
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
@@ -181,3 +183,16 @@ def test_release_gives_back_the_buffers():
     assert len(center.get_buffer()) >= 64 * 1024
     center.release()
     assert len(center.get_buffer()) < 8 * 1024
+
+
+def test_two_large_frames_in_a_row_are_written_each_as_it_is():
+    client, worker = pair(who="worker")
+    big = [os.urandom(COALESCE_BELOW), os.urandom(COALESCE_BELOW + 1)]
+    client.send(PutData(id=1, data={"a": Payload("bytes", [big[0]]),
+                                    "b": Payload("bytes", [big[1]])}),
+                Release(keys=["after"]))
+    out = client.data_to_send()
+    assert sum(any(b is frame for frame in big) for b in out) == 2  # not copied
+    [[put, release]] = batches_in(out)
+    assert [bytes(put.data[k].frames[0]) for k in "ab"] == big
+    assert release == Release(keys=["after"])

@@ -53,8 +53,9 @@ def batch_buffers(frames: list[Any]) -> list[Any]:
     pending: list[Any] = [header]
     for buf, size in zip(frames, sizes):
         if size >= COALESCE_BELOW:
-            out.append(b"".join(pending) if len(pending) > 1 else pending[0])
-            pending = []
+            if pending:  # (none between two large frames)
+                out.append(b"".join(pending) if len(pending) > 1 else pending[0])
+                pending = []
             out.append(buf)
         else:
             pending.append(buf)

@@ -188,9 +188,11 @@ class Comm:
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
+            # Encoded before the rest is taken: should encoding raise, the rest of a batch a
+            # thread began stays first in line, and the peer's stream stays in step.
+            buffers = self.connection.data_to_send()
             rest = self.thread_writes.take_rest()
-            for buf in rest + self.connection.data_to_send() if rest \
-                    else self.connection.data_to_send():
+            for buf in rest + buffers if rest else buffers:
                 # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
                 # received into a memory map, forwarded)
                 transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
