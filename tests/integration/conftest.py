@@ -458,11 +458,16 @@ def no_dist_settings_from_the_shell() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def test_functions_travel_by_value(request) -> None:
-    """Workers cannot import test modules, so their functions and classes are sent by value."""
+def test_functions_travel_by_value(request) -> Iterator[None]:
+    """Workers cannot import test modules, so their functions and classes are sent by value
+    while the module's tests run (and by reference again after: the registry is process-wide)."""
     module = request.module
-    if sys.modules.get(module.__name__) is module:
-        cloudpickle.register_pickle_by_value(module)
+    if sys.modules.get(module.__name__) is not module:
+        yield
+        return
+    cloudpickle.register_pickle_by_value(module)
+    yield
+    cloudpickle.unregister_pickle_by_value(module)
 
 
 @pytest.fixture(name="wait_until")

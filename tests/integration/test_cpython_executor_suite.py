@@ -123,6 +123,8 @@ def cpython_suite(request):
     for module in suite.modules:
         cloudpickle.register_pickle_by_value(module)  # workers cannot import it
     yield suite
+    for module in suite.modules:
+        cloudpickle.unregister_pickle_by_value(module)
     for name in list(sys.modules):
         if name.startswith(("cpython_cf_file", "cpython_cf_package")):
             del sys.modules[name]
