@@ -12,7 +12,7 @@ import time
 import msgpack
 import pytest
 
-from dist_protocol.comm import connect, listen
+from dist_protocol.comm import connect, core, listen
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import FrameDecoder, frames_to_bytes
 from dist_protocol.messages import Data, Error, PutData, Release, decode_batch, encode_batch
@@ -201,5 +201,46 @@ def test_a_connection_with_much_buffered_gives_the_others_their_turn(run):
         assert [x for x in order if x.isdigit()] == [str(i) for i in range(60)]
         assert order.index("another connection's turn") < 30
         writer.close()
+        listener.close()
+    run(main())
+
+
+@pytest.mark.parametrize("failing", [0, 1], ids=["on-the-read", "on-a-later-turn"])
+def test_a_bug_in_a_handler_closes_only_that_connection_with_an_internal_error(run, failing,
+                                                                               monkeypatch):
+    """Whether the batch is handled on the read that brought it or on a later turn of the loop
+    (every batch after the first here: the turns are made to end at once)."""
+    monkeypatch.setattr(core, "TURN", -1.0)
+
+    async def main():
+        handled = []
+
+        def on_comm(comm):
+            def handler(messages):
+                for msg in messages:
+                    if msg.keys[0] == str(failing):
+                        raise RuntimeError("a bug")
+                    handled.append(msg.keys[0])
+                comm.send(*messages)
+            comm.set_handler(handler)
+        listener = await listen("127.0.0.1:0", on_comm)
+        healthy = await connect(listener.address, role="client")
+        reader, writer = await raw_handshake(listener.address)
+        writer.write(b"".join(frames_to_bytes([msgpack.packb([{"op": "release",
+                                                               "keys": [str(i)]}])])
+                              for i in range(3)))  # one write: read by the server at once
+        batches = []
+        while True:
+            [msg] = decode_batch(await read_batch(reader))
+            batches.append(msg)
+            if isinstance(msg, Error):
+                break
+        assert batches[-1].code == "internal-error" and "a bug" in batches[-1].message
+        assert handled == [str(i) for i in range(failing)]
+        assert await reader.read() == b""  # then the server closed the socket
+        writer.close()
+        healthy.send(Release(keys=["after"]))
+        assert await healthy.recv() == Release(keys=["after"])
+        healthy.close()
         listener.close()
     run(main())

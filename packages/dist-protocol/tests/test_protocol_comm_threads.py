@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from dist_protocol.comm import connect, listen
+from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.messages import PutData, Release
 from dist_protocol.serialize import Payload
 from dist_protocol.testing import comm_pair
@@ -180,5 +181,40 @@ def test_a_closed_connection_or_one_in_memory_is_left_to_the_loop(run):
             is False
         initiator.close()
         acceptor.close()
+        listener.close()
+    run(main())
+
+
+def test_an_abort_queues_its_error_under_the_lock_threads_write_under(run):
+    """A thread's message is on the wire whole before the error, or refused: never dropped
+    from the queue by the error, nor written behind it."""
+    async def main():
+        accepted = []
+        received: list = []
+
+        def on_comm(comm):
+            accepted.append(comm)
+            comm.set_handler(received.extend)
+        listener = await listen("127.0.0.1:0", on_comm)
+        comm = await connect(listener.address, role="client")
+        comm.write_from_threads()
+        locked_when_queued = []
+        send_error = comm.connection.send_error
+
+        def watched(error):
+            locked_when_queued.append(comm.thread_writes.lock.locked())
+            send_error(error)
+        comm.connection.send_error = watched
+        assert await joined(in_thread(lambda: comm.write_now(Release(keys=["before"])))) is True
+        comm.abort(InvalidMessage("enough"))
+        assert locked_when_queued == [True]
+        assert await joined(in_thread(lambda: comm.write_now(Release(keys=["after"])))) is False
+        with pytest.raises(CommClosedError):
+            comm.send(Release(keys=["after"]))
+        [server_side] = accepted
+        await server_side.closed
+        assert server_side.peer_error is not None
+        assert server_side.peer_error.code == "invalid-message"
+        assert received == [Release(keys=["before"])]
         listener.close()
     run(main())

@@ -148,7 +148,8 @@ class Comm:
         with thread_writes.lock:
             transport = self.transport
             if (not thread_writes.enabled or self._flush_scheduled or thread_writes.has_rest
-                    or self.connection.wants_to_send or self.closed.done()
+                    or self.connection.wants_to_send or self.abort_error is not None
+                    or self.closed.done()
                     or transport is None or transport.is_closing()
                     or transport.get_write_buffer_size()):
                 return False
@@ -237,9 +238,30 @@ class Comm:
     def bytes_received(self, nbytes: int) -> None:
         """``nbytes`` arrived in the connection's buffer: one batch at a time, in order, each
         delivered before the next is judged, so that the first violation in the stream is the
-        one reported and a batch that closes the connection ends it there."""
-        self.connection.buffer_updated(nbytes)
-        self._take_batches()
+        one reported and a batch that closes the connection ends it there. After an abort,
+        whatever else arrives is dropped unread."""
+        if self.closed.done() or self.transport is None or self.transport.is_closing():
+            return
+        self._judge(nbytes)
+
+    def _next_turn(self) -> None:
+        if self.closed.done() or self.transport is None or self.transport.is_closing():
+            return
+        self._judge(0)
+
+    def _judge(self, nbytes: int) -> None:
+        """Take the ``nbytes`` just read (0: none, the next turn) and the batches buffered; what
+        goes wrong costs this connection only."""
+        try:
+            if nbytes:
+                self.connection.buffer_updated(nbytes)
+            self._take_batches()
+        except ProtocolError as exc:
+            self.abort(exc)
+        except Exception as exc:  # a bug handling one peer must not stop the server
+            log.exception("internal error handling a message from %s", self.peer_address)
+            self.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
+                                     "internal-error"))
 
     def _take_batches(self) -> None:
         """The batches buffered, until this connection's turn is over (``TURN``): then
@@ -276,18 +298,6 @@ class Comm:
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
-
-    def _next_turn(self) -> None:
-        if self.closed.done() or self.transport is None or self.transport.is_closing():
-            return
-        try:
-            self._take_batches()
-        except ProtocolError as exc:
-            self.abort(exc)
-        except Exception as exc:  # a bug handling one peer must not stop the server
-            log.exception("internal error handling a message from %s", self.peer_address)
-            self.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
-                                     "internal-error"))
 
     def transport_lost(self, exc: Exception | None) -> None:
         self._closed(exc)
@@ -360,7 +370,11 @@ class Comm:
         if transport is None or transport.is_closing() or self.closed.done():
             self.close(reason)
             return
-        self.connection.send_error(error)
+        # Under the lock threads write under: a thread's message is either whole on the wire
+        # before the error or refused (``write_now`` sees ``abort_error``), never dropped or
+        # written behind it.
+        with self.thread_writes.lock:
+            self.connection.send_error(error)
         self._flush()
         # Closing now, with the peer's bytes unread in our receive buffer, would make the kernel
         # reset the connection, and a reset discards the error message on its way. So: no more

@@ -3,14 +3,10 @@ connection's buffers and hands the comm what arrived and what the transport repo
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
 from ..addresses import format_address
-from ..errors import ProtocolError
 from .core import Comm
-
-log = logging.getLogger("dist.comm")
 
 
 class StreamProtocol(asyncio.BufferedProtocol):
@@ -38,17 +34,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return self.comm.connection.decoder.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        comm = self.comm
-        if comm.closed.done() or comm.transport is None or comm.transport.is_closing():
-            return  # after an abort, whatever else arrives is dropped unread
-        try:
-            comm.bytes_received(nbytes)
-        except ProtocolError as exc:
-            comm.abort(exc)
-        except Exception as exc:  # a bug handling one peer must not stop the server
-            log.exception("internal error handling a message from %s", comm.peer_address)
-            comm.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
-                                     "internal-error"))
+        self.comm.bytes_received(nbytes)
 
     def eof_received(self) -> bool:
         return False
