@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from dist_protocol.addresses import (format_address, is_loopback_host, listening_socket,
                                      reachable_host)
-from dist_protocol.commandline import CommandLine, Option
-from dist_protocol.defaults import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH
-from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
+from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTION, SECURITY_OPTIONS,
+                                      CommandLine, Option)
+from dist_protocol.framing import Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
@@ -26,25 +26,10 @@ from .defaults import DEFAULT_SATURATION
 if TYPE_CHECKING:
     from .server import Center
 
-LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
-
-
-def _log_level(value: str) -> str:
-    if value.lower() not in LOG_LEVELS:
-        raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
-    return value.lower()
-
-
 OPTIONS = [
     Option("host", "interface to listen on", envvar="DIST_CENTER_HOST", default="127.0.0.1"),
     Option("port", "port to listen on", int, envvar="DIST_CENTER_PORT", default=8787),
-    Option("token-file", "file holding the shared token (or set DIST_TOKEN)",
-           envvar="DIST_TOKEN_FILE"),
-    Option("no-auth", "allow a non-loopback address without a token (anyone who can connect "
-           "runs code)", bool, envvar="DIST_NO_AUTH", default=False),
-    Option("tls-cert", "TLS certificate (PEM)", envvar="DIST_TLS_CERT"),
-    Option("tls-key", "TLS private key (PEM)", envvar="DIST_TLS_KEY"),
-    Option("tls-ca", "CA to verify peers (mutual TLS)", envvar="DIST_TLS_CA"),
+    *SECURITY_OPTIONS,
     Option("heartbeat-timeout", "seconds of silence before a worker is removed", float,
            envvar="DIST_HEARTBEAT_TIMEOUT", default=5.0),
     Option("dashboard-port", "port of the web dashboard and /metrics, on the center's host "
@@ -52,17 +37,7 @@ OPTIONS = [
            envvar="DIST_DASHBOARD_PORT", default=8788),
     Option("dashboard", "serve the web dashboard", bool, envvar="DIST_DASHBOARD", default=True,
            negatable=True),
-    Option("max-frames", "most frames in one batch from an authenticated peer", int,
-           envvar="DIST_MAX_FRAMES", minimum=MAX_FRAMES_PER_BATCH,
-           default=DEFAULT_LIMITS.max_frames),
-    Option("max-frame-bytes", "largest frame from an authenticated peer, in bytes (results and "
-           "payloads larger than this cannot travel)", int, envvar="DIST_MAX_FRAME_BYTES",
-           minimum=UNAUTHENTICATED_LIMITS.max_frame_bytes,
-           default=DEFAULT_LIMITS.max_frame_bytes),
-    Option("max-batch-bytes", "largest batch from an authenticated peer, in bytes [default: "
-           "twice --max-frame-bytes]", int, envvar="DIST_MAX_BATCH_BYTES"),
-    Option("handshake-timeout", "seconds a new connection has to authenticate", float,
-           envvar="DIST_HANDSHAKE_TIMEOUT", minimum=0.1, default=HANDSHAKE_TIMEOUT),
+    *CONNECTION_LIMIT_OPTIONS,
     Option("state-dir", "directory where the center keeps its state (tasks, clients' keys, "
            "errors), so that started again on it after a crash, it takes up where it was "
            "[default: none, the state is in memory only]", envvar="DIST_CENTER_STATE_DIR"),
@@ -73,8 +48,7 @@ OPTIONS = [
            "short tasks); the rest wait at the center until a worker has room, so data is read "
            "only as fast as it is reduced. inf: send them all at once", float,
            envvar="DIST_WORKER_SATURATION", minimum=0.01, default=DEFAULT_SATURATION),
-    Option("log-level", "how much to log on stderr: debug, info, warning, error or critical",
-           envvar="DIST_LOG_LEVEL", default="warning", check=_log_level),
+    LOG_LEVEL_OPTION,
 ]
 COMMAND = CommandLine("dcenter", "Start the center: it tracks tasks and workers and decides "
                       "where work runs.", OPTIONS, __version__)

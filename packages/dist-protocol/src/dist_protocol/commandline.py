@@ -15,6 +15,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from .defaults import HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH
+from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS
+
 TRUE = ("1", "true", "t", "yes", "y", "on")
 FALSE = ("0", "false", "f", "no", "n", "off")
 HELP_WIDTH = 80  # as click: at most 80 columns, fewer on a narrower terminal
@@ -112,6 +115,46 @@ class Option:
         if self.minimum is not None:
             notes.append(f"x>={self.minimum:g}")
         return f"[{'; '.join(notes)}]" if notes else ""
+
+
+# Who may connect, and over what: the same on every program that listens.
+SECURITY_OPTIONS = (
+    Option("token-file", "file holding the shared token (or set DIST_TOKEN)",
+           envvar="DIST_TOKEN_FILE"),
+    Option("no-auth", "allow a non-loopback address without a token (anyone who can connect "
+           "runs code)", bool, envvar="DIST_NO_AUTH", default=False),
+    Option("tls-cert", "TLS certificate (PEM)", envvar="DIST_TLS_CERT"),
+    Option("tls-key", "TLS private key (PEM)", envvar="DIST_TLS_KEY"),
+    Option("tls-ca", "CA to verify peers (mutual TLS)", envvar="DIST_TLS_CA"),
+)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value.lower()
+
+
+LOG_LEVEL_OPTION = Option("log-level", "how much to log on stderr: debug, info, warning, error "
+                          "or critical", envvar="DIST_LOG_LEVEL", default="warning",
+                          check=_log_level)
+# What an authenticated peer may send in one frame and one batch, and how long a new connection
+# has to authenticate: the same options, with the same names and environment variables, on every
+# program that accepts connections (read by ``framing.Limits.for_options``).
+CONNECTION_LIMIT_OPTIONS = (
+    Option("max-frames", "most frames in one batch from an authenticated peer", int,
+           envvar="DIST_MAX_FRAMES", minimum=MAX_FRAMES_PER_BATCH,
+           default=DEFAULT_LIMITS.max_frames),
+    Option("max-frame-bytes", "largest frame from an authenticated peer, in bytes (results and "
+           "payloads larger than this cannot travel)", int, envvar="DIST_MAX_FRAME_BYTES",
+           minimum=UNAUTHENTICATED_LIMITS.max_frame_bytes,
+           default=DEFAULT_LIMITS.max_frame_bytes),
+    Option("max-batch-bytes", "largest batch from an authenticated peer, in bytes [default: "
+           "twice --max-frame-bytes]", int, envvar="DIST_MAX_BATCH_BYTES"),
+    Option("handshake-timeout", "seconds a new connection has to authenticate", float,
+           envvar="DIST_HANDSHAKE_TIMEOUT", minimum=0.1, default=HANDSHAKE_TIMEOUT),
+)
 
 
 class _Parser(argparse.ArgumentParser):

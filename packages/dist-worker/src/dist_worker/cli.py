@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
-from dist_protocol.comm import (HANDSHAKE_TIMEOUT, MAX_FRAMES_PER_BATCH, raise_open_file_limit,
-                                run, tune_garbage_collector)
-from dist_protocol.commandline import CommandLine, Option
+from dist_protocol.comm import raise_open_file_limit, run, tune_garbage_collector
+from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTION, SECURITY_OPTIONS,
+                                      CommandLine, Option)
 from dist_protocol.compression import available, preference
 from dist_protocol.errors import HandshakeError
-from dist_protocol.framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Limits
+from dist_protocol.framing import Limits
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
@@ -26,19 +26,12 @@ from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fr
 from .spill import SPILL_CODECS
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
-LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 RESTART_BACKOFF = (0.5, 1, 2, 5)
 # Set for the worker process unless already set, as dask's nanny does: glibc then returns freed
 # memory to the system above 64 kB instead of 128 kB+ (which it raises as it goes), so the RSS
 # the memory limits watch falls when results are released.
 CHILD_ENVIRONMENT = {"MALLOC_TRIM_THRESHOLD_": "65536"}
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter for MALLOC_TRIM_THRESHOLD_
-
-
-def _log_level(value: str) -> str:
-    if value.lower() not in LOG_LEVELS:
-        raise ValueError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
-    return value.lower()
 
 
 OPTIONS = [
@@ -80,31 +73,14 @@ OPTIONS = [
            '"GPU=2 MEM=10e9"', envvar="DIST_RESOURCES"),
     Option("nanny", "restart the worker process when it dies", bool, envvar="DIST_NANNY",
            default=True, negatable=True),
-    Option("token-file", "file holding the shared token (or set DIST_TOKEN)",
-           envvar="DIST_TOKEN_FILE"),
-    Option("no-auth", "allow a non-loopback address without a token (anyone who can connect "
-           "runs code)", bool, envvar="DIST_NO_AUTH", default=False),
-    Option("tls-cert", "TLS certificate (PEM)", envvar="DIST_TLS_CERT"),
-    Option("tls-key", "TLS private key (PEM)", envvar="DIST_TLS_KEY"),
-    Option("tls-ca", "CA to verify peers (mutual TLS)", envvar="DIST_TLS_CA"),
+    *SECURITY_OPTIONS,
     Option("heartbeat-interval", "seconds between heartbeats", float,
            envvar="DIST_HEARTBEAT_INTERVAL", default=0.5),
-    Option("max-frames", "most frames in one batch from an authenticated peer", int,
-           envvar="DIST_MAX_FRAMES", minimum=MAX_FRAMES_PER_BATCH,
-           default=DEFAULT_LIMITS.max_frames),
-    Option("max-frame-bytes", "largest frame from an authenticated peer, in bytes (results and "
-           "payloads larger than this cannot travel)", int, envvar="DIST_MAX_FRAME_BYTES",
-           minimum=UNAUTHENTICATED_LIMITS.max_frame_bytes,
-           default=DEFAULT_LIMITS.max_frame_bytes),
-    Option("max-batch-bytes", "largest batch from an authenticated peer, in bytes [default: "
-           "twice --max-frame-bytes]", int, envvar="DIST_MAX_BATCH_BYTES"),
-    Option("handshake-timeout", "seconds a new connection has to authenticate", float,
-           envvar="DIST_HANDSHAKE_TIMEOUT", minimum=0.1, default=HANDSHAKE_TIMEOUT),
+    *CONNECTION_LIMIT_OPTIONS,
     Option("timeout", "give up (exit with status 3) after this many seconds without a center, "
            "at start or after losing it [default: keep trying forever]", float,
            envvar="DIST_WORKER_TIMEOUT", minimum=0),
-    Option("log-level", "how much to log on stderr: debug, info, warning, error or critical",
-           envvar="DIST_LOG_LEVEL", default="warning", check=_log_level),
+    LOG_LEVEL_OPTION,
 ]
 COMMAND = CommandLine("dworker", "Start a worker that registers with the center at "
                       "CENTER_ADDRESS.", OPTIONS, __version__)
