@@ -27,11 +27,18 @@ from .spill import SPILL_CODECS
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
-# Set for the worker process unless already set, as dask's nanny does: glibc then returns freed
-# memory to the system above 64 kB instead of 128 kB+ (which it raises as it goes), so the RSS
-# the memory limits watch falls when results are released.
-CHILD_ENVIRONMENT = {"MALLOC_TRIM_THRESHOLD_": "65536"}
-M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter for MALLOC_TRIM_THRESHOLD_
+# Set for the worker process, each unless already set. Blocks up to 32 MiB (a chunk of an array,
+# a column of a frame) come from the heap and their memory is reused by the next task's, and the
+# heap keeps up to 8 MiB free at its top: with glibc's own settings that is where it ends up
+# after the first large block is freed, but setting only the trim threshold (as dask's nanny
+# does, at 64 kB) also fixes the mapping threshold at 128 kB, so every array was mapped fresh
+# and its pages faulted in and zeroed again (a third of the CPU of a dask.array sum). Freed
+# memory the heap keeps is given back when it matters: past the spill threshold, and after each
+# task while the process is past the target (``monitor.release_unused_memory``).
+CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                     "MALLOC_TRIM_THRESHOLD_": str(8 << 20)}
+# glibc's mallopt parameters for these variables
+MALLOPT_PARAMETERS = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
 
 
 OPTIONS = [
@@ -302,10 +309,10 @@ def _child_allocator_settings() -> None:
         if name in os.environ:
             continue  # the nanny started with it: already in effect
         os.environ[name] = value  # for the worker's own child processes
-        if name == "MALLOC_TRIM_THRESHOLD_" and sys.platform.startswith("linux"):
+        if name in MALLOPT_PARAMETERS and sys.platform.startswith("linux"):
             import ctypes
             try:
-                ctypes.CDLL("libc.so.6").mallopt(M_TRIM_THRESHOLD, int(value))
+                ctypes.CDLL("libc.so.6").mallopt(MALLOPT_PARAMETERS[name], int(value))
             except (OSError, AttributeError):
                 pass
 
