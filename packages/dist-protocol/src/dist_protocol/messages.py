@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
@@ -17,9 +17,22 @@ import msgpack
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
 from . import codegen
+from .generated_messages import METHODS
+from .records import frozen_record
 from .wiretypes import BatchFrames, FieldSpec, field_specs, wire_field
 
 OPS: dict[str, type[Message]] = {}
+
+
+class _FieldSpecs:
+    """A message class's ``fields``, made when first read: evaluating every field's type for
+    every class was a third of what importing the catalogue cost, for the spec tools and tests
+    alone (the codec reads ``field_specs`` when it generates its functions)."""
+
+    def __get__(self, obj: Any, cls: type) -> list[FieldSpec]:
+        specs = field_specs(cls)
+        type.__setattr__(cls, "fields", specs)  # read from the class from now on
+        return specs
 
 
 class Message:
@@ -34,7 +47,7 @@ class Message:
     # Whether the message may need a feature (its op's, a field's, a field of its records'):
     # only those are checked against a connection's agreed features.
     feature_checked: ClassVar[bool] = False
-    fields: ClassVar[list[FieldSpec]]
+    fields: ClassVar[_FieldSpecs] = _FieldSpecs()
     _decode: ClassVar[Any]
     _encode: ClassVar[Any]
 
@@ -63,16 +76,23 @@ M = TypeVar("M", bound=type)
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field, wire_field))
+def record(cls: M) -> M:
+    """A frozen slots dataclass, its methods generated ahead of time (``records``); those
+    ``dataclass`` makes get ``codegen``'s ``__init__``."""
+    return frozen_record(METHODS, fallback=codegen.install_initializer)(cls)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field, wire_field))
 def message(op: str, *direction: str, since: int = 1,
             feature: str | None = None) -> Callable[[M], M]:
     """Register a message class: a frozen dataclass whose annotations are its wire fields."""
     def register(cls: Any) -> Any:
-        cls = dataclass(frozen=True, slots=True)(cls)
-        codegen.install_initializer(cls)
+        cls = record(cls)
         cls.op, cls.direction, cls.since, cls.feature = op, direction, since, feature
-        cls.fields = field_specs(cls)
-        cls.gated_fields = tuple((f.name, f.default, f.feature) for f in cls.fields
-                                 if f.feature is not None)
+        cls.gated_fields = tuple(
+            (f.name, f.default if f.default_factory is dataclasses.MISSING else f.default_factory,
+             f.metadata["feature"]) for f in dataclasses.fields(cls)
+            if f.metadata.get("feature") is not None and not f.name.startswith("_"))
         cls.feature_checked = cls.feature_checked or bool(feature or cls.gated_fields)
         # Generated on first use: most processes use a few of the ops, and importing the
         # catalogue stays cheap.
@@ -92,7 +112,7 @@ def _on_first_use(cls: type, name: str, make: Callable[[], Any]) -> Any:
     return staticmethod(first_use)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TaskSpec:
     """A task as a client submits it.
 
@@ -118,7 +138,7 @@ class TaskSpec:
     max_restarts: int | None = wire_field(default=None, minimum=0, feature="actors")  # times remade
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Environment:
     """What a process runs, as it states it in the handshake (advisory: for checks and
     reports; a peer that states none is an older or a non-Python one)."""
@@ -128,8 +148,6 @@ class Environment:
     packages: dict[str, str] = field(default_factory=dict)  # distribution -> version
 
 
-codegen.install_initializer(TaskSpec)
-codegen.install_initializer(Environment)
 
 
 # -- handshake (any role) --------------------------------------------------------------------
