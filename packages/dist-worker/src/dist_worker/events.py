@@ -4,28 +4,30 @@ Every event carries a ``stimulus_id``: the worker's log names it beside each cha
 An event given none is named by the worker when it arrives."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from dist_protocol.messages import ComputeTask, Message, TaskErred
+from dist_protocol.records import frozen_record
 from dist_protocol.serialize import Payload
+
+from .generated_events import METHODS
 
 # -- events ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ComputeRequested:
     message: ComputeTask
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class FreeRequested:
     keys: list[str]
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class StealRequested:
     """The center would run these tasks elsewhere, if they have not started here."""
 
@@ -33,7 +35,7 @@ class StealRequested:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ReplicasRequested:
     """The center wants copies of these keys here (from the listed holders)."""
 
@@ -41,7 +43,7 @@ class ReplicasRequested:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class DataFetched:
     """A peer answered a fetch: ``data`` holds what it had, ``missing`` what it did not."""
 
@@ -52,7 +54,7 @@ class DataFetched:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class FetchFailed:
     worker: str
     keys: list[str]
@@ -60,7 +62,7 @@ class FetchFailed:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ExecutionSucceeded:
     key: str
     value: Any
@@ -72,14 +74,14 @@ class ExecutionSucceeded:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ExecutionFailed:
     key: str
     error: TaskErred
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class DataPut:
     """A client pushed (scattered) data here."""
 
@@ -88,7 +90,7 @@ class DataPut:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class MemoryPressureChanged:
     """Memory rose above the pause threshold (``paused``) or the target (``above_target``),
     or fell back below it."""
@@ -98,7 +100,7 @@ class MemoryPressureChanged:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RestartRequested:
     """The cluster is restarting: forget every task and value (a worker without a nanny)."""
 
@@ -106,7 +108,7 @@ class RestartRequested:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class StoryRequested:
     """The center asks what happened here to these keys (for a client's ``story``)."""
 
@@ -115,7 +117,7 @@ class StoryRequested:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class Seceded:
     """The running task ``key`` gave its thread slot back while it waits (``secede``)."""
 
@@ -123,7 +125,7 @@ class Seceded:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RejoinRequested:
     """The seceded task ``key`` wants a slot back to go on (``rejoin``)."""
 
@@ -139,7 +141,7 @@ Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested |
 # -- instructions ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class Execute:
     key: str
     function: str | Payload
@@ -148,18 +150,18 @@ class Execute:
     actor: bool = False  # the result is an actor: its object stays here (see actors.py)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class Fetch:
     worker: str
     keys: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class SendToCenter:
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class Resume:
     """The seceded task ``key`` has a slot again: its thread goes on."""
 
