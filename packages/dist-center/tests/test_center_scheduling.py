@@ -61,6 +61,26 @@ def test_short_tasks_buffer_more_work_per_thread(center):
     assert center.processing("w1") == ["t1", "t2", "t3", "t4", "t5", "t6"]
 
 
+def test_short_tasks_with_inputs_leave_the_buffer_of_long_tasks_without_inputs_alone(center):
+    # A shuffle: reads of 60 ms each (no inputs), then splits of a millisecond that read them.
+    center.join("w1")
+    center.join("w2")
+    center.submit(*(f"read{i}" for i in range(20)))
+    center.worker_sent("w1", TaskFinished(key="read0", nbytes=8, type="int",
+                                          start=100.0, stop=100.06))
+    splits = [f"split{i}" for i in range(30)]
+    center.submit(*(center.spec(key, "read0") for key in splits))
+    for key in splits:
+        center.worker_sent("w1", TaskFinished(key=key, nbytes=8, type="int",
+                                              start=100.06, stop=100.061))
+
+    # The margin stays the reads' (one more per thread): the first worker to report splits
+    # does not take the queue for itself while the other runs its reads.
+    reads = [key for key in center.processing("w1") if key.startswith("read")]
+    assert len(reads) == 2
+    assert len(center.processing("w2")) == 2
+
+
 def test_queued_work_runs_in_priority_order(center):
     center.join("w1")
     center.submit("a", "b")  # fill the worker

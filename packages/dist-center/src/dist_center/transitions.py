@@ -50,7 +50,8 @@ class TaskMachine:
         self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
         self.queue = ReadyQueue()  # ready tasks without inputs, waiting for a slot
         self.unrunnable: set[str] = set()
-        self.avg_duration = 0.0  # seconds; 0 until the first task finishes
+        # seconds, of tasks without inputs; 0 until the first of them finishes
+        self.avg_duration = 0.0
         self.worker_saturation = placement.DEFAULT_SATURATION
         # Each worker's capacity for tasks without inputs, worked out once and kept until what
         # it depends on changes: the margin for short tasks (from avg_duration), the saturation,
