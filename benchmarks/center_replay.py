@@ -159,6 +159,16 @@ def record(args) -> None:
                 expected = (x + x.T).sum(axis=0).compute(scheduler="sync")
                 assert np.allclose(got, expected)
                 wait_for(lambda: not center.state.tasks, 120, "the array's release")
+            if args.arange:
+                import dask.array as da
+
+                from scale import ARRAY_CHUNK, ARRAY_SPLIT, array_chunks_for
+
+                size = array_chunks_for(args.arange) * ARRAY_CHUNK
+                total = da.arange(size, chunks=ARRAY_CHUNK).sum(split_every=ARRAY_SPLIT)
+                recording.segment = "arange"
+                assert int(total.compute(scheduler=ex.get)) == size * (size - 1) // 2
+                wait_for(lambda: not center.state.tasks, 300, "the arange graph's release")
             if args.chain:
                 recording.segment = "chain"
                 future = ex.submit(t.inc, 0)
@@ -182,7 +192,8 @@ def record(args) -> None:
         thread.join(10)
     args.recording.parent.mkdir(parents=True, exist_ok=True)
     with open(args.recording, "wb") as f:
-        pickle.dump({"n": args.n, "array": args.array, "chain": args.chain,
+        pickle.dump({"n": args.n, "array": args.array, "arange": args.arange,
+                     "chain": args.chain,
                      "latency": args.latency, "catalogue": catalogue_fingerprint(),
                      "calls": recording.calls}, f,
                     protocol=pickle.HIGHEST_PROTOCOL)
@@ -259,7 +270,7 @@ def replay(args) -> dict:
     for run in runs[:-1]:
         run.pop("_mismatches")
     summary = {}
-    for segment in ("map", "array", "chain", "latency"):
+    for segment in SEGMENTS:
         samples = [run[segment]["us_per_task"] for run in runs if segment in run]
         if not samples:
             continue
@@ -285,6 +296,67 @@ def replay(args) -> dict:
     return doc
 
 
+SEGMENTS = ("map", "array", "arange", "chain", "latency")
+
+
+def memory(args) -> dict:
+    """The center's memory per task at each segment's peak: the calls are replayed with
+    ``tracemalloc`` on, each call's events unpickled just before it (so what the state keeps
+    of a message, a task's spec, is counted as the state's, and the rest is freed), and at the
+    call after which the state held the most tasks, the memory allocated since the segment
+    began is divided by those tasks and split by the line that allocated it."""
+    import tracemalloc
+
+    from dist_center.state import CenterState
+
+    with open(args.recording, "rb") as f:
+        calls = pickle.load(f)["calls"]
+
+    def peaks() -> dict[str, tuple[int, int]]:
+        """Per segment: the index of the call after which the most tasks were held, and how
+        many."""
+        clock_values = iter([when for _, when, _, _ in calls])
+        state = CenterState(clock=lambda: next(clock_values))
+        found: dict[str, tuple[int, int]] = {}
+        for index, (segment, _, blob, _) in enumerate(calls):
+            state.handle(*pickle.loads(blob))
+            if len(state.tasks) > found.get(segment, (0, -1))[1]:
+                found[segment] = (index, len(state.tasks))
+        return found
+
+    at_peak = peaks()
+    clock_values = iter([when for _, when, _, _ in calls])
+    state = CenterState(clock=lambda: next(clock_values))
+    gc.collect()
+    tracemalloc.start(1)
+    summary: dict[str, dict] = {}
+    start: tracemalloc.Snapshot | None = None
+    segment_now = None
+    for index, (segment, _, blob, _) in enumerate(calls):
+        if segment != segment_now:
+            segment_now = segment
+            gc.collect()
+            start = tracemalloc.take_snapshot()
+        state.handle(*pickle.loads(blob))
+        if segment in SEGMENTS and at_peak.get(segment, (None,))[0] == index:
+            gc.collect()
+            snapshot = tracemalloc.take_snapshot()
+            tasks = at_peak[segment][1]
+            diff = snapshot.compare_to(start, "lineno")
+            total = sum(d.size_diff for d in diff)
+            summary[segment] = {"tasks": tasks, "bytes_per_task": total / tasks,
+                                "by_line": [(str(d.traceback), d.size_diff / tasks,
+                                             d.count_diff / tasks) for d in diff[:args.top]]}
+            print(f"{segment:6} {tasks:>8,} tasks held at the peak: "
+                  f"{total / tasks:,.0f} bytes per task (traced)")
+            for where, size, count in summary[segment]["by_line"]:
+                print(f"    {size:8.1f} B {count:6.2f} blocks  {where}")
+    tracemalloc.stop()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "center-memory.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def same_hash_seed() -> None:
     """Record and replay with one hash seed: the state iterates over sets of keys (who holds
     what, which tasks depend on which), and their order decides, for instance, whom a steal
@@ -296,17 +368,22 @@ def same_hash_seed() -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", choices=["record", "replay", "both"],
+    parser.add_argument("command", nargs="?", choices=["record", "replay", "both", "memory"],
                         default="both")
     parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
     parser.add_argument("--n", type=int, default=100_000, help="tasks in the map")
     parser.add_argument("--array", default="6000,500",
                         help="SIZE,CHUNK of the dask.array graph; 'none' to leave it out")
+    parser.add_argument("--arange", type=int, default=20_000,
+                        help="tasks (about) of scale.py's dask.array graph, arange summed by a "
+                             "tree (0 to leave it out)")
     parser.add_argument("--chain", type=int, default=1000,
                         help="tasks in the chain (each the input of the next; 0 to leave it out)")
     parser.add_argument("--latency", type=int, default=1000,
                         help="sequential submit(...).result() round trips (0 to leave them out)")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--top", type=int, default=15,
+                        help="memory: the lines that allocated most, per segment")
     parser.add_argument("--profile", action="store_true",
                         help="one more replay under cProfile, top functions printed")
     args = parser.parse_args(argv)
@@ -318,6 +395,8 @@ def main(argv=None) -> int:
         record(args)
     if args.command in ("replay", "both"):
         replay(args)
+    if args.command == "memory":
+        memory(args)
     return 0
 
 

@@ -1,85 +1,83 @@
 """The center's queue of ready tasks without inputs that wait for a free worker slot.
 
-The highest priority goes first; among equal priorities, the task that arrived first. Tasks of
-one priority arrive in order (a map's tasks one after another), so each priority keeps a FIFO
-lane and a push is an append, a pop a popleft: no heap of ``(priority, order, key)`` tuples,
-sifted through on every push and pop, for a million queued tasks. A task that comes back to the
-queue (taken from a worker that left, say) has arrived earlier than those behind it and goes
-to its place by a binary search.
+The highest priority goes first; among equal priorities, the task that arrived first. Tasks
+nearly always arrive in the order they will leave: a map's one after another at one priority,
+a dask graph's roots in dask's order, each with a priority of its own. Those go into one run
+of three parallel deques (key, priority, arrival number; a push is three appends, a pop three
+poplefts, about 24 bytes a task): no heap of ``(priority, order, key)`` tuples, sifted through
+on every push and pop, for a million queued tasks, and no lane per priority (a dask graph's
+million roots would each have had a deque of their own, 1.5 KB a task). A task that comes
+out of turn (taken back from a worker that left, a later submission of a higher priority, a
+graph's inner task) goes into a heap beside the run; a pop takes the first of the two.
 
 Entries are keys. A task that leaves the ``queued`` state other than by being popped stays in
-its lane until its turn comes, and the popper skips it (as a heap with lazy deletion does):
+the queue until its turn comes, and the popper skips it (as a heap with lazy deletion does):
 releasing a million queued tasks costs nothing here.
 """
 from __future__ import annotations
 
-from bisect import insort
 from collections import deque
 from collections.abc import Iterator
+from heapq import heappop, heappush, merge
 
 
 class ReadyQueue:
-    __slots__ = ("_priorities", "_keys", "_orders")
+    __slots__ = ("_keys", "_priorities", "_orders", "_others")
 
     def __init__(self) -> None:
-        self._priorities: list[int] = []  # those with a lane, highest first (negated: sorted)
-        self._keys: dict[int, deque[str]] = {}  # negated priority -> keys in arrival order
-        self._orders: dict[int, deque[int]] = {}  # the same lanes' arrival numbers
+        # The run, in the order it is popped: by priority, highest first, then arrival.
+        self._keys: deque[str] = deque()
+        self._priorities: deque[int] = deque()  # (the task's own int: no new object a task)
+        self._orders: deque[int] = deque()
+        # Tasks that came out of turn: a heap of (-priority, order, key).
+        self._others: list[tuple[int, int, str]] = []
 
     def push(self, key: str, priority: int, order: int) -> None:
-        level = -priority
-        keys = self._keys.get(level)
-        if keys is None:
-            self._keys[level] = deque((key,))
-            self._orders[level] = deque((order,))
-            insort(self._priorities, level)
-            return
-        orders = self._orders[level]
-        if order > orders[-1]:
-            keys.append(key)
-            orders.append(order)
-        elif order < orders[0]:
-            keys.appendleft(key)
-            orders.appendleft(order)
-        else:
-            low, high = 0, len(orders)
-            while low < high:
-                middle = (low + high) // 2
-                if orders[middle] < order:
-                    low = middle + 1
-                else:
-                    high = middle
-            keys.insert(low, key)
-            orders.insert(low, order)
+        priorities = self._priorities
+        if priorities:
+            last = priorities[-1]
+            if priority > last or (priority == last and order < self._orders[-1]):
+                heappush(self._others, (-priority, order, key))
+                return
+        self._keys.append(key)
+        priorities.append(priority)
+        self._orders.append(order)
 
     def pop(self) -> str:
         """The key of the first task (IndexError when empty)."""
-        level = self._priorities[0]
-        keys = self._keys[level]
-        key = keys.popleft()
-        self._orders[level].popleft()
-        if not keys:
-            del self._keys[level], self._orders[level], self._priorities[0]
-        return key
+        others = self._others
+        if others:
+            priorities = self._priorities
+            if not priorities:
+                return heappop(others)[2]
+            first = others[0]
+            level = -priorities[0]
+            if first[0] < level or (first[0] == level and first[1] < self._orders[0]):
+                return heappop(others)[2]
+        self._priorities.popleft()
+        self._orders.popleft()
+        return self._keys.popleft()
 
     def clear(self) -> None:
-        self._priorities.clear()
         self._keys.clear()
+        self._priorities.clear()
         self._orders.clear()
+        self._others.clear()
 
     def __len__(self) -> int:
-        return sum(len(keys) for keys in self._keys.values())
+        return len(self._keys) + len(self._others)
 
     def __bool__(self) -> bool:
-        return bool(self._priorities)
+        return bool(self._keys) or bool(self._others)
 
-    def __contains__(self, key: object) -> bool:  # (a walk through every lane: for checks)
-        return any(key in keys for keys in self._keys.values())
+    def __contains__(self, key: object) -> bool:  # (a walk through the queue: for checks)
+        return key in self._keys or any(key == other[2] for other in self._others)
 
     def __iter__(self) -> Iterator[str]:
         """The keys in the order they would be popped."""
-        for level in self._priorities:
-            yield from self._keys[level]
+        run = zip((-p for p in self._priorities), self._orders, self._keys)
+        for _, _, key in merge(run, sorted(self._others)):
+            yield key
 
     def __repr__(self) -> str:
         return f"<ReadyQueue {list(self)}>"

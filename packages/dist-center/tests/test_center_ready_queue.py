@@ -1,0 +1,44 @@
+"""The queue of ready tasks: highest priority first, then arrival, whatever order they came in."""
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dist_center.ready import ReadyQueue
+
+
+def test_in_turn_and_out_of_turn_pushes_pop_by_priority_then_arrival():
+    queue = ReadyQueue()
+    queue.push("a", 0, 1)
+    queue.push("b", 0, 2)
+    queue.push("c", -1, 3)  # lower priority: still in turn
+    queue.push("early", 0, 0)  # came back (arrived before a and b): out of turn
+    queue.push("urgent", 5, 4)  # a higher priority than the last: out of turn
+
+    assert list(queue) == ["urgent", "early", "a", "b", "c"]
+    assert len(queue) == 5 and "early" in queue and "c" in queue and "zz" not in queue
+    assert [queue.pop() for _ in range(5)] == ["urgent", "early", "a", "b", "c"]
+    assert not queue and len(queue) == 0
+
+
+# (priority, pop one first?) per push; arrival numbers are unique, as a task's are.
+operations = st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 10 ** 6), st.booleans()),
+                      max_size=60)
+
+
+@given(operations)
+def test_pops_follow_a_sorted_reference(ops):
+    queue = ReadyQueue()
+    reference: list[tuple[int, int, str]] = []
+    seen: set[int] = set()
+    for priority, order, pop_first in ops:
+        if pop_first and reference:
+            reference.sort()
+            assert queue.pop() == reference.pop(0)[2]
+        if order in seen:
+            continue
+        seen.add(order)
+        queue.push(f"k{order}", priority, order)
+        reference.append((-priority, order, f"k{order}"))
+    assert list(queue) == [key for _, _, key in sorted(reference)]
+    assert len(queue) == len(reference)
+    assert [queue.pop() for _ in range(len(reference))] == [key for _, _, key in sorted(reference)]
+    assert not queue
