@@ -12,7 +12,7 @@ from typing import Union
 
 from dist_protocol.messages import TaskErred
 
-from .records import ACTIVE, NONE, CenterView, TaskState, added
+from .records import ACTIVE, NONE, CenterView, Keys, TaskState, added
 
 Recs = dict[str, Union[str, tuple]]
 
@@ -25,14 +25,14 @@ def needed(view: CenterView, ts: TaskState) -> bool:
     return any(tasks[k].state in ACTIVE for k in ts.dependents)
 
 
-def inputs_to_wait_for(view: CenterView, ts: TaskState) -> tuple[set[str] | frozenset, Recs]:
+def inputs_to_wait_for(view: CenterView, ts: TaskState) -> tuple[Keys, Recs]:
     """Bringing ``ts`` back from its lineage: the inputs it must wait for, and what to do.
 
     Released inputs are recomputed too, depth first in the order the task names them; an input
     lost for good or erred decides ``ts``'s fate at once; with nothing to wait for it runs.
     """
     tasks = view.tasks
-    waiting_on: set[str] | frozenset = NONE
+    waiting_on: Keys = NONE
     released = []
     for dep in ts.deps:
         dts = tasks[dep]

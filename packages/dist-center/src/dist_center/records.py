@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, Union, get_args
 
 from dist_protocol.messages import TaskErred, TaskSpec
 from dist_protocol.serialize import Payload
@@ -30,22 +30,43 @@ STATES: tuple[TaskStateName, ...] = tuple(s for s in get_args(TaskStateName)
                                          if s != "forgotten")
 
 # Most tasks never get a dependent, a second holder or a second client. Until they do, they
-# share this empty set rather than hold four of their own (about 900 bytes a task); ``added``
-# gives a task its own set on the first addition.
+# share this empty set rather than hold four of their own (about 900 bytes a task).
 NONE: frozenset = frozenset()
 
+# A task's dependents and the inputs it waits for: nearly always one to a few keys (a graph's
+# task feeds one task of the next level and waits for the few below it). Up to SMALL of them
+# are a tuple (48-120 bytes), not a set (216 bytes for one member, 728 for sixteen); past
+# that, a set. ``added`` and ``removed`` return the collection to keep, which may be another
+# object than the one given.
+SMALL = 8
+Keys = Union[tuple[str, ...], set[str], frozenset]
 
-def added(current: set[str] | frozenset, item: str) -> set[str]:
-    """``current`` with ``item`` in it: the shared empty set is replaced, never changed."""
-    if current is NONE:
-        return {item}
-    current.add(item)  # type: ignore[union-attr]
-    return current  # type: ignore[return-value]
+
+def added(current: Keys, item: str) -> Keys:
+    """``current`` with ``item`` in it."""
+    if type(current) is set:
+        current.add(item)
+        return current
+    if not current:
+        return (item,)
+    if item in current:
+        return current
+    if len(current) < SMALL:
+        return (*current, item)  # type: ignore[misc]
+    return {*current, item}
 
 
-def discard(current: set[str] | frozenset, item: str) -> None:
-    if current:
-        current.discard(item)  # type: ignore[union-attr]
+def removed(current: Keys, item: str) -> Keys:
+    """``current`` without ``item``."""
+    if type(current) is set:
+        current.discard(item)
+        return current
+    if item not in current:
+        return current
+    if len(current) == 1:
+        return NONE
+    at = current.index(item)  # type: ignore[union-attr]
+    return current[:at] + current[at + 1:]  # type: ignore[index]
 
 
 class Singletons:
@@ -156,9 +177,9 @@ class TaskState:
         self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
         self.spec = spec  # None: scattered data (no lineage to compute it from)
         self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
-        self.dependents: set[str] | frozenset = NONE
+        self.dependents: Keys = NONE
         self.state: TaskStateName = "released"
-        self.waiting_on: set[str] | frozenset = NONE
+        self.waiting_on: Keys = NONE
         self.who_has: set[str] | frozenset = NONE
         self.nbytes = 0
         self.type = ""

@@ -40,8 +40,8 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Coordinati
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
-from .records import (ACTIVE, NONE, STATES, Dataset, TaskState, WorkerInfo,  # noqa: F401
-                      added, discard, joined, key_prefix, left)
+from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
+                      WorkerInfo, added, joined, key_prefix, left, removed)
 from .retirement import Retirements
 from .stories import Stories
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
@@ -217,7 +217,7 @@ class CenterState(TaskMachine):
             key = spec.key
             ts = tasks.get(key)
             if ts is None or (ts.state in ("released", "lost") and ts.scattered):
-                dependents: set[str] | frozenset = NONE
+                dependents: Keys = NONE
                 if ts is not None:  # scattered data gone: from now on a task computes it
                     dependents = ts.dependents
                     self.transition(ts, "forgotten", sid, True)

@@ -30,7 +30,7 @@ from .durations import TaskDurations
 from .lineage import Recs
 from .ready import ReadyQueue
 from .records import (NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
-                      WorkerInfo, discard, joined)
+                      WorkerInfo, joined, removed)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
@@ -343,7 +343,7 @@ class TaskMachine:
         tasks = self.tasks
         for dep_key in ts.dependents:
             dts = tasks[dep_key]
-            discard(dts.waiting_on, ts.key)
+            dts.waiting_on = removed(dts.waiting_on, ts.key)
             if dts.state == "waiting" and not dts.waiting_on:
                 recs[dep_key] = "processing"
         return recs
@@ -396,7 +396,7 @@ class TaskMachine:
         for dep in deps:
             dts = self.tasks.get(dep)
             if dts is not None:
-                discard(dts.dependents, ts.key)
+                dts.dependents = removed(dts.dependents, ts.key)
                 if not dts.dependents:
                     recs[dep] = "forgotten"
         return recs
