@@ -2,7 +2,7 @@
 task states, and the read-only view of the center that the pure helpers take."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, Union, get_args
 
@@ -176,7 +176,9 @@ class TaskState:
         self.prefix = key_prefix(key) if prefix is None else prefix  # what it is counted under
         self.counts: dict[str, int] | None = None  # its prefix's tasks by state, once it moved
         self.spec = spec  # None: scattered data (no lineage to compute it from)
-        self.deps: tuple[str, ...] = tuple(spec.deps) if spec else ()
+        # The spec's own list of inputs (never changed through this name, only replaced),
+        # not a copy of it: a tuple of its own was 40 bytes and more a task.
+        self.deps: Sequence[str] = spec.deps if spec and spec.deps else ()
         self.dependents: Keys = NONE
         self.state: TaskStateName = "released"
         self.waiting_on: Keys = NONE

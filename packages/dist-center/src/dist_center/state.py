@@ -258,12 +258,21 @@ class CenterState(TaskMachine):
             self.send(client, KeyLost(key=ts.key, message=ts.lost_message))
 
     def _link(self, ts: TaskState, sid: str) -> None:
-        missing = [dep for dep in ts.deps if dep not in self.tasks]
-        ts.deps = tuple(dep for dep in ts.deps if dep in self.tasks)
-        for dep in ts.deps:
-            dts = self.tasks[dep]
+        tasks = self.tasks
+        deps = ts.deps
+        missing = []
+        for at, dep in enumerate(deps):
+            dts = tasks.get(dep)
+            if dts is None:
+                missing.append(dep)
+                continue
+            # The input's own string, not the copy decoded from this task's list: one string
+            # per key, however many tasks read it (equal, so the spec says the same).
+            if type(deps) is list:
+                deps[at] = dts.key
             dts.dependents = added(dts.dependents, ts.key)
         if missing:
+            ts.deps = tuple(dep for dep in deps if dep in tasks)
             self.transition(ts, "erred", sid, lineage.missing_inputs(ts, missing))
 
     def release(self, client: str, msg: Release, sid: str) -> None:
