@@ -42,3 +42,23 @@ def test_pops_follow_a_sorted_reference(ops):
     assert len(queue) == len(reference)
     assert [queue.pop() for _ in range(len(reference))] == [key for _, _, key in sorted(reference)]
     assert not queue
+
+
+def test_entries_of_tasks_that_left_the_queue_do_not_push_later_ones_out_of_turn():
+    queued = {"old1", "old2", "new1", "new2"}
+    queue = ReadyQueue(lambda key: key in queued)
+    queue.push("old1", -10, 1)
+    queue.push("old2", -11, 2)
+    queued -= {"old1", "old2"}  # sent along with their partners: their entries stay behind
+    queue.push("new1", 0, 3)  # a later graph's first task, of a higher priority
+    queue.push("new2", -1, 4)
+
+    assert list(queue) == ["new1", "new2"]
+    assert queue.pop() == "new1" and queue.pop() == "new2" and not queue
+
+
+def test_an_out_of_turn_task_behind_a_queued_one_still_pops_first():
+    queue = ReadyQueue(lambda key: True)
+    queue.push("low", -10, 1)
+    queue.push("high", 0, 2)
+    assert [queue.pop(), queue.pop()] == ["high", "low"]

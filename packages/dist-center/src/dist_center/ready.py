@@ -17,28 +17,37 @@ releasing a million queued tasks costs nothing here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from heapq import heappop, heappush, merge
 
 
 class ReadyQueue:
-    __slots__ = ("_keys", "_priorities", "_orders", "_others")
+    __slots__ = ("_keys", "_priorities", "_orders", "_others", "_queued")
 
-    def __init__(self) -> None:
+    def __init__(self, queued: Callable[[str], bool] = lambda key: True) -> None:
         # The run, in the order it is popped: by priority, highest first, then arrival.
         self._keys: deque[str] = deque()
         self._priorities: deque[int] = deque()  # (the task's own int: no new object a task)
         self._orders: deque[int] = deque()
         # Tasks that came out of turn: a heap of (-priority, order, key).
         self._others: list[tuple[int, int, str]] = []
+        self._queued = queued  # whether a key's task is still queued
 
     def push(self, key: str, priority: int, order: int) -> None:
         priorities = self._priorities
-        if priorities:
+        while priorities:
             last = priorities[-1]
-            if priority > last or (priority == last and order < self._orders[-1]):
+            if priority < last or (priority == last and order > self._orders[-1]):
+                break
+            if self._queued(self._keys[-1]):
                 heappush(self._others, (-priority, order, key))
                 return
+            # The run's last task left the queue meanwhile (sent along with a partner, or
+            # released): its entry goes now, so that the run stays in turn for what follows
+            # (a later graph's tasks, behind the left-overs of one before).
+            self._keys.pop()
+            priorities.pop()
+            self._orders.pop()
         self._keys.append(key)
         priorities.append(priority)
         self._orders.append(order)

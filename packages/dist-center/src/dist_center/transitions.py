@@ -48,7 +48,7 @@ class TaskMachine:
         self.workers: dict[str, WorkerInfo] = {}
         self.names: dict[str, str] = {}  # worker name -> address
         self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
-        self.queue = ReadyQueue()  # ready tasks without inputs, waiting for a slot
+        self.queue = ReadyQueue(self._queued)  # ready tasks without inputs, waiting for a slot
         self.unrunnable: set[str] = set()
         # seconds, of tasks without inputs; 0 until the first of them finishes
         self.avg_duration = 0.0
@@ -94,6 +94,10 @@ class TaskMachine:
         self._roots_full = False
         self._table: dict[tuple[str, str], Callable[..., Recs]] = {
             (start, finish): getattr(self, name) for (start, finish), name in TRANSITIONS.items()}
+
+    def _queued(self, key: str) -> bool:
+        ts = self.tasks.get(key)
+        return ts is not None and ts.state == "queued"
 
     def take_outgoing(self) -> Outgoing:
         """The messages of the step that ends, in the order they were made."""
