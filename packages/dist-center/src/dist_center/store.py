@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import closing as _closing
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgpack
 from dist_protocol.errors import InvalidMessage
@@ -36,6 +34,10 @@ from dist_protocol.messages import Message, TaskErred, decode_batch, encode_batc
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, DetachedTimedOut, Event,
                      Recovering, TaskFailed)
+
+if TYPE_CHECKING:  # imported where used: most centers run without a state directory
+    import sqlite3
+    from pathlib import Path
 
 FORMAT_VERSION = 1
 # SQLite's application_id for the center's state: "dstc". A database of another program
@@ -77,7 +79,9 @@ class StateStore:
     """The journal in ``directory``; ``open`` checks it, ``load`` reads it back."""
 
     def __init__(self, directory: str | os.PathLike[str], reset: bool = False) -> None:
-        self.directory = Path(directory)
+        from pathlib import Path
+
+        self.directory: Path = Path(directory)
         self.path = self.directory / DATABASE
         self._lock: IO[bytes] | None = None
         self._db: sqlite3.Connection | None = None
@@ -89,6 +93,8 @@ class StateStore:
 
     # -- opening -------------------------------------------------------------------------------
     def _open(self, reset: bool) -> None:
+        import sqlite3
+
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -166,6 +172,8 @@ class StateStore:
             raise
 
     def _load(self) -> Recovered:
+        import sqlite3
+
         assert self._db is not None
         events: list[Event] = []
         workers: set[str] = set()

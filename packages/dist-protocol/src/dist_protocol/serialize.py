@@ -17,7 +17,6 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
-import cloudpickle
 import msgpack
 
 KEYREF_EXT = 1
@@ -115,7 +114,7 @@ def _pickle_dumps(obj: Any) -> list[Any]:
     except Exception:  # noqa: BLE001 -- plain pickle declined; cloudpickle is the fallback
         pass
     buffers.clear()
-    head = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    head = _cloudpickle().dumps(obj, protocol=5, buffer_callback=buffers.append)
     return [head, *(b.raw() for b in buffers)]
 
 
@@ -167,7 +166,15 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
 
 
 def dumps_function(func: Any) -> Payload:
-    return Payload("pickle", [cloudpickle.dumps(func, protocol=5)])
+    return Payload("pickle", [_cloudpickle().dumps(func, protocol=5)])
+
+
+def _cloudpickle() -> Any:
+    """cloudpickle, imported when first needed: a center never needs it, nor a worker whose
+    results plain pickle takes (what a process unpickles imports it by itself)."""
+    import cloudpickle
+
+    return cloudpickle
 
 
 def rebuild_exception(cls: type, args: tuple[Any, ...], state: dict[Any, Any]) -> BaseException:
