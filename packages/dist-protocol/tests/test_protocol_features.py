@@ -131,7 +131,19 @@ def test_a_task_field_of_a_feature_is_refused_where_it_was_not_agreed():
             client.send(actor_task)
         client.send(plain_task)
         assert await center.recv() == plain_task
+        with pytest.raises(LocalProtocolError, match="actors"):  # each submit, not its type
+            client.send(actor_task)
         client.transport.write(frames_to_bytes(encode_batch([actor_task])))
         reason = await asyncio.wait_for(client.closed, 5)
         assert "invalid-message" in reason and "actors" in reason
     asyncio.run(main())
+
+
+def test_the_features_a_type_may_need_cover_its_ops_its_fields_and_its_tasks_fields():
+    """Where all of them are agreed, a connection checks the type once, not each message."""
+    assert ScatterDone.features_possible() == {"scatter-done"}
+    assert Release.features_possible() == frozenset()
+    assert "actors" in Submit.features_possible()
+    for cls in OPS.values():
+        assert {feature for _, _, feature in cls.gated_fields} <= cls.features_possible()
+        assert cls.feature_checked or not cls.features_possible()

@@ -98,6 +98,11 @@ class Connection:
             self.peers = None  # known from the hello
         # Message types found allowed, each way (not the handshake's, not an error, in the
         # catalogue's direction): checked once per type, not once per message.
+        self._kinds_received: set[type] = set()
+        self._kinds_sent: set[type] = set()
+        # Of those, the types with nothing to check per message: the features any message of
+        # the type may need are all agreed (with an older peer, some types are checked each
+        # time: what a message actually uses).
         self._may_receive: set[type] = set()
         self._may_send: set[type] = set()
         self._ready: collections.deque[list[Any]] = collections.deque()
@@ -170,9 +175,7 @@ class Connection:
                     self.peer_error = msg
                     self.state = "closed"
                     return messages[:i]
-                self._check_kind_incoming(msg)
-            if msg.feature_checked:
-                self._check_features_incoming(msg)
+                self._check_incoming(msg)
         return messages
 
     def _established(self, handshake: Handshake) -> None:
@@ -187,20 +190,24 @@ class Connection:
             self.peers = (sender,) if sender and self.sender else None
         self.decoder.limits = self.limits
 
-    def _check_kind_incoming(self, msg: Message) -> None:
-        """Whether the peer may send a message of this type here; checked once per type (the
-        catalogue is fixed, and so are both roles once the handshake is done)."""
+    def _check_incoming(self, msg: Message) -> None:
+        """Whether the peer may send a message of this type here, checked once per type (the
+        catalogue is fixed, and so are both roles once the handshake is done); then, unless
+        all the features the type may need are agreed, whether this message needs one that
+        is not."""
         kind = type(msg)
-        if kind in HANDSHAKE_MESSAGES:
-            raise HandshakeError(f"{msg.op!r} after the handshake completed")
-        if self.peers is not None and self.sender is not None:
-            allowed = [f"{peer}->{self.sender}" for peer in self.peers]
-            if not any(d in allowed or d == "any->any" for d in msg.direction):
-                raise InvalidMessage(f"op {msg.op!r} is not sent by {'/'.join(self.peers)}s "
-                                     f"to {self.sender}s")
-        self._may_receive.add(kind)
-
-    def _check_features_incoming(self, msg: Message) -> None:
+        if kind not in self._kinds_received:
+            if kind in HANDSHAKE_MESSAGES:
+                raise HandshakeError(f"{msg.op!r} after the handshake completed")
+            if self.peers is not None and self.sender is not None:
+                allowed = [f"{peer}->{self.sender}" for peer in self.peers]
+                if not any(d in allowed or d == "any->any" for d in msg.direction):
+                    raise InvalidMessage(f"op {msg.op!r} is not sent by "
+                                         f"{'/'.join(self.peers)}s to {self.sender}s")
+            self._kinds_received.add(kind)
+        if not msg.feature_checked or kind.features_possible() <= self.features:
+            self._may_receive.add(kind)
+            return
         # What belongs to a feature we did not agree is what an older peer would reject as
         # unknown: rejecting it here too keeps peers honest about what they announce.
         missing = msg.features_used() - self.features
@@ -218,13 +225,13 @@ class Connection:
                 else "cannot send on a connection that ended with an error")
         known = self._may_send
         for msg in messages:
-            if type(msg) not in known or msg.feature_checked:
+            if type(msg) not in known:
                 self._check_outgoing(msg)
         self._queued.extend(messages)
 
     def _check_outgoing(self, msg: Message) -> None:
         kind = type(msg)
-        if kind not in self._may_send:  # checked once per type
+        if kind not in self._kinds_sent:  # checked once per type
             if kind in HANDSHAKE_MESSAGES:
                 raise LocalProtocolError(f"{msg.op!r} is the handshake's own; it is sent for "
                                          f"you")
@@ -234,8 +241,10 @@ class Connection:
                     d.startswith((f"{self.sender}->", "any->")) for d in msg.direction):
                 raise LocalProtocolError(f"{self.sender}s do not send {msg.op!r} (it goes "
                                          f"{', '.join(msg.direction)})", "invalid-message")
+            self._kinds_sent.add(kind)
+        if not msg.feature_checked or kind.features_possible() <= self.features:
             self._may_send.add(kind)
-        if msg.feature_checked:
+        else:
             missing = msg.features_used() - self.features
             if missing:
                 raise LocalProtocolError(

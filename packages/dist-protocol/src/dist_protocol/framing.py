@@ -24,6 +24,8 @@ from typing import Any
 from .errors import FramingError, LimitExceeded
 
 U64 = struct.Struct("<Q")
+# The lengths of a batch of n frames, for the usual small n (one Struct each, made once).
+_LENGTHS = {n: struct.Struct(f"<{n}Q") for n in range(1, 17)}
 
 # Frames at least this large are read into a buffer of their own (no copy from the staging
 # buffer); smaller frames are sliced out of the staging buffer as bytes.
@@ -115,6 +117,9 @@ class FrameDecoder:
         # thousand of them may be open) holds a few KiB, not the 256 KiB a stream needs.
         self._room = staging_size(limits)
         self._buf = bytearray(min(self._room, FIRST_STAGING_SIZE))
+        # A view of it, kept: frames are sliced out of it and reads offered from it, each
+        # without a view made for the purpose (the buffer is replaced, never resized).
+        self._view = memoryview(self._buf)
         self._offered = 0  # the size of the last staging view handed out
         self._filled = False  # the last read filled all of it
         self._start = 0
@@ -147,7 +152,7 @@ class FrameDecoder:
         elif self._end == len(self._buf):
             self._make_room(len(self._buf) // 2 or 1)
         self._offered = len(self._buf) - self._end
-        return memoryview(self._buf)[self._end:]
+        return self._view[self._end:]
 
     def buffer_updated(self, nbytes: int, max_batches: int | None = None) -> list[list[Any]]:
         """Account for ``nbytes`` written into the last ``get_buffer``; returns the batches
@@ -218,6 +223,7 @@ class FrameDecoder:
         grown = bytearray(size)
         grown[:unread] = self._buf[self._start:self._end]
         self._buf, self._start, self._end = grown, 0, unread
+        self._view = memoryview(grown)
 
     def _parse(self, max_batches: int | None = None) -> list[list[Any]]:
         batches: list[list[Any]] = []
@@ -243,8 +249,8 @@ class FrameDecoder:
                     if len(buf) - start < need:
                         self._make_room(need)
                     break
-                lengths = (list(U64.unpack_from(buf, start)) if nframes == 1
-                           else list(struct.unpack_from(f"<{nframes}Q", buf, start)))
+                unpack = _LENGTHS.get(nframes) or struct.Struct(f"<{nframes}Q")
+                lengths = list(unpack.unpack_from(buf, start))
                 start += need
                 self._start = start
                 max_frame = limits.max_frame_bytes
@@ -257,11 +263,12 @@ class FrameDecoder:
                                         f"{limits.max_batch_bytes}")
                 self._lengths = lengths
             frames = self._frames
+            view = self._view
             while len(frames) < nframes:
                 length = lengths[len(frames)]
                 available = end - start
                 if available >= length:
-                    frames.append(bytes(buf[start:start + length]))
+                    frames.append(view[start:start + length].tobytes())  # (one copy)
                     start += length
                     continue
                 if available == 0:  # (the next bytes go to the front of the buffer)

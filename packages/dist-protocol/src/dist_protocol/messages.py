@@ -47,6 +47,8 @@ class Message:
     # Whether the message may need a feature (its op's, a field's, a field of its records'):
     # only those are checked against a connection's agreed features.
     feature_checked: ClassVar[bool] = False
+    # The features of the fields of its records (a submit's tasks'), for ``features_possible``.
+    record_features: ClassVar[frozenset[str]] = frozenset()
     fields: ClassVar[_FieldSpecs] = _FieldSpecs()
     _decode: ClassVar[Any]
     _encode: ClassVar[Any]
@@ -60,6 +62,14 @@ class Message:
     def from_wire(cls, value: dict[Any, Any], frames: list[Any]) -> Message:
         decoded: Message = cls._decode(value, frames)
         return decoded
+
+    @classmethod
+    def features_possible(cls) -> frozenset[str]:
+        """Every feature a message of this type may need: where all are agreed, a connection
+        need not ask each message's ``features_used``."""
+        own = {cls.feature} if cls.feature else set()
+        return frozenset(own | {feature for _, _, feature in cls.gated_fields}
+                         | cls.record_features)
 
     def features_used(self) -> set[str]:
         """The features this message needs agreed on its connection (see ``features``)."""
@@ -204,6 +214,8 @@ class Submit(Message):
     small_values: bool = False  # from now on, small results come within key-in-memory
 
     feature_checked: ClassVar[bool] = True  # its tasks may use fields of a feature
+    # (a class attribute, not annotated: annotations are the record's declared fields)
+    record_features = frozenset(feature for _, _, feature in TASK_GATES)
 
     def features_used(self) -> set[str]:
         used = Message.features_used(self)
