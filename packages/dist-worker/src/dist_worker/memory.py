@@ -23,6 +23,8 @@ import os
 import resource
 from dataclasses import dataclass
 
+from .process_meter import physical_memory
+
 # An idle worker process already uses about 40 MB; below this a limit can only make it pause
 # or restart for ever, so it is refused rather than obeyed.
 MIN_MEMORY_LIMIT = 100 * 10**6
@@ -61,9 +63,7 @@ def format_bytes(n: float) -> str:
 def system_memory() -> int:
     """Bytes this process may use on this machine: the least of physical memory, the cgroup
     limit and ``RLIMIT_RSS``."""
-    import psutil
-
-    limit = psutil.virtual_memory().total
+    limit = physical_memory()
     for path in _CGROUP_FILES:
         try:
             with open(path) as f:

@@ -34,6 +34,7 @@ from dist_protocol.messages import Heartbeat, Message
 
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
+from .process_meter import process_meter
 from .store import DataStore
 from .taskmemory import PeakMeter, TaskMemory
 
@@ -98,15 +99,12 @@ class Monitor:
         self.clock = time.monotonic
         self.task_memory = TaskMemory()  # what tasks took while they ran, by kind
         self._peaks = PeakMeter()
-        try:
-            import psutil
-            self._process = psutil.Process(os.getpid())
+        self._process = process_meter()  # None: no metrics (no /proc, no psutil)
+        if self._process is not None:
             self._process.cpu_percent()
-        except ImportError:  # psutil is optional for the metrics
-            self._process = None
 
     def rss(self) -> int:
-        return self._process.memory_info().rss if self._process is not None else 0
+        return self._process.rss() if self._process is not None else 0
 
     def cpu(self) -> float:
         return self._process.cpu_percent() if self._process is not None else 0.0

@@ -1,0 +1,54 @@
+"""The worker's meter of its own memory and CPU reads what psutil reads, without psutil."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dist_worker.process_meter import ProcStatMeter, physical_memory, process_meter
+
+psutil = pytest.importorskip("psutil")
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@linux
+def test_resident_memory_is_psutils():
+    meter, process = ProcStatMeter(), psutil.Process()
+    held = bytearray(64 * 2**20)  # a change far larger than what the calls allocate
+    rss, expected = meter.rss(), process.memory_info().rss
+    assert abs(rss - expected) < 2**20
+    del held
+    assert meter.rss() < rss - 32 * 2**20
+
+
+@linux
+def test_cpu_percent_is_the_share_of_a_core_used_since_the_last_call():
+    meter, process = ProcStatMeter(), psutil.Process()
+    assert meter.cpu_percent() == 0.0  # as psutil: nothing to compare the first call with
+    process.cpu_percent()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    ours, theirs = meter.cpu_percent(), process.cpu_percent()
+    assert ours > 0 and theirs > 0
+    assert abs(ours - theirs) < 20  # the two read their clocks a moment apart
+
+
+def test_physical_memory_is_psutils_total():
+    assert physical_memory() == psutil.virtual_memory().total
+
+
+def test_a_meter_is_available_here():
+    assert process_meter() is not None
+
+
+@linux
+def test_starting_a_worker_imports_no_psutil():
+    code = ("import sys, dist_worker.cli as cli; from dist_worker.process_meter import "
+            "process_meter; cli.memory_options('auto', 1, {}, None); meter = process_meter(); "
+            "meter.rss(); meter.cpu_percent(); print('psutil' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
