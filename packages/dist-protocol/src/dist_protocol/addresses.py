@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import socket
 import struct
 import sys
@@ -47,12 +46,21 @@ def format_address(host: str, port: int, scheme: str = "tcp") -> str:
 @functools.lru_cache(maxsize=1024)  # asked at every connection's handshake, of few hosts
 def is_loopback_host(host: str) -> bool:
     """True for addresses only this machine can reach (where running without a token is safe)."""
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return _is_loopback_ip(host)
     except ValueError:
         return False
+
+
+def _is_loopback_ip(address: str) -> bool:
+    """``ipaddress.ip_address(address).is_loopback`` (ValueError for no IP address): imported
+    here, as most programs only ever ask about 127.0.0.1, and before ``dcenter`` binds its
+    port every module counts."""
+    import ipaddress
+
+    return ipaddress.ip_address(address).is_loopback
 
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -82,10 +90,10 @@ def reachable_host(bound_host: str) -> str:
     families = [socket.AF_INET6, socket.AF_INET] if bound_host == "::" else [socket.AF_INET]
     for family in families:
         address = local_address_towards(_ANYWHERE[family])
-        if not ipaddress.ip_address(address).is_loopback:
+        if not _is_loopback_ip(address):
             return address
     for address in _interface_addresses():
-        if not ipaddress.ip_address(address).is_loopback:
+        if not _is_loopback_ip(address):
             return address
     return "127.0.0.1"
 

@@ -157,6 +157,15 @@ CONNECTION_LIMIT_OPTIONS = (
 )
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Of a fixed width: argparse makes one per ``add_argument`` (to check its metavar), and
+    one of the terminal's width imports ``shutil`` (and its compression modules) to ask it;
+    argparse's help is never shown (``CommandLine.help_text`` writes it)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=HELP_WIDTH)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message[:1].upper() + message[1:] + ".")
@@ -168,7 +177,8 @@ class CommandLine:
 
     def __init__(self, prog: str, help: str, options: Sequence[Option], version: str):
         self.prog, self.help, self.options, self.version = prog, help, list(options), version
-        self._parser = _Parser(prog=prog, add_help=False, allow_abbrev=False)
+        self._parser = _Parser(prog=prog, add_help=False, allow_abbrev=False,
+                               formatter_class=_Formatter)
         for option in self.options:
             if option.positional:
                 self._parser.add_argument(option.dest, nargs="?", default=None)
