@@ -131,6 +131,27 @@ def test_equal_bytes_to_move_go_to_the_least_busy_worker(center):
                                          nbytes={"x": 10, "y": 10}))]
 
 
+def test_once_its_kind_has_run_a_task_goes_where_it_starts_first(center):
+    # An output of a shuffle: pieces on both workers, a few more bytes of them on w1, which
+    # has three outputs to run first (50 ms each, as the first one took).
+    center.join("w1")
+    center.join("w2")
+    center.submit("p1", "p2", "q1", "q2")
+    for key, address, nbytes in (("p1", "w1", 60_000), ("q1", "w1", 60_000),
+                                 ("p2", "w2", 50_000), ("q2", "w2", 50_000)):
+        center.finished(address, key, nbytes=nbytes)
+    center.submit(*(center.spec(f"out-{i}", "p1", "p2") for i in range(4)))
+    assert center.processing("w1") == ["out-0", "out-1", "out-2", "out-3"]  # none ran yet: bytes
+    center.worker_sent("w1", TaskFinished(key="out-0", nbytes=8, type="int",
+                                          start=100.0, stop=100.05))
+
+    out = center.submit(center.spec("out-4", "q1", "q2"))
+
+    # w2 receives 60 kB (6 ms at the assumed bandwidth) and starts at once; on w1 it would wait
+    # 150 ms for 10 kB less. Large inputs still hold a task where they are (above).
+    assert [to for to, msg in out] == ["w2"]
+
+
 def test_a_dependent_waits_for_its_inputs_then_follows_them(center):
     center.join("w1")
     center.join("w2")

@@ -21,10 +21,7 @@ from .records import CenterView, TaskState, WorkerInfo
 
 # Assumed until tasks of a kind have finished: worth moving unless inputs are large.
 UNKNOWN_DURATION = 0.5  # seconds
-# Bytes per second assumed between workers; deliberately low. Links may be far slower than
-# loopback (another rack, a capped link) and the center does not see transfers, so an input is
-# moved to an idle worker only for tasks that run long next to the time it could take.
-BANDWIDTH = 10e6
+BANDWIDTH = placement.BANDWIDTH  # see there
 # Below this much queued work on a worker (in seconds per thread), stealing is not worth its
 # round trip: the worker will be done before the stolen tasks would start elsewhere.
 MIN_BACKLOG = 0.005

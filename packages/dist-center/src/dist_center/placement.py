@@ -18,6 +18,10 @@ DEFAULT_TARGET = 0.6  # of the memory limit, for workers that do not state their
 # this (a concatenation of all the blocks) or a task read by more tasks than this (a broadcast
 # value) has no partners, else a whole array would be drawn to one worker.
 MAX_PARTNER_FAN = 8
+# Bytes per second assumed between workers; deliberately low. Links may be far slower than
+# loopback (another rack, a capped link) and the center does not see transfers, so inputs are
+# moved to a less busy worker (or an idle one steals) only for waits long beside that time.
+BANDWIDTH = 10e6
 
 
 def capacity(worker: WorkerInfo, avg_duration: float,
@@ -79,7 +83,8 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
                 if has_resources(free_resources(w, view.tasks), spec.resources)]
         return best_worker(ts, free, view.tasks) if free else "queued"  # type: ignore[return-value]
     if ts.deps or (spec is not None and spec.workers):
-        return best_worker(ts, pool, view.tasks)  # type: ignore[return-value]
+        return best_worker(ts, pool, view.tasks,  # type: ignore[return-value]
+                           known_duration(view, ts))
     capacity_of = view.capacity_of
     if ts.dependents and not any(w.occupied < w.nthreads for w in pool):
         # (a worker with an idle thread gets it: running now beats moving its result later)
@@ -206,16 +211,32 @@ def free_resources(worker: WorkerInfo, tasks: Mapping[str, TaskState]) -> dict[s
     return free
 
 
+def known_duration(view: CenterView, ts: TaskState) -> float | None:
+    """Seconds a task of ``ts``'s kind took on average, once one has finished."""
+    seen = view.task_durations.by_prefix.get(ts.prefix)
+    return seen[1] / seen[0] if seen else None
+
+
 def best_worker(task: TaskState, pool: Iterable[WorkerInfo],
-                tasks: Mapping[str, TaskState]) -> WorkerInfo | None:
+                tasks: Mapping[str, TaskState],
+                duration: float | None = None) -> WorkerInfo | None:
     """Fewest bytes to receive; ties go to a worker below its memory target, then the least
-    busy, then the one using the least of its memory, then the least data held."""
+    busy, then the one using the least of its memory, then the least data held.
+
+    Once tasks of its kind have finished (``duration``), the earliest start instead: the time
+    its missing inputs take to arrive (at ``BANDWIDTH``) plus the time the worker's tasks take
+    to let it run. A shuffle's output reads pieces from every worker, a few more bytes from
+    one than from the other: by bytes alone every output went to the same worker, which ran
+    them one after the other while the other had nothing to do.
+    """
     best = None
     best_cost: tuple | None = None
     has_deps = bool(task.deps)
     for worker in pool:
-        cost = (bytes_to_move(task, worker, tasks) if has_deps else 0, above_target(worker),
-                occupancy(worker), memory_fraction(worker), worker.nbytes)
+        moved = bytes_to_move(task, worker, tasks) if has_deps else 0
+        busy = occupancy(worker)
+        first = moved if duration is None else moved / BANDWIDTH + busy * duration
+        cost = (first, above_target(worker), busy, memory_fraction(worker), worker.nbytes)
         if best_cost is None or cost < best_cost:
             best, best_cost = worker, cost
     return best
