@@ -163,9 +163,16 @@ def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | Non
         return value
     out = src.tmp()
     if _is_record(item) and _generatable(item):
+        # Each map is replaced in the list by its record as soon as it is read, so that the
+        # maps of a long list (a graph's task specs, about 1.3 KB each as msgpack reads them)
+        # are freed while the records are made, not all held until the last is. Should a later
+        # one send the message the reference way, the reference takes a record where it finds
+        # one (the record it would have made: the fast path is only ever narrower).
         decode = src.name(fast_decoder(item), "record")
-        src.emit(indent, f"{out} = [{decode}(v, frames) for v in {value}]")
-        return out
+        at, each = src.tmp(), src.tmp()
+        src.emit(indent, f"for {at}, {each} in enumerate({value}):")
+        src.emit(indent + 1, f"{value}[{at}] = {decode}({each}, frames)")
+        return value
     each, start = src.tmp(), len(src.lines)
     src.emit(indent, f"for {each} in {value}:")
     result = _value(src, indent + 1, item, each, minimum)

@@ -342,6 +342,8 @@ def record_converter(cls: type) -> Converter:
 
     def convert(value: Any, frames: list[Any]) -> Any:
         nonlocal specs
+        if type(value) is cls:  # (read already by the generated decoder: see codegen._list)
+            return value
         if specs is None:
             specs = field_specs(cls)
         if type(value) is not dict:
