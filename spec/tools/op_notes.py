@@ -140,7 +140,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                   "—"),
     "unregister": ("The worker is leaving on purpose.", "— (the connection closes)"),
     "compute-task": ("Run a task. `who_has` says where each dependency's value is, so the "
-                     "worker fetches what it lacks straight from those peers.",
+                     "worker fetches what it lacks straight from those peers. Inputs named "
+                     "in `ahead` (feature `dispatch-ahead`) are being computed on this "
+                     "worker: it waits for them and fetches nothing (see Dispatch ahead).",
                      "`task-finished` or `task-erred`"),
     "acquire-replicas": ("Fetch copies of these keys from the listed workers.",
                          "`keys-added` once they arrive"),

@@ -191,6 +191,12 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
        "args": {"serializer": "msgpack", "frames": [1]}}], [_msgpack([[5], {}])]),
     ("actor-call-reading-an-attribute", "actors",
      [{"op": "actor-call", "id": 2, "key": "Counter-1", "name": "n"}], []),
+    # The second link of a chain, sent to the worker computing its input (dispatch-ahead).
+    ("compute-task-sent-ahead-of-its-input", "dispatch-ahead",
+     [{"op": "compute-task", "key": "inc-2", "function": "operator:add",
+       "args": {"serializer": "msgpack", "frames": [1]},
+       "who_has": {"inc-1": []}, "ahead": ["inc-1"]}],
+     [_msgpack([[KeyRef("inc-1"), 1], {}])]),
     ("an-empty-batch", "framing", [], []),
     # Other encodings a sender may choose: any valid msgpack is accepted.
     ("wide-integer-and-str8-encodings", "message-encoding",

@@ -90,9 +90,11 @@ class CenterHarness:
 
     # -- what workers do -------------------------------------------------------------------
     def join(self, address: str, nthreads: int = 1, name: str | None = None,
-             keys: dict[str, int] | None = None, resources: dict[str, float] | None = None):
+             keys: dict[str, int] | None = None, resources: dict[str, float] | None = None,
+             features: frozenset[str] = frozenset()):
         return self(WorkerJoined(RegisterWorker(address=address, nthreads=nthreads, name=name,
-                                                keys=keys or {}, resources=resources or {})))
+                                                keys=keys or {}, resources=resources or {}),
+                                 features=features))
 
     def leave(self, address: str, reason: str = "connection closed", graceful: bool = False):
         return self(WorkerLeft(address, reason, graceful))

@@ -81,8 +81,11 @@ def _waiting_on(worker: WorkerInfo, asked: Container[str]) -> list[str]:
     extra = worker.occupied - worker.nthreads
     if extra <= 0:
         return []
+    # (a task sent ahead of its inputs waits for them there: moving it would move them)
+    ahead = worker.ahead or ()
     newest = itertools.islice(
-        (key for key in reversed(worker.processing) if key not in worker.long_running), extra)
+        (key for key in reversed(worker.processing)
+         if key not in worker.long_running and key not in ahead), extra)
     return [key for key in newest if key not in asked]
 
 

@@ -38,7 +38,15 @@ def validate_state(state: CenterView) -> None:
         assert ts.state in STATES, ts
         if ts.state == "processing":
             assert ts.processing_on is not None and ts.processing_on in state.workers, ts
-            assert key in state.workers[ts.processing_on].processing, ts
+            worker = state.workers[ts.processing_on]
+            assert key in worker.processing, ts
+            # Sent ahead (it waits there for inputs that worker is computing) or not at all.
+            assert bool(ts.waiting_on) == (key in (worker.ahead or ())), ts
+            for dep in ts.waiting_on:
+                dts = state.tasks[dep]
+                assert dts.state == "processing" and dts.processing_on == ts.processing_on, (
+                    ts, dts)
+                assert not dts.waiting_on, ("sent ahead of a task sent ahead", ts, dts)
         else:
             assert ts.processing_on is None, ts
         if ts.state == "memory":
@@ -72,6 +80,9 @@ def validate_state(state: CenterView) -> None:
             ts = state.tasks[key]
             assert ts.state == "processing" and ts.processing_on == address, ts
         assert worker.long_running <= worker.processing.keys(), worker
+        if worker.ahead is not None:
+            assert worker.ahead <= worker.processing.keys(), worker
+            assert len(worker.ahead) <= worker.nthreads, worker
         for key in worker.has_what:
             assert address in state.tasks[key].who_has
         assert worker.nbytes == sum(state.tasks[k].nbytes for k in worker.has_what), worker

@@ -97,6 +97,47 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
     return "queued"
 
 
+def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
+    """The worker to send the waiting task ``ts`` to before its inputs finish, if any: the
+    one on which every input is held or being computed, when placement would choose it anyway
+    (none of the inputs to move), it takes tasks ahead and has room for one more.
+
+    Bounded so that a long chain never floods a worker: at most as many such tasks at once as
+    it has threads, none whose input is itself sent ahead, none to a worker that is paused
+    or above its memory target. Tasks with resources (held from the moment a task is sent)
+    and actors (made where they are placed) wait to be placed as usual.
+    """
+    spec = ts.spec
+    if spec is None or spec.resources or spec.actor:
+        return None
+    tasks, stealing = view.tasks, view.stealing
+    address = None
+    for dep in ts.deps:
+        dts = tasks[dep]
+        if dts.state == "processing":
+            if dts.waiting_on or dep in stealing:
+                return None  # sent ahead itself, or about to move
+            if address is None:
+                address = dts.processing_on
+            elif dts.processing_on != address:
+                return None
+        elif dts.state != "memory":
+            return None
+    if address is None:
+        return None  # all held already: placed as any ready task
+    for dep in ts.deps:
+        dts = tasks[dep]
+        if dts.state == "memory" and address not in dts.who_has:
+            return None
+    worker = view.workers.get(address)
+    if (worker is None or worker.ahead is None or worker.status != "running"
+            or len(worker.ahead) >= worker.nthreads or above_target(worker)):
+        return None
+    if spec.workers and not candidates(ts, {address: worker}, view.names):
+        return None
+    return worker
+
+
 def partners(view: CenterView, ts: TaskState) -> Iterator[TaskState]:
     """Tasks without inputs that a dependent of ``ts`` (itself without inputs) combines with
     it: placed apart, one of the two results has to move to the other's worker."""

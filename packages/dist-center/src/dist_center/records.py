@@ -257,7 +257,8 @@ class TaskState:
 
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
-                 "nbytes", "status", "metrics", "resources", "environment", "long_running")
+                 "nbytes", "status", "metrics", "resources", "environment", "long_running",
+                 "ahead")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -270,6 +271,9 @@ class WorkerInfo:
         # Of those, tasks running without a thread slot (they seceded while they wait on
         # tasks they submitted): they do not count against the worker's threads.
         self.long_running: set[str] = set()
+        # Of those, tasks sent before their inputs (being computed there) finished, which it
+        # keeps waiting (protocol feature dispatch-ahead); None: it did not announce the feature.
+        self.ahead: set[str] | None = None
         self.has_what: set[str] = set()
         self.nbytes = 0
         self.status = "running"

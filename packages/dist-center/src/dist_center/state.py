@@ -288,7 +288,8 @@ class CenterState(TaskMachine):
         keys = msg.keys
         if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
             keys = [key for key in keys
-                    if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED]
+                    if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED
+                    or ts.state == "processing" and ts.waiting_on]  # (sent ahead of inputs)
         self.release(client, Release(keys=keys), sid)
         for key in keys:
             self.send(client, KeyCancelled(key=key))
@@ -358,6 +359,8 @@ class CenterState(TaskMachine):
             self._worker_left(WorkerLeft(reg.address, "registered again", graceful=True), sid)
         name = reg.name or reg.address
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit, reg.resources)
+        if "dispatch-ahead" in event.features:
+            worker.ahead = set()
         worker.has_what = carried
         if event.environment is not None:
             worker.environment = asdict(event.environment)
@@ -415,7 +418,9 @@ class CenterState(TaskMachine):
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
-        running = set(itertools.islice(worker.processing, worker.nthreads)) | worker.long_running
+        ahead = worker.ahead or ()  # (tasks waiting there for their inputs never ran)
+        running = set(itertools.islice((key for key in worker.processing if key not in ahead),
+                                       worker.nthreads)) | worker.long_running
         orphans = []
         for key in worker.processing:
             ts = self.tasks[key]
@@ -432,6 +437,8 @@ class CenterState(TaskMachine):
             orphans.append(ts)
         worker.processing.clear()
         worker.long_running.clear()
+        if worker.ahead:
+            worker.ahead.clear()
         self.forget_capacity(worker.address)
         lost = []
         for key in worker.has_what:

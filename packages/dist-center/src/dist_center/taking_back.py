@@ -40,6 +40,8 @@ def steal_reply(state: Center, address: str, msg: StealReply, sid: str) -> None:
         if ts is None or ts.state != "processing" or ts.processing_on != address:
             continue  # released or done meanwhile; the victim has dropped it already
         state.transition(ts, "waiting", sid, True)
+        if ts.waiting_on:
+            continue  # it was sent ahead of its inputs: it waits for them at the center again
         thief = state.workers.get(thief_address or "")
         if thief is not None and balance.may_run_on(state, ts, thief):
             state.transition(ts, "processing", sid, thief.address)

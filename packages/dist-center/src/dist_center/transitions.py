@@ -227,10 +227,24 @@ class TaskMachine:
             ts.waiting_on = NONE
             return self._to_processing(ts)
         ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
+        if not recs and self.workers:  # (its inputs are all on their way: it may go ahead)
+            worker = placement.ahead_worker(self, ts)
+            if worker is not None:
+                return {ts.key: ("processing", worker.address)}
         return recs
 
     def _to_processing(self, ts: TaskState, address: str | None = None) -> Recs:
-        """Send ``ts`` to ``address``, or to where placement says; it may rather queue."""
+        """Send ``ts`` to ``address``, or to where placement says; it may rather queue.
+
+        A task still waiting on inputs goes only where ``placement.ahead_worker`` sends it
+        ahead of them (else it declines, and waits); once placed, a task sends those of its
+        dependents ahead that may wait for it where it runs.
+        """
+        if ts.waiting_on:
+            ahead = placement.ahead_worker(self, ts)
+            if ahead is None or ahead.address != address:
+                return _NOTHING
+            return self._send_ahead(ts, ahead)
         if address is not None:
             worker = self.workers[address]
         elif self.recovering:
@@ -253,11 +267,53 @@ class TaskMachine:
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         self.send(worker.address, self.compute_message(ts))
-        if ts.dependents and not ts.deps:  # its queued partners go with it (see placement)
-            partners = placement.queued_partners(self, ts, worker)
-            if partners:
-                return {key: ("processing", worker.address) for key in partners}
+        if ts.dependents:
+            if not ts.deps:  # its queued partners go with it (see placement)
+                partners = placement.queued_partners(self, ts, worker)
+                if partners:
+                    return {key: ("processing", worker.address) for key in partners}
+            if worker.ahead is not None:
+                return self._ahead_of(ts, worker)
         return _NOTHING
+
+    def _send_ahead(self, ts: TaskState, worker: WorkerInfo) -> Recs:
+        """Send ``ts`` to ``worker`` before the inputs it waits on, which ``worker`` is
+        computing, finish: the worker starts it as soon as they do, without waiting for the
+        center to hear of them. It stays ``processing`` with ``waiting_on`` kept; when the
+        last input is in memory it simply runs there (see ``_inputs_arrived``)."""
+        self.unrunnable.discard(ts.key)
+        self._set_state(ts, "processing")
+        ts.processing_on = worker.address
+        worker.processing[ts.key] = None
+        worker.ahead.add(ts.key)  # type: ignore[union-attr]
+        self.send(worker.address, self.compute_message(ts))
+        return _NOTHING
+
+    def _ahead_of(self, ts: TaskState, worker: WorkerInfo) -> Recs:
+        """``ts`` runs on ``worker`` (not ahead of anything): its waiting dependents that may
+        wait for it there, within the worker's bound (see ``placement.ahead_worker``)."""
+        room = worker.nthreads - len(worker.ahead)  # type: ignore[arg-type]
+        if room <= 0:
+            return _NOTHING
+        recs: Recs = {}
+        tasks = self.tasks
+        for dep_key in ts.dependents:
+            dts = tasks[dep_key]
+            if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
+                recs[dep_key] = ("processing", worker.address)
+                if len(recs) >= room:
+                    break
+        return recs
+
+    def _cancel_ahead(self, ts: TaskState, worker: WorkerInfo) -> None:
+        """``ts`` leaves ``worker`` other than by finishing there: the tasks sent ahead to wait
+        for it there are taken back, to wait for it at the center again."""
+        tasks = self.tasks
+        for dep_key in list(ts.dependents):
+            dts = tasks[dep_key]
+            if (dts.state == "processing" and dts.processing_on == worker.address
+                    and ts.key in dts.waiting_on):
+                self.transition(dts, "waiting", self._stimulus_id)
 
     def _to_queued(self, ts: TaskState) -> Recs:
         self.unrunnable.discard(ts.key)
@@ -301,6 +357,10 @@ class TaskMachine:
                     self.long_running_done(holder, ts.key)
                 if holder is not worker:
                     self.free(holder.address, ts.key)
+                    if holder.ahead:  # (they would wait there for a value it was told to drop)
+                        self._cancel_ahead(ts, holder)
+                if holder.ahead:
+                    holder.ahead.discard(ts.key)
             ts.processing_on = None
         if self.unrunnable:
             self.unrunnable.discard(ts.key)
@@ -348,8 +408,16 @@ class TaskMachine:
         for dep_key in ts.dependents:
             dts = tasks[dep_key]
             dts.waiting_on = removed(dts.waiting_on, ts.key)
-            if dts.state == "waiting" and not dts.waiting_on:
-                recs[dep_key] = "processing"
+            if not dts.waiting_on:
+                if dts.state == "waiting":
+                    recs[dep_key] = "processing"
+                elif dts.state == "processing":
+                    worker = self.workers[dts.processing_on]  # type: ignore[index]
+                    if worker.ahead and dep_key in worker.ahead:
+                        # Sent ahead, it has started on its worker: it is no longer ahead,
+                        # and its own dependents may now wait for it there.
+                        worker.ahead.discard(dep_key)
+                        recs.update(self._ahead_of(dts, worker))
         return recs
 
     def _to_released(self, ts: TaskState) -> Recs:
@@ -441,6 +509,9 @@ class TaskMachine:
             worker.processing.pop(ts.key, None)
             if worker.long_running:
                 self.long_running_done(worker, ts.key)
+            if worker.ahead:
+                worker.ahead.discard(ts.key)
+                self._cancel_ahead(ts, worker)
             if tell_worker:
                 self.free(worker.address, ts.key)
             self._slots_freed[worker.address] = None
@@ -461,9 +532,11 @@ class TaskMachine:
             dts = self.tasks[dep]
             who_has[dep] = list(dts.who_has)
             nbytes[dep] = dts.nbytes
+        waiting_on = ts.waiting_on
+        ahead = [dep for dep in ts.deps if dep in waiting_on] if waiting_on else None
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
                            nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with,
-                           actor=spec.actor or None)
+                           actor=spec.actor or None, ahead=ahead)
 
     def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
         """The logged transitions of these keys, oldest first."""

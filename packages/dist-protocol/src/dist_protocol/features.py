@@ -51,6 +51,10 @@ FEATURES: dict[str, str] = {
                     "topics: `coordinate` / `coordinate-reply`, `published`",
     "actors": "actors: tasks with `actor` set keep their object on the worker, which answers "
               "`actor-call` with `actor-result`",
+    "dispatch-ahead": "the worker takes `compute-task` with `ahead`: a task sent before the "
+                      "inputs it names there, which this worker is computing, have finished; it "
+                      "waits for them here and starts once they are done (PROTOCOL.md, "
+                      "Dispatch ahead)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

@@ -545,6 +545,8 @@ class ComputeTask(Message):
     priority: int = 0
     pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
     actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
+    # Inputs this worker is computing now (dispatched ahead): wait for them here, fetch nothing
+    ahead: list[str] | None = wire_field(default=None, feature="dispatch-ahead")
 
 
 @message("acquire-replicas", "center->worker")

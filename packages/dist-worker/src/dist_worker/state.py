@@ -153,12 +153,16 @@ class WorkerState:
 
     def _wait_for(self, ts: WorkerTask, missing: list[str]) -> None:
         """``ts`` needs these inputs from peers: fetch them (in the order the task names them,
-        so what is asked of whom does not depend on set order)."""
+        so what is asked of whom does not depend on set order). Inputs the center names as
+        ``ahead`` are being computed here: the task waits for them and nothing is fetched (it
+        becomes ready when the last one finishes here; if one fails or is taken away, the
+        center frees the task)."""
         self._set_state(ts, "waiting")
         ts.waiting_on = set(missing)
+        ahead = ts.message.ahead or ()
         for dep in missing:
             self.waiters.setdefault(dep, set()).add(ts.key)
-            holders = list(ts.message.who_has[dep])
+            holders = [] if dep in ahead else list(ts.message.who_has[dep])
             if self.address in holders:
                 # The center believes this worker holds it; it does not (any more).
                 holders.remove(self.address)

@@ -1,0 +1,173 @@
+"""Dispatch ahead with real processes: the next link of a chain is sent to the worker computing
+its input and starts there the moment the input finishes; an input that errs, a worker that
+dies, a release or cancel, retries, restrictions and stealing leave every result as it was."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from dist_protocol.features import FEATURES
+
+pytestmark = pytest.mark.timeout(120)
+
+RESULT_TIMEOUT = 60
+WITHOUT_AHEAD = {"DIST_PROTOCOL_FEATURES": ",".join(f for f in FEATURES if f != "dispatch-ahead")}
+
+
+def slow_inc(x, delay=0.01):
+    time.sleep(delay)
+    return x + 1
+
+
+def noted_inc(x, path, delay=0.0):
+    """``x + 1``, leaving a line in ``path`` each time it runs."""
+    with open(path, "a") as f:
+        f.write("ran\n")
+    time.sleep(delay)
+    return x + 1
+
+
+def fail_once(x, path, delay=0.0):
+    time.sleep(delay)
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text("failed once")
+        raise OSError("the first try fails")
+    return x + 1
+
+
+def boom(x, delay=0.0):
+    time.sleep(delay)
+    return x / 0
+
+
+def runs(path: Path) -> int:
+    return path.read_text().count("ran") if path.exists() else 0
+
+
+def started_locally(executor, future) -> bool:
+    """The worker started ``future``'s task on finishing its input (the task was there
+    already), not on a compute-task from the center."""
+    return any(e["worker"] and e["start"] == "waiting" and e["finish"] == "ready"
+               and e["stimulus_id"].startswith("task-succeeded")
+               for e in executor.story(future))
+
+
+def sent_ahead(executor, future) -> bool:
+    """On a cluster of one worker: the task reached the worker while its input was not done
+    (it waited there; an input held already would have made it ready at once)."""
+    return any(e["worker"] and e["finish"] == "waiting" for e in executor.story(future))
+
+
+def running(executor, future) -> bool:
+    return any(e["worker"] and e["finish"] == "executing" for e in executor.story(future))
+
+
+def chain(executor, length, delay=0.01, first=0, **options):
+    futures = [executor.submit(slow_inc, first, delay, **options)]
+    for _ in range(length - 1):
+        futures.append(executor.submit(slow_inc, futures[-1], delay, **options))
+    return futures
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_chain_s_links_start_on_the_worker_as_their_inputs_finish(executor):
+    futures = chain(executor, 30, delay=0.02)
+    assert futures[-1].result(timeout=RESULT_TIMEOUT) == 30
+    assert sum(started_locally(executor, f) for f in futures[1:]) >= 20
+
+
+@pytest.mark.cluster(n_workers=1, env=WITHOUT_AHEAD)
+def test_a_worker_without_the_feature_is_sent_each_link_when_its_input_is_done(executor):
+    futures = chain(executor, 10)
+    assert futures[-1].result(timeout=RESULT_TIMEOUT) == 10
+    assert not any(started_locally(executor, f) for f in futures[1:])
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_an_input_that_errs_never_starts_the_task_waiting_for_it(executor, tmp_path):
+    noted = tmp_path / "dependent"
+    a = executor.submit(boom, 1, 0.3)
+    b = executor.submit(noted_inc, a, str(noted))
+    c = executor.submit(noted_inc, b, str(noted))
+    with pytest.raises(ZeroDivisionError):
+        c.result(timeout=RESULT_TIMEOUT)
+    assert isinstance(b.exception(timeout=RESULT_TIMEOUT), ZeroDivisionError)
+    assert sent_ahead(executor, b)
+    assert runs(noted) == 0
+    # The worker goes on with other work.
+    assert executor.submit(slow_inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_an_input_retried_runs_the_waiting_task_once_with_the_retried_value(executor, tmp_path):
+    noted = tmp_path / "dependent"
+    a = executor.submit(fail_once, 1, str(tmp_path / "tried"), 0.2, retries=1)
+    b = executor.submit(noted_inc, a, str(noted))
+    assert b.result(timeout=RESULT_TIMEOUT) == 3
+    assert sent_ahead(executor, b)
+    assert runs(noted) == 1
+
+
+@pytest.mark.cluster(n_workers=2, nanny=True)
+def test_a_worker_killed_in_the_middle_of_a_chain_the_chain_ends_on_the_other(cluster, executor,
+                                                                             wait_until):
+    futures = chain(executor, 60, delay=0.05)
+    wait_until(lambda: sum(f.done() for f in futures) >= 10, 30, "a sixth of the chain")
+    running = executor.who_has(futures[9])[futures[9].key]
+    doomed = next(w for w in cluster.workers if w.address in running)
+    doomed.kill_worker_process()
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in futures] == list(range(1, 61))
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_cancelling_the_waiting_task_keeps_it_from_running(executor, tmp_path, wait_until):
+    noted = tmp_path / "dependent"
+    a = executor.submit(slow_inc, 1, 1.0)
+    b = executor.submit(noted_inc, a, str(noted))
+    wait_until(lambda: sent_ahead(executor, b), 30, "b to wait on the worker")
+    b.cancel()
+    assert a.result(timeout=RESULT_TIMEOUT) == 2
+    assert b.cancelled()
+    # A task after a on the same worker has run: b would have run before it.
+    assert executor.submit(slow_inc, a).result(timeout=RESULT_TIMEOUT) == 3
+    assert runs(noted) == 0
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_releasing_the_chain_while_it_runs_frees_the_waiting_task(executor, tmp_path,
+                                                                   wait_until):
+    noted = tmp_path / "dependent"
+    a = executor.submit(slow_inc, 1, 1.0)
+    b = executor.submit(noted_inc, a, str(noted))
+    wait_until(lambda: running(executor, a) and sent_ahead(executor, b), 30,
+               "a to run and b to wait for it on the worker")
+    del a, b  # released while a runs and b waits there
+    # One thread: these run after a, and b would have started the moment a finished.
+    later = [executor.submit(slow_inc, i, 0.3) for i in range(3)]
+    assert executor.gather(later, timeout=RESULT_TIMEOUT) == [1, 2, 3]
+    assert runs(noted) == 0
+
+
+@pytest.mark.cluster(n_workers=2)
+def test_restrictions_decide_where_the_dependent_runs(cluster, executor):
+    one, two = (w.name for w in cluster.workers)
+    a = executor.submit(slow_inc, 1, 0.3, workers=[one])
+    b = executor.submit(slow_inc, a, workers=[two])
+    c = executor.submit(slow_inc, b, workers=[two])
+    assert c.result(timeout=RESULT_TIMEOUT) == 4
+    addresses = {w.name: w.address for w in cluster.workers}
+    assert executor.who_has(b)[b.key] == [addresses[two]]
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_worker_joining_late_takes_work_and_every_dependent_runs_once(cluster, executor,
+                                                                       tmp_path, wait_until):
+    roots = [executor.submit(slow_inc, i, 0.2) for i in range(12)]
+    noted = [tmp_path / f"dependent-{i}" for i in range(12)]
+    dependents = [executor.submit(noted_inc, r, str(p)) for r, p in zip(roots, noted)]
+    wait_until(lambda: any(r.done() for r in roots), 30, "the first root")
+    cluster.add_worker()  # idle: it steals what the first has not started
+    assert executor.gather(dependents, timeout=RESULT_TIMEOUT) == [i + 2 for i in range(12)]
+    assert [runs(p) for p in noted] == [1] * 12
