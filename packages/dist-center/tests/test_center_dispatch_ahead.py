@@ -169,8 +169,9 @@ def test_a_paused_worker_is_asked_for_its_waiting_tasks_and_gets_no_more(center)
     center.submit("a", center.spec("b", "a"), wanted=["b"])
     where = center.processing_on("a")
     out = center.heartbeat(where, paused=True)
-    assert [m.keys for _, m in out if isinstance(m, StealRequest)] == [["b"]]
-    center.worker_sent(where, StealReply(keys=["b"]))
+    # Every task not started is asked for; a runs and is kept.
+    assert [m.keys for _, m in out if isinstance(m, StealRequest)] == [["a", "b"]]
+    center.worker_sent(where, StealReply(keys=["b"], kept=["a"]))
     assert center.state_of("b") == "waiting"
     center.submit(center.spec("c", "a"))
     assert center.state_of("c") == "waiting"
@@ -270,3 +271,21 @@ def test_an_actor_input_and_payload_arguments_travel_unchanged(center):
     out = center.submit("a", TaskSpec(key="b", function="operator:add", deps=["a"], args=args))
     (_, message), = [(w, m) for w, m in out if isinstance(m, ComputeTask) and m.key == "b"]
     assert message.args is args and message.ahead == ["a"]
+
+
+def test_tasks_waiting_ahead_do_not_make_their_worker_look_busy_to_stealing(center):
+    # A diamond on two workers of two threads: the shared input and the two tasks sent ahead
+    # of it are no backlog. Counted as one, the idle worker stole the input, the tasks went
+    # ahead there, and the first stole it back, for ever.
+    center.join("w1", nthreads=2, features=AHEAD)
+    center.join("w2", nthreads=2, features=AHEAD)
+    out = center.submit(center.spec("d", "b", "c"), center.spec("b", "s"), center.spec("c", "s"),
+                        center.spec("s"), wanted=["d"])
+    assert computes(out) == [("w1", "s", None), ("w1", "b", ["s"]), ("w1", "c", ["s"])]
+    assert not [m for _, m in out if isinstance(m, StealRequest)]
+    out = center.finished("w1", "s")
+    assert computes(out) == [("w1", "d", ["b", "c"])]
+    assert not [m for _, m in out if isinstance(m, StealRequest)]
+    center.finished("w1", "b")
+    center.finished("w1", "c")
+    assert center.finished("w1", "d")[0][1].key == "d"

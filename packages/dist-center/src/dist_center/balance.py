@@ -81,7 +81,8 @@ def _waiting_on(worker: WorkerInfo, asked: Container[str]) -> list[str]:
     extra = worker.occupied - worker.nthreads
     if extra <= 0:
         return []
-    # (a task sent ahead of its inputs waits for them there: moving it would move them)
+    # (a task sent ahead of its inputs waits for them there: moving it would move them; it
+    # is not counted in ``occupied`` either)
     ahead = worker.ahead or ()
     newest = itertools.islice(
         (key for key in reversed(worker.processing)

@@ -282,8 +282,10 @@ class WorkerInfo:
 
     @property
     def occupied(self) -> int:
-        """Tasks sent to it that hold (or wait for) one of its thread slots."""
-        return len(self.processing) - len(self.long_running)
+        """Tasks sent to it that hold (or wait for) one of its thread slots. A task sent ahead
+        takes the slot of its input when that finishes: it adds nothing to the load before."""
+        ahead = self.ahead
+        return len(self.processing) - len(self.long_running) - (len(ahead) if ahead else 0)
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
