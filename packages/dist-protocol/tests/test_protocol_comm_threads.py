@@ -19,23 +19,39 @@ from dist_protocol.testing import comm_pair
 pytestmark = pytest.mark.timeout(60)
 
 
+class Received(list):
+    """What a server's connections received, in order; and why any of them closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed: list[str | None] = []
+
+
 async def collecting_server():
     """A listener whose connections keep every message they receive, in order."""
-    received: list = []
+    received = Received()
     arrived = asyncio.Event()
 
     def on_comm(comm):
         def handler(messages):
             received.extend(messages)
             arrived.set()
+
+        def on_close(_):
+            received.closed.append(comm.close_reason)
+            arrived.set()
         comm.set_handler(handler)
+        comm.on_close(on_close)
     listener = await listen("127.0.0.1:0", on_comm)
     return listener, received, arrived
 
 
-async def until(condition, arrived: asyncio.Event) -> None:
+async def until(condition, arrived: asyncio.Event, received: Received) -> None:
+    """Until ``condition()`` holds; fails at once, with the reason, should the server's side
+    of the connection close first."""
     async with asyncio.timeout(30):
         while not condition():
+            assert not received.closed, f"the server's connection closed: {received.closed}"
             await arrived.wait()
             arrived.clear()
 
@@ -72,7 +88,7 @@ def test_a_thread_writes_itself_once_allowed_and_the_peer_reads_it(run):
         comm.write_from_threads()
         assert await joined(in_thread(lambda: comm.write_now(Release(keys=["a"]),
                                                              Release(keys=["b"])))) is True
-        await until(lambda: len(received) == 2, arrived)
+        await until(lambda: len(received) == 2, arrived, received)
         assert received == [Release(keys=["a"]), Release(keys=["b"])]
         comm.close()
         listener.close()
@@ -118,7 +134,7 @@ def test_thread_writes_and_loop_sends_arrive_in_the_order_they_were_made(run):
             drain()
             await asyncio.sleep(0)
         await joined(pending)
-        await until(lambda: len(received) == 600, arrived)
+        await until(lambda: len(received) == 600, arrived, received)
         assert [msg.keys[0] for msg in received] == decided
         assert direct  # (some went straight from the thread)
         comm.close()
@@ -140,7 +156,7 @@ def test_what_the_socket_does_not_take_at_once_is_written_by_the_loop_in_order(r
 
         assert await joined(in_thread(write)) is False
         comm.send(Release(keys=["after"]))
-        await until(lambda: len(received) == 2, arrived)
+        await until(lambda: len(received) == 2, arrived, received)
         assert bytes(received[0].data["big"].frames[0]) == blob
         assert received[1] == Release(keys=["after"])
         comm.close()
@@ -159,7 +175,7 @@ def test_a_batch_with_two_large_frames_behind_a_threads_unfinished_write_keeps_t
             lambda: comm.write_now(PutData(id=1, data={"big": Payload("bytes", [blob])}))))
         comm.send(PutData(id=2, data={"a": Payload("bytes", [pair[0]]),
                                       "b": Payload("bytes", [pair[1]])}))
-        await until(lambda: len(received) == 2 or comm.closed.done(), arrived)
+        await until(lambda: len(received) == 2 or comm.closed.done(), arrived, received)
         assert bytes(received[0].data["big"].frames[0]) == blob
         assert [bytes(received[1].data[k].frames[0]) for k in "ab"] == pair
         comm.close()
