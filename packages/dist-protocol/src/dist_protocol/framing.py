@@ -225,6 +225,21 @@ class FrameDecoder:
         self._buf, self._start, self._end = grown, 0, unread
         self._view = memoryview(grown)
 
+    def _read_lengths(self, buf: bytearray, start: int, nframes: int) -> tuple[list[int], int]:
+        """A batch's frame lengths, found within the limits, and their sum."""
+        unpack = _LENGTHS.get(nframes) or struct.Struct(f"<{nframes}Q")
+        lengths = list(unpack.unpack_from(buf, start))
+        limits = self._limits
+        max_frame = limits.max_frame_bytes
+        for length in lengths:
+            if length > max_frame:
+                raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {max_frame}")
+        total = sum(lengths)
+        if total > limits.max_batch_bytes:
+            raise LimitExceeded(f"batch of {total} bytes exceeds the limit of "
+                                f"{limits.max_batch_bytes}")
+        return lengths, total
+
     def _parse(self, max_batches: int | None = None) -> list[list[Any]]:
         batches: list[list[Any]] = []
         limits = self._limits
@@ -241,7 +256,24 @@ class FrameDecoder:
                     raise LimitExceeded(f"batch of {nframes} frames exceeds the limit of "
                                         f"{limits.max_frames}")
                 start += 8
-                self._start, self._nframes = start, nframes
+                if end - start >= 8 * nframes:
+                    sizes, total = self._read_lengths(buf, start, nframes)
+                    start += 8 * nframes
+                    if end - start >= total:
+                        # The usual case, a whole batch buffered: its frames cut out at once.
+                        view = self._view
+                        frames = []
+                        for length in sizes:
+                            frames.append(view[start:start + length].tobytes())  # (one copy)
+                            start += length
+                        if start == end:  # the next batch starts at the front of the buffer
+                            start = self._end = 0
+                        self._start = start
+                        batches.append(frames)
+                        continue
+                    self._start, self._nframes, self._lengths = start, nframes, sizes
+                else:
+                    self._start, self._nframes = start, nframes
             lengths = self._lengths
             if lengths is None:
                 need = 8 * nframes
@@ -249,18 +281,9 @@ class FrameDecoder:
                     if len(buf) - start < need:
                         self._make_room(need)
                     break
-                unpack = _LENGTHS.get(nframes) or struct.Struct(f"<{nframes}Q")
-                lengths = list(unpack.unpack_from(buf, start))
+                lengths, _ = self._read_lengths(buf, start, nframes)
                 start += need
                 self._start = start
-                max_frame = limits.max_frame_bytes
-                for length in lengths:
-                    if length > max_frame:
-                        raise LimitExceeded(f"frame of {length} bytes exceeds the limit of "
-                                            f"{max_frame}")
-                if sum(lengths) > limits.max_batch_bytes:
-                    raise LimitExceeded(f"batch of {sum(lengths)} bytes exceeds the limit of "
-                                        f"{limits.max_batch_bytes}")
                 self._lengths = lengths
             frames = self._frames
             view = self._view
