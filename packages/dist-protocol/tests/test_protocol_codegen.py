@@ -138,6 +138,18 @@ def test_a_submit_read_from_the_wire_keeps_no_map_of_its_tasks():
     assert message.tasks[2].deps == ["k1"]
 
 
+def test_task_specs_read_from_the_wire_share_one_pickle_tag():
+    tasks = [wire_map(TaskSpec(key=f"k{i}", function="m:f", pickled_with="cpython-3.11"))
+             for i in range(2)]
+    tasks[1]["pickled_with"] = "".join(["cpython-", "3.11"])  # a copy, as msgpack reads it
+    assert tasks[0]["pickled_with"] is not tasks[1]["pickled_with"]
+
+    message = Submit._decode({"tasks": tasks, "op": "submit"}, BatchFrames(list(FRAMES)))
+
+    assert message.tasks[0].pickled_with == "cpython-3.11"
+    assert message.tasks[0].pickled_with is message.tasks[1].pickled_with
+
+
 def test_a_submit_whose_later_task_goes_the_reference_way_keeps_the_earlier_ones():
     good = wire_map(TaskSpec(key="a", function="m:f"))
     odd = {**wire_map(TaskSpec(key="b", function="m:f")), "key": Text("b")}

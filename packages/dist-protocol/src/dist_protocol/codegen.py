@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
 import typing
 from typing import Any, Union
@@ -300,6 +301,8 @@ def _decoder_source(cls: type, name: str, guarded: bool) -> Any:
                 result = _union(src, body + 1, tp, "x", spec.minimum, none_handled=True)
             if result is None:
                 result = _value(src, body + 1, tp, "x", spec.minimum)
+            if field.metadata.get("shared"):  # (a str by now: see wiretypes.wire_field)
+                result = f"{src.name(sys.intern, 'intern')}({result})"
             src.emit(body + 1, f"o.{field.name} = {result}")
     src.emit(body, f"o.__class__ = {src.name(cls, 'cls')}")
     src.emit(body, "return o")

@@ -139,7 +139,8 @@ class TaskSpec:
     allow_other_workers: bool = False
     resources: dict[str, float] | None = wire_field(default=None, minimum=0)
     retries: int = wire_field(default=0, minimum=0)
-    pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
+    pickled_with: str | None = wire_field(  # pickle tag ("cpython-3.11") of pickled function/args
+        default=None, shared=True)
     # An actor: the function is a class (or factory) whose result stays on the worker that
     # made it, its key's value being a handle (centers announcing "actors" take these).
     actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
@@ -543,7 +544,8 @@ class ComputeTask(Message):
     who_has: dict[str, list[str]] = field(default_factory=dict)
     nbytes: dict[str, int] = wire_field(default_factory=dict, minimum=0)
     priority: int = 0
-    pickled_with: str | None = None  # pickle tag ("cpython-3.11") of pickled function/args
+    pickled_with: str | None = wire_field(  # pickle tag ("cpython-3.11") of pickled function/args
+        default=None, shared=True)
     actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
     # Inputs this worker is computing now (dispatched ahead): wait for them here, fetch nothing
     ahead: list[str] | None = wire_field(default=None, feature="dispatch-ahead")

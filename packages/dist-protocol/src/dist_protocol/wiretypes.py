@@ -267,15 +267,18 @@ class FieldSpec:
 
 def wire_field(default: Any = dataclasses.MISSING, *, default_factory: Any = None,
                since: int = 1, feature: str | None = None, minimum: float | None = None,
-               values: tuple[str, ...] | None = None, length: int | None = None) -> Any:
+               values: tuple[str, ...] | None = None, length: int | None = None,
+               shared: bool = False) -> Any:
     """A message field with protocol metadata: the version that added it (``since``), the
     feature it belongs to, which the field is only sent under (see ``features``), and the
     least value its numbers may have (``minimum``; floats must then be finite too), which
     applies to each item of a list or map). ``values`` (the strings the field is defined for)
     and ``length`` (of a bin) are not checked when decoding: the handshake and the ops'
-    handlers enforce them, with their own error codes (PROTOCOL.md, Message encoding)."""
+    handlers enforce them, with their own error codes (PROTOCOL.md, Message encoding).
+    ``shared``: a string that nearly every message repeats (a pickle tag): the generated
+    decoder gives every message the one interned string instead of a copy read per message."""
     metadata = {"since": since, "feature": feature, "minimum": minimum, "values": values,
-                "length": length}
+                "length": length, "shared": shared}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
