@@ -240,7 +240,7 @@ def test_an_input_held_elsewhere_first_takes_the_waiting_task_back_to_where_it_i
 
 
 def test_a_lost_second_input_takes_the_waiting_task_back(center):
-    center.join("w1", features=AHEAD)
+    center.join("w1", nthreads=2, features=AHEAD)
     center.join("w2", features=AHEAD)
     center.submit(center.spec("x", workers=["w1"]))
     center.finished("w1", "x")
@@ -289,3 +289,14 @@ def test_tasks_waiting_ahead_do_not_make_their_worker_look_busy_to_stealing(cent
     center.finished("w1", "b")
     center.finished("w1", "c")
     assert center.finished("w1", "d")[0][1].key == "d"
+
+
+def test_a_worker_with_a_backlog_is_sent_nothing_ahead(center):
+    # Its threads are taken by tasks beyond the input: another worker might start the task
+    # first, so placement decides once the input is done, as for any task.
+    center.join("w1", features=AHEAD)
+    center.join("w2", features=AHEAD)
+    out = center.submit(*(center.spec(f"busy{i}", workers=["w1"]) for i in range(2)),
+                        center.spec("a", workers=["w1"]), center.spec("b", "a"))
+    assert [key for _, key, ahead in computes(out) if ahead] == []
+    assert center.state_of("b") == "waiting"

@@ -100,7 +100,9 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
 def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     """The worker to send the waiting task ``ts`` to before its inputs finish, if any: the
     one on which every input is held or being computed, when placement would choose it anyway
-    (none of the inputs to move), it takes tasks ahead and has room for one more.
+    (none of the inputs to move, and no task but those inputs holding its threads: it starts
+    there the moment they finish, no other worker sooner), it takes tasks ahead and has room
+    for one more.
 
     Bounded so that a long chain never floods a worker: at most as many such tasks at once as
     it has threads, none whose input is itself sent ahead, none to a worker that is paused
@@ -131,7 +133,8 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
             return None
     worker = view.workers.get(address)
     if (worker is None or worker.ahead is None or worker.status != "running"
-            or len(worker.ahead) >= worker.nthreads or above_target(worker)):
+            or len(worker.ahead) >= worker.nthreads or worker.occupied > worker.nthreads
+            or above_target(worker)):
         return None
     if spec.workers and not candidates(ts, {address: worker}, view.names):
         return None
