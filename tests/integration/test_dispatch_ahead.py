@@ -141,7 +141,8 @@ def test_releasing_the_chain_while_it_runs_frees_the_waiting_task(executor, tmp_
     noted = tmp_path / "dependent"
     a = executor.submit(slow_inc, 1, 1.0)
     b = executor.submit(noted_inc, a, str(noted))
-    wait_until(lambda: running(executor, a) and sent_ahead(executor, b), 30,
+    wait_until(lambda first=a, second=b: running(executor, first)
+               and sent_ahead(executor, second), 30,
                "a to run and b to wait for it on the worker")
     del a, b  # released while a runs and b waits there
     # One thread: these run after a, and b would have started the moment a finished.

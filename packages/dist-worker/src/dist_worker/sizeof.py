@@ -97,7 +97,7 @@ def _values(values: Any) -> int:
     stored as Python strings), whose pointers it counts: those are sampled."""
     dtype = values.dtype
     # (compared, not named: numpy makes a dtype's name in Python, 30 us a column here)
-    if dtype == object or getattr(dtype, "storage", None) == "python":
+    if dtype == object or getattr(dtype, "storage", None) == "python":  # noqa: E721
         import numpy
         return _object_column(numpy.asarray(values, dtype=object).ravel())
     return int(values.nbytes)
