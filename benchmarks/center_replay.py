@@ -1,7 +1,8 @@
 """The center's cost per task without sockets, processes or a busy machine in the way.
 
 ``record`` runs a real cluster (a center in this process, two ``dworker``s, a client) through
-a map of N tasks, the dask.array graph of ``(x + x.T).sum(axis=0)``, a chain of tasks (each
+a map of N tasks, the dask.array graph of ``(x + x.T).sum(axis=0)``, ``scale.py``'s graph
+(``arange`` in chunks of 4 summed by a tree, about ``--arange`` tasks), a chain of tasks (each
 the input of the next) and sequential ``submit(...).result()`` round trips (the events of
 ``roundtrip_cpu.py``'s two modes, one task per ``handle`` call), and writes down every
 call the server made to ``CenterState.handle``: the events, the clock it read, and how many
@@ -14,6 +15,7 @@ the same decisions, not some other path.
     python benchmarks/center_replay.py record [--n 100000] [--array 6000,500] [--chain 1000]
                                               [--latency 1000]
     python benchmarks/center_replay.py replay [--repeat 5] [--profile]
+    python benchmarks/center_replay.py memory [--top 15]  # bytes per task at each peak
 
 With ``--profile`` one more pass runs under cProfile and the top functions are printed; for
 counts that do not depend on the machine's load, run a single pass under callgrind:
@@ -352,9 +354,50 @@ def memory(args) -> dict:
             for where, size, count in summary[segment]["by_line"]:
                 print(f"    {size:8.1f} B {count:6.2f} blocks  {where}")
     tracemalloc.stop()
+    for segment, entry in summary.items():
+        entry.update(decoding(calls, segment))
+        if "decode_peak_bytes_per_task" in entry:
+            print(f"{segment:6} its largest submit ({entry['submit_tasks']:,} tasks) decoded "
+                  f"from its frames: {entry['frame_bytes_per_task']:,.0f} bytes per task of "
+                  f"frames, {entry['decode_peak_bytes_per_task']:,.0f} more at the peak of "
+                  f"decoding, {entry['decoded_bytes_per_task']:,.0f} kept")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "center-memory.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def decoding(calls, segment: str) -> dict:
+    """The segment's largest submit, encoded as its client sent it and decoded as the server
+    does (``decode_batch``): bytes per task of its frames, and what decoding allocates beyond
+    them at its peak (msgpack's maps of the whole message, the records made from them) and
+    keeps (the messages). A center holds the frames and that peak at once."""
+    import tracemalloc
+
+    from dist_center.events import ClientSent
+    from dist_protocol.messages import Submit, decode_batch, encode_batch
+
+    largest = None
+    for name, _, blob, _ in calls:
+        if name == segment:
+            for event in pickle.loads(blob):
+                if (isinstance(event, ClientSent) and isinstance(event.message, Submit)
+                        and (largest is None or len(event.message.tasks) > len(largest.tasks))):
+                    largest = event.message
+    if largest is None:
+        return {}
+    n = len(largest.tasks)
+    frames = [bytes(memoryview(frame)) for frame in encode_batch([largest])]
+    del largest
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    messages = decode_batch(frames)
+    kept, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del messages
+    return {"submit_tasks": n, "frame_bytes_per_task": sum(map(len, frames)) / n,
+            "decode_peak_bytes_per_task": (peak - base) / n,
+            "decoded_bytes_per_task": (kept - base) / n}
 
 
 def same_hash_seed() -> None:
