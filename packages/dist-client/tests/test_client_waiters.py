@@ -8,7 +8,7 @@ import threading
 import pytest
 from dist_client.core.client import ClientCore
 from dist_client.core.keystate import KeyState
-from dist_client.core.waiters import LoopWaiter, ThreadWaiter, settled, settled_async
+from dist_client.core.waiters import AllDone, LoopWaiter, ThreadWaiter, settled, settled_async
 from dist_client.errors import ClusterError, ExecutorClosedError
 
 
@@ -40,6 +40,50 @@ def test_a_waiter_sees_a_key_settle_again_after_its_result_was_lost():
         await asyncio.wait_for(settled_async([a, b]), 5)
     asyncio.run(main())
     assert a.watchers == [] and b.watchers == []
+
+
+class CountedState:
+    """Stands for a KeyState: counts how often waiting looks at whether it is done."""
+
+    reads = 0
+
+    def __init__(self):
+        self._done = False
+
+    @property
+    def done(self):
+        CountedState.reads += 1
+        return self._done
+
+
+def test_waiting_for_many_keys_looks_at_each_settled_key_a_bounded_number_of_times():
+    states = [CountedState() for _ in range(5_000)]
+    all_done = AllDone(states)
+    CountedState.reads = 0
+    checks = 0
+    for start in range(0, len(states), 10):  # results arrive in batches, in submission order
+        for state in states[start:start + 10]:
+            state._done = True
+        checks += 1
+        finished = all_done()
+        assert finished == (start + 10 >= len(states))
+    # Each key is read while the scan passes it, and once more in the final full pass:
+    # checking all keys at every batch would be about 1.25 million reads here.
+    assert CountedState.reads <= 2 * len(states) + 2 * checks
+
+
+def test_waiting_for_many_keys_sees_one_that_settled_and_became_pending_again():
+    states = [CountedState() for _ in range(100)]
+    all_done = AllDone(states)
+    for state in states[:60]:
+        state._done = True
+    assert not all_done()
+    states[5]._done = False  # its result was lost behind the scan: computed anew
+    for state in states[60:]:
+        state._done = True
+    assert not all_done()
+    states[5]._done = True
+    assert all_done()
 
 
 def test_a_thread_waiter_times_out_and_leaves_no_callback_behind():

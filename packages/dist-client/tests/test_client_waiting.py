@@ -33,6 +33,40 @@ def test_wait_first_exception(make_future):
     assert a in done
 
 
+def waited_in_a_thread(*args, **kwargs):
+    """``wait(*args, **kwargs)`` without a timeout, in a thread given ten seconds to return."""
+    results = []
+    thread = threading.Thread(target=lambda: results.append(wait(*args, **kwargs)))
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "wait did not return"
+    return results[0]
+
+
+def test_wait_returns_at_once_when_its_condition_held_before_it_was_called(make_future):
+    done_a, failed, never = make_future("wn1"), make_future("wn2"), make_future("wn3")
+    done_a.keystate.finish(1, "int", ["w"])
+    failed.keystate.fail(ValueError("x"))
+    try:
+        assert waited_in_a_thread([done_a, never], return_when=FIRST_COMPLETED) == \
+            ({done_a}, {never})
+        assert waited_in_a_thread([failed, never], return_when=FIRST_EXCEPTION) == \
+            ({failed}, {never})
+    finally:
+        never.keystate.finish(1, "int", ["w"])  # frees a thread still waiting, if any
+
+
+def test_wait_first_exception_returns_when_one_fails_while_others_finish(make_future):
+    futures = [make_future(f"wx{i}") for i in range(50)]
+    for f in futures[:20]:
+        finish_later(f)
+    threading.Timer(0.05, lambda: futures[30].keystate.fail(ValueError("x"))).start()
+    done, not_done = waited_in_a_thread(futures, return_when=FIRST_EXCEPTION)
+    assert futures[30] in done and not_done
+    for f in not_done:
+        f.keystate.finish(1, "int", ["w"])
+
+
 def test_as_completed_in_completion_order_and_add_while_iterating(make_future):
     a, b = make_future("ac1"), make_future("ac2")
     finish_later(b, 0.01)

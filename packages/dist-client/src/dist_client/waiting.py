@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Any, NamedTuple
 
-from .core.waiters import ThreadWaiter
+from .core.waiters import AllDone, ThreadWaiter
 from .future import Future
 
 
@@ -26,15 +26,26 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
 
+    pending = [f.keystate for f in futures if not f.done()]
+    if return_when == FIRST_COMPLETED and len(pending) < len(futures) or \
+            return_when == FIRST_EXCEPTION and any(f.done() and f.status != "finished"
+                                                   for f in futures):
+        pending = []  # satisfied already
+    all_done = AllDone(pending)
+    not_finished = pending  # for FIRST_EXCEPTION: the keys not yet seen finished
+
     def enough() -> bool:
-        done = [f for f in futures if f.done()]
-        if len(done) == len(futures):
+        nonlocal not_finished
+        if all_done():
             return True
         if return_when == FIRST_COMPLETED:
-            return bool(done)
-        return return_when == FIRST_EXCEPTION and any(f.status != "finished" for f in done)
+            return any(state.done for state in pending)
+        if return_when == FIRST_EXCEPTION:
+            not_finished = [state for state in not_finished if state.status != "finished"]
+            return any(state.done for state in not_finished)
+        return False
 
-    with ThreadWaiter(f.keystate for f in futures if not f.done()) as waiter:
+    with ThreadWaiter(pending) as waiter:
         waiter.until(enough, timeout)
     done = {f for f in futures if f.done()}
     return DoneAndNotDone(done, futures - done)

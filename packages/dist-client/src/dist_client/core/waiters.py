@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from .keystate import KeyState
 
@@ -83,14 +83,43 @@ class LoopWaiter:
                 state.unwatch(self._wake)
 
 
+class AllDone:
+    """``all(state.done for state in states)`` at a cost that does not grow with the keys
+    already settled: each check resumes at the first key the previous one found pending (keys
+    mostly settle in the order they were submitted), so waiting for a million keys is not a
+    million checks of a million keys. Once the scan reaches the end, the whole list is checked
+    once more, since a settled key whose result was lost meanwhile is pending again."""
+
+    __slots__ = ("_states", "_first_pending")
+
+    def __init__(self, states: Sequence[KeyState]):
+        self._states = states
+        self._first_pending = 0
+
+    def __call__(self) -> bool:
+        states, start = self._states, self._first_pending
+        end = len(states)
+        at = start
+        while at < end and states[at].done:
+            at += 1
+        if at < end:
+            self._first_pending = at
+            return False
+        if start == 0:  # this scan saw every key done
+            return True
+        self._first_pending = 0
+        return self()
+
+
 def settled(states: list[KeyState], timeout: float | None = None) -> bool:
     """Block this thread until every one of ``states`` is done; False on timeout."""
-    if all(state.done for state in states):
+    all_done = AllDone(states)
+    if all_done():
         return True
     if len(states) == 1:
         return _one_settled(states[0], timeout)
     with ThreadWaiter(states) as waiter:
-        return waiter.until(lambda: all(state.done for state in states), timeout)
+        return waiter.until(all_done, timeout)
 
 
 def _one_settled(state: KeyState, timeout: float | None) -> bool:
@@ -111,8 +140,9 @@ def _one_settled(state: KeyState, timeout: float | None) -> bool:
 
 async def settled_async(states: list[KeyState]) -> None:
     """Return on the running loop once every one of ``states`` is done."""
-    if not all(state.done for state in states):
-        await LoopWaiter(states).until(lambda: all(state.done for state in states))
+    all_done = AllDone(states)
+    if not all_done():
+        await LoopWaiter(states).until(all_done)
 
 
-__all__ = ["LoopWaiter", "ThreadWaiter", "settled", "settled_async"]
+__all__ = ["AllDone", "LoopWaiter", "ThreadWaiter", "settled", "settled_async"]
