@@ -65,11 +65,21 @@ def test_a_task_submitted_while_its_input_runs_is_sent_ahead_at_once(center):
 
 def test_at_most_one_task_per_thread_waits_ahead_on_a_worker(center):
     center.join("w1", nthreads=2, features=AHEAD)
-    out = center.submit("a", *(center.spec(f"b{i}", "a") for i in range(4)))
+    out = center.submit(*(center.spec(f"a{i}", workers=["w1"]) for i in range(2)),
+                        *(center.spec(f"b{i}", f"a{i}") for i in range(2)),
+                        *(center.spec(f"c{i}", f"b{i}") for i in range(2)))
     assert [key for _, key, ahead in computes(out) if ahead] == ["b0", "b1"]
-    assert {center.state_of(f"b{i}") for i in (2, 3)} == {"waiting"}
+    assert {center.state_of(f"c{i}") for i in (0, 1)} == {"waiting"}
+    assert len(center.state.workers["w1"].ahead) == 2
+
+
+def test_an_input_read_by_several_tasks_sends_none_ahead(center):
+    # A shuffle's pieces, a shared value: placement spreads its readers once it is done.
+    center.join("w1", nthreads=2, features=AHEAD)
+    out = center.submit("a", *(center.spec(f"b{i}", "a") for i in range(4)))
+    assert [key for _, key, ahead in computes(out) if ahead] == []
     out = center.finished("w1", "a")
-    assert sorted(key for _, key, _ in computes(out)) == ["b2", "b3"]
+    assert sorted(key for _, key, _ in computes(out)) == ["b0", "b1", "b2", "b3"]
 
 
 def test_a_task_is_not_sent_ahead_of_a_task_sent_ahead(center):
@@ -187,12 +197,14 @@ def test_above_its_memory_target_a_worker_is_sent_nothing_ahead(center):
 def test_tasks_with_resources_restrictions_or_actors_are_not_sent_ahead(center):
     center.join("w1", features=AHEAD, resources={"GPU": 1})
     center.join("w2", features=AHEAD)
-    out = center.submit(center.spec("a", workers=["w1"]),
-                        center.spec("gpu", "a", resources={"GPU": 1}),
-                        center.spec("elsewhere", "a", workers=["w2"]),
-                        center.spec("actor", "a", actor=True),
-                        center.spec("plain", "a"))
-    assert computes(out) == [("w1", "a", None), ("w1", "plain", ["a"])]
+    for reader in (dict(resources={"GPU": 1}), dict(workers=["w2"]), dict(actor=True)):
+        key = f"a-{len(center.state.tasks)}"
+        out = center.submit(center.spec(key, workers=["w1"]),
+                            center.spec(f"reader-of-{key}", key, **reader))
+        assert computes(out) == [("w1", key, None)]
+    center.join("w3", features=AHEAD)
+    out = center.submit(center.spec("a", workers=["w3"]), center.spec("plain", "a"))
+    assert computes(out) == [("w3", "a", None), ("w3", "plain", ["a"])]
 
 
 def test_a_restriction_that_names_the_worker_allows_it(center):
@@ -281,10 +293,10 @@ def test_tasks_waiting_ahead_do_not_make_their_worker_look_busy_to_stealing(cent
     center.join("w2", nthreads=2, features=AHEAD)
     out = center.submit(center.spec("d", "b", "c"), center.spec("b", "s"), center.spec("c", "s"),
                         center.spec("s"), wanted=["d"])
-    assert computes(out) == [("w1", "s", None), ("w1", "b", ["s"]), ("w1", "c", ["s"])]
+    assert computes(out) == [("w1", "s", None)]  # (s has two readers: none goes ahead)
     assert not [m for _, m in out if isinstance(m, StealRequest)]
     out = center.finished("w1", "s")
-    assert computes(out) == [("w1", "d", ["b", "c"])]
+    assert computes(out) == [("w1", "b", None), ("w1", "c", None), ("w1", "d", ["b", "c"])]
     assert not [m for _, m in out if isinstance(m, StealRequest)]
     center.finished("w1", "b")
     center.finished("w1", "c")

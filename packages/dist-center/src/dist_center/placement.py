@@ -104,7 +104,8 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     there the moment they finish, no other worker sooner), it takes tasks ahead and has room
     for one more.
 
-    Bounded so that a long chain never floods a worker: at most as many such tasks at once as
+    Only an input's one reader goes ahead of it (a chain's next link, a reduction's next
+    level). Bounded so that a long chain never floods a worker: at most as many such tasks at once as
     it has threads, none whose input is itself sent ahead, none to a worker that is paused
     or above its memory target. Tasks with resources (held from the moment a task is sent)
     and actors (made where they are placed) wait to be placed as usual.
@@ -117,8 +118,10 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     for dep in ts.deps:
         dts = tasks[dep]
         if dts.state == "processing":
-            if dts.waiting_on or dep in stealing:
-                return None  # sent ahead itself, or about to move
+            if dts.waiting_on or dep in stealing or len(dts.dependents) > 1:
+                # Sent ahead itself, or about to move; or read by several tasks (a shuffle's
+                # pieces, a shared value), which placement spreads once the input is done.
+                return None
             if address is None:
                 address = dts.processing_on
             elif dts.processing_on != address:
