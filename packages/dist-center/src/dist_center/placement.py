@@ -105,9 +105,9 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     for one more.
 
     Only an input's one reader goes ahead of it (a chain's next link, a reduction's next
-    level). Bounded so that a long chain never floods a worker: at most as many such tasks at once as
-    it has threads, none whose input is itself sent ahead, none to a worker that is paused
-    or above its memory target. Tasks with resources (held from the moment a task is sent)
+    level). Bounded so that a long chain never floods a worker: at most as many such tasks at
+    once as it has threads, none whose input is itself sent ahead, none to a worker that is
+    paused or above its memory target. Tasks with resources (held from the moment a task is sent)
     and actors (made where they are placed) wait to be placed as usual.
     """
     spec = ts.spec
