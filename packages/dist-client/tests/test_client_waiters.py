@@ -23,7 +23,7 @@ def test_a_thread_waits_until_the_keys_settle_and_the_keys_forget_it():
     finish_later(a)
     finish_later(b, 0.03)
     assert settled([a, b], timeout=5)
-    assert a.watchers == [] and b.watchers == []
+    assert not a.watchers and not b.watchers
 
 
 def test_a_waiter_sees_a_key_settle_again_after_its_result_was_lost():
@@ -39,7 +39,7 @@ def test_a_waiter_sees_a_key_settle_again_after_its_result_was_lost():
         finish_later(a)
         await asyncio.wait_for(settled_async([a, b]), 5)
     asyncio.run(main())
-    assert a.watchers == [] and b.watchers == []
+    assert not a.watchers and not b.watchers
 
 
 class CountedState:
@@ -89,7 +89,7 @@ def test_waiting_for_many_keys_sees_one_that_settled_and_became_pending_again():
 def test_a_thread_waiter_times_out_and_leaves_no_callback_behind():
     state = KeyState("slow")
     assert not settled([state], timeout=0.01)
-    assert state.watchers == []
+    assert not state.watchers
 
 
 def test_a_thread_waiter_rechecks_its_condition_at_each_settling():
@@ -98,7 +98,7 @@ def test_a_thread_waiter_rechecks_its_condition_at_each_settling():
         for i, state in enumerate(states):
             finish_later(state, 0.01 * (i + 1))
         assert waiter.until(lambda: sum(s.done for s in states) >= 2, timeout=5)
-    assert all(state.watchers == [] for state in states)
+    assert not any(state.watchers for state in states)
 
 
 def test_a_coroutine_waits_on_its_own_loop_for_keys_settled_by_another_thread():
@@ -109,7 +109,7 @@ def test_a_coroutine_waits_on_its_own_loop_for_keys_settled_by_another_thread():
         await asyncio.wait_for(settled_async([state]), 5)
         return state.status
     assert asyncio.run(main()) == "finished"
-    assert state.watchers == []
+    assert not state.watchers
 
 
 def test_a_loop_waiter_that_gives_up_leaves_no_callback_behind():
@@ -120,7 +120,7 @@ def test_a_loop_waiter_that_gives_up_leaves_no_callback_behind():
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(waiter.until(lambda: state.done), 0.01)
     asyncio.run(main())
-    assert state.watchers == []
+    assert not state.watchers
 
 
 def test_a_callback_on_a_settled_key_runs_at_once_and_one_that_raises_is_logged(caplog):

@@ -33,11 +33,13 @@ class KeyState:
         self.traceback = ""
         self.type = ""
         self.nbytes = 0
-        self.workers: list[str] = []
+        self.workers: tuple[str, ...] = ()
         # A small value as the center passed it on (serialized): read without a fetch.
         self.small_value: Payload | None = None
-        self.callbacks: list[Callable[[], object]] = []
-        self.watchers: list[Callable[[], object]] = []
+        # Made on first use: a client holds a million keys at a time, and each list less is
+        # one object less for the cyclic collector to walk.
+        self.callbacks: list[Callable[[], object]] | None = None
+        self.watchers: list[Callable[[], object]] | None = None
         # Held while the status changes and while callbacks are added, so a callback added
         # to a pending key is always called; re-entrant, since a callback may add another.
         self.lock = threading.RLock()
@@ -49,16 +51,16 @@ class KeyState:
     def _settle(self, status: str) -> None:
         with self.lock:
             self.status = status
-            callbacks, self.callbacks = self.callbacks, []
-            watchers = list(self.watchers)
-        for callback in callbacks + watchers:
+            callbacks, self.callbacks = self.callbacks or [], None
+            callbacks.extend(self.watchers or ())
+        for callback in callbacks:
             _call_safely(callback)
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
                small_value: Payload | None = None) -> None:
         self.nbytes, self.type = nbytes, type_
         if workers:
-            self.workers = list(workers)
+            self.workers = tuple(workers)
         self.small_value = small_value
         self.exception = None
         self._settle("finished")
@@ -72,7 +74,7 @@ class KeyState:
 
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
         self.exception, self.traceback = exception, traceback
-        self.workers = []
+        self.workers = ()
         self.small_value = None
         self._settle(status)
 
@@ -82,7 +84,7 @@ class KeyState:
             if self.status != "finished":
                 return
             self.status = "pending"
-            self.workers = []
+            self.workers = ()
             self.small_value = None
 
     def reset(self) -> None:
@@ -96,6 +98,8 @@ class KeyState:
         """Call ``callback()`` once the key settles: at once, in this thread, if it has."""
         with self.lock:
             if self.status == "pending":
+                if self.callbacks is None:
+                    self.callbacks = []
                 self.callbacks.append(callback)
                 return
         try:  # already settled: called here, in the caller's thread, as concurrent.futures does
@@ -106,22 +110,20 @@ class KeyState:
     def forget(self, callback: Callable[[], object]) -> None:
         """Do not call the ``on_done`` ``callback`` after all."""
         with self.lock:
-            try:
+            if self.callbacks and callback in self.callbacks:
                 self.callbacks.remove(callback)
-            except ValueError:
-                pass
 
     def watch(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` each time the key settles, until ``unwatch``."""
         with self.lock:
+            if self.watchers is None:
+                self.watchers = []
             self.watchers.append(callback)
 
     def unwatch(self, callback: Callable[[], object]) -> None:
         with self.lock:
-            try:
+            if self.watchers and callback in self.watchers:
                 self.watchers.remove(callback)
-            except ValueError:
-                pass
 
 
 def _call_safely(callback: Callable[[], object]) -> None:
