@@ -10,7 +10,7 @@ import cloudpickle
 
 from .future import Future
 
-_ATOMS = (int, float, str, bytes, bool, complex, type(None))
+_ATOMS = frozenset({int, float, str, bytes, bool, complex, type(None)})
 
 
 def funcname(func: Any) -> str:
@@ -28,8 +28,11 @@ def _normalize(value: Any, depth: int = 0) -> Any:
         return ("__future__", value.key)
     if depth > 50:
         raise ValueError("structure too deep to tokenize")
-    if kind in (list, tuple):
-        return (kind.__name__, tuple(_normalize(v, depth + 1) for v in value))
+    if kind is tuple or kind is list:
+        for item in value:
+            if type(item) not in _ATOMS:
+                return (kind.__name__, tuple(_normalize(v, depth + 1) for v in value))
+        return (kind.__name__, tuple(value))  # the usual arguments: atoms only
     if kind is dict:
         return ("dict", tuple(sorted(((_normalize(k, depth + 1), _normalize(v, depth + 1))
                                       for k, v in value.items()), key=repr)))
@@ -67,10 +70,13 @@ def function_token(func: Any) -> Any:
 def tokenize(*parts: Any) -> str:
     """32 hex digits that are equal for equal inputs; unique when something cannot be hashed."""
     try:
-        data = pickle.dumps(tuple(_normalize(p) for p in parts), protocol=5)
+        return _digest(tuple(_normalize(p) for p in parts))
     except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
         return uuid.uuid4().hex
-    return hashlib.md5(data).hexdigest()
+
+
+def _digest(normalized: tuple) -> str:
+    return hashlib.md5(pickle.dumps(normalized, protocol=5)).hexdigest()
 
 
 def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: str | list[str] | None,
@@ -86,7 +92,18 @@ def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: str | list[str]
         return [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
     prefix = key or funcname(func)
     ftoken = function_token(func)
-    return [f"{prefix}-{tokenize(ftoken, args, kwargs)}" for args in argsets]
+    try:  # what every call shares is normalized once: the same keys as ``tokenize``'s
+        shared_function, shared_keywords = _normalize(ftoken), _normalize(kwargs)
+    except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
+        return [f"{prefix}-{uuid.uuid4().hex}" for _ in argsets]
+    return [f"{prefix}-{_call_token(shared_function, args, shared_keywords)}" for args in argsets]
+
+
+def _call_token(function: Any, args: tuple, keywords: Any) -> str:
+    try:
+        return _digest((function, _normalize(args), keywords))
+    except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
+        return uuid.uuid4().hex
 
 
 def data_key(value: Any, hash: bool = True) -> str:
