@@ -51,8 +51,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "`cluster-info-reply` with the same `id`"),
     "cluster-info-reply": ("One map per worker: `address`, `name`, `nthreads`, `memory_limit` "
                            "(bytes, 0: none), `status`, `processing` (the number of tasks "
-                           "assigned to it and not finished), `keys` (the number of keys it "
-                           "holds), `nbytes` (their total size), `metrics` (its last "
+                           "assigned to it and not finished, but for those waiting ahead), "
+                           "`ahead` (the number of tasks waiting there ahead of their inputs, "
+                           "see Dispatch ahead; absent from older centers), `keys` (the "
+                           "number of keys it holds), `nbytes` (their total size), `metrics` "
+                           "(its last "
                            "heartbeat's map), `environment` (an `Environment` map as it stated "
                            "it in its hello, or nil).", "—"),
     "replicate": ("Keep `n` copies of each key in memory on distinct workers.", "—"),

@@ -26,21 +26,21 @@ def chain(center, length: int, **fields) -> list[str]:
     return keys
 
 
-def test_the_next_link_of_a_chain_goes_with_the_running_one_and_starts_without_a_round_trip(
+def test_the_next_links_of_a_chain_go_with_the_running_one_and_start_without_a_round_trip(
         center):
     center.join("w1", features=AHEAD)
     out = center.submit("a", center.spec("b", "a"), center.spec("c", "b"), wanted=["c"])
 
-    assert computes(out) == [("w1", "a", None), ("w1", "b", ["a"])]
-    assert out[1][1].who_has == {"a": []}
-    assert center.state_of("b") == "processing" and center.state_of("c") == "waiting"
-    assert center.state.workers["w1"].ahead == {"b"}
+    # b waits ahead of a, and c ahead of b, which itself waits there.
+    assert computes(out) == [("w1", "a", None), ("w1", "b", ["a"]), ("w1", "c", ["b"])]
+    assert out[1][1].who_has == {"a": []} and out[2][1].who_has == {"b": []}
+    assert center.state_of("b") == center.state_of("c") == "processing"
+    assert center.state.workers["w1"].ahead == {"b", "c"}
 
     out = center.finished("w1", "a")
-    # b was already there and started when a finished: c is sent ahead of it, b is not resent.
-    assert computes(out) == [("w1", "c", ["b"])]
+    # b started when a finished, c still waits: nothing is sent again.
+    assert computes(out) == [] and not freed(out)  # (a stays until b, which reads it, is done)
     assert center.state.workers["w1"].ahead == {"c"}
-    assert not freed(out)  # a stays until b, which reads it, is done
     out = center.finished("w1", "b")
     assert computes(out) == [] and freed(out) == [("w1", "a")]
     assert center.state.workers["w1"].ahead == set()
@@ -63,14 +63,19 @@ def test_a_task_submitted_while_its_input_runs_is_sent_ahead_at_once(center):
     assert computes(out) == [("w1", "b", ["a"])]
 
 
-def test_at_most_one_task_per_thread_waits_ahead_on_a_worker(center):
+def test_a_line_of_at_most_four_waits_ahead_behind_each_running_task(center):
     center.join("w1", nthreads=2, features=AHEAD)
-    out = center.submit(*(center.spec(f"a{i}", workers=["w1"]) for i in range(2)),
-                        *(center.spec(f"b{i}", f"a{i}") for i in range(2)),
-                        *(center.spec(f"c{i}", f"b{i}") for i in range(2)))
-    assert [key for _, key, ahead in computes(out) if ahead] == ["b0", "b1"]
-    assert {center.state_of(f"c{i}") for i in (0, 1)} == {"waiting"}
-    assert len(center.state.workers["w1"].ahead) == 2
+    out = center.submit(*(center.spec(f"a{i}-0", workers=["w1"]) for i in range(2)),
+                        *(center.spec(f"a{i}-{j}", f"a{i}-{j - 1}")
+                          for i in range(2) for j in range(1, 8)))
+    sent = [key for _, key, ahead in computes(out) if ahead]
+    assert sorted(sent) == sorted(f"a{i}-{j}" for i in range(2) for j in range(1, 5))
+    assert {center.state_of(f"a{i}-{j}") for i in range(2) for j in range(5, 8)} == {"waiting"}
+    assert len(center.state.workers["w1"].ahead) == 8
+    # A third chain on the full worker waits at the center, link by link.
+    out = center.submit(center.spec("b-0", workers=["w1"]), center.spec("b-1", "b-0"))
+    assert computes(out) == [("w1", "b-0", None)]
+    assert center.state_of("b-1") == "waiting"
 
 
 def test_an_input_read_by_several_tasks_sends_none_ahead(center):
@@ -82,11 +87,11 @@ def test_an_input_read_by_several_tasks_sends_none_ahead(center):
     assert sorted(key for _, key, _ in computes(out)) == ["b0", "b1", "b2", "b3"]
 
 
-def test_a_task_is_not_sent_ahead_of_a_task_sent_ahead(center):
+def test_a_line_waiting_ahead_is_at_most_four_long(center):
     center.join("w1", nthreads=4, features=AHEAD)
-    keys = chain(center, 5)
-    assert [center.state_of(k) for k in keys] == ["processing", "processing", "waiting",
-                                                  "waiting", "waiting"]
+    keys = chain(center, 8)
+    assert [center.state_of(k) for k in keys] == ["processing"] * 5 + ["waiting"] * 3
+    assert center.state.workers["w1"].ahead == set(keys[1:5])
 
 
 def test_inputs_on_two_workers_or_held_elsewhere_keep_a_task_waiting(center):
@@ -266,12 +271,16 @@ def test_a_lost_second_input_takes_the_waiting_task_back(center):
     assert [type(m).__name__ for _, m in out][-2:] == ["ComputeTask", "ComputeTask"]
 
 
-def test_a_long_chain_runs_to_its_end_one_link_ahead_at_a_time(center):
+def test_a_long_chain_runs_to_its_end_every_link_sent_ahead_of_its_input(center):
     center.join("w1", features=AHEAD)
     keys = chain(center, 200)
+    sent = {}
     for key in keys:
-        assert len(center.state.workers["w1"].ahead) <= 1
-        center.finished("w1", key)
+        assert len(center.state.workers["w1"].ahead) <= 4
+        for _, computed, ahead in computes(center.finished("w1", key)):
+            sent[computed] = ahead
+    # Every link after the first five was sent as its input started, one per finish.
+    assert sent == {keys[i]: [keys[i - 1]] for i in range(5, 200)}
     assert center.state_of(keys[-1]) == "memory"
     assert {ts.state for key, ts in center.state.tasks.items() if key != keys[-1]} == {
         "released"}  # (lineage of the result, as always)
@@ -312,3 +321,162 @@ def test_a_worker_with_a_backlog_is_sent_nothing_ahead(center):
                         center.spec("a", workers=["w1"]), center.spec("b", "a"))
     assert [key for _, key, ahead in computes(out) if ahead] == []
     assert center.state_of("b") == "waiting"
+
+
+# -- a line of tasks waiting ahead: whatever happens to an input, everything behind it is
+# taken back (free-keys first), and nothing is left waiting on the worker for a value that
+# will not come.
+
+def kinds(out) -> list[tuple[str, object]]:
+    return [(type(m).__name__, m.keys if isinstance(m, FreeKeys) else getattr(m, "key", None))
+            for _, m in out if isinstance(m, (FreeKeys, ComputeTask))]
+
+
+def waiting_ahead(center, address="w1") -> set[str]:
+    return set(center.state.workers[address].ahead)
+
+
+def test_an_input_that_errs_takes_the_whole_line_back_deepest_first_and_it_errs(center,
+                                                                                match):
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    out = center.erred("w1", keys[0])
+    assert freed(out) == [("w1", keys[i]) for i in (4, 3, 2, 1)]
+    assert computes(out) == []
+    assert ("alice", match(TaskErred, key=keys[-1], exception_type="ZeroDivisionError")) in out
+    assert center.state_of(keys[-1]) == "erred"
+    assert waiting_ahead(center) == set() and center.processing("w1") == []
+
+
+def test_a_link_in_the_middle_that_errs_takes_back_only_what_waits_behind_it(center):
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 10)
+    center.finished("w1", keys[0])
+    center.finished("w1", keys[1])  # keys[2] runs; 3..6 wait ahead
+    assert waiting_ahead(center) == set(keys[3:7])
+    out = center.erred("w1", keys[2])
+    # (then keys[1], which nothing reads now)
+    assert freed(out) == [("w1", keys[i]) for i in (6, 5, 4, 3, 1)]
+    assert center.state_of(keys[-1]) == "erred" and center.processing("w1") == []
+    assert waiting_ahead(center) == set()
+
+
+def test_an_input_retried_frees_the_line_before_it_is_sent_again(center):
+    center.join("w1", features=AHEAD)
+    keys = [f"link-{i}" for i in range(6)]
+    center.submit(center.spec(keys[0], retries=1),
+                  *(center.spec(key, before) for before, key in zip(keys, keys[1:])),
+                  wanted=[keys[-1]])
+    out = center.erred("w1", keys[0])
+    assert kinds(out) == [("FreeKeys", keys[4:0:-1]), ("ComputeTask", keys[0]),
+                          *(("ComputeTask", key) for key in keys[1:5])]
+    assert [ahead for _, _, ahead in computes(out)] == [None, *([k] for k in keys[:4])]
+    for key in keys:
+        center.finished("w1", key)
+    assert center.state_of(keys[-1]) == "memory"
+
+
+def test_a_stolen_input_takes_the_line_back_and_it_follows_the_input_to_the_thief(center):
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 6)
+    center.join("w2", features=AHEAD)
+    center.state.stealing[keys[0]] = "w2"
+    out = center.worker_sent("w1", StealReply(keys=[keys[0]]))
+    assert freed(out) == [("w1", keys[i]) for i in (4, 3, 2, 1)]
+    assert kinds(out)[0][0] == "FreeKeys"
+    assert computes(out) == [("w2", keys[0], None),
+                             *(("w2", keys[i], [keys[i - 1]]) for i in range(1, 5))]
+    assert waiting_ahead(center, "w2") == set(keys[1:5])
+
+
+def test_a_waiting_link_given_up_takes_back_the_links_behind_it(center):
+    # A paused worker gives up what it has not started: the center is told of the middle
+    # link and frees those that wait for it there.
+    center.join("w1", features=AHEAD)
+    center.join("w2", features=AHEAD)
+    keys = chain(center, 6)
+    where = center.processing_on(keys[0])
+    center.state.stealing[keys[2]] = None
+    out = center.worker_sent(where, StealReply(keys=[keys[2]]))
+    assert freed(out) == [(where, keys[4]), (where, keys[3])]
+    assert [center.state_of(k) for k in keys] == ["processing", "processing", "waiting",
+                                                  "waiting", "waiting", "waiting"]
+    assert waiting_ahead(center, where) == {keys[1]}
+    # When keys[1] starts there, the line is sent ahead again behind it.
+    out = center.finished(where, keys[0])
+    assert computes(out) == [(where, keys[i], [keys[i - 1]]) for i in range(2, 6)]
+
+
+def test_a_killed_worker_s_line_is_placed_again_and_only_the_running_link_is_a_suspect(center):
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    center.finished("w1", keys[0])
+    center.join("w2", features=AHEAD)
+    out = center.leave("w1", reason="killed")
+    # (keys[0], done, was held on w1 only: it runs again)
+    assert computes(out) == [("w2", keys[0], None),
+                             *(("w2", keys[i], [keys[i - 1]]) for i in range(1, 5))]
+    assert [center.task(k).died_on for k in keys[:6]] == [(), ("w1",)] + [()] * 4
+    for key in keys:
+        center.finished("w2", key)
+    assert center.state_of(keys[-1]) == "memory"
+
+
+def test_cancelling_the_chain_s_result_frees_every_link_waiting_ahead(center):
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    out = center.cancel(keys[-1])
+    assert sorted(freed(out)) == sorted(("w1", k) for k in keys[:5])
+    assert center.state.tasks == {} and waiting_ahead(center) == set()
+
+
+def test_cancelling_a_link_waiting_ahead_that_others_need_changes_nothing(center):
+    center.connect("bob")
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    center.submit(center.spec(keys[3], keys[2]), client="bob")
+    out = center.cancel(keys[3], client="bob")
+    assert freed(out) == [] and waiting_ahead(center) == set(keys[1:5])
+
+
+def test_releasing_a_line_keeps_what_another_result_needs(center):
+    center.connect("bob")
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    center.submit(center.spec(keys[2], keys[1]), client="bob")
+    out = center.release(keys[-1])
+    # keys[2] is still wanted: 0..2 go on; 3 and 4, behind it, are freed, the last first.
+    assert freed(out) == [("w1", keys[4]), ("w1", keys[3])]
+    assert waiting_ahead(center) == {keys[1], keys[2]}
+    for key in keys[:3]:
+        center.finish(key)
+    assert center.state_of(keys[2]) == "memory"
+
+
+def test_a_link_finished_elsewhere_takes_back_the_line_behind_it_there(center):
+    # A worker registering again with a link's value finishes it elsewhere: the worker
+    # computing it is told to drop it, and the links waiting behind it there go too.
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8, )
+    out = center.join("w2", features=AHEAD, keys={keys[2]: 8})
+    assert {("w1", k) for k in keys[2:5]} <= set(freed(out))
+    assert freed(out).index(("w1", keys[4])) < freed(out).index(("w1", keys[3]))
+    # The rest of the chain runs where its input is now, its line ahead of it there.
+    assert computes(out) == [("w2", keys[3], None),
+                             *(("w2", keys[i], [keys[i - 1]]) for i in range(4, 8))]
+    assert waiting_ahead(center) == set() and center.state_of(keys[0]) == "released"
+
+
+def test_cluster_info_counts_tasks_waiting_ahead_apart_from_those_processing(center):
+    from dist_protocol.messages import ClusterInfo
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 8)
+    [(_, reply)] = center.client_sent(ClusterInfo(id=1))
+    [row] = reply.workers
+    assert (row["processing"], row["ahead"]) == (1, 4)
+    center.finished("w1", keys[0])
+    [(_, reply)] = center.client_sent(ClusterInfo(id=2))
+    assert (reply.workers[0]["processing"], reply.workers[0]["ahead"]) == (1, 4)
+    center.erred("w1", keys[1])
+    [(_, reply)] = center.client_sent(ClusterInfo(id=3))
+    assert (reply.workers[0]["processing"], reply.workers[0]["ahead"]) == (0, 0)

@@ -46,7 +46,9 @@ def validate_state(state: CenterView) -> None:
                 dts = state.tasks[dep]
                 assert dts.state == "processing" and dts.processing_on == ts.processing_on, (
                     ts, dts)
-                assert not dts.waiting_on, ("sent ahead of a task sent ahead", ts, dts)
+            if ts.waiting_on:
+                assert placement.ahead_line(state.tasks, ts, placement.AHEAD_PER_THREAD + 1) \
+                    <= placement.AHEAD_PER_THREAD, ("too long a line waiting ahead", ts)
         else:
             assert ts.processing_on is None, ts
         if ts.state == "memory":
@@ -82,7 +84,7 @@ def validate_state(state: CenterView) -> None:
         assert worker.long_running <= worker.processing.keys(), worker
         if worker.ahead is not None:
             assert worker.ahead <= worker.processing.keys(), worker
-            assert len(worker.ahead) <= worker.nthreads, worker
+            assert len(worker.ahead) <= placement.AHEAD_PER_THREAD * worker.nthreads, worker
         for key in worker.has_what:
             assert address in state.tasks[key].who_has
         assert worker.nbytes == sum(state.tasks[k].nbytes for k in worker.has_what), worker

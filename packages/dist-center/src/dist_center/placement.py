@@ -22,6 +22,12 @@ MAX_PARTNER_FAN = 8
 # loopback (another rack, a capped link) and the center does not see transfers, so inputs are
 # moved to a less busy worker (or an idle one steals) only for waits long beside that time.
 BANDWIDTH = 10e6
+# Tasks that may wait ahead on a worker (see ``ahead_worker``): per thread, and in one line of
+# tasks each waiting for the one before. A link of a fast chain takes the worker less time
+# than the center's answer to its finish takes to come back, so a line this long keeps the
+# next links there while the center is still answering the last one; longer lines would only
+# pin more work to one worker and make more to take back when an input fails.
+AHEAD_PER_THREAD = 4
 
 
 def capacity(worker: WorkerInfo, avg_duration: float,
@@ -105,27 +111,34 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     for one more.
 
     Only an input's one reader goes ahead of it (a chain's next link, a reduction's next
-    level). Bounded so that a long chain never floods a worker: at most as many such tasks at
-    once as it has threads, none whose input is itself sent ahead, none to a worker that is
-    paused or above its memory target. Tasks with resources (held from the moment a task is sent)
-    and actors (made where they are placed) wait to be placed as usual.
+    level). An input may itself wait ahead there, so that the links of a chain faster than
+    the center's round trip all start on the worker. Bounded so that a long chain never
+    floods a worker: at most AHEAD_PER_THREAD such tasks per thread, and a line of at most
+    AHEAD_PER_THREAD tasks each waiting for the one before; none to a worker that is paused or
+    above its memory target. Tasks with resources (held from the moment a task is sent) and
+    actors (made where they are placed) wait to be placed as usual.
     """
     spec = ts.spec
     if spec is None or spec.resources or spec.actor:
         return None
     tasks, stealing = view.tasks, view.stealing
     address = None
+    line = 0  # tasks waiting ahead in the longest line that ends at one of the inputs
     for dep in ts.deps:
         dts = tasks[dep]
         if dts.state == "processing":
-            if dts.waiting_on or dep in stealing or len(dts.dependents) > 1:
-                # Sent ahead itself, or about to move; or read by several tasks (a shuffle's
-                # pieces, a shared value), which placement spreads once the input is done.
+            if dep in stealing or len(dts.dependents) > 1:
+                # About to move; or read by several tasks (a shuffle's pieces, a shared
+                # value), which placement spreads once the input is done.
                 return None
             if address is None:
                 address = dts.processing_on
             elif dts.processing_on != address:
                 return None
+            if dts.waiting_on:  # (it waits ahead itself)
+                line = max(line, ahead_line(tasks, dts, AHEAD_PER_THREAD))
+                if line >= AHEAD_PER_THREAD:
+                    return None
         elif dts.state != "memory":
             return None
     if address is None:
@@ -136,12 +149,26 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
             return None
     worker = view.workers.get(address)
     if (worker is None or worker.ahead is None or worker.status != "running"
-            or len(worker.ahead) >= worker.nthreads or worker.occupied > worker.nthreads
-            or above_target(worker)):
+            or len(worker.ahead) >= AHEAD_PER_THREAD * worker.nthreads
+            or worker.occupied > worker.nthreads or above_target(worker)):
         return None
     if spec.workers and not candidates(ts, {address: worker}, view.names):
         return None
     return worker
+
+
+def ahead_line(tasks: Mapping[str, TaskState], ts: TaskState, limit: int) -> int:
+    """How many tasks wait ahead in the longest line that ends at ``ts`` (each waiting for
+    the one before, the first for a task that runs), counted up to ``limit``. A task waiting
+    ahead waits only for inputs being computed where it is, so the walk stays on one worker."""
+    if not ts.waiting_on or limit <= 0:
+        return 0
+    longest = 0
+    for dep in ts.waiting_on:
+        dts = tasks.get(dep)
+        if dts is not None and dts.waiting_on:
+            longest = max(longest, ahead_line(tasks, dts, limit - 1))
+    return 1 + longest
 
 
 def partners(view: CenterView, ts: TaskState) -> Iterator[TaskState]:

@@ -54,8 +54,11 @@ def replica_orders(view: CenterView, msg: Replicate) -> dict[str, AcquireReplica
 
 
 def worker_table(view: CenterView) -> list[dict]:
+    """``cluster-info-reply``'s workers: tasks waiting ahead of their inputs on a worker are
+    counted apart (``ahead``), not as processing (they hold no thread there yet)."""
     return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
              "memory_limit": w.memory_limit, "status": w.status,
-             "processing": len(w.processing), "keys": len(w.has_what), "nbytes": w.nbytes,
-             "metrics": w.metrics, "environment": w.environment}
+             "processing": len(w.processing) - len(w.ahead or ()), "ahead": len(w.ahead or ()),
+             "keys": len(w.has_what), "nbytes": w.nbytes, "metrics": w.metrics,
+             "environment": w.environment}
             for w in view.workers.values()]

@@ -29,7 +29,7 @@ from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
 from .lineage import Recs
 from .ready import ReadyQueue
-from .records import (NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
+from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
                       WorkerInfo, joined, removed)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
@@ -278,32 +278,38 @@ class TaskMachine:
 
     def _send_ahead(self, ts: TaskState, worker: WorkerInfo) -> Recs:
         """Send ``ts`` to ``worker`` before the inputs it waits on, which ``worker`` is
-        computing, finish: the worker starts it as soon as they do, without waiting for the
-        center to hear of them. It stays ``processing`` with ``waiting_on`` kept; when the
-        last input is in memory it simply runs there (see ``_inputs_arrived``)."""
+        computing (or holds waiting ahead), finish: the worker starts it as soon as they do,
+        without waiting for the center to hear of them. It stays ``processing`` with
+        ``waiting_on`` kept; when the last input is in memory it simply runs there (see
+        ``_inputs_arrived``). Its own dependents may wait behind it."""
         self.unrunnable.discard(ts.key)
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         worker.ahead.add(ts.key)  # type: ignore[union-attr]
         self.send(worker.address, self.compute_message(ts))
-        return _NOTHING
+        return self._ahead_of(ts, worker) if ts.dependents else _NOTHING
 
     def _ahead_of(self, ts: TaskState, worker: WorkerInfo) -> Recs:
-        """``ts`` runs on ``worker`` (not ahead of anything): its waiting dependents that may
-        wait for it there, within the worker's bound (see ``placement.ahead_worker``)."""
-        room = worker.nthreads - len(worker.ahead)  # type: ignore[arg-type]
-        if room <= 0:
-            return _NOTHING
-        recs: Recs = {}
+        """``ts`` runs on ``worker`` or waits ahead there: the task that may wait ahead behind
+        it there, within the worker's bounds (see ``placement.ahead_worker``). Only an input's
+        one reader goes ahead of it, so this follows one line: past the dependents waiting
+        ahead there already, to the first that is not (when a link of a chain starts, the room
+        it leaves goes to the first link not sent yet)."""
         tasks = self.tasks
-        for dep_key in ts.dependents:
+        ahead = worker.ahead
+        dependents = ts.dependents
+        while len(dependents) == 1:
+            dep_key = next(iter(dependents))
             dts = tasks[dep_key]
-            if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
-                recs[dep_key] = ("processing", worker.address)
-                if len(recs) >= room:
-                    break
-        return recs
+            if dts.state == "waiting":
+                if placement.ahead_worker(self, dts) is worker:
+                    return {dep_key: ("processing", worker.address)}
+                return _NOTHING
+            if dts.state != "processing" or dep_key not in ahead:  # type: ignore[operator]
+                return _NOTHING
+            dependents = dts.dependents
+        return _NOTHING
 
     def _cancel_ahead(self, ts: TaskState, worker: WorkerInfo) -> None:
         """``ts`` leaves ``worker`` other than by finishing there: the tasks sent ahead to wait
@@ -421,10 +427,13 @@ class TaskMachine:
         return recs
 
     def _to_released(self, ts: TaskState) -> Recs:
-        """Keep only the lineage: a running task is taken back, held data freed."""
+        """Keep only the lineage: a running task is taken back, held data freed. A task that
+        was still to run no longer reads its inputs: those nothing else needs may go (its
+        result turned up elsewhere, say, while the input it read was still being computed)."""
+        active = ts.state in ACTIVE and ts.deps
         self._let_go(ts)
         self._set_state(ts, "released")
-        return _NOTHING
+        return lineage.release_inputs(ts) if active else _NOTHING
 
     def _let_go(self, ts: TaskState) -> None:
         if ts.state == "processing":
