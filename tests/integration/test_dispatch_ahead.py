@@ -172,3 +172,112 @@ def test_a_worker_joining_late_takes_work_and_every_dependent_runs_once(cluster,
     cluster.add_worker()  # idle: it steals what the first has not started
     assert executor.gather(dependents, timeout=RESULT_TIMEOUT) == [i + 2 for i in range(12)]
     assert [runs(p) for p in noted] == [1] * 12
+
+
+# -- a line of links waiting ahead: a chain faster than the center's round trip has its next
+# links on the worker, each waiting for the one before.
+
+def inc(x):
+    return x + 1
+
+
+def fail_at(x, at, path):
+    """``x + 1``, but fails at ``x == at`` (noting it in ``path``, once)."""
+    if x == at:
+        with open(path, "a") as f:
+            f.write("failed\n")
+        time.sleep(0.3)  # (the links behind it are sent ahead meanwhile)
+        raise ZeroDivisionError(f"link {x}")
+    return x + 1
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_fast_chain_s_links_nearly_all_start_on_the_worker(executor):
+    # inc takes the worker far less time than the center takes to answer a link's finish:
+    # with one task ahead, only every second link started on the worker.
+    futures = chain(executor, 300, delay=0.0)
+    assert futures[-1].result(timeout=RESULT_TIMEOUT) == 300
+    local = sum(started_locally(executor, f) for f in futures[1:])
+    assert local >= 0.75 * 299, local
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_link_that_errs_in_a_long_chain_runs_none_of_the_links_waiting_behind_it(
+        executor, tmp_path):
+    noted = tmp_path / "after"
+    failed = tmp_path / "failed"
+    before = [executor.submit(inc, 0)]
+    for _ in range(49):
+        before.append(executor.submit(fail_at, before[-1], -1, str(failed)))
+    erring = executor.submit(fail_at, before[-1], 50, str(failed))
+    after = [executor.submit(noted_inc, erring, str(noted))]
+    for _ in range(49):
+        after.append(executor.submit(noted_inc, after[-1], str(noted)))
+    with pytest.raises(ZeroDivisionError, match="link 50"):
+        after[-1].result(timeout=RESULT_TIMEOUT)
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in before] == list(range(1, 51))
+    assert all(isinstance(f.exception(timeout=RESULT_TIMEOUT), ZeroDivisionError)
+               for f in after)
+    # The links behind it were waiting on the worker for it, and none ran.
+    assert sum(sent_ahead(executor, f) for f in after[:4]) >= 2
+    assert runs(noted) == 0 and failed.read_text() == "failed\n"
+    assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_link_retried_in_a_long_chain_runs_each_link_behind_it_once(executor, tmp_path):
+    noted = tmp_path / "after"
+    front = chain(executor, 20, delay=0.0)
+    retried = executor.submit(fail_once, front[-1], str(tmp_path / "tried"), 0.3, retries=1)
+    after = [executor.submit(noted_inc, retried, str(noted))]
+    for _ in range(29):
+        after.append(executor.submit(noted_inc, after[-1], str(noted)))
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in after] == list(range(22, 52))
+    assert sent_ahead(executor, after[0])
+    assert runs(noted) == 30
+
+
+@pytest.mark.cluster(n_workers=2, nanny=True)
+def test_a_worker_killed_in_the_middle_of_a_fast_chain_the_chain_ends_right_on_the_other(
+        cluster, executor, wait_until):
+    futures = chain(executor, 400, delay=0.002)
+    wait_until(lambda: sum(f.done() for f in futures) >= 100, 60, "a quarter of the chain")
+    holders = executor.who_has(futures[99])[futures[99].key]
+    doomed = next(w for w in cluster.workers if w.address in holders)
+    doomed.kill_worker_process()
+    # Every link's value is its place in the chain: none ran with a wrong input.
+    assert [f.result(timeout=RESULT_TIMEOUT) for f in futures] == list(range(1, 401))
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_cancelling_a_chain_s_result_keeps_its_line_waiting_ahead_from_running(
+        executor, tmp_path, wait_until):
+    noted = tmp_path / "line"
+    a = executor.submit(slow_inc, 1, 1.0)
+    line = [executor.submit(noted_inc, a, str(noted))]
+    for _ in range(5):
+        line.append(executor.submit(noted_inc, line[-1], str(noted)))
+    wait_until(lambda: all(sent_ahead(executor, f) for f in line[:4]), 30,
+               "four links to wait on the worker")
+    executor.cancel(line)
+    assert a.result(timeout=RESULT_TIMEOUT) == 2
+    assert all(f.cancelled() for f in line)
+    # A task after a on the same worker has run: the line would have run before it.
+    assert executor.submit(slow_inc, a).result(timeout=RESULT_TIMEOUT) == 3
+    assert runs(noted) == 0
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_releasing_a_chain_while_its_line_waits_ahead_runs_none_of_it(executor, tmp_path,
+                                                                      wait_until):
+    noted = tmp_path / "line"
+    a = executor.submit(slow_inc, 1, 1.0)
+    line = [executor.submit(noted_inc, a, str(noted))]
+    for _ in range(5):
+        line.append(executor.submit(noted_inc, line[-1], str(noted)))
+    wait_until(lambda: running(executor, a) and all(sent_ahead(executor, f) for f in line[:4]),
+               30, "a to run and four links to wait for it on the worker")
+    del a, line
+    later = [executor.submit(slow_inc, i, 0.3) for i in range(3)]
+    assert executor.gather(later, timeout=RESULT_TIMEOUT) == [1, 2, 3]
+    assert runs(noted) == 0

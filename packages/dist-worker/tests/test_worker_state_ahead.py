@@ -88,3 +88,63 @@ def test_a_paused_worker_holds_the_task_until_it_resumes(make_worker):
     assert worker.succeeded("a", value=3) == [finished("a")]
     assert worker.state_of("b") == "ready"
     assert worker.pause(False) == [worker.execute("b", a=3)]
+
+
+# A line waiting ahead: each task waits for the one before, itself waiting here.
+
+def line(worker, length: int) -> list[str]:
+    """``a-0`` runs; ``a-1`` .. waits each for the one before, as the center sends a chain."""
+    keys = [f"a-{i}" for i in range(length)]
+    assert worker.compute(keys[0]) == [worker.execute(keys[0])]
+    for before, key in zip(keys, keys[1:]):
+        assert worker(ahead(key, before)) == []
+    return keys
+
+
+def test_each_link_of_a_line_starts_as_the_one_before_finishes_here(make_worker):
+    worker = make_worker(nthreads=1)
+    keys = line(worker, 5)
+    assert [worker.state_of(k) for k in keys[1:]] == ["waiting"] * 4
+    for value, (key, after) in enumerate(zip(keys, keys[1:])):
+        assert worker.succeeded(key, value=value) == [finished(key),
+                                                      worker.execute(after, **{key: value})]
+    assert worker.succeeded(keys[-1]) == [finished(keys[-1])]
+
+
+def test_an_input_that_fails_starts_nothing_of_the_line_and_freeing_it_leaves_nothing(
+        make_worker):
+    worker = make_worker(nthreads=1)
+    keys = line(worker, 5)
+    out = worker.failed(keys[0])
+    assert [type(i.message).__name__ for i in out] == ["TaskErred"]
+    assert [worker.state_of(k) for k in keys[1:]] == ["waiting"] * 4
+    assert worker.free(*reversed(keys[1:])) == []
+    assert worker.state.tasks == {} and worker.state.waiters == {}
+    # The worker goes on with other work.
+    assert worker.compute("other") == [worker.execute("other")]
+
+
+def test_a_line_freed_and_sent_again_runs_once_with_the_new_values(make_worker):
+    # An input retried: the center frees the line, then sends the input and the line again.
+    worker = make_worker(nthreads=1)
+    keys = line(worker, 3)
+    worker.failed(keys[0])
+    worker.free(keys[2], keys[1])
+    assert worker.compute(keys[0]) == [worker.execute(keys[0])]
+    for before, key in zip(keys, keys[1:]):
+        assert worker(ahead(key, before)) == []
+    assert worker.succeeded(keys[0], value=10) == [finished(keys[0]),
+                                                   worker.execute(keys[1], **{keys[0]: 10})]
+    assert worker.succeeded(keys[1], value=11) == [finished(keys[1]),
+                                                   worker.execute(keys[2], **{keys[1]: 11})]
+
+
+def test_a_link_given_up_in_the_middle_keeps_the_rest_from_starting(make_worker):
+    worker = make_worker(nthreads=1)
+    keys = line(worker, 4)
+    assert worker.steal(keys[1]) == [SendToCenter(StealReply(keys=[keys[1]], kept=[]))]
+    # keys[0] finishes: keys[1] is gone, and keys[2], waiting for it, does not start.
+    assert worker.succeeded(keys[0]) == [finished(keys[0])]
+    assert worker.state_of(keys[2]) == "waiting"
+    assert worker.free(keys[3], keys[2]) == []
+    assert worker.state.tasks == {} and worker.state.waiters == {}
