@@ -275,7 +275,8 @@ def test_releasing_a_chain_while_its_line_waits_ahead_runs_none_of_it(executor, 
     line = [executor.submit(noted_inc, a, str(noted))]
     for _ in range(5):
         line.append(executor.submit(noted_inc, line[-1], str(noted)))
-    wait_until(lambda: running(executor, a) and all(sent_ahead(executor, f) for f in line[:4]),
+    wait_until(lambda first=a, links=line: running(executor, first)
+               and all(sent_ahead(executor, f) for f in links[:4]),
                30, "a to run and four links to wait for it on the worker")
     del a, line
     later = [executor.submit(slow_inc, i, 0.3) for i in range(3)]
