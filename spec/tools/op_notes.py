@@ -24,7 +24,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "Every task of the message is wanted by this client unless `wanted` lists the "
                "ones it wants (the rest are only inputs). `small_values: true` asks that, from "
                "now on, small pickled results come within `key-in-memory` (only for clients "
-               "that read pickle).",
+               "that read pickle). A graph may come in several submits (feature "
+               "`graph-parts`: see Graphs in parts).",
                "for each wanted key, when it settles: `key-in-memory`, `task-erred`, "
                "`key-lost` or `key-cancelled`"),
     "release": ("The client no longer wants these keys; the center forgets each one that no "

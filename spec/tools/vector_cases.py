@@ -197,6 +197,13 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
        "args": {"serializer": "msgpack", "frames": [1]},
        "who_has": {"inc-1": []}, "ahead": ["inc-1"]}],
      [_msgpack([[KeyRef("inc-1"), 1], {}])]),
+    # The first of a graph's two parts (graph-parts): kept at the center, though nothing in it
+    # is wanted, until the part without `more` links its tasks.
+    ("submit-the-first-part-of-a-graph", "graphs-in-parts",
+     [{"op": "submit", "tasks": [{"key": "sqrt-1", "function": "math:sqrt",
+                                  "args": {"serializer": "msgpack", "frames": [1]}}],
+       "wanted": [], "graph": 1, "more": True}],
+     [_msgpack([[16.0], {}])]),
     ("an-empty-batch", "framing", [], []),
     # Other encodings a sender may choose: any valid msgpack is accepted.
     ("wide-integer-and-str8-encodings", "message-encoding",

@@ -33,6 +33,12 @@ def state_events(state: CenterState) -> list[Event]:
         if specs or small:
             events.append(ClientSent(client, Submit(tasks=specs, wanted=sorted(keys),
                                                     small_values=small)))
+    for (client, graph), pending in state.graph_parts.pending.items():
+        # The parts of a graph whose last part is still to come, kept as they were.
+        specs = [ts.spec for ts in _with_inputs(state, {ts.key for ts in pending.fresh})
+                 if ts.spec is not None]
+        events.append(ClientSent(client, Submit(tasks=specs, wanted=[], graph=graph,
+                                                more=True)))
     for name, dataset in state.datasets.items():
         events.append(ClientSent(dataset_holder(name), PublishDataset(
             id=0, name=name, keys=list(dataset.keys), data=dataset.data)))

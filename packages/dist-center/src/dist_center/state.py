@@ -38,6 +38,7 @@ from . import (balance, coordination, lineage, queries, recovery, scattering, sh
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+from .graph_parts import GraphParts
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
@@ -70,6 +71,7 @@ class CenterState(TaskMachine):
         self.peak_tasks = 0  # since the tables were last compacted
         self.compactions = 0  # the server gives memory back to the system after each
         self.datasets: dict[str, Dataset] = {}  # published by name
+        self.graph_parts = GraphParts()  # graphs whose last part has not come yet
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -166,6 +168,7 @@ class CenterState(TaskMachine):
             if ts is not None:
                 ts.wanted_by = left(ts.wanted_by, event.client)
                 self.transition(ts, "forgotten", sid)
+        self._forget_unneeded(self.graph_parts.client_left(event.client), sid)
         self.alone.forget(event.client)
 
     def _client_sent(self, event: ClientSent, sid: str) -> None:
@@ -243,7 +246,17 @@ class CenterState(TaskMachine):
                     self._link(ts, sid)
             for ts in lineage.in_cycles(fresh):
                 self.transition(ts, "erred", sid, lineage.cyclic(ts))
+        if msg.more:  # later parts of the graph read these: kept as they are until the last
+            self.graph_parts.add(client, msg.graph, touched, fresh)
+            return
+        earlier = self.graph_parts.finish(client, msg.graph)
+        if earlier is not None:  # the last part: the graph is handled as one submit from here
+            touched = earlier.touched + touched
+            fresh = earlier.fresh + fresh
         self.bring_back(touched, sid)
+        self._forget_unneeded(fresh, sid)
+
+    def _forget_unneeded(self, fresh: list[TaskState], sid: str) -> None:
         for ts in fresh:
             if ts.state == "released":  # neither wanted nor needed: nothing to keep it for
                 self.transition(ts, "forgotten", sid)
@@ -320,6 +333,7 @@ class CenterState(TaskMachine):
             self.transition_log.append((ts.key, ts.state, "forgotten", sid, self.now))
             ts.state = "forgotten"
         self.tasks.clear()
+        self.graph_parts.clear()
         self.task_counts.clear()
         self.workers.clear()
         self.names.clear()
@@ -615,7 +629,7 @@ class CenterState(TaskMachine):
         """Assert every invariant, and that the table knows every state; tests call this after
         each step."""
         check_table(TRANSITIONS)
-        validate_state(self)
+        validate_state(self, self.graph_parts.kept())
 
 
 

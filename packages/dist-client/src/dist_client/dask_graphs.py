@@ -7,11 +7,12 @@ workers, never through the client.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import pickle
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from dist_protocol.messages import Submit
+from dist_protocol.messages import Submit, TaskSpec
 from dist_protocol.serialize import KeyRef, Payload
 
 from .core import operations
@@ -330,8 +331,39 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
         for key, future in _persisted(dsk).items():
             futures[key] = core.future(future.key)
     wanted_names = None if keep is None else [dist_key(key) for key in keep]
-    core.send(Submit(tasks=tasks, small_values=True, wanted=wanted_names))
+    core.send(*graph_submits(tasks, wanted_names, _center_takes_parts(core)))
     return futures
+
+
+# Tasks a graph's submit carries at most where the center takes a graph in parts: the center
+# holds a whole message while decoding it (about 2 KB a task of a dask graph, beside what it
+# keeps of each), so a graph of a million tasks in one message would cost it a gigabyte more.
+# A part of this size goes in a batch of its own (``MAX_FRAMES_PER_BATCH``: two frames a task).
+PART_TASKS = 5_000
+_graph_ids = itertools.count(1)
+
+
+def graph_submits(tasks: list[TaskSpec], wanted: list[str] | None, in_parts: bool,
+                  part_tasks: int = PART_TASKS) -> list[Submit]:
+    """The submits of a graph's tasks (in an order where inputs come before their readers):
+    one, or, ``in_parts``, one per ``part_tasks`` tasks, sharing a graph id, each but the last
+    marked ``more`` (protocol feature ``graph-parts``). ``wanted``: as for ``Submit``."""
+    if not in_parts or len(tasks) <= part_tasks:
+        return [Submit(tasks=tasks, small_values=True, wanted=wanted)]
+    graph = next(_graph_ids)
+    keep = None if wanted is None else set(wanted)
+    parts = []
+    for start in range(0, len(tasks), part_tasks):
+        part = tasks[start:start + part_tasks]
+        parts.append(Submit(
+            tasks=part, small_values=True, graph=graph, more=start + part_tasks < len(tasks),
+            wanted=None if keep is None else [t.key for t in part if t.key in keep]))
+    return parts
+
+
+def _center_takes_parts(core: ClientCore) -> bool:
+    center = core.center
+    return center is not None and "graph-parts" in center.features
 
 
 def _node_payload(core: ClientCore, node: Any) -> Payload:

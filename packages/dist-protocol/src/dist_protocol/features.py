@@ -55,6 +55,9 @@ FEATURES: dict[str, str] = {
                       "inputs it names there, which this worker is computing, have finished; it "
                       "waits for them here and starts once they are done (PROTOCOL.md, "
                       "Dispatch ahead)",
+    "graph-parts": "the center takes `submit` with `graph` and `more`: a graph sent in "
+                   "several submits, whose earlier parts' tasks are kept, wanted or not, until "
+                   "its last part has been handled (PROTOCOL.md, Graphs in parts)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

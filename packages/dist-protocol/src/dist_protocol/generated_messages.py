@@ -384,13 +384,17 @@ def _Submit(cls):
     set_tasks = cls.tasks.__set__
     set_wanted = cls.wanted.__set__
     set_small_values = cls.small_values.__set__
-    setters = (set_tasks,set_wanted,set_small_values,)
+    set_graph = cls.graph.__set__
+    set_more = cls.more.__set__
+    setters = (set_tasks,set_wanted,set_small_values,set_graph,set_more,)
     running = set()
 
-    def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False) -> None:
+    def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, graph: 'int | None' = None, more: 'bool' = False) -> None:
         set_tasks(self, tasks)
         set_wanted(self, wanted)
         set_small_values(self, small_values)
+        set_graph(self, graph)
+        set_more(self, more)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -398,30 +402,30 @@ def _Submit(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(tasks={self.tasks!r}, wanted={self.wanted!r}, small_values={self.small_values!r})"
+            return self.__class__.__qualname__ + f"(tasks={self.tasks!r}, wanted={self.wanted!r}, small_values={self.small_values!r}, graph={self.graph!r}, more={self.more!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.tasks,self.wanted,self.small_values,)==(other.tasks,other.wanted,other.small_values,)
+            return (self.tasks,self.wanted,self.small_values,self.graph,self.more,)==(other.tasks,other.wanted,other.small_values,other.graph,other.more,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.tasks,self.wanted,self.small_values,))
+        return hash((self.tasks,self.wanted,self.small_values,self.graph,self.more,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('tasks','wanted','small_values',):
+        if type(self) is cls or name in ('tasks','wanted','small_values','graph','more',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('tasks','wanted','small_values',):
+        if type(self) is cls or name in ('tasks','wanted','small_values','graph','more',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.tasks, self.wanted, self.small_values]
+        return [self.tasks, self.wanted, self.small_values, self.graph, self.more]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3264,8 +3268,10 @@ METHODS = {
         (('tasks', 'list[TaskSpec]', '-'),
          ('wanted', 'list[str] | None', 'None'),
          ('small_values', 'bool', 'False'),
+         ('graph', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('more', 'bool', ('field', 'False', '-', True, True, True, None, False)),
          ('feature_checked', 'ClassVar[bool]', 'True')),
-        "Submit(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False)",
+        "Submit(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, graph: 'int | None' = None, more: 'bool' = False)",
         _Submit),
     'Release': (
         (('keys', 'list[str]', '-'),),

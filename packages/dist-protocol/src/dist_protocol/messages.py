@@ -213,6 +213,11 @@ class Submit(Message):
     tasks: list[TaskSpec]
     wanted: list[str] | None = None  # None: every task of this message is wanted
     small_values: bool = False  # from now on, small results come within key-in-memory
+    # A graph sent in parts, so that no one message holds all of it (feature "graph-parts"):
+    # its parts name the same ``graph`` (the client's choice), each but the last with ``more``.
+    # The center keeps a part's tasks, wanted or not, until the last part has been handled.
+    graph: int | None = wire_field(default=None, feature="graph-parts")  # the graph's id
+    more: bool = wire_field(default=False, feature="graph-parts")  # parts of it follow
 
     feature_checked: ClassVar[bool] = True  # its tasks may use fields of a feature
     # (a class attribute, not annotated: annotations are the record's declared fields)

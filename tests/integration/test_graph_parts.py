@@ -1,0 +1,176 @@
+"""A dask graph sent to the center in several submits (protocol feature ``graph-parts``):
+results as from dask's synchronous scheduler, dask's own ``get`` conformance tests with
+graphs cut into parts of a few tasks, and nothing left at the center when the client leaves
+between parts or a later part is refused."""
+from __future__ import annotations
+
+import asyncio
+import operator
+import threading
+
+import pytest
+
+dask = pytest.importorskip("dask")
+np = pytest.importorskip("numpy")
+pd = pytest.importorskip("pandas")
+
+import dask.array as da  # noqa: E402
+import dask.dataframe as dd  # noqa: E402
+from dask.utils_test import GetFunctionTestMixin  # noqa: E402
+from dist_center.server import Center  # noqa: E402
+from dist_client import Executor, dask_graphs  # noqa: E402
+from dist_protocol.comm import connect  # noqa: E402
+from dist_protocol.messages import Session, SessionReply, Submit, TaskSpec  # noqa: E402
+from dist_protocol.serialize import KeyRef, dumps_function, serialize  # noqa: E402
+
+from .conftest import wait_until  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+MODULE_CLUSTER = {"n_workers": 2, "nthreads": 2}
+
+
+@pytest.fixture(scope="module")
+def e(module_cluster):
+    with Executor(module_cluster.address) as executor:
+        yield executor
+
+
+@pytest.fixture
+def parts_of_three(monkeypatch):
+    """Every graph of more than three tasks goes in parts of three; the submits it made."""
+    made: list[list[Submit]] = []
+    real = dask_graphs.graph_submits
+
+    def recorded(tasks, wanted, in_parts, part_tasks=3):
+        submits = real(tasks, wanted, in_parts, part_tasks)
+        made.append(submits)
+        return submits
+
+    monkeypatch.setattr(dask_graphs, "graph_submits", recorded)
+    return made
+
+
+class TestDaskGetContractInParts(GetFunctionTestMixin):
+    """dask.utils_test.GetFunctionTestMixin, unchanged, each graph cut into parts of three."""
+
+    @pytest.fixture(autouse=True)
+    def _executor(self, e, parts_of_three):
+        self.get = e.get
+
+
+def test_an_array_graph_in_parts_gives_the_synchronous_result(e, parts_of_three):
+    x = da.random.RandomState(7).random((60, 60), chunks=(10, 10))
+    y = (x + x.T).sum(axis=0) - x.mean(axis=1)
+    expected = y.compute(scheduler="sync")
+    with dask.config.set(scheduler=e.get):
+        got = y.compute()
+    np.testing.assert_allclose(got, expected)
+    biggest = max(parts_of_three, key=len)
+    assert len(biggest) > 10 and all(s.more for s in biggest[:-1]) and not biggest[-1].more
+    assert len({s.graph for s in biggest}) == 1
+    # Only the keys asked for are wanted, each in the part that carries its task.
+    wanted = [key for s in biggest for key in s.wanted or ()]
+    assert wanted and all(key in {t.key for t in s.tasks} for s in biggest
+                          for key in s.wanted or ())
+
+
+def test_a_dataframe_groupby_in_parts_gives_the_synchronous_result(e, parts_of_three):
+    df = pd.DataFrame({"k": np.arange(400) % 7, "v": np.arange(400.0)})
+    ddf = dd.from_pandas(df, npartitions=8)
+    got = ddf.groupby("k").v.sum().compute(scheduler=e.get)
+    pd.testing.assert_series_equal(got.sort_index(), df.groupby("k").v.sum().sort_index(),
+                                   check_names=False)
+    assert any(len(submits) > 1 for submits in parts_of_three)
+
+
+# -- a client that leaves between parts, at the protocol's level ---------------------------
+
+class CenterInThread:
+    """A center on its own event loop, as ``dcenter`` runs it (no worker: nothing runs)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.center = Center("127.0.0.1:0", heartbeat_timeout=30)
+        self.call(self.center.start())
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def close(self) -> None:
+        self.call(self.center.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def center():
+    server = CenterInThread()
+    yield server
+    server.close()
+
+
+def _tasks(first: int, count: int) -> list[TaskSpec]:
+    """A chain of additions, each reading the one before (the first reads nothing)."""
+    add = dumps_function(operator.add)
+    tasks = []
+    for i in range(first, first + count):
+        previous = f"add-{i - 1}"
+        inputs = [KeyRef(previous), 1] if i else [0, 1]
+        tasks.append(TaskSpec(key=f"add-{i}", function=add, args=serialize((inputs, {})),
+                              deps=[previous] if i else []))
+    return tasks
+
+
+async def _send_parts(address: str, *parts: Submit) -> None:
+    comm = await connect(address, role="client", name="parts")
+    assert "graph-parts" in comm.features
+    comm.send(Session(id=1))
+    assert isinstance(await comm.recv(), SessionReply)
+    comm.send(*parts)
+    comm.flush()
+    await asyncio.sleep(0)
+    return comm
+
+
+def test_a_client_leaving_between_parts_leaves_nothing_at_the_center(center):
+    state = center.center.state
+
+    async def leave_midway():
+        comm = await _send_parts(center.center.address,
+                                 Submit(tasks=_tasks(0, 50), wanted=[], graph=1, more=True),
+                                 Submit(tasks=_tasks(50, 50), wanted=[], graph=1, more=True))
+        return comm
+
+    comm = center.call(leave_midway())
+    wait_until(lambda: len(state.tasks) == 100, timeout=30, what="both parts at the center")
+    assert {ts.state for ts in state.tasks.values()} == {"released"}
+    center.call(_close(comm))
+    wait_until(lambda: not state.tasks and not state.graph_parts.pending
+               and not state.clients, timeout=30, what="the parts to be forgotten")
+
+
+def test_a_later_part_the_center_refuses_ends_the_connection_and_frees_the_earlier(center):
+    state = center.center.state
+    bad = TaskSpec(key="bad", function="operator:add", retries=-1)
+
+    async def refused():
+        comm = await _send_parts(center.center.address,
+                                 Submit(tasks=_tasks(0, 50), wanted=[], graph=1, more=True))
+        while len(state.tasks) < 50:
+            await asyncio.sleep(0.01)
+        comm.send(Submit(tasks=[*_tasks(50, 10), bad], wanted=["add-59"], graph=1))
+        await asyncio.wait_for(comm.closed, 30)  # the center closes a malformed message's
+        return comm.close_reason
+
+    reason = center.call(refused())
+    assert "retries" in (reason or ""), reason
+    wait_until(lambda: not state.tasks and not state.graph_parts.pending
+               and not state.clients, timeout=30, what="the parts to be forgotten")
+
+
+async def _close(comm) -> None:
+    comm.close()
+    await comm.closed
