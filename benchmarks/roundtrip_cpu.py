@@ -5,7 +5,9 @@ wakes four processes in turn, and each waits for a core); the CPU each process s
 round trip is what dist can change, and is much steadier. Each run starts ``dcenter`` and two
 ``dworker --no-nanny``, then a client process that warms up, does N sequential
 ``submit(inc, i).result()`` (``latency``) or a chain of N tasks (``chain``), and reports its own
-CPU time; the center's and the workers' are read from the system around the timed part.
+CPU time; the center's and the workers' are read from the system around the timed part. In
+``chain`` mode it then counts, from the links' stories, the links that started on the worker
+the moment their input finished there (``started_on_worker``, of N - 1).
 
     python benchmarks/roundtrip_cpu.py [--mode latency|chain] [--n 500] [--runs 3]
 
@@ -43,11 +45,20 @@ if mode == "latency":
         assert ex.submit(t.inc, i).result() == i + 1
 else:
     future = ex.submit(t.inc, 10**9)
+    keys = [future.key]
     for _ in range(n - 1):
         future = ex.submit(t.inc, future)
+        keys.append(future.key)
     assert future.result() == 10**9 + n
 print("RESULT " + json.dumps([time.perf_counter() - wall, time.process_time() - cpu]), flush=True)
 sys.stdin.readline()
+if mode == "chain":
+    # Links that started on the worker the moment their input finished there (sent ahead),
+    # not on a compute-task from the center.
+    local = {e["key"] for e in ex.story(*keys[1:], timeout=120)
+             if e["worker"] and e["start"] == "waiting" and e["finish"] == "ready"
+             and e["stimulus_id"].startswith("task-succeeded")}
+    print("STARTS " + json.dumps(len(local)), flush=True)
 ex.close()
 '''
 
@@ -78,12 +89,20 @@ def one_run(mode: str, n: int, env: dict[str, str]) -> dict[str, float]:
         after = [cpu_seconds(p.pid) for p in servers]
         client.stdin.write("\n")
         client.stdin.flush()
-        client.wait(30)
+        starts = None
+        if mode == "chain":
+            line = client.stdout.readline()
+            if line.startswith("STARTS "):
+                starts = json.loads(line[len("STARTS "):])
+        client.wait(60)
     finally:
         stop_all(procs)
     spent = [a - b for a, b in zip(after, before)]
-    return {"wall_us": wall / n * 1e6, "client_us": client_cpu / n * 1e6,
-            "center_us": spent[0] / n * 1e6, "workers_us": sum(spent[1:]) / n * 1e6}
+    run = {"wall_us": wall / n * 1e6, "client_us": client_cpu / n * 1e6,
+           "center_us": spent[0] / n * 1e6, "workers_us": sum(spent[1:]) / n * 1e6}
+    if starts is not None:
+        run["started_on_worker"] = starts  # of the n - 1 links after the first
+    return run
 
 
 def main(argv=None) -> int:
