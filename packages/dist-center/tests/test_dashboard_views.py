@@ -342,3 +342,40 @@ def test_a_key_page_shows_its_record_and_story_escaped():
     assert asyncio.run(get(dashboard, "/key")).status == 400
     unknown = asyncio.run(get(dashboard, "/key?key=never")).body.decode()
     assert "does not know this key" in unknown and "No entries" in unknown
+
+
+def test_tasks_waiting_ahead_on_a_worker_are_shown_waiting_not_processing():
+    # A chain sent to a worker that takes tasks ahead: one link runs, the next ones wait
+    # there for it. They hold no thread: the dashboard counts them apart, as waiting.
+    cluster = Cluster()
+    cluster.step(WorkerJoined(RegisterWorker(address="tcp-c:3", nthreads=1, name="gamma"),
+                              features=frozenset({"dispatch-ahead"})))
+    cluster.step(WorkerLeft("tcp-a:1", "gone", graceful=True),
+                 WorkerLeft("tcp-b:2", "gone", graceful=True))
+    keys = [f"inc-{i:032x}" for i in range(8)]
+    cluster.submit(*keys, deps={key: [before] for before, key in zip(keys, keys[1:])})
+    assert len(cluster.state.workers["tcp-c:3"].ahead) == 4
+
+    [row] = views.worker_rows(cluster.state)
+    assert (row["processing"], row["ahead"]) == (1, 4)
+    status = views.status(cluster.state, address="x", version="1", started=0.0, now=1.0)
+    assert (status["tasks"]["processing"], status["tasks"]["ahead"]) == (1, 4)
+    assert status["tasks"]["waiting"] == 3
+    [progress] = views.progress_rows(cluster.state)
+    assert (progress["processing"], progress["waiting"], progress["ahead"]) == (1, 7, 4)
+    assert progress["total"] == 8
+    metrics = parse_exposition(prometheus.render(cluster.state, started=0.0))
+    assert metrics["dist_worker_tasks_ahead"]["samples"] == {
+        'dist_worker_tasks_ahead{worker="tcp-c:3",name="gamma"}': 4.0}
+    assert metrics["dist_worker_tasks_processing"]["samples"] == {
+        'dist_worker_tasks_processing{worker="tcp-c:3",name="gamma"}': 1.0}
+    assert metrics["dist_tasks"]["samples"]['dist_tasks{state="ahead"}'] == 4.0
+
+    cluster.finish(keys[0])  # the next link runs; one more is sent ahead
+    [progress] = views.progress_rows(cluster.state)
+    assert (progress["done"], progress["processing"], progress["ahead"]) == (1, 1, 4)
+    cluster.fail(keys[1])  # and the links waiting for it are taken back
+    [row] = views.worker_rows(cluster.state)
+    assert (row["processing"], row["ahead"]) == (0, 0)
+    assert views.status(cluster.state, address="x", version="1", started=0.0,
+                        now=1.0)["tasks"]["ahead"] == 0

@@ -148,3 +148,15 @@ def test_a_link_given_up_in_the_middle_keeps_the_rest_from_starting(make_worker)
     assert worker.state_of(keys[2]) == "waiting"
     assert worker.free(keys[3], keys[2]) == []
     assert worker.state.tasks == {} and worker.state.waiters == {}
+
+
+def test_tasks_waiting_ahead_are_counted_apart_from_those_waiting_for_a_fetch(make_worker):
+    worker = make_worker(nthreads=1)
+    line(worker, 3)
+    worker(ahead("b", "a-0", held={"x": ["tcp://peer:2"]}))  # also waits for a fetch
+    worker.compute("c", who_has={"y": ["tcp://peer:2"]})
+    assert worker.state.waiting_counts() == (2, 2)
+    worker.fetched("tcp://peer:2", {"x": 1, "y": 2})
+    assert worker.state.waiting_counts() == (0, 3)
+    worker.succeeded("a-0")
+    assert worker.state.waiting_counts() == (0, 1)

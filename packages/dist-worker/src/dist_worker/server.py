@@ -483,8 +483,8 @@ class Worker:
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:
         state = self.state
+        waiting, ahead = state.waiting_counts()
         return {"executing": len(state.executing), "seceded": len(state.seceded),
-                "ready": len(state.ready),
-                "waiting": sum(1 for t in state.tasks.values() if t.state == "waiting"),
+                "ready": len(state.ready), "waiting": waiting, "ahead": ahead,
                 "keys": len(state.data), "nbytes": state.total_nbytes,
                 "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time()}

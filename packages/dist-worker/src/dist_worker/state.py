@@ -127,6 +127,19 @@ class WorkerState:
         self._log(ts.key, ts.state, state)
         ts.state = state
 
+    def waiting_counts(self) -> tuple[int, int]:
+        """Tasks waiting for inputs: those that wait for a fetch, and those sent ahead that
+        wait only for inputs being computed here (``compute-task.ahead``)."""
+        waiting = ahead = 0
+        for ts in self.tasks.values():
+            if ts.state == "waiting":
+                computed_here = ts.message.ahead
+                if computed_here and all(dep in computed_here for dep in ts.waiting_on):
+                    ahead += 1
+                else:
+                    waiting += 1
+        return waiting, ahead
+
     def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
         wanted = set(keys)
         return [entry for entry in self.log if entry[0] in wanted]

@@ -61,7 +61,8 @@ def render(state: CenterState, *, started: float) -> str:
                "When the center started, in seconds since the Unix epoch.", [({}, started)])
 
     by_state = views.tasks_by_state(state)
-    out.family("dist_tasks", "gauge", "Tasks the center knows, by state.",
+    out.family("dist_tasks", "gauge", "Tasks the center knows, by state (those processing "
+               "but waiting on a worker ahead of their inputs as state ahead).",
                [({"state": name}, count) for name, count in by_state.items()])
     out.family("dist_tasks_finished_total", "counter",
                "Tasks that finished (their result reached memory), by function-name prefix.",
@@ -128,7 +129,11 @@ def render(state: CenterState, *, started: float) -> str:
         ("dist_worker_tasks_executing", "gauge", "Tasks each worker is running now.",
          "executing"),
         ("dist_worker_tasks_processing", "gauge",
-         "Tasks the center has assigned to each worker and not yet seen finish.", "processing"),
+         "Tasks the center has assigned to each worker and not yet seen finish, but for those "
+         "waiting there ahead of their inputs.", "processing"),
+        ("dist_worker_tasks_ahead", "gauge",
+         "Tasks waiting on each worker for inputs it is computing (sent ahead of them).",
+         "ahead"),
         ("dist_worker_keys", "gauge", "Results each worker holds.", "keys"),
         ("dist_worker_bytes_held", "gauge", "Bytes of results each worker holds.", "nbytes"),
         ("dist_worker_transfers_in_flight", "gauge",

@@ -24,11 +24,27 @@ def connected_clients(state: CenterState) -> int:
 
 
 def tasks_by_state(state: CenterState) -> dict[str, int]:
+    """Tasks by the center's state; those sent ahead of their inputs (``processing`` at the
+    center, waiting on their worker, not running) are counted apart as ``ahead``."""
     totals: dict[str, int] = dict.fromkeys(sorted(STATES), 0)
     for counts in state.task_counts.values():
         for name, count in counts.items():
             totals[name] += count
+    ahead = sum(len(worker.ahead or ()) for worker in state.workers.values())
+    totals["processing"] -= ahead
+    totals["ahead"] = ahead
     return totals
+
+
+def ahead_by_prefix(state: CenterState) -> dict[str, int]:
+    """Tasks waiting ahead of their inputs on workers, by prefix: a few per worker thread."""
+    counts: dict[str, int] = {}
+    tasks = state.tasks
+    for worker in state.workers.values():
+        for key in worker.ahead or ():
+            prefix = tasks[key].prefix
+            counts[prefix] = counts.get(prefix, 0) + 1
+    return counts
 
 
 def metric(metrics: dict, name: str, kind: type = int) -> Any:
@@ -74,7 +90,10 @@ def worker_rows(state: CenterState) -> list[dict[str, Any]]:
             "cpu": metric(metrics, "cpu", float),  # percent of one core
             "executing": metric(metrics, "executing"),
             "ready": metric(metrics, "ready"),
-            "processing": len(worker.processing),  # assigned by the center, not yet finished
+            # Assigned by the center and not yet finished, but for the tasks waiting there
+            # ahead of their inputs (they hold no thread yet): those are ``ahead``.
+            "processing": len(worker.processing) - len(worker.ahead or ()),
+            "ahead": len(worker.ahead or ()),
             "keys": len(worker.has_what),
             "nbytes": worker.nbytes,
             "in_flight": metric(metrics, "in_flight"),
@@ -89,18 +108,21 @@ def progress_rows(state: CenterState, limit: int = PROGRESS_LIMIT) -> list[dict[
     """Per function name: tasks done (finished, even if released since), erred, running, waiting.
 
     ``total`` is their sum, so a bar reads ``(done + erred) / total``; tasks released before
-    they ran (cancelled) leave the total.
+    they ran (cancelled) leave the total. Tasks waiting on a worker ahead of their inputs are
+    waiting, not running: ``ahead`` says how many of the waiting they are.
     """
     prefixes = set(state.task_counts) | set(state.finished_by_prefix) | set(state.erred_by_prefix)
+    ahead_counts = ahead_by_prefix(state)
     rows = []
     for prefix in prefixes:
         counts = state.task_counts.get(prefix, {})
         done = state.finished_by_prefix.get(prefix, 0)
         erred = state.erred_by_prefix.get(prefix, 0)
-        processing = counts.get("processing", 0)
-        waiting = sum(counts.get(name, 0) for name in WAITING_STATES)
+        ahead = ahead_counts.get(prefix, 0)
+        processing = counts.get("processing", 0) - ahead
+        waiting = sum(counts.get(name, 0) for name in WAITING_STATES) + ahead
         rows.append({"prefix": prefix, "done": done, "erred": erred, "processing": processing,
-                     "waiting": waiting, "memory": counts.get("memory", 0),
+                     "waiting": waiting, "ahead": ahead, "memory": counts.get("memory", 0),
                      "total": done + erred + processing + waiting})
     rows = [row for row in rows if row["total"] or row["memory"]]
     rows.sort(key=lambda row: (not (row["processing"] or row["waiting"]), row["prefix"]))

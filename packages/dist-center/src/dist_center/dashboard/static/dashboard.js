@@ -90,7 +90,9 @@ function renderStatus(status) {
     : formatBytes(status.memory);
   const tasks = status.tasks;
   byId("summary-processing").textContent = tasks.processing;
-  byId("summary-waiting").textContent = tasks.waiting + tasks.queued + tasks["no-worker"];
+  // Tasks sent ahead of their inputs wait on their worker: waiting, not processing.
+  byId("summary-waiting").textContent = tasks.waiting + tasks.queued + tasks["no-worker"]
+    + (tasks.ahead || 0);
   byId("summary-in-memory").textContent = tasks.memory;
   byId("summary-erred").textContent = status.erred;
   byId("summary-uptime").textContent = formatSeconds(status.uptime);
@@ -104,8 +106,9 @@ function renderStatus(status) {
 
 // -- workers table ------------------------------------------------------------------------------
 const WORKER_COLUMNS = ["name", "address", "nthreads", "memory", "cpu", "executing",
-  "processing", "keys", "nbytes", "status", "python"];
-const NUMBER_COLUMNS = new Set(["nthreads", "cpu", "executing", "processing", "keys", "nbytes"]);
+  "processing", "ahead", "keys", "nbytes", "status", "python"];
+const NUMBER_COLUMNS = new Set(["nthreads", "cpu", "executing", "processing", "ahead", "keys",
+  "nbytes"]);
 
 function newWorkerRow(address) {
   const row = document.createElement("tr");
@@ -166,6 +169,7 @@ function fillWorkerRow(row, worker) {
   cells.cpu.textContent = `${worker.cpu.toFixed(0)} %`;
   cells.executing.textContent = worker.executing;
   cells.processing.textContent = worker.processing;
+  cells.ahead.textContent = worker.ahead || 0;
   cells.keys.textContent = worker.keys;
   cells.nbytes.textContent = formatBytes(worker.nbytes);
   cells.status.textContent = worker.status;
@@ -233,7 +237,10 @@ function renderProgress(progress) {
     }
     const parts = [`${item.done} / ${item.total} done`];
     if (item.processing) parts.push(`${item.processing} running`);
-    if (item.waiting) parts.push(`${item.waiting} waiting`);
+    if (item.waiting) {
+      parts.push(item.ahead ? `${item.waiting} waiting (${item.ahead} on workers, ahead)`
+        : `${item.waiting} waiting`);
+    }
     if (item.erred) parts.push(`${item.erred} erred`);
     if (item.memory) parts.push(`${item.memory} in memory`);
     row.querySelector(".progress-counts").textContent = parts.join(" · ");
