@@ -68,6 +68,10 @@ def test_an_array_graph_in_parts_gives_the_synchronous_result(e, parts_of_three)
     biggest = max(parts_of_three, key=len)
     assert len(biggest) > 10 and all(s.more for s in biggest[:-1]) and not biggest[-1].more
     assert len({s.graph for s in biggest}) == 1
+    # A node without inputs is sent without arguments (it is called without values).
+    tasks = [t for s in biggest for t in s.tasks]
+    assert any(not t.deps for t in tasks)
+    assert all((t.args is None) == (not t.deps) for t in tasks)
     # Only the keys asked for are wanted, each in the part that carries its task.
     wanted = [key for s in biggest for key in s.wanted or ()]
     assert wanted and all(key in {t.key for t in s.tasks} for s in biggest

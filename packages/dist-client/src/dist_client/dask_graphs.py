@@ -322,8 +322,10 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                     task_options = {**task_options,
                                     "priority": task_options["priority"]
                                     - priorities.get(key, 0)}
-                tasks.append(core.task(name, _node_payload(core, node), (inputs,), {},
-                                       task_options, node))
+                # A node without inputs is called without its (empty) map of values, which
+                # dask's nodes take as their default: no arguments' payload to carry and keep.
+                tasks.append(core.task(name, _node_payload(core, node),
+                                       (inputs,) if inputs else (), {}, task_options, node))
             if keep is None or key in keep or not fresh:
                 # A key this client knows already (held, or being released) is held on until
                 # the graph is submitted: a release still on its way must not free an input.
