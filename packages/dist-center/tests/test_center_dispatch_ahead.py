@@ -480,3 +480,13 @@ def test_cluster_info_counts_tasks_waiting_ahead_apart_from_those_processing(cen
     center.erred("w1", keys[1])
     [(_, reply)] = center.client_sent(ClusterInfo(id=3))
     assert (reply.workers[0]["processing"], reply.workers[0]["ahead"]) == (0, 0)
+
+
+def test_a_line_waiting_ahead_keeps_no_queued_work_from_the_worker_s_idle_threads(center):
+    # Two threads, one running a chain's link with four more waiting ahead of it: the other
+    # thread takes queued tasks as if the line were not there.
+    center.join("w1", nthreads=2, features=AHEAD)
+    chain(center, 8)
+    out = center.submit(*(center.spec(f"r{i}") for i in range(6)))
+    assert [key for _, key, _ in computes(out)] == ["r0", "r1"]  # (to its capacity of 3)
+    assert center.state.workers["w1"].assigned == 3

@@ -42,7 +42,7 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     ``(victim, thief, keys)`` for each request to send."""
     if view.queue or len(view.workers) < 2:
         return []  # idle workers take queued work first
-    if not any(len(w.processing) > w.nthreads for w in view.workers.values()):
+    if not any(w.assigned > w.nthreads for w in view.workers.values()):
         return []  # no worker holds a task it has not started: nothing to take (the usual case)
     incoming = Counter(view.stealing.values())
     thieves = [w for w in view.workers.values()
@@ -52,7 +52,7 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     asked = _Asked(view.stealing)
     requests = []
     for thief in sorted(thieves, key=lambda w: w.occupied + incoming[w.address]):
-        room = (view.capacity_of(thief) - len(thief.processing)
+        room = (view.capacity_of(thief) - thief.assigned
                 - incoming[thief.address])
         victim = _busiest(view, thief, asked)
         if victim is None:

@@ -97,7 +97,7 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
         partner = partner_worker(view, ts)
         if partner is not None:
             return partner
-    free = [w for w in pool if len(w.processing) < capacity_of(w)]
+    free = [w for w in pool if w.assigned < capacity_of(w)]
     if free:
         return min(free, key=root_cost)
     return "queued"
@@ -194,7 +194,7 @@ def has_room_for_partner(view: CenterView, worker: WorkerInfo) -> bool:
     """A running worker below its memory target that holds fewer tasks than its capacity
     and one more per thread: a partner may go beyond the capacity, by that much at most."""
     return (worker.status == "running"
-            and len(worker.processing) < view.capacity_of(worker) + worker.nthreads
+            and worker.assigned < view.capacity_of(worker) + worker.nthreads
             and not above_target(worker))
 
 
@@ -215,7 +215,7 @@ def partner_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
 def queued_partners(view: CenterView, ts: TaskState, worker: WorkerInfo) -> list[str]:
     """``ts`` was sent to ``worker``: its partners still queued, to send there with it (as
     many as it has room for)."""
-    room = view.capacity_of(worker) + worker.nthreads - len(worker.processing)
+    room = view.capacity_of(worker) + worker.nthreads - worker.assigned
     if room <= 0 or worker.status != "running" or above_target(worker):
         return []
     chosen: list[str] = []

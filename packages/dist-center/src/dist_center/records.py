@@ -287,6 +287,14 @@ class WorkerInfo:
         ahead = self.ahead
         return len(self.processing) - len(self.long_running) - (len(ahead) if ahead else 0)
 
+    @property
+    def assigned(self) -> int:
+        """Tasks sent to it, but for those waiting there ahead of their inputs: what its
+        capacity is measured against (a line waiting ahead behind a running task must not
+        keep queued work from its idle threads)."""
+        ahead = self.ahead
+        return len(self.processing) - (len(ahead) if ahead else 0)
+
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"
 

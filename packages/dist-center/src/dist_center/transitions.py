@@ -597,7 +597,7 @@ class TaskMachine:
         capacity = self.capacity_of(worker)
         tasks = self.tasks
         address = worker.address
-        while queue and len(worker.processing) < capacity:
+        while queue and worker.assigned < capacity:
             key = queue.pop()
             ts = tasks.get(key)
             if ts is not None and ts.state == "queued":
