@@ -87,6 +87,18 @@ def test_a_dataframe_groupby_in_parts_gives_the_synchronous_result(e, parts_of_t
     assert any(len(submits) > 1 for submits in parts_of_three)
 
 
+def test_a_center_without_the_feature_gets_the_graph_in_one_submit(make_cluster,
+                                                                    parts_of_three):
+    from dist_protocol.features import FEATURES
+    older = {"DIST_PROTOCOL_FEATURES": ",".join(f for f in FEATURES if f != "graph-parts")}
+    cluster = make_cluster(n_workers=1, nthreads=2, env=older)
+    x = da.arange(400, chunks=10)
+    with cluster.executor() as executor:
+        assert x.sum().compute(scheduler=executor.get) == np.arange(400).sum()
+    assert parts_of_three and all(len(submits) == 1 for submits in parts_of_three)
+    assert max(len(submits[0].tasks) for submits in parts_of_three) > 3
+
+
 # -- a client that leaves between parts, at the protocol's level ---------------------------
 
 class CenterInThread:
