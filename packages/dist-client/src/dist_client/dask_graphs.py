@@ -337,28 +337,43 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
     return futures
 
 
-# Tasks a graph's submit carries at most where the center takes a graph in parts: the center
+# What a graph's submit carries at most where the center takes a graph in parts: the center
 # holds a whole message while decoding it (about 2 KB a task of a dask graph, beside what it
 # keeps of each), so a graph of a million tasks in one message would cost it a gigabyte more.
-# A part of this size goes in a batch of its own (``MAX_FRAMES_PER_BATCH``: two frames a task).
+# A part of this many tasks goes in a batch of its own (``MAX_FRAMES_PER_BATCH``: two frames a
+# task); one of this many bytes of payloads (nodes holding data) is cut short.
 PART_TASKS = 5_000
+PART_BYTES = 32 * 2**20
 _graph_ids = itertools.count(1)
 
 
 def graph_submits(tasks: list[TaskSpec], wanted: list[str] | None, in_parts: bool,
-                  part_tasks: int = PART_TASKS) -> list[Submit]:
+                  part_tasks: int = PART_TASKS, part_bytes: int = PART_BYTES) -> list[Submit]:
     """The submits of a graph's tasks (in an order where inputs come before their readers):
-    one, or, ``in_parts``, one per ``part_tasks`` tasks, sharing a graph id, each but the last
-    marked ``more`` (protocol feature ``graph-parts``). ``wanted``: as for ``Submit``."""
-    if not in_parts or len(tasks) <= part_tasks:
+    one, or, ``in_parts``, one per ``part_tasks`` tasks or ``part_bytes`` bytes of payloads
+    (whichever comes first; at least a task), sharing a graph id, each but the last marked
+    ``more`` (protocol feature ``graph-parts``). ``wanted``: as for ``Submit``."""
+    if not in_parts:
         return [Submit(tasks=tasks, small_values=True, wanted=wanted)]
+    cuts = [0]
+    size = 0
+    for at, task in enumerate(tasks):
+        if at - cuts[-1] >= part_tasks or (size >= part_bytes and at > cuts[-1]):
+            cuts.append(at)
+            size = 0
+        for payload in (task.function, task.args):
+            if isinstance(payload, Payload):
+                size += payload.nbytes
+    if len(cuts) == 1:
+        return [Submit(tasks=tasks, small_values=True, wanted=wanted)]
+    cuts.append(len(tasks))
     graph = next(_graph_ids)
     keep = None if wanted is None else set(wanted)
     parts = []
-    for start in range(0, len(tasks), part_tasks):
-        part = tasks[start:start + part_tasks]
+    for start, end in zip(cuts, cuts[1:]):
+        part = tasks[start:end]
         parts.append(Submit(
-            tasks=part, small_values=True, graph=graph, more=start + part_tasks < len(tasks),
+            tasks=part, small_values=True, graph=graph, more=end < len(tasks),
             wanted=None if keep is None else [t.key for t in part if t.key in keep]))
     return parts
 
