@@ -119,8 +119,12 @@ ACTIVE: frozenset[TaskStateName] = frozenset({"waiting", "queued", "no-worker", 
 def key_prefix(key: str) -> str:
     """The function name a key starts with: ``inc`` for ``inc-<hash>``; for a dask tuple key
     (``"('sum-aggregate-<token>', 0)"``) the name in its first element, as dask shows it."""
-    name = key[2:].split(key[1], 1)[0] if key.startswith(("('", '("')) else key
-    return (name.rsplit("-", 1)[0] if "-" in name else name) or key
+    name = key[2:].split(key[1], 1)[0] if key[:2] in _TUPLE_OPENINGS else key
+    head, dash, _ = name.rpartition("-")
+    return (head if dash else name) or key
+
+
+_TUPLE_OPENINGS = frozenset({"('", '("'})
 
 
 # The dashboard and /metrics count tasks per prefix, and Prometheus keeps a series per label

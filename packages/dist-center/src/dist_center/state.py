@@ -85,7 +85,6 @@ class CenterState(TaskMachine):
             ClientDisconnected: self._client_disconnected,
             ClientSent: self._client_sent,
             WorkerJoined: self._worker_joined,
-            WorkerSent: self._worker_sent,
             WorkerLeft: self._worker_left,
             RestartTimedOut: self._restart_timed_out,
             TimeElapsed: self._time_elapsed,
@@ -128,12 +127,22 @@ class CenterState(TaskMachine):
         self.now = self.clock()
         sid = "refill"
         handlers, counter = self._handlers, self._stimuli
+        worker_ops, workers = self._worker_ops, self.workers
         for event in events:
             kind = type(event)
             sid = event.stimulus_id
-            if not sid:  # named by what happened, numbered (cheaply: there is one per task)
-                named = (event.message if isinstance(event, (WorkerSent, ClientSent))
-                         else event)
+            if kind is WorkerSent:  # most events: dispatched on their message here, at once
+                message = event.message  # type: ignore[attr-defined]
+                if not sid:  # named by what happened, numbered (cheaply: one per task)
+                    sid = _STIMULUS_PREFIX[type(message)] + str(next(counter))
+                self.messages_handled += 1
+                handler = worker_ops.get(type(message))
+                # (a worker considered gone re-registers before it is heard again)
+                if handler is not None and event.worker in workers:  # type: ignore[attr-defined]
+                    handler(event.worker, message, sid)  # type: ignore[attr-defined]
+                continue
+            if not sid:
+                named = event.message if kind is ClientSent else event  # type: ignore[attr-defined]
                 sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
             handlers[kind](event, sid)
         while self.fired_and_ended:
@@ -511,19 +520,13 @@ class CenterState(TaskMachine):
                 self.transition(ts, "waiting", sid)
 
     # -- results from workers ----------------------------------------------------------------
-    def _worker_sent(self, event: WorkerSent, sid: str) -> None:
-        self.messages_handled += 1
-        if event.worker not in self.workers:
-            return  # a worker we consider gone; it re-registers before it is heard again
-        handler = self._worker_ops.get(type(event.message))
-        if handler is not None:
-            handler(event.worker, event.message, sid)
-
     def _task_finished(self, address: str, msg: TaskFinished, sid: str) -> None:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.processing_on == address:
-            self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)
+            # (``_accept_result`` for the run the center waits for, without the call)
+            if ts.state in ACTIVE and (ts.wanted_by or lineage.needed(self, ts)):
+                self.transition(ts, "memory", sid, (address, msg.nbytes, msg.type, msg.value))
             self._record_run(ts, address, msg)
         elif (self.recovering and ts is not None and ts.state in ACTIVE
               and self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)):

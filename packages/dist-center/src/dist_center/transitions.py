@@ -106,7 +106,7 @@ class TaskMachine:
         return out
 
     def send(self, to: str, message: Message) -> None:
-        if to.startswith("<"):  # one of the center's own holders (see sharing): not sent
+        if to[:1] == "<":  # one of the center's own holders (see sharing): not sent
             if to == FIRE_AND_FORGET and type(message) in (KeyInMemory, TaskErred, KeyLost):
                 self.fired_and_ended.append(message.key)  # type: ignore[attr-defined]
             return
@@ -373,7 +373,13 @@ class TaskMachine:
         ts.waiting_on = NONE
         ts.nbytes, ts.type = nbytes, intern(type_)  # ("int" once, not a copy per task)
         self._set_state(ts, "memory")
-        self.add_replica(ts, worker)
+        who_has = ts.who_has
+        if not who_has:  # (``add_replica``, for the usual first holder, without two calls)
+            ts.who_has = self.alone(address)
+            worker.has_what.add(ts.key)
+            worker.nbytes += nbytes
+        elif address not in who_has:
+            self.add_replica(ts, worker)
         if ts.spec is not None and ts.spec.actor:
             ts.actor_host = address
         self.finished_by_prefix[ts.prefix] += 1
@@ -535,14 +541,18 @@ class TaskMachine:
     def compute_message(self, ts: TaskState) -> ComputeTask:
         spec = ts.spec
         assert spec is not None
-        who_has = {}
-        nbytes = {}
-        for dep in ts.deps:
-            dts = self.tasks[dep]
-            who_has[dep] = list(dts.who_has)
-            nbytes[dep] = dts.nbytes
-        waiting_on = ts.waiting_on
-        ahead = [dep for dep in ts.deps if dep in waiting_on] if waiting_on else None
+        who_has: dict[str, list[str]] = {}
+        nbytes: dict[str, int] = {}
+        ahead = None
+        if ts.deps:
+            tasks = self.tasks
+            for dep in ts.deps:
+                dts = tasks[dep]
+                who_has[dep] = list(dts.who_has)
+                nbytes[dep] = dts.nbytes
+            waiting_on = ts.waiting_on
+            if waiting_on:
+                ahead = [dep for dep in ts.deps if dep in waiting_on]
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
                            nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with,
                            actor=spec.actor or None, ahead=ahead)
