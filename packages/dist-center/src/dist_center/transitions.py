@@ -200,12 +200,13 @@ class TaskMachine:
 
     def _set_state(self, ts: TaskState, state: str) -> None:
         """Only handlers call this: it logs the move under the stimulus being handled."""
-        self.transition_log.append((ts.key, ts.state, state, self._stimulus_id, self.now))
+        start = ts.state
+        self.transition_log.append((ts.key, start, state, self._stimulus_id, self.now))
         counts = ts.counts
         if counts is None:
             counts = ts.counts = self.task_counts.get(ts.prefix) or self._new_counts(ts.prefix)
         else:
-            counts[ts.state] -= 1
+            counts[start] -= 1
         counts[state] += 1
         ts.state = state  # type: ignore[assignment]
 
