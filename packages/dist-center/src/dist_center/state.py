@@ -129,22 +129,21 @@ class CenterState(TaskMachine):
         handlers, counter = self._handlers, self._stimuli
         worker_ops, workers = self._worker_ops, self.workers
         for event in events:
-            kind = type(event)
             sid = event.stimulus_id
-            if kind is WorkerSent:  # most events: dispatched on their message here, at once
-                message = event.message  # type: ignore[attr-defined]
+            if isinstance(event, WorkerSent):  # most events: dispatched on their message here
+                message = event.message
                 if not sid:  # named by what happened, numbered (cheaply: one per task)
                     sid = _STIMULUS_PREFIX[type(message)] + str(next(counter))
                 self.messages_handled += 1
                 handler = worker_ops.get(type(message))
                 # (a worker considered gone re-registers before it is heard again)
-                if handler is not None and event.worker in workers:  # type: ignore[attr-defined]
-                    handler(event.worker, message, sid)  # type: ignore[attr-defined]
+                if handler is not None and event.worker in workers:
+                    handler(event.worker, message, sid)
                 continue
             if not sid:
-                named = event.message if kind is ClientSent else event  # type: ignore[attr-defined]
+                named = event.message if isinstance(event, ClientSent) else event
                 sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
-            handlers[kind](event, sid)
+            handlers[type(event)](event, sid)
         while self.fired_and_ended:
             ended, self.fired_and_ended = self.fired_and_ended, []
             sharing.forget_ended(self, ended, sid)
