@@ -6,32 +6,33 @@ an event given none is named by the center when it arrives.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dist_protocol.messages import Environment, Message, RegisterWorker, TaskErred
+from dist_protocol.records import frozen_record
+
+from .generated_events import METHODS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ClientConnected:
     client: str
     features: frozenset[str] = frozenset()  # the protocol features its connection agreed
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ClientDisconnected:
     client: str
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class ClientSent:
     client: str
     message: Message
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class WorkerJoined:
     registration: RegisterWorker
     environment: Environment | None = None  # what the worker said it runs, in its hello
@@ -39,14 +40,14 @@ class WorkerJoined:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class WorkerSent:
     worker: str
     message: Message
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class WorkerLeft:
     """A worker is gone. ``graceful``: it said goodbye, so its running tasks are not suspects."""
 
@@ -56,7 +57,7 @@ class WorkerLeft:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RestartTimedOut:
     """A client's ``restart`` waited ``timeout`` seconds: answer with the workers back so far."""
 
@@ -65,7 +66,7 @@ class RestartTimedOut:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class CoordinationTimedOut:
     """A client's waiting ``coordinate`` request reached its ``timeout``."""
 
@@ -74,14 +75,14 @@ class CoordinationTimedOut:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class TimeElapsed:
     """A periodic tick of the server's clock: housekeeping that is due is done now."""
 
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class Recovering:
     """The center starts on its state directory (replayed up to here). Clients it knew are
     detached until they resume their sessions; no task is sent to a worker until the workers
@@ -92,21 +93,21 @@ class Recovering:
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RecoveryTimedOut:
     """Workers registered before the restart did not all come back in time: run the tasks."""
 
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class DetachedTimedOut:
     """Clients known from before a restart that did not resume in time are gone."""
 
     stimulus_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class TaskFailed:
     """A task's run failed (as a worker's ``task-erred`` said), replayed from the journal:
     a retry is used, or the task errs."""

@@ -5,7 +5,6 @@ import asyncio
 import itertools
 import logging
 import socket
-import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -179,6 +178,8 @@ class Center:
         self._commit_scheduled = False
         if self.store is None:
             return
+        import sqlite3  # only with a state directory, whose store imported it already
+
         try:
             self.store.commit()
             if self.store.tasks_written > 2 * len(self.state.tasks) + REWRITE_AFTER:

@@ -66,6 +66,8 @@ def literal(value: Any) -> str | None:
         return repr(value)
     if kind is float and math.isfinite(value):
         return repr(value)
+    if kind is frozenset and not value:  # immutable: an equal one serves as well
+        return "frozenset()"
     return None
 
 

@@ -11,14 +11,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import Any, Protocol
 
 from dist_protocol.addresses import parse_address, reachable_host
 
 from .. import __version__
 from ..state import CenterState
-from . import keypage, prometheus, views
+from . import prometheus, views
 from .httpserver import HttpServer, Request, Response, text_response
 
 log = logging.getLogger("dist.dashboard")
@@ -130,6 +129,10 @@ class Dashboard:
             return text_response(404)
         body = self._static.get(name)
         if body is None:
+            # Imported at the first page served: importlib.resources imports pathlib,
+            # tempfile and the compression modules, all for nothing while the center starts.
+            from importlib import resources
+
             body = self._static[name] = (resources.files(__package__) / "static" / name
                                          ).read_bytes()
         response = Response(200, body, content_type)
@@ -156,6 +159,8 @@ class Dashboard:
         if not key:
             return text_response(400, "which key? /api/story?key=KEY")
         entries = await self.center.story([key])
+        from . import keypage  # the key pages' module (html) only once one is asked for
+
         return json_response({"key": key, "task": keypage.task_record(self.center.state, key),
                               "entries": entries})
 
@@ -164,6 +169,8 @@ class Dashboard:
         if not key:
             return text_response(400, "which key? /key?key=KEY")
         entries = await self.center.story([key])
+        from . import keypage  # as in _story
+
         body = keypage.render(key, keypage.task_record(self.center.state, key), entries)
         response = Response(200, body.encode(), "text/html; charset=utf-8")
         response.headers["Content-Security-Policy"] = PAGE_POLICY

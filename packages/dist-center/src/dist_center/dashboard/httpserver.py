@@ -13,7 +13,6 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from urllib.parse import parse_qs, unquote, urlsplit
 
 log = logging.getLogger("dist.dashboard")
 
@@ -99,6 +98,9 @@ def parse_head(head: bytes) -> Request:
     if "content-length" in headers:
         headers["content-length"] = _content_length(headers["content-length"])
     headers[":version"] = version
+    # Imported at the first request, not while the center starts: it imports ipaddress.
+    from urllib.parse import parse_qs, unquote, urlsplit
+
     parts = urlsplit(target)
     return Request(method, unquote(parts.path) or "/", parse_qs(parts.query), headers)
 
