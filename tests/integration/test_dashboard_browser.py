@@ -193,3 +193,36 @@ def test_dashboard_shows_workers_and_live_progress(cluster, browser, tmp_path):
     assert re.search(r'^dist_tasks_finished_total\{prefix="dashboard_sleep"\} 200$', metrics,
                      re.MULTILINE), metrics
     assert re.search(r"^dist_task_duration_seconds_count (\d+)$", metrics, re.MULTILINE)
+
+
+def dashboard_slow_inc(x, delay=0.0):
+    time.sleep(delay)
+    return x + 1
+
+
+@needs_chromium
+def test_tasks_waiting_ahead_show_in_their_own_column_not_as_processing(cluster, browser):
+    from dist_client import Executor
+
+    address, url, _ = cluster
+    browser.get(url)
+
+    def cell(address_, column):
+        found = browser.find_elements(
+            "css selector", f'#workers tr[data-address="{address_}"] td[data-column="{column}"]')
+        return found[0].text if found else None
+
+    with Executor(address) as executor:
+        first = executor.submit(dashboard_slow_inc, 0, 20.0)
+        line = [first]
+        for _ in range(6):
+            line.append(executor.submit(dashboard_slow_inc, line[-1]))
+        wait_until(lambda: any(cell(w, "ahead") == "4" for w in cluster[2]), 30,
+                   "four links waiting ahead in a worker's row")
+        holder = next(w for w in cluster[2] if cell(w, "ahead") == "4")
+        # The slow link runs; the four behind it wait and are not counted as processing.
+        assert cell(holder, "processing") == "1"
+        wait_until(lambda: browser.find_element("css selector", "#summary-processing").text
+                   == "1", 10, "the summary to count one task processing")
+        assert browser.find_element("css selector", "#summary-waiting").text == "6"
+        executor.cancel(line)
