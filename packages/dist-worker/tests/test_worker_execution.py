@@ -204,7 +204,37 @@ def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():
     policy.record("fast", (InlinePolicy.FAST + InlinePolicy.SLOW) / 2)  # middling: start over
     assert not policy.allows("fast")
 
-    policy.record("slow", InlinePolicy.SLOW * 2)
+    for _ in range(InlinePolicy.STRIKES):
+        policy.record("slow", InlinePolicy.SLOW * 2)
     for _ in range(InlinePolicy.NEEDED):
         policy.record("slow", 0.0)
     assert not policy.allows("slow")
+
+
+def test_inline_policy_sends_a_function_slow_once_back_to_the_pool_without_barring_it():
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    policy.record("f", InlinePolicy.SLOW * 2)  # preempted, or waited for the GIL
+    assert not policy.allows("f")
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    assert policy.allows("f")  # fast again: back on the loop
+
+    # Slow runs far apart never add up to a bar...
+    for _ in range(InlinePolicy.STRIKES * 2):
+        for _ in range(InlinePolicy.WINDOW):
+            policy.record("f", InlinePolicy.FAST / 2)
+        policy.record("f", InlinePolicy.SLOW * 2)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    assert policy.allows("f")
+
+    # ...but a function slow again and again (it blocks) is barred for good.
+    for _ in range(InlinePolicy.STRIKES):
+        for _ in range(InlinePolicy.NEEDED):
+            policy.record("f", InlinePolicy.FAST / 2)
+        policy.record("f", InlinePolicy.SLOW * 2)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    assert not policy.allows("f")

@@ -176,18 +176,26 @@ class InlinePolicy:
 
     Handing a task to a pool thread and back costs two thread wake-ups (~100 us here), more
     than a trivial task itself. A function that ran in under ``FAST`` seconds its last
-    ``NEEDED`` times runs inline; one run over ``SLOW`` seconds bars it for good, so a function
-    that can block stays on the pool where it cannot stall heartbeats.
+    ``NEEDED`` times runs inline. A run over ``SLOW`` seconds sends it back to the pool, where
+    it must prove itself fast again; ``STRIKES`` such runs within ``WINDOW`` runs of any
+    function bar it for good, so a function that can block stays on the pool where it cannot
+    stall heartbeats. One slow run alone does not bar it: on a busy machine a trivial function
+    is now and then preempted (or waits for the GIL) for longer than ``SLOW``, and barring it
+    for that would send every later run of it through the pool.
     """
 
     FAST = 0.0002
     SLOW = 0.005
     NEEDED = 8
+    STRIKES = 3
+    WINDOW = 1000
     BUDGET = 0.002  # seconds of inline work per pass of the event loop
     _BARRED = -1
 
     def __init__(self, max_functions: int = 1024):
         self._fast_runs: collections.OrderedDict[Any, int] = collections.OrderedDict()
+        self._slow_runs: dict[Any, collections.deque[int]] = {}  # key -> run numbers
+        self._runs = 0  # runs recorded, of all functions
         self._max = max_functions
 
     @staticmethod
@@ -201,21 +209,35 @@ class InlinePolicy:
         """Never run this function on the loop again (it waits on the cluster)."""
         self._fast_runs[function_key] = self._BARRED
         self._fast_runs.move_to_end(function_key)
+        self._slow_runs.pop(function_key, None)
 
     def record(self, function_key: Any, duration: float) -> None:
+        self._runs += 1
         runs = self._fast_runs.get(function_key, 0)
         if runs == self._BARRED:
             return
-        if duration > self.SLOW:
-            runs = self._BARRED
-        elif duration < self.FAST:
+        if duration < self.FAST:
             runs = min(runs + 1, self.NEEDED)
+        elif duration > self.SLOW and self._strike(function_key):
+            runs = self._BARRED
         else:
             runs = 0
         self._fast_runs[function_key] = runs
         self._fast_runs.move_to_end(function_key)
         if len(self._fast_runs) > self._max:
-            self._fast_runs.popitem(last=False)
+            forgotten, _ = self._fast_runs.popitem(last=False)
+            self._slow_runs.pop(forgotten, None)
+
+    def _strike(self, function_key: Any) -> bool:
+        """A slow run of ``function_key``: whether it is its last chance gone."""
+        slow = self._slow_runs.get(function_key)
+        if slow is None:
+            slow = self._slow_runs[function_key] = collections.deque(maxlen=self.STRIKES)
+        slow.append(self._runs)
+        if len(slow) == self.STRIKES and self._runs - slow[0] < self.WINDOW:
+            del self._slow_runs[function_key]
+            return True
+        return False
 
 
 class TaskRunner:

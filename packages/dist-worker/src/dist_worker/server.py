@@ -90,6 +90,8 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
         self._inline = InlinePolicy()
+        # Orders not yet carried out, when a pass of the loop ran out of time for inline tasks.
+        self._deferred: collections.deque | None = None
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
         self._listener: Listener | None = None
         self.actors: ActorHost | None = None  # the actors living here (once started)
@@ -323,7 +325,13 @@ class Worker:
 
     # -- carrying out the state's orders -----------------------------------------------------
     def _act(self, instructions: list) -> None:
-        pending = collections.deque(instructions)
+        if self._deferred is not None:  # what is left of an earlier order goes first
+            self._deferred.extend(instructions)
+            return
+        self._carry_out(collections.deque(instructions))
+
+    def _carry_out(self, pending: collections.deque) -> None:
+        self._deferred = None
         inline_until = time.perf_counter() + InlinePolicy.BUDGET
         while pending:
             ins = pending.popleft()
@@ -333,7 +341,15 @@ class Worker:
                 self.actors.create(ins)
             elif kind is Execute:
                 function_key = self._inline.function_key(ins.function)
-                if self._inline.allows(function_key) and time.perf_counter() < inline_until:
+                if self._inline.allows(function_key):
+                    if time.perf_counter() >= inline_until:
+                        # This pass of the loop has had its share of inline work: the rest
+                        # goes on at the next pass, after the loop served its I/O (handing a
+                        # fast task to a thread would cost more than the task).
+                        pending.appendleft(ins)
+                        self._deferred = pending
+                        asyncio.get_running_loop().call_soon(self._carry_out, pending)
+                        return
                     task_context.set_current(self.task_context(ins.key, on_loop=True))
                     try:
                         outcome = run_task(ins)
