@@ -9,7 +9,7 @@ import sys
 # ``dcenter``'s imports until it serves, its dashboard's included.
 STARTUP = "import dist_center.cli, dist_center.server, dist_center.dashboard"
 NOT_AT_STARTUP = ("sqlite3", "pathlib", "ipaddress", "importlib.resources", "tempfile", "html",
-                  "urllib.parse", "cloudpickle")
+                  "urllib.parse", "cloudpickle", "platform", "lz4", "zstandard")
 
 
 def imported(statement: str, names: tuple[str, ...]) -> list[str]:

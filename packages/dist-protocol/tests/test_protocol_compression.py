@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -203,3 +205,33 @@ async def _between_hosts(host: str) -> None:
         comm.close()
     finally:
         listener.close()
+
+
+def run_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_the_codecs_are_imported_at_their_first_use_not_to_announce_them():
+    out = run_python(
+        "import sys; from dist_protocol import compression as c; "
+        "from dist_protocol.features import default_features; "
+        "f = default_features({}); "
+        "print('compression' in f, 'compression-zstd' in f, c.available('lz4'), "
+        "'lz4' in sys.modules, 'zstandard' in sys.modules, 'platform' in sys.modules); "
+        "c.compress_frame(b'x' * 100_000, 'zstd'); print('zstandard' in sys.modules)")
+    assert out.splitlines() == ["True True True False False False", "True"]
+
+
+def test_a_codec_installed_but_not_importable_is_not_available():
+    out = run_python(
+        "from dist_protocol import compression as c\n"
+        "c.MODULES['lz4'] = 'lz4.no_such_module'  # the package is found, the module is not\n"
+        "print(c.available('lz4'))\n"
+        "print(c.compress_frame(b'x' * 100_000, 'lz4'), c.available('lz4'))\n"
+        "try:\n"
+        "    c.decompress_frames([b'\\x05\\x00\\x00\\x00abcde'], ['lz4'])\n"
+        "except c.InvalidMessage as exc:\n"
+        "    print(exc)\n")
+    assert out.splitlines() == ["True", "None False",
+                                "an lz4-compressed frame, but lz4 is not installed here"]

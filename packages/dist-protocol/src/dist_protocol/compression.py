@@ -18,6 +18,8 @@ through a compressor costs more than the bytes saved).
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import struct
 from collections.abc import Iterable, Mapping
@@ -26,18 +28,13 @@ from typing import Any
 from .errors import InvalidMessage
 from .serialize import Payload
 
-_lz4: Any = None
-_zstd: Any = None
-try:
-    import lz4.block
-    _lz4 = lz4.block
-except ImportError:  # lz4 is optional: without it the feature is not announced
-    pass
-try:
-    import zstandard
-    _zstd = zstandard
-except ImportError:  # likewise zstd, and its feature
-    pass
+# The module of each codec. Both are optional: without one, its feature is not announced.
+# Each is imported when first used, not when a program starts (zstandard imports ``platform``;
+# a process on loopback connections compresses nothing): whether one is installed is found
+# without importing it.
+MODULES = {"lz4": "lz4.block", "zstd": "zstandard"}
+_loaded: dict[str, Any] = {}
+_installed: dict[str, bool] = {}
 
 CODECS = ("lz4", "zstd")
 # The feature that says a peer decompresses each codec.
@@ -60,7 +57,34 @@ CHOICES = ("auto", "lz4", "zstd", "none")
 
 def available(codec: str = "lz4") -> bool:
     """Whether this process can compress and decompress ``codec``."""
-    return (_lz4 if codec == "lz4" else _zstd if codec == "zstd" else None) is not None
+    if codec in _loaded:
+        return _loaded[codec] is not None
+    installed = _installed.get(codec)
+    if installed is None:
+        package = MODULES[codec].split(".")[0] if codec in MODULES else None
+        try:
+            installed = package is not None and importlib.util.find_spec(package) is not None
+        except (ImportError, ValueError):
+            installed = False
+        _installed[codec] = installed
+    return installed
+
+
+def codec_module(codec: str) -> Any:
+    """``codec``'s module (``lz4.block``, ``zstandard``), imported at its first use; None when
+    it cannot be imported (then it is no longer ``available``)."""
+    try:
+        return _loaded[codec]
+    except KeyError:
+        pass
+    module = None
+    if codec in MODULES:
+        try:
+            module = importlib.import_module(MODULES[codec])
+        except ImportError:  # found but not importable (a broken install): as if absent
+            module = None
+    _loaded[codec] = module
+    return module
 
 
 def preference(environ: Mapping[str, str] | None = None) -> str:
@@ -88,15 +112,15 @@ def choose(features: Iterable[str], wanted: str = "auto") -> str | None:
 
 def _compress(view: memoryview, codec: str) -> Any:
     if codec == "lz4":
-        return _lz4.compress(view, store_size=True)
-    return _zstd.ZstdCompressor(level=ZSTD_LEVEL).compress(view)
+        return codec_module("lz4").compress(view, store_size=True)
+    return codec_module("zstd").ZstdCompressor(level=ZSTD_LEVEL).compress(view)
 
 
 def compress_frame(frame: Any, codec: str = "lz4") -> Any | None:
     """``frame`` compressed with ``codec`` when that saves enough, else ``None``."""
     view = memoryview(frame).cast("B")
     n = view.nbytes
-    if not available(codec) or n < MIN_SIZE or n > MAX_SIZE:
+    if n < MIN_SIZE or n > MAX_SIZE or not available(codec) or codec_module(codec) is None:
         return None
     start = (n - SAMPLE_SIZE) // 2
     if len(_compress(view[start:start + SAMPLE_SIZE], codec)) > RATIO * SAMPLE_SIZE:
@@ -141,7 +165,8 @@ def decompress_frames(frames: list[Any], codecs: Any) -> list[Any]:
 
 
 def _decompress_lz4(frame: Any) -> bytearray:
-    if _lz4 is None:
+    lz4 = codec_module("lz4")
+    if lz4 is None:
         raise InvalidMessage("an lz4-compressed frame, but lz4 is not installed here")
     view = memoryview(frame).cast("B")
     if view.nbytes < _SIZE.size:
@@ -150,7 +175,7 @@ def _decompress_lz4(frame: Any) -> bytearray:
     if size > MAX_EXPANSION * view.nbytes:
         raise InvalidMessage(f"a compressed frame of {view.nbytes} bytes claims {size}")
     try:
-        plain: bytearray = _lz4.decompress(view, return_bytearray=True)
+        plain: bytearray = lz4.decompress(view, return_bytearray=True)
         return plain
     except Exception as exc:  # noqa: BLE001 -- lz4.block.LZ4BlockError and friends
         raise InvalidMessage(f"a compressed frame does not decompress: {exc}") from None
@@ -158,12 +183,13 @@ def _decompress_lz4(frame: Any) -> bytearray:
 
 def _decompress_zstd(frame: Any) -> bytearray:
     """One zstd frame into a new writable buffer of the size its header states."""
-    if _zstd is None:
+    zstd = codec_module("zstd")
+    if zstd is None:
         raise InvalidMessage("a zstd-compressed frame, but zstandard is not installed here")
     view = memoryview(frame).cast("B")
     try:
-        size = _zstd.frame_content_size(view)
-    except _zstd.ZstdError as exc:
+        size = zstd.frame_content_size(view)
+    except zstd.ZstdError as exc:
         raise InvalidMessage(f"a zstd frame without a valid header: {exc}") from None
     if size < 0:
         raise InvalidMessage("a zstd frame that does not state its content size")
@@ -175,18 +201,19 @@ def _decompress_zstd(frame: Any) -> bytearray:
 def zstd_decompress_into(view: memoryview, size: int) -> bytearray:
     """Decompress a zstd frame of ``size`` bytes into a writable buffer, with no second copy
     (numpy arrays unpickled from it stay writable); ``InvalidMessage`` when it does not."""
+    zstd = codec_module("zstd")
     out = bytearray(size)
     target = memoryview(out)
     filled = 0
     try:
-        with _zstd.ZstdDecompressor().stream_reader(view, read_across_frames=False) as reader:
+        with zstd.ZstdDecompressor().stream_reader(view, read_across_frames=False) as reader:
             while filled < size:
                 got = reader.readinto(target[filled:])
                 if not got:
                     break
                 filled += got
             extra = reader.read(1)
-    except _zstd.ZstdError as exc:
+    except zstd.ZstdError as exc:
         raise InvalidMessage(f"a compressed frame does not decompress: {exc}") from None
     if filled != size or extra:
         raise InvalidMessage(f"a zstd frame stating {size} bytes decompresses to another size")

@@ -25,19 +25,10 @@ from typing import Any
 
 from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
 
-from dist_protocol.compression import available, zstd_decompress_into
+# The codecs' modules are imported at the first frame compressed or read back (compression is
+# worth having, not worth failing for: without a codec, frames are written as they are).
+from dist_protocol.compression import available, codec_module, zstd_decompress_into
 from dist_protocol.errors import InvalidMessage
-
-try:  # compression is worth having, not worth failing for
-    import lz4.block as _lz4
-except ImportError:  # pragma: no cover - lz4 is a dependency; a broken install still spills
-    _lz4 = None
-_zstd: Any = None
-try:
-    import zstandard
-    _zstd = zstandard
-except ImportError:  # pragma: no cover - likewise
-    pass
 
 MAGIC = b"DSPL1\n"
 _HEAD = struct.Struct("<6sHI")  # magic, serializer length, number of frames
@@ -74,8 +65,8 @@ class ValueTooLarge(OSError):
 
 def _pack(view: memoryview, codec: str) -> Any:
     if codec == "lz4":
-        return _lz4.compress(view, store_size=False)
-    return _zstd.ZstdCompressor(level=ZSTD_LEVEL).compress(view)
+        return codec_module("lz4").compress(view, store_size=False)
+    return codec_module("zstd").ZstdCompressor(level=ZSTD_LEVEL).compress(view)
 
 
 def compress(frame: Any, codec: str = "lz4") -> tuple[int, Any]:
@@ -83,7 +74,8 @@ def compress(frame: Any, codec: str = "lz4") -> tuple[int, Any]:
     ``(RAW, frame)``."""
     view = memoryview(frame).cast("B")
     n = view.nbytes
-    if codec not in CODEC_IDS or not available(codec) or n < COMPRESS_MIN or n > COMPRESS_MAX:
+    if (codec not in CODEC_IDS or n < COMPRESS_MIN or n > COMPRESS_MAX or not available(codec)
+            or codec_module(codec) is None):
         return RAW, frame
     if n > 4 * COMPRESS_SAMPLE:
         start = (n - COMPRESS_SAMPLE) // 2
@@ -261,8 +253,12 @@ def _parse(key: str, view: memoryview) -> Payload:
         chunk = view[offset:offset + stored]
         offset += stored
         if packed == LZ4:
-            frames.append(_lz4.decompress(chunk, uncompressed_size=original,
-                                           return_bytearray=True))
+            lz4 = codec_module("lz4")
+            if lz4 is None:
+                raise OSError(errno.EIO, f"the spill file of {key} needs lz4, which cannot be "
+                              "imported here")
+            frames.append(lz4.decompress(chunk, uncompressed_size=original,
+                                         return_bytearray=True))
         elif packed == ZSTD:
             try:
                 frames.append(zstd_decompress_into(chunk, original))
