@@ -155,9 +155,10 @@ class TaskMachine:
         start = ts.state
         if start == finish or start == "forgotten":  # (let go of earlier in this step)
             return
-        handler = self._table.get((start, finish))
-        if handler is None:
-            raise InvalidTransition(f"{ts.key}: {start} -> {finish}")
+        try:
+            handler = self._table[start, finish]
+        except KeyError:
+            raise InvalidTransition(f"{ts.key}: {start} -> {finish}") from None
         self._stimulus_id = stimulus_id
         recs = handler(ts) if argument is None else handler(ts, argument)
         if recs:
@@ -173,9 +174,10 @@ class TaskMachine:
         start = ts.state
         if start == finish:
             return _NOTHING
-        handler = self._table.get((start, finish))
-        if handler is None:
-            raise InvalidTransition(f"{ts.key}: {start} -> {finish}")
+        try:
+            handler = self._table[start, finish]
+        except KeyError:
+            raise InvalidTransition(f"{ts.key}: {start} -> {finish}") from None
         self._stimulus_id = stimulus_id
         # One optional argument, not *args: packing them costs more than the rest of the call.
         return handler(ts) if argument is None else handler(ts, argument)
@@ -263,7 +265,8 @@ class TaskMachine:
             if target == "no-worker":
                 return self._to_no_worker(ts)
             worker = target  # type: ignore[assignment]
-        self.unrunnable.discard(ts.key)
+        if self.unrunnable:  # (nearly always empty: no call then)
+            self.unrunnable.discard(ts.key)
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
@@ -283,7 +286,8 @@ class TaskMachine:
         without waiting for the center to hear of them. It stays ``processing`` with
         ``waiting_on`` kept; when the last input is in memory it simply runs there (see
         ``_inputs_arrived``). Its own dependents may wait behind it."""
-        self.unrunnable.discard(ts.key)
+        if self.unrunnable:  # (nearly always empty: no call then)
+            self.unrunnable.discard(ts.key)
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
@@ -323,7 +327,8 @@ class TaskMachine:
                 self.transition(dts, "waiting", self._stimulus_id)
 
     def _to_queued(self, ts: TaskState) -> Recs:
-        self.unrunnable.discard(ts.key)
+        if self.unrunnable:  # (nearly always empty: no call then)
+            self.unrunnable.discard(ts.key)
         self._set_state(ts, "queued")
         if ts.spec is not None and ts.spec.resources:
             group = self.waiting_for_resources.setdefault(frozenset(ts.spec.resources.items()),
@@ -456,7 +461,8 @@ class TaskMachine:
             ts.who_has = NONE
             for address in freed:
                 self.free(address, ts.key)
-        self.unrunnable.discard(ts.key)
+        if self.unrunnable:  # (nearly always empty: no call then)
+            self.unrunnable.discard(ts.key)
 
     def _to_forgotten(self, ts: TaskState, force: bool = False) -> Recs:
         """Let go of ``ts`` if nobody needs it: its data is freed, and its record dropped
