@@ -230,7 +230,14 @@ def test_inline_policy_sends_a_function_slow_once_back_to_the_pool_without_barri
         policy.record("f", InlinePolicy.FAST / 2)
     assert policy.allows("f")
 
-    # ...but a function slow again and again (it blocks) is barred for good.
+    # ...nor do slow runs on the pool, which stall nothing...
+    for _ in range(InlinePolicy.STRIKES):
+        policy.record("f", InlinePolicy.SLOW * 2, inline=False)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2, inline=False)
+    assert policy.allows("f")
+
+    # ...but a function slow again and again on the loop (it blocks) is barred for good.
     for _ in range(InlinePolicy.STRIKES):
         for _ in range(InlinePolicy.NEEDED):
             policy.record("f", InlinePolicy.FAST / 2)

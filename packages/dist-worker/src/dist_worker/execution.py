@@ -177,11 +177,12 @@ class InlinePolicy:
     Handing a task to a pool thread and back costs two thread wake-ups (~100 us here), more
     than a trivial task itself. A function that ran in under ``FAST`` seconds its last
     ``NEEDED`` times runs inline. A run over ``SLOW`` seconds sends it back to the pool, where
-    it must prove itself fast again; ``STRIKES`` such runs within ``WINDOW`` runs of any
-    function bar it for good, so a function that can block stays on the pool where it cannot
-    stall heartbeats. One slow run alone does not bar it: on a busy machine a trivial function
-    is now and then preempted (or waits for the GIL) for longer than ``SLOW``, and barring it
-    for that would send every later run of it through the pool.
+    it must prove itself fast again; ``STRIKES`` such runs on the loop within ``WINDOW`` runs
+    of any function bar it for good, so a function that can block stays on the pool where it
+    cannot stall heartbeats. One slow run alone does not bar it, nor do slow runs on the pool
+    (they stall nothing): on a busy machine a trivial function is now and then preempted, or
+    waits for the GIL, for longer than ``SLOW``, and barring it for that would send every
+    later run of it through the pool.
     """
 
     FAST = 0.0002
@@ -211,14 +212,15 @@ class InlinePolicy:
         self._fast_runs.move_to_end(function_key)
         self._slow_runs.pop(function_key, None)
 
-    def record(self, function_key: Any, duration: float) -> None:
+    def record(self, function_key: Any, duration: float, inline: bool = True) -> None:
+        """A run of ``duration`` seconds, on the loop (``inline``) or on a pool thread."""
         self._runs += 1
         runs = self._fast_runs.get(function_key, 0)
         if runs == self._BARRED:
             return
         if duration < self.FAST:
             runs = min(runs + 1, self.NEEDED)
-        elif duration > self.SLOW and self._strike(function_key):
+        elif duration > self.SLOW and inline and self._strike(function_key):
             runs = self._BARRED
         else:
             runs = 0

@@ -360,7 +360,7 @@ class Worker:
                         continue
                     finally:
                         task_context.set_current(None)
-                    self._record(function_key, outcome)
+                    self._record(function_key, outcome, inline=True)
                     pending.extend(self.state.handle(outcome))
                 else:
                     # Should this task kill the process, the center must already know which
@@ -378,9 +378,9 @@ class Worker:
                 assert self._runner is not None
                 self._runner.resume(ins.key)
 
-    def _record(self, function_key: Any, outcome) -> None:
+    def _record(self, function_key: Any, outcome, inline: bool = False) -> None:
         if type(outcome) is ExecutionSucceeded:
-            self._inline.record(function_key, outcome.stop - outcome.start)
+            self._inline.record(function_key, outcome.stop - outcome.start, inline)
 
     def _on_executed(self, outcomes: list) -> None:
         for outcome in outcomes:
