@@ -153,10 +153,17 @@ def test_a_full_disk_warns_and_pauses_the_worker_and_loses_nothing(make_cluster,
     cluster.wait_for_workers(executor, 2)
     # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
     def spilled_and_warned():
+        # The warning is logged as the worker pauses, and read from its pipe by a thread; its
+        # metrics reach the center with its next heartbeat: each may come just after the pause.
+        wait_until(lambda: "cannot spill to" in tight.output(), 10, "the worker's warning")
         output = tight.output()
-        assert "cannot spill to" in output and "no space left" in output.lower(), output
-        metrics = metrics_of(cluster, executor, tight)
-        assert metrics["spilled_disk"] > 0 and "no space left" in metrics["spill_error"].lower()
+        assert "no space left" in output.lower(), output
+
+        def metrics_say_so():
+            metrics = metrics_of(cluster, executor, tight)
+            return (metrics["spilled_disk"] > 0
+                    and "no space left" in (metrics["spill_error"] or "").lower())
+        wait_until(metrics_say_so, 10, "the worker's metrics to say the disk is full")
 
     fill_and_check(cluster, executor, tight, 7, wait_until, spilled_and_warned)
     # Memory and disk freed: the worker spills again and resumes.
