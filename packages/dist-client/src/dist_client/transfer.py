@@ -6,7 +6,6 @@ the data itself travels between the client and the workers directly.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -103,6 +102,8 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
     other. Returns (payloads, failed) where ``failed`` maps each key not obtained to the
     reason. ``still_held(address, keys)`` says whether the center still counts a slow worker
     as a holder; if not, it is given up on."""
+    import random  # here, not at import: a client fetching no data from workers never needs it
+
     plan: dict[str, list[str]] = {}
     for key, addresses in holders.items():
         if addresses:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tempfile
 
 
 def upload_target() -> str:
+    import tempfile  # (with shutil and its compression modules) on a worker, when it is used
+
     folder = os.path.join(tempfile.gettempdir(), f"dist-uploads-{os.getpid()}")
     os.makedirs(folder, exist_ok=True)
     if folder not in sys.path:
