@@ -91,10 +91,7 @@ def test_a_center_without_the_feature_gets_the_graph_in_one_submit(make_cluster,
                                                                     parts_of_three):
     from dist_protocol.features import FEATURES
     older = {"DIST_PROTOCOL_FEATURES": ",".join(f for f in FEATURES if f != "graph-parts")}
-    # One thread: a fresh worker unpickling its first dask.array tasks on two threads at once
-    # can run one while the other is still importing the package (dask's numpy dispatch not
-    # yet registered), which is not what this test is about.
-    cluster = make_cluster(n_workers=1, nthreads=1, env=older)
+    cluster = make_cluster(n_workers=1, nthreads=2, env=older)
     x = da.arange(400, chunks=10)
     with cluster.executor() as executor:
         assert x.sum().compute(scheduler=executor.get) == np.arange(400).sum()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import importlib
 import logging
 import queue
 import threading
@@ -24,10 +23,11 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.errors import MissingDependency
 from dist_protocol.messages import TaskErred
-from dist_protocol.serialize import (KeyRef, Payload, SerializationError, deserialize, serialize,
+from dist_protocol.serialize import (KeyRef, Payload, SerializationError, serialize,
                                      serialize_exception)
 
 from .events import Event, Execute, ExecutionFailed, ExecutionSucceeded, RejoinRequested, Seceded
+from .unpickling import import_module, unpickle
 
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
 # are this small in all. Not larger ones, even when their out-of-band buffers share the value's
@@ -44,7 +44,7 @@ def import_function(path: str) -> Callable:
     module_name, sep, qualname = path.partition(":")
     if not sep or not module_name or not qualname:
         raise ValueError(f"function path {path!r} must look like 'module:function'")
-    obj: Any = importlib.import_module(module_name)
+    obj: Any = import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
@@ -59,7 +59,7 @@ def load_function(function: str | Payload) -> Callable:
         if func is not None:
             _functions.move_to_end(cache_key)
             return func
-    func = import_function(function) if isinstance(function, str) else deserialize(function)
+    func = import_function(function) if isinstance(function, str) else unpickle(function)
     if not callable(func):
         raise TypeError(f"the task's function is a {type(func).__name__}, not callable")
     with _functions_lock:
@@ -93,7 +93,7 @@ def substitute(value: Any, inputs: dict[str, Any]) -> Any:
 def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple, dict]:
     if args is None:
         return (), {}
-    loaded = deserialize(args)
+    loaded = unpickle(args)
     if not isinstance(loaded, (list, tuple)) or len(loaded) != 2:
         raise ValueError("task arguments must be a pair [args, kwargs]")
     positional, keywords = loaded

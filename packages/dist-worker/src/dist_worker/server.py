@@ -20,7 +20,7 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     RestartWorker, StealRequest, Story, TaskErred, Unregister,
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
-from dist_protocol.serialize import SerializationError, deserialize, serialize
+from dist_protocol.serialize import SerializationError, serialize
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
@@ -34,6 +34,7 @@ from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
+from .unpickling import unpickle
 
 log = logging.getLogger("dist.worker")
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
@@ -394,7 +395,7 @@ class Worker:
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
             values, nbytes = {}, {}
             for key, payload in reply.data.items():
-                values[key] = deserialize(payload)
+                values[key] = unpickle(payload)
                 nbytes[key] = payload.nbytes
             # A key the peer could not serialize is as good as missing: try elsewhere.
             event: DataFetched | FetchFailed = DataFetched(order.worker, values, nbytes,
@@ -489,7 +490,7 @@ class Worker:
         values, nbytes = {}, {}
         for key, payload in msg.data.items():
             try:
-                values[key] = deserialize(payload)
+                values[key] = unpickle(payload)
             except SerializationError as exc:  # the sender's fault, not a bug of ours
                 raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
             nbytes[key] = payload.nbytes

@@ -1,0 +1,40 @@
+"""One unpickling at a time in a worker process, so that none sees a package half imported.
+
+Unpickling imports the modules its objects live in. Python counts a module imported once its
+own code has run, even while the package holding it is still running its ``__init__``; a
+second thread that then finds that module in ``sys.modules`` uses it at once. With dask.array,
+one thread unpickling a task imports the package, whose ``__init__`` has imported
+``dask.array.core`` but not yet ``dask.array.backends``; another thread's task, which needs
+only ``dask.array.core``, starts and fails with "No dispatch for numpy.ndarray" because
+numpy's implementations are registered in ``backends``. Every unpickling a worker does of what
+others sent it (a task's function and arguments on the task's thread, values fetched from
+peers or put by clients on the event loop) holds one lock, so an import an unpickling began is
+finished before the next unpickling starts. dask.distributed gets the same effect by
+deserializing on one thread.
+
+Only pickles import: the other serializers go by without the lock. The lock is re-entrant,
+for an object whose unpickling unpickles another.
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from dist_protocol.serialize import Payload, deserialize
+
+_lock = threading.RLock()
+
+
+def unpickle(payload: Payload) -> Any:
+    """``dist_protocol.serialize.deserialize``, one at a time in this process."""
+    if payload.serializer != "pickle":
+        return deserialize(payload)
+    with _lock:
+        return deserialize(payload)
+
+
+def import_module(name: str) -> Any:
+    """``importlib.import_module``, under the same lock (a function named by its path)."""
+    with _lock:
+        return importlib.import_module(name)
