@@ -69,6 +69,10 @@ def _pair(x):
     return x, x * 2
 
 
+def _part(i: int) -> pd.DataFrame:
+    return pd.DataFrame({"a": range(i, i + 10), "b": [i] * 10})
+
+
 WORKLOADS = {
     # dask.array
     "array-sum": lambda: (da.arange(10_000, chunks=1_000) * 2).sum(),
@@ -115,6 +119,9 @@ WORKLOADS = {
     "frame-shuffle": lambda: _ddf().shuffle("b").groupby("b").a.count(),
     "frame-nlargest": lambda: _ddf().a.nlargest(5),
     "frame-isin-count": lambda: _ddf()[_ddf().s.isin(["x", "zz"])].a.count(),
+    # (each partition's key names an alias of the delayed value's key, not its own)
+    "frame-from-delayed": lambda: dd.from_delayed([delayed(_part)(i) for i in range(3)],
+                                                  meta=_part(0), verify_meta=False),
     # dask.bag
     "bag-fold": lambda: db.from_sequence(range(100), npartitions=5).map(inc)
     .filter(lambda v: v % 3).sum(),

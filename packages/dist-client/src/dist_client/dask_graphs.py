@@ -171,7 +171,22 @@ def _as_graph(dsk: Any) -> dict:
     if persisted:
         dsk = {key: node for key, node in dsk.items() if key not in persisted}
     graph = convert_legacy_graph(dsk)
-    return {key: _futures_as_references(node) for key, node in graph.items()}
+    return {key: _futures_as_references(_named(key, node)) for key, node in graph.items()}
+
+
+def _named(key: Any, node: Any) -> Any:
+    """``node`` carrying ``key``, the key the graph holds it under. dask schedules by the
+    graph's keys, and some graphs hold a node under another (``dd.from_delayed`` maps each
+    partition's key to an ``Alias`` named after the delayed value it reads); fusing a chain
+    needs each link to carry its own key, or the chain has no last link."""
+    from dask._task_spec import Alias
+
+    if node.key == key:
+        return node
+    if isinstance(node, Alias):
+        return Alias(key, node.target)
+    renamed = node.substitute({}, key=key)
+    return renamed if renamed.key == key else _task(key, _identity, node)
 
 
 def _futures_as_references(node: Any) -> Any:
