@@ -146,6 +146,33 @@ def test_an_argument_that_fails_to_unpickle_keeps_its_exception_type(e):
         e.get({"y": (repr, Fragile())}, "y")
 
 
+def fill(value, n):
+    return np.full(n, value)
+
+
+def write_first(array, value):
+    array[0] = value
+    return array
+
+
+@pytest.mark.parametrize("n", [10, 100_000])  # results sent in a message, and on their own
+def test_computed_arrays_are_writeable_as_with_dask(e, n):
+    """A result is the caller's own, as dask's schedulers give it: writing into an array from
+    ``compute`` neither fails nor changes what the graph computes next time; a task gets
+    inputs it may write into, also from another worker."""
+    x = da.arange(n, chunks=n // 2)
+    computed = x.compute(scheduler=e.get)
+    computed[0] = 42
+    assert x[0].compute(scheduler=e.get) == 0
+    (values,) = dask.compute(x, scheduler=e.get)
+    values[0] = 42
+    assert e.compute(x).result(60)[0] == 0
+    workers = sorted(e.ncores())
+    made = e.submit(fill, 7, n, workers=[workers[0]])
+    written = e.submit(write_first, made, -1, workers=[workers[1]])
+    assert written.result(60)[:2].tolist() == [-1, 7]
+
+
 # The workloads compared with dask's synchronous scheduler: test_dask_workloads.py.
 
 

@@ -155,7 +155,7 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
                 raise SerializationError("pickle payloads are not accepted here")
             if not frames:
                 raise SerializationError("a pickle payload needs at least one frame")
-            return pickle.loads(frames[0], buffers=frames[1:])
+            return pickle.loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise
     except BaseException as exc:  # also SystemExit from a __reduce__/__setstate__:
@@ -163,6 +163,17 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
         raise SerializationError(f"cannot deserialize {name} payload: "
                                  f"{type(exc).__name__}: {exc}") from exc
     raise SerializationError(f"unknown serializer {name!r}")
+
+
+def _writeable(buffer: Any) -> Any:
+    """An out-of-band buffer, one that can be written into. numpy and pandas rebuild their
+    arrays over it, and an array over a read-only buffer is read-only: a computed result or
+    a task's input the user could not write into, which no dask scheduler hands out. Large
+    frames arrive in a buffer of their own, writeable; small ones (under 64 KiB) are sliced
+    out of the connection's buffer as bytes, and are copied here."""
+    if type(buffer) is bytearray:
+        return buffer
+    return bytearray(buffer) if memoryview(buffer).readonly else buffer
 
 
 def dumps_function(func: Any) -> Payload:
