@@ -4,14 +4,15 @@ On a shared machine the wall time of a round trip mostly measures the other work
 wakes four processes in turn, and each waits for a core); the CPU each process spends per
 round trip is what dist can change, and is much steadier. Each run starts ``dcenter`` and two
 ``dworker --no-nanny``, then a client process that warms up, does N sequential
-``submit(inc, i).result()`` (``latency``) or a chain of N tasks (``chain``), and reports its own
+``submit(inc, i).result()`` (``latency``), a chain of N tasks (``chain``) or one ``map`` of N
+tasks gathered (``map``), and reports its own
 CPU time; the center's and the workers' are read from the system around the timed part. In
 ``chain`` mode it then counts, from the links' stories, the links that started on the worker
 the moment their input finished there (``started_on_worker``, of N - 1).
 
-    python benchmarks/roundtrip_cpu.py [--mode latency|chain] [--n 500] [--runs 3]
+    python benchmarks/roundtrip_cpu.py [--mode latency|chain|map] [--n 500] [--runs 3]
 
-Prints each run and the medians (µs per round trip, or per task of the chain).
+Prints each run and the medians (µs per round trip, or per task of the chain or the map).
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ cpu, wall = time.process_time(), time.perf_counter()
 if mode == "latency":
     for i in range(n):
         assert ex.submit(t.inc, i).result() == i + 1
+elif mode == "map":
+    assert ex.gather(ex.map(t.inc, range(n))) == list(range(1, n + 1))
 else:
     future = ex.submit(t.inc, 10**9)
     keys = [future.key]
@@ -107,7 +110,7 @@ def one_run(mode: str, n: int, env: dict[str, str]) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=["latency", "chain"], default="latency")
+    parser.add_argument("--mode", choices=["latency", "chain", "map"], default="latency")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)

@@ -302,6 +302,29 @@ def test_without_a_target_nothing_spills_unless_asked(tmp_path):
     assert not os.path.exists(store.directory)
 
 
+def test_eviction_on_request_passes_over_a_running_tasks_inputs(tmp_path):
+    store = DataStore(target=None, directory=str(tmp_path))
+    for key in ("input", "other", "newest"):
+        store[key] = value(5)
+    assert store.evict(keep={"input"}) >= 5 * MB
+    assert store.in_memory("input") and not store.in_memory("other")
+    assert store.evict(keep={"input", "newest"}) == 0  # nothing else left in memory
+    store.close()
+
+
+def test_what_the_store_weighs_returns_to_nothing_as_keys_are_freed(store):
+    lock = threading.Lock()
+    store["pinned"] = [lock, value(20)]  # cannot be pickled: stays
+    store["none"] = None
+    for i in range(4):
+        store[f"k{i}"] = value(10, i)
+    assert store["none"] is None and store.pop("none") is None
+    for key in ["pinned", "k0", "k1", "k2", "k3"]:
+        del store[key]
+    assert store.managed == 0 and store.spilled == 0 and len(store) == 0
+    assert store.weights == {}
+
+
 def test_the_store_spills_with_the_codec_it_is_given(tmp_path):
     numpy = pytest.importorskip("numpy")
     store = DataStore(target=1, directory=str(tmp_path), spill_compression="zstd")

@@ -1,18 +1,25 @@
 """The values a worker holds, in memory up to a target and on disk beyond it.
 
 ``DataStore`` is the mapping ``WorkerState.data`` is: reads, writes and deletes look like a
-dict's, and a value on disk is read back transparently. Underneath is ``zict.Buffer``, the
-mapping dask's workers spill with: an LRU of in-memory values weighed by their estimated size
-over the ``DiskMapping`` of ``spill.py``. Once the values in memory weigh more than the target,
-the least recently used go to disk (the heaviest first when one alone is over the target).
+dict's, and a value on disk is read back transparently. The values in memory are kept in the
+order they were last used, each weighed by its estimated size; once they weigh more than the
+target, the least recently used go to the ``DiskMapping`` of ``spill.py`` (a value heavier
+than the whole target first). That is what dask's workers do with ``zict.Buffer``; this one is
+a plain dict kept in use order, because the store is touched several times per task and only
+from the worker's event loop: zict's locks and layers cost a small task's result more (about
+a sixth of a worker's CPU per task) than the task itself, and importing zict's package a
+worker's start-up 25 ms.
 
 What cannot go to disk stays in memory and is reported once, never retried in a loop:
 
 * a value that cannot be pickled, or one larger than the disk could ever hold, is *pinned*:
-  kept in memory, outside the LRU, until it is freed;
+  kept in memory, outside the order of use, until it is freed;
 * a disk that fails (full, read-only, removed) *suspends* spilling for a while; everything
   stays in memory, and the worker's monitor pauses the worker instead (``spill_suspended``),
   trying the disk again after ``RETRY_AFTER`` seconds.
+
+A value is taken out of memory only once its file is written: a write that fails loses
+nothing.
 """
 from __future__ import annotations
 
@@ -24,8 +31,6 @@ import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
-import zict
-
 from .memory import format_bytes
 from .sizeof import sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
@@ -33,6 +38,7 @@ from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
 log = logging.getLogger("dist.worker")
 
 RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a disk that failed
+_ABSENT = object()
 
 
 class DataStore(MutableMapping):
@@ -50,12 +56,15 @@ class DataStore(MutableMapping):
         self.slow = DiskMapping(directory, max_spill, spill_compression)
         self.weights: dict[str, int] = {}  # key -> estimated bytes in memory, every key held
         self._size_hint = size_hint
-        self.buffer = zict.Buffer({}, self.slow, n=float("inf") if target is None else target,
-                                  weight=self._weight)
-        # The in-memory LRU's own dict: asked whether it holds a key on every look-up of a
-        # task's inputs and results, which then costs one dict look-up, not three calls.
-        self._memory: MutableMapping[str, Any] = self.buffer.fast.d
+        self.target = target
+        # The values in memory that may spill, the least recently used first (a dict keeps
+        # the order keys went in; a use moves its key to the end), what they weigh, and
+        # those heavier than the target alone, which spill before any other.
+        self._lru: dict[str, Any] = {}
+        self._lru_weight = 0
+        self._heavy: dict[str, None] = {}
         self.pinned: dict[str, Any] = {}  # kept in memory whatever the target: see above
+        self._pinned_weight = 0
         self.spill_error: str | None = None  # why spilling is suspended, if it is
         self._clock = clock
         self._retry_at = 0.0
@@ -71,16 +80,16 @@ class DataStore(MutableMapping):
 
     @property
     def target(self) -> float:
-        return self.buffer.n
+        return self._target
 
     @target.setter
     def target(self, value: float | None) -> None:
-        self.buffer.n = float("inf") if value is None else value
+        self._target = float("inf") if value is None else value
 
     @property
     def managed(self) -> int:
         """Bytes of the values held in memory (estimated)."""
-        return int(self.buffer.fast.total_weight + self.buffer.offset)
+        return self._lru_weight + self._pinned_weight
 
     @property
     def spilled(self) -> int:
@@ -97,20 +106,24 @@ class DataStore(MutableMapping):
         return self.spill_error is not None
 
     def in_memory(self, key: str) -> bool:
-        return key in self._memory or key in self.pinned
+        return key in self._lru or key in self.pinned
 
     # -- the mapping ---------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        if key in self.pinned:
-            return self.pinned[key]
-        fast = self.buffer.fast
-        if key in fast:
-            return fast[key]  # marks it recently used
+        lru = self._lru
+        value = lru.pop(key, _ABSENT)
+        if value is not _ABSENT:
+            lru[key] = value  # the most recently used now
+            return value
+        value = self.pinned.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return value
         value = self.slow[key]  # KeyError when not held at all
-        if self._weight(key, value) <= self.buffer.n:
+        weight = self._weight(key, value)
+        if weight <= self._target:
             # Back in memory as the most recently used; its file stays (``cached``) should
             # it be evicted again unchanged.
-            fast.set_noevict(key, value)
+            self._keep(key, value, weight)
             del self.slow[key]
             self.spill_to_target()
         return value
@@ -119,8 +132,14 @@ class DataStore(MutableMapping):
         if key in self:
             self._discard(key)
         self.weights.pop(key, None)
-        self.buffer.set_noevict(key, value)
+        self._keep(key, value, self._weight(key, value))
         self.spill_to_target()
+
+    def _keep(self, key: str, value: Any, weight: int) -> None:
+        self._lru[key] = value
+        self._lru_weight += weight
+        if weight > self._target:
+            self._heavy[key] = None
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
@@ -128,22 +147,24 @@ class DataStore(MutableMapping):
         self._discard(key)
 
     def _discard(self, key: str) -> None:
-        if self.pinned.pop(key, None) is None:
-            del self.buffer[key]
-        else:
-            self.buffer.offset -= self.weights[key]
+        if self._lru.pop(key, _ABSENT) is not _ABSENT:
+            self._lru_weight -= self.weights[key]
+            self._heavy.pop(key, None)
+        elif self.pinned.pop(key, _ABSENT) is not _ABSENT:
+            self._pinned_weight -= self.weights[key]
         self.slow.forget(key)
         self.weights.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._memory or key in self.pinned or key in self.slow
+        return key in self._lru or key in self.pinned or key in self.slow
 
     def __iter__(self) -> Iterator[str]:
         yield from self.pinned
-        yield from self.buffer
+        yield from self._lru
+        yield from self.slow
 
     def __len__(self) -> int:
-        return len(self.pinned) + len(self.buffer)
+        return len(self.pinned) + len(self._lru) + len(self.slow)
 
     def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
         """Remove ``key`` without reading it back from disk (the value is not returned when
@@ -152,7 +173,9 @@ class DataStore(MutableMapping):
             if default:
                 return default[0]
             raise KeyError(key)
-        value = self.pinned.get(key, self.buffer.fast.d.get(key))
+        value = self._lru.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self.pinned.get(key)
         self._discard(key)
         return value
 
@@ -181,23 +204,34 @@ class DataStore(MutableMapping):
     def evict(self, keep: Collection[str] = ()) -> int:
         """Spill the least recently used value not in ``keep``; its estimated bytes (0:
         nothing spilled). A running task's inputs are kept: spilling them frees nothing."""
-        fast = self.buffer.fast
-        if not len(fast) or not self._may_spill():
+        if not self._lru or not self._may_spill():
             return 0
-        if not keep:
-            result = self._guarded(fast.evict)
+        if keep:
+            key = next((k for k in self._lru if k not in keep), None)
         else:
-            def evict_one() -> tuple[Any, Any, float]:
-                key = next((k for k in fast.order if k not in keep), None)
-                return (None, None, 0.0) if key is None else fast.evict(key)
-            result = self._guarded(evict_one)
-        return 0 if result is None else int(result[2])
+            key = next(iter(self._heavy or self._lru))
+        if key is None:
+            return 0
+        weight = self._guarded(lambda: self._spill(key))
+        return weight or 0
 
     def spill_to_target(self) -> None:
         """Spill until the values in memory weigh no more than the target."""
-        fast = self.buffer.fast
-        if fast.total_weight > fast.n and self._may_spill():
-            self._guarded(self.buffer.evict_until_below_target)
+        if self._lru_weight + self._pinned_weight > self._target and self._may_spill():
+            self._guarded(self._spill_until_below_target)
+
+    def _spill_until_below_target(self) -> None:
+        while self._lru and self._lru_weight + self._pinned_weight > self._target:
+            self._spill(next(iter(self._heavy or self._lru)))
+
+    def _spill(self, key: str) -> int:
+        """Write ``key``'s value to disk, then let go of it in memory; its weight."""
+        self.slow[key] = self._lru[key]  # raises, and nothing changes, when it cannot
+        del self._lru[key]
+        self._heavy.pop(key, None)
+        weight = self.weights[key]
+        self._lru_weight -= weight
+        return weight
 
     def _may_spill(self) -> bool:
         if self.spill_error is None:
@@ -208,9 +242,9 @@ class DataStore(MutableMapping):
         return True
 
     def _guarded(self, action: Callable[[], Any]) -> Any:
-        """Spill, and deal with what spilling can raise. No value is ever lost: zict keeps a
-        key in memory until its write has succeeded."""
-        for _ in range(len(self.buffer.fast) + 1):
+        """Spill, and deal with what spilling can raise. No value is ever lost: a value
+        leaves memory only once its write has succeeded."""
+        for _ in range(len(self._lru) + 1):
             before = len(self.slow)
             try:
                 result = action()
@@ -235,11 +269,12 @@ class DataStore(MutableMapping):
         self.spilled_count += max(0, len(self.slow) - before)
 
     def _pin(self, key: str, reason: str) -> None:
-        value = self.buffer.fast.d[key]
+        value = self._lru.pop(key)  # out of the order of use, so no eviction tries it again
+        self._heavy.pop(key, None)
         weight = self.weights.get(key, 0)
-        del self.buffer[key]  # out of the LRU, so no eviction tries it again
+        self._lru_weight -= weight
         self.pinned[key] = value
-        self.buffer.offset += weight  # still counts towards the target: others spill sooner
+        self._pinned_weight += weight  # still counts towards the target: others spill sooner
         log.warning("keeping %s (%s) in memory: %s", key, format_bytes(weight), reason)
 
     def _suspend(self, reason: str) -> None:
