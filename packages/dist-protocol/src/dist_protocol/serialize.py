@@ -62,7 +62,10 @@ class Payload:
 
     @property
     def nbytes(self) -> int:
-        return sum(memoryview(f).nbytes for f in self.frames)
+        frames = self.frames
+        if len(frames) == 1 and type(frames[0]) is bytes:  # most payloads: asked per task
+            return len(frames[0])
+        return sum(memoryview(f).nbytes for f in frames)
 
     def __repr__(self) -> str:
         return f"<Payload {self.serializer} {len(self.frames)} frames {self.nbytes} bytes>"
