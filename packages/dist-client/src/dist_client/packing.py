@@ -7,6 +7,9 @@ from dist_protocol.serialize import KeyRef
 
 from .future import Future
 
+# Values that hold no future: a tuple of only these (most calls' arguments) is packed as it is.
+_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
+
 
 def pack(value: Any, deps: dict[str, Any]) -> Any:
     """``value`` with every Future (also inside lists, tuples, sets, dicts) made a ``KeyRef``.
@@ -24,9 +27,12 @@ def pack(value: Any, deps: dict[str, Any]) -> Any:
     if kind is list:
         return [pack(v, deps) for v in value]
     if kind is tuple:
-        return tuple(pack(v, deps) for v in value)
+        for v in value:
+            if type(v) not in _ATOMS:
+                return tuple(pack(v, deps) for v in value)
+        return value
     if kind is dict:
-        return {k: pack(v, deps) for k, v in value.items()}
+        return {k: pack(v, deps) for k, v in value.items()} if value else value
     if kind is set or kind is frozenset:
         return kind(pack(v, deps) for v in value)
     return value
