@@ -9,7 +9,7 @@ import pytest
 from dist_protocol.serialize import Payload, serialize
 from dist_worker.events import Execute, ExecutionSucceeded
 from dist_worker.execution import run_task
-from dist_worker.unpickling import unpickle
+from dist_worker.unpickling import busy, unpickle
 
 TOP = "half_imported_top"
 PACKAGE = f"{TOP}.package"
@@ -84,11 +84,13 @@ def test_a_task_waits_for_the_package_another_tasks_unpickling_is_importing(slow
     # The package is half imported: the second task's unpickling must wait for the first's.
     second.join(0.5)
     assert second.is_alive(), f"the second task ran on a package half imported: {outcomes}"
+    assert busy()  # the event loop runs no task itself meanwhile
     slow_package.may_finish.set()
     first.join(10)
     second.join(10)
     assert all(type(outcome) is ExecutionSucceeded for outcome in outcomes.values()), outcomes
     assert {key: outcome.value for key, outcome in outcomes.items()} == {"first": 4, "second": 4}
+    assert not busy()
 
 
 def test_values_that_are_not_pickles_are_loaded_as_they_are():

@@ -34,7 +34,7 @@ from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
-from .unpickling import unpickle
+from . import unpickling
 
 log = logging.getLogger("dist.worker")
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
@@ -342,7 +342,7 @@ class Worker:
                 self.actors.create(ins)
             elif kind is Execute:
                 function_key = self._inline.function_key(ins.function)
-                if self._inline.allows(function_key):
+                if self._inline.allows(function_key) and not unpickling.busy():
                     if time.perf_counter() >= inline_until:
                         # This pass of the loop has had its share of inline work: the rest
                         # goes on at the next pass, after the loop served its I/O (handing a
@@ -395,7 +395,7 @@ class Worker:
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
             values, nbytes = {}, {}
             for key, payload in reply.data.items():
-                values[key] = unpickle(payload)
+                values[key] = unpickling.unpickle(payload)
                 nbytes[key] = payload.nbytes
             # A key the peer could not serialize is as good as missing: try elsewhere.
             event: DataFetched | FetchFailed = DataFetched(order.worker, values, nbytes,
@@ -490,7 +490,7 @@ class Worker:
         values, nbytes = {}, {}
         for key, payload in msg.data.items():
             try:
-                values[key] = unpickle(payload)
+                values[key] = unpickling.unpickle(payload)
             except SerializationError as exc:  # the sender's fault, not a bug of ours
                 raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
             nbytes[key] = payload.nbytes

@@ -13,7 +13,9 @@ finished before the next unpickling starts. dask.distributed gets the same effec
 deserializing on one thread.
 
 Only pickles import: the other serializers go by without the lock. The lock is re-entrant,
-for an object whose unpickling unpickles another.
+for an object whose unpickling unpickles another. The event loop asks ``busy()`` before it
+runs a task itself: while a thread unpickles (importing a large library, say), the task goes
+to a thread rather than stall the loop's heartbeats and transfers behind that import.
 """
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ def unpickle(payload: Payload) -> Any:
         return deserialize(payload)
     with _lock:
         return deserialize(payload)
+
+
+def busy() -> bool:
+    """Whether another thread is unpickling at this moment."""
+    if _lock.acquire(blocking=False):
+        _lock.release()
+        return False
+    return True
 
 
 def import_module(name: str) -> Any:
