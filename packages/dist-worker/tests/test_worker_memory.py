@@ -312,6 +312,17 @@ def test_eviction_on_request_passes_over_a_running_tasks_inputs(tmp_path):
     store.close()
 
 
+def test_eviction_on_request_pins_what_cannot_spill_and_spills_the_next(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "dist.worker")
+    store = DataStore(target=None, directory=str(tmp_path))
+    store["lock"] = [threading.Lock(), value(5)]  # the least recently used, cannot be pickled
+    store["next"] = value(5)
+    assert store.evict() >= 5 * MB
+    assert "lock" in store.pinned and not store.in_memory("next")
+    assert store.evict(keep={"x"}) == 0  # nothing left that may spill
+    store.close()
+
+
 def test_what_the_store_weighs_returns_to_nothing_as_keys_are_freed(store):
     lock = threading.Lock()
     store["pinned"] = [lock, value(20)]  # cannot be pickled: stays

@@ -206,14 +206,15 @@ class DataStore(MutableMapping):
         nothing spilled). A running task's inputs are kept: spilling them frees nothing."""
         if not self._lru or not self._may_spill():
             return 0
-        if keep:
-            key = next((k for k in self._lru if k not in keep), None)
-        else:
-            key = next(iter(self._heavy or self._lru))
-        if key is None:
-            return 0
-        weight = self._guarded(lambda: self._spill(key))
-        return weight or 0
+
+        def spill_one() -> int:  # chosen again after a value that cannot spill is pinned
+            if keep:
+                key = next((k for k in self._lru if k not in keep), None)
+            else:
+                key = next(iter(self._heavy or self._lru), None)
+            return 0 if key is None else self._spill(key)
+
+        return self._guarded(spill_one) or 0
 
     def spill_to_target(self) -> None:
         """Spill until the values in memory weigh no more than the target."""
