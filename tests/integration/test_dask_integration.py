@@ -130,6 +130,16 @@ def test_get_returns_the_nested_structure_of_its_keys(e):
     assert e.get(graph, ("x", 1)) == 2
 
 
+def test_a_key_spelled_with_numpy_integers_is_the_same_key(e):
+    """dask compares keys by equality: ``("x", np.int64(0))`` is ``("x", 0)`` (dask.array's
+    diagonal names its inputs so), in a task's inputs and among the keys asked for."""
+    graph = {("x", 0): 1, "y": (add, ("x", np.int64(0)), 10)}
+    assert e.get(graph, ["y", ("x", np.int64(0))]) == (11, 1)
+    ones = da.ones((8, 8), chunks=4)
+    summed = da.diagonal(ones) + ones
+    assert summed.compute(scheduler=e.get).tolist() == np.full((8, 8), 2.0).tolist()
+
+
 class Fragile:
     """Unpickling it raises ValueError (``int("refused")``), on the worker."""
 
