@@ -92,6 +92,31 @@ def test_out_of_band_frames_survive_the_wire():
     assert np.array_equal(deserialize(message.data["a"]), array)
 
 
+@pytest.mark.parametrize("shape", [[2] * 27, (4096, 4096)])
+def test_a_broadcast_array_travels_as_the_data_it_repeats(shape):
+    """``np.broadcast_to`` repeats a little data by zero strides; pickled as it looks, a GiB
+    (``[2] * 27``: what dask's own tensordot test computes). It travels as what it repeats,
+    and comes back equal, broadcast and read-only as it was."""
+    row = np.arange(shape[-1], dtype="float64") if isinstance(shape, tuple) else 1
+    array = np.broadcast_to(row, shape)
+    payload = serialize(array)
+    assert payload.nbytes < 64 * 1024
+    back = deserialize(payload)
+    assert back.shape == array.shape and back.dtype == array.dtype
+    assert not back.flags.writeable and 0 in back.strides
+    assert np.array_equal(back[(0,) * (back.ndim - 1)], array[(0,) * (array.ndim - 1)])
+
+
+def test_arrays_that_are_not_broadcast_travel_as_before():
+    writeable = np.lib.stride_tricks.as_strided(np.zeros(1), (100_000,), (0,))
+    frozen = np.arange(100_000.0)
+    frozen.flags.writeable = False
+    for array in (writeable, frozen, np.broadcast_to(np.arange(10.0), (100, 10))):
+        payload = serialize(array)
+        assert payload.nbytes >= array.nbytes
+        assert np.array_equal(deserialize(payload), array)
+
+
 def test_functions_and_lambdas_pickle_by_value_when_needed():
     offset = 10
     payload = serialize(lambda x: x + offset)

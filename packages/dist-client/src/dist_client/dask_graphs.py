@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import numbers
-import pickle
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import Submit, TaskSpec
-from dist_protocol.serialize import KeyRef, Payload
+from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 
 from .core import operations
 from .dask_defaults import cluster_shuffle
@@ -435,7 +434,7 @@ def _node_payload(core: ClientCore, node: Any) -> Payload:
     ``__main__``; modules registered to travel by value), goes through cloudpickle."""
     if not _by_value_modules():
         try:
-            head = pickle.dumps(node, protocol=5)
+            head = pickle_dumps(node)
         except Exception:  # noqa: BLE001 -- lambdas, closures...: cloudpickle's case
             head = None
         if head is not None and b"__main__" not in head:

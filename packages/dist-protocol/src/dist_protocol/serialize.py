@@ -13,8 +13,12 @@ center passes payloads through unopened.
 """
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -107,10 +111,95 @@ def msgpack_loads(data: Any) -> Any:
     return msgpack.unpackb(data, raw=False, ext_hook=_msgpack_ext, strict_map_key=False)
 
 
+# A broadcast array at least this large (as it looks) travels as the data it repeats.
+BROADCAST_MIN_BYTES = 64 * 1024
+# A pickler's output buffer kept for its thread's next pickle, if no larger than this.
+KEPT_OUTPUT_BYTES = 1 << 20
+_tables: dict[Any, tuple[int, dict[Any, Any]]] = {}
+_per_thread = threading.local()
+
+
+def pickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None
+                 ) -> bytes:
+    """``pickle.dumps(obj, protocol=5)``, but numpy's broadcast arrays (``np.broadcast_to``:
+    a little data repeated by zero strides) pickle as the data they repeat, not as the
+    copy of every element numpy's own pickling makes of them: ``np.broadcast_to(1, [2] *
+    27)`` holds eight bytes and pickles to a GiB."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:  # nothing broadcast can be in it
+        return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+    own = getattr(_per_thread, "pickler", None)
+    if own is None or own.busy:  # (a __reduce__ may pickle something itself)
+        own = _ThreadPickler()
+        _per_thread.pickler = own
+    return own.dumps(obj, buffer_callback, _dispatch_table(numpy))
+
+
+class _ThreadPickler:
+    """A pickler kept by its thread: one made per call would cost three times what pickling
+    a task's small arguments costs."""
+
+    def __init__(self) -> None:
+        self.callback: Callable[[pickle.PickleBuffer], Any] | None = None
+        self.busy = False
+        self._new_output()
+
+    def _new_output(self) -> None:
+        self.out = io.BytesIO()
+        self.pickler = pickle.Pickler(self.out, protocol=5, buffer_callback=self._buffer)
+
+    def _buffer(self, buffer: pickle.PickleBuffer) -> Any:
+        # Without a callback of the caller's, buffers go in band (a true return says so).
+        return True if self.callback is None else self.callback(buffer)
+
+    def dumps(self, obj: Any, callback: Callable[[pickle.PickleBuffer], Any] | None,
+              table: dict[Any, Any]) -> bytes:
+        self.busy, self.callback = True, callback
+        pickler, out = self.pickler, self.out
+        pickler.dispatch_table = table
+        try:
+            pickler.dump(obj)
+            return out.getvalue()
+        finally:
+            pickler.clear_memo()  # (the memo holds the objects written: let them go)
+            if out.tell() > KEPT_OUTPUT_BYTES:  # a large pickle's buffer is not kept
+                self._new_output()
+            else:
+                out.seek(0)
+                out.truncate()
+            self.busy, self.callback = False, None
+
+
+def _dispatch_table(numpy: Any) -> dict[Any, Any]:
+    """copyreg's reducers (the process's own stay in force; a table made again when it
+    registers more) and numpy arrays'. A dict, not a live ``ChainMap``: the pickler looks
+    up the table for nearly every object it writes."""
+    registered = len(copyreg.dispatch_table)
+    table = _tables.get(numpy)
+    if table is None or table[0] != registered:
+        def reduce_array(array: Any) -> Any:
+            return _reduce_array(numpy, array)
+        table = _tables[numpy] = (registered, {**copyreg.dispatch_table,
+                                                numpy.ndarray: reduce_array})
+    return table[1]
+
+
+def _reduce_array(numpy: Any, array: Any) -> Any:
+    # Only read-only ones: an array written through its zero strides (``as_strided``) is
+    # the user's to change, and travels as numpy sends it.
+    if (0 not in array.strides or array.flags.writeable
+            or array.nbytes < BROADCAST_MIN_BYTES):
+        return array.__reduce_ex__(5)
+    repeated = tuple(slice(0, 1) if stride == 0 else slice(None) for stride in array.strides)
+    # A copy: contiguous and writeable, so it pickles as an ordinary array, out of band.
+    data = numpy.array(array[repeated], copy=True)
+    return (numpy.broadcast_to, (data, array.shape))
+
+
 def _pickle_dumps(obj: Any) -> list[Any]:
     buffers: list[pickle.PickleBuffer] = []
     try:
-        head = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        head = pickle_dumps(obj, buffer_callback=buffers.append)
         # Objects of the user's __main__ pickle by reference, which the far side cannot resolve.
         if b"__main__" not in head:
             return [head, *(b.raw() for b in buffers)]
