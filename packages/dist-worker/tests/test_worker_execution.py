@@ -245,3 +245,85 @@ def test_inline_policy_sends_a_function_slow_once_back_to_the_pool_without_barri
     for _ in range(InlinePolicy.NEEDED):
         policy.record("f", InlinePolicy.FAST / 2)
     assert not policy.allows("f")
+
+
+# -- large plain results are not pickled until someone asks -----------------------------------
+def _count_serializations(monkeypatch) -> list:
+    from dist_worker import execution
+
+    calls: list = []
+
+    def counting(value, *args, **kwargs):
+        calls.append(type(value).__name__)
+        return serialize(value, *args, **kwargs)
+
+    monkeypatch.setattr(execution, "serialize", counting)
+    return calls
+
+
+def test_a_large_array_or_frame_result_is_sized_not_pickled(monkeypatch):
+    import numpy
+    import pandas
+
+    calls = _count_serializations(monkeypatch)
+    frame = pandas.DataFrame({"k": numpy.arange(10_000), "x": numpy.ones(10_000)})
+    groups = {i: frame for i in range(3)}
+    for value in (numpy.ones(20_000), frame, frame["x"], groups, Groups(groups),
+                  (numpy.ones(10_000), "label")):
+        outcome = run(dumps_function(lambda v=value: v))
+        assert type(outcome) is ExecutionSucceeded
+        assert outcome.payload is None and type(outcome.value) is type(value)
+        pickled = serialize(value).nbytes
+        assert 0.5 * pickled <= outcome.nbytes <= 3.5 * pickled
+    assert calls == []
+
+
+def test_small_results_and_large_ones_that_may_not_pickle_are_still_pickled_at_once(monkeypatch):
+    import numpy
+
+    calls = _count_serializations(monkeypatch)
+    small = numpy.ones(100)
+    assert deserialize(run(dumps_function(lambda: small)).payload).tolist() == small.tolist()
+    objects = numpy.array([object() for _ in range(10_000)], dtype=object)
+    assert type(run(dumps_function(lambda: objects))) is ExecutionSucceeded
+    assert calls == ["ndarray", "ndarray"]
+
+    for which in range(HOLDERS_OF_A_LOCK):
+        outcome = run(dumps_function(holding_a_lock), msgpack_args(which), key="held")
+        assert type(outcome) is ExecutionFailed, which
+        assert "cannot be serialized" in outcome.error.message
+
+
+class Groups(dict):
+    """As dask's shuffle groups: a dict subclass pickled as its items."""
+
+
+HOLDERS_OF_A_LOCK = 8
+
+
+def holding_a_lock(which: int):
+    """Large values of plain data but for one lock somewhere, made on the worker."""
+    import numpy
+    import pandas
+
+    lock = threading.Lock()
+    ones = numpy.ones(10_000)
+    if which == 0:
+        return pandas.DataFrame({"x": ones, "lock": [lock] * 10_000})
+    if which == 1:
+        return pandas.DataFrame({"x": ones}).rename(columns={"x": lock})
+    if which == 2:
+        return pandas.DataFrame({"x": ones}).set_axis(pandas.Index([lock] * 10_000, dtype=object))
+    if which == 3:
+        return pandas.Series(ones, name=lock)
+    if which == 4:
+        return [ones, lock]
+    if which == 5:
+        return {"data": ones, "lock": lock}
+    if which == 6:
+        groups = Groups(data=ones)
+        groups.lock = lock
+        return groups
+    frame = pandas.DataFrame({"x": ones})
+    frame.attrs["lock"] = lock
+    return frame

@@ -27,6 +27,7 @@ from dist_protocol.serialize import (KeyRef, Payload, SerializationError, serial
                                      serialize_exception)
 
 from .events import Event, Execute, ExecutionFailed, ExecutionSucceeded, RejoinRequested, Seceded
+from .sizeof import plain_size
 from .unpickling import import_module, unpickle
 
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
@@ -162,6 +163,11 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc, own_frame=True)
     stop = time.time()
+    size = plain_size(value)
+    if size is not None and size >= KEEP_SERIALIZED_BELOW:
+        # Data that pickles for sure and would not be kept pickled: pickled only for a peer or
+        # a client that asks (a dask shuffle's groups and most of its pieces never leave).
+        return ExecutionSucceeded(key, value, size, type(value).__name__, start, stop, None)
     try:
         payload = serialize(value)
     except BaseException as exc:  # noqa: BLE001

@@ -5,6 +5,10 @@ items (sampling the large ones, as dask does, since summing a million small item
 more than the task that made them); anything else is as large as its pickle, which the worker
 has made anyway to check that the value can travel. No estimate ever raises: a value whose
 ``__sizeof__`` or ``memory_usage`` fails is sized by its pickle, or by ``sys.getsizeof``.
+
+``plain_size`` sizes only what pickling cannot fail on (arrays and frames of plain data and
+containers of them): a large result of that kind is not pickled when it is made, only if a
+peer or a client asks for it.
 """
 from __future__ import annotations
 
@@ -172,6 +176,130 @@ def sizeof(value: Any, pickled: int | None = None) -> int:
             return sys.getsizeof(value)
         except Exception:  # noqa: BLE001
             return 0
+
+
+# Containers of plain data are looked into this deep and this wide, no further: a result of
+# that shape is a dask shuffle's groups or a tuple of arrays, not a million small items.
+PLAIN_DEPTH = 3
+PLAIN_ITEMS = 1000
+_PLAIN_KINDS = frozenset("biufcmMSU")  # numpy dtypes of fixed-size data: no Python objects
+
+
+def plain_size(value: Any) -> int | None:
+    """The estimated bytes of ``value`` when pickling it cannot fail: bytes, strings and
+    numbers, numpy arrays and pandas frames, series and indexes of fixed-size or string dtypes,
+    and lists, tuples and dicts of these. None for anything else, which only pickling can
+    tell (an object column or a user's class may hold a lock)."""
+    try:
+        return _plain(value, PLAIN_DEPTH)
+    except Exception:  # noqa: BLE001 -- a failed look is "not known to be plain"
+        return None
+
+
+def _plain(value: Any, depth: int) -> int | None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return sys.getsizeof(value)
+    base = _plain_container(kind)
+    if base is not None:
+        if depth == 0 or len(value) > PLAIN_ITEMS or getattr(value, "__dict__", None):
+            return None
+        total = _shallow(value, _SHALLOW_OF[base])
+        items = itertools.chain.from_iterable(value.items()) if base is dict else value
+        for item in items:
+            size = _plain(item, depth - 1)
+            if size is None:
+                return None
+            total += size
+        return total
+    _lazy_registrations()
+    estimate = _BY_TYPE.get(kind)
+    if estimate is _numpy:
+        return estimate(value) if _plain_dtype(value.dtype) else None
+    if estimate is _pandas_frame:
+        blocks = getattr(getattr(value, "_mgr", None), "arrays", None)
+        dtypes = [b.dtype for b in blocks] if isinstance(blocks, list) else list(value.dtypes)
+        plain = (all(map(_plain_dtype, dtypes)) and _plain_index(value.index)
+                 and _plain_labels(value.columns) and not value.attrs)
+    elif estimate is _pandas_series:
+        plain = (_plain_dtype(value.dtype) and _plain_index(value.index)
+                 and _plain_label(value.name) and not value.attrs)
+    elif estimate is _pandas_index:
+        plain = _plain_index(value)
+    else:
+        return None
+    return estimate(value) if plain else None
+
+
+def _plain_container(kind: type) -> type | None:
+    """``list``, ``tuple`` or ``dict`` for those and for their subclasses that pickle as their
+    items do (importable, no pickling of their own: dask's shuffle groups, named tuples)."""
+    try:
+        return _CONTAINERS[kind]
+    except KeyError:
+        pass
+    base = next((b for b in (dict, tuple, list) if issubclass(kind, b)), None)
+    if base is not None:
+        module = sys.modules.get(kind.__module__)
+        found: Any = module
+        for part in kind.__qualname__.split("."):
+            found = getattr(found, part, None)
+        own = ("__reduce__", "__reduce_ex__", "__getstate__")
+        ancestors = [c for c in kind.__mro__ if c not in (base, object)]
+        if (found is not kind or any(name in vars(c) for c in ancestors for name in own)
+                or any(vars(c).get("__slots__") for c in ancestors)):
+            base = None
+    if len(_CONTAINERS) < 1000:
+        _CONTAINERS[kind] = base
+    return base
+
+
+def _plain_dtype(dtype: Any) -> bool:
+    """numpy's dtypes of fixed-size data, and pandas' own dtypes that hold none of the user's
+    objects (strings, nullable numbers, time zones, categories of plain data)."""
+    kind = getattr(dtype, "kind", None)
+    if type(dtype).__module__ == "numpy" or type(dtype).__module__.startswith("numpy."):
+        return kind in _PLAIN_KINDS and not dtype.hasobject
+    name = type(dtype).__name__
+    if name == "CategoricalDtype":
+        categories = dtype.categories
+        return categories is None or _plain_dtype(categories.dtype)
+    return name in _PLAIN_PANDAS_DTYPES
+
+
+def _plain_index(index: Any) -> bool:
+    if not _plain_index_names(index):
+        return False
+    if type(index).__name__ == "MultiIndex":
+        return all(_plain_index(level) for level in index.levels)
+    return _plain_dtype(index.dtype)
+
+
+def _plain_labels(columns: Any) -> bool:
+    """A frame's column labels: strings and numbers most often, kept as Python objects."""
+    if len(columns) > PLAIN_ITEMS or not _plain_index_names(columns):
+        return False
+    return _plain_dtype(columns.dtype) or all(map(_plain_label, columns))
+
+
+def _plain_index_names(index: Any) -> bool:
+    return all(map(_plain_label, index.names))
+
+
+def _plain_label(label: Any) -> bool:
+    if type(label) is tuple:
+        return all(map(_plain_label, label))
+    return type(label) in _SCALARS
+
+
+_SCALARS = frozenset((bytes, str, int, float, complex, bool, type(None)))
+_CONTAINERS: dict[type, type | None] = {list: list, tuple: tuple, dict: dict}
+_SHALLOW_OF: dict[type, Callable[[Any], int]] = {
+    list: list.__sizeof__, tuple: tuple.__sizeof__, dict: dict.__sizeof__}
+_PLAIN_PANDAS_DTYPES = frozenset((
+    "StringDtype", "ArrowDtype", "DatetimeTZDtype", "PeriodDtype",
+    "BooleanDtype", "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype",
+    "UInt16Dtype", "UInt32Dtype", "UInt64Dtype", "Float32Dtype", "Float64Dtype"))
 
 
 def _by_pickle(value: Any) -> int:
