@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import gc
 import itertools
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -298,6 +301,62 @@ def test_the_last_executor_closed_leaves_the_shuffle_method_unset(module_cluster
             pass
         assert dask.config.get("dataframe.shuffle.method", None) is None  # set inside, unset here
     assert dask.config.get("dataframe.shuffle.method") == previous
+
+
+def _where_computed(x):
+    """The process that ran the task: this test's, or a worker's."""
+    import os
+    return x, os.getpid()
+
+
+def test_an_open_executor_is_dasks_default_scheduler(e, module_cluster):
+    """As a dask.distributed Client: once an executor is open, ``compute()`` without a
+    scheduler runs on the cluster -- on the most recent executor still running -- and a
+    scheduler the user chose holds."""
+    import os
+    mine = os.getpid()
+    assert delayed(_where_computed)(1).compute()[1] != mine
+    assert dask.compute(delayed(_where_computed)(2))[0][1] != mine
+    total = da.arange(100, chunks=10).sum()
+    assert total.compute() == 4950
+    with dask.config.set(scheduler="sync"):
+        assert delayed(_where_computed)(3).compute()[1] == mine
+    newer = Executor(module_cluster.address)
+    try:
+        seen = []
+        original = newer.get
+        newer.get = lambda dsk, keys, **kw: seen.append(1) or original(dsk, keys, **kw)
+        assert delayed(_where_computed)(4).compute()[1] != mine
+        assert seen == [1]
+    finally:
+        newer.close()
+    assert delayed(_where_computed)(5).compute()[1] != mine  # the older one again
+
+
+def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
+    program = textwrap.dedent(f"""
+        import dask
+        from dist_client import Executor
+        e = Executor({module_cluster.address!r})
+        assert dask.delayed(sum)([1, 2]).compute() == 3
+        assert dask.config.get("scheduler") is not None
+        e.close()
+        assert dask.config.get("scheduler", None) is None
+        assert dask.config.get("dataframe.shuffle.method", None) is None
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_last_executor_closed_leaves_the_scheduler_unset(module_cluster):
+    with dask.config.set(scheduler=None):
+        # The module's executor is open: the count goes 2 -> 1 and the setting stays.
+        with Executor(module_cluster.address):
+            pass
+        assert dask.config.get("scheduler", None) is None  # set inside, unset here
+    assert dask.config.get("scheduler") is not None  # the module's executor's, back
 
 
 @pytest.mark.parametrize("build", [lambda df: df, lambda df: df + 1, lambda df: df.shuffle("k")],

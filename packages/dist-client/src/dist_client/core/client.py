@@ -133,7 +133,8 @@ class ClientCore:
         self.status = "running"
         self._connected.set()
         shutdown.track(self)
-        dask_defaults.executor_opened()
+        dask_defaults.executor_opened(
+            default_scheduler=not getattr(self.facade(), "asynchronous", True))
         self._counted_open = True
 
     def start_blocking(self) -> None:
