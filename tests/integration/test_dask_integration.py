@@ -303,6 +303,17 @@ def test_the_last_executor_closed_leaves_the_shuffle_method_unset(module_cluster
     assert dask.config.get("dataframe.shuffle.method") == previous
 
 
+def test_futures_of_a_persisted_collection_and_of_containers(e):
+    from dist_client import futures_of
+    x = e.persist(da.arange(40, chunks=10) + 1)
+    held = futures_of(x)
+    assert len(held) == 4 and all(isinstance(f, Future) for f in held)
+    assert sorted(e.gather(held, timeout=60)[0].tolist()) == list(range(1, 11))
+    one = e.submit(inc, 1)
+    assert futures_of([one, {"a": (one, 2)}, 3]) == [one]
+    assert futures_of(42) == []
+
+
 def _where_computed(x):
     """The process that ran the task: this test's, or a worker's."""
     import os

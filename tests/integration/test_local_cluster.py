@@ -99,8 +99,15 @@ def test_the_local_cluster_stops_when_its_executor_leaves_a_with_block(wait_unti
     before = {p.pid for p in me.children(recursive=True)}
     with Executor(n_workers=1, threads_per_worker=2) as e:
         started = {p.pid for p in me.children(recursive=True)} - before
-        assert e.ncores() == {next(iter(e.ncores())): 2}
+        assert e.ncores() == {next(iter(e.ncores())): 2} == e.nthreads()
         assert e.submit(sum, e.scatter([1, 2, 3])).result(timeout=RESULT_TIMEOUT) == 6
+        # dask's Client.scheduler_info() and dashboard_link, for code written against them
+        info = e.scheduler_info()
+        assert info["address"] == e.address and list(info["workers"]) == list(e.nthreads())
+        [worker] = info["workers"].values()
+        assert worker["nthreads"] == 2 and worker["host"] == "127.0.0.1"
+        assert worker["status"] == "running" and worker["memory_limit"] > 0 and "metrics" in worker
+        assert e.dashboard_link and e.dashboard_link.startswith("http")
     wait_until(lambda: gone(started), 15, f"the local cluster's processes {started} to exit")
 
 

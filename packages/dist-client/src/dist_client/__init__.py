@@ -18,6 +18,7 @@ from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, Executo
 from .executor import Executor
 from .future import Future
 from .in_task import get_executor, rejoin, secede, worker_executor
+from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
 from .progress import progress
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "ActorFuture",
            "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
-           "EnvironmentMismatch", "Event",
-           "Executor", "ExecutorClosedError", "fire_and_forget", "Future", "get_executor",
+           "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
+           "Future", "futures_of", "get_executor",
            "KilledWorker", "Lock", "LostDataError", "progress", "Pub", "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

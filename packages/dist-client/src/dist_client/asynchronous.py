@@ -152,9 +152,15 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.has_what(core))
 
-    async def ncores(self) -> dict[str, int]:
+    async def nthreads(self) -> dict[str, int]:
         core = self._started
         return await core.call(operations.ncores(core))
+
+    ncores = nthreads
+
+    async def scheduler_info(self) -> dict[str, Any]:
+        core = self._started
+        return await core.call(operations.cluster_info(core))
 
     async def versions(self, check: bool = False) -> dict[str, Any]:
         core = self._started

@@ -184,9 +184,23 @@ class Executor(concurrent.futures.Executor):
         """Block until at least ``n_workers`` workers have registered with the center."""
         self.core.run(operations.wait_for_workers(self.core, n_workers, timeout))
 
-    def ncores(self) -> dict[str, int]:
+    def nthreads(self) -> dict[str, int]:
         """Threads per worker, by address."""
         return self.core.run(operations.ncores(self.core))
+
+    ncores = nthreads  # the name of the original API (and of dask's before ``nthreads``)
+
+    def scheduler_info(self) -> dict[str, Any]:
+        """The center and its workers, in the shape of dask's ``Client.scheduler_info()``:
+        ``{"type", "id", "address", "workers": {address: {"name", "host", "nthreads",
+        "memory_limit", "status", "metrics", ...}}}``."""
+        return self.core.run(operations.cluster_info(self.core))
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dashboard of the local cluster ``Executor()`` started; None otherwise (the
+        center prints its own address at start)."""
+        return getattr(self.core.cluster, "dashboard_link", None) or None
 
     def who_has(self, futures: Any = None) -> dict[str, list[str]]:
         """Which workers hold each key (of ``futures``, or of every future this client holds)."""

@@ -129,6 +129,23 @@ async def ncores(core: ClientCore) -> dict[str, int]:
     return {w["address"]: w["nthreads"] for w in await core.refresh_workers()}
 
 
+async def cluster_info(core: ClientCore) -> dict[str, Any]:
+    """The cluster as dask's ``Client.scheduler_info()`` describes it: the center's address
+    and each worker's map (dask's names, and dist's counts of tasks and keys beside)."""
+    workers = {}
+    for w in await core.refresh_workers():
+        address = w["address"]
+        workers[address] = {
+            "type": "Worker", "id": w.get("name") or address, "name": w.get("name") or address,
+            "host": address.rpartition("://")[2].rpartition(":")[0].strip("[]"),
+            "nthreads": w.get("nthreads", 0), "memory_limit": w.get("memory_limit", 0),
+            "status": w.get("status", ""), "metrics": w.get("metrics") or {},
+            "processing": w.get("processing", 0), "ahead": w.get("ahead", 0),
+            "keys": w.get("keys", 0), "nbytes": w.get("nbytes", 0),
+            "environment": w.get("environment")}
+    return {"type": "Center", "id": core.address, "address": core.address, "workers": workers}
+
+
 async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:
     await core.refresh_workers()
     if check:
