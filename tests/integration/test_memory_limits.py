@@ -51,11 +51,14 @@ def test_a_bad_compression_choice_is_a_usage_error():
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("value, share", [("0.5", 0.5), ("auto", None)])
+@pytest.mark.parametrize("value, share", [("0.5", 0.5), ("auto", None), (None, None),
+                                          ("0", 0.0)], ids=["0.5", "auto", "default", "none"])
 def test_fractions_and_auto_are_shares_of_the_machine(make_cluster, value, share):
+    """Without the flag a worker takes auto's share, as dask's workers do: held results past
+    it go to disk instead of the system killing the worker."""
     cluster = make_cluster(n_workers=0)
-    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", value,
-                                            nthreads=1)
+    flag = () if value is None else ("--memory-limit", value)
+    worker = cluster.processes.start_worker(cluster.address, *flag, nthreads=1)
     cluster.workers.append(worker)
     executor = cluster.executor()
     cluster.wait_for_workers(executor, 1)

@@ -54,7 +54,8 @@ OPTIONS = [
            "containers)", envvar="DIST_CONTACT_ADDRESS"),
     Option("memory-limit", "memory this worker may use: bytes (4GB, 512MiB), a fraction of the "
            "machine's (0.5; the cgroup limit where set), auto (the machine's, shared out by "
-           "threads), or 0 for none; it spills, pauses and restarts at the fractions below",
+           "threads), or 0 for none; it spills, pauses and restarts at the fractions below "
+           "[default: auto]",
            envvar="DIST_MEMORY_LIMIT"),
     Option("memory-target-fraction", "spill least-recently-used results to disk once they pass "
            "this fraction of the limit (off: never)", envvar="DIST_MEMORY_TARGET_FRACTION",
@@ -101,13 +102,22 @@ def bad_option(name: str, message: str) -> NoReturn:
     COMMAND.fail(f"Invalid value for '--{name}': {message}")
 
 
+# As dask's workers: without a limit a worker holding more than the machine's memory would be
+# killed by the system, its results lost, instead of spilling them to disk.
+DEFAULT_MEMORY_LIMIT = "auto"
+
+
 def memory_options(memory_limit: str | None, nthreads: int | None, fractions: dict[str, str],
                    max_spill: str | None) -> tuple[MemoryPolicy, int | None]:
     """The memory policy and spill cap from the command line; bad values are usage errors."""
+    threads = nthreads or os.cpu_count() or 1
     try:
-        limit = parse_memory_limit(memory_limit, nthreads or os.cpu_count() or 1)
+        limit = parse_memory_limit(
+            DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit, threads)
     except ValueError as exc:
-        bad_option("memory-limit", str(exc))
+        if memory_limit is not None:
+            bad_option("memory-limit", str(exc))
+        limit = 0  # the machine's share is too small for a limit to mean anything: none
     parsed = {}
     for name, text in fractions.items():
         try:
