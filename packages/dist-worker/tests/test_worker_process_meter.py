@@ -53,3 +53,27 @@ def test_starting_a_worker_imports_no_psutil():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+@linux
+def test_a_meter_made_before_a_fork_measures_the_child_in_the_child():
+    """The nanny's worker is forked from a preloaded process: ``/proc/self`` kept open in the
+    parent names the parent, so the child opens its own."""
+    import os
+
+    from dist_worker.process_meter import ProcFile
+    status, meter = ProcFile("/proc/self/status"), ProcStatMeter()
+    assert f"\nPid:\t{os.getpid()}\n".encode() in status.read()
+    meter.rss()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover -- reports through the pipe
+        held = b"x" * (64 * 2**20)
+        mine = f"\nPid:\t{os.getpid()}\n".encode() in status.read()
+        grew = meter.rss() >= 64 * 2**20 and len(held) > 0
+        os.write(write, b"ok" if mine and grew else b"no")
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    assert os.read(read, 2) == b"ok"
+    assert f"\nPid:\t{os.getpid()}\n".encode() in status.read()

@@ -14,13 +14,17 @@ an overestimate, which only makes the worker spill sooner.
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
+
+from .process_meter import ProcFile
 
 REMEMBERED = 5  # peaks kept per kind of task: the largest of them is the expectation
 MAX_KINDS = 1000  # kinds remembered; past that the oldest kind is forgotten
 _CLEAR_REFS = "/proc/self/clear_refs"
 _STATUS = "/proc/self/status"
+STATUS_BYTES = 16384  # /proc/self/status is about 1.5 KB; VmHWM is in its first half
 
 
 def task_kind(key: str) -> str:
@@ -35,38 +39,34 @@ class PeakMeter:
     writing ``5`` to ``clear_refs`` resets); ``None`` where the kernel does not offer it."""
 
     def __init__(self) -> None:
+        self._clear_refs = ProcFile(_CLEAR_REFS, os.O_WRONLY)
+        self._status = ProcFile(_STATUS)
         self.available = sys.platform.startswith("linux") and self._try_reset()
 
-    @staticmethod
-    def _try_reset() -> bool:
+    def _try_reset(self) -> bool:
         try:
-            with open(_CLEAR_REFS, "w") as f:
-                f.write("5")
+            self._clear_refs.write(b"5")
         except OSError:
             return False
-        return PeakMeter._read() is not None
+        return self._read() is not None
 
     def reset(self) -> None:
         if self.available:
             try:
-                with open(_CLEAR_REFS, "w") as f:
-                    f.write("5")
+                self._clear_refs.write(b"5")
             except OSError:
                 self.available = False
 
     def peak(self) -> int | None:
         return self._read() if self.available else None
 
-    @staticmethod
-    def _read() -> int | None:
+    def _read(self) -> int | None:
         try:
-            with open(_STATUS, "rb") as f:
-                for line in f:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1]) * 1024  # kB
-        except (OSError, ValueError, IndexError):
+            status = self._status.read(STATUS_BYTES)
+            start = status.index(b"VmHWM:") + len(b"VmHWM:")
+            return int(status[start:status.index(b"kB", start)]) * 1024
+        except (OSError, ValueError):
             return None
-        return None
 
 
 class TaskMemory:
