@@ -160,6 +160,25 @@ def test_as_completed_with_results_and_errors(e):
             pass
 
 
+def test_as_completed_in_batches_has_ready_and_clear(e):
+    """dask's as_completed: ``batches()`` yields lists of what finished, ``has_ready()`` says
+    whether iterating would wait, ``clear()`` forgets every future added."""
+    futures = [e.submit(inc, i, pure=False) for i in range(8)]
+    wait(futures)
+    iterator = as_completed(futures, with_results=True)
+    assert iterator.has_ready()
+    batches = list(iterator.batches())
+    assert sorted(value for batch in batches for _, value in batch) == list(range(1, 9))
+    assert len(batches) < 8 and not iterator.has_ready() and iterator.is_empty()
+
+    slow = e.submit(sleep_then, "late", 0.5, pure=False)
+    iterator = as_completed([slow, e.submit(inc, 1, pure=False)])
+    assert not iterator.has_ready() or iterator.count() == 2
+    iterator.clear()
+    assert iterator.is_empty() and list(iterator) == []
+    assert slow.result(timeout=30) == "late" and not iterator.has_ready()
+
+
 # -- result(timeout=) -----------------------------------------------------------------------------
 def test_result_timeout_raises_timeout_error_and_the_future_finishes_later(e):
     future = e.submit(sleep_then, "done", 1.5, pure=False)

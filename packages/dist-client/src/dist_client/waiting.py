@@ -66,13 +66,32 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._outstanding = 0
+        self._generation = 0  # futures added before the last clear() are not yielded
         for future in futures:
             self.add(future)
 
     def add(self, future: Future) -> None:
         with self._lock:
             self._outstanding += 1
-        future.keystate.on_done(lambda: self._done.put(future))
+            generation = self._generation
+        future.keystate.on_done(lambda: self._finished(future, generation))
+
+    def _finished(self, future: Future, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation:
+                self._done.put(future)
+
+    def clear(self) -> None:
+        """Forget every future added: none is yielded any more, done or not."""
+        with self._lock:
+            self._generation += 1
+            self._outstanding = 0
+            while not self._done.empty():
+                self._done.get_nowait()
+
+    def has_ready(self) -> bool:
+        """Whether a future has finished that iterating would yield now, without waiting."""
+        return not self._done.empty()
 
     def update(self, futures: Iterable[Future]) -> None:
         for future in futures:
@@ -105,6 +124,12 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         if self.raise_errors:
             raise future.keystate.failure
         return future, future.exception()
+
+    def batches(self) -> Iterator[list]:
+        """The futures (or ``(future, result)`` pairs) in lists of all that finished since
+        the last list, each list as soon as one has: ``for batch in ac.batches(): ...``."""
+        while not self.is_empty():
+            yield self.next_batch(block=True)
 
     def next_batch(self, block: bool = True) -> list:
         """Everything finished so far (at least one when ``block``)."""
