@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from dist_protocol import comm
 from dist_protocol.comm import new_event_loop
 
 
@@ -17,6 +18,5 @@ def run(request):
         factory = asyncio.new_event_loop
 
     def run_on_loop(coro):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(asyncio.wait_for(coro, 50))
+        return comm.run(asyncio.wait_for(coro, 50), loop_factory=factory)
     return run_on_loop

@@ -12,6 +12,7 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
+from dist_protocol.timeouts import wait_for
 from dist_protocol.messages import (Cancel, Coordinate, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
                                     Release, Restart, Session, SessionReply, Story, StoryReply,
@@ -236,7 +237,7 @@ class Center:
         waiter = self._local[client] = asyncio.get_running_loop().create_future()
         try:
             self._handle(ClientConnected(client), ClientSent(client, Story(id=1, keys=keys)))
-            reply = await asyncio.wait_for(waiter, timeout)
+            reply = await wait_for(waiter, timeout)
             return reply.entries if isinstance(reply, StoryReply) else []
         except TimeoutError:
             return [{"key": key, "start": start, "finish": finish, "stimulus_id": sid,
@@ -306,7 +307,7 @@ class Center:
 
     async def _serve_worker(self, comm: Comm) -> None:
         try:
-            first = await asyncio.wait_for(comm.recv(), 10)
+            first = await wait_for(comm.recv(), 10)
         except (TimeoutError, CommClosedError):
             comm.close("no registration")
             return

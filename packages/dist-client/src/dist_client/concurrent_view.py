@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from dist_protocol import timeouts
 from dist_protocol.messages import Submit
 
 from .core.client import ClientCore
@@ -136,7 +137,7 @@ class ConcurrentView(concurrent.futures.Executor):
                 while futures:
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
-                        raise TimeoutError(f"map: results not ready within {timeout} s")
+                        raise timeouts.TimeoutError(f"map: results not ready within {timeout} s")
                     yield futures.pop().result(left)
             finally:
                 for future in futures:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from dist_protocol import timeouts
 from dist_protocol.comm import Comm
 from dist_protocol.messages import Message, ScatterDone, ScatterPlan, WhoHas
 from dist_protocol.serialize import Payload
@@ -111,8 +112,8 @@ class DataPaths:
             if reply.targets:
                 break
             if time.monotonic() > give_up:
-                raise TimeoutError("no workers to scatter to"
-                                   + (f" among {workers}" if workers else ""))
+                raise timeouts.TimeoutError("no workers to scatter to"
+                                            + (f" among {workers}" if workers else ""))
             await asyncio.sleep(0.1)
         self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
         try:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError
 from typing import Any, Protocol
 
+from dist_protocol import timeouts
 from dist_protocol.serialize import deserialize
 
 from . import remote_traceback
@@ -79,7 +80,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     def _wait(self, timeout: float | None) -> None:
         if not settled([self.keystate], timeout):
-            raise TimeoutError(f"{self.key} not done within {timeout} s")
+            raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
 
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
@@ -106,7 +107,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             try:
                 return self._core.run(self._core.value_of(state), left)
             except NotDoneInTime:
-                raise TimeoutError(f"{self.key} not done within {timeout} s") from None
+                raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s") from None
         finally:
             # The key's state keeps the error, and the error's traceback this frame: were
             # the frame to keep the future, the future would hold its key for ever.

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from dist_protocol import timeouts
 from dist_protocol.messages import Coordinate, CoordinateReply, Published
 from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
 
@@ -154,7 +155,7 @@ def _rebuild(cls: type[Primitive], state: dict[str, Any]) -> Primitive:
 
 
 def _timed_out(what: str, timeout: float | None) -> TimeoutError:
-    return TimeoutError(f"{what}: not done within {timeout} s")
+    return timeouts.TimeoutError(f"{what}: not done within {timeout} s")
 
 
 class Queue(Primitive):

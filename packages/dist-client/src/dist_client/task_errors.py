@@ -1,16 +1,20 @@
 """A failed task's exception as the client raises it, from the worker's ``task-erred``."""
 from __future__ import annotations
 
+import sys
+
 from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import SerializationError, deserialize
 
+from . import remote_traceback
 from .errors import KilledWorker, RemoteError
 
 
 def exception_from(msg: TaskErred) -> BaseException:
     """The exception ``result()`` raises for a failed task: the task's own (type kept), with
-    what the worker was doing and its traceback as notes; a ``RemoteError`` naming the type and
-    saying why where it cannot be rebuilt here."""
+    what the worker was doing and its traceback as notes (on Python 3.10 its traceback too, as
+    the worker's frames); a ``RemoteError`` naming the type and saying why where it cannot be
+    rebuilt here."""
     exc: BaseException | None = None
     why = ""
     if msg.exception is not None:
@@ -26,10 +30,28 @@ def exception_from(msg: TaskErred) -> BaseException:
     elif msg.message and msg.message != str(exc):
         # The worker said what it was doing when this was raised: loading the task's
         # function or arguments, or serializing its result, rather than running it.
-        exc.add_note(msg.message)
-    if msg.traceback and hasattr(exc, "add_note"):
-        exc.add_note(f"Traceback on the worker:\n{msg.traceback.rstrip()}")
+        add_note(exc, msg.message)
+    if msg.traceback:
+        add_note(exc, f"Traceback on the worker:\n{msg.traceback.rstrip()}")
+        if sys.version_info < (3, 11):
+            # Python 3.10 prints no notes (tools that backport them do, pytest among them):
+            # the worker's frames, ending where it was raised, follow the client's instead.
+            exc = exc.with_traceback(remote_traceback.build(msg.traceback))
     return exc
 
 
-__all__ = ["exception_from"]
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``; on Python 3.10 the same ``__notes__`` list it would make."""
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if notes is None:
+        notes = []
+        setattr(exc, "__notes__", notes)  # noqa: B010 -- a 3.11 attribute, unknown to 3.10
+    if not isinstance(notes, list):
+        raise TypeError("Cannot add note: __notes__ is not a list")
+    notes.append(note)
+
+
+__all__ = ["add_note", "exception_from"]

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Any, NamedTuple
 
+from dist_protocol import timeouts
+
 from .core.waiters import AllDone, ThreadWaiter
 from .future import Future
 
@@ -113,8 +115,8 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         try:
             future = self._done.get(timeout=self.timeout)
         except queue.Empty:
-            raise TimeoutError(f"{self.count()} futures not done within {self.timeout} s") \
-                from None
+            raise timeouts.TimeoutError(
+                f"{self.count()} futures not done within {self.timeout} s") from None
         with self._lock:
             self._outstanding -= 1
         if not self.with_results:

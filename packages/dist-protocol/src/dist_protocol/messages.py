@@ -7,10 +7,16 @@ default is ``None`` are optional and left out of the wire map when unset.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 from dataclasses import field
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, ClassVar, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:
+    from typing_extensions import dataclass_transform
 
 import msgpack
 

@@ -19,9 +19,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:
+    from typing_extensions import dataclass_transform
 
 # The methods a generated module's factory returns, in this order.
 METHOD_NAMES = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__",

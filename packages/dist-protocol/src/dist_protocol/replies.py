@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .messages import Message
+from .timeouts import wait_for
 
 
 class Sender(Protocol):
@@ -38,9 +39,7 @@ class PendingReplies:
         self._pending[request_id] = (comm, reply)
         try:
             comm.send(make(request_id))
-            if timeout is None:
-                return await reply
-            return await asyncio.wait_for(reply, timeout)
+            return await wait_for(reply, timeout)
         finally:
             self._pending.pop(request_id, None)
 

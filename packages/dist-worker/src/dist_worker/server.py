@@ -21,6 +21,7 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import SerializationError, serialize
+from dist_protocol.timeouts import wait_for
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
@@ -221,7 +222,7 @@ class Worker:
                                  memory_limit=self.memory_limit, keys=dict(self.state.nbytes),
                                  resources=self.resources))
         try:
-            reply = await asyncio.wait_for(comm.recv(), 10)
+            reply = await wait_for(comm.recv(), 10)
         except (CommClosedError, TimeoutError):
             return False
         if not isinstance(reply, WorkerRegistered):

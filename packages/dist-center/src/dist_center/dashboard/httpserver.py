@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from dist_protocol.timeouts import wait_for
+
 log = logging.getLogger("dist.dashboard")
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -139,7 +141,7 @@ class HttpServer:
             keep_alive = True
             while keep_alive:
                 try:
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+                    head = await wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 except asyncio.LimitOverrunError:

@@ -28,7 +28,7 @@ def task_record(state: CenterView, key: str) -> dict[str, Any] | None:
 
 
 def _when(seconds: float) -> str:
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
     return moment.strftime("%H:%M:%S.%f")[:-3]
 
 

@@ -9,7 +9,6 @@ facades over this class, so each operation exists once.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import os
@@ -31,6 +30,7 @@ from dist_protocol.messages import (ClusterInfo, CoordinateReply, Message, Publi
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
+from dist_protocol.timeouts import wait_for
 
 from ..arguments import LocalShape
 from .. import dask_defaults, reconnect, shutdown, transfer
@@ -579,7 +579,7 @@ class ClientCore:
         if not self._begin_closing():
             return
         try:
-            await asyncio.wait_for(self.io.run_async(self._disconnect()), 5)
+            await wait_for(self.io.run_async(self._disconnect()), 5)
         except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
             pass
         self._end_closing()

@@ -7,10 +7,11 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from dist_protocol import timeouts
 from dist_protocol.comm import new_event_loop
 
 
-class NotDoneInTime(TimeoutError):
+class NotDoneInTime(timeouts.TimeoutError):
     """``LoopThread.run`` waited ``timeout`` seconds: the coroutine is cancelled."""
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from dist_protocol.messages import Replicate, Restart, Story
 from dist_protocol.serialize import serialize
+from dist_protocol.timeouts import wait_for
 
 from .. import transfer
 from ..arguments import seconds, whole_number
@@ -55,12 +56,11 @@ async def gather(core: ClientCore, futures: Any, errors: str = "raise",
         raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
     if isinstance(futures, Iterator):
         futures = list(futures)
-    try:
-        if isinstance(futures, Future):
-            return await asyncio.wait_for(core.value_of(futures.keystate), timeout)
-        return await asyncio.wait_for(_gather(core, futures, errors == "skip"), timeout)
-    except TimeoutError:
-        raise TimeoutError(f"gather: not done within {timeout} s") from None
+    # A TimeoutError a task raised is its error, not this one.
+    late = f"gather: not done within {timeout} s"
+    if isinstance(futures, Future):
+        return await wait_for(core.value_of(futures.keystate), timeout, late)
+    return await wait_for(_gather(core, futures, errors == "skip"), timeout, late)
 
 
 async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
@@ -163,10 +163,7 @@ async def wait_for_workers(core: ClientCore, n_workers: int = 1,
         while len(await core.refresh_workers()) < n_workers:
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.25)
-    try:
-        await asyncio.wait_for(enough(), timeout)
-    except TimeoutError:
-        raise TimeoutError(f"fewer than {n_workers} workers after {timeout} s") from None
+    await wait_for(enough(), timeout, f"fewer than {n_workers} workers after {timeout} s")
 
 
 async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
@@ -187,11 +184,8 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float =
             if all(len(workers) >= n for workers in holders.values()):
                 return
             await asyncio.sleep(0.02)
-    try:
-        await asyncio.wait_for(copies_exist(), timeout)
-    except TimeoutError:
-        raise TimeoutError(f"replicate: not every key on {n} workers after {timeout} s") \
-            from None
+    await wait_for(copies_exist(), timeout,
+                   f"replicate: not every key on {n} workers after {timeout} s")
 
 
 async def restart(core: ClientCore, timeout: float = 30.0) -> None:
@@ -199,7 +193,8 @@ async def restart(core: ClientCore, timeout: float = 30.0) -> None:
     client become cancelled. Returns when the workers are back."""
     timeout = seconds("timeout", timeout)
     core.cancel_everything("the cluster restarted", finished_too=True)
-    await asyncio.wait_for(core.ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5)
+    await wait_for(core.ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5,
+                   f"restart: the workers not back within {timeout + 5} s")
 
 
 async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -208,7 +203,8 @@ async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[di
     if center is not None and "story" not in center.features:
         raise ClusterError(f"the center at {core.address} keeps no stories (an older "
                            "release: it did not announce the protocol feature 'story')")
-    reply = await asyncio.wait_for(core.ask(lambda i: Story(id=i, keys=names)), timeout)
+    reply = await wait_for(core.ask(lambda i: Story(id=i, keys=names)), timeout,
+                           f"story: no answer within {timeout} s")
     return reply.entries
 
 

@@ -17,6 +17,7 @@ from ..errors import CommClosedError, HandshakeError, ProtocolError
 from ..features import default_features
 from ..framing import DEFAULT_LIMITS, Limits
 from ..defaults import HANDSHAKE_TIMEOUT
+from ..timeouts import wait_for
 from ..handshake import (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, AcceptorHandshake,
                          InitiatorHandshake)
 from .core import Comm
@@ -34,11 +35,10 @@ async def run_handshake(comm: Comm, timeout: float) -> None:
         raise CommClosedError(f"connection to {comm.peer_address} closed"
                               + (f": {comm.close_reason}" if comm.close_reason else ""))
     try:
-        async with asyncio.timeout(timeout):
-            try:
-                await finished
-            finally:
-                del finished  # a failed future refers to its error, whose traceback to here
+        try:
+            await wait_for(finished, timeout)
+        finally:
+            del finished  # a failed future refers to its error, whose traceback to here
     except TimeoutError:
         comm.abort(HandshakeError(f"no handshake within {timeout:g} s", "handshake-timeout"))
         raise HandshakeError(f"handshake with {comm.peer_address} timed out after {timeout:g} s",
@@ -78,10 +78,10 @@ async def connect(address: str, *, role: str, token: str | None = None,
     if tls is not None:
         # Without a cluster CA the server is checked against the system's CAs, by host name.
         server_hostname = host if tls.check_hostname else ""
-    async with asyncio.timeout(timeout):
-        await loop.create_connection(lambda: StreamProtocol(comm), host, port, ssl=tls,
-                                     server_hostname=server_hostname,
-                                     ssl_handshake_timeout=timeout if tls else None)
+    await wait_for(loop.create_connection(lambda: StreamProtocol(comm), host, port, ssl=tls,
+                                          server_hostname=server_hostname,
+                                          ssl_handshake_timeout=timeout if tls else None),
+                   timeout, f"no connection to {address} within {timeout:g} s")
     comm.peer_address = format_address(host, port, scheme)
     try:
         await run_handshake(comm, timeout)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 
@@ -52,6 +53,33 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(*SERVER_GC_THRESHOLDS)
 
 
-def run(main: Coroutine[Any, Any, Any]) -> object:
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+def run(main: Coroutine[Any, Any, Any],
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = new_event_loop) -> object:
+    """``asyncio.run(main)`` on a loop ``loop_factory`` makes (uvloop's when installed)."""
+    if sys.version_info >= (3, 11):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(main)
+    # Python 3.10's asyncio.run takes no loop: the same steps, on ours.
+    loop = loop_factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_remaining_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler({"message": "unhandled exception during shutdown",
+                                         "exception": task.exception(), "task": task})
