@@ -99,7 +99,7 @@ def test_errors_cancellation_and_close(module_cluster):
             await slow
         # The caller bounds an await: the wait stops, the future goes on.
         longer = ae.submit(sleep_then, 0.5, pure=False)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # before 3.11 not the builtin one
             await asyncio.wait_for(longer, 0.01)
         assert await longer == 0.5
         await ae.close()

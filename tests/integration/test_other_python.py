@@ -35,13 +35,24 @@ INSTALL_TIMEOUT = 300
 RUN_TIMEOUT = 90
 
 
-def find_other_python() -> tuple[str | None, str]:
-    """An installed Python >= 3.11 of another minor version than this one, and why not."""
+# The minor versions the packages support (their classifiers): a client on one of them may meet
+# workers on any other.
+SUPPORTED_MINORS = (10, 11, 12, 13)
+
+
+def find_other_python(side: str) -> tuple[str | None, str]:
+    """An installed Python of the supported minor version nearest to this one on ``side``
+    ("older" or "newer"), and why not."""
     here = sys.version_info[:2]
+    minors = [minor for minor in SUPPORTED_MINORS
+              if (minor < here[1] if side == "older" else minor > here[1])]
+    if side == "older":
+        minors.reverse()  # the nearest first
+    if not minors:
+        return None, (f"no supported Python is {side} than {here[0]}.{here[1]} (supported: "
+                      f"{', '.join(f'3.{minor}' for minor in SUPPORTED_MINORS)})")
     tried = []
-    for minor in (12, 13, 11):
-        if (3, minor) == here:
-            continue
+    for minor in minors:
         candidates = [shutil.which(f"python3.{minor}")]
         pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
         candidates += sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}"))
@@ -55,9 +66,9 @@ def find_other_python() -> tuple[str | None, str]:
                 continue
             if out.returncode == 0 and out.stdout.strip() == f"3.{minor}":
                 return candidate, ""
-    return None, (f"no Python 3.11+ of another minor version than "
-                  f"{here[0]}.{here[1]} is installed (looked for python3.11/3.12/3.13 on PATH and "
-                  f"under pyenv; tried {tried or 'nothing'})")
+    return None, (f"no Python {side} than {here[0]}.{here[1]} is installed (looked for "
+                  f"{'/'.join(f'python3.{minor}' for minor in minors)} on PATH and under "
+                  f"pyenv; tried {tried or 'nothing'})")
 
 
 def sources_digest() -> str:
@@ -71,12 +82,13 @@ def sources_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["older", "newer"], ids=lambda side: f"{side}-client")
 def other_python(request, tmp_path_factory) -> str:
-    """The interpreter of a virtual environment on another Python with this checkout's
-    dist-protocol, dist-worker and dist-client installed (from the sources, not the network;
-    their dependencies come from the package index pip is configured with)."""
-    base, why = find_other_python()
+    """The interpreter of a virtual environment on the nearest older, then the nearest newer,
+    Python than this one, with this checkout's dist-protocol, dist-worker and dist-client
+    installed (from the sources, not the network; their dependencies come from the package
+    index pip is configured with)."""
+    base, why = find_other_python(request.param)
     if base is None:
         pytest.skip(why)
     cache = getattr(request.config, "cache", None)

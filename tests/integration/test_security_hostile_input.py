@@ -29,6 +29,7 @@ from dist_protocol.framing import DEFAULT_LIMITS, FrameDecoder, frames_to_bytes
 from dist_protocol.messages import (ComputeTask, Error, Hello, RegisterWorker, Submit, TaskErred,
                                     TaskSpec, WorkerRegistered, encode_batch)
 from dist_protocol.serialize import Payload, serialize
+from dist_protocol.timeouts import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -410,9 +411,8 @@ async def send_raw_and_expect_error(address: str, data: bytes, role: str = "clie
     comm = await authenticated(address, role)
     comm.transport.write(data)
     try:
-        async with asyncio.timeout(15):
-            with pytest.raises(CommClosedError):
-                print("unexpected reply:", await comm.recv())
+        with pytest.raises(CommClosedError):
+            print("unexpected reply:", await wait_for(comm.recv(), 15))
     finally:
         comm.close()
     assert isinstance(comm.peer_error, Error)
@@ -491,11 +491,10 @@ def test_graphs_with_cycles_and_unknown_keys_err_and_the_center_goes_on(cluster,
         comm = await authenticated(cluster.address)
         comm.send(Submit(tasks=tasks))
         erred = set()
-        async with asyncio.timeout(15):
-            while len(erred) < len(tasks):
-                reply = await comm.recv()
-                assert isinstance(reply, TaskErred), reply
-                erred.add(reply.key)
+        while len(erred) < len(tasks):
+            reply = await wait_for(comm.recv(), 15)
+            assert isinstance(reply, TaskErred), reply
+            erred.add(reply.key)
         comm.close()
         return erred
 
@@ -519,14 +518,12 @@ def test_the_center_passes_pickles_through_without_loading_them(start_center, tm
         assert isinstance(await worker.recv(), WorkerRegistered)
         client = await authenticated(center.address)
         client.send(Submit(tasks=[TaskSpec(key="evil-1", function=function, args=args)]))
-        async with asyncio.timeout(15):
-            task = await worker.recv()
+        task = await wait_for(worker.recv(), 15)
         assert isinstance(task, ComputeTask) and task.key == "evil-1"
         assert task.function == function and task.args == args
         worker.send(TaskErred(key="evil-1", exception_type="Boom", message="boom",
                               exception=exception))
-        async with asyncio.timeout(15):
-            erred = await client.recv()
+        erred = await wait_for(client.recv(), 15)
         assert isinstance(erred, TaskErred) and erred.exception == exception
         worker.close()
         client.close()

@@ -21,6 +21,7 @@ from dist_protocol.errors import CommClosedError
 from dist_protocol.framing import DEFAULT_LIMITS, FrameDecoder, frames_to_bytes
 from dist_protocol.messages import OPS, Error, Submit
 from dist_protocol.serialize import serialize
+from dist_protocol.timeouts import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,10 +94,12 @@ async def exchange_after_handshake(address: str, data: bytes) -> list:
     comm = await connect(address, role="client", token=TOKEN, name="fuzz", timeout=15)
     comm.transport.write(data)
     replies = []
+
+    async def collect() -> None:
+        while True:
+            replies.append(await comm.recv())
     try:
-        async with asyncio.timeout(0.1):
-            while True:
-                replies.append(await comm.recv())
+        await wait_for(collect(), 0.1)
     except (TimeoutError, CommClosedError):
         pass
     finally:
@@ -145,11 +148,12 @@ def run_valid_client_messages(cluster, client, settings_) -> None:
             comm = await connect(cluster.address, role="client", token=TOKEN, name="fuzz",
                                  timeout=15)
             comm.send(*messages)
+            async def check_replies() -> None:
+                while True:
+                    reply = await comm.recv()
+                    assert not isinstance(reply, Error) or reply.code in SPEC_ERROR_CODES
             try:
-                async with asyncio.timeout(0.1):
-                    while True:
-                        reply = await comm.recv()
-                        assert not isinstance(reply, Error) or reply.code in SPEC_ERROR_CODES
+                await wait_for(check_replies(), 0.1)
             except (TimeoutError, CommClosedError):
                 pass
             finally:

@@ -117,7 +117,7 @@ def test_a_loop_waiter_that_gives_up_leaves_no_callback_behind():
 
     async def main():
         waiter = LoopWaiter([state])
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # before 3.11 not the builtin one
             await asyncio.wait_for(waiter.until(lambda: state.done), 0.01)
     asyncio.run(main())
     assert not state.watchers
@@ -188,7 +188,7 @@ def test_a_call_bounded_by_the_caller_is_cancelled_on_the_io_loop(core):
             raise
 
     async def main():
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(core.call(forever(), allow_starting=True), 0.05)
     asyncio.run(main())
     assert started.is_set() and cancelled.wait(5)

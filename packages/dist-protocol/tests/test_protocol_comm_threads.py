@@ -14,6 +14,7 @@ from dist_protocol.comm import connect, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.messages import PutData, Release
 from dist_protocol.serialize import Payload
+from dist_protocol.timeouts import wait_for
 from dist_protocol.testing import comm_pair
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,11 +50,12 @@ async def collecting_server():
 async def until(condition, arrived: asyncio.Event, received: Received) -> None:
     """Until ``condition()`` holds; fails at once, with the reason, should the server's side
     of the connection close first."""
-    async with asyncio.timeout(30):
+    async def waiting() -> None:
         while not condition():
             assert not received.closed, f"the server's connection closed: {received.closed}"
             await arrived.wait()
             arrived.clear()
+    await wait_for(waiting(), 30)
 
 
 def in_thread(fn) -> list:
