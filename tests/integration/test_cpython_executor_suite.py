@@ -62,7 +62,7 @@ def _installed_pythons(pattern: str) -> list[str]:
 def _single_file_suite() -> Path | None:
     """The single-file suite of CPython 3.10/3.11: this Python's own, if it is one of them,
     as its ``test.support`` is the one the suite was written with."""
-    here = "python%d.%d/test" % sys.version_info[:2]
+    here = f"python{sys.version_info[0]}.{sys.version_info[1]}/test"
     for directory in sorted(_installed_pythons("python3.1[01]/test"),
                             key=lambda found: not found.endswith(here)):
         path = Path(directory) / "test_concurrent_futures.py"
