@@ -36,9 +36,20 @@ async def wait_for(awaitable: Awaitable[T], timeout: float | None, message: str 
     has run) when the error is raised. A cancellation from outside is never lost, even when the
     awaitable had just finished: Python 3.10's ``asyncio.wait_for`` returned its result then.
     """
-    if timeout is None:
-        return await awaitable
-    if sys.version_info >= (3, 11):
+    try:
+        if timeout is None:
+            return await awaitable
+        if sys.version_info >= (3, 11):
+            return await _within_deadline(awaitable, timeout, message)
+        return await _within_wait(asyncio.ensure_future(awaitable), timeout, message)
+    finally:
+        # A failed future holds its error, whose traceback holds this frame: without this,
+        # the three would go with the cycle collector only.
+        del awaitable
+
+
+if sys.version_info >= (3, 11):
+    async def _within_deadline(awaitable: Awaitable[T], timeout: float, message: str) -> T:
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
@@ -47,19 +58,28 @@ async def wait_for(awaitable: Awaitable[T], timeout: float | None, message: str 
             if not deadline.expired():
                 raise  # the awaitable's own
             raise TimeoutError(message or f"not done within {timeout:g} s") from None
-    inner = asyncio.ensure_future(awaitable)
+        finally:
+            del awaitable
+
+
+async def _within_wait(inner: asyncio.Future[T], timeout: float, message: str) -> T:
+    """Python 3.10 has no ``asyncio.timeout``: ``inner`` (a task or future) is waited for
+    beside this task rather than in it."""
     try:
-        done, _ = await asyncio.wait((inner,), timeout=timeout)
-    except asyncio.CancelledError:
-        await _cancel_and_wait(inner)
-        if not inner.cancelled():
-            inner.result()  # an error in its cleanup goes on instead, as on 3.11
-        raise
-    if not done:
-        await _cancel_and_wait(inner)
-        if inner.cancelled():
-            raise TimeoutError(message or f"not done within {timeout:g} s") from None
-    return inner.result()
+        try:
+            done, _ = await asyncio.wait((inner,), timeout=timeout)
+        except asyncio.CancelledError:
+            await _cancel_and_wait(inner)
+            if not inner.cancelled():
+                inner.result()  # an error in its cleanup goes on instead, as on 3.11
+            raise
+        if not done:
+            await _cancel_and_wait(inner)
+            if inner.cancelled():
+                raise TimeoutError(message or f"not done within {timeout:g} s") from None
+        return inner.result()
+    finally:
+        del inner
 
 
 async def _cancel_and_wait(inner: asyncio.Future[T]) -> None:
