@@ -4,6 +4,8 @@ work, errors while unpickling a result err only that future, and the original AP
 (``future.executor``, traceback objects, ``Executor((host, port))``)."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import pickle
 import subprocess
@@ -15,7 +17,7 @@ import traceback
 import warnings
 
 import pytest
-from dist_client import ClusterError, Executor, ExecutorClosedError, RemoteError
+from dist_client import ClusterError, Executor, ExecutorClosedError, RemoteError, as_completed
 from dist_protocol.serialize import SerializationError
 
 pytestmark = pytest.mark.timeout(90)
@@ -240,6 +242,33 @@ def test_map_takes_timeout_and_chunksize_as_concurrent_futures_does(cluster):
         e.map(inc, [1], chunksize=0)
     with pytest.raises(TimeoutError):
         list(view.map(sleep_then, [2], [0], timeout=0.2))
+
+
+# Before Python 3.11, concurrent.futures', asyncio's and the builtin TimeoutError were three
+# classes: code written for concurrent.futures catches the first.
+TIMEOUT_CLASSES = [TimeoutError, concurrent.futures.TimeoutError, asyncio.TimeoutError]
+
+
+@pytest.mark.parametrize("caught_as", TIMEOUT_CLASSES,
+                         ids=["builtin", "concurrent.futures", "asyncio"])
+def test_every_timeout_is_each_pythons_timeout_error(cluster, caught_as):
+    e = cluster.executor()
+    slow = e.submit(sleep_then, 3, "late", pure=False)
+    waits = {
+        "result": lambda: slow.result(timeout=0.05),
+        "exception": lambda: slow.exception(timeout=0.05),
+        "gather": lambda: e.gather([slow], timeout=0.05),
+        "as_completed": lambda: list(as_completed([slow], timeout=0.05)),
+        "view.map": lambda: list(e.get_executor().map(sleep_then, [3], [0], timeout=0.05)),
+        "wait_for_workers": lambda: e.wait_for_workers(5, timeout=0.05),
+    }
+    for name, wait in waits.items():
+        try:
+            wait()
+        except caught_as:
+            continue
+        raise AssertionError(f"{name} did not time out")
+    assert slow.result(RESULT_TIMEOUT) == "late"  # the waits gave up, the task went on
 
 
 def test_pickling_failures_are_picklingerrors_naming_the_culprit(cluster):
