@@ -13,10 +13,11 @@ import msgpack
 import pytest
 
 from dist_protocol.comm import connect, core, listen
-from dist_protocol.errors import HandshakeError
+from dist_protocol.errors import HandshakeError, InvalidMessage
 from dist_protocol.framing import FrameDecoder, frames_to_bytes
 from dist_protocol.messages import Data, Error, PutData, Release, decode_batch, encode_batch
 from dist_protocol.serialize import Payload
+from dist_protocol.timeouts import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -242,5 +243,30 @@ def test_a_bug_in_a_handler_closes_only_that_connection_with_an_internal_error(r
         healthy.send(Release(keys=["after"]))
         assert await healthy.recv() == Release(keys=["after"])
         healthy.close()
+        listener.close()
+    run(main())
+
+
+def test_a_handler_failing_on_messages_queued_before_it_closes_that_connection(run):
+    """Messages that came with the handshake wait until the server sets its handler, which
+    gets them at once: what it raises then ends that connection as it would any other time
+    (not the task serving the new connection, leaving the peer without an answer)."""
+    async def main():
+        set_up = asyncio.get_running_loop().create_future()
+
+        def refuse(messages):
+            raise InvalidMessage(f"not served here: {messages[0].keys}")
+
+        async def on_comm(comm):
+            await comm.recv()  # the batch's first message; the second waits in the queue
+            comm.set_handler(refuse)
+            set_up.set_result(comm)
+        listener = await listen("127.0.0.1:0", on_comm)
+        client = await connect(listener.address, role="client")
+        client.send(Release(keys=["first"]), Release(keys=["second"]))  # one batch
+        server_side = await wait_for(set_up, 10)
+        await wait_for(client.closed, 10)
+        assert server_side.is_closed
+        assert client.peer_error is not None and "['second']" in client.peer_error.message
         listener.close()
     run(main())

@@ -214,7 +214,10 @@ class Comm:
         if self._inbox:
             queued = list(self._inbox)
             self._inbox.clear()
-            handler(queued)
+            try:
+                handler(queued)
+            except Exception as exc:  # noqa: BLE001 -- as for any batch: see _failed
+                self._failed(exc)
 
     def on_close(self, callback: Callable[[Comm], None]) -> None:
         if self.closed.done():
@@ -256,12 +259,19 @@ class Comm:
             if nbytes:
                 self.connection.buffer_updated(nbytes)
             self._take_batches()
-        except ProtocolError as exc:
+        except Exception as exc:  # noqa: BLE001 -- see _failed
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        """Handling this peer's bytes or messages raised ``exc``: the peer's fault (a
+        ``ProtocolError``) or a bug of ours, it closes this connection only, never the server.
+        Called in the ``except`` block, so the log has the traceback."""
+        if isinstance(exc, ProtocolError):
             self.abort(exc)
-        except Exception as exc:  # a bug handling one peer must not stop the server
-            log.exception("internal error handling a message from %s", self.peer_address)
-            self.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
-                                     "internal-error"))
+            return
+        log.exception("internal error handling a message from %s", self.peer_address)
+        self.abort(ProtocolError(f"internal error: {type(exc).__name__}: {exc}",
+                                 "internal-error"))
 
     def _take_batches(self) -> None:
         """The batches buffered, until this connection's turn is over (``TURN``): then
