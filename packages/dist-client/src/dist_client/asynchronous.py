@@ -135,6 +135,11 @@ class AsyncExecutor:
         core = self._started
         await core.call(operations.restart(core, timeout))
 
+    async def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
+                             timeout: float = 300.0) -> dict[str, str]:
+        core = self._started
+        return await core.call(operations.retire_workers(core, workers, close_workers, timeout))
+
     async def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
         core = self._started
         await core.call(operations.replicate(core, futures, n, timeout))

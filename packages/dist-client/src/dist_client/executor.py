@@ -215,6 +215,16 @@ class Executor(concurrent.futures.Executor):
         survives the loss of a worker; returns when the copies exist."""
         self.core.run(operations.replicate(self.core, futures, n, timeout))
 
+    def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
+                       timeout: float = 300.0) -> dict[str, str]:
+        """Retire workers (by address or name) gracefully, as dask's ``retire_workers``:
+        they take no new tasks, give back those not started, and their data is copied to
+        other workers before they leave (``close_workers``: they are also stopped). With no
+        ``workers``, those the center says the current work does not need. Returns the
+        workers retired; any that could not be give a warning saying why."""
+        return self.core.run(operations.retire_workers(self.core, workers, close_workers,
+                                                       timeout))
+
     def restart(self, timeout: float = 30.0) -> None:
         """Forget every task and result, and restart every worker process. The futures of
         every client become cancelled; returns when the workers are back."""

@@ -4,10 +4,11 @@ loop. ``Executor`` runs them with ``core.run`` (waiting in the caller's thread) 
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from dist_protocol.messages import Replicate, Restart, Story
+from dist_protocol.messages import AdaptiveTarget, Replicate, Restart, RetireWorkers, Story
 from dist_protocol.serialize import serialize
 from dist_protocol.timeouts import wait_for
 
@@ -186,6 +187,28 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float =
             await asyncio.sleep(0.02)
     await wait_for(copies_exist(), timeout,
                    f"replicate: not every key on {n} workers after {timeout} s")
+
+
+async def retire_workers(core: ClientCore, workers: list[str] | None, close: bool,
+                         timeout: float) -> dict[str, str]:
+    """Retire workers gracefully (their data copied elsewhere first): those named, or those
+    the center says the work does not need (``adaptive-target``'s choice). The workers
+    retired, by name; those that could not be retire with a warning naming why."""
+    center = core.center
+    if center is None or "retire-workers" not in center.features:
+        raise ClusterError("this center cannot retire workers (feature 'retire-workers'): "
+                           "upgrade dcenter")
+    if workers is None:
+        workers = list((await core.ask(lambda i: AdaptiveTarget(id=i))).retire)
+    if not workers:
+        return {}
+    named = [str(worker) for worker in workers]
+    reply = await wait_for(core.ask(lambda i: RetireWorkers(id=i, workers=named, close=close)),
+                           timeout, f"retire_workers: not done within {timeout} s")
+    if reply.failed:
+        warnings.warn("could not retire " + "; ".join(
+            f"{worker}: {why}" for worker, why in reply.failed.items()), stacklevel=3)
+    return dict(reply.retired)
 
 
 async def restart(core: ClientCore, timeout: float = 30.0) -> None:
