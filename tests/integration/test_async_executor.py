@@ -83,6 +83,39 @@ def test_every_cluster_call_awaited(module_cluster):
     assert asyncio.run(main()) == [1, 2, 3, 4]
 
 
+def test_async_for_over_as_completed(module_cluster):
+    """``async for`` over ``as_completed``, as with dask's asynchronous client: the loop
+    stays free while it waits (a ticker runs meanwhile), results come with their futures."""
+    from dist_client import as_completed
+
+    async def main():
+        async with Executor(module_cluster.address, asynchronous=True) as ae:
+            ticks = 0
+
+            async def ticker():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+            ticking = asyncio.create_task(ticker())
+            slow = ae.submit(sleep_then, 0.3, pure=False)
+            order = [future async for future in as_completed(
+                [slow, ae.submit(inc, 1, pure=False)])]
+            ticking.cancel()
+            assert [f.key for f in order][-1] == slow.key and ticks >= 5
+            pairs = {}
+            async for future, value in as_completed(
+                    [ae.submit(inc, 5, pure=False), ae.submit(fail, 2, pure=False)],
+                    with_results=True, raise_errors=False):
+                pairs[future.key] = value
+            assert sorted(map(repr, pairs.values())) == ["6", "ValueError('bad 2')"]
+            with pytest.raises(TimeoutError):
+                async for _ in as_completed([ae.submit(sleep_then, 0.5, pure=False)],
+                                            timeout=0.05):
+                    pass
+    asyncio.run(main())
+
+
 def test_errors_cancellation_and_close(module_cluster):
     async def main():
         ae = await AsyncExecutor(module_cluster.address)

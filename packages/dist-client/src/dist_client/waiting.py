@@ -1,6 +1,7 @@
 """``wait`` and ``as_completed``, as their ``concurrent.futures`` namesakes behave."""
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -57,7 +58,8 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     """Iterate over futures as they finish; ``add()`` more while iterating.
 
     ``with_results=True`` yields ``(future, result)``; a failed future raises its error then
-    (or yields ``(future, exception)`` with ``raise_errors=False``).
+    (or yields ``(future, exception)`` with ``raise_errors=False``). ``async for`` iterates
+    on an event loop without blocking it.
     """
 
     def __init__(self, futures: Iterable[Future] = (), with_results: bool = False,
@@ -69,6 +71,8 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         self._lock = threading.Lock()
         self._outstanding = 0
         self._generation = 0  # futures added before the last clear() are not yielded
+        # The event loop of an ``async for`` waiting for the next future, and its wake-up.
+        self._loop_waiting: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         for future in futures:
             self.add(future)
 
@@ -80,8 +84,16 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
 
     def _finished(self, future: Future, generation: int) -> None:
         with self._lock:
-            if generation == self._generation:
-                self._done.put(future)
+            if generation != self._generation:
+                return
+            self._done.put(future)
+            waiting, self._loop_waiting = self._loop_waiting, None
+        if waiting is not None:
+            loop, event = waiting
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed: nobody waits on it any more
+                pass
 
     def clear(self) -> None:
         """Forget every future added: none is yielded any more, done or not."""
@@ -123,6 +135,45 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             return future
         if future.status == "finished":
             return future, future.result()
+        if self.raise_errors:
+            raise future.keystate.failure
+        return future, future.exception()
+
+    def __aiter__(self) -> as_completed:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self.is_empty():
+            raise StopAsyncIteration
+        loop = asyncio.get_running_loop()
+        deadline = None if self.timeout is None else loop.time() + self.timeout
+        while True:
+            try:
+                future = self._done.get_nowait()
+                break
+            except queue.Empty:
+                pass
+            event = asyncio.Event()
+            with self._lock:  # (``_finished`` puts and wakes under it: no wake-up is lost)
+                registered = self._done.empty()
+                if registered:
+                    self._loop_waiting = (loop, event)
+            if not registered:
+                continue
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise timeouts.TimeoutError(
+                    f"{self.count()} futures not done within {self.timeout} s")
+            try:
+                await timeouts.wait_for(event.wait(), left)
+            except TimeoutError:
+                pass  # (the deadline is checked again above)
+        with self._lock:
+            self._outstanding -= 1
+        if not self.with_results:
+            return future
+        if future.status == "finished":
+            return future, await future
         if self.raise_errors:
             raise future.keystate.failure
         return future, future.exception()
