@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from dist_protocol.addresses import parse_address
 from dist_protocol.messages import AdaptiveTarget, Replicate, Restart, RetireWorkers, Story
 from dist_protocol.serialize import serialize
 from dist_protocol.timeouts import wait_for
@@ -138,7 +139,7 @@ async def cluster_info(core: ClientCore) -> dict[str, Any]:
         address = w["address"]
         workers[address] = {
             "type": "Worker", "id": w.get("name") or address, "name": w.get("name") or address,
-            "host": address.rpartition("://")[2].rpartition(":")[0].strip("[]"),
+            "host": parse_address(address)[1],
             "nthreads": w.get("nthreads", 0), "memory_limit": w.get("memory_limit", 0),
             "status": w.get("status", ""), "metrics": w.get("metrics") or {},
             "processing": w.get("processing", 0), "ahead": w.get("ahead", 0),
