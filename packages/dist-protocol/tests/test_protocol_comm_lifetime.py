@@ -81,6 +81,9 @@ class Server:
         self.closed = 0
         self.all_closed = asyncio.Event()
         self.listener = None
+        self.batches_echoed = 0
+        self.echoed_enough = asyncio.Event()
+        self.enough = 0
 
     async def start(self, token: str | None = None) -> str:
         self.listener = await listen("127.0.0.1:0", self._on_comm, token=token)
@@ -88,7 +91,12 @@ class Server:
 
     def _on_comm(self, comm) -> None:
         self.refs.append(weakref.ref(comm))
-        comm.set_handler(lambda messages: comm.send(*messages))
+        def echo(messages) -> None:
+            comm.send(*messages)
+            self.batches_echoed += 1
+            if self.enough and self.batches_echoed >= self.enough:
+                self.echoed_enough.set()
+        comm.set_handler(echo)
         comm.on_close(self._on_close)
 
     def _on_close(self, _comm) -> None:
@@ -169,14 +177,21 @@ def test_a_closed_connection_gives_back_its_receive_buffer(run):
         comm.send(Release(keys=["x"]))
         await comm.recv()
         assert len(comm.decoder.get_buffer()) < 8 * 1024  # small messages, a small buffer
-        # Batches each below the size read into a buffer of its own, all written before this
-        # loop reads any of the echo: the reads find more than the buffer holds, and fill it.
+        # Batches each below the size read into a buffer of its own, all echoed before this
+        # side reads any of the echo: the reads find more than the buffer holds, and fill it
+        # (without the pause, a loaded machine may hand the echo over in small reads).
+        server.enough = 1 + 400
+        comm.transport.pause_reading()
         for batch in range(400):
             comm.send(Release(keys=[f"{batch}-{i:05d}" for i in range(500)]))
             comm.flush()  # a batch of its own
+        await asyncio.wait_for(server.echoed_enough.wait(), 30)
+        comm.transport.resume_reading()
+        largest_offered = 0
         for _ in range(400):
             await comm.recv()
-        assert len(comm.decoder.get_buffer()) >= 64 * 1024  # the staging buffer grew for it
+            largest_offered = max(largest_offered, len(comm.decoder.get_buffer()))
+        assert largest_offered >= 64 * 1024  # the staging buffer grew for it
         comm.close()
         await comm.closed
         assert len(comm.decoder.get_buffer()) < 8 * 1024
