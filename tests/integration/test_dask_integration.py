@@ -344,6 +344,27 @@ def test_an_open_executor_is_dasks_default_scheduler(e, module_cluster):
     assert delayed(_where_computed)(5).compute()[1] != mine  # the older one again
 
 
+def _lock(_):
+    import threading
+    return threading.Lock()
+
+
+def _is_a_lock(value):
+    return type(value).__name__ == "lock"
+
+
+def test_an_executor_passed_as_dasks_scheduler_runs_the_graph_on_the_cluster(e):
+    """``scheduler=e`` is ``e.get``: the graph goes to the cluster whole and its
+    intermediate results stay there (a lock cannot travel), not dask's local scheduler
+    submitting each task and taking every result back."""
+    lock_is_a_lock = delayed(_is_a_lock)(delayed(_lock)(1))
+    assert lock_is_a_lock.compute(scheduler=e) is True
+    assert dask.compute(lock_is_a_lock, scheduler=e) == (True,)
+    with dask.config.set(scheduler=e):
+        assert lock_is_a_lock.compute() is True
+        assert da.arange(100, chunks=10).sum().compute() == 4950
+
+
 def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
     program = textwrap.dedent(f"""
         import dask

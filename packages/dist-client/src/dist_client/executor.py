@@ -256,6 +256,13 @@ class Executor(concurrent.futures.Executor):
         from .dask_graphs import get
         return get(self.core, dsk, keys, **kwargs)
 
+    def __call__(self, dsk, keys, **kwargs) -> Any:
+        """``x.compute(scheduler=e)``, ``dask.config.set(scheduler=e)``: dask takes a callable
+        scheduler as its ``get``. Without this, dask would see a ``concurrent.futures`` executor
+        and run its own scheduler here, each task a ``submit`` and every intermediate result
+        sent back to this process and out again."""
+        return self.get(dsk, keys, **kwargs)
+
     def compute(self, collections: Any, sync: bool = False) -> Any:
         """Futures for dask collections (a collection, or a list or tuple of them), computed on
         the cluster as one graph; ``result()`` gives what ``collection.compute()`` would.
