@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 
@@ -35,6 +36,32 @@ def seconds(name: str, value: Any) -> float:
     if number < 0:
         raise ValueError(f"{name} must be at least 0 seconds, not {value!r}")
     return number
+
+
+_DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", re.IGNORECASE)
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
+          "milliseconds": 1e-3, "us": 1e-6, "microseconds": 1e-6, "ns": 1e-9, "m": 60.0,
+          "min": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hours": 3600.0}
+
+
+def duration(name: str, value: Any) -> float:
+    """A duration as dask writes it: seconds, or a string with a unit ("100ms", "60s",
+    "2 minutes"), at least 0."""
+    if not isinstance(value, str):
+        return seconds(name, value)
+    match = _DURATION.fullmatch(value)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"{name} must be seconds or a duration such as '100ms' or '60s', "
+                         f"not {value!r}")
+    return seconds(name, float(match.group(1)) * _UNITS[unit])
+
+
+def data_path(name: str, value: Any) -> None:
+    """dask's ``direct=``: True, False or None (which path data takes; dist's always goes
+    straight between the client and the workers)."""
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{name} must be True, False or None, not {value!r}")
 
 
 def resource_amounts(resources: Any) -> dict[str, float] | None:
@@ -68,7 +95,7 @@ def worker_names(workers: Any) -> list[str] | None:
     return names
 
 
-__all__ = ["resource_amounts", "seconds", "whole_number", "worker_names"]
+__all__ = ["data_path", "duration", "resource_amounts", "seconds", "whole_number", "worker_names"]
 
 
 LocalShape = tuple[int | None, int | None, str | float | None]

@@ -10,7 +10,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import local_cluster_shape
+from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -87,8 +87,9 @@ class AsyncExecutor:
     def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
                priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
                resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
-               **kwargs) -> Future:
+               fifo_timeout: str | float = "60s", **kwargs) -> Future:
         """As ``Executor.submit``; the Future is awaitable."""
+        duration("fifo_timeout", fifo_timeout)
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self._started, options, actor, max_restarts):
             pure = False
@@ -97,20 +98,23 @@ class AsyncExecutor:
     def map(self, func, *iterables, key: str | list[str] | None = None, pure: bool = True,
             workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
+            batch_size: int | None = None, fifo_timeout: str | float = "100ms",
             **kwargs) -> list[Future]:
         """As ``Executor.map``: a Future (awaitable) per element."""
+        duration("fifo_timeout", fifo_timeout)
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
         return self._started.submit_map(func, iterables, kwargs, key, pure, options,
-                                        refresh=False)
+                                        refresh=False, batch_size=batch_size)
 
     async def wait_done(self, futures: list[Future]) -> None:
         """Return once every one of ``futures`` is done (on this event loop)."""
         await settled_async([future.keystate for future in futures])
 
-    async def gather(self, futures: Any, errors: str = "raise",
+    async def gather(self, futures: Any, errors: str = "raise", direct: bool | None = None,
                      timeout: float | None = None) -> Any:
         """As ``Executor.gather``; ``timeout`` raises ``TimeoutError`` when the values are
         not all here in time (the futures go on)."""
+        data_path("direct", direct)
         if isinstance(futures, Iterator):
             futures = list(futures)
         known = operations.gather_here(futures, errors)
@@ -119,8 +123,11 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.gather(core, futures, errors, timeout))
 
-    async def scatter(self, data: Any, broadcast: bool = False, workers=None, hash: bool = True,
+    async def scatter(self, data: Any, workers=None, broadcast: bool = False,
+                      direct: bool | None = None, hash: bool = True,
                       timeout: float | None = 30.0) -> Any:
+        """As ``Executor.scatter``."""
+        data_path("direct", direct)
         core = self._started
         return await core.call(operations.scatter(core, data, broadcast, workers, hash, timeout))
 
@@ -179,17 +186,29 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.story(core, keys, timeout))
 
-    def compute(self, collections: Any) -> Any:
-        """Futures (awaitable) for dask collections, as ``Executor.compute``."""
-        from .dask_graphs import compute
-        if isinstance(collections, (list, tuple)):
-            return compute(self._started, list(collections))
-        return compute(self._started, [collections])[0]
+    def compute(self, collections: Any, sync: bool = False, optimize_graph: bool = True,
+                workers=None, allow_other_workers: bool = False, resources: dict | None = None,
+                retries: int = 0, priority: int = 0, fifo_timeout: str | float = "100ms",
+                traverse: bool = True) -> Any:
+        """Futures (awaitable) for dask collections, as ``Executor.compute``; with
+        ``sync=True`` a coroutine of their values."""
+        from .dask_graphs import compute_given
+        duration("fifo_timeout", fifo_timeout)
+        futures = compute_given(self._started, collections, optimize_graph, traverse,
+                                workers=workers, allow_other_workers=allow_other_workers,
+                                resources=resources, retries=retries, priority=priority)
+        return self.gather(futures) if sync else futures
 
-    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+    def persist(self, collections: Any, optimize_graph: bool = True, workers=None,
+                allow_other_workers: bool = False, resources: dict | None = None,
+                retries: int = 0, priority: int = 0,
+                fifo_timeout: str | float = "60s") -> Any:
         """Dask collections kept on the cluster, as ``Executor.persist``."""
         from .persist import persist
-        return persist(self._started, collections, optimize_graph)
+        duration("fifo_timeout", fifo_timeout)
+        return persist(self._started, collections, optimize_graph, workers=workers,
+                       allow_other_workers=allow_other_workers, resources=resources,
+                       retries=retries, priority=priority)
 
     async def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
         core = self._started

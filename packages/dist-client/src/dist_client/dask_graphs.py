@@ -106,14 +106,14 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
     """
     futures: dict[Hashable, Future] = {}
     try:
-        graph = _as_graph(dsk)
+        graph = as_graph(dsk)
         wanted = list(dict.fromkeys(_flatten(keys)))
         for key in wanted:
             if key not in graph and key not in _persisted(dsk):
                 raise KeyError(key)
         if not isinstance(workers, dict) and not isinstance(resources, dict):
             graph = fuse_chains(graph, wanted)  # (per-key restrictions name the keys as given)
-        futures = submit_graph(core, dsk, wanted, _options_by_key(
+        futures = submit_graph(core, dsk, wanted, restricted(
             graph, workers, allow_other_workers, resources, retries, priority), graph)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
@@ -123,21 +123,48 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         futures.clear()
 
 
-def compute(core: ClientCore, collections: list) -> list[Future]:
+def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
+                  traverse: bool = True, **restrictions: Any) -> Any:
+    """``Executor.compute``: a future for a collection, or a list of them for a list, tuple
+    or set. With ``traverse``, a list, tuple, set, dict or iterator (given, or in the list)
+    is computed as one value, its collections inside computed (as dask's ``traverse``);
+    anything else that is not a collection stays as it is."""
+    from dask import delayed, is_dask_collection
+
+    single = not isinstance(collections, (list, tuple, set, frozenset))
+    items = [collections] if single else list(collections)
+    if traverse:
+        items = [delayed(item) if isinstance(item, (list, tuple, set, frozenset, dict, Iterator))
+                 else item for item in items]
+    futures = iter(compute(core, [item for item in items if is_dask_collection(item)],
+                           optimize_graph, **restrictions))
+    results = [next(futures) if is_dask_collection(item) else item for item in items]
+    return results[0] if single else results
+
+
+def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
+            workers: Any = None, allow_other_workers: bool = False, resources: Any = None,
+            retries: int = 0, priority: int = 0) -> list[Future]:
     """Futures for dask collections' values, computed on the cluster as ``dask.compute``
-    would: one graph for all of them (shared parts run once), the same optimizations, then
-    each collection's own finalize step, as a task too."""
+    would: one graph for all of them (shared parts run once), the same optimizations (none
+    of the low-level ones without ``optimize_graph``), then each collection's own finalize
+    step, as a task too. The restrictions and options are ``get``'s."""
     from dask._expr import FinalizeCompute
     from dask.base import collections_to_expr
 
     if not collections:
         return []
     with cluster_shuffle():
-        expr = FinalizeCompute(collections_to_expr(list(collections), True)).optimize()
+        expr = FinalizeCompute(
+            collections_to_expr(list(collections), optimize_graph)).optimize()
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
-    futures = submit_graph(core, expr, keys, graph=fuse_chains(_as_graph(expr), keys))
+    graph = as_graph(expr)
+    if not isinstance(workers, dict) and not isinstance(resources, dict):
+        graph = fuse_chains(graph, keys)  # (per-key restrictions name the keys as given)
+    futures = submit_graph(core, expr, keys, restricted(
+        graph, workers, allow_other_workers, resources, retries, priority), graph)
     return [futures[key] for key in keys]
 
 
@@ -192,7 +219,7 @@ def _persisted(dsk: Any) -> dict[Hashable, Future]:
             if type(node) is Future and node.key == dist_key(key)}
 
 
-def _as_graph(dsk: Any) -> dict:
+def as_graph(dsk: Any) -> dict:
     from dask._task_spec import convert_legacy_graph
     dsk = _mapping(dsk)
     persisted = _persisted(dsk)
@@ -294,8 +321,9 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _options_by_key(graph: Mapping, workers: Any, allow_other_workers: bool, resources: Any,
-                    retries: int, priority: int) -> Callable[[Hashable], dict]:
+def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = False,
+               resources: Any = None, retries: int = 0,
+               priority: int = 0) -> Callable[[Hashable], dict]:
     """Each task's options: ``workers``/``resources`` for all, or by key when dicts."""
     def by_key(value: Any, key: Hashable) -> Any:
         return value.get(key) if isinstance(value, dict) else value
@@ -327,10 +355,10 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
 
     Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
     ``{'y': future}``) are its inputs by key: their values go from worker to worker.
-    ``graph``: ``_as_graph(dsk)`` when the caller has made it already.
+    ``graph``: ``as_graph(dsk)`` when the caller has made it already.
     """
     if graph is None:
-        graph = _as_graph(dsk)
+        graph = as_graph(dsk)
     order = topological_order(graph)
     priorities = _dask_priorities(graph)
     if priorities:

@@ -12,7 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import local_cluster_shape
+from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -23,11 +23,6 @@ from .future import Future
 from .reprs import describe, describe_html
 from .tasks import TaskBuilder
 from .worker_functions import install_file
-
-
-def _is_collection(value: Any) -> bool:
-    from dask import is_dask_collection
-    return is_dask_collection(value)
 
 
 class Executor(concurrent.futures.Executor):
@@ -110,9 +105,13 @@ class Executor(concurrent.futures.Executor):
             self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
             priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
             resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
-            **kwargs) -> Future:
+            fifo_timeout: str | float = "60s", **kwargs) -> Future:
         """Run ``func(*args, **kwargs)`` on the cluster; Futures in the arguments become their
         values there. Equal pure calls share one key and run once.
+
+        ``fifo_timeout`` is dask's, for code written for it: dist runs tasks of equal
+        priority strictly in the order they arrived, as dask does with ``fifo_timeout=0``,
+        so it is checked and changes nothing.
 
         With ``actor=True``, ``func`` (a class) makes an object that stays on one worker: the
         future's result is an ``Actor`` handle whose method calls go straight to that worker
@@ -121,6 +120,7 @@ class Executor(concurrent.futures.Executor):
 
         The keywords named here are dist's options; every other keyword goes to ``func``
         (``get_executor()`` passes every keyword to ``func``)."""
+        duration("fifo_timeout", fifo_timeout)
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self.core, options, actor, max_restarts):
             pure = False  # every actor is an object of its own, as each call of a class is
@@ -130,9 +130,12 @@ class Executor(concurrent.futures.Executor):
             self, func, *iterables: Iterable, key: str | list[str] | None = None,
             pure: bool = True, workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
+            batch_size: int | None = None, fifo_timeout: str | float = "100ms",
             timeout: float | None = None, chunksize: int = 1, **kwargs) -> list[Future]:
-        """``submit(func, *args, **kwargs)`` for each ``args`` of ``zip(*iterables)``, in one
-        message to the center.
+        """``submit(func, *args, **kwargs)`` for each ``args`` of ``zip(*iterables)``, sent to
+        the center in messages of ``batch_size`` tasks (by default 1,000), as dask's
+        ``batch_size``: the cluster starts on the first while the rest are prepared.
+        ``fifo_timeout`` is checked and changes nothing, as with ``submit``.
 
         ``timeout`` and ``chunksize`` are ``concurrent.futures``' keywords, not ``func``'s:
         every element is its own task (``chunksize`` is checked and otherwise ignored, as
@@ -141,14 +144,20 @@ class Executor(concurrent.futures.Executor):
         (``get_executor().map`` yields results and honours it)."""
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
+        duration("fifo_timeout", fifo_timeout)
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
-        return self.core.submit_map(func, iterables, kwargs, key, pure, options)
+        return self.core.submit_map(func, iterables, kwargs, key, pure, options,
+                                    batch_size=batch_size)
 
     # -- data -----------------------------------------------------------------------------------
-    def gather(self, futures: Any, errors: str = "raise", timeout: float | None = None) -> Any:
+    def gather(self, futures: Any, errors: str = "raise", direct: bool | None = None,
+               timeout: float | None = None) -> Any:
         """The values of ``futures`` (a Future, or lists/tuples/dicts/sets of them), fetched
         straight from the workers, one request per worker; ``errors="skip"`` leaves out those
-        that failed; ``TimeoutError`` after ``timeout`` seconds (the futures go on)."""
+        that failed; ``TimeoutError`` after ``timeout`` seconds (the futures go on).
+        ``direct`` is dask's choice between the workers and the scheduler: the center holds
+        no data, so values always come from the workers."""
+        data_path("direct", direct)
         if isinstance(futures, Future):
             return futures.result(timeout)
         if isinstance(futures, Iterator):
@@ -158,13 +167,17 @@ class Executor(concurrent.futures.Executor):
             return known
         return self.core.run(operations.gather(self.core, futures, errors, timeout))
 
-    def scatter(self, data: Any, broadcast: bool = False, workers=None, hash: bool = True,
+    def scatter(self, data: Any, workers=None, broadcast: bool = False,
+                direct: bool | None = None, hash: bool = True,
                 timeout: float | None = 30.0) -> Any:
         """Put local data on the workers; returns Futures (a list, dict or single one, as given).
 
         The client asks the center where to put each value and sends it to those workers
-        directly. ``broadcast=True`` puts a copy on every worker.
+        directly (so ``direct``, dask's choice of path, changes nothing). ``workers`` limits
+        where; ``broadcast=True`` puts a copy on every worker (of ``workers``). The arguments
+        are in the order of dask's ``Client.scatter``.
         """
+        data_path("direct", direct)
         return self.core.run(operations.scatter(self.core, data, broadcast, workers, hash,
                                                 timeout))
 
@@ -263,30 +276,42 @@ class Executor(concurrent.futures.Executor):
         sent back to this process and out again."""
         return self.get(dsk, keys, **kwargs)
 
-    def compute(self, collections: Any, sync: bool = False) -> Any:
-        """Futures for dask collections (a collection, or a list or tuple of them), computed on
-        the cluster as one graph; ``result()`` gives what ``collection.compute()`` would.
-        Anything in the list that is not a dask collection comes back as it is; ``sync=True``
-        gives the values instead of futures (as dask's ``Client.compute``)."""
-        from .dask_graphs import compute
-        single = not isinstance(collections, (list, tuple))
-        items = [collections] if single else list(collections)
-        futures = iter(compute(self.core, [item for item in items if _is_collection(item)]))
-        results = [next(futures) if _is_collection(item) else item for item in items]
-        if sync:
-            results = self.gather(results)
-        return results[0] if single else results
+    def compute(self, collections: Any, sync: bool = False, optimize_graph: bool = True,
+                workers=None, allow_other_workers: bool = False, resources: dict | None = None,
+                retries: int = 0, priority: int = 0, fifo_timeout: str | float = "100ms",
+                traverse: bool = True) -> Any:
+        """Futures for dask collections (a collection, or a list, tuple or set of them, then a
+        list), computed on the cluster as one graph; ``result()`` gives what
+        ``collection.compute()`` would. With ``traverse``, a list, tuple, set, dict or
+        iterator (given, or in the list) becomes one future of it with its collections
+        computed (as ``dask.delayed`` of it); anything else that is not a dask collection
+        comes back as it is. ``sync=True`` gives the values instead of futures, and the
+        other keywords are ``persist``'s, as with dask's ``Client.compute``."""
+        from .dask_graphs import compute_given
+        duration("fifo_timeout", fifo_timeout)
+        futures = compute_given(self.core, collections, optimize_graph, traverse,
+                                workers=workers, allow_other_workers=allow_other_workers,
+                                resources=resources, retries=retries, priority=priority)
+        return self.gather(futures) if sync else futures
 
     def as_dask_scheduler(self):
         """``with e.as_dask_scheduler(): x.compute()`` -- dask runs on this cluster inside."""
         from .dask_graphs import as_dask_scheduler
         return as_dask_scheduler(self.get)
 
-    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+    def persist(self, collections: Any, optimize_graph: bool = True, workers=None,
+                allow_other_workers: bool = False, resources: dict | None = None,
+                retries: int = 0, priority: int = 0,
+                fifo_timeout: str | float = "60s") -> Any:
         """Dask collections computed on the cluster and kept there: each comes back backed by
-        the futures of its results (a list for a list or tuple), as dask.distributed's."""
+        the futures of its results (a list for a list or tuple), as dask.distributed's.
+        ``workers``/``resources`` restrict every task (or, as dicts by key, those keys'),
+        ``retries``/``priority``/``allow_other_workers`` as with ``submit``."""
         from .persist import persist
-        return persist(self.core, collections, optimize_graph)
+        duration("fifo_timeout", fifo_timeout)
+        return persist(self.core, collections, optimize_graph, workers=workers,
+                       allow_other_workers=allow_other_workers, resources=resources,
+                       retries=retries, priority=priority)
 
     # -- datasets (see datasets.py) ---------------------------------------------------------
     def publish_dataset(self, *args: Any, **kwargs: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import submit_graph
+from .dask_graphs import as_graph, restricted, submit_graph
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
@@ -22,12 +22,15 @@ def _flatten(keys: Any) -> list:
     return [keys]
 
 
-def persist(core: ClientCore, collections: Any, optimize_graph: bool = True) -> Any:
-    """A collection (or a list or tuple of them, then a list) like each given, whose graph
-    is the futures of its results on the cluster."""
+def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
+            **restrictions: Any) -> Any:
+    """A collection (or a list, tuple or set of them, then a list) like each given, whose graph
+    is the futures of its results on the cluster. ``restrictions``: ``workers``,
+    ``resources``, ``allow_other_workers``, ``retries``, ``priority``, as ``get`` takes
+    them."""
     from dask.base import collections_to_expr, is_dask_collection
 
-    single = not isinstance(collections, (list, tuple))
+    single = not isinstance(collections, (list, tuple, set, frozenset))
     given = [collections] if single else list(collections)
     if not given:
         return []
@@ -39,7 +42,9 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True) -> 
     keys = expr.__dask_keys__()
     if len(keys) != len(given):
         raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")
-    futures = submit_graph(core, expr)
+    graph = as_graph(expr)
+    futures = submit_graph(core, expr, options_of=restricted(graph, **restrictions),
+                           graph=graph)
     persisted = []
     for collection, collection_keys in zip(given, keys):
         rebuild, state = collection.__dask_postpersist__()

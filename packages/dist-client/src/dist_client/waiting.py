@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from dist_protocol import timeouts
 
-from .core.waiters import AllDone, ThreadWaiter
+from .core.waiters import AllDone, LoopWaiter, ThreadWaiter
 from .future import Future
 
 
@@ -20,38 +20,77 @@ class DoneAndNotDone(NamedTuple):
 
 
 def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
-         return_when: str = ALL_COMPLETED) -> DoneAndNotDone:
+         return_when: str = ALL_COMPLETED) -> Any:
     """Block until the futures are done (or the first one, or the first error); on timeout
-    return what is done so far, as ``concurrent.futures.wait`` does."""
+    return what is done so far, as ``concurrent.futures.wait`` does.
+
+    Futures of an ``AsyncExecutor`` waited for on a running event loop give an awaitable
+    instead, as dask's ``wait`` does with an asynchronous client: ``await wait(futures)``
+    (the loop goes on meanwhile)."""
     if isinstance(futures, Future):
         futures = [futures]
     futures = set(futures)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
-
-    pending = [f.keystate for f in futures if not f.done()]
-    if return_when == FIRST_COMPLETED and len(pending) < len(futures) or \
-            return_when == FIRST_EXCEPTION and any(f.done() and f.status != "finished"
-                                                   for f in futures):
-        pending = []  # satisfied already
-    all_done = AllDone(pending)
-    not_finished = pending  # for FIRST_EXCEPTION: the keys not yet seen finished
-
-    def enough() -> bool:
-        nonlocal not_finished
-        if all_done():
-            return True
-        if return_when == FIRST_COMPLETED:
-            return any(state.done for state in pending)
-        if return_when == FIRST_EXCEPTION:
-            not_finished = [state for state in not_finished if state.status != "finished"]
-            return any(state.done for state in not_finished)
-        return False
-
-    with ThreadWaiter(pending) as waiter:
+    enough = _Enough(futures, return_when)
+    if _awaited(futures):
+        return _wait_on_loop(futures, enough, timeout)
+    with ThreadWaiter(enough.pending) as waiter:
         waiter.until(enough, timeout)
+    return _split(futures)
+
+
+def _awaited(futures: set[Future]) -> bool:
+    """Whether ``wait`` is called on an event loop for an ``AsyncExecutor``'s futures."""
+    executors = [f.executor for f in futures if f.executor is not None]
+    if not executors or not all(getattr(e, "asynchronous", False) for e in executors):
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _wait_on_loop(futures: set[Future], enough: _Enough,
+                        timeout: float | None) -> DoneAndNotDone:
+    try:
+        await timeouts.wait_for(LoopWaiter(enough.pending).until(enough), timeout)
+    except TimeoutError:
+        pass  # what is done so far, as on a thread
+    return _split(futures)
+
+
+def _split(futures: set[Future]) -> DoneAndNotDone:
     done = {f for f in futures if f.done()}
     return DoneAndNotDone(done, futures - done)
+
+
+class _Enough:
+    """Whether ``wait`` may return: every future done, or the first (``FIRST_COMPLETED``),
+    or the first error (``FIRST_EXCEPTION``); ``pending`` are the keys to watch."""
+
+    def __init__(self, futures: set[Future], return_when: str):
+        self.return_when = return_when
+        pending = [f.keystate for f in futures if not f.done()]
+        if return_when == FIRST_COMPLETED and len(pending) < len(futures) or \
+                return_when == FIRST_EXCEPTION and any(f.done() and f.status != "finished"
+                                                       for f in futures):
+            pending = []  # satisfied already
+        self.pending = pending
+        self._all_done = AllDone(pending)
+        self._not_finished = pending  # for FIRST_EXCEPTION: the keys not yet seen finished
+
+    def __call__(self) -> bool:
+        if self._all_done():
+            return True
+        if self.return_when == FIRST_COMPLETED:
+            return any(state.done for state in self.pending)
+        if self.return_when == FIRST_EXCEPTION:
+            self._not_finished = [state for state in self._not_finished
+                                  if state.status != "finished"]
+            return any(state.done for state in self._not_finished)
+        return False
 
 
 class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed

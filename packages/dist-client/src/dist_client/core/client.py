@@ -32,7 +32,7 @@ from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
 from dist_protocol.timeouts import wait_for
 
-from ..arguments import LocalShape
+from ..arguments import LocalShape, whole_number
 from .. import dask_defaults, reconnect, shutdown, transfer
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
@@ -476,19 +476,23 @@ class ClientCore:
 
     def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list[str] | None,
                    pure: bool, options: dict, stacklevel: int = 2,
-                   refresh: bool = True) -> list[Future]:
-        """Futures of ``func`` over ``zip(*iterables)``, in one message to the center."""
+                   refresh: bool = True, batch_size: int | None = None) -> list[Future]:
+        """Futures of ``func`` over ``zip(*iterables)``, in messages of ``batch_size`` tasks
+        to the center (default ``SUBMIT_CHUNK``)."""
         if not callable(func):
             raise TypeError(f"map needs a callable, got {type(func).__name__}")
+        chunk = SUBMIT_CHUNK if batch_size is None else whole_number("batch_size", batch_size,
+                                                                      minimum=1)
         if not iterables:
             return []
         argsets = list(zip(*iterables))
         keys = map_keys(func, argsets, kwargs, key, pure)
         return self.submit_many(func, list(zip(keys, argsets)), kwargs, options,
-                                stacklevel + 1, refresh)
+                                stacklevel + 1, refresh, chunk)
 
     def submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict, options: dict,
-                    stacklevel: int = 2, refresh: bool = True) -> list[Future]:
+                    stacklevel: int = 2, refresh: bool = True,
+                    chunk_size: int = SUBMIT_CHUNK) -> list[Future]:
         """Futures for ``calls``; new keys go to the center in chunks as they are built, so
         the cluster starts on the first tasks of a long map while the rest are prepared.
 
@@ -504,9 +508,9 @@ class ClientCore:
         function = self.function_payload(func)
         futures = []
         warned = False
-        for start in range(0, len(calls), SUBMIT_CHUNK):
+        for start in range(0, len(calls), chunk_size):
             tasks = []
-            chunk = calls[start:start + SUBMIT_CHUNK]
+            chunk = calls[start:start + chunk_size]
             with self.lock:
                 new = set(self.state.keys_to_submit(key for key, _ in chunk))
                 for key, args in chunk:

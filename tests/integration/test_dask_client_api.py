@@ -1,0 +1,134 @@
+"""Code written for dask.distributed's ``Client`` runs on an ``Executor`` and gives the same
+answers: the keywords of ``submit``/``map``/``gather``/``scatter``/``compute``/``persist`` as
+dask names and places them, ``await wait(...)`` with an asynchronous executor, the calls of
+``run``, ``upload_file`` and ``Queue.get`` as dask takes them."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from dist_client import Executor, futures_of, wait
+from dist_protocol.messages import Submit
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 30
+
+
+def inc(x):
+    return x + 1
+
+
+def add(x, y):
+    return x + y
+
+
+def strict(x):  # takes no keyword: a dist option that reached it would raise TypeError
+    return x * 2
+
+
+def sleep_then(seconds, value):
+    time.sleep(seconds)
+    return value
+
+
+def fail_once(marker):
+    """Fails the first time (it leaves ``marker`` behind), then succeeds."""
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt fails")
+    return "second attempt"
+
+
+@pytest.fixture
+def e(module_cluster):
+    with module_cluster.executor() as executor:
+        yield executor
+
+
+def _submits_sent(executor):
+    """The sizes of the ``Submit`` messages ``executor`` sends from now on."""
+    sizes: list[int] = []
+    send = executor.core.send
+
+    def counting(*messages):
+        sizes.extend(len(m.tasks) for m in messages if isinstance(m, Submit))
+        return send(*messages)
+    executor.core.send = counting
+    return sizes
+
+
+def test_fifo_timeout_and_batch_size_are_options_not_arguments(e):
+    assert e.submit(strict, 1, fifo_timeout="100ms").result(RESULT_TIMEOUT) == 2
+    assert e.submit(strict, 2, fifo_timeout=0.5).result(RESULT_TIMEOUT) == 4
+    with pytest.raises(ValueError, match="fifo_timeout"):
+        e.submit(strict, 3, fifo_timeout="soon")
+    sizes = _submits_sent(e)
+    futures = e.map(strict, range(10), batch_size=4, fifo_timeout="1s")
+    assert e.gather(futures, timeout=RESULT_TIMEOUT) == [2 * i for i in range(10)]
+    assert sizes == [4, 4, 2]
+    with pytest.raises(ValueError, match="batch_size"):
+        e.map(strict, range(3), batch_size=0)
+
+
+def test_gather_and_scatter_take_direct_and_dasks_argument_order(e):
+    worker = sorted(e.nthreads())[1]
+    futures = e.scatter([10, 20], [worker], direct=True)  # workers is dask's second argument
+    assert list(e.who_has(futures).values()) == [[worker], [worker]]
+    assert e.gather(futures, direct=True) == [10, 20]
+    assert e.gather(futures, "raise", False) == [10, 20]
+    assert e.scatter({"x": 1}, direct=False)["x"].result(RESULT_TIMEOUT) == 1
+    with pytest.raises(TypeError, match="direct"):
+        e.gather(futures, direct="yes")
+
+
+def test_compute_takes_dasks_options(e, tmp_path):
+    dask = pytest.importorskip("dask")
+    x = dask.delayed(inc)(1)
+    worker = sorted(e.nthreads())[0]
+    future = e.compute(x, workers=[worker], optimize_graph=False, priority=5,
+                       fifo_timeout="100ms")
+    assert future.result(RESULT_TIMEOUT) == 2
+    assert e.who_has(future) == {future.key: [worker]}
+    flaky = dask.delayed(fail_once)(str(tmp_path / "marker"))
+    assert e.compute(flaky, retries=1).result(RESULT_TIMEOUT) == "second attempt"
+    assert e.compute([x, flaky], sync=True, retries=1) == [2, "second attempt"]
+
+
+def test_compute_traverses_containers_as_dask_does(e):
+    dask = pytest.importorskip("dask")
+    x, y = dask.delayed(inc)(1), dask.delayed(inc)(2)
+    as_dict = e.compute({"a": x, "b": [y, 7]})
+    assert as_dict.result(RESULT_TIMEOUT) == {"a": 2, "b": [3, 7]}
+    single, both, plain = e.compute([x, [x, y], 5])
+    assert single.result(RESULT_TIMEOUT) == 2
+    assert both.result(RESULT_TIMEOUT) == [2, 3]
+    assert plain == 5
+    untouched = e.compute([x, [y]], traverse=False)[1]
+    assert untouched[0] is y
+    assert e.compute({x, y}, sync=True) in ([2, 3], [3, 2])
+
+
+def test_persist_takes_dasks_options(e, tmp_path):
+    dask = pytest.importorskip("dask")
+    worker = sorted(e.nthreads())[1]
+    kept = e.persist(dask.delayed(inc)(40), workers=[worker], priority=1, fifo_timeout="1s")
+    [future] = futures_of(kept)
+    assert future.result(RESULT_TIMEOUT) == 41
+    assert e.who_has(future) == {future.key: [worker]}
+    flaky = e.persist(dask.delayed(fail_once)(str(tmp_path / "marker")), retries=1)
+    assert flaky.compute() == "second attempt"
+
+
+def test_await_wait_with_an_asynchronous_executor(module_cluster):
+    async def main():
+        async with Executor(module_cluster.address, asynchronous=True) as ae:
+            futures = ae.map(inc, range(4))
+            done, not_done = await wait(futures)
+            assert len(done) == 4 and not not_done
+            first = await wait(futures + [ae.submit(sleep_then, 3, None)], timeout=0.2)
+            assert len(first.done) == 4 and len(first.not_done) == 1
+            return await ae.gather(futures)
+    assert asyncio.run(main()) == [1, 2, 3, 4]
