@@ -5,11 +5,12 @@ dask names and places them, ``await wait(...)`` with an asynchronous executor, t
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import time
 
 import pytest
-from dist_client import Executor, futures_of, wait
+from dist_client import Executor, Queue, as_completed, futures_of, wait
 from dist_protocol.messages import Submit
 
 pytestmark = pytest.mark.timeout(90)
@@ -27,6 +28,10 @@ def add(x, y):
 
 def strict(x):  # takes no keyword: a dist option that reached it would raise TypeError
     return x * 2
+
+
+def fail(x):
+    raise LookupError(x)
 
 
 def sleep_then(seconds, value):
@@ -132,3 +137,85 @@ def test_await_wait_with_an_asynchronous_executor(module_cluster):
             assert len(first.done) == 4 and len(first.not_done) == 1
             return await ae.gather(futures)
     assert asyncio.run(main()) == [1, 2, 3, 4]
+
+
+def test_wait_and_as_completed_take_other_executors_futures(e):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        mine, theirs = e.submit(inc, 1), pool.submit(inc, 2)
+        done, not_done = wait([mine, theirs], timeout=RESULT_TIMEOUT)
+        assert done == {mine, theirs} and not not_done
+        failed = pool.submit(fail, "theirs")
+        pairs = dict(as_completed([e.submit(inc, 3), pool.submit(inc, 4), failed],
+                                  with_results=True, raise_errors=False,
+                                  timeout=RESULT_TIMEOUT))
+        assert sorted(v for v in pairs.values() if isinstance(v, int)) == [4, 5]
+        assert isinstance(pairs[failed], LookupError)
+        with pytest.raises(LookupError):
+            list(as_completed([failed], with_results=True))
+
+
+def fail_in(pid):
+    if os.getpid() == pid:
+        raise KeyError("here")
+    return "ok"
+
+
+def test_run_on_error_as_dask_takes_it(e):
+    pids = e.run(os.getpid)
+    first, second = sorted(pids)
+    with pytest.raises(ValueError, match="on_error"):
+        e.run(os.getpid, on_error="skip")
+    returned = e.run(fail_in, pids[first], on_error="return")
+    assert returned[second] == "ok"
+    assert isinstance(returned[first], KeyError)
+    assert e.run(fail_in, pids[first], on_error="ignore") == {second: "ok"}
+    with pytest.raises(KeyError):
+        e.run(fail_in, pids[first])
+
+
+def environment_variable(name):
+    return os.environ.get(name)
+
+
+def test_upload_file_load_false_only_saves(e, tmp_path):
+    module = tmp_path / "uploaded_side_effect.py"
+    module.write_text("import os\nos.environ['UPLOADED_LOADED'] = 'yes'\nVALUE = 7\n")
+    e.upload_file(module, load=False)
+    assert set(e.run(environment_variable, "UPLOADED_LOADED").values()) == {None}
+    e.upload_file(module)
+    assert set(e.run(environment_variable, "UPLOADED_LOADED").values()) == {"yes"}
+    assert set(e.run(lambda: __import__("uploaded_side_effect").VALUE).values()) == {7}
+
+
+def test_queue_get_batch(e):
+    queue = Queue("batches-" + e.id, executor=e)
+    assert queue.get(batch=True) == []
+    for item in range(5):
+        queue.put(item)
+    assert queue.get(batch=2) == [0, 1]
+    assert queue.get(batch=True) == [2, 3, 4]
+    queue.put(e.submit(inc, 10))
+    queue.put(11)
+    with pytest.raises(TimeoutError):
+        queue.get(batch=3, timeout=0.2)
+    # Nothing is lost: what the timed-out get took went back, futures' data too.
+    first, second = queue.get(batch=2, timeout=RESULT_TIMEOUT)
+    assert first.result(RESULT_TIMEOUT) == 11 and second == 11 or \
+        second.result(RESULT_TIMEOUT) == 11 and first == 11
+    with pytest.raises(ValueError, match="batch"):
+        queue.get(batch=-1)
+
+
+def test_async_executor_upload_file_run_and_queue_batch(module_cluster, tmp_path):
+    module = tmp_path / "uploaded_async.py"
+    module.write_text("VALUE = 8\n")
+
+    async def main():
+        async with Executor(module_cluster.address, asynchronous=True) as ae:
+            await ae.upload_file(module)
+            values = await ae.run(lambda: __import__("uploaded_async").VALUE)
+            queue = Queue("batches-" + ae.id, executor=ae)
+            await queue.put(1)
+            await queue.put(2)
+            return set(values.values()), await queue.get(batch=True)
+    assert asyncio.run(main()) == ({8}, [1, 2])

@@ -5,6 +5,7 @@ the caller's event loop never blocks, and no thread stands in between.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from .core.waiters import settled_async
 from .future import Future
 from .reprs import describe, describe_html
 from .tasks import TaskBuilder
+from .worker_functions import install_file
 
 
 class AsyncExecutor:
@@ -83,6 +85,15 @@ class AsyncExecutor:
     @property
     def status(self) -> str:
         return "not started" if self.core is None else self.core.status
+
+    @property
+    def id(self) -> str:
+        return self._started.id
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """As ``Executor.dashboard_link``."""
+        return getattr(self._started.cluster, "dashboard_link", None) or None
 
     def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
                priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
@@ -151,10 +162,18 @@ class AsyncExecutor:
         core = self._started
         await core.call(operations.replicate(core, futures, n, timeout))
 
-    async def run(self, func, *args, workers: list[str] | None = None,
+    async def run(self, func, *args, workers: list[str] | None = None, on_error: str = "raise",
                   **kwargs) -> dict[str, Any]:
+        """As ``Executor.run``."""
         core = self._started
-        return await core.call(operations.run_everywhere(core, func, args, kwargs, workers))
+        return await core.call(operations.run_everywhere(core, func, args, kwargs, workers,
+                                                         on_error))
+
+    async def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
+        """As ``Executor.upload_file``."""
+        with open(path, "rb") as f:
+            content = f.read()
+        return await self.run(install_file, os.path.basename(path), content, load)
 
     async def who_has(self, futures: Any = None) -> dict[str, list[str]]:
         core = self._started

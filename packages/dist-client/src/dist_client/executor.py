@@ -251,15 +251,22 @@ class Executor(concurrent.futures.Executor):
         center). The logs are bounded: a long-finished key may have no entries left."""
         return self.core.run(operations.story(self.core, keys, timeout))
 
-    def run(self, func, *args, workers: list[str] | None = None, **kwargs) -> dict[str, Any]:
-        """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""
-        return self.core.run(operations.run_everywhere(self.core, func, args, kwargs, workers))
+    def run(self, func, *args, workers: list[str] | None = None, on_error: str = "raise",
+            **kwargs) -> dict[str, Any]:
+        """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}.
+        Where it raises, ``on_error`` says what happens, as with dask: ``"raise"`` the error
+        here, ``"return"`` the exception as that worker's result, ``"ignore"`` the worker
+        left out."""
+        return self.core.run(operations.run_everywhere(self.core, func, args, kwargs, workers,
+                                                       on_error))
 
-    def upload_file(self, path: str | os.PathLike) -> dict[str, str]:
-        """Send a file to every worker; a .py, .zip or .egg becomes importable there."""
+    def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
+        """Send a file to every worker now registered; a .py, .zip, .egg or .whl becomes
+        importable there, and a .py module is imported (again, if it was) unless
+        ``load=False``. Returns where each worker put it."""
         with open(path, "rb") as f:
             content = f.read()
-        return self.run(install_file, os.path.basename(path), content)
+        return self.run(install_file, os.path.basename(path), content, load)
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:

@@ -184,14 +184,67 @@ class Queue(Primitive):
         return self._ask("put", then, value=payload, keys=keys, timeout=timeout,
                          limit=self.maxsize)
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None, batch: bool | int = False) -> Any:
         """Take the oldest value; with the queue empty, wait for one (``TimeoutError``
-        after ``timeout`` seconds; 0: do not wait)."""
-        def then(reply: CoordinateReply) -> Any:
+        after ``timeout`` seconds; 0: do not wait).
+
+        ``batch=True`` takes every value the queue holds now, a list (empty when it holds
+        none: nothing waits); ``batch=n`` takes the ``n`` oldest, a list, waiting for them
+        up to ``timeout`` in all -- if they are not all there in time, those taken go back
+        into the queue (at its end) and ``TimeoutError`` is raised, as dask's ``get``."""
+        if batch is False:
+            def then(reply: CoordinateReply) -> Any:
+                if reply.status == "timeout":
+                    raise _timed_out(f"get from queue {self.name!r} (empty)", timeout)
+                return self._value(reply)
+            return self._ask("get", then, timeout=timeout)
+        if batch is not True and (isinstance(batch, bool) or not isinstance(batch, int)
+                                  or batch < 0):
+            raise ValueError(f"batch must be True, False or a number of values >= 0, "
+                             f"not {batch!r}")
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
+        self._before_blocking()
+        taking = self._take(None if batch is True else batch, timeout)
+        if self.asynchronous:
+            async def wait() -> list:
+                return [self._value(reply) for reply in await self.core.call(taking)]
+            return wait()
+        return [self._value(reply) for reply in self.core.run(taking)]
+
+    async def _take(self, count: int | None, timeout: float | None) -> list[CoordinateReply]:
+        """On the I/O loop: ``count`` values (None: all there are now), one request each."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        replies: list[CoordinateReply] = []
+        while count is None or len(replies) < count:
+            left = 0.0 if count is None else (
+                None if deadline is None else max(0.0, deadline - loop.time()))
+            reply = await self._request(self._get_request(left))
+            if reply.status == "error":
+                raise CoordinationError(reply.error)
             if reply.status == "timeout":
-                raise _timed_out(f"get from queue {self.name!r} (empty)", timeout)
-            return self._value(reply)
-        return self._ask("get", then, timeout=timeout)
+                if count is None:
+                    break
+                await self._put_back(replies)
+                raise _timed_out(f"get {count} values from queue {self.name!r} "
+                                 f"(it gave {len(replies)})", timeout)
+            replies.append(reply)
+        return replies
+
+    def _get_request(self, timeout: float | None) -> Callable[[int], Coordinate]:
+        return lambda i: Coordinate(id=i, kind=self.kind, name=self.name, action="get",
+                                    timeout=timeout)
+
+    def _put_request(self, reply: CoordinateReply) -> Callable[[int], Coordinate]:
+        return lambda i: Coordinate(id=i, kind=self.kind, name=self.name, action="put",
+                                    value=reply.value, keys=list(reply.keys))
+
+    async def _put_back(self, replies: list[CoordinateReply]) -> None:
+        for reply in replies:
+            await self._request(self._put_request(reply))
+            for key in reply.keys:  # (held since the get; the queue holds them again)
+                self.core.unhold(key)
 
     def qsize(self) -> Any:
         return self._ask("size", lambda reply: reply.count or 0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -22,7 +23,8 @@ class DoneAndNotDone(NamedTuple):
 def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
          return_when: str = ALL_COMPLETED) -> Any:
     """Block until the futures are done (or the first one, or the first error); on timeout
-    return what is done so far, as ``concurrent.futures.wait`` does.
+    return what is done so far, as ``concurrent.futures.wait`` does. Futures of other
+    executors (``concurrent.futures.Future``) may be among them.
 
     Futures of an ``AsyncExecutor`` waited for on a running event loop give an awaitable
     instead, as dask's ``wait`` does with an asynchronous client: ``await wait(futures)``
@@ -32,6 +34,10 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     futures = set(futures)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
+    if not all(isinstance(f, Future) for f in futures):
+        # Futures of other executors among them: the standard library's wait takes both.
+        done, not_done = concurrent.futures.wait(futures, timeout, return_when)
+        return DoneAndNotDone(done, not_done)  # type: ignore[arg-type]
     enough = _Enough(futures, return_when)
     if _awaited(futures):
         return _wait_on_loop(futures, enough, timeout)
@@ -106,7 +112,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         self.with_results = with_results
         self.raise_errors = raise_errors
         self.timeout = timeout
-        self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._outstanding = 0
         self._generation = 0  # futures added before the last clear() are not yielded
@@ -115,13 +121,16 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         for future in futures:
             self.add(future)
 
-    def add(self, future: Future) -> None:
+    def add(self, future: Future | concurrent.futures.Future) -> None:
         with self._lock:
             self._outstanding += 1
             generation = self._generation
-        future.keystate.on_done(lambda: self._finished(future, generation))
+        if isinstance(future, Future):
+            future.keystate.on_done(lambda: self._finished(future, generation))
+        else:  # a future of another executor
+            future.add_done_callback(lambda _: self._finished(future, generation))
 
-    def _finished(self, future: Future, generation: int) -> None:
+    def _finished(self, future: Future | concurrent.futures.Future, generation: int) -> None:
         with self._lock:
             if generation != self._generation:
                 return
@@ -172,11 +181,12 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             self._outstanding -= 1
         if not self.with_results:
             return future
-        if future.status == "finished":
+        failure = _failure(future)
+        if failure is None:
             return future, future.result()
         if self.raise_errors:
-            raise future.keystate.failure
-        return future, future.exception()
+            raise failure
+        return future, _reported(future, failure)
 
     def __aiter__(self) -> as_completed:
         return self
@@ -211,11 +221,14 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             self._outstanding -= 1
         if not self.with_results:
             return future
-        if future.status == "finished":
-            return future, await future
+        failure = _failure(future)
+        if failure is None:
+            if isinstance(future, Future):
+                return future, await future
+            return future, future.result()  # (done: this does not block)
         if self.raise_errors:
-            raise future.keystate.failure
-        return future, future.exception()
+            raise failure
+        return future, _reported(future, failure)
 
     def batches(self) -> Iterator[list]:
         """The futures (or ``(future, result)`` pairs) in lists of all that finished since
@@ -234,6 +247,20 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             self._done.put(future)
             batch.append(next(self))
         return batch
+
+
+def _failure(future: Any) -> BaseException | None:
+    """Why a done future did not give a value (None if it did)."""
+    if isinstance(future, Future):
+        return None if future.status == "finished" else future.keystate.failure
+    if future.cancelled():
+        return concurrent.futures.CancelledError()
+    return future.exception()
+
+
+def _reported(future: Any, failure: BaseException) -> BaseException | None:
+    """What ``as_completed(..., raise_errors=False)`` yields beside a failed future."""
+    return future.exception() if isinstance(future, Future) else failure
 
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "DoneAndNotDone", "wait",

@@ -16,8 +16,9 @@ def upload_target() -> str:
     return folder
 
 
-def install_file(filename: str, content: bytes) -> str:
-    """Write an uploaded file beside the worker; make .py/.zip/.egg files importable now."""
+def install_file(filename: str, content: bytes, load: bool = True) -> str:
+    """Write an uploaded file beside the worker; make .py/.zip/.egg files importable now,
+    and import a .py module (again, if it was) when ``load``."""
     folder = upload_target()
     path = os.path.join(folder, os.path.basename(filename))
     with open(path, "wb") as f:
@@ -25,8 +26,8 @@ def install_file(filename: str, content: bytes) -> str:
     root, ext = os.path.splitext(os.path.basename(filename))
     if ext in (".zip", ".egg", ".whl") and path not in sys.path:
         sys.path.insert(0, path)
-    if ext == ".py":
-        importlib.invalidate_caches()
+    importlib.invalidate_caches()
+    if ext == ".py" and load:
         if root in sys.modules:
             importlib.reload(sys.modules[root])
         else:

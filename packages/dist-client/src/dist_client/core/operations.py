@@ -232,18 +232,35 @@ async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[di
     return reply.entries
 
 
+RUN_ON_ERROR = ("raise", "return", "ignore")
+
+
 async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
-                         workers: list[str] | None = None) -> dict[str, Any]:
-    """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}."""
+                         workers: list[str] | None = None,
+                         on_error: str = "raise") -> dict[str, Any]:
+    """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}.
+    Where it raises: ``on_error="raise"`` raises that error here, ``"return"`` gives the
+    exception as that worker's result, ``"ignore"`` leaves the worker out."""
     from ..tasks import TaskBuilder
+    if on_error not in RUN_ON_ERROR:
+        raise ValueError(f"on_error must be one of {', '.join(map(repr, RUN_ON_ERROR))}, "
+                         f"not {on_error!r}")
     addresses = workers or list(await ncores(core))
     futures = {}
     for address in addresses:
         options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
         futures[address] = core.submit_call(func, args, kwargs, None, False, options,
                                             refresh=False)
-    return await gather(core, futures)
+    if on_error == "raise":
+        return await gather(core, futures)
+    values = await gather(core, futures, errors="skip")
+    if on_error == "return":
+        for address, future in futures.items():
+            if address not in values:
+                values[address] = future.keystate.failure
+    return {address: values[address] for address in futures if address in values}
 
 
 __all__ = ["futures_in", "gather", "has_what", "ncores", "replicate", "restart",
-           "run_everywhere", "scatter", "story", "versions", "wait_for_workers", "who_has"]
+           "RUN_ON_ERROR", "run_everywhere", "scatter", "story", "versions",
+           "wait_for_workers", "who_has"]
