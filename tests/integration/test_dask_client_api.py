@@ -219,3 +219,24 @@ def test_async_executor_upload_file_run_and_queue_batch(module_cluster, tmp_path
             await queue.put(2)
             return set(values.values()), await queue.get(batch=True)
     assert asyncio.run(main()) == ({8}, [1, 2])
+
+
+def test_dasks_kinds_of_keys_work_and_others_are_refused_harmlessly(e):
+    pending = e.submit(sleep_then, 0.5, "unharmed", pure=False)
+    tuple_key = e.submit(inc, 1, key=("x", 1))
+    assert tuple_key.result(RESULT_TIMEOUT) == 2
+    assert e.submit(inc, 2, key=7).result(RESULT_TIMEOUT) == 3
+    assert e.gather(e.map(inc, [1, 2], key=[("y", 0), ("y", 1)])) == [2, 3]
+    scattered = e.scatter({("z", 0): 10, "w": 20})
+    assert set(scattered) == {("z", 0), "w"}
+    assert e.gather(scattered) == {("z", 0): 10, "w": 20}
+    for bad in (object(), [1], ("x", None)):
+        with pytest.raises(TypeError, match="key"):
+            e.submit(inc, 1, key=bad)
+    with pytest.raises(TypeError, match="key"):
+        e.map(inc, [1], key=[{}])
+    assert pending.result(RESULT_TIMEOUT) == "unharmed"
+    assert e.status == "running"
+    prefixed = e.map(inc, [1, 2], key="mine", pure=False)
+    assert all(f.key.startswith("mine-") for f in prefixed)
+    assert prefixed[0].key != prefixed[1].key

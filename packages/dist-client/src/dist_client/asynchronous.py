@@ -95,7 +95,7 @@ class AsyncExecutor:
         """As ``Executor.dashboard_link``."""
         return getattr(self._started.cluster, "dashboard_link", None) or None
 
-    def submit(self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
+    def submit(self, func, /, *args, key: Any = None, pure: bool = True, workers=None,
                priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
                resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
                fifo_timeout: str | float = "60s", **kwargs) -> Future:
@@ -106,7 +106,7 @@ class AsyncExecutor:
             pure = False
         return self._started.submit_call(func, args, kwargs, key, pure, options, refresh=False)
 
-    def map(self, func, *iterables, key: str | list[str] | None = None, pure: bool = True,
+    def map(self, func, *iterables, key: str | list | None = None, pure: bool = True,
             workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
             batch_size: int | None = None, fifo_timeout: str | float = "100ms",

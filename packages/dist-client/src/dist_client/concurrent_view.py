@@ -15,7 +15,7 @@ from .core.client import ClientCore
 from .core.waiters import settled
 from .errors import ExecutorClosedError
 from .future import Future
-from .keys import task_key
+from .keys import given_key, task_key
 from .tasks import TaskBuilder, warn_if_large
 
 
@@ -82,7 +82,7 @@ class ConcurrentView(concurrent.futures.Executor):
         if not core.accepting:
             raise ExecutorClosedError("cannot schedule new futures after shutdown")
         core.check_pickled_code(self._options)
-        key = self._key or task_key(fn, args, kwargs, self._pure)
+        key = task_key(fn, args, kwargs, self._pure) if not self._key else given_key(self._key)
         task = core.task(key, core.function_payload(fn), args, kwargs, self._options, fn)
         warn_if_large(fn, [task], 4)
         future = core.future(key)

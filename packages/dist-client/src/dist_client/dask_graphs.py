@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import numbers
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,43 +17,11 @@ from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 from .core import operations
 from .dask_defaults import cluster_shuffle
 from .future import Future
+from .keys import dist_key
 from .tasks import TaskBuilder
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
-
-
-def dist_key(key: Hashable) -> str:
-    """dask keys are strings or tuples like ``('x-abc', 0, 1)``; dist keys are strings.
-
-    Keys equal for dask are one name: dask looks keys up by equality, and graphs do name a
-    key ``('x-abc', np.int64(0), 1)`` in one place and ``('x-abc', 0, 1)`` in another
-    (``da.diagonal``'s inputs). Only a repr with a parenthesis inside can hold such a part.
-    """
-    if type(key) is str:
-        return key
-    if isinstance(key, str):
-        return str(key)
-    name = repr(key)
-    if type(key) is tuple and name.find("(", 1) < 0:
-        return name
-    return repr(_plain(key))
-
-
-def _plain(part: Any) -> Any:
-    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own."""
-    kind = type(part)
-    if kind is tuple:
-        return tuple(map(_plain, part))
-    if kind in (str, int, float, bytes):
-        return part
-    if isinstance(part, str):
-        return str(part)
-    if isinstance(part, numbers.Integral):
-        return int(part)
-    if isinstance(part, numbers.Real):
-        return float(part)
-    return part
 
 
 def topological_order(graph: Mapping) -> list:

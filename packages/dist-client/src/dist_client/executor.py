@@ -102,7 +102,7 @@ class Executor(concurrent.futures.Executor):
     # Keyword options besides the call's own, as dask's Client.submit has: not the base class's
     # signature, but every call of the base class's form works.
     def submit(  # type: ignore[override]
-            self, func, /, *args, key: str | None = None, pure: bool = True, workers=None,
+            self, func, /, *args, key: Any = None, pure: bool = True, workers=None,
             priority: int = 0, retries: int = 0, allow_other_workers: bool = False,
             resources: dict | None = None, actor: bool = False, max_restarts: int = 0,
             fifo_timeout: str | float = "60s", **kwargs) -> Future:
@@ -127,7 +127,7 @@ class Executor(concurrent.futures.Executor):
         return self.core.submit_call(func, args, kwargs, key, pure, options)
 
     def map(  # type: ignore[override]
-            self, func, *iterables: Iterable, key: str | list[str] | None = None,
+            self, func, *iterables: Iterable, key: str | list | None = None,
             pure: bool = True, workers=None, priority: int = 0, retries: int = 0,
             allow_other_workers: bool = False, resources: dict | None = None,
             batch_size: int | None = None, fifo_timeout: str | float = "100ms",

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import pickle
 import uuid
+from collections.abc import Hashable
 from typing import Any
 
 import cloudpickle
@@ -79,16 +81,68 @@ def _digest(normalized: tuple) -> str:
     return hashlib.md5(pickle.dumps(normalized, protocol=5)).hexdigest()
 
 
-def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: str | list[str] | None,
-             pure: bool) -> list[str]:
+def dist_key(key: Hashable) -> str:
+    """dask keys are strings or tuples like ``('x-abc', 0, 1)``; dist keys are strings.
+
+    Keys equal for dask are one name: dask looks keys up by equality, and graphs do name a
+    key ``('x-abc', np.int64(0), 1)`` in one place and ``('x-abc', 0, 1)`` in another
+    (``da.diagonal``'s inputs). Only a repr with a parenthesis inside can hold such a part.
+    """
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str(key)
+    name = repr(key)
+    if type(key) is tuple and name.find("(", 1) < 0:
+        return name
+    return repr(_plain(key))
+
+
+def _plain(part: Any) -> Any:
+    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own."""
+    kind = type(part)
+    if kind is tuple:
+        return tuple(map(_plain, part))
+    if kind in (str, int, float, bytes):
+        return part
+    if isinstance(part, str):
+        return str(part)
+    if isinstance(part, numbers.Integral):
+        return int(part)
+    if isinstance(part, numbers.Real):
+        return float(part)
+    return part
+
+
+def given_key(key: Any) -> str:
+    """A key the user chose (``submit(key=)``, ``map(key=[...])``, ``scatter({key: ...})``):
+    a string, or what dask also takes for one -- an int, float, bytes or a tuple of those --
+    named as the same key of a dask graph is."""
+    if not _dask_key(key):
+        raise TypeError(f"a key is a string, or an int, float, bytes or a tuple of those, "
+                        f"as dask's keys are; not {type(key).__name__} ({key!r:.80})")
+    return dist_key(key)
+
+
+def _dask_key(key: Any, depth: int = 0) -> bool:
+    if isinstance(key, (str, bytes, numbers.Integral, numbers.Real)) \
+            and not isinstance(key, bool):
+        return True
+    return type(key) is tuple and depth < 32 and all(_dask_key(k, depth + 1) for k in key)
+
+
+def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: Any, pure: bool) -> list[str]:
     """The keys of ``map``: the ones given (a list, one per call), else ``prefix-token`` per
     call (``key`` is the prefix; the function's name by default), unique when not pure."""
     if isinstance(key, list):
         if len(key) != len(argsets):
             raise ValueError(f"map got {len(key)} keys for {len(argsets)} tasks")
-        return list(key)
+        return [given_key(k) for k in key]
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"map's key is a prefix (a string) or a list of keys, one per task; "
+                        f"not {type(key).__name__}")
     if not pure:
-        name = funcname(func)
+        name = key or funcname(func)
         return [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
     prefix = key or funcname(func)
     ftoken = function_token(func)

@@ -38,7 +38,7 @@ from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
-from ..keys import map_keys, task_key
+from ..keys import given_key, map_keys, task_key
 from ..packing import collect_futures
 from ..primitives import Topics
 from ..tasks import TaskBuilder, warn_if_large
@@ -466,15 +466,15 @@ class ClientCore:
         return self._tasks.build(key, function, args, kwargs, options, func,
                                  pickled_with=self.envs.tag)
 
-    def submit_call(self, func, args: tuple, kwargs: dict, key: str | None, pure: bool,
+    def submit_call(self, func, args: tuple, kwargs: dict, key: Any, pure: bool,
                     options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
         if not callable(func):
             raise TypeError(f"submit needs a callable, got {type(func).__name__}")
-        key = key or task_key(func, args, kwargs, pure)
+        key = task_key(func, args, kwargs, pure) if key is None or key == "" else given_key(key)
         return self.submit_many(func, [(key, args)], kwargs, options, stacklevel + 1,
                                 refresh)[0]
 
-    def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list[str] | None,
+    def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list | None,
                    pure: bool, options: dict, stacklevel: int = 2,
                    refresh: bool = True, batch_size: int | None = None) -> list[Future]:
         """Futures of ``func`` over ``zip(*iterables)``, in messages of ``batch_size`` tasks

@@ -17,7 +17,7 @@ from .. import transfer
 from ..arguments import seconds, whole_number
 from ..errors import ClusterError, EnvironmentMismatch
 from ..future import Future
-from ..keys import data_key
+from ..keys import data_key, given_key
 from ..packing import collect_futures, without_missing
 from .client import ClientCore
 from .waiters import settled_async
@@ -85,7 +85,8 @@ async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=
     value). The center says where each value goes; this client sends it there directly.
     ``broadcast=True`` puts a copy on every worker."""
     if isinstance(data, dict):
-        items = list(data.items())
+        names = {given_key(key): key for key in data}  # (a dict's keys may be dask's keys)
+        items = [(name, data[key]) for name, key in names.items()]
     elif isinstance(data, (list, tuple, set, frozenset, Iterator)):
         items = [(data_key(v, hash), v) for v in data]
     else:
@@ -100,7 +101,7 @@ async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=
         if state.status != "finished":  # pending, or lost/cancelled in an earlier life
             state.finish(payloads[key].nbytes, "", addresses)
     if isinstance(data, dict):
-        return {key: futures[key] for key, _ in items}
+        return {names[name]: futures[name] for name, _ in items}
     if isinstance(data, (list, tuple, set, frozenset, Iterator)):
         out = [futures[key] for key, _ in items]
         return tuple(out) if isinstance(data, tuple) else out
