@@ -244,6 +244,27 @@ def test_map_takes_timeout_and_chunksize_as_concurrent_futures_does(cluster):
         list(view.map(sleep_then, [2], [0], timeout=0.2))
 
 
+def test_views_map_with_buffersize_reads_its_input_as_results_are_taken(cluster):
+    view = cluster.executor().get_executor()
+    read = []
+
+    def numbers():  # (long enough to tell reading as needed from reading it all)
+        for n in range(100_000):
+            read.append(n)
+            yield n
+    results = view.map(inc, numbers(), buffersize=3)
+    assert len(read) == 3  # submitted at once: the buffer
+    taken = [next(results) for _ in range(5)]
+    assert taken == [1, 2, 3, 4, 5]
+    assert len(read) == 3 + 5  # one more read for each result taken: endless inputs work
+    results.close()
+    assert list(view.map(pow, [2, 3, 4], [3, 2, 1], buffersize=1)) == [8, 9, 4]
+    with pytest.raises(ValueError, match="buffersize"):
+        view.map(inc, [1], buffersize=0)
+    with pytest.raises(TypeError, match="buffersize"):
+        view.map(inc, [1], buffersize=2.5)
+
+
 # Before Python 3.11, concurrent.futures', asyncio's and the builtin TimeoutError were three
 # classes: code written for concurrent.futures catches the first.
 TIMEOUT_CLASSES = [TimeoutError, concurrent.futures.TimeoutError, asyncio.TimeoutError]

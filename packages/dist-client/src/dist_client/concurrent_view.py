@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import threading
 import time
 from collections import deque
@@ -121,26 +122,43 @@ class ConcurrentView(concurrent.futures.Executor):
     # -- the rest of concurrent.futures.Executor --------------------------------------------------
     def map(self, fn, *iterables, timeout: float | None = None, chunksize: int = 1,
             buffersize: int | None = None) -> Iterator[Any]:
+        """Results of ``fn`` over ``zip(*iterables)``, in order. With ``buffersize`` (as
+        Python 3.14's executors take it), the inputs are read as results are taken: at
+        most that many calls are submitted and not yet yielded, so an endless iterable
+        works; without it, every call is submitted now, in messages of many."""
+        if buffersize is not None and (isinstance(buffersize, bool)
+                                       or not isinstance(buffersize, int)):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize is not None and buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         self._refuse_if_shut()
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.max_workers is not None:
-            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        calls = zip(*iterables)
+        if buffersize is not None:
+            futures = [self.submit(fn, *args) for args in itertools.islice(calls, buffersize)]
+        elif self.max_workers is not None:
+            futures = [self.submit(fn, *args) for args in calls]
         else:
             futures = [self._track(f) for f in self._core.submit_map(
                 fn, iterables, {}, self._key, self._pure, self._options, stacklevel=3)]
+        pending = deque(futures)
+        del futures
 
         def results() -> Iterator[Any]:
             try:
-                futures.reverse()  # pop() from the end keeps no reference to yielded ones
-                while futures:
+                while pending:
+                    if buffersize is not None and not self._shut:
+                        args = next(calls, None)
+                        if args is not None:
+                            pending.append(self.submit(fn, *args))
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise timeouts.TimeoutError(f"map: results not ready within {timeout} s")
-                    yield futures.pop().result(left)
+                    yield pending.popleft().result(left)  # (no reference kept to a yielded one)
             finally:
-                for future in futures:
+                for future in pending:
                     future.cancel()
         return results()
 
