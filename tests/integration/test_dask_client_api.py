@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import os
 import time
 
 import pytest
-from dist_client import Executor, Queue, as_completed, futures_of, wait
+from dist_client import Executor, Queue, as_completed, futures_of, progress, wait
 from dist_protocol.messages import Submit
 
 pytestmark = pytest.mark.timeout(90)
@@ -240,3 +241,23 @@ def test_dasks_kinds_of_keys_work_and_others_are_refused_harmlessly(e):
     prefixed = e.map(inc, [1, 2], key="mine", pure=False)
     assert all(f.key.startswith("mine-") for f in prefixed)
     assert prefixed[0].key != prefixed[1].key
+
+
+def test_wait_progress_who_has_and_cancel_take_persisted_collections(e):
+    da = pytest.importorskip("dask.array")
+    array = e.persist(da.arange(40, chunks=10) + 1)
+    bag = e.persist(pytest.importorskip("dask.bag").from_sequence(range(6), npartitions=3))
+    done, not_done = wait(array)
+    assert len(done) == 4 and not not_done
+    done, not_done = wait([array, bag, e.submit(inc, 1)])
+    assert len(done) == 4 + 3 + 1 and not not_done
+    assert len(wait({"a": e.submit(inc, 2)}).done) == 1
+    shown = io.StringIO()
+    progress(bag, file=shown)
+    assert "3/3" in shown.getvalue()
+    assert len(e.who_has(array)) == 4
+    assert all(e.who_has(array).values())
+    unfinished = e.persist(pytest.importorskip("dask").delayed(sleep_then)(5, None))
+    e.cancel(unfinished)
+    assert [f.status for f in futures_of(unfinished)] == ["cancelled"]
+    assert int(e.compute(array.sum()).result(RESULT_TIMEOUT)) == sum(range(1, 41))

@@ -23,7 +23,7 @@ from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
 
 from .errors import ClusterError
 from .future import Future
-from .packing import collect_futures, pack
+from .packing import futures_of, pack
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
@@ -197,10 +197,10 @@ class Datasets(MutableMapping):
 
 
 def fire_and_forget(futures: Any) -> None:
-    """Run the tasks of ``futures`` (a Future, or lists/tuples/dicts/sets of them) to their
-    end, though every future of them be released: the center holds each until it is done."""
-    found: list[Future] = []
-    collect_futures(futures, found)
+    """Run the tasks of ``futures`` (a Future, lists/tuples/dicts/sets of them, or a
+    persisted dask collection) to their end, though every future of them be released: the
+    center holds each until it is done."""
+    found = futures_of(futures)
     by_core: dict[int, tuple[ClientCore, list[str]]] = {}
     for future in found:
         executor = future.executor

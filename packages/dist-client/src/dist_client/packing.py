@@ -92,3 +92,23 @@ def without_missing(structure: Any, values: dict[str, Any]) -> Any:
         return {k: without_missing(v, values) for k, v in structure.items()
                 if type(v) is not Future or v.key in values}
     return structure
+
+
+def futures_of(value: Any) -> list[Future]:
+    """The futures in ``value``, as dask.distributed's ``futures_of``: ``value`` itself, those
+    inside lists, tuples, sets and dicts, and those a dask collection's graph holds (a
+    persisted collection's); each once, in the order found."""
+    found: dict[int, Future] = {}
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Future):
+            found.setdefault(id(item), item)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(reversed(list(item)))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif hasattr(item, "__dask_graph__") and callable(item.__dask_graph__):
+            stack.extend(reversed(list(dict(item.__dask_graph__()).values())))
+    return list(found.values())
+

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
 from .dask_graphs import as_graph, restricted, submit_graph
+from .packing import futures_of
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
@@ -53,23 +54,4 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     return persisted[0] if single else persisted
 
 
-def futures_of(value: Any) -> list:
-    """The futures in ``value``, as dask.distributed's ``futures_of``: ``value`` itself, those
-    inside lists, tuples, sets and dicts, and those a dask collection's graph holds (a
-    persisted collection's); each once, in the order found."""
-    from .future import Future
-
-    found: dict[int, Future] = {}
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Future):
-            found.setdefault(id(item), item)
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(reversed(list(item)))
-        elif isinstance(item, dict):
-            stack.extend(reversed(list(item.values())))
-        elif hasattr(item, "__dask_graph__") and callable(item.__dask_graph__):
-            stack.extend(reversed(list(dict(item.__dask_graph__()).values())))
-    return list(found.values())
-
+__all__ = ["futures_of", "persist"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from .core.waiters import ThreadWaiter
 from .future import Future
-from .packing import collect_futures
+from .packing import futures_of
 
 
 def _in_notebook() -> bool:
@@ -22,9 +22,9 @@ def _in_notebook() -> bool:
 
 
 def progress(futures: Any, interval: float = 0.1, file=None, width: int = 40) -> None:
-    """Show how many of ``futures`` are done; return when all are (errors count as done)."""
-    found: list[Future] = []
-    collect_futures(futures if not isinstance(futures, Future) else [futures], found)
+    """Show how many of ``futures`` (a Future, containers of them, persisted dask
+    collections) are done; return when all are (errors count as done)."""
+    found = futures_of(futures)
     total = len(found)
     widget = _make_widget(total) if _in_notebook() else None
     out = file or sys.stderr

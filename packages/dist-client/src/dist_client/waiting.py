@@ -13,6 +13,7 @@ from dist_protocol import timeouts
 
 from .core.waiters import AllDone, LoopWaiter, ThreadWaiter
 from .future import Future
+from .packing import futures_of
 
 
 class DoneAndNotDone(NamedTuple):
@@ -29,9 +30,7 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     Futures of an ``AsyncExecutor`` waited for on a running event loop give an awaitable
     instead, as dask's ``wait`` does with an asynchronous client: ``await wait(futures)``
     (the loop goes on meanwhile)."""
-    if isinstance(futures, Future):
-        futures = [futures]
-    futures = set(futures)
+    futures = _waitables(futures)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
     if not all(isinstance(f, Future) for f in futures):
@@ -44,6 +43,23 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     with ThreadWaiter(enough.pending) as waiter:
         waiter.until(enough, timeout)
     return _split(futures)
+
+
+def _waitables(given: Any) -> set:
+    """The futures ``wait`` waits for: ``given`` itself, or those in it -- in an iterable,
+    also inside its lists, tuples, sets, dicts and persisted dask collections, as dask's
+    ``wait`` finds them; futures of other executors as they are."""
+    if isinstance(given, concurrent.futures.Future):
+        return {given}
+    if hasattr(given, "__dask_graph__") or isinstance(given, dict):
+        return set(futures_of(given))
+    found: set = set()
+    for item in given:
+        if isinstance(item, concurrent.futures.Future):
+            found.add(item)
+        else:
+            found.update(futures_of(item))
+    return found
 
 
 def _awaited(futures: set[Future]) -> bool:

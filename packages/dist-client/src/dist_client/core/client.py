@@ -39,7 +39,7 @@ from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
 from ..keys import given_key, map_keys, task_key
-from ..packing import collect_futures
+from ..packing import futures_of
 from ..primitives import Topics
 from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
@@ -527,10 +527,9 @@ class ClientCore:
 
     # -- cancelling -----------------------------------------------------------------------------
     def cancel(self, futures: Any) -> None:
-        """Stop work not yet started for these futures and release their keys."""
-        found: list[Future] = []
-        collect_futures(futures if not isinstance(futures, Future) else [futures], found)
-        self._cancel_states([future.keystate for future in found])
+        """Stop work not yet started for these futures (also those inside containers and
+        persisted dask collections) and release their keys."""
+        self._cancel_states([future.keystate for future in futures_of(futures)])
 
     def _cancel_states(self, states: list[KeyState]) -> None:
         for state in states:

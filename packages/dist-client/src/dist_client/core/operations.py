@@ -18,7 +18,7 @@ from ..arguments import seconds, whole_number
 from ..errors import ClusterError, EnvironmentMismatch
 from ..future import Future
 from ..keys import data_key, given_key
-from ..packing import collect_futures, without_missing
+from ..packing import collect_futures, futures_of, without_missing
 from .client import ClientCore
 from .waiters import settled_async
 
@@ -114,7 +114,7 @@ async def who_has(core: ClientCore, futures: Any = None) -> dict[str, list[str]]
         with core.lock:
             keys = core.state.held()
     else:
-        keys = [future.key for future in futures_in(futures)]
+        keys = [future.key for future in futures_of(futures)]
     return await core.data.who_has(keys)
 
 
@@ -173,7 +173,7 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float =
     """Copy the futures' data onto ``n`` workers (or all of them, if fewer); returns when the
     copies exist."""
     n = whole_number("n", n, minimum=1)
-    states = [future.keystate for future in futures_in(futures)]
+    states = [future.keystate for future in futures_of(futures)]
     await settled_async(states)
     keys = [state.key for state in states if state.status == "finished"]
     if not keys:
