@@ -382,6 +382,27 @@ def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
     assert done.stdout.strip() == "ok", done.stderr
 
 
+def test_dask_imported_after_the_executor_opened_runs_on_the_cluster(module_cluster):
+    program = textwrap.dedent(f"""
+        import os, sys
+        from dist_client import Executor
+        e = Executor({module_cluster.address!r})
+        assert "dask" not in sys.modules
+        import dask, dask.array as da
+        x = e.persist(da.arange(40, chunks=10) + 1)  # its graph holds the cluster's futures
+        assert int(x.sum().compute()) == 820
+        where = dask.delayed(os.getpid)().compute()
+        assert where != os.getpid(), "computed here, not on the cluster"
+        assert dask.config.get("dataframe.shuffle.method") == "tasks"
+        e.close()
+        assert dask.config.get("scheduler", None) is None
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
 def test_the_last_executor_closed_leaves_the_scheduler_unset(module_cluster):
     with dask.config.set(scheduler=None):
         # The module's executor is open: the count goes 2 -> 1 and the setting stays.

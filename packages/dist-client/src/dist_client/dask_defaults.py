@@ -10,7 +10,9 @@ client once set it for the same reason. A method the user chose is left alone.
 
 Likewise dask's scheduler: while an ``Executor`` is open, an unset scheduler means the most
 recent running one (``collection.compute()`` runs on the cluster, as it does once a
-dask.distributed ``Client`` exists), unless the executor is opened inside a task.
+dask.distributed ``Client`` exists), unless the executor is opened inside a task. A program
+that imports dask after opening its executor gets the same: the settings are made when dask
+is imported.
 """
 from __future__ import annotations
 
@@ -29,33 +31,99 @@ SCHEDULER = "scheduler"
 _lock = threading.Lock()
 _open_executors = 0
 _set_here: set[str] = set()  # the settings made here, to unset after the last executor
+# An open executor may be dask's scheduler, but dask was not imported yet when it opened.
+_scheduler_wanted = False
 
 
 def executor_opened(default_scheduler: bool) -> None:
-    """Counted per executor; dask is only configured if the program has imported it
-    (importing it here would cost every client a third of a second). ``default_scheduler``:
-    the executor may be dask's scheduler (a blocking one, not opened inside a task)."""
-    global _open_executors
+    """Counted per executor. dask is configured now if the program has imported it, or else
+    as soon as it does (importing it here would cost every client a third of a second).
+    ``default_scheduler``: the executor may be dask's scheduler (a blocking one, not opened
+    inside a task)."""
+    global _open_executors, _scheduler_wanted
     with _lock:
         _open_executors += 1
+        wanted = default_scheduler and task_context.current() is None
         if "dask" not in sys.modules:
+            _scheduler_wanted = _scheduler_wanted or wanted
+            _configure_on_import()
             return
-        import dask.config
-        if SHUFFLE_METHOD not in _set_here and dask.config.get(SHUFFLE_METHOD, None) is None:
-            dask.config.set({SHUFFLE_METHOD: CLUSTER_SHUFFLE})
-            _set_here.add(SHUFFLE_METHOD)
-        if (default_scheduler and task_context.current() is None and SCHEDULER not in _set_here
-                and dask.config.get(SCHEDULER, None) is None):
-            dask.config.set({SCHEDULER: cluster_get})
-            _set_here.add(SCHEDULER)
+        _configure(wanted)
+
+
+def _configure(default_scheduler: bool) -> None:
+    import dask.config
+    if SHUFFLE_METHOD not in _set_here and dask.config.get(SHUFFLE_METHOD, None) is None:
+        dask.config.set({SHUFFLE_METHOD: CLUSTER_SHUFFLE})
+        _set_here.add(SHUFFLE_METHOD)
+    if (default_scheduler and SCHEDULER not in _set_here
+            and dask.config.get(SCHEDULER, None) is None):
+        dask.config.set({SCHEDULER: cluster_get})
+        _set_here.add(SCHEDULER)
+
+
+def _dask_imported() -> None:
+    """dask was imported while executors are open: configure it as if it had been before."""
+    global _scheduler_wanted
+    with _lock:
+        if _open_executors:
+            _configure(_scheduler_wanted)
+        _scheduler_wanted = False
+
+
+class _WhenDaskImported:
+    """A meta path finder that finds nothing itself: when ``dask`` is imported, it asks the
+    other finders, as the import system would, and has the module configured once the
+    package has run. (No ``importlib.abc``: it would import ``tempfile`` and ``pathlib``
+    into every client.)"""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "dask":
+            return None
+        _stop_watching()
+        spec = None
+        for finder in list(sys.meta_path):
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_package = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_package(module)
+            _dask_imported()
+        loader.exec_module = exec_module
+        return spec
+
+
+_watcher = _WhenDaskImported()
+
+
+def _configure_on_import() -> None:
+    if _watcher not in sys.meta_path:
+        sys.meta_path.insert(0, _watcher)
+
+
+def _stop_watching() -> None:
+    try:
+        sys.meta_path.remove(_watcher)
+    except ValueError:
+        pass  # (another thread's import of dask got there first)
 
 
 def executor_closed() -> None:
     """The last executor closed: what was unset is unset again."""
-    global _open_executors
+    global _open_executors, _scheduler_wanted
     with _lock:
         _open_executors = max(0, _open_executors - 1)
-        if _open_executors or not _set_here:
+        if _open_executors:
+            return
+        _scheduler_wanted = False
+        _stop_watching()
+        if not _set_here:
             return
         import dask.config
         ours = {SHUFFLE_METHOD: CLUSTER_SHUFFLE, SCHEDULER: cluster_get}
