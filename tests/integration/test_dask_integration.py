@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -380,6 +381,19 @@ def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                           timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_persist_without_a_scheduler_keeps_the_collections_on_the_cluster(e):
+    """As with a dask.distributed Client: ``x.persist()`` and ``dask.persist`` give
+    collections backed by the cluster's futures, not data brought to this process."""
+    from dist_client import futures_of, wait
+    x = (da.arange(40, chunks=10) + 1).persist()
+    assert len(futures_of(x)) == 4
+    assert not wait(x).not_done
+    assert int(x.sum().compute()) == 820
+    y, z = dask.persist(da.ones(10, chunks=5), delayed(_where_computed)(6))
+    assert len(futures_of(y)) == 2 and len(futures_of(z)) == 1
+    assert z.compute()[1] != os.getpid()
 
 
 def test_dask_imported_after_the_executor_opened_runs_on_the_cluster(module_cluster):

@@ -133,15 +133,35 @@ def executor_closed() -> None:
         _set_here.clear()
 
 
-def cluster_get(dsk: Any, keys: Any, **kwargs: Any) -> Any:
-    """dask's scheduler while executors are open: the ``get`` of the most recent one still
-    running (dask's threads when none is: the setting may have been copied elsewhere)."""
+class MostRecentExecutor:
+    """dask's scheduler while executors are open: the most recent one still running (dask's
+    threads when none is: the setting may have been copied elsewhere). dask uses a
+    scheduler's ``persist`` for ``x.persist()``/``dask.persist`` when the scheduler (a bound
+    method) has one, as a dask.distributed ``Client`` does: the collections stay on the
+    cluster, backed by futures, instead of coming to this process."""
+
+    def get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        executor = _running()
+        if executor is None:
+            import dask.threaded
+            return dask.threaded.get(dsk, keys, **kwargs)
+        return executor.get(dsk, keys, **kwargs)
+
+    def persist(self, collections: Any, optimize_graph: bool = True, **kwargs: Any) -> Any:
+        executor = _running()
+        if executor is None:
+            import dask
+            return list(dask.persist(*collections, scheduler="threads",
+                                     optimize_graph=optimize_graph))
+        return executor.persist(collections, optimize_graph, **kwargs)
+
+
+def _running() -> Any:
     from .current import running
-    executor = running(asynchronous=False)
-    if executor is None:
-        import dask.threaded
-        return dask.threaded.get(dsk, keys, **kwargs)
-    return executor.get(dsk, keys, **kwargs)
+    return running(asynchronous=False)
+
+
+cluster_get = MostRecentExecutor().get
 
 
 @contextlib.contextmanager
