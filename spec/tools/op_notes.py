@@ -24,7 +24,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "Every task of the message is wanted by this client unless `wanted` lists the "
                "ones it wants (the rest are only inputs). `small_values: true` asks that, from "
                "now on, small pickled results come within `key-in-memory` (only for clients "
-               "that read pickle). A graph may come in several submits (feature "
+               "that read pickle: the value is a `pickle` payload whatever the client, so a "
+               "client in another language leaves it false and gathers). A graph may come in "
+               "several submits (feature "
                "`graph-parts`: see Graphs in parts).",
                "for each wanted key, when it settles: `key-in-memory`, `task-erred`, "
                "`key-lost` or `key-cancelled`"),
@@ -33,14 +35,19 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "cancel": ("Like `release`, and the client is told each key is cancelled. With "
                "`pending_only` only the keys whose tasks have not started (waiting, queued, "
                "without a worker, or released) are cancelled and answered; running and "
-               "finished tasks go on (a client's `shutdown(cancel_futures=True)`).",
+               "finished tasks go on (a client's `shutdown(cancel_futures=True)`). A task "
+               "the center has sent to a worker counts as started, also while it waits "
+               "there for a thread (the center cannot tell), unless it was sent ahead of "
+               "inputs that have not finished (Dispatch ahead).",
                "`key-cancelled` for each key cancelled"),
     "who-has": ("Which workers hold these keys (the first step of a gather).",
                 "`who-has-reply` with the same `id`"),
     "who-has-reply": ("Worker addresses per key; an empty list when no worker holds it.", "—"),
     "scatter-plan": ("Where to put data the client is about to push (`keys` maps each key to "
-                     "its size in bytes); `broadcast` asks for every worker. The keys become "
-                     "wanted by this client.", "`scatter-plan-reply` with the same `id`"),
+                     "its size in bytes); `broadcast` asks for every worker, `workers` (names or "
+                     "addresses) restricts the choice to those. The keys become wanted by "
+                     "this client, unless the reply is empty: then nothing changed.",
+                     "`scatter-plan-reply` with the same `id`"),
     "scatter-plan-reply": ("Target workers per key; the client sends them `put-data`. Empty "
                            "when no worker is available.", "—"),
     "scatter-done": ("After `put-data` to the workers of a `scatter-plan`: which workers "
@@ -160,7 +167,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "those already running or done (their results follow as usual) or not "
                     "known here.", "—"),
     "get-data": ("Values of keys held by this worker, serialized with the first of "
-                 "`serializers` that can represent each (default: `pickle`).",
+                 "`serializers` that can represent each (`msgpack`, `pickle`, `bytes`; other "
+                 "names are skipped; absent, nil or empty: `pickle`).",
                  "`data` with the same `id`"),
     "data": ("The values found; `missing` lists keys the worker does not hold, `errors` keys "
              "it could not serialize as asked.", "—"),
@@ -221,9 +229,16 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                    "(`[args, kwargs]`, as task arguments), or read its attribute `name` when "
                    "`args` is absent. Sent by the caller straight to the worker hosting the "
                    "actor (the address in the actor's value, or `who-has`). Calls on one "
-                   "connection reach the actor in order.",
+                   "connection reach the actor in order. `serializers` (feature "
+                   "`actor-serializers`) names what the caller reads, as in `get-data`: "
+                   "`[\"msgpack\"]` for a caller in any language; absent, the value comes "
+                   "as `pickle`.",
                    "`actor-result` with the same `id`"),
-    "actor-result": ("`ok` with the call's return value (a `pickle` payload), `error` with "
-                     "the exception as `task-erred` carries it, or `lost`: no such actor here "
-                     "(released, or its worker restarted).", "—"),
+    "actor-result": ("`ok` with the call's return value (a payload in the first of the "
+                     "call's `serializers` that can represent it; `pickle` when it named "
+                     "none), `error` with the exception as `task-erred` carries it (the "
+                     "pickled `exception` only to callers that announced "
+                     "`pickled-exceptions`; a value none of the `serializers` can represent "
+                     "is `exception_type` `SerializationError`), or `lost`: no such actor "
+                     "here (released, or its worker restarted).", "—"),
 }

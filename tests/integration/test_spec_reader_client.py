@@ -20,7 +20,7 @@ import pytest
 from .test_security_tls import Authority
 from .spec_reader_client import (CATALOGUE, SPEC, BatchReader, Initiator, KeyRef, Link,
                                 SpecClient, SpecError, TaskFailed, encode_batch, pack_value,
-                                proof, task, unpack_value)
+                                proof, read_payload, task, unpack_value)
 
 TOKEN = "a token only the cluster knows"
 MODULE_CLUSTER = {"n_workers": 2, "nthreads": 2, "env": {"DIST_TOKEN": TOKEN}}
@@ -552,3 +552,119 @@ def test_settled_keys_answer_at_once_replicate_and_story(center, wait_until):
     for client in (first, second):
         client.release(["sr-settled", "sr-failed"])
         client.close()
+
+
+# -- found by a client written from the spec alone, against a cluster with a token ------------
+def test_an_actor_made_and_called_from_another_language(center):
+    """An import-path actor with msgpack arguments; its calls' values come back as msgpack
+    where the caller names serializers (feature actor-serializers), and its errors as text
+    only to a caller that did not announce pickled-exceptions."""
+    features = ["actors", "actor-serializers"]
+    client = SpecClient(center, TOKEN, features=features)
+    assert set(features) <= client.center.agreed
+    client.submit([dict(task("sr-counter", "collections:Counter", "abca"), actor=True)])
+    made = client.wait("sr-counter")
+    assert made["op"] == "key-in-memory" and made["type"] == "Counter"
+    host = client.worker(made["workers"][0])
+    assert set(features) <= host.agreed and "pickled-exceptions" not in host.agreed
+
+    def call(name, *args, serializers=("msgpack",), **kwargs):
+        msg = {"op": "actor-call", "id": next(client.ids), "key": "sr-counter", "name": name,
+               "args": {"serializer": "msgpack", "frames": [1]}}
+        if serializers is not None:
+            msg["serializers"] = list(serializers)
+        host.send([msg], [pack_value([list(args), kwargs])])
+        [result], frames = host.receive()
+        assert result["op"] == "actor-result" and result["id"] == msg["id"], result
+        return result, frames
+
+    result, _ = call("update", "ab")
+    assert result["status"] == "ok"
+    result, frames = call("most_common", 1)
+    assert result["status"] == "ok" and read_payload(result["value"], frames) == [["a", 3]]
+    result, _ = call("total", serializers=None)  # none named: a pickle, as before
+    assert result["value"]["serializer"] == "pickle"
+    result, _ = call("elements")  # an iterator: msgpack cannot carry it
+    assert result["status"] == "error" and result["exception_type"] == "SerializationError"
+    result, _ = call("no_such_method")
+    assert result["status"] == "error" and result["exception_type"] == "AttributeError"
+    assert result["message"] and "exception" not in result  # text only: no pickle for us
+    host.close()
+    client.release(["sr-counter"])
+    client.close()
+
+
+def test_key_references_are_replaced_in_task_arguments_only(client):
+    """A value stored with put-data keeps its references: get-data returns them as they are,
+    and a task that takes the value gets the reference, not the value it names."""
+    client.submit([task("sr-named", "operator:add", 40, 2)])
+    assert client.wait("sr-named")["op"] == "key-in-memory"
+    client.scatter({"sr-holds-ref": [KeyRef("sr-named"), 1]})
+    assert client.gather(["sr-holds-ref"]) == {"sr-holds-ref": [KeyRef("sr-named"), 1]}
+    client.submit([task("sr-first", "operator:getitem", KeyRef("sr-holds-ref"), 0,
+                        deps=["sr-holds-ref"]),
+                   task("sr-resolved", "operator:add", KeyRef("sr-named"), 0,
+                        deps=["sr-named"])])
+    assert client.gather(["sr-first", "sr-resolved"]) == {"sr-first": KeyRef("sr-named"),
+                                                          "sr-resolved": 42}
+    client.release(["sr-named", "sr-holds-ref", "sr-first", "sr-resolved"])
+
+
+def test_scatter_plans_get_data_serializers_and_what_clients_do_not_send(client, center,
+                                                                        module_cluster):
+    """A plan restricted to workers that are not there is empty and leaves its keys unwanted;
+    one restricted by name targets that worker. Empty get-data serializers mean pickle. A
+    client sends no heartbeat, and agreeing a feature does not let a client send a center's
+    op to a worker."""
+    nowhere, _ = client.request({"op": "scatter-plan", "keys": {"sr-nowhere": 8},
+                                 "workers": ["sr-no-such-worker"]})
+    assert nowhere["targets"] == {}
+    client.submit([task("sr-reads-nowhere", "builtins:len", KeyRef("sr-nowhere"),
+                        deps=["sr-nowhere"])])
+    assert client.wait("sr-reads-nowhere")["exception_type"] == "MissingDependency"
+    worker = module_cluster.workers[0]
+    named, _ = client.request({"op": "scatter-plan", "keys": {"sr-named-plan": 8},
+                               "workers": [worker.name]})
+    assert named["targets"] == {"sr-named-plan": [worker.address]}
+    client.release(["sr-reads-nowhere", "sr-named-plan"])
+
+    client.submit([task("sr-pickled", "operator:add", 1, 2)])
+    [holder] = client.wait("sr-pickled")["workers"]
+    reply, _ = client.get_data(holder, ["sr-pickled"], serializers=[])
+    assert reply["data"]["sr-pickled"]["serializer"] == "pickle"
+    reply, frames = client.get_data(holder, ["sr-pickled"], serializers=["json", "msgpack"])
+    assert read_payload(reply["data"]["sr-pickled"], frames) == 3
+    client.release(["sr-pickled"])
+
+    coordinating = Link(holder, TOKEN, peer="worker", features=["coordination"])
+    assert "coordination" in coordinating.agreed  # a worker lists it too (PROTOCOL.md, Features)
+    coordinating.send_raw([msgpack.packb([{"op": "coordinate", "id": 1, "kind": "event",
+                                           "name": "sr-e", "action": "wait"}])])
+    with pytest.raises(SpecError) as refused:
+        coordinating.receive()
+    assert refused.value.code == "invalid-message" and refused.value.by_peer
+    beating = Link(center, TOKEN, peer="center")
+    beating.send_raw([msgpack.packb([{"op": "heartbeat"}])])
+    with pytest.raises(SpecError) as refused:
+        beating.receive()
+    assert refused.value.code == "invalid-message" and refused.value.by_peer
+
+
+def test_coordination_that_cannot_wait_answers_timeout(center):
+    """timeout 0: ok when the action can be done at once, else status timeout -- an event not
+    set too, never ok with a count of 0."""
+    client = SpecClient(center, TOKEN, features=["coordination"])
+
+    def event(action, **fields):
+        return client.request({"op": "coordinate", "kind": "event", "name": "sr-flag",
+                               "action": action, **fields})[0]
+    assert event("wait", timeout=0)["status"] == "timeout"
+    assert (event("set")["status"], event("set")["count"]) == ("ok", 1)
+    waited = event("wait", timeout=0)
+    assert (waited["status"], waited["count"]) == ("ok", 1)
+    assert event("clear")["count"] == 0
+    assert event("wait", timeout=0)["status"] == "timeout"
+    empty, _ = client.request({"op": "coordinate", "kind": "queue", "name": "sr-empty",
+                               "action": "get", "timeout": 0})
+    assert empty["status"] == "timeout" and "value" not in empty
+    client.close()

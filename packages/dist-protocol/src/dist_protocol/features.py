@@ -58,6 +58,10 @@ FEATURES: dict[str, str] = {
     "graph-parts": "the center takes `submit` with `graph` and `more`: a graph sent in "
                    "several submits, whose earlier parts' tasks are kept, wanted or not, until "
                    "its last part has been handled (PROTOCOL.md, Graphs in parts)",
+    "actor-serializers": "the worker takes `actor-call` with `serializers`: it sends the "
+                         "call's value in the first of them that can represent it (`msgpack` "
+                         "for callers in any language), or answers status `error` with "
+                         "`exception_type` `SerializationError` when none can",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

@@ -3104,14 +3104,16 @@ def _ActorCall(cls):
     set_key = cls.key.__set__
     set_name = cls.name.__set__
     set_args = cls.args.__set__
-    setters = (set_id,set_key,set_name,set_args,)
+    set_serializers = cls.serializers.__set__
+    setters = (set_id,set_key,set_name,set_args,set_serializers,)
     running = set()
 
-    def __init__(self, id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None) -> None:
+    def __init__(self, id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None, serializers: 'list[str] | None' = None) -> None:
         set_id(self, id)
         set_key(self, key)
         set_name(self, name)
         set_args(self, args)
+        set_serializers(self, serializers)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -3119,30 +3121,30 @@ def _ActorCall(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, key={self.key!r}, name={self.name!r}, args={self.args!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, key={self.key!r}, name={self.name!r}, args={self.args!r}, serializers={self.serializers!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.key,self.name,self.args,)==(other.id,other.key,other.name,other.args,)
+            return (self.id,self.key,self.name,self.args,self.serializers,)==(other.id,other.key,other.name,other.args,other.serializers,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.key,self.name,self.args,))
+        return hash((self.id,self.key,self.name,self.args,self.serializers,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','key','name','args',):
+        if type(self) is cls or name in ('id','key','name','args','serializers',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','key','name','args',):
+        if type(self) is cls or name in ('id','key','name','args','serializers',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.key, self.name, self.args]
+        return [self.id, self.key, self.name, self.args, self.serializers]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3569,7 +3571,10 @@ METHODS = {
         (('id', 'int', '-'),
          ('key', 'str', '-'),
          ('name', 'str', '-'),
-         ('args', 'Payload | None', 'None')),
+         ('args', 'Payload | None', 'None'),
+         ('serializers',
+          'list[str] | None',
+          ('field', 'None', '-', True, True, True, None, False))),
         None,
         _ActorCall),
     'ActorResult': (
@@ -3579,7 +3584,7 @@ METHODS = {
          ('exception_type', 'str', "''"),
          ('message', 'str', "''"),
          ('traceback', 'str', "''"),
-         ('exception', 'Payload | None', 'None')),
+         ('exception', 'Payload | None', ('field', 'None', '-', True, True, True, None, False))),
         "ActorResult(id: 'int', status: 'str', value: 'Payload | None' = None, exception_type: 'str' = '', message: 'str' = '', traceback: 'str' = '', exception: 'Payload | None' = None)",
         _ActorResult),
 }

@@ -675,6 +675,8 @@ class ActorCall(Message):
     key: str
     name: str
     args: Payload | None = None
+    # what the caller can read, in order of preference (absent: pickle)
+    serializers: list[str] | None = wire_field(default=None, feature="actor-serializers")
 
 
 @message("actor-result", "worker->client", feature="actors")
@@ -685,7 +687,8 @@ class ActorResult(Message):
     exception_type: str = ""
     message: str = ""
     traceback: str = ""
-    exception: Payload | None = None  # the exception pickled, for Python callers
+    # the exception pickled, for Python callers
+    exception: Payload | None = wire_field(default=None, feature="pickled-exceptions")
 
 
 def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:

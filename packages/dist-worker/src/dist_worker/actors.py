@@ -21,7 +21,7 @@ from typing import Any
 from dist_protocol.actors import public_methods, rebuild
 from dist_protocol.comm import Comm
 from dist_protocol.errors import CommClosedError
-from dist_protocol.messages import ActorCall, ActorResult
+from dist_protocol.messages import ActorCall, ActorResult, downgrade
 from dist_protocol.serialize import serialize
 
 from .events import Execute, ExecutionFailed, ExecutionSucceeded
@@ -154,7 +154,10 @@ class ActorHost:
 
     @staticmethod
     def _reply(msg: ActorCall, value: Any) -> ActorResult:
-        return ActorResult(id=msg.id, status="ok", value=serialize(value))
+        # A value none of the caller's serializers can represent raises SerializationError:
+        # the call's error, for its caller.
+        return ActorResult(id=msg.id, status="ok",
+                           value=serialize(value, msg.serializers or ("pickle",)))
 
 
 def _error(msg: ActorCall, exc: BaseException) -> ActorResult:
@@ -166,7 +169,8 @@ def _error(msg: ActorCall, exc: BaseException) -> ActorResult:
 
 def _send(comm: Comm, message: ActorResult) -> None:
     try:
-        comm.send(message)
+        # The pickled exception only to callers that read it (pickled-exceptions).
+        comm.send(downgrade(message, comm.features))
     except CommClosedError:
         pass  # the caller went away: nobody waits for this answer
 
