@@ -22,11 +22,13 @@ OP_NOTES: dict[str, tuple[str, str]] = {
               "people.", "— (the connection closes)"),
     "submit": ("Tasks to run. A task whose key the center already knows is not run again. "
                "Every task of the message is wanted by this client unless `wanted` lists the "
-               "ones it wants (the rest are only inputs). `small_values: true` asks that, from "
-               "now on, small pickled results come within `key-in-memory` (only for clients "
-               "that read pickle: the value is a `pickle` payload whatever the client, so a "
-               "client in another language leaves it false and gathers). A graph may come in "
-               "several submits (feature "
+               "ones it wants (the rest are only inputs; keys of `wanted` that are not tasks of "
+               "this message are ignored). `small_values: true` asks that, from "
+               "now on, small results come within `key-in-memory`, in the first of "
+               "`small_values_serializers` the worker sent them in (feature "
+               "`small-values-msgpack`: `[\"msgpack\"]` for a client in any language; "
+               "absent, `pickle`, for clients that read it). A graph may come in several "
+               "submits (feature "
                "`graph-parts`: see Graphs in parts).",
                "for each wanted key, when it settles: `key-in-memory`, `task-erred`, "
                "`key-lost` or `key-cancelled`"),
@@ -123,9 +125,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "retirement left nothing only on this worker.", "—"),
     "key-in-memory": ("A wanted key's value is held by a worker. `workers` lists the holders, "
                       "so a gather may skip `who-has`. `value`, for clients that asked with "
-                      "`small_values`, is the value itself when the worker sent it along (a "
-                      "`pickle` payload of at most 1 KiB); the center keeps no copy, so a later "
-                      "gather of the key goes to the workers.", "—"),
+                      "`small_values`, is the value itself when the worker sent it along in a "
+                      "form the client named (a `pickle` or, with `small-values-msgpack`, a "
+                      "`msgpack` payload of at most 1 KiB; absent otherwise: gather it); the "
+                      "center keeps no copy, so a later gather of the key goes to the "
+                      "workers.", "—"),
     "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
                  "whose workers died).", "—"),
     "key-cancelled": ("A wanted key was cancelled (by `cancel` or a restart).", "—"),
@@ -143,7 +147,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                           "heartbeats.", "—"),
     "task-finished": ("A task's value is in the worker's memory; `value` carries it too when it "
                       "pickles to at most 1 KiB, for the center to pass on to clients that asked "
-                      "for small values.", "—"),
+                      "for small values; `value_msgpack` (feature `small-values-msgpack`) "
+                      "carries it as msgpack as well, when msgpack can in at most 1 KiB.",
+                      "—"),
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",
                      "—"),

@@ -668,3 +668,40 @@ def test_coordination_that_cannot_wait_answers_timeout(center):
                                "action": "get", "timeout": 0})
     assert empty["status"] == "timeout" and "value" not in empty
     client.close()
+
+
+def test_small_values_come_as_msgpack_to_a_client_that_names_it(center):
+    """Feature small-values-msgpack: key-in-memory carries a small value as msgpack to a
+    client that names it, none where msgpack cannot carry it or it is large (those it gathers),
+    and a pickle, as before, to a client that names no form."""
+    def settled(client, keys):
+        values = {}
+        while len(values) < len(keys):
+            messages, frames = client.center.receive()
+            for msg in messages:
+                if msg["op"] == "key-in-memory" and msg["key"] in keys:
+                    values[msg["key"]] = msg, frames
+        return values
+
+    anywhere = SpecClient(center, TOKEN, features=["small-values-msgpack"])
+    assert "small-values-msgpack" in anywhere.center.agreed
+    keys = anywhere.submit([task("sr-sv-int", "operator:add", 40, 2),
+                            task("sr-sv-pair", "builtins:divmod", 7, 2),
+                            task("sr-sv-complex", "builtins:complex", 1, 2),
+                            task("sr-sv-large", "operator:mul", "x", 5000)],
+                           small_values=True, small_values_serializers=["msgpack"])
+    got = settled(anywhere, keys)
+    assert {key: read_payload(got[key][0]["value"], got[key][1])
+            for key in ("sr-sv-int", "sr-sv-pair")} == {"sr-sv-int": 42, "sr-sv-pair": [3, 1]}
+    assert "value" not in got["sr-sv-complex"][0] and "value" not in got["sr-sv-large"][0]
+    large = got["sr-sv-large"][0]
+    reply, frames = anywhere.get_data(large["workers"][0], ["sr-sv-large"])
+    assert read_payload(reply["data"]["sr-sv-large"], frames) == "x" * 5000
+
+    python = SpecClient(center, TOKEN, features=["small-values-msgpack"])
+    python.submit([task("sr-sv-other", "operator:add", 1, 2)], small_values=True)
+    [(other, _)] = settled(python, ["sr-sv-other"]).values()
+    assert other["value"]["serializer"] == "pickle"
+    for client, held in ((anywhere, keys), (python, ["sr-sv-other"])):
+        client.release(held)
+        client.close()

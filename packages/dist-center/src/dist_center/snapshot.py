@@ -29,10 +29,11 @@ def state_events(state: CenterState) -> list[Event]:
         # Its keys and every input they need, so that none is missing whatever was
         # forgotten since the submits before it.
         specs = [ts.spec for ts in _with_inputs(state, keys) if ts.spec is not None]
-        small = client in state.small_values_for
-        if specs or small:
-            events.append(ClientSent(client, Submit(tasks=specs, wanted=sorted(keys),
-                                                    small_values=small)))
+        forms = state.small_values_for.get(client)
+        if specs or forms:
+            events.append(ClientSent(client, Submit(
+                tasks=specs, wanted=sorted(keys), small_values=forms is not None,
+                small_values_serializers=None if forms in (None, ("pickle",)) else list(forms))))
     for (client, graph), pending in state.graph_parts.pending.items():
         # The parts of a graph whose last part is still to come, kept as they were.
         specs = [ts.spec for ts in _with_inputs(state, {ts.key for ts in pending.fresh})

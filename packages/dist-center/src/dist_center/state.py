@@ -31,7 +31,6 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
                                     Unregister, WantKeys, WhoHas, WorkerRegistered)
-from dist_protocol.serialize import Payload
 
 from . import (balance, coordination, lineage, queries, recovery, scattering, sharing,
                taking_back)
@@ -164,7 +163,7 @@ class CenterState(TaskMachine):
 
     def _client_disconnected(self, event: ClientDisconnected, sid: str) -> None:
         self.detached.discard(event.client)
-        self.small_values_for.discard(event.client)
+        self.small_values_for.pop(event.client, None)
         self.told_of_recomputing.discard(event.client)
         self.retirements.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
@@ -216,7 +215,7 @@ class CenterState(TaskMachine):
 
     def _submit(self, client: str, msg: Submit, sid: str) -> None:
         if msg.small_values:
-            self.small_values_for.add(client)
+            self.small_values_for[client] = tuple(msg.small_values_serializers or ("pickle",))
         wanted = None if msg.wanted is None else set(msg.wanted)
         fresh: list[TaskState] = []
         touched: list[TaskState] = []
@@ -416,14 +415,14 @@ class CenterState(TaskMachine):
                 self.transition(ts, "processing", sid)
 
     def _accept_result(self, ts: TaskState, worker: WorkerInfo, nbytes: int, type_: str,
-                       value: Payload | None, sid: str) -> bool:
+                       finished: TaskFinished | None, sid: str) -> bool:
         """Record that ``worker`` holds ``ts``'s value; False when the value is not wanted."""
         if ts.state == "memory":
             self.add_replica(ts, worker)
             return True
         if ts.state not in ACTIVE or not (ts.wanted_by or lineage.needed(self, ts)):
             return False
-        self.transition(ts, "memory", sid, (worker.address, nbytes, type_, value))
+        self.transition(ts, "memory", sid, (worker.address, nbytes, type_, finished))
         return True
 
     def _unregister(self, address: str, msg: Unregister, sid: str) -> None:
@@ -525,10 +524,10 @@ class CenterState(TaskMachine):
         if ts is not None and ts.processing_on == address:
             # (``_accept_result`` for the run the center waits for, without the call)
             if ts.state in ACTIVE and (ts.wanted_by or lineage.needed(self, ts)):
-                self.transition(ts, "memory", sid, (address, msg.nbytes, msg.type, msg.value))
+                self.transition(ts, "memory", sid, (address, msg.nbytes, msg.type, msg))
             self._record_run(ts, address, msg)
         elif (self.recovering and ts is not None and ts.state in ACTIVE
-              and self._accept_result(ts, worker, msg.nbytes, msg.type, msg.value, sid)):
+              and self._accept_result(ts, worker, msg.nbytes, msg.type, msg, sid)):
             # A task the worker ran for the center before its restart: nothing was sent to
             # the worker since it registered again, so the value is there.
             self._record_run(ts, address, msg)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost, Message,
-                                    StealRequest, TaskErred)
+                                    StealRequest, TaskErred, TaskFinished)
 from dist_protocol.serialize import Payload
 
 from . import balance, lineage, placement
@@ -36,6 +36,17 @@ TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for s
 STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
 
 Outgoing = list[tuple[str, Message]]
+
+
+def small_value(finished: TaskFinished, forms: tuple[str, ...]) -> Payload | None:
+    """The small value in the first of ``forms`` (serializers a client reads) that the worker
+    sent it in, if any."""
+    for form in forms:
+        value = finished.value if form == "pickle" else (
+            finished.value_msgpack if form == "msgpack" else None)
+        if value is not None:
+            return value
+    return None
 
 
 class InvalidTransition(RuntimeError):
@@ -69,7 +80,8 @@ class TaskMachine:
         self.prefix_of = PrefixNames()  # key -> the prefix it is counted under (capped)
         self.task_stream_count = 0  # appended ever: a cursor into task_stream
         self.task_durations = TaskDurations()
-        self.small_values_for: set[str] = set()  # clients that take small values inline
+        # clients that take small values inline -> the forms they read, in order
+        self.small_values_for: dict[str, tuple[str, ...]] = {}
         self.told_of_recomputing: set[str] = set()  # clients that take key-recomputing
         self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
         # Tasks with resources= that no worker has free now: by what they ask for, in order.
@@ -356,10 +368,12 @@ class TaskMachine:
         self._set_state(ts, "waiting")
         return _NOTHING
 
-    def _to_memory(self, ts: TaskState, result: tuple[str, int, str, Payload | None]) -> Recs:
-        """A worker (``address``) holds the result: tell the clients, run what waited for it,
-        and let go of inputs nobody needs now."""
-        address, nbytes, type_, value = result
+    def _to_memory(self, ts: TaskState,
+                   result: tuple[str, int, str, TaskFinished | None]) -> Recs:
+        """A worker (``address``) holds the result (``finished`` says so, with the value when
+        small): tell the clients, run what waited for it, and let go of inputs nobody needs
+        now."""
+        address, nbytes, type_, finished = result
         worker = self.workers[address]
         if ts.processing_on is not None:
             holder = self.workers.get(ts.processing_on)
@@ -396,9 +410,11 @@ class TaskMachine:
             for client in wanted_by:
                 # A small value goes along to clients that asked, so they need not fetch it;
                 # the center passes it on and keeps nothing.
+                forms = small_values_for.get(client)
                 self.send(client, KeyInMemory(
                     key=ts.key, nbytes=nbytes, type=type_, workers=holders,
-                    value=value if client in small_values_for else None))
+                    value=None if forms is None or finished is None
+                    else small_value(finished, forms)))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
         recs = self._inputs_arrived(ts) if ts.dependents else {}

@@ -23,7 +23,7 @@ class Center(CenterView, Protocol):
     clients: dict[str, set[str]]
     stealing: dict[str, str | None]
     datasets: dict[str, Dataset]
-    small_values_for: set[str]
+    small_values_for: dict[str, tuple[str, ...]]
     told_of_recomputing: set[str]
     prefix_of: PrefixNames
     alone: Singletons

@@ -62,6 +62,11 @@ FEATURES: dict[str, str] = {
                          "call's value in the first of them that can represent it (`msgpack` "
                          "for callers in any language), or answers status `error` with "
                          "`exception_type` `SerializationError` when none can",
+    "small-values-msgpack": "small values as msgpack, for clients in any language: a worker's "
+                            "`task-finished` carries `value_msgpack` too, and the center takes "
+                            "`submit` with `small_values_serializers` and passes each such "
+                            "client the first form it names that the worker sent (PROTOCOL.md, "
+                            "Task lifecycle)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

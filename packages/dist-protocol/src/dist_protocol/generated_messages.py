@@ -384,15 +384,17 @@ def _Submit(cls):
     set_tasks = cls.tasks.__set__
     set_wanted = cls.wanted.__set__
     set_small_values = cls.small_values.__set__
+    set_small_values_serializers = cls.small_values_serializers.__set__
     set_graph = cls.graph.__set__
     set_more = cls.more.__set__
-    setters = (set_tasks,set_wanted,set_small_values,set_graph,set_more,)
+    setters = (set_tasks,set_wanted,set_small_values,set_small_values_serializers,set_graph,set_more,)
     running = set()
 
-    def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, graph: 'int | None' = None, more: 'bool' = False) -> None:
+    def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False) -> None:
         set_tasks(self, tasks)
         set_wanted(self, wanted)
         set_small_values(self, small_values)
+        set_small_values_serializers(self, small_values_serializers)
         set_graph(self, graph)
         set_more(self, more)
 
@@ -402,30 +404,30 @@ def _Submit(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(tasks={self.tasks!r}, wanted={self.wanted!r}, small_values={self.small_values!r}, graph={self.graph!r}, more={self.more!r})"
+            return self.__class__.__qualname__ + f"(tasks={self.tasks!r}, wanted={self.wanted!r}, small_values={self.small_values!r}, small_values_serializers={self.small_values_serializers!r}, graph={self.graph!r}, more={self.more!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.tasks,self.wanted,self.small_values,self.graph,self.more,)==(other.tasks,other.wanted,other.small_values,other.graph,other.more,)
+            return (self.tasks,self.wanted,self.small_values,self.small_values_serializers,self.graph,self.more,)==(other.tasks,other.wanted,other.small_values,other.small_values_serializers,other.graph,other.more,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.tasks,self.wanted,self.small_values,self.graph,self.more,))
+        return hash((self.tasks,self.wanted,self.small_values,self.small_values_serializers,self.graph,self.more,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('tasks','wanted','small_values','graph','more',):
+        if type(self) is cls or name in ('tasks','wanted','small_values','small_values_serializers','graph','more',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('tasks','wanted','small_values','graph','more',):
+        if type(self) is cls or name in ('tasks','wanted','small_values','small_values_serializers','graph','more',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.tasks, self.wanted, self.small_values, self.graph, self.more]
+        return [self.tasks, self.wanted, self.small_values, self.small_values_serializers, self.graph, self.more]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -2113,16 +2115,18 @@ def _TaskFinished(cls):
     set_start = cls.start.__set__
     set_stop = cls.stop.__set__
     set_value = cls.value.__set__
-    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,)
+    set_value_msgpack = cls.value_msgpack.__set__
+    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,)
     running = set()
 
-    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None) -> None:
+    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None) -> None:
         set_key(self, key)
         set_nbytes(self, nbytes)
         set_type(self, type)
         set_start(self, start)
         set_stop(self, stop)
         set_value(self, value)
+        set_value_msgpack(self, value_msgpack)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2130,30 +2134,30 @@ def _TaskFinished(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r}, value_msgpack={self.value_msgpack!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,)
+            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,other.value_msgpack,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,))
+        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value]
+        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value, self.value_msgpack]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3270,10 +3274,13 @@ METHODS = {
         (('tasks', 'list[TaskSpec]', '-'),
          ('wanted', 'list[str] | None', 'None'),
          ('small_values', 'bool', 'False'),
+         ('small_values_serializers',
+          'list[str] | None',
+          ('field', 'None', '-', True, True, True, None, False)),
          ('graph', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
          ('more', 'bool', ('field', 'False', '-', True, True, True, None, False)),
          ('feature_checked', 'ClassVar[bool]', 'True')),
-        "Submit(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, graph: 'int | None' = None, more: 'bool' = False)",
+        "Submit(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False)",
         _Submit),
     'Release': (
         (('keys', 'list[str]', '-'),),
@@ -3458,8 +3465,11 @@ METHODS = {
          ('type', 'str', "''"),
          ('start', 'float', '0.0'),
          ('stop', 'float', '0.0'),
-         ('value', 'Payload | None', 'None')),
-        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None)",
+         ('value', 'Payload | None', 'None'),
+         ('value_msgpack',
+          'Payload | None',
+          ('field', 'None', '-', True, True, True, None, False))),
+        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None)",
         _TaskFinished),
     'KeysAdded': (
         (('keys', 'dict[str, int]', ('field', '-', '-', True, True, True, None, False)),),

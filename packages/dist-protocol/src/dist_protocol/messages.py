@@ -219,6 +219,9 @@ class Submit(Message):
     tasks: list[TaskSpec]
     wanted: list[str] | None = None  # None: every task of this message is wanted
     small_values: bool = False  # from now on, small results come within key-in-memory
+    # with small_values: the forms the client reads them in, in order (absent: pickle)
+    small_values_serializers: list[str] | None = wire_field(default=None,
+                                                            feature="small-values-msgpack")
     # A graph sent in parts, so that no one message holds all of it (feature "graph-parts"):
     # its parts name the same ``graph`` (the client's choice), each but the last with ``more``.
     # The center keeps a part's tasks, wanted or not, until the last part has been handled.
@@ -514,6 +517,8 @@ class TaskFinished(Message):
     start: float = 0.0
     stop: float = 0.0
     value: Payload | None = None  # the value itself when small (pickled, at most 1 KiB)
+    # the small value as msgpack too, when msgpack can carry it in at most 1 KiB
+    value_msgpack: Payload | None = wire_field(default=None, feature="small-values-msgpack")
 
 
 @message("keys-added", "worker->center")

@@ -12,6 +12,8 @@ from dist_protocol.serialize import Payload
 
 from .generated_events import METHODS
 
+SMALL_VALUE_BYTES = 1024  # values this small go along with task-finished
+
 # -- events ----------------------------------------------------------------------------------
 
 
@@ -72,6 +74,7 @@ class ExecutionSucceeded:
     stop: float
     payload: Payload | None = None  # the serialized value, kept when it is cheap to keep
     stimulus_id: str = ""
+    msgpack: Payload | None = None  # a small value as msgpack too, for clients of any language
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated

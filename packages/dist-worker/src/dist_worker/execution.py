@@ -23,10 +23,11 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.errors import MissingDependency
 from dist_protocol.messages import TaskErred
-from dist_protocol.serialize import (KeyRef, Payload, SerializationError, serialize,
-                                     serialize_exception)
+from dist_protocol.serialize import (KeyRef, Payload, SerializationError, msgpack_dumps,
+                                     serialize, serialize_exception)
 
-from .events import Event, Execute, ExecutionFailed, ExecutionSucceeded, RejoinRequested, Seceded
+from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
+                     RejoinRequested, Seceded)
 from .sizeof import plain_size
 from .unpickling import import_module, unpickle
 
@@ -174,7 +175,19 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
                                      "serialized, so no one could fetch it: ")
     keep = payload if payload.nbytes < KEEP_SERIALIZED_BELOW else None
-    return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep)
+    small = small_msgpack(value) if payload.nbytes <= SMALL_VALUE_BYTES else None
+    return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep,
+                              msgpack=small)
+
+
+def small_msgpack(value: Any) -> Payload | None:
+    """A small value as msgpack as well, which the center passes on to clients in languages
+    that read no pickle; None when msgpack cannot carry it in SMALL_VALUE_BYTES."""
+    try:
+        packed = msgpack_dumps(value)
+    except Exception:  # noqa: BLE001 -- whatever msgpack cannot carry: the client gathers it
+        return None
+    return Payload("msgpack", [packed]) if len(packed) <= SMALL_VALUE_BYTES else None
 
 
 class InlinePolicy:

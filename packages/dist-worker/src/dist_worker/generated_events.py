@@ -314,10 +314,11 @@ def _ExecutionSucceeded(cls):
     set_stop = cls.stop.__set__
     set_payload = cls.payload.__set__
     set_stimulus_id = cls.stimulus_id.__set__
-    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,)
+    set_msgpack = cls.msgpack.__set__
+    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,)
     running = set()
 
-    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '') -> None:
+    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None) -> None:
         set_key(self, key)
         set_value(self, value)
         set_nbytes(self, nbytes)
@@ -326,6 +327,7 @@ def _ExecutionSucceeded(cls):
         set_stop(self, stop)
         set_payload(self, payload)
         set_stimulus_id(self, stimulus_id)
+        set_msgpack(self, msgpack)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -333,30 +335,30 @@ def _ExecutionSucceeded(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r}, msgpack={self.msgpack!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,)
+            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,other.msgpack,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,))
+        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id]
+        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id, self.msgpack]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -943,8 +945,9 @@ METHODS = {
          ('start', 'float', '-'),
          ('stop', 'float', '-'),
          ('payload', 'Payload | None', 'None'),
-         ('stimulus_id', 'str', "''")),
-        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '')",
+         ('stimulus_id', 'str', "''"),
+         ('msgpack', 'Payload | None', 'None')),
+        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None)",
         _ExecutionSucceeded),
     'ExecutionFailed': (
         (('key', 'str', '-'), ('error', 'TaskErred', '-'), ('stimulus_id', 'str', "''")),

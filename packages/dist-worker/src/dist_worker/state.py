@@ -25,8 +25,8 @@ from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryRep
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
-                     RestartRequested, Resume, Seceded, SendToCenter, StealRequested,
-                     StoryRequested)
+                     RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
+                     StealRequested, StoryRequested)
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -42,7 +42,6 @@ MAX_FETCH_BYTES = 50_000_000
 INCOMING_SHARE = 0.1
 LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
-SMALL_VALUE_BYTES = 1024
 RUNNING = ("executing", "long-running")  # on a thread, with a slot or without
 
 
@@ -305,14 +304,14 @@ class WorkerState:
         self._set_state(ts, "memory")
         self.nbytes[key] = event.nbytes
         self.data[key] = event.value
-        small = None
+        small = small_msgpack = None
         if event.payload is not None:
             self.serialized[key] = event.payload
             if event.payload.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
-                small = event.payload
+                small, small_msgpack = event.payload, event.msgpack
         self._out.append(SendToCenter(TaskFinished(key=key, nbytes=event.nbytes, type=event.type,
                                                    start=event.start, stop=event.stop,
-                                                   value=small)))
+                                                   value=small, value_msgpack=small_msgpack)))
         self._input_arrived(key)
 
     def _failed(self, event: ExecutionFailed) -> None:
