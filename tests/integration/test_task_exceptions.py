@@ -49,6 +49,17 @@ def unpicklable_error(x):
     raise Unsendable(f"cannot be sent: {x}")
 
 
+def unprintable_error(x):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no str")
+
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    raise Unprintable(x)
+
+
 @pytest.fixture(scope="module")
 def e(module_cluster):
     with Executor(module_cluster.address) as executor:
@@ -118,6 +129,20 @@ def test_an_exception_that_cannot_be_pickled_still_says_what_happened(e):
         future.result(timeout=RESULT_TIMEOUT)
     assert "Unsendable" in str(caught.value) or type(caught.value).__name__ == "Unsendable"
     assert "unpicklable_error" in future.traceback_text(timeout=RESULT_TIMEOUT)
+
+
+def test_an_exception_whose_str_fails_errs_its_task_and_the_session_goes_on(e):
+    """Rebuilding the error used to call its ``__str__`` on the client's connection, which
+    failed and closed it: every other future of the session was lost with it."""
+    other = e.submit(inc, 100)
+    assert other.result(timeout=RESULT_TIMEOUT) == 101
+    future = e.submit(unprintable_error, 7)
+    error = future.exception(timeout=RESULT_TIMEOUT)
+    assert type(error).__name__ == "Unprintable"
+    assert "unprintable_error" in future.traceback_text(timeout=RESULT_TIMEOUT)
+    assert other.status == "finished"
+    assert other.result(timeout=RESULT_TIMEOUT) == 101
+    assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
 
 
 def test_the_cluster_goes_on_after_errors(e, module_cluster):

@@ -73,3 +73,20 @@ def test_add_note_keeps_the_notes_in_order_and_refuses_what_is_no_list():
     other.__notes__ = "not a list"
     with pytest.raises(TypeError):
         add_note(other, "z")
+
+
+class Unprintable(Exception):
+    """An exception of the user's own whose ``__str__`` and ``__repr__`` fail."""
+
+    def __str__(self):
+        raise RuntimeError("no str")
+
+    def __repr__(self):
+        raise RuntimeError("no repr")
+
+
+def test_an_exception_whose_str_fails_is_still_rebuilt_with_the_notes():
+    exc = exception_from(erred(Unprintable("x"), "<Unprintable: str() failed>"))
+    assert type(exc) is Unprintable
+    assert exc.__notes__[0] == "<Unprintable: str() failed>"
+    assert exc.__notes__[1].startswith("Traceback on the worker:\n")

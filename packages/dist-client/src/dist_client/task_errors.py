@@ -27,7 +27,7 @@ def exception_from(msg: TaskErred) -> BaseException:
         if msg.exception_type == "KilledWorker":
             return KilledWorker(msg.message)
         exc = RemoteError(msg.exception_type, msg.message + why, msg.traceback)
-    elif msg.message and msg.message != str(exc):
+    elif msg.message and msg.message != _text(exc):
         # The worker said what it was doing when this was raised: loading the task's
         # function or arguments, or serializing its result, rather than running it.
         add_note(exc, msg.message)
@@ -38,6 +38,15 @@ def exception_from(msg: TaskErred) -> BaseException:
             # the worker's frames, ending where it was raised, follow the client's instead.
             exc = exc.with_traceback(remote_traceback.build(msg.traceback))
     return exc
+
+
+def _text(exc: BaseException) -> str | None:
+    """``str(exc)``, or None when the exception's own ``__str__`` fails: user code, which must
+    not take down the connection that delivered its error."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 -- any error of the user's class
+        return None
 
 
 def add_note(exc: BaseException, note: str) -> None:
