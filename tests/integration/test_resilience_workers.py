@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import time
 
 import pytest
@@ -40,6 +41,15 @@ def total(values):
 
 def die():
     os._exit(1)
+
+
+def exit_with(code):
+    os._exit(code)
+
+
+def terminate_own_process():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
 
 
 def deaths(cluster) -> int:
@@ -213,3 +223,24 @@ def test_tasks_beside_a_task_that_kills_its_worker_complete(cluster, executor):
         bomb.result(timeout=RESULT_TIMEOUT)
     cluster.wait_for_workers(executor, 2, timeout=30)
     assert deaths(cluster) == 3
+
+
+# The nanny used to take these exit codes from the worker process as "stopped on purpose" (0),
+# "misconfigured" (2) and "no center" (3), and a SIGTERM to the worker process alone as a
+# request to stop: a task doing any of them ended its worker for good, nanny and all, and the
+# task waited forever for a worker.
+@pytest.mark.cluster(nanny=True)
+@pytest.mark.parametrize("how", ["exit-0", "exit-2", "exit-3", "sigterm"])
+def test_a_task_that_ends_its_process_on_purpose_is_a_killer_like_any_other(cluster, executor,
+                                                                            how):
+    if how == "sigterm":
+        bomb = executor.submit(terminate_own_process, pure=False)
+    else:
+        bomb = executor.submit(exit_with, int(how.split("-")[1]), pure=False)
+    with pytest.raises(KilledWorker, match=bomb.key):
+        bomb.result(timeout=RESULT_TIMEOUT)
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    assert deaths(cluster) == 3
+    assert all(w.popen.poll() is None for w in cluster.workers)
+    assert executor.gather(executor.map(slow_inc, range(10)), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 11))

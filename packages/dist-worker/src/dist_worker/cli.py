@@ -6,9 +6,6 @@ import logging
 import os
 import signal
 import sys
-import time
-import traceback
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
@@ -23,23 +20,10 @@ from dist_protocol.security import load_token, ssl_context
 from . import __version__
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
+from .nanny import KILLED_EXIT_CODE, supervise
+from .nanny import channel as nanny_channel
+from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
-from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE, Worker
-
-RESTART_BACKOFF = (0.5, 1, 2, 5)
-# Set for the worker process, each unless already set. Blocks up to 32 MiB (a chunk of an array,
-# a column of a frame) come from the heap and their memory is reused by the next task's, and the
-# heap keeps up to 8 MiB free at its top: with glibc's own settings that is where it ends up
-# after the first large block is freed, but setting only the trim threshold (as dask's nanny
-# does, at 64 kB) also fixes the mapping threshold at 128 kB, so every array was mapped fresh
-# and its pages faulted in and zeroed again (a third of the CPU of a dask.array sum). Freed
-# memory the heap keeps is given back when it matters: past the spill threshold, and after each
-# task while the process is past the target (``monitor.release_unused_memory``).
-CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-                     "MALLOC_TRIM_THRESHOLD_": str(8 << 20)}
-# glibc's mallopt parameters for these variables
-MALLOPT_PARAMETERS = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
-
 
 OPTIONS = [
     Option("center", "the center's address, HOST:PORT", envvar="DIST_CENTER", positional=True,
@@ -228,9 +212,30 @@ async def serve(worker: Worker) -> None:
     await worker.start()
     print(f"Start worker at {worker.address}", flush=True)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close("signal")))
+    nanny = nanny_channel()
+    killed = False
+    if nanny is None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close("signal")))
+    else:
+        def asked_to_stop() -> None:  # (or the nanny is gone)
+            loop.remove_reader(nanny.fileno())
+            asyncio.ensure_future(worker.close("stopped by the nanny"))
+
+        def terminated() -> None:
+            # Not from the nanny, which asks over the channel: a task, or someone who
+            # signalled this process alone. The worker dies as if killed (without unregistering,
+            # so the center counts a death against the tasks it was running), its spilled
+            # files removed, and the nanny starts a new one.
+            nonlocal killed
+            killed = True
+            asyncio.ensure_future(worker.close("terminated", unregister=False))
+
+        loop.add_reader(nanny.fileno(), asked_to_stop)
+        loop.add_signal_handler(signal.SIGTERM, terminated)
     await worker.stopped.wait()
+    if killed:
+        raise SystemExit(KILLED_EXIT_CODE)
     if worker.refused is not None:
         raise worker.refused  # exits 2, so a nanny does not start it again
     if worker.gave_up is not None:
@@ -239,112 +244,6 @@ async def serve(worker: Worker) -> None:
 
 class NoCenter(Exception):
     """The worker gave up on reaching its center (``--timeout``)."""
-
-
-def supervise(start: Callable[[], None]) -> int:
-    """The nanny: run the worker (``start``) in a child process and start it again whenever it
-    dies. The child is forked from this process, which has imported everything the worker
-    needs: it starts at once, where a fresh interpreter would import it all again."""
-    stopping = False
-    child: int | None = None  # the worker's pid while it runs
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-        if child is not None:
-            try:
-                os.kill(child, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    failures = 0
-    while True:
-        started = time.monotonic()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        nanny = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _run_child(start, nanny)  # never returns
-        child = pid
-        if stopping:  # told to stop while forking: the handler had no child to pass it on to
-            os.kill(pid, signal.SIGTERM)
-        code = _wait(pid)
-        child = None
-        if stopping or code == 0:
-            return 0
-        if code in (2, NO_CENTER_EXIT_CODE):
-            return code  # a configuration error, or no center in time: restarting cannot help
-        if code == RESTART_EXIT_CODE:
-            failures = 0
-            continue
-        failures = failures + 1 if time.monotonic() - started < 10 else 1
-        delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
-        print(f"dworker: worker process exited with {code}; restarting in {delay} s",
-              file=sys.stderr, flush=True)
-        time.sleep(delay)
-        if stopping:
-            return 0
-
-
-def _run_child(start: Callable[[], None], nanny: int) -> NoReturn:
-    """In the forked child: become the worker, and exit with its code (never return into
-    the nanny's loop)."""
-    code = 1
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # the nanny's handlers are not ours
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        _die_with_parent()
-        if os.getppid() == nanny:  # (else it died before we asked to follow it: exit 1)
-            os.environ["DIST_NANNY_PID"] = str(nanny)
-            _child_allocator_settings()
-            start()
-            code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 -- reported, then the nanny decides
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _child_allocator_settings() -> None:
-    """CHILD_ENVIRONMENT for a forked worker: the C library read its variables when this
-    process started (as the nanny), so what it would have read is set through ``mallopt``."""
-    for name, value in CHILD_ENVIRONMENT.items():
-        if name in os.environ:
-            continue  # the nanny started with it: already in effect
-        os.environ[name] = value  # for the worker's own child processes
-        if name in MALLOPT_PARAMETERS and sys.platform.startswith("linux"):
-            import ctypes
-            try:
-                ctypes.CDLL("libc.so.6").mallopt(MALLOPT_PARAMETERS[name], int(value))
-            except (OSError, AttributeError):
-                pass
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the nanny dies, so no worker outlives its nanny."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _wait(pid: int) -> int:
-    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``)."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 1
-        return os.waitstatus_to_exitcode(status)
 
 
 if __name__ == "__main__":

@@ -137,15 +137,18 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def close(self, reason: str = "closing") -> None:
+    async def close(self, reason: str = "closing", unregister: bool = True) -> None:
+        """Stop serving; ``unregister``: say goodbye to the center first, so that it does not
+        count the tasks running here as killed by this worker's death."""
         if self.closing:
             return
         self.closing = True
         try:
             center = self.center  # the attribute clears itself if the center goes meanwhile
             if center is not None and not center.is_closed:
-                center.send(Unregister())
-                await asyncio.sleep(0.05)  # let the goodbye leave before the socket closes
+                if unregister:
+                    center.send(Unregister())
+                    await asyncio.sleep(0.05)  # let the goodbye leave before the socket closes
                 center.close(reason)
         except CommClosedError:
             pass

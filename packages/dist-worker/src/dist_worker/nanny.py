@@ -1,0 +1,187 @@
+"""The nanny of ``dworker``: the worker runs in a forked child, started again whenever it dies.
+
+Only what the worker says on purpose stops the nanny. The child's exit code cannot say it: a
+task can end its process with any code (``os._exit(0)``, ``os._exit(3)``), or send it any
+signal, and the nanny must then start a new worker, as for any other death, while the center
+counts the death against the task. So the two speak over a socket pair made for each child: the
+nanny asks the child to stop by writing to it, and the child, on its way out by its own code,
+reports the exit code it chose; a child that exits without reporting died.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
+
+from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
+
+RESTART_BACKOFF = (0.5, 1, 2, 5)
+# Set for the worker process, each unless already set. Blocks up to 32 MiB (a chunk of an array,
+# a column of a frame) come from the heap and their memory is reused by the next task's, and the
+# heap keeps up to 8 MiB free at its top: with glibc's own settings that is where it ends up
+# after the first large block is freed, but setting only the trim threshold (as dask's nanny
+# does, at 64 kB) also fixes the mapping threshold at 128 kB, so every array was mapped fresh
+# and its pages faulted in and zeroed again (a third of the CPU of a dask.array sum). Freed
+# memory the heap keeps is given back when it matters: past the spill threshold, and after each
+# task while the process is past the target (``monitor.release_unused_memory``).
+CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                     "MALLOC_TRIM_THRESHOLD_": str(8 << 20)}
+# glibc's mallopt parameters for these variables
+MALLOPT_PARAMETERS = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
+# Exit codes that, reported by the worker itself, mean starting it again cannot help: it was
+# stopped on purpose (0), its configuration is wrong (2), or it gave up on its center.
+FINAL_EXIT_CODES = (0, 2, NO_CENTER_EXIT_CODE)
+# The exit code of a worker that got SIGTERM from anyone but its nanny (as a shell reports it)
+KILLED_EXIT_CODE = 128 + signal.SIGTERM
+
+_channel: socket.socket | None = None  # in the worker process: its end of the pair
+
+
+def channel() -> socket.socket | None:
+    """In a worker run by a nanny: its end of the socket pair (readable when the nanny asks it
+    to stop, or is gone); None in a worker without a nanny."""
+    return _channel
+
+
+def supervise(start: Callable[[], None]) -> int:
+    """The nanny: run the worker (``start``) in a child process and start it again whenever it
+    dies. The child is forked from this process, which has imported everything the worker
+    needs: it starts at once, where a fresh interpreter would import it all again."""
+    stopping = False
+    child: socket.socket | None = None  # the nanny's end of the pair while a worker runs
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        if child is not None:
+            try:
+                child.send(b"stop")
+            except OSError:  # it is gone already
+                pass
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    failures = 0
+    while True:
+        started = time.monotonic()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        nanny = os.getpid()
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _run_child(start, nanny, theirs)  # never returns
+        theirs.close()
+        child = ours
+        if stopping:  # told to stop while forking: the handler had no child to pass it on to
+            ours.send(b"stop")
+        code = _wait(pid)
+        child = None
+        reported = _reported(ours)
+        ours.close()
+        if stopping:
+            return 0
+        if reported in FINAL_EXIT_CODES:
+            return reported
+        if code == RESTART_EXIT_CODE:
+            failures = 0
+            continue
+        failures = failures + 1 if time.monotonic() - started < 10 else 1
+        delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
+        print(f"dworker: worker process exited with {code}; restarting in {delay} s",
+              file=sys.stderr, flush=True)
+        time.sleep(delay)
+        if stopping:
+            return 0
+
+
+def _reported(ours: socket.socket) -> int | None:
+    """The exit code the worker reported before exiting; None if it died without a word."""
+    ours.setblocking(False)
+    try:
+        said = ours.recv(64)
+    except OSError:
+        return None
+    try:
+        return int(said.decode("ascii"))
+    except ValueError:
+        return None
+
+
+def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket) -> NoReturn:
+    """In the forked child: become the worker, and exit with its code (never return into
+    the nanny's loop)."""
+    global _channel
+    code = 1
+    try:
+        _channel = theirs
+        # The nanny's handlers are not ours. A terminal's Ctrl-C reaches the whole group: the
+        # nanny, which asks us to stop. SIGTERM from anyone else kills the worker (see serve).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with_parent()
+        if os.getppid() == nanny:  # (else it died before we asked to follow it: exit 1)
+            os.environ["DIST_NANNY_PID"] = str(nanny)
+            _child_allocator_settings()
+            start()
+            code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 -- reported, then the nanny decides
+        _quietly(traceback.print_exc)
+    finally:
+        _quietly(lambda: theirs.send(str(code).encode("ascii")))
+        _quietly(sys.stdout.flush)  # a task may have closed them
+        _quietly(sys.stderr.flush)
+        os._exit(code)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 -- on the way out, nothing is left to tell
+        pass
+
+
+def _child_allocator_settings() -> None:
+    """CHILD_ENVIRONMENT for a forked worker: the C library read its variables when this
+    process started (as the nanny), so what it would have read is set through ``mallopt``."""
+    for name, value in CHILD_ENVIRONMENT.items():
+        if name in os.environ:
+            continue  # the nanny started with it: already in effect
+        os.environ[name] = value  # for the worker's own child processes
+        if name in MALLOPT_PARAMETERS and sys.platform.startswith("linux"):
+            import ctypes
+            try:
+                ctypes.CDLL("libc.so.6").mallopt(MALLOPT_PARAMETERS[name], int(value))
+            except (OSError, AttributeError):
+                pass
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the nanny dies, so no worker outlives its nanny."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait(pid: int) -> int:
+    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``)."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1
+        return os.waitstatus_to_exitcode(status)
+
+
+__all__ = ["KILLED_EXIT_CODE", "channel", "supervise"]
