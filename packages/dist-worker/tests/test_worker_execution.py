@@ -327,3 +327,27 @@ def holding_a_lock(which: int):
     frame = pandas.DataFrame({"x": ones})
     frame.attrs["lock"] = lock
     return frame
+
+
+def fork_and_return(path):
+    """Forks (no exec) and returns in both processes: the child's return is a bug of the
+    task's, which must not leave a copy of the worker behind."""
+    import os
+    if os.fork() == 0:
+        with open(path, "a") as out:
+            out.write("child returned\n")
+        return "child"
+    return "parent"
+
+
+def test_a_process_the_task_forked_exits_when_it_returns_into_the_worker(tmp_path):
+    import os
+    marks = tmp_path / "marks"
+    test_process = os.getpid()
+    outcome = run(dumps_function(fork_and_return), pickled_args(str(marks)))
+    if os.getpid() != test_process:  # the forked child came back here: the bug
+        os._exit(99)
+    assert type(outcome) is ExecutionSucceeded and outcome.value == "parent"
+    pid, status = os.wait()
+    assert os.waitstatus_to_exitcode(status) == 0  # it exited where it left the task
+    assert marks.read_text() == "child returned\n"  # after running the task's code to its end

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
@@ -157,12 +159,16 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
+    caller = os.getpid()
     try:
         value = func(*args, **kwargs)
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc, own_frame=True)
+    finally:
+        if os.getpid() != caller:
+            _leave_forked_copy(key)
     stop = time.time()
     size = plain_size(value)
     if size is not None and size >= KEEP_SERIALIZED_BELOW:
@@ -188,6 +194,19 @@ def small_msgpack(value: Any) -> Payload | None:
     except Exception:  # noqa: BLE001 -- whatever msgpack cannot carry: the client gathers it
         return None
     return Payload("msgpack", [packed]) if len(packed) <= SMALL_VALUE_BYTES else None
+
+
+def _leave_forked_copy(key: str) -> NoReturn:
+    """In a process the task forked (``os.fork()`` without exec), which came back from the
+    task's function into the worker's code: a copy of the worker with one thread, the loop's
+    gone, which would wait forever for a next task (or, forked on the loop, serve the worker's
+    connections beside it). It exits, as a forked child must."""
+    try:
+        print(f"dworker: a process forked by task {key} returned from it into the worker; it "
+              "exits (a forked child should end with os._exit)", file=sys.stderr, flush=True)
+    except Exception:  # noqa: BLE001 -- the task may have closed stderr
+        pass
+    os._exit(0)
 
 
 class InlinePolicy:
