@@ -144,6 +144,30 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
         done.result(timeout=1)
 
 
+def close_stdout():
+    sys.stdout.close()
+
+
+def test_a_worker_whose_stdout_a_task_closed_comes_back_to_every_new_center(processes,
+                                                                           wait_until):
+    """The worker announces each registration on stdout: with stdout closed by a task, that
+    line raised and ended the worker's loop that reconnects to the center, so the worker came
+    back to the first new center and never to the next one."""
+    port = str(free_port())
+    center = processes.start_center("--port", port)
+    worker = processes.start_worker(center.address)
+    with Executor(center.address) as executor:
+        assert executor.submit(close_stdout, pure=False).result(timeout=RESULT_TIMEOUT) is None
+    for _ in range(2):
+        center.kill()
+        center = processes.start_center("--port", port)
+        with Executor(center.address) as fresh:
+            wait_until(lambda: list(fresh.ncores()) == [worker.address], 15,
+                       "the worker to register again")
+            assert fresh.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+    assert "Traceback" not in worker.output(), worker.output()
+
+
 def test_an_executor_gives_up_reconnecting_after_its_timeout(processes):
     center = processes.start_center()
     executor = processes.executor(center.address, reconnect_timeout=0.5)

@@ -43,6 +43,15 @@ NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny s
 __all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
 
 
+def announce(line: str) -> None:
+    """Print ``line`` for the operator. A task may have closed this process's stdout (or its
+    file descriptor): the line is lost then, not the worker's connection to its center."""
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        log.warning("%s (stdout is closed)", line)
+
+
 class Worker:
     def __init__(self, center: str, *, host: str | None = None, port: int = 0,
                  nthreads: int | None = None, name: str | None = None, token: str | None = None,
@@ -234,7 +243,7 @@ class Worker:
         self.center = comm
         comm.set_handler(self._on_center_messages)
         # On every registration, not only the first: operators grep for this line.
-        print(f"Registered with center at: {self.center_address}", flush=True)
+        announce(f"Registered with center at: {self.center_address}")
         self.registrations += 1
         if self.registrations > 1:
             log.info("re-registered with the center at %s", self.center_address)
