@@ -2,12 +2,13 @@
 threshold, and restart only as a last resort -- losing nothing that finished."""
 from __future__ import annotations
 
+import signal
 import subprocess
 
 
 import pytest
 
-from dist_client import as_completed
+from dist_client import as_completed, wait
 
 pytest.importorskip("numpy")
 
@@ -190,3 +191,28 @@ def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_fail
         assert "Not a directory" in metrics_of(cluster, executor, tight)["spill_error"]
 
     fill_and_check(cluster, executor, tight, 4, wait_until, warned)  # 200 MB: past the target
+
+
+def test_spill_files_of_a_killed_worker_go_when_it_restarts_and_all_go_at_exit(
+        make_cluster, tmp_path, wait_until):
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "200MB",
+                                            "--local-directory", str(tmp_path), nanny=True,
+                                            name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    futures = [executor.submit(block, i, 25 * MB) for i in range(6)]  # past the 120 MB target
+    wait(futures, timeout=RESULT_TIMEOUT)
+
+    def spill_files():
+        return [path for path in tmp_path.glob("dist-worker-*/*")]
+    wait_until(spill_files, 10, "results to spill")
+    [killed_folder] = {path.parent for path in spill_files()}
+    worker.kill_worker_process()  # as the kernel's out-of-memory killer would
+    worker.wait_registered(nth=2)
+    assert not killed_folder.exists()
+    results = executor.gather(futures, timeout=RESULT_TIMEOUT)  # recomputed
+    assert [values[0] for values in results] == list(range(6))
+    worker.signal_group(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert list(tmp_path.iterdir()) == []

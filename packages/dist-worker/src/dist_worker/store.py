@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
@@ -34,6 +33,7 @@ from typing import Any
 from .memory import format_bytes
 from .sizeof import sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
+from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
 log = logging.getLogger("dist.worker")
 
@@ -46,14 +46,16 @@ class DataStore(MutableMapping):
                  max_spill: int | None = None, size_hint: Callable[[str], int | None]
                  = lambda key: None, clock: Callable[[], float] = time.monotonic,
                  spill_compression: str = "lz4"):
-        self._own_directory = directory is None
-        if directory is None:
-            directory = tempfile.mkdtemp(prefix="dist-worker-")
-        else:
-            directory = os.path.join(directory, f"dist-worker-{os.getpid()}")
-            self._own_directory = True
-        self.directory = directory
-        self.slow = DiskMapping(directory, max_spill, spill_compression)
+        parent = tempfile.gettempdir() if directory is None else directory
+        try:
+            remove_abandoned(parent)
+            self._workspace = claim(parent)
+        except OSError:
+            # Not writable now: spilling (and ``check_directory``, at start) says why, and
+            # makes the folder itself if the disk comes back.
+            self._workspace = Workspace(os.path.join(parent, f"{PREFIX}{os.getpid()}"))
+        self.directory = self._workspace.directory
+        self.slow = DiskMapping(self.directory, max_spill, spill_compression)
         self.weights: dict[str, int] = {}  # key -> estimated bytes in memory, every key held
         self._size_hint = size_hint
         self.target = target
@@ -290,5 +292,4 @@ class DataStore(MutableMapping):
     def close(self) -> None:
         """Delete every spill file, and the directory this store made."""
         self.slow.close()
-        if self._own_directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        self._workspace.remove()
