@@ -47,8 +47,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "who-has-reply": ("Worker addresses per key; an empty list when no worker holds it.", "—"),
     "scatter-plan": ("Where to put data the client is about to push (`keys` maps each key to "
                      "its size in bytes); `broadcast` asks for every worker, `workers` (names or "
-                     "addresses) restricts the choice to those. The keys become wanted by "
-                     "this client, unless the reply is empty: then nothing changed.",
+                     "addresses) restricts the choice to those. A key as large as a worker's "
+                     "`memory_limit` is planned only for workers with a larger one (or none), "
+                     "when there are any; otherwise for any, and a client should not send it. "
+                     "The keys become wanted by this client, unless the reply is empty: then "
+                     "nothing changed.",
                      "`scatter-plan-reply` with the same `id`"),
     "scatter-plan-reply": ("Target workers per key; the client sends them `put-data`. Empty "
                            "when no worker is available.", "—"),

@@ -216,3 +216,25 @@ def test_spill_files_of_a_killed_worker_go_when_it_restarts_and_all_go_at_exit(
     worker.signal_group(signal.SIGTERM)
     assert worker.wait() == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_too_large_for_a_worker_is_scattered_where_it_fits_or_refused(make_cluster):
+    import numpy
+    cluster = make_cluster(n_workers=0)
+    small = cluster.processes.start_worker(cluster.address, "--memory-limit", "100MB",
+                                           nanny=True, name="small")
+    cluster.workers.append(small)
+    executor = cluster.executor()
+    big = numpy.zeros(150 * MB, dtype=numpy.uint8)  # pages never written: no memory here
+    with pytest.raises(ValueError, match="as large as the memory limit of worker"):
+        executor.scatter(big)
+    [little] = executor.scatter([numpy.ones(MB)])  # the worker is still there, and takes more
+    assert executor.submit(numpy.sum, little).result(timeout=RESULT_TIMEOUT) == MB
+    large = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
+                                           name="large")
+    cluster.workers.append(large)
+    cluster.wait_for_workers(executor, 2)
+    future = executor.scatter(big)
+    assert executor.who_has([future])[future.key] == [large.address]
+    assert executor.submit(numpy.sum, future).result(timeout=RESULT_TIMEOUT) == 0
+    assert len(small.matching("Registered with center at")) == 1  # never restarted

@@ -91,9 +91,10 @@ class CenterHarness:
     # -- what workers do -------------------------------------------------------------------
     def join(self, address: str, nthreads: int = 1, name: str | None = None,
              keys: dict[str, int] | None = None, resources: dict[str, float] | None = None,
-             features: frozenset[str] = frozenset()):
+             features: frozenset[str] = frozenset(), memory_limit: int = 0):
         return self(WorkerJoined(RegisterWorker(address=address, nthreads=nthreads, name=name,
-                                                keys=keys or {}, resources=resources or {}),
+                                                keys=keys or {}, resources=resources or {},
+                                                memory_limit=memory_limit),
                                  features=features))
 
     def leave(self, address: str, reason: str = "connection closed", graceful: bool = False):

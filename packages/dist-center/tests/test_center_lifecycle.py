@@ -362,6 +362,29 @@ def test_scatter_plan_is_round_robin_from_the_workers_holding_least(center):
     assert [center.state_of(k) for k in "xyzu"] == ["scattering"] * 4
 
 
+def test_a_value_as_large_as_a_workers_memory_limit_goes_only_where_it_fits(center):
+    center.join("small", memory_limit=200)
+    center.join("large", memory_limit=1000)
+    center.join("unlimited")
+
+    out = center.scatter_plan({"a": 500, "b": 500, "c": 5, "d": 5, "e": 200})
+    assert out == [("alice", ScatterPlanReply(id=1, targets={
+        "a": ["large"], "b": ["unlimited"], "c": ["large"], "d": ["small"],
+        "e": ["unlimited"]}))]
+
+    out = center.scatter_plan({"x": 500}, request=2, broadcast=True)
+    assert out == [("alice", ScatterPlanReply(id=2, targets={"x": ["large", "unlimited"]}))]
+
+
+def test_a_value_no_worker_has_room_for_is_planned_anyway_for_the_client_to_refuse(center):
+    center.join("w1", memory_limit=200)
+    center.join("w2", memory_limit=300)
+
+    out = center.scatter_plan({"huge": 5000, "small": 5})
+    assert out == [("alice", ScatterPlanReply(id=1, targets={"huge": ["w1"],
+                                                             "small": ["w2"]}))]
+
+
 def test_scattered_keys_are_in_memory_once_workers_report_them(center):
     center.join("w1")
     center.join("w2")

@@ -21,7 +21,11 @@ def who_has(view: CenterView, msg: WhoHas) -> WhoHasReply:
 def scatter_targets(view: CenterView, msg: ScatterPlan) -> dict[str, list[str]]:
     """Workers for each key: every running worker to ``broadcast``, else one each, round
     robin over the workers holding the least so that scattered data spreads out. Empty when
-    no running worker is allowed."""
+    no running worker is allowed.
+
+    A value as large as a worker's memory limit goes only to workers with room for it: the
+    one receiving it would pass its limit and be restarted, losing all it holds. When no
+    worker has the room, the plan names them all and the client refuses to send it."""
     pool = [w for w in view.workers.values() if w.status == "running"]
     if msg.workers:
         allowed = {view.names.get(w, w) for w in msg.workers}
@@ -30,8 +34,24 @@ def scatter_targets(view: CenterView, msg: ScatterPlan) -> dict[str, list[str]]:
         return {}
     pool.sort(key=lambda w: (w.nbytes, len(w.has_what), w.address))
     ring = itertools.cycle(pool)
-    return {key: [w.address for w in pool] if msg.broadcast else [next(ring).address]
-            for key in msg.keys}
+    smallest_limit = min((w.memory_limit for w in pool if w.memory_limit), default=0)
+    targets = {}
+    for key, nbytes in msg.keys.items():
+        if not smallest_limit or nbytes < smallest_limit:  # fits anywhere
+            targets[key] = ([w.address for w in pool] if msg.broadcast
+                            else [next(ring).address])
+            continue
+        roomy = [w for w in pool if not w.memory_limit or nbytes < w.memory_limit] or pool
+        if msg.broadcast:
+            targets[key] = [w.address for w in roomy]
+            continue
+        worker = next(ring)
+        for _ in range(len(pool)):
+            if worker in roomy:
+                break
+            worker = next(ring)
+        targets[key] = [worker.address]
+    return targets
 
 
 def replica_orders(view: CenterView, msg: Replicate) -> dict[str, AcquireReplicas]:

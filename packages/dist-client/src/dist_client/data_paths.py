@@ -9,7 +9,7 @@ from typing import Any
 
 from dist_protocol import timeouts
 from dist_protocol.comm import Comm
-from dist_protocol.messages import Message, ScatterDone, ScatterPlan, WhoHas
+from dist_protocol.messages import ClusterInfo, Message, ScatterDone, ScatterPlan, WhoHas
 from dist_protocol.serialize import Payload
 
 from . import transfer
@@ -17,6 +17,8 @@ from .environments import ClusterEnvironments
 from .errors import ClusterError, LostDataError
 from .core.keystate import KeyState
 
+# Workers refuse memory limits below this: values smaller fit on any worker.
+SMALLEST_MEMORY_LIMIT = 100 * 10**6
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 Ask = Callable[[Callable[[int], Message]], Awaitable[Any]]
@@ -116,6 +118,7 @@ class DataPaths:
                                             + (f" among {workers}" if workers else ""))
             await asyncio.sleep(0.1)
         self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
+        await self._refuse_what_no_target_can_hold(reply.targets, nbytes)
         try:
             stored = await transfer.push(self.workers, reply.targets, payloads)
         except transfer.TRANSIENT as exc:
@@ -131,6 +134,26 @@ class DataPaths:
         else:  # a center that does not take scatter-done: wait until the workers' reports land
             await self.until_center_knows(list(stored))
         return stored
+
+    async def _refuse_what_no_target_can_hold(self, targets: dict[str, list[str]],
+                                               nbytes: dict[str, int]) -> None:
+        """A worker receiving a value as large as its memory limit passes the limit while it
+        reads it and is restarted, losing every result it holds; the center plans such a
+        value for a worker with room where there is one, so here no worker has: say so."""
+        if max(nbytes.values(), default=0) < SMALLEST_MEMORY_LIMIT:
+            return
+        workers = (await self._ask(lambda i: ClusterInfo(id=i))).workers
+        limits = {w["address"]: w.get("memory_limit") or 0 for w in workers}
+        for key, addresses in targets.items():
+            for address in addresses:
+                limit = limits.get(address, 0)
+                if limit and nbytes[key] >= limit:
+                    raise ValueError(
+                        f"cannot scatter {key}: it is {nbytes[key] / 1e6:.0f} MB, as large as "
+                        f"the memory limit of worker {address} ({limit / 1e6:.0f} MB) and of "
+                        "every worker it may go to; receiving it would take that worker "
+                        "past its limit and restart it. Split it into smaller pieces, load "
+                        "it inside a task, or add workers with more memory")
 
     async def until_center_knows(self, keys: list[str], patience: float = 10.0) -> None:
         give_up = time.monotonic() + patience
