@@ -72,6 +72,24 @@ def test_past_pause_the_worker_pauses_and_resumes_below_it(worker):
     assert not worker.paused
 
 
+def test_memory_nothing_can_spill_is_warned_of_once_in_five_minutes(worker, caplog):
+    caplog.set_level(logging.WARNING, "dist.worker")
+    now = [0.0]
+    monitor = monitor_of(worker, rss_after_spill=750 * MB)
+    monitor.clock = lambda: now[0]
+    for _ in range(3):  # every task of a workload takes the process past spill, and back
+        monitor.check_memory(750 * MB)
+        now[0] += 1
+        monitor.check_memory(500 * MB)
+
+    def warnings():
+        return sum("nothing left to spill" in r.getMessage() for r in caplog.records)
+    assert warnings() == 1
+    now[0] += 300
+    monitor.check_memory(750 * MB)
+    assert warnings() == 2
+
+
 def test_the_worker_hears_when_memory_crosses_the_target(worker):
     monitor = monitor_of(worker, rss_after_spill=650 * MB)
     monitor.check_memory(650 * MB)  # above the 600 MB target, below spill and pause

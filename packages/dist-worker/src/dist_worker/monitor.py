@@ -48,6 +48,9 @@ RELEASE_INTERVAL = 1.0  # seconds between asking allocators to give back what th
 # long: a task's short peak that falls back on its own costs no restart (and all the results
 # the worker holds). Past the limit, or for longer, it restarts at the next look.
 TERMINATE_AFTER = 0.5
+# A workload whose tasks themselves take memory crosses the spill threshold with nothing to
+# spill at every task: warn once in this many seconds (as dask does), not at every crossing.
+UNMANAGED_WARNING_INTERVAL = 300.0
 
 
 def release_unused_memory() -> None:
@@ -91,7 +94,7 @@ class Monitored(Protocol):
 class Monitor:
     def __init__(self, worker: Monitored):
         self.worker = worker
-        self._unmanaged_warned = False
+        self._unmanaged_warning_after = 0.0  # clock time before which it is not repeated
         self._terminate_warned = False
         self._above_target = False  # as last told to the worker
         self._released_at = 0.0
@@ -246,13 +249,12 @@ class Monitor:
             if not weight:
                 break
             spilled += weight
-        if rss - spilled > goal and not store.managed and warn and not self._unmanaged_warned:
-            self._unmanaged_warned = True
+        if (rss - spilled > goal and not store.managed and warn
+                and self.clock() >= self._unmanaged_warning_after):
+            self._unmanaged_warning_after = self.clock() + UNMANAGED_WARNING_INTERVAL
             log.warning("worker memory %s is above the spill threshold with nothing left to "
                         "spill: %s is unmanaged (held by tasks, libraries or the allocator, "
                         "not by results)", format_bytes(rss), format_bytes(rss - spilled))
-        elif rss - spilled <= goal:
-            self._unmanaged_warned = False
         return self.rss() if spilled else rss
 
     def _terminate(self, rss: int, terminate: int) -> None:
