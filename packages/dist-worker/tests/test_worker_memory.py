@@ -220,6 +220,21 @@ def test_values_past_the_target_spill_least_recently_used_first(store):
     assert sorted(store) == ["k0", "k1", "k2", "k3"] and len(store) == 4
 
 
+def test_a_value_read_back_has_room_made_for_it_before_it_is_read(store, monkeypatch):
+    for i in range(4):
+        store[f"k{i}"] = value(10, i)  # k0 and k1 spilled; k2 and k3 fill the target
+    read = DiskMapping.__getitem__
+    managed_while_reading = []
+
+    def reading(disk, key):
+        managed_while_reading.append(store.managed)
+        return read(disk, key)
+    monkeypatch.setattr(DiskMapping, "__getitem__", reading)
+    assert store["k0"] == value(10, 0)
+    assert managed_while_reading[0] + 10 * MB <= 25 * MB  # never the target and k0 at once
+    assert store.in_memory("k0") and store.in_memory("k3") and not store.in_memory("k2")
+
+
 def test_a_spilled_value_is_served_from_its_file_and_freed_with_its_key(store, tmp_path):
     for i in range(4):
         store[f"k{i}"] = value(10, i)

@@ -120,7 +120,14 @@ class DataStore(MutableMapping):
         value = self.pinned.get(key, _ABSENT)
         if value is not _ABSENT:
             return value
-        value = self.slow[key]  # KeyError when not held at all
+        if key not in self.slow:
+            raise KeyError(key)
+        known = self.weights.get(key)
+        if known is not None and known <= self._target:
+            # It comes back into memory: make room for it first, or the process holds the
+            # whole target and this value too while it is read.
+            self._make_room(known)
+        value = self.slow[key]
         weight = self._weight(key, value)
         if weight <= self._target:
             # Back in memory as the most recently used; its file stays (``cached``) should
@@ -223,9 +230,14 @@ class DataStore(MutableMapping):
         if self._lru_weight + self._pinned_weight > self._target and self._may_spill():
             self._guarded(self._spill_until_below_target)
 
-    def _spill_until_below_target(self) -> None:
-        while self._lru and self._lru_weight + self._pinned_weight > self._target:
+    def _spill_until_below_target(self, room: int = 0) -> None:
+        while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
             self._spill(next(iter(self._heavy or self._lru)))
+
+    def _make_room(self, weight: int) -> None:
+        """Spill until ``weight`` more bytes in memory stay within the target."""
+        if self._lru_weight + self._pinned_weight + weight > self._target and self._may_spill():
+            self._guarded(lambda: self._spill_until_below_target(weight))
 
     def _spill(self, key: str) -> int:
         """Write ``key``'s value to disk, then let go of it in memory; its weight."""
