@@ -1,0 +1,215 @@
+"""Arrays and results beyond memory: dist beside dask.distributed, as a user would run them.
+
+Starts one center/scheduler and two single-threaded workers with the same ``--memory-limit``
+(default 400 MB each) for each system, then runs workloads whose data is several times the
+workers' memory, each checked against the answer computed another way:
+
+* ``array-sum``: ``da.random.random((N, N)).sum()`` with N chosen so the chunks total
+  ``--factor`` (default 4) times the workers' memory together;
+* ``array-transpose``: ``(x + x.T).mean()`` on that array (every chunk meets its mirror);
+* ``persist``: the array persisted (about twice the workers' memory together), then ``sum``
+  and ``(x + x.T).mean()`` on it, then released;
+* ``map-sum``: 24 tasks each returning an 80 MB array, then one task summing their sums;
+* ``scatter``: one array of 1.5 times one worker's limit scattered, then summed on the
+  cluster (no worker can receive it: a clear refusal, sending nothing, counts as handled);
+* ``gather``: 12 results of 50 MB gathered to the client at once (1.5 times the workers'
+  memory together).
+
+Reported per system and workload: wall time, peak RSS of each worker process (nanny
+excluded), bytes written to spill files, restarts and whether the answer is right.
+
+    python benchmarks/beyond_memory.py                    # both systems
+    python benchmarks/beyond_memory.py --systems dist --workloads array-sum,map-sum
+
+Not a timed test: run it by hand (a few minutes on 2 cores); it needs dask[array] and
+distributed (``benchmarks/setup.sh`` installs them into ``benchmarks/.venv``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from spill import Cluster, PeakSampler  # noqa: E402
+
+MB = 10**6
+
+
+class Refused(str):
+    """The workload was refused with a clear error before anything was lost: a right
+    answer for a workload that cannot fit."""
+
+
+def block(i: int, nbytes: int) -> np.ndarray:
+    values = np.random.default_rng(i).random(nbytes // 8)
+    values[0] = i
+    return values
+
+
+def total_of(values: np.ndarray) -> float:
+    return float(values.sum())
+
+
+def workloads(limit: int, factor: float):
+    import dask.array as da
+
+    side = int((factor * 2 * limit / 8) ** 0.5) // 1000 * 1000
+    chunk = 1000 if side < 8000 else 2000
+    persisted_side = int((2 * 2 * limit / 8) ** 0.5) // 1000 * 1000
+
+    def array(n: int):
+        return da.random.RandomState(0).random_sample((n, n), chunks=(chunk, chunk))
+
+    def expected_sum(n: int) -> float:
+        return float(array(n).sum().compute(scheduler="threads"))
+
+    def array_sum(client, compute):
+        got = compute(array(side).sum())
+        want = expected_sum(side)
+        return None if np.isclose(got, want, rtol=1e-9) else f"{got} != {want}"
+
+    def array_transpose(client, compute):
+        x = array(side)
+        got = compute((x + x.T).mean())
+        want = 2 * expected_sum(side) / side**2
+        return None if np.isclose(got, want, rtol=1e-9) else f"{got} != {want}"
+
+    def persist(client, compute):
+        x = client.persist(array(persisted_side))
+        try:
+            got_sum = compute(x.sum())
+            got_mean = compute((x + x.T).mean())
+        finally:
+            del x
+        want = expected_sum(persisted_side)
+        if not np.isclose(got_sum, want, rtol=1e-9):
+            return f"sum {got_sum} != {want}"
+        if not np.isclose(got_mean, 2 * want / persisted_side**2, rtol=1e-9):
+            return f"mean {got_mean} != {2 * want / persisted_side**2}"
+        return None
+
+    def map_sum(client, compute):
+        blocks = client.map(block, range(24), nbytes=80 * MB)
+        sums = client.map(total_of, blocks)
+        total = client.submit(sum, sums)
+        got = total.result()
+        want = sum(total_of(block(i, 80 * MB)) for i in range(24))
+        del blocks, sums, total
+        return None if np.isclose(got, want, rtol=1e-12) else f"{got} != {want}"
+
+    def scatter(client, compute):
+        data = block(7, int(1.5 * limit))
+        try:
+            [future] = client.scatter([data])
+        except ValueError as exc:  # no worker has room: refused before sending, as it should
+            return Refused(str(exc))
+        got = client.submit(total_of, future).result()
+        want = total_of(data)
+        del future
+        return None if got == want else f"{got} != {want}"
+
+    def gather(client, compute):
+        futures = client.map(block, range(100, 112), nbytes=50 * MB)
+        values = client.gather(futures)
+        wrong = [i for i, v in zip(range(100, 112), values) if v[0] != i]
+        del futures, values
+        return f"blocks {wrong} wrong" if wrong else None
+
+    return {"array-sum": array_sum, "array-transpose": array_transpose, "persist": persist,
+            "map-sum": map_sum, "scatter": scatter, "gather": gather}, side, persisted_side
+
+
+def run_system(system: str, args, log_dir: Path) -> dict:
+    limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
+    table, side, persisted = workloads(limit, args.factor)
+    print(f"{system}: array {side}x{side} ({side * side * 8 / MB:.0f} MB), persisted "
+          f"{persisted}x{persisted} ({persisted * persisted * 8 / MB:.0f} MB)", flush=True)
+    cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent)
+    results: dict = {}
+    cluster.start()
+    try:
+        if system == "dist":
+            from dist_client import Executor
+            client = Executor(cluster.address)
+        else:
+            from distributed import Client
+            client = Client(cluster.address)
+        compute = lambda c: client.compute(c).result()
+        for name in args.workloads.split(","):
+            sampler = PeakSampler(cluster)
+            sampler.start()
+            written_before = cluster.spill_written(client)
+            started = time.perf_counter()
+            error = wrong = None
+            try:
+                wrong = table[name](client, compute)
+            except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
+                error = f"{type(exc).__name__}: {exc}"
+            wall = time.perf_counter() - started
+            sampler.stopping.set()
+            sampler.join()
+            refused = isinstance(wrong, Refused)
+            results[name] = {
+                "wall_s": round(wall, 2), "correct": error is None and wrong is None,
+                "refused": refused, "problem": error or wrong,
+                "peak_rss_mb": [round(p / MB) for p in sampler.peaks],
+                "spilled_mb": max(0, round((cluster.spill_written(client) - written_before)
+                                           / MB)),
+                "restarts": len(sampler.pids - set(cluster.first_children))}
+            print(f"{system:5} {name:16} {json.dumps(results[name])}", flush=True)
+            cluster.first_children = cluster.worker_processes()
+            time.sleep(2)  # let released results leave before the next workload
+        client.close()
+    finally:
+        cluster.stop()
+    return results
+
+
+def outcome(result: dict) -> str:
+    if result["correct"]:
+        return "yes"
+    if result.get("refused"):
+        return "refused: " + str(result["problem"])[:60]
+    return "NO: " + str(result["problem"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--systems", default="dist,dask")
+    parser.add_argument("--memory-limit", default="400MB", help="per worker, in MB")
+    parser.add_argument("--factor", type=float, default=4.0,
+                        help="the array's size over the workers' memory together")
+    parser.add_argument("--workloads", default="array-sum,array-transpose,persist,map-sum,"
+                        "scatter,gather")
+    parser.add_argument("--output", default=str(HERE / "results" /
+                                                 "beyond-memory-latest.json"))
+    args = parser.parse_args()
+    log_dir = Path(tempfile.mkdtemp(prefix="dist-bench-beyond-memory-logs-"))
+    report = {"memory_limit": args.memory_limit, "factor": args.factor, "workers": 2,
+              "threads_per_worker": 1, "cpus": os.cpu_count(), "systems": {}}
+    for system in args.systems.split(","):
+        report["systems"][system] = run_system(system, args, log_dir)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(f"\n{'system':6} {'workload':16} {'wall s':>7} {'peak RSS MB (w0, w1)':>21} "
+          f"{'spilled MB':>10} {'restarts':>8} correct")
+    for system, runs in report["systems"].items():
+        for name, r in runs.items():
+            peaks = ", ".join(map(str, r["peak_rss_mb"]))
+            print(f"{system:6} {name:16} {r['wall_s']:7.1f} {peaks:>21} {r['spilled_mb']:10} "
+                  f"{r['restarts']:8} {outcome(r)}")
+    print(f"\nlogs: {log_dir}\nresults: {output}")
+
+
+if __name__ == "__main__":
+    main()
