@@ -67,6 +67,21 @@ def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(cent
     assert center.submit("next") == [("w4", center.compute("next"))]
 
 
+def test_a_task_that_killed_workers_says_how_full_the_last_ones_memory_was(center, match):
+    for address in ("w1", "w2", "w3"):
+        center.join(address, memory_limit=1000)
+    center.submit("hog")
+    center.leave("w1", reason="connection closed")
+    center.leave("w2", reason="connection closed")
+    center.heartbeat("w3", memory=830)  # a worker pausing reports at once; then it restarts
+
+    out = center.leave("w3", reason="connection closed")
+
+    assert out == [("alice", match(TaskErred, key="hog", exception_type="KilledWorker", message=(
+        "task hog was running on workers that died 3 times: w1, w2, w3 (the last: connection "
+        "closed, with 83% of its memory limit in use when last heard from); giving up")))]
+
+
 # -- a worker dies holding results ------------------------------------------------------------
 
 def test_a_result_lost_with_its_worker_is_recomputed(center):

@@ -453,7 +453,8 @@ class CenterState(TaskMachine):
                         key=key, exception_type="KilledWorker",
                         message=f"task {key} was running on workers that died "
                                 f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
-                                f"(the last: {event.reason}); giving up"))
+                                f"(the last: {event.reason}{memory_in_use(worker)}); "
+                                "giving up"))
                     continue
             orphans.append(ts)
         worker.processing.clear()
@@ -645,3 +646,12 @@ _STIMULUS_PREFIX: dict[type, str] = {
     DetachedTimedOut: "detached-timed-out-", TaskFailed: "task-failed-",
     CoordinationTimedOut: "coordination-timed-out-",
     **{cls: f"{op}-" for op, cls in OPS.items()}}
+
+
+def memory_in_use(worker: WorkerInfo) -> str:
+    """How full the worker's memory was when it last reported, for the error of a task that
+    killed it: a worker restarted past its memory limit only shows as a closed connection."""
+    memory, limit = worker.metrics.get("memory"), worker.memory_limit
+    if not limit or not isinstance(memory, (int, float)) or memory <= 0:
+        return ""
+    return f", with {memory / limit:.0%} of its memory limit in use when last heard from"
