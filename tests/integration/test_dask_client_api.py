@@ -261,3 +261,17 @@ def test_wait_progress_who_has_and_cancel_take_persisted_collections(e):
     e.cancel(unfinished)
     assert [f.status for f in futures_of(unfinished)] == ["cancelled"]
     assert int(e.compute(array.sum()).result(RESULT_TIMEOUT)) == sum(range(1, 41))
+
+
+def test_workers_may_be_named_by_host_as_in_dask(e):
+    host = "127.0.0.1"  # every worker of the test cluster is there
+    assert e.submit(inc, 41, workers=host).result(RESULT_TIMEOUT) == 42
+    assert e.submit(inc, 42, workers=[host], pure=False).result(RESULT_TIMEOUT) == 43
+    [scattered] = e.scatter([5], workers=host)
+    assert scattered.result(RESULT_TIMEOUT) == 5
+    everywhere = e.run(os.getpid, workers=[host])
+    assert sorted(everywhere) == sorted(e.nthreads())  # by address, as dask keys them
+    name = e.scheduler_info()["workers"][sorted(e.nthreads())[0]]["name"]
+    assert list(e.run(os.getpid, workers=[name])) == [sorted(e.nthreads())[0]]
+    with pytest.raises(ValueError, match="nobody"):
+        e.run(os.getpid, workers=["nobody:1"])

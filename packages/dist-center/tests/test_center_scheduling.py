@@ -190,6 +190,20 @@ def test_workers_restriction_by_name(center):
         ("w1", center.compute("b"))]
 
 
+def test_a_host_in_workers_names_every_worker_on_it(center):
+    center.join("10.0.0.1:4000")
+    center.join("10.0.0.2:4000")
+    center.join("10.0.0.2:4001")
+
+    assert center.submit(center.spec("a", workers=["10.0.0.1"])) == [
+        ("10.0.0.1:4000", center.compute("a"))]
+    out = center.submit(center.spec("b", workers=["10.0.0.2"]),
+                        center.spec("c", workers=["10.0.0.2"]))
+    assert sorted(address for address, _ in out) == ["10.0.0.2:4000", "10.0.0.2:4001"]
+    assert center.submit(center.spec("d", workers=["10.0.0.3"])) == []
+    assert center.state_of("d") == "no-worker"
+
+
 def test_restricted_task_waits_until_such_a_worker_joins(center):
     center.join("w1", name="alpha")
     assert center.submit(center.spec("a", workers=["gamma"])) == []

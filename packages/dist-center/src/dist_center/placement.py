@@ -4,8 +4,11 @@ Pure functions over a ``CenterView``: they decide, ``CenterState`` carries the d
 """
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+
+from dist_protocol.addresses import parse_address
 
 from .defaults import DEFAULT_SATURATION
 from .records import CenterView, TaskState, WorkerInfo
@@ -260,11 +263,26 @@ def candidates(task: TaskState, workers: Mapping[str, WorkerInfo],
         running = [w for w in running if has_resources(w.resources, spec.resources)]
     if spec is None or not spec.workers:
         return running
-    allowed = {names.get(w, w) for w in spec.workers}
-    chosen = [w for w in running if w.address in allowed]
+    chosen = named(running, spec.workers, names)
     if not chosen and spec.allow_other_workers:
         return running
     return chosen
+
+
+def named(pool: Iterable[WorkerInfo], restriction: Collection[str],
+          names: Mapping[str, str]) -> list[WorkerInfo]:
+    """The workers of ``pool`` a ``workers=`` restriction names: by address, by name, or by
+    host -- every worker on that host, as dask takes a hostname or IP there."""
+    allowed = {names.get(w, w) for w in restriction}
+    return [w for w in pool if w.address in allowed or host_of(w.address) in allowed]
+
+
+@functools.lru_cache(maxsize=4096)
+def host_of(address: str) -> str:
+    try:
+        return parse_address(address)[1]
+    except ValueError:
+        return address
 
 
 def has_resources(available: dict[str, float], wanted: dict[str, float]) -> bool:

@@ -7,6 +7,7 @@ import itertools
 
 from dist_protocol.messages import AcquireReplicas, Replicate, ScatterPlan, WhoHas, WhoHasReply
 
+from .placement import named
 from .records import CenterView
 
 
@@ -28,8 +29,7 @@ def scatter_targets(view: CenterView, msg: ScatterPlan) -> dict[str, list[str]]:
     worker has the room, the plan names them all and the client refuses to send it."""
     pool = [w for w in view.workers.values() if w.status == "running"]
     if msg.workers:
-        allowed = {view.names.get(w, w) for w in msg.workers}
-        pool = [w for w in pool if w.address in allowed]
+        pool = named(pool, msg.workers, view.names)
     if not pool:
         return {}
     pool.sort(key=lambda w: (w.nbytes, len(w.has_what), w.address))

@@ -236,6 +236,28 @@ async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[di
 RUN_ON_ERROR = ("raise", "return", "ignore")
 
 
+async def _worker_addresses(core: ClientCore, workers: Any) -> list[str]:
+    """The addresses of the workers ``workers`` names (every one, when None): by address,
+    name or host, as a task's ``workers=`` does. A name no worker answers to raises
+    ``ValueError``: a call pinned to it would wait for ever."""
+    running = await core.refresh_workers()
+    if workers is None:
+        return [w["address"] for w in running]
+    wanted = [workers] if isinstance(workers, str) else list(workers)
+    found: dict[str, None] = {}
+    unknown = []
+    for name in wanted:
+        matches = [w["address"] for w in running
+                   if name in (w["address"], w.get("name"), parse_address(w["address"])[1])]
+        if not matches:
+            unknown.append(name)
+        found.update(dict.fromkeys(matches))
+    if unknown:
+        raise ValueError(f"no worker has the address, name or host "
+                         f"{', '.join(map(repr, unknown))}")
+    return list(found)
+
+
 async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
                          workers: list[str] | None = None,
                          on_error: str = "raise") -> dict[str, Any]:
@@ -246,7 +268,7 @@ async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
     if on_error not in RUN_ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, RUN_ON_ERROR))}, "
                          f"not {on_error!r}")
-    addresses = workers or list(await ncores(core))
+    addresses = await _worker_addresses(core, workers)
     futures = {}
     for address in addresses:
         options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
