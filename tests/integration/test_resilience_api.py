@@ -203,6 +203,29 @@ def test_a_result_that_cannot_be_pickled_errs_only_its_task(e):
     assert e.gather(good, timeout=RESULT_TIMEOUT) == list(range(1, 11))
 
 
+class Unloadable:
+    """Pickles, and cannot be unpickled anywhere."""
+
+    def __reduce__(self):
+        return (int, ("not a number",))
+
+
+def make_unloadable():
+    return Unloadable()
+
+
+def test_an_input_no_worker_can_unpickle_errs_the_tasks_that_need_it(e):
+    """The worker fetching it took the failure for the holder's, and asked again (another
+    holder, then the center) for ever: the dependent task never ended."""
+    holder, other = sorted(e.ncores())
+    bad = e.submit(make_unloadable, pure=False, workers=[holder])
+    dependent = e.submit(type, bad, pure=False, workers=[other])
+    with pytest.raises(Exception, match="could not load its input") as info:
+        dependent.result(timeout=RESULT_TIMEOUT)
+    assert bad.key in str(info.value) and "not a number" in str(info.value), info.value
+    assert e.submit(inc, 41, pure=False, workers=[other]).result(timeout=RESULT_TIMEOUT) == 42
+
+
 def test_an_argument_the_worker_cannot_unpickle_errs_only_its_task(e, tmp_path, monkeypatch):
     # A class from a module only this process can import: its instances pickle by reference.
     (tmp_path / "client_only_module.py").write_text(

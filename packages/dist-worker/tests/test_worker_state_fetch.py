@@ -1,6 +1,6 @@
 """WorkerState: getting a task's inputs from the peers that hold them."""
-from dist_protocol.messages import KeysAdded, MissingData
-from dist_worker.events import Fetch, SendToCenter
+from dist_protocol.messages import KeysAdded, MissingData, TaskErred
+from dist_worker.events import DataFetched, Fetch, InputsUnloadable, SendToCenter
 from dist_worker.state import MAX_KEYS_PER_FETCH
 
 P1, P2, P3 = "tcp://peer:1", "tcp://peer:2", "tcp://peer:3"
@@ -208,3 +208,26 @@ def test_a_paused_worker_fetches_one_input_at_a_time_and_runs_nothing(worker):
     assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["b"])]
     assert worker.fetched(P1, {"b": 2}) == [added("b")]
     assert worker.pause(False) == [worker.execute("c", a=1, b=2)]
+
+
+def test_an_input_that_arrives_and_cannot_be_unpickled_errs_the_tasks_waiting_for_it(worker):
+    """The bytes would fail the same from any holder: asking another one, or the center, for
+    the key again would go on for ever, and the tasks would wait for ever."""
+    worker.compute("c", who_has={"a": [P1, P2], "b": [P1]})
+    worker.compute("d", who_has={"a": [P1, P2]})
+    worker.compute("e", who_has={"b": [P1]})
+
+    out = worker(DataFetched(P1, {"b": 2}, {"b": 8}, []),
+                 InputsUnloadable(P1, {"a": ("ValueError", "cannot deserialize: bad")}))
+
+    because = "could not load its input a, fetched from tcp://peer:1, on this worker: " \
+              "cannot deserialize: bad"
+    assert out == [added("b"),
+                   SendToCenter(TaskErred(key="c", exception_type="ValueError", message=because)),
+                   SendToCenter(TaskErred(key="d", exception_type="ValueError", message=because)),
+                   worker.execute("e", b=2)]
+    assert worker.state_of("c") == worker.state_of("d") == "forgotten"
+    assert worker.state.in_flight == {} and "a" not in worker.state.waiters
+    assert worker.state.data == {"b": 2}
+    # A later task is unharmed.
+    assert worker.compute("f", who_has={"g": [P2]}) == [Fetch(P2, ["g"])]

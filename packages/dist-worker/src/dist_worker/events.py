@@ -57,6 +57,16 @@ class DataFetched:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class InputsUnloadable:
+    """A peer sent these keys, and they cannot be unpickled here (``errors`` says why, per
+    key): the same bytes would fail from any holder, so the tasks that need them err."""
+
+    worker: str
+    errors: dict[str, tuple[str, str]]  # key: (exception type, message)
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class FetchFailed:
     worker: str
     keys: list[str]
@@ -137,8 +147,8 @@ class RejoinRequested:
 
 
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
-         | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut | MemoryPressureChanged
-         | RestartRequested | StoryRequested | Seceded | RejoinRequested)
+         | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut
+         | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested)
 
 
 # -- instructions ----------------------------------------------------------------------------

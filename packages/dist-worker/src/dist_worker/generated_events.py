@@ -253,6 +253,56 @@ def _DataFetched(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _InputsUnloadable(cls):
+    set_worker = cls.worker.__set__
+    set_errors = cls.errors.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_worker,set_errors,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, worker: 'str', errors: 'dict[str, tuple[str, str]]', stimulus_id: 'str' = '') -> None:
+        set_worker(self, worker)
+        set_errors(self, errors)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(worker={self.worker!r}, errors={self.errors!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.worker,self.errors,self.stimulus_id,)==(other.worker,other.errors,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.worker,self.errors,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('worker','errors','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('worker','errors','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.worker, self.errors, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _FetchFailed(cls):
     set_worker = cls.worker.__set__
     set_keys = cls.keys.__set__
@@ -930,6 +980,12 @@ METHODS = {
          ('stimulus_id', 'str', "''")),
         None,
         _DataFetched),
+    'InputsUnloadable': (
+        (('worker', 'str', '-'),
+         ('errors', 'dict[str, tuple[str, str]]', '-'),
+         ('stimulus_id', 'str', "''")),
+        None,
+        _InputsUnloadable),
     'FetchFailed': (
         (('worker', 'str', '-'),
          ('keys', 'list[str]', '-'),

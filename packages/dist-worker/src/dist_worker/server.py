@@ -27,7 +27,8 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 
 from .actors import ActorHost
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
-                     Fetch, FetchFailed, FreeRequested, ReplicasRequested, RestartRequested,
+                     Fetch, FetchFailed, FreeRequested, InputsUnloadable, ReplicasRequested,
+                     RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, run_task
 from .memory import MemoryPolicy
@@ -406,17 +407,23 @@ class Worker:
     async def _fetch(self, order: Fetch) -> None:
         try:
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
-            values, nbytes = {}, {}
+            values, nbytes, unloadable = {}, {}, {}
             for key, payload in reply.data.items():
-                values[key] = unpickling.unpickle(payload)
+                try:
+                    values[key] = unpickling.unpickle(payload)
+                except SerializationError as exc:  # the value's own pickle, from any holder
+                    cause = exc.__cause__ if isinstance(exc.__cause__, BaseException) else exc
+                    unloadable[key] = (type(cause).__name__, str(exc))
+                    continue
                 nbytes[key] = payload.nbytes
             # A key the peer could not serialize is as good as missing: try elsewhere.
-            event: DataFetched | FetchFailed = DataFetched(order.worker, values, nbytes,
-                                                           [*reply.missing, *reply.errors])
-        except (OSError, ProtocolError, CommClosedError, TimeoutError,
-                SerializationError) as exc:
-            event = FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")
-        self.handle(event)
+            events: list[Event] = [DataFetched(order.worker, values, nbytes,
+                                               [*reply.missing, *reply.errors])]
+            if unloadable:
+                events.append(InputsUnloadable(order.worker, unloadable))
+        except (OSError, ProtocolError, CommClosedError, TimeoutError) as exc:
+            events = [FetchFailed(order.worker, order.keys, f"{type(exc).__name__}: {exc}")]
+        self.handle(*events)
 
     async def request(self, address: str, message: Message, timeout: float = 300) -> Any:
         """Send a request with an ``id`` to a peer and wait for its reply."""

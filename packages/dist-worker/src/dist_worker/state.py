@@ -19,11 +19,12 @@ from collections import deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply,
+from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
                                     TaskFinished, TaskSeceded)
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
-                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, Instruction,
+                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
+                     Instruction,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      StealRequested, StoryRequested)
@@ -97,6 +98,7 @@ class WorkerState:
         self._handlers: dict[type, Callable[[Any], None]] = {
             ComputeRequested: self._compute, FreeRequested: self._free,
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
+            InputsUnloadable: self._unloadable,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
             DataPut: self._put, ReplicasRequested: self._replicas,
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
@@ -228,7 +230,7 @@ class WorkerState:
                 kept.append(key)
         self._out.append(SendToCenter(StealReply(keys=given, kept=kept)))
 
-    def _drop_task(self, ts: WorkerTask) -> None:
+    def _drop_task(self, ts: WorkerTask, finish: str = "forgotten") -> None:
         del self.tasks[ts.key]
         for dep in ts.waiting_on:
             waiting = self.waiters.get(dep)
@@ -239,7 +241,7 @@ class WorkerState:
                     self.who_has.pop(dep, None)
                     self.sizes.pop(dep, None)
                     self.tried.pop(dep, None)
-        self._set_state(ts, "forgotten")
+        self._set_state(ts, finish)
 
     def _fetched(self, event: DataFetched) -> None:
         self.busy_peers.discard(event.worker)
@@ -292,6 +294,28 @@ class WorkerState:
                     self.who_has.pop(key, None)
                     self.sizes.pop(key, None)
                     self.tried.pop(key, None)
+        self._fetch_missing(list(self.waiters))
+
+    def _unloadable(self, event: InputsUnloadable) -> None:
+        self.busy_peers.discard(event.worker)
+        for key, (exception_type, message) in event.errors.items():
+            if self.in_flight.get(key) == event.worker:
+                self._landed(key)
+                self._log(key, "flight", "erred")
+            for task_key in sorted(self.waiters.get(key, ())):
+                ts = self.tasks.get(task_key)
+                if ts is None or ts.state != "waiting":
+                    continue
+                self._drop_task(ts, "erred")
+                self._out.append(SendToCenter(TaskErred(
+                    key=task_key, exception_type=exception_type,
+                    message=f"could not load its input {key}, fetched from {event.worker}, on "
+                            f"this worker: {message}")))
+            if self.waiters.get(key) == {REPLICA}:  # only a copy was wanted: not from these bytes
+                del self.waiters[key]
+                self.who_has.pop(key, None)
+                self.sizes.pop(key, None)
+                self.tried.pop(key, None)
         self._fetch_missing(list(self.waiters))
 
     def _succeeded(self, event: ExecutionSucceeded) -> None:
@@ -501,6 +525,7 @@ _STIMULUS_PREFIX: dict[type, str] = {
     ComputeRequested: "compute-task-", FreeRequested: "free-keys-",
     StealRequested: "steal-request-", ReplicasRequested: "acquire-replicas-",
     DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
+    InputsUnloadable: "inputs-unloadable-",
     ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
