@@ -50,6 +50,14 @@ def test_what_was_not_committed_is_not_there(tmp_path):
                                                    ClientDisconnected("c-1")]
 
 
+def test_a_relative_directory_opens_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as ``dcenter --state-dir state`` started there
+    store = StateStore("state")
+    store.record(ClientConnected("c-1"))
+    store.close()
+    assert StateStore("state").load().events == [ClientConnected("c-1")]
+
+
 def test_rewriting_replaces_the_journal(tmp_path):
     store = StateStore(tmp_path)
     for event in events():

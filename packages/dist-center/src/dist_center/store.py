@@ -81,7 +81,8 @@ class StateStore:
     def __init__(self, directory: str | os.PathLike[str], reset: bool = False) -> None:
         from pathlib import Path
 
-        self.directory: Path = Path(directory)
+        # Absolute: a relative one cannot be written as the URI that opens it read-only.
+        self.directory: Path = Path(directory).absolute()
         self.path = self.directory / DATABASE
         self._lock: IO[bytes] | None = None
         self._db: sqlite3.Connection | None = None
