@@ -705,3 +705,37 @@ def test_small_values_come_as_msgpack_to_a_client_that_names_it(center):
     for client, held in ((anywhere, keys), (python, ["sr-sv-other"])):
         client.release(held)
         client.close()
+
+
+def test_a_session_resumed_on_a_center_started_again(processes, tmp_path, monkeypatch):
+    """Feature sessions with a durable center (--state-dir, given relative to the center's
+    directory): killed and started again, it answers the session that resumes, with the keys
+    it does not know, and reports the keys it still has."""
+    token = {"DIST_TOKEN": TOKEN}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.chdir(tmp_path)  # the center starts there
+
+    def start():
+        return processes.start_center("--state-dir", "state", port=port, env=token)
+    center = start()
+    processes.start_worker(center.address, env=token)
+    client = SpecClient(center.address, TOKEN, features=["sessions"])
+    opened, _ = client.request({"op": "session"})
+    assert opened["durable"] and not opened["resumed"]
+    client.submit([task("sr-kept", "operator:add", 1, 2)])
+    assert client.wait("sr-kept")["op"] == "key-in-memory"
+    center.kill()
+    center.wait(30)
+    client.close()
+
+    center = start()
+    again = SpecClient(center.address, TOKEN, features=["sessions"])
+    resumed, _ = again.request({"op": "session", "resume": opened["client"],
+                                "keys": ["sr-kept", "sr-never-sent"]})
+    assert resumed["resumed"] and resumed["client"] == opened["client"]
+    assert resumed["unknown"] == ["sr-never-sent"]
+    assert again.wait("sr-kept")["op"] == "key-in-memory"
+    assert again.gather(["sr-kept"]) == {"sr-kept": 3}
+    again.close()

@@ -209,6 +209,7 @@ class Center:
         for to, message in self.state.handle(*events):
             if type(message) is SessionReply and message.resumed and message.client != to:
                 self._rename(to, message.client)
+                to = message.client  # (the connection's name from now on, this reply too)
             comm = self.comms.get(to)
             if comm is None:
                 waiter = self._local.get(to)
