@@ -73,7 +73,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                            "it in its hello, or nil).", "—"),
     "replicate": ("Keep `n` copies of each key in memory on distinct workers.", "—"),
     "restart": ("Forget every task and restart every worker; every client's keys are "
-                "cancelled.", "`restart-reply` once the workers have registered again (or "
+                "cancelled. Published datasets are forgotten too. Coordination primitives "
+                "stay (a lock held stays held), but the keys their values refer to are gone: "
+                "a client that gets such a value is sent `key-lost` for them.",
+                "`restart-reply` once the workers have registered again (or "
                 "after `timeout` seconds)"),
     "restart-reply": ("How many workers registered again.", "—"),
     "session": ("Which session this connection is (feature `sessions`), sent first on the "

@@ -739,3 +739,37 @@ def test_a_session_resumed_on_a_center_started_again(processes, tmp_path, monkey
     assert again.wait("sr-kept")["op"] == "key-in-memory"
     assert again.gather(["sr-kept"]) == {"sr-kept": 3}
     again.close()
+
+
+def test_a_restart_forgets_datasets_and_keeps_coordination_primitives(processes):
+    """restart cancels every key and forgets published datasets; a coordination primitive
+    stays, and a client that gets a value referring to keys gone is sent key-lost."""
+    token = {"DIST_TOKEN": TOKEN}
+    center = processes.start_center(env=token)
+    processes.start_worker(center.address, nanny=True, env=token)
+    features = ["datasets", "coordination"]
+    client = SpecClient(center.address, TOKEN, features=features)
+    client.submit([task("sr-before", "operator:add", 1, 2)])
+    assert client.wait("sr-before")["op"] == "key-in-memory"
+    ref = {"serializer": "msgpack", "frames": [1]}
+    published, _ = client.request({"op": "publish-dataset", "name": "sr-ds",
+                                   "keys": ["sr-before"], "data": ref},
+                                  [pack_value(KeyRef("sr-before"))])
+    assert published["error"] == ""
+    stored, _ = client.request({"op": "coordinate", "kind": "variable", "name": "sr-var",
+                                "action": "set", "value": ref, "keys": ["sr-before"]},
+                               [pack_value(KeyRef("sr-before"))])
+    assert stored["status"] == "ok"
+    restarted, _ = client.request({"op": "restart", "timeout": 60.0})
+    assert restarted["workers"] == 1
+    assert client.wait("sr-before")["op"] == "key-cancelled"
+    gone, _ = client.request({"op": "get-dataset", "name": "sr-ds"})
+    assert gone["error"]
+    reader = SpecClient(center.address, TOKEN, features=features)
+    got, frames = reader.request({"op": "coordinate", "kind": "variable", "name": "sr-var",
+                                  "action": "get", "timeout": 0})
+    assert got["status"] == "ok" and got["keys"] == ["sr-before"]
+    assert read_payload(got["value"], frames) == KeyRef("sr-before")
+    assert reader.wait("sr-before")["op"] == "key-lost"
+    for opened in (client, reader):
+        opened.close()
