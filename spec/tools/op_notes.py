@@ -201,6 +201,12 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "client may release them: the center holds each until it is in memory, "
                         "erred or lost, then forgets it. Keys already ended or unknown are "
                         "ignored.", "—"),
+    "retry": ("Run again the tasks of these keys that erred, and the inputs that erred before "
+              "them (the cause of a dependent's error), with their specs' `retries` afresh; "
+              "the client's futures of them are pending again. Keys this client does not "
+              "want, or that did not err, are ignored.",
+              "for each key when it settles again, as after `submit`: `key-in-memory`, "
+              "`task-erred` or `key-lost`"),
     "want-keys": ("The client holds these keys from now on, though it did not submit them "
                   "(it learnt them from `get-dataset`); it releases them with `release`.",
                   "for each key, as for a submitted one: `key-in-memory`, `task-erred` or "

@@ -275,3 +275,33 @@ def test_workers_may_be_named_by_host_as_in_dask(e):
     assert list(e.run(os.getpid, workers=[name])) == [sorted(e.nthreads())[0]]
     with pytest.raises(ValueError, match="nobody"):
         e.run(os.getpid, workers=["nobody:1"])
+
+
+def test_retry_runs_failed_tasks_again_as_dask_does(e, tmp_path):
+    first = e.submit(fail_once, str(tmp_path / "first"))
+    assert isinstance(first.exception(RESULT_TIMEOUT), RuntimeError)
+    first.retry()
+    assert first.result(RESULT_TIMEOUT) == "second attempt"
+    # A dependent failed because its input did: retrying it runs the input again too.
+    source = e.submit(fail_once, str(tmp_path / "second"))
+    reader = e.submit(str.upper, source)
+    assert isinstance(reader.exception(RESULT_TIMEOUT), RuntimeError)
+    e.retry([reader])
+    assert reader.result(RESULT_TIMEOUT) == "SECOND ATTEMPT"
+    done = e.submit(inc, 1)
+    assert done.result(RESULT_TIMEOUT) == 2
+    done.retry()  # finished: nothing happens
+    assert done.result(RESULT_TIMEOUT) == 2
+
+
+def test_retry_with_an_asynchronous_executor(module_cluster, tmp_path):
+    async def main():
+        async with Executor(module_cluster.address, asynchronous=True) as ae:
+            future = ae.submit(fail_once, str(tmp_path / "marker"))
+            try:
+                await future
+            except RuntimeError:
+                pass
+            await ae.retry(future)
+            return await future
+    assert asyncio.run(main()) == "second attempt"

@@ -15,7 +15,8 @@ from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.timeouts import wait_for
 from dist_protocol.messages import (Cancel, Coordinate, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
-                                    Release, Restart, Session, SessionReply, Story, StoryReply,
+                                    Release, Restart, Retry, Session, SessionReply, Story,
+                                    StoryReply,
                                     Submit, TaskErred, downgrade)
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
@@ -34,7 +35,7 @@ log = logging.getLogger("dist.center")
 
 # What clients send that the durable state follows from (the rest are questions).
 JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
-                 FireAndForget)
+                 FireAndForget, Retry)
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000

@@ -9,7 +9,7 @@ This module says what each event asks of the task state machine (``transitions``
 transitions to make, which messages to answer with. A task's states and the table of moves
 between them are there; the decisions about lineage, placement and stealing are pure
 functions in ``lineage``, ``placement`` and ``balance``; read-only answers in ``queries``.
-Groups of requests are handled in modules of their own (``recovery``, ``sharing``,
+Groups of requests are handled in modules of their own (``recovery``, ``sharing``, ``retrying``,
 ``scattering``, ``taking_back``, ``retirement``, ``stories``), over the ``view.Center`` that
 this class is: none of them imports this module.
 """
@@ -27,13 +27,14 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, RegisterWorker, Release,
-                                    Replicate, Restart, RestartReply, RestartWorker, ScatterDone,
+                                    Replicate, Restart, RestartReply, RestartWorker, Retry,
+                                    ScatterDone,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
                                     Unregister, WantKeys, WhoHas, WorkerRegistered)
 
-from . import (balance, coordination, lineage, queries, recovery, scattering, sharing,
-               taking_back)
+from . import (balance, coordination, lineage, queries, recovery, retrying, scattering,
+               sharing, taking_back)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
@@ -107,6 +108,7 @@ class CenterState(TaskMachine):
             UnpublishDataset: partial(sharing.unpublish, self),
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
+            Retry: partial(retrying.retry, self),
             Coordinate: lambda client, msg, sid: self._coordinated(
                 self.coordination.request(client, msg), sid),
         }

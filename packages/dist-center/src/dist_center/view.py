@@ -1,5 +1,5 @@
 """What the handlers outside the state machine (``recovery``, ``sharing``, ``retirement``,
-``scattering``) may see of the center and ask of it.
+``scattering``, ``retrying``) may see of the center and ask of it.
 
 ``CenterState`` is one. The handlers read its tables and change a task only by asking for a
 transition (the table in ``transitions`` is the one place a task's state changes); they never
@@ -45,6 +45,8 @@ class Center(CenterView, Protocol):
                    argument: Any = None) -> None: ...
 
     def transitions(self, recs: Recs, stimulus_id: str) -> None: ...
+
+    def bring_back(self, batch: list[TaskState], stimulus_id: str) -> None: ...
 
     def unlink_inputs(self, ts: TaskState) -> Recs: ...
 

@@ -145,6 +145,10 @@ class AsyncExecutor:
     async def cancel(self, futures: Any) -> None:
         self._started.cancel(futures)
 
+    async def retry(self, futures: Any) -> None:
+        """As ``Executor.retry``."""
+        self._started.retry(futures)
+
     async def close(self) -> None:
         if self.core is not None:
             await self.core.close_async()

@@ -186,6 +186,12 @@ class Executor(concurrent.futures.Executor):
         """Stop work not yet started for these futures and release their keys."""
         self.core.cancel(futures)
 
+    def retry(self, futures: Any) -> None:
+        """Run again the tasks of these futures (also inside containers and persisted
+        collections) that failed, with the failed inputs behind them, as dask's
+        ``Client.retry``; their futures are pending until the tasks settle again."""
+        self.core.retry(futures)
+
     def versions(self, check: bool = False) -> dict[str, Any]:
         """What each process runs: ``{"client": env, "center": env, "workers": {address:
         env}}``, each env ``{"implementation", "python", "packages": {name: version}}`` (None

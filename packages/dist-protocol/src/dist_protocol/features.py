@@ -44,6 +44,7 @@ FEATURES: dict[str, str] = {
                 "`want-keys`",
     "fire-and-forget": "the center takes `fire-and-forget`: it runs the tasks to their end "
                        "though no client wants them",
+    "retry": "the center takes `retry`: erred tasks a client wants run again",
     "retire-workers": "the center takes `adaptive-target` and `retire-workers` from clients "
                       "(what it would scale to; graceful retirement); a worker takes "
                       "`close-worker`",

@@ -1154,6 +1154,52 @@ def _FireAndForget(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _Retry(cls):
+    set_keys = cls.keys.__set__
+    setters = (set_keys,)
+    running = set()
+
+    def __init__(self, keys: 'list[str]') -> None:
+        set_keys(self, keys)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(keys={self.keys!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.keys,)==(other.keys,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.keys,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.keys]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _WantKeys(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
@@ -3349,6 +3395,10 @@ METHODS = {
         (('keys', 'list[str]', '-'),),
         None,
         _FireAndForget),
+    'Retry': (
+        (('keys', 'list[str]', '-'),),
+        None,
+        _Retry),
     'WantKeys': (
         (('keys', 'list[str]', '-'),),
         None,

@@ -341,6 +341,15 @@ class FireAndForget(Message):
     keys: list[str]
 
 
+@message("retry", "client->center", feature="retry")
+class Retry(Message):
+    """Run these erred tasks again, with the inputs that erred before them, their retries
+    as their specs give them: the center sends each again what it sends of a key that
+    settles (``key-in-memory``, ``task-erred``...). Keys not erred are ignored."""
+
+    keys: list[str]
+
+
 @message("want-keys", "client->center", feature="datasets")
 class WantKeys(Message):
     """This client holds these keys from now on (keys it learnt of from a dataset): the center

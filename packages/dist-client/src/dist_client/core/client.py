@@ -25,8 +25,8 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
-from dist_protocol.messages import (ClusterInfo, CoordinateReply, Message, Published, Submit,
-                                    TaskSpec)
+from dist_protocol.messages import (ClusterInfo, CoordinateReply, Message, Published, Retry,
+                                    Submit, TaskSpec)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
@@ -530,6 +530,23 @@ class ClientCore:
         """Stop work not yet started for these futures (also those inside containers and
         persisted dask collections) and release their keys."""
         self._cancel_states([future.keystate for future in futures_of(futures)])
+
+    def retry(self, futures: Any) -> None:
+        """Run again the tasks of these futures that failed (and the failed inputs behind
+        them); their futures are pending until the tasks settle again."""
+        states = [f.keystate for f in futures_of(futures) if f.keystate.status == "error"]
+        if not states:
+            return
+        center = self.center
+        if center is not None and "retry" not in center.features:
+            raise ClusterError(f"the center at {self.address} cannot retry tasks (an older "
+                               "release: it did not announce the protocol feature 'retry')")
+        self.until_connected()
+        with self.lock:
+            for state in states:
+                state.reset()
+            if self.state.queue(Retry(keys=list(dict.fromkeys(s.key for s in states)))):
+                self._schedule_flush(now=True)
 
     def _cancel_states(self, states: list[KeyState]) -> None:
         for state in states:
