@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from dist_client import Executor, Queue, as_completed, futures_of, progress, wait
+from dist_client import Executor, Future, Queue, as_completed, futures_of, progress, wait
 from dist_protocol.messages import Submit
 
 pytestmark = pytest.mark.timeout(90)
@@ -305,3 +305,12 @@ def test_retry_with_an_asynchronous_executor(module_cluster, tmp_path):
             await ae.retry(future)
             return await future
     assert asyncio.run(main()) == "second attempt"
+
+
+def test_get_with_sync_false_gives_futures_as_dask_does(e):
+    graph = {"a": (inc, 1), "b": (inc, "a"), "c": (add, "a", "b")}
+    futures = e.get(graph, ["b", ["c"]], sync=False)
+    assert isinstance(futures[0], Future) and isinstance(futures[1][0], Future)
+    assert e.gather(futures) == [3, [5]]
+    assert e.get(graph, "c", sync=False).result(RESULT_TIMEOUT) == 5
+    assert e.get(graph, ["b", "c"]) == (3, 5)  # values, as dask's schedulers give them

@@ -60,34 +60,54 @@ def _nest(keys: Any, values: dict) -> Any:
     return values[keys]
 
 
+def _in_shape(keys: Any, futures: dict) -> Any:
+    """The futures of ``keys``, a list for a list, as dask's ``Client.get(sync=False)``."""
+    if isinstance(keys, list):
+        return [_in_shape(k, futures) for k in keys]
+    return futures[keys]
+
+
 def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         allow_other_workers: bool = False, resources: Any = None, retries: int = 0,
-        priority: int = 0, **kwargs: Any) -> Any:
+        priority: int = 0, sync: bool = True, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
 
     ``workers`` and ``resources`` restrict every task, or, as a dict by key, the tasks of
     those keys (as dask's ``Client.get``); other keywords dask passes to schedulers are
     ignored. The graph's futures are released before this returns, also when it raises: an
     exception kept alive (by a REPL, say) must not keep them, or a later graph reusing these
-    key names would find the old results or errors.
+    key names would find the old results or errors. ``sync=False`` returns the futures of
+    ``keys`` instead (in their shape), as dask's ``Client.get`` does.
     """
+    if not sync:
+        return _in_shape(keys, _submit_for_get(core, dsk, keys, workers, allow_other_workers,
+                                               resources, retries, priority))
     futures: dict[Hashable, Future] = {}
     try:
-        graph = as_graph(dsk)
+        futures = _submit_for_get(core, dsk, keys, workers, allow_other_workers, resources,
+                                  retries, priority)
         wanted = list(dict.fromkeys(_flatten(keys)))
-        for key in wanted:
-            if key not in graph and key not in _persisted(dsk):
-                raise KeyError(key)
-        if not isinstance(workers, dict) and not isinstance(resources, dict):
-            graph = fuse_chains(graph, wanted)  # (per-key restrictions name the keys as given)
-        futures = submit_graph(core, dsk, wanted, restricted(
-            graph, workers, allow_other_workers, resources, retries, priority), graph)
         values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
         for future in futures.values():
             future.release()
         futures.clear()
+
+
+def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
+                    allow_other_workers: bool, resources: Any, retries: int,
+                    priority: int) -> dict[Hashable, Future]:
+    """``get``'s graph submitted: the futures of the keys wanted."""
+    graph = as_graph(dsk)
+    wanted = list(dict.fromkeys(_flatten(keys)))
+    for key in wanted:
+        if key not in graph and key not in _persisted(dsk):
+            raise KeyError(key)
+    if not isinstance(workers, dict) and not isinstance(resources, dict):
+        graph = fuse_chains(graph, wanted)  # (per-key restrictions name the keys as given)
+    return submit_graph(core, dsk, wanted, restricted(
+        graph, workers, allow_other_workers, resources, retries, priority), graph)
 
 
 def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
