@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gc
 import time
+import weakref
 
 import pytest
+from dist_client import Executor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,3 +123,42 @@ def test_closing_a_client_frees_what_it_held(cluster, executor, wait_until):
 
     wait_until_held(cluster, executor, wait_until, (1, 1), "the closed client's results to go")
     assert kept.result(timeout=RESULT_TIMEOUT) == make_block(99)
+
+
+def fail_with(block):
+    raise ValueError(f"no use for {len(block)} bytes")
+
+
+def test_what_a_frame_that_caught_a_tasks_error_held_is_freed_with_it(cluster, executor,
+                                                                      wait_until):
+    """The future kept the error it raised, and the error the frames it passed through: the
+    caller's frame (with its futures) lived as long as the executor, and their keys with it."""
+    def attempt():
+        block = executor.submit(make_block, 1, pure=False)
+        failing = executor.submit(fail_with, block, pure=False)
+        try:
+            failing.result(timeout=RESULT_TIMEOUT)
+        except ValueError as error:
+            assert "100000 bytes" in str(error)
+        else:
+            raise AssertionError("the task did not fail")
+
+    attempt()
+    gc.collect()
+    settle(executor)
+    wait_until_held(cluster, executor, wait_until, (0, 0), "the block the frame held to be freed")
+
+
+def test_an_executor_dropped_after_catching_a_tasks_error_is_closed(cluster, wait_until):
+    def session() -> weakref.ref:
+        dropped = Executor(cluster.address)
+        failing = dropped.submit(fail_with, b"x", pure=False)
+        try:
+            failing.result(timeout=RESULT_TIMEOUT)
+        except ValueError:
+            pass
+        return weakref.ref(dropped)
+
+    dropped = session()
+    gc.collect()
+    wait_until(lambda: dropped() is None, RELEASE_TIMEOUT, "the dropped executor to be freed")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import logging
 import threading
 from collections.abc import Callable
@@ -67,9 +68,10 @@ class KeyState:
 
     @property
     def failure(self) -> BaseException:
-        """The exception of a key that is not finished (pending reads as not done yet)."""
+        """The exception to raise for a key that is not finished (pending reads as not done
+        yet): a copy of the stored one each time (see ``to_raise``)."""
         if self.exception is not None:
-            return self.exception
+            return to_raise(self.exception)
         return concurrent.futures.InvalidStateError(f"{self.key} is {self.status}")
 
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
@@ -135,4 +137,26 @@ def _call_safely(callback: Callable[[], object]) -> None:
         log.exception("a done callback raised")
 
 
-__all__ = ["KeyState", "STATUSES"]
+def to_raise(exception: BaseException) -> BaseException:
+    """A copy of ``exception`` to raise. Raised, an exception keeps the frames it passes
+    through in its traceback, the caller's with their locals: were the stored one raised, the
+    key's state would keep the caller's frame, and with it the future and the executor there,
+    alive as long as the client's I/O thread runs -- its key, and a dropped executor's whole
+    session, held on the center for ever. The exception itself where it cannot be copied."""
+    try:
+        copied = copy.copy(exception)
+    except Exception:  # noqa: BLE001 -- an __init__ its args do not fit, a __reduce__ that fails
+        return exception
+    if type(copied) is not type(exception):
+        return exception
+    copied.__cause__ = exception.__cause__
+    copied.__context__ = exception.__context__
+    copied.__suppress_context__ = exception.__suppress_context__
+    notes = getattr(exception, "__notes__", None)
+    if isinstance(notes, list):
+        # (a note added to what was raised stays there)
+        setattr(copied, "__notes__", list(notes))  # noqa: B010 -- unknown to 3.10
+    return copied.with_traceback(exception.__traceback__)
+
+
+__all__ = ["KeyState", "STATUSES", "to_raise"]
