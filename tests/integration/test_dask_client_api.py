@@ -314,3 +314,18 @@ def test_get_with_sync_false_gives_futures_as_dask_does(e):
     assert e.gather(futures) == [3, [5]]
     assert e.get(graph, "c", sync=False).result(RESULT_TIMEOUT) == 5
     assert e.get(graph, ["b", "c"]) == (3, 5)  # values, as dask's schedulers give them
+
+
+def test_close_takes_a_timeout_as_dask_does(module_cluster):
+    executor = module_cluster.executor()
+    with pytest.raises(ValueError, match="timeout"):
+        executor.close(timeout=-1)
+    assert executor.status == "running"
+    executor.close(timeout=5)
+    assert executor.status == "closed"
+
+    async def main():
+        ae = await Executor(module_cluster.address, asynchronous=True)
+        await ae.close(timeout=5)
+        return ae.status
+    assert asyncio.run(main()) == "closed"

@@ -11,7 +11,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import data_path, duration, local_cluster_shape
+from .arguments import data_path, duration, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -149,9 +149,12 @@ class AsyncExecutor:
         """As ``Executor.retry``."""
         self._started.retry(futures)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
+        """As ``Executor.close``."""
+        if timeout is not None:
+            seconds("timeout", timeout)
         if self.core is not None:
-            await self.core.close_async()
+            await self.core.close_async(timeout)
 
     async def restart(self, timeout: float = 30.0) -> None:
         core = self._started

@@ -12,7 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import data_path, duration, local_cluster_shape
+from .arguments import data_path, duration, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
 from .actors import actor_options
@@ -385,10 +385,13 @@ class Executor(concurrent.futures.Executor):
         return ConcurrentView(self, submit_options, max_workers)
 
     # -- closing --------------------------------------------------------------------------------
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Close the connection (and the local cluster of ``Executor()``); futures not done
-        become cancelled, as with dask. ``shutdown()`` waits for them instead."""
-        self.core.close()
+        become cancelled, as with dask. ``shutdown()`` waits for them instead. ``timeout``
+        (seconds, as dask's) bounds the goodbye to the center; closing goes on after it."""
+        if timeout is not None:
+            seconds("timeout", timeout)
+        self.core.close(timeout)
 
     def __enter__(self) -> Executor:
         return self

@@ -584,22 +584,24 @@ class ClientCore:
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         shutdown.shut(self, wait, cancel_futures)
 
-    def close(self) -> None:
-        """Close the connection (and the local cluster); futures not done become cancelled."""
+    def close(self, timeout: float | None = None) -> None:
+        """Close the connection (and the local cluster); futures not done become cancelled.
+        Telling the center takes at most ``timeout`` seconds (5 by default); closing goes on
+        after that whatever the center says."""
         if not self._begin_closing():
             return
         try:
-            self.io.run(self._disconnect(), timeout=5)
+            self.io.run(self._disconnect(), timeout=5 if timeout is None else timeout)
         except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
             pass
         self._end_closing()
 
-    async def close_async(self) -> None:
+    async def close_async(self, timeout: float | None = None) -> None:
         """``close``, awaited on the caller's event loop."""
         if not self._begin_closing():
             return
         try:
-            await wait_for(self.io.run_async(self._disconnect()), 5)
+            await wait_for(self.io.run_async(self._disconnect()), 5 if timeout is None else timeout)
         except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
             pass
         self._end_closing()
