@@ -7,7 +7,8 @@ import types
 from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
                                      serialize)
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
-from dist_worker.execution import KEEP_SERIALIZED_BELOW, InlinePolicy, run_task, substitute
+from dist_worker.execution import (KEEP_SERIALIZED_BELOW, InlinePolicy, run_task, run_task_on_loop,
+                                   substitute)
 
 
 def msgpack_args(*args, **kwargs):
@@ -351,3 +352,37 @@ def test_a_process_the_task_forked_exits_when_it_returns_into_the_worker(tmp_pat
     pid, status = os.wait()
     assert os.waitstatus_to_exitcode(status) == 0  # it exited where it left the task
     assert marks.read_text() == "child returned\n"  # after running the task's code to its end
+
+
+def stop_the_current_loop():
+    import asyncio
+    try:
+        asyncio.get_event_loop().stop()
+    except RuntimeError as exc:  # as on a pool thread: there is none
+        return f"no loop: {exc}"
+    return "stopped one"
+
+
+def run_a_loop_of_its_own():
+    import asyncio
+
+    async def answer():
+        return 42
+    return asyncio.run(answer())
+
+
+def test_a_task_run_on_the_event_loop_cannot_see_it_as_on_a_pool_thread():
+    """A fast function runs inline on the worker's loop: there, asyncio.run() failed (a loop
+    is running) and a stop() of the current loop stopped the worker's, ending the process."""
+    import asyncio
+
+    async def worker_loop():
+        stop = run_task_on_loop(Execute("s", dumps_function(stop_the_current_loop), None, {}))
+        own = run_task_on_loop(Execute("r", dumps_function(run_a_loop_of_its_own), None, {}))
+        await asyncio.sleep(0)  # the loop goes on
+        assert asyncio.get_event_loop() is asyncio.get_running_loop()  # and is ours again
+        return stop, own
+
+    stop, own = asyncio.run(worker_loop())
+    assert type(stop) is ExecutionSucceeded and stop.value.startswith("no loop"), stop
+    assert type(own) is ExecutionSucceeded and own.value == 42, own

@@ -196,6 +196,21 @@ def small_msgpack(value: Any) -> Payload | None:
     return Payload("msgpack", [packed]) if len(packed) <= SMALL_VALUE_BYTES else None
 
 
+def run_task_on_loop(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
+    """``run_task`` on the worker's event loop thread, with the loop out of the task's sight,
+    as it is from a pool thread: a task that asks asyncio for the current loop gets none (and
+    cannot stop the worker's), and ``asyncio.run()`` inside it runs as it would on a thread
+    rather than fail because a loop is running."""
+    loop = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    try:
+        return run_task(instruction)
+    finally:
+        asyncio.set_event_loop(loop)
+        asyncio._set_running_loop(loop)
+
+
 def _leave_forked_copy(key: str) -> NoReturn:
     """In a process the task forked (``os.fork()`` without exec), which came back from the
     task's function into the worker's code: a copy of the worker with one thread, the loop's

@@ -30,7 +30,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      Fetch, FetchFailed, FreeRequested, InputsUnloadable, ReplicasRequested,
                      RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
-from .execution import InlinePolicy, TaskRunner, run_task
+from .execution import InlinePolicy, TaskRunner, run_task_on_loop
 from .memory import MemoryPolicy
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
@@ -367,7 +367,7 @@ class Worker:
                         return
                     task_context.set_current(self.task_context(ins.key, on_loop=True))
                     try:
-                        outcome = run_task(ins)
+                        outcome = run_task_on_loop(ins)
                     except RunOnThread:
                         # It waits on the cluster, which the loop must serve meanwhile.
                         self._inline.bar(function_key)
