@@ -21,7 +21,7 @@ import pytest
 from dist_center.server import Center
 from dist_client import Executor
 from dist_protocol.comm import Comm, connect
-from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, KeyInMemory, Session,
+from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, GetData, KeyInMemory, Session,
                                     SessionReply, Submit, TaskSpec)
 from dist_protocol.serialize import deserialize, dumps_function, serialize
 from dist_worker.server import Worker
@@ -238,4 +238,36 @@ def test_the_servers_keep_nothing_for_sessions_that_ended(servers):
     after = servers.call(census())
     grown = {where: (before.get(where), size) for where, size in after.items()
              if size > before.get(where, 0)}
+    assert grown == {}
+
+
+def test_a_worker_keeps_nothing_for_peers_that_came_and_went(servers):
+    """Every restarted worker is a peer at a new address: a worker up for days must not keep
+    a record for each one it ever fetched from."""
+    async def fetch_from_short_lived_peers(count: int) -> None:
+        for _ in range(count):
+            peer = Worker(servers.center.address, nthreads=1, port=0)
+            await peer.start()
+            await asyncio.wait_for(peer.registered.wait(), 30)
+            reply = await servers.worker.request(peer.address, GetData(id=0, keys=["absent"]))
+            assert reply.missing == ["absent"]
+            await peer.close()
+
+    def sizes() -> dict[str, int]:
+        return container_sizes(servers.worker, "worker", {})
+
+    async def census() -> dict[str, int]:
+        return sizes()
+
+    servers.call(fetch_from_short_lived_peers(2))
+    wait_until(lambda: not servers.worker.state.tasks and len(servers.center.comms) == 1,
+               timeout=30, what="the first peers to be gone")
+    before = servers.call(census())
+    servers.call(fetch_from_short_lived_peers(10))
+    wait_until(lambda: len(servers.center.comms) == 1, timeout=30, what="the later peers gone")
+    after = servers.call(census())
+    # (A peer run in this process leaves the connections it accepted open when it closes, where
+    # a peer process would end them: the connections themselves are not counted here.)
+    grown = {where: (before.get(where), size) for where, size in after.items()
+             if size > before.get(where, 0) and where != "worker._peers"}
     assert grown == {}

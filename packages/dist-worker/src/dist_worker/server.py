@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
@@ -97,7 +98,7 @@ class Worker:
         self.gave_up: str | None = None  # why we stopped looking for the center, if we did
         self.registrations = 0
         self._peers: dict[str, Comm] = {}
-        self._peer_locks: dict[str, asyncio.Lock] = {}
+        self._connecting: dict[str, asyncio.Future[Comm]] = {}
         self._replies = PendingReplies()
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
@@ -436,18 +437,30 @@ class Worker:
         comm = self._peers.get(address)
         if comm is not None and not comm.is_closed:
             return comm
-        lock = self._peer_locks.setdefault(address, asyncio.Lock())
-        async with lock:
-            comm = self._peers.get(address)
-            if comm is not None and not comm.is_closed:
-                return comm
-            comm = await connect(address, role="peer", token=self.token, name=self.address,
-                                 ssl_context=self.ssl_client, limits=self.limits,
-                                 timeout=self.handshake_timeout)
-            comm.set_handler(self._replies.received_all)
-            comm.on_close(self._peer_closed)
-            self._peers[address] = comm
-            return comm
+        # One connection attempt per peer at a time, which every caller meanwhile awaits; it
+        # is forgotten once done, so peers that came and went (each restart of a worker is a
+        # new address) leave nothing behind here.
+        connecting = self._connecting.get(address)
+        if connecting is None:
+            connecting = asyncio.ensure_future(self._connect_peer(address))
+            self._connecting[address] = connecting
+            connecting.add_done_callback(partial(self._connected, address))
+        return await asyncio.shield(connecting)
+
+    async def _connect_peer(self, address: str) -> Comm:
+        comm = await connect(address, role="peer", token=self.token, name=self.address,
+                             ssl_context=self.ssl_client, limits=self.limits,
+                             timeout=self.handshake_timeout)
+        comm.set_handler(self._replies.received_all)
+        comm.on_close(self._peer_closed)
+        self._peers[address] = comm
+        return comm
+
+    def _connected(self, address: str, connecting: asyncio.Future) -> None:
+        if self._connecting.get(address) is connecting:
+            del self._connecting[address]
+        if not connecting.cancelled():
+            connecting.exception()  # (its callers got it; were they all gone, none did)
 
     def _peer_closed(self, comm: Comm) -> None:
         for address, known in list(self._peers.items()):
