@@ -243,3 +243,17 @@ def test_two_workers_retire_together_onto_the_third(center):
     [(_, reply)] = of_type(out, RetireWorkersReply)
     assert reply.retired == {"w1": "w1", "w2": "w2"}
     assert all(center.who_has(key) == {"w3"} for key in held)
+
+
+def test_workers_that_came_and_went_leave_nothing_behind(center):
+    """A center up for days sees workers restart, each at a new address."""
+    for number in range(5):
+        join(center, f"tcp://w:{number}")
+        center.leave(f"tcp://w:{number}")
+    assert center.state.retirements.closable == set()
+    join(center, "tcp://w:9")
+    retire(center, "tcp://w:9")
+    assert "tcp://w:9" in center.state.retirements.closing
+    center.leave("tcp://w:9")  # told to close, it did: retired
+    assert center.state.retirements.closable == set()
+    assert center.state.retirements.closing == set()

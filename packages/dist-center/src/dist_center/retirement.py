@@ -63,6 +63,12 @@ class Retirements:
         else:
             self.closable.discard(address)
 
+    def worker_left(self, address: str) -> None:
+        """Forget what it agreed (a retiring worker is seen out by ``progress``): every worker
+        that ever came and went would stay here otherwise."""
+        if address not in self.retiring:
+            self.closable.discard(address)
+
     def client_left(self, client: str) -> None:
         """Its requests go on (the workers are retiring); nobody is told the outcome."""
         for request in self.requests:

@@ -441,6 +441,7 @@ class CenterState(TaskMachine):
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
+        self.retirements.worker_left(worker.address)
         ahead = worker.ahead or ()  # (tasks waiting there for their inputs never ran)
         running = set(itertools.islice((key for key in worker.processing if key not in ahead),
                                        worker.nthreads)) | worker.long_running
