@@ -39,7 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from spill import Cluster, PeakSampler  # noqa: E402
+from spill import Cluster, PeakSampler, write_report  # noqa: E402
 
 MB = 10**6
 
@@ -198,17 +198,7 @@ def main() -> None:
               "threads_per_worker": 1, "cpus": os.cpu_count(), "systems": {}}
     for system in args.systems.split(","):
         report["systems"][system] = run_system(system, args, log_dir)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2))
-    print(f"\n{'system':6} {'workload':16} {'wall s':>7} {'peak RSS MB (w0, w1)':>21} "
-          f"{'spilled MB':>10} {'restarts':>8} correct")
-    for system, runs in report["systems"].items():
-        for name, r in runs.items():
-            peaks = ", ".join(map(str, r["peak_rss_mb"]))
-            print(f"{system:6} {name:16} {r['wall_s']:7.1f} {peaks:>21} {r['spilled_mb']:10} "
-                  f"{r['restarts']:8} {outcome(r)}")
-    print(f"\nlogs: {log_dir}\nresults: {output}")
+    write_report(report, Path(args.output), log_dir, outcome)
 
 
 if __name__ == "__main__":

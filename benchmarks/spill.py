@@ -350,16 +350,26 @@ def main() -> None:
               "workers": 2, "threads_per_worker": 1, "cpus": os.cpu_count(), "systems": {}}
     for system in args.systems.split(","):
         report["systems"][system] = run_system(system, args, directory, expected, log_dir)
-    output = Path(args.output)
+    write_report(report, Path(args.output), log_dir, outcome)
+
+
+def outcome(result: dict) -> str:
+    return "yes" if result["correct"] else "NO: " + str(result["problem"])
+
+
+def write_report(report: dict, output: Path, log_dir: Path, outcome) -> None:
+    """Write ``report`` as JSON to ``output`` and print one line per system and workload,
+    ``outcome(result)`` in the last column."""
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2))
-    print(f"\n{'system':6} {'workload':8} {'wall s':>7} {'peak RSS MB (w0, w1)':>21} "
+    width = max((len(name) for runs in report["systems"].values() for name in runs), default=8)
+    print(f"\n{'system':6} {'workload':{width}} {'wall s':>7} {'peak RSS MB (w0, w1)':>21} "
           f"{'spilled MB':>10} {'restarts':>8} correct")
     for system, runs in report["systems"].items():
         for name, r in runs.items():
             peaks = ", ".join(map(str, r["peak_rss_mb"]))
-            print(f"{system:6} {name:8} {r['wall_s']:7.1f} {peaks:>21} {r['spilled_mb']:10} "
-                  f"{r['restarts']:8} {'yes' if r['correct'] else 'NO: ' + str(r['problem'])}")
+            print(f"{system:6} {name:{width}} {r['wall_s']:7.1f} {peaks:>21} "
+                  f"{r['spilled_mb']:10} {r['restarts']:8} {outcome(r)}")
     print(f"\nlogs: {log_dir}\nresults: {output}")
 
 
