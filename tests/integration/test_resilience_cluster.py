@@ -209,6 +209,25 @@ def test_restart_cancels_every_future_and_starts_new_worker_processes(cluster, e
     assert other.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
 
 
+def clear_environment():
+    os.environ.clear()
+    return len(os.environ)
+
+
+@pytest.mark.cluster(nanny=True)
+def test_restart_starts_new_processes_after_a_task_cleared_the_environment(cluster, executor):
+    """The worker asked its environment whether a nanny runs it, when told to restart: after
+    a task's os.environ.clear() it restarted in its own process, and its memory with it."""
+    before = cluster.worker_pids(executor)
+    assert set(executor.run(clear_environment).values()) == {0}
+    executor.restart()
+    cluster.wait_for_workers(executor, 2, timeout=30)
+    pids = cluster.worker_pids(executor)
+    assert set(pids.values()).isdisjoint(before.values()), (before, pids)
+    assert executor.gather(executor.map(inc, range(10)), timeout=RESULT_TIMEOUT) \
+        == list(range(1, 11))
+
+
 def test_restart_without_nannies_empties_the_workers(cluster, executor, wait_until):
     before = cluster.worker_pids(executor)
     held = executor.map(inc, range(10))

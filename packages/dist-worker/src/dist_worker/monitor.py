@@ -94,6 +94,8 @@ class Monitored(Protocol):
 class Monitor:
     def __init__(self, worker: Monitored):
         self.worker = worker
+        # Read once: a task may change the environment (os.environ.clear()).
+        self.under_nanny = bool(os.environ.get("DIST_NANNY_PID"))
         self._unmanaged_warning_after = 0.0  # clock time before which it is not repeated
         self._terminate_warned = False
         self._above_target = False  # as last told to the worker
@@ -258,7 +260,7 @@ class Monitor:
         return self.rss() if spilled else rss
 
     def _terminate(self, rss: int, terminate: int) -> None:
-        if os.environ.get("DIST_NANNY_PID"):
+        if self.under_nanny:
             log.error("worker memory %s is above %s, %.0f%% of the limit: restarting",
                       format_bytes(rss), format_bytes(terminate),
                       100 * (self.worker.memory_policy.terminate or 0))

@@ -303,7 +303,7 @@ class Worker:
         """Under a nanny: exit so it starts a fresh process. Alone: drop everything and
         register again as a new, empty worker."""
         log.warning("restarting: %s", reason)
-        if os.environ.get("DIST_NANNY_PID"):
+        if self.monitor.under_nanny:
             self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
         self.handle(RestartRequested(reason))
