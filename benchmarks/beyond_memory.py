@@ -13,10 +13,15 @@ workers' memory, each checked against the answer computed another way:
 * ``scatter``: one array of 1.5 times one worker's limit scattered, then summed on the
   cluster (no worker can receive it: a clear refusal, sending nothing, counts as handled);
 * ``gather``: 12 results of 50 MB gathered to the client at once (1.5 times the workers'
-  memory together).
+  memory together);
+* ``shuffle``: a dataframe of 1.5 times the workers' memory together (``key, x, y, z``, 40
+  partitions; ``--shuffle-gb`` sets another size) persisted, then shuffled on ``key`` with
+  tasks, then per partition its rows, the sum of ``x`` and its keys (each key must land in
+  one partition only), then released.
 
 Reported per system and workload: wall time, peak RSS of each worker process (nanny
-excluded), bytes written to spill files, restarts and whether the answer is right.
+excluded), bytes written to and read back from spill files, restarts and whether the answer
+is right.
 
     python benchmarks/beyond_memory.py                    # both systems
     python benchmarks/beyond_memory.py --systems dist --workloads array-sum,map-sum
@@ -42,6 +47,8 @@ sys.path.insert(0, str(HERE))
 from spill import Cluster, PeakSampler, write_report  # noqa: E402
 
 MB = 10**6
+SHUFFLE_PARTITIONS = 40
+SHUFFLE_KEYS = 10_000
 
 
 class Refused(str):
@@ -59,7 +66,21 @@ def total_of(values: np.ndarray) -> float:
     return float(values.sum())
 
 
-def workloads(limit: int, factor: float):
+def frame_part(i: int, rows: int):
+    import pandas as pd
+    rng = np.random.default_rng(1000 + i)
+    return pd.DataFrame({"key": rng.integers(0, SHUFFLE_KEYS, rows), "x": rng.random(rows),
+                         "y": rng.random(rows), "z": rng.random(rows)})
+
+
+def partition_stats(frame):
+    import pandas as pd
+    keys = np.unique(frame["key"].to_numpy())
+    return pd.DataFrame({"rows": [len(frame)], "xsum": [float(frame["x"].sum())],
+                         "keys": [keys.tobytes()]})
+
+
+def workloads(limit: int, factor: float, shuffle_bytes: float | None = None):
     import dask.array as da
 
     side = int((factor * 2 * limit / 8) ** 0.5) // 1000 * 1000
@@ -124,13 +145,40 @@ def workloads(limit: int, factor: float):
         del futures, values
         return f"blocks {wrong} wrong" if wrong else None
 
+    def shuffle(client, compute):
+        import dask.dataframe as dd
+        total = shuffle_bytes or 1.5 * 2 * limit
+        rows = int(total / 32 / SHUFFLE_PARTITIONS)  # four 8-byte columns
+        frame = client.persist(dd.from_map(frame_part, range(SHUFFLE_PARTITIONS), rows=rows))
+        try:
+            shuffled = frame.shuffle("key", shuffle_method="tasks")
+            stats = compute(shuffled.map_partitions(
+                partition_stats, meta={"rows": "i8", "xsum": "f8", "keys": "O"}))
+        finally:
+            del frame
+        parts = [frame_part(i, rows) for i in range(SHUFFLE_PARTITIONS)]
+        want_rows = rows * SHUFFLE_PARTITIONS
+        want_xsum = sum(float(p["x"].sum()) for p in parts)
+        want_keys = len(np.unique(np.concatenate([p["key"].to_numpy() for p in parts])))
+        del parts
+        if int(stats["rows"].sum()) != want_rows:
+            return f"{int(stats['rows'].sum())} rows, expected {want_rows}"
+        if not np.isclose(stats["xsum"].sum(), want_xsum, rtol=1e-9):
+            return "sum of x differs"
+        seen = np.concatenate([np.frombuffer(k, dtype=np.int64) for k in stats["keys"]])
+        if len(seen) != len(np.unique(seen)):
+            return "a key is in more than one partition"
+        return None if len(seen) == want_keys else "keys are missing"
+
     return {"array-sum": array_sum, "array-transpose": array_transpose, "persist": persist,
-            "map-sum": map_sum, "scatter": scatter, "gather": gather}, side, persisted_side
+            "map-sum": map_sum, "scatter": scatter, "gather": gather,
+            "shuffle": shuffle}, side, persisted_side
 
 
 def run_system(system: str, args, log_dir: Path) -> dict:
     limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
-    table, side, persisted = workloads(limit, args.factor)
+    table, side, persisted = workloads(limit, args.factor,
+                                       args.shuffle_gb * 1e9 if args.shuffle_gb else None)
     print(f"{system}: array {side}x{side} ({side * side * 8 / MB:.0f} MB), persisted "
           f"{persisted}x{persisted} ({persisted * persisted * 8 / MB:.0f} MB)", flush=True)
     cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent)
@@ -148,6 +196,7 @@ def run_system(system: str, args, log_dir: Path) -> dict:
             sampler = PeakSampler(cluster)
             sampler.start()
             written_before = cluster.spill_written(client)
+            read_before = cluster.spill_read(client)
             started = time.perf_counter()
             error = wrong = None
             try:
@@ -164,6 +213,7 @@ def run_system(system: str, args, log_dir: Path) -> dict:
                 "peak_rss_mb": [round(p / MB) for p in sampler.peaks],
                 "spilled_mb": max(0, round((cluster.spill_written(client) - written_before)
                                            / MB)),
+                "read_back_mb": max(0, round((cluster.spill_read(client) - read_before) / MB)),
                 "restarts": len(sampler.pids - set(cluster.first_children))}
             print(f"{system:5} {name:16} {json.dumps(results[name])}", flush=True)
             cluster.first_children = cluster.worker_processes()
@@ -188,8 +238,11 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="400MB", help="per worker, in MB")
     parser.add_argument("--factor", type=float, default=4.0,
                         help="the array's size over the workers' memory together")
+    parser.add_argument("--shuffle-gb", type=float, default=None,
+                        help="the shuffled dataframe's size (default: 1.5 times the workers' "
+                        "memory together)")
     parser.add_argument("--workloads", default="array-sum,array-transpose,persist,map-sum,"
-                        "scatter,gather")
+                        "scatter,gather,shuffle")
     parser.add_argument("--output", default=str(HERE / "results" /
                                                  "beyond-memory-latest.json"))
     args = parser.parse_args()

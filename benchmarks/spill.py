@@ -212,14 +212,21 @@ class Cluster:
         return found
 
     def spill_written(self, client) -> int:
+        return self._spill_bytes(client, "spill_written", "disk-write")
+
+    def spill_read(self, client) -> int:
+        """Bytes read back from spill files, all workers together, since they started."""
+        return self._spill_bytes(client, "spill_read", "disk-read")
+
+    def _spill_bytes(self, client, dist_metric: str, dask_metric: str) -> int:
         if self.system == "dist":
             url = f"http://127.0.0.1:{self.dashboard}/api/workers"
             with urllib.request.urlopen(url, timeout=10) as reply:
                 rows = json.load(reply)
             rows = rows["workers"] if isinstance(rows, dict) else rows
-            return sum(row.get("spill_written", 0) for row in rows)
+            return sum(row.get(dist_metric, 0) for row in rows)
         totals = client.run(lambda dask_worker: dask_worker.data.cumulative_metrics.get(
-            ("disk-write", "bytes"), 0))
+            (dask_metric, "bytes"), 0))
         return int(sum(totals.values()))
 
     def stop(self) -> None:
@@ -364,12 +371,13 @@ def write_report(report: dict, output: Path, log_dir: Path, outcome) -> None:
     output.write_text(json.dumps(report, indent=2))
     width = max((len(name) for runs in report["systems"].values() for name in runs), default=8)
     print(f"\n{'system':6} {'workload':{width}} {'wall s':>7} {'peak RSS MB (w0, w1)':>21} "
-          f"{'spilled MB':>10} {'restarts':>8} correct")
+          f"{'spilled MB':>10} {'read MB':>8} {'restarts':>8} correct")
     for system, runs in report["systems"].items():
         for name, r in runs.items():
             peaks = ", ".join(map(str, r["peak_rss_mb"]))
             print(f"{system:6} {name:{width}} {r['wall_s']:7.1f} {peaks:>21} "
-                  f"{r['spilled_mb']:10} {r['restarts']:8} {outcome(r)}")
+                  f"{r['spilled_mb']:10} {r.get('read_back_mb', '-'):>8} {r['restarts']:8} "
+                  f"{outcome(r)}")
     print(f"\nlogs: {log_dir}\nresults: {output}")
 
 
