@@ -41,8 +41,9 @@ OPTIONS = [
            "threads), or 0 for none; it spills, pauses and restarts at the fractions below "
            "[default: auto]",
            envvar="DIST_MEMORY_LIMIT"),
-    Option("memory-target-fraction", "spill least-recently-used results to disk once they pass "
-           "this fraction of the limit (off: never)", envvar="DIST_MEMORY_TARGET_FRACTION",
+    Option("memory-target-fraction", "spill results to disk once they pass this fraction of "
+           "the limit, those no queued task reads first (off: never)",
+           envvar="DIST_MEMORY_TARGET_FRACTION",
            default=str(DEFAULT_FRACTIONS["target"])),
     Option("memory-spill-fraction", "spill also when the whole process passes this fraction "
            "(off: never)", envvar="DIST_MEMORY_SPILL_FRACTION",

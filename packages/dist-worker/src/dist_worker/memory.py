@@ -9,8 +9,8 @@ v1) and ``RLIMIT_RSS``, so a worker in a container sizes itself by what it may r
 Four thresholds, each a fraction of the limit, say what the worker does as memory grows
 (the defaults are dask's):
 
-* ``target`` (0.6): spill least-recently-used values to disk once the values held (managed
-  memory) pass it;
+* ``target`` (0.6): spill values to disk (those no queued task reads first, see ``store``)
+  once the values held (managed memory) pass it;
 * ``spill`` (0.7): spill also when the process as a whole (unmanaged memory included) passes it;
 * ``pause`` (0.8): start no new task until the process falls below it again;
 * ``terminate`` (0.95): under a nanny, exit so the nanny starts a fresh process.

@@ -3,7 +3,7 @@ its memory grows towards ``--memory-limit`` (the thresholds of ``memory.MemoryPo
 
 Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compared:
 
-* above *spill*, least-recently-used values go to disk until the process is back under
+* above *spill*, values go to disk (in the store's spill order) until the process is back under
   *target* by the values' estimated sizes (the store spills past *target* on its own, by
   the values alone, whenever one is stored);
 * above *pause*, or when spilling is impossible (a full or unwritable disk) while memory is

@@ -28,6 +28,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      StealRequested, StoryRequested)
+from .readers import UpcomingReads
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -73,6 +74,10 @@ class WorkerState:
         self.data: MutableMapping[str, Any] = {} if data is None else data
         self.nbytes: dict[str, int] = {}
         self.serialized: dict[str, Any] = {}  # key -> Payload, when cheap to keep
+        # When each input will next be read by a task here; a store that spills is told, so
+        # that it spills what is read last (a plain dict has nothing to decide).
+        plan_use = getattr(self.data, "plan_use", None)
+        self.reads = UpcomingReads(plan_use if callable(plan_use) else _no_plan)
         self.tasks: dict[str, WorkerTask] = {}
         self.ready: list[tuple[tuple[int, int], str]] = []
         self.executing: set[str] = set()  # running, each on one of the nthreads slots
@@ -157,6 +162,7 @@ class WorkerState:
             return
         if ts is None:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
+            self.reads.add(key, ts.priority, msg.who_has)
         else:
             ts.message = msg  # a resend carries fresher who_has
         missing = [dep for dep in msg.who_has if dep not in self.data]
@@ -232,6 +238,7 @@ class WorkerState:
 
     def _drop_task(self, ts: WorkerTask, finish: str = "forgotten") -> None:
         del self.tasks[ts.key]
+        self.reads.remove(ts.key, ts.message.who_has)
         for dep in ts.waiting_on:
             waiting = self.waiters.get(dep)
             if waiting is not None:
@@ -323,6 +330,8 @@ class WorkerState:
         self.executing.discard(key)
         self.seceded.discard(key)
         ts = self.tasks.pop(key, None)
+        if ts is not None:
+            self.reads.remove(key, ts.message.who_has)
         if ts is None or ts.state not in RUNNING:
             return  # freed while it ran: drop the result
         self._set_state(ts, "memory")
@@ -342,6 +351,8 @@ class WorkerState:
         self.executing.discard(event.key)
         self.seceded.discard(event.key)
         ts = self.tasks.pop(event.key, None)
+        if ts is not None:
+            self.reads.remove(event.key, ts.message.who_has)
         if ts is None or ts.state not in RUNNING:
             return
         self._set_state(ts, "erred")
@@ -477,6 +488,7 @@ class WorkerState:
         self.nbytes.clear()
         self.serialized.clear()
         self.tasks.clear()
+        self.reads.clear()
         self.ready.clear()
         self.in_flight.clear()
         self.flight_sizes.clear()
@@ -519,6 +531,10 @@ class WorkerState:
             for task_key in waiting:
                 if task_key != REPLICA:
                     assert key in self.tasks[task_key].waiting_on, (key, task_key)
+
+
+def _no_plan(key: str, when: tuple[int, int] | None) -> None:
+    pass
 
 
 _STIMULUS_PREFIX: dict[type, str] = {

@@ -1,14 +1,23 @@
 """The values a worker holds, in memory up to a target and on disk beyond it.
 
 ``DataStore`` is the mapping ``WorkerState.data`` is: reads, writes and deletes look like a
-dict's, and a value on disk is read back transparently. The values in memory are kept in the
-order they were last used, each weighed by its estimated size; once they weigh more than the
-target, the least recently used go to the ``DiskMapping`` of ``spill.py`` (a value heavier
-than the whole target first). That is what dask's workers do with ``zict.Buffer``; this one is
-a plain dict kept in use order, because the store is touched several times per task and only
-from the worker's event loop: zict's locks and layers cost a small task's result more (about
-a sixth of a worker's CPU per task) than the task itself, and importing zict's package a
-worker's start-up 25 ms.
+dict's, and a value on disk is read back transparently. Each value in memory is weighed by its
+estimated size; once they weigh more than the target, values go to the ``DiskMapping`` of
+``spill.py`` in this order (``SpillOrder``):
+
+1. a value heavier than the whole target;
+2. values whose readers here have all finished (what is left of them is for peers, the
+   client, or tasks not yet sent here), least recently used first;
+3. values no task here has read yet, nor is queued to read, least recently used first;
+4. values a task queued here will read (``plan_use``, from ``readers.UpcomingReads``), the
+   one read furthest ahead first; the inputs of the next task to run go last.
+
+dask's workers spill least recently used first (``zict.Buffer``), whatever is queued: a
+shuffle's split, read in turn by one task per output partition, is then written out and read
+back once per reader. Here it is plain dicts and a heap rather than zict, because the store
+is touched several times per task and only from the worker's event loop: zict's locks and
+layers cost a small task's result more (about a sixth of a worker's CPU per task) than the
+task itself, and importing zict's package a worker's start-up 25 ms.
 
 What cannot go to disk stays in memory and is reported once, never retried in a loop:
 
@@ -23,6 +32,7 @@ nothing.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import tempfile
@@ -59,12 +69,10 @@ class DataStore(MutableMapping):
         self.weights: dict[str, int] = {}  # key -> estimated bytes in memory, every key held
         self._size_hint = size_hint
         self.target = target
-        # The values in memory that may spill, the least recently used first (a dict keeps
-        # the order keys went in; a use moves its key to the end), what they weigh, and
-        # those heavier than the target alone, which spill before any other.
+        # The values in memory that may spill, what they weigh, and the order they spill in.
         self._lru: dict[str, Any] = {}
         self._lru_weight = 0
-        self._heavy: dict[str, None] = {}
+        self.order = SpillOrder()
         self.pinned: dict[str, Any] = {}  # kept in memory whatever the target: see above
         self._pinned_weight = 0
         self.spill_error: str | None = None  # why spilling is suspended, if it is
@@ -111,11 +119,15 @@ class DataStore(MutableMapping):
         return key in self._lru or key in self.pinned
 
     # -- the mapping ---------------------------------------------------------------------------
+    def plan_use(self, key: str, when: tuple[int, int] | None) -> None:
+        """A task queued here will next read ``key`` at ``when`` (``None``: none will any
+        more); the store need not hold ``key`` yet."""
+        self.order.plan(key, when, key in self._lru)
+
     def __getitem__(self, key: str) -> Any:
-        lru = self._lru
-        value = lru.pop(key, _ABSENT)
+        value = self._lru.get(key, _ABSENT)
         if value is not _ABSENT:
-            lru[key] = value  # the most recently used now
+            self.order.touch(key)
             return value
         value = self.pinned.get(key, _ABSENT)
         if value is not _ABSENT:
@@ -147,8 +159,7 @@ class DataStore(MutableMapping):
     def _keep(self, key: str, value: Any, weight: int) -> None:
         self._lru[key] = value
         self._lru_weight += weight
-        if weight > self._target:
-            self._heavy[key] = None
+        self.order.add(key, weight > self._target)
 
     def __delitem__(self, key: str) -> None:
         if key not in self:
@@ -158,7 +169,7 @@ class DataStore(MutableMapping):
     def _discard(self, key: str) -> None:
         if self._lru.pop(key, _ABSENT) is not _ABSENT:
             self._lru_weight -= self.weights[key]
-            self._heavy.pop(key, None)
+            self.order.remove(key)
         elif self.pinned.pop(key, _ABSENT) is not _ABSENT:
             self._pinned_weight -= self.weights[key]
         self.slow.forget(key)
@@ -211,16 +222,13 @@ class DataStore(MutableMapping):
         return True
 
     def evict(self, keep: Collection[str] = ()) -> int:
-        """Spill the least recently used value not in ``keep``; its estimated bytes (0:
+        """Spill the first value in spill order not in ``keep``; its estimated bytes (0:
         nothing spilled). A running task's inputs are kept: spilling them frees nothing."""
         if not self._lru or not self._may_spill():
             return 0
 
         def spill_one() -> int:  # chosen again after a value that cannot spill is pinned
-            if keep:
-                key = next((k for k in self._lru if k not in keep), None)
-            else:
-                key = next(iter(self._heavy or self._lru), None)
+            key = self.order.first(keep)
             return 0 if key is None else self._spill(key)
 
         return self._guarded(spill_one) or 0
@@ -232,7 +240,10 @@ class DataStore(MutableMapping):
 
     def _spill_until_below_target(self, room: int = 0) -> None:
         while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
-            self._spill(next(iter(self._heavy or self._lru)))
+            key = self.order.first()
+            if key is None:
+                break
+            self._spill(key)
 
     def _make_room(self, weight: int) -> None:
         """Spill until ``weight`` more bytes in memory stay within the target."""
@@ -243,7 +254,7 @@ class DataStore(MutableMapping):
         """Write ``key``'s value to disk, then let go of it in memory; its weight."""
         self.slow[key] = self._lru[key]  # raises, and nothing changes, when it cannot
         del self._lru[key]
-        self._heavy.pop(key, None)
+        self.order.remove(key)
         weight = self.weights[key]
         self._lru_weight -= weight
         return weight
@@ -284,8 +295,8 @@ class DataStore(MutableMapping):
         self.spilled_count += max(0, len(self.slow) - before)
 
     def _pin(self, key: str, reason: str) -> None:
-        value = self._lru.pop(key)  # out of the order of use, so no eviction tries it again
-        self._heavy.pop(key, None)
+        value = self._lru.pop(key)  # out of the spill order, so no eviction tries it again
+        self.order.remove(key)
         weight = self.weights.get(key, 0)
         self._lru_weight -= weight
         self.pinned[key] = value
@@ -305,3 +316,98 @@ class DataStore(MutableMapping):
         """Delete every spill file, and the directory this store made."""
         self.slow.close()
         self._workspace.remove()
+
+
+class SpillOrder:
+    """The order in which the values in memory spill (see the module's docstring): keys only,
+    no values and no I/O. Every operation is O(1), or O(log n) amortised for keys with a
+    planned read (a heap whose outdated entries are dropped when they surface, and rebuilt
+    when they outnumber the live ones)."""
+
+    def __init__(self) -> None:
+        self.heavy: dict[str, None] = {}  # heavier than the target alone
+        self.done: dict[str, None] = {}  # read by every task queued for it: LRU first
+        self.idle: dict[str, None] = {}  # no read planned, none done yet: LRU first
+        self.planned: dict[str, None] = {}  # in memory with a read planned
+        self._when: dict[str, tuple[int, ...]] = {}  # key -> its next read, negated
+        self._heap: list[tuple[tuple[int, ...], str]] = []  # (negated when, key): latest first
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.planned or key in self.idle or key in self.done
+
+    @property
+    def heap_entries(self) -> int:
+        """Entries in the heap of planned reads, outdated ones included."""
+        return len(self._heap)
+
+    def add(self, key: str, heavy: bool = False) -> None:
+        """``key`` came into memory (stored, or read back from disk)."""
+        if heavy:
+            self.heavy[key] = None
+        if key in self._when:
+            self.planned[key] = None
+            self._push(key)
+        else:
+            self.idle[key] = None
+
+    def remove(self, key: str) -> None:
+        """``key`` left memory (spilled, pinned or freed); a planned read stays planned."""
+        self.heavy.pop(key, None)
+        if self.planned.pop(key, _ABSENT) is _ABSENT and self.idle.pop(key, _ABSENT) is _ABSENT:
+            self.done.pop(key, None)
+
+    def touch(self, key: str) -> None:
+        """``key`` was read: the most recently used of its kind now."""
+        for kind in (self.idle, self.done):
+            if kind.pop(key, _ABSENT) is not _ABSENT:
+                kind[key] = None
+                return
+
+    def plan(self, key: str, when: tuple[int, ...] | None, in_memory: bool) -> None:
+        """``key``'s next read is ``when`` (smaller: sooner), or none is planned any more."""
+        if when is None:
+            if self._when.pop(key, None) is not None and self.planned.pop(key, _ABSENT) \
+                    is not _ABSENT:
+                self.done[key] = None
+            return
+        self._when[key] = tuple(-part for part in when)
+        if in_memory:
+            if key not in self.planned:
+                self.idle.pop(key, None)
+                self.done.pop(key, None)
+                self.planned[key] = None
+            self._push(key)
+
+    def first(self, keep: Collection[str] = ()) -> str | None:
+        """The key to spill next, leaving out those in ``keep``."""
+        for kind in (self.heavy, self.done, self.idle):
+            if kind:
+                if not keep:
+                    return next(iter(kind))
+                for key in kind:
+                    if key not in keep:
+                        return key
+        return self._latest_planned(keep)
+
+    def _push(self, key: str) -> None:
+        heapq.heappush(self._heap, (self._when[key], key))
+        if len(self._heap) > 2 * len(self.planned) + 64:  # mostly outdated entries
+            self._heap = [(self._when[k], k) for k in self.planned]
+            heapq.heapify(self._heap)
+
+    def _latest_planned(self, keep: Collection[str]) -> str | None:
+        heap = self._heap
+        kept = []
+        found = None
+        while heap:
+            negated, key = heap[0]
+            if key not in self.planned or self._when.get(key) != negated:
+                heapq.heappop(heap)  # outdated: planned again since, or left memory
+            elif key in keep:
+                kept.append(heapq.heappop(heap))
+            else:
+                found = key
+                break
+        for entry in kept:
+            heapq.heappush(heap, entry)
+        return found
