@@ -34,10 +34,16 @@ class UpcomingReads:
         if task in self._queued:
             return
         self._queued[task] = when
+        reads = self._reads
         for key in inputs:
-            heap = self._reads.setdefault(key, [])
-            heapq.heappush(heap, (when, task))
-            if heap[0][1] == task and heap[0][0] == when:
+            heap = reads.get(key)
+            if heap is None:  # the usual case: its first reader
+                reads[key] = [(when, task)]
+                self._on_change(key, when)
+                continue
+            entry = (when, task)
+            heapq.heappush(heap, entry)
+            if heap[0] is entry:
                 self._on_change(key, when)
 
     def remove(self, task: str, inputs: Iterable[str]) -> None:
@@ -47,8 +53,12 @@ class UpcomingReads:
             return
         for key in inputs:
             heap = self._reads.get(key)
-            if not heap or heap[0] != (when, task):
+            if not heap or heap[0][1] != task or heap[0][0] != when:
                 continue  # not the soonest reader: its entry goes when it surfaces
+            if len(heap) == 1:  # the usual case: its only reader
+                del self._reads[key]
+                self._on_change(key, None)
+                continue
             heapq.heappop(heap)
             while heap and self._queued.get(heap[0][1]) != heap[0][0]:
                 heapq.heappop(heap)

@@ -329,8 +329,8 @@ class SpillOrder:
         self.done: dict[str, None] = {}  # read by every task queued for it: LRU first
         self.idle: dict[str, None] = {}  # no read planned, none done yet: LRU first
         self.planned: dict[str, None] = {}  # in memory with a read planned
-        self._when: dict[str, tuple[int, ...]] = {}  # key -> its next read, negated
-        self._heap: list[tuple[tuple[int, ...], str]] = []  # (negated when, key): latest first
+        self._when: dict[str, tuple[int, int]] = {}  # key -> its next read, negated
+        self._heap: list[tuple[tuple[int, int], str]] = []  # (negated when, key): latest first
 
     def __contains__(self, key: object) -> bool:
         return key in self.planned or key in self.idle or key in self.done
@@ -363,20 +363,22 @@ class SpillOrder:
                 kind[key] = None
                 return
 
-    def plan(self, key: str, when: tuple[int, ...] | None, in_memory: bool) -> None:
+    def plan(self, key: str, when: tuple[int, int] | None, in_memory: bool) -> None:
         """``key``'s next read is ``when`` (smaller: sooner), or none is planned any more."""
         if when is None:
             if self._when.pop(key, None) is not None and self.planned.pop(key, _ABSENT) \
                     is not _ABSENT:
                 self.done[key] = None
             return
-        self._when[key] = tuple(-part for part in when)
+        negated = self._when[key] = (-when[0], -when[1])
         if in_memory:
             if key not in self.planned:
-                self.idle.pop(key, None)
-                self.done.pop(key, None)
+                if self.idle.pop(key, _ABSENT) is _ABSENT:
+                    self.done.pop(key, None)
                 self.planned[key] = None
-            self._push(key)
+            heapq.heappush(self._heap, (negated, key))
+            if len(self._heap) > 2 * len(self.planned) + 64:
+                self._compact()
 
     def first(self, keep: Collection[str] = ()) -> str | None:
         """The key to spill next, leaving out those in ``keep``."""
@@ -391,9 +393,13 @@ class SpillOrder:
 
     def _push(self, key: str) -> None:
         heapq.heappush(self._heap, (self._when[key], key))
-        if len(self._heap) > 2 * len(self.planned) + 64:  # mostly outdated entries
-            self._heap = [(self._when[k], k) for k in self.planned]
-            heapq.heapify(self._heap)
+        if len(self._heap) > 2 * len(self.planned) + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Mostly outdated entries: keep only the live ones."""
+        self._heap = [(self._when[k], k) for k in self.planned]
+        heapq.heapify(self._heap)
 
     def _latest_planned(self, keep: Collection[str]) -> str | None:
         heap = self._heap
