@@ -154,7 +154,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "task-finished": ("A task's value is in the worker's memory; `value` carries it too when it "
                       "pickles to at most 1 KiB, for the center to pass on to clients that asked "
                       "for small values; `value_msgpack` (feature `small-values-msgpack`) "
-                      "carries it as msgpack as well, when msgpack can in at most 1 KiB.",
+                      "carries it as msgpack as well, when `compute-task` asked for it "
+                      "(`value_msgpack`) and msgpack can in at most 1 KiB.",
                       "—"),
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",
@@ -165,7 +166,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "compute-task": ("Run a task. `who_has` says where each dependency's value is, so the "
                      "worker fetches what it lacks straight from those peers. Inputs named "
                      "in `ahead` (feature `dispatch-ahead`) are being computed on this "
-                     "worker: it waits for them and fetches nothing (see Dispatch ahead).",
+                     "worker: it waits for them and fetches nothing (see Dispatch ahead). "
+                     "`value_msgpack` (feature `small-values-msgpack`): a client that "
+                     "wants the key reads small values as msgpack, so `task-finished` is "
+                     "to carry a small value in that form too.",
                      "`task-finished` or `task-erred`"),
     "acquire-replicas": ("Fetch copies of these keys from the listed workers.",
                          "`keys-added` once they arrive"),

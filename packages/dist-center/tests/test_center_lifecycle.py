@@ -54,6 +54,32 @@ def test_a_small_value_goes_along_to_clients_that_asked_and_is_not_kept(center):
     assert center.submit("a") == [("alice", in_memory("a", ["w1"], 5))]
 
 
+def test_a_worker_makes_a_msgpack_copy_only_of_values_a_msgpack_reader_wants(center):
+    """The copy costs the worker and the center for every small result: asked for only when a
+    client wanting the key named msgpack, and of a worker that announced the feature."""
+    center.connect("bob")
+    center.join("w1", nthreads=4, features=frozenset({"small-values-msgpack"}))
+    out = center.client_sent(Submit(tasks=[center.spec("a")], small_values=True))
+    out += center.client_sent(Submit(tasks=[center.spec("b")], small_values=True,
+                                     small_values_serializers=["msgpack"]), client="bob")
+    out += center.submit("c", "d", client="alice")
+    center.submit("c", client="bob")
+    center.finished("w1", "c")
+    out += center.submit("c", client="bob")  # (in memory: no task sent again)
+
+    sent = {msg.key: msg.value_msgpack for _, msg in out if isinstance(msg, ComputeTask)}
+
+    assert sent == {"a": False, "b": True, "c": False, "d": False}
+
+
+def test_a_worker_without_the_feature_is_not_asked_for_a_msgpack_copy(center):
+    center.join("w1")
+    out = center.client_sent(Submit(tasks=[center.spec("a")], small_values=True,
+                                    small_values_serializers=["msgpack"]))
+
+    assert [msg.value_msgpack for _, msg in out if isinstance(msg, ComputeTask)] == [False]
+
+
 def test_submitting_a_key_already_in_memory_reports_it_at_once(center):
     center.connect("bob")
     center.join("w1")

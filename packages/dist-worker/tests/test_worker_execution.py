@@ -386,3 +386,16 @@ def test_a_task_run_on_the_event_loop_cannot_see_it_as_on_a_pool_thread():
     stop, own = asyncio.run(worker_loop())
     assert type(stop) is ExecutionSucceeded and stop.value.startswith("no loop"), stop
     assert type(own) is ExecutionSucceeded and own.value == 42, own
+
+
+def test_a_small_result_is_packed_as_msgpack_too_only_when_asked():
+    """The msgpack copy is for clients that read no pickle: made only when compute-task asked,
+    and only of a value msgpack can carry."""
+    args = msgpack_args(2, 3)
+    plain = run_task(Execute("k", "operator:add", args, {}))
+    asked = run_task(Execute("k", "operator:add", args, {}, value_msgpack=True))
+    cannot = run_task(Execute("k", "builtins:complex", args, {}, value_msgpack=True))
+
+    assert plain.msgpack is None
+    assert asked.msgpack == Payload("msgpack", [msgpack_dumps(5)])
+    assert cannot.msgpack is None and cannot.payload is not None

@@ -262,7 +262,7 @@ class TaskState:
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
-                 "ahead")
+                 "ahead", "sends_msgpack_values")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -278,6 +278,8 @@ class WorkerInfo:
         # Of those, tasks sent before their inputs (being computed there) finished, which it
         # keeps waiting (protocol feature dispatch-ahead); None: it did not announce the feature.
         self.ahead: set[str] | None = None
+        # It can send a small value as msgpack too (protocol feature small-values-msgpack).
+        self.sends_msgpack_values = False
         self.has_what: set[str] = set()
         self.nbytes = 0
         self.status = "running"

@@ -384,6 +384,7 @@ class CenterState(TaskMachine):
         worker = WorkerInfo(reg.address, name, reg.nthreads, reg.memory_limit, reg.resources)
         if "dispatch-ahead" in event.features:
             worker.ahead = set()
+        worker.sends_msgpack_values = "small-values-msgpack" in event.features
         worker.has_what = carried
         if event.environment is not None:
             worker.environment = asdict(event.environment)
@@ -599,7 +600,7 @@ class CenterState(TaskMachine):
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
                 if dts.state == "processing" and dts.processing_on == address:
-                    self.send(address, self.compute_message(dts))
+                    self.send(address, self.compute_message(dts, self.workers[address]))
 
     # -- housekeeping --------------------------------------------------------------------------
     def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:

@@ -282,7 +282,7 @@ class TaskMachine:
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
-        self.send(worker.address, self.compute_message(ts))
+        self.send(worker.address, self.compute_message(ts, worker))
         if ts.dependents:
             if not ts.deps:  # its queued partners go with it (see placement)
                 partners = placement.queued_partners(self, ts, worker)
@@ -304,7 +304,7 @@ class TaskMachine:
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         worker.ahead.add(ts.key)  # type: ignore[union-attr]
-        self.send(worker.address, self.compute_message(ts))
+        self.send(worker.address, self.compute_message(ts, worker))
         return self._ahead_of(ts, worker) if ts.dependents else _NOTHING
 
     def _ahead_of(self, ts: TaskState, worker: WorkerInfo) -> Recs:
@@ -561,7 +561,7 @@ class TaskMachine:
             worker.has_what.add(ts.key)
             worker.nbytes += ts.nbytes
 
-    def compute_message(self, ts: TaskState) -> ComputeTask:
+    def compute_message(self, ts: TaskState, worker: WorkerInfo) -> ComputeTask:
         spec = ts.spec
         assert spec is not None
         who_has: dict[str, list[str]] = {}
@@ -578,7 +578,18 @@ class TaskMachine:
                 ahead = [dep for dep in ts.deps if dep in waiting_on]
         return ComputeTask(key=ts.key, function=spec.function, args=spec.args, who_has=who_has,
                            nbytes=nbytes, priority=spec.priority, pickled_with=spec.pickled_with,
-                           actor=spec.actor or None, ahead=ahead)
+                           actor=spec.actor or None, ahead=ahead,
+                           value_msgpack=worker.sends_msgpack_values and self._read_as_msgpack(ts))
+
+    def _read_as_msgpack(self, ts: TaskState) -> bool:
+        """A client that wants ``ts`` reads small values as msgpack: the worker is to make
+        that copy (for any other, it would be made and sent to the center for nothing)."""
+        forms_of = self.small_values_for
+        for client in ts.wanted_by:
+            forms = forms_of.get(client)
+            if forms is not None and "msgpack" in forms:
+                return True
+        return False
 
     def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
         """The logged transitions of these keys, oldest first."""

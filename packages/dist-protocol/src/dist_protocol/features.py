@@ -64,7 +64,8 @@ FEATURES: dict[str, str] = {
                          "for callers in any language), or answers status `error` with "
                          "`exception_type` `SerializationError` when none can",
     "small-values-msgpack": "small values as msgpack, for clients in any language: a worker's "
-                            "`task-finished` carries `value_msgpack` too, and the center takes "
+                            "`task-finished` carries `value_msgpack` too when `compute-task` "
+                            "asks (`value_msgpack`), and the center takes "
                             "`submit` with `small_values_serializers` and passes each such "
                             "client the first form it names that the worker sent (PROTOCOL.md, "
                             "Task lifecycle)",

@@ -2453,10 +2453,11 @@ def _ComputeTask(cls):
     set_pickled_with = cls.pickled_with.__set__
     set_actor = cls.actor.__set__
     set_ahead = cls.ahead.__set__
-    setters = (set_key,set_function,set_args,set_who_has,set_nbytes,set_priority,set_pickled_with,set_actor,set_ahead,)
+    set_value_msgpack = cls.value_msgpack.__set__
+    setters = (set_key,set_function,set_args,set_who_has,set_nbytes,set_priority,set_pickled_with,set_actor,set_ahead,set_value_msgpack,)
     running = set()
 
-    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None) -> None:
+    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False) -> None:
         set_key(self, key)
         set_function(self, function)
         set_args(self, args)
@@ -2466,6 +2467,7 @@ def _ComputeTask(cls):
         set_pickled_with(self, pickled_with)
         set_actor(self, actor)
         set_ahead(self, ahead)
+        set_value_msgpack(self, value_msgpack)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2473,30 +2475,30 @@ def _ComputeTask(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, who_has={self.who_has!r}, nbytes={self.nbytes!r}, priority={self.priority!r}, pickled_with={self.pickled_with!r}, actor={self.actor!r}, ahead={self.ahead!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, who_has={self.who_has!r}, nbytes={self.nbytes!r}, priority={self.priority!r}, pickled_with={self.pickled_with!r}, actor={self.actor!r}, ahead={self.ahead!r}, value_msgpack={self.value_msgpack!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.function,self.args,self.who_has,self.nbytes,self.priority,self.pickled_with,self.actor,self.ahead,)==(other.key,other.function,other.args,other.who_has,other.nbytes,other.priority,other.pickled_with,other.actor,other.ahead,)
+            return (self.key,self.function,self.args,self.who_has,self.nbytes,self.priority,self.pickled_with,self.actor,self.ahead,self.value_msgpack,)==(other.key,other.function,other.args,other.who_has,other.nbytes,other.priority,other.pickled_with,other.actor,other.ahead,other.value_msgpack,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.function,self.args,self.who_has,self.nbytes,self.priority,self.pickled_with,self.actor,self.ahead,))
+        return hash((self.key,self.function,self.args,self.who_has,self.nbytes,self.priority,self.pickled_with,self.actor,self.ahead,self.value_msgpack,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','function','args','who_has','nbytes','priority','pickled_with','actor','ahead',):
+        if type(self) is cls or name in ('key','function','args','who_has','nbytes','priority','pickled_with','actor','ahead','value_msgpack',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','function','args','who_has','nbytes','priority','pickled_with','actor','ahead',):
+        if type(self) is cls or name in ('key','function','args','who_has','nbytes','priority','pickled_with','actor','ahead','value_msgpack',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.function, self.args, self.who_has, self.nbytes, self.priority, self.pickled_with, self.actor, self.ahead]
+        return [self.key, self.function, self.args, self.who_has, self.nbytes, self.priority, self.pickled_with, self.actor, self.ahead, self.value_msgpack]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3552,8 +3554,9 @@ METHODS = {
          ('priority', 'int', '0'),
          ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
          ('actor', 'bool | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('ahead', 'list[str] | None', ('field', 'None', '-', True, True, True, None, False))),
-        "ComputeTask(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = <factory>, nbytes: 'dict[str, int]' = <factory>, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None)",
+         ('ahead', 'list[str] | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('value_msgpack', 'bool', ('field', 'False', '-', True, True, True, None, False))),
+        "ComputeTask(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = <factory>, nbytes: 'dict[str, int]' = <factory>, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False)",
         _ComputeTask),
     'AcquireReplicas': (
         (('who_has', 'dict[str, list[str]]', '-'),

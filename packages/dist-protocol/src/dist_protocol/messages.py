@@ -574,6 +574,9 @@ class ComputeTask(Message):
     actor: bool | None = wire_field(default=None, feature="actors")  # keep it as an actor
     # Inputs this worker is computing now (dispatched ahead): wait for them here, fetch nothing
     ahead: list[str] | None = wire_field(default=None, feature="dispatch-ahead")
+    # A client that reads msgpack wants the result: a small value goes as msgpack too
+    # (``task-finished.value_msgpack``); otherwise the worker does not make that copy.
+    value_msgpack: bool = wire_field(default=False, feature="small-values-msgpack")
 
 
 @message("acquire-replicas", "center->worker")

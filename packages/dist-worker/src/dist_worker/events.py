@@ -161,6 +161,7 @@ class Execute:
     args: Payload | None
     inputs: dict[str, Any]  # dependency values, by key
     actor: bool = False  # the result is an actor: its object stays here (see actors.py)
+    value_msgpack: bool = False  # a small result goes as msgpack too (compute-task asked)
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated

@@ -181,7 +181,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
                                      "serialized, so no one could fetch it: ")
     keep = payload if payload.nbytes < KEEP_SERIALIZED_BELOW else None
-    small = small_msgpack(value) if payload.nbytes <= SMALL_VALUE_BYTES else None
+    small = (small_msgpack(value) if instruction.value_msgpack
+             and payload.nbytes <= SMALL_VALUE_BYTES else None)
     return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep,
                               msgpack=small)
 

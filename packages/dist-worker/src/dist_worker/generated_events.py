@@ -767,15 +767,17 @@ def _Execute(cls):
     set_args = cls.args.__set__
     set_inputs = cls.inputs.__set__
     set_actor = cls.actor.__set__
-    setters = (set_key,set_function,set_args,set_inputs,set_actor,)
+    set_value_msgpack = cls.value_msgpack.__set__
+    setters = (set_key,set_function,set_args,set_inputs,set_actor,set_value_msgpack,)
     running = set()
 
-    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False) -> None:
+    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False) -> None:
         set_key(self, key)
         set_function(self, function)
         set_args(self, args)
         set_inputs(self, inputs)
         set_actor(self, actor)
+        set_value_msgpack(self, value_msgpack)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -783,30 +785,30 @@ def _Execute(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, inputs={self.inputs!r}, actor={self.actor!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, inputs={self.inputs!r}, actor={self.actor!r}, value_msgpack={self.value_msgpack!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.function,self.args,self.inputs,self.actor,)==(other.key,other.function,other.args,other.inputs,other.actor,)
+            return (self.key,self.function,self.args,self.inputs,self.actor,self.value_msgpack,)==(other.key,other.function,other.args,other.inputs,other.actor,other.value_msgpack,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.function,self.args,self.inputs,self.actor,))
+        return hash((self.key,self.function,self.args,self.inputs,self.actor,self.value_msgpack,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','function','args','inputs','actor',):
+        if type(self) is cls or name in ('key','function','args','inputs','actor','value_msgpack',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','function','args','inputs','actor',):
+        if type(self) is cls or name in ('key','function','args','inputs','actor','value_msgpack',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.function, self.args, self.inputs, self.actor]
+        return [self.key, self.function, self.args, self.inputs, self.actor, self.value_msgpack]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -1042,8 +1044,9 @@ METHODS = {
          ('function', 'str | Payload', '-'),
          ('args', 'Payload | None', '-'),
          ('inputs', 'dict[str, Any]', '-'),
-         ('actor', 'bool', 'False')),
-        "Execute(key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False)",
+         ('actor', 'bool', 'False'),
+         ('value_msgpack', 'bool', 'False')),
+        "Execute(key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False)",
         _Execute),
     'Fetch': (
         (('worker', 'str', '-'), ('keys', 'list[str]', '-')),

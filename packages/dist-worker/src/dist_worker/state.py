@@ -463,7 +463,7 @@ class WorkerState:
             msg = ts.message
             inputs = {dep: self.data[dep] for dep in msg.who_has}
             self._out.append(Execute(key, msg.function, msg.args, inputs,
-                                     bool(msg.actor)))
+                                     bool(msg.actor), msg.value_msgpack))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
         """Paused (memory above the high-water mark): run nothing new until unpaused. Paused or
