@@ -11,7 +11,8 @@ import os
 import time
 
 import pytest
-from dist_client import Executor, Future, Queue, as_completed, futures_of, progress, wait
+from dist_client import (Executor, Future, Queue, as_completed, futures_of, get_worker, progress,
+                         wait)
 from dist_protocol.messages import Submit
 
 pytestmark = pytest.mark.timeout(90)
@@ -329,3 +330,55 @@ def test_close_takes_a_timeout_as_dask_does(module_cluster):
         await ae.close(timeout=5)
         return ae.status
     assert asyncio.run(main()) == "closed"
+
+
+def describe_worker(_=None):
+    worker = get_worker()
+    return {"address": worker.address, "name": worker.name, "id": worker.id,
+            "nthreads": worker.nthreads, "memory_limit": worker.memory_limit,
+            "local_directory": os.path.isdir(worker.local_directory)}
+
+
+def keep_in_worker_data(name, value):
+    get_worker().data[name] = value
+    return get_worker().id
+
+
+def read_worker_data(name):
+    try:
+        return get_worker().data[name]
+    except KeyError as exc:
+        return str(exc)
+
+
+def test_get_worker_in_a_task_describes_its_worker_as_dasks_does(e):
+    with pytest.raises(ValueError, match="get_worker.*no task is running"):
+        get_worker()
+    table = e.scheduler_info()["workers"]
+    seen = e.run(describe_worker)
+    assert set(seen) == set(table)
+    for address, worker in seen.items():
+        assert worker["address"] == address
+        assert worker["name"] == table[address]["name"]
+        assert worker["nthreads"] == table[address]["nthreads"] == 2
+        assert worker["memory_limit"] == (table[address]["memory_limit"] or None)
+        assert worker["local_directory"]
+    assert len({worker["id"] for worker in seen.values()}) == len(seen)
+    address = next(iter(seen))
+    on_one = e.map(describe_worker, range(4), workers=[address], pure=False)
+    assert {w["id"] for w in e.gather(on_one)} == {seen[address]["id"]}
+
+
+def test_get_worker_data_keeps_what_tasks_put_there_not_results(e):
+    first, second = sorted(e.nthreads())
+    future = e.submit(inc, 1, workers=[first])
+    assert future.result(RESULT_TIMEOUT) == 2
+    kept = e.submit(keep_in_worker_data, "model", [1, 2, 3], workers=[first], pure=False)
+    kept.result(RESULT_TIMEOUT)
+    assert e.submit(read_worker_data, "model", workers=[first],
+                    pure=False).result(RESULT_TIMEOUT) == [1, 2, 3]
+    elsewhere = e.submit(read_worker_data, "model", workers=[second], pure=False)
+    assert "not the worker's stored results" in elsewhere.result(RESULT_TIMEOUT)
+    # A result held on that worker is not in it either: the mapping is the tasks' own.
+    assert "not the worker's stored results" in e.submit(
+        read_worker_data, future.key, workers=[first], pure=False).result(RESULT_TIMEOUT)

@@ -17,7 +17,7 @@ from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, Executo
                      KilledWorker, LostDataError, RemoteError)
 from .executor import Executor
 from .future import Future
-from .in_task import get_executor, rejoin, secede, worker_executor
+from .in_task import get_executor, get_worker, rejoin, secede, worker_executor
 from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
@@ -30,6 +30,6 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
-           "Future", "futures_of", "get_executor",
+           "Future", "futures_of", "get_executor", "get_worker",
            "KilledWorker", "Lock", "LostDataError", "progress", "Pub", "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

@@ -1,5 +1,6 @@
 """Tasks that submit tasks: an executor for the cluster a task runs on, ``secede`` and
-``rejoin``, as dask's ``get_client``/``worker_client``/``secede``/``rejoin``.
+``rejoin``, as dask's ``get_client``/``worker_client``/``secede``/``rejoin``; and
+``get_worker()``, what a task may know of the worker running it.
 
 The worker tells the task where its center is, with which token and TLS settings (a
 ``dist_protocol.task_context.TaskContext`` for the running thread); this module reads it, so
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from dist_protocol import task_context
-from dist_protocol.task_context import TaskContext
+from dist_protocol.task_context import TaskContext, WorkerInfo
 
 from . import current, shutdown
 
@@ -63,6 +64,24 @@ def get_executor(timeout: float = 10.0) -> Executor:
     return executor
 
 
+def get_worker() -> WorkerInfo:
+    """The worker running this task, read-only, as dask's ``get_worker()``: ``address``,
+    ``name``, ``id``, ``nthreads``, ``memory_limit`` (bytes, None without a limit),
+    ``local_directory``, and ``data``: a mapping the worker's tasks share to keep things
+    across tasks there (a loaded model, say). ``data`` starts empty and holds only what tasks
+    put in it -- not the worker's stored results, which a task gets by taking futures as
+    arguments. ``ValueError`` outside a task."""
+    context = task_context.current()
+    if context is None:
+        raise ValueError("get_worker() is for code running in a task on a dist worker; no "
+                         "task is running in this thread (to ask about the workers from a "
+                         "client, use Executor.scheduler_info())")
+    if context.about_worker is None:
+        raise ValueError(f"get_worker(): the worker at {context.worker} is of an older release "
+                         "and does not describe itself to its tasks")
+    return context.about_worker
+
+
 def secede() -> None:
     """Give this task's thread slot back to the worker, which may run another task meanwhile
     (call it before waiting on futures); ``rejoin()`` takes one back."""
@@ -90,4 +109,4 @@ def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iter
 
 current.task_executor = get_executor
 
-__all__ = ["get_executor", "rejoin", "secede", "worker_executor"]
+__all__ = ["get_executor", "get_worker", "rejoin", "secede", "worker_executor"]

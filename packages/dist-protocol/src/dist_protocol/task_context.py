@@ -1,7 +1,8 @@
 """What a running task may know of the worker that runs it. No I/O.
 
 A worker sets a ``TaskContext`` for the thread that runs each task; a client library read by
-the task (``dist_client.get_executor()``, ``secede()``) finds it with ``current()``. The
+the task (``dist_client.get_executor()``, ``secede()``, ``get_worker()``) finds it with
+``current()``. The
 contract lives here, beside the wire protocol both sides depend on, so that neither the worker
 nor the client imports the other.
 """
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 import ssl
 import threading
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 class ThreadSlots(Protocol):
@@ -30,6 +32,37 @@ class RunOnThread(BaseException):
     code catching ``Exception`` does not swallow it."""
 
 
+class WorkerLocalData(dict[Hashable, Any]):
+    """A mapping a worker's tasks share, for what they want to keep across tasks on that
+    worker (a loaded model, a connection): empty when the worker starts, gone when it stops or
+    restarts. It is not the worker's stored results, which tasks reach by taking futures as
+    arguments; a missing name says so."""
+
+    def __missing__(self, name: Hashable) -> Any:
+        raise KeyError(f"{name!r}: nothing of that name was put in this worker's local data by "
+                       f"a task (it holds what tasks put there, not the worker's stored results "
+                       f"-- pass a future as an argument to have its value)")
+
+    def __repr__(self) -> str:
+        return f"<WorkerLocalData: {len(self)} entries put by tasks>"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WorkerInfo:
+    """A read-only view of the worker that runs a task, as dask's ``get_worker()`` gives."""
+
+    address: str
+    name: str  # the worker's name (its address unless it was given one)
+    id: str  # unique to this worker process and start: a restarted worker has another
+    nthreads: int
+    memory_limit: int | None  # bytes; None when the worker has no limit
+    local_directory: str  # a folder of this worker's own, removed when it stops
+    data: WorkerLocalData = field(default_factory=WorkerLocalData)
+
+    def __repr__(self) -> str:
+        return f"<WorkerInfo {self.name!r}: {self.address}, {self.nthreads} threads>"
+
+
 @dataclass(frozen=True, slots=True)
 class TaskContext:
     key: str  # the running task's key
@@ -39,6 +72,7 @@ class TaskContext:
     ssl_context: ssl.SSLContext | None  # the worker's TLS context as a client, if TLS is on
     slots: ThreadSlots
     on_loop: bool = False  # run on the worker's event loop thread: it must not block
+    about_worker: WorkerInfo | None = None  # None from a worker that does not say
 
     def secede(self) -> None:
         self._leave_loop("secede")

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import time
+import uuid
 from functools import partial
 from typing import Any
 
@@ -24,7 +25,7 @@ from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import SerializationError, serialize
 from dist_protocol.timeouts import wait_for
 from dist_protocol import task_context
-from dist_protocol.task_context import RunOnThread, TaskContext
+from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
 
 from .actors import ActorHost
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
@@ -109,6 +110,7 @@ class Worker:
         self._listener: Listener | None = None
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
+        self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -131,6 +133,7 @@ class Worker:
             self.address = format_address(advertised, bound_port, scheme)
         self.state.address = self.address
         self.name = self.name or self.address
+        self.about = self._describe()
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context, before=self.monitor.task_starting,
@@ -307,6 +310,7 @@ class Worker:
             self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
         self.handle(RestartRequested(reason))
+        self.about = self._describe()  # what tasks kept here goes, as with a new process
         if self.actors is not None:
             self.actors.close()
         if self.center is not None:
@@ -332,7 +336,13 @@ class Worker:
         assert self._runner is not None
         return TaskContext(key=key, worker=self.address, center=self.center_address,
                            token=self.token, ssl_context=self.ssl_client, slots=self._runner,
-                           on_loop=on_loop)
+                           on_loop=on_loop, about_worker=self.about)
+
+    def _describe(self) -> WorkerInfo:
+        return WorkerInfo(address=self.address, name=str(self.name),
+                          id=f"worker-{uuid.uuid4().hex}", nthreads=self.nthreads,
+                          memory_limit=self.memory_limit or None,
+                          local_directory=self.store.directory)
 
     def _flush_center(self) -> None:
         center = self.center
