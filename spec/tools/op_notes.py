@@ -40,7 +40,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "finished tasks go on (a client's `shutdown(cancel_futures=True)`). A task "
                "the center has sent to a worker counts as started, also while it waits "
                "there for a thread (the center cannot tell), unless it was sent ahead of "
-               "inputs that have not finished (Dispatch ahead).",
+               "inputs that have not finished (Dispatch ahead). With `force` (feature "
+               "`cancel-force`) the keys are cancelled for every holder, not only this "
+               "client: every client holding one of them, or a task that reads one (and so "
+               "on down the graph), is sent `key-cancelled` for it, and datasets and "
+               "fire-and-forget let go of them.",
                "`key-cancelled` for each key cancelled"),
     "who-has": ("Which workers hold these keys (the first step of a gather).",
                 "`who-has-reply` with the same `id`"),
@@ -78,7 +82,21 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                 "a client that gets such a value is sent `key-lost` for them.",
                 "`restart-reply` once the workers have registered again (or "
                 "after `timeout` seconds)"),
-    "restart-reply": ("How many workers registered again.", "—"),
+    "restart-reply": ("How many workers registered again, and (feature `restart-expected`) "
+                      "how many the center waited for, those registered when the restart "
+                      "began: `workers` below `expected` means the timeout passed first. A "
+                      "`timeout` of 0 asks for the answer at once, the workers still "
+                      "restarting.", "—"),
+    "upload-file": ("Keep `file` for every worker that registers from now on (feature "
+                    "`uploads`): the center sends the files it keeps in each "
+                    "`worker-registered`. A file of the same `name` is replaced. The center "
+                    "keeps at most 100 files and 64 MiB in all, never reads them, keeps them "
+                    "across a `restart` and, with a state directory, across its own restart. "
+                    "The workers registered already are the client's to reach (a Python "
+                    "client runs the installation on each). See Uploaded files.",
+                    "`upload-file-reply` with the same `id`"),
+    "upload-file-reply": ("Whether the center kept the file: `error` says why not (a name with "
+                          "a folder, more files or bytes than it keeps).", "—"),
     "session": ("Which session this connection is (feature `sessions`), sent first on the "
                 "connection: a new one without `resume`; after losing the center, `resume` "
                 "with the id `session-reply` gave before, and in `keys` the keys the client "
@@ -150,7 +168,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "`keys` lists data it still holds (registering again after a lost "
                         "connection).", "`worker-registered`"),
     "worker-registered": ("The center accepts the worker and says how often to send "
-                          "heartbeats.", "—"),
+                          "heartbeats; `uploads` (feature `uploads`) are the files clients "
+                          "uploaded, which the worker installs before it takes a task.", "—"),
     "task-finished": ("A task's value is in the worker's memory; `value` carries it too when it "
                       "pickles to at most 1 KiB, for the center to pass on to clients that asked "
                       "for small values; `value_msgpack` (feature `small-values-msgpack`) "

@@ -382,3 +382,104 @@ def test_get_worker_data_keeps_what_tasks_put_there_not_results(e):
     # A result held on that worker is not in it either: the mapping is the tasks' own.
     assert "not the worker's stored results" in e.submit(
         read_worker_data, future.key, workers=[first], pure=False).result(RESULT_TIMEOUT)
+
+
+def imported_value(module):
+    return __import__(module).VALUE
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_upload_file_reaches_workers_that_join_later_as_dasks_does(cluster, tmp_path):
+    e = cluster.executor()
+    module = tmp_path / "uploaded_for_later.py"
+    module.write_text("VALUE = 'first'\n")
+    e.upload_file(module)
+    late = cluster.add_worker()
+    cluster.wait_for_workers(e, 2)
+    on_late = e.submit(imported_value, "uploaded_for_later", workers=[late.name], pure=False)
+    assert on_late.result(RESULT_TIMEOUT) == "first"
+    # The same name replaces the file, for the workers present and those to come.
+    module.write_text("VALUE = 'second'\n")
+    e.upload_file(module)
+    later = cluster.add_worker()
+    cluster.wait_for_workers(e, 3)
+    assert set(e.run(imported_value, "uploaded_for_later").values()) == {"second"}
+    assert e.submit(imported_value, "uploaded_for_later", workers=[later.name],
+                    pure=False).result(RESULT_TIMEOUT) == "second"
+
+
+@pytest.mark.cluster(n_workers=1, nanny=True)
+def test_uploaded_files_are_installed_again_in_restarted_worker_processes(cluster, tmp_path):
+    e = cluster.executor()
+    module = tmp_path / "uploaded_before_restart.py"
+    module.write_text("VALUE = 'kept'\n")
+    e.upload_file(module)
+    pids = e.run(os.getpid)
+    e.restart(timeout=60)
+    assert e.run(os.getpid) != pids  # new processes, which got the file from the center
+    assert set(e.run(imported_value, "uploaded_before_restart").values()) == {"kept"}
+
+
+def test_upload_file_refuses_a_file_the_center_would_not_keep(e, tmp_path):
+    big = tmp_path / "uploaded_too_big.py"
+    big.write_bytes(b"#" * (64 * 2**20 + 1))
+    with pytest.raises(ValueError, match="at most"):
+        e.upload_file(big)
+    with pytest.raises(ModuleNotFoundError):  # sent to no worker either
+        e.run(imported_value, "uploaded_too_big")
+
+
+@pytest.mark.cluster(n_workers=2, heartbeat_timeout=120)
+def test_restart_raises_on_its_timeout_and_need_not_wait_for_workers(cluster, wait_until):
+    e = cluster.executor()
+    first, second = cluster.workers
+    kept = e.submit(keep_in_worker_data, "model", 1, pure=False).result(RESULT_TIMEOUT)
+    future = e.submit(inc, 1)
+    future.result(RESULT_TIMEOUT)
+    second.suspend()  # told to restart, it cannot come back until resumed
+    try:
+        with pytest.raises(TimeoutError, match="1 of the 2 workers"):
+            e.restart(timeout=1)
+    finally:
+        second.resume()
+    assert future.cancelled()
+    cluster.wait_for_workers(e, 2)
+    # A restarted worker forgets what tasks kept there, and is another worker to them.
+    ids = {w["id"] for w in e.run(describe_worker).values()}
+    assert kept not in ids
+    assert set(e.run(read_worker_data, "model").values()) != {1}
+
+    second.suspend()
+    try:
+        e.restart(wait_for_workers=False)  # returns with a worker still away
+        assert len(e.nthreads()) <= 1
+    finally:
+        second.resume()
+    e.wait_for_workers(2, timeout=RESULT_TIMEOUT)
+    assert e.submit(inc, 10).result(RESULT_TIMEOUT) == 11
+
+
+def test_cancel_leaves_other_clients_keys_unless_forced(e, module_cluster, tmp_path):
+    other = module_cluster.executor()
+    marker = str(tmp_path / "go")
+    try:
+        mine = e.submit(wait_for_file, marker, 1)
+        theirs = other.submit(wait_for_file, marker, 1)  # the same key
+        after = other.submit(inc, theirs)
+        assert mine.key == theirs.key
+        e.cancel(mine)
+        assert mine.cancelled() and not theirs.done()
+        mine = e.submit(wait_for_file, marker, 1)
+        e.cancel(mine, force=True)
+        wait([theirs, after], timeout=RESULT_TIMEOUT)
+        assert theirs.cancelled() and after.cancelled()
+    finally:
+        open(marker, "w").close()
+        other.close()
+
+
+def wait_for_file(path, value):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value

@@ -224,3 +224,24 @@ def _rows(database: Path) -> int:
             return db.execute("SELECT count(*) FROM journal").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def imported_value(module):
+    return __import__(module).VALUE
+
+
+def test_uploaded_files_outlive_the_center_for_workers_joining_after(processes, tmp_path):
+    port = str(free_port())
+    state_dir = str(tmp_path / "state")
+    center = processes.start_center("--port", port, "--state-dir", state_dir)
+    processes.start_worker(center.address)
+    executor = processes.executor(center.address)
+    module = tmp_path / "uploaded_durably.py"
+    module.write_text("VALUE = 'kept on disk'\n")
+    executor.upload_file(module)
+    center.kill()
+    center.wait(30)
+    center = processes.start_center("--port", port, "--state-dir", state_dir)
+    late = processes.start_worker(center.address)
+    assert executor.submit(imported_value, "uploaded_durably", workers=[late.name],
+                           pure=False).result(timeout=60) == "kept on disk"

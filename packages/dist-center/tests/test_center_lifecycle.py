@@ -321,6 +321,38 @@ def test_cancel_by_one_client_leaves_the_key_to_another(center):
     assert center.finished("w1", "a") == [("bob", in_memory("a", ["w1"]))]
 
 
+def test_a_forced_cancel_cancels_the_key_and_what_reads_it_for_every_holder(center):
+    """dask's cancel(force=True): other clients' holds go too, with the tasks reading the key."""
+    center.connect("bob")
+    center.connect("carol")
+    center.join("w1")
+    center.submit("a")
+    center.submit("a", center.spec("b", "a"), client="bob")
+    center.submit("x", client="carol")
+
+    out = center.client_sent(Cancel(keys=["a"], force=True))
+
+    cancelled = sorted((to, msg.key) for to, msg in out if isinstance(msg, KeyCancelled))
+    assert cancelled == [("alice", "a"), ("bob", "a"), ("bob", "b")]
+    assert set(center.state.tasks) == {"x"}
+    assert center.state.clients["bob"] == set() and center.state.clients["carol"] == {"x"}
+    # Its result, should it come, is freed at once.
+    assert center.finished("w1", "a")[0] == ("w1", FreeKeys(keys=["a"]))
+
+
+def test_a_forced_cancel_lets_datasets_go_of_the_key(center):
+    from dist_protocol.messages import PublishDataset
+    center.join("w1")
+    center.submit("a")
+    center.finished("w1", "a")
+    center.client_sent(PublishDataset(id=1, name="ds", keys=["a"]))
+    center.release("a")
+
+    out = center.client_sent(Cancel(keys=["a"], force=True))
+
+    assert ("w1", FreeKeys(keys=["a"])) in out and center.state.tasks == {}
+
+
 # -- several clients ----------------------------------------------------------------------------
 
 def test_a_shared_key_is_freed_when_the_last_client_releases_it(center):
@@ -619,11 +651,12 @@ def test_a_restart_is_answered_when_as_many_workers_are_back(center, match):
     center.connect("bob")
     center.join("w1")
     center.join("w2")
-    assert ("alice", RestartReply(id=3, workers=0)) not in center.client_sent(Restart(id=3))
+    assert not [msg for _, msg in center.client_sent(Restart(id=3))
+                if isinstance(msg, RestartReply)]
 
     assert center.join("w1") == [("w1", match(WorkerRegistered))]  # one of two: no answer
     assert center.join("w2") == [("w2", match(WorkerRegistered)),
-                                 ("alice", RestartReply(id=3, workers=2))]
+                                 ("alice", RestartReply(id=3, workers=2, expected=2))]
     assert center.join("w3") == [("w3", match(WorkerRegistered))]  # answered once
 
 
@@ -633,13 +666,16 @@ def test_a_restart_answers_on_its_timeout_with_the_workers_back_so_far(center, m
     center.client_sent(Restart(id=4, timeout=5))
     center.join("w1")
 
-    assert center(RestartTimedOut("alice", 4)) == [("alice", RestartReply(id=4, workers=1))]
+    # The client tells a timeout from a restart that completed: one worker of two.
+    assert center(RestartTimedOut("alice", 4)) == [("alice", RestartReply(id=4, workers=1,
+                                                                          expected=2))]
     assert center(RestartTimedOut("alice", 4)) == []  # already answered
     assert center.join("w2") == [("w2", match(WorkerRegistered))]
 
 
 def test_a_restart_of_a_cluster_without_workers_is_answered_at_once(center):
-    assert center.client_sent(Restart(id=5)) == [("alice", RestartReply(id=5, workers=0))]
+    assert center.client_sent(Restart(id=5)) == [("alice", RestartReply(id=5, workers=0,
+                                                                        expected=0))]
 
 
 def test_a_client_gone_during_a_restart_gets_no_answer(center):

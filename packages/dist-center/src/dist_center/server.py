@@ -17,12 +17,13 @@ from dist_protocol.messages import (Cancel, Coordinate, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
                                     Release, Restart, Retry, Session, SessionReply, Story,
                                     StoryReply,
-                                    Submit, TaskErred, downgrade)
+                                    Submit, TaskErred, UploadFile, downgrade)
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
 from .memory import HeapTrimmer
+from .sharing import is_holder
 from .snapshot import state_events
 from .state import CenterState
 from .store import StateStore, chunks
@@ -35,7 +36,7 @@ log = logging.getLogger("dist.center")
 
 # What clients send that the durable state follows from (the rest are questions).
 JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
-                 FireAndForget, Retry)
+                 FireAndForget, Retry, UploadFile)
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000
@@ -134,7 +135,8 @@ class Center:
             self.store.commit()
         if recovered.events:
             log.warning("recovered from %s: %d tasks, %d clients; waiting for %d workers",
-                        self.state_dir, len(self.state.tasks), len(self.state.clients),
+                        self.state_dir, len(self.state.tasks),
+                        sum(not is_holder(client) for client in self.state.clients),
                         len(self.state.awaiting_workers))
         loop = asyncio.get_running_loop()
         if self.state.recovering:

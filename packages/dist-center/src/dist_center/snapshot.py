@@ -1,17 +1,19 @@
 """The center's durable state as events: what a journal rewritten now holds (see ``store``).
 
 Replayed into an empty ``CenterState``, these events give the same tasks (payloads,
-restrictions, retries left, errors), the same clients wanting the same keys, and the same
-detached sessions, as the journal they replace would. Pure: reads the state, changes nothing.
+restrictions, retries left, errors), the same clients wanting the same keys, the same
+detached sessions and the same uploaded files, as the journal they replace would. Pure: reads
+the state, changes nothing.
 """
 from __future__ import annotations
 
-from dist_protocol.messages import PublishDataset, Submit, TaskErred
+from dist_protocol.messages import PublishDataset, Submit, TaskErred, UploadFile
 
 from .events import ClientConnected, ClientSent, Event, Recovering, TaskFailed
 from .records import TaskState
 from .sharing import FIRE_AND_FORGET, dataset_holder, is_holder
 from .state import CenterState
+from .uploads import UPLOADS_HOLDER
 
 RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
                        message="a retry was used before the journal was rewritten")
@@ -43,6 +45,8 @@ def state_events(state: CenterState) -> list[Event]:
     for name, dataset in state.datasets.items():
         events.append(ClientSent(dataset_holder(name), PublishDataset(
             id=0, name=name, keys=list(dataset.keys), data=dataset.data)))
+    for file in state.uploads.all():  # (in upload order, as workers install them)
+        events.append(ClientSent(UPLOADS_HOLDER, UploadFile(id=0, file=file)))
     tasks = sorted((ts for ts in state.tasks.values() if ts.spec is not None),
                    key=lambda ts: ts.order)
     for ts in tasks:

@@ -31,7 +31,8 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, 
                                     ScatterDone,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
-                                    Unregister, WantKeys, WhoHas, WorkerRegistered)
+                                    Unregister, UploadFile, UploadFileReply, WantKeys, WhoHas,
+                                    WorkerRegistered)
 
 from . import (balance, coordination, lineage, queries, recovery, retrying, scattering,
                sharing, taking_back)
@@ -45,6 +46,7 @@ from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F
                       WorkerInfo, added, joined, key_prefix, left, removed)
 from .retirement import Retirements
 from .stories import Stories
+from .uploads import Uploads
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
 
 
@@ -72,6 +74,7 @@ class CenterState(TaskMachine):
         self.compactions = 0  # the server gives memory back to the system after each
         self.datasets: dict[str, Dataset] = {}  # published by name
         self.graph_parts = GraphParts()  # graphs whose last part has not come yet
+        self.uploads = Uploads()  # files for every worker; a restart keeps them, as dask's
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -109,6 +112,8 @@ class CenterState(TaskMachine):
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
             Retry: partial(retrying.retry, self),
+            UploadFile: lambda client, msg, sid: self.send(client, UploadFileReply(
+                id=msg.id, error=self.uploads.keep(msg.file))),
             Coordinate: lambda client, msg, sid: self._coordinated(
                 self.coordination.request(client, msg), sid),
         }
@@ -308,6 +313,9 @@ class CenterState(TaskMachine):
 
     def _cancel(self, client: str, msg: Cancel, sid: str) -> None:
         keys = msg.keys
+        if msg.force:
+            self._cancel_for_everyone(client, keys, sid)
+            return
         if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
             keys = [key for key in keys
                     if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED
@@ -315,6 +323,26 @@ class CenterState(TaskMachine):
         self.release(client, Release(keys=keys), sid)
         for key in keys:
             self.send(client, KeyCancelled(key=key))
+
+    def _cancel_for_everyone(self, client: str, keys: list[str], sid: str) -> None:
+        """dask's ``cancel(force=True)``: ``keys`` and every task that reads them, however
+        indirectly, are let go of by every holder, and each client holding one is told it
+        is cancelled. The client asking hears of each key it named, as with any cancel."""
+        told = {(client, key) for key in keys}
+        for key in keys:
+            self.send(client, KeyCancelled(key=key))
+        found: dict[str, TaskState] = {}
+        stack = [key for key in keys if key in self.tasks]
+        while stack:
+            key = stack.pop()
+            if key not in found:
+                found[key] = ts = self.tasks[key]
+                stack.extend(dependent for dependent in ts.dependents if dependent in self.tasks)
+        for key, ts in found.items():
+            for holder in list(ts.wanted_by):
+                if not sharing.is_holder(holder) and (holder, key) not in told:
+                    self.send(holder, KeyCancelled(key=key))
+                self.release(holder, Release(keys=[key]), sid)
 
     def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
         self.send(client, queries.who_has(self, msg))
@@ -358,7 +386,8 @@ class CenterState(TaskMachine):
         for (client, request), expected in list(self.restarting.items()):
             if len(self.workers) >= expected or (client, request) == timed_out:
                 del self.restarting[(client, request)]
-                self.send(client, RestartReply(id=request, workers=len(self.workers)))
+                self.send(client, RestartReply(id=request, workers=len(self.workers),
+                                               expected=expected))
 
     def _restart_timed_out(self, event: RestartTimedOut, sid: str) -> None:
         self._restart_progress(timed_out=(event.client, event.request))
@@ -394,7 +423,7 @@ class CenterState(TaskMachine):
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
-        self.send(reg.address, WorkerRegistered(address=reg.address))
+        self.send(reg.address, WorkerRegistered(address=reg.address, uploads=self.uploads.all()))
         stale = []
         for key, nbytes in reg.keys.items():
             ts = self.tasks.get(key)

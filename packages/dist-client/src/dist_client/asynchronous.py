@@ -142,8 +142,9 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.scatter(core, data, broadcast, workers, hash, timeout))
 
-    async def cancel(self, futures: Any) -> None:
-        self._started.cancel(futures)
+    async def cancel(self, futures: Any, force: bool = False) -> None:
+        """As ``Executor.cancel``."""
+        self._started.cancel(futures, force)
 
     async def retry(self, futures: Any) -> None:
         """As ``Executor.retry``."""
@@ -156,9 +157,10 @@ class AsyncExecutor:
         if self.core is not None:
             await self.core.close_async(timeout)
 
-    async def restart(self, timeout: float = 30.0) -> None:
+    async def restart(self, timeout: float = 30.0, wait_for_workers: bool = True) -> None:
+        """As ``Executor.restart``."""
         core = self._started
-        await core.call(operations.restart(core, timeout))
+        await core.call(operations.restart(core, timeout, wait_for_workers))
 
     async def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
                              timeout: float = 300.0) -> dict[str, str]:
@@ -178,9 +180,8 @@ class AsyncExecutor:
 
     async def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
         """As ``Executor.upload_file``."""
-        with open(path, "rb") as f:
-            content = f.read()
-        return await self.run(install_file, os.path.basename(path), content, load)
+        core = self._started
+        return await core.call(operations.upload_file(core, path, load, install_file))
 
     async def who_has(self, futures: Any = None) -> dict[str, list[str]]:
         core = self._started

@@ -182,9 +182,12 @@ class Executor(concurrent.futures.Executor):
                                                 timeout))
 
     # -- cluster information and control --------------------------------------------------------
-    def cancel(self, futures: Any) -> None:
-        """Stop work not yet started for these futures and release their keys."""
-        self.core.cancel(futures)
+    def cancel(self, futures: Any, force: bool = False) -> None:
+        """Stop work not yet started for these futures and release their keys. Other
+        clients holding the same keys keep them (their tasks go on), unless ``force=True``,
+        as dask's: then the keys, and every task that reads them, are cancelled for every
+        client, dataset and ``fire_and_forget`` holding them."""
+        self.core.cancel(futures, force)
 
     def retry(self, futures: Any) -> None:
         """Run again the tasks of these futures (also inside containers and persisted
@@ -244,10 +247,14 @@ class Executor(concurrent.futures.Executor):
         return self.core.run(operations.retire_workers(self.core, workers, close_workers,
                                                        timeout))
 
-    def restart(self, timeout: float = 30.0) -> None:
+    def restart(self, timeout: float = 30.0, wait_for_workers: bool = True) -> None:
         """Forget every task and result, and restart every worker process. The futures of
-        every client become cancelled; returns when the workers are back."""
-        self.core.run(operations.restart(self.core, timeout))
+        every client become cancelled; returns when as many workers as before have
+        registered again, or raises ``TimeoutError`` if they have not within ``timeout``
+        seconds (the restart happened all the same), as dask's. ``wait_for_workers=False``
+        returns at once (then ``wait_for_workers(n)`` waits for as many as wanted). Files
+        sent with ``upload_file`` stay: the restarted workers install them again."""
+        self.core.run(operations.restart(self.core, timeout, wait_for_workers))
 
     def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         """What happened to these keys (or futures' keys), for debugging: the log entries of
@@ -267,12 +274,13 @@ class Executor(concurrent.futures.Executor):
                                                        on_error))
 
     def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
-        """Send a file to every worker now registered; a .py, .zip, .egg or .whl becomes
+        """Send a file to every worker, as dask's: a .py, .zip, .egg or .whl becomes
         importable there, and a .py module is imported (again, if it was) unless
-        ``load=False``. Returns where each worker put it."""
-        with open(path, "rb") as f:
-            content = f.read()
-        return self.run(install_file, os.path.basename(path), content, load)
+        ``load=False``. The center keeps the file (at most 100 files, 64 MiB in all; the
+        same name replaces it) for the workers that join later or come back from a restart,
+        which install it before they run a task. Returns where each worker now registered
+        put it; ``ValueError`` if the center cannot keep it (nothing is sent to workers)."""
+        return self.core.run(operations.upload_file(self.core, path, load, install_file))
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:

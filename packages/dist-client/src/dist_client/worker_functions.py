@@ -7,6 +7,8 @@ import sys
 
 
 def upload_target() -> str:
+    # The folder a worker installs the files its center kept into as it registers
+    # (dist_worker's uploads): one folder, or a module would be found in two places.
     import tempfile  # (with shutil and its compression modules) on a worker, when it is used
 
     folder = os.path.join(tempfile.gettempdir(), f"dist-uploads-{os.getpid()}")

@@ -69,6 +69,16 @@ FEATURES: dict[str, str] = {
                             "`submit` with `small_values_serializers` and passes each such "
                             "client the first form it names that the worker sent (PROTOCOL.md, "
                             "Task lifecycle)",
+    "cancel-force": "the center takes `cancel` with `force`: the keys are cancelled for every "
+                    "client holding them, with every task that reads them, and each holder is "
+                    "sent `key-cancelled`",
+    "restart-expected": "the center's `restart-reply` carries `expected`, the workers it "
+                        "waited for: fewer in `workers` means the restart's timeout passed "
+                        "first",
+    "uploads": "the center keeps files clients upload (`upload-file`, answered by "
+               "`upload-file-reply`), bounded and replaced by name, and a worker takes them in "
+               "`worker-registered` (`uploads`) and installs them before any task (PROTOCOL.md, "
+               "Uploaded files)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

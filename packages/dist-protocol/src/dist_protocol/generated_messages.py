@@ -127,6 +127,56 @@ def _Environment(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _UploadedFile(cls):
+    set_name = cls.name.__set__
+    set_content = cls.content.__set__
+    set_load = cls.load.__set__
+    setters = (set_name,set_content,set_load,)
+    running = set()
+
+    def __init__(self, name: 'str', content: 'Payload', load: 'bool' = True) -> None:
+        set_name(self, name)
+        set_content(self, content)
+        set_load(self, load)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(name={self.name!r}, content={self.content!r}, load={self.load!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.name,self.content,self.load,)==(other.name,other.content,other.load,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.name,self.content,self.load,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('name','content','load',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('name','content','load',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.name, self.content, self.load]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Hello(cls):
     set_min_version = cls.min_version.__set__
     set_max_version = cls.max_version.__set__
@@ -485,12 +535,14 @@ def _Release(cls):
 def _Cancel(cls):
     set_keys = cls.keys.__set__
     set_pending_only = cls.pending_only.__set__
-    setters = (set_keys,set_pending_only,)
+    set_force = cls.force.__set__
+    setters = (set_keys,set_pending_only,set_force,)
     running = set()
 
-    def __init__(self, keys: 'list[str]', pending_only: 'bool' = False) -> None:
+    def __init__(self, keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False) -> None:
         set_keys(self, keys)
         set_pending_only(self, pending_only)
+        set_force(self, force)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -498,30 +550,30 @@ def _Cancel(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(keys={self.keys!r}, pending_only={self.pending_only!r})"
+            return self.__class__.__qualname__ + f"(keys={self.keys!r}, pending_only={self.pending_only!r}, force={self.force!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.keys,self.pending_only,)==(other.keys,other.pending_only,)
+            return (self.keys,self.pending_only,self.force,)==(other.keys,other.pending_only,other.force,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.keys,self.pending_only,))
+        return hash((self.keys,self.pending_only,self.force,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('keys','pending_only',):
+        if type(self) is cls or name in ('keys','pending_only','force',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('keys','pending_only',):
+        if type(self) is cls or name in ('keys','pending_only','force',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.keys, self.pending_only]
+        return [self.keys, self.pending_only, self.force]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -967,12 +1019,14 @@ def _Restart(cls):
 def _RestartReply(cls):
     set_id = cls.id.__set__
     set_workers = cls.workers.__set__
-    setters = (set_id,set_workers,)
+    set_expected = cls.expected.__set__
+    setters = (set_id,set_workers,set_expected,)
     running = set()
 
-    def __init__(self, id: 'int', workers: 'int') -> None:
+    def __init__(self, id: 'int', workers: 'int', expected: 'int | None' = None) -> None:
         set_id(self, id)
         set_workers(self, workers)
+        set_expected(self, expected)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -980,30 +1034,126 @@ def _RestartReply(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, workers={self.workers!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, workers={self.workers!r}, expected={self.expected!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.workers,)==(other.id,other.workers,)
+            return (self.id,self.workers,self.expected,)==(other.id,other.workers,other.expected,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.workers,))
+        return hash((self.id,self.workers,self.expected,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','workers',):
+        if type(self) is cls or name in ('id','workers','expected',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','workers',):
+        if type(self) is cls or name in ('id','workers','expected',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.workers]
+        return [self.id, self.workers, self.expected]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _UploadFile(cls):
+    set_id = cls.id.__set__
+    set_file = cls.file.__set__
+    setters = (set_id,set_file,)
+    running = set()
+
+    def __init__(self, id: 'int', file: 'UploadedFile') -> None:
+        set_id(self, id)
+        set_file(self, file)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, file={self.file!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.file,)==(other.id,other.file,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.file,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','file',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','file',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.file]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _UploadFileReply(cls):
+    set_id = cls.id.__set__
+    set_error = cls.error.__set__
+    setters = (set_id,set_error,)
+    running = set()
+
+    def __init__(self, id: 'int', error: 'str | None' = None) -> None:
+        set_id(self, id)
+        set_error(self, error)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, error={self.error!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.error,)==(other.id,other.error,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.error,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','error',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','error',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.error]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -2109,12 +2259,14 @@ def _RegisterWorker(cls):
 def _WorkerRegistered(cls):
     set_address = cls.address.__set__
     set_heartbeat_interval = cls.heartbeat_interval.__set__
-    setters = (set_address,set_heartbeat_interval,)
+    set_uploads = cls.uploads.__set__
+    setters = (set_address,set_heartbeat_interval,set_uploads,)
     running = set()
 
-    def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0) -> None:
+    def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY) -> None:
         set_address(self, address)
         set_heartbeat_interval(self, heartbeat_interval)
+        set_uploads(self, [] if uploads is FACTORY else uploads)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2122,30 +2274,30 @@ def _WorkerRegistered(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(address={self.address!r}, heartbeat_interval={self.heartbeat_interval!r})"
+            return self.__class__.__qualname__ + f"(address={self.address!r}, heartbeat_interval={self.heartbeat_interval!r}, uploads={self.uploads!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.address,self.heartbeat_interval,)==(other.address,other.heartbeat_interval,)
+            return (self.address,self.heartbeat_interval,self.uploads,)==(other.address,other.heartbeat_interval,other.uploads,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.address,self.heartbeat_interval,))
+        return hash((self.address,self.heartbeat_interval,self.uploads,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('address','heartbeat_interval',):
+        if type(self) is cls or name in ('address','heartbeat_interval','uploads',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('address','heartbeat_interval',):
+        if type(self) is cls or name in ('address','heartbeat_interval','uploads',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.address, self.heartbeat_interval]
+        return [self.address, self.heartbeat_interval, self.uploads]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3287,6 +3439,10 @@ METHODS = {
          ('packages', 'dict[str, str]', ('field', '-', '{}', True, True, True, None, False))),
         None,
         _Environment),
+    'UploadedFile': (
+        (('name', 'str', '-'), ('content', 'Payload', '-'), ('load', 'bool', 'True')),
+        None,
+        _UploadedFile),
     'Hello': (
         (('min_version', 'int', '-'),
          ('max_version', 'int', '-'),
@@ -3336,8 +3492,9 @@ METHODS = {
         _Release),
     'Cancel': (
         (('keys', 'list[str]', '-'),
-         ('pending_only', 'bool', ('field', 'False', '-', True, True, True, None, False))),
-        "Cancel(keys: 'list[str]', pending_only: 'bool' = False)",
+         ('pending_only', 'bool', ('field', 'False', '-', True, True, True, None, False)),
+         ('force', 'bool', ('field', 'False', '-', True, True, True, None, False))),
+        "Cancel(keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False)",
         _Cancel),
     'WhoHas': (
         (('id', 'int', '-'), ('keys', 'list[str]', '-')),
@@ -3382,9 +3539,19 @@ METHODS = {
         "Restart(id: 'int', timeout: 'float' = 30.0)",
         _Restart),
     'RestartReply': (
-        (('id', 'int', '-'), ('workers', 'int', '-')),
-        "RestartReply(id: 'int', workers: 'int')",
+        (('id', 'int', '-'),
+         ('workers', 'int', '-'),
+         ('expected', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
+        "RestartReply(id: 'int', workers: 'int', expected: 'int | None' = None)",
         _RestartReply),
+    'UploadFile': (
+        (('id', 'int', '-'), ('file', 'UploadedFile', '-')),
+        None,
+        _UploadFile),
+    'UploadFileReply': (
+        (('id', 'int', '-'), ('error', 'str | None', 'None')),
+        "UploadFileReply(id: 'int', error: 'str | None' = None)",
+        _UploadFileReply),
     'Story': (
         (('id', 'int', '-'), ('keys', 'list[str]', '-')),
         None,
@@ -3508,8 +3675,10 @@ METHODS = {
         "RegisterWorker(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = <factory>, resources: 'dict[str, float]' = <factory>)",
         _RegisterWorker),
     'WorkerRegistered': (
-        (('address', 'str', '-'), ('heartbeat_interval', 'float', '1.0')),
-        "WorkerRegistered(address: 'str', heartbeat_interval: 'float' = 1.0)",
+        (('address', 'str', '-'),
+         ('heartbeat_interval', 'float', '1.0'),
+         ('uploads', 'list[UploadedFile]', ('field', '-', '[]', True, True, True, None, False))),
+        "WorkerRegistered(address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = <factory>)",
         _WorkerRegistered),
     'TaskFinished': (
         (('key', 'str', '-'),

@@ -167,6 +167,15 @@ class Environment:
 
 
 
+@record
+class UploadedFile:
+    """A file a client uploaded for every worker, present and future (see upload-file)."""
+
+    name: str  # the file's name, without folders
+    content: Payload  # its bytes (serializer "bytes")
+    load: bool = True  # a .py module is imported once written
+
+
 # -- handshake (any role) --------------------------------------------------------------------
 
 @message("hello", "initiator->acceptor")
@@ -251,6 +260,9 @@ class Cancel(Message):
     keys: list[str]
     # Only the keys whose tasks have not started (not running, not done): the others go on.
     pending_only: bool = wire_field(default=False, feature="cancel-pending-only")
+    # Also the keys other clients hold, and every task that reads them: cancelled for every
+    # holder (dask's ``cancel(force=True)``); without it only this client lets go of them.
+    force: bool = wire_field(default=False, feature="cancel-force")
 
 
 @message("who-has", "client->center")
@@ -312,6 +324,24 @@ class Restart(Message):
 class RestartReply(Message):
     id: int
     workers: int  # workers registered again when the restart finished
+    # The workers the center waited for (those registered when the restart began): fewer in
+    # ``workers`` means the timeout passed first.
+    expected: int | None = wire_field(default=None, minimum=0, feature="restart-expected")
+
+
+@message("upload-file", "client->center", feature="uploads")
+class UploadFile(Message):
+    """Keep ``file`` for the workers that register from now on (replacing a file of that
+    name); answered by ``upload-file-reply``."""
+
+    id: int
+    file: UploadedFile
+
+
+@message("upload-file-reply", "center->client", feature="uploads")
+class UploadFileReply(Message):
+    id: int
+    error: str | None = None  # why the center did not keep the file (too large, too many)
 
 
 @message("story", "client->center", "center->worker", feature="story")
@@ -516,6 +546,9 @@ class RegisterWorker(Message):
 class WorkerRegistered(Message):
     address: str
     heartbeat_interval: float = 1.0
+    # The files clients uploaded, kept by the center: the worker installs them before it
+    # takes any task (see ``upload-file``).
+    uploads: list[UploadedFile] = wire_field(default_factory=list, feature="uploads")
 
 
 @message("task-finished", "worker->center")
@@ -794,7 +827,8 @@ def describe_ops() -> dict[str, dict[Any, Any]]:
     }
 
 
-RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment}
+RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment,
+                            "UploadedFile": UploadedFile}
 
 
 def describe_records() -> dict[str, dict[Any, Any]]:
@@ -804,7 +838,7 @@ def describe_records() -> dict[str, dict[Any, Any]]:
 
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type)
-           and (issubclass(obj, Message) or obj in (TaskSpec, Environment))]
+           and (issubclass(obj, Message) or obj in (TaskSpec, Environment, UploadedFile))]
 __all__ += ["OPS", "PRIMITIVE_KINDS", "RECORDS", "downgrade", "encode_batch", "decode_batch",
             "describe_ops", "describe_records"]
 _ = dataclasses

@@ -38,7 +38,7 @@ from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
-from . import unpickling
+from . import unpickling, uploads
 
 log = logging.getLogger("dist.worker")
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
@@ -245,7 +245,12 @@ class Worker:
         if not isinstance(reply, WorkerRegistered):
             comm.close("expected worker-registered")
             return False
-        self.center = comm
+        self.center = comm  # (heartbeats go out meanwhile; the center's orders wait)
+        if reply.uploads:
+            # Before any task, which may import them: in a thread, as they may take a while.
+            installed = await asyncio.to_thread(uploads.install_all, reply.uploads)
+            if installed:
+                log.info("installed the uploaded files %s", ", ".join(installed))
         comm.set_handler(self._on_center_messages)
         # On every registration, not only the first: operators grep for this line.
         announce(f"Registered with center at: {self.center_address}")

@@ -357,10 +357,11 @@ class ClientCore:
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
-    def cancel_keys(self, keys: list[str], pending_only: bool = False) -> None:
+    def cancel_keys(self, keys: list[str], pending_only: bool = False,
+                    force: bool = False) -> None:
         self.until_connected()
         with self.lock:
-            if self.state.cancel(keys, pending_only):
+            if self.state.cancel(keys, pending_only, force):
                 self._schedule_flush(now=True)
 
     def _schedule_flush(self, now: bool = False) -> None:
@@ -526,10 +527,15 @@ class ClientCore:
         return futures
 
     # -- cancelling -----------------------------------------------------------------------------
-    def cancel(self, futures: Any) -> None:
+    def cancel(self, futures: Any, force: bool = False) -> None:
         """Stop work not yet started for these futures (also those inside containers and
-        persisted dask collections) and release their keys."""
-        self._cancel_states([future.keystate for future in futures_of(futures)])
+        persisted dask collections) and release their keys; ``force``: for every holder."""
+        center = self.center
+        if force and center is not None and "cancel-force" not in center.features:
+            raise ClusterError(f"the center at {self.address} cannot cancel for other clients "
+                               "(an older release: it did not announce the protocol feature "
+                               "'cancel-force'); cancel without force=True")
+        self._cancel_states([future.keystate for future in futures_of(futures)], force)
 
     def retry(self, futures: Any) -> None:
         """Run again the tasks of these futures that failed (and the failed inputs behind
@@ -548,14 +554,14 @@ class ClientCore:
             if self.state.queue(Retry(keys=list(dict.fromkeys(s.key for s in states)))):
                 self._schedule_flush(now=True)
 
-    def _cancel_states(self, states: list[KeyState]) -> None:
+    def _cancel_states(self, states: list[KeyState], force: bool = False) -> None:
         for state in states:
             if not state.done:
                 state.fail(concurrent.futures.CancelledError(f"{state.key} was cancelled"),
                            status="cancelled")
         keys = list(dict.fromkeys(state.key for state in states))
         if keys:
-            self.cancel_keys(keys)
+            self.cancel_keys(keys, force=force)
 
     def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
         """Cancel the futures (default: every one held) whose tasks have not started."""

@@ -4,13 +4,15 @@ loop. ``Executor`` runs them with ``core.run`` (waiting in the caller's thread) 
 from __future__ import annotations
 
 import asyncio
+import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from dist_protocol.addresses import parse_address
-from dist_protocol.messages import AdaptiveTarget, Replicate, Restart, RetireWorkers, Story
-from dist_protocol.serialize import serialize
+from dist_protocol.messages import (AdaptiveTarget, Replicate, Restart, RetireWorkers, Story,
+                                    UploadedFile, UploadFile)
+from dist_protocol.serialize import Payload, serialize
 from dist_protocol.timeouts import wait_for
 
 from .. import transfer
@@ -213,13 +215,37 @@ async def retire_workers(core: ClientCore, workers: list[str] | None, close: boo
     return dict(reply.retired)
 
 
-async def restart(core: ClientCore, timeout: float = 30.0) -> None:
+async def restart(core: ClientCore, timeout: float = 30.0,
+                  wait_for_workers: bool = True) -> None:
     """Forget every task and result and restart every worker process; the futures of every
-    client become cancelled. Returns when the workers are back."""
+    client become cancelled. Returns when the workers are back (``TimeoutError`` when they
+    are not all back within ``timeout`` seconds), or at once with ``wait_for_workers=False``."""
     timeout = seconds("timeout", timeout)
     core.cancel_everything("the cluster restarted", finished_too=True)
-    await wait_for(core.ask(lambda i: Restart(id=i, timeout=timeout)), timeout + 5,
-                   f"restart: the workers not back within {timeout + 5} s")
+    wait = timeout if wait_for_workers else 0.0  # 0: the center answers at once
+    reply = await wait_for(core.ask(lambda i: Restart(id=i, timeout=wait)), wait + 5,
+                           f"restart: no answer from the center within {wait + 5} s")
+    if wait_for_workers and reply.expected is not None and reply.workers < reply.expected:
+        raise TimeoutError(
+            f"restart: {reply.workers} of the {reply.expected} workers registered again "
+            f"within {timeout} s (the restart happened: every task and result is gone, and "
+            f"workers coming back later get work); give a longer timeout, or "
+            f"restart(wait_for_workers=False) and then wait_for_workers(n)")
+
+
+async def upload_file(core: ClientCore, path: Any, load: bool, install: Any) -> dict[str, str]:
+    """Send a file to every worker: the center keeps it for workers that register later (when
+    it can), and ``install`` (run on each worker now registered) writes it there."""
+    with open(path, "rb") as f:
+        content = f.read()
+    name = os.path.basename(path)
+    center = core.center
+    if center is not None and "uploads" in center.features:
+        file = UploadedFile(name=name, content=Payload("bytes", [content]), load=load)
+        reply = await core.ask(lambda i: UploadFile(id=i, file=file))
+        if reply.error is not None:
+            raise ValueError(f"upload_file: {reply.error}")
+    return await run_everywhere(core, install, (name, content, load), {})
 
 
 async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[dict[str, Any]]:
@@ -285,5 +311,5 @@ async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
 
 
 __all__ = ["futures_in", "gather", "has_what", "ncores", "replicate", "restart",
-           "RUN_ON_ERROR", "run_everywhere", "scatter", "story", "versions",
+           "RUN_ON_ERROR", "run_everywhere", "scatter", "story", "upload_file", "versions",
            "wait_for_workers", "who_has"]

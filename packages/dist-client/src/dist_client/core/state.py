@@ -133,12 +133,13 @@ class ClientState:
         self._outbox.extend(messages)
         return bool(messages)
 
-    def cancel(self, keys: list[str], pending_only: bool = False) -> bool:
-        """Ask the center to cancel ``keys``; its echo of a full cancel is expected."""
+    def cancel(self, keys: list[str], pending_only: bool = False, force: bool = False) -> bool:
+        """Ask the center to cancel ``keys`` (``force``: for every holder); its echo of a full
+        cancel is expected."""
         if not pending_only:
             self.cancels_unconfirmed.update(keys)
         return self.queue(Cancel(keys=keys, pending_only=True) if pending_only
-                          else Cancel(keys=keys))
+                          else Cancel(keys=keys, force=True) if force else Cancel(keys=keys))
 
     def take_outbox(self) -> list[Message]:
         """Everything queued, as messages, in order; the outbox is empty afterwards."""
