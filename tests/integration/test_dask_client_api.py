@@ -466,6 +466,7 @@ def test_cancel_leaves_other_clients_keys_unless_forced(e, module_cluster, tmp_p
         mine = e.submit(wait_for_file, marker, 1)
         theirs = other.submit(wait_for_file, marker, 1)  # the same key
         after = other.submit(inc, theirs)
+        other.who_has([after])  # (a round trip: the center has both clients' tasks)
         assert mine.key == theirs.key
         e.cancel(mine)
         assert mine.cancelled() and not theirs.done()
