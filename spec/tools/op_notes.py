@@ -87,6 +87,14 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "began: `workers` below `expected` means the timeout passed first. A "
                       "`timeout` of 0 asks for the answer at once, the workers still "
                       "restarting.", "—"),
+    "rebalance": ("Move data between workers (those of `workers`, by name or address; "
+                  "absent, every running worker) until each holds about as many bytes, as the "
+                  "center counts them from the sizes workers reported (feature `rebalance`). "
+                  "Only keys of `keys` move, when given. See Rebalancing.",
+                  "`rebalance-reply` with the same `id`, once every move is done or failed"),
+    "rebalance-reply": ("The keys that moved, and of the keys `rebalance` named, those that did "
+                        "not (not in memory, or their move failed); `error` when nothing was "
+                        "done (a worker named that the center does not know).", "—"),
     "upload-file": ("Keep `file` for every worker that registers from now on (feature "
                     "`uploads`): the center sends the files it keeps in each "
                     "`worker-registered`. A file of the same `name` is replaced. The center "

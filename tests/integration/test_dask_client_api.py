@@ -484,3 +484,33 @@ def wait_for_file(path, value):
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     return value
+
+
+def block_of(i):
+    return bytes([i % 256]) * 100_000
+
+
+@pytest.mark.cluster(n_workers=2)
+def test_rebalance_evens_out_the_bytes_workers_hold_as_dasks_does(cluster):
+    e = cluster.executor()
+    first, second = sorted(e.nthreads())
+    blocks = e.map(block_of, range(8), workers=[first])
+    wait(blocks, timeout=RESULT_TIMEOUT)
+    assert all(holders == [first] for holders in e.who_has(blocks).values())
+    e.rebalance()
+    held = e.has_what()
+    assert len(held[first]) == len(held[second]) == 4
+    assert not set(held[first]) & set(held[second])  # moved, not copied
+    assert e.gather(blocks) == [block_of(i) for i in range(8)]
+
+    # Only the keys of the futures given, and only between the workers named.
+    more = e.map(block_of, range(8, 12), workers=[first])
+    wait(more, timeout=RESULT_TIMEOUT)
+    e.rebalance(more[:1], workers=[first, second])
+    assert e.who_has(more[:1])[more[0].key] == [second]
+    assert all(e.who_has(more)[f.key] == [first] for f in more[1:])
+    with pytest.raises(ValueError, match="no worker"):
+        e.rebalance(workers=["nobody"])
+    failed = e.submit(fail, 1)
+    with pytest.raises(KeyError, match="could not move"):
+        e.rebalance([failed])

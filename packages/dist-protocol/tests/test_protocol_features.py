@@ -78,7 +78,8 @@ def test_every_gated_op_names_a_known_feature():
                      "coordinate": "coordination", "coordinate-reply": "coordination",
                      "published": "coordination", "actor-call": "actors",
                      "actor-result": "actors", "upload-file": "uploads",
-                     "upload-file-reply": "uploads"}
+                     "upload-file-reply": "uploads",
+                     "rebalance": "rebalance", "rebalance-reply": "rebalance"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

@@ -26,7 +26,8 @@ from typing import Any
 from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, Coordinate,
                                     FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
-                                    MissingData, PublishDataset, RegisterWorker, Release,
+                                    MissingData, PublishDataset, Rebalance, RegisterWorker,
+                                    Release,
                                     Replicate, Restart, RestartReply, RestartWorker, Retry,
                                     ScatterDone,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
@@ -44,6 +45,7 @@ from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
                       WorkerInfo, added, joined, key_prefix, left, removed)
+from .rebalancing import Rebalances
 from .retirement import Retirements
 from .stories import Stories
 from .uploads import Uploads
@@ -118,6 +120,9 @@ class CenterState(TaskMachine):
                 self.coordination.request(client, msg), sid),
         }
         self.retirements = Retirements()  # graceful retirement and adaptive-target
+        self.rebalances = Rebalances()
+        self._client_ops[Rebalance] = lambda client, msg, sid: self.rebalances.start(
+            self, client, msg)
         self._client_ops.update(self.retirements.client_ops(self))
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
             TaskFinished: self._task_finished, TaskErred: self._task_erred,
@@ -154,6 +159,7 @@ class CenterState(TaskMachine):
             ended, self.fired_and_ended = self.fired_and_ended, []
             sharing.forget_ended(self, ended, sid)
         self.retirements.progress(self, sid)
+        self.rebalances.progress(self)
         self.refill(sid)  # what the step freed is taken up as part of its last event
         self.request_steals()
         return self.take_outgoing()
@@ -173,6 +179,7 @@ class CenterState(TaskMachine):
         self.small_values_for.pop(event.client, None)
         self.told_of_recomputing.discard(event.client)
         self.retirements.client_left(event.client)
+        self.rebalances.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
             del self.restarting[pending]
         self.stories.client_left(event.client)

@@ -30,7 +30,7 @@ from .durations import TaskDurations
 from .lineage import Recs
 from .ready import ReadyQueue
 from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
-                      WorkerInfo, joined, removed)
+                      WorkerInfo, joined, left, removed)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
@@ -560,6 +560,14 @@ class TaskMachine:
             ts.who_has = joined(ts.who_has, worker.address, self.alone)
             worker.has_what.add(ts.key)
             worker.nbytes += ts.nbytes
+
+    def drop_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
+        """``worker``'s copy of ``ts`` goes (another worker holds one): it is told to free it."""
+        if worker.address in ts.who_has and len(ts.who_has) > 1:
+            ts.who_has = left(ts.who_has, worker.address)
+            worker.has_what.discard(ts.key)
+            worker.nbytes -= ts.nbytes
+            self.free(worker.address, ts.key)
 
     def compute_message(self, ts: TaskState, worker: WorkerInfo) -> ComputeTask:
         spec = ts.spec

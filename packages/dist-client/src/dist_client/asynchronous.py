@@ -167,6 +167,11 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.retire_workers(core, workers, close_workers, timeout))
 
+    async def rebalance(self, futures: Any = None, workers: list[str] | None = None) -> None:
+        """As ``Executor.rebalance``."""
+        core = self._started
+        await core.call(operations.rebalance(core, futures, workers))
+
     async def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
         core = self._started
         await core.call(operations.replicate(core, futures, n, timeout))

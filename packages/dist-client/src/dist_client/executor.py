@@ -237,6 +237,15 @@ class Executor(concurrent.futures.Executor):
         survives the loss of a worker; returns when the copies exist."""
         self.core.run(operations.replicate(self.core, futures, n, timeout))
 
+    def rebalance(self, futures: Any = None, workers: list[str] | None = None) -> None:
+        """Move data between workers until each holds about as many bytes, as dask's: the
+        center picks the moves from the sizes it knows, and each worker fetches what it is
+        given from its peer, whose copy is then freed. ``futures`` (once done): only their
+        keys move (``KeyError`` names those that could not); ``workers`` (addresses or
+        names): only between those. Keys that a task not yet finished reads stay where
+        they are. Returns once the moves are done."""
+        self.core.run(operations.rebalance(self.core, futures, workers))
+
     def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
                        timeout: float = 300.0) -> dict[str, str]:
         """Retire workers (by address or name) gracefully, as dask's ``retire_workers``:

@@ -75,6 +75,9 @@ FEATURES: dict[str, str] = {
     "restart-expected": "the center's `restart-reply` carries `expected`, the workers it "
                         "waited for: fewer in `workers` means the restart's timeout passed "
                         "first",
+    "rebalance": "the center takes `rebalance`: it moves data between workers until each "
+                 "holds about as many bytes, each move a copy (`acquire-replicas`) then a free "
+                 "of the original, and answers `rebalance-reply` (PROTOCOL.md, Rebalancing)",
     "uploads": "the center keeps files clients upload (`upload-file`, answered by "
                "`upload-file-reply`), bounded and replaced by name, and a worker takes them in "
                "`worker-registered` (`uploads`) and installs them before any task (PROTOCOL.md, "

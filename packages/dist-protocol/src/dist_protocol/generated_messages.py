@@ -1066,6 +1066,108 @@ def _RestartReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _Rebalance(cls):
+    set_id = cls.id.__set__
+    set_keys = cls.keys.__set__
+    set_workers = cls.workers.__set__
+    setters = (set_id,set_keys,set_workers,)
+    running = set()
+
+    def __init__(self, id: 'int', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None) -> None:
+        set_id(self, id)
+        set_keys(self, keys)
+        set_workers(self, workers)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, keys={self.keys!r}, workers={self.workers!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.keys,self.workers,)==(other.id,other.keys,other.workers,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.keys,self.workers,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','keys','workers',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','keys','workers',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.keys, self.workers]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _RebalanceReply(cls):
+    set_id = cls.id.__set__
+    set_moved = cls.moved.__set__
+    set_failed = cls.failed.__set__
+    set_error = cls.error.__set__
+    setters = (set_id,set_moved,set_failed,set_error,)
+    running = set()
+
+    def __init__(self, id: 'int', moved: 'list[str]' = FACTORY, failed: 'list[str]' = FACTORY, error: 'str | None' = None) -> None:
+        set_id(self, id)
+        set_moved(self, [] if moved is FACTORY else moved)
+        set_failed(self, [] if failed is FACTORY else failed)
+        set_error(self, error)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, moved={self.moved!r}, failed={self.failed!r}, error={self.error!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.moved,self.failed,self.error,)==(other.id,other.moved,other.failed,other.error,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.moved,self.failed,self.error,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','moved','failed','error',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','moved','failed','error',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.moved, self.failed, self.error]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _UploadFile(cls):
     set_id = cls.id.__set__
     set_file = cls.file.__set__
@@ -3544,6 +3646,19 @@ METHODS = {
          ('expected', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
         "RestartReply(id: 'int', workers: 'int', expected: 'int | None' = None)",
         _RestartReply),
+    'Rebalance': (
+        (('id', 'int', '-'),
+         ('keys', 'list[str] | None', 'None'),
+         ('workers', 'list[str] | None', 'None')),
+        None,
+        _Rebalance),
+    'RebalanceReply': (
+        (('id', 'int', '-'),
+         ('moved', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
+         ('failed', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
+         ('error', 'str | None', 'None')),
+        "RebalanceReply(id: 'int', moved: 'list[str]' = <factory>, failed: 'list[str]' = <factory>, error: 'str | None' = None)",
+        _RebalanceReply),
     'UploadFile': (
         (('id', 'int', '-'), ('file', 'UploadedFile', '-')),
         None,

@@ -329,6 +329,25 @@ class RestartReply(Message):
     expected: int | None = wire_field(default=None, minimum=0, feature="restart-expected")
 
 
+@message("rebalance", "client->center", feature="rebalance")
+class Rebalance(Message):
+    """Move data between workers until each holds about as many bytes as the others;
+    answered by ``rebalance-reply`` once the moves are done."""
+
+    id: int
+    keys: list[str] | None = None  # only these may move (None: any in memory)
+    workers: list[str] | None = None  # only between these (names or addresses; None: all)
+
+
+@message("rebalance-reply", "center->client", feature="rebalance")
+class RebalanceReply(Message):
+    id: int
+    moved: list[str] = field(default_factory=list)  # keys now on another worker
+    # Of the keys named, those that did not move: not in memory, or their move failed.
+    failed: list[str] = field(default_factory=list)
+    error: str | None = None  # why nothing was done (a worker named that the center lacks)
+
+
 @message("upload-file", "client->center", feature="uploads")
 class UploadFile(Message):
     """Keep ``file`` for the workers that register from now on (replacing a file of that

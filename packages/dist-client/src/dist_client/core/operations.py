@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from dist_protocol.addresses import parse_address
-from dist_protocol.messages import (AdaptiveTarget, Replicate, Restart, RetireWorkers, Story,
-                                    UploadedFile, UploadFile)
+from dist_protocol.messages import (AdaptiveTarget, Rebalance, Replicate, Restart,
+                                    RetireWorkers, Story, UploadedFile, UploadFile)
 from dist_protocol.serialize import Payload, serialize
 from dist_protocol.timeouts import wait_for
 
@@ -215,6 +215,32 @@ async def retire_workers(core: ClientCore, workers: list[str] | None, close: boo
     return dict(reply.retired)
 
 
+async def rebalance(core: ClientCore, futures: Any = None, workers: Any = None) -> None:
+    """Move data between workers (of ``workers``) until each holds about as many bytes; with
+    ``futures``, only their keys, once they are done (``KeyError`` for those that could not
+    move: not in memory, or their move failed)."""
+    center = core.center
+    if center is not None and "rebalance" not in center.features:
+        raise ClusterError(f"the center at {core.address} cannot rebalance (an older release: "
+                           "it did not announce the protocol feature 'rebalance')")
+    keys = None
+    if futures is not None:
+        states = [future.keystate for future in futures_of(futures)]
+        await settled_async(states)
+        keys = sorted({state.key for state in states})
+        if not keys:
+            return
+    if isinstance(workers, str):
+        workers = [workers]
+    names = None if workers is None else list(workers)
+    reply = await core.ask(lambda i: Rebalance(id=i, keys=keys, workers=names))
+    if reply.error is not None:
+        raise ValueError(f"rebalance: {reply.error}")
+    if keys is not None and reply.failed:
+        raise KeyError(f"rebalance: could not move {', '.join(map(repr, reply.failed))} "
+                       f"(not in memory, or a worker or copy failed meanwhile)")
+
+
 async def restart(core: ClientCore, timeout: float = 30.0,
                   wait_for_workers: bool = True) -> None:
     """Forget every task and result and restart every worker process; the futures of every
@@ -310,6 +336,6 @@ async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
     return {address: values[address] for address in futures if address in values}
 
 
-__all__ = ["futures_in", "gather", "has_what", "ncores", "replicate", "restart",
+__all__ = ["futures_in", "gather", "has_what", "ncores", "rebalance", "replicate", "restart",
            "RUN_ON_ERROR", "run_everywhere", "scatter", "story", "upload_file", "versions",
            "wait_for_workers", "who_has"]
