@@ -55,7 +55,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "`memory_limit` is planned only for workers with a larger one (or none), "
                      "when there are any; otherwise for any, and a client should not send it. "
                      "The keys become wanted by this client, unless the reply is empty: then "
-                     "nothing changed.",
+                     "nothing changed. With `timeout` (feature `waits`), a plan no worker can "
+                     "take now is not answered empty at once: the center answers when a "
+                     "worker it may use registers (or resumes), or empty after `timeout` "
+                     "seconds (see Waits).",
                      "`scatter-plan-reply` with the same `id`"),
     "scatter-plan-reply": ("Target workers per key; the client sends them `put-data`. Empty "
                            "when no worker is available.", "—"),
@@ -64,7 +67,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "records them at once, as the workers' own reports would, so that this "
                      "client's next messages find the data in place. Optional: without it, the "
                      "center learns from the workers.", "— (`key-in-memory` for each key)"),
-    "cluster-info": ("Ask for the workers and their state.",
+    "cluster-info": ("Ask for the workers and their state. With `min_workers` (feature "
+                     "`waits`), the center answers once at least that many workers are "
+                     "registered, or after `timeout` seconds (nil: no limit) with the "
+                     "workers there are then (see Waits).",
                      "`cluster-info-reply` with the same `id`"),
     "cluster-info-reply": ("One map per worker: `address`, `name`, `nthreads`, `memory_limit` "
                            "(bytes, 0: none), `status`, `processing` (the number of tasks "
@@ -75,7 +81,17 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                            "(its last "
                            "heartbeat's map), `environment` (an `Environment` map as it stated "
                            "it in its hello, or nil).", "—"),
-    "replicate": ("Keep `n` copies of each key in memory on distinct workers.", "—"),
+    "replicate": ("Keep `n` copies of each key in memory on distinct workers. With `id` "
+                  "(feature `waits`), the center answers when they exist: `n` counts at most "
+                  "the workers registered, and fewer if workers leave meanwhile; `timeout` "
+                  "(nil: no limit) bounds the wait (see Waits).",
+                  "— ; with `id`: `replicate-reply` with the same `id`"),
+    "replicate-reply": ("How a `replicate` with an `id` ended: `ok` once every key is on `n` "
+                        "workers (`n` as the center counted it); `gone` as soon as one of "
+                        "the keys (`keys`) is no longer in memory at the center (released, "
+                        "lost, or being computed again after its data was lost); `timeout` "
+                        "when `timeout` passed first (`keys`: those with fewer copies).",
+                        "—"),
     "restart": ("Forget every task and restart every worker; every client's keys are "
                 "cancelled. Published datasets are forgotten too. Coordination primitives "
                 "stay (a lock held stays held), but the keys their values refer to are gone: "

@@ -73,8 +73,7 @@ def test_every_gated_op_names_a_known_feature():
                      "adaptive-target-reply": "retire-workers",
                      "retire-workers": "retire-workers", "retire-workers-reply": "retire-workers",
                      "close-worker": "retire-workers", "session": "sessions",
-                     "session-reply": "sessions",
-
+                     "session-reply": "sessions", "replicate-reply": "waits",
                      "coordinate": "coordination", "coordinate-reply": "coordination",
                      "published": "coordination", "actor-call": "actors",
                      "actor-result": "actors", "upload-file": "uploads",

@@ -76,6 +76,17 @@ class CoordinationTimedOut:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class WaitTimedOut:
+    """A client's waiting request (``cluster-info``, ``scatter-plan``, ``replicate``: see
+    ``waits``) reached its ``timeout``."""
+
+    client: str
+    op: str
+    request: int  # the request's id
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class TimeElapsed:
     """A periodic tick of the server's clock: housekeeping that is due is done now."""
 
@@ -118,5 +129,5 @@ class TaskFailed:
 
 
 Event = (ClientConnected | ClientDisconnected | ClientSent | WorkerJoined | WorkerSent
-         | WorkerLeft | RestartTimedOut | CoordinationTimedOut | TimeElapsed | Recovering
-         | RecoveryTimedOut | DetachedTimedOut | TaskFailed)
+         | WorkerLeft | RestartTimedOut | CoordinationTimedOut | WaitTimedOut | TimeElapsed
+         | Recovering | RecoveryTimedOut | DetachedTimedOut | TaskFailed)

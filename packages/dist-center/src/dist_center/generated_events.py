@@ -409,6 +409,58 @@ def _CoordinationTimedOut(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _WaitTimedOut(cls):
+    set_client = cls.client.__set__
+    set_op = cls.op.__set__
+    set_request = cls.request.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_client,set_op,set_request,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, client: 'str', op: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
+        set_client(self, client)
+        set_op(self, op)
+        set_request(self, request)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(client={self.client!r}, op={self.op!r}, request={self.request!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.client,self.op,self.request,self.stimulus_id,)==(other.client,other.op,other.request,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.client,self.op,self.request,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('client','op','request','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('client','op','request','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.client, self.op, self.request, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _TimeElapsed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
@@ -686,6 +738,13 @@ METHODS = {
         (('client', 'str', '-'), ('request', 'int', '-'), ('stimulus_id', 'str', "''")),
         None,
         _CoordinationTimedOut),
+    'WaitTimedOut': (
+        (('client', 'str', '-'),
+         ('op', 'str', '-'),
+         ('request', 'int', '-'),
+         ('stimulus_id', 'str', "''")),
+        None,
+        _WaitTimedOut),
     'TimeElapsed': (
         (('stimulus_id', 'str', "''"),),
         None,

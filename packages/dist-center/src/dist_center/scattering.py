@@ -18,7 +18,8 @@ from .view import Center
 def scatter_plan(state: Center, client: str, msg: ScatterPlan, sid: str) -> None:
     targets = queries.scatter_targets(state, msg)
     if not targets:
-        state.send(client, ScatterPlanReply(id=msg.id, targets={}))
+        if not state.waits.plan_waits(state, client, msg):  # (else answered with a worker)
+            state.send(client, ScatterPlanReply(id=msg.id, targets={}))
         return
     for key in msg.keys:
         ts = state.tasks.get(key)

@@ -13,15 +13,17 @@ from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.timeouts import wait_for
-from dist_protocol.messages import (Cancel, Coordinate, FireAndForget, Message,
+from dist_protocol.messages import (Cancel, ClusterInfo, Coordinate, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
-                                    Release, Restart, Retry, Session, SessionReply, Story,
+                                    Release, Replicate, Restart, Retry, ScatterPlan, Session,
+                                    SessionReply, Story,
                                     StoryReply,
                                     Submit, TaskErred, UploadFile, downgrade)
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
-                     TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+                     TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
+                     WorkerSent)
 from .memory import HeapTrimmer
 from .sharing import is_holder
 from .snapshot import state_events
@@ -37,6 +39,8 @@ log = logging.getLogger("dist.center")
 # What clients send that the durable state follows from (the rest are questions).
 JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
                  FireAndForget, Retry, UploadFile)
+# Requests the center may keep until what they wait for holds, or their timeout (``waits``).
+WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000
@@ -298,6 +302,9 @@ class Center:
                 elif isinstance(msg, Coordinate) and msg.timeout \
                         and (client, msg.id) in self.state.coordination.waiting:
                     self._after(msg.timeout, CoordinationTimedOut(client, msg.id))
+                elif isinstance(msg, WAITING_OPS) and msg.timeout and msg.id is not None \
+                        and self.state.waits.pending(client, msg.op, msg.id):
+                    self._after(msg.timeout, WaitTimedOut(client, msg.op, msg.id))
 
         def on_close(_: Comm) -> None:
             client = self._client_of.pop(comm)

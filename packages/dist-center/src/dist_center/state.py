@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
-from dist_protocol.messages import (OPS, Cancel, ClusterInfo, ClusterInfoReply, Coordinate,
+from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
@@ -39,7 +39,8 @@ from . import (balance, coordination, lineage, queries, recovery, retrying, scat
                sharing, taking_back)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
-                     TaskFailed, TimeElapsed, WorkerJoined, WorkerLeft, WorkerSent)
+                     TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
+                     WorkerSent)
 from .graph_parts import GraphParts
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
@@ -99,6 +100,8 @@ class CenterState(TaskMachine):
             TaskFailed: partial(recovery.task_failed, self),
             CoordinationTimedOut: lambda event, sid: self._coordinated(
                 self.coordination.timed_out(event.client, event.request), sid),
+            WaitTimedOut: lambda event, sid: self._send_all(
+                self.waits.timed_out(self, event.client, event.op, event.request)),
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self.release, Cancel: self._cancel,
@@ -158,6 +161,7 @@ class CenterState(TaskMachine):
         while self.fired_and_ended:
             ended, self.fired_and_ended = self.fired_and_ended, []
             sharing.forget_ended(self, ended, sid)
+        self._waits_progress(sid)
         self.retirements.progress(self, sid)
         self.rebalances.progress(self)
         self.refill(sid)  # what the step freed is taken up as part of its last event
@@ -183,6 +187,7 @@ class CenterState(TaskMachine):
         for pending in [p for p in self.restarting if p[0] == event.client]:
             del self.restarting[pending]
         self.stories.client_left(event.client)
+        self.waits.client_left(event.client)
         self._coordinated(self.coordination.client_left(event.client), sid)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
@@ -355,8 +360,24 @@ class CenterState(TaskMachine):
         self.send(client, queries.who_has(self, msg))
 
     def _replicate(self, client: str, msg: Replicate, sid: str) -> None:
+        if msg.id is not None:  # answered once the copies exist (feature waits)
+            msg = replace(msg, n=max(1, min(msg.n, len(self.workers))))
         for address, order in queries.replica_orders(self, msg).items():
             self.send(address, order)
+        if msg.id is not None:
+            self._send_all(self.waits.replicate(self, client, msg))
+
+    def _waits_progress(self, sid: str) -> None:
+        """Answer the waits this step's events ended (see ``waits``)."""
+        waits = self.waits
+        if not waits:
+            waits.touched.clear()
+            waits.workers_changed = False
+            return
+        replies, plans = waits.progress(self)
+        self._send_all(replies)
+        for client, plan in plans:
+            scattering.scatter_plan(self, client, plan, sid)
 
     def _restart(self, client: str, msg: Restart, sid: str) -> None:
         """Forget every task and restart every worker; clients' futures are cancelled. The
@@ -387,6 +408,7 @@ class CenterState(TaskMachine):
         self.stealing.clear()
         self.waiting_for_resources.clear()
         self.restarting[(client, msg.id)] = expected
+        self.waits.workers_changed = True  # (and every key is gone)
         self._restart_progress()
 
     def _restart_progress(self, timed_out: tuple[str, int] | None = None) -> None:
@@ -400,7 +422,7 @@ class CenterState(TaskMachine):
         self._restart_progress(timed_out=(event.client, event.request))
 
     def _cluster_info(self, client: str, msg: ClusterInfo, sid: str) -> None:
-        self.send(client, ClusterInfoReply(id=msg.id, workers=self.worker_table()))
+        self._send_all(self.waits.cluster_info(self, client, msg))
 
     def worker_table(self) -> list[dict]:
         return queries.worker_table(self)
@@ -426,6 +448,7 @@ class CenterState(TaskMachine):
             worker.environment = asdict(event.environment)
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
+        self.waits.workers_changed = True
         self.forget_capacity(reg.address)
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
@@ -471,6 +494,7 @@ class CenterState(TaskMachine):
         worker = self.workers.pop(event.worker, None)
         if worker is None:
             return
+        self.waits.workers_changed = True
         self._send_all(self.stories.worker_left(worker.address))
         # Its pending steals, either way, will never be answered or used.
         for key in balance.stale_steals(self, worker.address):
@@ -624,6 +648,8 @@ class CenterState(TaskMachine):
         holder = self.workers.get(msg.worker)
         if msg.worker in ts.who_has:
             ts.who_has = left(ts.who_has, msg.worker)
+            if self.waits.watched:
+                self.waits.touch(ts.key)
             if holder is not None:
                 holder.has_what.discard(ts.key)
                 holder.nbytes -= ts.nbytes
@@ -672,6 +698,7 @@ class CenterState(TaskMachine):
         each step."""
         check_table(TRANSITIONS)
         validate_state(self, self.graph_parts.kept())
+        self.waits.validate(self)
 
 
 
@@ -684,7 +711,7 @@ _STIMULUS_PREFIX: dict[type, str] = {
     RestartTimedOut: "restart-timed-out-", TimeElapsed: "time-elapsed-",
     Recovering: "recovering-", RecoveryTimedOut: "recovery-timed-out-",
     DetachedTimedOut: "detached-timed-out-", TaskFailed: "task-failed-",
-    CoordinationTimedOut: "coordination-timed-out-",
+    CoordinationTimedOut: "coordination-timed-out-", WaitTimedOut: "wait-timed-out-",
     **{cls: f"{op}-" for op, cls in OPS.items()}}
 
 

@@ -29,6 +29,7 @@ from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
 from .lineage import Recs
 from .ready import ReadyQueue
+from .waits import Waits
 from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
                       WorkerInfo, joined, left, removed)
 
@@ -96,6 +97,8 @@ class TaskMachine:
         self._out: Outgoing = []
         self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
         self.fired_and_ended: list[str] = []  # fired and forgotten tasks that ended this step
+        # Requests answered once what they wait for holds; told of copies landing and leaving.
+        self.waits = Waits()
         self._resources_freed = False  # a worker with resources has had a task leave
         # Workers whose tasks were taken back during this step; they take queued work at its end
         # (not at once, so a release of many keys does not hand out work it is about to cancel).
@@ -467,6 +470,8 @@ class TaskMachine:
         if ts.state == "processing":
             self._take_back(ts, tell_worker=True)
         elif ts.state == "memory":
+            if self.waits.watched:
+                self.waits.touch(ts.key)
             freed = []
             for address in ts.who_has:
                 worker = self.workers.get(address)
@@ -528,6 +533,8 @@ class TaskMachine:
         if ts.state == "processing":
             self._take_back(ts, tell_worker=True)
         self.unrunnable.discard(ts.key)
+        if ts.state == "memory" and self.waits.watched:
+            self.waits.touch(ts.key)
         ts.lost_message = message
         self._set_state(ts, "lost")
         for client in ts.wanted_by:
@@ -560,6 +567,8 @@ class TaskMachine:
             ts.who_has = joined(ts.who_has, worker.address, self.alone)
             worker.has_what.add(ts.key)
             worker.nbytes += ts.nbytes
+            if self.waits.watched:
+                self.waits.touch(ts.key)
 
     def drop_replica(self, ts: TaskState, worker: WorkerInfo) -> None:
         """``worker``'s copy of ``ts`` goes (another worker holds one): it is told to free it."""
@@ -568,6 +577,8 @@ class TaskMachine:
             worker.has_what.discard(ts.key)
             worker.nbytes -= ts.nbytes
             self.free(worker.address, ts.key)
+            if self.waits.watched:
+                self.waits.touch(ts.key)
 
     def compute_message(self, ts: TaskState, worker: WorkerInfo) -> ComputeTask:
         spec = ts.spec

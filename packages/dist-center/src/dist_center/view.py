@@ -14,6 +14,7 @@ from dist_protocol.messages import Message, Release, TaskErred
 
 from .lineage import Recs
 from .records import CenterView, Dataset, PrefixNames, Singletons, TaskState, WorkerInfo
+from .waits import Waits
 
 
 class Center(CenterView, Protocol):
@@ -28,6 +29,7 @@ class Center(CenterView, Protocol):
     prefix_of: PrefixNames
     alone: Singletons
     now: float  # the clock, read once per step
+    waits: Waits  # requests answered once what they wait for holds
     # A center restarted on its state directory (see ``recovery``).
     durable: bool
     recovering: bool

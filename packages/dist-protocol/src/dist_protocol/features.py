@@ -82,6 +82,11 @@ FEATURES: dict[str, str] = {
                "`upload-file-reply`), bounded and replaced by name, and a worker takes them in "
                "`worker-registered` (`uploads`) and installs them before any task (PROTOCOL.md, "
                "Uploaded files)",
+    "waits": "the center answers waits when what they wait for holds, so that clients never "
+             "ask again: `cluster-info` with `min_workers` once that many workers are "
+             "registered, `scatter-plan` with `timeout` once a worker can take the data, "
+             "`replicate` with `id` by `replicate-reply` once the copies exist; each after "
+             "`timeout` seconds at the latest (PROTOCOL.md, Waits)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

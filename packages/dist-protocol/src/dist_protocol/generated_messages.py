@@ -683,14 +683,16 @@ def _ScatterPlan(cls):
     set_keys = cls.keys.__set__
     set_broadcast = cls.broadcast.__set__
     set_workers = cls.workers.__set__
-    setters = (set_id,set_keys,set_broadcast,set_workers,)
+    set_timeout = cls.timeout.__set__
+    setters = (set_id,set_keys,set_broadcast,set_workers,set_timeout,)
     running = set()
 
-    def __init__(self, id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None) -> None:
+    def __init__(self, id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None) -> None:
         set_id(self, id)
         set_keys(self, keys)
         set_broadcast(self, broadcast)
         set_workers(self, workers)
+        set_timeout(self, timeout)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -698,30 +700,30 @@ def _ScatterPlan(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, keys={self.keys!r}, broadcast={self.broadcast!r}, workers={self.workers!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, keys={self.keys!r}, broadcast={self.broadcast!r}, workers={self.workers!r}, timeout={self.timeout!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.keys,self.broadcast,self.workers,)==(other.id,other.keys,other.broadcast,other.workers,)
+            return (self.id,self.keys,self.broadcast,self.workers,self.timeout,)==(other.id,other.keys,other.broadcast,other.workers,other.timeout,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.keys,self.broadcast,self.workers,))
+        return hash((self.id,self.keys,self.broadcast,self.workers,self.timeout,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','keys','broadcast','workers',):
+        if type(self) is cls or name in ('id','keys','broadcast','workers','timeout',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','keys','broadcast','workers',):
+        if type(self) is cls or name in ('id','keys','broadcast','workers','timeout',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.keys, self.broadcast, self.workers]
+        return [self.id, self.keys, self.broadcast, self.workers, self.timeout]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -828,11 +830,15 @@ def _ScatterDone(cls):
 
 def _ClusterInfo(cls):
     set_id = cls.id.__set__
-    setters = (set_id,)
+    set_min_workers = cls.min_workers.__set__
+    set_timeout = cls.timeout.__set__
+    setters = (set_id,set_min_workers,set_timeout,)
     running = set()
 
-    def __init__(self, id: 'int') -> None:
+    def __init__(self, id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None) -> None:
         set_id(self, id)
+        set_min_workers(self, min_workers)
+        set_timeout(self, timeout)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -840,30 +846,30 @@ def _ClusterInfo(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, min_workers={self.min_workers!r}, timeout={self.timeout!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,)==(other.id,)
+            return (self.id,self.min_workers,self.timeout,)==(other.id,other.min_workers,other.timeout,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,))
+        return hash((self.id,self.min_workers,self.timeout,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id',):
+        if type(self) is cls or name in ('id','min_workers','timeout',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id',):
+        if type(self) is cls or name in ('id','min_workers','timeout',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id]
+        return [self.id, self.min_workers, self.timeout]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -923,12 +929,16 @@ def _ClusterInfoReply(cls):
 def _Replicate(cls):
     set_keys = cls.keys.__set__
     set_n = cls.n.__set__
-    setters = (set_keys,set_n,)
+    set_id = cls.id.__set__
+    set_timeout = cls.timeout.__set__
+    setters = (set_keys,set_n,set_id,set_timeout,)
     running = set()
 
-    def __init__(self, keys: 'list[str]', n: 'int' = 2) -> None:
+    def __init__(self, keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None) -> None:
         set_keys(self, keys)
         set_n(self, n)
+        set_id(self, id)
+        set_timeout(self, timeout)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -936,30 +946,82 @@ def _Replicate(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(keys={self.keys!r}, n={self.n!r})"
+            return self.__class__.__qualname__ + f"(keys={self.keys!r}, n={self.n!r}, id={self.id!r}, timeout={self.timeout!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.keys,self.n,)==(other.keys,other.n,)
+            return (self.keys,self.n,self.id,self.timeout,)==(other.keys,other.n,other.id,other.timeout,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.keys,self.n,))
+        return hash((self.keys,self.n,self.id,self.timeout,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('keys','n',):
+        if type(self) is cls or name in ('keys','n','id','timeout',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('keys','n',):
+        if type(self) is cls or name in ('keys','n','id','timeout',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.keys, self.n]
+        return [self.keys, self.n, self.id, self.timeout]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _ReplicateReply(cls):
+    set_id = cls.id.__set__
+    set_status = cls.status.__set__
+    set_n = cls.n.__set__
+    set_keys = cls.keys.__set__
+    setters = (set_id,set_status,set_n,set_keys,)
+    running = set()
+
+    def __init__(self, id: 'int', status: 'str', n: 'int' = 0, keys: 'list[str]' = FACTORY) -> None:
+        set_id(self, id)
+        set_status(self, status)
+        set_n(self, n)
+        set_keys(self, [] if keys is FACTORY else keys)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, n={self.n!r}, keys={self.keys!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.status,self.n,self.keys,)==(other.id,other.status,other.n,other.keys,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.status,self.n,self.keys,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','status','n','keys',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','status','n','keys',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.status, self.n, self.keys]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3610,8 +3672,9 @@ METHODS = {
         (('id', 'int', '-'),
          ('keys', 'dict[str, int]', ('field', '-', '-', True, True, True, None, False)),
          ('broadcast', 'bool', 'False'),
-         ('workers', 'list[str] | None', 'None')),
-        "ScatterPlan(id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None)",
+         ('workers', 'list[str] | None', 'None'),
+         ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
+        "ScatterPlan(id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None)",
         _ScatterPlan),
     'ScatterPlanReply': (
         (('id', 'int', '-'), ('targets', 'dict[str, list[str]]', '-')),
@@ -3623,8 +3686,10 @@ METHODS = {
         "ScatterDone(who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = <factory>)",
         _ScatterDone),
     'ClusterInfo': (
-        (('id', 'int', '-'),),
-        "ClusterInfo(id: 'int')",
+        (('id', 'int', '-'),
+         ('min_workers', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
+        "ClusterInfo(id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None)",
         _ClusterInfo),
     'ClusterInfoReply': (
         (('id', 'int', '-'), ('workers', 'list[dict[str, Any]]', '-')),
@@ -3632,9 +3697,18 @@ METHODS = {
         _ClusterInfoReply),
     'Replicate': (
         (('keys', 'list[str]', '-'),
-         ('n', 'int', ('field', '2', '-', True, True, True, None, False))),
-        "Replicate(keys: 'list[str]', n: 'int' = 2)",
+         ('n', 'int', ('field', '2', '-', True, True, True, None, False)),
+         ('id', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
+        "Replicate(keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None)",
         _Replicate),
+    'ReplicateReply': (
+        (('id', 'int', '-'),
+         ('status', 'str', ('field', '-', '-', True, True, True, None, False)),
+         ('n', 'int', ('field', '0', '-', True, True, True, None, False)),
+         ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False))),
+        None,
+        _ReplicateReply),
     'Restart': (
         (('id', 'int', '-'),
          ('timeout', 'float', ('field', '30.0', '-', True, True, True, None, False))),

@@ -283,6 +283,8 @@ class ScatterPlan(Message):
     keys: dict[str, int] = wire_field(minimum=0)  # key -> nbytes
     broadcast: bool = False
     workers: list[str] | None = None
+    # With no worker to plan for: answered once there is one, or after this many seconds.
+    timeout: float | None = wire_field(default=None, minimum=0, feature="waits")
 
 
 @message("scatter-plan-reply", "center->client")
@@ -300,6 +302,9 @@ class ScatterDone(Message):
 @message("cluster-info", "client->center")
 class ClusterInfo(Message):
     id: int
+    # Answered once at least this many workers are registered (or after ``timeout`` seconds).
+    min_workers: int | None = wire_field(default=None, minimum=0, feature="waits")
+    timeout: float | None = wire_field(default=None, minimum=0, feature="waits")
 
 
 @message("cluster-info-reply", "center->client")
@@ -312,6 +317,24 @@ class ClusterInfoReply(Message):
 class Replicate(Message):
     keys: list[str]
     n: int = wire_field(default=2, minimum=1)  # copies wanted on distinct workers
+    # With an id: answered by ``replicate-reply`` once the copies exist (or after ``timeout``).
+    id: int | None = wire_field(default=None, feature="waits")
+    timeout: float | None = wire_field(default=None, minimum=0, feature="waits")
+
+
+REPLICATE_STATUSES = ("ok", "timeout", "gone")
+
+
+@message("replicate-reply", "center->client", feature="waits")
+class ReplicateReply(Message):
+    """How a ``replicate`` with an id ended: ``ok`` (every key on ``n`` workers), ``timeout``
+    (``keys``: those still short of ``n``) or ``gone`` (``keys``: those no longer in memory
+    at the center -- released, lost, or being computed again)."""
+
+    id: int
+    status: str = wire_field(values=REPLICATE_STATUSES)
+    n: int = wire_field(default=0, minimum=0)  # the copies waited for (at most the workers)
+    keys: list[str] = wire_field(default_factory=list)
 
 
 @message("restart", "client->center")
