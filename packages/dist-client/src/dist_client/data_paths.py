@@ -22,6 +22,15 @@ SMALLEST_MEMORY_LIMIT = 100 * 10**6
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 Ask = Callable[[Callable[[int], Message]], Awaitable[Any]]
+# How much longer than its timeout a request the center answers when what it waits for holds
+# (feature ``waits``) may take to come back: the center answers at the timeout itself.
+ANSWER_GRACE = 5.0
+
+
+def answer_due(timeout: float | None) -> float | None:
+    """How long to wait for the answer to a request that waits up to ``timeout`` at the
+    center (``None``: as long as it takes)."""
+    return None if timeout is None else timeout + ANSWER_GRACE
 
 
 class DataPaths:
@@ -107,20 +116,11 @@ class DataPaths:
         """Put ``payloads`` where the center says; returns where each key was stored, once
         the center knows it."""
         nbytes = {key: payload.nbytes for key, payload in payloads.items()}
-        give_up = time.monotonic() + (timeout or 0)
-        while True:
-            reply = await self._ask(lambda i: ScatterPlan(id=i, keys=nbytes, broadcast=broadcast,
-                                                          workers=workers))
-            if reply.targets:
-                break
-            if time.monotonic() > give_up:
-                raise timeouts.TimeoutError("no workers to scatter to"
-                                            + (f" among {workers}" if workers else ""))
-            await asyncio.sleep(0.1)
-        self._envs.check_targets([a for targets in reply.targets.values() for a in targets])
-        await self._refuse_what_no_target_can_hold(reply.targets, nbytes)
+        targets = await self._plan(nbytes, broadcast, workers, timeout)
+        self._envs.check_targets([a for places in targets.values() for a in places])
+        await self._refuse_what_no_target_can_hold(targets, nbytes)
         try:
-            stored = await transfer.push(self.workers, reply.targets, payloads)
+            stored = await transfer.push(self.workers, targets, payloads)
         except transfer.TRANSIENT as exc:
             raise ClusterError(f"could not send the data to a worker: {exc}") from exc
         # The workers report the data to the center on their own connections, which can lag
@@ -134,6 +134,31 @@ class DataPaths:
         else:  # a center that does not take scatter-done: wait until the workers' reports land
             await self.until_center_knows(list(stored))
         return stored
+
+    async def _plan(self, nbytes: dict[str, int], broadcast: bool, workers,
+                    timeout: float | None) -> dict[str, list[str]]:
+        """Where each key goes; with no worker to take them, the first to come within
+        ``timeout`` seconds (``None``: none)."""
+        def plan(wait: float | None) -> Callable[[int], Message]:
+            return lambda i: ScatterPlan(id=i, keys=nbytes, broadcast=broadcast,
+                                         workers=workers, timeout=wait)
+        no_workers = "no workers to scatter to" + (f" among {workers}" if workers else "")
+        center = self._center()
+        if timeout and center is not None and "waits" in center.features:
+            # The center answers once a worker can take the data (or empty at the timeout).
+            reply = await timeouts.wait_for(self._ask(plan(timeout)), answer_due(timeout),
+                                            no_workers)
+            if not reply.targets:
+                raise timeouts.TimeoutError(no_workers)
+            return dict(reply.targets)
+        give_up = time.monotonic() + (timeout or 0)
+        while True:  # an older center: ask again until a worker is there
+            reply = await self._ask(plan(None))
+            if reply.targets:
+                return dict(reply.targets)
+            if time.monotonic() > give_up:
+                raise timeouts.TimeoutError(no_workers)
+            await asyncio.sleep(0.1)
 
     async def _refuse_what_no_target_can_hold(self, targets: dict[str, list[str]],
                                                nbytes: dict[str, int]) -> None:

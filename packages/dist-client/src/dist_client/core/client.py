@@ -426,9 +426,18 @@ class ClientCore:
         return (await self.data.values([state.key]))[state.key]
 
     # -- the workers and what they run ----------------------------------------------------------
-    async def refresh_workers(self) -> list[dict]:
-        """The workers as the center lists them now (and what they run)."""
-        workers = (await self.ask(lambda i: ClusterInfo(id=i))).workers
+    def center_has(self, feature: str) -> bool:
+        """Whether the connection to the center agreed ``feature``."""
+        center = self.center
+        return center is not None and feature in center.features
+
+    async def refresh_workers(self, min_workers: int | None = None,
+                              timeout: float | None = None) -> list[dict]:
+        """The workers as the center lists them now (and what they run). With
+        ``min_workers`` (only where the center agreed ``waits``): once that many are
+        registered, or as they are after ``timeout`` seconds."""
+        workers = (await self.ask(lambda i: ClusterInfo(id=i, min_workers=min_workers,
+                                                        timeout=timeout))).workers
         self.workers_seen = workers
         self.envs.update(workers, time.monotonic())
         differences = self.envs.new_package_differences()

@@ -13,15 +13,17 @@ from dist_protocol.addresses import parse_address
 from dist_protocol.messages import (AdaptiveTarget, Rebalance, Replicate, Restart,
                                     RetireWorkers, Story, UploadedFile, UploadFile)
 from dist_protocol.serialize import Payload, serialize
-from dist_protocol.timeouts import wait_for
+from dist_protocol.timeouts import TimeoutError, wait_for
 
 from .. import transfer
-from ..arguments import seconds, whole_number
-from ..errors import ClusterError, EnvironmentMismatch
+from ..arguments import duration, seconds, whole_number
+from ..errors import ClusterError, EnvironmentMismatch, LostDataError
 from ..future import Future
 from ..keys import data_key, given_key
 from ..packing import collect_futures, futures_of, without_missing
+from ..data_paths import answer_due
 from .client import ClientCore
+from .keystate import KeyState
 from .waiters import settled_async
 
 
@@ -93,11 +95,20 @@ async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=
         items = [(data_key(v, hash), v) for v in data]
     else:
         items = [(data_key(data, hash), data)]
+    timeout = None if timeout is None else duration("timeout", timeout)
     payloads = {key: serialize(value) for key, value in items}
     if isinstance(workers, str):
         workers = [workers]
     futures = {key: core.future(key) for key, _ in items}
-    stored = await core.data.scatter(payloads, broadcast, workers, timeout)
+    try:
+        stored = await core.data.scatter(payloads, broadcast, workers, timeout)
+    except BaseException as exc:
+        # Nothing will settle them: whoever still holds them (an exception's traceback) must
+        # not wait for them, nor a shutdown that keeps results.
+        for future in futures.values():
+            if future.keystate.status == "pending":
+                future.keystate.fail(exc)
+        raise
     for key, addresses in stored.items():
         state = futures[key].keystate
         if state.status != "finished":  # pending, or lost/cancelled in an earlier life
@@ -163,22 +174,39 @@ async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:
 async def wait_for_workers(core: ClientCore, n_workers: int = 1,
                            timeout: float | None = None) -> None:
     """Return once at least ``n_workers`` workers have registered with the center."""
-    async def enough() -> None:
+    n_workers = whole_number("n_workers", n_workers)
+    timeout = None if timeout is None else duration("timeout", timeout)
+    if n_workers <= 0:
+        return
+    late = f"fewer than {n_workers} workers after {timeout} s"
+    if core.center_has("waits"):  # the center answers when the workers are there
+        workers = await wait_for(core.refresh_workers(n_workers, timeout),
+                                 answer_due(timeout), late)
+        if len(workers) < n_workers:
+            raise TimeoutError(late)
+        return
+
+    async def enough() -> None:  # an older center: ask again until enough are there
         delay = 0.01
         while len(await core.refresh_workers()) < n_workers:
             await asyncio.sleep(delay)
             delay = min(2 * delay, 0.25)
-    await wait_for(enough(), timeout, f"fewer than {n_workers} workers after {timeout} s")
+    await wait_for(enough(), timeout, late)
 
 
-async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
+async def replicate(core: ClientCore, futures: Any, n: int = 2,
+                    timeout: float | None = 60.0) -> None:
     """Copy the futures' data onto ``n`` workers (or all of them, if fewer); returns when the
     copies exist."""
     n = whole_number("n", n, minimum=1)
+    timeout = None if timeout is None else duration("timeout", timeout)
     states = [future.keystate for future in futures_of(futures)]
     await settled_async(states)
     keys = [state.key for state in states if state.status == "finished"]
     if not keys:
+        return
+    if core.center_has("waits"):  # the center answers when the copies exist
+        await _replicate_answered(core, states, keys, n, timeout)
         return
     n = max(1, min(n, len(await core.refresh_workers())))
     core.send(Replicate(keys=keys, n=n))
@@ -191,6 +219,25 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2, timeout: float =
             await asyncio.sleep(0.02)
     await wait_for(copies_exist(), timeout,
                    f"replicate: not every key on {n} workers after {timeout} s")
+
+
+async def _replicate_answered(core: ClientCore, states: list[KeyState], keys: list[str],
+                              n: int, timeout: float | None) -> None:
+    reply = await wait_for(
+        core.ask(lambda i: Replicate(keys=keys, n=n, id=i, timeout=timeout)),
+        answer_due(timeout), f"replicate: no answer from the center within {timeout} s")
+    if reply.status == "timeout":
+        raise TimeoutError(f"replicate: not every key on {reply.n} workers after {timeout} s "
+                           f"(short: {', '.join(reply.keys[:5])}"
+                           f"{', ...' if len(reply.keys) > 5 else ''})")
+    if reply.status != "ok":  # gone: released, lost or being computed again meanwhile
+        by_key = {state.key: state for state in states}
+        for key in reply.keys:
+            state = by_key.get(key)
+            if state is not None and state.status in ("error", "lost", "cancelled"):
+                raise state.failure
+        raise LostDataError(f"replicate: {', '.join(reply.keys)} no longer held by the "
+                            "cluster (released, lost or being computed again)")
 
 
 async def retire_workers(core: ClientCore, workers: list[str] | None, close: bool,
