@@ -12,6 +12,8 @@ import numbers
 import re
 from typing import Any
 
+from .local_options import LocalOptions
+
 
 def _real(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -98,23 +100,21 @@ def worker_names(workers: Any) -> list[str] | None:
 __all__ = ["data_path", "duration", "resource_amounts", "seconds", "whole_number", "worker_names"]
 
 
-LocalShape = tuple[int | None, int | None, str | float | None]
-
-
-def local_cluster_shape(address: object, n_workers: int | None, threads_per_worker: int | None,
-                        memory_limit: str | float | None) -> LocalShape:
-    """What ``Executor()`` with no address starts: ``n_workers`` workers of
-    ``threads_per_worker`` threads, each with ``memory_limit`` (as ``dworker --memory-limit``
-    reads it: bytes, "4GB", a fraction of the machine, "auto"). With an address nothing is
-    started, so these would silently mean nothing: refused instead."""
-    given = [name for name, value in (("n_workers", n_workers),
-                                      ("threads_per_worker", threads_per_worker),
-                                      ("memory_limit", memory_limit)) if value is not None]
+def local_cluster_shape(address: object, options: LocalOptions) -> dict[str, Any]:
+    """The keywords for the local cluster ``Executor()`` starts when given no address: those
+    given, the numbers checked (``n_workers`` workers of ``threads_per_worker`` threads, each
+    with ``memory_limit`` as ``dworker --memory-limit`` reads it: bytes, "4GB", a fraction of
+    the machine, "auto"). With an address nothing is started, so these would silently mean
+    nothing: refused instead."""
+    given = options.given()
     if address is not None and given:
         raise TypeError(f"{', '.join(given)} shape the local cluster that Executor() starts "
                         "when given no address; with an address they cannot apply")
-    if n_workers is not None:
-        n_workers = whole_number("n_workers", n_workers, minimum=0)
-    if threads_per_worker is not None:
-        threads_per_worker = whole_number("threads_per_worker", threads_per_worker, minimum=1)
-    return n_workers, threads_per_worker, memory_limit
+    if "n_workers" in given:
+        given["n_workers"] = whole_number("n_workers", given["n_workers"], minimum=0)
+    if "threads_per_worker" in given:
+        given["threads_per_worker"] = whole_number("threads_per_worker",
+                                                   given["threads_per_worker"], minimum=1)
+    if "processes" in given and not isinstance(given["processes"], bool):
+        raise TypeError(f"processes must be True or False, not {given['processes']!r}")
+    return given

@@ -20,9 +20,15 @@ from .core import operations
 from .core.client import ClientCore
 from .core.waiters import settled_async
 from .future import Future
+from .local_options import NOT_GIVEN, LocalOptions
+from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .tasks import TaskBuilder
 from .worker_functions import install_file
+
+# The keywords the client's core takes (``Executor``'s connection options).
+CORE_OPTIONS = ("token", "token_file", "name", "timeout", "tls_cert", "tls_key", "tls_ca",
+                "reconnect_timeout", "tls_context")
 
 
 class AsyncExecutor:
@@ -38,8 +44,14 @@ class AsyncExecutor:
     def __init__(self, address: str | tuple[str, int] | ClusterLike | None = None, *,
                  n_workers: int | None = None, threads_per_worker: int | None = None,
                  memory_limit: str | float | None = None, asynchronous: bool = True,
-                 **options: Any):
-        local = local_cluster_shape(address, n_workers, threads_per_worker, memory_limit)
+                 processes: bool | None = None, dashboard_address: Any = NOT_GIVEN,
+                 silence_logs: Any = None, local_directory: str | None = None,
+                 set_as_default: bool = True, **options: Any):
+        refuse_keywords({name: value for name, value in options.items()
+                         if name not in CORE_OPTIONS}, "AsyncExecutor")
+        local = local_cluster_shape(address, LocalOptions(
+            n_workers, threads_per_worker, memory_limit, processes, dashboard_address,
+            silence_logs, local_directory))
         if isinstance(address, tuple):
             host, port = address
             address = format_address(host, int(port))
@@ -51,6 +63,7 @@ class AsyncExecutor:
         self._address = address
         self._local = local if address is None else None
         self._options = options
+        self._set_as_default = set_as_default
         self.core: ClientCore | None = None
 
     def __await__(self):
@@ -61,9 +74,10 @@ class AsyncExecutor:
             core = ClientCore(self._address, **self._options)
             core.belongs_to(self)
             # A local cluster starts on the I/O thread, before it has anything else to do.
-            await core.start_async(self._local)
+            await core.start_async(self._local, self._set_as_default)
             self.core = core
-            current.register(self)
+            if self._set_as_default:
+                current.register(self)
         return self
 
     async def __aenter__(self) -> AsyncExecutor:

@@ -20,6 +20,8 @@ from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
 from .future import Future
+from .local_options import NOT_GIVEN, LocalOptions
+from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .tasks import TaskBuilder
 from .worker_functions import install_file
@@ -51,8 +53,18 @@ class Executor(concurrent.futures.Executor):
                  tls_ca: str | None = None, n_workers: int | None = None,
                  threads_per_worker: int | None = None,
                  memory_limit: str | float | None = None, asynchronous: bool = False,
-                 reconnect_timeout: float = 60.0, tls_context: ssl.SSLContext | None = None):
-        local = local_cluster_shape(address, n_workers, threads_per_worker, memory_limit)
+                 reconnect_timeout: float = 60.0, tls_context: ssl.SSLContext | None = None,
+                 processes: bool | None = None, dashboard_address: Any = NOT_GIVEN,
+                 silence_logs: Any = None, local_directory: str | None = None,
+                 set_as_default: bool = True, **unsupported: Any):
+        """``processes``, ``dashboard_address``, ``silence_logs`` and ``local_directory``
+        shape the local cluster started with no address, as ``LocalCluster``'s (see
+        ``dist_client.local``). ``set_as_default=False``: this executor does not become the
+        default one (``default_executor()``, what dask runs ``compute()`` on)."""
+        refuse_keywords(unsupported, "Executor")
+        local = local_cluster_shape(address, LocalOptions(
+            n_workers, threads_per_worker, memory_limit, processes, dashboard_address,
+            silence_logs, local_directory))
         if isinstance(address, tuple):  # (host, port), as the original API took it
             host, port = address
             address = format_address(host, int(port))
@@ -70,12 +82,13 @@ class Executor(concurrent.futures.Executor):
         self.core.belongs_to(self)
         if address is None:
             try:  # started here, in the caller's thread (see local.py: the parent-death signal)
-                self.core.start_local_cluster(*local)
+                self.core.start_local_cluster(local)
             except BaseException:
                 self.core.abandon()
                 raise
-        self.core.start_blocking()
-        current.register(self)
+        self.core.start_blocking(set_as_default)
+        if set_as_default:
+            current.register(self)
 
     @property
     def address(self) -> str:

@@ -64,8 +64,11 @@ class Worker:
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  center_timeout: float | None = None, memory_policy: MemoryPolicy | None = None,
                  local_directory: str | None = None, max_spill: int | None = None,
-                 spill_compression: str = "lz4"):
+                 spill_compression: str = "lz4", announce_registration: bool = True):
         self.center_address = center
+        # ``dworker`` prints each registration for the operator; a worker started inside a
+        # user's program (a local cluster in one process) stays quiet.
+        self.announce_registration = announce_registration
         self.center_timeout = center_timeout  # give up after this long without a center
         self.host = host
         self.port = port
@@ -253,7 +256,8 @@ class Worker:
                 log.info("installed the uploaded files %s", ", ".join(installed))
         comm.set_handler(self._on_center_messages)
         # On every registration, not only the first: operators grep for this line.
-        announce(f"Registered with center at: {self.center_address}")
+        if self.announce_registration:
+            announce(f"Registered with center at: {self.center_address}")
         self.registrations += 1
         if self.registrations > 1:
             log.info("re-registered with the center at %s", self.center_address)

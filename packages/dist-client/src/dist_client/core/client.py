@@ -32,7 +32,7 @@ from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
 from dist_protocol.timeouts import wait_for
 
-from ..arguments import LocalShape, whole_number
+from ..arguments import whole_number
 from .. import dask_defaults, reconnect, shutdown, transfer
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
@@ -112,19 +112,19 @@ class ClientCore:
         return Future(key, self.facade(), state)
 
     # -- starting -------------------------------------------------------------------------------
-    def start_local_cluster(self, n_workers: int | None, threads_per_worker: int | None,
-                            memory_limit: str | float | None = None) -> None:
+    def start_local_cluster(self, options: dict[str, Any]) -> None:
+        """Start the local cluster ``LocalCluster(**options)`` and connect to it."""
         from ..local import LocalCluster
-        self.cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                    memory_limit=memory_limit)
+        self.cluster = LocalCluster(**options)
         self.address, self.token = self.cluster.address, self.cluster.token
         self._wire()
 
-    async def start(self, local: LocalShape | None = None) -> None:
+    async def start(self, local: dict[str, Any] | None = None,
+                    set_as_default: bool = True) -> None:
         """Connect (first starting a local cluster here, on the I/O thread, when ``local``
         gives its shape) and refuse a cluster that pickles cannot reach."""
         if local is not None:
-            self.start_local_cluster(*local)
+            self.start_local_cluster(local)
         self.center = await self.connect()
         await self.session.open(self.center, self._replies, self.timeout)
         self.envs.center = self.center.peer_environment
@@ -133,20 +133,21 @@ class ClientCore:
         self.status = "running"
         self._connected.set()
         shutdown.track(self)
-        dask_defaults.executor_opened(
-            default_scheduler=not getattr(self.facade(), "asynchronous", True))
+        dask_defaults.executor_opened(default_scheduler=set_as_default and not getattr(
+            self.facade(), "asynchronous", True))
         self._counted_open = True
 
-    def start_blocking(self) -> None:
+    def start_blocking(self, set_as_default: bool = True) -> None:
         try:
-            self.run(self.start(), allow_starting=True)
+            self.run(self.start(set_as_default=set_as_default), allow_starting=True)
         except BaseException:
             self.abandon()
             raise
 
-    async def start_async(self, local: LocalShape | None = None) -> None:
+    async def start_async(self, local: dict[str, Any] | None = None,
+                          set_as_default: bool = True) -> None:
         try:
-            await self.call(self.start(local), allow_starting=True)
+            await self.call(self.start(local, set_as_default), allow_starting=True)
         except BaseException:
             self.abandon()
             raise
