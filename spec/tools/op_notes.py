@@ -44,7 +44,13 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "`cancel-force`) the keys are cancelled for every holder, not only this "
                "client: every client holding one of them, or a task that reads one (and so "
                "on down the graph), is sent `key-cancelled` for it, and datasets and "
-               "fire-and-forget let go of them.",
+               "fire-and-forget let go of them. Without either, and with feature "
+               "`cancel-dependents` agreed on the connection, a key that no holder but this "
+               "client wants goes with the tasks reading it, directly or through other tasks, "
+               "that no other holder wants: the client lets go of those it holds and is sent "
+               "`key-cancelled` for each, after the answers for the keys it named (each key "
+               "answered once). A key or task another client, a dataset or fire-and-forget "
+               "holds goes on, and so does what it reads, as with dask's `cancel`.",
                "`key-cancelled` for each key cancelled"),
     "who-has": ("Which workers hold these keys (the first step of a gather).",
                 "`who-has-reply` with the same `id`"),
@@ -180,7 +186,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "workers.", "—"),
     "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
                  "whose workers died).", "—"),
-    "key-cancelled": ("A wanted key was cancelled (by `cancel` or a restart).", "—"),
+    "key-cancelled": ("A wanted key was cancelled: by the client's `cancel` of it or (feature "
+                      "`cancel-dependents`) of a key it reads, by another client's `cancel` "
+                      "with `force`, or by a restart. A client settles the key as cancelled "
+                      "whether or not it named it.", "—"),
     "key-recomputing": ("Every copy of a wanted key's data was lost and the center computes it "
                         "again from its lineage: the key is pending until the next "
                         "`key-in-memory` (or `task-erred`, `key-lost`). Sent only to clients "

@@ -479,6 +479,97 @@ def test_cancel_leaves_other_clients_keys_unless_forced(e, module_cluster, tmp_p
         other.close()
 
 
+def test_cancel_takes_the_tasks_reading_the_key_with_it_as_dasks(e, tmp_path):
+    """Cancelling the root of a pipeline cancels what reads it, directly or not: the futures
+    settle as cancelled (callbacks fire) and the center lets go of the tasks."""
+    marker = str(tmp_path / "go")
+    try:
+        root = e.submit(wait_for_file, marker, 1, pure=False)
+        middle = e.submit(inc, root)
+        leaf = e.submit(add, middle, root)
+        called = concurrent.futures.Future()
+        leaf.add_done_callback(called.set_result)
+        e.cancel(root)
+        wait([middle, leaf], timeout=RESULT_TIMEOUT)
+        for future in (root, middle, leaf):
+            assert future.cancelled() and future.done() and future.status == "cancelled"
+            with pytest.raises(concurrent.futures.CancelledError):
+                future.result(timeout=RESULT_TIMEOUT)
+        assert called.result(timeout=RESULT_TIMEOUT) is leaf
+        assert not any(e.who_has([root, middle, leaf]).values())
+    finally:
+        open(marker, "w").close()
+
+
+def test_cancel_leaves_what_another_client_holds_to_go_on(e, module_cluster, tmp_path):
+    """As dask's: a key another client holds goes on, with the caller's tasks reading it;
+    a task reading the cancelled key that another client holds goes on, with its input."""
+    other = module_cluster.executor()
+    marker = str(tmp_path / "go")
+    try:
+        shared = e.submit(wait_for_file, marker, 1)
+        theirs = other.submit(wait_for_file, marker, 1)  # the same key
+        mine_reading_shared = e.submit(inc, shared)
+
+        root = e.submit(wait_for_file, marker, 10)
+        their_root = other.submit(wait_for_file, marker, 10)  # the same key, then let go of
+        their_reader = other.submit(inc, their_root)
+        their_root.release()
+        mine_reading_root = e.submit(add, root, 5)
+        other.who_has([their_reader])  # (a round trip: the center has the release)
+        e.who_has([mine_reading_root])  # (and the other client's tasks before the cancel)
+
+        e.cancel([shared, root])
+        wait([mine_reading_root], timeout=RESULT_TIMEOUT)
+        assert mine_reading_root.cancelled()
+        open(marker, "w").close()
+        assert theirs.result(timeout=RESULT_TIMEOUT) == 1
+        assert mine_reading_shared.result(timeout=RESULT_TIMEOUT) == 2
+        assert their_reader.result(timeout=RESULT_TIMEOUT) == 11
+    finally:
+        open(marker, "w").close()
+        other.close()
+
+
+def test_a_client_without_cancel_dependents_keeps_the_tasks_reading_the_key(
+        module_cluster, tmp_path, monkeypatch):
+    """An older client, that did not announce the feature: its tasks reading a cancelled key
+    go on as before, and settle."""
+    from dist_protocol.features import FEATURES
+    monkeypatch.setenv("DIST_PROTOCOL_FEATURES",
+                       ",".join(name for name in FEATURES if name != "cancel-dependents"))
+    older = module_cluster.executor()
+    marker = str(tmp_path / "go")
+    try:
+        root = older.submit(wait_for_file, marker, 1, pure=False)
+        reader = older.submit(inc, root)
+        older.cancel(root)
+        assert root.cancelled()
+        open(marker, "w").close()
+        assert reader.result(timeout=RESULT_TIMEOUT) == 2
+    finally:
+        open(marker, "w").close()
+        older.close()
+
+
+def test_the_concurrent_futures_view_cancels_as_the_executor_does(e, tmp_path):
+    """``get_executor()``'s futures are the executor's: cancelling one takes the view's tasks
+    reading it with it too; a future done stays done (``cancel()`` is False for it)."""
+    view = e.get_executor()
+    marker = str(tmp_path / "go")
+    try:
+        done = view.submit(inc, 1)
+        assert done.result(timeout=RESULT_TIMEOUT) == 2
+        assert done.cancel() is False and not done.cancelled()
+        root = view.submit(wait_for_file, marker, 1)
+        reader = view.submit(inc, root)
+        e.cancel(root)
+        wait([reader], timeout=RESULT_TIMEOUT)
+        assert reader.cancelled() and done.result(timeout=RESULT_TIMEOUT) == 2
+    finally:
+        open(marker, "w").close()
+
+
 def wait_for_file(path, value):
     deadline = time.monotonic() + 60
     while not os.path.exists(path) and time.monotonic() < deadline:

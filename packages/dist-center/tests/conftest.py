@@ -64,8 +64,8 @@ class CenterHarness:
         return out
 
     # -- what clients do -------------------------------------------------------------------
-    def connect(self, client: str = "alice"):
-        return self(ClientConnected(client))
+    def connect(self, client: str = "alice", features: frozenset[str] = frozenset()):
+        return self(ClientConnected(client, features))
 
     def disconnect(self, client: str = "alice"):
         return self(ClientDisconnected(client))

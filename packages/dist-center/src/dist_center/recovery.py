@@ -85,8 +85,9 @@ def _rename_client(state: Center, current: str, previous: str) -> None:
         ts = state.tasks[key]
         ts.wanted_by = joined(left(ts.wanted_by, current), previous, state.alone)
     state.clients.setdefault(previous, set()).update(keys)
-    if current in state.told_of_recomputing:
-        state.told_of_recomputing.discard(current)
-        state.told_of_recomputing.add(previous)
+    for clients in (state.told_of_recomputing, state.cancels_dependents):
+        if current in clients:
+            clients.discard(current)
+            clients.add(previous)
     if current in state.small_values_for:
         state.small_values_for[previous] = state.small_values_for.pop(current)

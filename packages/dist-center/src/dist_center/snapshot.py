@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dist_protocol.messages import PublishDataset, Submit, TaskErred, UploadFile
 
+from . import cancelling
 from .events import ClientConnected, ClientSent, Event, Recovering, TaskFailed
 from .records import TaskState
 from .sharing import FIRE_AND_FORGET, dataset_holder, is_holder
@@ -25,8 +26,10 @@ def state_events(state: CenterState) -> list[Event]:
     for client, keys in state.clients.items():
         if is_holder(client) and client not in journaled_holders:
             continue  # a coordination primitive's hold: primitives are not journaled
-        features = frozenset({"key-recomputing"} if client in state.told_of_recomputing
-                             else ())
+        features = frozenset(
+            feature for feature, clients in (("key-recomputing", state.told_of_recomputing),
+                                             (cancelling.FEATURE, state.cancels_dependents))
+            if client in clients)
         events.append(ClientConnected(client, features))
         # Its keys and every input they need, so that none is missing whatever was
         # forgotten since the submits before it.

@@ -35,8 +35,8 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     Unregister, UploadFile, UploadFileReply, WantKeys, WhoHas,
                                     WorkerRegistered)
 
-from . import (balance, coordination, lineage, queries, recovery, retrying, scattering,
-               sharing, taking_back)
+from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
+               scattering, sharing, taking_back)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -59,8 +59,6 @@ def actor_lost(ts: TaskState, why: str) -> str:
             "is lost (submit it with max_restarts= to have it made again)")
 
 
-# States of a task that has not started running anywhere (what `cancel pending_only` cancels).
-NOT_STARTED = frozenset({"waiting", "queued", "no-worker", "released"})
 ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 # After this many tasks were released (and at most half the peak is left), the big tables are
 # rebuilt: dicts and sets keep their peak size after deletions.
@@ -78,6 +76,8 @@ class CenterState(TaskMachine):
         self.datasets: dict[str, Dataset] = {}  # published by name
         self.graph_parts = GraphParts()  # graphs whose last part has not come yet
         self.uploads = Uploads()  # files for every worker; a restart keeps them, as dask's
+        # clients whose cancel takes the tasks reading the keys with it (see ``cancelling``)
+        self.cancels_dependents: set[str] = set()
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -104,7 +104,7 @@ class CenterState(TaskMachine):
                 self.waits.timed_out(self, event.client, event.op, event.request)),
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
-            Submit: self._submit, Release: self.release, Cancel: self._cancel,
+            Submit: self._submit, Release: self.release, Cancel: partial(cancelling.cancel, self),
             WhoHas: self._who_has, ScatterPlan: partial(scattering.scatter_plan, self),
             ScatterDone: partial(scattering.scatter_done, self),
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
@@ -173,6 +173,8 @@ class CenterState(TaskMachine):
         self.clients.setdefault(event.client, set())
         if "key-recomputing" in event.features:
             self.told_of_recomputing.add(event.client)
+        if cancelling.FEATURE in event.features:
+            self.cancels_dependents.add(event.client)
 
     def forget_client(self, client: str, sid: str) -> None:
         """As if ``client`` disconnected: what it wanted is released."""
@@ -182,6 +184,7 @@ class CenterState(TaskMachine):
         self.detached.discard(event.client)
         self.small_values_for.pop(event.client, None)
         self.told_of_recomputing.discard(event.client)
+        self.cancels_dependents.discard(event.client)
         self.retirements.client_left(event.client)
         self.rebalances.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
@@ -322,39 +325,6 @@ class CenterState(TaskMachine):
             if ts is not None:
                 ts.wanted_by = left(ts.wanted_by, client)
                 self.transition(ts, "forgotten", sid)
-
-    def _cancel(self, client: str, msg: Cancel, sid: str) -> None:
-        keys = msg.keys
-        if msg.force:
-            self._cancel_for_everyone(client, keys, sid)
-            return
-        if msg.pending_only:  # running and finished tasks go on (concurrent.futures' shutdown)
-            keys = [key for key in keys
-                    if (ts := self.tasks.get(key)) is None or ts.state in NOT_STARTED
-                    or ts.state == "processing" and ts.waiting_on]  # (sent ahead of inputs)
-        self.release(client, Release(keys=keys), sid)
-        for key in keys:
-            self.send(client, KeyCancelled(key=key))
-
-    def _cancel_for_everyone(self, client: str, keys: list[str], sid: str) -> None:
-        """dask's ``cancel(force=True)``: ``keys`` and every task that reads them, however
-        indirectly, are let go of by every holder, and each client holding one is told it
-        is cancelled. The client asking hears of each key it named, as with any cancel."""
-        told = {(client, key) for key in keys}
-        for key in keys:
-            self.send(client, KeyCancelled(key=key))
-        found: dict[str, TaskState] = {}
-        stack = [key for key in keys if key in self.tasks]
-        while stack:
-            key = stack.pop()
-            if key not in found:
-                found[key] = ts = self.tasks[key]
-                stack.extend(dependent for dependent in ts.dependents if dependent in self.tasks)
-        for key, ts in found.items():
-            for holder in list(ts.wanted_by):
-                if not sharing.is_holder(holder) and (holder, key) not in told:
-                    self.send(holder, KeyCancelled(key=key))
-                self.release(holder, Release(keys=[key]), sid)
 
     def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
         self.send(client, queries.who_has(self, msg))

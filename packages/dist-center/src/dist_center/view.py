@@ -26,6 +26,7 @@ class Center(CenterView, Protocol):
     datasets: dict[str, Dataset]
     small_values_for: dict[str, tuple[str, ...]]
     told_of_recomputing: set[str]
+    cancels_dependents: set[str]
     prefix_of: PrefixNames
     alone: Singletons
     now: float  # the clock, read once per step

@@ -196,10 +196,12 @@ class Executor(concurrent.futures.Executor):
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any, force: bool = False) -> None:
-        """Stop work not yet started for these futures and release their keys. Other
-        clients holding the same keys keep them (their tasks go on), unless ``force=True``,
-        as dask's: then the keys, and every task that reads them, are cancelled for every
-        client, dataset and ``fire_and_forget`` holding them."""
+        """Stop work not yet started for these futures and release their keys. As dask's,
+        the tasks reading a key only this client holds, directly or not, are cancelled
+        with it unless someone else holds them: their futures become cancelled when the
+        center's word arrives. Other clients holding the same keys keep them (their tasks
+        go on), unless ``force=True``: then the keys, and every task that reads them, are
+        cancelled for every client, dataset and ``fire_and_forget`` holding them."""
         self.core.cancel(futures, force)
 
     def retry(self, futures: Any) -> None:

@@ -72,6 +72,11 @@ FEATURES: dict[str, str] = {
     "cancel-force": "the center takes `cancel` with `force`: the keys are cancelled for every "
                     "client holding them, with every task that reads them, and each holder is "
                     "sent `key-cancelled`",
+    "cancel-dependents": "announced by centers and clients: a client's `cancel` (without "
+                         "`force` or `pending_only`) takes with it, as dask's, the tasks "
+                         "reading a key that only this client holds, directly or not, that no "
+                         "other client, dataset or fire-and-forget holds; the client is sent "
+                         "`key-cancelled` for each it holds",
     "restart-expected": "the center's `restart-reply` carries `expected`, the workers it "
                         "waited for: fewer in `workers` means the restart's timeout passed "
                         "first",
