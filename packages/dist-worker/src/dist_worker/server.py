@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import os
 import time
-import uuid
 from functools import partial
 from typing import Any
 
@@ -349,7 +348,7 @@ class Worker:
 
     def _describe(self) -> WorkerInfo:
         return WorkerInfo(address=self.address, name=str(self.name),
-                          id=f"worker-{uuid.uuid4().hex}", nthreads=self.nthreads,
+                          id=f"worker-{os.urandom(16).hex()}", nthreads=self.nthreads,
                           memory_limit=self.memory_limit or None,
                           local_directory=self.store.directory)
 
