@@ -3,9 +3,12 @@ its memory grows towards ``--memory-limit`` (the thresholds of ``memory.MemoryPo
 
 Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compared:
 
-* above *spill*, values go to disk (in the store's spill order) until the process is back under
-  *target* by the values' estimated sizes (the store spills past *target* on its own, by
-  the values alone, whenever one is stored);
+* above *spill*, values go to disk in the store's spill order until the process is back
+  under *target* by the values' estimated sizes, except that values a queued task reads stay
+  while a task runs and spilling every value could not bring the process under *pause*
+  (``spillpolicy.by_process``). The store spills past *target* on its own, by the values
+  alone, whenever one is stored; and when a value comes into memory with the process past
+  *pause*, back to *pause* at once (``plan_on_store``), not at the next look;
 * above *pause*, or when spilling is impossible (a full or unwritable disk) while memory is
   past *target*/*spill*, the worker starts no new task and the center sends it no more work
   and moves its queued tasks elsewhere; it resumes when memory is back under those marks;
@@ -17,7 +20,8 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
 Around each task on a thread (``make_room``, ``task_starting``, ``after_task``), the worker
 measures how far the process grew while it ran, and before the next task of the same kind
 spills results until the process plus that growth stays under *pause* (``taskmemory.py``);
-above the target, it returns freed memory to the system as each task ends.
+above the target, it returns freed memory to the system as each task ends, and when paused
+with no task running, before spilling for it.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import ctypes
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Collection
 from typing import Protocol
@@ -35,6 +40,7 @@ from dist_protocol.messages import Heartbeat, Message
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
 from .process_meter import process_meter
+from .spillpolicy import NOTHING, SpillPlan, before_task, by_process, on_arrival
 from .store import DataStore
 from .taskmemory import PeakMeter, TaskMemory
 
@@ -51,6 +57,10 @@ TERMINATE_AFTER = 0.5
 # A workload whose tasks themselves take memory crosses the spill threshold with nothing to
 # spill at every task: warn once in this many seconds (as dask does), not at every crossing.
 UNMANAGED_WARNING_INTERVAL = 300.0
+# A value at least this large, stored between two looks, has the process's memory read then
+# (a few microseconds); smaller ones only when the last look's figures say it may be past
+# *pause*, so that a map of small tasks pays nothing.
+STORE_CHECK_BYTES = 2**20
 
 
 def release_unused_memory() -> None:
@@ -104,9 +114,13 @@ class Monitor:
         self.clock = time.monotonic
         self.task_memory = TaskMemory()  # what tasks took while they ran, by kind
         self._peaks = PeakMeter()
+        self._running: set[int] = set()  # the threads running a task (measured ones)
+        self._unmanaged = 0  # the process less its values, at the last look
         self._process = process_meter()  # None: no metrics (no /proc, no psutil)
         if self._process is not None:
             self._process.cpu_percent()
+            if worker.memory_policy.bytes_at("spill") is not None:
+                worker.store.process_plan = self.plan_on_store
 
     def rss(self) -> int:
         return self._process.rss() if self._process is not None else 0
@@ -149,8 +163,17 @@ class Monitor:
         target, spill = policy.bytes_at("target"), policy.bytes_at("spill")
         terminate = policy.bytes_at("terminate")
         store.spill_to_target()  # also tries a failed disk again, once it is time to
+        pause = policy.bytes_at("pause")
+        if pause is not None and rss > pause and not self._running \
+                and time.monotonic() - self._released_at > RELEASE_INTERVAL:
+            # Paused between tasks: what the last ones left with the allocators goes back
+            # first, before values are spilled to make up for it.
+            self._released_at = time.monotonic()
+            release_unused_memory()
+            rss = self.rss()
         if spill is not None and rss > spill:
-            rss = self._spill_by_process_memory(rss, target if target is not None else spill)
+            rss = self._spill(by_process(policy, rss, store.spillable,
+                                         task_running=bool(self._running)), rss)
         if ((spill is not None and rss > spill
                 and time.monotonic() - self._released_at > RELEASE_INTERVAL)
                 or (terminate is not None and rss > terminate)):
@@ -161,13 +184,13 @@ class Monitor:
             rss = self.rss()
         if terminate is not None:
             self._check_terminate(rss, terminate)
-        pause = policy.bytes_at("pause")
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))
         paused = (pause is not None and rss > pause) or (store.spill_suspended and over_spill)
         # Above the target, every input arriving adds memory no target accounts for until it
         # is stored: the worker then fetches one at a time.
         above_target = target is not None and rss > target
+        self._unmanaged = max(0, rss - store.managed)
         if paused == worker.paused and above_target != self._above_target:
             self._above_target = above_target
             worker.handle(MemoryPressureChanged(paused, above_target))
@@ -190,20 +213,29 @@ class Monitor:
         it holds) until the process plus the memory tasks of its kind took while they ran
         stays under the pause threshold, so that the task's own memory (which no estimate
         sees until it returns) does not carry the process past pause, or terminate."""
-        policy = self.worker.memory_policy
-        ceiling = policy.bytes_at("pause") or policy.bytes_at("terminate")
-        if ceiling is None or self._process is None or policy.bytes_at("spill") is None:
+        if self._process is None or not self.worker.store.spillable:
             return
-        goal = ceiling - self.task_memory.expected(key)
         rss = self.rss()
-        if rss > goal and self.worker.store.managed:
-            self._spill_by_process_memory(rss, goal, inputs, warn=False)
+        plan = before_task(self.worker.memory_policy, rss, self.task_memory.expected(key))
+        if plan.needed:
+            self._spill(plan, rss, inputs, warn=False)
+
+    def plan_on_store(self, weight: int, spillable: int) -> SpillPlan:
+        """What the store spills as a value of ``weight`` bytes comes into memory between
+        two looks: decided on the process's memory now, when it may be past *pause*."""
+        policy = self.worker.memory_policy
+        pause = policy.bytes_at("pause")
+        if pause is None or (weight < STORE_CHECK_BYTES
+                             and self._unmanaged + self.worker.store.managed <= pause):
+            return NOTHING
+        return on_arrival(policy, self.rss())
 
     def task_starting(self) -> int:
         """On the task's thread, as it starts: the process's size then (and the peak meter
         reset), for ``after_task``. Without a memory limit nothing is measured."""
         if not self.worker.memory_policy.limit or self._process is None:
             return 0
+        self._running.add(threading.get_ident())
         self._peaks.reset()
         return self.rss()
 
@@ -214,6 +246,7 @@ class Monitor:
         times the frame in pyarrow's pool)."""
         if not self.worker.memory_policy.limit or self._process is None:
             return
+        self._running.discard(threading.get_ident())
         rss = self.rss()
         peak = self._peaks.peak()
         self.task_memory.record(key, (rss if peak is None else peak) - started_at)
@@ -239,24 +272,21 @@ class Monitor:
                 TERMINATE_AFTER:
             self._terminate(rss, terminate)
 
-    def _spill_by_process_memory(self, rss: int, goal: int, keep: Collection[str] = (),
-                                 warn: bool = True) -> int:
-        """Spill until the process should be under ``goal``, judged by the sizes spilled (the
-        RSS itself falls only as the allocator returns memory); the RSS expected after."""
+    def _spill(self, plan: SpillPlan, rss: int, keep: Collection[str] = (),
+               warn: bool = True) -> int:
+        """Spill what ``plan`` wants (judged by the sizes spilled: the RSS itself falls only
+        as the allocator returns memory); the RSS after."""
         store = self.worker.store
-        deadline = time.monotonic() + SPILL_BUDGET
-        spilled = 0
-        while rss - spilled > goal and time.monotonic() < deadline:
-            weight = store.evict(keep)
-            if not weight:
-                break
-            spilled += weight
-        if (rss - spilled > goal and not store.managed and warn
+        spilled = store.spill_by_plan(plan, keep, SPILL_BUDGET)
+        spill = self.worker.memory_policy.bytes_at("spill")
+        unmanaged = rss - spilled - store.managed
+        if (warn and spill is not None and unmanaged > spill
                 and self.clock() >= self._unmanaged_warning_after):
             self._unmanaged_warning_after = self.clock() + UNMANAGED_WARNING_INTERVAL
-            log.warning("worker memory %s is above the spill threshold with nothing left to "
-                        "spill: %s is unmanaged (held by tasks, libraries or the allocator, "
-                        "not by results)", format_bytes(rss), format_bytes(rss - spilled))
+            log.warning("worker memory %s is above the spill threshold, and spilling cannot "
+                        "bring it under: %s is unmanaged (held by tasks, libraries or the "
+                        "allocator, not by results; %s managed)", format_bytes(rss),
+                        format_bytes(unmanaged), format_bytes(store.managed))
         return self.rss() if spilled else rss
 
     def _terminate(self, rss: int, terminate: int) -> None:

@@ -12,6 +12,10 @@ estimated size; once they weigh more than the target, values go to the ``DiskMap
 4. values a task queued here will read (``plan_use``, from ``readers.UpcomingReads``), the
    one read furthest ahead first; the inputs of the next task to run go last.
 
+When the process as a whole, not the values alone, runs short, the worker's memory monitor
+has the store spill in the same order what ``spillpolicy`` decides (``spill_by_plan``), also
+as a value is stored or read back between two of its looks (``process_plan``).
+
 dask's workers spill least recently used first (``zict.Buffer``), whatever is queued: a
 shuffle's split, read in turn by one task per output partition, is then written out and read
 back once per reader. Here it is plain dicts and a heap rather than zict, because the store
@@ -40,6 +44,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
+from . import spillpolicy
 from .memory import format_bytes
 from .sizeof import sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
@@ -80,6 +85,10 @@ class DataStore(MutableMapping):
         self._retry_at = 0.0
         self._failures = 0
         self.spilled_count = 0
+        # Set by the worker's memory monitor: what to spill, when a value of the given weight
+        # has just come into memory, given the bytes that may spill (``spillpolicy``), so that
+        # a burst of values is caught as it arrives, not at the monitor's next look.
+        self.process_plan: Callable[[int, int], spillpolicy.SpillPlan] | None = None
 
     # -- sizes --------------------------------------------------------------------------------
     def _weight(self, key: str, value: Any) -> int:
@@ -100,6 +109,11 @@ class DataStore(MutableMapping):
     def managed(self) -> int:
         """Bytes of the values held in memory (estimated)."""
         return self._lru_weight + self._pinned_weight
+
+    @property
+    def spillable(self) -> int:
+        """Bytes of the values in memory that may go to disk (all but the pinned)."""
+        return self._lru_weight
 
     @property
     def spilled(self) -> int:
@@ -147,14 +161,17 @@ class DataStore(MutableMapping):
             self._keep(key, value, weight)
             del self.slow[key]
             self.spill_to_target()
+            self._spill_for_process(weight)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         if key in self:
             self._discard(key)
         self.weights.pop(key, None)
-        self._keep(key, value, self._weight(key, value))
+        weight = self._weight(key, value)
+        self._keep(key, value, weight)
         self.spill_to_target()
+        self._spill_for_process(weight)
 
     def _keep(self, key: str, value: Any, weight: int) -> None:
         self._lru[key] = value
@@ -237,6 +254,38 @@ class DataStore(MutableMapping):
         """Spill until the values in memory weigh no more than the target."""
         if self._lru_weight + self._pinned_weight > self._target and self._may_spill():
             self._guarded(self._spill_until_below_target)
+
+    def spill_by_plan(self, plan: spillpolicy.SpillPlan, keep: Collection[str] = (),
+                      budget: float | None = None) -> int:
+        """Spill values in spill order, leaving out ``keep``, while ``plan`` wants them (for
+        at most ``budget`` seconds); the estimated bytes spilled."""
+        if not self._lru or not plan.needed or not self._may_spill():
+            return 0
+        spilled = 0
+        until = None if budget is None else self._clock() + budget
+
+        def spill_planned() -> None:  # resumed after a value that cannot spill is pinned
+            nonlocal spilled
+            while self._lru and (until is None or self._clock() < until):
+                key = self.order.first(keep)
+                if key is None:
+                    return
+                weight = self.weights[key]
+                wanted = key in self.order.planned and key not in self.order.heavy
+                if not plan.wants(weight, wanted):
+                    return
+                try:
+                    spilled += self._spill(key)
+                except BaseException:
+                    plan.undo(weight)
+                    raise
+
+        self._guarded(spill_planned)
+        return spilled
+
+    def _spill_for_process(self, weight: int) -> None:
+        if self.process_plan is not None and self._lru:
+            self.spill_by_plan(self.process_plan(weight, self._lru_weight))
 
     def _spill_until_below_target(self, room: int = 0) -> None:
         while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
