@@ -501,6 +501,36 @@ def test_cancel_takes_the_tasks_reading_the_key_with_it_as_dasks(e, tmp_path):
         open(marker, "w").close()
 
 
+def test_a_pipeline_submitted_again_right_after_its_cancel_is_new_work(e, tmp_path):
+    """As dask's ``cancel``, which returns once the scheduler has cancelled: the tasks
+    reading the cancelled key are cancelled by then, so the same pure pipeline submitted at
+    once gets fresh futures that run, not the old ones the center's answer would cancel."""
+    marker = str(tmp_path / "go")
+    root = e.submit(wait_for_file, marker, 1)
+    leaf = e.submit(inc, root)
+    e.cancel(root)
+    assert leaf.cancelled()
+    open(marker, "w").close()
+    again_root = e.submit(wait_for_file, marker, 1)
+    again_leaf = e.submit(inc, again_root)
+    assert again_leaf.key == leaf.key
+    assert again_leaf.result(RESULT_TIMEOUT) == 2 and not again_leaf.cancelled()
+
+
+def test_an_async_cancel_is_done_when_the_center_has_answered(module_cluster, tmp_path):
+    marker = str(tmp_path / "go")
+
+    async def main():
+        async with Executor(module_cluster.address, asynchronous=True) as ae:
+            root = ae.submit(wait_for_file, marker, 1)
+            leaf = ae.submit(inc, root)
+            await ae.cancel(root)
+            assert leaf.cancelled()
+            open(marker, "w").close()
+            return await ae.submit(inc, ae.submit(wait_for_file, marker, 1))
+    assert asyncio.run(main()) == 2
+
+
 def test_cancel_leaves_what_another_client_holds_to_go_on(e, module_cluster, tmp_path):
     """As dask's: a key another client holds goes on, with the caller's tasks reading it;
     a task reading the cancelled key that another client holds goes on, with its input."""

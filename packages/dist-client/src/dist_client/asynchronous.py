@@ -5,6 +5,7 @@ the caller's event loop never blocks, and no thread stands in between.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from .core import operations
 from .core.client import ClientCore
 from .core.waiters import settled_async
 from .future import Future
+from .packing import futures_of
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
@@ -157,8 +159,13 @@ class AsyncExecutor:
         return await core.call(operations.scatter(core, data, broadcast, workers, hash, timeout))
 
     async def cancel(self, futures: Any, force: bool = False) -> None:
-        """As ``Executor.cancel``."""
-        self._started.cancel(futures, force)
+        """As ``Executor.cancel``: done once the center has answered."""
+        core = self._started
+        core.cancel(futures, force, wait=False)
+        keys = list(dict.fromkeys(future.key for future in futures_of(futures)))
+        if keys:
+            await asyncio.get_running_loop().run_in_executor(
+                None, core.until_cancels_heard, keys, core.timeout)
 
     async def retry(self, futures: Any) -> None:
         """As ``Executor.retry``."""

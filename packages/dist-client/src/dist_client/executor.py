@@ -198,10 +198,11 @@ class Executor(concurrent.futures.Executor):
     def cancel(self, futures: Any, force: bool = False) -> None:
         """Stop work not yet started for these futures and release their keys. As dask's,
         the tasks reading a key only this client holds, directly or not, are cancelled
-        with it unless someone else holds them: their futures become cancelled when the
-        center's word arrives. Other clients holding the same keys keep them (their tasks
-        go on), unless ``force=True``: then the keys, and every task that reads them, are
-        cancelled for every client, dataset and ``fire_and_forget`` holding them."""
+        with it unless someone else holds them. It returns once the center has answered, as
+        dask's does, with those futures cancelled too. Other clients holding the same keys
+        keep them (their tasks go on), unless ``force=True``: then the keys, and every task
+        that reads them, are cancelled for every client, dataset and ``fire_and_forget``
+        holding them."""
         self.core.cancel(futures, force)
 
     def retry(self, futures: Any) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
-from dist_protocol.messages import (ClusterInfo, CoordinateReply, Message, Published, Retry,
-                                    Submit, TaskSpec)
+from dist_protocol.messages import (ClusterInfo, CoordinateReply, KeyCancelled, Message,
+                                    Published, Retry, Submit, TaskSpec)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.serialize import Payload, deserialize
@@ -80,6 +80,8 @@ class ClientCore:
         # Every decision about keys and what the center is told is the state's; this lock
         # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self.lock = threading.RLock()
+        # Notified when the center's word on cancelled keys arrives (or the center is lost).
+        self._cancels_heard = threading.Condition(self.lock)
         self.state = ClientState()
         self._flush_scheduled = False
         self._release_timer = False  # the I/O thread sends the releases waiting soon
@@ -214,13 +216,18 @@ class ClientCore:
                 # after this news (the caller read its value) need no wake-up of their own.
                 self._release_timer = True
                 self.io.loop.call_later(RELEASE_DELAY, self._release_due)
+            cancels_heard = False
             for msg in messages:
-                if type(msg) is CoordinateReply and msg.keys:
+                if type(msg) is KeyCancelled:
+                    cancels_heard = True
+                elif type(msg) is CoordinateReply and msg.keys:
                     # Held before the center's news of these keys (after the reply) is read;
                     # the futures made from the reply take these holds over (primitives.py).
                     for key in msg.keys:
                         self.state.hold(key)
             orders = self.state.center_sent(messages)
+            if cancels_heard:
+                self._cancels_heard.notify_all()
         for order in orders:
             if isinstance(order, Finish):
                 msg = order.message
@@ -237,6 +244,8 @@ class ClientCore:
     def _on_center_lost(self, comm: Comm) -> None:
         if comm is not self.center:
             return  # already handled (a connection is lost once)
+        with self.lock:
+            self._cancels_heard.notify_all()  # no word on cancels comes on a lost connection
         if self.status == "reconnecting":  # lost again while resuming the session
             self._replies.fail(CommClosedError("lost the center again while reconnecting"))
             return
@@ -537,15 +546,32 @@ class ClientCore:
         return futures
 
     # -- cancelling -----------------------------------------------------------------------------
-    def cancel(self, futures: Any, force: bool = False) -> None:
+    def cancel(self, futures: Any, force: bool = False, wait: bool = True) -> None:
         """Stop work not yet started for these futures (also those inside containers and
-        persisted dask collections) and release their keys; ``force``: for every holder."""
+        persisted dask collections) and release their keys; ``force``: for every holder.
+        ``wait``: return once the center has answered (``until_cancels_heard``)."""
         center = self.center
         if force and center is not None and "cancel-force" not in center.features:
             raise ClusterError(f"the center at {self.address} cannot cancel for other clients "
                                "(an older release: it did not announce the protocol feature "
                                "'cancel-force'); cancel without force=True")
-        self._cancel_states([future.keystate for future in futures_of(futures)], force)
+        keys = self._cancel_states([future.keystate for future in futures_of(futures)], force)
+        if wait and keys:
+            self.until_cancels_heard(keys, self.timeout)
+
+    def until_cancels_heard(self, keys: list[str], timeout: float) -> bool:
+        """Block until the center has answered the cancel of ``keys`` (False after
+        ``timeout``, or once the connection is lost). Its answer names the tasks it cancelled
+        with them, as dask's blocking ``cancel`` has them cancelled before it returns: a
+        pipeline submitted again right after cancelling it is then new work, not futures that
+        the answer still on its way would cancel."""
+        if self.io.in_loop_thread:
+            return False  # the answer is read on this thread: it cannot come while it waits
+        center = self.center
+        with self.lock:
+            return self._cancels_heard.wait_for(
+                lambda: self.center is not center or self.status != "running"
+                or not any(key in self.state.cancels_unconfirmed for key in keys), timeout)
 
     def retry(self, futures: Any) -> None:
         """Run again the tasks of these futures that failed (and the failed inputs behind
@@ -564,7 +590,7 @@ class ClientCore:
             if self.state.queue(Retry(keys=list(dict.fromkeys(s.key for s in states)))):
                 self._schedule_flush(now=True)
 
-    def _cancel_states(self, states: list[KeyState], force: bool = False) -> None:
+    def _cancel_states(self, states: list[KeyState], force: bool = False) -> list[str]:
         for state in states:
             if not state.done:
                 state.fail(concurrent.futures.CancelledError(f"{state.key} was cancelled"),
@@ -572,6 +598,7 @@ class ClientCore:
         keys = list(dict.fromkeys(state.key for state in states))
         if keys:
             self.cancel_keys(keys, force=force)
+        return keys
 
     def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
         """Cancel the futures (default: every one held) whose tasks have not started."""
