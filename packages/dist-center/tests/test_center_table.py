@@ -120,3 +120,18 @@ def test_a_story_without_workers_is_told_at_once_and_dropped_with_its_client(cen
     center.client_sent(Story(id=2, keys=["a"]))
     center.disconnect("alice")
     assert center.state.stories.pending == {}
+
+
+def test_the_messages_built_per_task_take_their_fields_in_the_order_the_center_passes_them():
+    # ``compute_message`` and ``_to_memory`` build these positionally (once per task each):
+    # a field moved or put in between would send a value under another field's name (one
+    # added at the end, with a default, changes nothing here).
+    from dataclasses import fields
+
+    from dist_protocol.messages import ComputeTask, KeyInMemory
+
+    assert [f.name for f in fields(ComputeTask)][:10] == [
+        "key", "function", "args", "who_has", "nbytes", "priority", "pickled_with", "actor",
+        "ahead", "value_msgpack"]
+    assert [f.name for f in fields(KeyInMemory)][:5] == [
+        "key", "nbytes", "type", "workers", "value"]
