@@ -42,7 +42,10 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     ``(victim, thief, keys)`` for each request to send."""
     if view.queue or len(view.workers) < 2:
         return []  # idle workers take queued work first
-    if not any(w.assigned > w.nthreads for w in view.workers.values()):
+    for worker in view.workers.values():  # (a loop, not any(): this runs on every step)
+        if worker.assigned > worker.nthreads:
+            break
+    else:
         return []  # no worker holds a task it has not started: nothing to take (the usual case)
     incoming = Counter(view.stealing.values())
     thieves = [w for w in view.workers.values()
