@@ -73,23 +73,41 @@ class Recording:
         self.calls: list[tuple[str, float, bytes, int]] = []
         self.lock = threading.Lock()
 
-    def wrap(self, state) -> None:
-        handle, clock = state.handle, state.clock
+    def wrap(self, state) -> RecordedState:
+        """``state`` as the server is to see it: its clock's readings and its ``handle`` calls
+        written down."""
+        clock = state.clock
         now = [0.0]
 
         def read_clock() -> float:
             now[0] = clock()
             return now[0]
 
-        def recorded(*events):
-            blob = pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL)
-            out = handle(*events)
+        def recorded(blob: bytes, messages_out: int) -> None:
             with self.lock:
-                self.calls.append((self.segment, now[0], blob, len(out)))
-            return out
+                self.calls.append((self.segment, now[0], blob, messages_out))
 
         state.clock = read_clock
-        state.handle = recorded  # (an attribute of this instance: the class is untouched)
+        return RecordedState(state, recorded)
+
+
+class RecordedState:
+    """A center's state whose ``handle`` calls are recorded; everything else is the state's
+    own (the state declares its attributes, so its ``handle`` cannot be replaced on it)."""
+
+    def __init__(self, state, recorded) -> None:
+        self._state = state
+        self._recorded = recorded
+
+    def handle(self, *events):
+        # (pickled first: the state may change the messages it was given)
+        blob = pickle.dumps(events, protocol=pickle.HIGHEST_PROTOCOL)
+        out = self._state.handle(*events)
+        self._recorded(blob, len(out))
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._state, name)
 
 
 def start_center(recording: Recording) -> tuple[str, threading.Thread, asyncio.AbstractEventLoop]:
@@ -100,7 +118,7 @@ def start_center(recording: Recording) -> tuple[str, threading.Thread, asyncio.A
 
     async def serve() -> None:
         center = Center("127.0.0.1:0")
-        recording.wrap(center.state)
+        center.state = recording.wrap(center.state)
         await center.start()
         box["address"], box["loop"], box["center"] = (center.address,
                                                      asyncio.get_running_loop(), center)

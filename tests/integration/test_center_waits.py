@@ -16,6 +16,7 @@ import msgpack
 import pytest
 from dist_center.events import ClientSent
 from dist_center.server import Center
+from dist_center.state import CenterState
 from dist_client import Executor
 from dist_client.errors import LostDataError
 from dist_protocol.comm import connect
@@ -29,6 +30,22 @@ from .conftest import wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
+class CountingState(CenterState):
+    """The center's state, counting the requests each client sends it, by op."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: collections.Counter[str] = collections.Counter()
+
+    def handle(self, *events):
+        for event in events:
+            if isinstance(event, ClientSent):
+                self.sent[event.message.op] += 1
+        return super().handle(*events)
+
+
 class CountingCenter:
     """A center on its own event loop in this process, as ``dcenter`` runs it, that counts
     the requests each client sends it, by op."""
@@ -38,17 +55,8 @@ class CountingCenter:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.center = Center("127.0.0.1:0", heartbeat_timeout=30)
-        self.state = self.center.state
-        self.sent: collections.Counter[str] = collections.Counter()
-        handle = self.state.handle
-
-        def counting(*events):
-            for event in events:
-                if isinstance(event, ClientSent):
-                    self.sent[event.message.op] += 1
-            return handle(*events)
-
-        self.state.handle = counting  # type: ignore[method-assign]
+        self.center.state = self.state = CountingState()
+        self.sent = self.state.sent
         self.call(self.center.start())
         self.address = self.center.address
 

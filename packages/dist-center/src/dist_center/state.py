@@ -66,6 +66,12 @@ COMPACT_AFTER_RELEASING = 10_000
 
 
 class CenterState(TaskMachine):
+    __slots__ = (  # (declared, as the machine's are: see TaskMachine)
+        "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts",
+        "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
+        "_client_ops", "retirements", "_worker_ops", "uploads", "cancels_dependents",
+        "rebalances")
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
         # Restarts not yet answered: (client, request id) -> workers to wait for.

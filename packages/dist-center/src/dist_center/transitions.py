@@ -55,6 +55,19 @@ class InvalidTransition(RuntimeError):
 
 
 class TaskMachine:
+    # Declared, not a __dict__: CPython keeps an instance's attributes beside it only up to 30
+    # names, and past that (this machine has over 50, with CenterState's) in a dict of its own
+    # through which ``self.method(...)`` is looked up the slow way on every call; there are
+    # dozens of such calls per task. A new attribute goes here (mypy says so).
+    __slots__ = (
+        "tasks", "workers", "names", "clients", "queue", "unrunnable", "avg_duration",
+        "worker_saturation", "_capacities", "_capacity_basis", "transition_log", "task_stream",
+        "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
+        "prefix_of", "task_stream_count", "task_durations", "small_values_for",
+        "told_of_recomputing", "stealing", "waiting_for_resources", "clock", "now",
+        "recovering", "_stimulus_id", "task_order", "_out", "_last_sent", "fired_and_ended",
+        "waits", "_resources_freed", "_slots_freed", "_in_batch", "_roots_full", "_table")
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.tasks: dict[str, TaskState] = {}
         self.workers: dict[str, WorkerInfo] = {}
