@@ -38,9 +38,12 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "`pending_only` only the keys whose tasks have not started (waiting, queued, "
                "without a worker, or released) are cancelled and answered; running and "
                "finished tasks go on (a client's `shutdown(cancel_futures=True)`). A task "
-               "the center has sent to a worker counts as started, also while it waits "
-               "there for a thread (the center cannot tell), unless it was sent ahead of "
-               "inputs that have not finished (Dispatch ahead). With `force` (feature "
+               "sent ahead of inputs that have not finished (Dispatch ahead) has not "
+               "started. The center asks for the other tasks it has sent to a worker back "
+               "(`steal-request`): each the worker gives up, having not started it, is "
+               "cancelled and answered then; each it keeps runs to the end and settles as "
+               "usual; each still asked for when the worker leaves is cancelled and "
+               "answered then. With `force` (feature "
                "`cancel-force`) the keys are cancelled for every holder, not only this "
                "client: every client holding one of them, or a task that reads one (and so "
                "on down the graph), is sent `key-cancelled` for it, and datasets and "
@@ -228,7 +231,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "restart-worker": ("Restart the worker process (its nanny starts it again).", "—"),
     "free-keys": ("Drop these keys (data and tasks).", "—"),
     "steal-request": ("The center would move these tasks, assigned to this worker but perhaps "
-                      "not started, to an idle worker. The worker gives up each one that has "
+                      "not started, to an idle worker, or cancel them if not started (`cancel` "
+                      "with `pending_only`). The worker gives up each one that has "
                       "not started running (forgets it, as if freed) and keeps the rest.",
                       "`steal-reply`"),
     "steal-reply": ("`keys`: the tasks given up, which the center assigns elsewhere; `kept`: "

@@ -283,3 +283,46 @@ def test_releasing_a_chain_while_its_line_waits_ahead_runs_none_of_it(executor, 
     later = [executor.submit(slow_inc, i, 0.3) for i in range(3)]
     assert executor.gather(later, timeout=RESULT_TIMEOUT) == [1, 2, 3]
     assert runs(noted) == 0
+
+
+def wait_for_marker(path, timeout=RESULT_TIMEOUT):
+    """Blocks its thread until ``path`` exists (or fails after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+    return "released"
+
+
+def leave_file(path):
+    Path(path).write_text("ran")
+    return path
+
+
+def queued_on_worker(executor, future) -> bool:
+    """The task reached the worker and waits there for a thread."""
+    return any(e["worker"] and e["finish"] == "ready" for e in executor.story(future))
+
+
+@pytest.mark.cluster(n_workers=1, nthreads=1)
+def test_shutdown_cancel_futures_drops_the_tasks_queued_on_the_worker(executor, tmp_path,
+                                                                      wait_until):
+    marker = tmp_path / "go"
+    view = executor.get_executor()
+    first = view.submit(wait_for_marker, str(marker))
+    queued = [view.submit(leave_file, str(tmp_path / f"ran-{i}")) for i in range(6)]
+    wait_until(lambda: running(executor, first), 30, "the first task to run")
+    on_worker = wait_until(lambda: [f for f in queued if queued_on_worker(executor, f)], 30,
+                           "a task to be sent ahead to the busy worker")
+
+    view.shutdown(wait=False, cancel_futures=True)
+
+    wait_until(lambda: all(f.done() for f in queued), 30, "the queued futures to settle")
+    assert all(f.cancelled() for f in queued), [f.status for f in queued]
+    assert on_worker and not first.done()
+    marker.write_text("go")
+    assert first.result(timeout=RESULT_TIMEOUT) == "released"
+    # One thread: a task submitted now runs after anything left on the worker.
+    assert executor.submit(slow_inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+    assert sorted(p.name for p in tmp_path.glob("ran-*")) == []

@@ -125,6 +125,22 @@ def test_a_steal_request_takes_only_tasks_that_have_not_started(worker):
                                            for _, k in worker.state.ready)
 
 
+def test_a_task_asked_back_after_it_started_or_finished_is_kept(worker):
+    """The center asks back a task to cancel it if it has not started (``cancel`` with
+    ``pending_only``): one that started while the request was in flight runs to the end,
+    and one that finished keeps its value; only one still waiting for a thread is dropped."""
+    worker.compute("a")
+    worker.compute("b")
+    worker.compute("c")
+    worker.succeeded("a")  # c starts in a's place
+
+    out = worker.steal("a", "b", "c")
+
+    assert out == [SendToCenter(StealReply(keys=[], kept=["a", "b", "c"]))]
+    assert "a" in worker.state.data and worker.state_of("c") == "executing"
+    assert worker.succeeded("c") == [finished("c")]
+
+
 def test_a_stolen_task_sent_back_later_runs_here(worker):
     worker.compute("a")
     worker.compute("b")

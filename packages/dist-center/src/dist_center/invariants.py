@@ -32,6 +32,9 @@ def validate_state(state: CenterView, kept_for_parts: Collection[str] = ()) -> N
     for worker in state.workers.values():
         for name, amount in placement.free_resources(worker, state.tasks).items():
             assert amount >= 0, ("more of a resource in use than the worker has", worker, name)
+    # a task to cancel if not started is asked back once, until its worker answers or leaves
+    assert state.cancelling_unstarted.keys() <= state.stealing.keys(), \
+        set(state.cancelling_unstarted) - set(state.stealing)
     for key, ts in state.tasks.items():
         if ts.state == "queued":
             assert key in in_queue or key in waiting_for_resources, ts

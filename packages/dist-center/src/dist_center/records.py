@@ -334,6 +334,9 @@ class CenterView(Protocol):
     def stealing(self) -> Mapping[str, str | None]: ...  # key asked back -> who gets it
 
     @property
+    def cancelling_unstarted(self) -> Mapping[str, set[str]]: ...  # asked back -> clients
+
+    @property
     def avg_duration(self) -> float: ...
 
     @property

@@ -382,6 +382,7 @@ class CenterState(TaskMachine):
         self.queue.clear()
         self.unrunnable.clear()
         self.stealing.clear()
+        self.cancelling_unstarted.clear()
         self.waiting_for_resources.clear()
         self.restarting[(client, msg.id)] = expected
         self.waits.workers_changed = True  # (and every key is gone)
@@ -475,6 +476,8 @@ class CenterState(TaskMachine):
         # Its pending steals, either way, will never be answered or used.
         for key in balance.stale_steals(self, worker.address):
             del self.stealing[key]
+        # Those asked back to be cancelled never finished there: not started, they go.
+        asked_back = cancelling.worker_leaving(self, worker.address)
         if self.names.get(worker.name) == worker.address:
             del self.names[worker.name]
         worker.status = "closed"
@@ -502,6 +505,8 @@ class CenterState(TaskMachine):
         if worker.ahead:
             worker.ahead.clear()
         self.forget_capacity(worker.address)
+        for key in asked_back:
+            cancelling.given_back(self, key, sid)
         lost = []
         for key in worker.has_what:
             ts = self.tasks[key]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dist_protocol.messages import Heartbeat, StealReply, StealRequest
 
-from . import balance
+from . import balance, cancelling
 from .view import Center
 
 
@@ -34,12 +34,19 @@ def steal_reply(state: Center, address: str, msg: StealReply, sid: str) -> None:
     """The victim gave up ``msg.keys`` (and forgot them): run them on the thieves."""
     for key in msg.kept:
         state.stealing.pop(key, None)
+        # It had started: it runs to the end, and a cancel of unstarted tasks leaves it.
+        state.cancelling_unstarted.pop(key, None)
     for key in msg.keys:
         thief_address = state.stealing.pop(key, None)
         ts = state.tasks.get(key)
         if ts is None or ts.state != "processing" or ts.processing_on != address:
+            state.cancelling_unstarted.pop(key, None)
             continue  # released or done meanwhile; the victim has dropped it already
         state.transition(ts, "waiting", sid, True)
+        if key in state.cancelling_unstarted:
+            cancelling.given_back(state, key, sid)
+            if state.tasks.get(key) is not ts or ts.state != "waiting":
+                continue  # nobody else wants it
         if ts.waiting_on:
             continue  # it was sent ahead of its inputs: it waits for them at the center again
         thief = state.workers.get(thief_address or "")

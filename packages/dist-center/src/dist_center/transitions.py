@@ -64,9 +64,10 @@ class TaskMachine:
         "worker_saturation", "_capacities", "_capacity_basis", "transition_log", "task_stream",
         "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
         "prefix_of", "task_stream_count", "task_durations", "small_values_for",
-        "told_of_recomputing", "stealing", "waiting_for_resources", "clock", "now",
-        "recovering", "_stimulus_id", "task_order", "_out", "_last_sent", "fired_and_ended",
-        "waits", "_resources_freed", "_slots_freed", "_in_batch", "_roots_full", "_table")
+        "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
+        "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_last_sent",
+        "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
+        "_roots_full", "_table")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.tasks: dict[str, TaskState] = {}
@@ -98,6 +99,8 @@ class TaskMachine:
         self.small_values_for: dict[str, tuple[str, ...]] = {}
         self.told_of_recomputing: set[str] = set()  # clients that take key-recomputing
         self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
+        # key asked back to be cancelled if not started -> the clients asking (``cancelling``)
+        self.cancelling_unstarted: dict[str, set[str]] = {}
         # Tasks with resources= that no worker has free now: by what they ask for, in order.
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
         self.clock = clock

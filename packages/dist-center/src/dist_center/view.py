@@ -23,6 +23,7 @@ class Center(CenterView, Protocol):
     names: dict[str, str]
     clients: dict[str, set[str]]
     stealing: dict[str, str | None]
+    cancelling_unstarted: dict[str, set[str]]
     datasets: dict[str, Dataset]
     small_values_for: dict[str, tuple[str, ...]]
     told_of_recomputing: set[str]
