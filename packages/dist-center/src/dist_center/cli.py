@@ -8,6 +8,7 @@ nothing may be told before.
 """
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,10 @@ OPTIONS = [
     Option("dashboard", "serve the web dashboard", bool, envvar="DIST_DASHBOARD", default=True,
            negatable=True),
     *CONNECTION_LIMIT_OPTIONS,
+    Option("scheduler-file", "write how to reach the center (its address and dashboard, as "
+           "JSON; never the token) to this file, for workers and clients started with "
+           "--scheduler-file / Executor(scheduler_file=) on a shared file system; removed at "
+           "exit", envvar="DIST_SCHEDULER_FILE"),
     Option("state-dir", "directory where the center keeps its state (tasks, clients' keys, "
            "errors), so that started again on it after a crash, it takes up where it was "
            "[default: none, the state is in memory only]", envvar="DIST_CENTER_STATE_DIR"),
@@ -70,7 +75,8 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
                  heartbeat_timeout: float, dashboard_port: int, dashboard: bool,
                  max_frames: int, max_frame_bytes: int, max_batch_bytes: int | None,
                  handshake_timeout: float, state_dir: str | None, state_dir_reset: bool,
-                 worker_saturation: float, log_level: str, **_: Any) -> None:
+                 worker_saturation: float, log_level: str, scheduler_file: str | None = None,
+                 **_: Any) -> None:
     """Start the center: it tracks tasks and workers and decides where work runs."""
     token = load_token(token_file=token_file)
     if not token and not no_auth and not is_loopback_host(host):
@@ -110,7 +116,7 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
                     handshake_timeout=handshake_timeout, state_dir=state_dir,
                     state_dir_reset=state_dir_reset, worker_saturation=worker_saturation)
     try:
-        run(serve(center, sock))
+        run(serve(center, sock, scheduler_file))
     except StateDirError as exc:
         print(f"dcenter: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -126,9 +132,10 @@ def announce(sock: socket.socket, scheme: str) -> None:
           flush=True)
 
 
-async def serve(center: Center, sock: socket.socket | None = None) -> None:
+async def serve(center: Center, sock: socket.socket | None = None,
+                scheduler_file: str | None = None) -> None:
     """Start ``center`` (on ``sock`` if it is already bound and announced) and serve until it
-    closes."""
+    closes; with ``scheduler_file``, say there how to reach it while it serves."""
     import asyncio
     import signal
 
@@ -140,7 +147,37 @@ async def serve(center: Center, sock: socket.socket | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(center.close()))
-    await center.closed.wait()
+    if scheduler_file is None:
+        await center.closed.wait()
+        return
+    from dist_protocol.scheduler_file import remove_scheduler_file
+
+    center_id = publish(center, scheduler_file)
+    if center_id is None:
+        await center.close()
+        raise SystemExit(1)
+    try:
+        await center.closed.wait()
+    finally:  # a clean exit only: a center killed leaves it for the next one to replace
+        remove_scheduler_file(scheduler_file, center_id)
+
+
+def publish(center: Center, path: str) -> str | None:
+    """Write the scheduler file for ``center``; the id written, or None (said why) if it could
+    not be written."""
+    from dist_protocol.scheduler_file import center_identity, write_scheduler_file
+
+    dashboard = center.dashboard
+    identity = center_identity(center.address, started=center.started,
+                               dashboard_url=None if dashboard is None else dashboard.url,
+                               dashboard_port=None if dashboard is None else dashboard.port)
+    try:
+        write_scheduler_file(path, identity)
+    except OSError as exc:
+        print(f"dcenter: cannot write the scheduler file {path}: {exc}", file=sys.stderr)
+        return None
+    print(f"Scheduler file at {os.path.abspath(path)}", flush=True)
+    return str(identity["id"])
 
 
 if __name__ == "__main__":

@@ -25,12 +25,14 @@ from .packing import futures_of
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
+from .scheduler_file import address_from_scheduler_file_async, check_scheduler_file
 from .tasks import TaskBuilder
 from .worker_functions import install_file
 
 # The keywords the client's core takes (``Executor``'s connection options).
 CORE_OPTIONS = ("token", "token_file", "name", "timeout", "tls_cert", "tls_key", "tls_ca",
                 "reconnect_timeout", "tls_context")
+DEFAULT_TIMEOUT = 10.0  # seconds to connect, as Executor's
 
 
 class AsyncExecutor:
@@ -48,10 +50,13 @@ class AsyncExecutor:
                  memory_limit: str | float | None = None, asynchronous: bool = True,
                  processes: bool | None = None, dashboard_address: Any = NOT_GIVEN,
                  silence_logs: Any = None, local_directory: str | None = None,
-                 set_as_default: bool = True, **options: Any):
+                 set_as_default: bool = True, scheduler_file: str | None = None,
+                 **options: Any):
         refuse_keywords({name: value for name, value in options.items()
                          if name not in CORE_OPTIONS}, "AsyncExecutor")
-        local = local_cluster_shape(address, LocalOptions(
+        check_scheduler_file(address, scheduler_file)
+        self._scheduler_file = scheduler_file  # read once awaited, without blocking the loop
+        local = local_cluster_shape(address or scheduler_file, LocalOptions(
             n_workers, threads_per_worker, memory_limit, processes, dashboard_address,
             silence_logs, local_directory))
         if isinstance(address, tuple):
@@ -63,7 +68,7 @@ class AsyncExecutor:
                 if not options.get(option):
                     options[option] = value
         self._address = address
-        self._local = local if address is None else None
+        self._local = local if address is None and scheduler_file is None else None
         self._options = options
         self._set_as_default = set_as_default
         self.core: ClientCore | None = None
@@ -73,6 +78,9 @@ class AsyncExecutor:
 
     async def _start(self) -> AsyncExecutor:
         if self.core is None:
+            if self._scheduler_file is not None:
+                self._address = await address_from_scheduler_file_async(
+                    self._scheduler_file, self._options.get("timeout", DEFAULT_TIMEOUT))
             core = ClientCore(self._address, **self._options)
             core.belongs_to(self)
             # A local cluster starts on the I/O thread, before it has anything else to do.

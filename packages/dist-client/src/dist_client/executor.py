@@ -23,6 +23,7 @@ from .future import Future
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
+from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .tasks import TaskBuilder
 from .worker_functions import install_file
 
@@ -56,12 +57,18 @@ class Executor(concurrent.futures.Executor):
                  reconnect_timeout: float = 60.0, tls_context: ssl.SSLContext | None = None,
                  processes: bool | None = None, dashboard_address: Any = NOT_GIVEN,
                  silence_logs: Any = None, local_directory: str | None = None,
-                 set_as_default: bool = True, **unsupported: Any):
+                 set_as_default: bool = True, scheduler_file: str | None = None,
+                 **unsupported: Any):
         """``processes``, ``dashboard_address``, ``silence_logs`` and ``local_directory``
         shape the local cluster started with no address, as ``LocalCluster``'s (see
         ``dist_client.local``). ``set_as_default=False``: this executor does not become the
-        default one (``default_executor()``, what dask runs ``compute()`` on)."""
+        default one (``default_executor()``, what dask runs ``compute()`` on).
+        ``scheduler_file``: connect to the center that ``dcenter --scheduler-file`` names in
+        that file, waiting up to ``timeout`` seconds for the file to appear."""
         refuse_keywords(unsupported, "Executor")
+        check_scheduler_file(address, scheduler_file)
+        if scheduler_file is not None:
+            address = address_from_scheduler_file(scheduler_file, timeout)
         local = local_cluster_shape(address, LocalOptions(
             n_workers, threads_per_worker, memory_limit, processes, dashboard_address,
             silence_logs, local_directory))

@@ -168,7 +168,6 @@ UNSUPPORTED = {
     "heartbeat_interval": "set DIST_HEARTBEAT_INTERVAL for the workers",
     "serializers": "dist chooses the serializer of each payload (msgpack, pickle, bytes)",
     "deserializers": "dist chooses the serializer of each payload (msgpack, pickle, bytes)",
-    "scheduler_file": "give the center's address: Executor('HOST:PORT')",
 }
 
 

@@ -46,8 +46,9 @@ class Option:
                  envvar: str | None = None, minimum: float | None = None,
                  check: Callable[[Any], Any] | None = None, negatable: bool = False,
                  positional: bool = False, metavar: str | None = None,
-                 show_default: bool = True):
+                 show_default: bool = True, required: bool = True):
         self.name, self.help, self.kind, self.default = name, help, kind, default
+        self.required = positional and required and default is None
         self.envvar, self.minimum, self.check = envvar, minimum, check
         self.negatable, self.positional, self.metavar = negatable, positional, metavar
         self.show_default = show_default
@@ -105,7 +106,7 @@ class Option:
         notes = []
         if self.envvar:
             notes.append(f"env var: {self.envvar}")
-        if self.positional and self.default is None:
+        if self.required:
             notes.append("required")
         elif self.show_default and self.default is not None and not (self.flag and
                                                                      not self.negatable):
@@ -210,7 +211,7 @@ class CommandLine:
                 raw = environ[option.envvar]
                 where = f"'{option.opts[0]}' (env var: '{option.envvar}')"
             if raw is None:
-                if option.positional and option.default is None:
+                if option.required:
                     raise UsageError(f"Missing argument '{option.opts[0]}'.")
                 values[option.dest] = option.default
                 continue

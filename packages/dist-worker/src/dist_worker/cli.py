@@ -15,6 +15,7 @@ from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTIO
 from dist_protocol.compression import available, preference
 from dist_protocol.errors import HandshakeError
 from dist_protocol.framing import Limits
+from dist_protocol.scheduler_file import SchedulerFileError, wait_for_scheduler_file
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
@@ -26,8 +27,12 @@ from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
 
 OPTIONS = [
-    Option("center", "the center's address, HOST:PORT", envvar="DIST_CENTER", positional=True,
-           metavar="CENTER_ADDRESS"),
+    Option("center", "the center's address, HOST:PORT (or give --scheduler-file)",
+           envvar="DIST_CENTER", positional=True, metavar="CENTER_ADDRESS", required=False),
+    Option("scheduler-file", "read the center's address from this file, written by "
+           "dcenter --scheduler-file on a shared file system: waits for it to appear (up to "
+           "--timeout), and reads it again whenever the center is lost, as a center started "
+           "again may be elsewhere", envvar="DIST_SCHEDULER_FILE"),
     Option("host", "interface to listen on [default: the one that reaches the center]",
            envvar="DIST_WORKER_HOST"),
     Option("port", "port to listen on (0: any free port)", int, envvar="DIST_WORKER_PORT",
@@ -76,7 +81,8 @@ OPTIONS = [
     LOG_LEVEL_OPTION,
 ]
 COMMAND = CommandLine("dworker", "Start a worker that registers with the center at "
-                      "CENTER_ADDRESS.", OPTIONS, __version__)
+                      "CENTER_ADDRESS (or the one --scheduler-file names).", OPTIONS,
+                      __version__)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +137,7 @@ def parse_resources(text: str) -> dict[str, float]:
     return resources
 
 
-def start_worker(*, center: str, host: str | None, port: int, nthreads: int | None,
+def start_worker(*, center: str | None, host: str | None, port: int, nthreads: int | None,
                  name: str | None, contact_address: str | None, memory_limit: str | None,
                  memory_target_fraction: str, memory_spill_fraction: str,
                  memory_pause_fraction: str, memory_terminate_fraction: str,
@@ -140,9 +146,10 @@ def start_worker(*, center: str, host: str | None, port: int, nthreads: int | No
                  tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
                  heartbeat_interval: float, max_frames: int, max_frame_bytes: int,
                  max_batch_bytes: int | None, handshake_timeout: float, timeout: float | None,
-                 log_level: str, **_: Any) -> None:
+                 log_level: str, scheduler_file: str | None = None, **_: Any) -> None:
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    center = center_address(center, scheduler_file, timeout)
     fractions = {"target": memory_target_fraction, "spill": memory_spill_fraction,
                  "pause": memory_pause_fraction, "terminate": memory_terminate_fraction}
     policy, spill_cap = memory_options(memory_limit, nthreads, fractions, max_spill)
@@ -180,7 +187,8 @@ def start_worker(*, center: str, host: str | None, port: int, nthreads: int | No
                         memory_policy=policy, local_directory=local_directory,
                         max_spill=spill_cap, spill_compression=spill_compression,
                         resources=declared, limits=limits,
-                        handshake_timeout=handshake_timeout, center_timeout=timeout)
+                        handshake_timeout=handshake_timeout, center_timeout=timeout,
+                        scheduler_file=scheduler_file)
         try:
             run(serve(worker))
         except HandshakeError as exc:
@@ -196,6 +204,29 @@ def start_worker(*, center: str, host: str | None, port: int, nthreads: int | No
     if nanny:
         raise SystemExit(supervise(start))
     start()
+
+
+def center_address(center: str | None, scheduler_file: str | None,
+                   timeout: float | None) -> str:
+    """The center's address: as given, or from the scheduler file once it appears."""
+    if center is not None and scheduler_file is not None:
+        COMMAND.fail("Give CENTER_ADDRESS or --scheduler-file, not both.")
+    if center is not None:
+        return center
+    if scheduler_file is None:
+        COMMAND.fail("Missing argument 'CENTER_ADDRESS' (or --scheduler-file PATH).")
+    if not os.path.exists(scheduler_file):
+        print(f"dworker: waiting for the scheduler file {scheduler_file}"
+              + ("" if timeout is None else f" (up to {timeout:g} s)"), file=sys.stderr,
+              flush=True)
+    try:
+        return str(wait_for_scheduler_file(scheduler_file, timeout)["address"])
+    except TimeoutError as exc:
+        print(f"dworker: {exc}", file=sys.stderr)
+        raise SystemExit(NO_CENTER_EXIT_CODE) from None
+    except SchedulerFileError as exc:
+        print(f"dworker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def listening_host_for(center: str) -> str:

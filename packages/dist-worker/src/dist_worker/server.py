@@ -21,6 +21,7 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     RestartWorker, StealRequest, Story, TaskErred, Unregister,
                                     WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
+from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
 from dist_protocol.serialize import SerializationError, serialize
 from dist_protocol.timeouts import wait_for
 from dist_protocol import task_context
@@ -63,8 +64,12 @@ class Worker:
                  limits: Limits = DEFAULT_LIMITS, handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  center_timeout: float | None = None, memory_policy: MemoryPolicy | None = None,
                  local_directory: str | None = None, max_spill: int | None = None,
-                 spill_compression: str = "lz4", announce_registration: bool = True):
+                 spill_compression: str = "lz4", announce_registration: bool = True,
+                 scheduler_file: str | None = None):
         self.center_address = center
+        # Where the center says how to reach it: read again before each reconnection, as a
+        # center started again may listen elsewhere.
+        self.scheduler_file = scheduler_file
         # ``dworker`` prints each registration for the operator; a worker started inside a
         # user's program (a local cluster in one process) stays quiet.
         self.announce_registration = announce_registration
@@ -197,6 +202,8 @@ class Worker:
         outage = CenterOutage(self.center_address, self.center_timeout)
         while not self.closing:
             try:
+                if self.scheduler_file is not None:
+                    await self._follow_scheduler_file()
                 comm = await connect(self.center_address, role="worker", token=self.token,
                                      name=self.name, ssl_context=self.ssl_client,
                                      limits=self.limits, timeout=self.handshake_timeout)
@@ -209,6 +216,8 @@ class Worker:
                         self.refused = exc
                         break
                     outage.failed(f"refused: {exc}")
+            except SchedulerFileError as exc:
+                outage.failed(str(exc))
             except (OSError, TimeoutError) as exc:
                 if first and not self.reconnect:
                     raise
@@ -234,6 +243,19 @@ class Worker:
         reason = ("refused by the center" if self.refused else
                   "no center" if self.gave_up else "center gone")
         await self.close(reason)
+
+    async def _follow_scheduler_file(self) -> None:
+        """Take the center's address from the scheduler file, if it has changed."""
+        assert self.scheduler_file is not None
+        try:
+            identity = await asyncio.to_thread(read_scheduler_file, self.scheduler_file)
+        except FileNotFoundError:
+            raise SchedulerFileError(f"no scheduler file at {self.scheduler_file} (yet)") from None
+        address = identity["address"]
+        if address != self.center_address:
+            log.warning("the scheduler file %s now gives the center at %s (was %s)",
+                        self.scheduler_file, address, self.center_address)
+            self.center_address = address
 
     async def _serve_center(self, comm: Comm) -> bool:
         """Register over ``comm`` and serve the center until it goes; whether we registered."""
