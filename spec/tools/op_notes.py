@@ -130,6 +130,23 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "`upload-file-reply` with the same `id`"),
     "upload-file-reply": ("Whether the center kept the file: `error` says why not (a name with "
                           "a folder, more files or bytes than it keeps).", "—"),
+    "register-plugin": ("Keep `plugin` for every worker that registers from now on (feature "
+                        "`worker-plugins`): the center sends the plugins it keeps in each "
+                        "`worker-registered`. A plugin of the same `name` is replaced, unless "
+                        "`idempotent`, which leaves it. The center keeps at most 100 plugins "
+                        "and 64 MiB in all, never unpickles them, keeps them across a "
+                        "`restart` and, with a state directory, across its own restart. The "
+                        "workers registered already are the client's to reach (a Python "
+                        "client runs the set-up on each). See Worker plugins.",
+                        "`register-plugin-reply` with the same `id`"),
+    "register-plugin-reply": ("Whether the center kept the plugin: `error` says why not (more "
+                              "plugins or bytes than it keeps); `kept` is false when "
+                              "`idempotent` left a plugin of that name.", "—"),
+    "unregister-plugin": ("Forget the plugin `name` (feature `worker-plugins`): workers "
+                          "registering from now on are not given it. Tearing it down on the "
+                          "workers registered already is the client's to do.",
+                          "`unregister-plugin-reply` with the same `id`"),
+    "unregister-plugin-reply": ("`error` when the center keeps no plugin of that name.", "—"),
     "session": ("Which session this connection is (feature `sessions`), sent first on the "
                 "connection: a new one without `resume`; after losing the center, `resume` "
                 "with the id `session-reply` gave before, and in `keys` the keys the client "
@@ -205,7 +222,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "connection).", "`worker-registered`"),
     "worker-registered": ("The center accepts the worker and says how often to send "
                           "heartbeats; `uploads` (feature `uploads`) are the files clients "
-                          "uploaded, which the worker installs before it takes a task.", "—"),
+                          "uploaded, which the worker installs before it takes a task; "
+                          "`plugins` (feature `worker-plugins`) the worker plugins, which it "
+                          "sets up after the uploads, before it takes a task.", "—"),
     "task-finished": ("A task's value is in the worker's memory; `value` carries it too when it "
                       "pickles to at most 1 KiB, for the center to pass on to clients that asked "
                       "for small values; `value_msgpack` (feature `small-values-msgpack`) "

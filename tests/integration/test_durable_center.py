@@ -245,3 +245,30 @@ def test_uploaded_files_outlive_the_center_for_workers_joining_after(processes, 
     late = processes.start_worker(center.address)
     assert executor.submit(imported_value, "uploaded_durably", workers=[late.name],
                            pure=False).result(timeout=60) == "kept on disk"
+
+
+class KeepsValue:
+    name = "keeps-value"
+
+    def setup(self, worker):
+        worker.data["kept by the plugin"] = "set up"
+
+
+def kept_by_the_plugin():
+    from dist_client import get_worker
+    return get_worker().data.get("kept by the plugin")
+
+
+def test_worker_plugins_outlive_the_center_for_workers_joining_after(processes, tmp_path):
+    port = str(free_port())
+    state_dir = str(tmp_path / "state")
+    center = processes.start_center("--port", port, "--state-dir", state_dir)
+    processes.start_worker(center.address)
+    executor = processes.executor(center.address)
+    executor.register_plugin(KeepsValue())
+    center.kill()
+    center.wait(30)
+    center = processes.start_center("--port", port, "--state-dir", state_dir)
+    late = processes.start_worker(center.address)
+    assert executor.submit(kept_by_the_plugin, workers=[late.name],
+                           pure=False).result(timeout=60) == "set up"

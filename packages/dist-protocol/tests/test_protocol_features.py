@@ -78,6 +78,10 @@ def test_every_gated_op_names_a_known_feature():
                      "published": "coordination", "actor-call": "actors",
                      "actor-result": "actors", "upload-file": "uploads",
                      "upload-file-reply": "uploads",
+                     **{op: "worker-plugins" for op in ("register-plugin",
+                                                        "register-plugin-reply",
+                                                        "unregister-plugin",
+                                                        "unregister-plugin-reply")},
                      "rebalance": "rebalance", "rebalance-reply": "rebalance"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():

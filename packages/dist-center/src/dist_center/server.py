@@ -18,7 +18,8 @@ from dist_protocol.messages import (Cancel, ClusterInfo, Coordinate, FireAndForg
                                     Release, Replicate, Restart, Retry, ScatterPlan, Session,
                                     SessionReply, Story,
                                     StoryReply,
-                                    Submit, TaskErred, UploadFile, downgrade)
+                                    Submit, TaskErred, UploadFile, RegisterPlugin,
+                                    UnregisterPlugin, downgrade)
 
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
@@ -38,7 +39,7 @@ log = logging.getLogger("dist.center")
 
 # What clients send that the durable state follows from (the rest are questions).
 JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishDataset, WantKeys,
-                 FireAndForget, Retry, UploadFile)
+                 FireAndForget, Retry, UploadFile, RegisterPlugin, UnregisterPlugin)
 # Requests the center may keep until what they wait for holds, or their timeout (``waits``).
 WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
 # The journal is rewritten from the state once it holds this many more task specs than the

@@ -2,18 +2,20 @@
 
 Replayed into an empty ``CenterState``, these events give the same tasks (payloads,
 restrictions, retries left, errors), the same clients wanting the same keys, the same
-detached sessions and the same uploaded files, as the journal they replace would. Pure: reads
-the state, changes nothing.
+detached sessions, the same uploaded files and the same worker plugins, as the journal they
+replace would. Pure: reads the state, changes nothing.
 """
 from __future__ import annotations
 
-from dist_protocol.messages import PublishDataset, Submit, TaskErred, UploadFile
+from dist_protocol.messages import (PublishDataset, RegisterPlugin, Submit, TaskErred,
+                                    UploadFile)
 
 from . import cancelling
 from .events import ClientConnected, ClientSent, Event, Recovering, TaskFailed
 from .records import TaskState
 from .sharing import FIRE_AND_FORGET, dataset_holder, is_holder
 from .state import CenterState
+from .plugins import PLUGINS_HOLDER
 from .uploads import UPLOADS_HOLDER
 
 RETRY_USED = TaskErred(key="", exception_type="RetryUsed",
@@ -50,6 +52,8 @@ def state_events(state: CenterState) -> list[Event]:
             id=0, name=name, keys=list(dataset.keys), data=dataset.data)))
     for file in state.uploads.all():  # (in upload order, as workers install them)
         events.append(ClientSent(UPLOADS_HOLDER, UploadFile(id=0, file=file)))
+    for plugin in state.plugins.all():  # (in registration order, as workers set them up)
+        events.append(ClientSent(PLUGINS_HOLDER, RegisterPlugin(id=0, plugin=plugin)))
     tasks = sorted((ts for ts in state.tasks.values() if ts.spec is not None),
                    key=lambda ts: ts.order)
     for ts in tasks:

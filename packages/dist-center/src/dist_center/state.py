@@ -27,13 +27,13 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
-                                    Release,
+                                    RegisterPlugin, Release,
                                     Replicate, Restart, RestartReply, RestartWorker, Retry,
                                     ScatterDone,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
-                                    Unregister, UploadFile, UploadFileReply, WantKeys, WhoHas,
-                                    WorkerRegistered)
+                                    Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
+                                    WantKeys, WhoHas, WorkerRegistered)
 
 from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
                scattering, sharing, taking_back)
@@ -49,6 +49,7 @@ from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F
 from .rebalancing import Rebalances
 from .retirement import Retirements
 from .stories import Stories
+from .plugins import Plugins
 from .uploads import Uploads
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
 
@@ -67,9 +68,9 @@ COMPACT_AFTER_RELEASING = 10_000
 
 class CenterState(TaskMachine):
     __slots__ = (  # (declared, as the machine's are: see TaskMachine)
-        "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts",
+        "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
-        "_client_ops", "retirements", "_worker_ops", "uploads", "cancels_dependents",
+        "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
         "rebalances")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -82,6 +83,7 @@ class CenterState(TaskMachine):
         self.datasets: dict[str, Dataset] = {}  # published by name
         self.graph_parts = GraphParts()  # graphs whose last part has not come yet
         self.uploads = Uploads()  # files for every worker; a restart keeps them, as dask's
+        self.plugins = Plugins()  # worker plugins, kept likewise
         # clients whose cancel takes the tasks reading the keys with it (see ``cancelling``)
         self.cancels_dependents: set[str] = set()
         self._stimuli = itertools.count(1)
@@ -125,6 +127,10 @@ class CenterState(TaskMachine):
             Retry: partial(retrying.retry, self),
             UploadFile: lambda client, msg, sid: self.send(client, UploadFileReply(
                 id=msg.id, error=self.uploads.keep(msg.file))),
+            RegisterPlugin: lambda client, msg, sid: self.send(client,
+                                                               self.plugins.register(msg)),
+            UnregisterPlugin: lambda client, msg, sid: self.send(client,
+                                                                 self.plugins.unregister(msg)),
             Coordinate: lambda client, msg, sid: self._coordinated(
                 self.coordination.request(client, msg), sid),
         }
@@ -430,7 +436,9 @@ class CenterState(TaskMachine):
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
-        self.send(reg.address, WorkerRegistered(address=reg.address, uploads=self.uploads.all()))
+        self.send(reg.address, WorkerRegistered(address=reg.address,
+                                                uploads=self.uploads.all(),
+                                                plugins=self.plugins.all()))
         stale = []
         for key, nbytes in reg.keys.items():
             ts = self.tasks.get(key)

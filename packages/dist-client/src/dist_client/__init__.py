@@ -14,7 +14,7 @@ from .asynchronous import AsyncExecutor
 from .current import default_executor
 from .datasets import fire_and_forget
 from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, ExecutorClosedError,
-                     KilledWorker, LostDataError, RemoteError)
+                     KilledWorker, LostDataError, PluginUnpicklingError, RemoteError)
 from .executor import Executor
 from .future import Future
 from .in_task import get_executor, get_worker, rejoin, secede, worker_executor
@@ -31,5 +31,6 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
            "Future", "futures_of", "get_executor", "get_worker",
-           "KilledWorker", "Lock", "LostDataError", "progress", "Pub", "Queue", "rejoin",
+           "KilledWorker", "Lock", "LostDataError", "PluginUnpicklingError", "progress", "Pub",
+           "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

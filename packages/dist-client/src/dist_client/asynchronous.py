@@ -18,6 +18,7 @@ from . import datasets as dataset_ops
 from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
+from .core import plugins as plugin_ops
 from .core.client import ClientCore
 from .core.waiters import settled_async
 from .future import Future
@@ -27,7 +28,7 @@ from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file_async, check_scheduler_file
 from .tasks import TaskBuilder
-from .worker_functions import install_file
+from .worker_functions import add_plugin, install_file, remove_plugin
 
 # The keywords the client's core takes (``Executor``'s connection options).
 CORE_OPTIONS = ("token", "token_file", "name", "timeout", "tls_cert", "tls_key", "tls_ca",
@@ -216,6 +217,23 @@ class AsyncExecutor:
         """As ``Executor.upload_file``."""
         core = self._started
         return await core.call(operations.upload_file(core, path, load, install_file))
+
+    async def register_plugin(self, plugin: Any, name: str | None = None,
+                              idempotent: bool = False) -> dict[str, str]:
+        """As ``Executor.register_plugin``."""
+        core = self._started
+        return await core.call(plugin_ops.register_plugin(core, plugin, name, idempotent,
+                                                          add_plugin, remove_plugin))
+
+    async def register_worker_plugin(self, plugin: Any, name: str | None = None,
+                                     idempotent: bool = False) -> dict[str, str]:
+        """dask's older name of ``register_plugin``."""
+        return await self.register_plugin(plugin, name, idempotent)
+
+    async def unregister_worker_plugin(self, name: str) -> dict[str, str]:
+        """As ``Executor.unregister_worker_plugin``."""
+        core = self._started
+        return await core.call(plugin_ops.unregister_plugin(core, name, remove_plugin))
 
     async def who_has(self, futures: Any = None) -> dict[str, list[str]]:
         core = self._started

@@ -43,5 +43,11 @@ class ExecutorClosedError(ClusterError, RuntimeError):
     """
 
 
+class PluginUnpicklingError(ValueError):
+    """A worker plugin did not unpickle on a worker (its class's module is missing there, say):
+    the registration failed, and no worker keeps the plugin."""
+
+
 __all__ = ["CancelledError", "CenterLostError", "ClusterError", "EnvironmentMismatch",
-           "ExecutorClosedError", "KilledWorker", "LostDataError", "RemoteError"]
+           "ExecutorClosedError", "KilledWorker", "LostDataError", "PluginUnpicklingError",
+           "RemoteError"]

@@ -25,7 +25,8 @@ from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .tasks import TaskBuilder
-from .worker_functions import install_file
+from .core import plugins as plugin_ops
+from .worker_functions import add_plugin, install_file, remove_plugin
 
 
 class Executor(concurrent.futures.Executor):
@@ -313,6 +314,33 @@ class Executor(concurrent.futures.Executor):
         which install it before they run a task. Returns where each worker now registered
         put it; ``ValueError`` if the center cannot keep it (nothing is sent to workers)."""
         return self.core.run(operations.upload_file(self.core, path, load, install_file))
+
+    def register_plugin(self, plugin: Any, name: str | None = None,
+                        idempotent: bool = False) -> dict[str, str]:
+        """Set up a worker plugin on every worker, as dask's: ``plugin.setup(worker)`` runs on
+        each worker now registered and on each that joins later (or comes back from a
+        restart) before its first task, on a thread of its own, with ``worker`` the view
+        ``get_worker()`` gives; ``plugin.teardown(worker)``, if it has one, runs when the
+        plugin is unregistered and when the worker closes. ``name`` (default: the plugin's
+        ``name`` attribute, else a new unique name) replaces a plugin of that name, unless
+        ``idempotent``, which then leaves it and returns ``{}``. The plugin is pickled here
+        and unpickled on workers only. Returns {worker address: "OK"}; a setup that raises
+        on a worker raises here (the plugin stays registered, as dask's), and a worker
+        joining later whose setup fails logs the error and goes on. A plugin that does not
+        unpickle on a worker raises ``PluginUnpicklingError`` and is not kept."""
+        return self.core.run(plugin_ops.register_plugin(self.core, plugin, name, idempotent,
+                                                        add_plugin, remove_plugin))
+
+    def register_worker_plugin(self, plugin: Any, name: str | None = None,
+                               idempotent: bool = False) -> dict[str, str]:
+        """dask's older name of ``register_plugin``."""
+        return self.register_plugin(plugin, name, idempotent)
+
+    def unregister_worker_plugin(self, name: str) -> dict[str, str]:
+        """Remove the worker plugin ``name``: each worker now registered runs its teardown,
+        and workers joining later do not set it up. {worker address: "OK"}; ``ValueError``
+        when no plugin has that name; a teardown's error raises here."""
+        return self.core.run(plugin_ops.unregister_plugin(self.core, name, remove_plugin))
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:

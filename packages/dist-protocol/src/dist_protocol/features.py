@@ -87,6 +87,10 @@ FEATURES: dict[str, str] = {
                "`upload-file-reply`), bounded and replaced by name, and a worker takes them in "
                "`worker-registered` (`uploads`) and installs them before any task (PROTOCOL.md, "
                "Uploaded files)",
+    "worker-plugins": "the center keeps worker plugins clients register (`register-plugin`, "
+                      "`unregister-plugin`), bounded and replaced by name, and a worker takes "
+                      "them in `worker-registered` (`plugins`) and sets them up before any task "
+                      "(PROTOCOL.md, Worker plugins)",
     "waits": "the center answers waits when what they wait for holds, so that clients never "
              "ask again: `cluster-info` with `min_workers` once that many workers are "
              "registered, `scatter-plan` with `timeout` once a worker can take the data, "

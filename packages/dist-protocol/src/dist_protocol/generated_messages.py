@@ -177,6 +177,54 @@ def _UploadedFile(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _PluginSpec(cls):
+    set_name = cls.name.__set__
+    set_content = cls.content.__set__
+    setters = (set_name,set_content,)
+    running = set()
+
+    def __init__(self, name: 'str', content: 'Payload') -> None:
+        set_name(self, name)
+        set_content(self, content)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(name={self.name!r}, content={self.content!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.name,self.content,)==(other.name,other.content,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.name,self.content,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('name','content',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('name','content',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.name, self.content]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Hello(cls):
     set_min_version = cls.min_version.__set__
     set_max_version = cls.max_version.__set__
@@ -1326,6 +1374,202 @@ def _UploadFileReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _RegisterPlugin(cls):
+    set_id = cls.id.__set__
+    set_plugin = cls.plugin.__set__
+    set_idempotent = cls.idempotent.__set__
+    setters = (set_id,set_plugin,set_idempotent,)
+    running = set()
+
+    def __init__(self, id: 'int', plugin: 'PluginSpec', idempotent: 'bool' = False) -> None:
+        set_id(self, id)
+        set_plugin(self, plugin)
+        set_idempotent(self, idempotent)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, plugin={self.plugin!r}, idempotent={self.idempotent!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.plugin,self.idempotent,)==(other.id,other.plugin,other.idempotent,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.plugin,self.idempotent,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','plugin','idempotent',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','plugin','idempotent',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.plugin, self.idempotent]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _RegisterPluginReply(cls):
+    set_id = cls.id.__set__
+    set_error = cls.error.__set__
+    set_kept = cls.kept.__set__
+    setters = (set_id,set_error,set_kept,)
+    running = set()
+
+    def __init__(self, id: 'int', error: 'str | None' = None, kept: 'bool' = True) -> None:
+        set_id(self, id)
+        set_error(self, error)
+        set_kept(self, kept)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, error={self.error!r}, kept={self.kept!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.error,self.kept,)==(other.id,other.error,other.kept,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.error,self.kept,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','error','kept',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','error','kept',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.error, self.kept]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _UnregisterPlugin(cls):
+    set_id = cls.id.__set__
+    set_name = cls.name.__set__
+    setters = (set_id,set_name,)
+    running = set()
+
+    def __init__(self, id: 'int', name: 'str') -> None:
+        set_id(self, id)
+        set_name(self, name)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, name={self.name!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.name,)==(other.id,other.name,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.name,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','name',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','name',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.name]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _UnregisterPluginReply(cls):
+    set_id = cls.id.__set__
+    set_error = cls.error.__set__
+    setters = (set_id,set_error,)
+    running = set()
+
+    def __init__(self, id: 'int', error: 'str | None' = None) -> None:
+        set_id(self, id)
+        set_error(self, error)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, error={self.error!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.error,)==(other.id,other.error,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.error,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','error',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','error',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.error]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Story(cls):
     set_id = cls.id.__set__
     set_keys = cls.keys.__set__
@@ -2424,13 +2668,15 @@ def _WorkerRegistered(cls):
     set_address = cls.address.__set__
     set_heartbeat_interval = cls.heartbeat_interval.__set__
     set_uploads = cls.uploads.__set__
-    setters = (set_address,set_heartbeat_interval,set_uploads,)
+    set_plugins = cls.plugins.__set__
+    setters = (set_address,set_heartbeat_interval,set_uploads,set_plugins,)
     running = set()
 
-    def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY) -> None:
+    def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY, plugins: 'list[PluginSpec]' = FACTORY) -> None:
         set_address(self, address)
         set_heartbeat_interval(self, heartbeat_interval)
         set_uploads(self, [] if uploads is FACTORY else uploads)
+        set_plugins(self, [] if plugins is FACTORY else plugins)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2438,30 +2684,30 @@ def _WorkerRegistered(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(address={self.address!r}, heartbeat_interval={self.heartbeat_interval!r}, uploads={self.uploads!r})"
+            return self.__class__.__qualname__ + f"(address={self.address!r}, heartbeat_interval={self.heartbeat_interval!r}, uploads={self.uploads!r}, plugins={self.plugins!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.address,self.heartbeat_interval,self.uploads,)==(other.address,other.heartbeat_interval,other.uploads,)
+            return (self.address,self.heartbeat_interval,self.uploads,self.plugins,)==(other.address,other.heartbeat_interval,other.uploads,other.plugins,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.address,self.heartbeat_interval,self.uploads,))
+        return hash((self.address,self.heartbeat_interval,self.uploads,self.plugins,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('address','heartbeat_interval','uploads',):
+        if type(self) is cls or name in ('address','heartbeat_interval','uploads','plugins',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('address','heartbeat_interval','uploads',):
+        if type(self) is cls or name in ('address','heartbeat_interval','uploads','plugins',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.address, self.heartbeat_interval, self.uploads]
+        return [self.address, self.heartbeat_interval, self.uploads, self.plugins]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3607,6 +3853,10 @@ METHODS = {
         (('name', 'str', '-'), ('content', 'Payload', '-'), ('load', 'bool', 'True')),
         None,
         _UploadedFile),
+    'PluginSpec': (
+        (('name', 'str', '-'), ('content', 'Payload', '-')),
+        None,
+        _PluginSpec),
     'Hello': (
         (('min_version', 'int', '-'),
          ('max_version', 'int', '-'),
@@ -3741,6 +3991,22 @@ METHODS = {
         (('id', 'int', '-'), ('error', 'str | None', 'None')),
         "UploadFileReply(id: 'int', error: 'str | None' = None)",
         _UploadFileReply),
+    'RegisterPlugin': (
+        (('id', 'int', '-'), ('plugin', 'PluginSpec', '-'), ('idempotent', 'bool', 'False')),
+        None,
+        _RegisterPlugin),
+    'RegisterPluginReply': (
+        (('id', 'int', '-'), ('error', 'str | None', 'None'), ('kept', 'bool', 'True')),
+        "RegisterPluginReply(id: 'int', error: 'str | None' = None, kept: 'bool' = True)",
+        _RegisterPluginReply),
+    'UnregisterPlugin': (
+        (('id', 'int', '-'), ('name', 'str', '-')),
+        None,
+        _UnregisterPlugin),
+    'UnregisterPluginReply': (
+        (('id', 'int', '-'), ('error', 'str | None', 'None')),
+        "UnregisterPluginReply(id: 'int', error: 'str | None' = None)",
+        _UnregisterPluginReply),
     'Story': (
         (('id', 'int', '-'), ('keys', 'list[str]', '-')),
         None,
@@ -3866,8 +4132,9 @@ METHODS = {
     'WorkerRegistered': (
         (('address', 'str', '-'),
          ('heartbeat_interval', 'float', '1.0'),
-         ('uploads', 'list[UploadedFile]', ('field', '-', '[]', True, True, True, None, False))),
-        "WorkerRegistered(address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = <factory>)",
+         ('uploads', 'list[UploadedFile]', ('field', '-', '[]', True, True, True, None, False)),
+         ('plugins', 'list[PluginSpec]', ('field', '-', '[]', True, True, True, None, False))),
+        "WorkerRegistered(address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = <factory>, plugins: 'list[PluginSpec]' = <factory>)",
         _WorkerRegistered),
     'TaskFinished': (
         (('key', 'str', '-'),

@@ -176,6 +176,15 @@ class UploadedFile:
     load: bool = True  # a .py module is imported once written
 
 
+@record
+class PluginSpec:
+    """A worker plugin a client registered for every worker, present and future (see
+    register-plugin)."""
+
+    name: str  # unique among the center's plugins; registering the name again replaces it
+    content: Payload  # the pickled plugin, unpickled only by workers
+
+
 # -- handshake (any role) --------------------------------------------------------------------
 
 @message("hello", "initiator->acceptor")
@@ -386,6 +395,37 @@ class UploadFileReply(Message):
     error: str | None = None  # why the center did not keep the file (too large, too many)
 
 
+@message("register-plugin", "client->center", feature="worker-plugins")
+class RegisterPlugin(Message):
+    """Keep ``plugin`` for the workers that register from now on (replacing a plugin of that
+    name, unless ``idempotent``); answered by ``register-plugin-reply``."""
+
+    id: int
+    plugin: PluginSpec
+    idempotent: bool = False  # keep the plugin of that name, if there is one
+
+
+@message("register-plugin-reply", "center->client", feature="worker-plugins")
+class RegisterPluginReply(Message):
+    id: int
+    error: str | None = None  # why the center did not keep the plugin (too large, too many)
+    kept: bool = True  # false: ``idempotent`` and a plugin of that name was there already
+
+
+@message("unregister-plugin", "client->center", feature="worker-plugins")
+class UnregisterPlugin(Message):
+    """Forget the plugin ``name``: workers registering from now on are not given it."""
+
+    id: int
+    name: str
+
+
+@message("unregister-plugin-reply", "center->client", feature="worker-plugins")
+class UnregisterPluginReply(Message):
+    id: int
+    error: str | None = None  # no plugin has that name
+
+
 @message("story", "client->center", "center->worker", feature="story")
 class Story(Message):
     """What happened to these keys: the center answers with its own log and, having asked
@@ -591,6 +631,9 @@ class WorkerRegistered(Message):
     # The files clients uploaded, kept by the center: the worker installs them before it
     # takes any task (see ``upload-file``).
     uploads: list[UploadedFile] = wire_field(default_factory=list, feature="uploads")
+    # The worker plugins clients registered, kept by the center: the worker sets them up,
+    # after the uploads, before it takes any task (see ``register-plugin``).
+    plugins: list[PluginSpec] = wire_field(default_factory=list, feature="worker-plugins")
 
 
 @message("task-finished", "worker->center")
@@ -870,7 +913,7 @@ def describe_ops() -> dict[str, dict[Any, Any]]:
 
 
 RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment,
-                            "UploadedFile": UploadedFile}
+                            "UploadedFile": UploadedFile, "PluginSpec": PluginSpec}
 
 
 def describe_records() -> dict[str, dict[Any, Any]]:
@@ -880,7 +923,8 @@ def describe_records() -> dict[str, dict[Any, Any]]:
 
 __all__ = [name for name, obj in list(globals().items())
            if isinstance(obj, type)
-           and (issubclass(obj, Message) or obj in (TaskSpec, Environment, UploadedFile))]
+           and (issubclass(obj, Message) or obj in (TaskSpec, Environment, UploadedFile,
+                                                             PluginSpec))]
 __all__ += ["OPS", "PRIMITIVE_KINDS", "RECORDS", "downgrade", "encode_batch", "decode_batch",
             "describe_ops", "describe_records"]
 _ = dataclasses

@@ -39,8 +39,10 @@ from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 from . import unpickling, uploads
+from .plugins import WorkerPlugins
 
 log = logging.getLogger("dist.worker")
+PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
 NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
 __all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
@@ -118,6 +120,7 @@ class Worker:
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
         self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
+        self.plugins = WorkerPlugins()
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,6 +144,7 @@ class Worker:
         self.state.address = self.address
         self.name = self.name or self.address
         self.about = self._describe()
+        self.plugins.attach(self.address)
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context, before=self.monitor.task_starting,
@@ -151,6 +155,19 @@ class Worker:
         self._spawn(self.monitor.watch_memory())
         if self.memory_policy.limit:
             self.store.check_directory()  # warns now, not at the first spill, if it is bad
+
+    async def _tear_down_plugins(self) -> None:
+        """Run the plugins' teardowns on a thread; a worker that closes does not wait for one
+        that hangs longer than ``PLUGIN_TEARDOWN_TIMEOUT``."""
+        self.plugins.detach(self.address)
+        if self.about is None or not self.plugins.names:
+            return
+        try:
+            await wait_for(asyncio.to_thread(self.plugins.teardown_all, self.about),
+                           PLUGIN_TEARDOWN_TIMEOUT)
+        except TimeoutError:
+            log.warning("the worker plugins' teardown did not finish within %s s",
+                        PLUGIN_TEARDOWN_TIMEOUT)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -174,6 +191,7 @@ class Worker:
         except CommClosedError:
             pass
         finally:
+            await self._tear_down_plugins()
             if self._listener is not None:
                 self._listener.close()
             for comm in list(self._peers.values()):
@@ -275,6 +293,9 @@ class Worker:
             installed = await asyncio.to_thread(uploads.install_all, reply.uploads)
             if installed:
                 log.info("installed the uploaded files %s", ", ".join(installed))
+        if reply.plugins and self.about is not None:
+            # After the uploads, which a plugin may import; before any task, on a thread.
+            await asyncio.to_thread(self.plugins.add_kept, reply.plugins, self.about)
         comm.set_handler(self._on_center_messages)
         # On every registration, not only the first: operators grep for this line.
         if self.announce_registration:
