@@ -171,6 +171,18 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "the sender's own (the center's `waiting`, `processing`, `memory`, ...; a "
                     "worker's `fetch`, `flight`, `executing`, ...), for people to read, not "
                     "for programs to act on.", "—"),
+    "task-stream": ("The task runs the center recorded, for profiling: it keeps the newest "
+                    "5000 (after a client releases tens of thousands of tasks, only those of "
+                    "tasks still known). `after` (a cursor from an earlier reply), `start`, "
+                    "`stop` (seconds since the epoch: runs that started at or after `start` "
+                    "and stopped at or before `stop`) and `count` (at most the newest that "
+                    "many) narrow them down.", "`task-stream-reply` with the same `id`"),
+    "task-stream-reply": ("The runs, oldest first, each a map: `key`, `worker` (the address "
+                          "of the worker that ran it), `status` (`OK`), `nbytes` (the "
+                          "result's size) and `startstops`, a list of one map `action` "
+                          "(`compute`), `start` and `stop` (the worker's clock, seconds since "
+                          "the epoch). `cursor` counts the runs recorded ever: passed as "
+                          "`after`, it asks for those recorded after this reply.", "—"),
     "adaptive-target": ("What the center would scale to: the threads its work needs (the "
                         "tasks queued, without a worker and running, each counted at its "
                         "kind's average duration, 0.5 s before any ran, divided by "

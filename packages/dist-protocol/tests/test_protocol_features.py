@@ -65,6 +65,7 @@ def test_every_gated_op_names_a_known_feature():
     gated = {op: cls.feature for op, cls in OPS.items() if cls.feature}
     assert gated == {"scatter-done": "scatter-done", "key-recomputing": "key-recomputing",
                      "story": "story", "story-reply": "story", "retry": "retry",
+                     "task-stream": "task-stream", "task-stream-reply": "task-stream",
                      "task-seceded": "secede", "fire-and-forget": "fire-and-forget",
                      **{op: "datasets" for op in ("want-keys", "publish-dataset", "get-dataset",
                                                   "list-datasets", "unpublish-dataset",

@@ -29,14 +29,14 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
                                     RegisterPlugin, Release,
                                     Replicate, Restart, RestartReply, RestartWorker, Retry,
-                                    ScatterDone,
+                                    ScatterDone, TaskStream,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
                                     WantKeys, WhoHas, WorkerRegistered)
 
 from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
-               scattering, sharing, taking_back)
+               scattering, sharing, taking_back, task_stream)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -131,6 +131,8 @@ class CenterState(TaskMachine):
                                                                self.plugins.register(msg)),
             UnregisterPlugin: lambda client, msg, sid: self.send(client,
                                                                  self.plugins.unregister(msg)),
+            TaskStream: lambda client, msg, sid: self.send(client, task_stream.answer(
+                self.task_stream, self.task_stream_count, msg)),
             Coordinate: lambda client, msg, sid: self._coordinated(
                 self.coordination.request(client, msg), sid),
         }
@@ -601,7 +603,7 @@ class CenterState(TaskMachine):
                 # for reads of 60 ms, and the first worker to report took the queue whole.
                 self.avg_duration = (duration if not self.avg_duration
                                      else 0.9 * self.avg_duration + 0.1 * duration)
-            self.task_stream.append((msg.key, address, msg.start, msg.stop))
+            self.task_stream.append((msg.key, address, msg.start, msg.stop, msg.nbytes))
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
 

@@ -34,7 +34,7 @@ from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, 
                       WorkerInfo, joined, left, removed)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
-STREAM_LOG = 5_000  # recent (key, worker, start, stop) executions, for the dashboard
+STREAM_LOG = 5_000  # recent executions, for the dashboard and get_task_stream()
 
 Outgoing = list[tuple[str, Message]]
 
@@ -85,7 +85,8 @@ class TaskMachine:
         self._capacities: dict[str, float] = {}
         self._capacity_basis: tuple[float, float, int] = (-1.0, 0.0, 0)
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
-        self.task_stream: deque[tuple[str, str, float, float]] = deque(maxlen=STREAM_LOG)
+        # (key, worker, start, stop, nbytes) of each run, the newest STREAM_LOG
+        self.task_stream: deque[tuple[str, str, float, float, int]] = deque(maxlen=STREAM_LOG)
         self.finished_by_prefix: Counter[str] = Counter()
         self.erred_by_prefix: Counter[str] = Counter()
         self.messages_handled = 0

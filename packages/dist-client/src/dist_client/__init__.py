@@ -22,6 +22,7 @@ from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
 from .progress import progress
+from .task_stream import get_task_stream
 from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 
 __version__ = "0.1.0"
@@ -30,7 +31,7 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
-           "Future", "futures_of", "get_executor", "get_worker",
+           "Future", "futures_of", "get_executor", "get_task_stream", "get_worker",
            "KilledWorker", "Lock", "LostDataError", "PluginUnpicklingError", "progress", "Pub",
            "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]

@@ -15,6 +15,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
+from . import task_stream
 from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
@@ -264,6 +265,13 @@ class AsyncExecutor:
     async def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         core = self._started
         return await core.call(operations.story(core, keys, timeout))
+
+    async def get_task_stream(self, start: Any = None, stop: Any = None,
+                              count: int | None = None) -> list[dict[str, Any]]:
+        """As ``Executor.get_task_stream``."""
+        core = self._started
+        wanted = task_stream.request(start, stop, count)
+        return (await core.call(task_stream.fetch(core, wanted)))[1]
 
     def compute(self, collections: Any, sync: bool = False, optimize_graph: bool = True,
                 workers=None, allow_other_workers: bool = False, resources: dict | None = None,

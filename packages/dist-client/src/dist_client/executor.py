@@ -15,6 +15,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
+from . import task_stream
 from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
@@ -296,6 +297,17 @@ class Executor(concurrent.futures.Executor):
         that caused the move), ``time`` and ``worker`` (the worker's address, ``""`` for the
         center). The logs are bounded: a long-finished key may have no entries left."""
         return self.core.run(operations.story(self.core, keys, timeout))
+
+    def get_task_stream(self, start: Any = None, stop: Any = None,
+                        count: int | None = None) -> list[dict[str, Any]]:
+        """The task runs the center recorded, oldest first, as dask's: dicts with ``key``,
+        ``worker``, ``status`` (``"OK"``), ``nbytes`` and ``startstops`` (``[{"action":
+        "compute", "start", "stop"}]``). ``start``/``stop``: runs started at or after,
+        stopped at or before (seconds since the epoch, a datetime, or a duration ago such as
+        "10s"); ``count``: only the newest that many. The center keeps the newest 5000.
+        ``with dist_client.get_task_stream() as ts:`` collects those of a block."""
+        wanted = task_stream.request(start, stop, count)
+        return self.core.run(task_stream.fetch(self.core, wanted))[1]
 
     def run(self, func, *args, workers: list[str] | None = None, on_error: str = "raise",
             **kwargs) -> dict[str, Any]:

@@ -1666,6 +1666,110 @@ def _StoryReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _TaskStream(cls):
+    set_id = cls.id.__set__
+    set_after = cls.after.__set__
+    set_start = cls.start.__set__
+    set_stop = cls.stop.__set__
+    set_count = cls.count.__set__
+    setters = (set_id,set_after,set_start,set_stop,set_count,)
+    running = set()
+
+    def __init__(self, id: 'int', after: 'int | None' = None, start: 'float | None' = None, stop: 'float | None' = None, count: 'int | None' = None) -> None:
+        set_id(self, id)
+        set_after(self, after)
+        set_start(self, start)
+        set_stop(self, stop)
+        set_count(self, count)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, after={self.after!r}, start={self.start!r}, stop={self.stop!r}, count={self.count!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.after,self.start,self.stop,self.count,)==(other.id,other.after,other.start,other.stop,other.count,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.after,self.start,self.stop,self.count,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','after','start','stop','count',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','after','start','stop','count',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.after, self.start, self.stop, self.count]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _TaskStreamReply(cls):
+    set_id = cls.id.__set__
+    set_cursor = cls.cursor.__set__
+    set_records = cls.records.__set__
+    setters = (set_id,set_cursor,set_records,)
+    running = set()
+
+    def __init__(self, id: 'int', cursor: 'int', records: 'list[dict[str, Any]]' = FACTORY) -> None:
+        set_id(self, id)
+        set_cursor(self, cursor)
+        set_records(self, [] if records is FACTORY else records)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, cursor={self.cursor!r}, records={self.records!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.cursor,self.records,)==(other.id,other.cursor,other.records,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.cursor,self.records,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','cursor','records',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','cursor','records',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.cursor, self.records]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _FireAndForget(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
@@ -4015,6 +4119,22 @@ METHODS = {
         (('id', 'int', '-'), ('entries', 'list[dict[str, Any]]', '-')),
         None,
         _StoryReply),
+    'TaskStream': (
+        (('id', 'int', '-'),
+         ('after', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('start', 'float | None', 'None'),
+         ('stop', 'float | None', 'None'),
+         ('count', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
+        None,
+        _TaskStream),
+    'TaskStreamReply': (
+        (('id', 'int', '-'),
+         ('cursor', 'int', ('field', '-', '-', True, True, True, None, False)),
+         ('records',
+          'list[dict[str, Any]]',
+          ('field', '-', '[]', True, True, True, None, False))),
+        None,
+        _TaskStreamReply),
     'FireAndForget': (
         (('keys', 'list[str]', '-'),),
         None,

@@ -445,6 +445,30 @@ class StoryReply(Message):
     entries: list[dict[str, Any]]
 
 
+@message("task-stream", "client->center", feature="task-stream")
+class TaskStream(Message):
+    """The task runs the center has recorded (a bounded number, the newest): those after the
+    cursor ``after`` (from an earlier reply), that started at or after ``start`` and stopped
+    at or before ``stop`` (seconds since the epoch), at most the newest ``count``."""
+
+    id: int
+    after: int | None = wire_field(default=None, minimum=0)
+    start: float | None = None
+    stop: float | None = None
+    count: int | None = wire_field(default=None, minimum=0)
+
+
+@message("task-stream-reply", "center->client", feature="task-stream")
+class TaskStreamReply(Message):
+    """Runs, oldest first, each a map: ``key``, ``worker`` (its address), ``status``
+    (``"OK"``), ``nbytes`` and ``startstops`` (``[{"action": "compute", "start", "stop"}]``).
+    ``cursor`` counts the runs recorded ever: a later request passes it as ``after``."""
+
+    id: int
+    cursor: int = wire_field(minimum=0)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
 @message("fire-and-forget", "client->center", feature="fire-and-forget")
 class FireAndForget(Message):
     """Run these tasks to their end (and their inputs) although no client may want them: the
