@@ -178,7 +178,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "and stopped at or before `stop`) and `count` (at most the newest that "
                     "many) narrow them down.", "`task-stream-reply` with the same `id`"),
     "task-stream-reply": ("The runs, oldest first, each a map: `key`, `worker` (the address "
-                          "of the worker that ran it), `status` (`OK`), `nbytes` (the "
+                          "of the worker that ran it), `status` (`OK`, or `error` for a run "
+                          "that raised: its `nbytes` is 0), `nbytes` (the "
                           "result's size) and `startstops`, a list of one map `action` "
                           "(`compute`), `start` and `stop` (the worker's clock, seconds since "
                           "the epoch). `cursor` counts the runs recorded ever: passed as "
@@ -228,7 +229,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                         "that announced the feature.", "—"),
     "task-erred": ("A task failed: the exception's type name, message and traceback as text "
                    "(and pickled, for Python clients). Tasks that depend on it err with the "
-                   "same error. From the center to each client that wants the key.", "—"),
+                   "same error. From the center to each client that wants the key. "
+                   "`start` and `stop` (feature `task-stream`): when the failed run started "
+                   "and stopped, on the worker's clock, for the center's task stream; absent "
+                   "when the task's function never ran.", "—"),
     "register-worker": ("A worker joins: the address it serves data on and its threads; "
                         "`keys` lists data it still holds (registering again after a lost "
                         "connection).", "`worker-registered`"),

@@ -36,6 +36,20 @@ def test_records_of_runs_as_dask_gives_them(executor):
         executor.get_task_stream(start=[1])
 
 
+def fail(x):
+    raise ValueError(f"no {x}")
+
+
+def test_failed_runs_have_status_error(executor):
+    future = executor.submit(fail, 7, pure=False)
+    with pytest.raises(ValueError, match="no 7"):
+        future.result()
+    (record,) = [r for r in executor.get_task_stream() if r["key"] == future.key]
+    assert record["status"] == "error" and record["worker"] in set(executor.ncores())
+    (compute,) = record["startstops"]
+    assert compute["action"] == "compute" and compute["start"] <= compute["stop"]
+
+
 def test_context_manager_collects_the_runs_of_its_block(executor):
     before = executor.map(inc, range(100, 104))
     executor.gather(before)

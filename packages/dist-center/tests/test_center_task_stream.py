@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from dist_center import task_stream
-from dist_protocol.messages import TaskStream
+from dist_protocol.messages import TaskErred, TaskFinished, TaskStream
 
 pytestmark = pytest.mark.timeout(30)
 
-RUNS = [(f"k{i}", "w:1", 10.0 + i, 10.5 + i, 8 * i) for i in range(5)]
+RUNS = [(f"k{i}", "w:1", 10.0 + i, 10.5 + i, 8 * i, "OK") for i in range(5)]
 
 
 def keys(reply) -> list[str]:
@@ -41,3 +41,32 @@ def test_time_range_and_count():
     assert keys(task_stream.answer(RUNS, 5, TaskStream(id=1, count=0))) == []
     assert keys(task_stream.answer(RUNS, 5, TaskStream(id=1, count=99))) == keys(
         task_stream.answer(RUNS, 5, TaskStream(id=1)))
+
+
+def test_failed_runs_are_recorded_with_status_error(center):
+    center.connect()
+    center.join("w:1", nthreads=3)
+    center.submit("ok", "bad", "never-ran")
+    center.worker_sent("w:1", TaskFinished(key="ok", nbytes=8, start=1.0, stop=2.0))
+    center.worker_sent("w:1", TaskErred(key="bad", exception_type="ZeroDivisionError",
+                                        message="division by zero", start=3.0, stop=3.5))
+    # an error from before the function ran (it could not be loaded): no run to record
+    center.worker_sent("w:1", TaskErred(key="never-ran", exception_type="ImportError",
+                                        message="no module"))
+    assert center.state_of("bad") == "erred" and center.state_of("never-ran") == "erred"
+    records = task_stream.answer(center.state.task_stream, center.state.task_stream_count,
+                                 TaskStream(id=1)).records
+    assert [(r["key"], r["status"]) for r in records] == [("ok", "OK"), ("bad", "error")]
+    assert records[1] == {"key": "bad", "worker": "w:1", "status": "error", "nbytes": 0,
+                          "startstops": [{"action": "compute", "start": 3.0, "stop": 3.5}]}
+
+
+def test_an_error_from_a_worker_not_running_the_task_is_not_a_run(center):
+    center.connect()
+    center.join("w:1")
+    center.join("w:2")
+    center.submit("bad")
+    other = "w:2" if center.processing_on("bad") == "w:1" else "w:1"
+    center.worker_sent(other, TaskErred(key="bad", exception_type="ZeroDivisionError",
+                                        message="division by zero", start=3.0, stop=3.5))
+    assert list(center.state.task_stream) == []

@@ -33,6 +33,17 @@ def test_a_function_named_by_import_path_with_msgpack_arguments():
     assert outcome.nbytes == outcome.payload.nbytes
 
 
+def test_a_failed_run_carries_its_start_and_stop():
+    raised = run("operator:truediv", msgpack_args(1, 0))
+    assert type(raised) is ExecutionFailed
+    assert raised.error.exception_type == "ZeroDivisionError"
+    assert raised.error.stop >= raised.error.start > 0
+    # a function that could not be loaded never ran: no times
+    unloaded = run("no_such_module_here:f")
+    assert type(unloaded) is ExecutionFailed
+    assert unloaded.error.start is None and unloaded.error.stop is None
+
+
 def test_keyword_arguments_and_no_arguments():
     assert run("builtins:sorted", msgpack_args([3, 1, 2], reverse=True)).value == [3, 2, 1]
     assert run("builtins:list").value == []

@@ -7,12 +7,12 @@ from typing import Any
 
 from dist_protocol.messages import TaskStream, TaskStreamReply
 
-Run = tuple[str, str, float, float, int]  # key, worker, start, stop, nbytes
+Run = tuple[str, str, float, float, int, str]  # key, worker, start, stop, nbytes, status
 
 
 def record(run: Run) -> dict[str, Any]:
-    key, worker, start, stop, nbytes = run
-    return {"key": key, "worker": worker, "status": "OK", "nbytes": nbytes,
+    key, worker, start, stop, nbytes, status = run
+    return {"key": key, "worker": worker, "status": status, "nbytes": nbytes,
             "startstops": [{"action": "compute", "start": start, "stop": stop}]}
 
 

@@ -2664,15 +2664,19 @@ def _TaskErred(cls):
     set_message = cls.message.__set__
     set_traceback = cls.traceback.__set__
     set_exception = cls.exception.__set__
-    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,)
+    set_start = cls.start.__set__
+    set_stop = cls.stop.__set__
+    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_start,set_stop,)
     running = set()
 
-    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None) -> None:
+    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None) -> None:
         set_key(self, key)
         set_exception_type(self, exception_type)
         set_message(self, message)
         set_traceback(self, traceback)
         set_exception(self, exception)
+        set_start(self, start)
+        set_stop(self, stop)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2680,30 +2684,30 @@ def _TaskErred(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r}, start={self.start!r}, stop={self.stop!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.exception_type,self.message,self.traceback,self.exception,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,)
+            return (self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,other.start,other.stop,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,))
+        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.exception_type, self.message, self.traceback, self.exception]
+        return [self.key, self.exception_type, self.message, self.traceback, self.exception, self.start, self.stop]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -4237,8 +4241,10 @@ METHODS = {
          ('exception_type', 'str', '-'),
          ('message', 'str', '-'),
          ('traceback', 'str', "''"),
-         ('exception', 'Payload | None', ('field', 'None', '-', True, True, True, None, False))),
-        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None)",
+         ('exception', 'Payload | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('start', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('stop', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
+        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None)",
         _TaskErred),
     'RegisterWorker': (
         (('address', 'str', '-'),

@@ -461,7 +461,8 @@ class TaskStream(Message):
 @message("task-stream-reply", "center->client", feature="task-stream")
 class TaskStreamReply(Message):
     """Runs, oldest first, each a map: ``key``, ``worker`` (its address), ``status``
-    (``"OK"``), ``nbytes`` and ``startstops`` (``[{"action": "compute", "start", "stop"}]``).
+    (``"OK"``, or ``"error"`` for a run that raised), ``nbytes`` and ``startstops``
+    (``[{"action": "compute", "start", "stop"}]``).
     ``cursor`` counts the runs recorded ever: a later request passes it as ``after``."""
 
     id: int
@@ -634,6 +635,10 @@ class TaskErred(Message):
     traceback: str = ""
     # the exception pickled, for Python clients
     exception: Payload | None = wire_field(default=None, feature="pickled-exceptions")
+    # when the failed run started and stopped (seconds since the epoch), for the center's task
+    # stream; absent when the task never ran (its function or inputs could not be loaded)
+    start: float | None = wire_field(default=None, feature="task-stream")
+    stop: float | None = wire_field(default=None, feature="task-stream")
 
 
 # -- worker -> center --------------------------------------------------------------------------

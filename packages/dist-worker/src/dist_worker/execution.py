@@ -120,10 +120,11 @@ def _text(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() failed>"
 
 
-def error_event(key: str, exc: BaseException, context: str = "",
-                own_frame: bool = False) -> ExecutionFailed:
+def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool = False,
+                run: tuple[float, float] | None = None) -> ExecutionFailed:
     """``own_frame``: the traceback starts in the worker's frame that called the task's
-    function, which the user has no use for (the function's frames follow it)."""
+    function, which the user has no use for (the function's frames follow it). ``run``: when
+    the failed run started and stopped, if the function ran."""
     try:
         tb = exc.__traceback__
         if own_frame and tb is not None and tb.tb_next is not None:
@@ -138,8 +139,10 @@ def error_event(key: str, exc: BaseException, context: str = "",
         payload, why = None, f"{type(error).__name__}: {_text(error)}"
     if payload is None:  # sent as text only; the client says why it is not the real type
         message += f" (the {type(exc).__name__} itself could not be sent: {why})"
+    start, stop = run if run is not None else (None, None)
     return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
-                                          message=message, traceback=text, exception=payload))
+                                          message=message, traceback=text, exception=payload,
+                                          start=start, stop=stop))
 
 
 # User code may raise any BaseException -- ``sys.exit()`` is SystemExit, a library may raise
@@ -165,7 +168,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
-        return error_event(key, exc, own_frame=True)
+        return error_event(key, exc, own_frame=True, run=(start, time.time()))
     finally:
         if os.getpid() != caller:
             _leave_forked_copy(key)
@@ -179,7 +182,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         payload = serialize(value)
     except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
-                                     "serialized, so no one could fetch it: ")
+                                     "serialized, so no one could fetch it: ", run=(start, stop))
     keep = payload if payload.nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
              and payload.nbytes <= SMALL_VALUE_BYTES else None)

@@ -143,7 +143,7 @@ def stream_since(state: CenterState, cursor: int, limit: int = STREAM_LIMIT) -> 
     newest = list(itertools.islice(reversed(stream), returned))
     newest.reverse()
     rows = [[key_prefix(key), key, worker, start, stop]
-            for key, worker, start, stop, _ in newest]
+            for key, worker, start, stop, *_ in newest]
     # skipped: entries after the cursor left out, past the limit or already dropped by the deque
     return {"cursor": total, "columns": list(STREAM_COLUMNS), "rows": rows,
             "skipped": wanted - returned}
