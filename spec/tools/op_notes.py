@@ -180,7 +180,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "task-stream-reply": ("The runs, oldest first, each a map: `key`, `worker` (the address "
                           "of the worker that ran it), `status` (`OK`, or `error` for a run "
                           "that raised: its `nbytes` is 0), `nbytes` (the "
-                          "result's size) and `startstops`, a list of one map `action` "
+                          "result's size) and `startstops`, a list of maps: `action` "
+                          "(`transfer`), `start`, `stop` and `source` for each input fetched "
+                          "from a peer for the run (the worker's `transfers`), then `action` "
                           "(`compute`), `start` and `stop` (the worker's clock, seconds since "
                           "the epoch). `cursor` counts the runs recorded ever: passed as "
                           "`after`, it asks for those recorded after this reply.", "—"),
@@ -232,7 +234,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                    "same error. From the center to each client that wants the key. "
                    "`start` and `stop` (feature `task-stream`): when the failed run started "
                    "and stopped, on the worker's clock, for the center's task stream; absent "
-                   "when the task's function never ran.", "—"),
+                   "when the task's function never ran; `transfers` as in `task-finished`. "
+                   "The center keeps these three to itself: clients are sent none of them.",
+                   "—"),
     "register-worker": ("A worker joins: the address it serves data on and its threads; "
                         "`keys` lists data it still holds (registering again after a lost "
                         "connection).", "`worker-registered`"),
@@ -245,7 +249,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "pickles to at most 1 KiB, for the center to pass on to clients that asked "
                       "for small values; `value_msgpack` (feature `small-values-msgpack`) "
                       "carries it as msgpack as well, when `compute-task` asked for it "
-                      "(`value_msgpack`) and msgpack can in at most 1 KiB.",
+                      "(`value_msgpack`) and msgpack can in at most 1 KiB. `transfers` (feature "
+                      "`task-stream`): the task's inputs the worker fetched from peers for "
+                      "this run, each `source` (the peer's address), `start` and `stop` (the "
+                      "worker's clock), for the center's task stream; empty when none.",
                       "—"),
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",

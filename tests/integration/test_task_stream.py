@@ -50,6 +50,20 @@ def test_failed_runs_have_status_error(executor):
     assert compute["action"] == "compute" and compute["start"] <= compute["stop"]
 
 
+def test_an_input_fetched_from_another_worker_is_a_transfer(executor):
+    first, second = sorted(executor.ncores())
+    x = executor.submit(inc, 1, workers=[first])
+    y = executor.submit(inc, x, workers=[second])
+    assert y.result(60) == 3
+    (record,) = [r for r in executor.get_task_stream() if r["key"] == y.key]
+    transfer, compute = record["startstops"]
+    assert transfer["action"] == "transfer" and transfer["source"] == first
+    assert transfer["start"] <= transfer["stop"]
+    assert compute["action"] == "compute" and record["worker"] == second
+    (record,) = [r for r in executor.get_task_stream() if r["key"] == x.key]
+    assert [s["action"] for s in record["startstops"]] == ["compute"]
+
+
 def test_context_manager_collects_the_runs_of_its_block(executor):
     before = executor.map(inc, range(100, 104))
     executor.gather(before)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 from dist_center import task_stream
-from dist_protocol.messages import TaskErred, TaskFinished, TaskStream
+from dist_protocol.messages import TaskErred, TaskFinished, TaskStream, Transfer
 
 pytestmark = pytest.mark.timeout(30)
 
-RUNS = [(f"k{i}", "w:1", 10.0 + i, 10.5 + i, 8 * i, "OK") for i in range(5)]
+RUNS = [(f"k{i}", "w:1", 10.0 + i, 10.5 + i, 8 * i, "OK", []) for i in range(5)]
 
 
 def keys(reply) -> list[str]:
@@ -54,6 +54,7 @@ def test_failed_runs_are_recorded_with_status_error(center):
     center.worker_sent("w:1", TaskErred(key="never-ran", exception_type="ImportError",
                                         message="no module"))
     assert center.state_of("bad") == "erred" and center.state_of("never-ran") == "erred"
+    assert center.task("bad").error.start is None  # the run's times are not the clients'
     records = task_stream.answer(center.state.task_stream, center.state.task_stream_count,
                                  TaskStream(id=1)).records
     assert [(r["key"], r["status"]) for r in records] == [("ok", "OK"), ("bad", "error")]
@@ -70,3 +71,18 @@ def test_an_error_from_a_worker_not_running_the_task_is_not_a_run(center):
     center.worker_sent(other, TaskErred(key="bad", exception_type="ZeroDivisionError",
                                         message="division by zero", start=3.0, stop=3.5))
     assert list(center.state.task_stream) == []
+
+
+def test_inputs_fetched_for_a_run_come_before_its_compute(center):
+    center.connect()
+    center.join("w:1")
+    center.submit("x")
+    fetched = [Transfer("w:2", 1.0, 1.25), Transfer("w:3", 1.1, 1.5)]
+    center.worker_sent("w:1", TaskFinished(key="x", nbytes=8, start=2.0, stop=3.0,
+                                           transfers=fetched))
+    (record,) = task_stream.answer(center.state.task_stream, center.state.task_stream_count,
+                                   TaskStream(id=1)).records
+    assert record["startstops"] == [
+        {"action": "transfer", "start": 1.0, "stop": 1.25, "source": "w:2"},
+        {"action": "transfer", "start": 1.1, "stop": 1.5, "source": "w:3"},
+        {"action": "compute", "start": 2.0, "stop": 3.0}]

@@ -1,6 +1,7 @@
 """WorkerState: getting a task's inputs from the peers that hold them."""
-from dist_protocol.messages import KeysAdded, MissingData, TaskErred
-from dist_worker.events import DataFetched, Fetch, InputsUnloadable, SendToCenter
+from dist_protocol.messages import KeysAdded, MissingData, TaskErred, TaskFinished, Transfer
+from dist_worker.events import (DataFetched, ExecutionFailed, Fetch, InputsUnloadable,
+                                SendToCenter)
 from dist_worker.state import MAX_KEYS_PER_FETCH
 
 P1, P2, P3 = "tcp://peer:1", "tcp://peer:2", "tcp://peer:3"
@@ -231,3 +232,29 @@ def test_an_input_that_arrives_and_cannot_be_unpickled_errs_the_tasks_waiting_fo
     assert worker.state.data == {"b": 2}
     # A later task is unharmed.
     assert worker.compute("f", who_has={"g": [P2]}) == [Fetch(P2, ["g"])]
+
+
+def reported(out):
+    """The task-finished or task-erred among a step's instructions."""
+    (message,) = [i.message for i in out if type(i) is SendToCenter
+                  and type(i.message) in (TaskFinished, TaskErred)]
+    return message
+
+
+def test_the_inputs_fetched_for_a_run_are_reported_with_its_outcome(worker):
+    worker.compute("c", who_has={"a": [P1], "a2": [P1], "b": [P2]})
+    worker.compute("d", who_has={"a": [P1]})
+    worker.compute("e", who_has={"b": [P2]})
+    # one request for two of c's inputs: one transfer
+    worker(DataFetched(P1, {"a": 1, "a2": 1}, {"a": 8, "a2": 8}, [], start=1.0, stop=1.5))
+    worker(DataFetched(P2, {"b": 2}, {"b": 8}, [], start=1.2, stop=2.0))
+
+    fetched_a, fetched_b = Transfer(P1, 1.0, 1.5), Transfer(P2, 1.2, 2.0)
+    assert reported(worker.succeeded("c")).transfers == [fetched_a, fetched_b]
+    assert reported(worker.succeeded("d")).transfers == [fetched_a]
+    assert reported(worker(ExecutionFailed("e", TaskErred(
+        key="e", exception_type="ValueError", message="bad", start=3.0,
+        stop=3.5)))).transfers == [fetched_b]
+    # a task whose inputs were all here already fetched nothing
+    worker.compute("f", who_has={"a": [P1]})
+    assert reported(worker.succeeded("f")).transfers == []

@@ -15,6 +15,7 @@ this class is: none of them imports this module.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 import time
@@ -603,7 +604,8 @@ class CenterState(TaskMachine):
                 # for reads of 60 ms, and the first worker to report took the queue whole.
                 self.avg_duration = (duration if not self.avg_duration
                                      else 0.9 * self.avg_duration + 0.1 * duration)
-            self.task_stream.append((msg.key, address, msg.start, msg.stop, msg.nbytes, "OK"))
+            self.task_stream.append((msg.key, address, msg.start, msg.stop, msg.nbytes, "OK",
+                                     msg.transfers))
             self.task_stream_count += 1
             self.task_durations.observe(ts.prefix, duration)
 
@@ -621,8 +623,11 @@ class CenterState(TaskMachine):
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.state == "processing" and ts.processing_on == address:
             if msg.start is not None and msg.stop is not None:
-                self.task_stream.append((msg.key, address, msg.start, msg.stop, 0, "error"))
+                self.task_stream.append((msg.key, address, msg.start, msg.stop, 0, "error",
+                                         msg.transfers))
                 self.task_stream_count += 1
+                # the run's times are the center's record, not the clients' error
+                msg = dataclasses.replace(msg, start=None, stop=None, transfers=[])
             self.failed(ts, msg, sid)
         self.fill(worker, sid)
 

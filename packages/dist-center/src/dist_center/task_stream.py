@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from dist_protocol.messages import TaskStream, TaskStreamReply
+from dist_protocol.messages import TaskStream, TaskStreamReply, Transfer
 
-Run = tuple[str, str, float, float, int, str]  # key, worker, start, stop, nbytes, status
+# key, worker, start, stop, nbytes, status, the inputs fetched from peers for the run
+Run = tuple[str, str, float, float, int, str, list[Transfer]]
 
 
 def record(run: Run) -> dict[str, Any]:
-    key, worker, start, stop, nbytes, status = run
+    key, worker, start, stop, nbytes, status, transfers = run
+    startstops = [{"action": "transfer", "start": t.start, "stop": t.stop, "source": t.source}
+                  for t in transfers]
+    startstops.append({"action": "compute", "start": start, "stop": stop})
     return {"key": key, "worker": worker, "status": status, "nbytes": nbytes,
-            "startstops": [{"action": "compute", "start": start, "stop": stop}]}
+            "startstops": startstops}
 
 
 def answer(stream: Iterable[Run], recorded: int, msg: TaskStream) -> TaskStreamReply:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost, Message,
-                                    StealRequest, TaskErred, TaskFinished)
+                                    StealRequest, TaskErred, TaskFinished, Transfer)
 from dist_protocol.serialize import Payload
 
 from . import balance, lineage, placement
@@ -85,10 +85,10 @@ class TaskMachine:
         self._capacities: dict[str, float] = {}
         self._capacity_basis: tuple[float, float, int] = (-1.0, 0.0, 0)
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
-        # (key, worker, start, stop, nbytes, status "OK" or "error") of each run, the newest
-        # STREAM_LOG
-        self.task_stream: deque[tuple[str, str, float, float, int, str]] = deque(
-            maxlen=STREAM_LOG)
+        # (key, worker, start, stop, nbytes, status "OK" or "error", inputs fetched for it) of
+        # each run, the newest STREAM_LOG
+        self.task_stream: deque[tuple[str, str, float, float, int, str, list[Transfer]]] = (
+            deque(maxlen=STREAM_LOG))
         self.finished_by_prefix: Counter[str] = Counter()
         self.erred_by_prefix: Counter[str] = Counter()
         self.messages_handled = 0

@@ -39,7 +39,9 @@ FEATURES: dict[str, str] = {
              "clients, gathering its workers'; a worker for the center)",
     "task-stream": "the center takes `task-stream` and answers `task-stream-reply`: the "
                    "task runs it recorded most recently (key, worker, status, start and stop); "
-                   "a worker's `task-erred` carries the failed run's `start` and `stop`",
+                   "a worker's `task-erred` carries the failed run's `start` and `stop`, and "
+                   "`task-finished` and `task-erred` the inputs fetched for the run "
+                   "(`transfers`)",
     "secede": "the center takes `task-seceded`: a running task gave its thread back while it "
               "waits, so the worker may be sent another task in its place",
     "datasets": "the center keeps named datasets (`publish-dataset`, `get-dataset`, "

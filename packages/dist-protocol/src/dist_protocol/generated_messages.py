@@ -127,6 +127,56 @@ def _Environment(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _Transfer(cls):
+    set_source = cls.source.__set__
+    set_start = cls.start.__set__
+    set_stop = cls.stop.__set__
+    setters = (set_source,set_start,set_stop,)
+    running = set()
+
+    def __init__(self, source: 'str', start: 'float', stop: 'float') -> None:
+        set_source(self, source)
+        set_start(self, start)
+        set_stop(self, stop)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(source={self.source!r}, start={self.start!r}, stop={self.stop!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.source,self.start,self.stop,)==(other.source,other.start,other.stop,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.source,self.start,self.stop,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('source','start','stop',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('source','start','stop',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.source, self.start, self.stop]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _UploadedFile(cls):
     set_name = cls.name.__set__
     set_content = cls.content.__set__
@@ -2666,10 +2716,11 @@ def _TaskErred(cls):
     set_exception = cls.exception.__set__
     set_start = cls.start.__set__
     set_stop = cls.stop.__set__
-    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_start,set_stop,)
+    set_transfers = cls.transfers.__set__
+    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_start,set_stop,set_transfers,)
     running = set()
 
-    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None) -> None:
+    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
         set_key(self, key)
         set_exception_type(self, exception_type)
         set_message(self, message)
@@ -2677,6 +2728,7 @@ def _TaskErred(cls):
         set_exception(self, exception)
         set_start(self, start)
         set_stop(self, stop)
+        set_transfers(self, [] if transfers is FACTORY else transfers)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2684,30 +2736,30 @@ def _TaskErred(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r}, start={self.start!r}, stop={self.stop!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r}, start={self.start!r}, stop={self.stop!r}, transfers={self.transfers!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,other.start,other.stop,)
+            return (self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,self.transfers,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,other.start,other.stop,other.transfers,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,))
+        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,self.start,self.stop,self.transfers,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop','transfers',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','start','stop','transfers',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.exception_type, self.message, self.traceback, self.exception, self.start, self.stop]
+        return [self.key, self.exception_type, self.message, self.traceback, self.exception, self.start, self.stop, self.transfers]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -2832,10 +2884,11 @@ def _TaskFinished(cls):
     set_stop = cls.stop.__set__
     set_value = cls.value.__set__
     set_value_msgpack = cls.value_msgpack.__set__
-    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,)
+    set_transfers = cls.transfers.__set__
+    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,set_transfers,)
     running = set()
 
-    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None) -> None:
+    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
         set_key(self, key)
         set_nbytes(self, nbytes)
         set_type(self, type)
@@ -2843,6 +2896,7 @@ def _TaskFinished(cls):
         set_stop(self, stop)
         set_value(self, value)
         set_value_msgpack(self, value_msgpack)
+        set_transfers(self, [] if transfers is FACTORY else transfers)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2850,30 +2904,30 @@ def _TaskFinished(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r}, value_msgpack={self.value_msgpack!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r}, value_msgpack={self.value_msgpack!r}, transfers={self.transfers!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,other.value_msgpack,)
+            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,other.value_msgpack,other.transfers,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,))
+        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value, self.value_msgpack]
+        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value, self.value_msgpack, self.transfers]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3957,6 +4011,10 @@ METHODS = {
          ('packages', 'dict[str, str]', ('field', '-', '{}', True, True, True, None, False))),
         None,
         _Environment),
+    'Transfer': (
+        (('source', 'str', '-'), ('start', 'float', '-'), ('stop', 'float', '-')),
+        None,
+        _Transfer),
     'UploadedFile': (
         (('name', 'str', '-'), ('content', 'Payload', '-'), ('load', 'bool', 'True')),
         None,
@@ -4243,8 +4301,9 @@ METHODS = {
          ('traceback', 'str', "''"),
          ('exception', 'Payload | None', ('field', 'None', '-', True, True, True, None, False)),
          ('start', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('stop', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
-        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None)",
+         ('stop', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False))),
+        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = <factory>)",
         _TaskErred),
     'RegisterWorker': (
         (('address', 'str', '-'),
@@ -4271,8 +4330,9 @@ METHODS = {
          ('value', 'Payload | None', 'None'),
          ('value_msgpack',
           'Payload | None',
-          ('field', 'None', '-', True, True, True, None, False))),
-        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None)",
+          ('field', 'None', '-', True, True, True, None, False)),
+         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False))),
+        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = <factory>)",
         _TaskFinished),
     'KeysAdded': (
         (('keys', 'dict[str, int]', ('field', '-', '-', True, True, True, None, False)),),

@@ -168,6 +168,16 @@ class Environment:
 
 
 @record
+class Transfer:
+    """An input of a run, fetched from the peer ``source`` before it ran (seconds since the
+    epoch, on the fetching worker's clock)."""
+
+    source: str
+    start: float
+    stop: float
+
+
+@record
 class UploadedFile:
     """A file a client uploaded for every worker, present and future (see upload-file)."""
 
@@ -462,7 +472,8 @@ class TaskStream(Message):
 class TaskStreamReply(Message):
     """Runs, oldest first, each a map: ``key``, ``worker`` (its address), ``status``
     (``"OK"``, or ``"error"`` for a run that raised), ``nbytes`` and ``startstops``
-    (``[{"action": "compute", "start", "stop"}]``).
+    (``{"action": "transfer", "start", "stop", "source"}`` for each input fetched from a peer
+    for the run, then ``{"action": "compute", "start", "stop"}``).
     ``cursor`` counts the runs recorded ever: a later request passes it as ``after``."""
 
     id: int
@@ -639,6 +650,7 @@ class TaskErred(Message):
     # stream; absent when the task never ran (its function or inputs could not be loaded)
     start: float | None = wire_field(default=None, feature="task-stream")
     stop: float | None = wire_field(default=None, feature="task-stream")
+    transfers: list[Transfer] = wire_field(default_factory=list, feature="task-stream")
 
 
 # -- worker -> center --------------------------------------------------------------------------
@@ -675,6 +687,8 @@ class TaskFinished(Message):
     value: Payload | None = None  # the value itself when small (pickled, at most 1 KiB)
     # the small value as msgpack too, when msgpack can carry it in at most 1 KiB
     value_msgpack: Payload | None = wire_field(default=None, feature="small-values-msgpack")
+    # the run's inputs fetched from peers for it, for the center's task stream
+    transfers: list[Transfer] = wire_field(default_factory=list, feature="task-stream")
 
 
 @message("keys-added", "worker->center")
@@ -942,7 +956,8 @@ def describe_ops() -> dict[str, dict[Any, Any]]:
 
 
 RECORDS: dict[str, type] = {"TaskSpec": TaskSpec, "Environment": Environment,
-                            "UploadedFile": UploadedFile, "PluginSpec": PluginSpec}
+                            "UploadedFile": UploadedFile, "PluginSpec": PluginSpec,
+                            "Transfer": Transfer}
 
 
 def describe_records() -> dict[str, dict[Any, Any]]:

@@ -54,6 +54,8 @@ class DataFetched:
     nbytes: dict[str, int]
     missing: list[str]
     stimulus_id: str = ""
+    start: float = 0.0  # when the fetch was asked and answered, for the task stream
+    stop: float = 0.0
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated

@@ -205,15 +205,19 @@ def _DataFetched(cls):
     set_nbytes = cls.nbytes.__set__
     set_missing = cls.missing.__set__
     set_stimulus_id = cls.stimulus_id.__set__
-    setters = (set_worker,set_data,set_nbytes,set_missing,set_stimulus_id,)
+    set_start = cls.start.__set__
+    set_stop = cls.stop.__set__
+    setters = (set_worker,set_data,set_nbytes,set_missing,set_stimulus_id,set_start,set_stop,)
     running = set()
 
-    def __init__(self, worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '') -> None:
+    def __init__(self, worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0) -> None:
         set_worker(self, worker)
         set_data(self, data)
         set_nbytes(self, nbytes)
         set_missing(self, missing)
         set_stimulus_id(self, stimulus_id)
+        set_start(self, start)
+        set_stop(self, stop)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -221,30 +225,30 @@ def _DataFetched(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(worker={self.worker!r}, data={self.data!r}, nbytes={self.nbytes!r}, missing={self.missing!r}, stimulus_id={self.stimulus_id!r})"
+            return self.__class__.__qualname__ + f"(worker={self.worker!r}, data={self.data!r}, nbytes={self.nbytes!r}, missing={self.missing!r}, stimulus_id={self.stimulus_id!r}, start={self.start!r}, stop={self.stop!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.worker,self.data,self.nbytes,self.missing,self.stimulus_id,)==(other.worker,other.data,other.nbytes,other.missing,other.stimulus_id,)
+            return (self.worker,self.data,self.nbytes,self.missing,self.stimulus_id,self.start,self.stop,)==(other.worker,other.data,other.nbytes,other.missing,other.stimulus_id,other.start,other.stop,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.worker,self.data,self.nbytes,self.missing,self.stimulus_id,))
+        return hash((self.worker,self.data,self.nbytes,self.missing,self.stimulus_id,self.start,self.stop,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('worker','data','nbytes','missing','stimulus_id',):
+        if type(self) is cls or name in ('worker','data','nbytes','missing','stimulus_id','start','stop',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('worker','data','nbytes','missing','stimulus_id',):
+        if type(self) is cls or name in ('worker','data','nbytes','missing','stimulus_id','start','stop',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.worker, self.data, self.nbytes, self.missing, self.stimulus_id]
+        return [self.worker, self.data, self.nbytes, self.missing, self.stimulus_id, self.start, self.stop]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -979,7 +983,9 @@ METHODS = {
          ('data', 'dict[str, Any]', '-'),
          ('nbytes', 'dict[str, int]', '-'),
          ('missing', 'list[str]', '-'),
-         ('stimulus_id', 'str', "''")),
+         ('stimulus_id', 'str', "''"),
+         ('start', 'float', '0.0'),
+         ('stop', 'float', '0.0')),
         None,
         _DataFetched),
     'InputsUnloadable': (

@@ -468,7 +468,9 @@ class Worker:
 
     async def _fetch(self, order: Fetch) -> None:
         try:
+            start = time.time()
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
+            stop = time.time()
             values, nbytes, unloadable = {}, {}, {}
             for key, payload in reply.data.items():
                 try:
@@ -480,7 +482,8 @@ class Worker:
                 nbytes[key] = payload.nbytes
             # A key the peer could not serialize is as good as missing: try elsewhere.
             events: list[Event] = [DataFetched(order.worker, values, nbytes,
-                                               [*reply.missing, *reply.errors])]
+                                               [*reply.missing, *reply.errors],
+                                               start=start, stop=stop)]
             if unloadable:
                 events.append(InputsUnloadable(order.worker, unloadable))
         except (OSError, ProtocolError, CommClosedError, TimeoutError) as exc:

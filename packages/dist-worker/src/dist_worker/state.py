@@ -12,6 +12,7 @@ a restart and a story request arrive as events like everything else.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import time
@@ -20,7 +21,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
-                                    TaskFinished, TaskSeceded)
+                                    TaskFinished, TaskSeceded, Transfer)
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
@@ -48,7 +49,7 @@ RUNNING = ("executing", "long-running")  # on a thread, with a slot or without
 
 
 class WorkerTask:
-    __slots__ = ("key", "message", "state", "waiting_on", "priority")
+    __slots__ = ("key", "message", "state", "waiting_on", "priority", "transfers")
 
     def __init__(self, key: str, message, seq: int):
         self.key = key
@@ -56,6 +57,7 @@ class WorkerTask:
         self.state = "released"  # until it is waiting or ready
         self.waiting_on: set[str] = set()
         self.priority = (-message.priority, seq)
+        self.transfers: list[Transfer] | None = None  # its inputs fetched from peers
 
     def __repr__(self) -> str:
         return f"<WorkerTask {self.key} {self.state}>"
@@ -253,6 +255,8 @@ class WorkerState:
     def _fetched(self, event: DataFetched) -> None:
         self.busy_peers.discard(event.worker)
         added = {}
+        # one request, one transfer for a task, however many of its inputs it brought
+        transfer = Transfer(event.worker, event.start, event.stop) if event.stop else None
         for key, value in event.data.items():
             if self.in_flight.get(key) == event.worker:
                 self._landed(key)
@@ -262,6 +266,8 @@ class WorkerState:
             self.nbytes[key] = event.nbytes.get(key, 0)
             self.data[key] = value
             added[key] = self.nbytes[key]
+            if transfer is not None:
+                self._note_transfer(key, transfer)
             self._input_arrived(key)
         if added:
             self._out.append(SendToCenter(KeysAdded(keys=added)))
@@ -269,6 +275,15 @@ class WorkerState:
             self._fetch_failed(FetchFailed(event.worker, event.missing, "peer does not have it"))
         else:
             self._fetch_missing(list(self.waiters))
+
+    def _note_transfer(self, key: str, transfer: Transfer) -> None:
+        for task_key in self.waiters[key]:
+            ts = self.tasks.get(task_key)
+            if ts is not None:
+                if ts.transfers is None:
+                    ts.transfers = [transfer]
+                elif ts.transfers[-1] is not transfer:
+                    ts.transfers.append(transfer)
 
     def _input_arrived(self, key: str) -> None:
         for task_key in self.waiters.pop(key, ()):
@@ -344,7 +359,8 @@ class WorkerState:
                 small, small_msgpack = event.payload, event.msgpack
         self._out.append(SendToCenter(TaskFinished(key=key, nbytes=event.nbytes, type=event.type,
                                                    start=event.start, stop=event.stop,
-                                                   value=small, value_msgpack=small_msgpack)))
+                                                   value=small, value_msgpack=small_msgpack,
+                                                   transfers=ts.transfers or [])))
         self._input_arrived(key)
 
     def _failed(self, event: ExecutionFailed) -> None:
@@ -356,7 +372,10 @@ class WorkerState:
         if ts is None or ts.state not in RUNNING:
             return
         self._set_state(ts, "erred")
-        self._out.append(SendToCenter(event.error))
+        error = event.error
+        if ts.transfers is not None and error.start is not None:
+            error = dataclasses.replace(error, transfers=ts.transfers)
+        self._out.append(SendToCenter(error))
 
     def _put(self, event: DataPut) -> None:
         for key, value in event.data.items():
