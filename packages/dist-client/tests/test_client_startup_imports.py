@@ -24,7 +24,7 @@ def test_importing_the_client_imports_nothing_only_later_work_needs():
 
 
 def test_the_upload_folder_is_made_where_it_is_asked_for(tmp_path):
-    statement = ("import dist_client; from dist_client.worker_functions import upload_target; "
-                 f"assert upload_target().startswith({str(tmp_path)!r})")
+    statement = ("import dist_client; from dist_protocol.uploaded_files import upload_folder; "
+                 f"assert upload_folder().startswith({str(tmp_path)!r})")
     env = dict(os.environ, TMPDIR=str(tmp_path))
     assert imported(statement, ("tempfile",), env) == ["tempfile"]

@@ -1,58 +1,27 @@
 """Installing the files clients uploaded, which the center hands a worker as it registers.
 
 Each file is written to this process's upload folder, on its import path: the folder a
-client's ``upload_file`` writes to when it reaches the workers present (the two must agree,
-or a module would be found in two places). A ``.py`` file is imported when its upload asked,
-an archive (``.zip``, ``.egg``, ``.whl``) goes on the import path. A file this process holds
-already, byte for byte, is left alone: a worker registering again (after a lost connection or
-a restart of the center) does not import its modules a second time. A file that fails is
-logged; the worker goes on, as it would with a task that failed.
+client's ``upload_file`` writes to when it reaches the workers present
+(``dist_protocol.uploaded_files``, which both use). A ``.py`` file is imported when its
+upload asked, an archive (``.zip``, ``.egg``, ``.whl``) goes on the import path. A file
+this process holds already, byte for byte, is left alone: a worker registering again (after
+a lost connection or a restart of the center) does not import its modules a second time. A
+file that fails is logged; the worker goes on, as it would with a task that failed.
 """
 from __future__ import annotations
 
-import importlib
 import logging
-import os
-import sys
-import tempfile
 
+from dist_protocol import uploaded_files
 from dist_protocol.messages import UploadedFile
 
 log = logging.getLogger("dist.worker")
-ARCHIVES = (".zip", ".egg", ".whl")
-
-
-def upload_folder() -> str:
-    folder = os.path.join(tempfile.gettempdir(), f"dist-uploads-{os.getpid()}")
-    os.makedirs(folder, exist_ok=True)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return folder
 
 
 def install(file: UploadedFile) -> bool:
     """Write ``file`` (and import or add it to the path); whether anything changed."""
-    name = os.path.basename(file.name)
-    path = os.path.join(upload_folder(), name)
     content = b"".join(bytes(frame) for frame in file.content.frames)
-    try:
-        with open(path, "rb") as f:
-            if f.read() == content:
-                return False
-    except OSError:
-        pass
-    with open(path, "wb") as f:
-        f.write(content)
-    root, ext = os.path.splitext(name)
-    if ext in ARCHIVES and path not in sys.path:
-        sys.path.insert(0, path)
-    importlib.invalidate_caches()
-    if ext == ".py" and file.load:
-        if root in sys.modules:
-            importlib.reload(sys.modules[root])
-        else:
-            importlib.import_module(root)
-    return True
+    return uploaded_files.install(file.name, content, file.load, unless_same=True) is not None
 
 
 def install_all(files: list[UploadedFile]) -> list[str]:
