@@ -8,7 +8,8 @@ import pytest
 from dist_protocol.messages import PluginSpec
 from dist_protocol.serialize import Payload
 from dist_protocol.task_context import WorkerInfo
-from dist_worker.plugins import PluginUnpicklingError, WorkerPlugins, load
+from dist_protocol.task_context import PluginLoadError
+from dist_worker.plugins import WorkerPlugins, load
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -80,5 +81,5 @@ def test_remove_tears_down_and_load_names_the_plugin():
     plugins.add_kept([spec("p", Recorder("only"))], about())
     assert plugins.remove("p", about()) and not plugins.remove("p", about())
     assert EVENTS[-1] == ("teardown", "only", "w-1")
-    with pytest.raises(PluginUnpicklingError, match="'q' could not be unpickled on the worker"):
+    with pytest.raises(PluginLoadError, match="'q' could not be unpickled on the worker"):
         load("q", b"garbage", "tcp://w:1")

@@ -25,6 +25,24 @@ class ThreadSlots(Protocol):
         """Take a slot back before going on; blocks until one is free."""
 
 
+class PluginLoadError(RuntimeError):
+    """A worker plugin's pickle did not load on the worker (its class's module is missing
+    there, say)."""
+
+
+class WorkerPluginHost(Protocol):
+    """The worker's side of ``register_plugin``/``unregister_worker_plugin``, called on a
+    pool thread by the task a client sends to each worker."""
+
+    def add(self, name: str, content: bytes) -> None:
+        """Set up the plugin pickled in ``content`` as ``name``, replacing one of that name
+        (nothing when this one is set up already); raises ``PluginLoadError`` when it does
+        not unpickle, and what its ``setup`` raises."""
+
+    def remove(self, name: str) -> None:
+        """Tear down the plugin ``name``, if the worker has it."""
+
+
 class RunOnThread(BaseException):
     """Raised by a task that the worker ran on its event loop's own thread (a task known to be
     quick) when the task wants to wait on the cluster: the worker runs it again on a pool
@@ -73,6 +91,7 @@ class TaskContext:
     slots: ThreadSlots
     on_loop: bool = False  # run on the worker's event loop thread: it must not block
     about_worker: WorkerInfo | None = None  # None from a worker that does not say
+    plugins: WorkerPluginHost | None = None  # None from a worker without plugins
 
     def secede(self) -> None:
         self._leave_loop("secede")

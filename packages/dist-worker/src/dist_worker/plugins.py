@@ -3,14 +3,13 @@ when replaced, removed or when the worker closes.
 
 A plugin comes two ways: in ``worker-registered`` (the center keeps every plugin clients
 registered, for workers that join later) and from a client's task run on each worker already
-registered (``Executor.register_plugin``), which finds this worker's plugins by its address
-(``for_worker``). Both call ``add`` on a thread, never on the event loop: ``setup`` may load a
-model or install a package. A plugin this worker set up already, from the same pickled bytes,
-is left alone, so that a worker registering again (after a lost connection, or a restart of
-the center) does not set it up twice; a restart of the worker (a new ``WorkerInfo``) sets it
-up again. User code that fails, to unpickle or to set up, raises to the caller; the worker
-goes on.
-"""
+registered (``Executor.register_plugin``), which finds this worker's plugins in its task
+context (``PluginHost``). Both call ``add`` on a thread, never on the event loop: ``setup`` may
+load a model or install a package. A plugin this worker set up already, from the same pickled
+bytes, is left alone, so that a worker registering again (after a lost connection, or a restart
+of the center) does not set it up twice; a restart of the worker (a new ``WorkerInfo``) sets it
+up again. User code that fails, to unpickle or to set up, raises to the caller; the worker goes
+on."""
 from __future__ import annotations
 
 import asyncio
@@ -21,19 +20,11 @@ from typing import Any
 
 from dist_protocol.messages import PluginSpec
 from dist_protocol.serialize import Payload
-from dist_protocol.task_context import WorkerInfo
+from dist_protocol.task_context import PluginLoadError, WorkerInfo
 
 from . import unpickling
 
 log = logging.getLogger("dist.worker")
-
-_by_address: dict[str, WorkerPlugins] = {}  # several workers may share a process
-
-
-def for_worker(address: str) -> WorkerPlugins:
-    """The plugins of the worker at ``address`` in this process (``KeyError`` if none)."""
-    return _by_address[address]
-
 
 def _call(method: Any, about: WorkerInfo) -> None:
     result = method(worker=about)
@@ -45,16 +36,12 @@ def _call(method: Any, about: WorkerInfo) -> None:
         asyncio.run(wait())
 
 
-class PluginUnpicklingError(RuntimeError):
-    """A plugin's pickle did not load on this worker (a module missing here, say)."""
-
-
 def load(name: str, content: bytes, address: str) -> Any:
-    """The plugin pickled in ``content`` (``PluginUnpicklingError`` if it does not load)."""
+    """The plugin pickled in ``content`` (``PluginLoadError`` if it does not load)."""
     try:
         return unpickling.unpickle(Payload("pickle", [content]))
     except Exception as exc:  # noqa: BLE001 -- whatever the pickle's code raises
-        raise PluginUnpicklingError(
+        raise PluginLoadError(
             f"the worker plugin {name!r} could not be unpickled on the worker {address}: "
             f"{type(exc).__name__}: {exc}") from None
 
@@ -64,13 +51,6 @@ class WorkerPlugins:
         self._lock = threading.RLock()  # tasks of several clients may add at once
         # name -> (plugin, its pickled bytes, the WorkerInfo id it was set up for)
         self._plugins: dict[str, tuple[Any, bytes, str]] = {}
-
-    def attach(self, address: str) -> None:
-        _by_address[address] = self
-
-    def detach(self, address: str) -> None:
-        if _by_address.get(address) is self:
-            del _by_address[address]
 
     @property
     def names(self) -> list[str]:
@@ -144,3 +124,22 @@ class WorkerPlugins:
         except BaseException as exc:  # noqa: BLE001 -- user code
             log.error("the worker plugin %s failed to tear down: %s: %s", name,
                       type(exc).__name__, exc)
+
+
+class PluginHost:
+    """What a client's task sees of this worker's plugins (``WorkerPluginHost``): the plugins
+    with the worker's view as it is since its last start or restart."""
+
+    __slots__ = ("plugins", "about")
+
+    def __init__(self, plugins: WorkerPlugins, about: WorkerInfo) -> None:
+        self.plugins = plugins
+        self.about = about
+
+    def add(self, name: str, content: bytes) -> None:
+        if not self.plugins.has(name, content, self.about):
+            plugin = load(name, content, self.about.address)
+            self.plugins.add(name, plugin, content, self.about)
+
+    def remove(self, name: str) -> None:
+        self.plugins.remove(name, self.about)

@@ -39,7 +39,7 @@ from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 from . import unpickling, uploads
-from .plugins import WorkerPlugins
+from .plugins import PluginHost, WorkerPlugins
 
 log = logging.getLogger("dist.worker")
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
@@ -121,6 +121,7 @@ class Worker:
         self.monitor = Monitor(self)
         self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
         self.plugins = WorkerPlugins()
+        self._plugin_host: PluginHost | None = None  # the plugins, as tasks reach them
 
     # -- life cycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -143,8 +144,7 @@ class Worker:
             self.address = format_address(advertised, bound_port, scheme)
         self.state.address = self.address
         self.name = self.name or self.address
-        self.about = self._describe()
-        self.plugins.attach(self.address)
+        self._set_about()
         loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context, before=self.monitor.task_starting,
@@ -159,7 +159,6 @@ class Worker:
     async def _tear_down_plugins(self) -> None:
         """Run the plugins' teardowns on a thread; a worker that closes does not wait for one
         that hangs longer than ``PLUGIN_TEARDOWN_TIMEOUT``."""
-        self.plugins.detach(self.address)
         if self.about is None or not self.plugins.names:
             return
         try:
@@ -361,7 +360,7 @@ class Worker:
             self.store.close()  # os._exit runs no clean-up: remove the spill files first
             os._exit(RESTART_EXIT_CODE)
         self.handle(RestartRequested(reason))
-        self.about = self._describe()  # what tasks kept here goes, as with a new process
+        self._set_about()  # what tasks kept here goes, as with a new process
         if self.actors is not None:
             self.actors.close()
         if self.center is not None:
@@ -387,13 +386,15 @@ class Worker:
         assert self._runner is not None
         return TaskContext(key=key, worker=self.address, center=self.center_address,
                            token=self.token, ssl_context=self.ssl_client, slots=self._runner,
-                           on_loop=on_loop, about_worker=self.about)
+                           on_loop=on_loop, about_worker=self.about, plugins=self._plugin_host)
 
-    def _describe(self) -> WorkerInfo:
-        return WorkerInfo(address=self.address, name=str(self.name),
-                          id=f"worker-{os.urandom(16).hex()}", nthreads=self.nthreads,
-                          memory_limit=self.memory_limit or None,
-                          local_directory=self.store.directory)
+    def _set_about(self) -> None:
+        """A new view of this worker for tasks (at start and at each restart: a new id)."""
+        self.about = WorkerInfo(address=self.address, name=str(self.name),
+                                id=f"worker-{os.urandom(16).hex()}", nthreads=self.nthreads,
+                                memory_limit=self.memory_limit or None,
+                                local_directory=self.store.directory)
+        self._plugin_host = PluginHost(self.plugins, self.about)
 
     def _flush_center(self) -> None:
         center = self.center
