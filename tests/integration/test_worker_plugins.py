@@ -127,11 +127,13 @@ def test_a_plugin_that_does_not_unpickle_on_workers_is_not_kept(cluster):
 
 
 @pytest.mark.cluster(n_workers=1, nanny=True)
-def test_plugins_are_set_up_again_in_restarted_worker_processes(cluster):
+def test_plugins_are_torn_down_and_set_up_again_in_restarted_worker_processes(cluster,
+                                                                               tmp_path):
     e = cluster.executor()
-    e.register_plugin(RecordingPlugin("kept", "/nonexistent"))
+    e.register_plugin(RecordingPlugin("kept", tmp_path))
     pids = e.run(os.getpid)
     e.restart(timeout=60)
+    assert len(teardowns(tmp_path)) == 1  # the old process tore its plugin down, as dask's
     seen = e.run(set_up, "recording")
     assert e.run(os.getpid) != pids
     assert [(value, pid) for value, _, pid in seen.values()] == [

@@ -357,14 +357,26 @@ class Worker:
         register again as a new, empty worker."""
         log.warning("restarting: %s", reason)
         if self.monitor.under_nanny:
-            self.store.close()  # os._exit runs no clean-up: remove the spill files first
-            os._exit(RESTART_EXIT_CODE)
+            self.closing = True  # this process is about to exit: no reconnection, no tasks
+            if self.center is not None:
+                self.center.close("restarting")
+            self._spawn(self._exit_for_restart())
+            return
         self.handle(RestartRequested(reason))
         self._set_about()  # what tasks kept here goes, as with a new process
         if self.actors is not None:
             self.actors.close()
         if self.center is not None:
             self.center.close("restarting")
+
+    async def _exit_for_restart(self) -> None:
+        """End this process for the nanny to start a fresh one, the plugins torn down first,
+        as on a close (a restart the memory monitor orders does not wait for them)."""
+        try:
+            await self._tear_down_plugins()
+        finally:
+            self.store.close()  # os._exit runs no clean-up: remove the spill files first
+            os._exit(RESTART_EXIT_CODE)
 
     def handle(self, *events: Event) -> None:
         """Tell the state what happened, and carry out what it decides."""
