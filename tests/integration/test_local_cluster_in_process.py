@@ -82,6 +82,25 @@ def test_the_servers_run_in_this_process_and_leave_nothing_behind(wait_until, ca
     assert "Registered with center" not in capsys.readouterr().out
 
 
+def submits_from_the_task(x):
+    from dist_client import worker_executor
+    with worker_executor() as e:
+        return e.submit(inc, x).result(timeout=RESULT_TIMEOUT)
+
+
+def test_the_executor_tasks_opened_goes_with_the_cluster(wait_until, capsys):
+    """A task that used the cluster opened an executor in this process; the cluster closing
+    closes it too, instead of leaving it to reconnect to a center that is gone."""
+    before = Leftovers()
+    e = Executor(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    try:
+        assert e.submit(submits_from_the_task, 1).result(timeout=RESULT_TIMEOUT) == 2
+    finally:
+        e.close()
+    wait_until(before.none, 15, "the in-process cluster's threads and sockets to go")
+    assert "lost the center" not in capsys.readouterr().err
+
+
 def test_several_workers_in_this_process_pass_values_between_them(wait_until):
     before = Leftovers()
     with Executor(n_workers=2, threads_per_worker=1, processes=False) as e:

@@ -64,6 +64,16 @@ def get_executor(timeout: float = 10.0) -> Executor:
     return executor
 
 
+def close_executors_of(center: str) -> None:
+    """Close the executors that tasks opened on the cluster at ``center``: a cluster in this
+    process is closing, and nothing else would end them (a worker process takes its own with
+    it), so they would go on reconnecting to a center that is gone."""
+    with _lock:
+        closing = [_executors.pop(where) for where in list(_executors) if where[0] == center]
+    for executor in closing:
+        executor.close()
+
+
 def get_worker() -> WorkerInfo:
     """The worker running this task, read-only, as dask's ``get_worker()``: ``address``,
     ``name``, ``id``, ``nthreads``, ``memory_limit`` (bytes, None without a limit),
@@ -109,4 +119,5 @@ def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iter
 
 current.task_executor = get_executor
 
-__all__ = ["get_executor", "get_worker", "rejoin", "secede", "worker_executor"]
+__all__ = ["close_executors_of", "get_executor", "get_worker", "rejoin", "secede",
+           "worker_executor"]

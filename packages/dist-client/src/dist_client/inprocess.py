@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from dist_protocol.addresses import format_address
 
+from . import in_task
 from .core.loop import LoopThread
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class InProcessServers:
                 logger.setLevel(log_level)
         self._loop: LoopThread | None = LoopThread(name="dist-local-cluster")
         self.center: Center | None = None
+        self.address = ""  # the center's, once it listens
 
         async def start_center() -> Center:
             center = Center(format_address(host, 0), token=token,
@@ -126,6 +128,9 @@ class InProcessServers:
         if loop is None:
             return
         try:
+            # Before the center: they say goodbye to it rather than find it gone.
+            if self.address:
+                in_task.close_executors_of(self.address)
             if self.center is not None:
                 loop.run(_stop_center(self.center), STOP_TIMEOUT)
         finally:
