@@ -248,3 +248,31 @@ def test_a_mixed_cluster_refuses_pickled_code_at_submit_and_runs_it_where_python
     # Nobody crashed or restarted.
     for worker in (here, there):
         assert len(worker.matching(STARTED)) == 1
+
+
+def gated(gate, i):
+    import os
+    import time
+    open(gate + ".started", "a").close()
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    return i
+
+
+def test_a_worker_of_another_python_joining_mid_map_takes_none_of_its_tasks(
+        other_python, processes, tmp_path, wait_until):
+    center = processes.start_center()
+    processes.start_worker(center.address, name="same-as-tests")
+    e = processes.executor(center.address)
+    gate = str(tmp_path / "open")
+    futures = e.map(gated, [gate] * 40, range(40))
+    wait_until(lambda: os.path.exists(gate + ".started"), what="the map to start")
+
+    there = processes.start_worker(center.address, name="other-python", python=other_python)
+    wait_until(lambda: there.address in e.nthreads(), what="the other Python's worker")
+    open(gate, "w").close()
+
+    # Every task waited for the worker of its own Python; none was sent to the other to err.
+    assert e.gather(futures, timeout=RUN_TIMEOUT) == list(range(40))
+    assert "was pickled by" not in there.output()
+    assert len(there.matching(STARTED)) == 1

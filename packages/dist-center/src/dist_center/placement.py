@@ -157,6 +157,8 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
         return None
     if spec.workers and not candidates(ts, {address: worker}, view.names):
         return None
+    if not worker.runs_pickles_of(spec.pickled_with):
+        return None
     return worker
 
 
@@ -225,7 +227,8 @@ def queued_partners(view: CenterView, ts: TaskState, worker: WorkerInfo) -> list
     for pts in partners(view, ts):
         spec = pts.spec
         if (pts.state == "queued" and spec is not None and not spec.resources
-                and not spec.workers and pts.key not in chosen):
+                and not spec.workers and pts.key not in chosen
+                and worker.runs_pickles_of(spec.pickled_with)):
             chosen.append(pts.key)
             if len(chosen) >= room:
                 break
@@ -256,9 +259,16 @@ def bytes_to_move(task: TaskState, worker: WorkerInfo, tasks: Mapping[str, TaskS
 def candidates(task: TaskState, workers: Mapping[str, WorkerInfo],
                names: Mapping[str, str]) -> list[WorkerInfo]:
     """Running workers the task may go to: all, or those its ``workers=`` restriction names;
-    of those, only workers that have the ``resources=`` it asks for (free or not)."""
+    of those, only workers that have the ``resources=`` it asks for (free or not), and for
+    pickled code, only workers on the Python that pickled it (one of another minor version
+    that joined after the submit would refuse it)."""
     spec = task.spec
-    running = [w for w in workers.values() if w.status == "running"]
+    if spec is not None and spec.pickled_with is not None:
+        tag = spec.pickled_with
+        running = [w for w in workers.values() if w.status == "running"
+                   and (w.pickle_tag == tag or w.pickle_tag is None)]  # (runs_pickles_of)
+    else:
+        running = [w for w in workers.values() if w.status == "running"]
     if spec is not None and spec.resources:
         running = [w for w in running if has_resources(w.resources, spec.resources)]
     if spec is None or not spec.workers:

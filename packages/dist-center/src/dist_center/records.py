@@ -262,7 +262,7 @@ class TaskState:
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
-                 "ahead", "sends_msgpack_values")
+                 "ahead", "sends_msgpack_values", "pickle_tag")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -285,6 +285,13 @@ class WorkerInfo:
         self.status = "running"
         self.metrics: dict = {}
         self.environment: dict | None = None  # Python and package versions, as it stated them
+        # Whose pickled code it may run ("cpython-3.11"); None: it did not say.
+        self.pickle_tag: str | None = None
+
+    def runs_pickles_of(self, tag: str | None) -> bool:
+        """Whether it may run a task pickled with ``tag`` (None: nothing pickled, an import
+        path with msgpack arguments, which any worker runs)."""
+        return tag is None or self.pickle_tag is None or tag == self.pickle_tag
 
     @property
     def occupied(self) -> int:

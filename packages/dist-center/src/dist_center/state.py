@@ -24,6 +24,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
+from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
@@ -432,6 +433,7 @@ class CenterState(TaskMachine):
         worker.has_what = carried
         if event.environment is not None:
             worker.environment = asdict(event.environment)
+            worker.pickle_tag = pickle_tag(event.environment)
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.waits.workers_changed = True

@@ -635,7 +635,9 @@ class TaskMachine:
 
     # -- scheduling ----------------------------------------------------------------------------
     def refill(self, sid: str) -> None:
-        if self._slots_freed:  # (most steps free none: no new table for them)
+        # (a worker that cannot run the first queued task hands the turn on to those that
+        # can: another round, until nothing is handed on)
+        while self._slots_freed:  # (most steps free none: no new table for them)
             freed, self._slots_freed = self._slots_freed, {}
             for address in freed:
                 worker = self.workers.get(address)
@@ -677,6 +679,7 @@ class TaskMachine:
         capacity = self.capacity_of(worker)
         tasks = self.tasks
         address = worker.address
+        tag = worker.pickle_tag
         while worker.assigned < capacity:
             try:  # (rather than asking the queue whether it is empty before each pop)
                 key = queue.pop()
@@ -684,7 +687,22 @@ class TaskMachine:
                 return
             ts = tasks.get(key)
             if ts is not None and ts.state == "queued":
+                spec = ts.spec
+                if tag is not None and spec is not None and spec.pickled_with is not None \
+                        and spec.pickled_with != tag:
+                    queue.push(key, spec.priority, ts.order)  # back in its turn
+                    self._hand_turn_on(spec.pickled_with)
+                    return
                 self.transition(ts, "processing", sid, address)
+
+    def _hand_turn_on(self, tag: str) -> None:
+        """The first queued task was pickled on another Python than the worker being filled
+        runs: the workers that can run it and have room are filled instead (with no such
+        worker, it waits for one to join or to free a slot)."""
+        for worker in self.workers.values():
+            if (worker.status == "running" and worker.runs_pickles_of(tag)
+                    and worker.assigned < self.capacity_of(worker)):
+                self._slots_freed[worker.address] = None
 
     def capacity_of(self, worker: WorkerInfo) -> float:
         """``placement.capacity`` of ``worker``, worked out again only when it may have changed."""
