@@ -98,6 +98,25 @@ def test_cancel_stops_work_not_yet_started_and_releases_the_keys(e, tmp_path, wa
     assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
 
 
+def megabyte(_):
+    return b"x" * 2**20
+
+
+def test_cancelling_futures_that_finished_cancels_them_too(e):
+    """As dask's: their keys are released, so they cannot stay finished with a value that
+    nobody holds any more (result() then waited for ever)."""
+    small = e.submit(inc, 1, pure=False)
+    large = e.submit(megabyte, 1, pure=False)
+    failed = e.submit(fail, "before the cancel", pure=False)
+    wait([small, large, failed], timeout=RESULT_TIMEOUT)
+    e.cancel([small, large, failed])
+    for future in (small, large, failed):
+        assert future.cancelled() and future.status == "cancelled"
+        with pytest.raises(CancelledError):
+            future.result(timeout=RESULT_TIMEOUT)
+    assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
 def test_future_cancel_and_resubmit(e):
     future = e.submit(sleep_then, "late", 5, pure=False)
     assert future.cancel() is True

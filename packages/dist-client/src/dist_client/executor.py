@@ -205,7 +205,8 @@ class Executor(concurrent.futures.Executor):
 
     # -- cluster information and control --------------------------------------------------------
     def cancel(self, futures: Any, force: bool = False) -> None:
-        """Stop work not yet started for these futures and release their keys. As dask's,
+        """Stop work not yet started for these futures and release their keys; the futures
+        are cancelled, finished ones too (their values are gone with the keys). As dask's,
         the tasks reading a key only this client holds, directly or not, are cancelled
         with it unless someone else holds them. It returns once the center has answered, as
         dask's does, with those futures cancelled too. Other clients holding the same keys

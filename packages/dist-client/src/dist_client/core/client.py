@@ -591,8 +591,10 @@ class ClientCore:
                 self._schedule_flush(now=True)
 
     def _cancel_states(self, states: list[KeyState], force: bool = False) -> list[str]:
+        # Finished ones too, as dask's: the center releases their keys, so a "finished"
+        # future would have had a value nobody holds any more, its result() waiting for ever.
         for state in states:
-            if not state.done:
+            if state.status != "cancelled":
                 state.fail(concurrent.futures.CancelledError(f"{state.key} was cancelled"),
                            status="cancelled")
         keys = list(dict.fromkeys(state.key for state in states))
