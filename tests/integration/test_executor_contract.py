@@ -195,6 +195,41 @@ def test_interpreter_exit_waits_for_work_and_refuses_new(cluster, tmp_path):
     assert marker.read_text() == "yes" and (tmp_path / "ran2").read_text() == "yes"
 
 
+def test_a_forked_child_neither_waits_on_nor_takes_its_parents_executor(cluster):
+    """A child forked from a process with an Executor (a pre-forking server, os.fork) has
+    a copy without the connection's thread: it used to wait for ever at its exit for the
+    parent's futures, and a call of its own for an answer that could not come."""
+    result = _python("""
+        import os, sys, time
+        from dist_client import Executor
+
+        def slow(x):
+            time.sleep(0.5)
+            return x + 1
+
+        e = Executor(os.environ["DIST_TEST_ADDRESS"])
+        pending = e.submit(slow, 1)
+        pid = os.fork()
+        if pid == 0:
+            for what, call in [("submit", lambda: e.submit(abs, -1)),
+                               ("result", lambda: pending.result())]:
+                try:
+                    call()
+                except Exception as exc:
+                    print(what, type(exc).__name__, exc, flush=True)
+            sys.exit(0)  # a normal exit: the interpreter's exit hooks run
+        _, status = os.waitpid(pid, 0)
+        print("child status", status, flush=True)
+        print("parent", pending.result(timeout=30), e.submit(slow, 10).result(timeout=30))
+    """, cluster.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for what in ("submit", "result"):
+        assert any(line.startswith(f"{what} ClusterError") and "was forked" in line
+                   for line in lines), result.stdout
+    assert "child status 0" in lines and "parent 2 11" in lines
+
+
 def test_shutdown_without_waiting_then_exit_still_finishes(cluster, tmp_path):
     marker = tmp_path / "ran"
     result = _python(f"""

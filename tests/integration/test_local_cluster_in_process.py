@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 import sys
 import threading
 
@@ -99,6 +100,36 @@ def test_the_executor_tasks_opened_goes_with_the_cluster(wait_until, capsys):
         e.close()
     wait_until(before.none, 15, "the in-process cluster's threads and sockets to go")
     assert "lost the center" not in capsys.readouterr().err
+
+
+FORK_AFTER_IN_PROCESS_CLUSTER = """
+import os, sys, time
+from dist_client import Executor
+
+e = Executor(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+assert e.submit(abs, -1).result(timeout=30) == 1
+pid = os.fork()
+if pid == 0:
+    sys.exit(0)  # the exit hooks run here: the cluster and executor are the parent's
+deadline = time.monotonic() + 20
+while not os.waitpid(pid, os.WNOHANG)[0]:
+    if time.monotonic() > deadline:
+        os.kill(pid, 9)
+        print("the child did not exit")
+        break
+    time.sleep(0.05)
+print("parent", e.submit(abs, -2).result(timeout=30))
+e.close()
+"""
+
+
+def test_a_forked_child_leaves_the_parents_cluster_alone():
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_IN_PROCESS_CLUSTER],
+                          capture_output=True, text=True, timeout=80)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == ["parent 2"], done.stdout + done.stderr
+    # The child did not try to stop the servers (on a loop whose thread it does not have).
+    assert "could not stop" not in done.stderr.lower(), done.stderr
 
 
 def test_several_workers_in_this_process_pass_values_between_them(wait_until):

@@ -29,6 +29,8 @@ class Core(Protocol):
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any: ...
     async def call(self, coro: Coroutine) -> Any: ...
     def value_of(self, state: KeyState) -> Coroutine: ...
+    def in_forked_child(self) -> bool: ...
+    def forked_error(self) -> Exception: ...
 
 
 class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, override]
@@ -80,6 +82,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return not self.cancelled()
 
     def _wait(self, timeout: float | None) -> None:
+        if not self.keystate.done and self._core.in_forked_child():
+            raise self._core.forked_error()
         if not settled([self.keystate], timeout):
             raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
 

@@ -90,6 +90,7 @@ class LocalCluster(Cluster):
         self.memory_limit = memory_limit
         self.local_directory = None if local_directory is None else os.fspath(local_directory)
         self.token = token = new_token()
+        self._pid = os.getpid()
         self.center_process: subprocess.Popen | None = None
         self.in_process: InProcessServers | None = None
         self.dashboard_link = ""
@@ -192,6 +193,11 @@ class LocalCluster(Cluster):
         return ChildOutput(process, name)
 
     def close(self) -> None:
+        if os.getpid() != self._pid:
+            # A child forked from the process that started the cluster (exiting, say): the
+            # cluster is that process's, and goes on serving it.
+            self.status = "closed"
+            return
         super().close()
         atexit.unregister(self.close)
 

@@ -77,6 +77,8 @@ def _at_exit() -> None:
     global _interpreter_exiting
     _interpreter_exiting = True
     for executor in list(_open):
+        if executor.in_forked_child():
+            continue  # the process it was opened in waits for its work, not a forked child
         try:
             executor.shutdown(wait=True)
         except Exception:  # noqa: BLE001 -- one broken executor must not keep others open

@@ -65,7 +65,8 @@ class ClientCore:
         self.cluster: Any = None  # the LocalCluster this client started, if any
         self.address = address or ""
         self.token = load_token(token, token_file)
-        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.pid = os.getpid()  # a child forked from this process has the connection's copy
+        self.id = name or f"{socket.gethostname()}-{self.pid}-{uuid.uuid4().hex[:8]}"
         self.status = "connecting"
         self.timeout = timeout
         # After losing the center, how long to keep trying to reconnect (0: never).
@@ -171,6 +172,9 @@ class ClientCore:
                                                       and not allow_starting):
             coro.close()
             raise self.not_running()
+        if self.pid != os.getpid():
+            coro.close()
+            raise self.forked_error()
         result = self.io.run(coro, timeout)
         self.show_warnings()
         return result
@@ -190,6 +194,18 @@ class ClientCore:
         """Warnings an operation found on the I/O thread, shown in the caller's thread."""
         while self._warnings:
             warnings.warn(self._warnings.pop(0), UserWarning, stacklevel=_callers_level())
+
+    def in_forked_child(self) -> bool:
+        """This process was forked from the one that opened the client: the connection, the
+        I/O thread (which did not survive the fork) and the local cluster are that process's,
+        which goes on using them."""
+        return self.pid != os.getpid()
+
+    def forked_error(self) -> ClusterError:
+        return ClusterError(f"this executor was opened in process {self.pid}, from which this "
+                            f"process ({os.getpid()}) was forked: its connection is that "
+                            "process's, and nothing can arrive here; open an Executor in this "
+                            "process to use the cluster")
 
     def not_running(self) -> ClusterError:
         if self.status in ("closing", "closed"):
@@ -340,6 +356,8 @@ class ClientCore:
 
     def until_connected(self) -> None:
         """While reconnecting, wait (a while) for the center to be back, from a user thread."""
+        if self.pid != os.getpid():
+            raise self.forked_error()  # (the connection's socket is the parent's: no write)
         if self.status == "reconnecting" and not self.io.in_loop_thread:
             self._connected.wait(self.timeout)
         if self.status != "running" or self.center is None:
@@ -633,6 +651,11 @@ class ClientCore:
         """Close the connection (and the local cluster); futures not done become cancelled.
         Telling the center takes at most ``timeout`` seconds (5 by default); closing goes on
         after that whatever the center says."""
+        if self.in_forked_child():
+            # The parent's connection and cluster are left alone: this copy only stops.
+            self.status = "closed"
+            self.accepting = False
+            return
         if not self._begin_closing():
             return
         try:
