@@ -175,6 +175,51 @@ def test_run_on_error_as_dask_takes_it(e):
         e.run(fail_in, pids[first])
 
 
+async def async_inc(x):
+    await asyncio.sleep(0.01)
+    return x + 1
+
+
+async def async_fail(x):
+    await asyncio.sleep(0)
+    raise LookupError(x)
+
+
+def test_async_def_functions_run_to_their_value_as_on_dasks_workers(e):
+    assert e.submit(async_inc, 1).result(RESULT_TIMEOUT) == 2
+    assert e.gather(e.map(async_inc, range(4))) == [1, 2, 3, 4]
+    with pytest.raises(LookupError):
+        e.submit(async_fail, 3).result(RESULT_TIMEOUT)
+    # each waits on its pool thread's own loop: as many at once as the cluster has threads
+    assert e.gather(e.map(async_inc, range(100))) == list(range(1, 101))
+    assert set(e.run(async_inc, 5).values()) == {6}
+
+
+def worker_seen(tag, dask_worker):
+    return tag, dask_worker.address
+
+
+def test_run_passes_dask_worker_and_takes_dasks_wait_and_nanny(e):
+    seen = e.run(worker_seen, "t")
+    assert seen == {address: ("t", address) for address in seen} and len(seen) == 2
+    assert set(e.run(lambda *, dask_worker: dask_worker.nthreads).values()) == {
+        next(iter(e.nthreads().values()))}
+    # given by the caller, it is the caller's
+    assert set(e.run(lambda dask_worker: dask_worker, dask_worker="given").values()) == {
+        "given"}
+    ran = Queue("ran-" + e.id, executor=e)
+    assert e.run(put_pid, ran.name, wait=False) is None
+    # the calls run though the caller kept nothing of them
+    assert len({ran.get(timeout=RESULT_TIMEOUT) for _ in seen}) == len(seen)
+    assert e.run(os.getpid, nanny=False).keys() == seen.keys()
+    with pytest.raises(ValueError, match="nanny"):
+        e.run(os.getpid, nanny=True)
+
+
+def put_pid(queue_name):
+    Queue(queue_name).put(os.getpid())
+
+
 def environment_variable(name):
     return os.environ.get(name)
 

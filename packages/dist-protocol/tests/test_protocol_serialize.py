@@ -124,6 +124,28 @@ def test_functions_and_lambdas_pickle_by_value_when_needed():
     assert deserialize(dumps_function(len))([1, 2]) == 2
 
 
+def test_what_a_module_registered_by_value_holds_travels_by_value(tmp_path, monkeypatch):
+    # (the far side may not have the module: that is why the user registered it)
+    import sys
+
+    import cloudpickle
+
+    (tmp_path / "only_here_module.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import only_here_module
+
+    cloudpickle.register_pickle_by_value(only_here_module)
+    try:
+        payload = serialize([only_here_module.triple, 2])
+    finally:
+        cloudpickle.unregister_pickle_by_value(only_here_module)
+    monkeypatch.delitem(sys.modules, "only_here_module")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    function, argument = deserialize(payload)
+    assert function(argument) == 6
+    assert "only_here_module" not in sys.modules
+
+
 def test_the_pickle_stream_is_protocol_5():
     head = serialize({"a": 1}).frames[0]
     assert head[:2] == b"\x80\x05"

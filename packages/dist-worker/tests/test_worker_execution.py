@@ -410,3 +410,50 @@ def test_a_small_result_is_packed_as_msgpack_too_only_when_asked():
     assert plain.msgpack is None
     assert asked.msgpack == Payload("msgpack", [msgpack_dumps(5)])
     assert cannot.msgpack is None and cannot.payload is not None
+
+
+async def _async_add(x, y):
+    import asyncio
+    await asyncio.sleep(0)
+    return x + y
+
+
+async def _async_fail():
+    import asyncio
+    await asyncio.sleep(0)
+    raise KeyError("inside the coroutine")
+
+
+def test_an_async_def_task_gives_its_value_not_the_coroutine():
+    outcome = run(dumps_function(_async_add), pickled_args(40, 2))
+    assert type(outcome) is ExecutionSucceeded
+    assert (outcome.value, outcome.type) == (42, "int")
+    raised = run(dumps_function(_async_fail))
+    assert type(raised) is ExecutionFailed
+    assert raised.error.exception_type == "KeyError"
+    assert "inside the coroutine" in raised.error.message
+
+
+def test_an_async_def_task_met_on_the_event_loop_goes_to_a_pool_thread():
+    import asyncio
+    import warnings
+
+    import pytest
+    from dist_protocol import task_context
+    from dist_protocol.task_context import RunOnThread, TaskContext
+
+    context = TaskContext(key="a", worker="w", center="c", token=None, ssl_context=None,
+                          slots=None, on_loop=True)
+
+    async def on_the_loop():
+        task_context.set_current(context)
+        try:
+            return run_task_on_loop(Execute("a", dumps_function(_async_add), pickled_args(1, 2),
+                                            {}))
+        finally:
+            task_context.set_current(None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "coroutine was never awaited"
+        with pytest.raises(RunOnThread):
+            asyncio.run(on_the_loop())

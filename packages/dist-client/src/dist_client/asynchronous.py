@@ -29,7 +29,7 @@ from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file_async, check_scheduler_file
 from .tasks import TaskBuilder
-from .worker_functions import add_plugin, install_file, remove_plugin
+from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
 
 # The keywords the client's core takes (``Executor``'s connection options).
 CORE_OPTIONS = ("token", "token_file", "name", "timeout", "tls_cert", "tls_key", "tls_ca",
@@ -207,12 +207,15 @@ class AsyncExecutor:
         core = self._started
         await core.call(operations.replicate(core, futures, n, timeout))
 
-    async def run(self, func, *args, workers: list[str] | None = None, on_error: str = "raise",
-                  **kwargs) -> dict[str, Any]:
+    async def run(self, func, *args, workers: list[str] | None = None, wait: bool = True,
+                  nanny: bool = False, on_error: str = "raise",
+                  **kwargs) -> dict[str, Any] | None:
         """As ``Executor.run``."""
+        refuse_nanny(nanny)
         core = self._started
-        return await core.call(operations.run_everywhere(core, func, args, kwargs, workers,
-                                                         on_error))
+        results = await core.call(operations.run_everywhere(core, func, args, kwargs, workers,
+                                                            on_error, wait))
+        return results if wait else None  # (dask's run(wait=False) returns None)
 
     async def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
         """As ``Executor.upload_file``."""

@@ -27,7 +27,7 @@ from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .tasks import TaskBuilder
 from .core import plugins as plugin_ops
-from .worker_functions import add_plugin, install_file, remove_plugin
+from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
 
 
 class Executor(concurrent.futures.Executor):
@@ -310,14 +310,18 @@ class Executor(concurrent.futures.Executor):
         wanted = task_stream.request(start, stop, count)
         return self.core.run(task_stream.fetch(self.core, wanted))[1]
 
-    def run(self, func, *args, workers: list[str] | None = None, on_error: str = "raise",
-            **kwargs) -> dict[str, Any]:
+    def run(self, func, *args, workers: list[str] | None = None, wait: bool = True,
+            nanny: bool = False, on_error: str = "raise", **kwargs) -> dict[str, Any] | None:
         """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}.
         Where it raises, ``on_error`` says what happens, as with dask: ``"raise"`` the error
         here, ``"return"`` the exception as that worker's result, ``"ignore"`` the worker
-        left out."""
-        return self.core.run(operations.run_everywhere(self.core, func, args, kwargs, workers,
-                                                       on_error))
+        left out. As with dask, a ``func`` that takes ``dask_worker`` gets the worker (its
+        ``get_worker()`` view), an ``async def`` one is awaited there, and ``wait=False``
+        returns None at once while the calls run."""
+        refuse_nanny(nanny)
+        results = self.core.run(operations.run_everywhere(self.core, func, args, kwargs,
+                                                          workers, on_error, wait))
+        return results if wait else None  # (dask's run(wait=False) returns None)
 
     def upload_file(self, path: str | os.PathLike, load: bool = True) -> dict[str, str]:
         """Send a file to every worker, as dask's: a .py, .zip, .egg or .whl becomes

@@ -2,6 +2,9 @@
 ``register_plugin``)."""
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 from dist_protocol import task_context, uploaded_files
 from dist_protocol.task_context import PluginLoadError, WorkerPluginHost
 
@@ -14,6 +17,33 @@ def install_file(filename: str, content: bytes, load: bool = True) -> str:
     path = uploaded_files.install(filename, content, load)
     assert path is not None  # (written whatever was there)
     return path
+
+
+def takes_dask_worker(func: Any) -> bool:
+    """Whether ``func`` names a ``dask_worker`` parameter (not only ``**kwargs``), which
+    dask's ``Client.run`` fills with the worker it runs on."""
+    try:
+        parameters = inspect.signature(func).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    parameter = parameters.get("dask_worker")
+    return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD,
+                                                         parameter.KEYWORD_ONLY)
+
+
+def refuse_nanny(nanny: bool) -> None:
+    """dask's ``run(nanny=True)`` runs the function in each worker's nanny process; a dist
+    nanny runs no user code."""
+    if nanny:
+        raise ValueError("run(nanny=True): a dist worker's nanny runs no user code; functions "
+                         "run in the worker processes (nanny=False)")
+
+
+def call_with_worker(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``func(*args, dask_worker=<this worker's get_worker() view>, **kwargs)``, on a worker."""
+    from .in_task import get_worker
+
+    return func(*args, dask_worker=get_worker(), **kwargs)
 
 
 def _this_worker_plugins() -> WorkerPluginHost:

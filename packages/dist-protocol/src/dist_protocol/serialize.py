@@ -196,12 +196,23 @@ def _reduce_array(numpy: Any, array: Any) -> Any:
     return (numpy.broadcast_to, (data, array.shape))
 
 
+def _names_a_module_sent_by_value(head: bytes) -> bool:
+    """Whether a plain pickle names a module registered with cloudpickle's
+    ``register_pickle_by_value`` (a match of the name anywhere at worst costs the pickling
+    with cloudpickle). None is registered before cloudpickle is imported."""
+    cloudpickle = sys.modules.get("cloudpickle")
+    if cloudpickle is None:
+        return False
+    return any(name.encode() in head for name in cloudpickle.list_registry_pickle_by_value())
+
+
 def _pickle_dumps(obj: Any) -> list[Any]:
     buffers: list[pickle.PickleBuffer] = []
     try:
         head = pickle_dumps(obj, buffer_callback=buffers.append)
-        # Objects of the user's __main__ pickle by reference, which the far side cannot resolve.
-        if b"__main__" not in head:
+        # Objects of the user's __main__ pickle by reference, which the far side cannot resolve;
+        # so do those of modules the user registered with cloudpickle to travel by value.
+        if b"__main__" not in head and not _names_a_module_sent_by_value(head):
             return [head, *(b.raw() for b in buffers)]
     except Exception:  # noqa: BLE001 -- plain pickle declined; cloudpickle is the fallback
         pass

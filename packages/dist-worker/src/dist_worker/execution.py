@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import logging
 import os
 import queue
@@ -165,6 +166,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     caller = os.getpid()
     try:
         value = func(*args, **kwargs)
+        if inspect.iscoroutine(value):
+            value = _run_coroutine(value)
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
@@ -188,6 +191,18 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
              and payload.nbytes <= SMALL_VALUE_BYTES else None)
     return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep,
                               msgpack=small)
+
+
+def _run_coroutine(coroutine: Any) -> Any:
+    """The value of an ``async def`` task, as dask's workers give it rather than the coroutine
+    object. It runs to its end on an event loop of its own, on the task's pool thread (never
+    on the worker's loop: it may await anything, for any time, and the worker's connections
+    must not wait for it)."""
+    context = task_context.current()
+    if context is not None and context.on_loop:
+        coroutine.close()  # (never started: closed, so that no "never awaited" warning shows)
+        context.leave_loop("an async def task")
+    return asyncio.run(coroutine)
 
 
 def small_msgpack(value: Any) -> Payload | None:

@@ -359,20 +359,29 @@ async def _worker_addresses(core: ClientCore, workers: Any) -> list[str]:
 
 async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
                          workers: list[str] | None = None,
-                         on_error: str = "raise") -> dict[str, Any]:
+                         on_error: str = "raise", wait: bool = True) -> dict[str, Any]:
     """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}.
     Where it raises: ``on_error="raise"`` raises that error here, ``"return"`` gives the
-    exception as that worker's result, ``"ignore"`` leaves the worker out."""
+    exception as that worker's result, ``"ignore"`` leaves the worker out. A ``func`` taking
+    ``dask_worker`` gets the worker's ``get_worker()`` view there, as dask passes its worker.
+    ``wait=False``: the calls run to their end and this returns ``{}`` at once."""
+    from ..datasets import fire_and_forget
     from ..tasks import TaskBuilder
+    from ..worker_functions import call_with_worker, takes_dask_worker
     if on_error not in RUN_ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(map(repr, RUN_ON_ERROR))}, "
                          f"not {on_error!r}")
+    if takes_dask_worker(func) and "dask_worker" not in kwargs:
+        func, args = call_with_worker, (func, *args)
     addresses = await _worker_addresses(core, workers)
     futures = {}
     for address in addresses:
         options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
         futures[address] = core.submit_call(func, args, kwargs, None, False, options,
                                             refresh=False)
+    if not wait:
+        fire_and_forget(list(futures.values()))
+        return {}
     if on_error == "raise":
         return await gather(core, futures)
     values = await gather(core, futures, errors="skip")
