@@ -680,3 +680,25 @@ def test_rebalance_evens_out_the_bytes_workers_hold_as_dasks_does(cluster):
     failed = e.submit(fail, 1)
     with pytest.raises(KeyError, match="could not move"):
         e.rebalance([failed])
+
+
+def test_scheduler_info_counts_and_n_workers_as_dasks(e):
+    info = e.scheduler_info()
+    threads = e.nthreads()
+    assert (info["n_workers"], info["total_threads"]) == (len(threads), sum(threads.values()))
+    assert info["total_memory"] == sum(w["memory_limit"] or 0 for w in info["workers"].values())
+    assert e.scheduler_info(n_workers=-1)["workers"].keys() == threads.keys()
+    one = e.scheduler_info(n_workers=1)
+    assert len(one["workers"]) == 1 and one["n_workers"] == len(threads)
+
+
+def test_get_versions_as_dask_names_it(e):
+    versions = e.get_versions(check=True)
+    assert versions["scheduler"] == versions["center"]
+    assert versions["workers"].keys() == e.nthreads().keys()
+    with_packages = e.get_versions(packages=["pytest", "no-such-distribution"])
+    import pytest as here
+    for env in [with_packages["client"], *with_packages["workers"].values()]:
+        assert env["packages"]["no-such-distribution"] is None
+        assert env["packages"]["pytest"] == here.__version__
+        assert "dist-client" in env["packages"] or "dist_client" in env["packages"]

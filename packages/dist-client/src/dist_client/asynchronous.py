@@ -253,13 +253,18 @@ class AsyncExecutor:
 
     ncores = nthreads
 
-    async def scheduler_info(self) -> dict[str, Any]:
+    async def scheduler_info(self, n_workers: int = -1) -> dict[str, Any]:
         core = self._started
-        return await core.call(operations.cluster_info(core))
+        return await core.call(operations.cluster_info(core, n_workers))
 
     async def versions(self, check: bool = False) -> dict[str, Any]:
         core = self._started
         return await core.call(operations.versions(core, check))
+
+    async def get_versions(self, check: bool = False, packages: Any = None) -> dict[str, Any]:
+        """As ``Executor.get_versions``."""
+        core = self._started
+        return await core.call(operations.versions_as_dask(core, check, packages))
 
     async def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
         core = self._started

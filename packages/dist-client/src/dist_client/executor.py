@@ -228,6 +228,12 @@ class Executor(concurrent.futures.Executor):
         worker runs another Python minor version or a package version differs anywhere."""
         return self.core.run(operations.versions(self.core, check))
 
+    def get_versions(self, check: bool = False, packages: Any = None) -> dict[str, Any]:
+        """dask's name for ``versions``: the same, with the center under ``"scheduler"`` too,
+        and the versions of ``packages`` (names of distributions) added to the client's and
+        each worker's ``"packages"``."""
+        return self.core.run(operations.versions_as_dask(self.core, check, packages))
+
     def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> None:
         """Block until at least ``n_workers`` workers have registered with the center."""
         self.core.run(operations.wait_for_workers(self.core, n_workers, timeout))
@@ -238,11 +244,12 @@ class Executor(concurrent.futures.Executor):
 
     ncores = nthreads  # the name of the original API (and of dask's before ``nthreads``)
 
-    def scheduler_info(self) -> dict[str, Any]:
+    def scheduler_info(self, n_workers: int = -1) -> dict[str, Any]:
         """The center and its workers, in the shape of dask's ``Client.scheduler_info()``:
-        ``{"type", "id", "address", "workers": {address: {"name", "host", "nthreads",
-        "memory_limit", "status", "metrics", ...}}}``."""
-        return self.core.run(operations.cluster_info(self.core))
+        ``{"type", "id", "address", "n_workers", "total_threads", "total_memory", "workers":
+        {address: {"name", "host", "nthreads", "memory_limit", "status", "metrics", ...}}}``;
+        ``n_workers``: the maps of only that many workers (-1: all), as dask's."""
+        return self.core.run(operations.cluster_info(self.core, n_workers))
 
     @property
     def dashboard_link(self) -> str | None:

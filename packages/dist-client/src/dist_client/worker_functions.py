@@ -31,6 +31,19 @@ def takes_dask_worker(func: Any) -> bool:
                                                          parameter.KEYWORD_ONLY)
 
 
+def package_versions(names: list[str]) -> dict[str, str | None]:
+    """The installed version of each distribution named (None where it is not installed)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def refuse_nanny(nanny: bool) -> None:
     """dask's ``run(nanny=True)`` runs the function in each worker's nanny process; a dist
     nanny runs no user code."""

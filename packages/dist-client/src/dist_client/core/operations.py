@@ -145,11 +145,18 @@ async def ncores(core: ClientCore) -> dict[str, int]:
     return {w["address"]: w["nthreads"] for w in await core.refresh_workers()}
 
 
-async def cluster_info(core: ClientCore) -> dict[str, Any]:
-    """The cluster as dask's ``Client.scheduler_info()`` describes it: the center's address
-    and each worker's map (dask's names, and dist's counts of tasks and keys beside)."""
+async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
+    """The cluster as dask's ``Client.scheduler_info()`` describes it: the center's address,
+    the counts of workers, threads and memory, and each worker's map (dask's names, and
+    dist's counts of tasks and keys beside); ``n_workers``: only the first that many
+    workers' maps (-1: all), as dask's."""
+    n_workers = whole_number("n_workers", n_workers, minimum=-1)
     workers = {}
-    for w in await core.refresh_workers():
+    table = await core.refresh_workers()
+    totals = {"n_workers": len(table),
+              "total_threads": sum(w.get("nthreads", 0) for w in table),
+              "total_memory": sum(w.get("memory_limit") or 0 for w in table)}
+    for w in table if n_workers == -1 else table[:n_workers]:
         address = w["address"]
         workers[address] = {
             "type": "Worker", "id": w.get("name") or address, "name": w.get("name") or address,
@@ -159,7 +166,8 @@ async def cluster_info(core: ClientCore) -> dict[str, Any]:
             "processing": w.get("processing", 0), "ahead": w.get("ahead", 0),
             "keys": w.get("keys", 0), "nbytes": w.get("nbytes", 0),
             "environment": w.get("environment")}
-    return {"type": "Center", "id": core.address, "address": core.address, "workers": workers}
+    return {"type": "Center", "id": core.address, "address": core.address, **totals,
+            "workers": workers}
 
 
 async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:
@@ -169,6 +177,26 @@ async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:
         if problems:
             raise EnvironmentMismatch("the cluster's versions differ: " + "; ".join(problems))
     return core.envs.versions()
+
+
+async def versions_as_dask(core: ClientCore, check: bool = False,
+                           packages: Any = None) -> dict[str, Any]:
+    """``versions`` under dask's ``get_versions`` names as well (the center is also its
+    ``"scheduler"``), with the versions of ``packages`` (None where one is not installed)
+    added to the client's and each worker's ``"packages"``; a center reports only its own."""
+    from ..worker_functions import package_versions
+    found = await versions(core, check)
+    found["scheduler"] = found["center"]
+    names = [packages] if isinstance(packages, str) else list(packages or ())
+    if names:
+        extra = {"client": package_versions(names),
+                 **await run_everywhere(core, package_versions, (names,), {})}
+        envs = {"client": found["client"], **found["workers"]}
+        for where, versions_there in extra.items():
+            env = envs.get(where)
+            if env is not None:
+                env["packages"] = {**(env.get("packages") or {}), **versions_there}
+    return found
 
 
 async def wait_for_workers(core: ClientCore, n_workers: int = 1,
