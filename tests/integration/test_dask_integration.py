@@ -383,6 +383,36 @@ def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
     assert done.stdout.strip() == "ok", done.stderr
 
 
+def test_dasks_names_for_a_cluster_scheduler_name_the_executor_while_one_is_open(
+        module_cluster):
+    """``scheduler="distributed"`` (or ``"dask.distributed"``), as code written for
+    dask.distributed says it, runs on the open executor's cluster, and persists there;
+    after the last executor closed, dask's own error for no client."""
+    program = textwrap.dedent(f"""
+        import os
+        import dask
+        from dask.base import get_scheduler
+        from dist_client import Executor, futures_of
+        e = Executor({module_cluster.address!r})
+        where = dask.delayed(os.getpid)()
+        assert where.compute(scheduler="distributed") != os.getpid()
+        assert dask.compute(where, scheduler="dask.distributed")[0] != os.getpid()
+        with dask.config.set(scheduler="distributed"):
+            assert where.compute() != os.getpid()
+            assert len(futures_of(dask.delayed(sum)([1, 2]).persist())) == 1
+        (kept,) = dask.persist(dask.delayed(sum)([3, 4]), scheduler="distributed")
+        assert len(futures_of(kept)) == 1 and kept.compute() == 7
+        e.close()
+        try:
+            get_scheduler(scheduler="distributed")
+        except (RuntimeError, ImportError):
+            print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
 def test_persist_without_a_scheduler_keeps_the_collections_on_the_cluster(e):
     """As with a dask.distributed Client: ``x.persist()`` and ``dask.persist`` give
     collections backed by the cluster's futures, not data brought to this process."""

@@ -10,7 +10,9 @@ client once set it for the same reason. A method the user chose is left alone.
 
 Likewise dask's scheduler: while an ``Executor`` is open, an unset scheduler means the most
 recent running one (``collection.compute()`` runs on the cluster, as it does once a
-dask.distributed ``Client`` exists), unless the executor is opened inside a task. A program
+dask.distributed ``Client`` exists), unless the executor is opened inside a task; and so do
+the names dask gives a cluster's scheduler, ``scheduler="distributed"`` and
+``"dask.distributed"``, which dask would otherwise look up as a dask.distributed client. A program
 that imports dask after opening its executor gets the same: the settings are made when dask
 is imported.
 """
@@ -27,6 +29,7 @@ from dist_protocol import task_context
 SHUFFLE_METHOD = "dataframe.shuffle.method"
 CLUSTER_SHUFFLE = "tasks"
 SCHEDULER = "scheduler"
+CLUSTER_SCHEDULER_NAMES = ("distributed", "dask.distributed")
 
 _lock = threading.Lock()
 _open_executors = 0
@@ -60,6 +63,11 @@ def _configure(default_scheduler: bool) -> None:
             and dask.config.get(SCHEDULER, None) is None):
         dask.config.set({SCHEDULER: cluster_get})
         _set_here.add(SCHEDULER)
+    if default_scheduler:
+        import dask.base
+        for name in CLUSTER_SCHEDULER_NAMES:
+            if dask.base.named_schedulers.setdefault(name, cluster_get) is cluster_get:
+                _set_here.add(name)
 
 
 def _dask_imported() -> None:
@@ -125,10 +133,14 @@ def executor_closed() -> None:
         _stop_watching()
         if not _set_here:
             return
+        import dask.base
         import dask.config
         ours = {SHUFFLE_METHOD: CLUSTER_SHUFFLE, SCHEDULER: cluster_get}
         for name in _set_here:
-            if dask.config.get(name, None) == ours[name]:
+            if name in CLUSTER_SCHEDULER_NAMES:
+                if dask.base.named_schedulers.get(name) is cluster_get:
+                    del dask.base.named_schedulers[name]
+            elif dask.config.get(name, None) == ours[name]:
                 dask.config.set({name: None})
         _set_here.clear()
 
