@@ -195,3 +195,22 @@ def test_the_primitives_are_awaitable_with_an_async_executor(cluster):
             assert await sub.get(timeout=5) == 3
 
     asyncio.run(main())
+
+
+def test_primitives_take_their_executor_as_dasks_client_keyword(cluster):
+    e = cluster.executor()
+    other = cluster.executor()
+    queue = Queue("by-client", client=e, maxsize=2)
+    queue.put(1)
+    assert (queue.executor, queue.get(timeout=10)) == (e, 1)
+    variable = Variable("by-client-v", client=other)
+    variable.set(5)
+    assert (variable.executor, Variable("by-client-v", e).get(timeout=10)) == (other, 5)
+    event = Event("by-client-e", client=e)
+    event.set()
+    assert event.executor is e and event.is_set()
+    sub = Sub("by-client-t", client=e)
+    assert sub.executor is e
+    sub.close()
+    with pytest.raises(TypeError, match="client"):
+        Queue("both", e, client=other)

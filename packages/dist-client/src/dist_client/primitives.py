@@ -83,7 +83,12 @@ class Primitive:
 
     kind = ""
 
-    def __init__(self, name: str | None = None, executor: Any = None):
+    def __init__(self, name: str | None = None, executor: Any = None, *, client: Any = None):
+        """``client``: dask's name for ``executor`` (``Queue("q", client=c)``)."""
+        if client is not None:
+            if executor is not None and executor is not client:
+                raise TypeError("give the executor as executor= or as dask's client=, not both")
+            executor = client
         self.name = name or f"{self.kind}-{uuid.uuid4().hex}"
         self.core, self.executor, self.asynchronous = current.resolve(executor)
         self._restored()
@@ -164,8 +169,9 @@ class Queue(Primitive):
 
     kind = "queue"
 
-    def __init__(self, name: str | None = None, executor: Any = None, maxsize: int = 0):
-        super().__init__(name, executor)
+    def __init__(self, name: str | None = None, executor: Any = None, maxsize: int = 0, *,
+                 client: Any = None):
+        super().__init__(name, executor, client=client)
         if maxsize < 0:
             raise ValueError(f"maxsize must be >= 0, not {maxsize}")
         self.maxsize = maxsize
@@ -390,8 +396,8 @@ class Sub(Primitive):
 
     kind = "topic"
 
-    def __init__(self, name: str, executor: Any = None):
-        super().__init__(name, executor)
+    def __init__(self, name: str, executor: Any = None, *, client: Any = None):
+        super().__init__(name, executor, client=client)
 
     def _restored(self) -> None:
         self._inbox: queue_module.SimpleQueue = queue_module.SimpleQueue()
