@@ -702,3 +702,13 @@ def test_get_versions_as_dask_names_it(e):
         assert env["packages"]["no-such-distribution"] is None
         assert env["packages"]["pytest"] == here.__version__
         assert "dist-client" in env["packages"] or "dist_client" in env["packages"]
+
+
+def test_nthreads_and_has_what_of_the_workers_named_as_dasks(e):
+    first, second = sorted(e.nthreads())
+    held = e.scatter(5, workers=[first])
+    assert e.nthreads(workers=[second]) == {second: e.nthreads()[second]}
+    assert e.nthreads(workers=first).keys() == {first}
+    assert e.has_what(workers=[first]) == {first: [held.key]}
+    assert e.has_what(workers=[second]) == {second: []}
+    assert e.has_what()[first] == [held.key]

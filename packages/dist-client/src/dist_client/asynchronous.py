@@ -243,13 +243,13 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.who_has(core, futures))
 
-    async def has_what(self) -> dict[str, list[str]]:
+    async def has_what(self, workers: Any = None) -> dict[str, list[str]]:
         core = self._started
-        return await core.call(operations.has_what(core))
+        return await core.call(operations.has_what(core, workers))
 
-    async def nthreads(self) -> dict[str, int]:
+    async def nthreads(self, workers: Any = None) -> dict[str, int]:
         core = self._started
-        return await core.call(operations.ncores(core))
+        return await core.call(operations.ncores(core, workers))
 
     ncores = nthreads
 

@@ -238,9 +238,9 @@ class Executor(concurrent.futures.Executor):
         """Block until at least ``n_workers`` workers have registered with the center."""
         self.core.run(operations.wait_for_workers(self.core, n_workers, timeout))
 
-    def nthreads(self) -> dict[str, int]:
-        """Threads per worker, by address."""
-        return self.core.run(operations.ncores(self.core))
+    def nthreads(self, workers: Any = None) -> dict[str, int]:
+        """Threads per worker (of those ``workers`` names, as dask's), by address."""
+        return self.core.run(operations.ncores(self.core, workers))
 
     ncores = nthreads  # the name of the original API (and of dask's before ``nthreads``)
 
@@ -261,9 +261,10 @@ class Executor(concurrent.futures.Executor):
         """Which workers hold each key (of ``futures``, or of every future this client holds)."""
         return self.core.run(operations.who_has(self.core, futures))
 
-    def has_what(self) -> dict[str, list[str]]:
-        """The keys of this client's futures each worker holds, by worker address."""
-        return self.core.run(operations.has_what(self.core))
+    def has_what(self, workers: Any = None) -> dict[str, list[str]]:
+        """The keys of this client's futures each worker holds (of those ``workers`` names,
+        as dask's), by worker address."""
+        return self.core.run(operations.has_what(self.core, workers))
 
     def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
         """Copy the futures' data onto ``n`` workers (or all of them, if fewer), so it

@@ -131,18 +131,24 @@ async def who_has(core: ClientCore, futures: Any = None) -> dict[str, list[str]]
     return await core.data.who_has(keys)
 
 
-async def has_what(core: ClientCore) -> dict[str, list[str]]:
-    """The keys of this client's futures each worker holds, by worker address."""
-    out: dict[str, list[str]] = {w["address"]: [] for w in await core.refresh_workers()}
-    for key, addresses in (await who_has(core)).items():
-        for address in addresses:
-            out.setdefault(address, []).append(key)
+async def has_what(core: ClientCore, workers: Any = None) -> dict[str, list[str]]:
+    """The keys of this client's futures each worker holds (of those ``workers`` names, by
+    address, name or host), by worker address."""
+    addresses = _named_workers(await core.refresh_workers(), workers)
+    out: dict[str, list[str]] = {address: [] for address in addresses}
+    for key, holders in (await who_has(core)).items():
+        for address in holders:
+            if workers is None or address in out:
+                out.setdefault(address, []).append(key)
     return out
 
 
-async def ncores(core: ClientCore) -> dict[str, int]:
-    """Threads per worker, by address."""
-    return {w["address"]: w["nthreads"] for w in await core.refresh_workers()}
+async def ncores(core: ClientCore, workers: Any = None) -> dict[str, int]:
+    """Threads per worker (of those ``workers`` names, by address, name or host), by
+    address."""
+    running = await core.refresh_workers()
+    wanted = set(_named_workers(running, workers))
+    return {w["address"]: w["nthreads"] for w in running if w["address"] in wanted}
 
 
 async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
@@ -367,7 +373,12 @@ async def _worker_addresses(core: ClientCore, workers: Any) -> list[str]:
     """The addresses of the workers ``workers`` names (every one, when None): by address,
     name or host, as a task's ``workers=`` does. A name no worker answers to raises
     ``ValueError``: a call pinned to it would wait for ever."""
-    running = await core.refresh_workers()
+    return _named_workers(await core.refresh_workers(), workers)
+
+
+def _named_workers(running: list[dict], workers: Any) -> list[str]:
+    """The addresses of the workers of ``running`` that ``workers`` names (see
+    ``_worker_addresses``)."""
     if workers is None:
         return [w["address"] for w in running]
     wanted = [workers] if isinstance(workers, str) else list(workers)
