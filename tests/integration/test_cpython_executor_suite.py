@@ -72,8 +72,11 @@ def _single_file_suite() -> Path | None:
 
 
 def _package_suite() -> Path | None:
-    """The package the suite became in CPython 3.12."""
-    for directory in _installed_pythons("python3.1[2-9]/test/test_concurrent_futures"):
+    """The package the suite became in CPython 3.12: this Python's own, if it has one, as its
+    ``test.support`` is the one the suite was written with."""
+    here = f"python{sys.version_info[0]}.{sys.version_info[1]}/test/test_concurrent_futures"
+    for directory in sorted(_installed_pythons("python3.1[2-9]/test/test_concurrent_futures"),
+                            key=lambda found: not found.endswith(here)):
         if (Path(directory) / "executor.py").is_file():
             return Path(directory)
     return None
@@ -157,7 +160,10 @@ def _run(suite: Suite, factory, skip: dict[str, str]) -> unittest.TestResult:
         result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(tests)
     finally:
         root.handlers = handlers
-    print(f"{result.testsRun} CPython executor tests run, {len(skip)} left out")
+    print(f"{result.testsRun} CPython executor tests run, {len(skip)} left out, "
+          f"{len(result.skipped)} skipped by the suite itself")
+    for test, reason in result.skipped:
+        print(f"  skipped {test.id()}: {reason}")
     return result
 
 
