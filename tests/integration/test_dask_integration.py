@@ -470,3 +470,23 @@ def test_a_persisted_dataframe_computes_from_its_futures(e, build):
             pd.testing.assert_frame_equal(result.sort_values("v"), expected.sort_values("v"))
         else:
             assert result == expected.v.sum()
+
+
+class _AppendingTarget:
+    """A store target that appends each region it is given to a file, from the workers."""
+
+    def __init__(self, path):
+        self.path, self.shape, self.dtype = path, (20,), np.dtype("f8")
+
+    def __setitem__(self, region, value):
+        with open(self.path, "a") as file:
+            file.write(f"{region[0].start} {value.sum()}\n")
+
+
+def test_store_takes_dists_lock_to_serialise_writers_across_workers(e, tmp_path):
+    """The README's advice for ``store``/``to_hdf`` into one file: dist's ``Lock``, which a
+    task holds cluster-wide (dask's ``lock=True`` holds within one process only)."""
+    from dist_client import Lock
+    path = tmp_path / "written"
+    da.store(da.ones(20, chunks=5), _AppendingTarget(str(path)), lock=Lock("store-" + e.id))
+    assert sorted(path.read_text().splitlines()) == sorted(f"{i} 5.0" for i in (0, 5, 10, 15))
