@@ -72,7 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     cluster_get = _counted(get)
     for name in list(dask.base.named_schedulers):
         dask.base.named_schedulers[name] = cluster_get
-    settings = dask.config.set(scheduler=cluster_get)
+    # (this module's frame is the scheduler's, which dask leaves out of a task's traceback)
+    shorten = [*dask.config.get("admin.traceback.shorten", []), r"dist_scheduler\.py"]
+    settings = dask.config.set({"scheduler": cluster_get, "admin.traceback.shorten": shorten})
     _session.update(backend=backend, close=close, settings=settings)
 
 

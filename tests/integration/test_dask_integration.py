@@ -370,12 +370,15 @@ def test_closing_the_only_executor_unsets_the_scheduler(module_cluster):
     program = textwrap.dedent(f"""
         import dask
         from dist_client import Executor
+        shorten = dask.config.get("admin.traceback.shorten")
         e = Executor({module_cluster.address!r})
         assert dask.delayed(sum)([1, 2]).compute() == 3
         assert dask.config.get("scheduler") is not None
+        assert len(dask.config.get("admin.traceback.shorten")) > len(shorten)
         e.close()
         assert dask.config.get("scheduler", None) is None
         assert dask.config.get("dataframe.shuffle.method", None) is None
+        assert dask.config.get("admin.traceback.shorten") == shorten
         print("ok")
     """)
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
@@ -490,3 +493,31 @@ def test_store_takes_dists_lock_to_serialise_writers_across_workers(e, tmp_path)
     path = tmp_path / "written"
     da.store(da.ones(20, chunks=5), _AppendingTarget(str(path)), lock=Lock("store-" + e.id))
     assert sorted(path.read_text().splitlines()) == sorted(f"{i} 5.0" for i in (0, 5, 10, 15))
+
+
+def _divide_by_zero():
+    return _inner_zero() + 1
+
+
+def _inner_zero():
+    return 1 / 0
+
+
+def test_a_tasks_error_from_compute_shows_no_frames_of_dist_as_dask_shortens_its_own(e):
+    """dask shortens the traceback of an error ``compute`` raises, leaving out its
+    own modules and dask.distributed's client and worker: dist's are left out likewise, and
+    dask's setting is as it was once the last executor closes."""
+    import re
+    import traceback
+
+    for run in (lambda: dask.compute(delayed(_divide_by_zero)()),
+                lambda: delayed(_divide_by_zero)().compute()):
+        with pytest.raises(ZeroDivisionError) as raised:
+            run()
+        files = [frame.f_code.co_filename
+                 for frame, _ in traceback.walk_tb(raised.value.__traceback__)]
+        # (dask keeps the last frame whatever it is: where the error was raised here, or the
+        # task's own where the exception brought the worker's frames)
+        assert not [f for f in files[:-1] if re.search("dist_(client|protocol|worker)", f)]
+    from dist_client.dask_defaults import DIST_FRAMES
+    assert set(DIST_FRAMES) <= set(dask.config.get("admin.traceback.shorten"))

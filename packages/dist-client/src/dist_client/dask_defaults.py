@@ -30,6 +30,13 @@ SHUFFLE_METHOD = "dataframe.shuffle.method"
 CLUSTER_SHUFFLE = "tasks"
 SCHEDULER = "scheduler"
 CLUSTER_SCHEDULER_NAMES = ("distributed", "dask.distributed")
+# dask shortens the traceback of an error that ``compute``/``persist`` raise to the user's
+# frames and the task's, leaving out the scheduler's (its list names dask.distributed's
+# client and worker modules): dist's client, and the worker frame a task's error carries,
+# are left out likewise.
+TRACEBACK_SHORTEN = "admin.traceback.shorten"
+DIST_FRAMES = (r"dist_client[\\/]", r"dist_protocol[\\/]", r"dist_worker[\\/]execution\.py")
+_shorten_before: list[Any] = []  # dask's list before ours was added, to put back
 
 _lock = threading.Lock()
 _open_executors = 0
@@ -63,6 +70,12 @@ def _configure(default_scheduler: bool) -> None:
             and dask.config.get(SCHEDULER, None) is None):
         dask.config.set({SCHEDULER: cluster_get})
         _set_here.add(SCHEDULER)
+    shorten = dask.config.get(TRACEBACK_SHORTEN, None)
+    if (TRACEBACK_SHORTEN not in _set_here and isinstance(shorten, list)
+            and not set(DIST_FRAMES) <= set(shorten)):
+        _shorten_before[:] = [shorten]
+        dask.config.set({TRACEBACK_SHORTEN: [*shorten, *DIST_FRAMES]})
+        _set_here.add(TRACEBACK_SHORTEN)
     if default_scheduler:
         import dask.base
         for name in CLUSTER_SCHEDULER_NAMES:
@@ -137,7 +150,11 @@ def executor_closed() -> None:
         import dask.config
         ours = {SHUFFLE_METHOD: CLUSTER_SHUFFLE, SCHEDULER: cluster_get}
         for name in _set_here:
-            if name in CLUSTER_SCHEDULER_NAMES:
+            if name == TRACEBACK_SHORTEN:
+                shorten = dask.config.get(name, None)
+                if isinstance(shorten, list) and shorten[-len(DIST_FRAMES):] == list(DIST_FRAMES):
+                    dask.config.set({name: _shorten_before[0]})
+            elif name in CLUSTER_SCHEDULER_NAMES:
                 if dask.base.named_schedulers.get(name) is cluster_get:
                     del dask.base.named_schedulers[name]
             elif dask.config.get(name, None) == ours[name]:
