@@ -74,8 +74,10 @@ def test_a_mixed_cluster_refuses_pickled_code_at_submit_unless_it_is_pinned_to_o
 def test_scatter_targets_on_another_python_are_refused():
     envs = cluster(worker("w1", env("3.11.7")), worker("w2", env("3.12.1")), client="3.12.1")
     envs.check_targets(["w2"])
-    with pytest.raises(EnvironmentMismatch, match="w1 runs CPython 3.11.7"):
+    with pytest.raises(EnvironmentMismatch, match="w1 runs CPython 3.11.7") as refused:
         envs.check_targets(["w2", "w1"])
+    # It says how to scatter there anyway, as submit's refusal does.
+    assert "scatter to the workers on CPython 3.12 with workers=['w2']" in str(refused.value)
 
 
 def test_package_differences_are_reported_once_naming_package_and_versions():

@@ -87,14 +87,18 @@ class ClusterEnvironments:
             allowed = {self.names.get(w, w) for w in workers}
             if not allowed & foreign.keys():
                 return
-        compatible = sorted(set(self.workers) - foreign.keys())
-        hint = (f"; restrict the task to the workers on {describe_tag(self.tag)} with "
-                f"workers={compatible[:3]}{'...' if len(compatible) > 3 else ''}"
-                if compatible else "")
         raise EnvironmentMismatch(
             f"this client runs {describe(self.client)} and the cluster mixes Python versions "
             f"({self._versions_text(sorted(foreign))}): a function or argument pickled here "
-            f"must not run there, so nothing was sent{hint}")
+            f"must not run there, so nothing was sent{self._restrict_hint('restrict the task to')}")
+
+    def _restrict_hint(self, doing: str) -> str:
+        """How to reach only the workers on this client's Python, if there are any."""
+        compatible = sorted(set(self.workers) - self.foreign().keys())
+        if not compatible:
+            return ""
+        return (f"; {doing} the workers on {describe_tag(self.tag)} with "
+                f"workers={compatible[:3]}{'...' if len(compatible) > 3 else ''}")
 
     def check_targets(self, addresses: list[str]) -> None:
         """Before pickled data is pushed to these workers."""
@@ -102,7 +106,8 @@ class ClusterEnvironments:
         if foreign:
             raise EnvironmentMismatch(
                 f"this client runs {describe(self.client)}; data pickled here is not sent to "
-                f"workers on another Python minor version ({self._versions_text(foreign)})")
+                f"workers on another Python minor version ({self._versions_text(foreign)})"
+                f"{self._restrict_hint('scatter to')}")
 
     def new_package_differences(self) -> str | None:
         """One line naming each package whose version differs between this client, the center
