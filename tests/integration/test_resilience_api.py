@@ -179,6 +179,18 @@ def test_as_completed_with_results_and_errors(e):
             pass
 
 
+def test_as_completed_refuses_what_is_not_a_future_and_yields_the_rest(e):
+    futures = e.map(inc, range(3), pure=False)
+    with pytest.raises(TypeError, match="as_completed takes futures, not int"):
+        as_completed([futures[0], 5])
+    iterator = as_completed(futures[:2], timeout=RESULT_TIMEOUT)
+    with pytest.raises(TypeError, match="not str"):
+        iterator.add("x")
+    iterator.add(futures[2])
+    # The refused add was not counted: the iteration ends once the three are done.
+    assert sorted(f.result() for f in iterator) == [1, 2, 3]
+
+
 def test_as_completed_in_batches_has_ready_and_clear(e):
     """dask's as_completed: ``batches()`` yields lists of what finished, ``has_ready()`` says
     whether iterating would wait, ``clear()`` forgets every future added."""

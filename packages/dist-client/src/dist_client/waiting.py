@@ -138,6 +138,10 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             self.add(future)
 
     def add(self, future: Future | concurrent.futures.Future) -> None:
+        if not isinstance(future, concurrent.futures.Future):
+            # (before it is counted: one never done would keep the iteration waiting)
+            raise TypeError(f"as_completed takes futures, not {type(future).__name__} "
+                            f"({future!r:.60})")
         with self._lock:
             self._outstanding += 1
             generation = self._generation
