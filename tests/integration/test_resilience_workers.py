@@ -244,3 +244,25 @@ def test_a_task_that_ends_its_process_on_purpose_is_a_killer_like_any_other(clus
     assert all(w.popen.poll() is None for w in cluster.workers)
     assert executor.gather(executor.map(slow_inc, range(10)), timeout=RESULT_TIMEOUT) \
         == list(range(1, 11))
+
+
+def holds_the_gil(times, seconds):
+    """Blocks its worker's every thread ``times`` times: a C call made without letting go
+    of the GIL (as some extensions, big sorts and regexes do), with short pauses between."""
+    import ctypes
+    import time
+    libc = ctypes.PyDLL(None)  # (PyDLL: the GIL stays held through the call)
+    for _ in range(times):
+        libc.sleep(seconds)
+        time.sleep(1.0)
+    return "done"
+
+
+@pytest.mark.cluster(n_workers=1, heartbeat_timeout=1)
+def test_a_task_holding_the_gil_past_the_heartbeat_timeout_is_no_killed_worker(cluster,
+                                                                               executor):
+    # Each hold silences the worker past the timeout: the center removes it, and it registers
+    # again as soon as the task lets go. It never died; the task finishes.
+    future = executor.submit(holds_the_gil, 4, 2, pure=False)
+    assert future.result(timeout=RESULT_TIMEOUT) == "done"
+    assert cluster.workers[0].popen.poll() is None

@@ -1,6 +1,6 @@
 """Every transition a fault touches: workers that die or hang, lost data, stale reports."""
 import pytest
-from dist_center.events import ClientConnected, WorkerSent
+from dist_center.events import ClientConnected, WorkerLeft, WorkerSent
 from dist_protocol.messages import (FreeKeys, KeyInMemory, KeyLost, KeyRecomputing, TaskErred,
                                     TaskFinished,
                                     Unregister, WorkerRegistered)
@@ -65,6 +65,34 @@ def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(cent
 
     # The cluster goes on.
     assert center.submit("next") == [("w4", center.compute("next"))]
+
+
+def test_a_worker_removed_for_silence_that_registers_again_had_not_died(center):
+    """A task holding the GIL keeps its worker from answering: removed for silence, the
+    worker registers again once the task lets go. Three such removals are no KilledWorker."""
+    center.join("busy")
+    center.submit("hold-the-gil")
+    for _ in range(5):
+        center(WorkerLeft("busy", "no heartbeat for 5.3 s", silent=True))
+        assert center.task("hold-the-gil").died_on == ("busy",)
+        center.join("busy")
+        assert center.task("hold-the-gil").died_on == ()
+    assert center.state_of("hold-the-gil") == "processing"
+
+
+def test_workers_removed_for_silence_that_never_come_back_count_as_deaths(center, match):
+    for address in ("w1", "w2", "w3", "w4"):
+        center.join(address)
+    center.submit("hang")
+    center(WorkerLeft("w1", "no heartbeat for 5.1 s", silent=True))
+    center.join("w1")  # it was busy: this one is taken back
+    for _ in range(2):
+        center(WorkerLeft(center.processing_on("hang"), "no heartbeat for 5.1 s", silent=True))
+    out = center(WorkerLeft(center.processing_on("hang"), "no heartbeat for 5.1 s",
+                            silent=True))
+
+    assert out[-1] == ("alice", match(TaskErred, key="hang", exception_type="KilledWorker"))
+    assert len(center.task("hang").died_on) == 3
 
 
 def test_a_task_that_killed_workers_says_how_full_the_last_ones_memory_was(center, match):

@@ -49,11 +49,14 @@ class WorkerSent:
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class WorkerLeft:
-    """A worker is gone. ``graceful``: it said goodbye, so its running tasks are not suspects."""
+    """A worker is gone. ``graceful``: it said goodbye, so its running tasks are not suspects.
+    ``silent``: removed for not answering, its connection still open -- it may be busy (a
+    task holding the GIL) rather than dead, and then it registers again."""
 
     worker: str
     reason: str
     graceful: bool = False
+    silent: bool = False
     stimulus_id: str = ""
 
 

@@ -261,14 +261,16 @@ def _WorkerLeft(cls):
     set_worker = cls.worker.__set__
     set_reason = cls.reason.__set__
     set_graceful = cls.graceful.__set__
+    set_silent = cls.silent.__set__
     set_stimulus_id = cls.stimulus_id.__set__
-    setters = (set_worker,set_reason,set_graceful,set_stimulus_id,)
+    setters = (set_worker,set_reason,set_graceful,set_silent,set_stimulus_id,)
     running = set()
 
-    def __init__(self, worker: 'str', reason: 'str', graceful: 'bool' = False, stimulus_id: 'str' = '') -> None:
+    def __init__(self, worker: 'str', reason: 'str', graceful: 'bool' = False, silent: 'bool' = False, stimulus_id: 'str' = '') -> None:
         set_worker(self, worker)
         set_reason(self, reason)
         set_graceful(self, graceful)
+        set_silent(self, silent)
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -277,30 +279,30 @@ def _WorkerLeft(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(worker={self.worker!r}, reason={self.reason!r}, graceful={self.graceful!r}, stimulus_id={self.stimulus_id!r})"
+            return self.__class__.__qualname__ + f"(worker={self.worker!r}, reason={self.reason!r}, graceful={self.graceful!r}, silent={self.silent!r}, stimulus_id={self.stimulus_id!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.worker,self.reason,self.graceful,self.stimulus_id,)==(other.worker,other.reason,other.graceful,other.stimulus_id,)
+            return (self.worker,self.reason,self.graceful,self.silent,self.stimulus_id,)==(other.worker,other.reason,other.graceful,other.silent,other.stimulus_id,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.worker,self.reason,self.graceful,self.stimulus_id,))
+        return hash((self.worker,self.reason,self.graceful,self.silent,self.stimulus_id,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('worker','reason','graceful','stimulus_id',):
+        if type(self) is cls or name in ('worker','reason','graceful','silent','stimulus_id',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('worker','reason','graceful','stimulus_id',):
+        if type(self) is cls or name in ('worker','reason','graceful','silent','stimulus_id',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.worker, self.reason, self.graceful, self.stimulus_id]
+        return [self.worker, self.reason, self.graceful, self.silent, self.stimulus_id]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -727,6 +729,7 @@ METHODS = {
         (('worker', 'str', '-'),
          ('reason', 'str', '-'),
          ('graceful', 'bool', 'False'),
+         ('silent', 'bool', 'False'),
          ('stimulus_id', 'str', "''")),
         None,
         _WorkerLeft),

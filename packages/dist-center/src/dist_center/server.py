@@ -363,6 +363,7 @@ class Center:
                     log.warning("worker %s silent for %.1f s: removing it", address, now - seen)
                     comm = self.comms.pop(address, None)
                     self.last_seen.pop(address, None)
-                    self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s"))
+                    self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s",
+                                            silent=True))
                     if comm is not None:
                         comm.close("heartbeat timeout")

@@ -73,7 +73,7 @@ class CenterState(TaskMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances")
+        "rebalances", "silent_deaths")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
@@ -88,6 +88,9 @@ class CenterState(TaskMachine):
         self.plugins = Plugins()  # worker plugins, kept likewise
         # clients whose cancel takes the tasks reading the keys with it (see ``cancelling``)
         self.cancels_dependents: set[str] = set()
+        # Workers removed for silence -> the tasks that counted it as a death: if it registers
+        # again, it was busy, not dead (a task held the GIL), and they take the death back.
+        self.silent_deaths: dict[str, list[str]] = {}
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -418,6 +421,7 @@ class CenterState(TaskMachine):
     def _worker_joined(self, event: WorkerJoined, sid: str) -> None:
         reg: RegisterWorker = event.registration
         carried: set[str] = set()
+        self._take_back_silent_deaths(reg.address)
         previous = self.workers.get(reg.address)
         if previous is not None:
             # Registered again before its old connection was noticed gone: what it still holds
@@ -455,6 +459,18 @@ class CenterState(TaskMachine):
         self.retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
+
+    def _take_back_silent_deaths(self, address: str) -> None:
+        """The worker at ``address``, removed for silence, registers again: it had not died,
+        so the tasks running there then do not count its removal against them (a task that
+        holds the GIL for longer than the heartbeat timeout, several times, would otherwise
+        fail as KilledWorker on a worker that never died)."""
+        for key in self.silent_deaths.pop(address, ()):
+            ts = self.tasks.get(key)
+            if ts is not None and address in ts.died_on:
+                died_on = list(ts.died_on)
+                del died_on[len(died_on) - 1 - died_on[::-1].index(address)]
+                ts.died_on = tuple(died_on)
 
     def retry_unrunnable(self, sid: str) -> None:
         """A worker joined or resumed: tasks no worker could take may run now."""
@@ -504,6 +520,8 @@ class CenterState(TaskMachine):
             self.transition(ts, "waiting", sid, True)
             if key in running and not event.graceful:
                 ts.died_on = (*ts.died_on, worker.address)
+                if event.silent:
+                    self.silent_deaths.setdefault(worker.address, []).append(key)
                 if len(ts.died_on) >= ALLOWED_FAILURES:
                     self.transition(ts, "erred", sid, TaskErred(
                         key=key, exception_type="KilledWorker",
