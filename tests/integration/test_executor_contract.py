@@ -431,3 +431,37 @@ def test_repr_shows_what_is_known_without_asking_a_frozen_center(cluster):
     assert f"center={cluster.address!r}" in text
     assert "workers=2 threads=2 futures=3" in text, text
     assert "2 workers, 2 threads, 3 futures" in html, html
+
+
+def log_and_wait(ident, log_name, stop_name):
+    from dist_client import Event, Queue
+    Queue(log_name).put(f"{ident} started")
+    Event(stop_name).wait(RESULT_TIMEOUT)
+    Queue(log_name).put(f"{ident} stopped")
+
+
+def test_views_map_runs_without_iteration_and_its_timeout_cancels_the_calls_left(cluster):
+    """Two of CPython's thread-pool tests, with the cluster's Queue and Event for their lists
+    and events: a map never iterated still runs every call (shutdown waits for them), and a
+    map whose iterator times out cancels its calls not yet started."""
+    from dist_client import Event, Queue
+    e = cluster.executor()
+    log = Queue(f"log-{e.id}", executor=e)
+    with e.get_executor() as view:
+        view.map(log.put, range(10))  # (Queue.put pickles as the queue's name)
+    assert sorted(log.get(timeout=RESULT_TIMEOUT) for _ in range(10)) == list(range(10))
+
+    names = (log.name, f"stop-{e.id}")
+    with e.get_executor(max_workers=1) as pool:
+        first = pool.submit(log_and_wait, "first", *names)
+        assert log.get(timeout=RESULT_TIMEOUT) == "first started"
+        calls = pool.map(log_and_wait, ["second", "third"], [names[0]] * 2, [names[1]] * 2,
+                         timeout=0)
+        try:
+            with pytest.raises(TimeoutError):
+                next(calls)
+        finally:
+            Event(names[1], executor=e).set()
+        first.result(RESULT_TIMEOUT)
+    assert log.get(timeout=RESULT_TIMEOUT) == "first stopped"
+    assert log.get(batch=True) == []  # neither second nor third ran
