@@ -132,6 +132,23 @@ def test_a_forked_child_leaves_the_parents_cluster_alone():
     assert "could not stop" not in done.stderr.lower(), done.stderr
 
 
+def test_the_users_code_holding_the_gil_costs_the_cluster_no_worker(caplog):
+    """The center and workers share this process: a stall of the user's own code (a C call
+    holding the GIL past the heartbeat timeout) stalls them all, and is no worker's silence."""
+    import ctypes
+    with Executor(processes=False, n_workers=2, threads_per_worker=1,
+                  dashboard_address=None) as e:
+        held = e.submit(inc, 1)
+        assert held.result(timeout=RESULT_TIMEOUT) == 2
+        with caplog.at_level(logging.WARNING, logger="dist"):
+            ctypes.PyDLL(None).sleep(6)  # (PyDLL: the GIL stays held through the call)
+            # The center's overdue timers, its check for silent workers among them, run
+            # before it reads this submit.
+            assert e.submit(inc, held).result(timeout=RESULT_TIMEOUT) == 3
+        assert not [r.getMessage() for r in caplog.records if "silent" in r.getMessage()
+                    or "lost the center" in r.getMessage()]
+
+
 def test_several_workers_in_this_process_pass_values_between_them(wait_until):
     before = Leftovers()
     with Executor(n_workers=2, threads_per_worker=1, processes=False) as e:

@@ -17,6 +17,10 @@ What a process of its own gave them, and what they do instead here:
   spills its values to disk once their own sizes pass *target* of its ``memory_limit``.
   (dask's in-process workers each compare the whole process to their own limit, so several
   of them pause long before the memory is used.)
+* **No removal for silence.** A worker here shares the center's process and event loop:
+  whatever stalls one (the user's own code holding the GIL for a while, in a notebook cell,
+  say) stalls the other, so silence tells nothing, and the center does not remove a worker
+  for it (it did, every one of them, after each such stall).
 * **The process is the user's.** A task calling ``sys.exit()`` fails with ``SystemExit``, as
   anywhere; one calling ``os._exit()`` (or crashing the interpreter) ends the user's program
   with the cluster.
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.addresses import format_address
@@ -71,7 +76,7 @@ class InProcessServers:
 
         async def start_center() -> Center:
             center = Center(format_address(host, 0), token=token,
-                            dashboard_port=dashboard_port)
+                            dashboard_port=dashboard_port, heartbeat_timeout=math.inf)
             self.center = center  # (to be closed if starting it fails half-way)
             await center.start()
             return center
