@@ -276,3 +276,18 @@ def test_a_worker_of_another_python_joining_mid_map_takes_none_of_its_tasks(
     assert e.gather(futures, timeout=RUN_TIMEOUT) == list(range(40))
     assert "was pickled by" not in there.output()
     assert len(there.matching(STARTED)) == 1
+
+
+def test_tasks_submitted_before_any_worker_fail_when_only_another_python_joins(
+        other_python, processes):
+    center = processes.start_center()
+    e = processes.executor(center.address)
+    futures = e.map(gated, ["never-opened"] * 3, range(3))
+
+    processes.start_worker(center.address, name="other-python", python=other_python)
+
+    # No worker of the client's Python is there to wait for: a clear error, not a hang.
+    for future in futures:
+        with pytest.raises(Exception, match="EnvironmentMismatch") as caught:
+            future.result(timeout=RUN_TIMEOUT)
+        assert f"CPython {'.'.join(HERE.split('.')[:2])}" in str(caught.value)

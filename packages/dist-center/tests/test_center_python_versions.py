@@ -3,10 +3,12 @@
 A client refuses to submit pickled code while a worker of another Python minor version is in
 the cluster; but one may join after the submit. It would refuse every such task sent to it
 (and err it): the center keeps them for the workers that can run them, whatever the queue,
-placement, partners or stealing would otherwise choose.
+placement, partners or stealing would otherwise choose; with running workers none of which
+can, they err at once, naming both Pythons, rather than wait for ever.
 """
 from dist_center.events import WorkerJoined
-from dist_protocol.messages import ComputeTask, Environment, RegisterWorker, TaskSpec
+from dist_protocol.messages import (ComputeTask, Environment, RegisterWorker, TaskErred,
+                                    TaskSpec)
 
 ELEVEN = "cpython-3.11"
 
@@ -58,15 +60,28 @@ def test_a_task_placed_while_both_are_there_goes_to_its_own_python(center):
     assert sorted(sent(out)) == [("new", "c"), ("old", "a"), ("old", "b")]
 
 
-def test_with_only_another_python_a_task_waits_for_its_own(center):
+def test_with_only_another_python_a_task_errs_naming_both(center, match):
     join(center, "new", "3.13.0")
-    assert sent(center.submit(pickled("a"))) == []
-    assert center.state_of("a") == "no-worker"
 
-    assert sent(join(center, "old", "3.11.7")) == [("old", "a")]
+    out = center.submit(pickled("a"))
+
+    assert out == [("alice", match(TaskErred, key="a", exception_type="EnvironmentMismatch"))]
+    message = out[0][1].message
+    assert "pickled by CPython 3.11" in message and "new runs CPython 3.13.0" in message
 
 
-def test_the_last_worker_of_its_python_leaving_leaves_its_tasks_waiting(center):
+def test_tasks_waiting_for_any_worker_err_when_only_another_python_joins(center, match):
+    center.submit(pickled("a"), pickled("b", deps=[]), TaskSpec(key="c", function="math:sqrt"))
+    assert center.state_of("a") in ("queued", "no-worker")
+
+    out = join(center, "new", "3.13.0")
+
+    erred = sorted(m.key for _, m in out if isinstance(m, TaskErred))
+    assert erred == ["a", "b"]
+    assert sent(out) == [("new", "c")]  # an import path runs on any Python
+
+
+def test_the_last_worker_of_its_python_leaving_errs_its_queued_tasks(center, match):
     join(center, "old", "3.11.7")
     join(center, "new", "3.13.0", nthreads=4)
     center.submit(*(pickled(f"t{i}") for i in range(5)))
@@ -74,8 +89,7 @@ def test_the_last_worker_of_its_python_leaving_leaves_its_tasks_waiting(center):
     out = center.leave("old")
 
     assert sent(out) == []
-    assert center.processing("new") == []
-    assert sent(join(center, "old-again", "3.11.7"))[0][0] == "old-again"
+    assert {m.key for _, m in out if isinstance(m, TaskErred)} == {f"t{i}" for i in range(5)}
 
 
 def test_tasks_of_two_pythons_in_one_queue_reach_workers_of_each(center):

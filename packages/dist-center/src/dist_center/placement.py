@@ -9,6 +9,8 @@ import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from dist_protocol.addresses import parse_address
+from dist_protocol.environment import describe_tag
+from dist_protocol.messages import TaskErred
 
 from .defaults import DEFAULT_SATURATION
 from .records import CenterView, TaskState, WorkerInfo
@@ -277,6 +279,38 @@ def candidates(task: TaskState, workers: Mapping[str, WorkerInfo],
     if not chosen and spec.allow_other_workers:
         return running
     return chosen
+
+
+def only_other_pythons(view: CenterView, ts: TaskState) -> list[WorkerInfo]:
+    """The running workers, when there are some and every one is on another Python than the
+    one that pickled ``ts`` (else none): it cannot run anywhere in this cluster."""
+    spec = ts.spec
+    if spec is None or spec.pickled_with is None:
+        return []
+    running = [w for w in view.workers.values() if w.status == "running"]
+    if any(w.runs_pickles_of(spec.pickled_with) for w in running):
+        return []
+    return running
+
+
+def other_python_error(ts: TaskState, workers: list[WorkerInfo]) -> TaskErred:
+    """What ``ts`` errs with when every worker runs another Python than pickled it."""
+    tag = ts.spec.pickled_with if ts.spec is not None else None
+    shown = ", ".join(f"{w.address} runs {python_of(w)}" for w in workers[:3])
+    more = f" and {len(workers) - 3} more" if len(workers) > 3 else ""
+    return TaskErred(
+        key=ts.key, exception_type="EnvironmentMismatch",
+        message=f"task {ts.key} was pickled by {describe_tag(tag or '?')} and every worker of "
+                f"the cluster runs another Python ({shown}{more}): pickled functions and "
+                "arguments only run on workers of the same Python minor version (install the "
+                "client's Python on the workers, or the workers' on the client)")
+
+
+def python_of(worker: WorkerInfo) -> str:
+    env = worker.environment or {}
+    names = {"cpython": "CPython", "pypy": "PyPy"}
+    implementation = env.get("implementation", "?")
+    return f"{names.get(implementation, implementation)} {env.get('python', '?')}"
 
 
 def named(pool: Iterable[WorkerInfo], restriction: Collection[str],

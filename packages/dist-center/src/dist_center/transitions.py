@@ -297,6 +297,9 @@ class TaskMachine:
                 self._roots_full = plain
                 return self._to_queued(ts)
             if target == "no-worker":
+                others = placement.only_other_pythons(self, ts)
+                if others:  # no worker it may wait for: it errs as any of them would err it
+                    return {ts.key: ("erred", placement.other_python_error(ts, others))}
                 return self._to_no_worker(ts)
             worker = target  # type: ignore[assignment]
         if self.unrunnable:  # (nearly always empty: no call then)
@@ -690,6 +693,10 @@ class TaskMachine:
                 spec = ts.spec
                 if tag is not None and spec is not None and spec.pickled_with is not None \
                         and spec.pickled_with != tag:
+                    others = placement.only_other_pythons(self, ts)
+                    if others:  # no worker it may wait for: it errs as any of them would
+                        self.transition(ts, "erred", sid, placement.other_python_error(ts, others))
+                        continue
                     queue.push(key, spec.priority, ts.order)  # back in its turn
                     self._hand_turn_on(spec.pickled_with)
                     return
