@@ -691,8 +691,10 @@ class TaskMachine:
             ts = tasks.get(key)
             if ts is not None and ts.state == "queued":
                 spec = ts.spec
-                if tag is not None and spec is not None and spec.pickled_with is not None \
-                        and spec.pickled_with != tag:
+                # (the usual case, a task of the worker's own Python, decided by the first
+                # two tests)
+                if spec is not None and spec.pickled_with != tag and tag is not None \
+                        and spec.pickled_with is not None:
                     others = placement.only_other_pythons(self, ts)
                     if others:  # no worker it may wait for: it errs as any of them would
                         self.transition(ts, "erred", sid, placement.other_python_error(ts, others))
