@@ -51,6 +51,22 @@ async def read_batch(reader: asyncio.StreamReader) -> list:
     return [await reader.readexactly(n) for n in lengths]
 
 
+def test_a_server_that_never_answers_is_named_as_perhaps_not_a_dist_one(run):
+    """The dashboard's port given for the center's: it accepts, and waits for HTTP."""
+    async def main():
+        silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        port = silent.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(HandshakeError) as refused:
+                await connect(f"127.0.0.1:{port}", role="client", timeout=0.5)
+        finally:
+            silent.close()
+        return refused.value
+    error = run(main())
+    assert error.code == "handshake-timeout"
+    assert "timed out after 0.5 s" in str(error) and "dashboard" in str(error)
+
+
 @pytest.mark.parametrize("token", [None, "s3cret-token"])
 def test_handshake_then_messages_both_ways(run, token):
     async def main():

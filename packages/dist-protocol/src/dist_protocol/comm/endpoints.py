@@ -92,7 +92,13 @@ async def connect(address: str, *, role: str, token: str | None = None,
                 "signed (see --tls-cert/--tls-key)" if tls is not None else "")
         raise HandshakeError(f"{address} closed the connection during the handshake: {exc}"
                              f"{hint}", "handshake-failed") from None
-    except HandshakeError:
+    except HandshakeError as exc:
+        if exc.code == "handshake-timeout":
+            # Connected, and nothing came back: a center or worker answers at once.
+            raise HandshakeError(f"{exc.message}: the server accepted the connection but "
+                                 "never answered as a dist center or worker does -- is it "
+                                 "one (not the dashboard's port, say), and is it running "
+                                 "(not stopped or overloaded)?", exc.code) from None
         raise
     except ProtocolError as exc:  # e.g. the server sent more than an unauthenticated peer may
         raise HandshakeError(f"{address} broke the protocol during the handshake: "
