@@ -1,6 +1,7 @@
 """A graph sent in several submits (feature ``graph-parts``): each part's tasks are kept until
-the last part, which the center handles as if the whole graph had come in one submit; a
-client leaving before its last part leaves nothing behind."""
+the last part, which the center handles as if the whole graph had come in one submit; what a
+part wants already runs as it arrives (``graph-parts-run``); a client leaving before its last
+part leaves nothing behind."""
 from __future__ import annotations
 
 from dist_center.snapshot import state_events
@@ -44,13 +45,35 @@ def test_the_last_part_forgets_what_nothing_wants_or_needs_as_one_submit_would(c
     assert center.state_of("a") in ("processing", "queued")
 
 
-def test_keys_wanted_in_an_early_part_are_reported_once_the_graph_runs(center):
+def test_keys_wanted_in_an_early_part_run_as_it_arrives(center):
+    center.join("w1", nthreads=2)
+    out = part(center, "a", "b", center.spec("ab", "a", "b"), "unread", wanted=["ab"])
+    # The wanted task's inputs start while the client is still sending the graph; what
+    # nothing wants yet neither runs nor is forgotten.
+    assert sorted(computes(out)) == ["a", "b"]
+    assert center.state_of("unread") == "released"
+    center.finish("a")
+    center.finish("b")
+    out = center.finish("ab")
+    assert [m.key for _, m in out if isinstance(m, KeyInMemory)] == ["ab"]
+    part(center, center.spec("c", "ab"), more=False, wanted=["c"])
+    assert center.state_of("unread") == "forgotten"
+    assert center.state.graph_parts.pending == {}
+
+
+def test_an_early_result_a_later_part_reads_is_kept_while_the_client_wants_it(center):
+    from dist_protocol.messages import Release
     center.join("w1")
-    part(center, "a", wanted=["a"])
-    assert center.state_of("a") == "released" and "a" in center.state.clients["alice"]
-    part(center, center.spec("b", "a"), more=False, wanted=["b"])
-    out = center.finish("a")
-    assert [m.key for _, m in out if isinstance(m, KeyInMemory)] == ["a"]
+    out = part(center, "a", wanted=["a"])  # wanted for the later part that reads it
+    assert computes(out) == ["a"]
+    center.finish("a")
+    out = part(center, center.spec("b", "a"), more=False, wanted=["b"])
+    assert computes(out) == ["b"]  # its input held already: not computed again
+    center.client_sent(Release(keys=["a"]), "alice")
+    assert center.state_of("a") == "memory"  # b still reads it
+    center.finish("b")
+    assert center.state_of("a") == "released"
+    center.state.validate()
 
 
 def test_a_client_leaving_before_its_last_part_leaves_no_task_behind(center):

@@ -4,10 +4,13 @@ A large graph in one submit makes the center hold all of its message at once whi
 it; sent in parts of bounded size, each part is decoded and linked on its own. The center
 forgets a submitted task that nothing wants or needs at the end of its submit, but a part's
 tasks are inputs of later parts, not yet linked: so the tasks of a part marked ``more`` are
-kept here, neither brought back nor forgotten, until the graph's last part arrives. That part
-is then handled as if the whole graph had come in one submit: every part's tasks are brought
-back in the order they came, and those nothing wants or needs are forgotten. A client that
-leaves before its last part takes its parts with it (see ``CenterState``).
+kept here, never forgotten, until the graph's last part arrives. Those wanted already, and
+their inputs, run as their part arrives (feature ``graph-parts-run``): a client sends the
+first tasks of a graph while it is still packing the rest, and the workers start on them.
+The last part is handled as if the whole graph had come in one submit: every part's tasks
+are brought back in the order they came (those running already stay as they are), and those
+nothing wants or needs are forgotten. A client that leaves before its last part takes its
+parts with it (see ``CenterState``).
 """
 from __future__ import annotations
 

@@ -294,8 +294,11 @@ class CenterState(TaskMachine):
                     self._link(ts, sid)
             for ts in lineage.in_cycles(fresh):
                 self.transition(ts, "erred", sid, lineage.cyclic(ts))
-        if msg.more:  # later parts of the graph read these: kept as they are until the last
+        if msg.more:
+            # Later parts read these: none is forgotten until the last part. What is wanted
+            # already (and its inputs) runs now, while the client is still sending the rest.
             self.graph_parts.add(client, msg.graph, touched, fresh)
+            self.bring_back(touched, sid)
             return
         earlier = self.graph_parts.finish(client, msg.graph)
         if earlier is not None:  # the last part: the graph is handled as one submit from here

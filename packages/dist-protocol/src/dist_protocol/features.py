@@ -64,6 +64,10 @@ FEATURES: dict[str, str] = {
     "graph-parts": "the center takes `submit` with `graph` and `more`: a graph sent in "
                    "several submits, whose earlier parts' tasks are kept, wanted or not, until "
                    "its last part has been handled (PROTOCOL.md, Graphs in parts)",
+    "graph-parts-run": "the center runs the tasks of a `submit` with `more` that are wanted, "
+                       "and their inputs, as that part arrives, not once the last part has "
+                       "come; none of a part's tasks is forgotten before the last part "
+                       "(PROTOCOL.md, Graphs in parts)",
     "actor-serializers": "the worker takes `actor-call` with `serializers`: it sends the "
                          "call's value in the first of them that can represent it (`msgpack` "
                          "for callers in any language), or answers status `error` with "
