@@ -21,7 +21,8 @@ from dist_center.server import Center  # noqa: E402
 from dist_client import Executor, dask_graphs  # noqa: E402
 from dist_protocol.comm import connect  # noqa: E402
 from dist_protocol.messages import Session, SessionReply, Submit, TaskSpec  # noqa: E402
-from dist_protocol.serialize import KeyRef, dumps_function, serialize  # noqa: E402
+from dist_protocol.serialize import (KeyRef, SerializationError, dumps_function,  # noqa: E402
+                                     serialize)
 
 from .conftest import wait_until  # noqa: E402
 
@@ -37,16 +38,21 @@ def e(module_cluster):
 
 @pytest.fixture
 def parts_of_three(monkeypatch):
-    """Every graph of more than three tasks goes in parts of three; the submits it made."""
+    """Every graph of more than three tasks goes in parts of three; the submits it made, a
+    list per graph."""
     made: list[list[Submit]] = []
     real = dask_graphs.graph_submits
 
-    def recorded(tasks, wanted, in_parts, part_tasks=3):
-        submits = real(tasks, wanted, in_parts, part_tasks)
-        made.append(submits)
+    def recorded(tasks, wanted, in_parts, part_tasks=3, graph=None, last=True):
+        submits = real(tasks, wanted, in_parts, part_tasks, graph=graph, last=last)
+        if made and made[-1][-1].more and submits[0].graph == made[-1][-1].graph:
+            made[-1] += submits  # a later part of the graph being sent
+        else:
+            made.append(submits)
         return submits
 
     monkeypatch.setattr(dask_graphs, "graph_submits", recorded)
+    monkeypatch.setattr(dask_graphs, "FIRST_PART_TASKS", 3)
     return made
 
 
@@ -190,3 +196,49 @@ def test_a_later_part_the_center_refuses_ends_the_connection_and_frees_the_earli
 async def _close(comm) -> None:
     comm.close()
     await comm.closed
+
+
+# -- parts that run as they arrive (feature graph-parts-run) --------------------------------
+
+def test_a_graph_that_cannot_be_packed_whole_leaves_nothing_behind(e, parts_of_three):
+    graph = {("neg", i): (operator.neg, i) for i in range(40)}
+    graph["pair"] = (operator.add, ("neg", 0), ("neg", 1))
+    graph["total"] = (_total, list(graph), threading.Lock())  # last in order; cannot travel
+    graph.update({("unread", i): (operator.neg, i) for i in range(20)})  # read by no task
+    with pytest.raises(SerializationError, match="lock"):
+        e.get(graph, "total")
+    # Parts were sent before the node that cannot travel; the graph was ended there, and
+    # what its first parts wanted for later was let go.
+    sent = parts_of_three[-1]
+    assert len(sent) > 1 and all(s.more for s in sent)
+    first = [t.key for part in sent for t in part.tasks]
+    assert any("unread" in key for key in first)
+
+    def forgotten(key):
+        return [s["finish"] for s in e.story(key) if not s["worker"]][-1:] == ["forgotten"]
+
+    wait_until(lambda: all(map(forgotten, first)) and not any(e.has_what().values()),
+               timeout=30, what="the parts sent forgotten")
+    del graph["total"]
+    assert e.get(graph, ["pair", ("unread", 3)]) == (-1, -3)
+
+
+def _total(values, lock):
+    return sum(values)
+
+
+def test_results_early_parts_keep_for_later_ones_are_let_go_after_the_graph(e,
+                                                                               parts_of_three):
+    x = da.random.RandomState(3).random((80, 80), chunks=(10, 10))
+    y = (x + x.T).sum(axis=0)
+    expected = y.compute(scheduler="sync")
+    np.testing.assert_allclose(y.compute(scheduler=e.get), expected)
+    sent = max(parts_of_three, key=len)
+    assert len(sent) > 3 and all(s.more for s in sent[:-1]) and not sent[-1].more
+    # The first parts want the results later parts read (the caller wants only the end),
+    # and let them go once the graph is sent: nothing of it stays on the workers.
+    outputs = {key for key in sent[-1].wanted or ()}
+    early = {key for s in sent[:-1] for key in s.wanted or ()} - outputs
+    assert early
+    wait_until(lambda: not any(e.has_what().values()), timeout=30,
+               what="nothing left on the workers")

@@ -359,14 +359,18 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
     if options_of is None:
         unrestricted = TaskBuilder.options(None, 0, 0, False, None)
         options_of = lambda key: unrestricted
-    tasks = []
+    tasks: list[TaskSpec] = []
     for options in {id(options): options for options in map(options_of, graph)}.values():
         core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
-    with core.lock:
+    wanted_names = None if keep is None else {dist_key(key) for key in keep}
+    parts = _Parts(core, graph, order, wanted_names) if _center_runs_parts(core) else None
+    with core.lock, _ended_on_error(parts):
         # A new graph reusing a key name that failed gets a fresh result.
         new = set(core.state.keys_to_submit((dist_key(key) for key in order),
                                             renew=("error", "lost", "cancelled")))
-        for key in order:
+        for at, key in enumerate(order):
+            if parts is not None and at == parts.end:
+                parts.send(tasks, at)
             node = graph[key]
             inputs = {dep: futures[dep] if dep in futures else
                       external[dep] if dep in external else KeyRef(dist_key(dep))
@@ -390,9 +394,91 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                 futures[key] = core.future(name)
         for key, future in _persisted(dsk).items():
             futures[key] = core.future(future.key)
-    wanted_names = None if keep is None else [dist_key(key) for key in keep]
-    core.send(*graph_submits(tasks, wanted_names, _center_takes_parts(core)))
+        if parts is not None:
+            parts.send(tasks, len(order), last=True)
+        else:
+            core.send(*graph_submits(tasks, None if wanted_names is None else list(wanted_names),
+                                     _center_takes_parts(core)))
     return futures
+
+
+# A graph of more tasks than this goes to a center that runs parts as they arrive (feature
+# ``graph-parts-run``) in parts as it is packed, each this many times the one before: the
+# workers start on the graph's first tasks, in dask's order, while the rest is pickled.
+FIRST_PART_TASKS = 32
+PART_GROWTH = 4
+
+
+class _Parts:
+    """A graph's tasks sent in growing parts as ``submit_graph`` packs them (in its order, so
+    each task's inputs come in its part or an earlier one). A task that only later parts read
+    is not needed at the center before they arrive: unless the caller wants it anyway, it is
+    wanted for the time being (the graph's futures of such keys, released once the last part
+    is sent), so that it starts early and its result is kept for its readers."""
+
+    def __init__(self, core: ClientCore, graph: Mapping, order: list,
+                 wanted: set[str] | None) -> None:
+        self.core, self.order, self.wanted = core, order, wanted
+        self.id = next(_graph_ids)
+        self.end = FIRST_PART_TASKS if len(order) > FIRST_PART_TASKS else -1
+        self.start = 0  # where in the order the part being packed begins
+        self.sent = 0  # tasks sent so far
+        self.for_later: list[Future] = []  # keys wanted only until the last part is sent
+        self.last_read: dict[Hashable, int] = {}  # key -> where in the order its last reader is
+        if self.end > 0 and wanted is not None:
+            at = {key: i for i, key in enumerate(order)}
+            last_read = self.last_read
+            for key, node in graph.items():
+                reader = at[key]
+                for dep in node.dependencies:
+                    if dep in at and reader > last_read.get(dep, -1):
+                        last_read[dep] = reader
+
+    def send(self, tasks: list[TaskSpec], at: int, last: bool = False) -> None:
+        """Send the tasks packed since the last part (those of the order up to ``at``)."""
+        part = tasks[self.sent:]
+        self.sent = len(tasks)
+        wanted = self.wanted
+        if wanted is not None and not last:
+            in_part = {task.key for task in part}
+            early = [name for key in self.order[self.start:at]
+                     if self.last_read.get(key, -1) >= at
+                     and (name := dist_key(key)) in in_part and name not in wanted]
+            self.for_later += [self.core.future(name) for name in early]
+            wanted = wanted | set(early)
+        whole = last and not self.start  # (a graph of one part: a plain submit)
+        self.start = at
+        self.end = at + min(at * (PART_GROWTH - 1), PART_TASKS)
+        if part or last:
+            names = None if wanted is None else [t.key for t in part if t.key in wanted]
+            self.core.send(*graph_submits(part, names, True, graph=None if whole else self.id,
+                                          last=last))
+        if last:
+            self.release()
+
+    def release(self) -> None:
+        for future in self.for_later:
+            future.release()
+        self.for_later.clear()
+
+    def abandon(self) -> None:
+        """The graph could not be packed whole: its parts sent so far are ended (the center
+        forgets what nothing else wants or needs) and the keys wanted for later let go."""
+        if self.start:
+            self.core.send(Submit(tasks=[], small_values=True, graph=self.id, more=False,
+                                  wanted=[]))
+        self.release()
+
+
+@contextlib.contextmanager
+def _ended_on_error(parts: _Parts | None) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        if parts is not None:
+            parts.abandon()
+        raise
+
 
 
 # What a graph's submit carries at most where the center takes a graph in parts: the center
@@ -406,11 +492,15 @@ _graph_ids = itertools.count(1)
 
 
 def graph_submits(tasks: list[TaskSpec], wanted: list[str] | None, in_parts: bool,
-                  part_tasks: int = PART_TASKS, part_bytes: int = PART_BYTES) -> list[Submit]:
+                  part_tasks: int = PART_TASKS, part_bytes: int = PART_BYTES,
+                  graph: int | None = None, last: bool = True) -> list[Submit]:
     """The submits of a graph's tasks (in an order where inputs come before their readers):
     one, or, ``in_parts``, one per ``part_tasks`` tasks or ``part_bytes`` bytes of payloads
     (whichever comes first; at least a task), sharing a graph id, each but the last marked
-    ``more`` (protocol feature ``graph-parts``). ``wanted``: as for ``Submit``."""
+    ``more`` (protocol feature ``graph-parts``). ``wanted``: as for ``Submit``.
+
+    ``graph``: these tasks are some of that graph's, which is sent in parts however few they
+    are; unless ``last``, more of its parts follow these (all marked ``more``)."""
     if not in_parts:
         return [Submit(tasks=tasks, small_values=True, wanted=wanted)]
     cuts = [0]
@@ -422,16 +512,17 @@ def graph_submits(tasks: list[TaskSpec], wanted: list[str] | None, in_parts: boo
         for payload in (task.function, task.args):
             if isinstance(payload, Payload):
                 size += payload.nbytes
-    if len(cuts) == 1:
+    if len(cuts) == 1 and graph is None:
         return [Submit(tasks=tasks, small_values=True, wanted=wanted)]
     cuts.append(len(tasks))
-    graph = next(_graph_ids)
+    if graph is None:
+        graph = next(_graph_ids)
     keep = None if wanted is None else set(wanted)
     parts = []
     for start, end in zip(cuts, cuts[1:]):
         part = tasks[start:end]
         parts.append(Submit(
-            tasks=part, small_values=True, graph=graph, more=end < len(tasks),
+            tasks=part, small_values=True, graph=graph, more=not last or end < len(tasks),
             wanted=None if keep is None else [t.key for t in part if t.key in keep]))
     return parts
 
@@ -439,6 +530,12 @@ def graph_submits(tasks: list[TaskSpec], wanted: list[str] | None, in_parts: boo
 def _center_takes_parts(core: ClientCore) -> bool:
     center = core.center
     return center is not None and "graph-parts" in center.features
+
+
+def _center_runs_parts(core: ClientCore) -> bool:
+    center = core.center
+    return (center is not None and "graph-parts" in center.features
+            and "graph-parts-run" in center.features)
 
 
 def _node_payload(core: ClientCore, node: Any) -> Payload:
