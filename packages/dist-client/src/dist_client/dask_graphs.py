@@ -482,8 +482,8 @@ class _Parts:
     """A graph's tasks sent in growing parts as ``submit_graph`` packs them (in its order, so
     each task's inputs come in its part or an earlier one). A task that only later parts read
     is not needed at the center before they arrive: unless the caller wants it anyway, it is
-    wanted for the time being (the graph's futures of such keys, released once the last part
-    is sent), so that it starts early and its result is kept for its readers."""
+    wanted for the time being (a future of its key, released once the part holding its last
+    reader is sent), so that it starts early and its result is kept for its readers."""
 
     def __init__(self, core: ClientCore, graph: Mapping, order: list,
                  wanted: set[str] | None) -> None:
@@ -492,7 +492,8 @@ class _Parts:
         self.end = FIRST_PART_TASKS if len(order) > FIRST_PART_TASKS else -1
         self.start = 0  # where in the order the part being packed begins
         self.sent = 0  # tasks sent so far
-        self.for_later: list[Future] = []  # keys wanted only until the last part is sent
+        # Keys wanted only until their last reader is sent: (where it is in the order, future).
+        self.for_later: list[tuple[int, Future]] = []
         self.last_read: dict[Hashable, int] = {}  # key -> where in the order its last reader is
         if self.end > 0 and wanted is not None:
             at = {key: i for i, key in enumerate(order)}
@@ -510,11 +511,12 @@ class _Parts:
         wanted = self.wanted
         if wanted is not None and not last:
             in_part = {task.key for task in part}
-            early = [name for key in self.order[self.start:at]
-                     if self.last_read.get(key, -1) >= at
-                     and (name := dist_key(key)) in in_part and name not in wanted]
-            self.for_later += [self.core.future(name) for name in early]
-            wanted = wanted | set(early)
+            last_read = self.last_read
+            early = {name: last_read[key] for key in self.order[self.start:at]
+                     if last_read.get(key, -1) >= at
+                     and (name := dist_key(key)) in in_part and name not in wanted}
+            self.for_later += [(last, self.core.future(name)) for name, last in early.items()]
+            wanted = wanted | early.keys()
         whole = last and not self.start  # (a graph of one part: a plain submit)
         self.start = at
         self.end = at + min(at * (PART_GROWTH - 1), PART_TASKS)
@@ -522,13 +524,18 @@ class _Parts:
             names = None if wanted is None else [t.key for t in part if t.key in wanted]
             self.core.send(*graph_submits(part, names, True, graph=None if whole else self.id,
                                           last=last))
-        if last:
-            self.release()
+        self.release(len(self.order) if last else at)
 
-    def release(self) -> None:
-        for future in self.for_later:
-            future.release()
-        self.for_later.clear()
+    def release(self, sent: int) -> None:
+        """Let go of the keys wanted for later whose readers are all among the first ``sent``
+        of the order (sent: the center holds the result for them now)."""
+        kept = []
+        for last, future in self.for_later:
+            if last < sent:
+                future.release()
+            else:
+                kept.append((last, future))
+        self.for_later = kept
 
     def abandon(self) -> None:
         """The graph could not be packed whole: its parts sent so far are ended (the center
@@ -536,7 +543,7 @@ class _Parts:
         if self.start:
             self.core.send(Submit(tasks=[], small_values=True, graph=self.id, more=False,
                                   wanted=[]))
-        self.release()
+        self.release(len(self.order))
 
 
 @contextlib.contextmanager
