@@ -541,8 +541,11 @@ class _Parts:
         """The graph could not be packed whole: its parts sent so far are ended (the center
         forgets what nothing else wants or needs) and the keys wanted for later let go."""
         if self.start:
-            self.core.send(Submit(tasks=[], small_values=True, graph=self.id, more=False,
-                                  wanted=[]))
+            # (Without a connection there is nothing to end: a center forgets the parts of a
+            # client that left, and the error being raised is the one to see.)
+            with contextlib.suppress(Exception):
+                self.core.send(Submit(tasks=[], small_values=True, graph=self.id, more=False,
+                                      wanted=[]))
         self.release(len(self.order))
 
 
