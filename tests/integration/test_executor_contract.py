@@ -344,6 +344,25 @@ def test_pickling_failures_are_picklingerrors_naming_the_culprit(cluster):
         e.get_executor().submit(echo, 1, threading.Lock())
 
 
+
+class KeepsItsExecutor:
+    """A pipeline object of the user's that keeps its executor and submits its own method."""
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    def step(self, x):
+        return x
+
+
+def test_a_function_holding_an_executor_is_refused_naming_the_executor(cluster):
+    e = cluster.executor()
+    pipeline = KeepsItsExecutor(e)
+    with pytest.raises(pickle.PicklingError, match="an Executor cannot be pickled.*get_executor"):
+        e.submit(pipeline.step, 1)
+    assert e.submit(echo, 1).result(timeout=RESULT_TIMEOUT) == ((1,), {})
+
+
 # -- 10. the original API's shapes ----------------------------------------------------------------
 def fails_deep(x):
     return _raise(x)

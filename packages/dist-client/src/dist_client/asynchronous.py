@@ -331,6 +331,12 @@ class AsyncExecutor:
             return "<AsyncExecutor: not started>"
         return describe("AsyncExecutor", self.core)
 
+    def __reduce__(self):
+        # Reached when a function sent to the workers holds one (a method of an object that
+        # keeps its executor in an attribute, say): name it rather than its innards.
+        raise TypeError("an AsyncExecutor cannot be pickled (a function or argument sent to the "
+                        "workers holds one: a task reaches the cluster with get_executor())")
+
     def __del__(self) -> None:
         try:
             if self.core is not None and self.core.status == "running":

@@ -507,3 +507,9 @@ class Executor(concurrent.futures.Executor):
 
     def __repr__(self) -> str:
         return describe("Executor", self.core)
+
+    def __reduce__(self):
+        # Reached when a function sent to the workers holds one (a method of an object that
+        # keeps its executor in an attribute, say): name it rather than its innards.
+        raise TypeError("an Executor cannot be pickled (a function or argument sent to the "
+                        "workers holds one: a task reaches the cluster with get_executor())")
