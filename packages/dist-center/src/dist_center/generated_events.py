@@ -13,8 +13,17 @@ def _ClientConnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_features,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.features = features
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_features(self, features)
         set_stimulus_id(self, stimulus_id)
@@ -62,8 +71,16 @@ def _ClientDisconnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_stimulus_id(self, stimulus_id)
 
@@ -111,8 +128,17 @@ def _ClientSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_message,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.message = message
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
@@ -162,8 +188,18 @@ def _WorkerJoined(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_registration,set_environment,set_features,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, registration: 'RegisterWorker', environment: 'Environment | None' = None, features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.registration = registration
+            self.environment = environment
+            self.features = features
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_registration(self, registration)
         set_environment(self, environment)
         set_features(self, features)
@@ -213,8 +249,17 @@ def _WorkerSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_message,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.message = message
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
@@ -265,8 +310,19 @@ def _WorkerLeft(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_reason,set_graceful,set_silent,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', reason: 'str', graceful: 'bool' = False, silent: 'bool' = False, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.reason = reason
+            self.graceful = graceful
+            self.silent = silent
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_reason(self, reason)
         set_graceful(self, graceful)
@@ -317,8 +373,17 @@ def _RestartTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.request = request
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_request(self, request)
         set_stimulus_id(self, stimulus_id)
@@ -367,8 +432,17 @@ def _CoordinationTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.request = request
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_request(self, request)
         set_stimulus_id(self, stimulus_id)
@@ -418,8 +492,18 @@ def _WaitTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_op,set_request,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', op: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.client = client
+            self.op = op
+            self.request = request
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_client(self, client)
         set_op(self, op)
         set_request(self, request)
@@ -467,8 +551,15 @@ def _TimeElapsed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -514,8 +605,16 @@ def _Recovering(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_workers,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, workers: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.workers = workers
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_workers(self, workers)
         set_stimulus_id(self, stimulus_id)
 
@@ -561,8 +660,15 @@ def _RecoveryTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -607,8 +713,15 @@ def _DetachedTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -655,8 +768,17 @@ def _TaskFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.error = error
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_error(self, error)
         set_stimulus_id(self, stimulus_id)

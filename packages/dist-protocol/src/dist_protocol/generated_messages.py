@@ -24,8 +24,26 @@ def _TaskSpec(cls):
     set_max_restarts = cls.max_restarts.__set__
     setters = (set_key,set_function,set_args,set_deps,set_priority,set_workers,set_allow_other_workers,set_resources,set_retries,set_pickled_with,set_actor,set_max_restarts,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.function = function
+            self.args = args
+            self.deps = [] if deps is FACTORY else deps
+            self.priority = priority
+            self.workers = workers
+            self.allow_other_workers = allow_other_workers
+            self.resources = resources
+            self.retries = retries
+            self.pickled_with = pickled_with
+            self.actor = actor
+            self.max_restarts = max_restarts
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_function(self, function)
         set_args(self, args)
@@ -83,8 +101,17 @@ def _Environment(cls):
     set_packages = cls.packages.__set__
     setters = (set_implementation,set_python,set_packages,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, implementation: 'str', python: 'str', packages: 'dict[str, str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.implementation = implementation
+            self.python = python
+            self.packages = {} if packages is FACTORY else packages
+            self.__class__ = cls
+            return
         set_implementation(self, implementation)
         set_python(self, python)
         set_packages(self, {} if packages is FACTORY else packages)
@@ -133,8 +160,17 @@ def _Transfer(cls):
     set_stop = cls.stop.__set__
     setters = (set_source,set_start,set_stop,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, source: 'str', start: 'float', stop: 'float') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.source = source
+            self.start = start
+            self.stop = stop
+            self.__class__ = cls
+            return
         set_source(self, source)
         set_start(self, start)
         set_stop(self, stop)
@@ -183,8 +219,17 @@ def _UploadedFile(cls):
     set_load = cls.load.__set__
     setters = (set_name,set_content,set_load,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, name: 'str', content: 'Payload', load: 'bool' = True) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.name = name
+            self.content = content
+            self.load = load
+            self.__class__ = cls
+            return
         set_name(self, name)
         set_content(self, content)
         set_load(self, load)
@@ -232,8 +277,16 @@ def _PluginSpec(cls):
     set_content = cls.content.__set__
     setters = (set_name,set_content,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, name: 'str', content: 'Payload') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.name = name
+            self.content = content
+            self.__class__ = cls
+            return
         set_name(self, name)
         set_content(self, content)
 
@@ -285,8 +338,21 @@ def _Hello(cls):
     set_environment = cls.environment.__set__
     setters = (set_min_version,set_max_version,set_role,set_name,set_nonce,set_features,set_environment,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, min_version: 'int', max_version: 'int', role: 'str', name: 'str | None' = None, nonce: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.min_version = min_version
+            self.max_version = max_version
+            self.role = role
+            self.name = name
+            self.nonce = nonce
+            self.features = features
+            self.environment = environment
+            self.__class__ = cls
+            return
         set_min_version(self, min_version)
         set_max_version(self, max_version)
         set_role(self, role)
@@ -342,8 +408,20 @@ def _Welcome(cls):
     set_environment = cls.environment.__set__
     setters = (set_version,set_auth,set_nonce,set_proof,set_features,set_environment,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, version: 'int', auth: 'bool', nonce: 'bytes | None' = None, proof: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.version = version
+            self.auth = auth
+            self.nonce = nonce
+            self.proof = proof
+            self.features = features
+            self.environment = environment
+            self.__class__ = cls
+            return
         set_version(self, version)
         set_auth(self, auth)
         set_nonce(self, nonce)
@@ -393,8 +471,15 @@ def _Authenticate(cls):
     set_proof = cls.proof.__set__
     setters = (set_proof,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, proof: 'bytes') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.proof = proof
+            self.__class__ = cls
+            return
         set_proof(self, proof)
 
     def __repr__(self):
@@ -485,8 +570,16 @@ def _Error(cls):
     set_message = cls.message.__set__
     setters = (set_code,set_message,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, code: 'str', message: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.code = code
+            self.message = message
+            self.__class__ = cls
+            return
         set_code(self, code)
         set_message(self, message)
 
@@ -537,8 +630,20 @@ def _Submit(cls):
     set_more = cls.more.__set__
     setters = (set_tasks,set_wanted,set_small_values,set_small_values_serializers,set_graph,set_more,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.tasks = tasks
+            self.wanted = wanted
+            self.small_values = small_values
+            self.small_values_serializers = small_values_serializers
+            self.graph = graph
+            self.more = more
+            self.__class__ = cls
+            return
         set_tasks(self, tasks)
         set_wanted(self, wanted)
         set_small_values(self, small_values)
@@ -588,8 +693,15 @@ def _Release(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -636,8 +748,17 @@ def _Cancel(cls):
     set_force = cls.force.__set__
     setters = (set_keys,set_pending_only,set_force,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.pending_only = pending_only
+            self.force = force
+            self.__class__ = cls
+            return
         set_keys(self, keys)
         set_pending_only(self, pending_only)
         set_force(self, force)
@@ -685,8 +806,16 @@ def _WhoHas(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -733,8 +862,16 @@ def _WhoHasReply(cls):
     set_who_has = cls.who_has.__set__
     setters = (set_id,set_who_has,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', who_has: 'dict[str, list[str]]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.who_has = who_has
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_who_has(self, who_has)
 
@@ -784,8 +921,19 @@ def _ScatterPlan(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_keys,set_broadcast,set_workers,set_timeout,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.broadcast = broadcast
+            self.workers = workers
+            self.timeout = timeout
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
         set_broadcast(self, broadcast)
@@ -835,8 +983,16 @@ def _ScatterPlanReply(cls):
     set_targets = cls.targets.__set__
     setters = (set_id,set_targets,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', targets: 'dict[str, list[str]]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.targets = targets
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_targets(self, targets)
 
@@ -883,8 +1039,16 @@ def _ScatterDone(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.who_has = who_has
+            self.nbytes = {} if nbytes is FACTORY else nbytes
+            self.__class__ = cls
+            return
         set_who_has(self, who_has)
         set_nbytes(self, {} if nbytes is FACTORY else nbytes)
 
@@ -932,8 +1096,17 @@ def _ClusterInfo(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_min_workers,set_timeout,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.min_workers = min_workers
+            self.timeout = timeout
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_min_workers(self, min_workers)
         set_timeout(self, timeout)
@@ -981,8 +1154,16 @@ def _ClusterInfoReply(cls):
     set_workers = cls.workers.__set__
     setters = (set_id,set_workers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'list[dict[str, Any]]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.workers = workers
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_workers(self, workers)
 
@@ -1031,8 +1212,18 @@ def _Replicate(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_keys,set_n,set_id,set_timeout,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.n = n
+            self.id = id
+            self.timeout = timeout
+            self.__class__ = cls
+            return
         set_keys(self, keys)
         set_n(self, n)
         set_id(self, id)
@@ -1083,8 +1274,18 @@ def _ReplicateReply(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_status,set_n,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', status: 'str', n: 'int' = 0, keys: 'list[str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.status = status
+            self.n = n
+            self.keys = [] if keys is FACTORY else keys
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_status(self, status)
         set_n(self, n)
@@ -1133,8 +1334,16 @@ def _Restart(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_timeout,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', timeout: 'float' = 30.0) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.timeout = timeout
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_timeout(self, timeout)
 
@@ -1182,8 +1391,17 @@ def _RestartReply(cls):
     set_expected = cls.expected.__set__
     setters = (set_id,set_workers,set_expected,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'int', expected: 'int | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.workers = workers
+            self.expected = expected
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_workers(self, workers)
         set_expected(self, expected)
@@ -1232,8 +1450,17 @@ def _Rebalance(cls):
     set_workers = cls.workers.__set__
     setters = (set_id,set_keys,set_workers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.workers = workers
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
         set_workers(self, workers)
@@ -1283,8 +1510,18 @@ def _RebalanceReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_moved,set_failed,set_error,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', moved: 'list[str]' = FACTORY, failed: 'list[str]' = FACTORY, error: 'str | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.moved = [] if moved is FACTORY else moved
+            self.failed = [] if failed is FACTORY else failed
+            self.error = error
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_moved(self, [] if moved is FACTORY else moved)
         set_failed(self, [] if failed is FACTORY else failed)
@@ -1333,8 +1570,16 @@ def _UploadFile(cls):
     set_file = cls.file.__set__
     setters = (set_id,set_file,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', file: 'UploadedFile') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.file = file
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_file(self, file)
 
@@ -1381,8 +1626,16 @@ def _UploadFileReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.error = error
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_error(self, error)
 
@@ -1430,8 +1683,17 @@ def _RegisterPlugin(cls):
     set_idempotent = cls.idempotent.__set__
     setters = (set_id,set_plugin,set_idempotent,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', plugin: 'PluginSpec', idempotent: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.plugin = plugin
+            self.idempotent = idempotent
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_plugin(self, plugin)
         set_idempotent(self, idempotent)
@@ -1480,8 +1742,17 @@ def _RegisterPluginReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_id,set_error,set_kept,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None, kept: 'bool' = True) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.error = error
+            self.kept = kept
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_error(self, error)
         set_kept(self, kept)
@@ -1529,8 +1800,16 @@ def _UnregisterPlugin(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.name = name
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_name(self, name)
 
@@ -1577,8 +1856,16 @@ def _UnregisterPluginReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.error = error
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_error(self, error)
 
@@ -1625,8 +1912,16 @@ def _Story(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -1673,8 +1968,16 @@ def _StoryReply(cls):
     set_entries = cls.entries.__set__
     setters = (set_id,set_entries,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', entries: 'list[dict[str, Any]]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.entries = entries
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_entries(self, entries)
 
@@ -1724,8 +2027,19 @@ def _TaskStream(cls):
     set_count = cls.count.__set__
     setters = (set_id,set_after,set_start,set_stop,set_count,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', after: 'int | None' = None, start: 'float | None' = None, stop: 'float | None' = None, count: 'int | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.after = after
+            self.start = start
+            self.stop = stop
+            self.count = count
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_after(self, after)
         set_start(self, start)
@@ -1776,8 +2090,17 @@ def _TaskStreamReply(cls):
     set_records = cls.records.__set__
     setters = (set_id,set_cursor,set_records,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', cursor: 'int', records: 'list[dict[str, Any]]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.cursor = cursor
+            self.records = [] if records is FACTORY else records
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_cursor(self, cursor)
         set_records(self, [] if records is FACTORY else records)
@@ -1824,8 +2147,15 @@ def _FireAndForget(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -1870,8 +2200,15 @@ def _Retry(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -1916,8 +2253,15 @@ def _WantKeys(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -1966,8 +2310,19 @@ def _PublishDataset(cls):
     set_override = cls.override.__set__
     setters = (set_id,set_name,set_keys,set_data,set_override,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.name = name
+            self.keys = [] if keys is FACTORY else keys
+            self.data = data
+            self.override = override
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_name(self, name)
         set_keys(self, [] if keys is FACTORY else keys)
@@ -2017,8 +2372,16 @@ def _GetDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.name = name
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_name(self, name)
 
@@ -2064,8 +2427,15 @@ def _ListDatasets(cls):
     set_id = cls.id.__set__
     setters = (set_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.__class__ = cls
+            return
         set_id(self, id)
 
     def __repr__(self):
@@ -2111,8 +2481,16 @@ def _UnpublishDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.name = name
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_name(self, name)
 
@@ -2162,8 +2540,19 @@ def _DatasetReply(cls):
     set_names = cls.names.__set__
     setters = (set_id,set_error,set_keys,set_data,set_names,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.error = error
+            self.keys = [] if keys is FACTORY else keys
+            self.data = data
+            self.names = names
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_error(self, error)
         set_keys(self, [] if keys is FACTORY else keys)
@@ -2213,8 +2602,16 @@ def _AdaptiveTarget(cls):
     set_target_duration = cls.target_duration.__set__
     setters = (set_id,set_target_duration,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', target_duration: 'float' = 5.0) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.target_duration = target_duration
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_target_duration(self, target_duration)
 
@@ -2264,8 +2661,19 @@ def _AdaptiveTargetReply(cls):
     set_retire = cls.retire.__set__
     setters = (set_id,set_target,set_threads,set_workers,set_retire,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', target: 'int', threads: 'int' = 0, workers: 'int' = 0, retire: 'list[str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.target = target
+            self.threads = threads
+            self.workers = workers
+            self.retire = [] if retire is FACTORY else retire
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_target(self, target)
         set_threads(self, threads)
@@ -2316,8 +2724,17 @@ def _RetireWorkers(cls):
     set_close = cls.close.__set__
     setters = (set_id,set_workers,set_close,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'list[str]', close: 'bool' = True) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.workers = workers
+            self.close = close
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_workers(self, workers)
         set_close(self, close)
@@ -2366,8 +2783,17 @@ def _RetireWorkersReply(cls):
     set_failed = cls.failed.__set__
     setters = (set_id,set_retired,set_failed,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', retired: 'dict[str, str]' = FACTORY, failed: 'dict[str, str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.retired = {} if retired is FACTORY else retired
+            self.failed = {} if failed is FACTORY else failed
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_retired(self, {} if retired is FACTORY else retired)
         set_failed(self, {} if failed is FACTORY else failed)
@@ -2416,8 +2842,17 @@ def _Session(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_resume,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', resume: 'str | None' = None, keys: 'list[str] | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.resume = resume
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_resume(self, resume)
         set_keys(self, keys)
@@ -2468,8 +2903,19 @@ def _SessionReply(cls):
     set_unknown = cls.unknown.__set__
     setters = (set_id,set_client,set_durable,set_resumed,set_unknown,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', client: 'str', durable: 'bool' = False, resumed: 'bool' = False, unknown: 'list[str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.client = client
+            self.durable = durable
+            self.resumed = resumed
+            self.unknown = [] if unknown is FACTORY else unknown
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_client(self, client)
         set_durable(self, durable)
@@ -2522,8 +2968,19 @@ def _KeyInMemory(cls):
     set_value = cls.value.__set__
     setters = (set_key,set_nbytes,set_type,set_workers,set_value,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.nbytes = nbytes
+            self.type = type
+            self.workers = workers
+            self.value = value
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_nbytes(self, nbytes)
         set_type(self, type)
@@ -2573,8 +3030,16 @@ def _KeyLost(cls):
     set_message = cls.message.__set__
     setters = (set_key,set_message,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', message: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.message = message
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_message(self, message)
 
@@ -2620,8 +3085,15 @@ def _KeyRecomputing(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.__class__ = cls
+            return
         set_key(self, key)
 
     def __repr__(self):
@@ -2666,8 +3138,15 @@ def _KeyCancelled(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.__class__ = cls
+            return
         set_key(self, key)
 
     def __repr__(self):
@@ -2719,8 +3198,22 @@ def _TaskErred(cls):
     set_transfers = cls.transfers.__set__
     setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_start,set_stop,set_transfers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.exception_type = exception_type
+            self.message = message
+            self.traceback = traceback
+            self.exception = exception
+            self.start = start
+            self.stop = stop
+            self.transfers = [] if transfers is FACTORY else transfers
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_exception_type(self, exception_type)
         set_message(self, message)
@@ -2777,8 +3270,20 @@ def _RegisterWorker(cls):
     set_resources = cls.resources.__set__
     setters = (set_address,set_nthreads,set_name,set_memory_limit,set_keys,set_resources,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.address = address
+            self.nthreads = nthreads
+            self.name = name
+            self.memory_limit = memory_limit
+            self.keys = {} if keys is FACTORY else keys
+            self.resources = {} if resources is FACTORY else resources
+            self.__class__ = cls
+            return
         set_address(self, address)
         set_nthreads(self, nthreads)
         set_name(self, name)
@@ -2831,8 +3336,18 @@ def _WorkerRegistered(cls):
     set_plugins = cls.plugins.__set__
     setters = (set_address,set_heartbeat_interval,set_uploads,set_plugins,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY, plugins: 'list[PluginSpec]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.address = address
+            self.heartbeat_interval = heartbeat_interval
+            self.uploads = [] if uploads is FACTORY else uploads
+            self.plugins = [] if plugins is FACTORY else plugins
+            self.__class__ = cls
+            return
         set_address(self, address)
         set_heartbeat_interval(self, heartbeat_interval)
         set_uploads(self, [] if uploads is FACTORY else uploads)
@@ -2887,8 +3402,22 @@ def _TaskFinished(cls):
     set_transfers = cls.transfers.__set__
     setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,set_transfers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.nbytes = nbytes
+            self.type = type
+            self.start = start
+            self.stop = stop
+            self.value = value
+            self.value_msgpack = value_msgpack
+            self.transfers = [] if transfers is FACTORY else transfers
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_nbytes(self, nbytes)
         set_type(self, type)
@@ -2940,8 +3469,15 @@ def _KeysAdded(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'dict[str, int]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -2987,8 +3523,16 @@ def _MissingData(cls):
     set_worker = cls.worker.__set__
     setters = (set_key,set_worker,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', worker: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.worker = worker
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_worker(self, worker)
 
@@ -3034,8 +3578,15 @@ def _Heartbeat(cls):
     set_metrics = cls.metrics.__set__
     setters = (set_metrics,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, metrics: 'dict[str, Any]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.metrics = {} if metrics is FACTORY else metrics
+            self.__class__ = cls
+            return
         set_metrics(self, {} if metrics is FACTORY else metrics)
 
     def __repr__(self):
@@ -3080,8 +3631,15 @@ def _TaskSeceded(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.__class__ = cls
+            return
         set_key(self, key)
 
     def __repr__(self):
@@ -3180,8 +3738,24 @@ def _ComputeTask(cls):
     set_value_msgpack = cls.value_msgpack.__set__
     setters = (set_key,set_function,set_args,set_who_has,set_nbytes,set_priority,set_pickled_with,set_actor,set_ahead,set_value_msgpack,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.function = function
+            self.args = args
+            self.who_has = {} if who_has is FACTORY else who_has
+            self.nbytes = {} if nbytes is FACTORY else nbytes
+            self.priority = priority
+            self.pickled_with = pickled_with
+            self.actor = actor
+            self.ahead = ahead
+            self.value_msgpack = value_msgpack
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_function(self, function)
         set_args(self, args)
@@ -3236,8 +3810,16 @@ def _AcquireReplicas(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.who_has = who_has
+            self.nbytes = {} if nbytes is FACTORY else nbytes
+            self.__class__ = cls
+            return
         set_who_has(self, who_has)
         set_nbytes(self, {} if nbytes is FACTORY else nbytes)
 
@@ -3283,8 +3865,15 @@ def _RestartWorker(cls):
     set_reason = cls.reason.__set__
     setters = (set_reason,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str' = 'restart requested') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.reason = reason
+            self.__class__ = cls
+            return
         set_reason(self, reason)
 
     def __repr__(self):
@@ -3329,8 +3918,15 @@ def _CloseWorker(cls):
     set_reason = cls.reason.__set__
     setters = (set_reason,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str' = 'retired') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.reason = reason
+            self.__class__ = cls
+            return
         set_reason(self, reason)
 
     def __repr__(self):
@@ -3375,8 +3971,15 @@ def _FreeKeys(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -3421,8 +4024,15 @@ def _StealRequest(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -3468,8 +4078,16 @@ def _StealReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_keys,set_kept,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', kept: 'list[str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.kept = [] if kept is FACTORY else kept
+            self.__class__ = cls
+            return
         set_keys(self, keys)
         set_kept(self, [] if kept is FACTORY else kept)
 
@@ -3517,8 +4135,17 @@ def _GetData(cls):
     set_serializers = cls.serializers.__set__
     setters = (set_id,set_keys,set_serializers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]', serializers: 'list[str] | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.serializers = serializers
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
         set_serializers(self, serializers)
@@ -3568,8 +4195,18 @@ def _Data(cls):
     set_errors = cls.errors.__set__
     setters = (set_id,set_data,set_missing,set_errors,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', data: 'dict[str, Payload]', missing: 'list[str]' = FACTORY, errors: 'dict[str, str]' = FACTORY) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.data = data
+            self.missing = [] if missing is FACTORY else missing
+            self.errors = {} if errors is FACTORY else errors
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_data(self, data)
         set_missing(self, [] if missing is FACTORY else missing)
@@ -3618,8 +4255,16 @@ def _PutData(cls):
     set_data = cls.data.__set__
     setters = (set_id,set_data,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', data: 'dict[str, Payload]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.data = data
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_data(self, data)
 
@@ -3666,8 +4311,16 @@ def _DataStored(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -3721,8 +4374,23 @@ def _Coordinate(cls):
     set_lease = cls.lease.__set__
     setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.kind = kind
+            self.name = name
+            self.action = action
+            self.value = value
+            self.keys = [] if keys is FACTORY else keys
+            self.timeout = timeout
+            self.limit = limit
+            self.lease = lease
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_kind(self, kind)
         set_name(self, name)
@@ -3780,8 +4448,20 @@ def _CoordinateReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_status,set_value,set_keys,set_count,set_error,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.status = status
+            self.value = value
+            self.keys = [] if keys is FACTORY else keys
+            self.count = count
+            self.error = error
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_status(self, status)
         set_value(self, value)
@@ -3832,8 +4512,16 @@ def _Published(cls):
     set_value = cls.value.__set__
     setters = (set_topic,set_value,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, topic: 'str', value: 'Payload') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.topic = topic
+            self.value = value
+            self.__class__ = cls
+            return
         set_topic(self, topic)
         set_value(self, value)
 
@@ -3883,8 +4571,19 @@ def _ActorCall(cls):
     set_serializers = cls.serializers.__set__
     setters = (set_id,set_key,set_name,set_args,set_serializers,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None, serializers: 'list[str] | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.key = key
+            self.name = name
+            self.args = args
+            self.serializers = serializers
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_key(self, key)
         set_name(self, name)
@@ -3939,8 +4638,21 @@ def _ActorResult(cls):
     set_exception = cls.exception.__set__
     setters = (set_id,set_status,set_value,set_exception_type,set_message,set_traceback,set_exception,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, exception_type: 'str' = '', message: 'str' = '', traceback: 'str' = '', exception: 'Payload | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.id = id
+            self.status = status
+            self.value = value
+            self.exception_type = exception_type
+            self.message = message
+            self.traceback = traceback
+            self.exception = exception
+            self.__class__ = cls
+            return
         set_id(self, id)
         set_status(self, status)
         set_value(self, value)

@@ -79,13 +79,26 @@ def factory_source(cls: type) -> list[str]:
     lines += [f"    set_{f.name} = cls.{f.name}.__set__" for f in fields]
     lines.append(f"    setters = {_tuple('set', fields, '_')}")
     lines.append("    running = set()")
-    params, body = ["self"], []
+    if fields:
+        # The instance is filled in as one of a twin class (the same slots, no frozen
+        # ``__setattr__``), whose slots plain assignments reach at the speed of any attribute,
+        # then given its own class: a call of a slot's ``__set__`` per field cost three times
+        # as much. (A subclass's instance is filled in through the slots' own setters.)
+        lines.append("    twin = type(cls.__name__, cls.__bases__, {'__slots__': "
+                     "cls.__dict__['__slots__'], '__module__': cls.__module__})")
+        lines.append("    set_class = object.__dict__['__class__'].__set__")
+    params, fast, body = ["self"], [], []
     for f in fields:
         default, made = _default(f)
         params.append(f"{f.name}: {f.type!r}" + ("" if default is None else f" = {default}"))
         value = f.name if made is None else f"{made} if {f.name} is FACTORY else {f.name}"
+        fast.append(f"self.{f.name} = {value}")
         body.append(f"set_{f.name}(self, {value})")
     lines += ["", f"    def __init__({', '.join(params)}) -> None:"]
+    if fields:
+        lines += ["        if self.__class__ is cls:", "            set_class(self, twin)"]
+        lines += [f"            {line}" for line in fast]
+        lines += ["            self.__class__ = cls", "            return"]
     lines += [f"        {line}" for line in body or ["pass"]]
     shown = ", ".join(f"{f.name}={{self.{f.name}!r}}" for f in fields if f.repr)
     shown = f'f"({shown})"' if shown else '"()"'

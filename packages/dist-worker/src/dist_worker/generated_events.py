@@ -12,8 +12,16 @@ def _ComputeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_message,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, message: 'ComputeTask', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.message = message
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
 
@@ -60,8 +68,16 @@ def _FreeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
 
@@ -108,8 +124,16 @@ def _StealRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.keys = keys
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
 
@@ -156,8 +180,16 @@ def _ReplicasRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_who_has,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.who_has = who_has
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_who_has(self, who_has)
         set_stimulus_id(self, stimulus_id)
 
@@ -209,8 +241,21 @@ def _DataFetched(cls):
     set_stop = cls.stop.__set__
     setters = (set_worker,set_data,set_nbytes,set_missing,set_stimulus_id,set_start,set_stop,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.data = data
+            self.nbytes = nbytes
+            self.missing = missing
+            self.stimulus_id = stimulus_id
+            self.start = start
+            self.stop = stop
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_data(self, data)
         set_nbytes(self, nbytes)
@@ -263,8 +308,17 @@ def _InputsUnloadable(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_errors,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', errors: 'dict[str, tuple[str, str]]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.errors = errors
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_errors(self, errors)
         set_stimulus_id(self, stimulus_id)
@@ -314,8 +368,18 @@ def _FetchFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_keys,set_reason,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', keys: 'list[str]', reason: 'str', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.keys = keys
+            self.reason = reason
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_keys(self, keys)
         set_reason(self, reason)
@@ -371,8 +435,23 @@ def _ExecutionSucceeded(cls):
     set_msgpack = cls.msgpack.__set__
     setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.value = value
+            self.nbytes = nbytes
+            self.type = type
+            self.start = start
+            self.stop = stop
+            self.payload = payload
+            self.stimulus_id = stimulus_id
+            self.msgpack = msgpack
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_value(self, value)
         set_nbytes(self, nbytes)
@@ -427,8 +506,17 @@ def _ExecutionFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.error = error
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_error(self, error)
         set_stimulus_id(self, stimulus_id)
@@ -477,8 +565,17 @@ def _DataPut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_data,set_nbytes,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, data: 'dict[str, Any]', nbytes: 'dict[str, int]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.data = data
+            self.nbytes = nbytes
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_data(self, data)
         set_nbytes(self, nbytes)
         set_stimulus_id(self, stimulus_id)
@@ -527,8 +624,17 @@ def _MemoryPressureChanged(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_paused,set_above_target,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, paused: 'bool', above_target: 'bool' = False, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.paused = paused
+            self.above_target = above_target
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_paused(self, paused)
         set_above_target(self, above_target)
         set_stimulus_id(self, stimulus_id)
@@ -576,8 +682,16 @@ def _RestartRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_reason,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.reason = reason
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_reason(self, reason)
         set_stimulus_id(self, stimulus_id)
 
@@ -625,8 +739,17 @@ def _StoryRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_request,set_keys,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, request: 'int', keys: 'list[str]', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.request = request
+            self.keys = keys
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_request(self, request)
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
@@ -674,8 +797,16 @@ def _Seceded(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_stimulus_id(self, stimulus_id)
 
@@ -722,8 +853,16 @@ def _RejoinRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_stimulus_id(self, stimulus_id)
 
@@ -774,8 +913,20 @@ def _Execute(cls):
     set_value_msgpack = cls.value_msgpack.__set__
     setters = (set_key,set_function,set_args,set_inputs,set_actor,set_value_msgpack,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.function = function
+            self.args = args
+            self.inputs = inputs
+            self.actor = actor
+            self.value_msgpack = value_msgpack
+            self.__class__ = cls
+            return
         set_key(self, key)
         set_function(self, function)
         set_args(self, args)
@@ -826,8 +977,16 @@ def _Fetch(cls):
     set_keys = cls.keys.__set__
     setters = (set_worker,set_keys,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', keys: 'list[str]') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.worker = worker
+            self.keys = keys
+            self.__class__ = cls
+            return
         set_worker(self, worker)
         set_keys(self, keys)
 
@@ -873,8 +1032,15 @@ def _SendToCenter(cls):
     set_message = cls.message.__set__
     setters = (set_message,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, message: 'Message') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.message = message
+            self.__class__ = cls
+            return
         set_message(self, message)
 
     def __repr__(self):
@@ -919,8 +1085,15 @@ def _Resume(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
+    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin)
+            self.key = key
+            self.__class__ = cls
+            return
         set_key(self, key)
 
     def __repr__(self):
