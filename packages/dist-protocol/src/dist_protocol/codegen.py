@@ -27,7 +27,7 @@ from typing import Any, Union
 from .errors import InvalidMessage
 from .serialize import SERIALIZERS, Payload
 from .wiretypes import (BatchFrames, Converter, Encoder, FieldSpec, bounded, converter,
-                        field_hints, field_specs, payload_ref, read_payload_ref,
+                        field_hints, field_specs, new_payload_ref, read_payload_ref,
                         record_converter)
 
 
@@ -83,19 +83,28 @@ class _Source:
         return namespace[name]
 
 
+_new = object.__new__
+_SERIALIZER = {name: name for name in SERIALIZERS}  # a payload's name: one string per serializer
+
+
 def _payload(value: Any, frames: list[Any]) -> Payload:
-    """``read_payload_ref`` for the usual payload reference, one plain frame of a batch."""
+    """``read_payload_ref`` for the usual payload reference, one plain frame of a batch. A
+    payload is made without a call of ``Payload.__init__``, and remembered by its frame's
+    index alone: a task's own arguments or result are read once, a map's function many times."""
     if type(value) is dict and type(frames) is BatchFrames and len(value) == 2:
         serializer, indices = value.get("serializer"), value.get("frames")
-        if type(indices) is list and len(indices) == 1 and type(serializer) is str:
+        if type(indices) is list and len(indices) == 1:
             index = indices[0]
             shared = frames.payloads
-            key = (serializer, index)
-            payload = shared.get(key)
-            if payload is not None:
+            payload = shared.get(index)
+            if payload is not None and payload.serializer == serializer:
                 return payload
-            if serializer in SERIALIZERS and type(index) is int and 0 < index < len(frames):
-                payload = shared[key] = Payload(serializer, [frames[index]])
+            name = _SERIALIZER.get(serializer) if type(serializer) is str else None
+            if name is not None and type(index) is int and 0 < index < len(frames):
+                payload = _new(Payload)
+                payload.serializer, payload.frames, payload.compression = (
+                    name, [frames[index]], None)
+                shared[index] = payload
                 return payload
     return read_payload_ref(value, frames)
 
@@ -332,7 +341,7 @@ def decoder(cls: type) -> Converter:
 def _encoding(src: _Source, tp: Any, value: str) -> str | None:
     """The expression of ``value``'s wire form, or None when it goes on the wire as it is."""
     if tp is Payload:
-        ref = src.name(payload_ref, "payload")
+        ref = src.name(new_payload_ref, "payload")
         return f"(seen.get(id({value})) or {ref}({value}, frames, seen))"
     if _is_record(tp):
         return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"

@@ -875,9 +875,23 @@ def downgrade(msg: Message, features: frozenset[str] | set[str]) -> Message:
     exception for a client that cannot read one. An op of such a feature cannot be
     downgraded: ``send`` refuses it."""
     cls = type(msg)
-    changes = {name: (default() if callable(default) else default)
-               for name, default, feature in cls.gated_fields if feature not in features}
-    return dataclasses.replace(msg, **changes) if changes else msg  # type: ignore[type-var]
+    try:
+        dropped = _DROPPED[cls, features]  # type: ignore[index]
+    except (KeyError, TypeError):  # (TypeError: a mutable set, which is not remembered)
+        dropped = tuple((name, default) for name, default, feature in cls.gated_fields
+                        if feature not in features)
+        if type(features) is frozenset:
+            _DROPPED[cls, features] = dropped
+    if not dropped:
+        return msg
+    changes = {name: (default() if callable(default) else default) for name, default in dropped}
+    return dataclasses.replace(msg, **changes)  # type: ignore[type-var]
+
+
+# (message class, a connection's agreed features) -> the gated fields it drops: sent with every
+# message of a type with gated fields (a center's key-in-memory, a worker's task-finished), and
+# nearly always nothing. A few entries: one per type and kind of peer.
+_DROPPED: dict[tuple[type, frozenset[str]], tuple[tuple[str, Any], ...]] = {}
 
 
 # -- batches -----------------------------------------------------------------------------------

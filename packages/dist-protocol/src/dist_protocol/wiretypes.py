@@ -66,7 +66,8 @@ class BatchFrames(list[Any]):
 
     def __init__(self, frames: list[Any]):
         super().__init__(frames)
-        self.payloads: dict[tuple[Any, ...], Payload] = {}
+        # by frame index (one frame, see ``codegen``) or (serializer, *indices)
+        self.payloads: dict[Any, Payload] = {}
 
 
 def read_payload_ref(value: Any, frames: list[Any]) -> Payload:
@@ -108,13 +109,22 @@ def _read_payload(value: Any, frames: list[Any]) -> Payload:
 def payload_ref(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
     # The same payload object used by many messages in one batch travels once.
     ref = seen.get(id(value))
-    if ref is None:
-        start = len(frames)
-        frames.extend(value.frames)
-        ref = seen[id(value)] = {"serializer": value.serializer,
-                                 "frames": list(range(start, len(frames)))}
-        if value.compression is not None:
-            ref["compression"] = value.compression
+    return new_payload_ref(value, frames, seen) if ref is None else ref
+
+
+def new_payload_ref(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
+    """``payload_ref`` of a payload not yet in ``seen``."""
+    start = len(frames)
+    own = value.frames
+    if len(own) == 1:
+        frames.append(own[0])
+        indices = [start]
+    else:
+        frames.extend(own)
+        indices = list(range(start, len(frames)))
+    ref = seen[id(value)] = {"serializer": value.serializer, "frames": indices}
+    if value.compression is not None:
+        ref["compression"] = value.compression
     return ref
 
 
