@@ -23,6 +23,7 @@ import statistics
 import time
 
 import bench_tasks
+from dist_protocol.comm import tune_garbage_collector
 from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import ComputeTask
 from dist_protocol.serialize import serialize
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the center it never reaches
+    tune_garbage_collector()  # as dworker runs
     figures = []
     for _ in range(args.runs):
         figures.append(asyncio.run(one_run(args.n)) * 1e6)

@@ -250,3 +250,15 @@ def test_memory_pressure_pauses_and_resumes_as_an_event(worker):
     assert worker(MemoryPressureChanged(True)) == []
     assert worker.compute("a") == []
     assert worker(MemoryPressureChanged(False)) == [worker.execute("a")]
+
+
+def test_task_finished_takes_its_fields_in_the_order_the_state_passes_them():
+    # ``_succeeded`` builds it positionally (once per task): a field moved or put in between
+    # would send a value under another field's name (one added at the end, with a default,
+    # changes nothing here).
+    from dataclasses import fields
+
+    from dist_protocol.messages import TaskFinished
+
+    assert [f.name for f in fields(TaskFinished)][:8] == [
+        "key", "nbytes", "type", "start", "stop", "value", "value_msgpack", "transfers"]

@@ -163,7 +163,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
-    caller = os.getpid()
+    forks = _forks
     try:
         value = func(*args, **kwargs)
         if inspect.iscoroutine(value):
@@ -173,7 +173,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc, own_frame=True, run=(start, time.time()))
     finally:
-        if os.getpid() != caller:
+        if _forks != forks:
             _leave_forked_copy(key)
     stop = time.time()
     size = plain_size(value)
@@ -215,19 +215,46 @@ def small_msgpack(value: Any) -> Payload | None:
     return Payload("msgpack", [packed]) if len(packed) <= SMALL_VALUE_BYTES else None
 
 
-def run_task_on_loop(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
-    """``run_task`` on the worker's event loop thread, with the loop out of the task's sight,
-    as it is from a pool thread: a task that asks asyncio for the current loop gets none (and
-    cannot stop the worker's), and ``asyncio.run()`` inside it runs as it would on a thread
-    rather than fail because a loop is running."""
+def hide_loop() -> asyncio.AbstractEventLoop | None:
+    """On the worker's event loop thread, before tasks run there (``run_task``): the loop out
+    of their sight, as it is from a pool thread -- a task that asks asyncio for the current
+    loop gets none (and cannot stop the worker's), and ``asyncio.run()`` inside it runs as it
+    would on a thread rather than fail because a loop is running. The loop, for
+    ``show_loop`` once they ran (only code that does not ask asyncio for it runs between)."""
     loop = asyncio._get_running_loop()
     asyncio._set_running_loop(None)
     asyncio.set_event_loop(None)
+    return loop
+
+
+def show_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    asyncio.set_event_loop(loop)
+    asyncio._set_running_loop(loop)
+
+
+def run_task_on_loop(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
+    """``run_task`` on the worker's event loop thread, the loop hidden (``hide_loop``)."""
+    loop = hide_loop()
     try:
         return run_task(instruction)
     finally:
-        asyncio.set_event_loop(loop)
-        asyncio._set_running_loop(loop)
+        show_loop(loop)
+
+
+# How many times this process was made by ``os.fork()`` from its parent's: a task that forks
+# and whose child comes back from the task's function into the worker's code is told by this
+# changing across the call (where comparing ``os.getpid()``, a system call each time, cost
+# two calls per task).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # (no fork where there is none)
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _leave_forked_copy(key: str) -> NoReturn:

@@ -32,7 +32,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      Fetch, FetchFailed, FreeRequested, InputsUnloadable, ReplicasRequested,
                      RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
-from .execution import InlinePolicy, TaskRunner, run_task_on_loop
+from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
 from .memory import MemoryPolicy
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
@@ -423,36 +423,54 @@ class Worker:
     def _carry_out(self, pending: collections.deque) -> None:
         self._deferred = None
         inline_until = time.perf_counter() + InlinePolicy.BUDGET
-        while pending:
-            ins = pending.popleft()
-            kind = type(ins)
-            if kind is Execute and ins.actor and self.actors is not None:
-                self._flush_center()
-                self.actors.create(ins)
-            elif kind is Execute:
-                function_key = self._inline.function_key(ins.function)
-                if self._inline.allows(function_key) and not unpickling.busy():
-                    if time.perf_counter() >= inline_until:
-                        # This pass of the loop has had its share of inline work: the rest
-                        # goes on at the next pass, after the loop served its I/O (handing a
-                        # fast task to a thread would cost more than the task).
-                        pending.appendleft(ins)
-                        self._deferred = pending
-                        asyncio.get_running_loop().call_soon(self._carry_out, pending)
-                        return
-                    task_context.set_current(self.task_context(ins.key, on_loop=True))
-                    try:
-                        outcome = run_task_on_loop(ins)
-                    except RunOnThread:
-                        # It waits on the cluster, which the loop must serve meanwhile.
-                        self._inline.bar(function_key)
-                        pending.appendleft(ins)
+        # While tasks run inline one after the other, the loop stays hidden from them
+        # (``hide_loop``) in between too, where only the state and sends to the center run:
+        # hiding and showing it costs more than a trivial task. Shown again before any other
+        # order and on the way out.
+        hidden: Any = None
+        try:
+            while pending:
+                ins = pending.popleft()
+                kind = type(ins)
+                if kind is SendToCenter:
+                    self.send_center(ins.message)
+                    continue
+                if kind is Execute and not (ins.actor and self.actors is not None):
+                    function_key = self._inline.function_key(ins.function)
+                    if self._inline.allows(function_key) and not unpickling.busy():
+                        if time.perf_counter() >= inline_until:
+                            # This pass of the loop has had its share of inline work: the
+                            # rest goes on at the next pass, after the loop served its I/O
+                            # (handing a fast task to a thread would cost more than the task).
+                            pending.appendleft(ins)
+                            self._deferred = pending
+                            if hidden is not None:
+                                show_loop(hidden)
+                                hidden = None
+                            asyncio.get_running_loop().call_soon(self._carry_out, pending)
+                            return
+                        if hidden is None:
+                            hidden = hide_loop()
+                        task_context.set_current(self.task_context(ins.key, on_loop=True))
+                        try:
+                            outcome = run_task(ins)
+                        except RunOnThread:
+                            # It waits on the cluster, which the loop must serve meanwhile.
+                            self._inline.bar(function_key)
+                            pending.appendleft(ins)
+                            continue
+                        finally:
+                            task_context.set_current(None)
+                        self._record(function_key, outcome, inline=True)
+                        pending.extend(self.state.handle(outcome))
                         continue
-                    finally:
-                        task_context.set_current(None)
-                    self._record(function_key, outcome, inline=True)
-                    pending.extend(self.state.handle(outcome))
-                else:
+                if hidden is not None:
+                    show_loop(hidden)
+                    hidden = None
+                if kind is Execute and ins.actor and self.actors is not None:
+                    self._flush_center()
+                    self.actors.create(ins)
+                elif kind is Execute:
                     # Should this task kill the process, the center must already know which
                     # tasks finished, or it blames them for the death instead of this one.
                     self._flush_center()
@@ -460,13 +478,14 @@ class Worker:
                     self.monitor.make_room(ins.key, ins.inputs)
                     assert self._runner is not None  # started before any task arrives
                     self._runner.submit(ins)
-            elif kind is SendToCenter:
-                self.send_center(ins.message)
-            elif kind is Fetch:
-                self._spawn(self._fetch(ins))
-            elif kind is Resume:
-                assert self._runner is not None
-                self._runner.resume(ins.key)
+                elif kind is Fetch:
+                    self._spawn(self._fetch(ins))
+                elif kind is Resume:
+                    assert self._runner is not None
+                    self._runner.resume(ins.key)
+        finally:
+            if hidden is not None:
+                show_loop(hidden)
 
     def _record(self, function_key: Any, outcome, inline: bool = False) -> None:
         if type(outcome) is ExecutionSucceeded:
