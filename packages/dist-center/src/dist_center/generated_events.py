@@ -13,17 +13,8 @@ def _ClientConnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_features,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.client = client
-            self.features = features
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_client(self, client)
         set_features(self, features)
         set_stimulus_id(self, stimulus_id)
@@ -71,16 +62,8 @@ def _ClientDisconnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.client = client
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_client(self, client)
         set_stimulus_id(self, stimulus_id)
 
@@ -128,17 +111,8 @@ def _ClientSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_message,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.client = client
-            self.message = message
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_client(self, client)
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
@@ -188,12 +162,17 @@ def _WorkerJoined(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_registration,set_environment,set_features,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, registration: 'RegisterWorker', environment: 'Environment | None' = None, features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.registration = registration
             self.environment = environment
             self.features = features
@@ -249,17 +228,8 @@ def _WorkerSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_message,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.worker = worker
-            self.message = message
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_worker(self, worker)
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
@@ -310,12 +280,17 @@ def _WorkerLeft(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_reason,set_graceful,set_silent,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', reason: 'str', graceful: 'bool' = False, silent: 'bool' = False, stimulus_id: 'str' = '') -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.worker = worker
             self.reason = reason
             self.graceful = graceful
@@ -373,17 +348,8 @@ def _RestartTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.client = client
-            self.request = request
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_client(self, client)
         set_request(self, request)
         set_stimulus_id(self, stimulus_id)
@@ -432,17 +398,8 @@ def _CoordinationTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.client = client
-            self.request = request
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_client(self, client)
         set_request(self, request)
         set_stimulus_id(self, stimulus_id)
@@ -492,12 +449,17 @@ def _WaitTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_op,set_request,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', op: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.client = client
             self.op = op
             self.request = request
@@ -551,15 +513,8 @@ def _TimeElapsed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -605,16 +560,8 @@ def _Recovering(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_workers,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, workers: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.workers = workers
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_workers(self, workers)
         set_stimulus_id(self, stimulus_id)
 
@@ -660,15 +607,8 @@ def _RecoveryTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -713,15 +653,8 @@ def _DetachedTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_stimulus_id(self, stimulus_id)
 
     def __repr__(self):
@@ -768,17 +701,8 @@ def _TaskFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.error = error
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_error(self, error)
         set_stimulus_id(self, stimulus_id)

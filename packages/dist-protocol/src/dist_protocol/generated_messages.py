@@ -24,12 +24,17 @@ def _TaskSpec(cls):
     set_max_restarts = cls.max_restarts.__set__
     setters = (set_key,set_function,set_args,set_deps,set_priority,set_workers,set_allow_other_workers,set_resources,set_retries,set_pickled_with,set_actor,set_max_restarts,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.function = function
             self.args = args
@@ -101,17 +106,8 @@ def _Environment(cls):
     set_packages = cls.packages.__set__
     setters = (set_implementation,set_python,set_packages,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, implementation: 'str', python: 'str', packages: 'dict[str, str]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.implementation = implementation
-            self.python = python
-            self.packages = {} if packages is FACTORY else packages
-            self.__class__ = cls
-            return
         set_implementation(self, implementation)
         set_python(self, python)
         set_packages(self, {} if packages is FACTORY else packages)
@@ -160,17 +156,8 @@ def _Transfer(cls):
     set_stop = cls.stop.__set__
     setters = (set_source,set_start,set_stop,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, source: 'str', start: 'float', stop: 'float') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.source = source
-            self.start = start
-            self.stop = stop
-            self.__class__ = cls
-            return
         set_source(self, source)
         set_start(self, start)
         set_stop(self, stop)
@@ -219,17 +206,8 @@ def _UploadedFile(cls):
     set_load = cls.load.__set__
     setters = (set_name,set_content,set_load,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, name: 'str', content: 'Payload', load: 'bool' = True) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.name = name
-            self.content = content
-            self.load = load
-            self.__class__ = cls
-            return
         set_name(self, name)
         set_content(self, content)
         set_load(self, load)
@@ -277,16 +255,8 @@ def _PluginSpec(cls):
     set_content = cls.content.__set__
     setters = (set_name,set_content,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, name: 'str', content: 'Payload') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.name = name
-            self.content = content
-            self.__class__ = cls
-            return
         set_name(self, name)
         set_content(self, content)
 
@@ -338,12 +308,17 @@ def _Hello(cls):
     set_environment = cls.environment.__set__
     setters = (set_min_version,set_max_version,set_role,set_name,set_nonce,set_features,set_environment,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, min_version: 'int', max_version: 'int', role: 'str', name: 'str | None' = None, nonce: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.min_version = min_version
             self.max_version = max_version
             self.role = role
@@ -408,12 +383,17 @@ def _Welcome(cls):
     set_environment = cls.environment.__set__
     setters = (set_version,set_auth,set_nonce,set_proof,set_features,set_environment,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, version: 'int', auth: 'bool', nonce: 'bytes | None' = None, proof: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.version = version
             self.auth = auth
             self.nonce = nonce
@@ -471,15 +451,8 @@ def _Authenticate(cls):
     set_proof = cls.proof.__set__
     setters = (set_proof,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, proof: 'bytes') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.proof = proof
-            self.__class__ = cls
-            return
         set_proof(self, proof)
 
     def __repr__(self):
@@ -570,16 +543,8 @@ def _Error(cls):
     set_message = cls.message.__set__
     setters = (set_code,set_message,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, code: 'str', message: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.code = code
-            self.message = message
-            self.__class__ = cls
-            return
         set_code(self, code)
         set_message(self, message)
 
@@ -630,12 +595,17 @@ def _Submit(cls):
     set_more = cls.more.__set__
     setters = (set_tasks,set_wanted,set_small_values,set_small_values_serializers,set_graph,set_more,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.tasks = tasks
             self.wanted = wanted
             self.small_values = small_values
@@ -693,15 +663,8 @@ def _Release(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -748,17 +711,8 @@ def _Cancel(cls):
     set_force = cls.force.__set__
     setters = (set_keys,set_pending_only,set_force,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.pending_only = pending_only
-            self.force = force
-            self.__class__ = cls
-            return
         set_keys(self, keys)
         set_pending_only(self, pending_only)
         set_force(self, force)
@@ -806,16 +760,8 @@ def _WhoHas(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -862,16 +808,8 @@ def _WhoHasReply(cls):
     set_who_has = cls.who_has.__set__
     setters = (set_id,set_who_has,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', who_has: 'dict[str, list[str]]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.who_has = who_has
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_who_has(self, who_has)
 
@@ -921,12 +859,17 @@ def _ScatterPlan(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_keys,set_broadcast,set_workers,set_timeout,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.keys = keys
             self.broadcast = broadcast
@@ -983,16 +926,8 @@ def _ScatterPlanReply(cls):
     set_targets = cls.targets.__set__
     setters = (set_id,set_targets,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', targets: 'dict[str, list[str]]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.targets = targets
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_targets(self, targets)
 
@@ -1039,16 +974,8 @@ def _ScatterDone(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.who_has = who_has
-            self.nbytes = {} if nbytes is FACTORY else nbytes
-            self.__class__ = cls
-            return
         set_who_has(self, who_has)
         set_nbytes(self, {} if nbytes is FACTORY else nbytes)
 
@@ -1096,17 +1023,8 @@ def _ClusterInfo(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_min_workers,set_timeout,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.min_workers = min_workers
-            self.timeout = timeout
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_min_workers(self, min_workers)
         set_timeout(self, timeout)
@@ -1154,16 +1072,8 @@ def _ClusterInfoReply(cls):
     set_workers = cls.workers.__set__
     setters = (set_id,set_workers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'list[dict[str, Any]]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.workers = workers
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_workers(self, workers)
 
@@ -1212,12 +1122,17 @@ def _Replicate(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_keys,set_n,set_id,set_timeout,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.keys = keys
             self.n = n
             self.id = id
@@ -1274,12 +1189,17 @@ def _ReplicateReply(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_status,set_n,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', status: 'str', n: 'int' = 0, keys: 'list[str]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.status = status
             self.n = n
@@ -1334,16 +1254,8 @@ def _Restart(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_timeout,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', timeout: 'float' = 30.0) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.timeout = timeout
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_timeout(self, timeout)
 
@@ -1391,17 +1303,8 @@ def _RestartReply(cls):
     set_expected = cls.expected.__set__
     setters = (set_id,set_workers,set_expected,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'int', expected: 'int | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.workers = workers
-            self.expected = expected
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_workers(self, workers)
         set_expected(self, expected)
@@ -1450,17 +1353,8 @@ def _Rebalance(cls):
     set_workers = cls.workers.__set__
     setters = (set_id,set_keys,set_workers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.keys = keys
-            self.workers = workers
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_keys(self, keys)
         set_workers(self, workers)
@@ -1510,12 +1404,17 @@ def _RebalanceReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_moved,set_failed,set_error,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', moved: 'list[str]' = FACTORY, failed: 'list[str]' = FACTORY, error: 'str | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.moved = [] if moved is FACTORY else moved
             self.failed = [] if failed is FACTORY else failed
@@ -1570,16 +1469,8 @@ def _UploadFile(cls):
     set_file = cls.file.__set__
     setters = (set_id,set_file,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', file: 'UploadedFile') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.file = file
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_file(self, file)
 
@@ -1626,16 +1517,8 @@ def _UploadFileReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.error = error
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_error(self, error)
 
@@ -1683,17 +1566,8 @@ def _RegisterPlugin(cls):
     set_idempotent = cls.idempotent.__set__
     setters = (set_id,set_plugin,set_idempotent,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', plugin: 'PluginSpec', idempotent: 'bool' = False) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.plugin = plugin
-            self.idempotent = idempotent
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_plugin(self, plugin)
         set_idempotent(self, idempotent)
@@ -1742,17 +1616,8 @@ def _RegisterPluginReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_id,set_error,set_kept,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None, kept: 'bool' = True) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.error = error
-            self.kept = kept
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_error(self, error)
         set_kept(self, kept)
@@ -1800,16 +1665,8 @@ def _UnregisterPlugin(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.name = name
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_name(self, name)
 
@@ -1856,16 +1713,8 @@ def _UnregisterPluginReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.error = error
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_error(self, error)
 
@@ -1912,16 +1761,8 @@ def _Story(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -1968,16 +1809,8 @@ def _StoryReply(cls):
     set_entries = cls.entries.__set__
     setters = (set_id,set_entries,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', entries: 'list[dict[str, Any]]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.entries = entries
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_entries(self, entries)
 
@@ -2027,12 +1860,17 @@ def _TaskStream(cls):
     set_count = cls.count.__set__
     setters = (set_id,set_after,set_start,set_stop,set_count,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', after: 'int | None' = None, start: 'float | None' = None, stop: 'float | None' = None, count: 'int | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.after = after
             self.start = start
@@ -2090,17 +1928,8 @@ def _TaskStreamReply(cls):
     set_records = cls.records.__set__
     setters = (set_id,set_cursor,set_records,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', cursor: 'int', records: 'list[dict[str, Any]]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.cursor = cursor
-            self.records = [] if records is FACTORY else records
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_cursor(self, cursor)
         set_records(self, [] if records is FACTORY else records)
@@ -2147,15 +1976,8 @@ def _FireAndForget(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -2200,15 +2022,8 @@ def _Retry(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -2253,15 +2068,8 @@ def _WantKeys(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -2310,12 +2118,17 @@ def _PublishDataset(cls):
     set_override = cls.override.__set__
     setters = (set_id,set_name,set_keys,set_data,set_override,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.name = name
             self.keys = [] if keys is FACTORY else keys
@@ -2372,16 +2185,8 @@ def _GetDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.name = name
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_name(self, name)
 
@@ -2427,15 +2232,8 @@ def _ListDatasets(cls):
     set_id = cls.id.__set__
     setters = (set_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.__class__ = cls
-            return
         set_id(self, id)
 
     def __repr__(self):
@@ -2481,16 +2279,8 @@ def _UnpublishDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', name: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.name = name
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_name(self, name)
 
@@ -2540,12 +2330,17 @@ def _DatasetReply(cls):
     set_names = cls.names.__set__
     setters = (set_id,set_error,set_keys,set_data,set_names,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.error = error
             self.keys = [] if keys is FACTORY else keys
@@ -2602,16 +2397,8 @@ def _AdaptiveTarget(cls):
     set_target_duration = cls.target_duration.__set__
     setters = (set_id,set_target_duration,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', target_duration: 'float' = 5.0) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.target_duration = target_duration
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_target_duration(self, target_duration)
 
@@ -2661,12 +2448,17 @@ def _AdaptiveTargetReply(cls):
     set_retire = cls.retire.__set__
     setters = (set_id,set_target,set_threads,set_workers,set_retire,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', target: 'int', threads: 'int' = 0, workers: 'int' = 0, retire: 'list[str]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.target = target
             self.threads = threads
@@ -2724,17 +2516,8 @@ def _RetireWorkers(cls):
     set_close = cls.close.__set__
     setters = (set_id,set_workers,set_close,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', workers: 'list[str]', close: 'bool' = True) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.workers = workers
-            self.close = close
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_workers(self, workers)
         set_close(self, close)
@@ -2783,17 +2566,8 @@ def _RetireWorkersReply(cls):
     set_failed = cls.failed.__set__
     setters = (set_id,set_retired,set_failed,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', retired: 'dict[str, str]' = FACTORY, failed: 'dict[str, str]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.retired = {} if retired is FACTORY else retired
-            self.failed = {} if failed is FACTORY else failed
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_retired(self, {} if retired is FACTORY else retired)
         set_failed(self, {} if failed is FACTORY else failed)
@@ -2842,17 +2616,8 @@ def _Session(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_resume,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', resume: 'str | None' = None, keys: 'list[str] | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.resume = resume
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_resume(self, resume)
         set_keys(self, keys)
@@ -2903,12 +2668,17 @@ def _SessionReply(cls):
     set_unknown = cls.unknown.__set__
     setters = (set_id,set_client,set_durable,set_resumed,set_unknown,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', client: 'str', durable: 'bool' = False, resumed: 'bool' = False, unknown: 'list[str]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.client = client
             self.durable = durable
@@ -2968,12 +2738,17 @@ def _KeyInMemory(cls):
     set_value = cls.value.__set__
     setters = (set_key,set_nbytes,set_type,set_workers,set_value,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.nbytes = nbytes
             self.type = type
@@ -3030,16 +2805,8 @@ def _KeyLost(cls):
     set_message = cls.message.__set__
     setters = (set_key,set_message,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', message: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.message = message
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_message(self, message)
 
@@ -3085,15 +2852,8 @@ def _KeyRecomputing(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.__class__ = cls
-            return
         set_key(self, key)
 
     def __repr__(self):
@@ -3138,15 +2898,8 @@ def _KeyCancelled(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.__class__ = cls
-            return
         set_key(self, key)
 
     def __repr__(self):
@@ -3198,12 +2951,17 @@ def _TaskErred(cls):
     set_transfers = cls.transfers.__set__
     setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_start,set_stop,set_transfers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.exception_type = exception_type
             self.message = message
@@ -3270,12 +3028,17 @@ def _RegisterWorker(cls):
     set_resources = cls.resources.__set__
     setters = (set_address,set_nthreads,set_name,set_memory_limit,set_keys,set_resources,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.address = address
             self.nthreads = nthreads
             self.name = name
@@ -3336,12 +3099,17 @@ def _WorkerRegistered(cls):
     set_plugins = cls.plugins.__set__
     setters = (set_address,set_heartbeat_interval,set_uploads,set_plugins,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY, plugins: 'list[PluginSpec]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.address = address
             self.heartbeat_interval = heartbeat_interval
             self.uploads = [] if uploads is FACTORY else uploads
@@ -3402,12 +3170,17 @@ def _TaskFinished(cls):
     set_transfers = cls.transfers.__set__
     setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,set_transfers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.nbytes = nbytes
             self.type = type
@@ -3469,15 +3242,8 @@ def _KeysAdded(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'dict[str, int]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -3523,16 +3289,8 @@ def _MissingData(cls):
     set_worker = cls.worker.__set__
     setters = (set_key,set_worker,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', worker: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.worker = worker
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_worker(self, worker)
 
@@ -3578,15 +3336,8 @@ def _Heartbeat(cls):
     set_metrics = cls.metrics.__set__
     setters = (set_metrics,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, metrics: 'dict[str, Any]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.metrics = {} if metrics is FACTORY else metrics
-            self.__class__ = cls
-            return
         set_metrics(self, {} if metrics is FACTORY else metrics)
 
     def __repr__(self):
@@ -3631,15 +3382,8 @@ def _TaskSeceded(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.__class__ = cls
-            return
         set_key(self, key)
 
     def __repr__(self):
@@ -3738,12 +3482,17 @@ def _ComputeTask(cls):
     set_value_msgpack = cls.value_msgpack.__set__
     setters = (set_key,set_function,set_args,set_who_has,set_nbytes,set_priority,set_pickled_with,set_actor,set_ahead,set_value_msgpack,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.function = function
             self.args = args
@@ -3810,16 +3559,8 @@ def _AcquireReplicas(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.who_has = who_has
-            self.nbytes = {} if nbytes is FACTORY else nbytes
-            self.__class__ = cls
-            return
         set_who_has(self, who_has)
         set_nbytes(self, {} if nbytes is FACTORY else nbytes)
 
@@ -3865,15 +3606,8 @@ def _RestartWorker(cls):
     set_reason = cls.reason.__set__
     setters = (set_reason,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str' = 'restart requested') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.reason = reason
-            self.__class__ = cls
-            return
         set_reason(self, reason)
 
     def __repr__(self):
@@ -3918,15 +3652,8 @@ def _CloseWorker(cls):
     set_reason = cls.reason.__set__
     setters = (set_reason,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str' = 'retired') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.reason = reason
-            self.__class__ = cls
-            return
         set_reason(self, reason)
 
     def __repr__(self):
@@ -3971,15 +3698,8 @@ def _FreeKeys(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -4024,15 +3744,8 @@ def _StealRequest(cls):
     set_keys = cls.keys.__set__
     setters = (set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_keys(self, keys)
 
     def __repr__(self):
@@ -4078,16 +3791,8 @@ def _StealReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_keys,set_kept,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', kept: 'list[str]' = FACTORY) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.kept = [] if kept is FACTORY else kept
-            self.__class__ = cls
-            return
         set_keys(self, keys)
         set_kept(self, [] if kept is FACTORY else kept)
 
@@ -4135,17 +3840,8 @@ def _GetData(cls):
     set_serializers = cls.serializers.__set__
     setters = (set_id,set_keys,set_serializers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]', serializers: 'list[str] | None' = None) -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.keys = keys
-            self.serializers = serializers
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_keys(self, keys)
         set_serializers(self, serializers)
@@ -4195,12 +3891,17 @@ def _Data(cls):
     set_errors = cls.errors.__set__
     setters = (set_id,set_data,set_missing,set_errors,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', data: 'dict[str, Payload]', missing: 'list[str]' = FACTORY, errors: 'dict[str, str]' = FACTORY) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.data = data
             self.missing = [] if missing is FACTORY else missing
@@ -4255,16 +3956,8 @@ def _PutData(cls):
     set_data = cls.data.__set__
     setters = (set_id,set_data,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', data: 'dict[str, Payload]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.data = data
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_data(self, data)
 
@@ -4311,16 +4004,8 @@ def _DataStored(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.id = id
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_id(self, id)
         set_keys(self, keys)
 
@@ -4374,12 +4059,17 @@ def _Coordinate(cls):
     set_lease = cls.lease.__set__
     setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.kind = kind
             self.name = name
@@ -4448,12 +4138,17 @@ def _CoordinateReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_status,set_value,set_keys,set_count,set_error,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '') -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.status = status
             self.value = value
@@ -4512,16 +4207,8 @@ def _Published(cls):
     set_value = cls.value.__set__
     setters = (set_topic,set_value,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, topic: 'str', value: 'Payload') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.topic = topic
-            self.value = value
-            self.__class__ = cls
-            return
         set_topic(self, topic)
         set_value(self, value)
 
@@ -4571,12 +4258,17 @@ def _ActorCall(cls):
     set_serializers = cls.serializers.__set__
     setters = (set_id,set_key,set_name,set_args,set_serializers,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None, serializers: 'list[str] | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.key = key
             self.name = name
@@ -4638,12 +4330,17 @@ def _ActorResult(cls):
     set_exception = cls.exception.__set__
     setters = (set_id,set_status,set_value,set_exception_type,set_message,set_traceback,set_exception,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, exception_type: 'str' = '', message: 'str' = '', traceback: 'str' = '', exception: 'Payload | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.id = id
             self.status = status
             self.value = value

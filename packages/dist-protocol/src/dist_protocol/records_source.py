@@ -68,6 +68,11 @@ def _default(field: dataclasses.Field[Any]) -> tuple[str | None, str | None]:
     return text, None
 
 
+# Records of this many fields or more are filled in as a twin (see ``factory_source``): for
+# fewer, giving the instance the twin's class and its own back costs more than it saves.
+TWIN_FROM = 4
+
+
 def factory_source(cls: type) -> list[str]:
     """The function making ``cls``'s methods; ValueError if ``dataclass`` must make them."""
     fields = list(dataclasses.fields(cls))
@@ -79,14 +84,20 @@ def factory_source(cls: type) -> list[str]:
     lines += [f"    set_{f.name} = cls.{f.name}.__set__" for f in fields]
     lines.append(f"    setters = {_tuple('set', fields, '_')}")
     lines.append("    running = set()")
-    if fields:
+    twinned = len(fields) >= TWIN_FROM
+    if twinned:
         # The instance is filled in as one of a twin class (the same slots, no frozen
         # ``__setattr__``), whose slots plain assignments reach at the speed of any attribute,
         # then given its own class: a call of a slot's ``__set__`` per field cost three times
         # as much. (A subclass's instance is filled in through the slots' own setters.)
-        lines.append("    twin = type(cls.__name__, cls.__bases__, {'__slots__': "
-                     "cls.__dict__['__slots__'], '__module__': cls.__module__})")
-        lines.append("    set_class = object.__dict__['__class__'].__set__")
+        # (made on the first instance: making a class for every record at import would
+        # slow every process's start)
+        lines += ["    twin = None", "    set_class = object.__dict__['__class__'].__set__", "",
+                  "    def make_twin():",
+                  "        nonlocal twin",
+                  "        twin = type(cls.__name__, cls.__bases__, {'__slots__': "
+                  "cls.__dict__['__slots__'], '__module__': cls.__module__})",
+                  "        return twin"]
     params, fast, body = ["self"], [], []
     for f in fields:
         default, made = _default(f)
@@ -95,8 +106,9 @@ def factory_source(cls: type) -> list[str]:
         fast.append(f"self.{f.name} = {value}")
         body.append(f"set_{f.name}(self, {value})")
     lines += ["", f"    def __init__({', '.join(params)}) -> None:"]
-    if fields:
-        lines += ["        if self.__class__ is cls:", "            set_class(self, twin)"]
+    if twinned:
+        lines += ["        if self.__class__ is cls:",
+                  "            set_class(self, twin or make_twin())"]
         lines += [f"            {line}" for line in fast]
         lines += ["            self.__class__ = cls", "            return"]
     lines += [f"        {line}" for line in body or ["pass"]]

@@ -12,16 +12,8 @@ def _ComputeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_message,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, message: 'ComputeTask', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.message = message
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_message(self, message)
         set_stimulus_id(self, stimulus_id)
 
@@ -68,16 +60,8 @@ def _FreeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
 
@@ -124,16 +108,8 @@ def _StealRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.keys = keys
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
 
@@ -180,16 +156,8 @@ def _ReplicasRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_who_has,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, who_has: 'dict[str, list[str]]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.who_has = who_has
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_who_has(self, who_has)
         set_stimulus_id(self, stimulus_id)
 
@@ -241,12 +209,17 @@ def _DataFetched(cls):
     set_stop = cls.stop.__set__
     setters = (set_worker,set_data,set_nbytes,set_missing,set_stimulus_id,set_start,set_stop,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.worker = worker
             self.data = data
             self.nbytes = nbytes
@@ -308,17 +281,8 @@ def _InputsUnloadable(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_errors,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', errors: 'dict[str, tuple[str, str]]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.worker = worker
-            self.errors = errors
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_worker(self, worker)
         set_errors(self, errors)
         set_stimulus_id(self, stimulus_id)
@@ -368,12 +332,17 @@ def _FetchFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_keys,set_reason,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', keys: 'list[str]', reason: 'str', stimulus_id: 'str' = '') -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.worker = worker
             self.keys = keys
             self.reason = reason
@@ -435,12 +404,17 @@ def _ExecutionSucceeded(cls):
     set_msgpack = cls.msgpack.__set__
     setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.value = value
             self.nbytes = nbytes
@@ -506,17 +480,8 @@ def _ExecutionFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.error = error
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_error(self, error)
         set_stimulus_id(self, stimulus_id)
@@ -565,17 +530,8 @@ def _DataPut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_data,set_nbytes,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, data: 'dict[str, Any]', nbytes: 'dict[str, int]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.data = data
-            self.nbytes = nbytes
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_data(self, data)
         set_nbytes(self, nbytes)
         set_stimulus_id(self, stimulus_id)
@@ -624,17 +580,8 @@ def _MemoryPressureChanged(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_paused,set_above_target,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, paused: 'bool', above_target: 'bool' = False, stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.paused = paused
-            self.above_target = above_target
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_paused(self, paused)
         set_above_target(self, above_target)
         set_stimulus_id(self, stimulus_id)
@@ -682,16 +629,8 @@ def _RestartRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_reason,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, reason: 'str', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.reason = reason
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_reason(self, reason)
         set_stimulus_id(self, stimulus_id)
 
@@ -739,17 +678,8 @@ def _StoryRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_request,set_keys,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, request: 'int', keys: 'list[str]', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.request = request
-            self.keys = keys
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_request(self, request)
         set_keys(self, keys)
         set_stimulus_id(self, stimulus_id)
@@ -797,16 +727,8 @@ def _Seceded(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_stimulus_id(self, stimulus_id)
 
@@ -853,16 +775,8 @@ def _RejoinRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.stimulus_id = stimulus_id
-            self.__class__ = cls
-            return
         set_key(self, key)
         set_stimulus_id(self, stimulus_id)
 
@@ -913,12 +827,17 @@ def _Execute(cls):
     set_value_msgpack = cls.value_msgpack.__set__
     setters = (set_key,set_function,set_args,set_inputs,set_actor,set_value_msgpack,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+    twin = None
     set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False) -> None:
         if self.__class__ is cls:
-            set_class(self, twin)
+            set_class(self, twin or make_twin())
             self.key = key
             self.function = function
             self.args = args
@@ -977,16 +896,8 @@ def _Fetch(cls):
     set_keys = cls.keys.__set__
     setters = (set_worker,set_keys,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, worker: 'str', keys: 'list[str]') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.worker = worker
-            self.keys = keys
-            self.__class__ = cls
-            return
         set_worker(self, worker)
         set_keys(self, keys)
 
@@ -1032,15 +943,8 @@ def _SendToCenter(cls):
     set_message = cls.message.__set__
     setters = (set_message,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, message: 'Message') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.message = message
-            self.__class__ = cls
-            return
         set_message(self, message)
 
     def __repr__(self):
@@ -1085,15 +989,8 @@ def _Resume(cls):
     set_key = cls.key.__set__
     setters = (set_key,)
     running = set()
-    twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
-    set_class = object.__dict__['__class__'].__set__
 
     def __init__(self, key: 'str') -> None:
-        if self.__class__ is cls:
-            set_class(self, twin)
-            self.key = key
-            self.__class__ = cls
-            return
         set_key(self, key)
 
     def __repr__(self):
