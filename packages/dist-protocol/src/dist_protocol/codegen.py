@@ -167,9 +167,18 @@ def _only(src: _Source, indent: int, values: str, kind: type) -> None:
     src.emit(indent + 1, f"if type(v) is not {kind.__name__}: raise _Slow")
 
 
+def _only_if_any(src: _Source, indent: int, value: str, start: int) -> None:
+    """The checks emitted since line ``start``, of the items of ``value`` kept as it is, only
+    where it has any (most lists and maps of a message are empty: no loop is begun then)."""
+    src.lines[start:] = ["    " * indent + f"if {value}:",
+                         *("    " + line for line in src.lines[start:])]
+
+
 def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
     if item in _EXACT or (item is int and minimum is None):
+        start = len(src.lines)
         _only(src, indent, value, item)
+        _only_if_any(src, indent, value, start)
         return value
     out = src.tmp()
     if _is_record(item) and _generatable(item):
@@ -180,8 +189,10 @@ def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | Non
         # one (the record it would have made: the fast path is only ever narrower).
         decode = src.name(fast_decoder(item), "record")
         at, each = src.tmp(), src.tmp()
+        start = len(src.lines)
         src.emit(indent, f"for {at}, {each} in enumerate({value}):")
         src.emit(indent + 1, f"{value}[{at}] = {decode}({each}, frames)")
+        _only_if_any(src, indent, value, start)
         return value
     each, start = src.tmp(), len(src.lines)
     src.emit(indent, f"for {each} in {value}:")
@@ -194,13 +205,16 @@ def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | Non
 
 
 def _map(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
+    first = len(src.lines)
     _only(src, indent, value, str)
     if item is Any and minimum is None:
+        _only_if_any(src, indent, value, first)
         return value
     if item in _EXACT or item is int:
         _only(src, indent, f"{value}.values()", item)
         if minimum is not None:
-            src.emit(indent, f"if {value} and min({value}.values()) < {minimum!r}: raise _Slow")
+            src.emit(indent, f"if min({value}.values()) < {minimum!r}: raise _Slow")
+        _only_if_any(src, indent, value, first)
         return value
     out, key, each = src.tmp(), src.tmp(), src.tmp()
     start = len(src.lines)
@@ -208,6 +222,7 @@ def _map(src: _Source, indent: int, item: Any, value: str, minimum: float | None
     result = _value(src, indent + 1, item, each, minimum)
     if result == each:  # values only checked: the map is kept
         src.lines[start] = "    " * indent + f"for {each} in {value}.values():"
+        _only_if_any(src, indent, value, first)
         return value
     src.lines.insert(start, "    " * indent + f"{out} = {{}}")
     src.emit(indent + 1, f"{out}[{key}] = {result}")
