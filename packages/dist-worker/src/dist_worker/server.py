@@ -428,12 +428,16 @@ class Worker:
         # hiding and showing it costs more than a trivial task. Shown again before any other
         # order and on the way out.
         hidden: Any = None
+        # What goes to the center is sent in one call where it comes in a row (a finished
+        # task's message after each inline run), before anything else is done and on the way
+        # out, in order.
+        to_center: list[Message] = []
         try:
             while pending:
                 ins = pending.popleft()
                 kind = type(ins)
                 if kind is SendToCenter:
-                    self.send_center(ins.message)
+                    to_center.append(ins.message)
                     continue
                 if kind is Execute and not (ins.actor and self.actors is not None):
                     function_key = self._inline.function_key(ins.function)
@@ -444,6 +448,9 @@ class Worker:
                             # (handing a fast task to a thread would cost more than the task).
                             pending.appendleft(ins)
                             self._deferred = pending
+                            if to_center:
+                                self.send_center(*to_center)
+                                to_center = []
                             if hidden is not None:
                                 show_loop(hidden)
                                 hidden = None
@@ -464,6 +471,9 @@ class Worker:
                         self._record(function_key, outcome, inline=True)
                         pending.extend(self.state.handle(outcome))
                         continue
+                if to_center:
+                    self.send_center(*to_center)
+                    to_center = []
                 if hidden is not None:
                     show_loop(hidden)
                     hidden = None
@@ -486,6 +496,8 @@ class Worker:
         finally:
             if hidden is not None:
                 show_loop(hidden)
+            if to_center:
+                self.send_center(*to_center)
 
     def _record(self, function_key: Any, outcome, inline: bool = False) -> None:
         if type(outcome) is ExecutionSucceeded:
