@@ -213,7 +213,7 @@ def _pickle_dumps(obj: Any) -> list[Any]:
         # Objects of the user's __main__ pickle by reference, which the far side cannot resolve;
         # so do those of modules the user registered with cloudpickle to travel by value.
         if b"__main__" not in head and not _names_a_module_sent_by_value(head):
-            return [head, *(b.raw() for b in buffers)]
+            return [head, *(b.raw() for b in buffers)] if buffers else [head]
     except Exception:  # noqa: BLE001 -- plain pickle declined; cloudpickle is the fallback
         pass
     buffers.clear()

@@ -167,7 +167,9 @@ class WorkerState:
             self.reads.add(key, ts.priority, msg.who_has)
         else:
             ts.message = msg  # a resend carries fresher who_has
-        missing = [dep for dep in msg.who_has if dep not in self.data]
+        # (the comprehensions of this and ``_start_ready`` only for a task with inputs: each is
+        # a call of its own, and most tasks of a map have none)
+        missing = [dep for dep in msg.who_has if dep not in self.data] if msg.who_has else None
         if missing:
             self._wait_for(ts, missing)
         else:
@@ -471,7 +473,9 @@ class WorkerState:
             ts = self.tasks.get(key)
             if ts is None or ts.state != "ready":
                 continue
-            gone = [dep for dep in ts.message.who_has if dep not in self.data]
+            msg = ts.message
+            who_has = msg.who_has
+            gone = [dep for dep in who_has if dep not in self.data] if who_has else None
             if gone:
                 # Freed after the task became ready (a restarted center frees every key it
                 # does not know): fetch them again rather than run without them.
@@ -479,8 +483,7 @@ class WorkerState:
                 continue
             self._set_state(ts, "executing")
             self.executing.add(key)
-            msg = ts.message
-            inputs = {dep: self.data[dep] for dep in msg.who_has}
+            inputs = {dep: self.data[dep] for dep in who_has} if who_has else {}
             self._out.append(Execute(key, msg.function, msg.args, inputs,
                                      bool(msg.actor), msg.value_msgpack))
 

@@ -165,10 +165,10 @@ class DataStore(MutableMapping):
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if key in self:
+        # (once per task: the look-ups of ``__contains__`` and ``_weight`` written out)
+        if key in self._lru or key in self.pinned or key in self.slow:
             self._discard(key)
-        self.weights.pop(key, None)
-        weight = self._weight(key, value)
+        weight = self.weights[key] = sizeof(value, self._size_hint(key))
         self._keep(key, value, weight)
         self.spill_to_target()
         self._spill_for_process(weight)
@@ -206,13 +206,15 @@ class DataStore(MutableMapping):
     def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
         """Remove ``key`` without reading it back from disk (the value is not returned when
         it was only on disk: nobody freeing a key wants it loaded first)."""
-        if key not in self:
-            if default:
-                return default[0]
-            raise KeyError(key)
         value = self._lru.get(key, _ABSENT)
         if value is _ABSENT:
-            value = self.pinned.get(key)
+            value = self.pinned.get(key, _ABSENT)
+            if value is _ABSENT:
+                if key not in self.slow:
+                    if default:
+                        return default[0]
+                    raise KeyError(key)
+                value = None
         self._discard(key)
         return value
 
