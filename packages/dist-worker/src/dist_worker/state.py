@@ -132,7 +132,8 @@ class WorkerState:
         self.log.append((key, start, finish, self._stimulus_id, self._now))
 
     def _set_state(self, ts: WorkerTask, state: str) -> None:
-        self._log(ts.key, ts.state, state)
+        # (``_log`` written out: three or four times per task)
+        self.log.append((ts.key, ts.state, state, self._stimulus_id, self._now))
         ts.state = state
 
     def waiting_counts(self) -> tuple[int, int]:
