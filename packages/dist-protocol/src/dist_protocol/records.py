@@ -9,10 +9,12 @@ only its bookkeeping (the fields, ``__match_args__``, the slots).
 
 The classes are the ones ``dataclass`` makes: the same fields, signature, ``repr``, equality,
 hash, pickled state and frozen errors (the tests compare the two field by field and value by
-value). The ``__init__`` sets each slot through its own descriptor (as ``codegen``'s), instead
-of ``object.__setattr__`` by name. A class whose declaration no longer matches what was
-generated (its fingerprint: every annotation and default) gets ``dataclass``'s methods as
-before: an out-of-date module costs time, never correctness.
+value). The ``__init__`` fills a new instance in as one of a twin class with the same slots
+and no frozen ``__setattr__``, then gives it its own class (records of four fields or more;
+those of fewer set each slot through its own descriptor), instead of ``object.__setattr__``
+by name. A class whose declaration no longer matches what was generated (its fingerprint:
+every annotation and default) gets ``dataclass``'s methods as before: an out-of-date module
+costs time, never correctness.
 """
 from __future__ import annotations
 
