@@ -2,7 +2,9 @@
 on a dist cluster.
 
 That file imports dask.distributed's ``client`` fixture (as ``c``), ``futures_of`` and
-``wait``: this plugin puts dist's in their place before the file is imported, so that each
+``wait`` (dask.distributed's own ``distributed/tests/test_client.py`` also ``as_completed``,
+``Future`` and, for its tasks, ``get_client``, ``secede``...): this plugin puts dist's in
+their place before the file is imported, so that each
 test's ``c`` is an ``Executor`` of a local dist cluster (a center and two workers of two
 threads, one for the session) and dask's default scheduler while the test runs. The tests
 written as coroutines against dask.distributed's in-process scheduler and workers
@@ -38,9 +40,18 @@ def pytest_configure(config: pytest.Config) -> None:
     cluster = Executor(n_workers=2, threads_per_worker=2, dashboard_address=None,
                        set_as_default=False)
     _session.update(cluster=cluster, address=cluster.address, token=cluster.token)
-    distributed.utils_test.client = client
-    distributed.futures_of = dist_client.futures_of
-    distributed.wait = dist_client.wait
+    distributed.utils_test.client = distributed.utils_test.c = client
+    import distributed.client
+    for module in (distributed, distributed.client):
+        module.futures_of = dist_client.futures_of
+        module.wait = dist_client.wait
+        module.as_completed = dist_client.as_completed
+    distributed.client.Future = dist_client.Future
+    # in tasks: the worker's executor, as dask's get_client()/worker_client() give its client
+    distributed.get_client, distributed.worker_client = (dist_client.get_executor,
+                                                         dist_client.worker_executor)
+    distributed.secede, distributed.rejoin = dist_client.secede, dist_client.rejoin
+    distributed.get_worker = dist_client.get_worker
 
 
 @pytest.fixture
@@ -49,11 +60,19 @@ def client(dist_client: Any) -> Any:
     return dist_client
 
 
+c = client  # (the name dask.distributed's own tests use, from a conftest)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import cloudpickle
+
     kept = [item for item in items
             if "c" in getattr(item, "fixturenames", ()) and "s" not in item.fixturenames]
     config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = kept
+    # The workers cannot import a test file outside a package: its functions travel by value.
+    for module in {item.module for item in kept if isinstance(item, pytest.Function)}:
+        cloudpickle.register_pickle_by_value(module)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -712,3 +712,42 @@ def test_nthreads_and_has_what_of_the_workers_named_as_dasks(e):
     assert e.has_what(workers=[first]) == {first: [held.key]}
     assert e.has_what(workers=[second]) == {second: []}
     assert e.has_what()[first] == [held.key]
+
+
+def fail_later(x):
+    time.sleep(0.2)
+    raise LookupError(x)
+
+
+def test_a_tasks_error_from_result_or_gather_leaves_dists_frames_out(e):
+    """As dask's client shortens these tracebacks to the caller's frames and the task's: the
+    frames of dist's client are left out but for the method called (and the frame that
+    raised, which is always kept)."""
+    import traceback
+    for get in (lambda future: future.result(RESULT_TIMEOUT), lambda future: e.gather([future]),
+                lambda future: e.gather({"x": future}), lambda future: e.gather(future)):
+        future = e.submit(fail_later, 1, pure=False)
+        with pytest.raises(LookupError) as raised:
+            get(future)
+        files = [frame.f_code.co_filename
+                 for frame, _ in traceback.walk_tb(raised.value.__traceback__)]
+        ours = [name for name in files[:-1] if "dist_client" in name or "dist_protocol" in name]
+        assert len(ours) <= 2, files
+
+
+def test_timeouts_as_dask_writes_them_and_futures_given_as_one(e):
+    slow = e.submit(sleep_then, 5, "late", pure=False)
+    for wait_for in (lambda: slow.result(timeout="10 ms"), lambda: slow.exception("10ms"),
+                     lambda: e.gather([slow], timeout="0.01s"),
+                     lambda: list(as_completed([slow], timeout="10ms"))):
+        with pytest.raises(TimeoutError):
+            wait_for()
+    assert wait([slow], timeout="10ms").not_done == {slow}
+    assert e.submit(inc, 1).result(timeout="30s") == 2
+    with pytest.raises(ValueError, match="timeout"):
+        slow.result(timeout="soon")
+    # dask's wait(x, y) mistake: the second future went where the timeout goes
+    other = e.submit(inc, 2)
+    with pytest.raises(TypeError, match=r"wait\(\[x, y\]\)"):
+        wait(slow, other)
+    e.cancel([slow])

@@ -7,6 +7,7 @@ anything is sent or changed.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import numbers
 import re
@@ -57,6 +58,18 @@ def duration(name: str, value: Any) -> float:
         raise ValueError(f"{name} must be seconds or a duration such as '100ms' or '60s', "
                          f"not {value!r}")
     return seconds(name, float(match.group(1)) * _UNITS[unit])
+
+
+def given_timeout(name: str, value: Any) -> Any:
+    """A timeout to wait for: None, seconds (left as given, as ``concurrent.futures`` takes
+    them), or as dask also takes it, a duration such as ``"10s"``. A future given where the
+    timeout goes (``wait(x, y)``) is refused, saying how to pass several."""
+    if isinstance(value, str):
+        return duration(name, value)
+    if isinstance(value, concurrent.futures.Future):
+        raise TypeError(f"{name} must be a number of seconds, not a future: give several "
+                        f"futures as one list, wait([x, y]), not wait(x, y)")
+    return value
 
 
 def data_path(name: str, value: Any) -> None:

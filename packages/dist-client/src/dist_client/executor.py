@@ -12,7 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import data_path, duration, local_cluster_shape, seconds
+from .arguments import data_path, duration, given_timeout, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -27,6 +27,7 @@ from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .tasks import TaskBuilder
 from .core import plugins as plugin_ops
+from .short_tracebacks import without_dist_frames
 from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
 
 
@@ -180,14 +181,18 @@ class Executor(concurrent.futures.Executor):
         ``direct`` is dask's choice between the workers and the scheduler: the center holds
         no data, so values always come from the workers."""
         data_path("direct", direct)
-        if isinstance(futures, Future):
-            return futures.result(timeout)
+        timeout = given_timeout("timeout", timeout)
         if isinstance(futures, Iterator):
             futures = list(futures)
-        known = operations.gather_here(futures, errors)
-        if known is not operations.NOT_HERE:
-            return known
-        return self.core.run(operations.gather(self.core, futures, errors, timeout))
+        try:
+            if isinstance(futures, Future):
+                return futures.result(timeout)
+            known = operations.gather_here(futures, errors)
+            if known is not operations.NOT_HERE:
+                return known
+            return self.core.run(operations.gather(self.core, futures, errors, timeout))
+        except BaseException as exc:  # noqa: BLE001 -- raised again, with a shorter traceback
+            raise exc.with_traceback(without_dist_frames(exc.__traceback__))  # noqa: B904
 
     def scatter(self, data: Any, workers=None, broadcast: bool = False,
                 direct: bool | None = None, hash: bool = True,

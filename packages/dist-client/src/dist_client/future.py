@@ -13,9 +13,11 @@ from dist_protocol.serialize import deserialize
 
 from . import remote_traceback
 from .actors import held_by_future
+from .arguments import given_timeout
 from .core.keystate import STATUSES, KeyState
 from .core.loop import NotDoneInTime
 from .core.waiters import settled, settled_async
+from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 
 
@@ -82,6 +84,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return not self.cancelled()
 
     def _wait(self, timeout: float | None) -> None:
+        timeout = given_timeout("timeout", timeout)
         if not self.keystate.done and self._core.in_forked_child():
             raise self._core.forked_error()
         if not settled([self.keystate], timeout):
@@ -90,10 +93,12 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
         try:
-            value = self._result(timeout)
+            value = self._result(given_timeout("timeout", timeout))
             # An actor's handle made from its future holds it: the actor lives while either
             # does.
             return held_by_future(value, self)
+        except BaseException as exc:  # noqa: BLE001 -- raised again, with a shorter traceback
+            raise exc.with_traceback(without_dist_frames(exc.__traceback__))  # noqa: B904
         finally:
             self = None  # type: ignore[assignment]  # (see _result: the error's traceback)
 

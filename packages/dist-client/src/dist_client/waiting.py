@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from dist_protocol import timeouts
 
+from .arguments import given_timeout
 from .core.waiters import AllDone, LoopWaiter, ThreadWaiter
 from .future import Future
 from .packing import futures_of
@@ -30,6 +31,7 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     Futures of an ``AsyncExecutor`` waited for on a running event loop give an awaitable
     instead, as dask's ``wait`` does with an asynchronous client: ``await wait(futures)``
     (the loop goes on meanwhile)."""
+    timeout = given_timeout("timeout", timeout)
     futures = _waitables(futures)
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
@@ -127,7 +129,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
                  raise_errors: bool = True, timeout: float | None = None):
         self.with_results = with_results
         self.raise_errors = raise_errors
-        self.timeout = timeout
+        self.timeout = given_timeout("timeout", timeout)
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._outstanding = 0
