@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -161,9 +163,21 @@ def test_every_call_after_close_raises_the_same_clear_error(cluster):
 
 
 def _python(code: str, address: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new interpreter; on a timeout, its whole process group goes (a child
+    it forked too)."""
     env = {**os.environ, "DIST_TEST_ADDRESS": address}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # what it left behind
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def test_interpreter_exit_waits_for_work_and_refuses_new(cluster, tmp_path):
@@ -228,6 +242,40 @@ def test_a_forked_child_neither_waits_on_nor_takes_its_parents_executor(cluster)
         assert any(line.startswith(f"{what} ClusterError") and "was forked" in line
                    for line in lines), result.stdout
     assert "child status 0" in lines and "parent 2 11" in lines
+
+
+def test_a_child_forked_while_another_thread_holds_the_clients_lock_still_exits(cluster):
+    """The fork copies the client's lock as it was: held by a thread the child does not
+    have (the I/O thread, often). Dropping a Future in the child used to wait on it for ever."""
+    result = _python("""
+        import os, sys, threading
+        from dist_client import Executor
+
+        e = Executor(os.environ["DIST_TEST_ADDRESS"])
+        future = e.submit(abs, -1)
+        future.result(timeout=30)
+        held, release = threading.Event(), threading.Event()
+
+        def hold_the_lock():
+            with e.core.lock:
+                held.set()
+                release.wait()
+
+        thread = threading.Thread(target=hold_the_lock)
+        thread.start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            del future  # its handle on the key goes
+            sys.exit(0)
+        release.set()
+        thread.join()
+        _, status = os.waitpid(pid, 0)
+        print("child status", status, flush=True)
+        print("parent", e.submit(abs, -2).result(timeout=30))
+    """, cluster.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["child status 0", "parent 2"], result.stderr
 
 
 def test_shutdown_without_waiting_then_exit_still_finishes(cluster, tmp_path):

@@ -54,6 +54,14 @@ SUBMIT_CHUNK = 1_000  # tasks per submit message: see submit_many
 RELEASE_DELAY = 0.005
 
 
+_cores: weakref.WeakSet[ClientCore] = weakref.WeakSet()  # every client of this process
+
+
+def _after_fork_in_child() -> None:
+    for core in list(_cores):
+        core.after_fork_in_child()
+
+
 class ClientCore:
     """A connection to a dist center, shared by the facades and the Futures of one client."""
 
@@ -66,6 +74,7 @@ class ClientCore:
         self.address = address or ""
         self.token = load_token(token, token_file)
         self.pid = os.getpid()  # a child forked from this process has the connection's copy
+        self.forked = False  # this is that copy (see after_fork_in_child)
         self.id = name or f"{socket.gethostname()}-{self.pid}-{uuid.uuid4().hex[:8]}"
         self.status = "connecting"
         self.timeout = timeout
@@ -84,6 +93,7 @@ class ClientCore:
         # Notified when the center's word on cancelled keys arrives (or the center is lost).
         self._cancels_heard = threading.Condition(self.lock)
         self.state = ClientState()
+        _cores.add(self)
         self._flush_scheduled = False
         self._release_timer = False  # the I/O thread sends the releases waiting soon
         # A thread wrote to the center itself, and the center has not said anything since.
@@ -172,7 +182,7 @@ class ClientCore:
                                                       and not allow_starting):
             coro.close()
             raise self.not_running()
-        if self.pid != os.getpid():
+        if self.forked:
             coro.close()
             raise self.forked_error()
         result = self.io.run(coro, timeout)
@@ -199,7 +209,15 @@ class ClientCore:
         """This process was forked from the one that opened the client: the connection, the
         I/O thread (which did not survive the fork) and the local cluster are that process's,
         which goes on using them."""
-        return self.pid != os.getpid()
+        return self.forked
+
+    def after_fork_in_child(self) -> None:
+        """A fork copies the locks as they were: one the I/O thread held then (a thread that
+        does not exist in the child) would stay held for ever, and the first Future the child
+        drops would wait on it. The copy gets fresh ones, and knows it is a copy."""
+        self.forked = True
+        self.lock = threading.RLock()
+        self._cancels_heard = threading.Condition(self.lock)
 
     def forked_error(self) -> ClusterError:
         return ClusterError(f"this executor was opened in process {self.pid}, from which this "
@@ -356,7 +374,7 @@ class ClientCore:
 
     def until_connected(self) -> None:
         """While reconnecting, wait (a while) for the center to be back, from a user thread."""
-        if self.pid != os.getpid():
+        if self.forked:
             raise self.forked_error()  # (the connection's socket is the parent's: no write)
         if self.status == "reconnecting" and not self.io.in_loop_thread:
             self._connected.wait(self.timeout)
@@ -378,6 +396,8 @@ class ClientCore:
 
     def unhold(self, key: str) -> None:
         """One handle fewer (a Future dropped, also from ``__del__``)."""
+        if self.forked:
+            return  # the key is the parent's, which holds its own handles on it
         try:
             with self.lock:
                 if self.state.unhold(key, release=self.status == "running"):
@@ -740,3 +760,6 @@ def _callers_level() -> int:
 
 __all__ = ["ClientCore", "SUBMIT_CHUNK"]
 
+
+if hasattr(os, "register_at_fork"):  # (not on Windows, which has no fork)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
