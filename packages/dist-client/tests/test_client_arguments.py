@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from dist_client.arguments import resource_amounts, seconds, whole_number, worker_names
+from dist_client.arguments import (duration, resource_amounts, seconds, whole_number,
+                                   worker_names)
 from dist_client.tasks import TaskBuilder
 
 
@@ -54,3 +55,26 @@ def test_task_options_go_through_the_checks():
         "resources": {"GPU": 1}}
     with pytest.raises(ValueError, match="retries"):
         TaskBuilder.options(retries=-1)
+    with pytest.raises(TypeError, match="priority"):
+        TaskBuilder.options(priority=False)  # a bool is no number here
+
+
+def test_the_defaults_are_the_checked_defaults_and_each_call_has_its_own():
+    first, second = TaskBuilder.options(), TaskBuilder.options()
+    assert first == {"workers": None, "priority": 0, "retries": 0,
+                     "allow_other_workers": False, "resources": None}
+    assert first is not second  # actors add their options to it
+    assert TaskBuilder.options(priority=0.0) == first
+
+
+def test_durations_read_from_text_again_and_again_give_the_same_answer():
+    for _ in range(3):
+        assert duration("fifo_timeout", "60s") == 60.0
+        assert duration("fifo_timeout", "100ms") == pytest.approx(0.1)
+        assert duration("fifo_timeout", 2) == 2.0
+        with pytest.raises(ValueError, match="fifo_timeout must be seconds"):
+            duration("fifo_timeout", "60 parsecs")
+        with pytest.raises(ValueError, match="at least 0"):
+            duration("fifo_timeout", -1)
+        with pytest.raises(TypeError, match="timeout must be a number"):
+            duration("timeout", None)

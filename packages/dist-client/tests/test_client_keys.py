@@ -3,7 +3,7 @@ import re
 
 import numpy as np
 import pytest
-from dist_client.keys import funcname, task_key, tokenize
+from dist_client.keys import function_token, funcname, task_key, tokenize
 
 KEY = re.compile(r"^[\w.]+-[0-9a-f]{32}$")
 
@@ -65,3 +65,19 @@ def test_data_keys_follow_the_content_unless_told_not_to():
     assert data_key([1, 2]) == data_key([1, 2]) != data_key([1, 3])
     assert data_key([1, 2]).startswith("list-")
     assert data_key(5, hash=False) != data_key(5, hash=False)
+
+
+def test_a_call_s_key_hashes_its_function_arguments_and_keywords_as_tokenize_does():
+    calls = [(inc, (1,), {}), (inc, (1,), {"a": [1, 2]}), (sum, ([1, 2],), {}),
+             (inc, ({3, 1},), {}), (lambda x: x, (1.5, None), {}), (inc, (), {"b": {2: 3}})]
+    for func, args, kwargs in calls:
+        token = tokenize(function_token(func), args, kwargs)
+        assert task_key(func, args, kwargs) == f"{funcname(func)}-{token}"
+
+
+def test_a_key_is_named_after_the_function_in_word_characters():
+    def odd():
+        pass
+    for given, named in [("a b", "a_b"), ("<lambda>", "lambda"), ("x.y", "x.y"), ("", "function")]:
+        odd.__name__ = given
+        assert funcname(odd) == named

@@ -47,9 +47,19 @@ _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e
           "min": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hours": 3600.0}
 
 
+# Durations already read from text: the same few strings come with every submit and map
+# ("60s", "100ms"), and parsing one again costs more than the rest of the options together.
+_TEXT_SECONDS: dict[str, float] = {}
+_TEXT_SECONDS_KEPT = 64
+
+
 def duration(name: str, value: Any) -> float:
     """A duration as dask writes it: seconds, or a string with a unit ("100ms", "60s",
     "2 minutes"), at least 0."""
+    if type(value) is str:
+        known = _TEXT_SECONDS.get(value)
+        if known is not None:
+            return known
     if not isinstance(value, str):
         return seconds(name, value)
     match = _DURATION.fullmatch(value)
@@ -57,7 +67,10 @@ def duration(name: str, value: Any) -> float:
     if match is None or unit not in _UNITS:
         raise ValueError(f"{name} must be seconds or a duration such as '100ms' or '60s', "
                          f"not {value!r}")
-    return seconds(name, float(match.group(1)) * _UNITS[unit])
+    number = seconds(name, float(match.group(1)) * _UNITS[unit])
+    if type(value) is str and len(_TEXT_SECONDS) < _TEXT_SECONDS_KEPT:
+        _TEXT_SECONDS[value] = number
+    return number
 
 
 def given_timeout(name: str, value: Any) -> Any:

@@ -85,7 +85,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     def _wait(self, timeout: float | None) -> None:
         timeout = given_timeout("timeout", timeout)
-        if not self.keystate.done and self._core.in_forked_child():
+        if self.keystate.status != "pending":
+            return
+        if self._core.in_forked_child():
             raise self._core.forked_error()
         if not settled([self.keystate], timeout):
             raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
@@ -111,8 +113,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             self._wait(timeout)
             if state.status != "finished":
                 raise state.failure
-            if state.small_value is not None:
-                return deserialize(state.small_value)
+            small = state.small_value
+            if small is not None:
+                return deserialize(small)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 return self._core.run(self._core.value_of(state), left)

@@ -1,6 +1,7 @@
 """Deterministic keys: ``funcname-<32 hex>`` from the function, its arguments and keywords."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 import pickle
@@ -17,6 +18,18 @@ _ATOMS = frozenset({int, float, str, bytes, bool, complex, type(None)})
 
 def funcname(func: Any) -> str:
     name = getattr(func, "__name__", None) or type(func).__name__
+    if type(name) is str:
+        return _prefix(name)
+    return _cleaned(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _prefix(name: str) -> str:
+    # Kept: every submit of a function names its key after it, character by character.
+    return _cleaned(name)
+
+
+def _cleaned(name: Any) -> str:
     if name == "<lambda>":
         return "lambda"
     return "".join(c if c.isalnum() or c in "_." else "_" for c in name) or "task"
@@ -167,6 +180,16 @@ def data_key(value: Any, hash: bool = True) -> str:
 
 
 def task_key(func: Any, args: tuple, kwargs: dict, pure: bool = True) -> str:
+    """``funcname-token``: the token is ``tokenize(function_token(func), args, kwargs)``'s."""
     if not pure:
         return f"{funcname(func)}-{uuid.uuid4().hex}"
-    return f"{funcname(func)}-{tokenize(function_token(func), args, kwargs)}"
+    try:
+        token = _digest((_normalize(function_token(func)), _normalize(args),
+                         _NO_KEYWORDS if type(kwargs) is dict and not kwargs
+                         else _normalize(kwargs)))
+    except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
+        token = uuid.uuid4().hex
+    return f"{funcname(func)}-{token}"
+
+
+_NO_KEYWORDS = ("dict", ())  # what ``_normalize({})`` gives

@@ -57,6 +57,12 @@ class TaskBuilder:
     @staticmethod
     def options(workers: Any = None, priority: int = 0, retries: int = 0,
                 allow_other_workers: bool = False, resources: dict | None = None) -> dict:
+        if (workers is None and resources is None and allow_other_workers is False
+                and type(priority) is int and type(retries) is int
+                and priority == 0 and retries == 0):
+            # Most calls give none: nothing to check (a fresh dict, which actors extend).
+            return {"workers": None, "priority": 0, "retries": 0,
+                    "allow_other_workers": False, "resources": None}
         return {"workers": worker_names(workers), "priority": whole_number("priority", priority),
                 "retries": whole_number("retries", retries, minimum=0),
                 "allow_other_workers": bool(allow_other_workers),
@@ -95,7 +101,10 @@ def _argument_error(func: Any, args: tuple, kwargs: dict) -> SerializationError:
 
 def warn_if_large(func: Any, tasks: list[TaskSpec], stacklevel: int) -> None:
     """One warning per call that sends large arguments by value, naming ``scatter``."""
-    largest = max((t.args.nbytes for t in tasks if t.args is not None), default=0)
+    largest = 0
+    for task in tasks:
+        if task.args is not None and task.args.nbytes > largest:
+            largest = task.args.nbytes
     if largest > LARGE_ARGUMENTS:
         warnings.warn(
             f"the arguments of {funcname(func)} take {largest / 2**20:.1f} MiB, sent with "

@@ -245,11 +245,11 @@ class ClientCore:
     def _on_center_messages(self, messages: list[Message]) -> None:
         with self.lock:
             self._answer_due = False  # the connection is idle again, as far as we know
-            if not self._release_timer:
-                # Armed here, on a wake-up the I/O thread has anyway: the Futures dropped
-                # after this news (the caller read its value) need no wake-up of their own.
-                self._release_timer = True
-                self.io.loop.call_later(RELEASE_DELAY, self._release_due)
+            # Armed on this wake-up, which the I/O thread has anyway: the Futures dropped
+            # after this news (the caller read its value) need no wake-up of their own. The
+            # timer itself is made once the keys are settled, off the waiting caller's path.
+            arm_release_timer = not self._release_timer
+            self._release_timer = True
             cancels_heard = False
             for msg in messages:
                 if type(msg) is KeyCancelled:
@@ -262,18 +262,22 @@ class ClientCore:
             orders = self.state.center_sent(messages)
             if cancels_heard:
                 self._cancels_heard.notify_all()
-        for order in orders:
-            if isinstance(order, Finish):
-                msg = order.message
-                order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
-            elif isinstance(order, Fail):
-                order.state.fail(order.exception, order.traceback, order.status)
-            elif isinstance(order, Recompute):
-                order.state.recomputing()
-            elif type(order.message) is Published:
-                self.topics.deliver(order.message)
-            else:
-                self._replies.received(order.message)
+        try:
+            for order in orders:
+                if isinstance(order, Finish):
+                    msg = order.message
+                    order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
+                elif isinstance(order, Fail):
+                    order.state.fail(order.exception, order.traceback, order.status)
+                elif isinstance(order, Recompute):
+                    order.state.recomputing()
+                elif type(order.message) is Published:
+                    self.topics.deliver(order.message)
+                else:
+                    self._replies.received(order.message)
+        finally:
+            if arm_release_timer:
+                self.io.loop.call_later(RELEASE_DELAY, self._release_due)
 
     def _on_center_lost(self, comm: Comm) -> None:
         if comm is not self.center:

@@ -45,13 +45,18 @@ class LoopThread:
         self.loop = new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        # Asked on every submit and release: a number compared is cheaper than the Thread.
+        self._ident: int | None = self._thread.ident
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_forever()
         finally:
-            self._close_loop()
+            try:
+                self._close_loop()
+            finally:
+                self._ident = None  # (a thread started later may be given the same number)
 
     def _close_loop(self) -> None:
         """Cancel what is left and close the loop, so its selector and wake-up pipe go too."""
@@ -66,7 +71,7 @@ class LoopThread:
 
     @property
     def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        return threading.get_ident() == self._ident
 
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any:
         """Run ``coro`` on the I/O thread and wait for its result here."""
