@@ -568,6 +568,7 @@ class ClientCore:
         self.until_connected()  # new work goes to the center reconnected to
         self.check_pickled_code(options, refresh)
         function = self.function_payload(func)
+        facade = self.facade()
         futures = []
         warned = False
         for start in range(0, len(calls), chunk_size):
@@ -579,7 +580,7 @@ class ClientCore:
                     if key in new:
                         new.discard(key)  # a key twice in one map is one task
                         tasks.append(self.task(key, function, args, kwargs, options, func))
-                    futures.append(self.future(key))
+                    futures.append(Future(key, facade))
                 if tasks:
                     self.send(Submit(tasks=tasks, small_values=True))
             if tasks and not warned:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import logging
-import threading
+from _thread import RLock
 from collections.abc import Callable
 
 from dist_protocol.serialize import Payload
@@ -43,7 +43,8 @@ class KeyState:
         self.watchers: list[Callable[[], object]] | None = None
         # Held while the status changes and while callbacks are added, so a callback added
         # to a pending key is always called; re-entrant, since a callback may add another.
-        self.lock = threading.RLock()
+        # (``_thread``'s: ``threading.RLock`` is a Python function around it, paid per key)
+        self.lock = RLock()
 
     @property
     def done(self) -> bool:
@@ -52,10 +53,12 @@ class KeyState:
     def _settle(self, status: str) -> None:
         with self.lock:
             self.status = status
-            callbacks, self.callbacks = self.callbacks or [], None
-            callbacks.extend(self.watchers or ())
-        for callback in callbacks:
-            _call_safely(callback)
+            callbacks, self.callbacks = self.callbacks, None
+            if self.watchers:
+                callbacks = [*(callbacks or ()), *self.watchers]
+        if callbacks:
+            for callback in callbacks:
+                _call_safely(callback)
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
                small_value: Payload | None = None) -> None:
