@@ -13,6 +13,11 @@ import cloudpickle
 
 from .future import Future
 
+try:  # Python's own MD5: for the few bytes of a call, OpenSSL's set-up costs more than the hash
+    from _md5 import md5 as _md5
+except ImportError:  # an interpreter built without it
+    _md5 = hashlib.md5
+
 _ATOMS = frozenset({int, float, str, bytes, bool, complex, type(None)})
 
 
@@ -91,7 +96,7 @@ def tokenize(*parts: Any) -> str:
 
 
 def _digest(normalized: tuple) -> str:
-    return hashlib.md5(pickle.dumps(normalized, protocol=5)).hexdigest()
+    return _md5(pickle.dumps(normalized, protocol=5)).hexdigest()
 
 
 def dist_key(key: Hashable) -> str:
