@@ -3,7 +3,8 @@ from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryRep
                                     TaskFinished)
 from dist_protocol.serialize import Payload
 from dist_worker.events import (ComputeRequested, ExecutionSucceeded, Fetch, RestartRequested,
-                                MemoryPressureChanged, SendToCenter, StoryRequested)
+                                MemoryPressureChanged, SendToCenter, StealRequested,
+                                StoryRequested)
 from dist_worker.state import SMALL_VALUE_BYTES
 
 
@@ -139,6 +140,19 @@ def test_a_task_asked_back_after_it_started_or_finished_is_kept(worker):
     assert out == [SendToCenter(StealReply(keys=[], kept=["a", "b", "c"]))]
     assert "a" in worker.state.data and worker.state_of("c") == "executing"
     assert worker.succeeded("c") == [finished("c")]
+
+
+def test_a_task_asked_back_in_the_batch_that_brought_it_starts_if_a_thread_is_free(worker):
+    """The center's ``compute-task`` and its ``steal-request`` for the same tasks can arrive
+    in one read (a submit and ``shutdown(cancel_futures=True)`` right after it): the tasks a
+    thread is free for start and are kept; only the one left waiting is given back."""
+    tasks = [ComputeRequested(worker.compute_task(key)) for key in ("a", "b", "c")]
+
+    out = worker(*tasks, StealRequested(["a", "b", "c"]))
+
+    assert out == [worker.execute("a"), worker.execute("b"),
+                   SendToCenter(StealReply(keys=["c"], kept=["a", "b"]))]
+    assert worker.state_of("a") == worker.state_of("b") == "executing"
 
 
 def test_a_stolen_task_sent_back_later_runs_here(worker):

@@ -230,7 +230,11 @@ class WorkerState:
                 self.serialized.pop(key, None)
 
     def _steal(self, event: StealRequested) -> None:
-        """Give up the tasks that have not started; the center runs them elsewhere."""
+        """Give up the tasks that have not started; the center runs them elsewhere. A task
+        that came in the same batch and has a free thread starts first: it was not waiting
+        for one (so ``shutdown(cancel_futures=True)`` right after a submit lets the tasks a
+        thread was free for run, as a thread pool's would)."""
+        self._start_ready()
         given, kept = [], []
         for key in event.keys:
             ts = self.tasks.get(key)
