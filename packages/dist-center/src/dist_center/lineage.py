@@ -87,7 +87,8 @@ def cyclic(ts: TaskState) -> TaskErred:
 def missing_inputs(ts: TaskState, missing: list[str]) -> TaskErred:
     return TaskErred(key=ts.key, exception_type="MissingDependency",
                      message=f"task {ts.key} depends on {', '.join(missing)}, which the center "
-                             "does not know (released before it was used?)")
+                             "does not know (released before it was used, or a future of an "
+                             "executor connected to another cluster?)")
 
 
 def in_cycles(fresh: list[TaskState]) -> list[TaskState]:
