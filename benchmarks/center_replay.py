@@ -45,13 +45,17 @@ HASH_SEED = "0"
 
 
 def catalogue_fingerprint() -> str:
-    """What the recorded messages and task specs look like: a recording made with another
-    catalogue cannot be unpickled into today's classes."""
+    """What the recorded messages, task specs and the center's events look like: a recording
+    made with other classes cannot be unpickled into today's."""
     import hashlib
 
+    from dist_center import events
     from dist_protocol.messages import describe_ops, describe_records
 
-    text = json.dumps([describe_ops(), describe_records()], sort_keys=True, default=str)
+    event_slots = sorted((name, list(getattr(kind, "__slots__", ())))
+                         for name, kind in vars(events).items() if isinstance(kind, type))
+    text = json.dumps([describe_ops(), describe_records(), event_slots], sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
