@@ -17,6 +17,7 @@ from .core.waiters import settled
 from .errors import ExecutorClosedError
 from .future import Future
 from .keys import given_key, task_key
+from .pickled_futures import pin
 from .tasks import TaskBuilder, warn_if_large
 
 
@@ -84,9 +85,14 @@ class ConcurrentView(concurrent.futures.Executor):
             raise ExecutorClosedError("cannot schedule new futures after shutdown")
         core.check_pickled_code(self._options)
         key = task_key(fn, args, kwargs, self._pure) if not self._key else given_key(self._key)
-        task = core.task(key, core.function_payload(fn), args, kwargs, self._options, fn)
+        pickled: list = []  # futures hidden inside the arguments
+        task = core.task(key, core.function_payload(fn), args, kwargs, self._options, fn,
+                         pickled)
         warn_if_large(fn, [task], 4)
         future = core.future(key)
+        pickled += core.futures_in_function(fn)
+        if pickled:
+            pin(future, pickled)
         with self._lock:
             self._waiting.append((future, task, args))
         self._send_waiting()

@@ -38,6 +38,18 @@ def running(asynchronous: bool | None = None) -> Any:
     return None
 
 
+def running_on(address: str) -> Any:
+    """The most recent running executor connected to the center at ``address``, or None."""
+    with _lock:
+        refs = list(reversed(_executors))
+    for ref in refs:
+        executor = ref()
+        if (executor is not None and executor.status in ("running", "reconnecting")
+                and executor.address == address):
+            return executor
+    return None
+
+
 def default_executor() -> Any:
     """The most recently created executor that is still running. Raises ``ValueError``
     when there is none: connect one first (inside a task, one is connected to the worker's
@@ -70,4 +82,5 @@ def resolve(executor: Any) -> tuple[Any, Any, bool]:
     return core, executor, executor.asynchronous
 
 
-__all__ = ["before_blocking", "default_executor", "register", "resolve", "running"]
+__all__ = ["before_blocking", "default_executor", "register", "resolve", "running",
+           "running_on"]

@@ -305,8 +305,8 @@ def _futures_as_references(node: Any) -> Any:
 
     dask turns futures into references where it parses input (legacy tuples, ``Task`` built
     from raw arguments), but ``delayed`` keeps a future it was called with as a literal
-    argument, and graph optimization may fuse such a task into a subgraph; a Future cannot be
-    pickled, and its value belongs on the worker anyway.
+    argument, and graph optimization may fuse such a task into a subgraph; pickled, such a
+    Future would reach the task as a future rather than as its value.
     """
     from dask._task_spec import Alias, DataNode
 

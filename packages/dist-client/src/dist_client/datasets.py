@@ -45,7 +45,7 @@ def _is_plain(value: Any) -> bool:
 
 
 class _FuturePickler(cloudpickle.Pickler):
-    """Pickles a future as a reference to its key (a Future itself cannot be pickled)."""
+    """Pickles a future as a reference to its key, which each reader holds anew."""
 
     def __init__(self, file: io.BytesIO):
         super().__init__(file, protocol=5)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from dist_protocol import timeouts
 from dist_protocol.serialize import deserialize
 
-from . import remote_traceback
+from . import pickled_futures, remote_traceback
 from .actors import held_by_future
 from .arguments import given_timeout
 from .core.keystate import STATUSES, KeyState
@@ -207,8 +207,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return f"<b>Future</b>: status: {self.status}, key: {self.key}"
 
     def __reduce__(self):
-        raise TypeError("a Future cannot be pickled; pass it to submit()/map() as an argument "
-                        "and the worker receives its value")
+        # Hidden inside another object, it travels as its key (see pickled_futures.py).
+        return pickled_futures.reduce(self)
 
 
 __all__ = ["Future", "KeyState", "CancelledError", "STATUSES"]

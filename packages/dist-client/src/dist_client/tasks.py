@@ -13,6 +13,7 @@ from dist_protocol.messages import TaskSpec
 from dist_protocol.serialize import Payload, SerializationError, dumps_function, serialize
 
 from .arguments import resource_amounts, whole_number, worker_names
+from . import pickled_futures as travel
 from .keys import funcname
 from .packing import pack
 
@@ -26,27 +27,46 @@ class TaskBuilder:
 
     def __init__(self) -> None:
         self._functions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # The futures a function's pickle holds (a closure over a future), by function.
+        self._futures: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def function_payload(self, func: Any) -> Payload:
         try:
             payload = self._functions.get(func)
         except TypeError:  # not weak-referenceable (builtins): cheap to pickle by reference
-            return _dump_function(func)
+            return _dump_function(func, None)
         if payload is None:
-            payload = self._functions[func] = _dump_function(func)
+            pickled: list = []
+            payload = self._functions[func] = _dump_function(func, pickled)
+            if pickled:
+                self._futures[func] = pickled
         return payload
+
+    def futures_in_function(self, func: Any) -> list:
+        """The futures pickled inside ``func``'s payload (made by ``function_payload``)."""
+        try:
+            return self._futures.get(func) or []
+        except TypeError:
+            return []
 
     @staticmethod
     def build(key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
-              func: Any = None, pickled_with: Any = None) -> TaskSpec:
+              func: Any = None, pickled_with: Any = None,
+              pickled_futures: list | None = None) -> TaskSpec:
         """``pickled_with`` (the client's environment tag) is stated on tasks whose function or
-        arguments are pickles, so that no worker on another Python unpickles them."""
+        arguments are pickles, so that no worker on another Python unpickles them.
+        ``pickled_futures`` gets the futures hidden inside arguments (pickled as futures)."""
         deps: dict[str, Any] = {}
         payload = None
         if args or kwargs:
             packed = (pack(args, deps), pack(kwargs, deps))
+            seen = travel.generation
             try:
                 payload = serialize(packed)
+                if travel.generation is not seen and pickled_futures is not None:
+                    # A future was pickled meanwhile (here, or in another thread): which of
+                    # them are in these arguments is learnt by pickling them again.
+                    payload = _serialize_collecting(packed, pickled_futures)
             except SerializationError:
                 raise _argument_error(func, args, kwargs) from None
         pickled = function.serializer == "pickle" or (payload is not None
@@ -69,7 +89,16 @@ class TaskBuilder:
                 "resources": resource_amounts(resources)}
 
 
-def _dump_function(func: Any) -> Payload:
+def _serialize_collecting(packed: tuple, pickled_futures: list) -> Payload:
+    before = travel.collect(pickled_futures)
+    try:
+        return serialize(packed)
+    finally:
+        travel.collect(before)
+
+
+def _dump_function(func: Any, pickled_futures: list | None) -> Payload:
+    before = travel.collect(pickled_futures)
     try:
         return dumps_function(func)
     except Exception as exc:  # reported with the function's name
@@ -77,6 +106,8 @@ def _dump_function(func: Any) -> Payload:
             f"cannot pickle the function {_describe(func)} to send it to the workers: "
             f"{type(exc).__name__}: {exc} (a function that holds a lock, socket or open "
             "file cannot travel; create such things inside the task)") from exc
+    finally:
+        travel.collect(before)
 
 
 def _describe(func: Any) -> str:

@@ -155,6 +155,10 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         func = load_function(instruction.function)
         args, kwargs = load_arguments(instruction.args, instruction.inputs)
     except BaseException as exc:  # noqa: BLE001 -- any failure to load is the task's error
+        if isinstance(exc, SerializationError) and isinstance(exc.__cause__, RunOnThread):
+            # Unpickling an argument connects to the cluster (a future inside an object):
+            # on the event loop that must not block, so the task runs on a thread instead.
+            raise exc.__cause__ from None
         if (isinstance(exc, SerializationError) and isinstance(exc.__cause__, Exception)
                 and _text(exc.__cause__)):
             # what unpickling raised, as it would raise locally (unless it says nothing, as

@@ -40,6 +40,7 @@ from ..errors import CenterLostError, ClusterError
 from ..future import Future
 from ..keys import given_key, map_keys, task_key
 from ..packing import futures_of
+from ..pickled_futures import pin
 from ..primitives import Topics
 from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
@@ -523,10 +524,13 @@ class ClientCore:
     def function_payload(self, func: Any) -> Payload:
         return self._tasks.function_payload(func)
 
+    def futures_in_function(self, func: Any) -> list:
+        return self._tasks.futures_in_function(func)
+
     def task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
-             func: Any = None) -> TaskSpec:
+             func: Any = None, pickled_futures: list | None = None) -> TaskSpec:
         return self._tasks.build(key, function, args, kwargs, options, func,
-                                 pickled_with=self.envs.tag)
+                                 pickled_with=self.envs.tag, pickled_futures=pickled_futures)
 
     def submit_call(self, func, args: tuple, kwargs: dict, key: Any, pure: bool,
                     options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
@@ -568,6 +572,7 @@ class ClientCore:
         self.until_connected()  # new work goes to the center reconnected to
         self.check_pickled_code(options, refresh)
         function = self.function_payload(func)
+        in_function = self.futures_in_function(func)
         facade = self.facade()
         futures = []
         warned = False
@@ -576,11 +581,18 @@ class ClientCore:
             chunk = calls[start:start + chunk_size]
             with self.lock:
                 new = set(self.state.keys_to_submit(key for key, _ in chunk))
+                pickled: list = []  # futures hidden inside the arguments of the task built
                 for key, args in chunk:
-                    if key in new:
+                    built = key in new
+                    if built:
                         new.discard(key)  # a key twice in one map is one task
-                        tasks.append(self.task(key, function, args, kwargs, options, func))
-                    futures.append(Future(key, facade))
+                        tasks.append(self.task(key, function, args, kwargs, options, func,
+                                               pickled))
+                    future = Future(key, facade)
+                    if built and (pickled or in_function):
+                        pin(future, pickled + in_function)
+                        pickled = []
+                    futures.append(future)
                 if tasks:
                     self.send(Submit(tasks=tasks, small_values=True))
             if tasks and not warned:
