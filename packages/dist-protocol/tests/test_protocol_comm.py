@@ -54,7 +54,9 @@ async def read_batch(reader: asyncio.StreamReader) -> list:
 def test_a_server_that_never_answers_is_named_as_perhaps_not_a_dist_one(run):
     """The dashboard's port given for the center's: it accepts, and waits for HTTP."""
     async def main():
-        silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+        held = []  # (a dropped StreamWriter closes its connection on Python 3.13)
+        silent = await asyncio.start_server(lambda reader, writer: held.append(writer),
+                                            "127.0.0.1", 0)
         port = silent.sockets[0].getsockname()[1]
         try:
             with pytest.raises(HandshakeError) as refused:
