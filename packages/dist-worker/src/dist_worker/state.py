@@ -75,7 +75,10 @@ class WorkerState:
         # set before ``data`` so that a store can use it as the size of unknown types).
         self.data: MutableMapping[str, Any] = {} if data is None else data
         self.nbytes: dict[str, int] = {}
-        self.serialized: dict[str, Any] = {}  # key -> Payload, when cheap to keep
+        # key -> Payload, when cheap to keep; a store that spills holds them, to drop the
+        # pickle of each value it spills.
+        cache = getattr(self.data, "serialized", None)
+        self.serialized: dict[str, Any] = cache if isinstance(cache, dict) else {}
         # When each input will next be read by a task here; a store that spills is told, so
         # that it spills what is read last (a plain dict has nothing to decide).
         plan_use = getattr(self.data, "plan_use", None)
@@ -358,10 +361,12 @@ class WorkerState:
             return  # freed while it ran: drop the result
         self._set_state(ts, "memory")
         self.nbytes[key] = event.nbytes
-        self.data[key] = event.value
         small = small_msgpack = None
         if event.payload is not None:
+            # before the value: should the store spill it at once, its pickle goes with it
             self.serialized[key] = event.payload
+        self.data[key] = event.value
+        if event.payload is not None:
             if event.payload.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
                 small, small_msgpack = event.payload, event.msgpack
         # (positionally, once per task: a third cheaper than by keyword; a test holds the order)

@@ -72,6 +72,10 @@ class DataStore(MutableMapping):
         self.directory = self._workspace.directory
         self.slow = DiskMapping(self.directory, max_spill, spill_compression)
         self.weights: dict[str, int] = {}  # key -> estimated bytes in memory, every key held
+        # The pickles kept beside small values in memory (the worker's state fills this in, so
+        # that serving them costs no second pickling); a value that spills takes its pickle to
+        # disk, or each spilled value would still hold as much memory as before.
+        self.serialized: dict[str, Any] = {}
         self._size_hint = size_hint
         self.target = target
         # The values in memory that may spill, what they weigh, and the order they spill in.
@@ -191,6 +195,7 @@ class DataStore(MutableMapping):
             self._pinned_weight -= self.weights[key]
         self.slow.forget(key)
         self.weights.pop(key, None)
+        self.serialized.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
         return key in self._lru or key in self.pinned or key in self.slow
@@ -303,7 +308,12 @@ class DataStore(MutableMapping):
 
     def _spill(self, key: str) -> int:
         """Write ``key``'s value to disk, then let go of it in memory; its weight."""
-        self.slow[key] = self._lru[key]  # raises, and nothing changes, when it cannot
+        payload = self.serialized.get(key)
+        if payload is not None and key not in self.slow.cached:
+            self.slow.write(key, payload)  # as it is: no second pickling
+        else:
+            self.slow[key] = self._lru[key]  # raises, and nothing changes, when it cannot
+        self.serialized.pop(key, None)
         del self._lru[key]
         self.order.remove(key)
         weight = self.weights[key]
