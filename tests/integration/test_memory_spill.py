@@ -238,3 +238,23 @@ def test_a_value_too_large_for_a_worker_is_scattered_where_it_fits_or_refused(ma
     assert executor.who_has([future])[future.key] == [large.address]
     assert executor.submit(numpy.sum, future).result(timeout=RESULT_TIMEOUT) == 0
     assert len(small.matching("Registered with center at")) == 1  # never restarted
+
+
+def test_scattering_more_than_a_worker_holds_in_one_call_spills_instead_of_restarting_it(
+        make_cluster, tmp_path):
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
+                                            "--local-directory", str(tmp_path), nanny=True,
+                                            name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    held = executor.scatter([block(i, 40 * MB) for i in range(6)])  # 240 MB: some spill
+    # 400 MB more in each call: read whole, all of it is in memory at once, beside what the
+    # worker holds, which the memory monitor finds past the limit if it looks just then.
+    for first in (6, 16, 26):
+        futures = executor.scatter([block(i, 40 * MB) for i in range(first, first + 10)])
+        results = executor.gather(held + futures, timeout=RESULT_TIMEOUT)
+        for values, i in zip(results, [*range(6), *range(first, first + 10)]):
+            assert values[0] == i and float(values.sum()) == checksum(i, 40 * MB)
+        del futures, results
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

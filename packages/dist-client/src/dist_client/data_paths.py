@@ -19,6 +19,9 @@ from .core.keystate import KeyState
 
 # Workers refuse memory limits below this: values smaller fit on any worker.
 SMALLEST_MEMORY_LIMIT = 100 * 10**6
+# Scattered data goes to a worker in batches of at most this share of its memory limit, so
+# that it stores (and spills) each before reading the next; the share its own fetches keep to.
+PUSH_SHARE = 0.1
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
 
 Ask = Callable[[Callable[[int], Message]], Awaitable[Any]]
@@ -118,9 +121,12 @@ class DataPaths:
         nbytes = {key: payload.nbytes for key, payload in payloads.items()}
         targets = await self._plan(nbytes, broadcast, workers, timeout)
         self._envs.check_targets([a for places in targets.values() for a in places])
-        await self._refuse_what_no_target_can_hold(targets, nbytes)
+        limits = await self._memory_limits(targets, nbytes)
+        self._refuse_what_no_target_can_hold(targets, nbytes, limits)
+        batch_bytes = {address: max(1, int(limit * PUSH_SHARE))
+                       for address, limit in limits.items() if limit}
         try:
-            stored = await transfer.push(self.workers, targets, payloads)
+            stored = await transfer.push(self.workers, targets, payloads, batch_bytes)
         except transfer.TRANSIENT as exc:
             raise ClusterError(f"could not send the data to a worker: {exc}") from exc
         # The workers report the data to the center on their own connections, which can lag
@@ -160,15 +166,25 @@ class DataPaths:
                 raise timeouts.TimeoutError(no_workers)
             await asyncio.sleep(0.1)
 
-    async def _refuse_what_no_target_can_hold(self, targets: dict[str, list[str]],
-                                               nbytes: dict[str, int]) -> None:
+    async def _memory_limits(self, targets: dict[str, list[str]], nbytes: dict[str, int]
+                             ) -> dict[str, int]:
+        """The memory limits of the workers (0: none), asked for only when the data for one
+        of them is large enough for its limit to matter."""
+        per_worker: dict[str, int] = {}
+        for key, addresses in targets.items():
+            for address in addresses:
+                per_worker[address] = per_worker.get(address, 0) + nbytes[key]
+        if max(per_worker.values(), default=0) < SMALLEST_MEMORY_LIMIT * PUSH_SHARE:
+            return {}
+        workers = (await self._ask(lambda i: ClusterInfo(id=i))).workers
+        return {w["address"]: w.get("memory_limit") or 0 for w in workers}
+
+    @staticmethod
+    def _refuse_what_no_target_can_hold(targets: dict[str, list[str]], nbytes: dict[str, int],
+                                        limits: dict[str, int]) -> None:
         """A worker receiving a value as large as its memory limit passes the limit while it
         reads it and is restarted, losing every result it holds; the center plans such a
         value for a worker with room where there is one, so here no worker has: say so."""
-        if max(nbytes.values(), default=0) < SMALLEST_MEMORY_LIMIT:
-            return
-        workers = (await self._ask(lambda i: ClusterInfo(id=i))).workers
-        limits = {w["address"]: w.get("memory_limit") or 0 for w in workers}
         for key, addresses in targets.items():
             for address in addresses:
                 limit = limits.get(address, 0)

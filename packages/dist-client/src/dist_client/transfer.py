@@ -159,17 +159,25 @@ def load(payloads: dict[str, Payload]) -> dict[str, Any]:
 
 
 async def push(workers: WorkerConnections, targets: dict[str, list[str]],
-               payloads: dict[str, Payload]) -> dict[str, list[str]]:
-    """Send each key's payload to its target workers, one request per worker."""
+               payloads: dict[str, Payload], batch_bytes: dict[str, int] | None = None
+               ) -> dict[str, list[str]]:
+    """Send each key's payload to its target workers, one request per worker -- or, for a
+    worker with an entry in ``batch_bytes``, requests of about that many bytes at most, one
+    after another, so that it stores (and spills) each batch before it reads the next
+    instead of holding all the data at once."""
     per_worker: dict[str, dict[str, Payload]] = {}
     for key, addresses in targets.items():
         for address in addresses:
             per_worker.setdefault(address, {})[key] = payloads[key]
+    bounds = batch_bytes or {}
 
     async def one(address: str, data: dict[str, Payload]) -> list[str]:
-        reply = await workers.request(address, lambda i: PutData(id=i, data=data))
-        assert isinstance(reply, DataStored)
-        return reply.keys
+        stored: list[str] = []
+        for batch in _batches(data, bounds.get(address)):
+            reply = await workers.request(address, lambda i, b=batch: PutData(id=i, data=b))
+            assert isinstance(reply, DataStored)
+            stored.extend(reply.keys)
+        return stored
 
     results = await asyncio.gather(*(one(a, d) for a, d in per_worker.items()))
     stored: dict[str, list[str]] = {}
@@ -177,3 +185,22 @@ async def push(workers: WorkerConnections, targets: dict[str, list[str]],
         for key in keys:
             stored.setdefault(key, []).append(address)
     return stored
+
+
+def _batches(data: dict[str, Payload], bound: int | None) -> list[dict[str, Payload]]:
+    """``data`` in batches of at most ``bound`` bytes (one value a batch, however large,
+    at least); all of it at once without a bound."""
+    if bound is None:
+        return [data]
+    batches: list[dict[str, Payload]] = []
+    batch: dict[str, Payload] = {}
+    size = 0
+    for key, payload in data.items():
+        if batch and size + payload.nbytes > bound:
+            batches.append(batch)
+            batch, size = {}, 0
+        batch[key] = payload
+        size += payload.nbytes
+    if batch:
+        batches.append(batch)
+    return batches
