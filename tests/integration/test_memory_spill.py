@@ -2,6 +2,7 @@
 threshold, and restart only as a last resort -- losing nothing that finished."""
 from __future__ import annotations
 
+import pickle
 import signal
 import subprocess
 
@@ -258,3 +259,38 @@ def test_scattering_more_than_a_worker_holds_in_one_call_spills_instead_of_resta
             assert values[0] == i and float(values.sum()) == checksum(i, 40 * MB)
         del futures, results
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
+def forty_arrays(i):
+    """40 MB in a list of arrays: a result the worker knows pickles, so keeps unpickled."""
+    import numpy
+    return [numpy.random.default_rng(i).random(MB // 8) for _ in range(40)]
+
+
+def add_a_lock(values):
+    import threading
+    values.append(threading.Lock())  # the result above, shared in memory, no longer pickles
+    return len(values)
+
+
+def test_a_value_that_no_longer_pickles_stays_in_memory_and_its_fetch_fails_at_once(
+        make_cluster, tmp_path, wait_until):
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
+                                            "--local-directory", str(tmp_path), nanny=True,
+                                            name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    spoiled = executor.submit(forty_arrays, 0)
+    assert executor.submit(add_a_lock, spoiled).result(timeout=RESULT_TIMEOUT) == 41
+    more = [executor.submit(block, i, 40 * MB) for i in range(1, 8)]  # past the target
+    wait(more, timeout=RESULT_TIMEOUT)
+    wait_until(lambda: "cannot be pickled" in worker.output(), 10, "the worker's warning")
+    # Kept in memory, where tasks still read it...
+    assert executor.submit(len, spoiled).result(timeout=RESULT_TIMEOUT) == 41
+    # ...and fetching it says why it cannot come, rather than waiting for it to.
+    with pytest.raises(pickle.PicklingError, match="cannot pickle '_thread.lock'"):
+        spoiled.result(timeout=RESULT_TIMEOUT / 2)
+    assert [values[0] for values in executor.gather(more, timeout=RESULT_TIMEOUT)] == [
+        *range(1, 8)]
+    assert len(worker.matching("Registered with center at")) == 1

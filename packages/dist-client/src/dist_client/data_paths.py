@@ -10,7 +10,7 @@ from typing import Any
 from dist_protocol import timeouts
 from dist_protocol.comm import Comm
 from dist_protocol.messages import ClusterInfo, Message, ScatterDone, ScatterPlan, WhoHas
-from dist_protocol.serialize import Payload
+from dist_protocol.serialize import Payload, SerializationError
 
 from . import transfer
 from .environments import ClusterEnvironments
@@ -86,7 +86,12 @@ class DataPaths:
             payloads.update(got)
             if not failed:
                 break
-            for key in list(failed):
+            for key, why in list(failed.items()):
+                if isinstance(why, transfer.Unserializable):
+                    if not skip:
+                        raise SerializationError(f"cannot fetch the value of {key}: {why}")
+                    del failed[key]
+                    continue
                 state = self._state_of(key)
                 if state is not None and state.status in ("error", "lost", "cancelled"):
                     if not skip:

@@ -72,6 +72,11 @@ MAX_BYTES_PER_REQUEST = 50_000_000
 # the keys: a hung worker (stopped, frozen) keeps its connection open and never answers.
 HOLDER_CHECK_INTERVAL = 1.0
 
+class Unserializable(str):
+    """Why a holder could not serialize a value (a failure to fetch that asking again, or
+    waiting, does not mend)."""
+
+
 StillHeld = Callable[[str, list[str]], Awaitable[bool]]
 
 
@@ -125,7 +130,7 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
         for key in reply.missing:
             failed[key] = f"worker {address} no longer holds it"
         for key, why in reply.errors.items():
-            failed[key] = f"worker {address} cannot send it: {why}"
+            failed[key] = Unserializable(f"worker {address} cannot serialize it: {why}")
 
     async def from_worker(address: str, keys: list[str]) -> None:
         for piece in _pieces(keys, sizes or {}):
