@@ -17,7 +17,6 @@ secedes on entry and rejoins on exit.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -25,13 +24,10 @@ from typing import TYPE_CHECKING
 from dist_protocol import task_context
 from dist_protocol.task_context import TaskContext, WorkerInfo
 
-from . import current, shutdown
+from . import current, shutdown, task_executors
 
 if TYPE_CHECKING:
     from .executor import Executor
-
-_executors: dict[tuple[str, str | None], Executor] = {}
-_lock = threading.Lock()
 
 
 def _context(what: str) -> TaskContext:
@@ -53,25 +49,15 @@ def get_executor(timeout: float = 10.0) -> Executor:
     context = _context("get_executor()")
     context.leave_loop("get_executor()")
     where = (context.center, context.token)
-    with _lock:
-        executor = _executors.get(where)
+    with task_executors.lock:
+        executor = task_executors.by_cluster.get(where)
         if executor is None or executor.status in ("closing", "closed"):
             executor = Executor(context.center, token=context.token, timeout=timeout,
                                 tls_context=context.ssl_context,
                                 name=f"tasks-on-{context.worker}-{uuid.uuid4().hex[:8]}")
             shutdown.untrack(executor.core)
-            _executors[where] = executor
+            task_executors.by_cluster[where] = executor
     return executor
-
-
-def close_executors_of(center: str) -> None:
-    """Close the executors that tasks opened on the cluster at ``center``: a cluster in this
-    process is closing, and nothing else would end them (a worker process takes its own with
-    it), so they would go on reconnecting to a center that is gone."""
-    with _lock:
-        closing = [_executors.pop(where) for where in list(_executors) if where[0] == center]
-    for executor in closing:
-        executor.close()
 
 
 def get_worker() -> WorkerInfo:
@@ -119,5 +105,5 @@ def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iter
 
 current.task_executor = get_executor
 
-__all__ = ["close_executors_of", "get_executor", "get_worker", "rejoin", "secede",
+__all__ = ["get_executor", "get_worker", "rejoin", "secede",
            "worker_executor"]

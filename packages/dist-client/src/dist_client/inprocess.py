@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from dist_protocol.addresses import format_address
 
-from . import in_task
+from . import task_executors
 from .core.loop import LoopThread
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class InProcessServers:
         try:
             # Before the center: they say goodbye to it rather than find it gone.
             if self.address:
-                in_task.close_executors_of(self.address)
+                task_executors.close_executors_of(self.address)
             if self.center is not None:
                 loop.run(_stop_center(self.center), STOP_TIMEOUT)
         finally:

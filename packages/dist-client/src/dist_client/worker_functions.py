@@ -54,9 +54,10 @@ def refuse_nanny(nanny: bool) -> None:
 
 def call_with_worker(func: Any, /, *args: Any, **kwargs: Any) -> Any:
     """``func(*args, dask_worker=<this worker's get_worker() view>, **kwargs)``, on a worker."""
-    from .in_task import get_worker
-
-    return func(*args, dask_worker=get_worker(), **kwargs)
+    context = task_context.current()
+    if context is None or context.about_worker is None:
+        raise RuntimeError("dask_worker is given by a worker of this release, in a task")
+    return func(*args, dask_worker=context.about_worker, **kwargs)
 
 
 def _this_worker_plugins() -> WorkerPluginHost:
