@@ -194,14 +194,20 @@ def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_fail
     fill_and_check(cluster, executor, tight, 4, wait_until, warned)  # 200 MB: past the target
 
 
-def test_spill_files_of_a_killed_worker_go_when_it_restarts_and_all_go_at_exit(
-        make_cluster, tmp_path, wait_until):
+def one_small_worker(make_cluster, limit, directory):
+    """A cluster of one worker (with its nanny) of memory ``limit`` spilling in ``directory``,
+    and an executor on it."""
     cluster = make_cluster(n_workers=0)
-    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "200MB",
-                                            "--local-directory", str(tmp_path), nanny=True,
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", limit,
+                                            "--local-directory", str(directory), nanny=True,
                                             name="small")
     cluster.workers.append(worker)
-    executor = cluster.executor()
+    return cluster, worker, cluster.executor()
+
+
+def test_spill_files_of_a_killed_worker_go_when_it_restarts_and_all_go_at_exit(
+        make_cluster, tmp_path, wait_until):
+    cluster, worker, executor = one_small_worker(make_cluster, "200MB", tmp_path)
     futures = [executor.submit(block, i, 25 * MB) for i in range(6)]  # past the 120 MB target
     wait(futures, timeout=RESULT_TIMEOUT)
 
@@ -243,12 +249,7 @@ def test_a_value_too_large_for_a_worker_is_scattered_where_it_fits_or_refused(ma
 
 def test_scattering_more_than_a_worker_holds_in_one_call_spills_instead_of_restarting_it(
         make_cluster, tmp_path):
-    cluster = make_cluster(n_workers=0)
-    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
-                                            "--local-directory", str(tmp_path), nanny=True,
-                                            name="small")
-    cluster.workers.append(worker)
-    executor = cluster.executor()
+    cluster, worker, executor = one_small_worker(make_cluster, "300MB", tmp_path)
     held = executor.scatter([block(i, 40 * MB) for i in range(6)])  # 240 MB: some spill
     # 400 MB more in each call: read whole, all of it is in memory at once, beside what the
     # worker holds, which the memory monitor finds past the limit if it looks just then.
@@ -275,12 +276,7 @@ def add_a_lock(values):
 
 def test_a_value_that_no_longer_pickles_stays_in_memory_and_its_fetch_fails_at_once(
         make_cluster, tmp_path, wait_until):
-    cluster = make_cluster(n_workers=0)
-    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
-                                            "--local-directory", str(tmp_path), nanny=True,
-                                            name="small")
-    cluster.workers.append(worker)
-    executor = cluster.executor()
+    cluster, worker, executor = one_small_worker(make_cluster, "300MB", tmp_path)
     spoiled = executor.submit(forty_arrays, 0)
     assert executor.submit(add_a_lock, spoiled).result(timeout=RESULT_TIMEOUT) == 41
     more = [executor.submit(block, i, 40 * MB) for i in range(1, 8)]  # past the target
