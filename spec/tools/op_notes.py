@@ -89,7 +89,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                            "number of keys it holds), `nbytes` (their total size), `metrics` "
                            "(its last "
                            "heartbeat's map), `environment` (an `Environment` map as it stated "
-                           "it in its hello, or nil).", "—"),
+                           "it in its hello, or nil). With feature `center-started`, "
+                           "`started`: when the center process started (seconds since the "
+                           "epoch).", "—"),
     "replicate": ("Keep `n` copies of each key in memory on distinct workers. With `id` "
                   "(feature `waits`), the center answers when they exist: `n` counts at most "
                   "the workers registered, and fewer if workers leave meanwhile; `timeout` "
@@ -309,6 +311,16 @@ OP_NOTES: dict[str, tuple[str, str]] = {
               "want, or that did not err, are ignored.",
               "for each key when it settles again, as after `submit`: `key-in-memory`, "
               "`task-erred` or `key-lost`"),
+    "task-spec": ("The spec of the task `key`, which this client wants, for the client to "
+                  "run it again in its own process (to debug it). With `erred`, the spec of "
+                  "the task where the key's error began: following erred inputs from the key "
+                  "to one whose inputs did not err (the key itself when its own run raised).",
+                  "`task-spec-reply` with the same `id`"),
+    "task-spec-reply": ("`task`: the `TaskSpec` as the client (or another) submitted it, its "
+                        "`args` naming its inputs by key reference; the client fetches their "
+                        "values itself. Without `task`, `error` says why: the client does not "
+                        "want `key`, `key` is scattered data (no task), or, with `erred`, "
+                        "it has not erred.", "—"),
     "want-keys": ("The client holds these keys from now on, though it did not submit them "
                   "(it learnt them from `get-dataset`); it releases them with `release`.",
                   "for each key, as for a submitted one: `key-in-memory`, `task-erred` or "

@@ -751,3 +751,95 @@ def test_timeouts_as_dask_writes_them_and_futures_given_as_one(e):
     with pytest.raises(TypeError, match=r"wait\(\[x, y\]\)"):
         wait(slow, other)
     e.cancel([slow])
+
+
+def div(x, y):
+    return x / y
+
+
+def pid_and(*args, **kwargs):
+    return os.getpid(), args, kwargs
+
+
+def test_recreate_error_locally_raises_where_the_error_began_in_this_process(e):
+    zero = e.submit(inc, -1)
+    failed = e.submit(div, 1, zero)
+    dependent = e.submit(add, e.submit(inc, 1), failed)  # erred because its input did
+    wait([dependent])
+    assert dependent.status == "error"
+
+    with pytest.raises(ZeroDivisionError) as raised:
+        e.recreate_error_locally(dependent)
+
+    assert raised.traceback[-1].name == "div"  # div ran here, on its input's value
+    assert dependent.status == failed.status == "error"
+    with pytest.raises(ZeroDivisionError):
+        e.recreate_error_locally([zero, failed])  # the first erred one of several
+
+
+def test_recreate_error_locally_refuses_futures_that_did_not_fail(e):
+    done = e.submit(inc, 1)
+    with pytest.raises(ValueError, match="No errored futures passed"):
+        e.recreate_error_locally(done)  # (waited for first: it finishes)
+
+
+def test_recreate_task_locally_runs_the_task_here_on_its_inputs(e):
+    one = e.submit(inc, 0)
+    scattered = e.scatter(5)
+    result = e.submit(pid_and, [one, one], scattered, label={"x": one})
+
+    assert e.recreate_task_locally(result) == (os.getpid(), ([1, 1], 5), {"label": {"x": 1}})
+    assert result.result(RESULT_TIMEOUT)[0] != os.getpid()
+    with pytest.raises(ValueError, match="scattered data"):
+        e.recreate_task_locally(scattered)
+
+
+def test_recreate_task_locally_of_a_dask_collection_task(e):
+    da = pytest.importorskip("dask.array")
+    total = e.compute((da.arange(10, chunks=5) + 1).sum())
+    assert e.recreate_task_locally(total) == 55
+
+
+def test_scheduler_info_says_when_the_center_started_as_dasks(e):
+    started = e.scheduler_info()["started"]
+    assert isinstance(started, float) and 0 < started <= time.time()
+
+
+def test_normalize_collection_reuses_the_futures_this_client_holds(e):
+    da = pytest.importorskip("dask.array")
+    x = da.arange(10, chunks=5) + 1
+    persisted = e.persist(x)
+    wait(persisted)
+
+    normalized = e.normalize_collection(x)
+
+    assert {f.key for f in futures_of(normalized)} == {f.key for f in futures_of(persisted)}
+    assert list(normalized.compute()) == list(range(1, 11))
+    assert e.normalize_collection(da.arange(3, chunks=3)) is not None  # nothing held: as given
+
+
+def test_nbytes_each_result_held_or_by_name_as_dasks(e):
+    incs = e.map(inc, range(3))
+    wait(incs)
+    sizes = e.nbytes(summary=False)
+    assert {f.key for f in incs} <= sizes.keys() and all(sizes[f.key] > 0 for f in incs)
+    assert e.nbytes(incs) == {"inc": sum(sizes[f.key] for f in incs)}
+
+
+def test_dask_client_keywords_and_calls_that_change_nothing_here(module_cluster):
+    with module_cluster.executor(direct_to_workers=False) as executor:
+        assert executor.direct_to_workers is True  # the center holds no data to pass through
+        executor.start()  # started when made, as dask's client is by default
+        assert Executor.current() is executor
+        assert executor.futures_of([executor.submit(inc, 1)])[0].result(RESULT_TIMEOUT) == 2
+    with pytest.raises(TypeError, match="direct_to_workers"):
+        module_cluster.executor(direct_to_workers="yes")
+    with pytest.raises(RuntimeError, match="cannot start again"):
+        executor.start()
+
+
+def test_what_would_run_code_in_the_center_says_why_not(e):
+    with pytest.raises(NotImplementedError, match="never does"):
+        e.run_on_scheduler(lambda dask_scheduler: None)
+    with pytest.raises(NotImplementedError, match="scheduler plugin"):
+        e.register_scheduler_plugin(object())

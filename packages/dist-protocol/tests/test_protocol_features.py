@@ -83,7 +83,8 @@ def test_every_gated_op_names_a_known_feature():
                                                         "register-plugin-reply",
                                                         "unregister-plugin",
                                                         "unregister-plugin-reply")},
-                     "rebalance": "rebalance", "rebalance-reply": "rebalance"}
+                     "rebalance": "rebalance", "rebalance-reply": "rebalance",
+                     "task-spec": "task-specs", "task-spec-reply": "task-specs"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

@@ -347,6 +347,9 @@ class CenterView(Protocol):
     def avg_duration(self) -> float: ...
 
     @property
+    def started(self) -> float: ...  # when this center started (seconds since the epoch)
+
+    @property
     def worker_saturation(self) -> float: ...  # root tasks per thread a worker is sent
 
     @property

@@ -26,7 +26,8 @@ from typing import Any
 
 from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
-                                    FireAndForget, FreeKeys, GetDataset, Heartbeat, KeyCancelled,
+                                    FireAndForget, FreeKeys, GetDataset, GetTaskSpec, Heartbeat,
+                                    KeyCancelled,
                                     KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
                                     RegisterPlugin, Release,
@@ -38,7 +39,7 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     WantKeys, WhoHas, WorkerRegistered)
 
 from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
-               scattering, sharing, taking_back, task_stream)
+               scattering, sharing, taking_back, task_specs, task_stream)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -130,6 +131,8 @@ class CenterState(TaskMachine):
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
             Retry: partial(retrying.retry, self),
+            GetTaskSpec: lambda client, msg, sid: self.send(client,
+                                                            task_specs.answer(self, client, msg)),
             UploadFile: lambda client, msg, sid: self.send(client, UploadFileReply(
                 id=msg.id, error=self.uploads.keep(msg.file))),
             RegisterPlugin: lambda client, msg, sid: self.send(client,

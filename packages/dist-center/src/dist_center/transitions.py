@@ -67,7 +67,7 @@ class TaskMachine:
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
         "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_last_sent",
         "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
-        "_roots_full", "_table")
+        "_roots_full", "_table", "started")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.tasks: dict[str, TaskState] = {}
@@ -107,6 +107,7 @@ class TaskMachine:
         # Tasks with resources= that no worker has free now: by what they ask for, in order.
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
         self.clock = clock
+        self.started = clock()  # when this center started, as dask's scheduler_info() says
         self.now = 0.0  # the clock, read once per step
         # After a restart on a state directory, until the workers from before are back: no
         # task is sent anywhere (a worker coming back may hold its result already).

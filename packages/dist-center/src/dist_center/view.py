@@ -1,5 +1,5 @@
 """What the handlers outside the state machine (``recovery``, ``sharing``, ``retirement``,
-``scattering``, ``retrying``) may see of the center and ask of it.
+``scattering``, ``retrying``, ``task_specs``) may see of the center and ask of it.
 
 ``CenterState`` is one. The handlers read its tables and change a task only by asking for a
 transition (the table in ``transitions`` is the one place a task's state changes); they never

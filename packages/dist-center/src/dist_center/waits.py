@@ -205,7 +205,8 @@ class Waits:
 
 
 def _cluster_info_reply(view: CenterView, msg: ClusterInfo) -> ClusterInfoReply:
-    return ClusterInfoReply(id=msg.id, workers=queries.worker_table(view))
+    return ClusterInfoReply(id=msg.id, workers=queries.worker_table(view),
+                            started=view.started)
 
 
 def _replicate_reply(msg: Replicate, status: str, wait: ReplicaWait,

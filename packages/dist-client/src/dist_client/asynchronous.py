@@ -181,6 +181,24 @@ class AsyncExecutor:
         """As ``Executor.retry``."""
         self._started.retry(futures)
 
+    async def recreate_error_locally(self, future: Any) -> Any:
+        """As ``Executor.recreate_error_locally``: the task runs in this thread (blocking the
+        event loop while it runs, as a debugger would)."""
+        from .recreate import erred_task
+        core = self._started
+        return (await core.call(erred_task(core, future))).run()
+
+    async def recreate_task_locally(self, future: Any) -> Any:
+        """As ``Executor.recreate_task_locally``."""
+        from .recreate import task
+        core = self._started
+        return (await core.call(task(core, future))).run()
+
+    @property
+    def direct_to_workers(self) -> bool:
+        """As ``Executor.direct_to_workers``: always True."""
+        return True
+
     async def close(self, timeout: float | None = None) -> None:
         """As ``Executor.close``."""
         if timeout is not None:

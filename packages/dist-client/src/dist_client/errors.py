@@ -51,3 +51,12 @@ class PluginUnpicklingError(ValueError):
 __all__ = ["CancelledError", "CenterLostError", "ClusterError", "EnvironmentMismatch",
            "ExecutorClosedError", "KilledWorker", "LostDataError", "PluginUnpicklingError",
            "RemoteError"]
+
+
+# Why dask's calls that run code on the scheduler (run_on_scheduler, scheduler plugins) are
+# not in dist; formatted with what the user asked for.
+CENTER_RUNS_NO_USER_CODE = (
+    "{} would run code in the center, which dist never does: the center does not unpickle "
+    "user code, so a faulty function cannot stop the scheduling of every client. Run code on "
+    "the workers with run() or a worker plugin (register_plugin), or read the center's state "
+    "with scheduler_info(), story() or get_task_stream()")

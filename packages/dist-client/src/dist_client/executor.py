@@ -20,11 +20,13 @@ from .actors import actor_options
 from .cluster import ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
+from .errors import CENTER_RUNS_NO_USER_CODE
 from .future import Future
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
+from .packing import futures_of
 from .tasks import TaskBuilder
 from .core import plugins as plugin_ops
 from .short_tracebacks import without_dist_frames
@@ -61,14 +63,18 @@ class Executor(concurrent.futures.Executor):
                  processes: bool | None = None, dashboard_address: Any = NOT_GIVEN,
                  silence_logs: Any = None, local_directory: str | None = None,
                  set_as_default: bool = True, scheduler_file: str | None = None,
-                 **unsupported: Any):
+                 direct_to_workers: bool | None = None, **unsupported: Any):
         """``processes``, ``dashboard_address``, ``silence_logs`` and ``local_directory``
         shape the local cluster started with no address, as ``LocalCluster``'s (see
         ``dist_client.local``). ``set_as_default=False``: this executor does not become the
         default one (``default_executor()``, what dask runs ``compute()`` on).
         ``scheduler_file``: connect to the center that ``dcenter --scheduler-file`` names in
-        that file, waiting up to ``timeout`` seconds for the file to appear."""
+        that file, waiting up to ``timeout`` seconds for the file to appear.
+        ``direct_to_workers`` is dask's choice of path for data: the center holds none, so
+        dist's always goes straight between the client and the workers, whatever is given
+        (it is checked, and ``e.direct_to_workers`` is True)."""
         refuse_keywords(unsupported, "Executor")
+        data_path("direct_to_workers", direct_to_workers)
         check_scheduler_file(address, scheduler_file)
         if scheduler_file is not None:
             address = address_from_scheduler_file(scheduler_file, timeout)
@@ -115,6 +121,25 @@ class Executor(concurrent.futures.Executor):
     @property
     def status(self) -> str:
         return self.core.status
+
+    @property
+    def direct_to_workers(self) -> bool:
+        """dask's: whether data goes between this client and the workers without passing
+        through the scheduler. Always, with dist: the center holds no data."""
+        return True
+
+    @classmethod
+    def current(cls) -> Executor:
+        """The default executor (the most recent running one), as dask's ``Client.current()``;
+        ``ValueError`` when there is none."""
+        return current.default_executor()
+
+    def start(self) -> None:
+        """dask's: start the client. An Executor is started when it is made, so this does
+        nothing while it runs; a closed one cannot start again (make a new one)."""
+        if self.core.status in ("closing", "closed"):
+            raise RuntimeError(f"this Executor is {self.core.status} and cannot start again: "
+                               "create a new Executor")
 
     @property
     def cluster(self) -> Any:
@@ -171,6 +196,24 @@ class Executor(concurrent.futures.Executor):
         options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
         return self.core.submit_map(func, iterables, kwargs, key, pure, options,
                                     batch_size=batch_size)
+
+    # -- debugging (see recreate.py) --------------------------------------------------------------
+    def recreate_error_locally(self, future: Any) -> Any:
+        """Run here, in this thread, the task where the error of ``future`` began (of the
+        first erred future, given several or a persisted collection), its inputs fetched from
+        the workers, as dask's: it raises the task's error again, so a debugger can step into
+        the function (``pdb.pm()``, ``%debug``). A future whose input failed did not run:
+        the input's task runs. The futures are waited for first; ``ValueError`` if none
+        failed. Should the task not fail here, its value is returned."""
+        from .recreate import erred_task
+        return self.core.run(erred_task(self.core, future)).run()
+
+    def recreate_task_locally(self, future: Any) -> Any:
+        """Run the task of ``future`` here, in this thread, with its inputs fetched from the
+        workers, and return its value, as dask's: to step into it with a debugger, or to
+        profile it. Its inputs must be computed (it waits for them)."""
+        from .recreate import task
+        return self.core.run(task(self.core, future)).run()
 
     # -- data -----------------------------------------------------------------------------------
     def gather(self, futures: Any, errors: str = "raise", direct: bool | None = None,
@@ -270,6 +313,25 @@ class Executor(concurrent.futures.Executor):
         """The keys of this client's futures each worker holds (of those ``workers`` names,
         as dask's), by worker address."""
         return self.core.run(operations.has_what(self.core, workers))
+
+    def nbytes(self, keys: Any = None, summary: bool = True) -> dict[str, int]:
+        """The size in bytes of each result this client holds (of ``keys``, futures or keys)
+        as the workers measured it, as dask's; ``summary``: summed by the name the keys
+        start with (``inc`` of ``inc-<hash>``). Results of other clients are not counted."""
+        from .sizes import sizes
+        return sizes(self.core, keys, summary)
+
+    def futures_of(self, collection: Any) -> list[Future]:
+        """The futures in ``collection`` (lists, tuples, sets, dicts of them, or a persisted
+        dask collection), as ``dist_client.futures_of``."""
+        return futures_of(collection)
+
+    def normalize_collection(self, collection: Any) -> Any:
+        """``collection`` with the tasks whose keys this client holds (computed, or being
+        computed) replaced by their futures, as dask's: computing it starts from those
+        results rather than computing them again."""
+        from .persist import normalize
+        return normalize(self.core, collection)
 
     def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
         """Copy the futures' data onto ``n`` workers (or all of them, if fewer), so it
@@ -371,6 +433,30 @@ class Executor(concurrent.futures.Executor):
         and workers joining later do not set it up. {worker address: "OK"}; ``ValueError``
         when no plugin has that name; a teardown's error raises here."""
         return self.core.run(plugin_ops.unregister_plugin(self.core, name, remove_plugin))
+
+    # -- what the center does not do -------------------------------------------------------------
+    def run_on_scheduler(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """dask's: not in dist, which never runs user code in the center (it does not even
+        unpickle it). ``run`` runs a function on the workers; ``scheduler_info``, ``story``
+        and ``get_task_stream`` tell what the center knows."""
+        raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format("run_on_scheduler"))
+
+    def register_scheduler_plugin(self, plugin: Any, name: str | None = None,
+                                  idempotent: bool = False) -> None:
+        """dask's: not in dist, whose center runs no user code (``register_plugin`` sets up
+        worker plugins)."""
+        raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format("a scheduler plugin"))
+
+    def unregister_scheduler_plugin(self, name: str) -> None:
+        """dask's: not in dist (see ``register_scheduler_plugin``)."""
+        raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format("a scheduler plugin"))
+
+    def dump_cluster_state(self, *args: Any, **kwargs: Any) -> None:
+        """dask's: a dump of the scheduler's and workers' internal objects, which dist's
+        center and workers do not expose; ``story`` gives a key's history."""
+        raise NotImplementedError("dump_cluster_state writes dask's scheduler and worker "
+                                  "objects, which dist does not have: use story(*keys) for "
+                                  "what happened to keys, scheduler_info() for the workers")
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:

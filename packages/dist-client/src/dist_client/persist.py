@@ -54,4 +54,27 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     return persisted[0] if single else persisted
 
 
-__all__ = ["futures_of", "persist"]
+def normalize(core: ClientCore, collection: Any) -> Any:
+    """``collection`` rebuilt with the tasks of keys this client holds (computed, or being
+    computed) replaced by their futures, as dask's ``Client.normalize_collection``: computing
+    it starts from those results instead of computing them again."""
+    from dask.base import is_dask_collection
+
+    from .keys import given_key
+
+    if not is_dask_collection(collection):
+        raise TypeError(f"normalize_collection takes a dask collection, not "
+                        f"{type(collection).__name__}")
+    graph = dict(collection.__dask_graph__())
+    with core.lock:
+        held = {key: given_key(key) for key in graph
+                if (known := core.state.states.get(given_key(key))) is not None
+                and known.status in ("pending", "finished")}
+        if not held:
+            return collection
+        graph.update({key: core.future(name) for key, name in held.items()})
+    rebuild, state = collection.__dask_postpersist__()
+    return rebuild(graph, *state)
+
+
+__all__ = ["futures_of", "normalize", "persist"]

@@ -105,6 +105,11 @@ FEATURES: dict[str, str] = {
              "registered, `scatter-plan` with `timeout` once a worker can take the data, "
              "`replicate` with `id` by `replicate-reply` once the copies exist; each after "
              "`timeout` seconds at the latest (PROTOCOL.md, Waits)",
+    "task-specs": "the center takes `task-spec` and answers `task-spec-reply`: the spec of a "
+                  "task the client wants, or of the erred task behind it where its error "
+                  "began, for the client to run it again in its own process",
+    "center-started": "the center's `cluster-info-reply` carries `started`: when the center "
+                      "process started (seconds since the epoch)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

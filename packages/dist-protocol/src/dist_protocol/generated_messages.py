@@ -1070,12 +1070,14 @@ def _ClusterInfo(cls):
 def _ClusterInfoReply(cls):
     set_id = cls.id.__set__
     set_workers = cls.workers.__set__
-    setters = (set_id,set_workers,)
+    set_started = cls.started.__set__
+    setters = (set_id,set_workers,set_started,)
     running = set()
 
-    def __init__(self, id: 'int', workers: 'list[dict[str, Any]]') -> None:
+    def __init__(self, id: 'int', workers: 'list[dict[str, Any]]', started: 'float | None' = None) -> None:
         set_id(self, id)
         set_workers(self, workers)
+        set_started(self, started)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -1083,30 +1085,30 @@ def _ClusterInfoReply(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, workers={self.workers!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, workers={self.workers!r}, started={self.started!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.workers,)==(other.id,other.workers,)
+            return (self.id,self.workers,self.started,)==(other.id,other.workers,other.started,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.workers,))
+        return hash((self.id,self.workers,self.started,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','workers',):
+        if type(self) is cls or name in ('id','workers','started',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','workers',):
+        if type(self) is cls or name in ('id','workers','started',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.workers]
+        return [self.id, self.workers, self.started]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -2056,6 +2058,106 @@ def _Retry(cls):
 
     def __getstate__(self):
         return [self.keys]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _GetTaskSpec(cls):
+    set_id = cls.id.__set__
+    set_key = cls.key.__set__
+    set_erred = cls.erred.__set__
+    setters = (set_id,set_key,set_erred,)
+    running = set()
+
+    def __init__(self, id: 'int', key: 'str', erred: 'bool' = False) -> None:
+        set_id(self, id)
+        set_key(self, key)
+        set_erred(self, erred)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, key={self.key!r}, erred={self.erred!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.key,self.erred,)==(other.id,other.key,other.erred,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.key,self.erred,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','key','erred',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','key','erred',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.key, self.erred]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _TaskSpecReply(cls):
+    set_id = cls.id.__set__
+    set_task = cls.task.__set__
+    set_error = cls.error.__set__
+    setters = (set_id,set_task,set_error,)
+    running = set()
+
+    def __init__(self, id: 'int', task: 'TaskSpec | None' = None, error: 'str' = '') -> None:
+        set_id(self, id)
+        set_task(self, task)
+        set_error(self, error)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, task={self.task!r}, error={self.error!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.task,self.error,)==(other.id,other.task,other.error,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.task,self.error,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','task','error',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','task','error',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.task, self.error]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -4517,8 +4619,10 @@ METHODS = {
         "ClusterInfo(id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None)",
         _ClusterInfo),
     'ClusterInfoReply': (
-        (('id', 'int', '-'), ('workers', 'list[dict[str, Any]]', '-')),
-        "ClusterInfoReply(id: 'int', workers: 'list[dict[str, Any]]')",
+        (('id', 'int', '-'),
+         ('workers', 'list[dict[str, Any]]', '-'),
+         ('started', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
+        "ClusterInfoReply(id: 'int', workers: 'list[dict[str, Any]]', started: 'float | None' = None)",
         _ClusterInfoReply),
     'Replicate': (
         (('keys', 'list[str]', '-'),
@@ -4614,6 +4718,14 @@ METHODS = {
         (('keys', 'list[str]', '-'),),
         None,
         _Retry),
+    'GetTaskSpec': (
+        (('id', 'int', '-'), ('key', 'str', '-'), ('erred', 'bool', 'False')),
+        None,
+        _GetTaskSpec),
+    'TaskSpecReply': (
+        (('id', 'int', '-'), ('task', 'TaskSpec | None', 'None'), ('error', 'str', "''")),
+        None,
+        _TaskSpecReply),
     'WantKeys': (
         (('keys', 'list[str]', '-'),),
         None,

@@ -330,6 +330,8 @@ class ClusterInfo(Message):
 class ClusterInfoReply(Message):
     id: int
     workers: list[dict[str, Any]]
+    # when the center process started (seconds since the epoch)
+    started: float | None = wire_field(default=None, feature="center-started")
 
 
 @message("replicate", "client->center")
@@ -496,6 +498,27 @@ class Retry(Message):
     settles (``key-in-memory``, ``task-erred``...). Keys not erred are ignored."""
 
     keys: list[str]
+
+
+@message("task-spec", "client->center", feature="task-specs")
+class GetTaskSpec(Message):
+    """The spec of the task ``key``, which this client wants, so that the client can run it
+    again in its own process (to debug it); with ``erred``, of the erred task behind ``key``
+    where its error began (``key`` itself when its own run raised)."""
+
+    id: int
+    key: str
+    erred: bool = False
+
+
+@message("task-spec-reply", "center->client", feature="task-specs")
+class TaskSpecReply(Message):
+    """``task``: the spec asked for; absent, ``error`` says why (the client does not want the
+    key, it is scattered data with no task, or it did not err)."""
+
+    id: int
+    task: TaskSpec | None = None
+    error: str = ""
 
 
 @message("want-keys", "client->center", feature="datasets")

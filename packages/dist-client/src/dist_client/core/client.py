@@ -111,6 +111,7 @@ class ClientCore:
         self._refreshing = False
         # The workers as the center last listed them: what repr shows, without asking again.
         self.workers_seen: list[dict] = []
+        self.center_started: float | None = None  # when it started (older centers: unknown)
         self._warnings: list[str] = []  # for the caller's thread, where they are shown
 
     def _wire(self) -> None:
@@ -489,9 +490,11 @@ class ClientCore:
         """The workers as the center lists them now (and what they run). With
         ``min_workers`` (only where the center agreed ``waits``): once that many are
         registered, or as they are after ``timeout`` seconds."""
-        workers = (await self.ask(lambda i: ClusterInfo(id=i, min_workers=min_workers,
-                                                        timeout=timeout))).workers
+        reply = await self.ask(lambda i: ClusterInfo(id=i, min_workers=min_workers,
+                                                     timeout=timeout))
+        workers = reply.workers
         self.workers_seen = workers
+        self.center_started = reply.started
         self.envs.update(workers, time.monotonic())
         differences = self.envs.new_package_differences()
         if differences:

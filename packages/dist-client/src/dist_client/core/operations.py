@@ -153,9 +153,10 @@ async def ncores(core: ClientCore, workers: Any = None) -> dict[str, int]:
 
 async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
     """The cluster as dask's ``Client.scheduler_info()`` describes it: the center's address,
-    the counts of workers, threads and memory, and each worker's map (dask's names, and
-    dist's counts of tasks and keys beside); ``n_workers``: only the first that many
-    workers' maps (-1: all), as dask's."""
+    when it started (``"started"``, seconds since the epoch; None from a center older than
+    the feature ``center-started``), the counts of workers, threads and memory, and each
+    worker's map (dask's names, and dist's counts of tasks and keys beside); ``n_workers``:
+    only the first that many workers' maps (-1: all), as dask's."""
     n_workers = whole_number("n_workers", n_workers, minimum=-1)
     workers = {}
     table = await core.refresh_workers()
@@ -172,8 +173,8 @@ async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
             "processing": w.get("processing", 0), "ahead": w.get("ahead", 0),
             "keys": w.get("keys", 0), "nbytes": w.get("nbytes", 0),
             "environment": w.get("environment")}
-    return {"type": "Center", "id": core.address, "address": core.address, **totals,
-            "workers": workers}
+    return {"type": "Center", "id": core.address, "address": core.address,
+            "started": core.center_started, **totals, "workers": workers}
 
 
 async def versions(core: ClientCore, check: bool = False) -> dict[str, Any]:

@@ -9,9 +9,27 @@ from typing import Any
 from dist_protocol.messages import PluginSpec, RegisterPlugin, UnregisterPlugin
 from dist_protocol.serialize import Payload
 
-from ..errors import ClusterError, PluginUnpicklingError
+from ..errors import CENTER_RUNS_NO_USER_CODE, ClusterError, PluginUnpicklingError
 from .client import ClientCore
 from .operations import run_everywhere
+
+
+# What only dask's scheduler plugins define (a worker plugin has setup/teardown/transition).
+SCHEDULER_HOOKS = ("update_graph", "add_worker", "remove_worker", "add_client", "remove_client",
+                   "restart", "before_close")
+
+
+def refuse_scheduler_plugin(plugin: Any) -> None:
+    """dask's ``register_plugin`` takes scheduler plugins too; dist's center runs none."""
+    kinds = {cls.__name__ for cls in type(plugin).__mro__}
+    hooks = [hook for hook in SCHEDULER_HOOKS if callable(getattr(plugin, hook, None))]
+    if "SchedulerPlugin" in kinds or hooks:
+        raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format(
+            f"{plugin!r}, a scheduler plugin ({', '.join(hooks) or 'a SchedulerPlugin'}),"))
+    if "NannyPlugin" in kinds:
+        raise NotImplementedError(f"{plugin!r} is a nanny plugin: dist's workers have no "
+                                  "nanny process; a worker plugin (setup(worker)) runs in "
+                                  "each worker process")
 
 
 def plugin_name(plugin: Any, name: str | None) -> str:
@@ -41,6 +59,7 @@ async def register_plugin(core: ClientCore, plugin: Any, name: str | None, idemp
     worker is unregistered again and raises ``PluginUnpicklingError``."""
     import cloudpickle
 
+    refuse_scheduler_plugin(plugin)
     if not callable(getattr(plugin, "setup", None)) and not callable(
             getattr(plugin, "teardown", None)):
         raise TypeError(f"register_plugin: {plugin!r} is not a worker plugin (it has neither "
