@@ -843,3 +843,17 @@ def test_what_would_run_code_in_the_center_says_why_not(e):
         e.run_on_scheduler(lambda dask_scheduler: None)
     with pytest.raises(NotImplementedError, match="scheduler plugin"):
         e.register_scheduler_plugin(object())
+
+
+def test_replicate_onto_chosen_workers_and_scheduler_plugins_say_why_not(e):
+    future = e.submit(inc, 1)
+    with pytest.raises(NotImplementedError, match="scatter it there"):
+        e.replicate([future], n=1, workers=list(e.nthreads()))
+    assert future.client is e
+
+    class Counter:  # a scheduler plugin as dask's register_plugin takes one
+        def update_graph(self, scheduler, *args, **kwargs):
+            pass
+
+    with pytest.raises(NotImplementedError, match="scheduler plugin.*update_graph"):
+        e.register_plugin(Counter())

@@ -12,7 +12,8 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import data_path, duration, given_timeout, local_cluster_shape, seconds
+from .arguments import (data_path, duration, given_timeout, local_cluster_shape,
+                        refuse_replica_workers, seconds)
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -333,9 +334,13 @@ class Executor(concurrent.futures.Executor):
         from .persist import normalize
         return normalize(self.core, collection)
 
-    def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0) -> None:
+    def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0,
+                  workers: Any = None) -> None:
         """Copy the futures' data onto ``n`` workers (or all of them, if fewer), so it
-        survives the loss of a worker; returns when the copies exist."""
+        survives the loss of a worker; returns when the copies exist. dask's ``workers``
+        (copies only on those) is not in dist: the center picks the workers holding the
+        fewest bytes, and a ``workers`` given raises ``NotImplementedError``."""
+        refuse_replica_workers(workers)
         self.core.run(operations.replicate(self.core, futures, n, timeout))
 
     def rebalance(self, futures: Any = None, workers: list[str] | None = None) -> None:

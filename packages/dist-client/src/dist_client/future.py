@@ -150,6 +150,11 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         """The Executor (or AsyncExecutor) this future belongs to (None once ``release()``d)."""
         return self._executor
 
+    @property
+    def client(self) -> Any:
+        """dask's name for ``executor``."""
+        return self._executor
+
     def __dask_tokenize__(self) -> tuple[str, str]:
         # The key names the value: graphs built on this future get the same keys every time.
         return ("dist_client.Future", self.key)

@@ -24,8 +24,9 @@ def refuse_scheduler_plugin(plugin: Any) -> None:
     kinds = {cls.__name__ for cls in type(plugin).__mro__}
     hooks = [hook for hook in SCHEDULER_HOOKS if callable(getattr(plugin, hook, None))]
     if "SchedulerPlugin" in kinds or hooks:
+        what = "a SchedulerPlugin" if "SchedulerPlugin" in kinds else f"it has {hooks[0]}()"
         raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format(
-            f"{plugin!r}, a scheduler plugin ({', '.join(hooks) or 'a SchedulerPlugin'}),"))
+            f"registering {plugin!r}, a scheduler plugin ({what}),"))
     if "NannyPlugin" in kinds:
         raise NotImplementedError(f"{plugin!r} is a nanny plugin: dist's workers have no "
                                   "nanny process; a worker plugin (setup(worker)) runs in "
