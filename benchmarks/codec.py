@@ -9,12 +9,15 @@ finished task's small value...).
 
     python benchmarks/codec.py [--ops submit-1,compute-task] [--repeat 7]
     python benchmarks/codec.py --callgrind [--ops ...]
+    python benchmarks/codec.py --columnar [--callgrind] [--ops ...]
 
 The first prints CPU µs per message (the median of ``--repeat`` timed runs, with ``time.
 process_time``). ``--callgrind`` counts instructions per message instead, which the load of a
 shared machine does not change: each op runs under ``valgrind --tool=callgrind`` once with no
 iterations and once with some, and the difference is divided by the messages coded.
-Results go to ``benchmarks/results/codec.json``.
+``--columnar`` codes the batches as a connection that agreed the ``columns`` feature does
+(runs of one op as column blocks). Results go to ``benchmarks/results/codec.json`` (and
+``codec-columnar.json``, ``codec-callgrind.json``...).
 """
 from __future__ import annotations
 
@@ -83,21 +86,22 @@ def _ops() -> dict[str, tuple[int, Callable[[int], Any]]]:
     }
 
 
-def _setup(label: str) -> tuple[int, list[Any], list[Any], Callable[[], Any], Callable[[], Any]]:
+def _setup(label: str, columnar: bool
+           ) -> tuple[int, list[Any], list[Any], Callable[[], Any], Callable[[], Any]]:
     """(messages per batch, messages, frames, encode one batch, decode one batch)."""
     from dist_protocol.messages import decode_batch, encode_batches
 
     per_batch, build = _ops()[label]
     messages = [build(i) for i in range(per_batch)]
-    (frames,) = encode_batches(messages, 100_000)
+    (frames,) = encode_batches(messages, 100_000, columnar)
     wire = [bytes(f) for f in frames]
-    assert decode_batch(wire) == messages, label
-    return (per_batch, messages, wire, lambda: encode_batches(messages, 100_000),
-            lambda: decode_batch(wire))
+    assert decode_batch(wire, columnar) == messages, label
+    return (per_batch, messages, wire, lambda: encode_batches(messages, 100_000, columnar),
+            lambda: decode_batch(wire, columnar))
 
 
-def _count(label: str, repeat: int) -> dict[str, Any]:
-    per_batch, messages, _, encode, decode = _setup(label)
+def _count(label: str, repeat: int, columnar: bool) -> dict[str, Any]:
+    per_batch, messages, _, encode, decode = _setup(label, columnar)
     tasks = sum(len(getattr(m, "tasks", ())) or 1 for m in messages)
     # about 20 ms of work per timed run, whatever the op
     calls = max(1, 2000 // tasks)
@@ -114,17 +118,18 @@ def _count(label: str, repeat: int) -> dict[str, Any]:
     return out
 
 
-def _child(label: str, phase: str, batches: int) -> None:
+def _child(label: str, phase: str, batches: int, columnar: bool) -> None:
     """The process callgrind counts: set up, then code ``batches`` batches of ``phase``."""
-    _, _, _, encode, decode = _setup(label)
+    _, _, _, encode, decode = _setup(label, columnar)
     run = encode if phase == "encode" else decode
     for _ in range(batches):
         run()
 
 
-def _instructions(label: str, phase: str, batches: int) -> int:
+def _instructions(label: str, phase: str, batches: int, columnar: bool) -> int:
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-               sys.executable, __file__, "--child", label, phase, str(batches)]
+               sys.executable, __file__, "--child", label, phase, str(batches),
+               *(["--columnar"] if columnar else [])]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
@@ -132,13 +137,13 @@ def _instructions(label: str, phase: str, batches: int) -> int:
     return int(found.group(1))
 
 
-def _callgrind(label: str) -> dict[str, Any]:
+def _callgrind(label: str, columnar: bool) -> dict[str, Any]:
     per_batch, build = _ops()[label]
     batches = max(2, 1000 // per_batch) if label != "submit-1000" else 3
-    base = _instructions(label, "none", 0)
+    base = _instructions(label, "none", 0, columnar)
     out: dict[str, Any] = {"messages_per_batch": per_batch}
     for phase in ("encode", "decode"):
-        total = _instructions(label, phase, batches)
+        total = _instructions(label, phase, batches, columnar)
         out[f"{phase}_instructions"] = (total - base) / (batches * per_batch)
     return out
 
@@ -148,12 +153,14 @@ def main() -> None:
     parser.add_argument("--ops", default="", help="comma-separated labels (default: all)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--columnar", action="store_true",
+                        help="code runs of one op as column blocks (feature columns)")
     parser.add_argument("--child", nargs=3, metavar=("LABEL", "PHASE", "BATCHES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         label, phase, batches = args.child
-        _child(label, phase, int(batches))
+        _child(label, phase, int(batches), args.columnar)
         return
     sys.path.insert(0, str(HERE))
     labels = [op for op in args.ops.split(",") if op] or list(_ops())
@@ -161,16 +168,17 @@ def main() -> None:
     results = {}
     for label in labels:
         if args.callgrind:
-            r = results[label] = _callgrind(label)
+            r = results[label] = _callgrind(label, args.columnar)
             print(f"{label:22} encode {r['encode_instructions']:>10,.0f}  decode "
                   f"{r['decode_instructions']:>10,.0f} instructions per message", flush=True)
         else:
-            r = results[label] = _count(label, args.repeat)
+            r = results[label] = _count(label, args.repeat, args.columnar)
             print(f"{label:22} encode {r['encode_us']:8.2f}  decode {r['decode_us']:8.2f} "
                   f"µs CPU per message", flush=True)
     print(f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
     RESULTS.mkdir(exist_ok=True)
-    name = "codec-callgrind.json" if args.callgrind else "codec.json"
+    name = ("codec-callgrind" if args.callgrind else "codec") + (
+        "-columnar" if args.columnar else "") + ".json"
     (RESULTS / name).write_text(json.dumps({"load": load, "ops": results}, indent=1))
 
 

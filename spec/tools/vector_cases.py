@@ -19,7 +19,7 @@ from dist_protocol.handshake import (ACCEPTOR_LABEL, INITIATOR_LABEL, AcceptorHa
                                      InitiatorHandshake, compute_proof)
 from dist_protocol.messages import (OPS, Authenticate, Authenticated, Error, Hello, Submit,
                                     Welcome)
-from dist_protocol.messages import decode_batch, encode_batch
+from dist_protocol.messages import decode_batch, encode_batch, encode_batches
 from dist_protocol.serialize import KeyRef, msgpack_dumps
 from dist_protocol.testing import example_message, to_json
 
@@ -543,6 +543,114 @@ def auth_vectors() -> dict:
     }
 
 
+# -- column blocks (feature columns) ----------------------------------------------------------
+
+def _pickle_ref(frame: int) -> dict:
+    return {"serializer": "pickle", "frames": [frame]}
+
+
+def _tasks_block(**changes: Any) -> list:
+    """A block of three compute-tasks of a map: a shared function and pickle tag, arguments
+    and priorities of their own (frames 1-4 of the batch)."""
+    block = ["compute-task", 3,
+             {"key": ["inc-0", "inc-1", "inc-2"],
+              "args": [_pickle_ref(2), _pickle_ref(3), _pickle_ref(4)],
+              "priority": [0, -1, -2]},
+             {"function": _pickle_ref(1), "pickled_with": "cpython-3.11"}]
+    for index, value in changes.items():
+        block[int(index[1:])] = value
+    return block
+
+
+TASK_FRAMES = [b"function", b"args-0", b"args-1", b"args-2"]
+FINISHED = ["task-finished", 3, {"key": ["a", "b", "c"], "start": [1.5, 2.5, 3.5],
+                                 "stop": [1.75, 2.75, 3.75]}, {"nbytes": 28, "type": "int"}]
+
+# (name, frame 0 as a list of items, payload frames)
+COLUMN_CASES: list[tuple[str, list, list[bytes]]] = [
+    ("compute-tasks-of-a-map", [_tasks_block()], TASK_FRAMES),
+    ("task-finished-sharing-their-size-and-type", [FINISHED], []),
+    ("key-in-memory-with-absent-values", [
+        ["key-in-memory", 3, {"key": ["a", "b", "c"],
+                              "workers": [["10.0.0.5:40211"], None, ["10.0.0.6:40211"]]},
+         {"nbytes": 28}]], []),
+    ("free-keys", [["free-keys", 2, {"keys": [["a", "b"], ["c"]]}, {}]], []),
+    ("a-block-between-messages", [{"op": "release", "keys": ["x"]},
+                                  ["release", 2, {"keys": [["a"], ["b"]]}, {}],
+                                  {"op": "release", "keys": ["y"]}], []),
+    ("a-block-of-one", [["key-lost", 1, {"key": ["a"]}, {"message": "worker died"}]], []),
+    ("every-field-shared-but-one-column", [["key-cancelled", 2, {"key": ["a", "a"]}, {}]], []),
+    ("a-shared-list-each-message-has", [
+        ["compute-task", 2, {"key": ["add-0", "add-1"]},
+         {"function": "operator:add", "who_has": {"x": ["10.0.0.5:40211"]}}]], []),
+    ("an-unknown-column-is-ignored", [
+        ["key-cancelled", 2, {"key": ["a", "b"], "colour": ["red", "blue"]}, {"size": 3}]], []),
+    ("nil-in-a-column-is-the-default", [
+        ["task-finished", 2, {"key": ["a", "b"], "type": [None, "int"]}, {"nbytes": 1}]], []),
+    # must be rejected:
+    ("a-column-of-the-wrong-length", [_tasks_block(c2={"key": ["inc-0", "inc-1"]})],
+     TASK_FRAMES),
+    ("a-count-of-zero", [["free-keys", 0, {"keys": []}, {}]], []),
+    ("a-count-over-the-limit", [["free-keys", 100_001, {"keys": []}, {}]], []),
+    ("a-count-that-is-a-bool", [["key-lost", True, {"key": ["a"]}, {"message": "m"}]], []),
+    ("three-items", [["free-keys", 1, {"keys": [["a"]]}]], []),
+    ("an-unknown-op", [["teleport", 1, {"key": ["a"]}, {}]], []),
+    ("an-op-that-is-not-a-string", [[7, 1, {"key": ["a"]}, {}]], []),
+    ("no-column", [["key-lost", 2, {}, {"key": "a", "message": "m"}]], []),
+    ("a-field-in-both-maps", [["key-lost", 1, {"key": ["a"]}, {"key": "a", "message": "m"}]],
+     []),
+    ("op-as-a-column", [["key-lost", 1, {"key": ["a"], "op": ["key-lost"]}, {"message": "m"}]],
+     []),
+    ("columns-not-a-map", [["free-keys", 1, [["a"]], {}]], []),
+    ("a-column-that-is-not-an-array", [["free-keys", 1, {"keys": "a"}, {}]], []),
+    ("a-value-of-the-wrong-type", [["key-cancelled", 2, {"key": ["a", 2]}, {}]], []),
+    ("a-required-field-in-neither-map", [["key-lost", 1, {"message": ["m"]}, {}]], []),
+    ("a-block-inside-a-block", [["free-keys", 1, {"keys": [["free-keys", 1, {}, {}]]}, {}]],
+     []),
+    ("a-payload-naming-a-missing-frame", [_tasks_block(c3={"function": _pickle_ref(9)})],
+     TASK_FRAMES),
+    ("a-negative-size-shared", [FINISHED[:3] + [{"nbytes": -1}]], []),
+]
+
+
+def column_vectors() -> dict:
+    out = []
+    for name, items, payload in COLUMN_CASES:
+        frames = [msgpack.packb(items, **PACK), *payload]
+        case: dict[str, Any] = {"name": name, "section": "PROTOCOL.md#column-blocks",
+                                "frames": [f.hex() for f in frames],
+                                "decoded": to_json(msgpack.unpackb(frames[0], raw=False))}
+        try:
+            messages = decode_batch(frames, columnar=True)
+        except ProtocolError as exc:
+            case.update(valid=False, error=exc.code)
+            out.append(case)
+            continue
+        as_maps = encode_batch(messages)
+        (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True)
+        case["valid"] = True
+        case["messages"] = to_json(msgpack.unpackb(as_maps[0], raw=False))
+        case["messages_frames"] = [bytes(f).hex() for f in as_maps[1:]]
+        reencoded = to_json(msgpack.unpackb(again[0], raw=False))
+        if reencoded != case["decoded"]:
+            case["reencoded"] = reencoded
+        case["canonical"] = bytes(again[0]) == frames[0] and [
+            bytes(f) for f in again[1:]] == frames[1:]
+        out.append(case)
+    return {
+        "description": "Column blocks, read on a connection that agreed the feature columns: "
+                       "'frames' and 'decoded' as in messages.json. A valid case gives "
+                       "'messages': the same messages as message maps in their canonical "
+                       "encoding (frame 0, decoded), with 'messages_frames' their payload "
+                       "frames (hex) -- what the block stands for; 'reencoded', when it "
+                       "differs from 'decoded', is the canonical block of those messages "
+                       "(PROTOCOL.md, Column blocks) and 'canonical' says whether the case's "
+                       "frames are it. An invalid case gives the error code.",
+        "cases": out,
+    }
+
+
 def all_vectors() -> dict[str, dict]:
     return {"framing": framing_vectors(), "messages": message_vectors(),
-            "handshake": handshake_vectors(), "auth": auth_vectors()}
+            "columns": column_vectors(), "handshake": handshake_vectors(),
+            "auth": auth_vectors()}

@@ -23,8 +23,9 @@ def wire(*messages) -> bytes:
 
 
 def batches_in(buffers: list) -> list[list]:
+    """The batches written, read as a peer that agreed column blocks (as ``pair`` does)."""
     data = b"".join(bytes(b) for b in buffers)
-    return [decode_batch(frames) for frames in FrameDecoder().feed(data)]
+    return [decode_batch(frames, columnar=True) for frames in FrameDecoder().feed(data)]
 
 
 def pair(who: str | None = "center", role: str = "client", token: str | None = None):

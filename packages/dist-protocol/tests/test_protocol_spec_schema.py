@@ -205,7 +205,7 @@ def test_every_op_has_a_section_and_every_link_and_vector_section_resolves():
     assert set(OPS) <= anchors, REGENERATE_HINT
     links = set(re.findall(r"\]\(#([^)]+)\)", protocol))
     assert links <= anchors, f"broken links in PROTOCOL.md: {sorted(links - anchors)}"
-    for name in ("framing", "messages", "handshake", "auth"):
+    for name in ("framing", "messages", "columns", "handshake", "auth"):
         vectors = load_vectors(name)
         sections = {case["section"].split("#", 1)[1] for case in vectors["cases"]}
         sections |= {p["section"].split("#", 1)[1] for p in vectors.get("payloads", [])}

@@ -16,7 +16,7 @@ from dist_protocol.errors import HandshakeError, ProtocolError
 from dist_protocol.framing import (DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits,
                                    frames_to_bytes)
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake, compute_proof
-from dist_protocol.messages import OPS, Error, decode_batch, encode_batch
+from dist_protocol.messages import OPS, Error, decode_batch, encode_batch, encode_batches
 from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
 from dist_protocol.connection import Connection
 from dist_protocol.testing import (REGENERATE_HINT, connection_pair, decode_in_chunks,
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 
 FRAMING = load_vectors("framing")
 MESSAGES = load_vectors("messages")
+COLUMNS = load_vectors("columns")
 HANDSHAKE = load_vectors("handshake")
 AUTH = load_vectors("auth")
 
@@ -40,8 +41,8 @@ def test_a_missing_vector_file_raises_instead_of_skipping():
         load_vectors("no-such-vectors")
 
 
-@pytest.mark.parametrize("vectors", [FRAMING, MESSAGES, HANDSHAKE, AUTH],
-                         ids=["framing", "messages", "handshake", "auth"])
+@pytest.mark.parametrize("vectors", [FRAMING, MESSAGES, COLUMNS, HANDSHAKE, AUTH],
+                         ids=["framing", "messages", "columns", "handshake", "auth"])
 def test_every_vector_names_its_section_and_names_are_unique(vectors):
     names = [case["name"] for case in vectors["cases"]]
     assert len(names) == len(set(names))
@@ -118,6 +119,47 @@ def test_the_vectors_include_inputs_that_must_be_rejected():
     assert {"invalid-message", "unknown-op"} <= codes
     assert {case["error"] for case in FRAMING["cases"] if not case["valid"]} == {
         "malformed-frame", "limit-exceeded"}
+
+
+# -- column blocks ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", cases(COLUMNS))
+def test_column_block_vector(case):
+    frames = [bytes.fromhex(f) for f in case["frames"]]
+    assert to_json(msgpack.unpackb(frames[0], raw=False)) == case["decoded"]
+    if not case["valid"]:
+        with pytest.raises(ProtocolError) as caught:
+            decode_batch(frames, columnar=True)
+        assert caught.value.code == case["error"], REGENERATE_HINT
+        return
+    messages = decode_batch(frames, columnar=True)
+    # what the block stands for: these messages, sent as maps
+    as_maps = encode_batch(messages)
+    assert msgpack.unpackb(as_maps[0], raw=False) == from_json(case["messages"]), \
+        REGENERATE_HINT
+    assert [bytes(f).hex() for f in as_maps[1:]] == case["messages_frames"]
+    assert decode_batch(as_maps) == messages
+    (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True)
+    expected = from_json(case.get("reencoded", case["decoded"]))
+    assert msgpack.unpackb(again[0], raw=False) == expected, REGENERATE_HINT
+    assert (bytes(again[0]) == frames[0]) == case["canonical"], REGENERATE_HINT
+    assert decode_batch(again, columnar=True) == messages
+
+
+def test_a_receiver_without_the_feature_rejects_every_block():
+    blocks = [case for case in COLUMNS["cases"]
+              if any(isinstance(item, list) for item in from_json(case["decoded"]))]
+    assert blocks
+    for case in blocks:
+        with pytest.raises(ProtocolError) as caught:
+            decode_batch([bytes.fromhex(f) for f in case["frames"]])
+        assert caught.value.code == "invalid-message"
+
+
+def test_the_column_vectors_include_every_kind_of_rejection():
+    assert {case["error"] for case in COLUMNS["cases"] if not case["valid"]} == {
+        "invalid-message", "unknown-op"}
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in MESSAGES["payloads"]])

@@ -31,7 +31,7 @@ from .wiretypes import (BatchFrames, Converter, Encoder, FieldSpec, bounded, con
                         record_converter)
 
 
-class _Slow(Exception):
+class Slow(Exception):
     """The generated decoder gives a message up to the reference converter."""
 
 
@@ -42,23 +42,23 @@ _FAST_DECODERS: dict[type, Converter] = {}
 _ENCODERS: dict[type, Encoder] = {}
 
 
-def _is_record(tp: Any) -> bool:
+def is_record(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
-def _generatable(cls: type) -> bool:
+def generatable(cls: type) -> bool:
     """Records whose instances can be built field by field (every field set by ``__init__``,
     nothing done after it)."""
     return (all(f.init for f in dataclasses.fields(cls)) and "__slots__" in cls.__dict__
             and not hasattr(cls, "__post_init__"))
 
 
-class _Source:
+class Source:
     """The lines of one generated function, and the objects its names stand for."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.env: dict[str, Any] = {"_Slow": _Slow, "_INF": _INF, "_MISSING": _MISSING}
+        self.env: dict[str, Any] = {"Slow": Slow, "_INF": _INF, "_MISSING": _MISSING}
         self.count = 0
 
     def name(self, obj: Any, hint: str) -> str:
@@ -109,7 +109,7 @@ def _payload(value: Any, frames: list[Any]) -> Payload:
     return read_payload_ref(value, frames)
 
 
-def _value(src: _Source, indent: int, tp: Any, value: str, minimum: float | None,
+def emit_value(src: Source, indent: int, tp: Any, value: str, minimum: float | None,
            checked: bool = False) -> str:
     """Emit the checks of ``value`` (a name) as type ``tp``; the name holding the result.
     ``checked``: the type of ``value`` is known to be one ``tp`` admits (a union's branch)."""
@@ -117,41 +117,41 @@ def _value(src: _Source, indent: int, tp: Any, value: str, minimum: float | None
         return value
     if tp in _EXACT:
         if not checked:
-            src.emit(indent, f"if type({value}) is not {tp.__name__}: raise _Slow")
+            src.emit(indent, f"if type({value}) is not {tp.__name__}: raise Slow")
         return value
     if tp is int:
         if not checked:
-            src.emit(indent, f"if type({value}) is not int: raise _Slow")
+            src.emit(indent, f"if type({value}) is not int: raise Slow")
         if minimum is not None:
-            src.emit(indent, f"if {value} < {minimum!r}: raise _Slow")
+            src.emit(indent, f"if {value} < {minimum!r}: raise Slow")
         return value
     if tp is float:
         if not checked:
             src.emit(indent, f"if type({value}) is not float and type({value}) is not int: "
-                             "raise _Slow")
+                             "raise Slow")
         if minimum is not None:
             # as the reference: finite and at least ``minimum`` (NaN fails both comparisons)
-            src.emit(indent, f"if not {minimum!r} <= {value} < _INF: raise _Slow")
+            src.emit(indent, f"if not {minimum!r} <= {value} < _INF: raise Slow")
         return value
     if tp is Payload:
         out = src.tmp()
         src.emit(indent, f"{out} = {src.name(_payload, 'payload')}({value}, frames)")
         return out
-    if _is_record(tp) and _generatable(tp):
+    if is_record(tp) and generatable(tp):
         out = src.tmp()
         src.emit(indent, f"{out} = {src.name(fast_decoder(tp), 'record')}({value}, frames)")
         return out
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
         if not checked:
-            src.emit(indent, f"if type({value}) is not list: raise _Slow")
+            src.emit(indent, f"if type({value}) is not list: raise Slow")
         return _list(src, indent, args[0], value, minimum)
     if origin is dict:
         if not checked:
-            src.emit(indent, f"if type({value}) is not dict: raise _Slow")
+            src.emit(indent, f"if type({value}) is not dict: raise Slow")
         return _map(src, indent, args[1], value, minimum)
     if origin in (Union, types.UnionType):
-        union = _union(src, indent, tp, value, minimum)
+        union = emit_union(src, indent, tp, value, minimum)
         if union is not None:
             return union
     # Anything else: the reference converter, whose error sends the message the slow way.
@@ -161,27 +161,27 @@ def _value(src: _Source, indent: int, tp: Any, value: str, minimum: float | None
     return out
 
 
-def _only(src: _Source, indent: int, values: str, kind: type) -> None:
+def _only(src: Source, indent: int, values: str, kind: type) -> None:
     """Every item of ``values`` (an iterable expression) is exactly of type ``kind``."""
     src.emit(indent, f"for v in {values}:")
-    src.emit(indent + 1, f"if type(v) is not {kind.__name__}: raise _Slow")
+    src.emit(indent + 1, f"if type(v) is not {kind.__name__}: raise Slow")
 
 
-def _only_if_any(src: _Source, indent: int, value: str, start: int) -> None:
+def _only_if_any(src: Source, indent: int, value: str, start: int) -> None:
     """The checks emitted since line ``start``, of the items of ``value`` kept as it is, only
     where it has any (most lists and maps of a message are empty: no loop is begun then)."""
     src.lines[start:] = ["    " * indent + f"if {value}:",
                          *("    " + line for line in src.lines[start:])]
 
 
-def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
+def _list(src: Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
     if item in _EXACT or (item is int and minimum is None):
         start = len(src.lines)
         _only(src, indent, value, item)
         _only_if_any(src, indent, value, start)
         return value
     out = src.tmp()
-    if _is_record(item) and _generatable(item):
+    if is_record(item) and generatable(item):
         # Each map is replaced in the list by its record as soon as it is read, so that the
         # maps of a long list (a graph's task specs, about 1.3 KB each as msgpack reads them)
         # are freed while the records are made, not all held until the last is. Should a later
@@ -196,7 +196,7 @@ def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | Non
         return value
     each, start = src.tmp(), len(src.lines)
     src.emit(indent, f"for {each} in {value}:")
-    result = _value(src, indent + 1, item, each, minimum)
+    result = emit_value(src, indent + 1, item, each, minimum)
     if result == each:  # items only checked: the list is kept
         return value
     src.lines.insert(start, "    " * indent + f"{out} = []")
@@ -204,7 +204,7 @@ def _list(src: _Source, indent: int, item: Any, value: str, minimum: float | Non
     return out
 
 
-def _map(src: _Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
+def _map(src: Source, indent: int, item: Any, value: str, minimum: float | None) -> str:
     first = len(src.lines)
     _only(src, indent, value, str)
     if item is Any and minimum is None:
@@ -213,13 +213,13 @@ def _map(src: _Source, indent: int, item: Any, value: str, minimum: float | None
     if item in _EXACT or item is int:
         _only(src, indent, f"{value}.values()", item)
         if minimum is not None:
-            src.emit(indent, f"if min({value}.values()) < {minimum!r}: raise _Slow")
+            src.emit(indent, f"if min({value}.values()) < {minimum!r}: raise Slow")
         _only_if_any(src, indent, value, first)
         return value
     out, key, each = src.tmp(), src.tmp(), src.tmp()
     start = len(src.lines)
     src.emit(indent, f"for {key}, {each} in {value}.items():")
-    result = _value(src, indent + 1, item, each, minimum)
+    result = emit_value(src, indent + 1, item, each, minimum)
     if result == each:  # values only checked: the map is kept
         src.lines[start] = "    " * indent + f"for {each} in {value}.values():"
         _only_if_any(src, indent, value, first)
@@ -238,12 +238,12 @@ def _kinds(tp: Any) -> tuple[type, ...] | None:
     origin = typing.get_origin(tp)
     if origin is list:
         return (list,)
-    if tp is Payload or origin is dict or _is_record(tp):
+    if tp is Payload or origin is dict or is_record(tp):
         return (dict,)
     return None
 
 
-def _union(src: _Source, indent: int, tp: Any, value: str, minimum: float | None,
+def emit_union(src: Source, indent: int, tp: Any, value: str, minimum: float | None,
            none_handled: bool = False) -> str | None:
     args = typing.get_args(tp)
     options = [a for a in args if a is not type(None)]
@@ -252,7 +252,7 @@ def _union(src: _Source, indent: int, tp: Any, value: str, minimum: float | None
     if any(k is None for k in kinds) or len(flat) != len(set(flat)):
         return None  # options that share a kind: left to the reference converter's tries
     if none_handled and len(options) == 1:
-        return _value(src, indent, options[0], value, minimum)
+        return emit_value(src, indent, options[0], value, minimum)
     out = src.tmp()
     branch = "if"
     if len(options) != len(args) and not none_handled:
@@ -263,15 +263,15 @@ def _union(src: _Source, indent: int, tp: Any, value: str, minimum: float | None
         assert option_kinds is not None
         test = " or ".join(f"type({value}) is {k.__name__}" for k in option_kinds)
         src.emit(indent, f"{branch} {test}:")
-        result = _value(src, indent + 1, option, value, minimum, checked=True)
+        result = emit_value(src, indent + 1, option, value, minimum, checked=True)
         src.emit(indent + 1, f"{out} = {result}")
         branch = "elif"
     src.emit(indent, "else:")
-    src.emit(indent + 1, "raise _Slow")
+    src.emit(indent + 1, "raise Slow")
     return out
 
 
-def _default(src: _Source, field: dataclasses.Field[Any]) -> str:
+def default_source(src: Source, field: dataclasses.Field[Any]) -> str:
     if field.default_factory is list:
         return "[]"
     if field.default_factory is dict:
@@ -283,7 +283,7 @@ def _default(src: _Source, field: dataclasses.Field[Any]) -> str:
     return src.name(field.default, "default")
 
 
-def _twin(cls: type) -> type:
+def twin_class(cls: type) -> type:
     """A class with ``cls``'s slots and bases but without its frozen ``__setattr__``: an
     instance is filled in as one of these, then its ``__class__`` becomes ``cls``."""
     return type(cls.__name__, cls.__bases__, {"__slots__": cls.__dict__["__slots__"],
@@ -291,9 +291,9 @@ def _twin(cls: type) -> type:
 
 
 def _decoder_source(cls: type, name: str, guarded: bool) -> Any:
-    """The fast decoder of ``cls`` (raising ``_Slow`` on anything unusual) or, ``guarded``,
+    """The fast decoder of ``cls`` (raising ``Slow`` on anything unusual) or, ``guarded``,
     the decoder that falls back to the reference converter."""
-    src = _Source()
+    src = Source()
     fields = dataclasses.fields(cls)
     wire = {spec.name: spec for spec in field_specs(cls)}
     hints = field_hints(cls, list(wire))
@@ -301,43 +301,43 @@ def _decoder_source(cls: type, name: str, guarded: bool) -> Any:
     src.emit(0, f"def {name}(value, frames):")
     if guarded:
         src.emit(1, "try:")
-    src.emit(body, "if type(value) is not dict: raise _Slow")
+    src.emit(body, "if type(value) is not dict: raise Slow")
     src.emit(body, "get = value.get")
-    src.emit(body, f"o = {src.name(_twin(cls), 'twin')}()")
+    src.emit(body, f"o = {src.name(twin_class(cls), 'twin')}()")
     for field in fields:
         spec = wire.get(field.name)
         if spec is None:
-            src.emit(body, f"o.{field.name} = {_default(src, field)}")
+            src.emit(body, f"o.{field.name} = {default_source(src, field)}")
             continue
         if spec.required:
             src.emit(body, f"x = get({field.name!r}, _MISSING)")
-            src.emit(body, "if x is _MISSING: raise _Slow")
-            result = _value(src, body, hints[field.name], "x", spec.minimum)
+            src.emit(body, "if x is _MISSING: raise Slow")
+            result = emit_value(src, body, hints[field.name], "x", spec.minimum)
             src.emit(body, f"o.{field.name} = {result}")
         else:
             src.emit(body, f"x = get({field.name!r})")
             src.emit(body, "if x is None:")
-            src.emit(body + 1, f"o.{field.name} = {_default(src, field)}")
+            src.emit(body + 1, f"o.{field.name} = {default_source(src, field)}")
             src.emit(body, "else:")
             tp = hints[field.name]
             result = None
             if typing.get_origin(tp) in (Union, types.UnionType):  # None is handled above
-                result = _union(src, body + 1, tp, "x", spec.minimum, none_handled=True)
+                result = emit_union(src, body + 1, tp, "x", spec.minimum, none_handled=True)
             if result is None:
-                result = _value(src, body + 1, tp, "x", spec.minimum)
+                result = emit_value(src, body + 1, tp, "x", spec.minimum)
             if field.metadata.get("shared"):  # (a str by now: see wiretypes.wire_field)
                 result = f"{src.name(sys.intern, 'intern')}({result})"
             src.emit(body + 1, f"o.{field.name} = {result}")
     src.emit(body, f"o.__class__ = {src.name(cls, 'cls')}")
     src.emit(body, "return o")
     if guarded:
-        src.emit(1, f"except ({src.name(_Slow, 'Slow')}, {src.name(InvalidMessage, 'Invalid')}):")
+        src.emit(1, f"except ({src.name(Slow, 'Slow')}, {src.name(InvalidMessage, 'Invalid')}):")
         src.emit(2, f"return {src.name(record_converter(cls), 'reference')}(value, frames)")
     return src.compile(name)
 
 
 def fast_decoder(cls: type) -> Converter:
-    """``cls``'s generated decoder for use inside another one: raises ``_Slow`` (or the
+    """``cls``'s generated decoder for use inside another one: raises ``Slow`` (or the
     ``InvalidMessage`` of a payload) where the reference converter must decide."""
     decode = _FAST_DECODERS.get(cls)
     if decode is None:
@@ -347,18 +347,18 @@ def fast_decoder(cls: type) -> Converter:
 
 def decoder(cls: type) -> Converter:
     """A converter of a wire map to a ``cls``, as ``record_converter(cls)`` but faster."""
-    if not _generatable(cls):
+    if not generatable(cls):
         return record_converter(cls)
     decode: Converter = _decoder_source(cls, f"decode_{cls.__name__}", True)
     return decode
 
 
-def _encoding(src: _Source, tp: Any, value: str) -> str | None:
+def _encoding(src: Source, tp: Any, value: str) -> str | None:
     """The expression of ``value``'s wire form, or None when it goes on the wire as it is."""
     if tp is Payload:
         ref = src.name(new_payload_ref, "payload")
         return f"(seen.get(id({value})) or {ref}({value}, frames, seen))"
-    if _is_record(tp):
+    if is_record(tp):
         return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
@@ -372,14 +372,14 @@ def _encoding(src: _Source, tp: Any, value: str) -> str | None:
         if Payload in args:
             return (f"({_encoding(src, Payload, value)} if isinstance({value}, "
                     f"{src.name(Payload, 'Payload')}) else {value})")
-        records = [a for a in args if _is_record(a)]
+        records = [a for a in args if is_record(a)]
         if len(records) == 1:
             return (f"({_encoding(src, records[0], value)} if isinstance({value}, "
                     f"{src.name(records[0], 'cls')}) else {value})")
     return None
 
 
-def _field_encoding(src: _Source, spec: FieldSpec, hints: dict[str, Any],
+def field_encoding(src: Source, spec: FieldSpec, hints: dict[str, Any],
                     value: str) -> str | None:
     encoded = _encoding(src, hints[spec.name], value)
     if encoded is None and spec.encode is not None:  # a shape this module does not know
@@ -388,7 +388,7 @@ def _field_encoding(src: _Source, spec: FieldSpec, hints: dict[str, Any],
 
 
 def _encoder_source(cls: type, op: str | None) -> Any:
-    src = _Source()
+    src = Source()
     hints = field_hints(cls, [spec.name for spec in field_specs(cls)])
     name = f"encode_{cls.__name__}"
     src.emit(0, f"def {name}(m, frames, seen):")
@@ -400,10 +400,10 @@ def _encoder_source(cls: type, op: str | None) -> Any:
     items = []
     for spec in specs[:leading]:
         value = f"m.{spec.name}"
-        items.append(f"{spec.name!r}: {_field_encoding(src, spec, hints, value) or value}")
+        items.append(f"{spec.name!r}: {field_encoding(src, spec, hints, value) or value}")
     src.emit(1, f"out = {{{', '.join(items)}}}")
     for spec in specs[leading:]:
-        encoded = _field_encoding(src, spec, hints, "v") or "v"
+        encoded = field_encoding(src, spec, hints, "v") or "v"
         src.emit(1, f"v = m.{spec.name}")
         if spec.required:
             src.emit(1, f"out[{spec.name!r}] = {encoded}")
@@ -441,7 +441,7 @@ def initializer(cls: type) -> Any:
     """An ``__init__`` for the frozen slots dataclass ``cls`` with the same parameters as the
     one ``dataclasses`` writes, which sets each field by ``object.__setattr__`` (a lookup
     by name per field): this one calls the slot's own descriptor."""
-    src = _Source()
+    src = Source()
     params, body = ["self"], []
     marker = src.name(_FACTORY, "FACTORY")
     for field in dataclasses.fields(cls):
@@ -449,7 +449,7 @@ def initializer(cls: type) -> Any:
         setter = src.name(cls.__dict__[name].__set__, f"set_{name}_")
         if field.default_factory is not dataclasses.MISSING:
             params.append(f"{name}={marker}")
-            factory = _default(src, field)
+            factory = default_source(src, field)
             body.append(f"{setter}(self, {factory} if {name} is {marker} else {name})")
         else:
             if field.default is dataclasses.MISSING:
@@ -471,7 +471,7 @@ def initializer(cls: type) -> Any:
 def install_initializer(cls: type) -> None:
     """Give ``cls`` the generated ``__init__`` when its first instance is made (generating
     it for every class at import would make importing the catalogue slower)."""
-    if not _generatable(cls):
+    if not generatable(cls):
         return
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -483,4 +483,6 @@ def install_initializer(cls: type) -> None:
     type.__setattr__(cls, "__init__", __init__)
 
 
-__all__ = ["decoder", "encoder", "fast_decoder", "initializer", "install_initializer"]
+__all__ = ["Slow", "Source", "decoder", "default_source", "emit_union", "emit_value", "encoder",
+           "fast_decoder", "field_encoding", "generatable", "initializer", "install_initializer",
+           "is_record", "twin_class"]

@@ -23,6 +23,7 @@ import struct
 
 from typing import Any
 
+from .columns import FEATURE as COLUMNS
 from .defaults import MAX_FRAMES_PER_BATCH
 from .errors import FramingError, HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits
@@ -81,6 +82,7 @@ class Connection:
         self.state = "handshaking"  # -> "established" -> "closed" (an error was sent or received)
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()
+        self._columnar = False  # the peer agreed column blocks (both ways)
         self.peer_environment: Environment | None = None
         self.peer_role: str | None = None  # the role the initiator said in its hello
         self.peer_name: str | None = None
@@ -151,7 +153,7 @@ class Connection:
             if not parsed:
                 return None
             frames = parsed[0]
-        return self._received(decode_batch(frames))
+        return self._received(decode_batch(frames, self._columnar))
 
     def _received(self, messages: list[Message]) -> list[Message]:
         handshake = self.handshake
@@ -183,6 +185,7 @@ class Connection:
         self.state = "established"
         self.version = handshake.version
         self.features = handshake.features
+        self._columnar = COLUMNS in self.features
         self.peer_environment = handshake.peer_environment
         if isinstance(handshake, AcceptorHandshake):
             self.peer_role, self.peer_name = handshake.role, handshake.name
@@ -273,7 +276,7 @@ class Connection:
         out, self._outgoing = self._outgoing, []
         if self._queued:
             messages, self._queued = self._queued, []
-            for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH):
+            for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH, self._columnar):
                 out.extend(batch_buffers(frames))
         return out
 

@@ -110,6 +110,9 @@ FEATURES: dict[str, str] = {
                   "began, for the client to run it again in its own process",
     "center-started": "the center's `cluster-info-reply` carries `started`: when the center "
                       "process started (seconds since the epoch)",
+    "columns": "the peer reads column blocks in frame 0: a run of messages of one op sent as "
+               "one array per field, with a value every message shares given once "
+               "(PROTOCOL.md, Column blocks)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

@@ -7,6 +7,7 @@ default is ``None`` are optional and left out of the wire map when unset.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 import threading
 from dataclasses import field
@@ -22,7 +23,7 @@ import msgpack
 
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
-from . import codegen
+from . import codegen, columns
 from .generated_messages import METHODS
 from .records import frozen_record
 from .wiretypes import BatchFrames, FieldSpec, field_specs, wire_field
@@ -939,9 +940,14 @@ def encode_batch(messages: list[Message]) -> list[Any]:
     return frames
 
 
-def encode_batches(messages: list[Message], max_frames: int) -> list[list[Any]]:
+def encode_batches(messages: list[Message], max_frames: int,
+                   columnar: bool = False) -> list[list[Any]]:
     """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
-    frames, so a burst of messages never exceeds the receiver's frame-count limit."""
+    frames, so a burst of messages never exceeds the receiver's frame-count limit.
+    ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
+    blocks."""
+    if columnar and len(messages) >= columns.MIN_RUN:  # (a batch of one as ever: no run)
+        return _encode_columnar(messages, max_frames)
     batches = []
     frames: list[Any] = [b""]
     seen: dict[Any, Any] = {}
@@ -958,8 +964,41 @@ def encode_batches(messages: list[Message], max_frames: int) -> list[list[Any]]:
     return batches
 
 
-def decode_batch(frames: list[Any]) -> list[Message]:
-    """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed."""
+def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]]:
+    batches = []
+    frames: list[Any] = [b""]
+    seen: dict[Any, Any] = {}
+    wire: list[Any] = []
+    for cls, group in itertools.groupby(messages, type):
+        run = list(group)
+        start = 0
+        while start < len(run):
+            # A block's payload frames are all added at once: a block of messages that may
+            # add some holds no more messages than the batch has frames left, so that a batch
+            # of one-frame messages is cut where it was cut message by message.
+            room = (max(1, max_frames - len(frames)) if columns.carries_payloads(cls)
+                    else columns.MAX_COUNT)
+            part = run[start:start + min(room, columns.MAX_COUNT)]
+            start += len(part)
+            item = columns.encode_block(part, frames, seen) if len(part) >= columns.MIN_RUN \
+                else None
+            if item is not None:
+                wire.append(item)
+            else:
+                wire.extend(type(m)._encode(m, frames, seen) for m in part)
+            if len(frames) >= max_frames:
+                frames[0] = _PACKERS.pack(wire)
+                batches.append(frames)
+                frames, seen, wire = [b""], {}, []
+    if wire:
+        frames[0] = _PACKERS.pack(wire)
+        batches.append(frames)
+    return batches
+
+
+def decode_batch(frames: list[Any], columnar: bool = False) -> list[Message]:
+    """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed.
+    ``columnar`` (the connection agreed ``columns``): column blocks are read too."""
     try:
         wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input
@@ -970,7 +1009,11 @@ def decode_batch(frames: list[Any]) -> list[Message]:
     out = []
     for item in wire:
         if type(item) is not dict:
-            raise InvalidMessage("each message must be a map")
+            if columnar and type(item) is list:
+                out.extend(columns.decode_block(item, frames, OPS))
+                continue
+            raise InvalidMessage("each message must be a map" + (
+                " or a column block" if columnar else ""))
         op = item.get("op")
         cls = OPS.get(op) if type(op) is str else None
         if cls is None:

@@ -1,0 +1,357 @@
+"""Column blocks (feature ``columns``): a run of messages of one op as one array per field.
+
+A block must decode to exactly the messages sent, as the same messages sent as maps do; a
+malformed one is refused as the messages it stands for would be; a peer that did not agree
+the feature never receives one."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dist_protocol import columns
+from dist_protocol import strategies as wire
+from dist_protocol.connection import Connection
+from dist_protocol.errors import InvalidMessage, ProtocolError, UnknownOp
+from dist_protocol.framing import FrameDecoder
+from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
+from dist_protocol.messages import (OPS, ComputeTask, FreeKeys, Heartbeat, KeyInMemory,
+                                    PutData, Release, TaskFinished, Unregister, decode_batch,
+                                    encode_batch, encode_batches)
+from dist_protocol.serialize import Payload
+from dist_protocol.testing import connection_pair, example_message
+
+pytestmark = pytest.mark.timeout(300)
+
+SOME = settings(max_examples=25, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUNCTION = Payload("pickle", [b"function"])
+
+
+def columnar(messages, max_frames=10_000):
+    return [[bytes(f) for f in frames]
+            for frames in encode_batches(list(messages), max_frames, columnar=True)]
+
+
+def items_of(frames):
+    return msgpack.unpackb(frames[0], raw=False)
+
+
+def round_trip(messages):
+    return [m for frames in columnar(messages) for m in decode_batch(frames, columnar=True)]
+
+
+def outcome(frames, as_columns):
+    try:
+        return ("messages", decode_batch(frames, columnar=as_columns))
+    except ProtocolError as exc:
+        return ("error", type(exc), exc.code, exc.message)
+
+
+def map_task(i):
+    return ComputeTask(key=f"inc-{i}", function=FUNCTION, args=Payload("pickle", [b"a%d" % i]),
+                       priority=-i, pickled_with="cpython-3.11")
+
+
+# -- the same messages ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_op_comes_back_as_sent(op):
+    cls = OPS[op]
+    for full in (False, True):
+        message = example_message(cls, full)
+        sent = [message, dataclasses.replace(message), message]
+        assert round_trip(sent) == sent == decode_batch(encode_batch(sent))
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_runs_of_any_valid_messages_come_back_as_sent(op):
+    @SOME
+    @given(st.lists(wire.messages([op]), min_size=2, max_size=6))
+    def check(sent):
+        received = round_trip(sent)
+        assert received == sent
+        assert [type(m) for m in received] == [type(m) for m in sent]
+    check()
+
+
+@SOME
+@given(st.lists(wire.messages(["compute-task", "task-finished", "key-in-memory", "free-keys",
+                               "release", "put-data"]), max_size=12))
+def test_mixed_batches_keep_their_order(sent):
+    assert round_trip(sent) == sent
+
+
+def test_a_map_of_compute_tasks_is_one_block_with_the_function_once():
+    sent = [map_task(i) for i in range(100)]
+    [frames] = columnar(sent)
+    [block] = items_of(frames)
+    op, count, by_column, shared = block
+    assert (op, count) == ("compute-task", 100)
+    assert list(by_column) == ["key", "args", "priority"]
+    assert shared == {"function": {"serializer": "pickle", "frames": [1]},
+                      "pickled_with": "cpython-3.11"}
+    assert len(frames) == 102  # frame 0, the function once, each task's arguments
+    received = decode_batch(frames, columnar=True)
+    assert received == sent
+    assert received[0].function is received[99].function  # one payload read, as today
+    assert received[0].pickled_with is received[1].pickled_with
+
+
+def test_fields_at_their_default_are_left_out_and_nil_stands_for_absent():
+    sent = [KeyInMemory(key="a", workers=["w1"]), KeyInMemory(key="b"),
+            KeyInMemory(key="c", workers=["w2"])]
+    [frames] = columnar(sent)
+    assert items_of(frames) == [["key-in-memory", 3, {"key": ["a", "b", "c"],
+                                                      "workers": [["w1"], None, ["w2"]]}, {}]]
+    assert decode_batch(frames, columnar=True) == sent
+
+
+def test_a_shared_list_or_map_is_each_message_s_own():
+    frame0 = msgpack.packb([["compute-task", 2, {"key": ["a", "b"]},
+                             {"function": "m:f", "who_has": {"x": ["w"]}}]])
+    first, second = decode_batch([frame0], columnar=True)
+    assert first.who_has == second.who_has == {"x": ["w"]}
+    first.who_has["x"].append("v")
+    assert second.who_has == {"x": ["w"]}
+    a, b = decode_batch([msgpack.packb([["heartbeat", 2, {"x": [1, 2]},
+                                         {"metrics": {"m": [1]}}]])], columnar=True)
+    assert a.metrics is not b.metrics and a.metrics["m"] is not b.metrics["m"]
+
+
+def test_runs_whose_every_field_is_the_default_go_as_maps():
+    sent = [Unregister(), Unregister(), Heartbeat(), Heartbeat()]
+    [frames] = columnar(sent)
+    assert all(type(item) is dict for item in items_of(frames))
+    assert decode_batch(frames, columnar=True) == sent
+
+
+def test_a_run_of_equal_messages_takes_its_first_shared_field_as_a_column():
+    sent = [FreeKeys(keys=["a"])] * 3 + [TaskFinished(key="k", nbytes=1)] * 2
+    [frames] = columnar(sent)
+    assert items_of(frames)[1] == ["task-finished", 2, {"key": ["k", "k"]}, {"nbytes": 1}]
+    assert decode_batch(frames, columnar=True) == sent
+
+
+def test_a_batch_of_one_message_is_written_as_ever():
+    message = map_task(1)
+    assert columnar([message]) == [[bytes(f) for f in encode_batch([message])]]
+
+
+def test_blocks_are_cut_where_the_batch_reaches_its_frame_limit():
+    sent = [PutData(id=i, data={"k": Payload("bytes", [b"x"])}) for i in range(25)]
+    batches = columnar(sent, max_frames=10)
+    assert all(len(frames) <= 10 for frames in batches)
+    assert [m for frames in batches for m in decode_batch(frames, columnar=True)] == sent
+
+
+def test_long_runs_are_cut_into_blocks_of_the_largest_count(monkeypatch):
+    monkeypatch.setattr(columns, "MAX_COUNT", 4)
+    sent = [FreeKeys(keys=[str(i)]) for i in range(10)]
+    [frames] = columnar(sent)
+    assert [item[1] for item in items_of(frames)] == [4, 4, 2]
+    assert decode_batch(frames, columnar=True) == sent
+
+
+# -- a block means the messages it stands for ------------------------------------------------
+
+
+def expanded_batch(items, payload):
+    """The same batch with every block written out as its message maps."""
+    flat = []
+    for item in items:
+        if type(item) is list and len(item) == 4 and type(item[2]) is dict \
+                and type(item[3]) is dict:
+            flat.extend(columns.expand(*copy.deepcopy(item)))
+        else:
+            flat.append(item)
+    return [msgpack.packb(flat, use_bin_type=True), *payload]
+
+
+ODD = [None, True, 0, -1, 2**64 - 1, 1.5, float("inf"), "", "s", b"b", [], ["a"], [1], {},
+       {"a": 1}, {"serializer": "pickle", "frames": [1]}, {"serializer": "bytes", "frames": [9]},
+       {"serializer": "yaml", "frames": [1]}, {"key": "k", "function": "m:f"}]
+
+
+def block_variants(block):
+    """``block`` with each column's first value, and each shared value, set to each odd value,
+    and each field moved between the maps or left out."""
+    op, count, by_column, shared = block
+    yield block
+    for name in by_column:
+        for odd in ODD:
+            column = [odd, *by_column[name][1:]]
+            yield [op, count, {**by_column, name: column}, shared]
+        rest = {k: v for k, v in by_column.items() if k != name}
+        if rest:
+            yield [op, count, rest, shared]
+            yield [op, count, rest, {**shared, name: by_column[name][0]}]
+    for name in shared:
+        for odd in ODD:
+            yield [op, count, by_column, {**shared, name: odd}]
+        yield [op, count, by_column, {k: v for k, v in shared.items() if k != name}]
+
+
+def blocks_of(op):
+    cls = OPS[op]
+    for full in (False, True):
+        sent = [example_message(cls, full), example_message(cls, full)]
+        frames = columnar(sent)[0]
+        for item in items_of(frames):
+            if type(item) is list:
+                yield item, frames[1:]
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_odd_blocks_get_the_answer_their_messages_get(op):
+    for block, payload in blocks_of(op):
+        for changed in block_variants(block):
+            frames = [msgpack.packb([changed], use_bin_type=True), *payload]
+            got = outcome(frames, as_columns=True)
+            assert got == outcome(expanded_batch([changed], payload), as_columns=False), changed
+
+
+@SOME
+@given(st.lists(wire.message_maps(), min_size=1, max_size=5),
+       st.lists(st.binary(max_size=8), max_size=3))
+def test_blocks_pivoted_from_any_message_maps_get_their_answer(maps, payload):
+    # maps of one op, pivoted into a block with every field a column (nil where absent)
+    op = maps[0].get("op")
+    same = [{k: v for k, v in m.items() if k != "op"} for m in maps if m.get("op") == op]
+    if type(op) is not str or not same:
+        return
+    names = list(dict.fromkeys(name for m in same for name in m))
+    if not names:
+        return
+    block = [op, len(same), {name: [m.get(name) for m in same] for name in names}, {}]
+    frames = [msgpack.packb([block], use_bin_type=True), *payload]
+    assert outcome(frames, as_columns=True) == outcome(expanded_batch([block], payload), False)
+
+
+# -- hostile blocks --------------------------------------------------------------------------
+
+
+HOSTILE = {
+    "not four items": ["free-keys", 1, {"keys": [["a"]]}],
+    "five items": ["free-keys", 1, {"keys": [["a"]]}, {}, {}],
+    "a column of the wrong length": ["free-keys", 2, {"keys": [["a"]]}, {}],
+    "a count of zero": ["free-keys", 0, {"keys": []}, {}],
+    "a negative count": ["free-keys", -1, {"keys": []}, {}],
+    "an absurd count": ["unregister", 10**9, {"x": [None]}, {}],
+    "a count that is a float": ["free-keys", 1.0, {"keys": [["a"]]}, {}],
+    "a count that is a bool": ["free-keys", True, {"keys": [["a"]]}, {}],
+    "an op that is not a string": [1, 1, {"keys": [["a"]]}, {}],
+    "no column": ["unregister", 1000, {}, {}],
+    "columns that are a list": ["free-keys", 1, [["a"]], {}],
+    "shared values that are a list": ["free-keys", 1, {"keys": [["a"]]}, ["a"]],
+    "a column that is a map": ["free-keys", 1, {"keys": {"a": 1}}, {}],
+    "a column that is a string": ["free-keys", 1, {"keys": "a"}, {}],
+    "a field in both maps": ["free-keys", 1, {"keys": [["a"]]}, {"keys": ["a"]}],
+    "op as a column": ["free-keys", 1, {"keys": [["a"]], "op": ["release"]}, {}],
+    "op as a shared value": ["free-keys", 1, {"keys": [["a"]]}, {"op": "release"}],
+    "a binary field name": ["free-keys", 1, {b"keys": [["a"]]}, {}],
+    "a value of the wrong type": ["free-keys", 2, {"keys": [["a"], [1]]}, {}],
+    "a required field missing": ["key-lost", 1, {"key": ["a"]}, {}],
+    "a block nested in a column": ["free-keys", 1, {"keys": [["free-keys", 1, {}, {}]]}, {}],
+    "a block nested in a shared value": ["key-lost", 1, {"key": ["a"]},
+                                         {"message": ["key-lost", 1, {}, {}]}],
+    "a payload naming a missing frame": ["task-finished", 1, {"key": ["a"]},
+                                         {"nbytes": 1, "value": {"serializer": "pickle",
+                                                                 "frames": [3]}}],
+    "a negative size": ["task-finished", 2, {"key": ["a", "b"], "nbytes": [1, -1]}, {}],
+}
+
+
+@pytest.mark.parametrize("block", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_malformed_block_is_an_invalid_message(block):
+    frame0 = msgpack.packb([{"op": "release", "keys": []}, block], use_bin_type=True)
+    with pytest.raises(InvalidMessage) as caught:
+        decode_batch([frame0, b"x"], columnar=True)
+    assert caught.value.code == "invalid-message"
+
+
+def test_an_unknown_op_in_a_block_is_unknown_op():
+    frame0 = msgpack.packb([["teleport", 1, {"to": ["moon"]}, {}]])
+    with pytest.raises(UnknownOp):
+        decode_batch([frame0], columnar=True)
+
+
+def test_a_shared_value_nested_deeply_is_read_or_refused_never_a_crash():
+    for depth in (100, 1000, 5000):
+        deep = b"\x91" * depth + b"\x90"  # arrays in arrays
+        frame0 = (b"\x91\x94\xa9heartbeat\x02\x81\xa1x\x92\x01\x02\x81\xa7metrics\x81\xa1m"
+                  + deep)
+        got = outcome([frame0], as_columns=True)
+        assert got[0] == "messages" or got[2] == "invalid-message"
+
+
+def test_a_bad_block_costs_its_connection_only():
+    client, center = connection_pair(who="center")
+    bad = msgpack.packb([["release", 2, {"keys": [["a"]]}, {}]])
+    with pytest.raises(InvalidMessage):
+        center.receive_data(framed([bad]))
+    other_client, other_center = connection_pair(who="center")
+    other_client.send(Release(keys=["a"]), Release(keys=["b"]))
+    assert other_center.receive_data(b"".join(other_client.data_to_send())) == [
+        Release(keys=["a"]), Release(keys=["b"])]
+
+
+# -- only where agreed -----------------------------------------------------------------------
+
+
+def framed(frames):
+    from dist_protocol.framing import frames_to_bytes
+    return frames_to_bytes(frames)
+
+
+def pair_with(initiator_features, acceptor_features):
+    client = Connection(InitiatorHandshake("client", features=initiator_features))
+    center = Connection(AcceptorHandshake(features=acceptor_features), who="center")
+    for _ in range(4):
+        for sender, receiver in ((client, center), (center, client)):
+            for buf in sender.data_to_send():
+                receiver.receive_data(buf)
+    assert client.established and center.established
+    return client, center
+
+
+@pytest.mark.parametrize("ours, theirs", [(["columns"], []), ([], ["columns"]),
+                                          ([], [])])
+def test_a_peer_without_the_feature_gets_message_maps(ours, theirs):
+    client, center = pair_with(ours, theirs)
+    center.send(*(KeyInMemory(key=str(i), nbytes=1) for i in range(5)))
+    data = b"".join(bytes(b) for b in center.data_to_send())
+    [frames] = FrameDecoder().feed(data)
+    assert all(type(item) is dict for item in items_of(frames))
+    assert client.receive_data(data) == [KeyInMemory(key=str(i), nbytes=1) for i in range(5)]
+
+
+def test_a_block_from_a_peer_that_did_not_agree_is_an_invalid_message():
+    client, center = pair_with([], ["columns"])
+    block = msgpack.packb([["release", 2, {"keys": [["a"], ["b"]]}, {}]])
+    with pytest.raises(InvalidMessage, match="each message must be a map"):
+        center.receive_data(framed([block]))
+
+
+def test_peers_that_agreed_exchange_blocks_both_ways():
+    client, center = pair_with(["columns"], ["columns"])
+    client.send(Release(keys=["a"]), Release(keys=["b"]))
+    data = b"".join(bytes(b) for b in client.data_to_send())
+    [frames] = FrameDecoder().feed(data)
+    assert type(items_of(frames)[0]) is list
+    assert center.receive_data(data) == [Release(keys=["a"]), Release(keys=["b"])]
+    center.send(*(KeyInMemory(key=str(i), nbytes=i) for i in range(3)))
+    assert client.receive_data(b"".join(bytes(b) for b in center.data_to_send())) == [
+        KeyInMemory(key=str(i), nbytes=i) for i in range(3)]
+
+
+def test_the_catalogue_s_directions_apply_to_each_message_of_a_block():
+    client, center = pair_with(["columns"], ["columns"])
+    block = msgpack.packb([["key-in-memory", 2, {"key": ["a", "b"]}, {}]])
+    with pytest.raises(InvalidMessage, match="not sent by clients"):
+        center.receive_data(framed([block]))
