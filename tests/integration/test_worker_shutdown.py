@@ -80,3 +80,30 @@ def test_sigint_to_the_started_process_alone_also_stops_it(cluster, executor, wa
     wait_until(lambda: set(executor.ncores()) == {staying.address}, PROMPTLY,
                f"the center to drop {leaving.address}")
     assert leaving.wait() == 0
+
+
+def start_a_thread_that_never_ends_and_drop_stderr():
+    import sys
+    import threading
+    import time
+
+    threading.Thread(target=lambda: time.sleep(3600), name="endless", daemon=False).start()
+    sys.stderr = None
+    return "started"
+
+
+@pytest.mark.parametrize("nanny", [True, False], ids=["nanny", "no-nanny"])
+def test_a_stopped_worker_exits_past_threads_its_tasks_left_running(make_cluster, wait_until,
+                                                                     nanny):
+    """The interpreter joins every thread that is not a daemon at exit: a worker waiting for
+    a task's endless thread (with the task's stderr, replaced by None, to flush) never ends."""
+    cluster = make_cluster(n_workers=1, nanny=nanny, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [leaving] = cluster.workers
+    assert e.submit(start_a_thread_that_never_ends_and_drop_stderr).result(
+        timeout=RESULT_TIMEOUT) == "started"
+
+    leaving.interrupt()
+
+    wait_until(lambda: not leaving.pids(), PROMPTLY * 2, "every process of the worker to exit")
+    assert leaving.wait() == 0

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
@@ -203,7 +204,35 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
 
     if nanny:
         raise SystemExit(supervise(start))
-    start()
+    try:
+        start()
+    except SystemExit as exc:
+        exit_past_task_threads(exc.code)
+    exit_past_task_threads(0)
+
+
+def exit_past_task_threads(code: str | int | None) -> NoReturn:
+    """Exit as ``SystemExit(code)`` does, except that threads tasks started and left running
+    (not daemons) are not waited for: the interpreter would join them at exit, so a stopped
+    worker would never end. (A worker under a nanny ends with ``os._exit`` anyway.)"""
+    left = [thread.name for thread in threading.enumerate()
+            if not thread.daemon and thread is not threading.main_thread()]
+    if not left:
+        raise SystemExit(code)
+    said = f"dworker: not waiting for {len(left)} thread(s) that tasks started: {', '.join(left)}"
+    if isinstance(code, str):
+        said, code = f"{code}\n{said}", 1
+    _write_quietly(sys.stderr, said + "\n")
+    _write_quietly(sys.stdout, "")
+    os._exit(0 if code is None else code)
+
+
+def _write_quietly(stream: Any, text: str) -> None:
+    try:  # a task may have closed or replaced the stream
+        stream.write(text)
+        stream.flush()
+    except Exception:  # noqa: BLE001 -- on the way out, nothing is left to tell
+        pass
 
 
 def center_address(center: str | None, scheduler_file: str | None,

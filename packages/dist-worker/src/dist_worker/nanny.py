@@ -137,8 +137,10 @@ def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket) -> 
         _quietly(traceback.print_exc)
     finally:
         _quietly(lambda: theirs.send(str(code).encode("ascii")))
-        _quietly(sys.stdout.flush)  # a task may have closed them
-        _quietly(sys.stderr.flush)
+        # A task may have closed them, or replaced them with anything (``None``): looked up
+        # inside, so nothing escapes before the exit below.
+        _quietly(lambda: sys.stdout.flush())
+        _quietly(lambda: sys.stderr.flush())
         os._exit(code)
 
 
