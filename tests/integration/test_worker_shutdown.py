@@ -3,8 +3,10 @@ once (long before a missed heartbeat could tell), the process exits 0 without a 
 the rest of the cluster goes on. A worker the center refuses exits at once and says why."""
 from __future__ import annotations
 
+import contextlib
 import signal
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.timeout(60)
@@ -107,3 +109,60 @@ def test_a_stopped_worker_exits_past_threads_its_tasks_left_running(make_cluster
 
     wait_until(lambda: not leaving.pids(), PROMPTLY * 2, "every process of the worker to exit")
     assert leaving.wait() == 0
+
+
+def start_a_process_of_its_own_session():
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                            start_new_session=True).pid
+
+
+def running(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@contextlib.contextmanager
+def ended_at_last(pid):
+    """(So that a failing test leaves nothing behind either.)"""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+
+
+@pytest.mark.parametrize("nanny", [True, False], ids=["nanny", "no-nanny"])
+def test_processes_tasks_left_running_end_with_a_stopped_worker(make_cluster, wait_until,
+                                                                  nanny):
+    """Even one of its own session, which no signal to the worker's group reaches."""
+    cluster = make_cluster(n_workers=1, nanny=nanny, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [leaving] = cluster.workers
+    pid = e.submit(start_a_process_of_its_own_session).result(timeout=RESULT_TIMEOUT)
+    with ended_at_last(pid):
+        assert running(pid)
+
+        leaving.interrupt()
+
+        assert leaving.wait(RESULT_TIMEOUT) == 0
+        wait_until(lambda: not running(pid), PROMPTLY, f"the task's process {pid} to end")
+        assert "ended 1 process(es) that the worker's tasks left running" in leaving.output()
+
+
+def test_processes_tasks_left_running_end_before_the_nanny_starts_a_new_worker(make_cluster,
+                                                                               wait_until):
+    cluster = make_cluster(n_workers=1, nanny=True, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    pid = e.submit(start_a_process_of_its_own_session).result(timeout=RESULT_TIMEOUT)
+    with ended_at_last(pid):
+        worker.kill_worker_process(signal.SIGKILL)
+
+        worker.wait_registered(2)
+        assert not running(pid)
+        assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2

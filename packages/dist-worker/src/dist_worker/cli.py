@@ -20,6 +20,7 @@ from dist_protocol.scheduler_file import SchedulerFileError, wait_for_scheduler_
 from dist_protocol.security import load_token, ssl_context
 
 from . import __version__
+from .leftovers import end_leftovers
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
 from .nanny import KILLED_EXIT_CODE, supervise
@@ -207,7 +208,9 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
     try:
         start()
     except SystemExit as exc:
+        end_leftovers()
         exit_past_task_threads(exc.code)
+    end_leftovers()
     exit_past_task_threads(0)
 
 

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
+from .leftovers import adopt_orphans, end_leftovers
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
@@ -66,6 +67,7 @@ def supervise(start: Callable[[], None]) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    adopt_orphans()
     failures = 0
     while True:
         started = time.monotonic()
@@ -85,6 +87,7 @@ def supervise(start: Callable[[], None]) -> int:
         child = None
         reported = _reported(ours)
         ours.close()
+        end_leftovers()
         if stopping:
             return 0
         if reported in FINAL_EXIT_CODES:
