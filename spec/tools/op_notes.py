@@ -92,7 +92,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                            "it in its hello, or nil). With feature `center-started`, "
                            "`started`: when the center process started (seconds since the "
                            "epoch).", "—"),
-    "replicate": ("Keep `n` copies of each key in memory on distinct workers. With `id` "
+    "replicate": ("Keep `n` copies of each key in memory on distinct workers (with "
+                  "`workers`, feature `replicate-workers`: on distinct workers of those "
+                  "addresses, where only copies count; `n` at most their number). With `id` "
                   "(feature `waits`), the center answers when they exist: `n` counts at most "
                   "the workers registered, and fewer if workers leave meanwhile; `timeout` "
                   "(nil: no limit) bounds the wait (see Waits).",

@@ -845,10 +845,19 @@ def test_what_would_run_code_in_the_center_says_why_not(e):
         e.register_scheduler_plugin(object())
 
 
-def test_replicate_onto_chosen_workers_and_scheduler_plugins_say_why_not(e):
+def test_replicate_onto_chosen_workers_as_dasks(e):
+    first, second = sorted(e.nthreads())
+    future = e.submit(inc, 1, workers=[first])
+    assert future.result(RESULT_TIMEOUT) == 2
+
+    e.replicate([future], n=1, workers=[second])  # one copy there, besides the one on first
+    assert sorted(e.who_has([future])[future.key]) == [first, second]
+    with pytest.raises(ValueError, match="no worker has"):
+        e.replicate([future], workers=["no-such-worker"])
+
+
+def test_scheduler_plugins_say_why_not(e):
     future = e.submit(inc, 1)
-    with pytest.raises(NotImplementedError, match="scatter it there"):
-        e.replicate([future], n=1, workers=list(e.nthreads()))
     assert future.client is e
 
     class Counter:  # a scheduler plugin as dask's register_plugin takes one

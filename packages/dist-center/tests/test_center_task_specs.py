@@ -50,3 +50,19 @@ def test_cluster_info_says_when_the_center_started(center):
     [(_, answer)] = center.client_sent(ClusterInfo(id=5))
     assert isinstance(answer, ClusterInfoReply)
     assert answer.started == center.state.started
+
+
+def test_replicate_with_workers_copies_there_and_counts_only_copies_there(center):
+    from dist_protocol.messages import AcquireReplicas, Replicate, ReplicateReply
+    for worker in ("w1", "w2", "w3"):
+        center.join(worker)
+    center.submit("a")
+    holder = center.processing_on("a")
+    center.finish("a")
+    target = next(w for w in ("w3", "w2") if w != holder)
+
+    out = center.client_sent(Replicate(keys=["a"], n=1, id=7, workers=[target]))
+
+    assert out == [(target, AcquireReplicas(who_has={"a": [holder]}, nbytes={"a": 8}))]
+    assert center.keys_added(target, {"a": 8}) == [
+        ("alice", ReplicateReply(id=7, status="ok", n=1))]

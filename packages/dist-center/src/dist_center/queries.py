@@ -8,7 +8,7 @@ import itertools
 from dist_protocol.messages import AcquireReplicas, Replicate, ScatterPlan, WhoHas, WhoHasReply
 
 from .placement import named
-from .records import CenterView
+from .records import CenterView, TaskState
 
 
 def who_has(view: CenterView, msg: WhoHas) -> WhoHasReply:
@@ -54,16 +54,31 @@ def scatter_targets(view: CenterView, msg: ScatterPlan) -> dict[str, list[str]]:
     return targets
 
 
+def replicas(ts: TaskState, msg: Replicate) -> int:
+    """The copies of ``ts`` that count for ``msg``: on any worker, or on those it names."""
+    if msg.workers is None:
+        return len(ts.who_has)
+    return sum(1 for address in msg.workers if address in ts.who_has)
+
+
+def replica_workers(view: CenterView, msg: Replicate) -> int:
+    """How many workers the copies of ``msg`` may be on."""
+    if msg.workers is None:
+        return len(view.workers)
+    return sum(1 for address in set(msg.workers) if address in view.workers)
+
+
 def replica_orders(view: CenterView, msg: Replicate) -> dict[str, AcquireReplicas]:
     """Per worker, the keys in memory it should copy so that each is on ``msg.n`` workers."""
     orders: dict[str, dict[str, list[str]]] = {}
     nbytes: dict[str, dict[str, int]] = {}
-    running = [w for w in view.workers.values() if w.status == "running"]
+    running = [w for w in view.workers.values() if w.status == "running"
+               and (msg.workers is None or w.address in msg.workers)]
     for key in msg.keys:
         ts = view.tasks.get(key)
         if ts is None or ts.state != "memory":
             continue
-        missing = max(0, msg.n - len(ts.who_has))
+        missing = max(0, msg.n - replicas(ts, msg))
         others = sorted((w for w in running if w.address not in ts.who_has),
                         key=lambda w: (w.nbytes, w.address))
         for worker in others[:missing]:

@@ -356,7 +356,7 @@ class CenterState(TaskMachine):
 
     def _replicate(self, client: str, msg: Replicate, sid: str) -> None:
         if msg.id is not None:  # answered once the copies exist (feature waits)
-            msg = replace(msg, n=max(1, min(msg.n, len(self.workers))))
+            msg = replace(msg, n=max(1, min(msg.n, queries.replica_workers(self, msg))))
         for address, order in queries.replica_orders(self, msg).items():
             self.send(address, order)
         if msg.id is not None:

@@ -81,7 +81,7 @@ class Waits:
                   ) -> Outgoing:
         """A ``replicate`` with an id, its copies ordered already."""
         assert msg.id is not None
-        wait = ReplicaWait(msg, max(1, min(msg.n, len(view.workers))))
+        wait = ReplicaWait(msg, max(1, min(msg.n, queries.replica_workers(view, msg))))
         request = (client, msg.op, msg.id)
         if request in self.replicas:  # the same id again: the later request replaces it
             self._forget_replicas(request)
@@ -184,7 +184,7 @@ class Waits:
             ts = view.tasks.get(key)
             if ts is None or ts.state != "memory":
                 gone.append(key)
-            elif len(ts.who_has) >= wait.copies:
+            elif queries.replicas(ts, wait.msg) >= wait.copies:
                 wait.short.discard(key)
             else:
                 wait.short.add(key)

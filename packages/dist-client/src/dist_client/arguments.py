@@ -92,16 +92,6 @@ def data_path(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be True, False or None, not {value!r}")
 
 
-def refuse_replica_workers(workers: Any) -> None:
-    """dask's ``replicate(workers=)``: copies only on those workers, which dist's center does
-    not do (it picks the workers holding the fewest bytes)."""
-    if workers is not None:
-        raise NotImplementedError(
-            "replicate(workers=...) is not in dist: the center puts the copies on the "
-            "workers holding the fewest bytes. To place data on chosen workers, scatter it "
-            "there (scatter(data, workers=..., broadcast=True))")
-
-
 def resource_amounts(resources: Any) -> dict[str, float] | None:
     """``{"GPU": 1, ...}``: names are strings, amounts finite and at least 0."""
     if not resources:

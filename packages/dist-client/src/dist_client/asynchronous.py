@@ -12,8 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import (data_path, duration, local_cluster_shape, refuse_replica_workers,
-                        seconds)
+from .arguments import data_path, duration, local_cluster_shape, seconds
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -225,8 +224,7 @@ class AsyncExecutor:
     async def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0,
                         workers: Any = None) -> None:
         core = self._started
-        refuse_replica_workers(workers)
-        await core.call(operations.replicate(core, futures, n, timeout))
+        await core.call(operations.replicate(core, futures, n, timeout, workers))
 
     async def run(self, func, *args, workers: list[str] | None = None, wait: bool = True,
                   nanny: bool = False, on_error: str = "raise",

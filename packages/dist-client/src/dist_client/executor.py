@@ -13,7 +13,7 @@ from typing import Any
 from dist_protocol.addresses import format_address
 
 from .arguments import (data_path, duration, given_timeout, local_cluster_shape,
-                        refuse_replica_workers, seconds)
+                        seconds)
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -337,11 +337,11 @@ class Executor(concurrent.futures.Executor):
     def replicate(self, futures: Any, n: int = 2, timeout: float = 60.0,
                   workers: Any = None) -> None:
         """Copy the futures' data onto ``n`` workers (or all of them, if fewer), so it
-        survives the loss of a worker; returns when the copies exist. dask's ``workers``
-        (copies only on those) is not in dist: the center picks the workers holding the
-        fewest bytes, and a ``workers`` given raises ``NotImplementedError``."""
-        refuse_replica_workers(workers)
-        self.core.run(operations.replicate(self.core, futures, n, timeout))
+        survives the loss of a worker; returns when the copies exist. ``workers``
+        (addresses, names or hosts), as dask's: the copies go on those workers only, and
+        only copies there count (``n`` at most their number); otherwise the center picks
+        the workers holding the fewest bytes."""
+        self.core.run(operations.replicate(self.core, futures, n, timeout, workers))
 
     def rebalance(self, futures: Any = None, workers: list[str] | None = None) -> None:
         """Move data between workers until each holds about as many bytes, as dask's: the

@@ -108,6 +108,8 @@ FEATURES: dict[str, str] = {
     "task-specs": "the center takes `task-spec` and answers `task-spec-reply`: the spec of a "
                   "task the client wants, or of the erred task behind it where its error "
                   "began, for the client to run it again in its own process",
+    "replicate-workers": "the center takes `replicate` with `workers`: the copies go only "
+                         "on those workers, and only copies there count",
     "center-started": "the center's `cluster-info-reply` carries `started`: when the center "
                       "process started (seconds since the epoch)",
     "columns": "the peer reads column blocks in frame 0: a run of messages of one op sent as "

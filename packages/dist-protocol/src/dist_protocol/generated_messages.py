@@ -1122,7 +1122,8 @@ def _Replicate(cls):
     set_n = cls.n.__set__
     set_id = cls.id.__set__
     set_timeout = cls.timeout.__set__
-    setters = (set_keys,set_n,set_id,set_timeout,)
+    set_workers = cls.workers.__set__
+    setters = (set_keys,set_n,set_id,set_timeout,set_workers,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -1132,19 +1133,21 @@ def _Replicate(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None) -> None:
+    def __init__(self, keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None, workers: 'list[str] | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.keys = keys
             self.n = n
             self.id = id
             self.timeout = timeout
+            self.workers = workers
             self.__class__ = cls
             return
         set_keys(self, keys)
         set_n(self, n)
         set_id(self, id)
         set_timeout(self, timeout)
+        set_workers(self, workers)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -1152,30 +1155,30 @@ def _Replicate(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(keys={self.keys!r}, n={self.n!r}, id={self.id!r}, timeout={self.timeout!r})"
+            return self.__class__.__qualname__ + f"(keys={self.keys!r}, n={self.n!r}, id={self.id!r}, timeout={self.timeout!r}, workers={self.workers!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.keys,self.n,self.id,self.timeout,)==(other.keys,other.n,other.id,other.timeout,)
+            return (self.keys,self.n,self.id,self.timeout,self.workers,)==(other.keys,other.n,other.id,other.timeout,other.workers,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.keys,self.n,self.id,self.timeout,))
+        return hash((self.keys,self.n,self.id,self.timeout,self.workers,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('keys','n','id','timeout',):
+        if type(self) is cls or name in ('keys','n','id','timeout','workers',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('keys','n','id','timeout',):
+        if type(self) is cls or name in ('keys','n','id','timeout','workers',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.keys, self.n, self.id, self.timeout]
+        return [self.keys, self.n, self.id, self.timeout, self.workers]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -4628,8 +4631,9 @@ METHODS = {
         (('keys', 'list[str]', '-'),
          ('n', 'int', ('field', '2', '-', True, True, True, None, False)),
          ('id', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
-        "Replicate(keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None)",
+         ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('workers', 'list[str] | None', ('field', 'None', '-', True, True, True, None, False))),
+        "Replicate(keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None, workers: 'list[str] | None' = None)",
         _Replicate),
     'ReplicateReply': (
         (('id', 'int', '-'),

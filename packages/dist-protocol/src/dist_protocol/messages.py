@@ -342,6 +342,8 @@ class Replicate(Message):
     # With an id: answered by ``replicate-reply`` once the copies exist (or after ``timeout``).
     id: int | None = wire_field(default=None, feature="waits")
     timeout: float | None = wire_field(default=None, minimum=0, feature="waits")
+    # the copies go only on these workers (addresses), and only copies there count
+    workers: list[str] | None = wire_field(default=None, feature="replicate-workers")
 
 
 REPLICATE_STATUSES = ("ok", "timeout", "gone")

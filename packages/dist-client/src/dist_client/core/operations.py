@@ -230,18 +230,26 @@ async def wait_for_workers(core: ClientCore, n_workers: int = 1,
 
 
 async def replicate(core: ClientCore, futures: Any, n: int = 2,
-                    timeout: float | None = 60.0) -> None:
+                    timeout: float | None = 60.0, workers: Any = None) -> None:
     """Copy the futures' data onto ``n`` workers (or all of them, if fewer); returns when the
-    copies exist."""
+    copies exist. ``workers`` (addresses, names or hosts): the copies go on those only, and
+    only copies there count."""
     n = whole_number("n", n, minimum=1)
     timeout = None if timeout is None else duration("timeout", timeout)
+    addresses = None
+    if workers is not None:
+        if not core.center_has("replicate-workers"):
+            raise ClusterError(f"the center at {core.address} cannot place copies on chosen "
+                               "workers (an older release: it did not announce the protocol "
+                               "feature 'replicate-workers')")
+        addresses = _named_workers(await core.refresh_workers(), workers)
     states = [future.keystate for future in futures_of(futures)]
     await settled_async(states)
     keys = [state.key for state in states if state.status == "finished"]
     if not keys:
         return
     if core.center_has("waits"):  # the center answers when the copies exist
-        await _replicate_answered(core, states, keys, n, timeout)
+        await _replicate_answered(core, states, keys, n, timeout, addresses)
         return
     n = max(1, min(n, len(await core.refresh_workers())))
     core.send(Replicate(keys=keys, n=n))
@@ -257,9 +265,11 @@ async def replicate(core: ClientCore, futures: Any, n: int = 2,
 
 
 async def _replicate_answered(core: ClientCore, states: list[KeyState], keys: list[str],
-                              n: int, timeout: float | None) -> None:
+                              n: int, timeout: float | None,
+                              addresses: list[str] | None) -> None:
     reply = await wait_for(
-        core.ask(lambda i: Replicate(keys=keys, n=n, id=i, timeout=timeout)),
+        core.ask(lambda i: Replicate(keys=keys, n=n, id=i, timeout=timeout,
+                                     workers=addresses)),
         answer_due(timeout), f"replicate: no answer from the center within {timeout} s")
     if reply.status == "timeout":
         raise TimeoutError(f"replicate: not every key on {reply.n} workers after {timeout} s "
