@@ -84,6 +84,7 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "cluster-info-reply": ("One map per worker: `address`, `name`, `nthreads`, `memory_limit` "
                            "(bytes, 0: none), `status`, `processing` (the number of tasks "
                            "assigned to it and not finished, but for those waiting ahead), "
+                           "`processing_keys` (their keys; absent from older centers), "
                            "`ahead` (the number of tasks waiting there ahead of their inputs, "
                            "see Dispatch ahead; absent from older centers), `keys` (the "
                            "number of keys it holds), `nbytes` (their total size), `metrics` "

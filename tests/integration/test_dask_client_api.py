@@ -866,3 +866,35 @@ def test_scheduler_plugins_say_why_not(e):
 
     with pytest.raises(NotImplementedError, match="scheduler plugin.*update_graph"):
         e.register_plugin(Counter())
+
+
+def wait_for_event(name):
+    from dist_client import Event
+    Event(name).wait()
+    return name
+
+
+def test_processing_lists_the_keys_each_worker_runs_as_dasks(e, wait_until):
+    from dist_client import Event
+    assert e.processing() == {address: [] for address in e.nthreads()}
+    name = f"processing-{os.getpid()}-{time.monotonic_ns()}"
+    running = e.submit(wait_for_event, name)
+    try:
+        [where] = wait_until(lambda: [address for address, keys in e.processing().items()
+                                      if running.key in keys], what="the task processing")
+        assert e.processing(workers=[where]) == {where: [running.key]}
+    finally:
+        Event(name).set()
+    assert running.result(RESULT_TIMEOUT) == name
+
+
+def test_write_scheduler_file_lets_another_executor_find_the_center(e, tmp_path):
+    path = str(tmp_path / "scheduler.json")
+    e.write_scheduler_file(path)
+    with Executor(scheduler_file=path, token=e.token) as other:
+        assert other.address == e.address
+        assert other.submit(inc, 41).result(RESULT_TIMEOUT) == 42
+        with pytest.raises(ValueError, match="scheduler file"):
+            other.write_scheduler_file(str(tmp_path / "again.json"))  # as dask's
+    with pytest.raises(ValueError, match="scheduler file"):
+        e.write_scheduler_file(path)

@@ -90,10 +90,13 @@ def replica_orders(view: CenterView, msg: Replicate) -> dict[str, AcquireReplica
 
 def worker_table(view: CenterView) -> list[dict]:
     """``cluster-info-reply``'s workers: tasks waiting ahead of their inputs on a worker are
-    counted apart (``ahead``), not as processing (they hold no thread there yet)."""
+    counted apart (``ahead``), not as processing (they hold no thread there yet); the keys
+    of those processing are listed too (``processing_keys``, dask's ``processing()``)."""
     return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
              "memory_limit": w.memory_limit, "status": w.status,
              "processing": len(w.processing) - len(w.ahead or ()), "ahead": len(w.ahead or ()),
+             # (a worker is sent about as many tasks as it has threads: a short list)
+             "processing_keys": [key for key in w.processing if key not in (w.ahead or ())],
              "keys": len(w.has_what), "nbytes": w.nbytes, "metrics": w.metrics,
              "environment": w.environment}
             for w in view.workers.values()]

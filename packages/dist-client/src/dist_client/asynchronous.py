@@ -266,6 +266,11 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.has_what(core, workers))
 
+    async def processing(self, workers: Any = None) -> dict[str, list[str]]:
+        """As ``Executor.processing``."""
+        core = self._started
+        return await core.call(operations.processing(core, workers))
+
     async def nthreads(self, workers: Any = None) -> dict[str, int]:
         core = self._started
         return await core.call(operations.ncores(core, workers))

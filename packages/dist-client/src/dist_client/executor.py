@@ -77,6 +77,7 @@ class Executor(concurrent.futures.Executor):
         refuse_keywords(unsupported, "Executor")
         data_path("direct_to_workers", direct_to_workers)
         check_scheduler_file(address, scheduler_file)
+        self.scheduler_file = scheduler_file  # the file read, or written (as dask's)
         if scheduler_file is not None:
             address = address_from_scheduler_file(scheduler_file, timeout)
         local = local_cluster_shape(address, LocalOptions(
@@ -314,6 +315,25 @@ class Executor(concurrent.futures.Executor):
         """The keys of this client's futures each worker holds (of those ``workers`` names,
         as dask's), by worker address."""
         return self.core.run(operations.has_what(self.core, workers))
+
+    def processing(self, workers: Any = None) -> dict[str, list[str]]:
+        """The keys of the tasks each worker (of those ``workers`` names: addresses, names
+        or hosts) is running now, by address, as dask's; the tasks of every client."""
+        return self.core.run(operations.processing(self.core, workers))
+
+    def write_scheduler_file(self, scheduler_file: str) -> None:
+        """Write how to reach this executor's center into ``scheduler_file``, as
+        ``dcenter --scheduler-file`` writes it (the address, never the token), for
+        ``Executor(scheduler_file=)`` or ``dworker --scheduler-file`` elsewhere, as dask's.
+        As dask's, ``ValueError`` if this executor has a scheduler file already (one it
+        was given or wrote)."""
+        from dist_protocol.scheduler_file import center_identity, write_scheduler_file
+        if self.scheduler_file is not None:
+            raise ValueError(f"this Executor's scheduler file is {self.scheduler_file!r} "
+                             "already")
+        started = self.scheduler_info(n_workers=0)["started"]
+        write_scheduler_file(scheduler_file, center_identity(self.address, started=started))
+        self.scheduler_file = scheduler_file
 
     def nbytes(self, keys: Any = None, summary: bool = True) -> dict[str, int]:
         """The size in bytes of each result this client holds (of ``keys``, futures or keys)

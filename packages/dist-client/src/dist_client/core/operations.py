@@ -151,6 +151,18 @@ async def ncores(core: ClientCore, workers: Any = None) -> dict[str, int]:
     return {w["address"]: w["nthreads"] for w in running if w["address"] in wanted}
 
 
+async def processing(core: ClientCore, workers: Any = None) -> dict[str, list[str]]:
+    """The keys of the tasks each worker (of those ``workers`` names) is running, by
+    address, as dask's ``processing()``; a center that does not list them raises."""
+    running = await core.refresh_workers()
+    if any("processing_keys" not in w for w in running):
+        raise ClusterError(f"the center at {core.address} does not list the keys its workers "
+                           "run (an older release); scheduler_info() gives their number")
+    wanted = set(_named_workers(running, workers))
+    return {w["address"]: list(w["processing_keys"]) for w in running
+            if w["address"] in wanted}
+
+
 async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
     """The cluster as dask's ``Client.scheduler_info()`` describes it: the center's address,
     when it started (``"started"``, seconds since the epoch; None from a center older than
