@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import io
 import os
+import threading
 import time
 
 import pytest
@@ -898,3 +899,20 @@ def test_write_scheduler_file_lets_another_executor_find_the_center(e, tmp_path)
             other.write_scheduler_file(str(tmp_path / "again.json"))  # as dask's
     with pytest.raises(ValueError, match="scheduler file"):
         e.write_scheduler_file(path)
+
+
+def test_as_current_makes_an_executor_the_default_within_the_block(module_cluster):
+    from dist_client import default_executor
+    with module_cluster.executor() as first, module_cluster.executor() as second:
+        assert Executor.current() is second  # the most recent
+        with first.as_current():
+            assert Executor.current() is first and default_executor() is first
+            with second.as_current():
+                assert default_executor() is second
+            assert default_executor() is first
+            seen = []
+            thread = threading.Thread(target=lambda: seen.append(default_executor()))
+            thread.start()
+            thread.join(RESULT_TIMEOUT)
+            assert seen == [second]  # another thread keeps the most recent
+        assert Executor.current() is second

@@ -3,9 +3,11 @@ most recent one still running in this process (as dask's ``default_client``); in
 with none, one connected to the center of the worker running the task."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dist_protocol import task_context
@@ -26,9 +28,26 @@ def register(executor: Any) -> None:
         _executors.append(weakref.ref(executor))
 
 
+# The executor of ``as_current()`` blocks, innermost first: of this thread (or asyncio
+# task), ahead of the most recent one.
+_preferred: contextvars.ContextVar[tuple[weakref.ref, ...]] = contextvars.ContextVar(
+    "dist_client_preferred_executors", default=())
+
+
+@contextlib.contextmanager
+def preferred(executor: Any) -> Iterator[Any]:
+    """Within the block, in this thread or asyncio task, ``executor`` is the default one
+    (``Executor.as_current()``, as dask's ``Client.as_current()``)."""
+    token = _preferred.set((weakref.ref(executor), *_preferred.get()))
+    try:
+        yield executor
+    finally:
+        _preferred.reset(token)
+
+
 def running(asynchronous: bool | None = None) -> Any:
     with _lock:
-        refs = list(reversed(_executors))
+        refs = [*_preferred.get(), *reversed(_executors)]
     for ref in refs:
         executor = ref()
         if executor is None or executor.status not in ("running", "reconnecting"):

@@ -5,6 +5,7 @@ each method here waits for one in the caller's thread."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import ssl
 from collections.abc import Iterable, Iterator
@@ -135,6 +136,12 @@ class Executor(concurrent.futures.Executor):
         """The default executor (the most recent running one), as dask's ``Client.current()``;
         ``ValueError`` when there is none."""
         return current.default_executor()
+
+    def as_current(self) -> contextlib.AbstractContextManager[Executor]:
+        """``with e.as_current():`` -- within the block, in this thread (or asyncio task),
+        this executor is the default one (``Executor.current()``, what dask computes on,
+        what primitives use), as dask's ``Client.as_current()``."""
+        return current.preferred(self)
 
     def start(self) -> None:
         """dask's: start the client. An Executor is started when it is made, so this does
