@@ -89,7 +89,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                            "see Dispatch ahead; absent from older centers), `keys` (the "
                            "number of keys it holds), `nbytes` (their total size), `metrics` "
                            "(its last "
-                           "heartbeat's map), `environment` (an `Environment` map as it stated "
+                           "heartbeat's map), `resources` (the amounts it registered with; "
+                           "absent from older centers), "
+                           "`environment` (an `Environment` map as it stated "
                            "it in its hello, or nil). With feature `center-started`, "
                            "`started`: when the center process started (seconds since the "
                            "epoch).", "—"),

@@ -802,8 +802,14 @@ def test_recreate_task_locally_of_a_dask_collection_task(e):
 
 
 def test_scheduler_info_says_when_the_center_started_as_dasks(e):
-    started = e.scheduler_info()["started"]
+    info = e.scheduler_info()
+    started = info["started"]
     assert isinstance(started, float) and 0 < started <= time.time()
+    dasks_fields = {"type", "id", "host", "name", "nthreads", "memory_limit", "status",
+                    "metrics", "resources", "services", "nanny", "last_seen"}
+    for worker in info["workers"].values():
+        assert dasks_fields <= worker.keys()
+        assert worker["resources"] == {} and worker["nanny"] is None
 
 
 def test_normalize_collection_reuses_the_futures_this_client_holds(e):

@@ -587,7 +587,7 @@ def test_cluster_info_describes_every_worker(center):
     assert reply.workers == [{"address": "w1", "name": "alpha", "nthreads": 4,
                               "memory_limit": 0, "status": "running", "processing": 1,
                               "ahead": 0, "processing_keys": ["a"], "keys": 0, "nbytes": 0,
-                              "metrics": {}, "environment": None}]
+                              "metrics": {}, "resources": {}, "environment": None}]
 
 
 def test_cluster_info_reports_what_each_worker_said_it_runs(center):

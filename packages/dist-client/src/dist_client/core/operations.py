@@ -182,6 +182,10 @@ async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
             "host": parse_address(address)[1],
             "nthreads": w.get("nthreads", 0), "memory_limit": w.get("memory_limit", 0),
             "status": w.get("status", ""), "metrics": w.get("metrics") or {},
+            # dask's: when it was heard last (its latest heartbeat), what it declared, and
+            # neither services nor a nanny process (dist's workers have none)
+            "last_seen": (w.get("metrics") or {}).get("time"),
+            "resources": w.get("resources") or {}, "services": {}, "nanny": None,
             "processing": w.get("processing", 0), "ahead": w.get("ahead", 0),
             "keys": w.get("keys", 0), "nbytes": w.get("nbytes", 0),
             "environment": w.get("environment")}
