@@ -587,7 +587,32 @@ COLUMN_CASES: list[tuple[str, list, list[bytes]]] = [
         ["key-cancelled", 2, {"key": ["a", "b"], "colour": ["red", "blue"]}, {"size": 3}]], []),
     ("nil-in-a-column-is-the-default", [
         ["task-finished", 2, {"key": ["a", "b"], "type": [None, "int"]}, {"nbytes": 1}]], []),
+    ("a-submit-whose-tasks-are-a-column-list", [
+        {"op": "submit", "tasks": {"count": 3, "columns": {"key": ["inc-0", "inc-1", "inc-2"],
+                                                           "args": [_pickle_ref(2),
+                                                                    _pickle_ref(3),
+                                                                    _pickle_ref(4)]},
+                                   "shared": {"function": _pickle_ref(1),
+                                              "pickled_with": "cpython-3.11"}}}],
+     TASK_FRAMES),
+    ("column-lists-in-a-block", [
+        ["submit", 2, {"tasks": [
+            {"count": 2, "columns": {"key": ["a", "b"]}, "shared": {"function": "m:f"}},
+            {"count": 2, "columns": {"key": ["c", "d"], "deps": [["a"], ["b"]]},
+             "shared": {"function": "m:g"}}]}, {}]], []),
     # must be rejected:
+    ("a-column-list-with-another-key", [
+        {"op": "submit", "tasks": {"count": 1, "columns": {"key": ["a"]},
+                                   "shared": {"function": "m:f"}, "more": 1}}], []),
+    ("a-column-list-of-the-wrong-length", [
+        {"op": "submit", "tasks": {"count": 2, "columns": {"key": ["a"]},
+                                   "shared": {"function": "m:f"}}}], []),
+    ("an-empty-column-list", [
+        {"op": "submit", "tasks": {"count": 0, "columns": {}, "shared": {}}}], []),
+    ("a-column-list-of-wrong-values", [
+        {"op": "submit", "tasks": {"count": 2, "columns": {"key": ["a", "b"],
+                                                           "priority": [1, "high"]},
+                                   "shared": {"function": "m:f"}}}], []),
     ("a-column-of-the-wrong-length", [_tasks_block(c2={"key": ["inc-0", "inc-1"]})],
      TASK_FRAMES),
     ("a-count-of-zero", [["free-keys", 0, {"keys": []}, {}]], []),

@@ -14,14 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dist_protocol import columns
+from dist_protocol.column_shape import expand_list
 from dist_protocol import strategies as wire
 from dist_protocol.connection import Connection
 from dist_protocol.errors import InvalidMessage, ProtocolError, UnknownOp
 from dist_protocol.framing import FrameDecoder
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
 from dist_protocol.messages import (OPS, ComputeTask, FreeKeys, Heartbeat, KeyInMemory,
-                                    PutData, Release, TaskFinished, Unregister, decode_batch,
-                                    encode_batch, encode_batches)
+                                    PutData, Release, Submit, TaskFinished, TaskSpec,
+                                    Unregister, decode_batch, encode_batch, encode_batches)
 from dist_protocol.serialize import Payload
 from dist_protocol.testing import connection_pair, example_message
 
@@ -150,6 +151,16 @@ def test_blocks_are_cut_where_the_batch_reaches_its_frame_limit():
     assert [m for frames in batches for m in decode_batch(frames, columnar=True)] == sent
 
 
+def test_blocks_of_messages_with_many_frames_each_are_cut_too():
+    sent = [Submit(tasks=[TaskSpec(key=f"{i}-{j}", function="m:f",
+                                   args=Payload("pickle", [b"a", b"buffer"]))
+                          for j in range(3)]) for i in range(8)]
+    batches = columnar(sent, max_frames=10)
+    # message by message, a batch was cut after the submit that took it to 10 frames or more
+    assert all(len(frames) <= 10 + 6 for frames in batches) and len(batches) > 2
+    assert [m for frames in batches for m in decode_batch(frames, columnar=True)] == sent
+
+
 def test_long_runs_are_cut_into_blocks_of_the_largest_count(monkeypatch):
     monkeypatch.setattr(columns, "MAX_COUNT", 4)
     sent = [FreeKeys(keys=[str(i)]) for i in range(10)]
@@ -167,7 +178,7 @@ def expanded_batch(items, payload):
     for item in items:
         if type(item) is list and len(item) == 4 and type(item[2]) is dict \
                 and type(item[3]) is dict:
-            flat.extend(columns.expand(*copy.deepcopy(item)))
+            flat.extend(columns.expand_block(*copy.deepcopy(item)))
         else:
             flat.append(item)
     return [msgpack.packb(flat, use_bin_type=True), *payload]
@@ -213,7 +224,7 @@ def test_odd_blocks_get_the_answer_their_messages_get(op):
         for changed in block_variants(block):
             frames = [msgpack.packb([changed], use_bin_type=True), *payload]
             got = outcome(frames, as_columns=True)
-            assert got == outcome(expanded_batch([changed], payload), as_columns=False), changed
+            assert got == outcome(expanded_batch([changed], payload), as_columns=True), changed
 
 
 @SOME
@@ -230,7 +241,7 @@ def test_blocks_pivoted_from_any_message_maps_get_their_answer(maps, payload):
         return
     block = [op, len(same), {name: [m.get(name) for m in same] for name in names}, {}]
     frames = [msgpack.packb([block], use_bin_type=True), *payload]
-    assert outcome(frames, as_columns=True) == outcome(expanded_batch([block], payload), False)
+    assert outcome(frames, as_columns=True) == outcome(expanded_batch([block], payload), True)
 
 
 # -- hostile blocks --------------------------------------------------------------------------
@@ -299,6 +310,92 @@ def test_a_bad_block_costs_its_connection_only():
     other_client.send(Release(keys=["a"]), Release(keys=["b"]))
     assert other_center.receive_data(b"".join(other_client.data_to_send())) == [
         Release(keys=["a"]), Release(keys=["b"])]
+
+
+# -- column lists: a message's list of records --------------------------------------------
+
+
+def map_submit(n):
+    return Submit(tasks=[TaskSpec(key=f"inc-{i}", function=FUNCTION,
+                                  args=Payload("pickle", [b"a%d" % i]),
+                                  pickled_with="cpython-3.11") for i in range(n)],
+                  small_values=True)
+
+
+def test_a_map_s_submit_carries_its_tasks_as_one_column_list():
+    sent = map_submit(1000)
+    [frames] = columnar([sent])
+    [item] = items_of(frames)
+    tasks = item["tasks"]
+    assert list(tasks) == ["count", "columns", "shared"] and tasks["count"] == 1000
+    assert list(tasks["columns"]) == ["key", "args"]
+    assert tasks["shared"] == {"function": {"serializer": "pickle", "frames": [1]},
+                               "pickled_with": "cpython-3.11"}
+    [received] = decode_batch(frames, columnar=True)
+    assert received == sent
+    assert all(type(task) is TaskSpec for task in received.tasks)
+    assert received.tasks[0].function is received.tasks[999].function
+
+
+def test_a_column_list_is_refused_where_columns_was_not_agreed():
+    [frames] = columnar([map_submit(3)])
+    with pytest.raises(InvalidMessage, match="expected list, got dict"):
+        decode_batch(frames)
+    assert decode_batch(encode_batch([map_submit(3)])) == [map_submit(3)]  # arrays as ever
+
+
+def test_a_shared_list_of_a_column_list_is_each_record_s_own():
+    frame0 = msgpack.packb([{"op": "submit", "tasks": {
+        "count": 2, "columns": {"key": ["a", "b"]},
+        "shared": {"function": "m:f", "deps": ["x"], "resources": {"GPU": 1.0}}}}])
+    [submit] = decode_batch([frame0], columnar=True)
+    first, second = submit.tasks
+    assert first.deps == second.deps == ["x"] and first.deps is not second.deps
+    assert first.resources is not second.resources
+
+
+def column_list_variants(tasks):
+    for changed in block_variants(["submit", tasks["count"], tasks["columns"], tasks["shared"]]):
+        yield {"count": changed[1], "columns": changed[2], "shared": changed[3]}
+
+
+def test_odd_column_lists_get_the_answer_their_records_get():
+    [frames] = columnar([Submit(tasks=[
+        TaskSpec(key="a", function=FUNCTION, args=Payload("pickle", [b"x"]), deps=["k"],
+                 priority=1, workers=["w"], resources={"GPU": 1.0}, retries=2,
+                 pickled_with="cpython-3.11", actor=False, max_restarts=1),
+        TaskSpec(key="b", function=FUNCTION, priority=2, allow_other_workers=True)])])
+    [item] = items_of(frames)
+    for tasks in column_list_variants(item["tasks"]):
+        as_list = [msgpack.packb([{**item, "tasks": tasks}], use_bin_type=True), *frames[1:]]
+        records = expand_list(copy.deepcopy(tasks))
+        as_array = [msgpack.packb([{**item, "tasks": records}], use_bin_type=True),
+                    *frames[1:]]
+        assert outcome(as_list, True) == outcome(as_array, True), tasks
+
+
+HOSTILE_LISTS = {
+    "another key": {"count": 1, "columns": {"key": ["a"]}, "shared": {"function": "m:f"},
+                    "x": 1},
+    "a key missing": {"count": 1, "columns": {"key": ["a"]}},
+    "a count of zero": {"count": 0, "columns": {}, "shared": {}},
+    "an absurd count": {"count": 10**9, "columns": {"key": ["a"]}, "shared": {}},
+    "a column too short": {"count": 2, "columns": {"key": ["a"]}, "shared": {"function": "f"}},
+    "no column": {"count": 1, "columns": {}, "shared": {"key": "a", "function": "m:f"}},
+    "a field in both": {"count": 1, "columns": {"key": ["a"]}, "shared": {"key": "a"}},
+    "a value of the wrong type": {"count": 1, "columns": {"key": [1]},
+                                  "shared": {"function": "m:f"}},
+    "a required field missing": {"count": 1, "columns": {"key": ["a"]}, "shared": {}},
+    "a column list in a column list": {"count": 1, "columns": {"key": [
+        {"count": 1, "columns": {"key": ["a"]}, "shared": {}}]}, "shared": {"function": "f"}},
+}
+
+
+@pytest.mark.parametrize("tasks", list(HOSTILE_LISTS.values()), ids=list(HOSTILE_LISTS))
+def test_a_malformed_column_list_is_an_invalid_message(tasks):
+    frame0 = msgpack.packb([{"op": "submit", "tasks": tasks}])
+    with pytest.raises(InvalidMessage):
+        decode_batch([frame0], columnar=True)
 
 
 # -- only where agreed -----------------------------------------------------------------------

@@ -143,6 +143,8 @@ def emit_value(src: Source, indent: int, tp: Any, value: str, minimum: float | N
         return out
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
+        if not checked and is_record(args[0]) and generatable(args[0]):
+            return _record_list(src, indent, args[0], value, minimum)
         if not checked:
             src.emit(indent, f"if type({value}) is not list: raise Slow")
         return _list(src, indent, args[0], value, minimum)
@@ -158,6 +160,19 @@ def emit_value(src: Source, indent: int, tp: Any, value: str, minimum: float | N
     convert = converter(tp) if minimum is None else bounded(converter(tp), minimum)
     out = src.tmp()
     src.emit(indent, f"{out} = {src.name(convert, 'convert')}({value}, frames)")
+    return out
+
+
+def _record_list(src: Source, indent: int, item: type, value: str,
+                 minimum: float | None) -> str:
+    """A list of records: an array of maps, or (feature ``columns``) a column list."""
+    from .columns import list_decoder  # (it generates its code with this module's help)
+    out = src.tmp()
+    src.emit(indent, f"if type({value}) is dict:")
+    src.emit(indent + 1, f"{out} = {src.name(list_decoder(item), 'columns')}({value}, frames)")
+    src.emit(indent, "else:")
+    src.emit(indent + 1, f"if type({value}) is not list: raise Slow")
+    src.emit(indent + 1, f"{out} = {_list(src, indent + 1, item, value, minimum)}")
     return out
 
 
@@ -362,6 +377,10 @@ def _encoding(src: Source, tp: Any, value: str) -> str | None:
         return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
+        if is_record(args[0]):  # an array of maps, or (feature ``columns``) a column list
+            from .columns import encode_list
+            return (f"{src.name(encode_list, 'columns')}({value}, frames, seen, "
+                    f"{src.name(encoder(args[0]), 'record')})")
         each = _encoding(src, args[0], "x")
         return None if each is None else f"[{each} for x in {value}]"
     if origin is dict:

@@ -11,7 +11,11 @@ order, checking each column as a whole, so nothing above the codec sees a differ
 As in ``codegen``, each message class gets a generated decoder for blocks that takes only
 the well-formed common case. Anything else sends the block the long way: it is expanded into
 the message maps it stands for and each is decoded as one sent alone would be, so a block is
-accepted or refused exactly as those messages would be, with the same errors. No I/O.
+accepted or refused exactly as those messages would be, with the same errors.
+
+A message's own list of records (a map's ``submit``: a thousand task specs) may go the same
+way, as a column list ``{count, columns, shared}`` in place of the array of maps; the
+generated message codec calls ``encode_list`` and ``list_decoder`` for it. No I/O.
 """
 from __future__ import annotations
 
@@ -22,14 +26,14 @@ import typing
 from collections.abc import Callable
 from typing import Any, Union
 
+from .column_shape import MAX_COUNT, check_shape, expand, fresh, list_parts
 from .codegen import (Slow, Source, default_source, emit_union, emit_value, field_encoding,
                       generatable, twin_class)
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
-from .wiretypes import field_hints, field_specs
+from .wiretypes import BatchFrames, field_hints, field_specs
 
 FEATURE = "columns"
-MAX_COUNT = 100_000  # messages in one block: a receiver refuses more
 MIN_RUN = 2  # the sender makes a block of a run of at least this many messages of one op
 
 BlockDecoder = Callable[[int, dict[str, Any], dict[str, Any], list[Any]], list[Any]]
@@ -37,7 +41,8 @@ BlockEncoder = Callable[[list[Any], list[Any], dict[Any, Any]],
                         tuple[dict[str, Any], dict[str, Any]]]
 _DECODERS: dict[type, BlockDecoder | None] = {}
 _ENCODERS: dict[type, BlockEncoder] = {}
-_PAYLOAD_CLASSES: dict[type, bool] = {}
+_PAYLOAD_FIELDS: dict[type, tuple[str, ...]] = {}
+_CUTTERS: dict[type, Callable[[list[Any], int, int, int], int]] = {}
 _SCALARS = (str, int, float, bool, bytes, Payload, type(None))
 
 
@@ -54,26 +59,76 @@ def _copied(tp: Any) -> bool:
 def _payloads(tp: Any) -> bool:
     if tp is Payload:
         return True
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # a record: a submit's tasks
+        return any(_payloads(hint) for hint in
+                   field_hints(tp, [spec.name for spec in field_specs(tp)]).values())
     return any(_payloads(arg) for arg in typing.get_args(tp))
+
+
+def _payload_fields(cls: type) -> tuple[str, ...]:
+    found = _PAYLOAD_FIELDS.get(cls)
+    if found is None:
+        hints = field_hints(cls, [spec.name for spec in field_specs(cls)])
+        found = _PAYLOAD_FIELDS[cls] = tuple(name for name, tp in hints.items()
+                                             if _payloads(tp))
+    return found
 
 
 def carries_payloads(cls: type) -> bool:
     """Whether messages of ``cls`` may add payload frames to a batch."""
-    found = _PAYLOAD_CLASSES.get(cls)
-    if found is None:
-        hints = field_hints(cls, [spec.name for spec in field_specs(cls)])
-        found = _PAYLOAD_CLASSES[cls] = any(_payloads(tp) for tp in hints.values())
-    return found
+    return bool(_payload_fields(cls))
 
 
-def _fresh(value: Any) -> Any:
-    """A copy of a msgpack value's lists and maps (its scalars are immutable)."""
+def _frames_in(value: Any) -> int:
     kind = type(value)
+    if kind is Payload:
+        return len(value.frames)
     if kind is list:
-        return [_fresh(item) for item in value]
+        return sum(_frames_in(item) for item in value)
     if kind is dict:
-        return {key: _fresh(item) for key, item in value.items()}
-    return value
+        return sum(_frames_in(item) for item in value.values())
+    if value is None or kind is str:
+        return 0
+    return frames_at_most(value)
+
+
+def frames_at_most(message: Any) -> int:
+    """The payload frames ``message`` (or record) adds to a batch at most (a payload it
+    shares with others counts each time)."""
+    return sum(_frames_in(getattr(message, name)) for name in _payload_fields(type(message)))
+
+
+def _cutter_source(cls: type) -> Callable[[list[Any], int, int, int], int]:
+    src = Source()
+    name = f"cut_{cls.__name__}"
+    payload, walk = src.name(Payload, "Payload"), src.name(_frames_in, "frames")
+    src.emit(0, f"def {name}(run, start, end, room):")
+    src.emit(1, "i = start")
+    src.emit(1, "while i < end:")
+    src.emit(2, "m = run[i]")
+    src.emit(2, "i += 1")
+    hints = field_hints(cls, list(_payload_fields(cls)))
+    for field, tp in hints.items():
+        src.emit(2, f"v = m.{field}")
+        if tp is Payload or (typing.get_origin(tp) in (Union, types.UnionType)
+                             and Payload in typing.get_args(tp)):
+            src.emit(2, f"if type(v) is {payload}: room -= len(v.frames)")
+        else:
+            src.emit(2, f"if v: room -= {walk}(v)")
+    src.emit(2, "if room <= 0: break")
+    src.emit(1, "return i")
+    cut: Callable[[list[Any], int, int, int], int] = src.compile(name)
+    return cut
+
+
+def block_end(run: list[Any], start: int, end: int, room: int) -> int:
+    """Where a block of ``run[start:end]`` ends so that it holds the message that may bring
+    the batch's payload frames to ``room`` more, and none after it."""
+    cls = type(run[start])
+    cut = _CUTTERS.get(cls)
+    if cut is None:
+        cut = _CUTTERS[cls] = _cutter_source(cls)
+    return cut(run, start, end, room)
 
 
 # -- the generated functions -------------------------------------------------------------------
@@ -85,7 +140,7 @@ def _decoder_source(cls: type) -> BlockDecoder:
     wire = {spec.name: spec for spec in field_specs(cls)}
     hints = field_hints(cls, list(wire))
     name = f"block_{cls.__name__}"
-    fresh, intern = src.name(_fresh, "fresh"), src.name(sys.intern, "intern")
+    fresh_copy, intern = src.name(fresh, "fresh"), src.name(sys.intern, "intern")
     src.emit(0, f"def {name}(n, columns, shared, frames):")
     lists: list[tuple[str, str]] = []
     for field in dataclasses.fields(cls):
@@ -111,7 +166,7 @@ def _decoder_source(cls: type) -> BlockDecoder:
             src.emit(3, f"{out} = [{default_source(src, field)}] * n")
         src.emit(2, "else:")
         if _copied(tp):
-            src.emit(3, f"c = [{fresh}(x) for _ in range(n)]")
+            src.emit(3, f"c = [{fresh_copy}(x) for _ in range(n)]")
         else:
             result = _checks(src, 3, tp, "x", spec.minimum, optional_union)
             src.emit(3, f"{out} = [{f'{intern}({result})' if interned else result}] * n")
@@ -212,23 +267,42 @@ def _encoder_source(cls: type) -> BlockEncoder:
     return encode
 
 
-# -- blocks ------------------------------------------------------------------------------------
+# -- blocks and lists ----------------------------------------------------------------------
+
+def _encoder(cls: type) -> BlockEncoder:
+    encode = _ENCODERS.get(cls)
+    if encode is None:
+        encode = _ENCODERS[cls] = _encoder_source(cls)
+    return encode
+
+
+def _decoder(cls: type) -> BlockDecoder | None:
+    try:
+        return _DECODERS[cls]
+    except KeyError:
+        decode = _DECODERS[cls] = _decoder_source(cls) if generatable(cls) else None
+        return decode
+
+
+def _columns_of(run: list[Any], frames: list[Any], seen: dict[Any, Any]
+                ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    by_column, shared = _encoder(type(run[0]))(run, frames, seen)
+    if not by_column:
+        if not shared:
+            return None
+        first = next(iter(shared))  # there is at least one column
+        by_column[first] = [shared.pop(first)] * len(run)
+    return by_column, shared
+
 
 def encode_block(run: list[Any], frames: list[Any], seen: dict[Any, Any]) -> list[Any] | None:
     """The block of ``run`` (messages of one class, at most ``MAX_COUNT``), its payload frames
     appended to ``frames``; None when every field of every message is at its default (such a
     block would have no column: those messages go as they are)."""
-    cls = type(run[0])
-    encode = _ENCODERS.get(cls)
-    if encode is None:
-        encode = _ENCODERS[cls] = _encoder_source(cls)
-    columns, shared = encode(run, frames, seen)
-    if not columns:
-        if not shared:
-            return None
-        first = next(iter(shared))  # a block has at least one column
-        columns[first] = [shared.pop(first)] * len(run)
-    return [cls.op, len(run), columns, shared]
+    parts = _columns_of(run, frames, seen)
+    if parts is None:
+        return None
+    return [type(run[0]).op, len(run), *parts]
 
 
 def decode_block(item: list[Any], frames: list[Any], ops: dict[str, type]) -> list[Any]:
@@ -237,56 +311,66 @@ def decode_block(item: list[Any], frames: list[Any], ops: dict[str, type]) -> li
     if len(item) != 4:
         raise InvalidMessage(f"a column block is an array of 4 items (op, count, columns, "
                              f"shared), not {len(item)}")
-    op, count, columns, shared = item
+    op, count, by_column, shared = item
     if type(op) is not str:
         raise InvalidMessage("a column block's op must be a string")
     cls = ops.get(op)
     if cls is None:
         raise UnknownOp(f"unknown op {op!r}")
-    if type(count) is not int or not 1 <= count <= MAX_COUNT:
-        raise InvalidMessage(f"a column block's count must be an int from 1 to {MAX_COUNT:,}, "
-                             f"not {count!r}")
-    if type(columns) is not dict or type(shared) is not dict:
-        raise InvalidMessage("a column block's columns and shared values must be maps")
-    if not columns:
-        raise InvalidMessage("a column block has at least one column")
-    for name, column in columns.items():
-        if type(name) is not str or name == "op" or name in shared:
-            raise InvalidMessage(f"column {name!r}: a field name, not 'op', given once")
-        if type(column) is not list or len(column) != count:
-            raise InvalidMessage(f"column {name!r} must be an array of {count} values")
-    for name in shared:
-        if type(name) is not str or name == "op":
-            raise InvalidMessage(f"shared value {name!r}: a field name, not 'op'")
-    try:
-        decode = _DECODERS[cls]
-    except KeyError:
-        decode = _DECODERS[cls] = _decoder_source(cls) if generatable(cls) else None
+    check_shape(count, by_column, shared, "column block", reserved="op")
+    decode = _decoder(cls)
     if decode is not None:
         try:
-            return decode(count, columns, shared, frames)
+            return decode(count, by_column, shared, frames)
         except (Slow, InvalidMessage, RecursionError):
             pass
     return [cls._decode(message, frames)  # type: ignore[attr-defined]
-            for message in expand(op, count, columns, shared)]
+            for message in expand_block(op, count, by_column, shared)]
 
 
-def expand(op: str, count: int, columns: dict[str, Any], shared: dict[str, Any]
-           ) -> list[dict[str, Any]]:
-    """The message maps a block stands for: each message has every shared value (its own
-    copy) and its own value of every column."""
-    try:
-        out = []
-        for i in range(count):
-            message = {name: _fresh(value) for name, value in shared.items()}
-            for name, column in columns.items():
-                message[name] = column[i]
-            message["op"] = op
-            out.append(message)
-        return out
-    except RecursionError:
-        raise InvalidMessage("a column block's shared value is nested too deeply") from None
+def expand_block(op: str, count: int, by_column: dict[str, Any], shared: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """The message maps a block stands for."""
+    messages = expand(count, by_column, shared)
+    for message in messages:
+        message["op"] = op
+    return messages
 
 
-__all__ = ["FEATURE", "MAX_COUNT", "MIN_RUN", "carries_payloads", "decode_block",
-           "encode_block", "expand"]
+# The key of ``seen`` (a batch's payload references, by id) that says the batch is written
+# for a peer that agreed ``columns``: its lists of records may be column lists.
+COLUMNAR = "columnar"
+
+
+def encode_list(records: list[Any], frames: list[Any], seen: dict[Any, Any],
+                encode_record: Any) -> Any:
+    """A list of records (of one class) on the wire: a column list where the batch is written
+    for a peer that agreed ``columns`` and the list has a run to gain from, else an array."""
+    if COLUMNAR in seen and MIN_RUN <= len(records) <= MAX_COUNT \
+            and all(type(record) is type(records[0]) for record in records):
+        parts = _columns_of(records, frames, seen)
+        if parts is not None:
+            return {"count": len(records), "columns": parts[0], "shared": parts[1]}
+    return [encode_record(record, frames, seen) for record in records]
+
+
+def list_decoder(cls: type) -> Any:
+    """The generated decoder's reading of a column list of ``cls`` records: the records, or
+    ``Slow`` for anything the reference converter must judge (a batch that is not
+    columnar, a malformed list, an odd value)."""
+    decode = _decoder(cls)
+
+    def decode_list(value: dict[Any, Any], frames: list[Any]) -> list[Any]:
+        if decode is None or type(frames) is not BatchFrames or not frames.columnar:
+            raise Slow
+        try:
+            count, by_column, shared = list_parts(value)
+        except InvalidMessage:
+            raise Slow from None
+        return decode(count, by_column, shared, frames)
+    return decode_list
+
+
+__all__ = ["COLUMNAR", "FEATURE", "MAX_COUNT", "MIN_RUN", "carries_payloads", "decode_block",
+           "block_end", "frames_at_most",
+           "encode_block", "encode_list", "expand_block", "list_decoder"]

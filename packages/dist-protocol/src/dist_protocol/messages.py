@@ -948,18 +948,20 @@ def encode_batches(messages: list[Message], max_frames: int,
     frames, so a burst of messages never exceeds the receiver's frame-count limit.
     ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
     blocks."""
-    if columnar and len(messages) >= columns.MIN_RUN:  # (a batch of one as ever: no run)
+    if columnar and len(messages) >= columns.MIN_RUN:
         return _encode_columnar(messages, max_frames)
+    # (a batch of one message has no run; its lists of records may still be column lists)
+    fresh: dict[Any, Any] = {columns.COLUMNAR: True} if columnar else {}
     batches = []
     frames: list[Any] = [b""]
-    seen: dict[Any, Any] = {}
+    seen = dict(fresh)
     wire: list[Any] = []
     for m in messages:
         wire.append(type(m)._encode(m, frames, seen))
         if len(frames) >= max_frames:
             frames[0] = _PACKERS.pack(wire)
             batches.append(frames)
-            frames, seen, wire = [b""], {}, []
+            frames, seen, wire = [b""], dict(fresh), []
     if wire:
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
@@ -969,19 +971,21 @@ def encode_batches(messages: list[Message], max_frames: int,
 def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]]:
     batches = []
     frames: list[Any] = [b""]
-    seen: dict[Any, Any] = {}
+    seen: dict[Any, Any] = {columns.COLUMNAR: True}
     wire: list[Any] = []
     for cls, group in itertools.groupby(messages, type):
         run = list(group)
         start = 0
+        with_payloads = columns.carries_payloads(cls)
         while start < len(run):
-            # A block's payload frames are all added at once: a block of messages that may
-            # add some holds no more messages than the batch has frames left, so that a batch
-            # of one-frame messages is cut where it was cut message by message.
-            room = (max(1, max_frames - len(frames)) if columns.carries_payloads(cls)
-                    else columns.MAX_COUNT)
-            part = run[start:start + min(room, columns.MAX_COUNT)]
-            start += len(part)
+            end = min(len(run), start + columns.MAX_COUNT)
+            if with_payloads:
+                # A block's payload frames are all added at once: it ends with the message
+                # that may bring the batch to ``max_frames``, where the batch was cut when
+                # written message by message.
+                end = columns.block_end(run, start, end, max_frames - len(frames))
+            part = run[start:end]
+            start = end
             item = columns.encode_block(part, frames, seen) if len(part) >= columns.MIN_RUN \
                 else None
             if item is not None:
@@ -991,7 +995,7 @@ def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]
             if len(frames) >= max_frames:
                 frames[0] = _PACKERS.pack(wire)
                 batches.append(frames)
-                frames, seen, wire = [b""], {}, []
+                frames, seen, wire = [b""], {columns.COLUMNAR: True}, []
     if wire:
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
@@ -1007,7 +1011,7 @@ def decode_batch(frames: list[Any], columnar: bool = False) -> list[Message]:
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:
         raise InvalidMessage("frame 0 must be a msgpack list of message maps")
-    frames = BatchFrames(frames)
+    frames = BatchFrames(frames, columnar)
     out = []
     for item in wire:
         if type(item) is not dict:

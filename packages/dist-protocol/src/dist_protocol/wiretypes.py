@@ -15,6 +15,7 @@ import typing
 from typing import Any, Union
 from collections.abc import Callable
 
+from .column_shape import expand_list
 from .compression import decompress_frames
 from .errors import InvalidMessage, InvalidPayload
 from .serialize import SERIALIZERS, Payload
@@ -62,12 +63,14 @@ class BatchFrames(list[Any]):
     does with a task's function, sends it once per batch in turn).
     """
 
-    __slots__ = ("payloads",)
+    __slots__ = ("payloads", "columnar")
 
-    def __init__(self, frames: list[Any]):
+    def __init__(self, frames: list[Any], columnar: bool = False):
         super().__init__(frames)
         # by frame index (one frame, see ``codegen``) or (serializer, *indices)
         self.payloads: dict[Any, Payload] = {}
+        # the connection agreed ``columns``: a list of records may be a column list
+        self.columnar = columnar
 
 
 def read_payload_ref(value: Any, frames: list[Any]) -> Payload:
@@ -166,8 +169,12 @@ def converter(tp: Any) -> Converter:
     args = typing.get_args(tp)
     if origin is list:
         item = converter(args[0])
+        of_records = isinstance(args[0], type) and dataclasses.is_dataclass(args[0])
 
         def check_list(value: Any, frames: list[Any]) -> list[Any]:
+            if (of_records and type(value) is dict and type(frames) is BatchFrames
+                    and frames.columnar):
+                value = expand_list(value)  # a column list (PROTOCOL.md, Column blocks)
             if type(value) is not list:
                 raise InvalidMessage(f"expected list, got {type(value).__name__}")
             return [item(v, frames) for v in value]

@@ -1,0 +1,83 @@
+"""The shape of column blocks and column lists (feature ``columns``), and what they stand for.
+
+Both hold ``count`` records as ``columns`` (field name -> an array of ``count`` values) and
+``shared`` (field name -> the value every record has). Checking that shape and writing the
+records back out as maps needs nothing of the message catalogue, so the reference
+converters of ``wiretypes`` use it as well as the generated codec of ``columns``. No I/O.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import InvalidMessage
+
+MAX_COUNT = 100_000  # records in one block or list: a receiver refuses more
+LIST_KEYS = ("count", "columns", "shared")  # a column list is a map of these, in this order
+
+
+def check_shape(count: Any, columns: Any, shared: Any, what: str,
+                reserved: str | None = None) -> None:
+    """Raise ``InvalidMessage`` unless ``count`` is an int from 1 to ``MAX_COUNT``, both maps
+    are maps with str keys, ``columns`` has at least one column and each is an array of
+    ``count`` values, and no field is in both maps (nor is ``reserved``)."""
+    if type(count) is not int or not 1 <= count <= MAX_COUNT:
+        raise InvalidMessage(f"a {what}'s count must be an int from 1 to {MAX_COUNT:,}, "
+                             f"not {count!r}")
+    if type(columns) is not dict or type(shared) is not dict:
+        raise InvalidMessage(f"a {what}'s columns and shared values must be maps")
+    if not columns:
+        raise InvalidMessage(f"a {what} has at least one column")
+    for name, column in columns.items():
+        if type(name) is not str or name == reserved or name in shared:
+            raise InvalidMessage(f"{what} column {name!r}: a field name given once"
+                                 + (f", not {reserved!r}" if reserved else ""))
+        if type(column) is not list or len(column) != count:
+            raise InvalidMessage(f"{what} column {name!r} must be an array of {count} values")
+    for name in shared:
+        if type(name) is not str or name == reserved:
+            raise InvalidMessage(f"{what} shared value {name!r}: a field name"
+                                 + (f", not {reserved!r}" if reserved else ""))
+
+
+def list_parts(value: dict[Any, Any]) -> tuple[Any, Any, Any]:
+    """``(count, columns, shared)`` of a column list, its shape checked."""
+    if len(value) != 3 or any(key not in value for key in LIST_KEYS):
+        raise InvalidMessage("a column list is a map of exactly 'count', 'columns' and "
+                             "'shared'")
+    count, columns, shared = value["count"], value["columns"], value["shared"]
+    check_shape(count, columns, shared, "column list")
+    return count, columns, shared
+
+
+def fresh(value: Any) -> Any:
+    """A copy of a msgpack value's lists and maps (its scalars are immutable)."""
+    kind = type(value)
+    if kind is list:
+        return [fresh(item) for item in value]
+    if kind is dict:
+        return {key: fresh(item) for key, item in value.items()}
+    return value
+
+
+def expand(count: int, columns: dict[str, Any], shared: dict[str, Any]) -> list[dict[str, Any]]:
+    """The maps ``count`` records given as columns stand for: each has every shared value (its
+    own copy) and its own value of every column."""
+    try:
+        out = []
+        for i in range(count):
+            record = {name: fresh(value) for name, value in shared.items()}
+            for name, column in columns.items():
+                record[name] = column[i]
+            out.append(record)
+        return out
+    except RecursionError:
+        raise InvalidMessage("a shared value is nested too deeply") from None
+
+
+def expand_list(value: dict[Any, Any]) -> list[dict[str, Any]]:
+    """The record maps a column list stands for; ``InvalidMessage`` if it is malformed."""
+    return expand(*list_parts(value))
+
+
+__all__ = ["LIST_KEYS", "MAX_COUNT", "check_shape", "expand", "expand_list", "fresh",
+           "list_parts"]
