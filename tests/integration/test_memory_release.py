@@ -162,3 +162,35 @@ def test_an_executor_dropped_after_catching_a_tasks_error_is_closed(cluster, wai
     dropped = session()
     gc.collect()
     wait_until(lambda: dropped() is None, RELEASE_TIMEOUT, "the dropped executor to be freed")
+
+
+class BlockingFinalizer:
+    """Says it is being finalized (a file), then blocks, as a finalizer waiting on a network
+    that does not answer would."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __del__(self):
+        with open(self.path, "w"):
+            pass
+        time.sleep(3600)
+
+
+def make_blocking_finalizer(path):
+    return BlockingFinalizer(path)
+
+
+@pytest.mark.cluster(n_workers=1, heartbeat_timeout=2.0)
+def test_a_freed_value_whose_finalizer_blocks_costs_the_worker_nothing(cluster, executor,
+                                                                        wait_until, tmp_path):
+    """Its finalizer runs off the worker's event loop: the worker goes on serving and
+    sending heartbeats (the center would remove a silent one after 2 s)."""
+    finalizing = tmp_path / "finalizing"
+    future = executor.submit(make_blocking_finalizer, str(finalizing))
+    executor.gather([executor.submit(type, future)], timeout=RESULT_TIMEOUT)  # not fetched here
+    del future
+
+    wait_until(finalizing.exists, RELEASE_TIMEOUT, "the value's finalizer to start")
+    assert executor.submit(slow_inc, 1, delay=3.0).result(timeout=RESULT_TIMEOUT) == 2
+    assert "removing it" not in cluster.center.output(), cluster.center.output()

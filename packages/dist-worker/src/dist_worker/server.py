@@ -381,6 +381,7 @@ class Worker:
     def handle(self, *events: Event) -> None:
         """Tell the state what happened, and carry out what it decides."""
         self._act(self.state.handle(*events))
+        self.store.hand_off_dropped()
 
     @property
     def paused(self) -> bool:

@@ -45,6 +45,7 @@ from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 from . import spillpolicy
+from .disposal import Disposer
 from .memory import format_bytes
 from .sizeof import sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
@@ -93,6 +94,10 @@ class DataStore(MutableMapping):
         # has just come into memory, given the bytes that may spill (``spillpolicy``), so that
         # a burst of values is caught as it arrives, not at the monitor's next look.
         self.process_plan: Callable[[int, int], spillpolicy.SpillPlan] | None = None
+        # The values let go of (freed, replaced, cleared) since the last ``hand_off_dropped``:
+        # their finalizers run on the disposal thread, never on the event loop.
+        self._dropped: list[Any] = []
+        self._disposer = Disposer()
 
     # -- sizes --------------------------------------------------------------------------------
     def _weight(self, key: str, value: Any) -> int:
@@ -188,11 +193,16 @@ class DataStore(MutableMapping):
         self._discard(key)
 
     def _discard(self, key: str) -> None:
-        if self._lru.pop(key, _ABSENT) is not _ABSENT:
+        value = self._lru.pop(key, _ABSENT)
+        if value is not _ABSENT:
+            self._dropped.append(value)
             self._lru_weight -= self.weights[key]
             self.order.remove(key)
-        elif self.pinned.pop(key, _ABSENT) is not _ABSENT:
-            self._pinned_weight -= self.weights[key]
+        else:
+            value = self.pinned.pop(key, _ABSENT)
+            if value is not _ABSENT:
+                self._dropped.append(value)
+                self._pinned_weight -= self.weights[key]
         self.slow.forget(key)
         self.weights.pop(key, None)
         self.serialized.pop(key, None)
@@ -226,6 +236,13 @@ class DataStore(MutableMapping):
     def clear(self) -> None:
         for key in list(self):
             self._discard(key)
+
+    def hand_off_dropped(self) -> None:
+        """Have the values let go of since the last call dropped on the disposal thread
+        (``disposal``); the server calls this once each batch of events is handled."""
+        if self._dropped:
+            self._disposer.drop(self._dropped)
+            self._dropped = []
 
     def payload(self, key: str):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
@@ -374,9 +391,12 @@ class DataStore(MutableMapping):
         self.spill_error = reason
 
     def close(self) -> None:
-        """Delete every spill file, and the directory this store made."""
+        """Delete every spill file, and the directory this store made; end the disposal
+        thread once it has dropped what it was handed."""
         self.slow.close()
         self._workspace.remove()
+        self.hand_off_dropped()
+        self._disposer.close()
 
 
 class SpillOrder:
