@@ -166,3 +166,32 @@ def test_processes_tasks_left_running_end_before_the_nanny_starts_a_new_worker(m
         worker.wait_registered(2)
         assert not running(pid)
         assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def fork_a_child_that_gets_sigterm():
+    """What ``multiprocessing.Pool.terminate()`` does to its forked workers, made certain."""
+    import os
+    import signal
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        finally:
+            os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.parametrize("nanny", [True, False], ids=["nanny", "no-nanny"])
+def test_a_signal_to_a_process_a_task_forked_is_that_process_s_alone(make_cluster, nanny):
+    cluster = make_cluster(n_workers=1, nanny=nanny, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    pid = cluster.worker_pids(e)[worker.address]
+
+    assert e.submit(fork_a_child_that_gets_sigterm).result(timeout=RESULT_TIMEOUT) \
+        == -signal.SIGTERM
+    assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2
+    assert cluster.worker_pids(e) == {worker.address: pid}
+    assert "restarting" not in worker.output(), worker.output()

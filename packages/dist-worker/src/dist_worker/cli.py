@@ -191,6 +191,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
                         resources=declared, limits=limits,
                         handshake_timeout=handshake_timeout, center_timeout=timeout,
                         scheduler_file=scheduler_file)
+        leave_signals_to_forked_children()
         try:
             run(serve(worker))
         except HandshakeError as exc:
@@ -212,6 +213,21 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
         exit_past_task_threads(exc.code)
     end_leftovers()
     exit_past_task_threads(0)
+
+
+def leave_signals_to_forked_children() -> None:
+    """A process a task forks (``multiprocessing``'s fork start method, ``os.fork()``) gets
+    the signal handling the worker had before its event loop took SIGINT and SIGTERM. As
+    inherited, a signal to the child was written to the loop's wake-up socket, which the child
+    shares with the worker: a ``Pool.terminate()`` in a task stopped the worker itself."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def in_child() -> None:
+        signal.set_wakeup_fd(-1)
+        for number, handler in before.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+    os.register_at_fork(after_in_child=in_child)
 
 
 def exit_past_task_threads(code: str | int | None) -> NoReturn:
