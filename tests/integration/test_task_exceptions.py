@@ -155,3 +155,22 @@ def test_the_cluster_goes_on_after_errors(e, module_cluster):
     # Resubmitting the same failing call fails again rather than hanging.
     with pytest.raises(ZeroDivisionError):
         e.submit(divide_by_zero, 0).result(timeout=RESULT_TIMEOUT)
+
+
+def raise_with_megabytes_of_text(size):
+    raise ValueError("start " + "x" * size + " end")
+
+
+def test_an_error_with_megabytes_of_text_is_whole_but_its_text_is_shortened(e):
+    """The text travels in the message batch, which the center decodes on its event loop:
+    100 MB of it (bytes in an exception's args) stalled the center until its workers were
+    removed for silence. The pickled exception travels whole."""
+    future = e.submit(raise_with_megabytes_of_text, 5_000_000)
+    error = future.exception(timeout=RESULT_TIMEOUT)
+    assert type(error) is ValueError
+    assert len(str(error)) == 5_000_010
+    text = future.traceback_text(timeout=RESULT_TIMEOUT)
+    assert len(text) < 200_000
+    assert "raise_with_megabytes_of_text" in text
+    assert "characters left out" in text
+    assert text.rstrip().endswith(" end")

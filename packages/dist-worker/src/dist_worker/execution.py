@@ -113,6 +113,23 @@ def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple,
     return tuple(positional), keywords
 
 
+# The most of an error's message and of its traceback that the text of a ``task-erred`` keeps
+# (each): the text travels in the message batch, which the center decodes on its event loop,
+# so an exception whose ``str`` is 100 MB (bytes in its args: four characters a byte) stalled
+# the center for seconds, and every worker went silent for it. The pickled exception, a frame
+# of its own, is sent whole: the client rebuilds the exception with its whole message.
+MAX_ERROR_TEXT = 100_000
+
+
+def _shortened(text: str) -> str:
+    """``text``, or its first and last parts when it is longer than ``MAX_ERROR_TEXT``."""
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    half = MAX_ERROR_TEXT // 2
+    return (f"{text[:half]}\n... ({len(text) - 2 * half} characters left out) ...\n"
+            f"{text[-half:]}")
+
+
 def _text(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder when the exception's own ``__str__`` fails."""
     try:
@@ -142,7 +159,8 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
         message += f" (the {type(exc).__name__} itself could not be sent: {why})"
     start, stop = run if run is not None else (None, None)
     return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
-                                          message=message, traceback=text, exception=payload,
+                                          message=_shortened(message),
+                                          traceback=_shortened(text), exception=payload,
                                           start=start, stop=stop))
 
 
