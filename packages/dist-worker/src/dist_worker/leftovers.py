@@ -27,7 +27,8 @@ def adopt_orphans() -> None:
 
 def end_leftover_processes(grace: float = GRACE) -> list[str]:
     """End every process below this one: SIGTERM, then SIGKILL for those still there after
-    ``grace`` seconds; each is reaped. Returns what was ended (``"PID (NAME)"``)."""
+    ``grace`` seconds; each is reaped. Returns what was ended (``"PID (NAME)"``), not
+    counting processes that had exited already (reaped only)."""
     import psutil  # (not at start-up: only a worker on its way out needs it)
 
     try:
@@ -37,7 +38,8 @@ def end_leftover_processes(grace: float = GRACE) -> list[str]:
     ended = []
     for process in below:
         try:
-            ended.append(f"{process.pid} ({process.name()})")
+            if process.status() != psutil.STATUS_ZOMBIE:
+                ended.append(f"{process.pid} ({process.name()})")
             process.terminate()
         except psutil.Error:  # gone meanwhile
             pass
