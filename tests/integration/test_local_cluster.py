@@ -147,3 +147,24 @@ def test_local_cluster_options_beside_an_address_are_refused():
         Executor("127.0.0.1:1", memory_limit="1GB")
     with pytest.raises(ValueError, match="threads_per_worker"):
         Executor(threads_per_worker=0)
+
+
+def test_a_local_cluster_leaves_no_resource_warning_under_python_dev_mode(tmp_path):
+    """``python -X dev`` or ``-W error`` (as test suites run) show every file left open: the
+    pipes the cluster's output came through were, once its processes ended."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "use_a_local_cluster.py"
+    script.write_text(textwrap.dedent("""\
+        from dist_client import Executor
+
+        with Executor(n_workers=1, threads_per_worker=1, dashboard_address=None) as e:
+            print("sum", e.submit(sum, [1, 2, 3]).result(timeout=30))
+    """))
+    done = subprocess.run([sys.executable, "-X", "dev", "-W", "error", str(script)],
+                          capture_output=True, text=True, timeout=RESULT_TIMEOUT * 2,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "sum 6" in done.stdout
+    assert "ResourceWarning" not in done.stderr, done.stderr

@@ -57,6 +57,10 @@ class ChildOutput:
         except (OSError, ValueError):
             pass  # the pipe was closed under us: the cluster is closing
         finally:
+            try:  # (left open, it warns when the ``Popen`` goes: an error under ``-W error``)
+                stream.close()
+            except (OSError, ValueError):
+                pass
             with self._changed:
                 self._open_streams -= 1
                 self._changed.notify_all()
