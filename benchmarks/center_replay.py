@@ -237,7 +237,8 @@ def replay_once(calls, profile: bool = False) -> dict[str, dict]:
     """One pass over the recording with a fresh state: CPU seconds in ``handle`` by segment."""
     from dist_center.state import CenterState
 
-    clock_values = iter([when for _, when, _, _ in calls])
+    # The state reads the clock once as it is made (when it started), then once per call.
+    clock_values = iter([calls[0][1] if calls else 0.0, *(when for _, when, _, _ in calls)])
     state = CenterState(clock=lambda: next(clock_values))
     # Unpickled before the clock starts: decoding is the server's and the protocol's cost.
     prepared = [(segment, pickle.loads(blob), expected) for segment, _, blob, expected in calls]
@@ -349,7 +350,8 @@ def memory(args) -> dict:
         return found
 
     at_peak = peaks()
-    clock_values = iter([when for _, when, _, _ in calls])
+    # The state reads the clock once as it is made (when it started), then once per call.
+    clock_values = iter([calls[0][1] if calls else 0.0, *(when for _, when, _, _ in calls)])
     state = CenterState(clock=lambda: next(clock_values))
     gc.collect()
     tracemalloc.start(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import pickle
 import threading
 
 import pytest
@@ -82,6 +83,28 @@ def test_an_array_graph_in_parts_gives_the_synchronous_result(e, parts_of_three)
     wanted = [key for s in biggest for key in s.wanted or ()]
     assert wanted and all(key in {t.key for t in s.tasks} for s in biggest
                           for key in s.wanted or ())
+
+
+def _sent_nodes(submits: list[Submit]) -> list:
+    return [pickle.loads(bytes(t.function.frames[0])) for s in submits for t in s.tasks]
+
+
+def test_subgraphs_dask_fused_travel_as_nested_tasks_in_every_part(e, parts_of_three):
+    from dask._task_spec import Task, _execute_subgraph
+
+    x = da.random.RandomState(3).random((40, 40), chunks=(10, 10))
+    # dask fuses each block's chain of elementwise steps and its sum into one subgraph; the
+    # client sends each as a task calling the steps nested, not dask's ``execute_graph`` of
+    # them (which orders the subgraph again on every run).
+    y = (((x + 1) * 2) - x.T).sum(axis=0)
+    expected = y.compute(scheduler="sync")
+    np.testing.assert_allclose(y.compute(scheduler=e.get), expected)
+    biggest = max(parts_of_three, key=len)
+    assert len(biggest) > 2  # (sent in parts, each unfused as it was packed)
+    nodes = _sent_nodes(biggest)
+    assert all(type(node) is Task for node in nodes)
+    assert not [node.key for node in nodes if node.func is _execute_subgraph]
+    assert any(isinstance(arg, Task) for node in nodes for arg in node.args)
 
 
 def test_a_dataframe_groupby_in_parts_gives_the_synchronous_result(e, parts_of_three):

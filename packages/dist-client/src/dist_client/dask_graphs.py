@@ -192,7 +192,7 @@ def fuse_chains(graph: dict, keep: Collection[Hashable]) -> dict:
         if len(chain) == 1:
             fused[key] = chain[0]
         else:
-            links = {link.key: link for link in chain}
+            links = {link.key: _unfused(link) for link in chain}
             fused[key] = (_nested(links, chain[0].key, key)
                           or Task.fuse(*reversed(chain), key=key))
     return fused
@@ -281,8 +281,9 @@ def as_graph(dsk: Any) -> dict:
     if persisted:
         dsk = {key: node for key, node in dsk.items() if key not in persisted}
     graph = convert_legacy_graph(dsk)
-    return {key: _unfused(_futures_as_references(_named(key, node)))
-            for key, node in graph.items()}
+    # Subgraphs dask fused stay as they are here: each is made nested tasks (``_unfused``) as
+    # it is packed, so that this walk, done before the first task can be sent, stays short.
+    return {key: _futures_as_references(_named(key, node)) for key, node in graph.items()}
 
 
 def _named(key: Any, node: Any) -> Any:
@@ -455,7 +456,7 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                                     - priorities.get(key, 0)}
                 # A node without inputs is called without its (empty) map of values, which
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
-                tasks.append(core.task(name, _node_payload(core, node),
+                tasks.append(core.task(name, _node_payload(core, _unfused(node)),
                                        (inputs,) if inputs else (), {}, task_options, node))
             if keep is None or key in keep or not fresh:
                 # A key this client knows already (held, or being released) is held on until
