@@ -23,15 +23,18 @@ from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
 # Set for the worker process, each unless already set. Blocks up to 32 MiB (a chunk of an array,
-# a column of a frame) come from the heap and their memory is reused by the next task's, and the
-# heap keeps up to 8 MiB free at its top: with glibc's own settings that is where it ends up
-# after the first large block is freed, but setting only the trim threshold (as dask's nanny
-# does, at 64 kB) also fixes the mapping threshold at 128 kB, so every array was mapped fresh
-# and its pages faulted in and zeroed again (a third of the CPU of a dask.array sum). Freed
-# memory the heap keeps is given back when it matters: past the spill threshold, and after each
-# task while the process is past the target (``monitor.release_unused_memory``).
+# a column of a frame) come from the heap and their memory is reused by the next task's. Setting
+# only the trim threshold (as dask's nanny does, at 64 kB) also fixes the mapping threshold at
+# 128 kB, so every array was mapped fresh and its pages faulted in and zeroed again (a third of
+# the CPU of a dask.array sum). The heap keeps up to as much free at its top as the largest
+# block it serves: a worker's results and the tasks' arrays come and go by tens of megabytes
+# between two tasks, and with 8 MiB kept each heap (one per thread) gave the rest back and
+# faulted it in again at the next task (1,500-12,000 page faults a run of a 6000² array sum
+# per worker, against 500 with 32 MiB). Freed memory the heap keeps is given back when it
+# matters: past the spill threshold, and after each task while the process is past the target
+# (``monitor.release_unused_memory``).
 CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-                     "MALLOC_TRIM_THRESHOLD_": str(8 << 20)}
+                     "MALLOC_TRIM_THRESHOLD_": str(32 << 20)}
 # glibc's mallopt parameters for these variables
 MALLOPT_PARAMETERS = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}
 # Exit codes that, reported by the worker itself, mean starting it again cannot help: it was
