@@ -195,3 +195,27 @@ def test_a_signal_to_a_process_a_task_forked_is_that_process_s_alone(make_cluste
     assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2
     assert cluster.worker_pids(e) == {worker.address: pid}
     assert "restarting" not in worker.output(), worker.output()
+
+
+def start_a_background_process_through_a_shell(seconds):
+    import subprocess
+
+    subprocess.run(f"sleep {seconds} &", shell=True, check=True)  # the shell exits at once
+    return "started"
+
+
+def test_processes_a_nanny_adopts_are_reaped_as_they_end(make_cluster, wait_until):
+    """The shell's background child is the nanny's once the shell exits: it must not stay a
+    zombie as long as the worker runs."""
+    cluster = make_cluster(n_workers=1, nanny=True, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    assert e.submit(start_a_background_process_through_a_shell, 0.2).result(
+        timeout=RESULT_TIMEOUT) == "started"
+
+    def adopted():
+        return [child for child in psutil.Process(worker.pid).children()
+                if child.pid != worker.worker_pid()]
+
+    wait_until(lambda: not adopted(), PROMPTLY, "the nanny to reap the process it adopted")
+    assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2

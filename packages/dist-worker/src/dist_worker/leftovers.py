@@ -7,7 +7,8 @@ would leave them running, and every restart of a worker that died would add more
 does with a worker's children, they are ended when the worker process ends: the nanny becomes
 the parent of whatever its worker leaves behind (a Linux "child subreaper") and ends those
 processes before it starts the next worker or exits; a worker without a nanny ends the
-processes below it on its way out.
+processes below it on its way out. (Adopted processes that end while the worker runs -- a
+task's ``sleep 60 &``, whose shell exited at once -- are reaped by the nanny's wait.)
 """
 from __future__ import annotations
 

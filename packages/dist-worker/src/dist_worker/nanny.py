@@ -181,15 +181,18 @@ def _die_with_parent() -> None:
 
 
 def _wait(pid: int) -> int:
-    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``)."""
+    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``).
+    Processes adopted meanwhile (``leftovers``: a task's ``sleep 60 &``, whose shell exited)
+    are reaped as they end, or each would stay a zombie for as long as the worker runs."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            ended, status = os.wait()
         except InterruptedError:
             continue
         except ChildProcessError:
             return 1
-        return os.waitstatus_to_exitcode(status)
+        if ended == pid:
+            return os.waitstatus_to_exitcode(status)
 
 
 __all__ = ["KILLED_EXIT_CODE", "channel", "supervise"]
