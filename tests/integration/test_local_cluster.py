@@ -168,3 +168,19 @@ def test_a_local_cluster_leaves_no_resource_warning_under_python_dev_mode(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "sum 6" in done.stdout
     assert "ResourceWarning" not in done.stderr, done.stderr
+
+
+def end_the_process():
+    os._exit(3)
+
+
+def test_a_worker_that_died_last_leaves_no_spill_folder_after_close(tmp_path):
+    """The folder of a worker that died was removed by the next worker to start there; after
+    a task's third death (``KilledWorker``) none starts once the executor closes."""
+    from dist_client.errors import KilledWorker
+
+    with Executor(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                  local_directory=str(tmp_path)) as e:
+        with pytest.raises(KilledWorker):
+            e.submit(end_the_process).result(timeout=RESULT_TIMEOUT * 2)
+    assert os.listdir(tmp_path) == []

@@ -205,7 +205,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
             raise SystemExit(1) from None
 
     if nanny:
-        raise SystemExit(supervise(start))
+        raise SystemExit(supervise(start, local_directory))
     try:
         start()
     except SystemExit as exc:

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import NoReturn
 
 from .leftovers import adopt_orphans, end_leftovers
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
+from .workspace import remove_abandoned
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
 # Set for the worker process, each unless already set. Blocks up to 32 MiB (a chunk of an array,
@@ -52,10 +54,12 @@ def channel() -> socket.socket | None:
     return _channel
 
 
-def supervise(start: Callable[[], None]) -> int:
+def supervise(start: Callable[[], None], local_directory: str | None = None) -> int:
     """The nanny: run the worker (``start``) in a child process and start it again whenever it
-    dies. The child is forked from this process, which has imported everything the worker
-    needs: it starts at once, where a fresh interpreter would import it all again."""
+    dies; ``local_directory`` is where the worker makes its spill folder
+    (``--local-directory``). The child is forked from this process, which has imported
+    everything the worker needs: it starts at once, where a fresh interpreter would import it
+    all again."""
     stopping = False
     child: socket.socket | None = None  # the nanny's end of the pair while a worker runs
 
@@ -91,6 +95,7 @@ def supervise(start: Callable[[], None]) -> int:
         reported = _reported(ours)
         ours.close()
         end_leftovers()
+        _remove_abandoned_folders(local_directory)
         if stopping:
             return 0
         if reported in FINAL_EXIT_CODES:
@@ -105,6 +110,15 @@ def supervise(start: Callable[[], None]) -> int:
         time.sleep(delay)
         if stopping:
             return 0
+
+
+def _remove_abandoned_folders(local_directory: str | None) -> None:
+    """A worker that died left its spill folder: removed now, not only when the next worker
+    starts, since none does when the nanny is stopping."""
+    try:
+        remove_abandoned(tempfile.gettempdir() if local_directory is None else local_directory)
+    except OSError:
+        pass
 
 
 def _reported(ours: socket.socket) -> int | None:
