@@ -41,13 +41,25 @@ SENDER_OF_ROLE = {"client": "client", "worker": "worker", "peer": "worker"}
 Handshake = InitiatorHandshake | AcceptorHandshake
 
 
+# The header of a batch of n frames (its count, then the lengths), for the usual small n.
+_HEADERS = {n: struct.Struct(f"<{n + 1}Q") for n in range(1, 17)}
+_ONE_FRAME = _HEADERS[1]
+
+
 def batch_buffers(frames: list[Any]) -> list[Any]:
     """The buffers to write for one batch (its header, then its frames), with runs of small
     ones joined into one buffer; large frames are written as they are (never copied)."""
+    if len(frames) == 1:  # the usual small message: its header and its frame in one buffer
+        frame = frames[0]
+        size = len(frame) if type(frame) is bytes else memoryview(frame).nbytes
+        if size < COALESCE_BELOW:
+            return [b"".join((_ONE_FRAME.pack(1, size), frame))]
+        return [_ONE_FRAME.pack(1, size), frame]
     sizes = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
     if not sizes:
         raise FramingError("a batch needs at least one frame")
-    header = struct.pack(f"<{len(sizes) + 1}Q", len(sizes), *sizes)
+    header_format = _HEADERS.get(len(sizes)) or struct.Struct(f"<{len(sizes) + 1}Q")
+    header = header_format.pack(len(sizes), *sizes)
     if max(sizes) < COALESCE_BELOW:
         return [b"".join([header, *frames])]
     out: list[Any] = []

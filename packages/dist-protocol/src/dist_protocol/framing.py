@@ -124,7 +124,7 @@ class FrameDecoder:
         self._filled = False  # the last read filled all of it
         self._start = 0
         self._end = 0
-        self._lengths: list[int] | None = None
+        self._lengths: Sequence[int] | None = None
         self._nframes: int | None = None
         self._frames: list[Any] = []
         self._direct: bytearray | mmap.mmap | None = None
@@ -225,15 +225,14 @@ class FrameDecoder:
         self._buf, self._start, self._end = grown, 0, unread
         self._view = memoryview(grown)
 
-    def _read_lengths(self, buf: bytearray, start: int, nframes: int) -> tuple[list[int], int]:
+    def _read_lengths(self, buf: bytearray, start: int, nframes: int) -> tuple[Sequence[int], int]:
         """A batch's frame lengths, found within the limits, and their sum."""
         unpack = _LENGTHS.get(nframes) or struct.Struct(f"<{nframes}Q")
-        lengths = list(unpack.unpack_from(buf, start))
+        lengths = unpack.unpack_from(buf, start)
         limits = self._limits
         max_frame = limits.max_frame_bytes
-        for length in lengths:
-            if length > max_frame:
-                raise LimitExceeded(f"frame of {length} bytes exceeds the limit of {max_frame}")
+        if max(lengths) > max_frame:
+            raise LimitExceeded(f"frame of {max(lengths)} bytes exceeds the limit of {max_frame}")
         total = sum(lengths)
         if total > limits.max_batch_bytes:
             raise LimitExceeded(f"batch of {total} bytes exceeds the limit of "
@@ -257,7 +256,15 @@ class FrameDecoder:
                                         f"{limits.max_frames}")
                 start += 8
                 if end - start >= 8 * nframes:
-                    sizes, total = self._read_lengths(buf, start, nframes)
+                    unpack = _LENGTHS.get(nframes)
+                    sizes: Sequence[int]
+                    if unpack is not None:  # (``_read_lengths``, inlined for the usual batch)
+                        sizes = unpack.unpack_from(buf, start)
+                        total = sum(sizes)
+                        if max(sizes) > limits.max_frame_bytes or total > limits.max_batch_bytes:
+                            self._read_lengths(buf, start, nframes)  # raises, saying which
+                    else:
+                        sizes, total = self._read_lengths(buf, start, nframes)
                     start += 8 * nframes
                     if end - start >= total:
                         # The usual case, a whole batch buffered: its frames cut out at once.

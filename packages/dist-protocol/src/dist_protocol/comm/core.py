@@ -128,7 +128,13 @@ class Comm:
         codec = self.codec
         if codec is not None:
             messages = tuple(compressed(msg, codec) for msg in messages)
-        with self.thread_writes.lock:
+        if self.thread_writes.enabled:
+            with self.thread_writes.lock:
+                self.connection.send(*messages)
+                if self._flush_scheduled:
+                    return
+                self._flush_scheduled = True
+        else:  # (only the loop's thread writes: no lock to take)
             self.connection.send(*messages)
             if self._flush_scheduled:
                 return
@@ -184,7 +190,14 @@ class Comm:
             self.send(*messages)
 
     def _flush(self) -> None:
-        with self.thread_writes.lock:
+        thread_writes = self.thread_writes
+        if not thread_writes.enabled:  # (only the loop's thread writes: no lock to take)
+            self._flush_scheduled = False
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                self._write(transport, self.connection.data_to_send())
+            return
+        with thread_writes.lock:
             self._flush_scheduled = False
             transport = self.transport
             if transport is None or transport.is_closing():
@@ -192,12 +205,16 @@ class Comm:
             # Encoded before the rest is taken: should encoding raise, the rest of a batch a
             # thread began stays first in line, and the peer's stream stays in step.
             buffers = self.connection.data_to_send()
-            rest = self.thread_writes.take_rest()
-            for buf in rest + buffers if rest else buffers:
-                # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
-                # received into a memory map, forwarded)
-                transport.write(buf if isinstance(buf, (bytes, bytearray, memoryview))
-                                else memoryview(buf))
+            rest = thread_writes.take_rest()
+            self._write(transport, rest + buffers if rest else buffers)
+
+    @staticmethod
+    def _write(transport: asyncio.Transport, buffers: list[Any]) -> None:
+        for buf in buffers:
+            # transports take bytes, bytearrays and memoryviews, not any buffer (a frame
+            # received into a memory map, forwarded)
+            transport.write(buf if type(buf) is bytes
+                            or isinstance(buf, (bytearray, memoryview)) else memoryview(buf))
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is above its high-water mark."""
@@ -243,9 +260,14 @@ class Comm:
         delivered before the next is judged, so that the first violation in the stream is the
         one reported and a batch that closes the connection ends it there. After an abort,
         whatever else arrives is dropped unread."""
-        if self.closed.done() or self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if self.closed.done() or transport is None or transport.is_closing():
             return
-        self._judge(nbytes)
+        try:  # (``_judge``, one call less on every read)
+            self.connection.buffer_updated(nbytes)
+            self._take_batches()
+        except Exception as exc:  # noqa: BLE001 -- see _failed
+            self._failed(exc)
 
     def _next_turn(self) -> None:
         if self.closed.done() or self.transport is None or self.transport.is_closing():
@@ -290,7 +312,11 @@ class Comm:
                 if connection.established:
                     self._handshake_done()
             if messages:
-                self._deliver(messages)
+                handler = self._handler
+                if handler is not None:
+                    handler(messages)
+                else:
+                    self._deliver(messages)
             if connection.peer_error is not None:
                 self._closed_by_peer(connection.peer_error)
                 return
@@ -323,9 +349,7 @@ class Comm:
                 waiter.set_result(None)
 
     def _deliver(self, messages: list[Message]) -> None:
-        if self._handler is not None:
-            self._handler(messages)
-            return
+        """No handler yet: ``messages`` wait for ``recv`` (or for the handler once set)."""
         self._inbox.extend(messages)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

@@ -21,10 +21,7 @@ class ThreadWrites:
         self.lock = threading.Lock()
         self._fd: int | None = None  # a descriptor of the socket that other threads write to
         self._rest: list[Any] = []  # what a thread's write left unwritten, for the loop
-
-    @property
-    def enabled(self) -> bool:
-        return self._fd is not None
+        self.enabled = False  # other threads may write (a descriptor is theirs to write to)
 
     @property
     def has_rest(self) -> bool:
@@ -36,10 +33,12 @@ class ThreadWrites:
             fd = socket_fd(transport)
             if fd is not None:
                 self._fd = os.dup(fd)
+                self.enabled = True
 
     def stop(self) -> None:
         with self.lock:
             fd, self._fd = self._fd, None
+            self.enabled = False
         if fd is not None:
             os.close(fd)
 
@@ -52,6 +51,8 @@ class ThreadWrites:
             written = os.writev(fd, buffers)
         except OSError:  # (would block, or broken) the loop writes it and sees the error
             written = 0
+        if len(buffers) == 1 and type(buffers[0]) is bytes and written == len(buffers[0]):
+            return True  # (the usual small message: nothing left)
         self._rest = unwritten(buffers, written)
         return not self._rest
 
