@@ -250,7 +250,10 @@ def hide_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def show_loop(loop: asyncio.AbstractEventLoop | None) -> None:
-    asyncio.set_event_loop(loop)
+    """The loop back in sight, as the running loop: all that code on the loop's thread asks
+    asyncio for while it runs. It is not made the thread's current loop again (as a pool
+    thread's, the thread's is none after a task), which cost a task as much again as its
+    hiding: four calls down through the policy."""
     asyncio._set_running_loop(loop)
 
 

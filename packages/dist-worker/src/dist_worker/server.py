@@ -391,8 +391,9 @@ class Worker:
         center = self.center
         if center is not None and not center.is_closed:
             # An optional op the center did not announce (an older center) is not sent.
-            center.send(*(downgrade(m, center.features) if m.gated_fields else m
-                          for m in messages if m.feature is None or m.feature in center.features))
+            features = center.features
+            center.send(*[downgrade(m, features) if m.gated_fields else m
+                          for m in messages if m.feature is None or m.feature in features])
 
     def task_context(self, key: str, on_loop: bool = False) -> TaskContext:
         """What the task ``key`` may know of this worker (see ``dist_protocol.task_context``)."""
