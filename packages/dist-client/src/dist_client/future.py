@@ -16,7 +16,7 @@ from .actors import held_by_future
 from .arguments import given_timeout
 from .core.keystate import STATUSES, KeyState
 from .core.loop import NotDoneInTime
-from .core.waiters import settled, settled_async
+from .core.waiters import one_settled, settled_async
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 
@@ -84,12 +84,15 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return not self.cancelled()
 
     def _wait(self, timeout: float | None) -> None:
-        timeout = given_timeout("timeout", timeout)
+        self._wait_read(given_timeout("timeout", timeout))
+
+    def _wait_read(self, timeout: float | None) -> None:
+        """``_wait`` for a timeout ``given_timeout`` has read already."""
         if self.keystate.status != "pending":
             return
         if self._core.in_forked_child():
             raise self._core.forked_error()
-        if not settled([self.keystate], timeout):
+        if not one_settled(self.keystate, timeout):
             raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
 
     def result(self, timeout: float | None = None) -> Any:
@@ -110,7 +113,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             # Waited for here, as a small value comes with the news that the key is done:
             # then nothing more crosses to the I/O thread.
             deadline = None if timeout is None else time.monotonic() + timeout
-            self._wait(timeout)
+            self._wait_read(timeout)
             if state.status != "finished":
                 raise state.failure
             small = state.small_value

@@ -117,12 +117,12 @@ def settled(states: list[KeyState], timeout: float | None = None) -> bool:
     if all_done():
         return True
     if len(states) == 1:
-        return _one_settled(states[0], timeout)
+        return one_settled(states[0], timeout)
     with ThreadWaiter(states) as waiter:
         return waiter.until(all_done, timeout)
 
 
-def _one_settled(state: KeyState, timeout: float | None) -> bool:
+def one_settled(state: KeyState, timeout: float | None = None) -> bool:
     """``settled`` for one key (``Future.result``): the thread sleeps on a plain lock that
     the key's settling releases -- one futex wake-up from the I/O thread, and no condition
     variable, event or watcher list to build and take down per call."""
@@ -145,4 +145,4 @@ async def settled_async(states: list[KeyState]) -> None:
         await LoopWaiter(states).until(all_done)
 
 
-__all__ = ["AllDone", "LoopWaiter", "ThreadWaiter", "settled", "settled_async"]
+__all__ = ["AllDone", "LoopWaiter", "ThreadWaiter", "one_settled", "settled", "settled_async"]
