@@ -42,6 +42,9 @@ JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishData
                  FireAndForget, Retry, UploadFile, RegisterPlugin, UnregisterPlugin)
 # Requests the center may keep until what they wait for holds, or their timeout (``waits``).
 WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
+# The ops whose timeout the center keeps a timer for, once handled (looked up by type: most
+# batches hold none, and each message of them would be asked three times).
+TIMED_OPS = frozenset((Restart, Coordinate, *WAITING_OPS))
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000
@@ -292,12 +295,14 @@ class Center:
             for end, msg in enumerate(messages, 1):
                 if type(msg) is Session:  # it may rename the sender: what follows is its
                     client = self._client_of[comm]
-                    self._handle(*(ClientSent(client, m) for m in messages[start:end]))
+                    self._handle(*[ClientSent(client, m) for m in messages[start:end]])
                     start = end
             client = self._client_of[comm]
             if start < len(messages):
-                self._handle(*(ClientSent(client, m) for m in messages[start:]))
+                self._handle(*[ClientSent(client, m) for m in messages[start:]])
             for msg in messages:
+                if type(msg) not in TIMED_OPS:
+                    continue
                 if isinstance(msg, Restart):  # the center answers when the workers are back
                     self._after(msg.timeout, RestartTimedOut(client, msg.id))
                 elif isinstance(msg, Coordinate) and msg.timeout \
