@@ -28,7 +28,7 @@ from typing import Any, Union
 
 from .column_shape import MAX_COUNT, check_shape, expand, fresh, list_parts
 from .codegen import (Slow, Source, default_source, emit_union, emit_value, field_encoding,
-                      generatable, twin_class)
+                      generatable, is_record, twin_class)
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
 from .wiretypes import BatchFrames, field_hints, field_specs
@@ -42,6 +42,7 @@ BlockEncoder = Callable[[list[Any], list[Any], dict[Any, Any]],
 _DECODERS: dict[type, BlockDecoder | None] = {}
 _ENCODERS: dict[type, BlockEncoder] = {}
 _PAYLOAD_FIELDS: dict[type, tuple[str, ...]] = {}
+_COUNTERS: dict[type, Callable[[Any], int]] = {}
 _CUTTERS: dict[type, Callable[[list[Any], int, int, int], int]] = {}
 _SCALARS = (str, int, float, bool, bytes, Payload, type(None))
 
@@ -80,6 +81,7 @@ def carries_payloads(cls: type) -> bool:
 
 
 def _frames_in(value: Any) -> int:
+    """Payload frames anywhere in a value (a map of payloads, a list of records...)."""
     kind = type(value)
     if kind is Payload:
         return len(value.frames)
@@ -95,29 +97,58 @@ def _frames_in(value: Any) -> int:
 def frames_at_most(message: Any) -> int:
     """The payload frames ``message`` (or record) adds to a batch at most (a payload it
     shares with others counts each time)."""
-    return sum(_frames_in(getattr(message, name)) for name in _payload_fields(type(message)))
+    cls = type(message)
+    count = _COUNTERS.get(cls)
+    if count is None:
+        count = _COUNTERS[cls] = _counter_source(cls)
+    return count(message)
+
+
+def _count_source(src: Source, indent: int, cls: type, total: str, sign: str,
+                  var: str = "m", depth: int = 0) -> None:
+    """The lines that add (``sign`` "+") or take (``sign`` "-") the payload frames of the
+    message or record ``var`` to or from ``total``."""
+    payload = src.name(Payload, "Payload")
+    value = f"v{depth}"
+    hints = field_hints(cls, list(_payload_fields(cls)))
+    for field, tp in hints.items():
+        src.emit(indent, f"{value} = {var}.{field}")
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if tp is Payload or (origin in (Union, types.UnionType) and Payload in args):
+            src.emit(indent, f"if type({value}) is {payload}: {total} {sign}= len({value}.frames)")
+        elif origin is list and is_record(args[0]) and depth < 2:  # a submit's tasks
+            record = f"r{depth}"
+            src.emit(indent, f"if {value}:")
+            src.emit(indent + 1, f"for {record} in {value}:")
+            _count_source(src, indent + 2, args[0], total, sign, record, depth + 1)
+        else:
+            src.emit(indent, f"if {value}: {total} {sign}= {src.name(_frames_in, 'frames')}"
+                             f"({value})")
+
+
+def _counter_source(cls: type) -> Callable[[Any], int]:
+    src = Source()
+    src.emit(0, f"def count_{cls.__name__}(m):")
+    src.emit(1, "n = 0")
+    _count_source(src, 1, cls, "n", "+")
+    src.emit(1, "return n")
+    count: Callable[[Any], int] = src.compile(f"count_{cls.__name__}")
+    return count
 
 
 def _cutter_source(cls: type) -> Callable[[list[Any], int, int, int], int]:
+    """``block_end`` for messages of ``cls``, one generated loop: it runs over every message
+    of a block that may carry payloads."""
     src = Source()
-    name = f"cut_{cls.__name__}"
-    payload, walk = src.name(Payload, "Payload"), src.name(_frames_in, "frames")
-    src.emit(0, f"def {name}(run, start, end, room):")
+    src.emit(0, f"def cut_{cls.__name__}(run, start, end, room):")
     src.emit(1, "i = start")
     src.emit(1, "while i < end:")
     src.emit(2, "m = run[i]")
     src.emit(2, "i += 1")
-    hints = field_hints(cls, list(_payload_fields(cls)))
-    for field, tp in hints.items():
-        src.emit(2, f"v = m.{field}")
-        if tp is Payload or (typing.get_origin(tp) in (Union, types.UnionType)
-                             and Payload in typing.get_args(tp)):
-            src.emit(2, f"if type(v) is {payload}: room -= len(v.frames)")
-        else:
-            src.emit(2, f"if v: room -= {walk}(v)")
+    _count_source(src, 2, cls, "room", "-")
     src.emit(2, "if room <= 0: break")
     src.emit(1, "return i")
-    cut: Callable[[list[Any], int, int, int], int] = src.compile(name)
+    cut: Callable[[list[Any], int, int, int], int] = src.compile(f"cut_{cls.__name__}")
     return cut
 
 
