@@ -942,26 +942,28 @@ def encode_batch(messages: list[Message]) -> list[Any]:
     return frames
 
 
+_COLUMNAR, _MIN_RUN = columns.COLUMNAR, columns.MIN_RUN
+
+
 def encode_batches(messages: list[Message], max_frames: int,
                    columnar: bool = False) -> list[list[Any]]:
     """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
     frames, so a burst of messages never exceeds the receiver's frame-count limit.
     ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
     blocks."""
-    if columnar and len(messages) >= columns.MIN_RUN:
+    if columnar and len(messages) >= _MIN_RUN:
         return _encode_columnar(messages, max_frames)
     # (a batch of one message has no run; its lists of records may still be column lists)
-    fresh: dict[Any, Any] = {columns.COLUMNAR: True} if columnar else {}
     batches = []
     frames: list[Any] = [b""]
-    seen = dict(fresh)
+    seen: dict[Any, Any] = {_COLUMNAR: True} if columnar else {}
     wire: list[Any] = []
     for m in messages:
         wire.append(type(m)._encode(m, frames, seen))
         if len(frames) >= max_frames:
             frames[0] = _PACKERS.pack(wire)
             batches.append(frames)
-            frames, seen, wire = [b""], dict(fresh), []
+            frames, seen, wire = [b""], {_COLUMNAR: True} if columnar else {}, []
     if wire:
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
