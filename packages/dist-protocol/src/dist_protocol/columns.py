@@ -57,6 +57,8 @@ def _copied(tp: Any) -> bool:
     return True
 
 
+# -- where a block ends: the payload frames of its messages ------------------------------------
+
 def _payloads(tp: Any) -> bool:
     if tp is Payload:
         return True
