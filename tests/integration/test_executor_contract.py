@@ -532,3 +532,35 @@ def test_views_map_runs_without_iteration_and_its_timeout_cancels_the_calls_left
         first.result(RESULT_TIMEOUT)
     assert log.get(timeout=RESULT_TIMEOUT) == "first stopped"
     assert log.get(batch=True) == []  # neither second nor third ran
+
+
+def wait_for_file(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return "seen"
+
+
+def test_a_done_callback_that_blocks_holds_up_no_other_future(cluster, tmp_path):
+    """Keys settle on the client's I/O thread: a callback run there stopped every other
+    future of the executor until it returned. As dask's, callbacks run on a thread of their
+    own; one added to a future already done runs at once, here, as concurrent.futures'."""
+    e = cluster.executor()
+    go, release = tmp_path / "go", threading.Event()
+    threads: list[str] = []
+
+    def blocking(future):
+        threads.append(threading.current_thread().name)
+        release.wait(RESULT_TIMEOUT)
+
+    waiting = e.submit(wait_for_file, str(go))
+    waiting.add_done_callback(blocking)
+    try:
+        go.touch()
+        assert waiting.result(timeout=RESULT_TIMEOUT) == "seen"
+        assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2
+        assert e.gather(e.map(inc, range(3), pure=False), timeout=RESULT_TIMEOUT) == [1, 2, 3]
+    finally:
+        release.set()
+    waiting.add_done_callback(lambda future: threads.append(threading.current_thread().name))
+    assert threads[0] not in ("dist-client-io", threading.current_thread().name)
+    assert threads[1] == threading.current_thread().name

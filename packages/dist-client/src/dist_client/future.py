@@ -17,6 +17,7 @@ from .arguments import given_timeout
 from .core.keystate import STATUSES, KeyState
 from .core.loop import NotDoneInTime
 from .core.waiters import one_settled, settled_async
+from .done_callbacks import DONE_CALLBACKS
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 
@@ -175,8 +176,12 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             self._core.retry([self])
 
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
-        """Call ``fn(self)`` when done (from the client's I/O thread)."""
-        self.keystate.on_done(lambda: fn(self))
+        """Call ``fn(self)`` when done: at once, in this thread, if it is; else, once it
+        settles, on the thread of done callbacks (``done_callbacks``), as dask's."""
+        if self.done():
+            self.keystate.on_done(lambda: fn(self))
+        else:
+            self.keystate.on_done(lambda: DONE_CALLBACKS.call_soon(fn, self))
 
     def release(self) -> None:
         """Drop this handle now instead of waiting for garbage collection."""
