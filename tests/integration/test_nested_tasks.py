@@ -22,6 +22,30 @@ def fib(n):
         return a.result() + b.result()
 
 
+def plain_fib(n):
+    """fib with no secede anywhere: its waits give the thread back by themselves."""
+    if n < 2:
+        return n
+    e = get_executor()
+    a, b = e.submit(plain_fib, n - 1), e.submit(plain_fib, n - 2)
+    return a.result() + b.result()
+
+
+def sum_of_squares_waiting(n, how):
+    """Waits on its sub-tasks in one of the client's blocking ways, with no secede."""
+    from dist_client import as_completed, wait
+    e = get_executor()
+    futures = e.map(lambda i: i * i, range(n), pure=False)
+    if how == "gather":
+        return sum(e.gather(futures))
+    if how == "wait":
+        wait(futures)
+    elif how == "as_completed":
+        for _ in as_completed(futures):
+            pass
+    return sum(f.result() for f in futures)
+
+
 def executor_id(_):
     return get_executor().id
 
@@ -95,6 +119,17 @@ def test_recursive_fib_on_two_single_thread_workers_finishes(nested_cluster, wai
     assert future.result() == 6765
     del future
     wait_until(lambda: center_tasks(url) == 0, timeout=30, what="the center to forget fib")
+
+
+@pytest.mark.timeout(300)
+def test_tasks_waiting_on_their_sub_tasks_without_seceding_finish(nested_cluster):
+    """Each of the two threads of the cluster is taken by a task that waits on tasks it
+    submitted: without the waits giving the thread back, nothing could run them."""
+    _, _, executor, _ = nested_cluster
+    assert executor.submit(plain_fib, 12).result(timeout=240) == 144
+    for how in ("gather", "wait", "as_completed", "result"):
+        futures = executor.map(sum_of_squares_waiting, [4, 5, 6], [how] * 3, pure=False)
+        assert executor.gather(futures, timeout=120) == [14, 30, 55], how
 
 
 def test_a_worker_whose_tasks_used_the_cluster_stops_cleanly(nested_cluster):

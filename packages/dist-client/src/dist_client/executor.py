@@ -11,6 +11,7 @@ import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from dist_protocol import task_context
 from dist_protocol.addresses import format_address
 
 from .arguments import (data_path, duration, given_timeout, local_cluster_shape,
@@ -242,7 +243,11 @@ class Executor(concurrent.futures.Executor):
             known = operations.gather_here(futures, errors)
             if known is not operations.NOT_HERE:
                 return known
-            return self.core.run(operations.gather(self.core, futures, errors, timeout))
+            gathering = operations.gather(self.core, futures, errors, timeout)
+            if task_context.current() is not None and operations.any_pending(futures):
+                with task_context.slot_given_back():
+                    return self.core.run(gathering)
+            return self.core.run(gathering)
         except BaseException as exc:  # noqa: BLE001 -- raised again, with a shorter traceback
             raise exc.with_traceback(without_dist_frames(exc.__traceback__))  # noqa: B904
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError
 from typing import Any, Protocol
 
-from dist_protocol import timeouts
+from dist_protocol import task_context, timeouts
 from dist_protocol.serialize import deserialize
 
 from . import pickled_futures, remote_traceback
@@ -93,7 +93,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             return
         if self._core.in_forked_child():
             raise self._core.forked_error()
-        if not one_settled(self.keystate, timeout):
+        with task_context.slot_given_back():
+            settled = one_settled(self.keystate, timeout)
+        if not settled:
             raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
 
     def result(self, timeout: float | None = None) -> Any:

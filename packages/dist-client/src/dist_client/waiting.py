@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Any, NamedTuple
 
-from dist_protocol import timeouts
+from dist_protocol import task_context, timeouts
 
 from .arguments import given_timeout
 from .core.waiters import AllDone, LoopWaiter, ThreadWaiter
@@ -43,7 +43,9 @@ def wait(futures: Iterable[Future] | Future, timeout: float | None = None,
     if _awaited(futures):
         return _wait_on_loop(futures, enough, timeout)
     with ThreadWaiter(enough.pending) as waiter:
-        waiter.until(enough, timeout)
+        if not enough():
+            with task_context.slot_given_back():
+                waiter.until(enough, timeout)
     return _split(futures)
 
 
@@ -195,7 +197,11 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         if self.is_empty():
             raise StopIteration
         try:
-            future = self._done.get(timeout=self.timeout)
+            try:
+                future = self._done.get_nowait()
+            except queue.Empty:
+                with task_context.slot_given_back():
+                    future = self._done.get(timeout=self.timeout)
         except queue.Empty:
             raise timeouts.TimeoutError(
                 f"{self.count()} futures not done within {self.timeout} s") from None

@@ -8,9 +8,10 @@ nor the client imports the other.
 """
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -23,6 +24,9 @@ class ThreadSlots(Protocol):
 
     def rejoin(self, key: str) -> None:
         """Take a slot back before going on; blocks until one is free."""
+
+    def has_seceded(self) -> bool:
+        """Whether the task running in the calling thread has given its slot back."""
 
 
 class PluginLoadError(RuntimeError):
@@ -120,6 +124,24 @@ _local = threading.local()
 def current() -> TaskContext | None:
     """The context of the task this thread is running, or None outside a task."""
     return getattr(_local, "context", None)
+
+
+@contextlib.contextmanager
+def slot_given_back() -> Iterator[None]:
+    """Around a wait for other tasks' results: a task waiting in its thread gives its slot
+    back meanwhile and takes one back after (as Ray does), so tasks that wait on tasks they
+    submitted never hold every thread of the cluster with none left to run what they wait
+    for. Outside a task, in a task that seceded already, and on the worker's loop (where a
+    task asking for the cluster has left the loop already) the wait is left as it is."""
+    context = current()
+    if context is None or context.on_loop or context.slots.has_seceded():
+        yield
+        return
+    context.slots.secede(context.key)
+    try:
+        yield
+    finally:
+        context.slots.rejoin(context.key)
 
 
 def set_current(context: TaskContext | None) -> TaskContext | None:

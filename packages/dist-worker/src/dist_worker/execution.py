@@ -422,11 +422,17 @@ class TaskRunner:
             self._start_thread()
         self._tell(Seceded(key))
 
+    def has_seceded(self) -> bool:
+        return getattr(self._local, "seceded", False)
+
     def rejoin(self, key: str) -> None:
         if not getattr(self._local, "seceded", False):
             return
         resumed = threading.Event()
         with self._lock:
+            if self._closed:  # nothing will give it a slot now: let it finish
+                self._local.seceded = False
+                return
             self._resume[key] = resumed
         self._tell(RejoinRequested(key))
         resumed.wait()

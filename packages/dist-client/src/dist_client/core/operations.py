@@ -33,6 +33,10 @@ def futures_in(structure: Any) -> list[Future]:
     return found
 
 
+def any_pending(futures: Any) -> bool:
+    return any(not future.keystate.done for future in futures_in(futures))
+
+
 NOT_HERE = object()
 
 
