@@ -22,7 +22,8 @@ import functools
 import sys
 import types
 import typing
-from typing import Any, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 from .errors import InvalidMessage
 from .serialize import SERIALIZERS, Payload
@@ -163,13 +164,37 @@ def emit_value(src: Source, indent: int, tp: Any, value: str, minimum: float | N
     return out
 
 
+class ColumnLists(NamedTuple):
+    """How generated code reads and writes a list of records as a column list (feature
+    ``columns``): ``decoder(cls)`` gives the reader of a column list of ``cls`` records,
+    ``encode(records, frames, seen, encode_record)`` writes a list either way."""
+
+    decoder: Callable[[type], Callable[[Any, Any], Any]]
+    encode: Callable[..., Any]
+
+
+_column_lists: ColumnLists | None = None
+
+
+def serve_column_lists(lists: ColumnLists) -> None:
+    """Called by ``columns`` as it is imported. It builds its own code with this module's
+    emitters, so this module cannot import it; code generated before (none is, as
+    ``messages`` imports ``columns`` first) sends a column list the reference converter's way
+    and writes arrays of maps, which every peer reads."""
+    global _column_lists
+    _column_lists = lists
+
+
 def _record_list(src: Source, indent: int, item: type, value: str,
                  minimum: float | None) -> str:
     """A list of records: an array of maps, or (feature ``columns``) a column list."""
-    from .columns import list_decoder  # (it generates its code with this module's help)
     out = src.tmp()
     src.emit(indent, f"if type({value}) is dict:")
-    src.emit(indent + 1, f"{out} = {src.name(list_decoder(item), 'columns')}({value}, frames)")
+    if _column_lists is None:
+        src.emit(indent + 1, "raise Slow")
+    else:
+        read = src.name(_column_lists.decoder(item), 'columns')
+        src.emit(indent + 1, f"{out} = {read}({value}, frames)")
     src.emit(indent, "else:")
     src.emit(indent + 1, f"if type({value}) is not list: raise Slow")
     src.emit(indent + 1, f"{out} = {_list(src, indent + 1, item, value, minimum)}")
@@ -377,9 +402,9 @@ def _encoding(src: Source, tp: Any, value: str) -> str | None:
         return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
-        if is_record(args[0]):  # an array of maps, or (feature ``columns``) a column list
-            from .columns import encode_list
-            return (f"{src.name(encode_list, 'columns')}({value}, frames, seen, "
+        if is_record(args[0]) and _column_lists is not None:
+            # an array of maps, or (feature ``columns``) a column list
+            return (f"{src.name(_column_lists.encode, 'columns')}({value}, frames, seen, "
                     f"{src.name(encoder(args[0]), 'record')})")
         each = _encoding(src, args[0], "x")
         return None if each is None else f"[{each} for x in {value}]"

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from .column_shape import MAX_COUNT, check_shape, expand, fresh, list_parts
-from .codegen import (Slow, Source, default_source, emit_union, emit_value, field_encoding,
-                      generatable, is_record, twin_class)
+from .codegen import (ColumnLists, Slow, Source, default_source, emit_union, emit_value,
+                      field_encoding, generatable, is_record, serve_column_lists, twin_class)
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
 from .wiretypes import BatchFrames, field_hints, field_specs
@@ -403,6 +403,8 @@ def list_decoder(cls: type) -> Any:
         return decode(count, by_column, shared, frames)
     return decode_list
 
+
+serve_column_lists(ColumnLists(list_decoder, encode_list))
 
 __all__ = ["COLUMNAR", "FEATURE", "MAX_COUNT", "MIN_RUN", "carries_payloads", "decode_block",
            "block_end", "frames_at_most",
