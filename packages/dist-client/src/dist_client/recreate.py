@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol.messages import GetTaskSpec, TaskSpec, TaskSpecReply, WantKeys
-from dist_protocol.serialize import KeyRef, deserialize
+from dist_protocol.serialize import deserialize, substitute
 
 from .core.waiters import settled_async
 from .errors import ClusterError
@@ -81,7 +81,7 @@ async def _loaded(core: ClientCore, spec: TaskSpec) -> TaskCall:
     kwargs: dict = {}
     if spec.args is not None:
         positional, keywords = deserialize(spec.args)
-        args, kwargs = tuple(_substituted(positional, inputs)), _substituted(keywords or {},
+        args, kwargs = tuple(substitute(positional, inputs)), substitute(keywords or {},
                                                                                inputs)
     return TaskCall(spec.key, function, args, kwargs)
 
@@ -116,23 +116,6 @@ def _imported(path: str) -> Any:
     for part in qualname.split("."):
         found = getattr(found, part)
     return found
-
-
-def _substituted(value: Any, inputs: dict[str, Any]) -> Any:
-    """``value`` with every key reference in its lists, tuples, sets and dicts replaced by
-    that input's value, as the worker does before the call."""
-    kind = type(value)
-    if kind is KeyRef:
-        return inputs[value.key]
-    if kind is list:
-        return [_substituted(v, inputs) for v in value]
-    if kind is tuple:
-        return tuple(_substituted(v, inputs) for v in value)
-    if kind is dict:
-        return {k: _substituted(v, inputs) for k, v in value.items()}
-    if kind is set or kind is frozenset:
-        return kind(_substituted(v, inputs) for v in value)
-    return value
 
 
 __all__ = ["TaskCall", "erred_task", "task"]

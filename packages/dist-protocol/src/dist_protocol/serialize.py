@@ -23,6 +23,8 @@ from typing import Any
 
 import msgpack
 
+from .errors import MissingDependency
+
 KEYREF_EXT = 1
 SERIALIZERS = ("msgpack", "pickle", "bytes")
 _SERIALIZER_NAMES = {name: name for name in SERIALIZERS}
@@ -47,6 +49,29 @@ class KeyRef:
 
     def __reduce__(self) -> tuple[type[KeyRef], tuple[str]]:
         return (KeyRef, (self.key,))
+
+
+def substitute(value: Any, inputs: dict[str, Any]) -> Any:
+    """``value`` with every ``KeyRef`` inside its lists, tuples, sets and dicts replaced by that
+    key's value in ``inputs``, as a worker does before calling a task's function;
+    ``MissingDependency`` for a key ``inputs`` does not have."""
+    kind = type(value)
+    if kind is KeyRef:
+        try:
+            return inputs[value.key]
+        except KeyError:
+            raise MissingDependency(f"the arguments reference key {value.key!r}, which is not "
+                                    f"among the task's deps (deps must list every key the "
+                                    f"arguments reference)") from None
+    if kind is list:
+        return [substitute(v, inputs) for v in value]
+    if kind is tuple:
+        return tuple(substitute(v, inputs) for v in value)
+    if kind is dict:
+        return {k: substitute(v, inputs) for k, v in value.items()}
+    if kind is set or kind is frozenset:
+        return kind(substitute(v, inputs) for v in value)
+    return value
 
 
 class Payload:

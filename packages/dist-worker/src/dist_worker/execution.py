@@ -24,10 +24,9 @@ from typing import Any, NoReturn
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
-from dist_protocol.errors import MissingDependency
 from dist_protocol.messages import TaskErred
-from dist_protocol.serialize import (KeyRef, Payload, SerializationError, msgpack_dumps,
-                                     serialize, serialize_exception)
+from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
+                                     serialize, serialize_exception, substitute)
 
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
                      RejoinRequested, Seceded)
@@ -72,27 +71,6 @@ def load_function(function: str | Payload) -> Callable:
         if len(_functions) > _FUNCTION_CACHE_SIZE:
             _functions.popitem(last=False)
     return func
-
-
-def substitute(value: Any, inputs: dict[str, Any]) -> Any:
-    """Replace every ``KeyRef`` inside lists, tuples, sets and dicts by its input's value."""
-    kind = type(value)
-    if kind is KeyRef:
-        try:
-            return inputs[value.key]
-        except KeyError:
-            raise MissingDependency(f"the arguments reference key {value.key!r}, which is not "
-                                    f"among the task's deps (deps must list every key the "
-                                    f"arguments reference)") from None
-    if kind is list:
-        return [substitute(v, inputs) for v in value]
-    if kind is tuple:
-        return tuple(substitute(v, inputs) for v in value)
-    if kind is dict:
-        return {k: substitute(v, inputs) for k, v in value.items()}
-    if kind is set or kind is frozenset:
-        return kind(substitute(v, inputs) for v in value)
-    return value
 
 
 def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple, dict]:
