@@ -154,7 +154,7 @@ class AsyncExecutor:
         data_path("direct", direct)
         if isinstance(futures, Iterator):
             futures = list(futures)
-        known = operations.gather_here(futures, errors)
+        known = operations.gather_here(self._started, futures, errors)
         if known is not operations.NOT_HERE:
             return known
         core = self._started

@@ -239,8 +239,9 @@ class Executor(concurrent.futures.Executor):
             futures = list(futures)
         try:
             if isinstance(futures, Future):
+                self.core.refuse_foreign([futures], "gather")
                 return futures.result(timeout)
-            known = operations.gather_here(futures, errors)
+            known = operations.gather_here(self.core, futures, errors)
             if known is not operations.NOT_HERE:
                 return known
             gathering = operations.gather(self.core, futures, errors, timeout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dist_protocol.messages import TaskSpec
@@ -52,21 +53,29 @@ class TaskBuilder:
     @staticmethod
     def build(key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
               func: Any = None, pickled_with: Any = None,
-              pickled_futures: list | None = None) -> TaskSpec:
+              pickled_futures: list | None = None,
+              refuse_foreign: Callable[[Iterable[Any]], None] | None = None) -> TaskSpec:
         """``pickled_with`` (the client's environment tag) is stated on tasks whose function or
         arguments are pickles, so that no worker on another Python unpickles them.
-        ``pickled_futures`` gets the futures hidden inside arguments (pickled as futures)."""
+        ``pickled_futures`` gets the futures hidden inside arguments (pickled as futures).
+        ``refuse_foreign`` raises for futures in the arguments that the cluster does not
+        know (``foreign_futures.refuse``)."""
         deps: dict[str, Any] = {}
         payload = None
         if args or kwargs:
             packed = (pack(args, deps), pack(kwargs, deps))
+            if deps and refuse_foreign is not None:
+                refuse_foreign(deps.values())
             seen = travel.generation
             try:
                 payload = serialize(packed)
                 if travel.generation is not seen and pickled_futures is not None:
                     # A future was pickled meanwhile (here, or in another thread): which of
                     # them are in these arguments is learnt by pickling them again.
+                    already = len(pickled_futures)
                     payload = _serialize_collecting(packed, pickled_futures)
+                    if refuse_foreign is not None:
+                        refuse_foreign(pickled_futures[already:])
             except SerializationError:
                 raise _argument_error(func, args, kwargs) from None
         pickled = function.serializer == "pickle" or (payload is not None

@@ -33,12 +33,12 @@ from dist_protocol.serialize import Payload, deserialize
 from dist_protocol.timeouts import wait_for
 
 from ..arguments import whole_number
-from .. import dask_defaults, reconnect, shutdown, transfer
+from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
-from ..keys import given_key, map_keys, task_key
+from ..keys import funcname, given_key, map_keys, task_key
 from ..packing import futures_of
 from ..pickled_futures import pin
 from ..primitives import Topics
@@ -533,7 +533,12 @@ class ClientCore:
     def task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
              func: Any = None, pickled_futures: list | None = None) -> TaskSpec:
         return self._tasks.build(key, function, args, kwargs, options, func,
-                                 pickled_with=self.envs.tag, pickled_futures=pickled_futures)
+                                 pickled_with=self.envs.tag, pickled_futures=pickled_futures,
+                                 refuse_foreign=self.refuse_foreign)
+
+    def refuse_foreign(self, futures: Any, what: str = "a task") -> None:
+        """``ValueError`` for futures of an executor on another cluster among ``futures``."""
+        foreign_futures.refuse(self, futures, what)
 
     def submit_call(self, func, args: tuple, kwargs: dict, key: Any, pure: bool,
                     options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
@@ -576,6 +581,8 @@ class ClientCore:
         self.check_pickled_code(options, refresh)
         function = self.function_payload(func)
         in_function = self.futures_in_function(func)
+        if in_function:
+            self.refuse_foreign(in_function, f"the function {funcname(func)}")
         facade = self.facade()
         futures = []
         warned = False

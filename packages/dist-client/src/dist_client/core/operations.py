@@ -15,7 +15,7 @@ from dist_protocol.messages import (AdaptiveTarget, Rebalance, Replicate, Restar
 from dist_protocol.serialize import Payload, serialize
 from dist_protocol.timeouts import TimeoutError, wait_for
 
-from .. import transfer
+from .. import pickled_futures, scattered_futures, transfer
 from ..arguments import duration, seconds, whole_number
 from ..errors import ClusterError, EnvironmentMismatch, LostDataError
 from ..future import Future
@@ -40,13 +40,15 @@ def any_pending(futures: Any) -> bool:
 NOT_HERE = object()
 
 
-def gather_here(futures: Any, errors: str = "raise") -> Any:
+def gather_here(core: ClientCore, futures: Any, errors: str = "raise") -> Any:
     """What ``gather`` gives when every value is known here (small results, results kept
     after a shutdown): no trip to the I/O thread, and readable after ``close()``; else
-    ``NOT_HERE``."""
+    ``NOT_HERE``. ``ValueError`` for futures of another cluster, whatever their state."""
+    found = futures_in(futures)
+    core.refuse_foreign(found, "gather")
     if errors not in ("raise", "skip"):
         return NOT_HERE
-    states = [future.keystate for future in futures_in(futures)]
+    states = [future.keystate for future in found]
     if any(state.status == "finished" and state.small_value is None or not state.done
            for state in states):
         return NOT_HERE
@@ -100,12 +102,26 @@ async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=
     else:
         items = [(data_key(data, hash), data)]
     timeout = None if timeout is None else duration("timeout", timeout)
-    payloads = {key: serialize(value) for key, value in items}
+    payloads, carried = _serialized(items)
+    core.refuse_foreign([f for found in carried.values() for f in found], "scatter")
     if isinstance(workers, str):
         workers = [workers]
+    with core.lock:
+        new = core.state.keys_to_submit(carried) if carried else []
     futures = {key: core.future(key) for key, _ in items}
     try:
-        stored = await core.data.scatter(payloads, broadcast, workers, timeout)
+        if carried:
+            await scattered_futures.put(core, futures, carried,
+                                        {key: v for key, v in items if key in carried},
+                                        new, workers, timeout)
+            if broadcast:
+                everywhere = max(1, len(await core.refresh_workers()))
+                await replicate(core, [futures[key] for key in carried], everywhere, timeout,
+                                workers)
+            for key in carried:
+                del payloads[key]
+        stored = (await core.data.scatter(payloads, broadcast, workers, timeout)
+                  if payloads else {})
     except BaseException as exc:
         # Nothing will settle them: whoever still holds them (an exception's traceback) must
         # not wait for them, nor a shutdown that keeps results.
@@ -123,6 +139,22 @@ async def scatter(core: ClientCore, data: Any, broadcast: bool = False, workers=
         out = [futures[key] for key, _ in items]
         return tuple(out) if isinstance(data, tuple) else out
     return futures[items[0][0]]
+
+
+def _serialized(items: list[tuple[str, Any]]) -> tuple[dict[str, Payload], dict[str, list]]:
+    """The payload of each value, and the futures pickled inside each that holds some."""
+    payloads: dict[str, Payload] = {}
+    carried: dict[str, list] = {}
+    for key, value in items:
+        found: list = []
+        before = pickled_futures.collect(found)
+        try:
+            payloads[key] = serialize(value)
+        finally:
+            pickled_futures.collect(before)
+        if found:
+            carried[key] = found
+    return payloads, carried
 
 
 async def who_has(core: ClientCore, futures: Any = None) -> dict[str, list[str]]:
