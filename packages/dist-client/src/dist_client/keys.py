@@ -5,12 +5,14 @@ import functools
 import hashlib
 import numbers
 import pickle
+import types
 import uuid
 from collections.abc import Hashable
 from typing import Any
 
 import cloudpickle
 
+from .code_tokens import function_parts, travels_by_value
 from .future import Future
 
 try:  # Python's own MD5: for the few bytes of a call, OpenSSL's set-up costs more than the hash
@@ -58,6 +60,8 @@ def _normalize(value: Any, depth: int = 0) -> Any:
                                       for k, v in value.items()), key=repr)))
     if kind in (set, frozenset):
         return (kind.__name__, tuple(sorted((_normalize(v, depth + 1) for v in value), key=repr)))
+    if kind is types.FunctionType and travels_by_value(value):
+        return function_parts(value, _normalize)
     nbytes = getattr(value, "nbytes", None)
     if nbytes is not None and hasattr(value, "dtype") and hasattr(value, "tobytes"):
         digest = hashlib.md5(memoryview(value).cast("B") if value.flags.c_contiguous
@@ -81,6 +85,12 @@ def function_token(func: Any) -> Any:
     qualname = getattr(func, "__qualname__", None)
     if module and qualname and module != "__main__" and "<" not in qualname:
         return ("func", module, qualname)
+    kind = type(func)
+    if kind is types.FunctionType:  # sent by value: its parts, the same in every process
+        return function_parts(func, _normalize)
+    if kind is functools.partial:
+        return ("partial", function_token(func.func), _normalize(func.args),
+                _normalize(func.keywords))
     try:
         return ("pickle", _pickled(func))
     except Exception:  # noqa: BLE001 -- sending it fails later, with an error that names it
