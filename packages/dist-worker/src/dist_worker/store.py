@@ -331,7 +331,7 @@ class DataStore(MutableMapping):
         else:
             self.slow[key] = self._lru[key]  # raises, and nothing changes, when it cannot
         self.serialized.pop(key, None)
-        del self._lru[key]
+        self._dropped.append(self._lru.pop(key))  # (finalized on the disposal thread)
         self.order.remove(key)
         weight = self.weights[key]
         self._lru_weight -= weight
@@ -347,7 +347,14 @@ class DataStore(MutableMapping):
 
     def _guarded(self, action: Callable[[], Any]) -> Any:
         """Spill, and deal with what spilling can raise. No value is ever lost: a value
-        leaves memory only once its write has succeeded."""
+        leaves memory only once its write has succeeded. The values spilled are handed to
+        the disposal thread at once: the memory monitor spills outside any batch of events."""
+        try:
+            return self._spill_guarded(action)
+        finally:
+            self.hand_off_dropped()
+
+    def _spill_guarded(self, action: Callable[[], Any]) -> Any:
         for _ in range(len(self._lru) + 1):
             before = len(self.slow)
             try:

@@ -1,0 +1,76 @@
+"""A value the store lets go of is finalized on the disposal thread, never in the thread that
+let it go (the worker's event loop): freed, spilled to disk, or read back and spilled again."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from dist_worker import spillpolicy
+from dist_worker.store import DataStore
+
+pytestmark = pytest.mark.timeout(30)
+
+MB = 10**6
+DISPOSAL_THREAD = "dist-worker-disposal"
+
+
+class Finalized:
+    """Records the thread its finalizer ran on (a copy read back from disk does too)."""
+
+    finalized_on: list[str] = []
+    finalized = threading.Condition()
+
+    def __init__(self, n_bytes: int):
+        self.data = b"x" * n_bytes
+
+    def __del__(self):
+        with Finalized.finalized:
+            Finalized.finalized_on.append(threading.current_thread().name)
+            Finalized.finalized.notify_all()
+
+
+def finalized_on(count: int) -> list[str]:
+    with Finalized.finalized:
+        assert Finalized.finalized.wait_for(lambda: len(Finalized.finalized_on) >= count, 10)
+        return list(Finalized.finalized_on)
+
+
+@pytest.fixture
+def store(tmp_path):
+    Finalized.finalized_on.clear()
+    made = DataStore(target=100 * MB, directory=str(tmp_path))
+    yield made
+    made.close()
+
+
+def spill_all(store: DataStore, how: str) -> None:
+    if how == "target":
+        store.target = 1
+        store.spill_to_target()
+    elif how == "evict":
+        assert store.evict()
+    else:  # as the memory monitor spills
+        plan = spillpolicy.SpillPlan(process=10 * MB, idle_goal=0, wanted_goal=0)
+        assert store.spill_by_plan(plan)
+
+
+@pytest.mark.parametrize("how", ["target", "evict", "plan"])
+def test_a_spilled_value_is_finalized_on_the_disposal_thread(store, how):
+    store["a"] = Finalized(MB)
+    spill_all(store, how)
+    assert not store.in_memory("a") and "a" in store
+    assert finalized_on(1) == [DISPOSAL_THREAD]
+
+
+def test_a_value_read_back_and_spilled_again_or_freed_is_finalized_there_too(store):
+    store["a"] = Finalized(MB)
+    spill_all(store, "evict")
+    store["a"]  # read back into memory (this thread drops the reference it got at once)
+    assert store.in_memory("a")
+    assert finalized_on(1) == [DISPOSAL_THREAD]
+    spill_all(store, "evict")
+    assert finalized_on(2) == [DISPOSAL_THREAD] * 2
+    store["a"]
+    del store["a"]
+    store.hand_off_dropped()
+    assert finalized_on(3) == [DISPOSAL_THREAD] * 3
