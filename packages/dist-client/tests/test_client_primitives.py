@@ -1,11 +1,13 @@
 """How primitives' values travel, and where published messages go (no cluster needed)."""
 import queue
 
+import pytest
 from dist_client.actors import ActorLost, lost_error
 from dist_client.errors import LostDataError
-from dist_client.primitives import Topics, encode
-from dist_protocol.messages import Published
-from dist_protocol.serialize import deserialize
+from dist_client.primitives import Topics, Variable, encode
+from dist_protocol.errors import MissingDependency
+from dist_protocol.messages import CoordinateReply, Published
+from dist_protocol.serialize import KeyRef, deserialize, serialize
 
 
 def test_plain_data_travels_as_msgpack_for_any_language():
@@ -40,3 +42,38 @@ def test_an_actors_loss_is_an_actor_lost_error_and_other_losses_are_not():
     assert isinstance(lost_error("ActorLost: the actor A is gone"), ActorLost)
     assert isinstance(lost_error("ActorLost: x"), LostDataError)
     assert type(lost_error("data for x was lost")) is LostDataError
+
+
+class HoldingCore:
+    """The part of a client core a primitive's value needs: futures made, holds handed over."""
+
+    def __init__(self):
+        self.unheld = []
+
+    def future(self, key):
+        return ("future", key)
+
+    def unhold(self, key):
+        self.unheld.append(key)
+
+
+def variable_on(core):
+    variable = Variable.__new__(Variable)
+    variable.core = core
+    return variable
+
+
+def test_key_references_in_a_value_become_futures_inside_any_container():
+    core = HoldingCore()
+    value = {"one": [KeyRef("a"), (1, KeyRef("b"))], "set": frozenset({KeyRef("a")})}
+    reply = CoordinateReply(id=1, status="ok", value=serialize(value), keys=["a", "b"])
+    assert variable_on(core)._value(reply) == {
+        "one": [("future", "a"), (1, ("future", "b"))], "set": frozenset({("future", "a")})}
+    assert core.unheld == ["a", "b"]  # the futures took the holds over
+
+
+def test_a_reference_to_a_key_the_reply_does_not_name_is_a_missing_dependency():
+    reply = CoordinateReply(id=1, status="ok", value=serialize([KeyRef("a"), KeyRef("gone")]),
+                            keys=["a"])
+    with pytest.raises(MissingDependency, match="'gone'"):
+        variable_on(HoldingCore())._value(reply)

@@ -28,7 +28,7 @@ from typing import Any
 
 from dist_protocol import timeouts
 from dist_protocol.messages import Coordinate, CoordinateReply, Published
-from dist_protocol.serialize import KeyRef, Payload, deserialize, serialize
+from dist_protocol.serialize import Payload, deserialize, serialize, substitute
 
 from . import current
 from .errors import ClusterError
@@ -61,21 +61,6 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if kind is dict:
         return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
     return False
-
-
-def _unpack(value: Any, futures: dict[str, Any]) -> Any:
-    kind = type(value)
-    if kind is KeyRef:
-        return futures[value.key]
-    if kind is list:
-        return [_unpack(v, futures) for v in value]
-    if kind is tuple:
-        return tuple(_unpack(v, futures) for v in value)
-    if kind is dict:
-        return {k: _unpack(v, futures) for k, v in value.items()}
-    if kind is set or kind is frozenset:
-        return kind(_unpack(v, futures) for v in value)
-    return value
 
 
 class Primitive:
@@ -148,7 +133,7 @@ class Primitive:
         futures = {key: self.core.future(key) for key in reply.keys}
         for key in reply.keys:
             self.core.unhold(key)
-        return _unpack(deserialize(reply.value), futures)
+        return substitute(deserialize(reply.value), futures)
 
 
 def _rebuild(cls: type[Primitive], state: dict[str, Any]) -> Primitive:
