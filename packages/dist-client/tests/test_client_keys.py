@@ -60,6 +60,19 @@ def test_map_keys_share_a_prefix_and_follow_the_arguments():
         map_keys(inc, [(1,)], {}, ["a", "b"], True)
 
 
+def test_a_function_reading_what_cannot_be_hashed_gets_unique_keys_from_map_too():
+    from dist_client.keys import map_keys
+    circular: list = []
+    circular.append(circular)
+
+    def reads_a_circular_list(x):
+        return len(circular) + x
+
+    keys = map_keys(reads_a_circular_list, [(1,), (1,)], {}, None, True)
+    assert keys[0] != keys[1] and all(KEY.match(k) for k in keys)
+    assert task_key(reads_a_circular_list, (1,), {}) not in keys
+
+
 def test_data_keys_follow_the_content_unless_told_not_to():
     from dist_client.keys import data_key
     assert data_key([1, 2]) == data_key([1, 2]) != data_key([1, 3])

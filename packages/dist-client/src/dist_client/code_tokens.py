@@ -53,9 +53,10 @@ def function_parts(func: types.FunctionType, normalize: Normalize) -> tuple:
 
 def _cell(cell: Any, normalize: Normalize) -> Any:
     try:
-        return normalize(cell.cell_contents)
+        contents = cell.cell_contents
     except ValueError:  # a cell not yet filled (a closure over a name assigned later)
         return ("empty-cell",)
+    return normalize(contents)
 
 
 def code_parts(code: types.CodeType, normalize: Normalize) -> tuple:

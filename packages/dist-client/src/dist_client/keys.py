@@ -173,9 +173,9 @@ def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: Any, pure: bool
         name = key or funcname(func)
         return [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
     prefix = key or funcname(func)
-    ftoken = function_token(func)
     try:  # what every call shares is normalized once: the same keys as ``tokenize``'s
-        shared_function, shared_keywords = _normalize(ftoken), _normalize(kwargs)
+        shared_function = _normalize(function_token(func))
+        shared_keywords = _normalize(kwargs)
     except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
         return [f"{prefix}-{uuid.uuid4().hex}" for _ in argsets]
     return [f"{prefix}-{_call_token(shared_function, args, shared_keywords)}" for args in argsets]
