@@ -180,7 +180,7 @@ def credentials() -> Credentials:
     executor = current.running()
     if executor is not None:
         return executor.core.token, executor.core.ssl_context
-    context = task_context.current()
+    context = task_context.current_or_process()
     if context is not None:
         return context.token, context.ssl_context
     return load_token(None, None), None

@@ -76,7 +76,7 @@ def default_executor() -> Any:
     executor = running()
     if executor is not None:
         return executor
-    if task_context.current() is not None and task_executor is not None:
+    if task_context.current_or_process() is not None and task_executor is not None:
         return task_executor()  # the worker process's executor on its center
     raise ValueError("no running Executor in this process: create one first, or pass "
                      "executor=")

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 
-def _context(what: str) -> TaskContext:
-    context = task_context.current()
+def _context(what: str, any_thread: bool = False) -> TaskContext:
+    """The running task's context; ``any_thread``: also, in a worker's process, in a thread
+    a task started (which has no thread slot of its own to give back)."""
+    context = task_context.current_or_process() if any_thread else task_context.current()
     if context is None:
         raise ValueError(f"{what} is for code running in a task on a dist worker; elsewhere, "
                          "connect with Executor(address)")
@@ -46,7 +48,7 @@ def get_executor(timeout: float = 10.0) -> Executor:
     """
     from .executor import Executor
 
-    context = _context("get_executor()")
+    context = _context("get_executor()", any_thread=True)
     context.leave_loop("get_executor()")
     where = (context.center, context.token)
     with task_executors.lock:
@@ -67,7 +69,7 @@ def get_worker() -> WorkerInfo:
     across tasks there (a loaded model, say). ``data`` starts empty and holds only what tasks
     put in it -- not the worker's stored results, which a task gets by taking futures as
     arguments. ``ValueError`` outside a task."""
-    context = task_context.current()
+    context = task_context.current_or_process()
     if context is None:
         raise ValueError("get_worker() is for code running in a task on a dist worker; no "
                          "task is running in this thread (to ask about the workers from a "

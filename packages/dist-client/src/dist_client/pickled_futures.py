@@ -57,7 +57,7 @@ def reduce(future: Any) -> tuple:
 def rebuild(key: str, address: str) -> Any:
     """A Future of ``key`` (made by an executor on the center at ``address``) in this
     process: of the task's cluster inside a task, else of an executor on that center."""
-    if task_context.current() is not None and current.task_executor is not None:
+    if task_context.current_or_process() is not None and current.task_executor is not None:
         executor = current.task_executor()  # (in_task.get_executor: dist_client imports it)
     else:
         executor = current.running_on(address) or current.running()

@@ -2,16 +2,16 @@
 
 A worker sets a ``TaskContext`` for the thread that runs each task; a client library read by
 the task (``dist_client.get_executor()``, ``secede()``, ``get_worker()``) finds it with
-``current()``. The
-contract lives here, beside the wire protocol both sides depend on, so that neither the worker
-nor the client imports the other.
+``current()``. A ``dworker`` process also says how to describe its worker to threads a task
+started (``current_or_process()``). The contract lives here, beside the wire protocol both
+sides depend on, so that neither the worker nor the client imports the other.
 """
 from __future__ import annotations
 
 import contextlib
 import ssl
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -119,11 +119,33 @@ class TaskContext(NamedTuple):
 
 
 _local = threading.local()
+# In a process that is one worker (``dworker``): how that worker describes itself to threads
+# it did not start for a task (those a task started); None elsewhere.
+_process_worker: Callable[[], TaskContext] | None = None
 
 
 def current() -> TaskContext | None:
     """The context of the task this thread is running, or None outside a task."""
     return getattr(_local, "context", None)
+
+
+def set_process_worker(describe: Callable[[], TaskContext] | None) -> None:
+    """Called by a process that is one worker, once it serves: ``describe()`` gives the
+    context for a thread running no task of its own, such as one a task started for its own
+    work (None: no longer)."""
+    global _process_worker
+    _process_worker = describe
+
+
+def current_or_process() -> TaskContext | None:
+    """``current()``, else, in a worker's process, its worker's context (as dask's
+    ``get_worker()`` finds the worker of its process from any thread): a thread a task
+    started reaches the cluster as the task does. Never a task's thread slots: such a thread
+    has none to give back."""
+    context = current()
+    if context is None and _process_worker is not None:
+        return _process_worker()
+    return context
 
 
 @contextlib.contextmanager

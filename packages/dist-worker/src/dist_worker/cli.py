@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any, NoReturn
 
+from dist_protocol import task_context
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
 from dist_protocol.comm import raise_open_file_limit, run, tune_garbage_collector
 from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTION, SECURITY_OPTIONS,
@@ -290,6 +291,8 @@ def listening_host_for(center: str) -> str:
 
 async def serve(worker: Worker) -> None:
     await worker.start()
+    # Threads a task starts reach the cluster through this process's worker.
+    task_context.set_process_worker(lambda: worker.task_context("", on_loop=False))
     print(f"Start worker at {worker.address}", flush=True)
     loop = asyncio.get_running_loop()
     nanny = nanny_channel()
