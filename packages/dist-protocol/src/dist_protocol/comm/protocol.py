@@ -3,10 +3,22 @@ connection's buffers and hands the comm what arrived and what the transport repo
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
+from typing import Any
 
 from ..addresses import format_address
 from .core import Comm
+
+# A peer whose host vanishes (powered off, cut off by a firewall or a NAT that forgot the
+# connection) sends nothing, not even a close: a client would wait on its center for ever,
+# and a center hold a vanished client's keys for ever. So the kernel probes a connection idle
+# this many seconds, then every KEEPALIVE_INTERVAL, and ends it after KEEPALIVE_PROBES
+# unanswered probes (about two minutes in all). A live peer's kernel answers them however
+# busy the peer is.
+KEEPALIVE_IDLE = 60
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_PROBES = 6
 
 
 class StreamProtocol(asyncio.BufferedProtocol):
@@ -25,6 +37,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
             comm.peer_address = format_address(peer[0], peer[1])
         if isinstance(sock, tuple):
             comm.local_address = format_address(sock[0], sock[1])
+            keep_alive(transport.get_extra_info("socket"))
         comm.flush()  # an initiator's hello
         if self.on_made is not None:
             self.on_made(comm)
@@ -47,3 +60,20 @@ class StreamProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self.comm.writing_resumed()
+
+
+def keep_alive(sock: Any) -> None:
+    """Have the kernel probe the TCP connection ``sock`` when it is idle (see
+    ``KEEPALIVE_IDLE``); where an option is missing (not Linux), what the system offers."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+                            ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                            ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:  # (a socket closed meanwhile): the connection works on without probes
+        pass

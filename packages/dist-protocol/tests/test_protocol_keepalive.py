@@ -1,0 +1,40 @@
+"""Connections are probed by the kernel when idle, on both sides: a peer whose host vanished
+without a word is found out, instead of being waited on for ever."""
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from dist_protocol.comm import connect, listen
+from dist_protocol.comm.protocol import KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def probing(comm) -> tuple[int, ...]:
+    sock = comm.transport.get_extra_info("socket")
+    got = [bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))]
+    for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"):
+        if hasattr(socket, name):
+            got.append(sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name)))
+    return tuple(got)
+
+
+def test_both_ends_of_a_connection_are_probed_when_idle(run):
+    expected = (True, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES)
+
+    async def main():
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        listener = await listen("127.0.0.1:0", accepted.set_result)
+        comm = await connect(listener.address, role="client")
+        server_side = await asyncio.wait_for(accepted, 10)
+        try:
+            assert probing(comm) == expected[:len(probing(comm))]
+            assert probing(server_side) == expected[:len(probing(server_side))]
+        finally:
+            comm.close()
+            listener.close()
+
+    run(main())
