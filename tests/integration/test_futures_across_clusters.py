@@ -65,10 +65,14 @@ def test_submit_map_gather_and_scatter_refuse_futures_of_another_cluster(two_clu
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 def test_futures_of_another_executor_on_the_same_cluster_are_taken(cluster):
     first, second = cluster.executor(), cluster.executor()
-    theirs = first.submit(inc, 1, pure=False)
-    theirs.result(timeout=30)  # (the center has heard of the key from the first client)
-    assert second.submit(inc, theirs).result(timeout=30) == 3
-    assert second.gather([theirs]) == [2]
+    # Each passed on at once: the second client's task must not reach the center before the
+    # first client's, which travels on another connection.
+    theirs, ours = [], []
+    for i in range(20):
+        theirs.append(first.submit(inc, i, pure=False))
+        ours.append(second.submit(inc, theirs[-1]))
+    assert second.gather(ours, timeout=60) == list(range(2, 22))
+    assert second.gather(theirs) == list(range(1, 21))
 
 
 @pytest.mark.cluster(n_workers=2, nthreads=1)
