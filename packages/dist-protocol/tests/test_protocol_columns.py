@@ -144,6 +144,24 @@ def test_a_batch_of_one_message_is_written_as_ever():
     assert columnar([message]) == [[bytes(f) for f in encode_batch([message])]]
 
 
+def test_a_batch_without_two_messages_of_one_op_in_a_row_skips_the_grouping(monkeypatch):
+    """A lone task's batches (a submit with a release, a compute-task with a free-keys) hold
+    no run: they are written message by message, the same bytes, without the column path's
+    grouping (which cost such a batch several times its encoding)."""
+    from dist_protocol import messages
+
+    mixed = [Release(keys=["a"]), FreeKeys(keys=["b"]), Release(keys=["c"])]
+    expected = columnar(mixed)
+
+    def grouped(*args):
+        raise AssertionError("a batch without a run took the column path")
+
+    monkeypatch.setattr(messages, "_encode_columnar", grouped)
+    assert columnar(mixed) == expected == [[bytes(f) for f in encode_batch(mixed)]]
+    with pytest.raises(AssertionError):
+        columnar([Release(keys=["a"]), Release(keys=["b"])])
+
+
 def test_blocks_are_cut_where_the_batch_reaches_its_frame_limit():
     sent = [PutData(id=i, data={"k": Payload("bytes", [b"x"])}) for i in range(25)]
     batches = columnar(sent, max_frames=10)

@@ -951,7 +951,7 @@ def encode_batches(messages: list[Message], max_frames: int,
     frames, so a burst of messages never exceeds the receiver's frame-count limit.
     ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
     blocks."""
-    if columnar and len(messages) >= _MIN_RUN:
+    if columnar and len(messages) >= _MIN_RUN and _has_run(messages):
         return _encode_columnar(messages, max_frames)
     # (a batch of one message has no run; its lists of records may still be column lists)
     batches = []
@@ -968,6 +968,14 @@ def encode_batches(messages: list[Message], max_frames: int,
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
     return batches
+
+
+def _has_run(messages: list[Message]) -> bool:
+    """Whether two messages in a row are of one op: only then can a block be made (a lone
+    message's mixed batch -- a submit with a release, a compute-task with a free-keys -- is
+    written message by message, byte for byte as the column path would, without its
+    grouping)."""
+    return any(type(a) is type(b) for a, b in zip(messages, itertools.islice(messages, 1, None)))
 
 
 def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]]:
