@@ -359,3 +359,37 @@ def test_the_store_spills_with_the_codec_it_is_given(tmp_path):
     assert store.slow.codec == "zstd" and "k" in store.slow
     assert store.spilled_disk < 0.2 * keys.nbytes and (store["k"] == keys).all()
     store.close()
+
+
+class RecordsWhereDropped:
+    def __init__(self, threads: list[str]):
+        self.threads = threads
+
+    def __del__(self):
+        self.threads.append(threading.current_thread().name)
+
+
+def test_freed_values_that_run_no_code_when_dropped_wake_no_thread(tmp_path):
+    """A lone small result is freed once per task: handing an ``int`` to the disposal thread
+    would wake that thread each time for nothing. A value with a finalizer still goes."""
+    def disposal_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name == "dist-worker-disposal"}
+
+    before = disposal_threads()
+    store = DataStore(target=None, directory=str(tmp_path))
+    for key, plain in [("int", 1), ("float", 1.5), ("text", "x"), ("bytes", b"x"),
+                       ("none", None)]:
+        store[key] = plain
+        del store[key]
+    store.hand_off_dropped()
+    assert disposal_threads() == before
+
+    dropped_on: list[str] = []
+    store["object"] = RecordsWhereDropped(dropped_on)
+    del store["object"]
+    store.hand_off_dropped()
+    store.close()  # its thread drops what it was handed, then ends
+    for thread in threading.enumerate():
+        if thread.name == "dist-worker-disposal" and thread.ident not in before:
+            thread.join(10)
+    assert dropped_on == ["dist-worker-disposal"]

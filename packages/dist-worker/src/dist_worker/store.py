@@ -45,7 +45,7 @@ from collections.abc import Callable, Collection, Iterator, MutableMapping
 from typing import Any
 
 from . import spillpolicy
-from .disposal import Disposer
+from .disposal import WITHOUT_FINALIZERS, Disposer
 from .memory import format_bytes
 from .sizeof import sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
@@ -195,7 +195,8 @@ class DataStore(MutableMapping):
     def _discard(self, key: str) -> None:
         value = self._lru.pop(key, _ABSENT)
         if value is not _ABSENT:
-            self._dropped.append(value)
+            if type(value) not in WITHOUT_FINALIZERS:
+                self._dropped.append(value)
             self._lru_weight -= self.weights[key]
             self.order.remove(key)
         else:
