@@ -72,14 +72,19 @@ def _wrap_comm(comm_module):
 
 
 def _wrap_future(future_module):
-    settled = future_module.settled
+    # ``Future.result`` waits through ``one_settled`` (older clients: ``settled``), looked up
+    # in the future module's namespace.
+    for name in ("one_settled", "settled"):
+        waiter = getattr(future_module, name, None)
+        if waiter is None:
+            continue
 
-    def settled_(states, timeout=None):
-        done = settled(states, timeout)
-        _notes.append((_now(), "woken", "user"))
-        return done
+        def woken(state, timeout=None, _waiter=waiter):
+            done = _waiter(state, timeout)
+            _notes.append((_now(), "woken", "user"))
+            return done
 
-    future_module.settled = settled_
+        setattr(future_module, name, woken)
 
 
 def _install():
@@ -92,7 +97,7 @@ def _install():
         time.sleep(0.005)
     for _ in range(400):
         future = sys.modules.get("dist_client.future")
-        if future is not None and hasattr(future, "settled"):
+        if future is not None and (hasattr(future, "one_settled") or hasattr(future, "settled")):
             _wrap_future(future)
             break
         time.sleep(0.005)
