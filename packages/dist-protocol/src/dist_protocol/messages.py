@@ -975,7 +975,13 @@ def _has_run(messages: list[Message]) -> bool:
     message's mixed batch -- a submit with a release, a compute-task with a free-keys -- is
     written message by message, byte for byte as the column path would, without its
     grouping)."""
-    return any(type(a) is type(b) for a, b in zip(messages, itertools.islice(messages, 1, None)))
+    previous = None
+    for message in messages:  # (a loop: a generator costs a two-message batch more)
+        kind = type(message)
+        if kind is previous:
+            return True
+        previous = kind
+    return False
 
 
 def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]]:

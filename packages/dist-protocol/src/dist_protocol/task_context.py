@@ -148,17 +148,24 @@ def current_or_process() -> TaskContext | None:
     return context
 
 
-@contextlib.contextmanager
-def slot_given_back() -> Iterator[None]:
+def slot_given_back() -> contextlib.AbstractContextManager[None]:
     """Around a wait for other tasks' results: a task waiting in its thread gives its slot
     back meanwhile and takes one back after (as Ray does), so tasks that wait on tasks they
     submitted never hold every thread of the cluster with none left to run what they wait
     for. Outside a task, in a task that seceded already, and on the worker's loop (where a
-    task asking for the cluster has left the loop already) the wait is left as it is."""
+    task asking for the cluster has left the loop already) the wait is left as it is: then
+    nothing is made per wait (a ``Future.result`` outside a task is the usual case)."""
     context = current()
     if context is None or context.on_loop or context.slots.has_seceded():
-        yield
-        return
+        return _NOTHING_GIVEN_BACK
+    return _given_back(context)
+
+
+_NOTHING_GIVEN_BACK = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _given_back(context: TaskContext) -> Iterator[None]:
     context.slots.secede(context.key)
     try:
         yield
