@@ -134,6 +134,8 @@ class SystemRun:
         try:
             self.startup()
             for key, workload, full_n, quick_n, timeout in PLAN:
+                if self.args.only and key not in self.args.only:
+                    continue
                 if self.cluster is None:
                     self.restart()
                 n = quick_n if self.args.quick else full_n
@@ -301,7 +303,14 @@ def parse_args(argv=None):
                         help="comma-separated systems to profile with py-spy (center and "
                              "workers) during an extra, unmeasured run of workload 2")
     parser.add_argument("--output", type=Path, help="JSON path (default: results/<time>.json)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated workloads to run, of "
+                             f"{','.join(key for key, *_ in PLAN)} (default: all)")
     args = parser.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown_workloads = sorted(set(args.only) - {key for key, *_ in PLAN})
+    if unknown_workloads:
+        parser.error(f"unknown workload(s): {', '.join(unknown_workloads)}")
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     args.profile = [s.strip() for s in args.profile.split(",") if s.strip()]
     unknown = sorted(set(args.systems + args.profile) - set(SYSTEMS))
