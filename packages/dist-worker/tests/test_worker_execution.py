@@ -205,6 +205,18 @@ def test_small_results_keep_their_serialized_form_and_large_ones_do_not():
     assert large.payload is None and large.nbytes >= KEEP_SERIALIZED_BELOW * 2
 
 
+def test_tasks_of_one_dask_layer_are_one_function_to_the_inline_policy():
+    # A dask task's function is its whole graph node, key and inputs included: no two alike.
+    node = [dumps_function(lambda i=i: i) for i in range(3)]
+    key = InlinePolicy.function_key
+
+    assert key(node[0], "('split-abc', 0, 1)") == key(node[1], "('split-abc', 3, 5)")
+    assert key(node[0], "('split-abc', 0, 1)") != key(node[0], "('concat-def', 0)")
+    assert key(node[0], "inc-123") != key(node[1], "inc-456")  # by their pickles, as before
+    assert key(node[2], "inc-789") == key(node[2], "inc-000")
+    assert key("operator:add", "('add-abc', 0)") == "operator:add"
+
+
 def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():
     policy = InlinePolicy()
     for _ in range(InlinePolicy.NEEDED - 1):

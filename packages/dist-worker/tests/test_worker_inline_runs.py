@@ -54,3 +54,36 @@ def test_tasks_run_inline_in_a_row_see_no_loop_and_the_worker_has_it_back_after(
 
     seen = asyncio.run(main())
     assert seen == ["no loop"] * len(seen)
+
+
+def on_the_loops_thread(_partition: int) -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+@pytest.mark.timeout(60)
+def test_the_tasks_of_a_dask_layer_run_inline_once_its_first_ones_proved_fast(tmp_path):
+    import functools
+
+    from dist_worker.execution import InlinePolicy
+
+    async def main() -> list[bool]:
+        worker = Worker(unused_address(), nthreads=1, heartbeat_interval=3600,
+                        local_directory=str(tmp_path))
+        await worker.start()
+        try:
+            tag = pickle_tag()
+            keys = [f"('getitem-abc', {i})" for i in range(40)]
+            # As a dask graph's tasks: each its own pickle, the partition inside it.
+            worker.handle(*(ComputeRequested(ComputeTask(
+                key=key, function=dumps_function(functools.partial(on_the_loops_thread, i)),
+                args=serialize(((), {})), pickled_with=tag)) for i, key in enumerate(keys)))
+            while worker.state.tasks:
+                await asyncio.sleep(0)
+            return [worker.state.data[key] for key in keys]
+        finally:
+            await worker.close()
+
+    on_loop = asyncio.run(main())
+    assert not any(on_loop[:InlinePolicy.NEEDED])  # proving themselves on the pool
+    assert any(on_loop[InlinePolicy.NEEDED:])

@@ -302,8 +302,18 @@ class InlinePolicy:
         self._max = max_functions
 
     @staticmethod
-    def function_key(function: str | Payload) -> Any:
-        return function if isinstance(function, str) else bytes(function.frames[0])
+    def function_key(function: str | Payload, key: str = "") -> Any:
+        """What the policy tells functions apart by: the function's name or pickle; for a
+        task of a dask collection (a tuple key, ``"('getitem-<token>', 3, 5)"``), the layer
+        its key names. Such a task's pickle is the whole graph node, its key and inputs
+        included, so no two are alike: keyed by their pickles, the 400 one-line splits of a
+        shuffle would each run through the pool, never proven fast. The tasks of one layer
+        apply one function to one partition each."""
+        if isinstance(function, str):
+            return function
+        if key.startswith(("('", '("')):
+            return ("layer", key[2:].split(key[1], 1)[0])
+        return bytes(function.frames[0])
 
     def allows(self, function_key: Any) -> bool:
         return self._fast_runs.get(function_key, 0) >= self.NEEDED

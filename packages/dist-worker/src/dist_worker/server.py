@@ -442,7 +442,7 @@ class Worker:
                     to_center.append(ins.message)
                     continue
                 if kind is Execute and not (ins.actor and self.actors is not None):
-                    function_key = self._inline.function_key(ins.function)
+                    function_key = self._inline.function_key(ins.function, ins.key)
                     if self._inline.allows(function_key) and not unpickling.busy():
                         if time.perf_counter() >= inline_until:
                             # This pass of the loop has had its share of inline work: the
