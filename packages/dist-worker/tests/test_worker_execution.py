@@ -7,8 +7,8 @@ import types
 from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
                                      serialize)
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
-from dist_worker.execution import (KEEP_SERIALIZED_BELOW, InlinePolicy, run_task, run_task_on_loop,
-                                   substitute)
+from dist_worker.execution import (KEEP_SERIALIZED_BELOW, PICKLED_WHEN_ASKED_FROM, InlinePolicy,
+                                   run_task, run_task_on_loop, substitute)
 
 
 def msgpack_args(*args, **kwargs):
@@ -203,6 +203,17 @@ def test_small_results_keep_their_serialized_form_and_large_ones_do_not():
 
     assert small.payload is not None
     assert large.payload is None and large.nbytes >= KEEP_SERIALIZED_BELOW * 2
+
+
+def test_plain_results_too_large_to_go_with_their_finish_are_pickled_only_when_asked():
+    import numpy
+
+    size = (PICKLED_WHEN_ASKED_FROM + KEEP_SERIALIZED_BELOW) // 2
+    plain = run_task(Execute("k", dumps_function(lambda: numpy.zeros(size // 8)), None, {}))
+    other = run_task(Execute("k", dumps_function(lambda: {frozenset([b"x" * size])}), None, {}))
+
+    assert plain.payload is None and plain.nbytes >= size  # a peer that asks has it pickled
+    assert other.payload is not None  # what only pickling can tell is kept pickled as before
 
 
 def test_tasks_of_one_dask_layer_are_one_function_to_the_inline_policy():

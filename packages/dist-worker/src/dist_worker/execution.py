@@ -38,6 +38,11 @@ from .unpickling import import_module, unpickle
 # memory: the kept buffers would keep that memory alive after the value is spilled to disk.
 log = logging.getLogger("dist.worker")
 KEEP_SERIALIZED_BELOW = 64 * 1024
+# A result that pickling cannot fail on (``plain_size``) of at least this many bytes is pickled
+# only when a peer or a client asks for it: below, it may be small enough to go along with
+# task-finished, which needs its pickle now (an estimate can be several times the pickle:
+# strings kept as Python objects are sized with their object headers).
+PICKLED_WHEN_ASKED_FROM = 16 * 1024
 _FUNCTION_CACHE_SIZE = 512
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
@@ -177,9 +182,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             _leave_forked_copy(key)
     stop = time.time()
     size = plain_size(value)
-    if size is not None and size >= KEEP_SERIALIZED_BELOW:
-        # Data that pickles for sure and would not be kept pickled: pickled only for a peer or
-        # a client that asks (a dask shuffle's groups and most of its pieces never leave).
+    if size is not None and size >= PICKLED_WHEN_ASKED_FROM:
+        # Data that pickles for sure: pickled only for a peer or a client that asks (a dask
+        # shuffle's groups, and the half of its pieces read where they were made, never leave).
         return ExecutionSucceeded(key, value, size, type(value).__name__, start, stop, None)
     try:
         payload = serialize(value)
