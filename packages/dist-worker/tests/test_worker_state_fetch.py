@@ -155,6 +155,20 @@ def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
     assert worker.fetched(P1, {"b": 2}) == [added("b"), Fetch(P1, ["c"])]
 
 
+def test_a_shuffles_inputs_come_from_a_peer_a_few_tasks_at_a_time_the_first_tasks_first(worker):
+    size = 300_000  # a piece of a shuffle
+    pieces = {task: [f"{task}-{i}" for i in range(3)] for task in ("t0", "t1", "t2")}
+    requests = [worker(_sized_task(task, dict.fromkeys(keys, [P1]), size))
+                for task, keys in pieces.items()]
+
+    # One request at a time, of about a megabyte: the first task's inputs...
+    assert requests == [[Fetch(P1, pieces["t0"])], [], []]
+    out = worker.fetched(P1, dict.fromkeys(pieces["t0"], 1))
+    # ...then the next task's, while the first runs.
+    assert Fetch(P1, pieces["t1"]) in out
+    assert any(getattr(order, "key", None) == "t0" for order in out)
+
+
 def _sized_task(key, who_has, size):
     from dist_protocol.messages import ComputeTask
     from dist_worker.events import ComputeRequested

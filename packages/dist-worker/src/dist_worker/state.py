@@ -35,10 +35,12 @@ from .readers import UpcomingReads
 REPLICA = "<replica>"
 
 MAX_KEYS_PER_FETCH = 1000
-# Inputs asked of one peer at once add up to at most this (or are one key), as dask's transfer
-# message limit: the peer reads spilled values back into memory to send them, and they all
-# arrive here at once.
-MAX_FETCH_BYTES = 50_000_000
+# Inputs asked of one peer at once add up to at most this (or are one key): the peer reads
+# spilled values back into memory to send them, and they all arrive here at once, to be
+# unpickled before any task reading them can start. A megabyte is a few tasks' inputs in a
+# shuffle: the first of them starts while the next are on their way (with dask's 50 MB, a
+# shuffle's outputs waited for every piece from the other worker before the first began).
+MAX_FETCH_BYTES = 1_000_000
 # Inputs in flight from all peers together add up to at most this share of the memory limit
 # (or are one key), as dask's ``transfer_incoming_bytes_limit``: each arrives and is unpickled
 # in memory that no target accounts for until it is stored.
