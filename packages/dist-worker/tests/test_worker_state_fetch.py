@@ -23,12 +23,16 @@ def test_inputs_are_fetched_with_one_request_per_peer(worker):
 
 
 def test_a_busy_peer_gets_its_next_request_when_it_answers(worker):
+    from dist_worker.state import REQUESTS_PER_PEER
+
+    assert REQUESTS_PER_PEER == 2
     assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
-    assert worker.compute("d", who_has={"b": [P1]}) == []
+    assert worker.compute("d", who_has={"b": [P1]}) == [Fetch(P1, ["b"])]
+    assert worker.compute("e", who_has={"f": [P1]}) == []  # two asked already
 
     out = worker.fetched(P1, {"a": 1})
 
-    assert out == [added("a"), Fetch(P1, ["b"]), worker.execute("c", a=1)]
+    assert out == [added("a"), Fetch(P1, ["f"]), worker.execute("c", a=1)]
 
 
 def test_keys_held_by_several_peers_are_spread_over_idle_ones(worker):
@@ -82,7 +86,7 @@ def test_an_input_freed_while_in_flight_is_not_kept(worker):
 
     assert worker.fetched(P1, {"a": 1}) == []
     assert worker.state.data == {} and worker.state.in_flight == {}
-    assert worker.state.busy_peers == set()
+    assert not worker.state.busy_peers
 
 
 def test_an_input_the_center_thinks_is_here_but_is_not_is_reported(worker):
@@ -138,7 +142,7 @@ def test_a_resent_compute_task_that_no_longer_names_the_peer_in_flight_fetches_e
     # The hung peer answering at last changes nothing.
     assert worker.fetched(P1, {"a": 1}) == []
     assert worker.state.data == {"a": 2} and worker.state.in_flight == {}
-    assert worker.state.busy_peers == set()
+    assert not worker.state.busy_peers
 
 
 def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
@@ -147,12 +151,13 @@ def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
     from dist_worker.state import MAX_FETCH_BYTES
 
     size = MAX_FETCH_BYTES // 2 + 1  # two of them are over the bound
-    keys = ["a", "b", "c"]
+    keys = ["a", "b", "c", "d"]
     message = ComputeTask(key="total", function="builtins:sum", who_has={k: [P1] for k in keys},
                           nbytes=dict.fromkeys(keys, size))
-    assert worker(ComputeRequested(message)) == [Fetch(P1, ["a"])]
-    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["b"])]
-    assert worker.fetched(P1, {"b": 2}) == [added("b"), Fetch(P1, ["c"])]
+    # (two requests to a peer at once)
+    assert worker(ComputeRequested(message)) == [Fetch(P1, ["a"]), Fetch(P1, ["b"])]
+    assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P1, ["c"])]
+    assert worker.fetched(P1, {"b": 2}) == [added("b"), Fetch(P1, ["d"])]
 
 
 def test_a_shuffles_inputs_come_from_a_peer_a_few_tasks_at_a_time_the_first_tasks_first(worker):
@@ -161,11 +166,11 @@ def test_a_shuffles_inputs_come_from_a_peer_a_few_tasks_at_a_time_the_first_task
     requests = [worker(_sized_task(task, dict.fromkeys(keys, [P1]), size))
                 for task, keys in pieces.items()]
 
-    # One request at a time, of about a megabyte: the first task's inputs...
-    assert requests == [[Fetch(P1, pieces["t0"])], [], []]
+    # Requests of about a megabyte, two at a time: the first tasks' inputs...
+    assert requests == [[Fetch(P1, pieces["t0"])], [Fetch(P1, pieces["t1"])], []]
     out = worker.fetched(P1, dict.fromkeys(pieces["t0"], 1))
     # ...then the next task's, while the first runs.
-    assert Fetch(P1, pieces["t1"]) in out
+    assert Fetch(P1, pieces["t2"]) in out
     assert any(getattr(order, "key", None) == "t0" for order in out)
 
 

@@ -41,6 +41,9 @@ MAX_KEYS_PER_FETCH = 1000
 # shuffle: the first of them starts while the next are on their way (with dask's 50 MB, a
 # shuffle's outputs waited for every piece from the other worker before the first began).
 MAX_FETCH_BYTES = 1_000_000
+# Requests to one peer at once: it serves the next while this worker unpickles the last, so
+# that inputs of many megabytes do not pay a round trip per megabyte.
+REQUESTS_PER_PEER = 2
 # Inputs in flight from all peers together add up to at most this share of the memory limit
 # (or are one key), as dask's ``transfer_incoming_bytes_limit``: each arrives and is unpickled
 # in memory that no target accounts for until it is stored.
@@ -97,7 +100,7 @@ class WorkerState:
         self.sizes: dict[str, int] = {}  # their sizes, as the center told them
         self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
         self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
-        self.busy_peers: set[str] = set()
+        self.busy_peers: dict[str, int] = {}  # peer -> requests to it not answered yet
         self.paused = False
         self.above_target = False  # process memory above the target: one input at a time
         self.log: deque[tuple[str, str, str, str, float]] = deque(maxlen=LOG_LENGTH)
@@ -265,7 +268,7 @@ class WorkerState:
         self._set_state(ts, finish)
 
     def _fetched(self, event: DataFetched) -> None:
-        self.busy_peers.discard(event.worker)
+        self._answered(event.worker)
         added = {}
         # one request, one transfer for a task, however many of its inputs it brought
         transfer = Transfer(event.worker, event.start, event.stop) if event.stop else None
@@ -284,9 +287,14 @@ class WorkerState:
         if added:
             self._out.append(SendToCenter(KeysAdded(keys=added)))
         if event.missing:
-            self._fetch_failed(FetchFailed(event.worker, event.missing, "peer does not have it"))
+            self._not_fetched(event.worker, event.missing)
         else:
             self._fetch_missing(list(self.waiters))
+
+    def _answered(self, peer: str) -> None:
+        left = self.busy_peers.pop(peer, 0) - 1
+        if left > 0:
+            self.busy_peers[peer] = left
 
     def _note_transfer(self, key: str, transfer: Transfer) -> None:
         for task_key in self.waiters[key]:
@@ -312,16 +320,20 @@ class WorkerState:
         self.tried.pop(key, None)
 
     def _fetch_failed(self, event: FetchFailed) -> None:
-        self.busy_peers.discard(event.worker)
-        for key in event.keys:
-            if self.in_flight.get(key) == event.worker:
+        self._answered(event.worker)
+        self._not_fetched(event.worker, event.keys)
+
+    def _not_fetched(self, peer: str, keys: list[str]) -> None:
+        """``peer`` could not give ``keys``: they are asked of another holder, if any."""
+        for key in keys:
+            if self.in_flight.get(key) == peer:
                 self._landed(key)
                 self._log(key, "flight", "fetch")
-            self.tried.setdefault(key, set()).add(event.worker)
+            self.tried.setdefault(key, set()).add(peer)
             holders = [w for w in self.who_has.get(key, ()) if w not in self.tried[key]]
             if not holders and key in self.waiters:
                 # Every holder we knew of failed: the center decides what happens next.
-                self._out.append(SendToCenter(MissingData(key=key, worker=event.worker)))
+                self._out.append(SendToCenter(MissingData(key=key, worker=peer)))
                 if self.waiters[key] == {REPLICA}:
                     # Only an extra copy was wanted: give up on it rather than wait for ever.
                     del self.waiters[key]
@@ -331,7 +343,7 @@ class WorkerState:
         self._fetch_missing(list(self.waiters))
 
     def _unloadable(self, event: InputsUnloadable) -> None:
-        self.busy_peers.discard(event.worker)
+        # (the request was answered: its DataFetched, which comes first, said so)
         for key, (exception_type, message) in event.errors.items():
             if self.in_flight.get(key) == event.worker:
                 self._landed(key)
@@ -407,15 +419,18 @@ class WorkerState:
 
     # -- decisions ----------------------------------------------------------------------------
     def _fetch_missing(self, keys) -> None:
-        """Ask peers for inputs not yet here nor in flight, grouped into one request per peer.
+        """Ask peers for inputs not yet here nor in flight, in requests of at most
+        ``MAX_FETCH_BYTES`` (or one key), ``REQUESTS_PER_PEER`` to a peer at once, in the
+        order of ``keys`` (the order their tasks came in).
 
         What is in flight from all peers together is bounded: by ``incoming_bytes_limit``, and
         to one key while memory is above the target or the worker is paused (every arriving
         value is unpickled in memory first). A key is always fetched when none is in flight,
         however large, so that the limit delays inputs and never blocks them."""
-        by_peer: dict[str, list[str]] = {}
-        peer_bytes: dict[str, int] = {}
+        requests: dict[str, list[list[str]]] = {}  # peer -> the requests planned to it
+        last_bytes: dict[str, int] = {}  # peer -> bytes of its last planned request
         planned = self.incoming_bytes
+        asked = self.busy_peers
         for key in keys:
             if key in self.data or key in self.in_flight or key not in self.waiters:
                 continue
@@ -423,32 +438,39 @@ class WorkerState:
             holders = [w for w in self.who_has.get(key, ()) if w not in tried]
             if not holders:
                 continue
-            if self.in_flight or by_peer:
+            if self.in_flight or requests:
                 if self.paused or self.above_target:
                     break
                 if (self.incoming_bytes_limit is not None
                         and planned + self.sizes.get(key, 0) > self.incoming_bytes_limit):
                     break
-            idle = [w for w in holders if w not in self.busy_peers]
-            peer = min(idle or holders, key=lambda w: len(by_peer.get(w, ())))
-            if peer in self.busy_peers and peer not in by_peer:
-                continue  # one request at a time per peer; the rest go when it answers
             size = self.sizes.get(key, 0)
-            if peer in by_peer and peer_bytes[peer] + size > MAX_FETCH_BYTES:
-                continue  # enough for one reply; the rest go when it answers
-            by_peer.setdefault(peer, []).append(key)
-            peer_bytes[peer] = peer_bytes.get(peer, 0) + size
+            usable = [w for w in holders
+                      if (w in requests and last_bytes[w] + size <= MAX_FETCH_BYTES)
+                      or asked.get(w, 0) + len(requests.get(w, ())) < REQUESTS_PER_PEER]
+            if not usable:
+                continue  # the rest go as requests are answered
+            peer = min(usable, key=lambda w: (asked.get(w, 0) + len(requests.get(w, ())),
+                                              sum(map(len, requests.get(w, ())))))
+            to_peer = requests.setdefault(peer, [])
+            if to_peer and last_bytes[peer] + size <= MAX_FETCH_BYTES:
+                to_peer[-1].append(key)
+                last_bytes[peer] += size
+            else:
+                to_peer.append([key])
+                last_bytes[peer] = size
             planned += size
-        for peer, peer_keys in by_peer.items():
-            for start in range(0, len(peer_keys), MAX_KEYS_PER_FETCH):
-                chunk = peer_keys[start:start + MAX_KEYS_PER_FETCH]
-                for key in chunk:
-                    self.in_flight[key] = peer
-                    size = self.flight_sizes[key] = self.sizes.get(key, 0)
-                    self.incoming_bytes += size
-                    self._log(key, "fetch", "flight")
-                self.busy_peers.add(peer)
-                self._out.append(Fetch(peer, chunk))
+        for peer, to_peer in requests.items():
+            for request in to_peer:
+                for start in range(0, len(request), MAX_KEYS_PER_FETCH):
+                    chunk = request[start:start + MAX_KEYS_PER_FETCH]
+                    for key in chunk:
+                        self.in_flight[key] = peer
+                        size = self.flight_sizes[key] = self.sizes.get(key, 0)
+                        self.incoming_bytes += size
+                        self._log(key, "fetch", "flight")
+                    asked[peer] = asked.get(peer, 0) + 1
+                    self._out.append(Fetch(peer, chunk))
 
     def _seceded(self, event: Seceded) -> None:
         """The task's thread runs on without a slot: the slot goes to the next ready task."""
