@@ -19,7 +19,9 @@ so no system ships it from the client.
 
 A system that is not installed, or fails a workload, is reported with the reason and does not
 stop the others. Results: ``benchmarks/results/dask-workloads.json`` (medians, every sample;
-for dist, the results moved between workers in each run, by key prefix).
+for dist, the results moved between workers in each run, by key prefix; for dist, dask and the
+floor, the CPU seconds of each run by process: ``local`` is this process, the client or the
+threaded scheduler, and ``center``/``workers`` the cluster's process trees).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ sys.path.insert(0, str(HERE))
 import collection_tasks as ct  # noqa: E402
 from benchvenv import reexec_in_venv  # noqa: E402
 from clusters import CLUSTERS, missing_reason  # noqa: E402
-from procs import Spawner  # noqa: E402
+from procs import Spawner, tree_cpu  # noqa: E402
 
 reexec_in_venv(__file__)
 
@@ -92,18 +94,39 @@ def same(name: str, got, expected) -> bool:
     return bool(np.allclose(got.sort_index().to_numpy(), expected.sort_index().to_numpy()))
 
 
-def timed(collection, repeat: int, after=None, **scheduler) -> tuple[list[float], object]:
-    """Seconds per ``collection.compute(**scheduler)``, ``repeat`` times, and the last result;
-    ``after(started)`` is called after each run, outside the timing."""
-    samples, result = [], None
+def cpu_snapshot(cluster=None) -> dict[str, float]:
+    """CPU seconds so far of this process and, for a cluster, of its center and workers."""
+    import psutil
+
+    own = psutil.Process().cpu_times()
+    snapshot = {"local": own.user + own.system}
+    if cluster is not None:
+        snapshot["center"] = tree_cpu(cluster.center_pid)
+        snapshot["workers"] = sum(tree_cpu(pid) for pid in cluster.worker_pids)
+    return snapshot
+
+
+def timed(collection, repeat: int, after=None, cluster=None,
+          **scheduler) -> tuple[list[float], list[dict[str, float]], object]:
+    """Seconds per ``collection.compute(**scheduler)``, ``repeat`` times, the CPU seconds of
+    each run by process (``cpu_snapshot``), and the last result; ``after(started)`` is called
+    after each run, outside the timing."""
+    samples, cpu, result = [], [], None
     for _ in range(repeat):
+        before = cpu_snapshot(cluster)
         started = time.time()
         start = time.perf_counter()
         result = collection.compute(**scheduler)
         samples.append(time.perf_counter() - start)
+        spent = cpu_snapshot(cluster)
+        cpu.append({name: round(spent[name] - before[name], 3) for name in spent})
         if after is not None:
             after(started)
-    return samples, result
+    return samples, cpu, result
+
+
+def median_cpu(cpu: list[dict[str, float]]) -> dict[str, float]:
+    return {name: round(statistics.median(run[name] for run in cpu), 3) for name in cpu[0]}
 
 
 class MoveCounter:
@@ -178,9 +201,14 @@ def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
                     if system == "dist":
                         after = MoveCounter(connected.handle, moves)
                         get = after.get
-                    runs, result = timed(collection, repeat, after, scheduler=get)
+                    # (Ray's processes are not all in the trees started here)
+                    measured = cluster if system in ("dist", "dask") else None
+                    runs, cpu, result = timed(collection, repeat, after, measured,
+                                              scheduler=get)
                     results[name] = {"s": statistics.median(runs), "runs": runs,
                                      "correct": same(name, result, expected[name])}
+                    if measured is not None:
+                        results[name].update(cpu_s=median_cpu(cpu), cpu_runs=cpu)
                     if moves:
                         results[name]["moves"] = moves
                 except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
@@ -219,9 +247,10 @@ def main(argv=None) -> int:
     expected = {name: c.compute(scheduler="sync") for name, c in collections.items()}
     for name, collection in collections.items():
         dask.compute(collection, scheduler="threads", num_workers=2)  # warm-up
-        runs, result = timed(collection, args.repeat, scheduler="threads", num_workers=2)
+        runs, cpu, result = timed(collection, args.repeat, scheduler="threads", num_workers=2)
         doc["workloads"][name]["threads"] = {"s": statistics.median(runs), "runs": runs,
-                                             "correct": same(name, result, expected[name])}
+                                             "correct": same(name, result, expected[name]),
+                                             "cpu_s": median_cpu(cpu), "cpu_runs": cpu}
     for system in systems:
         reason = missing_reason(system, sys.executable, Path(sys.executable).parent)
         if reason:
@@ -242,6 +271,9 @@ def main(argv=None) -> int:
             else:
                 mark = "" if entry["correct"] else " WRONG"
                 cells.append(f"{system} {entry['s']:6.3f} s{mark}")
+                if "cpu_s" in entry:
+                    cells.append("(CPU " + " ".join(f"{who} {seconds:.3f}" for who, seconds
+                                                    in entry["cpu_s"].items()) + ")")
                 if "moves" in entry:
                     cells.append(f"(moves per run {entry['moves']})")
         print(f"{name:10} " + "  ".join(cells), flush=True)
