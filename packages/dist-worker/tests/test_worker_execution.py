@@ -219,7 +219,7 @@ def test_plain_results_too_large_to_go_with_their_finish_are_pickled_only_when_a
 def test_tasks_of_one_dask_layer_are_one_function_to_the_inline_policy():
     # A dask task's function is its whole graph node, key and inputs included: no two alike.
     node = [dumps_function(lambda i=i: i) for i in range(3)]
-    key = InlinePolicy.function_key
+    key = InlinePolicy().function_key
 
     assert key(node[0], "('split-abc', 0, 1)") == key(node[1], "('split-abc', 3, 5)")
     assert key(node[0], "('split-abc', 0, 1)") != key(node[0], "('concat-def', 0)")

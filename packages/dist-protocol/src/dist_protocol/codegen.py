@@ -403,9 +403,10 @@ def _encoding(src: Source, tp: Any, value: str) -> str | None:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list:
         if is_record(args[0]) and _column_lists is not None:
-            # an array of maps, or (feature ``columns``) a column list
-            return (f"{src.name(_column_lists.encode, 'columns')}({value}, frames, seen, "
-                    f"{src.name(encoder(args[0]), 'record')})")
+            # an array of maps, or (feature ``columns``) a column list; an empty one (most
+            # often: a task-finished's transfers) without the call
+            return (f"({src.name(_column_lists.encode, 'columns')}({value}, frames, seen, "
+                    f"{src.name(encoder(args[0]), 'record')}) if {value} else [])")
         each = _encoding(src, args[0], "x")
         return None if each is None else f"[{each} for x in {value}]"
     if origin is dict:

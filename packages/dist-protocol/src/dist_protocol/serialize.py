@@ -228,10 +228,19 @@ def _names_a_module_sent_by_value(head: bytes) -> bool:
     cloudpickle = sys.modules.get("cloudpickle")
     if cloudpickle is None:
         return False
-    return any(name.encode() in head for name in cloudpickle.list_registry_pickle_by_value())
+    registered = cloudpickle.list_registry_pickle_by_value()
+    # (nearly always none: then no generator is made and run, per value pickled)
+    return bool(registered) and any(name.encode() in head for name in registered)
+
+
+# Values whose pickle is their own bytes, never a module's name nor an out-of-band buffer:
+# pickled at once (a small task result is most often one of these).
+_PLAIN_SCALARS = frozenset((int, float, bool, type(None), str, bytes, complex))
 
 
 def _pickle_dumps(obj: Any) -> list[Any]:
+    if type(obj) in _PLAIN_SCALARS:
+        return [pickle.dumps(obj, protocol=5)]
     buffers: list[pickle.PickleBuffer] = []
     try:
         head = pickle_dumps(obj, buffer_callback=buffers.append)

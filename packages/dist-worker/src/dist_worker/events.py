@@ -80,7 +80,7 @@ class FetchFailed:
 class ExecutionSucceeded:
     key: str
     value: Any
-    nbytes: int
+    nbytes: int  # the payload's, when it has one; else the value's estimated size
     type: str
     start: float
     stop: float

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import inspect
 import logging
 import os
 import queue
@@ -19,6 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any, NoReturn
 
 from dist_protocol import task_context
@@ -30,7 +30,7 @@ from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
 
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
                      RejoinRequested, Seceded)
-from .sizeof import plain_size
+from .sizeof import PLAIN_SCALARS, plain_size
 from .unpickling import import_module, unpickle
 
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
@@ -61,7 +61,22 @@ def import_function(path: str) -> Callable:
     return obj
 
 
+# The function loaded last, by the object it was loaded from: a map's tasks share one (a
+# batch's column block decodes it once), which then costs no lookup under the lock.
+_last_loaded: tuple[Any, Callable | None] = (None, None)
+
+
 def load_function(function: str | Payload) -> Callable:
+    global _last_loaded
+    last, func = _last_loaded  # (one read: another thread may replace it meanwhile)
+    if last is function and func is not None:
+        return func
+    func = _load_function(function)
+    _last_loaded = (function, func)
+    return func
+
+
+def _load_function(function: str | Payload) -> Callable:
     cache_key = function if isinstance(function, str) else bytes(function.frames[0])
     with _functions_lock:
         func = _functions.get(cache_key)
@@ -171,7 +186,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     forks = _forks
     try:
         value = func(*args, **kwargs)
-        if inspect.iscoroutine(value):
+        if isinstance(value, CoroutineType):
             value = _run_coroutine(value)
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
@@ -181,21 +196,23 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         if _forks != forks:
             _leave_forked_copy(key)
     stop = time.time()
-    size = plain_size(value)
+    kind = type(value)
+    # (a number or a short string, as most small results are: sized without the calls)
+    size = sys.getsizeof(value) if kind in PLAIN_SCALARS else plain_size(value)
     if size is not None and size >= PICKLED_WHEN_ASKED_FROM:
         # Data that pickles for sure: pickled only for a peer or a client that asks (a dask
         # shuffle's groups, and the half of its pieces read where they were made, never leave).
-        return ExecutionSucceeded(key, value, size, type(value).__name__, start, stop, None)
+        return ExecutionSucceeded(key, value, size, kind.__name__, start, stop, None)
     try:
         payload = serialize(value)
     except BaseException as exc:  # noqa: BLE001
-        return error_event(key, exc, f"the result of {key} ({type(value).__name__}) cannot be "
+        return error_event(key, exc, f"the result of {key} ({kind.__name__}) cannot be "
                                      "serialized, so no one could fetch it: ", run=(start, stop))
-    keep = payload if payload.nbytes < KEEP_SERIALIZED_BELOW else None
+    nbytes = payload.nbytes
+    keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
-             and payload.nbytes <= SMALL_VALUE_BYTES else None)
-    return ExecutionSucceeded(key, value, payload.nbytes, type(value).__name__, start, stop, keep,
-                              msgpack=small)
+             and nbytes <= SMALL_VALUE_BYTES else None)
+    return ExecutionSucceeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small)
 
 
 def _run_coroutine(coroutine: Any) -> Any:
@@ -304,10 +321,11 @@ class InlinePolicy:
         self._fast_runs: collections.OrderedDict[Any, int] = collections.OrderedDict()
         self._slow_runs: dict[Any, collections.deque[int]] = {}  # key -> run numbers
         self._runs = 0  # runs recorded, of all functions
+        self._last_function: Payload | None = None  # the pickled function keyed last, its key
+        self._last_key: Any = None
         self._max = max_functions
 
-    @staticmethod
-    def function_key(function: str | Payload, key: str = "") -> Any:
+    def function_key(self, function: str | Payload, key: str = "") -> Any:
         """What the policy tells functions apart by: the function's name or pickle; for a
         task of a dask collection (a tuple key, ``"('getitem-<token>', 3, 5)"``), the layer
         its key names. Such a task's pickle is the whole graph node, its key and inputs
@@ -318,7 +336,11 @@ class InlinePolicy:
             return function
         if key.startswith(("('", '("')):
             return ("layer", key[2:].split(key[1], 1)[0])
-        return bytes(function.frames[0])
+        if function is not self._last_function:
+            # A map's tasks share one payload: its bytes made (and hashed, by the look-ups
+            # that follow) once, not once per task.
+            self._last_function, self._last_key = function, bytes(function.frames[0])
+        return self._last_key
 
     def allows(self, function_key: Any) -> bool:
         return self._fast_runs.get(function_key, 0) >= self.NEEDED

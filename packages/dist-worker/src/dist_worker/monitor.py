@@ -116,6 +116,9 @@ class Monitor:
         self._peaks = PeakMeter()
         self._running: set[int] = set()  # the threads running a task (measured ones)
         self._unmanaged = 0  # the process less its values, at the last look
+        # The policy ``plan_on_store`` read last, and its pause threshold in bytes.
+        self._store_policy: MemoryPolicy | None = None
+        self._store_pause: int | None = None
         self._process = process_meter()  # None: no metrics (no /proc, no psutil)
         if self._process is not None:
             self._process.cpu_percent()
@@ -224,7 +227,9 @@ class Monitor:
         """What the store spills as a value of ``weight`` bytes comes into memory between
         two looks: decided on the process's memory now, when it may be past *pause*."""
         policy = self.worker.memory_policy
-        pause = policy.bytes_at("pause")
+        if policy is not self._store_policy:  # (asked for every value stored: kept)
+            self._store_policy, self._store_pause = policy, policy.bytes_at("pause")
+        pause = self._store_pause
         if pause is None or (weight < STORE_CHECK_BYTES
                              and self._unmanaged + self.worker.store.managed <= pause):
             return NOTHING

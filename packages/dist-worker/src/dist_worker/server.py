@@ -398,9 +398,9 @@ class Worker:
     def task_context(self, key: str, on_loop: bool = False) -> TaskContext:
         """What the task ``key`` may know of this worker (see ``dist_protocol.task_context``)."""
         assert self._runner is not None
-        return TaskContext(key=key, worker=self.address, center=self.center_address,
-                           token=self.token, ssl_context=self.ssl_client, slots=self._runner,
-                           on_loop=on_loop, about_worker=self.about, plugins=self._plugin_host)
+        # (positionally: made for every task, and by keyword it cost twice as much)
+        return TaskContext(key, self.address, self.center_address, self.token, self.ssl_client,
+                           self._runner, on_loop, self.about, self._plugin_host)
 
     def _set_about(self) -> None:
         """A new view of this worker for tasks (at start and at each restart: a new id)."""
@@ -430,10 +430,13 @@ class Worker:
         # hiding and showing it costs more than a trivial task. Shown again before any other
         # order and on the way out.
         hidden: Any = None
+        # So does the last inline task's context (``task_context.current()``): only the
+        # state and sends run between two tasks, which never ask for it.
         # What goes to the center is sent in one call where it comes in a row (a finished
         # task's message after each inline run), before anything else is done and on the way
         # out, in order.
         to_center: list[Message] = []
+        inline = self._inline
         try:
             while pending:
                 ins = pending.popleft()
@@ -442,8 +445,8 @@ class Worker:
                     to_center.append(ins.message)
                     continue
                 if kind is Execute and not (ins.actor and self.actors is not None):
-                    function_key = self._inline.function_key(ins.function, ins.key)
-                    if self._inline.allows(function_key) and not unpickling.busy():
+                    function_key = inline.function_key(ins.function, ins.key)
+                    if inline.allows(function_key) and not unpickling.busy():
                         if time.perf_counter() >= inline_until:
                             # This pass of the loop has had its share of inline work: the
                             # rest goes on at the next pass, after the loop served its I/O
@@ -454,29 +457,30 @@ class Worker:
                                 self.send_center(*to_center)
                                 to_center = []
                             if hidden is not None:
+                                task_context.set_current(None)
                                 show_loop(hidden)
                                 hidden = None
                             asyncio.get_running_loop().call_soon(self._carry_out, pending)
                             return
                         if hidden is None:
                             hidden = hide_loop()
-                        task_context.set_current(self.task_context(ins.key, on_loop=True))
+                        task_context.set_current(self.task_context(ins.key, True))
                         try:
                             outcome = run_task(ins)
                         except RunOnThread:
                             # It waits on the cluster, which the loop must serve meanwhile.
-                            self._inline.bar(function_key)
+                            inline.bar(function_key)
                             pending.appendleft(ins)
                             continue
-                        finally:
-                            task_context.set_current(None)
-                        self._record(function_key, outcome, inline=True)
+                        if type(outcome) is ExecutionSucceeded:
+                            inline.record(function_key, outcome.stop - outcome.start)
                         pending.extend(self.state.handle(outcome))
                         continue
                 if to_center:
                     self.send_center(*to_center)
                     to_center = []
                 if hidden is not None:
+                    task_context.set_current(None)
                     show_loop(hidden)
                     hidden = None
                 if kind is Execute and ins.actor and self.actors is not None:
@@ -497,6 +501,7 @@ class Worker:
                     self._runner.resume(ins.key)
         finally:
             if hidden is not None:
+                task_context.set_current(None)
                 show_loop(hidden)
             if to_center:
                 self.send_center(*to_center)

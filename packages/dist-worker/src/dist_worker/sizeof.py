@@ -198,7 +198,7 @@ def plain_size(value: Any) -> int | None:
 
 def _plain(value: Any, depth: int) -> int | None:
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in PLAIN_SCALARS:
         return sys.getsizeof(value)
     base = _plain_container(kind)
     if base is not None:
@@ -289,10 +289,12 @@ def _plain_index_names(index: Any) -> bool:
 def _plain_label(label: Any) -> bool:
     if type(label) is tuple:
         return all(map(_plain_label, label))
-    return type(label) in _SCALARS
+    return type(label) in PLAIN_SCALARS
 
 
-_SCALARS = frozenset((bytes, str, int, float, complex, bool, type(None)))
+# Scalars: plain, and sized by ``sys.getsizeof`` (as ``sizeof`` does), which callers on a
+# task's path call themselves for these rather than through this module's calls.
+PLAIN_SCALARS = frozenset((bytes, str, int, float, complex, bool, type(None)))
 _CONTAINERS: dict[type, type | None] = {list: list, tuple: tuple, dict: dict}
 _SHALLOW_OF: dict[type, Callable[[Any], int]] = {
     list: list.__sizeof__, tuple: tuple.__sizeof__, dict: dict.__sizeof__}

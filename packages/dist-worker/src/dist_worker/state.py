@@ -165,7 +165,7 @@ class WorkerState:
     def _compute(self, event: ComputeRequested) -> None:
         msg = event.message
         key = msg.key
-        if key in self.data:
+        if key in self.nbytes:  # (held: ``nbytes`` has the keys of ``data``, without a call)
             self._out.append(SendToCenter(TaskFinished(key=key, nbytes=self.nbytes[key])))
             return
         ts = self.tasks.get(key)
@@ -220,22 +220,30 @@ class WorkerState:
         self._fetch_missing(wanted)
 
     def _make_ready(self, ts: WorkerTask) -> None:
-        self._set_state(ts, "ready")
+        # (``_set_state`` written out here, in ``_start_ready`` and in ``_succeeded``: once
+        # each per task)
+        self.log.append((ts.key, ts.state, "ready", self._stimulus_id, self._now))
+        ts.state = "ready"
         heapq.heappush(self.ready, (ts.priority, ts.key))
 
     def _free(self, event: FreeRequested) -> None:
+        waiters, data = self.waiters, self.data
         for key in event.keys:
             ts = self.tasks.get(key)
             if ts is not None and ts.state not in RUNNING:
                 self._drop_task(ts)
-            self.waiters.get(key, set()).discard(REPLICA)
-            if key not in self.waiters or not self.waiters[key]:
-                self.waiters.pop(key, None)
-                if key in self.data:
-                    self._log(key, "memory", "forgotten")
-                self.data.pop(key, None)
-                self.nbytes.pop(key, None)
-                self.serialized.pop(key, None)
+            waiting = waiters.get(key)
+            if waiting:
+                waiting.discard(REPLICA)
+                if waiting:
+                    continue
+            if waiting is not None:
+                del waiters[key]
+            if key in self.nbytes:  # (every key in ``data`` is, and the test costs no call)
+                self.log.append((key, "memory", "forgotten", self._stimulus_id, self._now))
+                data.pop(key, None)
+                del self.nbytes[key]
+            self.serialized.pop(key, None)
 
     def _steal(self, event: StealRequested) -> None:
         """Give up the tasks that have not started; the center runs them elsewhere. A task
@@ -373,7 +381,8 @@ class WorkerState:
             self.reads.remove(key, ts.message.who_has)
         if ts is None or ts.state not in RUNNING:
             return  # freed while it ran: drop the result
-        self._set_state(ts, "memory")
+        self.log.append((key, ts.state, "memory", self._stimulus_id, self._now))
+        ts.state = "memory"
         self.nbytes[key] = event.nbytes
         small = small_msgpack = None
         if event.payload is not None:
@@ -381,13 +390,16 @@ class WorkerState:
             self.serialized[key] = event.payload
         self.data[key] = event.value
         if event.payload is not None:
-            if event.payload.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
+            # (``nbytes`` is the payload's when there is one)
+            if event.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
                 small, small_msgpack = event.payload, event.msgpack
         # (positionally, once per task: a third cheaper than by keyword; a test holds the order)
         self._out.append(SendToCenter(TaskFinished(key, event.nbytes, event.type, event.start,
                                                    event.stop, small, small_msgpack,
                                                    ts.transfers or [])))
-        self._input_arrived(key)
+        # (a map's result is none of these: no call then)
+        if key in self.waiters or key in self.who_has or key in self.sizes or key in self.tried:
+            self._input_arrived(key)
 
     def _failed(self, event: ExecutionFailed) -> None:
         self.executing.discard(event.key)
@@ -515,7 +527,8 @@ class WorkerState:
                 # does not know): fetch them again rather than run without them.
                 self._wait_for(ts, gone)
                 continue
-            self._set_state(ts, "executing")
+            self.log.append((key, "ready", "executing", self._stimulus_id, self._now))
+            ts.state = "executing"
             self.executing.add(key)
             inputs = {dep: self.data[dep] for dep in who_has} if who_has else {}
             self._out.append(Execute(key, msg.function, msg.args, inputs,

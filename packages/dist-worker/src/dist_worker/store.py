@@ -42,12 +42,13 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
+from sys import getsizeof
 from typing import Any
 
 from . import spillpolicy
 from .disposal import WITHOUT_FINALIZERS, Disposer
 from .memory import format_bytes
-from .sizeof import sizeof
+from .sizeof import PLAIN_SCALARS, sizeof
 from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
 from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
@@ -174,13 +175,19 @@ class DataStore(MutableMapping):
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        # (once per task: the look-ups of ``__contains__`` and ``_weight`` written out)
-        if key in self._lru or key in self.pinned or key in self.slow:
+        # (once per task: ``__contains__``, ``_keep`` and the spills' first checks written
+        # out, and a number sized without the calls; ``weights`` holds every key held)
+        if key in self.weights:
             self._discard(key)
-        weight = self.weights[key] = sizeof(value, self._size_hint(key))
-        self._keep(key, value, weight)
-        self.spill_to_target()
-        self._spill_for_process(weight)
+        weight = self.weights[key] = (getsizeof(value) if type(value) in PLAIN_SCALARS
+                                      else sizeof(value, self._size_hint(key)))
+        self._lru[key] = value
+        self._lru_weight += weight
+        self.order.add(key, weight > self._target)
+        if self._lru_weight + self._pinned_weight > self._target:
+            self.spill_to_target()
+        if self.process_plan is not None:
+            self._spill_for_process(weight)
 
     def _keep(self, key: str, value: Any, weight: int) -> None:
         self._lru[key] = value
@@ -204,7 +211,9 @@ class DataStore(MutableMapping):
             if value is not _ABSENT:
                 self._dropped.append(value)
                 self._pinned_weight -= self.weights[key]
-        self.slow.forget(key)
+        slow = self.slow
+        if slow.sizes or slow.cached:  # (a file to remove only once anything was spilled)
+            slow.forget(key)
         self.weights.pop(key, None)
         self.serialized.pop(key, None)
 
@@ -310,7 +319,9 @@ class DataStore(MutableMapping):
 
     def _spill_for_process(self, weight: int) -> None:
         if self.process_plan is not None and self._lru:
-            self.spill_by_plan(self.process_plan(weight, self._lru_weight))
+            plan = self.process_plan(weight, self._lru_weight)
+            if plan is not spillpolicy.NOTHING:  # (what nearly every value gets)
+                self.spill_by_plan(plan)
 
     def _spill_until_below_target(self, room: int = 0) -> None:
         while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
