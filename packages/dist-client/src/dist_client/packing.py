@@ -57,7 +57,10 @@ def collect_futures(structure: Any, found: list) -> None:
     kind = type(structure)
     if kind in (list, tuple, set, frozenset):
         for v in structure:
-            collect_futures(v, found)
+            if type(v) is Future:  # (a map's list: no call per future)
+                found.append(v)
+            else:
+                collect_futures(v, found)
     elif kind is dict:
         for v in structure.values():
             collect_futures(v, found)
@@ -86,8 +89,10 @@ def without_missing(structure: Any, values: dict[str, Any]) -> Any:
     if kind is Future:
         return values[structure.key]
     if kind in (list, tuple, set, frozenset):
-        return kind(without_missing(v, values) for v in structure
-                    if type(v) is not Future or v.key in values)
+        # (a future's value taken here: a map's list costs no call per future)
+        items = [values[v.key] if type(v) is Future else without_missing(v, values)
+                 for v in structure if type(v) is not Future or v.key in values]
+        return items if kind is list else kind(items)
     if kind is dict:
         return {k: without_missing(v, values) for k, v in structure.items()
                 if type(v) is not Future or v.key in values}

@@ -63,7 +63,7 @@ class TaskBuilder:
         deps: dict[str, Any] = {}
         payload = None
         if args or kwargs:
-            packed = (pack(args, deps), pack(kwargs, deps))
+            packed = (pack(args, deps), pack(kwargs, deps) if kwargs else kwargs)
             if deps and refuse_foreign is not None:
                 refuse_foreign(deps.values())
             seen = travel.generation

@@ -58,7 +58,12 @@ class KeyState:
                 callbacks = [*(callbacks or ()), *self.watchers]
         if callbacks:
             for callback in callbacks:
-                _call_safely(callback)
+                # What a callback raises is logged, as concurrent.futures does: keys settle
+                # on the client's I/O thread, which not even SystemExit may stop.
+                try:
+                    callback()
+                except BaseException:
+                    log.exception("a done callback raised")
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
                small_value: Payload | None = None) -> None:
@@ -130,14 +135,6 @@ class KeyState:
             if self.watchers and callback in self.watchers:
                 self.watchers.remove(callback)
 
-
-def _call_safely(callback: Callable[[], object]) -> None:
-    """Run a done callback; what it raises is logged, as concurrent.futures does. Keys settle
-    on the client's I/O thread: not even SystemExit may stop it."""
-    try:
-        callback()
-    except BaseException:
-        log.exception("a done callback raised")
 
 
 def to_raise(exception: BaseException) -> BaseException:

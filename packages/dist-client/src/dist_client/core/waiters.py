@@ -52,11 +52,17 @@ class LoopWaiter:
     def __init__(self, states: Iterable[KeyState]):
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
+        # Woken since the coroutine last looked: the keys that settle meanwhile (a gather's
+        # settle one after the other) wake it no further, and cost no call each.
+        self._woken = False
         self._states = list(states)
         for state in self._states:
             state.watch(self._wake)
 
     def _wake(self) -> None:
+        if self._woken:
+            return
+        self._woken = True
         if self._in_loop():
             self._changed.set()
             return
@@ -77,6 +83,8 @@ class LoopWaiter:
         try:
             while not condition():
                 await self._changed.wait()
+                # (before the next look: a key settling from here on wakes it again)
+                self._woken = False
                 self._changed.clear()
         finally:
             for state in self._states:
