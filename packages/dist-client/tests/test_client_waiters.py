@@ -43,12 +43,18 @@ def test_a_waiter_sees_a_key_settle_again_after_its_result_was_lost():
 
 
 class CountedState:
-    """Stands for a KeyState: counts how often waiting looks at whether it is done."""
+    """Stands for a KeyState: counts how often waiting looks at whether it is done (its
+    status, or ``done``)."""
 
     reads = 0
 
     def __init__(self):
         self._done = False
+
+    @property
+    def status(self):
+        CountedState.reads += 1
+        return "finished" if self._done else "pending"
 
     @property
     def done(self):

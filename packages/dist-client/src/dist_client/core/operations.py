@@ -49,8 +49,8 @@ def gather_here(core: ClientCore, futures: Any, errors: str = "raise") -> Any:
     if errors not in ("raise", "skip"):
         return NOT_HERE
     states = [future.keystate for future in found]
-    if any(state.status == "finished" and state.small_value is None or not state.done
-           for state in states):
+    if any(state.status == "finished" and state.small_value is None
+           or state.status == "pending" for state in states):
         return NOT_HERE
     bad = [state for state in states if state.status != "finished"]
     if bad and errors == "raise":
@@ -79,7 +79,7 @@ async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
     found = futures_in(futures)
     states = [future.keystate for future in found]
     # A result lost with its worker meanwhile is pending again while it is recomputed.
-    while any(not state.done for state in states):
+    while any(state.status == "pending" for state in states):  # (not ``done``: no call each)
         await settled_async(states)
     bad = [state for state in states if state.status != "finished"]
     if bad and not skip:

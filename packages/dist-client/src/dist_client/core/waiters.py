@@ -108,7 +108,8 @@ class AllDone:
         states, start = self._states, self._first_pending
         end = len(states)
         at = start
-        while at < end and states[at].done:
+        # (the status read, not ``done``: a property's call per key looked at)
+        while at < end and states[at].status != "pending":
             at += 1
         if at < end:
             self._first_pending = at
