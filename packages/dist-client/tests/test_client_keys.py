@@ -73,6 +73,15 @@ def test_a_function_reading_what_cannot_be_hashed_gets_unique_keys_from_map_too(
     assert task_key(reads_a_circular_list, (1,), {}) not in keys
 
 
+def test_map_keys_of_calls_with_an_unhashable_argument_are_each_call_s_own():
+    import threading
+    from dist_client.keys import map_keys
+    lock = threading.Lock()  # (pickles with neither pickle nor cloudpickle)
+    keys = map_keys(inc, [(1,), (lock,), (2,), (lock,)], {}, None, True)
+    assert keys[0] == task_key(inc, (1,), {}) and keys[2] == task_key(inc, (2,), {})
+    assert keys[1] != keys[3] and all(KEY.match(k) for k in keys)
+
+
 def test_data_keys_follow_the_content_unless_told_not_to():
     from dist_client.keys import data_key
     assert data_key([1, 2]) == data_key([1, 2]) != data_key([1, 3])

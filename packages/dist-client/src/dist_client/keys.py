@@ -178,7 +178,14 @@ def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: Any, pure: bool
         shared_keywords = _normalize(kwargs)
     except Exception:  # noqa: BLE001 -- an unhashable input gets a unique key
         return [f"{prefix}-{uuid.uuid4().hex}" for _ in argsets]
-    return [f"{prefix}-{_call_token(shared_function, args, shared_keywords)}" for args in argsets]
+    try:  # (``_call_token`` written out, with no call of its own per task)
+        return [f"{prefix}-"
+                + _md5(pickle.dumps((shared_function, _normalize(args), shared_keywords),
+                                    protocol=5)).hexdigest()
+                for args in argsets]
+    except Exception:  # noqa: BLE001 -- a call's arguments unhashable: each call on its own
+        return [f"{prefix}-{_call_token(shared_function, args, shared_keywords)}"
+                for args in argsets]
 
 
 def _call_token(function: Any, args: tuple, keywords: Any) -> str:
