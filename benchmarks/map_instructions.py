@@ -1,15 +1,25 @@
-"""Instructions per task of a map, in the center or in a worker of a live cluster.
+"""Instructions per task of a map, in the center, a worker or the client of a live cluster.
 
 One process of a small cluster (``dcenter`` and one ``dworker --no-nanny``, so that the
-worker runs every task) runs under ``valgrind --tool=callgrind``; a client warms the cluster
-up, maps ``inc`` over N numbers and gathers them, and the process is stopped. The count of
-a map of N less that of a map of none, divided by N, is what a map's task costs that
-process, whatever the load of a shared machine.
+worker runs every task, and the client) runs under ``valgrind --tool=callgrind``; the client
+warms the cluster up, maps ``inc`` over N numbers and gathers them, and the process is
+stopped. The count of a map of N less that of a map of ``--base`` (none by default), divided
+by their difference, is what a map's task costs that process, whatever the load of a shared
+machine.
 
-    python benchmarks/map_instructions.py [--role center|worker] [--n 4000] [--without columns]
+    python benchmarks/map_instructions.py [--role center|worker|client] [--n 4000]
+        [--base 0] [--without columns] [--profile PATH]
 
 ``--without`` names protocol features every process leaves out of its announcement (through
-``DIST_PROTOCOL_FEATURES``), to compare the same code with and without them.
+``DIST_PROTOCOL_FEATURES``), to compare the same code with and without them. ``--profile``
+writes the callgrind profiles of both runs (``PATH`` and ``PATH.base``), for
+``callgrind_annotate`` by function.
+
+Under valgrind every task runs some 50 times slower, and a worker decides by the time a run
+takes whether a function runs on its event loop or on a thread: the counted worker's inline
+limits are stretched as much (a ``sitecustomize`` on its path), so that ``inc`` runs on the
+loop as it does outside valgrind, and the count does not depend on how many runs happened to
+take the pool.
 """
 from __future__ import annotations
 
@@ -50,6 +60,15 @@ def _wait_for(log: Path, pattern: str, proc: subprocess.Popen) -> str:
     raise RuntimeError(f"{log.name}: no {pattern!r}")
 
 
+# Put on the counted worker's path: its inline limits stretched as valgrind slows it down.
+STRETCH_INLINE = '''
+from dist_worker.execution import InlinePolicy
+InlinePolicy.FAST *= 50
+InlinePolicy.SLOW *= 50
+InlinePolicy.BUDGET *= 50
+'''
+
+
 def count(role: str, n: int, env: dict[str, str], profile: str | None = None) -> int:
     """Instructions of the ``role`` process over a run with a map of ``n`` (its callgrind
     profile written to ``profile``, if given)."""
@@ -57,6 +76,8 @@ def count(role: str, n: int, env: dict[str, str], profile: str | None = None) ->
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
+        (logs / "sitecustomize.py").write_text(STRETCH_INLINE)
+        stretched = dict(env, PYTHONPATH=os.pathsep.join([scratch, env["PYTHONPATH"]]))
         try:
             center_log = logs / "center.log"
             with open(center_log, "wb") as out:
@@ -72,11 +93,20 @@ def count(role: str, n: int, env: dict[str, str], profile: str | None = None) ->
                 worker = subprocess.Popen(
                     [*(valgrind if role == "worker" else []), str(BIN / "dworker"), address,
                      "--nthreads", "1", "--no-nanny"],
-                    env=env, stdout=out, stderr=subprocess.STDOUT)
+                    env=stretched if role == "worker" else env,
+                    stdout=out, stderr=subprocess.STDOUT)
             procs.append(worker)
             _wait_for(worker_log, r"(Registered)", worker)
-            subprocess.run([sys.executable, "-c", CLIENT, address, str(n)], env=env,
-                           check=True, timeout=1800)
+            client_log = logs / "client.log"
+            with open(client_log, "wb") as out:
+                client = subprocess.run(
+                    [*(valgrind if role == "client" else []), sys.executable, "-c", CLIENT,
+                     address, str(n)],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800)
+            if client.returncode:
+                raise RuntimeError(f"the client failed: {client_log.read_text()[-2000:]}")
+            if role == "client":
+                return int(_wait_for(client_log, r"Collected : (\d+)", center))
             counted = center if role == "center" else worker
             counted.send_signal(signal.SIGTERM)
             counted.wait(300)
@@ -96,8 +126,9 @@ def count(role: str, n: int, env: dict[str, str], profile: str | None = None) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--role", choices=["center", "worker"], default="center")
+    parser.add_argument("--role", choices=["center", "worker", "client"], default="center")
     parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--base", type=int, default=0, help="the map length counted off")
     parser.add_argument("--without", default="", help="features to leave out, comma-separated")
     parser.add_argument("--profile", help="write the callgrind profile of the map's run here")
     args = parser.parse_args()
@@ -107,9 +138,12 @@ def main() -> int:
     if left_out:
         from dist_protocol.features import default_features
         env["DIST_PROTOCOL_FEATURES"] = ",".join(sorted(default_features() - left_out))
-    full, none = count(args.role, args.n, env, args.profile), count(args.role, 0, env)
-    print(f"{args.role}, map of {args.n:,}{' without ' + args.without if left_out else ''}: "
-          f"{(full - none) / args.n:,.0f} instructions per task ({full:,} - {none:,})")
+    full = count(args.role, args.n, env, args.profile)
+    base = count(args.role, args.base, env, args.profile and args.profile + ".base")
+    print(f"{args.role}, map of {args.n:,} less {args.base:,}"
+          f"{' without ' + args.without if left_out else ''}: "
+          f"{(full - base) / (args.n - args.base):,.0f} instructions per task "
+          f"({full:,} - {base:,})")
     return 0
 
 
