@@ -223,15 +223,16 @@ class Monitor:
         if plan.needed:
             self._spill(plan, rss, inputs, warn=False)
 
-    def plan_on_store(self, weight: int, spillable: int) -> SpillPlan:
+    def plan_on_store(self, weight: int, managed: int) -> SpillPlan:
         """What the store spills as a value of ``weight`` bytes comes into memory between
-        two looks: decided on the process's memory now, when it may be past *pause*."""
+        two looks (``managed``: the bytes of the values in memory now, this one's too):
+        decided on the process's memory now, when it may be past *pause*."""
         policy = self.worker.memory_policy
         if policy is not self._store_policy:  # (asked for every value stored: kept)
             self._store_policy, self._store_pause = policy, policy.bytes_at("pause")
         pause = self._store_pause
         if pause is None or (weight < STORE_CHECK_BYTES
-                             and self._unmanaged + self.worker.store.managed <= pause):
+                             and self._unmanaged + managed <= pause):
             return NOTHING
         return on_arrival(policy, self.rss())
 

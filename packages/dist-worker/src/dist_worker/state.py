@@ -173,7 +173,8 @@ class WorkerState:
             return
         if ts is None:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
-            self.reads.add(key, ts.priority, msg.who_has)
+            if msg.who_has:  # (a task without inputs reads nothing: no call, as most of a map)
+                self.reads.add(key, ts.priority, msg.who_has)
         else:
             ts.message = msg  # a resend carries fresher who_has
         # (the comprehensions of this and ``_start_ready`` only for a task with inputs: each is

@@ -92,8 +92,9 @@ class DataStore(MutableMapping):
         self._failures = 0
         self.spilled_count = 0
         # Set by the worker's memory monitor: what to spill, when a value of the given weight
-        # has just come into memory, given the bytes that may spill (``spillpolicy``), so that
-        # a burst of values is caught as it arrives, not at the monitor's next look.
+        # has just come into memory, given the bytes of the values in memory (``managed``;
+        # ``spillpolicy``), so that a burst of values is caught as it arrives, not at the
+        # monitor's next look.
         self.process_plan: Callable[[int, int], spillpolicy.SpillPlan] | None = None
         # The values let go of (freed, replaced, cleared) since the last ``hand_off_dropped``:
         # their finalizers run on the disposal thread, never on the event loop.
@@ -319,7 +320,7 @@ class DataStore(MutableMapping):
 
     def _spill_for_process(self, weight: int) -> None:
         if self.process_plan is not None and self._lru:
-            plan = self.process_plan(weight, self._lru_weight)
+            plan = self.process_plan(weight, self._lru_weight + self._pinned_weight)
             if plan is not spillpolicy.NOTHING:  # (what nearly every value gets)
                 self.spill_by_plan(plan)
 
