@@ -87,3 +87,36 @@ def test_the_tasks_of_a_dask_layer_run_inline_once_its_first_ones_proved_fast(tm
     on_loop = asyncio.run(main())
     assert not any(on_loop[:InlinePolicy.NEEDED])  # proving themselves on the pool
     assert any(on_loop[InlinePolicy.NEEDED:])
+
+
+def own_context() -> tuple[str, bool]:
+    from dist_protocol import task_context
+    context = task_context.current()
+    assert context is not None
+    return context.key, context.on_loop
+
+
+@pytest.mark.timeout(60)
+def test_tasks_run_inline_in_a_row_each_see_their_own_context_and_the_loop_none_after(tmp_path):
+    from dist_protocol import task_context
+
+    async def main() -> list[tuple[str, bool]]:
+        worker = Worker(unused_address(), nthreads=1, heartbeat_interval=3600,
+                        local_directory=str(tmp_path))
+        await worker.start()
+        try:
+            function, tag = dumps_function(own_context), pickle_tag()
+            keys = [f"t-{i}" for i in range(200)]
+            worker.handle(*(ComputeRequested(ComputeTask(
+                key=key, function=function, args=serialize(((), {})), pickled_with=tag))
+                for key in keys))
+            while worker.state.tasks:
+                await asyncio.sleep(0)
+                assert task_context.current() is None  # the loop's own code: no task's
+            return [worker.state.data[key] for key in keys]
+        finally:
+            await worker.close()
+
+    seen = asyncio.run(main())
+    assert [key for key, _ in seen] == [f"t-{i}" for i in range(200)]
+    assert any(on_loop for _, on_loop in seen)  # (the first ones run on a thread)
