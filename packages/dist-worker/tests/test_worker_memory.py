@@ -151,6 +151,34 @@ def test_values_go_to_disk_and_come_back_equal(tmp_path, codec):
     assert disk.disk_bytes == 0 and os.listdir(tmp_path / "spill") == []
 
 
+@pytest.mark.parametrize("codec", ["lz4", "none"])
+def test_arrays_read_back_are_aligned_and_sum_as_before_they_spilled(tmp_path, codec):
+    numpy = pytest.importorskip("numpy")
+    disk = DiskMapping(str(tmp_path / "spill"), codec=codec)
+    floats = numpy.random.default_rng(0).random(10**6)  # incompressible: a raw frame
+    disk["k"] = {"name": "a key long enough to shift what follows", "floats": floats,
+                 "ints": numpy.arange(10**6)}  # compressible, for lz4
+    back = disk["k"]
+    for name in ("floats", "ints"):
+        assert back[name].flags.aligned and back[name].ctypes.data % 16 == 0
+    assert back["floats"].sum() == floats.sum()  # to the last bit
+
+
+def test_a_truncated_or_padded_spill_file_is_a_clear_error(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    disk = DiskMapping(str(tmp_path / "spill"), codec="none")
+    path = os.path.join(disk.directory, file_name("k"))
+    for change in (lambda f: f.truncate(os.path.getsize(path) - 1),
+                   lambda f: (f.seek(0, os.SEEK_END), f.write(b"x")),
+                   lambda f: f.truncate(3)):
+        disk["k"] = numpy.random.default_rng(0).random(1000)
+        with open(path, "r+b") as f:
+            change(f)
+        with pytest.raises(OSError, match="truncated|damaged"):
+            disk["k"]
+        disk.forget("k")
+
+
 def test_incompressible_frames_are_written_as_they_are():
     packed, frame = compress(os.urandom(100_000))
     assert not packed

@@ -6,8 +6,9 @@ joining them into one bytes object first. Frames that compress well are compress
 by default (fast both ways) or zstd (``--spill-compression zstd``: often half the size again,
 for about three times the CPU; worth it where the disk is slow or small); whether one does is
 decided from a sample, so incompressible data (random floats, already compressed bytes)
-costs one small trial, not a full pass. Reading a value back reads the file
-into one buffer, which the unpickled arrays then share (no copy per array).
+costs one small trial, not a full pass. Reading a value back reads each frame into a buffer
+of its own, which the unpickled arrays then use (no copy per array, and aligned as the
+allocator aligns memory, as they were before they spilled).
 
 A value read back into memory keeps its file (``cached``): evicted again unchanged, it costs
 no second write; the file goes when the key is freed. This mapping never decides what to
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import shutil
 import struct
@@ -202,15 +204,10 @@ class DiskMapping(MutableMapping):
         """The stored frames of ``key`` (decompressed), without unpickling them."""
         if key not in self.sizes and key not in self.cached:
             raise KeyError(key)
-        with open(self._path(key), "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            data = bytearray(size)
-            view = memoryview(data)
-            got = f.readinto(view)
-        if got != size:
-            raise OSError(errno.EIO, f"short read of the spilled value of {key}")
+        with open(self._path(key), "rb", buffering=0) as f:
+            payload, size = _read_frames(key, f, os.fstat(f.fileno()).st_size)
         self.bytes_read += size
-        return _parse(key, view)
+        return payload
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.sizes:
@@ -235,23 +232,33 @@ class DiskMapping(MutableMapping):
         self.clear()
 
 
-def _parse(key: str, view: memoryview) -> Payload:
-    if view.nbytes < _HEAD.size:
+def _read_frames(key: str, f: io.FileIO, size: int) -> tuple[Payload, int]:
+    """Read the spill file ``f`` (of ``size`` bytes): its payload and the bytes read.
+
+    Each frame is read into a buffer of its own, as a frame that arrived over the network or
+    was decompressed is: an array unpickled from it then starts where the allocator aligns
+    memory, as the original did. Frames sharing one buffer start wherever the header and the
+    frames before them end, and an unaligned array is not only slower: its sums differ in the
+    last bits from the same array before it spilled, and code that needs aligned memory
+    (compiled kernels, some C extensions) rejects it."""
+    if size < _HEAD.size:
         raise OSError(errno.EIO, f"the spill file of {key} is truncated")
-    magic, serializer_length, nframes = _HEAD.unpack_from(view)
+    magic, serializer_length, nframes = _HEAD.unpack(_read_exactly(key, f, _HEAD.size))
     if magic != MAGIC:
         raise OSError(errno.EIO, f"the spill file of {key} is not one this worker wrote")
-    offset = _HEAD.size
-    serializer = bytes(view[offset:offset + serializer_length]).decode()
-    offset += serializer_length
-    table = []
-    for _ in range(nframes):
-        table.append(_FRAME.unpack_from(view, offset))
-        offset += _FRAME.size
-    frames = []
+    table_size = serializer_length + nframes * _FRAME.size
+    if _HEAD.size + table_size > size:
+        raise OSError(errno.EIO, f"the spill file of {key} is damaged")
+    table_bytes = _read_exactly(key, f, table_size)
+    serializer = bytes(table_bytes[:serializer_length]).decode(errors="replace")
+    table = [_FRAME.unpack_from(table_bytes, serializer_length + i * _FRAME.size)
+             for i in range(nframes)]
+    if serializer not in SERIALIZERS or \
+            _HEAD.size + table_size + sum(stored for _, stored, _ in table) != size:
+        raise OSError(errno.EIO, f"the spill file of {key} is damaged")
+    frames: list[Any] = []
     for packed, stored, original in table:
-        chunk = view[offset:offset + stored]
-        offset += stored
+        chunk = _read_exactly(key, f, stored)
         if packed == LZ4:
             lz4 = codec_module("lz4")
             if lz4 is None:
@@ -261,16 +268,27 @@ def _parse(key: str, view: memoryview) -> Payload:
                                          return_bytearray=True))
         elif packed == ZSTD:
             try:
-                frames.append(zstd_decompress_into(chunk, original))
+                frames.append(zstd_decompress_into(memoryview(chunk), original))
             except InvalidMessage as exc:
                 raise OSError(errno.EIO, f"the spill file of {key} is damaged: {exc}") from None
         elif packed == RAW:
             frames.append(chunk)
         else:
             raise OSError(errno.EIO, f"the spill file of {key} is damaged")
-    if offset != view.nbytes or serializer not in SERIALIZERS:
-        raise OSError(errno.EIO, f"the spill file of {key} is damaged")
-    return Payload(serializer, frames)
+    return Payload(serializer, frames), size
+
+
+def _read_exactly(key: str, f: io.FileIO, n: int) -> bytearray:
+    """The next ``n`` bytes of ``f``, in a (writable) buffer of their own."""
+    data = bytearray(n)
+    view = memoryview(data)
+    got = 0
+    while got < n:
+        more = f.readinto(view[got:])
+        if not more:
+            raise OSError(errno.EIO, f"short read of the spilled value of {key}")
+        got += more
+    return data
 
 
 def _remove(path: str) -> None:
