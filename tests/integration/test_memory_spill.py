@@ -290,3 +290,34 @@ def test_a_value_that_no_longer_pickles_stays_in_memory_and_its_fetch_fails_at_o
     assert [values[0] for values in executor.gather(more, timeout=RESULT_TIMEOUT)] == [
         *range(1, 8)]
     assert len(worker.matching("Registered with center at")) == 1
+
+
+def first_element(values):
+    return float(values[0])
+
+
+def test_spill_files_removed_under_a_worker_are_computed_again_and_spilling_goes_on(
+        make_cluster, tmp_path, wait_until):
+    """A cleaner of old files in /tmp, or an operator, removes the worker's spill folder:
+    what it held there is computed again, and spilling goes on in a folder made anew."""
+    import shutil
+    cluster, worker, executor = one_small_worker(make_cluster, "300MB", tmp_path)
+    futures = [executor.submit(block, i, 30 * MB) for i in range(10)]  # past the 180 MB target
+    wait(futures, timeout=RESULT_TIMEOUT)
+
+    def spill_files():
+        return list(tmp_path.glob("dist-worker-*/*"))
+    wait_until(spill_files, 10, "results to spill")
+    [folder] = {path.parent for path in spill_files()}
+    shutil.rmtree(folder)
+    # Tasks reading what had spilled, a client gathering it, and new results to spill.
+    checks = executor.map(first_element, futures)
+    assert executor.gather(checks, timeout=RESULT_TIMEOUT) == [float(i) for i in range(10)]
+    assert [values[0] for values in executor.gather(futures, timeout=RESULT_TIMEOUT)] == [
+        *range(10)]
+    more = [executor.submit(block, i, 30 * MB) for i in range(10, 16)]
+    assert [values[0] for values in executor.gather(more, timeout=RESULT_TIMEOUT)] == [
+        *range(10, 16)]
+    wait_until(lambda: folder.exists() and list(folder.iterdir()), 10, "spilling again")
+    assert "cannot be read back" in worker.output()
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

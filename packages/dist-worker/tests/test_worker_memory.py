@@ -179,6 +179,18 @@ def test_a_truncated_or_padded_spill_file_is_a_clear_error(tmp_path):
         disk.forget("k")
 
 
+def test_a_spill_folder_removed_is_made_again_and_what_it_held_is_a_clear_loss(tmp_path):
+    import shutil
+    from dist_worker.spill import SpillReadError
+    disk = DiskMapping(str(tmp_path / "spill"))
+    disk["old"] = b"x" * 1000
+    shutil.rmtree(tmp_path / "spill")
+    disk["new"] = b"y" * 1000
+    assert disk["new"] == b"y" * 1000
+    with pytest.raises(SpillReadError, match="the spilled value of old cannot be read back"):
+        disk["old"]
+
+
 def test_incompressible_frames_are_written_as_they_are():
     packed, frame = compress(os.urandom(100_000))
     assert not packed

@@ -276,3 +276,43 @@ def test_task_finished_takes_its_fields_in_the_order_the_state_passes_them():
 
     assert [f.name for f in fields(TaskFinished)][:8] == [
         "key", "nbytes", "type", "start", "stop", "value", "value_msgpack", "transfers"]
+
+
+class SpilledData(dict):
+    """A store whose spilled values fail to come back as ``failures`` says."""
+
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = failures
+
+    def __getitem__(self, key):
+        if key in self.failures:
+            raise self.failures[key]
+        return super().__getitem__(key)
+
+
+def test_an_input_whose_spill_file_is_gone_is_reported_lost_and_waited_for(worker):
+    from dist_worker.spill import SpillReadError
+    worker.put({"x": 1, "y": 2})
+    worker.state.data = SpilledData({"x": SpillReadError("x", FileNotFoundError(2, "gone"))})
+    worker.state.data.update(x=1, y=2)
+    out = worker.compute("total", who_has={"x": ["tcp://me:1", "tcp://peer:2"],
+                                           "y": ["tcp://me:1"]})
+    assert SendToCenter(MissingData(key="x", worker="tcp://me:1")) in out
+    assert Fetch("tcp://peer:2", ["x"]) in out
+    assert "x" not in worker.state.data and "x" not in worker.state.nbytes
+    assert worker.state_of("total") == "waiting" and not worker.state.executing
+    worker.state.validate()
+
+
+def test_an_input_that_no_longer_unpickles_errs_its_task_and_frees_its_thread(worker):
+    from dist_worker.spill import SpillLoadError
+    worker.put({"x": 1})
+    worker.state.data = SpilledData({"x": SpillLoadError("x", ImportError("no module a"))})
+    worker.state.data.update(x=1)
+    out = worker.compute("total", who_has={"x": ["tcp://me:1"]})
+    [erred] = [ins.message for ins in out if isinstance(ins.message, TaskErred)]
+    assert erred.key == "total" and erred.exception_type == "ImportError"
+    assert "could not load its input x" in erred.message
+    assert "total" not in worker.state.tasks and not worker.state.executing
+    assert worker.compute("next") == [worker.execute("next")]

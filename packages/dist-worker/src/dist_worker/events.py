@@ -141,6 +141,15 @@ class Seceded:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class SpilledValueLost:
+    """The spill file of ``key`` could not be read back (``reason``): the value is gone here."""
+
+    key: str
+    reason: str
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RejoinRequested:
     """The seceded task ``key`` wants a slot back to go on (``rejoin``)."""
 
@@ -150,7 +159,8 @@ class RejoinRequested:
 
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut
-         | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested)
+         | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
+         | SpilledValueLost)
 
 
 # -- instructions ----------------------------------------------------------------------------

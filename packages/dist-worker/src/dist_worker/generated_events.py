@@ -770,6 +770,56 @@ def _Seceded(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _SpilledValueLost(cls):
+    set_key = cls.key.__set__
+    set_reason = cls.reason.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_key,set_reason,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, key: 'str', reason: 'str', stimulus_id: 'str' = '') -> None:
+        set_key(self, key)
+        set_reason(self, reason)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(key={self.key!r}, reason={self.reason!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,self.reason,self.stimulus_id,)==(other.key,other.reason,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,self.reason,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('key','reason','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('key','reason','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.key, self.reason, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _RejoinRequested(cls):
     set_key = cls.key.__set__
     set_stimulus_id = cls.stimulus_id.__set__
@@ -1111,6 +1161,10 @@ METHODS = {
         (('key', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,
         _Seceded),
+    'SpilledValueLost': (
+        (('key', 'str', '-'), ('reason', 'str', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _SpilledValueLost),
     'RejoinRequested': (
         (('key', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,

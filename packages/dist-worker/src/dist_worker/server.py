@@ -30,10 +30,12 @@ from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
 from .actors import ActorHost
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
                      Fetch, FetchFailed, FreeRequested, InputsUnloadable, ReplicasRequested,
+                     SpilledValueLost,
                      RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
 from .memory import MemoryPolicy
+from .spill import SpillLoadError, SpillReadError
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .state import INCOMING_SHARE, WorkerState
@@ -617,7 +619,12 @@ class Worker:
                     payload = state.serialized.get(key) or self.store.payload(key)
                 if payload is None:
                     payload = serialize(state.data[key], serializers)
-            except (SerializationError, OSError) as exc:
+            except SpillReadError as exc:
+                # Gone from this worker: the center is told, and computes it again.
+                self.handle(SpilledValueLost(key, str(exc)))
+                missing.append(key)
+                continue
+            except (SerializationError, SpillLoadError, OSError) as exc:
                 errors[key] = f"{type(exc).__name__}: {exc}"
                 continue
             data[key] = payload

@@ -56,6 +56,27 @@ class SpillSerializationError(Exception):
         self.cause = cause
 
 
+class SpillReadError(OSError):
+    """The spill file of ``key`` cannot be read back (removed, damaged, a failing disk): the
+    value is lost here, and must come from another holder or be computed again."""
+
+    def __init__(self, key: str, cause: OSError):
+        super().__init__(cause.errno or errno.EIO, f"the spilled value of {key} cannot be "
+                         f"read back: {cause.strerror or cause}")
+        self.key = key
+
+
+class SpillLoadError(Exception):
+    """The spilled value of ``key`` was read back and does not unpickle (its class changed,
+    or its ``__setstate__`` fails): any copy of these bytes would fail alike."""
+
+    def __init__(self, key: str, cause: BaseException):
+        super().__init__(f"the spilled value of {key} does not unpickle: "
+                         f"{type(cause).__name__}: {cause}")
+        self.key = key
+        self.cause = cause
+
+
 class ValueTooLarge(OSError):
     """The value does not fit on the spill disk however much is freed there."""
 
@@ -164,7 +185,9 @@ class DiskMapping(MutableMapping):
         self.bytes_written += size
 
     def _make_room(self, key: str, size: int) -> None:
-        if not self._made:
+        if not self._made or not os.path.isdir(self.directory):
+            # (again when it was removed under the worker: a cleaner of old files in /tmp
+            # would otherwise stop it spilling for good)
             os.makedirs(self.directory, exist_ok=True)
             self._made = True
         if self.max_bytes is not None and self.disk_bytes + size > self.max_bytes:
@@ -204,15 +227,26 @@ class DiskMapping(MutableMapping):
         """The stored frames of ``key`` (decompressed), without unpickling them."""
         if key not in self.sizes and key not in self.cached:
             raise KeyError(key)
-        with open(self._path(key), "rb", buffering=0) as f:
-            payload, size = _read_frames(key, f, os.fstat(f.fileno()).st_size)
+        try:
+            with open(self._path(key), "rb", buffering=0) as f:
+                payload, size = _read_frames(key, f, os.fstat(f.fileno()).st_size)
+        except SpillReadError:
+            raise
+        except OSError as exc:
+            raise SpillReadError(key, exc) from exc
         self.bytes_read += size
         return payload
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.sizes:
             raise KeyError(key)
-        return deserialize(self.read(key))
+        payload = self.read(key)
+        try:
+            return deserialize(payload)
+        except MemoryError:
+            raise
+        except Exception as exc:  # the value's own code, whatever it raises
+            raise SpillLoadError(key, exc) from exc
 
     # -- forgetting ---------------------------------------------------------------------------
     def __delitem__(self, key: str) -> None:

@@ -28,8 +28,9 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      Instruction,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
-                     StealRequested, StoryRequested)
+                     SpilledValueLost, StealRequested, StoryRequested)
 from .readers import UpcomingReads
+from .spill import SpillLoadError, SpillReadError
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -119,6 +120,7 @@ class WorkerState:
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
             RestartRequested: self._restart, StoryRequested: self._story,
             Seceded: self._seceded, RejoinRequested: self._rejoin,
+            SpilledValueLost: self._spilled_value_lost,
         }
 
     @property
@@ -528,12 +530,45 @@ class WorkerState:
                 # does not know): fetch them again rather than run without them.
                 self._wait_for(ts, gone)
                 continue
+            try:
+                inputs = {dep: self.data[dep] for dep in who_has} if who_has else {}
+            except SpillReadError as exc:
+                # Its file is gone or damaged: from another holder, or computed again.
+                self._spilled_value_lost(SpilledValueLost(exc.key, str(exc)))
+                self._wait_for(ts, [exc.key])
+                continue
+            except SpillLoadError as exc:
+                self._inputs_do_not_load(ts, exc)
+                continue
             self.log.append((key, "ready", "executing", self._stimulus_id, self._now))
             ts.state = "executing"
             self.executing.add(key)
-            inputs = {dep: self.data[dep] for dep in who_has} if who_has else {}
             self._out.append(Execute(key, msg.function, msg.args, inputs,
                                      bool(msg.actor), msg.value_msgpack))
+
+    def _spilled_value_lost(self, event: SpilledValueLost) -> None:
+        """The value of ``key`` is gone from this worker: forgotten here, and the center told,
+        which frees it here, and computes it again unless another worker holds it."""
+        key = event.key
+        if key not in self.data:
+            return
+        self._log(key, "memory", "lost")
+        self.data.pop(key, None)
+        self.nbytes.pop(key, None)
+        self.serialized.pop(key, None)
+        self._out.append(SendToCenter(MissingData(key=key, worker=self.address)))
+
+    def _inputs_do_not_load(self, ts: WorkerTask, exc: SpillLoadError) -> None:
+        """An input of ``ts`` spilled and does not unpickle again: the task errs, as one whose
+        input could not be unpickled after a transfer does."""
+        del self.tasks[ts.key]
+        self.reads.remove(ts.key, ts.message.who_has)
+        self._set_state(ts, "erred")
+        cause = exc.cause
+        self._out.append(SendToCenter(TaskErred(
+            key=ts.key, exception_type=type(cause).__name__,
+            message=f"could not load its input {exc.key}, read back from this worker's "
+                    f"disk: {cause}")))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
         """Paused (memory above the high-water mark): run nothing new until unpaused. Paused or
@@ -615,5 +650,5 @@ _STIMULUS_PREFIX: dict[type, str] = {
     ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
-    Seceded: "secede-", RejoinRequested: "rejoin-",
+    Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
 }

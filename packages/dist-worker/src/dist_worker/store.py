@@ -32,7 +32,9 @@ What cannot go to disk stays in memory and is reported once, never retried in a 
   trying the disk again after ``RETRY_AFTER`` seconds.
 
 A value is taken out of memory only once its file is written: a write that fails loses
-nothing.
+nothing. A file that cannot be read back (removed under the worker, damaged) raises
+``SpillReadError``: the worker forgets the key and tells the center, which has it computed
+again or fetched from another holder; a folder removed is made again at the next spill.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ from . import spillpolicy
 from .disposal import WITHOUT_FINALIZERS, Disposer
 from .memory import format_bytes
 from .sizeof import PLAIN_SCALARS, sizeof
-from .spill import DiskMapping, SpillSerializationError, ValueTooLarge
+from .spill import (DiskMapping, SpillLoadError, SpillReadError, SpillSerializationError,
+                    ValueTooLarge)
 from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
 log = logging.getLogger("dist.worker")
@@ -164,7 +167,15 @@ class DataStore(MutableMapping):
             # It comes back into memory: make room for it first, or the process holds the
             # whole target and this value too while it is read.
             self._make_room(known)
-        value = self.slow[key]
+        try:
+            value = self.slow[key]
+        except SpillReadError as exc:
+            log.warning("%s: lost here, it comes from another holder or is computed again",
+                        exc.strerror)
+            raise
+        except SpillLoadError as exc:
+            log.warning("%s", exc)
+            raise
         weight = self._weight(key, value)
         if weight <= self._target:
             # Back in memory as the most recently used; its file stays (``cached``) should
@@ -259,7 +270,12 @@ class DataStore(MutableMapping):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
         client then needs no unpickling and no memory for the value), else ``None``."""
         if key in self.slow:
-            return self.slow.read(key)
+            try:
+                return self.slow.read(key)
+            except SpillReadError as exc:
+                log.warning("%s: lost here, it comes from another holder or is computed "
+                            "again", exc.strerror)
+                raise
         return None
 
     # -- spilling -------------------------------------------------------------------------------
