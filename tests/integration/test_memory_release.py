@@ -4,6 +4,7 @@ reports of what it holds (its heartbeat, every half second)."""
 from __future__ import annotations
 
 import gc
+import sys
 import time
 import weakref
 
@@ -221,3 +222,35 @@ def test_a_worker_keeps_the_heap_a_task_freed_for_the_next_one(make_cluster):
     # (About 6,000 faults a burst when the heap keeps only 8 MiB.)
     faults = executor.submit(faults_of_a_second_burst, pure=False).result(RESULT_TIMEOUT)
     assert faults < 1000
+
+
+def resident_bytes():
+    import os
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def random_block(i, nbytes):
+    import numpy
+    return numpy.random.default_rng(i).random(nbytes // 8)  # every page written
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc's heap")
+def test_released_results_give_their_memory_back_to_the_system(make_cluster, wait_until):
+    # Results under the allocator's mmap threshold live on its heap, which it would keep
+    # for reuse: the worker would stay as large as when it held them, as dask's do not.
+    mb = 10**6
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
+                                            nanny=True, name="trim")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    cluster.wait_for_workers(executor, 1)
+    executor.submit(random_block, 0, 1000).result(RESULT_TIMEOUT)  # numpy imported
+    before = executor.run(resident_bytes)[worker.address]
+    futures = [executor.submit(random_block, i, 20 * mb) for i in range(8)]  # under the target
+    executor.gather(futures, timeout=RESULT_TIMEOUT)
+    assert executor.run(resident_bytes)[worker.address] > before + 140 * mb
+    del futures
+    wait_until(lambda: executor.run(resident_bytes)[worker.address] < before + 40 * mb, 10,
+               "the worker to give the released results' memory back")

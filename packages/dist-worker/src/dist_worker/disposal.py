@@ -7,10 +7,17 @@ served, and past the center's heartbeat timeout the worker is removed with every
 holds. So the store collects what it lets go of, and the server hands each batch, once its
 events are handled, to one thread that drops them (a few microseconds later, for values
 without finalizers of their own, than dropping them at once would).
+
+Once the values freed add up to ``TRIM_AFTER_FREEING``, the thread also gives the memory the
+allocators kept back to the system, after dropping them: without it, results under glibc's
+mmap threshold (32 MiB in a worker) leave the process as large as when it held them, long
+after they were released, where dask's workers fall back to their size before.
 """
 from __future__ import annotations
 
+import ctypes
 import queue
+import sys
 import threading
 from typing import Any
 
@@ -18,6 +25,27 @@ from typing import Any
 # never ``isinstance``). They are dropped where they are let go of: handing one to the thread
 # would wake it, for a lone small result once per task, for nothing.
 WITHOUT_FINALIZERS = frozenset((type(None), bool, int, float, complex, str, bytes, bytearray))
+# Bytes of values freed between two returns of memory to the system: often enough that a big
+# release shows in the process's size, rarely enough that a stream of small results pays
+# little for the pages it faults in again.
+TRIM_AFTER_FREEING = 64 * 2**20
+
+
+def release_unused_memory() -> None:
+    """Ask the allocators that keep freed memory for reuse to give it back to the system:
+    pyarrow's pool (reading parquet leaves ~100 MB there) and glibc's heap. A worker paused
+    for memory that its results no longer hold would otherwise wait for ever."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        try:
+            pyarrow.default_memory_pool().release_unused()
+        except Exception:  # noqa: BLE001 -- best effort: an old pyarrow lacks it
+            pass
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim this way
+            pass
 
 
 class Disposer:
@@ -25,16 +53,17 @@ class Disposer:
     handed, in order, until ``close``."""
 
     def __init__(self) -> None:
-        self._batches: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._batches: queue.SimpleQueue[tuple[list[Any], bool] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def drop(self, values: list[Any]) -> None:
-        """Drop ``values`` (the caller keeps no reference to the list) on the thread."""
+    def drop(self, values: list[Any], release_memory: bool = False) -> None:
+        """Drop ``values`` (the caller keeps no reference to the list) on the thread; then,
+        with ``release_memory``, give what the allocators keep back to the system."""
         if self._thread is None:
             self._thread = threading.Thread(target=_drop_until_closed, args=(self._batches,),
                                             name="dist-worker-disposal", daemon=True)
             self._thread.start()
-        self._batches.put(values)
+        self._batches.put((values, release_memory))
 
     def close(self) -> None:
         """The thread ends once it has dropped what it was handed (a worker in the user's
@@ -45,12 +74,15 @@ class Disposer:
             self._thread = None
 
 
-def _drop_until_closed(batches: queue.SimpleQueue[list[Any] | None]) -> None:
+def _drop_until_closed(batches: queue.SimpleQueue[tuple[list[Any], bool] | None]) -> None:
     while True:
-        values = batches.get()
-        if values is None:
+        batch = batches.get()
+        if batch is None:
             return
+        values, release_memory = batch
         values.clear()
+        if release_memory:
+            release_unused_memory()
 
 
-__all__ = ["WITHOUT_FINALIZERS", "Disposer"]
+__all__ = ["TRIM_AFTER_FREEING", "WITHOUT_FINALIZERS", "Disposer", "release_unused_memory"]

@@ -26,10 +26,8 @@ with no task running, before spilling for it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Collection
@@ -37,6 +35,7 @@ from typing import Protocol
 
 from dist_protocol.messages import Heartbeat, Message
 
+from .disposal import release_unused_memory
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
 from .process_meter import process_meter
@@ -61,23 +60,6 @@ UNMANAGED_WARNING_INTERVAL = 300.0
 # (a few microseconds); smaller ones only when the last look's figures say it may be past
 # *pause*, so that a map of small tasks pays nothing.
 STORE_CHECK_BYTES = 2**20
-
-
-def release_unused_memory() -> None:
-    """Ask the allocators that keep freed memory for reuse to give it back to the system:
-    pyarrow's pool (reading parquet leaves ~100 MB there) and glibc's heap. A worker paused
-    for memory that its results no longer hold would otherwise wait for ever."""
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None:
-        try:
-            pyarrow.default_memory_pool().release_unused()
-        except Exception:  # noqa: BLE001 -- best effort: an old pyarrow lacks it
-            pass
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (musl): nothing to trim this way
-            pass
 
 
 class Monitored(Protocol):

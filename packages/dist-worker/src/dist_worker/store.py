@@ -48,7 +48,7 @@ from sys import getsizeof
 from typing import Any
 
 from . import spillpolicy
-from .disposal import WITHOUT_FINALIZERS, Disposer
+from .disposal import TRIM_AFTER_FREEING, WITHOUT_FINALIZERS, Disposer
 from .memory import format_bytes
 from .sizeof import PLAIN_SCALARS, sizeof
 from .spill import (DiskMapping, SpillLoadError, SpillReadError, SpillSerializationError,
@@ -102,6 +102,7 @@ class DataStore(MutableMapping):
         # The values let go of (freed, replaced, cleared) since the last ``hand_off_dropped``:
         # their finalizers run on the disposal thread, never on the event loop.
         self._dropped: list[Any] = []
+        self._freed_weight = 0  # bytes of values freed since memory was last given back
         self._disposer = Disposer()
 
     # -- sizes --------------------------------------------------------------------------------
@@ -216,13 +217,17 @@ class DataStore(MutableMapping):
         if value is not _ABSENT:
             if type(value) not in WITHOUT_FINALIZERS:
                 self._dropped.append(value)
-            self._lru_weight -= self.weights[key]
+            weight = self.weights[key]
+            self._lru_weight -= weight
+            self._freed_weight += weight
             self.order.remove(key)
         else:
             value = self.pinned.pop(key, _ABSENT)
             if value is not _ABSENT:
                 self._dropped.append(value)
-                self._pinned_weight -= self.weights[key]
+                weight = self.weights[key]
+                self._pinned_weight -= weight
+                self._freed_weight += weight
         slow = self.slow
         if slow.sizes or slow.cached:  # (a file to remove only once anything was spilled)
             slow.forget(key)
@@ -262,9 +267,12 @@ class DataStore(MutableMapping):
     def hand_off_dropped(self) -> None:
         """Have the values let go of since the last call dropped on the disposal thread
         (``disposal``); the server calls this once each batch of events is handled."""
-        if self._dropped:
-            self._disposer.drop(self._dropped)
+        release_memory = self._freed_weight >= TRIM_AFTER_FREEING
+        if self._dropped or release_memory:
+            self._disposer.drop(self._dropped, release_memory)
             self._dropped = []
+            if release_memory:
+                self._freed_weight = 0
 
     def payload(self, key: str):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
