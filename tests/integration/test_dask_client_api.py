@@ -922,3 +922,25 @@ def test_as_current_makes_an_executor_the_default_within_the_block(module_cluste
             thread.join(RESULT_TIMEOUT)
             assert seen == [second]  # another thread keeps the most recent
         assert Executor.current() is second
+
+
+def wait_on(event):
+    return event.wait()
+
+
+def test_gather_and_get_raise_the_first_failure_while_others_still_run_as_dasks(e):
+    from dist_client import Event
+    gate = Event(executor=e)
+    try:
+        waiting = e.submit(wait_on, gate)
+        failing = e.submit(fail, "x")
+        # (the failure comes after a pending key: it is found wherever it is in the list)
+        with pytest.raises(LookupError):
+            e.gather([waiting, failing], timeout=RESULT_TIMEOUT)
+        with pytest.raises(LookupError):
+            e.get({"y": (wait_on, gate), "x": (fail, 1)}, ["y", "x"])
+        assert not waiting.done()
+    finally:
+        gate.set()
+    # errors="skip" waits for the rest
+    assert e.gather([waiting, failing], errors="skip", timeout=RESULT_TIMEOUT) == [True]

@@ -8,7 +8,8 @@ import threading
 import pytest
 from dist_client.core.client import ClientCore
 from dist_client.core.keystate import KeyState
-from dist_client.core.waiters import AllDone, LoopWaiter, ThreadWaiter, settled, settled_async
+from dist_client.core.waiters import (AllDone, AllDoneOrOneFailed, LoopWaiter, ThreadWaiter,
+                                     settled, settled_async)
 from dist_client.errors import ClusterError, ExecutorClosedError
 
 
@@ -90,6 +91,23 @@ def test_waiting_for_many_keys_sees_one_that_settled_and_became_pending_again():
     assert not all_done()
     states[5]._done = True
     assert all_done()
+
+
+def test_waiting_for_all_or_the_first_failure_sees_one_behind_a_pending_key():
+    keys = [KeyState(str(i)) for i in range(3)]
+    enough = AllDoneOrOneFailed(keys)
+    keys[2].finish(1, "int", ["w"])
+    assert not enough()
+    keys[1].fail(ValueError("task failed"))
+    assert enough()  # keys[0] still pending
+    keys[0].finish(1, "int", ["w"])
+    assert enough()
+    finished = [KeyState("a"), KeyState("b")]
+    all_finished = AllDoneOrOneFailed(finished)
+    finished[1].finish(1, "int", ["w"])
+    assert not all_finished()
+    finished[0].finish(1, "int", ["w"])
+    assert all_finished()
 
 
 def test_a_thread_waiter_times_out_and_leaves_no_callback_behind():

@@ -27,6 +27,10 @@ class KeyState:
     __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
                  "small_value", "callbacks", "watchers", "lock")
 
+    # How many keys have failed in this process so far: a waiter that stops at the first
+    # failure looks through its keys only when this has moved, not at every settling.
+    failures = 0
+
     def __init__(self, key: str):
         self.key = key
         self.status = "pending"
@@ -86,6 +90,7 @@ class KeyState:
         self.exception, self.traceback = exception, traceback
         self.workers = ()
         self.small_value = None
+        KeyState.failures += 1
         self._settle(status)
 
     def recomputing(self) -> None:

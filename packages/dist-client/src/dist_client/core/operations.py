@@ -24,7 +24,7 @@ from ..packing import collect_futures, futures_of, without_missing
 from ..data_paths import answer_due
 from .client import ClientCore
 from .keystate import KeyState
-from .waiters import settled_async
+from .waiters import settled_async, settled_or_failed_async
 
 
 def futures_in(structure: Any) -> list[Future]:
@@ -78,12 +78,19 @@ async def gather(core: ClientCore, futures: Any, errors: str = "raise",
 async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
     found = futures_in(futures)
     states = [future.keystate for future in found]
+    # As dask's: the first failure raises at once, whatever is still running (skipped
+    # ones are left out only once all are done).
+    settling = settled_async if skip else settled_or_failed_async
     # A result lost with its worker meanwhile is pending again while it is recomputed.
-    while any(state.status == "pending" for state in states):  # (not ``done``: no call each)
-        await settled_async(states)
-    bad = [state for state in states if state.status != "finished"]
-    if bad and not skip:
-        raise bad[0].failure
+    while True:
+        await settling(states)
+        if not skip:
+            failed = next((state for state in states  # (``status``: no call each)
+                           if state.status not in ("pending", "finished")), None)
+            if failed is not None:
+                raise failed.failure
+        if all(state.status != "pending" for state in states):
+            break
     keys = list(dict.fromkeys(state.key for state in states if state.status == "finished"))
     values = await core.data.values(keys, skip) if keys else {}
     return without_missing(futures, values)

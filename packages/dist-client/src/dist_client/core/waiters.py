@@ -120,6 +120,35 @@ class AllDone:
         return self()
 
 
+class AllDoneOrOneFailed:
+    """Whether every one of ``states`` is done or one of them has failed (an error, lost,
+    cancelled), as dask's ``gather`` stops at the first failure. Without failures it costs
+    what ``AllDone`` does: the keys are looked through only after some key has failed."""
+
+    __slots__ = ("_states", "_all_done", "_failures_seen")
+
+    def __init__(self, states: Sequence[KeyState]):
+        self._states = states
+        self._all_done = AllDone(states)
+        self._failures_seen = -1
+
+    def __call__(self) -> bool:
+        if self._all_done():
+            return True
+        failures = KeyState.failures
+        if failures == self._failures_seen:
+            return False
+        self._failures_seen = failures
+        return any(state.status not in ("pending", "finished") for state in self._states)
+
+
+async def settled_or_failed_async(states: list[KeyState]) -> None:
+    """Return on the running loop once every one of ``states`` is done or one has failed."""
+    enough = AllDoneOrOneFailed(states)
+    if not enough():
+        await LoopWaiter(states).until(enough)
+
+
 def settled(states: list[KeyState], timeout: float | None = None) -> bool:
     """Block this thread until every one of ``states`` is done; False on timeout."""
     all_done = AllDone(states)
@@ -154,4 +183,5 @@ async def settled_async(states: list[KeyState]) -> None:
         await LoopWaiter(states).until(all_done)
 
 
-__all__ = ["AllDone", "LoopWaiter", "ThreadWaiter", "one_settled", "settled", "settled_async"]
+__all__ = ["AllDone", "AllDoneOrOneFailed", "LoopWaiter", "ThreadWaiter", "one_settled",
+           "settled", "settled_async", "settled_or_failed_async"]
