@@ -944,3 +944,8 @@ def test_gather_and_get_raise_the_first_failure_while_others_still_run_as_dasks(
         gate.set()
     # errors="skip" waits for the rest
     assert e.gather([waiting, failing], errors="skip", timeout=RESULT_TIMEOUT) == [True]
+
+
+def test_scheduler_address_is_the_centers_as_dask_code_reads_it(e, module_cluster):
+    assert e.scheduler.address == e.address == module_cluster.address
+    assert e.scheduler.address in repr(e)

@@ -17,7 +17,7 @@ from . import current
 from . import datasets as dataset_ops
 from . import task_stream
 from .actors import actor_options
-from .cluster import ClusterLike, credentials
+from .cluster import CenterAddress, ClusterLike, credentials
 from .core import operations
 from .core import plugins as plugin_ops
 from .core.client import ClientCore
@@ -107,6 +107,11 @@ class AsyncExecutor:
     @property
     def address(self) -> str:
         return self._started.address
+
+    @property
+    def scheduler(self) -> CenterAddress:
+        """dask's handle on its scheduler, for ``e.scheduler.address``: the center's."""
+        return CenterAddress(self.address)
 
     @property
     def status(self) -> str:

@@ -20,12 +20,20 @@ import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .adaptive import Adaptive
 from .center_link import CenterLink
 
 log = logging.getLogger("dist.cluster")
+
+
+@dataclass(frozen=True)
+class CenterAddress:
+    """What ``e.scheduler`` gives: dask code reads its scheduler's address there."""
+
+    address: str
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from . import current
 from . import datasets as dataset_ops
 from . import task_stream
 from .actors import actor_options
-from .cluster import ClusterLike, credentials
+from .cluster import CenterAddress, ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
 from .errors import CENTER_RUNS_NO_USER_CODE
@@ -113,6 +113,11 @@ class Executor(concurrent.futures.Executor):
     @property
     def address(self) -> str:
         return self.core.address
+
+    @property
+    def scheduler(self) -> CenterAddress:
+        """dask's handle on its scheduler, for ``e.scheduler.address``: the center's."""
+        return CenterAddress(self.core.address)
 
     @property
     def token(self) -> str | None:
