@@ -949,3 +949,20 @@ def test_gather_and_get_raise_the_first_failure_while_others_still_run_as_dasks(
 def test_scheduler_address_is_the_centers_as_dask_code_reads_it(e, module_cluster):
     assert e.scheduler.address == e.address == module_cluster.address
     assert e.scheduler.address in repr(e)
+
+
+def test_current_without_global_is_that_of_the_enclosing_block_as_dasks(module_cluster):
+    with pytest.raises(ValueError, match="allow_global=False"):
+        Executor.current(allow_global=False)
+    with module_cluster.executor() as outer:
+        assert Executor.current(allow_global=False) is outer
+        later = module_cluster.executor()  # made after, but outside any block
+        try:
+            assert Executor.current() is outer
+            with later:
+                assert Executor.current(allow_global=False) is later
+            assert Executor.current(allow_global=False) is outer
+        finally:
+            later.close()
+    with pytest.raises(ValueError, match="allow_global=False"):
+        Executor.current(allow_global=False)

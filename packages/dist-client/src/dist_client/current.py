@@ -45,6 +45,31 @@ def preferred(executor: Any) -> Iterator[Any]:
         _preferred.reset(token)
 
 
+def enter(executor: Any) -> contextvars.Token:
+    """``with executor:`` -- the default one inside the block, as within ``as_current()``;
+    ``leave`` with the token it gives, in the same thread or asyncio task."""
+    return _preferred.set((weakref.ref(executor), *_preferred.get()))
+
+
+def leave(token: contextvars.Token) -> None:
+    try:
+        _preferred.reset(token)
+    except ValueError:
+        # The block was left in another thread or task than it was entered in: nothing of
+        # this one to undo there, and the executor, closed, is skipped where it was entered.
+        pass
+
+
+def made_current() -> Any:
+    """The innermost running executor of the ``as_current()`` or ``with`` blocks this
+    thread (or asyncio task) is in, or None."""
+    for ref in _preferred.get():
+        executor = ref()
+        if executor is not None and executor.status in ("running", "reconnecting"):
+            return executor
+    return None
+
+
 def running(asynchronous: bool | None = None) -> Any:
     with _lock:
         refs = [*_preferred.get(), *reversed(_executors)]

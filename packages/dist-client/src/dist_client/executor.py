@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import os
 import ssl
 from collections.abc import Iterable, Iterator
@@ -76,6 +77,7 @@ class Executor(concurrent.futures.Executor):
         ``direct_to_workers`` is dask's choice of path for data: the center holds none, so
         dist's always goes straight between the client and the workers, whatever is given
         (it is checked, and ``e.direct_to_workers`` is True)."""
+        self._blocks: list[contextvars.Token] = []  # of the ``with`` blocks it is in
         refuse_keywords(unsupported, "Executor")
         data_path("direct_to_workers", direct_to_workers)
         check_scheduler_file(address, scheduler_file)
@@ -107,6 +109,7 @@ class Executor(concurrent.futures.Executor):
                 self.core.abandon()
                 raise
         self.core.start_blocking(set_as_default)
+        self._default = set_as_default
         if set_as_default:
             current.register(self)
 
@@ -138,10 +141,18 @@ class Executor(concurrent.futures.Executor):
         return True
 
     @classmethod
-    def current(cls) -> Executor:
-        """The default executor (the most recent running one), as dask's ``Client.current()``;
-        ``ValueError`` when there is none."""
-        return current.default_executor()
+    def current(cls, allow_global: bool = True) -> Executor:
+        """The default executor (that of the innermost ``as_current()`` or ``with`` block,
+        else the most recent running one), as dask's ``Client.current()``; with
+        ``allow_global=False`` only that of a block. ``ValueError`` when there is none."""
+        if allow_global:
+            return current.default_executor()
+        executor = current.made_current()
+        if executor is None:
+            raise ValueError("no Executor is current in this thread: Executor.current("
+                             "allow_global=False) gives the one of an enclosing "
+                             "'with executor:' or 'with executor.as_current():' block")
+        return executor
 
     def as_current(self) -> contextlib.AbstractContextManager[Executor]:
         """``with e.as_current():`` -- within the block, in this thread (or asyncio task),
@@ -621,9 +632,13 @@ class Executor(concurrent.futures.Executor):
         self.core.close(timeout)
 
     def __enter__(self) -> Executor:
+        if self._default:  # the default one inside the block, as dask's client in its own
+            self._blocks.append(current.enter(self))
         return self
 
     def __exit__(self, exc_type, *exc_info) -> None:
+        if self._blocks:
+            current.leave(self._blocks.pop())
         if exc_type is None:
             self.shutdown(wait=True)  # as concurrent.futures: leaving the block waits
         else:
