@@ -119,6 +119,18 @@ def test_actor_futures_can_be_awaited(cluster):
     assert asyncio.run(main()) == (2, 5, 5)
 
 
+def test_actor_futures_take_timeouts_as_dask_writes_them(cluster):
+    e = cluster.executor()
+    gathering = e.submit(Gathering, actor=True).result(60)
+    waiting = gathering.arrive(2)  # returns once a second call arrives
+    with pytest.raises(TimeoutError):
+        waiting.result(timeout="10ms")
+    with pytest.raises(TimeoutError):
+        waiting.exception(timeout="10 ms")
+    assert gathering.arrive(2).result("60s") == 2
+    assert waiting.result(timeout="60s") == 2
+
+
 def test_handles_reach_other_actors(cluster):
     e = cluster.executor()
     counter = e.submit(Counter, actor=True)

@@ -29,6 +29,7 @@ from dist_protocol.security import load_token
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from . import current
+from .arguments import given_timeout
 from .errors import ClusterError, LostDataError
 from .core.loop import LoopThread
 from .task_errors import exception_from
@@ -48,9 +49,14 @@ class ActorFuture(concurrent.futures.Future):
     def __await__(self):
         return asyncio.wrap_future(self).__await__()
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | str | None = None) -> Any:
+        """The call's value; ``timeout`` in seconds or, as dask takes it, ``"100ms"``."""
         current.before_blocking("waiting for an actor call")
-        return super().result(timeout)
+        return super().result(given_timeout("timeout", timeout))
+
+    def exception(self, timeout: float | str | None = None) -> BaseException | None:
+        current.before_blocking("waiting for an actor call")
+        return super().exception(given_timeout("timeout", timeout))
 
     def __repr__(self) -> str:
         state = "finished" if self.done() else "pending"
