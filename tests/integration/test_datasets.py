@@ -177,3 +177,24 @@ def test_datasets_from_an_async_executor(counted_cluster):
             with pytest.raises(KeyError):
                 await e.get_dataset("one")
     asyncio.run(main())
+
+
+def test_datasets_named_by_ints_and_tuples_as_in_dask_and_others_refused(counted_cluster,
+                                                                         processes):
+    center, _ = counted_cluster
+    e = processes.executor(center.address)
+    for name in [("key", 1), 2, "three"]:
+        e.datasets[name] = name
+        assert e.get_dataset(name) == name == e.datasets[name]
+        assert name in e.datasets
+    e.publish_dataset([1], name=("pair", 2))
+    assert e.get_dataset(("pair", 2)) == [1]
+    e.unpublish_dataset(("pair", 2))
+    with pytest.raises(KeyError, match="not found"):
+        e.get_dataset(("pair", 2))
+    assert e.get_dataset(("pair", 2), default=None) is None
+    # refused before anything is sent: the connection goes on
+    with pytest.raises(TypeError, match="dataset's name"):
+        e.datasets[frozenset()] = 1
+    assert frozenset() not in e.datasets
+    assert e.submit(inc, 1).result(30) == 2 and len(e.list_datasets()) == 3

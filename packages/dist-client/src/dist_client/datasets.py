@@ -23,6 +23,7 @@ from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
 
 from .errors import ClusterError
 from .future import Future
+from .keys import given_key
 from .packing import futures_of, pack
 
 if TYPE_CHECKING:
@@ -105,10 +106,22 @@ def decode(payload: Payload, core: ClientCore) -> tuple[Any, list[str]]:
     return value, list(made)
 
 
-def _checked(reply: DatasetReply, missing: str | None = None) -> DatasetReply:
+def dataset_name(name: Any) -> str:
+    """A dataset's name on the wire: a string, or what dask also takes for one -- an int or
+    a tuple, say -- named as the same key of a dask graph is (so ``1`` and ``"1"`` are one
+    name). Refused here, before it is sent, when it is none of those."""
+    try:
+        return given_key(name)
+    except TypeError:
+        raise TypeError(f"a dataset's name is a string, or an int, float, bytes or a tuple "
+                        f"of those; not {type(name).__name__} ({name!r:.80})") from None
+
+
+def _checked(reply: DatasetReply, missing: Any = None) -> DatasetReply:
     if reply.error:
         if reply.error.startswith("no dataset named"):
-            raise KeyError(missing if missing is not None else reply.error)
+            raise KeyError(f"dataset {missing!r} not found" if missing is not None
+                           else reply.error)
         raise ValueError(reply.error)
     return reply
 
@@ -131,21 +144,26 @@ async def publish(core: ClientCore, args: tuple, kwargs: dict) -> None:
         if not args:
             raise ValueError("with name=, give the data as the argument: "
                              "publish_dataset(data, name='x')")
-        kwargs[kwargs.pop("name")] = args[0] if len(args) == 1 else args
+        named = {kwargs.pop("name"): args[0] if len(args) == 1 else args}
     elif args:
         raise ValueError("name the data: publish_dataset(data, name='x') or "
                          "publish_dataset(x=data)")
-    for name, value in kwargs.items():
+    else:
+        named = {}
+    named.update(kwargs)
+    wire_names = [dataset_name(given) for given in named]  # all checked before any is sent
+    for name, value in zip(wire_names, named.values()):
         payload, keys = encode(value)
         _checked(await _ask(core, lambda request, name=name, keys=keys, payload=payload:
                             PublishDataset(id=request, name=name, keys=keys, data=payload,
                                            override=override)))
 
 
-async def get(core: ClientCore, name: str, default: Any = NO_DEFAULT) -> Any:
+async def get(core: ClientCore, name: Any, default: Any = NO_DEFAULT) -> Any:
+    wire_name = dataset_name(name)
     try:
-        reply = _checked(await _ask(core, lambda request: GetDataset(id=request, name=name)),
-                         name)
+        reply = _checked(await _ask(core, lambda request: GetDataset(id=request,
+                                                                     name=wire_name)), name)
     except KeyError:
         if default is NO_DEFAULT:
             raise
@@ -167,8 +185,10 @@ async def names(core: ClientCore) -> tuple[str, ...]:
     return tuple(reply.names or ())
 
 
-async def unpublish(core: ClientCore, name: str) -> None:
-    _checked(await _ask(core, lambda request: UnpublishDataset(id=request, name=name)), name)
+async def unpublish(core: ClientCore, name: Any) -> None:
+    wire_name = dataset_name(name)
+    _checked(await _ask(core, lambda request: UnpublishDataset(id=request, name=wire_name)),
+             name)
 
 
 class Datasets(MutableMapping):
@@ -187,7 +207,11 @@ class Datasets(MutableMapping):
         self.core.run(unpublish(self.core, name))
 
     def __contains__(self, name: object) -> bool:
-        return name in self.core.run(names(self.core))
+        try:
+            wire_name = dataset_name(name)
+        except TypeError:
+            return False
+        return wire_name in self.core.run(names(self.core))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.core.run(names(self.core)))

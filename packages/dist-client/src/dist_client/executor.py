@@ -572,7 +572,7 @@ class Executor(concurrent.futures.Executor):
         ``unpublish_dataset``."""
         self.core.run(dataset_ops.publish(self.core, args, kwargs))
 
-    def get_dataset(self, name: str, default: Any = dataset_ops.NO_DEFAULT) -> Any:
+    def get_dataset(self, name: Any, default: Any = dataset_ops.NO_DEFAULT) -> Any:
         """The dataset ``name``, with futures of this executor (KeyError if there is none and
         no ``default``)."""
         return self.core.run(dataset_ops.get(self.core, name, default))
@@ -580,7 +580,7 @@ class Executor(concurrent.futures.Executor):
     def list_datasets(self) -> tuple[str, ...]:
         return self.core.run(dataset_ops.names(self.core))
 
-    def unpublish_dataset(self, name: str) -> None:
+    def unpublish_dataset(self, name: Any) -> None:
         """Forget the dataset ``name`` (KeyError if there is none); its keys go unless
         something else holds them."""
         self.core.run(dataset_ops.unpublish(self.core, name))
