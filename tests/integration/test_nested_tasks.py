@@ -132,6 +132,22 @@ def test_tasks_waiting_on_their_sub_tasks_without_seceding_finish(nested_cluster
         assert executor.gather(futures, timeout=120) == [14, 30, 55], how
 
 
+def sum_of_squares_computed(n):
+    """Computes a dask graph on the cluster in the task, with no secede."""
+    import dask
+    squares = [dask.delayed(lambda i: i * i)(i, dask_key_name=f"square-{n}-{i}")
+               for i in range(n)]
+    return sum(dask.compute(*squares, scheduler=get_executor()))
+
+
+@pytest.mark.timeout(300)
+def test_tasks_computing_dask_graphs_without_seceding_finish(nested_cluster):
+    """Both threads of the cluster are taken by tasks that compute a graph there."""
+    _, _, executor, _ = nested_cluster
+    futures = executor.map(sum_of_squares_computed, [4, 5], pure=False)
+    assert executor.gather(futures, timeout=120) == [14, 30]
+
+
 def test_a_worker_whose_tasks_used_the_cluster_stops_cleanly(nested_cluster):
     _, workers, executor, _ = nested_cluster
     assert executor.gather(executor.map(total, [2, 3])) == [10, 30]

@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from dist_protocol import task_context
 from dist_protocol.messages import Submit, TaskSpec
 from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 
@@ -87,7 +88,10 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         futures = _submit_for_get(core, dsk, keys, workers, allow_other_workers, resources,
                                   retries, priority)
         wanted = list(dict.fromkeys(_flatten(keys)))
-        values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
+        # In a task (``compute()`` there), the wait gives the task's thread back, as the
+        # client's other waits do: tasks computing graphs could otherwise take every thread.
+        with task_context.slot_given_back():
+            values = core.run(operations.gather(core, {key: futures[key] for key in wanted}))
         return _nest(keys, values)
     finally:
         for future in futures.values():
