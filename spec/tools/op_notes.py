@@ -358,8 +358,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "coordinate-reply": ("The outcome of a `coordinate`: `ok` (with the `value` got, the "
                          "`keys` it refers to -- now wanted by this client, whose "
                          "`key-in-memory` and other news follow -- and a `count` for queries), "
-                         "`timeout`, or `error` with what was wrong (an unknown action, a name "
-                         "in use by another kind, a lease not held, unknown keys).", "—"),
+                         "`timeout`, or `error` with what was wrong (an unknown action, a "
+                         "lease not held, unknown keys).", "—"),
     "published": ("A message published on a topic this client subscribed to, in the order "
                   "the center received them.", "—"),
     "actor-call": ("Call the method `name` of the actor whose key is `key`, with `args` "

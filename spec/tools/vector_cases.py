@@ -180,9 +180,10 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
        "lease": "c1-0", "timeout": 1.0}], []),
     ("coordinate-reply-timeout", "coordinate-reply",
      [{"op": "coordinate-reply", "id": 8, "status": "timeout"}], []),
-    ("coordinate-reply-a-name-in-use", "coordinate-reply",
+    ("coordinate-reply-a-lease-not-held", "coordinate-reply",
      [{"op": "coordinate-reply", "id": 9, "status": "error",
-       "error": "the name 'db' is in use by a lock, not a queue: choose another name"}], []),
+       "error": "lock 'db': lease 'c2-0' is not held by this client (released twice, "
+                "or never acquired)"}], []),
     ("cluster-info-waiting-for-two-workers", "waits",
      [{"op": "cluster-info", "id": 4, "min_workers": 2, "timeout": 30.0}], []),
     ("scatter-plan-waiting-for-a-worker", "waits",

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from dist_client import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub, Variable)
+from dist_client import (Event, Lock, Pub, Queue, Semaphore, Sub, Variable)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,18 +155,20 @@ def test_events_wake_waiters_in_other_threads_and_clear(cluster):
     assert not event.is_set() and not event.wait(timeout=0.05)
 
 
-def test_a_name_reused_with_another_kind_is_a_clear_error_and_nothing_stays_locked(cluster):
+def test_each_kind_of_primitive_has_names_of_its_own_as_with_dask(cluster):
     cluster.executor()
     lock = Lock("shared-name")
     assert lock.acquire()
-    with pytest.raises(CoordinationError, match="in use by a lock, not a queue"):
-        Queue("shared-name").put(1)
+    Queue("shared-name").put(1)
+    Variable("shared-name").set("v")
+    Event("shared-name").set()
+    assert Semaphore(max_leases=2, name="shared-name").acquire(timeout=5)
     with pytest.raises(RuntimeError, match="does not hold"):
         Lock("shared-name").release()
+    assert lock.locked() and Queue("shared-name").get() == 1
+    assert Variable("shared-name").get() == "v" and Event("shared-name").is_set()
     lock.release()
     assert not lock.locked()
-    Queue("shared-name").put(1)  # free again once the lock holds nothing
-    assert Queue("shared-name").get() == 1
 
 
 def test_values_that_cannot_be_pickled_fail_before_anything_is_sent(cluster):

@@ -131,7 +131,7 @@ def test_a_lock_held_by_a_client_that_disconnects_goes_to_the_next_waiter(center
     assert ask(center, "lock", "L", "acquire", client="bob", lease="b1", timeout=60.0) == []
 
     assert center.disconnect("alice") == [("bob", ok(1, count=1))]
-    assert center.state.coordination.primitives["L"].leases == {"b1": "bob"}
+    assert center.state.coordination.primitives["lock", "L"].leases == {"b1": "bob"}
 
 
 def test_releasing_a_lease_not_held_is_an_error_and_changes_nothing(center, match):
@@ -140,7 +140,7 @@ def test_releasing_a_lease_not_held_is_an_error_and_changes_nothing(center, matc
     out = ask(center, "lock", "L", "release", client="bob", lease="a1")
     assert out == [("bob", match(CoordinateReply, status="error"))]
     assert "not held by this client" in out[0][1].error
-    assert center.state.coordination.primitives["L"].leases == {"a1": "alice"}
+    assert center.state.coordination.primitives["lock", "L"].leases == {"a1": "alice"}
     assert ask(center, "lock", "L", "release", request=2, lease="a1") == [
         ("alice", ok(2, count=0))]
 
@@ -155,14 +155,16 @@ def test_a_semaphore_grants_max_leases_at_once_and_queues_the_rest(center):
         ("alice", ok(6, count=1)), ("alice", ok(2, count=2))]
 
 
-def test_a_name_in_use_by_another_kind_is_refused_until_it_is_free(center, match):
-    ask(center, "lock", "name", "acquire", lease="a1")
-    out = ask(center, "queue", "name", "put", request=2, value=ONE)
-    assert out == [("alice", match(CoordinateReply, status="error"))]
-    assert out[0][1].error == ("the name 'name' is in use by a lock, not a queue: choose "
-                               "another name")
-    ask(center, "lock", "name", "release", request=3, lease="a1")
-    assert ask(center, "queue", "name", "put", request=4, value=ONE) == [("alice", ok(4))]
+def test_each_kind_has_names_of_its_own(center):
+    assert ask(center, "lock", "name", "acquire", lease="a1") == [("alice", ok(1, count=1))]
+    assert ask(center, "queue", "name", "put", request=2, value=ONE) == [("alice", ok(2))]
+    assert ask(center, "variable", "name", "set", request=3, value=ONE) == [("alice", ok(3))]
+    assert ask(center, "event", "name", "set", request=4) == [("alice", ok(4, count=1))]
+    assert ask(center, "lock", "name", "release", request=5, lease="a1") == [
+        ("alice", ok(5, count=0))]
+    assert ask(center, "queue", "name", "get", request=6) == [("alice", ok(6, value=ONE))]
+    assert ask(center, "variable", "name", "get", request=7) == [("alice", ok(7, value=ONE))]
+    assert sorted(p["kind"] for p in center.state.coordination.describe()) == ["event", "variable"]
 
 
 def test_unknown_kinds_and_actions_are_errors_naming_what_there_is(center):

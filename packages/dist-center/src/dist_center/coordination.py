@@ -82,11 +82,12 @@ class CoordinationError(ValueError):
 
 
 class Coordination:
-    """The primitives by name. ``request`` and ``client_left`` and ``timed_out`` return
+    """The primitives by kind and name (each kind has names of its own, as dask's
+    extensions do). ``request`` and ``client_left`` and ``timed_out`` return
     orders: messages to send, and keys to hold or let go for a holder."""
 
     def __init__(self, key_known: Callable[[str], bool] = lambda key: True) -> None:
-        self.primitives: dict[str, Primitive] = {}
+        self.primitives: dict[tuple[str, str], Primitive] = {}
         self.key_known = key_known
         self.waiting: dict[Request, Primitive] = {}  # requests answered later
         self._out: list[Order] = []
@@ -120,7 +121,7 @@ class Coordination:
             self._forget_if_idle(prim)
         except CoordinationError as exc:
             self._reply(client, msg, "error", error=str(exc))
-            known = self.primitives.get(msg.name)
+            known = self.primitives.get((msg.kind, msg.name))
             if known is not None:  # made for this request, it holds nothing
                 self._forget_if_idle(known)
         return self._take()
@@ -169,17 +170,14 @@ class Coordination:
                                     f"{', '.join(PRIMITIVE_KINDS)}")
         if not msg.name:
             raise CoordinationError(f"a {msg.kind} needs a name")
-        prim = self.primitives.get(msg.name)
+        prim = self.primitives.get((msg.kind, msg.name))
         if prim is None:
-            prim = self.primitives[msg.name] = Primitive(msg.kind, msg.name)
-        elif prim.kind != msg.kind:
-            raise CoordinationError(f"the name {msg.name!r} is in use by a {prim.kind}, not a "
-                                    f"{msg.kind}: choose another name")
+            prim = self.primitives[msg.kind, msg.name] = Primitive(msg.kind, msg.name)
         return prim
 
     def _forget_if_idle(self, prim: Primitive) -> None:
-        if prim.idle() and self.primitives.get(prim.name) is prim:
-            del self.primitives[prim.name]
+        if prim.idle() and self.primitives.get((prim.kind, prim.name)) is prim:
+            del self.primitives[prim.kind, prim.name]
 
     def _take(self) -> list[Order]:
         out, self._out = self._out, []
