@@ -470,3 +470,18 @@ def test_the_catalogue_s_directions_apply_to_each_message_of_a_block():
     block = msgpack.packb([["key-in-memory", 2, {"key": ["a", "b"]}, {}]])
     with pytest.raises(InvalidMessage, match="not sent by clients"):
         center.receive_data(framed([block]))
+
+
+@pytest.mark.parametrize("index", [1.0, True])
+@pytest.mark.parametrize("as_block", [True, False])
+def test_a_payload_index_equal_to_a_frame_s_but_not_an_int_is_refused(index, as_block):
+    # The frame read for the first message must not answer for the second one's index.
+    refs = [{"serializer": "pickle", "frames": [1]}, {"serializer": "pickle", "frames": [index]}]
+    if as_block:
+        items = [["task-finished", 2, {"key": ["a", "b"], "value": refs}, {"nbytes": 1}]]
+    else:
+        items = [{"op": "task-finished", "key": key, "nbytes": 1, "value": ref}
+                 for key, ref in zip("ab", refs)]
+    frames = [msgpack.packb(items, use_bin_type=True), b"value"]
+    with pytest.raises(InvalidMessage):
+        decode_batch(frames, columnar=True)

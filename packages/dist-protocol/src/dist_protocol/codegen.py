@@ -94,20 +94,83 @@ def _payload(value: Any, frames: list[Any]) -> Payload:
     index alone: a task's own arguments or result are read once, a map's function many times."""
     if type(value) is dict and type(frames) is BatchFrames and len(value) == 2:
         serializer, indices = value.get("serializer"), value.get("frames")
-        if type(indices) is list and len(indices) == 1:
+        # (an index of another type equal to a frame's, 1.0 or True, is not that frame's)
+        if type(indices) is list and len(indices) == 1 and type(indices[0]) is int:
             index = indices[0]
             shared = frames.payloads
             payload = shared.get(index)
             if payload is not None and payload.serializer == serializer:
                 return payload
             name = _SERIALIZER.get(serializer) if type(serializer) is str else None
-            if name is not None and type(index) is int and 0 < index < len(frames):
+            if name is not None and 0 < index < len(frames):
                 payload = _new(Payload)
                 payload.serializer, payload.frames, payload.compression = (
                     name, [frames[index]], None)
                 shared[index] = payload
                 return payload
     return read_payload_ref(value, frames)
+
+
+def payload_column(column: list[Any], frames: list[Any]) -> list[Payload | None]:
+    """``_payload`` of each reference of a column of a block (nil read as None), in one
+    loop rather than a call each: a map's arguments or results, one per task."""
+    if type(frames) is not BatchFrames:
+        return [None if value is None else read_payload_ref(value, frames) for value in column]
+    shared = frames.payloads
+    count = len(frames)
+    out: list[Payload | None] = []
+    append = out.append
+    for value in column:
+        if value is None:
+            append(None)
+            continue
+        if type(value) is dict and len(value) == 2:
+            serializer, indices = value.get("serializer"), value.get("frames")
+            if type(indices) is list and len(indices) == 1 and type(indices[0]) is int:
+                index = indices[0]
+                payload = shared.get(index)
+                if payload is not None and payload.serializer == serializer:
+                    append(payload)
+                    continue
+                name = _SERIALIZER.get(serializer) if type(serializer) is str else None
+                if name is not None and 0 < index < count:
+                    payload = _new(Payload)
+                    payload.serializer, payload.frames, payload.compression = (
+                        name, [frames[index]], None)
+                    shared[index] = payload
+                    append(payload)
+                    continue
+        append(read_payload_ref(value, frames))
+    return out
+
+
+def payload_refs(column: list[Any], frames: list[Any], seen: dict[Any, Any]) -> list[Any]:
+    """The wire form of each value of a column of optional payloads (as the generated
+    encoders write one: nil stays nil, a payload is referenced, anything else goes as it
+    is), in one loop: a map's arguments or small results, one per task."""
+    out: list[Any] = []
+    append = out.append
+    for value in column:
+        if value is None or not isinstance(value, Payload):
+            append(value)
+            continue
+        ref = seen.get(id(value))
+        if ref is None:
+            own = value.frames
+            if len(own) == 1 and value.compression is None:
+                ref = seen[id(value)] = {"serializer": value.serializer,
+                                         "frames": [len(frames)]}
+                frames.append(own[0])
+            else:
+                ref = new_payload_ref(value, frames, seen)
+        append(ref)
+    return out
+
+
+def is_optional_payload(tp: Any) -> bool:
+    """Whether ``tp`` is ``Payload | None``."""
+    return (typing.get_origin(tp) in (Union, types.UnionType)
+            and set(typing.get_args(tp)) == {Payload, type(None)})
 
 
 def emit_value(src: Source, indent: int, tp: Any, value: str, minimum: float | None,
@@ -530,4 +593,5 @@ def install_initializer(cls: type) -> None:
 
 __all__ = ["Slow", "Source", "decoder", "default_source", "emit_union", "emit_value", "encoder",
            "fast_decoder", "field_encoding", "generatable", "initializer", "install_initializer",
+           "is_optional_payload", "payload_column", "payload_refs",
            "is_record", "twin_class"]

@@ -28,7 +28,8 @@ from typing import Any, Union
 
 from .column_shape import MAX_COUNT, check_shape, expand, fresh, list_parts
 from .codegen import (ColumnLists, Slow, Source, default_source, emit_union, emit_value,
-                      field_encoding, generatable, is_record, serve_column_lists, twin_class)
+                      field_encoding, generatable, is_optional_payload, is_record,
+                      payload_column, payload_refs, serve_column_lists, twin_class)
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
 from .wiretypes import BatchFrames, field_hints, field_specs
@@ -216,14 +217,28 @@ def _decoder_source(cls: type) -> BlockDecoder:
             else:
                 src.lines.insert(start, "    " * 2 + f"{out} = []")
                 src.emit(3, f"{out}.append({f'{intern}({result})' if interned else result})")
+        elif is_optional_payload(tp) and field.default is None:
+            # (a task's arguments or result: one call for the column, not one a message)
+            src.emit(2, f"{out} = {src.name(payload_column, 'payloads')}(c, frames)")
         else:
+            default = default_source(src, field)
+            start = len(src.lines)
             src.emit(2, f"{out} = []")
             src.emit(2, "for x in c:")
             src.emit(3, "if x is None:")
-            src.emit(4, f"{out}.append({default_source(src, field)})")
+            src.emit(4, f"{out}.append({default})")
             src.emit(3, "else:")
             result = _checks(src, 4, tp, "x", spec.minimum, optional_union)
-            src.emit(4, f"{out}.append({f'{intern}({result})' if interned else result})")
+            if result == "x" and not interned:
+                # Only checked: the column is kept as it came unless it holds a nil (a run's
+                # start and stop: no list built value by value).
+                src.lines[start] = "    " * 2 + "nil = False"
+                src.lines[start + 3] = "    " * 4 + "nil = True"
+                if len(src.lines) == start + 5:  # (nothing to check)
+                    src.emit(4, "pass")
+                src.emit(2, f"{out} = [{default} if x is None else x for x in c] if nil else c")
+            else:
+                src.emit(4, f"{out}.append({f'{intern}({result})' if interned else result})")
     src.emit(1, "out = []")
     src.emit(1, "append = out.append")
     items = [f"a{i}" for i in range(len(lists))]
@@ -267,7 +282,9 @@ def _encoder_source(cls: type) -> BlockEncoder:
         key = repr(spec.name)
         src.emit(1, f"c = [m.{spec.name} for m in run]")
         encoded = field_encoding(src, spec, hints, "v")
-        if encoded is not None:
+        if not spec.required and is_optional_payload(hints[spec.name]):
+            src.emit(1, f"c = {src.name(payload_refs, 'payload_refs')}(c, frames, seen)")
+        elif encoded is not None:
             if spec.required:
                 src.emit(1, f"c = [{encoded} for v in c]")
             else:
