@@ -217,23 +217,36 @@ class Center:
         # One send per connection, with everything for it in order: a connection's checks and
         # its lock are paid once per turn, not once per message.
         outgoing: dict[Comm, list[Message]] = {}
+        # Per recipient of this step: its connection's queue, its features and the types of
+        # message it takes as they are (a map's step alternates between a worker and a client:
+        # one look-up a message, not a connection's and a queue's and a ``downgrade`` each).
+        recipients: dict[str, tuple[list[Message], frozenset[str], set[type]]] = {}
         for to, message in self.state.handle(*events):
             if type(message) is SessionReply and message.resumed and message.client != to:
                 self._rename(to, message.client)
+                recipients.clear()
                 to = message.client  # (the connection's name from now on, this reply too)
-            comm = self.comms.get(to)
-            if comm is None:
-                waiter = self._local.get(to)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(message)
-                continue
-            if message.gated_fields:  # e.g. no pickled exception for a non-Python client
-                message = downgrade(message, comm.features)
-            queued = outgoing.get(comm)
-            if queued is None:
-                outgoing[comm] = [message]
-            else:
-                queued.append(message)
+            recipient = recipients.get(to)
+            if recipient is None:
+                comm = self.comms.get(to)
+                if comm is None:
+                    waiter = self._local.get(to)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(message)
+                    continue
+                queued = outgoing.get(comm)
+                if queued is None:
+                    queued = outgoing[comm] = []
+                recipient = recipients[to] = (queued, comm.features, set())
+            queued, features, as_they_are = recipient
+            kind = type(message)
+            if message.gated_fields and kind not in as_they_are:
+                # e.g. no pickled exception for a non-Python client
+                downgraded = downgrade(message, features)
+                if downgraded is message:  # (it depends on the type and the features alone)
+                    as_they_are.add(kind)
+                message = downgraded
+            queued.append(message)
         for comm, messages in outgoing.items():
             try:
                 comm.send(*messages)

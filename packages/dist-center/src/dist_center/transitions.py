@@ -615,21 +615,21 @@ class TaskMachine:
             waiting_on = ts.waiting_on
             if waiting_on:
                 ahead = [dep for dep in ts.deps if dep in waiting_on]
+        msgpack_too = False
+        if worker.sends_msgpack_values:
+            # A client that wants ``ts`` reads small values as msgpack: the worker is to make
+            # that copy (for any other, it would be made and sent to the center for nothing).
+            # (Written out here, not a method: one call less a task.)
+            forms_of = self.small_values_for
+            for client in ts.wanted_by:
+                forms = forms_of.get(client)
+                if forms is not None and "msgpack" in forms:
+                    msgpack_too = True
+                    break
         # Positional, as the fields are declared: one is built per task, and naming the
         # arguments cost a third more (the order is held by a test of the center's).
         return ComputeTask(ts.key, spec.function, spec.args, who_has, nbytes, spec.priority,
-                           spec.pickled_with, spec.actor or None, ahead,
-                           worker.sends_msgpack_values and self._read_as_msgpack(ts))
-
-    def _read_as_msgpack(self, ts: TaskState) -> bool:
-        """A client that wants ``ts`` reads small values as msgpack: the worker is to make
-        that copy (for any other, it would be made and sent to the center for nothing)."""
-        forms_of = self.small_values_for
-        for client in ts.wanted_by:
-            forms = forms_of.get(client)
-            if forms is not None and "msgpack" in forms:
-                return True
-        return False
+                           spec.pickled_with, spec.actor or None, ahead, msgpack_too)
 
     def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
         """The logged transitions of these keys, oldest first."""
