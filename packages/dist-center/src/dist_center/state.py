@@ -264,7 +264,7 @@ class CenterState(TaskMachine):
         fresh: list[TaskState] = []
         touched: list[TaskState] = []
         linked = False  # some fresh task has inputs (a map's have none: no cycle to look for)
-        tasks, order, prefix_of = self.tasks, self.task_order, self.prefix_of
+        tasks, order, prefix_of = self.tasks, self.task_order, self.prefix_of.of
         wants = self.clients[client]
         alone = self.alone(client)  # the set most tasks are wanted by
         for spec in msg.tasks:

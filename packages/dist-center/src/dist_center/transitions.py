@@ -421,7 +421,7 @@ class TaskMachine:
         self._set_state(ts, "memory")
         who_has = ts.who_has
         if not who_has:  # (``add_replica``, for the usual first holder, without two calls)
-            ts.who_has = self.alone(address)
+            ts.who_has = self.alone.of(address)
             worker.has_what.add(ts.key)
             worker.nbytes += nbytes
         elif address not in who_has:
@@ -684,7 +684,8 @@ class TaskMachine:
         tasks = self.tasks
         address = worker.address
         tag = worker.pickle_tag
-        while worker.assigned < capacity:
+        # (``worker.assigned`` written out: it is asked twice a task)
+        while len(worker.processing) - (len(worker.ahead) if worker.ahead else 0) < capacity:
             try:  # (rather than asking the queue whether it is empty before each pop)
                 key = queue.pop()
             except IndexError:
