@@ -437,10 +437,14 @@ class TaskMachine:
                 # A small value goes along to clients that asked, so they need not fetch it;
                 # the center passes it on and keeps nothing.
                 forms = small_values_for.get(client)
+                if forms is None or finished is None:
+                    value = None
+                elif forms[0] == "pickle" and finished.value is not None:
+                    value = finished.value  # (``small_value``'s usual answer, without the call)
+                else:
+                    value = small_value(finished, forms)
                 # (positional, as in ``compute_message``: one per task)
-                self.send(client, KeyInMemory(
-                    ts.key, nbytes, type_, holders,
-                    None if forms is None or finished is None else small_value(finished, forms)))
+                self.send(client, KeyInMemory(ts.key, nbytes, type_, holders, value))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
         recs = self._inputs_arrived(ts) if ts.dependents else {}
