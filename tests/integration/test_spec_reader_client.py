@@ -500,9 +500,12 @@ def test_coordination_primitives_as_the_spec_describes_them(center):
     first.close()  # its lease goes with its connection
     granted, _ = second.reply_to(99)
     assert (granted["status"], granted["count"]) == ("ok", 1)
+    own, _ = second.request({"op": "coordinate", "kind": "queue", "name": "sr-db",
+                             "action": "size"})
+    assert (own["status"], own["count"]) == ("ok", 0)  # each kind has names of its own
     wrong, _ = second.request({"op": "coordinate", "kind": "queue", "name": "sr-db",
-                               "action": "size"})
-    assert wrong["status"] == "error" and wrong["error"]  # a name is one primitive
+                               "action": "pop"})
+    assert wrong["status"] == "error" and wrong["error"]
     second.close()
 
 
