@@ -171,6 +171,29 @@ def test_each_kind_of_primitive_has_names_of_its_own_as_with_dask(cluster):
     assert not lock.locked()
 
 
+def test_primitives_made_before_any_executor_bind_to_the_default_one_at_first_use(cluster):
+    # As dask's: a Lock made at import time, before any client, works once one runs.
+    from dist_client.current import default_executor
+
+    with pytest.raises(ValueError, match="no running Executor"):
+        default_executor()
+    lock, queue, event = Lock("early"), Queue("early"), Event("early")
+    with pytest.raises(ValueError, match="no running Executor"):
+        queue.put(1)  # still none at first use: the error it always was
+    e = cluster.executor()
+    assert lock.acquire(timeout=10) and lock.executor is e
+    queue.put(1)
+    event.set()
+    assert Queue("early").get(timeout=10) == 1 and Event("early").is_set()
+    assert e.submit(_locked, lock, pure=False).result(30) is True
+    lock.release()
+    assert not lock.locked()
+
+
+def _locked(lock):
+    return lock.locked()
+
+
 def test_values_that_cannot_be_pickled_fail_before_anything_is_sent(cluster):
     cluster.executor()
     queue = Queue("unpicklable")

@@ -59,7 +59,7 @@ class HoldingCore:
 
 def variable_on(core):
     variable = Variable.__new__(Variable)
-    variable.core = core
+    variable._binding = (core, None, False)  # (core, executor, asynchronous)
     return variable
 
 

@@ -94,15 +94,24 @@ def running_on(address: str) -> Any:
     return None
 
 
-def default_executor() -> Any:
-    """The most recently created executor that is still running. Raises ``ValueError``
-    when there is none: connect one first (inside a task, one is connected to the worker's
-    center)."""
+def default_executor_or_none() -> Any:
+    """The most recently created executor that is still running (inside a task with none,
+    one connected to the worker's center), or None."""
     executor = running()
     if executor is not None:
         return executor
     if task_context.current_or_process() is not None and task_executor is not None:
         return task_executor()  # the worker process's executor on its center
+    return None
+
+
+def default_executor() -> Any:
+    """The most recently created executor that is still running. Raises ``ValueError``
+    when there is none: connect one first (inside a task, one is connected to the worker's
+    center)."""
+    executor = default_executor_or_none()
+    if executor is not None:
+        return executor
     raise ValueError("no running Executor in this process: create one first, or pass "
                      "executor=")
 
@@ -126,5 +135,5 @@ def resolve(executor: Any) -> tuple[Any, Any, bool]:
     return core, executor, executor.asynchronous
 
 
-__all__ = ["before_blocking", "default_executor", "register", "resolve", "running",
-           "running_on"]
+__all__ = ["before_blocking", "default_executor", "default_executor_or_none", "register",
+           "resolve", "running", "running_on"]

@@ -75,8 +75,31 @@ class Primitive:
                 raise TypeError("give the executor as executor= or as dask's client=, not both")
             executor = client
         self.name = name or f"{self.kind}-{uuid.uuid4().hex}"
-        self.core, self.executor, self.asynchronous = current.resolve(executor)
+        if executor is None:
+            executor = current.default_executor_or_none()
+        # Without any executor yet, bound at first use to the default one then, as dask's
+        # primitives bind to the default client late (a ``Lock()`` made at import time)
+        self._binding: tuple[Any, Any, bool] | None = (
+            None if executor is None else current.resolve(executor))
         self._restored()
+
+    @property
+    def core(self) -> Any:
+        return self._bound()[0]
+
+    @property
+    def executor(self) -> Any:
+        return self._bound()[1]
+
+    @property
+    def asynchronous(self) -> bool:
+        return self._bound()[2]
+
+    def _bound(self) -> tuple[Any, Any, bool]:
+        binding = self._binding
+        if binding is None:
+            binding = self._binding = current.resolve(None)
+        return binding
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.name}>"
@@ -139,7 +162,7 @@ class Primitive:
 def _rebuild(cls: type[Primitive], state: dict[str, Any]) -> Primitive:
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
-    obj.core, obj.executor, obj.asynchronous = current.resolve(None)
+    obj._binding = current.resolve(None)
     obj._restored()
     return obj
 
