@@ -323,8 +323,8 @@ def _where_computed(x):
 
 def test_an_open_executor_is_dasks_default_scheduler(e, module_cluster):
     """As a dask.distributed Client: once an executor is open, ``compute()`` without a
-    scheduler runs on the cluster -- on the most recent executor still running -- and a
-    scheduler the user chose holds."""
+    scheduler runs on the cluster -- on that of the innermost ``with`` block, else the most
+    recent executor still running -- and a scheduler the user chose holds."""
     import os
     mine = os.getpid()
     assert delayed(_where_computed)(1).compute()[1] != mine
@@ -338,11 +338,14 @@ def test_an_open_executor_is_dasks_default_scheduler(e, module_cluster):
         seen = []
         original = newer.get
         newer.get = lambda dsk, keys, **kw: seen.append(1) or original(dsk, keys, **kw)
-        assert delayed(_where_computed)(4).compute()[1] != mine
+        # The fixture's ``with`` block keeps its executor the default, as dask's client's
+        assert delayed(_where_computed)(4).compute()[1] != mine and seen == []
+        with newer:
+            assert delayed(_where_computed)(5).compute()[1] != mine
         assert seen == [1]
     finally:
         newer.close()
-    assert delayed(_where_computed)(5).compute()[1] != mine  # the older one again
+    assert delayed(_where_computed)(6).compute()[1] != mine  # the older one again
 
 
 def _lock(_):
