@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -204,13 +205,17 @@ def sum_rss(procs) -> int:
     return total
 
 
-def bare_cluster(bin_dir: Path, env: dict[str, str], procs: list[subprocess.Popen]) -> str:
+def bare_cluster(bin_dir: Path, env: dict[str, str], procs: list[subprocess.Popen],
+                 wrap: Callable[[list[str], str], list[str]] = lambda command, role: command,
+                 center_env: dict[str, str] | None = None) -> str:
     """Start ``dcenter`` (no dashboard) and two single-threaded ``dworker`` without a nanny,
     the smallest cluster to time a round trip on, and return the center's address. The
     processes are appended to ``procs`` as they start (center first), so the caller's cleanup
-    also covers a start that fails halfway."""
-    center = subprocess.Popen([str(bin_dir / "dcenter"), "--host", "127.0.0.1", "--port", "0",
-                               "--no-dashboard"], env=env, stdout=subprocess.PIPE,
+    also covers a start that fails halfway. ``wrap`` may run each command under a tool, given
+    the role (``center``, ``w0``, ``w1``)."""
+    center = subprocess.Popen(wrap([str(bin_dir / "dcenter"), "--host", "127.0.0.1", "--port",
+                                    "0", "--no-dashboard"], "center"),
+                              env=center_env or env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     procs.append(center)
     assert center.stdout is not None
@@ -221,8 +226,8 @@ def bare_cluster(bin_dir: Path, env: dict[str, str], procs: list[subprocess.Pope
     else:
         raise RuntimeError("dcenter exited before listening")
     address = match.group(1)
-    procs.extend(subprocess.Popen([str(bin_dir / "dworker"), address, "--nthreads", "1",
-                                   "--no-nanny", "--name", f"w{i}"], env=env,
+    procs.extend(subprocess.Popen(wrap([str(bin_dir / "dworker"), address, "--nthreads", "1",
+                                        "--no-nanny", "--name", f"w{i}"], f"w{i}"), env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i in range(2))
     return address

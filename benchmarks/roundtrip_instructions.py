@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from procs import stop_all
+from procs import bare_cluster, stop_all
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -109,26 +109,9 @@ def run(mode: str, n: int, out: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     procs: list[subprocess.Popen] = []
     try:
-        center = subprocess.Popen(
-            under_callgrind([str(BIN / "dcenter"), "--host", "127.0.0.1", "--port", "0",
-                             "--no-dashboard"], out, "center"),
-            env=dict(env, PYTHONMALLOC=os.environ.get("PYTHONMALLOC", "malloc")),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True)
-        procs.append(center)
-        assert center.stdout is not None
-        for line in center.stdout:
-            match = re.search(r"Start center at (\S+)", line)
-            if match:
-                break
-        else:
-            raise RuntimeError("dcenter exited before listening")
-        address = match.group(1)
-        for i in range(2):
-            procs.append(subprocess.Popen(
-                under_callgrind([str(BIN / "dworker"), address, "--nthreads", "1",
-                                 "--no-nanny", "--name", f"w{i}"], out, f"w{i}"),
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = bare_cluster(
+            BIN, env, procs, lambda command, role: under_callgrind(command, out, role),
+            center_env=dict(env, PYTHONMALLOC=os.environ.get("PYTHONMALLOC", "malloc")))
         client = subprocess.Popen(
             under_callgrind([sys.executable, "-c", CLIENT, address, mode], out, "client"),
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 
 import bench_tasks as t  # noqa: E402
 from clusters import DistCluster  # noqa: E402
-from procs import Spawner  # noqa: E402
+from procs import Spawner, tree_cpu  # noqa: E402
 
 GOALS = {"rate_ratio_1m_vs_10k": 0.8, "center_peak_rss_bytes": 2**30, "clients_ratio": 1.5}
 
@@ -150,23 +150,6 @@ class HandshakeProbe:
         return {"handshakes": len(ms), "handshake_ms_p50": pick(0.5),
                 "handshake_ms_p99": pick(0.99), "handshake_ms_max": ms[-1] if ms else None,
                 "handshake_failures": self.failures}
-
-
-def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants (a nanny's worker)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
 
 
 def expected_sum(start: int, stop: int) -> int:
