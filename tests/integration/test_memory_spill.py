@@ -309,7 +309,11 @@ def test_spill_files_removed_under_a_worker_are_computed_again_and_spilling_goes
         return list(tmp_path.glob("dist-worker-*/*"))
     wait_until(spill_files, 10, "results to spill")
     [folder] = {path.parent for path in spill_files()}
-    shutil.rmtree(folder)
+
+    def removed():  # the worker may still be writing there, as it may under a real cleaner
+        shutil.rmtree(folder, ignore_errors=True)
+        return not folder.exists()
+    wait_until(removed, 10, "the spill folder to be removed")
     # Tasks reading what had spilled, a client gathering it, and new results to spill.
     checks = executor.map(first_element, futures)
     assert executor.gather(checks, timeout=RESULT_TIMEOUT) == [float(i) for i in range(10)]
