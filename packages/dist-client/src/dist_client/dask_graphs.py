@@ -108,10 +108,11 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
     for key in wanted:
         if key not in graph and key not in _persisted(dsk):
             raise KeyError(key)
-    if not isinstance(workers, dict) and not isinstance(resources, dict):
-        graph = fuse_chains(graph, wanted)  # (per-key restrictions name the keys as given)
+    annotated = annotated_options(dsk, graph)
+    if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
+        graph = fuse_chains(graph, wanted)  # (per-key options name the keys as given)
     return submit_graph(core, dsk, wanted, restricted(
-        graph, workers, allow_other_workers, resources, retries, priority), graph)
+        graph, workers, allow_other_workers, resources, retries, priority, annotated), graph)
 
 
 def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
@@ -152,10 +153,11 @@ def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
     graph = as_graph(expr)
-    if not isinstance(workers, dict) and not isinstance(resources, dict):
-        graph = fuse_chains(graph, keys)  # (per-key restrictions name the keys as given)
+    annotated = annotated_options(expr, graph)
+    if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
+        graph = fuse_chains(graph, keys)  # (per-key options name the keys as given)
     futures = submit_graph(core, expr, keys, restricted(
-        graph, workers, allow_other_workers, resources, retries, priority), graph)
+        graph, workers, allow_other_workers, resources, retries, priority, annotated), graph)
     return [futures[key] for key in keys]
 
 
@@ -382,12 +384,51 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# What ``dask.annotate`` may say of a task that the cluster acts on, as dask.distributed
+# does; other annotations (names of the user's own) are kept by dask alone.
+TASK_ANNOTATIONS = ("workers", "resources", "priority", "retries", "allow_other_workers")
+
+
+def annotated_options(dsk: Any, graph: Mapping) -> dict[Hashable, dict[str, Any]]:
+    """The options ``dask.annotate`` gave the graph's tasks, by key (``TASK_ANNOTATIONS``
+    only). dask keeps annotations through its own graph optimization where it can: those of
+    delayed values always, those of arrays and bags without ``optimize_graph``, none of
+    dataframes; dask.distributed reads the same."""
+    read = getattr(dsk, "__dask_annotations__", None)
+    if read is None:  # a plain graph, as ``get`` may be given
+        return {}
+    by_key: dict[Hashable, dict[str, Any]] = {}
+    for kind, values in read().items():
+        if kind not in TASK_ANNOTATIONS:
+            continue
+        for key, value in values.items():
+            if value is not None and key in graph:
+                by_key.setdefault(key, {})[kind] = value
+    return by_key
+
+
 def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = False,
-               resources: Any = None, retries: int = 0,
-               priority: int = 0) -> Callable[[Hashable], dict]:
-    """Each task's options: ``workers``/``resources`` for all, or by key when dicts."""
+               resources: Any = None, retries: int = 0, priority: int = 0,
+               annotated: Mapping[Hashable, Mapping[str, Any]] | None = None,
+               ) -> Callable[[Hashable], dict]:
+    """Each task's options: ``workers``/``resources`` for all, or by key when dicts; a key's
+    ``annotated`` options (``annotated_options``) over those given for all, as dask.distributed
+    lets a task's own annotations win."""
     def by_key(value: Any, key: Hashable) -> Any:
         return value.get(key) if isinstance(value, dict) else value
+
+    def options_of(key: Hashable) -> dict:
+        own = annotated.get(key, {}) if annotated else {}
+        try:
+            return TaskBuilder.options(
+                own.get("workers", by_key(workers, key)), own.get("priority", priority),
+                own.get("retries", retries), own.get("allow_other_workers", allow_other_workers),
+                own.get("resources", by_key(resources, key)))
+        except (TypeError, ValueError) as exc:
+            if not own:
+                raise
+            raise type(exc)(f"dask.annotate({', '.join(f'{k}={v!r}' for k, v in own.items())}) "
+                            f"of the task {key!r}: {exc}") from None
 
     if isinstance(workers, dict) or isinstance(resources, dict):
         unknown = [key for value in (workers, resources) if isinstance(value, dict)
@@ -397,10 +438,10 @@ def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = 
     same = TaskBuilder.options(None if isinstance(workers, dict) else workers, priority,
                                retries, allow_other_workers,
                                None if isinstance(resources, dict) else resources)
-    per_key = {key: TaskBuilder.options(by_key(workers, key), priority, retries,
-                                        allow_other_workers, by_key(resources, key))
+    per_key = {key: options_of(key)
                for key in graph if (isinstance(workers, dict) and key in workers)
-               or (isinstance(resources, dict) and key in resources)}
+               or (isinstance(resources, dict) and key in resources)
+               or (annotated and key in annotated)}
     return lambda key: per_key.get(key, same)
 
 
@@ -455,9 +496,8 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                 new.discard(name)
                 task_options = options_of(key)
                 if priorities:
-                    task_options = {**task_options,
-                                    "priority": task_options["priority"]
-                                    - priorities.get(key, 0)}
+                    task_options = {**task_options, "priority": ranked(
+                        task_options["priority"], priorities.get(key, 0), len(order))}
                 # A node without inputs is called without its (empty) map of values, which
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
                 tasks.append(core.task(name, _node_payload(core, _unfused(node)),
@@ -474,6 +514,18 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
             core.send(*graph_submits(tasks, None if wanted_names is None else list(wanted_names),
                                      _center_takes_parts(core)))
     return futures
+
+
+# Priorities travel as 64-bit integers.
+PRIORITY_LIMIT = 2**62
+
+
+def ranked(priority: int, rank: int, tasks: int) -> int:
+    """A graph's task's priority on the wire: the priority it was given first, then its
+    rank in dask's order (0 to ``tasks`` - 1, the first to run first), as dask.distributed
+    orders tasks: a task annotated with a higher priority runs before the rest of its graph
+    whatever their order, and a graph given a priority above 0 before work given none."""
+    return max(-PRIORITY_LIMIT, min(PRIORITY_LIMIT, priority * tasks - rank))
 
 
 # A graph of more tasks than this goes to a center that runs parts as they arrive (feature

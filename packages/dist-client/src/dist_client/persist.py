@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import as_graph, restricted, submit_graph
+from .dask_graphs import annotated_options, as_graph, restricted, submit_graph
 from .packing import futures_of
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     if len(keys) != len(given):
         raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")
     graph = as_graph(expr)
-    futures = submit_graph(core, expr, options_of=restricted(graph, **restrictions),
-                           graph=graph)
+    futures = submit_graph(core, expr, options_of=restricted(
+        graph, annotated=annotated_options(expr, graph), **restrictions), graph=graph)
     persisted = []
     for collection, collection_keys in zip(given, keys):
         rebuild, state = collection.__dask_postpersist__()
