@@ -152,7 +152,8 @@ def test_wait_and_as_completed_take_other_executors_futures(e):
                                   with_results=True, raise_errors=False,
                                   timeout=RESULT_TIMEOUT))
         assert sorted(v for v in pairs.values() if isinstance(v, int)) == [4, 5]
-        assert isinstance(pairs[failed], LookupError)
+        kind, error, _ = pairs[failed]  # as dask gives a failed future: its exc_info
+        assert kind is LookupError and isinstance(error, LookupError)
         with pytest.raises(LookupError):
             list(as_completed([failed], with_results=True))
 

@@ -173,7 +173,8 @@ def test_as_completed_with_results_and_errors(e):
     for future, value in as_completed(futures, with_results=True, raise_errors=False):
         results[future.key] = value
     assert results[futures[0].key] == 2
-    assert isinstance(results[futures[1].key], ValueError)
+    kind, error, _ = results[futures[1].key]
+    assert kind is ValueError and isinstance(error, ValueError)
     with pytest.raises(ValueError, match="boom"):
         for _ in as_completed([e.submit(fail, "boom", pure=False)], with_results=True):
             pass

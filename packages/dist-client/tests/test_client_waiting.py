@@ -1,5 +1,7 @@
 """wait and as_completed behave like their concurrent.futures namesakes (no cluster needed)."""
 import threading
+from concurrent.futures import CancelledError
+from traceback import extract_tb
 
 import pytest
 from dist_client import FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
@@ -87,5 +89,34 @@ def test_as_completed_raises_errors_with_results(make_future):
     a.keystate.fail(KeyError("gone"))
     with pytest.raises(KeyError):
         list(as_completed([a], with_results=True, timeout=5))
-    out = list(as_completed([a], with_results=True, raise_errors=False, timeout=5))
-    assert isinstance(out[0][1], KeyError)
+    [(future, (kind, error, _))] = list(as_completed([a], with_results=True,
+                                                     raise_errors=False, timeout=5))
+    assert future is a and kind is KeyError and isinstance(error, KeyError)
+
+
+def test_as_completed_with_results_yields_a_cancelled_future_as_dask_does(make_future):
+    cancelled, failed = make_future("acc1"), make_future("acc2")
+    cancelled.keystate.fail(CancelledError("acc1 was cancelled"), status="cancelled")
+    [(future, value)] = list(as_completed([cancelled], with_results=True, timeout=5))
+    assert future is cancelled and isinstance(value, CancelledError)
+    failed.keystate.fail(ValueError("bad"), "Traceback (most recent call last):\n"
+                                            '  File "task.py", line 3, in f\nValueError: bad\n')
+    pairs = dict(as_completed([cancelled, failed], with_results=True, raise_errors=False,
+                              timeout=5))
+    assert isinstance(pairs[cancelled], CancelledError)
+    kind, error, traceback = pairs[failed]
+    assert kind is ValueError and str(error) == "bad"
+    assert [frame.name for frame in extract_tb(traceback)] == ["f"]
+
+
+def test_as_completed_timeout_counts_from_the_call(make_future):
+    """As ``concurrent.futures.as_completed``'s: not from each ``next()``."""
+    a, late = make_future("act1"), make_future("act2")
+    ac = as_completed([a, late], timeout=1.0)
+    finish_later(a, 1.1)  # (started after as_completed: when it is done, the time is up)
+    wait([a], timeout=10)
+    assert next(ac) is a
+    finish_later(late, 0.5)  # within a second of this next(), not of as_completed()
+    with pytest.raises(TimeoutError):
+        next(ac)
+    assert wait([late], timeout=10).done == {late}

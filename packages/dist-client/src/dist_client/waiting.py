@@ -5,6 +5,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION
 from typing import Any, NamedTuple
@@ -122,9 +123,12 @@ class _Enough:
 class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     """Iterate over futures as they finish; ``add()`` more while iterating.
 
-    ``with_results=True`` yields ``(future, result)``; a failed future raises its error then
-    (or yields ``(future, exception)`` with ``raise_errors=False``). ``async for`` iterates
-    on an event loop without blocking it.
+    ``with_results=True`` yields ``(future, result)``; a failed future raises its error then,
+    or with ``raise_errors=False`` yields ``(future, (type, exception, traceback))``, as
+    dask's does; a cancelled one yields ``(future, CancelledError())`` either way (nothing
+    failed). ``timeout`` counts from this call, as in ``concurrent.futures.as_completed``:
+    past it, asking for a future not yet done raises ``TimeoutError``. ``async for``
+    iterates on an event loop without blocking it.
     """
 
     def __init__(self, futures: Iterable[Future] = (), with_results: bool = False,
@@ -132,6 +136,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         self.with_results = with_results
         self.raise_errors = raise_errors
         self.timeout = given_timeout("timeout", timeout)
+        self._deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self._done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._outstanding = 0
@@ -201,10 +206,9 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
                 future = self._done.get_nowait()
             except queue.Empty:
                 with task_context.slot_given_back():
-                    future = self._done.get(timeout=self.timeout)
+                    future = self._done.get(timeout=self._left())
         except queue.Empty:
-            raise timeouts.TimeoutError(
-                f"{self.count()} futures not done within {self.timeout} s") from None
+            raise self._timed_out() from None
         with self._lock:
             self._outstanding -= 1
         if not self.with_results:
@@ -212,9 +216,27 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
         failure = _failure(future)
         if failure is None:
             return future, future.result()
+        return future, self._reported(future, failure)
+
+    def _left(self) -> float | None:
+        """Seconds left until the deadline (None: no deadline)."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def _timed_out(self) -> TimeoutError:
+        return timeouts.TimeoutError(f"{self.count()} futures not done within "
+                                     f"{self.timeout} s of as_completed()")
+
+    def _reported(self, future: Any, failure: BaseException) -> Any:
+        """What ``with_results=True`` yields beside a future that gave no value -- or raises:
+        a failed one's error unless ``raise_errors=False``."""
+        if _cancelled(future):
+            return failure
         if self.raise_errors:
             raise failure
-        return future, _reported(future, failure)
+        traceback = failure.__traceback__
+        if isinstance(future, Future):  # (the frames where the task raised, on its worker)
+            traceback = future.traceback() or traceback
+        return type(failure), failure, traceback
 
     def __aiter__(self) -> as_completed:
         return self
@@ -222,8 +244,6 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     async def __anext__(self) -> Any:
         if self.is_empty():
             raise StopAsyncIteration
-        loop = asyncio.get_running_loop()
-        deadline = None if self.timeout is None else loop.time() + self.timeout
         while True:
             try:
                 future = self._done.get_nowait()
@@ -234,13 +254,12 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             with self._lock:  # (``_finished`` puts and wakes under it: no wake-up is lost)
                 registered = self._done.empty()
                 if registered:
-                    self._loop_waiting = (loop, event)
+                    self._loop_waiting = (asyncio.get_running_loop(), event)
             if not registered:
                 continue
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                raise timeouts.TimeoutError(
-                    f"{self.count()} futures not done within {self.timeout} s")
+            left = self._left()
+            if left == 0:
+                raise self._timed_out()
             try:
                 await timeouts.wait_for(event.wait(), left)
             except TimeoutError:
@@ -254,9 +273,7 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
             if isinstance(future, Future):
                 return future, await future
             return future, future.result()  # (done: this does not block)
-        if self.raise_errors:
-            raise failure
-        return future, _reported(future, failure)
+        return future, self._reported(future, failure)
 
     def batches(self) -> Iterator[list]:
         """The futures (or ``(future, result)`` pairs) in lists of all that finished since
@@ -286,9 +303,8 @@ def _failure(future: Any) -> BaseException | None:
     return future.exception()
 
 
-def _reported(future: Any, failure: BaseException) -> BaseException | None:
-    """What ``as_completed(..., raise_errors=False)`` yields beside a failed future."""
-    return future.exception() if isinstance(future, Future) else failure
+def _cancelled(future: Any) -> bool:
+    return future.status == "cancelled" if isinstance(future, Future) else future.cancelled()
 
 
 __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "DoneAndNotDone", "wait",
