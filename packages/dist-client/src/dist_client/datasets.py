@@ -122,6 +122,9 @@ def _checked(reply: DatasetReply, missing: Any = None) -> DatasetReply:
         if reply.error.startswith("no dataset named"):
             raise KeyError(f"dataset {missing!r} not found" if missing is not None
                            else reply.error)
+        if reply.error.startswith("a dataset named"):
+            # (a name in use, without override=True: a KeyError, as dask raises)
+            raise KeyError(reply.error)
         raise ValueError(reply.error)
     return reply
 
