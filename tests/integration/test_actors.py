@@ -204,3 +204,30 @@ def test_an_actor_with_max_restarts_is_made_again_elsewhere_without_its_state(cl
     assert outcomes[-1] != "lost", outcomes
     assert counter.address != first_worker
     assert future.result(60).address == counter.address
+
+
+def add_to(counter, n):
+    assert isinstance(counter, Actor), type(counter)
+    for _ in range(n):
+        counter.increment().result(60)
+
+
+def count_of(counter, _after):
+    return counter.n
+
+
+def test_dask_graphs_make_actors_named_by_actors_as_dask_takes_it(cluster):
+    dask = pytest.importorskip("dask")
+    e = cluster.executor()
+    counter = dask.delayed(Counter)()
+    total = dask.delayed(count_of)(counter, [dask.delayed(add_to)(counter, n)
+                                             for n in range(5)])
+    assert e.compute(total, actors=counter).result(60) == 10
+    # dask.compute hands it to the scheduler's get, as it does for dask.distributed
+    assert total.compute(scheduler=e, actors={counter.key: True}) == 10
+    persisted = e.persist(counter, actors=True)
+    [future] = persisted.dask.values()
+    handle = future.result(60)
+    assert isinstance(handle, Actor) and handle.increment(2).result(60) == 2
+    with pytest.raises(ValueError, match="actors= names a key"):
+        e.compute(total, actors="no-such-key")

@@ -313,26 +313,27 @@ class AsyncExecutor:
     def compute(self, collections: Any, sync: bool = False, optimize_graph: bool = True,
                 workers=None, allow_other_workers: bool = False, resources: dict | None = None,
                 retries: int = 0, priority: int = 0, fifo_timeout: str | float = "100ms",
-                traverse: bool = True) -> Any:
+                traverse: bool = True, actors: Any = None) -> Any:
         """Futures (awaitable) for dask collections, as ``Executor.compute``; with
         ``sync=True`` a coroutine of their values."""
         from .dask_graphs import compute_given
         duration("fifo_timeout", fifo_timeout)
         futures = compute_given(self._started, collections, optimize_graph, traverse,
                                 workers=workers, allow_other_workers=allow_other_workers,
-                                resources=resources, retries=retries, priority=priority)
+                                resources=resources, retries=retries, priority=priority,
+                                actors=actors)
         return self.gather(futures) if sync else futures
 
     def persist(self, collections: Any, optimize_graph: bool = True, workers=None,
                 allow_other_workers: bool = False, resources: dict | None = None,
                 retries: int = 0, priority: int = 0,
-                fifo_timeout: str | float = "60s") -> Any:
+                fifo_timeout: str | float = "60s", actors: Any = None) -> Any:
         """Dask collections kept on the cluster, as ``Executor.persist``."""
         from .persist import persist
         duration("fifo_timeout", fifo_timeout)
         return persist(self._started, collections, optimize_graph, workers=workers,
                        allow_other_workers=allow_other_workers, resources=resources,
-                       retries=retries, priority=priority)
+                       retries=retries, priority=priority, actors=actors)
 
     async def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
         core = self._started

@@ -15,6 +15,7 @@ from dist_protocol import task_context
 from dist_protocol.messages import Submit, TaskSpec
 from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 
+from .actors import actor_options
 from .core import operations
 from .dask_defaults import cluster_shuffle
 from .future import Future
@@ -70,23 +71,24 @@ def _in_shape(keys: Any, futures: dict) -> Any:
 
 def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         allow_other_workers: bool = False, resources: Any = None, retries: int = 0,
-        priority: int = 0, sync: bool = True, **kwargs: Any) -> Any:
+        priority: int = 0, sync: bool = True, actors: Any = None, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
 
     ``workers`` and ``resources`` restrict every task, or, as a dict by key, the tasks of
-    those keys (as dask's ``Client.get``); other keywords dask passes to schedulers are
-    ignored. The graph's futures are released before this returns, also when it raises: an
-    exception kept alive (by a REPL, say) must not keep them, or a later graph reusing these
-    key names would find the old results or errors. ``sync=False`` returns the futures of
+    those keys (as dask's ``Client.get``); ``actors`` makes tasks actors (``actor_keys``);
+    other keywords dask passes to schedulers are ignored. The graph's futures are released
+    before this returns, also when it raises: an exception kept alive (by a REPL, say) must
+    not keep them, or a later graph reusing these key names would find the old results or
+    errors. ``sync=False`` returns the futures of
     ``keys`` instead (in their shape), as dask's ``Client.get`` does.
     """
     if not sync:
         return _in_shape(keys, _submit_for_get(core, dsk, keys, workers, allow_other_workers,
-                                               resources, retries, priority))
+                                               resources, retries, priority, actors))
     futures: dict[Hashable, Future] = {}
     try:
         futures = _submit_for_get(core, dsk, keys, workers, allow_other_workers, resources,
-                                  retries, priority)
+                                  retries, priority, actors)
         wanted = list(dict.fromkeys(_flatten(keys)))
         # In a task (``compute()`` there), the wait gives the task's thread back, as the
         # client's other waits do: tasks computing graphs could otherwise take every thread.
@@ -101,7 +103,7 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
 
 def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
                     allow_other_workers: bool, resources: Any, retries: int,
-                    priority: int) -> dict[Hashable, Future]:
+                    priority: int, actors: Any = None) -> dict[Hashable, Future]:
     """``get``'s graph submitted: the futures of the keys wanted."""
     graph = as_graph(dsk)
     wanted = list(dict.fromkeys(_flatten(keys)))
@@ -109,10 +111,13 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
         if key not in graph and key not in _persisted(dsk):
             raise KeyError(key)
     annotated = annotated_options(dsk, graph)
+    making_actors = actor_keys(core, graph, actors)
     if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
-        graph = fuse_chains(graph, wanted)  # (per-key options name the keys as given)
+        # (per-key options name the keys as given; an actor is read as itself)
+        graph = fuse_chains(graph, [*wanted, *making_actors])
     return submit_graph(core, dsk, wanted, restricted(
-        graph, workers, allow_other_workers, resources, retries, priority, annotated), graph)
+        graph, workers, allow_other_workers, resources, retries, priority, annotated,
+        making_actors), graph)
 
 
 def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
@@ -136,7 +141,7 @@ def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = Tru
 
 def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
             workers: Any = None, allow_other_workers: bool = False, resources: Any = None,
-            retries: int = 0, priority: int = 0) -> list[Future]:
+            retries: int = 0, priority: int = 0, actors: Any = None) -> list[Future]:
     """Futures for dask collections' values, computed on the cluster as ``dask.compute``
     would: one graph for all of them (shared parts run once), the same optimizations (none
     of the low-level ones without ``optimize_graph``), then each collection's own finalize
@@ -154,10 +159,13 @@ def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
     graph = as_graph(expr)
     annotated = annotated_options(expr, graph)
+    making_actors = actor_keys(core, graph, actors)
     if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
-        graph = fuse_chains(graph, keys)  # (per-key options name the keys as given)
+        # (per-key options name the keys as given; an actor is read as itself)
+        graph = fuse_chains(graph, [*keys, *making_actors])
     futures = submit_graph(core, expr, keys, restricted(
-        graph, workers, allow_other_workers, resources, retries, priority, annotated), graph)
+        graph, workers, allow_other_workers, resources, retries, priority, annotated,
+        making_actors), graph)
     return [futures[key] for key in keys]
 
 
@@ -407,13 +415,42 @@ def annotated_options(dsk: Any, graph: Mapping) -> dict[Hashable, dict[str, Any]
     return by_key
 
 
+def actor_keys(core: ClientCore, graph: Mapping, actors: Any) -> set[Hashable]:
+    """The keys of ``graph`` whose tasks make actors, named as dask's ``compute``, ``persist``
+    and ``get`` take ``actors=``: ``True`` (every task), a collection or a key, a list, tuple
+    or set of them, or a dict of keys to bools. A collection's keys that the graph no longer
+    has (optimized away) make none; a key given by name must be in it."""
+    if actors is None or actors is False:
+        return set()
+    if actors is True:
+        named: list = list(graph)
+    elif isinstance(actors, dict):
+        named = [key for key, wanted in actors.items() if wanted]
+    elif isinstance(actors, (list, set, frozenset)) or (
+            isinstance(actors, tuple) and actors not in graph):
+        named = list(actors)
+    else:
+        named = [actors]
+    keys: set[Hashable] = set()
+    for item in named:
+        if hasattr(item, "__dask_keys__"):
+            keys.update(key for key in _flatten(item.__dask_keys__()) if key in graph)
+        elif item in graph:
+            keys.add(item)
+        else:
+            raise ValueError(f"actors= names a key the graph does not have: {item!r}")
+    if keys:
+        actor_options(core, {}, True, 0)  # (refused here if the center hosts none)
+    return keys
+
+
 def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = False,
                resources: Any = None, retries: int = 0, priority: int = 0,
                annotated: Mapping[Hashable, Mapping[str, Any]] | None = None,
-               ) -> Callable[[Hashable], dict]:
+               actors: Collection[Hashable] = ()) -> Callable[[Hashable], dict]:
     """Each task's options: ``workers``/``resources`` for all, or by key when dicts; a key's
     ``annotated`` options (``annotated_options``) over those given for all, as dask.distributed
-    lets a task's own annotations win."""
+    lets a task's own annotations win; the tasks of ``actors`` (keys) make actors."""
     def by_key(value: Any, key: Hashable) -> Any:
         return value.get(key) if isinstance(value, dict) else value
 
@@ -442,6 +479,8 @@ def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = 
                for key in graph if (isinstance(workers, dict) and key in workers)
                or (isinstance(resources, dict) and key in resources)
                or (annotated and key in annotated)}
+    for key in actors:
+        per_key[key] = {**per_key.get(key, same), "actor": True, "max_restarts": None}
     return lambda key: per_key.get(key, same)
 
 

@@ -530,7 +530,7 @@ class Executor(concurrent.futures.Executor):
     def compute(self, collections: Any, sync: bool = False, optimize_graph: bool = True,
                 workers=None, allow_other_workers: bool = False, resources: dict | None = None,
                 retries: int = 0, priority: int = 0, fifo_timeout: str | float = "100ms",
-                traverse: bool = True) -> Any:
+                traverse: bool = True, actors: Any = None) -> Any:
         """Futures for dask collections (a collection, or a list, tuple or set of them, then a
         list), computed on the cluster as one graph; ``result()`` gives what
         ``collection.compute()`` would. With ``traverse``, a list, tuple, set, dict or
@@ -542,7 +542,8 @@ class Executor(concurrent.futures.Executor):
         duration("fifo_timeout", fifo_timeout)
         futures = compute_given(self.core, collections, optimize_graph, traverse,
                                 workers=workers, allow_other_workers=allow_other_workers,
-                                resources=resources, retries=retries, priority=priority)
+                                resources=resources, retries=retries, priority=priority,
+                                actors=actors)
         return self.gather(futures) if sync else futures
 
     def as_dask_scheduler(self):
@@ -553,16 +554,18 @@ class Executor(concurrent.futures.Executor):
     def persist(self, collections: Any, optimize_graph: bool = True, workers=None,
                 allow_other_workers: bool = False, resources: dict | None = None,
                 retries: int = 0, priority: int = 0,
-                fifo_timeout: str | float = "60s") -> Any:
+                fifo_timeout: str | float = "60s", actors: Any = None) -> Any:
         """Dask collections computed on the cluster and kept there: each comes back backed by
         the futures of its results (a list for a list or tuple), as dask.distributed's.
         ``workers``/``resources`` restrict every task (or, as dicts by key, those keys'),
-        ``retries``/``priority``/``allow_other_workers`` as with ``submit``."""
+        ``retries``/``priority``/``allow_other_workers`` as with ``submit``. ``actors``
+        makes tasks actors, as dask's: ``True`` (every task), a collection or key, a list of
+        them, or a dict of keys to bools; the tasks reading such a key get its ``Actor``."""
         from .persist import persist
         duration("fifo_timeout", fifo_timeout)
         return persist(self.core, collections, optimize_graph, workers=workers,
                        allow_other_workers=allow_other_workers, resources=resources,
-                       retries=retries, priority=priority)
+                       retries=retries, priority=priority, actors=actors)
 
     # -- datasets (see datasets.py) ---------------------------------------------------------
     def publish_dataset(self, *args: Any, **kwargs: Any) -> None:

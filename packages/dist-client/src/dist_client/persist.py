@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import annotated_options, as_graph, restricted, submit_graph
+from .dask_graphs import actor_keys, annotated_options, as_graph, restricted, submit_graph
 from .packing import futures_of
 
 if TYPE_CHECKING:
@@ -24,11 +24,11 @@ def _flatten(keys: Any) -> list:
 
 
 def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
-            **restrictions: Any) -> Any:
+            actors: Any = None, **restrictions: Any) -> Any:
     """A collection (or a list, tuple or set of them, then a list) like each given, whose graph
     is the futures of its results on the cluster. ``restrictions``: ``workers``,
     ``resources``, ``allow_other_workers``, ``retries``, ``priority``, as ``get`` takes
-    them."""
+    them; ``actors`` as ``get`` takes it too."""
     from dask.base import collections_to_expr, is_dask_collection
 
     single = not isinstance(collections, (list, tuple, set, frozenset))
@@ -44,8 +44,9 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     if len(keys) != len(given):
         raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")
     graph = as_graph(expr)
-    futures = submit_graph(core, expr, options_of=restricted(
-        graph, annotated=annotated_options(expr, graph), **restrictions), graph=graph)
+    futures = submit_graph(core, expr, graph=graph, options_of=restricted(
+        graph, annotated=annotated_options(expr, graph), actors=actor_keys(core, graph, actors),
+        **restrictions))
     persisted = []
     for collection, collection_keys in zip(given, keys):
         rebuild, state = collection.__dask_postpersist__()
