@@ -118,12 +118,15 @@ def _client_class() -> type:
 def cluster(nworkers: int = 2, nanny: bool = False, worker_kwargs: Any = None,
             active_rpc_timeout: Any = 10, scheduler_kwargs: Any = None,
             config: Any = None) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """dask's ``cluster()``: a dist cluster of ``nworkers`` workers of one thread, with
-    the scheduler's and the workers' addresses."""
+    """dask's ``cluster()``: a dist cluster of ``nworkers`` workers of one thread (of the
+    ``memory_limit`` of ``worker_kwargs``, if given), with the scheduler's and the workers'
+    addresses."""
     from dist_client import Executor
     from dist_client.local import LocalCluster
 
-    local = LocalCluster(n_workers=nworkers, threads_per_worker=1, dashboard_address=None)
+    memory_limit = (worker_kwargs or {}).get("memory_limit")
+    local = LocalCluster(n_workers=nworkers, threads_per_worker=1, dashboard_address=None,
+                         memory_limit=memory_limit)
     previous = os.environ.get("DIST_TOKEN")
     os.environ["DIST_TOKEN"] = local.token  # a ``Client(address)`` of the test connects
     try:
