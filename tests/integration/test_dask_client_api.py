@@ -967,3 +967,43 @@ def test_current_without_global_is_that_of_the_enclosing_block_as_dasks(module_c
             later.close()
     with pytest.raises(ValueError, match="allow_global=False"):
         Executor.current(allow_global=False)
+
+
+def test_timeouts_are_taken_as_dask_writes_them(e):
+    """Everywhere dask takes a timeout, it takes "200ms", "5s" or a timedelta as well as
+    seconds: the primitives, ``restart``, ``close``, ``story`` and the executor's own."""
+    import datetime
+
+    from dist_client import Event, Lock, Semaphore, Variable
+
+    soon, later = "20ms", datetime.timedelta(seconds=RESULT_TIMEOUT)
+    queue = Queue("timeouts-" + e.id, executor=e)
+    queue.put(1, timeout=later)
+    assert queue.get(timeout="5s") == 1
+    with pytest.raises(TimeoutError):
+        queue.get(timeout=soon)
+    variable = Variable("timeouts-" + e.id, executor=e)
+    with pytest.raises(TimeoutError):
+        variable.get(timeout=soon)
+    lock = Lock("timeouts-" + e.id, executor=e)
+    assert lock.acquire(timeout="5s") and not lock.acquire(timeout=soon)
+    lock.release()
+    semaphore = Semaphore(1, name="timeouts-" + e.id, executor=e)
+    assert semaphore.acquire(timeout=later)
+    semaphore.release()
+    assert not Event("timeouts-" + e.id, executor=e).wait(timeout=soon)
+    future = e.submit(inc, 1)
+    assert future.result(timeout=later) == 2
+    assert e.story(future, timeout="30s")
+    with pytest.raises(ValueError, match="timeout must be seconds or a duration"):
+        queue.get(timeout="soon")
+    other = Executor(e.address, token=e.token, timeout="10s", reconnect_timeout=later,
+                     set_as_default=False)
+    assert other.submit(inc, 2).result(timeout=RESULT_TIMEOUT) == 3
+    other.close(timeout="5s")
+    assert other.status == "closed"
+
+
+def test_restart_takes_its_timeout_as_dask_writes_it(executor):
+    executor.restart(timeout="60s")
+    assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2

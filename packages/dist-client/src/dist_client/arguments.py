@@ -8,6 +8,7 @@ anything is sent or changed.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import math
 import numbers
 import re
@@ -54,13 +55,15 @@ _TEXT_SECONDS_KEPT = 64
 
 
 def duration(name: str, value: Any) -> float:
-    """A duration as dask writes it: seconds, or a string with a unit ("100ms", "60s",
-    "2 minutes"), at least 0."""
+    """A duration as dask writes it: seconds, a string with a unit ("100ms", "60s",
+    "2 minutes") or a ``datetime.timedelta``, at least 0."""
     if type(value) is str:
         known = _TEXT_SECONDS.get(value)
         if known is not None:
             return known
     if not isinstance(value, str):
+        if isinstance(value, datetime.timedelta):
+            return seconds(name, value.total_seconds())
         return seconds(name, value)
     match = _DURATION.fullmatch(value)
     unit = match.group(2).lower() if match else None
@@ -75,9 +78,10 @@ def duration(name: str, value: Any) -> float:
 
 def given_timeout(name: str, value: Any) -> Any:
     """A timeout to wait for: None, seconds (left as given, as ``concurrent.futures`` takes
-    them), or as dask also takes it, a duration such as ``"10s"``. A future given where the
-    timeout goes (``wait(x, y)``) is refused, saying how to pass several."""
-    if isinstance(value, str):
+    them), or as dask also takes it, a duration such as ``"10s"`` or a ``timedelta``. A
+    future given where the timeout goes (``wait(x, y)``) is refused, saying how to pass
+    several."""
+    if isinstance(value, (str, datetime.timedelta)):
         return duration(name, value)
     if isinstance(value, concurrent.futures.Future):
         raise TypeError(f"{name} must be a number of seconds, not a future: give several "

@@ -12,7 +12,7 @@ from typing import Any
 
 from dist_protocol.addresses import format_address
 
-from .arguments import data_path, duration, local_cluster_shape, seconds
+from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -69,6 +69,9 @@ class AsyncExecutor:
             for option, value in carried.items():
                 if not options.get(option):
                     options[option] = value
+        for option in ("timeout", "reconnect_timeout"):  # (as dask's, "30s" too)
+            if option in options:
+                options[option] = duration(option, options[option])
         self._address = address
         self._local = local if address is None and scheduler_file is None else None
         self._options = options
@@ -206,15 +209,15 @@ class AsyncExecutor:
 
     async def close(self, timeout: float | None = None) -> None:
         """As ``Executor.close``."""
-        if timeout is not None:
-            seconds("timeout", timeout)
+        timeout = None if timeout is None else duration("timeout", timeout)
         if self.core is not None:
             await self.core.close_async(timeout)
 
     async def restart(self, timeout: float = 30.0, wait_for_workers: bool = True) -> None:
         """As ``Executor.restart``."""
         core = self._started
-        await core.call(operations.restart(core, timeout, wait_for_workers))
+        await core.call(operations.restart(core, duration("timeout", timeout),
+                                           wait_for_workers))
 
     async def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
                              timeout: float = 300.0) -> dict[str, str]:
@@ -301,7 +304,7 @@ class AsyncExecutor:
 
     async def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         core = self._started
-        return await core.call(operations.story(core, keys, timeout))
+        return await core.call(operations.story(core, keys, duration("timeout", timeout)))
 
     async def get_task_stream(self, start: Any = None, stop: Any = None,
                               count: int | None = None) -> list[dict[str, Any]]:

@@ -15,8 +15,7 @@ from typing import Any
 from dist_protocol import task_context
 from dist_protocol.addresses import format_address
 
-from .arguments import (data_path, duration, given_timeout, local_cluster_shape,
-                        seconds)
+from .arguments import data_path, duration, given_timeout, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import task_stream
@@ -79,6 +78,8 @@ class Executor(concurrent.futures.Executor):
         (it is checked, and ``e.direct_to_workers`` is True)."""
         self._blocks: list[contextvars.Token] = []  # of the ``with`` blocks it is in
         refuse_keywords(unsupported, "Executor")
+        timeout = duration("timeout", timeout)  # (as dask's, "30s" too)
+        reconnect_timeout = duration("reconnect_timeout", reconnect_timeout)
         data_path("direct_to_workers", direct_to_workers)
         check_scheduler_file(address, scheduler_file)
         self.scheduler_file = scheduler_file  # the file read, or written (as dask's)
@@ -418,7 +419,8 @@ class Executor(concurrent.futures.Executor):
         seconds (the restart happened all the same), as dask's. ``wait_for_workers=False``
         returns at once (then ``wait_for_workers(n)`` waits for as many as wanted). Files
         sent with ``upload_file`` stay: the restarted workers install them again."""
-        self.core.run(operations.restart(self.core, timeout, wait_for_workers))
+        self.core.run(operations.restart(self.core, duration("timeout", timeout),
+                                         wait_for_workers))
 
     def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         """What happened to these keys (or futures' keys), for debugging: the log entries of
@@ -426,7 +428,7 @@ class Executor(concurrent.futures.Executor):
         ``start`` and ``finish`` (the states it left and entered), ``stimulus_id`` (the event
         that caused the move), ``time`` and ``worker`` (the worker's address, ``""`` for the
         center). The logs are bounded: a long-finished key may have no entries left."""
-        return self.core.run(operations.story(self.core, keys, timeout))
+        return self.core.run(operations.story(self.core, keys, duration("timeout", timeout)))
 
     def get_task_stream(self, start: Any = None, stop: Any = None,
                         count: int | None = None) -> list[dict[str, Any]]:
@@ -630,9 +632,7 @@ class Executor(concurrent.futures.Executor):
         """Close the connection (and the local cluster of ``Executor()``); futures not done
         become cancelled, as with dask. ``shutdown()`` waits for them instead. ``timeout``
         (seconds, as dask's) bounds the goodbye to the center; closing goes on after it."""
-        if timeout is not None:
-            seconds("timeout", timeout)
-        self.core.close(timeout)
+        self.core.close(None if timeout is None else duration("timeout", timeout))
 
     def __enter__(self) -> Executor:
         if self._default:  # the default one inside the block, as dask's client in its own

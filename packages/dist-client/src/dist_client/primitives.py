@@ -31,6 +31,7 @@ from dist_protocol.messages import Coordinate, CoordinateReply, Published
 from dist_protocol.serialize import Payload, deserialize, serialize, substitute
 
 from . import current
+from .arguments import given_timeout
 from .errors import ClusterError
 from .packing import pack
 
@@ -190,6 +191,7 @@ class Queue(Primitive):
     def put(self, value: Any, timeout: float | None = None) -> Any:
         """Add ``value``; with the queue full, wait for room (``TimeoutError`` after
         ``timeout`` seconds; 0: do not wait)."""
+        timeout = given_timeout("timeout", timeout)
         payload, keys = encode(value)
 
         def then(reply: CoordinateReply) -> None:
@@ -206,6 +208,7 @@ class Queue(Primitive):
         none: nothing waits); ``batch=n`` takes the ``n`` oldest, a list, waiting for them
         up to ``timeout`` in all -- if they are not all there in time, those taken go back
         into the queue (at its end) and ``TimeoutError`` is raised, as dask's ``get``."""
+        timeout = given_timeout("timeout", timeout)
         if batch is False:
             def then(reply: CoordinateReply) -> Any:
                 if reply.status == "timeout":
@@ -275,6 +278,8 @@ class Variable(Primitive):
         return self._ask("set", lambda reply: None, value=payload, keys=keys)
 
     def get(self, timeout: float | None = None) -> Any:
+        timeout = given_timeout("timeout", timeout)
+
         def then(reply: CoordinateReply) -> Any:
             if reply.status == "timeout":
                 raise _timed_out(f"get variable {self.name!r} (not set)", timeout)
@@ -308,7 +313,7 @@ class Semaphore(Primitive):
         """Take a lease; False when none came within ``timeout`` (or at once, when not
         ``blocking``)."""
         lease = uuid.uuid4().hex
-        wait = timeout if blocking else 0
+        wait = given_timeout("timeout", timeout) if blocking else 0
 
         def then(reply: CoordinateReply) -> bool:
             if reply.status == "timeout":
@@ -376,7 +381,8 @@ class Event(Primitive):
 
     def wait(self, timeout: float | None = None) -> Any:
         """True once the event is set; False if ``timeout`` passed first."""
-        return self._ask("wait", lambda reply: reply.status == "ok", timeout=timeout)
+        return self._ask("wait", lambda reply: reply.status == "ok",
+                         timeout=given_timeout("timeout", timeout))
 
     def is_set(self) -> Any:
         return self._ask("wait", lambda reply: reply.status == "ok", timeout=0)
@@ -426,6 +432,7 @@ class Sub(Primitive):
         return None
 
     def get(self, timeout: float | None = None) -> Any:
+        timeout = given_timeout("timeout", timeout)
         if self.asynchronous:
             return self._get_async(timeout)
         return self._take(timeout)
