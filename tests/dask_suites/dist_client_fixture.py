@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,11 +133,27 @@ def cluster(nworkers: int = 2, nanny: bool = False, worker_kwargs: Any = None,
     try:
         with Executor(local, set_as_default=False) as probe:
             probe.wait_for_workers(nworkers)
-            workers = sorted(probe.scheduler_info()["workers"])
-        yield {"address": local.address}, [{"address": w} for w in workers]
+            pids = probe.run(os.getpid)
+        yield {"address": local.address}, [{"address": w, "proc": _WorkerProcess(pids[w]).ref}
+                                           for w in sorted(pids)]
     finally:
         os.environ["DIST_TOKEN"] = previous or _session["token"]
         local.close()
+
+
+class _WorkerProcess:
+    """What dask's ``cluster()`` gives as a worker's ``"proc"`` (a reference to its process,
+    which its tests call, then ``terminate()``)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def ref(self) -> _WorkerProcess:
+        return self
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
 
 
 def _local_cluster_class() -> type:
