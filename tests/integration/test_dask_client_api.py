@@ -383,7 +383,8 @@ def describe_worker(_=None):
     worker = get_worker()
     return {"address": worker.address, "name": worker.name, "id": worker.id,
             "nthreads": worker.nthreads, "memory_limit": worker.memory_limit,
-            "local_directory": os.path.isdir(worker.local_directory)}
+            "local_directory": os.path.isdir(worker.local_directory),
+            "scheduler": worker.scheduler.address}
 
 
 def keep_in_worker_data(name, value):
@@ -410,6 +411,7 @@ def test_get_worker_in_a_task_describes_its_worker_as_dasks_does(e):
         assert worker["nthreads"] == table[address]["nthreads"] == 2
         assert worker["memory_limit"] == (table[address]["memory_limit"] or None)
         assert worker["local_directory"]
+        assert worker["scheduler"] == e.scheduler.address  # as dask code reads it
     assert len({worker["id"] for worker in seen.values()}) == len(seen)
     address = next(iter(seen))
     on_one = e.map(describe_worker, range(4), workers=[address], pure=False)

@@ -69,6 +69,10 @@ class WorkerLocalData(dict[Hashable, Any]):
         return f"<WorkerLocalData: {len(self)} entries put by tasks>"
 
 
+class CenterOfWorker(NamedTuple):
+    address: str  # the center's address, as the worker reaches it
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class WorkerInfo:
     """A read-only view of the worker that runs a task, as dask's ``get_worker()`` gives."""
@@ -80,6 +84,13 @@ class WorkerInfo:
     memory_limit: int | None  # bytes; None when the worker has no limit
     local_directory: str  # a folder of this worker's own, removed when it stops
     data: WorkerLocalData = field(default_factory=WorkerLocalData)
+    center_address: str = ""  # as the worker reaches it ("" from a worker that does not say)
+
+    @property
+    def scheduler(self) -> CenterOfWorker:
+        """What dask code reads its scheduler's address from: ``get_worker().scheduler
+        .address`` is the center's."""
+        return CenterOfWorker(self.center_address)
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.name!r}: {self.address}, {self.nthreads} threads>"

@@ -409,7 +409,8 @@ class Worker:
         self.about = WorkerInfo(address=self.address, name=str(self.name),
                                 id=f"worker-{os.urandom(16).hex()}", nthreads=self.nthreads,
                                 memory_limit=self.memory_limit or None,
-                                local_directory=self.store.directory)
+                                local_directory=self.store.directory,
+                                center_address=self.center_address)
         self._plugin_host = PluginHost(self.plugins, self.about)
 
     def _flush_center(self) -> None:
