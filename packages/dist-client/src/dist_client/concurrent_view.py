@@ -21,6 +21,27 @@ from .pickled_futures import pin
 from .tasks import TaskBuilder, warn_if_large
 
 
+# What ``get_executor(**options)`` gives every call of the view, besides ``max_workers``.
+VIEW_OPTIONS = ("workers", "resources", "priority", "retries", "allow_other_workers", "key",
+                "pure")
+# Keywords of the standard library's pools that a view of a cluster has no use for.
+POOL_KEYWORDS = ("initializer", "initargs", "thread_name_prefix", "mp_context",
+                 "max_tasks_per_child")
+
+
+def _refuse_unknown(options: dict) -> None:
+    unknown = [name for name in options if name not in VIEW_OPTIONS]
+    if not unknown:
+        return
+    message = (f"get_executor() got {', '.join(map(repr, unknown))}: it takes max_workers and "
+               f"the task options every call of the view gets ({', '.join(VIEW_OPTIONS)})")
+    if any(name in POOL_KEYWORDS for name in unknown):
+        message += ("; a thread or process pool's keywords have no counterpart here: to "
+                    "prepare every worker before tasks run there, register a worker plugin "
+                    "(Executor.register_plugin) or call Executor.run")
+    raise TypeError(message)
+
+
 class ConcurrentView(concurrent.futures.Executor):
     """A ``concurrent.futures.Executor`` over an Executor.
 
@@ -41,6 +62,7 @@ class ConcurrentView(concurrent.futures.Executor):
         self.executor = executor
         self._core: ClientCore = executor.core
         options = dict(submit_options)
+        _refuse_unknown(options)
         self._key = options.pop("key", None)
         self._pure = options.pop("pure", False)
         self._options = TaskBuilder.options(**options)
