@@ -44,7 +44,7 @@ DOOMED_CLIENT = textwrap.dedent("""
     from dist_client import Executor
 
     def slow(x):
-        time.sleep(0.3)
+        time.sleep(3)
         return x
 
     e = Executor(sys.argv[1])
@@ -81,10 +81,9 @@ def test_a_client_killed_mid_run_has_its_work_dropped_while_another_goes_on(clus
         time.sleep(0.2)
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait(10)
-        # 100 tasks of 0.3 s on two threads would keep the cluster busy for 15 s.
-        killed = time.monotonic()
-        wait_until(lambda: busy(cluster, executor) == 0, 5, "the dead client's work dropped")
-        assert time.monotonic() - killed < 5
+        # 100 tasks of 3 s on two threads would keep the cluster busy for 150 s: only the
+        # tasks under way when the client died may still finish.
+        wait_until(lambda: busy(cluster, executor) == 0, 30, "the dead client's work dropped")
         worker.join(RESULT_TIMEOUT)
         assert not errors and results == list(range(1, 31))
         # Nothing of the dead client is kept: no key on any worker, nothing running there.
@@ -112,12 +111,11 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
     assert done.result(timeout=RESULT_TIMEOUT) == 2
     pending = executor.map(slow_inc, range(20), delay=1.0, pure=False)
     center.kill()
-    start = time.monotonic()
+    # Failed when the connection is lost, not when the executor gives up reconnecting (60 s).
     for future in pending:
         with pytest.raises(ClusterError, match="lost the connection to the center") as info:
-            future.result(timeout=10)
+            future.result(timeout=RESULT_TIMEOUT)
         assert isinstance(info.value, LostDataError)
-    assert time.monotonic() - start < 5
     assert all(f.status == "error" for f in pending)
     wait_until(lambda: executor.status == "reconnecting", 5, "the executor to reconnect")
 
