@@ -11,7 +11,6 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,11 +187,11 @@ def test_a_client_the_cluster_cannot_verify_or_that_cannot_verify_it_is_refused(
         tls_cluster, pki, name):
     options, scheme, expected = CLIENT_REFUSALS[name]
     address = tls_cluster.address.replace("tls://", f"{scheme}://")
-    started = time.monotonic()
     with pytest.raises((OSError, HandshakeError)) as info:
         Executor(address, token=TOKEN, timeout=15, **client_options(pki, **options))
-    assert time.monotonic() - started < 14, "refused at once, not after a timeout"
     message = str(info.value)
+    assert not isinstance(info.value, TimeoutError) and "timed out" not in message, \
+        f"not refused but timed out: {message}"
     if expected == "cannot verify":
         assert "CERTIFICATE_VERIFY_FAILED" in message, message
     elif scheme == "tls":
@@ -225,15 +224,15 @@ def test_silent_connections_to_a_tls_port_are_closed_after_the_handshake_timeout
                                         "--handshake-timeout", "1"),
                            worker_args=pki["worker"].options(pki["ca"]))
     host, port = cluster.address.removeprefix("tls://").rsplit(":", 1)
-    sockets = [socket.create_connection((host, int(port)), timeout=15) for _ in range(20)]
-    started = time.monotonic()
+    # Without the option the TLS handshake would wait asyncio's own 60 s: each socket closed
+    # within the 30 s its read waits shows that the server's 1 s applied.
+    sockets = [socket.create_connection((host, int(port)), timeout=30) for _ in range(20)]
     for sock in sockets:
         with sock:
             try:
                 assert sock.recv(1) == b""
             except ConnectionResetError:
                 pass
-    assert time.monotonic() - started < 10
     e = cluster.executor(token=TOKEN, **client_options(pki))
     assert e.submit(inc, 1).result(timeout=30) == 2
 
