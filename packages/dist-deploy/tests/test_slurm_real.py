@@ -26,6 +26,19 @@ def _daemon(argv, log):
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def free_ports(n: int) -> list[int]:
+    """Ports free on every interface now (slurmctld and slurmd listen on all of them): fixed
+    ones would collide with another run of this test on the same machine."""
+    probes = [socket.socket() for _ in range(n)]
+    try:
+        for probe in probes:
+            probe.bind(("", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 @pytest.fixture
 def slurm(tmp_path, wait_until):
     missing = [name for name in DAEMONS if shutil.which(name) is None
@@ -38,6 +51,7 @@ def slurm(tmp_path, wait_until):
     host = socket.gethostname()
     conf = tmp_path / "slurm.conf"
     munge_socket = tmp_path / "munge.socket"
+    slurmctld_port, slurmd_port = free_ports(2)
     for directory in ("state", "spool"):
         (tmp_path / directory).mkdir()
     conf.write_text(f"""\
@@ -51,8 +65,8 @@ StateSaveLocation={tmp_path / 'state'}
 SlurmdSpoolDir={tmp_path / 'spool'}
 SlurmctldPidFile={tmp_path / 'slurmctld.pid'}
 SlurmdPidFile={tmp_path / 'slurmd.pid'}
-SlurmctldPort=6917
-SlurmdPort=6918
+SlurmctldPort={slurmctld_port}
+SlurmdPort={slurmd_port}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
