@@ -535,8 +535,9 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                 new.discard(name)
                 task_options = options_of(key)
                 if priorities:
-                    task_options = {**task_options, "priority": ranked(
-                        task_options["priority"], priorities.get(key, 0), len(order))}
+                    given, rank = task_options["priority"], priorities.get(key, 0)
+                    task_options = {**task_options, "priority":
+                                    ranked(given, rank, len(order)) if given else -rank}
                 # A node without inputs is called without its (empty) map of values, which
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
                 tasks.append(core.task(name, _node_payload(core, _unfused(node)),
