@@ -29,6 +29,14 @@ def fail(x):
     raise ValueError(f"bad {x}")
 
 
+def wait_for_file(path):
+    import os
+    import time
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return path
+
+
 def test_awaiting_starts_no_thread(module_cluster):
     """Besides the client's own I/O thread, no thread runs for the caller's awaits."""
     async def main():
@@ -83,7 +91,7 @@ def test_every_cluster_call_awaited(module_cluster):
     assert asyncio.run(main()) == [1, 2, 3, 4]
 
 
-def test_async_for_over_as_completed(module_cluster):
+def test_async_for_over_as_completed(module_cluster, tmp_path):
     """``async for`` over ``as_completed``, as with dask's asynchronous client: the loop
     stays free while it waits (a ticker runs meanwhile), results come with their futures."""
     from dist_client import as_completed
@@ -91,18 +99,23 @@ def test_async_for_over_as_completed(module_cluster):
     async def main():
         async with Executor(module_cluster.address, asynchronous=True) as ae:
             ticks = 0
+            go = tmp_path / "go"
+            slow = ae.submit(wait_for_file, str(go), pure=False)
+            fast = ae.submit(inc, 1, pure=False)
 
             async def ticker():
+                # slow ends only once the loop ticked five times while the test waited in
+                # as_completed, and after fast: its order holds on a loaded machine too.
                 nonlocal ticks
                 while True:
                     await asyncio.sleep(0.01)
                     ticks += 1
+                    if ticks >= 5 and fast.done() and not go.exists():
+                        go.touch()
             ticking = asyncio.create_task(ticker())
-            slow = ae.submit(sleep_then, 0.3, pure=False)
-            order = [future async for future in as_completed(
-                [slow, ae.submit(inc, 1, pure=False)])]
+            order = [future async for future in as_completed([slow, fast])]
             ticking.cancel()
-            assert [f.key for f in order][-1] == slow.key and ticks >= 5
+            assert [f.key for f in order] == [fast.key, slow.key] and ticks >= 5
             pairs = {}
             async for future, value in as_completed(
                     [ae.submit(inc, 5, pure=False), ae.submit(fail, 2, pure=False)],
