@@ -67,20 +67,22 @@ def slow_inc(x, delay):
     return x + 1
 
 
-def hold_memory(nbytes, start_after, seconds):
+def hold_memory(nbytes, start_after, release):
     """Run ``start_after`` seconds, then hold ``nbytes`` outside any result (unmanaged memory,
-    which spilling cannot free) for ``seconds`` more."""
+    which spilling cannot free) until the file ``release`` exists."""
+    import os
     import time
 
     import numpy
     time.sleep(start_after)
     buffer = numpy.ones(nbytes, dtype=numpy.uint8)
-    time.sleep(seconds)
+    while not os.path.exists(release):
+        time.sleep(0.01)
     return len(buffer)
 
 
 def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cluster,
-                                                                       wait_until):
+                                                                       wait_until, tmp_path):
     limit = 400 * MiB
     cluster = make_cluster(n_workers=1)
     lean = cluster.workers[0]
@@ -92,8 +94,10 @@ def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cl
     baseline = wait_until(lambda: metrics_of(cluster, executor, tight).get("memory"), 10,
                           "a heartbeat")
     data = executor.scatter(list(range(12)), workers=[tight.address])
+    # The hog holds its memory until this file exists, however long the queue takes elsewhere.
+    release = tmp_path / "release"
     # Past 80% of the limit, well under 95%, once the queue below is on the worker.
-    hog = executor.submit(hold_memory, int(0.875 * limit) - baseline, 1.0, 8.0,
+    hog = executor.submit(hold_memory, int(0.875 * limit) - baseline, 1.0, str(release),
                           workers=["tight"])
     queued = [executor.submit(slow_inc, x, 0.3) for x in data]  # they go where their data is
     wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
@@ -103,6 +107,7 @@ def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cl
     assert not hog.done()
     assert cluster.worker_table(executor)[tight.address]["status"] == "paused"
     assert lean.address in {executor.who_has([f])[f.key][0] for f in queued}
+    release.touch()
     assert hog.result(timeout=RESULT_TIMEOUT) == int(0.875 * limit) - baseline
     wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
                15, "the worker to resume")
