@@ -3,6 +3,7 @@ cluster, through every way dist runs dask (``Executor.compute``, ``e.get`` as da
 ``Executor.persist``), as dask.distributed holds them."""
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 dask = pytest.importorskip("dask")
 
 from dask import delayed  # noqa: E402
+from dist_client import Executor  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 RESULT_TIMEOUT = 30
@@ -95,3 +97,42 @@ def test_an_annotation_the_cluster_cannot_take_is_refused_naming_it(cluster, exe
     with pytest.raises(ValueError, match=r"dask.annotate\(retries=-1\) of the task .*abs"):
         executor.compute(bad)
     assert executor.compute(delayed(abs, pure=False)(-2)).result(RESULT_TIMEOUT) == 2
+
+
+def test_a_dask_annotate_block_holds_for_every_task_sent_inside_it(make_cluster):
+    cluster = make_cluster(n_workers=2)
+    with cluster.executor() as e:
+        cluster.wait_for_workers(e, 2)
+        (first, first_pid), (second, second_pid) = sorted(cluster.worker_pids(e).items())
+        parts = delayed(pids)(*[delayed(pid, pure=False)(i) for i in range(6)])  # (outside)
+        with dask.annotate(workers=[first]):
+            assert e.submit(pid, pure=False).result(RESULT_TIMEOUT) == first_pid
+            assert set(e.gather(e.map(pid, range(6), pure=False))) == {first_pid}
+            assert e.compute(parts).result(RESULT_TIMEOUT) == {first_pid}
+            assert dask.compute(parts, scheduler=e.get)[0] == {first_pid}
+            assert e.persist(parts).compute(scheduler=e.get) == {first_pid}
+            # The call's own options come first, as with dask.distributed.
+            assert e.submit(pid, workers=[second], pure=False).result(RESULT_TIMEOUT) \
+                == second_pid
+        assert set(e.gather(e.map(pid, range(20), pure=False))) == {first_pid, second_pid}
+
+
+def test_a_dask_annotate_block_holds_for_a_plain_graph_and_an_asynchronous_executor(
+        make_cluster):
+    cluster = make_cluster(n_workers=2)
+    with cluster.executor() as e:
+        cluster.wait_for_workers(e, 2)
+        (first, first_pid), _ = sorted(cluster.worker_pids(e).items())
+        graph = {f"part-{i}": (pid, i) for i in range(6)}
+        graph["all"] = (pids, *[f"part-{i}" for i in range(6)])
+        with dask.annotate(workers=[first]):
+            assert e.get(graph, "all") == {first_pid}
+
+        async def in_a_block():
+            async with Executor(cluster.address, asynchronous=True) as ae:
+                with dask.annotate(workers=[first]):
+                    futures = ae.map(pid, range(6), pure=False)
+                    futures.append(ae.submit(pid, pure=False))
+                return set(await ae.gather(futures))
+
+        assert asyncio.run(in_a_block()) == {first_pid}

@@ -37,3 +37,18 @@ def test_a_tasks_own_priority_comes_before_dasks_order():
     assert dask_graphs.ranked(1, tasks - 1, tasks) > dask_graphs.ranked(0, 0, tasks)
     assert dask_graphs.ranked(-1, 0, tasks) < dask_graphs.ranked(0, tasks - 1, tasks)
     assert dask_graphs.ranked(2**70, 0, tasks) == dask_graphs.PRIORITY_LIMIT
+
+
+def test_a_blocks_options_go_under_those_a_call_gives():
+    from dist_client.dask_annotate import call_options, enclosing, under_given
+
+    assert enclosing() == {}
+    with dask.annotate(workers=["w1"], priority=lambda key: 1, colour="blue", retries=2):
+        block = enclosing()
+        assert call_options(None, 0, 5, False, None) == {
+            "workers": ["w1"], "priority": 0, "retries": 5, "allow_other_workers": False,
+            "resources": None}
+    assert set(block) == {"workers", "priority", "retries"}
+    # (a function of a task's key is dask's to apply where it names the keys)
+    assert under_given({"workers": None, "priority": 0}, block) == {
+        "workers": ["w1"], "priority": 0, "retries": 2}

@@ -28,7 +28,7 @@ from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file_async, check_scheduler_file
-from .tasks import TaskBuilder
+from .dask_annotate import call_options
 from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
 
 # The keywords the client's core takes (``Executor``'s connection options).
@@ -135,7 +135,7 @@ class AsyncExecutor:
                fifo_timeout: str | float = "60s", **kwargs) -> Future:
         """As ``Executor.submit``; the Future is awaitable."""
         duration("fifo_timeout", fifo_timeout)
-        options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        options = call_options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self._started, options, actor, max_restarts):
             pure = False
         return self._started.submit_call(func, args, kwargs, key, pure, options, refresh=False)
@@ -147,7 +147,7 @@ class AsyncExecutor:
             **kwargs) -> list[Future]:
         """As ``Executor.map``: a Future (awaitable) per element."""
         duration("fifo_timeout", fifo_timeout)
-        options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        options = call_options(workers, priority, retries, allow_other_workers, resources)
         return self._started.submit_map(func, iterables, kwargs, key, pure, options,
                                         refresh=False, batch_size=batch_size)
 

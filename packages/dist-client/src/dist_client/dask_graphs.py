@@ -17,6 +17,7 @@ from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 
 from .actors import actor_options
 from .core import operations
+from .dask_annotate import TASK_ANNOTATIONS, enclosing, under_given
 from .dask_defaults import cluster_shuffle
 from .future import Future
 from .keys import dist_key
@@ -392,11 +393,6 @@ def _identity(value: Any) -> Any:
     return value
 
 
-# What ``dask.annotate`` may say of a task that the cluster acts on, as dask.distributed
-# does; other annotations (names of the user's own) are kept by dask alone.
-TASK_ANNOTATIONS = ("workers", "resources", "priority", "retries", "allow_other_workers")
-
-
 def annotated_options(dsk: Any, graph: Mapping) -> dict[Hashable, dict[str, Any]]:
     """The options ``dask.annotate`` gave the graph's tasks, by key (``TASK_ANNOTATIONS``
     only). dask keeps annotations through its own graph optimization where it can: those of
@@ -450,7 +446,19 @@ def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = 
                actors: Collection[Hashable] = ()) -> Callable[[Hashable], dict]:
     """Each task's options: ``workers``/``resources`` for all, or by key when dicts; a key's
     ``annotated`` options (``annotated_options``) over those given for all, as dask.distributed
-    lets a task's own annotations win; the tasks of ``actors`` (keys) make actors."""
+    lets a task's own annotations win; the tasks of ``actors`` (keys) make actors. Options
+    the call leaves unset come from an enclosing ``dask.annotate`` block (``dask_annotate``):
+    a collection optimized inside the block has them as annotations of its own already, a
+    plain graph given to ``get`` has not.
+    """
+    block = enclosing()
+    if block:
+        given = under_given({"workers": workers, "resources": resources, "priority": priority,
+                             "retries": retries, "allow_other_workers": allow_other_workers},
+                            block)
+        workers, resources, priority = given["workers"], given["resources"], given["priority"]
+        retries, allow_other_workers = given["retries"], given["allow_other_workers"]
+
     def by_key(value: Any, key: Hashable) -> Any:
         return value.get(key) if isinstance(value, dict) else value
 

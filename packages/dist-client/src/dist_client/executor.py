@@ -30,7 +30,7 @@ from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .packing import futures_of
-from .tasks import TaskBuilder
+from .dask_annotate import call_options
 from .core import plugins as plugin_ops
 from .short_tracebacks import without_dist_frames
 from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
@@ -196,7 +196,7 @@ class Executor(concurrent.futures.Executor):
         The keywords named here are dist's options; every other keyword goes to ``func``
         (``get_executor()`` passes every keyword to ``func``)."""
         duration("fifo_timeout", fifo_timeout)
-        options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        options = call_options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self.core, options, actor, max_restarts):
             pure = False  # every actor is an object of its own, as each call of a class is
         return self.core.submit_call(func, args, kwargs, key, pure, options)
@@ -220,7 +220,7 @@ class Executor(concurrent.futures.Executor):
         if chunksize < 1:
             raise ValueError("chunksize must be >= 1.")
         duration("fifo_timeout", fifo_timeout)
-        options = TaskBuilder.options(workers, priority, retries, allow_other_workers, resources)
+        options = call_options(workers, priority, retries, allow_other_workers, resources)
         return self.core.submit_map(func, iterables, kwargs, key, pure, options,
                                     batch_size=batch_size)
 
