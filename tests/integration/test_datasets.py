@@ -69,6 +69,8 @@ def test_a_dataset_outlives_its_publisher_and_reaches_another_client(counted_clu
     shaped = bob.get_dataset("shaped")  # a tuple: pickled, the future a reference inside
     assert type(shaped) is tuple and shaped[0].result() == 2 and shaped[1] == 1.5
     assert "x" in bob.datasets and len(bob.datasets) == 4
+    with pytest.raises(TypeError, match="async for"):  # (an AsyncExecutor's are, as dask's)
+        bob.datasets.__aiter__()
 
     with pytest.raises(KeyError, match="exists already"):  # as dask's
         bob.publish_dataset(x=got)
@@ -173,6 +175,14 @@ def test_datasets_from_an_async_executor(counted_cluster):
             assert await e.list_datasets() == ("one",)
             got = await e.get_dataset("one")
             assert got.key == future.key and await got == 2
+            # the mapping, as dask's asynchronous client has it
+            assert (await e.datasets["one"]).key == future.key
+            assert [name async for name in e.datasets] == ["one"]
+            for blocking in (lambda: e.datasets.__setitem__("two", 2),
+                             lambda: e.datasets.__delitem__("one"),
+                             lambda: len(e.datasets), lambda: list(e.datasets)):
+                with pytest.raises(TypeError, match="AsyncExecutor"):
+                    blocking()
             await e.unpublish_dataset("one")
             with pytest.raises(KeyError):
                 await e.get_dataset("one")

@@ -354,6 +354,12 @@ class AsyncExecutor:
         core = self._started
         await core.call(dataset_ops.unpublish(core, name))
 
+    @property
+    def datasets(self) -> dataset_ops.AsyncDatasets:
+        """The published datasets, as dask's asynchronous client has them: ``await
+        datasets["x"]``, ``async for name in datasets``."""
+        return dataset_ops.AsyncDatasets(self)
+
     def _repr_html_(self) -> str:
         if self.core is None:
             return "<b>AsyncExecutor</b>: not started"

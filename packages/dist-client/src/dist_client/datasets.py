@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -221,6 +221,42 @@ class Datasets(MutableMapping):
 
     def __len__(self) -> int:
         return len(self.core.run(names(self.core)))
+
+    def __aiter__(self) -> Any:
+        raise TypeError("async for over the datasets is for an AsyncExecutor's; with an "
+                        "Executor, iterate with for")
+
+
+class AsyncDatasets:
+    """``async_executor.datasets``: ``await datasets["x"]`` and ``async for name in
+    datasets``, as dask's asynchronous client has them. What would have to block (setting,
+    deleting, ``len``, plain iteration) raises ``TypeError`` naming the coroutine to await
+    instead."""
+
+    def __init__(self, executor: Any):
+        self.executor = executor
+
+    def __getitem__(self, name: Any) -> Any:
+        return self.executor.get_dataset(name)
+
+    def __setitem__(self, name: Any, value: Any) -> None:
+        raise TypeError("an AsyncExecutor's datasets[name] = value cannot be awaited: "
+                        "await executor.publish_dataset(value, name=name) instead")
+
+    def __delitem__(self, name: Any) -> None:
+        raise TypeError("an AsyncExecutor's del datasets[name] cannot be awaited: "
+                        "await executor.unpublish_dataset(name) instead")
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("iterate over an AsyncExecutor's datasets with async for")
+
+    def __len__(self) -> int:
+        raise TypeError("an AsyncExecutor's len(datasets) cannot be awaited: "
+                        "len(await executor.list_datasets()) instead")
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        for name in await self.executor.list_datasets():
+            yield name
 
 
 def fire_and_forget(futures: Any) -> None:
