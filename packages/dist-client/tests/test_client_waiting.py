@@ -120,3 +120,13 @@ def test_as_completed_timeout_counts_from_the_call(make_future):
     with pytest.raises(TimeoutError):
         next(ac)
     assert wait([late], timeout=10).done == {late}
+
+
+def test_as_completed_shows_how_many_wait_and_how_many_are_done(make_future):
+    a, b = make_future("acr1"), make_future("acr2")
+    ac = as_completed([a, b])
+    assert repr(ac) == "<as_completed: waiting=2 done=0>"
+    a.keystate.finish(1, "int", ["w"])
+    assert repr(ac) == "<as_completed: waiting=1 done=1>"
+    assert next(ac) is a and repr(ac) == "<as_completed: waiting=1 done=0>"
+    b.keystate.finish(1, "int", ["w"])

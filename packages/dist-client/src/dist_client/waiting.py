@@ -195,6 +195,10 @@ class as_completed:  # noqa: N801 -- named like concurrent.futures.as_completed
     def is_empty(self) -> bool:
         return self.count() == 0
 
+    def __repr__(self) -> str:
+        done = self._done.qsize()
+        return f"<as_completed: waiting={self.count() - done} done={done}>"
+
     def __iter__(self) -> Iterator[Any]:
         return self
 
