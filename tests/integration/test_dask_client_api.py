@@ -1009,3 +1009,22 @@ def test_timeouts_are_taken_as_dask_writes_them(e):
 def test_restart_takes_its_timeout_as_dask_writes_it(executor):
     executor.restart(timeout="60s")
     assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def read_metadata(path):
+    from dist_client import get_executor
+    return get_executor().get_metadata(path, "none there")
+
+
+def test_metadata_is_shared_by_every_client_as_dask_keeps_it(e):
+    name = "meta-" + e.id
+    e.set_metadata(name, {"a": 1})
+    assert e.get_metadata(name) == {"a": 1}
+    e.set_metadata([name, "b", "c"], 2)  # nested dicts made where missing
+    assert e.get_metadata([name]) == {"a": 1, "b": {"c": 2}}
+    assert e.get_metadata((name, "b", "c")) == 2  # (a tuple is a path too, as dask reads it)
+    assert e.submit(read_metadata, [name, "b"]).result(RESULT_TIMEOUT) == {"c": 2}
+    assert e.submit(read_metadata, [name, "x"]).result(RESULT_TIMEOUT) == "none there"
+    assert e.get_metadata([name, "a", "deeper"], None) is None
+    with pytest.raises(KeyError):
+        e.get_metadata("nothing-" + e.id)

@@ -18,6 +18,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, given_timeout, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
+from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
 from .cluster import CenterAddress, ClusterLike, credentials
@@ -568,6 +569,17 @@ class Executor(concurrent.futures.Executor):
         return persist(self.core, collections, optimize_graph, workers=workers,
                        allow_other_workers=allow_other_workers, resources=resources,
                        retries=retries, priority=priority, actors=actors)
+
+    # -- metadata (see metadata.py) ---------------------------------------------------------
+    def set_metadata(self, key: Any, value: Any) -> None:
+        """Keep a small ``value`` on the cluster for every client under ``key`` (or a list
+        of keys: nested dicts), as dask's ``set_metadata``."""
+        metadata_ops.set_metadata(self, key, value)
+
+    def get_metadata(self, key: Any, default: Any = metadata_ops.NO_DEFAULT) -> Any:
+        """The value ``set_metadata`` kept under ``key`` (or a list or tuple of keys);
+        ``default`` if given and there is none, else ``KeyError``."""
+        return metadata_ops.get_metadata(self, key, default)
 
     # -- datasets (see datasets.py) ---------------------------------------------------------
     def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
