@@ -1028,3 +1028,12 @@ def test_metadata_is_shared_by_every_client_as_dask_keeps_it(e):
     assert e.get_metadata([name, "a", "deeper"], None) is None
     with pytest.raises(KeyError):
         e.get_metadata("nothing-" + e.id)
+    # an asynchronous executor's are coroutines, as dask's asynchronous client's
+
+    async def main():
+        async with Executor(e.address, asynchronous=True) as ae:
+            await ae.set_metadata([name, "b", "d"], 3)
+            assert await ae.get_metadata([name, "b"]) == {"c": 2, "d": 3}
+            assert await ae.get_metadata(["nothing-" + e.id], "none") == "none"
+    asyncio.run(main())
+    assert e.get_metadata([name, "b", "d"]) == 3

@@ -15,6 +15,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
+from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
 from .cluster import CenterAddress, ClusterLike, credentials
@@ -353,6 +354,14 @@ class AsyncExecutor:
     async def unpublish_dataset(self, name: str) -> None:
         core = self._started
         await core.call(dataset_ops.unpublish(core, name))
+
+    async def set_metadata(self, key: Any, value: Any) -> None:
+        """As ``Executor.set_metadata``."""
+        await metadata_ops.set_metadata_async(self, key, value)
+
+    async def get_metadata(self, key: Any, default: Any = metadata_ops.NO_DEFAULT) -> Any:
+        """As ``Executor.get_metadata``."""
+        return await metadata_ops.get_metadata_async(self, key, default)
 
     @property
     def datasets(self) -> dataset_ops.AsyncDatasets:
