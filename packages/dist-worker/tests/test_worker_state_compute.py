@@ -122,8 +122,7 @@ def test_a_steal_request_takes_only_tasks_that_have_not_started(worker):
     assert worker.state.tasks.keys() == {"running-1", "running-2"}
     assert worker.state.waiters == {} and worker.state.who_has == {}
     assert worker.succeeded("running-1") == [finished("running-1")]  # nothing else starts
-    assert worker.state.ready == [] or all(k not in worker.state.tasks
-                                           for _, k in worker.state.ready)
+    assert all(ts.key not in worker.state.tasks for ts in worker.state.ready)
 
 
 def test_a_task_asked_back_after_it_started_or_finished_is_kept(worker):

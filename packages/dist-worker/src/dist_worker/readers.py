@@ -1,8 +1,9 @@
 """When each value held or awaited here will next be read by a task queued on this worker.
 
 A task reads its inputs from the moment it is sent here (``waiting`` or ``ready``) until it
-finishes; tasks run in the order of their ``when`` (the ready heap's order: priority, then
-arrival). A value's next read is the soonest ``when`` among its queued readers. The worker's
+finishes; tasks run about in the order of their ``when``: its priority, then arrival, ready
+tasks before waiting ones (``readyqueue`` runs those with inputs in memory first). A value's
+next read is the soonest ``when`` among its queued readers. The worker's
 store spills the values read furthest ahead first, so that a value about to be read is not the
 one written to disk (and a value read by many tasks in turn, as a shuffle's split is, does
 not go back and forth once per reader as it would least recently used first).
@@ -14,7 +15,7 @@ changes of a key's next read are reported to ``on_change``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 When = tuple[int, int]
 
@@ -28,6 +29,12 @@ class UpcomingReads:
     def next_read(self, key: str) -> When | None:
         heap = self._reads.get(key)
         return heap[0][0] if heap else None
+
+    def readers(self, key: str) -> list[str]:
+        """The tasks queued here that will read ``key``, soonest first."""
+        queued = self._queued
+        return [task for when, task in sorted(self._reads.get(key, ()))
+                if queued.get(task) == when]
 
     def add(self, task: str, when: When, inputs: Iterable[str]) -> None:
         """``task`` is queued here and will read ``inputs`` (again: nothing changes)."""
@@ -45,6 +52,16 @@ class UpcomingReads:
             heapq.heappush(heap, entry)
             if heap[0] is entry:
                 self._on_change(key, when)
+
+    def plan(self, task: str, when: When, inputs: Collection[str]) -> None:
+        """``task`` is queued here and will read ``inputs`` at ``when``, whether it was
+        queued before (at another ``when``) or not."""
+        before = self._queued.get(task)
+        if before == when:
+            return
+        if before is not None:
+            self.remove(task, inputs)
+        self.add(task, when, inputs)
 
     def remove(self, task: str, inputs: Iterable[str]) -> None:
         """``task`` finished or left: it reads none of ``inputs`` any more."""

@@ -13,11 +13,10 @@ a restart and a story request arrive as events like everything else.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
 from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
@@ -30,6 +29,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      SpilledValueLost, StealRequested, StoryRequested)
 from .readers import UpcomingReads
+from .readyqueue import ReadyQueue
 from .spill import SpillLoadError, SpillReadError
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
@@ -52,6 +52,8 @@ INCOMING_SHARE = 0.1
 LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
 RUNNING = ("executing", "long-running")  # on a thread, with a slot or without
+# Taken from a ready task's priority for the order its inputs spill in: ahead of any waiting's.
+READ_WHEN_READY = 1 << 64
 
 
 class WorkerTask:
@@ -90,7 +92,14 @@ class WorkerState:
         plan_use = getattr(self.data, "plan_use", None)
         self.reads = UpcomingReads(plan_use if callable(plan_use) else _no_plan)
         self.tasks: dict[str, WorkerTask] = {}
-        self.ready: list[tuple[tuple[int, int], str]] = []
+        # Which ready task runs next: by priority, those with inputs all in memory first on a
+        # store that spills (``readyqueue``).
+        any_on_disk, on_disk = (getattr(self.data, name, None) for name in ("any_on_disk",
+                                                                            "on_disk"))
+        self._any_on_disk: Callable[[Collection[str]], bool] | None = (
+            any_on_disk if callable(any_on_disk) and callable(on_disk) else None)
+        self._on_disk: Callable[[str], bool] = on_disk if callable(on_disk) else _nowhere
+        self.ready: ReadyQueue[WorkerTask] = ReadyQueue(self._any_on_disk)
         self.executing: set[str] = set()  # running, each on one of the nthreads slots
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
@@ -175,14 +184,13 @@ class WorkerState:
             return
         if ts is None:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
-            if msg.who_has:  # (a task without inputs reads nothing: no call, as most of a map)
-                self.reads.add(key, ts.priority, msg.who_has)
         else:
             ts.message = msg  # a resend carries fresher who_has
         # (the comprehensions of this and ``_start_ready`` only for a task with inputs: each is
         # a call of its own, and most tasks of a map have none)
         missing = [dep for dep in msg.who_has if dep not in self.data] if msg.who_has else None
         if missing:
+            self.reads.add(key, ts.priority, msg.who_has)  # (again: nothing changes)
             self._wait_for(ts, missing)
         else:
             self._make_ready(ts)
@@ -227,7 +235,12 @@ class WorkerState:
         # each per task)
         self.log.append((ts.key, ts.state, "ready", self._stimulus_id, self._now))
         ts.state = "ready"
-        heapq.heappush(self.ready, (ts.priority, ts.key))
+        self.ready.push(ts)
+        if ts.message.who_has:  # (a task without inputs reads nothing: no call, as most of a map)
+            # A ready task reads its inputs before any task still waiting reads its own (and
+            # those with inputs all in memory run first): its inputs are the last to spill.
+            priority, seq = ts.priority
+            self.reads.plan(ts.key, (priority - READ_WHEN_READY, seq), ts.message.who_has)
 
     def _free(self, event: FreeRequested) -> None:
         waiters, data = self.waiters, self.data
@@ -266,6 +279,7 @@ class WorkerState:
 
     def _drop_task(self, ts: WorkerTask, finish: str = "forgotten") -> None:
         del self.tasks[ts.key]
+        self.ready.discard(ts)
         self.reads.remove(ts.key, ts.message.who_has)
         for dep in ts.waiting_on:
             waiting = self.waiters.get(dep)
@@ -518,12 +532,15 @@ class WorkerState:
                 self._set_state(ts, "executing")
             self._out.append(Resume(key))
         while self.ready and len(self.executing) < self.nthreads and not self.paused:
-            _, key = heapq.heappop(self.ready)
-            ts = self.tasks.get(key)
-            if ts is None or ts.state != "ready":
-                continue
+            ts = self.ready.pop(self._now)
+            if ts is None:
+                break
+            key = ts.key
             msg = ts.message
             who_has = msg.who_has
+            read_back = ([dep for dep in who_has if self._on_disk(dep)]
+                         if who_has and self._any_on_disk is not None
+                         and self._any_on_disk(who_has) else None)
             gone = [dep for dep in who_has if dep not in self.data] if who_has else None
             if gone:
                 # Freed after the task became ready (a restarted center frees every key it
@@ -543,8 +560,19 @@ class WorkerState:
             self.log.append((key, "ready", "executing", self._stimulus_id, self._now))
             ts.state = "executing"
             self.executing.add(key)
+            if read_back:
+                self._promote_readers(read_back)
             self._out.append(Execute(key, msg.function, msg.args, inputs,
                                      bool(msg.actor), msg.value_msgpack))
+
+    def _promote_readers(self, keys: list[str]) -> None:
+        """``keys`` were read back from disk for a task: the ready tasks passed over for them
+        run next, while the values are in memory, if nothing else of theirs is on disk."""
+        for dep in keys:
+            for reader in self.reads.readers(dep):
+                ts = self.tasks.get(reader)
+                if ts is not None and ts.state == "ready":
+                    self.ready.promote(ts)
 
     def _spilled_value_lost(self, event: SpilledValueLost) -> None:
         """The value of ``key`` is gone from this worker: forgotten here, and the center told,
@@ -563,6 +591,7 @@ class WorkerState:
         input could not be unpickled after a transfer does."""
         del self.tasks[ts.key]
         self.reads.remove(ts.key, ts.message.who_has)
+        self.ready.discard(ts)
         self._set_state(ts, "erred")
         cause = exc.cause
         self._out.append(SendToCenter(TaskErred(
@@ -640,6 +669,10 @@ class WorkerState:
 
 def _no_plan(key: str, when: tuple[int, int] | None) -> None:
     pass
+
+
+def _nowhere(key: str) -> bool:
+    return False
 
 
 _STIMULUS_PREFIX: dict[type, str] = {

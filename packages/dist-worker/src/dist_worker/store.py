@@ -10,7 +10,8 @@ estimated size; once they weigh more than the target, values go to the ``DiskMap
    client, or tasks not yet sent here), least recently used first;
 3. values no task here has read yet, nor is queued to read, least recently used first;
 4. values a task queued here will read (``plan_use``, from ``readers.UpcomingReads``), the
-   one read furthest ahead first; the inputs of the next task to run go last.
+   one read furthest ahead first (a ready task reads before a waiting one); the inputs of the
+   next task to run go last.
 
 When the process as a whole, not the values alone, runs short, the worker's memory monitor
 has the store spill in the same order what ``spillpolicy`` decides (``spill_by_plan``), also
@@ -146,6 +147,15 @@ class DataStore(MutableMapping):
 
     def in_memory(self, key: str) -> bool:
         return key in self._lru or key in self.pinned
+
+    def on_disk(self, key: str) -> bool:
+        """Held, and only on disk: reading it means reading its file back."""
+        return key in self.slow
+
+    def any_on_disk(self, keys: Collection[str]) -> bool:
+        if not len(self.slow):  # (nothing spilled: the usual case, one call)
+            return False
+        return any(key in self.slow for key in keys)
 
     # -- the mapping ---------------------------------------------------------------------------
     def plan_use(self, key: str, when: tuple[int, int] | None) -> None:

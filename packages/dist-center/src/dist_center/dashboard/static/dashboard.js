@@ -156,6 +156,8 @@ function fillMemoryMeter(cell, worker) {
     : `${formatBytes(worker.memory)}${spilled}`;
   cell.title = `managed ${formatBytes(parts.managed)}, unmanaged ${formatBytes(parts.unmanaged)}`
     + `, spilled ${formatBytes(worker.spilled)} (${formatBytes(worker.spilled_disk)} on disk)`
+    + `; since it started, ${formatBytes(worker.spill_written || 0)} written to spill files`
+    + ` and ${formatBytes(worker.spill_read || 0)} read back`
     + (limit > 0 ? `, limit ${formatBytes(limit)}` : "");
   track.classList.toggle("high", limit > 0 && worker.memory > 0.8 * limit);
 }

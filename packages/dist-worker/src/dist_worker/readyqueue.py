@@ -1,0 +1,107 @@
+"""The tasks ready to run on a worker, and which of them runs next.
+
+The highest priority first (dask's order, then arrival), with one exception on a worker that
+spills: a task with an input only on disk waits while a task whose inputs are all in memory
+can run. The tasks passed over run in priority order once none in memory is left, and when a
+value comes back from disk for one of them, its other readers whose inputs are then all in
+memory go ahead of the rest (``promote``).
+
+Why: a task shuffle splits each group's output into one piece per output partition, and in
+priority order the pieces of more groups are taken in turn than fit in memory, so a group
+spilled to make room is read back once for each of its next few readers. Taken in memory
+first, a group is split by all its readers while it is in memory, whether it never left or
+was just read back, and each spilled byte is read back about once.
+
+A task passed over waits at most ``PATIENCE`` seconds (the oldest such task then runs
+whatever is in memory), so that a steady stream of tasks in memory cannot hold it back for
+ever. No I/O: whether a value is on disk is asked of the store (``any_on_disk``).
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Collection, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+# Seconds a task with an input on disk waits while others run ahead of it: a few tasks of a
+# shuffle's stage, enough to split a group read back, never long enough to starve it.
+PATIENCE = 2.0
+
+
+class ReadyTask(Protocol):
+    key: str
+    state: str
+    message: Any
+    priority: tuple[int, int]
+
+
+Task = TypeVar("Task", bound=ReadyTask)
+
+
+class ReadyQueue(Generic[Task]):
+    def __init__(self, any_on_disk: Callable[[Collection[str]], bool] | None = None):
+        # None: every value is in memory (a plain dict), the priority order alone decides.
+        self._any_on_disk = any_on_disk
+        self._heap: list[tuple[tuple[int, int], Task]] = []
+        # Passed over for an input on disk: task -> when first passed over (oldest first).
+        self.passed_over: dict[Task, float] = {}
+        # (the same task may come back to this heap: the count keeps two entries apart)
+        self._passed_heap: list[tuple[tuple[int, int], int, Task]] = []
+        self._count = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap) + len(self.passed_over)
+
+    def __iter__(self) -> Iterator[Task]:
+        """The tasks queued, in no particular order (outdated entries included)."""
+        for _, ts in self._heap:
+            yield ts
+        yield from self.passed_over
+
+    def push(self, ts: Task) -> None:
+        heapq.heappush(self._heap, (ts.priority, ts))
+
+    def pop(self, now: float) -> Task | None:
+        """The task to run next, out of the queue (``None``: none is ready). A task is current
+        while its ``state`` is ``ready``; the others are dropped as they surface."""
+        passed_over = self.passed_over
+        if passed_over:
+            oldest = next(iter(passed_over))
+            if passed_over[oldest] + PATIENCE <= now:
+                del passed_over[oldest]
+                if oldest.state == "ready":
+                    return oldest
+        any_on_disk = self._any_on_disk
+        heap = self._heap
+        while heap:
+            _, ts = heapq.heappop(heap)
+            if ts.state != "ready" or ts in passed_over:
+                continue
+            inputs = ts.message.who_has
+            if any_on_disk is None or not inputs or not any_on_disk(inputs):
+                return ts
+            passed_over[ts] = now
+            heapq.heappush(self._passed_heap, (ts.priority, next(self._count), ts))
+        passed_heap = self._passed_heap
+        while passed_heap:
+            _, _, ts = heapq.heappop(passed_heap)
+            if passed_over.pop(ts, None) is not None and ts.state == "ready":
+                return ts
+        return None
+
+    def promote(self, ts: Task) -> None:
+        """``ts``, if passed over, goes back among the others when its inputs are all in
+        memory now (one of them read back for another task)."""
+        if ts in self.passed_over and not (self._any_on_disk is not None
+                                           and self._any_on_disk(ts.message.who_has)):
+            del self.passed_over[ts]
+            heapq.heappush(self._heap, (ts.priority, ts))
+
+    def discard(self, ts: Task) -> None:
+        """``ts`` leaves the queue now (its entries in the heaps go as they surface)."""
+        self.passed_over.pop(ts, None)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._passed_heap.clear()
+        self.passed_over.clear()
