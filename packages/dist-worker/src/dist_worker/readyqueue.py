@@ -12,6 +12,13 @@ spilled to make room is read back once for each of its next few readers. Taken i
 first, a group is split by all its readers while it is in memory, whether it never left or
 was just read back, and each spilled byte is read back about once.
 
+A task with inputs both in memory and on disk waits too. That has a cost: its inputs in
+memory may spill while it waits (``x + x.T`` on an array persisted beyond memory, whose task
+reads a chunk from disk and its mirror fetched from the other worker, reads back about a
+sixth more). Letting such tasks run in their turn was tried: a shuffle's joins then read
+their pieces back in between a group's splits, and groups were read back up to five times
+again.
+
 A task passed over waits at most ``PATIENCE`` seconds (the oldest such task then runs
 whatever is in memory), so that a steady stream of tasks in memory cannot hold it back for
 ever. No I/O: whether a value is on disk is asked of the store (``any_on_disk``).
