@@ -15,16 +15,21 @@ workers' memory, each checked against the answer computed another way:
 * ``gather``: 12 results of 50 MB gathered to the client at once (1.5 times the workers'
   memory together);
 * ``shuffle``: a dataframe of 1.5 times the workers' memory together (``key, x, y, z``, 40
-  partitions; ``--shuffle-gb`` sets another size) persisted, then shuffled on ``key`` with
-  tasks, then per partition its rows, the sum of ``x`` and its keys (each key must land in
-  one partition only), then released.
+  partitions; ``--shuffle-gb`` and ``--shuffle-partitions`` set others) persisted, then
+  shuffled on ``key`` with tasks, then per partition its rows, the sum of ``x`` and its keys
+  (each key must land in one partition only), checked against the same figures computed with
+  pandas in this process, then released.
 
 Reported per system and workload: wall time, peak RSS of each worker process (nanny
-excluded), bytes written to and read back from spill files, restarts and whether the answer
-is right.
+excluded), bytes written to and read back from spill files (in all and per worker, from the
+workers' own counters: dist's ``spill_written``/``spill_read`` metrics, dask's ``disk-write``
+and ``disk-read``), restarts and whether the answer is right.
 
     python benchmarks/beyond_memory.py                    # both systems
     python benchmarks/beyond_memory.py --systems dist --workloads array-sum,map-sum
+    python benchmarks/beyond_memory.py --systems dist --workloads shuffle --shuffle-gb 0.6
+    python benchmarks/beyond_memory.py --systems dist --workloads shuffle --shuffle-gb 1.6 \
+        --shuffle-partitions 50                           # the 1.6 GB task shuffle
 
 Not a timed test: run it by hand (a few minutes on 2 cores); it needs dask[array] and
 distributed (``benchmarks/setup.sh`` installs them into ``benchmarks/.venv``).
@@ -80,7 +85,8 @@ def partition_stats(frame):
                          "keys": [keys.tobytes()]})
 
 
-def workloads(limit: int, factor: float, shuffle_bytes: float | None = None):
+def workloads(limit: int, factor: float, shuffle_bytes: float | None = None,
+              shuffle_partitions: int = SHUFFLE_PARTITIONS):
     import dask.array as da
 
     side = int((factor * 2 * limit / 8) ** 0.5) // 1000 * 1000
@@ -148,16 +154,16 @@ def workloads(limit: int, factor: float, shuffle_bytes: float | None = None):
     def shuffle(client, compute):
         import dask.dataframe as dd
         total = shuffle_bytes or 1.5 * 2 * limit
-        rows = int(total / 32 / SHUFFLE_PARTITIONS)  # four 8-byte columns
-        frame = client.persist(dd.from_map(frame_part, range(SHUFFLE_PARTITIONS), rows=rows))
+        rows = int(total / 32 / shuffle_partitions)  # four 8-byte columns
+        frame = client.persist(dd.from_map(frame_part, range(shuffle_partitions), rows=rows))
         try:
             shuffled = frame.shuffle("key", shuffle_method="tasks")
             stats = compute(shuffled.map_partitions(
                 partition_stats, meta={"rows": "i8", "xsum": "f8", "keys": "O"}))
         finally:
             del frame
-        parts = [frame_part(i, rows) for i in range(SHUFFLE_PARTITIONS)]
-        want_rows = rows * SHUFFLE_PARTITIONS
+        parts = [frame_part(i, rows) for i in range(shuffle_partitions)]
+        want_rows = rows * shuffle_partitions
         want_xsum = sum(float(p["x"].sum()) for p in parts)
         want_keys = len(np.unique(np.concatenate([p["key"].to_numpy() for p in parts])))
         del parts
@@ -178,7 +184,8 @@ def workloads(limit: int, factor: float, shuffle_bytes: float | None = None):
 def run_system(system: str, args, log_dir: Path) -> dict:
     limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
     table, side, persisted = workloads(limit, args.factor,
-                                       args.shuffle_gb * 1e9 if args.shuffle_gb else None)
+                                       args.shuffle_gb * 1e9 if args.shuffle_gb else None,
+                                       args.shuffle_partitions)
     print(f"{system}: array {side}x{side} ({side * side * 8 / MB:.0f} MB), persisted "
           f"{persisted}x{persisted} ({persisted * persisted * 8 / MB:.0f} MB)", flush=True)
     cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent)
@@ -195,8 +202,8 @@ def run_system(system: str, args, log_dir: Path) -> dict:
         for name in args.workloads.split(","):
             sampler = PeakSampler(cluster)
             sampler.start()
-            written_before = cluster.spill_written(client)
-            read_before = cluster.spill_read(client)
+            written_before = cluster.spill_per_worker(client, "spill_written", "disk-write")
+            read_before = cluster.spill_per_worker(client, "spill_read", "disk-read")
             started = time.perf_counter()
             error = wrong = None
             try:
@@ -207,13 +214,18 @@ def run_system(system: str, args, log_dir: Path) -> dict:
             sampler.stopping.set()
             sampler.join()
             refused = isinstance(wrong, Refused)
+            written = since(cluster.spill_per_worker(client, "spill_written", "disk-write"),
+                            written_before)
+            read = since(cluster.spill_per_worker(client, "spill_read", "disk-read"),
+                         read_before)
             results[name] = {
                 "wall_s": round(wall, 2), "correct": error is None and wrong is None,
                 "refused": refused, "problem": error or wrong,
                 "peak_rss_mb": [round(p / MB) for p in sampler.peaks],
-                "spilled_mb": max(0, round((cluster.spill_written(client) - written_before)
-                                           / MB)),
-                "read_back_mb": max(0, round((cluster.spill_read(client) - read_before) / MB)),
+                "spilled_mb": round(sum(written.values()) / MB),
+                "read_back_mb": round(sum(read.values()) / MB),
+                "spilled_mb_by_worker": {w: round(b / MB) for w, b in sorted(written.items())},
+                "read_back_mb_by_worker": {w: round(b / MB) for w, b in sorted(read.items())},
                 "restarts": len(sampler.pids - set(cluster.first_children))}
             print(f"{system:5} {name:16} {json.dumps(results[name])}", flush=True)
             cluster.first_children = cluster.worker_processes()
@@ -222,6 +234,11 @@ def run_system(system: str, args, log_dir: Path) -> dict:
     finally:
         cluster.stop()
     return results
+
+
+def since(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Each worker's bytes since ``before`` (a worker restarted since starts from 0)."""
+    return {w: b - before.get(w, 0) if b >= before.get(w, 0) else b for w, b in now.items()}
 
 
 def outcome(result: dict) -> str:
@@ -241,6 +258,8 @@ def main() -> None:
     parser.add_argument("--shuffle-gb", type=float, default=None,
                         help="the shuffled dataframe's size (default: 1.5 times the workers' "
                         "memory together)")
+    parser.add_argument("--shuffle-partitions", type=int, default=SHUFFLE_PARTITIONS,
+                        help="the shuffled dataframe's partitions")
     parser.add_argument("--workloads", default="array-sum,array-transpose,persist,map-sum,"
                         "scatter,gather,shuffle")
     parser.add_argument("--output", default=str(HERE / "results" /

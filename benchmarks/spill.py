@@ -219,15 +219,21 @@ class Cluster:
         return self._spill_bytes(client, "spill_read", "disk-read")
 
     def _spill_bytes(self, client, dist_metric: str, dask_metric: str) -> int:
+        return sum(self.spill_per_worker(client, dist_metric, dask_metric).values())
+
+    def spill_per_worker(self, client, dist_metric: str = "spill_written",
+                         dask_metric: str = "disk-write") -> dict[str, int]:
+        """Each worker's own counter (by name): bytes written to spill files (or read back,
+        with ``spill_read`` and ``disk-read``) since it started."""
         if self.system == "dist":
             url = f"http://127.0.0.1:{self.dashboard}/api/workers"
             with urllib.request.urlopen(url, timeout=10) as reply:
                 rows = json.load(reply)
             rows = rows["workers"] if isinstance(rows, dict) else rows
-            return sum(row.get(dist_metric, 0) for row in rows)
-        totals = client.run(lambda dask_worker: dask_worker.data.cumulative_metrics.get(
-            (dask_metric, "bytes"), 0))
-        return int(sum(totals.values()))
+            return {row["name"]: row.get(dist_metric, 0) for row in rows}
+        totals = client.run(lambda dask_worker: (dask_worker.name, int(
+            dask_worker.data.cumulative_metrics.get((dask_metric, "bytes"), 0))))
+        return dict(totals.values())
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
