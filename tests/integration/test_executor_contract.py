@@ -223,6 +223,34 @@ def test_interpreter_exit_waits_for_work_and_refuses_new(cluster, tmp_path):
     assert marker.read_text() == "yes" and (tmp_path / "ran2").read_text() == "yes"
 
 
+def test_one_ctrl_c_stops_a_program_waiting_for_work_that_cannot_run(cluster):
+    # A task asking for a resource no worker has waits for one to join; the program waits
+    # for it. Ctrl-C ends the program at once: the exit does not wait for that work again.
+    code = textwrap.dedent("""
+        import os
+        from dist_client import Executor
+
+        e = Executor(os.environ["DIST_TEST_ADDRESS"])
+        waiting = e.submit(abs, -1, resources={"GPU": 1})
+        print("waiting", flush=True)
+        waiting.result()
+    """)
+    env = {**os.environ, "DIST_TEST_ADDRESS": cluster.address}
+    with subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          start_new_session=True) as process:
+        try:
+            assert process.stdout.readline() == "waiting\n"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == -signal.SIGINT, stderr  # as Python ends on Ctrl-C
+    assert stderr.rstrip().endswith("dist: the program was interrupted: 1 futures not done "
+                                    "were cancelled as their executors closed"), stderr
+
+
 def test_a_forked_child_neither_waits_on_nor_takes_its_parents_executor(cluster):
     """A child forked from a process with an Executor (a pre-forking server, os.fork) has
     a copy without the connection's thread: it used to wait for ever at its exit for the

@@ -8,13 +8,16 @@
   finish.
 * At interpreter exit every open Executor is shut down with ``wait=True`` before ``atexit``
   hooks run (as ``concurrent.futures`` does), so a submit from such a hook raises
-  ``RuntimeError``.
+  ``RuntimeError``; unless the program ended on Ctrl-C, or Ctrl-C stops that wait: then
+  they close, cancelling what is not done, as the user asked to stop.
 
 Results are kept in the client only up to ``KEEP_RESULTS`` bytes in all (small results already
 are); the rest cannot be read after the shutdown, and say so.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import weakref
 from typing import Any
@@ -76,13 +79,44 @@ def finish(executor: Executor) -> None:
 def _at_exit() -> None:
     global _interpreter_exiting
     _interpreter_exiting = True
-    for executor in list(_open):
-        if executor.in_forked_child():
-            continue  # the process it was opened in waits for its work, not a forked child
-        try:
-            executor.shutdown(wait=True)
-        except Exception:  # noqa: BLE001 -- one broken executor must not keep others open
-            pass
+    # (the process they were opened in waits for their work, not a forked child)
+    executors = [executor for executor in list(_open) if not executor.in_forked_child()]
+    if _ended_on_ctrl_c():
+        # The user stopped the program: waiting for its work now (which may never end: it was
+        # likely what the program waited for) would take a second Ctrl-C.
+        _close_without_waiting(executors, "the program was interrupted")
+        return
+    try:
+        for executor in executors:
+            try:
+                executor.shutdown(wait=True)
+            except Exception:  # noqa: BLE001 -- one broken executor must not keep others open
+                pass
+    except KeyboardInterrupt:
+        # Ctrl-C while the exit waits for work that may never end (a task asking for what no
+        # worker has, a cluster left without workers): the user stops waiting.
+        _close_without_waiting(executors, "interrupted while waiting at exit")
+
+
+def _ended_on_ctrl_c() -> bool:
+    """Whether the program (not an interactive session) ended on a KeyboardInterrupt."""
+    if hasattr(sys, "ps1"):  # (there, the last error may be any earlier line's)
+        return False
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
+
+
+def _close_without_waiting(executors: list[Executor], why: str) -> None:
+    """Close ``executors``, cancelling what is not done, and say so in a line rather than in
+    a traceback of the interpreter's shutdown."""
+    pending = 0
+    for executor in executors:
+        with contextlib.suppress(Exception):
+            pending += executor.pending_count()
+            executor.close()
+    if pending:
+        print(f"dist: {why}: {pending} futures not done were cancelled as their executors "
+              "closed", file=sys.stderr)
 
 
 # Runs when the main thread ends, before atexit hooks and before the non-daemon threads are

@@ -772,6 +772,11 @@ class ClientCore:
         with self.lock:
             return len(self.state.states)
 
+    def pending_count(self) -> int:
+        """How many of the held futures are not done."""
+        with self.lock:
+            return len(self.state.pending())
+
 
 def _callers_level() -> int:
     """The ``stacklevel`` of the first frame outside this package, from a function of it that
