@@ -94,17 +94,28 @@ def test_tasks_without_inputs_spread_over_both_workers(cluster, executor, pids):
     assert counts[0] >= 2, f"one worker ran only {counts[0]} of 8 equal tasks"
 
 
+def gated_where(i, gate, delay=0.2):
+    """``slow_where`` once the file ``gate`` exists."""
+    while not os.path.exists(gate):
+        time.sleep(0.01)
+    return slow_where(i, delay)
+
+
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 @pytest.mark.timeout(90)
 def test_a_worker_that_joins_later_gets_work_from_a_long_queue(cluster, executor,
-                                                               wait_until):
+                                                               wait_until, tmp_path):
     [first] = cluster.workers
-    futures = executor.map(slow_where, range(40), pure=False)
-    wait_until(lambda: any(f.done() for f in futures), RESULT_TIMEOUT,
-               "the first worker to start on the queue")
+    # The queue waits for the file, so it is still long when the late worker is in, however
+    # long that worker takes to start.
+    gate = tmp_path / "gate"
+    futures = executor.map(gated_where, range(40), gate=str(gate), pure=False)
+    wait_until(lambda: cluster.worker_table(executor)[first.address]["processing"],
+               RESULT_TIMEOUT, "the first worker to start on the queue")
 
     late = cluster.add_worker()
     cluster.wait_for_workers(executor, 2)
+    gate.touch()
 
     ran_in = executor.gather(futures, timeout=RESULT_TIMEOUT * 2)
     late_share = ran_in.count(late.worker_pid())
