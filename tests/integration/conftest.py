@@ -49,7 +49,8 @@ heartbeat_timeout=None, env=None) -> Cluster``
     output line), ``interrupt()`` (Ctrl-C: SIGINT to the group, as a terminal sends it),
     ``terminate()`` (SIGTERM to the started process only), ``kill()`` (SIGKILL to the group),
     ``suspend()``/``resume()`` (SIGSTOP/SIGCONT to the group), ``wait(timeout)`` (the exit
-    code), ``pids()`` (live processes of the group), ``stop()`` (what teardown does).
+    code, once ``output()`` holds all it printed), ``pids()`` (live processes of the group),
+    ``stop()`` (what teardown does).
 ``WorkerServer(Server)``
     ``name``, ``nanny``; ``address`` is that of the current worker process (a restarted
     worker prints a new one); ``worker_pid()`` is the process running the tasks (the nanny's
@@ -229,7 +230,12 @@ class Server:
         self.signal_group(signal.SIGCONT)
 
     def wait(self, timeout: float = STOP_TIMEOUT) -> int:
-        return self.popen.wait(timeout)
+        """The exit code, once the output thread has also read what the process printed
+        before it exited (or children it left still hold the pipe after ``STOP_TIMEOUT``)."""
+        code = self.popen.wait(timeout)
+        with self._changed:
+            self._changed.wait_for(lambda: self._ended, STOP_TIMEOUT)
+        return code
 
     def pids(self) -> list[int]:
         return [p.pid for p in _group_members(self.pid)]

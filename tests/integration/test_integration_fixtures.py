@@ -3,9 +3,12 @@ suspended or killed worker is what it claims to be, and nothing is left running.
 from __future__ import annotations
 
 import signal
+import sys
 
 import psutil
 import pytest
+
+from .conftest import Server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,3 +85,17 @@ def test_the_cluster_marker_and_add_worker_set_the_options(cluster):
     extra = cluster.add_worker(nthreads=3)
     cluster.wait_for_workers(e, 4)
     assert e.ncores()[extra.address] == 3
+
+
+def test_the_output_after_wait_holds_all_the_process_printed():
+    """A thread reads a server's output as it comes; ``wait`` returns the exit code once that
+    thread has read it all, so a check of what a process printed before it exited cannot
+    come too early (here: much printed just before the exit)."""
+    # As many short lines as the pipe holds, written at once just before the exit: the
+    # process ends without waiting for any of them to be read.
+    printer = Server([sys.executable, "-c", "import sys; sys.stdout.write('.\\n' * 30000 + 'end')"])
+    try:
+        assert printer.wait(30) == 0
+        assert printer.output().endswith(".\nend")
+    finally:
+        printer.stop()
