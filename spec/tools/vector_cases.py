@@ -639,21 +639,77 @@ COLUMN_CASES: list[tuple[str, list, list[bytes]]] = [
 ]
 
 
+def _frame_column(*indices: int | None) -> dict:
+    return {"serializer": "pickle", "frames": list(indices)}
+
+
+RESULT_FRAMES = [b"value-a", b"value-c"]
+SMALL_RESULTS = ["key-in-memory", 3, {"key": ["a", "b", "c"],
+                                      "value": _frame_column(1, None, 2)},
+                 {"nbytes": 28, "type": "int", "workers": ["10.0.0.5:40211"]}]
+
+# Read on a connection that agreed frame-columns as well (name, frame 0, payload frames).
+FRAME_COLUMN_CASES: list[tuple[str, list, list[bytes]]] = [
+    ("compute-tasks-whose-arguments-are-a-frame-column",
+     [_tasks_block(c2={"key": ["inc-0", "inc-1", "inc-2"], "args": _frame_column(2, 3, 4),
+                       "priority": [0, -1, -2]})], TASK_FRAMES),
+    ("small-results-as-a-frame-column-with-an-absent-value", [SMALL_RESULTS], RESULT_FRAMES),
+    ("a-submit-whose-arguments-are-a-frame-column", [
+        {"op": "submit", "tasks": {"count": 3, "columns": {"key": ["inc-0", "inc-1", "inc-2"],
+                                                           "args": _frame_column(2, 3, 4)},
+                                   "shared": {"function": _pickle_ref(1),
+                                              "pickled_with": "cpython-3.11"}}}],
+     TASK_FRAMES),
+    ("a-frame-column-naming-one-frame-twice",
+     [_tasks_block(c2={"key": ["inc-0", "inc-1", "inc-2"], "args": _frame_column(2, 2, 3),
+                       "priority": [0, -1, -2]})], TASK_FRAMES[:3]),
+    # must be rejected:
+    ("a-frame-column-of-the-wrong-length",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"], "value": _frame_column(1, 2)},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-with-another-key",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"],
+                            "value": {**_frame_column(1, None, 2), "compression": None}},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-naming-a-missing-frame",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"], "value": _frame_column(1, None, 3)},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-naming-frame-zero",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"], "value": _frame_column(0, None, 2)},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-with-an-index-that-is-not-an-int",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"], "value": _frame_column(1, None, 2.0)},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-of-an-unknown-serializer",
+     [SMALL_RESULTS[:2] + [{"key": ["a", "b", "c"],
+                            "value": {"serializer": "yaml", "frames": [1, None, 2]}},
+                           SMALL_RESULTS[3]]], RESULT_FRAMES),
+    ("a-frame-column-for-a-field-that-is-no-payload",
+     [SMALL_RESULTS[:2] + [{"key": _frame_column(1, None, 2)}, SMALL_RESULTS[3]]],
+     RESULT_FRAMES),
+]
+
+
 def column_vectors() -> dict:
     out = []
-    for name, items, payload in COLUMN_CASES:
+    for name, items, payload, frame_columns in (
+            [(*case, False) for case in COLUMN_CASES]
+            + [(*case, True) for case in FRAME_COLUMN_CASES]):
         frames = [msgpack.packb(items, **PACK), *payload]
         case: dict[str, Any] = {"name": name, "section": "PROTOCOL.md#column-blocks",
                                 "frames": [f.hex() for f in frames],
                                 "decoded": to_json(msgpack.unpackb(frames[0], raw=False))}
+        if frame_columns:
+            case["frame_columns"] = True
         try:
-            messages = decode_batch(frames, columnar=True)
+            messages = decode_batch(frames, columnar=True, frame_columns=frame_columns)
         except ProtocolError as exc:
             case.update(valid=False, error=exc.code)
             out.append(case)
             continue
         as_maps = encode_batch(messages)
-        (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True)
+        (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True,
+                                  frame_columns=frame_columns)
         case["valid"] = True
         case["messages"] = to_json(msgpack.unpackb(as_maps[0], raw=False))
         case["messages_frames"] = [bytes(f).hex() for f in as_maps[1:]]
@@ -664,7 +720,8 @@ def column_vectors() -> dict:
             bytes(f) for f in again[1:]] == frames[1:]
         out.append(case)
     return {
-        "description": "Column blocks, read on a connection that agreed the feature columns: "
+        "description": "Column blocks, read on a connection that agreed the feature columns "
+                       "(and frame-columns, where a case says 'frame_columns'): "
                        "'frames' and 'decoded' as in messages.json. A valid case gives "
                        "'messages': the same messages as message maps in their canonical "
                        "encoding (frame 0, decoded), with 'messages_frames' their payload "

@@ -485,3 +485,109 @@ def test_a_payload_index_equal_to_a_frame_s_but_not_an_int_is_refused(index, as_
     frames = [msgpack.packb(items, use_bin_type=True), b"value"]
     with pytest.raises(InvalidMessage):
         decode_batch(frames, columnar=True)
+
+
+# -- frame columns (feature frame-columns) -----------------------------------------------------
+
+
+def with_frame_columns(messages, max_frames=10_000):
+    return [[bytes(f) for f in frames]
+            for frames in encode_batches(list(messages), max_frames, columnar=True,
+                                         frame_columns=True)]
+
+
+def test_with_frame_columns_a_map_s_arguments_are_one_frame_column():
+    sent = [map_task(i) for i in range(100)]
+    [frames] = with_frame_columns(sent)
+    [[op, count, by_column, shared]] = items_of(frames)
+    assert by_column["args"] == {"serializer": "pickle", "frames": list(range(2, 102))}
+    assert shared["function"] == {"serializer": "pickle", "frames": [1]}
+    assert len(frames) == 102
+    received = decode_batch(frames, columnar=True, frame_columns=True)
+    assert received == sent
+    assert received[0].function is received[99].function
+    with pytest.raises(InvalidMessage, match="must be an array of 100 values$"):
+        decode_batch(frames, columnar=True)  # (a peer that did not agree frame-columns)
+    odd = {**by_column["args"], "compression": None}
+    odd_frames = [msgpack.packb([[op, count, {**by_column, "args": odd}, shared]]), *frames[1:]]
+    with pytest.raises(InvalidMessage, match="or a frame column"):
+        decode_batch(odd_frames, columnar=True, frame_columns=True)
+
+
+def test_absent_values_are_nil_in_a_frame_column():
+    sent = [TaskFinished(key="a", nbytes=1, value=Payload("pickle", [b"1"])),
+            TaskFinished(key="b", nbytes=1),
+            TaskFinished(key="c", nbytes=1, value=Payload("pickle", [b"3"]))]
+    [frames] = with_frame_columns(sent)
+    [[_, _, by_column, _]] = items_of(frames)
+    assert by_column["value"] == {"serializer": "pickle", "frames": [1, None, 2]}
+    assert decode_batch(frames, columnar=True, frame_columns=True) == sent
+
+
+def compressed(payload):
+    payload.compression = ["lz4"]
+    return payload
+
+
+@pytest.mark.parametrize("values", [
+    [Payload("pickle", [b"1"]), Payload("msgpack", [b"\x02"])],  # two serializers
+    [Payload("pickle", [b"1"]), Payload("pickle", [b"2", b"buffer"])],  # two frames
+    [Payload("pickle", [b"1"]), compressed(Payload("pickle", [b"2"]))],
+    [None, None],
+])
+def test_payloads_a_frame_column_cannot_stand_for_go_as_an_array(values):
+    sent = [TaskFinished(key=str(i), nbytes=1, value=value) for i, value in enumerate(values)]
+    [frames] = with_frame_columns(sent)
+    [[_, _, by_column, _]] = items_of(frames)
+    assert type(by_column.get("value", [])) is list
+    if not any(value is not None and value.compression for value in values):
+        assert decode_batch(frames, columnar=True, frame_columns=True) == sent
+
+
+def test_one_payload_in_every_message_is_shared_not_a_frame_column():
+    sent = [map_task(i) for i in range(3)]
+    sent = [dataclasses.replace(task, args=FUNCTION) for task in sent]
+    [frames] = with_frame_columns(sent)
+    [[_, _, by_column, shared]] = items_of(frames)
+    assert "args" not in by_column and shared["args"] == shared["function"]
+    assert decode_batch(frames, columnar=True, frame_columns=True) == sent
+
+
+def test_a_submit_s_column_list_carries_its_arguments_as_a_frame_column():
+    sent = Submit(tasks=[TaskSpec(key=f"inc-{i}", function=FUNCTION,
+                                  args=Payload("pickle", [b"a%d" % i])) for i in range(5)])
+    [frames] = with_frame_columns([sent])
+    [submit] = items_of(frames)
+    assert submit["tasks"]["columns"]["args"] == {"serializer": "pickle",
+                                                  "frames": [2, 3, 4, 5, 6]}
+    assert decode_batch(frames, columnar=True, frame_columns=True) == [sent]
+    with pytest.raises(InvalidMessage):
+        decode_batch(frames, columnar=True)
+
+
+@pytest.mark.parametrize("op", ["compute-task", "task-finished", "key-in-memory", "submit"])
+def test_runs_with_frame_columns_come_back_as_sent(op):
+    @SOME
+    @given(st.lists(wire.messages([op]), min_size=2, max_size=6))
+    def check(sent):
+        received = [m for frames in with_frame_columns(sent)
+                    for m in decode_batch(frames, columnar=True, frame_columns=True)]
+        assert received == sent
+    check()
+
+
+@pytest.mark.parametrize("ours, theirs, expected", [
+    (["columns", "frame-columns"], ["columns", "frame-columns"], dict),
+    (["columns", "frame-columns"], ["columns"], list),
+    (["columns"], ["columns", "frame-columns"], list),
+])
+def test_frame_columns_go_only_to_peers_that_agreed_them(ours, theirs, expected):
+    client, center = pair_with(ours, theirs)
+    sent = [KeyInMemory(key=str(i), nbytes=1, value=Payload("pickle", [b"%d" % i]))
+            for i in range(3)]
+    center.send(*sent)
+    data = b"".join(bytes(b) for b in center.data_to_send())
+    [frames] = FrameDecoder().feed(data)
+    [[_, _, by_column, _]] = items_of(frames)
+    assert type(by_column["value"]) is expected
+    assert client.receive_data(data) == sent

@@ -127,24 +127,36 @@ def test_the_vectors_include_inputs_that_must_be_rejected():
 @pytest.mark.parametrize("case", cases(COLUMNS))
 def test_column_block_vector(case):
     frames = [bytes.fromhex(f) for f in case["frames"]]
+    frame_columns = case.get("frame_columns", False)
     assert to_json(msgpack.unpackb(frames[0], raw=False)) == case["decoded"]
     if not case["valid"]:
         with pytest.raises(ProtocolError) as caught:
-            decode_batch(frames, columnar=True)
+            decode_batch(frames, columnar=True, frame_columns=frame_columns)
         assert caught.value.code == case["error"], REGENERATE_HINT
         return
-    messages = decode_batch(frames, columnar=True)
+    messages = decode_batch(frames, columnar=True, frame_columns=frame_columns)
     # what the block stands for: these messages, sent as maps
     as_maps = encode_batch(messages)
     assert msgpack.unpackb(as_maps[0], raw=False) == from_json(case["messages"]), \
         REGENERATE_HINT
     assert [bytes(f).hex() for f in as_maps[1:]] == case["messages_frames"]
     assert decode_batch(as_maps) == messages
-    (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True)
+    (again,) = encode_batches(messages, DEFAULT_LIMITS.max_frames, columnar=True,
+                              frame_columns=frame_columns)
     expected = from_json(case.get("reencoded", case["decoded"]))
     assert msgpack.unpackb(again[0], raw=False) == expected, REGENERATE_HINT
     assert (bytes(again[0]) == frames[0]) == case["canonical"], REGENERATE_HINT
-    assert decode_batch(again, columnar=True) == messages
+    assert decode_batch(again, columnar=True, frame_columns=frame_columns) == messages
+
+
+def test_a_receiver_without_frame_columns_rejects_every_frame_column():
+    valid = [case for case in COLUMNS["cases"] if case["valid"] and case.get("frame_columns")
+             and "frame-column" in case["name"]]
+    assert len(valid) >= 3
+    for case in valid:  # (each holds a frame column)
+        with pytest.raises(ProtocolError) as caught:
+            decode_batch([bytes.fromhex(f) for f in case["frames"]], columnar=True)
+        assert caught.value.code == "invalid-message"
 
 
 def test_a_receiver_without_the_feature_rejects_every_block_and_column_list():

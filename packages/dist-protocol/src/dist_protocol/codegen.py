@@ -111,9 +111,13 @@ def _payload(value: Any, frames: list[Any]) -> Payload:
     return read_payload_ref(value, frames)
 
 
-def payload_column(column: list[Any], frames: list[Any]) -> list[Payload | None]:
+def payload_column(column: list[Any] | dict[str, Any], frames: list[Any]
+                   ) -> list[Payload | None]:
     """``_payload`` of each reference of a column of a block (nil read as None), in one
-    loop rather than a call each: a map's arguments or results, one per task."""
+    loop rather than a call each: a map's arguments or results, one per task. A frame column
+    (its shape checked already) is read without a reference map per value."""
+    if type(column) is dict:
+        return _frame_column(column, frames)
     if type(frames) is not BatchFrames:
         return [None if value is None else read_payload_ref(value, frames) for value in column]
     shared = frames.payloads
@@ -142,6 +146,77 @@ def payload_column(column: list[Any], frames: list[Any]) -> list[Payload | None]
                     continue
         append(read_payload_ref(value, frames))
     return out
+
+
+def _frame_column(column: dict[str, Any], frames: list[Any]) -> list[Payload | None]:
+    """The payloads of a frame column, each naming one frame of the batch; a value this
+    does not take (an index that is not an int naming a frame, an unknown serializer) is
+    ``Slow``: the block goes the long way, where the reference converter says what is
+    wrong."""
+    name = _SERIALIZER.get(column["serializer"])
+    if name is None or type(frames) is not BatchFrames:
+        raise Slow
+    shared = frames.payloads
+    count = len(frames)
+    out: list[Payload | None] = []
+    append = out.append
+    for index in column["frames"]:
+        if index is None:
+            append(None)
+            continue
+        if type(index) is not int or not 0 < index < count:
+            raise Slow
+        payload = shared.get(index)
+        if payload is None or payload.serializer != name:
+            payload = _new(Payload)
+            payload.serializer, payload.frames, payload.compression = (
+                name, [frames[index]], None)
+            shared[index] = payload
+        append(payload)
+    return out
+
+
+# The key of a batch's ``seen`` that says it is written for a peer that agreed
+# ``frame-columns``: a column of one-frame payloads may go as a frame column.
+FRAME_COLUMNS = "frame-columns"
+
+
+def payload_column_refs(column: list[Any], frames: list[Any], seen: dict[Any, Any]
+                        ) -> list[Any] | dict[str, Any]:
+    """A block's column of optional payloads on the wire: a frame column where the batch is
+    written for a peer that reads them and each payload is one uncompressed frame of one
+    serializer, not all the same (those are shared); else ``payload_refs``."""
+    if FRAME_COLUMNS in seen:
+        serializer = None
+        indices: list[int | None] = []
+        append = indices.append
+        for value in column:
+            if value is None:
+                append(None)
+                continue
+            if type(value) is not Payload:
+                break
+            ref = seen.get(id(value))
+            if ref is None:
+                own = value.frames
+                if len(own) != 1 or value.compression is not None:
+                    break
+                index = len(frames)
+                ref = seen[id(value)] = {"serializer": value.serializer, "frames": [index]}
+                frames.append(own[0])
+            elif len(ref) != 2 or len(ref["frames"]) != 1:  # (compressed, or frames of its own)
+                break
+            else:
+                index = ref["frames"][0]
+            if serializer is None:
+                serializer = value.serializer
+            elif value.serializer != serializer:
+                break
+            append(index)
+        else:
+            if serializer is not None and indices.count(indices[0]) != len(indices):
+                return {"serializer": serializer, "frames": indices}
+    return payload_refs(column, frames, seen)
 
 
 def payload_refs(column: list[Any], frames: list[Any], seen: dict[Any, Any]) -> list[Any]:
@@ -593,5 +668,5 @@ def install_initializer(cls: type) -> None:
 
 __all__ = ["Slow", "Source", "decoder", "default_source", "emit_union", "emit_value", "encoder",
            "fast_decoder", "field_encoding", "generatable", "initializer", "install_initializer",
-           "is_optional_payload", "payload_column", "payload_refs",
-           "is_record", "twin_class"]
+           "is_optional_payload", "payload_column", "payload_column_refs", "payload_refs",
+           "is_record", "twin_class", "FRAME_COLUMNS"]

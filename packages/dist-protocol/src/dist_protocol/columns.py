@@ -27,14 +27,18 @@ from collections.abc import Callable
 from typing import Any, Union
 
 from .column_shape import MAX_COUNT, check_shape, expand, fresh, list_parts
-from .codegen import (ColumnLists, Slow, Source, default_source, emit_union, emit_value,
-                      field_encoding, generatable, is_optional_payload, is_record,
-                      payload_column, payload_refs, serve_column_lists, twin_class)
+from .codegen import (FRAME_COLUMNS, ColumnLists, Slow, Source, default_source, emit_union,
+                      emit_value, field_encoding, generatable, is_optional_payload, is_record,
+                      payload_column, payload_column_refs, serve_column_lists, twin_class)
 from .errors import InvalidMessage, UnknownOp
 from .serialize import Payload
 from .wiretypes import BatchFrames, field_hints, field_specs
 
 FEATURE = "columns"
+# Read on a connection that agreed ``columns`` too: a column of payloads that each name one
+# frame, of one serializer, as that serializer and the column of frame indices (a map's
+# arguments or results: one int a task rather than a map and a list each).
+FRAME_FEATURE = "frame-columns"
 MIN_RUN = 2  # the sender makes a block of a run of at least this many messages of one op
 
 BlockDecoder = Callable[[int, dict[str, Any], dict[str, Any], list[Any]], list[Any]]
@@ -206,6 +210,9 @@ def _decoder_source(cls: type) -> BlockDecoder:
             src.emit(3, f"{out} = [{f'{intern}({result})' if interned else result}] * n")
         # A column: each value checked, in one loop.
         src.emit(1, "if c is not None:")
+        if not (is_optional_payload(tp) and field.default is None):
+            # (a frame column here goes the long way, expanded into what it stands for)
+            src.emit(2, "if type(c) is not list: raise Slow")
         if spec.required:
             start = len(src.lines)
             src.emit(2, "for x in c:")
@@ -282,8 +289,13 @@ def _encoder_source(cls: type) -> BlockEncoder:
         key = repr(spec.name)
         src.emit(1, f"c = [m.{spec.name} for m in run]")
         encoded = field_encoding(src, spec, hints, "v")
-        if not spec.required and is_optional_payload(hints[spec.name]):
-            src.emit(1, f"c = {src.name(payload_refs, 'payload_refs')}(c, frames, seen)")
+        frame_column = not spec.required and is_optional_payload(hints[spec.name])
+        if frame_column:
+            src.emit(1, f"c = {src.name(payload_column_refs, 'payload_column_refs')}"
+                        "(c, frames, seen)")
+            src.emit(1, "if type(c) is dict:")  # a frame column (its values differ)
+            src.emit(2, f"columns[{key}] = c")
+            src.emit(1, "else:")
         elif encoded is not None:
             if spec.required:
                 src.emit(1, f"c = [{encoded} for v in c]")
@@ -304,14 +316,15 @@ def _encoder_source(cls: type) -> BlockEncoder:
                 src.emit(1, f"if c.count({default_name}) != n:")
                 src.emit(2, f"columns[{key}] = c")
             continue
-        src.emit(1, "first = c[0]")
-        src.emit(1, "if c.count(first) != n:")
-        src.emit(2, f"columns[{key}] = c")
+        at = 2 if frame_column else 1  # (under the frame column's ``else``)
+        src.emit(at, "first = c[0]")
+        src.emit(at, "if c.count(first) != n:")
+        src.emit(at + 1, f"columns[{key}] = c")
         if spec.required:
-            src.emit(1, "else:")
+            src.emit(at, "else:")
         else:
-            src.emit(1, f"elif first is not None and first != {default_name}:")
-        src.emit(2, f"shared[{key}] = first")
+            src.emit(at, f"elif first is not None and first != {default_name}:")
+        src.emit(at + 1, f"shared[{key}] = first")
     src.emit(1, "return columns, shared")
     encode: BlockEncoder = src.compile(name)
     return encode
@@ -367,7 +380,8 @@ def decode_block(item: list[Any], frames: list[Any], ops: dict[str, type]) -> li
     cls = ops.get(op)
     if cls is None:
         raise UnknownOp(f"unknown op {op!r}")
-    check_shape(count, by_column, shared, "column block", reserved="op")
+    check_shape(count, by_column, shared, "column block", reserved="op",
+                frame_columns=type(frames) is BatchFrames and frames.frame_columns)
     decode = _decoder(cls)
     if decode is not None:
         try:
@@ -414,7 +428,7 @@ def list_decoder(cls: type) -> Any:
         if decode is None or type(frames) is not BatchFrames or not frames.columnar:
             raise Slow
         try:
-            count, by_column, shared = list_parts(value)
+            count, by_column, shared = list_parts(value, frames.frame_columns)
         except InvalidMessage:
             raise Slow from None
         return decode(count, by_column, shared, frames)
@@ -423,6 +437,6 @@ def list_decoder(cls: type) -> Any:
 
 serve_column_lists(ColumnLists(list_decoder, encode_list))
 
-__all__ = ["COLUMNAR", "FEATURE", "MAX_COUNT", "MIN_RUN", "carries_payloads", "decode_block",
-           "block_end", "frames_at_most",
+__all__ = ["COLUMNAR", "FEATURE", "FRAME_COLUMNS", "FRAME_FEATURE", "MAX_COUNT", "MIN_RUN",
+           "carries_payloads", "decode_block", "block_end", "frames_at_most",
            "encode_block", "encode_list", "expand_block", "list_decoder"]

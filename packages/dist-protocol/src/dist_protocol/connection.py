@@ -24,6 +24,7 @@ import struct
 from typing import Any
 
 from .columns import FEATURE as COLUMNS
+from .columns import FRAME_FEATURE as FRAME_COLUMNS
 from .defaults import MAX_FRAMES_PER_BATCH
 from .errors import FramingError, HandshakeError, InvalidMessage, LocalProtocolError, ProtocolError
 from .framing import DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, FrameDecoder, Limits
@@ -95,6 +96,7 @@ class Connection:
         self.version: int | None = None
         self.features: frozenset[str] = frozenset()
         self._columnar = False  # the peer agreed column blocks (both ways)
+        self._frame_columns = False  # and frame columns in them
         self.peer_environment: Environment | None = None
         self.peer_role: str | None = None  # the role the initiator said in its hello
         self.peer_name: str | None = None
@@ -165,7 +167,7 @@ class Connection:
             if not parsed:
                 return None
             frames = parsed[0]
-        return self._received(decode_batch(frames, self._columnar))
+        return self._received(decode_batch(frames, self._columnar, self._frame_columns))
 
     def _received(self, messages: list[Message]) -> list[Message]:
         handshake = self.handshake
@@ -198,6 +200,7 @@ class Connection:
         self.version = handshake.version
         self.features = handshake.features
         self._columnar = COLUMNS in self.features
+        self._frame_columns = self._columnar and FRAME_COLUMNS in self.features
         self.peer_environment = handshake.peer_environment
         if isinstance(handshake, AcceptorHandshake):
             self.peer_role, self.peer_name = handshake.role, handshake.name
@@ -288,7 +291,8 @@ class Connection:
         out, self._outgoing = self._outgoing, []
         if self._queued:
             messages, self._queued = self._queued, []
-            for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH, self._columnar):
+            for frames in encode_batches(messages, MAX_FRAMES_PER_BATCH, self._columnar,
+                                         self._frame_columns):
                 out.extend(batch_buffers(frames))
         return out
 

@@ -115,6 +115,10 @@ FEATURES: dict[str, str] = {
     "columns": "the peer reads column blocks in frame 0: a run of messages of one op sent as "
                "one array per field, with a value every message shares given once "
                "(PROTOCOL.md, Column blocks)",
+    "frame-columns": "with `columns` agreed too, the peer reads frame columns: in a column "
+                     "block or column list, a column of payloads that each name one frame, "
+                     "of one serializer, sent as that serializer and the array of frame "
+                     "indices (PROTOCOL.md, Column blocks)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

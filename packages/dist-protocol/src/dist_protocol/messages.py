@@ -943,27 +943,39 @@ def encode_batch(messages: list[Message]) -> list[Any]:
 
 
 _COLUMNAR, _MIN_RUN = columns.COLUMNAR, columns.MIN_RUN
+_NO_MARKS: dict[Any, Any] = {}
+_COLUMNAR_MARKS = {_COLUMNAR: True}
+_FRAME_COLUMN_MARKS = {_COLUMNAR: True, columns.FRAME_COLUMNS: True}
 
 
-def encode_batches(messages: list[Message], max_frames: int,
-                   columnar: bool = False) -> list[list[Any]]:
+def _marks(columnar: bool, frame_columns: bool) -> dict[Any, Any]:
+    """What a batch's ``seen`` starts with: the forms the peer agreed to read."""
+    if not columnar:
+        return _NO_MARKS
+    return _FRAME_COLUMN_MARKS if frame_columns else _COLUMNAR_MARKS
+
+
+def encode_batches(messages: list[Message], max_frames: int, columnar: bool = False,
+                   frame_columns: bool = False) -> list[list[Any]]:
     """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
     frames, so a burst of messages never exceeds the receiver's frame-count limit.
     ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
-    blocks."""
+    blocks; ``frame_columns`` (and ``frame-columns``): their columns of one-frame payloads
+    as frame columns."""
+    marks = _marks(columnar, frame_columns)
     if columnar and len(messages) >= _MIN_RUN and _has_run(messages):
-        return _encode_columnar(messages, max_frames)
+        return _encode_columnar(messages, max_frames, marks)
     # (a batch of one message has no run; its lists of records may still be column lists)
     batches = []
     frames: list[Any] = [b""]
-    seen: dict[Any, Any] = {_COLUMNAR: True} if columnar else {}
+    seen: dict[Any, Any] = dict(marks)
     wire: list[Any] = []
     for m in messages:
         wire.append(type(m)._encode(m, frames, seen))
         if len(frames) >= max_frames:
             frames[0] = _PACKERS.pack(wire)
             batches.append(frames)
-            frames, seen, wire = [b""], {_COLUMNAR: True} if columnar else {}, []
+            frames, seen, wire = [b""], dict(marks), []
     if wire:
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
@@ -984,10 +996,11 @@ def _has_run(messages: list[Message]) -> bool:
     return False
 
 
-def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]]:
+def _encode_columnar(messages: list[Message], max_frames: int,
+                     marks: dict[Any, Any]) -> list[list[Any]]:
     batches = []
     frames: list[Any] = [b""]
-    seen: dict[Any, Any] = {columns.COLUMNAR: True}
+    seen: dict[Any, Any] = dict(marks)
     wire: list[Any] = []
     for cls, group in itertools.groupby(messages, type):
         run = list(group)
@@ -1011,23 +1024,25 @@ def _encode_columnar(messages: list[Message], max_frames: int) -> list[list[Any]
             if len(frames) >= max_frames:
                 frames[0] = _PACKERS.pack(wire)
                 batches.append(frames)
-                frames, seen, wire = [b""], {columns.COLUMNAR: True}, []
+                frames, seen, wire = [b""], dict(marks), []
     if wire:
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
     return batches
 
 
-def decode_batch(frames: list[Any], columnar: bool = False) -> list[Message]:
+def decode_batch(frames: list[Any], columnar: bool = False,
+                 frame_columns: bool = False) -> list[Message]:
     """Messages of one batch. Raises ``InvalidMessage``/``UnknownOp`` on anything malformed.
-    ``columnar`` (the connection agreed ``columns``): column blocks are read too."""
+    ``columnar`` (the connection agreed ``columns``): column blocks are read too;
+    ``frame_columns`` (and ``frame-columns``): frame columns in them."""
     try:
         wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:
         raise InvalidMessage("frame 0 must be a msgpack list of message maps")
-    frames = BatchFrames(frames, columnar)
+    frames = BatchFrames(frames, columnar, columnar and frame_columns)
     out = []
     for item in wire:
         if type(item) is not dict:

@@ -63,14 +63,16 @@ class BatchFrames(list[Any]):
     does with a task's function, sends it once per batch in turn).
     """
 
-    __slots__ = ("payloads", "columnar")
+    __slots__ = ("payloads", "columnar", "frame_columns")
 
-    def __init__(self, frames: list[Any], columnar: bool = False):
+    def __init__(self, frames: list[Any], columnar: bool = False, frame_columns: bool = False):
         super().__init__(frames)
         # by frame index (one frame, see ``codegen``) or (serializer, *indices)
         self.payloads: dict[Any, Payload] = {}
         # the connection agreed ``columns``: a list of records may be a column list
         self.columnar = columnar
+        # it agreed ``frame-columns`` too: a column of one-frame payloads may be a frame column
+        self.frame_columns = frame_columns
 
 
 def read_payload_ref(value: Any, frames: list[Any]) -> Payload:
@@ -174,7 +176,8 @@ def converter(tp: Any) -> Converter:
         def check_list(value: Any, frames: list[Any]) -> list[Any]:
             if (of_records and type(value) is dict and type(frames) is BatchFrames
                     and frames.columnar):
-                value = expand_list(value)  # a column list (PROTOCOL.md, Column blocks)
+                # a column list (PROTOCOL.md, Column blocks)
+                value = expand_list(value, frames.frame_columns)
             if type(value) is not list:
                 raise InvalidMessage(f"expected list, got {type(value).__name__}")
             return [item(v, frames) for v in value]
