@@ -591,3 +591,19 @@ def test_frame_columns_go_only_to_peers_that_agreed_them(ours, theirs, expected)
     [[_, _, by_column, _]] = items_of(frames)
     assert type(by_column["value"]) is expected
     assert client.receive_data(data) == sent
+
+
+def test_a_payload_of_a_frame_column_met_again_in_its_batch_travels_once():
+    value = Payload("pickle", [b"the value"])
+    sent = [TaskFinished(key="a", nbytes=1, value=value),
+            TaskFinished(key="b", nbytes=1, value=Payload("pickle", [b"another"])),
+            KeyInMemory(key="a", nbytes=1, value=value),  # alone: a message map
+            TaskFinished(key="c", nbytes=1, value=value),
+            TaskFinished(key="d", nbytes=1, value=Payload("pickle", [b"more"]))]
+    [frames] = with_frame_columns(sent)
+    first, alone, second = items_of(frames)
+    assert first[2]["value"] == {"serializer": "pickle", "frames": [1, 2]}
+    assert alone["value"] == {"serializer": "pickle", "frames": [1]}
+    assert second[2]["value"] == {"serializer": "pickle", "frames": [1, 3]}
+    assert len(frames) == 4
+    assert decode_batch(frames, columnar=True, frame_columns=True) == sent

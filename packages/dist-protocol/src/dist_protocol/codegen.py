@@ -201,9 +201,12 @@ def payload_column_refs(column: list[Any], frames: list[Any], seen: dict[Any, An
                 own = value.frames
                 if len(own) != 1 or value.compression is not None:
                     break
-                index = len(frames)
-                ref = seen[id(value)] = {"serializer": value.serializer, "frames": [index]}
+                # Kept as the bare index (no map a task): made a map only if the payload is
+                # met again where one is written (``new_payload_ref``).
+                index = seen[id(value)] = len(frames)
                 frames.append(own[0])
+            elif type(ref) is int:
+                index = ref
             elif len(ref) != 2 or len(ref["frames"]) != 1:  # (compressed, or frames of its own)
                 break
             else:
@@ -238,6 +241,8 @@ def payload_refs(column: list[Any], frames: list[Any], seen: dict[Any, Any]) -> 
                 frames.append(own[0])
             else:
                 ref = new_payload_ref(value, frames, seen)
+        elif type(ref) is int:  # (written in a frame column before)
+            ref = new_payload_ref(value, frames, seen)
         append(ref)
     return out
 
@@ -534,8 +539,11 @@ def decoder(cls: type) -> Converter:
 def _encoding(src: Source, tp: Any, value: str) -> str | None:
     """The expression of ``value``'s wire form, or None when it goes on the wire as it is."""
     if tp is Payload:
-        ref = src.name(new_payload_ref, "payload")
-        return f"(seen.get(id({value})) or {ref}({value}, frames, seen))"
+        ref, known = src.name(new_payload_ref, "payload"), src.tmp()
+        # (a map already written, else a new one: a payload in ``seen`` as a bare frame
+        # index, from a frame column, gets its map then)
+        return (f"({known} if type({known} := seen.get(id({value}))) is dict "
+                f"else {ref}({value}, frames, seen))")
     if is_record(tp):
         return f"{src.name(encoder(tp), 'record')}({value}, frames, seen)"
     origin, args = typing.get_origin(tp), typing.get_args(tp)

@@ -114,11 +114,16 @@ def _read_payload(value: Any, frames: list[Any]) -> Payload:
 def payload_ref(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
     # The same payload object used by many messages in one batch travels once.
     ref = seen.get(id(value))
-    return new_payload_ref(value, frames, seen) if ref is None else ref
+    return ref if type(ref) is dict else new_payload_ref(value, frames, seen)
 
 
 def new_payload_ref(value: Payload, frames: list[Any], seen: dict[Any, Any]) -> dict[Any, Any]:
-    """``payload_ref`` of a payload not yet in ``seen``."""
+    """``payload_ref`` of a payload not yet in ``seen``, or in it as the bare frame index a
+    frame column wrote it with (``codegen.payload_column_refs``)."""
+    index = seen.get(id(value))
+    if type(index) is int:
+        ref = seen[id(value)] = {"serializer": value.serializer, "frames": [index]}
+        return ref
     start = len(frames)
     own = value.frames
     if len(own) == 1:
