@@ -10,14 +10,16 @@ finished task's small value...).
     python benchmarks/codec.py [--ops submit-1,compute-task] [--repeat 7]
     python benchmarks/codec.py --callgrind [--ops ...]
     python benchmarks/codec.py --columnar [--callgrind] [--ops ...]
+    python benchmarks/codec.py --frame-columns [--callgrind] [--ops ...]
 
 The first prints CPU µs per message (the median of ``--repeat`` timed runs, with ``time.
 process_time``). ``--callgrind`` counts instructions per message instead, which the load of a
 shared machine does not change: each op runs under ``valgrind --tool=callgrind`` once with no
 iterations and once with some, and the difference is divided by the messages coded.
 ``--columnar`` codes the batches as a connection that agreed the ``columns`` feature does
-(runs of one op as column blocks). Results go to ``benchmarks/results/codec.json`` (and
-``codec-columnar.json``, ``codec-callgrind.json``...).
+(runs of one op as column blocks); ``--frame-columns`` as one that agreed ``frame-columns``
+too (their columns of one-frame payloads as frame columns). Results go to
+``benchmarks/results/codec.json`` (and ``codec-columnar.json``, ``codec-callgrind.json``...).
 """
 from __future__ import annotations
 
@@ -81,27 +83,34 @@ def _ops() -> dict[str, tuple[int, Callable[[int], Any]]]:
             value=small_value)),
         "key-in-memory": (100, lambda i: KeyInMemory(
             key=f"inc-{i:08x}", nbytes=28, type="int", workers=["tcp://127.0.0.1:40001"])),
+        "key-in-memory-value": (100, lambda i: KeyInMemory(
+            key=f"inc-{i:08x}", nbytes=28, type="int", workers=["tcp://127.0.0.1:40001"],
+            value=Payload("pickle", [b"\x80\x05J" + i.to_bytes(4, "little") + b"."]))),
         "free-keys": (100, lambda i: FreeKeys(keys=[f"inc-{i:08x}"])),
         "heartbeat": (100, lambda i: Heartbeat(metrics=metrics)),
     }
 
 
-def _setup(label: str, columnar: bool
+# (columns, frame-columns): the features the batches are coded for
+Forms = tuple[bool, bool]
+
+
+def _setup(label: str, forms: Forms
            ) -> tuple[int, list[Any], list[Any], Callable[[], Any], Callable[[], Any]]:
     """(messages per batch, messages, frames, encode one batch, decode one batch)."""
     from dist_protocol.messages import decode_batch, encode_batches
 
     per_batch, build = _ops()[label]
     messages = [build(i) for i in range(per_batch)]
-    (frames,) = encode_batches(messages, 100_000, columnar)
+    (frames,) = encode_batches(messages, 100_000, *forms)
     wire = [bytes(f) for f in frames]
-    assert decode_batch(wire, columnar) == messages, label
-    return (per_batch, messages, wire, lambda: encode_batches(messages, 100_000, columnar),
-            lambda: decode_batch(wire, columnar))
+    assert decode_batch(wire, *forms) == messages, label
+    return (per_batch, messages, wire, lambda: encode_batches(messages, 100_000, *forms),
+            lambda: decode_batch(wire, *forms))
 
 
-def _count(label: str, repeat: int, columnar: bool) -> dict[str, Any]:
-    per_batch, messages, _, encode, decode = _setup(label, columnar)
+def _count(label: str, repeat: int, forms: Forms) -> dict[str, Any]:
+    per_batch, messages, _, encode, decode = _setup(label, forms)
     tasks = sum(len(getattr(m, "tasks", ())) or 1 for m in messages)
     # about 20 ms of work per timed run, whatever the op
     calls = max(1, 2000 // tasks)
@@ -118,18 +127,19 @@ def _count(label: str, repeat: int, columnar: bool) -> dict[str, Any]:
     return out
 
 
-def _child(label: str, phase: str, batches: int, columnar: bool) -> None:
+def _child(label: str, phase: str, batches: int, forms: Forms) -> None:
     """The process callgrind counts: set up, then code ``batches`` batches of ``phase``."""
-    _, _, _, encode, decode = _setup(label, columnar)
+    _, _, _, encode, decode = _setup(label, forms)
     run = encode if phase == "encode" else decode
     for _ in range(batches):
         run()
 
 
-def _instructions(label: str, phase: str, batches: int, columnar: bool) -> int:
+def _instructions(label: str, phase: str, batches: int, forms: Forms) -> int:
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                sys.executable, __file__, "--child", label, phase, str(batches),
-               *(["--columnar"] if columnar else [])]
+               *(["--columnar"] if forms[0] else []),
+               *(["--frame-columns"] if forms[1] else [])]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
@@ -137,13 +147,13 @@ def _instructions(label: str, phase: str, batches: int, columnar: bool) -> int:
     return int(found.group(1))
 
 
-def _callgrind(label: str, columnar: bool) -> dict[str, Any]:
+def _callgrind(label: str, forms: Forms) -> dict[str, Any]:
     per_batch, build = _ops()[label]
     batches = max(2, 1000 // per_batch) if label != "submit-1000" else 3
-    base = _instructions(label, "none", 0, columnar)
+    base = _instructions(label, "none", 0, forms)
     out: dict[str, Any] = {"messages_per_batch": per_batch}
     for phase in ("encode", "decode"):
-        total = _instructions(label, phase, batches, columnar)
+        total = _instructions(label, phase, batches, forms)
         out[f"{phase}_instructions"] = (total - base) / (batches * per_batch)
     return out
 
@@ -155,12 +165,16 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true")
     parser.add_argument("--columnar", action="store_true",
                         help="code runs of one op as column blocks (feature columns)")
+    parser.add_argument("--frame-columns", action="store_true",
+                        help="and their columns of one-frame payloads as frame columns "
+                             "(feature frame-columns; implies --columnar)")
     parser.add_argument("--child", nargs=3, metavar=("LABEL", "PHASE", "BATCHES"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    forms = (args.columnar or args.frame_columns, args.frame_columns)
     if args.child:
         label, phase, batches = args.child
-        _child(label, phase, int(batches), args.columnar)
+        _child(label, phase, int(batches), forms)
         return
     sys.path.insert(0, str(HERE))
     labels = [op for op in args.ops.split(",") if op] or list(_ops())
@@ -168,17 +182,17 @@ def main() -> None:
     results = {}
     for label in labels:
         if args.callgrind:
-            r = results[label] = _callgrind(label, args.columnar)
+            r = results[label] = _callgrind(label, forms)
             print(f"{label:22} encode {r['encode_instructions']:>10,.0f}  decode "
                   f"{r['decode_instructions']:>10,.0f} instructions per message", flush=True)
         else:
-            r = results[label] = _count(label, args.repeat, args.columnar)
+            r = results[label] = _count(label, args.repeat, forms)
             print(f"{label:22} encode {r['encode_us']:8.2f}  decode {r['decode_us']:8.2f} "
                   f"µs CPU per message", flush=True)
     print(f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
     RESULTS.mkdir(exist_ok=True)
     name = ("codec-callgrind" if args.callgrind else "codec") + (
-        "-columnar" if args.columnar else "") + ".json"
+        "-frame-columns" if args.frame_columns else "-columnar" if args.columnar else "") + ".json"
     (RESULTS / name).write_text(json.dumps({"load": load, "ops": results}, indent=1))
 
 
