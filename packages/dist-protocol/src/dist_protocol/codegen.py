@@ -217,8 +217,14 @@ def payload_column_refs(column: list[Any], frames: list[Any], seen: dict[Any, An
                 break
             append(index)
         else:
-            if serializer is not None and indices.count(indices[0]) != len(indices):
+            if serializer is None:
+                return indices  # (every value nil: the field is left out)
+            if indices.count(indices[0]) != len(indices):
                 return {"serializer": serializer, "frames": indices}
+            # One payload in every message: its map, for the block to share.
+            known = seen.get(id(column[0]))
+            ref = known if type(known) is dict else new_payload_ref(column[0], frames, seen)
+            return [ref] * len(column)
     return payload_refs(column, frames, seen)
 
 
