@@ -6,6 +6,7 @@ import itertools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dist_protocol.addresses import format_address, parse_address, reachable_host
@@ -13,9 +14,11 @@ from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.timeouts import wait_for
-from dist_protocol.messages import (Cancel, ClusterInfo, Coordinate, FireAndForget, Message,
+from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, Coordinate,
+                                    CoordinateReply, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
-                                    Release, Replicate, Restart, Retry, ScatterPlan, Session,
+                                    Release, Replicate, ReplicateReply, Restart, RestartReply,
+                                    Retry, ScatterPlan, ScatterPlanReply, Session,
                                     SessionReply, Story,
                                     StoryReply,
                                     Submit, TaskErred, UploadFile, RegisterPlugin,
@@ -45,6 +48,9 @@ WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
 # The ops whose timeout the center keeps a timer for, once handled (looked up by type: most
 # batches hold none, and each message of them would be asked three times).
 TIMED_OPS = frozenset((Restart, Coordinate, *WAITING_OPS))
+# What answers each of them: its timer is no longer needed once one is sent.
+TIMED_REPLIES = frozenset((RestartReply, CoordinateReply, ClusterInfoReply, ReplicateReply,
+                           ScatterPlanReply))
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000
@@ -78,6 +84,10 @@ class Center:
         self._watchdog: asyncio.Task | None = None
         self._client_ids = itertools.count(1)
         self._timers: set[asyncio.TimerHandle] = set()
+        # The timers of requests still waiting, by client and request id: a long-lived client
+        # asking with long timeouts (a consumer's ``Queue.get(timeout=3600)`` in a loop) would
+        # otherwise leave one behind for each request answered, and a client gone its own.
+        self._request_timers: dict[str, dict[int, asyncio.TimerHandle]] = {}
         self._local: dict[str, asyncio.Future] = {}  # the server's own requests, by client id
         self.closed = asyncio.Event()
         # With a state directory: the journal, how long to wait for the workers from before a
@@ -207,7 +217,7 @@ class Center:
                           self.state_dir, exc)
             if not self._commit_scheduled:  # try again in a second, new events or not
                 self._commit_scheduled = True
-                self._timers.add(asyncio.get_running_loop().call_later(1.0, self._commit))
+                self._later(1.0, self._commit)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _handle(self, *events) -> None:
@@ -220,7 +230,9 @@ class Center:
         # Per recipient of this step: its connection's queue, its features and the types of
         # message it takes as they are (a map's step alternates between a worker and a client:
         # one look-up a message, not a connection's and a queue's and a ``downgrade`` each).
-        recipients: dict[str, tuple[list[Message], frozenset[str], set[type]]] = {}
+        recipients: dict[str, tuple[list[Message], frozenset[str], set[type],
+                                    dict[int, asyncio.TimerHandle] | None]] = {}
+        request_timers = self._request_timers
         for to, message in self.state.handle(*events):
             if type(message) is SessionReply and message.resumed and message.client != to:
                 self._rename(to, message.client)
@@ -237,9 +249,12 @@ class Center:
                 queued = outgoing.get(comm)
                 if queued is None:
                     queued = outgoing[comm] = []
-                recipient = recipients[to] = (queued, comm.features, set())
-            queued, features, as_they_are = recipient
+                recipient = recipients[to] = (queued, comm.features, set(),
+                                              request_timers.get(to))
+            queued, features, as_they_are, timers = recipient
             kind = type(message)
+            if timers and kind in TIMED_REPLIES:
+                self._answered(to, timers, message.id)  # type: ignore[attr-defined]
             if message.gated_fields and kind not in as_they_are:
                 # e.g. no pickled exception for a non-Python client
                 downgraded = downgrade(message, features)
@@ -289,13 +304,44 @@ class Center:
             comm.abort(InvalidMessage(f"the center serves clients and workers, "
                                       f"not {comm.peer_role}s"))
 
-    def _after(self, delay: float, event) -> None:
-        """``event`` happens in ``delay`` seconds (a timer the center forgets once fired)."""
+    def _later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """``callback()`` in ``delay`` seconds (a timer the center forgets once fired)."""
         def fire() -> None:
             self._timers.discard(timer)
-            self._handle(event)
+            callback()
         timer = asyncio.get_running_loop().call_later(delay, fire)
         self._timers.add(timer)
+        return timer
+
+    def _after(self, delay: float, client: str, request: int, event: Event) -> None:
+        """``event`` happens in ``delay`` seconds unless ``client``'s ``request`` is answered
+        first or the client goes."""
+        def fire() -> None:
+            timers = self._request_timers.get(client)
+            if timers is not None and timers.get(request) is timer:  # (an id used again: not)
+                self._answered(client, timers, request)
+            self._handle(event)
+        timer = self._later(delay, fire)
+        self._request_timers.setdefault(client, {})[request] = timer
+
+    def _answered(self, client: str, timers: dict[int, asyncio.TimerHandle],
+                  request: int) -> None:
+        timer = timers.pop(request, None)
+        if timer is not None:
+            timer.cancel()
+            self._timers.discard(timer)
+        if not timers and self._request_timers.get(client) is timers:
+            del self._request_timers[client]
+
+    def _forget_timers(self, client: str) -> None:
+        """A client gone: nobody would read what its requests' timeouts would answer."""
+        for timer in self._request_timers.pop(client, {}).values():
+            timer.cancel()
+            self._timers.discard(timer)
+
+    def pending_timers(self) -> int:
+        """Timers set and not yet fired or cancelled (the census of a long-lived center)."""
+        return len(self._timers)
 
     def _serve_client(self, comm: Comm) -> None:
         client = f"client-{next(self._client_ids)}-{comm.peer_name or ''}"
@@ -317,18 +363,21 @@ class Center:
                 if type(msg) not in TIMED_OPS:
                     continue
                 if isinstance(msg, Restart):  # the center answers when the workers are back
-                    self._after(msg.timeout, RestartTimedOut(client, msg.id))
+                    self._after(msg.timeout, client, msg.id, RestartTimedOut(client, msg.id))
                 elif isinstance(msg, Coordinate) and msg.timeout \
                         and (client, msg.id) in self.state.coordination.waiting:
-                    self._after(msg.timeout, CoordinationTimedOut(client, msg.id))
+                    self._after(msg.timeout, client, msg.id,
+                                CoordinationTimedOut(client, msg.id))
                 elif isinstance(msg, WAITING_OPS) and msg.timeout and msg.id is not None \
                         and self.state.waits.pending(client, msg.op, msg.id):
-                    self._after(msg.timeout, WaitTimedOut(client, msg.op, msg.id))
+                    self._after(msg.timeout, client, msg.id,
+                                WaitTimedOut(client, msg.op, msg.id))
 
         def on_close(_: Comm) -> None:
             client = self._client_of.pop(comm)
             if self.comms.get(client) is comm:
                 del self.comms[client]
+            self._forget_timers(client)
             self._handle(ClientDisconnected(client))
 
         self._handle(ClientConnected(client, comm.features))
