@@ -22,22 +22,35 @@ class WorkerConnections:
     def __init__(self, token: str | None, ssl_context, name: str):
         self.token, self.ssl_context, self.name = token, ssl_context, name
         self._comms: dict[str, Comm] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One connect at a time per address: its lock, and how many wait for that connect. The
+        # last one out takes the lock away, so a client that outlives many workers (an
+        # adaptive cluster's) keeps nothing of those gone.
+        self._connects: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._replies = PendingReplies()
 
     async def comm(self, address: str) -> Comm:
         comm = self._comms.get(address)
         if comm is not None and not comm.is_closed:
             return comm
-        async with self._locks.setdefault(address, asyncio.Lock()):
-            comm = self._comms.get(address)
-            if comm is None or comm.is_closed:
-                comm = await connect(address, role="client", token=self.token, name=self.name,
-                                     ssl_context=self.ssl_context)
-                comm.set_handler(self._replies.received_all)
-                comm.on_close(self._on_close)
-                self._comms[address] = comm
-            return comm
+        pending = self._connects.get(address)
+        if pending is None:
+            pending = self._connects[address] = (asyncio.Lock(), [0])
+        lock, users = pending
+        users[0] += 1
+        try:
+            async with lock:
+                comm = self._comms.get(address)
+                if comm is None or comm.is_closed:
+                    comm = await connect(address, role="client", token=self.token,
+                                         name=self.name, ssl_context=self.ssl_context)
+                    comm.set_handler(self._replies.received_all)
+                    comm.on_close(self._on_close)
+                    self._comms[address] = comm
+                return comm
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._connects[address]
 
     async def request(self, address: str, make: Any) -> Message:
         """``make(id)`` builds the request; returns the reply with that id."""
@@ -60,6 +73,10 @@ class WorkerConnections:
     def close(self) -> None:
         for comm in list(self._comms.values()):
             comm.close()
+
+    def addresses(self) -> set[str]:
+        """The workers this holds anything for: a connection, or one being made."""
+        return set(self._comms) | set(self._connects)
 
 
 TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
