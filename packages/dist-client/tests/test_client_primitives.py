@@ -1,5 +1,6 @@
 """How primitives' values travel, and where published messages go (no cluster needed)."""
 import queue
+import weakref
 
 import pytest
 from dist_client.actors import ActorLost, lost_error
@@ -36,6 +37,22 @@ def test_published_messages_reach_every_inbox_of_their_topic_only():
     assert other.empty()
     assert topics.remove("t", first) is False  # another inbox still listens
     assert topics.remove("t", second) is True
+
+
+def test_an_inbox_dropped_unclosed_gets_nothing_and_its_topic_is_let_go_once():
+    topics = Topics()
+    kept, dropped = queue.SimpleQueue(), queue.SimpleQueue()
+    topics.add("t", kept)
+    topics.add("u", dropped)
+    gone = weakref.ref(dropped)
+    del dropped  # a Sub dropped without close()
+    assert gone() is None
+    deserted: list[str] = []
+    payload, _ = encode("m")
+    for topic in ("t", "u", "u"):
+        topics.deliver(Published(topic=topic, value=payload), deserted.append)
+    assert deserted == ["u"]  # told once: the center is asked to stop sending it
+    assert kept.get_nowait() == payload and kept.empty()
 
 
 def test_an_actors_loss_is_an_actor_lost_error_and_other_losses_are_not():

@@ -23,6 +23,7 @@ import concurrent.futures
 import queue as queue_module
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -465,31 +466,44 @@ class Sub(Primitive):
 
 
 class Topics:
-    """Where the executor hands ``published`` messages: the inboxes of its Subs by topic."""
+    """Where the executor hands ``published`` messages: the inboxes of its Subs by topic.
+
+    Inboxes are held weakly: a Sub dropped without ``close()`` stops receiving (its messages
+    would pile up unread for as long as the executor lives), and once a topic has no Sub left
+    here, ``deliver`` says so, for the center to be told to stop sending."""
 
     def __init__(self) -> None:
-        self._inboxes: dict[str, list[queue_module.SimpleQueue]] = {}
+        self._inboxes: dict[str, weakref.WeakSet[queue_module.SimpleQueue]] = {}
         self._lock = threading.Lock()
 
     def add(self, topic: str, inbox: queue_module.SimpleQueue) -> None:
         with self._lock:
-            self._inboxes.setdefault(topic, []).append(inbox)
+            self._inboxes.setdefault(topic, weakref.WeakSet()).add(inbox)
 
     def remove(self, topic: str, inbox: queue_module.SimpleQueue) -> bool:
         """True: that was the topic's last inbox here (the center may stop sending)."""
         with self._lock:
-            inboxes = self._inboxes.get(topic, [])
-            if inbox in inboxes:
-                inboxes.remove(inbox)
-            if inboxes:
-                return False
+            inboxes = self._inboxes.get(topic)
+            if inboxes is not None:
+                inboxes.discard(inbox)
+                if inboxes:
+                    return False
             self._inboxes.pop(topic, None)
             return True
 
-    def deliver(self, msg: Published) -> None:
+    def deliver(self, msg: Published,
+                deserted: Callable[[str], None] = lambda topic: None) -> None:
+        """Into every inbox of the topic; ``deserted(topic)`` when every Sub of it here was
+        dropped unclosed (called under the lock: a Sub made meanwhile subscribes after)."""
         with self._lock:
-            inboxes = list(self._inboxes.get(msg.topic, ()))
-        for inbox in inboxes:
+            inboxes = self._inboxes.get(msg.topic)
+            if inboxes is None:
+                return
+            listening = list(inboxes)
+            if not listening:
+                del self._inboxes[msg.topic]
+                deserted(msg.topic)
+        for inbox in listening:
             inbox.put(msg.value)
 
 

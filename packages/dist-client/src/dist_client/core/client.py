@@ -9,6 +9,7 @@ facades over this class, so each operation exists once.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
@@ -25,7 +26,7 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
-from dist_protocol.messages import (ClusterInfo, CoordinateReply, KeyCancelled, Message,
+from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
                                     Published, Retry, Submit, TaskSpec)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
@@ -274,7 +275,7 @@ class ClientCore:
                 elif isinstance(order, Recompute):
                     order.state.recomputing()
                 elif type(order.message) is Published:
-                    self.topics.deliver(order.message)
+                    self.topics.deliver(order.message, self._unsubscribe)
                 else:
                     self._replies.received(order.message)
         finally:
@@ -377,6 +378,14 @@ class ClientCore:
             raise ClusterError(f"no connection to the center at {self.address}")
         self._flush_outbox()  # releases still waiting go first, in the order they were made
         return await self._replies.request(self.center, make)
+
+    def _unsubscribe(self, topic: str) -> None:
+        """Every Sub of ``topic`` here was dropped unclosed: the center stops sending it."""
+        def retrieved(task: asyncio.Future) -> None:
+            if not task.cancelled():
+                task.exception()  # (a center gone meanwhile unsubscribes us anyway)
+        self.io.loop.create_task(self.ask(lambda i: Coordinate(
+            id=i, kind="topic", name=topic, action="unsubscribe"))).add_done_callback(retrieved)
 
     def until_connected(self) -> None:
         """While reconnecting, wait (a while) for the center to be back, from a user thread."""
