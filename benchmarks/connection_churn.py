@@ -5,7 +5,7 @@ A long-lived cluster sees clients come and go all day. This starts a real ``dcen
 one of two modes.
 
 Rate (the default): ``--procs`` client processes together open ``--rate`` sessions a second
-(default 1,000) for ``--duration`` seconds (default 60), each process on its own event loop,
+(default 1,000) for ``--duration`` seconds (default 120), each process on its own event loop,
 the sessions started on a fixed schedule whether earlier ones have finished or not (at most
 ``--in-flight`` open at once per process; a session that would exceed it is counted as
 ``behind``, not started late). A *session* is, with ``--session wire`` (the default), what an
@@ -22,12 +22,19 @@ and the RSS slope (MB per minute, a least-squares line through the samples after
 ``--settle`` seconds). Exits non-zero on any error or when either slope exceeds
 ``--max-slope`` (default 3 MB/min).
 
+The settling time is by default as long as the run takes to submit 6,000 tasks (at least 10 s,
+at most half the run): the servers' bounded histories fill until then -- the center's task
+stream keeps the last 5,000 tasks, its transition log and the worker's log the last 10,000
+transitions, about four a task -- and each task adds a few hundred bytes to them. A slope
+measured while they fill is theirs, not a leak (at 1,000 sessions a second with a submit every
+10th, they fill in about a minute).
+
 Cycles (``--cycles N``): N connect/close cycles in one process, the RSS read every
 ``--report-every``: plain handshakes (alternately to the center and to the worker) except every
 ``--session-every``-th, a whole ``Executor`` session. Exits non-zero when either process ends
 more than ``--tolerance-mb`` above its idle figure.
 
-    python benchmarks/connection_churn.py                           # 1,000/s for 60 s
+    python benchmarks/connection_churn.py                           # 1,000/s for 120 s
     python benchmarks/connection_churn.py --rate 500 --duration 20 --procs 2
     python benchmarks/connection_churn.py --session executor --rate 50 --duration 30
     python benchmarks/connection_churn.py --cycles 10000            # the sequential cycles
@@ -60,6 +67,8 @@ from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, KeyInMemory, 
 from dist_protocol.serialize import deserialize, dumps_function, serialize
 
 START_TIMEOUT = 60.0
+# Tasks it takes to fill the servers' bounded histories (see the settling time above).
+HISTORY_TASKS = 6_000
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -114,6 +123,16 @@ def stop(proc: subprocess.Popen) -> list[str]:
 
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def default_settle(args) -> float:
+    """Seconds until the bounded histories are full at the rate asked for."""
+    if args.session == "executor":
+        tasks_per_s = args.rate  # a task each
+    else:
+        tasks_per_s = args.rate / args.submit_every if args.submit_every else 0.0
+    fill = HISTORY_TASKS / tasks_per_s if tasks_per_s else 0.0
+    return max(10.0, min(fill, args.duration / 2))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -257,6 +276,9 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
         proc.start()
     idle = {role: p.memory_info().rss / 2**20 for role, p in procs.items()}
     fds_idle = procs["center"].num_fds()
+    # Connections open at once: the center's RSS rises by steps, each to a new peak of them
+    # (the allocator keeps what they took for the next peak).
+    fds: list[tuple[float, int]] = []
     while time.time() < begin_at:
         time.sleep(0.05)
     cpu0 = {role: p.cpu_times()[:2] for role, p in procs.items()}
@@ -272,6 +294,7 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
         t = time.time() - begin_at
         for role, p in procs.items():
             samples[role].append((t, p.memory_info().rss / 2**20))
+        fds.append((t, procs["center"].num_fds()))
         if round(t) % args.print_every == 0:
             print(f"{t:4.0f} {samples['center'][-1][1]:10.1f} {samples['worker'][-1][1]:10.1f} "
                   f"{procs['center'].num_fds():11d} {os.getloadavg()[0]:5.1f}", flush=True)
@@ -291,6 +314,7 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
     done, behind = len(sessions), sum(r["behind"] for r in results)
     settled = {role: [(t, mb) for t, mb in s if t >= args.settle] for role, s in samples.items()}
     slopes = {role: slope_per_minute(s) for role, s in settled.items()}
+    at_settle = {role: s[0][1] if s else float("nan") for role, s in settled.items()}
     ms = 1000.0
     summary = {
         "session": args.session, "rate_target": args.rate, "duration_s": args.duration,
@@ -306,10 +330,12 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
         "center_system_cpu_share": (cpu1["center"][1] - cpu0["center"][1])
         / max(sum(cpu1["center"]) - sum(cpu0["center"]), 1e-9),
         "client_cpu_us_per_session": sum(r["cpu_s"] for r in results) / max(done, 1) * 1e6,
-        "rss_mb": {role: {"idle": idle[role], "after": after[role],
+        "settle_s": args.settle,
+        "rss_mb": {role: {"idle": idle[role], "settled": at_settle[role], "after": after[role],
                           "slope_mb_per_min": slopes[role], "samples": samples[role]}
                    for role in procs},
-        "center_fds": {"idle": fds_idle, "after": fds_after},
+        "center_fds": {"idle": fds_idle, "after": fds_after,
+                       "peak": max((n for _, n in fds), default=fds_idle), "samples": fds},
         "load_average_after": os.getloadavg(),
     }
     for role, seconds in summary["cpu_us_per_session"].items():
@@ -327,9 +353,11 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
           f"clients {summary['client_cpu_us_per_session']:.0f} µs (the center's in the kernel: "
           f"{100 * summary['center_system_cpu_share']:.0f}%)")
     for role in procs:
-        print(f"RSS {role}: idle {idle[role]:.1f} -> after {after[role]:.1f} MB; slope after "
-              f"{args.settle:g} s {slopes[role]:+.2f} MB/min (limit {args.max_slope:g})")
-    print(f"center fds: idle {fds_idle} -> after {fds_after}; load average now "
+        print(f"RSS {role}: idle {idle[role]:.1f} -> {at_settle[role]:.1f} at {args.settle:.0f} s "
+              f"-> after {after[role]:.1f} MB; slope after {args.settle:.0f} s "
+              f"{slopes[role]:+.2f} MB/min (limit {args.max_slope:g})")
+    print(f"center fds: idle {fds_idle} -> after {fds_after}, peak "
+          f"{summary['center_fds']['peak']} (its RSS keeps what a peak took); load average now "
           f"{os.getloadavg()[0]:.1f}")
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"churn-{time.strftime('%Y%m%d-%H%M%S')}.json")
@@ -397,7 +425,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     rate = parser.add_argument_group("rate mode (the default)")
     rate.add_argument("--rate", type=float, default=1000.0, help="sessions a second, in all")
-    rate.add_argument("--duration", type=float, default=60.0, help="seconds")
+    rate.add_argument("--duration", type=float, default=120.0, help="seconds")
     rate.add_argument("--procs", type=int, default=4, help="client processes")
     rate.add_argument("--session", choices=("wire", "executor"), default="wire")
     rate.add_argument("--submit-every", type=int, default=10,
@@ -405,8 +433,9 @@ def main() -> int:
                            "(0: never)")
     rate.add_argument("--in-flight", type=int, default=200,
                       help="sessions open at once per process at most")
-    rate.add_argument("--settle", type=float, default=10.0,
-                      help="seconds left out of the RSS slope (allocator warm-up)")
+    rate.add_argument("--settle", type=float, default=None,
+                      help="seconds left out of the RSS slope (default: until the servers' "
+                           "bounded histories are full, 10 s to half the run)")
     rate.add_argument("--max-slope", type=float, default=3.0, help="MB per minute")
     rate.add_argument("--print-every", type=int, default=5, help="seconds between lines")
     cycles = parser.add_argument_group("cycles mode")
@@ -417,6 +446,8 @@ def main() -> int:
     cycles.add_argument("--report-every", type=int, default=1_000)
     cycles.add_argument("--tolerance-mb", type=float, default=10.0)
     args = parser.parse_args()
+    if args.settle is None:
+        args.settle = default_settle(args)
 
     center_proc, center = start(command("dcenter") + ["--host", "127.0.0.1", "--port", "0",
                                                       "--no-dashboard"], "Start center at ")
