@@ -3,8 +3,9 @@ there before they finish, to workers that announced the feature ``dispatch-ahead
 whenever an input does not finish there."""
 from __future__ import annotations
 
+from dist_center.events import WorkerSent
 from dist_protocol.messages import (ComputeTask, FreeKeys, KeyCancelled, StealReply,
-                                    StealRequest, TaskErred, TaskSpec)
+                                    StealRequest, TaskErred, TaskFinished, TaskSpec)
 from dist_protocol.serialize import Payload
 
 AHEAD = frozenset({"dispatch-ahead"})
@@ -46,6 +47,24 @@ def test_the_next_links_of_a_chain_go_with_the_running_one_and_start_without_a_r
     assert center.state.workers["w1"].ahead == set()
     center.finished("w1", "c")
     assert center.state_of("c") == "memory"
+
+
+def test_a_line_run_through_is_answered_with_its_inputs_freed_then_the_next_links_in_a_row(
+        center):
+    """The worker runs a line back to back and reports the finishes in one batch; the answer
+    frees the inputs no longer read, in one message ahead of the next links, which go in a
+    row (one column block on the wire) rather than each after a free."""
+    center.join("w1", features=AHEAD)
+    keys = [f"link-{i}" for i in range(12)]
+    center.submit(center.spec(keys[0]),
+                  *(center.spec(key, before) for before, key in zip(keys, keys[1:])))
+    center.release(*keys[:-1])  # (the client keeps the last link's future only)
+    assert computes(center.finished("w1", keys[0])) == [("w1", keys[5], [keys[4]])]
+    out = center(*(WorkerSent("w1", TaskFinished(key=key, nbytes=8, type="int"))
+                   for key in keys[1:6]))
+    assert [(type(m).__name__, m.keys if isinstance(m, FreeKeys) else m.key)
+            for _, m in out] == [("FreeKeys", keys[:5]),
+                                 *(("ComputeTask", key) for key in keys[6:11])]
 
 
 def test_a_worker_that_did_not_announce_the_feature_gets_each_task_once_its_inputs_are_held(

@@ -631,9 +631,11 @@ def test_restart_cancels_every_clients_keys_and_restarts_every_worker(center, ma
     assert center.submit("a") == [("w1", center.compute("a"))]
 
 
-def test_frees_coalesce_only_where_order_to_that_worker_is_kept(center):
-    """A free-keys message grows only while it is the last one to its worker in this step:
-    a key freed after a compute-task to the same worker goes in a message after it."""
+def test_frees_join_one_message_past_compute_tasks_that_do_not_name_them(center):
+    """A key freed after a compute-task to the same worker joins the step's free-keys message
+    before it when the compute-task names it neither as its task nor as an input: the worker
+    frees it a little sooner, and compute-tasks in a row go as one column block (a chain's
+    step frees a link's input between each two links it sends)."""
     center.join("w1")
     center.submit("a", "b")
     center.finished("w1", "a")
@@ -643,8 +645,24 @@ def test_frees_coalesce_only_where_order_to_that_worker_is_kept(center):
                  ClientSent("alice", Submit(tasks=[center.spec("c")])),
                  ClientSent("alice", Release(keys=["b"])))
 
-    assert out == [("w1", FreeKeys(keys=["a"])), ("w1", center.compute("c")),
-                   ("w1", FreeKeys(keys=["b"]))]
+    assert out == [("w1", FreeKeys(keys=["a", "b"])), ("w1", center.compute("c"))]
+
+
+def test_a_key_a_compute_task_names_is_freed_after_it(center):
+    """A key freed after a compute-task that names it, as its task or as an input, goes in a
+    message after that compute-task: the worker must not drop it before reading the order."""
+    center.join("w1")
+    center.submit("a", "b")
+    center.finished("w1", "a")
+    center.finished("w1", "b")
+
+    out = center(ClientSent("alice", Release(keys=["a"])),
+                 ClientSent("alice", Submit(tasks=[center.spec("c", "b")])),
+                 ClientSent("alice", Release(keys=["b", "c"])))
+
+    assert out == [("w1", FreeKeys(keys=["a"])),
+                   ("w1", center.compute("c", who_has={"b": ["w1"]}, nbytes={"b": 8})),
+                   ("w1", FreeKeys(keys=["c", "b"]))]
 
 
 def test_a_restart_is_answered_when_as_many_workers_are_back(center, match):

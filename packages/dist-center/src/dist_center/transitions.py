@@ -65,7 +65,7 @@ class TaskMachine:
         "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
         "prefix_of", "task_stream_count", "task_durations", "small_values_for",
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
-        "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_last_sent",
+        "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_open_frees",
         "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
         "_roots_full", "_table", "started")
 
@@ -115,7 +115,9 @@ class TaskMachine:
         self._stimulus_id = ""  # of the transition being made
         self.task_order = itertools.count()
         self._out: Outgoing = []
-        self._last_sent: dict[str, Message] = {}  # per recipient, within one handle()
+        # Per worker, the step's free-keys message more keys may join, and the keys named
+        # since by what was sent to that worker after it (see ``free``).
+        self._open_frees: dict[str, tuple[FreeKeys, set[str]]] = {}
         self.fired_and_ended: list[str] = []  # fired and forgotten tasks that ended this step
         # Requests answered once what they wait for holds; told of copies landing and leaving.
         self.waits = Waits()
@@ -137,7 +139,7 @@ class TaskMachine:
     def take_outgoing(self) -> Outgoing:
         """The messages of the step that ends, in the order they were made."""
         out, self._out = self._out, []
-        self._last_sent.clear()
+        self._open_frees.clear()
         return out
 
     def send(self, to: str, message: Message) -> None:
@@ -146,16 +148,29 @@ class TaskMachine:
                 self.fired_and_ended.append(message.key)  # type: ignore[attr-defined]
             return
         self._out.append((to, message))
-        self._last_sent[to] = message
+        open_frees = self._open_frees
+        if open_frees and to in open_frees:
+            if type(message) is ComputeTask:
+                named = open_frees[to][1]
+                named.add(message.key)
+                named.update(message.who_has)
+            else:
+                del open_frees[to]
 
     def free(self, address: str, key: str) -> None:
-        """Tell a worker to drop ``key``. Releasing a map frees thousands of keys in one step:
-        they go as one free-keys message per worker, in the place the first one would have."""
-        last = self._last_sent.get(address)
-        if type(last) is FreeKeys:
-            last.keys.append(key)
-        else:
-            self.send(address, FreeKeys(keys=[key]))
+        """Tell a worker to drop ``key``: in the step's free-keys message to that worker if
+        only compute-tasks that name the key neither as their task nor as an input were sent
+        to it since (the worker drops it before reading them, which changes nothing for
+        them), else in a new one. Releasing a map frees thousands of keys in one step; a
+        chain's step frees an input before each link it sends, and the links then go in a
+        row, as one column block."""
+        open_free = self._open_frees.get(address)
+        if open_free is not None and key not in open_free[1]:
+            open_free[0].keys.append(key)
+            return
+        message = FreeKeys(keys=[key])
+        self._out.append((address, message))
+        self._open_frees[address] = (message, set())
 
     # -- transitions ---------------------------------------------------------------------------
     def transitions(self, recs: Recs, stimulus_id: str) -> None:
@@ -447,11 +462,16 @@ class TaskMachine:
                 self.send(client, KeyInMemory(ts.key, nbytes, type_, holders, value))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
-        recs = self._inputs_arrived(ts) if ts.dependents else {}
+        # Inputs nobody needs now are let go of before the dependents are placed: their
+        # free-keys then goes ahead of the step's compute-tasks, and a chain's next links,
+        # which follow each other, go in a row (see ``free``).
+        recs: Recs = {}
         tasks = self.tasks
         for dep in ts.deps:
             if not tasks[dep].wanted_by:  # (wanted, it stays: no need to ask)
                 recs[dep] = "forgotten"
+        if ts.dependents:
+            recs.update(self._inputs_arrived(ts))
         if not wanted_by:
             recs[ts.key] = "forgotten"
         return recs
