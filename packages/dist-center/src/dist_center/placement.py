@@ -128,7 +128,7 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
         return None
     tasks, stealing = view.tasks, view.stealing
     address = None
-    line = 0  # tasks waiting ahead in the longest line that ends at one of the inputs
+    in_line = None  # the inputs that wait ahead themselves
     for dep in ts.deps:
         dts = tasks[dep]
         if dts.state == "processing":
@@ -140,23 +140,27 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
                 address = dts.processing_on
             elif dts.processing_on != address:
                 return None
-            if dts.waiting_on:  # (it waits ahead itself)
-                line = max(line, ahead_line(tasks, dts, AHEAD_PER_THREAD))
-                if line >= AHEAD_PER_THREAD:
-                    return None
+            if dts.waiting_on:
+                in_line = [dts] if in_line is None else [*in_line, dts]
         elif dts.state != "memory":
             return None
     if address is None:
         return None  # all held already: placed as any ready task
-    for dep in ts.deps:
-        dts = tasks[dep]
-        if dts.state == "memory" and address not in dts.who_has:
-            return None
+    # The worker's bounds before the line's: a chain's line walk is the costlier check, and
+    # a worker with no room left (the usual answer once a line is full) needs none.
     worker = view.workers.get(address)
     if (worker is None or worker.ahead is None or worker.status != "running"
             or len(worker.ahead) >= AHEAD_PER_THREAD * worker.nthreads
             or worker.occupied > worker.nthreads or above_target(worker)):
         return None
+    if in_line is not None:
+        for dts in in_line:  # (the longest line that ends at one of the inputs)
+            if ahead_line(tasks, dts, AHEAD_PER_THREAD) >= AHEAD_PER_THREAD:
+                return None
+    for dep in ts.deps:
+        dts = tasks[dep]
+        if dts.state == "memory" and address not in dts.who_has:
+            return None
     if spec.workers and not candidates(ts, {address: worker}, view.names):
         return None
     if not worker.runs_pickles_of(spec.pickled_with):
@@ -168,14 +172,22 @@ def ahead_line(tasks: Mapping[str, TaskState], ts: TaskState, limit: int) -> int
     """How many tasks wait ahead in the longest line that ends at ``ts`` (each waiting for
     the one before, the first for a task that runs), counted up to ``limit``. A task waiting
     ahead waits only for inputs being computed where it is, so the walk stays on one worker."""
-    if not ts.waiting_on or limit <= 0:
-        return 0
-    longest = 0
-    for dep in ts.waiting_on:
-        dts = tasks.get(dep)
-        if dts is not None and dts.waiting_on:
-            longest = max(longest, ahead_line(tasks, dts, limit - 1))
-    return 1 + longest
+    length = 0
+    while ts.waiting_on and length < limit:
+        length += 1
+        waiting_on = ts.waiting_on
+        if len(waiting_on) > 1:  # (a chain's link waits for one: the walk is a loop)
+            longest = 0
+            for dep in waiting_on:
+                dts = tasks.get(dep)
+                if dts is not None and dts.waiting_on:
+                    longest = max(longest, ahead_line(tasks, dts, limit - length))
+            return length + longest
+        dts = tasks.get(next(iter(waiting_on)))
+        if dts is None:
+            break
+        ts = dts
+    return length
 
 
 def partners(view: CenterView, ts: TaskState) -> Iterator[TaskState]:
