@@ -6,7 +6,7 @@ from dist_client.errors import LostDataError, RemoteError
 from dist_client.future import KeyState
 from dist_client.core.state import ClientState, Fail, Finish, Recompute, Reply
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
-                                    Release, Submit, TaskErred, WhoHasReply)
+                                    Release, Submit, TaskErred, TaskSpec, WhoHasReply)
 
 
 def submit(*keys: str) -> Submit:
@@ -55,12 +55,43 @@ def test_last_handle_releases_after_what_was_queued_before():
 
 def test_release_never_overtakes_a_submit_queued_before_it():
     s = ClientState()
+    s.queue(submit("y"))  # names x as a dependency, say
     s.hold("x")
     s.unhold("x")
-    s.queue(submit("y"))  # names x as a dependency, say
-    s.hold("z")
-    s.unhold("z")
-    assert s.take_outbox() == [Release(keys=["x"]), submit("y"), Release(keys=["z"])]
+    assert s.take_outbox() == [submit("y"), Release(keys=["x"])]
+
+
+def test_releases_wait_behind_later_submits_in_one_message():
+    """A chain's submits, each followed by a release of a key the next names as a
+    dependency: the submits go in a row, the releases after them."""
+    s = ClientState()
+    for key in "abc":
+        s.hold(key)
+    s.queue(submit("x"))
+    s.unhold("a")
+    s.queue(submit("y"))
+    s.unhold("b")
+    s.queue(submit("z"))
+    s.unhold("c")
+    assert s.take_outbox() == [submit("x"), submit("y"), submit("z"),
+                               Release(keys=["a", "b", "c"])]
+
+
+def test_a_submit_naming_a_key_to_release_or_another_message_goes_after_the_release():
+    s = ClientState()
+    s.hold("a")
+    s.unhold("a")
+    s.queue(submit("y"), submit("a"))  # a submitted again after its release: a new task
+    s.hold("b")
+    s.unhold("b")
+    s.queue(Cancel(keys=["k"]))
+    assert s.take_outbox() == [Release(keys=["a"]), submit("y"), submit("a"),
+                               Release(keys=["b"]), Cancel(keys=["k"])]
+    s.hold("c")
+    s.unhold("c")
+    task = TaskSpec(key="c", function="operator:add")
+    s.queue(Submit(tasks=[task], wanted=[]))  # (its task, though not wanted)
+    assert s.take_outbox() == [Release(keys=["c"]), Submit(tasks=[task], wanted=[])]
 
 
 def test_no_release_while_not_connected_and_none_for_unknown_keys():

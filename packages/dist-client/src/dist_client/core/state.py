@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
-                                    Message, Release, TaskErred)
+                                    Message, Release, Submit, TaskErred)
 
 from ..actors import lost_error
 from ..task_errors import exception_from
@@ -61,9 +61,10 @@ class ClientState:
         self._make_state = make_state
         self.states: dict[str, KeyState] = {}
         self.refs: dict[str, int] = {}
-        # Messages for the center in the order they were decided; a list of keys stands for
-        # one release message, grown while nothing else is queued behind it.
-        self._outbox: list[Message | list[str]] = []
+        # Messages for the center in the order they were decided, and the keys to release
+        # after them (see ``_queue_release``).
+        self._outbox: list[Message] = []
+        self._releases: dict[str, None] = {}
         # Keys this client cancelled whose key-cancelled has not come back yet: that echo
         # carries no news, and must not cancel the same key submitted again meanwhile.
         self.cancels_unconfirmed: collections.Counter[str] = collections.Counter()
@@ -92,12 +93,12 @@ class ClientState:
         return True
 
     def _queue_release(self, key: str) -> None:
-        # Releases share the queue with submits: a release never overtakes a submit that was
-        # queued before it and still names the key as a dependency.
-        if self._outbox and type(self._outbox[-1]) is list:
-            self._outbox[-1].append(key)
-        else:
-            self._outbox.append([key])
+        # A release never overtakes a submit queued before it, which may name the key as a
+        # dependency. Later submits may overtake it (a key released a little later changes
+        # nothing for them) unless they name the key as their task or a wanted key: the keys
+        # released between a chain's submits go in one message after them, and the submits
+        # in a row (one column block). Anything else queued takes them along first.
+        self._releases[key] = None
 
     def held(self) -> list[str]:
         return list(self.states)
@@ -130,6 +131,11 @@ class ClientState:
 
     def queue(self, *messages: Message) -> bool:
         """Messages for the center, after everything queued before. True: flush soon."""
+        releases = self._releases
+        if releases and not all(type(m) is Submit and _names_none(m, releases)
+                                for m in messages):
+            self._outbox.append(Release(keys=list(releases)))
+            self._releases = {}
         self._outbox.extend(messages)
         return bool(messages)
 
@@ -144,7 +150,10 @@ class ClientState:
     def take_outbox(self) -> list[Message]:
         """Everything queued, as messages, in order; the outbox is empty afterwards."""
         items, self._outbox = self._outbox, []
-        return [Release(keys=item) if isinstance(item, list) else item for item in items]
+        if self._releases:
+            items.append(Release(keys=list(self._releases)))
+            self._releases = {}
+        return items
 
     def put_back(self, messages: list[Message]) -> None:
         """Messages that could not be sent (no connection): first in line next time."""
@@ -209,3 +218,10 @@ class ClientState:
                      status="cancelled")
                 for state in self.states.values()
                 if not state.done or (finished_too and state.status == "finished")]
+
+
+def _names_none(submit: Submit, keys: dict[str, None]) -> bool:
+    """Whether ``submit`` names none of ``keys`` as one of its tasks or a key it wants."""
+    if any(task.key in keys for task in submit.tasks):
+        return False
+    return not submit.wanted or not any(key in keys for key in submit.wanted)
