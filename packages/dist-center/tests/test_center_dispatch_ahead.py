@@ -3,12 +3,22 @@ there before they finish, to workers that announced the feature ``dispatch-ahead
 whenever an input does not finish there."""
 from __future__ import annotations
 
+import pytest
+from dist_center import placement
 from dist_center.events import WorkerSent
 from dist_protocol.messages import (ComputeTask, FreeKeys, KeyCancelled, StealReply,
                                     StealRequest, TaskErred, TaskFinished, TaskSpec)
 from dist_protocol.serialize import Payload
 
 AHEAD = frozenset({"dispatch-ahead"})
+REFERENCE_BOUND = placement.AHEAD_PER_THREAD
+
+
+@pytest.fixture(autouse=True)
+def lines_of_four(monkeypatch):
+    """The transcripts here are written for a bound of four tasks ahead per thread and lines
+    of four: short enough to read whole. The reference bound is the test of its own below."""
+    monkeypatch.setattr(placement, "AHEAD_PER_THREAD", 4)
 
 
 def computes(out) -> list[tuple[str, str, list[str] | None]]:
@@ -25,6 +35,16 @@ def chain(center, length: int, **fields) -> list[str]:
                   *(center.spec(key, before, **fields) for before, key in zip(keys, keys[1:])),
                   wanted=[keys[-1]])
     return keys
+
+
+def test_the_reference_center_keeps_a_line_of_eight_per_thread(center, monkeypatch):
+    monkeypatch.setattr(placement, "AHEAD_PER_THREAD", REFERENCE_BOUND)
+    assert REFERENCE_BOUND == 8
+    center.join("w1", features=AHEAD)
+    keys = chain(center, 12)
+    assert [center.state_of(k) for k in keys] == ["processing"] * 9 + ["waiting"] * 3
+    assert center.state.workers["w1"].ahead == set(keys[1:9])
+    assert [key for _, key, _ in computes(center.finished("w1", keys[0]))] == [keys[9]]
 
 
 def test_the_next_links_of_a_chain_go_with_the_running_one_and_start_without_a_round_trip(

@@ -352,28 +352,28 @@ def test_tasks_waiting_ahead_on_a_worker_are_shown_waiting_not_processing():
                               features=frozenset({"dispatch-ahead"})))
     cluster.step(WorkerLeft("tcp-a:1", "gone", graceful=True),
                  WorkerLeft("tcp-b:2", "gone", graceful=True))
-    keys = [f"inc-{i:032x}" for i in range(8)]
+    keys = [f"inc-{i:032x}" for i in range(12)]
     cluster.submit(*keys, deps={key: [before] for before, key in zip(keys, keys[1:])})
-    assert len(cluster.state.workers["tcp-c:3"].ahead) == 4
+    assert len(cluster.state.workers["tcp-c:3"].ahead) == 8
 
     [row] = views.worker_rows(cluster.state)
-    assert (row["processing"], row["ahead"]) == (1, 4)
+    assert (row["processing"], row["ahead"]) == (1, 8)
     status = views.status(cluster.state, address="x", version="1", started=0.0, now=1.0)
-    assert (status["tasks"]["processing"], status["tasks"]["ahead"]) == (1, 4)
+    assert (status["tasks"]["processing"], status["tasks"]["ahead"]) == (1, 8)
     assert status["tasks"]["waiting"] == 3
     [progress] = views.progress_rows(cluster.state)
-    assert (progress["processing"], progress["waiting"], progress["ahead"]) == (1, 7, 4)
-    assert progress["total"] == 8
+    assert (progress["processing"], progress["waiting"], progress["ahead"]) == (1, 11, 8)
+    assert progress["total"] == 12
     metrics = parse_exposition(prometheus.render(cluster.state, started=0.0))
     assert metrics["dist_worker_tasks_ahead"]["samples"] == {
-        'dist_worker_tasks_ahead{worker="tcp-c:3",name="gamma"}': 4.0}
+        'dist_worker_tasks_ahead{worker="tcp-c:3",name="gamma"}': 8.0}
     assert metrics["dist_worker_tasks_processing"]["samples"] == {
         'dist_worker_tasks_processing{worker="tcp-c:3",name="gamma"}': 1.0}
-    assert metrics["dist_tasks"]["samples"]['dist_tasks{state="ahead"}'] == 4.0
+    assert metrics["dist_tasks"]["samples"]['dist_tasks{state="ahead"}'] == 8.0
 
     cluster.finish(keys[0])  # the next link runs; one more is sent ahead
     [progress] = views.progress_rows(cluster.state)
-    assert (progress["done"], progress["processing"], progress["ahead"]) == (1, 1, 4)
+    assert (progress["done"], progress["processing"], progress["ahead"]) == (1, 1, 8)
     cluster.fail(keys[1])  # and the links waiting for it are taken back
     [row] = views.worker_rows(cluster.state)
     assert (row["processing"], row["ahead"]) == (0, 0)

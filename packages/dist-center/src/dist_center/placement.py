@@ -29,10 +29,13 @@ MAX_PARTNER_FAN = 8
 BANDWIDTH = 10e6
 # Tasks that may wait ahead on a worker (see ``ahead_worker``): per thread, and in one line of
 # tasks each waiting for the one before. A link of a fast chain takes the worker less time
-# than the center's answer to its finish takes to come back, so a line this long keeps the
-# next links there while the center is still answering the last one; longer lines would only
-# pin more work to one worker and make more to take back when an input fails.
-AHEAD_PER_THREAD = 4
+# than the center's answer to its finish takes to come back: the worker runs the line
+# through and reports it in one batch, the center answers with the next line in one batch,
+# and each of those wake-ups of each process costs far more than a link's own work. A line
+# of eight takes nearly half the CPU a link costs with four (benchmarks/README.md, "Round
+# twelve"); longer lines would pin still more work to one worker and leave more to take back
+# when an input fails, for less.
+AHEAD_PER_THREAD = 8
 
 
 def capacity(worker: WorkerInfo, avg_duration: float,
