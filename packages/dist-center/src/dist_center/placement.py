@@ -156,7 +156,9 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
             or len(worker.ahead) >= AHEAD_PER_THREAD * worker.nthreads
             or worker.occupied > worker.nthreads or above_target(worker)):
         return None
-    if in_line is not None:
+    if in_line is not None and len(worker.ahead) >= AHEAD_PER_THREAD:
+        # (a line is made of tasks waiting ahead on the worker: with fewer there, none is
+        # too long, and a worker of one thread never needs the walk)
         for dts in in_line:  # (the longest line that ends at one of the inputs)
             if ahead_line(tasks, dts, AHEAD_PER_THREAD) >= AHEAD_PER_THREAD:
                 return None
