@@ -31,10 +31,10 @@ BANDWIDTH = 10e6
 # tasks each waiting for the one before. A link of a fast chain takes the worker less time
 # than the center's answer to its finish takes to come back: the worker runs the line
 # through and reports it in one batch, the center answers with the next line in one batch,
-# and each of those wake-ups of each process costs far more than a link's own work. A line
-# of eight takes nearly half the CPU a link costs with four (benchmarks/README.md, "Round
-# twelve"); longer lines would pin still more work to one worker and leave more to take back
-# when an input fails, for less.
+# and each of those wake-ups of each process costs far more than a link's own work. With a
+# line of eight a link costs each process about a third less CPU than with four
+# (benchmarks/README.md, "Round twelve"); longer lines would pin still more work to one
+# worker and leave more to take back when an input fails, for less.
 AHEAD_PER_THREAD = 8
 
 
