@@ -47,6 +47,22 @@ def test_lambdas_hash_by_code():
     assert task_key(f, (1,), {}) == task_key(f, (1,), {})
 
 
+def test_functions_of_a_script_run_by_a_multiprocessing_child_hash_by_code():
+    # Two scripts' ``step`` functions, each run as ``__mp_main__`` in a spawned child: their
+    # calls are not one task because they share a name.
+    def first(x):
+        return x + 1
+
+    def second(x):
+        return x - 1
+
+    for function in (first, second):
+        function.__module__ = "__mp_main__"
+        function.__qualname__ = "step"
+    assert task_key(first, (1,), {}) != task_key(second, (1,), {})
+    assert function_token(first) != function_token(second)
+
+
 def test_map_keys_share_a_prefix_and_follow_the_arguments():
     from dist_client.keys import map_keys
     keys = map_keys(inc, [(1,), (2,), (1,)], {}, None, True)

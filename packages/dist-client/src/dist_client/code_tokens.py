@@ -18,6 +18,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from .script_module import SCRIPT_MODULES
+
 Normalize = Callable[[Any], Any]
 
 _active = threading.local()  # the functions being normalized in this thread, by id
@@ -28,7 +30,7 @@ def travels_by_value(func: Any) -> bool:
     import by its name."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", "")
-    return module in (None, "__main__") or "<" in qualname
+    return module is None or module in SCRIPT_MODULES or "<" in qualname
 
 
 def function_parts(func: types.FunctionType, normalize: Normalize) -> tuple:

@@ -13,6 +13,7 @@ from typing import Any
 import cloudpickle
 
 from .code_tokens import function_parts, travels_by_value
+from .script_module import SCRIPT_MODULES
 from .future import Future
 
 try:  # Python's own MD5: for the few bytes of a call, OpenSSL's set-up costs more than the hash
@@ -83,7 +84,7 @@ def _pickled(value: Any) -> bytes:
 def function_token(func: Any) -> Any:
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
-    if module and qualname and module != "__main__" and "<" not in qualname:
+    if module and qualname and module not in SCRIPT_MODULES and "<" not in qualname:
         return ("func", module, qualname)
     kind = type(func)
     if kind is types.FunctionType:  # sent by value: its parts, the same in every process

@@ -39,6 +39,7 @@ from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
+from ..script_module import send_spawned_script_by_value
 from ..keys import funcname, given_key, map_keys, task_key
 from ..packing import futures_of
 from ..pickled_futures import pin
@@ -72,6 +73,7 @@ class ClientCore:
                  timeout: float = 10.0, tls_cert: str | None = None, tls_key: str | None = None,
                  tls_ca: str | None = None, reconnect_timeout: float = 60.0,
                  tls_context: ssl.SSLContext | None = None):
+        send_spawned_script_by_value()
         self.cluster: Any = None  # the LocalCluster this client started, if any
         self.address = address or ""
         self.token = load_token(token, token_file)
