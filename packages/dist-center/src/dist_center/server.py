@@ -48,9 +48,10 @@ WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
 # The ops whose timeout the center keeps a timer for, once handled (looked up by type: most
 # batches hold none, and each message of them would be asked three times).
 TIMED_OPS = frozenset((Restart, Coordinate, *WAITING_OPS))
-# What answers each of them: its timer is no longer needed once one is sent.
-TIMED_REPLIES = frozenset((RestartReply, CoordinateReply, ClusterInfoReply, ReplicateReply,
-                           ScatterPlanReply))
+# What answers each of them: its timer is no longer needed once that is sent.
+REPLY_TO = {Restart: RestartReply, Coordinate: CoordinateReply, ClusterInfo: ClusterInfoReply,
+            Replicate: ReplicateReply, ScatterPlan: ScatterPlanReply}
+TIMED_REPLIES = frozenset(REPLY_TO.values())
 # The journal is rewritten from the state once it holds this many more task specs than the
 # state has tasks (tasks released since were written, and would be replayed, for nothing).
 REWRITE_AFTER = 10_000
@@ -87,7 +88,8 @@ class Center:
         # The timers of requests still waiting, by client and request id: a long-lived client
         # asking with long timeouts (a consumer's ``Queue.get(timeout=3600)`` in a loop) would
         # otherwise leave one behind for each request answered, and a client gone its own.
-        self._request_timers: dict[str, dict[int, asyncio.TimerHandle]] = {}
+        # (Keyed by the reply awaited and the request's id: a peer may number each kind apart.)
+        self._request_timers: dict[str, dict[tuple[type, int], asyncio.TimerHandle]] = {}
         self._local: dict[str, asyncio.Future] = {}  # the server's own requests, by client id
         self.closed = asyncio.Event()
         # With a state directory: the journal, how long to wait for the workers from before a
@@ -231,7 +233,7 @@ class Center:
         # message it takes as they are (a map's step alternates between a worker and a client:
         # one look-up a message, not a connection's and a queue's and a ``downgrade`` each).
         recipients: dict[str, tuple[list[Message], frozenset[str], set[type],
-                                    dict[int, asyncio.TimerHandle] | None]] = {}
+                                    dict[tuple[type, int], asyncio.TimerHandle] | None]] = {}
         request_timers = self._request_timers
         for to, message in self.state.handle(*events):
             if type(message) is SessionReply and message.resumed and message.client != to:
@@ -254,7 +256,7 @@ class Center:
             queued, features, as_they_are, timers = recipient
             kind = type(message)
             if timers and kind in TIMED_REPLIES:
-                self._answered(to, timers, message.id)  # type: ignore[attr-defined]
+                self._answered(to, timers, (kind, message.id))  # type: ignore[attr-defined]
             if message.gated_fields and kind not in as_they_are:
                 # e.g. no pickled exception for a non-Python client
                 downgraded = downgrade(message, features)
@@ -313,9 +315,11 @@ class Center:
         self._timers.add(timer)
         return timer
 
-    def _after(self, delay: float, client: str, request: int, event: Event) -> None:
-        """``event`` happens in ``delay`` seconds unless ``client``'s ``request`` is answered
-        first or the client goes."""
+    def _after(self, delay: float, client: str, msg: Message, event: Event) -> None:
+        """``event`` happens in ``delay`` seconds unless ``client``'s request ``msg`` is
+        answered first or the client goes."""
+        request = (REPLY_TO[type(msg)], msg.id)  # type: ignore[attr-defined]
+
         def fire() -> None:
             timers = self._request_timers.get(client)
             if timers is not None and timers.get(request) is timer:  # (an id used again: not)
@@ -324,8 +328,8 @@ class Center:
         timer = self._later(delay, fire)
         self._request_timers.setdefault(client, {})[request] = timer
 
-    def _answered(self, client: str, timers: dict[int, asyncio.TimerHandle],
-                  request: int) -> None:
+    def _answered(self, client: str, timers: dict[tuple[type, int], asyncio.TimerHandle],
+                  request: tuple[type, int]) -> None:
         timer = timers.pop(request, None)
         if timer is not None:
             timer.cancel()
@@ -363,15 +367,13 @@ class Center:
                 if type(msg) not in TIMED_OPS:
                     continue
                 if isinstance(msg, Restart):  # the center answers when the workers are back
-                    self._after(msg.timeout, client, msg.id, RestartTimedOut(client, msg.id))
+                    self._after(msg.timeout, client, msg, RestartTimedOut(client, msg.id))
                 elif isinstance(msg, Coordinate) and msg.timeout \
                         and (client, msg.id) in self.state.coordination.waiting:
-                    self._after(msg.timeout, client, msg.id,
-                                CoordinationTimedOut(client, msg.id))
+                    self._after(msg.timeout, client, msg, CoordinationTimedOut(client, msg.id))
                 elif isinstance(msg, WAITING_OPS) and msg.timeout and msg.id is not None \
                         and self.state.waits.pending(client, msg.op, msg.id):
-                    self._after(msg.timeout, client, msg.id,
-                                WaitTimedOut(client, msg.op, msg.id))
+                    self._after(msg.timeout, client, msg, WaitTimedOut(client, msg.op, msg.id))
 
         def on_close(_: Comm) -> None:
             client = self._client_of.pop(comm)
