@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from dist_center.server import Center
 from dist_protocol.comm import connect
-from dist_protocol.messages import Coordinate, CoordinateReply, Session, SessionReply
+from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, Coordinate, CoordinateReply,
+                                    Session, SessionReply)
 from dist_protocol.serialize import serialize
 
 pytestmark = pytest.mark.timeout(60)
@@ -98,6 +99,29 @@ def test_a_client_gone_leaves_no_timer_for_its_waits():
                 await served.closed  # (the center's own close callbacks have run by then)
             assert center.pending_timers() == idle
             assert not center.state.coordination.waiting
+        finally:
+            await center.close()
+
+    asyncio.run(main())
+
+
+def test_an_answer_to_one_kind_of_request_leaves_the_timer_of_another_with_its_id():
+    async def main() -> None:
+        center = await a_center()
+        try:
+            client = await a_client(center)
+            # No worker comes: the wait ends at its timeout. The queue's answer, with the same
+            # id (a peer may number each kind of request apart), is not the wait's.
+            client.send(ClusterInfo(id=7, min_workers=1, timeout=0.5), size(8))
+            await replies(client, 1)  # the wait is in, with its timer
+            client.send(size(7))
+            assert (await replies(client, 1))[7].status == "ok"
+            while not isinstance(msg := await client.recv(), ClusterInfoReply):
+                pass
+            assert msg.id == 7 and msg.workers == []
+            assert center.pending_timers() == 0
+            client.close()
+            await client.closed
         finally:
             await center.close()
 
