@@ -18,6 +18,14 @@ counts, run it under callgrind with two lengths and divide the difference::
 
     valgrind --tool=callgrind python benchmarks/worker_cpu.py --lone --runs 1 --n 500
     valgrind --tool=callgrind python benchmarks/worker_cpu.py --lone --runs 1 --n 2000
+
+``--pool``: one order at a time, each run on the worker's one pool thread (the inline policy
+never lets it onto the loop), as a dask collection's tasks of a millisecond or more run, with
+a memory limit as ``dworker`` has by default (the process measured around each task), on
+the event loop ``dworker`` runs (uvloop's when installed); each
+task makes a numpy array of ``--result-bytes`` (4 kB by default: a dask.array partial sum,
+pickled and kept; from 16 kB, only sized, as a chunk). The same two lengths under callgrind
+give the instructions of a task's trip through the pool, both threads counted.
 """
 from __future__ import annotations
 
@@ -31,12 +39,13 @@ import statistics
 import time
 
 import bench_tasks
-from dist_protocol.comm import tune_garbage_collector
+from dist_protocol.comm import run, tune_garbage_collector
 from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import ComputeTask
 from dist_protocol.serialize import serialize
 from dist_worker.events import ComputeRequested, FreeRequested
 from dist_worker.execution import InlinePolicy
+from dist_worker.memory import MemoryPolicy
 from dist_worker.server import Worker
 
 BATCH = 100
@@ -48,14 +57,29 @@ def unused_address() -> str:
         return f"tcp://127.0.0.1:{sock.getsockname()[1]}"
 
 
-async def one_run(n: int, lone: bool = False) -> float:
-    worker = Worker(unused_address(), nthreads=2, heartbeat_interval=3600)
+POOL_MEMORY_LIMIT = 4 << 30
+
+
+async def one_run(n: int, lone: bool = False, result_bytes: int | None = None) -> float:
+    pool = result_bytes is not None
+    worker = Worker(unused_address(), nthreads=1 if pool else 2, heartbeat_interval=3600,
+                    memory_policy=MemoryPolicy(limit=POOL_MEMORY_LIMIT) if pool else None)
     await worker.start()
-    function, tag = serialize(bench_tasks.inc), pickle_tag()
+    tag = pickle_tag()
+    function = serialize(bench_tasks.make_array if pool else bench_tasks.inc)
+    done = asyncio.Event()
+    if pool:  # woken when the pool hands a result back, not by polling the state
+        on_executed = worker._runner.on_done  # type: ignore[union-attr]
+
+        def executed(outcomes: list) -> None:
+            on_executed(outcomes)
+            done.set()
+        worker._runner.on_done = executed  # type: ignore[union-attr]
 
     def batches(prefix: str, count: int, size: int = BATCH) -> list[list[ComputeTask]]:
         return [[ComputeTask(key=f"{prefix}-{i}", function=function,
-                             args=serialize(((i,), {})), pickled_with=tag)
+                             args=serialize(((result_bytes if pool else i,), {})),
+                             pickled_with=tag)
                  for i in range(lo, min(lo + size, count))] for lo in range(0, count, size)]
 
     async def run(orders: list[list[ComputeTask]]) -> float:
@@ -64,13 +88,17 @@ async def one_run(n: int, lone: bool = False) -> float:
         for batch in orders:
             worker.handle(*(ComputeRequested(message) for message in batch))
             while worker.state.tasks:  # (a lone order run inline is done at once)
-                await asyncio.sleep(0)
+                if pool:
+                    done.clear()
+                    await done.wait()
+                else:
+                    await asyncio.sleep(0)
             worker.handle(FreeRequested([message.key for message in batch]))
         return time.process_time() - cpu
 
     try:
-        await run(batches("warm-up", 500))  # the inline policy learns that inc is fast
-        if lone:
+        await run(batches("warm-up", 500, 1 if pool else BATCH))  # the policy learns
+        if lone or pool:
             return await run([[order] for [order] in batches("task", n, 1)]) / n
         return await run(batches("task", n)) / n
     finally:
@@ -83,14 +111,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--lone", action="store_true",
                         help="one order at a time, every run on the loop (see above)")
+    parser.add_argument("--pool", action="store_true",
+                        help="one order at a time, every run on the pool thread (see above)")
+    parser.add_argument("--result-bytes", type=int, default=4096)
     args = parser.parse_args()
+    if args.pool:
+        InlinePolicy.NEEDED = 1 << 62
     if args.lone:
         InlinePolicy.FAST = InlinePolicy.SLOW = InlinePolicy.BUDGET = 3600.0
     logging.disable(logging.WARNING)  # the center it never reaches
     tune_garbage_collector()  # as dworker runs
     figures = []
     for _ in range(args.runs):
-        figures.append(asyncio.run(one_run(args.n, args.lone)) * 1e6)
+        if args.pool:  # on the loop dworker runs (uvloop's when installed)
+            spent = run(one_run(args.n, result_bytes=args.result_bytes))
+        else:
+            spent = asyncio.run(one_run(args.n, args.lone))
+        assert isinstance(spent, float)
+        figures.append(spent * 1e6)
         print(f"{figures[-1]:.1f} µs CPU per task (load {os.getloadavg()[0]:.1f})", flush=True)
     print(f"median of {args.runs}: {statistics.median(figures):.1f} µs CPU per task")
 
