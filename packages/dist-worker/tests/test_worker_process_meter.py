@@ -77,3 +77,33 @@ def test_a_meter_made_before_a_fork_measures_the_child_in_the_child():
     os.waitpid(child, 0)
     assert os.read(read, 2) == b"ok"
     assert f"\nPid:\t{os.getpid()}\n".encode() in status.read()
+
+
+@linux
+def test_a_tasks_peak_and_the_size_after_it_come_from_one_read():
+    """After each task the worker reads how far the process peaked and how large it is now:
+    one read of ``/proc/self/status`` gives both, the size as the meter reads it."""
+    import os
+
+    from dist_worker.taskmemory import PeakMeter
+    peaks, meter = PeakMeter(), ProcStatMeter()
+    assert peaks.available
+    peaks.reset()
+    held = b"x" * (64 * 2**20)
+    del held
+    reads = []
+    original = os.pread
+
+    def counted(*args):
+        reads.append(args)
+        return original(*args)
+
+    os.pread = counted
+    try:
+        peak, size = peaks.peak_and_size()
+    finally:
+        os.pread = original
+    assert len(reads) == 1
+    assert peak is not None and size is not None
+    assert peak >= size + 60 * 2**20  # the peak outlives the memory freed
+    assert abs(size - meter.rss()) < 2**20

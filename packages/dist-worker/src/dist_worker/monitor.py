@@ -235,8 +235,11 @@ class Monitor:
         if not self.worker.memory_policy.limit or self._process is None:
             return
         self._running.discard(threading.get_ident())
-        rss = self.rss()
-        peak = self._peaks.peak()
+        # (the size now from the same read as the peak where the kernel gives both: one
+        # system call less after every task)
+        peak, rss = self._peaks.peak_and_size()
+        if rss is None:
+            rss = self.rss()
         self.task_memory.record(key, (rss if peak is None else peak) - started_at)
         target = self.worker.memory_policy.bytes_at("target")
         if target is not None and rss > target:

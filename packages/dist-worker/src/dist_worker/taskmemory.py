@@ -24,7 +24,7 @@ REMEMBERED = 5  # peaks kept per kind of task: the largest of them is the expect
 MAX_KINDS = 1000  # kinds remembered; past that the oldest kind is forgotten
 _CLEAR_REFS = "/proc/self/clear_refs"
 _STATUS = "/proc/self/status"
-STATUS_BYTES = 16384  # /proc/self/status is about 1.5 KB; VmHWM is in its first half
+STATUS_BYTES = 16384  # /proc/self/status is about 1.5 KB; VmHWM and VmRSS are in its first half
 
 
 def task_kind(key: str) -> str:
@@ -48,7 +48,7 @@ class PeakMeter:
             self._clear_refs.write(b"5")
         except OSError:
             return False
-        return self._read() is not None
+        return self._read()[0] is not None
 
     def reset(self) -> None:
         if self.available:
@@ -58,15 +58,28 @@ class PeakMeter:
                 self.available = False
 
     def peak(self) -> int | None:
-        return self._read() if self.available else None
+        return self.peak_and_size()[0]
 
-    def _read(self) -> int | None:
+    def peak_and_size(self) -> tuple[int | None, int | None]:
+        """The peak since the last reset and the resident size now, from one read of the
+        process's status (each ``None`` where it is not to be had)."""
+        return self._read() if self.available else (None, None)
+
+    def _read(self) -> tuple[int | None, int | None]:
         try:
             status = self._status.read(STATUS_BYTES)
-            start = status.index(b"VmHWM:") + len(b"VmHWM:")
-            return int(status[start:status.index(b"kB", start)]) * 1024
-        except (OSError, ValueError):
-            return None
+        except OSError:
+            return None, None
+        return _kilobytes(status, b"VmHWM:"), _kilobytes(status, b"VmRSS:")
+
+
+def _kilobytes(status: bytes, field: bytes) -> int | None:
+    """The bytes of a ``Field:   1234 kB`` line of ``/proc/self/status``."""
+    try:
+        start = status.index(field) + len(field)
+        return int(status[start:status.index(b"kB", start)]) * 1024
+    except ValueError:
+        return None
 
 
 class TaskMemory:
