@@ -228,6 +228,20 @@ def test_tasks_of_one_dask_layer_are_one_function_to_the_inline_policy():
     assert key("operator:add", "('add-abc', 0)") == "operator:add"
 
 
+def test_a_dask_tasks_graph_node_is_not_kept_among_the_functions_that_repeat():
+    from dist_worker import execution
+
+    execution._functions.clear()
+    nodes = [dumps_function(lambda i=i: i) for i in range(3)]
+    assert [run(node, key=f"('add-abc', {i})").value for i, node in enumerate(nodes)] == [0, 1, 2]
+    assert len(execution._functions) == 0  # each node is one task's: caching it gains nothing
+    function = dumps_function(lambda: 7)
+    assert run(function, key="seven-1").value == run(function, key="seven-2").value == 7
+    assert len(execution._functions) == 1  # a function that repeats is kept as before
+    not_callable = run(serialize(3), key="('three-abc', 0)")
+    assert "the task's function is a int, not callable" in not_callable.error.message
+
+
 def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():
     policy = InlinePolicy()
     for _ in range(InlinePolicy.NEEDED - 1):

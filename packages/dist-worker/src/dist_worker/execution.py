@@ -66,13 +66,25 @@ def import_function(path: str) -> Callable:
 _last_loaded: tuple[Any, Callable | None] = (None, None)
 
 
-def load_function(function: str | Payload) -> Callable:
+def load_function(function: str | Payload, key: str = "") -> Callable:
+    """The task's function; ``key``, the task's, tells a dask collection's task apart."""
     global _last_loaded
     last, func = _last_loaded  # (one read: another thread may replace it meanwhile)
     if last is function and func is not None:
         return func
+    if key.startswith(("('", '("')) and not isinstance(function, str):
+        # A task of a dask collection (a tuple key): its pickle is the whole graph node, its
+        # key and inputs included, which no other task repeats. Cached, it would only copy
+        # its bytes for the look-up and push out functions that do repeat.
+        return _callable(unpickle(function))
     func = _load_function(function)
     _last_loaded = (function, func)
+    return func
+
+
+def _callable(func: Any) -> Callable:
+    if not callable(func):
+        raise TypeError(f"the task's function is a {type(func).__name__}, not callable")
     return func
 
 
@@ -83,9 +95,8 @@ def _load_function(function: str | Payload) -> Callable:
         if func is not None:
             _functions.move_to_end(cache_key)
             return func
-    func = import_function(function) if isinstance(function, str) else unpickle(function)
-    if not callable(func):
-        raise TypeError(f"the task's function is a {type(func).__name__}, not callable")
+    func = _callable(import_function(function) if isinstance(function, str)
+                     else unpickle(function))
     with _functions_lock:
         _functions[cache_key] = func
         if len(_functions) > _FUNCTION_CACHE_SIZE:
@@ -168,7 +179,7 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
 def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     key = instruction.key
     try:
-        func = load_function(instruction.function)
+        func = load_function(instruction.function, key)
         args, kwargs = load_arguments(instruction.args, instruction.inputs)
     except BaseException as exc:  # noqa: BLE001 -- any failure to load is the task's error
         if isinstance(exc, SerializationError) and isinstance(exc.__cause__, RunOnThread):
