@@ -74,3 +74,47 @@ def test_a_value_read_back_and_spilled_again_or_freed_is_finalized_there_too(sto
     del store["a"]
     store.hand_off_dropped()
     assert finalized_on(3) == [DISPOSAL_THREAD] * 3
+
+
+
+def test_plain_arrays_are_dropped_at_once_and_arrays_whose_drop_runs_code_on_the_thread(
+        tmp_path):
+    """A dask array's chunks and sums are freed one or two a task: an array that owns its
+    memory, holds no objects and has no weak reference is dropped where it is let go of,
+    without waking the thread. One whose drop may run code (a weak reference's callback, the
+    object whose memory it views, the objects it holds) or take long (a large one) is not."""
+    import weakref
+
+    import numpy
+
+    from dist_worker.disposal import PLAIN_ARRAY_DROPPED_AT_ONCE
+
+    def disposal_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == DISPOSAL_THREAD}
+
+    before = disposal_threads()  # (one closed by an earlier test may still be ending)
+    plain = DataStore(target=None, directory=str(tmp_path / "plain"))
+    for i in range(3):
+        plain[f"chunk-{i}"] = numpy.ones(2**18)  # 2 MiB each
+        plain[f"sum-{i}"] = numpy.ones((1, 512))
+        del plain[f"chunk-{i}"], plain[f"sum-{i}"]
+        plain.hand_off_dropped()
+    plain.close()
+    assert disposal_threads() - before == set()
+
+    Finalized.finalized_on.clear()
+    store = DataStore(target=None, directory=str(tmp_path / "others"))
+    watched = numpy.ones(2**18)
+    weakref.finalize(watched, lambda: Finalized(0))  # its callback makes a Finalized, dropped
+    values = {"watched": watched, "view": numpy.ones(2**18)[::2],
+              "objects": numpy.array([Finalized(10)], dtype=object),
+              "large": numpy.ones(PLAIN_ARRAY_DROPPED_AT_ONCE // 8 + 1)}
+    del watched
+    for key, value in values.items():
+        store[key] = value
+    del values, value
+    for key in ["watched", "view", "objects", "large"]:
+        del store[key]
+    store.hand_off_dropped()
+    assert finalized_on(2) == [DISPOSAL_THREAD] * 2  # the callback's and the held object's
+    store.close()

@@ -19,12 +19,19 @@ import ctypes
 import queue
 import sys
 import threading
+import weakref
 from typing import Any
 
 # Values of these exact types run no user code when dropped (a subclass may: ``type(v) in``,
 # never ``isinstance``). They are dropped where they are let go of: handing one to the thread
 # would wake it, for a lone small result once per task, for nothing.
 WITHOUT_FINALIZERS = frozenset((type(None), bool, int, float, complex, str, bytes, bytearray))
+# Nor does a numpy array (exactly ``ndarray``) that owns its memory, holds no Python objects and
+# has no weak reference (whose callback would run): dropped where it is let go of too, up to
+# this size, which gives its memory back in microseconds. A dask array's chunks and partial
+# sums are freed one or two a task: handed over, each would wake the thread and have it wait
+# for the loop's GIL. A larger one is unmapped on the thread (a gigabyte takes milliseconds).
+PLAIN_ARRAY_DROPPED_AT_ONCE = 4 * 2**20
 # Bytes of values freed between two returns of memory to the system: often enough that a big
 # release shows in the process's size, rarely enough that a stream of small results pays
 # little for the pages it faults in again.
@@ -46,6 +53,17 @@ def release_unused_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (musl): nothing to trim this way
             pass
+
+
+def runs_no_code_when_dropped(value: Any) -> bool:
+    """Whether dropping the last reference to ``value`` runs no user code, and is quick."""
+    kind = type(value)
+    if kind in WITHOUT_FINALIZERS:
+        return True
+    numpy = sys.modules.get("numpy")
+    return (numpy is not None and kind is numpy.ndarray and value.base is None
+            and value.nbytes <= PLAIN_ARRAY_DROPPED_AT_ONCE and not value.dtype.hasobject
+            and weakref.getweakrefcount(value) == 0)
 
 
 class Disposer:
@@ -85,4 +103,5 @@ def _drop_until_closed(batches: queue.SimpleQueue[tuple[list[Any], bool] | None]
             release_unused_memory()
 
 
-__all__ = ["TRIM_AFTER_FREEING", "WITHOUT_FINALIZERS", "Disposer", "release_unused_memory"]
+__all__ = ["PLAIN_ARRAY_DROPPED_AT_ONCE", "TRIM_AFTER_FREEING", "WITHOUT_FINALIZERS", "Disposer",
+           "release_unused_memory", "runs_no_code_when_dropped"]

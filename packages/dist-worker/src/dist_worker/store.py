@@ -49,7 +49,7 @@ from sys import getsizeof
 from typing import Any
 
 from . import spillpolicy
-from .disposal import TRIM_AFTER_FREEING, WITHOUT_FINALIZERS, Disposer
+from .disposal import TRIM_AFTER_FREEING, WITHOUT_FINALIZERS, Disposer, runs_no_code_when_dropped
 from .memory import format_bytes
 from .sizeof import PLAIN_SCALARS, sizeof
 from .spill import (DiskMapping, SpillLoadError, SpillReadError, SpillSerializationError,
@@ -225,7 +225,7 @@ class DataStore(MutableMapping):
     def _discard(self, key: str) -> None:
         value = self._lru.pop(key, _ABSENT)
         if value is not _ABSENT:
-            if type(value) not in WITHOUT_FINALIZERS:
+            if type(value) not in WITHOUT_FINALIZERS and not runs_no_code_when_dropped(value):
                 self._dropped.append(value)
             weight = self.weights[key]
             self._lru_weight -= weight
