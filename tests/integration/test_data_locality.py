@@ -144,3 +144,26 @@ def test_tasks_on_a_big_input_stay_with_it_when_moving_it_costs_more(cluster, ex
     big = executor.submit(make_bytes, 200_000_000, pure=False, workers=[a.address])
     futures = executor.map(slow_where_with, [big] * 4, range(4), delay=0.05)
     assert set(executor.gather(futures)) == {pids[a.address]}
+
+
+def wait_for_event(name):
+    from dist_client import Event
+    Event(name).wait()
+    return name
+
+
+def test_fast_tasks_sent_behind_a_waiting_task_run_on_the_idle_worker(cluster, executor):
+    """One worker's only thread waits on an event; fast tasks sent to it behind that task
+    used to stay there, the other worker idle, until the event was set: a task setting it
+    from among them would never have run."""
+    from dist_client import Event
+    executor.submit(where, pure=False).result(timeout=RESULT_TIMEOUT)  # (where is known fast)
+    name = f"behind-{os.getpid()}-{time.monotonic_ns()}"
+    waiting = executor.submit(wait_for_event, name)
+    try:
+        futures = executor.map(where, range(8), pure=False)
+        executor.gather(futures, timeout=RESULT_TIMEOUT)
+        assert not waiting.done()
+    finally:
+        Event(name, executor=executor).set()
+    assert waiting.result(timeout=RESULT_TIMEOUT) == name

@@ -152,3 +152,25 @@ def test_a_paused_worker_keeps_its_tasks_when_no_other_worker_runs(center):
 
     assert steal_requests(center.heartbeat("w1", paused=True)) == []
     assert center.processing("w1") == ["a", "b"]
+
+
+def test_fast_tasks_waiting_behind_a_long_one_move_to_an_idle_worker(center):
+    """w1's only thread runs a task of a kind never seen to finish (a long computation, a
+    wait on an event): the known-fast tasks sent behind it would wait for its end, for ever
+    if it waits on one of them, while w2 has nothing to do."""
+    center.join("w1")
+    center.join("w2")
+    center.submit("inc-a")
+    center.worker_sent("w1", TaskFinished(key="inc-a", nbytes=8, type="int", start=1.0,
+                                          stop=1.0001))
+    center.submit("wait-0")
+    center.submit(*(f"inc-{i}" for i in range(6)))
+    behind = center.processing("w1")[1:]
+    assert center.processing("w1")[0] == "wait-0" and behind
+    requests = []
+    for key in center.processing("w2"):
+        requests = steal_requests(center.worker_sent(
+            "w2", TaskFinished(key=key, nbytes=8, type="int", start=1.0, stop=1.0001)))
+
+    # (the newest; once it runs on w2, w2 asks again)
+    assert requests == [("w1", [behind[-1]])]

@@ -102,10 +102,23 @@ def _busiest(view: CenterView, exclude: WorkerInfo, asked: Container[str]) -> Wo
         if not waiting:
             continue
         sample = view.tasks[waiting[0]]
-        backlog = len(waiting) * expected_duration(view, sample) / worker.nthreads
+        backlog = (_until_a_thread_frees(view, worker)
+                   + len(waiting) * expected_duration(view, sample) / worker.nthreads)
         if backlog > best_backlog:
             best, best_backlog = worker, backlog
     return best
+
+
+def _until_a_thread_frees(view: CenterView, worker: WorkerInfo) -> float:
+    """How long the tasks holding ``worker``'s threads (the oldest it was sent) are expected
+    to run: the shortest of them. Known-fast tasks waiting behind a long computation, or
+    behind a task of a kind never seen to finish (one waiting on an event, say), wait for it
+    to end however little work they are, while another worker idles."""
+    ahead = worker.ahead or ()
+    holding = itertools.islice(
+        (key for key in worker.processing
+         if key not in worker.long_running and key not in ahead), worker.nthreads)
+    return min((expected_duration(view, view.tasks[key]) for key in holding), default=0.0)
 
 
 def _choose(view: CenterView, victim: WorkerInfo, thief: WorkerInfo, room: float,
