@@ -252,6 +252,29 @@ def test_a_value_too_large_for_a_worker_is_scattered_where_it_fits_or_refused(ma
     assert len(small.matching("Registered with center at")) == 1  # never restarted
 
 
+def test_a_result_larger_than_the_spill_space_stays_and_the_worker_goes_on(make_cluster,
+                                                                             tmp_path,
+                                                                             wait_until):
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(
+        cluster.address, "--memory-limit", "400MB", "--max-spill", "50MB",
+        "--local-directory", str(tmp_path), nanny=True, name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    # 300 MB, incompressible: past the target (240 MB) and, with the process, past pause
+    # (320 MB); the spill space can never take it, so it stays in memory.
+    big = executor.submit(block, 7, 300 * MB)
+    values = big.result(timeout=RESULT_TIMEOUT)
+    total = float(values.sum())
+    del values
+    wait_until(lambda: f"keeping {big.key}" in worker.output(), 10, "the worker's warning")
+    # The worker does not pause for it: it would wait for ever, since only freeing it helps.
+    assert executor.submit(slow_inc, 1, 0).result(timeout=RESULT_TIMEOUT) == 2
+    assert executor.submit(lambda v: float(v.sum()), big).result(
+        timeout=RESULT_TIMEOUT) == total
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
 def test_scattering_more_than_a_worker_holds_in_one_call_spills_instead_of_restarting_it(
         make_cluster, tmp_path):
     cluster, worker, executor = one_small_worker(make_cluster, "300MB", tmp_path)

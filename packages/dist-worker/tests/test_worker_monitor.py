@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import os
 import sys
 
 import pytest
@@ -238,3 +239,31 @@ def test_kinds_of_task_are_the_prefixes_of_their_keys():
     for growth in (10, 50, 20, 5, 5, 5, 5):
         memory.record("sort-1", growth)
     assert memory.expected("sort-9") == 20  # the largest of the last five
+
+
+def test_a_value_larger_than_the_spill_space_does_not_pause_the_worker_for_good(tmp_path):
+    worker = FakeWorker(tmp_path, MemoryPolicy(limit=1000 * MB))
+    worker.store.slow.max_bytes = 100 * MB  # --max-spill: the value can never go to disk
+    worker.store["big"] = os.urandom(750 * MB)  # incompressible, past the target: pinned
+    assert "big" in worker.store.pinned
+    monitor = monitor_of(worker, rss_after_spill=850 * MB)
+    monitor.check_memory(850 * MB)  # past pause, all but 100 MB of it the pinned value
+    assert not worker.paused  # no pause could free it: the worker would wait for ever
+    # Beside it, 250 MB are left: the worker pauses at 80% of those, 950 MB in all
+    monitor.rss = lambda: 960 * MB
+    monitor.check_memory(960 * MB)
+    assert worker.paused
+    monitor.check_memory(850 * MB)
+    assert not worker.paused
+    del worker.store["big"]  # freed: the usual threshold again
+    monitor.check_memory(850 * MB)
+    assert worker.paused
+    worker.store.close()
+
+
+def test_pinned_values_move_the_pause_threshold_within_the_limit():
+    policy = MemoryPolicy(limit=1000 * MB)
+    assert policy.pause_bytes(0) == policy.bytes_at("pause") == 800 * MB
+    assert policy.pause_bytes(500 * MB) == 900 * MB
+    assert policy.pause_bytes(5000 * MB) == 1000 * MB
+    assert MemoryPolicy(limit=1000 * MB, pause=None).pause_bytes(500 * MB) is None

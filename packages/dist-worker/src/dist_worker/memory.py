@@ -144,6 +144,17 @@ class MemoryPolicy:
             return None
         return int(fraction * self.limit)
 
+    def pause_bytes(self, pinned: int) -> int | None:
+        """Where the worker pauses while ``pinned`` bytes of values can go neither to disk
+        nor anywhere else (larger than the spill space, or unpicklable): the pause fraction
+        of the memory left beside them. No pause brings those bytes back, so counting them
+        would pause for as long as they are wanted; within the limit, the rest still
+        pauses."""
+        if not self.limit or self.pause is None:
+            return None
+        pinned = min(pinned, self.limit)
+        return int(pinned + self.pause * (self.limit - pinned))
+
     def describe(self) -> str:
         if not self.limit:
             return "no memory limit"

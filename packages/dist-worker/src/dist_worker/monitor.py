@@ -9,9 +9,12 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
   (``spillpolicy.by_process``). The store spills past *target* on its own, by the values
   alone, whenever one is stored; and when a value comes into memory with the process past
   *pause*, back to *pause* at once (``plan_on_store``), not at the next look;
-* above *pause*, or when spilling is impossible (a full or unwritable disk) while memory is
-  past *target*/*spill*, the worker starts no new task and the center sends it no more work
-  and moves its queued tasks elsewhere; it resumes when memory is back under those marks;
+* above *pause* (with values pinned in memory, which no pause sends to disk -- one larger
+  than the spill space or one that cannot be pickled -- the pause fraction of the memory left
+  beside them, ``MemoryPolicy.pause_bytes``), or when spilling is impossible (a full or
+  unwritable disk) while memory is past *target*/*spill*, the worker starts no new task and
+  the center sends it no more work and moves its queued tasks elsewhere; it resumes when
+  memory is back under those marks;
 * above *terminate* even after spilling everything it can and giving freed memory back to the
   system, a worker under a nanny exits so the nanny starts a fresh process: the last resort,
   since everything it held is lost (the center recomputes what it can). A peak between
@@ -171,6 +174,11 @@ class Monitor:
             self._check_terminate(rss, terminate)
         over_spill = ((target is not None and store.managed > target)
                       or (spill is not None and rss > spill))
+        # Pinned values (larger than the spill space, or unpicklable) leave memory only when
+        # freed, which waiting cannot bring about: paused for them, the worker would run no
+        # other task while they are wanted. It pauses within the memory left beside them.
+        if store.pinned_weight:
+            pause = policy.pause_bytes(store.pinned_weight)
         paused = (pause is not None and rss > pause) or (store.spill_suspended and over_spill)
         # Above the target, every input arriving adds memory no target accounts for until it
         # is stored: the worker then fetches one at a time.

@@ -27,7 +27,8 @@ task itself, and importing zict's package a worker's start-up 25 ms.
 What cannot go to disk stays in memory and is reported once, never retried in a loop:
 
 * a value that cannot be pickled, or one larger than the disk could ever hold, is *pinned*:
-  kept in memory, outside the order of use, until it is freed;
+  kept in memory, outside the order of use, until it is freed (pausing cannot bring its
+  memory back, so the monitor does not pause the worker for it);
 * a disk that fails (full, read-only, removed) *suspends* spilling for a while; everything
   stays in memory, and the worker's monitor pauses the worker instead (``spill_suspended``),
   trying the disk again after ``RETRY_AFTER`` seconds.
@@ -125,6 +126,12 @@ class DataStore(MutableMapping):
     def managed(self) -> int:
         """Bytes of the values held in memory (estimated)."""
         return self._lru_weight + self._pinned_weight
+
+    @property
+    def pinned_weight(self) -> int:
+        """Bytes of the values that must stay in memory (``pinned``): only freeing them
+        gives their memory back."""
+        return self._pinned_weight
 
     @property
     def spillable(self) -> int:
