@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from dist_protocol.errors import FramingError, LimitExceeded
+from dist_protocol.errors import FramingError, LimitExceeded, NoRoomForFrame
 from dist_protocol.framing import (DEFAULT_LIMITS, DIRECT_READ_THRESHOLD, MAPPED_THRESHOLD,
                                    UNAUTHENTICATED_LIMITS, FrameDecoder, Limits, encode_frames,
                                    STAGING_SIZE, frames_to_bytes)
@@ -131,6 +131,19 @@ def test_frame_count_limit():
     error = rejected_three_ways(frames_to_bytes([b"a", b"b", b"c", b"d"]), limits)
     assert isinstance(error, LimitExceeded) and error.code == "limit-exceeded"
     assert "4 frames" in error.message and "3" in error.message
+
+
+def test_a_frame_this_process_has_no_memory_for_is_no_room_not_the_peers_fault(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError(12, "Cannot allocate memory")
+    monkeypatch.setattr("dist_protocol.framing.mmap.mmap", refuse)
+    error = rejected_three_ways(frames_to_bytes([b"x" * MAPPED_THRESHOLD]), DEFAULT_LIMITS)
+    # The peer is told what any frame past the limits tells it; those waiting on the
+    # connection here can tell that this process, not the peer, ran short.
+    assert isinstance(error, NoRoomForFrame) and error.code == "limit-exceeded"
+    assert f"a frame of {MAPPED_THRESHOLD} bytes" in error.message
+    rejected = rejected_three_ways(frames_to_bytes([b"x" * 11]), Limits(max_frame_bytes=10))
+    assert not isinstance(rejected, NoRoomForFrame)
 
 
 def test_frame_size_limit():

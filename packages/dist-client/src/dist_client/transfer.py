@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
-from dist_protocol.errors import CommClosedError, ProtocolError
+from dist_protocol.errors import CommClosedError, NoRoomForFrame, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
 from dist_protocol.replies import PendingReplies
 from dist_protocol.serialize import Payload, deserialize
@@ -61,8 +61,14 @@ class WorkerConnections:
         for address, known in list(self._comms.items()):
             if known is comm:
                 del self._comms[address]
-        self._replies.fail(CommClosedError(
-            f"connection to worker {comm.peer_address} closed: {comm.close_reason}"), comm)
+        error: Exception = CommClosedError(
+            f"connection to worker {comm.peer_address} closed: {comm.close_reason}")
+        if isinstance(comm.abort_error, NoRoomForFrame):
+            # This process is out of memory: asking again would fetch it all again, and fail
+            # again, for as long as the gather is patient.
+            error = MemoryError(f"no room in this process for the data worker "
+                                f"{comm.peer_address} sends: {comm.abort_error.message}")
+        self._replies.fail(error, comm)
 
     def drop(self, address: str, reason: str) -> None:
         """Close the connection to ``address``; a later request opens a new one."""
@@ -132,12 +138,16 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
             plan.setdefault(random.choice(addresses), []).append(key)
     payloads: dict[str, Payload] = {}
     failed: dict[str, str] = {k: "no worker holds it" for k, a in holders.items() if not a}
+    no_room: list[MemoryError] = []
 
     async def one(address: str, keys: list[str]) -> None:
         try:
             reply = await _unless_given_up(
                 workers, address, keys, still_held,
                 workers.request(address, lambda i: GetData(id=i, keys=keys)))
+        except MemoryError as exc:
+            no_room.append(exc)
+            return
         except TRANSIENT as exc:
             for key in keys:
                 failed[key] = f"worker {address}: {type(exc).__name__}: {exc}"
@@ -151,9 +161,18 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
 
     async def from_worker(address: str, keys: list[str]) -> None:
         for piece in _pieces(keys, sizes or {}):
+            if no_room:
+                return
             await one(address, piece)
 
     await asyncio.gather(*(from_worker(a, k) for a, k in plan.items()))
+    if no_room:
+        payloads.clear()  # (what came is let go before the error travels to the caller)
+        total = sum((sizes or {}).get(key, 0) for key in holders)
+        raise MemoryError(f"gathering {len(holders)} values"
+                          + (f" ({total / 1e6:,.0f} MB in all)" if total else "")
+                          + f": {no_room[0]}. Gather fewer at a time (with as_completed, or "
+                          "in parts), or give this process more memory") from no_room[0]
     return payloads, failed
 
 

@@ -37,6 +37,13 @@ class LimitExceeded(RemoteProtocolError):
     code = "limit-exceeded"
 
 
+class NoRoomForFrame(LimitExceeded):
+    """This process could not get the memory for a frame coming in (out of memory, or of
+    address space): the peer broke no rule, but the connection ends as for a frame past the
+    limits, and the peer is told the same. Those waiting on the connection can tell it from
+    a peer's fault."""
+
+
 class InvalidMessage(RemoteProtocolError):
     code = "invalid-message"
 

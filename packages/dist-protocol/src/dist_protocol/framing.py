@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from typing import Any
 
-from .errors import FramingError, LimitExceeded
+from .errors import FramingError, LimitExceeded, NoRoomForFrame
 
 U64 = struct.Struct("<Q")
 # The lengths of a batch of n frames, for the usual small n (one Struct each, made once).
@@ -53,7 +53,7 @@ def _frame_buffer(length: int) -> bytearray | mmap.mmap:
             return buffer
         return bytearray(length)
     except (OSError, MemoryError) as exc:  # the system refuses that much address space
-        raise LimitExceeded(f"cannot make room for a frame of {length} bytes: {exc}") from None
+        raise NoRoomForFrame(f"cannot make room for a frame of {length} bytes: {exc}") from None
 
 
 class Limits:
