@@ -181,14 +181,19 @@ def workloads(limit: int, factor: float, shuffle_bytes: float | None = None,
             "shuffle": shuffle}, side, persisted_side
 
 
-def run_system(system: str, args, log_dir: Path) -> dict:
-    limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
-    table, side, persisted = workloads(limit, args.factor,
-                                       args.shuffle_gb * 1e9 if args.shuffle_gb else None,
-                                       args.shuffle_partitions)
-    print(f"{system}: array {side}x{side} ({side * side * 8 / MB:.0f} MB), persisted "
-          f"{persisted}x{persisted} ({persisted * persisted * 8 / MB:.0f} MB)", flush=True)
-    cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent)
+def run_system(system: str, args, log_dir: Path, table: dict | None = None,
+               worker_options: tuple[str, ...] = ()) -> dict:
+    """Run ``args.workloads`` of ``table`` (default: this file's) on a fresh cluster of
+    ``system``; ``worker_options`` go to dist's ``dworker`` only."""
+    if table is None:
+        limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
+        table, side, persisted = workloads(limit, args.factor,
+                                           args.shuffle_gb * 1e9 if args.shuffle_gb else None,
+                                           args.shuffle_partitions)
+        print(f"{system}: array {side}x{side} ({side * side * 8 / MB:.0f} MB), persisted "
+              f"{persisted}x{persisted} ({persisted * persisted * 8 / MB:.0f} MB)", flush=True)
+    cluster = Cluster(system, args.memory_limit, log_dir, Path(sys.executable).parent,
+                      worker_options)
     results: dict = {}
     cluster.start()
     try:

@@ -137,8 +137,10 @@ def check(name: str, result, expected: dict) -> str | None:
 
 # -- the clusters --------------------------------------------------------------------------
 class Cluster:
-    def __init__(self, system: str, memory_limit: str, log_dir: Path, bin_dir: Path):
+    def __init__(self, system: str, memory_limit: str, log_dir: Path, bin_dir: Path,
+                 worker_options: tuple[str, ...] = ()):
         self.system = system
+        self.worker_options = worker_options
         self.memory_limit = memory_limit
         self.log_dir = log_dir
         self.bin_dir = bin_dir
@@ -179,7 +181,8 @@ class Cluster:
             self.address = f"127.0.0.1:{port}"
             logs = [self.spawn(f"worker{i}", [
                 self.cli("dworker"), self.address, "--nthreads", "1", "--name", f"w{i}",
-                "--memory-limit", self.memory_limit, "--local-directory", str(spill_root)])
+                "--memory-limit", self.memory_limit, "--local-directory", str(spill_root),
+                *self.worker_options])
                 for i in range(2)]
             for log in logs:
                 self.wait_for(log, "Registered with center at")
