@@ -330,7 +330,7 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         count = int(2 * total / (50 * MB))
         futures = client.map(make_block, range(count), nbytes=50 * MB)
         wrong = 0
-        if hasattr(client, "story"):
+        if type(client).__module__.startswith("dist_client"):
             completed = dist_as_completed(futures)
         else:
             from distributed import as_completed
