@@ -4,12 +4,14 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import random
 import sys
 
 import pytest
 from dist_worker.memory import MemoryPolicy
 from dist_worker.monitor import Monitor
 from dist_worker.store import DataStore
+from dist_worker.taskmemory import MAX_KINDS as REMEMBERED_KINDS
 from dist_worker.taskmemory import TaskMemory, task_kind
 
 MB = 10**5  # sizes below are tenths of what they say: a test need not write gigabytes
@@ -267,3 +269,15 @@ def test_pinned_values_move_the_pause_threshold_within_the_limit():
     assert policy.pause_bytes(500 * MB) == 900 * MB
     assert policy.pause_bytes(5000 * MB) == 1000 * MB
     assert MemoryPolicy(limit=1000 * MB, pause=None).pause_bytes(500 * MB) is None
+
+
+
+def test_an_unseen_kind_expects_the_largest_peak_still_remembered():
+    rng = random.Random(7)
+    memory = TaskMemory()
+    for step in range(5 * REMEMBERED_KINDS):
+        # Keys named one per task, a few kinds that come back, peaks often equal.
+        kind = f"job-{step}" if rng.random() < 0.7 else f"sort-{rng.randrange(5)}"
+        memory.record(f"{kind}-result", rng.choice((0, 0, 10, 10, 10, rng.randrange(1000))))
+        remembered = [peak for peaks in memory.peaks.values() for peak in peaks]
+        assert memory.expected("never-seen") == max(remembered)

@@ -87,6 +87,12 @@ class TaskMemory:
 
     def __init__(self) -> None:
         self.peaks: dict[str, deque[int]] = {}
+        # The largest peak of any kind, for kinds not seen yet, and how many remembered peaks
+        # equal it. Keys named one per task (``key=f"job-{i}"``) make every task a new kind:
+        # a walk of every kind's peaks per task cost ~0.5 ms each. None: to be found again,
+        # the last peak that large having been forgotten.
+        self._largest: int | None = 0
+        self._largest_count = 0
 
     def record(self, key: str, growth: int) -> None:
         kind = task_kind(key)
@@ -94,9 +100,25 @@ class TaskMemory:
         if seen is None:
             seen = deque(maxlen=REMEMBERED)
             if len(self.peaks) >= MAX_KINDS:
-                del self.peaks[next(iter(self.peaks))]
-        seen.append(max(0, growth))
+                for forgotten in self.peaks.pop(next(iter(self.peaks))):
+                    self._forget(forgotten)
+        elif len(seen) == REMEMBERED:
+            self._forget(seen[0])  # the append below pushes it out
+        growth = max(0, growth)
+        seen.append(growth)
         self.peaks[kind] = seen
+        if self._largest is None:
+            return
+        if growth > self._largest:
+            self._largest, self._largest_count = growth, 1
+        elif growth == self._largest:
+            self._largest_count += 1
+
+    def _forget(self, peak: int) -> None:
+        if peak == self._largest:
+            self._largest_count -= 1
+            if self._largest_count <= 0:
+                self._largest = None
 
     def expected(self, key: str) -> int:
         """The memory a task of ``key``'s kind is expected to take while it runs: the largest
@@ -104,4 +126,8 @@ class TaskMemory:
         seen = self.peaks.get(task_kind(key))
         if seen:
             return max(seen)
-        return max((max(p) for p in list(self.peaks.values()) if p), default=0)
+        if self._largest is None:
+            every = [peak for peaks in self.peaks.values() for peak in peaks]
+            self._largest = max(every, default=0)
+            self._largest_count = every.count(self._largest)
+        return self._largest
