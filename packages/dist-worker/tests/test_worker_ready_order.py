@@ -115,3 +115,33 @@ def test_the_input_of_a_ready_task_spills_after_that_of_a_waiting_one(tmp_path):
     store.spill_to_target()
     assert store.on_disk("a") and store.in_memory("b")
     store.close()
+
+
+def test_reads_are_followed_only_near_spilling_and_whole_once_they_are(tmp_path):
+    store = DataStore(target=10 * MB, directory=str(tmp_path), spill_compression="none")
+    state = WorkerState(1, ME, data=store)
+    state.handle(DataPut({"a": incompressible(0), "b": incompressible(1)}, {"a": MB, "b": MB}))
+    state.handle(ComputeRequested(ComputeTask(key="busy", function="builtins:len", args=[],
+                                              priority=100)))  # holds the only thread
+    state.handle(ComputeRequested(ComputeTask(
+        key="waiting", function="builtins:len", who_has={"a": [ME], "x": ["tcp://peer:2"]},
+        nbytes={"a": MB, "x": MB}, priority=10)))
+    state.handle(reader("ready", "b", priority=0))
+    # 2 MB of 10: far from spilling, no read is followed
+    assert not store.watching and not store.order.planned
+    assert state.reads.next_read("a") is None
+    store.target = 1.5 * MB  # one of the two must go: the read furthest ahead, the waiting task's
+    store.spill_to_target()
+    assert store.watching and set(store.order.planned) == {"b"}
+    assert store.on_disk("a") and store.in_memory("b")
+    assert state.reads.readers("a") == ["waiting"] and state.reads.readers("b") == ["ready"]
+    store.target = 100 * MB
+    store.look(process=0)
+    assert store.watching, "a value on disk: the ready tasks' order still asks the store"
+    state.handle(ExecutionSucceeded("busy", 0, 8, "int", 0.0, 0.0))  # "ready" runs
+    state.handle(ExecutionSucceeded("ready", 0, 8, "int", 0.0, 0.0))
+    store["a"]  # read back
+    assert store.look(process=0) is None and not store.watching
+    assert not store.order.planned and state.reads.next_read("a") is None
+    state.validate()
+    store.close()

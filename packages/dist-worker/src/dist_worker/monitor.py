@@ -150,6 +150,7 @@ class Monitor:
         store = worker.store
         target, spill = policy.bytes_at("target"), policy.bytes_at("spill")
         terminate = policy.bytes_at("terminate")
+        store.look(rss)  # near spilling: the store follows what queued tasks will read
         store.spill_to_target()  # also tries a failed disk again, once it is time to
         pause = policy.bytes_at("pause")
         if pause is not None and rss > pause and not self._running \

@@ -21,7 +21,8 @@ again.
 
 A task passed over waits at most ``PATIENCE`` seconds (the oldest such task then runs
 whatever is in memory), so that a steady stream of tasks in memory cannot hold it back for
-ever. No I/O: whether a value is on disk is asked of the store (``any_on_disk``).
+ever. No I/O: whether a value is on disk is asked of the store (``any_on_disk``), and only
+while the store may have anything there (``consult``): far from spilling, priority alone.
 """
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ class ReadyQueue(Generic[Task]):
         for _, ts in self._heap:
             yield ts
         yield from self.passed_over
+
+    def consult(self, any_on_disk: Callable[[Collection[str]], bool] | None) -> None:
+        """Ask ``any_on_disk`` from now on (``None``: nothing is on disk)."""
+        self._any_on_disk = any_on_disk
 
     def push(self, ts: Task) -> None:
         heapq.heappush(self._heap, (ts.priority, ts))

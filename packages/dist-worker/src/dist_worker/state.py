@@ -88,18 +88,25 @@ class WorkerState:
         cache = getattr(self.data, "serialized", None)
         self.serialized: dict[str, Any] = cache if isinstance(cache, dict) else {}
         # When each input will next be read by a task here; a store that spills is told, so
-        # that it spills what is read last (a plain dict has nothing to decide).
+        # that it spills what is read last (a plain dict has nothing to decide). Followed only
+        # while the store watches (near spilling, ``store``): ``_watching``.
         plan_use = getattr(self.data, "plan_use", None)
         self.reads = UpcomingReads(plan_use if callable(plan_use) else _no_plan)
         self.tasks: dict[str, WorkerTask] = {}
         # Which ready task runs next: by priority, those with inputs all in memory first on a
-        # store that spills (``readyqueue``).
+        # store that spills (``readyqueue``), once it watches.
         any_on_disk, on_disk = (getattr(self.data, name, None) for name in ("any_on_disk",
                                                                             "on_disk"))
         self._any_on_disk: Callable[[Collection[str]], bool] | None = (
             any_on_disk if callable(any_on_disk) and callable(on_disk) else None)
         self._on_disk: Callable[[str], bool] = on_disk if callable(on_disk) else _nowhere
-        self.ready: ReadyQueue[WorkerTask] = ReadyQueue(self._any_on_disk)
+        self.ready: ReadyQueue[WorkerTask] = ReadyQueue()
+        self._watching = False
+        if callable(plan_use) and self._any_on_disk is not None \
+                and hasattr(self.data, "on_watch"):
+            setattr(self.data, "on_watch", self._watch)  # noqa: B010 (a store, not any mapping)
+            if getattr(self.data, "watching", False):
+                self._watch(True)
         self.executing: set[str] = set()  # running, each on one of the nthreads slots
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
@@ -190,7 +197,8 @@ class WorkerState:
         # a call of its own, and most tasks of a map have none)
         missing = [dep for dep in msg.who_has if dep not in self.data] if msg.who_has else None
         if missing:
-            self.reads.add(key, ts.priority, msg.who_has)  # (again: nothing changes)
+            if self._watching:
+                self.reads.add(key, ts.priority, msg.who_has)  # (again: nothing changes)
             self._wait_for(ts, missing)
         else:
             self._make_ready(ts)
@@ -236,7 +244,8 @@ class WorkerState:
         self.log.append((ts.key, ts.state, "ready", self._stimulus_id, self._now))
         ts.state = "ready"
         self.ready.push(ts)
-        if ts.message.who_has:  # (a task without inputs reads nothing: no call, as most of a map)
+        # (a task without inputs reads nothing: no call, as most of a map)
+        if ts.message.who_has and self._watching:
             # A ready task reads its inputs before any task still waiting reads its own (and
             # those with inputs all in memory run first): its inputs are the last to spill.
             priority, seq = ts.priority
@@ -394,7 +403,7 @@ class WorkerState:
         self.executing.discard(key)
         self.seceded.discard(key)
         ts = self.tasks.pop(key, None)
-        if ts is not None:
+        if ts is not None and self._watching:
             self.reads.remove(key, ts.message.who_has)
         if ts is None or ts.state not in RUNNING:
             return  # freed while it ran: drop the result
@@ -539,7 +548,7 @@ class WorkerState:
             msg = ts.message
             who_has = msg.who_has
             read_back = ([dep for dep in who_has if self._on_disk(dep)]
-                         if who_has and self._any_on_disk is not None
+                         if who_has and self._watching and self._any_on_disk is not None
                          and self._any_on_disk(who_has) else None)
             gone = [dep for dep in who_has if dep not in self.data] if who_has else None
             if gone:
@@ -564,6 +573,26 @@ class WorkerState:
                 self._promote_readers(read_back)
             self._out.append(Execute(key, msg.function, msg.args, inputs,
                                      bool(msg.actor), msg.value_msgpack))
+
+    def _watch(self, on: bool) -> None:
+        """The store starts (``on``) or stops following the reads planned: every read queued
+        now is reported to it, as if each task had been queued while it watched (a ready or
+        running task's at its ready ``when``, a waiting one's at its priority); and the ready
+        tasks' order asks it what is on disk."""
+        self._watching = on
+        self.ready.consult(self._any_on_disk if on else None)
+        if not on:
+            self.reads.clear()
+            return
+        for ts in self.tasks.values():
+            who_has = ts.message.who_has
+            if not who_has:
+                continue
+            if ts.state == "waiting":
+                self.reads.add(ts.key, ts.priority, who_has)
+            elif ts.state == "ready" or ts.state in RUNNING:
+                priority, seq = ts.priority
+                self.reads.add(ts.key, (priority - READ_WHEN_READY, seq), who_has)
 
     def _promote_readers(self, keys: list[str]) -> None:
         """``keys`` were read back from disk for a task: the ready tasks passed over for them

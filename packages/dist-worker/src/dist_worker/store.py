@@ -13,6 +13,14 @@ estimated size; once they weigh more than the target, values go to the ``DiskMap
    one read furthest ahead first (a ready task reads before a waiting one); the inputs of the
    next task to run go last.
 
+The reads planned (4.) are followed only while the worker is near spilling (``watching``):
+from the moment its values weigh half the target, its process passes half the target at the
+memory monitor's look, or anything is about to spill, whichever comes first. Far from it the
+order cannot matter, and keeping it costs every task a few heap operations on the worker's
+loop. As watching starts, the worker's state tells the store every read then queued
+(``on_watch``), so the order is whole before the first value spills; it stops once nothing is
+on disk and the values and the process are back under a quarter of the target.
+
 When the process as a whole, not the values alone, runs short, the worker's memory monitor
 has the store spill in the same order what ``spillpolicy`` decides (``spill_by_plan``), also
 as a value is stored or read back between two of its looks (``process_plan``).
@@ -60,6 +68,10 @@ from .workspace import PREFIX, Workspace, claim, remove_abandoned
 log = logging.getLogger("dist.worker")
 
 RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a disk that failed
+# Fractions of the target: the order of planned reads is followed from the first, up to the
+# second (apart, so that a worker hovering about one does not start and stop over and over).
+WATCH_FROM = 0.5
+WATCH_UNTIL = 0.25
 _ABSENT = object()
 
 
@@ -84,6 +96,10 @@ class DataStore(MutableMapping):
         # disk, or each spilled value would still hold as much memory as before.
         self.serialized: dict[str, Any] = {}
         self._size_hint = size_hint
+        # Whether the reads planned are followed (see the module's docstring), and whom to tell
+        # when that changes: the worker's state, which then reports every read queued.
+        self.watching = False
+        self.on_watch: Callable[[bool], None] | None = None
         self.target = target
         # The values in memory that may spill, what they weigh, and the order they spill in.
         self._lru: dict[str, Any] = {}
@@ -121,6 +137,28 @@ class DataStore(MutableMapping):
     @target.setter
     def target(self, value: float | None) -> None:
         self._target = float("inf") if value is None else value
+        self._watch_from = self._target * WATCH_FROM
+
+    # -- following the reads planned --------------------------------------------------------------
+    def watch(self, on: bool) -> None:
+        """Follow the reads planned from now on (``on``), or stop (only with nothing on disk:
+        the ready tasks' order asks the store what is on disk only while it watches)."""
+        if on == self.watching or (not on and len(self.slow)):
+            return
+        self.watching = on
+        if not on:
+            self.order.forget_plans()
+        if self.on_watch is not None:
+            self.on_watch(on)
+
+    def look(self, process: int) -> None:
+        """The memory monitor's look at the process (``process`` bytes, values and all):
+        watch from half the target, until everything is back under a quarter of it."""
+        level = max(process, self._lru_weight + self._pinned_weight)
+        if level > self._watch_from:
+            self.watch(True)
+        elif self.watching and level < self._target * WATCH_UNTIL:
+            self.watch(False)
 
     @property
     def managed(self) -> int:
@@ -214,8 +252,11 @@ class DataStore(MutableMapping):
         self._lru[key] = value
         self._lru_weight += weight
         self.order.add(key, weight > self._target)
-        if self._lru_weight + self._pinned_weight > self._target:
-            self.spill_to_target()
+        if self._lru_weight + self._pinned_weight > self._watch_from:
+            if not self.watching:
+                self.watch(True)
+            if self._lru_weight + self._pinned_weight > self._target:
+                self.spill_to_target()
         if self.process_plan is not None:
             self._spill_for_process(weight)
 
@@ -402,7 +443,11 @@ class DataStore(MutableMapping):
     def _guarded(self, action: Callable[[], Any]) -> Any:
         """Spill, and deal with what spilling can raise. No value is ever lost: a value
         leaves memory only once its write has succeeded. The values spilled are handed to
-        the disposal thread at once: the memory monitor spills outside any batch of events."""
+        the disposal thread at once: the memory monitor spills outside any batch of events.
+        Whatever made it spill, the reads planned are followed from here on, so the first
+        value chosen is chosen by them."""
+        if not self.watching:
+            self.watch(True)
         try:
             return self._spill_guarded(action)
         finally:
@@ -521,6 +566,14 @@ class SpillOrder:
             heapq.heappush(self._heap, (negated, key))
             if len(self._heap) > 2 * len(self.planned) + 64:
                 self._compact()
+
+    def forget_plans(self) -> None:
+        """No read is planned any more (the store stopped following them)."""
+        for key in self.planned:
+            self.done[key] = None
+        self.planned.clear()
+        self._when.clear()
+        self._heap.clear()
 
     def first(self, keep: Collection[str] = ()) -> str | None:
         """The key to spill next, leaving out those in ``keep``."""
