@@ -236,3 +236,31 @@ def test_an_abort_queues_its_error_under_the_lock_threads_write_under(run):
         assert received == [Release(keys=["before"])]
         listener.close()
     run(main())
+
+
+def test_a_thread_may_write_what_the_loop_queued_first_while_the_loop_is_held_up(run):
+    async def main():
+        listener, received, arrived = await collecting_server()
+        comm = await connect(listener.address, role="client")
+        comm.write_from_threads()
+        comm.send(Release(keys=["queued"]))  # its flush waits for the loop's next pass
+        # The loop's thread is held up (joining the thread, as a long task would hold it):
+        # without ``queued_first`` the thread is refused; with it, it writes both, in order.
+        outcomes = []
+
+        def write(queued_first: bool) -> None:
+            outcomes.append(comm.write_now(Release(keys=[f"now-{queued_first}"]),
+                                           queued_first=queued_first))
+        for queued_first in (False, True):
+            thread = threading.Thread(target=write, args=(queued_first,))
+            thread.start()
+            thread.join()
+        assert outcomes == [False, True]
+        await until(lambda: len(received) == 2, arrived, received)
+        assert received == [Release(keys=["queued"]), Release(keys=["now-True"])]
+        comm.send(Release(keys=["later"]))  # the loop's flush goes on as before
+        await until(lambda: len(received) == 3, arrived, received)
+        assert received[2] == Release(keys=["later"])
+        comm.close()
+        listener.close()
+    run(main())

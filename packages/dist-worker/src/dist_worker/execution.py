@@ -314,10 +314,11 @@ class InlinePolicy:
     ``NEEDED`` times runs inline. A run over ``SLOW`` seconds sends it back to the pool, where
     it must prove itself fast again; ``STRIKES`` such runs on the loop within ``WINDOW`` runs
     of any function bar it for good, so a function that can block stays on the pool where it
-    cannot stall heartbeats. One slow run alone does not bar it, nor do slow runs on the pool
-    (they stall nothing): on a busy machine a trivial function is now and then preempted, or
-    waits for the GIL, for longer than ``SLOW``, and barring it for that would send every
-    later run of it through the pool.
+    cannot stall the loop (while a run stalls it, ``StallWatch`` keeps the worker's heartbeats
+    going from a thread of its own). One slow run alone does not bar it, nor do slow runs on
+    the pool (they stall nothing): on a busy machine a trivial function is now and then
+    preempted, or waits for the GIL, for longer than ``SLOW``, and barring it for that would
+    send every later run of it through the pool.
     """
 
     FAST = 0.0002

@@ -33,8 +33,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection
-from typing import Protocol
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from dist_protocol.messages import Heartbeat, Message
 
@@ -97,6 +98,8 @@ class Monitor:
         self._released_at = 0.0
         self._terminate_since: float | None = None  # first look past terminate, of a run
         self.clock = time.monotonic
+        # As last sent to the center, read-only: the stall watch's thread sends it again.
+        self.last_metrics: Mapping[str, Any] = MappingProxyType({})
         self.task_memory = TaskMemory()  # what tasks took while they ran, by kind
         self._peaks = PeakMeter()
         self._running: set[int] = set()  # the threads running a task (measured ones)
@@ -142,6 +145,7 @@ class Monitor:
                        memory_target=worker.memory_policy.bytes_at("target"))
         if store.spill_error is not None:
             metrics["spill_error"] = store.spill_error
+        self.last_metrics = MappingProxyType(metrics)
         return metrics
 
     def check_memory(self, rss: int) -> None:

@@ -17,9 +17,9 @@ from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessag
                                   ProtocolError)
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, ComputeTask, Data,
-                                    DataStored, FreeKeys, GetData, Message, PutData, RegisterWorker,
-                                    RestartWorker, StealRequest, Story, TaskErred, Unregister,
-                                    WorkerRegistered, downgrade)
+                                    DataStored, FreeKeys, GetData, Heartbeat, Message, PutData,
+                                    RegisterWorker, RestartWorker, StealRequest, Story, TaskErred,
+                                    Unregister, WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
 from dist_protocol.serialize import SerializationError, serialize
@@ -38,6 +38,7 @@ from .memory import MemoryPolicy
 from .spill import SpillLoadError, SpillReadError
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
+from .stallwatch import StallWatch
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 from . import unpickling, uploads
@@ -115,6 +116,11 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
         self._inline = InlinePolicy()
+        # No task runs inline while the stall watch could not keep the worker alive towards
+        # the center from its own thread (the connection to it is not a plain socket: TLS,
+        # whose bytes only the loop may write).
+        self._stall_watch = StallWatch(heartbeat_interval, self._beat_while_stalled)
+        self._center_unwatched = False
         # Orders not yet carried out, when a pass of the loop ran out of time for inline tasks.
         self._deferred: collections.deque | None = None
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
@@ -201,6 +207,7 @@ class Worker:
             for task in list(self._tasks):
                 if task is not current:
                     task.cancel()
+            self._stall_watch.close()
             if self._runner is not None:
                 self._runner.close()
             if self.actors is not None:
@@ -289,6 +296,8 @@ class Worker:
             comm.close("expected worker-registered")
             return False
         self.center = comm  # (heartbeats go out meanwhile; the center's orders wait)
+        comm.write_from_threads()  # the stall watch's heartbeats
+        self._center_unwatched = not comm.thread_writes.enabled
         if reply.uploads:
             # Before any task, which may import them: in a thread, as they may take a while.
             installed = await asyncio.to_thread(uploads.install_all, reply.uploads)
@@ -305,8 +314,12 @@ class Worker:
         if self.registrations > 1:
             log.info("re-registered with the center at %s", self.center_address)
         self.registered.set()
-        await comm.closed
+        # Shielded: a close cancelling this coroutine must not cancel the comm's own future,
+        # which the comm then takes as closed already and skips its clean-up (the duplicate
+        # descriptor of the thread writes would hold the socket open).
+        await asyncio.shield(comm.closed)
         self.center = None
+        self._center_unwatched = False
         self.registered.clear()
         if not self.closing:
             reason = comm.close_reason or ("the connection closed without a reason: the center "
@@ -440,6 +453,8 @@ class Worker:
         # out, in order.
         to_center: list[Message] = []
         inline = self._inline
+        watch = self._stall_watch
+        center_unwatched = self._center_unwatched
         try:
             while pending:
                 ins = pending.popleft()
@@ -449,7 +464,8 @@ class Worker:
                     continue
                 if kind is Execute and not (ins.actor and self.actors is not None):
                     function_key = inline.function_key(ins.function, ins.key)
-                    if inline.allows(function_key) and not unpickling.busy():
+                    if inline.allows(function_key) and not center_unwatched \
+                            and not unpickling.busy():
                         if time.perf_counter() >= inline_until:
                             # This pass of the loop has had its share of inline work: the
                             # rest goes on at the next pass, after the loop served its I/O
@@ -460,12 +476,16 @@ class Worker:
                                 self.send_center(*to_center)
                                 to_center = []
                             if hidden is not None:
+                                watch.running = None
                                 task_context.set_current(None)
                                 show_loop(hidden)
                                 hidden = None
                             asyncio.get_running_loop().call_soon(self._carry_out, pending)
                             return
+                        watch.running = ins.key
+                        watch.runs += 1
                         if hidden is None:
+                            watch.arm()
                             hidden = hide_loop()
                         task_context.set_current(self.task_context(ins.key, True))
                         try:
@@ -483,6 +503,7 @@ class Worker:
                     self.send_center(*to_center)
                     to_center = []
                 if hidden is not None:
+                    watch.running = None
                     task_context.set_current(None)
                     show_loop(hidden)
                     hidden = None
@@ -504,10 +525,26 @@ class Worker:
                     self._runner.resume(ins.key)
         finally:
             if hidden is not None:
+                watch.running = None
                 task_context.set_current(None)
                 show_loop(hidden)
             if to_center:
                 self.send_center(*to_center)
+
+    def _beat_while_stalled(self, key: str, looks: int) -> None:
+        """On the stall watch's thread: task ``key`` has kept the event loop's thread for
+        ``looks`` heartbeat intervals. A heartbeat keeps the center from taking the worker for
+        dead (its results and tasks would be lost with it)."""
+        if looks == 1:
+            log.warning("task %s has run on the event loop for over %.1f s: heartbeats go on, "
+                        "but peers and clients wait for it; its function goes back to the "
+                        "thread pool", key, self.heartbeat_interval)
+        center = self.center
+        if center is not None:
+            metrics = dict(self.monitor.last_metrics, time=time.time())
+            # What the loop queued before the task began goes first, in order.
+            if not center.write_now(Heartbeat(metrics=metrics), queued_first=True):
+                log.debug("no heartbeat during inline task %s: the connection is busy", key)
 
     def _record(self, function_key: Any, outcome, inline: bool = False) -> None:
         if type(outcome) is ExecutionSucceeded:

@@ -141,20 +141,24 @@ class Comm:
             self._flush_scheduled = True
         self.loop.call_soon(self._flush)
 
-    def write_now(self, *messages: Message) -> bool:
+    def write_now(self, *messages: Message, queued_first: bool = False) -> bool:
         """From a thread other than the loop's: encode ``messages`` and write them to the
         socket in this thread, now, when nothing is waiting to be written before them -- no
         wake-up of the loop, no thread switch. False (nothing done) when they must go through
         the loop instead: something is queued or buffered, the connection is closing, or it
         is not a plain socket (TLS, in memory), or ``write_from_threads`` was not called.
+        ``queued_first``: what ``send`` queued (and a thread's write left) is written first,
+        in this thread, rather than refused for -- for a thread that must be heard while the
+        loop's thread is held up; what the transport itself buffered still refuses.
         ``LocalProtocolError`` as ``send``."""
         thread_writes = self.thread_writes
         if not thread_writes.enabled:
             return False
         with thread_writes.lock:
             transport = self.transport
-            if (not thread_writes.enabled or self._flush_scheduled or thread_writes.has_rest
-                    or self.connection.wants_to_send or self.abort_error is not None
+            if (not thread_writes.enabled or self.abort_error is not None
+                    or (not queued_first and (self._flush_scheduled or thread_writes.has_rest
+                                              or self.connection.wants_to_send))
                     or self.closed.done()
                     or transport is None or transport.is_closing()
                     or transport.get_write_buffer_size()):
@@ -163,7 +167,12 @@ class Comm:
             if codec is not None:
                 messages = tuple(compressed(msg, codec) for msg in messages)
             self.connection.send(*messages)
-            if thread_writes.write(self.connection.data_to_send()):
+            # (encoded before the rest is taken, as in ``_flush``)
+            buffers = self.connection.data_to_send()
+            rest = thread_writes.take_rest()
+            if thread_writes.write(rest + buffers if rest else buffers):
+                return True
+            if self._flush_scheduled:  # (the loop writes what is left then)
                 return True
             self._flush_scheduled = True
         self.loop.call_soon_threadsafe(self._flush)
