@@ -18,6 +18,7 @@ import time
 import urllib.request
 
 import pytest
+from dist_center.placement import AHEAD_PER_THREAD
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -217,10 +218,11 @@ def test_tasks_waiting_ahead_show_in_their_own_column_not_as_processing(cluster,
         line = [first]
         for _ in range(6):
             line.append(executor.submit(dashboard_slow_inc, line[-1]))
-        wait_until(lambda: any(cell(w, "ahead") == "4" for w in cluster[2]), 30,
-                   "four links waiting ahead in a worker's row")
-        holder = next(w for w in cluster[2] if cell(w, "ahead") == "4")
-        # The slow link runs; the four behind it wait and are not counted as processing.
+        ahead = str(min(len(line) - 1, AHEAD_PER_THREAD))  # a worker's line holds so many
+        wait_until(lambda: any(cell(w, "ahead") == ahead for w in cluster[2]), 30,
+                   f"{ahead} links waiting ahead in a worker's row")
+        holder = next(w for w in cluster[2] if cell(w, "ahead") == ahead)
+        # The slow link runs; the links behind it wait and are not counted as processing.
         assert cell(holder, "processing") == "1"
         wait_until(lambda: browser.find_element("css selector", "#summary-processing").text
                    == "1", 10, "the summary to count one task processing")
