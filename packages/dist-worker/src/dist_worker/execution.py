@@ -28,6 +28,7 @@ from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
                                      serialize, serialize_exception, substitute)
 
+from . import forks
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
                      RejoinRequested, Seceded)
 from .sizeof import PLAIN_SCALARS, plain_size
@@ -194,7 +195,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return error_event(key, exc, f"could not load task {key} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
-    forks = _forks
+    forks_before = forks.count
     try:
         value = func(*args, **kwargs)
         if isinstance(value, CoroutineType):
@@ -204,7 +205,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc, own_frame=True, run=(start, time.time()))
     finally:
-        if _forks != forks:
+        if forks.count != forks_before:
             _leave_forked_copy(key)
     stop = time.time()
     kind = type(value)
@@ -275,22 +276,6 @@ def run_task_on_loop(instruction: Execute) -> ExecutionSucceeded | ExecutionFail
         return run_task(instruction)
     finally:
         show_loop(loop)
-
-
-# How many times this process was made by ``os.fork()`` from its parent's: a task that forks
-# and whose child comes back from the task's function into the worker's code is told by this
-# changing across the call (where comparing ``os.getpid()``, a system call each time, cost
-# two calls per task).
-_forks = 0
-
-
-def _forked() -> None:
-    global _forks
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # (no fork where there is none)
-    os.register_at_fork(after_in_child=_forked)
 
 
 def _leave_forked_copy(key: str) -> NoReturn:

@@ -11,21 +11,9 @@ import sys
 import time
 from typing import Any
 
+from . import forks
+
 STATM = "/proc/self/statm"
-
-# How many times this process was made by ``os.fork()`` from its parent's: a file opened
-# before a fork is told by this changing (comparing ``os.getpid()``, a system call, cost one
-# more per read or write, four around each task).
-_forks = 0
-
-
-def _forked() -> None:
-    global _forks
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # (no fork where there is none)
-    os.register_at_fork(after_in_child=_forked)
 
 
 class ProcFile:
@@ -39,9 +27,9 @@ class ProcFile:
         self._fd = -1
 
     def _descriptor(self) -> int:
-        if self._forks != _forks:
+        if self._forks != forks.count:
             inherited, self._fd = self._fd, os.open(self.path, self.flags)
-            self._forks = _forks
+            self._forks = forks.count
             if inherited >= 0:
                 os.close(inherited)
         return self._fd
