@@ -100,8 +100,9 @@ def test_a_worker_that_does_not_spill_runs_its_ready_tasks_by_priority_alone():
     assert run_all(state, state.handle(*tasks)) == [f"t-{i}" for i in range(6)]
 
 
-def test_the_input_of_a_ready_task_spills_after_that_of_a_waiting_one(tmp_path):
-    store = DataStore(target=2.5 * MB, directory=str(tmp_path), spill_compression="none")
+def waiting_and_ready_readers(store: DataStore) -> WorkerState:
+    """A one-thread worker holding ``a`` and ``b`` (1 MB each), its thread busy: ``waiting``
+    reads ``a`` and a value still on a peer, ``ready`` reads ``b``."""
     state = WorkerState(1, ME, data=store)
     state.handle(DataPut({"a": incompressible(0), "b": incompressible(1)}, {"a": MB, "b": MB}))
     state.handle(ComputeRequested(ComputeTask(key="busy", function="builtins:len", args=[],
@@ -110,6 +111,12 @@ def test_the_input_of_a_ready_task_spills_after_that_of_a_waiting_one(tmp_path):
         key="waiting", function="builtins:len", who_has={"a": [ME], "x": ["tcp://peer:2"]},
         nbytes={"a": MB, "x": MB}, priority=10)))
     state.handle(reader("ready", "b", priority=0))
+    return state
+
+
+def test_the_input_of_a_ready_task_spills_after_that_of_a_waiting_one(tmp_path):
+    store = DataStore(target=2.5 * MB, directory=str(tmp_path), spill_compression="none")
+    state = waiting_and_ready_readers(store)
     assert state.tasks["waiting"].state == "waiting" and state.tasks["ready"].state == "ready"
     store.target = 1.5 * MB  # one of the two must go
     store.spill_to_target()
@@ -119,14 +126,7 @@ def test_the_input_of_a_ready_task_spills_after_that_of_a_waiting_one(tmp_path):
 
 def test_reads_are_followed_only_near_spilling_and_whole_once_they_are(tmp_path):
     store = DataStore(target=10 * MB, directory=str(tmp_path), spill_compression="none")
-    state = WorkerState(1, ME, data=store)
-    state.handle(DataPut({"a": incompressible(0), "b": incompressible(1)}, {"a": MB, "b": MB}))
-    state.handle(ComputeRequested(ComputeTask(key="busy", function="builtins:len", args=[],
-                                              priority=100)))  # holds the only thread
-    state.handle(ComputeRequested(ComputeTask(
-        key="waiting", function="builtins:len", who_has={"a": [ME], "x": ["tcp://peer:2"]},
-        nbytes={"a": MB, "x": MB}, priority=10)))
-    state.handle(reader("ready", "b", priority=0))
+    state = waiting_and_ready_readers(store)
     # 2 MB of 10: far from spilling, no read is followed
     assert not store.watching and not store.order.planned
     assert state.reads.next_read("a") is None
