@@ -542,9 +542,10 @@ def test_repr_shows_what_is_known_without_asking_a_frozen_center(cluster):
     finally:
         cluster.center.resume()
     text, html = shown
-    assert f"center={cluster.address!r}" in text
-    assert "workers=2 threads=2 futures=3" in text, text
-    assert "2 workers, 2 threads, 3 futures" in html, html
+    assert text.startswith(f"<Executor: {cluster.address!r} workers=2 threads=2"), text
+    assert text.endswith(" futures=3>"), text
+    assert "<strong>Total threads: </strong>2" in html, html
+    assert "<strong>Futures: </strong>3" in html, html
 
 
 def log_and_wait(ident, log_name, stop_name):

@@ -112,8 +112,15 @@ def default_executor() -> Any:
     executor = default_executor_or_none()
     if executor is not None:
         return executor
-    raise ValueError("no running Executor in this process: create one first, or pass "
-                     "executor=")
+    raise ValueError(NO_EXECUTOR)
+
+
+# Opens with dask's words, which code written for dask matches on.
+NO_EXECUTOR = ("No clients found (no running Executor in this process)\n"
+               "Start an Executor and point it to the center's address\n"
+               "  from dist_client import Executor\n"
+               "  executor = Executor('ip-addr-of-center:8787')\n"
+               "(Executor() starts a local cluster), or pass executor=")
 
 
 def before_blocking(what: str) -> None:

@@ -151,9 +151,10 @@ class Executor(concurrent.futures.Executor):
             return current.default_executor()
         executor = current.made_current()
         if executor is None:
-            raise ValueError("no Executor is current in this thread: Executor.current("
-                             "allow_global=False) gives the one of an enclosing "
-                             "'with executor:' or 'with executor.as_current():' block")
+            raise ValueError("No clients found: no Executor is current in this thread "
+                             "(Executor.current(allow_global=False) gives the one of an "
+                             "enclosing 'with executor:' or 'with executor.as_current():' "
+                             "block)")
         return executor
 
     def as_current(self) -> contextlib.AbstractContextManager[Executor]:

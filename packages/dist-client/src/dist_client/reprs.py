@@ -1,19 +1,22 @@
 """What an executor shows of itself: what is known here, never a round trip."""
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 
 # repr shows what is known here: the workers as last listed (at connect, or by the last call
 # that asked the center, e.g. ``ncores()``), never a round trip that could block.
 def describe(kind: str, core: Any) -> str:
+    """One line, under 80 characters for a cluster of a few workers, as dask's repr keeps
+    it: a notebook or a log shows it whole."""
     if core.status != "running":
-        return f"<{kind}: {core.address} ({core.status})>"
+        return f"<{kind}: No scheduler connected ({core.status}; center {core.address})>"
     workers = core.workers_seen
     threads = sum(w["nthreads"] for w in workers)
     memory = _memory(workers)
-    return (f"<{kind}: center={core.address!r} workers={len(workers)} threads={threads} "
-            f"futures={core.held_count()}{f' memory={memory}' if memory else ''}>")
+    return (f"<{kind}: {core.address!r} workers={len(workers)} threads={threads}"
+            f"{f' memory={memory}' if memory else ''} futures={core.held_count()}>")
 
 
 def _memory(workers: list[dict]) -> str:
@@ -36,18 +39,28 @@ def binary_size(n: float) -> str:
     return f"{n / 1024:.2f} TiB"
 
 
+# The HTML view lists this many workers at most: a cluster of hundreds would bury the totals.
+HTML_WORKERS_SHOWN = 10
+
+
 def describe_html(kind: str, core: Any) -> str:
+    """The totals first, labelled as dask's widget labels them ("Total threads:", "Total
+    memory:"), then a table of the workers."""
     if core.status != "running":
-        return f"<b>{kind}</b>: {core.address} ({core.status})"
+        return f"<b>{kind}</b>: No scheduler connected ({core.status}; center {core.address})"
     workers = core.workers_seen
-    rows = "".join(
-        f"<tr><td>{w['name']}</td><td>{w['address']}</td><td>{w['nthreads']}</td>"
-        f"<td>{w['metrics'].get('memory', 0) / 2**20:.0f} MiB</td>"
-        f"<td>{w['keys']}</td></tr>" for w in workers)
     threads = sum(w["nthreads"] for w in workers)
-    memory = _memory(workers)
-    return (f"<div><b>{kind}</b> connected to <code>{core.address}</code>: "
-            f"{len(workers)} workers, {threads} threads, {core.held_count()} futures"
-            f"{f', {memory} of memory' if memory else ''}"
+    memory = _memory(workers) or "no limit"
+    rows = "".join(
+        f"<tr><td>{escape(str(w['name']))}</td><td>{escape(w['address'])}</td>"
+        f"<td>{w['nthreads']}</td><td>{w['metrics'].get('memory', 0) / 2**20:.0f} MiB</td>"
+        f"<td>{w['keys']}</td></tr>" for w in workers[:HTML_WORKERS_SHOWN])
+    hidden = len(workers) - HTML_WORKERS_SHOWN
+    more = f"<p>and {hidden} more workers</p>" if hidden > 0 else ""
+    return (f"<div><b>{kind}</b> connected to <code>{escape(core.address)}</code>"
+            f"<p><strong>Workers: </strong>{len(workers)} "
+            f"<strong>Total threads: </strong>{threads} "
+            f"<strong>Total memory: </strong>{memory} "
+            f"<strong>Futures: </strong>{core.held_count()}</p>"
             "<table><tr><th>name</th><th>address</th><th>threads</th><th>memory</th>"
-            f"<th>keys</th></tr>{rows}</table></div>")
+            f"<th>keys</th></tr>{rows}</table>{more}</div>")
