@@ -19,6 +19,18 @@ def test_in_turn_and_out_of_turn_pushes_pop_by_priority_then_arrival():
     assert not queue and len(queue) == 0
 
 
+def test_first_names_the_next_queued_tasks_and_leaves_the_queue_as_it_was():
+    left = {"b"}
+    queue = ReadyQueue(lambda key: key not in left)
+    for order, key in enumerate("abcd"):
+        queue.push(key, 0, order)
+
+    assert queue.first(2) == ["a", "c"]  # b left the queue other than by a pop: skipped
+    queue.push("urgent", 5, 9)
+    assert queue.first(3) == ["urgent", "a", "c"]
+    assert [queue.pop() for _ in range(5)] == ["urgent", "a", "b", "c", "d"]
+
+
 # (priority, pop one first?) per push; arrival numbers are unique, as a task's are.
 operations = st.lists(st.tuples(st.integers(-3, 3), st.integers(0, 10 ** 6), st.booleans()),
                       max_size=60)

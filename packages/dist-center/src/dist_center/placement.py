@@ -36,6 +36,9 @@ BANDWIDTH = 10e6
 # (benchmarks/README.md, "Round twelve"); longer lines would pin still more work to one
 # worker and leave more to take back when an input fails, for less.
 AHEAD_PER_THREAD = 8
+# How far into the center's queue a worker looks for a task without inputs whose cousins it
+# runs or holds (see ``cousin_choice``): a dozen pairs of a dask array's blocks.
+COUSIN_LOOKAHEAD = 24
 
 
 def capacity(worker: WorkerInfo, avg_duration: float,
@@ -252,6 +255,93 @@ def queued_partners(view: CenterView, ts: TaskState, worker: WorkerInfo) -> list
             if len(chosen) >= room:
                 break
     return chosen
+
+
+def cousin_balance(view: CenterView, ts: TaskState, address: str) -> int:
+    """How many more of the results that ``ts``'s results will be combined with are on the
+    worker at ``address`` than on any one other worker: the other inputs of its dependents,
+    and of their dependents (a tree reduction's next level), counted where they run or are
+    held, or for one not placed yet, where its own inputs are. In ``(x + x.T).sum(axis=0)`` a
+    partial sum adds the sums of four blocks, each made from a pair of roots: a root whose
+    cousins are on the other worker makes one of those sums cross between the workers.
+
+    Small joins only (MAX_PARTNER_FAN at each step), as for partners: 0 past them."""
+    tasks = view.tasks
+    counts: dict[str, int] = {}
+    dependents = ts.dependents
+    if len(dependents) > MAX_PARTNER_FAN:
+        return 0
+    key = ts.key
+    for dependent in dependents:
+        dts = tasks.get(dependent)
+        if dts is None or len(dts.dependents) > MAX_PARTNER_FAN:
+            continue
+        _count_places(tasks, dts.deps, key, counts)
+        for combiner in dts.dependents:
+            cts = tasks.get(combiner)
+            if cts is not None:
+                _count_places(tasks, cts.deps, dependent, counts)
+    if not counts:
+        return 0
+    here = counts.pop(address, 0)
+    return here - max(counts.values(), default=0)
+
+
+def _count_places(tasks: Mapping[str, TaskState], keys: Collection[str], skip: str,
+                  counts: dict[str, int]) -> None:
+    """Add to ``counts`` the workers that run or hold each of ``keys`` but ``skip`` (or, for
+    one waiting, each of its inputs), for joins of at most MAX_PARTNER_FAN inputs."""
+    if len(keys) > MAX_PARTNER_FAN:
+        return
+    for key in keys:
+        if key == skip:
+            continue
+        dts = tasks.get(key)
+        if dts is None:
+            continue
+        if dts.state == "waiting" and len(dts.deps) <= MAX_PARTNER_FAN:
+            for dep in dts.deps:
+                _count_place(tasks.get(dep), counts)
+        else:
+            _count_place(dts, counts)
+
+
+def _count_place(ts: TaskState | None, counts: dict[str, int]) -> None:
+    if ts is None:
+        return
+    if ts.state == "processing":
+        address = ts.processing_on
+        if address is not None:
+            counts[address] = counts.get(address, 0) + 1
+    elif ts.state == "memory":
+        for address in ts.who_has:
+            counts[address] = counts.get(address, 0) + 1
+
+
+def cousin_choice(view: CenterView, ts: TaskState, worker: WorkerInfo,
+                  queued: Iterable[str]) -> TaskState | None:
+    """``worker`` took ``ts`` from the queue, whose cousins (see ``cousin_balance``) are
+    mostly on another worker: the first of ``queued`` (the tasks behind it) whose cousins are
+    not, to take instead (``ts`` stays queued for the other worker), or None to take ``ts``.
+
+    dask orders a graph's roots by rows and columns, so that one after the other in the queue
+    feed different partial sums; taken in turn by whichever worker frees a slot, about one in
+    three partial sums of the array read a sum from the other worker."""
+    address = worker.address
+    if cousin_balance(view, ts, address) >= 0:
+        return None
+    tasks = view.tasks
+    for key in queued:
+        cts = tasks.get(key)
+        if cts is None or cts is ts or cts.state != "queued":
+            continue
+        spec = cts.spec
+        if spec is None or spec.resources or spec.workers \
+                or not worker.runs_pickles_of(spec.pickled_with):
+            continue
+        if cousin_balance(view, cts, address) >= 0:
+            return cts
+    return None
 
 
 def root_cost(worker: WorkerInfo) -> tuple:

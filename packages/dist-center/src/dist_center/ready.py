@@ -67,6 +67,18 @@ class ReadyQueue:
         self._orders.popleft()
         return self._keys.popleft()
 
+    def first(self, count: int) -> list[str]:
+        """The keys of the first ``count`` tasks still queued, in the order they would be
+        popped; the queue is left as it is."""
+        found: list[str] = []
+        queued = self._queued
+        for key in (self._keys if not self._others else iter(self)):
+            if queued(key):
+                found.append(key)
+                if len(found) >= count:
+                    break
+        return found
+
     def clear(self) -> None:
         self._keys.clear()
         self._priorities.clear()

@@ -728,6 +728,12 @@ class TaskMachine:
                     queue.push(key, spec.priority, ts.order)  # back in its turn
                     self._hand_turn_on(spec.pickled_with)
                     return
+                if ts.dependents and len(self.workers) > 1:
+                    cousin = placement.cousin_choice(
+                        self, ts, worker, queue.first(placement.COUSIN_LOOKAHEAD))
+                    if cousin is not None:  # ts waits for the worker its cousins are on
+                        queue.push(key, spec.priority if spec is not None else 0, ts.order)
+                        ts = cousin
                 self.transition(ts, "processing", sid, address)
 
     def _hand_turn_on(self, tag: str) -> None:
