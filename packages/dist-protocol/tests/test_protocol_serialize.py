@@ -3,7 +3,9 @@ buffers as separate frames, raw bytes."""
 from __future__ import annotations
 
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 
+import cloudpickle
 import msgpack
 import numpy as np
 import pytest
@@ -128,8 +130,6 @@ def test_what_a_module_registered_by_value_holds_travels_by_value(tmp_path, monk
     # (the far side may not have the module: that is why the user registered it)
     import sys
 
-    import cloudpickle
-
     (tmp_path / "only_here_module.py").write_text("def triple(x):\n    return 3 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import only_here_module
@@ -199,3 +199,38 @@ def test_payloads_compare_by_serializer_and_bytes():
     assert Payload("bytes", [b"a"]) == Payload("bytes", [bytearray(b"a")])
     assert Payload("bytes", [b"a"]) != Payload("msgpack", [b"a"])
     assert Payload("pickle", [b"ab", b"cde"]).nbytes == 5
+
+
+# -- a process whose pickle and msgpack a task replaced ------------------------------------
+
+
+def _broken(*args, **kwargs):
+    raise AssertionError("the replaced function was called")
+
+
+class _BrokenPacker:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("the replaced Packer was made")
+
+
+def test_replacing_pickle_and_msgpack_functions_leaves_payloads_and_batches_alone(monkeypatch):
+    """A task runs in its worker's process; one that patches these (a library that wraps
+    pickle, say) must not change what the worker sends and reads. (cloudpickle is imported
+    by then: a worker's first task function, pickled by value, imports it.)"""
+    for module, name in [(pickle, "dumps"), (pickle, "loads"), (pickle, "Pickler"),
+                         (msgpack, "packb"), (msgpack, "unpackb"), (msgpack, "ExtType")]:
+        monkeypatch.setattr(module, name, _broken)
+    monkeypatch.setattr(msgpack, "Packer", _BrokenPacker)
+    values = [7, "text", {"nested": [1, (2, 3)]}, np.arange(100_000), lambda x: x + 1]
+    for value in values[:-1]:
+        assert str(deserialize(serialize(value))) == str(value)
+    assert deserialize(dumps_function(values[-1]))(1) == 2
+    assert msgpack_loads(msgpack_dumps([KeyRef("k"), {"a": 1}])) == [KeyRef("k"), {"a": 1}]
+    message = PutData(id=1, data={"x": serialize(np.arange(10))})
+
+    def batch_round_trip():  # on a thread of its own too: a packer is made per thread
+        return decode_batch(encode_batch([message]))
+
+    assert batch_round_trip() == [message]
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(batch_round_trip).result() == [message]

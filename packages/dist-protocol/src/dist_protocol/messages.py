@@ -922,12 +922,17 @@ _DROPPED: dict[tuple[type, frozenset[str]], tuple[tuple[str, Any], ...]] = {}
 
 # -- batches -----------------------------------------------------------------------------------
 
+# Bound at import, as the codecs in serialize.py are: a task that replaces msgpack's functions
+# in its worker's process must not change how the worker's messages are framed.
+_Packer, _unpackb = msgpack.Packer, msgpack.unpackb
+
+
 class _Packers(threading.local):
     """A msgpack packer per thread: making one (and its buffer) for every batch cost more
     than packing a batch of one small message."""
 
     def __init__(self) -> None:
-        self.pack = msgpack.Packer(use_bin_type=True).pack
+        self.pack = _Packer(use_bin_type=True).pack
 
 
 _PACKERS = _Packers()
@@ -1037,7 +1042,7 @@ def decode_batch(frames: list[Any], columnar: bool = False,
     ``columnar`` (the connection agreed ``columns``): column blocks are read too;
     ``frame_columns`` (and ``frame-columns``): frame columns in them."""
     try:
-        wire = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
+        wire = _unpackb(frames[0], raw=False, strict_map_key=True, use_list=True)
     except Exception as exc:  # noqa: BLE001 -- msgpack raises several types for bad input
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:

@@ -14,6 +14,7 @@ center passes payloads through unopened.
 from __future__ import annotations
 
 import copyreg
+import functools
 import io
 import pickle
 import sys
@@ -26,6 +27,13 @@ import msgpack
 from .errors import MissingDependency
 
 KEYREF_EXT = 1
+
+# What the codecs call, bound once at import. A task runs in its worker's process, and a
+# task (or a library it imports) that replaces ``pickle.loads`` or ``msgpack.packb`` there
+# changes its own calls only: looked up at each call, they left the worker unable to read
+# any later task or to speak to its center, for good.
+_plain_dumps, _plain_loads, _Pickler = pickle.dumps, pickle.loads, pickle.Pickler
+_Packer, _unpackb, _ExtType = msgpack.Packer, msgpack.unpackb, msgpack.ExtType
 SERIALIZERS = ("msgpack", "pickle", "bytes")
 _SERIALIZER_NAMES = {name: name for name in SERIALIZERS}
 
@@ -114,7 +122,7 @@ class SerializationError(pickle.PicklingError):
 
 def _msgpack_default(obj: Any) -> Any:
     if isinstance(obj, KeyRef):
-        return msgpack.ExtType(KEYREF_EXT, obj.key.encode())
+        return _ExtType(KEYREF_EXT, obj.key.encode())
     if isinstance(obj, (tuple, set, frozenset)):
         return list(obj)
     raise TypeError(f"cannot represent {type(obj).__name__} in msgpack")
@@ -123,17 +131,18 @@ def _msgpack_default(obj: Any) -> Any:
 def _msgpack_ext(code: int, data: bytes) -> Any:
     if code == KEYREF_EXT:
         return KeyRef(data.decode())
-    return msgpack.ExtType(code, data)
+    return _ExtType(code, data)
 
 
 def msgpack_dumps(obj: Any) -> bytes:
-    packed: bytes = msgpack.packb(obj, use_bin_type=True, default=_msgpack_default,
-                                  strict_types=False)
+    # (what msgpack.packb does, whose Packer is looked up at each call)
+    packed: bytes = _Packer(use_bin_type=True, default=_msgpack_default,
+                            strict_types=False).pack(obj)
     return packed
 
 
 def msgpack_loads(data: Any) -> Any:
-    return msgpack.unpackb(data, raw=False, ext_hook=_msgpack_ext, strict_map_key=False)
+    return _unpackb(data, raw=False, ext_hook=_msgpack_ext, strict_map_key=False)
 
 
 # A broadcast array at least this large (as it looks) travels as the data it repeats.
@@ -152,7 +161,7 @@ def pickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any]
     27)`` holds eight bytes and pickles to a GiB."""
     numpy = sys.modules.get("numpy")
     if numpy is None:  # nothing broadcast can be in it
-        return pickle.dumps(obj, protocol=5, buffer_callback=buffer_callback)
+        return _plain_dumps(obj, protocol=5, buffer_callback=buffer_callback)
     own = getattr(_per_thread, "pickler", None)
     if own is None or own.busy:  # (a __reduce__ may pickle something itself)
         own = _ThreadPickler()
@@ -171,7 +180,7 @@ class _ThreadPickler:
 
     def _new_output(self) -> None:
         self.out = io.BytesIO()
-        self.pickler = pickle.Pickler(self.out, protocol=5, buffer_callback=self._buffer)
+        self.pickler = _Pickler(self.out, protocol=5, buffer_callback=self._buffer)
 
     def _buffer(self, buffer: pickle.PickleBuffer) -> Any:
         # Without a callback of the caller's, buffers go in band (a true return says so).
@@ -240,7 +249,7 @@ _PLAIN_SCALARS = frozenset((int, float, bool, type(None), str, bytes, complex))
 
 def _pickle_dumps(obj: Any) -> list[Any]:
     if type(obj) in _PLAIN_SCALARS:
-        return [pickle.dumps(obj, protocol=5)]
+        return [_plain_dumps(obj, protocol=5)]
     buffers: list[pickle.PickleBuffer] = []
     try:
         head = pickle_dumps(obj, buffer_callback=buffers.append)
@@ -251,7 +260,7 @@ def _pickle_dumps(obj: Any) -> list[Any]:
     except Exception:  # noqa: BLE001 -- plain pickle declined; cloudpickle is the fallback
         pass
     buffers.clear()
-    head = _cloudpickle().dumps(obj, protocol=5, buffer_callback=buffers.append)
+    head = _cloudpickle_dumps()(obj, protocol=5, buffer_callback=buffers.append)
     return [head, *(b.raw() for b in buffers)]
 
 
@@ -292,7 +301,7 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
                 raise SerializationError("pickle payloads are not accepted here")
             if not frames:
                 raise SerializationError("a pickle payload needs at least one frame")
-            return pickle.loads(frames[0], buffers=map(_writeable, frames[1:]))
+            return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise
     except BaseException as exc:  # also SystemExit from a __reduce__/__setstate__:
@@ -314,15 +323,17 @@ def _writeable(buffer: Any) -> Any:
 
 
 def dumps_function(func: Any) -> Payload:
-    return Payload("pickle", [_cloudpickle().dumps(func, protocol=5)])
+    return Payload("pickle", [_cloudpickle_dumps()(func, protocol=5)])
 
 
-def _cloudpickle() -> Any:
-    """cloudpickle, imported when first needed: a center never needs it, nor a worker whose
-    results plain pickle takes (what a process unpickles imports it by itself)."""
+@functools.cache
+def _cloudpickle_dumps() -> Callable[..., bytes]:
+    """cloudpickle's ``dumps``, imported when first needed (a center never needs it, nor a
+    worker whose results plain pickle takes) and bound then, as the codecs above are."""
     import cloudpickle
 
-    return cloudpickle
+    dumps: Callable[..., bytes] = cloudpickle.dumps
+    return dumps
 
 
 def rebuild_exception(cls: type, args: tuple[Any, ...], state: dict[Any, Any]) -> BaseException:
