@@ -1038,3 +1038,35 @@ def test_metadata_is_shared_by_every_client_as_dask_keeps_it(e):
             assert await ae.get_metadata(["nothing-" + e.id], "none") == "none"
     asyncio.run(main())
     assert e.get_metadata([name, "b", "d"]) == 3
+
+
+def test_dump_cluster_state_writes_what_the_cluster_reports_in_dasks_layout(e, tmp_path):
+    import gzip
+
+    import msgpack
+    yaml = pytest.importorskip("yaml")
+    futures = e.map(inc, range(3))
+    e.gather(futures)
+    e.dump_cluster_state(tmp_path / "dump")
+    state = msgpack.unpackb(gzip.decompress((tmp_path / "dump.msgpack.gz").read_bytes()))
+    assert set(state) == {"scheduler", "workers", "versions"}
+    assert set(state["workers"]) == set(e.scheduler_info()["workers"])
+    assert set(state["versions"]["workers"]) == set(state["workers"])
+    tasks = state["scheduler"]["tasks"]
+    for future in futures:
+        task = tasks[future.key]
+        assert task["state"] == "memory" and task["client_status"] == "finished", task
+        assert task["who_has"] == e.who_has([future])[future.key]
+        holder = task["who_has"][0]
+        assert state["workers"][holder]["tasks"][future.key]["state"] == "memory"
+
+    e.dump_cluster_state(str(tmp_path / "dump"), format="yaml", exclude=["who_has"])
+    with open(tmp_path / "dump.yaml") as file:
+        read = yaml.safe_load(file)  # plain maps and lists: no Python-only tags
+    assert read["scheduler"]["tasks"].keys() == tasks.keys()
+    assert all("who_has" not in task for task in read["scheduler"]["tasks"].values())
+
+    with pytest.raises(ValueError, match="Unsupported format 'json'"):
+        e.dump_cluster_state(tmp_path / "dump", format="json")
+    with pytest.raises(ValueError, match="write_from_scheduler=True"):
+        e.dump_cluster_state(tmp_path / "dump", write_from_scheduler=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dist_protocol.addresses import format_address
@@ -289,6 +289,17 @@ class AsyncExecutor:
     async def scheduler_info(self, n_workers: int = -1) -> dict[str, Any]:
         core = self._started
         return await core.call(operations.cluster_info(core, n_workers))
+
+    async def dump_cluster_state(self, filename: str | os.PathLike = "dask-cluster-dump",
+                                 write_from_scheduler: bool | None = None,
+                                 exclude: Iterable[str] = ("run_spec",),
+                                 format: str = "msgpack", **storage_options: Any) -> None:
+        """As ``Executor.dump_cluster_state``."""
+        from . import cluster_dump
+        core = self._started
+        path = cluster_dump.target(filename, format, write_from_scheduler)
+        state = await core.call(cluster_dump.collect(core, tuple(exclude)))
+        await asyncio.to_thread(cluster_dump.write, state, path, format, storage_options)
 
     async def versions(self, check: bool = False) -> dict[str, Any]:
         core = self._started

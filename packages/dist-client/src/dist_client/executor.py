@@ -509,12 +509,23 @@ class Executor(concurrent.futures.Executor):
         """dask's: not in dist (see ``register_scheduler_plugin``)."""
         raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format("a scheduler plugin"))
 
-    def dump_cluster_state(self, *args: Any, **kwargs: Any) -> None:
-        """dask's: a dump of the scheduler's and workers' internal objects, which dist's
-        center and workers do not expose; ``story`` gives a key's history."""
-        raise NotImplementedError("dump_cluster_state writes dask's scheduler and worker "
-                                  "objects, which dist does not have: use story(*keys) for "
-                                  "what happened to keys, scheduler_info() for the workers")
+    def dump_cluster_state(self, filename: str | os.PathLike = "dask-cluster-dump",
+                           write_from_scheduler: bool | None = None,
+                           exclude: Iterable[str] = ("run_spec",), format: str = "msgpack",
+                           **storage_options: Any) -> None:
+        """Write what the center and the workers report to ``filename`` + ``.msgpack.gz``
+        (gzipped msgpack) or ``.yaml``, in dask's layout, for debugging: ``{"scheduler":
+        {..., "tasks": {key: {"state", "who_has", "processing_on", ...}}}, "workers":
+        {address: {..., "tasks": {key: {"state"}}}}, "versions": {"scheduler", "workers",
+        "client"}}``. The tasks are those of this client's futures; a task's state is the
+        last its story records (see ``story``). ``exclude``: field names left out. A URL
+        (``s3://...``) is written with fsspec, given ``storage_options``. dask can write
+        it from its scheduler; dist's client writes it, so ``write_from_scheduler=True``
+        raises ``ValueError``."""
+        from . import cluster_dump
+        path = cluster_dump.target(filename, format, write_from_scheduler)
+        state = self.core.run(cluster_dump.collect(self.core, tuple(exclude)))
+        cluster_dump.write(state, path, format, storage_options)
 
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:
