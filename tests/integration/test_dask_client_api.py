@@ -1070,3 +1070,18 @@ def test_dump_cluster_state_writes_what_the_cluster_reports_in_dasks_layout(e, t
         e.dump_cluster_state(tmp_path / "dump", format="json")
     with pytest.raises(ValueError, match="write_from_scheduler=True"):
         e.dump_cluster_state(tmp_path / "dump", write_from_scheduler=True)
+
+
+def test_futures_shows_the_keys_held_and_forgets_released_ones_as_dasks(e):
+    done = e.submit(inc, 1000)
+    done.result(RESULT_TIMEOUT)
+    failed = e.submit(fail, 1000)
+    failed.exception(RESULT_TIMEOUT)
+    held = e.futures
+    assert done.key in held and held[done.key].status == "finished"
+    assert "finished" in repr(held[done.key])
+    assert isinstance(held[failed.key].exception, LookupError)
+    assert set(held) >= {done.key, failed.key} and len(held) >= 2
+    done.release()
+    failed.release()
+    assert done.key not in held and failed.key not in e.futures  # a live view, holding none

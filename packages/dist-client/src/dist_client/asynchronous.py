@@ -24,6 +24,7 @@ from .core import plugins as plugin_ops
 from .core.client import ClientCore
 from .core.waiters import settled_async
 from .future import Future
+from .held_futures import HeldFutures
 from .packing import futures_of
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
@@ -124,6 +125,11 @@ class AsyncExecutor:
     @property
     def id(self) -> str:
         return self._started.id
+
+    @property
+    def futures(self) -> HeldFutures:
+        """As ``Executor.futures``."""
+        return HeldFutures(self._started)
 
     @property
     def dashboard_link(self) -> str | None:

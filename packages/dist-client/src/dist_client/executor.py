@@ -26,6 +26,7 @@ from .core import operations
 from .core.client import ClientCore
 from .errors import CENTER_RUNS_NO_USER_CODE
 from .future import Future
+from .held_futures import HeldFutures
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
@@ -169,6 +170,13 @@ class Executor(concurrent.futures.Executor):
         if self.core.status in ("closing", "closed"):
             raise RuntimeError(f"this Executor is {self.core.status} and cannot start again: "
                                "create a new Executor")
+
+    @property
+    def futures(self) -> HeldFutures:
+        """The keys this client holds futures of, each with the client's state of it
+        (``status``, ``exception``, ...), as dask's ``client.futures``: a live view, which
+        keeps no key held."""
+        return HeldFutures(self.core)
 
     @property
     def cluster(self) -> Any:

@@ -50,6 +50,9 @@ class KeyState:
         # (``_thread``'s: ``threading.RLock`` is a Python function around it, paid per key)
         self.lock = RLock()
 
+    def __repr__(self) -> str:  # (what ``Executor.futures`` shows of a key)
+        return f"<KeyState: {self.status}, key: {self.key}>"
+
     @property
     def done(self) -> bool:
         return self.status != "pending"
