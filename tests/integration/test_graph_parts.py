@@ -265,3 +265,41 @@ def test_results_early_parts_keep_for_later_ones_are_let_go_after_the_graph(e,
     assert early
     wait_until(lambda: not any(e.has_what().values()), timeout=30,
                what="nothing left on the workers")
+
+
+class _PackedAfterEarlierParts:
+    """An argument whose pickling (as its node is packed) waits until ``ready()`` holds, and
+    records whether it did: it travels as 0."""
+
+    def __init__(self, ready, timeout: float) -> None:
+        self.ready, self.timeout, self.seen = ready, timeout, None
+
+    def __reduce__(self):
+        if self.seen is None:
+            self.seen = wait_until_or_not(self.ready, self.timeout)
+        return int, (0,)
+
+
+def wait_until_or_not(ready, timeout: float) -> bool:
+    try:
+        wait_until(ready, timeout=timeout, what="earlier parts to run")
+    except AssertionError:
+        return False
+    return True
+
+
+def test_the_parts_sent_run_while_later_ones_are_packed(e, module_cluster, parts_of_three):
+    # The first part goes out from the packing thread itself, the later ones through the
+    # client's I/O thread: their tasks must run before the graph's last node is packed.
+    graph = {("neg", i): (operator.neg, i) for i in range(40)}
+    with Executor(module_cluster.address) as watcher:
+        def several_parts_ran() -> bool:
+            ran = {entry["key"] for entry in watcher.story(*map(dask_graphs.dist_key, graph))
+                   if entry["finish"] == "memory" and not entry["worker"]}
+            return len(ran) > 3  # more than the first part's three
+
+        last = _PackedAfterEarlierParts(several_parts_ran, timeout=20)
+        graph["total"] = (_total, list(graph), last)
+        assert e.get(graph, "total") == -sum(range(40))
+    assert last.seen is True
+    assert len(parts_of_three[-1]) > 3

@@ -526,10 +526,19 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
         core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
     wanted_names = None if keep is None else {dist_key(key) for key in keep}
     parts = _Parts(core, graph, order, wanted_names) if _center_runs_parts(core) else None
-    with core.lock, _ended_on_error(parts):
+    with core.lock:
         # A new graph reusing a key name that failed gets a fresh result.
         new = set(core.state.keys_to_submit((dist_key(key) for key in order),
                                             renew=("error", "lost", "cancelled")))
+        # A key this client knows already (held, or being released) is held on until the
+        # graph is submitted, from now: a release still on its way must not free an input.
+        for key in order:
+            if dist_key(key) not in new:
+                futures[key] = core.future(dist_key(key))
+    # The packing goes on without the client's lock: its I/O thread takes it to send each
+    # part and to hear of the results of those sent, so holding it here kept every part but
+    # the first in the outbox until the whole graph was packed, and the workers idle.
+    with _ended_on_error(parts):
         for at, key in enumerate(order):
             if parts is not None and at == parts.end:
                 parts.send(tasks, at)
@@ -550,9 +559,7 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
                 tasks.append(core.task(name, _node_payload(core, _unfused(node)),
                                        (inputs,) if inputs else (), {}, task_options, node))
-            if keep is None or key in keep or not fresh:
-                # A key this client knows already (held, or being released) is held on until
-                # the graph is submitted: a release still on its way must not free an input.
+            if key not in futures and (keep is None or key in keep or not fresh):
                 futures[key] = core.future(name)
         for key, future in _persisted(dsk).items():
             futures[key] = core.future(future.key)
