@@ -494,3 +494,28 @@ def test_an_async_def_task_met_on_the_event_loop_goes_to_a_pool_thread():
         warnings.simplefilter("error")  # no "coroutine was never awaited"
         with pytest.raises(RunOnThread):
             asyncio.run(on_the_loop())
+
+
+def lower_the_recursion_limit(limit):
+    sys.setrecursionlimit(limit)
+    return sys.getrecursionlimit()
+
+
+def recurse(depth):
+    return 0 if depth == 0 else 1 + recurse(depth - 1)
+
+
+def test_a_task_that_lowers_the_recursion_limit_lowers_it_for_its_own_run_only():
+    """The limit is the process's: left at 60, every later task recursing a little (or
+    unpickling a nested value, or importing a package) failed with RecursionError."""
+    limit = sys.getrecursionlimit()
+    try:
+        assert run(dumps_function(lower_the_recursion_limit), pickled_args(60)).value == 60
+        assert sys.getrecursionlimit() == limit
+        assert run(dumps_function(recurse), pickled_args(200)).value == 200
+        # a task may raise it, for itself and those after it
+        assert run(dumps_function(lower_the_recursion_limit),
+                   pickled_args(limit + 500)).value == limit + 500
+        assert sys.getrecursionlimit() == limit + 500
+    finally:
+        sys.setrecursionlimit(limit)

@@ -45,6 +45,12 @@ KEEP_SERIALIZED_BELOW = 64 * 1024
 # strings kept as Python objects are sized with their object headers).
 PICKLED_WHEN_ASKED_FROM = 16 * 1024
 _FUNCTION_CACHE_SIZE = 512
+# The recursion limit is the process's: a task that lowers it (to make its own recursion
+# fail early, say) would make every later task of the worker that recurses a little, or
+# unpickles a nested value, or imports a package, fail with RecursionError. It is put back
+# after such a task; raising it stays allowed (a task that needs deep recursion does).
+_RECURSION_LIMIT = sys.getrecursionlimit()
+_recursion_limit = sys.getrecursionlimit
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
 
@@ -207,6 +213,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     finally:
         if forks.count != forks_before:
             _leave_forked_copy(key)
+        if _recursion_limit() < _RECURSION_LIMIT:
+            sys.setrecursionlimit(_RECURSION_LIMIT)
     stop = time.time()
     kind = type(value)
     # (a number or a short string, as most small results are: sized without the calls)
