@@ -52,6 +52,8 @@ def test_pops_follow_a_sorted_reference(ops):
         reference.append((-priority, order, f"k{order}"))
     assert list(queue) == [key for _, _, key in sorted(reference)]
     assert len(queue) == len(reference)
+    for count in (1, 5, len(reference) + 1):
+        assert queue.first(count) == [key for _, _, key in sorted(reference)][:count]
     assert [queue.pop() for _ in range(len(reference))] == [key for _, _, key in sorted(reference)]
     assert not queue
 
@@ -74,3 +76,25 @@ def test_an_out_of_turn_task_behind_a_queued_one_still_pops_first():
     queue.push("low", -10, 1)
     queue.push("high", 0, 2)
     assert [queue.pop(), queue.pop()] == ["high", "low"]
+
+
+class Arrival(int):
+    """An arrival number that counts how often the queue compares it."""
+    comparisons = 0
+
+    def __lt__(self, other):
+        Arrival.comparisons += 1
+        return int(self) < int(other)
+
+
+def test_first_looks_at_the_top_of_the_out_of_turn_tasks_not_at_all_of_them():
+    # A dask graph's roots come out of turn (by priority, highest last): a worker given a
+    # task looks at the first few queued, and must not sort the hundreds of thousands.
+    left = {"k9999"}
+    queue = ReadyQueue(lambda key: key not in left)
+    for order in range(10_000):
+        queue.push(f"k{order}", 0, Arrival(10_000 - order))
+    Arrival.comparisons = 0
+    assert queue.first(3) == ["k9998", "k9997", "k9996"]
+    assert Arrival.comparisons < 500
+    assert [queue.pop() for _ in range(3)] == ["k9998", "k9997", "k9996"]  # left as it was

@@ -69,14 +69,41 @@ class ReadyQueue:
 
     def first(self, count: int) -> list[str]:
         """The keys of the first ``count`` tasks still queued, in the order they would be
-        popped; the queue is left as it is."""
+        popped; the queue is left as it is (but for entries of tasks that left it, which go).
+
+        Called for each task a worker is given (to look for its cousins): the heap is walked
+        from its top by popping the entries named and pushing them back, a few steps each,
+        not sorted whole -- a graph's half a million roots queued out of turn made every
+        such look a sort of them all."""
         found: list[str] = []
         queued = self._queued
-        for key in (self._keys if not self._others else iter(self)):
-            if queued(key):
-                found.append(key)
-                if len(found) >= count:
-                    break
+        others = self._others
+        if not others:
+            for key in self._keys:
+                if queued(key):
+                    found.append(key)
+                    if len(found) >= count:
+                        break
+            return found
+        run = zip(self._priorities, self._orders, self._keys)
+        head = next(run, None)
+        taken: list[tuple[int, int, str]] = []
+        try:
+            while len(found) < count and (others or head is not None):
+                if others and (head is None or others[0][0] < -head[0]
+                               or (others[0][0] == -head[0] and others[0][1] < head[1])):
+                    entry = heappop(others)
+                    if queued(entry[2]):  # (else its task left the queue: the entry goes)
+                        taken.append(entry)
+                        found.append(entry[2])
+                else:
+                    assert head is not None
+                    if queued(head[2]):
+                        found.append(head[2])
+                    head = next(run, None)
+        finally:
+            for entry in taken:
+                heappush(others, entry)
         return found
 
     def clear(self) -> None:
