@@ -33,3 +33,22 @@ def test_future_repr_is_exact(make_future):
     f.keystate.finish(8, "int", ["127.0.0.1:1"])
     assert repr(f) == "<Future: status: finished, key: inc-79963f7e613e5e55838d2232920baed2>"
     assert f.done() and f.status == "finished"
+
+
+def test_plain_arguments_pickle_as_serialize_pickles_them(make_future):
+    """A call of numbers, strings and bytes takes the short way to its pickle; what it
+    makes is what ``serialize`` makes, and anything else still goes the long way."""
+    from dist_client.tasks import TaskBuilder
+    from dist_protocol.serialize import deserialize, serialize
+
+    function = serialize(len)
+    for args in [(1,), (1, 2.5, "__main__", b"x", None, True, 1j)]:
+        task = TaskBuilder.build("k", function, args, {}, {})
+        assert task.args.serializer == "pickle" and task.deps == []
+        assert task.args.frames == serialize((args, {})).frames
+        assert deserialize(task.args) == (args, {})
+    future = make_future("a")
+    task = TaskBuilder.build("k", function, (1, future), {}, {})
+    assert task.deps == ["a"] and deserialize(task.args) == ((1, KeyRef("a")), {})
+    task = TaskBuilder.build("k", function, (1,), {"x": 2}, {})
+    assert deserialize(task.args) == ((1,), {"x": 2})

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dist_protocol.messages import TaskSpec
-from dist_protocol.serialize import Payload, SerializationError, dumps_function, serialize
+from dist_protocol.serialize import (Payload, SerializationError, dumps_function, serialize,
+                                     serialize_plain)
 
 from .arguments import resource_amounts, whole_number, worker_names
 from . import pickled_futures as travel
@@ -62,7 +63,11 @@ class TaskBuilder:
         know (``foreign_futures.refuse``)."""
         deps: dict[str, Any] = {}
         payload = None
-        if args or kwargs:
+        if args and not kwargs and type(args) is tuple and pack(args, deps) is args:
+            # Numbers, strings and bytes only (``pack`` gives such a tuple back as it is):
+            # most maps' calls, pickled at once.
+            payload = serialize_plain((args, kwargs))
+        elif args or kwargs:
             packed = (pack(args, deps), pack(kwargs, deps) if kwargs else kwargs)
             if deps and refuse_foreign is not None:
                 refuse_foreign(deps.values())

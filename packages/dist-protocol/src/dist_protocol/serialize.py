@@ -264,6 +264,14 @@ def _pickle_dumps(obj: Any) -> list[Any]:
     return [head, *(b.raw() for b in buffers)]
 
 
+def serialize_plain(obj: Any) -> Payload:
+    """``serialize(obj)`` for a value its caller knows to hold only numbers, strings, bytes
+    and None, in tuples and dicts (a call's arguments, as the client packs them): such a
+    pickle names no module and has no buffer out of band, so it is made at once, without
+    the looks ``serialize`` takes for the values it is not sure of."""
+    return Payload("pickle", [pickle.dumps(obj, protocol=5)])
+
+
 def serialize(obj: Any, serializers: Iterable[str] = ("pickle",)) -> Payload:
     """Serialize with the first serializer of ``serializers`` that can represent ``obj``."""
     errors = []
