@@ -225,7 +225,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "form the client named (a `pickle` or, with `small-values-msgpack`, a "
                       "`msgpack` payload of at most 1 KiB; absent otherwise: gather it); the "
                       "center keeps no copy, so a later gather of the key goes to the "
-                      "workers.", "—"),
+                      "workers. `type_pickled` (feature `result-types`): the value's class "
+                      "as the worker sent it, opaque to the center.", "—"),
     "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
                  "whose workers died).", "—"),
     "key-cancelled": ("A wanted key was cancelled: by the client's `cancel` of it or (feature "
@@ -259,7 +260,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "(`value_msgpack`) and msgpack can in at most 1 KiB. `transfers` (feature "
                       "`task-stream`): the task's inputs the worker fetched from peers for "
                       "this run, each `source` (the peer's address), `start` and `stop` (the "
-                      "worker's clock), for the center's task stream; empty when none.",
+                      "worker's clock), for the center's task stream; empty when none. "
+                      "`type_pickled` (feature `result-types`): the value's class, pickled by "
+                      "reference (by value when no module defines it and it pickles to at "
+                      "most 1 KiB; absent otherwise), kept by the center with the key for "
+                      "`key-in-memory`, never unpickled there.",
                       "—"),
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",

@@ -1085,3 +1085,27 @@ def test_futures_shows_the_keys_held_and_forgets_released_ones_as_dasks(e):
     done.release()
     failed.release()
     assert done.key not in held and failed.key not in e.futures  # a live view, holding none
+
+
+def make_local_class_instance():
+    class Local:  # no module defines it: its class travels by value, being small
+        pass
+    return Local()
+
+
+def test_future_type_is_the_class_of_the_value_as_dasks(e):
+    import fractions
+    third = e.submit(fractions.Fraction, 1, 3)
+    gate = Queue()
+    waiting = e.submit(gate.get, timeout=RESULT_TIMEOUT)
+    assert waiting.type == ""  # pending: nothing known yet
+    third.result(RESULT_TIMEOUT)
+    assert third.type is fractions.Fraction
+    number = e.submit(inc, 1)
+    number.result(RESULT_TIMEOUT)
+    assert number.type is int
+    local = e.submit(make_local_class_instance, pure=False)
+    assert type(local.result(RESULT_TIMEOUT)).__name__ == "Local"
+    assert local.type.__name__ == "Local"
+    gate.put(1)
+    assert waiting.result(RESULT_TIMEOUT) == 1 and waiting.type is int

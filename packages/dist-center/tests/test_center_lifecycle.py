@@ -80,6 +80,24 @@ def test_a_worker_without_the_feature_is_not_asked_for_a_msgpack_copy(center):
     assert [msg.value_msgpack for _, msg in out if isinstance(msg, ComputeTask)] == [False]
 
 
+def test_the_pickled_class_of_a_value_goes_to_every_client_unread_and_stays_with_the_key(center):
+    """The center passes the bytes on as they came (it never unpickles them: these are not
+    even a pickle) and keeps them for clients that ask for the key later."""
+    center.connect("bob")
+    center.join("w1")
+    center.submit("a")
+    pickled = b"not a pickle, and the center never reads it"
+
+    out = center.worker_sent("w1", TaskFinished(key="a", nbytes=5, type="Fraction",
+                                                type_pickled=pickled))
+
+    assert out == [("alice", KeyInMemory(key="a", nbytes=5, type="Fraction", workers=["w1"],
+                                         type_pickled=pickled))]
+    assert center.submit("a", client="bob") == [
+        ("bob", KeyInMemory(key="a", nbytes=5, type="Fraction", workers=["w1"],
+                            type_pickled=pickled))]
+
+
 def test_submitting_a_key_already_in_memory_reports_it_at_once(center):
     center.connect("bob")
     center.join("w1")

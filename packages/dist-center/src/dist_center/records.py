@@ -178,8 +178,8 @@ class Rare:
 
 class TaskState:
     __slots__ = ("key", "spec", "deps", "dependents", "state", "waiting_on", "who_has",
-                 "nbytes", "type", "processing_on", "wanted_by", "order", "prefix", "counts",
-                 "rare")
+                 "nbytes", "type", "type_pickled", "processing_on", "wanted_by", "order",
+                 "prefix", "counts", "rare")
 
     def __init__(self, key: str, spec: TaskSpec | None, seq: int, prefix: str | None = None):
         self.key = key
@@ -195,6 +195,9 @@ class TaskState:
         self.who_has: set[str] | frozenset = NONE
         self.nbytes = 0
         self.type = ""
+        # The value's class as the worker pickled it (feature result-types): passed on to
+        # clients, never unpickled here; one bytes object per class (``same_pickled_type``).
+        self.type_pickled: bytes | None = None
         self.processing_on: str | None = None
         self.wanted_by: set[str] | frozenset = NONE
         self.order = seq  # arrival: among tasks of one priority, the earlier runs first
@@ -374,3 +377,20 @@ class CenterView(Protocol):
 
     @property
     def task_counts(self) -> Mapping[str, dict[str, int]]: ...  # prefix -> state -> tasks
+
+
+# One bytes object per pickled class, however many tasks' values are of it; bounded, since
+# the bytes come from workers (past the bound each task keeps its own copy).
+MAX_PICKLED_TYPES = 10_000
+_pickled_types: dict[bytes, bytes] = {}
+
+
+def same_pickled_type(pickled: bytes | None) -> bytes | None:
+    if pickled is None:
+        return None
+    known = _pickled_types.get(pickled)
+    if known is not None:
+        return known
+    if len(_pickled_types) < MAX_PICKLED_TYPES:
+        _pickled_types[pickled] = pickled
+    return pickled

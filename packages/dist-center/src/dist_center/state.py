@@ -318,7 +318,8 @@ class CenterState(TaskMachine):
     def report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
             self.send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
-                                           workers=sorted(ts.who_has)))
+                                           workers=sorted(ts.who_has),
+                                           type_pickled=ts.type_pickled))
         elif ts.state == "erred" and ts.error is not None:
             self.send(client, replace(ts.error, key=ts.key))
         elif ts.state == "lost":

@@ -31,7 +31,7 @@ from .lineage import Recs
 from .ready import ReadyQueue
 from .waits import Waits
 from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
-                      WorkerInfo, joined, left, removed)
+                      WorkerInfo, joined, left, removed, same_pickled_type)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent executions, for the dashboard and get_task_stream()
@@ -433,6 +433,8 @@ class TaskMachine:
             self.unrunnable.discard(ts.key)
         ts.waiting_on = NONE
         ts.nbytes, ts.type = nbytes, intern(type_)  # ("int" once, not a copy per task)
+        if finished is not None:
+            ts.type_pickled = same_pickled_type(finished.type_pickled)
         self._set_state(ts, "memory")
         who_has = ts.who_has
         if not who_has:  # (``add_replica``, for the usual first holder, without two calls)
@@ -459,7 +461,8 @@ class TaskMachine:
                 else:
                     value = small_value(finished, forms)
                 # (positional, as in ``compute_message``: one per task)
-                self.send(client, KeyInMemory(ts.key, nbytes, type_, holders, value))
+                self.send(client, KeyInMemory(ts.key, nbytes, type_, holders, value,
+                                              ts.type_pickled))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
         # Inputs nobody needs now are let go of before the dependents are placed: their

@@ -9,7 +9,7 @@ from concurrent.futures import CancelledError
 from typing import Any, Protocol
 
 from dist_protocol import task_context, timeouts
-from dist_protocol.serialize import deserialize
+from dist_protocol.serialize import Payload, deserialize
 
 from . import pickled_futures, remote_traceback
 from .actors import held_by_future
@@ -69,8 +69,21 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return self.keystate.status
 
     @property
-    def type(self) -> str:
-        return self.keystate.type
+    def type(self) -> type | str:
+        """The class of the value once the task has finished, as dask's: unpickled here,
+        when first read, from what the worker sent. Its name instead (``""`` while
+        pending) when the class did not come (an older worker or center, a class defined
+        in a function that pickles large, a scattered value) or does not load here (its
+        module is not installed in this process)."""
+        state = self.keystate
+        pickled = state.type_pickled
+        if pickled is None:
+            return state.type
+        try:
+            kind = deserialize(Payload("pickle", [pickled]))
+        except Exception:  # noqa: BLE001 -- not importable here: the name says what it was
+            return state.type
+        return kind if isinstance(kind, type) else state.type
 
     def done(self) -> bool:
         return self.keystate.done

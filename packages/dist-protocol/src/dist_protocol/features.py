@@ -119,6 +119,11 @@ FEATURES: dict[str, str] = {
                      "block or column list, a column of payloads that each name one frame, "
                      "of one serializer, sent as that serializer and the array of frame "
                      "indices (PROTOCOL.md, Column blocks)",
+    "result-types": "`task-finished` and `key-in-memory` carry `type_pickled`: the class of "
+                    "the task's value, pickled (by reference, or by value when no module "
+                    "defines it and it pickles to at most 1 KiB; absent otherwise), which the "
+                    "center keeps with the key and passes on to clients without unpickling "
+                    "it, so that a Python client's future gives the class, not only its name",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

@@ -2841,7 +2841,8 @@ def _KeyInMemory(cls):
     set_type = cls.type.__set__
     set_workers = cls.workers.__set__
     set_value = cls.value.__set__
-    setters = (set_key,set_nbytes,set_type,set_workers,set_value,)
+    set_type_pickled = cls.type_pickled.__set__
+    setters = (set_key,set_nbytes,set_type,set_workers,set_value,set_type_pickled,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -2851,7 +2852,7 @@ def _KeyInMemory(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None) -> None:
+    def __init__(self, key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None, type_pickled: 'bytes | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -2859,6 +2860,7 @@ def _KeyInMemory(cls):
             self.type = type
             self.workers = workers
             self.value = value
+            self.type_pickled = type_pickled
             self.__class__ = cls
             return
         set_key(self, key)
@@ -2866,6 +2868,7 @@ def _KeyInMemory(cls):
         set_type(self, type)
         set_workers(self, workers)
         set_value(self, value)
+        set_type_pickled(self, type_pickled)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2873,30 +2876,30 @@ def _KeyInMemory(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, workers={self.workers!r}, value={self.value!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, workers={self.workers!r}, value={self.value!r}, type_pickled={self.type_pickled!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.nbytes,self.type,self.workers,self.value,)==(other.key,other.nbytes,other.type,other.workers,other.value,)
+            return (self.key,self.nbytes,self.type,self.workers,self.value,self.type_pickled,)==(other.key,other.nbytes,other.type,other.workers,other.value,other.type_pickled,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.nbytes,self.type,self.workers,self.value,))
+        return hash((self.key,self.nbytes,self.type,self.workers,self.value,self.type_pickled,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','nbytes','type','workers','value',):
+        if type(self) is cls or name in ('key','nbytes','type','workers','value','type_pickled',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','nbytes','type','workers','value',):
+        if type(self) is cls or name in ('key','nbytes','type','workers','value','type_pickled',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.nbytes, self.type, self.workers, self.value]
+        return [self.key, self.nbytes, self.type, self.workers, self.value, self.type_pickled]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -3273,7 +3276,8 @@ def _TaskFinished(cls):
     set_value = cls.value.__set__
     set_value_msgpack = cls.value_msgpack.__set__
     set_transfers = cls.transfers.__set__
-    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,set_transfers,)
+    set_type_pickled = cls.type_pickled.__set__
+    setters = (set_key,set_nbytes,set_type,set_start,set_stop,set_value,set_value_msgpack,set_transfers,set_type_pickled,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -3283,7 +3287,7 @@ def _TaskFinished(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
+    def __init__(self, key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY, type_pickled: 'bytes | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -3294,6 +3298,7 @@ def _TaskFinished(cls):
             self.value = value
             self.value_msgpack = value_msgpack
             self.transfers = [] if transfers is FACTORY else transfers
+            self.type_pickled = type_pickled
             self.__class__ = cls
             return
         set_key(self, key)
@@ -3304,6 +3309,7 @@ def _TaskFinished(cls):
         set_value(self, value)
         set_value_msgpack(self, value_msgpack)
         set_transfers(self, [] if transfers is FACTORY else transfers)
+        set_type_pickled(self, type_pickled)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -3311,30 +3317,30 @@ def _TaskFinished(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r}, value_msgpack={self.value_msgpack!r}, transfers={self.transfers!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, value={self.value!r}, value_msgpack={self.value_msgpack!r}, transfers={self.transfers!r}, type_pickled={self.type_pickled!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,other.value_msgpack,other.transfers,)
+            return (self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,self.type_pickled,)==(other.key,other.nbytes,other.type,other.start,other.stop,other.value,other.value_msgpack,other.transfers,other.type_pickled,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,))
+        return hash((self.key,self.nbytes,self.type,self.start,self.stop,self.value,self.value_msgpack,self.transfers,self.type_pickled,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers','type_pickled',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers',):
+        if type(self) is cls or name in ('key','nbytes','type','start','stop','value','value_msgpack','transfers','type_pickled',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value, self.value_msgpack, self.transfers]
+        return [self.key, self.nbytes, self.type, self.start, self.stop, self.value, self.value_msgpack, self.transfers, self.type_pickled]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -4804,8 +4810,11 @@ METHODS = {
          ('nbytes', 'int', ('field', '0', '-', True, True, True, None, False)),
          ('type', 'str', "''"),
          ('workers', 'list[str] | None', 'None'),
-         ('value', 'Payload | None', 'None')),
-        "KeyInMemory(key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None)",
+         ('value', 'Payload | None', 'None'),
+         ('type_pickled',
+          'bytes | None',
+          ('field', 'None', '-', True, True, True, None, False))),
+        "KeyInMemory(key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None, type_pickled: 'bytes | None' = None)",
         _KeyInMemory),
     'KeyLost': (
         (('key', 'str', '-'), ('message', 'str', '-')),
@@ -4856,8 +4865,11 @@ METHODS = {
          ('value_msgpack',
           'Payload | None',
           ('field', 'None', '-', True, True, True, None, False)),
-         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False))),
-        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = <factory>)",
+         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False)),
+         ('type_pickled',
+          'bytes | None',
+          ('field', 'None', '-', True, True, True, None, False))),
+        "TaskFinished(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = <factory>, type_pickled: 'bytes | None' = None)",
         _TaskFinished),
     'KeysAdded': (
         (('keys', 'dict[str, int]', ('field', '-', '-', True, True, True, None, False)),),

@@ -644,6 +644,8 @@ class KeyInMemory(Message):
     type: str = ""
     workers: list[str] | None = None  # who holds it now, so a gather can skip asking who-has
     value: Payload | None = None  # a small value itself, for clients that asked (see submit)
+    # the value's class pickled, as the worker sent it (the center never unpickles it)
+    type_pickled: bytes | None = wire_field(default=None, feature="result-types")
 
 
 @message("key-lost", "center->client")
@@ -715,6 +717,8 @@ class TaskFinished(Message):
     value_msgpack: Payload | None = wire_field(default=None, feature="small-values-msgpack")
     # the run's inputs fetched from peers for it, for the center's task stream
     transfers: list[Transfer] = wire_field(default_factory=list, feature="task-stream")
+    # the value's class pickled (by reference; by value, small, when no module defines it)
+    type_pickled: bytes | None = wire_field(default=None, feature="result-types")
 
 
 @message("keys-added", "worker->center")

@@ -87,6 +87,7 @@ class ExecutionSucceeded:
     payload: Payload | None = None  # the serialized value, kept when it is cheap to keep
     stimulus_id: str = ""
     msgpack: Payload | None = None  # a small value as msgpack too, for clients of any language
+    type_pickled: bytes | None = None  # the value's class, for Python clients (result_types.py)
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated

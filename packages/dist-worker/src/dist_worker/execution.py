@@ -31,6 +31,7 @@ from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
 from . import forks
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
                      RejoinRequested, Seceded)
+from .result_types import pickled_type
 from .sizeof import PLAIN_SCALARS, plain_size
 from .unpickling import import_module, unpickle
 
@@ -222,7 +223,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     if size is not None and size >= PICKLED_WHEN_ASKED_FROM:
         # Data that pickles for sure: pickled only for a peer or a client that asks (a dask
         # shuffle's groups, and the half of its pieces read where they were made, never leave).
-        return ExecutionSucceeded(key, value, size, kind.__name__, start, stop, None)
+        return ExecutionSucceeded(key, value, size, kind.__name__, start, stop, None,
+                                  type_pickled=pickled_type(kind))
     try:
         payload = serialize(value)
     except BaseException as exc:  # noqa: BLE001
@@ -232,7 +234,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
              and nbytes <= SMALL_VALUE_BYTES else None)
-    return ExecutionSucceeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small)
+    return ExecutionSucceeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
+                              pickled_type(kind))
 
 
 def _run_coroutine(coroutine: Any) -> Any:

@@ -402,7 +402,8 @@ def _ExecutionSucceeded(cls):
     set_payload = cls.payload.__set__
     set_stimulus_id = cls.stimulus_id.__set__
     set_msgpack = cls.msgpack.__set__
-    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,)
+    set_type_pickled = cls.type_pickled.__set__
+    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,set_type_pickled,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -412,7 +413,7 @@ def _ExecutionSucceeded(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None) -> None:
+    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -424,6 +425,7 @@ def _ExecutionSucceeded(cls):
             self.payload = payload
             self.stimulus_id = stimulus_id
             self.msgpack = msgpack
+            self.type_pickled = type_pickled
             self.__class__ = cls
             return
         set_key(self, key)
@@ -435,6 +437,7 @@ def _ExecutionSucceeded(cls):
         set_payload(self, payload)
         set_stimulus_id(self, stimulus_id)
         set_msgpack(self, msgpack)
+        set_type_pickled(self, type_pickled)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -442,30 +445,30 @@ def _ExecutionSucceeded(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r}, msgpack={self.msgpack!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r}, msgpack={self.msgpack!r}, type_pickled={self.type_pickled!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,other.msgpack,)
+            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,other.msgpack,other.type_pickled,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,))
+        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id, self.msgpack]
+        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id, self.msgpack, self.type_pickled]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -1130,8 +1133,9 @@ METHODS = {
          ('stop', 'float', '-'),
          ('payload', 'Payload | None', 'None'),
          ('stimulus_id', 'str', "''"),
-         ('msgpack', 'Payload | None', 'None')),
-        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None)",
+         ('msgpack', 'Payload | None', 'None'),
+         ('type_pickled', 'bytes | None', 'None')),
+        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None)",
         _ExecutionSucceeded),
     'ExecutionFailed': (
         (('key', 'str', '-'), ('error', 'TaskErred', '-'), ('stimulus_id', 'str', "''")),

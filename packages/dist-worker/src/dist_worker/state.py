@@ -422,7 +422,7 @@ class WorkerState:
         # (positionally, once per task: a third cheaper than by keyword; a test holds the order)
         self._out.append(SendToCenter(TaskFinished(key, event.nbytes, event.type, event.start,
                                                    event.stop, small, small_msgpack,
-                                                   ts.transfers or [])))
+                                                   ts.transfers or [], event.type_pickled)))
         # (a map's result is none of these: no call then)
         if key in self.waiters or key in self.who_has or key in self.sizes or key in self.tried:
             self._input_arrived(key)

@@ -271,7 +271,8 @@ class ClientCore:
             for order in orders:
                 if isinstance(order, Finish):
                     msg = order.message
-                    order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value)
+                    order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value,
+                                       msg.type_pickled)
                 elif isinstance(order, Fail):
                     order.state.fail(order.exception, order.traceback, order.status)
                 elif isinstance(order, Recompute):

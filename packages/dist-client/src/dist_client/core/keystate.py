@@ -24,8 +24,8 @@ class KeyState:
     is what the waiters of ``waiters.py`` use.
     """
 
-    __slots__ = ("key", "status", "exception", "traceback", "type", "nbytes", "workers",
-                 "small_value", "callbacks", "watchers", "lock")
+    __slots__ = ("key", "status", "exception", "traceback", "type", "type_pickled", "nbytes",
+                 "workers", "small_value", "callbacks", "watchers", "lock")
 
     # How many keys have failed in this process so far: a waiter that stops at the first
     # failure looks through its keys only when this has moved, not at every settling.
@@ -36,7 +36,10 @@ class KeyState:
         self.status = "pending"
         self.exception: BaseException | None = None
         self.traceback = ""
-        self.type = ""
+        self.type = ""  # the name of the value's class
+        # The class itself, pickled, as the worker sent it (None from older workers, or a
+        # class that did not pickle small): unpickled only when ``Future.type`` is read.
+        self.type_pickled: bytes | None = None
         self.nbytes = 0
         self.workers: tuple[str, ...] = ()
         # A small value as the center passed it on (serialized): read without a fetch.
@@ -73,8 +76,8 @@ class KeyState:
                     log.exception("a done callback raised")
 
     def finish(self, nbytes: int, type_: str, workers: list[str] | None,
-               small_value: Payload | None = None) -> None:
-        self.nbytes, self.type = nbytes, type_
+               small_value: Payload | None = None, type_pickled: bytes | None = None) -> None:
+        self.nbytes, self.type, self.type_pickled = nbytes, type_, type_pickled
         if workers:
             self.workers = tuple(workers)
         self.small_value = small_value
