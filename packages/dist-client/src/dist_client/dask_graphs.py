@@ -257,9 +257,10 @@ def _nested(inner: Mapping, outkey: Hashable, key: Hashable,
     out = build(outkey)
     if type(out) is not Task:  # (an alias of an input)
         return None
-    return Task(key, out.func, *out.args,
-                _data_producer=any(node.data_producer for node in inner.values()),
-                **out.kwargs)
+    producer = any(node.data_producer for node in inner.values())
+    if out.key == key and out.data_producer == producer:
+        return out  # (as a chain's last link nearly always is: made anew by ``substitute``)
+    return Task(key, out.func, *out.args, _data_producer=producer, **out.kwargs)
 
 
 def _unfused(node: Any) -> Any:
