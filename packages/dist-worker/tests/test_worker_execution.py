@@ -519,3 +519,28 @@ def test_a_task_that_lowers_the_recursion_limit_lowers_it_for_its_own_run_only()
         assert sys.getrecursionlimit() == limit + 500
     finally:
         sys.setrecursionlimit(limit)
+
+
+def leave_a_tracer_and_a_profiler():
+    import cProfile
+    seen = []
+    sys.settrace(lambda frame, event, arg: seen.append(frame.f_code.co_name))
+    cProfile.Profile().enable()
+    return sys.gettrace() is not None and sys.getprofile() is not None
+
+
+def the_threads_tracer_and_profiler():
+    return sys.gettrace(), sys.getprofile()
+
+
+def test_a_tracer_or_profiler_a_task_leaves_on_its_thread_ends_with_it():
+    """Left on, every later task on the thread (the event loop's own work too, for a task
+    run inline) was traced, at a third of the speed, and the tracer's list grew."""
+    before = sys.gettrace(), sys.getprofile()  # (a coverage run has its own tracer)
+    try:
+        assert run(dumps_function(leave_a_tracer_and_a_profiler)).value is True
+        assert (sys.gettrace(), sys.getprofile()) == before
+        assert run(dumps_function(the_threads_tracer_and_profiler)).value == before
+    finally:
+        sys.settrace(before[0])
+        sys.setprofile(before[1])

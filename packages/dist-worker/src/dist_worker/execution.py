@@ -46,12 +46,15 @@ KEEP_SERIALIZED_BELOW = 64 * 1024
 # strings kept as Python objects are sized with their object headers).
 PICKLED_WHEN_ASKED_FROM = 16 * 1024
 _FUNCTION_CACHE_SIZE = 512
-# The recursion limit is the process's: a task that lowers it (to make its own recursion
-# fail early, say) would make every later task of the worker that recurses a little, or
-# unpickles a nested value, or imports a package, fail with RecursionError. It is put back
-# after such a task; raising it stays allowed (a task that needs deep recursion does).
+# What a task may change of the interpreter that would reach the tasks after it is put back
+# when it ends: the recursion limit, the process's, if lowered (to make its own recursion
+# fail early, say: every later task that recursed a little, unpickled a nested value or
+# imported a package failed with RecursionError; raising it stays allowed, as a task that
+# needs deep recursion does), and its thread's trace and profile functions (a debugger or
+# a cProfile left enabled: every later task on the thread traced, the event loop's own work
+# too for an inline task, and whatever the tracer keeps growing).
 _RECURSION_LIMIT = sys.getrecursionlimit()
-_recursion_limit = sys.getrecursionlimit
+_recursion_limit, _gettrace, _getprofile = sys.getrecursionlimit, sys.gettrace, sys.getprofile
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
 
@@ -203,6 +206,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
                                      f"{type(exc).__name__}: ")
     start = time.time()
     forks_before = forks.count
+    trace, profile = _gettrace(), _getprofile()
     try:
         value = func(*args, **kwargs)
         if isinstance(value, CoroutineType):
@@ -214,8 +218,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     finally:
         if forks.count != forks_before:
             _leave_forked_copy(key)
-        if _recursion_limit() < _RECURSION_LIMIT:
-            sys.setrecursionlimit(_RECURSION_LIMIT)
+        if (_gettrace() is not trace or _getprofile() is not profile
+                or _recursion_limit() < _RECURSION_LIMIT):
+            _put_back_interpreter(trace, profile)
     stop = time.time()
     kind = type(value)
     # (a number or a short string, as most small results are: sized without the calls)
@@ -236,6 +241,20 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
              and nbytes <= SMALL_VALUE_BYTES else None)
     return ExecutionSucceeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
                               pickled_type(kind))
+
+
+def _put_back_interpreter(trace: Any, profile: Any) -> None:
+    if sys.gettrace() is not trace:
+        sys.settrace(trace)
+    left = sys.getprofile()
+    if left is not profile:
+        lsprof = sys.modules.get("_lsprof")
+        if lsprof is not None and isinstance(left, lsprof.Profiler):
+            # (cProfile's: destroyed while enabled, it uninstalls whatever is installed then)
+            left.disable()
+        sys.setprofile(profile)
+    if sys.getrecursionlimit() < _RECURSION_LIMIT:
+        sys.setrecursionlimit(_RECURSION_LIMIT)
 
 
 def _run_coroutine(coroutine: Any) -> Any:
