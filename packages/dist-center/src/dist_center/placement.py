@@ -13,6 +13,7 @@ from dist_protocol.environment import describe_tag
 from dist_protocol.messages import TaskErred
 
 from .defaults import DEFAULT_SATURATION
+from .ready import ReadyQueue
 from .records import CenterView, TaskState, WorkerInfo
 
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
@@ -266,20 +267,25 @@ def cousin_balance(view: CenterView, ts: TaskState, address: str) -> int:
     cousins are on the other worker makes one of those sums cross between the workers.
 
     Small joins only (MAX_PARTNER_FAN at each step), as for partners: 0 past them."""
-    tasks = view.tasks
-    counts: dict[str, int] = {}
     dependents = ts.dependents
     if len(dependents) > MAX_PARTNER_FAN:
         return 0
+    tasks = view.tasks
+    counts: dict[str, int] = {}
     key = ts.key
     for dependent in dependents:
         dts = tasks.get(dependent)
-        if dts is None or len(dts.dependents) > MAX_PARTNER_FAN:
+        if dts is None:
             continue
-        _count_places(tasks, dts.deps, key, counts)
-        for combiner in dts.dependents:
+        combiners = dts.dependents
+        if len(combiners) > MAX_PARTNER_FAN:
+            continue
+        deps = dts.deps
+        if 1 < len(deps) <= MAX_PARTNER_FAN:  # (a join of one, ``ts`` alone: no call)
+            _count_places(tasks, deps, key, counts)
+        for combiner in combiners:
             cts = tasks.get(combiner)
-            if cts is not None:
+            if cts is not None and 1 < len(cts.deps) <= MAX_PARTNER_FAN:
                 _count_places(tasks, cts.deps, dependent, counts)
     if not counts:
         return 0
@@ -290,9 +296,7 @@ def cousin_balance(view: CenterView, ts: TaskState, address: str) -> int:
 def _count_places(tasks: Mapping[str, TaskState], keys: Collection[str], skip: str,
                   counts: dict[str, int]) -> None:
     """Add to ``counts`` the workers that run or hold each of ``keys`` but ``skip`` (or, for
-    one waiting, each of its inputs), for joins of at most MAX_PARTNER_FAN inputs."""
-    if len(keys) > MAX_PARTNER_FAN:
-        return
+    one waiting, each of its inputs, when they are at most MAX_PARTNER_FAN)."""
     for key in keys:
         if key == skip:
             continue
@@ -319,10 +323,11 @@ def _count_place(ts: TaskState | None, counts: dict[str, int]) -> None:
 
 
 def cousin_choice(view: CenterView, ts: TaskState, worker: WorkerInfo,
-                  queued: Iterable[str]) -> TaskState | None:
+                  queue: ReadyQueue) -> TaskState | None:
     """``worker`` took ``ts`` from the queue, whose cousins (see ``cousin_balance``) are
-    mostly on another worker: the first of ``queued`` (the tasks behind it) whose cousins are
-    not, to take instead (``ts`` stays queued for the other worker), or None to take ``ts``.
+    mostly on another worker: the first of the COUSIN_LOOKAHEAD tasks now first in ``queue``
+    whose cousins are not, to take instead (``ts`` stays queued for the other worker), or None
+    to take ``ts``.
 
     dask orders a graph's roots by rows and columns, so that one after the other in the queue
     feed different partial sums; taken in turn by whichever worker frees a slot, about one in
@@ -331,7 +336,7 @@ def cousin_choice(view: CenterView, ts: TaskState, worker: WorkerInfo,
     if cousin_balance(view, ts, address) >= 0:
         return None
     tasks = view.tasks
-    for key in queued:
+    for key in queue.first(COUSIN_LOOKAHEAD):
         cts = tasks.get(key)
         if cts is None or cts is ts or cts.state != "queued":
             continue

@@ -732,8 +732,7 @@ class TaskMachine:
                     self._hand_turn_on(spec.pickled_with)
                     return
                 if ts.dependents and len(self.workers) > 1:
-                    cousin = placement.cousin_choice(
-                        self, ts, worker, queue.first(placement.COUSIN_LOOKAHEAD))
+                    cousin = placement.cousin_choice(self, ts, worker, queue)
                     if cousin is not None:  # ts waits for the worker its cousins are on
                         queue.push(key, spec.priority if spec is not None else 0, ts.order)
                         ts = cousin
