@@ -49,3 +49,37 @@ def test_a_fast_function_blocking_on_the_loop_does_not_silence_its_worker(cluste
     assert "has run on the event loop" in worker.output(), worker.output()
     assert executor.who_has(earlier) == holders
     assert [x for x, _ in executor.gather(earlier, timeout=RESULT_TIMEOUT)] == list(range(20))
+
+
+def fast_until_it_raises(x, raising_x, seconds):
+    """``fast_until``, but ``raising_x`` blocks and then raises (as a call to a service that
+    times out), saying whether it ran on the worker's event loop."""
+    import threading
+    import time
+    on_loop = threading.current_thread() is threading.main_thread()
+    if x == raising_x:
+        time.sleep(seconds)
+        raise TimeoutError(f"on the loop: {on_loop}")
+    return x, on_loop
+
+
+@pytest.mark.cluster(n_workers=1)
+def test_a_fast_function_that_blocks_then_raises_on_the_loop_is_barred_from_it(executor):
+    """Runs that raised were not timed: such a function stayed on the loop, to stall it again
+    at each of its slow runs, where one that returned is barred after a few."""
+    from dist_worker.execution import InlinePolicy
+
+    stalls_on_loop = 0
+    for _ in range(4 * InlinePolicy.STRIKES):
+        futures = executor.map(fast_until_it_raises, range(40), raising_x=30, seconds=0.05,
+                               pure=False)
+        error = futures[30].exception(timeout=RESULT_TIMEOUT)
+        assert isinstance(error, TimeoutError)
+        stalls_on_loop += str(error) == "on the loop: True"
+        executor.gather(futures[:30] + futures[31:], timeout=RESULT_TIMEOUT)
+        if stalls_on_loop == InlinePolicy.STRIKES:
+            break
+    else:
+        pytest.skip("the raising run was not on the worker's event loop often enough")
+    later = executor.map(fast_until_it_raises, range(40), raising_x=-1, seconds=0, pure=False)
+    assert not any(on_loop for _, on_loop in executor.gather(later, timeout=RESULT_TIMEOUT))

@@ -4,6 +4,7 @@ import sys
 import threading
 import types
 
+from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
                                      serialize)
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
@@ -294,6 +295,36 @@ def test_inline_policy_sends_a_function_slow_once_back_to_the_pool_without_barri
     for _ in range(InlinePolicy.NEEDED):
         policy.record("f", InlinePolicy.FAST / 2)
     assert not policy.allows("f")
+
+
+def test_inline_policy_times_runs_that_raised_as_any_other():
+    """A function that blocks on the loop and then raises (a timeout waiting on a service)
+    stalls it as long as one that returns; uncounted, it stayed on the loop for ever."""
+    def raised(after):
+        return TaskErred(key="k", exception_type="TimeoutError", message="", start=100.0,
+                         stop=100.0 + after)
+
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    # a run that raised fast changes nothing (raising costs the loop more than the run)
+    policy.record_failed("f", raised(InlinePolicy.FAST / 2))
+    assert policy.allows("f")
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record_failed("never", raised(InlinePolicy.FAST / 2))
+    assert not policy.allows("never")
+    blocked = raised(InlinePolicy.SLOW * 2)
+    for _ in range(InlinePolicy.STRIKES):
+        for _ in range(InlinePolicy.NEEDED):
+            policy.record("f", InlinePolicy.FAST / 2)
+        policy.record_failed("f", blocked)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    assert not policy.allows("f")
+    # one that could not be loaded never ran: no times, nothing recorded
+    unloaded = run("no_such_module_here:f").error
+    policy.record_failed("g", unloaded)
+    assert not policy.allows("g")
 
 
 # -- large plain results are not pickled until someone asks -----------------------------------

@@ -396,6 +396,16 @@ class InlinePolicy:
             forgotten, _ = self._fast_runs.popitem(last=False)
             self._slow_runs.pop(forgotten, None)
 
+    def record_failed(self, function_key: Any, error: TaskErred, inline: bool = True) -> None:
+        """A run that raised. One that blocked on the loop and then raised (a timeout waiting
+        on a service, say) stalled it as long as one that blocked and returned: it counts as
+        slow. Not as fast, though: what raising costs the loop past the run (the traceback,
+        the exception pickled) is not in its times. (A task that could not be loaded never
+        ran: no times.)"""
+        if (error.start is not None and error.stop is not None
+                and error.stop - error.start >= self.FAST):
+            self.record(function_key, error.stop - error.start, inline)
+
     def _strike(self, function_key: Any) -> bool:
         """A slow run of ``function_key``: whether it is its last chance gone."""
         slow = self._slow_runs.get(function_key)

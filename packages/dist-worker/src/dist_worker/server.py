@@ -28,9 +28,9 @@ from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
 
 from .actors import ActorHost
-from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionSucceeded,
-                     Fetch, FetchFailed, FreeRequested, InputsUnloadable, ReplicasRequested,
-                     SpilledValueLost,
+from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
+                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
+                     ReplicasRequested, SpilledValueLost,
                      RestartRequested,
                      Resume, SendToCenter, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
@@ -497,6 +497,8 @@ class Worker:
                             continue
                         if type(outcome) is ExecutionSucceeded:
                             inline.record(function_key, outcome.stop - outcome.start)
+                        elif type(outcome) is ExecutionFailed:
+                            inline.record_failed(function_key, outcome.error)
                         pending.extend(self.state.handle(outcome))
                         continue
                 if to_center:
@@ -546,9 +548,12 @@ class Worker:
             if not center.write_now(Heartbeat(metrics=metrics), queued_first=True):
                 log.debug("no heartbeat during inline task %s: the connection is busy", key)
 
-    def _record(self, function_key: Any, outcome, inline: bool = False) -> None:
+    def _record(self, function_key: Any, outcome) -> None:
+        """A pool thread's run."""
         if type(outcome) is ExecutionSucceeded:
-            self._inline.record(function_key, outcome.stop - outcome.start, inline)
+            self._inline.record(function_key, outcome.stop - outcome.start, False)
+        elif type(outcome) is ExecutionFailed:
+            self._inline.record_failed(function_key, outcome.error, False)
 
     def _on_executed(self, outcomes: list) -> None:
         for outcome in outcomes:
