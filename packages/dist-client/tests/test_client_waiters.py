@@ -27,6 +27,25 @@ def test_a_thread_waits_until_the_keys_settle_and_the_keys_forget_it():
     assert not a.watchers and not b.watchers
 
 
+def test_a_key_waited_for_keeps_no_object_of_its_own_for_it():
+    """A client holds every key of a long map at once, and each object a key keeps is one
+    more for the cyclic collector's full passes to walk: a waiter gone leaves no list
+    behind, settled or timed out, nor does a callback forgotten; every key shares one lock."""
+    a, b = KeyState("a"), KeyState("b")
+    finish_later(a)
+    assert settled([a], timeout=5)
+    assert not settled([b], timeout=0.01)  # (never settles: the waiter gives up)
+    assert a.watchers is None and b.watchers is None
+
+    def callback():
+        pass
+
+    b.on_done(callback)
+    b.forget(callback)
+    assert b.callbacks is None
+    assert a.lock is b.lock
+
+
 def test_a_waiter_sees_a_key_settle_again_after_its_result_was_lost():
     a, b = KeyState("a"), KeyState("b")
     a.finish(1, "int", ["w"])

@@ -25,7 +25,15 @@ class KeyState:
     """
 
     __slots__ = ("key", "status", "exception", "traceback", "type", "type_pickled", "nbytes",
-                 "workers", "small_value", "callbacks", "watchers", "lock")
+                 "workers", "small_value", "callbacks", "watchers")
+
+    # Held while a status changes and while callbacks are added, so a callback added to a
+    # pending key is always called; re-entrant, since a callback may add another. One for
+    # every key: nothing is called while it is held, and a lock of each key's own was one
+    # more object per key held (64 bytes) for the cyclic collector to walk on each of its
+    # full passes, which a long map's growing count of keys sets off. (``_thread``'s:
+    # ``threading.RLock`` is a Python function around it.)
+    lock = RLock()
 
     # How many keys have failed in this process so far: a waiter that stops at the first
     # failure looks through its keys only when this has moved, not at every settling.
@@ -44,14 +52,10 @@ class KeyState:
         self.workers: tuple[str, ...] = ()
         # A small value as the center passed it on (serialized): read without a fetch.
         self.small_value: Payload | None = None
-        # Made on first use: a client holds a million keys at a time, and each list less is
-        # one object less for the cyclic collector to walk.
+        # Made on first use, and dropped once empty again: a client holds a million keys at
+        # a time, and each list less is one object less for the cyclic collector to walk.
         self.callbacks: list[Callable[[], object]] | None = None
         self.watchers: list[Callable[[], object]] | None = None
-        # Held while the status changes and while callbacks are added, so a callback added
-        # to a pending key is always called; re-entrant, since a callback may add another.
-        # (``_thread``'s: ``threading.RLock`` is a Python function around it, paid per key)
-        self.lock = RLock()
 
     def __repr__(self) -> str:  # (what ``Executor.futures`` shows of a key)
         return f"<KeyState: {self.status}, key: {self.key}>"
@@ -133,6 +137,8 @@ class KeyState:
         with self.lock:
             if self.callbacks and callback in self.callbacks:
                 self.callbacks.remove(callback)
+                if not self.callbacks:
+                    self.callbacks = None
 
     def watch(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` each time the key settles, until ``unwatch``."""
@@ -145,6 +151,8 @@ class KeyState:
         with self.lock:
             if self.watchers and callback in self.watchers:
                 self.watchers.remove(callback)
+                if not self.watchers:
+                    self.watchers = None
 
 
 
