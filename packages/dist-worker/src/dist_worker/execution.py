@@ -26,7 +26,8 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
-                                     serialize, serialize_exception, substitute)
+                                     serialize, serialize_exception, serialize_plain,
+                                     substitute)
 
 from . import forks
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
@@ -231,7 +232,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         return ExecutionSucceeded(key, value, size, kind.__name__, start, stop, None,
                                   type_pickled=pickled_type(kind))
     try:
-        payload = serialize(value)
+        # (a number or a short string pickles at once: no serializer to choose, no module
+        # its pickle could name)
+        payload = serialize_plain(value) if kind in PLAIN_SCALARS else serialize(value)
     except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {key} ({kind.__name__}) cannot be "
                                      "serialized, so no one could fetch it: ", run=(start, stop))

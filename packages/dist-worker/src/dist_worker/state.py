@@ -540,7 +540,9 @@ class WorkerState:
             if ts is not None:
                 self._set_state(ts, "executing")
             self._out.append(Resume(key))
-        while self.ready and len(self.executing) < self.nthreads and not self.paused:
+        # (a free thread asked first: the ready queue's length is a call of its own, and a
+        # task arriving while another runs finds no thread)
+        while len(self.executing) < self.nthreads and self.ready and not self.paused:
             ts = self.ready.pop(self._now)
             if ts is None:
                 break
