@@ -297,6 +297,25 @@ def test_inline_policy_sends_a_function_slow_once_back_to_the_pool_without_barri
     assert not policy.allows("f")
 
 
+def test_inline_policy_bars_at_once_a_function_whose_run_stalled_the_loop():
+    """No preemption lasts ``STALLED``: such a run blocked; two more would stall the loop
+    again, peers and clients waiting through each."""
+    policy = InlinePolicy()
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    policy.record("f", InlinePolicy.STALLED * 2)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("f", InlinePolicy.FAST / 2)
+    assert not policy.allows("f")
+    # on the pool such a run stalls nothing
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("g", InlinePolicy.FAST / 2)
+    policy.record("g", InlinePolicy.STALLED * 2, inline=False)
+    for _ in range(InlinePolicy.NEEDED):
+        policy.record("g", InlinePolicy.FAST / 2)
+    assert policy.allows("g")
+
+
 def test_inline_policy_times_runs_that_raised_as_any_other():
     """A function that blocks on the loop and then raises (a timeout waiting on a service)
     stalls it as long as one that returns; uncounted, it stayed on the loop for ever."""

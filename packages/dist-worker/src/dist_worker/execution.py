@@ -336,13 +336,17 @@ class InlinePolicy:
     going from a thread of its own). One slow run alone does not bar it, nor do slow runs on
     the pool (they stall nothing): on a busy machine a trivial function is now and then
     preempted, or waits for the GIL, for longer than ``SLOW``, and barring it for that would
-    send every later run of it through the pool.
+    send every later run of it through the pool. But no preemption lasts ``STALLED``
+    seconds: a run on the loop that long blocked, and bars its function at once, rather than
+    after two more such stalls (peers and clients asking the worker for data wait through
+    each).
     """
 
     FAST = 0.0002
     SLOW = 0.005
     NEEDED = 8
     STRIKES = 3
+    STALLED = 1.0
     WINDOW = 1000
     BUDGET = 0.002  # seconds of inline work per pass of the event loop
     _BARRED = -1
@@ -389,7 +393,9 @@ class InlinePolicy:
             return
         if duration < self.FAST:
             runs = min(runs + 1, self.NEEDED)
-        elif duration > self.SLOW and inline and self._strike(function_key):
+        elif duration > self.SLOW and inline and (duration > self.STALLED
+                                                  or self._strike(function_key)):
+            self._slow_runs.pop(function_key, None)
             runs = self._BARRED
         else:
             runs = 0
