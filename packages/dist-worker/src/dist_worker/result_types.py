@@ -22,6 +22,15 @@ def pickled_type(kind: type) -> bytes | None:
         return _pickled[kind]
     except KeyError:
         pass
+    except TypeError:  # a metaclass that defines __eq__ without __hash__: not remembered
+        return _pickle(kind)
+    data = _pickle(kind)
+    if len(_pickled) < MAX_REMEMBERED_TYPES:
+        _pickled[kind] = data
+    return data
+
+
+def _pickle(kind: type) -> bytes | None:
     try:
         frames = serialize(kind).frames
         data = bytes(frames[0]) if len(frames) == 1 else None
@@ -29,6 +38,4 @@ def pickled_type(kind: type) -> bytes | None:
         data = None
     if data is not None and len(data) > MAX_PICKLED_TYPE_BYTES:
         data = None
-    if len(_pickled) < MAX_REMEMBERED_TYPES:
-        _pickled[kind] = data
     return data
