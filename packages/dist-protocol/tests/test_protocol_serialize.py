@@ -14,7 +14,7 @@ from dist_protocol.framing import frames_to_bytes
 from dist_protocol.messages import PutData, decode_batch, encode_batch
 from dist_protocol.serialize import (KEYREF_EXT, KeyRef, Payload, SerializationError,
                                      deserialize, dumps_function, msgpack_dumps, msgpack_loads,
-                                     serialize)
+                                     serialize, serialize_plain)
 from dist_protocol.testing import decode_three_ways
 
 pytestmark = pytest.mark.timeout(30)
@@ -224,6 +224,7 @@ def test_replacing_pickle_and_msgpack_functions_leaves_payloads_and_batches_alon
     values = [7, "text", {"nested": [1, (2, 3)]}, np.arange(100_000), lambda x: x + 1]
     for value in values[:-1]:
         assert str(deserialize(serialize(value))) == str(value)
+    assert deserialize(serialize_plain((7, {"a": "b"}))) == (7, {"a": "b"})
     assert deserialize(dumps_function(values[-1]))(1) == 2
     assert msgpack_loads(msgpack_dumps([KeyRef("k"), {"a": 1}])) == [KeyRef("k"), {"a": 1}]
     message = PutData(id=1, data={"x": serialize(np.arange(10))})

@@ -269,7 +269,7 @@ def serialize_plain(obj: Any) -> Payload:
     and None, in tuples and dicts (a call's arguments, as the client packs them): such a
     pickle names no module and has no buffer out of band, so it is made at once, without
     the looks ``serialize`` takes for the values it is not sure of."""
-    return Payload("pickle", [pickle.dumps(obj, protocol=5)])
+    return Payload("pickle", [_plain_dumps(obj, protocol=5)])
 
 
 def serialize(obj: Any, serializers: Iterable[str] = ("pickle",)) -> Payload:
