@@ -604,7 +604,6 @@ class _Parts:
         self.id = next(_graph_ids)
         self.end = FIRST_PART_TASKS if len(order) > FIRST_PART_TASKS else -1
         self.start = 0  # where in the order the part being packed begins
-        self.sent = 0  # tasks sent so far
         # Keys wanted only until their last reader is sent: (where it is in the order, future).
         self.for_later: list[tuple[int, Future]] = []
         self.last_read: dict[Hashable, int] = {}  # key -> where in the order its last reader is
@@ -618,9 +617,11 @@ class _Parts:
                         last_read[dep] = reader
 
     def send(self, tasks: list[TaskSpec], at: int, last: bool = False) -> None:
-        """Send the tasks packed since the last part (those of the order up to ``at``)."""
-        part = tasks[self.sent:]
-        self.sent = len(tasks)
+        """Send the tasks packed since the last part (those of the order up to ``at``), and
+        take them out of ``tasks``: once sent, the client has no use for their specs and
+        pickles (a million-task graph's: a few hundred megabytes)."""
+        part = tasks[:]
+        tasks.clear()
         wanted = self.wanted
         if wanted is not None and not last:
             in_part = {task.key for task in part}
