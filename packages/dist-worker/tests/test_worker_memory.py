@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import threading
+import weakref
 
 import pytest
 from dist_protocol.serialize import deserialize
@@ -130,6 +132,22 @@ class Weird:
 def test_unknown_types_count_their_pickle_and_a_failing_estimate_never_raises(caplog):
     assert sizeof(Weird(), pickled=12345) == 12345
     assert sizeof(threading.Lock(), pickled=None) > 0  # unpicklable: its own size
+
+
+def test_a_proxy_whose_object_is_gone_is_sized_without_raising():
+    # dask's test_use_of_weakref_proxy: a task returned such a proxy, and the worker's
+    # callback storing it raised (isinstance asks the dead object), so the task never ended.
+    class Held:
+        pass
+
+    held = Held()
+    proxy = weakref.proxy(held)
+    del held
+    gc.collect()
+    with pytest.raises(ReferenceError):
+        isinstance(proxy, dict)
+    assert sizeof(proxy, pickled=100) == 100
+    assert sizeof(proxy) >= 0
 
 
 # -- the disk mapping --------------------------------------------------------------------------

@@ -144,20 +144,25 @@ def _lazy_registrations() -> None:
         _BY_TYPE[pandas.Index] = _pandas_index
 
 
+def _by_base(value: Any, kind: type) -> Callable[[Any], int] | None:
+    """The estimate of a type ``value``'s class derives from (a subclass of a known one)."""
+    _lazy_registrations()
+    estimate = _BY_TYPE.get(kind)
+    if estimate is None:
+        for base, function in list(_BY_TYPE.items()):
+            if isinstance(value, base) and base not in (int, bool, type(None)):
+                return function
+    return estimate
+
+
 def sizeof(value: Any, pickled: int | None = None) -> int:
     """Estimated bytes of memory held by ``value``; ``pickled``: its pickled size if known,
     used for types this module does not know."""
     kind = type(value)
-    estimate = _BY_TYPE.get(kind)
-    if estimate is None:
-        _lazy_registrations()
-        estimate = _BY_TYPE.get(kind)
-        if estimate is None:
-            for base, function in list(_BY_TYPE.items()):
-                if isinstance(value, base) and base not in (int, bool, type(None)):
-                    estimate = function
-                    break
     try:
+        # (the look at its bases is inside: isinstance asks the value, and a weakref proxy
+        # whose object is gone raises there, in the worker's own callback)
+        estimate = _BY_TYPE.get(kind) or _by_base(value, kind)
         if estimate is not None:
             return int(estimate(value))
         if pickled is not None:
