@@ -576,21 +576,24 @@ def leave_a_tracer_and_a_profiler():
     seen = []
     sys.settrace(lambda frame, event, arg: seen.append(frame.f_code.co_name))
     cProfile.Profile().enable()
-    return sys.gettrace() is not None and sys.getprofile() is not None
+    return sys.gettrace() is not None and the_threads_tracer_and_profiler()[1:] != (None, None)
 
 
 def the_threads_tracer_and_profiler():
-    return sys.gettrace(), sys.getprofile()
+    # (cProfile of Python 3.12 and later holds sys.monitoring's profiler tool instead)
+    monitoring = getattr(sys, "monitoring", None)
+    tool = monitoring.get_tool(monitoring.PROFILER_ID) if monitoring is not None else None
+    return sys.gettrace(), sys.getprofile(), tool
 
 
 def test_a_tracer_or_profiler_a_task_leaves_on_its_thread_ends_with_it():
     """Left on, every later task on the thread (the event loop's own work too, for a task
     run inline) was traced, at a third of the speed, and the tracer's list grew."""
-    before = sys.gettrace(), sys.getprofile()  # (a coverage run has its own tracer)
+    before = the_threads_tracer_and_profiler()  # (a coverage run has its own tracer)
     try:
         assert run(dumps_function(leave_a_tracer_and_a_profiler)).value is True
-        assert (sys.gettrace(), sys.getprofile()) == before
-        assert run(dumps_function(the_threads_tracer_and_profiler)).value == before
+        assert the_threads_tracer_and_profiler() == before
+        assert tuple(run(dumps_function(the_threads_tracer_and_profiler)).value) == before
     finally:
         sys.settrace(before[0])
         sys.setprofile(before[1])

@@ -56,6 +56,13 @@ _FUNCTION_CACHE_SIZE = 512
 # too for an inline task, and whatever the tracer keeps growing).
 _RECURSION_LIMIT = sys.getrecursionlimit()
 _recursion_limit, _gettrace, _getprofile = sys.getrecursionlimit, sys.gettrace, sys.getprofile
+# From Python 3.12 cProfile profiles the whole process through sys.monitoring's profiler
+# tool, not through the thread's profile function: a task that leaves one enabled holds that
+# tool (named "cProfile") after it ends.
+_monitoring: Any = getattr(sys, "monitoring", None)
+_PROFILER_TOOL: int = _monitoring.PROFILER_ID if _monitoring is not None else 2
+_profiler_tool: Callable[[int], str | None] = (
+    _monitoring.get_tool if _monitoring is not None else (lambda _tool: None))
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
 
@@ -207,7 +214,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
                                      f"{type(exc).__name__}: ")
     start = time.time()
     forks_before = forks.count
-    trace, profile = _gettrace(), _getprofile()
+    trace, profile, tool = _gettrace(), _getprofile(), _profiler_tool(_PROFILER_TOOL)
     try:
         value = func(*args, **kwargs)
         if isinstance(value, CoroutineType):
@@ -220,8 +227,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         if forks.count != forks_before:
             _leave_forked_copy(key)
         if (_gettrace() is not trace or _getprofile() is not profile
-                or _recursion_limit() < _RECURSION_LIMIT):
-            _put_back_interpreter(trace, profile)
+                or _recursion_limit() < _RECURSION_LIMIT
+                or _profiler_tool(_PROFILER_TOOL) != tool):
+            _put_back_interpreter(trace, profile, tool)
     stop = time.time()
     kind = type(value)
     # (a number or a short string, as most small results are: sized without the calls)
@@ -246,7 +254,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
                               pickled_type(kind))
 
 
-def _put_back_interpreter(trace: Any, profile: Any) -> None:
+def _put_back_interpreter(trace: Any, profile: Any, tool: str | None) -> None:
+    if tool is None and _profiler_tool(_PROFILER_TOOL) is not None:
+        _disable_monitoring_profiler()
     if sys.gettrace() is not trace:
         sys.settrace(trace)
     left = sys.getprofile()
@@ -258,6 +268,19 @@ def _put_back_interpreter(trace: Any, profile: Any) -> None:
         sys.setprofile(profile)
     if sys.getrecursionlimit() < _RECURSION_LIMIT:
         sys.setrecursionlimit(_RECURSION_LIMIT)
+
+
+def _disable_monitoring_profiler() -> None:
+    """Disable the cProfile profiler a task left holding sys.monitoring's profiler tool,
+    found through the callback it registered (a method of the profiler); a tool of another
+    kind is left as it is."""
+    start = _monitoring.events.PY_START
+    callback = _monitoring.register_callback(_PROFILER_TOOL, start, None)
+    _monitoring.register_callback(_PROFILER_TOOL, start, callback)
+    lsprof = sys.modules.get("_lsprof")
+    profiler = getattr(callback, "__self__", None)
+    if lsprof is not None and isinstance(profiler, lsprof.Profiler):
+        profiler.disable()
 
 
 def _run_coroutine(coroutine: Any) -> Any:
