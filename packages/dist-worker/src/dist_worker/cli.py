@@ -28,6 +28,7 @@ from .nanny import KILLED_EXIT_CODE, supervise
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
+from .task_signals import survive_signals, survived_signals
 
 OPTIONS = [
     Option("center", "the center's address, HOST:PORT (or give --scheduler-file)",
@@ -192,7 +193,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
                         resources=declared, limits=limits,
                         handshake_timeout=handshake_timeout, center_timeout=timeout,
                         scheduler_file=scheduler_file)
-        leave_signals_to_forked_children()
+        leave_signals_to_forked_children(nanny)
         try:
             run(serve(worker))
         except HandshakeError as exc:
@@ -216,12 +217,14 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
     exit_past_task_threads(0)
 
 
-def leave_signals_to_forked_children() -> None:
+def leave_signals_to_forked_children(nanny: bool) -> None:
     """A process a task forks (``multiprocessing``'s fork start method, ``os.fork()``) gets
-    the signal handling the worker had before its event loop took SIGINT and SIGTERM. As
-    inherited, a signal to the child was written to the loop's wake-up socket, which the child
-    shares with the worker: a ``Pool.terminate()`` in a task stopped the worker itself."""
-    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    the signal handling the worker had before its event loop took SIGINT and SIGTERM (and the
+    signals it survives, ``task_signals``). As inherited, a signal to the child was written to
+    the loop's wake-up socket, which the child shares with the worker: a ``Pool.terminate()``
+    in a task stopped the worker itself."""
+    before = {number: signal.getsignal(number)
+              for number in (signal.SIGINT, signal.SIGTERM, *survived_signals(nanny))}
 
     def in_child() -> None:
         signal.set_wakeup_fd(-1)
@@ -296,6 +299,7 @@ async def serve(worker: Worker) -> None:
     print(f"Start worker at {worker.address}", flush=True)
     loop = asyncio.get_running_loop()
     nanny = nanny_channel()
+    survive_signals(loop, survived_signals(nanny is not None), worker.survived_signal)
     killed = False
     if nanny is None:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -158,10 +158,19 @@ class RejoinRequested:
     stimulus_id: str = ""
 
 
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class SignalReceived:
+    """The worker process got ``signal`` (a name, ``"SIGALRM"``), whose default action would
+    have ended it, and survived it (``task_signals``): a task's alarm, timer or ``os.kill``."""
+
+    signal: str
+    stimulus_id: str = ""
+
+
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
-         | SpilledValueLost)
+         | SpilledValueLost | SignalReceived)
 
 
 # -- instructions ----------------------------------------------------------------------------

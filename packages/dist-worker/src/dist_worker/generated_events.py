@@ -871,6 +871,54 @@ def _RejoinRequested(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _SignalReceived(cls):
+    set_signal = cls.signal.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_signal,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, signal: 'str', stimulus_id: 'str' = '') -> None:
+        set_signal(self, signal)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(signal={self.signal!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.signal,self.stimulus_id,)==(other.signal,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.signal,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('signal','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('signal','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.signal, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Execute(cls):
     set_key = cls.key.__set__
     set_function = cls.function.__set__
@@ -1173,6 +1221,10 @@ METHODS = {
         (('key', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,
         _RejoinRequested),
+    'SignalReceived': (
+        (('signal', 'str', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _SignalReceived),
     'Execute': (
         (('key', 'str', '-'),
          ('function', 'str | Payload', '-'),

@@ -32,7 +32,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
                      ReplicasRequested, SpilledValueLost,
                      RestartRequested,
-                     Resume, SendToCenter, StealRequested, StoryRequested)
+                     Resume, SendToCenter, SignalReceived, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
 from .memory import MemoryPolicy
 from .spill import SpillLoadError, SpillReadError
@@ -695,6 +695,16 @@ class Worker:
         self.handle(DataPut(values, nbytes))
         return DataStored(id=msg.id, keys=list(values))
 
+    def survived_signal(self, name: str) -> None:
+        """The process got ``name``, which would have ended it (``task_signals``)."""
+        state = self.state
+        running = sorted(state.executing | state.seceded)
+        last = state.last_ended()
+        self.handle(SignalReceived(name))
+        log.warning("got %s, which would have ended this worker process: ignored (a task's "
+                    "alarm, timer or os.kill?). Running then: %s; the last task to end: %s",
+                    name, ", ".join(running) or "none", last[0] if last else "none")
+
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:
         state = self.state
@@ -702,4 +712,5 @@ class Worker:
         return {"executing": len(state.executing), "seceded": len(state.seceded),
                 "ready": len(state.ready), "waiting": waiting, "ahead": ahead,
                 "keys": len(state.data), "nbytes": state.total_nbytes,
-                "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time()}
+                "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time(),
+                **({"signals": dict(state.signals)} if state.signals else {})}

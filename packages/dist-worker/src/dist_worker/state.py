@@ -27,7 +27,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
                      Instruction,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
-                     SpilledValueLost, StealRequested, StoryRequested)
+                     SignalReceived, SpilledValueLost, StealRequested, StoryRequested)
 from .readers import UpcomingReads
 from .readyqueue import ReadyQueue
 from .spill import SpillLoadError, SpillReadError
@@ -118,6 +118,7 @@ class WorkerState:
         self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
         self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
         self.busy_peers: dict[str, int] = {}  # peer -> requests to it not answered yet
+        self.signals: dict[str, int] = {}  # signal name -> times survived (SignalReceived)
         self.paused = False
         self.above_target = False  # process memory above the target: one input at a time
         self.log: deque[tuple[str, str, str, str, float]] = deque(maxlen=LOG_LENGTH)
@@ -136,7 +137,7 @@ class WorkerState:
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
             RestartRequested: self._restart, StoryRequested: self._story,
             Seceded: self._seceded, RejoinRequested: self._rejoin,
-            SpilledValueLost: self._spilled_value_lost,
+            SpilledValueLost: self._spilled_value_lost, SignalReceived: self._signalled,
         }
 
     @property
@@ -664,6 +665,26 @@ class WorkerState:
         self.waiters.clear()
         self.busy_peers.clear()
 
+    def _signalled(self, event: SignalReceived) -> None:
+        """Counted, and written into the stories of the tasks that may have sent it: those
+        running now, and the last to end (an alarm fires after the task that armed it has
+        returned). The entry keeps the task's state; its stimulus names the signal."""
+        self.signals[event.signal] = self.signals.get(event.signal, 0) + 1
+        self._stimulus_id = f"{event.signal}-{self._stimulus_id}"
+        for key in sorted(self.executing | self.seceded):
+            state = self.tasks[key].state
+            self._log(key, state, state)
+        last = self.last_ended()
+        if last is not None:
+            self._log(*last, last[1])
+
+    def last_ended(self) -> tuple[str, str] | None:
+        """The task that last stopped running here, and the state it went to."""
+        for key, start, finish, _, _ in reversed(self.log):
+            if start in RUNNING and finish not in RUNNING:
+                return key, finish
+        return None
+
     def _story(self, event: StoryRequested) -> None:
         entries = [{"key": key, "start": start, "finish": finish, "stimulus_id": stimulus_id,
                     "time": when, "worker": self.address}
@@ -715,4 +736,5 @@ _STIMULUS_PREFIX: dict[type, str] = {
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
     Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
+    SignalReceived: "signal-",
 }

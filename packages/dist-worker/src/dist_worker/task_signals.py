@@ -1,0 +1,41 @@
+"""Signals a task arranges for its own process, which the worker process survives.
+
+A task runs in the worker's process, and some signals it can bring on itself end a process by
+default: ``signal.alarm(n)`` or ``signal.setitimer`` (SIGALRM, SIGVTALRM, SIGPROF, fired after
+the task returned), ``os.kill(os.getpid(), SIGUSR1)``, a write past ``RLIMIT_FSIZE`` (SIGXFSZ).
+A task cannot install a handler of its own (only the main thread can, and tasks run on the
+pool's), so each such signal killed the worker with every task it ran and every result it
+held. The worker catches those it does not use itself, on its event loop: the signal is
+counted and logged, and the stories of the tasks that may have caused it say so.
+
+Not caught: SIGTERM and SIGINT (they stop the worker, see ``cli.serve``), SIGQUIT (a user
+asking for a core dump), SIGXCPU (an operator's CPU limit), faults (SIGSEGV, SIGBUS, SIGABRT)
+and SIGKILL/SIGSTOP, which no process can catch. SIGHUP is caught only under a nanny: a
+terminal's hangup reaches the nanny as well, which ends and takes its worker with it, while
+a worker without one must still end with its terminal. SIGPIPE is ignored by Python already.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+# (getattr: not every platform has each of them)
+_SURVIVED = ("SIGALRM", "SIGVTALRM", "SIGPROF", "SIGUSR1", "SIGUSR2", "SIGXFSZ", "SIGIO")
+
+
+def survived_signals(nanny: bool) -> list[signal.Signals]:
+    """The signals the worker process survives: with ``nanny``, SIGHUP as well."""
+    names = (*_SURVIVED, "SIGHUP") if nanny else _SURVIVED
+    return [getattr(signal, name) for name in names if hasattr(signal, name)]
+
+
+def survive_signals(loop: asyncio.AbstractEventLoop, signals: list[signal.Signals],
+                    on_signal: Callable[[str], None]) -> None:
+    """Call ``on_signal(name)`` on ``loop`` for each of ``signals`` the process gets, rather
+    than let it end the process."""
+    for number in signals:
+        loop.add_signal_handler(number, on_signal, signal.Signals(number).name)
+
+
+__all__ = ["survive_signals", "survived_signals"]

@@ -1,0 +1,39 @@
+"""Signals a task brings on its worker's process: counted, and written into the stories of
+the tasks that may have caused them (the state machine's side; the process's in
+tests/integration/test_task_signals.py)."""
+import signal
+
+from dist_worker.events import SignalReceived
+from dist_worker.task_signals import survived_signals
+
+
+def test_a_signal_is_counted_and_told_in_the_stories_of_the_running_and_the_last_ended(
+        worker):
+    worker.compute("armed-an-alarm")
+    worker.compute("running")
+    worker.succeeded("armed-an-alarm")
+
+    assert worker(SignalReceived("SIGALRM", stimulus_id="s1")) == []
+    assert worker(SignalReceived("SIGALRM")) == []
+
+    assert worker.state.signals == {"SIGALRM": 2}
+    told = [entry for entry in worker.state.log if entry[3].startswith("SIGALRM-")]
+    assert [(key, start, finish) for key, start, finish, _, _ in told] == [
+        ("running", "executing", "executing"), ("armed-an-alarm", "memory", "memory")] * 2
+    assert told[0][3] == "SIGALRM-s1"
+    assert worker.state.tasks["running"].state == "executing"  # nothing else changed
+
+
+def test_a_signal_with_no_task_run_yet_is_only_counted(worker):
+    assert worker(SignalReceived("SIGUSR1")) == []
+    assert worker.state.signals == {"SIGUSR1": 1}
+    assert not [entry for entry in worker.state.log if entry[3].startswith("SIGUSR1-")]
+
+
+def test_the_worker_keeps_the_signals_that_stop_it_and_a_hangup_without_a_nanny():
+    for nanny in (True, False):
+        kept = survived_signals(nanny)
+        assert signal.SIGALRM in kept and signal.SIGUSR1 in kept
+        assert not {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL} & set(kept)
+    assert signal.SIGHUP in survived_signals(True)
+    assert signal.SIGHUP not in survived_signals(False)
