@@ -10,12 +10,17 @@ line) and measures, in one invocation:
    cross-check) and bytes per task, (peak RSS - idle RSS) / N;
 3. a dask.array graph of about ``--array-tasks`` tasks (default 1,000,000: ``arange`` in
    chunks of 4, each chunk summed, the sums added by a tree of 16-way sums), run through
-   ``Executor.get`` as ``compute`` sends it: tasks/s and the center's peak RSS per task, the
-   sum checked;
+   ``Executor.get`` as ``compute`` sends it: tasks/s against the same graph's rate at 10,000
+   tasks (median of three; a graph's task costs several times a map's, so the map's rate is
+   no reference for it), the center's peak RSS per task and the client's peak, the sum
+   checked;
 4. ``--clients`` client processes (default four) each mapping ``--client-tasks`` tasks at the
    same moment, against one client mapping all of them: the ratio of total tasks/s.
 
-Every result is checked by its sum. Writes JSON into benchmarks/results/.
+The map and graph phases also report the CPU each role spent per task (center, workers,
+client): a cost per task growing with N is what a rate falling with N comes from, and it is
+steadier than the rate on a shared machine. Every result is checked by its sum. Writes JSON
+into benchmarks/results/.
 
     python benchmarks/scale.py                       # 1,000,000 tasks
     python benchmarks/scale.py --tasks 300000 --skip one-map
@@ -174,19 +179,45 @@ def rate_10k(ex, repeats: int = 3) -> dict:
     return {"tasks_per_s": statistics.median(samples), "samples": samples}
 
 
-def big_map(ex, pid: int, n: int, chunk: int) -> dict:
+class CpuPerTask:
+    """CPU seconds each role spent over one phase, per task: the center, the workers with
+    their nannies, and this (the client's) process. On a shared machine what a task costs is
+    steadier than how long the phase took, and a cost per task that grows with the phase's
+    size is what a rate falling with size comes from."""
+
+    def __init__(self, center_pid: int, worker_pids: list[int]):
+        self.servers = {"center": [center_pid], "workers": worker_pids}
+
+    def __enter__(self) -> CpuPerTask:
+        self.begin = {role: sum(tree_cpu(pid) for pid in pids)
+                      for role, pids in self.servers.items()}
+        self.begin["client"] = time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.spent = {role: sum(tree_cpu(pid) for pid in pids) - self.begin[role]
+                      for role, pids in self.servers.items()}
+        self.spent["client"] = time.process_time() - self.begin["client"]
+
+    def figures(self, n: int) -> dict:
+        return {"cpu_us_per_task": {role: round(seconds / n * 1e6, 1)
+                                    for role, seconds in self.spent.items()}}
+
+
+def big_map(ex, cluster: DistCluster, n: int, chunk: int) -> dict:
     """``n`` tasks in maps of ``chunk`` (one map when ``chunk >= n``), each gathered, summed
     and released before the next; the clock covers submission too."""
     gc.collect()
     total = 0
-    with PeakRss(pid) as rss:
+    with PeakRss(cluster.center_pid) as rss, \
+            CpuPerTask(cluster.center_pid, cluster.worker_pids) as cpu:
         begin = time.perf_counter()
         for start in range(0, n, chunk):
             total += map_once(ex, start, min(n, start + chunk))
         elapsed = time.perf_counter() - begin
     assert total == expected_sum(0, n), total
     return {"n": n, "chunk": min(chunk, n), "seconds": elapsed, "tasks_per_s": n / elapsed,
-            **rss.figures(n)}
+            **rss.figures(n), **cpu.figures(n)}
 
 
 ARRAY_CHUNK = 4  # elements per chunk: tiny chunks, so the graph is all scheduling
@@ -199,9 +230,11 @@ def array_chunks_for(tasks: int) -> int:
     return max(1, round(tasks / (2 + 1 / (ARRAY_SPLIT - 1))))
 
 
-def array_graph(ex, pid: int, tasks: int) -> dict:
+def array_graph(ex, cluster: DistCluster, tasks: int) -> dict:
     """``da.arange(...).sum()`` of about ``tasks`` tasks, computed through the cluster as
-    ``compute(scheduler=ex.get)`` does: the whole graph in one submission."""
+    ``compute(scheduler=ex.get)`` does: the whole graph in one submission. Besides the
+    center's peak, this process's (the client's, from building dask's graph to the result),
+    whose reset needs the same ``clear_refs`` as the center's."""
     import dask.array as da
 
     chunks = array_chunks_for(tasks)
@@ -215,14 +248,32 @@ def array_graph(ex, pid: int, tasks: int) -> dict:
         return ex.get(graph, keys, **kwargs)
 
     gc.collect()
-    with PeakRss(pid) as rss:
+    with PeakRss(cluster.center_pid) as rss, PeakRss(os.getpid()) as client, \
+            CpuPerTask(cluster.center_pid, cluster.worker_pids) as cpu:
         begin = time.perf_counter()
         got = total.compute(scheduler=get)
         elapsed = time.perf_counter() - begin
     assert int(got) == size * (size - 1) // 2, (got, size)
     n = submitted[0]
     return {"n": n, "chunks": chunks, "seconds": elapsed, "tasks_per_s": n / elapsed,
-            **rss.figures(n)}
+            **rss.figures(n), "client_peak_rss": client.figures(n)["center_peak_rss"],
+            **cpu.figures(n)}
+
+
+def array_rate_10k(ex, cluster: DistCluster, repeats: int = 3) -> dict:
+    """The array graph's reference: its rate at about 10,000 tasks (median of ``repeats``),
+    against which the large graph's rate is read (a graph's task costs more than a map's
+    ``inc``, so the map's rate is not the graph's reference)."""
+    runs = [array_graph(ex, cluster, 10_000) for _ in range(repeats)]
+    return {"tasks_per_s": statistics.median(r["tasks_per_s"] for r in runs),
+            "samples": [r["tasks_per_s"] for r in runs],
+            "cpu_us_per_task": runs[len(runs) // 2]["cpu_us_per_task"]}
+
+
+def cpu_line(run: dict) -> str:
+    cost = run["cpu_us_per_task"]
+    return (f"CPU µs per task: center {cost['center']:.0f}, workers {cost['workers']:.0f}, "
+            f"client {cost['client']:.0f}")
 
 
 def client_process(address: str, offset: int, n: int, barrier, out) -> None:
@@ -327,23 +378,30 @@ def main(argv=None) -> int:
             for name, chunk in (("chunked", args.chunk), ("one-map", args.tasks)):
                 if name in skip:
                     continue
-                run = big_map(ex, cluster.center_pid, args.tasks, chunk)
+                run = big_map(ex, cluster, args.tasks, chunk)
                 run["ratio_to_10k"] = run["tasks_per_s"] / doc["rate_10k"]["tasks_per_s"]
                 doc[name] = run
                 print(f"{name} {args.tasks:,}: {run['tasks_per_s']:,.0f} tasks/s "
                       f"({run['ratio_to_10k']:.2f}x 10k), center peak "
                       f"{run['center_peak_rss'] / 2**20:,.0f} MiB (idle "
                       f"{run['center_idle_rss'] / 2**20:,.0f}), "
-                      f"{run['center_bytes_per_task']:,.0f} B/task", flush=True)
+                      f"{run['center_bytes_per_task']:,.0f} B/task; {cpu_line(run)}", flush=True)
             if "array" not in skip:
-                run = array_graph(ex, cluster.center_pid, args.array_tasks)
+                doc["array_10k"] = reference = array_rate_10k(ex, cluster)
+                print(f"array graph 10k: {reference['tasks_per_s']:,.0f} tasks/s; "
+                      f"{cpu_line(reference)}", flush=True)
+                run = array_graph(ex, cluster, args.array_tasks)
                 run["ratio_to_10k"] = run["tasks_per_s"] / doc["rate_10k"]["tasks_per_s"]
+                run["ratio_to_array_10k"] = run["tasks_per_s"] / reference["tasks_per_s"]
                 doc["array"] = run
                 print(f"array graph {run['n']:,} tasks: {run['tasks_per_s']:,.0f} tasks/s "
-                      f"({run['ratio_to_10k']:.2f}x 10k), center peak "
+                      f"({run['ratio_to_array_10k']:.2f}x the 10k graph's, "
+                      f"{run['ratio_to_10k']:.2f}x the 10k map's), center peak "
                       f"{run['center_peak_rss'] / 2**20:,.0f} MiB (idle "
                       f"{run['center_idle_rss'] / 2**20:,.0f}), "
-                      f"{run['center_bytes_per_task']:,.0f} B/task", flush=True)
+                      f"{run['center_bytes_per_task']:,.0f} B/task, client peak "
+                      f"{run['client_peak_rss'] / 2**20:,.0f} MiB; {cpu_line(run)}",
+                      flush=True)
         if "clients" not in skip:
             total = args.clients * args.client_tasks
             one = concurrent_clients(cluster.address, 1, total, cluster.center_pid,
