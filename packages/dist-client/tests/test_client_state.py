@@ -1,10 +1,13 @@
 """The client's state machine as transcripts: events in, messages and orders out; no sockets."""
+import gc
+import pickle
 from concurrent.futures import CancelledError
 
 import pytest
 from dist_client.errors import LostDataError, RemoteError
 from dist_client.future import KeyState
 from dist_client.core.state import ClientState, Fail, Finish, Recompute, Reply
+from dist_protocol.serialize import Payload, deserialize
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
                                     Release, Submit, TaskErred, TaskSpec, WhoHasReply)
 
@@ -237,3 +240,34 @@ def test_holds_and_unholds_balance(handles):
         assert not s.unhold("k")
     assert s.unhold("k")
     assert s.refs == {} and s.states == {}
+
+
+def test_a_small_pickled_value_is_kept_as_its_bytes_and_read_back_as_its_payload():
+    # One pickle frame of bytes (most small results) is kept as those bytes: no Payload and
+    # list of frames a key for the cyclic collector to walk while the user holds the futures.
+    state = KeyState("k")
+    state.finish(10, "int", ["w"], Payload("pickle", [pickle.dumps(41)]))
+    assert type(state.small) is bytes and not gc.is_tracked(state.small)
+    assert state.small_value == Payload("pickle", [pickle.dumps(41)])
+    assert deserialize(state.small_value) == 41
+    state.recomputing()
+    assert state.small is None and state.small_value is None
+
+
+@pytest.mark.parametrize("payload", [
+    Payload("msgpack", [b"\x01"]),
+    Payload("pickle", [pickle.dumps(1), b"buffer"]),
+    Payload("pickle", [bytearray(pickle.dumps(1))]),
+])
+def test_any_other_small_value_is_kept_as_it_came(payload):
+    state = KeyState("k")
+    state.finish(1, "int", ["w"], payload)
+    assert state.small_value is payload
+
+
+def test_a_compressed_small_value_is_kept_with_its_compression():
+    payload = Payload("pickle", [pickle.dumps(1)])
+    payload.compression = ["lz4"]
+    state = KeyState("k")
+    state.small_value = payload
+    assert state.small_value is payload

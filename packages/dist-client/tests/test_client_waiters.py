@@ -9,7 +9,7 @@ import pytest
 from dist_client.core.client import ClientCore
 from dist_client.core.keystate import KeyState
 from dist_client.core.waiters import (AllDone, AllDoneOrOneFailed, LoopWaiter, ThreadWaiter,
-                                     settled, settled_async)
+                                     settled, settled_async, settled_or_failed_async)
 from dist_client.errors import ClusterError, ExecutorClosedError
 
 
@@ -127,6 +127,40 @@ def test_waiting_for_all_or_the_first_failure_sees_one_behind_a_pending_key():
     assert not all_finished()
     finished[0].finish(1, "int", ["w"])
     assert all_finished()
+
+
+def test_waiting_on_a_loop_for_many_keys_watches_one_key_at_a_time():
+    """A gather of a long map waits for every key at once: a watcher list on each key,
+    kept until the last settles, was one more object a key for the cyclic collector."""
+    keys = [KeyState(str(i)) for i in range(50)]
+    watched_at_most = 0
+
+    async def main():
+        nonlocal watched_at_most
+        waiting = asyncio.ensure_future(settled_async(keys))
+        await asyncio.sleep(0)  # (one pass of the loop: the waiter starts)
+        for key in keys:
+            watched_at_most = max(watched_at_most, sum(1 for k in keys if k.watchers))
+            key.finish(1, "int", ["w"])
+            await asyncio.sleep(0)
+        await asyncio.wait_for(waiting, 5)
+    asyncio.run(main())
+    assert watched_at_most == 1
+    assert all(key.watchers is None for key in keys)
+
+
+def test_waiting_on_a_loop_for_all_or_a_failure_sees_a_failure_behind_the_watched_key():
+    keys = [KeyState(str(i)) for i in range(10)]
+
+    async def main():
+        waiting = asyncio.ensure_future(settled_or_failed_async(keys))
+        await asyncio.sleep(0)
+        assert keys[0].watchers and not keys[7].watchers
+        keys[7].fail(ValueError("task failed"))
+        await asyncio.wait_for(waiting, 5)  # keys[0] still pending
+    asyncio.run(main())
+    assert all(key.watchers is None for key in keys)
+    assert KeyState.failure_watchers == []
 
 
 def test_a_thread_waiter_times_out_and_leaves_no_callback_behind():

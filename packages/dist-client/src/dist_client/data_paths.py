@@ -70,8 +70,9 @@ class DataPaths:
         payloads: dict[str, Payload] = {}
         for key in keys:
             state = self._state_of(key)
-            if state is not None and state.small_value is not None:
-                payloads[key] = state.small_value
+            small = state.small_value if state is not None else None
+            if small is not None:
+                payloads[key] = small
             else:
                 holders[key] = list(state.workers) if state is not None else []
         unknown = [k for k, h in holders.items() if not h]

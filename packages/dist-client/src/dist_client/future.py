@@ -222,8 +222,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             await settled_async([state])  # on this loop; a small value needs nothing more
             if state.status != "finished":
                 raise state.failure
-            if state.small_value is not None:
-                return deserialize(state.small_value)
+            small = state.small_value
+            if small is not None:
+                return deserialize(small)
             return await self._core.call(self._core.value_of(state))
         finally:
             self = state = None  # type: ignore[assignment]  # (as in result())

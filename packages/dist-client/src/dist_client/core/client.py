@@ -487,8 +487,9 @@ class ClientCore:
         await settled_async([state])
         if state.status != "finished":
             raise state.failure
-        if state.small_value is not None:
-            return deserialize(state.small_value)
+        small = state.small_value
+        if small is not None:
+            return deserialize(small)
         return (await self.data.values([state.key]))[state.key]
 
     # -- the workers and what they run ----------------------------------------------------------
@@ -766,7 +767,7 @@ class ClientCore:
         await settled_async(held)
         keys = []
         for state in held:
-            if state.status == "finished" and state.small_value is None \
+            if state.status == "finished" and state.small is None \
                     and state.nbytes <= budget:
                 budget -= state.nbytes
                 keys.append(state.key)

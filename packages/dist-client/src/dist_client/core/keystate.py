@@ -25,7 +25,7 @@ class KeyState:
     """
 
     __slots__ = ("key", "status", "exception", "traceback", "type", "type_pickled", "nbytes",
-                 "workers", "small_value", "callbacks", "watchers")
+                 "workers", "small", "callbacks", "watchers")
 
     # Held while a status changes and while callbacks are added, so a callback added to a
     # pending key is always called; re-entrant, since a callback may add another. One for
@@ -38,6 +38,10 @@ class KeyState:
     # How many keys have failed in this process so far: a waiter that stops at the first
     # failure looks through its keys only when this has moved, not at every settling.
     failures = 0
+    # Called at every failure of any key: a waiter for "all done or one failed" watches
+    # these and one key at a time, not each of its keys. Replaced under ``lock``, never
+    # changed in place, so a failure reads it without the lock.
+    failure_watchers: list[Callable[[], object]] = []
 
     def __init__(self, key: str):
         self.key = key
@@ -51,7 +55,9 @@ class KeyState:
         self.nbytes = 0
         self.workers: tuple[str, ...] = ()
         # A small value as the center passed it on (serialized): read without a fetch.
-        self.small_value: Payload | None = None
+        # Kept as its one pickle frame when it is one (most are), see ``small_value``; this
+        # only tells whether there is one.
+        self.small: Payload | bytes | None = None
         # Made on first use, and dropped once empty again: a client holds a million keys at
         # a time, and each list less is one object less for the cyclic collector to walk.
         self.callbacks: list[Callable[[], object]] | None = None
@@ -59,6 +65,28 @@ class KeyState:
 
     def __repr__(self) -> str:  # (what ``Executor.futures`` shows of a key)
         return f"<KeyState: {self.status}, key: {self.key}>"
+
+    @property
+    def small_value(self) -> Payload | None:
+        """A small value as the center passed it on (serialized): read without a fetch."""
+        small = self.small
+        if type(small) is bytes:
+            return Payload("pickle", [small])
+        return small  # type: ignore[return-value]
+
+    @small_value.setter
+    def small_value(self, payload: Payload | None) -> None:
+        # A map's keys each hold their value for as long as the user holds the futures: a
+        # ``Payload`` and its list of frames are two objects a key for the cyclic collector
+        # to walk on each of its full passes, which a long map's growing count of keys sets
+        # off (the client's largest cost on a map of 40,000). The usual payload, one pickle
+        # frame of bytes, is kept as those bytes, which the collector does not track.
+        if (payload is not None and payload.serializer == "pickle"
+                and payload.compression is None and len(payload.frames) == 1
+                and type(payload.frames[0]) is bytes):
+            self.small = payload.frames[0]
+        else:
+            self.small = payload
 
     @property
     def done(self) -> bool:
@@ -99,9 +127,14 @@ class KeyState:
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
         self.exception, self.traceback = exception, traceback
         self.workers = ()
-        self.small_value = None
+        self.small = None
         KeyState.failures += 1
         self._settle(status)
+        for callback in KeyState.failure_watchers:
+            try:
+                callback()
+            except BaseException:
+                log.exception("a failure watcher raised")
 
     def recomputing(self) -> None:
         """The center lost the data and computes it again: pending until it is back."""
@@ -110,14 +143,14 @@ class KeyState:
                 return
             self.status = "pending"
             self.workers = ()
-            self.small_value = None
+            self.small = None
 
     def reset(self) -> None:
         """Back to pending (e.g. resubmitted after a failure)."""
         with self.lock:
             self.status = "pending"
             self.exception = None
-            self.small_value = None
+            self.small = None
 
     def on_done(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once the key settles: at once, in this thread, if it has."""
@@ -146,6 +179,20 @@ class KeyState:
             if self.watchers is None:
                 self.watchers = []
             self.watchers.append(callback)
+
+    @classmethod
+    def watch_failures(cls, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` each time any key fails, until ``unwatch_failures``."""
+        with cls.lock:
+            cls.failure_watchers = [*cls.failure_watchers, callback]
+
+    @classmethod
+    def unwatch_failures(cls, callback: Callable[[], object]) -> None:
+        with cls.lock:
+            watchers = list(cls.failure_watchers)
+            if callback in watchers:
+                watchers.remove(callback)
+            cls.failure_watchers = watchers
 
     def unwatch(self, callback: Callable[[], object]) -> None:
         with self.lock:

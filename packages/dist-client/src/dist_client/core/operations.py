@@ -49,14 +49,17 @@ def gather_here(core: ClientCore, futures: Any, errors: str = "raise") -> Any:
     if errors not in ("raise", "skip"):
         return NOT_HERE
     states = [future.keystate for future in found]
-    if any(state.status == "finished" and state.small_value is None
+    if any(state.status == "finished" and state.small is None
            or state.status == "pending" for state in states):
         return NOT_HERE
     bad = [state for state in states if state.status != "finished"]
     if bad and errors == "raise":
         raise bad[0].failure
-    values = {state.key: state.small_value for state in states
-              if state.status == "finished" and state.small_value is not None}
+    values: dict[str, Payload] = {}
+    for state in states:
+        small = state.small_value if state.status == "finished" else None
+        if small is not None:
+            values[state.key] = small
     return without_missing(futures, transfer.load(values))
 
 

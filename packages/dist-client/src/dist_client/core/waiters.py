@@ -56,8 +56,9 @@ class LoopWaiter:
         # settle one after the other) wake it no further, and cost no call each.
         self._woken = False
         self._states = list(states)
+        wake = self._wake  # (one bound method for every key, not one each)
         for state in self._states:
-            state.watch(self._wake)
+            state.watch(wake)
 
     def _wake(self) -> None:
         if self._woken:
@@ -82,13 +83,41 @@ class LoopWaiter:
         with ``asyncio.wait_for``."""
         try:
             while not condition():
-                await self._changed.wait()
-                # (before the next look: a key settling from here on wakes it again)
-                self._woken = False
-                self._changed.clear()
+                await self._woken_up()
         finally:
+            wake = self._wake
             for state in self._states:
-                state.unwatch(self._wake)
+                state.unwatch(wake)
+
+    async def until_all_done(self, all_done: AllDone | AllDoneOrOneFailed) -> None:
+        """``until`` for a condition that scans its keys in order (built with no keys of
+        its own to watch): only the key its scan stopped at is watched, and, for
+        ``AllDoneOrOneFailed``, the failure of any key. Watching each of a gather's keys
+        (a map's: every one pending) cost a list of watchers a key, kept until the last
+        key settled, for the cyclic collector's full passes to walk, and a call into each
+        key at its settling."""
+        wake = self._wake
+        failures = type(all_done) is AllDoneOrOneFailed
+        if failures:
+            KeyState.watch_failures(wake)
+        try:
+            while not all_done():
+                state = all_done.stopped_at()
+                state.watch(wake)
+                try:
+                    if state.status == "pending":  # (else it settled before it was watched)
+                        await self._woken_up()
+                finally:
+                    state.unwatch(wake)
+        finally:
+            if failures:
+                KeyState.unwatch_failures(wake)
+
+    async def _woken_up(self) -> None:
+        await self._changed.wait()
+        # (before the next look: a key settling from here on wakes it again)
+        self._woken = False
+        self._changed.clear()
 
 
 class AllDone:
@@ -119,6 +148,10 @@ class AllDone:
         self._first_pending = 0
         return self()
 
+    def stopped_at(self) -> KeyState:
+        """The pending key the last check found first (after it returned False)."""
+        return self._states[self._first_pending]
+
 
 class AllDoneOrOneFailed:
     """Whether every one of ``states`` is done or one of them has failed (an error, lost,
@@ -141,12 +174,15 @@ class AllDoneOrOneFailed:
         self._failures_seen = failures
         return any(state.status not in ("pending", "finished") for state in self._states)
 
+    def stopped_at(self) -> KeyState:
+        return self._all_done.stopped_at()
+
 
 async def settled_or_failed_async(states: list[KeyState]) -> None:
     """Return on the running loop once every one of ``states`` is done or one has failed."""
     enough = AllDoneOrOneFailed(states)
     if not enough():
-        await LoopWaiter(states).until(enough)
+        await LoopWaiter(()).until_all_done(enough)
 
 
 def settled(states: list[KeyState], timeout: float | None = None) -> bool:
@@ -180,7 +216,7 @@ async def settled_async(states: list[KeyState]) -> None:
     """Return on the running loop once every one of ``states`` is done."""
     all_done = AllDone(states)
     if not all_done():
-        await LoopWaiter(states).until(all_done)
+        await LoopWaiter(()).until_all_done(all_done)
 
 
 __all__ = ["AllDone", "AllDoneOrOneFailed", "LoopWaiter", "ThreadWaiter", "one_settled",
