@@ -136,13 +136,11 @@ class MoveCounter:
 
     def __init__(self, executor, moves: list[dict[str, int]]):
         self.executor, self.moves = executor, moves
-        self.keys: list[str] = []
+        self.keys: list = []
 
     def get(self, dsk, keys, **kwargs):
-        from dist_client.dask_graphs import dist_key
-
         graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
-        self.keys = [dist_key(key) for key in graph]
+        self.keys = list(graph)
         return self.executor.get(dsk, keys, **kwargs)
 
     def __call__(self, started: float) -> None:
@@ -151,7 +149,7 @@ class MoveCounter:
             if (entry["worker"] and entry["start"] == "flight" and entry["finish"] == "memory"
                     and entry["time"] >= started):
                 key = entry["key"]
-                name = key.split("'")[1] if key.startswith("('") else key
+                name = key[0] if isinstance(key, tuple) else key
                 prefix = name.rsplit("-", 1)[0]
                 moved[prefix] = moved.get(prefix, 0) + 1
         self.moves.append(moved)

@@ -22,6 +22,7 @@ from dist_protocol.messages import (OPS, Authenticate, Authenticated, Error, Hel
 from dist_protocol.messages import decode_batch, encode_batch, encode_batches
 from dist_protocol.serialize import KeyRef, msgpack_dumps
 from dist_protocol.testing import example_message, to_json
+from key_cases import key_vectors
 
 NC = bytes(range(32))                      # the initiator's nonce in every transcript
 NS = bytes(range(0x80, 0xA0))              # the acceptor's nonce
@@ -736,4 +737,4 @@ def column_vectors() -> dict:
 def all_vectors() -> dict[str, dict]:
     return {"framing": framing_vectors(), "messages": message_vectors(),
             "columns": column_vectors(), "handshake": handshake_vectors(),
-            "auth": auth_vectors()}
+            "auth": auth_vectors(), "keys": key_vectors()}

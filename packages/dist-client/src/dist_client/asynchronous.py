@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from dist_protocol.addresses import format_address
@@ -187,7 +187,7 @@ class AsyncExecutor:
         """As ``Executor.cancel``: done once the center has answered."""
         core = self._started
         core.cancel(futures, force, wait=False)
-        keys = list(dict.fromkeys(future.key for future in futures_of(futures)))
+        keys = list(dict.fromkeys(future.name for future in futures_of(futures)))
         if keys:
             await asyncio.get_running_loop().run_in_executor(
                 None, core.until_cancels_heard, keys, core.timeout)
@@ -273,15 +273,15 @@ class AsyncExecutor:
         core = self._started
         return await core.call(plugin_ops.unregister_plugin(core, name, remove_plugin))
 
-    async def who_has(self, futures: Any = None) -> dict[str, list[str]]:
+    async def who_has(self, futures: Any = None) -> dict[Hashable, list[str]]:
         core = self._started
         return await core.call(operations.who_has(core, futures))
 
-    async def has_what(self, workers: Any = None) -> dict[str, list[str]]:
+    async def has_what(self, workers: Any = None) -> dict[str, list[Hashable]]:
         core = self._started
         return await core.call(operations.has_what(core, workers))
 
-    async def processing(self, workers: Any = None) -> dict[str, list[str]]:
+    async def processing(self, workers: Any = None) -> dict[str, list[Hashable]]:
         """As ``Executor.processing``."""
         core = self._started
         return await core.call(operations.processing(core, workers))
@@ -320,7 +320,7 @@ class AsyncExecutor:
         core = self._started
         await core.call(operations.wait_for_workers(core, n_workers, timeout))
 
-    async def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
+    async def story(self, *keys: Hashable | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         core = self._started
         return await core.call(operations.story(core, keys, duration("timeout", timeout)))
 
@@ -364,7 +364,7 @@ class AsyncExecutor:
         core = self._started
         return await core.call(dataset_ops.get(core, name, default))
 
-    async def list_datasets(self) -> tuple[str, ...]:
+    async def list_datasets(self) -> tuple[Hashable, ...]:
         core = self._started
         return await core.call(dataset_ops.names(core))
 

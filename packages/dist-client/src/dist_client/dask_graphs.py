@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dist_protocol import task_context
+from dist_protocol.key_names import wire_key
 from dist_protocol.messages import Submit, TaskSpec
 from dist_protocol.serialize import KeyRef, Payload, pickle_dumps
 
@@ -20,7 +21,6 @@ from .core import operations
 from .dask_annotate import TASK_ANNOTATIONS, enclosing, under_given
 from .dask_defaults import cluster_shuffle
 from .future import Future
-from .keys import dist_key
 from .tasks import TaskBuilder
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def _persisted(dsk: Any) -> dict[Hashable, Future]:
     """The keys whose node is the future of that very key (a persisted collection's graph):
     computed already, they are inputs held by the client, not tasks."""
     return {key: node for key, node in _mapping(dsk).items()
-            if type(node) is Future and node.key == dist_key(key)}
+            if type(node) is Future and node.name == wire_key(key)}
 
 
 def as_graph(dsk: Any) -> dict:
@@ -368,8 +368,8 @@ def _references(value: Any) -> Any:
 
     if not _contains_futures(value):
         return value
-    if type(value) is Future:
-        return Alias(value.key)
+    if type(value) is Future:  # (the graph names keys as the user does: ``Future.key``)
+        return Alias(value.key)  # type: ignore[arg-type]
     if type(value) is Task and value.func is _execute_subgraph:
         # A fused subgraph gets its inputs as arguments: the futures' keys join them.
         inner, outkey, inkeys, *deps = value.args
@@ -525,17 +525,17 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
     tasks: list[TaskSpec] = []
     for options in {id(options): options for options in map(options_of, graph)}.values():
         core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
-    wanted_names = None if keep is None else {dist_key(key) for key in keep}
+    wanted_names = None if keep is None else {wire_key(key) for key in keep}
     parts = _Parts(core, graph, order, wanted_names) if _center_runs_parts(core) else None
     with core.lock:
         # A new graph reusing a key name that failed gets a fresh result.
-        new = set(core.state.keys_to_submit((dist_key(key) for key in order),
+        new = set(core.state.keys_to_submit((wire_key(key) for key in order),
                                             renew=("error", "lost", "cancelled")))
         # A key this client knows already (held, or being released) is held on until the
         # graph is submitted, from now: a release still on its way must not free an input.
         for key in order:
-            if dist_key(key) not in new:
-                futures[key] = core.future(dist_key(key))
+            if wire_key(key) not in new:
+                futures[key] = core.future(wire_key(key))
     # The packing goes on without the client's lock: its I/O thread takes it to send each
     # part and to hear of the results of those sent, so holding it here kept every part but
     # the first in the outbox until the whole graph was packed, and the workers idle.
@@ -545,9 +545,9 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                 parts.send(tasks, at)
             node = graph[key]
             inputs = {dep: futures[dep] if dep in futures else
-                      external[dep] if dep in external else KeyRef(dist_key(dep))
+                      external[dep] if dep in external else KeyRef(wire_key(dep))
                       for dep in node.dependencies}
-            name = dist_key(key)
+            name = wire_key(key)
             fresh = name in new
             if fresh:
                 new.discard(name)
@@ -563,7 +563,7 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
             if key not in futures and (keep is None or key in keep or not fresh):
                 futures[key] = core.future(name)
         for key, future in _persisted(dsk).items():
-            futures[key] = core.future(future.key)
+            futures[key] = core.future(future.name)
         if parts is not None:
             parts.send(tasks, len(order), last=True)
         else:
@@ -628,7 +628,7 @@ class _Parts:
             last_read = self.last_read
             early = {name: last_read[key] for key in self.order[self.start:at]
                      if last_read.get(key, -1) >= at
-                     and (name := dist_key(key)) in in_part and name not in wanted}
+                     and (name := wire_key(key)) in in_part and name not in wanted}
             self.for_later += [(last, self.core.future(name)) for name, last in early.items()]
             wanted = wanted | early.keys()
         whole = last and not self.start  # (a graph of one part: a plain submit)
@@ -774,9 +774,9 @@ def _external_inputs(core: ClientCore, graph: Mapping) -> dict[Hashable, Future]
     unknown = []
     with core.lock:
         for dep in missing:
-            # A persisted collection's keys are often tuples: ``dist_key`` names them all.
-            if core.state.holds(dist_key(dep)):
-                external[dep] = core.future(dist_key(dep))
+            # A persisted collection's keys are often tuples: ``wire_key`` names them all.
+            if core.state.holds(wire_key(dep)):
+                external[dep] = core.future(wire_key(dep))
             else:
                 unknown.append(dep)
     if unknown:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Hashable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
+from dist_protocol.key_names import user_key
 from dist_protocol.messages import (DatasetReply, FireAndForget, GetDataset, ListDatasets,
                                     Message, PublishDataset, UnpublishDataset, WantKeys)
 from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
@@ -54,8 +55,8 @@ class _FuturePickler(cloudpickle.Pickler):
 
     def persistent_id(self, obj: Any) -> str | None:  # type: ignore[override]
         if type(obj) is Future:
-            self.keys[obj.key] = None
-            return obj.key
+            self.keys[obj.name] = None
+            return obj.name
         return None
 
 
@@ -108,8 +109,8 @@ def decode(payload: Payload, core: ClientCore) -> tuple[Any, list[str]]:
 
 def dataset_name(name: Any) -> str:
     """A dataset's name on the wire: a string, or what dask also takes for one -- an int or
-    a tuple, say -- named as the same key of a dask graph is (so ``1`` and ``"1"`` are one
-    name). Refused here, before it is sent, when it is none of those."""
+    a tuple, say -- named as the same key of a dask graph is (so ``1`` and ``"1"`` are two
+    names, as for dask). Refused here, before it is sent, when it is none of those."""
     try:
         return given_key(name)
     except TypeError:
@@ -183,7 +184,12 @@ async def get(core: ClientCore, name: Any, default: Any = NO_DEFAULT) -> Any:
     return value
 
 
-async def names(core: ClientCore) -> tuple[str, ...]:
+async def names(core: ClientCore) -> tuple[Hashable, ...]:
+    """The names of the published datasets, as their publishers gave them."""
+    return tuple(map(user_key, await wire_names(core)))
+
+
+async def wire_names(core: ClientCore) -> tuple[str, ...]:
     reply = _checked(await _ask(core, lambda request: ListDatasets(id=request)))
     return tuple(reply.names or ())
 
@@ -214,9 +220,9 @@ class Datasets(MutableMapping):
             wire_name = dataset_name(name)
         except TypeError:
             return False
-        return wire_name in self.core.run(names(self.core))
+        return wire_name in self.core.run(wire_names(self.core))
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Hashable]:
         return iter(self.core.run(names(self.core)))
 
     def __len__(self) -> int:
@@ -268,7 +274,7 @@ def fire_and_forget(futures: Any) -> None:
     for future in found:
         executor = future.executor
         if executor is not None:
-            by_core.setdefault(id(executor.core), (executor.core, []))[1].append(future.key)
+            by_core.setdefault(id(executor.core), (executor.core, []))[1].append(future.name)
     for core, keys in by_core.values():
         center = core.center
         if center is not None and "fire-and-forget" not in center.features:

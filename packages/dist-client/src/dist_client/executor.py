@@ -9,7 +9,7 @@ import contextlib
 import contextvars
 import os
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from dist_protocol import task_context
@@ -347,16 +347,16 @@ class Executor(concurrent.futures.Executor):
         center prints its own address at start)."""
         return getattr(self.core.cluster, "dashboard_link", None) or None
 
-    def who_has(self, futures: Any = None) -> dict[str, list[str]]:
+    def who_has(self, futures: Any = None) -> dict[Hashable, list[str]]:
         """Which workers hold each key (of ``futures``, or of every future this client holds)."""
         return self.core.run(operations.who_has(self.core, futures))
 
-    def has_what(self, workers: Any = None) -> dict[str, list[str]]:
+    def has_what(self, workers: Any = None) -> dict[str, list[Hashable]]:
         """The keys of this client's futures each worker holds (of those ``workers`` names,
         as dask's), by worker address."""
         return self.core.run(operations.has_what(self.core, workers))
 
-    def processing(self, workers: Any = None) -> dict[str, list[str]]:
+    def processing(self, workers: Any = None) -> dict[str, list[Hashable]]:
         """The keys of the tasks each worker (of those ``workers`` names: addresses, names
         or hosts) is running now, by address, as dask's; the tasks of every client."""
         return self.core.run(operations.processing(self.core, workers))
@@ -375,7 +375,7 @@ class Executor(concurrent.futures.Executor):
         write_scheduler_file(scheduler_file, center_identity(self.address, started=started))
         self.scheduler_file = scheduler_file
 
-    def nbytes(self, keys: Any = None, summary: bool = True) -> dict[str, int]:
+    def nbytes(self, keys: Any = None, summary: bool = True) -> dict[Hashable, int]:
         """The size in bytes of each result this client holds (of ``keys``, futures or keys)
         as the workers measured it, as dask's; ``summary``: summed by the name the keys
         start with (``inc`` of ``inc-<hash>``). Results of other clients are not counted."""
@@ -432,7 +432,7 @@ class Executor(concurrent.futures.Executor):
         self.core.run(operations.restart(self.core, duration("timeout", timeout),
                                          wait_for_workers))
 
-    def story(self, *keys: str | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def story(self, *keys: Hashable | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
         """What happened to these keys (or futures' keys), for debugging: the log entries of
         the center and of every worker, oldest first. Each entry is a dict with ``key``,
         ``start`` and ``finish`` (the states it left and entered), ``stimulus_id`` (the event
@@ -614,7 +614,7 @@ class Executor(concurrent.futures.Executor):
         no ``default``)."""
         return self.core.run(dataset_ops.get(self.core, name, default))
 
-    def list_datasets(self) -> tuple[str, ...]:
+    def list_datasets(self) -> tuple[Hashable, ...]:
         return self.core.run(dataset_ops.names(self.core))
 
     def unpublish_dataset(self, name: Any) -> None:

@@ -43,9 +43,9 @@ def refuse(core: Any, futures: Iterable[Any], what: str) -> None:
             continue
         other = executor.core
         if not same_cluster(core, other):
-            foreign.setdefault(other.address, []).append(future.key)
+            foreign.setdefault(other.address, []).append(future.name)
         elif future.keystate.status == "pending":
-            unheard.setdefault(id(other), (other, []))[1].append(future.key)
+            unheard.setdefault(id(other), (other, []))[1].append(future.name)
     if not foreign:
         for other, keys in unheard.values():
             _until_heard(other, keys)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import types
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import CancelledError
 from typing import Any, Protocol
 
 from dist_protocol import task_context, timeouts
+from dist_protocol.key_names import user_key, wire_key
 from dist_protocol.serialize import Payload, deserialize
 
 from . import pickled_futures, remote_traceback
@@ -44,24 +45,31 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     too, so ``asyncio.wrap_future`` and code written for the standard executors accept it.
     """
 
-    __slots__ = ("key", "keystate", "_executor", "_core", "_stdlib_waiters")
+    __slots__ = ("name", "keystate", "_executor", "_core", "_stdlib_waiters")
     # dask reads a graph's futures as references to their keys (as it does distributed's).
     __dask_future__ = True
 
-    def __init__(self, key: str, executor: Any, state: KeyState | None = None):
-        """``executor``: the facade (``Executor``, ``AsyncExecutor``) whose ``core`` holds the
-        key; the future keeps it alive."""
-        self.key = key
+    def __init__(self, name: Hashable, executor: Any, state: KeyState | None = None):
+        """``name``: the key as the wire names it (``wire_key``); ``executor``: the facade
+        (``Executor``, ``AsyncExecutor``) whose ``core`` holds the key; the future keeps it
+        alive. A key of another type than a string is named here (``Future(17, executor)``)."""
+        self.name: str = name if type(name) is str else wire_key(name)
         self._executor = executor
         self._core: Core = executor.core
         # What the client knows of the key, shared by every Future of it.
-        self.keystate = self._core.hold(key, state)
+        self.keystate = self._core.hold(self.name, state)
         self._stdlib_waiters: list | None = None
 
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is not None and getattr(self, "_executor", None) is not None:
-            core.unhold(self.key)
+            core.unhold(self.name)
+
+    @property
+    def key(self) -> Hashable:
+        """The key as the user gave it: ``17``, ``('x', 1)`` or ``'inc-<hex>'``; ``name`` is
+        the string the cluster knows it by."""
+        return user_key(self.name)
 
     # -- status ---------------------------------------------------------------------------------
     @property
@@ -176,7 +184,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         # The key names the value: graphs built on this future get the same keys every time.
-        return ("dist_client.Future", self.key)
+        return ("dist_client.Future", self.name)
 
     def cancel(self) -> bool:
         if self._executor is None or self.done():
@@ -203,7 +211,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         # A released handle keeps no executor (and so no reference to its key).
         executor, self._executor = self._executor, None
         if executor is not None:
-            self._core.unhold(self.key)
+            self._core.unhold(self.name)
 
     def __await__(self):
         return self._async_result().__await__()

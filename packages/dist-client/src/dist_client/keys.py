@@ -7,10 +7,10 @@ import numbers
 import pickle
 import types
 import uuid
-from collections.abc import Hashable
 from typing import Any
 
 import cloudpickle
+from dist_protocol.key_names import MAY_NEED_ESCAPE, wire_key
 
 from .code_tokens import function_parts, travels_by_value
 from .script_module import SCRIPT_MODULES
@@ -40,7 +40,9 @@ def _prefix(name: str) -> str:
 def _cleaned(name: Any) -> str:
     if name == "<lambda>":
         return "lambda"
-    return "".join(c if c.isalnum() or c in "_." else "_" for c in name) or "task"
+    cleaned = "".join(c if c.isalnum() or c in "_." else "_" for c in name) or "task"
+    # A name that starts with a digit would read as a number's key on the wire (wire_key).
+    return f"_{cleaned}" if cleaned[0] in "0123456789" else cleaned
 
 
 def _normalize(value: Any, depth: int = 0) -> Any:
@@ -110,47 +112,16 @@ def _digest(normalized: tuple) -> str:
     return _md5(pickle.dumps(normalized, protocol=5)).hexdigest()
 
 
-def dist_key(key: Hashable) -> str:
-    """dask keys are strings or tuples like ``('x-abc', 0, 1)``; dist keys are strings.
-
-    Keys equal for dask are one name: dask looks keys up by equality, and graphs do name a
-    key ``('x-abc', np.int64(0), 1)`` in one place and ``('x-abc', 0, 1)`` in another
-    (``da.diagonal``'s inputs). Only a repr with a parenthesis inside can hold such a part.
-    """
-    if type(key) is str:
-        return key
-    if isinstance(key, str):
-        return str(key)
-    name = repr(key)
-    if type(key) is tuple and name.find("(", 1) < 0:
-        return name
-    return repr(_plain(key))
-
-
-def _plain(part: Any) -> Any:
-    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own."""
-    kind = type(part)
-    if kind is tuple:
-        return tuple(map(_plain, part))
-    if kind in (str, int, float, bytes):
-        return part
-    if isinstance(part, str):
-        return str(part)
-    if isinstance(part, numbers.Integral):
-        return int(part)
-    if isinstance(part, numbers.Real):
-        return float(part)
-    return part
-
-
 def given_key(key: Any) -> str:
     """A key the user chose (``submit(key=)``, ``map(key=[...])``, ``scatter({key: ...})``):
     a string, or what dask also takes for one -- an int, float, bytes or a tuple of those --
-    named as the same key of a dask graph is."""
+    named as the same key of a dask graph is (``wire_key``)."""
+    if type(key) is str and key[:1] not in MAY_NEED_ESCAPE:  # the usual key: its own name
+        return key
     if not _dask_key(key):
         raise TypeError(f"a key is a string, or an int, float, bytes or a tuple of those, "
                         f"as dask's keys are; not {type(key).__name__} ({key!r:.80})")
-    return dist_key(key)
+    return wire_key(key)
 
 
 def _dask_key(key: Any, depth: int = 0) -> bool:
@@ -170,10 +141,10 @@ def map_keys(func: Any, argsets: list[tuple], kwargs: dict, key: Any, pure: bool
     if key is not None and not isinstance(key, str):
         raise TypeError(f"map's key is a prefix (a string) or a list of keys, one per task; "
                         f"not {type(key).__name__}")
+    # A prefix that reads as the start of another key's literal gets the escape once.
+    prefix = wire_key(f"{key}-")[:-1] if key else funcname(func)
     if not pure:
-        name = key or funcname(func)
-        return [f"{name}-{uuid.uuid4().hex}" for _ in argsets]
-    prefix = key or funcname(func)
+        return [f"{prefix}-{uuid.uuid4().hex}" for _ in argsets]
     try:  # what every call shares is normalized once: the same keys as ``tokenize``'s
         shared_function = _normalize(function_token(func))
         shared_keywords = _normalize(kwargs)

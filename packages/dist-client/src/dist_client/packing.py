@@ -19,8 +19,8 @@ def pack(value: Any, deps: dict[str, Any]) -> Any:
     """
     kind = type(value)
     if kind is Future:
-        deps[value.key] = value
-        return KeyRef(value.key)
+        deps[value.name] = value
+        return KeyRef(value.name)
     if kind is KeyRef:
         deps[value.key] = value
         return value
@@ -70,7 +70,7 @@ def rebuild(structure: Any, values: dict[str, Any]) -> Any:
     """``structure`` with each Future replaced by its value from ``values``."""
     kind = type(structure)
     if kind is Future:
-        return values[structure.key]
+        return values[structure.name]
     if kind is list:
         return [rebuild(v, values) for v in structure]
     if kind is tuple:
@@ -87,15 +87,15 @@ def without_missing(structure: Any, values: dict[str, Any]) -> Any:
     lists, tuples and sets, and from dicts by entry."""
     kind = type(structure)
     if kind is Future:
-        return values[structure.key]
+        return values[structure.name]
     if kind in (list, tuple, set, frozenset):
         # (a future's value taken here: a map's list costs no call per future)
-        items = [values[v.key] if type(v) is Future else without_missing(v, values)
-                 for v in structure if type(v) is not Future or v.key in values]
+        items = [values[v.name] if type(v) is Future else without_missing(v, values)
+                 for v in structure if type(v) is not Future or v.name in values]
         return items if kind is list else kind(items)
     if kind is dict:
         return {k: without_missing(v, values) for k, v in structure.items()
-                if type(v) is not Future or v.key in values}
+                if type(v) is not Future or v.name in values}
     return structure
 
 

@@ -51,7 +51,7 @@ def reduce(future: Any) -> tuple:
     found = getattr(_pickling, "found", None)
     if found is not None:
         found.append(future)
-    return (rebuild, (future.key, executor.address))
+    return (rebuild, (future.name, executor.address))
 
 
 def rebuild(key: str, address: str) -> Any:

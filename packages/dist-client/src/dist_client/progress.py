@@ -80,7 +80,7 @@ def _show_widgets(found: list[Future], multi: bool) -> None:
     from IPython.display import display
     groups: dict[str, list[Future]] = {}
     for future in found:
-        groups.setdefault(function_name(future.key) if multi else "", []).append(future)
+        groups.setdefault(function_name(future.name) if multi else "", []).append(future)
     if not groups:
         groups[""] = []
     bars = [_WidgetBar(ipywidgets, name, members) for name, members in groups.items()]

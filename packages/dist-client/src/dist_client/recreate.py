@@ -45,13 +45,13 @@ async def erred_task(core: ClientCore, given: Any) -> TaskCall:
     if not erred:
         raise ValueError("No errored futures passed: recreate_error_locally needs a future "
                          "whose task failed (see Future.status)")
-    return await _loaded(core, await _spec(core, erred[0].key, erred=True))
+    return await _loaded(core, await _spec(core, erred[0].name, erred=True))
 
 
 async def task(core: ClientCore, given: Any) -> TaskCall:
     """The task of the one future ``given`` (or of a collection holding one), ready to run."""
     futures = futures_of(given)
-    keys = list(dict.fromkeys(future.key for future in futures))
+    keys = list(dict.fromkeys(future.name for future in futures))
     if len(keys) != 1:
         raise ValueError(f"recreate_task_locally takes one future (given {len(keys)} "
                          "keys): call it for each")

@@ -26,6 +26,7 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
+from dist_protocol.key_names import user_key
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
                                     Published, Retry, Submit, TaskSpec)
 from dist_protocol.replies import PendingReplies
@@ -673,8 +674,8 @@ class ClientCore:
         # future would have had a value nobody holds any more, its result() waiting for ever.
         for state in states:
             if state.status != "cancelled":
-                state.fail(concurrent.futures.CancelledError(f"{state.key} was cancelled"),
-                           status="cancelled")
+                state.fail(concurrent.futures.CancelledError(
+                    f"{user_key(state.key)} was cancelled"), status="cancelled")
         keys = list(dict.fromkeys(state.key for state in states))
         if keys:
             self.cancel_keys(keys, force=force)

@@ -7,6 +7,7 @@ import logging
 from _thread import RLock
 from collections.abc import Callable
 
+from dist_protocol.key_names import user_key
 from dist_protocol.serialize import Payload
 
 log = logging.getLogger("dist_client")
@@ -122,7 +123,7 @@ class KeyState:
         yet): a copy of the stored one each time (see ``to_raise``)."""
         if self.exception is not None:
             return to_raise(self.exception)
-        return concurrent.futures.InvalidStateError(f"{self.key} is {self.status}")
+        return concurrent.futures.InvalidStateError(f"{user_key(self.key)} is {self.status}")
 
     def fail(self, exception: BaseException, traceback: str = "", status: str = "error") -> None:
         self.exception, self.traceback = exception, traceback

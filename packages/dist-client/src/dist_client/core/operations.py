@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from dist_protocol.addresses import parse_address
+from dist_protocol.key_names import user_key
 from dist_protocol.messages import (AdaptiveTarget, Rebalance, Replicate, Restart,
                                     RetireWorkers, Story, UploadedFile, UploadFile)
 from dist_protocol.serialize import Payload, serialize
@@ -167,21 +168,22 @@ def _serialized(items: list[tuple[str, Any]]) -> tuple[dict[str, Payload], dict[
     return payloads, carried
 
 
-async def who_has(core: ClientCore, futures: Any = None) -> dict[str, list[str]]:
-    """Which workers hold each key (of ``futures``, or of every future held)."""
+async def who_has(core: ClientCore, futures: Any = None) -> dict[Hashable, list[str]]:
+    """Which workers hold each key (of ``futures``, or of every future held), by the key as
+    the user gave it."""
     if futures is None:
         with core.lock:
             keys = core.state.held()
     else:
-        keys = [future.key for future in futures_of(futures)]
-    return await core.data.who_has(keys)
+        keys = [future.name for future in futures_of(futures)]
+    return {user_key(name): holders for name, holders in (await core.data.who_has(keys)).items()}
 
 
-async def has_what(core: ClientCore, workers: Any = None) -> dict[str, list[str]]:
+async def has_what(core: ClientCore, workers: Any = None) -> dict[str, list[Hashable]]:
     """The keys of this client's futures each worker holds (of those ``workers`` names, by
     address, name or host), by worker address."""
     addresses = _named_workers(await core.refresh_workers(), workers)
-    out: dict[str, list[str]] = {address: [] for address in addresses}
+    out: dict[str, list[Hashable]] = {address: [] for address in addresses}
     for key, holders in (await who_has(core)).items():
         for address in holders:
             if workers is None or address in out:
@@ -197,7 +199,7 @@ async def ncores(core: ClientCore, workers: Any = None) -> dict[str, int]:
     return {w["address"]: w["nthreads"] for w in running if w["address"] in wanted}
 
 
-async def processing(core: ClientCore, workers: Any = None) -> dict[str, list[str]]:
+async def processing(core: ClientCore, workers: Any = None) -> dict[str, list[Hashable]]:
     """The keys of the tasks each worker (of those ``workers`` names) is running, by
     address, as dask's ``processing()``; a center that does not list them raises."""
     running = await core.refresh_workers()
@@ -205,7 +207,7 @@ async def processing(core: ClientCore, workers: Any = None) -> dict[str, list[st
         raise ClusterError(f"the center at {core.address} does not list the keys its workers "
                            "run (an older release); scheduler_info() gives their number")
     wanted = set(_named_workers(running, workers))
-    return {w["address"]: list(w["processing_keys"]) for w in running
+    return {w["address"]: [user_key(name) for name in w["processing_keys"]] for w in running
             if w["address"] in wanted}
 
 
@@ -429,14 +431,15 @@ async def upload_file(core: ClientCore, path: Any, load: bool, install: Any) -> 
 
 
 async def story(core: ClientCore, keys: tuple, timeout: float = 30.0) -> list[dict[str, Any]]:
-    names = [k.key if isinstance(k, Future) else k for k in keys]
+    names = [k.name if isinstance(k, Future) else given_key(k) for k in keys]
     center = core.center
     if center is not None and "story" not in center.features:
         raise ClusterError(f"the center at {core.address} keeps no stories (an older "
                            "release: it did not announce the protocol feature 'story')")
     reply = await wait_for(core.ask(lambda i: Story(id=i, keys=names)), timeout,
                            f"story: no answer within {timeout} s")
-    return reply.entries
+    return [{**entry, "key": user_key(entry["key"])} if "key" in entry else entry
+            for entry in reply.entries]
 
 
 RUN_ON_ERROR = ("raise", "return", "ignore")

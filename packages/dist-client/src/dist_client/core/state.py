@@ -15,6 +15,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Union
 
+from dist_protocol.key_names import user_key
 from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, KeyRecomputing,
                                     Message, Release, Submit, TaskErred)
 
@@ -188,7 +189,7 @@ class ClientState:
                 # Finished too: the center cancels what it holds only when it forgets it
                 # (another client restarted the cluster), and then the value is gone.
                 if state is not None and state.status in ("pending", "finished"):
-                    orders.append(Fail(state, CancelledError(f"{msg.key} was cancelled"),
+                    orders.append(Fail(state, CancelledError(f"{user_key(msg.key)} was cancelled"),
                                        status="cancelled"))
             else:
                 orders.append(Reply(msg))
@@ -214,7 +215,7 @@ class ClientState:
 
     def cancel_everything(self, why: str, finished_too: bool = False) -> list[Fail]:
         """Orders that cancel the keys not done (and with ``finished_too`` those finished)."""
-        return [Fail(state, CancelledError(f"{state.key} was cancelled: {why}"),
+        return [Fail(state, CancelledError(f"{user_key(state.key)} was cancelled: {why}"),
                      status="cancelled")
                 for state in self.states.values()
                 if not state.done or (finished_too and state.status == "finished")]

@@ -1,0 +1,115 @@
+"""A key of any dask type as the string the wire carries, and back (PROTOCOL.md, "Keys").
+
+Keys are strings on the wire. dask's keys are also ints, floats, bytes and tuples of those
+and strings, told apart by their value: ``17`` and ``"17"`` are two keys. A key that is not
+a string travels as its Python literal (``repr``: ``17``, ``('x', 1)``, ``b'a'``), the name
+its task group and the dashboard read; a string that could be taken for such a literal -- it
+starts with a digit, ``-``, ``(``, ``b'`` or ``b"`` -- or that starts with the escape
+``str:`` itself, travels with ``str:`` in front. So two different keys never share a wire
+name, and ``user_key(wire_key(k)) == k``.
+
+The rule for a string looks at its first characters only, so that a client in any language
+can follow it without parsing Python, and a string key costs one set lookup.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import math
+import numbers
+from collections.abc import Hashable
+from typing import Any
+
+ESCAPE = "str:"
+
+# The first characters of every literal ``wire_key`` writes for a key that is not a string
+# (an int, a float, bytes, a tuple).
+LITERAL_STARTS = frozenset("0123456789-(b")
+# The first characters of a string that may need the escape: those, and the escape's. A
+# string starting with any other is its own name.
+MAY_NEED_ESCAPE = LITERAL_STARTS | {ESCAPE[0]}
+_BYTES_QUOTES = ("b'", 'b"')
+
+
+def wire_key(key: Hashable) -> str:
+    """The wire name of ``key``: a string as itself (with ``str:`` in front when it could be
+    read as another key's name), anything else as its literal.
+
+    Keys equal for dask are one name: dask looks keys up by equality, and graphs do name a
+    key ``('x-abc', np.int64(0), 1)`` in one place and ``('x-abc', 0, 1)`` in another
+    (``da.diagonal``'s inputs). Only a repr with a parenthesis inside can hold such a part.
+    """
+    if type(key) is str:
+        if key[:1] in MAY_NEED_ESCAPE and _needs_escape(key):
+            return ESCAPE + key
+        return key
+    kind = type(key)
+    if kind is int or kind is bytes:
+        return repr(key)
+    if isinstance(key, str):
+        return wire_key(str(key))
+    name = repr(key)
+    if kind is tuple and name.find("(", 1) < 0:
+        return name
+    plain = _plain(key)
+    name = repr(plain)
+    # (a float's inf or nan: no literal reads them back, and "inf" is a string's name)
+    if name[:1] not in LITERAL_STARTS or type(plain) is float and not math.isfinite(plain):
+        raise ValueError(f"{key!r:.80} cannot name a key: a key is a string, or an int, a "
+                         "finite float, bytes or a tuple of those")
+    return name
+
+
+def _needs_escape(text: str) -> bool:
+    first = text[0]
+    if first == "b":
+        return text.startswith(_BYTES_QUOTES)
+    if first == ESCAPE[0]:
+        return text.startswith(ESCAPE)
+    return True
+
+
+def _plain(part: Any) -> Any:
+    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own."""
+    kind = type(part)
+    if kind is tuple:
+        return tuple(map(_plain, part))
+    if kind in (str, int, float, bytes):
+        return part
+    if isinstance(part, str):
+        return str(part)
+    if isinstance(part, numbers.Integral):
+        return int(part)
+    if isinstance(part, numbers.Real):
+        return float(part)
+    return part
+
+
+def user_key(name: str) -> Hashable:
+    """The key a wire name stands for: the inverse of ``wire_key``. A name that only looks
+    like a literal (``1abc``, written by a client that does not escape) stays the string."""
+    first = name[:1]
+    if first not in MAY_NEED_ESCAPE:
+        return name
+    if first == ESCAPE[0]:
+        return name[len(ESCAPE):] if name.startswith(ESCAPE) else name
+    if first == "b" and not name.startswith(_BYTES_QUOTES):
+        return name
+    return _literal(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal(name: str) -> Hashable:
+    # Cached: a graph's tuple keys are read back again and again (``Future.key``).
+    try:
+        value = ast.literal_eval(name)
+    except Exception:  # noqa: BLE001 -- not a literal (or too deep to parse): its text
+        return name
+    return value if type(value) is not str and _key_value(value) else name
+
+
+def _key_value(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, (str, bytes, int, float)):
+        return True
+    return type(value) is tuple and depth < 32 and all(_key_value(v, depth + 1)
+                                                       for v in value)
