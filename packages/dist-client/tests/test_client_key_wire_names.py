@@ -122,3 +122,18 @@ def test_held_futures_are_listed_and_found_by_the_user_s_keys():
 def test_a_future_made_from_a_key_of_another_type_is_named_on_the_wire(make_future):
     future = make_future(("x", np.int64(1)))
     assert future.name == "('x', 1)" and future.key == ("x", 1)
+
+
+@pytest.mark.parametrize("name", [
+    "('x-79963f7e613e5e55838d2232920baed2', 0, 1)", "('x', -3)", "('', 0)", "('x', -0)",
+    "('x',)", "('x')", "('x', 007)", "('x', 1, )", "('x',  1)", "('a\\\\b', 1)",
+    "('it''s', 1)", "('x', 1)(", "('x', 1.0)", "('x', 10000000000000000000000)",
+    "('x', 0)\n", "('ü', 2)", "(\"x\", 1)"], ids=repr)
+def test_a_chunk_s_name_reads_as_the_parser_reads_it(name):
+    import ast
+    try:
+        parsed = ast.literal_eval(name)
+    except (ValueError, SyntaxError):
+        parsed = name
+    expected = name if type(parsed) is str else parsed
+    assert same(user_key(name), expected)

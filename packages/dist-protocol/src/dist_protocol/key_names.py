@@ -17,6 +17,7 @@ import ast
 import functools
 import math
 import numbers
+import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -95,7 +96,15 @@ def user_key(name: str) -> Hashable:
         return name[len(ESCAPE):] if name.startswith(ESCAPE) else name
     if first == "b" and not name.startswith(_BYTES_QUOTES):
         return name
+    chunk = _CHUNK.match(name)
+    if chunk is not None and chunk[2]:
+        return (chunk[1], *map(int, chunk[2][2:].split(", ")))
     return _literal(name)
+
+
+# A dask chunk's key, ``('x-<hex>', 0, 1)``, read without the parser (a fifth of the work):
+# a name in single quotes with no escape in it, then ints as ``repr`` writes them.
+_CHUNK = re.compile(r"\('([^'\\]*)'((?:, -?(?:0|[1-9][0-9]*))*)\)\Z")
 
 
 @functools.lru_cache(maxsize=4096)
