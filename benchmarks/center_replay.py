@@ -16,10 +16,15 @@ the same decisions, not some other path.
                                               [--latency 1000]
     python benchmarks/center_replay.py replay [--repeat 5] [--profile]
     python benchmarks/center_replay.py memory [--top 15]  # bytes per task at each peak
+    python benchmarks/center_replay.py instructions [--segments map,chain] [--profile PATH]
 
-With ``--profile`` one more pass runs under cProfile and the top functions are printed; for
-counts that do not depend on the machine's load, run a single pass under callgrind:
-``valgrind --tool=callgrind python benchmarks/center_replay.py replay --repeat 1``.
+With ``--profile`` one more pass runs under cProfile and the top functions are printed.
+``instructions`` counts what does not depend on the machine's load: for each segment named,
+one pass runs under ``valgrind --tool=callgrind`` and the instructions of that segment's
+``handle`` calls alone are counted (they are made through ``itertools.starmap``, and callgrind
+collects only inside ``starmap_next``; the other segments, imports and unpickling run
+uncounted), and printed per task (``--profile``: the callgrind files kept as
+``PATH.SEGMENT``, for ``callgrind_annotate``).
 Results go to ``benchmarks/results/center-replay.json``; recordings to
 ``benchmarks/results/center-events-*.pickle`` (all git-ignored).
 """
@@ -233,6 +238,67 @@ def tasks_submitted(events) -> int:
                if isinstance(e, ClientSent) and isinstance(e.message, Submit))
 
 
+def replay_counted(calls, segment: str) -> None:
+    """One pass over the recording with a fresh state, the calls of ``segment`` made through
+    ``itertools.starmap`` (what ``instructions`` has callgrind count), the others directly."""
+    from itertools import starmap
+
+    from dist_center.state import CenterState
+
+    # (the calls after the segment's last are left out: they cannot change the count)
+    last = max((at for at, (name, _, _, _) in enumerate(calls) if name == segment), default=-1)
+    calls = calls[:last + 1]
+    clock_values = iter([calls[0][1] if calls else 0.0, *(when for _, when, _, _ in calls)])
+    state = CenterState(clock=lambda: next(clock_values))
+    prepared = [(name, pickle.loads(blob), expected) for name, _, blob, expected in calls]
+    handle = state.handle
+    mismatches = 0
+    gc.collect()
+    for name, events, expected in prepared:
+        if name == segment:
+            for out in starmap(handle, (events,)):
+                mismatches += len(out) != expected
+        else:
+            mismatches += len(handle(*events)) != expected
+    if mismatches:
+        print(f"WARNING: {mismatches} calls answered with another number of messages than "
+              "while recording: the replay took another path", file=sys.stderr)
+
+
+def instructions(args) -> dict:
+    """Instructions per task of each segment's ``handle`` calls, counted by callgrind."""
+    import re
+    import tempfile
+
+    if not recording_matches(args.recording):
+        raise SystemExit(f"{args.recording} was recorded with another message catalogue (or "
+                         "is no recording): record it again (the `record` command)")
+    with open(args.recording, "rb") as f:
+        calls = pickle.load(f)["calls"]
+    tasks: dict[str, int] = {}
+    for name, _, blob, _ in calls:
+        if name in SEGMENTS:
+            tasks[name] = tasks.get(name, 0) + tasks_submitted(pickle.loads(blob))
+    summary = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for segment in args.segments.split(","):
+            out = (f"{args.profile}.{segment}" if args.profile
+                   else os.path.join(scratch, f"callgrind.{segment}"))
+            subprocess.run(["valgrind", "--tool=callgrind", "--toggle-collect=starmap_next",
+                            f"--callgrind-out-file={out}", sys.executable, __file__,
+                            "counted", "--segments", segment,
+                            "--recording", str(args.recording)],
+                           check=True, stderr=subprocess.DEVNULL)
+            total = int(re.search(r"^totals: (\d+)", Path(out).read_text(), re.M).group(1))
+            summary[segment] = {"tasks": tasks[segment], "instructions": total,
+                                "instructions_per_task": total / tasks[segment]}
+            print(f"{segment:6} {tasks[segment]:>8,} tasks  {total / 1e6:9,.1f} M instructions "
+                  f"in handle, {total / tasks[segment]:,.0f} a task", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "center-instructions.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def replay_once(calls, profile: bool = False) -> dict[str, dict]:
     """One pass over the recording with a fresh state: CPU seconds in ``handle`` by segment."""
     from dist_center.state import CenterState
@@ -435,7 +501,8 @@ def same_hash_seed() -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", choices=["record", "replay", "both", "memory"],
+    parser.add_argument("command", nargs="?", choices=["record", "replay", "both", "memory",
+                                                       "instructions", "counted"],
                         default="both")
     parser.add_argument("--recording", type=Path, default=DEFAULT_RECORDING)
     parser.add_argument("--n", type=int, default=100_000, help="tasks in the map")
@@ -451,8 +518,11 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--top", type=int, default=15,
                         help="memory: the lines that allocated most, per segment")
-    parser.add_argument("--profile", action="store_true",
-                        help="one more replay under cProfile, top functions printed")
+    parser.add_argument("--profile", nargs="?", const=True, default=False,
+                        help="replay: one more pass under cProfile, top functions printed; "
+                             "instructions: keep the callgrind files as PROFILE.SEGMENT")
+    parser.add_argument("--segments", default=",".join(SEGMENTS),
+                        help="instructions: the segments to count, one callgrind pass each")
     args = parser.parse_args(argv)
     same_hash_seed()
     args.array = (None if args.array.lower() == "none"
@@ -464,6 +534,14 @@ def main(argv=None) -> int:
         replay(args)
     if args.command == "memory":
         memory(args)
+    if args.command == "instructions":
+        instructions(args)
+    if args.command == "counted":  # (run by ``instructions`` under callgrind)
+        from dist_protocol.comm import tune_garbage_collector
+
+        tune_garbage_collector()
+        with open(args.recording, "rb") as f:
+            replay_counted(pickle.load(f)["calls"], args.segments)
     return 0
 
 
