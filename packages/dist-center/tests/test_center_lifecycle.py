@@ -577,6 +577,20 @@ def test_a_task_on_a_key_the_center_does_not_know_fails_at_once(center, match):
     assert "never-submitted" in out[0][1].message
 
 
+def test_a_task_reading_itself_fails_alone_or_in_a_graph_and_its_neighbours_run(center, match):
+    """A client written from the spec may send a cycle: its tasks would wait forever. A task
+    submitted alone is checked as one in a graph is."""
+    center.join("w1")
+
+    assert center.submit(center.spec("a", "a")) == [
+        ("alice", match(TaskErred, key="a", exception_type="CyclicDependency"))]
+    out = center.submit(center.spec("x"), center.spec("y", "z"), center.spec("z", "y"))
+
+    assert sorted((to, msg.key, type(msg).__name__) for to, msg in out) == [
+        ("alice", "y", "TaskErred"), ("alice", "z", "TaskErred"), ("w1", "x", "ComputeTask")]
+    assert center.submit(center.spec("b", "x")) == []  # reads a task that is not a cycle
+
+
 # -- cluster-wide requests --------------------------------------------------------------------
 
 def test_replicate_copies_a_key_to_the_workers_holding_least(center):

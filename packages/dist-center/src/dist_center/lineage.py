@@ -22,7 +22,11 @@ def needed(view: CenterView, ts: TaskState) -> bool:
     if ts.wanted_by:
         return True
     tasks = view.tasks
-    return any(tasks[k].state in ACTIVE for k in ts.dependents)
+    # (a loop, not any() over a generator: asked several times for each task of a graph)
+    for key in ts.dependents:
+        if tasks[key].state in ACTIVE:
+            return True
+    return False
 
 
 def inputs_to_wait_for(view: CenterView, ts: TaskState) -> tuple[Keys, Recs]:
@@ -97,6 +101,9 @@ def in_cycles(fresh: list[TaskState]) -> list[TaskState]:
     The Python client never sends a cycle (keys hash their inputs); a client written from the
     spec may, and its tasks would otherwise wait forever.
     """
+    if len(fresh) == 1:  # (a chain's links come one a submit: no tables for those)
+        ts = fresh[0]
+        return [ts] if ts.key in ts.deps else []
     by_key = {ts.key: ts for ts in fresh}
     waiting_on = {key: len(set(ts.deps) & by_key.keys()) for key, ts in by_key.items()}
     ready = [key for key, count in waiting_on.items() if count == 0]

@@ -104,11 +104,14 @@ def decide(view: CenterView, ts: TaskState) -> WorkerInfo | str:
         return best_worker(ts, pool, view.tasks,  # type: ignore[return-value]
                            known_duration(view, ts))
     capacity_of = view.capacity_of
-    if ts.dependents and not any(w.occupied < w.nthreads for w in pool):
-        # (a worker with an idle thread gets it: running now beats moving its result later)
-        partner = partner_worker(view, ts)
-        if partner is not None:
-            return partner
+    if ts.dependents:
+        for worker in pool:  # (a loop, not any(): asked for each root of a graph)
+            if worker.occupied < worker.nthreads:
+                break  # a worker with an idle thread gets it: running now beats moving later
+        else:
+            partner = partner_worker(view, ts)
+            if partner is not None:
+                return partner
     free = [w for w in pool if w.assigned < capacity_of(w)]
     if free:
         return min(free, key=root_cost)

@@ -354,8 +354,10 @@ class TaskMachine:
         one reader goes ahead of it, so this follows one line: past the dependents waiting
         ahead there already, to the first that is not (when a link of a chain starts, the room
         it leaves goes to the first link not sent yet)."""
-        tasks = self.tasks
         ahead = worker.ahead
+        if len(ahead) >= placement.AHEAD_PER_THREAD * worker.nthreads:  # type: ignore[arg-type]
+            return _NOTHING  # (no room there: ``ahead_worker`` would send nothing, no walk)
+        tasks = self.tasks
         dependents = ts.dependents
         while len(dependents) == 1:
             dep_key = next(iter(dependents))
