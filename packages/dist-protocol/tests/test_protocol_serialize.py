@@ -3,6 +3,7 @@ buffers as separate frames, raw bytes."""
 from __future__ import annotations
 
 import pickle
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import cloudpickle
@@ -13,8 +14,8 @@ import pytest
 from dist_protocol.framing import frames_to_bytes
 from dist_protocol.messages import PutData, decode_batch, encode_batch
 from dist_protocol.serialize import (KEYREF_EXT, KeyRef, Payload, SerializationError,
-                                     deserialize, dumps_function, msgpack_dumps, msgpack_loads,
-                                     serialize, serialize_plain)
+                                     deserialize, deserialize_pickle_frame, dumps_function,
+                                     msgpack_dumps, msgpack_loads, serialize, serialize_plain)
 from dist_protocol.testing import decode_three_ways
 
 pytestmark = pytest.mark.timeout(30)
@@ -193,6 +194,24 @@ def test_when_no_serializer_fits_each_failure_is_named():
 def test_malformed_payloads_raise_serialization_errors(payload, match):
     with pytest.raises(SerializationError, match=match):
         deserialize(payload)
+
+
+class _ExitsWhenLoaded:
+    def __reduce__(self):
+        return (sys.exit, (3,))
+
+
+@pytest.mark.parametrize("frame", [pickle.dumps(41), b"not a pickle",
+                                   pickle.dumps(_ExitsWhenLoaded())])
+def test_a_lone_pickle_frame_reads_as_its_payload_does(frame):
+    try:
+        expected: object = deserialize(Payload("pickle", [frame]))
+    except SerializationError as exc:
+        with pytest.raises(SerializationError) as raised:
+            deserialize_pickle_frame(frame)
+        assert str(raised.value) == str(exc)
+    else:
+        assert deserialize_pickle_frame(frame) == expected
 
 
 def test_payloads_compare_by_serializer_and_bytes():

@@ -62,15 +62,16 @@ class DataPaths:
     async def values(self, keys: list[str], skip: bool = False) -> dict[str, Any]:
         return transfer.load(await self.payloads(keys, skip))
 
-    async def payloads(self, keys: list[str], skip: bool = False) -> dict[str, Payload]:
+    async def payloads(self, keys: list[str], skip: bool = False
+                       ) -> dict[str, Payload | bytes]:
         """The serialized values of ``keys``, fetched from their holders; with ``skip``, keys
         that err or are lost meanwhile (a recomputation that failed, say) are left out
         instead of raising. A key being recomputed is waited for, up to GATHER_PATIENCE."""
         holders = {}
-        payloads: dict[str, Payload] = {}
+        payloads: dict[str, Payload | bytes] = {}
         for key in keys:
             state = self._state_of(key)
-            small = state.small_value if state is not None else None
+            small = state.small if state is not None else None
             if small is not None:
                 payloads[key] = small
             else:

@@ -21,6 +21,7 @@ from .core.waiters import one_settled, settled_async
 from .done_callbacks import DONE_CALLBACKS
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
+from .transfer import load_one
 
 
 class Core(Protocol):
@@ -140,9 +141,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             self._wait_read(timeout)
             if state.status != "finished":
                 raise state.failure
-            small = state.small_value
+            small = state.small
             if small is not None:
-                return deserialize(small)
+                return load_one(small)
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 return self._core.run(self._core.value_of(state), left)
@@ -230,9 +231,9 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             await settled_async([state])  # on this loop; a small value needs nothing more
             if state.status != "finished":
                 raise state.failure
-            small = state.small_value
+            small = state.small
             if small is not None:
-                return deserialize(small)
+                return load_one(small)
             return await self._core.call(self._core.value_of(state))
         finally:
             self = state = None  # type: ignore[assignment]  # (as in result())

@@ -13,7 +13,7 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, NoRoomForFrame, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
 from dist_protocol.replies import PendingReplies
-from dist_protocol.serialize import Payload, deserialize
+from dist_protocol.serialize import Payload, deserialize, deserialize_pickle_frame
 
 
 class WorkerConnections:
@@ -195,8 +195,18 @@ async def _unless_given_up(workers: WorkerConnections, address: str, keys: list[
         reply.cancel()
 
 
-def load(payloads: dict[str, Payload]) -> dict[str, Any]:
-    return {key: deserialize(payload) for key, payload in payloads.items()}
+def load(payloads: dict[str, Payload | bytes]) -> dict[str, Any]:
+    """The values of ``payloads``: Payloads, or the one pickle frame a key keeps of a small
+    value (``KeyState.small``)."""
+    return {key: deserialize_pickle_frame(payload) if isinstance(payload, bytes)
+            else deserialize(payload) for key, payload in payloads.items()}
+
+
+def load_one(payload: Payload | bytes) -> Any:
+    """``load`` of one value."""
+    if isinstance(payload, bytes):
+        return deserialize_pickle_frame(payload)
+    return deserialize(payload)
 
 
 async def push(workers: WorkerConnections, targets: dict[str, list[str]],

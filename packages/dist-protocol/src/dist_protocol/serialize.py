@@ -314,9 +314,22 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
         raise
     except BaseException as exc:  # also SystemExit from a __reduce__/__setstate__:
         # whoever deserializes (a client's I/O thread, a worker's loop) must survive it.
-        raise SerializationError(f"cannot deserialize {name} payload: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+        raise _cannot_deserialize(name, exc) from exc
     raise SerializationError(f"unknown serializer {name!r}")
+
+
+def deserialize_pickle_frame(frame: bytes) -> Any:
+    """``deserialize(Payload("pickle", [frame]))``, without the Payload: a client keeps a
+    small result as its one pickle frame (a Payload and its list of frames a key were two
+    more objects for its cyclic collector to walk)."""
+    try:
+        return _plain_loads(frame)
+    except BaseException as exc:  # (as ``deserialize``)
+        raise _cannot_deserialize("pickle", exc) from exc
+
+
+def _cannot_deserialize(name: str, exc: BaseException) -> SerializationError:
+    return SerializationError(f"cannot deserialize {name} payload: {type(exc).__name__}: {exc}")
 
 
 def _writeable(buffer: Any) -> Any:

@@ -31,7 +31,7 @@ from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, Ke
                                     Published, Retry, Submit, TaskSpec)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.serialize import Payload, deserialize
+from dist_protocol.serialize import Payload
 from dist_protocol.timeouts import wait_for
 
 from ..arguments import whole_number
@@ -488,9 +488,9 @@ class ClientCore:
         await settled_async([state])
         if state.status != "finished":
             raise state.failure
-        small = state.small_value
+        small = state.small
         if small is not None:
-            return deserialize(small)
+            return transfer.load_one(small)
         return (await self.data.values([state.key]))[state.key]
 
     # -- the workers and what they run ----------------------------------------------------------

@@ -56,8 +56,8 @@ class KeyState:
         self.nbytes = 0
         self.workers: tuple[str, ...] = ()
         # A small value as the center passed it on (serialized): read without a fetch.
-        # Kept as its one pickle frame when it is one (most are), see ``small_value``; this
-        # only tells whether there is one.
+        # Kept as its one pickle frame when it is one (most are), see ``small_value``;
+        # ``transfer.load_one`` reads either form.
         self.small: Payload | bytes | None = None
         # Made on first use, and dropped once empty again: a client holds a million keys at
         # a time, and each list less is one object less for the cyclic collector to walk.
@@ -76,13 +76,13 @@ class KeyState:
         return small  # type: ignore[return-value]
 
     @small_value.setter
-    def small_value(self, payload: Payload | None) -> None:
+    def small_value(self, payload: Payload | bytes | None) -> None:
         # A map's keys each hold their value for as long as the user holds the futures: a
         # ``Payload`` and its list of frames are two objects a key for the cyclic collector
         # to walk on each of its full passes, which a long map's growing count of keys sets
         # off (the client's largest cost on a map of 40,000). The usual payload, one pickle
         # frame of bytes, is kept as those bytes, which the collector does not track.
-        if (payload is not None and payload.serializer == "pickle"
+        if (isinstance(payload, Payload) and payload.serializer == "pickle"
                 and payload.compression is None and len(payload.frames) == 1
                 and type(payload.frames[0]) is bytes):
             self.small = payload.frames[0]

@@ -56,11 +56,9 @@ def gather_here(core: ClientCore, futures: Any, errors: str = "raise") -> Any:
     bad = [state for state in states if state.status != "finished"]
     if bad and errors == "raise":
         raise bad[0].failure
-    values: dict[str, Payload] = {}
-    for state in states:
-        small = state.small_value if state.status == "finished" else None
-        if small is not None:
-            values[state.key] = small
+    values: dict[str, Payload | bytes] = {state.key: state.small for state in states
+                                          if state.status == "finished"
+                                          and state.small is not None}
     return without_missing(futures, transfer.load(values))
 
 
