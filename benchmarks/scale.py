@@ -15,7 +15,10 @@ line) and measures, in one invocation:
    no reference for it), the center's peak RSS per task and the client's peak, the sum
    checked;
 4. ``--clients`` client processes (default four) each mapping ``--client-tasks`` tasks at the
-   same moment, against one client mapping all of them: the ratio of total tasks/s.
+   same moment, against one client mapping all of them: the ratio of total tasks/s, and the
+   ratio's ceiling on this machine: (busy + idle) / busy, where busy is the cores one
+   client's run kept busy (the CPU of the center, the workers and the client over the run's
+   wall time) and idle the cores the machine left idle meanwhile.
 
 The map and graph phases also report the CPU each role spent per task (center, workers,
 client): a cost per task growing with N is what a rate falling with N comes from, and it is
@@ -169,16 +172,6 @@ def map_once(ex, start: int, stop: int) -> int:
     return total
 
 
-def rate_10k(ex, repeats: int = 3) -> dict:
-    samples = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        total = map_once(ex, 0, 10_000)
-        samples.append(10_000 / (time.perf_counter() - begin))
-        assert total == expected_sum(0, 10_000), total
-    return {"tasks_per_s": statistics.median(samples), "samples": samples}
-
-
 class CpuPerTask:
     """CPU seconds each role spent over one phase, per task: the center, the workers with
     their nannies, and this (the client's) process. On a shared machine what a task costs is
@@ -202,6 +195,18 @@ class CpuPerTask:
     def figures(self, n: int) -> dict:
         return {"cpu_us_per_task": {role: round(seconds / n * 1e6, 1)
                                     for role, seconds in self.spent.items()}}
+
+
+def rate_10k(ex, cluster: DistCluster, repeats: int = 3) -> dict:
+    samples = []
+    with CpuPerTask(cluster.center_pid, cluster.worker_pids) as cpu:
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            total = map_once(ex, 0, 10_000)
+            samples.append(10_000 / (time.perf_counter() - begin))
+            assert total == expected_sum(0, 10_000), total
+    return {"tasks_per_s": statistics.median(samples), "samples": samples,
+            **cpu.figures(repeats * 10_000)}
 
 
 def big_map(ex, cluster: DistCluster, n: int, chunk: int) -> dict:
@@ -306,6 +311,7 @@ def concurrent_clients(address: str, clients: int, per_client: int, center_pid: 
              for i in range(clients)]
     servers = {"center": [center_pid], "workers": worker_pids}
     cpu = {role: sum(tree_cpu(pid) for pid in pids) for role, pids in servers.items()}
+    idle = psutil.cpu_times().idle  # the whole machine's, every core's
     for p in procs:
         p.start()
     try:
@@ -313,6 +319,7 @@ def concurrent_clients(address: str, clients: int, per_client: int, center_pid: 
             runs = [out.get(timeout=600) for _ in procs]
         cpu = {role: sum(tree_cpu(pid) for pid in pids) - cpu[role]
                for role, pids in servers.items()}
+        idle = psutil.cpu_times().idle - idle
     finally:
         for p in procs:
             p.join(30)
@@ -320,7 +327,9 @@ def concurrent_clients(address: str, clients: int, per_client: int, center_pid: 
                 p.kill()
     assert all(r["ok"] for r in runs), runs
     span = max(r["end"] for r in runs) - min(r["begin"] for r in runs)
+    spent = sum(cpu.values()) + sum(r["cpu_s"] for r in runs)
     return {"clients": clients, "tasks_per_client": per_client, "seconds": span,
+            "cores_busy": round(spent / span, 2), "cores_idle": round(idle / span, 2),
             "tasks_per_s": clients * per_client / span,
             "per_client_seconds": [r["end"] - r["begin"] for r in runs],
             "connect_seconds": [r["connect_s"] for r in runs],
@@ -373,8 +382,9 @@ def main(argv=None) -> int:
         cluster.start()
         with Executor(cluster.address) as ex:
             map_once(ex, -200, 0)
-            doc["rate_10k"] = rate_10k(ex)
-            print(f"10k: {doc['rate_10k']['tasks_per_s']:,.0f} tasks/s", flush=True)
+            doc["rate_10k"] = rate_10k(ex, cluster)
+            print(f"10k: {doc['rate_10k']['tasks_per_s']:,.0f} tasks/s; "
+                  f"{cpu_line(doc['rate_10k'])}", flush=True)
             for name, chunk in (("chunked", args.chunk), ("one-map", args.tasks)):
                 if name in skip:
                     continue
@@ -408,12 +418,19 @@ def main(argv=None) -> int:
                                      cluster.worker_pids)
             many = concurrent_clients(cluster.address, args.clients, args.client_tasks,
                                       cluster.center_pid, cluster.worker_pids)
-            doc["clients"] = {"one": one, "many": many,
+            # More clients can only add what one left idle of the machine's cores (on a
+            # machine shared with other work, what that work left too): at the same CPU per
+            # task, their total rate is at most (busy + idle) / busy times one client's.
+            ceiling = min(args.clients,
+                          (one["cores_busy"] + one["cores_idle"]) / one["cores_busy"])
+            doc["clients"] = {"one": one, "many": many, "ratio_ceiling": round(ceiling, 2),
                               "ratio": many["tasks_per_s"] / one["tasks_per_s"]}
             print(f"1 client {total:,}: {one['tasks_per_s']:,.0f} tasks/s; {args.clients} "
                   f"clients x {args.client_tasks:,}: {many['tasks_per_s']:,.0f} tasks/s "
-                  f"({doc['clients']['ratio']:.2f}x); load {os.getloadavg()[0]:.1f}",
-                  flush=True)
+                  f"({doc['clients']['ratio']:.2f}x); load {os.getloadavg()[0]:.1f}; one "
+                  f"client kept {one['cores_busy']:.2f} of {psutil.cpu_count()} cores busy "
+                  f"and left {one['cores_idle']:.2f} idle, so {args.clients} can reach "
+                  f"{ceiling:.2f}x at most", flush=True)
             for label, run in (("1 client", one), (f"{args.clients} clients", many)):
                 cost, probe = run["cpu_us_per_task"], run["newcomer"]
                 print(f"  {label}: CPU µs per task: center {cost['center']:.0f}, workers "
