@@ -304,3 +304,52 @@ def test_the_parts_sent_run_while_later_ones_are_packed(e, module_cluster, parts
         assert e.get(graph, "total") == -sum(range(40))
     assert last.seen is True
     assert len(parts_of_three[-1]) > 3
+
+
+class _SlowToPack:
+    """A node's argument that takes a moment to pickle, so that two threads packing graphs
+    at once send their parts in turns."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self):
+        threading.Event().wait(0.001)
+        return (int, (self.value,))
+
+
+def _overlapping_graph(n: int, offset: int) -> dict:
+    """``shared-i`` the same in every graph; ``own-OFFSET-i`` and ``total-OFFSET`` its own."""
+    graph: dict = {}
+    for i in range(n):
+        graph[f"shared-{n}-{i}"] = (operator.add, _SlowToPack(i), 0)
+        graph[f"own-{offset}-{n}-{i}"] = (operator.add, f"shared-{n}-{i}", offset)
+    graph[f"total-{offset}-{n}"] = (sum, [f"own-{offset}-{n}-{i}" for i in range(n)])
+    return graph
+
+
+def test_threads_sending_graphs_that_share_keys_at_once_get_each_its_answer(e, monkeypatch):
+    # Each thread packs its graph without the client's lock, and the parts of the two go out
+    # in turns; a key one thread's graph holds may be in a part of the other's not sent yet,
+    # or released by the other's previous round meanwhile.
+    monkeypatch.setattr(dask_graphs, "FIRST_PART_TASKS", 3)
+    offsets, rounds = (1, 1000, 7), 6
+    start = threading.Barrier(len(offsets))
+    answers: dict[tuple[int, int], object] = {}
+
+    def run(offset: int) -> None:
+        start.wait()
+        for n in range(40, 40 + rounds):
+            try:
+                answers[offset, n] = e.get(_overlapping_graph(n, offset), f"total-{offset}-{n}")
+            except Exception as exc:  # noqa: BLE001 -- reported below
+                answers[offset, n] = exc
+
+    threads = [threading.Thread(target=run, args=(offset,), daemon=True) for offset in offsets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a thread's get hung"
+    assert answers == {(offset, n): sum(range(n)) + offset * n
+                       for offset in offsets for n in range(40, 40 + rounds)}
