@@ -421,6 +421,24 @@ def other_python_error(ts: TaskState, workers: list[WorkerInfo]) -> TaskErred:
                 "client's Python on the workers, or the workers' on the client)")
 
 
+def pinned_worker_gone(view: CenterView, ts: TaskState) -> bool:
+    """Whether no registered worker is the one the pinned task ``ts`` must run on (a paused
+    or retiring one is still there: the task waits for it)."""
+    spec = ts.spec
+    return spec is not None and not named(view.workers.values(), spec.workers or (),
+                                          view.names)
+
+
+def pinned_worker_gone_error(ts: TaskState) -> TaskErred:
+    """What a pinned task errs with when its worker is not in the cluster."""
+    workers = ", ".join((ts.spec.workers or ()) if ts.spec is not None else ())
+    ran = " (it was running when that worker died)" if ts.died_on else ""
+    return TaskErred(
+        key=ts.key, exception_type="WorkerGone",
+        message=f"task {ts.key} runs on {workers} only, and no such worker is in the cluster "
+                f"now{ran}: it left or died, or never joined")
+
+
 def python_of(worker: WorkerInfo) -> str:
     env = worker.environment or {}
     names = {"cpython": "CPython", "pypy": "PyPy"}

@@ -568,6 +568,8 @@ class CenterState(TaskMachine):
                 self.transitions(recs, sid)
         for other in list(self.workers.values()):
             self.fill(other, sid)
+        if self.unrunnable:  # a task pinned to this worker, waiting while it was paused
+            self.retry_unrunnable(sid)
 
     def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
         """Every copy of these tasks' data is gone: what waited on them waits again;

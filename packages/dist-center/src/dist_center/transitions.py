@@ -316,6 +316,8 @@ class TaskMachine:
                 others = placement.only_other_pythons(self, ts)
                 if others:  # no worker it may wait for: it errs as any of them would err it
                     return {ts.key: ("erred", placement.other_python_error(ts, others))}
+                if spec is not None and spec.pinned and placement.pinned_worker_gone(self, ts):
+                    return {ts.key: ("erred", placement.pinned_worker_gone_error(ts))}
                 return self._to_no_worker(ts)
             worker = target  # type: ignore[assignment]
         if self.unrunnable:  # (nearly always empty: no call then)

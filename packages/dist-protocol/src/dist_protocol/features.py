@@ -124,6 +124,11 @@ FEATURES: dict[str, str] = {
                     "defines it and it pickles to at most 1 KiB; absent otherwise), which the "
                     "center keeps with the key and passes on to clients without unpickling "
                     "it, so that a Python client's future gives the class, not only its name",
+    "pinned-tasks": "the center takes `submit` tasks with `pinned`: such a task runs only on "
+                    "the worker its `workers` names, and when no registered worker is that one "
+                    "(it left or died, before the task ran or while it ran, or never joined) "
+                    "the task errs at once with `exception_type` `WorkerGone`, rather than "
+                    "wait for a worker of that address to join",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

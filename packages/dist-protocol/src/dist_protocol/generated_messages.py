@@ -22,7 +22,8 @@ def _TaskSpec(cls):
     set_pickled_with = cls.pickled_with.__set__
     set_actor = cls.actor.__set__
     set_max_restarts = cls.max_restarts.__set__
-    setters = (set_key,set_function,set_args,set_deps,set_priority,set_workers,set_allow_other_workers,set_resources,set_retries,set_pickled_with,set_actor,set_max_restarts,)
+    set_pinned = cls.pinned.__set__
+    setters = (set_key,set_function,set_args,set_deps,set_priority,set_workers,set_allow_other_workers,set_resources,set_retries,set_pickled_with,set_actor,set_max_restarts,set_pinned,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -32,7 +33,7 @@ def _TaskSpec(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None) -> None:
+    def __init__(self, key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None, pinned: 'bool | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -47,6 +48,7 @@ def _TaskSpec(cls):
             self.pickled_with = pickled_with
             self.actor = actor
             self.max_restarts = max_restarts
+            self.pinned = pinned
             self.__class__ = cls
             return
         set_key(self, key)
@@ -61,6 +63,7 @@ def _TaskSpec(cls):
         set_pickled_with(self, pickled_with)
         set_actor(self, actor)
         set_max_restarts(self, max_restarts)
+        set_pinned(self, pinned)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -68,30 +71,30 @@ def _TaskSpec(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, deps={self.deps!r}, priority={self.priority!r}, workers={self.workers!r}, allow_other_workers={self.allow_other_workers!r}, resources={self.resources!r}, retries={self.retries!r}, pickled_with={self.pickled_with!r}, actor={self.actor!r}, max_restarts={self.max_restarts!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, function={self.function!r}, args={self.args!r}, deps={self.deps!r}, priority={self.priority!r}, workers={self.workers!r}, allow_other_workers={self.allow_other_workers!r}, resources={self.resources!r}, retries={self.retries!r}, pickled_with={self.pickled_with!r}, actor={self.actor!r}, max_restarts={self.max_restarts!r}, pinned={self.pinned!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.function,self.args,self.deps,self.priority,self.workers,self.allow_other_workers,self.resources,self.retries,self.pickled_with,self.actor,self.max_restarts,)==(other.key,other.function,other.args,other.deps,other.priority,other.workers,other.allow_other_workers,other.resources,other.retries,other.pickled_with,other.actor,other.max_restarts,)
+            return (self.key,self.function,self.args,self.deps,self.priority,self.workers,self.allow_other_workers,self.resources,self.retries,self.pickled_with,self.actor,self.max_restarts,self.pinned,)==(other.key,other.function,other.args,other.deps,other.priority,other.workers,other.allow_other_workers,other.resources,other.retries,other.pickled_with,other.actor,other.max_restarts,other.pinned,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.function,self.args,self.deps,self.priority,self.workers,self.allow_other_workers,self.resources,self.retries,self.pickled_with,self.actor,self.max_restarts,))
+        return hash((self.key,self.function,self.args,self.deps,self.priority,self.workers,self.allow_other_workers,self.resources,self.retries,self.pickled_with,self.actor,self.max_restarts,self.pinned,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','function','args','deps','priority','workers','allow_other_workers','resources','retries','pickled_with','actor','max_restarts',):
+        if type(self) is cls or name in ('key','function','args','deps','priority','workers','allow_other_workers','resources','retries','pickled_with','actor','max_restarts','pinned',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','function','args','deps','priority','workers','allow_other_workers','resources','retries','pickled_with','actor','max_restarts',):
+        if type(self) is cls or name in ('key','function','args','deps','priority','workers','allow_other_workers','resources','retries','pickled_with','actor','max_restarts','pinned',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.function, self.args, self.deps, self.priority, self.workers, self.allow_other_workers, self.resources, self.retries, self.pickled_with, self.actor, self.max_restarts]
+        return [self.key, self.function, self.args, self.deps, self.priority, self.workers, self.allow_other_workers, self.resources, self.retries, self.pickled_with, self.actor, self.max_restarts, self.pinned]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -4522,7 +4525,8 @@ METHODS = {
          ('retries', 'int', ('field', '0', '-', True, True, True, None, False)),
          ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
          ('actor', 'bool | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('max_restarts', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
+         ('max_restarts', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('pinned', 'bool | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _TaskSpec),
     'Environment': (

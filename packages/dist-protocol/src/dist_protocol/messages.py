@@ -154,6 +154,9 @@ class TaskSpec:
     # An actor made again after its worker died, at most this many times (none: lost with
     # its first worker).
     max_restarts: int | None = wire_field(default=None, minimum=0, feature="actors")  # times remade
+    # Runs on the worker ``workers`` names and on no other (a client's ``run``): should no
+    # registered worker be that one (it left, died or never joined), it errs rather than wait.
+    pinned: bool | None = wire_field(default=None, feature="pinned-tasks")
 
 
 @record

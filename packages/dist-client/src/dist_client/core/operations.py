@@ -488,8 +488,14 @@ async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
         func, args = call_with_worker, (func, *args)
     addresses = await _worker_addresses(core, workers)
     futures = {}
+    # Each call errs should its worker leave or die before it ran or while it ran, rather
+    # than wait for good for a worker of that address (a nanny's new worker has another).
+    center = core.center
+    pinned = center is not None and "pinned-tasks" in center.features
     for address in addresses:
         options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
+        if pinned:
+            options["pinned"] = True
         futures[address] = core.submit_call(func, args, kwargs, None, False, options,
                                             refresh=False)
     if not wait:
