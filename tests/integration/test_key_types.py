@@ -54,6 +54,7 @@ def test_apis_that_give_keys_back_give_the_user_s_keys(e):
     assert {f.key for f in as_completed(futures)} == keys
     assert {f.key for f in futures_of({"a": futures})} == keys
     assert {entry["key"] for entry in e.story(17, ("x", 1))} == {17, ("x", 1)}
+    assert keys <= {record["key"] for record in e.get_task_stream()}
     scattered = e.scatter({18: "eighteen", "18": "the string"})
     assert set(scattered) == {18, "18"}
     assert e.gather(scattered) == {18: "eighteen", "18": "the string"}

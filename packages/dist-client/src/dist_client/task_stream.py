@@ -7,6 +7,7 @@ import numbers
 import time
 from typing import Any
 
+from dist_protocol.key_names import user_key
 from dist_protocol.messages import TaskStream
 from dist_protocol.timeouts import wait_for
 
@@ -49,7 +50,9 @@ async def fetch(core: Any, wanted: dict[str, Any]) -> tuple[int, list[dict[str, 
                            "'task-stream')")
     reply = await wait_for(core.ask(lambda i: TaskStream(id=i, **wanted)), ANSWER_WITHIN,
                            f"get_task_stream: no answer within {ANSWER_WITHIN:g} s")
-    return reply.cursor, reply.records
+    # Each run's key as the user gave it (``Future.key``), as dask's records have it.
+    return reply.cursor, [{**record, "key": user_key(record["key"])} if "key" in record
+                          else record for record in reply.records]
 
 
 class get_task_stream:  # noqa: N801 -- dask's name, a context manager as there
