@@ -129,6 +129,22 @@ def test_waiting_for_all_or_the_first_failure_sees_one_behind_a_pending_key():
     assert all_finished()
 
 
+def test_a_waiter_puts_one_callback_object_on_all_its_keys():
+    """Not a bound method made per key: one object fewer a key waited for."""
+    keys = [KeyState(str(i)) for i in range(3)]
+    with ThreadWaiter(keys):
+        assert keys[0].watchers[0] is keys[1].watchers[0] is keys[2].watchers[0]
+
+    async def main():
+        waiter = LoopWaiter(keys)
+        assert keys[0].watchers[0] is keys[1].watchers[0] is keys[2].watchers[0]
+        for key in keys:
+            key.finish(1, "int", ["w"])
+        await asyncio.wait_for(waiter.until(lambda: all(k.done for k in keys)), 5)
+    asyncio.run(main())
+    assert all(key.watchers is None for key in keys)
+
+
 def test_waiting_on_a_loop_for_many_keys_watches_one_key_at_a_time():
     """A gather of a long map waits for every key at once: a watcher list on each key,
     kept until the last settles, was one more object a key for the cyclic collector."""

@@ -21,9 +21,12 @@ class ThreadWaiter:
 
     def __init__(self, states: Iterable[KeyState]):
         self._changed = threading.Event()
+        # One bound method for every key: made per key, it was one more object a key
+        # waited for (``wait`` on a long map's futures) for the cyclic collector to walk.
+        self._wake = self._changed.set
         self._states = list(states)
         for state in self._states:
-            state.watch(self._changed.set)
+            state.watch(self._wake)
 
     def until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         """Block until ``condition()`` holds (checked again after each settling); False if
@@ -42,7 +45,7 @@ class ThreadWaiter:
 
     def __exit__(self, *exc_info) -> None:
         for state in self._states:
-            state.unwatch(self._changed.set)
+            state.unwatch(self._wake)
 
 
 class LoopWaiter:
@@ -56,7 +59,7 @@ class LoopWaiter:
         # settle one after the other) wake it no further, and cost no call each.
         self._woken = False
         self._states = list(states)
-        wake = self._wake  # (one bound method for every key, not one each)
+        wake = self._wake  # (one bound method for every key, as ``ThreadWaiter``'s)
         for state in self._states:
             state.watch(wake)
 
