@@ -130,3 +130,13 @@ def test_as_completed_shows_how_many_wait_and_how_many_are_done(make_future):
     assert repr(ac) == "<as_completed: waiting=1 done=1>"
     assert next(ac) is a and repr(ac) == "<as_completed: waiting=1 done=0>"
     b.keystate.finish(1, "int", ["w"])
+
+
+@pytest.mark.parametrize("forever", [float("inf"), 1e10], ids=["inf", "1e10"])
+def test_a_timeout_longer_than_a_thread_can_block_waits_without_one(make_future, forever):
+    # (written to mean "no limit": the lock the thread sleeps on raised OverflowError)
+    a, b = make_future("wi1"), make_future("wi2")
+    finish_later(a)
+    assert wait([a], timeout=forever).done == {a}
+    finish_later(b)
+    assert list(as_completed([b], timeout=forever)) == [b]

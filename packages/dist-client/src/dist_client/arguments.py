@@ -12,6 +12,7 @@ import datetime
 import math
 import numbers
 import re
+import threading
 from typing import Any
 
 from .local_options import LocalOptions
@@ -86,6 +87,11 @@ def given_timeout(name: str, value: Any) -> Any:
     if isinstance(value, concurrent.futures.Future):
         raise TypeError(f"{name} must be a number of seconds, not a future: give several "
                         f"futures as one list, wait([x, y]), not wait(x, y)")
+    if isinstance(value, (int, float)) and value > threading.TIMEOUT_MAX:
+        # Longer than a thread can block for (about 292 years): ``float("inf")``, ``1e10``,
+        # written to mean "no limit". The lock a waiting thread sleeps on raised
+        # OverflowError for it, once the result was not there at the first look.
+        return None
     return value
 
 
