@@ -40,10 +40,14 @@ def expected_duration(view: CenterView, ts: TaskState) -> float:
 def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     """Which busy workers to ask for which waiting tasks, for the workers with idle threads:
     ``(victim, thief, keys)`` for each request to send."""
-    if view.queue or len(view.workers) < 2:
+    workers = view.workers
+    if len(workers) < 2 or view.queue:
         return []  # idle workers take queued work first
-    for worker in view.workers.values():  # (a loop, not any(): this runs on every step)
-        if worker.assigned > worker.nthreads:
+    # (this runs at the end of every step: a loop, not any(), and ``worker.assigned`` written
+    # out, each a call that cost more than the test)
+    for worker in workers.values():
+        ahead = worker.ahead
+        if len(worker.processing) - (len(ahead) if ahead else 0) > worker.nthreads:
             break
     else:
         return []  # no worker holds a task it has not started: nothing to take (the usual case)
