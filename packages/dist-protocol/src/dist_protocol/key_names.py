@@ -13,7 +13,6 @@ can follow it without parsing Python, and a string key costs one set lookup.
 """
 from __future__ import annotations
 
-import ast
 import functools
 import math
 import numbers
@@ -97,28 +96,83 @@ def user_key(name: str) -> Hashable:
     if first == "b" and not name.startswith(_BYTES_QUOTES):
         return name
     chunk = _CHUNK.match(name)
-    if chunk is not None and chunk[2]:
+    if chunk is not None and chunk[2] and chunk[1].isprintable():
         return (chunk[1], *map(int, chunk[2][2:].split(", ")))
     return _literal(name)
 
 
 # A dask chunk's key, ``('x-<hex>', 0, 1)``, read without the parser (a fifth of the work):
-# a name in single quotes with no escape in it, then ints as ``repr`` writes them.
-_CHUNK = re.compile(r"\('([^'\\]*)'((?:, -?(?:0|[1-9][0-9]*))*)\)\Z")
+# a name in single quotes with no escape in it (``repr`` escapes what is not printable), then
+# ints as ``repr`` writes them.
+_CHUNK = re.compile(r"\('([^'\\]*)'((?:, (?:0|-?[1-9][0-9]*))*)\)\Z")
 
 
 @functools.lru_cache(maxsize=4096)
 def _literal(name: str) -> Hashable:
     # Cached: a graph's tuple keys are read back again and again (``Future.key``).
-    try:
-        value = ast.literal_eval(name)
-    except Exception:  # noqa: BLE001 -- not a literal (or too deep to parse): its text
+    value = _parse(name)
+    if value is None or type(value) is str:
         return name
-    return value if type(value) is not str and _key_value(value) else name
+    try:
+        return value if wire_key(value) == name else name
+    except ValueError:
+        return name
 
 
-def _key_value(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, (str, bytes, int, float)):
-        return True
-    return type(value) is tuple and depth < 32 and all(_key_value(v, depth + 1)
-                                                       for v in value)
+# The tokens of a key's literal as ``repr`` writes one. Python's own parser is not used: on
+# 3.11 before 3.11.8 its AST builder keeps one depth counter for the whole process, and a parse
+# started while another was being built (from a finalizer, or a thread switch the collector
+# allows) fails with "AST constructor recursion depth mismatch" -- in the user's parse or ours.
+_TOKEN = re.compile(r"""(?P<open>\()|(?P<close>\))|(?P<comma>,\ ?)
+    |(?P<text>b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*")
+    |(?P<number>-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?)""", re.VERBOSE | re.DOTALL)
+_MAX_DEPTH = 32
+
+
+def _parse(name: str) -> Any:
+    """The value of ``name`` read as a key's literal, or None when it is not one. Lenient in
+    spacing and number forms; ``_literal`` keeps only what ``wire_key`` writes back to
+    ``name`` exactly."""
+    stack: list[list[Any]] = []
+    done: list[Any] = []  # the whole value, once read
+    at, end = 0, len(name)
+    while at < end:
+        token = _TOKEN.match(name, at)
+        if token is None or done:
+            return None
+        at = token.end()
+        kind = token.lastgroup
+        if kind == "open":
+            if len(stack) == _MAX_DEPTH:
+                return None
+            stack.append([])
+            continue
+        if kind == "comma":
+            if not stack or not stack[-1]:
+                return None
+            continue
+        if kind == "close":
+            if not stack:
+                return None
+            value: Any = tuple(stack.pop())
+        elif kind == "text":
+            value = _text(token.group())
+            if value is None:
+                return None
+        else:
+            number = token.group()
+            try:
+                value = int(number) if number.lstrip("-").isdigit() else float(number)
+            except ValueError:  # an int of more digits than Python converts
+                return None
+        (stack[-1] if stack else done).append(value)
+    return done[0] if done and not stack else None
+
+
+def _text(literal: str) -> str | bytes | None:
+    try:
+        if literal[0] == "b":
+            return literal[2:-1].encode("ascii").decode("unicode_escape").encode("latin-1")
+        return literal[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except (UnicodeError, ValueError):
+        return None
