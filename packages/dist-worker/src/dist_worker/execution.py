@@ -347,6 +347,19 @@ def _leave_forked_copy(key: str) -> NoReturn:
     os._exit(0)
 
 
+def _thread_waits_reader() -> Callable[[], int | None]:
+    try:
+        from resource import RUSAGE_THREAD, getrusage
+    except ImportError:  # RUSAGE_THREAD is Linux's
+        return lambda: None
+    return lambda: getrusage(RUSAGE_THREAD).ru_nvcsw
+
+
+# How many times the calling thread has waited (voluntary context switches: on a lock, a
+# socket, a sleep), or None where the system does not say.
+thread_waits = _thread_waits_reader()
+
+
 class InlinePolicy:
     """Which functions may run on the event loop's own thread.
 
@@ -362,7 +375,10 @@ class InlinePolicy:
     send every later run of it through the pool. But no preemption lasts ``STALLED``
     seconds: a run on the loop that long blocked, and bars its function at once, rather than
     after two more such stalls (peers and clients asking the worker for data wait through
-    each).
+    each). Where the system counts a thread's waits (``thread_waits``), a slow run is a
+    strike only if the loop's thread waited during it: one taken off the CPU without
+    waiting was preempted, not blocked, and on a loaded machine three such runs fall within
+    ``WINDOW`` sooner or later in a long map, which then went through the pool to its end.
     """
 
     FAST = 0.0002
@@ -374,7 +390,10 @@ class InlinePolicy:
     BUDGET = 0.002  # seconds of inline work per pass of the event loop
     _BARRED = -1
 
-    def __init__(self, max_functions: int = 1024):
+    def __init__(self, max_functions: int = 1024,
+                 waits: Callable[[], int | None] = thread_waits):
+        self._waits = waits
+        self._waits_before: int | None = None  # the loop thread's, as its inline runs began
         self._fast_runs: collections.OrderedDict[Any, int] = collections.OrderedDict()
         self._slow_runs: dict[Any, collections.deque[int]] = {}  # key -> run numbers
         self._runs = 0  # runs recorded, of all functions
@@ -402,6 +421,21 @@ class InlinePolicy:
     def allows(self, function_key: Any) -> bool:
         return self._fast_runs.get(function_key, 0) >= self.NEEDED
 
+    def stretch_begins(self) -> None:
+        """Runs on the loop begin (a stretch of them, once a pass of the loop), on its own
+        thread: how often that thread has waited so far is noted (one system call a
+        stretch, none a run), so that a slow run can be told blocked from preempted."""
+        self._waits_before = self._waits()
+
+    def _waited(self) -> bool:
+        """Whether the loop's thread waited since its stretch of inline runs began or since
+        the last slow run; True when that is not known."""
+        before = self._waits_before
+        if before is None:
+            return True
+        now = self._waits_before = self._waits()
+        return now is None or now != before
+
     def bar(self, function_key: Any) -> None:
         """Never run this function on the loop again (it waits on the cluster)."""
         self._fast_runs[function_key] = self._BARRED
@@ -416,8 +450,8 @@ class InlinePolicy:
             return
         if duration < self.FAST:
             runs = min(runs + 1, self.NEEDED)
-        elif duration > self.SLOW and inline and (duration > self.STALLED
-                                                  or self._strike(function_key)):
+        elif duration > self.SLOW and inline and (duration > self.STALLED or (
+                self._waited() and self._strike(function_key))):
             self._slow_runs.pop(function_key, None)
             runs = self._BARRED
         else:

@@ -486,6 +486,7 @@ class Worker:
                         watch.runs += 1
                         if hidden is None:
                             watch.arm()
+                            inline.stretch_begins()
                             hidden = hide_loop()
                         task_context.set_current(self.task_context(ins.key, True))
                         try:
