@@ -88,6 +88,9 @@ def test_binary_and_extension_values_are_tagged_in_json():
 # -- a new op reaches the spec with one command ---------------------------------------------------
 
 
+# Builds the whole spec, its catalogue and every vector: 4-5 s alone, and over 30 s on a
+# loaded machine late in a full run.
+@pytest.mark.timeout(180)
 def test_the_generator_handles_an_op_it_has_never_seen():
     spec = importlib.util.spec_from_file_location("dist_spec_generate_new_op",
                                                   spec_dir() / "tools" / "generate.py")
