@@ -72,3 +72,34 @@ def test_a_worker_survives_the_signals_its_tasks_bring_on(make_cluster, wait_unt
     worker.terminate()  # SIGTERM still stops it cleanly, nanny and all
     assert worker.wait(RESULT_TIMEOUT) == 0
     wait_until(lambda: not e.ncores(), PROMPTLY, "the center to drop the worker")
+
+
+def ignore_stop_signals(x):
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False  # (on a pool thread signal.signal raises ValueError, as in dask)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return True
+
+
+def test_a_task_run_on_the_event_loop_cannot_keep_its_worker_from_stopping(
+        make_cluster, wait_until):
+    # A fast function runs inline, on the main thread, where signal.signal works: a task that
+    # ignored SIGTERM there made a worker that a service manager's SIGTERM no longer stopped.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    for first in range(0, 2000, 100):
+        if any(e.gather(e.map(ignore_stop_signals, range(first, first + 100)),
+                        timeout=RESULT_TIMEOUT)):
+            break
+    else:
+        pytest.fail("the function never ran on the worker's event loop")
+    wait_until(lambda: "replaced the worker's handler of SIGINT, SIGTERM" in worker.output(),
+               PROMPTLY, "the worker to say it put its handlers back")
+
+    worker.terminate()
+    assert worker.wait(RESULT_TIMEOUT) == 0

@@ -4,7 +4,7 @@ tests/integration/test_task_signals.py)."""
 import signal
 
 from dist_worker.events import SignalReceived
-from dist_worker.task_signals import survived_signals
+from dist_worker.task_signals import KeptHandlers, survived_signals
 
 
 def test_a_signal_is_counted_and_told_in_the_stories_of_the_running_and_the_last_ended(
@@ -37,3 +37,19 @@ def test_the_worker_keeps_the_signals_that_stop_it_and_a_hangup_without_a_nanny(
         assert not {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL} & set(kept)
     assert signal.SIGHUP in survived_signals(True)
     assert signal.SIGHUP not in survived_signals(False)
+
+
+def test_kept_handlers_are_put_back_once_replaced_and_named():
+    def handler(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGUSR2, handler)
+    try:
+        kept = KeptHandlers([signal.SIGUSR2, signal.SIGUSR1])
+        assert kept.put_back() == []
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # as a task run on the loop could
+        assert kept.put_back() == ["SIGUSR2"]
+        assert signal.getsignal(signal.SIGUSR2) is handler
+        assert kept.put_back() == []
+    finally:
+        signal.signal(signal.SIGUSR2, before)

@@ -320,6 +320,9 @@ async def serve(worker: Worker) -> None:
 
         loop.add_reader(nanny.fileno(), asked_to_stop)
         loop.add_signal_handler(signal.SIGTERM, terminated)
+    # (SIGINT too under a nanny, which ignores it here: Ctrl-C is the nanny's to pass on)
+    worker.keep_signal_handlers([signal.SIGINT, signal.SIGTERM,
+                                 *survived_signals(nanny is not None)])
     await worker.stopped.wait()
     if killed:
         raise SystemExit(KILLED_EXIT_CODE)

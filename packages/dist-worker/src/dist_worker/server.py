@@ -39,6 +39,7 @@ from .spill import SpillLoadError, SpillReadError
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .stallwatch import StallWatch
+from .task_signals import KeptHandlers
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 from . import unpickling, uploads
@@ -121,6 +122,8 @@ class Worker:
         # whose bytes only the loop may write).
         self._stall_watch = StallWatch(heartbeat_interval, self._beat_while_stalled)
         self._center_unwatched = False
+        # The handlers of the signals the worker handles, which an inline task could replace.
+        self._signal_handlers: KeptHandlers | None = None
         # Orders not yet carried out, when a pass of the loop ran out of time for inline tasks.
         self._deferred: collections.deque | None = None
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
@@ -476,9 +479,7 @@ class Worker:
                                 self.send_center(*to_center)
                                 to_center = []
                             if hidden is not None:
-                                watch.running = None
-                                task_context.set_current(None)
-                                show_loop(hidden)
+                                self._stretch_ends(hidden)
                                 hidden = None
                             asyncio.get_running_loop().call_soon(self._carry_out, pending)
                             return
@@ -506,9 +507,7 @@ class Worker:
                     self.send_center(*to_center)
                     to_center = []
                 if hidden is not None:
-                    watch.running = None
-                    task_context.set_current(None)
-                    show_loop(hidden)
+                    self._stretch_ends(hidden)
                     hidden = None
                 if kind is Execute and ins.actor and self.actors is not None:
                     self._flush_center()
@@ -528,11 +527,28 @@ class Worker:
                     self._runner.resume(ins.key)
         finally:
             if hidden is not None:
-                watch.running = None
-                task_context.set_current(None)
-                show_loop(hidden)
+                self._stretch_ends(hidden)
             if to_center:
                 self.send_center(*to_center)
+
+    def keep_signal_handlers(self, numbers: list[int]) -> None:
+        """Put back the handlers ``numbers`` have now whenever an inline task replaced one."""
+        self._signal_handlers = KeptHandlers(numbers)
+
+    def _stretch_ends(self, hidden: Any) -> None:
+        """A stretch of inline runs ends: the loop shown again, and the worker's signal
+        handlers put back if one of the stretch's tasks replaced them (``KeptHandlers``)."""
+        watch = self._stall_watch
+        last = watch.running
+        watch.running = None
+        task_context.set_current(None)
+        show_loop(hidden)
+        if self._signal_handlers is not None:
+            replaced = self._signal_handlers.put_back()
+            if replaced:
+                log.warning("a task run on the event loop (the last: %s) replaced the worker's "
+                            "handler of %s: put back (a task's own handler cannot outlive it)",
+                            last, ", ".join(replaced))
 
     def _beat_while_stalled(self, key: str, looks: int) -> None:
         """On the stall watch's thread: task ``key`` has kept the event loop's thread for

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from _signal import getsignal as _getsignal  # (signal's own wraps it in an enum conversion)
 
 # (getattr: not every platform has each of them)
 _SURVIVED = ("SIGALRM", "SIGVTALRM", "SIGPROF", "SIGUSR1", "SIGUSR2", "SIGXFSZ", "SIGIO")
@@ -38,4 +41,31 @@ def survive_signals(loop: asyncio.AbstractEventLoop, signals: list[signal.Signal
         loop.add_signal_handler(number, on_signal, signal.Signals(number).name)
 
 
-__all__ = ["survive_signals", "survived_signals"]
+class KeptHandlers:
+    """The worker's handlers of ``numbers`` as they are now, put back where a task replaced
+    them.
+
+    A fast function runs inline, on the event loop's thread, which is the main thread: there,
+    and only there, ``signal.signal`` works (on a pool thread, as in dask's workers, it raises
+    ``ValueError``). So such a task could replace the worker's own handlers: a SIGTERM or
+    Ctrl-C ignored stopped nothing, one of the survived signals set back to its default ended
+    the process. Checked once per stretch of inline runs, not per task: ten look-ups cost
+    about a tenth of a trivial task's run (benchmarks/README.md, round four)."""
+
+    def __init__(self, numbers: Iterable[int]):
+        # (None: a handler not installed from Python, which could not be put back)
+        self._kept: list[tuple[int, Any]] = [
+            (number, handler) for number in numbers
+            if (handler := _getsignal(number)) is not None]
+
+    def put_back(self) -> list[str]:
+        """Put back each handler replaced since; the names of their signals."""
+        replaced = []
+        for number, handler in self._kept:
+            if _getsignal(number) is not handler:
+                signal.signal(number, handler)
+                replaced.append(signal.Signals(number).name)
+        return replaced
+
+
+__all__ = ["KeptHandlers", "survive_signals", "survived_signals"]
