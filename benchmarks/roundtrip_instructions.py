@@ -43,9 +43,10 @@ PROCESSES = ("center", "w0", "w1", "client")
 CLIENT = r'''
 import sys
 import bench_tasks as t
-import dist_client.core.client as client_core
+import dist_client.core.release_timer as release_timer
 from dist_client import Executor
-client_core.RELEASE_DELAY = 1.0  # (see the module's doc: releases ride with the next submit)
+# (see the module's doc: releases ride with the next submit)
+release_timer.SHORTEST = release_timer.LONGEST = 1.0
 ex = Executor(sys.argv[1])
 mode = sys.argv[2]
 for i in range(20):

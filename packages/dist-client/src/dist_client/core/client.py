@@ -48,15 +48,13 @@ from ..primitives import Topics
 from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
 from .loop import LoopThread
+from .release_timer import ReleaseTimer
 from .state import ClientState, Fail, Finish, Recompute
 from .waiters import settled_async
 
 log = logging.getLogger("dist_client")
 
 SUBMIT_CHUNK = 1_000  # tasks per submit message: see submit_many
-# How long a release made in a user thread may wait to travel with that thread's next message.
-RELEASE_DELAY = 0.005
-
 
 _cores: weakref.WeakSet[ClientCore] = weakref.WeakSet()  # every client of this process
 
@@ -100,7 +98,7 @@ class ClientCore:
         self.state = ClientState()
         _cores.add(self)
         self._flush_scheduled = False
-        self._release_timer = False  # the I/O thread sends the releases waiting soon
+        self.release_timer = ReleaseTimer()  # the I/O thread sends the releases waiting soon
         # A thread wrote to the center itself, and the center has not said anything since.
         self._answer_due = False
         self._replies = PendingReplies()  # requests to the center awaiting their reply
@@ -254,8 +252,7 @@ class ClientCore:
             # Armed on this wake-up, which the I/O thread has anyway: the Futures dropped
             # after this news (the caller read its value) need no wake-up of their own. The
             # timer itself is made once the keys are settled, off the waiting caller's path.
-            arm_release_timer = not self._release_timer
-            self._release_timer = True
+            release_delay = self.release_timer.arm()
             cancels_heard = False
             for msg in messages:
                 if type(msg) is KeyCancelled:
@@ -283,8 +280,8 @@ class ClientCore:
                 else:
                     self._replies.received(order.message)
         finally:
-            if arm_release_timer:
-                self.io.loop.call_later(RELEASE_DELAY, self._release_due)
+            if release_delay is not None:
+                self.io.loop.call_later(release_delay, self._release_due)
 
     def _on_center_lost(self, comm: Comm) -> None:
         if comm is not self.center:
@@ -456,17 +453,18 @@ class ClientCore:
     def _schedule_release(self) -> None:
         """With the lock held: a release is queued. Nobody waits on one, so from a user thread
         it goes with that thread's next message to the center (a submit, say) or, failing
-        that, within ``RELEASE_DELAY``: one wake-up of the I/O thread for any number of
-        releases, rather than one for each Future dropped."""
+        that, on the I/O thread's timer (``release_timer``): one wake-up of the I/O thread for
+        any number of releases, rather than one for each Future dropped."""
         if self.io.in_loop_thread:
             self._schedule_flush()
-        elif not self._release_timer:
-            self._release_timer = True
-            self.io.call(self.io.loop.call_later, RELEASE_DELAY, self._release_due)
+        else:
+            delay = self.release_timer.arm()
+            if delay is not None:
+                self.io.call(self.io.loop.call_later, delay, self._release_due)
 
     def _release_due(self) -> None:
         with self.lock:
-            self._release_timer = False
+            self.release_timer.fired(self.state.has_outbox())
         self._flush_outbox()
 
     def _flush_outbox(self) -> None:

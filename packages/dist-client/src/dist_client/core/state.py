@@ -148,6 +148,10 @@ class ClientState:
         return self.queue(Cancel(keys=keys, pending_only=True) if pending_only
                           else Cancel(keys=keys, force=True) if force else Cancel(keys=keys))
 
+    def has_outbox(self) -> bool:
+        """Whether anything (a release, say) is queued for the center."""
+        return bool(self._outbox or self._releases)
+
     def take_outbox(self) -> list[Message]:
         """Everything queued, as messages, in order; the outbox is empty afterwards."""
         items, self._outbox = self._outbox, []
