@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from dist_client import EnvironmentMismatch
-from dist_client.environments import REFRESH_SECONDS, ClusterEnvironments, environment_from
+from dist_client.environments import (REFRESH_AHEAD_SECONDS, REFRESH_SECONDS, ClusterEnvironments,
+                                      environment_from)
 from dist_protocol.messages import Environment
 
 pytestmark = pytest.mark.timeout(30)
@@ -111,6 +112,14 @@ def test_the_view_of_the_workers_goes_stale_after_a_second():
     assert not envs.stale(100.0 + REFRESH_SECONDS / 2)
     assert envs.stale(100.0 + REFRESH_SECONDS * 2)
     assert ClusterEnvironments().stale(0.0)
+
+
+def test_an_aging_view_is_refreshed_in_the_background_before_a_submit_would_wait_for_it():
+    envs = cluster()
+    assert envs.refresh_due(100.0 + REFRESH_AHEAD_SECONDS / 2) is None
+    assert envs.refresh_due(100.0 + (REFRESH_AHEAD_SECONDS + REFRESH_SECONDS) / 2) == "ahead"
+    assert envs.refresh_due(100.0 + REFRESH_SECONDS * 2) == "wait"
+    assert ClusterEnvironments().refresh_due(0.0) == "wait"  # never listed: nothing to go by
 
 
 def test_malformed_environments_read_as_unknown():

@@ -20,6 +20,9 @@ from .errors import EnvironmentMismatch
 
 # How old the client's view of the workers' environments may be when it submits pickled code.
 REFRESH_SECONDS = 1.0
+# How old it may be before a submit has it refreshed in the background: a client that submits
+# steadily gets the new view before the old one is too old, and never waits for it.
+REFRESH_AHEAD_SECONDS = 0.75
 
 
 def environment_from(value: Any) -> Environment | None:
@@ -57,6 +60,15 @@ class ClusterEnvironments:
 
     def stale(self, now: float) -> bool:
         return self.updated is None or now - self.updated > REFRESH_SECONDS
+
+    def refresh_due(self, now: float) -> str | None:
+        """How a submit of pickled code at ``now`` has the view refreshed: ``"wait"`` for it
+        (stale), ``"ahead"`` in the background (still good enough for this submit), or not
+        at all (None)."""
+        if self.stale(now):
+            return "wait"
+        assert self.updated is not None
+        return "ahead" if now - self.updated > REFRESH_AHEAD_SECONDS else None
 
     def foreign(self) -> dict[str, Environment]:
         """Workers on another Python (implementation or minor version) than this client."""

@@ -516,15 +516,16 @@ class ClientCore:
     def check_pickled_code(self, options: dict, refresh: bool = True) -> None:
         """Before pickled code is sent: no worker it may land on runs another Python. The
         view of the workers is refreshed when older than a second: with ``refresh`` one round
-        trip here (from a thread), else in the background."""
+        trip here (from a thread), else in the background. Past three quarters of a second
+        it is refreshed in the background already, so that steady submits never wait."""
         if self.status != "running" or self.center is None:
             raise ClusterError(f"this executor is {self.status}; results cannot arrive")
-        if self.envs.stale(time.monotonic()):
-            if refresh and not self.io.in_loop_thread:
-                self.run(self.refresh_workers())
-            elif not self._refreshing:
-                self._refreshing = True
-                self.io.call(lambda: self.io.loop.create_task(self._refresh_quietly()))
+        due = self.envs.refresh_due(time.monotonic())
+        if due == "wait" and refresh and not self.io.in_loop_thread:
+            self.run(self.refresh_workers())
+        elif due is not None and not self._refreshing:
+            self._refreshing = True
+            self.io.call(lambda: self.io.loop.create_task(self._refresh_quietly()))
         self.envs.check_submit(options["workers"], options["allow_other_workers"])
 
     async def _refresh_quietly(self) -> None:
