@@ -254,3 +254,24 @@ def test_replacing_pickle_and_msgpack_functions_leaves_payloads_and_batches_alon
     assert batch_round_trip() == [message]
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(batch_round_trip).result() == [message]
+
+
+# -- large bytes --------------------------------------------------------------------------------
+
+
+def test_large_bytes_travel_as_the_object_itself_out_of_band():
+    """A pickle holding a large bytes value in band is a second copy of it for as long as it
+    is sent or spilled; out of band, the value itself is the frame."""
+    data = bytes(range(256)) * 8192  # 2 MiB
+    payload = serialize(data)
+    assert len(payload.frames) == 2 and payload.frames[1] is data
+    assert len(payload.frames[0]) < 100
+    assert deserialize(payload) is data  # (its frame is a bytes object already)
+    received = Payload("pickle", [bytes(payload.frames[0]), bytearray(data)])  # (off the wire)
+    value = deserialize(received)
+    assert type(value) is bytes and value == data
+    assert pickle.loads(payload.frames[0], buffers=[bytearray(data)]) == data  # plain pickle
+
+
+def test_small_bytes_stay_in_band():
+    assert serialize(b"x" * 1000).frames == [pickle.dumps(b"x" * 1000, protocol=5)]

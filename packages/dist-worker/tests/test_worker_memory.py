@@ -182,6 +182,22 @@ def test_arrays_read_back_are_aligned_and_sum_as_before_they_spilled(tmp_path, c
     assert back["floats"].sum() == floats.sum()  # to the last bit
 
 
+@pytest.mark.parametrize("codec", ["lz4", "none"])
+def test_a_large_bytes_value_is_written_as_it_is_and_read_back_into_one_bytes(tmp_path, codec):
+    """Its file holds the value's own bytes (compressible or not: decompressed, it would come
+    back as a buffer copied once more into the value), and it is read straight into the bytes
+    object it comes back as."""
+    disk = DiskMapping(str(tmp_path / "spill"), codec=codec)
+    data = b"\x01" * (4 * MB)
+    disk["k"] = data
+    assert disk.sizes["k"] > 4 * MB  # not compressed
+    back = disk["k"]
+    assert type(back) is bytes and back == data
+    payload = disk.read("k")  # as it is served to a peer: a pickle, the data out of band
+    assert payload.serializer == "pickle" and type(payload.frames[1]) is bytes
+    assert deserialize(payload) is payload.frames[1]
+
+
 def test_a_truncated_or_padded_spill_file_is_a_clear_error(tmp_path):
     numpy = pytest.importorskip("numpy")
     disk = DiskMapping(str(tmp_path / "spill"), codec="none")

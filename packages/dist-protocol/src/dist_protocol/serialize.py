@@ -247,8 +247,41 @@ def _names_a_module_sent_by_value(head: bytes) -> bool:
 _PLAIN_SCALARS = frozenset((int, float, bool, type(None), str, bytes, complex))
 
 
+# A ``bytes`` value at least this large travels as an out-of-band buffer: the object itself
+# is the frame sent or spilled. Pickled in band, the pickle held a second copy of it for as
+# long as it took to send or write (a 250 MB value on a 300 MB worker passed the limit).
+BYTES_OUT_OF_BAND = 1 << 20
+
+
+class _BytesOutOfBand:
+    """Pickles as ``bytes(<buffer>)`` with the data as an out-of-band buffer (any Python reads
+    it back: the call is the builtin's)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[type[bytes], tuple[pickle.PickleBuffer]]:
+        return (bytes, (pickle.PickleBuffer(self.data),))
+
+
+def is_bytes_out_of_band(frames: list[Any]) -> bool:
+    """Whether ``frames`` are a pickle of a ``bytes`` value sent out of band (its second frame
+    is the data): a reader that can put the data into a ``bytes`` object of its own at once
+    (a spill file read back) has the value without a second copy."""
+    return len(frames) == 2 and frames[0] == BYTES_OUT_OF_BAND_HEAD
+
+
+def _out_of_band(buffer: pickle.PickleBuffer) -> None:
+    """A pickler's buffer callback: every buffer out of band (the caller has it already)."""
+
+
 def _pickle_dumps(obj: Any) -> list[Any]:
     if type(obj) in _PLAIN_SCALARS:
+        if type(obj) is bytes and len(obj) >= BYTES_OUT_OF_BAND:
+            return [_plain_dumps(_BytesOutOfBand(obj), protocol=5, buffer_callback=_out_of_band),
+                    obj]
         return [_plain_dumps(obj, protocol=5)]
     buffers: list[pickle.PickleBuffer] = []
     try:
@@ -262,6 +295,10 @@ def _pickle_dumps(obj: Any) -> list[Any]:
     buffers.clear()
     head = _cloudpickle_dumps()(obj, protocol=5, buffer_callback=buffers.append)
     return [head, *(b.raw() for b in buffers)]
+
+
+BYTES_OUT_OF_BAND_HEAD = _plain_dumps(_BytesOutOfBand(b""), protocol=5,
+                                      buffer_callback=_out_of_band)
 
 
 def serialize_plain(obj: Any) -> Payload:
@@ -309,6 +346,9 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
                 raise SerializationError("pickle payloads are not accepted here")
             if not frames:
                 raise SerializationError("a pickle payload needs at least one frame")
+            if len(frames) == 2 and type(frames[1]) is bytes and is_bytes_out_of_band(frames):
+                return frames[1]  # (the value itself: copied into a bytearray and back again,
+                # a large one would take the memory of three)
             return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise

@@ -25,7 +25,8 @@ import struct
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from dist_protocol.serialize import Payload, SerializationError, deserialize, serialize
+from dist_protocol.serialize import (Payload, SerializationError, deserialize,
+                                     is_bytes_out_of_band, serialize)
 
 # The codecs' modules are imported at the first frame compressed or read back (compression is
 # worth having, not worth failing for: without a codec, frames are written as they are).
@@ -164,7 +165,13 @@ class DiskMapping(MutableMapping):
 
     def write(self, key: str, payload: Payload) -> None:
         """Store an already serialized value (as it came from a peer or a task)."""
-        frames = [compress(frame, self.codec) for frame in payload.frames]
+        if is_bytes_out_of_band(payload.frames):
+            # A bytes value: read back into one bytes object, as it was, only from a frame
+            # stored as it is (decompressed, it would be a buffer, copied once more into the
+            # value: twice its size in memory, for a moment, as it comes back).
+            frames = [(RAW, frame) for frame in payload.frames]
+        else:
+            frames = [compress(frame, self.codec) for frame in payload.frames]
         serializer = payload.serializer.encode()
         head = [_HEAD.pack(MAGIC, len(serializer), len(frames)), serializer]
         for (packed, stored), original in zip(frames, payload.frames):
@@ -292,6 +299,10 @@ def _read_frames(key: str, f: io.FileIO, size: int) -> tuple[Payload, int]:
         raise OSError(errno.EIO, f"the spill file of {key} is damaged")
     frames: list[Any] = []
     for packed, stored, original in table:
+        if packed == RAW and is_bytes_out_of_band([*frames, None]):
+            # The data of a bytes value, read straight into the bytes object it will be
+            frames.append(_read_bytes(key, f, stored))
+            continue
         chunk = _read_exactly(key, f, stored)
         if packed == LZ4:
             lz4 = codec_module("lz4")
@@ -322,6 +333,16 @@ def _read_exactly(key: str, f: io.FileIO, n: int) -> bytearray:
         if not more:
             raise OSError(errno.EIO, f"short read of the spilled value of {key}")
         got += more
+    return data
+
+
+def _read_bytes(key: str, f: io.FileIO, n: int) -> bytes:
+    """The next ``n`` bytes of ``f`` as one ``bytes`` object, read into it directly (one
+    system call reads a whole regular file; should one come short, the rest is joined)."""
+    data = f.read(n)
+    if data is None or len(data) < n:
+        rest = _read_exactly(key, f, n - len(data or b""))
+        data = (data or b"") + rest
     return data
 
 

@@ -1,0 +1,88 @@
+"""One value near a worker's memory limit: spilled, read back and sent without a second copy
+of it in memory, so that the worker holding it is not restarted for holding it twice.
+
+Each test samples the resident memory of the worker's process from ``/proc/<pid>/statm``
+every few milliseconds while the value is handled (the kernel's own high-water mark cannot be
+used: the worker resets it as each task starts, to measure the task). A second copy of a
+value lasts as long as its write to disk or its unpickling, hundreds of milliseconds."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from dist_client import wait
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads the peak memory of a process from /proc")
+
+RESULT_TIMEOUT = 60
+MB = 10**6
+LIMIT = 300 * MB
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@contextmanager
+def peak_rss(pid: int, every: float = 0.002) -> Iterator[list[int]]:
+    """Sample the resident memory of process ``pid`` until the block ends; the list yielded
+    holds the highest seen (bytes) once it has."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        with open(f"/proc/{pid}/statm") as statm:
+            while not done.is_set():
+                statm.seek(0)
+                peak[0] = max(peak[0], int(statm.read().split()[1]) * PAGE)
+                done.wait(every)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join(timeout=5)
+
+
+def random_bytes(nbytes):
+    import os
+    return os.urandom(nbytes)
+
+
+def head(value):
+    return type(value).__name__, len(value), bytes(value[:16])
+
+
+def small_worker(cluster):
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", str(LIMIT),
+                                            nanny=True, name="small")
+    cluster.workers.append(worker)
+    return worker
+
+
+def test_a_bytes_result_of_two_thirds_of_the_limit_is_never_held_twice(make_cluster):
+    """200 MB of bytes on a 300 MB worker: above its target, so it spills as it is stored;
+    read back for a task; sent to the client from its spill file. Pickled in band, the pickle
+    was a second copy as it was written, and unpickling read the file into a buffer and
+    copied it into the value: the process past 440 MB each time."""
+    cluster = make_cluster(n_workers=0)
+    worker = small_worker(cluster)
+    executor = cluster.executor()
+    with peak_rss(worker.worker_pid()) as peak:
+        value = executor.submit(random_bytes, 200 * MB)
+        wait([value], timeout=RESULT_TIMEOUT)  # (stored and spilled before a task reads it)
+        described = executor.submit(head, value).result(timeout=RESULT_TIMEOUT)
+        assert described[:2] == ("bytes", 200 * MB)
+        gathered = value.result(timeout=RESULT_TIMEOUT)
+    assert type(gathered) is bytes and len(gathered) == 200 * MB
+    assert gathered[:16] == described[2]
+    assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
