@@ -86,3 +86,27 @@ def test_a_bytes_result_of_two_thirds_of_the_limit_is_never_held_twice(make_clus
     assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
 
+
+def random_array(nbytes):
+    import numpy
+    return numpy.random.default_rng(7).random(nbytes // 8)
+
+
+def array_head(values):
+    return type(values).__name__, values.nbytes, float(values[:1000].sum())
+
+
+def test_a_task_reading_a_value_spilled_as_it_was_stored_gets_it_from_memory(make_cluster):
+    """A 200 MB array on a 300 MB worker, read by a task queued behind the one making it: the
+    array spills as it is stored, and the reader starts in the same batch of events, while the
+    result's event still holds the array. Read back from its file there, it was in memory
+    twice (440 MB)."""
+    cluster = make_cluster(n_workers=0)
+    worker = small_worker(cluster)
+    executor = cluster.executor()
+    with peak_rss(worker.worker_pid()) as peak:
+        value = executor.submit(random_array, 200 * MB)
+        described = executor.submit(array_head, value).result(timeout=RESULT_TIMEOUT)
+    assert described == ("ndarray", 200 * MB, array_head(random_array(8000))[2])
+    assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

@@ -281,6 +281,20 @@ def value(n_mb: int, fill: int = 0):
     return bytes([fill]) * (n_mb * MB)
 
 
+def test_a_value_spilled_as_it_was_stored_is_read_by_the_same_batch_from_memory(store):
+    """Its storer (the event of a task's result) holds it until the batch of events ends, so
+    a task of that batch reading it gets the object itself; read back from the file, the
+    value would be in memory twice. After the batch, it comes from disk again."""
+    numpy = pytest.importorskip("numpy")
+    large = numpy.random.default_rng(1).random(30 * MB // 8)  # heavier than the target
+    store["big"] = large
+    assert store.on_disk("big")
+    assert store["big"] is large and store.slow.bytes_read == 0
+    store.hand_off_dropped()  # the batch ends
+    back = store["big"]
+    assert back is not large and (back == large).all() and store.slow.bytes_read > 0
+
+
 def test_values_past_the_target_spill_least_recently_used_first(store):
     for i in range(3):
         store[f"k{i}"] = value(10, i)

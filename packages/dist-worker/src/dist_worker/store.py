@@ -73,6 +73,9 @@ RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a disk tha
 WATCH_FROM = 0.5
 WATCH_UNTIL = 0.25
 _ABSENT = object()
+# A value at least this large, spilled as it is stored, is given to a task of the same batch
+# as it is (a smaller one is not worth the look per value stored)
+SPILLED_IN_BATCH_FROM = 2**20
 
 
 class DataStore(MutableMapping):
@@ -120,6 +123,11 @@ class DataStore(MutableMapping):
         # The values let go of (freed, replaced, cleared) since the last ``hand_off_dropped``:
         # their finalizers run on the disposal thread, never on the event loop.
         self._dropped: list[Any] = []
+        # Values spilled as they were stored, until the batch of events that stored them is
+        # handled (``hand_off_dropped``): whoever stored one (the event carrying a task's
+        # result) holds it that long anyway, so a task of the same batch that reads it gets
+        # this very object, not a second copy read back from its file.
+        self._spilled_in_batch: dict[str, Any] = {}
         self._freed_weight = 0  # bytes of values freed since memory was last given back
         self._disposer = Disposer()
 
@@ -224,7 +232,9 @@ class DataStore(MutableMapping):
             # whole target and this value too while it is read.
             self._make_room(known)
         try:
-            value = self.slow[key]
+            value = self._spilled_in_batch.pop(key, _ABSENT)
+            if value is _ABSENT:
+                value = self.slow[key]
         except SpillReadError as exc:
             log.warning("%s: lost here, it comes from another holder or is computed again",
                         exc.strerror)
@@ -259,6 +269,8 @@ class DataStore(MutableMapping):
                 self.spill_to_target()
         if self.process_plan is not None:
             self._spill_for_process(weight)
+        if weight >= SPILLED_IN_BATCH_FROM and key in self.slow:
+            self._spilled_in_batch[key] = value
 
     def _keep(self, key: str, value: Any, weight: int) -> None:
         self._lru[key] = value
@@ -291,6 +303,7 @@ class DataStore(MutableMapping):
             slow.forget(key)
         self.weights.pop(key, None)
         self.serialized.pop(key, None)
+        self._spilled_in_batch.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
         return key in self._lru or key in self.pinned or key in self.slow
@@ -325,6 +338,10 @@ class DataStore(MutableMapping):
     def hand_off_dropped(self) -> None:
         """Have the values let go of since the last call dropped on the disposal thread
         (``disposal``); the server calls this once each batch of events is handled."""
+        self._spilled_in_batch.clear()
+        self._hand_off()
+
+    def _hand_off(self) -> None:
         release_memory = self._freed_weight >= TRIM_AFTER_FREEING
         if self._dropped or release_memory:
             self._disposer.drop(self._dropped, release_memory)
@@ -451,7 +468,7 @@ class DataStore(MutableMapping):
         try:
             return self._spill_guarded(action)
         finally:
-            self.hand_off_dropped()
+            self._hand_off()
 
     def _spill_guarded(self, action: Callable[[], Any]) -> Any:
         for _ in range(len(self._lru) + 1):
