@@ -110,3 +110,27 @@ def test_a_task_reading_a_value_spilled_as_it_was_stored_gets_it_from_memory(mak
     assert described == ("ndarray", 200 * MB, array_head(random_array(8000))[2])
     assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
+def compressible_array(nbytes):
+    """Small whole numbers as floats: lz4 takes them to about a third (every page written)."""
+    import numpy
+    return numpy.random.default_rng(3).integers(0, 50, nbytes // 8, dtype=numpy.uint8
+                                                ).astype(numpy.float64)
+
+
+def test_a_compressible_array_spills_and_comes_back_without_a_second_copy(make_cluster):
+    """200 MB of compressible floats on a 300 MB worker: compressed in one go, the compressed
+    copy (74 MB) stood beside the array while it was written, and lz4's one-block
+    decompression gave a buffer of the whole array for the value's own to be copied from
+    (the process at 470-500 MB as it came back)."""
+    cluster = make_cluster(n_workers=0)
+    worker = small_worker(cluster)
+    executor = cluster.executor()
+    with peak_rss(worker.worker_pid()) as peak:
+        value = executor.submit(compressible_array, 200 * MB)
+        wait([value], timeout=RESULT_TIMEOUT)  # (stored and spilled before a task reads it)
+        described = executor.submit(array_head, value).result(timeout=RESULT_TIMEOUT)
+    assert described == ("ndarray", 200 * MB, array_head(compressible_array(8000))[2])
+    assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

@@ -13,7 +13,7 @@ from dist_protocol.serialize import deserialize
 from dist_worker.memory import (MIN_MEMORY_LIMIT, MemoryPolicy, parse_bytes, parse_fraction,
                                 parse_memory_limit)
 from dist_worker.sizeof import sizeof
-from dist_worker.spill import DiskMapping, compress, file_name
+from dist_worker.spill import STREAM_FROM, DiskMapping, SpillReadError, compress, file_name
 from dist_worker.store import DataStore
 
 MB = 10**6
@@ -196,6 +196,34 @@ def test_a_large_bytes_value_is_written_as_it_is_and_read_back_into_one_bytes(tm
     payload = disk.read("k")  # as it is served to a peer: a pickle, the data out of band
     assert payload.serializer == "pickle" and type(payload.frames[1]) is bytes
     assert deserialize(payload) is payload.frames[1]
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_a_large_frame_is_compressed_as_it_is_written_and_read_back_in_steps(tmp_path, codec):
+    numpy = pytest.importorskip("numpy")
+    disk = DiskMapping(str(tmp_path / "spill"), codec=codec)
+    value = numpy.random.default_rng(2).integers(0, 50, 3 * 10**6).astype(numpy.float64)
+    assert value.nbytes >= STREAM_FROM + 3 * 2**20  # several steps, the last one short
+    disk["k"] = value
+    assert disk.sizes["k"] < value.nbytes / 2
+    assert disk.sizes["k"] == os.path.getsize(os.path.join(disk.directory, file_name("k")))
+    back = disk["k"]
+    assert (back == value).all() and back.flags.writeable and back.flags.aligned
+    assert deserialize(disk.read("k")).sum() == value.sum()
+
+
+def test_a_damaged_lz4_frame_in_a_spill_file_is_a_clear_error(tmp_path):
+    numpy = pytest.importorskip("numpy")
+    disk = DiskMapping(str(tmp_path / "spill"), codec="lz4")
+    disk["k"] = numpy.zeros(STREAM_FROM // 8 + 1000)
+    path = os.path.join(disk.directory, file_name("k"))
+    with open(path, "rb") as f:
+        content = f.read()
+    with open(path, "r+b") as f:
+        f.seek(content.index(b"\x04\x22\x4d\x18"))  # the lz4 frame's magic number
+        f.write(b"\xff" * 4)
+    with pytest.raises(SpillReadError, match="damaged"):
+        disk["k"]
 
 
 def test_a_truncated_or_padded_spill_file_is_a_clear_error(tmp_path):

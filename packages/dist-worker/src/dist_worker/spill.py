@@ -37,7 +37,7 @@ MAGIC = b"DSPL1\n"
 _HEAD = struct.Struct("<6sHI")  # magic, serializer length, number of frames
 _FRAME = struct.Struct("<BQQ")  # codec (below), stored length, original length
 SERIALIZERS = ("pickle", "bytes", "msgpack")
-RAW, LZ4, ZSTD = 0, 1, 2  # how a frame is stored
+RAW, LZ4, ZSTD, LZ4_FRAME = 0, 1, 2, 3  # how a frame is stored
 CODEC_IDS = {"lz4": LZ4, "zstd": ZSTD}
 SPILL_CODECS = ("lz4", "zstd", "none")
 ZSTD_LEVEL = 1
@@ -46,6 +46,14 @@ COMPRESS_MIN = 10_000  # frames smaller than this are written as they are
 COMPRESS_SAMPLE = 10_000  # bytes tried first, from the middle of the frame
 COMPRESS_MAX = 2**30  # lz4's block format stops below 2 GiB; larger frames go raw
 COMPRESS_RATIO = 0.9  # compressed must be at most this share of the original to be kept
+# A frame at least this large is compressed a step at a time as it is written (lz4 as an lz4
+# frame of 4 MiB blocks, zstd as one zstd frame made in steps), and an lz4 one is read back
+# likewise, into the frame's own buffer. Compressed in one go, the compressed copy stood
+# beside the value while it was written (up to 90% of it), and lz4's one-block decompression
+# returned a buffer of the whole frame for the value's buffer to be copied from: a large
+# array in memory twice, for a moment, as it came back.
+STREAM_FROM = 8 * 2**20
+STEP = 4 * 2**20  # bytes compressed, read or decompressed at a time in a streamed frame
 
 
 class SpillSerializationError(Exception):
@@ -95,7 +103,8 @@ def _pack(view: memoryview, codec: str) -> Any:
 
 def compress(frame: Any, codec: str = "lz4") -> tuple[int, Any]:
     """``(codec id, compressed)`` when ``codec`` saves enough on this frame, else
-    ``(RAW, frame)``."""
+    ``(RAW, frame)``; for a frame of ``STREAM_FROM`` bytes or more that the sample says is
+    worth compressing, ``(codec id, Streamed(frame))``: compressed as it is written."""
     view = memoryview(frame).cast("B")
     n = view.nbytes
     if (codec not in CODEC_IDS or n < COMPRESS_MIN or n > COMPRESS_MAX or not available(codec)
@@ -106,10 +115,72 @@ def compress(frame: Any, codec: str = "lz4") -> tuple[int, Any]:
         sample = view[start:start + COMPRESS_SAMPLE]
         if len(_pack(sample, codec)) > COMPRESS_RATIO * COMPRESS_SAMPLE:
             return RAW, frame
+    if n >= STREAM_FROM:  # compressed as it is written (``_write_streamed``)
+        return (LZ4_FRAME if codec == "lz4" else ZSTD), Streamed(view)
     packed = _pack(view, codec)
     if len(packed) > COMPRESS_RATIO * n:
         return RAW, frame
     return CODEC_IDS[codec], packed
+
+
+class Streamed:
+    """A frame to compress as it is written, ``STEP`` bytes at a time."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: memoryview):
+        self.view = view
+
+
+def _write_streamed(f: Any, codec: int, view: memoryview) -> int:
+    """Write ``view`` compressed (``LZ4_FRAME`` or ``ZSTD``) a step at a time; the bytes
+    written."""
+    written = 0
+    if codec == LZ4_FRAME:
+        compressor: Any = _lz4_frame().LZ4FrameCompressor(
+            block_size=_lz4_frame().BLOCKSIZE_MAX4MB)
+        written += f.write(compressor.begin(view.nbytes))
+    else:
+        compressor = codec_module("zstd").ZstdCompressor(level=ZSTD_LEVEL).compressobj(
+            size=view.nbytes)
+    for start in range(0, view.nbytes, STEP):
+        written += f.write(compressor.compress(view[start:start + STEP]))
+    written += f.write(compressor.flush())
+    return written
+
+
+def _lz4_frame() -> Any:
+    """lz4's frame format (the spill's block format is ``lz4.block``, ``codec_module``)."""
+    import lz4.frame
+
+    return lz4.frame
+
+
+def _read_lz4_frame(key: str, f: io.FileIO, stored: int, size: int) -> bytearray:
+    """The next ``stored`` bytes of ``f``, an lz4 frame of ``size`` bytes, decompressed into a
+    buffer of its own, a step at a time (neither side whole a second time)."""
+    out = bytearray(size)
+    target = memoryview(out)
+    decompressor = _lz4_frame().LZ4FrameDecompressor()
+    filled, left = 0, stored
+    try:
+        while not decompressor.eof:
+            data: Any = b""
+            if decompressor.needs_input:
+                if not left:
+                    break
+                data = _read_exactly(key, f, min(STEP, left))
+                left -= len(data)
+            piece = decompressor.decompress(data, max_length=STEP)
+            if filled + len(piece) > size:
+                break
+            target[filled:filled + len(piece)] = piece
+            filled += len(piece)
+    except RuntimeError as exc:  # (what lz4.frame raises for data it cannot read)
+        raise OSError(errno.EIO, f"the spill file of {key} is damaged: {exc}") from None
+    if filled != size or left or not decompressor.eof:
+        raise OSError(errno.EIO, f"the spill file of {key} is damaged")
+    return out
 
 
 def file_name(key: str) -> str:
@@ -173,21 +244,28 @@ class DiskMapping(MutableMapping):
         else:
             frames = [compress(frame, self.codec) for frame in payload.frames]
         serializer = payload.serializer.encode()
-        head = [_HEAD.pack(MAGIC, len(serializer), len(frames)), serializer]
-        for (packed, stored), original in zip(frames, payload.frames):
-            head.append(_FRAME.pack(packed, memoryview(stored).nbytes,
-                                    memoryview(original).nbytes))
-        size = sum(len(h) for h in head) + sum(memoryview(f).nbytes for _, f in frames)
-        self._make_room(key, size)
+        originals = [memoryview(frame).nbytes for frame in payload.frames]
+        # (a frame compressed as it is written is counted at its own size until it is)
+        stored = [original if type(data) is Streamed else memoryview(data).nbytes
+                  for (_, data), original in zip(frames, originals)]
+        head_size = _HEAD.size + len(serializer) + _FRAME.size * len(frames)
+        self._make_room(key, head_size + sum(stored))
         path = self._path(key)
         try:
             with open(path, "wb") as f:
-                f.write(b"".join(head))
-                for _, frame in frames:
-                    f.write(frame)  # large frames go to the file directly, uncopied
+                f.write(_head(serializer, frames, stored, originals))
+                for i, (codec, data) in enumerate(frames):
+                    if type(data) is Streamed:
+                        stored[i] = _write_streamed(f, codec, data.view)
+                    else:
+                        f.write(data)  # large frames go to the file directly, uncopied
+                if any(type(data) is Streamed for _, data in frames):
+                    f.seek(0)  # the stored sizes, now known
+                    f.write(_head(serializer, frames, stored, originals))
         except BaseException:
             _remove(path)
             raise
+        size = head_size + sum(stored)
         self.sizes[key] = size
         self.bytes_written += size
 
@@ -273,6 +351,13 @@ class DiskMapping(MutableMapping):
         self.clear()
 
 
+def _head(serializer: bytes, frames: list[tuple[int, Any]], stored: list[int],
+          originals: list[int]) -> bytes:
+    return b"".join([_HEAD.pack(MAGIC, len(serializer), len(frames)), serializer,
+                     *(_FRAME.pack(codec, length, original) for (codec, _), length, original
+                       in zip(frames, stored, originals))])
+
+
 def _read_frames(key: str, f: io.FileIO, size: int) -> tuple[Payload, int]:
     """Read the spill file ``f`` (of ``size`` bytes): its payload and the bytes read.
 
@@ -302,6 +387,9 @@ def _read_frames(key: str, f: io.FileIO, size: int) -> tuple[Payload, int]:
         if packed == RAW and is_bytes_out_of_band([*frames, None]):
             # The data of a bytes value, read straight into the bytes object it will be
             frames.append(_read_bytes(key, f, stored))
+            continue
+        if packed == LZ4_FRAME:
+            frames.append(_read_lz4_frame(key, f, stored, original))
             continue
         chunk = _read_exactly(key, f, stored)
         if packed == LZ4:
