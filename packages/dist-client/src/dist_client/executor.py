@@ -220,7 +220,9 @@ class Executor(concurrent.futures.Executor):
         """``submit(func, *args, **kwargs)`` for each ``args`` of ``zip(*iterables)``, sent to
         the center in messages of ``batch_size`` tasks (by default 1,000), as dask's
         ``batch_size``: the cluster starts on the first while the rest are prepared.
-        ``fifo_timeout`` is checked and changes nothing, as with ``submit``.
+        ``fifo_timeout`` is checked and changes nothing, as with ``submit``. A keyword
+        argument that pickles to 100 kB or more goes to the cluster once, as a task of its
+        own whose result every task of the map reads, as dask's ``map`` does.
 
         ``timeout`` and ``chunksize`` are ``concurrent.futures``' keywords, not ``func``'s:
         every element is its own task (``chunksize`` is checked and otherwise ignored, as

@@ -40,6 +40,7 @@ from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..future import Future
+from ..held_keywords import hold_large_keywords
 from ..script_module import send_spawned_script_by_value
 from ..keys import funcname, given_key, map_keys, task_key
 from ..packing import futures_of
@@ -574,12 +575,14 @@ class ClientCore:
             return []
         argsets = list(zip(*iterables))
         keys = map_keys(func, argsets, kwargs, key, pure)
+        if kwargs and len(argsets) > 1:
+            kwargs = hold_large_keywords(self, kwargs, options, pure, stacklevel + 1)
         return self.submit_many(func, list(zip(keys, argsets)), kwargs, options,
                                 stacklevel + 1, refresh, chunk)
 
     def submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict, options: dict,
                     stacklevel: int = 2, refresh: bool = True,
-                    chunk_size: int = SUBMIT_CHUNK) -> list[Future]:
+                    chunk_size: int = SUBMIT_CHUNK, warn: bool = True) -> list[Future]:
         """Futures for ``calls``; new keys go to the center in chunks as they are built, so
         the cluster starts on the first tasks of a long map while the rest are prepared.
 
@@ -618,7 +621,7 @@ class ClientCore:
                     futures.append(future)
                 if tasks:
                     self.send(Submit(tasks=tasks, small_values=True))
-            if tasks and not warned:
+            if tasks and warn and not warned:
                 warn_if_large(func, tasks, stacklevel + 1)
                 warned = True
         return futures
