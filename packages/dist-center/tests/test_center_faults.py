@@ -67,6 +67,24 @@ def test_a_task_that_killed_three_workers_fails_naming_the_task_and_workers(cent
     assert center.submit("next") == [("w4", center.compute("next"))]
 
 
+def test_error_texts_name_a_string_key_as_the_user_wrote_it(center, match):
+    # "17-load" travels as "str:17-load" (it could be read as the int 17's name); the texts
+    # a user reads say 17-load, as Future.key does.
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit("str:17-load")
+    center.leave("w1", reason="killed")
+    center.leave("w2", reason="killed")
+
+    [(_, erred)] = center.leave("w3", reason="killed")
+    assert erred.key == "str:17-load"
+    assert erred.message.startswith("task 17-load was running on workers that died 3 times")
+
+    center.join("w4")
+    [(_, missing)] = center.submit(center.spec("str:2-next", "str:1-never-submitted"))
+    assert missing.message.startswith("task 2-next depends on 1-never-submitted, which")
+
+
 def test_a_worker_removed_for_silence_that_registers_again_had_not_died(center):
     """A task holding the GIL keeps its worker from answering: removed for silence, the
     worker registers again once the task lets go. Three such removals are no KilledWorker."""

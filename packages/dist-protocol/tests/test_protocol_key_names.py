@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dist_protocol.key_names import user_key, wire_key
+from dist_protocol.key_names import shown_key, user_key, wire_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -44,3 +44,10 @@ def test_reading_names_back_parses_nothing_with_pythons_parser(monkeypatch):
     monkeypatch.setattr(ast, "literal_eval", refuse)
     monkeypatch.setattr(sys.modules["builtins"], "compile", refuse)
     assert user_key("(('odd', 2), b'q', 0.25)") == (("odd", 2), b"q", 0.25)
+
+
+@pytest.mark.parametrize("key, shown", [
+    ("inc-1f", "inc-1f"), ("17", "17"), ("str:x", "str:x"), (17, "17"), (("x", 1), "('x', 1)"),
+    (b"a", "b'a'"), ("('x', 1)", "('x', 1)")])
+def test_a_key_shown_in_a_text_is_its_string_or_its_literal_without_the_escape(key, shown):
+    assert shown_key(wire_key(key)) == shown

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Union
 
 from dist_protocol.messages import TaskErred
+from dist_protocol.key_names import shown_key
 
 from .records import ACTIVE, NONE, CenterView, Keys, TaskState, added
 
@@ -63,7 +64,7 @@ FROM_LINEAGE = "from-lineage"
 
 
 def lost_input(cause: TaskState) -> str:
-    return f"its input {cause.key} was lost: {cause.lost_message}"
+    return f"its input {shown_key(cause.key)} was lost: {cause.lost_message}"
 
 
 def spread(view: CenterView, ts: TaskState, finish: tuple) -> Recs:
@@ -85,12 +86,13 @@ def release_inputs(ts: TaskState) -> Recs:
 
 def cyclic(ts: TaskState) -> TaskErred:
     return TaskErred(key=ts.key, exception_type="CyclicDependency",
-                     message=f"task {ts.key} depends on itself through its inputs")
+                     message=f"task {shown_key(ts.key)} depends on itself through its inputs")
 
 
 def missing_inputs(ts: TaskState, missing: list[str]) -> TaskErred:
     return TaskErred(key=ts.key, exception_type="MissingDependency",
-                     message=f"task {ts.key} depends on {', '.join(missing)}, which the center "
+                     message=f"task {shown_key(ts.key)} depends on "
+                             f"{', '.join(map(shown_key, missing))}, which the center "
                              "does not know (released before it was used, or a future of an "
                              "executor connected to another cluster?)")
 

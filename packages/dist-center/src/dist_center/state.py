@@ -37,6 +37,7 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
                                     WantKeys, WhoHas, WorkerRegistered)
+from dist_protocol.key_names import shown_key
 
 from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
                scattering, sharing, taking_back, task_specs, task_stream)
@@ -532,7 +533,7 @@ class CenterState(TaskMachine):
                 if len(ts.died_on) >= ALLOWED_FAILURES:
                     self.transition(ts, "erred", sid, TaskErred(
                         key=key, exception_type="KilledWorker",
-                        message=f"task {key} was running on workers that died "
+                        message=f"task {shown_key(key)} was running on workers that died "
                                 f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
                                 f"(the last: {event.reason}{memory_in_use(worker)}); "
                                 "giving up"))
@@ -594,7 +595,8 @@ class CenterState(TaskMachine):
                     ts.actor_host = None
                 self.transition(ts, "released", sid)
             else:
-                self.transition(ts, "lost", sid, f"data for {ts.key} was lost: {why}")
+                self.transition(ts, "lost", sid,
+                                f"data for {shown_key(ts.key)} was lost: {why}")
         for ts in lost:
             if ts.state == "released" and lineage.needed(self, ts):
                 # Clients holding it must not believe it finished while it is computed again.

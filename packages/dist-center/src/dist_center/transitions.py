@@ -23,6 +23,7 @@ from typing import Any
 from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost, Message,
                                     StealRequest, TaskErred, TaskFinished, Transfer)
 from dist_protocol.serialize import Payload
+from dist_protocol.key_names import shown_key
 
 from . import balance, lineage, placement
 from .sharing import FIRE_AND_FORGET
@@ -273,8 +274,8 @@ class TaskMachine:
     def _released_waiting(self, ts: TaskState, reason: str | None = None) -> Recs:
         """Bring ``ts`` back from its lineage; scattered data has none."""
         if ts.spec is None:
-            return {ts.key: ("lost", f"data for {ts.key} was lost: scattered data has no "
-                                     "lineage to recompute it from")}
+            return {ts.key: ("lost", f"data for {shown_key(ts.key)} was lost: scattered data "
+                                     "has no lineage to recompute it from")}
         self._set_state(ts, "waiting")
         if not ts.deps:  # nothing to wait for: placed at once
             ts.waiting_on = NONE

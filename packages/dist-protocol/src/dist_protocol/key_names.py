@@ -60,6 +60,13 @@ def wire_key(key: Hashable) -> str:
     return name
 
 
+def shown_key(name: str) -> str:
+    """A wire name as a message shows the key to a person: a string key as itself, without
+    the escape (``17-load``, not ``str:17-load``), any other as its literal, which is its
+    name already. What the center's and the workers' error texts name a key by."""
+    return name[len(ESCAPE):] if name.startswith(ESCAPE) else name
+
+
 def _needs_escape(text: str) -> bool:
     first = text[0]
     if first == "b":

@@ -25,6 +25,7 @@ from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.messages import TaskErred
+from dist_protocol.key_names import shown_key
 from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
                                      serialize, serialize_exception, serialize_plain,
                                      substitute)
@@ -210,7 +211,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             # what unpickling raised, as it would raise locally (unless it says nothing, as
             # msgpack's FormatError: then ours, which names the payload, says more)
             exc = exc.__cause__
-        return error_event(key, exc, f"could not load task {key} on the worker: "
+        return error_event(key, exc, f"could not load task {shown_key(key)} on the worker: "
                                      f"{type(exc).__name__}: ")
     start = time.time()
     forks_before = forks.count
@@ -244,7 +245,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         # its pickle could name)
         payload = serialize_plain(value) if kind in PLAIN_SCALARS else serialize(value)
     except BaseException as exc:  # noqa: BLE001
-        return error_event(key, exc, f"the result of {key} ({kind.__name__}) cannot be "
+        return error_event(key, exc, f"the result of {shown_key(key)} ({kind.__name__}) cannot be "
                                      "serialized, so no one could fetch it: ", run=(start, stop))
     nbytes = payload.nbytes
     keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
+from dist_protocol.key_names import shown_key
 from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
                                     TaskFinished, TaskSeceded, Transfer)
 
@@ -390,8 +391,8 @@ class WorkerState:
                 self._drop_task(ts, "erred")
                 self._out.append(SendToCenter(TaskErred(
                     key=task_key, exception_type=exception_type,
-                    message=f"could not load its input {key}, fetched from {event.worker}, on "
-                            f"this worker: {message}")))
+                    message=f"could not load its input {shown_key(key)}, fetched from "
+                            f"{event.worker}, on this worker: {message}")))
             if self.waiters.get(key) == {REPLICA}:  # only a copy was wanted: not from these bytes
                 del self.waiters[key]
                 self.who_has.pop(key, None)
@@ -628,8 +629,8 @@ class WorkerState:
         cause = exc.cause
         self._out.append(SendToCenter(TaskErred(
             key=ts.key, exception_type=type(cause).__name__,
-            message=f"could not load its input {exc.key}, read back from this worker's "
-                    f"disk: {cause}")))
+            message=f"could not load its input {shown_key(exc.key)}, read back from this "
+                    f"worker's disk: {cause}")))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
         """Paused (memory above the high-water mark): run nothing new until unpaused. Paused or
