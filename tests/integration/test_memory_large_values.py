@@ -134,3 +134,35 @@ def test_a_compressible_array_spills_and_comes_back_without_a_second_copy(make_c
     assert described == ("ndarray", 200 * MB, array_head(compressible_array(8000))[2])
     assert peak[0] < LIMIT, f"the worker's process reached {peak[0] / MB:.0f} MB"
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
+def freed_slowly(nbytes, seconds):
+    """An array whose memory goes back ``seconds`` after it is dropped (a finalizer that
+    takes that long, as closing a file over the network may)."""
+    import time
+    import weakref
+
+    import numpy
+    values = numpy.ones(nbytes // 8)
+    weakref.finalize(values, time.sleep, seconds)
+    return values
+
+
+def test_a_value_spilled_and_still_being_dropped_costs_no_restart(make_cluster):
+    """Past *terminate* (300 of 600 MB here) only by a value already written to disk, whose
+    memory is on its way back: the worker waits for it to go, as long as it stays under the
+    limit itself. It was restarted once past terminate for half a second, its result lost."""
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(
+        cluster.address, "--memory-limit", str(600 * MB), "--memory-target-fraction", "0.2",
+        "--memory-spill-fraction", "0.3", "--memory-pause-fraction", "0.4",
+        "--memory-terminate-fraction", "0.5", nanny=True, name="small")
+    cluster.workers.append(worker)
+    executor = cluster.executor()
+    with peak_rss(worker.worker_pid()) as peak:
+        value = executor.submit(freed_slowly, 280 * MB, 2.0)
+        wait([value], timeout=RESULT_TIMEOUT)
+        described = executor.submit(array_head, value).result(timeout=RESULT_TIMEOUT)
+    assert described == ("ndarray", 280 * MB, 1000.0)
+    assert peak[0] > 300 * MB  # (past terminate, as the test means)
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

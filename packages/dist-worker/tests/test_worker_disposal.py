@@ -118,3 +118,27 @@ def test_plain_arrays_are_dropped_at_once_and_arrays_whose_drop_runs_code_on_the
     store.hand_off_dropped()
     assert finalized_on(2) == [DISPOSAL_THREAD] * 2  # the callback's and the held object's
     store.close()
+
+
+class Held:
+    """Dropped only once ``release`` is set: memory on its way out, for as long as a test
+    likes."""
+
+    release = threading.Event()
+
+    def __init__(self, n_bytes: int):
+        self.data = b"x" * n_bytes
+
+    def __del__(self):
+        Held.release.wait(10)
+
+
+def test_the_store_says_while_values_it_let_go_of_are_still_being_dropped(store):
+    """What the memory monitor asks before a restart (``Monitor._check_terminate``)."""
+    Held.release.clear()
+    assert not store.dropping
+    store["a"] = Held(MB)
+    store.target = 1
+    store.spill_to_target()  # spilled, handed to the disposal thread, which waits in __del__
+    assert store.on_disk("a") and store.dropping
+    Held.release.set()

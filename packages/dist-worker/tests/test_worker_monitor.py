@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from dist_worker.memory import MemoryPolicy
-from dist_worker.monitor import Monitor
+from dist_worker.monitor import DROPPING_GRACE, Monitor
 from dist_worker.store import DataStore
 from dist_worker.taskmemory import MAX_KINDS as REMEMBERED_KINDS
 from dist_worker.taskmemory import TaskMemory, task_kind
@@ -183,6 +183,43 @@ def test_a_short_peak_under_the_limit_is_no_restart_and_a_lasting_one_is(worker,
     with pytest.raises(Restarted):
         monitor.check_memory(970 * MB)
     assert restarts == [75]
+
+
+def test_no_restart_under_the_limit_while_values_let_go_of_are_being_dropped(
+        worker, restarts, monkeypatch):
+    """A value spilled as it was stored held the event loop, and so the monitor's looks,
+    while it was written; the first look after found the process past terminate by the value
+    on disk but not yet dropped on the disposal thread, and restarted the worker."""
+    dropping = [True]
+    monkeypatch.setattr(DataStore, "dropping", property(lambda store: dropping[0]))
+    now = [100.0]
+    monitor = monitor_of(worker, rss_after_spill=970 * MB)  # unmanaged: nothing to spill
+    monitor.clock = lambda: now[0]
+    monitor.check_memory(970 * MB)
+    now[0] += 0.6  # past TERMINATE_AFTER
+    monitor.check_memory(970 * MB)
+    assert restarts == []
+    dropping[0] = False  # dropped, and the process still past terminate: its own memory
+    now[0] += 0.1
+    with pytest.raises(Restarted):
+        monitor.check_memory(970 * MB)
+
+
+def test_values_still_dropping_put_a_restart_off_only_so_long(worker, restarts, monkeypatch):
+    monkeypatch.setattr(DataStore, "dropping", property(lambda store: True))  # a finalizer hangs
+    now = [100.0]
+    monitor = monitor_of(worker, rss_after_spill=970 * MB)
+    monitor.clock = lambda: now[0]
+    monitor.check_memory(970 * MB)
+    now[0] += DROPPING_GRACE - 0.1
+    monitor.check_memory(970 * MB)
+    assert restarts == []
+    now[0] += 0.2
+    with pytest.raises(Restarted):
+        monitor.check_memory(970 * MB)
+    monitor.rss = lambda: 1001 * MB
+    with pytest.raises(Restarted):  # past the limit itself, nothing puts it off
+        monitor_of(worker, rss_after_spill=1001 * MB).check_memory(1001 * MB)
 
 
 def test_past_the_limit_itself_the_worker_restarts_at_once(worker, restarts):

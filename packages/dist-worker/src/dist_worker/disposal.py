@@ -73,14 +73,25 @@ class Disposer:
     def __init__(self) -> None:
         self._batches: queue.SimpleQueue[tuple[list[Any], bool] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # Batches handed over, and batches dropped: each counted by one thread only.
+        self._handed = 0
+        self._dropped = [0]
+
+    @property
+    def dropping(self) -> bool:
+        """Whether values handed over are not all dropped yet (their memory may still be
+        held: a value just spilled, say, whose memory the process is about to give back)."""
+        return self._dropped[0] != self._handed
 
     def drop(self, values: list[Any], release_memory: bool = False) -> None:
         """Drop ``values`` (the caller keeps no reference to the list) on the thread; then,
         with ``release_memory``, give what the allocators keep back to the system."""
         if self._thread is None:
-            self._thread = threading.Thread(target=_drop_until_closed, args=(self._batches,),
+            self._thread = threading.Thread(target=_drop_until_closed,
+                                            args=(self._batches, self._dropped),
                                             name="dist-worker-disposal", daemon=True)
             self._thread.start()
+        self._handed += 1
         self._batches.put((values, release_memory))
 
     def close(self) -> None:
@@ -90,9 +101,11 @@ class Disposer:
             self._batches.put(None)
             self._batches = queue.SimpleQueue()  # (for a thread of its own, should it drop more)
             self._thread = None
+            self._handed, self._dropped = 0, [0]
 
 
-def _drop_until_closed(batches: queue.SimpleQueue[tuple[list[Any], bool] | None]) -> None:
+def _drop_until_closed(batches: queue.SimpleQueue[tuple[list[Any], bool] | None],
+                       dropped: list[int]) -> None:
     while True:
         batch = batches.get()
         if batch is None:
@@ -101,6 +114,7 @@ def _drop_until_closed(batches: queue.SimpleQueue[tuple[list[Any], bool] | None]
         values.clear()
         if release_memory:
             release_unused_memory()
+        dropped[0] += 1
 
 
 __all__ = ["PLAIN_ARRAY_DROPPED_AT_ONCE", "TRIM_AFTER_FREEING", "WITHOUT_FINALIZERS", "Disposer",

@@ -57,6 +57,13 @@ RELEASE_INTERVAL = 1.0  # seconds between asking allocators to give back what th
 # long: a task's short peak that falls back on its own costs no restart (and all the results
 # the worker holds). Past the limit, or for longer, it restarts at the next look.
 TERMINATE_AFTER = 0.5
+# While values let go of are still being dropped (a value just spilled: on disk, its memory
+# about to go back), a process between *terminate* and the limit is not restarted for up to
+# this long: it is past terminate by memory already on its way out. A large value spilled as
+# it was stored held the event loop (and so the monitor's looks) for longer than
+# ``TERMINATE_AFTER`` while it was written, and the first look after found it written but not
+# yet dropped: the worker was restarted, its result lost, the task run again.
+DROPPING_GRACE = 5.0
 # A workload whose tasks themselves take memory crosses the spill threshold with nothing to
 # spill at every task: warn once in this many seconds (as dask does), not at every crossing.
 UNMANAGED_WARNING_INTERVAL = 300.0
@@ -272,8 +279,10 @@ class Monitor:
                             "and releasing memory: restarting unless it falls within %g s",
                             format_bytes(rss), format_bytes(terminate),
                             100 * (self.worker.memory_policy.terminate or 0), TERMINATE_AFTER)
-        if rss > self.worker.memory_policy.limit or now - self._terminate_since >= \
-                TERMINATE_AFTER:
+        if rss > self.worker.memory_policy.limit:
+            self._terminate(rss, terminate)
+        elif now - self._terminate_since >= TERMINATE_AFTER and not (
+                self.worker.store.dropping and now - self._terminate_since < DROPPING_GRACE):
             self._terminate(rss, terminate)
 
     def _spill(self, plan: SpillPlan, rss: int, keep: Collection[str] = (),

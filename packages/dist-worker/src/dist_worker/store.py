@@ -349,6 +349,12 @@ class DataStore(MutableMapping):
             if release_memory:
                 self._freed_weight = 0
 
+    @property
+    def dropping(self) -> bool:
+        """Whether values let go of (spilled, freed) may still hold their memory: handed to
+        the disposal thread, not yet dropped there."""
+        return bool(self._dropped) or self._disposer.dropping
+
     def payload(self, key: str):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
         client then needs no unpickling and no memory for the value), else ``None``."""
