@@ -47,13 +47,17 @@ COMPRESS_SAMPLE = 10_000  # bytes tried first, from the middle of the frame
 COMPRESS_MAX = 2**30  # lz4's block format stops below 2 GiB; larger frames go raw
 COMPRESS_RATIO = 0.9  # compressed must be at most this share of the original to be kept
 # A frame at least this large is compressed a step at a time as it is written (lz4 as an lz4
-# frame of 4 MiB blocks, zstd as one zstd frame made in steps), and an lz4 one is read back
+# frame of 1 MiB blocks, zstd as one zstd frame made in steps), and an lz4 one is read back
 # likewise, into the frame's own buffer. Compressed in one go, the compressed copy stood
 # beside the value while it was written (up to 90% of it), and lz4's one-block decompression
 # returned a buffer of the whole frame for the value's buffer to be copied from: a large
 # array in memory twice, for a moment, as it came back.
 STREAM_FROM = 8 * 2**20
-STEP = 4 * 2**20  # bytes compressed, read or decompressed at a time in a streamed frame
+STEP = 4 * 2**20  # bytes compressed or read at a time in a streamed frame
+# Bytes of an lz4 frame decompressed at a time, and its blocks: each step's output is a new
+# buffer, copied into the frame's own, and the decompressor keeps a block of its own; 4 MiB
+# of both left the process 20 MB above the frame as a 200 MB array came back, 1 MiB 7 MB.
+DECOMPRESS_STEP = 2**20
 
 
 class SpillSerializationError(Exception):
@@ -138,7 +142,7 @@ def _write_streamed(f: Any, codec: int, view: memoryview) -> int:
     written = 0
     if codec == LZ4_FRAME:
         compressor: Any = _lz4_frame().LZ4FrameCompressor(
-            block_size=_lz4_frame().BLOCKSIZE_MAX4MB)
+            block_size=_lz4_frame().BLOCKSIZE_MAX1MB)
         written += f.write(compressor.begin(view.nbytes))
     else:
         compressor = codec_module("zstd").ZstdCompressor(level=ZSTD_LEVEL).compressobj(
@@ -171,7 +175,7 @@ def _read_lz4_frame(key: str, f: io.FileIO, stored: int, size: int) -> bytearray
                     break
                 data = _read_exactly(key, f, min(STEP, left))
                 left -= len(data)
-            piece = decompressor.decompress(data, max_length=STEP)
+            piece = decompressor.decompress(data, max_length=DECOMPRESS_STEP)
             if filled + len(piece) > size:
                 break
             target[filled:filled + len(piece)] = piece
