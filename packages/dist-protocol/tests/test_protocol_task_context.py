@@ -2,6 +2,8 @@
 it is, without anything made per wait."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from dist_protocol import task_context
@@ -28,6 +30,20 @@ class Slots:
 def context(slots: Slots, on_loop: bool = False) -> TaskContext:
     return TaskContext(key="k", worker="tcp://w:1", center="tcp://c:1", token=None,
                        ssl_context=None, slots=slots, on_loop=on_loop)  # type: ignore[arg-type]
+
+
+def test_a_task_s_context_is_its_thread_s_alone():
+    seen: list[TaskContext | None] = []
+    previous = task_context.set_current(context(Slots()))
+    try:
+        other = threading.Thread(target=lambda: seen.append(task_context.current()))
+        other.start()
+        other.join(10)
+        assert seen == [None]  # a thread that never ran a task
+        assert task_context.current() is not None
+    finally:
+        assert task_context.set_current(previous) is not None
+    assert task_context.current() is previous is None
 
 
 def test_a_wait_outside_a_task_makes_nothing_and_gives_nothing_back():
