@@ -219,3 +219,31 @@ def test_processes_a_nanny_adopts_are_reaped_as_they_end(make_cluster, wait_unti
 
     wait_until(lambda: not adopted(), PROMPTLY, "the nanny to reap the process it adopted")
     assert e.submit(inc, 1, pure=False).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def register_exit_handlers(marker):
+    import atexit
+    import pathlib
+    import time
+
+    atexit.register(time.sleep, 3600)  # (a pool's join, a flush to a server that is gone)
+    atexit.register(pathlib.Path(marker).write_text, "ran")  # runs first: last in, first out
+    return "registered"
+
+
+def test_a_stopped_worker_exits_past_exit_handlers_its_tasks_registered(make_cluster, tmp_path):
+    """A worker without a nanny exits through the interpreter, which ran every exit handler
+    a task had registered and waited for it: a SIGTERM stopped the worker's serving, but the
+    process never ended."""
+    cluster = make_cluster(n_workers=1, nanny=False, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+    e = cluster.executor()
+    [leaving] = cluster.workers
+    marker = tmp_path / "handler-ran"
+    assert e.submit(register_exit_handlers, str(marker)).result(
+        timeout=RESULT_TIMEOUT) == "registered"
+
+    leaving.terminate()
+
+    assert leaving.wait(RESULT_TIMEOUT) == 0
+    assert marker.read_text() == "ran"  # the handlers that return still run
+    assert "not waiting for exit handlers" in leaving.output()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import signal
@@ -234,10 +235,22 @@ def leave_signals_to_forked_children(nanny: bool) -> None:
     os.register_at_fork(after_in_child=in_child)
 
 
+# How long the exit handlers (``atexit``) get when a worker without a nanny stops.
+EXIT_HANDLERS_TIMEOUT = 10.0
+
+
 def exit_past_task_threads(code: str | int | None) -> NoReturn:
     """Exit as ``SystemExit(code)`` does, except that threads tasks started and left running
     (not daemons) are not waited for: the interpreter would join them at exit, so a stopped
-    worker would never end. (A worker under a nanny ends with ``os._exit`` anyway.)"""
+    worker would never end; nor, past ``EXIT_HANDLERS_TIMEOUT``, exit handlers that tasks
+    registered (``atexit.register(pool.join)``, say), for the same reason. (A worker under a
+    nanny ends with ``os._exit`` anyway, as one of dask's does: no handler runs there.)"""
+    if not _exit_handlers_ran(EXIT_HANDLERS_TIMEOUT):
+        _write_quietly(sys.stderr, f"dworker: not waiting for exit handlers (atexit) that "
+                                   f"tasks registered: still running after "
+                                   f"{EXIT_HANDLERS_TIMEOUT:g} s\n")
+        _write_quietly(sys.stdout, "")
+        os._exit(0 if code is None else code if isinstance(code, int) else 1)
     left = [thread.name for thread in threading.enumerate()
             if not thread.daemon and thread is not threading.main_thread()]
     if not left:
@@ -248,6 +261,17 @@ def exit_past_task_threads(code: str | int | None) -> NoReturn:
     _write_quietly(sys.stderr, said + "\n")
     _write_quietly(sys.stdout, "")
     os._exit(0 if code is None else code)
+
+
+def _exit_handlers_ran(timeout: float) -> bool:
+    """Run the exit handlers now, on a thread of their own, and whether they all returned
+    within ``timeout`` seconds. Run, they are forgotten: the interpreter's exit does not run
+    them again."""
+    handlers = threading.Thread(target=atexit._run_exitfuncs, name="dworker-exit-handlers",
+                                daemon=True)
+    handlers.start()
+    handlers.join(timeout)
+    return not handlers.is_alive()
 
 
 def _write_quietly(stream: Any, text: str) -> None:
