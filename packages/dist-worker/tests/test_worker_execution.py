@@ -12,7 +12,8 @@ from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_functio
                                      serialize)
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
 from dist_worker.execution import (KEEP_SERIALIZED_BELOW, PICKLED_WHEN_ASKED_FROM, InlinePolicy,
-                                   run_task, run_task_on_loop, substitute, thread_waits)
+                                   hide_loop, run_task, run_task_on_loop, show_loop, substitute,
+                                   thread_waits)
 
 
 def msgpack_args(*args, **kwargs):
@@ -535,6 +536,24 @@ def test_a_task_run_on_the_event_loop_cannot_see_it_as_on_a_pool_thread():
     stop, own = asyncio.run(worker_loop())
     assert type(stop) is ExecutionSucceeded and stop.value.startswith("no loop"), stop
     assert type(own) is ExecutionSucceeded and own.value == 42, own
+
+
+def test_the_loop_handed_to_hide_loop_is_hidden_as_the_one_asyncio_names():
+    """The worker hands its loop over rather than have it looked up (a system call each lone
+    task): hidden and shown again all the same."""
+    import asyncio
+
+    async def worker_loop():
+        loop = asyncio.get_running_loop()
+        hidden = hide_loop(loop)
+        try:
+            seen = asyncio._get_running_loop()
+        finally:
+            show_loop(hidden)
+        return loop, hidden, seen, asyncio.get_running_loop()
+
+    loop, hidden, seen, after = asyncio.run(worker_loop())
+    assert hidden is loop and seen is None and after is loop
 
 
 def test_a_small_result_is_packed_as_msgpack_too_only_when_asked():

@@ -116,6 +116,9 @@ class Worker:
         self._replies = PendingReplies()
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
+        # The worker's loop, once started: hidden around inline tasks without asking asyncio
+        # for it (a system call each time, to check the process id).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._inline = InlinePolicy()
         # No task runs inline while the stall watch could not keep the worker alive towards
         # the center from its own thread (the connection to it is not a plain socket: TLS,
@@ -156,7 +159,7 @@ class Worker:
         self.state.address = self.address
         self.name = self.name or self.address
         self._set_about()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context, before=self.monitor.task_starting,
                                   after=self.monitor.after_task)
@@ -488,7 +491,7 @@ class Worker:
                         if hidden is None:
                             watch.arm()
                             inline.stretch_begins()
-                            hidden = hide_loop()
+                            hidden = hide_loop(self._loop)
                         task_context.set_current(self.task_context(ins.key, True))
                         try:
                             outcome = run_task(ins)
