@@ -138,8 +138,12 @@ def test_the_center_killed_fails_pending_futures_and_a_new_one_takes_the_workers
     assert executor.status == "running"
     # What it held before: the new center does not know it.
     wait_until(lambda: done.status == "lost", 10, "the old future to be marked lost")
-    with pytest.raises(CenterLostError, match="does not know it"):
+    with pytest.raises(CenterLostError, match="does not know it.*submit it again"):
         done.result(timeout=1)
+    # Submitted again, as the error says, while the lost future is still held (a notebook's
+    # cell run again): a new task, not the lost future back.
+    assert executor.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+    assert done.result(timeout=RESULT_TIMEOUT) == 2  # (the key's, so its future's, new life)
 
 
 def close_stdout():

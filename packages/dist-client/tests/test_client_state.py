@@ -4,7 +4,7 @@ import pickle
 from concurrent.futures import CancelledError
 
 import pytest
-from dist_client.errors import LostDataError, RemoteError
+from dist_client.errors import CenterLostError, LostDataError, RemoteError
 from dist_client.future import KeyState
 from dist_client.core.state import ClientState, Fail, Finish, Recompute, Reply
 from dist_protocol.serialize import Payload, deserialize
@@ -187,6 +187,19 @@ def test_a_cancel_nobody_here_asked_for_ends_a_finished_key_too():
         == [("fail", "k", "cancelled", "CancelledError")]
     s.hold("e").fail(ValueError(), "", "error")
     assert s.center_sent([KeyCancelled(key="e")]) == []  # an error stays what it was
+
+
+def test_keys_lost_with_their_center_are_submitted_again_without_a_release():
+    # The error of each says "submit it again": the center reconnected to does not know them.
+    s = ClientState()
+    s.hold("done-then").fail(CenterLostError("not known"), status="lost")
+    s.hold("pending-then").fail(CenterLostError("connection lost"), status="error")
+    s.hold("failed").fail(ValueError())
+    assert s.keys_to_submit(["done-then", "pending-then", "failed"]) \
+        == ["done-then", "pending-then"]
+    assert s.states["done-then"].status == s.states["pending-then"].status == "pending"
+    assert s.states["failed"].status == "error"  # a task's own error stays, as dask's
+    assert s.take_outbox() == []
 
 
 def test_center_lost_fails_pending_keys_and_names_the_done_ones():

@@ -20,6 +20,7 @@ from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, 
                                     Message, Release, Submit, TaskErred)
 
 from ..actors import lost_error
+from ..errors import CenterLostError
 from ..task_errors import exception_from
 from .keystate import KeyState
 
@@ -115,12 +116,16 @@ class ClientState:
                        ) -> list[str]:
         """Of ``keys`` about to be submitted, those the center must be told of: new ones, and
         those whose status is in ``renew`` (cancelled ones, by default: a new life, pending
-        again). Each key is named once, however often it is given."""
+        again), or that failed with the center they were submitted to (``CenterLostError``:
+        the center reconnected to does not know them, and the error says to submit them
+        again, as dask's client forgets its futures when it reconnects). Each key is named
+        once, however often it is given."""
         out = []
         for key in dict.fromkeys(keys):
             state = self.states.get(key)
-            if state is not None and state.status in renew:
-                if state.status == "error":
+            if state is not None and (state.status in renew
+                                      or type(state.exception) is CenterLostError):
+                if state.status == "error" and type(state.exception) is not CenterLostError:
                     # The center keeps an erred key's error for whoever submits it: release
                     # it first, so the submit that follows is a new task, not the old failure.
                     self._queue_release(key)
