@@ -78,3 +78,20 @@ def test_durations_read_from_text_again_and_again_give_the_same_answer():
             duration("fifo_timeout", -1)
         with pytest.raises(TypeError, match="timeout must be a number"):
             duration("timeout", None)
+
+
+def test_a_task_built_positionally_has_the_fields_it_would_have_by_keyword():
+    # ``TaskBuilder.build`` makes a task with only the usual options positionally (once per
+    # task of a map): a field of ``TaskSpec`` moved or put in between would send a value
+    # under another field's name.
+    from dist_protocol.messages import TaskSpec
+    from dist_protocol.serialize import serialize_plain
+
+    function = serialize_plain("f")
+    options = TaskBuilder.options(workers=["w"], priority=3, retries=2,
+                                  allow_other_workers=True, resources={"GPU": 1})
+    built = TaskBuilder.build("k", function, (1,), {}, options, pickled_with="tag")
+    by_keyword = TaskSpec(key="k", function=function, args=built.args, deps=[],
+                          pickled_with="tag", **options)
+    assert built == by_keyword
+    assert built.resources == {"GPU": 1} and built.retries == 2 and built.priority == 3

@@ -215,7 +215,11 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
                                      f"{type(exc).__name__}: ")
     start = time.time()
     forks_before = forks.count
-    trace, profile, tool = _gettrace(), _getprofile(), _profiler_tool(_PROFILER_TOOL)
+    # (the profiler tool only where there is one: before Python 3.12 a call for nothing,
+    # twice a task)
+    monitoring = _monitoring is not None
+    trace, profile = _gettrace(), _getprofile()
+    tool = _profiler_tool(_PROFILER_TOOL) if monitoring else None
     try:
         value = func(*args, **kwargs)
         if isinstance(value, CoroutineType):
@@ -229,12 +233,13 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             _leave_forked_copy(key)
         if (_gettrace() is not trace or _getprofile() is not profile
                 or _recursion_limit() < _RECURSION_LIMIT
-                or _profiler_tool(_PROFILER_TOOL) != tool):
+                or (monitoring and _profiler_tool(_PROFILER_TOOL) != tool)):
             _put_back_interpreter(trace, profile, tool)
     stop = time.time()
     kind = type(value)
+    plain = kind in PLAIN_SCALARS
     # (a number or a short string, as most small results are: sized without the calls)
-    size = sys.getsizeof(value) if kind in PLAIN_SCALARS else plain_size(value)
+    size = sys.getsizeof(value) if plain else plain_size(value)
     if size is not None and size >= PICKLED_WHEN_ASKED_FROM:
         # Data that pickles for sure: pickled only for a peer or a client that asks (a dask
         # shuffle's groups, and the half of its pieces read where they were made, never leave).
@@ -243,11 +248,15 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     try:
         # (a number or a short string pickles at once: no serializer to choose, no module
         # its pickle could name)
-        payload = serialize_plain(value) if kind in PLAIN_SCALARS else serialize(value)
+        if plain:
+            payload = serialize_plain(value)
+            nbytes = len(payload.frames[0])  # (its one frame, bytes: no property call)
+        else:
+            payload = serialize(value)
+            nbytes = payload.nbytes
     except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {shown_key(key)} ({kind.__name__}) cannot be "
                                      "serialized, so no one could fetch it: ", run=(start, stop))
-    nbytes = payload.nbytes
     keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
              and nbytes <= SMALL_VALUE_BYTES else None)

@@ -419,9 +419,12 @@ class Worker:
     def task_context(self, key: str, on_loop: bool = False) -> TaskContext:
         """What the task ``key`` may know of this worker (see ``dist_protocol.task_context``)."""
         assert self._runner is not None
-        # (positionally: made for every task, and by keyword it cost twice as much)
-        return TaskContext(key, self.address, self.center_address, self.token, self.ssl_client,
-                           self._runner, on_loop, self.about, self._plugin_host)
+        # (made for every task: from a tuple of its fields, as ``_make`` does, the tuple's own
+        # constructor builds it without a Python call to ``__new__``; by keyword it cost twice
+        # as much again)
+        return TaskContext._make((key, self.address, self.center_address, self.token,
+                                  self.ssl_client, self._runner, on_loop, self.about,
+                                  self._plugin_host))
 
     def _set_about(self) -> None:
         """A new view of this worker for tasks (at start and at each restart: a new id)."""

@@ -267,8 +267,12 @@ class DataStore(MutableMapping):
                 self.watch(True)
             if self._lru_weight + self._pinned_weight > self._target:
                 self.spill_to_target()
-        if self.process_plan is not None:
-            self._spill_for_process(weight)
+        # (``_spill_for_process`` written out: a call fewer per value)
+        process_plan = self.process_plan
+        if process_plan is not None and self._lru:
+            plan = process_plan(weight, self._lru_weight + self._pinned_weight)
+            if plan is not spillpolicy.NOTHING:
+                self.spill_by_plan(plan)
         if weight >= SPILLED_IN_BATCH_FROM and key in self.slow:
             self._spilled_in_batch[key] = value
 
