@@ -64,6 +64,11 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 _PROFILER_TOOL: int = _monitoring.PROFILER_ID if _monitoring is not None else 2
 _profiler_tool: Callable[[int], str | None] = (
     _monitoring.get_tool if _monitoring is not None else (lambda _tool: None))
+# The size of the stacks of the threads the worker starts, as it began (0: the platform's).
+# ``threading.stack_size`` is process-wide: a task that made it small (32 KiB) left every
+# pool thread started after it -- a seceded task's replacement -- to overflow its stack at
+# the next task that recursed in C (pickling a nested value): SIGSEGV, the worker gone.
+_STACK_SIZE = threading.stack_size()
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
 
@@ -536,7 +541,12 @@ class TaskRunner:
         with self._lock:
             self._running += 1
             name = f"dist-task-{next(self._thread_names)}"
-        threading.Thread(target=self._work, name=name, daemon=True).start()
+        thread = threading.Thread(target=self._work, name=name, daemon=True)
+        tasks_size = threading.stack_size(_STACK_SIZE)
+        try:
+            thread.start()
+        finally:
+            threading.stack_size(tasks_size)  # (the threads a task starts get what it set)
 
     def submit(self, instruction: Execute) -> None:
         self._queue.put(instruction)

@@ -1,0 +1,49 @@
+"""Settings of its process that a task changes do not reach the threads the worker starts
+after it (dist_worker.execution): ``threading.stack_size`` is process-wide."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+RESULT_TIMEOUT = 30
+
+
+def make_thread_stacks_small():
+    import threading
+
+    threading.stack_size(32 * 1024)
+    return "small"
+
+
+def secede_for_a_while(seconds):
+    import time
+
+    from dist_client import rejoin, secede
+
+    secede()  # the worker starts a thread in this one's place
+    time.sleep(seconds)
+    rejoin()
+    return seconds
+
+
+def pickle_a_nested_list(depth):
+    import pickle
+
+    nested = None
+    for _ in range(depth):
+        nested = [nested]
+    return len(pickle.dumps(nested))  # (recurses in C, on the thread's stack)
+
+
+def test_thread_stacks_a_task_made_small_are_not_the_worker_s(make_cluster):
+    # threading.stack_size is process-wide: set small by a task, it gave the thread that the
+    # worker started for a seceded task a 32 KiB stack, and the next task that recursed in C
+    # on it ended the worker process with SIGSEGV.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    assert e.submit(make_thread_stacks_small).result(timeout=RESULT_TIMEOUT) == "small"
+    seceded = e.submit(secede_for_a_while, 3)
+    nested = e.submit(pickle_a_nested_list, 300)
+    assert nested.result(timeout=RESULT_TIMEOUT) > 300
+    assert seceded.result(timeout=RESULT_TIMEOUT) == 3
