@@ -1,0 +1,162 @@
+"""One large value near a worker's memory limit: the peak memory of each process it passes.
+
+    python benchmarks/large_values.py --kind random --mb 250 --limit 300MB
+    python benchmarks/large_values.py --kind bytes --mb 250 --limit 4GB --to peer,client
+
+Starts a center and a worker under a nanny (two threads, ``--memory-limit``), has the worker
+make one value (``random``: float64 noise, ``ones``: np.ones, ``bytes``: os.urandom,
+``compressible``: small whole numbers as floats, ``frame``: a one-column DataFrame of noise),
+then a task on it there (``--to worker``, the default: spilled first when it is past the
+target), on a second worker without a nanny (``peer``) or gathers it (``client``). Resident
+memory of every process is sampled from /proc every 3 ms; it prints each peak, the wall
+time, and how many times the worker registered (more than once: restarted by its memory).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+RESULT_TIMEOUT = 300.0
+
+
+def make(kind: str, nbytes: int):
+    import numpy
+    rng = numpy.random.default_rng(0)
+    if kind == "random":
+        return rng.random(nbytes // 8)
+    if kind == "ones":
+        return numpy.ones(nbytes // 8)
+    if kind == "compressible":
+        return rng.integers(0, 50, nbytes // 8, dtype=numpy.uint8).astype(numpy.float64)
+    if kind == "bytes":
+        return os.urandom(nbytes)
+    if kind == "frame":
+        import pandas
+        return pandas.DataFrame({"a": rng.random(nbytes // 8)}, copy=False)
+    raise ValueError(kind)
+
+
+def describe(value) -> tuple:
+    if isinstance(value, bytes):
+        return "bytes", len(value), value[:4].hex()
+    if hasattr(value, "columns"):
+        return "frame", int(value.memory_usage().sum()), float(value["a"].iloc[:100].sum())
+    return "ndarray", value.nbytes, float(value[:100].sum())
+
+
+def start(argv: list[str], lines: list[str]) -> subprocess.Popen:
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    return proc
+
+
+def wait_line(lines: list[str], pattern: str, timeout: float = 60.0) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            found = re.search(pattern, line)
+            if found:
+                return found
+        time.sleep(0.05)
+    raise TimeoutError(f"no line matching {pattern!r}: {''.join(lines[-5:])}")
+
+
+def sample(pids: dict[str, int], peaks: dict[str, int], done: threading.Event) -> None:
+    import psutil
+    while not done.is_set():
+        for name, pid in list(pids.items()):
+            try:
+                # (the nanny's worker process is its child; the client's are the servers)
+                procs = [pid] + ([c.pid for c in psutil.Process(pid).children()]
+                                 if name == "worker" else [])
+                for each in procs:
+                    with open(f"/proc/{each}/statm") as statm:
+                        rss = int(statm.read().split()[1]) * PAGE
+                    peaks[name] = max(peaks.get(name, 0), rss)
+            except (OSError, psutil.Error):
+                continue
+        done.wait(0.003)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", default="random",
+                        choices=("random", "ones", "compressible", "bytes", "frame"))
+    parser.add_argument("--mb", type=int, default=250)
+    parser.add_argument("--limit", default="300MB")
+    parser.add_argument("--to", default="worker", help="worker, peer, client (comma-separated)")
+    args = parser.parse_args()
+    from dist_client import Executor
+
+    servers, peaks = [], {}
+    pids = {"client": os.getpid()} if "client" in args.to else {}
+    center_lines: list[str] = []
+    worker_lines: list[str] = []
+    try:
+        servers.append(start(["dcenter", "--host", "127.0.0.1", "--port", "0",
+                              "--no-dashboard"], center_lines))
+        address = wait_line(center_lines, r"Start center at (\S+)").group(1)
+        worker = start(["dworker", address, "--host", "127.0.0.1", "--nthreads", "2", "--nanny",
+                        "--memory-limit", args.limit], worker_lines)
+        servers.append(worker)
+        pids["worker"] = worker.pid
+        maker = wait_line(worker_lines, r"Start worker at (\S+)").group(1)
+        wait_line(worker_lines, "Registered with center")
+        if "peer" in args.to:
+            peer_lines: list[str] = []
+            peer = start(["dworker", address, "--host", "127.0.0.1", "--nthreads", "2",
+                          "--no-nanny", "--memory-limit", args.limit], peer_lines)
+            servers.append(peer)
+            pids["peer"] = peer.pid
+            reader = wait_line(peer_lines, r"Start worker at (\S+)").group(1)
+            wait_line(peer_lines, "Registered with center")
+        done = threading.Event()
+        threading.Thread(target=sample, args=(pids, peaks, done), daemon=True).start()
+        with Executor(address) as executor:
+            began = time.monotonic()
+            # Pinned to the nanny's worker only beside a peer: a worker the nanny starts again
+            # listens elsewhere, and a task pinned to the old address would wait for ever.
+            pinned = {"workers": [maker]} if "peer" in args.to else {}
+            value = executor.submit(make, args.kind, args.mb * 10**6, **pinned)
+            results = {}
+            try:
+                if "worker" in args.to:
+                    results["worker"] = executor.submit(describe, value, **pinned).result(
+                        timeout=RESULT_TIMEOUT)
+                if "peer" in args.to:
+                    results["peer"] = executor.submit(describe, value, workers=[reader]).result(
+                        timeout=RESULT_TIMEOUT)
+                if "client" in args.to:
+                    results["client"] = describe(value.result(timeout=RESULT_TIMEOUT))
+            except Exception as exc:  # noqa: BLE001 -- reported, as the outcome
+                results["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            wall = time.monotonic() - began
+        done.set()
+        print(f"{args.kind} {args.mb} MB, --memory-limit {args.limit}: {wall:.2f} s, "
+              f"{results}")
+        print("peak RSS MB: " + ", ".join(f"{name} {peak / 1e6:.0f}"
+                                          for name, peak in peaks.items()))
+        print("worker registrations:", sum("Registered with center" in line
+                                           for line in worker_lines))
+        for line in worker_lines:
+            if "restart" in line:
+                print("  worker:", line.rstrip()[:160])
+    finally:
+        for proc in reversed(servers):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
+            except (OSError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
