@@ -43,14 +43,17 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
     workers = view.workers
     if len(workers) < 2 or view.queue:
         return []  # idle workers take queued work first
-    # (this runs at the end of every step: a loop, not any(), and ``worker.assigned`` written
-    # out, each a call that cost more than the test)
+    if not any_unstarted(view):
+        return []  # nothing to take (the usual case)
+    # (nor anybody to take it, in most steps of a graph: every thread busy; checked before
+    # the steals under way are counted, ``occupied`` written out)
     for worker in workers.values():
         ahead = worker.ahead
-        if len(worker.processing) - (len(ahead) if ahead else 0) > worker.nthreads:
+        if worker.status == "running" and (len(worker.processing) - len(worker.long_running)
+                                           - (len(ahead) if ahead else 0)) < worker.nthreads:
             break
     else:
-        return []  # no worker holds a task it has not started: nothing to take (the usual case)
+        return []
     incoming = Counter(view.stealing.values())
     thieves = [w for w in view.workers.values()
                if w.status == "running" and w.occupied + incoming[w.address] < w.nthreads]
@@ -70,6 +73,18 @@ def plan(view: CenterView) -> list[tuple[str, str, list[str]]]:
             incoming[thief.address] += len(keys)
             requests.append((victim.address, thief.address, keys))
     return requests
+
+
+def any_unstarted(view: CenterView) -> bool:
+    """Whether some worker holds a task it has not started (more than it has threads): what
+    any steal takes."""
+    # (a loop, not any(), and ``worker.assigned`` written out: each a call that cost more
+    # than the test)
+    for worker in view.workers.values():
+        ahead = worker.ahead
+        if len(worker.processing) - (len(ahead) if ahead else 0) > worker.nthreads:
+            return True
+    return False
 
 
 class _Asked(Container):

@@ -68,7 +68,7 @@ class TaskMachine:
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
         "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_open_frees",
         "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
-        "_roots_full", "_table", "started")
+        "_roots_full", "_table", "started", "_may_steal")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.tasks: dict[str, TaskState] = {}
@@ -130,6 +130,10 @@ class TaskMachine:
         # free slot, so the next ones queue behind it without asking placement again.
         self._in_batch = False
         self._roots_full = False
+        # Set when a worker is given more tasks than it has threads (one it has not started):
+        # only then has the steal planner anything to look at, at the end of the step; it
+        # clears this once no worker holds such a task.
+        self._may_steal = False
         self._table: dict[tuple[str, str], Callable[..., Recs]] = {
             (start, finish): getattr(self, name) for (start, finish), name in TRANSITIONS.items()}
 
@@ -326,6 +330,8 @@ class TaskMachine:
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
+        if not self._may_steal and worker.assigned > worker.nthreads:
+            self._may_steal = True
         self.send(worker.address, self.compute_message(ts, worker))
         if ts.dependents:
             if not ts.deps:  # its queued partners go with it (see placement)
@@ -505,10 +511,14 @@ class TaskMachine:
                     recs[dep_key] = "processing"
                 elif dts.state == "processing":
                     worker = self.workers[dts.processing_on]  # type: ignore[index]
-                    if worker.ahead and dep_key in worker.ahead:
+                    ahead = worker.ahead
+                    if ahead and dep_key in ahead:
                         # Sent ahead, it has started on its worker: it is no longer ahead,
                         # and its own dependents may now wait for it there.
-                        worker.ahead.discard(dep_key)
+                        ahead.discard(dep_key)
+                        # (it takes a thread now; ``worker.assigned`` written out: once a link)
+                        if len(worker.processing) - len(ahead) > worker.nthreads:
+                            self._may_steal = True
                         recs.update(self._ahead_of(dts, worker))
         return recs
 
@@ -780,6 +790,9 @@ class TaskMachine:
 
     def request_steals(self) -> None:
         """Ask busy workers to give up waiting tasks for the workers with idle threads."""
+        if not balance.any_unstarted(self):
+            self._may_steal = False  # (until a worker is given more tasks than threads again)
+            return
         for victim, thief, keys in balance.plan(self):
             for key in keys:
                 self.stealing[key] = thief
