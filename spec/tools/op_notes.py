@@ -233,6 +233,14 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "`cancel-dependents`) of a key it reads, by another client's `cancel` "
                       "with `force`, or by a restart. A client settles the key as cancelled "
                       "whether or not it named it.", "—"),
+    "worker-list": ("The workers registered when the client's connection opened (and "
+                    "after a reconnection): one map each, as `cluster-info-reply` has them "
+                    "without their dynamic fields. Sent only to clients that announced the "
+                    "feature `worker-events` (PROTOCOL.md, Worker events).", "—"),
+    "worker-added": ("A worker registered (feature `worker-events`): its map, as in "
+                     "`worker-list`.", "—"),
+    "worker-removed": ("A worker left: unregistered, went silent, closed, or registered "
+                       "again (then `worker-added` follows). Feature `worker-events`.", "—"),
     "key-recomputing": ("Every copy of a wanted key's data was lost and the center computes it "
                         "again from its lineage: the key is pending until the next "
                         "`key-in-memory` (or `task-erred`, `key-lost`). Sent only to clients "

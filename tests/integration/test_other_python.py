@@ -291,3 +291,38 @@ def test_tasks_submitted_before_any_worker_fail_when_only_another_python_joins(
         with pytest.raises(Exception, match="EnvironmentMismatch") as caught:
             future.result(timeout=RUN_TIMEOUT)
         assert f"CPython {'.'.join(HERE.split('.')[:2])}" in str(caught.value)
+
+
+def test_a_worker_of_another_python_joining_is_known_to_the_client_without_asking(
+        other_python, processes, wait_until):
+    """Feature ``worker-events``: the center tells the client of the worker as it registers,
+    so the client refuses unpinned pickled code at once and never asks ``cluster-info``."""
+    from dist_client import EnvironmentMismatch
+    from dist_protocol.messages import ClusterInfo
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    e = processes.executor(center.address)
+    assert e.core.center_has("worker-events")
+    asked: list[str] = []
+    ask = e.core.ask
+
+    async def counted(make):
+        message = make(0)
+        asked.append(message.op)
+        return await ask(make)
+    e.core.ask = counted
+    assert e.submit(lambda x: x + 1, 1).result(timeout=30) == 2
+
+    there = processes.start_worker(center.address, name="other-python", python=other_python)
+    # Nothing submitted or asked meanwhile: the client hears of it from the center alone.
+    wait_until(lambda: "workers=2" in repr(e),
+               what="the client to know of the other Python's worker")
+    with pytest.raises(EnvironmentMismatch, match=there.address):
+        e.submit(lambda x: x + 2, 1)
+    futures = [e.submit(lambda x: x * 2, i, workers=[here.address]) for i in range(50)]
+    assert e.gather(futures, timeout=RUN_TIMEOUT) == [i * 2 for i in range(50)]
+
+    there.terminate()
+    wait_until(lambda: "workers=1" in repr(e), what="the client to hear the worker left")
+    assert e.submit(lambda x: x + 3, 1).result(timeout=30) == 4
+    assert ClusterInfo.op not in asked, asked

@@ -85,7 +85,8 @@ def _rename_client(state: Center, current: str, previous: str) -> None:
         ts = state.tasks[key]
         ts.wanted_by = joined(left(ts.wanted_by, current), previous, state.alone)
     state.clients.setdefault(previous, set()).update(keys)
-    for clients in (state.told_of_recomputing, state.cancels_dependents):
+    for clients in (state.told_of_recomputing, state.cancels_dependents,
+                    state.worker_feed.watchers):
         if current in clients:
             clients.discard(current)
             clients.add(previous)

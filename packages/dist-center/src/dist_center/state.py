@@ -56,6 +56,7 @@ from .stories import Stories
 from .plugins import Plugins
 from .uploads import Uploads
 from .transitions import TRANSITIONS, Outgoing, TaskMachine
+from .worker_feed import WorkerFeed
 
 
 def actor_lost(ts: TaskState, why: str) -> str:
@@ -75,7 +76,7 @@ class CenterState(TaskMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances", "silent_deaths")
+        "rebalances", "silent_deaths", "worker_feed")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
@@ -90,6 +91,7 @@ class CenterState(TaskMachine):
         self.plugins = Plugins()  # worker plugins, kept likewise
         # clients whose cancel takes the tasks reading the keys with it (see ``cancelling``)
         self.cancels_dependents: set[str] = set()
+        self.worker_feed = WorkerFeed()  # clients told of workers joining and leaving
         # Workers removed for silence -> the tasks that counted it as a death: if it registers
         # again, it was busy, not dead (a task held the GIL), and they take the death back.
         self.silent_deaths: dict[str, list[str]] = {}
@@ -209,6 +211,8 @@ class CenterState(TaskMachine):
             self.told_of_recomputing.add(event.client)
         if cancelling.FEATURE in event.features:
             self.cancels_dependents.add(event.client)
+        self._send_all(self.worker_feed.client_connected(event.client, event.features,
+                                                         self.workers))
 
     def forget_client(self, client: str, sid: str) -> None:
         """As if ``client`` disconnected: what it wanted is released."""
@@ -219,6 +223,7 @@ class CenterState(TaskMachine):
         self.small_values_for.pop(event.client, None)
         self.told_of_recomputing.discard(event.client)
         self.cancels_dependents.discard(event.client)
+        self.worker_feed.client_left(event.client)
         self.retirements.client_left(event.client)
         self.rebalances.client_left(event.client)
         for pending in [p for p in self.restarting if p[0] == event.client]:
@@ -460,6 +465,7 @@ class CenterState(TaskMachine):
         worker.nbytes = sum(self.tasks[key].nbytes for key in carried)
         self.workers[reg.address] = worker
         self.waits.workers_changed = True
+        self._send_all(self.worker_feed.worker_joined(worker))
         self.forget_capacity(reg.address)
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
@@ -520,6 +526,7 @@ class CenterState(TaskMachine):
         if worker is None:
             return
         self.waits.workers_changed = True
+        self._send_all(self.worker_feed.worker_left(worker.address))
         self._send_all(self.stories.worker_left(worker.address))
         # Its pending steals, either way, will never be answered or used.
         for key in balance.stale_steals(self, worker.address):

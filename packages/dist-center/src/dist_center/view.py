@@ -15,6 +15,7 @@ from dist_protocol.messages import Message, Release, TaskErred
 from .lineage import Recs
 from .records import CenterView, Dataset, PrefixNames, Singletons, TaskState, WorkerInfo
 from .waits import Waits
+from .worker_feed import WorkerFeed
 
 
 class Center(CenterView, Protocol):
@@ -28,6 +29,7 @@ class Center(CenterView, Protocol):
     small_values_for: dict[str, tuple[str, ...]]
     told_of_recomputing: set[str]
     cancels_dependents: set[str]
+    worker_feed: WorkerFeed  # clients told of workers joining and leaving
     prefix_of: PrefixNames
     alone: Singletons
     now: float  # the clock, read once per step

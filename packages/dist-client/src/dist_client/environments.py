@@ -1,6 +1,7 @@
 """What the client knows of the Python and package versions in its cluster, and the checks that
 keep pickled code away from workers on another Python minor version. No I/O: the executor
-feeds it the center's ``welcome`` and ``cluster-info`` replies.
+feeds it the center's ``welcome``, and either its worker events (feature ``worker-events``:
+the view is then always current) or its ``cluster-info`` replies.
 
 Why: functions pickled by value are bytecode, which changes between Python minor versions; a
 worker unpickling another version's bytecode can segfault or compute a wrong result. Workers
@@ -38,6 +39,18 @@ def environment_from(value: Any) -> Environment | None:
                                  if isinstance(k, str) and isinstance(v, str)})
 
 
+def worker_entry_from(value: Any) -> dict[str, Any] | None:
+    """A worker's map from ``worker-list`` or ``worker-added`` with the fields this client
+    reads, of the right types; None when it names no address (the center broke the rules)."""
+    if not isinstance(value, dict) or not isinstance(value.get("address"), str):
+        return None
+    address = value["address"]
+    name, nthreads, limit = value.get("name"), value.get("nthreads"), value.get("memory_limit")
+    return {**value, "name": name if isinstance(name, str) and name else address,
+            "nthreads": nthreads if isinstance(nthreads, int) else 0,
+            "memory_limit": limit if isinstance(limit, int) else 0}
+
+
 class ClusterEnvironments:
     def __init__(self, client: Environment | None = None):
         self.client = client or local_environment()
@@ -47,6 +60,8 @@ class ClusterEnvironments:
         self._foreign: dict[str, Environment] = {}  # those of them on another Python
         self.names: dict[str, str] = {}  # worker name -> address
         self.updated: float | None = None
+        # Told of every worker joining and leaving (feature ``worker-events``): never stale.
+        self.fed = False
         self._warned: set[tuple[str, str]] = set()  # (package, version) already warned about
 
     def update(self, worker_table: list[dict], now: float) -> None:
@@ -58,13 +73,43 @@ class ClusterEnvironments:
         self._foreign = {address: env for address, env in self.workers.items()
                          if env is not None and pickle_tag(env) != self.tag}
 
+    def listed(self, entries: list[dict[str, Any]], now: float) -> None:
+        """The center's ``worker-list``: from now on its events keep this view current."""
+        self.update(entries, now)
+        self.fed = True
+
+    def added(self, entry: dict[str, Any]) -> None:
+        """``worker-added``: a worker registered (perhaps again, under the same address)."""
+        self.removed(entry["address"])
+        address, env = entry["address"], environment_from(entry.get("environment"))
+        # New maps rather than changed ones: submitting threads read them meanwhile.
+        self.workers = {**self.workers, address: env}
+        if entry.get("name"):
+            self.names = {**self.names, entry["name"]: address}
+        if env is not None and pickle_tag(env) != self.tag:
+            self._foreign = {**self._foreign, address: env}
+
+    def removed(self, address: str) -> None:
+        """``worker-removed``: a worker left."""
+        if address not in self.workers:
+            return
+        self.workers = {a: env for a, env in self.workers.items() if a != address}
+        self._foreign = {a: env for a, env in self._foreign.items() if a != address}
+        self.names = {name: a for name, a in self.names.items() if a != address}
+
+    def connection_lost(self) -> None:
+        """No events come until a connection lists the workers again."""
+        self.fed = False
+
     def stale(self, now: float) -> bool:
         return self.updated is None or now - self.updated > REFRESH_SECONDS
 
     def refresh_due(self, now: float) -> str | None:
         """How a submit of pickled code at ``now`` has the view refreshed: ``"wait"`` for it
         (stale), ``"ahead"`` in the background (still good enough for this submit), or not
-        at all (None)."""
+        at all (None: always where the center's events keep the view current)."""
+        if self.fed:
+            return None
         if self.stale(now):
             return "wait"
         assert self.updated is not None

@@ -53,8 +53,10 @@ def describe_html(kind: str, core: Any) -> str:
     memory = _memory(workers) or "no limit"
     rows = "".join(
         f"<tr><td>{escape(str(w['name']))}</td><td>{escape(w['address'])}</td>"
-        f"<td>{w['nthreads']}</td><td>{w['metrics'].get('memory', 0) / 2**20:.0f} MiB</td>"
-        f"<td>{w['keys']}</td></tr>" for w in workers[:HTML_WORKERS_SHOWN])
+        f"<td>{w['nthreads']}</td>"
+        # (no metrics nor keys for a worker known from the center's events alone: 0 here)
+        f"<td>{w.get('metrics', {}).get('memory', 0) / 2**20:.0f} MiB</td>"
+        f"<td>{w.get('keys', 0)}</td></tr>" for w in workers[:HTML_WORKERS_SHOWN])
     hidden = len(workers) - HTML_WORKERS_SHOWN
     more = f"<p>and {hidden} more workers</p>" if hidden > 0 else ""
     return (f"<div><b>{kind}</b> connected to <code>{escape(core.address)}</code>"

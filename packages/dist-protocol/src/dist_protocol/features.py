@@ -129,6 +129,11 @@ FEATURES: dict[str, str] = {
                     "(it left or died, before the task ran or while it ran, or never joined) "
                     "the task errs at once with `exception_type` `WorkerGone`, rather than "
                     "wait for a worker of that address to join",
+    "worker-events": "the center sends the client `worker-list` (its registered workers) "
+                     "when it connects, then `worker-added` and `worker-removed` as workers "
+                     "register and leave, in order on the client's connection, so that the "
+                     "client knows which worker runs which Python without asking "
+                     "`cluster-info` (PROTOCOL.md, Worker events)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

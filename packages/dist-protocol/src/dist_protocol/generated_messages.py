@@ -1120,6 +1120,144 @@ def _ClusterInfoReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _WorkerList(cls):
+    set_workers = cls.workers.__set__
+    setters = (set_workers,)
+    running = set()
+
+    def __init__(self, workers: 'list[dict[str, Any]]') -> None:
+        set_workers(self, workers)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(workers={self.workers!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.workers,)==(other.workers,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.workers,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('workers',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('workers',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.workers]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _WorkerAdded(cls):
+    set_worker = cls.worker.__set__
+    setters = (set_worker,)
+    running = set()
+
+    def __init__(self, worker: 'dict[str, Any]') -> None:
+        set_worker(self, worker)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(worker={self.worker!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.worker,)==(other.worker,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.worker,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('worker',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('worker',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.worker]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
+def _WorkerRemoved(cls):
+    set_address = cls.address.__set__
+    setters = (set_address,)
+    running = set()
+
+    def __init__(self, address: 'str') -> None:
+        set_address(self, address)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(address={self.address!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.address,)==(other.address,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.address,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('address',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('address',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.address]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Replicate(cls):
     set_keys = cls.keys.__set__
     set_n = cls.n.__set__
@@ -4637,6 +4775,18 @@ METHODS = {
          ('started', 'float | None', ('field', 'None', '-', True, True, True, None, False))),
         "ClusterInfoReply(id: 'int', workers: 'list[dict[str, Any]]', started: 'float | None' = None)",
         _ClusterInfoReply),
+    'WorkerList': (
+        (('workers', 'list[dict[str, Any]]', '-'),),
+        "WorkerList(workers: 'list[dict[str, Any]]')",
+        _WorkerList),
+    'WorkerAdded': (
+        (('worker', 'dict[str, Any]', '-'),),
+        "WorkerAdded(worker: 'dict[str, Any]')",
+        _WorkerAdded),
+    'WorkerRemoved': (
+        (('address', 'str', '-'),),
+        "WorkerRemoved(address: 'str')",
+        _WorkerRemoved),
     'Replicate': (
         (('keys', 'list[str]', '-'),
          ('n', 'int', ('field', '2', '-', True, True, True, None, False)),

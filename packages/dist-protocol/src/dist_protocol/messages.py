@@ -338,6 +338,25 @@ class ClusterInfoReply(Message):
     started: float | None = wire_field(default=None, feature="center-started")
 
 
+# Feature ``worker-events``: the center keeps such a client's view of its workers current,
+# so that the client never asks ``cluster-info`` to know who runs which Python.
+@message("worker-list", "center->client", feature="worker-events")
+class WorkerList(Message):
+    # one map per registered worker: address, name, nthreads, memory_limit, resources,
+    # environment (as in ``cluster-info-reply``'s workers)
+    workers: list[dict[str, Any]]
+
+
+@message("worker-added", "center->client", feature="worker-events")
+class WorkerAdded(Message):
+    worker: dict[str, Any]  # the map ``worker-list`` has for it
+
+
+@message("worker-removed", "center->client", feature="worker-events")
+class WorkerRemoved(Message):
+    address: str
+
+
 @message("replicate", "client->center")
 class Replicate(Message):
     keys: list[str]

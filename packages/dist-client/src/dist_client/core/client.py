@@ -35,7 +35,7 @@ from dist_protocol.serialize import Payload
 from dist_protocol.timeouts import wait_for
 
 from ..arguments import whole_number
-from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer
+from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer, worker_events
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
@@ -278,15 +278,25 @@ class ClientCore:
                     order.state.recomputing()
                 elif type(order.message) is Published:
                     self.topics.deliver(order.message, self._unsubscribe)
+                elif type(order.message) in worker_events.EVENTS:
+                    self._worker_event(order.message)
                 else:
                     self._replies.received(order.message)
         finally:
             if release_delay is not None:
                 self.io.loop.call_later(release_delay, self._release_due)
 
+    def _worker_event(self, msg: Message) -> None:
+        self.workers_seen = worker_events.apply(msg, self.workers_seen, self.envs,
+                                                time.monotonic())
+        differences = self.envs.new_package_differences()
+        if differences:
+            self._warnings.append(differences)
+
     def _on_center_lost(self, comm: Comm) -> None:
         if comm is not self.center:
             return  # already handled (a connection is lost once)
+        self.envs.connection_lost()
         with self.lock:
             self._cancels_heard.notify_all()  # no word on cancels comes on a lost connection
         if self.status == "reconnecting":  # lost again while resuming the session
@@ -506,8 +516,11 @@ class ClientCore:
         reply = await self.ask(lambda i: ClusterInfo(id=i, min_workers=min_workers,
                                                      timeout=timeout))
         workers = reply.workers
-        self.workers_seen = workers
         self.center_started = reply.started
+        if self.envs.fed:  # the events keep the view: this reply may be older than some
+            self.workers_seen = worker_events.merge_reply(workers, self.workers_seen, self.envs)
+            return workers
+        self.workers_seen = workers
         self.envs.update(workers, time.monotonic())
         differences = self.envs.new_package_differences()
         if differences:
@@ -515,10 +528,11 @@ class ClientCore:
         return workers
 
     def check_pickled_code(self, options: dict, refresh: bool = True) -> None:
-        """Before pickled code is sent: no worker it may land on runs another Python. The
-        view of the workers is refreshed when older than a second: with ``refresh`` one round
-        trip here (from a thread), else in the background. Past three quarters of a second
-        it is refreshed in the background already, so that steady submits never wait."""
+        """Before pickled code is sent: no worker it may land on runs another Python. Where
+        the center tells of workers joining and leaving (``worker-events``) the view is always
+        current. Otherwise it is refreshed when older than a second: with ``refresh`` one
+        round trip here (from a thread), else in the background. Past three quarters of a
+        second it is refreshed in the background already, so that steady submits never wait."""
         if self.status != "running" or self.center is None:
             raise ClusterError(f"this executor is {self.status}; results cannot arrive")
         due = self.envs.refresh_due(time.monotonic())
