@@ -262,3 +262,16 @@ def test_a_task_holding_the_gil_past_the_heartbeat_timeout_is_no_killed_worker(c
     future = executor.submit(holds_the_gil, 4, 2, pure=False)
     assert future.result(timeout=RESULT_TIMEOUT) == "done"
     assert cluster.workers[0].popen.poll() is None
+
+
+@pytest.mark.cluster(n_workers=3, heartbeat_timeout=1)
+def test_a_task_holding_the_gil_is_not_handed_from_worker_to_worker(cluster, executor):
+    # The hold silences the first worker past the timeout, then the second it moves to; the
+    # center then holds the task for one of them to come back rather than silence the third
+    # (without that: three removals within ~4 s, KilledWorker).
+    future = executor.submit(holds_the_gil, 1, 6, pure=False)
+    assert future.result(timeout=RESULT_TIMEOUT) == "done"
+    silent = set(re.findall(r"worker (\S+) silent for [\d.]+ s: removing it",
+                            cluster.center.output()))
+    assert len(silent) <= 2, cluster.center.output()  # not the third
+    assert {worker.address for worker in cluster.workers} - silent

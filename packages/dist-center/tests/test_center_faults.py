@@ -1,6 +1,6 @@
 """Every transition a fault touches: workers that die or hang, lost data, stale reports."""
 import pytest
-from dist_center.events import ClientConnected, WorkerLeft, WorkerSent
+from dist_center.events import ClientConnected, TimeElapsed, WorkerLeft, WorkerSent
 from dist_protocol.messages import (FreeKeys, KeyInMemory, KeyLost, KeyRecomputing, TaskErred,
                                     TaskFinished,
                                     Unregister, WorkerRegistered)
@@ -98,19 +98,118 @@ def test_a_worker_removed_for_silence_that_registers_again_had_not_died(center):
     assert center.state_of("hold-the-gil") == "processing"
 
 
-def test_workers_removed_for_silence_that_never_come_back_count_as_deaths(center, match):
+def silence(center, address):
+    return center(WorkerLeft(address, "no heartbeat for 5.1 s", silent=True))
+
+
+def held_after_two_silences(center):
+    """``gil`` silenced w1, then w2 (as a task holding the GIL for minutes would)."""
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit("gil", center.spec("after", "gil"))
+    assert center.processing_on("gil") == "w1"
+    assert silence(center, "w1") == [("w2", center.compute("gil"))]
+    return silence(center, "w2")
+
+
+def test_a_task_that_silenced_two_workers_is_held_not_sent_to_a_third(center):
+    assert held_after_two_silences(center) == []
+    assert center.state_of("gil") == "no-worker"
+    assert center.processing("w3") == []
+    # Other workers joining do not take it either; the story says why it waits.
+    center.join("w4")
+    assert center.state_of("gil") == "no-worker"
+    [held] = [entry for entry in center.state.story("gil") if entry[2] == "no-worker"]
+    assert held[3].startswith("held: workers w1, w2 went silent running it; it waits for one "
+                              "to come back")
+
+
+def test_a_held_task_finishes_when_a_silent_worker_registers_with_its_result(center, match):
+    held_after_two_silences(center)
+
+    out = center.join("w1", keys={"gil": 8})
+
+    assert ("alice", match(KeyInMemory, key="gil", workers=["w1"])) in out
+    assert center.state_of("gil") == "memory"
+    assert center.processing_on("after") == "w1"
+    assert center.task("gil").died_on == ("w2",)  # w2 may still come back
+
+
+def test_a_held_task_runs_again_when_a_silent_worker_registers_without_it(center):
+    held_after_two_silences(center)
+
+    center.join("w2")  # (a worker that started over: nothing it held is left)
+
+    assert center.state_of("gil") == "processing"
+
+
+def test_a_held_task_runs_again_once_the_connections_of_its_workers_close(center):
+    held_after_two_silences(center)
+
+    assert center.leave("w1", reason="connection reset") == []  # w2 may still come back
+    assert center.state_of("gil") == "no-worker"
+    assert center.leave("w2", reason="connection reset") == [("w3", center.compute("gil"))]
+    # They did die: both count, and the next death of a worker running it is the third.
+    assert center.task("gil").died_on == ("w1", "w2")
+
+
+def test_a_held_task_whose_workers_died_fails_as_killed_worker_when_deaths_add_up(center,
+                                                                                  match):
     for address in ("w1", "w2", "w3", "w4"):
         center.join(address)
-    center.submit("hang")
-    center(WorkerLeft("w1", "no heartbeat for 5.1 s", silent=True))
-    center.join("w1")  # it was busy: this one is taken back
-    for _ in range(2):
-        center(WorkerLeft(center.processing_on("hang"), "no heartbeat for 5.1 s", silent=True))
-    out = center(WorkerLeft(center.processing_on("hang"), "no heartbeat for 5.1 s",
-                            silent=True))
+    center.submit("bomb")
+    center.leave("w1", reason="segfault")
+    silence(center, "w2")
+    silence(center, "w3")
+    assert center.state_of("bomb") == "no-worker"
+    center.leave("w2")
 
-    assert out[-1] == ("alice", match(TaskErred, key="hang", exception_type="KilledWorker"))
-    assert len(center.task("hang").died_on) == 3
+    out = center.leave("w3")
+
+    assert out == [("alice", match(TaskErred, key="bomb", exception_type="KilledWorker"))]
+
+
+def test_a_task_held_past_the_limit_fails_as_killed_worker_naming_the_silence(center, match):
+    now = [1000.0]
+    center.state.clock = lambda: now[0]
+    center.state.held.limit = 300.0
+    held_after_two_silences(center)
+    now[0] += 299
+    assert center(TimeElapsed()) == []
+
+    now[0] += 1
+    out = center(TimeElapsed())
+
+    why = ("task gil made the workers running it go silent (no heartbeat: it may hold the "
+           "GIL): w1, w2, and none came back within 300 s; giving up")
+    assert out == [("alice", match(TaskErred, key="gil", exception_type="KilledWorker",
+                                   message=why)),
+                   ("alice", match(TaskErred, key="after", exception_type="KilledWorker",
+                                   message=why))]
+    assert center.submit("next") == [("w3", center.compute("next"))]
+
+
+def test_a_worker_silent_once_is_no_suspect_and_its_tasks_move_at_once(center):
+    """A hung worker (stopped, partitioned) is removed within the timeout as before: what it
+    ran goes to the others."""
+    for address in ("w1", "w2"):
+        center.join(address, nthreads=2)
+    center.submit("a", "b", "c")
+    on_w1 = center.processing("w1")
+
+    out = silence(center, "w1")
+
+    assert sorted(key for _, message in out for key in [message.key]) == sorted(on_w1)
+    assert all(to == "w2" for to, _ in out)
+
+
+def test_a_released_held_task_is_forgotten_and_a_new_one_of_its_key_runs(center):
+    held_after_two_silences(center)
+    center.release("gil", "after")
+    assert center.state_of("gil") == "forgotten"
+
+    assert center.submit("gil") == [("w3", center.compute("gil"))]
+    assert center.join("w1") == [("w1", WorkerRegistered(address="w1"))]
 
 
 def test_a_task_that_killed_workers_says_how_full_the_last_ones_memory_was(center, match):

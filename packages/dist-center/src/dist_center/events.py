@@ -51,7 +51,8 @@ class WorkerSent:
 class WorkerLeft:
     """A worker is gone. ``graceful``: it said goodbye, so its running tasks are not suspects.
     ``silent``: removed for not answering, its connection still open -- it may be busy (a
-    task holding the GIL) rather than dead, and then it registers again."""
+    task holding the GIL) rather than dead, and then it registers again. Should that connection
+    close instead, a second ``WorkerLeft`` (not silent) says so: the worker did die."""
 
     worker: str
     reason: str

@@ -24,6 +24,7 @@ from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, Coord
                                     Submit, TaskErred, UploadFile, RegisterPlugin,
                                     UnregisterPlugin, downgrade)
 
+from .held import LIMIT_IN_HEARTBEAT_TIMEOUTS
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -73,10 +74,15 @@ class Center:
         self.dashboard_port = dashboard_port  # None: no dashboard
         self.dashboard: Dashboard | None = None
         self.state = CenterState()
+        self.state.held.limit = LIMIT_IN_HEARTBEAT_TIMEOUTS * heartbeat_timeout
         if worker_saturation is not None:
             self.state.worker_saturation = worker_saturation
         self.memory = HeapTrimmer()
         self.comms: dict[str, Comm] = {}  # worker address or client id -> connection
+        # Workers removed for silence -> their connections, left open: one that closes says
+        # the worker died (a task it ran is then tried again at once, see ``held``); one that
+        # speaks again is closed, and the worker registers anew.
+        self.silent_comms: dict[str, Comm] = {}
         self.last_seen: dict[str, float] = {}
         self.address = ""
         self.bound_address = ""
@@ -132,7 +138,7 @@ class Center:
             timer.cancel()
         if self.dashboard is not None:
             await self.dashboard.close()
-        for comm in list(self.comms.values()):
+        for comm in [*self.comms.values(), *self.silent_comms.values()]:
             comm.close("center closing")
         if self.store is not None:
             self.store.close()
@@ -396,7 +402,7 @@ class Center:
             comm.abort(InvalidMessage(f"a worker must register first, not send {first.op!r}"))
             return
         address = first.address
-        old = self.comms.get(address)
+        old = self.comms.get(address) or self.silent_comms.pop(address, None)
         if old is not None and old is not comm:
             old.close("replaced by a new registration")
         self.comms[address] = comm
@@ -407,6 +413,10 @@ class Center:
         def on_messages(messages: list[Message]) -> None:
             # (The connection let through only what workers send to the center: the listener's
             # connections check each op's direction against the peer's role.)
+            if self.silent_comms.get(address) is comm:  # awake again: it registers anew
+                del self.silent_comms[address]
+                comm.close("heartbeat timeout")
+                return
             self.last_seen[address] = time.monotonic()
             self._handle(*[WorkerSent(address, msg) for msg in messages])
 
@@ -414,6 +424,9 @@ class Center:
             if self.comms.get(address) is comm:
                 del self.comms[address]
                 self.last_seen.pop(address, None)
+                self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
+            elif self.silent_comms.get(address) is comm:  # it did die, after its silence
+                del self.silent_comms[address]
                 self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
 
         self._handle(WorkerJoined(first, comm.peer_environment, comm.features))
@@ -432,7 +445,7 @@ class Center:
                     log.warning("worker %s silent for %.1f s: removing it", address, now - seen)
                     comm = self.comms.pop(address, None)
                     self.last_seen.pop(address, None)
+                    if comm is not None:
+                        self.silent_comms[address] = comm
                     self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s",
                                             silent=True))
-                    if comm is not None:
-                        comm.close("heartbeat timeout")

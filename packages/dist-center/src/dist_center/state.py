@@ -46,6 +46,7 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Coordinati
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
                      WorkerSent)
 from .graph_parts import GraphParts
+from .held import HOLD_AFTER_SILENT, Held
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
@@ -76,7 +77,7 @@ class CenterState(TaskMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances", "silent_deaths", "worker_feed")
+        "rebalances", "silent_deaths", "worker_feed", "held")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
@@ -95,6 +96,7 @@ class CenterState(TaskMachine):
         # Workers removed for silence -> the tasks that counted it as a death: if it registers
         # again, it was busy, not dead (a task held the GIL), and they take the death back.
         self.silent_deaths: dict[str, list[str]] = {}
+        self.held = Held()  # tasks whose runs silenced two workers (see ``held``)
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -421,6 +423,7 @@ class CenterState(TaskMachine):
         self.stealing.clear()
         self.cancelling_unstarted.clear()
         self.waiting_for_resources.clear()
+        self.held.clear()
         self.restarting[(client, msg.id)] = expected
         self.waits.workers_changed = True  # (and every key is gone)
         self._restart_progress()
@@ -481,6 +484,7 @@ class CenterState(TaskMachine):
         if stale:
             self.send(reg.address, FreeKeys(keys=stale))
         recovery.worker_back(self, reg.address, sid)
+        self.held.worker_back(reg.address)  # (still held if its result did not come with it)
         self.retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
@@ -503,6 +507,8 @@ class CenterState(TaskMachine):
             return
         for key in list(self.unrunnable):
             ts = self.tasks.get(key)
+            if ts is not None and self.held.holds_back(ts):
+                continue
             self.unrunnable.discard(key)
             if ts is not None and ts.state == "no-worker":
                 self.transition(ts, "processing", sid)
@@ -524,6 +530,8 @@ class CenterState(TaskMachine):
     def _worker_left(self, event: WorkerLeft, sid: str) -> None:
         worker = self.workers.pop(event.worker, None)
         if worker is None:
+            if event.worker in self.silent_deaths and not event.graceful:
+                self._silent_worker_died(event, sid)
             return
         self.waits.workers_changed = True
         self._send_all(self.worker_feed.worker_left(worker.address))
@@ -548,13 +556,16 @@ class CenterState(TaskMachine):
                 ts.died_on = (*ts.died_on, worker.address)
                 if event.silent:
                     self.silent_deaths.setdefault(worker.address, []).append(key)
-                if len(ts.died_on) >= ALLOWED_FAILURES:
-                    self.transition(ts, "erred", sid, TaskErred(
-                        key=key, exception_type="KilledWorker",
-                        message=f"task {shown_key(key)} was running on workers that died "
-                                f"{len(ts.died_on)} times: {', '.join(ts.died_on)} "
-                                f"(the last: {event.reason}{memory_in_use(worker)}); "
-                                "giving up"))
+                    silenced = self._silenced_by(ts)
+                    if len(silenced) >= HOLD_AFTER_SILENT:
+                        self.held.hold(ts, silenced, self.now)
+                        self.transition(ts, "no-worker", (
+                            f"held: workers {', '.join(silenced)} went silent running it; "
+                            f"it waits for one to come back ({sid})"))
+                        continue
+                if self._deaths(ts) >= ALLOWED_FAILURES:
+                    self._killed_worker(ts, f"the last: {event.reason}{memory_in_use(worker)}",
+                                        sid)
                     continue
             orphans.append(ts)
         worker.processing.clear()
@@ -589,6 +600,31 @@ class CenterState(TaskMachine):
             self.fill(other, sid)
         if self.unrunnable:  # a task pinned to this worker, waiting while it was paused
             self.retry_unrunnable(sid)
+
+    def _silenced_by(self, ts: TaskState) -> list[str]:
+        """The workers removed for silence while running ``ts`` that may still come back."""
+        return [address for address in dict.fromkeys(ts.died_on)
+                if ts.key in self.silent_deaths.get(address, ())]
+
+    def _deaths(self, ts: TaskState) -> int:
+        """Deaths counted against ``ts``: a silent worker that may come back has not died."""
+        return len(ts.died_on) - len(self._silenced_by(ts))
+
+    def _killed_worker(self, ts: TaskState, last: str, sid: str) -> None:
+        self.transition(ts, "erred", sid, TaskErred(
+            key=ts.key, exception_type="KilledWorker",
+            message=f"task {shown_key(ts.key)} was running on workers that died "
+                    f"{len(ts.died_on)} times: {', '.join(ts.died_on)} ({last}); giving up"))
+
+    def _silent_worker_died(self, event: WorkerLeft, sid: str) -> None:
+        """A worker removed for silence closed its connection: it did die. Its removal counts
+        against the tasks it was running, and those held for it alone run again."""
+        self.silent_deaths.pop(event.worker)
+        for ts in self.held.worker_closed(event.worker):
+            if self._deaths(ts) >= ALLOWED_FAILURES:
+                self._killed_worker(ts, f"the last: {event.reason}", sid)
+            else:
+                self.transition(ts, "processing", sid)
 
     def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
         """Every copy of these tasks' data is gone: what waited on them waits again;
@@ -714,7 +750,11 @@ class CenterState(TaskMachine):
 
     # -- housekeeping --------------------------------------------------------------------------
     def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:
-        """After a big release, rebuild the big tables (the server then trims the heap)."""
+        """Fail the tasks held past the limit; after a big release, rebuild the big tables
+        (the server then trims the heap)."""
+        if self.held.holds:
+            for ts, error in self.held.overdue(self.now):
+                self.transition(ts, "erred", sid, error)
         tasks = len(self.tasks)
         self.peak_tasks = max(self.peak_tasks, tasks)
         if self.peak_tasks - tasks >= COMPACT_AFTER_RELEASING and tasks <= self.peak_tasks // 2:
