@@ -7,8 +7,8 @@ from dist_client import EnvironmentMismatch
 from dist_client.core.client import ClientCore
 from dist_client.environments import ClusterEnvironments
 from dist_client.worker_events import apply, merge_reply
-from dist_protocol.messages import (Environment, KeyInMemory, WorkerAdded, WorkerList,
-                                    WorkerRemoved)
+from dist_protocol.messages import (ClusterInfoReply, Environment, KeyInMemory, WorkerAdded,
+                                    WorkerList, WorkerRemoved)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -118,3 +118,27 @@ def test_submits_never_ask_for_the_workers_where_the_center_sends_their_events(c
     core._on_center_messages([WorkerRemoved(address="w2")])
     core.check_pickled_code(ANY_WORKERS)
     assert asked == []
+
+
+class OlderCenterLink:
+    features: frozenset[str] = frozenset()
+    is_closed = False
+
+
+def test_with_a_center_without_the_feature_a_stale_view_is_asked_for_as_before():
+    core = ClientCore("127.0.0.1:1")
+    try:
+        core.center = OlderCenterLink()  # type: ignore[assignment]
+        core.status = "running"
+        asked: list = []
+
+        async def ask(make):
+            asked.append(make(1).op)
+            return ClusterInfoReply(id=1, workers=[entry("w1", "3.13.0")])
+        core.ask = ask  # type: ignore[method-assign]
+
+        with pytest.raises(EnvironmentMismatch, match="w1 runs CPython 3.13.0"):
+            core.check_pickled_code(ANY_WORKERS)
+        assert asked == ["cluster-info"] and not core.envs.fed
+    finally:
+        core.io.stop()
