@@ -275,3 +275,32 @@ def test_a_task_holding_the_gil_is_not_handed_from_worker_to_worker(cluster, exe
                             cluster.center.output()))
     assert len(silent) <= 2, cluster.center.output()  # not the third
     assert {worker.address for worker in cluster.workers} - silent
+
+
+def holds_the_gil_in_its_first_runs(runs_file, first_runs, seconds):
+    """Holds the GIL for ``seconds`` in each of its first ``first_runs`` runs (counted in
+    ``runs_file``), then returns at once."""
+    import ctypes
+    with open(runs_file, "a+") as runs:
+        runs.write("x")
+        runs.seek(0)
+        run = len(runs.read())
+    if run <= first_runs:
+        ctypes.PyDLL(None).sleep(seconds)  # (PyDLL: the GIL stays held through the call)
+    return run
+
+
+@pytest.mark.cluster(n_workers=3, heartbeat_timeout=1)
+def test_a_held_task_runs_again_once_its_silent_workers_die(cluster, executor, tmp_path,
+                                                            wait_until):
+    future = executor.submit(holds_the_gil_in_its_first_runs, str(tmp_path / "runs"), 2, 60,
+                             pure=False)
+    wait_until(lambda: any("went silent running it" in entry["stimulus_id"]
+                           for entry in executor.story(future.key)), 30,
+               "the task to be held after silencing two workers")
+    silent = set(re.findall(r"worker (\S+) silent for [\d.]+ s: removing it",
+                            cluster.center.output()))
+    for worker in cluster.workers:
+        if worker.address in silent:
+            worker.kill_worker_process()  # their connections close: they did die
+    assert future.result(timeout=RESULT_TIMEOUT) == 3
