@@ -233,6 +233,12 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "`cancel-dependents`) of a key it reads, by another client's `cancel` "
                       "with `force`, or by a restart. A client settles the key as cancelled "
                       "whether or not it named it.", "—"),
+    "restarting-for-memory": ("A worker past its memory's *terminate* threshold, about to exit "
+                              "for its nanny to start it again, names the values it blames "
+                              "(`keys`, with their bytes) and its resident memory. The center "
+                              "counts the restart as a death of those keys' tasks (PROTOCOL.md, "
+                              "Restarts for memory). Sent only to centers that announced the "
+                              "feature `memory-restart`.", "—"),
     "worker-list": ("The workers registered when the client's connection opened (and "
                     "after a reconnection): one map each, as `cluster-info-reply` has them "
                     "without their dynamic fields. Sent only to clients that announced the "

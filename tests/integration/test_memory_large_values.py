@@ -39,7 +39,10 @@ def peak_rss(pid: int, every: float = 0.002) -> Iterator[list[int]]:
         with open(f"/proc/{pid}/statm") as statm:
             while not done.is_set():
                 statm.seek(0)
-                peak[0] = max(peak[0], int(statm.read().split()[1]) * PAGE)
+                try:
+                    peak[0] = max(peak[0], int(statm.read().split()[1]) * PAGE)
+                except ProcessLookupError:  # it exited (restarted): its peak is known
+                    return
                 done.wait(every)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 from dist_worker.memory import MemoryPolicy
-from dist_worker.monitor import DROPPING_GRACE, Monitor
+from dist_protocol.messages import RestartingForMemory
+from dist_worker.monitor import DROPPING_GRACE, Monitor, blame_for_restart
 from dist_worker.store import DataStore
 from dist_worker.taskmemory import MAX_KINDS as REMEMBERED_KINDS
 from dist_worker.taskmemory import TaskMemory, task_kind
@@ -37,6 +38,9 @@ class FakeWorker:
 
     def send_center(self, *messages) -> None:
         self.sent.extend(messages)
+
+    def flush_center(self) -> None:
+        self.sent.append("flushed")
 
     def metrics(self) -> dict:
         return {"paused": self.paused}
@@ -227,6 +231,43 @@ def test_past_the_limit_itself_the_worker_restarts_at_once(worker, restarts):
     with pytest.raises(Restarted):
         monitor.check_memory(1001 * MB)
     assert restarts == [75]
+
+
+def test_a_restart_names_the_value_that_put_the_process_past_terminate(tmp_path, restarts):
+    """A value that with the process's own memory passes terminate restarts the worker each
+    time it is made again: the monitor names it to the center before it exits, so that the
+    center counts the restart against its task."""
+    worker = FakeWorker(tmp_path, MemoryPolicy(limit=200 * MB, target=None, spill=None))
+    worker.store["big"] = b"x" * (170 * MB)
+    worker.store["small"] = b"x" * (1 * MB)
+    monitor = monitor_of(worker, rss_after_spill=205 * MB)  # terminate: 190 MB
+    with pytest.raises(Restarted):
+        monitor.check_memory(205 * MB)  # past the limit itself: at once
+    [blamed, flushed] = [m for m in worker.sent if not hasattr(m, "metrics")]
+    assert blamed == RestartingForMemory(keys={"big": worker.store.weights["big"]},
+                                         memory=205 * MB)
+    assert flushed == "flushed"  # written before the process exits
+
+
+def test_a_restart_names_an_input_a_running_task_reads_back(worker, restarts):
+    worker.store["big"] = b"x" * (700 * MB)
+    worker.store.spill_to_target()  # the value is on disk
+    assert not worker.store.in_memory("big")
+    monitor = monitor_of(worker, rss_after_spill=1001 * MB)
+    monitor.make_room("read-1", inputs=["big"])  # the task reads it back as it starts
+    with pytest.raises(Restarted):
+        monitor.check_memory(1001 * MB)
+    assert [m.keys for m in worker.sent if isinstance(m, RestartingForMemory)] == [
+        {"big": worker.store.weights["big"]}]
+
+
+def test_a_restart_blames_the_largest_values_that_make_up_the_excess():
+    held = {"a": 50, "b": 300, "c": 120, "d": 10}
+    assert blame_for_restart(held, 100) == {"b": 300}
+    assert blame_for_restart(held, 400) == {"b": 300, "c": 120}
+    # values that together cannot make the excess are not what restarted it
+    assert blame_for_restart(held, 481) == {}
+    assert blame_for_restart(held, 0) == {}
 
 
 def test_before_a_task_results_spill_to_leave_room_for_what_its_kind_took(worker):

@@ -271,7 +271,7 @@ class TaskState:
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
-                 "ahead", "sends_msgpack_values", "pickle_tag")
+                 "ahead", "sends_msgpack_values", "pickle_tag", "memory_blame")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -296,6 +296,9 @@ class WorkerInfo:
         self.environment: dict | None = None  # Python and package versions, as it stated them
         # Whose pickled code it may run ("cpython-3.11"); None: it did not say.
         self.pickle_tag: str | None = None
+        # The values it blamed as it restarted for memory (key -> bytes), which its leaving
+        # counts as a death of (protocol feature memory-restart); None: no such restart.
+        self.memory_blame: dict[str, int] | None = None
 
     def runs_pickles_of(self, tag: str | None) -> bool:
         """Whether it may run a task pickled with ``tag`` (None: nothing pickled, an import

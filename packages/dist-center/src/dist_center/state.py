@@ -34,13 +34,14 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     Replicate, Restart, RestartReply, RestartWorker, Retry,
                                     ScatterDone, TaskStream,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
-                                    TaskErred, TaskFinished, TaskSeceded, UnpublishDataset,
+                                    RestartingForMemory, TaskErred, TaskFinished, TaskSeceded,
+                                    UnpublishDataset,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
                                     WantKeys, WhoHas, WorkerRegistered)
 from dist_protocol.key_names import shown_key
 
-from . import (balance, cancelling, coordination, lineage, queries, recovery, retrying,
-               scattering, sharing, taking_back, task_specs, task_stream)
+from . import (balance, cancelling, coordination, lineage, memory_restarts, queries, recovery,
+               retrying, scattering, sharing, taking_back, task_specs, task_stream)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -161,6 +162,7 @@ class CenterState(TaskMachine):
             StealReply: partial(taking_back.steal_reply, self),
             StoryReply: lambda address, msg, sid: self._send_all(self.stories.reply(address, msg)),
             TaskSeceded: self._task_seceded,
+            RestartingForMemory: self._restarting_for_memory,
         }
 
     # -- the one entry point -----------------------------------------------------------------
@@ -590,6 +592,8 @@ class CenterState(TaskMachine):
                 lost.append(ts)
         worker.has_what.clear()
         self.alone.forget(worker.address)
+        if worker.memory_blame and not event.graceful:
+            lost = self._count_memory_deaths(worker, worker.memory_blame, lost, sid)
         self._lose(lost, f"its only copy was on worker {worker.address}, which left "
                          f"({event.reason})", sid)
         for ts in orphans:
@@ -625,6 +629,26 @@ class CenterState(TaskMachine):
                 self._killed_worker(ts, f"the last: {event.reason}", sid)
             else:
                 self.transition(ts, "processing", sid)
+
+    def _count_memory_deaths(self, worker: WorkerInfo, blamed: dict[str, int],
+                             lost: list[TaskState], sid: str) -> list[TaskState]:
+        """``worker`` restarted for memory, blaming the values ``blamed``: the restart counts
+        as a death of each such task lost with it, which errs past the allowed deaths instead
+        of being computed again (``memory_restarts``). The lost left to recompute."""
+        gave_up = set()
+        for ts in memory_restarts.blamed_and_lost(blamed, lost):
+            ts.died_on = (*ts.died_on, worker.address)
+            if self._deaths(ts) >= ALLOWED_FAILURES:
+                gave_up.add(ts.key)
+                self.transition(ts, "released", sid)
+                self.transition(ts, "erred", sid, memory_restarts.killed_for_memory(
+                    ts, blamed[ts.key], worker))
+        return [ts for ts in lost if ts.key not in gave_up] if gave_up else lost
+
+    def _restarting_for_memory(self, address: str, msg: RestartingForMemory, sid: str) -> None:
+        """The worker exits for its nanny to start it again: what it blames counts once its
+        connection closes (``_worker_left``)."""
+        self.workers[address].memory_blame = dict(msg.keys)
 
     def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
         """Every copy of these tasks' data is gone: what waited on them waits again;

@@ -134,6 +134,12 @@ FEATURES: dict[str, str] = {
                      "register and leave, in order on the client's connection, so that the "
                      "client knows which worker runs which Python without asking "
                      "`cluster-info` (PROTOCOL.md, Worker events)",
+    "memory-restart": "the center takes `restarting-for-memory`: a worker past its memory's "
+                      "*terminate* threshold names the values it blames before it exits, and "
+                      "the center counts that restart as a death of their tasks, so that a "
+                      "value too large for the worker fails as `KilledWorker` after the "
+                      "allowed deaths instead of being computed again and again "
+                      "(PROTOCOL.md, Restarts for memory)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

@@ -3676,6 +3676,54 @@ def _TaskSeceded(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _RestartingForMemory(cls):
+    set_keys = cls.keys.__set__
+    set_memory = cls.memory.__set__
+    setters = (set_keys,set_memory,)
+    running = set()
+
+    def __init__(self, keys: 'dict[str, int]', memory: 'int') -> None:
+        set_keys(self, keys)
+        set_memory(self, memory)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(keys={self.keys!r}, memory={self.memory!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.keys,self.memory,)==(other.keys,other.memory,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.keys,self.memory,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('keys','memory',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('keys','memory',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.keys, self.memory]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Unregister(cls):
     setters = ()
     running = set()
@@ -5041,6 +5089,11 @@ METHODS = {
         (('key', 'str', '-'),),
         None,
         _TaskSeceded),
+    'RestartingForMemory': (
+        (('keys', 'dict[str, int]', ('field', '-', '-', True, True, True, None, False)),
+         ('memory', 'int', ('field', '-', '-', True, True, True, None, False))),
+        "RestartingForMemory(keys: 'dict[str, int]', memory: 'int')",
+        _RestartingForMemory),
     'Unregister': (
         (),
         'Unregister()',

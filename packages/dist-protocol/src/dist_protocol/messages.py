@@ -767,6 +767,17 @@ class TaskSeceded(Message):
     key: str
 
 
+# Feature ``memory-restart``: a worker whose memory passed *terminate* names, before it exits
+# for its nanny to start it again, the values it blames, so that the center counts the restart
+# against their tasks as it counts a death against the tasks running there.
+@message("restarting-for-memory", "worker->center", feature="memory-restart")
+class RestartingForMemory(Message):
+    # key -> bytes: the largest values held in memory or being read back by a running task
+    # that together make up the process's excess over *terminate*
+    keys: dict[str, int] = wire_field(minimum=0)
+    memory: int = wire_field(minimum=0)  # the process's resident bytes as it restarts
+
+
 @message("unregister", "worker->center")
 class Unregister(Message):
     pass

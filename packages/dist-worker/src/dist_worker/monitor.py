@@ -19,6 +19,9 @@ Every ``MEMORY_INTERVAL`` the process's resident memory (RSS) is read and compar
   system, a worker under a nanny exits so the nanny starts a fresh process: the last resort,
   since everything it held is lost (the center recomputes what it can). A peak between
   *terminate* and the limit must last ``TERMINATE_AFTER`` to count; past the limit it need not.
+  Before it exits it names to the center the values it blames (``blame_for_restart``), whose
+  tasks the center counts the restart against, so that a value too large for the worker fails
+  as ``KilledWorker`` rather than restart it again each time it is made again.
 
 Around each task on a thread (``make_room``, ``task_starting``, ``after_task``), the worker
 measures how far the process grew while it ran, and before the next task of the same kind
@@ -37,7 +40,7 @@ from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from dist_protocol.messages import Heartbeat, Message
+from dist_protocol.messages import Heartbeat, Message, RestartingForMemory
 
 from .disposal import release_unused_memory
 from .events import Event, MemoryPressureChanged
@@ -91,6 +94,8 @@ class Monitored(Protocol):
 
     def send_center(self, *messages: Message) -> None: ...
 
+    def flush_center(self) -> None: ...
+
     def handle(self, *events: Event) -> None: ...
 
 
@@ -110,6 +115,7 @@ class Monitor:
         self.task_memory = TaskMemory()  # what tasks took while they ran, by kind
         self._peaks = PeakMeter()
         self._running: set[int] = set()  # the threads running a task (measured ones)
+        self._reading: dict[str, Collection[str]] = {}  # running task -> the inputs it reads
         self._unmanaged = 0  # the process less its values, at the last look
         # The policy ``plan_on_store`` read last, and its pause threshold in bytes.
         self._store_policy: MemoryPolicy | None = None
@@ -218,6 +224,8 @@ class Monitor:
         it holds) until the process plus the memory tasks of its kind took while they ran
         stays under the pause threshold, so that the task's own memory (which no estimate
         sees until it returns) does not carry the process past pause, or terminate."""
+        if inputs and self.worker.memory_policy.limit:
+            self._reading[key] = inputs  # (blamed too, should their reading restart us)
         if self._process is None or not self.worker.store.spillable:
             return
         rss = self.rss()
@@ -252,6 +260,7 @@ class Monitor:
         process grew while it ran; above the target, give the memory the allocators kept
         back to the system now, not a second later (reading a parquet file leaves about four
         times the frame in pyarrow's pool)."""
+        self._reading.pop(key, None)
         if not self.worker.memory_policy.limit or self._process is None:
             return
         self._running.discard(threading.get_ident())
@@ -285,6 +294,16 @@ class Monitor:
                 self.worker.store.dropping and now - self._terminate_since < DROPPING_GRACE):
             self._terminate(rss, terminate)
 
+    def _held_sizes(self) -> dict[str, int]:
+        """The bytes of the values in memory, and of those running tasks are reading (from
+        disk, or as they arrived): what may be blamed for a restart."""
+        store = self.worker.store
+        weights = store.weights
+        held = {key: nbytes for key, nbytes in weights.items() if store.in_memory(key)}
+        for inputs in list(self._reading.values()):  # (tasks' threads change it)
+            held.update((key, weights[key]) for key in inputs if key in weights)
+        return held
+
     def _spill(self, plan: SpillPlan, rss: int, keep: Collection[str] = (),
                warn: bool = True) -> int:
         """Spill what ``plan`` wants (judged by the sizes spilled: the RSS itself falls only
@@ -307,6 +326,11 @@ class Monitor:
             log.error("worker memory %s is above %s, %.0f%% of the limit: restarting",
                       format_bytes(rss), format_bytes(terminate),
                       100 * (self.worker.memory_policy.terminate or 0))
+            blamed = blame_for_restart(self._held_sizes(), rss - terminate)
+            if blamed:
+                # Written now: the process ends before the loop's next pass would send it.
+                self.worker.send_center(RestartingForMemory(keys=blamed, memory=rss))
+                self.worker.flush_center()
             self.worker.store.close()  # os._exit runs no clean-up: remove the spill files
             os._exit(RESTART_EXIT_CODE)  # the nanny restarts us; the center reschedules
         if not self._terminate_warned:
@@ -314,3 +338,19 @@ class Monitor:
             log.error("worker memory %s is above %s, %.0f%% of the limit, and there is no "
                       "nanny to restart this worker", format_bytes(rss), format_bytes(terminate),
                       100 * (self.worker.memory_policy.terminate or 0))
+
+
+def blame_for_restart(held: Mapping[str, int], excess: int) -> dict[str, int]:
+    """Of the values ``held`` (key -> bytes), the largest that together make up the
+    ``excess`` of the process over *terminate*; none when all of them together cannot: the
+    memory is then the running tasks' own (which the center counts the restart against), or
+    the process's."""
+    if excess <= 0 or sum(held.values()) < excess:
+        return {}
+    blamed = {}
+    for key, nbytes in sorted(held.items(), key=lambda item: item[1], reverse=True):
+        blamed[key] = nbytes
+        excess -= nbytes
+        if excess <= 0:
+            break
+    return blamed

@@ -435,7 +435,7 @@ class Worker:
                                 center_address=self.center_address)
         self._plugin_host = PluginHost(self.plugins, self.about)
 
-    def _flush_center(self) -> None:
+    def flush_center(self) -> None:
         center = self.center
         if center is not None and not center.is_closed:
             center.flush()
@@ -516,12 +516,12 @@ class Worker:
                     self._stretch_ends(hidden)
                     hidden = None
                 if kind is Execute and ins.actor and self.actors is not None:
-                    self._flush_center()
+                    self.flush_center()
                     self.actors.create(ins)
                 elif kind is Execute:
                     # Should this task kill the process, the center must already know which
                     # tasks finished, or it blames them for the death instead of this one.
-                    self._flush_center()
+                    self.flush_center()
                     self._pooled[ins.key] = function_key
                     self.monitor.make_room(ins.key, ins.inputs)
                     assert self._runner is not None  # started before any task arrives
