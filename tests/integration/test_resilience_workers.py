@@ -275,6 +275,7 @@ def test_a_task_holding_the_gil_is_not_handed_from_worker_to_worker(cluster, exe
                             cluster.center.output()))
     assert len(silent) <= 2, cluster.center.output()  # not the third
     assert {worker.address for worker in cluster.workers} - silent
+    assert f"task {future.key} held: workers " in cluster.center.output()
 
 
 def holds_the_gil_in_its_first_runs(runs_file, first_runs, seconds):

@@ -449,3 +449,8 @@ class Center:
                         self.silent_comms[address] = comm
                     self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s",
                                             silent=True))
+                    for key, hold in self.state.held.holds.items():
+                        if hold.workers[-1] == address and hold.since == self.state.now:
+                            log.warning("task %s held: workers %s went silent running it; it "
+                                        "waits for one to come back", key,
+                                        ", ".join(hold.workers))
