@@ -169,6 +169,28 @@ def test_a_held_task_whose_workers_died_fails_as_killed_worker_when_deaths_add_u
     assert out == [("alice", match(TaskErred, key="bomb", exception_type="KilledWorker"))]
 
 
+def test_a_held_task_whose_input_was_lost_with_a_silent_worker_stays_held(center):
+    """Its input ran where it did, and was lost with each silent worker: made again on the
+    third worker, it does not take the held task there."""
+    for address in ("w1", "w2", "w3"):
+        center.join(address)
+    center.submit("x", center.spec("gil", "x"))
+    center.finish("x")
+    assert center.processing_on("gil") == "w1"
+    silence(center, "w1")  # x is made again on w2, and gil runs there
+    center.finish("x")
+    assert center.processing_on("gil") == "w2"
+
+    assert silence(center, "w2") == [("w3", center.compute("x"))]
+    center.finish("x")
+    assert center.state_of("gil") == "no-worker"
+    assert center.processing("w3") == []
+
+    out = center.join("w1")  # (without the result: it runs where its input is)
+
+    assert out[-1] == ("w3", center.compute("gil", who_has={"x": ["w3"]}, nbytes={"x": 8}))
+
+
 def test_a_task_held_past_the_limit_fails_as_killed_worker_naming_the_silence(center, match):
     now = [1000.0]
     center.state.clock = lambda: now[0]

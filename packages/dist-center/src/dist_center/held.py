@@ -42,7 +42,7 @@ class Held:
 
     def holds_back(self, ts: TaskState) -> bool:
         hold = self.holds.get(ts.key)
-        return hold is not None and hold.task is ts
+        return hold is not None and hold.task is ts and ts.state == "no-worker"
 
     def hold(self, ts: TaskState, workers: list[str], now: float) -> None:
         self.holds[ts.key] = Hold(ts, workers, now)

@@ -486,7 +486,8 @@ class CenterState(TaskMachine):
         if stale:
             self.send(reg.address, FreeKeys(keys=stale))
         recovery.worker_back(self, reg.address, sid)
-        self.held.worker_back(reg.address)  # (still held if its result did not come with it)
+        for ts in self.held.worker_back(reg.address):  # (its result did not come with it)
+            self._let_go_held(ts, sid)
         self.retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
@@ -628,7 +629,13 @@ class CenterState(TaskMachine):
             if self._deaths(ts) >= ALLOWED_FAILURES:
                 self._killed_worker(ts, f"the last: {event.reason}", sid)
             else:
-                self.transition(ts, "processing", sid)
+                self._let_go_held(ts, sid)
+
+    def _let_go_held(self, ts: TaskState, sid: str) -> None:
+        """Run a task held no longer, once its inputs (lost with a silent worker) are back."""
+        self.transition(ts, "waiting", sid)
+        ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
+        self.transitions(recs, sid)
 
     def _count_memory_deaths(self, worker: WorkerInfo, blamed: dict[str, int],
                              lost: list[TaskState], sid: str) -> list[TaskState]:
@@ -661,7 +668,8 @@ class CenterState(TaskMachine):
         for ts in lost:
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
-                if dts.state in ACTIVE:
+                # (a held task waits for its silent workers; it looks for its inputs once let go)
+                if dts.state in ACTIVE and not self.held.holds_back(dts):
                     self.transition(dts, "waiting", sid)
                     dts.waiting_on = added(dts.waiting_on, ts.key)
             if ts.actor_host is not None and ts.restarts >= (ts.spec and ts.spec.max_restarts
