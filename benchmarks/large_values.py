@@ -10,6 +10,10 @@ then a task on it there (``--to worker``, the default: spilled first when it is 
 target), on a second worker without a nanny (``peer``) or gathers it (``client``). Resident
 memory of every process is sampled from /proc every 3 ms; it prints each peak, the wall
 time, and how many times the worker registered (more than once: restarted by its memory).
+``--fractions T,S,P,K`` sets the worker's target, spill, pause and terminate fractions;
+``--read-seconds S`` has the reading task hold the value that long; ``--hold S`` keeps the
+client, and so its futures, S seconds longer before it closes: a value lost with a restart is
+made again meanwhile, and may restart the worker again.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ def make(kind: str, nbytes: int):
     raise ValueError(kind)
 
 
-def describe(value) -> tuple:
+def describe(value, seconds: float = 0.0) -> tuple:
+    time.sleep(seconds)  # (a long task on the value: it holds the value meanwhile)
     if isinstance(value, bytes):
         return "bytes", len(value), value[:4].hex()
     if hasattr(value, "columns"):
@@ -93,6 +98,12 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=250)
     parser.add_argument("--limit", default="300MB")
     parser.add_argument("--to", default="worker", help="worker, peer, client (comma-separated)")
+    parser.add_argument("--fractions", default="",
+                        help="target,spill,pause,terminate fractions of the worker's limit")
+    parser.add_argument("--read-seconds", type=float, default=0.0,
+                        help="seconds the reading task holds the value")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="seconds the client keeps its futures after the results")
     args = parser.parse_args()
     from dist_client import Executor
 
@@ -104,8 +115,12 @@ def main() -> None:
         servers.append(start(["dcenter", "--host", "127.0.0.1", "--port", "0",
                               "--no-dashboard"], center_lines))
         address = wait_line(center_lines, r"Start center at (\S+)").group(1)
+        fractions = [arg for name, value in zip(("target", "spill", "pause", "terminate"),
+                                                args.fractions.split(",") if args.fractions
+                                                else ())
+                     for arg in (f"--memory-{name}-fraction", value)]
         worker = start(["dworker", address, "--host", "127.0.0.1", "--nthreads", "2", "--nanny",
-                        "--memory-limit", args.limit], worker_lines)
+                        "--memory-limit", args.limit, *fractions], worker_lines)
         servers.append(worker)
         pids["worker"] = worker.pid
         maker = wait_line(worker_lines, r"Start worker at (\S+)").group(1)
@@ -129,7 +144,8 @@ def main() -> None:
             results = {}
             try:
                 if "worker" in args.to:
-                    results["worker"] = executor.submit(describe, value, **pinned).result(
+                    results["worker"] = executor.submit(
+                        describe, value, args.read_seconds, **pinned).result(
                         timeout=RESULT_TIMEOUT)
                 if "peer" in args.to:
                     results["peer"] = executor.submit(describe, value, workers=[reader]).result(
@@ -139,6 +155,7 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 -- reported, as the outcome
                 results["error"] = f"{type(exc).__name__}: {exc}"[:200]
             wall = time.monotonic() - began
+            time.sleep(args.hold)  # (the futures still held: what a restart loses is made again)
         done.set()
         print(f"{args.kind} {args.mb} MB, --memory-limit {args.limit}: {wall:.2f} s, "
               f"{results}")

@@ -261,6 +261,21 @@ def test_a_restart_names_an_input_a_running_task_reads_back(worker, restarts):
         {"big": worker.store.weights["big"]}]
 
 
+def test_with_no_task_running_a_restart_names_a_spilled_value_still_resident(worker, restarts):
+    worker.store["big"] = b"x" * (700 * MB)
+    worker.store.spill_to_target()  # on disk, its memory not given back yet
+    monitor = monitor_of(worker, rss_after_spill=1001 * MB)
+    with pytest.raises(Restarted):
+        monitor.check_memory(1001 * MB)
+    assert [m.keys for m in worker.sent if isinstance(m, RestartingForMemory)] == [
+        {"big": worker.store.weights["big"]}]
+    worker.sent.clear()
+    monitor.task_starting()  # a task runs: the memory may be its own, the spilled value is not
+    with pytest.raises(Restarted):
+        monitor.check_memory(1001 * MB)
+    assert not [m for m in worker.sent if isinstance(m, RestartingForMemory)]
+
+
 def test_a_restart_blames_the_largest_values_that_make_up_the_excess():
     held = {"a": 50, "b": 300, "c": 120, "d": 10}
     assert blame_for_restart(held, 100) == {"b": 300}

@@ -294,14 +294,19 @@ class Monitor:
                 self.worker.store.dropping and now - self._terminate_since < DROPPING_GRACE):
             self._terminate(rss, terminate)
 
-    def _held_sizes(self) -> dict[str, int]:
+    def _held_sizes(self, excess: int) -> dict[str, int]:
         """The bytes of the values in memory, and of those running tasks are reading (from
-        disk, or as they arrived): what may be blamed for a restart."""
+        disk, or as they arrived): what may be blamed for a restart. With no task running
+        and those short of ``excess``, every value held: the memory past terminate is then
+        values spilled but still resident (a 250 MB value on a 300 MB worker, written as it
+        was stored, kept the process at 292 MB with nothing in memory and nothing running)."""
         store = self.worker.store
         weights = store.weights
         held = {key: nbytes for key, nbytes in weights.items() if store.in_memory(key)}
         for inputs in list(self._reading.values()):  # (tasks' threads change it)
             held.update((key, weights[key]) for key in inputs if key in weights)
+        if not self._running and sum(held.values()) < excess:
+            return dict(weights)
         return held
 
     def _spill(self, plan: SpillPlan, rss: int, keep: Collection[str] = (),
@@ -323,10 +328,12 @@ class Monitor:
 
     def _terminate(self, rss: int, terminate: int) -> None:
         if self.under_nanny:
-            log.error("worker memory %s is above %s, %.0f%% of the limit: restarting",
+            blamed = blame_for_restart(self._held_sizes(rss - terminate), rss - terminate)
+            log.error("worker memory %s is above %s, %.0f%% of the limit: restarting%s",
                       format_bytes(rss), format_bytes(terminate),
-                      100 * (self.worker.memory_policy.terminate or 0))
-            blamed = blame_for_restart(self._held_sizes(), rss - terminate)
+                      100 * (self.worker.memory_policy.terminate or 0),
+                      "".join(f"; blamed {key} ({format_bytes(nbytes)})"
+                              for key, nbytes in blamed.items()))
             if blamed:
                 # Written now: the process ends before the loop's next pass would send it.
                 self.worker.send_center(RestartingForMemory(keys=blamed, memory=rss))
