@@ -191,6 +191,24 @@ def test_a_held_task_whose_input_was_lost_with_a_silent_worker_stays_held(center
     assert out[-1] == ("w3", center.compute("gil", who_has={"x": ["w3"]}, nbytes={"x": 8}))
 
 
+def test_killed_worker_counts_only_the_deaths_that_counted(center, match):
+    """A worker removed for silence that may still come back is no death: the text neither
+    counts nor lists it among the deaths."""
+    for address in ("w1", "w2", "w3", "w4", "w5"):
+        center.join(address)
+    center.submit("bomb")
+    silence(center, "w1")
+    center.leave("w2", reason="killed")
+    center.leave("w3", reason="killed")
+
+    out = center.leave("w4", reason="segfault")
+
+    why = ("task bomb was running on workers that died 3 times: w2, w3, w4 (the last: "
+           "segfault; silent while running it: w1); giving up")
+    assert out == [("alice", match(TaskErred, key="bomb", exception_type="KilledWorker",
+                                   message=why))]
+
+
 def test_a_task_held_past_the_limit_fails_as_killed_worker_naming_the_silence(center, match):
     now = [1000.0]
     center.state.clock = lambda: now[0]

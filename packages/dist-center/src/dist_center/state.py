@@ -616,10 +616,17 @@ class CenterState(TaskMachine):
         return len(ts.died_on) - len(self._silenced_by(ts))
 
     def _killed_worker(self, ts: TaskState, last: str, sid: str) -> None:
+        """``ts`` fails: the text counts the deaths that counted (``_deaths``), and names apart
+        the workers removed for silence that may still come back."""
+        died = list(ts.died_on)
+        silenced = self._silenced_by(ts)
+        for address in silenced:
+            del died[len(died) - 1 - died[::-1].index(address)]
+        also = f"; silent while running it: {', '.join(silenced)}" if silenced else ""
         self.transition(ts, "erred", sid, TaskErred(
             key=ts.key, exception_type="KilledWorker",
             message=f"task {shown_key(ts.key)} was running on workers that died "
-                    f"{len(ts.died_on)} times: {', '.join(ts.died_on)} ({last}); giving up"))
+                    f"{len(died)} times: {', '.join(died)} ({last}{also}); giving up"))
 
     def _silent_worker_died(self, event: WorkerLeft, sid: str) -> None:
         """A worker removed for silence closed its connection: it did die. Its removal counts
