@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from dist_protocol.errors import LocalProtocolError
-from dist_protocol.features import FEATURES, FEATURES_ENV, agree, default_features
+from dist_protocol.features import (FEATURES, FEATURES_ENV, ON_REQUEST, agree,
+                                    connecting_features, default_features)
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake
 from dist_protocol.framing import frames_to_bytes
 from dist_protocol.messages import (OPS, Hello, Release, ScatterDone, Submit, TaskSpec, Welcome,
@@ -59,6 +60,18 @@ def test_default_features_are_all_known_unless_the_environment_names_fewer():
     assert default_features({FEATURES_ENV: " scatter-done , "}) == {"scatter-done"}
     with pytest.raises(ValueError, match="scatter-dome"):
         default_features({FEATURES_ENV: "scatter-dome"})
+
+
+def test_a_connecting_side_announces_a_feature_of_unasked_messages_only_on_request():
+    """``worker-events`` makes the center send messages nobody asked for: a plain connection
+    (a tool, a test reading its replies in order) must not get them by default."""
+    assert "worker-events" in ON_REQUEST <= FEATURES.keys()
+    assert not connecting_features(environ={}) & ON_REQUEST
+    assert connecting_features(environ={}) == default_features({}) - ON_REQUEST
+    assert "worker-events" in connecting_features(["worker-events"], environ={})
+    # the environment still withholds what it does not name, asked for or not
+    assert connecting_features(["worker-events"], environ={FEATURES_ENV: "columns"}) == {
+        "columns"}
 
 
 def test_every_gated_op_names_a_known_feature():

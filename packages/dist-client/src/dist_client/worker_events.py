@@ -16,6 +16,7 @@ from dist_protocol.messages import Message, WorkerAdded, WorkerList, WorkerRemov
 
 from .environments import ClusterEnvironments, worker_entry_from
 
+FEATURE = "worker-events"  # announced on request only (``features.ON_REQUEST``)
 EVENTS = (WorkerList, WorkerAdded, WorkerRemoved)
 
 

@@ -165,6 +165,19 @@ def default_features(environ: dict[str, str] | None = None) -> frozenset[str]:
     return frozenset(name for name in names if name not in _NEEDS or _NEEDS[name]())
 
 
+# Features a connecting side announces only where it asks for them by name: with them the
+# center sends messages nobody asked for, which a connection that reads its replies in order
+# (a tool, a test, a client written before them) would take for the reply it waits for.
+ON_REQUEST = frozenset({"worker-events"})
+
+
+def connecting_features(requested: Iterable[str] = (),
+                        environ: dict[str, str] | None = None) -> frozenset[str]:
+    """What a connecting side announces: ``default_features`` but those of ``ON_REQUEST``
+    it did not name in ``requested``."""
+    return default_features(environ) - (ON_REQUEST - frozenset(requested))
+
+
 def agree(ours: Iterable[str], theirs: Iterable[str] | None) -> frozenset[str]:
     """The features a connection uses: those both sides announced. A peer that announced
     nothing (an older one, whose hello has no ``features``) agrees to none."""

@@ -26,6 +26,7 @@ from typing import Any
 
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
+from dist_protocol.features import connecting_features
 from dist_protocol.key_names import user_key
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
                                     Published, Retry, Submit, TaskSpec)
@@ -239,7 +240,8 @@ class ClientCore:
     async def connect(self) -> Comm:
         try:
             comm = await connect(self.address, role="client", token=self.token, name=self.id,
-                                 ssl_context=self._ssl, timeout=self.timeout)
+                                 ssl_context=self._ssl, timeout=self.timeout,
+                                 features=connecting_features([worker_events.FEATURE]))
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
         comm.set_handler(self._on_center_messages)

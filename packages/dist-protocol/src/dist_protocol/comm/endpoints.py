@@ -14,7 +14,7 @@ from ..addresses import format_address, parse_address
 from ..connection import Connection
 from ..environment import local_environment
 from ..errors import CommClosedError, HandshakeError, ProtocolError
-from ..features import default_features
+from ..features import connecting_features, default_features
 from ..framing import DEFAULT_LIMITS, Limits
 from ..defaults import HANDSHAKE_TIMEOUT
 from ..timeouts import wait_for
@@ -61,7 +61,8 @@ async def connect(address: str, *, role: str, token: str | None = None,
     """Open a connection and complete the handshake; raises ``OSError`` or ``HandshakeError``.
 
     ``features``: the optional protocol features to announce (default: all this package
-    implements, or those ``DIST_PROTOCOL_FEATURES`` names); ``comm.features`` is the agreed set.
+    implements, or those ``DIST_PROTOCOL_FEATURES`` names, but those announced only on request,
+    ``features.ON_REQUEST``); ``comm.features`` is the agreed set.
     """
     scheme, host, port = parse_address(address)
     if scheme == "tls" and ssl_context is None:
@@ -70,7 +71,7 @@ async def connect(address: str, *, role: str, token: str | None = None,
     loop = asyncio.get_running_loop()
     handshake = InitiatorHandshake(role, token=token, name=name,
                                    versions=versions or (MIN_PROTOCOL_VERSION, PROTOCOL_VERSION),
-                                   features=default_features() if features is None else features,
+                                   features=connecting_features() if features is None else features,
                                    environment=local_environment())
     comm = Comm(loop, Connection(handshake, limits=limits))
     tls = ssl_context if scheme == "tls" else None
