@@ -10,7 +10,7 @@ is computed again from the one copy the center holds.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from dist_protocol.held import held_value
 from dist_protocol.serialize import serialize
@@ -19,15 +19,20 @@ from .future import Future
 from .keys import tokenize
 from .packing import pack
 
-if TYPE_CHECKING:
-    from .core.client import ClientCore
-
 HELD_FROM = 100_000  # bytes pickled (dask's threshold, by its sizeof)
 # Values that are never large enough, or are inputs already: not pickled to find out.
 _PASSED_AS_THEY_ARE = frozenset({int, float, bool, complex, type(None), Future})
 
 
-def hold_large_keywords(core: ClientCore, kwargs: dict, options: dict, pure: bool,
+class Submitter(Protocol):
+    """What holds a keyword's value: the executor's core (``ClientCore.submit_many``)."""
+
+    def submit_many(self, func: Any, calls: list[tuple[str, tuple]], kwargs: dict,
+                    options: dict, stacklevel: int = ..., refresh: bool = ...,
+                    chunk_size: int = ..., warn: bool = ...) -> list[Future]: ...
+
+
+def hold_large_keywords(core: Submitter, kwargs: dict, options: dict, pure: bool,
                         stacklevel: int) -> dict:
     """``kwargs`` with each value that pickles to ``HELD_FROM`` bytes or more replaced by the
     future of a task holding it (named after the keyword: ``table-<token>``, the same for the
