@@ -2,6 +2,8 @@
 events, so that sending pickled code never asks ``cluster-info`` (no cluster needed)."""
 from __future__ import annotations
 
+import platform
+
 import pytest
 from dist_client import EnvironmentMismatch
 from dist_client.core.client import ClientCore
@@ -84,6 +86,12 @@ class CenterLink:
     features = frozenset({"worker-events"})
     is_closed = False
 
+    def send(self, *messages) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
 
 @pytest.fixture
 def core():
@@ -103,15 +111,16 @@ def core():
 
 def test_submits_never_ask_for_the_workers_where_the_center_sends_their_events(core):
     core, asked = core
-    core._on_center_messages([WorkerList(workers=[entry("w1")])])
+    ours = platform.python_version()  # the core compares with the Python it runs on
+    core._on_center_messages([WorkerList(workers=[entry("w1", ours)])])
     core.envs.updated -= 60.0  # a minute since the list: without events, long stale
     for _ in range(100):
         core.check_pickled_code(ANY_WORKERS)
-    assert core.workers_seen == [entry("w1")]
+    assert core.workers_seen == [entry("w1", ours)]
 
     core._on_center_messages([KeyInMemory(key="x", nbytes=8, type="int", workers=["w1"]),
-                              WorkerAdded(worker=entry("w2", "3.13.0"))])
-    with pytest.raises(EnvironmentMismatch, match="w2 runs CPython 3.13.0"):
+                              WorkerAdded(worker=entry("w2", "3.99.0"))])
+    with pytest.raises(EnvironmentMismatch, match="w2 runs CPython 3.99.0"):
         core.check_pickled_code(ANY_WORKERS)
     core.check_pickled_code({"workers": ["w1"], "allow_other_workers": False})
 
@@ -120,9 +129,8 @@ def test_submits_never_ask_for_the_workers_where_the_center_sends_their_events(c
     assert asked == []
 
 
-class OlderCenterLink:
+class OlderCenterLink(CenterLink):
     features: frozenset[str] = frozenset()
-    is_closed = False
 
 
 def test_with_a_center_without_the_feature_a_stale_view_is_asked_for_as_before():
@@ -134,10 +142,10 @@ def test_with_a_center_without_the_feature_a_stale_view_is_asked_for_as_before()
 
         async def ask(make):
             asked.append(make(1).op)
-            return ClusterInfoReply(id=1, workers=[entry("w1", "3.13.0")])
+            return ClusterInfoReply(id=1, workers=[entry("w1", "3.99.0")])
         core.ask = ask  # type: ignore[method-assign]
 
-        with pytest.raises(EnvironmentMismatch, match="w1 runs CPython 3.13.0"):
+        with pytest.raises(EnvironmentMismatch, match="w1 runs CPython 3.99.0"):
             core.check_pickled_code(ANY_WORKERS)
         assert asked == ["cluster-info"] and not core.envs.fed
     finally:
