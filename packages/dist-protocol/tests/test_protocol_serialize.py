@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import cloudpickle
@@ -15,7 +16,8 @@ from dist_protocol.framing import frames_to_bytes
 from dist_protocol.messages import PutData, decode_batch, encode_batch
 from dist_protocol.serialize import (KEYREF_EXT, KeyRef, Payload, SerializationError,
                                      deserialize, deserialize_pickle_frame, dumps_function,
-                                     msgpack_dumps, msgpack_loads, serialize, serialize_plain)
+                                     msgpack_dumps, msgpack_loads, pickle_dumps, serialize,
+                                     serialize_plain)
 from dist_protocol.testing import decode_three_ways
 
 pytestmark = pytest.mark.timeout(30)
@@ -118,6 +120,14 @@ def test_arrays_that_are_not_broadcast_travel_as_before():
         payload = serialize(array)
         assert payload.nbytes >= array.nbytes
         assert np.array_equal(deserialize(payload), array)
+
+
+def test_values_pickle_while_numpy_is_half_imported_on_another_thread(monkeypatch):
+    """A thread importing numpy leaves it in ``sys.modules`` without its names until the
+    import ends: a worker's result (or a client's argument) pickled meanwhile failed with
+    numpy's ``AttributeError``."""
+    monkeypatch.setitem(sys.modules, "numpy", types.ModuleType("numpy"))
+    assert pickle.loads(pickle_dumps({"a": [1, 2]})) == {"a": [1, 2]}
 
 
 def test_functions_and_lambdas_pickle_by_value_when_needed():

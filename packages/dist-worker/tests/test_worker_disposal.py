@@ -2,10 +2,14 @@
 let it go (the worker's event loop): freed, spilled to disk, or read back and spilled again."""
 from __future__ import annotations
 
+import sys
 import threading
+import types
 
 import pytest
 from dist_worker import spillpolicy
+from dist_worker.disposal import runs_no_code_when_dropped
+from dist_worker.sizeof import sizeof
 from dist_worker.store import DataStore
 
 pytestmark = pytest.mark.timeout(30)
@@ -142,3 +146,23 @@ def test_the_store_says_while_values_it_let_go_of_are_still_being_dropped(store)
     store.spill_to_target()  # spilled, handed to the disposal thread, which waits in __del__
     assert store.on_disk("a") and store.dropping
     Held.release.set()
+
+
+def test_a_library_half_imported_on_another_thread_is_taken_as_not_imported(monkeypatch, caplog,
+                                                                           store):
+    """A task importing numpy or pandas on a pool thread leaves the module in ``sys.modules``
+    without its names until the import ends; meanwhile the loop frees and sizes values. It
+    raised there (``AttributeError`` from numpy's half-made module), which cost the worker its
+    connection to the center."""
+    for name in ("numpy", "pandas"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+
+    class Held:
+        pass
+
+    assert not runs_no_code_when_dropped(Held())
+    assert runs_no_code_when_dropped(1)
+    store["held"] = Held()
+    store.pop("held")
+    assert sizeof(Held()) > 0
+    assert "cannot estimate" not in caplog.text

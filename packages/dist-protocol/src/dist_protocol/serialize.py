@@ -160,7 +160,8 @@ def pickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any]
     copy of every element numpy's own pickling makes of them: ``np.broadcast_to(1, [2] *
     27)`` holds eight bytes and pickles to a GiB."""
     numpy = sys.modules.get("numpy")
-    if numpy is None:  # nothing broadcast can be in it
+    # (nothing broadcast can be in it; nor while numpy is half imported, by another thread)
+    if numpy is None or not hasattr(numpy, "ndarray"):
         return _plain_dumps(obj, protocol=5, buffer_callback=buffer_callback)
     own = getattr(_per_thread, "pickler", None)
     if own is None or own.busy:  # (a __reduce__ may pickle something itself)

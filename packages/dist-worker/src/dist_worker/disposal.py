@@ -60,8 +60,9 @@ def runs_no_code_when_dropped(value: Any) -> bool:
     kind = type(value)
     if kind in WITHOUT_FINALIZERS:
         return True
-    numpy = sys.modules.get("numpy")
-    return (numpy is not None and kind is numpy.ndarray and value.base is None
+    # (getattr: numpy may be half imported, by a task on another thread, and lack it yet)
+    ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
+    return (ndarray is not None and kind is ndarray and value.base is None
             and value.nbytes <= PLAIN_ARRAY_DROPPED_AT_ONCE and not value.dtype.hasobject
             and weakref.getweakrefcount(value) == 0)
 

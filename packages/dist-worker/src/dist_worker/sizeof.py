@@ -134,14 +134,17 @@ def _pandas_index(value: Any) -> int:
 def _lazy_registrations() -> None:
     """Register numpy and pandas sizes once those libraries are imported (never import them
     here: a worker that runs neither should not pay for them)."""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and numpy.ndarray not in _BY_TYPE:
-        _BY_TYPE[numpy.ndarray] = _numpy
+    # (getattr: a library half imported, by a task on another thread, lacks its names yet)
+    ndarray = getattr(sys.modules.get("numpy"), "ndarray", None)
+    if ndarray is not None and ndarray not in _BY_TYPE:
+        _BY_TYPE[ndarray] = _numpy
     pandas = sys.modules.get("pandas")
-    if pandas is not None and pandas.DataFrame not in _BY_TYPE:
-        _BY_TYPE[pandas.DataFrame] = _pandas_frame
-        _BY_TYPE[pandas.Series] = _pandas_series
-        _BY_TYPE[pandas.Index] = _pandas_index
+    frame, series, index = (getattr(pandas, name, None)
+                            for name in ("DataFrame", "Series", "Index"))
+    if frame is not None and series is not None and index is not None and frame not in _BY_TYPE:
+        _BY_TYPE[frame] = _pandas_frame
+        _BY_TYPE[series] = _pandas_series
+        _BY_TYPE[index] = _pandas_index
 
 
 def _by_base(value: Any, kind: type) -> Callable[[Any], int] | None:
