@@ -127,6 +127,18 @@ def test_a_new_graph_never_inherits_the_error_of_a_future_still_held_under_its_k
     del held
 
 
+def test_a_graph_after_get_returned_never_gets_the_tasks_of_the_last_one_under_shared_names(e):
+    # dask names a task by what it computes, but an optimization set for one ``compute`` (its
+    # ``array_optimize``) changes what runs under the same names: the last graph's output,
+    # released when ``get`` returned, must be gone before the next graph arrives, or its
+    # inputs, kept as its lineage, answer for the new graph's.
+    run = next(_runs)
+    first = {f"a-{run}": 1, f"b-{run}": 2, f"sum-{run}": (add, f"a-{run}", f"b-{run}")}
+    assert e.get(first, f"sum-{run}") == 3
+    second = {f"a-{run}": 10, f"b-{run}": 20, f"total-{run}": (add, f"a-{run}", f"b-{run}")}
+    assert e.get(second, f"total-{run}") == 30
+
+
 # -- 5. get's contract --------------------------------------------------------------------------
 def test_get_returns_the_nested_structure_of_its_keys(e):
     graph = {("x", 0): 1, ("x", 1): 2, "s": (add, ("x", 0), ("x", 1))}

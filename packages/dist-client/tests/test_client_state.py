@@ -80,6 +80,19 @@ def test_releases_wait_behind_later_submits_in_one_message():
                                Release(keys=["a", "b", "c"])]
 
 
+def test_releases_fenced_by_a_finished_get_go_before_any_later_submit():
+    """A graph's output released when ``get`` returns: the next graph may reuse the names of
+    its inputs, which the center keeps while the output is held."""
+    s = ClientState()
+    s.hold("out")
+    s.unhold("out")
+    s.release_before_later_submits()
+    s.queue(submit("y"))
+    assert s.take_outbox() == [Release(keys=["out"]), submit("y")]
+    s.release_before_later_submits()  # nothing to release: nothing queued
+    assert s.take_outbox() == []
+
+
 def test_a_submit_naming_a_key_to_release_or_another_message_goes_after_the_release():
     s = ClientState()
     s.hold("a")

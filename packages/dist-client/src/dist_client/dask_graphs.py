@@ -100,6 +100,12 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         for future in futures.values():
             future.release()
         futures.clear()
+        # Not overtaken by the next graph's submit, as releases otherwise may be: the
+        # center keeps the inputs of a held output, and would take them for the next
+        # graph's tasks of the same names (dask's names stay when an optimization changes
+        # what runs under them).
+        with core.lock:
+            core.state.release_before_later_submits()
 
 
 def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,

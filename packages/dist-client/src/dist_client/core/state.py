@@ -102,6 +102,13 @@ class ClientState:
         # in a row (one column block). Anything else queued takes them along first.
         self._releases[key] = None
 
+    def release_before_later_submits(self) -> None:
+        """The releases queued so far reach the center before any message queued after
+        this, submits too (see ``get``)."""
+        if self._releases:
+            self._outbox.append(Release(keys=list(self._releases)))
+            self._releases = {}
+
     def held(self) -> list[str]:
         return list(self.states)
 
