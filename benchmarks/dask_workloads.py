@@ -22,6 +22,13 @@ stop the others. Results: ``benchmarks/results/dask-workloads.json`` (medians, e
 for dist, the results moved between workers in each run, by key prefix; for dist, dask and the
 floor, the CPU seconds of each run by process: ``local`` is this process, the client or the
 threaded scheduler, and ``center``/``workers`` the cluster's process trees).
+
+For dist, each run's timeline from the center's task stream (``timeline`` in the JSON, and a
+line per workload): when the first task started after ``compute`` was called, how long the
+result took to come back after the last task stopped (the tail), and per worker its tasks,
+the seconds they ran, and the seconds its thread went without a task between its first and
+its last (the wait for the next one: the hand-off through the worker's loop and the center,
+and inputs on their way), with the median such gap.
 """
 from __future__ import annotations
 
@@ -132,18 +139,26 @@ def median_cpu(cpu: list[dict[str, float]]) -> dict[str, float]:
 class MoveCounter:
     """dist's scheduler function that, after each run, appends to ``moves`` the results one
     worker fetched from another during it, by key prefix: from the workers' stories of the
-    graph's keys (entries from ``flight`` to ``memory``)."""
+    graph's keys (entries from ``flight`` to ``memory``); and to ``timelines`` the run's
+    ``timeline``."""
 
     def __init__(self, executor, moves: list[dict[str, int]]):
         self.executor, self.moves = executor, moves
         self.keys: list = []
+        self.timelines: list[dict] = []
+        self.returned = 0.0  # when the last ``get`` returned
 
     def get(self, dsk, keys, **kwargs):
         graph = dsk.__dask_graph__() if hasattr(dsk, "__dask_graph__") else dsk
         self.keys = list(graph)
-        return self.executor.get(dsk, keys, **kwargs)
+        result = self.executor.get(dsk, keys, **kwargs)
+        self.returned = time.time()
+        return result
+
 
     def __call__(self, started: float) -> None:
+        self.timelines.append(timeline(self.executor.get_task_stream(start=started), started,
+                                       self.returned))
         moved: dict[str, int] = {}
         for entry in self.executor.story(*self.keys):
             if (entry["worker"] and entry["start"] == "flight" and entry["finish"] == "memory"
@@ -153,6 +168,52 @@ class MoveCounter:
                 prefix = name.rsplit("-", 1)[0]
                 moved[prefix] = moved.get(prefix, 0) + 1
         self.moves.append(moved)
+
+
+
+def timeline(stream: list[dict], started: float, returned: float) -> dict:
+    """A run's timeline from the task stream of its tasks (runs that started after
+    ``started``; ``returned``: when ``get`` returned): seconds from ``started`` to the first
+    task's start, from the last task's stop to ``returned``, and per worker (by address) its
+    tasks, the seconds they ran and the seconds between its first task's start and its last
+    one's stop that no task ran (``idle``; one thread per worker), with the median gap."""
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for record in stream:
+        for span in record.get("startstops", ()):
+            if span.get("action") == "compute" and span["start"] >= started:
+                runs.setdefault(record["worker"], []).append((span["start"], span["stop"]))
+    if not runs:
+        return {}
+    workers = {}
+    for worker, spans in sorted(runs.items()):
+        spans.sort()
+        busy = sum(stop - start for start, stop in spans)
+        gaps = [max(0.0, later[0] - earlier[1]) for earlier, later in zip(spans, spans[1:])]
+        workers[worker] = {"tasks": len(spans), "busy": round(busy, 4),
+                           "idle": round(spans[-1][1] - spans[0][0] - busy, 4),
+                           "median_gap_ms": round(statistics.median(gaps) * 1e3, 3)
+                           if gaps else 0.0}
+    return {"first_start": round(min(s[0][0] for s in runs.values()) - started, 4),
+            "tail": round(returned - max(s[-1][1] for s in runs.values()), 4),
+            "workers": workers}
+
+
+def timeline_summary(timelines: list[dict]) -> str:
+    """Medians over the runs: first start, tail, and per worker (in the order of their
+    busy seconds) tasks, busy and idle seconds and the median gap."""
+    timelines = [t for t in timelines if t]
+    if not timelines:
+        return ""
+    med = statistics.median
+    ranked = [sorted(t["workers"].values(), key=lambda w: -w["busy"]) for t in timelines]
+    parts = [f"first task {med([t['first_start'] for t in timelines]) * 1e3:.0f} ms",
+             f"tail {med([t['tail'] for t in timelines]) * 1e3:.0f} ms"]
+    for i in range(min(len(r) for r in ranked)):
+        parts.append(f"w{i}: {med([r[i]['tasks'] for r in ranked]):.0f} tasks, busy "
+                     f"{med([r[i]['busy'] for r in ranked]):.3f} s, idle "
+                     f"{med([r[i]['idle'] for r in ranked]):.3f} s, gap "
+                     f"{med([r[i]['median_gap_ms'] for r in ranked]):.2f} ms")
+    return "(timeline: " + "; ".join(parts) + ")"
 
 
 class Connected:
@@ -209,6 +270,8 @@ def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
                         results[name].update(cpu_s=median_cpu(cpu), cpu_runs=cpu)
                     if moves:
                         results[name]["moves"] = moves
+                    if isinstance(after, MoveCounter):
+                        results[name]["timeline"] = after.timelines
                 except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
                     results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         finally:
@@ -274,6 +337,8 @@ def main(argv=None) -> int:
                                                     in entry["cpu_s"].items()) + ")")
                 if "moves" in entry:
                     cells.append(f"(moves per run {entry['moves']})")
+                if entry.get("timeline"):
+                    cells.append(timeline_summary(entry["timeline"]))
         print(f"{name:10} " + "  ".join(cells), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))
