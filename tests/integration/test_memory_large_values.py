@@ -169,3 +169,30 @@ def test_a_value_spilled_and_still_being_dropped_costs_no_restart(make_cluster):
     assert described == ("ndarray", 280 * MB, 1000.0)
     assert peak[0] > 300 * MB  # (past terminate, as the test means)
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
+def test_bytes_arriving_from_a_peer_or_a_client_are_held_once(make_cluster):
+    """200 MB of bytes made on another worker and read by a task on a 300 MB one, then
+    200 MB more scattered to it: a large frame arrives in a buffer of its own, and a bytes
+    object cannot be read into, so the value was a copy of the frame with the frame still
+    beside it (the process past 430 MB); now the frame goes as the value is filled."""
+    cluster = make_cluster(n_workers=0)
+    maker = cluster.processes.start_worker(cluster.address, name="maker")
+    cluster.workers.append(maker)
+    worker = small_worker(cluster)
+    executor = cluster.executor()
+    value = executor.submit(random_bytes, 200 * MB, workers=["maker"])
+    wait([value], timeout=RESULT_TIMEOUT)
+    with peak_rss(worker.worker_pid()) as peak:
+        described = executor.submit(head, value, workers=["small"]).result(
+            timeout=RESULT_TIMEOUT)
+    assert described[:2] == ("bytes", 200 * MB)
+    assert peak[0] < LIMIT, f"fetched from a peer, the worker reached {peak[0] / MB:.0f} MB"
+    del value
+    data = random_bytes(200 * MB)
+    with peak_rss(worker.worker_pid()) as peak:
+        [scattered] = executor.scatter([data], workers=["small"])
+        wait([scattered], timeout=RESULT_TIMEOUT)
+    assert executor.submit(head, scattered).result(timeout=RESULT_TIMEOUT) == head(data)
+    assert peak[0] < LIMIT, f"scattered to it, the worker reached {peak[0] / MB:.0f} MB"
+    assert len(worker.matching("Registered with center at")) == 1  # never restarted

@@ -2,6 +2,8 @@
 buffers as separate frames, raw bytes."""
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
 import sys
 import types
@@ -12,12 +14,12 @@ import msgpack
 import numpy as np
 import pytest
 
-from dist_protocol.framing import frames_to_bytes
+from dist_protocol.framing import FrameDecoder, frames_to_bytes
 from dist_protocol.messages import PutData, decode_batch, encode_batch
 from dist_protocol.serialize import (KEYREF_EXT, KeyRef, Payload, SerializationError,
-                                     deserialize, deserialize_pickle_frame, dumps_function,
-                                     msgpack_dumps, msgpack_loads, pickle_dumps, serialize,
-                                     serialize_plain)
+                                     deserialize, deserialize_pickle_frame,
+                                     deserialize_received, dumps_function, msgpack_dumps,
+                                     msgpack_loads, pickle_dumps, serialize, serialize_plain)
 from dist_protocol.testing import decode_three_ways
 
 pytestmark = pytest.mark.timeout(30)
@@ -281,6 +283,52 @@ def test_large_bytes_travel_as_the_object_itself_out_of_band():
     value = deserialize(received)
     assert type(value) is bytes and value == data
     assert pickle.loads(payload.frames[0], buffers=[bytearray(data)]) == data  # plain pickle
+
+
+def received(payload):
+    """``payload`` as a peer receives it: its frames decoded from the wire."""
+    (frames,) = FrameDecoder().feed(frames_to_bytes(payload.frames))
+    return Payload(payload.serializer, frames)
+
+
+def test_a_received_bytes_value_is_moved_out_of_its_frame():
+    data = os.urandom(3 * 2**20 + 5)  # (a step, not a whole number of them)
+    payload = received(serialize(data))
+    assert type(payload.frames[1]) is mmap.mmap
+    value = deserialize_received(payload)
+    assert type(value) is bytes and value == data
+    with pytest.raises(ValueError, match="closed"):  # read again: fails, gives no zeros
+        payload.frames[1][:1]
+
+
+@pytest.mark.parametrize("value", [b"x" * 1000, np.arange(300_000), {"a": b"y" * 2**21}])
+def test_other_received_values_are_deserialized_as_ever(value):
+    payload = received(serialize(value))
+    got = deserialize_received(payload)
+    assert type(got) is type(value) and repr(got) == repr(value)
+    assert deserialize(payload).__repr__() == repr(value)  # (their frames stay readable)
+
+
+def _resident_and_peak() -> tuple[int, int]:
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return (int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
+                    reason="resets the process's high-water mark (Linux)")
+def test_a_received_bytes_value_and_its_frame_never_take_twice_its_memory():
+    """Copied in one go, the frame and the value stood side by side: a 250 MB value took
+    500 MB as it arrived at a worker or a client."""
+    size = 64 * 2**20
+    payload = received(serialize(os.urandom(size)))
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # (the high-water mark from here on)
+    before, _ = _resident_and_peak()
+    value = deserialize_received(payload)
+    _, peak = _resident_and_peak()
+    assert len(value) == size
+    assert peak - before < size // 4, f"{(peak - before) / 2**20:.0f} MiB above the frame"
 
 
 def test_small_bytes_stay_in_band():

@@ -13,7 +13,8 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, NoRoomForFrame, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
 from dist_protocol.replies import PendingReplies
-from dist_protocol.serialize import Payload, deserialize, deserialize_pickle_frame
+from dist_protocol.serialize import (Payload, deserialize, deserialize_pickle_frame,
+                                     deserialize_received)
 
 
 class WorkerConnections:
@@ -196,10 +197,11 @@ async def _unless_given_up(workers: WorkerConnections, address: str, keys: list[
 
 
 def load(payloads: dict[str, Payload | bytes]) -> dict[str, Any]:
-    """The values of ``payloads``: Payloads, or the one pickle frame a key keeps of a small
-    value (``KeyState.small``)."""
+    """The values of ``payloads``: Payloads as they arrived (read once: a large ``bytes``
+    value is moved out of its frame), or the one pickle frame a key keeps of a small value
+    (``KeyState.small``)."""
     return {key: deserialize_pickle_frame(payload) if isinstance(payload, bytes)
-            else deserialize(payload) for key, payload in payloads.items()}
+            else deserialize_received(payload) for key, payload in payloads.items()}
 
 
 def load_one(payload: Payload | bytes) -> Any:

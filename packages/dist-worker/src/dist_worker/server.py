@@ -592,13 +592,14 @@ class Worker:
             stop = time.time()
             values, nbytes, unloadable = {}, {}, {}
             for key, payload in reply.data.items():
+                size = payload.nbytes  # (before its frames are moved into the value)
                 try:
-                    values[key] = unpickling.unpickle(payload)
+                    values[key] = unpickling.unpickle_received(payload)
                 except SerializationError as exc:  # the value's own pickle, from any holder
                     cause = exc.__cause__ if isinstance(exc.__cause__, BaseException) else exc
                     unloadable[key] = (type(cause).__name__, str(exc))
                     continue
-                nbytes[key] = payload.nbytes
+                nbytes[key] = size
             # A key the peer could not serialize is as good as missing: try elsewhere.
             events: list[Event] = [DataFetched(order.worker, values, nbytes,
                                                [*reply.missing, *reply.errors],
@@ -710,11 +711,11 @@ class Worker:
     def _put_data(self, msg: PutData) -> DataStored:
         values, nbytes = {}, {}
         for key, payload in msg.data.items():
+            nbytes[key] = payload.nbytes  # (before its frames are moved into the value)
             try:
-                values[key] = unpickling.unpickle(payload)
+                values[key] = unpickling.unpickle_received(payload)
             except SerializationError as exc:  # the sender's fault, not a bug of ours
                 raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
-            nbytes[key] = payload.nbytes
         self.handle(DataPut(values, nbytes))
         return DataStored(id=msg.id, keys=list(values))
 

@@ -23,7 +23,7 @@ import importlib
 import threading
 from typing import Any
 
-from dist_protocol.serialize import Payload, deserialize
+from dist_protocol.serialize import Payload, deserialize, deserialize_received
 
 _lock = threading.RLock()
 
@@ -34,6 +34,16 @@ def unpickle(payload: Payload) -> Any:
         return deserialize(payload)
     with _lock:
         return deserialize(payload)
+
+
+def unpickle_received(payload: Payload) -> Any:
+    """``unpickle`` of a payload that arrived and that nothing reads again (a value from a
+    peer or a client): a large ``bytes`` value is moved out of its frame, not copied
+    (``deserialize_received``)."""
+    if payload.serializer != "pickle":
+        return deserialize_received(payload)
+    with _lock:
+        return deserialize_received(payload)
 
 
 def busy() -> bool:
