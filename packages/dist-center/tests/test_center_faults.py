@@ -252,6 +252,36 @@ def test_a_released_held_task_is_forgotten_and_a_new_one_of_its_key_runs(center)
     assert center.join("w1") == [("w1", WorkerRegistered(address="w1"))]
 
 
+def test_a_released_held_task_keeps_no_record_of_its_hold(center):
+    held_after_two_silences(center)
+    center.release("gil", "after")
+    assert center(TimeElapsed()) == []
+    assert center.state.held.holds == {}
+
+
+def test_a_held_task_released_and_wanted_again_is_held_no_more(center):
+    """Released while held, ``gil`` stays as the lineage of ``after`` (in memory on ``w3``);
+    wanted again, it runs on ``w3``, which dies: the hold of its earlier stay in no-worker
+    kept it from the worker joining next."""
+    for address in ("keeper", "w1", "w2", "w3"):
+        center.join(address)
+    center.submit(center.spec("gil", workers=["keeper", "w1", "w2"], allow_other_workers=True))
+    center.finish("gil")
+    center.submit(center.spec("after", "gil"))
+    center.finish("after")
+    center.keys_added("w3", {"after": 8})
+    center.leave("keeper", reason="killed")
+    silence(center, center.processing_on("gil"))
+    silence(center, center.processing_on("gil"))
+    center.release("gil")
+    assert center.state_of("gil") == "released"
+    assert center.submit(center.spec("gil")) == [("w3", center.compute("gil"))]
+    center.leave("w3", reason="killed")
+    assert center.state_of("gil") == "no-worker"
+
+    assert center.join("w4")[1:] == [("w4", center.compute("gil"))]
+
+
 def test_a_task_that_killed_workers_says_how_full_the_last_ones_memory_was(center, match):
     for address in ("w1", "w2", "w3"):
         center.join(address, memory_limit=1000)

@@ -80,6 +80,16 @@ class Held:
                         f"none came back within {self.limit:.0f} s; giving up")))
         return out
 
+    def end(self, key: str) -> None:
+        """The hold of ``key``, if any, is over (its task left ``no-worker`` meanwhile)."""
+        self.holds.pop(key, None)
+
+    def drop_ended(self) -> None:
+        """Drop the records of tasks that left ``no-worker`` (released, forgotten, failed):
+        each keeps its task, and that its payload, until then."""
+        for key in [key for key, hold in self.holds.items() if hold.task.state != "no-worker"]:
+            del self.holds[key]
+
     def clear(self) -> None:
         self.holds.clear()
 

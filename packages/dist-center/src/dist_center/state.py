@@ -47,7 +47,7 @@ from .events import (ClientConnected, ClientDisconnected, ClientSent, Coordinati
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
                      WorkerSent)
 from .graph_parts import GraphParts
-from .held import HOLD_AFTER_SILENT, Held
+from .held import HOLD_AFTER_SILENT
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
@@ -78,7 +78,7 @@ class CenterState(TaskMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances", "silent_deaths", "worker_feed", "held")
+        "rebalances", "silent_deaths", "worker_feed")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
@@ -97,7 +97,6 @@ class CenterState(TaskMachine):
         # Workers removed for silence -> the tasks that counted it as a death: if it registers
         # again, it was busy, not dead (a task held the GIL), and they take the death back.
         self.silent_deaths: dict[str, list[str]] = {}
-        self.held = Held()  # tasks whose runs silenced two workers (see ``held``)
         self._stimuli = itertools.count(1)
         # With a state directory (see ``store``): the center keeps its state across a restart
         # of its own. Clients known from before it are ``detached`` until they resume their
@@ -561,10 +560,10 @@ class CenterState(TaskMachine):
                     self.silent_deaths.setdefault(worker.address, []).append(key)
                     silenced = self._silenced_by(ts)
                     if len(silenced) >= HOLD_AFTER_SILENT:
-                        self.held.hold(ts, silenced, self.now)
                         self.transition(ts, "no-worker", (
                             f"held: workers {', '.join(silenced)} went silent running it; "
                             f"it waits for one to come back ({sid})"))
+                        self.held.hold(ts, silenced, self.now)
                         continue
                 if self._deaths(ts) >= ALLOWED_FAILURES:
                     self._killed_worker(ts, f"the last: {event.reason}{memory_in_use(worker)}",
@@ -794,6 +793,7 @@ class CenterState(TaskMachine):
         if self.held.holds:
             for ts, error in self.held.overdue(self.now):
                 self.transition(ts, "erred", sid, error)
+            self.held.drop_ended()
         tasks = len(self.tasks)
         self.peak_tasks = max(self.peak_tasks, tasks)
         if self.peak_tasks - tasks >= COMPACT_AFTER_RELEASING and tasks <= self.peak_tasks // 2:

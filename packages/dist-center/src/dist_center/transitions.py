@@ -28,6 +28,7 @@ from dist_protocol.key_names import shown_key
 from . import balance, lineage, placement
 from .sharing import FIRE_AND_FORGET
 from .durations import TaskDurations
+from .held import Held
 from .lineage import Recs
 from .ready import ReadyQueue
 from .waits import Waits
@@ -68,7 +69,7 @@ class TaskMachine:
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
         "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_open_frees",
         "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
-        "_roots_full", "_table", "started", "_may_steal")
+        "_roots_full", "_table", "started", "_may_steal", "held")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.tasks: dict[str, TaskState] = {}
@@ -77,6 +78,7 @@ class TaskMachine:
         self.clients: dict[str, set[str]] = {}  # client id -> keys it wants
         self.queue = ReadyQueue(self._queued)  # ready tasks without inputs, waiting for a slot
         self.unrunnable: set[str] = set()
+        self.held = Held()  # tasks whose runs silenced two workers (see ``held``)
         # seconds, of tasks without inputs; 0 until the first of them finishes
         self.avg_duration = 0.0
         self.worker_saturation = placement.DEFAULT_SATURATION
@@ -405,6 +407,10 @@ class TaskMachine:
     def _to_no_worker(self, ts: TaskState) -> Recs:
         if ts.state != "no-worker":
             self._set_state(ts, "no-worker")
+            if self.held.holds:
+                # A hold lasts one stay here: one left from an earlier stay (the task was
+                # released meanwhile, and wanted again) would keep it from any worker.
+                self.held.end(ts.key)
         self.unrunnable.add(ts.key)
         return _NOTHING
 
