@@ -14,6 +14,9 @@ class FakeCore:
     def unhold(self, key):
         pass
 
+    def drop(self, state):
+        pass
+
 
 class FakeExecutor:
     def __init__(self):

@@ -22,6 +22,9 @@ class HoldingCore:
     def unhold(self, key):
         self.handles[key] -= 1
 
+    def drop(self, state):
+        self.unhold(state.key)
+
 
 class Facade:
     def __init__(self):

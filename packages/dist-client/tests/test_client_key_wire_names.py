@@ -108,8 +108,9 @@ def test_held_futures_are_listed_and_found_by_the_user_s_keys():
     import threading
     import types
 
+    states = {"17": "the int's", "str:17": "the string's", "('x', 1)": "the tuple's"}
     core = types.SimpleNamespace(lock=threading.Lock(), state=types.SimpleNamespace(
-        states={"17": "the int's", "str:17": "the string's", "('x', 1)": "the tuple's"}))
+        held_states=lambda: states))
     held = HeldFutures(core)  # type: ignore[arg-type]
     assert set(held) == {17, "17", ("x", 1)}
     assert held[17] == "the int's" and held["17"] == "the string's"

@@ -50,6 +50,9 @@ class RecordingCore:
     def unhold(self, key):
         self.state.unhold(key)
 
+    def drop(self, state):
+        self.state.dropped.append(state)  # counted off at the state's next call
+
     def future(self, key):
         return Future(key, self.facade)
 

@@ -40,7 +40,7 @@ async def collect(core: ClientCore, exclude: Collection[str] = ()) -> dict[str, 
     info = await operations.cluster_info(core)
     versions = await operations.versions(core)
     with core.lock:
-        held = dict(core.state.states)
+        held = dict(core.state.held_states())
     keys = list(held)
     who_has = await core.data.who_has(keys) if keys else {}
     entries = await _stories(core, keys)

@@ -29,6 +29,7 @@ class Core(Protocol):
 
     def hold(self, key: str, state: KeyState | None = None) -> KeyState: ...
     def unhold(self, key: str) -> None: ...
+    def drop(self, state: KeyState) -> None: ...
     def cancel(self, futures: Any) -> None: ...
     def retry(self, futures: Any) -> None: ...
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any: ...
@@ -61,10 +62,29 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         self.keystate = self._core.hold(self.name, state)
         self._stdlib_waiters: list | None = None
 
+    @classmethod
+    def of_held(cls, names: list[str], states: list[KeyState], executor: Any) -> list[Future]:
+        """Futures of keys their client holds a handle on for each already (``states``, in
+        the order of ``names``: ``ClientState.hold_many``), as ``Future(name, executor)``
+        makes one: a map's futures made without a call and a pass through the client's lock
+        each."""
+        core = executor.core
+        new = cls.__new__
+        made = []
+        for name, state in zip(names, states):
+            future = new(cls)
+            future.name = name
+            future._executor = executor
+            future._core = core
+            future.keystate = state
+            future._stdlib_waiters = None
+            made.append(future)
+        return made
+
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is not None and getattr(self, "_executor", None) is not None:
-            core.unhold(self.name)
+            core.drop(self.keystate)
 
     @property
     def key(self) -> Hashable:

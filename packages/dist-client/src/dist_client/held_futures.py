@@ -22,7 +22,7 @@ class HeldFutures(Mapping[Hashable, KeyState]):
     def __getitem__(self, key: Hashable) -> KeyState:
         name = _name(key)
         with self._core.lock:
-            found = self._core.state.states.get(name) if name is not None else None
+            found = self._core.state.held_states().get(name) if name is not None else None
         if found is None:
             raise KeyError(key)
         return found
@@ -30,16 +30,16 @@ class HeldFutures(Mapping[Hashable, KeyState]):
     def __contains__(self, key: object) -> bool:
         name = _name(key)
         with self._core.lock:
-            return name is not None and name in self._core.state.states
+            return name is not None and name in self._core.state.held_states()
 
     def __iter__(self) -> Iterator[Hashable]:
         with self._core.lock:
-            names = list(self._core.state.states)  # a copy: keys come and go meanwhile
+            names = list(self._core.state.held_states())  # a copy: keys come and go meanwhile
         return map(user_key, names)
 
     def __len__(self) -> int:
         with self._core.lock:
-            return len(self._core.state.states)
+            return len(self._core.state.held_states())
 
     def __repr__(self) -> str:
         return f"<HeldFutures: {len(self)} keys>"

@@ -69,7 +69,7 @@ def normalize(core: ClientCore, collection: Any) -> Any:
     graph = dict(collection.__dask_graph__())
     with core.lock:
         held = {key: given_key(key) for key in graph
-                if (known := core.state.states.get(given_key(key))) is not None
+                if (known := core.state.held_states().get(given_key(key))) is not None
                 and known.status in ("pending", "finished")}
         if not held:
             return collection

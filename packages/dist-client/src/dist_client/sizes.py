@@ -32,7 +32,7 @@ def sizes(core: ClientCore, keys: Any = None, summary: bool = True) -> dict[Hash
     """``{key: bytes}`` of the finished keys this client holds (of ``keys``: futures or
     keys, given); ``summary``: ``{name: bytes}``, summed by ``key_name``."""
     with core.lock:
-        states = dict(core.state.states)
+        states = dict(core.state.held_states())
     if keys is not None:
         wanted = [future.name for future in futures_of(keys)] or [
             given_key(key) for key in (keys if isinstance(keys, (list, tuple, set)) else [keys])]

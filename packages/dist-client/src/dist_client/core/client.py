@@ -81,7 +81,7 @@ class ClientCore:
         self.pid = os.getpid()  # a child forked from this process has the connection's copy
         self.forked = False  # this is that copy (see after_fork_in_child)
         self.id = name or f"{socket.gethostname()}-{self.pid}-{uuid.uuid4().hex[:8]}"
-        self.status = "connecting"
+        self._status = "connecting"
         self.timeout = timeout
         # After losing the center, how long to keep trying to reconnect (0: never).
         self.reconnect_timeout = reconnect_timeout
@@ -98,6 +98,7 @@ class ClientCore:
         # Notified when the center's word on cancelled keys arrives (or the center is lost).
         self._cancels_heard = threading.Condition(self.lock)
         self.state = ClientState()
+        self.state.releasing = False  # (until running)
         _cores.add(self)
         self._flush_scheduled = False
         self.release_timer = ReleaseTimer()  # the I/O thread sends the releases waiting soon
@@ -123,6 +124,20 @@ class ClientCore:
         self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
         self.data = DataPaths(self.address, self.ask, lambda: self.center,
                               lambda key: self.state.states.get(key), self._workers, self.envs)
+
+    @property
+    def status(self) -> str:
+        """connecting, running, reconnecting, center-lost, closing or closed."""
+        return self._status
+
+    @status.setter
+    def status(self, status: str) -> None:
+        with self.lock:
+            # The Futures dropped before are counted off as things stood: released to the
+            # center while running (as ``unhold`` would have released them then).
+            self.state.take_drops()
+            self._status = status
+            self.state.releasing = status == "running"
 
     def belongs_to(self, facade: Any) -> None:
         self.facade = weakref.ref(facade)
@@ -348,7 +363,7 @@ class ClientCore:
             self.center = comm
             try:  # first on the connection: what follows belongs to the session resumed
                 with self.lock:
-                    keys = list(self.state.states)
+                    keys = self.state.held()
                 session = await self.session.open(comm, self._replies, self.timeout, keys)
                 break
             except (CommClosedError, TimeoutError, ClusterError):
@@ -424,13 +439,34 @@ class ClientCore:
             return self.state.hold(key, state)
 
     def unhold(self, key: str) -> None:
-        """One handle fewer (a Future dropped, also from ``__del__``)."""
+        """One handle fewer (a Future released)."""
         if self.forked:
             return  # the key is the parent's, which holds its own handles on it
         try:
             with self.lock:
                 if self.state.unhold(key, release=self.status == "running"):
                     self._schedule_release()
+        except RuntimeError:
+            pass  # the interpreter or the I/O loop is shutting down
+
+    def drop(self, state: KeyState) -> None:
+        """A Future of ``state`` dropped (``Future.__del__``, from any thread): its handle is
+        counted off by the state's next call (``ClientState.dropped``), which the release
+        timer makes soon. Only a drop that finds the timer idle takes the lock, to arm it:
+        the timer disarms before it takes the drops, so a drop that finds it armed is in the
+        drops it will take."""
+        if self.forked:
+            return  # the key is the parent's, which holds its own handles on it
+        if self._status != "running":
+            # No timer may fire any more (closed) or soon (reconnecting): counted off now.
+            self.unhold(state.key)
+            return
+        self.state.dropped.append(state)
+        if self.release_timer.armed:
+            return
+        try:
+            with self.lock:
+                self._schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
@@ -477,6 +513,7 @@ class ClientCore:
 
     def _release_due(self) -> None:
         with self.lock:
+            self.release_timer.disarm()  # before the drops are taken (see ``drop``)
             self.release_timer.fired(self.state.has_outbox())
         self._flush_outbox()
 
@@ -616,25 +653,26 @@ class ClientCore:
         if in_function:
             self.refuse_foreign(in_function, f"the function {funcname(func)}")
         facade = self.facade()
-        futures = []
+        futures: list[Future] = []
         warned = False
         for start in range(0, len(calls), chunk_size):
             tasks = []
             chunk = calls[start:start + chunk_size]
+            keys = [key for key, _ in chunk]
             with self.lock:
-                new = set(self.state.keys_to_submit(key for key, _ in chunk))
+                new = set(self.state.keys_to_submit(keys))
+                # Held and made in one pass, not a pass through the lock for each Future.
+                made = Future.of_held(keys, self.state.hold_many(keys), facade)
+                futures += made
                 pickled: list = []  # futures hidden inside the arguments of the task built
-                for key, args in chunk:
-                    built = key in new
-                    if built:
+                for i, (key, args) in enumerate(chunk):
+                    if key in new:
                         new.discard(key)  # a key twice in one map is one task
                         tasks.append(self.task(key, function, args, kwargs, options, func,
                                                pickled))
-                    future = Future(key, facade)
-                    if built and (pickled or in_function):
-                        pin(future, pickled + in_function)
-                        pickled = []
-                    futures.append(future)
+                        if pickled or in_function:
+                            pin(made[i], pickled + in_function)
+                            pickled = []
                 if tasks:
                     self.send(Submit(tasks=tasks, small_values=True))
             if tasks and warn and not warned:
@@ -782,7 +820,7 @@ class ClientCore:
 
     async def _keep_results(self, budget: int) -> None:
         with self.lock:
-            held = list(self.state.states.values())
+            held = list(self.state.held_states().values())
         await settled_async(held)
         keys = []
         for state in held:
@@ -802,7 +840,7 @@ class ClientCore:
 
     def held_count(self) -> int:
         with self.lock:
-            return len(self.state.states)
+            return len(self.state.held_states())
 
     def pending_count(self) -> int:
         """How many of the held futures are not done."""

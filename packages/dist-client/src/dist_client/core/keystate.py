@@ -26,7 +26,7 @@ class KeyState:
     """
 
     __slots__ = ("key", "status", "exception", "traceback", "type", "type_pickled", "nbytes",
-                 "workers", "small", "callbacks", "watchers")
+                 "workers", "small", "callbacks", "watchers", "refs")
 
     # Held while a status changes and while callbacks are added, so a callback added to a
     # pending key is always called; re-entrant, since a callback may add another. One for
@@ -63,6 +63,9 @@ class KeyState:
         # a time, and each list less is one object less for the cyclic collector to walk.
         self.callbacks: list[Callable[[], object]] | None = None
         self.watchers: list[Callable[[], object]] | None = None
+        # How many handles (Futures, mostly) the client holds on the key: counted by the
+        # client's state (``ClientState.hold``), here rather than in a dict of its own.
+        self.refs = 0
 
     def __repr__(self) -> str:  # (what ``Executor.futures`` shows of a key)
         return f"<KeyState: {self.status}, key: {self.key}>"

@@ -30,6 +30,10 @@ class ReleaseTimer:
         self.armed = True
         return self.delay
 
+    def disarm(self) -> None:
+        """The timer went off: the next release arms it again."""
+        self.armed = False
+
     def fired(self, releases_waiting: bool) -> None:
         """The timer went off; ``releases_waiting``: it found releases that no message took."""
         self.armed = False

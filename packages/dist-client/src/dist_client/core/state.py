@@ -2,10 +2,11 @@
 in what order its submits, cancels and releases reach the center, which of the center's
 messages are news for a key, and what a lost connection does to the keys.
 
-Events go in as method calls (``hold``, ``unhold``, ``queue``, ``cancel``,
-``center_sent``, ``center_lost``); what the client must do comes out: messages to send
-(``take_outbox``) and orders to settle keys (``Finish``, ``Fail``, ``Recompute``, ``Reply``).
-The Executor serialises calls under one lock and carries the orders out on its I/O thread.
+Events go in as method calls (``hold``, ``hold_many``, ``unhold``, ``queue``, ``cancel``,
+``center_sent``, ``center_lost``) and, for Futures dropped, as entries of ``dropped``; what
+the client must do comes out: messages to send (``take_outbox``) and orders to settle keys
+(``Finish``, ``Fail``, ``Recompute``, ``Reply``). The Executor serialises calls under one
+lock (but for ``dropped``'s appends) and carries the orders out on its I/O thread.
 """
 from __future__ import annotations
 
@@ -61,38 +62,96 @@ class ClientState:
 
     def __init__(self, make_state: Callable[[str], KeyState] = KeyState):
         self._make_state = make_state
+        # The keys held, each with its count of handles (``KeyState.refs``).
         self.states: dict[str, KeyState] = {}
-        self.refs: dict[str, int] = {}
+        # The states of Futures dropped and not yet counted off: appended from any thread
+        # without the client's lock (``deque.append`` is atomic), taken in bulk by the next
+        # call here (see ``take_drops``). A map's futures dropped together are then one pass
+        # through the lock and no calls each, not a pass and five calls a Future.
+        self.dropped: collections.deque[KeyState] = collections.deque()
         # Messages for the center in the order they were decided, and the keys to release
         # after them (see ``_queue_release``).
         self._outbox: list[Message] = []
         self._releases: dict[str, None] = {}
+        # Whether the client is connected: a center forgets a client's keys with its
+        # connection, so keys let go meanwhile are not released to it (``unhold``).
+        self.releasing = True
         # Keys this client cancelled whose key-cancelled has not come back yet: that echo
         # carries no news, and must not cancel the same key submitted again meanwhile.
         self.cancels_unconfirmed: collections.Counter[str] = collections.Counter()
 
     # -- references -----------------------------------------------------------------------------
+    @property
+    def refs(self) -> dict[str, int]:
+        """The handles on each key held (dropped Futures counted off)."""
+        self.take_drops()
+        return {key: state.refs for key, state in self.states.items()}
+
     def hold(self, key: str, state: KeyState | None = None) -> KeyState:
         """One more handle on ``key``: its shared state (``state``, if the key is new)."""
+        if self.dropped:
+            self.take_drops()
         known = self.states.get(key)
         if known is None:
             known = self.states[key] = state or self._make_state(key)
-        self.refs[key] = self.refs.get(key, 0) + 1
+        known.refs += 1
         return known
+
+    def hold_many(self, keys: list[str]) -> list[KeyState]:
+        """One more handle on each of ``keys`` (a key given twice: two): their states, in
+        order. ``hold`` for each, in one pass (a map's futures)."""
+        if self.dropped:
+            self.take_drops()
+        states = self.states
+        make = self._make_state
+        held = []
+        for key in keys:
+            known = states.get(key)
+            if known is None:
+                known = states[key] = make(key)
+            known.refs += 1
+            held.append(known)
+        return held
 
     def unhold(self, key: str, release: bool = True) -> bool:
         """One handle fewer; the last one forgets the key and, with ``release`` (False while
         not connected: a center forgets a client's keys with its connection), tells the
         center. True: a release was queued (the outbox is to be flushed soon)."""
-        count = self.refs.get(key, 0) - 1
-        if count > 0:
-            self.refs[key] = count
+        if self.dropped:
+            self.take_drops()
+        state = self.states.get(key)
+        if state is None:
             return False
-        self.refs.pop(key, None)
-        if self.states.pop(key, None) is None or not release:
+        state.refs -= 1
+        if state.refs > 0:
+            return False
+        del self.states[key]
+        if not release:
             return False
         self._queue_release(key)
         return True
+
+    def take_drops(self) -> bool:
+        """Count off the handles of the Futures dropped since last time (``dropped``): as
+        ``unhold`` for each, while ``releasing`` says whether to tell the center. Called by
+        every method here before it reads or changes the keys held, so that a dropped
+        Future's key is gone for whoever looks next. True: a release was queued."""
+        dropped, states, releases = self.dropped, self.states, self._releases
+        queued = False
+        while dropped:
+            state = dropped.popleft()
+            state.refs -= 1
+            if state.refs > 0:
+                continue
+            key = state.key
+            if states.get(key) is state:
+                del states[key]
+                if self.releasing:
+                    # (``_queue_release``, written out: a map's keys are released by the
+                    # thousand)
+                    releases[key] = None
+                    queued = True
+        return queued
 
     def _queue_release(self, key: str) -> None:
         # A release never overtakes a submit queued before it, which may name the key as a
@@ -105,18 +164,28 @@ class ClientState:
     def release_before_later_submits(self) -> None:
         """The releases queued so far reach the center before any message queued after
         this, submits too (see ``get``)."""
+        self.take_drops()
         if self._releases:
             self._outbox.append(Release(keys=list(self._releases)))
             self._releases = {}
 
     def held(self) -> list[str]:
+        self.take_drops()
         return list(self.states)
 
+    def held_states(self) -> dict[str, KeyState]:
+        """The keys held and their states (the dict itself: read it under the client's
+        lock)."""
+        self.take_drops()
+        return self.states
+
     def pending(self) -> list[KeyState]:
+        self.take_drops()
         return [state for state in self.states.values() if not state.done]
 
     # -- what to tell the center ----------------------------------------------------------------
     def holds(self, key: str) -> bool:
+        self.take_drops()
         return key in self.states
 
     def keys_to_submit(self, keys: Iterable[str], renew: tuple[str, ...] = ("cancelled",)
@@ -127,6 +196,7 @@ class ClientState:
         the center reconnected to does not know them, and the error says to submit them
         again, as dask's client forgets its futures when it reconnects). Each key is named
         once, however often it is given."""
+        self.take_drops()
         out = []
         for key in dict.fromkeys(keys):
             state = self.states.get(key)
@@ -144,6 +214,8 @@ class ClientState:
 
     def queue(self, *messages: Message) -> bool:
         """Messages for the center, after everything queued before. True: flush soon."""
+        if self.dropped:
+            self.take_drops()
         releases = self._releases
         if releases and not all(type(m) is Submit and _names_none(m, releases)
                                 for m in messages):
@@ -162,10 +234,12 @@ class ClientState:
 
     def has_outbox(self) -> bool:
         """Whether anything (a release, say) is queued for the center."""
+        self.take_drops()
         return bool(self._outbox or self._releases)
 
     def take_outbox(self) -> list[Message]:
         """Everything queued, as messages, in order; the outbox is empty afterwards."""
+        self.take_drops()
         items, self._outbox = self._outbox, []
         if self._releases:
             items.append(Release(keys=list(self._releases)))
@@ -180,6 +254,8 @@ class ClientState:
     def center_sent(self, messages: Iterable[Message]) -> list[Order]:
         """The orders that the center's ``messages`` amount to, in order."""
         orders: list[Order] = []
+        if self.dropped:
+            self.take_drops()
         states = self.states
         for msg in messages:
             if isinstance(msg, KeyInMemory):
@@ -225,12 +301,14 @@ class ClientState:
         """The connection to the center is gone, and work in flight with it: the keys not
         done fail with ``error``; the keys done are returned, to be checked with the center
         reconnected to."""
+        self.take_drops()
         fails = [Fail(state, error, status="error") for state in self.pending()]
         done = [key for key, state in self.states.items() if state.done]
         return fails, done
 
     def cancel_everything(self, why: str, finished_too: bool = False) -> list[Fail]:
         """Orders that cancel the keys not done (and with ``finished_too`` those finished)."""
+        self.take_drops()
         return [Fail(state, CancelledError(f"{user_key(state.key)} was cancelled: {why}"),
                      status="cancelled")
                 for state in self.states.values()
