@@ -1,6 +1,6 @@
 """Partners: tasks without inputs that one dependent combines (``x + x.T`` adds blocks (i, j)
 and (j, i)) run on one worker, so that neither result has to move to the other's worker."""
-from dist_protocol.messages import StealRequest
+from dist_protocol.messages import ComputeTask, StealRequest
 
 MB = 1_000_000
 
@@ -104,3 +104,69 @@ def test_an_idle_worker_still_steals_a_partner_that_has_not_started(center):
     out = center.finish("busy-w2")
 
     assert ("w1", StealRequest(keys=["b"])) in out
+
+
+# -- the tasks joining partners wait ahead of them where they run (workers announcing the
+# feature ``dispatch-ahead``): they start the moment the partners finish, without waiting for
+# the center to hear of it, as a chain's next link does.
+
+AHEAD = frozenset({"dispatch-ahead"})
+
+
+def computes(out) -> list[tuple[str, str, list[str] | None]]:
+    return [(who, m.key, m.ahead) for who, m in out if isinstance(m, ComputeTask)]
+
+
+def test_the_two_sums_of_a_pair_wait_ahead_on_the_worker_running_the_pair(center):
+    center.join("w1", features=AHEAD)
+    center.join("w2", features=AHEAD)
+    busy(center, "w1", "w2")
+
+    # x + x.T: blocks (0, 1) and (1, 0) are each read by both sums of the pair.
+    out = center.submit("x01", "x10", center.spec("s01", "x01", "x10"),
+                        center.spec("s10", "x10", "x01"), wanted=["s01", "s10"])
+
+    assert computes(out) == [("w1", "x01", None), ("w1", "x10", None),
+                             ("w1", "s01", ["x01", "x10"]), ("w1", "s10", ["x10", "x01"])]
+    assert center.state.workers["w1"].ahead == {"s01", "s10"}
+    # Both start on w1 as the pair finishes: the center sends nothing more.
+    assert computes(center.finished("w1", "x01")) == []
+    assert computes(center.finished("w1", "x10")) == []
+    assert center.state.workers["w1"].ahead == set()
+    assert center.processing("w1") == ["busy-w1", "s01", "s10"]
+
+
+def test_a_pair_on_two_workers_keeps_its_sums_waiting_at_the_center(center):
+    center.join("w1", features=AHEAD)
+    center.join("w2", features=AHEAD)
+
+    # Idle threads take a partner each rather than wait (see above): the pair is split.
+    out = center.submit("x01", "x10", center.spec("s01", "x01", "x10"),
+                        center.spec("s10", "x10", "x01"), wanted=["s01", "s10"])
+
+    assert [ahead for _, _, ahead in computes(out)] == [None, None]
+    assert center.state_of("s01") == center.state_of("s10") == "waiting"
+
+
+def test_a_join_of_a_partner_and_a_task_with_inputs_waits_at_the_center_behind_a_backlog(
+        center):
+    # Only partners were brought together by placement; behind a backlog, another worker
+    # may start the join first, so placement decides once its inputs are done.
+    center.join("w1", features=AHEAD)
+    busy(center, "w1")
+    center.submit("x", "y", center.spec("z", "y"))
+
+    out = center.submit(center.spec("j", "x", "z"), center.spec("k", "x"), wanted=["j", "k"])
+
+    assert computes(out) == []
+    assert center.state_of("j") == "waiting"
+
+
+def test_a_partner_read_by_more_tasks_than_a_small_join_sends_none_ahead(center):
+    center.join("w1", features=AHEAD)
+    busy(center, "w1")
+    readers = [center.spec(f"r{i}", "a", "b") for i in range(9)]
+
+    out = center.submit("a", "b", *readers, wanted=[f"r{i}" for i in range(9)])
+
+    assert [key for _, key, ahead in computes(out) if ahead] == []

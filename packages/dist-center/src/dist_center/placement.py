@@ -126,8 +126,10 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     for one more.
 
     Only an input's one reader goes ahead of it (a chain's next link, a reduction's next
-    level). An input may itself wait ahead there, so that the links of a chain faster than
-    the center's round trip all start on the worker. Bounded so that a long chain never
+    level), or the few tasks joining partners (``is_partner``: the two sums of ``x + x.T``
+    reading blocks (i, j) and (j, i)), which go behind a backlog too. An input may itself
+    wait ahead there, so that the links of a chain faster than the center's round trip all
+    start on the worker. Bounded so that a long chain never
     floods a worker: at most AHEAD_PER_THREAD such tasks per thread, and a line of at most
     AHEAD_PER_THREAD tasks each waiting for the one before; none to a worker that is paused or
     above its memory target. Tasks with resources (held from the moment a task is sent) and
@@ -139,12 +141,16 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     tasks, stealing = view.tasks, view.stealing
     address = None
     in_line = None  # the inputs that wait ahead themselves
+    # (a chain's link reads one input: no look at its inputs' readers then)
+    partners_only = (1 < len(ts.deps) <= MAX_PARTNER_FAN
+                     and all(is_partner(tasks[dep]) for dep in ts.deps))
     for dep in ts.deps:
         dts = tasks[dep]
         if dts.state == "processing":
-            if dep in stealing or len(dts.dependents) > 1:
+            if dep in stealing or (len(dts.dependents) > 1 and not partners_only):
                 # About to move; or read by several tasks (a shuffle's pieces, a shared
-                # value), which placement spreads once the input is done.
+                # value), which placement spreads once the input is done -- unless they
+                # join partners, which placement brought together not to move them again.
                 return None
             if address is None:
                 address = dts.processing_on
@@ -161,7 +167,8 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     worker = view.workers.get(address)
     if (worker is None or worker.ahead is None or worker.status != "running"
             or len(worker.ahead) >= AHEAD_PER_THREAD * worker.nthreads
-            or worker.occupied > worker.nthreads or above_target(worker)):
+            or (worker.occupied > worker.nthreads and not partners_only)
+            or above_target(worker)):
         return None
     if in_line is not None and len(worker.ahead) >= AHEAD_PER_THREAD:
         # (a line is made of tasks waiting ahead on the worker: with fewer there, none is
@@ -178,6 +185,15 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     if not worker.runs_pickles_of(spec.pickled_with):
         return None
     return worker
+
+
+def is_partner(ts: TaskState) -> bool:
+    """A task without inputs read by a few tasks: one that placement runs beside the other
+    inputs of its readers (see ``partners``). A task joining only such inputs goes ahead of
+    them where they run, whatever that worker's backlog and however many read them, since
+    any other worker would fetch them all (the two sums of ``x + x.T`` reading blocks (i, j)
+    and (j, i), once placement ran both on one worker)."""
+    return not ts.deps and len(ts.dependents) <= MAX_PARTNER_FAN
 
 
 def ahead_line(tasks: Mapping[str, TaskState], ts: TaskState, limit: int) -> int:

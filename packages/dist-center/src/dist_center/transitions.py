@@ -364,12 +364,20 @@ class TaskMachine:
         it there, within the worker's bounds (see ``placement.ahead_worker``). Only an input's
         one reader goes ahead of it, so this follows one line: past the dependents waiting
         ahead there already, to the first that is not (when a link of a chain starts, the room
-        it leaves goes to the first link not sent yet)."""
+        it leaves goes to the first link not sent yet); a partner's few readers go together."""
         ahead = worker.ahead
         if len(ahead) >= placement.AHEAD_PER_THREAD * worker.nthreads:  # type: ignore[arg-type]
             return _NOTHING  # (no room there: ``ahead_worker`` would send nothing, no walk)
         tasks = self.tasks
         dependents = ts.dependents
+        if len(dependents) > 1 and placement.is_partner(ts):
+            # The tasks joining partners go ahead of them all (``placement.ahead_worker``).
+            recs: Recs = {}
+            for dep_key in dependents:
+                dts = tasks[dep_key]
+                if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
+                    recs[dep_key] = ("processing", worker.address)
+            return recs or _NOTHING
         while len(dependents) == 1:
             dep_key = next(iter(dependents))
             dts = tasks[dep_key]
