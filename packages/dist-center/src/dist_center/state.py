@@ -57,7 +57,8 @@ from .retirement import Retirements
 from .stories import Stories
 from .plugins import Plugins
 from .uploads import Uploads
-from .transitions import TRANSITIONS, Outgoing, TaskMachine
+from .blocks import BlockMachine
+from .transitions import TRANSITIONS, Outgoing
 from .worker_feed import WorkerFeed
 
 
@@ -73,7 +74,7 @@ ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails a
 COMPACT_AFTER_RELEASING = 10_000
 
 
-class CenterState(TaskMachine):
+class CenterState(BlockMachine):
     __slots__ = (  # (declared, as the machine's are: see TaskMachine)
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
@@ -155,7 +156,7 @@ class CenterState(TaskMachine):
             self, client, msg)
         self._client_ops.update(self.retirements.client_ops(self))
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
-            TaskFinished: self._task_finished, TaskErred: self._task_erred,
+            TaskErred: self._task_erred,  # (task-finished: a run at a time, see handle)
             KeysAdded: partial(scattering.keys_added, self), MissingData: self._missing_data,
             Heartbeat: partial(taking_back.heartbeat, self), Unregister: self._unregister,
             StealReply: partial(taking_back.steal_reply, self),
@@ -170,6 +171,10 @@ class CenterState(TaskMachine):
         sid = "refill"
         handlers, counter = self._handlers, self._stimuli
         worker_ops, workers = self._worker_ops, self.workers
+        # A worker's run of results, taken as one block (see ``blocks``) once the run ends.
+        results: list[TaskFinished] = []
+        result_sids: list[str] = []
+        results_from = ""
         for event in events:
             sid = event.stimulus_id
             if isinstance(event, WorkerSent):  # most events: dispatched on their message here
@@ -177,15 +182,32 @@ class CenterState(TaskMachine):
                 if not sid:  # named by what happened, numbered (cheaply: one per task)
                     sid = _STIMULUS_PREFIX[type(message)] + str(next(counter))
                 self.messages_handled += 1
+                if type(message) is TaskFinished:
+                    if event.worker != results_from:
+                        if results:
+                            self._results(results_from, results, result_sids)
+                            results, result_sids = [], []
+                        results_from = event.worker
+                    results.append(message)
+                    result_sids.append(sid)
+                    continue
+                if results:
+                    self._results(results_from, results, result_sids)
+                    results, result_sids, results_from = [], [], ""
                 handler = worker_ops.get(type(message))
                 # (a worker considered gone re-registers before it is heard again)
                 if handler is not None and event.worker in workers:
                     handler(event.worker, message, sid)
                 continue
+            if results:
+                self._results(results_from, results, result_sids)
+                results, result_sids, results_from = [], [], ""
             if not sid:
                 named = event.message if isinstance(event, ClientSent) else event
                 sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
             handlers[type(event)](event, sid)
+        if results:
+            self._results(results_from, results, result_sids)
         # The step's epilogue. Each part runs only if an event of the step (or a request
         # still open) gave it something to do: most steps give none of them anything, and
         # calling each to find that out cost more than the rest of an empty step.
@@ -698,6 +720,19 @@ class CenterState(TaskMachine):
                 self.transition(ts, "waiting", sid)
 
     # -- results from workers ----------------------------------------------------------------
+    def _results(self, address: str, results: list[TaskFinished], sids: list[str]) -> None:
+        """A worker's run of results, in order: blocks of plain ones (``finished_block``),
+        each other one alone."""
+        worker = self.workers.get(address)
+        if worker is None:  # (a worker considered gone re-registers before it is heard again)
+            return
+        at, end = 0, len(results)
+        while at < end:
+            at = self.finished_block(worker, results, sids, at)
+            if at < end:
+                self._task_finished(address, results[at], sids[at])
+                at += 1
+
     def _task_finished(self, address: str, msg: TaskFinished, sid: str) -> None:
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
@@ -705,32 +740,18 @@ class CenterState(TaskMachine):
             # (``_accept_result`` for the run the center waits for, without the call)
             if ts.state in ACTIVE and (ts.wanted_by or lineage.needed(self, ts)):
                 self.transition(ts, "memory", sid, (address, msg.nbytes, msg.type, msg))
-            self._record_run(ts, address, msg)
+            self.record_run(ts, address, msg)
         elif (self.recovering and ts is not None and ts.state in ACTIVE
               and self._accept_result(ts, worker, msg.nbytes, msg.type, msg, sid)):
             # A task the worker ran for the center before its restart: nothing was sent to
             # the worker since it registered again, so the value is there.
-            self._record_run(ts, address, msg)
+            self.record_run(ts, address, msg)
         elif ts is None or address not in ts.who_has:  # (a holder telling twice is no news)
             # Not the run the center waits for. The center may have asked this worker to free
             # the key since (the messages crossed), so whether the worker still holds the value
             # is unknown: make sure it does not, rather than send readers to a missing copy.
             self.free(address, msg.key)
         self.fill(worker, sid)
-
-    def _record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
-        if msg.stop > msg.start > 0:
-            duration = msg.stop - msg.start
-            if not ts.deps:
-                # The margin it sets is for tasks without inputs (those the queue holds): a
-                # shuffle's splits of a millisecond each made it dozens of tasks per worker
-                # for reads of 60 ms, and the first worker to report took the queue whole.
-                self.avg_duration = (duration if not self.avg_duration
-                                     else 0.9 * self.avg_duration + 0.1 * duration)
-            self.task_stream.append((msg.key, address, msg.start, msg.stop, msg.nbytes, "OK",
-                                     msg.transfers))
-            self.task_stream_count += 1
-            self.task_durations.observe(ts.prefix, duration)
 
     def _task_seceded(self, address: str, msg: TaskSeceded, sid: str) -> None:
         """The task runs on without its thread slot: the worker can take another task."""
