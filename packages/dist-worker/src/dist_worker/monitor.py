@@ -155,6 +155,7 @@ class Monitor:
                        unmanaged=max(0, rss - managed), spilled=store.spilled,
                        spilled_disk=store.spilled_disk, spill_count=store.spilled_count,
                        spill_written=store.slow.bytes_written, spill_read=store.slow.bytes_read,
+                       spill_writing=store.writing,
                        memory_target=worker.memory_policy.bytes_at("target"))
         if store.spill_error is not None:
             metrics["spill_error"] = store.spill_error

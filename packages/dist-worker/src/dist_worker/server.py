@@ -36,6 +36,7 @@ from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, Exe
 from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
 from .memory import MemoryPolicy
 from .spill import SpillLoadError, SpillReadError
+from .spillwriter import SpillWriter
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
 from .stallwatch import StallWatch
@@ -100,7 +101,8 @@ class Worker:
         self.store = DataStore(target=memory_policy.bytes_at("target"),
                                directory=local_directory, max_spill=max_spill,
                                spill_compression=spill_compression,
-                               size_hint=lambda key: self.state.nbytes.get(key))
+                               size_hint=lambda key: self.state.nbytes.get(key),
+                               writer=SpillWriter())
         self.state = WorkerState(self.nthreads, data=self.store, incoming_bytes_limit=(
             int(memory_policy.limit * INCOMING_SHARE) if memory_policy.limit else None))
         self.address = ""

@@ -136,7 +136,71 @@ class Streamed:
         self.view = view
 
 
-def _write_streamed(f: Any, codec: int, view: memoryview) -> int:
+class WriteAbandoned(Exception):
+    """A write was abandoned while it ran (``PendingWrite.abandoned``)."""
+
+
+class PendingWrite:
+    """One value's spill file, prepared (``DiskMapping.prepare``) and not yet recorded.
+
+    ``run`` writes it and may run on any thread: it touches only the file and the frames
+    (which hold the value's own memory, unchanged while they are written). Setting
+    ``abandoned`` stops a run between two steps."""
+
+    __slots__ = ("key", "path", "serializer", "frames", "stored", "originals", "reserved",
+                 "size", "abandoned")
+
+    def __init__(self, key: str, path: str, serializer: bytes, frames: list[tuple[int, Any]],
+                 stored: list[int], originals: list[int], reserved: int):
+        self.key = key
+        self.path = path
+        self.serializer = serializer
+        self.frames = frames
+        self.stored = stored
+        self.originals = originals
+        self.reserved = reserved
+        self.size = 0  # bytes in the file, once written
+        self.abandoned = False
+
+    def run(self) -> int:
+        """Write the file; its size. Raises ``OSError`` (or ``WriteAbandoned``), leaving no
+        file behind."""
+        frames, stored = self.frames, self.stored
+        self.check()  # (abandoned before it began: no file at all)
+        try:
+            with open(self.path, "wb") as f:
+                f.write(_head(self.serializer, frames, stored, self.originals))
+                for i, (codec, data) in enumerate(frames):
+                    if type(data) is Streamed:
+                        stored[i] = _write_streamed(f, codec, data.view, self)
+                    else:
+                        self._write_raw(f, data)  # straight from the value: uncopied
+                if any(type(data) is Streamed for _, data in frames):
+                    f.seek(0)  # the stored sizes, now known
+                    f.write(_head(self.serializer, frames, stored, self.originals))
+        except BaseException:
+            _remove(self.path)
+            raise
+        finally:
+            self.frames = []  # (the value's memory is held no longer than the write)
+        self.size = _HEAD.size + len(self.serializer) + _FRAME.size * len(frames) + sum(stored)
+        return self.size
+
+    def _write_raw(self, f: Any, data: Any) -> None:
+        if type(data) is bytes and len(data) <= STEP:  # (most frames: one call)
+            f.write(data)
+            return
+        view = memoryview(data).cast("B")
+        for start in range(0, view.nbytes, STEP):
+            self.check()
+            f.write(view[start:start + STEP])
+
+    def check(self) -> None:
+        if self.abandoned:
+            raise WriteAbandoned(self.key)
+
+
+def _write_streamed(f: Any, codec: int, view: memoryview, pending: PendingWrite) -> int:
     """Write ``view`` compressed (``LZ4_FRAME`` or ``ZSTD``) a step at a time; the bytes
     written."""
     written = 0
@@ -148,6 +212,7 @@ def _write_streamed(f: Any, codec: int, view: memoryview) -> int:
         compressor = codec_module("zstd").ZstdCompressor(level=ZSTD_LEVEL).compressobj(
             size=view.nbytes)
     for start in range(0, view.nbytes, STEP):
+        pending.check()
         written += f.write(compressor.compress(view[start:start + STEP]))
     written += f.write(compressor.flush())
     return written
@@ -207,12 +272,14 @@ class DiskMapping(MutableMapping):
         self.cached: dict[str, int] = {}  # key -> bytes on disk, values also in memory
         self.bytes_written = 0
         self.bytes_read = 0
+        self.reserved = 0  # bytes on disk of the writes prepared and not yet finished
+        self._staged = 0  # (numbers the files of staged writes)
         self._made = False
 
     # -- what is on disk ------------------------------------------------------------------------
     @property
     def disk_bytes(self) -> int:
-        return sum(self.sizes.values()) + sum(self.cached.values())
+        return sum(self.sizes.values()) + sum(self.cached.values()) + self.reserved
 
     def _path(self, key: str) -> str:
         return os.path.join(self.directory, file_name(key))
@@ -240,6 +307,21 @@ class DiskMapping(MutableMapping):
 
     def write(self, key: str, payload: Payload) -> None:
         """Store an already serialized value (as it came from a peer or a task)."""
+        pending = self.prepare(key, payload)
+        try:
+            pending.run()
+        except BaseException:
+            self.abandon(pending)
+            raise
+        self.finish(pending)
+
+    def prepare(self, key: str, payload: Payload, staged: bool = False) -> PendingWrite:
+        """What ``write`` does before the file is written: the frames' codecs chosen and
+        room made on disk for them (raises as ``write`` does, and nothing changes). The
+        file is written by ``PendingWrite.run``, on any thread, then recorded by
+        ``finish`` or forgotten by ``abandon``, both on the mapping's own thread. A
+        ``staged`` write goes to a file of its own, renamed as it is finished: a write
+        abandoned while it runs never touches a file of the same key written after it."""
         if is_bytes_out_of_band(payload.frames):
             # A bytes value: read back into one bytes object, as it was, only from a frame
             # stored as it is (decompressed, it would be a buffer, copied once more into the
@@ -253,25 +335,34 @@ class DiskMapping(MutableMapping):
         stored = [original if type(data) is Streamed else memoryview(data).nbytes
                   for (_, data), original in zip(frames, originals)]
         head_size = _HEAD.size + len(serializer) + _FRAME.size * len(frames)
-        self._make_room(key, head_size + sum(stored))
+        reserved = head_size + sum(stored)
+        self._make_room(key, reserved)
         path = self._path(key)
-        try:
-            with open(path, "wb") as f:
-                f.write(_head(serializer, frames, stored, originals))
-                for i, (codec, data) in enumerate(frames):
-                    if type(data) is Streamed:
-                        stored[i] = _write_streamed(f, codec, data.view)
-                    else:
-                        f.write(data)  # large frames go to the file directly, uncopied
-                if any(type(data) is Streamed for _, data in frames):
-                    f.seek(0)  # the stored sizes, now known
-                    f.write(_head(serializer, frames, stored, originals))
-        except BaseException:
-            _remove(path)
-            raise
-        size = head_size + sum(stored)
-        self.sizes[key] = size
-        self.bytes_written += size
+        if staged:
+            self._staged += 1
+            path = f"{path}.{self._staged}.part"
+        self.reserved += reserved
+        return PendingWrite(key, path, serializer, frames, stored, originals, reserved)
+
+    def finish(self, pending: PendingWrite) -> None:
+        """``pending`` was written (``run`` returned): its key is now on disk."""
+        self.reserved -= pending.reserved
+        path = self._path(pending.key)
+        if pending.path != path:
+            try:
+                os.replace(pending.path, path)
+            except OSError:
+                _remove(pending.path)
+                raise
+        self.sizes[pending.key] = pending.size
+        self.bytes_written += pending.size
+
+    def abandon(self, pending: PendingWrite) -> None:
+        """``pending`` failed, or is not wanted any more (its run has ended): its room on
+        disk is given back, its file removed."""
+        self.reserved -= pending.reserved
+        if pending.path != self._path(pending.key):
+            _remove(pending.path)
 
     def _make_room(self, key: str, size: int) -> None:
         if not self._made or not os.path.isdir(self.directory):

@@ -42,7 +42,20 @@ What cannot go to disk stays in memory and is reported once, never retried in a 
   trying the disk again after ``RETRY_AFTER`` seconds.
 
 A value is taken out of memory only once its file is written: a write that fails loses
-nothing. A file that cannot be read back (removed under the worker, damaged) raises
+nothing. A value of ``OFF_LOOP_FROM`` bytes or more is written by the worker's
+``SpillWriter``, on a thread, while the loop goes on (a large value took it seconds): from
+the moment it is chosen until its file is whole it is *being written*. Meanwhile it is out of
+the spill order and no longer counts towards the target (it is leaving), but it is still in
+memory, counted in ``managed``, and served from there: a task that reads it, or a peer that
+fetches it, gets the object itself, and the write goes on (the value leaves memory when it
+ends; a running task's reference keeps it alive until the task returns, as for any value
+spilled while a task reads it). A value freed or replaced meanwhile has its write abandoned
+(it stops at its next step, and its file is removed); a write that fails puts the value back
+in memory and suspends spilling, as a failed write on the loop does; closing the store
+abandons the write under way and waits for it to stop. Each outcome is recorded on the loop,
+in the order the writes end.
+
+A file that cannot be read back (removed under the worker, damaged) raises
 ``SpillReadError``: the worker forgets the key and tells the center, which has it computed
 again or fetched from another holder; a folder removed is made again at the next spill.
 """
@@ -55,14 +68,17 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from sys import getsizeof
-from typing import Any
+from typing import Any, Protocol
+
+from dist_protocol.serialize import SerializationError, serialize
 
 from . import spillpolicy
 from .disposal import TRIM_AFTER_FREEING, WITHOUT_FINALIZERS, Disposer, runs_no_code_when_dropped
 from .memory import format_bytes
 from .sizeof import PLAIN_SCALARS, sizeof
-from .spill import (DiskMapping, SpillLoadError, SpillReadError, SpillSerializationError,
-                    ValueTooLarge)
+from .spill import (DiskMapping, PendingWrite, SpillLoadError, SpillReadError,
+                    SpillSerializationError, ValueTooLarge)
+from .spillwriter import Done
 from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
 log = logging.getLogger("dist.worker")
@@ -76,13 +92,25 @@ _ABSENT = object()
 # A value at least this large, spilled as it is stored, is given to a task of the same batch
 # as it is (a smaller one is not worth the look per value stored)
 SPILLED_IN_BATCH_FROM = 2**20
+# A value at least this large is written to disk on the writer's thread (``writer``); a
+# smaller one takes the loop milliseconds at most, and is written there at once.
+OFF_LOOP_FROM = 8 * 2**20
+
+
+class Writer(Protocol):
+    """Where the store's large writes run (``spillwriter.SpillWriter``): ``write`` on any
+    thread, then ``done`` on the store's own."""
+
+    def submit(self, write: Callable[[], object], done: Done) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class DataStore(MutableMapping):
     def __init__(self, target: float | None = None, directory: str | None = None,
                  max_spill: int | None = None, size_hint: Callable[[str], int | None]
                  = lambda key: None, clock: Callable[[], float] = time.monotonic,
-                 spill_compression: str = "lz4"):
+                 spill_compression: str = "lz4", writer: Writer | None = None):
         parent = tempfile.gettempdir() if directory is None else directory
         try:
             remove_abandoned(parent)
@@ -110,6 +138,11 @@ class DataStore(MutableMapping):
         self.order = SpillOrder()
         self.pinned: dict[str, Any] = {}  # kept in memory whatever the target: see above
         self._pinned_weight = 0
+        # Values being written on the writer's thread (None: every write on the loop), each
+        # with its value, until the write's outcome is recorded (``_written``).
+        self._writer = writer
+        self._writing: dict[str, tuple[PendingWrite, Any]] = {}
+        self._writing_weight = 0
         self.spill_error: str | None = None  # why spilling is suspended, if it is
         self._clock = clock
         self._retry_at = 0.0
@@ -170,8 +203,13 @@ class DataStore(MutableMapping):
 
     @property
     def managed(self) -> int:
-        """Bytes of the values held in memory (estimated)."""
-        return self._lru_weight + self._pinned_weight
+        """Bytes of the values held in memory (estimated), those being written included."""
+        return self._lru_weight + self._pinned_weight + self._writing_weight
+
+    @property
+    def writing(self) -> int:
+        """Bytes of the values being written on the writer's thread (estimated)."""
+        return self._writing_weight
 
     @property
     def pinned_weight(self) -> int:
@@ -199,7 +237,7 @@ class DataStore(MutableMapping):
         return self.spill_error is not None
 
     def in_memory(self, key: str) -> bool:
-        return key in self._lru or key in self.pinned
+        return key in self._lru or key in self.pinned or key in self._writing
 
     def on_disk(self, key: str) -> bool:
         """Held, and only on disk: reading it means reading its file back."""
@@ -224,6 +262,9 @@ class DataStore(MutableMapping):
         value = self.pinned.get(key, _ABSENT)
         if value is not _ABSENT:
             return value
+        writing = self._writing.get(key)
+        if writing is not None:  # (served from memory: the write goes on)
+            return writing[1]
         if key not in self.slow:
             raise KeyError(key)
         known = self.weights.get(key)
@@ -302,6 +343,8 @@ class DataStore(MutableMapping):
                 weight = self.weights[key]
                 self._pinned_weight -= weight
                 self._freed_weight += weight
+            elif self._writing:
+                self._abandon(key)
         slow = self.slow
         if slow.sizes or slow.cached:  # (a file to remove only once anything was spilled)
             slow.forget(key)
@@ -310,15 +353,17 @@ class DataStore(MutableMapping):
         self._spilled_in_batch.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._lru or key in self.pinned or key in self.slow
+        return (key in self._lru or key in self.pinned or key in self.slow
+                or key in self._writing)
 
     def __iter__(self) -> Iterator[str]:
         yield from self.pinned
         yield from self._lru
+        yield from list(self._writing)
         yield from self.slow
 
     def __len__(self) -> int:
-        return len(self.pinned) + len(self._lru) + len(self.slow)
+        return len(self.pinned) + len(self._lru) + len(self._writing) + len(self.slow)
 
     def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
         """Remove ``key`` without reading it back from disk (the value is not returned when
@@ -326,6 +371,8 @@ class DataStore(MutableMapping):
         value = self._lru.get(key, _ABSENT)
         if value is _ABSENT:
             value = self.pinned.get(key, _ABSENT)
+            if value is _ABSENT and key in self._writing:
+                value = self._writing[key][1]
             if value is _ABSENT:
                 if key not in self.slow:
                     if default:
@@ -355,9 +402,9 @@ class DataStore(MutableMapping):
 
     @property
     def dropping(self) -> bool:
-        """Whether values let go of (spilled, freed) may still hold their memory: handed to
-        the disposal thread, not yet dropped there."""
-        return bool(self._dropped) or self._disposer.dropping
+        """Whether values let go of (spilled, freed) may still hold their memory: being
+        written, or handed to the disposal thread and not yet dropped there."""
+        return bool(self._writing) or bool(self._dropped) or self._disposer.dropping
 
     def payload(self, key: str):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
@@ -446,7 +493,11 @@ class DataStore(MutableMapping):
             self._guarded(lambda: self._spill_until_below_target(weight))
 
     def _spill(self, key: str) -> int:
-        """Write ``key``'s value to disk, then let go of it in memory; its weight."""
+        """Write ``key``'s value to disk, then let go of it in memory; its weight. A large
+        value's write is only begun (``_write_off_loop``)."""
+        weight = self.weights[key]
+        if self._writer is not None and weight >= OFF_LOOP_FROM and key not in self.slow.cached:
+            return self._write_off_loop(key, weight)
         payload = self.serialized.get(key)
         if payload is not None and key not in self.slow.cached:
             self.slow.write(key, payload)  # as it is: no second pickling
@@ -455,9 +506,74 @@ class DataStore(MutableMapping):
         self.serialized.pop(key, None)
         self._dropped.append(self._lru.pop(key))  # (finalized on the disposal thread)
         self.order.remove(key)
-        weight = self.weights[key]
         self._lru_weight -= weight
         return weight
+
+    def _write_off_loop(self, key: str, weight: int) -> int:
+        """Begin writing ``key``'s value on the writer's thread: it is serialized and its room
+        on disk made here (raising as a write on the loop does, nothing changed), then it
+        leaves the spill order and the target's count, but stays in memory until
+        ``_written``."""
+        value = self._lru[key]
+        payload = self.serialized.get(key)
+        if payload is None:
+            try:
+                payload = serialize(value)
+            except SerializationError as exc:
+                raise SpillSerializationError(key, exc) from exc
+        pending = self.slow.prepare(key, payload, staged=True)
+        del self._lru[key]
+        self.order.remove(key)
+        self.serialized.pop(key, None)
+        self._lru_weight -= weight
+        self._writing[key] = (pending, value)
+        self._writing_weight += weight
+        assert self._writer is not None
+        self._writer.submit(pending.run, lambda error: self._written(pending, error))
+        return weight
+
+    def _written(self, pending: PendingWrite, error: BaseException | None) -> None:
+        """On the loop: the write of ``pending`` ended, with ``error`` or without."""
+        key = pending.key
+        current = self._writing.get(key)
+        if current is None or current[0] is not pending:  # freed or replaced meanwhile
+            self.slow.abandon(pending)
+            return
+        del self._writing[key]
+        value = current[1]
+        weight = self.weights[key]
+        self._writing_weight -= weight
+        if error is None:
+            try:
+                self.slow.finish(pending)
+            except OSError as exc:
+                error = exc
+        else:
+            self.slow.abandon(pending)
+        if error is not None:
+            self._keep(key, value, weight)  # nothing lost: back in memory, as it was
+            self._suspend(f"{type(error).__name__}: {error}")
+            return
+        self.spilled_count += 1
+        if self._failures:
+            log.warning("spilling to %s works again", self.directory)
+            self._failures = 0
+        self._dropped.append(value)  # (finalized on the disposal thread)
+        self._hand_off()
+
+    def _abandon(self, key: str) -> None:
+        """``key`` is freed or replaced while it is being written: the write stops at its
+        next step and is forgotten when it ends (``_written``)."""
+        writing = self._writing.pop(key, None)
+        if writing is None:
+            return
+        pending, value = writing
+        pending.abandoned = True
+        weight = self.weights[key]
+        self._writing_weight -= weight
+        self._freed_weight += weight
+        if type(value) not in WITHOUT_FINALIZERS and not runs_no_code_when_dropped(value):
+            self._dropped.append(value)
 
     def _may_spill(self) -> bool:
         if self.spill_error is None:
@@ -525,7 +641,12 @@ class DataStore(MutableMapping):
 
     def close(self) -> None:
         """Delete every spill file, and the directory this store made; end the disposal
-        thread once it has dropped what it was handed."""
+        thread once it has dropped what it was handed. A write under way is abandoned, and
+        waited for until it stops."""
+        for key in list(self._writing):
+            self._abandon(key)
+        if self._writer is not None:
+            self._writer.close()
         self.slow.close()
         self._workspace.remove()
         self.hand_off_dropped()

@@ -1,0 +1,212 @@
+"""Large values written to disk off the event loop: what the store holds, serves and forgets
+from the moment a write begins until its outcome is recorded. The writer here runs each
+write and its outcome only when the test says so, as the writer's thread and the loop
+would, in between."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from dist_worker.spill import WriteAbandoned
+from dist_worker.spillwriter import SpillWriter
+from dist_worker.store import OFF_LOOP_FROM, DataStore
+
+pytestmark = pytest.mark.timeout(30)
+
+MB = 2**20
+LARGE = OFF_LOOP_FROM + MB
+
+
+class StepWriter:
+    """Writes only when told: ``write_next`` runs a write (as the writer's thread does),
+    ``report_next`` records its outcome (as the loop does once the write has ended)."""
+
+    def __init__(self) -> None:
+        self.submitted: list = []
+        self.ended: list = []
+        self.closed = False
+
+    def submit(self, write, done) -> None:
+        self.submitted.append((write, done))
+
+    def write_next(self) -> None:
+        write, done = self.submitted.pop(0)
+        try:
+            write()
+            self.ended.append((done, None))
+        except Exception as exc:  # noqa: BLE001 -- reported with the outcome, as the thread does
+            self.ended.append((done, exc))
+
+    def report_next(self) -> None:
+        done, error = self.ended.pop(0)
+        done(error)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def large(fill: bytes) -> bytes:
+    return fill * LARGE
+
+
+def files(store: DataStore) -> list[str]:
+    return sorted(os.listdir(store.directory)) if os.path.isdir(store.directory) else []
+
+
+@pytest.fixture
+def writer():
+    return StepWriter()
+
+
+@pytest.fixture
+def store(tmp_path, writer):
+    made = DataStore(target=LARGE // 2, directory=str(tmp_path), writer=writer)
+    yield made
+    made.close()
+
+
+def test_a_large_value_past_the_target_is_served_from_memory_while_it_is_written(store, writer):
+    value = large(b"a")
+    store["x"] = value
+    assert len(writer.submitted) == 1  # begun, not written
+    assert store.in_memory("x") and not store.on_disk("x") and "x" in store
+    assert store["x"] is value  # the object itself, not read back
+    assert store.managed >= LARGE and store.writing >= LARGE and store.spillable == 0
+    assert store.dropping  # (its memory is on its way out)
+    assert list(store) == ["x"] and len(store) == 1
+    writer.write_next()
+    assert store.in_memory("x")  # (written, but recorded only on the loop)
+    writer.report_next()
+    assert store.on_disk("x") and not store.in_memory("x")
+    assert store.writing == 0 and store.spilled_count == 1
+    assert store.slow.reserved == 0 and not any(f.endswith(".part") for f in files(store))
+    assert store["x"] == value  # read back from its file
+
+
+def test_a_small_value_is_still_written_at_once(store, writer):
+    store["big"] = large(b"a")  # (past the target: being written)
+    store["small"] = b"s" * (OFF_LOOP_FROM // 2)
+    store.evict()
+    assert store.on_disk("small") and len(writer.submitted) == 1
+
+
+def test_a_value_freed_while_it_is_written_leaves_no_file(store, writer):
+    store["x"] = large(b"a")
+    del store["x"]
+    assert "x" not in store and store.managed == 0 and store.writing == 0
+    writer.write_next()
+    assert isinstance(writer.ended[0][1], WriteAbandoned)  # (stopped at its next step)
+    writer.report_next()
+    assert "x" not in store and files(store) == [] and store.slow.reserved == 0
+
+
+def test_a_value_freed_after_its_file_is_whole_leaves_no_file(store, writer):
+    store["x"] = large(b"a")
+    writer.write_next()  # the file is whole; the loop has not heard yet
+    del store["x"]
+    writer.report_next()
+    assert "x" not in store and files(store) == [] and store.slow.reserved == 0
+
+
+def test_a_value_replaced_while_it_is_written_is_the_new_one(store, writer):
+    store["x"] = large(b"a")
+    store["x"] = large(b"b")  # the first write is abandoned; the new value spills too
+    assert len(writer.submitted) == 2
+    assert store["x"] == large(b"b")
+    writer.write_next()
+    writer.write_next()
+    writer.report_next()  # the first write's outcome: forgotten
+    assert store.in_memory("x") and store["x"] == large(b"b")
+    writer.report_next()
+    assert store.on_disk("x") and store["x"] == large(b"b")
+    assert not any(f.endswith(".part") for f in files(store))
+
+
+def test_a_write_that_fails_puts_the_value_back_in_memory(store, writer):
+    value = large(b"a")
+    store["x"] = value
+    shutil.rmtree(store.directory)  # (removed under the worker: the file cannot be made)
+    writer.write_next()
+    writer.report_next()
+    assert store.in_memory("x") and store["x"] is value and not store.on_disk("x")
+    assert store.spill_suspended and store.writing == 0 and store.spillable >= LARGE
+    assert store.slow.reserved == 0 and files(store) == []
+
+
+def test_closing_abandons_the_write_under_way(tmp_path, writer):
+    store = DataStore(target=LARGE // 2, directory=str(tmp_path), writer=writer)
+    store["x"] = large(b"a")
+    write, _ = writer.submitted[0]
+    store.close()
+    assert writer.closed
+    with pytest.raises(WriteAbandoned):
+        write()
+    assert not os.path.exists(store.directory)
+
+
+def test_the_writer_reports_each_write_on_the_loop_in_order():
+    import asyncio
+    import threading
+
+    async def main() -> list:
+        outcomes: list = []
+        writer = SpillWriter()
+        loop_thread = threading.get_ident()
+        every = asyncio.Event()
+
+        def done(name: str):
+            def report(error) -> None:
+                outcomes.append((name, type(error).__name__ if error else None,
+                                 threading.get_ident() == loop_thread))
+                if len(outcomes) == 3:
+                    every.set()
+            return report
+
+        def fails() -> None:
+            raise OSError("no room")
+
+        writer.submit(lambda: None, done("first"))
+        writer.submit(fails, done("second"))
+        writer.submit(lambda: None, done("third"))
+        await asyncio.wait_for(every.wait(), 10)
+        writer.close()
+        return outcomes
+
+    assert asyncio.run(main()) == [("first", None, True), ("second", "OSError", True),
+                                   ("third", None, True)]
+
+
+@pytest.mark.parametrize("freed", [True, False])
+def test_a_value_written_or_abandoned_on_the_thread_is_not_held_after(tmp_path, freed):
+    """Nothing of the write keeps the value alive once it ended: an abandoned write's
+    exception carried the frames of the write, the value's with them, until the cyclic
+    collector (which a worker runs seldom) found them."""
+    import asyncio
+    import gc
+    import weakref
+
+    import numpy
+
+    async def main() -> weakref.ref:
+        store = DataStore(target=LARGE // 2, directory=str(tmp_path), writer=SpillWriter())
+        value = numpy.ones(LARGE // 8)
+        alive = weakref.ref(value)
+        store["x"] = value
+        del value
+        if freed:
+            del store["x"]
+        while store.slow.reserved:  # (until the write's end is recorded)
+            await asyncio.sleep(0.01)
+        while store.dropping:
+            store.hand_off_dropped()
+            await asyncio.sleep(0.01)
+        store.close()
+        return alive
+
+    gc.disable()
+    try:
+        alive = asyncio.run(main())
+        assert alive() is None
+    finally:
+        gc.enable()
