@@ -30,7 +30,7 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
     ("negative-int", -3),
     ("big-int", 10**30),
     ("float", 1.5),
-    ("float-with-exponent", 1e300),
+    ("float-with-exponent", 1.5e-300),
     ("bytes", b"a"),
     ("bytes-with-quotes", b"it's \"q\""),
     ("tuple", ("x", 1)),
@@ -39,6 +39,14 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
     ("nested-tuple", (("a", 1), b"z", 2.5, "str:y")),
     ("tuple-of-a-string-with-parentheses", ("f(x)", 1)),
     ("empty-tuple", ()),
+]
+
+# Keys equal to another, written as that one's name: an integral float is the int it equals.
+EQUAL_TO_ANOTHER: list[tuple[str, Any, Any]] = [
+    ("integral-float", 1.0, 1),
+    ("negative-zero", -0.0, 0),
+    ("large-float", 1e20, 10**20),
+    ("tuple-with-an-integral-float", ("x", 2.0), ("x", 2)),
 ]
 
 # Wire names no client writes (a key that only looks like a literal is escaped), read
@@ -72,6 +80,11 @@ def key_vectors() -> dict:
         assert user_key(wire) == key and type(user_key(wire)) is type(key), name
         cases.append({"name": name, "section": SECTION, "key": typed(key), "wire": wire,
                       "canonical": True})
+    for name, key, equal in EQUAL_TO_ANOTHER:
+        wire = wire_key(key)
+        assert wire == wire_key(equal) and user_key(wire) == equal, name
+        cases.append({"name": name, "section": SECTION, "key": typed(key), "wire": wire,
+                      "reads": typed(equal), "canonical": False})
     for name, wire in READ_AS_TEXT:
         cases.append({"name": name, "section": SECTION, "key": typed(user_key(wire)),
                       "wire": wire, "canonical": False})
@@ -80,8 +93,9 @@ def key_vectors() -> dict:
                        "'key' is typed: {\"str\": text}, {\"int\": n}, {\"float\": x}, "
                        "{\"bytes\": hex} or {\"tuple\": [keys]}. A canonical case is both "
                        "ways: a client writes 'key' as 'wire' and reads 'wire' as 'key'. A "
-                       "case that is not canonical is a wire name no client writes, read as "
-                       "the string it is.",
+                       "case with 'reads' is a key equal to another: written as 'wire', "
+                       "read back as 'reads'. Any other case that is not canonical is a wire "
+                       "name no client writes, read as the string it is.",
         "escape": "str:",
         "cases": cases,
     }

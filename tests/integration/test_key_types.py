@@ -92,3 +92,18 @@ def test_a_dask_graph_of_tuple_keys_still_computes_and_persists(e):
     assert keys == set(flatten(persisted.__dask_keys__()))
     assert all(type(k) is tuple for k in keys)
     assert persisted.sum().compute(scheduler=e) == 32
+
+
+def increment(x):
+    return x + 1
+
+
+@pytest.mark.parametrize("key, equal", [(1, 1.0), (("x", 1), ("x", 1.0)), (0, -0.0)], ids=repr)
+def test_equal_keys_are_one_key_as_for_dask(e, key, equal):
+    """dask looks keys up by equality: a ``get`` of ``1.0`` from a graph naming the key ``1``
+    reads it (named apart, it waited for ever), and a submit under ``1.0`` after one under
+    ``1`` is that task, as with dask.distributed."""
+    assert e.get({key: (increment, 100)}, equal) == 101
+    first = e.submit(tagged, "first", key=key)
+    again = e.submit(tagged, "second", key=equal)
+    assert again.result(RESULT_TIMEOUT) == first.result(RESULT_TIMEOUT) == "first"

@@ -7,7 +7,7 @@ from dist_client.keys import funcname, given_key, map_keys
 from dist_protocol.key_names import ESCAPE, user_key, wire_key
 
 KEYS = ["inc-79963f7e613e5e55838d2232920baed2", "", "x", "bar", "sum-1", "str-x",
-        17, -3, 10**30, 1.5, -0.25, 1e300, b"a", b"it's \"q\"", b"",
+        17, -3, 10**30, 1.5, -0.25, 1.5e-300, b"a", b"it's \"q\"", b"",
         ("x", 1), ("x",), (), ("x-abc", 0, 1), (("a", 1), b"z", 2.5, "str:y"), ("f(x)", 1),
         # strings that read as another key's name, and strings carrying the escape
         "17", "-3", "1.5", "1e300", "('x', 1)", "('x',)", "()", "b'a'", 'b"a"', "(unclosed",

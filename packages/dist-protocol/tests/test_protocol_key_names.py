@@ -13,7 +13,7 @@ from dist_protocol.key_names import shown_key, user_key, wire_key
 pytestmark = pytest.mark.timeout(60)
 
 ROUND_TRIPS = [
-    17, -3, 0, 10**40, 1.5, -0.0, 1e300, 1.5e-07, b"", b"a", b"it's \"q\"", b"\x00\xff\n\\",
+    17, -3, 0, 10**40, 1.5, -0.25, 1.5e-300, 1.5e-07, b"", b"a", b"it's \"q\"", b"\x00\xff\n\\",
     (), ("x",), ("x", 1), (("a", 1), b"z", 2.5, "str:y"), ("f(x)", 1), ("it's", 'say "hi"'),
     ("tab\there", "new\nline", "back\\slash", "\x00", "\x7f"), ("é", "€", "😀", "\ud800"),
     ("x-79963f7e613e5e55838d2232920baed2", 0, 1), (("a", (("b", ((1,),)),)),),
@@ -26,6 +26,19 @@ def test_every_key_reads_back_as_itself_with_its_types(key):
     assert name == repr(key)
     back = user_key(name)
     assert type(back) is type(key) and back == key and repr(back) == repr(key)
+
+
+@pytest.mark.parametrize("key, equal", [
+    (1.0, 1), (-0.0, 0), (1e300, int(1e300)), (2.0**60, 2**60), (True, 1),
+    (("x", 1.0), ("x", 1)), (("x", 1e16, "a.b"), ("x", 10**16, "a.b")),
+    ((("a", 2.0),), (("a", 2),)),
+])
+def test_an_integral_float_is_the_int_it_equals(key, equal):
+    """dask looks keys up by equality: ``get(graph, 1.0)`` reads the key ``1``, and two
+    submits under ``1`` and ``1.0`` are one task. Named apart, the first waited for ever."""
+    assert key == equal
+    assert wire_key(key) == wire_key(equal) == repr(equal)
+    assert user_key(wire_key(key)) == equal
 
 
 @pytest.mark.parametrize("name", [

@@ -37,7 +37,8 @@ def wire_key(key: Hashable) -> str:
 
     Keys equal for dask are one name: dask looks keys up by equality, and graphs do name a
     key ``('x-abc', np.int64(0), 1)`` in one place and ``('x-abc', 0, 1)`` in another
-    (``da.diagonal``'s inputs). Only a repr with a parenthesis inside can hold such a part.
+    (``da.diagonal``'s inputs); ``1.0`` is ``1`` (dask's ``get(graph, 1.0)`` reads the key
+    ``1``). Only a repr with a parenthesis, a point or an exponent inside can hold such a part.
     """
     if type(key) is str:
         if key[:1] in MAY_NEED_ESCAPE and _needs_escape(key):
@@ -49,7 +50,7 @@ def wire_key(key: Hashable) -> str:
     if isinstance(key, str):
         return wire_key(str(key))
     name = repr(key)
-    if kind is tuple and name.find("(", 1) < 0:
+    if kind is tuple and name.find("(", 1) < 0 and "." not in name and "e+" not in name:
         return name
     plain = _plain(key)
     name = repr(plain)
@@ -77,18 +78,21 @@ def _needs_escape(text: str) -> bool:
 
 
 def _plain(part: Any) -> Any:
-    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own."""
+    """``part`` of a key with numbers and strings of other types (numpy's) as Python's own,
+    and an integral float as the int it equals."""
     kind = type(part)
     if kind is tuple:
         return tuple(map(_plain, part))
-    if kind in (str, int, float, bytes):
+    if kind in (str, int, bytes):
         return part
     if isinstance(part, str):
         return str(part)
     if isinstance(part, numbers.Integral):
         return int(part)
     if isinstance(part, numbers.Real):
-        return float(part)
+        number = float(part)
+        # (an integral float equals, and hashes as, the int: one key for dask)
+        return int(number) if number.is_integer() else number
     return part
 
 
