@@ -120,3 +120,54 @@ def test_tasks_run_inline_in_a_row_each_see_their_own_context_and_the_loop_none_
     seen = asyncio.run(main())
     assert [key for key, _ in seen] == [f"t-{i}" for i in range(200)]
     assert any(on_loop for _, on_loop in seen)  # (the first ones run on a thread)
+
+
+def slow_at(i: int, slow: int) -> bool:
+    """On the loop's thread? ``slow``'s run takes long enough to send its function back."""
+    import threading
+    import time
+    if i == slow:
+        time.sleep(0.05)
+    return threading.current_thread() is threading.main_thread()
+
+
+@pytest.mark.timeout(60)
+def test_a_map_s_tasks_are_told_to_the_state_a_run_at_a_time_and_a_slow_one_ends_the_run(
+        tmp_path):
+    """Tasks lent for a run on the loop whose function turned slow on the way are given back
+    and run on the pool, each once; the state hears of many runs per event."""
+    from dist_worker.events import InlineRunEnded
+
+    keys = [f"slow_at-{i}" for i in range(120)]
+
+    async def main() -> tuple[list[bool], list[int]]:
+        worker = Worker(unused_address(), nthreads=1, heartbeat_interval=3600,
+                        local_directory=str(tmp_path))
+        await worker.start()
+        told: list[int] = []  # the outcomes each InlineRunEnded brought
+        handle = worker.state.handle
+
+        def counting(*events):
+            told.extend(len(e.outcomes) for e in events if type(e) is InlineRunEnded)
+            return handle(*events)
+        worker.state.handle = counting  # type: ignore[method-assign]
+        try:
+            function, tag = dumps_function(slow_at), pickle_tag()
+            worker.handle(*(ComputeRequested(ComputeTask(
+                key=key, function=function, args=serialize(((i, 60), {})), pickled_with=tag))
+                for i, key in enumerate(keys)))
+            while worker.state.tasks:
+                await asyncio.sleep(0)
+            worker.state.validate()
+            assert not worker.state.lent and not worker.state.executing
+            return [worker.state.data[key] for key in keys], told
+        finally:
+            await worker.close()
+
+    from dist_worker.execution import InlinePolicy
+
+    on_loop, told = asyncio.run(main())
+    assert any(on_loop[:61])  # (the first ones prove it fast on the pool)
+    # The rest of the slow one's run given back: on the pool, until proven fast again.
+    assert not any(on_loop[61:61 + InlinePolicy.NEEDED])
+    assert max(told) > 1  # runs told back whole

@@ -98,6 +98,23 @@ class ExecutionFailed:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class InlineRunEnded:
+    """Tasks run one after the other on the worker's event loop have ended: ``outcomes``,
+    in the order they ran, each handled as it would be alone (the same states, log entries
+    and messages), under this one stimulus. ``declined``: tasks of a ``RunInline`` given
+    back unrun (their function no longer runs on the loop): ready again. ``function``,
+    ``more``: the worker would run up to ``more`` further ready tasks of ``function`` the
+    same way (a map's next tasks), beyond its threads' slots, which runs on the loop do not
+    take."""
+
+    outcomes: list[ExecutionSucceeded | ExecutionFailed]
+    declined: list[str]
+    function: str | Payload | None = None
+    more: int = 0
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class DataPut:
     """A client pushed (scattered) data here."""
 
@@ -168,7 +185,8 @@ class SignalReceived:
 
 
 Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
-         | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed | DataPut
+         | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed
+         | InlineRunEnded | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
          | SpilledValueLost | SignalReceived)
 
@@ -184,6 +202,15 @@ class Execute:
     inputs: dict[str, Any]  # dependency values, by key
     actor: bool = False  # the result is an actor: its object stays here (see actors.py)
     value_msgpack: bool = False  # a small result goes as msgpack too (compute-task asked)
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class RunInline:
+    """Run these tasks (ready, without inputs, of one function) on the event loop, one
+    after the other, in this order; any not run there is given back
+    (``InlineRunEnded.declined``), never handed to a thread: they hold no slot."""
+
+    executes: list[Execute]
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
@@ -204,4 +231,4 @@ class Resume:
     key: str
 
 
-Instruction = Execute | Fetch | SendToCenter | Resume
+Instruction = Execute | RunInline | Fetch | SendToCenter | Resume

@@ -527,6 +527,76 @@ def _ExecutionFailed(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _InlineRunEnded(cls):
+    set_outcomes = cls.outcomes.__set__
+    set_declined = cls.declined.__set__
+    set_function = cls.function.__set__
+    set_more = cls.more.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_outcomes,set_declined,set_function,set_more,set_stimulus_id,)
+    running = set()
+    twin = None
+    set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, outcomes: 'list[ExecutionSucceeded | ExecutionFailed]', declined: 'list[str]', function: 'str | Payload | None' = None, more: 'int' = 0, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin or make_twin())
+            self.outcomes = outcomes
+            self.declined = declined
+            self.function = function
+            self.more = more
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
+        set_outcomes(self, outcomes)
+        set_declined(self, declined)
+        set_function(self, function)
+        set_more(self, more)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(outcomes={self.outcomes!r}, declined={self.declined!r}, function={self.function!r}, more={self.more!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.outcomes,self.declined,self.function,self.more,self.stimulus_id,)==(other.outcomes,other.declined,other.function,other.more,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.outcomes,self.declined,self.function,self.more,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('outcomes','declined','function','more','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('outcomes','declined','function','more','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.outcomes, self.declined, self.function, self.more, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _DataPut(cls):
     set_data = cls.data.__set__
     set_nbytes = cls.nbytes.__set__
@@ -992,6 +1062,52 @@ def _Execute(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _RunInline(cls):
+    set_executes = cls.executes.__set__
+    setters = (set_executes,)
+    running = set()
+
+    def __init__(self, executes: 'list[Execute]') -> None:
+        set_executes(self, executes)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(executes={self.executes!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.executes,)==(other.executes,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.executes,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('executes',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('executes',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.executes]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _Fetch(cls):
     set_worker = cls.worker.__set__
     set_keys = cls.keys.__set__
@@ -1189,6 +1305,14 @@ METHODS = {
         (('key', 'str', '-'), ('error', 'TaskErred', '-'), ('stimulus_id', 'str', "''")),
         "ExecutionFailed(key: 'str', error: 'TaskErred', stimulus_id: 'str' = '')",
         _ExecutionFailed),
+    'InlineRunEnded': (
+        (('outcomes', 'list[ExecutionSucceeded | ExecutionFailed]', '-'),
+         ('declined', 'list[str]', '-'),
+         ('function', 'str | Payload | None', 'None'),
+         ('more', 'int', '0'),
+         ('stimulus_id', 'str', "''")),
+        None,
+        _InlineRunEnded),
     'DataPut': (
         (('data', 'dict[str, Any]', '-'),
          ('nbytes', 'dict[str, int]', '-'),
@@ -1234,6 +1358,10 @@ METHODS = {
          ('value_msgpack', 'bool', 'False')),
         "Execute(key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False)",
         _Execute),
+    'RunInline': (
+        (('executes', 'list[Execute]', '-'),),
+        None,
+        _RunInline),
     'Fetch': (
         (('worker', 'str', '-'), ('keys', 'list[str]', '-')),
         "Fetch(worker: 'str', keys: 'list[str]')",

@@ -101,6 +101,29 @@ class ReadyQueue(Generic[Task]):
                 return ts
         return None
 
+    def pop_run(self, function: Any, limit: int) -> list[Task]:
+        """Up to ``limit`` tasks out of the queue, those ``pop`` would give next one by one,
+        as long as each has no inputs, is no actor, and runs ``function`` (mostly the same
+        object: a column block's tasks share the payload of their function). A run of a
+        map's tasks for the event loop; none while a task passed over waits (``pop`` weighs
+        it first)."""
+        if self.passed_over:
+            return []
+        heap = self._heap
+        run: list[Task] = []
+        while heap and len(run) < limit:
+            ts = heap[0][1]
+            if ts.state != "ready":
+                heapq.heappop(heap)  # (outdated: dropped as ``pop`` drops it)
+                continue
+            message = ts.message
+            if message.who_has or message.actor or (message.function is not function
+                                                     and message.function != function):
+                break
+            heapq.heappop(heap)
+            run.append(ts)
+        return run
+
     def promote(self, ts: Task) -> None:
         """``ts``, if passed over, goes back among the others when its inputs are all in
         memory now (one of them read back for another task)."""

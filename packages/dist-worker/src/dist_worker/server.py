@@ -29,9 +29,9 @@ from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
 
 from .actors import ActorHost
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
-                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
-                     ReplicasRequested, SpilledValueLost,
-                     RestartRequested,
+                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
+                     InputsUnloadable, ReplicasRequested, SpilledValueLost,
+                     RestartRequested, RunInline,
                      Resume, SendToCenter, SignalReceived, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
 from .memory import MemoryPolicy
@@ -49,6 +49,9 @@ from .plugins import PluginHost, WorkerPlugins
 log = logging.getLogger("dist.worker")
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
+# Ready tasks of a map the state lends the event loop at a time, past the one it ran inline
+# (``RunInline``): a column block's worth; a pass of the loop runs what its time allows.
+INLINE_RUN = 100
 NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
 __all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
 
@@ -463,81 +466,135 @@ class Worker:
         # task's message after each inline run), before anything else is done and on the way
         # out, in order.
         to_center: list[Message] = []
+        # The outcomes of inline runs, and the tasks lent for a run (``RunInline``) that the
+        # loop gives back unrun, not yet told to the state: told in one event
+        # (``InlineRunEnded``) once nothing is left to run, or before anything else is done,
+        # rather than one event a task. With nothing left, the state is asked for the next
+        # ready tasks of the function last run, to run the same way.
+        finished: list[Any] = []
+        declined: list[str] = []
+        function: Any = None  # of the last task run inline, and its key in the policy
+        run_key: Any = None
+        lent = self.state.lent
         inline = self._inline
         watch = self._stall_watch
         center_unwatched = self._center_unwatched
         try:
-            while pending:
-                ins = pending.popleft()
-                kind = type(ins)
-                if kind is SendToCenter:
-                    to_center.append(ins.message)
-                    continue
-                if kind is Execute and not (ins.actor and self.actors is not None):
-                    function_key = inline.function_key(ins.function, ins.key)
-                    if inline.allows(function_key) and not center_unwatched \
-                            and not unpickling.busy():
-                        if time.perf_counter() >= inline_until:
-                            # This pass of the loop has had its share of inline work: the
-                            # rest goes on at the next pass, after the loop served its I/O
-                            # (handing a fast task to a thread would cost more than the task).
-                            pending.appendleft(ins)
-                            self._deferred = pending
-                            if to_center:
-                                self.send_center(*to_center)
-                                to_center = []
-                            if hidden is not None:
-                                self._stretch_ends(hidden)
-                                hidden = None
-                            asyncio.get_running_loop().call_soon(self._carry_out, pending)
-                            return
-                        watch.running = ins.key
-                        watch.runs += 1
-                        if hidden is None:
-                            watch.arm()
-                            inline.stretch_begins()
-                            hidden = hide_loop(self._loop)
-                        task_context.set_current(self.task_context(ins.key, True))
-                        try:
-                            outcome = run_task(ins)
-                        except RunOnThread:
-                            # It waits on the cluster, which the loop must serve meanwhile.
-                            inline.bar(function_key)
-                            pending.appendleft(ins)
-                            continue
-                        if type(outcome) is ExecutionSucceeded:
-                            inline.record(function_key, outcome.stop - outcome.start)
-                        elif type(outcome) is ExecutionFailed:
-                            inline.record_failed(function_key, outcome.error)
-                        pending.extend(self.state.handle(outcome))
+            while True:
+                while pending:
+                    ins = pending.popleft()
+                    kind = type(ins)
+                    if kind is SendToCenter:
+                        to_center.append(ins.message)
                         continue
-                if to_center:
-                    self.send_center(*to_center)
-                    to_center = []
-                if hidden is not None:
-                    self._stretch_ends(hidden)
-                    hidden = None
-                if kind is Execute and ins.actor and self.actors is not None:
-                    self.flush_center()
-                    self.actors.create(ins)
-                elif kind is Execute:
-                    # Should this task kill the process, the center must already know which
-                    # tasks finished, or it blames them for the death instead of this one.
-                    self.flush_center()
-                    self._pooled[ins.key] = function_key
-                    self.monitor.make_room(ins.key, ins.inputs)
-                    assert self._runner is not None  # started before any task arrives
-                    self._runner.submit(ins)
-                elif kind is Fetch:
-                    self._spawn(self._fetch(ins))
-                elif kind is Resume:
-                    assert self._runner is not None
-                    self._runner.resume(ins.key)
+                    if kind is RunInline:
+                        pending.extendleft(reversed(ins.executes))
+                        continue
+                    if kind is Execute and not (ins.actor and self.actors is not None):
+                        function_key = inline.function_key(ins.function, ins.key)
+                        if inline.allows(function_key) and not center_unwatched \
+                                and not unpickling.busy():
+                            if time.perf_counter() >= inline_until:
+                                # This pass of the loop has had its share of inline work:
+                                # the rest goes on at the next pass, after the loop served its
+                                # I/O (handing a fast task to a thread would cost more than
+                                # the task).
+                                pending.appendleft(ins)
+                                if finished or declined:
+                                    self._tell_run(finished, declined, None, 0, pending,
+                                                   to_center)
+                                    finished, declined = [], []
+                                self._deferred = pending
+                                if to_center:
+                                    self.send_center(*to_center)
+                                    to_center = []
+                                if hidden is not None:
+                                    self._stretch_ends(hidden)
+                                    hidden = None
+                                asyncio.get_running_loop().call_soon(self._carry_out, pending)
+                                return
+                            watch.running = ins.key
+                            watch.runs += 1
+                            if hidden is None:
+                                watch.arm()
+                                inline.stretch_begins()
+                                hidden = hide_loop(self._loop)
+                            task_context.set_current(self.task_context(ins.key, True))
+                            try:
+                                outcome = run_task(ins)
+                            except RunOnThread:
+                                # It waits on the cluster, which the loop must serve meanwhile.
+                                inline.bar(function_key)
+                                pending.appendleft(ins)
+                                continue
+                            if type(outcome) is ExecutionSucceeded:
+                                inline.record(function_key, outcome.stop - outcome.start)
+                            elif type(outcome) is ExecutionFailed:
+                                inline.record_failed(function_key, outcome.error)
+                            finished.append(outcome)
+                            function, run_key = ins.function, function_key
+                            continue
+                        if ins.key in lent:
+                            # Lent for a run on the loop, which it no longer takes: ready
+                            # again, for a thread's slot.
+                            declined.append(ins.key)
+                            continue
+                    if finished or declined:
+                        # The state hears of the runs first, as it would have after each.
+                        pending.appendleft(ins)
+                        self._tell_run(finished, declined, None, 0, pending, to_center)
+                        finished, declined = [], []
+                        continue
+                    if to_center:
+                        self.send_center(*to_center)
+                        to_center = []
+                    if hidden is not None:
+                        self._stretch_ends(hidden)
+                        hidden = None
+                    if kind is Execute and ins.actor and self.actors is not None:
+                        self.flush_center()
+                        self.actors.create(ins)
+                    elif kind is Execute:
+                        # Should this task kill the process, the center must already know
+                        # which tasks finished, or it blames them for the death instead of
+                        # this one.
+                        self.flush_center()
+                        self._pooled[ins.key] = function_key
+                        self.monitor.make_room(ins.key, ins.inputs)
+                        assert self._runner is not None  # started before any task arrives
+                        self._runner.submit(ins)
+                    elif kind is Fetch:
+                        self._spawn(self._fetch(ins))
+                    elif kind is Resume:
+                        assert self._runner is not None
+                        self._runner.resume(ins.key)
+                if not finished and not declined:
+                    break
+                # (the next run only if its function still runs inline: its last run may
+                # have been slow)
+                more = INLINE_RUN if function is not None and inline.allows(run_key) else 0
+                self._tell_run(finished, declined, function, more, pending, to_center)
+                finished, declined, function = [], [], None
         finally:
+            if finished or declined:  # (only when something above raised)
+                rest: list[Any] = []
+                self._tell_run(finished, declined, None, 0, rest, to_center)
+                if rest:
+                    asyncio.get_running_loop().call_soon(self._act, rest)
             if hidden is not None:
                 self._stretch_ends(hidden)
             if to_center:
                 self.send_center(*to_center)
+
+    def _tell_run(self, finished: list, declined: list[str], function: Any, more: int,
+                  pending: Any, to_center: list[Message]) -> None:
+        """Tell the state how a run on the loop ended; what it has for the center joins
+        ``to_center`` (sent before anything else is done), the rest ``pending``."""
+        for ins in self.state.handle(InlineRunEnded(finished, declined, function, more)):
+            if type(ins) is SendToCenter:
+                to_center.append(ins.message)
+            else:
+                pending.append(ins)
 
     def keep_signal_handlers(self, numbers: list[int]) -> None:
         """Put back the handlers ``numbers`` have now whenever an inline task replaced one."""

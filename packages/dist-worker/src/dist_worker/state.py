@@ -24,8 +24,8 @@ from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryRep
                                     TaskFinished, TaskSeceded, Transfer)
 
 from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
-                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InputsUnloadable,
-                     Instruction,
+                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
+                     InputsUnloadable, Instruction, RunInline,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      SignalReceived, SpilledValueLost, StealRequested, StoryRequested)
@@ -109,6 +109,8 @@ class WorkerState:
             if getattr(self.data, "watching", False):
                 self._watch(True)
         self.executing: set[str] = set()  # running, each on one of the nthreads slots
+        # ... or lent to a run on the event loop (``RunInline``), which takes no slot.
+        self.lent: set[str] = set()
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
         self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
@@ -134,6 +136,7 @@ class WorkerState:
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             InputsUnloadable: self._unloadable,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
+            InlineRunEnded: self._inline_run_ended,
             DataPut: self._put, ReplicasRequested: self._replicas,
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
             RestartRequested: self._restart, StoryRequested: self._story,
@@ -443,6 +446,44 @@ class WorkerState:
             error = dataclasses.replace(error, transfers=ts.transfers)
         self._out.append(SendToCenter(error))
 
+    def _inline_run_ended(self, event: InlineRunEnded) -> None:
+        """A run of tasks on the event loop ended: each outcome goes through the transition
+        its own event would (``_succeeded``, ``_failed``); the tasks given back unrun are
+        ready again; then the next run, if the worker would run one: the ready tasks next
+        in line, as long as they are of ``function`` without inputs (a map's), lent to the
+        loop beyond the threads' slots. One stimulus for the run, not one a task."""
+        lent = self.lent
+        for outcome in event.outcomes:
+            lent.discard(outcome.key)
+            if type(outcome) is ExecutionSucceeded:
+                self._succeeded(outcome)
+            else:
+                self._failed(outcome)  # type: ignore[arg-type]
+        for key in event.declined:
+            lent.discard(key)
+            self.executing.discard(key)
+            ts = self.tasks.get(key)
+            if ts is not None and ts.state == "executing":
+                self._set_state(ts, "ready")
+                self.ready.push(ts)
+        if not event.more or self.paused or event.function is None:
+            return
+        run = self.ready.pop_run(event.function, event.more)
+        if not run:
+            return
+        executes = []
+        log, stimulus_id, now, executing = self.log, self._stimulus_id, self._now, self.executing
+        for ts in run:
+            key = ts.key
+            msg = ts.message
+            # (as ``_start_ready`` starts a task without inputs, written out: once a task)
+            log.append((key, "ready", "executing", stimulus_id, now))
+            ts.state = "executing"
+            executing.add(key)
+            lent.add(key)
+            executes.append(Execute(key, msg.function, msg.args, {}, False, msg.value_msgpack))
+        self._out.append(RunInline(executes))
+
     def _put(self, event: DataPut) -> None:
         for key, value in event.data.items():
             self._log(key, "released", "memory")
@@ -707,7 +748,8 @@ class WorkerState:
         for key in self.executing:
             running = self.tasks.get(key)
             assert running is None or running.state == "executing", running  # None: since a reset
-        assert len(self.executing) <= self.nthreads
+        assert len(self.executing - self.lent) <= self.nthreads
+        assert self.lent <= self.executing
         assert not self.executing & self.seceded
         assert set(self.rejoining) <= self.seceded
         assert set(self.data) == set(self.nbytes)
@@ -734,6 +776,7 @@ _STIMULUS_PREFIX: dict[type, str] = {
     DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
     InputsUnloadable: "inputs-unloadable-",
     ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
+    InlineRunEnded: "inline-run-",
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
     Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
