@@ -29,6 +29,7 @@ from .nanny import KILLED_EXIT_CODE, supervise
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
+from .standard_streams import keep_standard_descriptors
 from .task_signals import survive_signals, survived_signals
 
 OPTIONS = [
@@ -317,6 +318,7 @@ def listening_host_for(center: str) -> str:
 
 
 async def serve(worker: Worker) -> None:
+    keep_standard_descriptors()  # (before any connection: see standard_streams)
     await worker.start()
     # Threads a task starts reach the cluster through this process's worker.
     task_context.set_process_worker(lambda: worker.task_context("", on_loop=False))
