@@ -56,9 +56,11 @@ def batch_buffers(frames: list[Any]) -> list[Any]:
         if size < COALESCE_BELOW:
             return [b"".join((_ONE_FRAME.pack(1, size), frame))]
         return [_ONE_FRAME.pack(1, size), frame]
-    sizes = [len(f) if type(f) is bytes else memoryview(f).nbytes for f in frames]
-    if not sizes:
+    if not frames:
         raise FramingError("a batch needs at least one frame")
+    sizes = []
+    for frame in frames:  # (a loop: a list comprehension is a call of its own)
+        sizes.append(len(frame) if type(frame) is bytes else memoryview(frame).nbytes)
     header_format = _HEADERS.get(len(sizes)) or struct.Struct(f"<{len(sizes) + 1}Q")
     header = header_format.pack(len(sizes), *sizes)
     if max(sizes) < COALESCE_BELOW:

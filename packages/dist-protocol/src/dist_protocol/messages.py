@@ -962,6 +962,7 @@ _DROPPED: dict[tuple[type, frozenset[str]], tuple[tuple[str, Any], ...]] = {}
 # Bound at import, as the codecs in serialize.py are: a task that replaces msgpack's functions
 # in its worker's process must not change how the worker's messages are framed.
 _Packer, _unpackb = msgpack.Packer, msgpack.unpackb
+_new_list = list.__new__
 
 
 class _Packers(threading.local):
@@ -990,13 +991,6 @@ _COLUMNAR_MARKS = {_COLUMNAR: True}
 _FRAME_COLUMN_MARKS = {_COLUMNAR: True, columns.FRAME_COLUMNS: True}
 
 
-def _marks(columnar: bool, frame_columns: bool) -> dict[Any, Any]:
-    """What a batch's ``seen`` starts with: the forms the peer agreed to read."""
-    if not columnar:
-        return _NO_MARKS
-    return _FRAME_COLUMN_MARKS if frame_columns else _COLUMNAR_MARKS
-
-
 def encode_batches(messages: list[Message], max_frames: int, columnar: bool = False,
                    frame_columns: bool = False) -> list[list[Any]]:
     """Like ``encode_batch``, but starts a new batch whenever one reaches ``max_frames``
@@ -1004,9 +998,22 @@ def encode_batches(messages: list[Message], max_frames: int, columnar: bool = Fa
     ``columnar`` (the peer agreed ``columns``): runs of messages of one op go as column
     blocks; ``frame_columns`` (and ``frame-columns``): their columns of one-frame payloads
     as frame columns."""
-    marks = _marks(columnar, frame_columns)
-    if columnar and len(messages) >= _MIN_RUN and _has_run(messages):
-        return _encode_columnar(messages, max_frames, marks)
+    # ``marks``: what a batch's ``seen`` starts with, the forms the peer agreed to read.
+    if columnar:
+        marks = _FRAME_COLUMN_MARKS if frame_columns else _COLUMNAR_MARKS
+        if len(messages) >= _MIN_RUN:
+            # Only two messages of one op in a row make a block: a lone message's mixed
+            # batch (a submit with a release, a compute-task with a free-keys) is written
+            # message by message, byte for byte as the column path would, without its
+            # grouping. (A loop written out here: a call costs such a batch more.)
+            previous = None
+            for message in messages:
+                kind = type(message)
+                if kind is previous:
+                    return _encode_columnar(messages, max_frames, marks)
+                previous = kind
+    else:
+        marks = _NO_MARKS
     # (a batch of one message has no run; its lists of records may still be column lists)
     batches = []
     frames: list[Any] = [b""]
@@ -1022,20 +1029,6 @@ def encode_batches(messages: list[Message], max_frames: int, columnar: bool = Fa
         frames[0] = _PACKERS.pack(wire)
         batches.append(frames)
     return batches
-
-
-def _has_run(messages: list[Message]) -> bool:
-    """Whether two messages in a row are of one op: only then can a block be made (a lone
-    message's mixed batch -- a submit with a release, a compute-task with a free-keys -- is
-    written message by message, byte for byte as the column path would, without its
-    grouping)."""
-    previous = None
-    for message in messages:  # (a loop: a generator costs a two-message batch more)
-        kind = type(message)
-        if kind is previous:
-            return True
-        previous = kind
-    return False
 
 
 def _encode_columnar(messages: list[Message], max_frames: int,
@@ -1084,7 +1077,13 @@ def decode_batch(frames: list[Any], columnar: bool = False,
         raise InvalidMessage(f"frame 0 is not valid msgpack: {type(exc).__name__}") from None
     if type(wire) is not list:
         raise InvalidMessage("frame 0 must be a msgpack list of message maps")
-    frames = BatchFrames(frames, columnar, columnar and frame_columns)
+    # (made without ``BatchFrames.__init__``: a Python ``__init__`` and its ``super()`` cost
+    # more than the rest of a lone small message's decoding in its batch)
+    batch = _new_list(BatchFrames)
+    batch += frames
+    batch.payloads, batch.columnar, batch.frame_columns = {}, columnar, (
+        columnar and frame_columns)
+    frames = batch
     out = []
     for item in wire:
         if type(item) is not dict:
