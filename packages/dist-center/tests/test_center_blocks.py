@@ -93,11 +93,20 @@ def test_runs_of_results_leave_the_state_the_per_key_path_leaves():
         if not events:
             break
         both(*events)
-        if turn == 10:
-            both(ClientSent("alice", Release(keys=[f"inc-{i}" for i in range(5)])))
+        if turn == 10:  # results, tasks still queued and running, a key not known
+            both(ClientSent("alice", Release(keys=[f"inc-{i}" for i in (0, 1, 2, 70, 71)]
+                                             + ["unknown"])))
     assert {key: ts.state for key, ts in both.blocks.tasks.items()
             if ts.state != "memory"} == {"inc-17": "erred", "a": "released"}
-    assert both.blocks.finished_by_prefix["inc"] == 79
+    assert both.blocks.finished_by_prefix["inc"] == 77
+    # let go of: plain results, one another client wants too, one with an input, one erred
+    both(ClientSent("alice", Release(keys=[f"inc-{i}" for i in range(80)]
+                                     + ["b", "shared", "nothing"])))
+    both(ClientSent("bob", Release(keys=["inc-3", "shared"])))
+    # submitted again: a map that queues behind full workers, a graph from its lineage
+    both(ClientSent("alice", Submit(tasks=[spec(f"inc-{i}") for i in range(40)]
+                                    + [spec("a"), spec("b", "a")])))
+    assert [ts.state for ts in both.blocks.tasks.values()].count("queued") > 30
 
 
 class Counting(CenterState):

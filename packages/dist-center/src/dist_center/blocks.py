@@ -1,21 +1,26 @@
 """Blocks: many tasks moved by one pass of the machine, where a map moves them by the thousand.
 
-A worker's batch of messages carries dozens of ``task-finished`` in a map. Taken one at a time,
-each went through the whole chain of calls made for any event (the step's dispatch, the
-handler, the table, the state's handler, the log, the run's statistics, the worker's fill):
-some twenty Python calls a task around the few dozen operations that are the work itself.
-Here a run of results of plain tasks (no inputs, no dependents, wanted, finished where they
-were sent) goes ``processing -> memory`` in one loop, with every effect that
-``TaskMachine._to_memory`` and the per-key path have for such a task: the log entry under the
-result's own stimulus id, the per-prefix counts, the holder's tables, the clients told (the
-small value along for those that asked), the run in the task stream and the averages, and,
-after each result, the fill that its own event made, so the worker is handed the same tasks,
-in the same order, under the same stimulus ids.
+A map's tasks come in a submit of thousands, finish in a worker's batch of dozens of
+``task-finished`` and are let go of in a release of thousands. Taken one at a time, each went
+through the whole chain of calls made for any task (the step's dispatch, the handler, the
+table, the state's handler, the log, the run's statistics, the worker's fill): some twenty
+Python calls a task around the few dozen operations that are the work itself. Here the tasks
+of such a block that are plain (no inputs, no dependents; for a result, wanted and finished
+where it was sent) move in one loop, with every effect the table's handlers have for them:
 
-This is the table's ``processing -> memory`` for a block of such tasks, its one place; a
-result that is not plain ends the block, goes the per-key way, and the next block starts
-after it. ``in_blocks = False`` takes every result the per-key way: the tests run the same
-events both ways and compare every effect.
+- ``finished_block``: ``processing -> memory``, as ``_to_memory``: the log entry under the
+  result's own stimulus id, the per-prefix counts, the holder's tables, the clients told (the
+  small value along for those that asked), the run in the task stream and the averages, and,
+  after each result, the fill that its own event made, so the worker is handed the same
+  tasks, in the same order, under the same stimulus ids;
+- ``bring_back``: a submit's tasks that find every worker's slots taken go ``released ->
+  waiting -> queued``, as ``_released_waiting``, ``_to_processing`` and ``_to_queued``;
+- ``forgotten_block``: a release's results that nothing else wants go ``memory ->
+  forgotten``, as ``_to_forgotten`` and ``_let_go``, their frees in the step's message.
+
+These are the table's moves for a block of such tasks, their one place; any other task of
+the block goes the per-key way, in its turn. ``in_blocks = False`` takes every task the
+per-key way: the tests run the same events both ways and compare every effect.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from sys import intern
 
 from dist_protocol.messages import KeyInMemory, TaskFinished
 
-from .records import NONE, WorkerInfo, same_pickled_type
+from . import lineage
+from .records import NONE, TaskState, WorkerInfo, left, same_pickled_type
 from .transitions import TaskMachine, small_value
 
 
@@ -103,3 +109,94 @@ class BlockMachine(TaskMachine):
                 observe(ts.prefix, duration)
             self.fill(worker, sid)
         return at
+
+    def bring_back(self, batch: list[TaskState], stimulus_id: str) -> None:
+        """Bring the released tasks of ``batch`` that are wanted or needed back from their
+        lineage, in order (a submit's tasks).
+
+        Placing them only adds tasks to workers: once one without inputs, dependents or
+        restrictions finds every slot taken, so do all such tasks after it in the batch, and
+        they queue without each asking placement again (a slot freed by a task taken back ends
+        that; a task with dependents may go beyond a worker's slots to its partner's, and
+        asks placement as before). Those go ``released -> waiting -> queued`` here in one
+        pass, as ``_released_waiting``, ``_to_processing`` and ``_to_queued`` move them.
+        """
+        self._in_batch = True
+        tasks_counts = self.task_counts
+        log = self.transition_log.append
+        queue = self.queue
+        now = self.now
+        in_blocks = self.in_blocks and not self.recovering
+        try:
+            for ts in batch:
+                if ts.state != "released" or not (ts.wanted_by or lineage.needed(self, ts)):
+                    continue
+                spec = ts.spec
+                if (not self._roots_full or not in_blocks or ts.deps or ts.dependents
+                        or spec is None or spec.resources or spec.workers):
+                    self.transition(ts, "waiting", stimulus_id)
+                    continue
+                key = ts.key
+                counts = ts.counts
+                if counts is None:
+                    counts = ts.counts = (tasks_counts.get(ts.prefix)
+                                          or self._new_counts(ts.prefix))
+                else:
+                    counts["released"] -= 1
+                counts["queued"] += 1  # (by way of waiting: one up, one down)
+                log((key, "released", "waiting", stimulus_id, now))
+                log((key, "waiting", "queued", stimulus_id, now))
+                ts.waiting_on = NONE
+                if self.unrunnable:
+                    self.unrunnable.discard(key)
+                ts.state = "queued"
+                queue.push(key, spec.priority, ts.order)
+        finally:
+            self._in_batch = self._roots_full = False
+
+    def forgotten_block(self, client: str, keys: Sequence[str], stimulus_id: str) -> None:
+        """``client`` lets go of ``keys``: each one nothing else needs is forgotten. Results of
+        plain tasks (no inputs, no dependents) that only this client wanted go ``memory ->
+        forgotten`` here in one pass, as ``_to_forgotten`` and ``_let_go`` move them; any
+        other key through the table."""
+        wants = self.clients.get(client, set())
+        tasks = self.tasks
+        workers = self.workers
+        open_frees = self._open_frees
+        log = self.transition_log.append
+        now = self.now
+        in_blocks = self.in_blocks
+        for key in keys:
+            wants.discard(key)
+            ts = tasks.get(key)
+            if ts is None:
+                continue
+            wanted_by = ts.wanted_by
+            if (not in_blocks or ts.state != "memory" or len(wanted_by) != 1
+                    or client not in wanted_by or ts.deps or ts.dependents
+                    or ts.counts is None):
+                ts.wanted_by = left(wanted_by, client)
+                self.transition(ts, "forgotten", stimulus_id)
+                continue
+            ts.wanted_by = NONE
+            if self.waits.watched:
+                self.waits.touch(key)
+            for address in ts.who_has:
+                worker = workers.get(address)
+                if worker is not None:
+                    worker.has_what.discard(key)
+                    worker.nbytes -= ts.nbytes
+                    # (``free``, written out for the usual case: the step's message is open)
+                    open_free = open_frees.get(address)
+                    if open_free is not None and key not in open_free[1]:
+                        open_free[0].keys.append(key)
+                    else:
+                        self.free(address, key)
+            ts.who_has = NONE
+            if self.unrunnable:
+                self.unrunnable.discard(key)
+            if tasks.get(key) is ts:
+                del tasks[key]
+            ts.counts["memory"] -= 1
+            log((key, "memory", "forgotten", stimulus_id, now))
+            ts.state = "forgotten"

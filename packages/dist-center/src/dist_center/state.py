@@ -386,13 +386,7 @@ class CenterState(BlockMachine):
             self.transition(ts, "erred", sid, lineage.missing_inputs(ts, missing))
 
     def release(self, client: str, msg: Release, sid: str) -> None:
-        wants = self.clients.get(client, set())
-        for key in msg.keys:
-            wants.discard(key)
-            ts = self.tasks.get(key)
-            if ts is not None:
-                ts.wanted_by = left(ts.wanted_by, client)
-                self.transition(ts, "forgotten", sid)
+        self.forgotten_block(client, msg.keys, sid)
 
     def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
         self.send(client, queries.who_has(self, msg))

@@ -242,24 +242,6 @@ class TaskMachine:
         # One optional argument, not *args: packing them costs more than the rest of the call.
         return handler(ts) if argument is None else handler(ts, argument)
 
-    def bring_back(self, batch: list[TaskState], stimulus_id: str) -> None:
-        """Bring the released tasks of ``batch`` that are wanted or needed back from their
-        lineage, in order (a submit's tasks).
-
-        Placing them only adds tasks to workers: once one without inputs, dependents or
-        restrictions finds every slot taken, so do all such tasks after it in the batch, and
-        they queue without each asking placement again (a slot freed by a task taken back ends
-        that; a task with dependents may go beyond a worker's slots to its partner's, and
-        asks placement as before).
-        """
-        self._in_batch = True
-        try:
-            for ts in batch:
-                if ts.state == "released" and (ts.wanted_by or lineage.needed(self, ts)):
-                    self.transition(ts, "waiting", stimulus_id)
-        finally:
-            self._in_batch = self._roots_full = False
-
     def _set_state(self, ts: TaskState, state: str) -> None:
         """Only handlers call this: it logs the move under the stimulus being handled."""
         start = ts.state
