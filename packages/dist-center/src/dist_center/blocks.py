@@ -45,17 +45,8 @@ class BlockMachine(TaskMachine):
             return at
         tasks = self.tasks
         address = worker.address
-        processing = worker.processing
-        has_what = worker.has_what
-        holders = self.alone.of(address)  # (every task of the block: this worker's one set)
-        log = self.transition_log.append
-        stream = self.task_stream.append
-        observe = self.task_durations.observe
-        finished_by_prefix = self.finished_by_prefix
-        small_values_for = self.small_values_for
-        out = self._out
-        now = self.now
         end = len(results)
+        first = True
         while at < end:
             msg = results[at]
             key = msg.key
@@ -64,6 +55,18 @@ class BlockMachine(TaskMachine):
                     or not ts.wanted_by or ts.deps or ts.dependents or ts.who_has
                     or ts.counts is None or ts.spec is None or ts.spec.actor):
                 return at
+            if first:  # (only once a block is there: a graph's results are seldom plain)
+                first = False
+                processing = worker.processing
+                has_what = worker.has_what
+                holders = self.alone.of(address)  # (the block's tasks share this one set)
+                log = self.transition_log.append
+                stream = self.task_stream.append
+                observe = self.task_durations.observe
+                finished_by_prefix = self.finished_by_prefix
+                small_values_for = self.small_values_for
+                out = self._out
+                now = self.now
             sid = sids[at]
             at += 1
             # processing -> memory (``_to_memory``, ``_set_state``), written out

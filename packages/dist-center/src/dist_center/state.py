@@ -720,12 +720,17 @@ class CenterState(BlockMachine):
         worker = self.workers.get(address)
         if worker is None:  # (a worker considered gone re-registers before it is heard again)
             return
+        tasks = self.tasks
         at, end = 0, len(results)
         while at < end:
-            at = self.finished_block(worker, results, sids, at)
-            if at < end:
-                self._task_finished(address, results[at], sids[at])
-                at += 1
+            ts = tasks.get(results[at].key)
+            # (a graph's results are seldom of plain tasks: no call to find that out)
+            if ts is not None and not ts.deps and not ts.dependents:
+                at = self.finished_block(worker, results, sids, at)
+                if at == end:
+                    return
+            self._task_finished(address, results[at], sids[at])
+            at += 1
 
     def _task_finished(self, address: str, msg: TaskFinished, sid: str) -> None:
         worker = self.workers[address]
