@@ -28,7 +28,9 @@ line per workload): when the first task started after ``compute`` was called, ho
 result took to come back after the last task stopped (the tail), and per worker its tasks,
 the seconds they ran, and the seconds its thread went without a task between its first and
 its last (the wait for the next one: the hand-off through the worker's loop and the center,
-and inputs on their way), with the median such gap.
+and inputs on their way), with the median such gap; and what started each task on its
+worker (``starts``: the worker's own task before it, the center's answer, an input from a
+peer), from the workers' stories.
 """
 from __future__ import annotations
 
@@ -139,12 +141,16 @@ def median_cpu(cpu: list[dict[str, float]]) -> dict[str, float]:
 class MoveCounter:
     """dist's scheduler function that, after each run, appends to ``moves`` the results one
     worker fetched from another during it, by key prefix: from the workers' stories of the
-    graph's keys (entries from ``flight`` to ``memory``); and to ``timelines`` the run's
+    graph's keys (entries from ``flight`` to ``memory``); to ``starts`` the tasks its workers
+    started, by what started each (the kind of the stimulus of its entry from ``ready`` to
+    ``executing``: ``task-succeeded``, the worker's own task before it; ``compute-task``, the
+    center's answer; ``data-fetched``, an input from a peer); and to ``timelines`` the run's
     ``timeline``."""
 
     def __init__(self, executor, moves: list[dict[str, int]]):
         self.executor, self.moves = executor, moves
         self.keys: list = []
+        self.starts: list[dict[str, int]] = []
         self.timelines: list[dict] = []
         self.returned = 0.0  # when the last ``get`` returned
 
@@ -155,19 +161,24 @@ class MoveCounter:
         self.returned = time.time()
         return result
 
-
     def __call__(self, started: float) -> None:
         self.timelines.append(timeline(self.executor.get_task_stream(start=started), started,
                                        self.returned))
         moved: dict[str, int] = {}
+        starts: dict[str, int] = {}
         for entry in self.executor.story(*self.keys):
-            if (entry["worker"] and entry["start"] == "flight" and entry["finish"] == "memory"
-                    and entry["time"] >= started):
+            if not entry["worker"] or entry["time"] < started:
+                continue
+            if entry["start"] == "flight" and entry["finish"] == "memory":
                 key = entry["key"]
                 name = key[0] if isinstance(key, tuple) else key
                 prefix = name.rsplit("-", 1)[0]
                 moved[prefix] = moved.get(prefix, 0) + 1
+            elif entry["start"] == "ready" and entry["finish"] == "executing":
+                kind = str(entry["stimulus_id"]).rsplit("-", 1)[0]
+                starts[kind] = starts.get(kind, 0) + 1
         self.moves.append(moved)
+        self.starts.append(starts)
 
 
 
@@ -272,6 +283,7 @@ def run_system(system: str, spawner: Spawner, collections: dict, expected: dict,
                         results[name]["moves"] = moves
                     if isinstance(after, MoveCounter):
                         results[name]["timeline"] = after.timelines
+                        results[name]["starts"] = after.starts
                 except Exception as exc:  # noqa: BLE001 -- reported as the workload's outcome
                     results[name] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
         finally:
@@ -339,6 +351,11 @@ def main(argv=None) -> int:
                     cells.append(f"(moves per run {entry['moves']})")
                 if entry.get("timeline"):
                     cells.append(timeline_summary(entry["timeline"]))
+                if entry.get("starts"):
+                    kinds = sorted({kind for run in entry["starts"] for kind in run})
+                    cells.append("(tasks started on, per run: " + ", ".join(
+                        f"{kind} {statistics.median(run.get(kind, 0) for run in entry['starts']):g}"
+                        for kind in kinds) + ")")
         print(f"{name:10} " + "  ".join(cells), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))
