@@ -23,7 +23,7 @@ def test_closed_standard_descriptors_are_put_back_before_a_socket_takes_them():
         from dist_worker.standard_streams import keep_standard_descriptors
         keep_standard_descriptors()
         os.close(1)          # a task
-        os.close(2)
+        os.close(fd=2)
         os.closerange(0, 3)
         peer = socket.socket()  # the worker's next connection
         print("to stdout", peer.fileno() > 2, flush=True)

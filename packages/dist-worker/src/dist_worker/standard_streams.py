@@ -34,19 +34,20 @@ def keep_standard_descriptors() -> None:
             _kept[fd] = os.dup(fd)  # (not inheritable: a child process gets its own 0-2)
         except OSError:
             _kept[fd] = -1  # closed already when the worker started: /dev/null then
-    os.close = _putting_back(os.close, lambda fd, *_: (fd,))
-    os.closerange = _putting_back(os.closerange,
-                                  lambda low, high: range(max(low, 0), min(high, len(STANDARD))))
+    # (the parameters' names are os's: a keyword argument names the same descriptors)
+    os.close = _putting_back(os.close, lambda fd: (fd,))
+    os.closerange = _putting_back(
+        os.closerange, lambda fd_low, fd_high: range(max(fd_low, 0), min(fd_high, len(STANDARD))))
 
 
 def _putting_back(close: Callable[..., None],
                   standard_among: Callable[..., range | tuple[int]]) -> Callable[..., None]:
     @functools.wraps(close)
-    def closing(*args: int) -> None:
+    def closing(*args: int, **kwargs: int) -> None:
         try:
-            close(*args)
+            close(*args, **kwargs)
         finally:
-            for fd in standard_among(*args):
+            for fd in standard_among(*args, **kwargs):
                 if fd in _kept:
                     _put_back(fd)
 
