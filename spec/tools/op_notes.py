@@ -34,7 +34,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                "`key-lost` or `key-cancelled`"),
     "release": ("The client no longer wants these keys; the center forgets each one that no "
                 "client and no waiting task needs, and the workers free its data.", "—"),
-    "cancel": ("Like `release`, and the client is told each key is cancelled. With "
+    "cancel": ("Like `release`, and the client is told each key is cancelled: without "
+               "`pending_only`, every key it names is answered `key-cancelled`, whatever its "
+               "state -- also a key the client did not want or the center does not know, and "
+               "one already settled, whose `key-in-memory` or `task-erred` is then followed "
+               "by `key-cancelled` (the key is let go all the same). With "
                "`pending_only` only the keys whose tasks have not started (waiting, queued, "
                "without a worker, or released) are cancelled and answered; running and "
                "finished tasks go on (a client's `shutdown(cancel_futures=True)`). A task "
@@ -257,7 +261,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                    "`start` and `stop` (feature `task-stream`): when the failed run started "
                    "and stopped, on the worker's clock, for the center's task stream; absent "
                    "when the task's function never ran; `transfers` as in `task-finished`. "
-                   "The center keeps these three to itself: clients are sent none of them.",
+                   "The center keeps these three to itself: clients are sent none of them "
+                   "(`transfers` only as its default, an empty list, which the canonical "
+                   "encoding writes out).",
                    "—"),
     "register-worker": ("A worker joins: the address it serves data on and its threads; "
                         "`keys` lists data it still holds (registering again after a lost "
@@ -308,7 +314,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                     "known here.", "—"),
     "get-data": ("Values of keys held by this worker, serialized with the first of "
                  "`serializers` that can represent each (`msgpack`, `pickle`, `bytes`; other "
-                 "names are skipped; absent, nil or empty: `pickle`).",
+                 "names are skipped; absent, nil or empty: `pickle`). A value that none "
+                 "of the named serializers can represent (a Python object with only "
+                 "`msgpack`, or only names the worker does not know) is not sent: `data` "
+                 "names it in `errors`.",
                  "`data` with the same `id`"),
     "data": ("The values found; `missing` lists keys the worker does not hold, `errors` keys "
              "it could not serialize as asked.", "—"),

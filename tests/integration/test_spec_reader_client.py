@@ -776,3 +776,46 @@ def test_a_restart_forgets_datasets_and_keeps_coordination_primitives(processes)
     assert reader.wait("sr-before")["op"] == "key-lost"
     for opened in (client, reader):
         opened.close()
+
+
+def test_a_task_without_arguments_and_a_gather_no_named_serializer_answers(client):
+    """A TaskSpec without ``args`` calls its function with no arguments; a get-data naming
+    only serializers the worker does not know gets the key back in ``errors``, not as pickle."""
+    client.center.send([{"op": "submit", "tasks": [{"key": "sr-no-args",
+                                                    "function": "os:getpid"}]}])
+    settled = client.wait("sr-no-args")
+    assert (settled["op"], settled["type"]) == ("key-in-memory", "int"), settled
+    assert isinstance(client.gather(["sr-no-args"])["sr-no-args"], int)
+    reply, _ = client.get_data(settled["workers"][0], ["sr-no-args"], ["json"])
+    assert reply["data"] == {} and "sr-no-args" in reply["errors"], reply
+    client.release(["sr-no-args"])
+
+
+def test_cancel_answers_every_key_it_names(client):
+    """Also a key the center never knew and one already in memory, whose key-in-memory is
+    then followed by key-cancelled: the key is let go all the same."""
+    client.submit([task("sr-done-then-cancelled", "operator:add", 1, 2)])
+    assert client.next_news("sr-done-then-cancelled")["op"] == "key-in-memory"
+    client.center.send([{"op": "cancel",
+                         "keys": ["sr-done-then-cancelled", "sr-cancel-never-known"]}])
+    assert client.next_news("sr-done-then-cancelled")["op"] == "key-cancelled"
+    assert client.next_news("sr-cancel-never-known")["op"] == "key-cancelled"
+    assert client.who_has(["sr-done-then-cancelled"]) == {"sr-done-then-cancelled": []}
+
+
+def test_two_clients_share_a_key_and_gather_a_large_value(center):
+    """Two connections submit one key: it runs once and each is told; one releasing it leaves
+    it to the other, which gathers its 8 MB as one msgpack frame."""
+    first, second = SpecClient(center, TOKEN), SpecClient(center, TOKEN)
+    try:
+        for each in (first, second):
+            each.submit([task("sr-shared-large", "builtins:bytes", 8_000_000)])
+        seen = [each.wait("sr-shared-large") for each in (first, second)]
+        assert [s["op"] for s in seen] == ["key-in-memory"] * 2
+        first.release(["sr-shared-large"])
+        assert second.gather(["sr-shared-large"])["sr-shared-large"] == bytes(8_000_000)
+        second.release(["sr-shared-large"])
+        assert second.who_has(["sr-shared-large"]) == {"sr-shared-large": []}
+    finally:
+        first.close()
+        second.close()
