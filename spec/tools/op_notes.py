@@ -231,8 +231,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                       "center keeps no copy, so a later gather of the key goes to the "
                       "workers. `type_pickled` (feature `result-types`): the value's class "
                       "as the worker sent it, opaque to the center.", "—"),
-    "key-lost": ("A wanted key's value is gone and cannot be recomputed (scattered data "
-                 "whose workers died).", "—"),
+    "key-lost": ("A wanted key's value is gone and cannot be recomputed: scattered data "
+                 "whose workers died, and every task reading it, directly or not, that had "
+                 "not run yet (its `message` names the lost input); an actor lost with its "
+                 "worker (`ActorLost:`); a key of `want-keys` or of a coordination value "
+                 "that the center no longer knows.", "—"),
     "key-cancelled": ("A wanted key was cancelled: by the client's `cancel` of it or (feature "
                       "`cancel-dependents`) of a key it reads, by another client's `cancel` "
                       "with `force`, or by a restart. A client settles the key as cancelled "

@@ -453,8 +453,9 @@ def test_against_a_center_that_announces_no_features(processes):
 
 
 def test_a_worker_lost_as_a_spec_client_sees_it(processes):
-    """Scattered data has no lineage: lost with its only worker (key-lost). A computed value
-    is computed again elsewhere: key-recomputing (announced), then key-in-memory."""
+    """Scattered data has no lineage: lost with its only worker (key-lost), and so is a task
+    waiting to read it, its message naming the input. A computed value is computed again
+    elsewhere: key-recomputing (announced), then key-in-memory."""
     token = {"DIST_TOKEN": TOKEN}
     center = processes.start_center(env=token)
     doomed = processes.start_worker(center.address, env=token)
@@ -465,9 +466,15 @@ def test_a_worker_lost_as_a_spec_client_sees_it(processes):
     client.submit([dict(task("sr-computed", "operator:add", 1, 2), workers=[doomed.address],
                         allow_other_workers=True)])
     assert client.next_news("sr-computed")["workers"] == [doomed.address]
+    client.submit([dict(task("sr-gate", "time:sleep", 60), workers=[survivor.address]),
+                   task("sr-reads-lost", "builtins:max", KeyRef("sr-only-there"),
+                        KeyRef("sr-gate"), deps=["sr-only-there", "sr-gate"])],
+                  wanted=["sr-reads-lost"])
     doomed.kill()
     lost = client.next_news("sr-only-there")
     assert lost["op"] == "key-lost" and lost["message"]
+    reader = client.next_news("sr-reads-lost")
+    assert reader["op"] == "key-lost" and "sr-only-there" in reader["message"], reader
     assert client.next_news("sr-computed")["op"] == "key-recomputing"
     again = client.next_news("sr-computed")
     assert again["op"] == "key-in-memory" and again["workers"] == [survivor.address]
@@ -819,3 +826,10 @@ def test_two_clients_share_a_key_and_gather_a_large_value(center):
     finally:
         first.close()
         second.close()
+
+
+def test_a_key_named_twice_in_one_submit_is_its_first_spec(client):
+    """Equal keys are one task within a submit too: the later spec is ignored."""
+    client.submit([task("sr-twice", "operator:add", 6, 6), task("sr-twice", "operator:sub", 1, 1)])
+    assert client.gather(["sr-twice"]) == {"sr-twice": 12}
+    client.release(["sr-twice"])
