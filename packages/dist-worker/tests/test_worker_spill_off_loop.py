@@ -210,3 +210,17 @@ def test_a_value_written_or_abandoned_on_the_thread_is_not_held_after(tmp_path, 
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_room_made_for_a_value_read_back_is_made_at_once(store, writer):
+    """Reading a spilled value back spills others first, so that the process never holds
+    the whole target and the value at once; written on the thread, those others would still
+    be in memory as the value came back."""
+    store["x"] = large(b"a")
+    writer.write_next()
+    writer.report_next()  # x on disk
+    store.target = LARGE + LARGE // 2
+    store["y"] = large(b"b")  # (under the target: stays in memory)
+    assert store.in_memory("y") and not writer.submitted
+    assert store["x"] == large(b"a")
+    assert store.on_disk("y") and not writer.submitted  # written before x came back

@@ -138,6 +138,7 @@ class Worker:
         self._listener: Listener | None = None
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
+        self.reading_back = 0  # bytes of spill files being read on threads for peers, clients
         self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
         self.plugins = WorkerPlugins()
         self._plugin_host: PluginHost | None = None  # the plugins, as tasks reach them
@@ -721,7 +722,12 @@ class Worker:
     def _on_data_requests(self, comm: Comm, messages: list[Message]) -> None:
         for msg in messages:
             if isinstance(msg, GetData):
-                comm.send(self._get_data(msg))
+                large = (self.store.large_on_disk(msg.keys)
+                         if (msg.serializers or ["pickle"])[0] == "pickle" else None)
+                if large:
+                    self._spawn(self._serve_read_back(comm, msg, large))
+                else:
+                    comm.send(self._get_data(msg))
             elif isinstance(msg, PutData):
                 self._check_pickle_tag(comm, msg)
                 comm.send(self._put_data(msg))
@@ -730,7 +736,26 @@ class Worker:
             else:
                 raise InvalidMessage(f"op {msg.op!r} is not served by a worker")
 
-    def _get_data(self, msg: GetData) -> Data:
+    async def _serve_read_back(self, comm: Comm, msg: GetData, large: list[str]) -> None:
+        """Answer ``msg``, the files of its ``large`` values read on a thread: read on the
+        loop, a value of hundreds of megabytes held it (heartbeats, every peer) for seconds.
+        What changed meanwhile is judged on the loop again, in ``_get_data``: a key freed is
+        missing, a file that could not be read is tried once more there."""
+        loop = asyncio.get_running_loop()
+        read = {}
+        for key in large:
+            weight = self.store.weights.get(key, 0)
+            self.reading_back += weight
+            try:
+                read[key] = await loop.run_in_executor(None, self.store.read_payload, key)
+            except (OSError, KeyError):
+                continue  # (judged again on the loop)
+            finally:
+                self.reading_back -= weight
+        if not comm.is_closed:
+            comm.send(self._get_data(msg, read))
+
+    def _get_data(self, msg: GetData, read: dict[str, Any] | None = None) -> Data:
         serializers = msg.serializers or ["pickle"]
         data, missing, errors = {}, [], {}
         state = self.state
@@ -742,7 +767,8 @@ class Worker:
                 payload = None
                 if serializers[0] == "pickle":
                     # Spilled values are sent as their file holds them, never unpickled here.
-                    payload = state.serialized.get(key) or self.store.payload(key)
+                    payload = (state.serialized.get(key)
+                               or self.store.payload(key, read.get(key) if read else None))
                 if payload is None:
                     payload = serialize(state.data[key], serializers)
             except SpillReadError as exc:
@@ -796,4 +822,5 @@ class Worker:
                 "ready": len(state.ready), "waiting": waiting, "ahead": ahead,
                 "keys": len(state.data), "nbytes": state.total_nbytes,
                 "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time(),
+                "spill_reading": self.reading_back,
                 **({"signals": dict(state.signals)} if state.signals else {})}

@@ -405,17 +405,24 @@ class DiskMapping(MutableMapping):
     # -- reading ------------------------------------------------------------------------------
     def read(self, key: str) -> Payload:
         """The stored frames of ``key`` (decompressed), without unpickling them."""
+        payload, size = self.read_file(key)
+        self.bytes_read += size
+        return payload
+
+    def read_file(self, key: str) -> tuple[Payload, int]:
+        """``read`` without counting the bytes read (the caller adds them to
+        ``bytes_read``): it changes nothing, so it may run on another thread than the
+        mapping's, while the key may be freed meanwhile (then it raises ``SpillReadError``,
+        as for a file removed)."""
         if key not in self.sizes and key not in self.cached:
             raise KeyError(key)
         try:
             with open(self._path(key), "rb", buffering=0) as f:
-                payload, size = _read_frames(key, f, os.fstat(f.fileno()).st_size)
+                return _read_frames(key, f, os.fstat(f.fileno()).st_size)
         except SpillReadError:
             raise
         except OSError as exc:
             raise SpillReadError(key, exc) from exc
-        self.bytes_read += size
-        return payload
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.sizes:

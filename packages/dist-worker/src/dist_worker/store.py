@@ -406,9 +406,28 @@ class DataStore(MutableMapping):
         written, or handed to the disposal thread and not yet dropped there."""
         return bool(self._writing) or bool(self._dropped) or self._disposer.dropping
 
-    def payload(self, key: str):
+    def large_on_disk(self, keys: Collection[str]) -> list[str]:
+        """Those of ``keys`` held on disk only whose values weigh ``OFF_LOOP_FROM`` or more:
+        their files are for ``read_payload`` to read on another thread than the loop."""
+        if not len(self.slow) or self._writer is None:
+            return []
+        return [key for key in keys
+                if key in self.slow and self.weights.get(key, 0) >= OFF_LOOP_FROM]
+
+    def read_payload(self, key: str) -> tuple[Any, int]:
+        """The serialized value of ``key`` from its file, and the bytes read: changes
+        nothing, so it may run on another thread (the key may be freed meanwhile: then it
+        raises ``SpillReadError``); ``payload(key, read=...)`` then takes it on the loop."""
+        return self.slow.read_file(key)
+
+    def payload(self, key: str, read: tuple[Any, int] | None = None):
         """The serialized value of ``key`` when it is on disk only (serving it to a peer or
-        client then needs no unpickling and no memory for the value), else ``None``."""
+        client then needs no unpickling and no memory for the value), else ``None``; ``read``
+        is what ``read_payload`` read of it on another thread, if it did."""
+        if read is not None and key in self.slow:
+            payload, size = read
+            self.slow.bytes_read += size
+            return payload
         if key in self.slow:
             try:
                 return self.slow.read(key)
@@ -480,23 +499,26 @@ class DataStore(MutableMapping):
             if plan is not spillpolicy.NOTHING:  # (what nearly every value gets)
                 self.spill_by_plan(plan)
 
-    def _spill_until_below_target(self, room: int = 0) -> None:
+    def _spill_until_below_target(self, room: int = 0, at_once: bool = False) -> None:
         while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
             key = self.order.first()
             if key is None:
                 break
-            self._spill(key)
+            self._spill(key, at_once)
 
     def _make_room(self, weight: int) -> None:
-        """Spill until ``weight`` more bytes in memory stay within the target."""
+        """Spill until ``weight`` more bytes in memory stay within the target. Written at
+        once, on the loop: the value it makes room for is read back on the loop next, and
+        written on the thread, what made room would still be in memory beside it."""
         if self._lru_weight + self._pinned_weight + weight > self._target and self._may_spill():
-            self._guarded(lambda: self._spill_until_below_target(weight))
+            self._guarded(lambda: self._spill_until_below_target(weight, at_once=True))
 
-    def _spill(self, key: str) -> int:
+    def _spill(self, key: str, at_once: bool = False) -> int:
         """Write ``key``'s value to disk, then let go of it in memory; its weight. A large
-        value's write is only begun (``_write_off_loop``)."""
+        value's write is only begun (``_write_off_loop``), unless it is to be ``at_once``."""
         weight = self.weights[key]
-        if self._writer is not None and weight >= OFF_LOOP_FROM and key not in self.slow.cached:
+        if (self._writer is not None and weight >= OFF_LOOP_FROM and not at_once
+                and key not in self.slow.cached):
             return self._write_off_loop(key, weight)
         payload = self.serialized.get(key)
         if payload is not None and key not in self.slow.cached:
