@@ -91,6 +91,19 @@ def test_a_small_value_is_still_written_at_once(store, writer):
     assert store.on_disk("small") and len(writer.submitted) == 1
 
 
+def test_large_values_are_written_on_the_thread_one_at_a_time(store, writer):
+    """While one is written (and still in memory), the next is written at once, holding the
+    loop as before: values arriving meanwhile would otherwise pile up in memory beside
+    those being written."""
+    store["x"] = large(b"a")
+    store["y"] = large(b"b")
+    assert len(writer.submitted) == 1 and store.in_memory("x") and store.on_disk("y")
+    writer.write_next()
+    writer.report_next()
+    store["z"] = large(b"c")
+    assert len(writer.submitted) == 1 and store.in_memory("z") and not store.on_disk("z")
+
+
 def test_a_value_freed_while_it_is_written_leaves_no_file(store, writer):
     store["x"] = large(b"a")
     del store["x"]

@@ -43,8 +43,9 @@ What cannot go to disk stays in memory and is reported once, never retried in a 
 
 A value is taken out of memory only once its file is written: a write that fails loses
 nothing. A value of ``OFF_LOOP_FROM`` bytes or more is written by the worker's
-``SpillWriter``, on a thread, while the loop goes on (a large value took it seconds): from
-the moment it is chosen until its file is whole it is *being written*. Meanwhile it is out of
+``SpillWriter``, on a thread, one at a time, while the loop goes on (a large value took it
+seconds): from the moment it is chosen until its file is whole it is *being written*.
+Meanwhile it is out of
 the spill order and no longer counts towards the target (it is leaving), but it is still in
 memory, counted in ``managed``, and served from there: a task that reads it, or a peer that
 fetches it, gets the object itself, and the write goes on (the value leaves memory when it
@@ -92,9 +93,16 @@ _ABSENT = object()
 # A value at least this large, spilled as it is stored, is given to a task of the same batch
 # as it is (a smaller one is not worth the look per value stored)
 SPILLED_IN_BATCH_FROM = 2**20
-# A value at least this large is written to disk on the writer's thread (``writer``); a
-# smaller one takes the loop milliseconds at most, and is written there at once.
-OFF_LOOP_FROM = 8 * 2**20
+# A value at least this large is written to disk on the writer's thread (``writer``), one
+# at a time: a smaller one takes the loop tens of milliseconds at most, and is written there
+# at once, as is any value while another is being written. A value being written is still in
+# memory while the loop goes on reading what peers and clients send: with every value of
+# 8 MiB or more written on the thread, a scatter of 40 MB blocks to a full 300 MB worker
+# passed its limit (one run in three), where writing them on the loop had held the rest back.
+OFF_LOOP_FROM = 64 * 2**20
+# A spilled value at least this large is read back on a thread to be sent to a peer or a
+# client (``read_payload``): that adds no memory to what reading it on the loop took.
+READ_OFF_LOOP_FROM = 8 * 2**20
 
 
 class Writer(Protocol):
@@ -407,12 +415,12 @@ class DataStore(MutableMapping):
         return bool(self._writing) or bool(self._dropped) or self._disposer.dropping
 
     def large_on_disk(self, keys: Collection[str]) -> list[str]:
-        """Those of ``keys`` held on disk only whose values weigh ``OFF_LOOP_FROM`` or more:
-        their files are for ``read_payload`` to read on another thread than the loop."""
+        """Those of ``keys`` held on disk only whose values weigh ``READ_OFF_LOOP_FROM`` or
+        more: their files are for ``read_payload`` to read on another thread than the loop."""
         if not len(self.slow) or self._writer is None:
             return []
         return [key for key in keys
-                if key in self.slow and self.weights.get(key, 0) >= OFF_LOOP_FROM]
+                if key in self.slow and self.weights.get(key, 0) >= READ_OFF_LOOP_FROM]
 
     def read_payload(self, key: str) -> tuple[Any, int]:
         """The serialized value of ``key`` from its file, and the bytes read: changes
@@ -518,7 +526,7 @@ class DataStore(MutableMapping):
         value's write is only begun (``_write_off_loop``), unless it is to be ``at_once``."""
         weight = self.weights[key]
         if (self._writer is not None and weight >= OFF_LOOP_FROM and not at_once
-                and key not in self.slow.cached):
+                and not self._writing and key not in self.slow.cached):
             return self._write_off_loop(key, weight)
         payload = self.serialized.get(key)
         if payload is not None and key not in self.slow.cached:
