@@ -833,3 +833,28 @@ def test_a_key_named_twice_in_one_submit_is_its_first_spec(client):
     client.submit([task("sr-twice", "operator:add", 6, 6), task("sr-twice", "operator:sub", 1, 1)])
     assert client.gather(["sr-twice"]) == {"sr-twice": 12}
     client.release(["sr-twice"])
+
+
+def test_a_task_reading_a_planned_key_waits_for_its_data(client):
+    """Between scatter-plan and put-data a key is pending: a task reading it waits and runs
+    once the data is stored; once released with nothing reading it, it is forgotten."""
+    plan, _ = client.request({"op": "scatter-plan", "keys": {"sr-planned": 8}})
+    [target] = plan["targets"]["sr-planned"]
+    client.submit([task("sr-reads-planned", "operator:neg", KeyRef("sr-planned"),
+                        deps=["sr-planned"])])
+    link = client.worker(target)
+    try:
+        link.send([{"op": "put-data", "id": 1, "data": {"sr-planned": {
+            "serializer": "msgpack", "frames": [1]}}}], [pack_value(5)])
+        [stored], _ = link.receive()
+        assert stored["op"] == "data-stored"
+    finally:
+        link.close()
+    assert client.gather(["sr-reads-planned"]) == {"sr-reads-planned": -5}
+    client.release(["sr-planned", "sr-reads-planned"])
+    client.request({"op": "scatter-plan", "keys": {"sr-never-sent": 8}})
+    client.release(["sr-never-sent"])
+    client.submit([task("sr-reads-never-sent", "operator:neg", KeyRef("sr-never-sent"),
+                        deps=["sr-never-sent"])])
+    assert client.wait("sr-reads-never-sent")["exception_type"] == "MissingDependency"
+    client.release(["sr-reads-never-sent"])
