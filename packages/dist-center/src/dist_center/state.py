@@ -156,7 +156,7 @@ class CenterState(BlockMachine):
             self, client, msg)
         self._client_ops.update(self.retirements.client_ops(self))
         self._worker_ops: dict[type, Callable[[str, Any, str], None]] = {
-            TaskErred: self._task_erred,  # (task-finished: a run at a time, see handle)
+            TaskFinished: self._task_finished, TaskErred: self._task_erred,
             KeysAdded: partial(scattering.keys_added, self), MissingData: self._missing_data,
             Heartbeat: partial(taking_back.heartbeat, self), Unregister: self._unregister,
             StealReply: partial(taking_back.steal_reply, self),
@@ -170,7 +170,7 @@ class CenterState(BlockMachine):
         self.now = self.clock()
         sid = "refill"
         handlers, counter = self._handlers, self._stimuli
-        worker_ops, workers = self._worker_ops, self.workers
+        worker_ops, workers, tasks = self._worker_ops, self.workers, self.tasks
         # A worker's run of results, taken as one block (see ``blocks``) once the run ends.
         results: list[TaskFinished] = []
         result_sids: list[str] = []
@@ -182,7 +182,10 @@ class CenterState(BlockMachine):
                 if not sid:  # named by what happened, numbered (cheaply: one per task)
                     sid = _STIMULUS_PREFIX[type(message)] + str(next(counter))
                 self.messages_handled += 1
-                if type(message) is TaskFinished:
+                # A plain task's result joins the worker's run, a block once the run ends (see
+                # ``blocks``); a graph's task's goes alone, at once.
+                if type(message) is TaskFinished and (ts := tasks.get(message.key)) is not None \
+                        and not ts.deps and not ts.dependents:
                     if event.worker != results_from:
                         if results:
                             self._results(results_from, results, result_sids)
@@ -720,17 +723,12 @@ class CenterState(BlockMachine):
         worker = self.workers.get(address)
         if worker is None:  # (a worker considered gone re-registers before it is heard again)
             return
-        tasks = self.tasks
         at, end = 0, len(results)
         while at < end:
-            ts = tasks.get(results[at].key)
-            # (a graph's results are seldom of plain tasks: no call to find that out)
-            if ts is not None and not ts.deps and not ts.dependents:
-                at = self.finished_block(worker, results, sids, at)
-                if at == end:
-                    return
-            self._task_finished(address, results[at], sids[at])
-            at += 1
+            at = self.finished_block(worker, results, sids, at)
+            if at < end:
+                self._task_finished(address, results[at], sids[at])
+                at += 1
 
     def _task_finished(self, address: str, msg: TaskFinished, sid: str) -> None:
         worker = self.workers[address]
