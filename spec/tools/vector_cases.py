@@ -243,6 +243,7 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     # must be rejected:
     ("unknown-op", "compatibility", [{"op": "teleport", "keys": []}], []),
     ("no-op", "message-encoding", [{"keys": []}], []),
+    ("op-not-a-string", "message-encoding", [{"op": 5, "keys": []}], []),
     ("missing-required-field", "release", [{"op": "release"}], []),
     ("wrong-type", "release", [{"op": "release", "keys": "sqrt-1"}], []),
     ("bool-is-not-int", "who-has", [{"op": "who-has", "id": True, "keys": []}], []),
