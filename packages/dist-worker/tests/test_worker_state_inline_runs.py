@@ -112,3 +112,20 @@ def test_tasks_with_inputs_are_never_lent(make_worker):
     worker(ComputeRequested(worker.compute_task("b", who_has={"x": ["tcp://me:1"]})))
     out = worker(InlineRunEnded([outcome("a")], [], FUNCTION, 100))
     assert [ins for ins in out if type(ins) is not SendToCenter] == [worker.execute("b", x=1)]
+
+
+def test_a_row_of_compute_tasks_in_one_event_leaves_what_one_event_each_does(make_worker):
+    from dist_worker.events import ComputesRequested
+
+    alone, row = make_worker(nthreads=1), make_worker(nthreads=1)
+    messages = [alone.compute_task(key, priority=i % 3) for i, key in enumerate(KEYS)]
+    alone.put({"held": 1})
+    row.put({"held": 1})
+    held = ComputeTask(key="held", function=FUNCTION)  # held already: finished at once
+    out_alone = alone(*(ComputeRequested(m) for m in [*messages, held]))
+    out_row = row(ComputesRequested([*messages, held]))
+    assert out_row == out_alone
+    assert what_it_left(row.state) == what_it_left(alone.state)
+    assert [ts.priority for ts in row.state.ready] == [ts.priority for ts in alone.state.ready]
+    stimuli = {stimulus for key, _, _, stimulus, _ in row.state.log if key in KEYS}
+    assert len(stimuli) == 1  # one stimulus for the row

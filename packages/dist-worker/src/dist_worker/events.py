@@ -24,6 +24,15 @@ class ComputeRequested:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class ComputesRequested:
+    """``compute-task`` for each of ``messages``, in a row as they came (a map's column
+    block): each handled as its own ``ComputeRequested`` would be, under one stimulus."""
+
+    messages: list[ComputeTask]
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class FreeRequested:
     keys: list[str]
     stimulus_id: str = ""
@@ -184,7 +193,8 @@ class SignalReceived:
     stimulus_id: str = ""
 
 
-Event = (ComputeRequested | FreeRequested | StealRequested | ReplicasRequested | DataFetched
+Event = (ComputeRequested | ComputesRequested | FreeRequested | StealRequested
+         | ReplicasRequested | DataFetched
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed
          | InlineRunEnded | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested

@@ -55,6 +55,54 @@ def _ComputeRequested(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
 
 
+def _ComputesRequested(cls):
+    set_messages = cls.messages.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_messages,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, messages: 'list[ComputeTask]', stimulus_id: 'str' = '') -> None:
+        set_messages(self, messages)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(messages={self.messages!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.messages,self.stimulus_id,)==(other.messages,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.messages,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('messages','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('messages','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.messages, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _FreeRequested(cls):
     set_keys = cls.keys.__set__
     set_stimulus_id = cls.stimulus_id.__set__
@@ -1253,6 +1301,10 @@ METHODS = {
         (('message', 'ComputeTask', '-'), ('stimulus_id', 'str', "''")),
         "ComputeRequested(message: 'ComputeTask', stimulus_id: 'str' = '')",
         _ComputeRequested),
+    'ComputesRequested': (
+        (('messages', 'list[ComputeTask]', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _ComputesRequested),
     'FreeRequested': (
         (('keys', 'list[str]', '-'), ('stimulus_id', 'str', "''")),
         "FreeRequested(keys: 'list[str]', stimulus_id: 'str' = '')",

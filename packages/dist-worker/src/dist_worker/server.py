@@ -28,7 +28,7 @@ from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
 
 from .actors import ActorHost
-from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
+from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
                      InputsUnloadable, ReplicasRequested, SpilledValueLost,
                      RestartRequested, RunInline,
@@ -341,13 +341,18 @@ class Worker:
 
     def _on_center_messages(self, messages: list[Message]) -> None:
         events: list[Any] = []
+        computes: list[ComputeTask] = []  # in a row: one event, one stimulus for them all
         for msg in messages:
             if isinstance(msg, ComputeTask):
                 if msg.pickled_with is not None and msg.pickled_with != PICKLE_TAG:
                     self._refuse_foreign_pickle(msg)
                     continue
-                events.append(ComputeRequested(msg))
-            elif isinstance(msg, FreeKeys):
+                computes.append(msg)
+                continue
+            if computes:
+                events.append(ComputesRequested(computes))
+                computes = []
+            if isinstance(msg, FreeKeys):
                 events.append(FreeRequested(msg.keys))
                 if self.actors is not None:
                     self.actors.free(msg.keys)
@@ -364,6 +369,8 @@ class Worker:
                 log.info("closing: %s", msg.reason)
                 self._spawn(self.close(msg.reason))
                 return
+        if computes:
+            events.append(ComputesRequested(computes))
         if events:
             self.handle(*events)
 

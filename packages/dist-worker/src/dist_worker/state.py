@@ -20,10 +20,11 @@ from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
 from dist_protocol.key_names import shown_key
-from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryReply, TaskErred,
-                                    TaskFinished, TaskSeceded, Transfer)
+from dist_protocol.messages import (ComputeTask, KeysAdded, MissingData, StealReply, StoryReply,
+                                    TaskErred, TaskFinished, TaskSeceded, Transfer)
 
-from .events import (ComputeRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
+from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, Event, Execute,
+                     ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
                      InputsUnloadable, Instruction, RunInline,
                      MemoryPressureChanged, RejoinRequested, ReplicasRequested,
@@ -132,7 +133,8 @@ class WorkerState:
         self._seq = itertools.count()
         self._out: list[Instruction] = []
         self._handlers: dict[type, Callable[[Any], None]] = {
-            ComputeRequested: self._compute, FreeRequested: self._free,
+            ComputeRequested: self._compute, ComputesRequested: self._computes,
+            FreeRequested: self._free,
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             InputsUnloadable: self._unloadable,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
@@ -186,7 +188,16 @@ class WorkerState:
 
     # -- events -------------------------------------------------------------------------------
     def _compute(self, event: ComputeRequested) -> None:
-        msg = event.message
+        self._compute_task(event.message)
+
+    def _computes(self, event: ComputesRequested) -> None:
+        """A row of compute-task: each as ``_compute``, one stimulus for the row (not an
+        event, a stimulus id and a dispatch a task of a map)."""
+        compute = self._compute_task
+        for msg in event.messages:
+            compute(msg)
+
+    def _compute_task(self, msg: ComputeTask) -> None:
         key = msg.key
         if key in self.nbytes:  # (held: ``nbytes`` has the keys of ``data``, without a call)
             self._out.append(SendToCenter(TaskFinished(key=key, nbytes=self.nbytes[key])))
@@ -771,7 +782,8 @@ def _nowhere(key: str) -> bool:
 
 
 _STIMULUS_PREFIX: dict[type, str] = {
-    ComputeRequested: "compute-task-", FreeRequested: "free-keys-",
+    ComputeRequested: "compute-task-", ComputesRequested: "compute-task-",
+    FreeRequested: "free-keys-",
     StealRequested: "steal-request-", ReplicasRequested: "acquire-replicas-",
     DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
     InputsUnloadable: "inputs-unloadable-",
