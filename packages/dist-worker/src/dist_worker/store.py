@@ -94,7 +94,7 @@ _ABSENT = object()
 # as it is (a smaller one is not worth the look per value stored)
 SPILLED_IN_BATCH_FROM = 2**20
 # A value at least this large is written to disk on the writer's thread (``writer``), one
-# at a time: a smaller one takes the loop tens of milliseconds at most, and is written there
+# at a time: a smaller one takes the loop a few tenths of a second at most, and is written there
 # at once, as is any value while another is being written. A value being written is still in
 # memory while the loop goes on reading what peers and clients send: with every value of
 # 8 MiB or more written on the thread, a scatter of 40 MB blocks to a full 300 MB worker
