@@ -38,6 +38,16 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
     ("dask-array-chunk", ("x-79963f7e613e5e55838d2232920baed2", 0, 1)),
     ("nested-tuple", (("a", 1), b"z", 2.5, "str:y")),
     ("tuple-of-a-string-with-parentheses", ("f(x)", 1)),
+    # Python's repr, spelled out in PROTOCOL.md for writers in other languages:
+    ("float-below-the-positional-range", 1e-05),
+    ("float-at-the-positional-range", 0.0001),
+    ("float-of-seventeen-digits", 1234567890123456.8),
+    ("tuple-of-a-string-with-a-quote", ("it's", 1)),
+    ("tuple-of-a-string-with-both-quotes", ("both ' and \"", 1)),
+    ("tuple-of-a-string-with-a-tab-and-a-backslash", ("tab\there\\", 1)),
+    ("tuple-of-a-string-not-ascii", ("é", 1)),
+    ("tuple-of-a-string-not-printable", ("\u200b\x7f", 1)),
+    ("bytes-not-ascii", b"\x00\xff\x7f\\"),
     ("empty-tuple", ()),
 ]
 
