@@ -60,7 +60,7 @@ if mode == "chain":
     # not on a compute-task from the center.
     local = {e["key"] for e in ex.story(*keys[1:], timeout=120)
              if e["worker"] and e["start"] == "waiting" and e["finish"] == "ready"
-             and e["stimulus_id"].startswith("task-succeeded")}
+             and e["stimulus_id"].startswith(("task-succeeded", "inline-run"))}
     print("STARTS " + json.dumps(len(local)), flush=True)
 ex.close()
 '''
