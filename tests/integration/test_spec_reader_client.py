@@ -459,7 +459,8 @@ def test_a_worker_lost_as_a_spec_client_sees_it(processes):
     token = {"DIST_TOKEN": TOKEN}
     center = processes.start_center(env=token)
     doomed = processes.start_worker(center.address, env=token)
-    survivor = processes.start_worker(center.address, env=token)
+    # Two threads: one held by the gate below, one free for the value computed again.
+    survivor = processes.start_worker(center.address, nthreads=2, env=token)
     client = SpecClient(center.address, TOKEN, features=["key-recomputing"])
     client.scatter({"sr-only-there": 1}, workers=[doomed.address])
     assert client.next_news("sr-only-there")["workers"] == [doomed.address]
