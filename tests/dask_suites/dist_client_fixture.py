@@ -182,9 +182,7 @@ def _dist_names() -> dict[str, Any]:
         "Semaphore": dist_client.Semaphore, "Pub": dist_client.Pub, "Sub": dist_client.Sub,
         "Actor": dist_client.Actor, "BaseActorFuture": dist_client.ActorFuture,
         "ActorFuture": dist_client.ActorFuture,
-        # in tasks: the worker's executor, as dask's get_client()/worker_client() give its
-        # client
-        "get_client": dist_client.get_executor, "worker_client": dist_client.worker_executor,
+        "get_client": dist_client.get_client, "worker_client": dist_client.worker_client,
         "secede": dist_client.secede, "rejoin": dist_client.rejoin,
         "get_worker": dist_client.get_worker,
     }

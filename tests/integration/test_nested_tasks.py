@@ -222,3 +222,28 @@ def test_a_nested_task_error_reaches_the_outer_client(nested_cluster):
 
     with pytest.raises((ValueError, RemoteError), match="after 2 sub-tasks"):
         executor.submit(outer).result()
+
+
+def dask_style_fib(n):
+    """fib as dask code writes it: ``get_client``/``worker_client`` and dask's timeouts."""
+    from dist_client import get_client, worker_client
+    if n < 2:
+        return n
+    client = get_client(timeout="5s")
+    assert client is get_client() is get_client(f"tcp://{client.address}")
+    with worker_client(timeout="10s") as c:
+        a, b = c.submit(dask_style_fib, n - 1), c.submit(dask_style_fib, n - 2)
+        return c.gather([a, b], timeout=60)[0] + b.result()
+
+
+def test_dask_names_for_the_tasks_executor(nested_cluster):
+    """Code written for dask runs with only its import changed: ``get_client()`` inside a
+    task is the worker's executor, outside one the current executor (or a new one to a
+    given address), as dask's."""
+    from dist_client import get_client, worker_client
+    _, _, executor, _ = nested_cluster
+    assert executor.submit(dask_style_fib, 10).result(timeout=120) == 55
+    assert get_client() is executor is get_client(executor.address)
+    with pytest.raises(ValueError, match="in a task on a dist worker"):
+        with worker_client():
+            pass

@@ -17,7 +17,8 @@ from .errors import (CenterLostError, ClusterError, EnvironmentMismatch, Executo
                      KilledWorker, LostDataError, PluginUnpicklingError, RemoteError)
 from .executor import Executor
 from .future import Future
-from .in_task import get_executor, get_worker, rejoin, secede, worker_executor
+from .in_task import (get_client, get_executor, get_worker, rejoin, secede, worker_client,
+                      worker_executor)
 from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
@@ -31,7 +32,8 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "ActorLost", "as_completed", "AsyncExecutor", "AuthenticationError", "CancelledError",
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
-           "Future", "futures_of", "get_executor", "get_task_stream", "get_worker",
+           "Future", "futures_of", "get_client", "get_executor", "get_task_stream", "get_worker",
            "KilledWorker", "Lock", "LostDataError", "PluginUnpicklingError", "progress", "Pub",
            "Queue", "rejoin",
-           "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_executor"]
+           "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_client",
+           "worker_executor"]

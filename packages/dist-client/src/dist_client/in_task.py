@@ -22,9 +22,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from dist_protocol import task_context
+from dist_protocol.addresses import format_address, parse_address
 from dist_protocol.task_context import TaskContext, WorkerInfo
 
 from . import current, shutdown, task_executors
+from .arguments import duration
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -105,7 +107,47 @@ def worker_executor(timeout: float = 10.0, separate_thread: bool = True) -> Iter
             rejoin()
 
 
+def get_client(address: str | None = None, timeout: float | str | None = None,
+               resolve_address: bool = True) -> Executor:
+    """dask's ``get_client``, for code written for dask: inside a task, the executor of the
+    task's cluster (``get_executor()``); elsewhere, or for another ``address``, the current
+    executor connected there, else a new one to ``address``. ``ValueError`` outside a task
+    with no executor running and no address. ``timeout``: of connecting, seconds or dask's
+    text ("10s"); ``resolve_address`` is taken for dask's sake (addresses are compared as
+    written, ``tcp://`` aside)."""
+    seconds = 10.0 if timeout is None else duration("timeout", timeout)
+    wanted = None if address is None else _plain(address)
+    context = task_context.current_or_process()
+    if context is not None and (wanted is None or wanted == _plain(context.center)):
+        return get_executor(seconds)
+    executor = current.default_executor_or_none()
+    if executor is not None and (wanted is None or wanted == _plain(executor.address)):
+        return executor
+    if address is None:
+        raise ValueError(current.NO_EXECUTOR)
+    from .executor import Executor
+    return Executor(address, timeout=seconds)
+
+
+def _plain(address: str) -> str:
+    """``address`` as the executors write theirs: ``tcp://`` is the default scheme."""
+    scheme, host, port = parse_address(address)
+    return format_address(host, port, scheme)
+
+
+@contextlib.contextmanager
+def worker_client(timeout: float | str | None = None,
+                  separate_thread: bool = True) -> Iterator[Executor]:
+    """dask's ``worker_client``: ``worker_executor()`` (the task's cluster's executor, with
+    the task's thread given back inside unless ``separate_thread=False``); ``timeout`` as
+    dask writes it, seconds or text."""
+    _context("worker_client()", any_thread=True)
+    with worker_executor(10.0 if timeout is None else duration("timeout", timeout),
+                         separate_thread) as executor:
+        yield executor
+
+
 current.task_executor = get_executor
 
-__all__ = ["get_executor", "get_worker", "rejoin", "secede",
+__all__ = ["get_client", "get_executor", "get_worker", "rejoin", "secede", "worker_client",
            "worker_executor"]
