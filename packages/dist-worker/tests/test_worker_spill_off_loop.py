@@ -4,6 +4,7 @@ write and its outcome only when the test says so, as the writer's thread and the
 would, in between."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 
@@ -136,15 +137,46 @@ def test_a_value_replaced_while_it_is_written_is_the_new_one(store, writer):
     assert not any(f.endswith(".part") for f in files(store))
 
 
-def test_a_write_that_fails_puts_the_value_back_in_memory(store, writer):
+def test_a_write_that_fails_puts_the_value_back_in_memory(store, writer, monkeypatch):
     value = large(b"a")
     store["x"] = value
-    shutil.rmtree(store.directory)  # (removed under the worker: the file cannot be made)
+
+    def failing_disk(path):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr("dist_worker.spill._create", failing_disk)
     writer.write_next()
     writer.report_next()
     assert store.in_memory("x") and store["x"] is value and not store.on_disk("x")
     assert store.spill_suspended and store.writing == 0 and store.spillable >= LARGE
     assert store.slow.reserved == 0 and files(store) == []
+
+
+def test_a_spill_folder_removed_before_a_large_write_runs_is_made_again(store, writer):
+    value = large(b"a")
+    store["x"] = value
+    shutil.rmtree(store.directory)  # (as a cleaner of old files in /tmp does)
+    writer.write_next()
+    writer.report_next()
+    assert store.on_disk("x") and not store.spill_suspended and store["x"] == value
+    assert not any(f.endswith(".part") for f in files(store))
+
+
+def test_a_spill_folder_removed_while_a_large_value_is_written_is_made_again(store, writer):
+    """Removed with the file being written in it: the file cannot be renamed into place. The
+    value stays in memory meanwhile and is written again to the folder made anew; spilling
+    is not suspended, as it is not when the folder is removed before a write on the loop."""
+    value = large(b"a")
+    store["x"] = value
+    writer.write_next()  # the file is whole, under its staged name
+    shutil.rmtree(store.directory)
+    writer.report_next()
+    assert store.in_memory("x") and not store.spill_suspended
+    assert len(writer.submitted) == 1 and store.writing >= LARGE  # written again
+    writer.write_next()
+    writer.report_next()
+    assert store.on_disk("x") and not store.spill_suspended and store["x"] == value
+    assert store.slow.reserved == 0 and store.spilled_count == 1
+    assert not any(f.endswith(".part") for f in files(store))
 
 
 def test_closing_abandons_the_write_under_way(tmp_path, writer):

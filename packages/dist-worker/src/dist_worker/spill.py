@@ -168,7 +168,7 @@ class PendingWrite:
         frames, stored = self.frames, self.stored
         self.check()  # (abandoned before it began: no file at all)
         try:
-            with open(self.path, "wb") as f:
+            with _create(self.path) as f:
                 f.write(_head(self.serializer, frames, stored, self.originals))
                 for i, (codec, data) in enumerate(frames):
                     if type(data) is Streamed:
@@ -534,6 +534,17 @@ def _read_bytes(key: str, f: io.FileIO, n: int) -> bytes:
         rest = _read_exactly(key, f, n - len(data or b""))
         data = (data or b"") + rest
     return data
+
+
+def _create(path: str) -> io.BufferedWriter:
+    """``path`` opened for writing, its folder made again if it was removed since the write
+    was prepared (as a cleaner of old files in /tmp does): a folder gone is not a disk that
+    fails, and writing on the loop makes it again too (``DiskMapping._make_room``)."""
+    try:
+        return open(path, "wb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "wb")
 
 
 def _remove(path: str) -> None:

@@ -582,6 +582,12 @@ class DataStore(MutableMapping):
             self.slow.abandon(pending)
         if error is not None:
             self._keep(key, value, weight)  # nothing lost: back in memory, as it was
+            if isinstance(error, FileNotFoundError):
+                # Its folder (or its file) was removed while it was written, as a cleaner of
+                # old files in /tmp does: not a disk that fails. Written again at once, to
+                # the folder made anew, as a write on the loop makes it.
+                self._guarded(lambda: self._spill(key) if key in self._lru else 0)
+                return
             self._suspend(f"{type(error).__name__}: {error}")
             return
         self.spilled_count += 1
