@@ -8,7 +8,7 @@ import random
 import sys
 
 import pytest
-from dist_worker.memory import MemoryPolicy
+from dist_worker.memory import MemoryPolicy, format_bytes
 from dist_protocol.messages import RestartingForMemory
 from dist_worker.monitor import DROPPING_GRACE, Monitor, blame_for_restart
 from dist_worker.store import DataStore
@@ -95,6 +95,32 @@ def test_memory_nothing_can_spill_is_warned_of_once_in_five_minutes(worker, capl
     now[0] += 300
     monitor.check_memory(750 * MB)
     assert warnings() == 2
+
+
+def test_a_value_whose_write_has_begun_is_counted_once_in_the_unmanaged_warning(
+        worker, caplog, monkeypatch, tmp_path):
+    """A large value's write, begun on the writer's thread, leaves it in memory (in
+    ``managed``) until the file is whole: the memory the process holds besides the values is
+    the RSS less what they weighed, not less that and the bytes spilled too."""
+    class WritesLater:
+        def submit(self, write, done) -> None:
+            pass  # (the write has begun and not ended while the monitor looks)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("dist_worker.store.OFF_LOOP_FROM", 50 * MB)
+    caplog.set_level(logging.WARNING, "dist.worker")
+    worker.store.close()
+    worker.store = DataStore(target=worker.memory_policy.bytes_at("target"),
+                             directory=str(tmp_path),
+                             writer=WritesLater())
+    worker.store["big"] = b"x" * (100 * MB)
+    weight = worker.store.managed
+    monitor_of(worker, rss_after_spill=850 * MB).check_memory(850 * MB)
+    assert worker.store.writing == weight  # being written, still in memory
+    warned = [r.getMessage() for r in caplog.records if "is unmanaged" in r.getMessage()]
+    assert len(warned) == 1 and f"{format_bytes(850 * MB - weight)} is unmanaged" in warned[0]
 
 
 def test_the_worker_hears_when_memory_crosses_the_target(worker):

@@ -315,9 +315,13 @@ class Monitor:
         """Spill what ``plan`` wants (judged by the sizes spilled: the RSS itself falls only
         as the allocator returns memory); the RSS after."""
         store = self.worker.store
+        # (``rss`` was read before spilling: the values then in memory are what it holds of
+        # them. Not ``managed`` after plus the bytes spilled: a large value whose write has
+        # only begun is in both, and was counted twice)
+        managed = store.managed
         spilled = store.spill_by_plan(plan, keep, SPILL_BUDGET)
         spill = self.worker.memory_policy.bytes_at("spill")
-        unmanaged = rss - spilled - store.managed
+        unmanaged = rss - managed
         if (warn and spill is not None and unmanaged > spill
                 and self.clock() >= self._unmanaged_warning_after):
             self._unmanaged_warning_after = self.clock() + UNMANAGED_WARNING_INTERVAL
