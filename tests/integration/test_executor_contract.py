@@ -582,6 +582,26 @@ def test_views_map_runs_without_iteration_and_its_timeout_cancels_the_calls_left
     assert log.get(batch=True) == []  # neither second nor third ran
 
 
+def test_a_views_map_that_times_out_cancels_the_call_it_waited_on(cluster, wait_until):
+    """As a thread pool's map: the call whose result did not come in time is cancelled with
+    the calls after it. Nobody can take its result any more, and it held a worker thread
+    until it ended."""
+    from dist_client import Event
+    e = cluster.executor()
+    key, names = f"timed-out-{e.id}", (f"log-{e.id}", f"stop-{e.id}")
+    calls = e.get_executor(key=key).map(log_and_wait, ["waited on"], [names[0]], [names[1]],
+                                        timeout=1)
+    try:
+        with pytest.raises(TimeoutError):
+            next(calls)
+        # (the view's calls are named ``key`` and a suffix of their own)
+        wait_until(lambda: not any(str(running).startswith(key)
+                                   for keys in e.processing().values() for running in keys),
+                   what="the timed-out call to leave its worker")
+    finally:
+        Event(names[1], executor=e).set()
+
+
 def wait_for_file(path):
     while not os.path.exists(path):
         time.sleep(0.01)

@@ -42,6 +42,18 @@ def _refuse_unknown(options: dict) -> None:
     raise TypeError(message)
 
 
+def _result_else_cancel(future: Future, timeout: float | None) -> Any:
+    """The call's result. A call whose wait ends without one (the map's timeout, an
+    interrupt) is cancelled as the map's later calls are, as a thread pool's map does:
+    nobody can take its result any more, so it would hold a worker for nothing."""
+    try:
+        return future.result(timeout)
+    except BaseException:
+        if not future.done():
+            future.cancel()
+        raise
+
+
 class ConcurrentView(concurrent.futures.Executor):
     """A ``concurrent.futures.Executor`` over an Executor.
 
@@ -184,7 +196,8 @@ class ConcurrentView(concurrent.futures.Executor):
                     left = None if deadline is None else deadline - time.monotonic()
                     if left is not None and left <= 0:
                         raise timeouts.TimeoutError(f"map: results not ready within {timeout} s")
-                    yield pending.popleft().result(left)  # (no reference kept to a yielded one)
+                    # (no reference kept to a yielded one)
+                    yield _result_else_cancel(pending.popleft(), left)
             finally:
                 for future in pending:
                     future.cancel()
