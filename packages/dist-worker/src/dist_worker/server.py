@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import os
@@ -24,16 +23,14 @@ from dist_protocol.replies import PendingReplies
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
 from dist_protocol.serialize import SerializationError, serialize
 from dist_protocol.timeouts import wait_for
-from dist_protocol import task_context
-from dist_protocol.task_context import RunOnThread, TaskContext, WorkerInfo
+from dist_protocol.task_context import TaskContext, WorkerInfo
 
 from .actors import ActorHost
-from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, ExecutionFailed,
-                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
-                     InputsUnloadable, ReplicasRequested, SpilledValueLost,
-                     RestartRequested, RunInline,
-                     Resume, SendToCenter, SignalReceived, StealRequested, StoryRequested)
-from .execution import InlinePolicy, TaskRunner, hide_loop, run_task, show_loop
+from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, Fetch, FetchFailed,
+                     FreeRequested, InputsUnloadable, ReplicasRequested, RestartRequested, Resume,
+                     SignalReceived, SpilledValueLost, StealRequested, StoryRequested)
+from .execution import InlinePolicy, TaskRunner
+from .orders import LoopStretch, OrderCarrier
 from .memory import MemoryPolicy
 from .spill import SpillLoadError, SpillReadError
 from .spillwriter import SpillWriter
@@ -49,9 +46,6 @@ from .plugins import PluginHost, WorkerPlugins
 log = logging.getLogger("dist.worker")
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
-# Ready tasks of a map the state lends the event loop at a time, past the one it ran inline
-# (``RunInline``): a column block's worth; a pass of the loop runs what its time allows.
-INLINE_RUN = 100
 NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
 __all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
 
@@ -121,20 +115,13 @@ class Worker:
         self._replies = PendingReplies()
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
-        # The worker's loop, once started: hidden around inline tasks without asking asyncio
-        # for it (a system call each time, to check the process id).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._inline = InlinePolicy()
+        # What the state decides is carried out here, inline tasks run on the loop's thread.
         # No task runs inline while the stall watch could not keep the worker alive towards
-        # the center from its own thread (the connection to it is not a plain socket: TLS,
-        # whose bytes only the loop may write).
+        # the center from its own thread (``OrderCarrier.center_unwatched``).
         self._stall_watch = StallWatch(heartbeat_interval, self._beat_while_stalled)
-        self._center_unwatched = False
-        # The handlers of the signals the worker handles, which an inline task could replace.
-        self._signal_handlers: KeptHandlers | None = None
-        # Orders not yet carried out, when a pass of the loop ran out of time for inline tasks.
-        self._deferred: collections.deque | None = None
-        self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
+        self._stretch = LoopStretch(InlinePolicy(), self._stall_watch)
+        self._orders = OrderCarrier(self.state, self._stretch.policy, self._stretch,
+                                    self.send_center, self._dispatch, self.task_context)
         self._listener: Listener | None = None
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
@@ -165,7 +152,7 @@ class Worker:
         self.state.address = self.address
         self.name = self.name or self.address
         self._set_about()
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._stretch.loop = asyncio.get_running_loop()
         self._runner = TaskRunner(self.nthreads, loop, self._on_executed, self.handle,
                                   self.task_context, before=self.monitor.task_starting,
                                   after=self.monitor.after_task)
@@ -309,7 +296,7 @@ class Worker:
             return False
         self.center = comm  # (heartbeats go out meanwhile; the center's orders wait)
         comm.write_from_threads()  # the stall watch's heartbeats
-        self._center_unwatched = not comm.thread_writes.enabled
+        self._orders.center_unwatched = not comm.thread_writes.enabled
         if reply.uploads:
             # Before any task, which may import them: in a thread, as they may take a while.
             installed = await asyncio.to_thread(uploads.install_all, reply.uploads)
@@ -331,7 +318,7 @@ class Worker:
         # descriptor of the thread writes would hold the socket open).
         await asyncio.shield(comm.closed)
         self.center = None
-        self._center_unwatched = False
+        self._orders.center_unwatched = False
         self.registered.clear()
         if not self.closing:
             reason = comm.close_reason or ("the connection closed without a reason: the center "
@@ -414,7 +401,7 @@ class Worker:
 
     def handle(self, *events: Event) -> None:
         """Tell the state what happened, and carry out what it decides."""
-        self._act(self.state.handle(*events))
+        self._orders.act(self.state.handle(*events))
         self.store.hand_off_dropped()
 
     @property
@@ -454,174 +441,28 @@ class Worker:
             center.flush()
 
     # -- carrying out the state's orders -----------------------------------------------------
-    def _act(self, instructions: list) -> None:
-        if self._deferred is not None:  # what is left of an earlier order goes first
-            self._deferred.extend(instructions)
-            return
-        self._carry_out(collections.deque(instructions))
-
-    def _carry_out(self, pending: collections.deque) -> None:
-        self._deferred = None
-        inline_until = time.perf_counter() + InlinePolicy.BUDGET
-        # While tasks run inline one after the other, the loop stays hidden from them
-        # (``hide_loop``) in between too, where only the state and sends to the center run:
-        # hiding and showing it costs more than a trivial task. Shown again before any other
-        # order and on the way out.
-        hidden: Any = None
-        # So does the last inline task's context (``task_context.current()``): only the
-        # state and sends run between two tasks, which never ask for it.
-        # What goes to the center is sent in one call where it comes in a row (a finished
-        # task's message after each inline run), before anything else is done and on the way
-        # out, in order.
-        to_center: list[Message] = []
-        # The outcomes of inline runs, and the tasks lent for a run (``RunInline``) that the
-        # loop gives back unrun, not yet told to the state: told in one event
-        # (``InlineRunEnded``) once nothing is left to run, or before anything else is done,
-        # rather than one event a task. With nothing left, the state is asked for the next
-        # ready tasks of the function last run, to run the same way.
-        finished: list[Any] = []
-        declined: list[str] = []
-        function: Any = None  # of the last task run inline, and its key in the policy
-        run_key: Any = None
-        lent = self.state.lent
-        inline = self._inline
-        watch = self._stall_watch
-        center_unwatched = self._center_unwatched
-        try:
-            while True:
-                while pending:
-                    ins = pending.popleft()
-                    kind = type(ins)
-                    if kind is SendToCenter:
-                        to_center.append(ins.message)
-                        continue
-                    if kind is RunInline:
-                        pending.extendleft(reversed(ins.executes))
-                        continue
-                    if kind is Execute and not (ins.actor and self.actors is not None):
-                        function_key = inline.function_key(ins.function, ins.key)
-                        if inline.allows(function_key) and not center_unwatched \
-                                and not unpickling.busy():
-                            if time.perf_counter() >= inline_until:
-                                # This pass of the loop has had its share of inline work:
-                                # the rest goes on at the next pass, after the loop served its
-                                # I/O (handing a fast task to a thread would cost more than
-                                # the task).
-                                pending.appendleft(ins)
-                                if finished or declined:
-                                    self._tell_run(finished, declined, None, 0, pending,
-                                                   to_center)
-                                    finished, declined = [], []
-                                self._deferred = pending
-                                if to_center:
-                                    self.send_center(*to_center)
-                                    to_center = []
-                                if hidden is not None:
-                                    self._stretch_ends(hidden)
-                                    hidden = None
-                                asyncio.get_running_loop().call_soon(self._carry_out, pending)
-                                return
-                            watch.running = ins.key
-                            watch.runs += 1
-                            if hidden is None:
-                                watch.arm()
-                                inline.stretch_begins()
-                                hidden = hide_loop(self._loop)
-                            task_context.set_current(self.task_context(ins.key, True))
-                            try:
-                                outcome = run_task(ins)
-                            except RunOnThread:
-                                # It waits on the cluster, which the loop must serve meanwhile.
-                                inline.bar(function_key)
-                                pending.appendleft(ins)
-                                continue
-                            if type(outcome) is ExecutionSucceeded:
-                                inline.record(function_key, outcome.stop - outcome.start)
-                            elif type(outcome) is ExecutionFailed:
-                                inline.record_failed(function_key, outcome.error)
-                            finished.append(outcome)
-                            function, run_key = ins.function, function_key
-                            continue
-                        if ins.key in lent:
-                            # Lent for a run on the loop, which it no longer takes: ready
-                            # again, for a thread's slot.
-                            declined.append(ins.key)
-                            continue
-                    if finished or declined:
-                        # The state hears of the runs first, as it would have after each.
-                        pending.appendleft(ins)
-                        self._tell_run(finished, declined, None, 0, pending, to_center)
-                        finished, declined = [], []
-                        continue
-                    if to_center:
-                        self.send_center(*to_center)
-                        to_center = []
-                    if hidden is not None:
-                        self._stretch_ends(hidden)
-                        hidden = None
-                    if kind is Execute and ins.actor and self.actors is not None:
-                        self.flush_center()
-                        self.actors.create(ins)
-                    elif kind is Execute:
-                        # Should this task kill the process, the center must already know
-                        # which tasks finished, or it blames them for the death instead of
-                        # this one.
-                        self.flush_center()
-                        self._pooled[ins.key] = function_key
-                        self.monitor.make_room(ins.key, ins.inputs)
-                        assert self._runner is not None  # started before any task arrives
-                        self._runner.submit(ins)
-                    elif kind is Fetch:
-                        self._spawn(self._fetch(ins))
-                    elif kind is Resume:
-                        assert self._runner is not None
-                        self._runner.resume(ins.key)
-                if not finished and not declined:
-                    break
-                # (the next run only if its function still runs inline: its last run may
-                # have been slow)
-                more = INLINE_RUN if function is not None and inline.allows(run_key) else 0
-                self._tell_run(finished, declined, function, more, pending, to_center)
-                finished, declined, function = [], [], None
-        finally:
-            if finished or declined:  # (only when something above raised)
-                rest: list[Any] = []
-                self._tell_run(finished, declined, None, 0, rest, to_center)
-                if rest:
-                    asyncio.get_running_loop().call_soon(self._act, rest)
-            if hidden is not None:
-                self._stretch_ends(hidden)
-            if to_center:
-                self.send_center(*to_center)
-
-    def _tell_run(self, finished: list, declined: list[str], function: Any, more: int,
-                  pending: Any, to_center: list[Message]) -> None:
-        """Tell the state how a run on the loop ended; what it has for the center joins
-        ``to_center`` (sent before anything else is done), the rest ``pending``."""
-        for ins in self.state.handle(InlineRunEnded(finished, declined, function, more)):
-            if type(ins) is SendToCenter:
-                to_center.append(ins.message)
-            else:
-                pending.append(ins)
+    def _dispatch(self, ins: Any) -> None:
+        """An order that does not run on the loop (``OrderCarrier``): its I/O."""
+        kind = type(ins)
+        if kind is Execute and ins.actor and self.actors is not None:
+            self.flush_center()
+            self.actors.create(ins)
+        elif kind is Execute:
+            # Should this task kill the process, the center must already know which tasks
+            # finished, or it blames them for the death instead of this one.
+            self.flush_center()
+            self.monitor.make_room(ins.key, ins.inputs)
+            assert self._runner is not None  # started before any task arrives
+            self._runner.submit(ins)
+        elif kind is Fetch:
+            self._spawn(self._fetch(ins))
+        elif kind is Resume:
+            assert self._runner is not None
+            self._runner.resume(ins.key)
 
     def keep_signal_handlers(self, numbers: list[int]) -> None:
         """Put back the handlers ``numbers`` have now whenever an inline task replaced one."""
-        self._signal_handlers = KeptHandlers(numbers)
-
-    def _stretch_ends(self, hidden: Any) -> None:
-        """A stretch of inline runs ends: the loop shown again, and the worker's signal
-        handlers put back if one of the stretch's tasks replaced them (``KeptHandlers``)."""
-        watch = self._stall_watch
-        last = watch.running
-        watch.running = None
-        task_context.set_current(None)
-        show_loop(hidden)
-        if self._signal_handlers is not None:
-            replaced = self._signal_handlers.put_back()
-            if replaced:
-                log.warning("a task run on the event loop (the last: %s) replaced the worker's "
-                            "handler of %s: put back (a task's own handler cannot outlive it)",
-                            last, ", ".join(replaced))
+        self._stretch.signal_handlers = KeptHandlers(numbers)
 
     def _beat_while_stalled(self, key: str, looks: int) -> None:
         """On the stall watch's thread: task ``key`` has kept the event loop's thread for
@@ -638,18 +479,8 @@ class Worker:
             if not center.write_now(Heartbeat(metrics=metrics), queued_first=True):
                 log.debug("no heartbeat during inline task %s: the connection is busy", key)
 
-    def _record(self, function_key: Any, outcome) -> None:
-        """A pool thread's run."""
-        if type(outcome) is ExecutionSucceeded:
-            self._inline.record(function_key, outcome.stop - outcome.start, False)
-        elif type(outcome) is ExecutionFailed:
-            self._inline.record_failed(function_key, outcome.error, False)
-
     def _on_executed(self, outcomes: list) -> None:
-        for outcome in outcomes:
-            function_key = self._pooled.pop(outcome.key, None)
-            if function_key is not None:
-                self._record(function_key, outcome)
+        self._orders.pool_ran(outcomes)
         self.handle(*outcomes)
 
     async def _fetch(self, order: Fetch) -> None:
