@@ -602,6 +602,19 @@ def test_a_views_map_that_times_out_cancels_the_call_it_waited_on(cluster, wait_
         Event(names[1], executor=e).set()
 
 
+def test_a_cancelled_futures_exception_raises_cancelled_error(cluster):
+    """As concurrent.futures': ``exception()`` of a cancelled future raises, where it
+    returned the ``CancelledError`` as if the task had failed with it."""
+    e = cluster.executor()
+    finished = e.submit(inc, 1, pure=False)
+    assert finished.exception(RESULT_TIMEOUT) is None and finished.exception(timeout=0) is None
+    future = e.submit(sleep_then, 1, "never", pure=False)
+    future.cancel()
+    for wait in (0, None):
+        with pytest.raises(concurrent.futures.CancelledError):
+            future.exception(timeout=wait)
+
+
 def wait_for_file(path):
     while not os.path.exists(path):
         time.sleep(0.01)

@@ -175,8 +175,15 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             self = state = None  # type: ignore[assignment]
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's exception, None if it gave a value. A cancelled future raises its
+        ``CancelledError``, as concurrent.futures' does: being cancelled is not the task's
+        error, and code that reads ``exception() is None`` as "has a value" would otherwise
+        take the cancellation for the task's own failure."""
         self._wait(timeout)
-        return self.keystate.exception
+        state = self.keystate
+        if state.status == "cancelled":
+            raise state.failure
+        return state.exception
 
     def traceback(self, timeout: float | None = None) -> types.TracebackType | None:
         """The remote traceback of a failed task, as a traceback object that
