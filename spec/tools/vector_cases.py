@@ -7,6 +7,7 @@ behaviour, and the tests catch an accidental one.
 """
 from __future__ import annotations
 
+import datetime
 import struct
 from typing import Any
 
@@ -20,8 +21,9 @@ from dist_protocol.handshake import (ACCEPTOR_LABEL, INITIATOR_LABEL, AcceptorHa
 from dist_protocol.messages import (OPS, Authenticate, Authenticated, Error, Hello, Submit,
                                     Welcome)
 from dist_protocol.messages import decode_batch, encode_batch, encode_batches
-from dist_protocol.serialize import KeyRef, msgpack_dumps
-from dist_protocol.testing import example_message, to_json
+from dist_protocol.serialize import (KeyRef, SerializationError, msgpack_arguments_loads,
+                                     msgpack_dumps)
+from dist_protocol.testing import example_message, frame_to_json, to_json
 from key_cases import key_vectors
 
 NC = bytes(range(32))                      # the initiator's nonce in every transcript
@@ -339,8 +341,13 @@ def message_vectors() -> dict:
                        "unknown fields dropped); 'canonical' says whether its bytes equal "
                        "frame 0; 'reencoded_frames' (hex), when the payload frames were "
                        "compressed, are the plain frames a receiver hands on. An invalid case "
-                       "gives the error code.",
-        "payloads": payload_vectors(),
+                       "gives the error code. A payload case with 'task_arguments' is a "
+                       "task's args holding extension types other than a key reference: "
+                       "'refused' (the worker errs the task with exception_type "
+                       "SerializationError naming the type, and runs nothing) or 'accepted', "
+                       "'timestamps' then being the instants its timestamps (type -1) stand "
+                       "for, in the order they come, in ISO 8601 and UTC.",
+        "payloads": payload_vectors() + argument_vectors(),
         "cases": cases,
     }
 
@@ -384,6 +391,43 @@ def payload_vectors() -> list[dict]:
         out.append({"name": name, "section": "PROTOCOL.md#serializers", "serializer": "msgpack",
                     "hex": frame.hex(), "decoded": to_json(msgpack.unpackb(frame, raw=False))})
     return out
+
+
+def argument_vectors() -> list[dict]:
+    """Task arguments with extension types other than a key reference, and what the
+    reference worker makes of them (PROTOCOL.md, Serializers)."""
+    stamps = [msgpack.Timestamp(0, 0), msgpack.Timestamp(1796637600, 500_000_000)]
+    frames = [
+        ("task-arguments-with-an-application-extension-type",
+         msgpack.packb([[msgpack.ExtType(5, b"x"), msgpack.ExtType(5, b"abc")], {}], **PACK)),
+        # (type -5: msgpack's ExtType cannot hold a reserved type, so written by hand)
+        ("task-arguments-with-a-reserved-extension-type", bytes.fromhex("9291d4fb0080")),
+        ("task-arguments-with-timestamps", msgpack.packb([stamps, {"at": stamps[1]}], **PACK)),
+    ]
+    out = []
+    for name, frame in frames:
+        case: dict[str, Any] = {"name": name, "section": "PROTOCOL.md#serializers",
+                                "serializer": "msgpack", "hex": frame.hex(),
+                                "decoded": frame_to_json(frame)}
+        try:
+            arguments = msgpack_arguments_loads(frame)
+        except SerializationError:
+            case["task_arguments"] = "refused"
+        else:
+            case["task_arguments"] = "accepted"
+            case["timestamps"] = [t.isoformat() for t in _in_order(arguments)
+                                  if isinstance(t, datetime.datetime)]
+        out.append(case)
+    return out
+
+
+def _in_order(value: Any) -> list[Any]:
+    """The values inside arrays and maps (map values only), depth first."""
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _in_order(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _in_order(v)]
+    return [value]
 
 
 # -- the handshake --------------------------------------------------------------------------------

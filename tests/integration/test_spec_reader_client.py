@@ -88,7 +88,9 @@ def test_the_schema_alone_accepts_and_rejects_as_the_message_vectors_say(case):
         assert encoded == msgpack.packb(expected, use_bin_type=True)
 
 
-@pytest.mark.parametrize("case", vectors("messages")["payloads"], ids=lambda c: c["name"])
+# (the cases with "task_arguments" say what a worker makes of a task's args, not a client)
+@pytest.mark.parametrize("case", [c for c in vectors("messages")["payloads"]
+                                  if "task_arguments" not in c], ids=lambda c: c["name"])
 def test_msgpack_payload_vectors(case):
     data = bytes.fromhex(case["hex"])
     expected = from_json(case["decoded"])

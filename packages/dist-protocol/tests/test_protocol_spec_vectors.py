@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from datetime import datetime, timezone
 
 import msgpack
 import pytest
@@ -17,11 +19,12 @@ from dist_protocol.framing import (DEFAULT_LIMITS, UNAUTHENTICATED_LIMITS, Frame
                                    frames_to_bytes)
 from dist_protocol.handshake import AcceptorHandshake, InitiatorHandshake, compute_proof
 from dist_protocol.messages import OPS, Error, decode_batch, encode_batch, encode_batches
-from dist_protocol.serialize import KeyRef, Payload, deserialize, msgpack_dumps
+from dist_protocol.serialize import (KeyRef, Payload, SerializationError, deserialize,
+                                     msgpack_arguments_loads, msgpack_dumps)
 from dist_protocol.connection import Connection
 from dist_protocol.testing import (REGENERATE_HINT, connection_pair, decode_in_chunks,
-                                   decode_three_ways, from_json, load_vectors,
-                                   rejected_three_ways, to_json)
+                                   decode_three_ways, frame_to_json, from_json,
+                                   load_vectors, rejected_three_ways, to_json)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -173,7 +176,8 @@ def test_the_column_vectors_include_every_kind_of_rejection():
         "invalid-message", "unknown-op"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in MESSAGES["payloads"]])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in MESSAGES["payloads"]
+                                  if "task_arguments" not in c])
 def test_msgpack_payload_vector(case):
     frame = bytes.fromhex(case["hex"])
     assert msgpack.unpackb(frame, raw=False) == from_json(case["decoded"])
@@ -181,6 +185,31 @@ def test_msgpack_payload_vector(case):
     assert msgpack_dumps(value) == frame  # key references travel back as extension type 1
     if "$ext" in str(case["decoded"]):
         assert KeyRef in {type(v) for v in flatten(value)}
+
+
+ARGUMENT_CASES = [c for c in MESSAGES["payloads"] if "task_arguments" in c]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in ARGUMENT_CASES])
+def test_task_arguments_vector(case):
+    frame = bytes.fromhex(case["hex"])
+    assert frame_to_json(frame) == case["decoded"]
+    if case["task_arguments"] == "refused":
+        with pytest.raises(SerializationError, match="extension type|timestamp"):
+            msgpack_arguments_loads(frame)
+        return
+    times = [v for v in flatten(msgpack_arguments_loads(frame)) if isinstance(v, datetime)]
+    assert [t.isoformat() for t in times] == case["timestamps"]
+    assert all(t.tzinfo is timezone.utc for t in times)
+
+
+def test_the_argument_vectors_refuse_both_kinds_of_unknown_extension_type():
+    refused = {json.dumps(c["decoded"]) for c in ARGUMENT_CASES
+               if c["task_arguments"] == "refused"}
+    assert any('"$ext": [5,' in text for text in refused)  # an application type
+    assert any('"$ext": [-5,' in text for text in refused)  # a reserved one
+
+
 
 
 def flatten(value):

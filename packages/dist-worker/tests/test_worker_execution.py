@@ -90,6 +90,28 @@ def test_a_key_ref_that_is_not_among_the_deps_errs_the_task_naming_the_key():
         assert "'sqrt-1'" in erred.message and "deps" in erred.message
 
 
+@pytest.mark.parametrize("frame, error, named", [
+    ("9292d40578c7030561626380", "SerializationError", "extension type 5 "),  # twice
+    ("9291d4fb0080", "SerializationError", "extension type -5 "),  # a reserved type
+    # msgpack's timestamp, one byte long: as any frame msgpack cannot read
+    ("9291d4ff0080", "ValueError", "invalid timestamp"),
+], ids=["application", "reserved", "malformed-timestamp"])
+def test_arguments_with_an_extension_type_the_protocol_lacks_err_the_task(frame, error, named):
+    """A spec client's arguments reached the function as ``msgpack.ExtType`` (or failed to
+    build one, "code must be 0~127"); now the task errs, naming the type, and nothing runs."""
+    outcome = run("builtins:repr", Payload("msgpack", [bytes.fromhex(frame)]))
+    assert type(outcome) is ExecutionFailed
+    assert outcome.error.exception_type == error
+    assert named in outcome.error.message and outcome.error.start is None
+
+
+def test_timestamps_in_arguments_reach_the_function_as_utc_datetimes():
+    # msgpack's timestamp 64 (d7 ff): 500 ms after 2026-12-07 10:00 UTC
+    frame = bytes.fromhex("9291d7ff773594006b1683a080")
+    outcome = run("datetime:datetime.isoformat", Payload("msgpack", [frame]))
+    assert outcome.value == "2026-12-07T10:00:00.500000+00:00"
+
+
 def test_substitute_keeps_container_types_and_leaves_other_values_alone():
     inputs = {"x": 1}
     assert substitute(frozenset({KeyRef("x")}), inputs) == frozenset({1})

@@ -136,6 +136,35 @@ def _msgpack_ext(code: int, data: bytes) -> Any:
     return _ExtType(code, data)
 
 
+# msgpack's own extension type: a timestamp (seconds and nanoseconds since 1970, in UTC).
+TIMESTAMP_EXT = -1
+
+
+def _argument_ext(code: int, data: bytes) -> Any:
+    if code == KEYREF_EXT:
+        return KeyRef(data.decode())
+    raise SerializationError(
+        f"the task's msgpack arguments hold extension type {code} ({len(data)} bytes), which "
+        f"the protocol does not define: only type {KEYREF_EXT} (a key reference) and msgpack's "
+        f"timestamp ({TIMESTAMP_EXT}) may appear in them; send other values as msgpack's own "
+        f"types (PROTOCOL.md, Serializers)")
+
+
+def msgpack_arguments_loads(data: Any) -> Any:
+    """A task's ``args`` written in msgpack, by a client in any language, as the function
+    receives them: key references as ``KeyRef``, timestamps as UTC ``datetime``s, and any
+    other extension type a ``SerializationError`` that errs the task -- passed on, it would
+    reach the function as a ``msgpack.ExtType``, which no function is written to take, and
+    fail there or, worse, not (PROTOCOL.md, Serializers)."""
+    try:
+        return _unpackb(data, raw=False, ext_hook=_argument_ext, strict_map_key=False,
+                        timestamp=3)
+    except SerializationError:
+        raise
+    except BaseException as exc:  # (as in deserialize)
+        raise _cannot_deserialize("msgpack", exc) from exc
+
+
 def msgpack_dumps(obj: Any) -> bytes:
     # (what msgpack.packb does, whose Packer is looked up at each call)
     packed: bytes = _Packer(use_bin_type=True, default=_msgpack_default,

@@ -90,6 +90,23 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def frame_to_json(frame: bytes) -> Any:
+    """``to_json`` of a msgpack frame whose extension values may be of any type: each, a
+    timestamp (type -1, which msgpack reads as its own ``Timestamp``) and the negative types
+    ``msgpack.ExtType`` cannot hold included, tagged ``{"$ext": [type, hex]}``."""
+    def tagged(value: Any) -> Any:
+        if isinstance(value, msgpack.Timestamp):
+            return {"$ext": [-1, value.to_bytes().hex()]}
+        if isinstance(value, list):
+            return [tagged(v) for v in value]
+        if isinstance(value, dict):
+            return {k: tagged(v) for k, v in value.items()}
+        return value
+    return to_json(tagged(msgpack.unpackb(frame, raw=False, strict_map_key=False,
+                                          ext_hook=lambda code, data: {"$ext": [code,
+                                                                                data.hex()]})))
+
+
 def from_json(value: Any) -> Any:
     """The inverse of ``to_json``."""
     if isinstance(value, dict):
@@ -412,5 +429,6 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
 
 
 __all__ = ["MemoryTransport", "REGENERATE_HINT", "comm_pair", "connection_pair", "decode_in_chunks",
-           "decode_three_ways", "decode_untrusted", "example_message", "from_json", "load_vectors",
+           "decode_three_ways", "decode_untrusted", "example_message", "frame_to_json", "from_json",
+           "load_vectors",
            "rejected_three_ways", "spec_dir", "to_json"]

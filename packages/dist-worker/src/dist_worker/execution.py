@@ -26,9 +26,9 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.messages import TaskErred
 from dist_protocol.key_names import shown_key
-from dist_protocol.serialize import (Payload, SerializationError, msgpack_dumps,
-                                     serialize, serialize_exception, serialize_plain,
-                                     substitute)
+from dist_protocol.serialize import (Payload, SerializationError, msgpack_arguments_loads,
+                                     msgpack_dumps, serialize, serialize_exception,
+                                     serialize_plain, substitute)
 
 from . import forks
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
@@ -132,7 +132,10 @@ def _load_function(function: str | Payload) -> Callable:
 def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple, dict]:
     if args is None:
         return (), {}
-    loaded = unpickle(args)
+    if args.serializer == "msgpack" and len(args.frames) == 1:
+        loaded = msgpack_arguments_loads(args.frames[0])
+    else:
+        loaded = unpickle(args)
     if not isinstance(loaded, (list, tuple)) or len(loaded) != 2:
         raise ValueError("task arguments must be a pair [args, kwargs]")
     positional, keywords = loaded
