@@ -87,6 +87,8 @@ def validate_state(state: CenterView, kept_for_parts: Collection[str] = ()) -> N
             ts = state.tasks[key]
             assert ts.state == "processing" and ts.processing_on == address, ts
         assert worker.long_running <= worker.processing.keys(), worker
+        assert worker.brief <= worker.processing.keys(), worker
+        assert not worker.brief & (worker.ahead or set()), worker
         if worker.ahead is not None:
             assert worker.ahead <= worker.processing.keys(), worker
             assert len(worker.ahead) <= placement.AHEAD_PER_THREAD * worker.nthreads, worker

@@ -37,6 +37,12 @@ BANDWIDTH = 10e6
 # (benchmarks/README.md, "Round twelve"); longer lines would pin still more work to one
 # worker and leave more to take back when an input fails, for less.
 AHEAD_PER_THREAD = 8
+# A task with inputs whose kind took at most this long on average is brief (``is_brief``): far
+# less than a message to the center and back, so it is not counted against the worker's
+# capacity. A shuffle's splits (a ``getitem`` of a group, 0.04-0.1 ms, twenty a read) filled
+# a worker's slots as each read finished, and the next read waited for the center to hear of
+# them all, a round trip more each read.
+BRIEF_SECONDS = 0.001
 # How far into the center's queue a worker looks for a task without inputs whose cousins it
 # runs or holds (see ``cousin_choice``): a dozen pairs of a dask array's blocks.
 COUSIN_LOOKAHEAD = 24
@@ -500,6 +506,12 @@ def known_duration(view: CenterView, ts: TaskState) -> float | None:
     """Seconds a task of ``ts``'s kind took on average, once one has finished."""
     seen = view.task_durations.by_prefix.get(ts.prefix)
     return seen[1] / seen[0] if seen else None
+
+
+def is_brief(view: CenterView, ts: TaskState) -> bool:
+    """A task with inputs whose kind has finished in at most BRIEF_SECONDS on average."""
+    seen = view.task_durations.by_prefix.get(ts.prefix)
+    return seen is not None and seen[1] <= BRIEF_SECONDS * seen[0]
 
 
 def best_worker(task: TaskState, pool: Iterable[WorkerInfo],

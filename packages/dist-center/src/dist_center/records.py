@@ -271,7 +271,7 @@ class TaskState:
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
-                 "ahead", "sends_msgpack_values", "pickle_tag", "memory_blame")
+                 "ahead", "brief", "sends_msgpack_values", "pickle_tag", "memory_blame")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -287,6 +287,10 @@ class WorkerInfo:
         # Of those, tasks sent before their inputs (being computed there) finished, which it
         # keeps waiting (protocol feature dispatch-ahead); None: it did not announce the feature.
         self.ahead: set[str] | None = None
+        # Of those, tasks with inputs whose kind is known to finish in a moment (see
+        # ``placement.is_brief``): like a task waiting ahead, one takes no slot from the tasks
+        # without inputs it is sent (a shuffle's splits, twenty a read, held the next read back).
+        self.brief: set[str] = set()
         # It can send a small value as msgpack too (protocol feature small-values-msgpack).
         self.sends_msgpack_values = False
         self.has_what: set[str] = set()
@@ -308,17 +312,26 @@ class WorkerInfo:
     @property
     def occupied(self) -> int:
         """Tasks sent to it that hold (or wait for) one of its thread slots. A task sent ahead
-        takes the slot of its input when that finishes: it adds nothing to the load before."""
+        takes the slot of its input when that finishes: it adds nothing to the load before;
+        a brief one adds nothing at all."""
         ahead = self.ahead
-        return len(self.processing) - len(self.long_running) - (len(ahead) if ahead else 0)
+        return (len(self.processing) - len(self.long_running) - (len(ahead) if ahead else 0)
+                - len(self.brief))
 
     @property
     def assigned(self) -> int:
-        """Tasks sent to it, but for those waiting there ahead of their inputs: what its
-        capacity is measured against (a line waiting ahead behind a running task must not
-        keep queued work from its idle threads)."""
+        """Tasks sent to it, but for those waiting there ahead of their inputs and the brief
+        ones: what its capacity is measured against (a line waiting ahead behind a running
+        task must not keep queued work from its idle threads)."""
         ahead = self.ahead
-        return len(self.processing) - (len(ahead) if ahead else 0)
+        return len(self.processing) - (len(ahead) if ahead else 0) - len(self.brief)
+
+    @property
+    def unstarted_above_threads(self) -> bool:
+        """It holds more tasks than threads, brief ones included: some wait unstarted there,
+        for a steal to take (``balance.any_unstarted``)."""
+        ahead = self.ahead
+        return len(self.processing) - (len(ahead) if ahead else 0) > self.nthreads
 
     def __repr__(self) -> str:
         return f"<WorkerInfo {self.address} {self.status} processing={len(self.processing)}>"

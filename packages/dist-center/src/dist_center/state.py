@@ -590,6 +590,7 @@ class CenterState(BlockMachine):
                     continue
             orphans.append(ts)
         worker.processing.clear()
+        worker.brief.clear()
         worker.long_running.clear()
         if worker.ahead:
             worker.ahead.clear()

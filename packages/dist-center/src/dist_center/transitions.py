@@ -317,7 +317,9 @@ class TaskMachine:
         self._set_state(ts, "processing")
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
-        if not self._may_steal and worker.assigned > worker.nthreads:
+        if ts.deps and placement.is_brief(self, ts):
+            worker.brief.add(ts.key)
+        if not self._may_steal and worker.unstarted_above_threads:
             self._may_steal = True
         self.send(worker.address, self.compute_message(ts, worker))
         if ts.dependents:
@@ -430,6 +432,8 @@ class TaskMachine:
             holder = self.workers.get(ts.processing_on)
             if holder is not None:
                 holder.processing.pop(ts.key, None)
+                if holder.brief:
+                    holder.brief.discard(ts.key)
                 if holder.long_running:
                     self.long_running_done(holder, ts.key)
                 if holder is not worker:
@@ -613,6 +617,8 @@ class TaskMachine:
         worker = self.workers.get(ts.processing_on or "")
         if worker is not None:
             worker.processing.pop(ts.key, None)
+            if worker.brief:
+                worker.brief.discard(ts.key)
             if worker.long_running:
                 self.long_running_done(worker, ts.key)
             if worker.ahead:
@@ -744,7 +750,9 @@ class TaskMachine:
         log = self.transition_log.append
         in_blocks = self.in_blocks
         # (``worker.assigned`` written out: it is asked twice a task)
-        while len(processing) - (len(worker.ahead) if worker.ahead else 0) < capacity:
+        brief = worker.brief
+        while len(processing) - (len(worker.ahead) if worker.ahead else 0) - len(brief) \
+                < capacity:
             try:  # (rather than asking the queue whether it is empty before each pop)
                 key = queue.pop()
             except IndexError:
@@ -782,7 +790,7 @@ class TaskMachine:
                     ts.state = "processing"
                     ts.processing_on = address
                     processing[key] = None
-                    if not self._may_steal and worker.assigned > worker.nthreads:
+                    if not self._may_steal and worker.unstarted_above_threads:
                         self._may_steal = True
                     self.send(address, self.compute_message(ts, worker))
                     continue
