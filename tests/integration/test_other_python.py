@@ -25,7 +25,7 @@ import pytest
 
 from dist_protocol.comm import connect
 from dist_protocol.messages import Data, GetData, KeyInMemory, Submit, TaskErred, TaskSpec
-from dist_protocol.serialize import deserialize, serialize
+from dist_protocol.serialize import KeyRef, deserialize, serialize
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -326,3 +326,61 @@ def test_a_worker_of_another_python_joining_is_known_to_the_client_without_askin
     wait_until(lambda: "workers=1" in repr(e), what="the client to hear the worker left")
     assert e.submit(lambda x: x + 3, 1).result(timeout=30) == 4
     assert ClusterInfo.op not in asked, asked
+
+
+def make_closure(k):
+    def add(x):
+        return [x + k for _ in range(1)][0]  # (a comprehension: inlined from 3.12 on)
+    return add
+
+
+async def import_path_tasks_on(center: str, worker: str, tasks: dict[str, tuple]) -> dict:
+    """Run import-path tasks ``{key: (function, input key, more args)}`` on ``worker``, each
+    reading the value of its input key: ``{key: ("memory", value) | ("erred", type, text)}``."""
+    comm = await connect(center, role="client")
+    comm.send(Submit(tasks=[
+        TaskSpec(key=key, function=function, deps=[dep], workers=[worker],
+                 args=serialize([[KeyRef(dep), *more], {}], ["msgpack"]))
+        for key, (function, dep, more) in tasks.items()]))
+    outcomes: dict[str, tuple] = {}
+    while len(outcomes) < len(tasks):
+        msg = await asyncio.wait_for(comm.recv(), RUN_TIMEOUT)
+        if isinstance(msg, TaskErred) and msg.key in tasks:
+            outcomes[msg.key] = ("erred", msg.exception_type, msg.message)
+        elif isinstance(msg, KeyInMemory) and msg.key in tasks:
+            data_comm = await connect(worker, role="client")
+            data_comm.send(GetData(id=1, keys=[msg.key], serializers=["msgpack"]))
+            reply = await asyncio.wait_for(data_comm.recv(), RUN_TIMEOUT)
+            data_comm.close()
+            assert isinstance(reply, Data), reply
+            outcomes[msg.key] = ("memory", deserialize(reply.data[msg.key]))
+    comm.close()
+    return outcomes
+
+
+def test_a_value_holding_code_is_not_read_by_a_worker_of_another_python(
+        other_python, processes):
+    """Tasks keep to their Python, but values travel: a closure made by a 3.11 worker, read by
+    a 3.12 worker's task, ended that worker process without a word. Data crosses over; code
+    does not."""
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    there = processes.start_worker(center.address, name="other-python", python=other_python)
+    theirs_full, _ = versions_of(other_python)
+    e = processes.executor(center.address)
+    closure = e.submit(make_closure, 5, workers=[here.address])
+    data = e.submit(dict, a=1, workers=[here.address])
+    assert closure.result(timeout=RUN_TIMEOUT)(1) == 6
+    assert data.result(timeout=RUN_TIMEOUT) == {"a": 1}
+
+    outcomes = asyncio.run(import_path_tasks_on(center.address, there.address, {
+        "reads-code": ("builtins:callable", closure.key, []),
+        "reads-data": ("operator:getitem", data.key, ["a"])}))
+
+    assert outcomes["reads-data"] == ("memory", 1)
+    kind, exception_type, text = outcomes["reads-code"]
+    assert (kind, exception_type) == ("erred", "EnvironmentMismatch"), outcomes
+    assert f"pickled by CPython {HERE}" in text and f"on CPython {theirs_full}" in text, text
+    # Nobody crashed or restarted.
+    for worker in (here, there):
+        assert len(worker.matching(STARTED)) == 1

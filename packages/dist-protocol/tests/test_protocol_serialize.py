@@ -333,3 +333,40 @@ def test_a_received_bytes_value_and_its_frame_never_take_twice_its_memory():
 
 def test_small_bytes_stay_in_band():
     assert serialize(b"x" * 1000).frames == [pickle.dumps(b"x" * 1000, protocol=5)]
+
+
+
+def _by_value_classes():
+    """A class with a method and one without, defined locally: pickled by value."""
+    class WithMethod:
+        def method(self):
+            return 1
+
+    class WithoutMethods:
+        pass
+    return WithMethod, WithoutMethods
+
+
+def _closure(k):
+    def add(x):
+        return x + k
+    return add
+
+
+@pytest.mark.parametrize("value", [_closure(1), lambda: 1, _by_value_classes()[0]()],
+                         ids=["closure", "lambda", "class-with-a-method"])
+def test_a_pickle_read_without_code_refuses_functions_pickled_by_value(value):
+    from dist_protocol.serialize import CodeRefused
+    payload = serialize(value)
+    assert deserialize(payload) is not None  # (read as usual with code allowed)
+    with pytest.raises(CodeRefused, match="holds Python code"):
+        deserialize(payload, code=False)
+
+
+def test_a_pickle_read_without_code_reads_data_and_instances_of_plain_classes():
+    array = np.arange(100_000)
+    plain = _by_value_classes()[1]()
+    got = [deserialize(serialize(v), code=False) for v in ({"a": [1, 2.5, b"x"]}, array,
+                                                           plain, len)]
+    assert got[0] == {"a": [1, 2.5, b"x"]} and (got[1] == array).all() and got[3] is len
+    assert type(got[2]).__name__ == "WithoutMethods"

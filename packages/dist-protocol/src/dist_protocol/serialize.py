@@ -361,7 +361,40 @@ def serialize(obj: Any, serializers: Iterable[str] = ("pickle",)) -> Payload:
     raise SerializationError(f"cannot serialize {type(obj).__name__}: " + "; ".join(errors))
 
 
-def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
+class CodeRefused(SerializationError):
+    """A pickle from a process on another Python minor version holds Python code."""
+
+
+# Functions and classes pickled by value (a closure, a lambda, anything defined in
+# ``__main__``) carry their bytecode, which changes between Python minor versions: a 3.11
+# worker's closure with a comprehension, read and called by a 3.12 worker, ended it (no
+# word, no result). Tasks are kept to their Python by their ``pickled_with``, but a value
+# holding such code also travels between workers and to clients. A pickle made by another
+# minor version is read by this unpickler, which builds no code object: data reads as usual,
+# code is refused with an error. (cloudpickle builds code objects through ``_builtin_type``.)
+class _CodelessUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in (("types", "CodeType"), ("builtins", "code"),
+                              ("marshal", "loads")):
+            raise CodeRefused(f"the pickle holds Python code ({module}.{name})")
+        found = super().find_class(module, name)
+        if name == "_builtin_type" and module.startswith("cloudpickle"):
+            return _builtin_type_without_code(found)
+        return found
+
+
+def _builtin_type_without_code(builtin_type: Callable[[str], Any]) -> Callable[[str], Any]:
+    def without_code(name: str) -> Any:
+        if name in ("CodeType", "FunctionType", "LambdaType"):
+            raise CodeRefused("the pickle holds Python code (a function or a method pickled "
+                              "by value)")
+        return builtin_type(name)
+    return without_code
+
+
+def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) -> Any:
+    """``code=False``: a pickle that holds Python code raises ``CodeRefused`` instead (a
+    payload made by another Python minor version)."""
     name = payload.serializer
     frames = payload.frames
     try:
@@ -381,6 +414,9 @@ def deserialize(payload: Payload, allow_pickle: bool = True) -> Any:
             if len(frames) == 2 and type(frames[1]) is bytes and is_bytes_out_of_band(frames):
                 return frames[1]  # (the value itself: copied into a bytearray and back again,
                 # a large one would take the memory of three)
+            if not code:
+                return _CodelessUnpickler(io.BytesIO(frames[0]),
+                                          buffers=map(_writeable, frames[1:])).load()
             return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise
@@ -396,7 +432,7 @@ MOVE_STEP = 4 * 2**20
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
-def deserialize_received(payload: Payload, allow_pickle: bool = True) -> Any:
+def deserialize_received(payload: Payload, allow_pickle: bool = True, code: bool = True) -> Any:
     """``deserialize`` of a payload that arrived and that nothing reads again (a value fetched
     from a peer, put by a client, gathered by a client): a large ``bytes`` value is moved out
     of the frame it arrived in rather than copied.
@@ -411,7 +447,7 @@ def deserialize_received(payload: Payload, allow_pickle: bool = True) -> Any:
             and len(frames) == 2 and type(frames[1]) is mmap.mmap
             and is_bytes_out_of_band(frames)):
         return _moved_out(frames[1])
-    return deserialize(payload, allow_pickle)
+    return deserialize(payload, allow_pickle, code)
 
 
 def _moved_out(frame: mmap.mmap) -> bytes:

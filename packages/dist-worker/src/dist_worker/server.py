@@ -21,7 +21,7 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     Unregister, WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
-from dist_protocol.serialize import SerializationError, serialize
+from dist_protocol.serialize import CodeRefused, SerializationError, serialize
 from dist_protocol.timeouts import wait_for
 from dist_protocol.task_context import TaskContext, WorkerInfo
 
@@ -41,6 +41,7 @@ from .task_signals import KeptHandlers
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
 from . import unpickling, uploads
+from .unpickling import code_from_elsewhere
 from .plugins import PluginHost, WorkerPlugins
 
 log = logging.getLogger("dist.worker")
@@ -489,10 +490,16 @@ class Worker:
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
             stop = time.time()
             values, nbytes, unloadable = {}, {}, {}
+            peer = self._peers.get(order.worker)
+            made_by = peer.peer_environment if peer is not None else None
+            same_python = made_by is None or pickle_tag(made_by) == PICKLE_TAG
             for key, payload in reply.data.items():
                 size = payload.nbytes  # (before its frames are moved into the value)
                 try:
-                    values[key] = unpickling.unpickle_received(payload)
+                    values[key] = unpickling.unpickle_received(payload, code=same_python)
+                except CodeRefused:
+                    unloadable[key] = ("EnvironmentMismatch", code_from_elsewhere(made_by))
+                    continue
                 except SerializationError as exc:  # the value's own pickle, from any holder
                     cause = exc.__cause__ if isinstance(exc.__cause__, BaseException) else exc
                     unloadable[key] = (type(cause).__name__, str(exc))

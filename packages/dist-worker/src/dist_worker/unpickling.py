@@ -23,6 +23,8 @@ import importlib
 import threading
 from typing import Any
 
+from dist_protocol.environment import describe, local_environment
+from dist_protocol.messages import Environment
 from dist_protocol.serialize import Payload, deserialize, deserialize_received
 
 _lock = threading.RLock()
@@ -36,14 +38,15 @@ def unpickle(payload: Payload) -> Any:
         return deserialize(payload)
 
 
-def unpickle_received(payload: Payload) -> Any:
+def unpickle_received(payload: Payload, code: bool = True) -> Any:
     """``unpickle`` of a payload that arrived and that nothing reads again (a value from a
     peer or a client): a large ``bytes`` value is moved out of its frame, not copied
-    (``deserialize_received``)."""
+    (``deserialize_received``). ``code=False``: made by another Python minor version, so
+    Python code in it is refused (``CodeRefused``)."""
     if payload.serializer != "pickle":
         return deserialize_received(payload)
     with _lock:
-        return deserialize_received(payload)
+        return deserialize_received(payload, code=code)
 
 
 def busy() -> bool:
@@ -58,3 +61,13 @@ def import_module(name: str) -> Any:
     """``importlib.import_module``, under the same lock (a function named by its path)."""
     with _lock:
         return importlib.import_module(name)
+
+
+def code_from_elsewhere(made_by: Environment | None) -> str:
+    """Why a fetched value was refused: it holds Python code pickled by another Python minor
+    version (``deserialize(code=False)``)."""
+    return (f"it was pickled by {describe(made_by)} and holds Python code (a function, or a "
+            f"class's methods, pickled by value), which this worker, on "
+            f"{describe(local_environment())}, does not run: bytecode differs between Python "
+            f"versions; compute it and the tasks reading it on workers of one Python version "
+            f"(workers=[...])")
