@@ -94,6 +94,21 @@ class Facade:
         self.core = DroppingCore()
 
 
+def test_a_future_made_of_one_held_state_is_a_future_as_made_alone():
+    facade = Facade()
+    made = Future.of_held_one("b", facade.core.state.hold("b"), facade)
+    alone = Future("b", facade)
+    assert type(made) is Future and made.name == "b" and made.key == "b"
+    assert made.executor is facade and made.status == "pending"
+    assert made._stdlib_waiters is None and made._core is facade.core
+    assert made.keystate is alone.keystate
+    assert facade.core.state.refs == {"b": 2}
+    del made, alone
+    gc.collect()
+    assert facade.core.state.refs == {} and facade.core.state.take_outbox() == [
+        Release(keys=["b"])]
+
+
 def test_futures_made_of_held_states_are_futures_as_made_one_at_a_time():
     facade = Facade()
     states = facade.core.state.hold_many(KEYS)

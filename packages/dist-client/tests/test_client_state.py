@@ -137,6 +137,21 @@ def test_keys_to_submit_new_and_cancelled_once_each():
     assert s.take_outbox() == [Release(keys=["failed"])]
 
 
+def test_hold_to_submit_is_keys_to_submit_then_hold_of_one_key():
+    one, two = ClientState(), ClientState()
+    for s in (one, two):
+        s.hold("done").finish(1, "int", ["w"])
+        s.hold("cancelled").fail(CancelledError(), status="cancelled")
+        s.hold("failed").fail(ValueError())
+    for key in ("new", "done", "cancelled", "failed", "new"):
+        state, new = one.hold_to_submit(key)
+        assert new == bool(two.keys_to_submit([key])) and state is one.states[key]
+        assert two.hold(key).refs == state.refs
+    assert {k: (s.status, s.refs) for k, s in one.states.items()} \
+        == {k: (s.status, s.refs) for k, s in two.states.items()}
+    assert one.take_outbox() == two.take_outbox() == []
+
+
 def test_center_messages_become_orders_for_held_keys_only():
     s = ClientState()
     for key in "abcd":

@@ -82,6 +82,8 @@ def given_timeout(name: str, value: Any) -> Any:
     them), or as dask also takes it, a duration such as ``"10s"`` or a ``timedelta``. A
     future given where the timeout goes (``wait(x, y)``) is refused, saying how to pass
     several."""
+    if value is None:  # (most waits: nothing to check)
+        return None
     if isinstance(value, (str, datetime.timedelta)):
         return duration(name, value)
     if isinstance(value, concurrent.futures.Future):

@@ -81,6 +81,17 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             made.append(future)
         return made
 
+    @classmethod
+    def of_held_one(cls, name: str, state: KeyState, executor: Any) -> Future:
+        """``of_held`` for one key (a lone submit)."""
+        future = cls.__new__(cls)
+        future.name = name
+        future._executor = executor
+        future._core = executor.core
+        future.keystate = state
+        future._stdlib_waiters = None
+        return future
+
     def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is not None and getattr(self, "_executor", None) is not None:

@@ -8,7 +8,7 @@ from dist_protocol.serialize import KeyRef
 from .future import Future
 
 # Values that hold no future: a tuple of only these (most calls' arguments) is packed as it is.
-_ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
+ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
 def pack(value: Any, deps: dict[str, Any]) -> Any:
@@ -28,7 +28,7 @@ def pack(value: Any, deps: dict[str, Any]) -> Any:
         return [pack(v, deps) for v in value]
     if kind is tuple:
         for v in value:
-            if type(v) not in _ATOMS:
+            if type(v) not in ATOMS:
                 return tuple(pack(v, deps) for v in value)
         return value
     if kind is dict:

@@ -17,7 +17,7 @@ from dist_protocol.serialize import (Payload, SerializationError, dumps_function
 from .arguments import resource_amounts, whole_number, worker_names
 from . import pickled_futures as travel
 from .keys import funcname
-from .packing import pack
+from .packing import ATOMS, pack
 
 # Arguments bigger than this travel with every task that names them; a scattered copy
 # travels once (dask warns at 10 MB too).
@@ -65,11 +65,15 @@ class TaskBuilder:
         know (``foreign_futures.refuse``)."""
         deps: dict[str, Any] = {}
         payload = None
-        if args and not kwargs and type(args) is tuple and pack(args, deps) is args:
-            # Numbers, strings and bytes only (``pack`` gives such a tuple back as it is):
-            # most maps' calls, pickled at once.
-            payload = serialize_plain((args, kwargs))
-        elif args or kwargs:
+        if args and not kwargs and type(args) is tuple:
+            for value in args:  # (``pack``'s look at a tuple, without a call a task)
+                if type(value) not in ATOMS:
+                    break
+            else:
+                # Numbers, strings and bytes only (``pack`` would give the tuple back as
+                # it is): most maps' calls, pickled at once.
+                payload = serialize_plain((args, kwargs))
+        if payload is None and (args or kwargs):
             packed = (pack(args, deps), pack(kwargs, deps) if kwargs else kwargs)
             if deps and refuse_foreign is not None:
                 refuse_foreign(deps.values())

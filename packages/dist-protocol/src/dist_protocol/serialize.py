@@ -35,6 +35,7 @@ KEYREF_EXT = 1
 # changes its own calls only: looked up at each call, they left the worker unable to read
 # any later task or to speak to its center, for good.
 _plain_dumps, _plain_loads, _Pickler = pickle.dumps, pickle.loads, pickle.Pickler
+_new_payload = object.__new__
 _Packer, _unpackb, _ExtType = msgpack.Packer, msgpack.unpackb, msgpack.ExtType
 SERIALIZERS = ("msgpack", "pickle", "bytes")
 _SERIALIZER_NAMES = {name: name for name in SERIALIZERS}
@@ -337,8 +338,12 @@ def serialize_plain(obj: Any) -> Payload:
     """``serialize(obj)`` for a value its caller knows to hold only numbers, strings, bytes
     and None, in tuples and dicts (a call's arguments, as the client packs them): such a
     pickle names no module and has no buffer out of band, so it is made at once, without
-    the looks ``serialize`` takes for the values it is not sure of."""
-    return Payload("pickle", [_plain_dumps(obj, protocol=5)])
+    the looks ``serialize`` takes for the values it is not sure of. (Made without a call of
+    ``Payload.__init__``: a map's task or a worker's small result makes one each.)"""
+    payload = _new_payload(Payload)
+    payload.serializer, payload.frames, payload.compression = (
+        "pickle", [_plain_dumps(obj, protocol=5)], None)
+    return payload
 
 
 def serialize(obj: Any, serializers: Iterable[str] = ("pickle",)) -> Payload:

@@ -122,8 +122,9 @@ class ClientCore:
     def _wire(self) -> None:
         """The paths to the workers, for the center at ``address``."""
         self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
+        # (the dict's own ``get``: looked up for each key a gather reads, no call of ours)
         self.data = DataPaths(self.address, self.ask, lambda: self.center,
-                              lambda key: self.state.states.get(key), self._workers, self.envs)
+                              self.state.states.get, self._workers, self.envs)
 
     @property
     def status(self) -> str:
@@ -433,6 +434,11 @@ class ClientCore:
             if self.state.queue(*messages):
                 self._schedule_flush(now=True)
 
+    def _queue_now(self, message: Message) -> None:
+        """With the lock held, once ``until_connected`` has passed: ``send``."""
+        if self.state.queue(message):
+            self._schedule_flush(now=True)
+
     def hold(self, key: str, state: KeyState | None = None) -> KeyState:
         """One more handle on ``key`` (a Future made)."""
         with self.lock:
@@ -609,11 +615,39 @@ class ClientCore:
 
     def submit_call(self, func, args: tuple, kwargs: dict, key: Any, pure: bool,
                     options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
+        """The Future of one call: ``submit_many`` of one call, without its chunks, sets
+        and lists (a loop of ``submit(...).result()`` pays the path once a round trip)."""
         if not callable(func):
             raise TypeError(f"submit needs a callable, got {type(func).__name__}")
         key = task_key(func, args, kwargs, pure) if key is None or key == "" else given_key(key)
-        return self.submit_many(func, [(key, args)], kwargs, options, stacklevel + 1,
-                                refresh)[0]
+        function, in_function = self._function_to_submit(func, options, refresh)
+        facade = self.facade()
+        task = None
+        with self.lock:
+            state, new = self.state.hold_to_submit(key)
+            future = Future.of_held_one(key, state, facade)
+            if new:
+                pickled: list = []  # futures hidden inside the arguments
+                task = self.task(key, function, args, kwargs, options, func, pickled)
+                if pickled or in_function:
+                    pin(future, pickled + in_function)
+                self._queue_now(Submit(tasks=[task], small_values=True))
+        if task is not None:
+            warn_if_large(func, [task], stacklevel + 1)
+        return future
+
+    def _function_to_submit(self, func, options: dict, refresh: bool) -> tuple[Payload, list]:
+        """Before a submit of ``func``: the client takes new work, the workers run this
+        Python; ``func``'s payload and the futures inside it (of this cluster)."""
+        if not self.accepting:
+            raise shutdown.refused(self)
+        self.until_connected()  # new work goes to the center reconnected to
+        self.check_pickled_code(options, refresh)
+        function = self.function_payload(func)
+        in_function = self.futures_in_function(func)
+        if in_function:
+            self.refuse_foreign(in_function, f"the function {funcname(func)}")
+        return function, in_function
 
     def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list | None,
                    pure: bool, options: dict, stacklevel: int = 2,
@@ -644,14 +678,7 @@ class ClientCore:
         one. At 5,000 tasks a turn took 0.3 s on a quiet machine and a newcomer's handshake
         waited up to 7 s on a loaded one. What a message costs beyond its tasks is shared by
         1,000 tasks still."""
-        if not self.accepting:
-            raise shutdown.refused(self)
-        self.until_connected()  # new work goes to the center reconnected to
-        self.check_pickled_code(options, refresh)
-        function = self.function_payload(func)
-        in_function = self.futures_in_function(func)
-        if in_function:
-            self.refuse_foreign(in_function, f"the function {funcname(func)}")
+        function, in_function = self._function_to_submit(func, options, refresh)
         facade = self.facade()
         futures: list[Future] = []
         warned = False
@@ -665,11 +692,13 @@ class ClientCore:
                 made = Future.of_held(keys, self.state.hold_many(keys), facade)
                 futures += made
                 pickled: list = []  # futures hidden inside the arguments of the task built
+                # (``task`` for each, with no call of its own per task)
+                build, tag, refuse = self._tasks.build, self.envs.tag, self.refuse_foreign
                 for i, (key, args) in enumerate(chunk):
                     if key in new:
                         new.discard(key)  # a key twice in one map is one task
-                        tasks.append(self.task(key, function, args, kwargs, options, func,
-                                               pickled))
+                        tasks.append(build(key, function, args, kwargs, options, func, tag,
+                                           pickled, refuse))
                         if pickled or in_function:
                             pin(made[i], pickled + in_function)
                             pickled = []

@@ -86,15 +86,19 @@ async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
     # A result lost with its worker meanwhile is pending again while it is recomputed.
     while True:
         await settling(states)
-        if not skip:
-            failed = next((state for state in states  # (``status``: no call each)
-                           if state.status not in ("pending", "finished")), None)
-            if failed is not None:
-                raise failed.failure
-        if all(state.status != "pending" for state in states):
+        pending = False
+        keys: dict[str, None] = {}
+        for state in states:  # (one pass, no call a key: ``status``, not ``done``)
+            status = state.status
+            if status == "finished":
+                keys[state.key] = None
+            elif status == "pending":
+                pending = True
+            elif not skip:
+                raise state.failure  # the first failure, in order
+        if not pending:
             break
-    keys = list(dict.fromkeys(state.key for state in states if state.status == "finished"))
-    values = await core.data.values(keys, skip) if keys else {}
+    values = await core.data.values(list(keys), skip) if keys else {}
     return without_missing(futures, values)
 
 

@@ -212,6 +212,12 @@ class ClientState:
                 out.append(key)
         return out
 
+    def hold_to_submit(self, key: str) -> tuple[KeyState, bool]:
+        """``keys_to_submit`` and ``hold`` for one key (a lone submit): its state, held once
+        more, and whether the center must be told of it."""
+        new = bool(self.keys_to_submit((key,)))
+        return self.hold(key), new
+
     def queue(self, *messages: Message) -> bool:
         """Messages for the center, after everything queued before. True: flush soon."""
         if self.dropped:
