@@ -550,6 +550,24 @@ def test_cancel_takes_the_tasks_reading_the_key_with_it_as_dasks(e, tmp_path):
         open(marker, "w").close()
 
 
+def test_cancel_takes_dasks_reason_and_msg(e, tmp_path):
+    """dask code passes ``reason=`` and ``msg=`` to ``cancel`` (and ``force=`` to
+    ``Future.cancel``): each was a ``TypeError``. They go into the ``CancelledError``."""
+    marker = str(tmp_path / "go")
+    try:
+        one = e.submit(wait_for_file, marker, 1, pure=False)
+        two = e.submit(wait_for_file, marker, 2, pure=False)
+        assert one.cancel(reason="superseded", msg="a newer run started", force=True)
+        e.cancel([two], reason="timed out")
+        with pytest.raises(concurrent.futures.CancelledError,
+                           match="was cancelled: superseded\na newer run started"):
+            one.result(RESULT_TIMEOUT)
+        with pytest.raises(concurrent.futures.CancelledError, match="cancelled: timed out$"):
+            two.result(RESULT_TIMEOUT)
+    finally:
+        open(marker, "w").close()
+
+
 def test_a_pipeline_submitted_again_right_after_its_cancel_is_new_work(e, tmp_path):
     """As dask's ``cancel``, which returns once the scheduler has cancelled: the tasks
     reading the cancelled key are cancelled by then, so the same pure pipeline submitted at

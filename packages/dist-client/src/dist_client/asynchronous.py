@@ -183,10 +183,11 @@ class AsyncExecutor:
         core = self._started
         return await core.call(operations.scatter(core, data, broadcast, workers, hash, timeout))
 
-    async def cancel(self, futures: Any, force: bool = False) -> None:
+    async def cancel(self, futures: Any, force: bool = False, reason: str | None = None,
+                     msg: str | None = None) -> None:
         """As ``Executor.cancel``: done once the center has answered."""
         core = self._started
-        core.cancel(futures, force, wait=False)
+        core.cancel(futures, force, wait=False, reason=reason, msg=msg)
         keys = list(dict.fromkeys(future.name for future in futures_of(futures)))
         if keys:
             await asyncio.get_running_loop().run_in_executor(

@@ -296,7 +296,8 @@ class Executor(concurrent.futures.Executor):
                                                 timeout))
 
     # -- cluster information and control --------------------------------------------------------
-    def cancel(self, futures: Any, force: bool = False) -> None:
+    def cancel(self, futures: Any, force: bool = False, reason: str | None = None,
+               msg: str | None = None) -> None:
         """Stop work not yet started for these futures and release their keys; the futures
         are cancelled, finished ones too (their values are gone with the keys). As dask's,
         the tasks reading a key only this client holds, directly or not, are cancelled
@@ -304,8 +305,9 @@ class Executor(concurrent.futures.Executor):
         dask's does, with those futures cancelled too. Other clients holding the same keys
         keep them (their tasks go on), unless ``force=True``: then the keys, and every task
         that reads them, are cancelled for every client, dataset and ``fire_and_forget``
-        holding them."""
-        self.core.cancel(futures, force)
+        holding them. ``reason`` and ``msg``, as dask's, go into the futures'
+        ``CancelledError`` ("... was cancelled: reason", then ``msg`` on a line of its own)."""
+        self.core.cancel(futures, force, reason=reason, msg=msg)
 
     def retry(self, futures: Any) -> None:
         """Run again the tasks of these futures (also inside containers and persisted

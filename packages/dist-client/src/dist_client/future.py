@@ -30,7 +30,8 @@ class Core(Protocol):
     def hold(self, key: str, state: KeyState | None = None) -> KeyState: ...
     def unhold(self, key: str) -> None: ...
     def drop(self, state: KeyState) -> None: ...
-    def cancel(self, futures: Any) -> None: ...
+    def cancel(self, futures: Any, force: bool = False, wait: bool = True,
+               reason: str | None = None, msg: str | None = None) -> None: ...
     def retry(self, futures: Any) -> None: ...
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any: ...
     async def call(self, coro: Coroutine) -> Any: ...
@@ -225,10 +226,14 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         # The key names the value: graphs built on this future get the same keys every time.
         return ("dist_client.Future", self.name)
 
-    def cancel(self) -> bool:
+    def cancel(self, reason: str | None = None, msg: str | None = None,
+               force: bool = False) -> bool:
+        """Cancel the task unless it is done (True if the future is cancelled), as
+        concurrent.futures'; dask's ``reason``, ``msg`` and ``force`` as ``Executor.cancel``
+        takes them."""
         if self._executor is None or self.done():
             return self.cancelled()
-        self._core.cancel([self])
+        self._core.cancel([self], force, reason=reason, msg=msg)
         return True
 
     def retry(self) -> None:

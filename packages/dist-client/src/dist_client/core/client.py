@@ -710,16 +710,19 @@ class ClientCore:
         return futures
 
     # -- cancelling -----------------------------------------------------------------------------
-    def cancel(self, futures: Any, force: bool = False, wait: bool = True) -> None:
+    def cancel(self, futures: Any, force: bool = False, wait: bool = True,
+               reason: str | None = None, msg: str | None = None) -> None:
         """Stop work not yet started for these futures (also those inside containers and
         persisted dask collections) and release their keys; ``force``: for every holder.
-        ``wait``: return once the center has answered (``until_cancels_heard``)."""
+        ``wait``: return once the center has answered (``until_cancels_heard``).
+        ``reason`` and ``msg`` (dask's) go into the futures' ``CancelledError``."""
         center = self.center
         if force and center is not None and "cancel-force" not in center.features:
             raise ClusterError(f"the center at {self.address} cannot cancel for other clients "
                                "(an older release: it did not announce the protocol feature "
                                "'cancel-force'); cancel without force=True")
-        keys = self._cancel_states([future.keystate for future in futures_of(futures)], force)
+        keys = self._cancel_states([future.keystate for future in futures_of(futures)], force,
+                                   _why(reason, msg))
         if wait and keys:
             self.until_cancels_heard(keys, self.timeout)
 
@@ -754,13 +757,14 @@ class ClientCore:
             if self.state.queue(Retry(keys=list(dict.fromkeys(s.key for s in states)))):
                 self._schedule_flush(now=True)
 
-    def _cancel_states(self, states: list[KeyState], force: bool = False) -> list[str]:
+    def _cancel_states(self, states: list[KeyState], force: bool = False,
+                       why: str = "") -> list[str]:
         # Finished ones too, as dask's: the center releases their keys, so a "finished"
         # future would have had a value nobody holds any more, its result() waiting for ever.
         for state in states:
             if state.status != "cancelled":
                 state.fail(concurrent.futures.CancelledError(
-                    f"{user_key(state.key)} was cancelled"), status="cancelled")
+                    f"{user_key(state.key)} was cancelled{why}"), status="cancelled")
         keys = list(dict.fromkeys(state.key for state in states))
         if keys:
             self.cancel_keys(keys, force=force)
@@ -887,6 +891,12 @@ def _callers_level() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+
+def _why(reason: str | None, msg: str | None) -> str:
+    """What a cancel's ``reason`` and ``msg`` (dask's) add to its futures' error text."""
+    return (f": {reason}" if reason else "") + (f"\n{msg}" if msg else "")
 
 
 __all__ = ["ClientCore", "SUBMIT_CHUNK"]
