@@ -467,6 +467,11 @@ class InlinePolicy:
         """A run of ``duration`` seconds, on the loop (``inline``) or on a pool thread."""
         self._runs += 1
         runs = self._fast_runs.get(function_key, 0)
+        if runs == self.NEEDED and duration < self.FAST:
+            # (proven fast and fast again, as a map's runs are: only its place in the order of
+            # use changes)
+            self._fast_runs.move_to_end(function_key)
+            return
         if runs == self._BARRED:
             return
         if duration < self.FAST:

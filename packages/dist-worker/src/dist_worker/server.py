@@ -47,6 +47,7 @@ from .plugins import PluginHost, WorkerPlugins
 log = logging.getLogger("dist.worker")
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
+_new_tuple = tuple.__new__  # a named tuple made from its fields' tuple (``task_context``)
 NO_CENTER_EXIT_CODE = 3  # gave up on reaching the center (--timeout): a nanny stops too
 __all__ = ["NO_CENTER_EXIT_CODE", "RESTART_EXIT_CODE", "Worker"]
 
@@ -420,12 +421,12 @@ class Worker:
     def task_context(self, key: str, on_loop: bool = False) -> TaskContext:
         """What the task ``key`` may know of this worker (see ``dist_protocol.task_context``)."""
         assert self._runner is not None
-        # (made for every task: from a tuple of its fields, as ``_make`` does, the tuple's own
-        # constructor builds it without a Python call to ``__new__``; by keyword it cost twice
-        # as much again)
-        return TaskContext._make((key, self.address, self.center_address, self.token,
-                                  self.ssl_client, self._runner, on_loop, self.about,
-                                  self._plugin_host))
+        # (made for every task: from a tuple of its fields by the tuple's own constructor, as
+        # ``_make`` does, but without ``_make``'s Python call; by keyword it cost twice as
+        # much again)
+        return _new_tuple(TaskContext, (key, self.address, self.center_address, self.token,
+                                        self.ssl_client, self._runner, on_loop, self.about,
+                                        self._plugin_host))
 
     def _set_about(self) -> None:
         """A new view of this worker for tasks (at start and at each restart: a new id)."""
