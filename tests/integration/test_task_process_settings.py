@@ -47,3 +47,28 @@ def test_thread_stacks_a_task_made_small_are_not_the_worker_s(make_cluster):
     nested = e.submit(pickle_a_nested_list, 300)
     assert nested.result(timeout=RESULT_TIMEOUT) > 300
     assert seceded.result(timeout=RESULT_TIMEOUT) == 3
+
+
+def block_the_import_of(name):
+    import sys
+
+    sys.modules[name] = None  # as test code does to hide a package
+    return name
+
+
+def test_a_task_blocking_the_import_of_cloudpickle_leaves_later_tasks_loadable(make_cluster):
+    # Every function sent by value is rebuilt with cloudpickle: blocked by a task, every
+    # later task of the worker with a function new to it failed with "import of cloudpickle
+    # halted; None in sys.modules", for the worker process's life.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    pid = cluster.worker_pids(e)
+    for name in ("cloudpickle", "cloudpickle.cloudpickle"):
+        assert e.submit(block_the_import_of, name).result(timeout=RESULT_TIMEOUT) == name
+        offset = len(name)
+        assert e.submit(lambda x, offset=offset: x + offset, 1).result(
+            timeout=RESULT_TIMEOUT) == 1 + offset
+    assert e.gather(e.map(lambda x: x * 3, range(20)), timeout=RESULT_TIMEOUT) == [
+        x * 3 for x in range(20)]
+    assert cluster.worker_pids(e) == pid
+    assert "the block is lifted" in cluster.workers[0].output()
