@@ -159,6 +159,8 @@ class OrderCarrier:
                             if time.perf_counter() >= inline_until:
                                 pending.appendleft(ins)
                                 self._defer(pending, finished, declined, to_center)
+                                # (told and sent: nothing of them is left for the way out)
+                                finished, declined, to_center = [], [], []
                                 return
                             outcome = self._run_inline(ins, function_key)
                             if outcome is None:  # it waits on the cluster: for a thread
