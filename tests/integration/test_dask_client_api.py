@@ -550,6 +550,19 @@ def test_cancel_takes_the_tasks_reading_the_key_with_it_as_dasks(e, tmp_path):
         open(marker, "w").close()
 
 
+def test_gather_of_an_iterator_gathers_as_it_is_read(e):
+    """As dask's: gather of an iterator is an iterator of the values, so a stream of futures
+    flows through. It was read whole first, which an endless stream never ends."""
+    def stream():
+        yield from (e.submit(inc, i, pure=False) for i in range(3))
+        raise AssertionError("gather read the iterator past the values taken")
+
+    values = e.gather(stream())
+    assert [next(values) for _ in range(3)] == [1, 2, 3]
+    failed = iter([e.submit(fail, 1), e.submit(inc, 4)])
+    assert list(e.gather(failed, errors="skip")) == [5]
+
+
 def test_cancel_takes_dasks_reason_and_msg(e, tmp_path):
     """dask code passes ``reason=`` and ``msg=`` to ``cancel`` (and ``force=`` to
     ``Future.cancel``): each was a ``TypeError``. They go into the ``CancelledError``."""

@@ -259,13 +259,14 @@ class Executor(concurrent.futures.Executor):
                timeout: float | None = None) -> Any:
         """The values of ``futures`` (a Future, or lists/tuples/dicts/sets of them), fetched
         straight from the workers, one request per worker; ``errors="skip"`` leaves out those
-        that failed; ``TimeoutError`` after ``timeout`` seconds (the futures go on).
+        that failed; ``TimeoutError`` after ``timeout`` seconds (the futures go on). Of an
+        iterator (a generator), an iterator of the values, each gathered as it is read.
         ``direct`` is dask's choice between the workers and the scheduler: the center holds
         no data, so values always come from the workers."""
         data_path("direct", direct)
         timeout = given_timeout("timeout", timeout)
         if isinstance(futures, Iterator):
-            futures = list(futures)
+            return self._gather_as_read(futures, errors, timeout)
         try:
             if isinstance(futures, Future):
                 self.core.refuse_foreign([futures], "gather")
@@ -280,6 +281,14 @@ class Executor(concurrent.futures.Executor):
             return self.core.run(gathering)
         except BaseException as exc:  # noqa: BLE001 -- raised again, with a shorter traceback
             raise exc.with_traceback(without_dist_frames(exc.__traceback__))  # noqa: B904
+
+    def _gather_as_read(self, futures: Iterator, errors: str,
+                        timeout: float | None) -> Iterator[Any]:
+        """``gather`` of an iterator, as dask's: its values in order, each gathered as the
+        iterator is read, so a stream of futures (submitted as it is read, or endless) flows
+        through instead of being read whole first."""
+        for future in futures:
+            yield from self.gather([future], errors, timeout=timeout)
 
     def scatter(self, data: Any, workers=None, broadcast: bool = False,
                 direct: bool | None = None, hash: bool = True,
