@@ -304,6 +304,24 @@ def test_task_errors_as_text(client):
     client.release([*expected, "sr-bad", "sr-after", "sr-junk-args"])
 
 
+def test_extension_types_in_task_arguments(client):
+    """PROTOCOL.md, Serializers: a timestamp (type -1) reaches the function as a UTC time;
+    any other type but a key reference errs the task, naming the type."""
+    for key, function, frame in (
+            ("sr-ext-5", "builtins:repr", "9291d4057880"),  # [[ext 5 b"x"], {}]
+            ("sr-timestamp", "datetime:datetime.isoformat", "9291d7ff773594006b1683a080")):
+        client.center.send([{"op": "submit", "tasks": [{
+            "key": key, "function": function,
+            "args": {"serializer": "msgpack", "frames": [1]}}]}], [bytes.fromhex(frame)])
+    erred = client.wait("sr-ext-5")
+    assert erred["op"] == "task-erred", erred
+    assert (erred["exception_type"], "extension type 5 " in erred["message"]) == (
+        "SerializationError", True), erred
+    assert client.gather(["sr-timestamp"]) == {
+        "sr-timestamp": "2026-12-07T10:00:00.500000+00:00"}
+    client.release(["sr-ext-5", "sr-timestamp"])
+
+
 def test_cancel_and_cluster_info(client, module_cluster):
     client.submit([task("sr-slow", "time:sleep", 30)])
     client.center.send([{"op": "cancel", "keys": ["sr-slow"]}])
