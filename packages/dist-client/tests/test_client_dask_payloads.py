@@ -34,9 +34,10 @@ def test_importable_functions_use_the_standard_pickler():
     assert run(payload) == 5
 
 
-def test_lambdas_and_main_functions_go_through_cloudpickle(monkeypatch):
+def test_lambdas_and_main_functions_alone_go_through_cloudpickle(monkeypatch):
     core = FakeCore()
-    lam = Task("x", lambda a: a * 10, TaskRef("a"))
+    times_ten = lambda a: a * 10
+    lam = Task("x", times_ten, TaskRef("a"))
     assert run(dask_graphs._node_payload(core, lam)) == 20
 
     def triple(a):
@@ -46,7 +47,32 @@ def test_lambdas_and_main_functions_go_through_cloudpickle(monkeypatch):
     monkeypatch.setattr("__main__.triple", triple, raising=False)
     main = Task("y", triple, TaskRef("a"))
     assert run(dask_graphs._node_payload(core, main)) == 6
-    assert core.used == [lam, main]
+    # The functions themselves, not the nodes around them: the core pickles each once.
+    assert core.used == [times_ten, triple]
+
+
+def test_a_lambda_held_by_many_nodes_is_pickled_by_value_inside_each():
+    core = FakeCore()
+    scale = lambda a, by: a * by
+    nodes = [Task(f"x{i}", scale, TaskRef("a"), i) for i in range(3)]
+
+    assert [run(dask_graphs._node_payload(core, node)) for node in nodes] == [0, 2, 4]
+    assert core.used == [scale] * 3
+
+
+def test_a_class_defined_in_a_function_travels_by_value_with_its_node():
+    class Offset:
+        def __init__(self, by):
+            self.by = by
+
+    def shifted(a, offset):
+        return a + offset.by
+
+    core = FakeCore()
+    node = Task("x", shifted, TaskRef("a"), Offset(5))
+
+    assert run(dask_graphs._node_payload(core, node)) == 7
+    assert set(core.used) == {shifted, Offset}
 
 
 def test_modules_registered_by_value_go_through_cloudpickle(monkeypatch):

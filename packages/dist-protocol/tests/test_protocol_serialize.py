@@ -370,3 +370,17 @@ def test_a_pickle_read_without_code_reads_data_and_instances_of_plain_classes():
                                                            plain, len)]
     assert got[0] == {"a": [1, 2.5, b"x"]} and (got[1] == array).all() and got[3] is len
     assert type(got[2]).__name__ == "WithoutMethods"
+
+
+def test_pickle_dumps_overriding_asks_the_override_first_for_each_object():
+    from dist_protocol.serialize import pickle_dumps_overriding
+
+    class Marker:
+        pass
+
+    def override(obj):
+        return (str, ("replaced",)) if type(obj) is Marker else NotImplemented
+
+    data = pickle_dumps_overriding({"m": Marker(), "rest": [1, (2, 3)]}, override)
+
+    assert pickle.loads(data) == {"m": "replaced", "rest": [1, (2, 3)]}

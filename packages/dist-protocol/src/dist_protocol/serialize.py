@@ -202,6 +202,29 @@ def pickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any]
     return own.dumps(obj, buffer_callback, _dispatch_table(numpy))
 
 
+def pickle_dumps_overriding(obj: Any, reducer_override: Callable[[Any], Any]) -> bytes:
+    """``pickle_dumps(obj)`` (buffers in band), with ``reducer_override`` asked first for each
+    object the pickler writes, as ``pickle.Pickler.reducer_override`` is: a reduction, or
+    ``NotImplemented`` for the usual way. A pickler made for the call: for the few pickles
+    that need it, not for every task's arguments."""
+    out = io.BytesIO()
+    pickler = _OverridingPickler(out, reducer_override)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and hasattr(numpy, "ndarray"):
+        pickler.dispatch_table = _dispatch_table(numpy)
+    pickler.dump(obj)
+    return out.getvalue()
+
+
+class _OverridingPickler(pickle.Pickler):
+    def __init__(self, out: io.BytesIO, reducer_override: Callable[[Any], Any]) -> None:
+        self._override = reducer_override
+        super().__init__(out, protocol=5)
+
+    def reducer_override(self, obj: Any) -> Any:
+        return self._override(obj)
+
+
 class _ThreadPickler:
     """A pickler kept by its thread: one made per call would cost three times what pickling
     a task's small arguments costs."""
