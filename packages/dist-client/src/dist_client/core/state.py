@@ -196,7 +196,8 @@ class ClientState:
         the center reconnected to does not know them, and the error says to submit them
         again, as dask's client forgets its futures when it reconnects). Each key is named
         once, however often it is given."""
-        self.take_drops()
+        if self.dropped:
+            self.take_drops()
         out = []
         for key in dict.fromkeys(keys):
             state = self.states.get(key)
@@ -245,7 +246,8 @@ class ClientState:
 
     def take_outbox(self) -> list[Message]:
         """Everything queued, as messages, in order; the outbox is empty afterwards."""
-        self.take_drops()
+        if self.dropped:
+            self.take_drops()
         items, self._outbox = self._outbox, []
         if self._releases:
             items.append(Release(keys=list(self._releases)))

@@ -204,14 +204,16 @@ def one_settled(state: KeyState, timeout: float | None = None) -> bool:
     the key's settling releases -- one futex wake-up from the I/O thread, and no condition
     variable, event or watcher list to build and take down per call."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while not state.done:  # (again if it settled and went back to pending: recomputed)
+    # (the status read, not ``done``: a property's call; and read again if the key settled
+    # and went back to pending: recomputed)
+    while state.status == "pending":
         woken = threading.Lock()
         woken.acquire()
         state.on_done(woken.release)  # released at once, here, if it settled meanwhile
         left = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not woken.acquire(timeout=left):
             state.forget(woken.release)
-            return state.done
+            return state.status != "pending"
     return True
 
 
