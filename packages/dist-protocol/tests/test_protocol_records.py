@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import subprocess
 import sys
 from typing import Any
@@ -76,3 +77,26 @@ def test_defaults_generated_code_cannot_hold_leave_the_class_to_dataclass():
     factory = dataclasses.field(default_factory=lambda: [1])
     assert records.fingerprint(_declare({"a": "list[int]"}, {"a": factory})) is None
     assert records.fingerprint(_declare({"a": "int"}, {"a": 1})) == (("a", "int", "1"),)
+
+
+def test_a_records_builder_makes_the_instance_its_class_makes():
+    # Each record built from placeholders both ways: equal, of the class itself, frozen, and
+    # pickled alike. The records of four fields or more have a builder of their own.
+    own = 0
+    for cls in [*messages.RECORDS.values(), *messages.OPS.values()]:
+        build = records.builder(cls)
+        own += build is not cls
+        fields = dataclasses.fields(cls)
+        assert (build is not cls) == (len(fields) >= 4), cls
+        required = [f"<{f.name}>" for f in fields if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        made, built = cls(*required), build(*required)
+        assert type(built) is cls and built == made and repr(built) == repr(made)
+        assert pickle.dumps(built) == pickle.dumps(made)
+        if fields:
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(built, fields[0].name, 1)
+    assert own and records.builder(messages.ComputeTask) is not messages.ComputeTask
+    built = records.builder(messages.ComputeTask)("k", "m:f", priority=3)
+    assert built.who_has == {} and built.priority == 3
+    assert built.who_has is not records.builder(messages.ComputeTask)("k", "m:f").who_has

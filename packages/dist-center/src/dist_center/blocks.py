@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from sys import intern
 
-from dist_protocol.messages import KeyInMemory, TaskFinished
+from dist_protocol.messages import TaskFinished
 
 from . import lineage
 from .records import NONE, TaskState, WorkerInfo, left, same_pickled_type
-from .transitions import TaskMachine, small_value
+from .transitions import TaskMachine, key_in_memory, small_value
 
 
 class BlockMachine(TaskMachine):
@@ -96,7 +96,7 @@ class BlockMachine(TaskMachine):
                     value = msg.value
                 else:
                     value = small_value(msg, forms)
-                message = KeyInMemory(key, nbytes, type_, workers, value, type_pickled)
+                message = key_in_memory(key, nbytes, type_, workers, value, type_pickled)
                 if client[:1] == "<":  # one of the center's own holders (see ``send``)
                     self.send(client, message)
                 else:

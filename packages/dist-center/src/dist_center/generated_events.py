@@ -54,7 +54,7 @@ def _ClientConnected(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ClientDisconnected(cls):
@@ -102,7 +102,7 @@ def _ClientDisconnected(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ClientSent(cls):
@@ -152,7 +152,7 @@ def _ClientSent(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WorkerJoined(cls):
@@ -164,6 +164,7 @@ def _WorkerJoined(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -219,7 +220,16 @@ def _WorkerJoined(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(registration: 'RegisterWorker', environment: 'Environment | None' = None, features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.registration = registration
+        self.environment = environment
+        self.features = features
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerSent(cls):
@@ -269,7 +279,7 @@ def _WorkerSent(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WorkerLeft(cls):
@@ -282,6 +292,7 @@ def _WorkerLeft(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -339,7 +350,17 @@ def _WorkerLeft(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(worker: 'str', reason: 'str', graceful: 'bool' = False, silent: 'bool' = False, stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.worker = worker
+        self.reason = reason
+        self.graceful = graceful
+        self.silent = silent
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartTimedOut(cls):
@@ -389,7 +410,7 @@ def _RestartTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _CoordinationTimedOut(cls):
@@ -439,7 +460,7 @@ def _CoordinationTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WaitTimedOut(cls):
@@ -451,6 +472,7 @@ def _WaitTimedOut(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -506,7 +528,16 @@ def _WaitTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(client: 'str', op: 'str', request: 'int', stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.client = client
+        self.op = op
+        self.request = request
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _TimeElapsed(cls):
@@ -552,7 +583,7 @@ def _TimeElapsed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Recovering(cls):
@@ -600,7 +631,7 @@ def _Recovering(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RecoveryTimedOut(cls):
@@ -646,7 +677,7 @@ def _RecoveryTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _DetachedTimedOut(cls):
@@ -692,7 +723,7 @@ def _DetachedTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _TaskFailed(cls):
@@ -742,7 +773,7 @@ def _TaskFailed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 METHODS = {

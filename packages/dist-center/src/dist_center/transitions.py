@@ -24,6 +24,7 @@ from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost,
                                     StealRequest, TaskErred, TaskFinished, Transfer)
 from dist_protocol.serialize import Payload
 from dist_protocol.key_names import shown_key
+from dist_protocol.records import builder
 
 from . import balance, lineage, placement
 from .sharing import FIRE_AND_FORGET
@@ -39,6 +40,10 @@ TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for s
 STREAM_LOG = 5_000  # recent executions, for the dashboard and get_task_stream()
 
 Outgoing = list[tuple[str, Message]]
+# The two messages made once or more a task, made without ``__init__``'s second change of
+# class (see ``records.builder``): positional, as their fields are declared.
+compute_task = builder(ComputeTask)
+key_in_memory = builder(KeyInMemory)
 
 
 def small_value(finished: TaskFinished, forms: tuple[str, ...]) -> Payload | None:
@@ -475,8 +480,8 @@ class TaskMachine:
                 else:
                     value = small_value(finished, forms)
                 # (positional, as in ``compute_message``: one per task)
-                self.send(client, KeyInMemory(ts.key, nbytes, type_, holders, value,
-                                              ts.type_pickled))
+                self.send(client, key_in_memory(ts.key, nbytes, type_, holders, value,
+                                                ts.type_pickled))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
         # Inputs nobody needs now are let go of before the dependents are placed: their
@@ -675,8 +680,8 @@ class TaskMachine:
                     break
         # Positional, as the fields are declared: one is built per task, and naming the
         # arguments cost a third more (the order is held by a test of the center's).
-        return ComputeTask(ts.key, spec.function, spec.args, who_has, nbytes, spec.priority,
-                           spec.pickled_with, spec.actor or None, ahead, msgpack_too)
+        return compute_task(ts.key, spec.function, spec.args, who_has, nbytes, spec.priority,
+                            spec.pickled_with, spec.actor or None, ahead, msgpack_too)
 
     def record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
         """The run's duration and its entry in the task stream (the dashboard's)."""

@@ -27,6 +27,7 @@ def _TaskSpec(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -100,7 +101,25 @@ def _TaskSpec(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None, pinned: 'bool | None' = None):
+        self = new(twin or make_twin())
+        self.key = key
+        self.function = function
+        self.args = args
+        self.deps = [] if deps is FACTORY else deps
+        self.priority = priority
+        self.workers = workers
+        self.allow_other_workers = allow_other_workers
+        self.resources = resources
+        self.retries = retries
+        self.pickled_with = pickled_with
+        self.actor = actor
+        self.max_restarts = max_restarts
+        self.pinned = pinned
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Environment(cls):
@@ -150,7 +169,7 @@ def _Environment(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Transfer(cls):
@@ -200,7 +219,7 @@ def _Transfer(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _UploadedFile(cls):
@@ -250,7 +269,7 @@ def _UploadedFile(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _PluginSpec(cls):
@@ -298,7 +317,7 @@ def _PluginSpec(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Hello(cls):
@@ -313,6 +332,7 @@ def _Hello(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -374,7 +394,19 @@ def _Hello(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(min_version: 'int', max_version: 'int', role: 'str', name: 'str | None' = None, nonce: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None):
+        self = new(twin or make_twin())
+        self.min_version = min_version
+        self.max_version = max_version
+        self.role = role
+        self.name = name
+        self.nonce = nonce
+        self.features = features
+        self.environment = environment
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Welcome(cls):
@@ -388,6 +420,7 @@ def _Welcome(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -447,7 +480,18 @@ def _Welcome(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(version: 'int', auth: 'bool', nonce: 'bytes | None' = None, proof: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None):
+        self = new(twin or make_twin())
+        self.version = version
+        self.auth = auth
+        self.nonce = nonce
+        self.proof = proof
+        self.features = features
+        self.environment = environment
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Authenticate(cls):
@@ -493,7 +537,7 @@ def _Authenticate(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Authenticated(cls):
@@ -538,7 +582,7 @@ def _Authenticated(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Error(cls):
@@ -586,7 +630,7 @@ def _Error(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Submit(cls):
@@ -600,6 +644,7 @@ def _Submit(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -659,7 +704,18 @@ def _Submit(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False):
+        self = new(twin or make_twin())
+        self.tasks = tasks
+        self.wanted = wanted
+        self.small_values = small_values
+        self.small_values_serializers = small_values_serializers
+        self.graph = graph
+        self.more = more
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Release(cls):
@@ -705,7 +761,7 @@ def _Release(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Cancel(cls):
@@ -755,7 +811,7 @@ def _Cancel(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WhoHas(cls):
@@ -803,7 +859,7 @@ def _WhoHas(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WhoHasReply(cls):
@@ -851,7 +907,7 @@ def _WhoHasReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ScatterPlan(cls):
@@ -864,6 +920,7 @@ def _ScatterPlan(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -921,7 +978,17 @@ def _ScatterPlan(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.keys = keys
+        self.broadcast = broadcast
+        self.workers = workers
+        self.timeout = timeout
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ScatterPlanReply(cls):
@@ -969,7 +1036,7 @@ def _ScatterPlanReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ScatterDone(cls):
@@ -1017,7 +1084,7 @@ def _ScatterDone(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ClusterInfo(cls):
@@ -1067,7 +1134,7 @@ def _ClusterInfo(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ClusterInfoReply(cls):
@@ -1117,7 +1184,7 @@ def _ClusterInfoReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WorkerList(cls):
@@ -1163,7 +1230,7 @@ def _WorkerList(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WorkerAdded(cls):
@@ -1209,7 +1276,7 @@ def _WorkerAdded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WorkerRemoved(cls):
@@ -1255,7 +1322,7 @@ def _WorkerRemoved(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Replicate(cls):
@@ -1268,6 +1335,7 @@ def _Replicate(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1325,7 +1393,17 @@ def _Replicate(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None, workers: 'list[str] | None' = None):
+        self = new(twin or make_twin())
+        self.keys = keys
+        self.n = n
+        self.id = id
+        self.timeout = timeout
+        self.workers = workers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ReplicateReply(cls):
@@ -1337,6 +1415,7 @@ def _ReplicateReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1392,7 +1471,16 @@ def _ReplicateReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', status: 'str', n: 'int' = 0, keys: 'list[str]' = FACTORY):
+        self = new(twin or make_twin())
+        self.id = id
+        self.status = status
+        self.n = n
+        self.keys = [] if keys is FACTORY else keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Restart(cls):
@@ -1440,7 +1528,7 @@ def _Restart(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RestartReply(cls):
@@ -1490,7 +1578,7 @@ def _RestartReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Rebalance(cls):
@@ -1540,7 +1628,7 @@ def _Rebalance(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RebalanceReply(cls):
@@ -1552,6 +1640,7 @@ def _RebalanceReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1607,7 +1696,16 @@ def _RebalanceReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', moved: 'list[str]' = FACTORY, failed: 'list[str]' = FACTORY, error: 'str | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.moved = [] if moved is FACTORY else moved
+        self.failed = [] if failed is FACTORY else failed
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _UploadFile(cls):
@@ -1655,7 +1753,7 @@ def _UploadFile(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _UploadFileReply(cls):
@@ -1703,7 +1801,7 @@ def _UploadFileReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RegisterPlugin(cls):
@@ -1753,7 +1851,7 @@ def _RegisterPlugin(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RegisterPluginReply(cls):
@@ -1803,7 +1901,7 @@ def _RegisterPluginReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _UnregisterPlugin(cls):
@@ -1851,7 +1949,7 @@ def _UnregisterPlugin(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _UnregisterPluginReply(cls):
@@ -1899,7 +1997,7 @@ def _UnregisterPluginReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Story(cls):
@@ -1947,7 +2045,7 @@ def _Story(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _StoryReply(cls):
@@ -1995,7 +2093,7 @@ def _StoryReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _TaskStream(cls):
@@ -2008,6 +2106,7 @@ def _TaskStream(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2065,7 +2164,17 @@ def _TaskStream(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', after: 'int | None' = None, start: 'float | None' = None, stop: 'float | None' = None, count: 'int | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.after = after
+        self.start = start
+        self.stop = stop
+        self.count = count
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _TaskStreamReply(cls):
@@ -2115,7 +2224,7 @@ def _TaskStreamReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _FireAndForget(cls):
@@ -2161,7 +2270,7 @@ def _FireAndForget(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Retry(cls):
@@ -2207,7 +2316,7 @@ def _Retry(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _GetTaskSpec(cls):
@@ -2257,7 +2366,7 @@ def _GetTaskSpec(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _TaskSpecReply(cls):
@@ -2307,7 +2416,7 @@ def _TaskSpecReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _WantKeys(cls):
@@ -2353,7 +2462,7 @@ def _WantKeys(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _PublishDataset(cls):
@@ -2366,6 +2475,7 @@ def _PublishDataset(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2423,7 +2533,17 @@ def _PublishDataset(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False):
+        self = new(twin or make_twin())
+        self.id = id
+        self.name = name
+        self.keys = [] if keys is FACTORY else keys
+        self.data = data
+        self.override = override
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _GetDataset(cls):
@@ -2471,7 +2591,7 @@ def _GetDataset(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ListDatasets(cls):
@@ -2517,7 +2637,7 @@ def _ListDatasets(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _UnpublishDataset(cls):
@@ -2565,7 +2685,7 @@ def _UnpublishDataset(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _DatasetReply(cls):
@@ -2578,6 +2698,7 @@ def _DatasetReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2635,7 +2756,17 @@ def _DatasetReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.error = error
+        self.keys = [] if keys is FACTORY else keys
+        self.data = data
+        self.names = names
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _AdaptiveTarget(cls):
@@ -2683,7 +2814,7 @@ def _AdaptiveTarget(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _AdaptiveTargetReply(cls):
@@ -2696,6 +2827,7 @@ def _AdaptiveTargetReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2753,7 +2885,17 @@ def _AdaptiveTargetReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', target: 'int', threads: 'int' = 0, workers: 'int' = 0, retire: 'list[str]' = FACTORY):
+        self = new(twin or make_twin())
+        self.id = id
+        self.target = target
+        self.threads = threads
+        self.workers = workers
+        self.retire = [] if retire is FACTORY else retire
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RetireWorkers(cls):
@@ -2803,7 +2945,7 @@ def _RetireWorkers(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RetireWorkersReply(cls):
@@ -2853,7 +2995,7 @@ def _RetireWorkersReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Session(cls):
@@ -2903,7 +3045,7 @@ def _Session(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _SessionReply(cls):
@@ -2916,6 +3058,7 @@ def _SessionReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2973,7 +3116,17 @@ def _SessionReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', client: 'str', durable: 'bool' = False, resumed: 'bool' = False, unknown: 'list[str]' = FACTORY):
+        self = new(twin or make_twin())
+        self.id = id
+        self.client = client
+        self.durable = durable
+        self.resumed = resumed
+        self.unknown = [] if unknown is FACTORY else unknown
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _KeyInMemory(cls):
@@ -2987,6 +3140,7 @@ def _KeyInMemory(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3046,7 +3200,18 @@ def _KeyInMemory(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None, type_pickled: 'bytes | None' = None):
+        self = new(twin or make_twin())
+        self.key = key
+        self.nbytes = nbytes
+        self.type = type
+        self.workers = workers
+        self.value = value
+        self.type_pickled = type_pickled
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _KeyLost(cls):
@@ -3094,7 +3259,7 @@ def _KeyLost(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _KeyRecomputing(cls):
@@ -3140,7 +3305,7 @@ def _KeyRecomputing(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _KeyCancelled(cls):
@@ -3186,7 +3351,7 @@ def _KeyCancelled(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _TaskErred(cls):
@@ -3202,6 +3367,7 @@ def _TaskErred(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3265,7 +3431,20 @@ def _TaskErred(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY):
+        self = new(twin or make_twin())
+        self.key = key
+        self.exception_type = exception_type
+        self.message = message
+        self.traceback = traceback
+        self.exception = exception
+        self.start = start
+        self.stop = stop
+        self.transfers = [] if transfers is FACTORY else transfers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RegisterWorker(cls):
@@ -3279,6 +3458,7 @@ def _RegisterWorker(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3338,7 +3518,18 @@ def _RegisterWorker(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY):
+        self = new(twin or make_twin())
+        self.address = address
+        self.nthreads = nthreads
+        self.name = name
+        self.memory_limit = memory_limit
+        self.keys = {} if keys is FACTORY else keys
+        self.resources = {} if resources is FACTORY else resources
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerRegistered(cls):
@@ -3350,6 +3541,7 @@ def _WorkerRegistered(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3405,7 +3597,16 @@ def _WorkerRegistered(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY, plugins: 'list[PluginSpec]' = FACTORY):
+        self = new(twin or make_twin())
+        self.address = address
+        self.heartbeat_interval = heartbeat_interval
+        self.uploads = [] if uploads is FACTORY else uploads
+        self.plugins = [] if plugins is FACTORY else plugins
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _TaskFinished(cls):
@@ -3422,6 +3623,7 @@ def _TaskFinished(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3487,7 +3689,21 @@ def _TaskFinished(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY, type_pickled: 'bytes | None' = None):
+        self = new(twin or make_twin())
+        self.key = key
+        self.nbytes = nbytes
+        self.type = type
+        self.start = start
+        self.stop = stop
+        self.value = value
+        self.value_msgpack = value_msgpack
+        self.transfers = [] if transfers is FACTORY else transfers
+        self.type_pickled = type_pickled
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _KeysAdded(cls):
@@ -3533,7 +3749,7 @@ def _KeysAdded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _MissingData(cls):
@@ -3581,7 +3797,7 @@ def _MissingData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Heartbeat(cls):
@@ -3627,7 +3843,7 @@ def _Heartbeat(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _TaskSeceded(cls):
@@ -3673,7 +3889,7 @@ def _TaskSeceded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RestartingForMemory(cls):
@@ -3721,7 +3937,7 @@ def _RestartingForMemory(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Unregister(cls):
@@ -3766,7 +3982,7 @@ def _Unregister(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ComputeTask(cls):
@@ -3784,6 +4000,7 @@ def _ComputeTask(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3851,7 +4068,22 @@ def _ComputeTask(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False):
+        self = new(twin or make_twin())
+        self.key = key
+        self.function = function
+        self.args = args
+        self.who_has = {} if who_has is FACTORY else who_has
+        self.nbytes = {} if nbytes is FACTORY else nbytes
+        self.priority = priority
+        self.pickled_with = pickled_with
+        self.actor = actor
+        self.ahead = ahead
+        self.value_msgpack = value_msgpack
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _AcquireReplicas(cls):
@@ -3899,7 +4131,7 @@ def _AcquireReplicas(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RestartWorker(cls):
@@ -3945,7 +4177,7 @@ def _RestartWorker(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _CloseWorker(cls):
@@ -3991,7 +4223,7 @@ def _CloseWorker(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _FreeKeys(cls):
@@ -4037,7 +4269,7 @@ def _FreeKeys(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _StealRequest(cls):
@@ -4083,7 +4315,7 @@ def _StealRequest(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _StealReply(cls):
@@ -4131,7 +4363,7 @@ def _StealReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _GetData(cls):
@@ -4181,7 +4413,7 @@ def _GetData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Data(cls):
@@ -4193,6 +4425,7 @@ def _Data(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4248,7 +4481,16 @@ def _Data(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', data: 'dict[str, Payload]', missing: 'list[str]' = FACTORY, errors: 'dict[str, str]' = FACTORY):
+        self = new(twin or make_twin())
+        self.id = id
+        self.data = data
+        self.missing = [] if missing is FACTORY else missing
+        self.errors = {} if errors is FACTORY else errors
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _PutData(cls):
@@ -4296,7 +4538,7 @@ def _PutData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _DataStored(cls):
@@ -4344,7 +4586,7 @@ def _DataStored(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Coordinate(cls):
@@ -4361,6 +4603,7 @@ def _Coordinate(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4426,7 +4669,21 @@ def _Coordinate(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.kind = kind
+        self.name = name
+        self.action = action
+        self.value = value
+        self.keys = [] if keys is FACTORY else keys
+        self.timeout = timeout
+        self.limit = limit
+        self.lease = lease
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _CoordinateReply(cls):
@@ -4440,6 +4697,7 @@ def _CoordinateReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4499,7 +4757,18 @@ def _CoordinateReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = ''):
+        self = new(twin or make_twin())
+        self.id = id
+        self.status = status
+        self.value = value
+        self.keys = [] if keys is FACTORY else keys
+        self.count = count
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Published(cls):
@@ -4547,7 +4816,7 @@ def _Published(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ActorCall(cls):
@@ -4560,6 +4829,7 @@ def _ActorCall(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4617,7 +4887,17 @@ def _ActorCall(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None, serializers: 'list[str] | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.key = key
+        self.name = name
+        self.args = args
+        self.serializers = serializers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ActorResult(cls):
@@ -4632,6 +4912,7 @@ def _ActorResult(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4693,7 +4974,19 @@ def _ActorResult(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(id: 'int', status: 'str', value: 'Payload | None' = None, exception_type: 'str' = '', message: 'str' = '', traceback: 'str' = '', exception: 'Payload | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.status = status
+        self.value = value
+        self.exception_type = exception_type
+        self.message = message
+        self.traceback = traceback
+        self.exception = exception
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 METHODS = {

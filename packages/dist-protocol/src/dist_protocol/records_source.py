@@ -92,7 +92,8 @@ def factory_source(cls: type) -> list[str]:
         # as much. (A subclass's instance is filled in through the slots' own setters.)
         # (made on the first instance: making a class for every record at import would
         # slow every process's start)
-        lines += ["    twin = None", "    set_class = object.__dict__['__class__'].__set__", "",
+        lines += ["    twin = None", "    set_class = object.__dict__['__class__'].__set__",
+                  "    new = object.__new__", "",
                   "    def make_twin():",
                   "        nonlocal twin",
                   "        twin = type(cls.__name__, cls.__bases__, {'__slots__': "
@@ -141,8 +142,18 @@ def factory_source(cls: type) -> list[str]:
               f"        return [{', '.join(f'self.{f.name}' for f in fields)}]",
               "", "    def __setstate__(self, state):",
               "        for setter, value in zip(setters, state):",
-              "            setter(self, value)",
-              "", f"    return ({', '.join(records.METHOD_NAMES)})"]
+              "            setter(self, value)"]
+    built = "cls"
+    if twinned:
+        # ``records.builder``'s function: the instance is made as the twin's, not made as
+        # ``cls``'s and given the twin's class first, so it changes class once, not twice
+        # (the half of ``__init__``'s cost that is not its assignments).
+        lines += ["", f"    def build({', '.join(params[1:])}):",
+                  "        self = new(twin or make_twin())"]
+        lines += [f"        {line}" for line in fast]
+        lines += ["        self.__class__ = cls", "        return self"]
+        built = "build"
+    lines += ["", f"    return ({', '.join(records.METHOD_NAMES)}, {built})"]
     return lines
 
 

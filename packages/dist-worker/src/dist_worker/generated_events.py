@@ -52,7 +52,7 @@ def _ComputeRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ComputesRequested(cls):
@@ -100,7 +100,7 @@ def _ComputesRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _FreeRequested(cls):
@@ -148,7 +148,7 @@ def _FreeRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _StealRequested(cls):
@@ -196,7 +196,7 @@ def _StealRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _ReplicasRequested(cls):
@@ -244,7 +244,7 @@ def _ReplicasRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _DataFetched(cls):
@@ -259,6 +259,7 @@ def _DataFetched(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -320,7 +321,19 @@ def _DataFetched(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0):
+        self = new(twin or make_twin())
+        self.worker = worker
+        self.data = data
+        self.nbytes = nbytes
+        self.missing = missing
+        self.stimulus_id = stimulus_id
+        self.start = start
+        self.stop = stop
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _InputsUnloadable(cls):
@@ -370,7 +383,7 @@ def _InputsUnloadable(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _FetchFailed(cls):
@@ -382,6 +395,7 @@ def _FetchFailed(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -437,7 +451,16 @@ def _FetchFailed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(worker: 'str', keys: 'list[str]', reason: 'str', stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.worker = worker
+        self.keys = keys
+        self.reason = reason
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ExecutionSucceeded(cls):
@@ -455,6 +478,7 @@ def _ExecutionSucceeded(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -522,7 +546,22 @@ def _ExecutionSucceeded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None):
+        self = new(twin or make_twin())
+        self.key = key
+        self.value = value
+        self.nbytes = nbytes
+        self.type = type
+        self.start = start
+        self.stop = stop
+        self.payload = payload
+        self.stimulus_id = stimulus_id
+        self.msgpack = msgpack
+        self.type_pickled = type_pickled
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ExecutionFailed(cls):
@@ -572,7 +611,7 @@ def _ExecutionFailed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _InlineRunEnded(cls):
@@ -585,6 +624,7 @@ def _InlineRunEnded(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -642,7 +682,17 @@ def _InlineRunEnded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(outcomes: 'list[ExecutionSucceeded | ExecutionFailed]', declined: 'list[str]', function: 'str | Payload | None' = None, more: 'int' = 0, stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.outcomes = outcomes
+        self.declined = declined
+        self.function = function
+        self.more = more
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _DataPut(cls):
@@ -692,7 +742,7 @@ def _DataPut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _MemoryPressureChanged(cls):
@@ -742,7 +792,7 @@ def _MemoryPressureChanged(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RestartRequested(cls):
@@ -790,7 +840,7 @@ def _RestartRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _StoryRequested(cls):
@@ -840,7 +890,7 @@ def _StoryRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Seceded(cls):
@@ -888,7 +938,7 @@ def _Seceded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _SpilledValueLost(cls):
@@ -938,7 +988,7 @@ def _SpilledValueLost(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _RejoinRequested(cls):
@@ -986,7 +1036,7 @@ def _RejoinRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _SignalReceived(cls):
@@ -1034,7 +1084,7 @@ def _SignalReceived(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Execute(cls):
@@ -1048,6 +1098,7 @@ def _Execute(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1107,7 +1158,18 @@ def _Execute(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False):
+        self = new(twin or make_twin())
+        self.key = key
+        self.function = function
+        self.args = args
+        self.inputs = inputs
+        self.actor = actor
+        self.value_msgpack = value_msgpack
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RunInline(cls):
@@ -1153,7 +1215,7 @@ def _RunInline(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Fetch(cls):
@@ -1201,7 +1263,7 @@ def _Fetch(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _SendToCenter(cls):
@@ -1247,7 +1309,7 @@ def _SendToCenter(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _Resume(cls):
@@ -1293,7 +1355,7 @@ def _Resume(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 METHODS = {
