@@ -384,3 +384,40 @@ def test_a_value_holding_code_is_not_read_by_a_worker_of_another_python(
     # Nobody crashed or restarted.
     for worker in (here, there):
         assert len(worker.matching(STARTED)) == 1
+
+
+READ_DATASETS = """
+    import json, sys
+    from dist_client import Executor
+    e = Executor(sys.argv[1], timeout=20)
+    out = {}
+    for name in ("code", "data"):
+        try:
+            out[name] = repr(e.get_dataset(name).result(timeout=30))
+        except Exception as exc:
+            out[name] = f"{type(exc).__name__}: {exc}"
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+def test_a_client_of_another_python_gets_an_error_not_code_made_on_a_worker(
+        other_python, processes):
+    """A dataset is shared by clients whatever their Python: a closure made on a 3.11 worker,
+    read by a 3.12 client, was unpickled there (its bytecode then run by 3.12). Data crosses
+    over; code is refused, naming both Pythons."""
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    # (a client whose Python no worker runs is refused at Executor() already)
+    processes.start_worker(center.address, name="other-python", python=other_python)
+    theirs_full, _ = versions_of(other_python)
+    e = processes.executor(center.address)
+    e.publish_dataset(code=e.submit(make_closure, 5, workers=[here.address]),
+                      data=e.submit(dict, a=1, workers=[here.address]))
+
+    out = run_client(other_python, READ_DATASETS, center.address)
+
+    assert out["data"] == "{'a': 1}"
+    assert out["code"].startswith("SerializationError"), out
+    assert f"made it on CPython {HERE}" in out["code"], out
+    assert f"this client, on CPython {theirs_full}" in out["code"], out

@@ -6,6 +6,7 @@ the data itself travels between the client and the workers directly.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,8 +14,10 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, NoRoomForFrame, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
 from dist_protocol.replies import PendingReplies
-from dist_protocol.serialize import (Payload, deserialize, deserialize_pickle_frame,
-                                     deserialize_received)
+from dist_protocol.environment import describe, local_environment, pickle_tag
+from dist_protocol.messages import Environment
+from dist_protocol.serialize import (CodeRefused, Payload, SerializationError, deserialize,
+                                     deserialize_pickle_frame, deserialize_received)
 
 
 class WorkerConnections:
@@ -52,6 +55,13 @@ class WorkerConnections:
             users[0] -= 1
             if not users[0]:
                 del self._connects[address]
+
+    def another_python(self, address: str) -> Environment | None:
+        """What the worker at ``address`` runs, when that is another Python minor version
+        than this client's (as it said in its handshake)."""
+        comm = self._comms.get(address)
+        env = comm.peer_environment if comm is not None else None
+        return env if env is not None and pickle_tag(env) != _own_tag() else None
 
     async def request(self, address: str, make: Any) -> Message:
         """``make(id)`` builds the request; returns the reply with that id."""
@@ -155,6 +165,15 @@ async def fetch(workers: WorkerConnections, holders: dict[str, list[str]],
             return
         assert isinstance(reply, Data)
         payloads.update(reply.data)
+        made_by = workers.another_python(address)
+        if made_by is not None:
+            for key in _holding_code(reply.data):
+                del payloads[key]
+                failed[key] = Unserializable(
+                    f"worker {address} made it on {describe(made_by)} and it holds Python code "
+                    f"(a function, or a class's methods, pickled by value), which this client, "
+                    f"on {describe(local_environment())}, does not run: bytecode differs "
+                    f"between Python versions")
         for key in reply.missing:
             failed[key] = f"worker {address} no longer holds it"
         for key, why in reply.errors.items():
@@ -194,6 +213,29 @@ async def _unless_given_up(workers: WorkerConnections, address: str, keys: list[
                                       "no longer counts it as a holder")
     finally:
         reply.cancel()
+
+
+@functools.cache
+def _own_tag() -> str:
+    return pickle_tag(local_environment())  # (asked when a worker's values arrive, not at import)
+
+
+def _holding_code(payloads: dict[str, Payload]) -> list[str]:
+    """The keys of ``payloads`` (from a worker on another Python minor version) whose pickles
+    hold Python code, which this process must not build: bytecode of another version can
+    crash it or compute wrong results. Read once here without code (the value is let go;
+    ``load`` reads the rest as usual), only for such a worker's values."""
+    holding = []
+    for key, payload in payloads.items():
+        if payload.serializer != "pickle":
+            continue
+        try:
+            deserialize(payload, code=False)
+        except CodeRefused:
+            holding.append(key)
+        except SerializationError:
+            pass  # (``load`` says why, as for any value)
+    return holding
 
 
 def load(payloads: dict[str, Payload | bytes]) -> dict[str, Any]:
