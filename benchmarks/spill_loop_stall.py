@@ -1,14 +1,19 @@
-"""How long one large value's spill holds a worker's event loop, in one process.
+"""How long one large value's spill, or its read back, holds a worker's event loop.
 
     python benchmarks/spill_loop_stall.py --mb 400 --kind compressible --codec lz4
+    python benchmarks/spill_loop_stall.py --mb 400 --kind compressible --codec zstd --read
 
 Stores one value past a worker store's target on a running event loop, with the store's
 large writes on the loop (``--on-loop``, as before they moved) or on the writer's thread
 (the default), while a ticker on the loop wakes every 10 ms; prints the longest gap between
 two ticks (what a heartbeat, a peer or an inline task would wait) and the time until the
-value's file is whole. ``--kind``: ``random`` (float64 noise), ``compressible`` (small
-whole numbers as floats), ``bytes`` (os.urandom). Repeats ``--runs`` times, each in a fresh
-store.
+value's file is whole. With ``--read``, the value is spilled first, then read back for a
+task as the worker reads it: on the loop (``--on-loop``: ``store[key]``, as the worker's
+state read a task's inputs before) or its file read and unpickled on a thread
+(``prepare_read``, ``read_value``, ``restore``, as the worker does now); the stall and the
+time until the value is back are printed. ``--kind``: ``random`` (float64 noise),
+``compressible`` (small whole numbers as floats), ``bytes`` (os.urandom). Repeats
+``--runs`` times, each in a fresh store.
 """
 from __future__ import annotations
 
@@ -33,13 +38,17 @@ def make(kind: str, nbytes: int):
     raise ValueError(kind)
 
 
-async def one_run(value, codec: str, on_loop: bool) -> tuple[float, float]:
+async def one_run(value, codec: str, on_loop: bool, read: bool) -> tuple[float, float]:
     from dist_worker.spillwriter import SpillWriter
     from dist_worker.store import DataStore
 
     with tempfile.TemporaryDirectory() as directory:
         store = DataStore(target=10 * 2**20, directory=directory, spill_compression=codec,
-                          writer=None if on_loop else SpillWriter())
+                          writer=None if on_loop and not read else SpillWriter())
+        if read:
+            store["value"] = value
+            while not store.on_disk("value"):
+                await asyncio.sleep(TICK)
         longest = 0.0
         done = False
 
@@ -55,10 +64,21 @@ async def one_run(value, codec: str, on_loop: bool) -> tuple[float, float]:
         ticking = asyncio.ensure_future(ticker())
         await asyncio.sleep(5 * TICK)
         start = time.perf_counter()
-        store["value"] = value
-        while not store.on_disk("value"):
-            await asyncio.sleep(TICK)
+        if read and on_loop:
+            back = store["value"]
+        elif read:
+            store.prepare_read("value")
+            back, size = await asyncio.get_running_loop().run_in_executor(
+                None, store.read_value, "value")
+            back = store.restore("value", back, size)
+        else:
+            store["value"] = value
+            while not store.on_disk("value"):
+                await asyncio.sleep(TICK)
         written = time.perf_counter() - start
+        if read:
+            assert len(back) == len(value)
+            del back
         done = True
         await ticking
         store.close()
@@ -72,15 +92,20 @@ def main() -> None:
                         choices=("random", "compressible", "bytes"))
     parser.add_argument("--codec", default="lz4", choices=("lz4", "zstd", "none"))
     parser.add_argument("--on-loop", action="store_true",
-                        help="write on the loop, as before the writer's thread")
+                        help="write (or read back) on the loop, as before")
+    parser.add_argument("--read", action="store_true",
+                        help="measure a task's read back of the spilled value, not its write")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     value = make(args.kind, args.mb * 10**6)
-    where = "on the loop" if args.on_loop else "on the writer's thread"
+    where = "on the loop" if args.on_loop else ("on a thread" if args.read
+                                                else "on the writer's thread")
+    done = "read back" if args.read else "written"
     for run in range(args.runs):
-        longest, written = asyncio.run(one_run(value, args.codec, args.on_loop))
-        print(f"run {run + 1}: {args.kind} {args.mb} MB, {args.codec}, written {where}: "
-              f"longest loop stall {longest * 1000:.0f} ms, file whole after {written:.2f} s")
+        longest, took = asyncio.run(one_run(value, args.codec, args.on_loop, args.read))
+        print(f"run {run + 1}: {args.kind} {args.mb} MB, {args.codec}, {done} {where}: "
+              f"longest loop stall {longest * 1000:.0f} ms, "
+              f"{'back in memory' if args.read else 'file whole'} after {took:.2f} s")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ through a compressor costs more than the bytes saved).
 from __future__ import annotations
 
 import importlib
+import mmap
 import importlib.util
 import os
 import struct
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import InvalidMessage
+from .framing import frame_buffer
 from .serialize import Payload
 
 # The module of each codec. Both are optional: without one, its feature is not announced.
@@ -181,7 +183,7 @@ def _decompress_lz4(frame: Any) -> bytearray:
         raise InvalidMessage(f"a compressed frame does not decompress: {exc}") from None
 
 
-def _decompress_zstd(frame: Any) -> bytearray:
+def _decompress_zstd(frame: Any) -> bytearray | mmap.mmap:
     """One zstd frame into a new writable buffer of the size its header states."""
     zstd = codec_module("zstd")
     if zstd is None:
@@ -198,11 +200,11 @@ def _decompress_zstd(frame: Any) -> bytearray:
     return zstd_decompress_into(view, size)
 
 
-def zstd_decompress_into(view: memoryview, size: int) -> bytearray:
+def zstd_decompress_into(view: memoryview, size: int) -> bytearray | mmap.mmap:
     """Decompress a zstd frame of ``size`` bytes into a writable buffer, with no second copy
     (numpy arrays unpickled from it stay writable); ``InvalidMessage`` when it does not."""
     zstd = codec_module("zstd")
-    out = bytearray(size)
+    out = frame_buffer(size)
     target = memoryview(out)
     filled = 0
     try:

@@ -177,6 +177,23 @@ class SpilledValueLost:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class SpilledValueRead:
+    """The spill file of ``key`` was read on a thread (``ReadSpilled``): ``value``, unpickled
+    from ``nbytes_read`` bytes of it (``read``); or why not: the file could not be read
+    (``lost``, its reason: the value is gone here), the value does not unpickle
+    (``unloadable``: exception type, message), or the key was no longer on disk only when
+    its turn came (none of these: back in memory, or freed)."""
+
+    key: str
+    value: Any = None
+    nbytes_read: int = 0
+    read: bool = False
+    lost: str = ""
+    unloadable: tuple[str, str] | None = None
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class RejoinRequested:
     """The seceded task ``key`` wants a slot back to go on (``rejoin``)."""
 
@@ -198,7 +215,7 @@ Event = (ComputeRequested | ComputesRequested | FreeRequested | StealRequested
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed
          | InlineRunEnded | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
-         | SpilledValueLost | SignalReceived)
+         | SpilledValueLost | SpilledValueRead | SignalReceived)
 
 
 # -- instructions ----------------------------------------------------------------------------
@@ -230,6 +247,15 @@ class Fetch:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class ReadSpilled:
+    """Read these keys' spill files on a thread, for tasks that wait for them with a slot
+    (``SpilledValueRead`` for each, as it ends): read on the event loop, a value of
+    hundreds of megabytes held heartbeats, peers and clients for seconds."""
+
+    keys: list[str]
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class SendToCenter:
     message: Message
 
@@ -241,4 +267,4 @@ class Resume:
     key: str
 
 
-Instruction = Execute | RunInline | Fetch | SendToCenter | Resume
+Instruction = Execute | RunInline | Fetch | ReadSpilled | SendToCenter | Resume

@@ -991,6 +991,82 @@ def _SpilledValueLost(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _SpilledValueRead(cls):
+    set_key = cls.key.__set__
+    set_value = cls.value.__set__
+    set_nbytes_read = cls.nbytes_read.__set__
+    set_read = cls.read.__set__
+    set_lost = cls.lost.__set__
+    set_unloadable = cls.unloadable.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_key,set_value,set_nbytes_read,set_read,set_lost,set_unloadable,set_stimulus_id,)
+    running = set()
+    twin = None
+    set_class = object.__dict__['__class__'].__set__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, key: 'str', value: 'Any' = None, nbytes_read: 'int' = 0, read: 'bool' = False, lost: 'str' = '', unloadable: 'tuple[str, str] | None' = None, stimulus_id: 'str' = '') -> None:
+        if self.__class__ is cls:
+            set_class(self, twin or make_twin())
+            self.key = key
+            self.value = value
+            self.nbytes_read = nbytes_read
+            self.read = read
+            self.lost = lost
+            self.unloadable = unloadable
+            self.stimulus_id = stimulus_id
+            self.__class__ = cls
+            return
+        set_key(self, key)
+        set_value(self, value)
+        set_nbytes_read(self, nbytes_read)
+        set_read(self, read)
+        set_lost(self, lost)
+        set_unloadable(self, unloadable)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes_read={self.nbytes_read!r}, read={self.read!r}, lost={self.lost!r}, unloadable={self.unloadable!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,self.value,self.nbytes_read,self.read,self.lost,self.unloadable,self.stimulus_id,)==(other.key,other.value,other.nbytes_read,other.read,other.lost,other.unloadable,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,self.value,self.nbytes_read,self.read,self.lost,self.unloadable,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('key','value','nbytes_read','read','lost','unloadable','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('key','value','nbytes_read','read','lost','unloadable','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.key, self.value, self.nbytes_read, self.read, self.lost, self.unloadable, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _RejoinRequested(cls):
     set_key = cls.key.__set__
     set_stimulus_id = cls.stimulus_id.__set__
@@ -1266,6 +1342,52 @@ def _Fetch(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _ReadSpilled(cls):
+    set_keys = cls.keys.__set__
+    setters = (set_keys,)
+    running = set()
+
+    def __init__(self, keys: 'list[str]') -> None:
+        set_keys(self, keys)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(keys={self.keys!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.keys,)==(other.keys,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.keys,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.keys]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+
+
 def _SendToCenter(cls):
     set_message = cls.message.__set__
     setters = (set_message,)
@@ -1455,6 +1577,16 @@ METHODS = {
         (('key', 'str', '-'), ('reason', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,
         _SpilledValueLost),
+    'SpilledValueRead': (
+        (('key', 'str', '-'),
+         ('value', 'Any', 'None'),
+         ('nbytes_read', 'int', '0'),
+         ('read', 'bool', 'False'),
+         ('lost', 'str', "''"),
+         ('unloadable', 'tuple[str, str] | None', 'None'),
+         ('stimulus_id', 'str', "''")),
+        None,
+        _SpilledValueRead),
     'RejoinRequested': (
         (('key', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,
@@ -1480,6 +1612,10 @@ METHODS = {
         (('worker', 'str', '-'), ('keys', 'list[str]', '-')),
         "Fetch(worker: 'str', keys: 'list[str]')",
         _Fetch),
+    'ReadSpilled': (
+        (('keys', 'list[str]', '-'),),
+        None,
+        _ReadSpilled),
     'SendToCenter': (
         (('message', 'Message', '-'),),
         "SendToCenter(message: 'Message')",

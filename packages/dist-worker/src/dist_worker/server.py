@@ -27,8 +27,9 @@ from dist_protocol.task_context import TaskContext, WorkerInfo
 
 from .actors import ActorHost
 from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, Fetch, FetchFailed,
-                     FreeRequested, InputsUnloadable, ReplicasRequested, RestartRequested, Resume,
-                     SignalReceived, SpilledValueLost, StealRequested, StoryRequested)
+                     FreeRequested, InputsUnloadable, ReadSpilled, ReplicasRequested,
+                     RestartRequested, Resume, SignalReceived, SpilledValueLost,
+                     SpilledValueRead, StealRequested, StoryRequested)
 from .execution import InlinePolicy, TaskRunner
 from .orders import LoopStretch, OrderCarrier
 from .memory import MemoryPolicy
@@ -127,7 +128,7 @@ class Worker:
         self._listener: Listener | None = None
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
-        self.reading_back = 0  # bytes of spill files being read on threads for peers, clients
+        self.reading_back = 0  # bytes of spill files being read on threads (peers, tasks...)
         self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
         self.plugins = WorkerPlugins()
         self._plugin_host: PluginHost | None = None  # the plugins, as tasks reach them
@@ -458,6 +459,8 @@ class Worker:
             self._runner.submit(ins)
         elif kind is Fetch:
             self._spawn(self._fetch(ins))
+        elif kind is ReadSpilled:
+            self._spawn(self._read_spilled(ins))
         elif kind is Resume:
             assert self._runner is not None
             self._runner.resume(ins.key)
@@ -600,6 +603,34 @@ class Worker:
                 self.reading_back -= weight
         if not comm.is_closed:
             comm.send(self._get_data(msg, read))
+
+    async def _read_spilled(self, order: ReadSpilled) -> None:
+        """Read tasks' large spilled inputs back on a thread, one at a time, each told to the
+        state as it ends (the tasks wait ``reading``): read on the loop, a value of hundreds
+        of megabytes held it (heartbeats, peers, clients) for seconds."""
+        loop = asyncio.get_running_loop()
+        store = self.store
+        for key in order.keys:
+            store.prepare_read(key)  # (room made first, on the loop, as for a read there)
+            weight = store.weights.get(key, 0)
+            self.reading_back += weight
+            try:
+                value, size = await loop.run_in_executor(None, store.read_value, key)
+                event = SpilledValueRead(key, value, size, read=True)
+            except KeyError:
+                event = SpilledValueRead(key)  # not on disk any more: in memory, or freed
+            except SpillReadError as exc:
+                log.warning("%s: lost here, it comes from another holder or is computed "
+                            "again", exc.strerror)
+                event = SpilledValueRead(key, lost=str(exc))
+            except Exception as exc:  # noqa: BLE001 -- its task errs, saying why
+                cause = exc.cause if isinstance(exc, SpillLoadError) else exc
+                log.warning("the spilled value of %s cannot be loaded: %s: %s", key,
+                            type(cause).__name__, cause)
+                event = SpilledValueRead(key, unloadable=(type(cause).__name__, str(cause)))
+            finally:
+                self.reading_back -= weight
+            self.handle(event)
 
     def _get_data(self, msg: GetData, read: dict[str, Any] | None = None) -> Data:
         serializers = msg.serializers or ["pickle"]

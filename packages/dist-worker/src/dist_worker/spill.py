@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import mmap
 import os
 import shutil
 import struct
@@ -32,6 +33,7 @@ from dist_protocol.serialize import (Payload, SerializationError, deserialize,
 # worth having, not worth failing for: without a codec, frames are written as they are).
 from dist_protocol.compression import available, codec_module, zstd_decompress_into
 from dist_protocol.errors import InvalidMessage
+from dist_protocol.framing import frame_buffer
 
 MAGIC = b"DSPL1\n"
 _HEAD = struct.Struct("<6sHI")  # magic, serializer length, number of frames
@@ -225,10 +227,10 @@ def _lz4_frame() -> Any:
     return lz4.frame
 
 
-def _read_lz4_frame(key: str, f: io.FileIO, stored: int, size: int) -> bytearray:
+def _read_lz4_frame(key: str, f: io.FileIO, stored: int, size: int) -> bytearray | mmap.mmap:
     """The next ``stored`` bytes of ``f``, an lz4 frame of ``size`` bytes, decompressed into a
     buffer of its own, a step at a time (neither side whole a second time)."""
-    out = bytearray(size)
+    out = frame_buffer(size)
     target = memoryview(out)
     decompressor = _lz4_frame().LZ4FrameDecompressor()
     filled, left = 0, stored
@@ -513,9 +515,10 @@ def _read_frames(key: str, f: io.FileIO, size: int) -> tuple[Payload, int]:
     return Payload(serializer, frames), size
 
 
-def _read_exactly(key: str, f: io.FileIO, n: int) -> bytearray:
-    """The next ``n`` bytes of ``f``, in a (writable) buffer of their own."""
-    data = bytearray(n)
+def _read_exactly(key: str, f: io.FileIO, n: int) -> bytearray | mmap.mmap:
+    """The next ``n`` bytes of ``f``, in a (writable) buffer of their own (``frame_buffer``:
+    not zeroed in full first, holding the interpreter, when it is large)."""
+    data = frame_buffer(n)
     view = memoryview(data)
     got = 0
     while got < n:

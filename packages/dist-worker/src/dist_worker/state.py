@@ -3,6 +3,9 @@
 A task arrives with ``compute-task`` and waits for its inputs (``waiting``), which are fetched
 from the peers that hold them, several keys per request; then it is ``ready``, ``executing`` on
 one of ``nthreads`` threads, and finally in ``memory`` (or reported as erred and forgotten).
+A ready task whose inputs include large values spilled to disk takes its slot and is
+``reading`` first: their files are read on a thread (``ReadSpilled``), and it runs once the
+last read has ended (``SpilledValueRead``), as a waiting task runs once its fetches have.
 A running task that waits on tasks it submitted may give its slot back (``long-running``,
 after ``secede``): another task runs in its place, and it takes a slot back (``rejoin``)
 before it goes on, waiting for one to be free.
@@ -27,9 +30,10 @@ from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, 
                      ExecutionFailed,
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
                      InputsUnloadable, Instruction, RunInline,
-                     MemoryPressureChanged, RejoinRequested, ReplicasRequested,
+                     MemoryPressureChanged, ReadSpilled, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
-                     SignalReceived, SpilledValueLost, StealRequested, StoryRequested)
+                     SignalReceived, SpilledValueLost, SpilledValueRead, StealRequested,
+                     StoryRequested)
 from .readers import UpcomingReads
 from .readyqueue import ReadyQueue
 from .spill import SpillLoadError, SpillReadError
@@ -59,7 +63,7 @@ READ_WHEN_READY = 1 << 64
 
 
 class WorkerTask:
-    __slots__ = ("key", "message", "state", "waiting_on", "priority", "transfers")
+    __slots__ = ("key", "message", "state", "waiting_on", "priority", "transfers", "read_back")
 
     def __init__(self, key: str, message, seq: int):
         self.key = key
@@ -68,6 +72,9 @@ class WorkerTask:
         self.waiting_on: set[str] = set()
         self.priority = (-message.priority, seq)
         self.transfers: list[Transfer] | None = None  # its inputs fetched from peers
+        # Its inputs read back from disk on a thread while it was ``reading``, by key: held
+        # until it runs, so that none goes back to disk in between.
+        self.read_back: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<WorkerTask {self.key} {self.state}>"
@@ -102,6 +109,14 @@ class WorkerState:
         self._any_on_disk: Callable[[Collection[str]], bool] | None = (
             any_on_disk if callable(any_on_disk) and callable(on_disk) else None)
         self._on_disk: Callable[[str], bool] = on_disk if callable(on_disk) else _nowhere
+        # Which of those are large enough to read back on a thread, and how a value read so
+        # comes back into the store (a store that spills; a dict has nothing on disk).
+        large_on_disk, restore = (getattr(self.data, name, None)
+                                  for name in ("to_read_on_thread", "restore"))
+        self._large_on_disk: Callable[[Collection[str]], list[str]] = (
+            large_on_disk if callable(large_on_disk) else _none_of)
+        self._restore: Callable[[str, Any, int], Any] = (restore if callable(restore)
+                                                         else _as_read)
         self.ready: ReadyQueue[WorkerTask] = ReadyQueue()
         self._watching = False
         if callable(plan_use) and self._any_on_disk is not None \
@@ -110,6 +125,9 @@ class WorkerState:
             if getattr(self.data, "watching", False):
                 self._watch(True)
         self.executing: set[str] = set()  # running, each on one of the nthreads slots
+        # ... or ``reading``: holding a slot while inputs are read back on a thread. The keys
+        # being read back, each with the tasks waiting for it (``ReadSpilled``).
+        self.loading: dict[str, set[str]] = {}
         # ... or lent to a run on the event loop (``RunInline``), which takes no slot.
         self.lent: set[str] = set()
         self.seceded: set[str] = set()  # running, having given their slot back
@@ -143,7 +161,8 @@ class WorkerState:
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
             RestartRequested: self._restart, StoryRequested: self._story,
             Seceded: self._seceded, RejoinRequested: self._rejoin,
-            SpilledValueLost: self._spilled_value_lost, SignalReceived: self._signalled,
+            SpilledValueLost: self._spilled_value_lost, SpilledValueRead: self._spilled_read,
+            SignalReceived: self._signalled,
         }
 
     @property
@@ -203,7 +222,7 @@ class WorkerState:
             self._out.append(SendToCenter(TaskFinished(key=key, nbytes=self.nbytes[key])))
             return
         ts = self.tasks.get(key)
-        if ts is not None and ts.state in ("ready", *RUNNING):
+        if ts is not None and ts.state in ("ready", "reading", *RUNNING):
             return
         if ts is None:
             ts = self.tasks[key] = WorkerTask(key, msg, next(self._seq))
@@ -303,6 +322,8 @@ class WorkerState:
         self._out.append(SendToCenter(StealReply(keys=given, kept=kept)))
 
     def _drop_task(self, ts: WorkerTask, finish: str = "forgotten") -> None:
+        if ts.state == "reading":
+            self._give_slot_back(ts)
         del self.tasks[ts.key]
         self.ready.discard(ts)
         self.reads.remove(ts.key, ts.message.who_has)
@@ -600,35 +621,121 @@ class WorkerState:
             ts = self.ready.pop(self._now)
             if ts is None:
                 break
-            key = ts.key
             msg = ts.message
-            who_has = msg.who_has
-            read_back = ([dep for dep in who_has if self._on_disk(dep)]
-                         if who_has and self._watching and self._any_on_disk is not None
-                         and self._any_on_disk(who_has) else None)
-            gone = [dep for dep in who_has if dep not in self.data] if who_has else None
-            if gone:
-                # Freed after the task became ready (a restarted center frees every key it
-                # does not know): fetch them again rather than run without them.
-                self._wait_for(ts, gone)
+            if msg.who_has:  # (a call only for a task with inputs: most of a map have none)
+                self._start_with_inputs(ts)
                 continue
-            try:
-                inputs = {dep: self.data[dep] for dep in who_has} if who_has else {}
-            except SpillReadError as exc:
-                # Its file is gone or damaged: from another holder, or computed again.
-                self._spilled_value_lost(SpilledValueLost(exc.key, str(exc)))
-                self._wait_for(ts, [exc.key])
-                continue
-            except SpillLoadError as exc:
-                self._inputs_do_not_load(ts, exc)
-                continue
+            key = ts.key
             self.log.append((key, "ready", "executing", self._stimulus_id, self._now))
             ts.state = "executing"
             self.executing.add(key)
-            if read_back:
-                self._promote_readers(read_back)
-            self._out.append(Execute(key, msg.function, msg.args, inputs,
+            self._out.append(Execute(key, msg.function, msg.args, {},
                                      bool(msg.actor), msg.value_msgpack))
+
+    def _start_with_inputs(self, ts: WorkerTask) -> None:
+        """Run ``ts`` (ready, or ``reading`` and holding its slot) with its inputs. Those
+        spilled are read back first: large ones on a thread while it waits ``reading``
+        (``ReadSpilled``), the others here, at once."""
+        key = ts.key
+        msg = ts.message
+        who_has = msg.who_has
+        held = ts.read_back
+        on_disk = ([dep for dep in who_has if self._on_disk(dep)]
+                   if self._watching and self._any_on_disk is not None
+                   and self._any_on_disk(who_has) else None)
+        gone = [dep for dep in who_has if dep not in self.data and not (held and dep in held)]
+        if gone:
+            # Freed after the task became ready (a restarted center frees every key it
+            # does not know): fetch them again rather than run without them.
+            self._give_slot_back(ts)
+            self._wait_for(ts, gone)
+            return
+        if on_disk:
+            large = self._large_on_disk([dep for dep in on_disk if not (held and dep in held)])
+            if large:
+                self._read_for(ts, large)
+                return
+        try:
+            inputs = {dep: held[dep] if held and dep in held else self.data[dep]
+                      for dep in who_has}
+        except SpillReadError as exc:
+            # Its file is gone or damaged: from another holder, or computed again.
+            self._give_slot_back(ts)
+            self._spilled_value_lost(SpilledValueLost(exc.key, str(exc)))
+            self._wait_for(ts, [exc.key])
+            return
+        except SpillLoadError as exc:
+            self._give_slot_back(ts)
+            self._inputs_do_not_load(ts, exc.key, exc.cause)
+            return
+        ts.read_back = None
+        self._set_state(ts, "executing")
+        self.executing.add(key)
+        if on_disk:
+            self._promote_readers(on_disk)
+        self._out.append(Execute(key, msg.function, msg.args, inputs,
+                                 bool(msg.actor), msg.value_msgpack))
+
+    def _read_for(self, ts: WorkerTask, keys: list[str]) -> None:
+        """``ts`` takes a slot and waits ``reading`` for ``keys`` to be read back from disk
+        on a thread; a key already being read for another task is not read twice."""
+        if ts.state != "reading":
+            self._set_state(ts, "reading")
+            self.executing.add(ts.key)
+        ts.waiting_on = set(keys)
+        loading = self.loading
+        new = []
+        for dep in keys:
+            readers = loading.get(dep)
+            if readers is None:
+                readers = loading[dep] = set()
+                new.append(dep)
+            readers.add(ts.key)
+        if new:
+            self._out.append(ReadSpilled(new))
+
+    def _give_slot_back(self, ts: WorkerTask) -> None:
+        """``ts`` no longer waits ``reading`` (it waits for a fetch, errs or is freed): its
+        slot is free, and the reads under way for it go on for the store alone."""
+        if ts.state != "reading":
+            return
+        self.executing.discard(ts.key)
+        for dep in ts.waiting_on:
+            readers = self.loading.get(dep)
+            if readers is not None:
+                readers.discard(ts.key)
+        ts.waiting_on = set()
+        ts.read_back = None
+
+    def _spilled_read(self, event: SpilledValueRead) -> None:
+        """A spilled value was read back on a thread (or could not be): back into the store,
+        and to each task ``reading`` it, which runs once it has all its inputs."""
+        key = event.key
+        readers = [ts for ts in map(self.tasks.get, sorted(self.loading.pop(key, ())))
+                   if ts is not None and ts.state == "reading"]
+        if event.lost:
+            self._spilled_value_lost(SpilledValueLost(key, event.lost))
+            for ts in readers:
+                self._give_slot_back(ts)
+                self._wait_for(ts, [key])  # from another holder, or computed again
+            return
+        if event.unloadable is not None:
+            exception_type, message = event.unloadable
+            for ts in readers:
+                self._give_slot_back(ts)
+                self._inputs_do_not_load(ts, key, exception_type, message)
+            return
+        value = event.value
+        if event.read and key in self.data:
+            value = self._restore(key, value, event.nbytes_read)
+        for ts in readers:
+            ts.waiting_on.discard(key)
+            if event.read:
+                if ts.read_back is None:
+                    ts.read_back = {}
+                ts.read_back[key] = value
+            if not ts.waiting_on:
+                self._start_with_inputs(ts)
 
     def _watch(self, on: bool) -> None:
         """The store starts (``on``) or stops following the reads planned: every read queued
@@ -646,7 +753,7 @@ class WorkerState:
                 continue
             if ts.state == "waiting":
                 self.reads.add(ts.key, ts.priority, who_has)
-            elif ts.state == "ready" or ts.state in RUNNING:
+            elif ts.state in ("ready", "reading", *RUNNING):
                 priority, seq = ts.priority
                 self.reads.add(ts.key, (priority - READ_WHEN_READY, seq), who_has)
 
@@ -671,18 +778,23 @@ class WorkerState:
         self.serialized.pop(key, None)
         self._out.append(SendToCenter(MissingData(key=key, worker=self.address)))
 
-    def _inputs_do_not_load(self, ts: WorkerTask, exc: SpillLoadError) -> None:
-        """An input of ``ts`` spilled and does not unpickle again: the task errs, as one whose
-        input could not be unpickled after a transfer does."""
+    def _inputs_do_not_load(self, ts: WorkerTask, key: str, cause: BaseException | str,
+                            message: str = "") -> None:
+        """The input ``key`` of ``ts`` spilled and does not unpickle again (``cause``, or its
+        exception type and ``message``): the task errs, as one whose input could not be
+        unpickled after a transfer does."""
         del self.tasks[ts.key]
         self.reads.remove(ts.key, ts.message.who_has)
         self.ready.discard(ts)
         self._set_state(ts, "erred")
-        cause = exc.cause
+        if isinstance(cause, BaseException):
+            exception_type, message = type(cause).__name__, str(cause)
+        else:
+            exception_type = cause
         self._out.append(SendToCenter(TaskErred(
-            key=ts.key, exception_type=type(cause).__name__,
-            message=f"could not load its input {shown_key(exc.key)}, read back from this "
-                    f"worker's disk: {cause}")))
+            key=ts.key, exception_type=exception_type,
+            message=f"could not load its input {shown_key(key)}, read back from this "
+                    f"worker's disk: {message}")))
 
     def _memory_pressure(self, event: MemoryPressureChanged) -> None:
         """Paused (memory above the high-water mark): run nothing new until unpaused. Paused or
@@ -700,7 +812,10 @@ class WorkerState:
         their outcomes, arriving later, free them and are dropped.
         """
         for ts in self.tasks.values():
+            if ts.state == "reading":  # (no thread runs it yet: its slot is free at once)
+                self.executing.discard(ts.key)
             self._log(ts.key, ts.state, "forgotten")
+        self.loading.clear()
         for key in self.data:
             self._log(key, "memory", "forgotten")
         self.data.clear()
@@ -746,19 +861,24 @@ class WorkerState:
 
     def validate(self) -> None:
         for key, ts in self.tasks.items():
-            assert ts.state in ("waiting", "ready", *RUNNING), ts
-            if ts.state == "executing":
+            assert ts.state in ("waiting", "ready", "reading", *RUNNING), ts
+            if ts.state in ("executing", "reading"):
                 assert key in self.executing
             if ts.state == "long-running":
                 assert key in self.seceded
+            if ts.state == "reading":
+                assert ts.waiting_on, ts
+                for dep in ts.waiting_on:
+                    assert key in self.loading.get(dep, ()), (ts, dep)
+                continue
             for dep in ts.waiting_on:
                 assert dep not in self.data, (ts, dep)
                 assert key in self.waiters.get(dep, ()), (ts, dep)
             if ts.state == "waiting":
                 assert ts.waiting_on, ts
         for key in self.executing:
-            running = self.tasks.get(key)
-            assert running is None or running.state == "executing", running  # None: since a reset
+            running = self.tasks.get(key)  # (None: since a reset)
+            assert running is None or running.state in ("executing", "reading"), running
         assert len(self.executing - self.lent) <= self.nthreads
         assert self.lent <= self.executing
         assert not self.executing & self.seceded
@@ -781,6 +901,14 @@ def _nowhere(key: str) -> bool:
     return False
 
 
+def _none_of(keys: Collection[str]) -> list[str]:
+    return []
+
+
+def _as_read(key: str, value: Any, nbytes_read: int) -> Any:
+    return value
+
+
 _STIMULUS_PREFIX: dict[type, str] = {
     ComputeRequested: "compute-task-", ComputesRequested: "compute-task-",
     FreeRequested: "free-keys-",
@@ -792,5 +920,6 @@ _STIMULUS_PREFIX: dict[type, str] = {
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",
     Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
+    SpilledValueRead: "spilled-value-read-",
     SignalReceived: "signal-",
 }

@@ -71,7 +71,7 @@ from collections.abc import Callable, Collection, Iterator, MutableMapping
 from sys import getsizeof
 from typing import Any, Protocol
 
-from dist_protocol.serialize import SerializationError, serialize
+from dist_protocol.serialize import SerializationError, deserialize, serialize
 
 from . import spillpolicy
 from .disposal import TRIM_AFTER_FREEING, WITHOUT_FINALIZERS, Disposer, runs_no_code_when_dropped
@@ -421,6 +421,58 @@ class DataStore(MutableMapping):
             return []
         return [key for key in keys
                 if key in self.slow and self.weights.get(key, 0) >= READ_OFF_LOOP_FROM]
+
+    def to_read_on_thread(self, keys: Collection[str]) -> list[str]:
+        """Those of ``keys`` a task must have read back from disk, and large enough to be
+        read on a thread (``read_value``) rather than on the loop: as ``large_on_disk``, but
+        for a value spilled as it was stored in this batch, still at hand
+        (``_spilled_in_batch``)."""
+        large = self.large_on_disk(keys)
+        if large and self._spilled_in_batch:
+            large = [key for key in large if key not in self._spilled_in_batch]
+        return large
+
+    def prepare_read(self, key: str) -> None:
+        """On the loop, before ``key``'s file is read on a thread to come back into memory
+        (``read_value``): room is made for it first, as ``__getitem__`` makes it."""
+        known = self.weights.get(key)
+        if key in self.slow and known is not None and known <= self._target:
+            self._make_room(known)
+
+    def read_value(self, key: str) -> tuple[Any, int]:
+        """``key``'s value unpickled from its file, and the bytes read: changes nothing, so
+        it may run on another thread (raising ``SpillReadError`` when the file cannot be
+        read, the key freed meanwhile included, and ``SpillLoadError`` when the value does
+        not unpickle, ``KeyError`` when it is not on disk); ``restore`` then takes it on the
+        loop."""
+        payload, size = self.slow.read_file(key)
+        try:
+            return deserialize(payload), size
+        except MemoryError:
+            raise
+        except Exception as exc:  # the value's own code, whatever it raises
+            raise SpillLoadError(key, exc) from exc
+
+    def restore(self, key: str, value: Any, nbytes_read: int) -> Any:
+        """On the loop: ``value`` was read back from ``key``'s file on a thread
+        (``read_value``, ``nbytes_read`` bytes). Back in memory as ``__getitem__`` puts a
+        value read back, unless it came back meanwhile (then the value in memory is
+        returned, and used) or was freed."""
+        if key not in self.slow:
+            current = self._lru.get(key, _ABSENT)
+            if current is _ABSENT:
+                current = self.pinned.get(key, _ABSENT)
+            if current is _ABSENT and key in self._writing:
+                current = self._writing[key][1]
+            return value if current is _ABSENT else current
+        self.slow.bytes_read += nbytes_read
+        weight = self._weight(key, value)
+        if weight <= self._target:
+            self._keep(key, value, weight)
+            del self.slow[key]
+            self.spill_to_target()
+            self._spill_for_process(weight)
+        return value
 
     def read_payload(self, key: str) -> tuple[Any, int]:
         """The serialized value of ``key`` from its file, and the bytes read: changes
