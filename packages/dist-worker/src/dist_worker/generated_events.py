@@ -1003,6 +1003,7 @@ def _SpilledValueRead(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1064,7 +1065,19 @@ def _SpilledValueRead(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    def build(key: 'str', value: 'Any' = None, nbytes_read: 'int' = 0, read: 'bool' = False, lost: 'str' = '', unloadable: 'tuple[str, str] | None' = None, stimulus_id: 'str' = ''):
+        self = new(twin or make_twin())
+        self.key = key
+        self.value = value
+        self.nbytes_read = nbytes_read
+        self.read = read
+        self.lost = lost
+        self.unloadable = unloadable
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RejoinRequested(cls):
@@ -1385,7 +1398,7 @@ def _ReadSpilled(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__)
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
 def _SendToCenter(cls):
