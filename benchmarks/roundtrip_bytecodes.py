@@ -1,11 +1,12 @@
-"""Python bytecodes and calls per round trip in the center and the workers, function by function.
+"""Python bytecodes and calls per round trip in the center, the workers and the client.
 
 Callgrind counts a process's instructions but, on Python 3.11, cannot say which Python function
 ran them: every Python call runs inside one ``_PyEval_EvalFrameDefault``. This benchmark counts
 what the interpreter itself is asked to do instead: each server runs with a ``sitecustomize``
 that, on a signal, sets a trace function with ``f_trace_opcodes`` and counts the bytecodes run
 in each function's own body, and its calls; the client runs N round trips (``submit(inc,
-i).result()``, one at a time) between the two signals. Counts, like instructions, do not move
+i).result()``, one at a time) between the two signals, counting its own two threads the same
+way (a trace function set before its I/O thread starts). Counts, like instructions, do not move
 with the machine's load (timers firing during the run -- heartbeats, the memory monitor -- are
 the noise). Tracing slows the servers some tenfold, so only the counts mean anything.
 
@@ -61,16 +62,37 @@ signal.signal(int(os.environ["DIST_BYTECODES_STOP"]), _stop)
 '''
 
 CLIENT = r'''
-import sys
+import collections, os, sys, threading
 import bench_tasks as t
 from dist_client import Executor
+# The client counts itself, both its threads: a trace function set before the I/O thread
+# starts (Python 3.11 cannot set one on a running thread), counting only around the loop.
+ops, calls, counting = collections.Counter(), collections.Counter(), [False]
+
+def trace(frame, event, arg):
+    if not counting[0]:
+        return None
+    if event == "call":
+        frame.f_trace_opcodes = True
+        calls[frame.f_code] += 1
+    elif event == "opcode":
+        ops[frame.f_code] += 1
+    return trace
+
+sys.settrace(trace)
+threading.settrace(trace)
 ex = Executor(sys.argv[1])
 for i in range(200):
     ex.submit(t.inc, -i - 1).result()
 print("READY", flush=True)
 n = int(sys.stdin.readline())
+counting[0] = True
 for i in range(n):
     assert ex.submit(t.inc, i).result() == i + 1
+counting[0] = False
+with open(sys.argv[2], "w") as f:
+    for code, count in ops.most_common():
+        f.write(f"{count}\t{calls[code]}\t{code.co_filename}\t{code.co_name}\n")
 print("DONE", flush=True)
 sys.stdin.readline()
 ex.close()
@@ -103,7 +125,9 @@ def run(n: int, out: Path) -> list[Path]:
     try:
         address = bare_cluster(BIN, env, procs)
         servers = list(procs)
-        client = subprocess.Popen([sys.executable, "-c", CLIENT, address], env=client_env,
+        client_counts = out / "counts.client"
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, address, str(client_counts)],
+                                  env=client_env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs.append(client)
         assert client.stdin is not None and client.stdout is not None
@@ -125,7 +149,7 @@ def run(n: int, out: Path) -> list[Path]:
         client.stdin.write("\n")
         client.stdin.flush()
         client.wait(60)
-        return names
+        return [*names, client_counts]
     finally:
         stop_all(procs)
 
@@ -137,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dist-bytecodes-") as tmp:
         files = run(args.n, Path(tmp))
-        for role, path in zip(("center", "w0", "w1"), files):
+        for role, path in zip(("center", "w0", "w1", "client"), files):
             rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()]
             ops = sum(int(r[0]) for r in rows) / args.n
             calls = sum(int(r[1]) for r in rows) / args.n
