@@ -151,3 +151,21 @@ def test_an_input_back_in_memory_before_its_read_is_taken_from_memory(worker):
     in_memory = worker.store["a"]  # (read on the loop meanwhile, as a peer's request may)
     [execute] = worker(SpilledValueRead("a"))  # (its turn came with the key no longer on disk)
     assert execute.inputs["a"] is in_memory
+
+
+def test_the_readers_passed_over_for_a_value_read_back_on_a_thread_go_back_in_line(tmp_path):
+    """As after a read on the loop: a ready task passed over while its input was on disk
+    runs in its turn once the value is back, while it is in memory, not once none of the
+    tasks with inputs in memory is left (by then it may have spilled again)."""
+    from dist_worker.events import ExecutionSucceeded
+
+    worker = Worker(tmp_path, nthreads=2)
+    worker(task("t", "a", priority=10))
+    out = worker(task("u", "a", priority=8), task("v", "c", priority=5),
+                 task("w", "c", priority=1))
+    assert [ins.key for ins in out] == ["v"]  # u passed over: its input is on disk
+    [execute] = worker.read("a")
+    assert execute.key == "t"
+    [execute] = worker(ExecutionSucceeded("v", 0, 8, "int", 0.0, 0.0))[1:]
+    assert execute.key == "u"  # before w, whose input was in memory all along
+    worker.store.close()

@@ -671,8 +671,10 @@ class WorkerState:
         ts.read_back = None
         self._set_state(ts, "executing")
         self.executing.add(key)
-        if on_disk:
-            self._promote_readers(on_disk)
+        if on_disk or held:
+            # (read back for it on a thread, they are in memory again by now: their other
+            # readers go next all the same, before the values spill again)
+            self._promote_readers([*(on_disk or ()), *(held or ())])
         self._out.append(Execute(key, msg.function, msg.args, inputs,
                                  bool(msg.actor), msg.value_msgpack))
 
