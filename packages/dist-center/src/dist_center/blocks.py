@@ -125,20 +125,22 @@ class BlockMachine(TaskMachine):
         pass, as ``_released_waiting``, ``_to_processing`` and ``_to_queued`` move them.
         """
         self._in_batch = True
-        tasks_counts = self.task_counts
-        log = self.transition_log.append
-        queue = self.queue
-        now = self.now
-        in_blocks = self.in_blocks and not self.recovering
+        log = None  # (the block's names, taken once one task goes in it: a chain's link,
+        # submitted alone, never does, and paid for them at every submit)
         try:
             for ts in batch:
                 if ts.state != "released" or not (ts.wanted_by or lineage.needed(self, ts)):
                     continue
                 spec = ts.spec
-                if (not self._roots_full or not in_blocks or ts.deps or ts.dependents
-                        or spec is None or spec.resources or spec.workers):
+                if (not self._roots_full or not self.in_blocks or self.recovering or ts.deps
+                        or ts.dependents or spec is None or spec.resources or spec.workers):
                     self.transition(ts, "waiting", stimulus_id)
                     continue
+                if log is None:
+                    tasks_counts = self.task_counts
+                    log = self.transition_log.append
+                    queue = self.queue
+                    now = self.now
                 key = ts.key
                 counts = ts.counts
                 if counts is None:

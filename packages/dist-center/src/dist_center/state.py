@@ -172,8 +172,10 @@ class CenterState(BlockMachine):
         handlers, counter = self._handlers, self._stimuli
         worker_ops, workers, tasks = self._worker_ops, self.workers, self.tasks
         # A worker's run of results, taken as one block (see ``blocks``) once the run ends.
-        results: list[TaskFinished] = []
-        result_sids: list[str] = []
+        # (No run yet: the shared empty list, never appended to, since no worker's address is
+        # "" and a run's first result makes the run's lists; a graph's steps make none.)
+        results: list[TaskFinished] = _NO_RUN
+        result_sids: list[str] = _NO_RUN
         results_from = ""
         for event in events:
             sid = event.stimulus_id
@@ -189,14 +191,13 @@ class CenterState(BlockMachine):
                     if event.worker != results_from:
                         if results:
                             self._results(results_from, results, result_sids)
-                            results, result_sids = [], []
-                        results_from = event.worker
+                        results, result_sids, results_from = [], [], event.worker
                     results.append(message)
                     result_sids.append(sid)
                     continue
                 if results:
                     self._results(results_from, results, result_sids)
-                    results, result_sids, results_from = [], [], ""
+                    results, result_sids, results_from = _NO_RUN, _NO_RUN, ""
                 handler = worker_ops.get(type(message))
                 # (a worker considered gone re-registers before it is heard again)
                 if handler is not None and event.worker in workers:
@@ -204,7 +205,7 @@ class CenterState(BlockMachine):
                 continue
             if results:
                 self._results(results_from, results, result_sids)
-                results, result_sids, results_from = [], [], ""
+                results, result_sids, results_from = _NO_RUN, _NO_RUN, ""
             if not sid:
                 named = event.message if isinstance(event, ClientSent) else event
                 sid = _STIMULUS_PREFIX[type(named)] + str(next(counter))
@@ -852,6 +853,7 @@ class CenterState(BlockMachine):
 
 # States a client submitting the key again is told of at once (see report_existing).
 _REPORTED = frozenset({"memory", "erred", "lost"})
+_NO_RUN: list[Any] = []  # ``handle``'s run of results before it has one (never appended to)
 
 _STIMULUS_PREFIX: dict[type, str] = {
     ClientConnected: "client-connected-", ClientDisconnected: "client-disconnected-",

@@ -752,7 +752,6 @@ class TaskMachine:
         address = worker.address
         tag = worker.pickle_tag
         processing = worker.processing
-        log = self.transition_log.append
         in_blocks = self.in_blocks
         # (``worker.assigned`` written out: it is asked twice a task)
         brief = worker.brief
@@ -788,7 +787,7 @@ class TaskMachine:
                     # results hands over one such task for each (see ``blocks``).
                     if self.unrunnable:
                         self.unrunnable.discard(key)
-                    log((key, "queued", "processing", sid, self.now))
+                    self.transition_log.append((key, "queued", "processing", sid, self.now))
                     counts = ts.counts
                     counts["queued"] -= 1
                     counts["processing"] += 1
