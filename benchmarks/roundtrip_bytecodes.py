@@ -10,7 +10,10 @@ way (a trace function set before its I/O thread starts). Counts, like instructio
 with the machine's load (timers firing during the run -- heartbeats, the memory monitor -- are
 the noise). Tracing slows the servers some tenfold, so only the counts mean anything.
 
-    python benchmarks/roundtrip_bytecodes.py [--n 1000] [--top 40]
+    python benchmarks/roundtrip_bytecodes.py [--n 1000] [--top 40] [--mode latency|map]
+
+``--mode map`` counts one ``map`` of N tasks and its ``gather`` instead, per task, in the
+client alone (traced servers would answer in other batches than untraced ones do).
 
 Prints, per process, the bytecodes and Python calls per round trip, their split by layer
 (package and module), and the ``--top`` functions by bytecodes.
@@ -87,8 +90,11 @@ for i in range(200):
 print("READY", flush=True)
 n = int(sys.stdin.readline())
 counting[0] = True
-for i in range(n):
-    assert ex.submit(t.inc, i).result() == i + 1
+if sys.argv[3] == "map":
+    assert ex.gather(ex.map(t.inc, range(n))) == list(range(1, n + 1))
+else:
+    for i in range(n):
+        assert ex.submit(t.inc, i).result() == i + 1
 counting[0] = False
 with open(sys.argv[2], "w") as f:
     for code, count in ops.most_common():
@@ -111,7 +117,7 @@ def layer(filename: str) -> str:
     return parts[-1]
 
 
-def run(n: int, out: Path) -> list[Path]:
+def run(n: int, out: Path, mode: str = "latency") -> list[Path]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONHASHSEED="0",
                DIST_BYTECODES_OUT=str(out / "counts"), DIST_BYTECODES_START=str(int(START)),
                DIST_BYTECODES_STOP=str(int(STOP)))
@@ -124,9 +130,12 @@ def run(n: int, out: Path) -> list[Path]:
     procs: list[subprocess.Popen] = []
     try:
         address = bare_cluster(BIN, env, procs)
-        servers = list(procs)
+        # A map's count is the client's alone: traced servers run some tenfold slower, and
+        # their answers would reach the client in other batches than they do untraced.
+        servers = list(procs) if mode == "latency" else []
         client_counts = out / "counts.client"
-        client = subprocess.Popen([sys.executable, "-c", CLIENT, address, str(client_counts)],
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, address, str(client_counts),
+                                   mode],
                                   env=client_env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         procs.append(client)
@@ -157,15 +166,19 @@ def run(n: int, out: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--mode", choices=["latency", "map"], default="latency",
+                        help="N round trips, or one map of N tasks gathered")
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dist-bytecodes-") as tmp:
-        files = run(args.n, Path(tmp))
-        for role, path in zip(("center", "w0", "w1", "client"), files):
+        files = run(args.n, Path(tmp), args.mode)
+        unit = "round trip" if args.mode == "latency" else "task"
+        roles = ("center", "w0", "w1", "client") if args.mode == "latency" else ("client",)
+        for role, path in zip(roles, files):
             rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines()]
             ops = sum(int(r[0]) for r in rows) / args.n
             calls = sum(int(r[1]) for r in rows) / args.n
-            print(f"{role}: {ops:,.0f} bytecodes, {calls:,.0f} Python calls a round trip")
+            print(f"{role}: {ops:,.0f} bytecodes, {calls:,.0f} Python calls a {unit}")
             layers: collections.Counter = collections.Counter()
             for count, _, filename, _ in rows:
                 layers[layer(filename)] += int(count)
