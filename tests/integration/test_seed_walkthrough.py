@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import socket
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from dist_client import Executor, Future
@@ -223,7 +224,10 @@ def test_gather_rebuilds_nested_structures(e):
     assert isinstance(gathered["list"][1], tuple)
     assert e.gather([[a], [b, [c]]], timeout=RESULT_TIMEOUT) == [[2], [3, [4]]]
     assert e.gather(a, timeout=RESULT_TIMEOUT) == 2
-    assert e.gather(iter([a, b]), timeout=RESULT_TIMEOUT) == [2, 3]
+    # As dask's: an iterator in, an iterator out, each value gathered as it is read.
+    lazily = e.gather(iter([a, b]), timeout=RESULT_TIMEOUT)
+    assert isinstance(lazily, Iterator)
+    assert list(lazily) == [2, 3]
 
 
 def test_context_manager_closes_the_executor(module_cluster):
