@@ -291,15 +291,19 @@ class DataStore(MutableMapping):
         except SpillLoadError as exc:
             log.warning("%s", exc)
             raise
+        self._bring_back(key, value)
+        return value
+
+    def _bring_back(self, key: str, value: Any) -> None:
+        """``value``, just read back from ``key``'s file, back in memory as the most
+        recently used, unless it alone is over the target; its file stays (``cached``)
+        should it be evicted again unchanged."""
         weight = self._weight(key, value)
         if weight <= self._target:
-            # Back in memory as the most recently used; its file stays (``cached``) should
-            # it be evicted again unchanged.
             self._keep(key, value, weight)
             del self.slow[key]
             self.spill_to_target()
             self._spill_for_process(weight)
-        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         # (once per task: ``__contains__``, ``_keep`` and the spills' first checks written
@@ -466,12 +470,7 @@ class DataStore(MutableMapping):
                 current = self._writing[key][1]
             return value if current is _ABSENT else current
         self.slow.bytes_read += nbytes_read
-        weight = self._weight(key, value)
-        if weight <= self._target:
-            self._keep(key, value, weight)
-            del self.slow[key]
-            self.spill_to_target()
-            self._spill_for_process(weight)
+        self._bring_back(key, value)
         return value
 
     def read_payload(self, key: str) -> tuple[Any, int]:
