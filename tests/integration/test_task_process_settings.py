@@ -72,3 +72,30 @@ def test_a_task_blocking_the_import_of_cloudpickle_leaves_later_tasks_loadable(m
         x * 3 for x in range(20)]
     assert cluster.worker_pids(e) == pid
     assert "the block is lifted" in cluster.workers[0].output()
+
+
+def arm_a_repeating_dump(path, interval):
+    import faulthandler
+
+    dumps = open(path, "w")  # (kept open by faulthandler while armed)
+    faulthandler.dump_traceback_later(interval, repeat=True, file=dumps)
+    return path
+
+
+def dumps_written_meanwhile(path, seconds):
+    import os
+    import time
+
+    before = os.path.getsize(path)
+    time.sleep(seconds)  # (the window watched, on the worker: not a wait for an event)
+    return os.path.getsize(path) - before
+
+
+def test_a_stack_dump_a_task_left_armed_stops_when_it_ends(make_cluster, tmp_path):
+    # faulthandler.dump_traceback_later(..., repeat=True) left armed by a task wrote every
+    # thread's stack into the worker's log every period, for the worker process's life.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    path = str(tmp_path / "dumps.txt")
+    assert e.submit(arm_a_repeating_dump, path, 0.02).result(timeout=RESULT_TIMEOUT) == path
+    assert e.submit(dumps_written_meanwhile, path, 0.5).result(timeout=RESULT_TIMEOUT) == 0

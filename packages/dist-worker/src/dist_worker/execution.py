@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import faulthandler
 import logging
 import os
 import queue
@@ -69,6 +70,13 @@ _profiler_tool: Callable[[int], str | None] = (
 # pool thread started after it -- a seceded task's replacement -- to overflow its stack at
 # the next task that recursed in C (pickling a nested value): SIGSEGV, the worker gone.
 _STACK_SIZE = threading.stack_size()
+# A dump of every thread's stack that a task armed (``faulthandler.dump_traceback_later``,
+# with ``repeat=True`` or a timeout past its end) is disarmed when a task ends: left armed, it
+# wrote the stacks into the worker's log every period for the process's life. One C call a
+# task, that returns at once when nothing is armed (benchmarks/README.md, round three of
+# misbehaving tasks). A task that wants a dump of its own hang gets it while it runs, unless
+# a task on another thread ends first: there is one such dump a process.
+_disarm_dump_later = faulthandler.cancel_dump_traceback_later
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
 _functions_lock = threading.Lock()
 
@@ -237,6 +245,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
         return error_event(key, exc, own_frame=True, run=(start, time.time()))
     finally:
+        _disarm_dump_later()
         if forks.count != forks_before:
             _leave_forked_copy(key)
         if (_gettrace() is not trace or _getprofile() is not profile
