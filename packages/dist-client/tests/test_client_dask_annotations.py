@@ -10,7 +10,7 @@ from dist_client import dask_graphs  # noqa: E402
 
 def _graph_and_expr(collection):
     expr = collections_to_expr([collection], True).optimize()
-    return dask_graphs.as_graph(expr), expr
+    return dask_graphs.read_graph(expr)[0], expr
 
 
 def test_the_task_options_of_an_annotation_are_read_by_key():

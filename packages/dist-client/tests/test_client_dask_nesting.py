@@ -60,7 +60,7 @@ def test_the_whole_graph_gives_what_dask_gives():
     import dask
 
     (y,) = dask.optimize(y)  # (dask fuses the blockwise operations here)
-    graph = dask_graphs.as_graph(y)
+    graph = dask_graphs.read_graph(y)[0]
     keys = list(y.__dask_keys__())
     fused = dask_graphs.fuse_chains(graph, keys)
     # Each node is nested as it is packed, after the graph is ordered and its first part sent.

@@ -115,19 +115,19 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
                     allow_other_workers: bool, resources: Any, retries: int,
                     priority: int, actors: Any = None) -> dict[Hashable, Future]:
     """``get``'s graph submitted: the futures of the keys wanted."""
-    graph = as_graph(dsk)
+    graph, persisted = read_graph(dsk)
     wanted = list(dict.fromkeys(_flatten(keys)))
     for key in wanted:
-        if key not in graph and key not in _persisted(dsk):
+        if key not in graph and key not in persisted:
             raise KeyError(key)
     annotated = annotated_options(dsk, graph)
     making_actors = actor_keys(core, graph, actors)
     if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
         # (per-key options name the keys as given; an actor is read as itself)
         graph = fuse_chains(graph, [*wanted, *making_actors])
-    return submit_graph(core, dsk, wanted, restricted(
+    return submit_graph(core, graph, wanted, restricted(
         graph, workers, allow_other_workers, resources, retries, priority, annotated,
-        making_actors), graph)
+        making_actors), persisted)
 
 
 def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
@@ -167,15 +167,15 @@ def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
     keys = list(_flatten(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
-    graph = as_graph(expr)
+    graph, persisted = read_graph(expr)
     annotated = annotated_options(expr, graph)
     making_actors = actor_keys(core, graph, actors)
     if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
         # (per-key options name the keys as given; an actor is read as itself)
         graph = fuse_chains(graph, [*keys, *making_actors])
-    futures = submit_graph(core, expr, keys, restricted(
+    futures = submit_graph(core, graph, keys, restricted(
         graph, workers, allow_other_workers, resources, retries, priority, annotated,
-        making_actors), graph)
+        making_actors), persisted)
     return [futures[key] for key in keys]
 
 
@@ -292,23 +292,22 @@ def _mapping(dsk: Any) -> Mapping:
     return dsk
 
 
-def _persisted(dsk: Any) -> dict[Hashable, Future]:
-    """The keys whose node is the future of that very key (a persisted collection's graph):
-    computed already, they are inputs held by the client, not tasks."""
-    return {key: node for key, node in _mapping(dsk).items()
-            if type(node) is Future and node.name == wire_key(key)}
-
-
-def as_graph(dsk: Any) -> dict:
+def read_graph(dsk: Any) -> tuple[dict, dict[Hashable, Future]]:
+    """A dask graph or expression read once (an expression makes its graph anew on each
+    ``__dask_graph__``, milliseconds for a shuffle): its tasks by key, and its persisted
+    keys, whose node is the future of that very key (a persisted collection's graph):
+    computed already, those are inputs held by the client, not tasks."""
     from dask._task_spec import convert_legacy_graph
     dsk = _mapping(dsk)
-    persisted = _persisted(dsk)
+    persisted = {key: node for key, node in dsk.items()
+                 if type(node) is Future and node.name == wire_key(key)}
     if persisted:
         dsk = {key: node for key, node in dsk.items() if key not in persisted}
     graph = convert_legacy_graph(dsk)
     # Subgraphs dask fused stay as they are here: each is made nested tasks (``_unfused``) as
     # it is packed, so that this walk, done before the first task can be sent, stays short.
-    return {key: _futures_as_references(_named(key, node)) for key, node in graph.items()}
+    return ({key: _futures_as_references(_named(key, node)) for key, node in graph.items()},
+            persisted)
 
 
 def _named(key: Any, node: Any) -> Any:
@@ -502,11 +501,11 @@ def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = 
     return lambda key: per_key.get(key, same)
 
 
-def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None = None,
+def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | None = None,
                  options_of: Callable[[Hashable], dict] | None = None,
-                 graph: dict | None = None) -> dict[Hashable, Future]:
-    """Submit every node of a dask graph (or expression) in one message; a future per key,
-    or, when ``wanted`` names the keys the caller will read, per wanted key only.
+                 persisted: Mapping[Hashable, Future] | None = None) -> dict[Hashable, Future]:
+    """Submit every node of a graph (as ``read_graph`` reads it) in one message; a future
+    per key, or, when ``wanted`` names the keys the caller will read, per wanted key only.
 
     The other keys are only inputs: the center frees each as soon as its dependents have run,
     as dask's scheduler does, instead of keeping every intermediate result of the graph in
@@ -514,10 +513,8 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
 
     Futures of this executor inside the graph (``delayed(f)(future)``, ``{'y': (f, future)}``,
     ``{'y': future}``) are its inputs by key: their values go from worker to worker.
-    ``graph``: ``as_graph(dsk)`` when the caller has made it already.
+    ``persisted``: the graph's persisted keys (``read_graph``), a future each.
     """
-    if graph is None:
-        graph = as_graph(dsk)
     order = topological_order(graph)
     priorities = _dask_priorities(graph)
     if priorities:
@@ -571,7 +568,7 @@ def submit_graph(core: ClientCore, dsk: Any, wanted: Collection[Hashable] | None
                                        (inputs,) if inputs else (), {}, task_options, node))
             if key not in futures and (keep is None or key in keep or not fresh):
                 futures[key] = core.future(name)
-        for key, future in _persisted(dsk).items():
+        for key, future in (persisted or {}).items():
             futures[key] = core.future(future.name)
         if parts is not None:
             parts.send(tasks, len(order), last=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import actor_keys, annotated_options, as_graph, restricted, submit_graph
+from .dask_graphs import actor_keys, annotated_options, read_graph, restricted, submit_graph
 from .packing import futures_of
 
 if TYPE_CHECKING:
@@ -43,10 +43,10 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     keys = expr.__dask_keys__()
     if len(keys) != len(given):
         raise ValueError(f"{len(given)} collections gave {len(keys)} sets of keys")
-    graph = as_graph(expr)
-    futures = submit_graph(core, expr, graph=graph, options_of=restricted(
+    graph, held = read_graph(expr)
+    futures = submit_graph(core, graph, options_of=restricted(
         graph, annotated=annotated_options(expr, graph), actors=actor_keys(core, graph, actors),
-        **restrictions))
+        **restrictions), persisted=held)
     persisted = []
     for collection, collection_keys in zip(given, keys):
         rebuild, state = collection.__dask_postpersist__()
