@@ -1,12 +1,16 @@
 """Settings of its process that a task changes do not reach the threads the worker starts
-after it (dist_worker.execution): ``threading.stack_size`` is process-wide."""
+after it (dist_worker.execution): ``threading.stack_size`` is process-wide; nor a stack dump
+it left armed, nor a lower limit on open files."""
 from __future__ import annotations
+
+import sys
 
 import pytest
 
 pytestmark = pytest.mark.timeout(90)
 
 RESULT_TIMEOUT = 30
+PROMPTLY = 10.0
 
 
 def make_thread_stacks_small():
@@ -99,3 +103,30 @@ def test_a_stack_dump_a_task_left_armed_stops_when_it_ends(make_cluster, tmp_pat
     path = str(tmp_path / "dumps.txt")
     assert e.submit(arm_a_repeating_dump, path, 0.02).result(timeout=RESULT_TIMEOUT) == path
     assert e.submit(dumps_written_meanwhile, path, 0.5).result(timeout=RESULT_TIMEOUT) == 0
+
+
+def lower_the_open_file_limit():
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/self/fd")) - 1  # (less listdir's own)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held, hard))  # no descriptor left to open
+    return soft
+
+
+def a_megabyte():
+    return b"x" * 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+def test_an_open_file_limit_a_task_lowered_is_put_back(make_cluster):
+    # A task that lowered RLIMIT_NOFILE below what the worker held left it unable to accept
+    # or open a connection (or a spill file) for the rest of its life.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    started_with = e.submit(lower_the_open_file_limit).result(timeout=RESULT_TIMEOUT)
+    other = cluster.executor()  # gathers over a new connection to the worker
+    assert len(other.submit(a_megabyte).result(timeout=RESULT_TIMEOUT)) == 2**20
+    assert f"put back to {started_with}" in worker.output()

@@ -45,6 +45,7 @@ from dist_protocol.messages import Heartbeat, Message, RestartingForMemory
 from .disposal import release_unused_memory
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
+from .open_files import OpenFileLimit
 from .process_meter import process_meter
 from .spillpolicy import NOTHING, SpillPlan, before_task, by_process, on_arrival
 from .store import DataStore
@@ -121,6 +122,7 @@ class Monitor:
         self._store_policy: MemoryPolicy | None = None
         self._store_pause: int | None = None
         self._process = process_meter()  # None: no metrics (no /proc, no psutil)
+        self._open_files = OpenFileLimit()  # put back at each heartbeat if a task lowered it
         if self._process is not None:
             self._process.cpu_percent()
             if worker.memory_policy.bytes_at("spill") is not None:
@@ -136,6 +138,7 @@ class Monitor:
         worker = self.worker
         while not worker.closing:
             await asyncio.sleep(worker.heartbeat_interval)
+            self._open_files.put_back()
             worker.send_center(Heartbeat(metrics=self.metrics(self.rss())))
 
     async def watch_memory(self) -> None:
