@@ -5,12 +5,12 @@ import pytest
 dask = pytest.importorskip("dask")
 from dask.base import collections_to_expr  # noqa: E402
 
-from dist_client import dask_graphs  # noqa: E402
+from dist_client import dask_graphs, dask_nodes  # noqa: E402
 
 
 def _graph_and_expr(collection):
     expr = collections_to_expr([collection], True).optimize()
-    return dask_graphs.read_graph(expr)[0], expr
+    return dask_nodes.read_graph(expr)[0], expr
 
 
 def test_the_task_options_of_an_annotation_are_read_by_key():

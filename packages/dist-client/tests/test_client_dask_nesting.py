@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("dask")
 from dask._task_spec import Alias, DataNode, Task, TaskRef, _execute_subgraph
 
-from dist_client import dask_graphs
+from dist_client import dask_nodes
 
 
 def subgraphs(graph):
@@ -21,7 +21,7 @@ def test_a_chain_the_client_fuses_is_one_nested_task():
              "c": Task("c", operator.neg, TaskRef("b")),
              "d": Alias("d", "c"),
              "x": DataNode("x", 3)}
-    fused = dask_graphs.fuse_chains(graph, ["d"])
+    fused = dask_nodes.fuse_chains(graph, ["d"])
     assert set(fused) == {"d"} and subgraphs(fused) == []
     assert fused["d"].key == "d" and not fused["d"].dependencies
     assert fused["d"]({}) == -8
@@ -33,7 +33,7 @@ def test_a_blockwise_subgraph_dask_fused_is_nested_with_its_inputs_named_as_in_t
              "t": Task("t", list, TaskRef("_1"))}
     node = Task("out", _execute_subgraph, inner, "sum", ("_0", "_1"), TaskRef("p"),
                 TaskRef("q"))
-    nested = dask_graphs._unfused(node)
+    nested = dask_nodes.unfused(node)
     assert nested is not node and nested.func is sum
     assert nested.key == "out" and nested.dependencies == {"p", "q"}
     values = {"p": [1, 2], "q": (3, 4)}
@@ -46,7 +46,7 @@ def test_a_subgraph_reading_a_node_twice_stays_as_dask_made_it():
              "s": Task("s", abs, TaskRef("shared")),
              "shared": Task("shared", operator.mul, TaskRef("_0"), 2)}
     node = Task("out", _execute_subgraph, inner, "out", ("_0",), TaskRef("p"))
-    assert dask_graphs._unfused(node) is node  # nested, "shared" would run twice
+    assert dask_nodes.unfused(node) is node  # nested, "shared" would run twice
     assert node({"p": 5}) == 0
 
 
@@ -60,11 +60,11 @@ def test_the_whole_graph_gives_what_dask_gives():
     import dask
 
     (y,) = dask.optimize(y)  # (dask fuses the blockwise operations here)
-    graph = dask_graphs.read_graph(y)[0]
+    graph = dask_nodes.read_graph(y)[0]
     keys = list(y.__dask_keys__())
-    fused = dask_graphs.fuse_chains(graph, keys)
+    fused = dask_nodes.fuse_chains(graph, keys)
     # Each node is nested as it is packed, after the graph is ordered and its first part sent.
-    packed = {key: dask_graphs._unfused(node) for key, node in fused.items()}
+    packed = {key: dask_nodes.unfused(node) for key, node in fused.items()}
     assert len(subgraphs(packed)) < len(subgraphs(dict(y.__dask_graph__()))) / 2
     expected = y.compute(scheduler="sync")
     np.testing.assert_allclose(np.concatenate(get_sync(packed, keys)), expected)

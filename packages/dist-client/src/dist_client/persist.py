@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import actor_keys, annotated_options, read_graph, restricted, submit_graph
+from .dask_graphs import actor_keys, annotated_options, restricted, submit_graph
+from .dask_nodes import read_graph
 from .packing import futures_of
 
 if TYPE_CHECKING:
