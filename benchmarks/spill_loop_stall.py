@@ -10,8 +10,12 @@ two ticks (what a heartbeat, a peer or an inline task would wait) and the time u
 value's file is whole. With ``--read``, the value is spilled first, then read back for a
 task as the worker reads it: on the loop (``--on-loop``: ``store[key]``, as the worker's
 state read a task's inputs before) or its file read and unpickled on a thread
-(``prepare_read``, ``read_value``, ``restore``, as the worker does now); the stall and the
-time until the value is back are printed. ``--kind``: ``random`` (float64 noise),
+(``make_room_for``, ``read_value``, ``restore``, as the worker does now); the stall and the
+time until the value is back are printed. ``--room MB``: with ``--read``, that many megabytes
+of other values (25 MB each, small enough that a spill on the loop wrote them there) fill the
+target beside the spilled value, so that room is made for it by writing them first: on the
+loop (``--on-loop``), or, as the worker makes it now, on the writer's thread (on a tree
+before that, ``prepare_read`` on the loop). ``--kind``: ``random`` (float64 noise),
 ``compressible`` (small whole numbers as floats), ``bytes`` (os.urandom). Repeats
 ``--runs`` times, each in a fresh store.
 """
@@ -24,6 +28,7 @@ import tempfile
 import time
 
 TICK = 0.01
+ROOM_PIECE = 25  # MB: each of the values that make room (``--room``)
 
 
 def make(kind: str, nbytes: int):
@@ -38,15 +43,34 @@ def make(kind: str, nbytes: int):
     raise ValueError(kind)
 
 
-async def one_run(value, codec: str, on_loop: bool, read: bool) -> tuple[float, float]:
+async def room_then_read(store, key: str):
+    """The worker's read of a task's input on a thread: room made, the file read, the value
+    back in the store."""
+    loop = asyncio.get_running_loop()
+    if hasattr(store, "make_room_for"):
+        room = loop.create_future()
+        store.make_room_for(key, lambda: room.done() or room.set_result(None))
+        await room
+    else:
+        store.prepare_read(key)  # (a tree before the room was made on the writer's thread)
+    back, size = await loop.run_in_executor(None, store.read_value, key)
+    return store.restore(key, back, size)
+
+
+async def one_run(value, codec: str, on_loop: bool, read: bool, room: int,
+                  kind: str) -> tuple[float, float]:
     from dist_worker.spillwriter import SpillWriter
     from dist_worker.store import DataStore
 
     with tempfile.TemporaryDirectory() as directory:
-        store = DataStore(target=10 * 2**20, directory=directory, spill_compression=codec,
+        nbytes = value.nbytes if hasattr(value, "nbytes") else len(value)
+        store = DataStore(target=nbytes + 2**20 if room else 10 * 2**20, directory=directory,
+                          spill_compression=codec,
                           writer=None if on_loop and not read else SpillWriter())
         if read:
             store["value"] = value
+            for i in range(room // ROOM_PIECE):  # (the value, least recently used, spills)
+                store[f"other-{i}"] = make(kind, ROOM_PIECE * 10**6)
             while not store.on_disk("value"):
                 await asyncio.sleep(TICK)
         longest = 0.0
@@ -67,10 +91,7 @@ async def one_run(value, codec: str, on_loop: bool, read: bool) -> tuple[float, 
         if read and on_loop:
             back = store["value"]
         elif read:
-            store.prepare_read("value")
-            back, size = await asyncio.get_running_loop().run_in_executor(
-                None, store.read_value, "value")
-            back = store.restore("value", back, size)
+            back = await room_then_read(store, "value")
         else:
             store["value"] = value
             while not store.on_disk("value"):
@@ -95,6 +116,8 @@ def main() -> None:
                         help="write (or read back) on the loop, as before")
     parser.add_argument("--read", action="store_true",
                         help="measure a task's read back of the spilled value, not its write")
+    parser.add_argument("--room", type=int, default=0,
+                        help="with --read: MB of other values to write first to make room")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     value = make(args.kind, args.mb * 10**6)
@@ -102,7 +125,8 @@ def main() -> None:
                                                 else "on the writer's thread")
     done = "read back" if args.read else "written"
     for run in range(args.runs):
-        longest, took = asyncio.run(one_run(value, args.codec, args.on_loop, args.read))
+        longest, took = asyncio.run(one_run(value, args.codec, args.on_loop, args.read,
+                                            args.room, args.kind))
         print(f"run {run + 1}: {args.kind} {args.mb} MB, {args.codec}, {done} {where}: "
               f"longest loop stall {longest * 1000:.0f} ms, "
               f"{'back in memory' if args.read else 'file whole'} after {took:.2f} s")

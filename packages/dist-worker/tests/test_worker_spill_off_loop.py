@@ -9,7 +9,7 @@ import os
 import shutil
 
 import pytest
-from dist_worker.spill import WriteAbandoned
+from dist_worker.spill import WriteAbandoned, file_name
 from dist_worker.spillwriter import SpillWriter
 from dist_worker.store import OFF_LOOP_FROM, DataStore
 
@@ -269,3 +269,52 @@ def test_room_made_for_a_value_read_back_is_made_at_once(store, writer):
     assert store.in_memory("y") and not writer.submitted
     assert store["x"] == large(b"a")
     assert store.on_disk("y") and not writer.submitted  # written before x came back
+
+
+def test_room_made_for_a_read_on_a_thread_is_written_on_the_thread_before_the_read(store,
+                                                                                    writer):
+    """A task's large input read back on a thread (``make_room_for``, then ``read_value``):
+    the values making room for it are written on the writer's thread, small ones too, and
+    the read is told to begin only once they have left memory."""
+    store["x"] = large(b"a")
+    writer.write_next()
+    writer.report_next()  # x on disk
+    store.target = LARGE + LARGE // 2
+    store["y"] = b"b" * (40 * MB)  # (under OFF_LOOP_FROM: spilled at once, it took the loop)
+    store["z"] = b"c" * MB
+    made = []
+    store.make_room_for("x", lambda: made.append("x"))
+    assert [write for write, _ in writer.submitted] and not made
+    assert store.in_memory("y") and store["y"] == b"b" * (40 * MB)  # served while written
+    assert store.in_memory("z")  # (room enough without it)
+    writer.write_next()
+    assert not made  # written, not yet recorded on the loop
+    writer.report_next()
+    assert made == ["x"] and store.on_disk("y")
+    value, size = store.read_value("x")
+    assert store.restore("x", value, size) == large(b"a") and store.in_memory("x")
+
+
+def test_room_already_there_for_a_read_on_a_thread_is_told_at_once(store, writer):
+    store["x"] = large(b"a")
+    writer.write_next()
+    writer.report_next()
+    store.target = 2 * LARGE
+    store["y"] = b"b" * MB
+    made = []
+    store.make_room_for("x", lambda: made.append("x"))
+    assert made == ["x"] and not writer.submitted and store.in_memory("y")
+
+
+def test_room_made_for_a_read_is_told_when_a_value_leaving_is_freed(store, writer):
+    store["x"] = large(b"a")
+    writer.write_next()
+    writer.report_next()
+    store.target = LARGE + LARGE // 2
+    store["y"] = b"b" * (40 * MB)
+    made = []
+    store.make_room_for("x", lambda: made.append("x"))
+    del store["y"]  # freed while its write runs: abandoned
+    writer.write_next()
+    writer.report_next()
+    assert made == ["x"] and "y" not in store and files(store) == [file_name("x")]

@@ -18,12 +18,13 @@ ME, PEER = "tcp://me:1", "tcp://peer:2"
 LARGE = READ_OFF_LOOP_FROM + 2**20  # bytes of a value read back on a thread
 
 
-class NoWrites:
-    """A writer that is never handed a write here (every value is under 64 MiB): a store
-    with one reads large files back on a thread."""
+class InlineWriter:
+    """Writes each value handed to it at once and records its end at once, as the writer's
+    thread and then the loop would, one after the other."""
 
     def submit(self, write, done) -> None:
-        raise AssertionError("no value here is written on the writer's thread")
+        write()
+        done(None)
 
     def close(self) -> None:
         pass
@@ -45,7 +46,7 @@ class Worker:
 
     def __init__(self, tmp_path, nthreads: int = 1):
         self.store = DataStore(target=2.5 * LARGE, directory=str(tmp_path),
-                               spill_compression="none", writer=NoWrites())
+                               spill_compression="none", writer=InlineWriter())
         self.state = WorkerState(nthreads, ME, data=self.store)
         held = {"a": value(1), "b": value(2), "c": value(3)}
         self(DataPut(held, dict.fromkeys(held, LARGE)))
@@ -58,9 +59,11 @@ class Worker:
         return out
 
     def read(self, key: str) -> list:
-        """The worker's read of ``key``: room made on the loop, the file read on a thread,
-        then its end told to the state."""
-        self.store.prepare_read(key)
+        """The worker's read of ``key``: room made (the values leaving written on the
+        writer's thread), the file read on a thread, then its end told to the state."""
+        made = []
+        self.store.make_room_for(key, lambda: made.append(key))
+        assert made == [key]  # (the writes ended at once)
         read, size = self.store.read_value(key)
         return self(SpilledValueRead(key, read, size, read=True))
 
@@ -101,7 +104,7 @@ def test_an_input_two_tasks_wait_for_is_read_once(tmp_path):
 
 def test_a_small_input_on_disk_is_still_read_at_once(tmp_path):
     store = DataStore(target=1.5 * 2**20, directory=str(tmp_path), spill_compression="none",
-                      writer=NoWrites())
+                      writer=InlineWriter())
     state = WorkerState(1, ME, data=store)
     held = {"a": value(1, 2**20), "b": value(2, 2**20)}
     state.handle(DataPut(held, dict.fromkeys(held, 2**20)))

@@ -607,11 +607,15 @@ class Worker:
     async def _read_spilled(self, order: ReadSpilled) -> None:
         """Read tasks' large spilled inputs back on a thread, one at a time, each told to the
         state as it ends (the tasks wait ``reading``): read on the loop, a value of hundreds
-        of megabytes held it (heartbeats, peers, clients) for seconds."""
+        of megabytes held it (heartbeats, peers, clients) for seconds. Room is made for each
+        first, the values leaving written on the writer's thread, and the read begins once
+        they have left memory."""
         loop = asyncio.get_running_loop()
         store = self.store
         for key in order.keys:
-            store.prepare_read(key)  # (room made first, on the loop, as for a read there)
+            room: asyncio.Future[None] = loop.create_future()
+            store.make_room_for(key, partial(_settle, room))
+            await room
             weight = store.weights.get(key, 0)
             self.reading_back += weight
             try:
@@ -701,3 +705,9 @@ class Worker:
                 "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time(),
                 "spill_reading": self.reading_back,
                 **({"signals": dict(state.signals)} if state.signals else {})}
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    """``future`` is done now, unless it was already (cancelled with its waiter)."""
+    if not future.done():
+        future.set_result(None)

@@ -54,7 +54,9 @@ spilled while a task reads it). A value freed or replaced meanwhile has its writ
 (it stops at its next step, and its file is removed); a write that fails puts the value back
 in memory and suspends spilling, as a failed write on the loop does; closing the store
 abandons the write under way and waits for it to stop. Each outcome is recorded on the loop,
-in the order the writes end.
+in the order the writes end. The values spilled to make room for a task's input read back
+on a thread (``make_room_for``) are all written there, whatever their size, and the read
+begins once they have all left memory.
 
 A file that cannot be read back (removed under the worker, damaged) raises
 ``SpillReadError``: the worker forgets the key and tells the center, which has it computed
@@ -151,6 +153,8 @@ class DataStore(MutableMapping):
         self._writer = writer
         self._writing: dict[str, tuple[PendingWrite, Any]] = {}
         self._writing_weight = 0
+        # Room being made for values read back (``make_room_for``), each waiting for writes.
+        self._room_waits: list[RoomWait] = []
         self.spill_error: str | None = None  # why spilling is suspended, if it is
         self._clock = clock
         self._retry_at = 0.0
@@ -436,12 +440,27 @@ class DataStore(MutableMapping):
             large = [key for key in large if key not in self._spilled_in_batch]
         return large
 
-    def prepare_read(self, key: str) -> None:
+    def make_room_for(self, key: str, done: Callable[[], None]) -> None:
         """On the loop, before ``key``'s file is read on a thread to come back into memory
-        (``read_value``): room is made for it first, as ``__getitem__`` makes it."""
+        (``read_value``): values spill until it fits under the target, as ``__getitem__``
+        makes room, but their files are written on the writer's thread, all of them, not only
+        the large ones. ``done`` is called on the loop once every one of those writes has
+        ended (at once when none was needed): only then is the value read, so that the
+        process never holds the values leaving and the value coming back at once. Written
+        on the loop, making room for a value of hundreds of megabytes held it as long as
+        reading it had."""
         known = self.weights.get(key)
-        if key in self.slow and known is not None and known <= self._target:
-            self._make_room(known)
+        if (self._writer is None or key not in self.slow or known is None
+                or known > self._target
+                or self._lru_weight + self._pinned_weight + known <= self._target
+                or not self._may_spill()):
+            done()
+            return
+        wait = RoomWait(done)
+        self._room_waits.append(wait)
+        self._guarded(lambda: self._spill_until_below_target(known, wait=wait))
+        wait.begun = True
+        self._room_wait_over(wait)
 
     def read_value(self, key: str) -> tuple[Any, int]:
         """``key``'s value unpickled from its file, and the bytes read: changes nothing, so
@@ -558,12 +577,13 @@ class DataStore(MutableMapping):
             if plan is not spillpolicy.NOTHING:  # (what nearly every value gets)
                 self.spill_by_plan(plan)
 
-    def _spill_until_below_target(self, room: int = 0, at_once: bool = False) -> None:
+    def _spill_until_below_target(self, room: int = 0, at_once: bool = False,
+                                  wait: RoomWait | None = None) -> None:
         while self._lru and self._lru_weight + self._pinned_weight + room > self._target:
             key = self.order.first()
             if key is None:
                 break
-            self._spill(key, at_once)
+            self._spill(key, at_once, wait)
 
     def _make_room(self, weight: int) -> None:
         """Spill until ``weight`` more bytes in memory stay within the target. Written at
@@ -572,13 +592,15 @@ class DataStore(MutableMapping):
         if self._lru_weight + self._pinned_weight + weight > self._target and self._may_spill():
             self._guarded(lambda: self._spill_until_below_target(weight, at_once=True))
 
-    def _spill(self, key: str, at_once: bool = False) -> int:
+    def _spill(self, key: str, at_once: bool = False, wait: RoomWait | None = None) -> int:
         """Write ``key``'s value to disk, then let go of it in memory; its weight. A large
-        value's write is only begun (``_write_off_loop``), unless it is to be ``at_once``."""
+        value's write is only begun (``_write_off_loop``), unless it is to be ``at_once``;
+        so is any value's that ``wait`` waits for (room made for a value read back)."""
         weight = self.weights[key]
-        if (self._writer is not None and weight >= OFF_LOOP_FROM and not at_once
-                and not self._writing and key not in self.slow.cached):
-            return self._write_off_loop(key, weight)
+        if self._writer is not None and key not in self.slow.cached and (
+                wait is not None
+                or (weight >= OFF_LOOP_FROM and not at_once and not self._writing)):
+            return self._write_off_loop(key, weight, wait)
         payload = self.serialized.get(key)
         if payload is not None and key not in self.slow.cached:
             self.slow.write(key, payload)  # as it is: no second pickling
@@ -590,11 +612,11 @@ class DataStore(MutableMapping):
         self._lru_weight -= weight
         return weight
 
-    def _write_off_loop(self, key: str, weight: int) -> int:
+    def _write_off_loop(self, key: str, weight: int, wait: RoomWait | None = None) -> int:
         """Begin writing ``key``'s value on the writer's thread: it is serialized and its room
         on disk made here (raising as a write on the loop does, nothing changed), then it
         leaves the spill order and the target's count, but stays in memory until
-        ``_written``."""
+        ``_written`` (which tells ``wait``, if given, that it has ended)."""
         value = self._lru[key]
         payload = self.serialized.get(key)
         if payload is None:
@@ -609,12 +631,29 @@ class DataStore(MutableMapping):
         self._lru_weight -= weight
         self._writing[key] = (pending, value)
         self._writing_weight += weight
+        if wait is not None:
+            wait.writes.add(pending)
         assert self._writer is not None
         self._writer.submit(pending.run, lambda error: self._written(pending, error))
         return weight
 
     def _written(self, pending: PendingWrite, error: BaseException | None) -> None:
-        """On the loop: the write of ``pending`` ended, with ``error`` or without."""
+        """On the loop: the write of ``pending`` ended, with ``error`` or without; room made
+        for a value read back that waited for it alone is then made."""
+        try:
+            self._record_write(pending, error)
+        finally:
+            for wait in [wait for wait in self._room_waits if pending in wait.writes]:
+                wait.writes.discard(pending)
+                self._room_wait_over(wait)
+
+    def _room_wait_over(self, wait: RoomWait) -> None:
+        """``wait``'s writes may all have ended: if so, it is told (once)."""
+        if wait.begun and not wait.writes and wait in self._room_waits:
+            self._room_waits.remove(wait)
+            wait.done()
+
+    def _record_write(self, pending: PendingWrite, error: BaseException | None) -> None:
         key = pending.key
         current = self._writing.get(key)
         if current is None or current[0] is not pending:  # freed or replaced meanwhile
@@ -738,6 +777,18 @@ class DataStore(MutableMapping):
         self._workspace.remove()
         self.hand_off_dropped()
         self._disposer.close()
+
+
+class RoomWait:
+    """Room made for a value read back (``make_room_for``): the writes begun for it that
+    have not ended yet, and whom to tell once none is left."""
+
+    __slots__ = ("writes", "done", "begun")
+
+    def __init__(self, done: Callable[[], None]):
+        self.writes: set[PendingWrite] = set()
+        self.done = done
+        self.begun = False  # every write it waits for has been begun
 
 
 class SpillOrder:
