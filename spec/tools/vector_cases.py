@@ -181,6 +181,11 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("lock-acquire-waiting-at-most-a-second", "coordination-primitives",
      [{"op": "coordinate", "id": 8, "kind": "lock", "name": "db", "action": "acquire",
        "lease": "c1-0", "timeout": 1.0}], []),
+    # The pickled-values feature: a pickled value says which Python pickled it.
+    ("queue-get-reply-of-a-value-pickled-on-3-11", "pickled-code-and-python-versions",
+     [{"op": "coordinate-reply", "id": 7, "status": "ok",
+       "value": {"serializer": "pickle", "frames": [1]}, "pickled_with": "cpython-3.11"}],
+     [b"\x80\x05K\x03."]),
     ("coordinate-reply-timeout", "coordinate-reply",
      [{"op": "coordinate-reply", "id": 8, "status": "timeout"}], []),
     ("coordinate-reply-a-lease-not-held", "coordinate-reply",

@@ -421,3 +421,77 @@ def test_a_client_of_another_python_gets_an_error_not_code_made_on_a_worker(
     assert out["code"].startswith("SerializationError"), out
     assert f"made it on CPython {HERE}" in out["code"], out
     assert f"this client, on CPython {theirs_full}" in out["code"], out
+
+
+READ_SHARED = """
+    import json, sys
+    from dist_client import Event, Executor, Queue, Sub, Variable
+    e = Executor(sys.argv[1], timeout=20)
+    news = Sub("news")
+    Event("subscribed").set()
+    Event("shared").wait(timeout=30)
+
+    def read(get):
+        try:
+            return repr(get())
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    queue = Queue("shared")
+    out = {"queue": [read(lambda: queue.get(timeout=30)) for _ in range(2)],
+           "variable": [read(lambda: Variable(name).get(timeout=30))
+                        for name in ("code", "data")],
+           "topic": [read(lambda: news.get(timeout=30)) for _ in range(2)],
+           "dataset": [read(lambda: e.get_dataset(name)) for name in ("code", "data")]}
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+def test_code_put_on_the_center_is_refused_by_a_client_of_another_python(
+        other_python, processes):
+    """Queues, variables, topics and datasets hand a value to whoever reads it, whatever
+    their Python: a closure a 3.11 client put in a queue came out of a 3.12 client's ``get``
+    as a function of 3.11 bytecode. Code is refused there, naming both Pythons; data crosses;
+    the queue's refused value is not lost."""
+    from dist_client import Event, Pub, Queue, Variable
+
+    center = processes.start_center()
+    processes.start_worker(center.address, name="same-as-tests")
+    # (a client whose Python no worker runs is refused at Executor() already)
+    processes.start_worker(center.address, name="other-python", python=other_python)
+    theirs_full, _ = versions_of(other_python)
+    e = processes.executor(center.address)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIST_", "PYTHON"))}
+    reader = subprocess.Popen([other_python, "-c", textwrap.dedent(READ_SHARED),
+                               center.address], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    try:
+        assert Event("subscribed", executor=e).wait(timeout=RUN_TIMEOUT)
+        code, data = make_closure(5), {"a": 1}
+        e.publish_dataset(code, name="code")
+        e.publish_dataset(data, name="data")
+        Variable("code", executor=e).set(code)
+        Variable("data", executor=e).set(data)
+        topic = Pub("news", executor=e)
+        topic.put(code)
+        topic.put(data)
+        queue = Queue("shared", executor=e)
+        queue.put(code)
+        queue.put(data)
+        Event("shared", executor=e).set()
+        stdout, stderr = reader.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert reader.returncode == 0, f"the client failed:\n{stdout}\n{stderr}"
+    out = json.loads(stdout.strip().splitlines()[-1])
+
+    for kind in ("queue", "variable", "topic", "dataset"):
+        refused, read = out[kind]
+        assert refused.startswith("SerializationError"), out
+        assert f"pickled on CPython {'.'.join(HERE.split('.')[:2])}" in refused, out
+        assert f"this process, on CPython {theirs_full}" in refused, out
+        assert read == "{'a': 1}", out
+    assert "put back at the end of the queue" in out["queue"][0]
+    assert queue.get(timeout=RUN_TIMEOUT)(1) == 6  # a reader on its Python still gets it

@@ -199,6 +199,35 @@ def test_a_topic_sends_each_message_to_its_subscribers_until_they_leave(center):
         ("alice", ok(2, count=0))]
 
 
+def test_a_pickled_value_goes_to_its_readers_with_the_python_that_pickled_it(center):
+    """The center never opens a value, but passes on which Python pickled it: a reader on
+    another Python refuses the code in it."""
+    pickled = serialize(lambda: 1, ("pickle",))
+    tag = "cpython-3.11"
+    center.connect("bob")
+    assert ask(center, "topic", "T", "subscribe", client="bob") == [("bob", ok(1, count=1))]
+    assert ask(center, "queue", "q", "put", value=pickled, pickled_with=tag) == [
+        ("alice", ok(1))]
+    assert ask(center, "queue", "q", "get", client="bob", request=2) == [
+        ("bob", ok(2, value=pickled, pickled_with=tag))]
+    assert ask(center, "variable", "v", "set", request=2, value=pickled, pickled_with=tag) \
+        == [("alice", ok(2))]
+    assert ask(center, "variable", "v", "get", client="bob", request=3) == [
+        ("bob", ok(3, value=pickled, pickled_with=tag))]
+    assert ask(center, "topic", "T", "publish", request=3, value=pickled,
+               pickled_with=tag) == [
+        ("bob", Published(topic="T", value=pickled, pickled_with=tag)),
+        ("alice", ok(3, count=1))]
+    # a put that waited for room keeps its tag too
+    assert ask(center, "queue", "w", "put", request=4, value=ONE, limit=1) == [
+        ("alice", ok(4))]
+    assert ask(center, "queue", "w", "put", request=5, value=pickled, pickled_with=tag,
+               limit=1) == []
+    ask(center, "queue", "w", "get", client="bob", request=4)
+    assert ask(center, "queue", "w", "get", client="bob", request=5) == [
+        ("bob", ok(5, value=pickled, pickled_with=tag))]
+
+
 # -- actors -------------------------------------------------------------------------------------
 
 def actor_spec(center, key, **fields):

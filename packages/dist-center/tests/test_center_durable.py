@@ -7,6 +7,7 @@ from dist_center.events import (ClientConnected, ClientSent, DetachedTimedOut, R
                                 RecoveryTimedOut, TaskFailed)
 from dist_center.snapshot import state_events
 from dist_center.state import CenterState
+from dist_protocol.serialize import serialize
 from dist_protocol.messages import (ComputeTask, KeyInMemory, Session, SessionReply, Submit,
                                     TaskErred)
 
@@ -111,6 +112,8 @@ def test_the_state_as_events_keeps_each_clients_inputs_and_the_datasets(center):
     center.submit(center.spec("x"), center.spec("y", "x"), wanted=["y"])
     center.submit(center.spec("z", "x"), center.spec("d"), wanted=["z", "d"], client="bob")
     center.client_sent(PublishDataset(id=1, name="ds", keys=["d"]), "bob")
+    center.client_sent(PublishDataset(id=2, name="code", data=serialize(len, ("pickle",)),
+                                      pickled_with="cpython-3.11"), "bob")
     center.release("d", client="bob")
     rebuilt = CenterState()
     rebuilt.handle(*state_events(center.state))
@@ -119,6 +122,7 @@ def test_the_state_as_events_keeps_each_clients_inputs_and_the_datasets(center):
     assert all(ts.state != "erred" for ts in rebuilt.tasks.values())
     assert rebuilt.clients == center.state.clients
     assert rebuilt.datasets["ds"].keys == ["d"]
+    assert rebuilt.datasets["code"].pickled_with == "cpython-3.11"  # (which Python pickled it)
 
 
 def test_a_task_a_worker_finishes_for_the_center_before_its_restart_counts(center):

@@ -58,6 +58,16 @@ def test_a_dataset_holds_its_keys_after_the_publisher_lets_go(center, match):
     assert set(center.state.clients) == {"alice", "bob"}
 
 
+def test_a_dataset_goes_to_its_readers_with_the_python_that_pickled_it(center):
+    data = serialize(lambda: 1, ("pickle",))
+    out = center.client_sent(PublishDataset(id=1, name="d", data=data,
+                                            pickled_with="cpython-3.11"))
+    assert out == [("alice", DatasetReply(id=1))]
+    center.connect("bob")
+    assert center.client_sent(GetDataset(id=2, name="d"), "bob") == [
+        ("bob", DatasetReply(id=2, data=data, pickled_with="cpython-3.11"))]
+
+
 def test_dataset_errors_are_replies(center):
     center.join("w1")
     center.submit("x")

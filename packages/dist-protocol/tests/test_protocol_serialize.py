@@ -2,6 +2,7 @@
 buffers as separate frames, raw bytes."""
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import pickle
@@ -370,6 +371,29 @@ def test_a_pickle_read_without_code_reads_data_and_instances_of_plain_classes():
                                                            plain, len)]
     assert got[0] == {"a": [1, 2.5, b"x"]} and (got[1] == array).all() and got[3] is len
     assert type(got[2]).__name__ == "WithoutMethods"
+
+
+def test_holds_code_tells_code_from_data_without_building_either():
+    from dist_protocol.serialize import holds_code
+
+    class Reference:  # a dataset's future: pickled as a reference its reader resolves
+        pass
+
+    class WithReferences(cloudpickle.Pickler):
+        def persistent_id(self, obj):
+            return "key-1" if type(obj) is Reference else None
+
+    def dumped(value):
+        buffer = io.BytesIO()
+        WithReferences(buffer, protocol=5).dump(value)
+        return Payload("pickle", [buffer.getvalue()])
+
+    assert holds_code(serialize(_closure(1))) and holds_code(serialize(lambda: 1))
+    assert holds_code(dumped([Reference(), lambda: 1]))
+    assert not holds_code(serialize({"a": np.arange(3), "f": len}))
+    assert not holds_code(dumped({"future": Reference()}))
+    assert not holds_code(serialize(1, ("msgpack",)))
+    assert not holds_code(Payload("pickle", [b"not a pickle"]))  # (its reader says why)
 
 
 def test_pickle_dumps_overriding_asks_the_override_first_for_each_object():

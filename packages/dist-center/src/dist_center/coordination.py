@@ -8,10 +8,11 @@ done, or with status ``timeout`` when the server's timer for it fires (``timed_o
 here polls. Leases belong to the client connection that took them and go with it.
 
 Values are opaque payloads (msgpack for any language, pickles between Python peers) and never
-opened here. A value that refers to keys (futures put into a queue, set into a variable) holds
-those keys while it is held, as a client would: ``Want``/``Unwant`` orders name the holder,
-``<kind name>`` for what the primitive keeps (one of the center's own holders, as datasets'
-in ``sharing``); a getter becomes a wanter in turn.
+opened here; each keeps the ``pickled_with`` its putter stated, passed on to its readers, who
+refuse code pickled by another Python. A value that refers to keys (futures put into a queue,
+set into a variable) holds those keys while it is held, as a client would: ``Want``/``Unwant``
+orders name the holder, ``<kind name>`` for what the primitive keeps (one of the center's own
+holders, as datasets' in ``sharing``); a getter becomes a wanter in turn.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class Waiter:
 class Primitive:
     kind: str
     name: str
-    # queue: items (value, keys); variable: one item at most
+    # queue: items (value, keys, pickled_with); variable: one item at most
     items: collections.deque = field(default_factory=collections.deque)
     limit: int = 0  # queue maxsize (0: unbounded), semaphore leases
     leases: dict[str, str] = field(default_factory=dict)  # lease id -> holding client
@@ -185,10 +186,11 @@ class Coordination:
 
     def _reply(self, client: str, msg: Coordinate, status: str = "ok",
                value: Payload | None = None, keys: list[str] | None = None,
-               count: int | None = None, error: str = "") -> None:
+               count: int | None = None, error: str = "",
+               pickled_with: str | None = None) -> None:
         self._out.append(Send(client, CoordinateReply(
             id=msg.id, status=status, value=value, keys=list(keys or ()), count=count,
-            error=error)))
+            error=error, pickled_with=pickled_with)))
 
     def _wait(self, queue: collections.deque, prim: Primitive, client: str,
               msg: Coordinate) -> None:
@@ -242,14 +244,14 @@ class Coordination:
                 self._let_go(prim, msg.keys)
             return
         self._hold(prim, msg.keys)
-        prim.items.append((msg.value, list(msg.keys)))
+        prim.items.append((msg.value, list(msg.keys), msg.pickled_with))
         self._reply(client, msg)
         self._serve_queue(prim)
 
     def _queue_get(self, prim: Primitive, client: str, msg: Coordinate) -> None:
         if prim.items and not prim.getters:
-            value, keys = prim.items.popleft()
-            self._reply(client, msg, value=value, keys=keys)
+            value, keys, pickled_with = prim.items.popleft()
+            self._reply(client, msg, value=value, keys=keys, pickled_with=pickled_with)
             self._hand_over(prim, client, keys)
             self._serve_queue(prim)
         else:
@@ -264,13 +266,15 @@ class Coordination:
             if prim.getters and prim.items:
                 waiter = prim.getters.popleft()
                 self._answered(waiter)
-                value, keys = prim.items.popleft()
-                self._reply(waiter.client, waiter.msg, value=value, keys=keys)
+                value, keys, pickled_with = prim.items.popleft()
+                self._reply(waiter.client, waiter.msg, value=value, keys=keys,
+                            pickled_with=pickled_with)
                 self._hand_over(prim, waiter.client, keys)
             elif prim.putters and not (prim.limit and len(prim.items) >= prim.limit):
                 waiter = prim.putters.popleft()
                 self._answered(waiter)
-                prim.items.append((waiter.msg.value, list(waiter.msg.keys)))
+                prim.items.append((waiter.msg.value, list(waiter.msg.keys),
+                                   waiter.msg.pickled_with))
                 self._reply(waiter.client, waiter.msg)
             else:
                 return
@@ -281,7 +285,7 @@ class Coordination:
             raise CoordinationError(f"variable {prim.name!r}: set needs a value")
         self._hold(prim, msg.keys)
         old = prim.items.popleft() if prim.items else None
-        prim.items.append((msg.value, list(msg.keys)))
+        prim.items.append((msg.value, list(msg.keys), msg.pickled_with))
         if old is not None:
             self._let_go(prim, old[1])
         self._reply(client, msg)
@@ -297,14 +301,14 @@ class Coordination:
             self._wait(prim.getters, prim, client, msg)
 
     def _give_variable(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        value, keys = prim.items[0]
-        self._reply(client, msg, value=value, keys=keys)
+        value, keys, pickled_with = prim.items[0]
+        self._reply(client, msg, value=value, keys=keys, pickled_with=pickled_with)
         if keys:  # the variable keeps its keys; the getter holds them too
             self._out.append(Want(client, list(keys)))
 
     def _variable_delete(self, prim: Primitive, client: str, msg: Coordinate) -> None:
         if prim.items:
-            _, keys = prim.items.popleft()
+            _, keys, _ = prim.items.popleft()
             self._let_go(prim, keys)
         self._reply(client, msg)
 
@@ -380,7 +384,8 @@ class Coordination:
             raise CoordinationError(f"topic {prim.name!r}: a published message cannot carry "
                                     "futures (nothing would hold them); use a Queue")
         for subscriber in sorted(prim.subscribers):
-            self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value)))
+            self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value,
+                                                        pickled_with=msg.pickled_with)))
         self._reply(client, msg, count=len(prim.subscribers))
 
 

@@ -342,6 +342,7 @@ class Dataset:
     """A dataset published by name: its keys, and the publisher's payload given back as it came."""
     keys: list[str]
     data: Payload | None
+    pickled_with: str | None = None  # the Python that pickled ``data``, as its publisher said
 
 
 class CenterView(Protocol):

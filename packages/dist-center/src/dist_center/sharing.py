@@ -45,7 +45,7 @@ def publish(state: Center, client: str, msg: PublishDataset, sid: str) -> None:
     if previous is not None:
         state.release(holder, Release(keys=[k for k in previous.keys if k not in msg.keys]),
                       sid)
-    state.datasets[msg.name] = Dataset(list(msg.keys), msg.data)
+    state.datasets[msg.name] = Dataset(list(msg.keys), msg.data, msg.pickled_with)
     state.send(client, DatasetReply(id=msg.id))
 
 
@@ -54,7 +54,8 @@ def get(state: Center, client: str, msg: GetDataset, sid: str) -> None:
     if dataset is None:
         state.send(client, DatasetReply(id=msg.id, error=f"no dataset named {msg.name!r}"))
     else:
-        state.send(client, DatasetReply(id=msg.id, keys=list(dataset.keys), data=dataset.data))
+        state.send(client, DatasetReply(id=msg.id, keys=list(dataset.keys), data=dataset.data,
+                                        pickled_with=dataset.pickled_with))
 
 
 def names(state: Center, client: str, msg: ListDatasets, sid: str) -> None:

@@ -49,7 +49,8 @@ def state_events(state: CenterState) -> list[Event]:
                                                 more=True)))
     for name, dataset in state.datasets.items():
         events.append(ClientSent(dataset_holder(name), PublishDataset(
-            id=0, name=name, keys=list(dataset.keys), data=dataset.data)))
+            id=0, name=name, keys=list(dataset.keys), data=dataset.data,
+            pickled_with=dataset.pickled_with)))
     for file in state.uploads.all():  # (in upload order, as workers install them)
         events.append(ClientSent(UPLOADS_HOLDER, UploadFile(id=0, file=file)))
     for plugin in state.plugins.all():  # (in registration order, as workers set them up)

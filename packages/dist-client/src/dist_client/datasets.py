@@ -156,11 +156,15 @@ async def publish(core: ClientCore, args: tuple, kwargs: dict) -> None:
         named = {}
     named.update(kwargs)
     wire_names = [dataset_name(given) for given in named]  # all checked before any is sent
+    center = core.center
+    features = center.features if center is not None else frozenset()
     for name, value in zip(wire_names, named.values()):
         payload, keys = encode(value)
-        _checked(await _ask(core, lambda request, name=name, keys=keys, payload=payload:
-                            PublishDataset(id=request, name=name, keys=keys, data=payload,
-                                           override=override)))
+        tag = core.envs.tag_of(payload, features)
+        _checked(await _ask(core, lambda request, name=name, keys=keys, payload=payload,
+                            tag=tag: PublishDataset(id=request, name=name, keys=keys,
+                                                    data=payload, override=override,
+                                                    pickled_with=tag)))
 
 
 async def get(core: ClientCore, name: Any, default: Any = NO_DEFAULT) -> Any:
@@ -176,6 +180,7 @@ async def get(core: ClientCore, name: Any, default: Any = NO_DEFAULT) -> Any:
         value: Any = [core.future(key) for key in reply.keys]
         held = list(reply.keys)
     else:
+        core.envs.check_shared(reply.data, reply.pickled_with, f"dataset {name!r}")
         value, held = decode(reply.data, core)
     if held:
         # This client's futures hold the keys from now on; the center tells it where each

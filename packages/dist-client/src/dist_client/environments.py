@@ -16,6 +16,7 @@ from typing import Any
 from dist_protocol.environment import (describe, describe_tag, local_environment,
                                        package_differences, pickle_tag)
 from dist_protocol.messages import Environment
+from dist_protocol.serialize import Payload, SerializationError, holds_code
 
 from .errors import EnvironmentMismatch
 
@@ -156,6 +157,28 @@ class ClusterEnvironments:
             return ""
         return (f"; {doing} the workers on {describe_tag(self.tag)} with "
                 f"workers={compatible[:3]}{'...' if len(compatible) > 3 else ''}")
+
+    def tag_of(self, payload: Payload, features: frozenset[str]) -> str | None:
+        """The ``pickled_with`` of a value this client puts on the center for others to read
+        (feature ``pickled-values``): its tag for a pickle, nothing for data any reader
+        reads."""
+        if payload.serializer != "pickle" or "pickled-values" not in features:
+            return None
+        return self.tag
+
+    def check_shared(self, payload: Payload, pickled_with: str | None, what: str) -> None:
+        """Before a value another process put on the center (``what``: a queue's, a
+        variable's, a topic's, a dataset's) is read here: ``SerializationError`` when it was
+        pickled by another Python minor version and holds Python code, whose bytecode can
+        crash this process or compute wrong results there; data crosses as usual."""
+        if pickled_with is None or pickled_with == self.tag or not holds_code(payload):
+            return
+        raise SerializationError(
+            f"{what} was pickled on {describe_tag(pickled_with)} and holds Python code (a "
+            f"function, or a class's methods, pickled by value), which this process, on "
+            f"{describe(self.client)}, does not run: bytecode differs between Python "
+            f"versions. Share plain data across Pythons, or read it on "
+            f"{describe_tag(pickled_with)}")
 
     def check_targets(self, addresses: list[str]) -> None:
         """Before pickled data is pushed to these workers."""

@@ -14,7 +14,10 @@ Made with an ``AsyncExecutor``, every method returns an awaitable instead of blo
 Values travel as msgpack when they are plain data (``None``, bools, numbers, strings, bytes,
 lists and string-keyed dicts of those), so clients in other languages can read them, and are
 pickled otherwise. Futures inside a value put into a Queue or set into a Variable keep their
-keys alive while the value is held, and become futures of whoever gets the value.
+keys alive while the value is held, and become futures of whoever gets the value. A pickled
+value says which Python pickled it (feature ``pickled-values``): a reader on another Python
+minor version gets ``SerializationError`` for one that holds code (a lambda, say), whose
+bytecode would crash it or compute wrong results there, and reads data as usual.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from typing import Any
 
 from dist_protocol import timeouts
 from dist_protocol.messages import Coordinate, CoordinateReply, Published
-from dist_protocol.serialize import Payload, deserialize, serialize, substitute
+from dist_protocol.serialize import (Payload, SerializationError, deserialize, serialize,
+                                     substitute)
 
 from . import current
 from .arguments import given_timeout
@@ -122,9 +126,11 @@ class Primitive:
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
         self._before_blocking()
+        pickled_with = None if value is None else self._tag_of(value)
         request = self._request(lambda i: Coordinate(
             id=i, kind=self.kind, name=self.name, action=action, value=value,
-            keys=list(keys or ()), timeout=timeout, limit=limit, lease=lease))
+            keys=list(keys or ()), timeout=timeout, limit=limit, lease=lease,
+            pickled_with=pickled_with))
 
         def settle(reply: CoordinateReply) -> Any:
             if reply.status == "error":
@@ -144,6 +150,17 @@ class Primitive:
                                "primitives (an older release: it did not announce the "
                                "protocol feature 'coordination')")
         return self.core.ask(make)
+
+    def _tag_of(self, value: Payload) -> str | None:
+        center = self.core.center
+        return self.core.envs.tag_of(value, center.features if center is not None
+                                     else frozenset())
+
+    def _check_readable(self, reply: CoordinateReply) -> None:
+        """Before a value got is read: code pickled by another Python is refused."""
+        if reply.value is not None:
+            self.core.envs.check_shared(reply.value, reply.pickled_with,
+                                        f"the value got from {self.kind} {self.name!r}")
 
     def _before_blocking(self) -> None:
         if not self.asynchronous:
@@ -238,7 +255,11 @@ class Queue(Primitive):
         while count is None or len(replies) < count:
             left = 0.0 if count is None else (
                 None if deadline is None else max(0.0, deadline - loop.time()))
-            reply = await self._request(self._get_request(left))
+            try:
+                reply = await self._request(self._get_request(left))
+            except SerializationError:
+                await self._put_back(replies)
+                raise
             if reply.status == "error":
                 raise CoordinationError(reply.error)
             if reply.status == "timeout":
@@ -250,13 +271,29 @@ class Queue(Primitive):
             replies.append(reply)
         return replies
 
+    def _request(self, make: Callable[[int], Coordinate]) -> Coroutine:
+        return self._readable(super()._request(make))
+
+    async def _readable(self, request: Coroutine) -> CoordinateReply:
+        """A value got that this process must not read goes back into the queue, at its end,
+        rather than be lost with the error: a reader on its Python can still take it."""
+        reply = await request
+        try:
+            self._check_readable(reply)
+        except SerializationError as exc:
+            await self._put_back([reply])
+            raise SerializationError(f"{exc} (it was put back at the end of the queue)") \
+                from None
+        return reply
+
     def _get_request(self, timeout: float | None) -> Callable[[int], Coordinate]:
         return lambda i: Coordinate(id=i, kind=self.kind, name=self.name, action="get",
                                     timeout=timeout)
 
     def _put_request(self, reply: CoordinateReply) -> Callable[[int], Coordinate]:
         return lambda i: Coordinate(id=i, kind=self.kind, name=self.name, action="put",
-                                    value=reply.value, keys=list(reply.keys))
+                                    value=reply.value, keys=list(reply.keys),
+                                    pickled_with=reply.pickled_with)
 
     async def _put_back(self, replies: list[CoordinateReply]) -> None:
         for reply in replies:
@@ -284,6 +321,7 @@ class Variable(Primitive):
         def then(reply: CoordinateReply) -> Any:
             if reply.status == "timeout":
                 raise _timed_out(f"get variable {self.name!r} (not set)", timeout)
+            self._check_readable(reply)
             return self._value(reply)
         return self._ask("get", then, timeout=timeout)
 
@@ -441,10 +479,12 @@ class Sub(Primitive):
     def _take(self, timeout: float | None) -> Any:
         current.before_blocking(f"topic {self.name!r}")
         try:
-            payload = self._inbox.get(timeout=timeout)
+            msg: Published = self._inbox.get(timeout=timeout)
         except queue_module.Empty:
             raise _timed_out(f"message on topic {self.name!r}", timeout) from None
-        return deserialize(payload)
+        self.core.envs.check_shared(msg.value, msg.pickled_with,
+                                    f"the message on topic {self.name!r}")
+        return deserialize(msg.value)
 
     async def _get_async(self, timeout: float | None) -> Any:
         subscribing = getattr(self, "_subscribing", None)
@@ -504,7 +544,7 @@ class Topics:
                 del self._inboxes[msg.topic]
                 deserted(msg.topic)
         for inbox in listening:
-            inbox.put(msg.value)
+            inbox.put(msg)
 
 
 __all__ = ["CoordinationError", "Event", "Lock", "Pub", "Queue", "Semaphore", "Sub", "Topics",

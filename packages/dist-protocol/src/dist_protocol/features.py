@@ -140,6 +140,12 @@ FEATURES: dict[str, str] = {
                       "value too large for the worker fails as `KilledWorker` after the "
                       "allowed deaths instead of being computed again and again "
                       "(PROTOCOL.md, Restarts for memory)",
+    "pickled-values": "a `pickle` value put on the center for others to read says which "
+                      "Python pickled it: `coordinate` and `publish-dataset` carry "
+                      "`pickled_with` (the putter's pickle tag), which the center keeps with "
+                      "the value and passes on in `coordinate-reply`, `published` and "
+                      "`dataset-reply`, so that a reader on another Python minor version "
+                      "refuses the code in it (PROTOCOL.md, Pickled code and Python versions)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

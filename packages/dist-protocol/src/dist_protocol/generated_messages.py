@@ -2471,7 +2471,8 @@ def _PublishDataset(cls):
     set_keys = cls.keys.__set__
     set_data = cls.data.__set__
     set_override = cls.override.__set__
-    setters = (set_id,set_name,set_keys,set_data,set_override,)
+    set_pickled_with = cls.pickled_with.__set__
+    setters = (set_id,set_name,set_keys,set_data,set_override,set_pickled_with,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -2482,7 +2483,7 @@ def _PublishDataset(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False) -> None:
+    def __init__(self, id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False, pickled_with: 'str | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -2490,6 +2491,7 @@ def _PublishDataset(cls):
             self.keys = [] if keys is FACTORY else keys
             self.data = data
             self.override = override
+            self.pickled_with = pickled_with
             self.__class__ = cls
             return
         set_id(self, id)
@@ -2497,6 +2499,7 @@ def _PublishDataset(cls):
         set_keys(self, [] if keys is FACTORY else keys)
         set_data(self, data)
         set_override(self, override)
+        set_pickled_with(self, pickled_with)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2504,42 +2507,43 @@ def _PublishDataset(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, name={self.name!r}, keys={self.keys!r}, data={self.data!r}, override={self.override!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, name={self.name!r}, keys={self.keys!r}, data={self.data!r}, override={self.override!r}, pickled_with={self.pickled_with!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.name,self.keys,self.data,self.override,)==(other.id,other.name,other.keys,other.data,other.override,)
+            return (self.id,self.name,self.keys,self.data,self.override,self.pickled_with,)==(other.id,other.name,other.keys,other.data,other.override,other.pickled_with,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.name,self.keys,self.data,self.override,))
+        return hash((self.id,self.name,self.keys,self.data,self.override,self.pickled_with,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','name','keys','data','override',):
+        if type(self) is cls or name in ('id','name','keys','data','override','pickled_with',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','name','keys','data','override',):
+        if type(self) is cls or name in ('id','name','keys','data','override','pickled_with',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.name, self.keys, self.data, self.override]
+        return [self.id, self.name, self.keys, self.data, self.override, self.pickled_with]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False):
+    def build(id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False, pickled_with: 'str | None' = None):
         self = new(twin or make_twin())
         self.id = id
         self.name = name
         self.keys = [] if keys is FACTORY else keys
         self.data = data
         self.override = override
+        self.pickled_with = pickled_with
         self.__class__ = cls
         return self
 
@@ -2694,7 +2698,8 @@ def _DatasetReply(cls):
     set_keys = cls.keys.__set__
     set_data = cls.data.__set__
     set_names = cls.names.__set__
-    setters = (set_id,set_error,set_keys,set_data,set_names,)
+    set_pickled_with = cls.pickled_with.__set__
+    setters = (set_id,set_error,set_keys,set_data,set_names,set_pickled_with,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -2705,7 +2710,7 @@ def _DatasetReply(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None) -> None:
+    def __init__(self, id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None, pickled_with: 'str | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -2713,6 +2718,7 @@ def _DatasetReply(cls):
             self.keys = [] if keys is FACTORY else keys
             self.data = data
             self.names = names
+            self.pickled_with = pickled_with
             self.__class__ = cls
             return
         set_id(self, id)
@@ -2720,6 +2726,7 @@ def _DatasetReply(cls):
         set_keys(self, [] if keys is FACTORY else keys)
         set_data(self, data)
         set_names(self, names)
+        set_pickled_with(self, pickled_with)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -2727,42 +2734,43 @@ def _DatasetReply(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, error={self.error!r}, keys={self.keys!r}, data={self.data!r}, names={self.names!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, error={self.error!r}, keys={self.keys!r}, data={self.data!r}, names={self.names!r}, pickled_with={self.pickled_with!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.error,self.keys,self.data,self.names,)==(other.id,other.error,other.keys,other.data,other.names,)
+            return (self.id,self.error,self.keys,self.data,self.names,self.pickled_with,)==(other.id,other.error,other.keys,other.data,other.names,other.pickled_with,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.error,self.keys,self.data,self.names,))
+        return hash((self.id,self.error,self.keys,self.data,self.names,self.pickled_with,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','error','keys','data','names',):
+        if type(self) is cls or name in ('id','error','keys','data','names','pickled_with',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','error','keys','data','names',):
+        if type(self) is cls or name in ('id','error','keys','data','names','pickled_with',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.error, self.keys, self.data, self.names]
+        return [self.id, self.error, self.keys, self.data, self.names, self.pickled_with]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None):
+    def build(id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None, pickled_with: 'str | None' = None):
         self = new(twin or make_twin())
         self.id = id
         self.error = error
         self.keys = [] if keys is FACTORY else keys
         self.data = data
         self.names = names
+        self.pickled_with = pickled_with
         self.__class__ = cls
         return self
 
@@ -4599,7 +4607,8 @@ def _Coordinate(cls):
     set_timeout = cls.timeout.__set__
     set_limit = cls.limit.__set__
     set_lease = cls.lease.__set__
-    setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,)
+    set_pickled_with = cls.pickled_with.__set__
+    setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,set_pickled_with,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -4610,7 +4619,7 @@ def _Coordinate(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None) -> None:
+    def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -4622,6 +4631,7 @@ def _Coordinate(cls):
             self.timeout = timeout
             self.limit = limit
             self.lease = lease
+            self.pickled_with = pickled_with
             self.__class__ = cls
             return
         set_id(self, id)
@@ -4633,6 +4643,7 @@ def _Coordinate(cls):
         set_timeout(self, timeout)
         set_limit(self, limit)
         set_lease(self, lease)
+        set_pickled_with(self, pickled_with)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4640,36 +4651,36 @@ def _Coordinate(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, kind={self.kind!r}, name={self.name!r}, action={self.action!r}, value={self.value!r}, keys={self.keys!r}, timeout={self.timeout!r}, limit={self.limit!r}, lease={self.lease!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, kind={self.kind!r}, name={self.name!r}, action={self.action!r}, value={self.value!r}, keys={self.keys!r}, timeout={self.timeout!r}, limit={self.limit!r}, lease={self.lease!r}, pickled_with={self.pickled_with!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,)==(other.id,other.kind,other.name,other.action,other.value,other.keys,other.timeout,other.limit,other.lease,)
+            return (self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,)==(other.id,other.kind,other.name,other.action,other.value,other.keys,other.timeout,other.limit,other.lease,other.pickled_with,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,))
+        return hash((self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease',):
+        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease',):
+        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.kind, self.name, self.action, self.value, self.keys, self.timeout, self.limit, self.lease]
+        return [self.id, self.kind, self.name, self.action, self.value, self.keys, self.timeout, self.limit, self.lease, self.pickled_with]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None):
+    def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None):
         self = new(twin or make_twin())
         self.id = id
         self.kind = kind
@@ -4680,6 +4691,7 @@ def _Coordinate(cls):
         self.timeout = timeout
         self.limit = limit
         self.lease = lease
+        self.pickled_with = pickled_with
         self.__class__ = cls
         return self
 
@@ -4693,7 +4705,8 @@ def _CoordinateReply(cls):
     set_keys = cls.keys.__set__
     set_count = cls.count.__set__
     set_error = cls.error.__set__
-    setters = (set_id,set_status,set_value,set_keys,set_count,set_error,)
+    set_pickled_with = cls.pickled_with.__set__
+    setters = (set_id,set_status,set_value,set_keys,set_count,set_error,set_pickled_with,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -4704,7 +4717,7 @@ def _CoordinateReply(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '') -> None:
+    def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -4713,6 +4726,7 @@ def _CoordinateReply(cls):
             self.keys = [] if keys is FACTORY else keys
             self.count = count
             self.error = error
+            self.pickled_with = pickled_with
             self.__class__ = cls
             return
         set_id(self, id)
@@ -4721,6 +4735,7 @@ def _CoordinateReply(cls):
         set_keys(self, [] if keys is FACTORY else keys)
         set_count(self, count)
         set_error(self, error)
+        set_pickled_with(self, pickled_with)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4728,36 +4743,36 @@ def _CoordinateReply(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, value={self.value!r}, keys={self.keys!r}, count={self.count!r}, error={self.error!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, value={self.value!r}, keys={self.keys!r}, count={self.count!r}, error={self.error!r}, pickled_with={self.pickled_with!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.status,self.value,self.keys,self.count,self.error,)==(other.id,other.status,other.value,other.keys,other.count,other.error,)
+            return (self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,)==(other.id,other.status,other.value,other.keys,other.count,other.error,other.pickled_with,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.status,self.value,self.keys,self.count,self.error,))
+        return hash((self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','status','value','keys','count','error',):
+        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','status','value','keys','count','error',):
+        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.status, self.value, self.keys, self.count, self.error]
+        return [self.id, self.status, self.value, self.keys, self.count, self.error, self.pickled_with]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = ''):
+    def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None):
         self = new(twin or make_twin())
         self.id = id
         self.status = status
@@ -4765,6 +4780,7 @@ def _CoordinateReply(cls):
         self.keys = [] if keys is FACTORY else keys
         self.count = count
         self.error = error
+        self.pickled_with = pickled_with
         self.__class__ = cls
         return self
 
@@ -4774,12 +4790,14 @@ def _CoordinateReply(cls):
 def _Published(cls):
     set_topic = cls.topic.__set__
     set_value = cls.value.__set__
-    setters = (set_topic,set_value,)
+    set_pickled_with = cls.pickled_with.__set__
+    setters = (set_topic,set_value,set_pickled_with,)
     running = set()
 
-    def __init__(self, topic: 'str', value: 'Payload') -> None:
+    def __init__(self, topic: 'str', value: 'Payload', pickled_with: 'str | None' = None) -> None:
         set_topic(self, topic)
         set_value(self, value)
+        set_pickled_with(self, pickled_with)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4787,30 +4805,30 @@ def _Published(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(topic={self.topic!r}, value={self.value!r})"
+            return self.__class__.__qualname__ + f"(topic={self.topic!r}, value={self.value!r}, pickled_with={self.pickled_with!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.topic,self.value,)==(other.topic,other.value,)
+            return (self.topic,self.value,self.pickled_with,)==(other.topic,other.value,other.pickled_with,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.topic,self.value,))
+        return hash((self.topic,self.value,self.pickled_with,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('topic','value',):
+        if type(self) is cls or name in ('topic','value','pickled_with',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('topic','value',):
+        if type(self) is cls or name in ('topic','value','pickled_with',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.topic, self.value]
+        return [self.topic, self.value, self.pickled_with]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
@@ -5240,7 +5258,8 @@ METHODS = {
          ('name', 'str', '-'),
          ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
          ('data', 'Payload | None', 'None'),
-         ('override', 'bool', 'False')),
+         ('override', 'bool', 'False'),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _PublishDataset),
     'GetDataset': (
@@ -5260,7 +5279,8 @@ METHODS = {
          ('error', 'str', "''"),
          ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
          ('data', 'Payload | None', 'None'),
-         ('names', 'list[str] | None', 'None')),
+         ('names', 'list[str] | None', 'None'),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _DatasetReply),
     'AdaptiveTarget': (
@@ -5462,7 +5482,8 @@ METHODS = {
          ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
          ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
          ('limit', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('lease', 'str | None', 'None')),
+         ('lease', 'str | None', 'None'),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _Coordinate),
     'CoordinateReply': (
@@ -5471,11 +5492,14 @@ METHODS = {
          ('value', 'Payload | None', 'None'),
          ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
          ('count', 'int | None', 'None'),
-         ('error', 'str', "''")),
-        "CoordinateReply(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = <factory>, count: 'int | None' = None, error: 'str' = '')",
+         ('error', 'str', "''"),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
+        "CoordinateReply(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = <factory>, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None)",
         _CoordinateReply),
     'Published': (
-        (('topic', 'str', '-'), ('value', 'Payload', '-')),
+        (('topic', 'str', '-'),
+         ('value', 'Payload', '-'),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _Published),
     'ActorCall': (

@@ -565,6 +565,8 @@ class PublishDataset(Message):
     keys: list[str] = field(default_factory=list)
     data: Payload | None = None
     override: bool = False  # replace a dataset of that name instead of failing
+    # pickle tag ("cpython-3.11") of the Python that pickled ``data``, kept with it
+    pickled_with: str | None = wire_field(default=None, feature="pickled-values")
 
 
 @message("get-dataset", "client->center", feature="datasets")
@@ -594,6 +596,8 @@ class DatasetReply(Message):
     keys: list[str] = field(default_factory=list)
     data: Payload | None = None
     names: list[str] | None = None
+    # pickle tag of the Python that pickled ``data``, as its publisher stated it
+    pickled_with: str | None = wire_field(default=None, feature="pickled-values")
 
 @message("adaptive-target", "client->center", feature="retire-workers")
 class AdaptiveTarget(Message):
@@ -885,6 +889,8 @@ class Coordinate(Message):
     timeout: float | None = wire_field(default=None, minimum=0)  # None: wait until done
     limit: int | None = wire_field(default=None, minimum=0)  # queue maxsize, semaphore leases
     lease: str | None = None  # lock/semaphore: the holder's name for its lease
+    # pickle tag ("cpython-3.11") of the Python that pickled ``value``, kept with it
+    pickled_with: str | None = wire_field(default=None, feature="pickled-values")
 
 
 @message("coordinate-reply", "center->client", feature="coordination")
@@ -895,6 +901,8 @@ class CoordinateReply(Message):
     keys: list[str] = field(default_factory=list)  # keys it refers to: now wanted by the asker
     count: int | None = None  # queue size, leases held, 1/0 for an event set or not
     error: str = ""  # with status error: what was wrong
+    # pickle tag of the Python that pickled ``value``, as whoever put it stated it
+    pickled_with: str | None = wire_field(default=None, feature="pickled-values")
 
 
 @message("published", "center->client", feature="coordination")
@@ -903,6 +911,8 @@ class Published(Message):
 
     topic: str
     value: Payload
+    # pickle tag of the Python that pickled ``value``, as its publisher stated it
+    pickled_with: str | None = wire_field(default=None, feature="pickled-values")
 
 
 # -- actors: caller -> hosting worker --------------------------------------------------------

@@ -454,6 +454,28 @@ def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) 
     raise SerializationError(f"unknown serializer {name!r}")
 
 
+class _CodelessReader(_CodelessUnpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        return None  # (a reference its reader resolves, a dataset's future: no code in it)
+
+
+def holds_code(payload: Payload) -> bool:
+    """Whether a ``pickle`` payload holds Python code (a function or a class's methods
+    pickled by value): read once without building any, for a value another process put
+    where this one reads it and whose tag names another Python. A pickle that fails for
+    another reason holds none as far as this says (its reader's own load says why)."""
+    if payload.serializer != "pickle" or not payload.frames:
+        return False
+    try:
+        _CodelessReader(io.BytesIO(payload.frames[0]),
+                        buffers=map(_writeable, payload.frames[1:])).load()
+    except CodeRefused:
+        return True
+    except BaseException:  # noqa: BLE001 -- as in ``deserialize``: the reader must survive it
+        return False
+    return False
+
+
 # Bytes of a received frame copied into its ``bytes`` value at a time (``deserialize_received``),
 # each step of the frame given back to the system before the next: a multiple of the page size.
 MOVE_STEP = 4 * 2**20
