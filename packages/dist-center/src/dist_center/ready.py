@@ -22,15 +22,17 @@ from heapq import heappop, heappush, merge
 
 
 class ReadyQueue:
-    __slots__ = ("_keys", "_priorities", "_orders", "_others", "_queued")
+    __slots__ = ("run", "_priorities", "_orders", "out_of_turn", "_queued")
 
     def __init__(self, queued: Callable[[str], bool] = lambda key: True) -> None:
         # The run, in the order it is popped: by priority, highest first, then arrival.
-        self._keys: deque[str] = deque()
+        # (``run`` and ``out_of_turn`` are read outside only to ask whether the queue is
+        # empty without a call: ``fill`` asks once a task.)
+        self.run: deque[str] = deque()
         self._priorities: deque[int] = deque()  # (the task's own int: no new object a task)
         self._orders: deque[int] = deque()
         # Tasks that came out of turn: a heap of (-priority, order, key).
-        self._others: list[tuple[int, int, str]] = []
+        self.out_of_turn: list[tuple[int, int, str]] = []
         self._queued = queued  # whether a key's task is still queued
 
     def push(self, key: str, priority: int, order: int) -> None:
@@ -39,22 +41,22 @@ class ReadyQueue:
             last = priorities[-1]
             if priority < last or (priority == last and order > self._orders[-1]):
                 break
-            if self._queued(self._keys[-1]):
-                heappush(self._others, (-priority, order, key))
+            if self._queued(self.run[-1]):
+                heappush(self.out_of_turn, (-priority, order, key))
                 return
             # The run's last task left the queue meanwhile (sent along with a partner, or
             # released): its entry goes now, so that the run stays in turn for what follows
             # (a later graph's tasks, behind the left-overs of one before).
-            self._keys.pop()
+            self.run.pop()
             priorities.pop()
             self._orders.pop()
-        self._keys.append(key)
+        self.run.append(key)
         priorities.append(priority)
         self._orders.append(order)
 
     def pop(self) -> str:
         """The key of the first task (IndexError when empty)."""
-        others = self._others
+        others = self.out_of_turn
         if others:
             priorities = self._priorities
             if not priorities:
@@ -65,7 +67,7 @@ class ReadyQueue:
                 return heappop(others)[2]
         self._priorities.popleft()
         self._orders.popleft()
-        return self._keys.popleft()
+        return self.run.popleft()
 
     def first(self, count: int) -> list[str]:
         """The keys of the first ``count`` tasks still queued, in the order they would be
@@ -77,15 +79,15 @@ class ReadyQueue:
         such look a sort of them all."""
         found: list[str] = []
         queued = self._queued
-        others = self._others
+        others = self.out_of_turn
         if not others:
-            for key in self._keys:
+            for key in self.run:
                 if queued(key):
                     found.append(key)
                     if len(found) >= count:
                         break
             return found
-        run = zip(self._priorities, self._orders, self._keys)
+        run = zip(self._priorities, self._orders, self.run)
         head = next(run, None)
         taken: list[tuple[int, int, str]] = []
         try:
@@ -107,24 +109,24 @@ class ReadyQueue:
         return found
 
     def clear(self) -> None:
-        self._keys.clear()
+        self.run.clear()
         self._priorities.clear()
         self._orders.clear()
-        self._others.clear()
+        self.out_of_turn.clear()
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._others)
+        return len(self.run) + len(self.out_of_turn)
 
     def __bool__(self) -> bool:
-        return bool(self._keys) or bool(self._others)
+        return bool(self.run) or bool(self.out_of_turn)
 
     def __contains__(self, key: object) -> bool:  # (a walk through the queue: for checks)
-        return key in self._keys or any(key == other[2] for other in self._others)
+        return key in self.run or any(key == other[2] for other in self.out_of_turn)
 
     def __iter__(self) -> Iterator[str]:
         """The keys in the order they would be popped."""
-        run = zip((-p for p in self._priorities), self._orders, self._keys)
-        for _, _, key in merge(run, sorted(self._others)):
+        run = zip((-p for p in self._priorities), self._orders, self.run)
+        for _, _, key in merge(run, sorted(self.out_of_turn)):
             yield key
 
     def __repr__(self) -> str:

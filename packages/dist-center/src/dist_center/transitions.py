@@ -745,7 +745,8 @@ class TaskMachine:
         if worker.resources:
             self._resources_freed = True
         queue = self.queue
-        if not queue or worker.status != "running" or worker.address not in self.workers:
+        if not (queue.run or queue.out_of_turn) or worker.status != "running" \
+                or worker.address not in self.workers:
             return
         capacity = self.capacity_of(worker)
         tasks = self.tasks
@@ -796,7 +797,24 @@ class TaskMachine:
                     processing[key] = None
                     if not self._may_steal and worker.unstarted_above_threads:
                         self._may_steal = True
-                    self.send(address, self.compute_message(ts, worker))
+                    if ts.deps:
+                        self.send(address, self.compute_message(ts, worker))
+                        continue
+                    # (``compute_message`` and ``send`` for a task without inputs, written
+                    # out: one a task of a map)
+                    msgpack_too = False
+                    if worker.sends_msgpack_values:
+                        for client in ts.wanted_by:
+                            forms = self.small_values_for.get(client)
+                            if forms is not None and "msgpack" in forms:
+                                msgpack_too = True
+                                break
+                    self._out.append((address, compute_task(
+                        key, spec.function, spec.args, {}, {}, spec.priority,
+                        spec.pickled_with, spec.actor or None, None, msgpack_too)))
+                    open_frees = self._open_frees
+                    if open_frees and address in open_frees:
+                        open_frees[address][1].add(key)
                     continue
                 self.transition(ts, "processing", sid, address)
 
