@@ -228,6 +228,37 @@ def test_a_pickled_value_goes_to_its_readers_with_the_python_that_pickled_it(cen
         ("bob", ok(5, value=pickled, pickled_with=tag))]
 
 
+# -- event log ----------------------------------------------------------------------------------
+
+def test_an_event_log_keeps_its_last_entries_and_sends_each_to_its_subscribers(center):
+    center.state.coordination.log_length = 2
+    center.connect("bob")
+    assert ask(center, "log", "L", "subscribe", client="bob") == [("bob", ok(1, count=1))]
+    three = serialize(3, ("msgpack",))
+    assert ask(center, "log", "L", "append", value=ONE) == [
+        ("bob", Published(topic="L", value=ONE, kind="log")), ("alice", ok(1, count=1))]
+    center.disconnect("bob")
+    assert ask(center, "log", "L", "append", request=2, value=TWO) == [("alice", ok(2, count=2))]
+    assert ask(center, "log", "L", "append", request=3, value=three) == [
+        ("alice", ok(3, count=2))]
+    assert ask(center, "log", "L", "read", request=4) == [
+        ("alice", ok(4, count=2, values=[TWO, three]))]
+    assert ask(center, "log", "other", "read", request=5) == [("alice", ok(5, count=0))]
+    assert ask(center, "log", "*", "topics", request=6) == [
+        ("alice", ok(6, count=1, value=serialize(["L"], ("msgpack",))))]
+
+
+def test_an_event_is_a_msgpack_value_without_futures(center):
+    [(_, reply)] = ask(center, "log", "L", "append", value=ONE, keys=["x"])
+    assert reply.status == "error"  # x: not held by the center either
+    [(_, reply)] = ask(center, "log", "L", "append", request=2)
+    assert reply.status == "error" and "needs a value" in reply.error
+    [(_, reply)] = ask(center, "log", "L", "append", request=3,
+                       value=serialize(lambda: 1, ("pickle",)))
+    assert reply.status == "error" and "msgpack, not pickle" in reply.error
+    assert center.state.coordination.primitives == {}
+
+
 # -- actors -------------------------------------------------------------------------------------
 
 def actor_spec(center, key, **fields):

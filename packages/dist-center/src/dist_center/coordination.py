@@ -1,5 +1,6 @@
 """Named coordination primitives held by the center: queues, variables, locks, semaphores,
-events and pub/sub topics. A plain state machine: requests and departures in, orders out.
+events, pub/sub topics and event logs. A plain state machine: requests and departures in,
+orders out.
 
 The center is the authority: every primitive lives here, by name, and the clients (Python or
 not) act on it with ``coordinate`` requests. A request that cannot be done yet (a get from an
@@ -13,6 +14,13 @@ refuse code pickled by another Python. A value that refers to keys (futures put 
 set into a variable) holds those keys while it is held, as a client would: ``Want``/``Unwant``
 orders name the holder, ``<kind name>`` for what the primitive keeps (one of the center's own
 holders, as datasets' in ``sharing``); a getter becomes a wanter in turn.
+
+An event log (kind ``log``, dask's ``log_event``/``get_events``) is a topic that remembers:
+its last ``log_length`` entries are kept for later readers, as dask's scheduler keeps
+``distributed.admin.log-length`` events per topic, and each entry also goes to the
+subscribers. The clients stamp the entries' times, so the center stays without a clock.
+Entries are msgpack only, as dask asks of its events: any client reads them, and no code
+travels through a log.
 """
 from __future__ import annotations
 
@@ -22,7 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from dist_protocol.messages import PRIMITIVE_KINDS, Coordinate, CoordinateReply, Published
-from dist_protocol.serialize import Payload
+from dist_protocol.serialize import Payload, serialize
+
+# Entries an event log keeps per topic (dask's ``distributed.admin.log-length``).
+LOG_LENGTH = 10_000
 
 
 @dataclass
@@ -87,7 +98,9 @@ class Coordination:
     extensions do). ``request`` and ``client_left`` and ``timed_out`` return
     orders: messages to send, and keys to hold or let go for a holder."""
 
-    def __init__(self, key_known: Callable[[str], bool] = lambda key: True) -> None:
+    def __init__(self, key_known: Callable[[str], bool] = lambda key: True,
+                 log_length: int = LOG_LENGTH) -> None:
+        self.log_length = log_length
         self.primitives: dict[tuple[str, str], Primitive] = {}
         self.key_known = key_known
         self.waiting: dict[Request, Primitive] = {}  # requests answered later
@@ -105,6 +118,9 @@ class Coordination:
             ("event", "wait"): self._event_wait,
             ("topic", "subscribe"): self._subscribe, ("topic", "unsubscribe"): self._unsubscribe,
             ("topic", "publish"): self._publish,
+            ("log", "append"): self._log_append, ("log", "read"): self._log_read,
+            ("log", "topics"): self._log_topics,
+            ("log", "subscribe"): self._subscribe, ("log", "unsubscribe"): self._unsubscribe,
         }
 
     # -- entry points -------------------------------------------------------------------------
@@ -387,6 +403,36 @@ class Coordination:
             self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value,
                                                         pickled_with=msg.pickled_with)))
         self._reply(client, msg, count=len(prim.subscribers))
+
+    # -- event log ----------------------------------------------------------------------------
+    def _log_append(self, prim: Primitive, client: str, msg: Coordinate) -> None:
+        if msg.value is None:
+            raise CoordinationError(f"log {prim.name!r}: append needs a value")
+        if msg.keys:
+            raise CoordinationError(f"log {prim.name!r}: an event cannot carry futures "
+                                    "(nothing would hold them); use a Queue")
+        if msg.value.serializer != "msgpack":
+            # (so that any client reads the log, and no code travels through it)
+            raise CoordinationError(f"log {prim.name!r}: an event is msgpack, not "
+                                    f"{msg.value.serializer}")
+        prim.items.append((msg.value, [], None))
+        if len(prim.items) > self.log_length:
+            prim.items.popleft()
+        for subscriber in sorted(prim.subscribers):
+            self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value,
+                                                        kind="log")))
+        self._reply(client, msg, count=len(prim.items))
+
+    def _log_read(self, prim: Primitive, client: str, msg: Coordinate) -> None:
+        self._out.append(Send(client, CoordinateReply(
+            id=msg.id, status="ok", count=len(prim.items),
+            values=[value for value, _, _ in prim.items])))
+
+    def _log_topics(self, prim: Primitive, client: str, msg: Coordinate) -> None:
+        """The names of the logs holding entries (``prim`` is the one the request named)."""
+        names = sorted(name for (kind, name), held in self.primitives.items()
+                       if kind == "log" and held.items)
+        self._reply(client, msg, value=serialize(names, ("msgpack",)), count=len(names))
 
 
 def _unknown_action(msg: Coordinate) -> str:

@@ -15,6 +15,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
+from . import event_log
 from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
@@ -380,6 +381,23 @@ class AsyncExecutor:
     async def get_metadata(self, key: Any, default: Any = metadata_ops.NO_DEFAULT) -> Any:
         """As ``Executor.get_metadata``."""
         return await metadata_ops.get_metadata_async(self, key, default)
+
+    async def log_event(self, topic: str | Iterable[str], msg: Any) -> None:
+        """As ``Executor.log_event``."""
+        core = self._started
+        await core.call(event_log.log_event(core, topic, msg))
+
+    async def get_events(self, topic: str | None = None) -> Any:
+        core = self._started
+        return await core.call(event_log.get_events(core, topic))
+
+    async def subscribe_topic(self, topic: str, handler: Any) -> None:
+        core = self._started
+        await core.call(event_log.subscribe(core, topic, handler))
+
+    async def unsubscribe_topic(self, topic: str) -> None:
+        core = self._started
+        await core.call(event_log.unsubscribe(core, topic))
 
     @property
     def datasets(self) -> dataset_ops.AsyncDatasets:

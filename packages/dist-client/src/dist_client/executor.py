@@ -18,6 +18,7 @@ from dist_protocol.addresses import format_address
 from .arguments import data_path, duration, given_timeout, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
+from . import event_log
 from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
@@ -634,6 +635,28 @@ class Executor(concurrent.futures.Executor):
         """Forget the dataset ``name`` (KeyError if there is none); its keys go unless
         something else holds them."""
         self.core.run(dataset_ops.unpublish(self.core, name))
+
+    def log_event(self, topic: str | Iterable[str], msg: Any) -> None:
+        """Add ``(now, msg)`` to the event log of ``topic`` (or of each topic of a list) the
+        center keeps, as dask's: its newest 10,000 events per topic are kept, and each is
+        sent to the topic's subscribers. ``msg`` must be msgpack serializable, as dask's
+        (tuples come back as lists); ``TypeError`` if not. Also from a task, through
+        ``get_executor()`` or ``get_worker()``."""
+        self.core.run(event_log.log_event(self.core, topic, msg))
+
+    def get_events(self, topic: str | None = None) -> Any:
+        """The events of ``topic``, oldest first: a tuple of ``(timestamp, msg)``; without
+        a topic, a dict of every topic's, as dask's."""
+        return self.core.run(event_log.get_events(self.core, topic))
+
+    def subscribe_topic(self, topic: str, handler: Any) -> None:
+        """Call ``handler((timestamp, msg))`` for each event logged to ``topic`` from now on,
+        in order, on a thread of this executor's (an ``async def`` handler is awaited);
+        a later handler of the topic replaces the earlier."""
+        self.core.run(event_log.subscribe(self.core, topic, handler))
+
+    def unsubscribe_topic(self, topic: str) -> None:
+        self.core.run(event_log.unsubscribe(self.core, topic))
 
     @property
     def datasets(self) -> dataset_ops.Datasets:

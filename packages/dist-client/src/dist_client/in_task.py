@@ -82,6 +82,13 @@ def get_worker() -> WorkerInfo:
     return context.about_worker
 
 
+def _log_event(topic, msg) -> None:
+    get_executor().log_event(topic, msg)
+
+
+task_context.set_event_logger(_log_event)
+
+
 def secede() -> None:
     """Give this task's thread slot back to the worker, which may run another task meanwhile
     (call it before waiting on futures); ``rejoin()`` takes one back."""

@@ -55,6 +55,9 @@ FEATURES: dict[str, str] = {
                       "`close-worker`",
     "coordination": "the center holds named queues, variables, locks, semaphores, events and "
                     "topics: `coordinate` / `coordinate-reply`, `published`",
+    "event-log": "the center keeps event logs (`coordinate` of kind `log`: `append`, "
+                 "`read`, `topics`, `subscribe`, `unsubscribe`), a bounded number of entries "
+                 "per topic; `coordinate-reply.values` and `published.kind`",
     "actors": "actors: tasks with `actor` set keep their object on the worker, which answers "
               "`actor-call` with `actor-result`",
     "dispatch-ahead": "the worker takes `compute-task` with `ahead`: a task sent before the "

@@ -4706,7 +4706,8 @@ def _CoordinateReply(cls):
     set_count = cls.count.__set__
     set_error = cls.error.__set__
     set_pickled_with = cls.pickled_with.__set__
-    setters = (set_id,set_status,set_value,set_keys,set_count,set_error,set_pickled_with,)
+    set_values = cls.values.__set__
+    setters = (set_id,set_status,set_value,set_keys,set_count,set_error,set_pickled_with,set_values,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -4717,7 +4718,7 @@ def _CoordinateReply(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None) -> None:
+    def __init__(self, id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None, values: 'list[Payload]' = FACTORY) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -4727,6 +4728,7 @@ def _CoordinateReply(cls):
             self.count = count
             self.error = error
             self.pickled_with = pickled_with
+            self.values = [] if values is FACTORY else values
             self.__class__ = cls
             return
         set_id(self, id)
@@ -4736,6 +4738,7 @@ def _CoordinateReply(cls):
         set_count(self, count)
         set_error(self, error)
         set_pickled_with(self, pickled_with)
+        set_values(self, [] if values is FACTORY else values)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4743,36 +4746,36 @@ def _CoordinateReply(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, value={self.value!r}, keys={self.keys!r}, count={self.count!r}, error={self.error!r}, pickled_with={self.pickled_with!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, value={self.value!r}, keys={self.keys!r}, count={self.count!r}, error={self.error!r}, pickled_with={self.pickled_with!r}, values={self.values!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,)==(other.id,other.status,other.value,other.keys,other.count,other.error,other.pickled_with,)
+            return (self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,self.values,)==(other.id,other.status,other.value,other.keys,other.count,other.error,other.pickled_with,other.values,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,))
+        return hash((self.id,self.status,self.value,self.keys,self.count,self.error,self.pickled_with,self.values,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with',):
+        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with','values',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with',):
+        if type(self) is cls or name in ('id','status','value','keys','count','error','pickled_with','values',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.status, self.value, self.keys, self.count, self.error, self.pickled_with]
+        return [self.id, self.status, self.value, self.keys, self.count, self.error, self.pickled_with, self.values]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None):
+    def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None, values: 'list[Payload]' = FACTORY):
         self = new(twin or make_twin())
         self.id = id
         self.status = status
@@ -4781,6 +4784,7 @@ def _CoordinateReply(cls):
         self.count = count
         self.error = error
         self.pickled_with = pickled_with
+        self.values = [] if values is FACTORY else values
         self.__class__ = cls
         return self
 
@@ -4791,13 +4795,31 @@ def _Published(cls):
     set_topic = cls.topic.__set__
     set_value = cls.value.__set__
     set_pickled_with = cls.pickled_with.__set__
-    setters = (set_topic,set_value,set_pickled_with,)
+    set_kind = cls.kind.__set__
+    setters = (set_topic,set_value,set_pickled_with,set_kind,)
     running = set()
+    twin = None
+    set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
 
-    def __init__(self, topic: 'str', value: 'Payload', pickled_with: 'str | None' = None) -> None:
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, topic: 'str', value: 'Payload', pickled_with: 'str | None' = None, kind: 'str | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin or make_twin())
+            self.topic = topic
+            self.value = value
+            self.pickled_with = pickled_with
+            self.kind = kind
+            self.__class__ = cls
+            return
         set_topic(self, topic)
         set_value(self, value)
         set_pickled_with(self, pickled_with)
+        set_kind(self, kind)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4805,36 +4827,45 @@ def _Published(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(topic={self.topic!r}, value={self.value!r}, pickled_with={self.pickled_with!r})"
+            return self.__class__.__qualname__ + f"(topic={self.topic!r}, value={self.value!r}, pickled_with={self.pickled_with!r}, kind={self.kind!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.topic,self.value,self.pickled_with,)==(other.topic,other.value,other.pickled_with,)
+            return (self.topic,self.value,self.pickled_with,self.kind,)==(other.topic,other.value,other.pickled_with,other.kind,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.topic,self.value,self.pickled_with,))
+        return hash((self.topic,self.value,self.pickled_with,self.kind,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('topic','value','pickled_with',):
+        if type(self) is cls or name in ('topic','value','pickled_with','kind',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('topic','value','pickled_with',):
+        if type(self) is cls or name in ('topic','value','pickled_with','kind',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.topic, self.value, self.pickled_with]
+        return [self.topic, self.value, self.pickled_with, self.kind]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(topic: 'str', value: 'Payload', pickled_with: 'str | None' = None, kind: 'str | None' = None):
+        self = new(twin or make_twin())
+        self.topic = topic
+        self.value = value
+        self.pickled_with = pickled_with
+        self.kind = kind
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ActorCall(cls):
@@ -5493,13 +5524,15 @@ METHODS = {
          ('keys', 'list[str]', ('field', '-', '[]', True, True, True, None, False)),
          ('count', 'int | None', 'None'),
          ('error', 'str', "''"),
-         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
-        "CoordinateReply(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = <factory>, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None)",
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('values', 'list[Payload]', ('field', '-', '[]', True, True, True, None, False))),
+        "CoordinateReply(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = <factory>, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None, values: 'list[Payload]' = <factory>)",
         _CoordinateReply),
     'Published': (
         (('topic', 'str', '-'),
          ('value', 'Payload', '-'),
-         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('kind', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
         None,
         _Published),
     'ActorCall': (

@@ -872,7 +872,7 @@ class DataStored(Message):
 
 # -- coordination primitives: client -> center -> client ---------------------------------------
 
-PRIMITIVE_KINDS = ("queue", "variable", "lock", "semaphore", "event", "topic")
+PRIMITIVE_KINDS = ("queue", "variable", "lock", "semaphore", "event", "topic", "log")
 
 
 @message("coordinate", "client->center", feature="coordination")
@@ -903,16 +903,19 @@ class CoordinateReply(Message):
     error: str = ""  # with status error: what was wrong
     # pickle tag of the Python that pickled ``value``, as whoever put it stated it
     pickled_with: str | None = wire_field(default=None, feature="pickled-values")
+    # an event log's entries, oldest first (``read``), or its topics' names (``topics``)
+    values: list[Payload] = wire_field(default_factory=list, feature="event-log")
 
 
 @message("published", "center->client", feature="coordination")
 class Published(Message):
-    """A message on a topic the client subscribed to."""
+    """A message on a topic the client subscribed to: a ``topic``'s or a ``log``'s."""
 
     topic: str
     value: Payload
     # pickle tag of the Python that pickled ``value``, as its publisher stated it
     pickled_with: str | None = wire_field(default=None, feature="pickled-values")
+    kind: str | None = wire_field(default=None, values=("log",), feature="event-log")  # None: topic
 
 
 # -- actors: caller -> hosting worker --------------------------------------------------------

@@ -86,6 +86,14 @@ class WorkerInfo:
     data: WorkerLocalData = field(default_factory=WorkerLocalData)
     center_address: str = ""  # as the worker reaches it ("" from a worker that does not say)
 
+    def log_event(self, topic: Any, msg: Any) -> None:
+        """Log an event to the center's event log, as dask's ``Worker.log_event``: through the
+        task's executor, which the client library provides (``set_event_logger``)."""
+        if _event_logger is None:
+            raise RuntimeError("get_worker().log_event needs dist-client, which logs the event "
+                               "through the task's executor; it is not imported here")
+        _event_logger(topic, msg)
+
     @property
     def scheduler(self) -> CenterOfWorker:
         """What dask code reads its scheduler's address from: ``get_worker().scheduler
@@ -137,6 +145,8 @@ class _ThreadTask(threading.local):
 
 
 _local = _ThreadTask()
+# How ``WorkerInfo.log_event`` reaches the center: set by the client library when imported.
+_event_logger: Callable[[Any, Any], None] | None = None
 # In a process that is one worker (``dworker``): how that worker describes itself to threads
 # it did not start for a task (those a task started); None elsewhere.
 _process_worker: Callable[[], TaskContext] | None = None
@@ -153,6 +163,12 @@ def set_process_worker(describe: Callable[[], TaskContext] | None) -> None:
     work (None: no longer)."""
     global _process_worker
     _process_worker = describe
+
+
+def set_event_logger(logger: Callable[[Any, Any], None] | None) -> None:
+    """Called by the client library: ``logger(topic, msg)`` logs a task's event."""
+    global _event_logger
+    _event_logger = logger
 
 
 def current_or_process() -> TaskContext | None:

@@ -40,6 +40,7 @@ from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer, wo
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
+from ..event_log import EventHandlers
 from ..future import Future
 from ..held_keywords import hold_large_keywords
 from ..script_module import send_spawned_script_by_value
@@ -92,6 +93,7 @@ class ClientCore:
         self._ssl = tls_context or ssl_context(False, tls_cert, tls_key, tls_ca)
         self.ssl_context = self._ssl  # what actor handles of this process connect with
         self.topics = Topics()  # the subscribers (primitives.Sub) of this client, by topic
+        self.event_handlers = EventHandlers(lambda: self.io.loop)  # subscribe_topic's
         # Every decision about keys and what the center is told is the state's; this lock
         # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self.lock = threading.RLock()
@@ -295,7 +297,10 @@ class ClientCore:
                 elif isinstance(order, Recompute):
                     order.state.recomputing()
                 elif type(order.message) is Published:
-                    self.topics.deliver(order.message, self._unsubscribe)
+                    if order.message.kind == "log":
+                        self.event_handlers.deliver(order.message)
+                    else:
+                        self.topics.deliver(order.message, self._unsubscribe)
                 elif type(order.message) in worker_events.EVENTS:
                     self._worker_event(order.message)
                 else:
@@ -832,6 +837,7 @@ class ClientCore:
         return True
 
     def _end_closing(self) -> None:
+        self.event_handlers.close()
         self.io.stop()
         if self.cluster is not None:
             self.cluster.close()
