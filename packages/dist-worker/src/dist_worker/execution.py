@@ -26,6 +26,7 @@ from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
 from dist_protocol.messages import TaskErred
+from dist_protocol.records import builder
 from dist_protocol.key_names import shown_key
 from dist_protocol.serialize import (Payload, SerializationError, msgpack_arguments_loads,
                                      msgpack_dumps, serialize, serialize_exception,
@@ -37,6 +38,9 @@ from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, Executi
 from .result_types import pickled_type
 from .sizeof import PLAIN_SCALARS, plain_size
 from .unpickling import import_module, unpickle
+
+# Made once a task: built changing its class once, not twice (``records.builder``).
+execution_succeeded = builder(ExecutionSucceeded)
 
 # Serialized results are kept beside the value (to answer gathers without re-pickling) when they
 # are this small in all. Not larger ones, even when their out-of-band buffers share the value's
@@ -260,8 +264,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     if size is not None and size >= PICKLED_WHEN_ASKED_FROM:
         # Data that pickles for sure: pickled only for a peer or a client that asks (a dask
         # shuffle's groups, and the half of its pieces read where they were made, never leave).
-        return ExecutionSucceeded(key, value, size, kind.__name__, start, stop, None,
-                                  type_pickled=pickled_type(kind))
+        return execution_succeeded(key, value, size, kind.__name__, start, stop, None,
+                                   type_pickled=pickled_type(kind))
     try:
         # (a number or a short string pickles at once: no serializer to choose, no module
         # its pickle could name)
@@ -277,7 +281,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
              and nbytes <= SMALL_VALUE_BYTES else None)
-    return ExecutionSucceeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
+    return execution_succeeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
                               pickled_type(kind))
 
 

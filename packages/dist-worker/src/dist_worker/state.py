@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, MutableMapping
 from typing import Any
 
 from dist_protocol.key_names import shown_key
+from dist_protocol.records import builder
 from dist_protocol.messages import (ComputeTask, KeysAdded, MissingData, StealReply, StoryReply,
                                     TaskErred, TaskFinished, TaskSeceded, Transfer)
 
@@ -37,6 +38,10 @@ from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, 
 from .readers import UpcomingReads
 from .readyqueue import ReadyQueue
 from .spill import SpillLoadError, SpillReadError
+
+# Made once a task: built changing their class once, not twice (``records.builder``).
+execute = builder(Execute)
+task_finished = builder(TaskFinished)
 
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
@@ -457,9 +462,9 @@ class WorkerState:
             if event.nbytes <= SMALL_VALUE_BYTES and event.payload.serializer == "pickle":
                 small, small_msgpack = event.payload, event.msgpack
         # (positionally, once per task: a third cheaper than by keyword; a test holds the order)
-        self._out.append(SendToCenter(TaskFinished(key, event.nbytes, event.type, event.start,
-                                                   event.stop, small, small_msgpack,
-                                                   ts.transfers or [], event.type_pickled)))
+        self._out.append(SendToCenter(task_finished(key, event.nbytes, event.type, event.start,
+                                                    event.stop, small, small_msgpack,
+                                                    ts.transfers or [], event.type_pickled)))
         # (a map's result is none of these: no call then)
         if key in self.waiters or key in self.who_has or key in self.sizes or key in self.tried:
             self._input_arrived(key)
@@ -513,7 +518,7 @@ class WorkerState:
             ts.state = "executing"
             executing.add(key)
             lent.add(key)
-            executes.append(Execute(key, msg.function, msg.args, {}, False, msg.value_msgpack))
+            executes.append(execute(key, msg.function, msg.args, {}, False, msg.value_msgpack))
         self._out.append(RunInline(executes))
 
     def _put(self, event: DataPut) -> None:
@@ -629,7 +634,7 @@ class WorkerState:
             self.log.append((key, "ready", "executing", self._stimulus_id, self._now))
             ts.state = "executing"
             self.executing.add(key)
-            self._out.append(Execute(key, msg.function, msg.args, {},
+            self._out.append(execute(key, msg.function, msg.args, {},
                                      bool(msg.actor), msg.value_msgpack))
 
     def _start_with_inputs(self, ts: WorkerTask) -> None:
@@ -675,7 +680,7 @@ class WorkerState:
             # (read back for it on a thread, they are in memory again by now: their other
             # readers go next all the same, before the values spill again)
             self._promote_readers([*(on_disk or ()), *(held or ())])
-        self._out.append(Execute(key, msg.function, msg.args, inputs,
+        self._out.append(execute(key, msg.function, msg.args, inputs,
                                  bool(msg.actor), msg.value_msgpack))
 
     def _read_for(self, ts: WorkerTask, keys: list[str]) -> None:
