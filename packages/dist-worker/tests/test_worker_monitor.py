@@ -28,6 +28,7 @@ class FakeWorker:
         self.closing = False
         self.store = DataStore(target=policy.bytes_at("target"), directory=str(tmp_path))
         self.paused = False
+        self.reading_inputs = 0  # bytes of tasks' inputs being read back on a thread
         self.above_target = False
         self.sent = []
 
@@ -69,6 +70,23 @@ def test_past_the_spill_threshold_values_spill_until_the_process_is_under_target
     assert worker.store.spilled >= 150 * MB
     assert worker.store.in_memory("k4") and not worker.store.in_memory("k0")
     assert not worker.paused
+
+
+def test_an_input_read_back_for_a_task_spills_nothing_for_its_own_memory(worker,
+                                                                           monkeypatch):
+    """A look in the middle of a task's input read back on a thread: room was made for the
+    input under the target before its read began, so the memory it takes meanwhile is no
+    reason to spill the values in memory (the next tasks' inputs, read back again at once)."""
+    monkeypatch.setattr("dist_worker.monitor.SPILL_BUDGET", 60.0)
+    for i in range(5):
+        worker.store[f"k{i}"] = b"x" * (100 * MB)  # 500 MB managed: under the 600 MB target
+    worker.reading_inputs = 100 * MB  # its room made: 600 MB with it, the target
+    monitor = monitor_of(worker, rss_after_spill=750 * MB)
+    monitor.check_memory(750 * MB)  # past spill (700 MB) only by the input being read
+    assert worker.store.spilled == 0 and not worker.paused
+    worker.reading_inputs = 0  # the same memory, no read under way: unmanaged, it spills
+    monitor.check_memory(750 * MB)
+    assert worker.store.spilled >= 150 * MB
 
 
 def test_past_pause_the_worker_pauses_and_resumes_below_it(worker):

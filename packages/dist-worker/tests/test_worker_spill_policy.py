@@ -119,6 +119,7 @@ class FakeWorker:
         self.closing = False
         self.store = store
         self.paused = False
+        self.reading_inputs = 0  # bytes of tasks' inputs being read back on a thread
         self.sent: list = []
 
     def handle(self, *events) -> None:

@@ -87,6 +87,9 @@ class Monitored(Protocol):
     closing: bool
     memory_policy: MemoryPolicy
     store: DataStore
+    # Bytes of tasks' inputs being read back from disk on a thread, room made for each under
+    # the target before its read began (``DataStore.make_room_for``).
+    reading_inputs: int
 
     @property
     def paused(self) -> bool: ...
@@ -181,8 +184,13 @@ class Monitor:
             self._released_at = time.monotonic()
             release_unused_memory()
             rss = self.rss()
-        if spill is not None and rss > spill:
-            rss = self._spill(by_process(policy, rss, store.spillable,
+        # An input being read back for a task already has its room under the target: the
+        # memory it takes as it is read is not memory to spill other values for. Spilled for
+        # it (a look falls in the middle of a read on a thread, with no task running), they
+        # were the next tasks' inputs, read back once more moments later.
+        coming = self.worker.reading_inputs
+        if spill is not None and rss - coming > spill:
+            rss = self._spill(by_process(policy, rss - coming, store.spillable,
                                          task_running=bool(self._running)), rss)
         if ((spill is not None and rss > spill
                 and time.monotonic() - self._released_at > RELEASE_INTERVAL)
@@ -248,7 +256,7 @@ class Monitor:
         if pause is None or (weight < STORE_CHECK_BYTES
                              and self._unmanaged + managed <= pause):
             return NOTHING
-        return on_arrival(policy, self.rss())
+        return on_arrival(policy, self.rss() - self.worker.reading_inputs)  # (as at a look)
 
     def task_starting(self) -> int:
         """On the task's thread, as it starts: the process's size then (and the peak meter

@@ -129,6 +129,8 @@ class Worker:
         self.actors: ActorHost | None = None  # the actors living here (once started)
         self.monitor = Monitor(self)
         self.reading_back = 0  # bytes of spill files being read on threads (peers, tasks...)
+        # ... of them, tasks' inputs coming back into memory, room made for them (``monitor``)
+        self.reading_inputs = 0
         self.about: WorkerInfo | None = None  # what tasks see of this worker (once started)
         self.plugins = WorkerPlugins()
         self._plugin_host: PluginHost | None = None  # the plugins, as tasks reach them
@@ -618,6 +620,7 @@ class Worker:
             await room
             weight = store.weights.get(key, 0)
             self.reading_back += weight
+            self.reading_inputs += weight
             try:
                 value, size = await loop.run_in_executor(None, store.read_value, key)
                 event = SpilledValueRead(key, value, size, read=True)
@@ -634,6 +637,7 @@ class Worker:
                 event = SpilledValueRead(key, unloadable=(type(cause).__name__, str(cause)))
             finally:
                 self.reading_back -= weight
+                self.reading_inputs -= weight
             self.handle(event)
 
     def _get_data(self, msg: GetData, read: dict[str, Any] | None = None) -> Data:
