@@ -246,6 +246,13 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                               "counts the restart as a death of those keys' tasks (PROTOCOL.md, "
                               "Restarts for memory). Sent only to centers that announced the "
                               "feature `memory-restart`.", "—"),
+    "worker-terminated": ("A worker stopped by a SIGTERM its nanny did not send, about to exit "
+                          "without unregistering, names the tasks that may have sent it "
+                          "(`keys`): those running then, and the last to end if it ended "
+                          "within a heartbeat interval before. The center counts the death "
+                          "against each of them (PROTOCOL.md, Workers a task terminates). "
+                          "Sent only to centers that announced the feature "
+                          "`task-terminated`.", "—"),
     "worker-list": ("The workers registered when the client's connection opened (and "
                     "after a reconnection): one map each, as `cluster-info-reply` has them "
                     "without their dynamic fields. Sent only to clients that announced the "

@@ -100,7 +100,8 @@ def test_every_gated_op_names_a_known_feature():
                      "task-spec": "task-specs", "task-spec-reply": "task-specs",
                      **{op: "worker-events" for op in ("worker-list", "worker-added",
                                                        "worker-removed")},
-                     "restarting-for-memory": "memory-restart"}
+                     "restarting-for-memory": "memory-restart",
+                     "worker-terminated": "task-terminated"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

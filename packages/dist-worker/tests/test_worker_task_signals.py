@@ -3,7 +3,8 @@ the tasks that may have caused them (the state machine's side; the process's in
 tests/integration/test_task_signals.py)."""
 import signal
 
-from dist_worker.events import SignalReceived
+from dist_protocol.messages import WorkerTerminated
+from dist_worker.events import SendToCenter, SignalReceived, Terminated
 from dist_worker.task_signals import KeptHandlers, survived_signals
 
 
@@ -28,6 +29,47 @@ def test_a_signal_with_no_task_run_yet_is_only_counted(worker):
     assert worker(SignalReceived("SIGUSR1")) == []
     assert worker.state.signals == {"SIGUSR1": 1}
     assert not [entry for entry in worker.state.log if entry[3].startswith("SIGUSR1-")]
+
+
+def clock_at(worker, now):
+    times = [now]
+    worker.state.clock = lambda: times[0]
+    return times
+
+
+def test_a_sigterm_names_the_tasks_running_when_it_came(worker):
+    now = clock_at(worker, 100.0)
+    worker.compute("before")
+    worker.succeeded("before")
+    now[0] = 101.0
+    worker.compute("sent-sigterm")
+    worker.compute("running")
+    # the signal, at 102; then the sender ended and another task started on its thread
+    now[0] = 103.0
+    worker.succeeded("sent-sigterm")
+    worker.compute("started-after")
+
+    assert worker(Terminated(at=102.0, within=0.5)) == [
+        SendToCenter(WorkerTerminated(keys=["running", "sent-sigterm"]))]
+
+
+def test_with_none_running_it_names_the_one_that_just_ended(worker):
+    now = clock_at(worker, 100.0)
+    worker.compute("sent-sigterm")
+    worker.succeeded("sent-sigterm")
+    now[0] = 100.4
+
+    assert worker(Terminated(at=100.4, within=0.5)) == [
+        SendToCenter(WorkerTerminated(keys=["sent-sigterm"]))]
+
+
+def test_a_sigterm_long_after_the_last_task_names_none(worker):
+    now = clock_at(worker, 100.0)
+    worker.compute("long-ago")
+    worker.succeeded("long-ago")
+    now[0] = 160.0
+
+    assert worker(Terminated(at=160.0, within=0.5)) == []
 
 
 def test_the_worker_keeps_the_signals_that_stop_it_and_a_hangup_without_a_nanny():

@@ -10,7 +10,7 @@ value's task errs as ``KilledWorker``, saying why, and the loop stops.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 
 from dist_protocol.key_names import shown_key
 from dist_protocol.messages import TaskErred
@@ -18,10 +18,10 @@ from dist_protocol.messages import TaskErred
 from .records import TaskState, WorkerInfo
 
 
-def blamed_and_lost(blamed: Mapping[str, int], lost: list[TaskState]) -> list[TaskState]:
-    """Of the values lost with a worker that restarted for memory, those it blamed: tasks
-    with lineage, which would otherwise be computed again (scattered data is lost for good
-    anyway)."""
+def blamed_and_lost(blamed: Collection[str], lost: list[TaskState]) -> list[TaskState]:
+    """Of the values lost with a worker that restarted for memory (or stopped for a SIGTERM
+    a task may have sent, feature task-terminated), those it blamed: tasks with lineage,
+    which would otherwise be computed again (scattered data is lost for good anyway)."""
     return [ts for ts in lost if ts.key in blamed and ts.spec is not None]
 
 

@@ -271,7 +271,8 @@ class TaskState:
 class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
-                 "ahead", "brief", "sends_msgpack_values", "pickle_tag", "memory_blame")
+                 "ahead", "brief", "sends_msgpack_values", "pickle_tag", "memory_blame",
+                 "terminated_blame")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -303,6 +304,10 @@ class WorkerInfo:
         # The values it blamed as it restarted for memory (key -> bytes), which its leaving
         # counts as a death of (protocol feature memory-restart); None: no such restart.
         self.memory_blame: dict[str, int] | None = None
+        # The tasks it named as it stopped for a SIGTERM its nanny did not send (those that
+        # may have sent it), which its leaving counts as a death of (protocol feature
+        # task-terminated); empty: no such stop.
+        self.terminated_blame: frozenset[str] = frozenset()
 
     def runs_pickles_of(self, tag: str | None) -> bool:
         """Whether it may run a task pickled with ``tag`` (None: nothing pickled, an import

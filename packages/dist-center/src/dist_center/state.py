@@ -37,7 +37,7 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     RestartingForMemory, TaskErred, TaskFinished, TaskSeceded,
                                     UnpublishDataset,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
-                                    WantKeys, WhoHas, WorkerRegistered)
+                                    WantKeys, WhoHas, WorkerRegistered, WorkerTerminated)
 from dist_protocol.key_names import shown_key
 
 from . import (balance, cancelling, coordination, lineage, memory_restarts, queries, recovery,
@@ -163,6 +163,7 @@ class CenterState(BlockMachine):
             StoryReply: lambda address, msg, sid: self._send_all(self.stories.reply(address, msg)),
             TaskSeceded: self._task_seceded,
             RestartingForMemory: self._restarting_for_memory,
+            WorkerTerminated: self._worker_terminated,
         }
 
     # -- the one entry point -----------------------------------------------------------------
@@ -613,8 +614,8 @@ class CenterState(BlockMachine):
                 lost.append(ts)
         worker.has_what.clear()
         self.alone.forget(worker.address)
-        if worker.memory_blame and not event.graceful:
-            lost = self._count_memory_deaths(worker, worker.memory_blame, lost, sid)
+        if (worker.memory_blame or worker.terminated_blame) and not event.graceful:
+            lost = self._count_blamed_deaths(worker, lost, event.reason, sid)
         self._lose(lost, f"its only copy was on worker {worker.address}, which left "
                          f"({event.reason})", sid)
         for ts in orphans:
@@ -664,25 +665,38 @@ class CenterState(BlockMachine):
         ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
         self.transitions(recs, sid)
 
-    def _count_memory_deaths(self, worker: WorkerInfo, blamed: dict[str, int],
-                             lost: list[TaskState], sid: str) -> list[TaskState]:
-        """``worker`` restarted for memory, blaming the values ``blamed``: the restart counts
-        as a death of each such task lost with it, which errs past the allowed deaths instead
-        of being computed again (``memory_restarts``). The lost left to recompute."""
+    def _count_blamed_deaths(self, worker: WorkerInfo, lost: list[TaskState], reason: str,
+                             sid: str) -> list[TaskState]:
+        """``worker`` died blaming values (it restarted for memory, ``memory_restarts``) or
+        naming the tasks that may have sent it a SIGTERM (``worker-terminated``): its death
+        counts against each such task whose value is lost with it, which errs past the
+        allowed deaths instead of being computed again (a running one counted already). The
+        lost left to recompute."""
         gave_up = set()
+        memory = worker.memory_blame or {}
+        blamed = memory.keys() | worker.terminated_blame
         for ts in memory_restarts.blamed_and_lost(blamed, lost):
             ts.died_on = (*ts.died_on, worker.address)
             if self._deaths(ts) >= ALLOWED_FAILURES:
                 gave_up.add(ts.key)
                 self.transition(ts, "released", sid)
-                self.transition(ts, "erred", sid, memory_restarts.killed_for_memory(
-                    ts, blamed[ts.key], worker))
+                if ts.key in memory:
+                    self.transition(ts, "erred", sid, memory_restarts.killed_for_memory(
+                        ts, memory[ts.key], worker))
+                else:
+                    self._killed_worker(ts, f"the last: {reason}, by a SIGTERM that its "
+                                            "worker says it may have sent", sid)
         return [ts for ts in lost if ts.key not in gave_up] if gave_up else lost
 
     def _restarting_for_memory(self, address: str, msg: RestartingForMemory, sid: str) -> None:
         """The worker exits for its nanny to start it again: what it blames counts once its
         connection closes (``_worker_left``)."""
         self.workers[address].memory_blame = dict(msg.keys)
+
+    def _worker_terminated(self, address: str, msg: WorkerTerminated, sid: str) -> None:
+        """The worker stops for a SIGTERM its nanny did not send: the tasks it names count
+        its death once its connection closes (``_worker_left``), also one that finished."""
+        self.workers[address].terminated_blame = frozenset(msg.keys)
 
     def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
         """Every copy of these tasks' data is gone: what waited on them waits again;

@@ -149,6 +149,13 @@ FEATURES: dict[str, str] = {
                       "the value and passes on in `coordinate-reply`, `published` and "
                       "`dataset-reply`, so that a reader on another Python minor version "
                       "refuses the code in it (PROTOCOL.md, Pickled code and Python versions)",
+    "task-terminated": "the center takes `worker-terminated`: a worker stopped by a SIGTERM "
+                       "its nanny did not send names, before it exits, the tasks running then "
+                       "and the last to end within a heartbeat interval before, and the "
+                       "center counts its death against each of them, also one whose value "
+                       "is lost with it, so that a task that signals its own worker errs as "
+                       "`KilledWorker` after the allowed deaths instead of stopping worker "
+                       "after worker (PROTOCOL.md, Workers a task terminates)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),

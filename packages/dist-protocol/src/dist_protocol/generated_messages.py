@@ -3948,6 +3948,52 @@ def _RestartingForMemory(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _WorkerTerminated(cls):
+    set_keys = cls.keys.__set__
+    setters = (set_keys,)
+    running = set()
+
+    def __init__(self, keys: 'list[str]') -> None:
+        set_keys(self, keys)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(keys={self.keys!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.keys,)==(other.keys,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.keys,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('keys',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.keys]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _Unregister(cls):
     setters = ()
     running = set()
@@ -5438,6 +5484,10 @@ METHODS = {
          ('memory', 'int', ('field', '-', '-', True, True, True, None, False))),
         "RestartingForMemory(keys: 'dict[str, int]', memory: 'int')",
         _RestartingForMemory),
+    'WorkerTerminated': (
+        (('keys', 'list[str]', '-'),),
+        "WorkerTerminated(keys: 'list[str]')",
+        _WorkerTerminated),
     'Unregister': (
         (),
         'Unregister()',

@@ -782,6 +782,16 @@ class RestartingForMemory(Message):
     memory: int = wire_field(minimum=0)  # the process's resident bytes as it restarts
 
 
+# Feature ``task-terminated``: a worker stopped by a SIGTERM that its nanny did not send (a
+# task's ``os.kill(os.getpid(), SIGTERM)``) names, before it exits, the tasks that may have
+# sent it, so that the center counts the death against a task that had just finished too.
+@message("worker-terminated", "worker->center", feature="task-terminated")
+class WorkerTerminated(Message):
+    # the tasks running when the signal came, and the last to end if it ended within a
+    # heartbeat interval before
+    keys: list[str]
+
+
 @message("unregister", "worker->center")
 class Unregister(Message):
     pass

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, NoReturn
 
 from dist_protocol import task_context
@@ -26,6 +27,7 @@ from .leftovers import end_leftovers
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
 from .nanny import KILLED_EXIT_CODE, supervise
+from .nanny import TERMINATED as NANNY_SAYS_TERMINATED
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
@@ -333,19 +335,34 @@ async def serve(worker: Worker) -> None:
     else:
         def asked_to_stop() -> None:  # (or the nanny is gone)
             loop.remove_reader(nanny.fileno())
-            asyncio.ensure_future(worker.close("stopped by the nanny"))
+            try:
+                said = nanny.recv(64)
+            except OSError:
+                said = b""
+            if said.startswith(NANNY_SAYS_TERMINATED):  # a task signalled the nanny, then
+                terminated(sent_at(said))
+            else:
+                asyncio.ensure_future(worker.close("stopped by the nanny"))
 
-        def terminated() -> None:
+        def terminated(at: float) -> None:
             # Not from the nanny, which asks over the channel: a task, or someone who
             # signalled this process alone. The worker dies as if killed (without unregistering,
-            # so the center counts a death against the tasks it was running), its spilled
-            # files removed, and the nanny starts a new one.
+            # so the center counts a death against the tasks it was running and those it
+            # names, see ``Worker.terminated``), its spilled files removed, and the nanny
+            # starts a new one.
             nonlocal killed
             killed = True
+            worker.terminated(at)
             asyncio.ensure_future(worker.close("terminated", unregister=False))
 
+        def sigterm_came(signum: int, frame: object) -> None:
+            # A handler of Python's, not the loop's: it runs at once, between two bytecodes of
+            # the main thread, so the time is the signal's, not that of a later pass of the
+            # loop, by which the task that sent it may have ended and another started.
+            loop.call_soon_threadsafe(terminated, time.time())
+
         loop.add_reader(nanny.fileno(), asked_to_stop)
-        loop.add_signal_handler(signal.SIGTERM, terminated)
+        signal.signal(signal.SIGTERM, sigterm_came)
     # (SIGINT too under a nanny, which ignores it here: Ctrl-C is the nanny's to pass on)
     worker.keep_signal_handlers([signal.SIGINT, signal.SIGTERM,
                                  *survived_signals(nanny is not None)])
@@ -356,6 +373,15 @@ async def serve(worker: Worker) -> None:
         raise worker.refused  # exits 2, so a nanny does not start it again
     if worker.gave_up is not None:
         raise NoCenter(worker.gave_up)
+
+
+def sent_at(said: bytes) -> float:
+    """The time the nanny got the signal it passes on (``nanny.TERMINATED``); now if it did
+    not say."""
+    try:
+        return float(said.split()[1])
+    except (IndexError, ValueError):
+        return time.time()
 
 
 class NoCenter(Exception):

@@ -210,12 +210,25 @@ class SignalReceived:
     stimulus_id: str = ""
 
 
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class Terminated:
+    """The worker process got, ``at`` (the state's clock), a SIGTERM its nanny did not send
+    (a task's ``os.kill``, or one sent to this process alone), and exits as if killed: the
+    tasks that may have sent it -- those running then, or if none the last to end if it ended
+    ``within`` seconds before -- are named to the center, which counts the death against them
+    (protocol feature task-terminated)."""
+
+    at: float
+    within: float
+    stimulus_id: str = ""
+
+
 Event = (ComputeRequested | ComputesRequested | FreeRequested | StealRequested
          | ReplicasRequested | DataFetched
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed
          | InlineRunEnded | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
-         | SpilledValueLost | SpilledValueRead | SignalReceived)
+         | SpilledValueLost | SpilledValueRead | SignalReceived | Terminated)
 
 
 # -- instructions ----------------------------------------------------------------------------

@@ -1176,6 +1176,56 @@ def _SignalReceived(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _Terminated(cls):
+    set_at = cls.at.__set__
+    set_within = cls.within.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_at,set_within,set_stimulus_id,)
+    running = set()
+
+    def __init__(self, at: 'float', within: 'float', stimulus_id: 'str' = '') -> None:
+        set_at(self, at)
+        set_within(self, within)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(at={self.at!r}, within={self.within!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.at,self.within,self.stimulus_id,)==(other.at,other.within,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.at,self.within,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('at','within','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('at','within','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.at, self.within, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _Execute(cls):
     set_key = cls.key.__set__
     set_function = cls.function.__set__
@@ -1608,6 +1658,10 @@ METHODS = {
         (('signal', 'str', '-'), ('stimulus_id', 'str', "''")),
         None,
         _SignalReceived),
+    'Terminated': (
+        (('at', 'float', '-'), ('within', 'float', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _Terminated),
     'Execute': (
         (('key', 'str', '-'),
          ('function', 'str | Payload', '-'),

@@ -6,6 +6,12 @@ signal, and the nanny must then start a new worker, as for any other death, whil
 counts the death against the task. So the two speak over a socket pair made for each child: the
 nanny asks the child to stop by writing to it, and the child, on its way out by its own code,
 reports the exit code it chose; a child that exits without reporting died.
+
+The nanny takes its signals with ``sigwaitinfo`` rather than handlers, which do not learn who
+sent a signal: a SIGTERM (or SIGINT) its own worker process sent -- a task's
+``os.kill(os.getppid(), SIGTERM)`` -- is passed on to the worker as a termination of its own
+(it names the tasks that may have sent it, the center counts the death against them, and the
+nanny starts a new worker), where one from anyone else stops the nanny and its worker.
 """
 from __future__ import annotations
 
@@ -44,6 +50,11 @@ MALLOPT_PARAMETERS = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3
 FINAL_EXIT_CODES = (0, 2, NO_CENTER_EXIT_CODE)
 # The exit code of a worker that got SIGTERM from anyone but its nanny (as a shell reports it)
 KILLED_EXIT_CODE = 128 + signal.SIGTERM
+# What the nanny writes to its worker: stop (its operator stopped it), or die as if killed
+# (the worker's own process sent the nanny a stop signal: a task did).
+STOP, TERMINATED = b"stop", b"terminated"
+# Taken by the nanny with sigwaitinfo, blocked for handlers (its child unblocks them)
+WATCHED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
 
 _channel: socket.socket | None = None  # in the worker process: its end of the pair
 
@@ -60,20 +71,7 @@ def supervise(start: Callable[[], None], local_directory: str | None = None) -> 
     (``--local-directory``). The child is forked from this process, which has imported
     everything the worker needs: it starts at once, where a fresh interpreter would import it
     all again."""
-    stopping = False
-    child: socket.socket | None = None  # the nanny's end of the pair while a worker runs
-
-    def stop(signum, frame):
-        nonlocal stopping
-        stopping = True
-        if child is not None:
-            try:
-                child.send(b"stop")
-            except OSError:  # it is gone already
-                pass
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     adopt_orphans()
     failures = 0
     while True:
@@ -87,11 +85,7 @@ def supervise(start: Callable[[], None], local_directory: str | None = None) -> 
             ours.close()
             _run_child(start, nanny, theirs)  # never returns
         theirs.close()
-        child = ours
-        if stopping:  # told to stop while forking: the handler had no child to pass it on to
-            ours.send(b"stop")
-        code = _wait(pid)
-        child = None
+        code, stopping = _Watch(pid, ours).wait()
         reported = _reported(ours)
         ours.close()
         end_leftovers()
@@ -107,9 +101,98 @@ def supervise(start: Callable[[], None], local_directory: str | None = None) -> 
         delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
         print(f"dworker: worker process exited with {code}; restarting in {delay} s",
               file=sys.stderr, flush=True)
-        time.sleep(delay)
-        if stopping:
+        if _told_to_stop_within(delay):
             return 0
+
+
+class _Watch:
+    """The nanny's watch over one worker process ``pid``, until it ends."""
+
+    def __init__(self, pid: int, channel: socket.socket):
+        self.pid = pid
+        self.channel = channel
+        self.stopping = False
+
+    def wait(self) -> tuple[int, bool]:
+        """The child's exit code, or minus the signal that ended it (as
+        ``Popen.returncode``), and whether the nanny was told to stop meanwhile."""
+        while True:
+            info = signal.sigwaitinfo(WATCHED)
+            if info.si_signo != signal.SIGCHLD:
+                self._signalled(info.si_signo, info.si_pid)
+                continue
+            code = self._reap()
+            if code is not None:
+                return code, self.stopping
+
+    def _signalled(self, signo: int, sender: int) -> None:
+        if _sent_from(sender, self.pid):  # a task of the worker's
+            print(f"dworker: the worker process sent its nanny {signal.Signals(signo).name}"
+                  " (a task's os.kill?): it stops as if killed, and starts again",
+                  file=sys.stderr, flush=True)
+            self._tell(b"%s %f" % (TERMINATED, time.time()))  # (when the task ran)
+            return
+        self.stopping = True
+        self._tell(STOP)
+
+    def _tell(self, what: bytes) -> None:
+        try:
+            self.channel.send(what)
+        except OSError:  # it is gone already
+            pass
+
+    def _reap(self) -> int | None:
+        """Reap what SIGCHLD announced: the child's exit code if it ended. Processes adopted
+        meanwhile (``leftovers``: a task's ``sleep 60 &``, whose shell exited) are reaped as
+        they end, or each would stay a zombie for as long as the worker runs."""
+        while True:
+            try:
+                ended, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 1
+            if ended == 0:
+                return None
+            if ended == self.pid:
+                return os.waitstatus_to_exitcode(status)
+
+
+def _sent_from(sender: int, pid: int) -> bool:
+    """Whether process ``sender`` is ``pid`` or runs below it (a task's ``kill`` command)."""
+    for _ in range(16):
+        if sender == pid:
+            return True
+        if sender <= 1:
+            return False
+        try:
+            with open(f"/proc/{sender}/stat", "rb") as stat:
+                sender = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _told_to_stop_within(seconds: float) -> bool:
+    """Wait ``seconds`` before starting the worker again: whether a SIGINT or SIGTERM came
+    meanwhile (adopted processes that end meanwhile are reaped)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        info = signal.sigtimedwait(WATCHED, left)
+        if info is None:
+            return False
+        if info.si_signo != signal.SIGCHLD:
+            return True
+        _reap_adopted()
+    return False
+
+
+def _reap_adopted() -> None:
+    while True:
+        try:
+            ended, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if ended == 0:
+            return
 
 
 def _remove_abandoned_folders(local_directory: str | None) -> None:
@@ -145,6 +228,7 @@ def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket) -> 
         # nanny, which asks us to stop. SIGTERM from anyone else kills the worker (see serve).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)  # (the nanny's waits, not ours)
         _die_with_parent()
         if os.getppid() == nanny:  # (else it died before we asked to follow it: exit 1)
             os.environ["DIST_NANNY_PID"] = str(nanny)
@@ -194,19 +278,4 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _wait(pid: int) -> int:
-    """The child's exit code, or minus the signal that ended it (as ``Popen.returncode``).
-    Processes adopted meanwhile (``leftovers``: a task's ``sleep 60 &``, whose shell exited)
-    are reaped as they end, or each would stay a zombie for as long as the worker runs."""
-    while True:
-        try:
-            ended, status = os.wait()
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 1
-        if ended == pid:
-            return os.waitstatus_to_exitcode(status)
-
-
-__all__ = ["KILLED_EXIT_CODE", "channel", "supervise"]
+__all__ = ["KILLED_EXIT_CODE", "STOP", "TERMINATED", "channel", "supervise"]

@@ -29,7 +29,7 @@ from .actors import ActorHost
 from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, Fetch, FetchFailed,
                      FreeRequested, InputsUnloadable, ReadSpilled, ReplicasRequested,
                      RestartRequested, Resume, SignalReceived, SpilledValueLost,
-                     SpilledValueRead, StealRequested, StoryRequested)
+                     SpilledValueRead, StealRequested, StoryRequested, Terminated)
 from .execution import InlinePolicy, TaskRunner
 from .orders import LoopStretch, OrderCarrier
 from .memory import MemoryPolicy
@@ -698,6 +698,17 @@ class Worker:
         log.warning("got %s, which would have ended this worker process: ignored (a task's "
                     "alarm, timer or os.kill?). Running then: %s; the last task to end: %s",
                     name, ", ".join(running) or "none", last[0] if last else "none")
+
+    def terminated(self, at: float) -> None:
+        """The process got a SIGTERM its nanny did not send at ``at`` (``time.time()``;
+        ``cli.serve``), and is about to close without unregistering: the center hears first
+        which tasks may have sent it."""
+        if self.closing:
+            return
+        self.handle(Terminated(at=at, within=self.heartbeat_interval))
+        self.flush_center()
+        log.warning("got SIGTERM, not from the nanny: stopping as if killed (a task's "
+                    "os.kill?)")
 
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:

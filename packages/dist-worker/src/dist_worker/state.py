@@ -25,7 +25,8 @@ from typing import Any
 from dist_protocol.key_names import shown_key
 from dist_protocol.records import builder
 from dist_protocol.messages import (ComputeTask, KeysAdded, MissingData, StealReply, StoryReply,
-                                    TaskErred, TaskFinished, TaskSeceded, Transfer)
+                                    TaskErred, TaskFinished, TaskSeceded, Transfer,
+                                    WorkerTerminated)
 
 from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, Event, Execute,
                      ExecutionFailed,
@@ -34,7 +35,7 @@ from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, 
                      MemoryPressureChanged, ReadSpilled, RejoinRequested, ReplicasRequested,
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      SignalReceived, SpilledValueLost, SpilledValueRead, StealRequested,
-                     StoryRequested)
+                     StoryRequested, Terminated)
 from .readers import UpcomingReads
 from .readyqueue import ReadyQueue
 from .spill import SpillLoadError, SpillReadError
@@ -167,7 +168,7 @@ class WorkerState:
             RestartRequested: self._restart, StoryRequested: self._story,
             Seceded: self._seceded, RejoinRequested: self._rejoin,
             SpilledValueLost: self._spilled_value_lost, SpilledValueRead: self._spilled_read,
-            SignalReceived: self._signalled,
+            SignalReceived: self._signalled, Terminated: self._terminated,
         }
 
     @property
@@ -855,10 +856,40 @@ class WorkerState:
 
     def last_ended(self) -> tuple[str, str] | None:
         """The task that last stopped running here, and the state it went to."""
-        for key, start, finish, _, _ in reversed(self.log):
-            if start in RUNNING and finish not in RUNNING:
-                return key, finish
+        entry = self._last_ended_entry()
+        return None if entry is None else (entry[0], entry[2])
+
+    def _last_ended_entry(self) -> tuple[str, str, str, str, float] | None:
+        for entry in reversed(self.log):
+            if entry[1] in RUNNING and entry[2] not in RUNNING:
+                return entry
         return None
+
+    def _terminated(self, event: Terminated) -> None:
+        """A SIGTERM not from the nanny: a task's own ``os.kill`` returns before the worker
+        stops, so the task that sent it may have ended already (its value, lost with the
+        worker, would be computed again on the next worker, which it stops in turn). Named:
+        the tasks running when the signal came, by the log (the one that sent it had not
+        ended then, and one that started after it on the freed thread had not started); if
+        none ran, the last to end, if it ended ``within`` seconds before (a subprocess's
+        ``kill`` it left behind)."""
+        at = event.at
+        keys = self.executing | self.seceded
+        ended_since, started_since = set(), set()
+        for key, start, finish, _, when in reversed(self.log):
+            if when < at:
+                break
+            if finish in RUNNING and start not in RUNNING:
+                started_since.add(key)
+            elif start in RUNNING and finish not in RUNNING:
+                ended_since.add(key)
+        named = sorted((keys | ended_since) - started_since)
+        if not named:
+            last = self._last_ended_entry()
+            if last is not None and at - event.within <= last[4] <= at:
+                named = [last[0]]
+        if named:
+            self._out.append(SendToCenter(WorkerTerminated(keys=named)))
 
     def _story(self, event: StoryRequested) -> None:
         entries = [{"key": key, "start": start, "finish": finish, "stimulus_id": stimulus_id,
@@ -928,5 +959,5 @@ _STIMULUS_PREFIX: dict[type, str] = {
     RestartRequested: "restart-", StoryRequested: "story-",
     Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
     SpilledValueRead: "spilled-value-read-",
-    SignalReceived: "signal-",
+    SignalReceived: "signal-", Terminated: "terminated-",
 }

@@ -1,0 +1,67 @@
+"""A task that sends SIGTERM to its own worker process returns before the worker stops: its
+value is lost with the worker, computed again from lineage on the next worker, which stops in
+turn, for as long as its future is held. The worker names the tasks that may have sent the
+signal (feature task-terminated), and the center counts the deaths against them, so the task
+fails as KilledWorker after the allowed deaths and the cluster goes on. So too for a SIGTERM
+to the nanny from its worker process (dist_worker.nanny)."""
+from __future__ import annotations
+
+import pytest
+
+from dist_client import KilledWorker
+
+pytestmark = pytest.mark.timeout(120)
+
+RESULT_TIMEOUT = 60
+
+
+def terminate_own_worker(x):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+    return x
+
+
+def inc(x):
+    return x + 1
+
+
+def test_a_task_that_terminates_its_worker_fails_as_killed_worker(make_cluster, wait_until):
+    cluster = make_cluster(n_workers=2, nthreads=1, nanny=True)
+    e = cluster.executor()
+    kept = e.map(inc, range(10))
+    assert e.gather(kept, timeout=RESULT_TIMEOUT) == list(range(1, 11))
+
+    # Its value may come back first (with task-finished), before the worker stops; the
+    # future, held throughout, is then computed again and again, until it errs.
+    killer = e.submit(terminate_own_worker, 1)
+    wait_until(lambda: killer.status == "error", RESULT_TIMEOUT, "the task to err")
+    with pytest.raises(KilledWorker, match="terminate_own_worker.*SIGTERM"):
+        killer.result(timeout=RESULT_TIMEOUT)
+
+    assert e.gather(kept, timeout=RESULT_TIMEOUT) == list(range(1, 11))  # not blamed
+    assert e.gather(e.map(inc, range(100, 120)), timeout=RESULT_TIMEOUT) == list(range(101, 121))
+
+
+def terminate_own_nanny(x):
+    import os
+    import signal
+
+    os.kill(os.getppid(), signal.SIGTERM)
+    return x
+
+
+def test_a_task_that_terminates_its_nanny_fails_as_killed_worker(make_cluster, wait_until):
+    # The nanny stopped as its operator's SIGTERM stops it, worker and all, and the task ran
+    # on the next worker, which stopped in turn: the cluster emptied, the task waited for a
+    # worker for ever. The nanny passes a SIGTERM from its worker process on as the
+    # worker's own, and starts it again.
+    cluster = make_cluster(n_workers=2, nthreads=1, nanny=True)
+    e = cluster.executor()
+    killer = e.submit(terminate_own_nanny, 1)
+    wait_until(lambda: killer.status == "error", RESULT_TIMEOUT, "the task to err")
+    with pytest.raises(KilledWorker, match="terminate_own_nanny.*SIGTERM"):
+        killer.result(timeout=RESULT_TIMEOUT)
+    assert all(worker.popen.poll() is None for worker in cluster.workers)
+    assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
