@@ -3,7 +3,8 @@ value is lost with the worker, computed again from lineage on the next worker, w
 turn, for as long as its future is held. The worker names the tasks that may have sent the
 signal (feature task-terminated), and the center counts the deaths against them, so the task
 fails as KilledWorker after the allowed deaths and the cluster goes on. So too for a SIGTERM
-to the nanny from its worker process (dist_worker.nanny)."""
+to the nanny from its worker process, and a worker process a task stopped (SIGSTOP), which
+its nanny kills (dist_worker.nanny)."""
 from __future__ import annotations
 
 import pytest
@@ -64,4 +65,27 @@ def test_a_task_that_terminates_its_nanny_fails_as_killed_worker(make_cluster, w
     with pytest.raises(KilledWorker, match="terminate_own_nanny.*SIGTERM"):
         killer.result(timeout=RESULT_TIMEOUT)
     assert all(worker.popen.poll() is None for worker in cluster.workers)
+    assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
+
+
+def stop_own_process(x):
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return x
+
+
+def test_a_task_that_stops_its_worker_process_fails_as_killed_worker(make_cluster, wait_until):
+    # The nanny did not notice its child stopped: the center removed each worker for
+    # silence and held the task for 60 heartbeat timeouts, its workers out of the cluster.
+    # The nanny kills a child stopped for over --stopped-limit and starts another.
+    cluster = make_cluster(n_workers=2, nthreads=1, nanny=True, heartbeat_timeout=5.0,
+                           worker_args=("--stopped-limit", "1"))
+    e = cluster.executor()
+    stopper = e.submit(stop_own_process, 1)
+    with pytest.raises(KilledWorker, match="stop_own_process"):
+        stopper.result(timeout=RESULT_TIMEOUT)
+    assert any("stopped (SIGSTOP) for over 1 s" in worker.output()
+               for worker in cluster.workers)
     assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))

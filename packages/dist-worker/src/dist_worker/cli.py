@@ -26,7 +26,7 @@ from . import __version__
 from .leftovers import end_leftovers
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
-from .nanny import KILLED_EXIT_CODE, supervise
+from .nanny import KILLED_EXIT_CODE, STOPPED_LIMIT, supervise
 from .nanny import TERMINATED as NANNY_SAYS_TERMINATED
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
@@ -79,6 +79,9 @@ OPTIONS = [
            '"GPU=2 MEM=10e9"', envvar="DIST_RESOURCES"),
     Option("nanny", "restart the worker process when it dies", bool, envvar="DIST_NANNY",
            default=True, negatable=True),
+    Option("stopped-limit", "under a nanny, seconds the worker process may stay stopped "
+           "(SIGSTOP, a task's or anyone's) before the nanny kills it and starts another",
+           float, envvar="DIST_STOPPED_LIMIT", default=STOPPED_LIMIT, minimum=0),
     *SECURITY_OPTIONS,
     Option("heartbeat-interval", "seconds between heartbeats", float,
            envvar="DIST_HEARTBEAT_INTERVAL", default=0.5),
@@ -150,7 +153,8 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
                  memory_target_fraction: str, memory_spill_fraction: str,
                  memory_pause_fraction: str, memory_terminate_fraction: str,
                  local_directory: str | None, max_spill: str | None, spill_compression: str,
-                 resources: str | None, nanny: bool, token_file: str | None, no_auth: bool,
+                 resources: str | None, nanny: bool, stopped_limit: float,
+                 token_file: str | None, no_auth: bool,
                  tls_cert: str | None, tls_key: str | None, tls_ca: str | None,
                  heartbeat_interval: float, max_frames: int, max_frame_bytes: int,
                  max_batch_bytes: int | None, handshake_timeout: float, timeout: float | None,
@@ -211,7 +215,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
             raise SystemExit(1) from None
 
     if nanny:
-        raise SystemExit(supervise(start, local_directory))
+        raise SystemExit(supervise(start, local_directory, stopped_limit))
     try:
         start()
     except SystemExit as exc:

@@ -11,7 +11,10 @@ The nanny takes its signals with ``sigwaitinfo`` rather than handlers, which do 
 sent a signal: a SIGTERM (or SIGINT) its own worker process sent -- a task's
 ``os.kill(os.getppid(), SIGTERM)`` -- is passed on to the worker as a termination of its own
 (it names the tasks that may have sent it, the center counts the death against them, and the
-nanny starts a new worker), where one from anyone else stops the nanny and its worker.
+nanny starts a new worker), where one from anyone else stops the nanny and its worker. And
+SIGCHLD tells it when its child stops (a task's ``os.kill(os.getpid(), SIGSTOP)``): a child
+stopped for longer than ``--stopped-limit`` is killed and started again, as a dead one is,
+where it would otherwise hold its tasks and values out of the cluster for ever.
 """
 from __future__ import annotations
 
@@ -55,6 +58,9 @@ KILLED_EXIT_CODE = 128 + signal.SIGTERM
 STOP, TERMINATED = b"stop", b"terminated"
 # Taken by the nanny with sigwaitinfo, blocked for handlers (its child unblocks them)
 WATCHED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
+# Seconds a stopped worker process may stay stopped before its nanny kills it (twice the
+# center's default heartbeat timeout: by then the center has counted it as gone)
+STOPPED_LIMIT = 10.0
 
 _channel: socket.socket | None = None  # in the worker process: its end of the pair
 
@@ -65,12 +71,13 @@ def channel() -> socket.socket | None:
     return _channel
 
 
-def supervise(start: Callable[[], None], local_directory: str | None = None) -> int:
+def supervise(start: Callable[[], None], local_directory: str | None = None,
+              stopped_limit: float = STOPPED_LIMIT) -> int:
     """The nanny: run the worker (``start``) in a child process and start it again whenever it
-    dies; ``local_directory`` is where the worker makes its spill folder
-    (``--local-directory``). The child is forked from this process, which has imported
-    everything the worker needs: it starts at once, where a fresh interpreter would import it
-    all again."""
+    dies, or stays stopped for over ``stopped_limit`` seconds; ``local_directory`` is where the
+    worker makes its spill folder (``--local-directory``). The child is forked from this
+    process, which has imported everything the worker needs: it starts at once, where a fresh
+    interpreter would import it all again."""
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     adopt_orphans()
     failures = 0
@@ -85,7 +92,7 @@ def supervise(start: Callable[[], None], local_directory: str | None = None) -> 
             ours.close()
             _run_child(start, nanny, theirs)  # never returns
         theirs.close()
-        code, stopping = _Watch(pid, ours).wait()
+        code, stopping = _Watch(pid, ours, stopped_limit).wait()
         reported = _reported(ours)
         ours.close()
         end_leftovers()
@@ -108,16 +115,26 @@ def supervise(start: Callable[[], None], local_directory: str | None = None) -> 
 class _Watch:
     """The nanny's watch over one worker process ``pid``, until it ends."""
 
-    def __init__(self, pid: int, channel: socket.socket):
+    def __init__(self, pid: int, channel: socket.socket, stopped_limit: float):
         self.pid = pid
         self.channel = channel
+        self.stopped_limit = stopped_limit
         self.stopping = False
+        self.stopped_since: float | None = None  # when the child was seen stopped
+        self.stopped_by = ""  # the signal that stopped it
 
     def wait(self) -> tuple[int, bool]:
         """The child's exit code, or minus the signal that ended it (as
         ``Popen.returncode``), and whether the nanny was told to stop meanwhile."""
         while True:
-            info = signal.sigwaitinfo(WATCHED)
+            if self.stopped_since is None:
+                info: signal.struct_siginfo | None = signal.sigwaitinfo(WATCHED)
+            else:
+                left = self.stopped_since + self.stopped_limit - time.monotonic()
+                info = signal.sigtimedwait(WATCHED, max(0.0, left))
+            if info is None:  # (stopped all that time)
+                self._kill_stopped()
+                continue
             if info.si_signo != signal.SIGCHLD:
                 self._signalled(info.si_signo, info.si_pid)
                 continue
@@ -134,11 +151,23 @@ class _Watch:
             return
         self.stopping = True
         self._tell(STOP)
+        if self.stopped_since is not None:  # (a stopped child reads nothing)
+            os.kill(self.pid, signal.SIGCONT)
 
     def _tell(self, what: bytes) -> None:
         try:
             self.channel.send(what)
         except OSError:  # it is gone already
+            pass
+
+    def _kill_stopped(self) -> None:
+        print(f"dworker: the worker process has been stopped ({self.stopped_by}) for over "
+              f"{self.stopped_limit:g} s (a task's os.kill?): killed, to be started again",
+              file=sys.stderr, flush=True)
+        self.stopped_since = None
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
             pass
 
     def _reap(self) -> int | None:
@@ -147,12 +176,20 @@ class _Watch:
         they end, or each would stay a zombie for as long as the worker runs."""
         while True:
             try:
-                ended, status = os.waitpid(-1, os.WNOHANG)
+                ended, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED | os.WCONTINUED)
             except ChildProcessError:
                 return 1
             if ended == 0:
                 return None
-            if ended == self.pid:
+            if ended != self.pid:
+                continue
+            if os.WIFSTOPPED(status):
+                if self.stopped_since is None:
+                    self.stopped_since = time.monotonic()
+                    self.stopped_by = signal.Signals(os.WSTOPSIG(status)).name
+            elif os.WIFCONTINUED(status):
+                self.stopped_since = None
+            else:
                 return os.waitstatus_to_exitcode(status)
 
 
@@ -278,4 +315,4 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-__all__ = ["KILLED_EXIT_CODE", "STOP", "TERMINATED", "channel", "supervise"]
+__all__ = ["KILLED_EXIT_CODE", "STOP", "STOPPED_LIMIT", "TERMINATED", "channel", "supervise"]
