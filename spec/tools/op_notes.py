@@ -261,6 +261,10 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "`worker-list`.", "—"),
     "worker-removed": ("A worker left: unregistered, went silent, closed, or registered "
                        "again (then `worker-added` follows). Feature `worker-events`.", "—"),
+    "worker-status": ("A worker cannot spill its values to its disk (`cannot_spill`: why, as "
+                      "its heartbeat's `spill_error` said), or can again (`cannot_spill` "
+                      "empty): sent once each way, and for each such worker when the client "
+                      "connects. Feature `worker-status` (PROTOCOL.md, Worker events).", "—"),
     "key-recomputing": ("Every copy of a wanted key's data was lost and the center computes it "
                         "again from its lineage: the key is pending until the next "
                         "`key-in-memory` (or `task-erred`, `key-lost`). Sent only to clients "
@@ -299,7 +303,8 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "keys-added": ("Data arrived by `put-data` or a replica fetch: keys and sizes.", "—"),
     "missing-data": ("A worker could not get `key` from `worker`, which was said to hold it.",
                      "—"),
-    "heartbeat": ("The worker is alive; free-form metrics (a true `paused` stops new work).",
+    "heartbeat": ("The worker is alive; free-form metrics (a true `paused` stops new work; "
+                  "a `spill_error` string says why it cannot spill to its disk).",
                   "—"),
     "unregister": ("The worker is leaving on purpose.", "— (the connection closes)"),
     "compute-task": ("Run a task. `who_has` says where each dependency's value is, so the "

@@ -207,6 +207,12 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
      []),
     ("worker-removed", "worker-events",
      [{"op": "worker-removed", "address": "10.0.0.5:40211"}], []),
+    ("worker-status-its-disk-is-full", "worker-events",
+     [{"op": "worker-status", "address": "10.0.0.5:40211",
+       "cannot_spill": "OSError: [Errno 28] no space left in /scratch/dist-worker-1: "
+                       "25821184 bytes free, 50000173 needed"}], []),
+    ("worker-status-it-spills-again", "worker-events",
+     [{"op": "worker-status", "address": "10.0.0.5:40211"}], []),
     ("restarting-for-memory", "restarting-for-memory",
      [{"op": "restarting-for-memory", "keys": {"make-170mb-0": 178257920},
        "memory": 211812352}], []),

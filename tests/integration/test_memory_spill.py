@@ -2,6 +2,7 @@
 threshold, and restart only as a last resort -- losing nothing that finished."""
 from __future__ import annotations
 
+import logging
 import pickle
 import signal
 import subprocess
@@ -178,6 +179,49 @@ def test_a_full_disk_warns_and_pauses_the_worker_and_loses_nothing(make_cluster,
                30, "the worker to resume")
     assert executor.submit(slow_inc, 1, 0, workers=["tight"]).result(
         timeout=RESULT_TIMEOUT) == 2
+
+
+def test_a_worker_whose_disk_is_full_is_marked_the_client_warned_and_work_goes_elsewhere(
+        make_cluster, small_disk, wait_until, caplog):
+    """A worker that cannot spill pauses at its spill threshold, and the tasks kept to it
+    waited in silence until the user's own timeout. The center now shows why, the client
+    logs it once naming the worker, the worker's log says it once (not at each of the
+    pauses and resumptions that follow), the tasks that can run elsewhere do, and those kept
+    to it wait, not fail, until its disk has room again."""
+    caplog.set_level(logging.INFO, logger="dist_client")
+    cluster = make_cluster(n_workers=1)
+    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
+                                           "--local-directory", str(small_disk), name="tight")
+    cluster.workers.append(tight)
+    executor = cluster.executor()
+    cluster.wait_for_workers(executor, 2)
+    # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
+    kept = [executor.submit(block, i, workers=["tight"]) for i in range(7)]
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
+               30, "the worker to pause")
+
+    def client_said(what: str) -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if "tight" in r.getMessage() and what in r.getMessage()]
+    wait_until(lambda: client_said("cannot spill"), 10, "the client's warning")
+    warning = client_said("cannot spill")[0]
+    assert tight.address in warning and "no space left" in warning.lower(), warning
+    shown = executor.scheduler_info()["workers"][tight.address]
+    assert "no space left" in shown["cannot_spill"].lower(), shown
+    # Work that can run elsewhere does, while the worker's disk stays full.
+    assert executor.gather(executor.map(slow_inc, range(20), [0] * 20, pure=False),
+                           timeout=RESULT_TIMEOUT) == list(range(1, 21))
+    assert not any(future.status == "error" for future in kept)
+    assert executor.scheduler_info()["workers"][tight.address]["cannot_spill"]
+    # Room made (results released as they are read): the kept tasks run, nothing lost.
+    for future in as_completed(kept, timeout=RESULT_TIMEOUT):
+        i = kept.index(future)
+        assert future.result()[0] == i
+        future.release()
+    wait_until(lambda: client_said("spills to disk again"), 30,
+               "the client to hear it spills again")
+    assert len(client_said("cannot spill")) == 1, client_said("cannot spill")
+    assert tight.output().count("pausing new work") == 1, tight.output()
 
 
 def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_failing(

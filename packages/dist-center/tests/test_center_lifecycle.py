@@ -617,7 +617,8 @@ def test_cluster_info_describes_every_worker(center):
 
     assert to == "alice" and reply.id == 3
     assert reply.workers == [{"address": "w1", "name": "alpha", "nthreads": 4,
-                              "memory_limit": 0, "status": "running", "processing": 1,
+                              "memory_limit": 0, "status": "running", "cannot_spill": "",
+                              "processing": 1,
                               "ahead": 0, "processing_keys": ["a"], "keys": 0, "nbytes": 0,
                               "metrics": {}, "resources": {}, "environment": None}]
 

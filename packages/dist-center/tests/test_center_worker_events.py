@@ -3,7 +3,7 @@ leaving, in order, so that they never ask ``cluster-info`` to know who runs whic
 clients that did not agree it are sent nothing of the kind."""
 from dist_center.events import ClientSent, WorkerJoined
 from dist_protocol.messages import (Environment, RegisterWorker, Session, SessionReply,
-                                    WorkerAdded, WorkerList, WorkerRemoved)
+                                    WorkerAdded, WorkerList, WorkerRemoved, WorkerStatus)
 
 FEED = frozenset({"worker-events"})
 NEWER = {"implementation": "cpython", "python": "3.13.0", "packages": {}}
@@ -64,3 +64,38 @@ def test_a_resumed_session_keeps_the_events_under_its_name(center):
     assert [m for _, m in out if isinstance(m, SessionReply)][0].resumed
 
     assert feed(center.join("w1")) == [("bob", WorkerAdded(worker=entry("w1")))]
+
+
+# -- feature worker-status ------------------------------------------------------------------------
+
+STATUS = frozenset({"worker-status"})
+FULL = "OSError: [Errno 28] no space left in /spill: 25 bytes free, 50 needed"
+
+
+def statuses(out) -> list[tuple[str, object]]:
+    return [(to, m) for to, m in out if isinstance(m, WorkerStatus)]
+
+
+def test_a_worker_that_cannot_spill_is_told_once_to_the_clients_that_agreed(center):
+    center.join("w1")
+    center.connect("bob", STATUS)
+    center.connect("carol")
+
+    out = center.heartbeat("w1", paused=True, spill_error=FULL)
+
+    assert statuses(out) == [("bob", WorkerStatus(address="w1", cannot_spill=FULL))]
+    assert center.state.workers["w1"].status == "paused"
+    # Pausing and resuming by turns as memory allows, with the disk still full: no news.
+    assert statuses(center.heartbeat("w1", paused=False, spill_error=FULL)) == []
+    assert statuses(center.heartbeat("w1", paused=True, spill_error=FULL + "!")) == []
+    assert statuses(center.heartbeat("w1", paused=False)) == [
+        ("bob", WorkerStatus(address="w1", cannot_spill=""))]
+
+
+def test_a_client_connecting_is_told_of_the_workers_that_cannot_spill(center):
+    center.join("w1")
+    center.join("w2")
+    center.heartbeat("w2", paused=True, spill_error=FULL)
+
+    assert statuses(center.connect("bob", STATUS)) == [
+        ("bob", WorkerStatus(address="w2", cannot_spill=FULL))]

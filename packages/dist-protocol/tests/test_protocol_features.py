@@ -65,7 +65,7 @@ def test_default_features_are_all_known_unless_the_environment_names_fewer():
 def test_a_connecting_side_announces_a_feature_of_unasked_messages_only_on_request():
     """``worker-events`` makes the center send messages nobody asked for: a plain connection
     (a tool, a test reading its replies in order) must not get them by default."""
-    assert "worker-events" in ON_REQUEST <= FEATURES.keys()
+    assert {"worker-events", "worker-status"} <= ON_REQUEST <= FEATURES.keys()
     assert not connecting_features(environ={}) & ON_REQUEST
     assert connecting_features(environ={}) == default_features({}) - ON_REQUEST
     assert "worker-events" in connecting_features(["worker-events"], environ={})
@@ -100,6 +100,7 @@ def test_every_gated_op_names_a_known_feature():
                      "task-spec": "task-specs", "task-spec-reply": "task-specs",
                      **{op: "worker-events" for op in ("worker-list", "worker-added",
                                                        "worker-removed")},
+                     "worker-status": "worker-status",
                      "restarting-for-memory": "memory-restart",
                      "worker-terminated": "task-terminated"}
     assert set(gated.values()) <= FEATURES.keys()

@@ -9,6 +9,7 @@ from dist_protocol.messages import AcquireReplicas, Replicate, ScatterPlan, WhoH
 
 from .placement import named
 from .records import CenterView, TaskState
+from .worker_feed import cannot_spill
 
 
 def who_has(view: CenterView, msg: WhoHas) -> WhoHasReply:
@@ -94,6 +95,8 @@ def worker_table(view: CenterView) -> list[dict]:
     of those processing are listed too (``processing_keys``, dask's ``processing()``)."""
     return [{"address": w.address, "name": w.name, "nthreads": w.nthreads,
              "memory_limit": w.memory_limit, "status": w.status,
+             # why it cannot spill its values to its disk (it pauses at the spill threshold)
+             "cannot_spill": cannot_spill(w),
              "processing": len(w.processing) - len(w.ahead or ()), "ahead": len(w.ahead or ()),
              # (a worker is sent about as many tasks as it has threads: a short list)
              "processing_keys": [key for key in w.processing if key not in (w.ahead or ())],

@@ -86,7 +86,7 @@ def _rename_client(state: Center, current: str, previous: str) -> None:
         ts.wanted_by = joined(left(ts.wanted_by, current), previous, state.alone)
     state.clients.setdefault(previous, set()).update(keys)
     for clients in (state.told_of_recomputing, state.cancels_dependents,
-                    state.worker_feed.watchers):
+                    state.worker_feed.watchers, state.worker_feed.status_watchers):
         if current in clients:
             clients.discard(current)
             clients.add(previous)

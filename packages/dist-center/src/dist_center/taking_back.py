@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dist_protocol.messages import Heartbeat, StealReply, StealRequest
 
-from . import balance, cancelling
+from . import balance, cancelling, worker_feed
 from .view import Center
 
 
 def heartbeat(state: Center, address: str, msg: Heartbeat, sid: str) -> None:
     worker = state.workers[address]
+    could_spill = not worker_feed.cannot_spill(worker)
     worker.metrics = msg.metrics
     state.forget_capacity(address)  # (its memory may have crossed the target)
     paused = bool(msg.metrics.get("paused"))
@@ -28,6 +29,9 @@ def heartbeat(state: Center, address: str, msg: Heartbeat, sid: str) -> None:
         worker.status = "running"
         state.retry_unrunnable(sid)
         state.fill(worker, sid)
+    if could_spill == bool(worker_feed.cannot_spill(worker)):  # told once each way
+        for client, status in state.worker_feed.worker_status(worker):
+            state.send(client, status)
 
 
 def steal_reply(state: Center, address: str, msg: StealReply, sid: str) -> None:

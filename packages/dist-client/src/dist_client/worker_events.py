@@ -7,17 +7,28 @@ feature it asks ``cluster-info`` whenever its view is older than a second, a rou
 second for a client that submits steadily, and a worker of another Python is seen up to a
 second late; with it the view is current as the events arrive, and costs nothing while no
 worker comes or goes.
+
+With the feature ``worker-status`` the center says too when a worker cannot spill its values
+to its disk (full, or unwritable): it then pauses whenever its memory reaches the spill
+threshold, and the tasks kept to it would wait in silence until the user's own timeout. That
+is logged as a warning naming the worker and the reason, once, and at info level when it can
+again.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from dist_protocol.messages import Message, WorkerAdded, WorkerList, WorkerRemoved
+from dist_protocol.messages import Message, WorkerAdded, WorkerList, WorkerRemoved, WorkerStatus
 
 from .environments import ClusterEnvironments, worker_entry_from
 
 FEATURE = "worker-events"  # announced on request only (``features.ON_REQUEST``)
-EVENTS = (WorkerList, WorkerAdded, WorkerRemoved)
+STATUS_FEATURE = "worker-status"  # likewise
+REQUESTED = (FEATURE, STATUS_FEATURE)
+EVENTS = (WorkerList, WorkerAdded, WorkerRemoved, WorkerStatus)
+
+log = logging.getLogger("dist_client")
 
 
 def apply(msg: Message, seen: list[dict[str, Any]], envs: ClusterEnvironments,
@@ -34,9 +45,24 @@ def apply(msg: Message, seen: list[dict[str, Any]], envs: ClusterEnvironments,
             return seen
         envs.added(entry)
         return [*(w for w in seen if w["address"] != entry["address"]), entry]
+    if isinstance(msg, WorkerStatus):
+        _log_status(msg, seen)
+        return seen
     assert isinstance(msg, WorkerRemoved)
     envs.removed(msg.address)
     return [w for w in seen if w["address"] != msg.address]
+
+
+def _log_status(msg: WorkerStatus, seen: list[dict[str, Any]]) -> None:
+    name = next((w["name"] for w in seen if w["address"] == msg.address), msg.address)
+    who = msg.address if name == msg.address else f"{name} ({msg.address})"
+    if not msg.cannot_spill:
+        log.info("worker %s spills to disk again", who)
+        return
+    log.warning("worker %s cannot spill to disk (%s): it pauses whenever its memory reaches "
+                "the spill threshold, and the tasks kept to it wait until it can (free space "
+                "in its --local-directory); tasks that can run elsewhere go to other workers",
+                who, msg.cannot_spill)
 
 
 def merge_reply(listed: list[dict[str, Any]], seen: list[dict[str, Any]],

@@ -156,6 +156,10 @@ FEATURES: dict[str, str] = {
                        "is lost with it, so that a task that signals its own worker errs as "
                        "`KilledWorker` after the allowed deaths instead of stopping worker "
                        "after worker (PROTOCOL.md, Workers a task terminates)",
+    "worker-status": "the center sends the client `worker-status` when a worker cannot spill "
+                     "its values to its disk (`cannot_spill`: why, from the worker's "
+                     "heartbeat `spill_error`), and again when it can, so that the user "
+                     "learns why tasks wait there (PROTOCOL.md, Worker events)",
 }
 # Features this process can only implement with an optional library.
 _NEEDS = {"compression": lambda: compression.available("lz4"),
@@ -184,7 +188,7 @@ def default_features(environ: dict[str, str] | None = None) -> frozenset[str]:
 # Features a connecting side announces only where it asks for them by name: with them the
 # center sends messages nobody asked for, which a connection that reads its replies in order
 # (a tool, a test, a client written before them) would take for the reply it waits for.
-ON_REQUEST = frozenset({"worker-events"})
+ON_REQUEST = frozenset({"worker-events", "worker-status"})
 
 
 def connecting_features(requested: Iterable[str] = (),

@@ -1325,6 +1325,54 @@ def _WorkerRemoved(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _WorkerStatus(cls):
+    set_address = cls.address.__set__
+    set_cannot_spill = cls.cannot_spill.__set__
+    setters = (set_address,set_cannot_spill,)
+    running = set()
+
+    def __init__(self, address: 'str', cannot_spill: 'str' = '') -> None:
+        set_address(self, address)
+        set_cannot_spill(self, cannot_spill)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(address={self.address!r}, cannot_spill={self.cannot_spill!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.address,self.cannot_spill,)==(other.address,other.cannot_spill,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.address,self.cannot_spill,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('address','cannot_spill',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('address','cannot_spill',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.address, self.cannot_spill]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _Replicate(cls):
     set_keys = cls.keys.__set__
     set_n = cls.n.__set__
@@ -5223,6 +5271,10 @@ METHODS = {
         (('address', 'str', '-'),),
         "WorkerRemoved(address: 'str')",
         _WorkerRemoved),
+    'WorkerStatus': (
+        (('address', 'str', '-'), ('cannot_spill', 'str', "''")),
+        None,
+        _WorkerStatus),
     'Replicate': (
         (('keys', 'list[str]', '-'),
          ('n', 'int', ('field', '2', '-', True, True, True, None, False)),

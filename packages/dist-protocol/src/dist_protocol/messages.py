@@ -357,6 +357,18 @@ class WorkerRemoved(Message):
     address: str
 
 
+# Feature ``worker-status``: the center tells such a client when a worker cannot spill to its
+# disk, so that the tasks waiting there do not wait in silence until the client's own timeout.
+@message("worker-status", "center->client", feature="worker-status")
+class WorkerStatus(Message):
+    """The worker ``address`` cannot spill its values to disk (``cannot_spill``: why, as the
+    worker said it), so that it pauses whenever its memory reaches the spill threshold; or,
+    with ``cannot_spill`` empty, it spills again."""
+
+    address: str
+    cannot_spill: str = ""
+
+
 @message("replicate", "client->center")
 class Replicate(Message):
     keys: list[str]

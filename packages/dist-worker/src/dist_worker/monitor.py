@@ -111,6 +111,10 @@ class Monitor:
         self._unmanaged_warning_after = 0.0  # clock time before which it is not repeated
         self._terminate_warned = False
         self._above_target = False  # as last told to the worker
+        # Whether a pause for the disk was logged since it last took values (a full disk
+        # pauses and resumes the worker by turns, a task each time memory falls back: the
+        # first pause is logged, the turns after it are not)
+        self._disk_pause_logged = False
         self._released_at = 0.0
         self._terminate_since: float | None = None  # first look past terminate, of a run
         self.clock = time.monotonic
@@ -218,15 +222,23 @@ class Monitor:
             self._above_target = above_target
             worker.handle(MemoryPressureChanged(paused, above_target))
         if paused != worker.paused:
+            for_disk = store.spill_suspended and not (pause is not None and rss > pause)
+            if not store.spill_suspended:
+                self._disk_pause_logged = False
+            quiet = for_disk and self._disk_pause_logged
             if paused:
-                why = (f"cannot spill ({store.spill_error})" if store.spill_suspended
-                       and not (pause is not None and rss > pause) else
+                why = (f"cannot spill ({store.spill_error})" if for_disk else
                        f"above {policy.pause:.0%} of the limit {format_bytes(policy.limit)}")
-                log.warning("worker memory %s (%s managed, %s spilled): %s; pausing new work",
-                            format_bytes(rss), format_bytes(store.managed),
-                            format_bytes(store.spilled), why)
+                (log.debug if quiet else log.warning)(
+                    "worker memory %s (%s managed, %s spilled): %s; pausing new work%s",
+                    format_bytes(rss), format_bytes(store.managed),
+                    format_bytes(store.spilled), why,
+                    "; it resumes and pauses by turns as memory allows, until the disk takes "
+                    "values again (said once)" if for_disk else "")
+                self._disk_pause_logged = self._disk_pause_logged or for_disk
             else:
-                log.warning("worker memory %s: resuming work", format_bytes(rss))
+                (log.debug if quiet else log.warning)("worker memory %s: resuming work",
+                                                      format_bytes(rss))
             self._above_target = above_target
             worker.handle(MemoryPressureChanged(paused, above_target))
             worker.send_center(Heartbeat(metrics=self.metrics(rss)))

@@ -389,14 +389,19 @@ class DiskMapping(MutableMapping):
                 raise OSError(errno.ENOSPC, f"no space left in {self.directory}: "
                               f"{free} bytes free, {size} needed")
 
-    def probe(self) -> None:
-        """Raise ``OSError`` unless a file can be written in the directory."""
+    def probe(self, room: int = 0) -> None:
+        """Raise ``OSError`` unless a file can be written in the directory, and the disk has
+        ``room`` bytes free (a value that did not fit would fit now)."""
         os.makedirs(self.directory, exist_ok=True)
         self._made = True
         path = os.path.join(self.directory, ".probe")
         with open(path, "wb") as f:
             f.write(b"ok")
         _remove(path)
+        free = shutil.disk_usage(self.directory).free
+        if room > free:
+            raise OSError(errno.ENOSPC, f"no space left in {self.directory}: {free} bytes "
+                          f"free, {room} needed")
 
     def drop_cache(self) -> None:
         """Delete the files of values that are in memory as well (space is short)."""

@@ -540,8 +540,24 @@ class DataStore(MutableMapping):
 
     def spill_to_target(self) -> None:
         """Spill until the values in memory weigh no more than the target."""
-        if self._lru_weight + self._pinned_weight > self._target and self._may_spill():
-            self._guarded(self._spill_until_below_target)
+        if self._lru_weight + self._pinned_weight > self._target:
+            if self._may_spill():
+                self._guarded(self._spill_until_below_target)
+        elif self.spill_error is not None and self._clock() >= self._retry_at \
+                and not self._writing:
+            self._probe_again()
+
+    def _probe_again(self) -> None:
+        """Nothing to spill, and time to try a disk that failed: whether it would take the
+        largest value that may go there next. Else a disk freed meanwhile stayed reported as
+        failing (``spill_error``) until the worker next needed to spill."""
+        largest = max((self.weights.get(key, 0) for key in self._lru), default=0)
+        try:
+            self.slow.probe(largest)
+        except OSError as exc:
+            self._suspend(f"{type(exc).__name__}: {exc}")
+        else:
+            self._works_again()
 
     def spill_by_plan(self, plan: spillpolicy.SpillPlan, keep: Collection[str] = (),
                       budget: float | None = None) -> int:
@@ -681,9 +697,7 @@ class DataStore(MutableMapping):
             self._suspend(f"{type(error).__name__}: {error}")
             return
         self.spilled_count += 1
-        if self._failures:
-            log.warning("spilling to %s works again", self.directory)
-            self._failures = 0
+        self._works_again()
         self._dropped.append(value)  # (finalized on the disposal thread)
         self._hand_off()
 
@@ -702,12 +716,17 @@ class DataStore(MutableMapping):
             self._dropped.append(value)
 
     def _may_spill(self) -> bool:
-        if self.spill_error is None:
-            return True
-        if self._clock() < self._retry_at:
-            return False
-        self.spill_error = None  # time to try the disk again
-        return True
+        # (``spill_error`` stays while the disk is tried again, until a value is written: it
+        # is what the worker reports, and a report that came and went with each try told
+        # the center and the client "it spills again" every few seconds of a full disk)
+        return self.spill_error is None or self._clock() >= self._retry_at
+
+    def _works_again(self) -> None:
+        """A value was written: the disk takes values again."""
+        if self._failures:
+            log.warning("spilling to %s works again", self.directory)
+            self._failures = 0
+        self.spill_error = None
 
     def _guarded(self, action: Callable[[], Any]) -> Any:
         """Spill, and deal with what spilling can raise. No value is ever lost: a value
@@ -738,9 +757,8 @@ class DataStore(MutableMapping):
                 self._suspend(f"{type(exc).__name__}: {exc}")
                 return None
             self._spilled(before)
-            if self._failures:
-                log.warning("spilling to %s works again", self.directory)
-                self._failures = 0
+            if len(self.slow) > before:
+                self._works_again()
             return result
         return None
 
@@ -760,7 +778,7 @@ class DataStore(MutableMapping):
         delay = RETRY_AFTER[min(self._failures, len(RETRY_AFTER) - 1)]
         self._failures += 1
         self._retry_at = self._clock() + delay
-        if self.spill_error is None and self._failures == 1:
+        if self._failures == 1:
             log.warning("cannot spill to %s (%s): keeping values in memory and pausing when "
                         "memory runs short; trying again in %g s", self.directory, reason, delay)
         self.spill_error = reason

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..sharing import is_holder
 from ..state import STATES, CenterState, key_prefix
+from ..worker_feed import cannot_spill
 
 WAITING_STATES = ("waiting", "queued", "no-worker")
 STREAM_COLUMNS = ("prefix", "key", "worker", "start", "stop")
@@ -98,6 +99,7 @@ def worker_rows(state: CenterState) -> list[dict[str, Any]]:
             "nbytes": worker.nbytes,
             "in_flight": metric(metrics, "in_flight"),
             "paused": bool(metrics.get("paused", False)),
+            "cannot_spill": cannot_spill(worker),  # why, when its disk takes no values
             **environment_columns(worker.environment),
         })
     rows.sort(key=lambda row: (row["name"], row["address"]))

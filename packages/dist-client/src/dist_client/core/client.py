@@ -259,7 +259,7 @@ class ClientCore:
         try:
             comm = await connect(self.address, role="client", token=self.token, name=self.id,
                                  ssl_context=self._ssl, timeout=self.timeout,
-                                 features=connecting_features([worker_events.FEATURE]))
+                                 features=connecting_features(worker_events.REQUESTED))
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
         comm.set_handler(self._on_center_messages)

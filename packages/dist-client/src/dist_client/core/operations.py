@@ -232,6 +232,8 @@ async def cluster_info(core: ClientCore, n_workers: int = -1) -> dict[str, Any]:
             "host": parse_address(address)[1],
             "nthreads": w.get("nthreads", 0), "memory_limit": w.get("memory_limit", 0),
             "status": w.get("status", ""), "metrics": w.get("metrics") or {},
+            # why its disk takes no values (it pauses at the spill threshold); "": it does
+            "cannot_spill": w.get("cannot_spill") or "",
             # dask's: when it was heard last (its latest heartbeat), what it declared, and
             # neither services nor a nanny process (dist's workers have none)
             "last_seen": (w.get("metrics") or {}).get("time"),

@@ -174,7 +174,9 @@ function fillWorkerRow(row, worker) {
   cells.ahead.textContent = worker.ahead || 0;
   cells.keys.textContent = worker.keys;
   cells.nbytes.textContent = formatBytes(worker.nbytes);
-  cells.status.textContent = worker.status;
+  // A disk that takes no values pauses the worker at the spill threshold: say why.
+  cells.status.textContent = worker.cannot_spill
+    ? `${worker.status}, cannot spill: ${worker.cannot_spill}` : worker.status;
   // The Python version in the cell, every package version in its tooltip: a worker on another
   // Python or dist release is what to look for when tasks fail on some workers only.
   cells.python.textContent = worker.python || "?";
