@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dist_protocol.messages import TaskSpec
+from dist_protocol.records import builder
 from dist_protocol.serialize import (Payload, SerializationError, dumps_function, serialize,
                                      serialize_plain)
 
@@ -24,6 +25,8 @@ from .packing import ATOMS, pack
 LARGE_ARGUMENTS = 10 * 2**20
 # How many options ``TaskBuilder.options`` gives: a task with no more is built positionally.
 _PLAIN_OPTIONS = 5
+# Made once a task of a map: built changing its class once, not twice (``records.builder``).
+task_spec = builder(TaskSpec)
 
 
 class TaskBuilder:
@@ -96,9 +99,9 @@ class TaskBuilder:
             # The options every call has (``options``), and no others (an actor's, a pinned
             # task's): positionally, once per task of a map, a quarter cheaper than by
             # keyword (a test holds the order of the fields).
-            return TaskSpec(key, function, payload, list(deps), options["priority"],
-                            options["workers"], options["allow_other_workers"],
-                            options["resources"], options["retries"], tag)
+            return task_spec(key, function, payload, list(deps), options["priority"],
+                             options["workers"], options["allow_other_workers"],
+                             options["resources"], options["retries"], tag)
         return TaskSpec(key=key, function=function, args=payload, deps=list(deps),
                         pickled_with=tag, **options)
 
