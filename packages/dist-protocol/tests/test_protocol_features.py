@@ -102,7 +102,8 @@ def test_every_gated_op_names_a_known_feature():
                                                        "worker-removed")},
                      "worker-status": "worker-status",
                      "restarting-for-memory": "memory-restart",
-                     "worker-terminated": "task-terminated"}
+                     "worker-terminated": "task-terminated",
+                     "worker-query": "worker-query", "worker-query-reply": "worker-query"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from dist_protocol import recent_logs
 from dist_protocol.addresses import format_address, parse_address, reachable_host
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
@@ -74,6 +75,8 @@ class Center:
         self.dashboard_port = dashboard_port  # None: no dashboard
         self.dashboard: Dashboard | None = None
         self.state = CenterState()
+        # (the newest lines of this process's log, for a client's get_scheduler_logs)
+        self.state.worker_queries.own_logs = recent_logs.install().newest
         self.state.held.limit = LIMIT_IN_HEARTBEAT_TIMEOUTS * heartbeat_timeout
         if worker_saturation is not None:
             self.state.worker_saturation = worker_saturation

@@ -37,7 +37,8 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     RestartingForMemory, TaskErred, TaskFinished, TaskSeceded,
                                     UnpublishDataset,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
-                                    WantKeys, WhoHas, WorkerRegistered, WorkerTerminated)
+                                    WantKeys, WhoHas, WorkerQuery, WorkerQueryReply,
+                                    WorkerRegistered, WorkerTerminated)
 from dist_protocol.key_names import shown_key
 
 from . import (balance, cancelling, coordination, lineage, memory_restarts, queries, recovery,
@@ -55,6 +56,7 @@ from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F
 from .rebalancing import Rebalances
 from .retirement import Retirements
 from .stories import Stories
+from .worker_queries import WorkerQueries
 from .plugins import Plugins
 from .uploads import Uploads
 from .blocks import BlockMachine
@@ -79,13 +81,14 @@ class CenterState(BlockMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances", "silent_deaths", "worker_feed")
+        "rebalances", "silent_deaths", "worker_feed", "worker_queries")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
         # Restarts not yet answered: (client, request id) -> workers to wait for.
         self.restarting: dict[tuple[str, int], int] = {}
         self.stories = Stories()  # a key's story, gathered from the workers
+        self.worker_queries = WorkerQueries()  # what the workers run now, asked for clients
         self.peak_tasks = 0  # since the tables were last compacted
         self.compactions = 0  # the server gives memory back to the system after each
         self.datasets: dict[str, Dataset] = {}  # published by name
@@ -147,6 +150,8 @@ class CenterState(BlockMachine):
                                                                  self.plugins.unregister(msg)),
             TaskStream: lambda client, msg, sid: self.send(client, task_stream.answer(
                 self.task_stream, self.task_stream_count, msg)),
+            WorkerQuery: lambda client, msg, sid: self._send_all(self.worker_queries.ask(
+                client, msg, self.workers)),
             Coordinate: lambda client, msg, sid: self._coordinated(
                 self.coordination.request(client, msg), sid),
         }
@@ -161,6 +166,8 @@ class CenterState(BlockMachine):
             Heartbeat: partial(taking_back.heartbeat, self), Unregister: self._unregister,
             StealReply: partial(taking_back.steal_reply, self),
             StoryReply: lambda address, msg, sid: self._send_all(self.stories.reply(address, msg)),
+            WorkerQueryReply: lambda address, msg, sid: self._send_all(
+                self.worker_queries.reply(address, msg)),
             TaskSeceded: self._task_seceded,
             RestartingForMemory: self._restarting_for_memory,
             WorkerTerminated: self._worker_terminated,
@@ -259,6 +266,7 @@ class CenterState(BlockMachine):
         for pending in [p for p in self.restarting if p[0] == event.client]:
             del self.restarting[pending]
         self.stories.client_left(event.client)
+        self.worker_queries.client_left(event.client)
         self.waits.client_left(event.client)
         self._coordinated(self.coordination.client_left(event.client), sid)
         for key in list(self.clients.pop(event.client, ())):
@@ -494,6 +502,7 @@ class CenterState(BlockMachine):
         self.forget_capacity(reg.address)
         self.names[name] = reg.address
         self.stories.worker_joined(reg.address, event.features)
+        self.worker_queries.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
         self.send(reg.address, WorkerRegistered(address=reg.address,
                                                 uploads=self.uploads.all(),
@@ -559,6 +568,7 @@ class CenterState(BlockMachine):
         self.waits.workers_changed = True
         self._send_all(self.worker_feed.worker_left(worker.address))
         self._send_all(self.stories.worker_left(worker.address))
+        self._send_all(self.worker_queries.worker_left(worker.address))
         # Its pending steals, either way, will never be answered or used.
         for key in balance.stale_steals(self, worker.address):
             del self.stealing[key]

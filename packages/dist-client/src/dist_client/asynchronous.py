@@ -16,6 +16,7 @@ from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import event_log
+from . import worker_queries
 from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
@@ -398,6 +399,23 @@ class AsyncExecutor:
     async def unsubscribe_topic(self, topic: str) -> None:
         core = self._started
         await core.call(event_log.unsubscribe(core, topic))
+
+    async def call_stack(self, futures: Any = None, keys: Iterable[Hashable] | None = None
+                         ) -> dict[str, dict[Hashable, list[str]]]:
+        """As ``Executor.call_stack``."""
+        core = self._started
+        names = worker_queries.key_names(futures, keys)
+        return await core.call(worker_queries.call_stack(core, names))
+
+    async def get_worker_logs(self, n: int | None = None, workers: Any = None
+                              ) -> dict[str, list[tuple[str, str]]]:
+        core = self._started
+        named = None if workers is None else list(workers)
+        return await core.call(worker_queries.worker_logs(core, n, named))
+
+    async def get_scheduler_logs(self, n: int | None = None) -> list[tuple[str, str]]:
+        core = self._started
+        return await core.call(worker_queries.center_logs(core, n))
 
     @property
     def datasets(self) -> dataset_ops.AsyncDatasets:

@@ -19,6 +19,7 @@ from .arguments import data_path, duration, given_timeout, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import event_log
+from . import worker_queries
 from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
@@ -657,6 +658,47 @@ class Executor(concurrent.futures.Executor):
 
     def unsubscribe_topic(self, topic: str) -> None:
         self.core.run(event_log.unsubscribe(self.core, topic))
+
+    def call_stack(self, futures: Any = None, keys: Iterable[Hashable] | None = None
+                   ) -> dict[str, dict[Hashable, list[str]]]:
+        """The stacks of the tasks running now (of ``futures`` and ``keys``, or all), as
+        dask's: {worker address: {key: the lines of its thread's stack, outermost first}};
+        workers running none of them are left out."""
+        names = worker_queries.key_names(futures, keys)
+        return self.core.run(worker_queries.call_stack(self.core, names))
+
+    def profile(self, key: Any = None, start: Any = None, stop: Any = None,
+                workers: Any = None, merge_workers: bool = True, plot: bool = False,
+                filename: str | None = None, server: bool = False,
+                scheduler: bool = False) -> dict[str, Any]:
+        """The tasks' call stacks as dask's profile tree (``count``, ``description``,
+        ``children``), from one sample of the threads running tasks now -- the workers keep
+        no history of samples, so ``start``/``stop`` have nothing to select from, and
+        ``key``, ``workers`` and ``merge_workers=False`` are refused rather than ignored."""
+        if key is not None or workers is not None or not merge_workers or plot or filename \
+                or server or scheduler:
+            raise NotImplementedError("profile() samples the running tasks' stacks once, over "
+                                      "every worker: key=, workers=, merge_workers=False, "
+                                      "plot=, filename=, server= and scheduler= are not "
+                                      "supported; call_stack() gives each task's stack")
+        return worker_queries.profile_of(self.call_stack())
+
+    def get_worker_logs(self, n: int | None = None, workers: Any = None,
+                        nanny: bool = False) -> dict[str, list[tuple[str, str]]]:
+        """The newest ``n`` log lines (all kept, up to 10,000, when None) of each worker (of
+        the addresses ``workers`` names), as dask's: {address: [(level, line), ...]},
+        oldest first: what the worker process logs at its ``--log-level``, its tasks'
+        ``logging`` included."""
+        if nanny:
+            raise ValueError("get_worker_logs(nanny=True): a dist nanny keeps no log to give; "
+                             "the worker processes' lines come with nanny=False")
+        named = None if workers is None else list(workers)
+        return self.core.run(worker_queries.worker_logs(self.core, n, named))
+
+    def get_scheduler_logs(self, n: int | None = None) -> list[tuple[str, str]]:
+        """The center's newest ``n`` log lines (at its ``--log-level``), as dask's:
+        [(level, line), ...], oldest first."""
+        return self.core.run(worker_queries.center_logs(self.core, n))
 
     @property
     def datasets(self) -> dataset_ops.Datasets:

@@ -38,6 +38,7 @@ class Core(Protocol):
     def value_of(self, state: KeyState) -> Coroutine: ...
     def in_forked_child(self) -> bool: ...
     def forked_error(self) -> Exception: ...
+    def task_running(self, name: str) -> bool: ...
 
 
 class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, override]
@@ -133,7 +134,12 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return self.keystate.status == "cancelled"
 
     def running(self) -> bool:
-        return False  # the center knows; asking it for each call would be a round trip
+        """Whether the task's call runs now on a worker, as ``concurrent.futures`` has it.
+        Asked of the workers when called (a round trip through the center): nothing is sent
+        when a task starts, so a map pays nothing for this."""
+        if self.keystate.status != "pending":
+            return False
+        return self._core.task_running(self.name)
 
     def set_running_or_notify_cancel(self) -> bool:
         return not self.cancelled()

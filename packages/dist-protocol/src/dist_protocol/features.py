@@ -58,6 +58,9 @@ FEATURES: dict[str, str] = {
     "event-log": "the center keeps event logs (`coordinate` of kind `log`: `append`, "
                  "`read`, `topics`, `subscribe`, `unsubscribe`), a bounded number of entries "
                  "per topic; `coordinate-reply.values` and `published.kind`",
+    "worker-query": "the peer answers `worker-query` with `worker-query-reply` (the center "
+                    "for clients, gathering its workers' answers; a worker for the center): "
+                    "the keys running now, their threads' stacks, recent log lines",
     "actors": "actors: tasks with `actor` set keep their object on the worker, which answers "
               "`actor-call` with `actor-result`",
     "dispatch-ahead": "the worker takes `compute-task` with `ahead`: a task sent before the "

@@ -2144,6 +2144,135 @@ def _StoryReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _WorkerQuery(cls):
+    set_id = cls.id.__set__
+    set_what = cls.what.__set__
+    set_keys = cls.keys.__set__
+    set_workers = cls.workers.__set__
+    set_n = cls.n.__set__
+    setters = (set_id,set_what,set_keys,set_workers,set_n,)
+    running = set()
+    twin = None
+    set_class = object.__dict__['__class__'].__set__
+    new = object.__new__
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, id: 'int', what: 'str', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None, n: 'int | None' = None) -> None:
+        if self.__class__ is cls:
+            set_class(self, twin or make_twin())
+            self.id = id
+            self.what = what
+            self.keys = keys
+            self.workers = workers
+            self.n = n
+            self.__class__ = cls
+            return
+        set_id(self, id)
+        set_what(self, what)
+        set_keys(self, keys)
+        set_workers(self, workers)
+        set_n(self, n)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, what={self.what!r}, keys={self.keys!r}, workers={self.workers!r}, n={self.n!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.what,self.keys,self.workers,self.n,)==(other.id,other.what,other.keys,other.workers,other.n,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.what,self.keys,self.workers,self.n,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','what','keys','workers','n',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','what','keys','workers','n',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.what, self.keys, self.workers, self.n]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    def build(id: 'int', what: 'str', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None, n: 'int | None' = None):
+        self = new(twin or make_twin())
+        self.id = id
+        self.what = what
+        self.keys = keys
+        self.workers = workers
+        self.n = n
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
+
+
+def _WorkerQueryReply(cls):
+    set_id = cls.id.__set__
+    set_answers = cls.answers.__set__
+    setters = (set_id,set_answers,)
+    running = set()
+
+    def __init__(self, id: 'int', answers: 'dict[str, Any]' = FACTORY) -> None:
+        set_id(self, id)
+        set_answers(self, {} if answers is FACTORY else answers)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, answers={self.answers!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.answers,)==(other.id,other.answers,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.answers,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','answers',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','answers',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.answers]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _TaskStream(cls):
     set_id = cls.id.__set__
     set_after = cls.after.__set__
@@ -5346,6 +5475,19 @@ METHODS = {
         (('id', 'int', '-'), ('entries', 'list[dict[str, Any]]', '-')),
         None,
         _StoryReply),
+    'WorkerQuery': (
+        (('id', 'int', '-'),
+         ('what', 'str', ('field', '-', '-', True, True, True, None, False)),
+         ('keys', 'list[str] | None', 'None'),
+         ('workers', 'list[str] | None', 'None'),
+         ('n', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
+        None,
+        _WorkerQuery),
+    'WorkerQueryReply': (
+        (('id', 'int', '-'),
+         ('answers', 'dict[str, Any]', ('field', '-', '{}', True, True, True, None, False))),
+        None,
+        _WorkerQueryReply),
     'TaskStream': (
         (('id', 'int', '-'),
          ('after', 'int | None', ('field', 'None', '-', True, True, True, None, False)),

@@ -494,6 +494,34 @@ class StoryReply(Message):
     entries: list[dict[str, Any]]
 
 
+WORKER_QUERIES = ("executing", "call-stack", "logs", "center-logs")
+
+
+@message("worker-query", "client->center", "center->worker", feature="worker-query")
+class WorkerQuery(Message):
+    """What the workers are doing now, asked of each (or of those ``workers`` names) by the
+    center for a client: ``executing``, the keys whose call runs now (of ``keys``, or all);
+    ``call-stack``, the stack of each such call's thread; ``logs``, the worker's newest ``n``
+    log lines. ``center-logs`` asks the center for its own, and no worker."""
+
+    id: int
+    what: str = wire_field(values=WORKER_QUERIES)
+    keys: list[str] | None = None
+    workers: list[str] | None = None
+    n: int | None = wire_field(default=None, minimum=0)
+
+
+@message("worker-query-reply", "center->client", "worker->center", feature="worker-query")
+class WorkerQueryReply(Message):
+    """The answers by worker address (``""`` for the center's own): for ``executing`` a list
+    of keys, for ``call-stack`` a map of key to the lines of its stack (outermost first),
+    for ``logs`` and ``center-logs`` a list of ``[level, line]``, oldest first. A worker
+    that left before it answered is missing."""
+
+    id: int
+    answers: dict[str, Any] = field(default_factory=dict)
+
+
 @message("task-stream", "client->center", feature="task-stream")
 class TaskStream(Message):
     """The task runs the center has recorded (a bounded number, the newest): those after the

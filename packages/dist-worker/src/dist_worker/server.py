@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
+from dist_protocol import recent_logs
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, connect, listen
 from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
 from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
@@ -18,6 +19,7 @@ from dist_protocol.framing import DEFAULT_LIMITS, Limits
 from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, ComputeTask, Data,
                                     DataStored, FreeKeys, GetData, Heartbeat, Message, PutData,
                                     RegisterWorker, RestartWorker, StealRequest, Story, TaskErred,
+                                    WorkerQuery,
                                     Unregister, WorkerRegistered, downgrade)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
@@ -41,7 +43,7 @@ from .stallwatch import StallWatch
 from .task_signals import KeptHandlers
 from .state import INCOMING_SHARE, WorkerState
 from .store import DataStore
-from . import unpickling, uploads
+from . import running_now, unpickling, uploads
 from .unpickling import code_from_elsewhere
 from .plugins import PluginHost, WorkerPlugins
 
@@ -74,6 +76,7 @@ class Worker:
                  spill_compression: str = "lz4", announce_registration: bool = True,
                  scheduler_file: str | None = None):
         self.center_address = center
+        recent_logs.install()  # (this process's newest log lines, for get_worker_logs)
         # Where the center says how to reach it: read again before each reconnection, as a
         # center started again may listen elsewhere.
         self.scheduler_file = scheduler_file
@@ -354,6 +357,9 @@ class Worker:
                 events.append(ReplicasRequested(msg.who_has))
             elif isinstance(msg, Story):
                 events.append(StoryRequested(msg.id, msg.keys))
+            elif isinstance(msg, WorkerQuery):
+                self.send_center(running_now.answer(msg, self.address, self.state.executing
+                                                    | self.state.seceded))
             elif isinstance(msg, RestartWorker):
                 self._restart(msg.reason)
                 return

@@ -41,6 +41,7 @@ from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..event_log import EventHandlers
+from .. import worker_queries
 from ..future import Future
 from ..held_keywords import hold_large_keywords
 from ..script_module import send_spawned_script_by_value
@@ -421,6 +422,13 @@ class ClientCore:
                 task.exception()  # (a center gone meanwhile unsubscribes us anyway)
         self.io.loop.create_task(self.ask(lambda i: Coordinate(
             id=i, kind="topic", name=topic, action="unsubscribe"))).add_done_callback(retrieved)
+
+    def task_running(self, name: str) -> bool:
+        """Whether the call of the task ``name`` runs on a worker now (``Future.running``),
+        asked of the workers; False on the I/O thread, which cannot wait for the answer."""
+        if self.io.in_loop_thread:
+            return False
+        return bool(self.run(worker_queries.running(self, name)))
 
     def until_connected(self) -> None:
         """While reconnecting, wait (a while) for the center to be back, from a user thread."""
