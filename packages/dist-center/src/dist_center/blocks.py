@@ -67,6 +67,10 @@ class BlockMachine(TaskMachine):
                 small_values_for = self.small_values_for
                 out = self._out
                 now = self.now
+                # (a run's values are nearly always of one class: ``same_pickled_type``
+                # asked once for it, not once a result)
+                last_pickled: bytes | None = None
+                type_pickled: bytes | None = None
             sid = sids[at]
             at += 1
             # processing -> memory (``_to_memory``, ``_set_state``), written out
@@ -77,7 +81,10 @@ class BlockMachine(TaskMachine):
             ts.waiting_on = NONE
             nbytes, type_ = msg.nbytes, msg.type
             ts.nbytes, ts.type = nbytes, intern(type_)
-            ts.type_pickled = type_pickled = same_pickled_type(msg.type_pickled)
+            pickled = msg.type_pickled
+            if pickled != last_pickled:
+                last_pickled, type_pickled = pickled, same_pickled_type(pickled)
+            ts.type_pickled = type_pickled
             log((key, "processing", "memory", sid, now))
             counts = ts.counts
             counts["processing"] -= 1
