@@ -32,10 +32,11 @@ if TYPE_CHECKING:
     from .core.client import ClientCore
 
 
-def _flatten(keys: Any) -> Iterator:
+def flatten_keys(keys: Any) -> Iterator:
+    """The keys in dask's nested lists of keys, in order (a tuple is a key itself)."""
     if isinstance(keys, list):
         for k in keys:
-            yield from _flatten(k)
+            yield from flatten_keys(k)
     else:
         yield keys
 
@@ -75,7 +76,7 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
     try:
         futures = _submit_for_get(core, dsk, keys, workers, allow_other_workers, resources,
                                   retries, priority, actors)
-        wanted = list(dict.fromkeys(_flatten(keys)))
+        wanted = list(dict.fromkeys(flatten_keys(keys)))
         # In a task (``compute()`` there), the wait gives the task's thread back, as the
         # client's other waits do: tasks computing graphs could otherwise take every thread.
         with task_context.slot_given_back():
@@ -98,7 +99,7 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
                     priority: int, actors: Any = None) -> dict[Hashable, Future]:
     """``get``'s graph submitted: the futures of the keys wanted."""
     graph, persisted = read_graph(dsk)
-    wanted = list(dict.fromkeys(_flatten(keys)))
+    wanted = list(dict.fromkeys(flatten_keys(keys)))
     for key in wanted:
         if key not in graph and key not in persisted:
             raise KeyError(key)
@@ -146,7 +147,7 @@ def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
     with cluster_shuffle():
         expr = FinalizeCompute(
             collections_to_expr(list(collections), optimize_graph)).optimize()
-    keys = list(_flatten(expr.__dask_keys__()))
+    keys = list(flatten_keys(expr.__dask_keys__()))
     if len(keys) != len(collections):
         raise ValueError(f"{len(collections)} collections gave {len(keys)} output keys")
     graph, persisted = read_graph(expr)
@@ -198,7 +199,7 @@ def actor_keys(core: ClientCore, graph: Mapping, actors: Any) -> set[Hashable]:
     keys: set[Hashable] = set()
     for item in named:
         if hasattr(item, "__dask_keys__"):
-            keys.update(key for key in _flatten(item.__dask_keys__()) if key in graph)
+            keys.update(key for key in flatten_keys(item.__dask_keys__()) if key in graph)
         elif item in graph:
             keys.add(item)
         else:

@@ -10,18 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .dask_defaults import cluster_shuffle
-from .dask_graphs import actor_keys, annotated_options, restricted, submit_graph
+from .dask_graphs import actor_keys, annotated_options, flatten_keys, restricted, submit_graph
 from .dask_nodes import read_graph
 from .packing import futures_of
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
-
-
-def _flatten(keys: Any) -> list:
-    if isinstance(keys, list):
-        return [k for inner in keys for k in _flatten(inner)]
-    return [keys]
 
 
 def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
@@ -51,7 +45,7 @@ def persist(core: ClientCore, collections: Any, optimize_graph: bool = True,
     persisted = []
     for collection, collection_keys in zip(given, keys):
         rebuild, state = collection.__dask_postpersist__()
-        persisted.append(rebuild({key: futures[key] for key in _flatten(collection_keys)},
+        persisted.append(rebuild({key: futures[key] for key in flatten_keys(collection_keys)},
                                  *state))
     return persisted[0] if single else persisted
 
