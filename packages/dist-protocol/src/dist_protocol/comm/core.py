@@ -204,7 +204,11 @@ class Comm:
             self._flush_scheduled = False
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                self._write(transport, self.connection.data_to_send())
+                buffers = self.connection.data_to_send()
+                if len(buffers) == 1 and type(buffers[0]) is bytes:  # (a small batch, joined)
+                    transport.write(buffers[0])
+                else:
+                    self._write(transport, buffers)
             return
         with thread_writes.lock:
             self._flush_scheduled = False

@@ -27,6 +27,10 @@ class StreamProtocol(asyncio.BufferedProtocol):
     def __init__(self, comm: Comm, on_made: Callable[[Comm], None] | None = None):
         self.comm = comm
         self.on_made = on_made
+        # What arrived goes to the comm without a call of this protocol's in between: a
+        # transport looks ``buffer_updated`` up on the protocol, once per read (asyncio's) or
+        # once per connection (uvloop's), and finds the comm's own method here.
+        self.buffer_updated = comm.bytes_received  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         comm = self.comm
@@ -46,7 +50,7 @@ class StreamProtocol(asyncio.BufferedProtocol):
         # Straight to the decoder (what ``Connection.get_buffer`` does): once per read.
         return self.comm.connection.decoder.get_buffer(sizehint)
 
-    def buffer_updated(self, nbytes: int) -> None:
+    def buffer_updated(self, nbytes: int) -> None:  # (shadowed per instance: ``__init__``)
         self.comm.bytes_received(nbytes)
 
     def eof_received(self) -> bool:
