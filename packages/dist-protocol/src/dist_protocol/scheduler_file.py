@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 # A shared file system (NFS, Lustre, GPFS) tells one host nothing of a file another host
@@ -109,42 +109,42 @@ def wait_for_scheduler_file(path: str, timeout: float | None,
                             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     """The identity in ``path`` once it exists (``timeout`` None: however long that takes);
     ``TimeoutError`` naming the path after ``timeout`` seconds without it."""
-    deadline = None if timeout is None else clock() + timeout
-    interval = FIRST_LOOK_AFTER
+    pauses = _pauses(path, timeout, clock)
     while True:
         try:
             return read_scheduler_file(path)
         except FileNotFoundError:
             pass
-        if deadline is not None:
-            left = deadline - clock()
-            if left <= 0:
-                raise _give_up(path, timeout or 0.0)
-            sleep(min(interval, left))
-        else:
-            sleep(interval)
-        interval = min(interval * 2, LOOK_AT_MOST_EVERY)
+        sleep(next(pauses))
 
 
 async def wait_for_scheduler_file_async(
         path: str, timeout: float | None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> dict[str, Any]:
     """``wait_for_scheduler_file`` on an event loop (reading the file blocks it briefly)."""
-    loop = asyncio.get_running_loop()
-    deadline = None if timeout is None else loop.time() + timeout
-    interval = FIRST_LOOK_AFTER
+    pauses = _pauses(path, timeout, asyncio.get_running_loop().time)
     while True:
         try:
             return read_scheduler_file(path)
         except FileNotFoundError:
             pass
-        if deadline is not None:
-            left = deadline - loop.time()
+        await sleep(next(pauses))
+
+
+def _pauses(path: str, timeout: float | None, clock: Callable[[], float]) -> Iterator[float]:
+    """The pauses between looks for ``path``, the same for both waits: doubling from
+    ``FIRST_LOOK_AFTER`` to ``LOOK_AT_MOST_EVERY``, the last cut short at the deadline
+    (``timeout`` from the first look that found nothing), then ``TimeoutError``."""
+    deadline = None if timeout is None else clock() + timeout
+    interval = FIRST_LOOK_AFTER
+    while True:
+        if deadline is None:
+            yield interval
+        else:
+            left = deadline - clock()
             if left <= 0:
                 raise _give_up(path, timeout or 0.0)
-            await sleep(min(interval, left))
-        else:
-            await sleep(interval)
+            yield min(interval, left)
         interval = min(interval * 2, LOOK_AT_MOST_EVERY)
 
 
