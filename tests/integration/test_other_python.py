@@ -495,3 +495,62 @@ def test_code_put_on_the_center_is_refused_by_a_client_of_another_python(
         assert read == "{'a': 1}", out
     assert "put back at the end of the queue" in out["queue"][0]
     assert queue.get(timeout=RUN_TIMEOUT)(1) == 6  # a reader on its Python still gets it
+
+
+class Keeper:
+    """An actor that gives back and takes in code and data."""
+
+    def give_code(self):
+        return make_closure(5)
+
+    def give_data(self):
+        return {"a": 1}
+
+    def take(self, value):
+        return repr(type(value).__name__)
+
+
+READ_ACTOR = """
+    import json, sys
+    from dist_client import Executor, Variable
+    e = Executor(sys.argv[1], timeout=20)
+    keeper = Variable("keeper").get(timeout=30)
+
+    def read(call):
+        try:
+            return repr(call().result(timeout=30))
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    out = {"code_back": read(keeper.give_code), "data_back": read(keeper.give_data),
+           "code_in": read(lambda: keeper.take(lambda x: x)),
+           "data_in": read(lambda: keeper.take({"b": 2}))}
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+def test_an_actor_and_a_caller_on_another_python_pass_data_and_refuse_code(
+        other_python, processes):
+    """An actor's calls go straight from the caller to its worker: a closure returned by a
+    3.11 actor was unpickled by a 3.12 caller, and a caller's lambda by the actor's worker.
+    Code is refused both ways, naming both Pythons; data crosses; the worker goes on."""
+    from dist_client import Variable
+
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    processes.start_worker(center.address, name="other-python", python=other_python)
+    theirs_full, _ = versions_of(other_python)
+    e = processes.executor(center.address)
+    keeper = e.submit(Keeper, actor=True, workers=[here.address]).result(timeout=RUN_TIMEOUT)
+    Variable("keeper", executor=e).set(keeper)
+
+    out = run_client(other_python, READ_ACTOR, center.address)
+
+    assert out["data_back"] == "{'a': 1}" and out["data_in"] == '"\'dict\'"', out
+    assert out["code_back"].startswith("SerializationError"), out
+    assert f"this process, on CPython {theirs_full}" in out["code_back"], out
+    assert "EnvironmentMismatch" in out["code_in"], out
+    assert f"pickled by CPython {theirs_full}" in out["code_in"], out
+    assert keeper.take(1).result(timeout=RUN_TIMEOUT) == "'int'"  # the actor goes on
+    assert len(here.matching(STARTED)) == 1

@@ -26,7 +26,8 @@ from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError, ProtocolError
 from dist_protocol.messages import ActorCall, ActorResult, Message, TaskErred
 from dist_protocol.security import load_token
-from dist_protocol.serialize import SerializationError, deserialize, serialize
+from dist_protocol.environment import describe, local_environment, pickle_tag
+from dist_protocol.serialize import SerializationError, deserialize, holds_code, serialize
 
 from . import current
 from .arguments import given_timeout
@@ -132,8 +133,9 @@ class Calls:
             waiting = self._waiting.pop(getattr(reply, "id", -1), None)
             if waiting is None:
                 continue
-            out, actor, address, _ = waiting
+            out, actor, address, comm = waiting
             try:
+                _refuse_code_from_another_python(comm, reply)
                 _settle(out, value=actor._settle(address, reply))
             except BaseException as exc:  # noqa: BLE001 -- the call's outcome
                 _settle(out, exception=exc)
@@ -166,6 +168,21 @@ class Calls:
             if on is comm:
                 del self._waiting[request_id]
                 _settle(out, exception=actor._lost(error))
+
+
+def _refuse_code_from_another_python(comm: Comm, reply: Message) -> None:
+    """An actor's value holding Python code (a function, a class's methods, pickled by
+    value) from a worker on another Python minor version is refused: its bytecode can crash
+    this process or compute wrong results. Data crosses."""
+    worker = comm.peer_environment
+    value = getattr(reply, "value", None)
+    if worker is None or value is None or pickle_tag(worker) == pickle_tag() \
+            or not holds_code(value):
+        return
+    raise SerializationError(
+        f"the actor's value from worker {comm.peer_address} was pickled on {describe(worker)} "
+        f"and holds Python code, which this process, on {describe(local_environment())}, does "
+        f"not run: bytecode differs between Python versions")
 
 
 def _settle(out: ActorFuture, value: Any = None, exception: BaseException | None = None) -> None:

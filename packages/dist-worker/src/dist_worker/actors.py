@@ -22,7 +22,8 @@ from dist_protocol.actors import public_methods, rebuild
 from dist_protocol.comm import Comm
 from dist_protocol.errors import CommClosedError
 from dist_protocol.messages import ActorCall, ActorResult, downgrade
-from dist_protocol.serialize import serialize
+from dist_protocol.environment import describe, local_environment, pickle_tag
+from dist_protocol.serialize import holds_code, serialize
 
 from .events import Execute, ExecutionFailed, ExecutionSucceeded
 from .execution import error_event, load_arguments, load_function
@@ -101,6 +102,11 @@ class ActorHost:
                 f"no actor {msg.key} on worker {self.address()}: it was released, or its "
                 "worker restarted")))
             return
+        refused = _code_from_another_python(comm, msg)
+        if refused:
+            _send(comm, ActorResult(id=msg.id, status="error",
+                                    exception_type="EnvironmentMismatch", message=refused))
+            return
         method = getattr(type(hosted.instance), msg.name, None) if msg.args is not None \
             else None
         if method is not None and inspect.iscoroutinefunction(method):
@@ -158,6 +164,20 @@ class ActorHost:
         # the call's error, for its caller.
         return ActorResult(id=msg.id, status="ok",
                            value=serialize(value, msg.serializers or ("pickle",)))
+
+
+def _code_from_another_python(comm: Comm, msg: ActorCall) -> str:
+    """Why the call's arguments are not read here: Python code (a function, a class's
+    methods, pickled by value) from a caller on another Python minor version, whose bytecode
+    can crash this worker or compute wrong results; empty when they are read (data crosses)."""
+    caller = comm.peer_environment
+    if caller is None or msg.args is None or pickle_tag(caller) == pickle_tag() \
+            or not holds_code(msg.args):
+        return ""
+    return (f"the arguments of {msg.name} for the actor {msg.key} were pickled by "
+            f"{describe(caller)} and hold Python code, which this worker, on "
+            f"{describe(local_environment())}, does not run: bytecode differs between Python "
+            f"versions")
 
 
 def _error(msg: ActorCall, exc: BaseException) -> ActorResult:
