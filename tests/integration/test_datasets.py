@@ -162,6 +162,28 @@ def test_persist_keeps_a_dask_collection_on_the_cluster(counted_cluster, process
     wait_until(lambda: center_tasks(url) == 0, timeout=30, what="the persisted keys to go")
 
 
+def test_a_persisted_dataframe_got_back_in_the_same_process_is_of_the_getting_executor(
+        counted_cluster, processes):
+    """dask's dataframes are cached by their token: one unpickled from a dataset in the process
+    that published it was the publisher's own, and a compute on the getter failed ("depends
+    on ... nor is any a future of this executor")."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    from dist_client import futures_of
+    center, _ = counted_cluster
+    publisher = processes.executor(center.address)
+    frame = pd.DataFrame({"a": range(40), "b": list("xy") * 20})
+    df = dd.from_pandas(frame, npartitions=4).persist(scheduler=publisher.get)
+    publisher.publish_dataset(frame=df)
+    getter = processes.executor(center.address)
+    got = getter.get_dataset("frame")
+    assert {f.executor for f in futures_of(got)} == {getter}
+    assert getter.compute(got).result().to_dict("list") == frame.to_dict("list")
+    assert got.groupby("b").a.sum().compute(scheduler=getter.get).to_dict() == {
+        "x": sum(range(0, 40, 2)), "y": sum(range(1, 40, 2))}
+    getter.unpublish_dataset("frame")
+
+
 def test_datasets_from_an_async_executor(counted_cluster):
     import asyncio
 

@@ -100,11 +100,29 @@ def decode(payload: Payload, core: ClientCore) -> tuple[Any, list[str]]:
     """The value of a dataset, with futures of this client, and the keys they hold."""
     if payload.serializer == "pickle":
         unpickler = _FutureUnpickler(io.BytesIO(bytes(payload.frames[0])), core)
-        value = unpickler.load()
+        value = _of_this_client(unpickler.load(), core)
         return value, list(unpickler.futures)
     made: dict[str, Future] = {}
     value = _with_futures(deserialize(payload, allow_pickle=False), core, made)
     return value, list(made)
+
+
+def _of_this_client(value: Any, core: ClientCore) -> Any:
+    """``value``, or, for a persisted dask collection whose futures are another executor's,
+    the same collection over this one's. dask caches its dataframes by their token, which
+    their pickle carries: one unpickled in the process that published it is the publisher's
+    own object, futures and all, and this client could not compute it."""
+    graph = getattr(value, "__dask_graph__", None)
+    postpersist = getattr(value, "__dask_postpersist__", None)
+    if not (callable(graph) and callable(postpersist)):
+        return value
+    tasks = dict(graph())
+    if all(type(v) is not Future or getattr(v.executor, "core", None) is core
+           for v in tasks.values()):
+        return value
+    rebuild, args = postpersist()
+    return rebuild({key: core.future(v.name) if type(v) is Future else v
+                    for key, v in tasks.items()}, *args)
 
 
 def dataset_name(name: Any) -> str:

@@ -39,6 +39,7 @@ class Core(Protocol):
     def in_forked_child(self) -> bool: ...
     def forked_error(self) -> Exception: ...
     def task_running(self, name: str) -> bool: ...
+    id: str
 
 
 class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, override]
@@ -228,9 +229,13 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         """dask's name for ``executor``."""
         return self._executor
 
-    def __dask_tokenize__(self) -> tuple[str, str]:
+    def __dask_tokenize__(self) -> tuple[str, str, str]:
         # The key names the value: graphs built on this future get the same keys every time.
-        return ("dist_client.Future", self.name)
+        # The executor too, as dask's futures name their client: dask's collections are
+        # cached by their token, and a collection unpickled for another executor in this
+        # process (a dataset got back) would otherwise be the cached one, whose futures
+        # belong to the executor that made it.
+        return ("dist_client.Future", self.name, self._core.id)
 
     def cancel(self, reason: str | None = None, msg: str | None = None,
                force: bool = False) -> bool:
