@@ -7,6 +7,8 @@ to the nanny from its worker process, and a worker process a task stopped (SIGST
 its nanny kills (dist_worker.nanny)."""
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from dist_client import KilledWorker
@@ -53,6 +55,8 @@ def terminate_own_nanny(x):
     return x
 
 
+@pytest.mark.skipif(not hasattr(signal, "sigtimedwait"),
+                    reason="the nanny learns who sent a signal with sigtimedwait")
 def test_a_task_that_terminates_its_nanny_fails_as_killed_worker(make_cluster, wait_until):
     # The nanny stopped as its operator's SIGTERM stops it, worker and all, and the task ran
     # on the next worker, which stopped in turn: the cluster emptied, the task waited for a

@@ -363,7 +363,10 @@ async def serve(worker: Worker) -> None:
             # A handler of Python's, not the loop's: it runs at once, between two bytecodes of
             # the main thread, so the time is the signal's, not that of a later pass of the
             # loop, by which the task that sent it may have ended and another started.
-            loop.call_soon_threadsafe(terminated, time.time())
+            try:
+                loop.call_soon_threadsafe(terminated, time.time())
+            except RuntimeError:  # the loop has closed: the worker is on its way out anyway
+                pass
 
         loop.add_reader(nanny.fileno(), asked_to_stop)
         signal.signal(signal.SIGTERM, sigterm_came)

@@ -8,7 +8,7 @@ nanny asks the child to stop by writing to it, and the child, on its way out by 
 reports the exit code it chose; a child that exits without reporting died.
 
 The nanny takes its signals with ``sigwaitinfo`` rather than handlers, which do not learn who
-sent a signal: a SIGTERM (or SIGINT) its own worker process sent -- a task's
+sent a signal (``nanny_signals``): a SIGTERM (or SIGINT) its own worker process sent -- a task's
 ``os.kill(os.getppid(), SIGTERM)`` -- is passed on to the worker as a termination of its own
 (it names the tasks that may have sent it, the center counts the death against them, and the
 nanny starts a new worker), where one from anyone else stops the nanny and its worker. And
@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .leftovers import adopt_orphans, end_leftovers
+from .nanny_signals import SignalInbox
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
 from .workspace import remove_abandoned
 
@@ -56,8 +57,6 @@ KILLED_EXIT_CODE = 128 + signal.SIGTERM
 # What the nanny writes to its worker: stop (its operator stopped it), or die as if killed
 # (the worker's own process sent the nanny a stop signal: a task did).
 STOP, TERMINATED = b"stop", b"terminated"
-# Taken by the nanny with sigwaitinfo, blocked for handlers (its child unblocks them)
-WATCHED = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGCHLD})
 # Seconds a stopped worker process may stay stopped before its nanny kills it (twice the
 # center's default heartbeat timeout: by then the center has counted it as gone)
 STOPPED_LIMIT = 10.0
@@ -78,7 +77,7 @@ def supervise(start: Callable[[], None], local_directory: str | None = None,
     worker makes its spill folder (``--local-directory``). The child is forked from this
     process, which has imported everything the worker needs: it starts at once, where a fresh
     interpreter would import it all again."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
+    inbox = SignalInbox()
     adopt_orphans()
     failures = 0
     while True:
@@ -90,9 +89,9 @@ def supervise(start: Callable[[], None], local_directory: str | None = None,
         pid = os.fork()
         if pid == 0:
             ours.close()
-            _run_child(start, nanny, theirs)  # never returns
+            _run_child(start, nanny, theirs, inbox)  # never returns
         theirs.close()
-        code, stopping = _Watch(pid, ours, stopped_limit).wait()
+        code, stopping = _Watch(pid, ours, inbox, stopped_limit).wait()
         reported = _reported(ours)
         ours.close()
         end_leftovers()
@@ -108,16 +107,18 @@ def supervise(start: Callable[[], None], local_directory: str | None = None,
         delay = RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF)) - 1]
         print(f"dworker: worker process exited with {code}; restarting in {delay} s",
               file=sys.stderr, flush=True)
-        if _told_to_stop_within(delay):
+        if _told_to_stop_within(inbox, delay):
             return 0
 
 
 class _Watch:
     """The nanny's watch over one worker process ``pid``, until it ends."""
 
-    def __init__(self, pid: int, channel: socket.socket, stopped_limit: float):
+    def __init__(self, pid: int, channel: socket.socket, inbox: SignalInbox,
+                 stopped_limit: float):
         self.pid = pid
         self.channel = channel
+        self.inbox = inbox
         self.stopped_limit = stopped_limit
         self.stopping = False
         self.stopped_since: float | None = None  # when the child was seen stopped
@@ -127,16 +128,14 @@ class _Watch:
         """The child's exit code, or minus the signal that ended it (as
         ``Popen.returncode``), and whether the nanny was told to stop meanwhile."""
         while True:
-            if self.stopped_since is None:
-                info: signal.struct_siginfo | None = signal.sigwaitinfo(WATCHED)
-            else:
-                left = self.stopped_since + self.stopped_limit - time.monotonic()
-                info = signal.sigtimedwait(WATCHED, max(0.0, left))
-            if info is None:  # (stopped all that time)
+            left = (None if self.stopped_since is None
+                    else self.stopped_since + self.stopped_limit - time.monotonic())
+            got = self.inbox.next(left)
+            if got is None:  # (stopped all that time)
                 self._kill_stopped()
                 continue
-            if info.si_signo != signal.SIGCHLD:
-                self._signalled(info.si_signo, info.si_pid)
+            if got[0] != signal.SIGCHLD:
+                self._signalled(*got)
                 continue
             code = self._reap()
             if code is not None:
@@ -208,15 +207,15 @@ def _sent_from(sender: int, pid: int) -> bool:
     return False
 
 
-def _told_to_stop_within(seconds: float) -> bool:
+def _told_to_stop_within(inbox: SignalInbox, seconds: float) -> bool:
     """Wait ``seconds`` before starting the worker again: whether a SIGINT or SIGTERM came
     meanwhile (adopted processes that end meanwhile are reaped)."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
-        info = signal.sigtimedwait(WATCHED, left)
-        if info is None:
+        got = inbox.next(left)
+        if got is None:
             return False
-        if info.si_signo != signal.SIGCHLD:
+        if got[0] != signal.SIGCHLD:
             return True
         _reap_adopted()
     return False
@@ -254,7 +253,8 @@ def _reported(ours: socket.socket) -> int | None:
         return None
 
 
-def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket) -> NoReturn:
+def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket,
+               inbox: SignalInbox) -> NoReturn:
     """In the forked child: become the worker, and exit with its code (never return into
     the nanny's loop)."""
     global _channel
@@ -265,7 +265,7 @@ def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket) -> 
         # nanny, which asks us to stop. SIGTERM from anyone else kills the worker (see serve).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)  # (the nanny's waits, not ours)
+        inbox.in_child()  # (the nanny's waits, not ours)
         _die_with_parent()
         if os.getppid() == nanny:  # (else it died before we asked to follow it: exit 1)
             os.environ["DIST_NANNY_PID"] = str(nanny)
