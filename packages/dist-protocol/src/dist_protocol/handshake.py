@@ -22,7 +22,7 @@ import hmac
 import os
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 from .errors import AuthenticationError, HandshakeError, VersionMismatch
 from .features import agree
@@ -49,10 +49,21 @@ def negotiate(ours: tuple[int, int], theirs: tuple[int, int], we: str, they: str
     return high
 
 
-def _raise_remote_error(msg: Error) -> None:
+def _raise_remote_error(msg: Error, text: str) -> NoReturn:
+    """The peer's ``error`` raised as the error its code names, with ``text``."""
     kinds = {"version-mismatch": VersionMismatch, "auth-failed": AuthenticationError}
-    raise kinds.get(msg.code, HandshakeError)(f"peer refused the connection: {msg.message}",
-                                              msg.code)
+    raise kinds.get(msg.code, HandshakeError)(text, msg.code)
+
+
+def _dispatch(side: InitiatorHandshake | AcceptorHandshake, state: str,
+              msg: Message) -> list[Message]:
+    """``msg`` handled by the method of ``side`` that ``side.TRANSITIONS`` names for
+    ``(state, msg.op)``; any other message is out of turn."""
+    handler = side.TRANSITIONS.get((state, msg.op))
+    if handler is None:
+        raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({state})")
+    replies: list[Message] = getattr(side, handler)(msg)
+    return replies
 
 
 class InitiatorHandshake:
@@ -91,12 +102,8 @@ class InitiatorHandshake:
 
     def receive(self, msg: Message) -> list[Message]:
         if isinstance(msg, Error):
-            _raise_remote_error(msg)
-        handler = self.TRANSITIONS.get((self._state, msg.op))
-        if handler is None:
-            raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
-        replies: list[Message] = getattr(self, handler)(msg)
-        return replies
+            _raise_remote_error(msg, f"peer refused the connection: {msg.message}")
+        return _dispatch(self, self._state, msg)
 
     def _on_authenticated(self, msg: Authenticated) -> list[Message]:
         self._state, self.done = "done", True
@@ -162,14 +169,8 @@ class AcceptorHandshake:
         if isinstance(msg, Error):
             # Typically an initiator with another token, which gives up on our proof. Its text
             # is quoted: it ends up in our log.
-            kinds = {"version-mismatch": VersionMismatch, "auth-failed": AuthenticationError}
-            raise kinds.get(msg.code, HandshakeError)(f"the peer gave up: {msg.message!r}",
-                                                      msg.code)
-        handler = self.TRANSITIONS.get((self._state, msg.op))
-        if handler is None:
-            raise HandshakeError(f"unexpected {msg.op!r} during the handshake ({self._state})")
-        replies: list[Message] = getattr(self, handler)(msg)
-        return replies
+            _raise_remote_error(msg, f"the peer gave up: {msg.message!r}")
+        return _dispatch(self, self._state, msg)
 
     def _on_proof(self, msg: Authenticate) -> list[Message]:
         expected = compute_proof(self.token or "", INITIATOR_LABEL, self.nonce, self._peer_nonce)
