@@ -255,6 +255,22 @@ def test_tasks_of_one_dask_layer_are_one_function_to_the_inline_policy():
     assert key("operator:add", "('add-abc', 0)") == "operator:add"
 
 
+def test_a_function_pickle_too_large_to_key_is_neither_copied_nor_ever_run_inline():
+    # A literal of a gigabyte in a dask graph is that task's pickle: copying and hashing it on
+    # the loop held the worker's heartbeats past the center's limit.
+    class Unhashable(bytearray):  # what a copy of it would be made from, but never hashed
+        def __bytes__(self):
+            raise AssertionError("a large pickle was copied to key it")
+
+    large = Payload("pickle", [Unhashable(InlinePolicy.LARGEST_KEYED + 1)])
+    policy = InlinePolicy()
+    key = policy.function_key(large, "literal-abc")
+    for _ in range(InlinePolicy.NEEDED * 2):
+        policy.record(key, 0.0)
+    assert not policy.allows(key)
+    assert not policy.allows(policy.function_key(large, "literal-def"))
+
+
 def test_a_dask_tasks_graph_node_is_not_kept_among_the_functions_that_repeat():
     from dist_worker import execution
 

@@ -422,6 +422,8 @@ class InlinePolicy:
     STALLED = 1.0
     WINDOW = 1000
     BUDGET = 0.002  # seconds of inline work per pass of the event loop
+    LARGEST_KEYED = 2**20  # bytes of a function's pickle: past that, never run on the loop
+    TOO_LARGE_TO_KEY = ("pickle too large to key",)  # the key of all those, never recorded
     _BARRED = -1
 
     def __init__(self, max_functions: int = 1024,
@@ -448,8 +450,14 @@ class InlinePolicy:
             return ("layer", key[2:].split(key[1], 1)[0])
         if function is not self._last_function:
             # A map's tasks share one payload: its bytes made (and hashed, by the look-ups
-            # that follow) once, not once per task.
-            self._last_function, self._last_key = function, bytes(function.frames[0])
+            # that follow) once, not once per task. A large one (a literal of a gigabyte in a
+            # dask graph is such a task's whole pickle) is neither copied nor hashed: that
+            # held the loop for 8-12 s, past the center's heartbeat limit, and a task that
+            # large would stall the loop as long unpickling it there. It runs on the pool.
+            first = function.frames[0]
+            self._last_function = function
+            self._last_key = (self.TOO_LARGE_TO_KEY if len(first) > self.LARGEST_KEYED
+                              else bytes(first))
         return self._last_key
 
     def allows(self, function_key: Any) -> bool:
@@ -479,6 +487,8 @@ class InlinePolicy:
     def record(self, function_key: Any, duration: float, inline: bool = True) -> None:
         """A run of ``duration`` seconds, on the loop (``inline``) or on a pool thread."""
         self._runs += 1
+        if function_key is self.TOO_LARGE_TO_KEY:
+            return
         runs = self._fast_runs.get(function_key, 0)
         if runs == self.NEEDED and duration < self.FAST:
             # (proven fast and fast again, as a map's runs are: only its place in the order of
