@@ -146,6 +146,16 @@ def test_get_returns_the_nested_structure_of_its_keys(e):
     assert e.get(graph, ("x", 1)) == 2
 
 
+def test_array_literals_alike_but_for_their_data_are_each_their_own(e):
+    """A literal array's data travels beside its node's pickle, out of band: two literals of
+    one key, shape and type, in two graphs, have the same pickle but for it, and neither is
+    taken for the other (a worker caches loaded functions by their pickles)."""
+    np = pytest.importorskip("numpy")
+    for value in (1.0, 2.0):
+        graph = {"literal": np.full(2**16, value), "total": (np.sum, "literal")}
+        assert e.get(graph, "total") == value * 2**16
+
+
 def test_a_key_spelled_with_numpy_integers_is_the_same_key(e):
     """dask compares keys by equality: ``("x", np.int64(0))`` is ``("x", 0)`` (dask.array's
     diagonal names its inputs so), in a task's inputs and among the keys asked for."""

@@ -81,3 +81,16 @@ def test_modules_registered_by_value_go_through_cloudpickle(monkeypatch):
     node = Task("x", operator.add, TaskRef("a"), 3)
     assert run(dask_graphs._node_payload(core, node)) == 5
     assert core.used == [node]
+
+
+def test_an_arrays_data_travels_out_of_band_beside_the_nodes_pickle():
+    # In band, a GiB literal (da.from_array's one chunk) was copied into the pickle on the
+    # client and out of it on the worker, holding the interpreter's lock for seconds.
+    np = pytest.importorskip("numpy")
+    literal = np.arange(2**17, dtype=np.float64)
+    payload = dask_graphs._node_payload(FakeCore(), literal)
+
+    assert len(payload.frames) == 2 and len(payload.frames[0]) < 1000
+    assert payload.frames[1].nbytes == literal.nbytes
+    back = pickle.loads(payload.frames[0], buffers=payload.frames[1:])
+    assert (back == literal).all()

@@ -1,4 +1,5 @@
 """run_task: loading a task's function and arguments, calling it, serializing the result."""
+import functools
 import pickle
 import sys
 import threading
@@ -269,6 +270,21 @@ def test_a_function_pickle_too_large_to_key_is_neither_copied_nor_ever_run_inlin
         policy.record(key, 0.0)
     assert not policy.allows(key)
     assert not policy.allows(policy.function_key(large, "literal-def"))
+
+
+def test_functions_whose_pickles_differ_only_out_of_band_are_each_their_own():
+    # A dask literal's array data travels beside its pickle: the pickle alone does not tell
+    # two such functions apart, and the one loaded first stood for both.
+    numpy = pytest.importorskip("numpy")
+
+    def summing(value):
+        buffers = []
+        head = pickle.dumps(functools.partial(numpy.sum, numpy.full(4, value)), protocol=5,
+                            buffer_callback=buffers.append)
+        return Payload("pickle", [head, *(buffer.raw() for buffer in buffers)])
+
+    assert run(summing(1.0), key="literal").value == 4.0
+    assert run(summing(2.0), key="literal").value == 8.0
 
 
 def test_a_dask_tasks_graph_node_is_not_kept_among_the_functions_that_repeat():

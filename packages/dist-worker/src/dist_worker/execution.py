@@ -126,6 +126,10 @@ def _callable(func: Any) -> Callable:
 
 
 def _load_function(function: str | Payload) -> Callable:
+    if not isinstance(function, str) and len(function.frames) > 1:
+        # Its out-of-band buffers (an array's data) are not in its first frame: two such
+        # pickles alike there may differ. None repeats often enough to cache it.
+        return _callable(unpickle(function))
     cache_key = function if isinstance(function, str) else bytes(function.frames[0])
     with _functions_lock:
         func = _functions.get(cache_key)
