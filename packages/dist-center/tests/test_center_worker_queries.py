@@ -41,3 +41,15 @@ def test_a_client_that_left_is_not_answered(center):
     center.disconnect("bob")
     assert center.worker_sent("w1", WorkerQueryReply(id=1, answers={"w1": {}})) == []
     assert center.state.worker_queries.pending == {}
+
+
+def test_a_center_made_inside_a_program_leaves_its_logging_alone():
+    """Only ``dcenter`` keeps its log lines: a handler on the root logger of a user's program
+    would make its later ``logging.basicConfig()`` do nothing."""
+    import logging
+
+    from dist_center.server import Center
+    before = list(logging.getLogger().handlers)
+    center = Center("127.0.0.1:0")
+    assert logging.getLogger().handlers == before
+    assert center.state.worker_queries.own_logs(5) == []

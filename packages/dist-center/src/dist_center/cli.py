@@ -13,6 +13,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
+from dist_protocol import recent_logs
 from dist_protocol.addresses import (format_address, is_loopback_host, listening_socket,
                                      reachable_host)
 from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTION, SECURITY_OPTIONS,
@@ -108,6 +109,7 @@ def start_center(*, host: str, port: int, token_file: str | None, no_auth: bool,
     from .store import StateDirError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    recent_logs.install()  # (the newest lines, for a client's get_worker/scheduler_logs)
     raise_open_file_limit()
     tune_garbage_collector()
     center = Center(format_address(host, port, scheme), token=token, ssl_context=tls,

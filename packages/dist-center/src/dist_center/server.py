@@ -76,7 +76,7 @@ class Center:
         self.dashboard: Dashboard | None = None
         self.state = CenterState()
         # (the newest lines of this process's log, for a client's get_scheduler_logs)
-        self.state.worker_queries.own_logs = recent_logs.install().newest
+        self.state.worker_queries.own_logs = recent_logs.newest
         self.state.held.limit = LIMIT_IN_HEARTBEAT_TIMEOUTS * heartbeat_timeout
         if worker_saturation is not None:
             self.state.worker_saturation = worker_saturation

@@ -1,6 +1,9 @@
 """The newest log lines of a center or worker process, kept in memory for clients that ask
-(dask's ``get_worker_logs``/``get_scheduler_logs``). No I/O: a ``logging`` handler on the
-``dist`` loggers and the tasks' own (the root logger), bounded, installed once per process.
+(dask's ``get_worker_logs``/``get_scheduler_logs``). No I/O: a bounded ``logging`` handler on
+the root logger (the ``dist`` loggers' lines and the tasks' own), installed by the ``dcenter``
+and ``dworker`` commands once they configured logging. Never by a server made inside a
+user's program: a handler on the root logger would silence Python's last-resort output
+there and turn the user's later ``logging.basicConfig()`` into nothing.
 """
 from __future__ import annotations
 
@@ -36,6 +39,12 @@ _installed: RecentLines | None = None
 _lock = threading.Lock()
 
 
+def newest(n: int | None = None) -> list[list[str]]:
+    """The process's newest ``n`` lines (``RecentLines.newest``); none where nothing was
+    installed."""
+    return _installed.newest(n) if _installed is not None else []
+
+
 def install() -> RecentLines:
     """The process's handler, on the root logger (so that it sees ``dist.*`` and what the
     tasks log through ``logging``), made at the first call."""
@@ -47,4 +56,4 @@ def install() -> RecentLines:
         return _installed
 
 
-__all__ = ["LINES", "RecentLines", "install"]
+__all__ = ["LINES", "RecentLines", "install", "newest"]

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, NoReturn
 
-from dist_protocol import task_context
+from dist_protocol import recent_logs, task_context
 from dist_protocol.addresses import is_loopback_host, local_address_towards, parse_address
 from dist_protocol.comm import raise_open_file_limit, run, tune_garbage_collector
 from dist_protocol.commandline import (CONNECTION_LIMIT_OPTIONS, LOG_LEVEL_OPTION, SECURITY_OPTIONS,
@@ -161,6 +161,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
                  log_level: str, scheduler_file: str | None = None, **_: Any) -> None:
     """Start a worker that registers with the center at CENTER_ADDRESS."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    recent_logs.install()  # (the newest lines, for a client's get_worker/scheduler_logs)
     center = center_address(center, scheduler_file, timeout)
     fractions = {"target": memory_target_fraction, "spill": memory_spill_fraction,
                  "pause": memory_pause_fraction, "terminate": memory_terminate_fraction}

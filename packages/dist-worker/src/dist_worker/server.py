@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any
 
 from dist_protocol.addresses import format_address, local_address_towards, parse_address
-from dist_protocol import recent_logs
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, connect, listen
 from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
 from dist_protocol.errors import (CommClosedError, HandshakeError, InvalidMessage, InvalidPayload,
@@ -76,7 +75,6 @@ class Worker:
                  spill_compression: str = "lz4", announce_registration: bool = True,
                  scheduler_file: str | None = None):
         self.center_address = center
-        recent_logs.install()  # (this process's newest log lines, for get_worker_logs)
         # Where the center says how to reach it: read again before each reconnection, as a
         # center started again may listen elsewhere.
         self.scheduler_file = scheduler_file
