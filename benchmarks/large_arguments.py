@@ -1,0 +1,211 @@
+"""How long a task argument of a gigabyte holds the center's and the worker's event loops.
+
+    python benchmarks/large_arguments.py --mb 1024 --how submit,get,scatter --kind bytes
+
+Starts a ``dcenter`` and a ``dworker`` (one thread, no nanny), each with a loop-lag probe: a
+thread that asks the loop to call it back every 50 ms and, while it waits, samples the loop
+thread's stack every 20 ms. Every wait past ``--report`` ms is printed by the process as a
+``loop-stall`` line with the stack seen most often meanwhile. Then a client, in this process,
+gives the worker one value of ``--mb`` megabytes (``--kind``: ``bytes`` from os.urandom,
+``array``: float64 noise) each way of ``--how``: ``submit`` (a task whose argument is the
+value), ``get`` (a dask graph holding the value as a literal, through ``Executor.get``),
+``scatter``; prints each way's wall time, then each process's longest stall and the stalls.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+PROBE_EVERY = 0.05
+SAMPLE_EVERY = 0.02
+
+
+def install_probe(report: float) -> None:
+    """In a server's process, before its loop is made: a lag probe on every uvloop loop."""
+    import uvloop
+
+    made = uvloop.new_event_loop
+
+    def new_event_loop():
+        loop = made()
+        thread = threading.get_ident()
+        threading.Thread(target=probe, args=(loop, thread, report), daemon=True).start()
+        if os.environ.get("LARGE_ARGUMENTS_TIMELINE"):
+            threading.Thread(target=timeline, daemon=True).start()
+        return loop
+
+    uvloop.new_event_loop = new_event_loop
+
+
+def where(frame) -> str:
+    frames = traceback.extract_stack(frame)[-6:]
+    return " < ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.name}"
+                      for f in reversed(frames))
+
+
+def probe(loop, thread: int, report: float) -> None:
+    while not loop.is_closed():
+        answered = threading.Event()
+        began = time.perf_counter()
+        try:
+            loop.call_soon_threadsafe(answered.set)
+        except RuntimeError:  # closed meanwhile
+            return
+        seen: collections.Counter[str] = collections.Counter()
+        others: collections.Counter[str] = collections.Counter()
+        while not answered.wait(SAMPLE_EVERY):
+            for ident, frame in sys._current_frames().items():
+                if ident == thread:
+                    seen[where(frame)] += 1
+                elif ident != threading.get_ident():
+                    others[where(frame)] += 1
+        lag = time.perf_counter() - began
+        if lag > report:
+            top = seen.most_common(1)[0][0] if seen else "?"
+            print(f"loop-stall {lag * 1000:.0f} ms at {top} (ended {time.strftime('%H:%M:%S')})",
+                  file=sys.stderr, flush=True)
+            for at, count in others.most_common(3):
+                print(f"    beside it ({count}): {at}", file=sys.stderr, flush=True)
+        time.sleep(PROBE_EVERY)
+
+
+IDLE = ("wait", "_wait_for_tstate_lock", "select", "get", "_worker", "sleep")
+
+
+def timeline() -> None:
+    """Every second, what each thread was busy with most often (``--timeline``)."""
+    me = threading.get_ident()
+    while True:
+        busy: collections.Counter[str] = collections.Counter()
+        for _ in range(50):
+            time.sleep(SAMPLE_EVERY)
+            for ident, frame in sys._current_frames().items():
+                if ident != me and frame.f_code.co_name not in IDLE:
+                    busy[where(frame)] += 1
+        for at, count in busy.most_common(2):
+            print(f"{time.strftime('%H:%M:%S')} busy ({count}/50): {at}", file=sys.stderr,
+                  flush=True)
+
+
+def serve(argv: list[str], report: float) -> None:
+    install_probe(report)
+    sys.argv = argv
+    if argv[0] == "dcenter":
+        from dist_center.launch import main
+    else:
+        from dist_worker.cli import main
+    main()
+
+
+def start(argv: list[str], lines: list[str], report: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(report), *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    return proc
+
+
+def wait_line(lines: list[str], pattern: str, timeout: float = 60.0) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            found = re.search(pattern, line)
+            if found:
+                return found
+        time.sleep(0.05)
+    raise TimeoutError(f"no line matching {pattern!r}: {''.join(lines[-5:])}")
+
+
+def size_of(value) -> int:
+    return value.nbytes if hasattr(value, "nbytes") else len(value)
+
+
+def make(kind: str, nbytes: int):
+    if kind == "bytes":
+        return os.urandom(nbytes)
+    import numpy
+    return numpy.random.default_rng(0).random(nbytes // 8)
+
+
+def stalls(lines: list[str]) -> list[tuple[float, str]]:
+    return [(float(found.group(1)), found.group(2)) for line in lines
+            if (found := re.search(r"loop-stall (\d+) ms at (.*)", line))]
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--serve":
+        serve(sys.argv[3:], float(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=1024)
+    parser.add_argument("--kind", default="bytes", choices=("bytes", "array"))
+    parser.add_argument("--how", default="submit,get,scatter")
+    parser.add_argument("--report", type=float, default=200.0, help="ms")
+    args = parser.parse_args()
+    from dist_client import Executor
+
+    report = args.report / 1000
+    center_lines: list[str] = []
+    worker_lines: list[str] = []
+    servers = []
+    try:
+        servers.append(start(["dcenter", "--host", "127.0.0.1", "--port", "0",
+                              "--no-dashboard"], center_lines, report))
+        address = wait_line(center_lines, r"Start center at (\S+)").group(1)
+        servers.append(start(["dworker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                              "--no-nanny"], worker_lines, report))
+        wait_line(worker_lines, "Registered with center")
+        value = make(args.kind, args.mb * 2**20)
+        with Executor(address) as executor:
+            for how in args.how.split(","):
+                began = time.perf_counter()
+                if how == "submit":
+                    got = executor.submit(size_of, value, pure=False).result()
+                elif how == "get":
+                    got = executor.get({"value": value, "size": (size_of, "value")}, "size")
+                elif how == "tensordot":  # dask's test_tensordot_more_than_26_dims
+                    import dask
+                    import dask.array as da
+                    import numpy
+                    x = numpy.broadcast_to(1, [2] * 27)
+                    dx = da.from_array(x, chunks=-1)
+                    with dask.config.set(scheduler=executor.get):
+                        got = int(da.tensordot(dx, dx, 27).compute())
+                    assert got == 2**27, got
+                    got = size_of(value)
+                elif how == "scatter":
+                    future = executor.scatter(value)
+                    got = executor.submit(size_of, future).result()
+                    del future
+                else:
+                    raise ValueError(how)
+                assert got == size_of(value), got
+                print(f"{time.strftime('%H:%M:%S')} {how}: {time.perf_counter() - began:.2f} s",
+                      flush=True)
+        time.sleep(4 * PROBE_EVERY)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(30)
+    for name, lines in (("center", center_lines), ("worker", worker_lines)):
+        found = stalls(lines)
+        longest = max((ms for ms, _ in found), default=0.0)
+        print(f"{name}: {len(found)} stalls past {args.report:.0f} ms, longest {longest:.0f} ms")
+        for line in lines:
+            if "loop-stall" in line or "beside it" in line or " busy (" in line:
+                print("   ", line.rstrip())
+    removed = [line for line in center_lines if "remov" in line.lower()]
+    print("center removed the worker:" if removed else "center never removed the worker",
+          "".join(removed[:3]))
+
+
+if __name__ == "__main__":
+    main()
