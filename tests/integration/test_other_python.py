@@ -554,3 +554,72 @@ def test_an_actor_and_a_caller_on_another_python_pass_data_and_refuse_code(
     assert f"pickled by CPython {theirs_full}" in out["code_in"], out
     assert keeper.take(1).result(timeout=RUN_TIMEOUT) == "'int'"  # the actor goes on
     assert len(here.matching(STARTED)) == 1
+
+
+def fail_with_own_class():
+    class Shouting(Exception):  # defined here, so pickled by value, its method with it
+        def __str__(self):
+            return f"{self.args[0].upper()}!"
+    raise Shouting("no luck")
+
+
+def fail_with_a_lambda():
+    raise ValueError("no luck", lambda x: x)
+
+
+def fail_plainly():
+    raise ValueError("no luck")
+
+
+READ_ERRORS = """
+    import json, sys
+    from dist_client import Executor
+    e = Executor(sys.argv[1], timeout=20)
+    out = {}
+    for name in ("own_class", "lambda", "plain"):
+        try:
+            e.get_dataset(name).result(timeout=30)
+        except Exception as exc:
+            out[name] = {"raised": f"{type(exc).__name__}: {exc}",
+                         "args": [type(arg).__name__ for arg in exc.args],
+                         "remote_traceback": getattr(exc, "remote_traceback", "")}
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+def test_a_failed_task_s_exception_holding_code_reaches_another_python_as_text(
+        other_python, processes):
+    """A failed task's pickled exception reaches every client that wants its key: an
+    exception class defined in a function (or ``__main__``) of a 3.11 worker, or a lambda in
+    its arguments, was built by a 3.12 client reading the dataset's future from 3.11
+    bytecode. There it is raised as a ``RemoteError`` with the type's name, the message and
+    the worker's traceback, naming both Pythons; an exception without code reads as itself,
+    and a client on the worker's Python still gets the original type."""
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    # (a client whose Python no worker runs is refused at Executor() already)
+    processes.start_worker(center.address, name="other-python", python=other_python)
+    theirs_full, _ = versions_of(other_python)
+    e = processes.executor(center.address)
+    failing = {"own_class": e.submit(fail_with_own_class, workers=[here.address]),
+               "lambda": e.submit(fail_with_a_lambda, workers=[here.address]),
+               "plain": e.submit(fail_plainly, workers=[here.address])}
+    with pytest.raises(Exception, match="NO LUCK!") as own:
+        failing["own_class"].result(timeout=RUN_TIMEOUT)
+    assert type(own.value).__name__ == "Shouting" and str(own.value) == "NO LUCK!"
+    e.publish_dataset(**failing)
+
+    out = run_client(other_python, READ_ERRORS, center.address)
+
+    for name, type_name in (("own_class", "Shouting"), ("lambda", "ValueError")):
+        raised = out[name]["raised"]
+        assert raised.startswith(f"RemoteError: {type_name}: "), out
+        assert f"pickled on CPython {'.'.join(HERE.split('.')[:2])}" in raised, out
+        assert f"this client, on CPython {theirs_full}" in raised, out
+        assert "function" not in out[name]["args"], out
+        assert f"in fail_with_{'own_class' if name == 'own_class' else 'a_lambda'}" \
+            in out[name]["remote_traceback"], out
+    assert "NO LUCK!" in out["own_class"]["raised"], out
+    assert out["plain"]["raised"] == "ValueError: no luck", out
+    assert len(here.matching(STARTED)) == 1

@@ -1,10 +1,12 @@
 """A failed task's exception as the client raises it, from the worker's ``task-erred``."""
 from __future__ import annotations
 
+import functools
 import sys
 
+from dist_protocol.environment import describe, describe_tag, local_environment, pickle_tag
 from dist_protocol.messages import TaskErred
-from dist_protocol.serialize import SerializationError, deserialize
+from dist_protocol.serialize import CodeRefused, SerializationError, deserialize
 
 from . import remote_traceback
 from .errors import KilledWorker, RemoteError
@@ -18,8 +20,18 @@ def exception_from(msg: TaskErred) -> BaseException:
     exc: BaseException | None = None
     why = ""
     if msg.exception is not None:
+        # Pickled by another Python minor version (a dataset's future, read here): its data
+        # reads as usual, but code in it (a class's methods, a lambda in its args, pickled by
+        # value) is that version's bytecode, which can crash this process if built here.
+        made_by = msg.pickled_with
         try:
-            exc = deserialize(msg.exception)
+            exc = deserialize(msg.exception, code=made_by is None or made_by == _own_tag())
+        except CodeRefused:
+            assert made_by is not None
+            exc = None
+            why = (f" (it was pickled on {describe_tag(made_by)} and holds Python "
+                   f"code, which this client, on {describe(local_environment())}, does not "
+                   f"build: bytecode differs between Python versions)")
         except SerializationError as error:
             exc = None
             why = f" (it could not be rebuilt here: {error})"
@@ -38,6 +50,11 @@ def exception_from(msg: TaskErred) -> BaseException:
             # the worker's frames, ending where it was raised, follow the client's instead.
             exc = exc.with_traceback(remote_traceback.build(msg.traceback))
     return exc
+
+
+@functools.cache
+def _own_tag() -> str:
+    return pickle_tag(local_environment())  # (asked when an error arrives, not at import)
 
 
 def _text(exc: BaseException) -> str | None:

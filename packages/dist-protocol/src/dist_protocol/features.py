@@ -159,6 +159,12 @@ FEATURES: dict[str, str] = {
                        "is lost with it, so that a task that signals its own worker errs as "
                        "`KilledWorker` after the allowed deaths instead of stopping worker "
                        "after worker (PROTOCOL.md, Workers a task terminates)",
+    "pickled-exception-python": "a `task-erred` with a pickled `exception` says which Python "
+                                "pickled it (`pickled_with`, the worker's pickle tag; the "
+                                "center passes it on), so that a client on another Python "
+                                "minor version raises the error from its text rather than "
+                                "build the code it holds (PROTOCOL.md, Pickled code and "
+                                "Python versions)",
     "worker-status": "the center sends the client `worker-status` when a worker cannot spill "
                      "its values to its disk (`cannot_spill`: why, from the worker's "
                      "heartbeat `spill_error`), and again when it can, so that the user "

@@ -740,6 +740,9 @@ class TaskErred(Message):
     traceback: str = ""
     # the exception pickled, for Python clients
     exception: Payload | None = wire_field(default=None, feature="pickled-exceptions")
+    # the pickle tag ("cpython-3.11") of the worker that pickled ``exception``: a client on
+    # another Python minor version must not build the code a pickled exception may hold
+    pickled_with: str | None = wire_field(default=None, feature="pickled-exception-python")
     # when the failed run started and stopped (seconds since the epoch), for the center's task
     # stream; absent when the task never ran (its function or inputs could not be loaded)
     start: float | None = wire_field(default=None, feature="task-stream")

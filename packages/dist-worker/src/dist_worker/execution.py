@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread, TaskContext
 
+from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import TaskErred
 from dist_protocol.records import builder
 from dist_protocol.key_names import shown_key
@@ -172,6 +173,8 @@ def load_arguments(args: Payload | None, inputs: dict[str, Any]) -> tuple[tuple,
 # the center for seconds, and every worker went silent for it. The pickled exception, a frame
 # of its own, is sent whole: the client rebuilds the exception with its whole message.
 MAX_ERROR_TEXT = 100_000
+# Said with each pickled exception: a client on another Python must not build its code.
+PICKLE_TAG = pickle_tag()
 
 
 def _shortened(text: str) -> str:
@@ -214,6 +217,7 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
     return ExecutionFailed(key, TaskErred(key=key, exception_type=type(exc).__name__,
                                           message=_shortened(message),
                                           traceback=_shortened(text), exception=payload,
+                                          pickled_with=None if payload is None else PICKLE_TAG,
                                           start=start, stop=stop))
 
 
