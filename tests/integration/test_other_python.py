@@ -623,3 +623,45 @@ def test_a_failed_task_s_exception_holding_code_reaches_another_python_as_text(
     assert "NO LUCK!" in out["own_class"]["raised"], out
     assert out["plain"]["raised"] == "ValueError: no luck", out
     assert len(here.matching(STARTED)) == 1
+
+
+def make_local_instance():
+    class Local:  # defined here, so its class is pickled by value, its method with it
+        def twice(self):
+            return 2
+    return Local()
+
+
+READ_TYPES = """
+    import json, sys
+    from dist_client import Executor, wait
+    e = Executor(sys.argv[1], timeout=20)
+    futures = {name: e.get_dataset(name) for name in ("local", "data")}
+    wait(list(futures.values()), timeout=30)
+    out = {name: repr(future.type) for name, future in futures.items()}
+    e.close()
+    print(json.dumps(out))
+"""
+
+
+def test_a_result_s_class_holding_code_is_named_not_built_on_another_python(
+        other_python, processes):
+    """``Future.type`` unpickles the class the worker sent with ``key-in-memory``: a class
+    defined in a function (or ``__main__``) of a 3.11 worker, pickled by value, was built by
+    a 3.12 client reading the dataset's future, methods and all, from 3.11 bytecode. There
+    its name is the type, as for a class that does not load; a class of a module crosses,
+    and a client on the worker's Python still gets the class itself."""
+    center = processes.start_center()
+    here = processes.start_worker(center.address, name="same-as-tests")
+    # (a client whose Python no worker runs is refused at Executor() already)
+    processes.start_worker(center.address, name="other-python", python=other_python)
+    e = processes.executor(center.address)
+    local = e.submit(make_local_instance, workers=[here.address])
+    data = e.submit(dict, a=1, workers=[here.address])
+    assert local.result(timeout=RUN_TIMEOUT).twice() == 2
+    assert isinstance(local.type, type) and local.type.__name__ == "Local"
+    e.publish_dataset(local=local, data=data)
+
+    out = run_client(other_python, READ_TYPES, center.address)
+
+    assert out == {"local": "'Local'", "data": "<class 'dict'>"}, out

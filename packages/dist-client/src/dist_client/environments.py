@@ -180,6 +180,18 @@ class ClusterEnvironments:
             f"versions. Share plain data across Pythons, or read it on "
             f"{describe_tag(pickled_with)}")
 
+    def builds_code_from(self, holders: tuple[str, ...] | list[str]) -> bool:
+        """Whether a pickle a key's ``holders`` made (its class, as ``key-in-memory`` sends
+        it) may have its Python code built here: not when one of them, or, with none known,
+        any worker, runs another Python minor version, whose bytecode can crash this
+        process or compute wrong results."""
+        foreign = self._foreign
+        if not foreign:
+            return True
+        if not holders:
+            return False
+        return not any(address in foreign for address in holders)
+
     def check_targets(self, addresses: list[str]) -> None:
         """Before pickled data is pushed to these workers."""
         foreign = sorted(set(addresses) & self.foreign().keys())

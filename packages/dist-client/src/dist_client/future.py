@@ -19,6 +19,7 @@ from .core.keystate import STATUSES, KeyState
 from .core.loop import NotDoneInTime
 from .core.waiters import one_settled, settled_async
 from .done_callbacks import DONE_CALLBACKS
+from .environments import ClusterEnvironments
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 from .transfer import load_one
@@ -40,6 +41,7 @@ class Core(Protocol):
     def forked_error(self) -> Exception: ...
     def task_running(self, name: str) -> bool: ...
     id: str
+    envs: ClusterEnvironments  # which worker runs which Python
 
 
 class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, override]
@@ -117,13 +119,15 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         when first read, from what the worker sent. Its name instead (``""`` while
         pending) when the class did not come (an older worker or center, a class defined
         in a function that pickles large, a scattered value) or does not load here (its
-        module is not installed in this process)."""
+        module is not installed in this process, or it holds the Python code of a class
+        pickled by value on a worker of another Python minor version)."""
         state = self.keystate
         pickled = state.type_pickled
         if pickled is None:
             return state.type
         try:
-            kind = deserialize(Payload("pickle", [pickled]))
+            kind = deserialize(Payload("pickle", [pickled]),
+                               code=self._core.envs.builds_code_from(state.workers))
         except Exception:  # noqa: BLE001 -- not importable here: the name says what it was
             return state.type
         return kind if isinstance(kind, type) else state.type
