@@ -509,6 +509,9 @@ class Keeper:
     def take(self, value):
         return repr(type(value).__name__)
 
+    def fail(self):
+        fail_with_own_class()
+
 
 READ_ACTOR = """
     import json, sys
@@ -524,7 +527,7 @@ READ_ACTOR = """
 
     out = {"code_back": read(keeper.give_code), "data_back": read(keeper.give_data),
            "code_in": read(lambda: keeper.take(lambda x: x)),
-           "data_in": read(lambda: keeper.take({"b": 2}))}
+           "data_in": read(lambda: keeper.take({"b": 2})), "error_back": read(keeper.fail)}
     e.close()
     print(json.dumps(out))
 """
@@ -552,6 +555,8 @@ def test_an_actor_and_a_caller_on_another_python_pass_data_and_refuse_code(
     assert f"this process, on CPython {theirs_full}" in out["code_back"], out
     assert "EnvironmentMismatch" in out["code_in"], out
     assert f"pickled by CPython {theirs_full}" in out["code_in"], out
+    assert out["error_back"].startswith("RemoteError: Shouting: NO LUCK! (it was pickled on "
+                                        f"CPython {HERE}"), out
     assert keeper.take(1).result(timeout=RUN_TIMEOUT) == "'int'"  # the actor goes on
     assert len(here.matching(STARTED)) == 1
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import itertools
 import threading
 from typing import Any
@@ -135,7 +136,7 @@ class Calls:
                 continue
             out, actor, address, comm = waiting
             try:
-                _refuse_code_from_another_python(comm, reply)
+                reply = _refuse_code_from_another_python(comm, reply)
                 _settle(out, value=actor._settle(address, reply))
             except BaseException as exc:  # noqa: BLE001 -- the call's outcome
                 _settle(out, exception=exc)
@@ -170,15 +171,23 @@ class Calls:
                 _settle(out, exception=actor._lost(error))
 
 
-def _refuse_code_from_another_python(comm: Comm, reply: Message) -> None:
+def _refuse_code_from_another_python(comm: Comm, reply: Message) -> Message:
     """An actor's value holding Python code (a function, a class's methods, pickled by
     value) from a worker on another Python minor version is refused: its bytecode can crash
-    this process or compute wrong results. Data crosses."""
+    this process or compute wrong results. Data crosses. Such a pickled exception is left
+    out: the error is raised from its text (type name, message, the worker's traceback)."""
     worker = comm.peer_environment
+    if worker is None or pickle_tag(worker) == pickle_tag():
+        return reply
+    error = getattr(reply, "exception", None)
+    if isinstance(reply, ActorResult) and error is not None and holds_code(error):
+        return dataclasses.replace(reply, exception=None, message=(
+            f"{reply.message} (it was pickled on {describe(worker)} and holds Python code, "
+            f"which this client, on {describe(local_environment())}, does not build: "
+            f"bytecode differs between Python versions)"))
     value = getattr(reply, "value", None)
-    if worker is None or value is None or pickle_tag(worker) == pickle_tag() \
-            or not holds_code(value):
-        return
+    if value is None or not holds_code(value):
+        return reply
     raise SerializationError(
         f"the actor's value from worker {comm.peer_address} was pickled on {describe(worker)} "
         f"and holds Python code, which this process, on {describe(local_environment())}, does "
