@@ -228,8 +228,13 @@ def test_one_ctrl_c_stops_a_program_waiting_for_work_that_cannot_run(cluster):
     # for it. Ctrl-C ends the program at once: the exit does not wait for that work again.
     code = textwrap.dedent("""
         import os
+        import signal
         from dist_client import Executor
 
+        # Python leaves SIGINT ignored when it starts with it ignored, as a background job
+        # of a shell without job control does (a test run started that way): a program run
+        # from a terminal has Python's own handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         e = Executor(os.environ["DIST_TEST_ADDRESS"])
         waiting = e.submit(abs, -1, resources={"GPU": 1})
         print("waiting", flush=True)
