@@ -93,6 +93,24 @@ class CoordinationError(ValueError):
     pass
 
 
+def _required_value(prim: Primitive, msg: Coordinate, action: str) -> Payload:
+    """The value ``msg`` carries, which its ``action`` (put, set, publish…) cannot go without."""
+    if msg.value is None:
+        raise CoordinationError(f"{prim.kind} {prim.name!r}: {action} needs a value")
+    return msg.value
+
+
+def _value_without_futures(prim: Primitive, msg: Coordinate, action: str,
+                           what: str) -> Payload:
+    """The value a publish or a log's append passes on and keeps no hold of: the futures
+    it named would be held by nothing, so it may name none. ``what`` names the value."""
+    value = _required_value(prim, msg, action)
+    if msg.keys:
+        raise CoordinationError(f"{prim.kind} {prim.name!r}: {what} cannot carry futures "
+                                "(nothing would hold them); use a Queue")
+    return value
+
+
 class Coordination:
     """The primitives by kind and name (each kind has names of its own, as dask's
     extensions do). ``request`` and ``client_left`` and ``timed_out`` return
@@ -249,8 +267,7 @@ class Coordination:
 
     # -- queue --------------------------------------------------------------------------------
     def _queue_put(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        if msg.value is None:
-            raise CoordinationError(f"queue {prim.name!r}: put needs a value")
+        _required_value(prim, msg, "put")
         if msg.limit is not None and not prim.items and not prim.putters:
             prim.limit = msg.limit  # maxsize, as the queue's first user in this life said
         if prim.limit and len(prim.items) >= prim.limit:
@@ -297,8 +314,7 @@ class Coordination:
 
     # -- variable -----------------------------------------------------------------------------
     def _variable_set(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        if msg.value is None:
-            raise CoordinationError(f"variable {prim.name!r}: set needs a value")
+        _required_value(prim, msg, "set")
         self._hold(prim, msg.keys)
         old = prim.items.popleft() if prim.items else None
         prim.items.append((msg.value, list(msg.keys), msg.pickled_with))
@@ -394,32 +410,24 @@ class Coordination:
         self._reply(client, msg, count=len(prim.subscribers))
 
     def _publish(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        if msg.value is None:
-            raise CoordinationError(f"topic {prim.name!r}: publish needs a value")
-        if msg.keys:
-            raise CoordinationError(f"topic {prim.name!r}: a published message cannot carry "
-                                    "futures (nothing would hold them); use a Queue")
+        value = _value_without_futures(prim, msg, "publish", "a published message")
         for subscriber in sorted(prim.subscribers):
-            self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value,
+            self._out.append(Send(subscriber, Published(topic=prim.name, value=value,
                                                         pickled_with=msg.pickled_with)))
         self._reply(client, msg, count=len(prim.subscribers))
 
     # -- event log ----------------------------------------------------------------------------
     def _log_append(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        if msg.value is None:
-            raise CoordinationError(f"log {prim.name!r}: append needs a value")
-        if msg.keys:
-            raise CoordinationError(f"log {prim.name!r}: an event cannot carry futures "
-                                    "(nothing would hold them); use a Queue")
-        if msg.value.serializer != "msgpack":
+        value = _value_without_futures(prim, msg, "append", "an event")
+        if value.serializer != "msgpack":
             # (so that any client reads the log, and no code travels through it)
             raise CoordinationError(f"log {prim.name!r}: an event is msgpack, not "
-                                    f"{msg.value.serializer}")
-        prim.items.append((msg.value, [], None))
+                                    f"{value.serializer}")
+        prim.items.append((value, [], None))
         if len(prim.items) > self.log_length:
             prim.items.popleft()
         for subscriber in sorted(prim.subscribers):
-            self._out.append(Send(subscriber, Published(topic=prim.name, value=msg.value,
+            self._out.append(Send(subscriber, Published(topic=prim.name, value=value,
                                                         kind="log")))
         self._reply(client, msg, count=len(prim.items))
 
