@@ -26,7 +26,8 @@ import threading
 from typing import Any
 
 from dist_protocol.environment import describe, local_environment
-from dist_protocol.messages import Environment
+from dist_protocol.errors import InvalidPayload
+from dist_protocol.messages import Environment, PutData
 from dist_protocol.serialize import (Payload, SerializationError, deserialize,
                                      deserialize_received)
 
@@ -77,6 +78,18 @@ def unpickle_received(payload: Payload, code: bool = True) -> Any:
         return deserialize_received(payload)
     with _lock:
         return deserialize_received(payload, code=code)
+
+
+def unpickle_put(msg: PutData) -> dict[str, Any]:
+    """The values a client put here (``unpickle_received``); a value that does not unpickle
+    is the sender's fault (``InvalidPayload``), not a bug of ours."""
+    values = {}
+    for key, payload in msg.data.items():
+        try:
+            values[key] = unpickle_received(payload)
+        except SerializationError as exc:
+            raise InvalidPayload(f"put-data: the value of {key!r}: {exc}") from None
+    return values
 
 
 def busy() -> bool:
