@@ -51,3 +51,32 @@ def test_a_malformed_resources_option_is_refused(start_center, start_worker):
     worker = start_worker(center.address, "--resources", "GPU", wait=False)
     assert worker.wait(30) == 2
     assert "NAME=AMOUNT" in worker.output()
+
+
+def pid(_: object = None) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize("how", ["compute", "persist", "get"])
+def test_resources_given_to_a_dask_call_are_what_each_of_its_tasks_needs(make_cluster,
+                                                                          processes, how):
+    dask = pytest.importorskip("dask")
+    cluster = make_cluster(n_workers=1)
+    gpu = processes.start_worker(cluster.address, "--resources", "GPU=1")
+    cluster.workers.append(gpu)
+    with cluster.executor() as e:
+        cluster.wait_for_workers(e, 2)
+        gpu_pid = cluster.worker_pids(e)[gpu.address]
+        parts = [dask.delayed(pid, pure=False)(i) for i in range(4)]
+        together = dask.delayed(set)(parts)
+        # (A dict of amounts, as dask's Client.compute takes it, was read as a dict of keys:
+        # "restrictions name keys the graph does not have: ['GPU']".)
+        if how == "compute":
+            ran = e.compute(together, resources={"GPU": 1}).result(RESULT_TIMEOUT)
+        elif how == "persist":
+            ran = e.persist(together, resources={"GPU": 1}).compute(scheduler=e.get)
+        else:
+            (ran,) = dask.compute(together, scheduler=e.get, resources={"GPU": 1})
+        assert ran == {gpu_pid}
+        by_key = {part.key: {"GPU": 1} for part in parts}
+        assert e.compute(together, resources=by_key).result(RESULT_TIMEOUT) == {gpu_pid}

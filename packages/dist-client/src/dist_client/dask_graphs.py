@@ -61,8 +61,8 @@ def get(core: ClientCore, dsk: Mapping, keys: Any, workers: Any = None,
         priority: int = 0, sync: bool = True, actors: Any = None, **kwargs: Any) -> Any:
     """Compute ``keys`` of the dask graph ``dsk`` on the cluster (dask's scheduler signature).
 
-    ``workers`` and ``resources`` restrict every task, or, as a dict by key, the tasks of
-    those keys (as dask's ``Client.get``); ``actors`` makes tasks actors (``actor_keys``);
+    ``workers`` and ``resources`` restrict every task, or, by key (``keyed``), the tasks of
+    those keys; ``actors`` makes tasks actors (``actor_keys``);
     other keywords dask passes to schedulers are ignored. The graph's futures are released
     before this returns, also when it raises: an exception kept alive (by a REPL, say) must
     not keep them, or a later graph reusing these key names would find the old results or
@@ -105,7 +105,7 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
             raise KeyError(key)
     annotated = annotated_options(dsk, graph)
     making_actors = actor_keys(core, graph, actors)
-    if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
+    if not keyed(workers) and not keyed(resources, resources=True) and not annotated:
         # (per-key options name the keys as given; an actor is read as itself)
         graph = fuse_chains(graph, [*wanted, *making_actors])
     return submit_graph(core, graph, wanted, restricted(
@@ -153,7 +153,7 @@ def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
     graph, persisted = read_graph(expr)
     annotated = annotated_options(expr, graph)
     making_actors = actor_keys(core, graph, actors)
-    if not isinstance(workers, dict) and not isinstance(resources, dict) and not annotated:
+    if not keyed(workers) and not keyed(resources, resources=True) and not annotated:
         # (per-key options name the keys as given; an actor is read as itself)
         graph = fuse_chains(graph, [*keys, *making_actors])
     futures = submit_graph(core, graph, keys, restricted(
@@ -209,11 +209,21 @@ def actor_keys(core: ClientCore, graph: Mapping, actors: Any) -> set[Hashable]:
     return keys
 
 
+def keyed(option: Any, resources: bool = False) -> bool:
+    """Whether a ``workers=`` or ``resources=`` option names the tasks it is for, by key:
+    ``workers`` as a dict; ``resources`` as a dict of dicts (``{key: {"GPU": 1}}``), since a
+    dict of amounts (``{"GPU": 1}``) is what every task needs, as dask's ``compute``,
+    ``persist`` and ``get`` take it."""
+    if not isinstance(option, dict):
+        return False
+    return not resources or any(isinstance(value, Mapping) for value in option.values())
+
+
 def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = False,
                resources: Any = None, retries: int = 0, priority: int = 0,
                annotated: Mapping[Hashable, Mapping[str, Any]] | None = None,
                actors: Collection[Hashable] = ()) -> Callable[[Hashable], dict]:
-    """Each task's options: ``workers``/``resources`` for all, or by key when dicts; a key's
+    """Each task's options: ``workers``/``resources`` for all, or by key (``keyed``); a key's
     ``annotated`` options (``annotated_options``) over those given for all, as dask.distributed
     lets a task's own annotations win; the tasks of ``actors`` (keys) make actors. Options
     the call leaves unset come from an enclosing ``dask.annotate`` block (``dask_annotate``):
@@ -228,33 +238,36 @@ def restricted(graph: Mapping, workers: Any = None, allow_other_workers: bool = 
         workers, resources, priority = given["workers"], given["resources"], given["priority"]
         retries, allow_other_workers = given["retries"], given["allow_other_workers"]
 
-    def by_key(value: Any, key: Hashable) -> Any:
-        return value.get(key) if isinstance(value, dict) else value
+    workers_by_key, resources_by_key = keyed(workers), keyed(resources, resources=True)
+
+    def of_key(value: Any, is_by_key: bool, key: Hashable) -> Any:
+        return value.get(key) if is_by_key else value
 
     def options_of(key: Hashable) -> dict:
         own = annotated.get(key, {}) if annotated else {}
         try:
             return TaskBuilder.options(
-                own.get("workers", by_key(workers, key)), own.get("priority", priority),
+                own.get("workers", of_key(workers, workers_by_key, key)),
+                own.get("priority", priority),
                 own.get("retries", retries), own.get("allow_other_workers", allow_other_workers),
-                own.get("resources", by_key(resources, key)))
+                own.get("resources", of_key(resources, resources_by_key, key)))
         except (TypeError, ValueError) as exc:
             if not own:
                 raise
             raise type(exc)(f"dask.annotate({', '.join(f'{k}={v!r}' for k, v in own.items())}) "
                             f"of the task {key!r}: {exc}") from None
 
-    if isinstance(workers, dict) or isinstance(resources, dict):
-        unknown = [key for value in (workers, resources) if isinstance(value, dict)
-                   for key in value if key not in graph]
-        if unknown:
-            raise ValueError(f"restrictions name keys the graph does not have: {unknown!r}")
-    same = TaskBuilder.options(None if isinstance(workers, dict) else workers, priority,
+    unknown = [key for value, is_by_key in ((workers, workers_by_key),
+                                            (resources, resources_by_key)) if is_by_key
+               for key in value if key not in graph]
+    if unknown:
+        raise ValueError(f"restrictions name keys the graph does not have: {unknown!r}")
+    same = TaskBuilder.options(None if workers_by_key else workers, priority,
                                retries, allow_other_workers,
-                               None if isinstance(resources, dict) else resources)
+                               None if resources_by_key else resources)
     per_key = {key: options_of(key)
-               for key in graph if (isinstance(workers, dict) and key in workers)
-               or (isinstance(resources, dict) and key in resources)
+               for key in graph if (workers_by_key and key in workers)
+               or (resources_by_key and key in resources)
                or (annotated and key in annotated)}
     for key in actors:
         per_key[key] = {**per_key.get(key, same), "actor": True, "max_restarts": None}

@@ -553,7 +553,7 @@ class Executor(concurrent.futures.Executor):
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:
         """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here.
-        ``workers=``, ``resources=`` (for every task, or a dict by key), ``retries=``,
+        ``workers=``, ``resources=`` (for every task, or a dict of them by key), ``retries=``,
         ``priority=`` and ``allow_other_workers=`` are ``submit``'s options."""
         from .dask_graphs import get
         return get(self.core, dsk, keys, **kwargs)
@@ -595,7 +595,8 @@ class Executor(concurrent.futures.Executor):
                 fifo_timeout: str | float = "60s", actors: Any = None) -> Any:
         """Dask collections computed on the cluster and kept there: each comes back backed by
         the futures of its results (a list for a list or tuple), as dask.distributed's.
-        ``workers``/``resources`` restrict every task (or, as dicts by key, those keys'),
+        ``workers``/``resources`` restrict every task (``resources={"GPU": 1}``), or, as
+        dicts by key (``resources={key: {"GPU": 1}}``), those keys';
         ``retries``/``priority``/``allow_other_workers`` as with ``submit``. ``actors``
         makes tasks actors, as dask's: ``True`` (every task), a collection or key, a list of
         them, or a dict of keys to bools; the tasks reading such a key get its ``Actor``."""
