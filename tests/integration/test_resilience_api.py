@@ -158,6 +158,24 @@ def test_wait_all_first_completed_and_first_exception(e, tmp_path):
     assert done == {fast, slow, bad} and not not_done
 
 
+def test_first_exception_waits_on_past_a_cancelled_future_as_concurrent_futures(e, tmp_path):
+    go = tmp_path / "go"
+    cancelled = e.submit(wait_for_file_then, str(tmp_path / "never"), "never", pure=False)
+    cancelled.cancel()
+    slow = e.submit(wait_for_file_then, str(go), "slow", pure=False)
+    waiting = threading.Event()
+    # (slow can end only after wait was called: returning before, wait would not have waited.)
+    threading.Thread(target=lambda: waiting.wait(RESULT_TIMEOUT) and go.touch()).start()
+    waiting.set()
+    try:
+        done, not_done = wait([cancelled, slow], return_when=FIRST_EXCEPTION,
+                              timeout=RESULT_TIMEOUT)
+    finally:
+        (tmp_path / "never").touch()  # (should the cancel have left it running)
+        go.touch()
+    assert done == {cancelled, slow} and not not_done
+
+
 def test_as_completed_yields_in_completion_order(e):
     # Each task needs the one before it, so they finish 2, 1, 0 whatever the threads are
     # doing (an earlier test's cancelled task may still hold one): the order given is 0, 1, 2.

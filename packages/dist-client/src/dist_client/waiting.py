@@ -93,6 +93,11 @@ def _split(futures: set[Future]) -> DoneAndNotDone:
     return DoneAndNotDone(done, futures - done)
 
 
+# Done without raising: ``FIRST_EXCEPTION`` waits on past these, as ``concurrent.futures``'
+# does (a cancelled future raised nothing).
+_NOT_FAILED = ("finished", "cancelled")
+
+
 class _Enough:
     """Whether ``wait`` may return: every future done, or the first (``FIRST_COMPLETED``),
     or the first error (``FIRST_EXCEPTION``); ``pending`` are the keys to watch."""
@@ -101,7 +106,7 @@ class _Enough:
         self.return_when = return_when
         pending = [f.keystate for f in futures if not f.done()]
         if return_when == FIRST_COMPLETED and len(pending) < len(futures) or \
-                return_when == FIRST_EXCEPTION and any(f.done() and f.status != "finished"
+                return_when == FIRST_EXCEPTION and any(f.done() and f.status not in _NOT_FAILED
                                                        for f in futures):
             pending = []  # satisfied already
         self.pending = pending
@@ -115,7 +120,7 @@ class _Enough:
             return any(state.done for state in self.pending)
         if self.return_when == FIRST_EXCEPTION:
             self._not_finished = [state for state in self._not_finished
-                                  if state.status != "finished"]
+                                  if state.status not in _NOT_FAILED]
             return any(state.done for state in self._not_finished)
         return False
 
