@@ -93,3 +93,53 @@ def test_a_task_that_stops_its_worker_process_fails_as_killed_worker(make_cluste
     assert any("stopped (SIGSTOP) for over 1 s" in worker.output()
                for worker in cluster.workers)
     assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
+
+
+def terminate_own_worker_through_a_child(x):
+    import subprocess
+
+    # (the child is still there when the worker looks at who sent the signal)
+    subprocess.run(["sh", "-c", "kill -TERM $PPID; exec sleep 60"], timeout=90)
+    return x
+
+
+@pytest.mark.skipif(not hasattr(signal, "sigwaitinfo"),
+                    reason="a worker learns who sent a signal with sigwaitinfo")
+@pytest.mark.parametrize("killer", [terminate_own_worker, terminate_own_worker_through_a_child])
+def test_a_task_that_terminates_its_worker_without_a_nanny_fails_as_killed_worker(
+        make_cluster, wait_until, killer):
+    # Without a nanny the worker stopped as for an operator's SIGTERM (it unregistered, so no
+    # death was counted), and the task ran on the next worker, which stopped in turn, until
+    # no worker was left and the task waited for one for ever. The worker tells a SIGTERM
+    # from its own process (or one it started) from an operator's, and names the task.
+    cluster = make_cluster(n_workers=4, nthreads=1, nanny=False)
+    e = cluster.executor()
+    future = e.submit(killer, 1)
+    wait_until(lambda: future.status == "error", RESULT_TIMEOUT, "the task to err")
+    # (the message names the SIGTERM when the task had ended before its worker stopped)
+    with pytest.raises(KilledWorker, match=killer.__name__):
+        future.result(timeout=RESULT_TIMEOUT)
+    # (three deaths, and the last worker left)
+    wait_until(lambda: [worker.popen.poll() for worker in cluster.workers].count(None) == 1,
+               RESULT_TIMEOUT, "the three workers the task terminated to exit")
+    assert e.gather(e.map(inc, range(20)), timeout=RESULT_TIMEOUT) == list(range(1, 21))
+
+
+def terminate_a_child(seconds):
+    import subprocess
+
+    child = subprocess.Popen(["sleep", str(seconds)])
+    child.terminate()
+    return child.wait(timeout=seconds / 2)
+
+
+def test_an_operator_s_sigterm_still_stops_a_worker_without_a_nanny_and_blames_nothing(
+        make_cluster):
+    cluster = make_cluster(n_workers=1, nthreads=1, nanny=False)
+    e = cluster.executor()
+    # (the worker's own blocking of SIGTERM is not passed on to the processes tasks start)
+    assert e.submit(terminate_a_child, 60).result(timeout=RESULT_TIMEOUT) == -signal.SIGTERM
+    [worker] = cluster.workers
+    worker.terminate()
+    assert worker.wait() == 0
+    assert "stopping as if killed" not in worker.output()

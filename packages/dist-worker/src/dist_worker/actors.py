@@ -27,6 +27,7 @@ from dist_protocol.serialize import holds_code, serialize
 
 from .events import Execute, ExecutionFailed, ExecutionSucceeded
 from .execution import error_event, load_arguments, load_function
+from .sigterm_watch import let_this_thread_take_sigterm
 
 log = logging.getLogger("dist.worker")
 
@@ -52,7 +53,8 @@ class ActorHost:
     # -- life ---------------------------------------------------------------------------------
     def create(self, ins: Execute) -> None:
         """Run the constructor on a new thread, the actor's from now on."""
-        thread = ThreadPoolExecutor(1, thread_name_prefix=f"actor-{ins.key[:40]}")
+        thread = ThreadPoolExecutor(1, thread_name_prefix=f"actor-{ins.key[:40]}",
+                                    initializer=let_this_thread_take_sigterm)
         future = thread.submit(self._construct, ins)
         future.add_done_callback(lambda done: self.loop.call_soon_threadsafe(
             self._constructed, ins.key, thread, done.result()))

@@ -31,6 +31,7 @@ from .nanny import TERMINATED as NANNY_SAYS_TERMINATED
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
+from .sigterm_watch import SigtermWatch
 from .standard_streams import keep_standard_descriptors
 from .task_signals import survive_signals, survived_signals
 
@@ -190,6 +191,8 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
               file=sys.stderr)
         raise SystemExit(2)
 
+    watch: SigtermWatch | None = None  # (who sent a SIGTERM, without a nanny: set below)
+
     def start() -> None:
         raise_open_file_limit()
         tune_garbage_collector()
@@ -204,7 +207,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
                         scheduler_file=scheduler_file)
         leave_signals_to_forked_children(nanny)
         try:
-            run(serve(worker))
+            run(serve(worker, watch))
         except HandshakeError as exc:
             print(f"dworker: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -217,6 +220,7 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
 
     if nanny:
         raise SystemExit(supervise(start, local_directory, stopped_limit))
+    watch = SigtermWatch.start()  # (before the worker starts any thread)
     try:
         start()
     except SystemExit as exc:
@@ -237,6 +241,7 @@ def leave_signals_to_forked_children(nanny: bool) -> None:
 
     def in_child() -> None:
         signal.set_wakeup_fd(-1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # (sigterm_watch's)
         for number, handler in before.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
@@ -324,7 +329,7 @@ def listening_host_for(center: str) -> str:
     return local_address_towards(center_host)
 
 
-async def serve(worker: Worker) -> None:
+async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
     keep_standard_descriptors()  # (before any connection: see standard_streams)
     await worker.start()
     # Threads a task starts reach the cluster through this process's worker.
@@ -334,9 +339,42 @@ async def serve(worker: Worker) -> None:
     nanny = nanny_channel()
     survive_signals(loop, survived_signals(nanny is not None), worker.survived_signal)
     killed = False
+
+    def terminated(at: float) -> None:
+        # A SIGTERM not from the nanny (which asks over the channel) nor, without one, from an
+        # operator: a task, or, under a nanny, someone who signalled this process alone. The
+        # worker dies as if killed (without unregistering, so the center counts a death
+        # against the tasks it was running and those it names, see ``Worker.terminated``),
+        # its spilled files removed; a nanny starts a new one.
+        nonlocal killed
+        killed = True
+        worker.terminated(at)
+        asyncio.ensure_future(worker.close("terminated", unregister=False))
+
     if nanny is None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.close("signal")))
+        def stopped_by_signal() -> None:
+            asyncio.ensure_future(worker.close("signal"))
+
+        loop.add_signal_handler(signal.SIGINT, stopped_by_signal)
+        if watch is None:  # (the sender is not known here: every SIGTERM is the operator's)
+            loop.add_signal_handler(signal.SIGTERM, stopped_by_signal)
+        else:
+            def sigterm_came_to(own: bool, at: float) -> None:
+                if own:
+                    terminated(at)
+                else:
+                    stopped_by_signal()
+
+            def from_watch(own: bool) -> None:
+                # (the time is the signal's, for the tasks it names: see sigterm_came below)
+                try:
+                    loop.call_soon_threadsafe(sigterm_came_to, own, time.time())
+                except RuntimeError:  # the loop has closed: end as the signal's default would
+                    os._exit(KILLED_EXIT_CODE)
+
+            watch.deliver_to(from_watch)
+            # One the watch did not take was sent to a thread of this process by name.
+            loop.add_signal_handler(signal.SIGTERM, lambda: terminated(time.time()))
     else:
         def asked_to_stop() -> None:  # (or the nanny is gone)
             loop.remove_reader(nanny.fileno())
@@ -348,17 +386,6 @@ async def serve(worker: Worker) -> None:
                 terminated(sent_at(said))
             else:
                 asyncio.ensure_future(worker.close("stopped by the nanny"))
-
-        def terminated(at: float) -> None:
-            # Not from the nanny, which asks over the channel: a task, or someone who
-            # signalled this process alone. The worker dies as if killed (without unregistering,
-            # so the center counts a death against the tasks it was running and those it
-            # names, see ``Worker.terminated``), its spilled files removed, and the nanny
-            # starts a new one.
-            nonlocal killed
-            killed = True
-            worker.terminated(at)
-            asyncio.ensure_future(worker.close("terminated", unregister=False))
 
         def sigterm_came(signum: int, frame: object) -> None:
             # A handler of Python's, not the loop's: it runs at once, between two bytecodes of

@@ -37,6 +37,7 @@ from . import forks
 from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
                      RejoinRequested, Seceded)
 from .result_types import pickled_type
+from .sigterm_watch import let_this_thread_take_sigterm
 from .sizeof import PLAIN_SCALARS, plain_size
 from .unpickling import import_module, unpickle
 
@@ -647,6 +648,7 @@ class TaskRunner:
             return False
 
     def _work(self) -> None:
+        let_this_thread_take_sigterm()  # (for the processes its tasks start: sigterm_watch)
         while True:
             instruction = self._queue.get()
             if instruction is None:

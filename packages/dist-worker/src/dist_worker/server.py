@@ -727,15 +727,16 @@ class Worker:
                     name, ", ".join(running) or "none", last[0] if last else "none")
 
     def terminated(self, at: float) -> None:
-        """The process got a SIGTERM its nanny did not send at ``at`` (``time.time()``;
-        ``cli.serve``), and is about to close without unregistering: the center hears first
+        """The process got a SIGTERM its nanny did not send (without a nanny: one this process
+        or a process it started sent) at ``at`` (``time.time()``; ``cli.serve``), and is about
+        to close without unregistering: the center hears first
         which tasks may have sent it."""
         if self.closing:
             return
         self.handle(Terminated(at=at, within=self.heartbeat_interval))
         self.flush_center()
-        log.warning("got SIGTERM, not from the nanny: stopping as if killed (a task's "
-                    "os.kill?)")
+        log.warning("got SIGTERM, not from the nanny or (without one) an operator: stopping "
+                    "as if killed (a task's os.kill?)")
 
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:
