@@ -197,6 +197,21 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                           "(`compute`), `start` and `stop` (the worker's clock, seconds since "
                           "the epoch). `cursor` counts the runs recorded ever: passed as "
                           "`after`, it asks for those recorded after this reply.", "—"),
+    "worker-query": ("What the workers are doing now, asked by the center, for a client, of "
+                     "every registered worker that announced `worker-query` (or of those whose "
+                     "addresses `workers` lists; names are not matched): `executing`, the keys "
+                     "whose call runs now (of `keys`, or all); `call-stack`, the stack of each "
+                     "such call's thread; `logs`, the worker's newest `n` log lines (absent: "
+                     "every line it keeps). `center-logs` asks the center for its own, and no "
+                     "worker. Another `what` is answered with nil from each worker asked.",
+                     "`worker-query-reply` with the same `id`, once every worker asked answered "
+                     "or left"),
+    "worker-query-reply": ("The answers by worker address (`\"\"` for the center's own): for "
+                           "`executing` a list of keys, for `call-stack` a map of key to the "
+                           "lines of its stack (outermost first), for `logs` and `center-logs` "
+                           "a list of `[level, line]`, oldest first. A worker that left before "
+                           "it answered is missing; none asked (no such address): empty.",
+                           "—"),
     "adaptive-target": ("What the center would scale to: the threads its work needs (the "
                         "tasks queued, without a worker and running, each counted at its "
                         "kind's average duration, 0.5 s before any ran, divided by "

@@ -13,6 +13,7 @@ import os
 import socket
 import ssl
 import struct
+import sys
 
 import msgpack
 import pytest
@@ -879,3 +880,95 @@ def test_a_task_reading_a_planned_key_waits_for_its_data(client):
                         deps=["sr-never-sent"])])
     assert client.wait("sr-reads-never-sent")["exception_type"] == "MissingDependency"
     client.release(["sr-reads-never-sent"])
+
+
+def test_event_logs_and_the_python_of_pickled_values(center):
+    """Features event-log and pickled-values: a log's entries are msgpack `[time, msg]`,
+    appended, read back, listed by `topics` (its `name` unused but not empty: every
+    primitive's name is) and published to subscribers with `kind: "log"`; an entry of
+    another serializer is an error. A pickle put on a queue keeps the putter's `pickled_with`
+    for a reader that agreed the feature, and goes without it to one that did not."""
+    writer = SpecClient(center, TOKEN, features=["coordination", "event-log", "pickled-values"])
+    reader = SpecClient(center, TOKEN, features=["coordination", "event-log"])
+    older = SpecClient(center, TOKEN, features=["coordination"])
+
+    def coordinate(client, payloads=(), **fields):
+        return client.request({"op": "coordinate", **fields}, payloads)
+
+    subscribed, _ = coordinate(reader, kind="log", name="sr-events", action="subscribe")
+    assert (subscribed["status"], subscribed["count"]) == ("ok", 1)
+    entry = [1765000000.5, {"action": "started", "n": 3}]
+    appended, _ = coordinate(writer, [pack_value(entry)], kind="log", name="sr-events",
+                             action="append", value={"serializer": "msgpack", "frames": [1]})
+    assert (appended["status"], appended["count"]) == ("ok", 1)
+    while not any(m["op"] == "published" for m in reader.others):
+        messages, frames = reader.center.receive()
+        for msg in messages:
+            if msg["op"] == "published":
+                assert (msg["topic"], msg["kind"]) == ("sr-events", "log")
+                assert read_payload(msg["value"], frames) == entry
+        reader._take(messages)
+    read, frames = coordinate(writer, kind="log", name="sr-events", action="read")
+    assert read["count"] == 1 and [read_payload(v, frames) for v in read["values"]] == [entry]
+    listed, frames = coordinate(writer, kind="log", name="any", action="topics")
+    assert "sr-events" in read_payload(listed["value"], frames)
+    assert listed["count"] == len(read_payload(listed["value"], frames))
+    nameless, _ = coordinate(writer, kind="log", name="", action="topics")
+    assert nameless["status"] == "error" and nameless["error"]
+    as_bytes, _ = coordinate(writer, [b"raw"], kind="log", name="sr-events", action="append",
+                             value={"serializer": "bytes", "frames": [1]})
+    assert as_bytes["status"] == "error" and "msgpack" in as_bytes["error"]
+
+    pickled = {"serializer": "pickle", "frames": [1]}
+    for to in ("sr-tagged-for-new", "sr-tagged-for-old"):
+        put, _ = coordinate(writer, [b"\x80\x05K\x07."], kind="queue", name=to, action="put",
+                            value=pickled, pickled_with="cpython-3.0")
+        assert put["status"] == "ok"
+    got, _ = coordinate(writer, kind="queue", name="sr-tagged-for-new", action="get",
+                        timeout=10)
+    assert (got["status"], got["pickled_with"]) == ("ok", "cpython-3.0")
+    got, _ = coordinate(older, kind="queue", name="sr-tagged-for-old", action="get", timeout=10)
+    assert got["status"] == "ok" and "pickled_with" not in got
+    for client in (writer, reader, older):
+        client.close()
+
+
+def test_worker_query_is_answered_by_its_reply(center, module_cluster):
+    """Feature worker-query: answered by worker-query-reply with the same id, keyed by the
+    address of each worker asked; `workers` names addresses (a name matches none)."""
+    client = SpecClient(center, TOKEN, features=["worker-query"])
+    addresses = sorted(w.address for w in module_cluster.workers)
+    every, _ = client.request({"op": "worker-query", "what": "logs", "n": 2})
+    assert every["op"] == "worker-query-reply" and sorted(every["answers"]) == addresses
+    assert all(len(lines) <= 2 for lines in every["answers"].values())
+    one, _ = client.request({"op": "worker-query", "what": "executing",
+                             "workers": [addresses[0]]})
+    assert one["answers"] == {addresses[0]: []}
+    by_name, _ = client.request({"op": "worker-query", "what": "executing",
+                                 "workers": [module_cluster.workers[0].name]})
+    assert by_name["answers"] == {}
+    own, _ = client.request({"op": "worker-query", "what": "center-logs", "n": 1})
+    assert list(own["answers"]) == [""]
+    client.close()
+
+
+def test_a_pickled_exception_says_which_python_pickled_it(center):
+    """Feature pickled-exception-python: task-erred carries the worker's pickle tag with the
+    pickled exception, to a client that agreed it; a client that agreed only
+    pickled-exceptions gets the exception without it, and one that agreed neither, text."""
+    tag = f"{sys.implementation.name}-{sys.version_info[0]}.{sys.version_info[1]}"
+    told = SpecClient(center, TOKEN,
+                      features=["pickled-exceptions", "pickled-exception-python"])
+    untold = SpecClient(center, TOKEN, features=["pickled-exceptions"])
+    text = SpecClient(center, TOKEN)
+    for client in (told, untold, text):
+        client.submit([task("sr-tagged-error", "math:sqrt", -1)])
+    erred = [client.wait("sr-tagged-error") for client in (told, untold, text)]
+    assert all(e["exception_type"] == "ValueError" for e in erred)
+    assert erred[0]["exception"]["serializer"] == "pickle" and erred[0]["pickled_with"] == tag
+    assert "exception" in erred[1] and "pickled_with" not in erred[1]
+    assert "exception" not in erred[2] and "pickled_with" not in erred[2]
+    for client in (told, untold, text):
+        client.release(["sr-tagged-error"])
+        client.close()
+
