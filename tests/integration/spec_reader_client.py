@@ -53,11 +53,12 @@ class BatchReader:
     def feed(self, data: bytes) -> list[list[bytes]]:
         self.buffer += data
         batches = []
-        while (batch := self._one()) is not None:
+        while (batch := self.next_batch()) is not None:
             batches.append(batch)
         return batches
 
-    def _one(self) -> list[bytes] | None:
+    def next_batch(self) -> list[bytes] | None:
+        """The next complete batch of the bytes fed, or None until more come."""
         buf = self.buffer
         if len(buf) < 8:
             return None
@@ -373,15 +374,22 @@ class Link:
         self.batches: list[list[bytes]] = []
         self.handshake = Initiator(role, token, features=features, **handshake)
         self.send_raw([CATALOGUE.encode([self.handshake.start()], 1)])
+        # One batch at a time: the batch that completes the handshake raises the limits for
+        # the next, which may come in the same read (a center's worker-list, say).
         while self.handshake.state != "done":
-            frames = self._next_frames()
+            frames = self.reader.next_batch()
+            if frames is None:
+                self.reader.buffer += self._received()
+                continue
             for msg in self._decode(frames, handshake=True):
+                if self.handshake.state == "done":
+                    raise SpecError("handshake-failed",
+                                    "the acceptor sent more behind its last step, in its batch")
                 replies = self.handshake.receive(msg)
                 if replies:
                     self.send_raw([CATALOGUE.encode(replies, 1)])
-        if self.batches:
-            raise SpecError("handshake-failed", "the acceptor sent more behind its last step")
         self.reader.limits = LIMITS_AFTER_HANDSHAKE
+        self.batches.extend(self.reader.feed(b""))
         self.agreed = self.handshake.agreed
 
     def send_raw(self, frames: list[bytes]) -> None:
@@ -394,12 +402,15 @@ class Link:
             CATALOGUE.validate(msg, nframes, sender=me, receiver=self.peer, agreed=self.agreed)
         self.send_raw([CATALOGUE.encode(messages, nframes), *payloads])
 
+    def _received(self) -> bytes:
+        data = self.sock.recv(1 << 20)
+        if not data:
+            raise ConnectionError(f"{self.peer} closed the connection")
+        return data
+
     def _next_frames(self) -> list[bytes]:
         while not self.batches:
-            data = self.sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError(f"{self.peer} closed the connection")
-            self.batches.extend(self.reader.feed(data))
+            self.batches.extend(self.reader.feed(self._received()))
         return self.batches.pop(0)
 
     def _decode(self, frames: list[bytes], handshake: bool = False) -> list[dict]:

@@ -972,3 +972,29 @@ def test_a_pickled_exception_says_which_python_pickled_it(center):
         client.release(["sr-tagged-error"])
         client.close()
 
+
+def test_worker_status_says_why_a_worker_cannot_spill(processes, tmp_path):
+    """Feature worker-status, agreed without worker-events: a worker whose spill directory
+    cannot be made says why in its heartbeats, and the center tells a client connected then, and
+    one that comes later as it connects."""
+    token = {"DIST_TOKEN": TOKEN}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the spill directory should be")
+    center = processes.start_center(env=token)
+    worker = processes.start_worker(center.address, "--memory-limit", "300MB",
+                                    "--local-directory", str(blocker / "spill"), env=token)
+    client = SpecClient(center.address, TOKEN, features=["worker-status"])
+    assert client.center.agreed == frozenset({"worker-status"})
+    client.submit([task("sr-past-target", "operator:mul", b"x", 200_000_000)])
+    assert client.wait("sr-past-target")["op"] == "key-in-memory"
+
+    def status_of(someone):  # (it may have come before the task settled)
+        while not any(msg["op"] == "worker-status" for msg in someone.others):
+            someone._take(someone.center.receive()[0])
+        return next(msg for msg in someone.others if msg["op"] == "worker-status")
+    said = status_of(client)
+    assert said["address"] == worker.address and "Not a directory" in said["cannot_spill"]
+    later = SpecClient(center.address, TOKEN, features=["worker-status"])
+    assert status_of(later) == said
+    for someone in (client, later):
+        someone.close()
