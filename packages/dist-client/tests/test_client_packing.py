@@ -52,3 +52,23 @@ def test_plain_arguments_pickle_as_serialize_pickles_them(make_future):
     assert task.deps == ["a"] and deserialize(task.args) == ((1, KeyRef("a")), {})
     task = TaskBuilder.build("k", function, (1,), {"x": 2}, {})
     assert deserialize(task.args) == ((1,), {"x": 2})
+
+
+def test_a_large_bytes_argument_travels_as_a_frame_of_its_own(make_future):
+    """Pickled in band with the call, a 1 GiB argument was copied into the pickle on the
+    client and out of it again on the worker: it is now the payload's second frame, itself,
+    whichever way the call is pickled."""
+    from dist_client.tasks import TaskBuilder
+    from dist_protocol.serialize import deserialize, serialize
+
+    function = serialize(len)
+    large = b"x" * (2 * 2**20)
+    future = make_future("a")
+    for args, kwargs, expected in [
+            ((1, large), {}, ((1, large), {})),
+            ((future, large), {}, ((KeyRef("a"), large), {})),
+            ((1,), {"data": large, "n": 2}, ((1,), {"data": large, "n": 2}))]:
+        task = TaskBuilder.build("k", function, args, kwargs, {})
+        assert len(task.args.frames) == 2 and task.args.frames[1].obj is large  # (a view)
+        assert len(task.args.frames[0]) < 200
+        assert deserialize(task.args) == expected

@@ -12,7 +12,8 @@ from typing import Any
 
 from dist_protocol.messages import TaskSpec
 from dist_protocol.records import builder
-from dist_protocol.serialize import (Payload, SerializationError, dumps_function, serialize,
+from dist_protocol.serialize import (BYTES_OUT_OF_BAND, Payload, SerializationError,
+                                     bytes_out_of_band, dumps_function, serialize,
                                      serialize_plain)
 
 from .arguments import resource_amounts, whole_number, worker_names
@@ -70,14 +71,16 @@ class TaskBuilder:
         payload = None
         if args and not kwargs and type(args) is tuple:
             for value in args:  # (``pack``'s look at a tuple, without a call a task)
-                if type(value) not in ATOMS:
+                kind = type(value)
+                if kind not in ATOMS or kind is bytes and len(value) >= BYTES_OUT_OF_BAND:
                     break
             else:
                 # Numbers, strings and bytes only (``pack`` would give the tuple back as
                 # it is): most maps' calls, pickled at once.
                 payload = serialize_plain((args, kwargs))
         if payload is None and (args or kwargs):
-            packed = (pack(args, deps), pack(kwargs, deps) if kwargs else kwargs)
+            packed = (_large_bytes_apart(pack(args, deps)),
+                      _large_bytes_apart(pack(kwargs, deps)) if kwargs else kwargs)
             if deps and refuse_foreign is not None:
                 refuse_foreign(deps.values())
             seen = travel.generation
@@ -118,6 +121,21 @@ class TaskBuilder:
                 "retries": whole_number("retries", retries, minimum=0),
                 "allow_other_workers": bool(allow_other_workers),
                 "resources": resource_amounts(resources)}
+
+
+def _large_bytes_apart(values: Any) -> Any:
+    """``values`` (the packed arguments or keywords) with each ``bytes`` argument of a
+    megabyte or more to travel as a frame of its own: pickled in band, a 1 GiB argument was
+    copied into the pickle on the client (2-5 s) and out of it again on the worker."""
+    if type(values) is tuple:
+        if any(type(v) is bytes and len(v) >= BYTES_OUT_OF_BAND for v in values):
+            return tuple(bytes_out_of_band(v) if type(v) is bytes
+                         and len(v) >= BYTES_OUT_OF_BAND else v for v in values)
+    elif type(values) is dict:
+        if any(type(v) is bytes and len(v) >= BYTES_OUT_OF_BAND for v in values.values()):
+            return {k: bytes_out_of_band(v) if type(v) is bytes and len(v) >= BYTES_OUT_OF_BAND
+                    else v for k, v in values.items()}
+    return values
 
 
 def _serialize_collecting(packed: tuple, pickled_futures: list) -> Payload:

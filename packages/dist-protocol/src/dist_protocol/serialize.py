@@ -322,6 +322,13 @@ class _BytesOutOfBand:
         return (bytes, (pickle.PickleBuffer(self.data),))
 
 
+def bytes_out_of_band(data: bytes) -> Any:
+    """``data``, to be pickled (inside another value too) as ``bytes(<buffer>)`` with the data
+    as an out-of-band buffer: a pickle writes a ``bytes`` object itself in band, copied in
+    whole, before anything can look at it (``Pickler.reducer_override`` is never asked)."""
+    return _BytesOutOfBand(data)
+
+
 def is_bytes_out_of_band(frames: list[Any]) -> bool:
     """Whether ``frames`` are a pickle of a ``bytes`` value sent out of band (its second frame
     is the data): a reader that can put the data into a ``bytes`` object of its own at once
