@@ -11,8 +11,8 @@ from dask._task_spec import Task, TaskRef
 from dist_client import dask_graphs
 
 
-class FakeCore:
-    """Stands in for the client core's own (cloudpickle) path, and records its use."""
+class FakeSubmitter:
+    """Stands in for the client's own (cloudpickle) path, its submitter's, and records its use."""
 
     def __init__(self):
         self.used = []
@@ -27,18 +27,18 @@ def run(payload):
 
 
 def test_importable_functions_use_the_standard_pickler():
-    core = FakeCore()
+    submitter = FakeSubmitter()
     node = Task("x", operator.add, TaskRef("a"), 3)
-    payload = dask_graphs._node_payload(core, node)
-    assert core.used == [] and payload.serializer == "pickle"
+    payload = dask_graphs._node_payload(submitter, node)
+    assert submitter.used == [] and payload.serializer == "pickle"
     assert run(payload) == 5
 
 
 def test_lambdas_and_main_functions_alone_go_through_cloudpickle(monkeypatch):
-    core = FakeCore()
+    submitter = FakeSubmitter()
     times_ten = lambda a: a * 10
     lam = Task("x", times_ten, TaskRef("a"))
-    assert run(dask_graphs._node_payload(core, lam)) == 20
+    assert run(dask_graphs._node_payload(submitter, lam)) == 20
 
     def triple(a):
         return a * 3
@@ -46,18 +46,18 @@ def test_lambdas_and_main_functions_alone_go_through_cloudpickle(monkeypatch):
     triple.__qualname__ = "triple"
     monkeypatch.setattr("__main__.triple", triple, raising=False)
     main = Task("y", triple, TaskRef("a"))
-    assert run(dask_graphs._node_payload(core, main)) == 6
-    # The functions themselves, not the nodes around them: the core pickles each once.
-    assert core.used == [times_ten, triple]
+    assert run(dask_graphs._node_payload(submitter, main)) == 6
+    # The functions themselves, not the nodes around them: the submitter pickles each once.
+    assert submitter.used == [times_ten, triple]
 
 
 def test_a_lambda_held_by_many_nodes_is_pickled_by_value_inside_each():
-    core = FakeCore()
+    submitter = FakeSubmitter()
     scale = lambda a, by: a * by
     nodes = [Task(f"x{i}", scale, TaskRef("a"), i) for i in range(3)]
 
-    assert [run(dask_graphs._node_payload(core, node)) for node in nodes] == [0, 2, 4]
-    assert core.used == [scale] * 3
+    assert [run(dask_graphs._node_payload(submitter, node)) for node in nodes] == [0, 2, 4]
+    assert submitter.used == [scale] * 3
 
 
 def test_a_class_defined_in_a_function_travels_by_value_with_its_node():
@@ -68,19 +68,19 @@ def test_a_class_defined_in_a_function_travels_by_value_with_its_node():
     def shifted(a, offset):
         return a + offset.by
 
-    core = FakeCore()
+    submitter = FakeSubmitter()
     node = Task("x", shifted, TaskRef("a"), Offset(5))
 
-    assert run(dask_graphs._node_payload(core, node)) == 7
-    assert set(core.used) == {shifted, Offset}
+    assert run(dask_graphs._node_payload(submitter, node)) == 7
+    assert set(submitter.used) == {shifted, Offset}
 
 
 def test_modules_registered_by_value_go_through_cloudpickle(monkeypatch):
     monkeypatch.setattr(cloudpickle.cloudpickle, "_PICKLE_BY_VALUE_MODULES", {"somewhere"})
-    core = FakeCore()
+    submitter = FakeSubmitter()
     node = Task("x", operator.add, TaskRef("a"), 3)
-    assert run(dask_graphs._node_payload(core, node)) == 5
-    assert core.used == [node]
+    assert run(dask_graphs._node_payload(submitter, node)) == 5
+    assert submitter.used == [node]
 
 
 def test_an_arrays_data_travels_out_of_band_beside_the_nodes_pickle():
@@ -88,7 +88,7 @@ def test_an_arrays_data_travels_out_of_band_beside_the_nodes_pickle():
     # client and out of it on the worker, holding the interpreter's lock for seconds.
     np = pytest.importorskip("numpy")
     literal = np.arange(2**17, dtype=np.float64)
-    payload = dask_graphs._node_payload(FakeCore(), literal)
+    payload = dask_graphs._node_payload(FakeSubmitter(), literal)
 
     assert len(payload.frames) == 2 and len(payload.frames[0]) < 1000
     assert payload.frames[1].nbytes == literal.nbytes

@@ -147,7 +147,8 @@ class AsyncExecutor:
         options = call_options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self._started, options, actor, max_restarts):
             pure = False
-        return self._started.submit_call(func, args, kwargs, key, pure, options, refresh=False)
+        return self._started.submitter.submit_call(func, args, kwargs, key, pure, options,
+                                                   refresh=False)
 
     def map(self, func, *iterables, key: str | list | None = None, pure: bool = True,
             workers=None, priority: int = 0, retries: int = 0,
@@ -157,8 +158,8 @@ class AsyncExecutor:
         """As ``Executor.map``: a Future (awaitable) per element."""
         duration("fifo_timeout", fifo_timeout)
         options = call_options(workers, priority, retries, allow_other_workers, resources)
-        return self._started.submit_map(func, iterables, kwargs, key, pure, options,
-                                        refresh=False, batch_size=batch_size)
+        return self._started.submitter.submit_map(func, iterables, kwargs, key, pure, options,
+                                                  refresh=False, batch_size=batch_size)
 
     async def wait_done(self, futures: list[Future]) -> None:
         """Return once every one of ``futures`` is done (on this event loop)."""

@@ -104,8 +104,8 @@ class ConcurrentView(concurrent.futures.Executor):
         self._refuse_if_shut()
         if self.max_workers is not None:
             return self._track(self._submit_limited(fn, args, kwargs))
-        future = self._core.submit_call(fn, args, kwargs, self._key, self._pure,
-                                        self._options, stacklevel=3)
+        future = self._core.submitter.submit_call(fn, args, kwargs, self._key, self._pure,
+                                                  self._options, stacklevel=3)
         return self._track(future)
 
     # -- max_workers ------------------------------------------------------------------------------
@@ -120,11 +120,12 @@ class ConcurrentView(concurrent.futures.Executor):
         core.check_pickled_code(self._options)
         key = task_key(fn, args, kwargs, self._pure) if not self._key else given_key(self._key)
         pickled: list = []  # futures hidden inside the arguments
-        task = core.task(key, core.function_payload(fn), args, kwargs, self._options, fn,
-                         pickled)
+        submitter = core.submitter
+        task = submitter.task(key, submitter.function_payload(fn), args, kwargs, self._options,
+                              fn, pickled)
         warn_if_large(fn, [task], 4)
         future = core.future(key)
-        pickled += core.futures_in_function(fn)
+        pickled += submitter.futures_in_function(fn)
         if pickled:
             pin(future, pickled)
         with self._lock:
@@ -181,7 +182,7 @@ class ConcurrentView(concurrent.futures.Executor):
         elif self.max_workers is not None:
             futures = [self.submit(fn, *args) for args in calls]
         else:
-            futures = [self._track(f) for f in self._core.submit_map(
+            futures = [self._track(f) for f in self._core.submitter.submit_map(
                 fn, iterables, {}, self._key, self._pure, self._options, stacklevel=3)]
         pending = deque(futures)
         del futures

@@ -30,6 +30,7 @@ from .tasks import TaskBuilder
 
 if TYPE_CHECKING:
     from .core.client import ClientCore
+    from .core.submitting import Submitter
 
 
 def flatten_keys(keys: Any) -> Iterator:
@@ -318,6 +319,8 @@ def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | N
     # The packing goes on without the client's lock: its I/O thread takes it to send each
     # part and to hear of the results of those sent, so holding it here kept every part but
     # the first in the outbox until the whole graph was packed, and the workers idle.
+    submitter = core.submitter
+    build = submitter.task
     with _ended_on_error(parts):
         for at, key in enumerate(order):
             if parts is not None and at == parts.end:
@@ -337,8 +340,8 @@ def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | N
                                     ranked(given, rank, len(order)) if given else -rank}
                 # A node without inputs is called without its (empty) map of values, which
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
-                tasks.append(core.task(name, _node_payload(core, unfused(node)),
-                                       (inputs,) if inputs else (), {}, task_options, node))
+                tasks.append(build(name, _node_payload(submitter, unfused(node)),
+                                   (inputs,) if inputs else (), {}, task_options, node))
             if key not in futures and (keep is None or key in keep or not fresh):
                 futures[key] = core.future(name)
         for key, future in (persisted or {}).items():
@@ -509,7 +512,7 @@ def _center_runs_parts(core: ClientCore) -> bool:
             and "graph-parts-run" in center.features)
 
 
-def _node_payload(core: ClientCore, node: Any) -> Payload:
+def _node_payload(submitter: Submitter, node: Any) -> Payload:
     """A graph node's pickle. Nodes are dask's ``Task`` objects around importable functions
     nearly always, which the standard pickler writes by reference many times faster than
     cloudpickle walks them (a 337-task array graph: most of its submission time). Anything
@@ -529,13 +532,13 @@ def _node_payload(core: ClientCore, node: Any) -> Payload:
         if head is not None and b"__main__" not in head:
             return Payload("pickle", [head, *(buffer.raw() for buffer in buffers)])
         try:
-            return Payload("pickle", [_by_value_where_needed(core, node)])
+            return Payload("pickle", [_by_value_where_needed(submitter, node)])
         except Exception:  # noqa: BLE001 -- anything else it cannot write: cloudpickle's
             pass
-    return core.function_payload(node)
+    return submitter.function_payload(node)
 
 
-def _by_value_where_needed(core: ClientCore, node: Any) -> bytes:
+def _by_value_where_needed(submitter: Submitter, node: Any) -> bytes:
     """``node``'s pickle by the standard pickler, but each function or class in it that the
     workers could not import by name (a lambda, a nested function, the user's ``__main__``)
     written as its cloudpickle, made once while it lives (``function_payload``). The twenty
@@ -544,7 +547,7 @@ def _by_value_where_needed(core: ClientCore, node: Any) -> bytes:
     without one)."""
     def by_value(obj: Any) -> Any:
         if (type(obj) is FunctionType or isinstance(obj, type)) and not _by_name(obj):
-            payload = core.function_payload(obj)
+            payload = submitter.function_payload(obj)
             if len(payload.frames) == 1:
                 return pickle.loads, (bytes(payload.frames[0]),)
         return NotImplemented

@@ -211,7 +211,7 @@ class Executor(concurrent.futures.Executor):
         options = call_options(workers, priority, retries, allow_other_workers, resources)
         if actor_options(self.core, options, actor, max_restarts):
             pure = False  # every actor is an object of its own, as each call of a class is
-        return self.core.submit_call(func, args, kwargs, key, pure, options)
+        return self.core.submitter.submit_call(func, args, kwargs, key, pure, options)
 
     def map(  # type: ignore[override]
             self, func, *iterables: Iterable, key: str | list | None = None,
@@ -235,8 +235,8 @@ class Executor(concurrent.futures.Executor):
             raise ValueError("chunksize must be >= 1.")
         duration("fifo_timeout", fifo_timeout)
         options = call_options(workers, priority, retries, allow_other_workers, resources)
-        return self.core.submit_map(func, iterables, kwargs, key, pure, options,
-                                    batch_size=batch_size)
+        return self.core.submitter.submit_map(func, iterables, kwargs, key, pure, options,
+                                              batch_size=batch_size)
 
     # -- debugging (see recreate.py) --------------------------------------------------------------
     def recreate_error_locally(self, future: Any) -> Any:

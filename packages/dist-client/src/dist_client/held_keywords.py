@@ -25,14 +25,14 @@ _PASSED_AS_THEY_ARE = frozenset({int, float, bool, complex, type(None), Future})
 
 
 class Submitter(Protocol):
-    """What holds a keyword's value: the executor's core (``ClientCore.submit_many``)."""
+    """What holds a keyword's value: the client's submits (``core.submitting.Submitter``)."""
 
     def submit_many(self, func: Any, calls: list[tuple[str, tuple]], kwargs: dict,
                     options: dict, stacklevel: int = ..., refresh: bool = ...,
                     chunk_size: int = ..., warn: bool = ...) -> list[Future]: ...
 
 
-def hold_large_keywords(core: Submitter, kwargs: dict, options: dict, pure: bool,
+def hold_large_keywords(submitter: Submitter, kwargs: dict, options: dict, pure: bool,
                         stacklevel: int) -> dict:
     """``kwargs`` with each value that pickles to ``HELD_FROM`` bytes or more replaced by the
     future of a task holding it (named after the keyword: ``table-<token>``, the same for the
@@ -51,8 +51,8 @@ def hold_large_keywords(core: Submitter, kwargs: dict, options: dict, pure: bool
         key = f"{name}-{tokenize(value) if pure else uuid.uuid4().hex}"
         if held is kwargs:
             held = dict(kwargs)
-        held[name] = core.submit_many(held_value, [(key, (value,))], {}, options,
-                                      stacklevel + 1, warn=False)[0]
+        held[name] = submitter.submit_many(held_value, [(key, (value,))], {}, options,
+                                           stacklevel + 1, warn=False)[0]
     return held
 
 

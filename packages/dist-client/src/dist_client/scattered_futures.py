@@ -32,7 +32,7 @@ async def put(core: Any, futures: dict[str, Any], carried: dict[str, list],
     which ``new`` are not yet the center's; returns once each is in memory on a worker of
     ``workers`` (any, if None), ``TimeoutError`` after ``timeout`` seconds."""
     options = TaskBuilder.options(workers)
-    function = core.function_payload(held_value)
+    function = core.submitter.function_payload(held_value)
     tasks = []
     for key in new:
         tasks.append(TaskSpec(key=key, function=function, args=serialize(((values[key],), {})),

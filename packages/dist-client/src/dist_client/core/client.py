@@ -29,13 +29,11 @@ from dist_protocol.errors import CommClosedError
 from dist_protocol.features import connecting_features
 from dist_protocol.key_names import user_key
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
-                                    Published, Retry, Submit, TaskSpec)
+                                    Published, Retry)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.serialize import Payload
 from dist_protocol.timeouts import wait_for
 
-from ..arguments import whole_number
 from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer, worker_events
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
@@ -43,22 +41,17 @@ from ..errors import CenterLostError, ClusterError
 from ..event_log import EventHandlers
 from .. import worker_queries
 from ..future import Future
-from ..held_keywords import hold_large_keywords
 from ..script_module import send_spawned_script_by_value
-from ..keys import funcname, given_key, map_keys, task_key
 from ..packing import futures_of
-from ..pickled_futures import pin
 from ..primitives import Topics
-from ..tasks import TaskBuilder, warn_if_large
 from .keystate import KeyState
 from .loop import LoopThread
 from .release_timer import ReleaseTimer
+from .submitting import Submitter
 from .state import ClientState, Fail, Finish, Recompute
 from .waiters import settled_async
 
 log = logging.getLogger("dist_client")
-
-SUBMIT_CHUNK = 1_000  # tasks per submit message: see submit_many
 
 _cores: weakref.WeakSet[ClientCore] = weakref.WeakSet()  # every client of this process
 
@@ -108,7 +101,6 @@ class ClientCore:
         # A thread wrote to the center itself, and the center has not said anything since.
         self._answer_due = False
         self._replies = PendingReplies()  # requests to the center awaiting their reply
-        self._tasks = TaskBuilder()
         self.io = LoopThread()
         self.center: Comm | None = None
         self._connected = threading.Event()  # set while running: submits wait on a reconnect
@@ -121,6 +113,7 @@ class ClientCore:
         self.workers_seen: list[dict] = []
         self.center_started: float | None = None  # when it started (older centers: unknown)
         self._warnings: list[str] = []  # for the caller's thread, where they are shown
+        self.submitter = Submitter(self)  # what the submits and maps queue for the center
 
     def _wire(self) -> None:
         """The paths to the workers, for the center at ``address``."""
@@ -447,7 +440,7 @@ class ClientCore:
             if self.state.queue(*messages):
                 self._schedule_flush(now=True)
 
-    def _queue_now(self, message: Message) -> None:
+    def queue_now(self, message: Message) -> None:
         """With the lock held, once ``until_connected`` has passed: ``send``."""
         if self.state.queue(message):
             self._schedule_flush(now=True)
@@ -609,118 +602,9 @@ class ClientCore:
         finally:
             self._refreshing = False
 
-    # -- submitting (from any thread but the I/O thread's callbacks) ----------------------------
-    def function_payload(self, func: Any) -> Payload:
-        return self._tasks.function_payload(func)
-
-    def futures_in_function(self, func: Any) -> list:
-        return self._tasks.futures_in_function(func)
-
-    def task(self, key: str, function: Payload, args: tuple, kwargs: dict, options: dict,
-             func: Any = None, pickled_futures: list | None = None) -> TaskSpec:
-        return self._tasks.build(key, function, args, kwargs, options, func,
-                                 pickled_with=self.envs.tag, pickled_futures=pickled_futures,
-                                 refuse_foreign=self.refuse_foreign)
-
     def refuse_foreign(self, futures: Any, what: str = "a task") -> None:
         """``ValueError`` for futures of an executor on another cluster among ``futures``."""
         foreign_futures.refuse(self, futures, what)
-
-    def submit_call(self, func, args: tuple, kwargs: dict, key: Any, pure: bool,
-                    options: dict, stacklevel: int = 2, refresh: bool = True) -> Future:
-        """The Future of one call: ``submit_many`` of one call, without its chunks, sets
-        and lists (a loop of ``submit(...).result()`` pays the path once a round trip)."""
-        if not callable(func):
-            raise TypeError(f"submit needs a callable, got {type(func).__name__}")
-        key = task_key(func, args, kwargs, pure) if key is None or key == "" else given_key(key)
-        function, in_function = self._function_to_submit(func, options, refresh)
-        facade = self.facade()
-        task = None
-        with self.lock:
-            state, new = self.state.hold_to_submit(key)
-            future = Future.of_held_one(key, state, facade)
-            if new:
-                pickled: list = []  # futures hidden inside the arguments
-                task = self.task(key, function, args, kwargs, options, func, pickled)
-                if pickled or in_function:
-                    pin(future, pickled + in_function)
-                self._queue_now(Submit(tasks=[task], small_values=True))
-        if task is not None:
-            warn_if_large(func, [task], stacklevel + 1)
-        return future
-
-    def _function_to_submit(self, func, options: dict, refresh: bool) -> tuple[Payload, list]:
-        """Before a submit of ``func``: the client takes new work, the workers run this
-        Python; ``func``'s payload and the futures inside it (of this cluster)."""
-        if not self.accepting:
-            raise shutdown.refused(self)
-        self.until_connected()  # new work goes to the center reconnected to
-        self.check_pickled_code(options, refresh)
-        function = self.function_payload(func)
-        in_function = self.futures_in_function(func)
-        if in_function:
-            self.refuse_foreign(in_function, f"the function {funcname(func)}")
-        return function, in_function
-
-    def submit_map(self, func, iterables: tuple, kwargs: dict, key: str | list | None,
-                   pure: bool, options: dict, stacklevel: int = 2,
-                   refresh: bool = True, batch_size: int | None = None) -> list[Future]:
-        """Futures of ``func`` over ``zip(*iterables)``, in messages of ``batch_size`` tasks
-        to the center (default ``SUBMIT_CHUNK``)."""
-        if not callable(func):
-            raise TypeError(f"map needs a callable, got {type(func).__name__}")
-        chunk = SUBMIT_CHUNK if batch_size is None else whole_number("batch_size", batch_size,
-                                                                      minimum=1)
-        if not iterables:
-            return []
-        argsets = list(zip(*iterables))
-        keys = map_keys(func, argsets, kwargs, key, pure)
-        if kwargs and len(argsets) > 1:
-            kwargs = hold_large_keywords(self, kwargs, options, pure, stacklevel + 1)
-        return self.submit_many(func, list(zip(keys, argsets)), kwargs, options,
-                                stacklevel + 1, refresh, chunk)
-
-    def submit_many(self, func, calls: list[tuple[str, tuple]], kwargs: dict, options: dict,
-                    stacklevel: int = 2, refresh: bool = True,
-                    chunk_size: int = SUBMIT_CHUNK, warn: bool = True) -> list[Future]:
-        """Futures for ``calls``; new keys go to the center in chunks as they are built, so
-        the cluster starts on the first tasks of a long map while the rest are prepared.
-
-        The center takes in a submit message whole, in one turn of its event loop: the chunk
-        bounds how long another client (its handshake, its own submits) waits behind this
-        one. At 5,000 tasks a turn took 0.3 s on a quiet machine and a newcomer's handshake
-        waited up to 7 s on a loaded one. What a message costs beyond its tasks is shared by
-        1,000 tasks still."""
-        function, in_function = self._function_to_submit(func, options, refresh)
-        facade = self.facade()
-        futures: list[Future] = []
-        warned = False
-        for start in range(0, len(calls), chunk_size):
-            tasks = []
-            chunk = calls[start:start + chunk_size]
-            keys = [key for key, _ in chunk]
-            with self.lock:
-                new = set(self.state.keys_to_submit(keys))
-                # Held and made in one pass, not a pass through the lock for each Future.
-                made = Future.of_held(keys, self.state.hold_many(keys), facade)
-                futures += made
-                pickled: list = []  # futures hidden inside the arguments of the task built
-                # (``task`` for each, with no call of its own per task)
-                build, tag, refuse = self._tasks.build, self.envs.tag, self.refuse_foreign
-                for i, (key, args) in enumerate(chunk):
-                    if key in new:
-                        new.discard(key)  # a key twice in one map is one task
-                        tasks.append(build(key, function, args, kwargs, options, func, tag,
-                                           pickled, refuse))
-                        if pickled or in_function:
-                            pin(made[i], pickled + in_function)
-                            pickled = []
-                if tasks:
-                    self.send(Submit(tasks=tasks, small_values=True))
-            if tasks and warn and not warned:
-                warn_if_large(func, tasks, stacklevel + 1)
-                warned = True
-        return futures
 
     # -- cancelling -----------------------------------------------------------------------------
     def cancel(self, futures: Any, force: bool = False, wait: bool = True,
@@ -913,7 +797,7 @@ def _why(reason: str | None, msg: str | None) -> str:
     return (f": {reason}" if reason else "") + (f"\n{msg}" if msg else "")
 
 
-__all__ = ["ClientCore", "SUBMIT_CHUNK"]
+__all__ = ["ClientCore"]
 
 
 if hasattr(os, "register_at_fork"):  # (not on Windows, which has no fork)

@@ -502,8 +502,8 @@ async def run_everywhere(core: ClientCore, func, args: tuple, kwargs: dict,
         options = TaskBuilder.options([address], 2**31 - 1, 0, False, None)
         if pinned:
             options["pinned"] = True
-        futures[address] = core.submit_call(func, args, kwargs, None, False, options,
-                                            refresh=False)
+        futures[address] = core.submitter.submit_call(func, args, kwargs, None, False,
+                                                      options, refresh=False)
     if not wait:
         fire_and_forget(list(futures.values()))
         return {}
