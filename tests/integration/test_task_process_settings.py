@@ -130,3 +130,38 @@ def test_an_open_file_limit_a_task_lowered_is_put_back(make_cluster):
     other = cluster.executor()  # gathers over a new connection to the worker
     assert len(other.submit(a_megabyte).result(timeout=RESULT_TIMEOUT)) == 2**20
     assert f"put back to {started_with}" in worker.output()
+
+
+def forbid_every_permission_on_new_files():
+    import os
+
+    os.umask(0o777)  # process-wide
+    return "forbidden"
+
+
+def forty_megabytes(i):
+    return bytes([i]) * (40 * 2**20)
+
+
+def modes_of_files_under(directory):
+    import os
+    import stat
+
+    return [stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)
+            for folder, _, names in os.walk(directory) for name in names]
+
+
+def test_a_file_creation_mask_a_task_set_does_not_reach_the_spill_files(make_cluster, tmp_path):
+    # A task's os.umask(0o777) left every spill file made after it with mode 000: a worker
+    # run as any user but root could not open it again to read its value back.
+    cluster = make_cluster(n_workers=0)
+    worker = cluster.processes.start_worker(cluster.address, "--memory-limit", "200MB",
+                                            "--local-directory", str(tmp_path))
+    cluster.workers.append(worker)
+    e = cluster.executor()
+    assert e.submit(forbid_every_permission_on_new_files).result(
+        timeout=RESULT_TIMEOUT) == "forbidden"
+    kept = [e.submit(forty_megabytes, i) for i in range(6)]  # 240 MB on a 200 MB worker
+    assert [len(value) for value in e.gather(kept, timeout=RESULT_TIMEOUT)] == [40 * 2**20] * 6
+    modes = e.submit(modes_of_files_under, str(tmp_path)).result(timeout=RESULT_TIMEOUT)
+    assert modes and all(mode & 0o600 == 0o600 for mode in modes), [oct(m) for m in modes]

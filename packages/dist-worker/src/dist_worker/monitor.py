@@ -45,6 +45,7 @@ from dist_protocol.messages import Heartbeat, Message, RestartingForMemory
 from .disposal import release_unused_memory
 from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
+from .file_mask import put_back_file_mask
 from .open_files import OpenFileLimit
 from .process_meter import process_meter
 from .spillpolicy import NOTHING, SpillPlan, before_task, by_process, on_arrival
@@ -146,6 +147,7 @@ class Monitor:
         while not worker.closing:
             await asyncio.sleep(worker.heartbeat_interval)
             self._open_files.put_back()
+            put_back_file_mask()
             worker.send_center(Heartbeat(metrics=self.metrics(self.rss())))
 
     async def watch_memory(self) -> None:

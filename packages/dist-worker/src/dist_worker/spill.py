@@ -35,6 +35,8 @@ from dist_protocol.compression import available, codec_module, zstd_decompress_i
 from dist_protocol.errors import InvalidMessage
 from dist_protocol.framing import frame_buffer
 
+from .file_mask import put_back_file_mask
+
 MAGIC = b"DSPL1\n"
 _HEAD = struct.Struct("<6sHI")  # magic, serializer length, number of frames
 _FRAME = struct.Struct("<BQQ")  # codec (below), stored length, original length
@@ -367,6 +369,7 @@ class DiskMapping(MutableMapping):
             _remove(pending.path)
 
     def _make_room(self, key: str, size: int) -> None:
+        put_back_file_mask()  # (a spill file a task's umask made unreadable would lose its value)
         if not self._made or not os.path.isdir(self.directory):
             # (again when it was removed under the worker: a cleaner of old files in /tmp
             # would otherwise stop it spilling for good)
