@@ -998,3 +998,28 @@ def test_worker_status_says_why_a_worker_cannot_spill(processes, tmp_path):
     assert status_of(later) == said
     for someone in (client, later):
         someone.close()
+
+
+def test_a_task_that_kills_its_worker_settles_again_then_errs(processes):
+    """Feature task-terminated, as a client sees it: a task that sends SIGTERM to its own
+    worker returns first, so its key is in memory, then lost with the worker
+    (key-recomputing), computed again on the worker its nanny starts, and so on, until the
+    third death errs it as KilledWorker: a key's state is its latest news."""
+    token = {"DIST_TOKEN": TOKEN}
+    center = processes.start_center(env=token)
+    processes.start_worker(center.address, name="doomed", nanny=True, env=token)
+    client = SpecClient(center.address, TOKEN, features=["key-recomputing"])
+    client.submit([dict(task("sr-own-pid", "os:getpid"), workers=["doomed"]),
+                   dict(task("sr-kills-own", "os:kill", KeyRef("sr-own-pid"), 15,
+                             deps=["sr-own-pid"]), workers=["doomed"])],
+                  wanted=["sr-kills-own"])
+    news = []
+    while not news or news[-1]["op"] != "task-erred":
+        news.append(client.next_news("sr-kills-own"))
+    # (each round: in memory, unless the worker went before it told the center the task
+    # ended; then recomputing, or the error at the third death)
+    ops = [msg["op"] for msg in news]
+    assert "key-in-memory" in ops and news[-1]["exception_type"] == "KilledWorker", news
+    assert all(op == "key-in-memory" for op, then in zip(ops, ops[1:])
+               if then == "key-recomputing"), ops
+    client.close()
