@@ -1023,3 +1023,26 @@ def test_a_task_that_kills_its_worker_settles_again_then_errs(processes):
     assert all(op == "key-in-memory" for op, then in zip(ops, ops[1:])
                if then == "key-recomputing"), ops
     client.close()
+
+
+def test_an_uploaded_module_reaches_the_workers_registered_already(center, module_cluster):
+    """Feature uploads from another language: the center keeps the file for workers to come;
+    those registered already get it from one pinned import-path task each, as PROTOCOL.md,
+    Uploaded files, says, and a task then imports it on any of them."""
+    client = SpecClient(center, TOKEN, features=["uploads", "pinned-tasks"])
+    content = b"def answer():\n    return 42\n"
+    kept, _ = client.request({"op": "upload-file", "file": {
+        "name": "sr_uploaded.py", "content": {"serializer": "bytes", "frames": [1]}}}, [content])
+    assert not kept.get("error"), kept
+    installs = client.submit([
+        dict(task(f"sr-install-{i}", "dist_protocol.uploaded_files:install", "sr_uploaded.py",
+                  content, True), workers=[worker.address], pinned=True)
+        for i, worker in enumerate(module_cluster.workers)])
+    paths = client.gather(installs)
+    assert all(path.endswith("sr_uploaded.py") for path in paths.values()), paths
+    uses = client.submit([dict(task(f"sr-use-upload-{i}", "sr_uploaded:answer"),
+                               workers=[worker.address])
+                          for i, worker in enumerate(module_cluster.workers)])
+    assert client.gather(uses) == dict.fromkeys(uses, 42)
+    client.release(installs + uses)
+    client.close()
