@@ -190,15 +190,15 @@ class AsyncExecutor:
                      msg: str | None = None) -> None:
         """As ``Executor.cancel``: done once the center has answered."""
         core = self._started
-        core.cancel(futures, force, wait=False, reason=reason, msg=msg)
+        core.cancelling.cancel(futures, force, wait=False, reason=reason, msg=msg)
         keys = list(dict.fromkeys(future.name for future in futures_of(futures)))
         if keys:
             await asyncio.get_running_loop().run_in_executor(
-                None, core.until_cancels_heard, keys, core.timeout)
+                None, core.cancelling.until_heard, keys, core.timeout)
 
     async def retry(self, futures: Any) -> None:
         """As ``Executor.retry``."""
-        self._started.retry(futures)
+        self._started.cancelling.retry(futures)
 
     async def recreate_error_locally(self, future: Any) -> Any:
         """As ``Executor.recreate_error_locally``: the task runs in this thread (blocking the

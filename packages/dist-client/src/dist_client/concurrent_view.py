@@ -157,7 +157,7 @@ class ConcurrentView(concurrent.futures.Executor):
         with self._lock:
             waiting, self._waiting = list(self._waiting), deque()
         futures = [future for future, _, _ in waiting]
-        self._core.cancel(futures)
+        self._core.cancelling.cancel(futures)
         return futures
 
     # -- the rest of concurrent.futures.Executor --------------------------------------------------
@@ -211,6 +211,6 @@ class ConcurrentView(concurrent.futures.Executor):
         with self._lock:
             running = list(self._running)
         if cancel_futures:
-            self._core.cancel_unstarted(running)
+            self._core.cancelling.cancel_unstarted(running)
         if wait:
             settled([future.keystate for future in running])

@@ -318,13 +318,13 @@ class Executor(concurrent.futures.Executor):
         that reads them, are cancelled for every client, dataset and ``fire_and_forget``
         holding them. ``reason`` and ``msg``, as dask's, go into the futures'
         ``CancelledError`` ("... was cancelled: reason", then ``msg`` on a line of its own)."""
-        self.core.cancel(futures, force, reason=reason, msg=msg)
+        self.core.cancelling.cancel(futures, force, reason=reason, msg=msg)
 
     def retry(self, futures: Any) -> None:
         """Run again the tasks of these futures (also inside containers and persisted
         collections) that failed, with the failed inputs behind them, as dask's
         ``Client.retry``; their futures are pending until the tasks settle again."""
-        self.core.retry(futures)
+        self.core.cancelling.retry(futures)
 
     def versions(self, check: bool = False) -> dict[str, Any]:
         """What each process runs: ``{"client": env, "center": env, "workers": {address:
@@ -720,7 +720,7 @@ class Executor(concurrent.futures.Executor):
     def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
         """Cancel the futures (default: every one held) whose tasks have not started;
         running ones go on."""
-        self.core.cancel_unstarted(futures)
+        self.core.cancelling.cancel_unstarted(futures)
 
     def settle_and_keep_results(self, budget: int) -> None:
         """Wait for every held future, then copy results (up to ``budget`` bytes in all) into

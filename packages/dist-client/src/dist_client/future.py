@@ -25,15 +25,22 @@ from .stdlib_futures import StdlibWaitable
 from .transfer import load_one
 
 
+class Cancels(Protocol):
+    """What a Future needs of its client's cancels (``core.cancelling.Cancelling``)."""
+
+    def cancel(self, futures: Any, force: bool = False, wait: bool = True,
+               reason: str | None = None, msg: str | None = None) -> None: ...
+    def retry(self, futures: Any) -> None: ...
+
+
 class Core(Protocol):
     """What a Future needs of its client's core (``core.client.ClientCore``)."""
 
     def hold(self, key: str, state: KeyState | None = None) -> KeyState: ...
     def unhold(self, key: str) -> None: ...
     def drop(self, state: KeyState) -> None: ...
-    def cancel(self, futures: Any, force: bool = False, wait: bool = True,
-               reason: str | None = None, msg: str | None = None) -> None: ...
-    def retry(self, futures: Any) -> None: ...
+    @property
+    def cancelling(self) -> Cancels: ...
     def run(self, coro: Coroutine, timeout: float | None = None) -> Any: ...
     async def call(self, coro: Coroutine) -> Any: ...
     def value_of(self, state: KeyState) -> Coroutine: ...
@@ -248,14 +255,14 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         takes them."""
         if self._executor is None or self.done():
             return self.cancelled()
-        self._core.cancel([self], force, reason=reason, msg=msg)
+        self._core.cancelling.cancel([self], force, reason=reason, msg=msg)
         return True
 
     def retry(self) -> None:
         """Run the task again if it failed (and the failed inputs behind it), as dask's
         ``Future.retry``: pending until it settles again. Nothing happens otherwise."""
         if self._executor is not None:
-            self._core.retry([self])
+            self._core.cancelling.retry([self])
 
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         """Call ``fn(self)`` when done: at once, in this thread, if it is; else, once it

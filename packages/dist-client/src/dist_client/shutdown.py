@@ -25,7 +25,7 @@ from typing import Any
 from .errors import ExecutorClosedError
 
 # What is shut down here is the client's core (``core.client.ClientCore``), which every
-# facade of one client shares: its status, ``accepting``, ``cancel_unstarted()``,
+# facade of one client shares: its status, ``accepting``, ``cancelling``,
 # ``keep_results()``, ``close()`` and ``shutdown()``.
 Executor = Any
 
@@ -60,7 +60,7 @@ def shut(executor: Executor, wait: bool, cancel_futures: bool) -> None:
         return
     executor.accepting = False
     if cancel_futures:
-        executor.cancel_unstarted()
+        executor.cancelling.cancel_unstarted()
     if wait:
         finish(executor)
     else:

@@ -4,5 +4,6 @@
 the one way to wait for keys, for threads and event loops. ``state``: the pure decisions about
 keys, reference counts and what the center is told. ``loop``: the I/O thread. ``client``: the
 connection and the bridge between a caller and the I/O loop. ``submitting``: a submit's or a
-map's tasks built and queued. ``operations``: every operation that talks to the cluster,
-once, as a coroutine. ``Executor`` and ``AsyncExecutor`` are facades over it."""
+map's tasks built and queued. ``cancelling``: futures cancelled and retried. ``operations``:
+every operation that talks to the cluster, once, as a coroutine. ``Executor`` and
+``AsyncExecutor`` are facades over it."""

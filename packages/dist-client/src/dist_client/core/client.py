@@ -10,7 +10,6 @@ facades over this class, so each operation exists once.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import socket
@@ -27,9 +26,8 @@ from typing import Any
 from dist_protocol.comm import Comm, connect
 from dist_protocol.errors import CommClosedError
 from dist_protocol.features import connecting_features
-from dist_protocol.key_names import user_key
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
-                                    Published, Retry)
+                                    Published)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 from dist_protocol.timeouts import wait_for
@@ -42,10 +40,10 @@ from ..event_log import EventHandlers
 from .. import worker_queries
 from ..future import Future
 from ..script_module import send_spawned_script_by_value
-from ..packing import futures_of
 from ..primitives import Topics
 from .keystate import KeyState
 from .loop import LoopThread
+from .cancelling import Cancelling
 from .release_timer import ReleaseTimer
 from .submitting import Submitter
 from .state import ClientState, Fail, Finish, Recompute
@@ -92,7 +90,7 @@ class ClientCore:
         # serialises the threads (user threads, __del__, the I/O thread) that feed it.
         self.lock = threading.RLock()
         # Notified when the center's word on cancelled keys arrives (or the center is lost).
-        self._cancels_heard = threading.Condition(self.lock)
+        self.cancels_heard = threading.Condition(self.lock)
         self.state = ClientState()
         self.state.releasing = False  # (until running)
         _cores.add(self)
@@ -114,6 +112,7 @@ class ClientCore:
         self.center_started: float | None = None  # when it started (older centers: unknown)
         self._warnings: list[str] = []  # for the caller's thread, where they are shown
         self.submitter = Submitter(self)  # what the submits and maps queue for the center
+        self.cancelling = Cancelling(self)  # the cancels and retries of its futures
 
     def _wire(self) -> None:
         """The paths to the workers, for the center at ``address``."""
@@ -235,7 +234,7 @@ class ClientCore:
         drops would wait on it. The copy gets fresh ones, and knows it is a copy."""
         self.forked = True
         self.lock = threading.RLock()
-        self._cancels_heard = threading.Condition(self.lock)
+        self.cancels_heard = threading.Condition(self.lock)
 
     def forked_error(self) -> ClusterError:
         return ClusterError(f"this executor was opened in process {self.pid}, from which this "
@@ -279,7 +278,7 @@ class ClientCore:
                         self.state.hold(key)
             orders = self.state.center_sent(messages)
             if cancels_heard:
-                self._cancels_heard.notify_all()
+                self.cancels_heard.notify_all()
         try:
             for order in orders:
                 if isinstance(order, Finish):
@@ -315,7 +314,7 @@ class ClientCore:
             return  # already handled (a connection is lost once)
         self.envs.connection_lost()
         with self.lock:
-            self._cancels_heard.notify_all()  # no word on cancels comes on a lost connection
+            self.cancels_heard.notify_all()  # no word on cancels comes on a lost connection
         if self.status == "reconnecting":  # lost again while resuming the session
             self._replies.fail(CommClosedError("lost the center again while reconnecting"))
             return
@@ -606,91 +605,15 @@ class ClientCore:
         """``ValueError`` for futures of an executor on another cluster among ``futures``."""
         foreign_futures.refuse(self, futures, what)
 
-    # -- cancelling -----------------------------------------------------------------------------
-    def cancel(self, futures: Any, force: bool = False, wait: bool = True,
-               reason: str | None = None, msg: str | None = None) -> None:
-        """Stop work not yet started for these futures (also those inside containers and
-        persisted dask collections) and release their keys; ``force``: for every holder.
-        ``wait``: return once the center has answered (``until_cancels_heard``).
-        ``reason`` and ``msg`` (dask's) go into the futures' ``CancelledError``."""
-        center = self.center
-        if force and center is not None and "cancel-force" not in center.features:
-            raise ClusterError(f"the center at {self.address} cannot cancel for other clients "
-                               "(an older release: it did not announce the protocol feature "
-                               "'cancel-force'); cancel without force=True")
-        keys = self._cancel_states([future.keystate for future in futures_of(futures)], force,
-                                   _why(reason, msg))
-        if wait and keys:
-            self.until_cancels_heard(keys, self.timeout)
-
-    def until_cancels_heard(self, keys: list[str], timeout: float) -> bool:
-        """Block until the center has answered the cancel of ``keys`` (False after
-        ``timeout``, or once the connection is lost). Its answer names the tasks it cancelled
-        with them, as dask's blocking ``cancel`` has them cancelled before it returns: a
-        pipeline submitted again right after cancelling it is then new work, not futures that
-        the answer still on its way would cancel."""
-        if self.io.in_loop_thread:
-            return False  # the answer is read on this thread: it cannot come while it waits
-        center = self.center
-        with self.lock:
-            return self._cancels_heard.wait_for(
-                lambda: self.center is not center or self.status != "running"
-                or not any(key in self.state.cancels_unconfirmed for key in keys), timeout)
-
-    def retry(self, futures: Any) -> None:
-        """Run again the tasks of these futures that failed (and the failed inputs behind
-        them); their futures are pending until the tasks settle again."""
-        states = [f.keystate for f in futures_of(futures) if f.keystate.status == "error"]
-        if not states:
-            return
-        center = self.center
-        if center is not None and "retry" not in center.features:
-            raise ClusterError(f"the center at {self.address} cannot retry tasks (an older "
-                               "release: it did not announce the protocol feature 'retry')")
-        self.until_connected()
-        with self.lock:
-            for state in states:
-                state.reset()
-            if self.state.queue(Retry(keys=list(dict.fromkeys(s.key for s in states)))):
-                self._schedule_flush(now=True)
-
-    def _cancel_states(self, states: list[KeyState], force: bool = False,
-                       why: str = "") -> list[str]:
-        # Finished ones too, as dask's: the center releases their keys, so a "finished"
-        # future would have had a value nobody holds any more, its result() waiting for ever.
-        for state in states:
-            if state.status != "cancelled":
-                state.fail(concurrent.futures.CancelledError(
-                    f"{user_key(state.key)} was cancelled{why}"), status="cancelled")
-        keys = list(dict.fromkeys(state.key for state in states))
-        if keys:
-            self.cancel_keys(keys, force=force)
-        return keys
-
-    def cancel_unstarted(self, futures: list[Future] | None = None) -> None:
-        """Cancel the futures (default: every one held) whose tasks have not started."""
-        with self.lock:
-            if futures is None:
-                states = self.state.pending()
-            else:
-                states = [f.keystate for f in futures if not f.done()]
-        keys = list(dict.fromkeys(state.key for state in states))
-        if not keys:
-            return
-        center = self.center
-        if center is not None and "cancel-pending-only" in center.features:
-            # Only the center knows which have started: it cancels the others and tells us.
-            self.cancel_keys(keys, pending_only=True)
-        else:  # an older center cannot tell running tasks apart: cancel them all
-            self._cancel_states(states)
-
+    # -- closing --------------------------------------------------------------------------------
     def cancel_everything(self, why: str, finished_too: bool = False) -> None:
+        """Every future not done (``finished_too``: every one) fails as cancelled, ``why``
+        saying what ended them: the executor closed, the cluster restarted."""
         with self.lock:
             fails = self.state.cancel_everything(why, finished_too)
         for fail in fails:
             fail.state.fail(fail.exception, status=fail.status)
 
-    # -- closing --------------------------------------------------------------------------------
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         shutdown.shut(self, wait, cancel_futures)
 
@@ -789,12 +712,6 @@ def _callers_level() -> int:
         frame = frame.f_back
         level += 1
     return level
-
-
-
-def _why(reason: str | None, msg: str | None) -> str:
-    """What a cancel's ``reason`` and ``msg`` (dask's) add to its futures' error text."""
-    return (f": {reason}" if reason else "") + (f"\n{msg}" if msg else "")
 
 
 __all__ = ["ClientCore"]
