@@ -94,3 +94,21 @@ def test_an_arrays_data_travels_out_of_band_beside_the_nodes_pickle():
     assert payload.frames[1].nbytes == literal.nbytes
     back = pickle.loads(payload.frames[0], buffers=payload.frames[1:])
     assert (back == literal).all()
+
+
+def test_a_large_bytes_literal_travels_out_of_band_beside_its_nodes_pickle():
+    # A pickle writes bytes in band: a GiB literal was copied into its node's pickle on the
+    # client and out of it again on the worker.
+    from dask._task_spec import convert_legacy_graph
+
+    from dist_client.dask_nodes import large_bytes_apart
+
+    literal = b"x" * (2 * 2**20)
+    graph = convert_legacy_graph({"value": literal, "small": b"y"})
+    payload = dask_graphs._node_payload(FakeSubmitter(), large_bytes_apart(graph["value"]))
+
+    assert len(payload.frames) == 2 and len(payload.frames[0]) < 1000
+    assert payload.frames[1].obj is literal  # (a view of the value itself)
+    node = pickle.loads(payload.frames[0], buffers=payload.frames[1:])
+    assert node.key == "value" and not node.dependencies and node({}) == literal
+    assert large_bytes_apart(graph["small"]) is graph["small"]

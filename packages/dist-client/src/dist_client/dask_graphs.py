@@ -24,7 +24,7 @@ from .actors import actor_options
 from .core import operations
 from .dask_annotate import TASK_ANNOTATIONS, enclosing, under_given
 from .dask_defaults import cluster_shuffle
-from .dask_nodes import fuse_chains, read_graph, topological_order, unfused
+from .dask_nodes import fuse_chains, large_bytes_apart, read_graph, topological_order, unfused
 from .future import Future
 from .tasks import TaskBuilder
 
@@ -340,8 +340,9 @@ def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | N
                                     ranked(given, rank, len(order)) if given else -rank}
                 # A node without inputs is called without its (empty) map of values, which
                 # dask's nodes take as their default: no arguments' payload to carry and keep.
-                tasks.append(build(name, _node_payload(submitter, unfused(node)),
-                                   (inputs,) if inputs else (), {}, task_options, node))
+                payload = _node_payload(submitter, large_bytes_apart(unfused(node)))
+                tasks.append(build(name, payload, (inputs,) if inputs else (), {},
+                                   task_options, node))
             if key not in futures and (keep is None or key in keep or not fresh):
                 futures[key] = core.future(name)
         for key, future in (persisted or {}).items():

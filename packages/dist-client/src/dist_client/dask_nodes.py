@@ -11,6 +11,7 @@ from collections.abc import Collection, Hashable, Mapping
 from typing import Any
 
 from dist_protocol.key_names import wire_key
+from dist_protocol.serialize import BYTES_OUT_OF_BAND, bytes_out_of_band
 
 from .future import Future
 
@@ -120,6 +121,19 @@ def _references(value: Any) -> Any:
                      _data_producer=value.data_producer,
                      **{k: _references(v) for k, v in value.kwargs.items()})
     return parse_input(value)  # plain lists, tuples, sets, dicts: dask's containers
+
+
+def large_bytes_apart(node: Any) -> Any:
+    """``node``, unless it is a literal ``bytes`` value of a megabyte or more: then a task
+    returning it (``bytes(data)`` is ``data``) whose data pickles as an out-of-band frame.
+    A pickle writes ``bytes`` in band, so a GiB literal was copied into its node's pickle on
+    the client and out of it again on the worker."""
+    from dask._task_spec import DataNode
+
+    if type(node) is DataNode and type(node.value) is bytes \
+            and len(node.value) >= BYTES_OUT_OF_BAND:
+        return _task(node.key, bytes, bytes_out_of_band(node.value))
+    return node
 
 
 def _task(key: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
