@@ -119,6 +119,21 @@ def test_compute_traverses_containers_as_dask_does(e):
     assert e.compute({x, y}, sync=True) in ([2, 3], [3, 2])
 
 
+def test_compute_of_a_container_holding_dask_dataframes_gives_it_with_their_values(e):
+    dd = pytest.importorskip("dask.dataframe")
+    import pandas as pd
+    frame = pd.DataFrame({"a": range(10), "b": list("xyxyxyxyxy")})
+    ddf = dd.from_pandas(frame, npartitions=3)
+    # (dask.delayed of the dict, as dask.distributed's compute wraps it, raised a bare
+    # NotImplementedError: an unoptimized dataframe expression cannot say its keys.)
+    summary = e.compute({"total": ddf.a.sum(), "by": [ddf.groupby("b").a.max(), 4]})
+    got = summary.result(RESULT_TIMEOUT)
+    assert got["total"] == 45 and got["by"][1] == 4
+    assert got["by"][0].to_dict() == {"x": 8, "y": 9}
+    assert summary.key.startswith("dict-")
+    assert e.compute(iter([ddf.a.max(), (ddf.a.min(),)]), sync=True) == [9, (0,)]
+
+
 def test_persist_takes_dasks_options(e, tmp_path):
     dask = pytest.importorskip("dask")
     worker = sorted(e.nthreads())[1]

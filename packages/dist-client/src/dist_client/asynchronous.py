@@ -341,7 +341,7 @@ class AsyncExecutor:
                 traverse: bool = True, actors: Any = None) -> Any:
         """Futures (awaitable) for dask collections, as ``Executor.compute``; with
         ``sync=True`` a coroutine of their values."""
-        from .dask_graphs import compute_given
+        from .dask_containers import compute_given
         duration("fifo_timeout", fifo_timeout)
         futures = compute_given(self._started, collections, optimize_graph, traverse,
                                 workers=workers, allow_other_workers=allow_other_workers,

@@ -114,25 +114,6 @@ def _submit_for_get(core: ClientCore, dsk: Any, keys: Any, workers: Any,
         making_actors), persisted)
 
 
-def compute_given(core: ClientCore, collections: Any, optimize_graph: bool = True,
-                  traverse: bool = True, **restrictions: Any) -> Any:
-    """``Executor.compute``: a future for a collection, or a list of them for a list, tuple
-    or set. With ``traverse``, a list, tuple, set, dict or iterator (given, or in the list)
-    is computed as one value, its collections inside computed (as dask's ``traverse``);
-    anything else that is not a collection stays as it is."""
-    from dask import delayed, is_dask_collection
-
-    single = not isinstance(collections, (list, tuple, set, frozenset))
-    items = [collections] if single else list(collections)
-    if traverse:
-        items = [delayed(item) if isinstance(item, (list, tuple, set, frozenset, dict, Iterator))
-                 else item for item in items]
-    futures = iter(compute(core, [item for item in items if is_dask_collection(item)],
-                           optimize_graph, **restrictions))
-    results = [next(futures) if is_dask_collection(item) else item for item in items]
-    return results[0] if single else results
-
-
 def compute(core: ClientCore, collections: list, optimize_graph: bool = True,
             workers: Any = None, allow_other_workers: bool = False, resources: Any = None,
             retries: int = 0, priority: int = 0, actors: Any = None) -> list[Future]:

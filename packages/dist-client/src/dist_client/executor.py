@@ -576,7 +576,7 @@ class Executor(concurrent.futures.Executor):
         computed (as ``dask.delayed`` of it); anything else that is not a dask collection
         comes back as it is. ``sync=True`` gives the values instead of futures, and the
         other keywords are ``persist``'s, as with dask's ``Client.compute``."""
-        from .dask_graphs import compute_given
+        from .dask_containers import compute_given
         duration("fifo_timeout", fifo_timeout)
         futures = compute_given(self.core, collections, optimize_graph, traverse,
                                 workers=workers, allow_other_workers=allow_other_workers,
