@@ -212,6 +212,9 @@ def test_metrics_text_is_valid_and_counts():
     assert families["dist_workers"]["samples"]['dist_workers{status="running"}'] == 2
     assert families["dist_transfers_in_flight"]["samples"]["dist_transfers_in_flight"] == 2
     assert families["dist_bytes_held"]["samples"]["dist_bytes_held"] == 40
+    entries = families["dist_center_entries"]["samples"]
+    assert entries['dist_center_entries{table="primitives"}'] == 0
+    assert entries['dist_center_entries{table="coordination_waits"}'] == 0
     memory = families["dist_worker_memory_bytes"]["samples"]
     assert memory['dist_worker_memory_bytes{worker="tcp-a:1",name="alpha"}'] == 5_000
     alpha = '{worker="tcp-a:1",name="alpha"}'

@@ -140,4 +140,28 @@ def render(state: CenterState, *, started: float) -> str:
          "Dependencies each worker is fetching from its peers now.", "in_flight"),
     ):
         out.family(name, kind, help_text, per_worker(field))
+    out.family("dist_center_entries", "gauge",
+               "Entries of the center's tables kept per client, per request or per name: on a "
+               "long-lived center they go back down as clients leave and names fall idle.",
+               [({"table": name}, count) for name, count in table_sizes(state).items()])
     return out.text()
+
+
+def table_sizes(state: CenterState) -> dict[str, int]:
+    """How many entries each table the clients fill holds now."""
+    waits, coordination = state.waits, state.coordination
+    return {
+        "clients": len(state.clients),  # connections and the center's own holders
+        "datasets": len(state.datasets),
+        "primitives": len(coordination.primitives),
+        "coordination_waits": len(coordination.waiting),
+        "request_waits": len(waits.workers) + len(waits.plans) + len(waits.replicas),
+        "graphs_in_parts": len(state.graph_parts.pending),
+        "rebalances": len(state.rebalances.requests),
+        "retirements": len(state.retirements.requests),
+        "stories": len(state.stories.pending),
+        "worker_queries": len(state.worker_queries.pending),
+        "restarts": len(state.restarting),
+        "worker_watchers": len(state.worker_feed.watchers),
+        "small_values_for": len(state.small_values_for),
+    }
