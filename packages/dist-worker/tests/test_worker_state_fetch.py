@@ -2,7 +2,7 @@
 from dist_protocol.messages import KeysAdded, MissingData, TaskErred, TaskFinished, Transfer
 from dist_worker.events import (DataFetched, ExecutionFailed, Fetch, InputsUnloadable,
                                 SendToCenter)
-from dist_worker.state import MAX_KEYS_PER_FETCH
+from dist_worker.fetch_plan import MAX_KEYS_PER_FETCH
 
 P1, P2, P3 = "tcp://peer:1", "tcp://peer:2", "tcp://peer:3"
 
@@ -23,7 +23,7 @@ def test_inputs_are_fetched_with_one_request_per_peer(worker):
 
 
 def test_a_busy_peer_gets_its_next_request_when_it_answers(worker):
-    from dist_worker.state import REQUESTS_PER_PEER
+    from dist_worker.fetch_plan import REQUESTS_PER_PEER
 
     assert REQUESTS_PER_PEER == 2
     assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
@@ -148,7 +148,7 @@ def test_a_resent_compute_task_that_no_longer_names_the_peer_in_flight_fetches_e
 def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
     from dist_protocol.messages import ComputeTask
     from dist_worker.events import ComputeRequested
-    from dist_worker.state import MAX_FETCH_BYTES
+    from dist_worker.fetch_plan import MAX_FETCH_BYTES
 
     size = MAX_FETCH_BYTES // 2 + 1  # two of them are over the bound
     keys = ["a", "b", "c", "d"]

@@ -19,7 +19,7 @@ import dataclasses
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Collection, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from dist_protocol.key_names import shown_key
@@ -36,8 +36,12 @@ from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, 
                      RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
                      SignalReceived, SpilledValueLost, SpilledValueRead, StealRequested,
                      StoryRequested, Terminated)
+from .fetch_plan import MAX_KEYS_PER_FETCH, Missing, plan_requests
+from . import tasklog
 from .readers import UpcomingReads
+from .tasklog import RUNNING, Entry
 from .readyqueue import ReadyQueue
+from .store_hooks import StoreHooks
 from .spill import SpillLoadError, SpillReadError
 
 # Made once a task: built changing their class once, not twice (``records.builder``).
@@ -47,23 +51,12 @@ task_finished = builder(TaskFinished)
 # Stands in the waiters of a key fetched as a replica rather than for a task.
 REPLICA = "<replica>"
 
-MAX_KEYS_PER_FETCH = 1000
-# Inputs asked of one peer at once add up to at most this (or are one key): the peer reads
-# spilled values back into memory to send them, and they all arrive here at once, to be
-# unpickled before any task reading them can start. A megabyte is a few tasks' inputs in a
-# shuffle: the first of them starts while the next are on their way (with dask's 50 MB, a
-# shuffle's outputs waited for every piece from the other worker before the first began).
-MAX_FETCH_BYTES = 1_000_000
-# Requests to one peer at once: it serves the next while this worker unpickles the last, so
-# that inputs of many megabytes do not pay a round trip per megabyte.
-REQUESTS_PER_PEER = 2
 # Inputs in flight from all peers together add up to at most this share of the memory limit
 # (or are one key), as dask's ``transfer_incoming_bytes_limit``: each arrives and is unpickled
 # in memory that no target accounts for until it is stored.
 INCOMING_SHARE = 0.1
 LOG_LENGTH = 10_000  # recent (key, start, finish, stimulus_id, time), for stories
 # Results this small (pickled) travel with task-finished, so a waiting client need not fetch them.
-RUNNING = ("executing", "long-running")  # on a thread, with a slot or without
 # Taken from a ready task's priority for the order its inputs spill in: ahead of any waiting's.
 READ_WHEN_READY = 1 << 64
 
@@ -102,31 +95,22 @@ class WorkerState:
         # pickle of each value it spills.
         cache = getattr(self.data, "serialized", None)
         self.serialized: dict[str, Any] = cache if isinstance(cache, dict) else {}
-        # When each input will next be read by a task here; a store that spills is told, so
-        # that it spills what is read last (a plain dict has nothing to decide). Followed only
-        # while the store watches (near spilling, ``store``): ``_watching``.
-        plan_use = getattr(self.data, "plan_use", None)
-        self.reads = UpcomingReads(plan_use if callable(plan_use) else _no_plan)
+        # What a store that spills is asked (a plain dict: stand-ins), bound here: several
+        # are asked on a task's path.
+        store = StoreHooks(self.data)
+        # When each input will next be read by a task here, followed only while the store
+        # watches (near spilling, ``store``): ``_watching``.
+        self.reads = UpcomingReads(store.plan_use)
         self.tasks: dict[str, WorkerTask] = {}
         # Which ready task runs next: by priority, those with inputs all in memory first on a
         # store that spills (``readyqueue``), once it watches.
-        any_on_disk, on_disk = (getattr(self.data, name, None) for name in ("any_on_disk",
-                                                                            "on_disk"))
-        self._any_on_disk: Callable[[Collection[str]], bool] | None = (
-            any_on_disk if callable(any_on_disk) and callable(on_disk) else None)
-        self._on_disk: Callable[[str], bool] = on_disk if callable(on_disk) else _nowhere
-        # Which of those are large enough to read back on a thread, and how a value read so
-        # comes back into the store (a store that spills; a dict has nothing on disk).
-        large_on_disk, restore = (getattr(self.data, name, None)
-                                  for name in ("to_read_on_thread", "restore"))
-        self._large_on_disk: Callable[[Collection[str]], list[str]] = (
-            large_on_disk if callable(large_on_disk) else _none_of)
-        self._restore: Callable[[str, Any, int], Any] = (restore if callable(restore)
-                                                         else _as_read)
+        self._any_on_disk = store.any_on_disk
+        self._on_disk = store.on_disk
+        self._large_on_disk = store.large_on_disk  # read back on a thread
+        self._restore = store.restore  # how a value read so comes back into the store
         self.ready: ReadyQueue[WorkerTask] = ReadyQueue()
         self._watching = False
-        if callable(plan_use) and self._any_on_disk is not None \
-                and hasattr(self.data, "on_watch"):
+        if store.watches:
             setattr(self.data, "on_watch", self._watch)  # noqa: B010 (a store, not any mapping)
             if getattr(self.data, "watching", False):
                 self._watch(True)
@@ -149,7 +133,7 @@ class WorkerState:
         self.signals: dict[str, int] = {}  # signal name -> times survived (SignalReceived)
         self.paused = False
         self.above_target = False  # process memory above the target: one input at a time
-        self.log: deque[tuple[str, str, str, str, float]] = deque(maxlen=LOG_LENGTH)
+        self.log: deque[Entry] = deque(maxlen=LOG_LENGTH)
         self.clock = clock
         self._now = 0.0
         self._stimulus_id = ""
@@ -207,9 +191,8 @@ class WorkerState:
                     waiting += 1
         return waiting, ahead
 
-    def story(self, *keys: str) -> list[tuple[str, str, str, str, float]]:
-        wanted = set(keys)
-        return [entry for entry in self.log if entry[0] in wanted]
+    def story(self, *keys: str) -> list[Entry]:
+        return tasklog.story(self.log, set(keys))
 
     # -- events -------------------------------------------------------------------------------
     def _compute(self, event: ComputeRequested) -> None:
@@ -538,47 +521,12 @@ class WorkerState:
 
     # -- decisions ----------------------------------------------------------------------------
     def _fetch_missing(self, keys) -> None:
-        """Ask peers for inputs not yet here nor in flight, in requests of at most
-        ``MAX_FETCH_BYTES`` (or one key), ``REQUESTS_PER_PEER`` to a peer at once, in the
-        order of ``keys`` (the order their tasks came in).
-
-        What is in flight from all peers together is bounded: by ``incoming_bytes_limit``, and
-        to one key while memory is above the target or the worker is paused (every arriving
-        value is unpickled in memory first). A key is always fetched when none is in flight,
-        however large, so that the limit delays inputs and never blocks them."""
-        requests: dict[str, list[list[str]]] = {}  # peer -> the requests planned to it
-        last_bytes: dict[str, int] = {}  # peer -> bytes of its last planned request
-        planned = self.incoming_bytes
+        """Ask peers for inputs not yet here nor in flight, in the order of ``keys`` (the
+        order their tasks came in), as ``fetch_plan`` plans the requests."""
+        requests = plan_requests(self._missing(keys), self.busy_peers, self.incoming_bytes,
+                                 bool(self.in_flight), self.paused or self.above_target,
+                                 self.incoming_bytes_limit)
         asked = self.busy_peers
-        for key in keys:
-            if key in self.data or key in self.in_flight or key not in self.waiters:
-                continue
-            tried = self.tried.get(key, ())
-            holders = [w for w in self.who_has.get(key, ()) if w not in tried]
-            if not holders:
-                continue
-            if self.in_flight or requests:
-                if self.paused or self.above_target:
-                    break
-                if (self.incoming_bytes_limit is not None
-                        and planned + self.sizes.get(key, 0) > self.incoming_bytes_limit):
-                    break
-            size = self.sizes.get(key, 0)
-            usable = [w for w in holders
-                      if (w in requests and last_bytes[w] + size <= MAX_FETCH_BYTES)
-                      or asked.get(w, 0) + len(requests.get(w, ())) < REQUESTS_PER_PEER]
-            if not usable:
-                continue  # the rest go as requests are answered
-            peer = min(usable, key=lambda w: (asked.get(w, 0) + len(requests.get(w, ())),
-                                              sum(map(len, requests.get(w, ())))))
-            to_peer = requests.setdefault(peer, [])
-            if to_peer and last_bytes[peer] + size <= MAX_FETCH_BYTES:
-                to_peer[-1].append(key)
-                last_bytes[peer] += size
-            else:
-                to_peer.append([key])
-                last_bytes[peer] = size
-            planned += size
         for peer, to_peer in requests.items():
             for request in to_peer:
                 for start in range(0, len(request), MAX_KEYS_PER_FETCH):
@@ -590,6 +538,17 @@ class WorkerState:
                         self._log(key, "fetch", "flight")
                     asked[peer] = asked.get(peer, 0) + 1
                     self._out.append(Fetch(peer, chunk))
+
+    def _missing(self, keys) -> Iterator[Missing]:
+        """Those of ``keys`` a task here waits for that are neither here nor in flight, with
+        the holders not yet tried (those with none left are the center's to decide on)."""
+        for key in keys:
+            if key in self.data or key in self.in_flight or key not in self.waiters:
+                continue
+            tried = self.tried.get(key, ())
+            holders = [w for w in self.who_has.get(key, ()) if w not in tried]
+            if holders:
+                yield key, holders, self.sizes.get(key, 0)
 
     def _seceded(self, event: Seceded) -> None:
         """The task's thread runs on without a slot: the slot goes to the next ready task."""
@@ -856,14 +815,8 @@ class WorkerState:
 
     def last_ended(self) -> tuple[str, str] | None:
         """The task that last stopped running here, and the state it went to."""
-        entry = self._last_ended_entry()
+        entry = tasklog.last_ended(self.log)
         return None if entry is None else (entry[0], entry[2])
-
-    def _last_ended_entry(self) -> tuple[str, str, str, str, float] | None:
-        for entry in reversed(self.log):
-            if entry[1] in RUNNING and entry[2] not in RUNNING:
-                return entry
-        return None
 
     def _terminated(self, event: Terminated) -> None:
         """A SIGTERM not from the nanny: a task's own ``os.kill`` returns before the worker
@@ -873,21 +826,8 @@ class WorkerState:
         ended then, and one that started after it on the freed thread had not started); if
         none ran, the last to end, if it ended ``within`` seconds before (a subprocess's
         ``kill`` it left behind)."""
-        at = event.at
-        keys = self.executing | self.seceded
-        ended_since, started_since = set(), set()
-        for key, start, finish, _, when in reversed(self.log):
-            if when < at:
-                break
-            if finish in RUNNING and start not in RUNNING:
-                started_since.add(key)
-            elif start in RUNNING and finish not in RUNNING:
-                ended_since.add(key)
-        named = sorted((keys | ended_since) - started_since)
-        if not named:
-            last = self._last_ended_entry()
-            if last is not None and at - event.within <= last[4] <= at:
-                named = [last[0]]
+        named = tasklog.running_at(self.log, event.at, self.executing | self.seceded,
+                                   event.within)
         if named:
             self._out.append(SendToCenter(WorkerTerminated(keys=named)))
 
@@ -929,22 +869,6 @@ class WorkerState:
             for task_key in waiting:
                 if task_key != REPLICA:
                     assert key in self.tasks[task_key].waiting_on, (key, task_key)
-
-
-def _no_plan(key: str, when: tuple[int, int] | None) -> None:
-    pass
-
-
-def _nowhere(key: str) -> bool:
-    return False
-
-
-def _none_of(keys: Collection[str]) -> list[str]:
-    return []
-
-
-def _as_read(key: str, value: Any, nbytes_read: int) -> Any:
-    return value
 
 
 _STIMULUS_PREFIX: dict[type, str] = {
