@@ -748,9 +748,16 @@ class TaskMachine:
         if not (queue.run or queue.out_of_turn) or worker.status != "running" \
                 or worker.address not in self.workers:
             return
-        capacity = self.capacity_of(worker)
-        tasks = self.tasks
         address = worker.address
+        # (``capacity_of`` written out for its usual answer: a map's results each move the
+        # average, but tasks this short keep the largest margin, so the capacity worked out
+        # before still holds)
+        capacity = self._capacities.get(address)
+        basis = self._capacity_basis
+        if capacity is None or basis[2] != _LARGEST_MARGIN \
+                or not 0 < self.avg_duration <= _SHORTEST or self.worker_saturation != basis[1]:
+            capacity = self.capacity_of(worker)
+        tasks = self.tasks
         tag = worker.pickle_tag
         processing = worker.processing
         in_blocks = self.in_blocks
@@ -833,7 +840,7 @@ class TaskMachine:
         basis = self._capacity_basis
         if avg != basis[0] or self.worker_saturation != basis[1]:
             # (for tasks this short the margin is at its cap, however the average moves)
-            margin = (basis[2] if basis[2] == placement.MAX_MARGIN_PER_THREAD
+            margin = (basis[2] if basis[2] == _LARGEST_MARGIN
                       and 0 < avg <= _SHORTEST else placement.margin(avg))
             if margin != basis[2] or self.worker_saturation != basis[1]:
                 self._capacities.clear()
@@ -866,7 +873,8 @@ class TaskMachine:
 
 _NOTHING: Recs = {}
 # Tasks at most this long on average get the largest margin (see ``placement.margin``).
-_SHORTEST = placement.BUFFER_SECONDS / placement.MAX_MARGIN_PER_THREAD
+_LARGEST_MARGIN = placement.MAX_MARGIN_PER_THREAD
+_SHORTEST = placement.BUFFER_SECONDS / _LARGEST_MARGIN
 # Every way a task's state may change: (start, finish) -> the CenterState method that does it.
 # The spec's lifecycle diagram is drawn from this table and the invariants hold tasks to it.
 TRANSITIONS: dict[tuple[TaskStateName, TaskStateName], str] = {
