@@ -82,16 +82,23 @@ def hold_memory(nbytes, start_after, release):
     return len(buffer)
 
 
-def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cluster,
-                                                                       wait_until, tmp_path):
-    limit = 400 * MiB
+def beside_a_tight_worker(make_cluster, *options, **kwargs):
+    """A cluster of one worker and a second, ``tight``, started with ``options`` (its memory
+    limit, where it spills...) and ``kwargs``; an executor that sees both."""
     cluster = make_cluster(n_workers=1)
-    lean = cluster.workers[0]
-    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", str(limit),
-                                           name="tight", nthreads=2)
+    tight = cluster.processes.start_worker(cluster.address, *options, name="tight", **kwargs)
     cluster.workers.append(tight)
     executor = cluster.executor()
     cluster.wait_for_workers(executor, 2)
+    return cluster, tight, executor
+
+
+def test_a_task_past_pause_pauses_the_worker_moves_its_queue_and_resumes(make_cluster,
+                                                                       wait_until, tmp_path):
+    limit = 400 * MiB
+    cluster, tight, executor = beside_a_tight_worker(make_cluster, "--memory-limit", str(limit),
+                                                     nthreads=2)
+    lean = cluster.workers[0]
     baseline = wait_until(lambda: metrics_of(cluster, executor, tight).get("memory"), 10,
                           "a heartbeat")
     data = executor.scatter(list(range(12)), workers=[tight.address])
@@ -153,12 +160,8 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_warns_and_pauses_the_worker_and_loses_nothing(make_cluster, small_disk,
                                                                    wait_until):
-    cluster = make_cluster(n_workers=1)
-    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
-                                           "--local-directory", str(small_disk), name="tight")
-    cluster.workers.append(tight)
-    executor = cluster.executor()
-    cluster.wait_for_workers(executor, 2)
+    cluster, tight, executor = beside_a_tight_worker(make_cluster, "--memory-limit", "400MB",
+                                                     "--local-directory", str(small_disk))
     # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
     def spilled_and_warned():
         # The warning is logged as the worker pauses, and read from its pipe by a thread; its
@@ -189,12 +192,8 @@ def test_a_worker_whose_disk_is_full_is_marked_the_client_warned_and_work_goes_e
     pauses and resumptions that follow), the tasks that can run elsewhere do, and those kept
     to it wait, not fail, until its disk has room again."""
     caplog.set_level(logging.INFO, logger="dist_client")
-    cluster = make_cluster(n_workers=1)
-    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "400MB",
-                                           "--local-directory", str(small_disk), name="tight")
-    cluster.workers.append(tight)
-    executor = cluster.executor()
-    cluster.wait_for_workers(executor, 2)
+    cluster, tight, executor = beside_a_tight_worker(make_cluster, "--memory-limit", "400MB",
+                                                     "--local-directory", str(small_disk))
     # 350 MB: past the target (240 MB) by two results, which fill the disk, and a third.
     kept = [executor.submit(block, i, workers=["tight"]) for i in range(7)]
     wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "paused",
@@ -228,13 +227,8 @@ def test_an_unwritable_local_directory_warns_at_start_and_pauses_instead_of_fail
         make_cluster, tmp_path, wait_until):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the directory should be")
-    cluster = make_cluster(n_workers=1)
-    tight = cluster.processes.start_worker(cluster.address, "--memory-limit", "300MB",
-                                           "--local-directory", str(blocker / "spill"),
-                                           name="tight")
-    cluster.workers.append(tight)
-    executor = cluster.executor()
-    cluster.wait_for_workers(executor, 2)
+    cluster, tight, executor = beside_a_tight_worker(make_cluster, "--memory-limit", "300MB",
+                                                     "--local-directory", str(blocker / "spill"))
     wait_until(lambda: "cannot spill to" in tight.output(), 10, "the warning at start")
 
     def warned():
