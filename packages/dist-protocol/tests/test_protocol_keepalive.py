@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from dist_protocol.comm import connect, listen
-from dist_protocol.comm.protocol import KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES
+from dist_protocol.comm.protocol import (KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES,
+                                         UNACKNOWLEDGED_LIMIT)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,6 +34,28 @@ def test_both_ends_of_a_connection_are_probed_when_idle(run):
         try:
             assert probing(comm) == expected[:len(probing(comm))]
             assert probing(server_side) == expected[:len(probing(server_side))]
+        finally:
+            comm.close()
+            listener.close()
+
+    run(main())
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="Linux's option")
+def test_both_ends_give_up_on_what_the_peer_never_acknowledges(run):
+    """Probes are not sent while data waits for its acknowledgement (a reply to a client
+    whose host vanished): then the limit on unacknowledged data ends the connection, in the
+    probes' time rather than the kernel's quarter of an hour of retransmissions."""
+    async def main():
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+        listener = await listen("127.0.0.1:0", accepted.set_result)
+        comm = await connect(listener.address, role="client")
+        server_side = await asyncio.wait_for(accepted, 10)
+        try:
+            for end in (comm, server_side):
+                sock = end.transport.get_extra_info("socket")
+                limit_ms = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+                assert limit_ms == UNACKNOWLEDGED_LIMIT * 1000
         finally:
             comm.close()
             listener.close()

@@ -19,6 +19,13 @@ from .core import Comm
 KEEPALIVE_IDLE = 60
 KEEPALIVE_INTERVAL = 10
 KEEPALIVE_PROBES = 6
+# The probes are sent only while nothing we sent waits for the peer's acknowledgement: with
+# data outstanding (a gather's reply, a key-in-memory to a vanished client) the kernel
+# retransmits instead, for 15 minutes and more by default, and the connection's buffers and
+# the peer's keys stay held all that time. So data left unacknowledged this long ends the
+# connection too, as the probes would (a live peer's kernel acknowledges what it received,
+# and answers the window probes of a peer that reads slowly, however busy the process is).
+UNACKNOWLEDGED_LIMIT = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES  # seconds
 
 
 class StreamProtocol(asyncio.BufferedProtocol):
@@ -68,14 +75,17 @@ class StreamProtocol(asyncio.BufferedProtocol):
 
 def keep_alive(sock: Any) -> None:
     """Have the kernel probe the TCP connection ``sock`` when it is idle (see
-    ``KEEPALIVE_IDLE``); where an option is missing (not Linux), what the system offers."""
+    ``KEEPALIVE_IDLE``) and end it when what was sent stays unacknowledged (see
+    ``UNACKNOWLEDGED_LIMIT``); where an option is missing (not Linux), what the system
+    offers."""
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE),
                             ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
-                            ("TCP_KEEPCNT", KEEPALIVE_PROBES)):
+                            ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+                            ("TCP_USER_TIMEOUT", UNACKNOWLEDGED_LIMIT * 1000)):  # (in ms)
             option = getattr(socket, name, None)
             if option is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
