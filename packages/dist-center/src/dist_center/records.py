@@ -148,7 +148,11 @@ class PrefixNames:
         self.known: dict[str, str] = {}
 
     def of(self, key: str) -> str:
-        prefix = key_prefix(key)
+        if key[:2] in _TUPLE_OPENINGS:
+            prefix = key_prefix(key)
+        else:  # (``key_prefix`` of a plain key, written out: asked once a task submitted)
+            head, dash, _ = key.rpartition("-")
+            prefix = (head if dash else key) or key
         known = self.known.get(prefix)
         if known is not None:
             return known
