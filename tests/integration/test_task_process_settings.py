@@ -165,3 +165,25 @@ def test_a_file_creation_mask_a_task_set_does_not_reach_the_spill_files(make_clu
     assert [len(value) for value in e.gather(kept, timeout=RESULT_TIMEOUT)] == [40 * 2**20] * 6
     modes = e.submit(modes_of_files_under, str(tmp_path)).result(timeout=RESULT_TIMEOUT)
     assert modes and all(mode & 0o600 == 0o600 for mode in modes), [oct(m) for m in modes]
+
+
+def turn_warnings_into_errors():
+    import warnings
+
+    warnings.simplefilter("error")  # process-wide
+    return "errors"
+
+
+def test_warnings_a_task_turned_into_errors_do_not_keep_a_worker_from_stopping(make_cluster):
+    # The worker's own warnings were raised as errors after the task: at an operator's
+    # SIGTERM a worker without a nanny met a ResourceWarning as it closed, and never exited.
+    cluster = make_cluster(n_workers=2, nthreads=1, nanny=False)
+    e = cluster.executor()
+    worker, other = cluster.workers
+    assert e.submit(turn_warnings_into_errors, workers=[worker.address]).result(
+        timeout=RESULT_TIMEOUT) == "errors"
+    # (a peer's connection to it: the transport the loop's close warned about)
+    value = e.submit(a_megabyte, workers=[worker.address])
+    assert e.submit(len, value, workers=[other.address]).result(timeout=RESULT_TIMEOUT) == 2**20
+    worker.terminate()
+    assert worker.wait(timeout=PROMPTLY * 3) == 0

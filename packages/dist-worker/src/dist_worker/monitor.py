@@ -47,6 +47,7 @@ from .events import Event, MemoryPressureChanged
 from .memory import MemoryPolicy, format_bytes
 from .file_mask import put_back_file_mask
 from .open_files import OpenFileLimit
+from .warning_filters import put_back_warning_filters
 from .process_meter import process_meter
 from .spillpolicy import NOTHING, SpillPlan, before_task, by_process, on_arrival
 from .store import DataStore
@@ -148,6 +149,7 @@ class Monitor:
             await asyncio.sleep(worker.heartbeat_interval)
             self._open_files.put_back()
             put_back_file_mask()
+            put_back_warning_filters()
             worker.send_center(Heartbeat(metrics=self.metrics(self.rss())))
 
     async def watch_memory(self) -> None:

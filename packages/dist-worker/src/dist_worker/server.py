@@ -45,6 +45,7 @@ from .store import DataStore
 from . import running_now, unpickling, uploads
 from .unpickling import code_from_elsewhere
 from .plugins import PluginHost, WorkerPlugins
+from .warning_filters import put_back_warning_filters
 
 log = logging.getLogger("dist.worker")
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
@@ -197,6 +198,7 @@ class Worker:
         if self.closing:
             return
         self.closing = True
+        put_back_warning_filters()  # (a task's "error" filter would fail the close itself)
         try:
             center = self.center  # the attribute clears itself if the center goes meanwhile
             if center is not None and not center.is_closed:
