@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -239,3 +241,42 @@ def test_primitives_take_their_executor_as_dasks_client_keyword(cluster):
     sub.close()
     with pytest.raises(TypeError, match="client"):
         Queue("both", e, client=other)
+
+
+# A client process that takes a lock, both leases of a semaphore, waits in a queue's get and
+# subscribes to a topic, then says so and waits to be killed.
+HOLDING_CLIENT = r'''
+import sys, threading
+from dist_client import Executor, Lock, Queue, Semaphore, Sub
+e = Executor(sys.argv[1])
+assert Lock("kept-lock", executor=e).acquire(timeout=30)
+semaphore = Semaphore(2, "kept-leases", executor=e)
+assert semaphore.acquire(timeout=30) and semaphore.acquire(timeout=30)
+queue = Queue("waited-on", executor=e)
+threading.Thread(target=lambda: queue.get(timeout=300), daemon=True).start()
+sub = Sub("listened-to", executor=e)
+print("holding", flush=True)
+sys.stdin.readline()
+'''
+
+
+def test_a_client_killed_while_holding_and_waiting_lets_go_of_everything(cluster):
+    cluster.executor()  # (the default executor of the primitives below)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDING_CLIENT, cluster.address],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert not Lock("kept-lock").acquire(timeout=0.1)  # taken, by the other client
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+        assert Lock("kept-lock").acquire(timeout=30), "the lock died with its client"
+        semaphore = Semaphore(2, "kept-leases")
+        assert semaphore.acquire(timeout=30) and semaphore.acquire(timeout=30)
+        queue = Queue("waited-on")
+        queue.put("mine")
+        assert queue.get(timeout=30) == "mine", "a killed client's get took the value"
+        assert Pub("listened-to").put("anyone?") == 0, "the killed client is still subscribed"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
