@@ -112,3 +112,18 @@ def test_a_large_bytes_literal_travels_out_of_band_beside_its_nodes_pickle():
     node = pickle.loads(payload.frames[0], buffers=payload.frames[1:])
     assert node.key == "value" and not node.dependencies and node({}) == literal
     assert large_bytes_apart(graph["small"]) is graph["small"]
+
+
+@pytest.mark.parametrize("function", [len, lambda value: len(value)], ids=["by-name", "lambda"])
+def test_a_large_bytes_literal_inside_a_node_travels_out_of_band(function):
+    # A chain fused into one node holds the literal inside it, deeper than a node of its
+    # own; with the user's function (a lambda, ``__main__``) the node is pickled by value.
+    from dask._task_spec import DataNode
+
+    literal = b"x" * (2 * 2**20)
+    node = Task("size", function, DataNode("value", literal))
+    payload = dask_graphs._node_payload(FakeSubmitter(), node)
+
+    assert len(payload.frames) == 2 and len(payload.frames[0]) < 10_000
+    assert payload.frames[1].obj is literal
+    assert pickle.loads(payload.frames[0], buffers=payload.frames[1:])({}) == len(literal)

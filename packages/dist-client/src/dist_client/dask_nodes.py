@@ -136,6 +136,18 @@ def large_bytes_apart(node: Any) -> Any:
     return node
 
 
+def literal_bytes_apart(obj: Any) -> Any:
+    """A pickler's ``reducer_override``: a ``DataNode`` holding bytes of a megabyte or more,
+    at any depth of a node (a fused chain's literal), written with its data as an out-of-band
+    buffer; ``NotImplemented`` for anything else."""
+    from dask._task_spec import DataNode
+
+    if type(obj) is DataNode and type(obj.value) is bytes \
+            and len(obj.value) >= BYTES_OUT_OF_BAND:
+        return DataNode, (obj.key, bytes_out_of_band(obj.value))
+    return NotImplemented
+
+
 def _task(key: Any, func: Any, *args: Any, **kwargs: Any) -> Any:
     from dask._task_spec import Task
     return Task(key, func, *args, **kwargs)

@@ -202,13 +202,16 @@ def pickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], Any]
     return own.dumps(obj, buffer_callback, _dispatch_table(numpy))
 
 
-def pickle_dumps_overriding(obj: Any, reducer_override: Callable[[Any], Any]) -> bytes:
-    """``pickle_dumps(obj)`` (buffers in band), with ``reducer_override`` asked first for each
-    object the pickler writes, as ``pickle.Pickler.reducer_override`` is: a reduction, or
-    ``NotImplemented`` for the usual way. A pickler made for the call: for the few pickles
-    that need it, not for every task's arguments."""
+def pickle_dumps_overriding(obj: Any, reducer_override: Callable[[Any], Any],
+                            buffer_callback: Callable[[pickle.PickleBuffer], Any] | None = None,
+                            ) -> bytes:
+    """``pickle_dumps(obj, buffer_callback)`` (without one, buffers in band), with
+    ``reducer_override`` asked first for each object the pickler writes, as
+    ``pickle.Pickler.reducer_override`` is: a reduction, or ``NotImplemented`` for the usual
+    way. A pickler made for the call: for the few pickles that need it, not for every task's
+    arguments."""
     out = io.BytesIO()
-    pickler = _OverridingPickler(out, reducer_override)
+    pickler = _OverridingPickler(out, reducer_override, buffer_callback)
     numpy = sys.modules.get("numpy")
     if numpy is not None and hasattr(numpy, "ndarray"):
         pickler.dispatch_table = _dispatch_table(numpy)
@@ -217,9 +220,10 @@ def pickle_dumps_overriding(obj: Any, reducer_override: Callable[[Any], Any]) ->
 
 
 class _OverridingPickler(pickle.Pickler):
-    def __init__(self, out: io.BytesIO, reducer_override: Callable[[Any], Any]) -> None:
+    def __init__(self, out: io.BytesIO, reducer_override: Callable[[Any], Any],
+                 buffer_callback: Callable[[pickle.PickleBuffer], Any] | None) -> None:
         self._override = reducer_override
-        super().__init__(out, protocol=5)
+        super().__init__(out, protocol=5, buffer_callback=buffer_callback)
 
     def reducer_override(self, obj: Any) -> Any:
         return self._override(obj)
