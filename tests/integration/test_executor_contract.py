@@ -141,6 +141,35 @@ def test_shutdown_without_waiting_lets_the_work_finish(cluster, tmp_path):
     assert [f.result(RESULT_TIMEOUT) for f in futures] == [0, 1, 2, 3]
 
 
+def test_a_future_released_while_pending_is_cancelled_for_its_holder(cluster, tmp_path):
+    """Its result, exception or await waited for ever: nothing reaches a released handle.
+    They raise CancelledError at once instead, and done()/cancelled() agree, as
+    concurrent.futures has it for a cancelled future."""
+    e = Executor(cluster.address)
+    go = tmp_path / "go"
+    try:
+        future = e.submit(wait_for_file_then, str(go), 1, pure=False)
+        future.release()
+        assert future.done() and future.cancelled()
+        with pytest.raises(concurrent.futures.CancelledError, match="released"):
+            future.result(RESULT_TIMEOUT)
+        with pytest.raises(concurrent.futures.CancelledError, match="released"):
+            future.exception(RESULT_TIMEOUT)
+
+        async def awaited():
+            return await asyncio.wait_for(future, RESULT_TIMEOUT)
+        with pytest.raises(concurrent.futures.CancelledError, match="released"):
+            asyncio.run(awaited())
+    finally:
+        go.touch()
+    # A released future that had finished still says so, and the executor goes on.
+    done = e.submit(inc, 1)
+    assert done.result(RESULT_TIMEOUT) == 2
+    done.release()
+    assert done.done() and not done.cancelled()
+    e.shutdown()
+
+
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 def test_cancel_futures_cancels_only_what_has_not_started(cluster):
     e = Executor(cluster.address)

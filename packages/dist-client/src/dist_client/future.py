@@ -140,10 +140,16 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return kind if isinstance(kind, type) else state.type
 
     def done(self) -> bool:
-        return self.keystate.done
+        # A handle released while pending never settles for its holder: it is cancelled.
+        return self.keystate.done or self._executor is None
 
     def cancelled(self) -> bool:
-        return self.keystate.status == "cancelled"
+        state = self.keystate
+        return state.status == "cancelled" or (self._executor is None and not state.done)
+
+    def _released_error(self) -> CancelledError:
+        return CancelledError(f"{self.key} was released before it finished: this handle "
+                              f"no longer follows it (keep it until its result is read)")
 
     def running(self) -> bool:
         """Whether the task's call runs now on a worker, as ``concurrent.futures`` has it.
@@ -163,6 +169,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         """``_wait`` for a timeout ``given_timeout`` has read already."""
         if self.keystate.status != "pending":
             return
+        if self._executor is None:  # nothing it waited for would ever come
+            raise self._released_error()
         if self._core.in_forked_child():
             raise self._core.forked_error()
         with task_context.slot_given_back():
@@ -293,6 +301,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     async def _async_value(self) -> Any:
         state = self.keystate
         try:
+            if self._executor is None and not state.done:
+                raise self._released_error()
             await settled_async([state])  # on this loop; a small value needs nothing more
             if state.status != "finished":
                 raise state.failure
