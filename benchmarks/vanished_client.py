@@ -25,7 +25,7 @@ import psutil
 from connection_churn import command, start, stop
 
 CLIENT = r'''
-import socket, subprocess, sys, threading, time
+import os, socket, subprocess, sys, threading, time
 print("in a namespace of its own", flush=True)
 while "v1" not in (name for _, name in socket.if_nameindex()):  # (moved here by the parent)
     time.sleep(0.05)
@@ -34,7 +34,7 @@ for step in (["ip", "addr", "add", "10.77.0.2/24", "dev", "v1"], ["ip", "link", 
     subprocess.run(step, check=True)
 from dist_client import Executor, wait
 e = Executor(sys.argv[1])
-value = e.submit(lambda n: b"x" * n, int(sys.argv[2]), pure=False)
+value = e.submit(os.urandom, int(sys.argv[2]), pure=False)  # (not compressible)
 wait(value)
 threading.Thread(target=lambda: e.gather(value), daemon=True).start()
 import psutil
