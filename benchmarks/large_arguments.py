@@ -23,6 +23,9 @@ import threading
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from large_servers import make, start, wait_line
+
 PROBE_EVERY = 0.05
 SAMPLE_EVERY = 0.02
 
@@ -104,34 +107,13 @@ def serve(argv: list[str], report: float) -> None:
     main()
 
 
-def start(argv: list[str], lines: list[str], report: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(report), *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    return proc
-
-
-def wait_line(lines: list[str], pattern: str, timeout: float = 60.0) -> re.Match:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            found = re.search(pattern, line)
-            if found:
-                return found
-        time.sleep(0.05)
-    raise TimeoutError(f"no line matching {pattern!r}: {''.join(lines[-5:])}")
+def start_probed(argv: list[str], lines: list[str], report: float) -> subprocess.Popen:
+    """``argv`` (``dcenter ...`` or ``dworker ...``) run by this file, with its lag probe."""
+    return start([sys.executable, __file__, "--serve", str(report), *argv], lines)
 
 
 def size_of(value) -> int:
     return value.nbytes if hasattr(value, "nbytes") else len(value)
-
-
-def make(kind: str, nbytes: int):
-    if kind == "bytes":
-        return os.urandom(nbytes)
-    import numpy
-    return numpy.random.default_rng(0).random(nbytes // 8)
 
 
 def stalls(lines: list[str]) -> list[tuple[float, str]]:
@@ -156,10 +138,10 @@ def main() -> None:
     worker_lines: list[str] = []
     servers = []
     try:
-        servers.append(start(["dcenter", "--host", "127.0.0.1", "--port", "0",
+        servers.append(start_probed(["dcenter", "--host", "127.0.0.1", "--port", "0",
                               "--no-dashboard"], center_lines, report))
         address = wait_line(center_lines, r"Start center at (\S+)").group(1)
-        servers.append(start(["dworker", address, "--host", "127.0.0.1", "--nthreads", "1",
+        servers.append(start_probed(["dworker", address, "--host", "127.0.0.1", "--nthreads", "1",
                               "--no-nanny"], worker_lines, report))
         wait_line(worker_lines, "Registered with center")
         value = make(args.kind, args.mb * 2**20)

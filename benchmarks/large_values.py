@@ -19,32 +19,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cloudpickle
+import large_servers
+from large_servers import make, start, wait_line
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 RESULT_TIMEOUT = 300.0
-
-
-def make(kind: str, nbytes: int):
-    import numpy
-    rng = numpy.random.default_rng(0)
-    if kind == "random":
-        return rng.random(nbytes // 8)
-    if kind == "ones":
-        return numpy.ones(nbytes // 8)
-    if kind == "compressible":
-        return rng.integers(0, 50, nbytes // 8, dtype=numpy.uint8).astype(numpy.float64)
-    if kind == "bytes":
-        return os.urandom(nbytes)
-    if kind == "frame":
-        import pandas
-        return pandas.DataFrame({"a": rng.random(nbytes // 8)}, copy=False)
-    raise ValueError(kind)
 
 
 def describe(value, seconds: float = 0.0) -> tuple:
@@ -54,24 +41,6 @@ def describe(value, seconds: float = 0.0) -> tuple:
     if hasattr(value, "columns"):
         return "frame", int(value.memory_usage().sum()), float(value["a"].iloc[:100].sum())
     return "ndarray", value.nbytes, float(value[:100].sum())
-
-
-def start(argv: list[str], lines: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    return proc
-
-
-def wait_line(lines: list[str], pattern: str, timeout: float = 60.0) -> re.Match:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            found = re.search(pattern, line)
-            if found:
-                return found
-        time.sleep(0.05)
-    raise TimeoutError(f"no line matching {pattern!r}: {''.join(lines[-5:])}")
 
 
 def sample(pids: dict[str, int], peaks: dict[str, int], done: threading.Event) -> None:
@@ -140,6 +109,8 @@ def main() -> None:
             # Pinned to the nanny's worker only beside a peer: a worker the nanny starts again
             # listens elsewhere, and a task pinned to the old address would wait for ever.
             pinned = {"workers": [maker]} if "peer" in args.to else {}
+            # (the workers cannot import this folder's modules: ``make`` goes by value)
+            cloudpickle.register_pickle_by_value(large_servers)
             value = executor.submit(make, args.kind, args.mb * 10**6, **pinned)
             results = {}
             try:
