@@ -395,3 +395,25 @@ def test_spill_files_removed_under_a_worker_are_computed_again_and_spilling_goes
     wait_until(lambda: folder.exists() and list(folder.iterdir()), 10, "spilling again")
     assert "cannot be read back" in worker.output()
     assert len(worker.matching("Registered with center at")) == 1  # never restarted
+
+
+def test_a_worker_past_its_spill_limit_keeps_values_says_so_and_pauses(make_cluster, tmp_path,
+                                                                       wait_until):
+    """Past ``--max-spill``, a value that no longer fits in the room left stays in memory, as
+    with dask; the worker then says why it cannot spill and pauses, as its ``--help`` says
+    (while its memory is past the target, as with a full disk), and resumes once freed."""
+    cluster, tight, executor = beside_a_tight_worker(
+        make_cluster, "--memory-limit", "400MB", "--max-spill", "100MB",
+        "--local-directory", str(tmp_path), nanny=True)
+
+    def warned():
+        wait_until(lambda: "cannot spill to" in tight.output(), 10, "the worker's warning")
+        wait_until(lambda: "limit is" in (
+            metrics_of(cluster, executor, tight).get("spill_error") or ""), 10,
+            "the worker's metrics to say its spill limit is reached")
+
+    # 7 x 50 MB: past the target (240 MB) by two results, which fill the spill space, and a
+    # third, each smaller than the limit but larger than the room it leaves.
+    fill_and_check(cluster, executor, tight, 7, wait_until, warned)
+    wait_until(lambda: cluster.worker_table(executor)[tight.address]["status"] == "running",
+               30, "the worker to resume")

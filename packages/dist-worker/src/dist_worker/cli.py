@@ -71,8 +71,11 @@ OPTIONS = [
     Option("local-directory", "where results are spilled to disk (a folder of this worker's is "
            "made there and removed at exit) [default: the system's temporary folder]",
            envvar="DIST_LOCAL_DIRECTORY"),
-    Option("max-spill", "most bytes spilled to disk; past it results stay in memory and the "
-           "worker pauses [default: as much as the disk holds]", envvar="DIST_MAX_SPILL"),
+    Option("max-spill", "most bytes spilled to disk; past it, results that no longer fit "
+           "stay in memory, the worker says it cannot spill and pauses while its memory is "
+           "past the target, as with a full disk (one result larger than the limit itself "
+           "stays without a pause, which could not free it) [default: as much as the disk "
+           "holds]", envvar="DIST_MAX_SPILL"),
     Option("spill-compression", "how spilled frames that compress well are compressed: lz4 "
            "(fast), zstd (often half the size again for about three times the CPU: for a slow "
            "or small disk) or none", envvar="DIST_SPILL_COMPRESSION", default="lz4"),
