@@ -143,14 +143,17 @@ def test_shutdown_without_waiting_lets_the_work_finish(cluster, tmp_path):
 
 def test_a_future_released_while_pending_is_cancelled_for_its_holder(cluster, tmp_path):
     """Its result, exception or await waited for ever: nothing reaches a released handle.
-    They raise CancelledError at once instead, and done()/cancelled() agree, as
-    concurrent.futures has it for a cancelled future."""
+    They raise CancelledError at once instead, and done()/cancelled() and a done callback
+    agree, as concurrent.futures has it for a cancelled future."""
     e = Executor(cluster.address)
     go = tmp_path / "go"
     try:
         future = e.submit(wait_for_file_then, str(go), 1, pure=False)
         future.release()
         assert future.done() and future.cancelled()
+        called = []
+        future.add_done_callback(called.append)  # done: called at once, in this thread
+        assert called == [future]
         with pytest.raises(concurrent.futures.CancelledError, match="released"):
             future.result(RESULT_TIMEOUT)
         with pytest.raises(concurrent.futures.CancelledError, match="released"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import time
 import types
 from collections.abc import Callable, Coroutine, Hashable
@@ -23,6 +24,8 @@ from .environments import ClusterEnvironments
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 from .transfer import load_one
+
+log = logging.getLogger(__name__)
 
 
 class Cancels(Protocol):
@@ -275,7 +278,13 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         """Call ``fn(self)`` when done: at once, in this thread, if it is; else, once it
         settles, on the thread of done callbacks (``done_callbacks``), as dask's."""
-        if self.done():
+        if self._executor is None and not self.keystate.done:
+            # Released while pending: cancelled for this holder, and its key may never settle.
+            try:
+                fn(self)
+            except Exception:
+                log.exception("a done callback raised")
+        elif self.done():
             self.keystate.on_done(lambda: fn(self))
         else:
             self.keystate.on_done(lambda: DONE_CALLBACKS.call_soon(fn, self))
