@@ -3,6 +3,7 @@ without a word is found out, instead of being waited on for ever."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -23,20 +24,27 @@ def probing(comm) -> tuple[int, ...]:
     return tuple(got)
 
 
+@contextlib.asynccontextmanager
+async def both_ends():
+    """A client's comm and the listener's comm for it, closed after."""
+    accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+    listener = await listen("127.0.0.1:0", accepted.set_result)
+    comm = await connect(listener.address, role="client")
+    server_side = await asyncio.wait_for(accepted, 10)
+    try:
+        yield comm, server_side
+    finally:
+        comm.close()
+        listener.close()
+
+
 def test_both_ends_of_a_connection_are_probed_when_idle(run):
     expected = (True, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES)
 
     async def main():
-        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
-        listener = await listen("127.0.0.1:0", accepted.set_result)
-        comm = await connect(listener.address, role="client")
-        server_side = await asyncio.wait_for(accepted, 10)
-        try:
-            assert probing(comm) == expected[:len(probing(comm))]
-            assert probing(server_side) == expected[:len(probing(server_side))]
-        finally:
-            comm.close()
-            listener.close()
+        async with both_ends() as ends:
+            for end in ends:
+                assert probing(end) == expected[:len(probing(end))]
 
     run(main())
 
@@ -47,17 +55,10 @@ def test_both_ends_give_up_on_what_the_peer_never_acknowledges(run):
     whose host vanished): then the limit on unacknowledged data ends the connection, in the
     probes' time rather than the kernel's quarter of an hour of retransmissions."""
     async def main():
-        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
-        listener = await listen("127.0.0.1:0", accepted.set_result)
-        comm = await connect(listener.address, role="client")
-        server_side = await asyncio.wait_for(accepted, 10)
-        try:
-            for end in (comm, server_side):
+        async with both_ends() as ends:
+            for end in ends:
                 sock = end.transport.get_extra_info("socket")
                 limit_ms = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
                 assert limit_ms == UNACKNOWLEDGED_LIMIT * 1000
-        finally:
-            comm.close()
-            listener.close()
 
     run(main())
