@@ -4,6 +4,7 @@ import pickle
 import sys
 import threading
 import time
+import tracemalloc
 import types
 
 import pytest
@@ -299,6 +300,46 @@ def test_a_dask_tasks_graph_node_is_not_kept_among_the_functions_that_repeat():
     assert len(execution._functions) == 1  # a function that repeats is kept as before
     not_callable = run(serialize(3), key="('three-abc', 0)")
     assert "the task's function is a int, not callable" in not_callable.error.message
+
+
+def _new_closures(count, size):
+    """``count`` functions pickled by value, each holding ``size`` bytes of its own, as a
+    client submitting a new lambda each time sends them (in a buffer read off the wire)."""
+    return [Payload("pickle", [bytearray(dumps_function(
+        lambda data=b"%d" % i + bytes(size): len(data)).frames[0])]) for i in range(count)]
+
+
+def _traced_growth(step, items):
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for item in items:
+            step(item)
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_functions_kept_to_be_loaded_again_hold_a_bounded_number_of_bytes():
+    # Each new closure of half a megabyte was kept, pickle and function, up to 512 of them.
+    closures = _new_closures(96, 2**19)
+    grown = _traced_growth(lambda function: run(function, key="lambda-new"), closures)
+    assert grown < 40 * 2**20  # 96 MB before: every pickle and every function it made
+    function = dumps_function(lambda: 7)
+    assert run(function, key="seven-1").value == run(function, key="seven-2").value == 7
+
+
+def test_the_inline_policy_keys_new_functions_by_a_few_bytes_each():
+    # It remembers 1,024 functions by their pickles: a copy of each new closure's megabyte.
+    closures = _new_closures(64, 2**19)
+    policy = InlinePolicy()
+    grown = _traced_growth(
+        lambda function: policy.record(policy.function_key(function, "lambda-new"), 0.0),
+        closures)
+    assert grown < 2**20  # 32 MB before
+    assert policy.function_key(closures[0], "a") != policy.function_key(closures[1], "a")
+    assert policy.function_key(closures[0], "a") == policy.function_key(
+        Payload("pickle", [bytes(closures[0].frames[0])]), "b")
 
 
 def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import faulthandler
+import hashlib
 import logging
 import os
 import queue
@@ -55,6 +56,13 @@ KEEP_SERIALIZED_BELOW = 64 * 1024
 # strings kept as Python objects are sized with their object headers).
 PICKLED_WHEN_ASKED_FROM = 16 * 1024
 _FUNCTION_CACHE_SIZE = 512
+# The pickles of the functions kept, in all, and the largest kept: a client submitting a new
+# closure each time (a lambda holding a megabyte, ``pure=False``) had the worker keep each
+# pickle and the function made from it, 3 MB a task, up to 512 of them (benchmarks/README.md,
+# "Long-lived servers, round four"). A larger function is unpickled at each task, as dask
+# caches only functions pickled into less than 100 kB; a map's tasks still share one load.
+_FUNCTION_CACHE_BYTES = 16 * 2**20
+_LARGEST_CACHED_FUNCTION = 2**20
 # What a task may change of the interpreter that would reach the tasks after it is put back
 # when it ends: the recursion limit, the process's, if lowered (to make its own recursion
 # fail early, say: every later task that recursed a little, unpickled a nested value or
@@ -84,6 +92,7 @@ _STACK_SIZE = threading.stack_size()
 # a task on another thread ends first: there is one such dump a process.
 _disarm_dump_later = faulthandler.cancel_dump_traceback_later
 _functions: collections.OrderedDict[Any, Callable] = collections.OrderedDict()
+_functions_bytes = 0  # the lengths of ``_functions``' pickles, in all
 _functions_lock = threading.Lock()
 
 
@@ -128,7 +137,9 @@ def _callable(func: Any) -> Callable:
 
 
 def _load_function(function: str | Payload) -> Callable:
-    if not isinstance(function, str) and len(function.frames) > 1:
+    global _functions_bytes
+    if not isinstance(function, str) and (
+            len(function.frames) > 1 or len(function.frames[0]) > _LARGEST_CACHED_FUNCTION):
         # Its out-of-band buffers (an array's data) are not in its first frame: two such
         # pickles alike there may differ. None repeats often enough to cache it.
         return _callable(unpickle(function))
@@ -141,9 +152,12 @@ def _load_function(function: str | Payload) -> Callable:
     func = _callable(import_function(function) if isinstance(function, str)
                      else unpickle(function))
     with _functions_lock:
+        if cache_key not in _functions:
+            _functions_bytes += len(cache_key)
         _functions[cache_key] = func
-        if len(_functions) > _FUNCTION_CACHE_SIZE:
-            _functions.popitem(last=False)
+        while len(_functions) > _FUNCTION_CACHE_SIZE or _functions_bytes > _FUNCTION_CACHE_BYTES:
+            forgotten, _ = _functions.popitem(last=False)
+            _functions_bytes -= len(forgotten)
     return func
 
 
@@ -463,10 +477,12 @@ class InlinePolicy:
             # dask graph is such a task's whole pickle) is neither copied nor hashed: that
             # held the loop for 8-12 s, past the center's heartbeat limit, and a task that
             # large would stall the loop as long unpickling it there. It runs on the pool.
+            # Keyed by a digest, not a copy: the policy remembers 1,024 functions, which a
+            # client submitting a new closure of a megabyte each time made a gigabyte.
             first = function.frames[0]
             self._last_function = function
             self._last_key = (self.TOO_LARGE_TO_KEY if len(first) > self.LARGEST_KEYED
-                              else bytes(first))
+                              else hashlib.blake2b(first, digest_size=16).digest())
         return self._last_key
 
     def allows(self, function_key: Any) -> bool:
