@@ -200,10 +200,12 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "worker-query": ("What the workers are doing now, asked by the center, for a client, of "
                      "every registered worker that announced `worker-query` (or of those whose "
                      "addresses `workers` lists; names are not matched): `executing`, the keys "
-                     "whose call runs now (of `keys`, or all); `call-stack`, the stack of each "
-                     "such call's thread; `logs`, the worker's newest `n` log lines (absent: "
-                     "every line it keeps). `center-logs` asks the center for its own, and no "
-                     "worker. Another `what` is answered with nil from each worker asked.",
+                     "whose call runs now (of `keys`, or all), a cancelled or released key's "
+                     "among them until its call returns (a call is not interrupted: its thread "
+                     "stays busy); `call-stack`, the stack of each such call's thread; `logs`, "
+                     "the worker's newest `n` log lines (absent: every line it keeps). "
+                     "`center-logs` asks the center for its own, and no worker. Another `what` "
+                     "is answered with nil from each worker asked.",
                      "`worker-query-reply` with the same `id`, once every worker asked answered "
                      "or left"),
     "worker-query-reply": ("The answers by worker address (`\"\"` for the center's own): for "

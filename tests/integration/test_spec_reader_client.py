@@ -323,17 +323,36 @@ def test_extension_types_in_task_arguments(client):
     client.release(["sr-ext-5", "sr-timestamp"])
 
 
-def test_cancel_and_cluster_info(client, module_cluster):
-    client.submit([task("sr-slow", "time:sleep", 30)])
-    client.center.send([{"op": "cancel", "keys": ["sr-slow"]}])
-    assert client.wait("sr-slow")["op"] == "key-cancelled"
-    info, _ = client.request({"op": "cluster-info"})
-    assert len(info["workers"]) == 2
-    for row in info["workers"]:
-        assert {"address", "name", "nthreads", "memory_limit", "status", "processing", "keys",
-                "nbytes", "metrics", "environment"} <= set(row), row
-        assert row["nthreads"] == 2 and isinstance(row["processing"], int)
-        assert isinstance(row["keys"], int) and isinstance(row["nbytes"], int)
+def test_cancel_and_cluster_info(center, wait_until):
+    """A task cancelled while its call runs is key-cancelled at once; the call goes on (it is
+    not interrupted) and worker-query lists it as executing until it returns, as dask's
+    call_stack lists a cancelled task still on its thread. Here the call waits for an answer
+    from a socket the test holds, so it returns when the test closes that socket, before
+    the test ends: the tests after it find the workers idle."""
+    client = SpecClient(center, TOKEN, features=["worker-query"])
+
+    def running_on() -> list[str]:
+        reply, _ = client.request({"op": "worker-query", "what": "executing",
+                                   "keys": ["sr-slow"]})
+        return [address for address, keys in reply["answers"].items() if "sr-slow" in keys]
+
+    with socket.create_server(("127.0.0.1", 0)) as never_answers:
+        url = f"http://127.0.0.1:{never_answers.getsockname()[1]}/"
+        client.submit([task("sr-slow", "urllib.request:urlopen", url, timeout=60)])
+        [where] = wait_until(running_on, what="the call to start")
+        client.center.send([{"op": "cancel", "keys": ["sr-slow"]}])
+        assert client.wait("sr-slow")["op"] == "key-cancelled"
+        assert running_on() == [where]
+        info, _ = client.request({"op": "cluster-info"})
+        assert len(info["workers"]) == 2
+        for row in info["workers"]:
+            assert {"address", "name", "nthreads", "memory_limit", "status", "processing",
+                    "keys", "nbytes", "metrics", "environment"} <= set(row), row
+            assert row["nthreads"] == 2 and isinstance(row["processing"], int)
+            assert isinstance(row["keys"], int) and isinstance(row["nbytes"], int)
+    # (closed, the socket resets the connection it never accepted: the call raises)
+    wait_until(lambda: not running_on(), what="the cancelled call to return")
+    client.close()
 
 
 def test_features_are_agreed_and_their_ops_refused_where_not(center):
@@ -941,8 +960,9 @@ def test_worker_query_is_answered_by_its_reply(center, module_cluster):
     every, _ = client.request({"op": "worker-query", "what": "logs", "n": 2})
     assert every["op"] == "worker-query-reply" and sorted(every["answers"]) == addresses
     assert all(len(lines) <= 2 for lines in every["answers"].values())
+    # (of a key never submitted: a task another test left running is not listed)
     one, _ = client.request({"op": "worker-query", "what": "executing",
-                             "workers": [addresses[0]]})
+                             "keys": ["sr-query-never-submitted"], "workers": [addresses[0]]})
     assert one["answers"] == {addresses[0]: []}
     by_name, _ = client.request({"op": "worker-query", "what": "executing",
                                  "workers": [module_cluster.workers[0].name]})

@@ -500,9 +500,11 @@ WORKER_QUERIES = ("executing", "call-stack", "logs", "center-logs")
 @message("worker-query", "client->center", "center->worker", feature="worker-query")
 class WorkerQuery(Message):
     """What the workers are doing now, asked of each (or of those ``workers`` names) by the
-    center for a client: ``executing``, the keys whose call runs now (of ``keys``, or all);
-    ``call-stack``, the stack of each such call's thread; ``logs``, the worker's newest ``n``
-    log lines. ``center-logs`` asks the center for its own, and no worker."""
+    center for a client: ``executing``, the keys whose call runs now (of ``keys``, or all),
+    a cancelled or released key's among them until its call returns (a call is not
+    interrupted); ``call-stack``, the stack of each such call's thread; ``logs``, the
+    worker's newest ``n`` log lines. ``center-logs`` asks the center for its own, and no
+    worker."""
 
     id: int
     what: str = wire_field(values=WORKER_QUERIES)
