@@ -7,7 +7,8 @@ from dist_protocol.messages import ComputeTask
 from dist_worker.events import ComputeRequested, DataPut, Execute, ExecutionSucceeded
 from dist_worker.readers import UpcomingReads
 from dist_worker.state import WorkerState
-from dist_worker.store import DataStore, SpillOrder
+from dist_worker.spill_order import SpillOrder
+from dist_worker.store import DataStore
 
 MB = 10**6
 ME = "tcp://me:1"

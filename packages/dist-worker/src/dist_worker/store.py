@@ -3,19 +3,13 @@
 ``DataStore`` is the mapping ``WorkerState.data`` is: reads, writes and deletes look like a
 dict's, and a value on disk is read back transparently. Each value in memory is weighed by its
 estimated size; once they weigh more than the target, values go to the ``DiskMapping`` of
-``spill.py`` in this order (``SpillOrder``):
+``spill.py`` in the order ``spill_order.SpillOrder`` keeps: what no task here will read again
+first, the inputs of the next task to run last.
 
-1. a value heavier than the whole target;
-2. values whose readers here have all finished (what is left of them is for peers, the
-   client, or tasks not yet sent here), least recently used first;
-3. values no task here has read yet, nor is queued to read, least recently used first;
-4. values a task queued here will read (``plan_use``, from ``readers.UpcomingReads``), the
-   one read furthest ahead first (a ready task reads before a waiting one); the inputs of the
-   next task to run go last.
-
-The reads planned (4.) are followed only while the worker is near spilling (``watching``):
-from the moment its values weigh half the target, its process passes half the target at the
-memory monitor's look, or anything is about to spill, whichever comes first. Far from it the
+The reads planned (``plan_use``, from ``readers.UpcomingReads``) are followed only while the
+worker is near spilling (``watching``): from the moment its values weigh half the target, its
+process passes half the target at the memory monitor's look, or anything is about to spill,
+whichever comes first. Far from it the
 order cannot matter, and keeping it costs every task a few heap operations on the worker's
 loop. As watching starts, the worker's state tells the store every read then queued
 (``on_watch``), so the order is whole before the first value spills; it stops once nothing is
@@ -25,12 +19,10 @@ When the process as a whole, not the values alone, runs short, the worker's memo
 has the store spill in the same order what ``spillpolicy`` decides (``spill_by_plan``), also
 as a value is stored or read back between two of its looks (``process_plan``).
 
-dask's workers spill least recently used first (``zict.Buffer``), whatever is queued: a
-shuffle's split, read in turn by one task per output partition, is then written out and read
-back once per reader. Here it is plain dicts and a heap rather than zict, because the store
-is touched several times per task and only from the worker's event loop: zict's locks and
-layers cost a small task's result more (about a sixth of a worker's CPU per task) than the
-task itself, and importing zict's package a worker's start-up 25 ms.
+The store is plain dicts and ``SpillOrder``'s heap rather than ``zict``, because it is
+touched several times per task and only from the worker's event loop: zict's locks and layers
+cost a small task's result more (about a sixth of a worker's CPU per task) than the task
+itself, and importing zict's package a worker's start-up 25 ms.
 
 What cannot go to disk stays in memory and is reported once, never retried in a loop:
 
@@ -64,7 +56,6 @@ again or fetched from another holder; a folder removed is made again at the next
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import tempfile
@@ -81,6 +72,7 @@ from .memory import format_bytes
 from .sizeof import PLAIN_SCALARS, sizeof
 from .spill import (DiskMapping, PendingWrite, SpillLoadError, SpillReadError,
                     SpillSerializationError, ValueTooLarge)
+from .spill_order import SpillOrder
 from .spillwriter import Done
 from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
@@ -807,112 +799,3 @@ class RoomWait:
         self.writes: set[PendingWrite] = set()
         self.done = done
         self.begun = False  # every write it waits for has been begun
-
-
-class SpillOrder:
-    """The order in which the values in memory spill (see the module's docstring): keys only,
-    no values and no I/O. Every operation is O(1), or O(log n) amortised for keys with a
-    planned read (a heap whose outdated entries are dropped when they surface, and rebuilt
-    when they outnumber the live ones)."""
-
-    def __init__(self) -> None:
-        self.heavy: dict[str, None] = {}  # heavier than the target alone
-        self.done: dict[str, None] = {}  # read by every task queued for it: LRU first
-        self.idle: dict[str, None] = {}  # no read planned, none done yet: LRU first
-        self.planned: dict[str, None] = {}  # in memory with a read planned
-        self._when: dict[str, tuple[int, int]] = {}  # key -> its next read, negated
-        self._heap: list[tuple[tuple[int, int], str]] = []  # (negated when, key): latest first
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.planned or key in self.idle or key in self.done
-
-    @property
-    def heap_entries(self) -> int:
-        """Entries in the heap of planned reads, outdated ones included."""
-        return len(self._heap)
-
-    def add(self, key: str, heavy: bool = False) -> None:
-        """``key`` came into memory (stored, or read back from disk)."""
-        if heavy:
-            self.heavy[key] = None
-        if key in self._when:
-            self.planned[key] = None
-            self._push(key)
-        else:
-            self.idle[key] = None
-
-    def remove(self, key: str) -> None:
-        """``key`` left memory (spilled, pinned or freed); a planned read stays planned."""
-        self.heavy.pop(key, None)
-        if self.planned.pop(key, _ABSENT) is _ABSENT and self.idle.pop(key, _ABSENT) is _ABSENT:
-            self.done.pop(key, None)
-
-    def touch(self, key: str) -> None:
-        """``key`` was read: the most recently used of its kind now."""
-        for kind in (self.idle, self.done):
-            if kind.pop(key, _ABSENT) is not _ABSENT:
-                kind[key] = None
-                return
-
-    def plan(self, key: str, when: tuple[int, int] | None, in_memory: bool) -> None:
-        """``key``'s next read is ``when`` (smaller: sooner), or none is planned any more."""
-        if when is None:
-            if self._when.pop(key, None) is not None and self.planned.pop(key, _ABSENT) \
-                    is not _ABSENT:
-                self.done[key] = None
-            return
-        negated = self._when[key] = (-when[0], -when[1])
-        if in_memory:
-            if key not in self.planned:
-                if self.idle.pop(key, _ABSENT) is _ABSENT:
-                    self.done.pop(key, None)
-                self.planned[key] = None
-            heapq.heappush(self._heap, (negated, key))
-            if len(self._heap) > 2 * len(self.planned) + 64:
-                self._compact()
-
-    def forget_plans(self) -> None:
-        """No read is planned any more (the store stopped following them)."""
-        for key in self.planned:
-            self.done[key] = None
-        self.planned.clear()
-        self._when.clear()
-        self._heap.clear()
-
-    def first(self, keep: Collection[str] = ()) -> str | None:
-        """The key to spill next, leaving out those in ``keep``."""
-        for kind in (self.heavy, self.done, self.idle):
-            if kind:
-                if not keep:
-                    return next(iter(kind))
-                for key in kind:
-                    if key not in keep:
-                        return key
-        return self._latest_planned(keep)
-
-    def _push(self, key: str) -> None:
-        heapq.heappush(self._heap, (self._when[key], key))
-        if len(self._heap) > 2 * len(self.planned) + 64:
-            self._compact()
-
-    def _compact(self) -> None:
-        """Mostly outdated entries: keep only the live ones."""
-        self._heap = [(self._when[k], k) for k in self.planned]
-        heapq.heapify(self._heap)
-
-    def _latest_planned(self, keep: Collection[str]) -> str | None:
-        heap = self._heap
-        kept = []
-        found = None
-        while heap:
-            negated, key = heap[0]
-            if key not in self.planned or self._when.get(key) != negated:
-                heapq.heappop(heap)  # outdated: planned again since, or left memory
-            elif key in keep:
-                kept.append(heapq.heappop(heap))
-            else:
-                found = key
-                break
-        for entry in kept:
-            heapq.heappush(heap, entry)
-        return found
