@@ -173,6 +173,46 @@ def test_a_future_released_while_pending_is_cancelled_for_its_holder(cluster, tm
     e.shutdown()
 
 
+def test_a_wait_already_blocked_on_a_future_ends_when_another_thread_releases_it(
+        cluster, tmp_path):
+    """A thread in result(), and a coroutine awaiting the future, when another thread
+    releases its last handle: cancelled there and then, as dask cancels a key its client
+    releases (they waited until their timeout)."""
+    e = Executor(cluster.address)
+    go = tmp_path / "go"
+    try:
+        future = e.submit(wait_for_file_then, str(go), 1, pure=False)
+        outcome: list[BaseException] = []
+        waiting = threading.Event()
+
+        def wait_in_result():
+            waiting.set()
+            try:
+                future.result(RESULT_TIMEOUT)
+            except BaseException as exc:  # noqa: BLE001 -- what it raised is the outcome
+                outcome.append(exc)
+
+        async def await_it():
+            return await asyncio.wait_for(future, RESULT_TIMEOUT)
+        awaiting = concurrent.futures.ThreadPoolExecutor(1).submit(asyncio.run, await_it())
+        blocked = threading.Thread(target=wait_in_result)
+        blocked.start()
+        assert waiting.wait(RESULT_TIMEOUT)
+        while not (future.keystate.callbacks and future.keystate.watchers):
+            time.sleep(0.01)  # (until both waits are registered: nothing announces that)
+        future.release()
+        blocked.join(RESULT_TIMEOUT)
+        assert not blocked.is_alive()
+        assert [type(exc) for exc in outcome] == [concurrent.futures.CancelledError]
+        assert "released" in str(outcome[0])
+        with pytest.raises(concurrent.futures.CancelledError, match="released"):
+            awaiting.result(RESULT_TIMEOUT)
+    finally:
+        go.touch()
+    assert e.submit(inc, 1).result(RESULT_TIMEOUT) == 2
+    e.shutdown()
+
+
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 def test_cancel_futures_cancels_only_what_has_not_started(cluster):
     e = Executor(cluster.address)

@@ -14,6 +14,9 @@ class FakeCore:
     def unhold(self, key):
         pass
 
+    def release_handle(self, state):
+        pass
+
     def drop(self, state):
         pass
 

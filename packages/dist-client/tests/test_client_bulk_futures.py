@@ -85,6 +85,9 @@ class DroppingCore:
     def unhold(self, key):
         self.state.unhold(key)
 
+    def release_handle(self, state):
+        self.state.unhold_released(state)
+
     def drop(self, state):
         self.state.dropped.append(state)
 

@@ -22,6 +22,9 @@ class HoldingCore:
     def unhold(self, key):
         self.handles[key] -= 1
 
+    def release_handle(self, state):
+        self.unhold(state.key)
+
     def drop(self, state):
         self.unhold(state.key)
 

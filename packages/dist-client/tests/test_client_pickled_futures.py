@@ -50,6 +50,9 @@ class RecordingCore:
     def unhold(self, key):
         self.state.unhold(key)
 
+    def release_handle(self, state):
+        self.state.unhold_released(state)
+
     def drop(self, state):
         self.state.dropped.append(state)  # counted off at the state's next call
 

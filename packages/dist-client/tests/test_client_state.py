@@ -56,6 +56,24 @@ def test_last_handle_releases_after_what_was_queued_before():
     assert s.held() == []
 
 
+def test_releasing_the_last_handle_of_a_pending_key_cancels_it_for_its_waiters():
+    s = ClientState()
+    pending, shared, finished = s.hold("a"), s.hold("b"), s.hold("c")
+    s.hold("b")
+    apply([Finish(finished, KeyInMemory(key="c", nbytes=1, type="int", workers=["w"]))])
+    queued, cancel = s.unhold_released(shared)
+    assert (queued, cancel) == (False, None)  # another handle still follows it
+    for state in (pending, shared, finished):
+        queued, cancel = s.unhold_released(state)
+        assert queued
+        if state is pending or state is shared:
+            assert summary([cancel]) == [("fail", state.key, "cancelled", "CancelledError")]
+            assert "released before it finished" in str(cancel.exception)
+        else:
+            assert cancel is None  # done: its value stays readable through the handle
+    assert s.take_outbox() == [Release(keys=["a", "b", "c"])]
+
+
 def test_release_never_overtakes_a_submit_queued_before_it():
     s = ClientState()
     s.queue(submit("y"))  # names x as a dependency, say

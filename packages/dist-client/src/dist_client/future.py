@@ -40,7 +40,7 @@ class Core(Protocol):
     """What a Future needs of its client's core (``core.client.ClientCore``)."""
 
     def hold(self, key: str, state: KeyState | None = None) -> KeyState: ...
-    def unhold(self, key: str) -> None: ...
+    def release_handle(self, state: KeyState) -> None: ...
     def drop(self, state: KeyState) -> None: ...
     @property
     def cancelling(self) -> Cancels: ...
@@ -294,7 +294,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         # A released handle keeps no executor (and so no reference to its key).
         executor, self._executor = self._executor, None
         if executor is not None:
-            self._core.unhold(self.name)
+            self._core.release_handle(self.keystate)
 
     def __await__(self):
         return self._async_result().__await__()

@@ -450,7 +450,7 @@ class ClientCore:
             return self.state.hold(key, state)
 
     def unhold(self, key: str) -> None:
-        """One handle fewer (a Future released)."""
+        """One handle fewer (a key's hold taken over by a Future, a queue's put-back)."""
         if self.forked:
             return  # the key is the parent's, which holds its own handles on it
         try:
@@ -459,6 +459,20 @@ class ClientCore:
                     self._schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
+
+    def release_handle(self, state: KeyState) -> None:
+        """A Future of ``state`` released by its holder (``Future.release``)."""
+        if self.forked:
+            return  # the key is the parent's, which holds its own handles on it
+        try:
+            with self.lock:
+                queued, cancel = self.state.unhold_released(state, self.status == "running")
+                if queued:
+                    self._schedule_release()
+        except RuntimeError:
+            return  # the interpreter or the I/O loop is shutting down
+        if cancel is not None:  # (settled outside the lock: it wakes waiters, calls callbacks)
+            cancel.state.fail(cancel.exception, status=cancel.status)
 
     def drop(self, state: KeyState) -> None:
         """A Future of ``state`` dropped (``Future.__del__``, from any thread): its handle is

@@ -131,6 +131,18 @@ class ClientState:
         self._queue_release(key)
         return True
 
+    def unhold_released(self, state: KeyState, release: bool = True) -> tuple[bool, Fail | None]:
+        """``unhold`` for a Future its holder released (``Future.release``). Left pending with
+        no handle, the key will never settle here: an order to cancel it too, for whoever
+        still waits through that handle (a thread in its ``result()``), as dask cancels a
+        key its client releases."""
+        queued = self.unhold(state.key, release)
+        if state.refs > 0 or state.done or self.states.get(state.key) is state:
+            return queued, None
+        return queued, Fail(state, CancelledError(
+            f"{user_key(state.key)} was released before it finished: this handle no longer "
+            f"follows it (keep it until its result is read)"), status="cancelled")
+
     def take_drops(self) -> bool:
         """Count off the handles of the Futures dropped since last time (``dropped``): as
         ``unhold`` for each, while ``releasing`` says whether to tell the center. Called by
