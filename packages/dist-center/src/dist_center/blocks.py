@@ -31,10 +31,11 @@ from dist_protocol.messages import TaskFinished
 
 from . import lineage
 from .records import NONE, TaskState, WorkerInfo, left, same_pickled_type
-from .transitions import TaskMachine, key_in_memory, small_value
+from .feeding import FeedingMachine
+from .transitions import key_in_memory, small_value
 
 
-class BlockMachine(TaskMachine):
+class BlockMachine(FeedingMachine):
     __slots__ = ()
 
     def finished_block(self, worker: WorkerInfo, results: Sequence[TaskFinished],

@@ -63,6 +63,10 @@ def margin(avg_duration: float) -> int:
     return min(MAX_MARGIN_PER_THREAD, max(1, math.ceil(BUFFER_SECONDS / avg_duration)))
 
 
+# Tasks at most this long on average get the largest margin: ``margin`` is at its cap for them.
+SHORTEST = BUFFER_SECONDS / MAX_MARGIN_PER_THREAD
+
+
 def capacity_with_margin(worker: WorkerInfo, margin: int, saturation: float) -> float:
     """``capacity`` with the margin for short tasks worked out already."""
     if saturation == math.inf:
