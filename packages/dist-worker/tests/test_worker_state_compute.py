@@ -3,7 +3,7 @@ from dist_protocol.messages import (KeysAdded, MissingData, StealReply, StoryRep
                                     TaskFinished)
 from dist_protocol.serialize import Payload
 from dist_worker.events import (ComputeRequested, ExecutionSucceeded, Fetch, RestartRequested,
-                                MemoryPressureChanged, SendToCenter, StealRequested,
+                                MemoryPressureChanged, ReplaceThread, SendToCenter, StealRequested,
                                 StoryRequested)
 from dist_worker.state import SMALL_VALUE_BYTES
 
@@ -100,10 +100,11 @@ def test_free_keys_drops_ready_and_waiting_tasks_and_held_data(worker):
 
 def test_free_keys_of_an_executing_task_lets_the_center_decide_about_its_result(worker):
     """A running thread cannot be stopped: its result is reported, and the center frees it
-    or, if it asked for the key again meanwhile, uses it."""
+    or, if it asked for the key again meanwhile, uses it. Its slot is given back meanwhile
+    (``test_worker_state_secede``)."""
     worker.compute("a")
-    assert worker.free("a") == []
-    assert worker.state_of("a") == "executing"
+    assert worker.free("a") == [ReplaceThread("a")]
+    assert worker.state_of("a") == "long-running"
     assert worker.compute("a") == []
 
     assert worker.succeeded("a") == [finished("a")]

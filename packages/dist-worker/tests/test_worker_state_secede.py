@@ -1,7 +1,7 @@
 """WorkerState: a running task gives its slot back while it waits (secede), and takes one back
 before it goes on (rejoin), waiting for a slot to be free."""
 from dist_protocol.messages import TaskFinished, TaskSeceded
-from dist_worker.events import RejoinRequested, Resume, Seceded, SendToCenter
+from dist_worker.events import RejoinRequested, ReplaceThread, Resume, Seceded, SendToCenter
 
 
 def test_a_seceded_task_gives_its_slot_to_the_next_ready_task(make_worker):
@@ -68,3 +68,25 @@ def test_rejoin_of_a_task_that_never_seceded_resumes_it(make_worker):
     worker.compute("a")
     assert worker(RejoinRequested("a")) == [Resume("a")]
     assert worker(Seceded("unknown")) == []
+
+def test_a_task_freed_while_it_runs_gives_its_slot_to_the_next_ready_task(make_worker):
+    # The center counts the slot free once it forgets the task; a task that never ends
+    # would otherwise hold it, and the tasks queued behind it, for good.
+    worker = make_worker(nthreads=1)
+    worker.compute("stuck")
+    worker.compute("next")
+
+    out = worker.free("stuck")
+
+    assert out == [ReplaceThread("stuck"), worker.execute("next")]
+    assert worker.state_of("stuck") == "long-running"
+    assert worker.state.executing == {"next"} and worker.state.seceded == {"stuck"}
+    out = worker.succeeded("stuck", value=5)  # it ended after all
+    assert worker.state.seceded == set() and worker.state.executing == {"next"}
+
+
+def test_a_seceded_task_freed_while_it_runs_replaces_no_thread(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("parent")
+    worker(Seceded("parent"))
+    assert worker.free("parent") == []

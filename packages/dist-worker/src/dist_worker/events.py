@@ -280,4 +280,15 @@ class Resume:
     key: str
 
 
-Instruction = Execute | RunInline | Fetch | ReadSpilled | SendToCenter | Resume
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class ReplaceThread:
+    """The task ``key`` was freed while it ran (the client cancelled it): its thread runs on
+    outside the pool's count, and the pool starts another in its place. The center counts
+    the slot free at once; a task that never ends would otherwise hold it, and every task
+    queued behind it, for good."""
+
+    key: str
+
+
+Instruction = (Execute | RunInline | Fetch | ReadSpilled | SendToCenter | Resume
+               | ReplaceThread)

@@ -585,6 +585,9 @@ class TaskRunner:
         self._thread_names = iter(range(1 << 62))
         self._local = threading.local()  # .seceded: this thread's task gave its slot back
         self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
+        # Tasks submitted whose thread (once one takes them) counts as one of the pool's:
+        # a seceded or replaced task's does not.
+        self._slotted: set[str] = set()
         for _ in range(nthreads):
             self._start_thread()
 
@@ -605,7 +608,21 @@ class TaskRunner:
             threading.stack_size(tasks_size)  # (the threads a task starts get what it set)
 
     def submit(self, instruction: Execute) -> None:
+        self._slotted.add(instruction.key)
         self._queue.put(instruction)
+
+    def replace_thread(self, key: str) -> None:
+        """The task ``key``, freed while it runs, keeps its thread, which no longer counts
+        as one of the pool's: another is started in its place (``ReplaceThread``), and the
+        task's ends with the task."""
+        with self._lock:
+            if self._closed or key not in self._slotted:
+                return  # ended, seceded or replaced already
+            self._slotted.discard(key)
+            self._running -= 1
+            replace = self._running < self.nthreads
+        if replace:
+            self._start_thread()
 
     # -- secede and rejoin, called by a task on its own thread ------------------------------
     def secede(self, key: str) -> None:
@@ -613,6 +630,9 @@ class TaskRunner:
             if getattr(self._local, "seceded", False):
                 return
             self._local.seceded = True
+            if key not in self._slotted:  # replaced already: its slot is given back
+                return
+            self._slotted.discard(key)
             self._running -= 1
             replace = not self._closed and self._running < self.nthreads
         if replace:
@@ -636,6 +656,7 @@ class TaskRunner:
         with self._lock:
             self._local.seceded = False
             self._running += 1
+            self._slotted.add(key)
 
     def resume(self, key: str) -> None:
         """The worker gave the seceded task ``key`` a slot: its thread goes on."""
@@ -651,13 +672,17 @@ class TaskRunner:
             except RuntimeError:
                 pass  # the loop is closed: the worker is shutting down
 
-    def _retire(self) -> bool:
-        """After a task: whether this thread ends (it seceded and never rejoined, or a
-        rejoined task left one thread too many)."""
+    def _retire(self, key: str) -> bool:
+        """After task ``key``: whether this thread ends (it seceded and never rejoined, it
+        was replaced, or a rejoined task left one thread too many)."""
         with self._lock:
             if getattr(self._local, "seceded", False):
                 self._local.seceded = False
+                self._slotted.discard(key)
                 return True
+            if key not in self._slotted:  # replaced: another thread took its place
+                return True
+            self._slotted.discard(key)
             if self._running > self.nthreads:
                 self._running -= 1
                 return True
@@ -694,7 +719,7 @@ class TaskRunner:
             del instruction, outcome
             if self.after is not None:
                 self._around(self.after, key, started)
-            if self._retire():
+            if self._retire(key):
                 return
 
     @staticmethod

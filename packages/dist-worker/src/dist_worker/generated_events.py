@@ -1543,6 +1543,52 @@ def _Resume(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _ReplaceThread(cls):
+    set_key = cls.key.__set__
+    setters = (set_key,)
+    running = set()
+
+    def __init__(self, key: 'str') -> None:
+        set_key(self, key)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(key={self.key!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,)==(other.key,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('key',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('key',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.key]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 METHODS = {
     'ComputeRequested': (
         (('message', 'ComputeTask', '-'), ('stimulus_id', 'str', "''")),
@@ -1691,4 +1737,8 @@ METHODS = {
         (('key', 'str', '-'),),
         None,
         _Resume),
+    'ReplaceThread': (
+        (('key', 'str', '-'),),
+        None,
+        _ReplaceThread),
 }

@@ -29,7 +29,7 @@ from dist_protocol.task_context import TaskContext, WorkerInfo
 from .actors import ActorHost
 from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, Fetch, FetchFailed,
                      FreeRequested, InputsUnloadable, ReadSpilled, ReplicasRequested,
-                     RestartRequested, Resume, SignalReceived, SpilledValueLost,
+                     ReplaceThread, RestartRequested, Resume, SignalReceived, SpilledValueLost,
                      SpilledValueRead, StealRequested, StoryRequested, Terminated)
 from .execution import InlinePolicy, TaskRunner
 from .orders import LoopStretch, OrderCarrier
@@ -476,6 +476,9 @@ class Worker:
         elif kind is Resume:
             assert self._runner is not None
             self._runner.resume(ins.key)
+        elif kind is ReplaceThread:
+            assert self._runner is not None
+            self._runner.replace_thread(ins.key)
 
     def keep_signal_handlers(self, numbers: list[int]) -> None:
         """Put back the handlers ``numbers`` have now whenever an inline task replaced one."""

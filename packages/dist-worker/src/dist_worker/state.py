@@ -33,9 +33,9 @@ from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, 
                      ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
                      InputsUnloadable, Instruction, RunInline,
                      MemoryPressureChanged, ReadSpilled, RejoinRequested, ReplicasRequested,
-                     RestartRequested, Resume, Seceded, SendToCenter, SMALL_VALUE_BYTES,
-                     SignalReceived, SpilledValueLost, SpilledValueRead, StealRequested,
-                     StoryRequested, Terminated)
+                     ReplaceThread, RestartRequested, Resume, Seceded, SendToCenter,
+                     SMALL_VALUE_BYTES, SignalReceived, SpilledValueLost, SpilledValueRead,
+                     StealRequested, StoryRequested, Terminated)
 from .fetch_plan import MAX_KEYS_PER_FETCH, Missing, plan_requests
 from . import tasklog
 from .readers import UpcomingReads
@@ -277,10 +277,14 @@ class WorkerState:
 
     def _free(self, event: FreeRequested) -> None:
         waiters, data = self.waiters, self.data
+        replaced = False
         for key in event.keys:
             ts = self.tasks.get(key)
             if ts is not None and ts.state not in RUNNING:
                 self._drop_task(ts)
+            elif ts is not None and ts.state == "executing" and key not in self.lent:
+                self._replace_thread(ts)
+                replaced = True
             waiting = waiters.get(key)
             if waiting:
                 waiting.discard(REPLICA)
@@ -293,6 +297,18 @@ class WorkerState:
                 data.pop(key, None)
                 del self.nbytes[key]
             self.serialized.pop(key, None)
+        if replaced:
+            self._start_ready()
+
+    def _replace_thread(self, ts: WorkerTask) -> None:
+        """A task freed while it runs on a pool thread gives its slot back, as a seceded one
+        does: the center counts the slot free once it forgets the task, and a task that never
+        ends (a loop, a wait for ever) held it, the tasks queued behind it waiting for good.
+        Its thread runs on, outside the pool's count; its result is dropped if it ends."""
+        self.executing.discard(ts.key)
+        self.seceded.add(ts.key)
+        self._set_state(ts, "long-running")
+        self._out.append(ReplaceThread(ts.key))
 
     def _steal(self, event: StealRequested) -> None:
         """Give up the tasks that have not started; the center runs them elsewhere. A task
