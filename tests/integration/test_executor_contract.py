@@ -213,6 +213,37 @@ def test_a_wait_already_blocked_on_a_future_ends_when_another_thread_releases_it
     e.shutdown()
 
 
+def test_a_cancelled_future_stays_cancelled_when_its_key_is_submitted_again(cluster, tmp_path):
+    """The new submit joined the key's state: the cancelled future turned pending and then
+    took the new task's value, where a ``concurrent.futures`` future, once cancelled, stays
+    so (and dask's keeps its ``FutureCancelledError``)."""
+    e = cluster.executor()
+    started, go = tmp_path / "started", tmp_path / "go"
+
+    def mark_then_wait(value):
+        open(started, "w").close()
+        return wait_for_file_then(str(go), value)
+
+    first = e.submit(mark_then_wait, 1, key="twice")
+    try:
+        waiting = e.submit(wait_for_file_then, str(started), None, pure=False)
+        waiting.result(RESULT_TIMEOUT)  # the first call runs on its worker
+        first.cancel()
+        again = e.submit(mark_then_wait, 1, key="twice")
+        seen = list(concurrent.futures.as_completed([first], timeout=RESULT_TIMEOUT))
+        assert seen == [first]
+    finally:
+        go.touch()
+    assert again.result(RESULT_TIMEOUT) == 1
+    assert first.cancelled() and first.status == "cancelled"
+    with pytest.raises(concurrent.futures.CancelledError, match="twice was cancelled"):
+        first.result(0)
+    first.release()  # lets go of the cancelled life only: the new one is still held
+    del first
+    assert again.result(RESULT_TIMEOUT) == 1
+    assert list(e.who_has([again]).values()) != [[]]
+
+
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 def test_cancel_futures_cancels_only_what_has_not_started(cluster):
     e = Executor(cluster.address)

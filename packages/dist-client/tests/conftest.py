@@ -11,7 +11,7 @@ class FakeCore:
     def hold(self, key, state=None):
         return self.states.setdefault(key, state or KeyState(key))
 
-    def unhold(self, key):
+    def unhold(self, key, state=None):
         pass
 
     def release_handle(self, state):

@@ -19,7 +19,7 @@ class HoldingCore:
         self.handles[key] = self.handles.get(key, 0) + 1
         return self.states.setdefault(key, state or KeyState(key))
 
-    def unhold(self, key):
+    def unhold(self, key, state=None):
         self.handles[key] -= 1
 
     def release_handle(self, state):

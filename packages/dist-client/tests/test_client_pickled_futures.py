@@ -47,8 +47,8 @@ class RecordingCore:
     def hold(self, key, state=None):
         return self.state.hold(key, state)
 
-    def unhold(self, key):
-        self.state.unhold(key)
+    def unhold(self, key, state=None):
+        self.state.unhold(key, state=state)
 
     def release_handle(self, state):
         self.state.unhold_released(state)

@@ -71,7 +71,7 @@ class HoldingCore:
     def future(self, key):
         return ("future", key)
 
-    def unhold(self, key):
+    def unhold(self, key, state=None):
         self.unheld.append(key)
 
 

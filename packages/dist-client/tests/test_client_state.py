@@ -140,11 +140,13 @@ def test_no_release_while_not_connected_and_none_for_unknown_keys():
 def test_keys_to_submit_new_and_cancelled_once_each():
     s = ClientState()
     s.hold("done").finish(1, "int", ["w"])
-    s.hold("cancelled").fail(CancelledError(), status="cancelled")
+    cancelled = s.hold("cancelled")
+    cancelled.fail(CancelledError(), status="cancelled")
     s.hold("pending")
     assert s.keys_to_submit(["new", "done", "cancelled", "pending", "new"]) \
         == ["new", "cancelled"]
-    assert s.states["cancelled"].status == "pending"  # a new life
+    # A new life, of its own: the Futures cancelled stay so.
+    assert s.hold("cancelled").status == "pending" and cancelled.status == "cancelled"
     failed = s.hold("failed")
     failed.fail(ValueError())
     assert s.keys_to_submit(["failed"]) == []
@@ -200,6 +202,7 @@ def test_the_echo_of_an_own_cancel_is_no_news():
     s.states["k"].fail(CancelledError(), status="cancelled")
     # Submitted again before the echo came back: the echo must not cancel the new life.
     assert s.keys_to_submit(["k"]) == ["k"]
+    s.hold("k")
     assert s.center_sent([KeyCancelled(key="k")]) == []
     assert s.states["k"].status == "pending"
     # A later cancel by someone else (another client, a restart) is news.
@@ -330,3 +333,17 @@ def test_a_compressed_small_value_is_kept_with_its_compression():
     state = KeyState("k")
     state.small_value = payload
     assert state.small_value is payload
+
+
+def test_the_handles_of_a_cancelled_life_let_go_of_that_life_only():
+    s = ClientState()
+    old = s.hold("k")
+    s.hold("k")  # two cancelled Futures
+    old.fail(CancelledError(), status="cancelled")
+    assert s.keys_to_submit(["k"]) == ["k"]
+    new = s.hold("k")
+    assert not s.unhold("k", state=old)  # one released
+    s.dropped.append(old)  # the other garbage-collected
+    assert s.holds("k") and new.refs == 1 and old.refs == 0 and s.take_outbox() == []
+    assert s.unhold("k", state=new)
+    assert s.take_outbox() == [Release(keys=["k"])]

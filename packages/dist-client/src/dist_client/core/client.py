@@ -449,13 +449,14 @@ class ClientCore:
         with self.lock:
             return self.state.hold(key, state)
 
-    def unhold(self, key: str) -> None:
-        """One handle fewer (a key's hold taken over by a Future, a queue's put-back)."""
+    def unhold(self, key: str, state: KeyState | None = None) -> None:
+        """One handle fewer (a key's hold taken over by a Future, a queue's put-back;
+        ``state``: the one the handle holds)."""
         if self.forked:
             return  # the key is the parent's, which holds its own handles on it
         try:
             with self.lock:
-                if self.state.unhold(key, release=self.status == "running"):
+                if self.state.unhold(key, release=self.status == "running", state=state):
                     self._schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
@@ -484,7 +485,7 @@ class ClientCore:
             return  # the key is the parent's, which holds its own handles on it
         if self._status != "running":
             # No timer may fire any more (closed) or soon (reconnecting): counted off now.
-            self.unhold(state.key)
+            self.unhold(state.key, state)
             return
         self.state.dropped.append(state)
         if self.release_timer.armed:

@@ -113,13 +113,18 @@ class ClientState:
             held.append(known)
         return held
 
-    def unhold(self, key: str, release: bool = True) -> bool:
-        """One handle fewer; the last one forgets the key and, with ``release`` (False while
-        not connected: a center forgets a client's keys with its connection), tells the
-        center. True: a release was queued (the outbox is to be flushed soon)."""
+    def unhold(self, key: str, release: bool = True, state: KeyState | None = None) -> bool:
+        """One handle fewer (on ``state``, the one the handle holds, if given); the last one
+        forgets the key and, with ``release`` (False while not connected: a center forgets
+        a client's keys with its connection), tells the center. True: a release was queued
+        (the outbox is to be flushed soon)."""
         if self.dropped:
             self.take_drops()
-        state = self.states.get(key)
+        held = self.states.get(key)
+        if state is not None and state is not held:
+            state.refs -= 1  # a cancelled life of a key submitted again since: nothing held
+            return False
+        state = held
         if state is None:
             return False
         state.refs -= 1
@@ -136,7 +141,7 @@ class ClientState:
         no handle, the key will never settle here: an order to cancel it too, for whoever
         still waits through that handle (a thread in its ``result()``), as dask cancels a
         key its client releases."""
-        queued = self.unhold(state.key, release)
+        queued = self.unhold(state.key, release, state)
         if state.refs > 0 or state.done or self.states.get(state.key) is state:
             return queued, None
         return queued, Fail(state, CancelledError(
@@ -207,13 +212,23 @@ class ClientState:
         again), or that failed with the center they were submitted to (``CenterLostError``:
         the center reconnected to does not know them, and the error says to submit them
         again, as dask's client forgets its futures when it reconnects). Each key is named
-        once, however often it is given."""
+        once, however often it is given.
+
+        A cancelled key's new life is a state of its own, made when the new Futures hold
+        it: the Futures cancelled stay cancelled, as a ``concurrent.futures`` future does
+        once done (the new task may even join the cancelled run still on its worker, whose
+        value is then the new Futures', not theirs)."""
         if self.dropped:
             self.take_drops()
         out = []
         for key in dict.fromkeys(keys):
             state = self.states.get(key)
-            if state is not None and (state.status in renew
+            if state is not None and state.status == "cancelled" and "cancelled" in renew:
+                # (the old Futures' handles are counted off their own state: ``unhold``
+                # and ``take_drops`` release a key only for the state it holds now)
+                del self.states[key]
+                state = None
+            elif state is not None and (state.status in renew
                                       or type(state.exception) is CenterLostError):
                 if state.status == "error" and type(state.exception) is not CenterLostError:
                     # The center keeps an erred key's error for whoever submits it: release
