@@ -187,3 +187,23 @@ def test_warnings_a_task_turned_into_errors_do_not_keep_a_worker_from_stopping(m
     assert e.submit(len, value, workers=[other.address]).result(timeout=RESULT_TIMEOUT) == 2**20
     worker.terminate()
     assert worker.wait(timeout=PROMPTLY * 3) == 0
+
+
+def arm_a_repeating_timer():
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # SIGALRM every millisecond, for good
+    return "armed"
+
+
+def test_a_timer_a_task_left_armed_does_not_end_a_stopping_worker(make_cluster):
+    # The worker survives SIGALRM on its event loop; once the loop closed on an operator's
+    # SIGTERM, the signal had its default action again and ended the worker (exit -14)
+    # before it removed its spill files or ended the processes its tasks left.
+    cluster = make_cluster(n_workers=1, nthreads=1, nanny=False)
+    e = cluster.executor()
+    [worker] = cluster.workers
+    assert e.submit(arm_a_repeating_timer).result(timeout=RESULT_TIMEOUT) == "armed"
+    assert e.submit(sum, [1, 2]).result(timeout=RESULT_TIMEOUT) == 3
+    worker.terminate()
+    assert worker.wait(timeout=PROMPTLY * 3) == 0

@@ -33,7 +33,8 @@ from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
 from .sigterm_watch import SigtermWatch
 from .standard_streams import keep_standard_descriptors
-from .task_signals import survive_signals, survived_signals
+from .task_signals import (disarm_timers, ignore_signals, survive_signals,
+                           survived_signals)
 
 OPTIONS = [
     Option("center", "the center's address, HOST:PORT (or give --scheduler-file)",
@@ -220,6 +221,8 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
         except OSError as exc:
             print(f"dworker: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
+        finally:
+            ignore_signals(survived_signals(nanny))
 
     if nanny:
         raise SystemExit(supervise(start, local_directory, stopped_limit))
@@ -405,6 +408,7 @@ async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
     worker.keep_signal_handlers([signal.SIGINT, signal.SIGTERM,
                                  *survived_signals(nanny is not None)])
     await worker.stopped.wait()
+    disarm_timers()  # (before the loop's handlers of their signals go, as it closes)
     if killed:
         raise SystemExit(KILLED_EXIT_CODE)
     if worker.refused is not None:

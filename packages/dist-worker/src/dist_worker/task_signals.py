@@ -41,6 +41,22 @@ def survive_signals(loop: asyncio.AbstractEventLoop, signals: list[signal.Signal
         loop.add_signal_handler(number, on_signal, signal.Signals(number).name)
 
 
+def disarm_timers() -> None:
+    """Cancel the interval timers a task left armed (``signal.alarm``, ``setitimer``), as
+    the event loop that survives their signals ends: past it, each signal has its default
+    action again, and a timer repeating every second ended a stopping worker by SIGALRM
+    (exit -14), before it removed its spill files or ended the processes its tasks left."""
+    for which in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        signal.setitimer(which, 0)
+
+
+def ignore_signals(signals: list[signal.Signals]) -> None:
+    """Ignore ``signals`` from now on: the event loop that survived them has closed, and the
+    worker only ends now (a task's child may still send one)."""
+    for number in signals:
+        signal.signal(number, signal.SIG_IGN)
+
+
 class KeptHandlers:
     """The worker's handlers of ``numbers`` as they are now, put back where a task replaced
     them.
@@ -68,4 +84,5 @@ class KeptHandlers:
         return replaced
 
 
-__all__ = ["KeptHandlers", "survive_signals", "survived_signals"]
+__all__ = ["KeptHandlers", "disarm_timers", "ignore_signals", "survive_signals",
+           "survived_signals"]
