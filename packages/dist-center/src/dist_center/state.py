@@ -10,8 +10,9 @@ transitions to make, which messages to answer with. A task's states and the tabl
 between them are there; the decisions about lineage, placement and stealing are pure
 functions in ``lineage``, ``placement`` and ``balance``; read-only answers in ``queries``.
 Groups of requests are handled in modules of their own (``recovery``, ``sharing``, ``retrying``,
-``scattering``, ``taking_back``, ``retirement``, ``stories``), over the ``view.Center`` that
-this class is: none of them imports this module.
+``scattering``, ``taking_back``, ``retirement``, ``stories``), and so are the tasks a worker
+leaves behind (``departures``), over the ``view.Center`` that this class is: none of them
+imports this module.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     FireAndForget, FreeKeys, GetDataset, GetTaskSpec, Heartbeat,
                                     KeyCancelled,
-                                    KeyInMemory, KeyLost, KeyRecomputing, KeysAdded, ListDatasets,
+                                    KeyInMemory, KeyLost, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
                                     RegisterPlugin, Release,
                                     Replicate, Restart, RestartReply, RestartWorker, Retry,
@@ -39,16 +40,16 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     Unregister, UnregisterPlugin, UploadFile, UploadFileReply,
                                     WantKeys, WhoHas, WorkerQuery, WorkerQueryReply,
                                     WorkerRegistered, WorkerTerminated)
-from dist_protocol.key_names import shown_key
 
-from . import (balance, cancelling, coordination, lineage, memory_restarts, queries, recovery,
+from . import (balance, cancelling, coordination, departures, lineage, queries, recovery,
                retrying, scattering, sharing, taking_back, task_specs, task_stream)
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
                      WorkerSent)
+# (their home before ``departures``; importers of this module find them here as well)
+from .departures import ALLOWED_FAILURES, actor_lost, memory_in_use  # noqa: F401
 from .graph_parts import GraphParts
-from .held import HOLD_AFTER_SILENT
 from .invariants import check_table, validate_state
 # The records and the machine live apart; importers of this module find them here as well.
 from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F401
@@ -64,13 +65,6 @@ from .transitions import TRANSITIONS, Outgoing
 from .worker_feed import WorkerFeed
 
 
-def actor_lost(ts: TaskState, why: str) -> str:
-    restarts = f" after {ts.restarts} restarts" if ts.restarts else ""
-    return (f"ActorLost: the actor {ts.key} ({ts.type}) is gone{restarts}: {why}; its state "
-            "is lost (submit it with max_restarts= to have it made again)")
-
-
-ALLOWED_FAILURES = 3  # deaths of workers while running a task before it fails as KilledWorker
 # After this many tasks were released (and at most half the peak is left), the big tables are
 # rebuilt: dicts and sets keep their peak size after deletions.
 COMPACT_AFTER_RELEASING = 10_000
@@ -169,8 +163,8 @@ class CenterState(BlockMachine):
             WorkerQueryReply: lambda address, msg, sid: self._send_all(
                 self.worker_queries.reply(address, msg)),
             TaskSeceded: self._task_seceded,
-            RestartingForMemory: self._restarting_for_memory,
-            WorkerTerminated: self._worker_terminated,
+            RestartingForMemory: partial(departures.restarting_for_memory, self),
+            WorkerTerminated: partial(departures.worker_terminated, self),
         }
 
     # -- the one entry point -----------------------------------------------------------------
@@ -478,7 +472,7 @@ class CenterState(BlockMachine):
     def _worker_joined(self, event: WorkerJoined, sid: str) -> None:
         reg: RegisterWorker = event.registration
         carried: set[str] = set()
-        self._take_back_silent_deaths(reg.address)
+        departures.silent_worker_back(self, reg.address)
         previous = self.workers.get(reg.address)
         if previous is not None:
             # Registered again before its old connection was noticed gone: what it still holds
@@ -516,22 +510,10 @@ class CenterState(BlockMachine):
             self.send(reg.address, FreeKeys(keys=stale))
         recovery.worker_back(self, reg.address, sid)
         for ts in self.held.worker_back(reg.address):  # (its result did not come with it)
-            self._let_go_held(ts, sid)
+            departures.let_go_held(self, ts, sid)
         self.retry_unrunnable(sid)
         self.fill(worker, sid)
         self._restart_progress()
-
-    def _take_back_silent_deaths(self, address: str) -> None:
-        """The worker at ``address``, removed for silence, registers again: it had not died,
-        so the tasks running there then do not count its removal against them (a task that
-        holds the GIL for longer than the heartbeat timeout, several times, would otherwise
-        fail as KilledWorker on a worker that never died)."""
-        for key in self.silent_deaths.pop(address, ()):
-            ts = self.tasks.get(key)
-            if ts is not None and address in ts.died_on:
-                died_on = list(ts.died_on)
-                del died_on[len(died_on) - 1 - died_on[::-1].index(address)]
-                ts.died_on = tuple(died_on)
 
     def retry_unrunnable(self, sid: str) -> None:
         """A worker joined or resumed: tasks no worker could take may run now."""
@@ -563,7 +545,7 @@ class CenterState(BlockMachine):
         worker = self.workers.pop(event.worker, None)
         if worker is None:
             if event.worker in self.silent_deaths and not event.graceful:
-                self._silent_worker_died(event, sid)
+                departures.silent_worker_died(self, event, sid)
             return
         self.waits.workers_changed = True
         self._send_all(self.worker_feed.worker_left(worker.address))
@@ -578,169 +560,7 @@ class CenterState(BlockMachine):
             del self.names[worker.name]
         worker.status = "closed"
         self.retirements.worker_left(worker.address)
-        ahead = worker.ahead or ()  # (tasks waiting there for their inputs never ran)
-        running = set(itertools.islice((key for key in worker.processing if key not in ahead),
-                                       worker.nthreads)) | worker.long_running
-        orphans = []
-        for key in worker.processing:
-            ts = self.tasks[key]
-            self.transition(ts, "waiting", sid, True)
-            if key in running and not event.graceful:
-                ts.died_on = (*ts.died_on, worker.address)
-                if event.silent:
-                    self.silent_deaths.setdefault(worker.address, []).append(key)
-                    silenced = self._silenced_by(ts)
-                    if len(silenced) >= HOLD_AFTER_SILENT:
-                        self.transition(ts, "no-worker", (
-                            f"held: workers {', '.join(silenced)} went silent running it; "
-                            f"it waits for one to come back ({sid})"))
-                        self.held.hold(ts, silenced, self.now)
-                        continue
-                if self._deaths(ts) >= ALLOWED_FAILURES:
-                    self._killed_worker(ts, f"the last: {event.reason}{memory_in_use(worker)}",
-                                        sid)
-                    continue
-            orphans.append(ts)
-        worker.processing.clear()
-        worker.brief.clear()
-        worker.long_running.clear()
-        if worker.ahead:
-            worker.ahead.clear()
-        self.forget_capacity(worker.address)
-        for key in asked_back:
-            cancelling.given_back(self, key, sid)
-        lost = []
-        for key in worker.has_what:
-            ts = self.tasks[key]
-            ts.who_has = left(ts.who_has, worker.address)
-            if ts.actor_host == worker.address and ts.state == "memory":
-                for other in ts.who_has:  # copies of its handle lead nowhere now
-                    holder = self.workers[other]
-                    holder.has_what.discard(key)
-                    holder.nbytes -= ts.nbytes
-                    self.free(other, key)
-                ts.who_has = NONE
-            if not ts.who_has and ts.state == "memory":
-                lost.append(ts)
-        worker.has_what.clear()
-        self.alone.forget(worker.address)
-        if (worker.memory_blame or worker.terminated_blame) and not event.graceful:
-            lost = self._count_blamed_deaths(worker, lost, event.reason, sid)
-        self._lose(lost, f"its only copy was on worker {worker.address}, which left "
-                         f"({event.reason})", sid)
-        for ts in orphans:
-            if ts.state == "waiting":
-                ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
-                self.transitions(recs, sid)
-        for other in list(self.workers.values()):
-            self.fill(other, sid)
-        if self.unrunnable:  # a task pinned to this worker, waiting while it was paused
-            self.retry_unrunnable(sid)
-
-    def _silenced_by(self, ts: TaskState) -> list[str]:
-        """The workers removed for silence while running ``ts`` that may still come back."""
-        return [address for address in dict.fromkeys(ts.died_on)
-                if ts.key in self.silent_deaths.get(address, ())]
-
-    def _deaths(self, ts: TaskState) -> int:
-        """Deaths counted against ``ts``: a silent worker that may come back has not died."""
-        return len(ts.died_on) - len(self._silenced_by(ts))
-
-    def _killed_worker(self, ts: TaskState, last: str, sid: str) -> None:
-        """``ts`` fails: the text counts the deaths that counted (``_deaths``), and names apart
-        the workers removed for silence that may still come back."""
-        died = list(ts.died_on)
-        silenced = self._silenced_by(ts)
-        for address in silenced:
-            del died[len(died) - 1 - died[::-1].index(address)]
-        also = f"; silent while running it: {', '.join(silenced)}" if silenced else ""
-        self.transition(ts, "erred", sid, TaskErred(
-            key=ts.key, exception_type="KilledWorker",
-            message=f"task {shown_key(ts.key)} was running on workers that died "
-                    f"{len(died)} times: {', '.join(died)} ({last}{also}); giving up"))
-
-    def _silent_worker_died(self, event: WorkerLeft, sid: str) -> None:
-        """A worker removed for silence closed its connection: it did die. Its removal counts
-        against the tasks it was running, and those held for it alone run again."""
-        self.silent_deaths.pop(event.worker)
-        for ts in self.held.worker_closed(event.worker):
-            if self._deaths(ts) >= ALLOWED_FAILURES:
-                self._killed_worker(ts, f"the last: {event.reason}", sid)
-            else:
-                self._let_go_held(ts, sid)
-
-    def _let_go_held(self, ts: TaskState, sid: str) -> None:
-        """Run a task held no longer, once its inputs (lost with a silent worker) are back."""
-        self.transition(ts, "waiting", sid)
-        ts.waiting_on, recs = lineage.inputs_to_wait_for(self, ts)
-        self.transitions(recs, sid)
-
-    def _count_blamed_deaths(self, worker: WorkerInfo, lost: list[TaskState], reason: str,
-                             sid: str) -> list[TaskState]:
-        """``worker`` died blaming values (it restarted for memory, ``memory_restarts``) or
-        naming the tasks that may have sent it a SIGTERM (``worker-terminated``): its death
-        counts against each such task whose value is lost with it, which errs past the
-        allowed deaths instead of being computed again (a running one counted already). The
-        lost left to recompute."""
-        gave_up = set()
-        memory = worker.memory_blame or {}
-        blamed = memory.keys() | worker.terminated_blame
-        for ts in memory_restarts.blamed_and_lost(blamed, lost):
-            ts.died_on = (*ts.died_on, worker.address)
-            if self._deaths(ts) >= ALLOWED_FAILURES:
-                gave_up.add(ts.key)
-                self.transition(ts, "released", sid)
-                if ts.key in memory:
-                    self.transition(ts, "erred", sid, memory_restarts.killed_for_memory(
-                        ts, memory[ts.key], worker))
-                else:
-                    self._killed_worker(ts, f"the last: {reason}, by a SIGTERM that its "
-                                            "worker says it may have sent", sid)
-        return [ts for ts in lost if ts.key not in gave_up] if gave_up else lost
-
-    def _restarting_for_memory(self, address: str, msg: RestartingForMemory, sid: str) -> None:
-        """The worker exits for its nanny to start it again: what it blames counts once its
-        connection closes (``_worker_left``)."""
-        self.workers[address].memory_blame = dict(msg.keys)
-
-    def _worker_terminated(self, address: str, msg: WorkerTerminated, sid: str) -> None:
-        """The worker stops for a SIGTERM its nanny did not send: the tasks it names count
-        its death once its connection closes (``_worker_left``), also one that finished."""
-        self.workers[address].terminated_blame = frozenset(msg.keys)
-
-    def _lose(self, lost: list[TaskState], why: str, sid: str) -> None:
-        """Every copy of these tasks' data is gone: what waited on them waits again;
-        recompute what has lineage and is needed; scattered data is lost for good, and so is
-        everything waiting for it.
-
-        All are marked gone before any is recomputed, so a recomputation never counts on an
-        input that is about to be found lost too.
-        """
-        for ts in lost:
-            for dep_key in ts.dependents:
-                dts = self.tasks[dep_key]
-                # (a held task waits for its silent workers; it looks for its inputs once let go)
-                if dts.state in ACTIVE and not self.held.holds_back(dts):
-                    self.transition(dts, "waiting", sid)
-                    dts.waiting_on = added(dts.waiting_on, ts.key)
-            if ts.actor_host is not None and ts.restarts >= (ts.spec and ts.spec.max_restarts
-                                                              or 0):
-                self.transition(ts, "lost", sid, actor_lost(ts, why))
-            elif ts.spec is not None:
-                if ts.actor_host is not None:
-                    ts.restarts += 1  # made again from its constructor: its state is gone
-                    ts.actor_host = None
-                self.transition(ts, "released", sid)
-            else:
-                self.transition(ts, "lost", sid,
-                                f"data for {shown_key(ts.key)} was lost: {why}")
-        for ts in lost:
-            if ts.state == "released" and lineage.needed(self, ts):
-                # Clients holding it must not believe it finished while it is computed again.
-                for client in ts.wanted_by:
-                    if client in self.told_of_recomputing:
-                        self.send(client, KeyRecomputing(key=ts.key))
-                self.transition(ts, "waiting", sid)
+        departures.worker_gone(self, worker, event, asked_back, sid)
 
     # -- results from workers ----------------------------------------------------------------
     def _results(self, address: str, results: list[TaskFinished], sids: list[str]) -> None:
@@ -823,7 +643,7 @@ class CenterState(BlockMachine):
                 # keep it either, or the copy would never be freed.
                 self.free(holder.address, ts.key)
         if ts.state == "memory" and not ts.who_has:
-            self._lose([ts], f"worker {msg.worker} no longer had it", sid)
+            departures.lose(self, [ts], f"worker {msg.worker} no longer had it", sid)
         elif ts.state == "memory":
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
@@ -887,12 +707,3 @@ _STIMULUS_PREFIX: dict[type, str] = {
     DetachedTimedOut: "detached-timed-out-", TaskFailed: "task-failed-",
     CoordinationTimedOut: "coordination-timed-out-", WaitTimedOut: "wait-timed-out-",
     **{cls: f"{op}-" for op, cls in OPS.items()}}
-
-
-def memory_in_use(worker: WorkerInfo) -> str:
-    """How full the worker's memory was when it last reported, for the error of a task that
-    killed it: a worker restarted past its memory limit only shows as a closed connection."""
-    memory, limit = worker.metrics.get("memory"), worker.memory_limit
-    if not limit or not isinstance(memory, (int, float)) or memory <= 0:
-        return ""
-    return f", with {memory / limit:.0%} of its memory limit in use when last heard from"

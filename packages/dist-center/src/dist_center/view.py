@@ -1,5 +1,5 @@
 """What the handlers outside the state machine (``recovery``, ``sharing``, ``retirement``,
-``scattering``, ``retrying``, ``task_specs``) may see of the center and ask of it.
+``scattering``, ``retrying``, ``task_specs``, ``departures``) may see of the center and ask of it.
 
 ``CenterState`` is one. The handlers read its tables and change a task only by asking for a
 transition (the table in ``transitions`` is the one place a task's state changes); they never
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from dist_protocol.messages import Message, Release, TaskErred
 
+from .held import Held
 from .lineage import Recs
 from .records import CenterView, Dataset, PrefixNames, Singletons, TaskState, WorkerInfo
 from .waits import Waits
@@ -34,6 +35,9 @@ class Center(CenterView, Protocol):
     alone: Singletons
     now: float  # the clock, read once per step
     waits: Waits  # requests answered once what they wait for holds
+    held: Held  # tasks whose runs silenced two workers
+    # workers removed for silence -> the tasks that counted it as a death (see ``departures``)
+    silent_deaths: dict[str, list[str]]
     # A center restarted on its state directory (see ``recovery``).
     durable: bool
     recovering: bool
