@@ -5,6 +5,7 @@ dask names and places them, ``await wait(...)`` with an asynchronous executor, t
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import io
 import os
@@ -66,6 +67,20 @@ def _submits_sent(executor):
         return send(*messages)
     executor.core.send = counting
     return sizes
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+def test_futures_inside_namedtuples_give_their_values_as_in_dask(e):
+    """A future inside a namedtuple reached the task as the Future itself, and ``gather``
+    gave it back unread; dask reads namedtuples as it reads tuples."""
+    one = e.submit(inc, 0)
+    assert e.submit(lambda p: p, Point(one, [one])).result() == Point(1, [1])
+    assert e.gather(e.map(lambda p: p.x + p.y, [Point(one, 1), Point(3, one)])) == [2, 4]
+    assert e.submit(lambda points: points, points=[Point(one, 2)]).result() == [Point(1, 2)]
+    gathered = e.gather({"p": Point(one, "s")})
+    assert gathered == {"p": Point(1, "s")} and type(gathered["p"]) is Point
 
 
 def test_fifo_timeout_and_batch_size_are_options_not_arguments(e):

@@ -1,5 +1,7 @@
 """Futures inside arguments become KeyRefs, at any depth; gather rebuilds the structure."""
-from dist_client.packing import collect_futures, pack, rebuild
+from collections import namedtuple
+
+from dist_client.packing import collect_futures, pack, rebuild, without_missing
 from dist_protocol.serialize import KeyRef
 
 
@@ -25,6 +27,21 @@ def test_collect_and_rebuild_nested(make_future):
     collect_futures(structure, found)
     assert [f.key for f in found] == ["a", "b"]
     assert rebuild(structure, {"a": 10, "b": 20}) == {"first": [10, (20, 5)], "n": 3}
+
+
+Point = namedtuple("Point", "x y")
+
+
+def test_futures_inside_namedtuples_are_read_as_dask_reads_them(make_future):
+    a, b = make_future("a"), make_future("b")
+    deps = {}
+    assert pack([Point(a, 1)], deps) == [Point(KeyRef("a"), 1)] and list(deps) == ["a"]
+    assert type(pack(Point(1, 2), {})) is Point
+    found = []
+    collect_futures({"p": Point(a, [b])}, found)
+    assert [f.key for f in found] == ["a", "b"]
+    assert rebuild((Point(a, [b]),), {"a": 1, "b": 2}) == (Point(1, [2]),)
+    assert without_missing(Point(a, b), {"b": 2}) == Point(None, 2)
 
 
 def test_future_repr_is_exact(make_future):

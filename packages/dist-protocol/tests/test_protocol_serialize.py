@@ -408,3 +408,13 @@ def test_pickle_dumps_overriding_asks_the_override_first_for_each_object():
     data = pickle_dumps_overriding({"m": Marker(), "rest": [1, (2, 3)]}, override)
 
     assert pickle.loads(data) == {"m": "replaced", "rest": [1, (2, 3)]}
+
+
+def test_substitute_reads_inside_namedtuples_as_dask_does():
+    from collections import namedtuple
+
+    from dist_protocol.serialize import KeyRef, substitute
+    point = namedtuple("point", "x y")
+    value = substitute((point(KeyRef("a"), [KeyRef("a")]),), {"a": 1})
+    assert value == (point(1, [1]),) and type(value[0]) is point
+    assert type(substitute(point(1, 2), {})) is point

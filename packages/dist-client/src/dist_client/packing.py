@@ -11,8 +11,14 @@ from .future import Future
 ATOMS = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
+def is_namedtuple(value: Any) -> bool:
+    """A namedtuple's instance: dask reads the futures inside one, as inside a tuple."""
+    return isinstance(value, tuple) and hasattr(type(value), "_make")
+
+
 def pack(value: Any, deps: dict[str, Any]) -> Any:
-    """``value`` with every Future (also inside lists, tuples, sets, dicts) made a ``KeyRef``.
+    """``value`` with every Future (also inside lists, tuples, namedtuples, sets, dicts) made
+    a ``KeyRef``.
 
     ``deps`` collects the futures found, by key, so the caller can declare the dependencies;
     a ``KeyRef`` already made (an input of a graph the caller holds no future for) is one too.
@@ -35,6 +41,8 @@ def pack(value: Any, deps: dict[str, Any]) -> Any:
         return {k: pack(v, deps) for k, v in value.items()} if value else value
     if kind is set or kind is frozenset:
         return kind(pack(v, deps) for v in value)
+    if is_namedtuple(value):
+        return kind._make(pack(v, deps) for v in value)
     return value
 
 
@@ -42,7 +50,7 @@ def has_futures(value: Any) -> bool:
     if type(value) is Future:
         return True
     kind = type(value)
-    if kind in (list, tuple, set, frozenset):
+    if kind in (list, tuple, set, frozenset) or is_namedtuple(value):
         return any(has_futures(v) for v in value)
     if kind is dict:
         return any(has_futures(v) for v in value.values())
@@ -50,12 +58,13 @@ def has_futures(value: Any) -> bool:
 
 
 def collect_futures(structure: Any, found: list) -> None:
-    """Every Future inside ``structure`` (lists, tuples, sets, dicts), in order."""
+    """Every Future inside ``structure`` (lists, tuples, namedtuples, sets, dicts), in
+    order."""
     if type(structure) is Future:
         found.append(structure)
         return
     kind = type(structure)
-    if kind in (list, tuple, set, frozenset):
+    if kind in (list, tuple, set, frozenset) or is_namedtuple(structure):
         for v in structure:
             if type(v) is Future:  # (a map's list: no call per future)
                 found.append(v)
@@ -79,15 +88,21 @@ def rebuild(structure: Any, values: dict[str, Any]) -> Any:
         return {k: rebuild(v, values) for k, v in structure.items()}
     if kind is set or kind is frozenset:
         return kind(rebuild(v, values) for v in structure)
+    if is_namedtuple(structure):
+        return kind._make(rebuild(v, values) for v in structure)
     return structure
 
 
 def without_missing(structure: Any, values: dict[str, Any]) -> Any:
     """``rebuild``, leaving out the futures whose key has no value (``errors="skip"``): from
-    lists, tuples and sets, and from dicts by entry."""
+    lists, tuples and sets, and from dicts by entry; a namedtuple keeps its fields (None
+    for such a future)."""
     kind = type(structure)
     if kind is Future:
         return values[structure.name]
+    if is_namedtuple(structure):
+        return kind._make(values.get(v.name) if type(v) is Future
+                          else without_missing(v, values) for v in structure)
     if kind in (list, tuple, set, frozenset):
         # (a future's value taken here: a map's list costs no call per future)
         items = [values[v.name] if type(v) is Future else without_missing(v, values)

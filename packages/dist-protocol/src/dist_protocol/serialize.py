@@ -63,9 +63,9 @@ class KeyRef:
 
 
 def substitute(value: Any, inputs: dict[str, Any]) -> Any:
-    """``value`` with every ``KeyRef`` inside its lists, tuples, sets and dicts replaced by that
-    key's value in ``inputs``, as a worker does before calling a task's function;
-    ``MissingDependency`` for a key ``inputs`` does not have."""
+    """``value`` with every ``KeyRef`` inside its lists, tuples (named ones too), sets and
+    dicts replaced by that key's value in ``inputs``, as a worker does before calling a
+    task's function; ``MissingDependency`` for a key ``inputs`` does not have."""
     kind = type(value)
     if kind is KeyRef:
         try:
@@ -82,6 +82,8 @@ def substitute(value: Any, inputs: dict[str, Any]) -> Any:
         return {k: substitute(v, inputs) for k, v in value.items()}
     if kind is set or kind is frozenset:
         return kind(substitute(v, inputs) for v in value)
+    if isinstance(value, tuple) and hasattr(kind, "_make"):  # a namedtuple, as dask reads one
+        return kind._make(substitute(v, inputs) for v in value)
     return value
 
 
