@@ -27,6 +27,7 @@ from typing import Any
 import msgpack
 
 from .errors import MissingDependency
+from .large_bytes import SteppedBytesUnpickler, copied_in_steps, is_large
 
 KEYREF_EXT = 1
 
@@ -446,7 +447,9 @@ def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) 
         if name == "bytes":
             if len(frames) != 1:
                 raise SerializationError("a bytes payload has exactly one frame")
-            return frames[0] if isinstance(frames[0], bytes) else bytes(frames[0])
+            if isinstance(frames[0], bytes):
+                return frames[0]
+            return copied_in_steps(frames[0]) if is_large(frames[0]) else bytes(frames[0])
         if name == "pickle":
             if not allow_pickle:
                 raise SerializationError("pickle payloads are not accepted here")
@@ -458,6 +461,10 @@ def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) 
             if not code:
                 return _CodelessUnpickler(io.BytesIO(frames[0]),
                                           buffers=map(_writeable, frames[1:])).load()
+            if len(frames) > 1 and len(frames[0]) <= _SMALL_HEAD \
+                    and any(map(is_large, frames[1:])):  # (a large bytes value made in steps)
+                return SteppedBytesUnpickler(io.BytesIO(frames[0]),
+                                             buffers=map(_writeable, frames[1:])).load()
             return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise
@@ -489,9 +496,8 @@ def holds_code(payload: Payload) -> bool:
     return False
 
 
-# Bytes of a received frame copied into its ``bytes`` value at a time (``deserialize_received``),
-# each step of the frame given back to the system before the next: a multiple of the page size.
-MOVE_STEP = 4 * 2**20
+# The largest pickle, beside a large buffer, read by Python's own unpickler (``deserialize``).
+_SMALL_HEAD = 64 * 2**10
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
 
 
@@ -504,7 +510,8 @@ def deserialize_received(payload: Payload, allow_pickle: bool = True, code: bool
     cannot be read into, so the value is a copy of it; copied in one go, the frame and the
     value stood side by side, a 250 MB value taking 500 MB as it arrived. Moved a step at a
     time, each step of the frame goes back to the system as soon as it is copied; the frame
-    holds zeros afterwards, and is closed where it can be (``_moved_out``)."""
+    holds zeros afterwards, and is closed where it can be (``_moved_out``); the frame is
+    copied ``large_bytes.STEP`` bytes at a time."""
     frames = payload.frames
     if (payload.serializer == "pickle" and allow_pickle and _DONTNEED is not None
             and len(frames) == 2 and type(frames[1]) is mmap.mmap
@@ -516,22 +523,16 @@ def deserialize_received(payload: Payload, allow_pickle: bool = True, code: bool
 def _moved_out(frame: mmap.mmap) -> bytes:
     """The contents of ``frame`` as one ``bytes`` object, written in place, the frame's pages
     given back a step at a time as they are copied."""
-    size = len(frame)
-    # A ``bytes`` object that is a BytesIO's own (its only reference) is lent out writable by
-    # ``getbuffer`` and handed back, uncopied, by ``getvalue``; ``bytes(size)`` is calloc'd,
-    # so its pages cost memory only as they are written.
-    holder = io.BytesIO(bytes(size))
-    with holder.getbuffer() as target, memoryview(frame) as source:
-        for start in range(0, size, MOVE_STEP):
-            stop = min(size, start + MOVE_STEP)
-            target[start:stop] = source[start:stop]
-            frame.madvise(_DONTNEED, start, stop - start)  # type: ignore[arg-type]
+    def given_back(start: int, stop: int) -> None:
+        frame.madvise(_DONTNEED, start, stop - start)  # type: ignore[arg-type]
+
+    value = copied_in_steps(frame, given_back)
     # Closed so that a second read fails rather than find zeros; unless the transport still
     # holds a view of it for the read that completed it (a message handled in the same call),
     # which lets go of it once that returns. Its pages are given back either way.
     with contextlib.suppress(BufferError):
         frame.close()
-    return holder.getvalue()
+    return value
 
 
 def deserialize_pickle_frame(frame: bytes) -> Any:

@@ -1,0 +1,70 @@
+"""A large ``bytes`` value made from a buffer a step at a time, so that other threads run
+meanwhile.
+
+``bytes(<buffer>)`` is one call that holds the interpreter for the whole copy, and the pages
+of a new value are faulted in as they are written: on a loaded machine a 1 GiB task argument
+took 9.6 s to copy out of its frame on the worker's task thread, the worker's event loop sent
+no heartbeat meanwhile, and the center removed it as silent. Copied 4 MiB at a time, the
+interpreter is let go between steps (``time.sleep(0)``), and the loop's thread gets its turn.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import time
+from collections.abc import Callable
+from typing import Any
+
+# Bytes copied at a time: a multiple of the page size.
+STEP = 4 * 2**20
+# From this size a ``bytes`` value is made in steps; below it one copy is short enough.
+STEPPED = 4 * STEP
+
+
+def copied_in_steps(buffer: Any, after_each: Callable[[int, int], None] | None = None) -> bytes:
+    """The contents of ``buffer`` as one new ``bytes`` object, written in place a step at a
+    time; ``after_each(start, stop)`` is called once each step is copied."""
+    with memoryview(buffer) as view, view.cast("B") as source:
+        size = source.nbytes
+        # A ``bytes`` object that is a BytesIO's own (its only reference) is lent out writable
+        # by ``getbuffer`` and handed back, uncopied, by ``getvalue``; ``bytes(size)`` is
+        # calloc'd, so its pages cost memory only as they are written.
+        holder = io.BytesIO(bytes(size))
+        with holder.getbuffer() as target:
+            for start in range(0, size, STEP):
+                stop = min(size, start + STEP)
+                target[start:stop] = source[start:stop]
+                if after_each is not None:
+                    after_each(start, stop)
+                time.sleep(0)  # lets a waiting thread (the event loop's) have the interpreter
+    return holder.getvalue()
+
+
+def is_large(buffer: Any) -> bool:
+    try:
+        with memoryview(buffer) as view:
+            return view.nbytes >= STEPPED
+    except TypeError:  # not a buffer
+        return False
+
+
+class SteppedBytesUnpickler(pickle._Unpickler):
+    """An unpickler that makes ``bytes(<large buffer>)`` -- the pickle of a large ``bytes``
+    value sent out of band (``serialize.bytes_out_of_band``) -- in steps. Python's own
+    unpickler, not the C one, for its table of opcodes: only ``REDUCE`` changes, so a
+    ``bytes`` class that is a value in the pickle (``submit(f, data, bytes)``) stays the class.
+    Used only for a small pickle that comes with a large buffer: it is slower per opcode."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    stack: list[Any]  # (the Python unpickler's own)
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        func = stack[-1]
+        if func is bytes and len(args) == 1 and is_large(args[0]):
+            stack[-1] = copied_in_steps(args[0])
+        else:
+            stack[-1] = func(*args)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce  # type: ignore[assignment]
