@@ -76,7 +76,15 @@ def probe(loop, thread: int, report: float) -> None:
                   file=sys.stderr, flush=True)
             for at, count in others.most_common(3):
                 print(f"    beside it ({count}): {at}", file=sys.stderr, flush=True)
+        # The interpreter held by another thread (a copy in one call) holds this thread's
+        # wake-up too: a stall that begins while it sleeps shows as an overslept sleep, and
+        # the loop then answers at once.
+        slept = time.perf_counter()
         time.sleep(PROBE_EVERY)
+        held = time.perf_counter() - slept - PROBE_EVERY
+        if held > report:
+            print(f"loop-stall {held * 1000:.0f} ms at (the probe's own sleep: the interpreter "
+                  f"held) (ended {time.strftime('%H:%M:%S')})", file=sys.stderr, flush=True)
 
 
 IDLE = ("wait", "_wait_for_tstate_lock", "select", "get", "_worker", "sleep")
