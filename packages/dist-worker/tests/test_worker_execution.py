@@ -1,5 +1,6 @@
 """run_task: loading a task's function and arguments, calling it, serializing the result."""
 import functools
+import gc
 import pickle
 import sys
 import threading
@@ -315,6 +316,7 @@ def _traced_growth(step, items):
         before = tracemalloc.get_traced_memory()[0]
         for item in items:
             step(item)
+        gc.collect()  # (a class is in reference cycles of its own: freed by the collector)
         return tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -340,6 +342,28 @@ def test_the_inline_policy_keys_new_functions_by_a_few_bytes_each():
     assert policy.function_key(closures[0], "a") != policy.function_key(closures[1], "a")
     assert policy.function_key(closures[0], "a") == policy.function_key(
         Payload("pickle", [bytes(closures[0].frames[0])]), "b")
+
+
+def _making_a_class_around(data):
+    def task():
+        class Result:  # a new class at each call, its method reaching the task's closure
+            def size(self):
+                return len(data)
+        return Result()
+    return dumps_function(task)
+
+
+def test_classes_tasks_make_are_remembered_only_while_they_live():
+    # The class of each result is remembered (pickled for clients, checked for sizing): a
+    # class made at each call kept its closure's megabyte, 1,000 classes of them. (Functions
+    # this large are not kept for reuse either.)
+    functions = [_making_a_class_around(b"%d" % i + bytes(2**20)) for i in range(30)]
+    sizes = []
+    grown = _traced_growth(lambda function: sizes.append(run(function).value.size()), functions)
+
+    assert sizes == [len(b"%d" % i) + 2**20 for i in range(30)]
+    assert grown < 4 * 2**20  # 30 MB before
+    assert run(dumps_function(functools.partial(dict, a=1))).value == {"a": 1}
 
 
 def test_inline_policy_admits_only_functions_proven_fast_and_bars_slow_ones():

@@ -3,7 +3,11 @@
 dask's is, where the name alone says ``DataFrame`` for pandas' and dask's alike."""
 from __future__ import annotations
 
+import weakref
+
 from dist_protocol.serialize import serialize
+
+from .sizeof import defined_by_module
 
 # A class no module defines (the user's ``__main__``, a function's local class) pickles by
 # value, methods and all: past this many bytes it is left out, and clients show its name.
@@ -12,7 +16,9 @@ MAX_PICKLED_TYPE_BYTES = 1024
 # ever (past it, a class is pickled at each task: correct, only slower).
 MAX_REMEMBERED_TYPES = 1000
 
-_pickled: dict[type, bytes | None] = {}
+_pickled: dict[type, bytes | None] = {}  # the classes a module defines
+# Classes made by tasks or unpickled by value, while they live (``defined_by_module``).
+_pickled_made: weakref.WeakKeyDictionary[type, bytes | None] = weakref.WeakKeyDictionary()
 
 
 def pickled_type(kind: type) -> bytes | None:
@@ -24,9 +30,14 @@ def pickled_type(kind: type) -> bytes | None:
         pass
     except TypeError:  # a metaclass that defines __eq__ without __hash__: not remembered
         return _pickle(kind)
+    try:
+        return _pickled_made[kind]
+    except KeyError:
+        pass
     data = _pickle(kind)
-    if len(_pickled) < MAX_REMEMBERED_TYPES:
-        _pickled[kind] = data
+    remembered = _pickled if defined_by_module(kind) else _pickled_made
+    if len(remembered) < MAX_REMEMBERED_TYPES:
+        remembered[kind] = data
     return data
 
 

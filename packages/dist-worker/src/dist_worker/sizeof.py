@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -239,6 +240,18 @@ def _plain(value: Any, depth: int) -> int | None:
     return estimate(value) if plain else None
 
 
+def defined_by_module(kind: type) -> bool:
+    """Whether ``kind`` is what its module holds under its name. Such a class lives as long as
+    the process; one a task makes at each call, or one unpickled by value with each new
+    function, is a new class each time, and keeps what its methods reach (the task's closure:
+    a megabyte a class, kept for each of 1,000 remembered, in benchmarks/README.md,
+    "Long-lived servers, round four"): remembered by class, those are held weakly."""
+    found: Any = sys.modules.get(kind.__module__)
+    for part in kind.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is kind
+
+
 def _plain_container(kind: type) -> type | None:
     """``list``, ``tuple`` or ``dict`` for those and for their subclasses that pickle as their
     items do (importable, no pickling of their own: dask's shuffle groups, named tuples)."""
@@ -246,19 +259,24 @@ def _plain_container(kind: type) -> type | None:
         return _CONTAINERS[kind]
     except KeyError:
         pass
+    try:
+        return _CONTAINERS_MADE[kind]
+    except (KeyError, TypeError):  # (TypeError: a metaclass with __eq__ and no __hash__)
+        pass
     base = next((b for b in (dict, tuple, list) if issubclass(kind, b)), None)
+    lasting = defined_by_module(kind)
     if base is not None:
-        module = sys.modules.get(kind.__module__)
-        found: Any = module
-        for part in kind.__qualname__.split("."):
-            found = getattr(found, part, None)
         own = ("__reduce__", "__reduce_ex__", "__getstate__")
         ancestors = [c for c in kind.__mro__ if c not in (base, object)]
-        if (found is not kind or any(name in vars(c) for c in ancestors for name in own)
+        if (not lasting or any(name in vars(c) for c in ancestors for name in own)
                 or any(vars(c).get("__slots__") for c in ancestors)):
             base = None
-    if len(_CONTAINERS) < 1000:
-        _CONTAINERS[kind] = base
+    remembered = _CONTAINERS if lasting else _CONTAINERS_MADE
+    if len(remembered) < 1000:
+        try:
+            remembered[kind] = base
+        except TypeError:
+            pass
     return base
 
 
@@ -304,6 +322,7 @@ def _plain_label(label: Any) -> bool:
 # task's path call themselves for these rather than through this module's calls.
 PLAIN_SCALARS = frozenset((bytes, str, int, float, complex, bool, type(None)))
 _CONTAINERS: dict[type, type | None] = {list: list, tuple: tuple, dict: dict}
+_CONTAINERS_MADE: weakref.WeakKeyDictionary[type, type | None] = weakref.WeakKeyDictionary()
 _SHALLOW_OF: dict[type, Callable[[Any], int]] = {
     list: list.__sizeof__, tuple: tuple.__sizeof__, dict: dict.__sizeof__}
 _PLAIN_PANDAS_DTYPES = frozenset((
