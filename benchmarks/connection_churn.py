@@ -17,10 +17,10 @@ for its result (``submit`` with small values, ``key-in-memory`` carrying the val
 closes. With ``--session executor`` a session is ``Executor(address)``, a submit and a gather,
 close: the real client, thread and all (about 100-200 a second per core at most). The RSS of
 the center and the worker is sampled every second; the report gives the sessions a second
-achieved, the handshake and session latency percentiles, errors, the center's CPU per session
-and the RSS slope (MB per minute, a least-squares line through the samples after
-``--settle`` seconds). Exits non-zero on any error or when either slope exceeds
-``--max-slope`` (default 3 MB/min).
+achieved, the handshake and session latency percentiles, errors, the center's CPU per session,
+each server's open descriptors and threads at rest before and after, and the RSS slope (MB
+per minute, a least-squares line through the samples after ``--settle`` seconds). Exits
+non-zero on any error or when either slope exceeds ``--max-slope`` (default 3 MB/min).
 
 The settling time is by default as long as the run takes to submit 6,000 tasks (at least 10 s,
 at most half the run): the servers' bounded histories fill until then -- the center's task
@@ -276,6 +276,8 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
         proc.start()
     idle = {role: p.memory_info().rss / 2**20 for role, p in procs.items()}
     fds_idle = procs["center"].num_fds()
+    # What each server holds at rest, to compare with after the run: nothing per session.
+    held_idle = {role: (p.num_fds(), p.num_threads()) for role, p in procs.items()}
     # Connections open at once: the center's RSS rises by steps, each to a new peak of them
     # (the allocator keeps what they took for the next peak).
     fds: list[tuple[float, int]] = []
@@ -305,6 +307,7 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
     time.sleep(1.0)  # the servers see the last closes
     after = {role: p.memory_info().rss / 2**20 for role, p in procs.items()}
     fds_after = procs["center"].num_fds()
+    held_after = {role: (p.num_fds(), p.num_threads()) for role, p in procs.items()}
     handshakes = [x for r in results for x in r["handshake"]]
     sessions = [x for r in results for x in r["session"]]
     errors: dict[str, int] = {}
@@ -336,6 +339,8 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
                    for role in procs},
         "center_fds": {"idle": fds_idle, "after": fds_after,
                        "peak": max((n for _, n in fds), default=fds_idle), "samples": fds},
+        "fds_threads": {role: {"idle": held_idle[role], "after": held_after[role]}
+                        for role in procs},
         "load_average_after": os.getloadavg(),
     }
     for role, seconds in summary["cpu_us_per_session"].items():
@@ -359,6 +364,9 @@ def run_rate(args, center: str, pids: dict[str, int]) -> int:
     print(f"center fds: idle {fds_idle} -> after {fds_after}, peak "
           f"{summary['center_fds']['peak']} (its RSS keeps what a peak took); load average now "
           f"{os.getloadavg()[0]:.1f}")
+    for role in procs:
+        print(f"{role} descriptors, threads: idle {held_idle[role][0]}, {held_idle[role][1]} "
+              f"-> after {held_after[role][0]}, {held_after[role][1]}")
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, f"churn-{time.strftime('%Y%m%d-%H%M%S')}.json")
     with open(path, "w") as f:
