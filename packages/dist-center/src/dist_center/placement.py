@@ -150,7 +150,6 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
         return None
     tasks, stealing = view.tasks, view.stealing
     address = None
-    in_line = None  # the inputs that wait ahead themselves
     # (a chain's link reads one input: no look at its inputs' readers then)
     partners_only = (1 < len(ts.deps) <= MAX_PARTNER_FAN
                      and all(is_partner(tasks[dep]) for dep in ts.deps))
@@ -166,8 +165,6 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
                 address = dts.processing_on
             elif dts.processing_on != address:
                 return None
-            if dts.waiting_on:
-                in_line = [dts] if in_line is None else [*in_line, dts]
         elif dts.state != "memory":
             return None
     if address is None:
@@ -180,11 +177,13 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
             or (worker.occupied > worker.nthreads and not partners_only)
             or above_target(worker)):
         return None
-    if in_line is not None and len(worker.ahead) >= AHEAD_PER_THREAD:
+    if len(worker.ahead) >= AHEAD_PER_THREAD:
         # (a line is made of tasks waiting ahead on the worker: with fewer there, none is
         # too long, and a worker of one thread never needs the walk)
-        for dts in in_line:  # (the longest line that ends at one of the inputs)
-            if ahead_line(tasks, dts, AHEAD_PER_THREAD) >= AHEAD_PER_THREAD:
+        for dep in ts.deps:  # (the longest line that ends at an input waiting ahead itself)
+            dts = tasks[dep]
+            if (dts.state == "processing" and dts.waiting_on
+                    and ahead_line(tasks, dts, AHEAD_PER_THREAD) >= AHEAD_PER_THREAD):
                 return None
     for dep in ts.deps:
         dts = tasks[dep]

@@ -273,7 +273,8 @@ class CenterState(BlockMachine):
 
     def _client_sent(self, event: ClientSent, sid: str) -> None:
         self.messages_handled += 1
-        self.clients.setdefault(event.client, set())
+        if event.client not in self.clients:  # (not ``setdefault``: a set made each message)
+            self.clients[event.client] = set()
         handler = self._client_ops.get(type(event.message))
         if handler is not None:
             handler(event.client, event.message, sid)
@@ -315,7 +316,7 @@ class CenterState(BlockMachine):
         linked = False  # some fresh task has inputs (a map's have none: no cycle to look for)
         tasks, order, prefix_of = self.tasks, self.task_order, self.prefix_of.of
         wants = self.clients[client]
-        alone = self.alone(client)  # the set most tasks are wanted by
+        alone = self.alone.of(client)  # the set most tasks are wanted by
         for spec in msg.tasks:
             key = spec.key
             ts = tasks.get(key)

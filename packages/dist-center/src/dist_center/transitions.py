@@ -1,12 +1,13 @@
 """The task state machine at the center's heart: the transition table and its handlers.
 
-Every change of a task's state goes through ``_transition(ts, finish, stimulus_id)``, which
-dispatches on the table ``TRANSITIONS`` of ``(start, finish) -> handler``. A handler changes the
-task, queues the messages the change implies, and returns recommendations (``{key: finish}``,
-or ``{key: (finish, argument)}``) for other tasks; ``transitions`` applies them, depth first in the
-order given, until none are left. What should follow from a change is decided by pure
-functions (``lineage``, ``placement``, ``balance``); the states are defined once, in
-``records``; the log of ``(key, start, finish, stimulus_id, time)`` is what ``story`` reads.
+Every change of a task's state goes through the table ``TRANSITIONS`` of ``(start, finish) ->
+handler``: ``transition(ts, finish, stimulus_id)`` dispatches an event's move on it. A handler
+changes the task, queues the messages the change implies, and returns recommendations
+(``{key: finish}``, or ``{key: (finish, argument)}``) for other tasks; ``transitions``
+dispatches them on the same table, depth first in the order given, until none are left. What
+should follow from a change is decided by pure functions (``lineage``, ``placement``,
+``balance``); the states are defined once, in ``records``; the log of ``(key, start, finish,
+stimulus_id, time)`` is what ``story`` reads.
 
 ``feeding`` hands queued tasks to the workers with free slots at the end of a step, ``blocks``
 moves a map's plain tasks by the block, and ``CenterState`` (in ``state``) is the machine with
@@ -194,20 +195,35 @@ class TaskMachine:
     def transitions(self, recs: Recs, stimulus_id: str) -> None:
         """Apply recommendations, and those they lead to, until none are left: depth first, each
         in the order it was made (as the calls of a recursive walk would be, without the
-        recursion: chains of tasks outgrow Python's stack)."""
+        recursion: chains of tasks outgrow Python's stack). Each moves its task by the table
+        as ``transition`` does, written out in the loop (a graph's task makes three or four
+        such moves, and a call each cost more than the dispatch itself).
+
+        ``forgotten`` is a request, not an order: a task still needed stays as it is, and one
+        that others depend on is released (kept as their lineage) rather than dropped.
+        """
         stack = list(recs.items())
         stack.reverse()
         tasks = self.tasks
-        transition = self._transition
+        table = self._table
         while stack:
             key, finish = stack.pop()
             ts = tasks.get(key)
             if ts is None:
                 continue  # forgotten meanwhile
-            if isinstance(finish, str):
-                more = transition(ts, finish, stimulus_id)
-            else:
-                more = transition(ts, finish[0], stimulus_id, finish[1])
+            # One optional argument, not *args: packing them costs more than the move.
+            argument = None
+            if not isinstance(finish, str):
+                finish, argument = finish
+            start = ts.state
+            if start == finish:
+                continue
+            try:
+                handler = table[start, finish]
+            except KeyError:
+                raise InvalidTransition(f"{ts.key}: {start} -> {finish}") from None
+            self._stimulus_id = stimulus_id
+            more = handler(ts) if argument is None else handler(ts, argument)
             if more:
                 if len(more) == 1:
                     stack.extend(more.items())
@@ -218,8 +234,8 @@ class TaskMachine:
 
     def transition(self, ts: TaskState, finish: str, stimulus_id: str,
                    argument: Any = None) -> None:
-        """Move one task, and apply what follows from it: ``_transition`` then ``transitions``,
-        written out in one call because this is the path of every event about a task."""
+        """Move one task by the table, and apply what follows from it (``transitions``): the
+        path of every event about a task."""
         start = ts.state
         if start == finish or start == "forgotten":  # (let go of earlier in this step)
             return
@@ -231,24 +247,6 @@ class TaskMachine:
         recs = handler(ts) if argument is None else handler(ts, argument)
         if recs:
             self.transitions(recs, stimulus_id)
-
-    def _transition(self, ts: TaskState, finish: str, stimulus_id: str,
-                    argument: Any = None) -> Recs:
-        """Move ``ts`` to ``finish`` by the table; return what should follow.
-
-        ``forgotten`` is a request, not an order: a task still needed stays as it is, and one
-        that others depend on is released (kept as their lineage) rather than dropped.
-        """
-        start = ts.state
-        if start == finish:
-            return _NOTHING
-        try:
-            handler = self._table[start, finish]
-        except KeyError:
-            raise InvalidTransition(f"{ts.key}: {start} -> {finish}") from None
-        self._stimulus_id = stimulus_id
-        # One optional argument, not *args: packing them costs more than the rest of the call.
-        return handler(ts) if argument is None else handler(ts, argument)
 
     def _set_state(self, ts: TaskState, state: str) -> None:
         """Only handlers call this: it logs the move under the stimulus being handled."""
@@ -374,15 +372,15 @@ class TaskMachine:
                     recs[dep_key] = ("processing", worker.address)
             return recs or _NOTHING
         while len(dependents) == 1:
-            dep_key = next(iter(dependents))
+            (dep_key,) = dependents  # (unpacked: no iterator made, once per task of the line)
+            if dep_key in ahead:  # type: ignore[operator]
+                # (waits ahead there already, so it is processing there: the line goes on)
+                dependents = tasks[dep_key].dependents
+                continue
             dts = tasks[dep_key]
-            if dts.state == "waiting":
-                if placement.ahead_worker(self, dts) is worker:
-                    return {dep_key: ("processing", worker.address)}
-                return _NOTHING
-            if dts.state != "processing" or dep_key not in ahead:  # type: ignore[operator]
-                return _NOTHING
-            dependents = dts.dependents
+            if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
+                return {dep_key: ("processing", worker.address)}
+            return _NOTHING
         return _NOTHING
 
     def _cancel_ahead(self, ts: TaskState, worker: WorkerInfo) -> None:
