@@ -510,3 +510,18 @@ def test_freed_values_that_run_no_code_when_dropped_wake_no_thread(tmp_path):
         if thread.name == "dist-worker-disposal" and thread not in before:
             thread.join(10)
     assert dropped_on == ["dist-worker-disposal"]
+
+
+class WeighedOnlyOnItsThread:
+    def __sizeof__(self):
+        raise AssertionError("weighed on the event loop")
+
+
+def test_a_value_weighed_on_its_task_s_thread_is_not_weighed_again(tmp_path):
+    store = DataStore(target=None, directory=str(tmp_path))
+    store.weighed("result", 1234)
+    store["result"] = WeighedOnlyOnItsThread()
+    assert store.weights["result"] == 1234
+    store["other"] = [1, 2, 3]  # (what was said for "result" is not kept for others)
+    assert store.weights["other"] == sizeof([1, 2, 3])
+    store.close()

@@ -97,6 +97,10 @@ class ExecutionSucceeded:
     stimulus_id: str = ""
     msgpack: Payload | None = None  # a small value as msgpack too, for clients of any language
     type_pickled: bytes | None = None  # the value's class, for Python clients (result_types.py)
+    # The value's estimated memory, weighed on the task's thread: a value of a class the
+    # worker does not know is weighed by its own ``__sizeof__`` (or its items' pickles), user
+    # code that must not run on the event loop. None: the store weighs it (plain data).
+    weight: int | None = None
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated

@@ -39,7 +39,7 @@ from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, Executi
                      RejoinRequested, Seceded)
 from .result_types import pickled_type
 from .sigterm_watch import let_this_thread_take_sigterm
-from .sizeof import PLAIN_SCALARS, plain_size
+from .sizeof import PLAIN_SCALARS, plain_size, sizeof
 from .unpickling import import_module, unpickle
 
 # Made once a task: built changing its class once, not twice (``records.builder``).
@@ -304,8 +304,9 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     keep = payload if nbytes < KEEP_SERIALIZED_BELOW else None
     small = (small_msgpack(value) if instruction.value_msgpack
              and nbytes <= SMALL_VALUE_BYTES else None)
+    # (weighed here, on the task's thread: see ``ExecutionSucceeded.weight``)
     return execution_succeeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
-                              pickled_type(kind))
+                               pickled_type(kind), None if plain else sizeof(value, nbytes))
 
 
 def _put_back_interpreter(trace: Any, profile: Any, tool: str | None) -> None:

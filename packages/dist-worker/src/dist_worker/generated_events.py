@@ -474,7 +474,8 @@ def _ExecutionSucceeded(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     set_msgpack = cls.msgpack.__set__
     set_type_pickled = cls.type_pickled.__set__
-    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,set_type_pickled,)
+    set_weight = cls.weight.__set__
+    setters = (set_key,set_value,set_nbytes,set_type,set_start,set_stop,set_payload,set_stimulus_id,set_msgpack,set_type_pickled,set_weight,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -485,7 +486,7 @@ def _ExecutionSucceeded(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None) -> None:
+    def __init__(self, key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None, weight: 'int | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -498,6 +499,7 @@ def _ExecutionSucceeded(cls):
             self.stimulus_id = stimulus_id
             self.msgpack = msgpack
             self.type_pickled = type_pickled
+            self.weight = weight
             self.__class__ = cls
             return
         set_key(self, key)
@@ -510,6 +512,7 @@ def _ExecutionSucceeded(cls):
         set_stimulus_id(self, stimulus_id)
         set_msgpack(self, msgpack)
         set_type_pickled(self, type_pickled)
+        set_weight(self, weight)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -517,36 +520,36 @@ def _ExecutionSucceeded(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r}, msgpack={self.msgpack!r}, type_pickled={self.type_pickled!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, value={self.value!r}, nbytes={self.nbytes!r}, type={self.type!r}, start={self.start!r}, stop={self.stop!r}, payload={self.payload!r}, stimulus_id={self.stimulus_id!r}, msgpack={self.msgpack!r}, type_pickled={self.type_pickled!r}, weight={self.weight!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,other.msgpack,other.type_pickled,)
+            return (self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,self.weight,)==(other.key,other.value,other.nbytes,other.type,other.start,other.stop,other.payload,other.stimulus_id,other.msgpack,other.type_pickled,other.weight,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,))
+        return hash((self.key,self.value,self.nbytes,self.type,self.start,self.stop,self.payload,self.stimulus_id,self.msgpack,self.type_pickled,self.weight,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled','weight',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled',):
+        if type(self) is cls or name in ('key','value','nbytes','type','start','stop','payload','stimulus_id','msgpack','type_pickled','weight',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id, self.msgpack, self.type_pickled]
+        return [self.key, self.value, self.nbytes, self.type, self.start, self.stop, self.payload, self.stimulus_id, self.msgpack, self.type_pickled, self.weight]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None):
+    def build(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None, weight: 'int | None' = None):
         self = new(twin or make_twin())
         self.key = key
         self.value = value
@@ -558,6 +561,7 @@ def _ExecutionSucceeded(cls):
         self.stimulus_id = stimulus_id
         self.msgpack = msgpack
         self.type_pickled = type_pickled
+        self.weight = weight
         self.__class__ = cls
         return self
 
@@ -1643,8 +1647,9 @@ METHODS = {
          ('payload', 'Payload | None', 'None'),
          ('stimulus_id', 'str', "''"),
          ('msgpack', 'Payload | None', 'None'),
-         ('type_pickled', 'bytes | None', 'None')),
-        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None)",
+         ('type_pickled', 'bytes | None', 'None'),
+         ('weight', 'int | None', 'None')),
+        "ExecutionSucceeded(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None, weight: 'int | None' = None)",
         _ExecutionSucceeded),
     'ExecutionFailed': (
         (('key', 'str', '-'), ('error', 'TaskErred', '-'), ('stimulus_id', 'str', "''")),

@@ -108,6 +108,7 @@ class WorkerState:
         self._on_disk = store.on_disk
         self._large_on_disk = store.large_on_disk  # read back on a thread
         self._restore = store.restore  # how a value read so comes back into the store
+        self._weighed = store.weighed  # what a result weighs, said before it is stored
         self.ready: ReadyQueue[WorkerTask] = ReadyQueue()
         self._watching = False
         if store.watches:
@@ -456,6 +457,8 @@ class WorkerState:
         if event.payload is not None:
             # before the value: should the store spill it at once, its pickle goes with it
             self.serialized[key] = event.payload
+        if event.weight is not None:
+            self._weighed(key, event.weight)
         self.data[key] = event.value
         if event.payload is not None:
             # (``nbytes`` is the payload's when there is one)

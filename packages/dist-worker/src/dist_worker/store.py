@@ -166,9 +166,17 @@ class DataStore(MutableMapping):
         # this very object, not a second copy read back from its file.
         self._spilled_in_batch: dict[str, Any] = {}
         self._freed_weight = 0  # bytes of values freed since memory was last given back
+        self._weighed: dict[str, int] = {}  # weights said for values about to be stored
         self._disposer = Disposer()
 
     # -- sizes --------------------------------------------------------------------------------
+    def weighed(self, key: str, weight: int) -> None:
+        """The value next stored under ``key`` weighs ``weight`` bytes, as weighed on the
+        thread of the task that made it: not weighed again here, on the event loop, where a
+        class's own ``__sizeof__`` (user code) that slept held heartbeats, peers and
+        clients, and an operator's stop, for as long."""
+        self._weighed[key] = weight
+
     def _weight(self, key: str, value: Any) -> int:
         weight = self.weights.get(key)
         if weight is None:
@@ -306,8 +314,9 @@ class DataStore(MutableMapping):
         # out, and a number sized without the calls; ``weights`` holds every key held)
         if key in self.weights:
             self._discard(key)
-        weight = self.weights[key] = (getsizeof(value) if type(value) in PLAIN_SCALARS
-                                      else sizeof(value, self._size_hint(key)))
+        weight = self.weights[key] = (
+            getsizeof(value) if type(value) in PLAIN_SCALARS
+            else self._weighed.pop(key, 0) or sizeof(value, self._size_hint(key)))
         self._lru[key] = value
         self._lru_weight += weight
         self.order.add(key, weight > self._target)

@@ -31,12 +31,20 @@ class StoreHooks:
             large_on_disk if callable(large_on_disk) else _none_of)
         self.restore: Callable[[str, Any, int], Any] = (restore if callable(restore)
                                                         else _as_read)
+        # The weight of the value about to be stored under a key, weighed on a task's thread
+        # (``ExecutionSucceeded.weight``); a plain dict weighs nothing.
+        weighed = getattr(data, "weighed", None)
+        self.weighed: Callable[[str, int], None] = weighed if callable(weighed) else _no_weight
         # Whether the store says when it starts and stops following the reads (``on_watch``).
         self.watches = (callable(plan_use) and self.any_on_disk is not None
                         and hasattr(data, "on_watch"))
 
 
 def _no_plan(key: str, when: tuple[int, int] | None) -> None:
+    pass
+
+
+def _no_weight(key: str, weight: int) -> None:
     pass
 
 
