@@ -11,6 +11,7 @@ from dist_client.core.keystate import KeyState
 from dist_client.core.waiters import (AllDone, AllDoneOrOneFailed, LoopWaiter, ThreadWaiter,
                                      settled, settled_async, settled_or_failed_async)
 from dist_client.errors import ClusterError, ExecutorClosedError
+from dist_protocol.messages import KeyInMemory, Release
 
 
 def finish_later(state, delay=0.01):
@@ -297,3 +298,41 @@ def test_nothing_runs_before_the_core_is_started_or_after_it_closed(core):
     core.close()
     with pytest.raises(ExecutorClosedError, match="closed"):
         core.run(fine())
+
+
+class QuietCenter:
+    """Stands for a connected center: what is sent to it is kept, nothing comes back."""
+
+    features: frozenset[str] = frozenset()
+    is_closed = False
+
+    def __init__(self):
+        self.sent: list = []
+
+    def send(self, *messages) -> None:
+        self.sent.extend(messages)
+
+    def write_now(self, *messages) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_shutdown_waits_for_a_key_whose_future_goes_while_it_is_pending(core):
+    """A shutdown waits for the keys held with handles of its own: the last Future of a
+    pending key dropped meanwhile (a cycle the collector frees then) releases nothing, and
+    the key's news ends the wait; the shutdown's handles go with it."""
+    center = core.center = QuietCenter()  # type: ignore[assignment]
+    core.status = "running"
+    core.hold("k")  # the Future's handle
+
+    async def shutdown_meanwhile():
+        keeping = asyncio.ensure_future(core._keep_results(0))
+        await asyncio.sleep(0)  # (its first step: it holds the keys and waits)
+        core.unhold("k")  # the Future goes, its key pending
+        core._on_center_messages([KeyInMemory(key="k", nbytes=8, type="int", workers=["w"])])
+        await asyncio.wait_for(keeping, 5)
+    core.run(shutdown_meanwhile())
+    core.run(asyncio.sleep(0))  # (the release is flushed on the loop's next pass)
+    assert core.state.held() == [] and center.sent == [Release(keys=["k"])]

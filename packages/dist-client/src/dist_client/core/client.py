@@ -689,7 +689,16 @@ class ClientCore:
 
     async def _keep_results(self, budget: int) -> None:
         with self.lock:
-            held = list(self.state.held_states().values())
+            held = self.state.hold_all()
+        try:
+            await self._settle_and_keep(held, budget)
+        finally:
+            with self.lock:
+                release = self.status == "running"
+                if any([self.state.unhold(state.key, release) for state in held]):
+                    self._schedule_release()
+
+    async def _settle_and_keep(self, held: list[KeyState], budget: int) -> None:
         await settled_async(held)
         keys = []
         for state in held:

@@ -190,6 +190,17 @@ class ClientState:
         self.take_drops()
         return list(self.states)
 
+    def hold_all(self) -> list[KeyState]:
+        """One more handle on every key held: their states, followed until each is let go
+        (``unhold``) whatever becomes of their Futures meanwhile. For a wait on all of them
+        (a shutdown's): a Future dropped during it (collected in a cycle, say) would
+        otherwise release its pending key, whose state nothing would then settle."""
+        self.take_drops()
+        states = list(self.states.values())
+        for state in states:
+            state.refs += 1
+        return states
+
     def held_states(self) -> dict[str, KeyState]:
         """The keys held and their states (the dict itself: read it under the client's
         lock)."""
