@@ -9,6 +9,7 @@
     python benchmarks/misbehaving_tasks.py raise-sigterm --no-nanny --workers 4
     python benchmarks/misbehaving_tasks.py umask [--no-nanny]   # then six 40 MB results spill
     python benchmarks/misbehaving_tasks.py warnings-error [--no-nanny]   # or any of SETTINGS
+    python benchmarks/misbehaving_tasks.py sync-forever --stop   # cancelled after 3 s
 
 Starts a ``dcenter`` and two ``dworker --nanny --nthreads 1`` (from ``PATH``, with the
 packages of ``PYTHONPATH``), submits the probe with its future held, and prints its status
@@ -20,8 +21,9 @@ whose limit the task lowered. A probe of ``SETTINGS`` changes a process-wide set
 task and prints the task's outcome, then whether a map of 200 and a gather of values made on
 two workers (one read by a task on the other) run right, and, with ``--stop``, whether the
 worker it ran on exits on an operator's SIGTERM; ``umask`` also prints the modes of the
-spill files of six 40 MB results on that worker (``--memory-limit 200MB``). Every process
-started is killed at the end.
+spill files of six 40 MB results on that worker (``--memory-limit 200MB``), as
+``environ-clear`` does; a probe of ``FOREVER`` is cancelled after 3 s, and one of ``LATER``
+watched that long before the rest. Every process started is killed at the end.
 """
 from __future__ import annotations
 
@@ -191,6 +193,241 @@ def _umask():
     os.umask(0o777)
 
 
+# Round five: descriptors, signals, the worker's own modules, asyncio, results, processes.
+def _center_socket_fd() -> int:
+    """The descriptor of this worker's connection to its center (from /proc)."""
+    from dist_protocol.task_context import current
+
+    context = current()
+    assert context is not None
+    port = int(context.center.rsplit(":", 1)[1])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return int(name)
+    raise LookupError("no connection to the center")
+
+
+def _closerange():
+    os.closerange(3, 4096)
+
+
+def _close_center_fd():
+    os.close(_center_socket_fd())
+
+
+def _dup2_center_fd():
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, _center_socket_fd())
+    os.close(devnull)
+
+
+def _alarm():
+    signal.alarm(1)
+
+
+def _itimer_repeating():
+    signal.setitimer(signal.ITIMER_REAL, 0.5, 0.5)
+
+
+def _itimer_prof_storm():
+    signal.setitimer(signal.ITIMER_PROF, 0.001, 0.001)
+
+
+def _sigint_handler():
+    signal.signal(signal.SIGINT, lambda *_: None)  # (ValueError off the main thread)
+
+
+def _setsid():
+    import subprocess
+
+    os.setsid()
+    subprocess.Popen(["sleep", "3600"])
+
+
+def _setpgrp():
+    import subprocess
+
+    os.setpgrp()
+    subprocess.Popen(["sleep", "3600"])
+
+
+def _nice():
+    os.nice(19)
+
+
+def _environ_clear():
+    os.environ.clear()
+
+
+def _rlimit_as():
+    import resource
+
+    with open("/proc/self/status") as status:
+        vm = next(int(line.split()[1]) for line in status if line.startswith("VmSize"))
+    resource.setrlimit(resource.RLIMIT_AS, ((vm + 64 * 1024) * 1024, resource.RLIM_INFINITY))
+
+
+def _rlimit_nofile():
+    import resource
+
+    held = len(os.listdir("/proc/self/fd")) - 1
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held, resource.getrlimit(
+        resource.RLIMIT_NOFILE)[1]))
+
+
+def _rlimit_nproc():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NPROC, (1, resource.RLIM_INFINITY))
+
+
+def _pickle_dumps_none():
+    import pickle
+
+    pickle.dumps = None  # type: ignore[assignment]
+
+
+def _msgpack_deleted():
+    import sys
+
+    del sys.modules["msgpack"]
+
+
+def _socket_none():
+    import socket
+
+    socket.socket = None  # type: ignore[assignment,misc]
+
+
+def _monotonic_zero():
+    time.monotonic = lambda: 0.0
+
+
+def _print_none():
+    import builtins
+
+    builtins.print = None  # type: ignore[assignment]
+
+
+def _switch_interval():
+    import sys
+
+    sys.setswitchinterval(10)
+
+
+def _asyncio_run():
+    import asyncio
+
+    async def one():
+        await asyncio.sleep(0.01)
+        return 1
+
+    return asyncio.run(one())
+
+
+def _get_event_loop():
+    import asyncio
+
+    return repr(asyncio.get_event_loop())
+
+
+async def _async_blocking():
+    time.sleep(2)
+    return 2
+
+
+async def _async_forever():
+    while True:
+        pass
+
+
+def _sync_forever():
+    while True:
+        pass
+
+
+class _Refusing:
+    def __reduce__(self):
+        raise RuntimeError("a result that will not pickle")
+
+
+class _SlowSize:
+    def __sizeof__(self):
+        time.sleep(60)
+        return 100
+
+
+class _HugeSize:
+    def __sizeof__(self):
+        return 2**62
+
+
+class _RaisingDel:
+    def __del__(self):
+        raise RuntimeError("a finalizer's error")
+
+
+def _reduce_raises():
+    return _Refusing()
+
+
+def _sizeof_sleeps():
+    return _SlowSize()
+
+
+def _sizeof_huge():
+    return _HugeSize()
+
+
+def _del_raises():
+    return _RaisingDel()
+
+
+def _pool_fork():
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(2)
+    return pool.apply(os.getpid)
+
+
+def _pool_spawn():
+    import multiprocessing
+
+    pool = multiprocessing.get_context("spawn").Pool(2)
+    return pool.apply(os.getpid)
+
+
+def _thread_raises_later():
+    import threading
+
+    def later():
+        time.sleep(5)
+        raise RuntimeError("a task's thread, 5 s after")
+
+    threading.Thread(target=later, daemon=True).start()
+
+
+def _thread_exits_later():
+    import threading
+
+    def later():
+        time.sleep(5)
+        os._exit(7)
+
+    threading.Thread(target=later, daemon=True).start()
+
+
 SETTINGS = {"warnings-error": _warnings_error, "socket-timeout": _socket_timeout,
             "chdir-removed": _chdir_removed, "recursion-60": _recursion_limit,
             "gc-disable": _gc_disable, "trace-profile": _trace_and_profile,
@@ -198,7 +435,28 @@ SETTINGS = {"warnings-error": _warnings_error, "socket-timeout": _socket_timeout
             "excepthook": _thread_excepthook, "asyncio-policy": _asyncio_policy,
             "sigterm-ignored": _ignore_sigterm, "non-daemon-thread": _non_daemon_thread,
             "atexit-sleep": _atexit_sleep, "fork": _fork, "exit": _exit,
-            "keyboard-interrupt": _keyboard_interrupt, "os-exit": _os_exit, "umask": _umask}
+            "keyboard-interrupt": _keyboard_interrupt, "os-exit": _os_exit, "umask": _umask,
+            "closerange": _closerange, "close-center-fd": _close_center_fd,
+            "dup2-center-fd": _dup2_center_fd, "alarm": _alarm,
+            "itimer-repeating": _itimer_repeating, "itimer-prof-storm": _itimer_prof_storm,
+            "sigint-handler": _sigint_handler, "setsid": _setsid, "setpgrp": _setpgrp,
+            "nice": _nice, "environ-clear": _environ_clear, "rlimit-as": _rlimit_as,
+            "rlimit-nofile": _rlimit_nofile, "rlimit-nproc": _rlimit_nproc,
+            "pickle-dumps-none": _pickle_dumps_none, "msgpack-deleted": _msgpack_deleted,
+            "socket-none": _socket_none, "monotonic-zero": _monotonic_zero,
+            "print-none": _print_none, "switch-interval": _switch_interval,
+            "asyncio-run": _asyncio_run, "get-event-loop": _get_event_loop,
+            "async-blocking": _async_blocking, "async-forever": _async_forever,
+            "sync-forever": _sync_forever,
+            "reduce-raises": _reduce_raises, "sizeof-sleeps": _sizeof_sleeps,
+            "sizeof-huge": _sizeof_huge, "del-raises": _del_raises,
+            "pool-fork": _pool_fork, "pool-spawn": _pool_spawn,
+            "thread-raises-later": _thread_raises_later,
+            "thread-exits-later": _thread_exits_later}
+FOREVER = {"async-forever", "sync-forever"}  # cancelled after 3 s
+# Probes whose harm, if any, comes seconds after the task: watched that long before the rest.
+LATER = {"alarm": 3.0, "itimer-repeating": 3.0, "thread-raises-later": 8.0,
+         "thread-exits-later": 8.0}
 
 
 def forty_megabytes(i):
@@ -222,11 +480,15 @@ def run_setting(e, probe: str, first: str, cap: float, spill: str) -> None:
     start = time.time()
     future = e.submit(SETTINGS[probe], workers=[first], pure=False)
     try:
-        outcome = f"returned {future.result(timeout=cap)!r}"
+        outcome = f"returned {future.result(timeout=3 if probe in FOREVER else cap)!r}"
     except BaseException as exc:  # noqa: BLE001 -- the figure is what the task did
         outcome = f"{type(exc).__name__}: {str(exc)[:120]}"
     print(f"{probe}: {outcome} after {time.time() - start:.1f} s")
-    if probe == "umask":
+    if probe in FOREVER:
+        future.cancel()
+        print(f"  cancelled: {future.status}")
+    time.sleep(LATER.get(probe, 0.0))  # (the window watched)
+    if probe in ("umask", "environ-clear"):
         kept = [e.submit(forty_megabytes, i, workers=[first], pure=False) for i in range(6)]
         e.gather(kept, timeout=cap)
         modes = e.submit(spill_file_modes, spill, workers=[first], pure=False).result(
@@ -310,6 +572,9 @@ def main() -> None:
             print(f"  a map of 200 afterwards: {'right' if right else 'WRONG'}")
         except Exception as exc:  # noqa: BLE001
             print(f"  a map of 200 afterwards: {type(exc).__name__}")
+        if args.probe in SETTINGS:
+            print(f"  registrations {output().count('Registered with center')}; the workers' "
+                  f"logs {len(output().splitlines())} lines ({logs})")
         if args.stop:
             stopped = workers[0][0]
             stopped.send_signal(signal.SIGTERM)  # (the nanny, or the worker without one)
