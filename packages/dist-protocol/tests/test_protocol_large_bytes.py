@@ -81,3 +81,33 @@ def test_large_values_come_back_whole():
             assert back == value
     # ``bytes`` the class, as a value beside a large buffer, stays the class
     assert deserialize(arrived(serialize((bytes, raw))))[0] is bytes
+
+
+def huge_pages_under(address: int) -> int:
+    """The kB of huge pages in this process's mapping that holds ``address``."""
+    with open("/proc/self/smaps") as smaps:
+        inside = False
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(x, 16) for x in head.split("-"))
+                inside = low <= address < high
+            elif inside and head == "AnonHugePages:":
+                return int(line.split()[1])
+    return 0
+
+
+def test_a_large_bytes_value_lies_in_huge_pages_which_are_freed_at_once():
+    # A bytes object's memory is given back in one munmap under the interpreter: 1 GiB in
+    # 4 KiB pages took about a second on a loaded machine, in huge pages a few milliseconds.
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            if "[never]" in f.read():
+                pytest.skip("transparent huge pages are off on this machine")
+    except OSError:
+        pytest.skip("no transparent huge pages here")
+    import ctypes
+    payload = arrived(Payload("bytes", [bytes(64 * 2**20)]))
+    value = deserialize(payload)
+    address = ctypes.cast(ctypes.c_char_p(value), ctypes.c_void_p).value
+    assert address is not None and huge_pages_under(address + len(value) // 2) > 0

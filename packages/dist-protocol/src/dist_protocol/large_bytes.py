@@ -9,7 +9,9 @@ interpreter is let go between steps (``time.sleep(0)``), and the loop's thread g
 """
 from __future__ import annotations
 
+import functools
 import io
+import mmap
 import pickle
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ def copied_in_steps(buffer: Any, after_each: Callable[[int, int], None] | None =
         # calloc'd, so its pages cost memory only as they are written.
         holder = io.BytesIO(bytes(size))
         with holder.getbuffer() as target:
+            _advise_huge_pages(target)
             for start in range(0, size, STEP):
                 stop = min(size, start + STEP)
                 target[start:stop] = source[start:stop]
@@ -38,6 +41,40 @@ def copied_in_steps(buffer: Any, after_each: Callable[[int, int], None] | None =
                     after_each(start, stop)
                 time.sleep(0)  # lets a waiting thread (the event loop's) have the interpreter
     return holder.getvalue()
+
+
+_HUGE_PAGE = 2 * 2**20
+
+
+def _advise_huge_pages(target: memoryview) -> None:
+    """Ask for huge pages under the new value, as numpy does for its arrays and
+    ``framing.frame_buffer`` for frames: a ``bytes`` object's memory is given back in one
+    ``munmap`` that holds the interpreter, one 4 KiB page at a time -- 1 GiB freed in about a
+    second on a loaded machine, the worker's loop waiting as the task that read it ended;
+    0.01-0.04 s in 2 MiB pages."""
+    madvise = _libc_madvise()
+    if madvise is None:
+        return
+    import ctypes
+    start = ctypes.addressof(ctypes.c_char.from_buffer(target))  # (the export let go at once)
+    first = -(-start // _HUGE_PAGE) * _HUGE_PAGE
+    last = (start + target.nbytes) // _HUGE_PAGE * _HUGE_PAGE
+    if last > first:
+        madvise(first, last - first, mmap.MADV_HUGEPAGE)  # (a refusal costs only the speed)
+
+
+@functools.cache
+def _libc_madvise() -> Callable[[int, int, int], int] | None:
+    if not hasattr(mmap, "MADV_HUGEPAGE"):  # (Linux only)
+        return None
+    import ctypes
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
 
 
 def is_large(buffer: Any) -> bool:
