@@ -244,6 +244,32 @@ def test_a_cancelled_future_stays_cancelled_when_its_key_is_submitted_again(clus
     assert list(e.who_has([again]).values()) != [[]]
 
 
+def test_the_executor_side_methods_of_a_future_keep_the_standard_contract(cluster, tmp_path):
+    """``set_result``/``set_exception`` failed on a private property ("property '_state' of
+    'Future' object has no setter"), and ``set_running_or_notify_cancel`` of a finished
+    future said True, where the standard Future raises ``RuntimeError``."""
+    e = cluster.executor()
+    go = tmp_path / "go"
+    pending = e.submit(wait_for_file_then, str(go), 1, pure=False)
+    try:
+        assert pending.set_running_or_notify_cancel() is True
+        for method, argument in (("set_result", 5), ("set_exception", ValueError())):
+            with pytest.raises(concurrent.futures.InvalidStateError,
+                               match=f"{method}: a dist Future is settled by its task"):
+                getattr(pending, method)(argument)
+        cancelled = e.submit(wait_for_file_then, str(go), 2, pure=False)
+        cancelled.cancel()
+        assert cancelled.set_running_or_notify_cancel() is False
+    finally:
+        go.touch()
+    assert pending.result(RESULT_TIMEOUT) == 1
+    with pytest.raises(RuntimeError, match="unexpected state"):
+        pending.set_running_or_notify_cancel()
+    with pytest.raises(concurrent.futures.InvalidStateError):
+        pending.set_result(2)
+    assert pending.result(0) == 1
+
+
 @pytest.mark.cluster(n_workers=1, nthreads=1)
 def test_cancel_futures_cancels_only_what_has_not_started(cluster):
     e = Executor(cluster.address)

@@ -163,7 +163,28 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         return self._core.task_running(self.name)
 
     def set_running_or_notify_cancel(self) -> bool:
-        return not self.cancelled()
+        """``concurrent.futures``' contract for an executor about to run the call: False for
+        a cancelled future, True for a pending one (its task runs on the cluster), and
+        ``RuntimeError`` for one done, as the standard Future raises."""
+        if self.cancelled():
+            return False
+        if self.done():
+            raise RuntimeError(f"Future in unexpected state: {self.key} is {self.status}")
+        return True
+
+    def set_result(self, result: Any) -> None:
+        raise self._settled_by_its_task("set_result")
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        raise self._settled_by_its_task("set_exception")
+
+    def _settled_by_its_task(self, method: str) -> concurrent.futures.InvalidStateError:
+        # (the standard Future's own would fail on a property: "property '_state' of
+        # 'Future' object has no setter")
+        return concurrent.futures.InvalidStateError(
+            f"{method}: a dist Future is settled by its task on the cluster only ({self.key} "
+            f"is {self.status}); cancel() it, or keep a concurrent.futures.Future of your "
+            f"own to settle")
 
     def _wait(self, timeout: float | None) -> None:
         self._wait_read(given_timeout("timeout", timeout))
