@@ -207,3 +207,29 @@ def test_a_timer_a_task_left_armed_does_not_end_a_stopping_worker(make_cluster):
     assert e.submit(sum, [1, 2]).result(timeout=RESULT_TIMEOUT) == 3
     worker.terminate()
     assert worker.wait(timeout=PROMPTLY * 3) == 0
+
+
+def switch_threads_every_ten_seconds():
+    sys.setswitchinterval(10)  # process-wide
+    return "slow"
+
+
+def spin(seconds):
+    import time
+
+    end, turns = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        turns += 1
+    return turns > 0
+
+
+def test_a_switch_interval_a_task_raised_does_not_silence_its_worker(make_cluster):
+    # At a switch interval of 10 s, a CPU-bound task after the one that set it kept the
+    # event loop's thread from the interpreter lock: no heartbeat went out, and the center
+    # removed the worker as silent while the task ran.
+    cluster = make_cluster(n_workers=1, nthreads=1, heartbeat_timeout=3)
+    e = cluster.executor()
+    assert e.submit(switch_threads_every_ten_seconds).result(timeout=RESULT_TIMEOUT) == "slow"
+    assert e.submit(spin, 6).result(timeout=RESULT_TIMEOUT)
+    assert "silent" not in cluster.center.output()
+    assert cluster.workers[0].output().count("Registered with center") == 1

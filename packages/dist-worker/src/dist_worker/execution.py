@@ -69,9 +69,14 @@ _LARGEST_CACHED_FUNCTION = 2**20
 # imported a package failed with RecursionError; raising it stays allowed, as a task that
 # needs deep recursion does), and its thread's trace and profile functions (a debugger or
 # a cProfile left enabled: every later task on the thread traced, the event loop's own work
-# too for an inline task, and whatever the tracer keeps growing).
+# too for an inline task, and whatever the tracer keeps growing); and the interpreter's switch
+# interval, if raised: at ``sys.setswitchinterval(10)`` a CPU-bound task after it kept the
+# event loop's thread from the interpreter lock for up to 10 s at a time, and the center
+# removed the worker as silent.
 _RECURSION_LIMIT = sys.getrecursionlimit()
+_SWITCH_INTERVAL = sys.getswitchinterval()
 _recursion_limit, _gettrace, _getprofile = sys.getrecursionlimit, sys.gettrace, sys.getprofile
+_switch_interval = sys.getswitchinterval
 # From Python 3.12 cProfile profiles the whole process through sys.monitoring's profiler
 # tool, not through the thread's profile function: a task that leaves one enabled holds that
 # tool (named "cProfile") after it ends.
@@ -277,6 +282,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             _leave_forked_copy(key)
         if (_gettrace() is not trace or _getprofile() is not profile
                 or _recursion_limit() < _RECURSION_LIMIT
+                or _switch_interval() > _SWITCH_INTERVAL
                 or (monitoring and _profiler_tool(_PROFILER_TOOL) != tool)):
             _put_back_interpreter(trace, profile, tool)
     stop = time.time()
@@ -323,6 +329,8 @@ def _put_back_interpreter(trace: Any, profile: Any, tool: str | None) -> None:
         sys.setprofile(profile)
     if sys.getrecursionlimit() < _RECURSION_LIMIT:
         sys.setrecursionlimit(_RECURSION_LIMIT)
+    if sys.getswitchinterval() > _SWITCH_INTERVAL:
+        sys.setswitchinterval(_SWITCH_INTERVAL)
 
 
 def _disable_monitoring_profiler() -> None:
