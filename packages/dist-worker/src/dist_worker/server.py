@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -20,7 +19,6 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     RegisterWorker, RestartWorker, StealRequest, Story, TaskErred,
                                     WorkerQuery,
                                     Unregister, WorkerRegistered, downgrade)
-from dist_protocol.replies import PendingReplies
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
 from dist_protocol.serialize import CodeRefused, SerializationError, serialize
 from dist_protocol.timeouts import wait_for
@@ -38,6 +36,7 @@ from .spill import SpillLoadError, SpillReadError
 from .spillwriter import SpillWriter
 from .monitor import RESTART_EXIT_CODE, Monitor
 from .outage import CenterOutage
+from .peers import Peers
 from .stallwatch import StallWatch
 from .task_signals import KeptHandlers
 from .state import INCOMING_SHARE, WorkerState
@@ -119,9 +118,7 @@ class Worker:
         self.refused: HandshakeError | None = None  # why the center turned us away, if it did
         self.gave_up: str | None = None  # why we stopped looking for the center, if we did
         self.registrations = 0
-        self._peers: dict[str, Comm] = {}
-        self._connecting: dict[str, asyncio.Future[Comm]] = {}
-        self._replies = PendingReplies()
+        self.peers = Peers(self._open_peer)
         self._tasks: set[asyncio.Task] = set()
         self._runner: TaskRunner | None = None
         # What the state decides is carried out here, inline tasks run on the loop's thread.
@@ -212,8 +209,7 @@ class Worker:
             await self._tear_down_plugins()
             if self._listener is not None:
                 self._listener.close()
-            for comm in list(self._peers.values()):
-                comm.close()
+            self.peers.close()
             current = asyncio.current_task()
             for task in list(self._tasks):
                 if task is not current:
@@ -509,8 +505,7 @@ class Worker:
             reply = await self.request(order.worker, GetData(id=0, keys=order.keys))
             stop = time.time()
             values, nbytes, unloadable = {}, {}, {}
-            peer = self._peers.get(order.worker)
-            made_by = peer.peer_environment if peer is not None else None
+            made_by = self.peers.environment_of(order.worker)
             same_python = made_by is None or pickle_tag(made_by) == PICKLE_TAG
             for key, payload in reply.data.items():
                 size = payload.nbytes  # (before its frames are moved into the value)
@@ -536,45 +531,12 @@ class Worker:
 
     async def request(self, address: str, message: Message, timeout: float = 300) -> Any:
         """Send a request with an ``id`` to a peer and wait for its reply."""
-        comm = await self._peer(address)
-        return await self._replies.request(
-            comm, lambda request_id: dataclasses.replace(message, id=request_id),  # type: ignore[type-var]
-            timeout)
+        return await self.peers.request(address, message, timeout)
 
-    async def _peer(self, address: str) -> Comm:
-        comm = self._peers.get(address)
-        if comm is not None and not comm.is_closed:
-            return comm
-        # One connection attempt per peer at a time, which every caller meanwhile awaits; it
-        # is forgotten once done, so peers that came and went (each restart of a worker is a
-        # new address) leave nothing behind here.
-        connecting = self._connecting.get(address)
-        if connecting is None:
-            connecting = asyncio.ensure_future(self._connect_peer(address))
-            self._connecting[address] = connecting
-            connecting.add_done_callback(partial(self._connected, address))
-        return await asyncio.shield(connecting)
-
-    async def _connect_peer(self, address: str) -> Comm:
-        comm = await connect(address, role="peer", token=self.token, name=self.address,
+    async def _open_peer(self, address: str) -> Comm:
+        return await connect(address, role="peer", token=self.token, name=self.address,
                              ssl_context=self.ssl_client, limits=self.limits,
                              timeout=self.handshake_timeout)
-        comm.set_handler(self._replies.received_all)
-        comm.on_close(self._peer_closed)
-        self._peers[address] = comm
-        return comm
-
-    def _connected(self, address: str, connecting: asyncio.Future) -> None:
-        if self._connecting.get(address) is connecting:
-            del self._connecting[address]
-        if not connecting.cancelled():
-            connecting.exception()  # (its callers got it; were they all gone, none did)
-
-    def _peer_closed(self, comm: Comm) -> None:
-        for address, known in list(self._peers.items()):
-            if known is comm:
-                del self._peers[address]
-        self._replies.fail(CommClosedError(f"peer closed: {comm.close_reason}"), comm)
 
     # -- serving clients and peers -----------------------------------------------------------
     def _on_comm(self, comm: Comm) -> None:
