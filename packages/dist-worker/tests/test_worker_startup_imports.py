@@ -24,3 +24,15 @@ def test_a_spilled_frame_that_compresses_imports_its_codec_then():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["1", "True"]
+
+
+def test_dworker_runs_with_the_collector_on_its_imports_frozen():
+    """``dworker``'s entry point imports the worker with the collector off, and turns it on
+    again, with the server's thresholds and the imported objects frozen, before it reads the
+    command line (the program is replaced by a report of that)."""
+    code = ("import gc; import dist_worker.cli as cli; from dist_worker import launch; "
+            "cli.main = lambda: print('running', gc.isenabled(), gc.get_threshold()[0], "
+            "gc.get_freeze_count() > 1000); launch.main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.split() == ["running", "True", "50000", "True"]
