@@ -115,8 +115,9 @@ class LocalCluster(Cluster):
         dashboard_options = (["--no-dashboard"] if dashboard is None
                              else ["--dashboard-port", str(dashboard)])
         # The allocator the center would otherwise start a second time to get (see
-        # dist_center.launch), set from the start.
-        center = self._spawn(["dist_center.cli", "--host", self.host, "--port", "0",
+        # dist_center.launch), set from the start. The entry points (``launch``) import each
+        # program with the collector off, as dcenter and dworker do.
+        center = self._spawn(["dist_center.launch", "--host", self.host, "--port", "0",
                               *dashboard_options, *self._log_options], "center",
                              {"PYTHONMALLOC": self._env.get("PYTHONMALLOC") or "malloc"})
         self.center_process = center.process
@@ -150,7 +151,7 @@ class LocalCluster(Cluster):
         if self.in_process is not None:
             return self.in_process.start_worker(name, self.threads_per_worker,
                                                 self.memory_limit)
-        args = ["dist_worker.cli", self.address, "--host", self.host,
+        args = ["dist_worker.launch", self.address, "--host", self.host,
                 "--nthreads", str(self.threads_per_worker), "--name", name, *self._log_options]
         if self.memory_limit is not None:
             args += ["--memory-limit", str(self.memory_limit)]
