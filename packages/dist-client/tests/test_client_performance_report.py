@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from dist_client.performance_report import performance_report, render, thread_lanes
+from dist_client.performance_report import (NO_CODE, calling_code, performance_report, render,
+                                            thread_lanes)
 
 
 def run(key, worker, start, stop, *transfers):
@@ -41,3 +42,11 @@ def test_bad_arguments_are_refused_at_once():
         performance_report(mode="pdf")
     with pytest.raises(TypeError, match="storage_options must be a dict"):
         performance_report(storage_options=[1])
+
+
+def test_the_code_shown_is_that_of_the_frame_at_stacklevel():
+    def report_exit(stacklevel):  # stands for ``__exit__``: its caller is level 1
+        return calling_code(stacklevel)
+
+    assert "def test_the_code_shown_is_that_of_the_frame_at_stacklevel" in report_exit(1)
+    assert report_exit(10**6) == NO_CODE  # deeper than the stack: nothing to show, no error

@@ -64,7 +64,7 @@ class performance_report:  # noqa: N801 -- dask's name, a context manager as the
         self._start = time.time()
 
     def __exit__(self, *exc_info: Any) -> None:
-        code = caller_code(sys._getframe(self._stacklevel))
+        code = calling_code(self._stacklevel)
         self._stream.__exit__(*exc_info)
         self._write(code)
 
@@ -74,7 +74,7 @@ class performance_report:  # noqa: N801 -- dask's name, a context manager as the
 
     async def __aexit__(self, *exc_info: Any) -> None:
         # A coroutine being awaited has its caller's frame behind it, as a function has.
-        code = caller_code(sys._getframe(self._stacklevel))
+        code = calling_code(self._stacklevel)
         await self._stream.__aexit__(*exc_info)
         self._write(code)
 
@@ -84,11 +84,13 @@ class performance_report:  # noqa: N801 -- dask's name, a context manager as the
             file.write(page)
 
 
-def caller_code(frame: Any) -> str:
-    """The source of the function (or whole module) ``frame`` runs, as dask shows it."""
+def calling_code(stacklevel: int) -> str:
+    """The source of the function (or whole module) running ``stacklevel`` frames above
+    the caller of this, as dask shows it; a stack less deep than that has none to show,
+    and the report is written all the same."""
     try:
-        return inspect.getsource(frame.f_code)
-    except (OSError, TypeError):  # typed at a prompt, or from a string
+        return inspect.getsource(sys._getframe(stacklevel + 1).f_code)
+    except (ValueError, OSError, TypeError):  # too deep; typed at a prompt, or exec'd
         return NO_CODE
 
 
