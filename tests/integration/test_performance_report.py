@@ -69,3 +69,12 @@ def test_async_form(cluster, tmp_path):
     page = target.read_text()
     assert summary_tasks(page) == 3 and "<td>inc</td><td>3</td>" in page
     assert "async def main" in page
+
+
+def test_runs_past_what_the_center_keeps_are_counted(executor, tmp_path):
+    target = tmp_path / "long.html"
+    with performance_report(filename=target):
+        executor.gather(executor.map(inc, range(10_000, 15_200)))
+    page = target.read_text()  # the center keeps its newest 5000 runs
+    assert summary_tasks(page) == 5000
+    assert "200 earlier runs of the block are not in this report" in page

@@ -50,3 +50,9 @@ def test_the_code_shown_is_that_of_the_frame_at_stacklevel():
 
     assert "def test_the_code_shown_is_that_of_the_frame_at_stacklevel" in report_exit(1)
     assert report_exit(10**6) == NO_CODE  # deeper than the stack: nothing to show, no error
+
+
+def test_runs_the_center_no_longer_had_are_counted_on_the_page():
+    assert "3 earlier runs of the block are not in this report" in render(
+        [run("inc-1", "w1", 0, 1)], 0.0, 1.0, "", left_out=3)
+    assert "not in this report" not in render([run("inc-1", "w1", 0, 1)], 0.0, 1.0, "")

@@ -21,7 +21,7 @@ import zlib
 from collections import defaultdict
 from typing import IO, Any
 
-from .task_stream import get_task_stream
+from . import task_stream
 
 # bokeh's ``output_file`` modes, which dask passes ``mode`` to: accepted so that dask code runs;
 # the page here is always self-contained, so none of them changes it.
@@ -56,30 +56,44 @@ class performance_report:  # noqa: N801 -- dask's name, a context manager as the
         self.storage_options = storage_options or {}
         # As dask: 0 or less would show this module's own frames.
         self._stacklevel = max(stacklevel, 1)
-        self._stream = get_task_stream(executor)
+        self._executor = executor
+        self._cursor = 0  # the center's count of recorded runs when the block began
         self._start = 0.0
 
+    def _core(self) -> Any:
+        if self._executor is None:  # the default one when the block begins, as dask's
+            from .current import default_executor
+            self._executor = default_executor()
+        return self._executor.core
+
     def __enter__(self) -> None:
-        self._stream.__enter__()
+        core = self._core()
+        self._cursor, _ = core.run(task_stream.fetch(core, task_stream.request(count=0)))
         self._start = time.time()
 
     def __exit__(self, *exc_info: Any) -> None:
         code = calling_code(self._stacklevel)
-        self._stream.__exit__(*exc_info)
-        self._write(code)
+        core = self._core()
+        self._write(code, *core.run(task_stream.fetch(
+            core, task_stream.request(after=self._cursor))))
 
     async def __aenter__(self) -> None:
-        await self._stream.__aenter__()
+        core = self._core()
+        self._cursor, _ = await core.call(task_stream.fetch(core, task_stream.request(count=0)))
         self._start = time.time()
 
     async def __aexit__(self, *exc_info: Any) -> None:
         # A coroutine being awaited has its caller's frame behind it, as a function has.
         code = calling_code(self._stacklevel)
-        await self._stream.__aexit__(*exc_info)
-        self._write(code)
+        core = self._core()
+        self._write(code, *await core.call(task_stream.fetch(
+            core, task_stream.request(after=self._cursor))))
 
-    def _write(self, code: str) -> None:
-        page = render(self._stream.data, self._start, time.time(), code)
+    def _write(self, code: str, cursor: int, records: list[dict[str, Any]]) -> None:
+        # The center keeps only its newest runs: those of a longer block are partly gone.
+        # (A center started again counts from 0: then nothing is known to be missing.)
+        left_out = max(0, cursor - self._cursor - len(records))
+        page = render(records, self._start, time.time(), code, left_out)
         with open_for_writing(self.filename, self.storage_options) as file:
             file.write(page)
 
@@ -197,9 +211,10 @@ def timeline(records: list[dict[str, Any]]) -> str:
             f"{last - first:.3f} s</text></svg>")
 
 
-def render(records: list[dict[str, Any]], start: float, stop: float, code: str) -> str:
+def render(records: list[dict[str, Any]], start: float, stop: float, code: str,
+           left_out: int = 0) -> str:
     """The page for ``records`` (task stream records) of a block from ``start`` to ``stop``
-    (seconds since the epoch)."""
+    (seconds since the epoch), of which the center no longer had ``left_out`` older runs."""
     by_prefix: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_prefix[key_prefix(record["key"])].append(record)
@@ -222,6 +237,8 @@ def render(records: list[dict[str, Any]], start: float, stop: float, code: str) 
                        [[source, to, len(times), f"{sum(times):.3f} s"]
                         for (source, to), times in sorted(links.items())])
                  if links else "<p>No transfer between workers.</p>")
+    missing = (f"<p><strong>{left_out} earlier runs of the block are not in this report: the "
+               "center keeps only its newest runs.</strong></p>" if left_out else "")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>dist performance report</title>
@@ -230,7 +247,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 <h1>Performance report</h1>
 <p>From {html.escape(when)}, {stop - start:.3f} s.</p>
-<h2>Summary</h2>{summary}
+<h2>Summary</h2>{missing}{summary}
 <h2>By task prefix</h2>{prefixes}
 <h2>Task stream</h2>
 <p>One row per worker thread; red: inputs fetched from other workers.</p>{timeline(records)}
