@@ -148,7 +148,7 @@ def test_a_batch_without_two_messages_of_one_op_in_a_row_skips_the_grouping(monk
     """A lone task's batches (a submit with a release, a compute-task with a free-keys) hold
     no run: they are written message by message, the same bytes, without the column path's
     grouping (which cost such a batch several times its encoding)."""
-    from dist_protocol import messages
+    from dist_protocol import batches
 
     mixed = [Release(keys=["a"]), FreeKeys(keys=["b"]), Release(keys=["c"])]
     expected = columnar(mixed)
@@ -156,7 +156,7 @@ def test_a_batch_without_two_messages_of_one_op_in_a_row_skips_the_grouping(monk
     def grouped(*args):
         raise AssertionError("a batch without a run took the column path")
 
-    monkeypatch.setattr(messages, "_encode_columnar", grouped)
+    monkeypatch.setattr(batches, "_encode_columnar", grouped)
     assert columnar(mixed) == expected == [[bytes(f) for f in encode_batch(mixed)]]
     with pytest.raises(AssertionError):
         columnar([Release(keys=["a"]), Release(keys=["b"])])

@@ -157,14 +157,21 @@ def factory_source(cls: type) -> list[str]:
     return lines
 
 
+def written_in(module: str) -> frozenset[str]:
+    """The modules whose records share ``module``'s generated methods: itself, and the parts
+    it names in ``RECORD_PARTS`` (a catalogue written over several modules, as ``messages``)."""
+    imported = importlib.import_module(module)
+    return frozenset((module, *getattr(imported, "RECORD_PARTS", ())))
+
+
 def source(module: str) -> str:
     """The generated module for ``module`` (in this interpreter, which must be the
     reference's)."""
-    importlib.import_module(module)
+    modules = written_in(module)
     out = HEADER.format(module=module).splitlines()
     table = []
     for cls, (declared, had_doc) in records.DECLARATIONS.items():
-        if cls.__module__ != module:
+        if cls.__module__ not in modules:
             continue
         try:
             lines = factory_source(cls)
@@ -247,9 +254,9 @@ def describe(cls: Any) -> dict[str, Any]:
 
 def describe_module(module: str) -> dict[str, Any]:
     """``describe`` of every record class of ``module`` (in this interpreter)."""
-    importlib.import_module(module)
+    modules = written_in(module)
     return {cls.__qualname__: describe(cls) for cls in records.DECLARATIONS
-            if cls.__module__ == module}
+            if cls.__module__ in modules}
 
 
 def differences(module: str) -> list[str]:
