@@ -15,11 +15,6 @@ from typing import Any
 from .batches import decode_batch, encode_batch, encode_batches
 from .message_base import OPS, Message, downgrade, message, record
 from .wiretypes import field_specs
-
-# Where the catalogue's records are written: their methods, generated ahead of time, are all
-# in ``generated_messages`` (``python -m dist_protocol.records_source dist_protocol.messages``).
-RECORD_PARTS = ("dist_protocol.wire_records", "dist_protocol.client_ops",
-                "dist_protocol.worker_ops", "dist_protocol.feature_ops")
 from .wire_records import (Environment, PluginSpec, TaskSpec, Transfer, UploadedFile)
 from .client_ops import (REPLICATE_STATUSES, TASK_GATES, WORKER_QUERIES, AdaptiveTarget,
                          AdaptiveTargetReply, Authenticate, Authenticated, Cancel, ClusterInfo,
@@ -39,6 +34,12 @@ from .worker_ops import (AcquireReplicas, CloseWorker, ComputeTask, Data, DataSt
                          TaskFinished, TaskSeceded, Unregister, WorkerRegistered, WorkerTerminated)
 from .feature_ops import (PRIMITIVE_KINDS, ActorCall, ActorResult, Coordinate, CoordinateReply,
                           Published)
+
+
+# Where the catalogue's records are written: their methods, generated ahead of time, are all
+# in ``generated_messages`` (``python -m dist_protocol.records_source dist_protocol.messages``).
+RECORD_PARTS = ("dist_protocol.wire_records", "dist_protocol.client_ops",
+                "dist_protocol.worker_ops", "dist_protocol.feature_ops")
 
 
 def describe_ops() -> dict[str, dict[Any, Any]]:
@@ -71,16 +72,16 @@ __all__ = ["AcquireReplicas", "ActorCall", "ActorResult", "AdaptiveTarget", "Ada
            "GetData", "GetDataset", "GetTaskSpec", "Heartbeat", "Hello", "KeyCancelled",
            "KeyInMemory", "KeyLost", "KeyRecomputing", "KeysAdded", "ListDatasets", "Message",
            "MissingData", "OPS", "PRIMITIVE_KINDS", "PluginSpec", "PublishDataset", "Published",
-           "PutData", "RECORDS", "RECORD_PARTS", "REPLICATE_STATUSES", "Rebalance", "RebalanceReply",
-           "RegisterPlugin", "RegisterPluginReply", "RegisterWorker", "Release", "Replicate",
-           "ReplicateReply", "Restart", "RestartReply", "RestartWorker", "RestartingForMemory",
-           "RetireWorkers", "RetireWorkersReply", "Retry", "ScatterDone", "ScatterPlan",
-           "ScatterPlanReply", "Session", "SessionReply", "StealReply", "StealRequest", "Story",
-           "StoryReply", "Submit", "TASK_GATES", "TaskErred", "TaskFinished", "TaskSeceded",
-           "TaskSpec", "TaskSpecReply", "TaskStream", "TaskStreamReply", "Transfer",
-           "UnpublishDataset", "Unregister", "UnregisterPlugin", "UnregisterPluginReply",
-           "UploadFile", "UploadFileReply", "UploadedFile", "WORKER_QUERIES", "WantKeys",
-           "Welcome", "WhoHas", "WhoHasReply", "WorkerAdded", "WorkerList", "WorkerQuery",
-           "WorkerQueryReply", "WorkerRegistered", "WorkerRemoved", "WorkerStatus",
-           "WorkerTerminated", "decode_batch", "describe_ops", "describe_records", "downgrade",
-           "encode_batch", "encode_batches", "message", "record"]
+           "PutData", "RECORDS", "RECORD_PARTS", "REPLICATE_STATUSES", "Rebalance",
+           "RebalanceReply", "RegisterPlugin", "RegisterPluginReply", "RegisterWorker", "Release",
+           "Replicate", "ReplicateReply", "Restart", "RestartReply", "RestartWorker",
+           "RestartingForMemory", "RetireWorkers", "RetireWorkersReply", "Retry", "ScatterDone",
+           "ScatterPlan", "ScatterPlanReply", "Session", "SessionReply", "StealReply",
+           "StealRequest", "Story", "StoryReply", "Submit", "TASK_GATES", "TaskErred",
+           "TaskFinished", "TaskSeceded", "TaskSpec", "TaskSpecReply", "TaskStream",
+           "TaskStreamReply", "Transfer", "UnpublishDataset", "Unregister", "UnregisterPlugin",
+           "UnregisterPluginReply", "UploadFile", "UploadFileReply", "UploadedFile",
+           "WORKER_QUERIES", "WantKeys", "Welcome", "WhoHas", "WhoHasReply", "WorkerAdded",
+           "WorkerList", "WorkerQuery", "WorkerQueryReply", "WorkerRegistered", "WorkerRemoved",
+           "WorkerStatus", "WorkerTerminated", "decode_batch", "describe_ops", "describe_records",
+           "downgrade", "encode_batch", "encode_batches", "message", "record"]
