@@ -67,7 +67,7 @@ def fast_until_it_raises(x, raising_x, seconds):
 def test_a_fast_function_that_blocks_then_raises_on_the_loop_is_barred_from_it(executor):
     """Runs that raised were not timed: such a function stayed on the loop, to stall it again
     at each of its slow runs, where one that returned is barred after a few."""
-    from dist_worker.execution import InlinePolicy
+    from dist_worker.inline_policy import InlinePolicy
 
     stalls_on_loop = 0
     for _ in range(4 * InlinePolicy.STRIKES):

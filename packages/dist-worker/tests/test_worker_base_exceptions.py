@@ -9,7 +9,8 @@ import sys
 import pytest
 from dist_protocol.serialize import deserialize, dumps_function, serialize
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
-from dist_worker.execution import TaskRunner, run_task
+from dist_worker.execution import run_task
+from dist_worker.task_runner import TaskRunner
 
 
 class Abort(BaseException):

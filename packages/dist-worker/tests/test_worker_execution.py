@@ -14,9 +14,9 @@ from dist_protocol.messages import TaskErred
 from dist_protocol.serialize import (KeyRef, Payload, deserialize, dumps_function, msgpack_dumps,
                                      serialize)
 from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
-from dist_worker.execution import (KEEP_SERIALIZED_BELOW, PICKLED_WHEN_ASKED_FROM, InlinePolicy,
-                                   hide_loop, run_task, run_task_on_loop, show_loop, substitute,
-                                   thread_waits)
+from dist_worker.execution import (KEEP_SERIALIZED_BELOW, PICKLED_WHEN_ASKED_FROM, hide_loop,
+                                   run_task, run_task_on_loop, show_loop, substitute)
+from dist_worker.inline_policy import InlinePolicy, thread_waits
 
 
 def msgpack_args(*args, **kwargs):

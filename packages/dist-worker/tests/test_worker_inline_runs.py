@@ -65,7 +65,7 @@ def on_the_loops_thread(_partition: int) -> bool:
 def test_the_tasks_of_a_dask_layer_run_inline_once_its_first_ones_proved_fast(tmp_path):
     import functools
 
-    from dist_worker.execution import InlinePolicy
+    from dist_worker.inline_policy import InlinePolicy
 
     async def main() -> list[bool]:
         worker = Worker(unused_address(), nthreads=1, heartbeat_interval=3600,
@@ -164,7 +164,7 @@ def test_a_map_s_tasks_are_told_to_the_state_a_run_at_a_time_and_a_slow_one_ends
         finally:
             await worker.close()
 
-    from dist_worker.execution import InlinePolicy
+    from dist_worker.inline_policy import InlinePolicy
 
     on_loop, told = asyncio.run(main())
     assert any(on_loop[:61])  # (the first ones prove it fast on the pool)

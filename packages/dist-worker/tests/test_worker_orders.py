@@ -14,7 +14,7 @@ from dist_protocol.messages import ComputeTask, TaskFinished
 from dist_protocol.serialize import serialize
 from dist_worker import orders as orders_module
 from dist_worker.events import ComputesRequested, Execute, SendToCenter
-from dist_worker.execution import InlinePolicy
+from dist_worker.inline_policy import InlinePolicy
 from dist_worker.orders import LoopStretch, OrderCarrier
 from dist_worker.stallwatch import StallWatch
 from dist_worker.state import WorkerState

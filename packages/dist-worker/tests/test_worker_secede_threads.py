@@ -9,7 +9,7 @@ from dist_protocol.messages import ComputeTask
 from dist_protocol.serialize import dumps_function
 from dist_protocol.task_context import TaskContext
 from dist_worker.events import ComputeRequested, Execute, Resume, SendToCenter
-from dist_worker.execution import TaskRunner
+from dist_worker.task_runner import TaskRunner
 from dist_worker.state import WorkerState
 
 child_ran = threading.Event()

@@ -1,20 +1,15 @@
-"""Running tasks: load the function and arguments, call, serialize the result -- on threads.
+"""Running a task: load the function and arguments, call, serialize the result.
 
-``run_task`` is plain code (tested directly); ``TaskRunner`` owns the threads and hands each
-outcome back to the event loop, waking it once per burst of results rather than once per task.
-A task may give its thread's slot back while it waits (``secede``): the runner starts a thread
-in its place, and when the task takes a slot back (``rejoin``) one thread too many retires
-after its task.
+``run_task`` is plain code (tested directly), called on a pool thread by ``task_runner`` or
+on the loop's own thread for a function ``inline_policy`` found fast.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import faulthandler
-import hashlib
 import logging
 import os
-import queue
 import sys
 import threading
 import time
@@ -24,7 +19,7 @@ from types import CoroutineType
 from typing import Any, NoReturn
 
 from dist_protocol import task_context
-from dist_protocol.task_context import RunOnThread, TaskContext
+from dist_protocol.task_context import RunOnThread
 
 from dist_protocol.environment import pickle_tag
 from dist_protocol.messages import TaskErred
@@ -35,10 +30,8 @@ from dist_protocol.serialize import (Payload, SerializationError, msgpack_argume
                                      serialize_plain, substitute)
 
 from . import forks
-from .events import (SMALL_VALUE_BYTES, Event, Execute, ExecutionFailed, ExecutionSucceeded,
-                     RejoinRequested, Seceded)
+from .events import (SMALL_VALUE_BYTES, Execute, ExecutionFailed, ExecutionSucceeded)
 from .result_types import pickled_type
-from .sigterm_watch import let_this_thread_take_sigterm
 from .sizeof import PLAIN_SCALARS, plain_size, sizeof
 from .unpickling import import_module, unpickle
 
@@ -84,11 +77,6 @@ _monitoring: Any = getattr(sys, "monitoring", None)
 _PROFILER_TOOL: int = _monitoring.PROFILER_ID if _monitoring is not None else 2
 _profiler_tool: Callable[[int], str | None] = (
     _monitoring.get_tool if _monitoring is not None else (lambda _tool: None))
-# The size of the stacks of the threads the worker starts, as it began (0: the platform's).
-# ``threading.stack_size`` is process-wide: a task that made it small (32 KiB) left every
-# pool thread started after it -- a seceded task's replacement -- to overflow its stack at
-# the next task that recursed in C (pickling a nested value): SIGSEGV, the worker gone.
-_STACK_SIZE = threading.stack_size()
 # A dump of every thread's stack that a task armed (``faulthandler.dump_traceback_later``,
 # with ``repeat=True`` or a timeout past its end) is disarmed when a task ends: left armed, it
 # wrote the stacks into the worker's log every period for the process's life. One C call a
@@ -206,7 +194,7 @@ def _shortened(text: str) -> str:
             f"{text[-half:]}")
 
 
-def _text(exc: BaseException) -> str:
+def exception_text(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder when the exception's own ``__str__`` fails."""
     try:
         return str(exc)
@@ -225,12 +213,12 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
             tb = tb.tb_next
         text = "".join(traceback.format_exception(type(exc), exc, tb))
     except BaseException:  # noqa: BLE001 -- a broken __str__ breaks the formatting too
-        text = f"{type(exc).__name__}: {_text(exc)}\n"
-    message = f"{context}{_text(exc)}" if context else _text(exc)
+        text = f"{type(exc).__name__}: {exception_text(exc)}\n"
+    message = f"{context}{exception_text(exc)}" if context else exception_text(exc)
     try:
         payload, why = serialize_exception(exc)
     except BaseException as error:  # noqa: BLE001 -- its pickling is user code too
-        payload, why = None, f"{type(error).__name__}: {_text(error)}"
+        payload, why = None, f"{type(error).__name__}: {exception_text(error)}"
     if payload is None:  # sent as text only; the client says why it is not the real type
         message += f" (the {type(exc).__name__} itself could not be sent: {why})"
     start, stop = run if run is not None else (None, None)
@@ -255,7 +243,7 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             # on the event loop that must not block, so the task runs on a thread instead.
             raise exc.__cause__ from None
         if (isinstance(exc, SerializationError) and isinstance(exc.__cause__, Exception)
-                and _text(exc.__cause__)):
+                and exception_text(exc.__cause__)):
             # what unpickling raised, as it would raise locally (unless it says nothing, as
             # msgpack's FormatError: then ours, which names the payload, says more)
             exc = exc.__cause__
@@ -411,348 +399,3 @@ def _leave_forked_copy(key: str) -> NoReturn:
     except Exception:  # noqa: BLE001 -- the task may have closed stderr
         pass
     os._exit(0)
-
-
-def _thread_waits_reader() -> Callable[[], int | None]:
-    try:
-        from resource import RUSAGE_THREAD, getrusage
-    except ImportError:  # RUSAGE_THREAD is Linux's
-        return lambda: None
-    return lambda: getrusage(RUSAGE_THREAD).ru_nvcsw
-
-
-# How many times the calling thread has waited (voluntary context switches: on a lock, a
-# socket, a sleep), or None where the system does not say.
-thread_waits = _thread_waits_reader()
-
-
-class InlinePolicy:
-    """Which functions may run on the event loop's own thread.
-
-    Handing a task to a pool thread and back costs two thread wake-ups (~100 us here), more
-    than a trivial task itself. A function that ran in under ``FAST`` seconds its last
-    ``NEEDED`` times runs inline. A run over ``SLOW`` seconds sends it back to the pool, where
-    it must prove itself fast again; ``STRIKES`` such runs on the loop within ``WINDOW`` runs
-    of any function bar it for good, so a function that can block stays on the pool where it
-    cannot stall the loop (while a run stalls it, ``StallWatch`` keeps the worker's heartbeats
-    going from a thread of its own). One slow run alone does not bar it, nor do slow runs on
-    the pool (they stall nothing): on a busy machine a trivial function is now and then
-    preempted, or waits for the GIL, for longer than ``SLOW``, and barring it for that would
-    send every later run of it through the pool. But no preemption lasts ``STALLED``
-    seconds: a run on the loop that long blocked, and bars its function at once, rather than
-    after two more such stalls (peers and clients asking the worker for data wait through
-    each). Where the system counts a thread's waits (``thread_waits``), a slow run is a
-    strike only if the loop's thread waited during it: one taken off the CPU without
-    waiting was preempted, not blocked, and on a loaded machine three such runs fall within
-    ``WINDOW`` sooner or later in a long map, which then went through the pool to its end.
-    """
-
-    FAST = 0.0002
-    SLOW = 0.005
-    NEEDED = 8
-    STRIKES = 3
-    STALLED = 1.0
-    WINDOW = 1000
-    BUDGET = 0.002  # seconds of inline work per pass of the event loop
-    LARGEST_KEYED = 2**20  # bytes of a function's pickle: past that, never run on the loop
-    TOO_LARGE_TO_KEY = ("pickle too large to key",)  # the key of all those, never recorded
-    _BARRED = -1
-
-    def __init__(self, max_functions: int = 1024,
-                 waits: Callable[[], int | None] = thread_waits):
-        self._waits = waits
-        self._waits_before: int | None = None  # the loop thread's, as its inline runs began
-        self._fast_runs: collections.OrderedDict[Any, int] = collections.OrderedDict()
-        self._slow_runs: dict[Any, collections.deque[int]] = {}  # key -> run numbers
-        self._runs = 0  # runs recorded, of all functions
-        self._last_function: Payload | None = None  # the pickled function keyed last, its key
-        self._last_key: Any = None
-        self._max = max_functions
-
-    def function_key(self, function: str | Payload, key: str = "") -> Any:
-        """What the policy tells functions apart by: the function's name or pickle; for a
-        task of a dask collection (a tuple key, ``"('getitem-<token>', 3, 5)"``), the layer
-        its key names. Such a task's pickle is the whole graph node, its key and inputs
-        included, so no two are alike: keyed by their pickles, the 400 one-line splits of a
-        shuffle would each run through the pool, never proven fast. The tasks of one layer
-        apply one function to one partition each."""
-        if isinstance(function, str):
-            return function
-        if key.startswith(("('", '("')):
-            return ("layer", key[2:].split(key[1], 1)[0])
-        if function is not self._last_function:
-            # A map's tasks share one payload: its bytes made (and hashed, by the look-ups
-            # that follow) once, not once per task. A large one (a literal of a gigabyte in a
-            # dask graph is such a task's whole pickle) is neither copied nor hashed: that
-            # held the loop for 8-12 s, past the center's heartbeat limit, and a task that
-            # large would stall the loop as long unpickling it there. It runs on the pool.
-            # Keyed by a digest, not a copy: the policy remembers 1,024 functions, which a
-            # client submitting a new closure of a megabyte each time made a gigabyte.
-            first = function.frames[0]
-            self._last_function = function
-            self._last_key = (self.TOO_LARGE_TO_KEY if len(first) > self.LARGEST_KEYED
-                              else hashlib.blake2b(first, digest_size=16).digest())
-        return self._last_key
-
-    def allows(self, function_key: Any) -> bool:
-        return self._fast_runs.get(function_key, 0) >= self.NEEDED
-
-    def stretch_begins(self) -> None:
-        """Runs on the loop begin (a stretch of them, once a pass of the loop), on its own
-        thread: how often that thread has waited so far is noted (one system call a
-        stretch, none a run), so that a slow run can be told blocked from preempted."""
-        self._waits_before = self._waits()
-
-    def _waited(self) -> bool:
-        """Whether the loop's thread waited since its stretch of inline runs began or since
-        the last slow run; True when that is not known."""
-        before = self._waits_before
-        if before is None:
-            return True
-        now = self._waits_before = self._waits()
-        return now is None or now != before
-
-    def bar(self, function_key: Any) -> None:
-        """Never run this function on the loop again (it waits on the cluster)."""
-        self._fast_runs[function_key] = self._BARRED
-        self._fast_runs.move_to_end(function_key)
-        self._slow_runs.pop(function_key, None)
-
-    def record(self, function_key: Any, duration: float, inline: bool = True) -> None:
-        """A run of ``duration`` seconds, on the loop (``inline``) or on a pool thread."""
-        self._runs += 1
-        if function_key is self.TOO_LARGE_TO_KEY:
-            return
-        runs = self._fast_runs.get(function_key, 0)
-        if runs == self.NEEDED and duration < self.FAST:
-            # (proven fast and fast again, as a map's runs are: only its place in the order of
-            # use changes)
-            self._fast_runs.move_to_end(function_key)
-            return
-        if runs == self._BARRED:
-            return
-        if duration < self.FAST:
-            runs = min(runs + 1, self.NEEDED)
-        elif duration > self.SLOW and inline and (duration > self.STALLED or (
-                self._waited() and self._strike(function_key))):
-            self._slow_runs.pop(function_key, None)
-            runs = self._BARRED
-        else:
-            runs = 0
-        self._fast_runs[function_key] = runs
-        self._fast_runs.move_to_end(function_key)
-        if len(self._fast_runs) > self._max:
-            forgotten, _ = self._fast_runs.popitem(last=False)
-            self._slow_runs.pop(forgotten, None)
-
-    def record_failed(self, function_key: Any, error: TaskErred, inline: bool = True) -> None:
-        """A run that raised. One that blocked on the loop and then raised (a timeout waiting
-        on a service, say) stalled it as long as one that blocked and returned: it counts as
-        slow. Not as fast, though: what raising costs the loop past the run (the traceback,
-        the exception pickled) is not in its times. (A task that could not be loaded never
-        ran: no times.)"""
-        if (error.start is not None and error.stop is not None
-                and error.stop - error.start >= self.FAST):
-            self.record(function_key, error.stop - error.start, inline)
-
-    def _strike(self, function_key: Any) -> bool:
-        """A slow run of ``function_key``: whether it is its last chance gone."""
-        slow = self._slow_runs.get(function_key)
-        if slow is None:
-            slow = self._slow_runs[function_key] = collections.deque(maxlen=self.STRIKES)
-        slow.append(self._runs)
-        if len(slow) == self.STRIKES and self._runs - slow[0] < self.WINDOW:
-            del self._slow_runs[function_key]
-            return True
-        return False
-
-
-class TaskRunner:
-    """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop,
-    a task's ``secede``/``rejoin`` to ``on_event``. Each task runs with the ``TaskContext``
-    that ``context`` makes for its key."""
-
-    def __init__(self, nthreads: int, loop: asyncio.AbstractEventLoop,
-                 on_done: Callable[[list], None],
-                 on_event: Callable[[Event], None] | None = None,
-                 context: Callable[[str], TaskContext] | None = None,
-                 before: Callable[[], Any] | None = None,
-                 after: Callable[[str, Any], None] | None = None):
-        self.loop = loop
-        # On the thread, around each task: ``after(key, before())`` once it let go of its values.
-        self.before = before
-        self.after = after
-        self.on_done = on_done
-        self.on_event = on_event
-        self.context = context
-        self.nthreads = nthreads
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._done: collections.deque = collections.deque()
-        self._lock = threading.Lock()
-        self._running = 0  # threads that take tasks from the queue (seceded ones do not)
-        self._closed = False
-        self._thread_names = iter(range(1 << 62))
-        self._local = threading.local()  # .seceded: this thread's task gave its slot back
-        self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
-        # Tasks submitted whose thread (once one takes them) counts as one of the pool's:
-        # a seceded or replaced task's does not.
-        self._slotted: set[str] = set()
-        for _ in range(nthreads):
-            self._start_thread()
-
-    @property
-    def threads(self) -> int:
-        """Threads taking tasks (a seceded task's thread is not one until it rejoins)."""
-        return self._running
-
-    def _start_thread(self) -> None:
-        with self._lock:
-            self._running += 1
-            name = f"dist-task-{next(self._thread_names)}"
-        thread = threading.Thread(target=self._work, name=name, daemon=True)
-        tasks_size = threading.stack_size(_STACK_SIZE)
-        try:
-            thread.start()
-        finally:
-            threading.stack_size(tasks_size)  # (the threads a task starts get what it set)
-
-    def submit(self, instruction: Execute) -> None:
-        self._slotted.add(instruction.key)
-        self._queue.put(instruction)
-
-    def replace_thread(self, key: str) -> None:
-        """The task ``key``, freed while it runs, keeps its thread, which no longer counts
-        as one of the pool's: another is started in its place (``ReplaceThread``), and the
-        task's ends with the task."""
-        with self._lock:
-            if self._closed or key not in self._slotted:
-                return  # ended, seceded or replaced already
-            self._slotted.discard(key)
-            self._running -= 1
-            replace = self._running < self.nthreads
-        if replace:
-            self._start_thread()
-
-    # -- secede and rejoin, called by a task on its own thread ------------------------------
-    def secede(self, key: str) -> None:
-        with self._lock:
-            if getattr(self._local, "seceded", False):
-                return
-            self._local.seceded = True
-            if key not in self._slotted:  # replaced already: its slot is given back
-                return
-            self._slotted.discard(key)
-            self._running -= 1
-            replace = not self._closed and self._running < self.nthreads
-        if replace:
-            self._start_thread()
-        self._tell(Seceded(key))
-
-    def has_seceded(self) -> bool:
-        return getattr(self._local, "seceded", False)
-
-    def rejoin(self, key: str) -> None:
-        if not getattr(self._local, "seceded", False):
-            return
-        resumed = threading.Event()
-        with self._lock:
-            if self._closed:  # nothing will give it a slot now: let it finish
-                self._local.seceded = False
-                return
-            self._resume[key] = resumed
-        self._tell(RejoinRequested(key))
-        resumed.wait()
-        with self._lock:
-            self._local.seceded = False
-            self._running += 1
-            self._slotted.add(key)
-
-    def resume(self, key: str) -> None:
-        """The worker gave the seceded task ``key`` a slot: its thread goes on."""
-        with self._lock:
-            resumed = self._resume.pop(key, None)
-        if resumed is not None:
-            resumed.set()
-
-    def _tell(self, event: Event) -> None:
-        if self.on_event is not None:
-            try:
-                self.loop.call_soon_threadsafe(self.on_event, event)
-            except RuntimeError:
-                pass  # the loop is closed: the worker is shutting down
-
-    def _retire(self, key: str) -> bool:
-        """After task ``key``: whether this thread ends (it seceded and never rejoined, it
-        was replaced, or a rejoined task left one thread too many)."""
-        with self._lock:
-            if getattr(self._local, "seceded", False):
-                self._local.seceded = False
-                self._slotted.discard(key)
-                return True
-            if key not in self._slotted:  # replaced: another thread took its place
-                return True
-            self._slotted.discard(key)
-            if self._running > self.nthreads:
-                self._running -= 1
-                return True
-            return False
-
-    def _work(self) -> None:
-        let_this_thread_take_sigterm()  # (for the processes its tasks start: sigterm_watch)
-        while True:
-            instruction = self._queue.get()
-            if instruction is None:
-                return
-            if self.context is not None:
-                task_context.set_current(self.context(instruction.key))
-            key = instruction.key
-            started = self._around(self.before)
-            try:
-                outcome = run_task(instruction)
-            except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
-                outcome = ExecutionFailed(instruction.key, TaskErred(
-                    key=instruction.key, exception_type=type(exc).__name__,
-                    message=f"the worker failed running the task: {_text(exc)}"))
-            finally:
-                task_context.set_current(None)
-            with self._lock:
-                wake = not self._done
-                self._done.append(outcome)
-            if wake:
-                try:
-                    self.loop.call_soon_threadsafe(self._drain)
-                except RuntimeError:
-                    return  # the loop is closed: the worker is shutting down
-            # An idle thread must not keep the last task's inputs and result alive: a worker
-            # paused for memory waits for that memory to be freed, not for a next task.
-            del instruction, outcome
-            if self.after is not None:
-                self._around(self.after, key, started)
-            if self._retire(key):
-                return
-
-    @staticmethod
-    def _around(hook: Callable[..., Any] | None, *args: Any) -> Any:
-        if hook is None:
-            return None
-        try:
-            return hook(*args)
-        except Exception:  # housekeeping must not cost the thread
-            log.exception("around a task")
-            return None
-
-    def _drain(self) -> None:
-        with self._lock:
-            outcomes = list(self._done)
-            self._done.clear()
-        self.on_done(outcomes)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            threads = self._running
-            waiting, self._resume = list(self._resume.values()), {}
-        for _ in range(threads):
-            self._queue.put(None)
-        for resumed in waiting:  # nothing will give them a slot now: let them finish
-            resumed.set()

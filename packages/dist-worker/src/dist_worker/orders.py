@@ -26,7 +26,8 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 from . import unpickling
 from .events import (Execute, ExecutionFailed, ExecutionSucceeded, InlineRunEnded, RunInline,
                      SendToCenter)
-from .execution import InlinePolicy, hide_loop, run_task, show_loop
+from .execution import hide_loop, run_task, show_loop
+from .inline_policy import InlinePolicy
 from .stallwatch import StallWatch
 from .state import WorkerState
 from .task_signals import KeptHandlers

@@ -17,7 +17,7 @@ from typing import Any
 from dist_protocol import recent_logs
 from dist_protocol.messages import WorkerQuery, WorkerQueryReply
 
-from .execution import TaskRunner
+from .task_runner import TaskRunner
 
 _RUNNER_LOOP = TaskRunner._work.__code__
 

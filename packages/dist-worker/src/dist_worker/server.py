@@ -29,7 +29,8 @@ from .events import (ComputesRequested, DataFetched, DataPut, Event, Execute, Fe
                      FreeRequested, InputsUnloadable, ReadSpilled, ReplicasRequested,
                      ReplaceThread, RestartRequested, Resume, SignalReceived, SpilledValueLost,
                      SpilledValueRead, StealRequested, StoryRequested, Terminated)
-from .execution import InlinePolicy, TaskRunner
+from .inline_policy import InlinePolicy
+from .task_runner import TaskRunner
 from .orders import LoopStretch, OrderCarrier
 from .memory import MemoryPolicy
 from .spill import SpillLoadError, SpillReadError

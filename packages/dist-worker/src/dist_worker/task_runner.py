@@ -1,0 +1,221 @@
+"""The pool of threads that run tasks (``TaskRunner``): it hands each outcome back to the event
+loop, waking it once per burst of results rather than once per task. A task may give its
+thread's slot back while it waits (``secede``): the runner starts a thread in its place, and
+when the task takes a slot back (``rejoin``) one thread too many retires after its task.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from dist_protocol import task_context
+from dist_protocol.messages import TaskErred
+from dist_protocol.task_context import TaskContext
+
+from .events import Event, Execute, ExecutionFailed, RejoinRequested, Seceded
+from .execution import exception_text, run_task
+from .sigterm_watch import let_this_thread_take_sigterm
+
+log = logging.getLogger("dist.worker")
+
+# The size of the stacks of the threads the worker starts, as it began (0: the platform's).
+# ``threading.stack_size`` is process-wide: a task that made it small (32 KiB) left every
+# pool thread started after it -- a seceded task's replacement -- to overflow its stack at
+# the next task that recursed in C (pickling a nested value): SIGSEGV, the worker gone.
+_STACK_SIZE = threading.stack_size()
+
+
+class TaskRunner:
+    """``nthreads`` threads running ``Execute`` orders; outcomes go to ``on_done`` on the loop,
+    a task's ``secede``/``rejoin`` to ``on_event``. Each task runs with the ``TaskContext``
+    that ``context`` makes for its key."""
+
+    def __init__(self, nthreads: int, loop: asyncio.AbstractEventLoop,
+                 on_done: Callable[[list], None],
+                 on_event: Callable[[Event], None] | None = None,
+                 context: Callable[[str], TaskContext] | None = None,
+                 before: Callable[[], Any] | None = None,
+                 after: Callable[[str, Any], None] | None = None):
+        self.loop = loop
+        # On the thread, around each task: ``after(key, before())`` once it let go of its values.
+        self.before = before
+        self.after = after
+        self.on_done = on_done
+        self.on_event = on_event
+        self.context = context
+        self.nthreads = nthreads
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self._running = 0  # threads that take tasks from the queue (seceded ones do not)
+        self._closed = False
+        self._thread_names = iter(range(1 << 62))
+        self._local = threading.local()  # .seceded: this thread's task gave its slot back
+        self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
+        # Tasks submitted whose thread (once one takes them) counts as one of the pool's:
+        # a seceded or replaced task's does not.
+        self._slotted: set[str] = set()
+        for _ in range(nthreads):
+            self._start_thread()
+
+    @property
+    def threads(self) -> int:
+        """Threads taking tasks (a seceded task's thread is not one until it rejoins)."""
+        return self._running
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            self._running += 1
+            name = f"dist-task-{next(self._thread_names)}"
+        thread = threading.Thread(target=self._work, name=name, daemon=True)
+        tasks_size = threading.stack_size(_STACK_SIZE)
+        try:
+            thread.start()
+        finally:
+            threading.stack_size(tasks_size)  # (the threads a task starts get what it set)
+
+    def submit(self, instruction: Execute) -> None:
+        self._slotted.add(instruction.key)
+        self._queue.put(instruction)
+
+    def replace_thread(self, key: str) -> None:
+        """The task ``key``, freed while it runs, keeps its thread, which no longer counts
+        as one of the pool's: another is started in its place (``ReplaceThread``), and the
+        task's ends with the task."""
+        with self._lock:
+            if self._closed or key not in self._slotted:
+                return  # ended, seceded or replaced already
+            self._slotted.discard(key)
+            self._running -= 1
+            replace = self._running < self.nthreads
+        if replace:
+            self._start_thread()
+
+    # -- secede and rejoin, called by a task on its own thread ------------------------------
+    def secede(self, key: str) -> None:
+        with self._lock:
+            if getattr(self._local, "seceded", False):
+                return
+            self._local.seceded = True
+            if key not in self._slotted:  # replaced already: its slot is given back
+                return
+            self._slotted.discard(key)
+            self._running -= 1
+            replace = not self._closed and self._running < self.nthreads
+        if replace:
+            self._start_thread()
+        self._tell(Seceded(key))
+
+    def has_seceded(self) -> bool:
+        return getattr(self._local, "seceded", False)
+
+    def rejoin(self, key: str) -> None:
+        if not getattr(self._local, "seceded", False):
+            return
+        resumed = threading.Event()
+        with self._lock:
+            if self._closed:  # nothing will give it a slot now: let it finish
+                self._local.seceded = False
+                return
+            self._resume[key] = resumed
+        self._tell(RejoinRequested(key))
+        resumed.wait()
+        with self._lock:
+            self._local.seceded = False
+            self._running += 1
+            self._slotted.add(key)
+
+    def resume(self, key: str) -> None:
+        """The worker gave the seceded task ``key`` a slot: its thread goes on."""
+        with self._lock:
+            resumed = self._resume.pop(key, None)
+        if resumed is not None:
+            resumed.set()
+
+    def _tell(self, event: Event) -> None:
+        if self.on_event is not None:
+            try:
+                self.loop.call_soon_threadsafe(self.on_event, event)
+            except RuntimeError:
+                pass  # the loop is closed: the worker is shutting down
+
+    def _retire(self, key: str) -> bool:
+        """After task ``key``: whether this thread ends (it seceded and never rejoined, it
+        was replaced, or a rejoined task left one thread too many)."""
+        with self._lock:
+            if getattr(self._local, "seceded", False):
+                self._local.seceded = False
+                self._slotted.discard(key)
+                return True
+            if key not in self._slotted:  # replaced: another thread took its place
+                return True
+            self._slotted.discard(key)
+            if self._running > self.nthreads:
+                self._running -= 1
+                return True
+            return False
+
+    def _work(self) -> None:
+        let_this_thread_take_sigterm()  # (for the processes its tasks start: sigterm_watch)
+        while True:
+            instruction = self._queue.get()
+            if instruction is None:
+                return
+            if self.context is not None:
+                task_context.set_current(self.context(instruction.key))
+            key = instruction.key
+            started = self._around(self.before)
+            try:
+                outcome = run_task(instruction)
+            except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
+                outcome = ExecutionFailed(instruction.key, TaskErred(
+                    key=instruction.key, exception_type=type(exc).__name__,
+                    message=f"the worker failed running the task: {exception_text(exc)}"))
+            finally:
+                task_context.set_current(None)
+            with self._lock:
+                wake = not self._done
+                self._done.append(outcome)
+            if wake:
+                try:
+                    self.loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:
+                    return  # the loop is closed: the worker is shutting down
+            # An idle thread must not keep the last task's inputs and result alive: a worker
+            # paused for memory waits for that memory to be freed, not for a next task.
+            del instruction, outcome
+            if self.after is not None:
+                self._around(self.after, key, started)
+            if self._retire(key):
+                return
+
+    @staticmethod
+    def _around(hook: Callable[..., Any] | None, *args: Any) -> Any:
+        if hook is None:
+            return None
+        try:
+            return hook(*args)
+        except Exception:  # housekeeping must not cost the thread
+            log.exception("around a task")
+            return None
+
+    def _drain(self) -> None:
+        with self._lock:
+            outcomes = list(self._done)
+            self._done.clear()
+        self.on_done(outcomes)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            threads = self._running
+            waiting, self._resume = list(self._resume.values()), {}
+        for _ in range(threads):
+            self._queue.put(None)
+        for resumed in waiting:  # nothing will give them a slot now: let them finish
+            resumed.set()
