@@ -1,5 +1,5 @@
 """``resources=``: a task runs only on a worker that has them free, and waits while none does."""
-from dist_protocol.messages import TaskErred
+from dist_protocol.messages import ComputeTask, TaskErred
 
 
 def test_a_task_runs_only_where_its_resources_are(center):
@@ -65,3 +65,20 @@ def test_resource_tasks_are_not_stolen(center):
     center.join("idle", nthreads=4)
     out = center.submit(*(center.spec(f"t{i}", resources={"GPU": 1}) for i in range(6)))
     assert {to for to, _ in out} == {"gpu"}
+
+
+def test_tasks_waiting_for_resources_start_highest_priority_first(center):
+    """As the queue of tasks without resources: priority, then arrival, whatever the order
+    they came in."""
+    center.join("gpu", nthreads=8, resources={"GPU": 1})
+    center.submit(center.spec("first", resources={"GPU": 1}))
+    center.submit(*(center.spec(key, resources={"GPU": 1}, priority=priority)
+                    for key, priority in (("a", 0), ("b", 10), ("c", -5), ("d", 5), ("e", 0))))
+    started = []
+    running = "first"
+    for _ in range(5):
+        out = center.finished("gpu", running)
+        [running] = [m.key for _, m in out if isinstance(m, ComputeTask)]
+        started.append(running)
+
+    assert started == ["b", "d", "a", "e", "c"]

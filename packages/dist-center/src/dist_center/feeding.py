@@ -16,7 +16,7 @@ from dist_protocol.messages import StealRequest
 from . import balance, placement
 from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
 from .records import WorkerInfo
-from .transitions import TaskMachine, compute_task
+from .transitions import TaskMachine, compute_task, start_rank
 
 
 class FeedingMachine(TaskMachine):
@@ -35,11 +35,19 @@ class FeedingMachine(TaskMachine):
             self._place_waiting_for_resources(sid)
 
     def _place_waiting_for_resources(self, sid: str) -> None:
-        """Resources were freed: start waiting tasks, in order, while each kind still fits
-        (tasks asking for the same resources wait in one group; the first that does not fit
-        ends that group's turn)."""
+        """Resources were freed: start waiting tasks, highest priority first, while each kind
+        still fits (tasks asking for the same resources wait in one group; the first that does
+        not fit ends that group's turn)."""
         self._resources_freed = False
+        tasks = self.tasks
         for wanted, group in list(self.waiting_for_resources.items()):
+            if wanted in self.resources_unranked:
+                self.resources_unranked.discard(wanted)
+                # (a key no longer known goes first, to be dropped below)
+                ranked = sorted(group, key=lambda key: start_rank(tasks[key])
+                                if key in tasks else (-(2**63), 0))
+                group.clear()
+                group.update(dict.fromkeys(ranked))
             for key in list(group):
                 ts = self.tasks.get(key)
                 if ts is None or ts.state != "queued":

@@ -448,6 +448,7 @@ class CenterState(BlockMachine):
         self.stealing.clear()
         self.cancelling_unstarted.clear()
         self.waiting_for_resources.clear()
+        self.resources_unranked.clear()
         self.held.clear()
         self.restarting[(client, msg.id)] = expected
         self.waits.workers_changed = True  # (and every key is gone)

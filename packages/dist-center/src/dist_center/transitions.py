@@ -65,6 +65,12 @@ class InvalidTransition(RuntimeError):
     """A transition the table does not have: a bug in the center, never bad input."""
 
 
+def start_rank(ts: TaskState) -> tuple[int, int]:
+    """Which of two tasks waiting for the same thing starts first, the lower: the higher
+    priority, then the earlier arrival (as the queue orders tasks without resources)."""
+    return (-ts.spec.priority if ts.spec is not None else 0, ts.order)
+
+
 class TaskMachine:
     # Declared, not a __dict__: CPython keeps an instance's attributes beside it only up to 30
     # names, and past that (this machine has over 50, with CenterState's) in a dict of its own
@@ -76,6 +82,7 @@ class TaskMachine:
         "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
         "prefix_of", "task_stream_count", "task_durations", "small_values_for",
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
+        "resources_unranked",
         "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_open_frees",
         "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
         "_roots_full", "_table", "started", "_may_steal", "held", "in_blocks")
@@ -116,8 +123,11 @@ class TaskMachine:
         self.stealing: dict[str, str | None] = {}  # key asked back -> the idle worker (or none)
         # key asked back to be cancelled if not started -> the clients asking (``cancelling``)
         self.cancelling_unstarted: dict[str, set[str]] = {}
-        # Tasks with resources= that no worker has free now: by what they ask for, in order.
+        # Tasks with resources= that no worker has free now: by what they ask for, in the
+        # order they start (``start_rank``), but for the groups in ``resources_unranked``: a
+        # task came in ahead of the last, and the group is put in order before it is used.
         self.waiting_for_resources: dict[frozenset, dict[str, None]] = {}
+        self.resources_unranked: set[frozenset] = set()
         self.clock = clock
         self.started = clock()  # when this center started, as dask's scheduler_info() says
         self.now = 0.0  # the clock, read once per step
@@ -398,8 +408,12 @@ class TaskMachine:
             self.unrunnable.discard(ts.key)
         self._set_state(ts, "queued")
         if ts.spec is not None and ts.spec.resources:
-            group = self.waiting_for_resources.setdefault(frozenset(ts.spec.resources.items()),
-                                                          {})
+            wanted = frozenset(ts.spec.resources.items())
+            group = self.waiting_for_resources.setdefault(wanted, {})
+            if group:
+                last = self.tasks.get(next(reversed(group)))
+                if last is None or start_rank(ts) < start_rank(last):
+                    self.resources_unranked.add(wanted)
             group[ts.key] = None
         else:
             self.queue.push(ts.key, ts.spec.priority if ts.spec is not None else 0, ts.order)
