@@ -1,7 +1,8 @@
 """The Executor: submit functions to a dist cluster, hold futures, gather and scatter data.
 
 A facade over the client's core (``core/``): the operations run there, on the I/O thread, and
-each method here waits for one in the caller's thread."""
+each method here waits for one in the caller's thread. Its debugging methods are written in
+``diagnostics_methods``, those of the state clients share in ``shared_state_methods``."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -17,21 +18,18 @@ from dist_protocol.addresses import format_address
 
 from .arguments import data_path, duration, given_timeout, local_cluster_shape
 from . import current
-from . import datasets as dataset_ops
-from . import event_log
-from . import worker_queries
-from . import metadata as metadata_ops
-from . import task_stream
 from .actors import actor_options
 from .cluster import CenterAddress, ClusterLike, credentials
 from .core import operations
 from .core.client import ClientCore
 from .errors import CENTER_RUNS_NO_USER_CODE
+from .diagnostics_methods import ClusterDiagnostics
 from .future import Future
 from .held_futures import HeldFutures
 from .local_options import NOT_GIVEN, LocalOptions
 from .local_options import refuse as refuse_keywords
 from .reprs import describe, describe_html
+from .shared_state_methods import SharedState
 from .scheduler_file import address_from_scheduler_file, check_scheduler_file
 from .packing import futures_of
 from .dask_annotate import call_options
@@ -40,7 +38,7 @@ from .short_tracebacks import without_dist_frames
 from .worker_functions import add_plugin, install_file, refuse_nanny, remove_plugin
 
 
-class Executor(concurrent.futures.Executor):
+class Executor(SharedState, ClusterDiagnostics, concurrent.futures.Executor):
     """A connection to a dist cluster.
 
     ``Executor("host:8787")`` connects to a running center; ``Executor()`` starts a local
@@ -447,25 +445,6 @@ class Executor(concurrent.futures.Executor):
         self.core.run(operations.restart(self.core, duration("timeout", timeout),
                                          wait_for_workers))
 
-    def story(self, *keys: Hashable | Future, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """What happened to these keys (or futures' keys), for debugging: the log entries of
-        the center and of every worker, oldest first. Each entry is a dict with ``key``,
-        ``start`` and ``finish`` (the states it left and entered), ``stimulus_id`` (the event
-        that caused the move), ``time`` and ``worker`` (the worker's address, ``""`` for the
-        center). The logs are bounded: a long-finished key may have no entries left."""
-        return self.core.run(operations.story(self.core, keys, duration("timeout", timeout)))
-
-    def get_task_stream(self, start: Any = None, stop: Any = None,
-                        count: int | None = None) -> list[dict[str, Any]]:
-        """The task runs the center recorded, oldest first, as dask's: dicts with ``key``,
-        ``worker``, ``status`` (``"OK"``), ``nbytes`` and ``startstops`` (``[{"action":
-        "compute", "start", "stop"}]``). ``start``/``stop``: runs started at or after,
-        stopped at or before (seconds since the epoch, a datetime, or a duration ago such as
-        "10s"); ``count``: only the newest that many. The center keeps the newest 5000.
-        ``with dist_client.get_task_stream() as ts:`` collects those of a block."""
-        wanted = task_stream.request(start, stop, count)
-        return self.core.run(task_stream.fetch(self.core, wanted))[1]
-
     def run(self, func, *args, workers: list[str] | None = None, wait: bool = True,
             nanny: bool = False, on_error: str = "raise", **kwargs) -> dict[str, Any] | None:
         """``func(*args, **kwargs)`` once on every worker (or those named): {address: result}.
@@ -532,24 +511,6 @@ class Executor(concurrent.futures.Executor):
         """dask's: not in dist (see ``register_scheduler_plugin``)."""
         raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format("a scheduler plugin"))
 
-    def dump_cluster_state(self, filename: str | os.PathLike = "dask-cluster-dump",
-                           write_from_scheduler: bool | None = None,
-                           exclude: Iterable[str] = ("run_spec",), format: str = "msgpack",
-                           **storage_options: Any) -> None:
-        """Write what the center and the workers report to ``filename`` + ``.msgpack.gz``
-        (gzipped msgpack) or ``.yaml``, in dask's layout, for debugging: ``{"scheduler":
-        {..., "tasks": {key: {"state", "who_has", "processing_on", ...}}}, "workers":
-        {address: {..., "tasks": {key: {"state"}}}}, "versions": {"scheduler", "workers",
-        "client"}}``. The tasks are those of this client's futures; a task's state is the
-        last its story records (see ``story``). ``exclude``: field names left out. A URL
-        (``s3://...``) is written with fsspec, given ``storage_options``. dask can write
-        it from its scheduler; dist's client writes it, so ``write_from_scheduler=True``
-        raises ``ValueError``."""
-        from . import cluster_dump
-        path = cluster_dump.target(filename, format, write_from_scheduler)
-        state = self.core.run(cluster_dump.collect(self.core, tuple(exclude)))
-        cluster_dump.write(state, path, format, storage_options)
-
     # -- dask -----------------------------------------------------------------------------------
     def get(self, dsk, keys, **kwargs) -> Any:
         """A dask scheduler: ``dask.compute(x, scheduler=e.get)`` runs the graph here.
@@ -605,106 +566,6 @@ class Executor(concurrent.futures.Executor):
         return persist(self.core, collections, optimize_graph, workers=workers,
                        allow_other_workers=allow_other_workers, resources=resources,
                        retries=retries, priority=priority, actors=actors)
-
-    # -- metadata (see metadata.py) ---------------------------------------------------------
-    def set_metadata(self, key: Any, value: Any) -> None:
-        """Keep a small ``value`` on the cluster for every client under ``key`` (or a list
-        of keys: nested dicts), as dask's ``set_metadata``."""
-        metadata_ops.set_metadata(self, key, value)
-
-    def get_metadata(self, key: Any, default: Any = metadata_ops.NO_DEFAULT) -> Any:
-        """The value ``set_metadata`` kept under ``key`` (or a list or tuple of keys);
-        ``default`` if given and there is none, else ``KeyError``."""
-        return metadata_ops.get_metadata(self, key, default)
-
-    # -- datasets (see datasets.py) ---------------------------------------------------------
-    def publish_dataset(self, *args: Any, **kwargs: Any) -> None:
-        """Keep data (futures inside it, persisted dask collections) at the center under a
-        name, for any client: ``publish_dataset(df, name="x")`` or ``publish_dataset(x=df)``;
-        ``override=True`` replaces a dataset of that name. The dataset holds its keys until
-        ``unpublish_dataset``."""
-        self.core.run(dataset_ops.publish(self.core, args, kwargs))
-
-    def get_dataset(self, name: Any, default: Any = dataset_ops.NO_DEFAULT) -> Any:
-        """The dataset ``name``, with futures of this executor (KeyError if there is none and
-        no ``default``)."""
-        return self.core.run(dataset_ops.get(self.core, name, default))
-
-    def list_datasets(self) -> tuple[Hashable, ...]:
-        return self.core.run(dataset_ops.names(self.core))
-
-    def unpublish_dataset(self, name: Any) -> None:
-        """Forget the dataset ``name`` (KeyError if there is none); its keys go unless
-        something else holds them."""
-        self.core.run(dataset_ops.unpublish(self.core, name))
-
-    def log_event(self, topic: str | Iterable[str], msg: Any) -> None:
-        """Add ``(now, msg)`` to the event log of ``topic`` (or of each topic of a list) the
-        center keeps, as dask's: its newest 10,000 events per topic are kept, and each is
-        sent to the topic's subscribers. ``msg`` must be msgpack serializable, as dask's
-        (tuples come back as lists); ``TypeError`` if not. Also from a task, through
-        ``get_executor()`` or ``get_worker()``."""
-        self.core.run(event_log.log_event(self.core, topic, msg))
-
-    def get_events(self, topic: str | None = None) -> Any:
-        """The events of ``topic``, oldest first: a tuple of ``(timestamp, msg)``; without
-        a topic, a dict of every topic's, as dask's."""
-        return self.core.run(event_log.get_events(self.core, topic))
-
-    def subscribe_topic(self, topic: str, handler: Any) -> None:
-        """Call ``handler((timestamp, msg))`` for each event logged to ``topic`` from now on,
-        in order, on a thread of this executor's (an ``async def`` handler is awaited);
-        a later handler of the topic replaces the earlier."""
-        self.core.run(event_log.subscribe(self.core, topic, handler))
-
-    def unsubscribe_topic(self, topic: str) -> None:
-        self.core.run(event_log.unsubscribe(self.core, topic))
-
-    def call_stack(self, futures: Any = None, keys: Iterable[Hashable] | None = None
-                   ) -> dict[str, dict[Hashable, list[str]]]:
-        """The stacks of the tasks running now (of ``futures`` and ``keys``, or all), as
-        dask's: {worker address: {key: the lines of its thread's stack, outermost first}};
-        workers running none of them are left out."""
-        names = worker_queries.key_names(futures, keys)
-        return self.core.run(worker_queries.call_stack(self.core, names))
-
-    def profile(self, key: Any = None, start: Any = None, stop: Any = None,
-                workers: Any = None, merge_workers: bool = True, plot: bool = False,
-                filename: str | None = None, server: bool = False,
-                scheduler: bool = False) -> dict[str, Any]:
-        """The tasks' call stacks as dask's profile tree (``count``, ``description``,
-        ``children``), from one sample of the threads running tasks now -- the workers keep
-        no history of samples, so ``start``/``stop`` have nothing to select from, and
-        ``key``, ``workers`` and ``merge_workers=False`` are refused rather than ignored."""
-        if key is not None or workers is not None or not merge_workers or plot or filename \
-                or server or scheduler:
-            raise NotImplementedError("profile() samples the running tasks' stacks once, over "
-                                      "every worker: key=, workers=, merge_workers=False, "
-                                      "plot=, filename=, server= and scheduler= are not "
-                                      "supported; call_stack() gives each task's stack")
-        return worker_queries.profile_of(self.call_stack())
-
-    def get_worker_logs(self, n: int | None = None, workers: Any = None,
-                        nanny: bool = False) -> dict[str, list[tuple[str, str]]]:
-        """The newest ``n`` log lines (all kept, up to 10,000, when None) of each worker (of
-        the addresses ``workers`` names), as dask's: {address: [(level, line), ...]},
-        oldest first: what the worker process logs at its ``--log-level``, its tasks'
-        ``logging`` included."""
-        if nanny:
-            raise ValueError("get_worker_logs(nanny=True): a dist nanny keeps no log to give; "
-                             "the worker processes' lines come with nanny=False")
-        named = None if workers is None else list(workers)
-        return self.core.run(worker_queries.worker_logs(self.core, n, named))
-
-    def get_scheduler_logs(self, n: int | None = None) -> list[tuple[str, str]]:
-        """The center's newest ``n`` log lines (at its ``--log-level``), as dask's:
-        [(level, line), ...], oldest first."""
-        return self.core.run(worker_queries.center_logs(self.core, n))
-
-    @property
-    def datasets(self) -> dataset_ops.Datasets:
-        """The published datasets as a mapping: ``e.datasets["x"] = df``, ``del ...``."""
-        return dataset_ops.Datasets(self.core)
 
     # -- concurrent.futures -----------------------------------------------------------------------
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -776,3 +637,4 @@ class Executor(concurrent.futures.Executor):
         # keeps its executor in an attribute, say): name it rather than its innards.
         raise TypeError("an Executor cannot be pickled (a function or argument sent to the "
                         "workers holds one: a task reaches the cluster with get_executor())")
+
