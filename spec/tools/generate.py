@@ -272,7 +272,7 @@ def outputs() -> dict[Path, str]:
     protocol = SPEC / "PROTOCOL.md"
     files[protocol] = fill_regions(protocol.read_text(encoding="utf-8"))
     if importlib.util.find_spec("dist_center") is not None:
-        from dist_center.transitions import lifecycle_diagram
+        from dist_center.transition_table import lifecycle_diagram
         files[SPEC / "diagrams" / "center-tasks.md"] = lifecycle_diagram()
     return files
 

@@ -7,7 +7,8 @@ from dist_center.events import ClientSent, WorkerJoined, WorkerSent
 from dist_center.invariants import check_table
 from dist_center.records import STATES, TaskStateName
 from dist_center.state import CenterState
-from dist_center.transitions import TRANSITIONS, InvalidTransition, lifecycle_diagram
+from dist_center.transition_table import TRANSITIONS, lifecycle_diagram
+from dist_center.transitions import InvalidTransition
 from dist_protocol.messages import (RegisterWorker, Release, Story, StoryReply, Submit,
                                     TaskFinished)
 from dist_protocol.testing import REGENERATE_HINT, spec_dir

@@ -61,7 +61,8 @@ from .worker_queries import WorkerQueries
 from .plugins import Plugins
 from .uploads import Uploads
 from .blocks import BlockMachine
-from .transitions import TRANSITIONS, Outgoing
+from .transition_table import TRANSITIONS
+from .transitions import Outgoing
 from .worker_feed import WorkerFeed
 
 

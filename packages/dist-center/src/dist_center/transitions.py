@@ -1,8 +1,9 @@
-"""The task state machine at the center's heart: the transition table and its handlers.
+"""The task state machine at the center's heart: the handlers of the transition table.
 
-Every change of a task's state goes through the table ``TRANSITIONS`` of ``(start, finish) ->
-handler``: ``transition(ts, finish, stimulus_id)`` dispatches an event's move on it. A handler
-changes the task, queues the messages the change implies, and returns recommendations
+Every change of a task's state goes through the table ``TRANSITIONS`` (in ``transition_table``)
+of ``(start, finish) -> handler``: ``transition(ts, finish, stimulus_id)`` dispatches an
+event's move on it. A handler changes the task, queues the messages the change implies, and
+returns recommendations
 (``{key: finish}``, or ``{key: (finish, argument)}``) for other tasks; ``transitions``
 dispatches them on the same table, depth first in the order given, until none are left. What
 should follow from a change is decided by pure functions (``lineage``, ``placement``,
@@ -36,9 +37,10 @@ from .durations import TaskDurations
 from .held import Held
 from .lineage import Recs
 from .ready import ReadyQueue
+from .transition_table import TRANSITIONS
 from .waits import Waits
-from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, TaskStateName,
-                      WorkerInfo, joined, left, removed, same_pickled_type)
+from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, WorkerInfo,
+                      joined, left, removed, same_pickled_type)
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent executions, for the dashboard and get_task_stream()
@@ -747,70 +749,3 @@ class TaskMachine:
 
 
 _NOTHING: Recs = {}
-# Every way a task's state may change: (start, finish) -> the CenterState method that does it.
-# The spec's lifecycle diagram is drawn from this table and the invariants hold tasks to it.
-TRANSITIONS: dict[tuple[TaskStateName, TaskStateName], str] = {
-    ("released", "waiting"): "_released_waiting",
-    ("released", "erred"): "_to_erred",
-    ("released", "lost"): "_to_lost",
-    ("released", "scattering"): "_to_scattering",
-    ("waiting", "processing"): "_to_processing",
-    ("waiting", "queued"): "_to_queued",
-    ("waiting", "no-worker"): "_to_no_worker",
-    ("waiting", "memory"): "_to_memory",
-    ("waiting", "erred"): "_to_erred",
-    ("waiting", "lost"): "_to_lost",
-    ("waiting", "released"): "_to_released",
-    ("queued", "processing"): "_to_processing",
-    ("queued", "waiting"): "_to_waiting",
-    ("queued", "memory"): "_to_memory",
-    ("queued", "erred"): "_to_erred",
-    ("queued", "lost"): "_to_lost",
-    ("queued", "released"): "_to_released",
-    ("no-worker", "processing"): "_to_processing",
-    ("no-worker", "queued"): "_to_queued",
-    ("no-worker", "waiting"): "_to_waiting",
-    ("no-worker", "memory"): "_to_memory",
-    ("no-worker", "erred"): "_to_erred",
-    ("no-worker", "lost"): "_to_lost",
-    ("no-worker", "released"): "_to_released",
-    ("processing", "memory"): "_to_memory",
-    ("processing", "waiting"): "_to_waiting",
-    ("processing", "erred"): "_to_erred",
-    ("processing", "lost"): "_to_lost",
-    ("processing", "released"): "_to_released",
-    ("memory", "released"): "_to_released",
-    ("memory", "lost"): "_to_lost",
-    ("erred", "released"): "_to_released",
-    ("lost", "released"): "_to_released",
-    ("lost", "scattering"): "_to_scattering",
-    ("scattering", "memory"): "_scattering_memory",
-    ("scattering", "released"): "_to_released",
-    # A request, not an order: nothing happens to a task still needed (see _to_forgotten).
-    **{(start, "forgotten"): "_to_forgotten" for start in STATES},
-}
-
-
-
-def lifecycle_diagram() -> str:
-    """The table as a Mermaid state diagram in Markdown: spec/diagrams/center-tasks.md is this
-    text (``python spec/tools/generate.py`` writes it; a test holds the two together)."""
-    lines = ["# A task's states at the center",
-             "",
-             "Generated from `dist_center.transitions.TRANSITIONS` by "
-             "`python spec/tools/generate.py`; do not edit.",
-             "Every arrow is a row of the table. `forgotten` is the center dropping the task's "
-             "record: a request that a task still wanted or needed by a task that will run "
-             "declines, and one that leaves a task others depend on `released`, as their "
-             "lineage. Clients see only what `PROTOCOL.md` describes (`key-in-memory`, "
-             "`task-erred`, `key-lost`, `key-cancelled`).",
-             "",
-             "```mermaid",
-             "stateDiagram-v2",
-             '    state "no-worker" as no_worker',
-             "    [*] --> released: submit or scatter-plan"]
-    ids = {state: state.replace("-", "_") for state in (*STATES, "forgotten")}
-    for (start, finish), handler in TRANSITIONS.items():
-        lines.append(f"    {ids[start]} --> {ids[finish]}: {handler.lstrip('_')}")
-    lines += ["    forgotten --> [*]", "```", ""]
-    return "\n".join(lines)
