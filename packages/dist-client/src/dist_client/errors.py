@@ -1,6 +1,7 @@
 """Errors a client raises besides the tasks' own exceptions."""
 from __future__ import annotations
 
+from collections.abc import Hashable
 from concurrent.futures import CancelledError
 
 
@@ -48,9 +49,16 @@ class PluginUnpicklingError(ValueError):
     the registration failed, and no worker keeps the plugin."""
 
 
+def released_error(key: Hashable) -> CancelledError:
+    """What waiting on a Future its holder released while it was pending raises (``key`` as
+    the user gave it): the handle no longer follows the key, which will never settle for it."""
+    return CancelledError(f"{key} was released before it finished: this handle no longer "
+                          f"follows it (keep it until its result is read)")
+
+
 __all__ = ["CancelledError", "CenterLostError", "ClusterError", "EnvironmentMismatch",
            "ExecutorClosedError", "KilledWorker", "LostDataError", "PluginUnpicklingError",
-           "RemoteError"]
+           "RemoteError", "released_error"]
 
 
 # Why dask's calls that run code on the scheduler (run_on_scheduler, scheduler plugins) are

@@ -21,6 +21,7 @@ from .core.loop import NotDoneInTime
 from .core.waiters import one_settled, settled_async
 from .done_callbacks import DONE_CALLBACKS
 from .environments import ClusterEnvironments
+from .errors import released_error
 from .short_tracebacks import without_dist_frames
 from .stdlib_futures import StdlibWaitable
 from .transfer import load_one
@@ -150,10 +151,6 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         state = self.keystate
         return state.status == "cancelled" or (self._executor is None and not state.done)
 
-    def _released_error(self) -> CancelledError:
-        return CancelledError(f"{self.key} was released before it finished: this handle "
-                              f"no longer follows it (keep it until its result is read)")
-
     def running(self) -> bool:
         """Whether the task's call runs now on a worker, as ``concurrent.futures`` has it.
         Asked of the workers when called (a round trip through the center): nothing is sent
@@ -194,7 +191,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         if self.keystate.status != "pending":
             return
         if self._executor is None:  # nothing it waited for would ever come
-            raise self._released_error()
+            raise released_error(self.key)
         if self._core.in_forked_child():
             raise self._core.forked_error()
         with task_context.slot_given_back():
@@ -332,7 +329,7 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         state = self.keystate
         try:
             if self._executor is None and not state.done:
-                raise self._released_error()
+                raise released_error(self.key)
             await settled_async([state])  # on this loop; a small value needs nothing more
             if state.status != "finished":
                 raise state.failure

@@ -21,7 +21,7 @@ from dist_protocol.messages import (Cancel, KeyCancelled, KeyInMemory, KeyLost, 
                                     Message, Release, Submit, TaskErred)
 
 from ..actors import lost_error
-from ..errors import CenterLostError
+from ..errors import CenterLostError, released_error
 from ..task_errors import exception_from
 from .keystate import KeyState
 
@@ -144,9 +144,7 @@ class ClientState:
         queued = self.unhold(state.key, release, state)
         if state.refs > 0 or state.done or self.states.get(state.key) is state:
             return queued, None
-        return queued, Fail(state, CancelledError(
-            f"{user_key(state.key)} was released before it finished: this handle no longer "
-            f"follows it (keep it until its result is read)"), status="cancelled")
+        return queued, Fail(state, released_error(user_key(state.key)), status="cancelled")
 
     def take_drops(self) -> bool:
         """Count off the handles of the Futures dropped since last time (``dropped``): as
