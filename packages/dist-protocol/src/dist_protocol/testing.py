@@ -412,11 +412,12 @@ async def comm_pair(*, role: str = "client", name: str | None = None,
                                   features=acceptor_features, environment=acceptor_environment)
     initiator = Comm(loop, Connection(opening, limits=limits))
     acceptor = Comm(loop, Connection(accepting, limits=limits))
-    initiator_end = MemoryTransport(loop, StreamProtocol(initiator), "initiator", chunk_size)
-    acceptor_end = MemoryTransport(loop, StreamProtocol(acceptor), "acceptor", chunk_size)
+    initiator_protocol, acceptor_protocol = StreamProtocol(initiator), StreamProtocol(acceptor)
+    initiator_end = MemoryTransport(loop, initiator_protocol, "initiator", chunk_size)
+    acceptor_end = MemoryTransport(loop, acceptor_protocol, "acceptor", chunk_size)
     initiator_end.connect(acceptor_end)
-    acceptor_end._protocol.connection_made(acceptor_end)
-    initiator_end._protocol.connection_made(initiator_end)
+    acceptor_protocol.connection_made(acceptor_end)
+    initiator_protocol.connection_made(initiator_end)
     outcomes = await asyncio.gather(run_handshake(initiator, timeout),
                                     run_handshake(acceptor, timeout), return_exceptions=True)
     failures = [o for o in outcomes if isinstance(o, BaseException)]
