@@ -85,14 +85,25 @@ def is_large(buffer: Any) -> bool:
         return False
 
 
-class SteppedBytesUnpickler(pickle._Unpickler):
+# The one use of a private name of the standard library in dist, kept to this class. The C
+# unpickler's opcodes cannot be overridden, and no public hook tells ``bytes`` called on a
+# buffer from ``bytes`` the class as a value: ``find_class`` answers both alike (so the class
+# a task receives as an argument would change), and a stand-in handed through ``buffers=``
+# must give the buffer protocol, which a Python class can only from 3.12 (``__buffer__``).
+# Python's own unpickler (``pickle._Unpickler``, which ``pickle`` keeps as its reference
+# implementation) has an opcode table one can extend. Where an implementation lacks it,
+# ``stepped_bytes_unpickler`` is None and such a pickle is read in one copy.
+_PythonUnpickler: Any = getattr(pickle, "_Unpickler", None)
+
+
+class _SteppedBytesUnpickler(_PythonUnpickler or object):  # type: ignore[misc]
     """An unpickler that makes ``bytes(<large buffer>)`` -- the pickle of a large ``bytes``
     value sent out of band (``serialize.bytes_out_of_band``) -- in steps. Python's own
     unpickler, not the C one, for its table of opcodes: only ``REDUCE`` changes, so a
     ``bytes`` class that is a value in the pickle (``submit(f, data, bytes)``) stays the class.
     Used only for a small pickle that comes with a large buffer: it is slower per opcode."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch = dict(getattr(_PythonUnpickler, "dispatch", {}))
     stack: list[Any]  # (the Python unpickler's own)
 
     def load_reduce(self) -> None:
@@ -104,4 +115,9 @@ class SteppedBytesUnpickler(pickle._Unpickler):
         else:
             stack[-1] = func(*args)
 
-    dispatch[pickle.REDUCE[0]] = load_reduce  # type: ignore[assignment]
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+
+# What reads a small pickle that comes with a large buffer, or None: read it in one copy.
+stepped_bytes_unpickler: Callable[..., Any] | None = (
+    _SteppedBytesUnpickler if _PythonUnpickler is not None else None)

@@ -27,7 +27,7 @@ from typing import Any
 import msgpack
 
 from .errors import MissingDependency
-from .large_bytes import SteppedBytesUnpickler, copied_in_steps, is_large
+from .large_bytes import copied_in_steps, is_large, stepped_bytes_unpickler
 
 KEYREF_EXT = 1
 
@@ -462,9 +462,10 @@ def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) 
                 return _CodelessUnpickler(io.BytesIO(frames[0]),
                                           buffers=map(_writeable, frames[1:])).load()
             if len(frames) > 1 and len(frames[0]) <= _SMALL_HEAD \
+                    and stepped_bytes_unpickler is not None \
                     and any(map(is_large, frames[1:])):  # (a large bytes value made in steps)
-                return SteppedBytesUnpickler(io.BytesIO(frames[0]),
-                                             buffers=map(_writeable, frames[1:])).load()
+                return stepped_bytes_unpickler(io.BytesIO(frames[0]),
+                                               buffers=map(_writeable, frames[1:])).load()
             return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
     except SerializationError:
         raise
