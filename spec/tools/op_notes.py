@@ -85,18 +85,11 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "registered, or after `timeout` seconds (nil: no limit) with the "
                      "workers there are then (see Waits).",
                      "`cluster-info-reply` with the same `id`"),
-    "cluster-info-reply": ("One map per worker: `address`, `name`, `nthreads`, `memory_limit` "
-                           "(bytes, 0: none), `status`, `processing` (the number of tasks "
-                           "assigned to it and not finished, but for those waiting ahead), "
-                           "`processing_keys` (their keys; absent from older centers), "
-                           "`ahead` (the number of tasks waiting there ahead of their inputs, "
-                           "see Dispatch ahead; absent from older centers), `keys` (the "
-                           "number of keys it holds), `nbytes` (their total size), `metrics` "
-                           "(its last "
-                           "heartbeat's map), `resources` (the amounts it registered with; "
-                           "absent from older centers), "
-                           "`environment` (an `Environment` map as it stated "
-                           "it in its hello, or nil). With feature `center-started`, "
+    "cluster-info-reply": ("One map per worker, with the keys and types PROTOCOL.md, Worker "
+                           "maps, lists: `address`, `name`, `nthreads`, `memory_limit`, "
+                           "`resources`, `environment`, and the dynamic `status`, "
+                           "`cannot_spill`, `processing`, `processing_keys`, `ahead`, "
+                           "`keys`, `nbytes`, `metrics`. With feature `center-started`, "
                            "`started`: when the center process started (seconds since the "
                            "epoch).", "—"),
     "replicate": ("Keep `n` copies of each key in memory on distinct workers (with "
@@ -272,8 +265,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                           "`task-terminated`.", "—"),
     "worker-list": ("The workers registered when the client's connection opened (and "
                     "after a reconnection): one map each, as `cluster-info-reply` has them "
-                    "without their dynamic fields. Sent only to clients that announced the "
-                    "feature `worker-events` (PROTOCOL.md, Worker events).", "—"),
+                    "without their dynamic fields (PROTOCOL.md, Worker maps). Sent only to "
+                    "clients that announced the feature `worker-events` (PROTOCOL.md, Worker "
+                    "events).", "—"),
     "worker-added": ("A worker registered (feature `worker-events`): its map, as in "
                      "`worker-list`.", "—"),
     "worker-removed": ("A worker left: unregistered, went silent, closed, or registered "

@@ -28,6 +28,8 @@ NONCE_BYTES = 32
 # PROTOCOL.md, Limits: before the handshake completes, and the defaults after it.
 LIMITS_BEFORE_HANDSHAKE = (1, 4096, 4096)
 LIMITS_AFTER_HANDSHAKE = (100_000, 16 * 2**30, 32 * 2**30)
+# PROTOCOL.md, Liveness: probe an idle connection, so that a vanished center ends it.
+KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6))
 
 
 class SpecError(Exception):
@@ -354,6 +356,43 @@ class Initiator:
                  "proof": proof(self.token, b"dist initiator", nonce, self.nonce)}]
 
 
+def worker_map_table(protocol: str) -> dict[str, tuple[str, bool, bool, bool]]:
+    """PROTOCOL.md, Worker maps: key -> (type, may be nil, carried by worker-list and
+    worker-added too, absent from older centers)."""
+    section = protocol.split("\n### Worker maps\n", 1)[1]
+    rows: dict[str, tuple[str, bool, bool, bool]] = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            key, kind, events, meaning = (cell.strip() for cell in line.strip("|").split("|"))
+            nullable = kind.endswith(" or nil")
+            rows[key.strip("`")] = (kind.removesuffix(" or nil").strip("`"), nullable,
+                                    events == "yes", "*newer*" in meaning)
+        elif rows and not line.startswith("|"):
+            return rows
+    return rows
+
+
+WORKER_MAP = worker_map_table((SPEC / "PROTOCOL.md").read_text())
+
+
+def check_worker_map(worker: Any, *, events: bool) -> dict:
+    """A worker's map as ``cluster-info-reply`` (or, ``events``, ``worker-list`` and
+    ``worker-added``) carries it, checked against PROTOCOL.md, Worker maps."""
+    if not isinstance(worker, dict):
+        raise SpecError("invalid-message", f"a worker map: {worker!r}")
+    for key, (kind, nullable, in_events, newer) in WORKER_MAP.items():
+        if events and not in_events:
+            continue
+        if key not in worker:
+            if newer:
+                continue
+            raise SpecError("invalid-message", f"a worker map without {key}: {worker!r}")
+        if worker[key] is None and nullable:
+            continue
+        CATALOGUE._check(worker[key], kind, {}, 0, f"worker[{key!r}]", None)
+    return worker
+
+
 # -- one connection --------------------------------------------------------------------------
 class Link:
     """A socket that completed the handshake; strict about everything it receives."""
@@ -366,6 +405,10 @@ class Link:
         host = host.removeprefix("[").removesuffix("]")  # an IPv6 host is in brackets
         self.peer, self.role = peer, role
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in KEEPALIVE:
+            if hasattr(socket, name):
+                self.sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
         if scheme == "tls":
             if tls is None:
                 raise ValueError(f"{address} is a TLS address: give a TLS context")
