@@ -248,6 +248,59 @@ def test_an_event_log_keeps_its_last_entries_and_sends_each_to_its_subscribers(c
         ("alice", ok(6, count=1, value=serialize(["L"], ("msgpack",))))]
 
 
+class Unvisitable(dict):
+    """The primitives, which a departure may look up by name but not go through."""
+
+    def _refuse(self, *args):
+        raise AssertionError("a departure went through every primitive the center keeps")
+
+    __iter__ = values = items = keys = _refuse  # type: ignore[assignment]
+
+
+def test_a_departure_visits_only_what_its_client_subscribed_to_waits_on_or_holds(center):
+    center.connect("bob")
+    for n in range(50):  # kept for the center's life, as dask keeps its event logs
+        ask(center, "log", f"log-{n}", "append", request=n, value=ONE)
+    ask(center, "log", "log-7", "subscribe", client="bob")
+    ask(center, "lock", "L", "acquire", client="bob", lease="b1")
+    ask(center, "queue", "Q", "get", client="bob", request=2, timeout=60.0)
+    ask(center, "topic", "T", "subscribe", client="bob", request=3)
+    ask(center, "topic", "T", "unsubscribe", client="bob", request=4)  # no stake left there
+    assert center.state.coordination.stakes == {
+        "bob": {("log", "log-7"): 1, ("lock", "L"): 1, ("queue", "Q"): 1}}
+    coordination = center.state.coordination
+    coordination.primitives = Unvisitable(coordination.primitives)
+    try:
+        coordination.client_left("bob")
+    finally:
+        coordination.primitives = dict(dict.items(coordination.primitives))
+    center.state.validate()
+    assert coordination.stakes == {}
+    assert coordination.waiting == {}
+    assert len(coordination.primitives) == 50
+    assert coordination.primitives["log", "log-7"].subscribers == set()
+    assert ask(center, "lock", "L", "acquire", lease="a1", request=60) == [
+        ("alice", ok(60, count=1))]
+
+
+def test_stakes_go_as_they_are_answered_timed_out_and_released(center):
+    center.connect("bob")
+    ask(center, "event", "E", "wait", client="bob", timeout=5.0)
+    ask(center, "variable", "V", "get", client="bob", request=2, timeout=5.0)
+    ask(center, "semaphore", "S", "acquire", lease="a1", limit=1)
+    ask(center, "semaphore", "S", "acquire", client="bob", request=3, lease="b1", limit=1,
+        timeout=5.0)
+    assert center.state.coordination.stakes["bob"] == {
+        ("event", "E"): 1, ("variable", "V"): 1, ("semaphore", "S"): 1}
+    ask(center, "event", "E", "set", request=2)
+    center(CoordinationTimedOut("bob", 2))
+    assert center.state.coordination.stakes["bob"] == {("semaphore", "S"): 1}
+    ask(center, "semaphore", "S", "release", request=3, lease="a1")  # bob's wait becomes a lease
+    assert center.state.coordination.stakes == {"bob": {("semaphore", "S"): 1}}
+    ask(center, "semaphore", "S", "release", client="bob", request=4, lease="b1")
+    assert center.state.coordination.stakes == {}
+
+
 def test_an_event_is_a_msgpack_value_without_futures(center):
     [(_, reply)] = ask(center, "log", "L", "append", value=ONE, keys=["x"])
     assert reply.status == "error"  # x: not held by the center either

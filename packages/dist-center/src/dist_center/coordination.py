@@ -122,6 +122,11 @@ class Coordination:
         self.primitives: dict[tuple[str, str], Primitive] = {}
         self.key_known = key_known
         self.waiting: dict[Request, Primitive] = {}  # requests answered later
+        # What each client has at stake, by primitive: its subscriptions, waits and leases,
+        # counted, so that its departure visits those primitives alone. A center keeps event
+        # logs for its life, and set events and variables until cleared: visiting every
+        # primitive made each departure cost 3.5 us a name kept (355 ms with 100,000 logs).
+        self.stakes: dict[str, dict[tuple[str, str], int]] = {}
         self._out: list[Order] = []
         self._actions: dict[tuple[str, str], Callable[[Primitive, str, Coordinate], None]] = {
             ("queue", "put"): self._queue_put, ("queue", "get"): self._queue_get,
@@ -168,6 +173,7 @@ class Coordination:
                 for waiter in list(queue):
                     if waiter.client == client and waiter.msg.id == request_id:
                         queue.remove(waiter)
+                        self._unstake(client, prim)
                         self._dropped(prim, queue, waiter)
                         self._reply(client, waiter.msg, "timeout")
             self._forget_if_idle(prim)
@@ -175,13 +181,13 @@ class Coordination:
 
     def client_left(self, client: str) -> list[Order]:
         """Its leases are released (waking the next waiters), its waits and subscriptions go."""
-        for request in [r for r in self.waiting if r[0] == client]:
-            del self.waiting[request]
-        for prim in list(self.primitives.values()):
+        for name in self.stakes.pop(client, {}):
+            prim = self.primitives[name]
             prim.subscribers.discard(client)
             for queue in (prim.getters, prim.putters):
                 for waiter in [w for w in queue if w.client == client]:
                     queue.remove(waiter)
+                    self.waiting.pop((client, waiter.msg.id), None)
                     self._dropped(prim, queue, waiter)
             freed = [lease for lease, holder in prim.leases.items() if holder == client]
             for lease in freed:
@@ -190,6 +196,17 @@ class Coordination:
                 self._grant_leases(prim)
             self._forget_if_idle(prim)
         return self._take()
+
+    def validate(self) -> None:
+        """The stakes counted are those the primitives hold (tests call this after each step)."""
+        found: dict[str, dict[tuple[str, str], int]] = {}
+        for name, prim in self.primitives.items():
+            holders = [*prim.subscribers, *prim.leases.values(),
+                       *(w.client for queue in (prim.getters, prim.putters) for w in queue)]
+            for client in holders:
+                found.setdefault(client, {})
+                found[client][name] = found[client].get(name, 0) + 1
+        assert found == self.stakes, (found, self.stakes)
 
     def describe(self) -> list[dict[str, Any]]:
         """What is held, for the dashboard and tests."""
@@ -234,9 +251,26 @@ class Coordination:
             return
         queue.append(Waiter(client, msg))
         self.waiting[(client, msg.id)] = prim
+        self._stake(client, prim)
 
     def _answered(self, waiter: Waiter) -> None:
-        self.waiting.pop((waiter.client, waiter.msg.id), None)
+        prim = self.waiting.pop((waiter.client, waiter.msg.id), None)
+        if prim is not None:
+            self._unstake(waiter.client, prim)
+
+    def _stake(self, client: str, prim: Primitive) -> None:
+        """``client`` subscribed to, waits on or holds a lease of ``prim`` once more."""
+        held = self.stakes.setdefault(client, {})
+        held[prim.kind, prim.name] = held.get((prim.kind, prim.name), 0) + 1
+
+    def _unstake(self, client: str, prim: Primitive) -> None:
+        held = self.stakes[client]
+        name = (prim.kind, prim.name)
+        held[name] -= 1
+        if not held[name]:
+            del held[name]
+            if not held:
+                del self.stakes[client]
 
     def _dropped(self, prim: Primitive, queue: collections.deque, waiter: Waiter) -> None:
         """A waiting put that will not happen lets go of the keys its value held."""
@@ -359,6 +393,7 @@ class Coordination:
                                     f"not {limit}")
         if len(prim.leases) < prim.limit and not prim.getters:
             prim.leases[msg.lease] = client
+            self._stake(client, prim)
             self._reply(client, msg, count=len(prim.leases))
         else:
             self._wait(prim.getters, prim, client, msg)
@@ -368,6 +403,7 @@ class Coordination:
             raise CoordinationError(f"{prim.kind} {prim.name!r}: lease {msg.lease!r} is not "
                                     "held by this client (released twice, or never acquired)")
         del prim.leases[msg.lease]
+        self._unstake(client, prim)
         self._reply(client, msg, count=len(prim.leases))
         self._grant_leases(prim)
 
@@ -376,6 +412,7 @@ class Coordination:
             waiter = prim.getters.popleft()
             self._answered(waiter)
             prim.leases[waiter.msg.lease] = waiter.client
+            self._stake(waiter.client, prim)
             self._reply(waiter.client, waiter.msg, count=len(prim.leases))
 
     def _lease_count(self, prim: Primitive, client: str, msg: Coordinate) -> None:
@@ -402,11 +439,15 @@ class Coordination:
 
     # -- topic --------------------------------------------------------------------------------
     def _subscribe(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        prim.subscribers.add(client)
+        if client not in prim.subscribers:
+            prim.subscribers.add(client)
+            self._stake(client, prim)
         self._reply(client, msg, count=len(prim.subscribers))
 
     def _unsubscribe(self, prim: Primitive, client: str, msg: Coordinate) -> None:
-        prim.subscribers.discard(client)
+        if client in prim.subscribers:
+            prim.subscribers.discard(client)
+            self._unstake(client, prim)
         self._reply(client, msg, count=len(prim.subscribers))
 
     def _publish(self, prim: Primitive, client: str, msg: Coordinate) -> None:

@@ -695,6 +695,7 @@ class CenterState(BlockMachine):
         assert self._may_steal or not balance.any_unstarted(self), "a steal check skipped"
         validate_state(self, self.graph_parts.kept())
         self.waits.validate(self)
+        self.coordination.validate()
 
 
 

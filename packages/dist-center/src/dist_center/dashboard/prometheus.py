@@ -155,6 +155,7 @@ def table_sizes(state: CenterState) -> dict[str, int]:
         "datasets": len(state.datasets),
         "primitives": len(coordination.primitives),
         "coordination_waits": len(coordination.waiting),
+        "coordination_stakes": len(coordination.stakes),  # clients holding or waiting
         "request_waits": len(waits.workers) + len(waits.plans) + len(waits.replicas),
         "graphs_in_parts": len(state.graph_parts.pending),
         "rebalances": len(state.rebalances.requests),
