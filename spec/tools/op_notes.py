@@ -350,7 +350,9 @@ OP_NOTES: dict[str, tuple[str, str]] = {
     "put-data": ("Store these values (a scatter, after `scatter-plan` named this worker for "
                  "them). Keys the center does not expect (neither planned by a `scatter-plan` nor "
                  "already in memory, then this is a copy) are freed again once the worker "
-                 "reports them.",
+                 "reports them. The worker compares nothing: a key it holds already takes "
+                 "the value sent, so a client MUST send only a key's own value (a copy), "
+                 "never another value under a key in use.",
                  "`data-stored` with the same `id`"),
     "data-stored": ("The keys were stored; the worker reports them to the center with "
                     "`keys-added`.", "—"),

@@ -92,6 +92,40 @@ def test_retries_run_a_task_again_and_clients_hear_only_the_last_run(client, tmp
     client.release(["sem-retried", "sem-fails"])
 
 
+def test_deps_the_arguments_do_not_reference_order_the_tasks(client):
+    """PROTOCOL.md, Tasks (deps): a dep only waited for, and an input's error passed on."""
+    client.submit([task("sem-earlier", "time:time_ns"),
+                   task("sem-later", "time:time_ns", deps=["sem-earlier"]),
+                   task("sem-domain", "math:sqrt", -1.0),
+                   task("sem-behind-error", "time:time_ns", deps=["sem-domain"])])
+    values = client.gather(["sem-earlier", "sem-later"])
+    assert values["sem-later"] > values["sem-earlier"]
+    erred = client.wait("sem-behind-error")
+    assert (erred["op"], erred["exception_type"]) == ("task-erred", "ValueError")
+    client.release(["sem-earlier", "sem-later", "sem-domain", "sem-behind-error"])
+
+
+def test_a_connection_to_a_worker_carries_many_requests(client):
+    """PROTOCOL.md, Transport: requests one after another and several in one batch."""
+    [holder] = client.scatter({"sem-held": 11})["sem-held"]
+    link = client.worker(holder)
+    try:
+        link.send([{"op": "get-data", "id": 1, "keys": ["sem-held"], "serializers": ["msgpack"]},
+                   {"op": "get-data", "id": 2, "keys": ["sem-absent"]}])
+        replies = []
+        while len(replies) < 2:
+            replies += link.receive()[0]
+        by_id = {reply["id"]: reply for reply in replies}
+        assert set(by_id[1]["data"]) == {"sem-held"}
+        assert by_id[2]["missing"] == ["sem-absent"]
+        link.send([{"op": "get-data", "id": 3, "keys": ["sem-held"], "serializers": ["msgpack"]}])
+        [again], frames = link.receive()
+        assert again["id"] == 3 and frames[again["data"]["sem-held"]["frames"][0]] == b"\x0b"
+    finally:
+        link.close()
+    client.release(["sem-held"])
+
+
 def test_many_tasks_go_in_several_submits_each_within_the_frame_limits(client):
     """PROTOCOL.md, Tasks (Many tasks): one frame of arguments per task; a shared frame."""
     keys = []
