@@ -20,7 +20,7 @@ import sys
 import uuid
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
@@ -46,7 +46,7 @@ from .loop import LoopThread
 from .cancelling import Cancelling
 from .release_timer import ReleaseTimer
 from .submitting import Submitter
-from .state import ClientState, Fail, Finish, Recompute
+from .state import ClientState, Fail, Finish, Order, Recompute
 from .waiters import settled_async
 
 log = logging.getLogger("dist_client")
@@ -280,27 +280,32 @@ class ClientCore:
             if cancels_heard:
                 self.cancels_heard.notify_all()
         try:
-            for order in orders:
-                if isinstance(order, Finish):
-                    msg = order.message
-                    order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value,
-                                       msg.type_pickled)
-                elif isinstance(order, Fail):
-                    order.state.fail(order.exception, order.traceback, order.status)
-                elif isinstance(order, Recompute):
-                    order.state.recomputing()
-                elif type(order.message) is Published:
-                    if order.message.kind == "log":
-                        self.event_handlers.deliver(order.message)
-                    else:
-                        self.topics.deliver(order.message, self._unsubscribe)
-                elif type(order.message) in worker_events.EVENTS:
-                    self._worker_event(order.message)
-                else:
-                    self._replies.received(order.message)
+            self._carry_out(orders)
         finally:
             if release_delay is not None:
                 self.io.loop.call_later(release_delay, self._release_due)
+
+    def _carry_out(self, orders: Iterable[Order]) -> None:
+        """What the client's state decided, done: the one place a key's state settles (outside
+        the lock, as it wakes waiters and calls callbacks)."""
+        for order in orders:
+            if isinstance(order, Finish):
+                msg = order.message
+                order.state.finish(msg.nbytes, msg.type, msg.workers, msg.value,
+                                   msg.type_pickled)
+            elif isinstance(order, Fail):
+                order.state.fail(order.exception, order.traceback, order.status)
+            elif isinstance(order, Recompute):
+                order.state.recomputing()
+            elif type(order.message) is Published:
+                if order.message.kind == "log":
+                    self.event_handlers.deliver(order.message)
+                else:
+                    self.topics.deliver(order.message, self._unsubscribe)
+            elif type(order.message) in worker_events.EVENTS:
+                self._worker_event(order.message)
+            else:
+                self._replies.received(order.message)
 
     def _worker_event(self, msg: Message) -> None:
         self.workers_seen = worker_events.apply(msg, self.workers_seen, self.envs,
@@ -340,8 +345,7 @@ class ClientCore:
         """Fail the pending futures with ``error``; the keys done, to check with the center."""
         with self.lock:
             fails, done = self.state.center_lost(error)
-        for fail in fails:
-            fail.state.fail(fail.exception, fail.traceback, fail.status)
+        self._carry_out(fails)
         return done
 
     async def _reconnect(self, why: str) -> None:
@@ -472,8 +476,17 @@ class ClientCore:
                     self._schedule_release()
         except RuntimeError:
             return  # the interpreter or the I/O loop is shutting down
-        if cancel is not None:  # (settled outside the lock: it wakes waiters, calls callbacks)
-            cancel.state.fail(cancel.exception, status=cancel.status)
+        if cancel is None:
+            return
+        # Settled on the I/O thread, as every order is (this handle's own waits raise at
+        # once: ``Future``); by this thread only where no loop runs to do it.
+        if self.io.in_loop_thread or not self.io.loop.is_running():
+            self._carry_out([cancel])
+            return
+        try:
+            self.io.call(self._carry_out, [cancel])
+        except RuntimeError:  # the loop closed meanwhile
+            self._carry_out([cancel])
 
     def drop(self, state: KeyState) -> None:
         """A Future of ``state`` dropped (``Future.__del__``, from any thread): its handle is
@@ -626,8 +639,7 @@ class ClientCore:
         saying what ended them: the executor closed, the cluster restarted."""
         with self.lock:
             fails = self.state.cancel_everything(why, finished_too)
-        for fail in fails:
-            fail.state.fail(fail.exception, status=fail.status)
+        self._carry_out(fails)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         shutdown.shut(self, wait, cancel_futures)
