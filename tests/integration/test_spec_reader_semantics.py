@@ -6,13 +6,17 @@ against a receiver's limits, and that there is no gather through the center.
 """
 from __future__ import annotations
 
+import ast
 import shutil
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import msgpack
 import pytest
 
+from . import spec_reader_client
 from .spec_reader_client import (WORKER_MAP, SpecClient, SpecError, check_worker_map,
                                  pack_value, task)
 
@@ -31,6 +35,18 @@ def client(center):
     opened = SpecClient(center, TOKEN)
     yield opened
     opened.close()
+
+
+def test_the_spec_client_uses_the_standard_library_and_msgpack_alone():
+    """It is a client written from spec/ only: nothing of dist's packages."""
+    source = Path(spec_reader_client.__file__).read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    assert imported - sys.stdlib_module_names == {"msgpack"}, imported
 
 
 def test_wanting_a_key_is_a_set_and_closing_the_connection_lets_go(client, center, wait_until):

@@ -40,6 +40,8 @@ class Connection {
       conn.socket.once("error", reject);
     });
     conn.socket.setNoDelay(true);
+    // PROTOCOL.md, Liveness: probe the idle connection, so a vanished center ends it
+    conn.socket.setKeepAlive(true, 60000);
     conn.socket.on("data", (chunk) => conn.onData(chunk));
     conn.socket.on("close", () => conn.fail(new Error("connection closed by the peer")));
     await conn.handshake(token, name);

@@ -44,6 +44,8 @@ class Connection:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # PROTOCOL.md, Liveness: probe the idle connection, so a vanished center ends it
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.inbox: list[dict] = []
         self._handshake(token, name)
 
