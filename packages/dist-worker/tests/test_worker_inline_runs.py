@@ -56,6 +56,40 @@ def test_tasks_run_inline_in_a_row_see_no_loop_and_the_worker_has_it_back_after(
     assert seen == ["no loop"] * len(seen)
 
 
+def what_the_task_sees_and_where() -> tuple[str, bool]:
+    import threading
+    return what_the_task_sees(), threading.current_thread() is threading.main_thread()
+
+
+@pytest.mark.timeout(60)
+def test_lone_tasks_each_run_inline_on_its_own_see_no_loop_in_every_stretch(tmp_path):
+    """One task at a time, each finished before the next arrives (a latency loop's): every
+    one is a stretch of its own, and the loop the worker runs on -- made the thread's current
+    loop by ``asyncio.run`` here -- stays out of sight in each, not only in the first."""
+    async def main() -> list[tuple[str, bool]]:
+        worker = Worker(unused_address(), nthreads=1, heartbeat_interval=3600,
+                        local_directory=str(tmp_path))
+        await worker.start()
+        try:
+            function, tag = dumps_function(what_the_task_sees_and_where), pickle_tag()
+            seen = []
+            for i in range(30):
+                key = f"t-{i}"
+                worker.handle(ComputeRequested(ComputeTask(
+                    key=key, function=function, args=serialize(((), {})), pickled_with=tag)))
+                while worker.state.tasks:
+                    await asyncio.sleep(0)
+                assert asyncio.get_event_loop() is asyncio.get_running_loop()
+                seen.append(worker.state.data[key])
+            return seen
+        finally:
+            await worker.close()
+
+    seen = asyncio.run(main())
+    assert [sees for sees, _ in seen] == ["no loop"] * 30
+    assert sum(on_loop for _, on_loop in seen) >= 20  # (the first ones prove it on a thread)
+
+
 def on_the_loops_thread(_partition: int) -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()

@@ -26,7 +26,7 @@ from dist_protocol.task_context import RunOnThread, TaskContext
 from . import unpickling
 from .events import (Execute, ExecutionFailed, ExecutionSucceeded, InlineRunEnded, RunInline,
                      SendToCenter)
-from .execution import hide_loop, run_task, show_loop
+from .execution import hide_loop, hide_running_loop, run_task, show_loop
 from .inline_policy import InlinePolicy
 from .stallwatch import StallWatch
 from .state import WorkerState
@@ -55,12 +55,20 @@ class LoopStretch:
         self.signal_handlers: KeptHandlers | None = None
         self.open = False
         self._hidden: asyncio.AbstractEventLoop | None = None
+        # The loop whose thread's current loop the first stretch set to none (the policy's
+        # ``set_event_loop``): later stretches on it hide only the running loop.
+        self._thread_loop_hidden_for: asyncio.AbstractEventLoop | None = None
 
     def begin(self) -> None:
         """After the watch was told of the first task (``StallWatch.arm``)."""
         self.watch.arm()
         self.policy.stretch_begins()
-        self._hidden = hide_loop(self.loop)
+        loop = self.loop
+        if loop is not None and loop is self._thread_loop_hidden_for:
+            self._hidden = hide_running_loop(loop)
+        else:
+            self._hidden = hide_loop(loop)
+            self._thread_loop_hidden_for = loop
         self.open = True
 
     def end(self) -> None:
