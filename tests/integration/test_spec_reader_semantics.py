@@ -142,6 +142,35 @@ def test_a_connection_to_a_worker_carries_many_requests(client):
     client.release(["sem-held"])
 
 
+def test_results_as_msgpack_are_what_the_spec_lists(client):
+    """PROTOCOL.md, Serializers: a Python worker's values as msgpack, and those it cannot
+    write, named in the reply's errors."""
+    client.submit([task("sem-int-keys", "builtins:dict", [[1, "a"], [2, "b"]]),
+                   task("sem-bytes", "builtins:bytes", [1, 2]),
+                   task("sem-bool", "builtins:bool", 1),
+                   task("sem-64-bits", "builtins:int", str(2**64 - 1)),
+                   task("sem-65-bits", "builtins:pow", 2, 65),
+                   task("sem-datetime", "datetime:datetime.fromtimestamp", 0, tz=None)])
+    readable = client.gather(["sem-int-keys", "sem-bytes", "sem-bool"])
+    assert readable == {"sem-int-keys": {1: "a", 2: "b"}, "sem-bytes": b"\x01\x02",
+                        "sem-bool": True}
+    assert type(readable["sem-bool"]) is bool
+    for key in ("sem-64-bits", "sem-65-bits", "sem-datetime"):
+        assert client.wait(key)["op"] == "key-in-memory"
+    by_holder = {}
+    for key, holders in client.who_has(["sem-64-bits", "sem-65-bits", "sem-datetime"]).items():
+        by_holder.setdefault(holders[0], []).append(key)
+    errors, data = {}, {}
+    for address, keys in by_holder.items():
+        reply, frames = client.get_data(address, keys)
+        errors.update(reply["errors"])
+        data.update(reply["data"])
+    assert set(errors) == {"sem-65-bits", "sem-datetime"}, errors
+    assert set(data) == {"sem-64-bits"}
+    client.release(["sem-int-keys", "sem-bytes", "sem-bool", "sem-64-bits", "sem-65-bits",
+                    "sem-datetime"])
+
+
 def test_many_tasks_go_in_several_submits_each_within_the_frame_limits(client):
     """PROTOCOL.md, Tasks (Many tasks): one frame of arguments per task; a shared frame."""
     keys = []
