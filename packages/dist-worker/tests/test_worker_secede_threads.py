@@ -71,3 +71,41 @@ def test_a_seceded_task_lets_a_single_thread_worker_run_the_task_it_waits_for():
         finally:
             runner.close()
     asyncio.run(main())
+
+
+def test_a_key_run_again_before_its_last_runs_thread_retired_keeps_the_pool_whole():
+    # A retry submits a failed key again as soon as its error is out: the new run may come
+    # before the thread of the last one has retired. Held there (``after``), that thread must
+    # not take the new run's claim to a slot, or the new run's thread retires as if replaced
+    # and the pool is one thread short for good (tasks queued on it would wait for ever).
+    async def main():
+        outcomes: asyncio.Queue = asyncio.Queue()
+        first_run_out, let_it_retire = threading.Event(), threading.Event()
+        runs = []
+
+        def after(key, _started):
+            runs.append(key)
+            if len(runs) == 1:
+                first_run_out.set()
+                assert let_it_retire.wait(20)
+
+        runner = TaskRunner(1, asyncio.get_running_loop(),
+                            lambda done: [outcomes.put_nowait(o) for o in done], after=after)
+
+        def run(key):
+            runner.submit(Execute(key, dumps_function(child), None, {}))
+
+        try:
+            run("again")
+            assert (await asyncio.wait_for(outcomes.get(), 20)).key == "again"
+            assert await asyncio.to_thread(first_run_out.wait, 20)
+            run("again")  # while the first run's thread has not retired yet
+            let_it_retire.set()
+            assert (await asyncio.wait_for(outcomes.get(), 20)).key == "again"
+            run("next")
+            assert (await asyncio.wait_for(outcomes.get(), 20)).key == "next"
+            assert runner.threads == 1
+        finally:
+            let_it_retire.set()
+            runner.close()
+    asyncio.run(main())

@@ -57,9 +57,12 @@ class TaskRunner:
         self._thread_names = iter(range(1 << 62))
         self._local = threading.local()  # .seceded: this thread's task gave its slot back
         self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
-        # Tasks submitted whose thread (once one takes them) counts as one of the pool's:
-        # a seceded or replaced task's does not.
-        self._slotted: set[str] = set()
+        # Runs submitted whose thread (once one takes them) counts as one of the pool's, by
+        # key: a seceded or replaced run's does not. Counted, not a set: a key may run again
+        # (a retry, a key submitted anew) before the thread of its last run has retired, and
+        # that thread must not take the new run's claim for its own, leaving the new run's
+        # thread to retire as if replaced (one pool thread fewer for good).
+        self._slotted: dict[str, int] = {}
         for _ in range(nthreads):
             self._start_thread()
 
@@ -80,17 +83,32 @@ class TaskRunner:
             threading.stack_size(tasks_size)  # (the threads a task starts get what it set)
 
     def submit(self, instruction: Execute) -> None:
-        self._slotted.add(instruction.key)
+        key = instruction.key
+        with self._lock:
+            slotted = self._slotted
+            slotted[key] = slotted.get(key, 0) + 1
         self._queue.put(instruction)
+
+    def _unclaim(self, key: str) -> bool:
+        """Take back one claim to a slot of ``key``'s runs (under ``_lock``); False if it
+        has none left (replaced, or seceded)."""
+        slotted = self._slotted
+        claims = slotted.get(key, 0)
+        if not claims:
+            return False
+        if claims == 1:
+            del slotted[key]
+        else:
+            slotted[key] = claims - 1
+        return True
 
     def replace_thread(self, key: str) -> None:
         """The task ``key``, freed while it runs, keeps its thread, which no longer counts
         as one of the pool's: another is started in its place (``ReplaceThread``), and the
         task's ends with the task."""
         with self._lock:
-            if self._closed or key not in self._slotted:
+            if self._closed or not self._unclaim(key):
                 return  # ended, seceded or replaced already
-            self._slotted.discard(key)
             self._running -= 1
             replace = self._running < self.nthreads
         if replace:
@@ -102,9 +120,8 @@ class TaskRunner:
             if getattr(self._local, "seceded", False):
                 return
             self._local.seceded = True
-            if key not in self._slotted:  # replaced already: its slot is given back
+            if not self._unclaim(key):  # replaced already: its slot is given back
                 return
-            self._slotted.discard(key)
             self._running -= 1
             replace = not self._closed and self._running < self.nthreads
         if replace:
@@ -128,7 +145,7 @@ class TaskRunner:
         with self._lock:
             self._local.seceded = False
             self._running += 1
-            self._slotted.add(key)
+            self._slotted[key] = self._slotted.get(key, 0) + 1
 
     def resume(self, key: str) -> None:
         """The worker gave the seceded task ``key`` a slot: its thread goes on."""
@@ -149,12 +166,10 @@ class TaskRunner:
         was replaced, or a rejoined task left one thread too many)."""
         with self._lock:
             if getattr(self._local, "seceded", False):
-                self._local.seceded = False
-                self._slotted.discard(key)
+                self._local.seceded = False  # (its claim went when it seceded)
                 return True
-            if key not in self._slotted:  # replaced: another thread took its place
+            if not self._unclaim(key):  # replaced: another thread took its place
                 return True
-            self._slotted.discard(key)
             if self._running > self.nthreads:
                 self._running -= 1
                 return True
