@@ -132,8 +132,10 @@ class KeyState:
         self.exception, self.traceback = exception, traceback
         self.workers = ()
         self.small = None
-        KeyState.failures += 1
         self._settle(status)
+        # Counted once the status is set: a waiter on another thread that sees the count
+        # move must find the failure when it looks, or it would take this failure as seen.
+        KeyState.failures += 1
         for callback in KeyState.failure_watchers:
             try:
                 callback()
