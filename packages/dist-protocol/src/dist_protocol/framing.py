@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import FramingError, LimitExceeded, NoRoomForFrame
+from .large_bytes import bytes_to_fill, received_as_bytes
 
 U64 = struct.Struct("<Q")
 # The lengths of a batch of n frames, for the usual small n (one Struct each, made once).
@@ -132,7 +133,9 @@ class FrameDecoder:
         self._lengths: Sequence[int] | None = None
         self._nframes: int | None = None
         self._frames: list[Any] = []
-        self._direct: bytearray | mmap.mmap | None = None
+        self._direct: bytearray | mmap.mmap | memoryview | None = None
+        # The frame itself when ``_direct`` is a view of a ``bytes`` object being filled.
+        self._direct_value: bytes | None = None
         self._direct_filled = 0
         self._direct_length = 0
 
@@ -166,8 +169,9 @@ class FrameDecoder:
             self._direct_filled += nbytes
             if self._direct_filled < self._direct_length:
                 return []
-            self._frames.append(self._direct)
-            self._direct = None
+            self._frames.append(self._direct if self._direct_value is None
+                                else self._direct_value)
+            self._direct = self._direct_value = None
         else:
             self._end += nbytes
             self._filled = nbytes >= self._offered
@@ -310,7 +314,13 @@ class FrameDecoder:
                     start = end = self._end = 0
                 self._start = start
                 if length >= DIRECT_READ_THRESHOLD:
-                    direct = frame_buffer(length)
+                    # A large ``bytes`` value's frame is received into the value itself.
+                    to_fill = bytes_to_fill(length) if received_as_bytes(frames) else None
+                    direct: bytearray | mmap.mmap | memoryview
+                    if to_fill is None:
+                        direct = frame_buffer(length)
+                    else:
+                        self._direct_value, direct = to_fill
                     direct[:available] = buf[start:end]
                     self._start = self._end = 0
                     self._direct, self._direct_filled = direct, available

@@ -9,10 +9,13 @@ interpreter is let go between steps (``time.sleep(0)``), and the loop's thread g
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import io
 import mmap
 import pickle
+import pickletools
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -110,7 +113,8 @@ class _SteppedBytesUnpickler(_PythonUnpickler or object):  # type: ignore[misc]
         stack = self.stack
         args = stack.pop()
         func = stack[-1]
-        if func is bytes and len(args) == 1 and is_large(args[0]):
+        if func is bytes and len(args) == 1 and type(args[0]) is not bytes \
+                and is_large(args[0]):
             stack[-1] = copied_in_steps(args[0])
         else:
             stack[-1] = func(*args)
@@ -121,3 +125,111 @@ class _SteppedBytesUnpickler(_PythonUnpickler or object):  # type: ignore[misc]
 # What reads a small pickle that comes with a large buffer, or None: read it in one copy.
 stepped_bytes_unpickler: Callable[..., Any] | None = (
     _SteppedBytesUnpickler if _PythonUnpickler is not None else None)
+
+
+# Where a ``bytes`` object's contents begin within it (CPython's layout: the header, then the
+# bytes); checked once at import (``_fill_works``).
+_CONTENTS_AT = bytes.__basicsize__ - 1
+
+
+def bytes_to_fill(length: int) -> tuple[bytes, memoryview] | None:
+    """A new ``bytes`` object of ``length`` bytes and a writable view of its contents, for a
+    frame to be received straight into the value it will be: a large ``bytes`` value then
+    never exists twice (its frame, then a copy), neither as it arrives nor as a task reads
+    it. The object must not be handed to anyone before it is filled. ``bytes(length)`` is
+    calloc'd: its pages cost memory only as bytes arrive. None where the layout is not
+    CPython's."""
+    if not _FILL_WORKS:
+        return None
+    value = bytes(length)
+    contents = memoryview((ctypes.c_char * length).from_address(id(value) + _CONTENTS_AT))
+    target = contents.cast("B")
+    if length >= STEPPED:
+        _advise_huge_pages(target)  # (freed in one go, as ``copied_in_steps``'s values)
+    return value, target
+
+
+def _fill_works() -> bool:
+    if sys.implementation.name != "cpython":
+        return False
+    try:
+        value = bytes(4)
+        memoryview((ctypes.c_char * 4).from_address(id(value) + _CONTENTS_AT)).cast("B")[:] \
+            = b"dist"
+        return value == b"dist"
+    except (TypeError, ValueError):
+        return False
+
+
+_FILL_WORKS = _fill_works()
+
+# The opcodes a pickle ``bytes(<out-of-band buffer>)`` is written with (``serialize``'s
+# ``bytes_out_of_band``): the callable, then the buffer, a tuple of one, the call.
+_SKIPPED = frozenset({"MEMOIZE", "READONLY_BUFFER", "FRAME"})
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def bytes_arguments(head: bytes) -> frozenset[int]:
+    """The out-of-band buffers (their positions, from 0) that the pickle ``head`` passes
+    straight to ``bytes(...)``: those a reader may hand over as they are when they arrive as
+    ``bytes`` objects (``bytes(x)`` of a ``bytes`` object is the object itself). Empty for
+    what cannot be read as a pickle."""
+    try:
+        ops: list[tuple[str, Any]] = [(op.name, arg) for op, arg, _ in pickletools.genops(head)]
+    except Exception:  # noqa: BLE001 -- not a pickle: nothing to hand over
+        return frozenset()
+    found: set[int] = set()
+    memo_of_bytes: set[int] = set()
+    strings: list[Any] = [None, None]
+    memo_size = 0
+    buffers = 0
+    pushed_bytes = False  # the last op that pushed something pushed the ``bytes`` type
+    for at, (name, arg) in enumerate(ops):
+        if name == "MEMOIZE":
+            if pushed_bytes:
+                memo_of_bytes.add(memo_size)
+            memo_size += 1
+            continue
+        if name in _PUTS:
+            if pushed_bytes:
+                memo_of_bytes.add(arg)
+            continue
+        if name in _SKIPPED:
+            continue
+        if name == "NEXT_BUFFER":
+            if pushed_bytes and _called_alone(ops, at + 1):
+                found.add(buffers)
+            buffers += 1
+        if name == "STACK_GLOBAL":
+            pushed_bytes = strings == ["builtins", "bytes"]
+        elif name in _GETS:
+            pushed_bytes = arg in memo_of_bytes
+        else:
+            pushed_bytes = False
+        if name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+            strings = [strings[1], arg]
+    return frozenset(found)
+
+
+def _called_alone(ops: list[tuple[str, Any]], at: int) -> bool:
+    """Whether the ops from ``at`` make a tuple of the one thing pushed and call with it."""
+    following = [name for name, _ in ops[at:at + 6] if name not in _SKIPPED]
+    return following[:2] == ["TUPLE1", "REDUCE"]
+
+
+def received_as_bytes(frames: list[Any]) -> bool:
+    """Whether the frame after ``frames`` (a batch's frames received so far) is a buffer that
+    a pickle among them passes to ``bytes(...)``: one to receive straight into a ``bytes``
+    object (``bytes_to_fill``). A payload's frames travel together, its pickle first; a wrong
+    guess costs only a copy where the frame is read (``serialize._writeable``)."""
+    for at in range(len(frames) - 1, 0, -1):  # (frame 0 is the batch's messages)
+        frame = frames[at]
+        if type(frame) is bytes and frame[:2] == b"\x80\x05" and len(frame) <= _HEAD_AT_MOST:
+            return len(frames) - at - 1 in bytes_arguments(frame)
+    return False
+
+
+# The largest pickle looked into for the buffers it passes to ``bytes`` (a task's call with
+# its small arguments, or a value holding large ``bytes`` values).
+_HEAD_AT_MOST = 64 * 2**10

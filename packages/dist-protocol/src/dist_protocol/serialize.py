@@ -27,7 +27,7 @@ from typing import Any
 import msgpack
 
 from .errors import MissingDependency
-from .large_bytes import copied_in_steps, is_large, stepped_bytes_unpickler
+from .large_bytes import bytes_arguments, copied_in_steps, is_large, stepped_bytes_unpickler
 
 KEYREF_EXT = 1
 
@@ -465,8 +465,8 @@ def deserialize(payload: Payload, allow_pickle: bool = True, code: bool = True) 
                     and stepped_bytes_unpickler is not None \
                     and any(map(is_large, frames[1:])):  # (a large bytes value made in steps)
                 return stepped_bytes_unpickler(io.BytesIO(frames[0]),
-                                               buffers=map(_writeable, frames[1:])).load()
-            return _plain_loads(frames[0], buffers=map(_writeable, frames[1:]))
+                                               buffers=_buffers_of(frames)).load()
+            return _plain_loads(frames[0], buffers=_buffers_of(frames))
     except SerializationError:
         raise
     except BaseException as exc:  # also SystemExit from a __reduce__/__setstate__:
@@ -548,6 +548,24 @@ def deserialize_pickle_frame(frame: bytes) -> Any:
 
 def _cannot_deserialize(name: str, exc: BaseException) -> SerializationError:
     return SerializationError(f"cannot deserialize {name} payload: {type(exc).__name__}: {exc}")
+
+
+# The smallest frame received into a ``bytes`` object of its own (smaller ones are copied
+# out of the connection's buffer: ``framing.DIRECT_READ_THRESHOLD``).
+_RECEIVED_AS_BYTES = 64 * 2**10
+
+
+def _buffers_of(frames: list[Any]) -> Iterable[Any]:
+    """A pickle's out-of-band buffers for its reader: each writeable (``_writeable``), but
+    a ``bytes`` frame the pickle passes to ``bytes(...)`` as it is, the value itself (a large
+    one was received straight into it: ``framing``)."""
+    buffers = frames[1:]
+    if not any(type(buffer) is bytes and len(buffer) >= _RECEIVED_AS_BYTES
+               for buffer in buffers):
+        return map(_writeable, buffers)
+    as_they_are = bytes_arguments(frames[0])
+    return [buffer if type(buffer) is bytes and at in as_they_are else _writeable(buffer)
+            for at, buffer in enumerate(buffers)]
 
 
 def _writeable(buffer: Any) -> Any:
