@@ -62,7 +62,7 @@ def _wait_for(log: Path, pattern: str, proc: subprocess.Popen) -> str:
 
 # Put on the counted worker's path: its inline limits stretched as valgrind slows it down.
 STRETCH_INLINE = '''
-from dist_worker.execution import InlinePolicy
+from dist_worker.inline_policy import InlinePolicy
 InlinePolicy.FAST *= 50
 InlinePolicy.SLOW *= 50
 InlinePolicy.BUDGET *= 50

@@ -49,7 +49,7 @@ try:  # a batch is one event, as the worker's server hands it over (since the se
     from dist_worker.events import ComputesRequested
 except ImportError:  # an older tree, counted for comparison: one event an order, as it did
     ComputesRequested = None  # type: ignore[assignment, misc]
-from dist_worker.execution import InlinePolicy
+from dist_worker.inline_policy import InlinePolicy
 from dist_worker.memory import MemoryPolicy
 from dist_worker.server import Worker
 
