@@ -43,18 +43,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import multiprocessing
 import operator
 import os
 import re
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,8 +60,8 @@ from dist_protocol.comm.process import new_event_loop, raise_open_file_limit
 from dist_protocol.messages import (ClusterInfo, ClusterInfoReply, KeyInMemory, Session,
                                     SessionReply, Submit, TaskSpec)
 from dist_protocol.serialize import deserialize, dumps_function, serialize
+from servers import command, rss_mb, start, start_center, stop
 
-START_TIMEOUT = 60.0
 # Tasks it takes to fill the servers' bounded histories (see the settling time above).
 HISTORY_TASKS = 6_000
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -74,55 +69,6 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 def inc(x: int) -> int:
     return x + 1
-
-
-def command(name: str) -> list[str]:
-    beside = os.path.join(os.path.dirname(sys.executable), name)
-    found = beside if os.access(beside, os.X_OK) else shutil.which(name)
-    if found is None:
-        raise SystemExit(f"`{name}` not found: install the dist packages in this environment")
-    return [found]
-
-
-def start(argv: list[str], ready_prefix: str) -> tuple[subprocess.Popen, str]:
-    """Start a server in its own session; returns it and the rest of its ``ready_prefix`` line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIST_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith(ready_prefix):
-            # Read on, or a server logging much (a warning per refused connection) would
-            # block on a full pipe.
-            printed[proc.pid] = collections.deque(maxlen=20)
-            threading.Thread(target=printed[proc.pid].extend, args=(proc.stdout,),
-                             daemon=True).start()
-            return proc, line[len(ready_prefix):].strip()
-    stop(proc)
-    raise SystemExit(f"{argv[0]} did not print {ready_prefix!r} within {START_TIMEOUT:g} s")
-
-
-printed: dict[int, collections.deque] = {}  # a server's pid -> its last lines
-
-
-def stop(proc: subprocess.Popen) -> list[str]:
-    """Stops ``proc``; returns the last lines it printed after its ready line."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return [line.rstrip() for line in printed.get(proc.pid, ()) if line.strip()]
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def default_settle(args) -> float:
@@ -457,8 +403,7 @@ def main() -> int:
     if args.settle is None:
         args.settle = default_settle(args)
 
-    center_proc, center = start(command("dcenter") + ["--host", "127.0.0.1", "--port", "0",
-                                                      "--no-dashboard"], "Start center at ")
+    center_proc, center, _ = start_center()
     worker_proc = None
     code = 1
     try:

@@ -35,7 +35,7 @@ import urllib.request
 
 import psutil
 
-from connection_churn import command, start, stop
+from servers import command, start, start_center, stop
 
 KINDS = ("futures", "lock", "semaphore", "queue_get", "variable_get", "topics", "actor",
          "gather", "replicate", "rebalance", "scatter", "wait", "graph", "log")
@@ -223,20 +223,10 @@ def main() -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from dist_client import Executor, Lock, Queue, Semaphore
 
-    center_proc, center = start(command("dcenter") + ["--host", "127.0.0.1", "--port", "0",
-                                                      "--dashboard-port", "0"],
-                                "Start center at ")
+    center_proc, center, dashboard = start_center(dashboard=True)
     workers = []
     observer = None
     try:
-        dashboard = ""
-        deadline = time.monotonic() + 10
-        while not dashboard and time.monotonic() < deadline:
-            from connection_churn import printed
-            for line in list(printed.get(center_proc.pid, ())):
-                if line.startswith("Dashboard at "):
-                    dashboard = line.split("Dashboard at ", 1)[1].strip()
-            time.sleep(0.05)
         for name in ("a", "b"):
             workers.append(start(command("dworker") + [center, "--nthreads", "2", "--no-nanny",
                                                        "--name", name], "Start worker at "))

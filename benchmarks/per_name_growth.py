@@ -97,21 +97,12 @@ def main() -> int:
     parser.add_argument("--max-growth", type=float, default=5.0)
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from connection_churn import command, printed, rss_mb, start, stop
+    from servers import command, rss_mb, start, start_center, stop
     from dist_client import Executor
 
-    center_proc, center = start(command("dcenter") + ["--host", "127.0.0.1", "--port", "0",
-                                                      "--dashboard-port", "0"],
-                                "Start center at ")
+    center_proc, center, dashboard = start_center(dashboard=True)
     worker_proc = None
     try:
-        dashboard = ""
-        deadline = time.monotonic() + 10
-        while not dashboard and time.monotonic() < deadline:
-            for line in list(printed.get(center_proc.pid, ())):
-                if line.startswith("Dashboard at "):
-                    dashboard = line.split("Dashboard at ", 1)[1].strip()
-            time.sleep(0.05)
         worker_proc, _ = start(command("dworker") + [center, "--nthreads", "2", "--no-nanny"],
                                "Start worker at ")
         pids = {"center": center_proc.pid, "worker": worker_proc.pid, "client": os.getpid()}

@@ -22,7 +22,7 @@ import time
 
 import psutil
 
-from connection_churn import command, start, stop
+from servers import command, start, stop
 
 CLIENT = r'''
 import os, socket, subprocess, sys, threading, time
