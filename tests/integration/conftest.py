@@ -406,6 +406,28 @@ class Cluster:
             executor.ncores()), timeout, f"the center to know {n} workers")
 
     @staticmethod
+    def submit_running(executor: Executor, function: Callable[[str], Any],
+                       timeout: float = 30.0) -> Any:
+        """The future of ``function(name)`` once its task runs: it sets the ``Event`` ``name``
+        (named for this call alone) as it starts, and may then block as the test needs."""
+        from dist_client import Event
+
+        name = f"started-{os.getpid()}-{time.monotonic_ns()}"
+        future = executor.submit(function, name, pure=False)
+        assert Event(name, executor=executor).wait(timeout=timeout)
+        return future
+
+    @staticmethod
+    def assert_still_serves(executor: Executor, pids: dict[str, int],
+                            timeout: float = 30.0) -> None:
+        """The workers run a map's tasks and a lone one, in the processes of ``pids``
+        (``worker_pids`` from before): none was stalled, removed or restarted."""
+        assert executor.gather(executor.map(lambda x: x + 1, range(20)), timeout=timeout) == list(
+            range(1, 21))
+        assert executor.submit(sum, [1, 2]).result(timeout=timeout) == 3
+        assert Cluster.worker_pids(executor) == pids
+
+    @staticmethod
     def worker_table(executor: Executor) -> dict[str, dict[str, Any]]:
         """{worker address: the center's row for it, with the worker's heartbeat metrics}."""
         rows = executor.core.run(executor.core.refresh_workers())

@@ -2,7 +2,6 @@
 tasks that come after it (``WorkerState._replace_thread``, ``TaskRunner.replace_thread``)."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -31,16 +30,9 @@ def test_a_cancelled_task_that_never_ends_gives_its_thread_back(make_cluster, ta
     # The center counts a worker's slot free once a client cancels the task running there,
     # and sends the next tasks; the worker queued them behind the thread that never came
     # back: a map of 20 after the cancel waited for good on a worker of one thread.
-    from dist_client import Event
-
     cluster = make_cluster(n_workers=1, nthreads=1)
     e = cluster.executor()
     pid = cluster.worker_pids(e)
-    started = f"started-{os.getpid()}-{time.monotonic_ns()}"
-    stuck = e.submit(task, started, pure=False)
-    assert Event(started, executor=e).wait(timeout=RESULT_TIMEOUT)
+    stuck = cluster.submit_running(e, task, RESULT_TIMEOUT)
     stuck.cancel()
-    assert e.gather(e.map(lambda x: x + 1, range(20)), timeout=RESULT_TIMEOUT) == list(
-        range(1, 21))
-    assert e.submit(sum, [1, 2]).result(timeout=RESULT_TIMEOUT) == 3
-    assert cluster.worker_pids(e) == pid
+    cluster.assert_still_serves(e, pid, RESULT_TIMEOUT)
