@@ -393,6 +393,18 @@ def check_worker_map(worker: Any, *, events: bool) -> dict:
     return worker
 
 
+def check_worker_maps(msg: dict) -> None:
+    """The worker maps inside a message, each as PROTOCOL.md, Worker maps, says."""
+    if msg["op"] == "cluster-info-reply":
+        for worker in msg["workers"]:
+            check_worker_map(worker, events=False)
+    elif msg["op"] == "worker-list":
+        for worker in msg["workers"]:
+            check_worker_map(worker, events=True)
+    elif msg["op"] == "worker-added":
+        check_worker_map(msg["worker"], events=True)
+
+
 # -- one connection --------------------------------------------------------------------------
 class Link:
     """A socket that completed the handshake; strict about everything it receives."""
@@ -473,6 +485,7 @@ class Link:
             else:
                 out.append(CATALOGUE.validate(msg, len(frames), sender=self.peer,
                                               receiver="client", agreed=self.agreed))
+                check_worker_maps(out[-1])
         return out
 
     def receive(self) -> tuple[list[dict], list[bytes]]:
