@@ -171,6 +171,18 @@ def test_results_as_msgpack_are_what_the_spec_lists(client):
                     "sem-datetime"])
 
 
+def test_empty_restrictions_restrict_nothing(client):
+    """PROTOCOL.md, Tasks (workers, resources): [] and {} are as absent."""
+    anywhere = task("sem-no-workers", "operator:neg", 1)
+    anywhere["workers"] = []
+    no_amounts = task("sem-no-resources", "operator:neg", 2)
+    no_amounts["resources"] = {}
+    client.submit([anywhere, no_amounts])
+    assert client.gather(["sem-no-workers", "sem-no-resources"]) == {
+        "sem-no-workers": -1, "sem-no-resources": -2}
+    client.release(["sem-no-workers", "sem-no-resources"])
+
+
 def test_many_tasks_go_in_several_submits_each_within_the_frame_limits(client):
     """PROTOCOL.md, Tasks (Many tasks): one frame of arguments per task; a shared frame."""
     keys = []
