@@ -269,5 +269,5 @@ def test_a_worker_keeps_nothing_for_peers_that_came_and_went(servers):
     # (A peer run in this process leaves the connections it accepted open when it closes, where
     # a peer process would end them: the connections themselves are not counted here.)
     grown = {where: (before.get(where), size) for where, size in after.items()
-             if size > before.get(where, 0) and where != "worker.peers._comms"}
+             if size > before.get(where, 0) and where != "worker.peers._pool._comms"}
     assert grown == {}

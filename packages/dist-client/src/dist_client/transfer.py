@@ -10,90 +10,38 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from dist_protocol.comm import Comm, connect
+from dist_protocol.comm import Comm, ConnectionPool, connect
 from dist_protocol.errors import CommClosedError, NoRoomForFrame, ProtocolError
 from dist_protocol.messages import Data, DataStored, GetData, Message, PutData
-from dist_protocol.replies import PendingReplies
 from dist_protocol.environment import describe, local_environment, pickle_tag
 from dist_protocol.messages import Environment
 from dist_protocol.serialize import (CodeRefused, Payload, SerializationError, deserialize,
                                      deserialize_pickle_frame, deserialize_received)
 
 
-class WorkerConnections:
-    """Comms to workers, one per address, with request ids matched to replies."""
+class WorkerConnections(ConnectionPool):
+    """The client's connections to workers (the comm layer's ``ConnectionPool``), which also
+    says which worker runs another Python than this client."""
 
     def __init__(self, token: str | None, ssl_context, name: str):
-        self.token, self.ssl_context, self.name = token, ssl_context, name
-        self._comms: dict[str, Comm] = {}
-        # One connect at a time per address: its lock, and how many wait for that connect. The
-        # last one out takes the lock away, so a client that outlives many workers (an
-        # adaptive cluster's) keeps nothing of those gone.
-        self._connects: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        self._replies = PendingReplies()
-
-    async def comm(self, address: str) -> Comm:
-        comm = self._comms.get(address)
-        if comm is not None and not comm.is_closed:
-            return comm
-        pending = self._connects.get(address)
-        if pending is None:
-            pending = self._connects[address] = (asyncio.Lock(), [0])
-        lock, users = pending
-        users[0] += 1
-        try:
-            async with lock:
-                comm = self._comms.get(address)
-                if comm is None or comm.is_closed:
-                    comm = await connect(address, role="client", token=self.token,
-                                         name=self.name, ssl_context=self.ssl_context)
-                    comm.set_handler(self._replies.received_all)
-                    comm.on_close(self._on_close)
-                    self._comms[address] = comm
-                return comm
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._connects[address]
+        super().__init__(functools.partial(connect, role="client", token=token, name=name,
+                                           ssl_context=ssl_context), _closed_error)
 
     def another_python(self, address: str) -> Environment | None:
         """What the worker at ``address`` runs, when that is another Python minor version
         than this client's (as it said in its handshake)."""
-        comm = self._comms.get(address)
-        env = comm.peer_environment if comm is not None else None
+        env = self.peer_environment(address)
         return env if env is not None and pickle_tag(env) != _own_tag() else None
 
-    async def request(self, address: str, make: Any) -> Message:
-        """``make(id)`` builds the request; returns the reply with that id."""
-        comm = await self.comm(address)
-        return await self._replies.request(comm, make)
 
-    def _on_close(self, comm: Comm) -> None:
-        for address, known in list(self._comms.items()):
-            if known is comm:
-                del self._comms[address]
-        error: Exception = CommClosedError(
-            f"connection to worker {comm.peer_address} closed: {comm.close_reason}")
-        if isinstance(comm.abort_error, NoRoomForFrame):
-            # This process is out of memory: asking again would fetch it all again, and fail
-            # again, for as long as the gather is patient.
-            error = MemoryError(f"no room in this process for the data worker "
-                                f"{comm.peer_address} sends: {comm.abort_error.message}")
-        self._replies.fail(error, comm)
-
-    def drop(self, address: str, reason: str) -> None:
-        """Close the connection to ``address``; a later request opens a new one."""
-        comm = self._comms.pop(address, None)
-        if comm is not None:
-            comm.close(reason)
-
-    def close(self) -> None:
-        for comm in list(self._comms.values()):
-            comm.close()
-
-    def addresses(self) -> set[str]:
-        """The workers this holds anything for: a connection, or one being made."""
-        return set(self._comms) | set(self._connects)
+def _closed_error(comm: Comm) -> Exception:
+    if isinstance(comm.abort_error, NoRoomForFrame):
+        # This process is out of memory: asking again would fetch it all again, and fail
+        # again, for as long as the gather is patient.
+        return MemoryError(f"no room in this process for the data worker "
+                           f"{comm.peer_address} sends: {comm.abort_error.message}")
+    return CommClosedError(
+        f"connection to worker {comm.peer_address} closed: {comm.close_reason}")
 
 
 TRANSIENT = (OSError, CommClosedError, ProtocolError, TimeoutError)
@@ -269,7 +217,7 @@ async def push(workers: WorkerConnections, targets: dict[str, list[str]],
     async def one(address: str, data: dict[str, Payload]) -> list[str]:
         stored: list[str] = []
         for batch in _batches(data, bounds.get(address)):
-            reply = await workers.request(address, lambda i, b=batch: PutData(id=i, data=b))
+            reply = await workers.request(address, _put_data(batch))
             assert isinstance(reply, DataStored)
             stored.extend(reply.keys)
         return stored
@@ -280,6 +228,10 @@ async def push(workers: WorkerConnections, targets: dict[str, list[str]],
         for key in keys:
             stored.setdefault(key, []).append(address)
     return stored
+
+
+def _put_data(batch: dict[str, Payload]) -> Callable[[int], Message]:
+    return lambda request_id: PutData(id=request_id, data=batch)
 
 
 def _batches(data: dict[str, Payload], bound: int | None) -> list[dict[str, Payload]]:

@@ -7,6 +7,8 @@
 - ``thread_writes``: the path by which a thread other than the loop's writes a message to an
   idle connection itself (``Comm.write_now``), through a duplicate of the socket's descriptor.
 - ``endpoints``: ``connect`` and ``listen``, which run the handshake before handing on a comm.
+- ``pool``: ``ConnectionPool``, one connection per peer address with requests answered by id
+  (a worker's to its peers, a client's to the workers).
 - ``process``: the event loop and the process settings servers and clients start with.
 """
 from __future__ import annotations
@@ -17,9 +19,11 @@ from .core import ABORT_LINGER, Comm, Handler, compressed
 from .endpoints import Listener, connect, listen, run_handshake
 from .process import (SERVER_GC_THRESHOLDS, new_event_loop, raise_open_file_limit, run,
                       tune_garbage_collector)
+from .pool import ConnectionPool
 from .protocol import StreamProtocol
 
-__all__ = ["ABORT_LINGER", "COALESCE_BELOW", "Comm", "HANDSHAKE_TIMEOUT", "Handler", "Listener",
+__all__ = ["ABORT_LINGER", "COALESCE_BELOW", "Comm", "ConnectionPool", "HANDSHAKE_TIMEOUT",
+           "Handler", "Listener",
            "MAX_FRAMES_PER_BATCH", "SERVER_GC_THRESHOLDS", "StreamProtocol", "compressed",
            "connect", "listen", "new_event_loop", "raise_open_file_limit", "run",
            "run_handshake", "tune_garbage_collector"]
