@@ -317,8 +317,12 @@ class Processes:
 
     def start_center(self, *args: str, port: int | None = 0,
                      heartbeat_timeout: float | None = None, dashboard: bool = False,
-                     env: dict[str, str] | None = None) -> CenterServer:
-        argv = [*command("dcenter", "dist_center.cli"), "--host", "127.0.0.1"]
+                     env: dict[str, str] | None = None,
+                     python: str | None = None) -> CenterServer:
+        """``python``: run the center on that interpreter (which can import dist-center)."""
+        program = [python, "-m", "dist_center.cli"] if python else command("dcenter",
+                                                                            "dist_center.cli")
+        argv = [*program, "--host", "127.0.0.1"]
         if port is not None:  # None: the CLI's default port
             argv += ["--port", str(port)]
         argv += ["--dashboard-port", "0"] if dashboard else ["--no-dashboard"]

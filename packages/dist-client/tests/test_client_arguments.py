@@ -85,9 +85,9 @@ def test_a_task_built_positionally_has_the_fields_it_would_have_by_keyword():
     # task of a map): a field of ``TaskSpec`` moved or put in between would send a value
     # under another field's name.
     from dist_protocol.messages import TaskSpec
-    from dist_protocol.serialize import serialize_plain
+    from dist_protocol.serialize import dumps_function
 
-    function = serialize_plain("f")
+    function = dumps_function(lambda x: x)  # (code: the task states its Python)
     options = TaskBuilder.options(workers=["w"], priority=3, retries=2,
                                   allow_other_workers=True, resources={"GPU": 1})
     built = TaskBuilder.build("k", function, (1,), {}, options, pickled_with="tag")
@@ -95,3 +95,25 @@ def test_a_task_built_positionally_has_the_fields_it_would_have_by_keyword():
                           pickled_with="tag", **options)
     assert built == by_keyword
     assert built.resources == {"GPU": 1} and built.retries == 2 and built.priority == 3
+
+
+def offset(x):
+    return x + 1
+
+
+def test_only_a_task_holding_code_states_the_python_that_pickled_it():
+    # Code pickled by value runs only on the Python that pickled it; a function pickled by
+    # reference with data arguments runs on any, as dask's do.
+    from dist_protocol.serialize import dumps_function
+
+    options = TaskBuilder.options()
+    by_reference = TaskBuilder.build("a", dumps_function(math.sqrt), ([1.0, {"k": 2}],), {},
+                                     options, pickled_with="tag")
+    assert by_reference.pickled_with is None
+    assert TaskBuilder.build("b", dumps_function(offset), (1,), {}, options,
+                             pickled_with="tag").pickled_with is None  # importable by name
+    assert TaskBuilder.build("c", dumps_function(lambda x: x), (1,), {}, options,
+                             pickled_with="tag").pickled_with == "tag"
+    in_argument = TaskBuilder.build("d", dumps_function(map), (lambda x: x, [1]), {}, options,
+                                    pickled_with="tag")
+    assert in_argument.pickled_with == "tag"

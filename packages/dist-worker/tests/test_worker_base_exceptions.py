@@ -12,6 +12,10 @@ from dist_worker.events import Execute, ExecutionFailed, ExecutionSucceeded
 from dist_worker.execution import run_task
 from dist_worker.task_runner import TaskRunner
 
+from dist_protocol.environment import describe, local_environment
+
+HERE = describe(local_environment())
+
 
 class Abort(BaseException):
     """A user's own BaseException (as some libraries define for cancellation)."""
@@ -70,7 +74,7 @@ def test_a_base_exception_while_loading_the_arguments_errs_the_task():
     outcome = run_task(Execute("k", "builtins:repr", serialize([[ExitOnUnpickle()], {}]), {}))
 
     assert type(outcome) is ExecutionFailed
-    assert outcome.error.message.startswith("could not load task k on the worker: ")
+    assert outcome.error.message.startswith(f"could not load task k on the worker ({HERE}): ")
     assert "rebuilt on the worker" in outcome.error.message
 
 

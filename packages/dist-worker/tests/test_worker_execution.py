@@ -18,6 +18,10 @@ from dist_worker.execution import (KEEP_SERIALIZED_BELOW, PICKLED_WHEN_ASKED_FRO
                                    run_task, run_task_on_loop, show_loop, substitute)
 from dist_worker.inline_policy import InlinePolicy, thread_waits
 
+from dist_protocol.environment import describe, local_environment
+
+HERE = describe(local_environment())
+
 
 def msgpack_args(*args, **kwargs):
     return Payload("msgpack", [msgpack_dumps([list(args), kwargs])])
@@ -200,7 +204,7 @@ def test_arguments_that_fail_to_unpickle_err_with_what_unpickling_raised():
     assert outcome.error.exception_type == "RuntimeError"
     assert isinstance(deserialize(outcome.error.exception), RuntimeError)
     assert outcome.error.message == (
-        "could not load task bad-args on the worker: RuntimeError: "
+        f"could not load task bad-args on the worker ({HERE}): RuntimeError: "
         "this argument cannot be rebuilt here")
 
 
@@ -216,7 +220,8 @@ def test_arguments_from_a_module_the_worker_lacks_err_with_its_name():
     error = run("builtins:repr", Payload("pickle", frames)).error
 
     assert "No module named 'only_on_the_client'" in error.message
-    assert error.message.startswith("could not load task k on the worker: ")
+    # (the worker's Python named: another Python's client may have what it lacks)
+    assert error.message.startswith(f"could not load task k on the worker ({HERE}): ")
 
 
 def test_bad_function_paths_and_argument_shapes_err_the_task():

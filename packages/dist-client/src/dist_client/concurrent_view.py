@@ -18,7 +18,7 @@ from .errors import ExecutorClosedError
 from .future import Future
 from .keys import given_key, task_key
 from .pickled_futures import pin
-from .tasks import TaskBuilder, warn_if_large
+from .tasks import TaskBuilder, function_holds_code, warn_if_large
 
 
 # What ``get_executor(**options)`` gives every call of the view, besides ``max_workers``.
@@ -117,12 +117,12 @@ class ConcurrentView(concurrent.futures.Executor):
             raise TypeError(f"submit needs a callable, got {type(fn).__name__}")
         if not core.accepting:
             raise ExecutorClosedError("cannot schedule new futures after shutdown")
-        core.check_pickled_code(self._options)
+        submitter = core.submitter
+        function = submitter.function_payload(fn)
+        core.check_pickled_code(self._options, code=function_holds_code(function))
         key = task_key(fn, args, kwargs, self._pure) if not self._key else given_key(self._key)
         pickled: list = []  # futures hidden inside the arguments
-        submitter = core.submitter
-        task = submitter.task(key, submitter.function_payload(fn), args, kwargs, self._options,
-                              fn, pickled)
+        task = submitter.task(key, function, args, kwargs, self._options, fn, pickled)
         warn_if_large(fn, [task], 4)
         future = core.future(key)
         pickled += submitter.futures_in_function(fn)

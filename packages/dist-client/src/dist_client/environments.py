@@ -64,6 +64,7 @@ class ClusterEnvironments:
         # Told of every worker joining and leaving (feature ``worker-events``): never stale.
         self.fed = False
         self._warned: set[tuple[str, str]] = set()  # (package, version) already warned about
+        self._warned_pythons: set[str] = set()  # the tags of other Pythons warned about
 
     def update(self, worker_table: list[dict], now: float) -> None:
         self.workers = {w["address"]: environment_from(w.get("environment"))
@@ -125,16 +126,25 @@ class ClusterEnvironments:
         more = f" and {len(addresses) - 5} more" if len(addresses) > 5 else ""
         return shown + more
 
-    def check_connect(self) -> None:
-        """Every worker is on another Python: nothing this client pickles could run."""
-        foreign = self.foreign()
-        if foreign and len(foreign) == len(self.workers):
-            raise EnvironmentMismatch(
-                f"this client runs {describe(self.client)}, and every worker of the cluster "
-                f"runs another Python minor version ({self._versions_text(list(foreign))}): "
-                f"functions and arguments pickled here cannot run there. Use "
-                f"{describe_tag(pickle_tag(next(iter(foreign.values()))))} for the client, "
-                f"or start workers on {describe_tag(self.tag)}")
+    def new_python_differences(self) -> str | None:
+        """One line naming the workers on another Python (implementation or minor version)
+        than this client, once per such Python, as dask warns of mismatched versions as a
+        client connects: what pickles here cannot run there, and what can."""
+        fresh = {tag for tag in map(pickle_tag, self._foreign.values())
+                 if tag not in self._warned_pythons}
+        if not fresh:
+            return None
+        self._warned_pythons |= fresh
+        foreign = sorted(self._foreign)
+        compatible = sorted(set(self.workers) - self._foreign.keys())
+        where = (f"workers={compatible[:3]}{'...' if len(compatible) > 3 else ''}"
+                 if compatible else "none in this cluster yet")
+        return (f"this client runs {describe(self.client)} and workers of the cluster run "
+                f"another Python ({self._versions_text(foreign)}): a function or class "
+                f"pickled by value here (a lambda, a closure, anything defined in __main__) "
+                f"runs only on workers of {describe_tag(self.tag)} ({where}) and is refused at "
+                f"submit; functions importable there by name, with data arguments, run on "
+                f"every worker")
 
     def check_submit(self, workers: list[str] | None, allow_other_workers: bool) -> None:
         """Before pickled code is sent: every worker the task may land on runs our Python."""
@@ -200,6 +210,11 @@ class ClusterEnvironments:
                 f"this client runs {describe(self.client)}; data pickled here is not sent to "
                 f"workers on another Python minor version ({self._versions_text(foreign)})"
                 f"{self._restrict_hint('scatter to')}")
+
+    def new_differences(self) -> list[str]:
+        """What to warn of, once each: other Pythons, then other package versions."""
+        return [text for text in (self.new_python_differences(),
+                                  self.new_package_differences()) if text]
 
     def new_package_differences(self) -> str | None:
         """One line naming each package whose version differs between this client, the center

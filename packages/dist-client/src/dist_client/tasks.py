@@ -13,8 +13,8 @@ from typing import Any
 from dist_protocol.messages import TaskSpec
 from dist_protocol.records import builder
 from dist_protocol.serialize import (BYTES_OUT_OF_BAND, Payload, SerializationError,
-                                     bytes_out_of_band, dumps_function, serialize,
-                                     serialize_plain)
+                                     bytes_out_of_band, dumps_function, holds_code,
+                                     serialize, serialize_plain)
 
 from .arguments import resource_amounts, whole_number, worker_names
 from . import pickled_futures as travel
@@ -63,12 +63,14 @@ class TaskBuilder:
               pickled_futures: list | None = None,
               refuse_foreign: Callable[[Iterable[Any]], None] | None = None) -> TaskSpec:
         """``pickled_with`` (the client's environment tag) is stated on tasks whose function or
-        arguments are pickles, so that no worker on another Python unpickles them.
+        arguments hold Python code (pickled by value), so that no worker on another Python
+        builds it; a function pickled by reference with data arguments runs on any.
         ``pickled_futures`` gets the futures hidden inside arguments (pickled as futures).
         ``refuse_foreign`` raises for futures in the arguments that the cluster does not
         know (``foreign_futures.refuse``)."""
         deps: dict[str, Any] = {}
         payload = None
+        code = function_holds_code(function)
         if args and not kwargs and type(args) is tuple:
             for value in args:  # (``pack``'s look at a tuple, without a call a task)
                 kind = type(value)
@@ -95,9 +97,8 @@ class TaskBuilder:
                         refuse_foreign(pickled_futures[already:])
             except SerializationError:
                 raise _argument_error(func, args, kwargs) from None
-        pickled = function.serializer == "pickle" or (payload is not None
-                                                      and payload.serializer == "pickle")
-        tag = pickled_with if pickled else None
+            code = code or pickle_holds_code(payload)  # (plain arguments hold none)
+        tag = pickled_with if code else None
         if len(options) == _PLAIN_OPTIONS:
             # The options every call has (``options``), and no others (an actor's, a pinned
             # task's): positionally, once per task of a map, a quarter cheaper than by
@@ -144,6 +145,32 @@ def _serialize_collecting(packed: tuple, pickled_futures: list) -> Payload:
         return serialize(packed)
     finally:
         travel.collect(before)
+
+
+_function_checked: list = [None, False]  # (a map's tasks share their function's frame)
+
+
+def pickle_holds_code(payload: Payload) -> bool:
+    """Whether a payload holds Python code: a function or a class pickled by value (by
+    cloudpickle: defined in ``__main__``, a closure, a lambda), whose bytecode another Python
+    minor version does not run. A function or class pickled by reference, and data, do not:
+    they cross Pythons as dask's do. A pickle must spell out one of the names
+    ``serialize.holds_code``'s reader refuses to build code: without any, it holds none, told
+    without reading it."""
+    if payload.serializer != "pickle" or not payload.frames:
+        return False
+    head = payload.frames[0]
+    if isinstance(head, memoryview):
+        head = head.tobytes()
+    # (the names' look-ups written out: a map's task pays them)
+    return (b"code" in head or b"CodeType" in head or b"marshal" in head) and holds_code(payload)
+
+
+def function_holds_code(function: Payload) -> bool:
+    """``pickle_holds_code`` of a function's payload, read once for the tasks of a map."""
+    if _function_checked[0] is not function:
+        _function_checked[:] = [function, pickle_holds_code(function)]
+    return bool(_function_checked[1])
 
 
 def _dump_function(func: Any, pickled_futures: list | None) -> Payload:

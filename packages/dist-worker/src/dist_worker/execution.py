@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from dist_protocol import task_context
 from dist_protocol.task_context import RunOnThread
 
-from dist_protocol.environment import pickle_tag
+from dist_protocol.environment import describe, local_environment, pickle_tag
 from dist_protocol.messages import TaskErred
 from dist_protocol.records import builder
 from dist_protocol.key_names import shown_key
@@ -247,7 +247,10 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             # what unpickling raised, as it would raise locally (unless it says nothing, as
             # msgpack's FormatError: then ours, which names the payload, says more)
             exc = exc.__cause__
-        return error_event(key, exc, f"could not load task {shown_key(key)} on the worker: "
+        # (the worker's Python named: a module or a pickle another Python's client made may
+        # be what this one lacks)
+        return error_event(key, exc, f"could not load task {shown_key(key)} on the worker "
+                                     f"({describe(local_environment())}): "
                                      f"{type(exc).__name__}: ")
     start = time.time()
     forks_before = forks.count

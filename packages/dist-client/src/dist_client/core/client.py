@@ -152,14 +152,13 @@ class ClientCore:
     async def start(self, local: dict[str, Any] | None = None,
                     set_as_default: bool = True) -> None:
         """Connect (first starting a local cluster here, on the I/O thread, when ``local``
-        gives its shape) and refuse a cluster that pickles cannot reach."""
+        gives its shape); the workers' Pythons and packages, where they differ, are warned of."""
         if local is not None:
             self.start_local_cluster(local)
         self.center = await self.connect()
         await self.session.open(self.center, self._replies, self.timeout)
         self.envs.center = self.center.peer_environment
         await self.refresh_workers()
-        self.envs.check_connect()
         self.status = "running"
         self._connected.set()
         shutdown.track(self)
@@ -310,9 +309,7 @@ class ClientCore:
     def _worker_event(self, msg: Message) -> None:
         self.workers_seen = worker_events.apply(msg, self.workers_seen, self.envs,
                                                 time.monotonic())
-        differences = self.envs.new_package_differences()
-        if differences:
-            self._warnings.append(differences)
+        self._warnings += self.envs.new_differences()
 
     def _on_center_lost(self, comm: Comm) -> None:
         if comm is not self.center:
@@ -600,19 +597,21 @@ class ClientCore:
             return workers
         self.workers_seen = workers
         self.envs.update(workers, time.monotonic())
-        differences = self.envs.new_package_differences()
-        if differences:
-            self._warnings.append(differences)
+        self._warnings += self.envs.new_differences()
         return workers
 
-    def check_pickled_code(self, options: dict, refresh: bool = True) -> None:
-        """Before pickled code is sent: no worker it may land on runs another Python. Where
+    def check_pickled_code(self, options: dict, refresh: bool = True,
+                           code: bool = True) -> None:
+        """Before a task is sent: the executor runs, and, when the task's function holds
+        Python ``code``, no worker it may land on runs another Python. Where
         the center tells of workers joining and leaving (``worker-events``) the view is always
         current. Otherwise it is refreshed when older than a second: with ``refresh`` one
         round trip here (from a thread), else in the background. Past three quarters of a
         second it is refreshed in the background already, so that steady submits never wait."""
         if self.status != "running" or self.center is None:
             raise ClusterError(f"this executor is {self.status}; results cannot arrive")
+        if not code:
+            return
         due = self.envs.refresh_due(time.monotonic())
         if due == "wait" and refresh and not self.io.in_loop_thread:
             self.run(self.refresh_workers())

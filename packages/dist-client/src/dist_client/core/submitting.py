@@ -22,7 +22,7 @@ from ..future import Future
 from ..held_keywords import hold_large_keywords
 from ..keys import funcname, given_key, map_keys, task_key
 from ..pickled_futures import pin
-from ..tasks import TaskBuilder, warn_if_large
+from ..tasks import TaskBuilder, function_holds_code, warn_if_large
 from .state import ClientState
 
 SUBMIT_CHUNK = 1_000  # tasks per submit message: see submit_many
@@ -38,7 +38,8 @@ class Core(Protocol):
     facade: Callable[[], Any]
 
     def until_connected(self) -> None: ...
-    def check_pickled_code(self, options: dict, refresh: bool = True) -> None: ...
+    def check_pickled_code(self, options: dict, refresh: bool = True,
+                           code: bool = True) -> None: ...
     def refuse_foreign(self, futures: Any, what: str = "a task") -> None: ...
     def queue_now(self, message: Message) -> None: ...
     def send(self, *messages: Message) -> None: ...
@@ -95,8 +96,10 @@ class Submitter:
         if not core.accepting:
             raise shutdown.refused(core)
         core.until_connected()  # new work goes to the center reconnected to
-        core.check_pickled_code(options, refresh)
         function = self.function_payload(func)
+        # (refused here, before anything is sent; an argument that holds code keeps its task
+        # to workers of this Python at the center, which fails it when none joins)
+        core.check_pickled_code(options, refresh, code=function_holds_code(function))
         in_function = self.futures_in_function(func)
         if in_function:
             core.refuse_foreign(in_function, f"the function {funcname(func)}")
