@@ -114,6 +114,8 @@ class OrderCarrier:
         self._pooled: dict[str, Any] = {}  # key -> function key, for tasks on the pool
 
     def act(self, instructions: list) -> None:
+        if not instructions:  # (most frees of results: no pass to set up for nothing)
+            return
         if self.deferred is not None:  # what is left of an earlier order goes first
             self.deferred.extend(instructions)
             return
