@@ -44,3 +44,31 @@ def test_a_task_closing_the_standard_streams_leaves_them_to_the_worker(module_cl
         fileno, after = e.submit(open_and_print, workers=[first], pure=False).result(60)
         assert fileno > 2
         assert after == before
+
+
+def leave_closed_streams():
+    import sys
+
+    closed = open(os.devnull, "w")
+    closed.close()
+    sys.stdout = sys.stderr = closed
+    return "left"
+
+
+def print_to_both():
+    import sys
+
+    print("a later task prints")
+    print("and warns", file=sys.stderr)
+    return "printed"
+
+
+def test_a_task_leaving_closed_files_as_sys_stdout_and_stderr_does_not_fail_later_prints(
+        module_cluster):
+    # Before, every later task that printed on that worker failed with "ValueError: I/O
+    # operation on closed file", for the worker's life.
+    with module_cluster.executor() as e:
+        first, _ = sorted(e.scheduler_info()["workers"])
+        assert e.submit(leave_closed_streams, workers=[first], pure=False).result(60) == "left"
+        printed = [e.submit(print_to_both, workers=[first], pure=False) for _ in range(3)]
+        assert e.gather(printed, timeout=60) == ["printed"] * 3

@@ -33,6 +33,7 @@ from . import forks
 from .events import (SMALL_VALUE_BYTES, Execute, ExecutionFailed, ExecutionSucceeded)
 from .result_types import pickled_type
 from .sizeof import PLAIN_SCALARS, plain_size, sizeof
+from .standard_streams import put_back_closed_streams, streams_changed
 from .unpickling import import_module, unpickle
 
 # Made once a task: built changing its class once, not twice (``records.builder``).
@@ -271,6 +272,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
         _disarm_dump_later()
         if forks.count != forks_before:
             _leave_forked_copy(key)
+        if streams_changed():
+            put_back_closed_streams(key)
         if (_gettrace() is not trace or _getprofile() is not profile
                 or _recursion_limit() < _RECURSION_LIMIT
                 or _switch_interval() > _SWITCH_INTERVAL

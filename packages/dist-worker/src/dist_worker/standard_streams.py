@@ -15,8 +15,13 @@ descriptor. A descriptor closed from C (an extension's ``close()``) is not seen.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("dist.worker")
 
 STANDARD = (0, 1, 2)
 
@@ -70,4 +75,43 @@ def _put_back(fd: int) -> None:
             _close(null)
 
 
-__all__ = ["STANDARD", "keep_standard_descriptors"]
+# ``sys.stdout`` and ``sys.stderr`` as the last task left them, when they were usable: a task
+# that closed the file it made ``sys.stdout`` (``with open(...) as sys.stdout``, or a closed
+# file assigned) failed every later task that prints, on any thread, for the process's life.
+# Checked by identity as each task ends (``streams_changed``), so that it costs a task two
+# lookups; a stream a task replaced with an open one is left to it, as dask's workers do.
+streams_seen: list[Any] = [sys.stdout, sys.stderr]
+
+
+def streams_changed() -> bool:
+    return sys.stdout is not streams_seen[0] or sys.stderr is not streams_seen[1]
+
+
+def put_back_closed_streams(key: str) -> None:
+    """After task ``key`` replaced ``sys.stdout`` or ``sys.stderr``: a closed one is put
+    back on what it was before (or the process's own, or ``/dev/null``), with a warning."""
+    for index, name in enumerate(("stdout", "stderr")):
+        stream = getattr(sys, name)
+        if not _closed(stream):
+            streams_seen[index] = stream
+            continue
+        before = streams_seen[index]
+        original = getattr(sys, f"__{name}__")
+        if _closed(before):
+            before = original if not _closed(original) else open(
+                os.devnull, "w")
+        setattr(sys, name, before)
+        streams_seen[index] = before
+        log.warning("task %s left sys.%s a closed file; it is put back, so that later tasks "
+                    "can print", key, name)
+
+
+def _closed(stream: Any) -> bool:
+    try:
+        return stream is not None and bool(stream.closed)
+    except Exception:  # noqa: BLE001 -- a task's own stream object: whatever it says
+        return False
+
+
+__all__ = ["STANDARD", "keep_standard_descriptors", "put_back_closed_streams",
+           "streams_changed"]
