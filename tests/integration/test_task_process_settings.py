@@ -233,3 +233,27 @@ def test_a_switch_interval_a_task_raised_does_not_silence_its_worker(make_cluste
     assert e.submit(spin, 6).result(timeout=RESULT_TIMEOUT)
     assert "silent" not in cluster.center.output()
     assert cluster.workers[0].output().count("Registered with center") == 1
+
+
+def nested_a_million_deep_under_a_raised_limit():
+    import sys
+
+    sys.setrecursionlimit(10**6)  # (as a task that needs deep recursion does)
+    nested: list = []
+    for _ in range(10**6):
+        nested = [nested]
+    return nested
+
+
+def test_a_result_too_deep_to_pickle_under_a_recursion_limit_a_task_raised_errs(make_cluster):
+    # The worker pickles a result on the task's thread: under the task's limit of a million,
+    # a list nested a million deep overflowed that thread's stack in C (SIGSEGV), the worker
+    # process gone, and each retry ended another.
+    cluster = make_cluster(n_workers=1, nthreads=1)
+    e = cluster.executor()
+    deep = e.submit(nested_a_million_deep_under_a_raised_limit)
+    with pytest.raises(Exception, match="cannot be serialized") as failed:
+        deep.result(timeout=RESULT_TIMEOUT)
+    assert "recursion" in str(failed.value)
+    assert e.submit(pickle_a_nested_list, 300).result(timeout=RESULT_TIMEOUT) > 300
+    assert cluster.workers[0].output().count("Registered with center") == 1

@@ -296,7 +296,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
             payload = serialize_plain(value)
             nbytes = len(payload.frames[0])  # (its one frame, bytes: no property call)
         else:
-            payload = serialize(value)
+            payload = (serialize(value) if _recursion_limit() <= _RECURSION_LIMIT
+                       else _serialize_within_limit(value))
             nbytes = payload.nbytes
     except BaseException as exc:  # noqa: BLE001
         return error_event(key, exc, f"the result of {shown_key(key)} ({kind.__name__}) cannot be "
@@ -307,6 +308,20 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     # (weighed here, on the task's thread: see ``ExecutionSucceeded.weight``)
     return execution_succeeded(key, value, nbytes, kind.__name__, start, stop, keep, "", small,
                                pickled_type(kind), None if plain else sizeof(value, nbytes))
+
+
+def _serialize_within_limit(value: Any) -> Payload:
+    """``serialize`` under the recursion limit the worker started with, for a task that
+    raised it: pickling recurses in C, and at ``sys.setrecursionlimit(10**6)`` a result
+    nested a million deep overflowed the thread's stack (SIGSEGV, the worker gone) where at
+    the usual limit it raises, and the task errs. The task's limit stays for the tasks after
+    it (see ``_RECURSION_LIMIT``)."""
+    raised = _recursion_limit()
+    sys.setrecursionlimit(_RECURSION_LIMIT)
+    try:
+        return serialize(value)
+    finally:
+        sys.setrecursionlimit(raised)
 
 
 def _put_back_interpreter(trace: Any, profile: Any, tool: str | None) -> None:
