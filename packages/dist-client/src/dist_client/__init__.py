@@ -24,6 +24,8 @@ from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
 from .progress import progress
+# (not in __all__: a star import keeps the builtins)
+from .task_output import print as print, warn as warn
 from .task_stream import get_task_stream
 from .waiting import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, as_completed, wait
 

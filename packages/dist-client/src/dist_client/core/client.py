@@ -37,7 +37,7 @@ from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
 from ..event_log import EventHandlers
-from .. import worker_queries
+from .. import task_output, worker_queries
 from ..future import Future
 from ..script_module import send_spawned_script_by_value
 from ..primitives import Topics
@@ -159,6 +159,7 @@ class ClientCore:
         await self.session.open(self.center, self._replies, self.timeout)
         self.envs.center = self.center.peer_environment
         await self.refresh_workers()
+        await task_output.subscribe(self)
         self.status = "running"
         self._connected.set()
         shutdown.track(self)
