@@ -9,12 +9,16 @@ thread's stack every 20 ms. Every wait past ``--report`` ms is printed by the pr
 gives the worker one value of ``--mb`` megabytes (``--kind``: ``bytes`` from os.urandom,
 ``array``: float64 noise) each way of ``--how``: ``submit`` (a task whose argument is the
 value), ``get`` (a dask graph holding the value as a literal, through ``Executor.get``),
-``scatter``; prints each way's wall time, then each process's longest stall and the stalls.
+``scatter``; prints each way's wall time, the CPU seconds the center and the worker spent on
+it and the worker's peak resident memory meanwhile (``/proc``, sampled every 5 ms), then each
+process's longest stall and the stalls. ``--json FILE``: every figure, each way of each run
+(``--runs``).
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -124,6 +128,36 @@ def size_of(value) -> int:
     return value.nbytes if hasattr(value, "nbytes") else len(value)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class PeakResident:
+    """The highest resident memory of process ``pid`` while it is sampled (its own high-water
+    mark cannot be used: a worker resets it as each task starts)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(0.005):
+            with open(f"/proc/{self.pid}/statm") as statm:
+                self.peak = max(self.peak, int(statm.read().split()[1]) * page)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
 def stalls(lines: list[str]) -> list[tuple[float, str]]:
     return [(float(found.group(1)), found.group(2)) for line in lines
             if (found := re.search(r"loop-stall (\d+) ms at (.*)", line))]
@@ -138,7 +172,10 @@ def main() -> None:
     parser.add_argument("--kind", default="bytes", choices=("bytes", "array"))
     parser.add_argument("--how", default="submit,get,scatter")
     parser.add_argument("--report", type=float, default=200.0, help="ms")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--json", help="file for every way's figures in every run")
     args = parser.parse_args()
+    figures: list[dict] = []
     from dist_client import Executor
 
     report = args.report / 1000
@@ -154,7 +191,11 @@ def main() -> None:
         wait_line(worker_lines, "Registered with center")
         value = make(args.kind, args.mb * 2**20)
         with Executor(address) as executor:
-            for how in args.how.split(","):
+            for run, how in [(run, how) for run in range(args.runs)
+                             for how in args.how.split(",")]:
+                cpu_before = [cpu_seconds(server.pid) for server in servers]
+                worker_peak = PeakResident(servers[1].pid)
+                stalls_before = len(stalls(worker_lines))
                 began = time.perf_counter()
                 if how == "submit":
                     got = executor.submit(size_of, value, pure=False).result()
@@ -176,10 +217,19 @@ def main() -> None:
                     del future
                 else:
                     raise ValueError(how)
+                took = time.perf_counter() - began
                 assert got == size_of(value), got
-                print(f"{time.strftime('%H:%M:%S')} {how}: {time.perf_counter() - began:.2f} s",
+                time.sleep(4 * PROBE_EVERY)  # (a stall as the value went is reported)
+                center_cpu, worker_cpu = (cpu_seconds(server.pid) - before
+                                          for server, before in zip(servers, cpu_before))
+                figures.append({
+                    "run": run, "how": how, "seconds": round(took, 3),
+                    "center_cpu_s": round(center_cpu, 2), "worker_cpu_s": round(worker_cpu, 2),
+                    "worker_peak_mb": round(worker_peak.stop() / 2**20),
+                    "worker_stalls_ms": [ms for ms, _ in stalls(worker_lines)[stalls_before:]],
+                    "load": round(os.getloadavg()[0], 1)})
+                print(f"{time.strftime('%H:%M:%S')} {how}: {took:.2f} s,", json.dumps(figures[-1]),
                       flush=True)
-        time.sleep(4 * PROBE_EVERY)
     finally:
         for server in servers:
             server.terminate()
@@ -192,6 +242,11 @@ def main() -> None:
         for line in lines:
             if "loop-stall" in line or "beside it" in line or " busy (" in line:
                 print("   ", line.rstrip())
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"mb": args.mb, "kind": args.kind, "figures": figures,
+                       "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())},
+                      out, indent=1)
     removed = [line for line in center_lines if "remov" in line.lower()]
     print("center removed the worker:" if removed else "center never removed the worker",
           "".join(removed[:3]))
