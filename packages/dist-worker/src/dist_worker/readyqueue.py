@@ -50,7 +50,9 @@ class ReadyQueue(Generic[Task]):
     def __init__(self, any_on_disk: Callable[[Collection[str]], bool] | None = None):
         # None: every value is in memory (a plain dict), the priority order alone decides.
         self._any_on_disk = any_on_disk
-        self._heap: list[tuple[tuple[int, int], Task]] = []
+        # (with ``passed_over``, what the state tests for emptiness: a test of both costs no
+        # call, where ``len`` of the queue is one, up to three times a task)
+        self.heap: list[tuple[tuple[int, int], Task]] = []
         # Passed over for an input on disk: task -> when first passed over (oldest first).
         self.passed_over: dict[Task, float] = {}
         # (the same task may come back to this heap: the count keeps two entries apart)
@@ -58,11 +60,11 @@ class ReadyQueue(Generic[Task]):
         self._count = itertools.count()
 
     def __len__(self) -> int:
-        return len(self._heap) + len(self.passed_over)
+        return len(self.heap) + len(self.passed_over)
 
     def __iter__(self) -> Iterator[Task]:
         """The tasks queued, in no particular order (outdated entries included)."""
-        for _, ts in self._heap:
+        for _, ts in self.heap:
             yield ts
         yield from self.passed_over
 
@@ -71,7 +73,7 @@ class ReadyQueue(Generic[Task]):
         self._any_on_disk = any_on_disk
 
     def push(self, ts: Task) -> None:
-        heapq.heappush(self._heap, (ts.priority, ts))
+        heapq.heappush(self.heap, (ts.priority, ts))
 
     def pop(self, now: float) -> Task | None:
         """The task to run next, out of the queue (``None``: none is ready). A task is current
@@ -84,7 +86,7 @@ class ReadyQueue(Generic[Task]):
                 if oldest.state == "ready":
                     return oldest
         any_on_disk = self._any_on_disk
-        heap = self._heap
+        heap = self.heap
         while heap:
             _, ts = heapq.heappop(heap)
             if ts.state != "ready" or ts in passed_over:
@@ -109,7 +111,7 @@ class ReadyQueue(Generic[Task]):
         it first)."""
         if self.passed_over:
             return []
-        heap = self._heap
+        heap = self.heap
         run: list[Task] = []
         while heap and len(run) < limit:
             ts = heap[0][1]
@@ -130,13 +132,13 @@ class ReadyQueue(Generic[Task]):
         if ts in self.passed_over and not (self._any_on_disk is not None
                                            and self._any_on_disk(ts.message.who_has)):
             del self.passed_over[ts]
-            heapq.heappush(self._heap, (ts.priority, ts))
+            heapq.heappush(self.heap, (ts.priority, ts))
 
     def discard(self, ts: Task) -> None:
         """``ts`` leaves the queue now (its entries in the heaps go as they surface)."""
         self.passed_over.pop(ts, None)
 
     def clear(self) -> None:
-        self._heap.clear()
+        self.heap.clear()
         self._passed_heap.clear()
         self.passed_over.clear()

@@ -599,10 +599,12 @@ class WorkerState:
             if ts is not None:
                 self._set_state(ts, "executing")
             self._out.append(Resume(key))
-        # (a free thread asked first: the ready queue's length is a call of its own, and a
-        # task arriving while another runs finds no thread)
-        while len(self.executing) < self.nthreads and self.ready and not self.paused:
-            ts = self.ready.pop(self._now)
+        # (a free thread asked first, then the queue's entries, without a call of ``len``:
+        # a task arriving while another runs finds no thread)
+        ready = self.ready
+        while len(self.executing) < self.nthreads and (ready.heap or ready.passed_over) \
+                and not self.paused:
+            ts = ready.pop(self._now)
             if ts is None:
                 break
             msg = ts.message
