@@ -174,3 +174,31 @@ def test_an_error_with_megabytes_of_text_is_whole_but_its_text_is_shortened(e):
     assert "raise_with_megabytes_of_text" in text
     assert "characters left out" in text
     assert text.rstrip().endswith(" end")
+
+
+def recurse_a_million_deep():
+    import sys
+
+    def down(depth):
+        return down(depth + 1) + 1
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10**6)
+    try:
+        return down(0)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_a_recursion_a_million_deep_errs_with_its_traceback_s_ends(e):
+    # Formatting the million frames took the worker's task thread 15-25 s (the error that
+    # much later); the first and last thousand are formatted, the count of the rest said.
+    future = e.submit(recurse_a_million_deep)
+    with pytest.raises(RecursionError):
+        future.result(timeout=RESULT_TIMEOUT)
+    remote = future.traceback_text(timeout=RESULT_TIMEOUT)
+    assert "frames left out) ..." in remote and "in down" in remote, remote[-2000:]
+    assert remote.rstrip().endswith("RecursionError: maximum recursion depth exceeded")
+    frames = traceback.extract_tb(future.traceback())
+    assert frames[-1].name == "down", frames[-3:]
+    assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2

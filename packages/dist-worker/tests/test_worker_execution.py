@@ -791,3 +791,26 @@ def test_a_tracer_or_profiler_a_task_leaves_on_its_thread_ends_with_it():
     finally:
         sys.settrace(before[0])
         sys.setprofile(before[1])
+
+
+def test_a_traceback_deeper_than_the_most_formatted_keeps_both_ends_and_counts_the_rest():
+    from dist_worker.execution import MAX_TRACEBACK_FRAMES, error_event
+
+    def down(depth):
+        if depth == MAX_TRACEBACK_FRAMES + 500:
+            raise ValueError("at the bottom")
+        return down(depth + 1)
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(MAX_TRACEBACK_FRAMES * 2)
+    try:
+        down(0)
+    except ValueError as exc:
+        text = error_event("k", exc).error.traceback
+    finally:
+        sys.setrecursionlimit(limit)
+    # (the frames: this test's, then down's, MAX_TRACEBACK_FRAMES + 501 of them)
+    assert "  ... (502 frames left out) ...\n" in text
+    assert text.startswith("Traceback (most recent call last):\n")
+    assert text.endswith("ValueError: at the bottom\n")
+    assert text.count("in down") < 20  # (the repeats folded, as Python prints them)

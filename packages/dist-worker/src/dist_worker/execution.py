@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from types import CoroutineType
+from types import CoroutineType, TracebackType
 from typing import Any, NoReturn
 
 from dist_protocol import task_context
@@ -203,6 +203,34 @@ def exception_text(exc: BaseException) -> str:
         return f"<{type(exc).__name__}: str() failed>"
 
 
+# The most frames of a task's traceback that are formatted, the first and the last halves (more
+# than a recursion under the usual limit of 1,000 has, which is formatted whole): a
+# RecursionError under ``sys.setrecursionlimit(10**6)`` has a million, and formatting them
+# all (to a few lines: the repeats are folded) took 15-25 s of the task's thread, the error
+# reaching the user that much later.
+MAX_TRACEBACK_FRAMES = 2_000
+
+
+def _formatted(exc: BaseException, tb: TracebackType | None) -> str:
+    depth, walker = 0, tb
+    while walker is not None and depth <= MAX_TRACEBACK_FRAMES:
+        depth, walker = depth + 1, walker.tb_next
+    if walker is None:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    while walker is not None:  # (a walk of a million frames: a tenth of a second)
+        depth, walker = depth + 1, walker.tb_next
+    half = MAX_TRACEBACK_FRAMES // 2
+    last = tb
+    for _ in range(depth - half):
+        assert last is not None
+        last = last.tb_next
+    return "".join(["Traceback (most recent call last):\n",
+                    *traceback.format_list(traceback.extract_tb(tb, limit=half)),
+                    f"  ... ({depth - 2 * half} frames left out) ...\n",
+                    *traceback.format_list(traceback.extract_tb(last)),
+                    *traceback.format_exception_only(type(exc), exc)])
+
+
 def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool = False,
                 run: tuple[float, float] | None = None) -> ExecutionFailed:
     """``own_frame``: the traceback starts in the worker's frame that called the task's
@@ -212,7 +240,7 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
         tb = exc.__traceback__
         if own_frame and tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        text = _formatted(exc, tb)
     except BaseException:  # noqa: BLE001 -- a broken __str__ breaks the formatting too
         text = f"{type(exc).__name__}: {exception_text(exc)}\n"
     message = f"{context}{exception_text(exc)}" if context else exception_text(exc)
