@@ -17,9 +17,7 @@ from typing import Any
 from dist_protocol import recent_logs
 from dist_protocol.messages import WorkerQuery, WorkerQueryReply
 
-from .task_runner import TaskRunner
-
-_RUNNER_LOOP = TaskRunner._work.__code__
+from .task_runner import POOL_LOOP_CODE
 
 
 def answer(query: WorkerQuery, address: str, running: Collection[str]) -> WorkerQueryReply:
@@ -44,7 +42,7 @@ def stacks() -> dict[str, list[str]]:
     for frame in sys._current_frames().values():
         below: list[FrameType] = []
         walk: FrameType | None = frame
-        while walk is not None and walk.f_code is not _RUNNER_LOOP:
+        while walk is not None and walk.f_code is not POOL_LOOP_CODE:
             below.append(walk)
             walk = walk.f_back
         if walk is None:

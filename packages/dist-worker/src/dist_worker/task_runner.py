@@ -234,3 +234,9 @@ class TaskRunner:
             self._queue.put(None)
         for resumed in waiting:  # nothing will give them a slot now: let them finish
             resumed.set()
+
+
+# The code of a pool thread's loop: a thread whose stack holds a frame of it is one of the
+# pool's, and that frame's ``instruction`` is the task it runs (``running_now`` reads the
+# stacks of the tasks running by it).
+POOL_LOOP_CODE = TaskRunner._work.__code__
