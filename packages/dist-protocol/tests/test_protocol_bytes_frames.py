@@ -98,3 +98,8 @@ def test_a_value_to_fill_holds_what_was_written():
     assert value == bytes(1000) and not view.readonly and view.nbytes == 1000
     view[:] = b"x" * 1000
     assert value == b"x" * 1000
+
+
+def test_the_shared_short_values_are_never_handed_out_to_fill():
+    assert bytes_to_fill(0) is None and bytes_to_fill(1) is None
+    assert bytes(1) == b"\x00"

@@ -138,8 +138,8 @@ def bytes_to_fill(length: int) -> tuple[bytes, memoryview] | None:
     never exists twice (its frame, then a copy), neither as it arrives nor as a task reads
     it. The object must not be handed to anyone before it is filled. ``bytes(length)`` is
     calloc'd: its pages cost memory only as bytes arrive. None where the layout is not
-    CPython's."""
-    if not _FILL_WORKS:
+    CPython's, and for fewer than two bytes (CPython's shared ``b""`` and one-byte values)."""
+    if not _FILL_WORKS or length < 2:
         return None
     value = bytes(length)
     contents = memoryview((ctypes.c_char * length).from_address(id(value) + _CONTENTS_AT))

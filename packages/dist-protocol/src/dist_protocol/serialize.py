@@ -507,8 +507,10 @@ def deserialize_received(payload: Payload, allow_pickle: bool = True, code: bool
     from a peer, put by a client, gathered by a client): a large ``bytes`` value is moved out
     of the frame it arrived in rather than copied.
 
-    A large frame arrives in a memory map of its own (``framing``), and a ``bytes`` object
-    cannot be read into, so the value is a copy of it; copied in one go, the frame and the
+    A large ``bytes`` value's frame is received into the value itself (``framing``), which
+    ``deserialize`` hands over. Another large frame arrives in a memory map of its own, and
+    a ``bytes`` value made from one (a frame the decoder did not know for a ``bytes``
+    value's) is a copy of it; copied in one go, the frame and the
     value stood side by side, a 250 MB value taking 500 MB as it arrived. Moved a step at a
     time, each step of the frame goes back to the system as soon as it is copied; the frame
     holds zeros afterwards, and is closed where it can be (``_moved_out``); the frame is
