@@ -10,6 +10,8 @@
     python benchmarks/misbehaving_tasks.py umask [--no-nanny]   # then six 40 MB results spill
     python benchmarks/misbehaving_tasks.py warnings-error [--no-nanny]   # or any of SETTINGS
     python benchmarks/misbehaving_tasks.py sync-forever --stop   # cancelled after 3 s
+    python benchmarks/misbehaving_tasks.py stdout-closed --stop  # round six's: PROBES of
+                                                   # misbehaving_round_six.py
 
 Starts a ``dcenter`` and two ``dworker --nanny --nthreads 1`` (from ``PATH``, with the
 packages of ``PYTHONPATH``), submits the probe with its future held, and prints its status
@@ -33,6 +35,12 @@ import signal
 import subprocess
 import tempfile
 import time
+
+import cloudpickle
+import misbehaving_round_six  # (its probes; this script's folder is on sys.path)
+
+# (the workers cannot import the probes' module: pickled by value, as this script's are)
+cloudpickle.register_pickle_by_value(misbehaving_round_six)
 
 
 def terminate_own_worker(x):
@@ -453,6 +461,7 @@ SETTINGS = {"warnings-error": _warnings_error, "socket-timeout": _socket_timeout
             "pool-fork": _pool_fork, "pool-spawn": _pool_spawn,
             "thread-raises-later": _thread_raises_later,
             "thread-exits-later": _thread_exits_later}
+SETTINGS.update(misbehaving_round_six.PROBES)
 FOREVER = {"async-forever", "sync-forever"}  # cancelled after 3 s
 # Probes whose harm, if any, comes seconds after the task: watched that long before the rest.
 LATER = {"alarm": 3.0, "itimer-repeating": 3.0, "thread-raises-later": 8.0,
@@ -478,12 +487,19 @@ def run_setting(e, probe: str, first: str, cap: float, spill: str) -> None:
     """The probe on the ``first`` worker (the one that spills to ``spill``), then a gather
     across the workers still there."""
     start = time.time()
-    future = e.submit(SETTINGS[probe], workers=[first], pure=False)
+    pinned = None if probe in misbehaving_round_six.UNPINNED else [first]
+    future = e.submit(SETTINGS[probe], workers=pinned, pure=False)
     try:
         outcome = f"returned {future.result(timeout=3 if probe in FOREVER else cap)!r}"
     except BaseException as exc:  # noqa: BLE001 -- the figure is what the task did
         outcome = f"{type(exc).__name__}: {str(exc)[:120]}"
     print(f"{probe}: {outcome} after {time.time() - start:.1f} s")
+    if probe in misbehaving_round_six.AFTER:
+        after = e.submit(misbehaving_round_six.AFTER[probe], workers=[first], pure=False)
+        try:
+            print(f"  the next task there: returned {after.result(timeout=cap)!r}")
+        except Exception as exc:  # noqa: BLE001 -- the figure is what the task did
+            print(f"  the next task there: {type(exc).__name__}: {str(exc)[:120]}")
     if probe in FOREVER:
         future.cancel()
         print(f"  cancelled: {future.status}")
