@@ -91,6 +91,13 @@ def test_center_workers_and_client_on_three_pythons_run_what_crosses_and_refuse_
     assert summed.result(RESULT_TIMEOUT) == 6
     assert e.who_has([summed])[summed.key] == [here.address]
 
+    # A dask graph: its nodes run anywhere, those holding code only on this Python's worker.
+    import dask.bag
+
+    negated = dask.bag.from_sequence(range(8), npartitions=4).map(operator.neg)
+    assert negated.sum().compute(scheduler=e.get) == -28
+    assert negated.map(lambda x: x * 2).sum().compute(scheduler=e.get) == -56
+
     # A module only the client has: the task's error, naming the worker's Python.
     (tmp_path / "only_on_the_client.py").write_text("def double(x):\n    return 2 * x\n")
     sys.path.insert(0, str(tmp_path))

@@ -286,8 +286,11 @@ def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | N
         unrestricted = TaskBuilder.options(None, 0, 0, False, None)
         options_of = lambda key: unrestricted
     tasks: list[TaskSpec] = []
-    for options in {id(options): options for options in map(options_of, graph)}.values():
-        core.check_pickled_code(options, refresh=not core.io.in_loop_thread)
+    # (the executor runs; whether a node holds code is known once it is pickled, part by part
+    # as the graph is sent: a node that does states this Python, and the center keeps it to
+    # workers on it -- erring it, naming both Pythons, when none is there -- while the rest
+    # run on any worker)
+    core.check_pickled_code(TaskBuilder.options(), code=False)
     wanted_names = None if keep is None else {wire_key(key) for key in keep}
     parts = _Parts(core, graph, order, wanted_names) if _center_runs_parts(core) else None
     with core.lock:
