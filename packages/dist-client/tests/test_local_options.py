@@ -114,3 +114,11 @@ def test_async_executor_refuses_them_too():
         AsyncExecutor(loop=None)
     with pytest.raises(TypeError, match="processes shape the local cluster"):
         AsyncExecutor("127.0.0.1:1", processes=False)
+
+
+def test_local_cluster_is_importable_from_the_package_as_from_dask_distributed():
+    import dist_client
+
+    assert dist_client.LocalCluster is LocalCluster and "LocalCluster" in dist_client.__all__
+    with pytest.raises(AttributeError, match="no attribute 'LocalCuster'"):
+        dist_client.LocalCuster  # noqa: B018

@@ -36,8 +36,18 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
            "Future", "futures_of", "get_client", "get_executor", "get_task_stream", "get_worker",
-           "KilledWorker", "Lock", "LostDataError", "performance_report", "PluginUnpicklingError",
+           "KilledWorker", "LocalCluster", "Lock", "LostDataError", "performance_report",
+           "PluginUnpicklingError",
            "progress", "Pub",
            "Queue", "rejoin",
            "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_client",
            "worker_executor"]
+
+
+def __getattr__(name: str) -> object:
+    # ``from dist_client import LocalCluster``, as ``from distributed import LocalCluster``;
+    # loaded on first use, since most clients connect to a running center and never start one.
+    if name == "LocalCluster":
+        from .local import LocalCluster
+        return LocalCluster
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
