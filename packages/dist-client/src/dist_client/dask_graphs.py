@@ -25,6 +25,7 @@ from .actors import actor_options
 from .core import operations
 from .dask_annotate import TASK_ANNOTATIONS, enclosing, under_given
 from .dask_defaults import cluster_shuffle
+from .dask_stores import refuse_stores_into_local_arrays
 from .dask_nodes import (fuse_chains, large_bytes_apart, literal_bytes_apart, read_graph,
                          topological_order, unfused)
 from .future import Future
@@ -272,6 +273,7 @@ def submit_graph(core: ClientCore, graph: dict, wanted: Collection[Hashable] | N
     ``{'y': future}``) are its inputs by key: their values go from worker to worker.
     ``persisted``: the graph's persisted keys (``read_graph``), a future each.
     """
+    refuse_stores_into_local_arrays(graph)
     order = topological_order(graph)
     priorities = _dask_priorities(graph)
     if priorities:
