@@ -346,7 +346,7 @@ async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
     survive_signals(loop, survived_signals(nanny is not None), worker.survived_signal)
     killed = False
 
-    def terminated(at: float) -> None:
+    def terminated(at: float, nanny_gone: bool = False) -> None:
         # A SIGTERM not from the nanny (which asks over the channel) nor, without one, from an
         # operator: a task, or, under a nanny, someone who signalled this process alone. The
         # worker dies as if killed (without unregistering, so the center counts a death
@@ -354,7 +354,7 @@ async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
         # its spilled files removed; a nanny starts a new one.
         nonlocal killed
         killed = True
-        worker.terminated(at)
+        worker.terminated(at, nanny_gone)
         asyncio.ensure_future(worker.close("terminated", unregister=False))
 
     if nanny is None:
@@ -393,12 +393,17 @@ async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
             else:
                 asyncio.ensure_future(worker.close("stopped by the nanny"))
 
+        nanny_pid = os.getppid()
+
         def sigterm_came(signum: int, frame: object) -> None:
             # A handler of Python's, not the loop's: it runs at once, between two bytecodes of
             # the main thread, so the time is the signal's, not that of a later pass of the
-            # loop, by which the task that sent it may have ended and another started.
+            # loop, by which the task that sent it may have ended and another started. The
+            # kernel reparents this process before it sends the parent-death signal.
             try:
-                loop.call_soon_threadsafe(terminated, time.time())
+                # (the nanny's parent-death signal: it was killed, by ``kill -9`` of the
+                # dworker's process id or by one of this worker's tasks, which are suspects)
+                loop.call_soon_threadsafe(terminated, time.time(), os.getppid() != nanny_pid)
             except RuntimeError:  # the loop has closed: the worker is on its way out anyway
                 pass
 

@@ -694,17 +694,22 @@ class Worker:
                     "alarm, timer or os.kill?). Running then: %s; the last task to end: %s",
                     name, ", ".join(running) or "none", last[0] if last else "none")
 
-    def terminated(self, at: float) -> None:
+    def terminated(self, at: float, nanny_gone: bool = False) -> None:
         """The process got a SIGTERM its nanny did not send (without a nanny: one this process
         or a process it started sent) at ``at`` (``time.time()``; ``cli.serve``), and is about
         to close without unregistering: the center hears first
-        which tasks may have sent it."""
+        which tasks may have sent it. ``nanny_gone``: it was the parent-death signal of a
+        nanny that was killed (by an operator, or by a task: they stay suspects)."""
         if self.closing:
             return
         self.handle(Terminated(at=at, within=self.heartbeat_interval))
         self.flush_center()
-        log.warning("got SIGTERM, not from the nanny or (without one) an operator: stopping "
-                    "as if killed (a task's os.kill?)")
+        if nanny_gone:
+            log.warning("the nanny (this process's parent) ended without stopping this worker "
+                        "(killed?): stopping as if killed")
+        else:
+            log.warning("got SIGTERM, not from the nanny or (without one) an operator: stopping "
+                        "as if killed (a task's os.kill?)")
 
     # -- metrics ------------------------------------------------------------------------------
     def metrics(self) -> dict:
