@@ -40,7 +40,9 @@ import urllib.request
 
 import psutil
 
-from connection_churn import RESULTS, command, printed, start, stop
+from servers import command, start, start_center, stop
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # One client process: ``SESSIONS`` sessions with new names, each a turn of the mix; the last
 # one of a crashing process ends with ``os._exit`` while work is in flight.
@@ -267,16 +269,6 @@ class Clients:
             thread.join(660)
 
 
-def dashboard_of(center_proc: subprocess.Popen) -> str:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        for line in list(printed.get(center_proc.pid, ())):
-            if line.startswith("Dashboard at "):
-                return line.split("Dashboard at ", 1)[1].strip()
-        time.sleep(0.05)
-    raise SystemExit("the center did not print its dashboard's address")
-
-
 def grown(samples: list[dict], settle_minutes: float, max_growth: float) -> dict[str, list]:
     """Each figure that grew while the clients came and went: every sample of the second half
     after settling above every sample of the first (a table that rises and falls with the
@@ -332,15 +324,12 @@ def main() -> int:
     from dist_client import Executor
 
     random.seed(0)
-    center_proc, center = start(command("dcenter") + ["--host", "127.0.0.1", "--port", "0",
-                                                      "--dashboard-port", "0"],
-                                "Start center at ")
+    center_proc, center, dashboard = start_center(dashboard=True)
     nannies: list[subprocess.Popen] = []
     observer = None
     clients = None
     samples: list[dict] = []
     try:
-        dashboard = dashboard_of(center_proc)
         for name in ("a", "b"):
             nannies.append(start(command("dworker") + [center, "--nthreads", "2",
                                                        "--name", name], "Start worker at ")[0])
@@ -367,6 +356,7 @@ def main() -> int:
                     "tables": tables}
 
         began = time.monotonic()
+        observer.run(worker_census)  # (what the observer itself keeps on the center is idle)
         samples.append(sample(0.0))
         print(f"minute 0: {json.dumps(samples[-1]['processes'])}", flush=True)
         clients = Clients(center, args.clients, args.sessions)
