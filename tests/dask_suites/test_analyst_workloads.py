@@ -24,7 +24,7 @@ import dask.array as da  # noqa: E402
 import dask.bag as db  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 from dask import delayed  # noqa: E402
-from dist_client import (Executor, LocalCluster, Variable, as_completed,  # noqa: E402
+from dist_client import (Event, Executor, LocalCluster, Variable, as_completed,  # noqa: E402
                          fire_and_forget, futures_of, get_client, wait, worker_client)
 
 pytestmark = pytest.mark.timeout(120)
@@ -440,3 +440,30 @@ def test_a_worker_killed_mid_computation(threads):
         victim = next(iter(local.workers.values()))
         victim.process.kill()
         np.testing.assert_allclose(persisted.sum(axis=0).compute(scheduler=e.get), expected)
+
+
+def slow_partition_announcing_its_start(part):
+    Event("a-partition-started").set()
+    time.sleep(0.1)
+    return part
+
+
+@pytest.mark.parametrize("threads", [2, 1])
+def test_a_worker_killed_during_a_hash_join(threads):
+    rng = np.random.default_rng(6)
+    left = pd.DataFrame({"k": rng.integers(0, 500, 40_000), "v": rng.random(40_000)})
+    right = pd.DataFrame({"k": np.arange(500), "w": np.arange(500) % 7})
+
+    def joined():
+        slow = dd.from_pandas(left, npartitions=16).map_partitions(
+            slow_partition_announcing_its_start)
+        return slow.merge(dd.from_pandas(right, npartitions=4), on="k",
+                          shuffle_method="tasks").groupby("w").v.sum()
+
+    expected = joined().compute(scheduler="sync")
+    with LocalCluster(n_workers=2, threads_per_worker=threads, dashboard_address=None) as local, \
+            Executor(local) as e:
+        result = e.compute(joined())
+        assert Event("a-partition-started", executor=e).wait(timeout=30)
+        next(iter(local.workers.values())).process.kill()
+        same(result.result(90), expected)
