@@ -1,11 +1,13 @@
-"""The worker's warning filters, put back when a task changes them.
+"""The worker's warning filters: those a task added to raise warnings as errors, taken out.
 
 ``warnings.simplefilter("error")`` in a task is process-wide: every warning the worker's own
 code met after it was raised as an exception. A worker without a nanny so left could not stop:
 at an operator's SIGTERM the event loop's close met a ResourceWarning for a connection, and the
-process was still running 40 s later. The filters the worker started with are put back, with a
-warning, at each heartbeat and as the worker closes: a comparison of a short list each, nothing
-per task.
+process was still running 40 s later. The "error" filters added since the worker started are
+taken out, with a warning, at each heartbeat and as the worker closes: a comparison of a short
+list each, nothing per task. Every other filter stays: libraries add theirs as a task first
+imports them (pandas ignores numpy's "size changed" warnings), and taking those out would
+bring back what they chose to hide.
 """
 from __future__ import annotations
 
@@ -18,14 +20,18 @@ _KEPT = list(warnings.filters)  # (as the worker process started: imported befor
 
 
 def put_back_warning_filters() -> None:
-    """Put back the warning filters the worker started with if a task changed them."""
-    if warnings.filters == _KEPT:
+    """Take out the "error" filters a task added (those the worker started with stay)."""
+    filters = warnings.filters
+    if filters == _KEPT:
         return
-    found = len(warnings.filters)
-    warnings.filters[:] = _KEPT  # type: ignore[index]  # (a list, typed as a sequence)
+    kept = [entry for entry in filters if entry[0] != "error" or entry in _KEPT]
+    if len(kept) == len(filters):
+        return
+    found = len(filters)
+    warnings.filters[:] = kept  # type: ignore[index]  # (a list, typed as a sequence)
     warnings._filters_mutated()  # type: ignore[attr-defined]  # (the module's caches)
-    log.warning("the warning filters were changed (a task's warnings.simplefilter?; %d "
-                "filters, %d at start): put back", found, len(_KEPT))
+    log.warning("a task made warnings raise as errors (warnings.simplefilter('error')?): "
+                "%d of its %d filters taken out", found - len(kept), found)
 
 
 __all__ = ["put_back_warning_filters"]
