@@ -26,16 +26,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 
-from servers import command, start, start_center, stop
+from servers import center_tables, command, start, start_center, stop
 
 KINDS = ("futures", "lock", "semaphore", "queue_get", "variable_get", "topics", "actor",
          "gather", "replicate", "rebalance", "scatter", "wait", "graph", "log")
@@ -140,16 +138,7 @@ if sys.stdin.readline().strip() == "close":
 
 
 def metrics(dashboard: str) -> dict[str, float]:
-    with urllib.request.urlopen(dashboard.rstrip("/") + "/metrics", timeout=10) as reply:
-        text = reply.read().decode()
-    found = {}
-    for line in text.splitlines():
-        match = re.match(r'(dist_center_entries|dist_tasks|dist_clients)(?:\{[a-z]+="([^"]*)"\})?'
-                         r' (\S+)$', line)
-        if match:
-            name, label, value = match.groups()
-            found[f"{name}:{label}" if label else name] = float(value)
-    return found
+    return center_tables(dashboard, timeout=10)[0]
 
 
 def worker_census() -> dict[str, int]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import psutil
 
@@ -87,3 +89,21 @@ def stop(proc: subprocess.Popen) -> list[str]:
 
 def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+_TABLE_LINE = re.compile(r'(dist_center_entries|dist_tasks|dist_clients)(?:\{[a-z]+="([^"]*)"\})?'
+                         r' (\S+)$')
+
+
+def center_tables(dashboard: str, timeout: float = 30) -> tuple[dict[str, float], int]:
+    """The center's table sizes from its ``/metrics`` (``name:label`` -> value), and how many
+    lines the page had."""
+    with urllib.request.urlopen(dashboard.rstrip("/") + "/metrics", timeout=timeout) as reply:
+        lines = reply.read().decode().splitlines()
+    found = {}
+    for line in lines:
+        match = _TABLE_LINE.match(line)
+        if match:
+            name, label, value = match.groups()
+            found[f"{name}:{label}" if label else name] = float(value)
+    return found, len(lines)

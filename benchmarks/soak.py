@@ -31,15 +31,14 @@ import argparse
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import psutil
 
+import servers
 from servers import command, start, start_center, stop
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -203,16 +202,8 @@ def worker_census(worker=None) -> dict[str, int]:
 
 
 def center_tables(dashboard: str) -> dict[str, float]:
-    with urllib.request.urlopen(dashboard.rstrip("/") + "/metrics", timeout=30) as reply:
-        text = reply.read().decode()
-    found = {"(metrics lines)": float(len(text.splitlines()))}
-    for line in text.splitlines():
-        match = re.match(r'(dist_center_entries|dist_tasks|dist_clients)(?:\{[a-z]+="([^"]*)"\})?'
-                         r' (\S+)$', line)
-        if match:
-            name, label, value = match.groups()
-            found[f"{name}:{label}" if label else name] = float(value)
-    return found
+    found, lines = servers.center_tables(dashboard)
+    return {"(metrics lines)": float(lines), **found}
 
 
 def process_figures(pid: int) -> dict[str, float]:
