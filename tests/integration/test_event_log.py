@@ -3,10 +3,11 @@ keeps, read them back, and subscribers get them as they come."""
 from __future__ import annotations
 
 import queue
+import socket
 import time
 
 import pytest
-from dist_client import AsyncExecutor, get_worker
+from dist_client import AsyncExecutor, Pub, Sub, get_worker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,3 +78,30 @@ def test_a_topic_is_a_non_empty_string_and_a_handler_a_callable(cluster):
     with pytest.raises(TypeError, match="msgpack"):
         e.log_event("t", Unpackable())  # as dask's: any client reads a log
     assert e.get_events("t") == ()
+
+
+@pytest.mark.parametrize("durable", [True, False], ids=["durable-center", "center-starting-empty"])
+def test_subscriptions_are_renewed_when_the_center_comes_back(processes, tmp_path, durable,
+                                                             wait_until):
+    with socket.socket() as probe:  # a port to start the center on again
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    state = ("--state-dir", str(tmp_path / "state")) if durable else ()
+    center = processes.start_center("--port", port, *state)
+    listener = processes.executor(center.address)
+    heard: queue.SimpleQueue = queue.SimpleQueue()
+    listener.subscribe_topic("news", heard.put)
+    sub = Sub("pubsub-news", executor=listener)
+    listener.log_event("news", "before")
+    assert heard.get(timeout=30)[1] == "before"
+
+    center.kill()
+    center.wait(30)
+    wait_until(lambda: listener.status == "reconnecting", 30, "the listener to notice")
+    center = processes.start_center("--port", port, *state)
+    wait_until(lambda: listener.status == "running", 60, "the listener to reconnect")
+
+    processes.executor(center.address).log_event("news", "after")  # another client's
+    assert heard.get(timeout=30)[1] == "after"
+    Pub("pubsub-news", executor=listener).put("published after")
+    assert sub.get(timeout=30) == "published after"

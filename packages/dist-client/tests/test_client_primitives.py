@@ -1,12 +1,14 @@
 """How primitives' values travel, and where published messages go (no cluster needed)."""
+import asyncio
 import queue
 import weakref
 
 import pytest
 from dist_client.actors import ActorLost, lost_error
 from dist_client.errors import LostDataError
+from dist_client.event_log import EventHandlers, renew_subscriptions
 from dist_client.primitives import Topics, Variable, encode
-from dist_protocol.errors import MissingDependency
+from dist_protocol.errors import CommClosedError, MissingDependency
 from dist_protocol.messages import CoordinateReply, Published
 from dist_protocol.serialize import KeyRef, deserialize, serialize
 
@@ -54,6 +56,44 @@ def test_an_inbox_dropped_unclosed_gets_nothing_and_its_topic_is_let_go_once():
         topics.deliver(Published(topic=topic, value=payload), deserted.append)
     assert deserted == ["u"]  # told once: the center is asked to stop sending it
     assert kept.get_nowait().value == payload and kept.empty()
+
+
+class _Reconnected:
+    """What ``renew_subscriptions`` sees of a client on its new connection."""
+
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.center = type("Comm", (), {"features": frozenset({"event-log"})})()
+        self.topics = Topics()
+        self.event_handlers = EventHandlers(lambda: None)  # type: ignore[arg-type,return-value]
+        self.asked: list[tuple[str, str, str]] = []
+        self.fail = fail
+
+    async def ask(self, make):
+        msg = make(len(self.asked))
+        self.asked.append((msg.kind, msg.name, msg.action))
+        if self.fail is not None:
+            raise self.fail
+        return CoordinateReply(id=msg.id)
+
+
+def test_a_new_connection_subscribes_again_to_every_topic_listened_to_here():
+    core = _Reconnected()
+    inbox = queue.SimpleQueue()
+    core.topics.add("pubsub", inbox)
+    core.event_handlers.add("print", print)
+    core.event_handlers.add("news", print)
+    core.event_handlers.add("gone", print)
+    core.event_handlers.remove("gone")
+    asyncio.run(renew_subscriptions(core))
+    assert sorted(core.asked) == [("log", "news", "subscribe"), ("log", "print", "subscribe"),
+                                  ("topic", "pubsub", "subscribe")]
+
+
+def test_a_connection_lost_while_subscribing_again_is_raised_for_the_next_one_to_retry():
+    core = _Reconnected(CommClosedError("gone again"))
+    core.event_handlers.add("news", print)
+    with pytest.raises(CommClosedError):
+        asyncio.run(renew_subscriptions(core))
 
 
 def test_an_actors_loss_is_an_actor_lost_error_and_other_losses_are_not():

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from dist_protocol.errors import CommClosedError
 from dist_protocol.messages import Coordinate, CoordinateReply, Published
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
@@ -92,6 +93,33 @@ async def subscribe(core: Any, topic: str, handler: Callable[[tuple[float, Any]]
             raise
 
 
+async def renew_subscriptions(core: Any) -> None:
+    """On a new connection to the center (after losing the last): subscribe again to every
+    topic this client has handlers of, and every pub/sub topic it has a ``Sub`` of. A center
+    forgets a client's subscriptions with its connection (and a restarted one knew nothing of
+    them), while the handlers here stay; events logged while the connection was down are not
+    delivered, as they would not be in dask (``get_events`` reads them). Raises
+    ``CommClosedError`` or ``ClusterError`` if the connection goes meanwhile."""
+    center = core.center
+    if center is None:
+        return
+    kinds = [("topic", name) for name in core.topics.names()]
+    if "event-log" in center.features:
+        kinds += [("log", name) for name in core.event_handlers.topics()]
+    outcomes = await asyncio.gather(*(core.ask(_subscribing(kind, name)) for kind, name in kinds),
+                                    return_exceptions=True)
+    for (_, name), outcome in zip(kinds, outcomes):
+        if isinstance(outcome, (CommClosedError, ClusterError, TimeoutError)):
+            raise outcome  # the connection went meanwhile: the next one subscribes again
+        if isinstance(outcome, BaseException):
+            log.warning("could not subscribe again to topic %r after reconnecting: %s",
+                        name, outcome)
+
+
+def _subscribing(kind: str, name: str) -> Callable[[int], Coordinate]:
+    return lambda i: Coordinate(id=i, kind=kind, name=name, action="subscribe")
+
+
 async def unsubscribe(core: Any, topic: str) -> None:
     name = topics_of(topic)[0]
     if core.event_handlers.remove(name):
@@ -120,6 +148,10 @@ class EventHandlers:
     def remove(self, topic: str) -> bool:
         with self._lock:
             return self._handlers.pop(topic, None) is not None
+
+    def topics(self) -> list[str]:
+        with self._lock:
+            return sorted(self._handlers)
 
     def deliver(self, msg: Published) -> None:
         with self._lock:
@@ -151,5 +183,5 @@ async def _awaited(awaitable: Any) -> Any:
     return await awaitable
 
 
-__all__ = ["EventHandlers", "get_events", "log_event", "subscribe", "topics_of",
-           "unsubscribe"]
+__all__ = ["EventHandlers", "get_events", "log_event", "renew_subscriptions", "subscribe",
+           "topics_of", "unsubscribe"]

@@ -531,6 +531,11 @@ class Topics:
             self._inboxes.pop(topic, None)
             return True
 
+    def names(self) -> list[str]:
+        """The topics with a Sub here (to subscribe to again on a new connection)."""
+        with self._lock:
+            return sorted(name for name, inboxes in self._inboxes.items() if inboxes)
+
     def deliver(self, msg: Published,
                 deserted: Callable[[str], None] = lambda topic: None) -> None:
         """Into every inbox of the topic; ``deserted(topic)`` when every Sub of it here was

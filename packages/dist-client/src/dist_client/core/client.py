@@ -36,6 +36,7 @@ from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer, wo
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
 from ..errors import CenterLostError, ClusterError
+from .. import event_log
 from ..event_log import EventHandlers
 from .. import task_output, worker_queries
 from ..future import Future
@@ -366,6 +367,9 @@ class ClientCore:
                 with self.lock:
                     keys = self.state.held()
                 session = await self.session.open(comm, self._replies, self.timeout, keys)
+                # Before anything of the user's: an event logged once the executor runs
+                # again reaches its handlers.
+                await event_log.renew_subscriptions(self)
                 break
             except (CommClosedError, TimeoutError, ClusterError):
                 comm.close("no session")  # the center went again: try again
