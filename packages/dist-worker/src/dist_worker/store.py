@@ -29,26 +29,15 @@ What cannot go to disk stays in memory and is reported once, never retried in a 
 * a value that cannot be pickled, or one larger than the disk could ever hold, is *pinned*:
   kept in memory, outside the order of use, until it is freed (pausing cannot bring its
   memory back, so the monitor does not pause the worker for it);
-* a disk that fails (full, read-only, removed) *suspends* spilling for a while; everything
-  stays in memory, and the worker's monitor pauses the worker instead (``spill_suspended``),
-  trying the disk again after ``RETRY_AFTER`` seconds.
+* a disk that fails *suspends* spilling for a while (``spill_health``).
 
 A value is taken out of memory only once its file is written: a write that fails loses
-nothing. A value of ``OFF_LOOP_FROM`` bytes or more is written by the worker's
-``SpillWriter``, on a thread, one at a time, while the loop goes on (a large value took it
-seconds): from the moment it is chosen until its file is whole it is *being written*.
-Meanwhile it is out of
-the spill order and no longer counts towards the target (it is leaving), but it is still in
-memory, counted in ``managed``, and served from there: a task that reads it, or a peer that
-fetches it, gets the object itself, and the write goes on (the value leaves memory when it
-ends; a running task's reference keeps it alive until the task returns, as for any value
-spilled while a task reads it). A value freed or replaced meanwhile has its write abandoned
-(it stops at its next step, and its file is removed); a write that fails puts the value back
-in memory and suspends spilling, as a failed write on the loop does; closing the store
-abandons the write under way and waits for it to stop. Each outcome is recorded on the loop,
-in the order the writes end. The values spilled to make room for a task's input read back
-on a thread (``make_room_for``) are all written there, whatever their size, and the read
-begins once they have all left memory.
+nothing. A large value's file is written on a thread while the loop goes on
+(``spill_writes``); a write there that fails puts the value back in memory and suspends
+spilling, as a failed write on the loop does; closing the store abandons the write under way
+and waits for it to stop. The values spilled to make room for a task's input read back on a
+thread (``make_room_for``) are all written there, whatever their size, and the read begins
+once they have all left memory.
 
 A file that cannot be read back (removed under the worker, damaged) raises
 ``SpillReadError``: the worker forgets the key and tells the center, which has it computed
@@ -62,7 +51,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, MutableMapping
 from sys import getsizeof
-from typing import Any, Protocol
+from typing import Any
 
 from dist_protocol.serialize import SerializationError, deserialize, serialize
 
@@ -73,12 +62,12 @@ from .sizeof import PLAIN_SCALARS, sizeof
 from .spill import (DiskMapping, PendingWrite, SpillLoadError, SpillReadError,
                     SpillSerializationError, ValueTooLarge)
 from .spill_order import SpillOrder
-from .spillwriter import Done
+from .spill_health import SpillHealth
+from .spill_writes import OFF_LOOP_FROM, OffLoopWrites, RoomWait, Writer
 from .workspace import PREFIX, Workspace, claim, remove_abandoned
 
 log = logging.getLogger("dist.worker")
 
-RETRY_AFTER = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds between tries of a disk that failed
 # Fractions of the target: the order of planned reads is followed from the first, up to the
 # second (apart, so that a worker hovering about one does not start and stop over and over).
 WATCH_FROM = 0.5
@@ -87,25 +76,9 @@ _ABSENT = object()
 # A value at least this large, spilled as it is stored, is given to a task of the same batch
 # as it is (a smaller one is not worth the look per value stored)
 SPILLED_IN_BATCH_FROM = 2**20
-# A value at least this large is written to disk on the writer's thread (``writer``), one
-# at a time: a smaller one takes the loop a few tenths of a second at most, and is written there
-# at once, as is any value while another is being written. A value being written is still in
-# memory while the loop goes on reading what peers and clients send: with every value of
-# 8 MiB or more written on the thread, a scatter of 40 MB blocks to a full 300 MB worker
-# passed its limit (one run in three), where writing them on the loop had held the rest back.
-OFF_LOOP_FROM = 64 * 2**20
 # A spilled value at least this large is read back on a thread to be sent to a peer or a
 # client (``read_payload``): that adds no memory to what reading it on the loop took.
 READ_OFF_LOOP_FROM = 8 * 2**20
-
-
-class Writer(Protocol):
-    """Where the store's large writes run (``spillwriter.SpillWriter``): ``write`` on any
-    thread, then ``done`` on the store's own."""
-
-    def submit(self, write: Callable[[], object], done: Done) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class DataStore(MutableMapping):
@@ -140,17 +113,11 @@ class DataStore(MutableMapping):
         self.order = SpillOrder()
         self.pinned: dict[str, Any] = {}  # kept in memory whatever the target: see above
         self._pinned_weight = 0
-        # Values being written on the writer's thread (None: every write on the loop), each
-        # with its value, until the write's outcome is recorded (``_written``).
-        self._writer = writer
-        self._writing: dict[str, tuple[PendingWrite, Any]] = {}
-        self._writing_weight = 0
-        # Room being made for values read back (``make_room_for``), each waiting for writes.
-        self._room_waits: list[RoomWait] = []
-        self.spill_error: str | None = None  # why spilling is suspended, if it is
+        # Values being written on the writer's thread (None: every write on the loop), and
+        # room being made for values read back (``make_room_for``), waiting for writes.
+        self.writes = OffLoopWrites(writer)
+        self.health = SpillHealth(self.directory, clock)
         self._clock = clock
-        self._retry_at = 0.0
-        self._failures = 0
         self.spilled_count = 0
         # Set by the worker's memory monitor: what to spill, when a value of the given weight
         # has just come into memory, given the bytes of the values in memory (``managed``;
@@ -216,12 +183,12 @@ class DataStore(MutableMapping):
     @property
     def managed(self) -> int:
         """Bytes of the values held in memory (estimated), those being written included."""
-        return self._lru_weight + self._pinned_weight + self._writing_weight
+        return self._lru_weight + self._pinned_weight + self.writes.weight
 
     @property
     def writing(self) -> int:
         """Bytes of the values being written on the writer's thread (estimated)."""
-        return self._writing_weight
+        return self.writes.weight
 
     @property
     def pinned_weight(self) -> int:
@@ -245,11 +212,16 @@ class DataStore(MutableMapping):
         return self.slow.disk_bytes
 
     @property
+    def spill_error(self) -> str | None:
+        """Why spilling is suspended, if it is (``spill_health``)."""
+        return self.health.error
+
+    @property
     def spill_suspended(self) -> bool:
-        return self.spill_error is not None
+        return self.health.error is not None
 
     def in_memory(self, key: str) -> bool:
-        return key in self._lru or key in self.pinned or key in self._writing
+        return key in self._lru or key in self.pinned or key in self.writes
 
     def on_disk(self, key: str) -> bool:
         """Held, and only on disk: reading it means reading its file back."""
@@ -274,9 +246,9 @@ class DataStore(MutableMapping):
         value = self.pinned.get(key, _ABSENT)
         if value is not _ABSENT:
             return value
-        writing = self._writing.get(key)
-        if writing is not None:  # (served from memory: the write goes on)
-            return writing[1]
+        value = self.writes.get(key, _ABSENT)
+        if value is not _ABSENT:  # (served from memory: the write goes on)
+            return value
         if key not in self.slow:
             raise KeyError(key)
         known = self.weights.get(key)
@@ -360,7 +332,7 @@ class DataStore(MutableMapping):
                 weight = self.weights[key]
                 self._pinned_weight -= weight
                 self._freed_weight += weight
-            elif self._writing:
+            elif len(self.writes):
                 self._abandon(key)
         slow = self.slow
         if slow.sizes or slow.cached:  # (a file to remove only once anything was spilled)
@@ -371,16 +343,16 @@ class DataStore(MutableMapping):
 
     def __contains__(self, key: object) -> bool:
         return (key in self._lru or key in self.pinned or key in self.slow
-                or key in self._writing)
+                or key in self.writes)
 
     def __iter__(self) -> Iterator[str]:
         yield from self.pinned
         yield from self._lru
-        yield from list(self._writing)
+        yield from self.writes.keys()
         yield from self.slow
 
     def __len__(self) -> int:
-        return len(self.pinned) + len(self._lru) + len(self._writing) + len(self.slow)
+        return len(self.pinned) + len(self._lru) + len(self.writes) + len(self.slow)
 
     def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
         """Remove ``key`` without reading it back from disk (the value is not returned when
@@ -388,8 +360,8 @@ class DataStore(MutableMapping):
         value = self._lru.get(key, _ABSENT)
         if value is _ABSENT:
             value = self.pinned.get(key, _ABSENT)
-            if value is _ABSENT and key in self._writing:
-                value = self._writing[key][1]
+            if value is _ABSENT:
+                value = self.writes.get(key, _ABSENT)
             if value is _ABSENT:
                 if key not in self.slow:
                     if default:
@@ -424,12 +396,12 @@ class DataStore(MutableMapping):
     def dropping(self) -> bool:
         """Whether values let go of (spilled, freed) may still hold their memory: being
         written, or handed to the disposal thread and not yet dropped there."""
-        return bool(self._writing) or bool(self._dropped) or self._disposer.dropping
+        return bool(len(self.writes)) or bool(self._dropped) or self._disposer.dropping
 
     def large_on_disk(self, keys: Collection[str]) -> list[str]:
         """Those of ``keys`` held on disk only whose values weigh ``READ_OFF_LOOP_FROM`` or
         more: their files are for ``read_payload`` to read on another thread than the loop."""
-        if not len(self.slow) or self._writer is None:
+        if not len(self.slow) or self.writes.writer is None:
             return []
         return [key for key in keys
                 if key in self.slow and self.weights.get(key, 0) >= READ_OFF_LOOP_FROM]
@@ -454,17 +426,15 @@ class DataStore(MutableMapping):
         on the loop, making room for a value of hundreds of megabytes held it as long as
         reading it had."""
         known = self.weights.get(key)
-        if (self._writer is None or key not in self.slow or known is None
+        if (self.writes.writer is None or key not in self.slow or known is None
                 or known > self._target
                 or self._lru_weight + self._pinned_weight + known <= self._target
-                or not self._may_spill()):
+                or not self.health.may_spill()):
             done()
             return
-        wait = RoomWait(done)
-        self._room_waits.append(wait)
+        wait = self.writes.room_wait(done)
         self._guarded(lambda: self._spill_until_below_target(known, wait=wait))
-        wait.begun = True
-        self._room_wait_over(wait)
+        self.writes.room_begun(wait)
 
     def read_value(self, key: str) -> tuple[Any, int]:
         """``key``'s value unpickled from its file, and the bytes read: changes nothing, so
@@ -489,8 +459,8 @@ class DataStore(MutableMapping):
             current = self._lru.get(key, _ABSENT)
             if current is _ABSENT:
                 current = self.pinned.get(key, _ABSENT)
-            if current is _ABSENT and key in self._writing:
-                current = self._writing[key][1]
+            if current is _ABSENT:
+                current = self.writes.get(key, _ABSENT)
             return value if current is _ABSENT else current
         self.slow.bytes_read += nbytes_read
         self._bring_back(key, value)
@@ -526,14 +496,14 @@ class DataStore(MutableMapping):
         try:
             self.slow.probe()
         except OSError as exc:
-            self._suspend(f"{type(exc).__name__}: {exc}")
+            self.health.suspend(f"{type(exc).__name__}: {exc}")
             return False
         return True
 
     def evict(self, keep: Collection[str] = ()) -> int:
         """Spill the first value in spill order not in ``keep``; its estimated bytes (0:
         nothing spilled). A running task's inputs are kept: spilling them frees nothing."""
-        if not self._lru or not self._may_spill():
+        if not self._lru or not self.health.may_spill():
             return 0
 
         def spill_one() -> int:  # chosen again after a value that cannot spill is pinned
@@ -545,10 +515,9 @@ class DataStore(MutableMapping):
     def spill_to_target(self) -> None:
         """Spill until the values in memory weigh no more than the target."""
         if self._lru_weight + self._pinned_weight > self._target:
-            if self._may_spill():
+            if self.health.may_spill():
                 self._guarded(self._spill_until_below_target)
-        elif self.spill_error is not None and self._clock() >= self._retry_at \
-                and not self._writing:
+        elif self.health.retry_due() and not len(self.writes):
             self._probe_again()
 
     def _probe_again(self) -> None:
@@ -559,15 +528,15 @@ class DataStore(MutableMapping):
         try:
             self.slow.probe(largest)
         except OSError as exc:
-            self._suspend(f"{type(exc).__name__}: {exc}")
+            self.health.suspend(f"{type(exc).__name__}: {exc}")
         else:
-            self._works_again()
+            self.health.works_again()
 
     def spill_by_plan(self, plan: spillpolicy.SpillPlan, keep: Collection[str] = (),
                       budget: float | None = None) -> int:
         """Spill values in spill order, leaving out ``keep``, while ``plan`` wants them (for
         at most ``budget`` seconds); the estimated bytes spilled."""
-        if not self._lru or not plan.needed or not self._may_spill():
+        if not self._lru or not plan.needed or not self.health.may_spill():
             return 0
         spilled = 0
         until = None if budget is None else self._clock() + budget
@@ -609,7 +578,8 @@ class DataStore(MutableMapping):
         """Spill until ``weight`` more bytes in memory stay within the target. Written at
         once, on the loop: the value it makes room for is read back on the loop next, and
         written on the thread, what made room would still be in memory beside it."""
-        if self._lru_weight + self._pinned_weight + weight > self._target and self._may_spill():
+        if (self._lru_weight + self._pinned_weight + weight > self._target
+                and self.health.may_spill()):
             self._guarded(lambda: self._spill_until_below_target(weight, at_once=True))
 
     def _spill(self, key: str, at_once: bool = False, wait: RoomWait | None = None) -> int:
@@ -617,9 +587,9 @@ class DataStore(MutableMapping):
         value's write is only begun (``_write_off_loop``), unless it is to be ``at_once``;
         so is any value's that ``wait`` waits for (room made for a value read back)."""
         weight = self.weights[key]
-        if self._writer is not None and key not in self.slow.cached and (
+        if self.writes.writer is not None and key not in self.slow.cached and (
                 wait is not None
-                or (weight >= OFF_LOOP_FROM and not at_once and not self._writing)):
+                or (weight >= OFF_LOOP_FROM and not at_once and not len(self.writes))):
             return self._write_off_loop(key, weight, wait)
         payload = self.serialized.get(key)
         if payload is not None and key not in self.slow.cached:
@@ -636,7 +606,7 @@ class DataStore(MutableMapping):
         """Begin writing ``key``'s value on the writer's thread: it is serialized and its room
         on disk made here (raising as a write on the loop does, nothing changed), then it
         leaves the spill order and the target's count, but stays in memory until
-        ``_written`` (which tells ``wait``, if given, that it has ended)."""
+        ``_written`` (``wait``, if given, is told once it has ended)."""
         value = self._lru[key]
         payload = self.serialized.get(key)
         if payload is None:
@@ -649,40 +619,17 @@ class DataStore(MutableMapping):
         self.order.remove(key)
         self.serialized.pop(key, None)
         self._lru_weight -= weight
-        self._writing[key] = (pending, value)
-        self._writing_weight += weight
-        if wait is not None:
-            wait.writes.add(pending)
-        assert self._writer is not None
-        self._writer.submit(pending.run, lambda error: self._written(pending, error))
+        self.writes.begin(pending, value, weight, self._written, wait)
         return weight
 
     def _written(self, pending: PendingWrite, error: BaseException | None) -> None:
-        """On the loop: the write of ``pending`` ended, with ``error`` or without; room made
-        for a value read back that waited for it alone is then made."""
-        try:
-            self._record_write(pending, error)
-        finally:
-            for wait in [wait for wait in self._room_waits if pending in wait.writes]:
-                wait.writes.discard(pending)
-                self._room_wait_over(wait)
-
-    def _room_wait_over(self, wait: RoomWait) -> None:
-        """``wait``'s writes may all have ended: if so, it is told (once)."""
-        if wait.begun and not wait.writes and wait in self._room_waits:
-            self._room_waits.remove(wait)
-            wait.done()
-
-    def _record_write(self, pending: PendingWrite, error: BaseException | None) -> None:
-        key = pending.key
-        current = self._writing.get(key)
-        if current is None or current[0] is not pending:  # freed or replaced meanwhile
+        """On the loop: the write of ``pending`` ended, with ``error`` or without."""
+        finished = self.writes.finish(pending)
+        if finished is None:  # freed or replaced meanwhile
             self.slow.abandon(pending)
             return
-        del self._writing[key]
-        value = current[1]
-        weight = self.weights[key]
-        self._writing_weight -= weight
+        value, weight = finished
+        key = pending.key
         if error is None:
             try:
                 self.slow.finish(pending)
@@ -698,39 +645,23 @@ class DataStore(MutableMapping):
                 # the folder made anew, as a write on the loop makes it.
                 self._guarded(lambda: self._spill(key) if key in self._lru else 0)
                 return
-            self._suspend(f"{type(error).__name__}: {error}")
+            self.health.suspend(f"{type(error).__name__}: {error}")
             return
         self.spilled_count += 1
-        self._works_again()
+        self.health.works_again()
         self._dropped.append(value)  # (finalized on the disposal thread)
         self._hand_off()
 
     def _abandon(self, key: str) -> None:
         """``key`` is freed or replaced while it is being written: the write stops at its
         next step and is forgotten when it ends (``_written``)."""
-        writing = self._writing.pop(key, None)
-        if writing is None:
+        abandoned = self.writes.abandon(key)
+        if abandoned is None:
             return
-        pending, value = writing
-        pending.abandoned = True
-        weight = self.weights[key]
-        self._writing_weight -= weight
+        value, weight = abandoned
         self._freed_weight += weight
         if type(value) not in WITHOUT_FINALIZERS and not runs_no_code_when_dropped(value):
             self._dropped.append(value)
-
-    def _may_spill(self) -> bool:
-        # (``spill_error`` stays while the disk is tried again, until a value is written: it
-        # is what the worker reports, and a report that came and went with each try told
-        # the center and the client "it spills again" every few seconds of a full disk)
-        return self.spill_error is None or self._clock() >= self._retry_at
-
-    def _works_again(self) -> None:
-        """A value was written: the disk takes values again."""
-        if self._failures:
-            log.warning("spilling to %s works again", self.directory)
-            self._failures = 0
-        self.spill_error = None
 
     def _guarded(self, action: Callable[[], Any]) -> Any:
         """Spill, and deal with what spilling can raise. No value is ever lost: a value
@@ -758,11 +689,11 @@ class DataStore(MutableMapping):
                 continue
             except OSError as exc:
                 self._spilled(before)
-                self._suspend(f"{type(exc).__name__}: {exc}")
+                self.health.suspend(f"{type(exc).__name__}: {exc}")
                 return None
             self._spilled(before)
             if len(self.slow) > before:
-                self._works_again()
+                self.health.works_again()
             return result
         return None
 
@@ -778,36 +709,15 @@ class DataStore(MutableMapping):
         self._pinned_weight += weight  # still counts towards the target: others spill sooner
         log.warning("keeping %s (%s) in memory: %s", key, format_bytes(weight), reason)
 
-    def _suspend(self, reason: str) -> None:
-        delay = RETRY_AFTER[min(self._failures, len(RETRY_AFTER) - 1)]
-        self._failures += 1
-        self._retry_at = self._clock() + delay
-        if self._failures == 1:
-            log.warning("cannot spill to %s (%s): keeping values in memory and pausing when "
-                        "memory runs short; trying again in %g s", self.directory, reason, delay)
-        self.spill_error = reason
-
     def close(self) -> None:
         """Delete every spill file, and the directory this store made; end the disposal
         thread once it has dropped what it was handed. A write under way is abandoned, and
         waited for until it stops."""
-        for key in list(self._writing):
+        for key in self.writes.keys():
             self._abandon(key)
-        if self._writer is not None:
-            self._writer.close()
+        self.writes.close()
         self.slow.close()
         self._workspace.remove()
         self.hand_off_dropped()
         self._disposer.close()
 
-
-class RoomWait:
-    """Room made for a value read back (``make_room_for``): the writes begun for it that
-    have not ended yet, and whom to tell once none is left."""
-
-    __slots__ = ("writes", "done", "begun")
-
-    def __init__(self, done: Callable[[], None]):
-        self.writes: set[PendingWrite] = set()
-        self.done = done
-        self.begun = False  # every write it waits for has been begun
