@@ -144,6 +144,10 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("task-erred", "task-erred",
      [{"op": "task-erred", "key": "sqrt-2", "exception_type": "ValueError",
        "message": "math domain error", "traceback": "Traceback ..."}], []),
+    # The reschedule feature: the task raised Reschedule; the center runs it again.
+    ("task-erred-asking-to-be-rescheduled", "tasks-that-ask-to-be-rescheduled",
+     [{"op": "task-erred", "key": "load-3a1c", "exception_type": "Reschedule", "message": "",
+       "traceback": "Traceback ...", "reschedule": True}], []),
     ("who-has-then-get-data", "who-has",
      [{"op": "who-has", "id": 1, "keys": ["sqrt-1", "gone-1"]}], []),
     ("who-has-reply", "who-has-reply",

@@ -202,3 +202,29 @@ def test_a_recursion_a_million_deep_errs_with_its_traceback_s_ends(e):
     frames = traceback.extract_tb(future.traceback())
     assert frames[-1].name == "down", frames[-3:]
     assert e.submit(inc, 1).result(timeout=RESULT_TIMEOUT) == 2
+
+
+def reschedule_until_tried_on(folder, n):
+    """Raises ``Reschedule`` on its first ``n - 1`` runs, then says where it ran each time."""
+    import os
+    import uuid
+
+    from dist_client import Reschedule, get_worker
+
+    with open(os.path.join(folder, uuid.uuid4().hex), "w") as mark:
+        mark.write(get_worker().address)
+    runs = sorted(os.listdir(folder))
+    if len(runs) < n:
+        raise Reschedule()
+    return [open(os.path.join(folder, run)).read() for run in runs]
+
+
+def test_a_task_raising_reschedule_runs_again_and_spends_no_retry(cluster, tmp_path):
+    e = cluster.executor()
+    future = e.submit(reschedule_until_tried_on, str(tmp_path), 4, retries=0)
+
+    ran_on = future.result(RESULT_TIMEOUT)
+
+    assert len(ran_on) == 4  # put back three times, never failed, though it had no retries
+    assert set(ran_on) <= {w.address for w in cluster.workers}
+    assert e.submit(inc, 1).result(RESULT_TIMEOUT) == 2

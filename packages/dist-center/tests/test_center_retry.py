@@ -51,3 +51,38 @@ def test_keys_not_erred_or_not_wanted_are_ignored(center, key):
 
     assert center.client_sent(Retry(keys=[key, "c"])) == []  # alice does not want c
     assert center.state_of("c") == "erred"
+
+
+def rescheduled(key):
+    """What a worker sends for a task that raised ``Reschedule``."""
+    return TaskErred(key=key, exception_type="Reschedule", message="", traceback="tb",
+                     reschedule=True)
+
+
+def test_a_rescheduled_task_is_placed_again_without_spending_a_retry(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit(center.spec("busy"), center.spec("a", retries=1))
+    running_a_on = center.task("a").processing_on
+
+    out = center.worker_sent(running_a_on, rescheduled("a"))
+
+    # The least busy worker again: the one not running "busy" (as a new task would be placed).
+    assert out == [(running_a_on, center.compute("a"))]
+    assert center.state_of("a") == "processing" and center.task("a").retries_left == 1
+    assert center.state.task_stream_count == 0  # not a failed run
+    center.worker_sent(running_a_on, rescheduled("a"))
+    center.worker_sent(running_a_on, rescheduled("a"))
+    center.erred(running_a_on, "a")
+    assert center.state_of("a") == "processing"  # its one retry, still there
+    assert center.finished(running_a_on, "a") == [
+        ("alice", KeyInMemory(key="a", nbytes=8, type="int", workers=[running_a_on]))]
+
+
+def test_a_reschedule_of_a_task_the_worker_no_longer_runs_is_no_news(center):
+    center.join("w1")
+    center.join("w2")
+    center.submit("a")
+    assert center.worker_sent("w2" if center.task("a").processing_on == "w1" else "w1",
+                              rescheduled("a")) == []
+    assert center.state_of("a") == "processing"

@@ -116,3 +116,31 @@ def test_a_single_pool_thread_survives_every_kind_and_runs_the_next_task():
             [ExecutionFailed] * len(functions))
         assert type(by_key["good"]) is ExecutionSucceeded and by_key["good"].value == 42
     asyncio.run(main())
+
+
+def reschedule():
+    from dist_protocol.task_context import Reschedule
+    raise Reschedule()
+
+
+# dask.distributed's own, as a task written for dask raises it (known by its module and name)
+DaskReschedule = type("Reschedule", (Exception,), {"__module__": "distributed.exceptions"})
+
+
+class NotDasks(Exception):
+    pass
+
+
+@pytest.mark.parametrize("raised, asks", [(reschedule, True), (DaskReschedule, True),
+                                          (type("Sub", (DaskReschedule,), {}), True),
+                                          (NotDasks, False), (ValueError, False)])
+def test_a_task_raising_reschedule_asks_the_center_to_run_it_again(raised, asks):
+    def task():
+        if isinstance(raised, type):
+            raise raised()
+        raised()
+
+    outcome = run(task)
+
+    assert type(outcome) is ExecutionFailed and outcome.error.reschedule is asks
+    assert outcome.error.exception is not None  # whole, for a center that takes it as an error

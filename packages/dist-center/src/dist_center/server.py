@@ -183,7 +183,7 @@ class Center:
             kind = type(event)
             if kind is WorkerSent:
                 msg = event.message  # type: ignore[union-attr]
-                if type(msg) is TaskErred:
+                if type(msg) is TaskErred and not msg.reschedule:  # (a reschedule: not failed)
                     ts = self.state.tasks.get(msg.key)
                     if ts is not None and ts.processing_on == event.worker:  # type: ignore[union-attr]
                         store.record(TaskFailed(msg.key, msg))

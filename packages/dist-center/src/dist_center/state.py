@@ -612,13 +612,19 @@ class CenterState(BlockMachine):
         worker = self.workers[address]
         ts = self.tasks.get(msg.key)
         if ts is not None and ts.state == "processing" and ts.processing_on == address:
-            if msg.start is not None and msg.stop is not None:
-                self.task_stream.append((msg.key, address, msg.start, msg.stop, 0, "error",
-                                         msg.transfers))
-                self.task_stream_count += 1
-                # the run's times are the center's record, not the clients' error
-                msg = dataclasses.replace(msg, start=None, stop=None, transfers=[])
-            self.failed(ts, msg, sid)
+            if msg.reschedule:
+                # dask's Reschedule: not an error (no retry spent, nothing in the task
+                # stream); placed afresh, as a new task would be
+                self.transition(ts, "waiting", sid, True)
+                self.transition(ts, "processing", sid)
+            else:
+                if msg.start is not None and msg.stop is not None:
+                    self.task_stream.append((msg.key, address, msg.start, msg.stop, 0,
+                                             "error", msg.transfers))
+                    self.task_stream_count += 1
+                    # the run's times are the center's record, not the clients' error
+                    msg = dataclasses.replace(msg, start=None, stop=None, transfers=[])
+                self.failed(ts, msg, sid)
         self.fill(worker, sid)
 
     def failed(self, ts: TaskState, msg: TaskErred, sid: str) -> None:

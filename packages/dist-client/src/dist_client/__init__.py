@@ -8,6 +8,7 @@
 from concurrent.futures import CancelledError
 
 from dist_protocol.errors import AuthenticationError
+from dist_protocol.task_context import Reschedule
 
 from .actors import Actor, ActorFuture, ActorLost
 from .asynchronous import AsyncExecutor
@@ -40,8 +41,8 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "PluginUnpicklingError",
            "progress", "Pub",
            "Queue", "rejoin",
-           "RemoteError", "secede", "Semaphore", "Sub", "Variable", "wait", "worker_client",
-           "worker_executor"]
+           "RemoteError", "Reschedule", "secede", "Semaphore", "Sub", "Variable", "wait",
+           "worker_client", "worker_executor"]
 
 
 def __getattr__(name: str) -> object:

@@ -165,6 +165,10 @@ FEATURES: dict[str, str] = {
                                 "minor version raises the error from its text rather than "
                                 "build the code it holds (PROTOCOL.md, Pickled code and "
                                 "Python versions)",
+    "reschedule": "the center takes `task-erred` with `reschedule`: the task raised "
+                  "`Reschedule` (dask's), which is not an error: the center places it again, "
+                  "as it would a new task, without counting a retry (PROTOCOL.md, Tasks "
+                  "that ask to be rescheduled)",
     "worker-status": "the center sends the client `worker-status` when a worker cannot spill "
                      "its values to its disk (`cannot_spill`: why, from the worker's "
                      "heartbeat `spill_error`), and again when it can, so that the user "

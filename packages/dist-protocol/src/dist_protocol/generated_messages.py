@@ -3549,7 +3549,8 @@ def _TaskErred(cls):
     set_start = cls.start.__set__
     set_stop = cls.stop.__set__
     set_transfers = cls.transfers.__set__
-    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_pickled_with,set_start,set_stop,set_transfers,)
+    set_reschedule = cls.reschedule.__set__
+    setters = (set_key,set_exception_type,set_message,set_traceback,set_exception,set_pickled_with,set_start,set_stop,set_transfers,set_reschedule,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -3560,7 +3561,7 @@ def _TaskErred(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY) -> None:
+    def __init__(self, key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY, reschedule: 'bool' = False) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.key = key
@@ -3572,6 +3573,7 @@ def _TaskErred(cls):
             self.start = start
             self.stop = stop
             self.transfers = [] if transfers is FACTORY else transfers
+            self.reschedule = reschedule
             self.__class__ = cls
             return
         set_key(self, key)
@@ -3583,6 +3585,7 @@ def _TaskErred(cls):
         set_start(self, start)
         set_stop(self, stop)
         set_transfers(self, [] if transfers is FACTORY else transfers)
+        set_reschedule(self, reschedule)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -3590,36 +3593,36 @@ def _TaskErred(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r}, pickled_with={self.pickled_with!r}, start={self.start!r}, stop={self.stop!r}, transfers={self.transfers!r})"
+            return self.__class__.__qualname__ + f"(key={self.key!r}, exception_type={self.exception_type!r}, message={self.message!r}, traceback={self.traceback!r}, exception={self.exception!r}, pickled_with={self.pickled_with!r}, start={self.start!r}, stop={self.stop!r}, transfers={self.transfers!r}, reschedule={self.reschedule!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.key,self.exception_type,self.message,self.traceback,self.exception,self.pickled_with,self.start,self.stop,self.transfers,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,other.pickled_with,other.start,other.stop,other.transfers,)
+            return (self.key,self.exception_type,self.message,self.traceback,self.exception,self.pickled_with,self.start,self.stop,self.transfers,self.reschedule,)==(other.key,other.exception_type,other.message,other.traceback,other.exception,other.pickled_with,other.start,other.stop,other.transfers,other.reschedule,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,self.pickled_with,self.start,self.stop,self.transfers,))
+        return hash((self.key,self.exception_type,self.message,self.traceback,self.exception,self.pickled_with,self.start,self.stop,self.transfers,self.reschedule,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','pickled_with','start','stop','transfers',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','pickled_with','start','stop','transfers','reschedule',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','pickled_with','start','stop','transfers',):
+        if type(self) is cls or name in ('key','exception_type','message','traceback','exception','pickled_with','start','stop','transfers','reschedule',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.key, self.exception_type, self.message, self.traceback, self.exception, self.pickled_with, self.start, self.stop, self.transfers]
+        return [self.key, self.exception_type, self.message, self.traceback, self.exception, self.pickled_with, self.start, self.stop, self.transfers, self.reschedule]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY):
+    def build(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY, reschedule: 'bool' = False):
         self = new(twin or make_twin())
         self.key = key
         self.exception_type = exception_type
@@ -3630,6 +3633,7 @@ def _TaskErred(cls):
         self.start = start
         self.stop = stop
         self.transfers = [] if transfers is FACTORY else transfers
+        self.reschedule = reschedule
         self.__class__ = cls
         return self
 
@@ -5627,8 +5631,9 @@ METHODS = {
          ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
          ('start', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
          ('stop', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
-         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False))),
-        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = <factory>)",
+         ('transfers', 'list[Transfer]', ('field', '-', '[]', True, True, True, None, False)),
+         ('reschedule', 'bool', ('field', 'False', '-', True, True, True, None, False))),
+        "TaskErred(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = <factory>, reschedule: 'bool' = False)",
         _TaskErred),
     'RegisterWorker': (
         (('address', 'str', '-'),

@@ -54,6 +54,24 @@ class RunOnThread(BaseException):
     code catching ``Exception`` does not swallow it."""
 
 
+class Reschedule(Exception):
+    """Raised by a task to be put back and run again, maybe on another worker, as dask's
+    ``distributed.Reschedule``: not an error, and not counted as one of its ``retries``. The
+    center places it as it would a new task, so it may land on the same worker again."""
+
+
+# Where dask.distributed defines its own: a task written for dask raises that class.
+_DASK_RESCHEDULE = {("distributed.exceptions", "Reschedule"), ("distributed.worker", "Reschedule")}
+
+
+def is_reschedule(exc: BaseException) -> bool:
+    """Whether a task's ``exc`` asks to reschedule it: ours, or dask.distributed's (known by
+    its name, so that the worker need not import dask.distributed)."""
+    kind = type(exc)
+    return isinstance(exc, Reschedule) or any(
+        (cls.__module__, cls.__qualname__) in _DASK_RESCHEDULE for cls in kind.__mro__)
+
+
 class WorkerLocalData(dict[Hashable, Any]):
     """A mapping a worker's tasks share, for what they want to keep across tasks on that
     worker (a loaded model, a connection): empty when the worker starts, gone when it stops or

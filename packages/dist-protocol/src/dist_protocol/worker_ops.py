@@ -30,6 +30,9 @@ class TaskErred(Message):
     start: float | None = wire_field(default=None, feature="task-stream")
     stop: float | None = wire_field(default=None, feature="task-stream")
     transfers: list[Transfer] = wire_field(default_factory=list, feature="task-stream")
+    # the task raised ``Reschedule`` (worker -> center only): not an error, it is to be
+    # placed again and run anew; a center without the feature takes it as the error it is
+    reschedule: bool = wire_field(default=False, feature="reschedule")
 
 
 # -- worker -> center --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from types import CoroutineType, TracebackType
 from typing import Any, NoReturn
 
 from dist_protocol import task_context
-from dist_protocol.task_context import RunOnThread
+from dist_protocol.task_context import RunOnThread, is_reschedule
 
 from dist_protocol.environment import describe, local_environment, pickle_tag
 from dist_protocol.messages import TaskErred
@@ -232,10 +232,12 @@ def _formatted(exc: BaseException, tb: TracebackType | None) -> str:
 
 
 def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool = False,
-                run: tuple[float, float] | None = None) -> ExecutionFailed:
+                run: tuple[float, float] | None = None,
+                reschedule: bool = False) -> ExecutionFailed:
     """``own_frame``: the traceback starts in the worker's frame that called the task's
     function, which the user has no use for (the function's frames follow it). ``run``: when
-    the failed run started and stopped, if the function ran."""
+    the failed run started and stopped, if the function ran. ``reschedule``: the function
+    raised ``Reschedule``; the error stays whole, for a center that does not reschedule."""
     try:
         tb = exc.__traceback__
         if own_frame and tb is not None and tb.tb_next is not None:
@@ -255,7 +257,7 @@ def error_event(key: str, exc: BaseException, context: str = "", own_frame: bool
                                           message=_shortened(message),
                                           traceback=_shortened(text), exception=payload,
                                           pickled_with=None if payload is None else PICKLE_TAG,
-                                          start=start, stop=stop))
+                                          start=start, stop=stop, reschedule=reschedule))
 
 
 # User code may raise any BaseException -- ``sys.exit()`` is SystemExit, a library may raise
@@ -295,7 +297,8 @@ def run_task(instruction: Execute) -> ExecutionSucceeded | ExecutionFailed:
     except RunOnThread:
         raise  # run on the event loop, it must wait: the worker runs it again on a thread
     except BaseException as exc:  # noqa: BLE001 -- the task's own error travels to the client
-        return error_event(key, exc, own_frame=True, run=(start, time.time()))
+        return error_event(key, exc, own_frame=True, run=(start, time.time()),
+                           reschedule=is_reschedule(exc))
     finally:
         _disarm_dump_later()
         if forks.count != forks_before:
