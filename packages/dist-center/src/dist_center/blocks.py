@@ -32,7 +32,7 @@ from dist_protocol.messages import TaskFinished
 from . import lineage
 from .records import NONE, TaskState, WorkerInfo, left, same_pickled_type
 from .feeding import FeedingMachine
-from .transitions import key_in_memory, small_value
+from .task_messages import key_in_memory, small_value
 
 
 class BlockMachine(FeedingMachine):
@@ -66,7 +66,7 @@ class BlockMachine(FeedingMachine):
                 observe = self.task_durations.observe
                 finished_by_prefix = self.finished_by_prefix
                 small_values_for = self.small_values_for
-                out = self._out
+                out = self.outbox.messages
                 now = self.now
                 # (a run's values are nearly always of one class: ``same_pickled_type``
                 # asked once for it, not once a result)
@@ -175,7 +175,7 @@ class BlockMachine(FeedingMachine):
         wants = self.clients.get(client, set())
         tasks = self.tasks
         workers = self.workers
-        open_frees = self._open_frees
+        open_frees = self.outbox.open_frees
         log = self.transition_log.append
         now = self.now
         in_blocks = self.in_blocks

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dist_protocol.messages import StealRequest
 
 from . import balance, placement
-from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
 from .records import WorkerInfo
-from .transitions import TaskMachine, compute_task, start_rank
+from .task_messages import compute_message, compute_task
+from .transitions import TaskMachine, start_rank
 
 
 class FeedingMachine(TaskMachine):
@@ -74,13 +74,8 @@ class FeedingMachine(TaskMachine):
                 or worker.address not in self.workers:
             return
         address = worker.address
-        # (``capacity_of`` written out for its usual answer: a map's results each move the
-        # average, but tasks this short keep the largest margin, so the capacity worked out
-        # before still holds)
-        capacity = self._capacities.get(address)
-        basis = self._capacity_basis
-        if capacity is None or basis[2] != MAX_MARGIN_PER_THREAD \
-                or not 0 < self.avg_duration <= SHORTEST or self.worker_saturation != basis[1]:
+        capacity = self.capacities.kept(address, self.avg_duration, self.worker_saturation)
+        if capacity is None:
             capacity = self.capacity_of(worker)
         tasks = self.tasks
         tag = worker.pickle_tag
@@ -130,7 +125,8 @@ class FeedingMachine(TaskMachine):
                     if not self._may_steal and worker.unstarted_above_threads:
                         self._may_steal = True
                     if ts.deps:
-                        self.send(address, self.compute_message(ts, worker))
+                        self.send(address, compute_message(tasks, self.small_values_for, ts,
+                                                           worker))
                         continue
                     # (``compute_message`` and ``send`` for a task without inputs, written
                     # out: one a task of a map)
@@ -141,10 +137,11 @@ class FeedingMachine(TaskMachine):
                             if forms is not None and "msgpack" in forms:
                                 msgpack_too = True
                                 break
-                    self._out.append((address, compute_task(
+                    outbox = self.outbox
+                    outbox.messages.append((address, compute_task(
                         key, spec.function, spec.args, {}, {}, spec.priority,
                         spec.pickled_with, spec.actor or None, None, msgpack_too)))
-                    open_frees = self._open_frees
+                    open_frees = outbox.open_frees
                     if open_frees and address in open_frees:
                         open_frees[address][1].add(key)
                     continue

@@ -14,6 +14,7 @@ from dist_protocol.messages import TaskErred
 
 from .defaults import DEFAULT_SATURATION
 from .ready import ReadyQueue
+from .lineage import Recs
 from .records import CenterView, TaskState, WorkerInfo
 
 BUFFER_SECONDS = 0.005  # work to keep queued on a worker beyond its threads, to hide round trips
@@ -194,6 +195,42 @@ def ahead_worker(view: CenterView, ts: TaskState) -> WorkerInfo | None:
     if not worker.runs_pickles_of(spec.pickled_with):
         return None
     return worker
+
+
+# (shared by every answer of none: never changed by whoever reads it)
+_NONE_AHEAD: Recs = {}
+
+
+def ahead_of(view: CenterView, ts: TaskState, worker: WorkerInfo) -> Recs:
+    """``ts`` runs on ``worker`` or waits ahead there: the task that may wait ahead behind
+    it there, within the worker's bounds (see ``ahead_worker``). Only an input's
+    one reader goes ahead of it, so this follows one line: past the dependents waiting
+    ahead there already, to the first that is not (when a link of a chain starts, the room
+    it leaves goes to the first link not sent yet); a partner's few readers go together."""
+    ahead = worker.ahead
+    if len(ahead) >= AHEAD_PER_THREAD * worker.nthreads:  # type: ignore[arg-type]
+        return _NONE_AHEAD  # (no room there: ``ahead_worker`` would send nothing, no walk)
+    tasks = view.tasks
+    dependents = ts.dependents
+    if len(dependents) > 1 and is_partner(ts):
+        # The tasks joining partners go ahead of them all (``ahead_worker``).
+        recs: Recs = {}
+        for dep_key in dependents:
+            dts = tasks[dep_key]
+            if dts.state == "waiting" and ahead_worker(view, dts) is worker:
+                recs[dep_key] = ("processing", worker.address)
+        return recs or _NONE_AHEAD
+    while len(dependents) == 1:
+        (dep_key,) = dependents  # (unpacked: no iterator made, once per task of the line)
+        if dep_key in ahead:  # type: ignore[operator]
+            # (waits ahead there already, so it is processing there: the line goes on)
+            dependents = tasks[dep_key].dependents
+            continue
+        dts = tasks[dep_key]
+        if dts.state == "waiting" and ahead_worker(view, dts) is worker:
+            return {dep_key: ("processing", worker.address)}
+        return _NONE_AHEAD
+    return _NONE_AHEAD
 
 
 def is_partner(ts: TaskState) -> bool:

@@ -57,6 +57,7 @@ from .records import (ACTIVE, NONE, STATES, Dataset, Keys, TaskState,  # noqa: F
 from .rebalancing import Rebalances
 from .retirement import Retirements
 from .stories import Stories
+from .task_messages import compute_message
 from .worker_queries import WorkerQueries
 from .plugins import Plugins
 from .uploads import Uploads
@@ -218,9 +219,8 @@ class CenterState(BlockMachine):
         # The step's epilogue. Each part runs only if an event of the step (or a request
         # still open) gave it something to do: most steps give none of them anything, and
         # calling each to find that out cost more than the rest of an empty step.
-        while self.fired_and_ended:
-            ended, self.fired_and_ended = self.fired_and_ended, []
-            sharing.forget_ended(self, ended, sid)
+        while self.outbox.fired_and_ended:
+            sharing.forget_ended(self, self.outbox.take_fired_and_ended(), sid)
         waits = self.waits
         if (waits.workers or waits.plans or waits.replicas or waits.workers_changed
                 or waits.touched):
@@ -657,7 +657,8 @@ class CenterState(BlockMachine):
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
                 if dts.state == "processing" and dts.processing_on == address:
-                    self.send(address, self.compute_message(dts, self.workers[address]))
+                    self.send(address, compute_message(self.tasks, self.small_values_for, dts,
+                                                         self.workers[address]))
 
     # -- housekeeping --------------------------------------------------------------------------
     def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:

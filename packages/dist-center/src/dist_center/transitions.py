@@ -10,6 +10,8 @@ should follow from a change is decided by pure functions (``lineage``, ``placeme
 ``balance``); the states are defined once, in ``records``; the log of ``(key, start, finish,
 stimulus_id, time)`` is what ``story`` reads.
 
+The messages a step makes collect in its ``outbox`` (``send``, ``free``); a task's own
+messages are built by ``task_messages``; each worker's capacity is kept in ``capacities``.
 ``feeding`` hands queued tasks to the workers with free slots at the end of a step, ``blocks``
 moves a map's plain tasks by the block, and ``CenterState`` (in ``state``) is the machine with
 the events that drive it.
@@ -24,18 +26,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from dist_protocol.messages import (ComputeTask, FreeKeys, KeyInMemory, KeyLost, Message,
-                                    TaskErred, TaskFinished, Transfer)
-from dist_protocol.serialize import Payload
+from dist_protocol.messages import (KeyInMemory, KeyLost, Message, TaskErred,
+                                    TaskFinished, Transfer)
 from dist_protocol.key_names import shown_key
-from dist_protocol.records import builder
 
 from . import lineage, placement
-from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
-from .sharing import FIRE_AND_FORGET
+from .capacities import Capacities
 from .durations import TaskDurations
 from .held import Held
 from .lineage import Recs
+from .task_messages import compute_message, key_in_memory, small_value
+from .outbox import Outbox, Outgoing
 from .ready import ReadyQueue
 from .transition_table import TRANSITIONS
 from .waits import Waits
@@ -44,24 +45,6 @@ from .records import (ACTIVE, NONE, STATES, PrefixNames, Singletons, TaskState, 
 
 TRANSITION_LOG = 10_000  # recent (key, start, finish, stimulus_id, time), for story()
 STREAM_LOG = 5_000  # recent executions, for the dashboard and get_task_stream()
-
-Outgoing = list[tuple[str, Message]]
-# The two messages made once or more a task, made without ``__init__``'s second change of
-# class (see ``records.builder``): positional, as their fields are declared.
-compute_task = builder(ComputeTask)
-key_in_memory = builder(KeyInMemory)
-
-
-def small_value(finished: TaskFinished, forms: tuple[str, ...]) -> Payload | None:
-    """The small value in the first of ``forms`` (serializers a client reads) that the worker
-    sent it in, if any."""
-    for form in forms:
-        value = finished.value if form == "pickle" else (
-            finished.value_msgpack if form == "msgpack" else None)
-        if value is not None:
-            return value
-    return None
-
 
 class InvalidTransition(RuntimeError):
     """A transition the table does not have: a bug in the center, never bad input."""
@@ -80,13 +63,13 @@ class TaskMachine:
     # dozens of such calls per task. A new attribute goes here (mypy says so).
     __slots__ = (
         "tasks", "workers", "names", "clients", "queue", "unrunnable", "avg_duration",
-        "worker_saturation", "_capacities", "_capacity_basis", "transition_log", "task_stream",
+        "worker_saturation", "capacities", "transition_log", "task_stream",
         "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
         "prefix_of", "task_stream_count", "task_durations", "small_values_for",
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
         "resources_unranked",
-        "clock", "now", "recovering", "_stimulus_id", "task_order", "_out", "_open_frees",
-        "fired_and_ended", "waits", "_resources_freed", "_slots_freed", "_in_batch",
+        "clock", "now", "recovering", "_stimulus_id", "task_order", "outbox", "send", "free",
+        "waits", "_resources_freed", "_slots_freed", "_in_batch",
         "_roots_full", "_table", "started", "_may_steal", "held", "in_blocks")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -100,11 +83,7 @@ class TaskMachine:
         # seconds, of tasks without inputs; 0 until the first of them finishes
         self.avg_duration = 0.0
         self.worker_saturation = placement.DEFAULT_SATURATION
-        # Each worker's capacity for tasks without inputs, worked out once and kept until what
-        # it depends on changes: the margin for short tasks (from avg_duration), the saturation,
-        # the worker's metrics (a heartbeat) or its seceded tasks (see forget_capacity).
-        self._capacities: dict[str, float] = {}
-        self._capacity_basis: tuple[float, float, int] = (-1.0, 0.0, 0)
+        self.capacities = Capacities()  # each worker's for tasks without inputs, kept
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
         # (key, worker, start, stop, nbytes, status "OK" or "error", inputs fetched for it) of
         # each run, the newest STREAM_LOG
@@ -138,11 +117,11 @@ class TaskMachine:
         self.recovering = False
         self._stimulus_id = ""  # of the transition being made
         self.task_order = itertools.count()
-        self._out: Outgoing = []
-        # Per worker, the step's free-keys message more keys may join, and the keys named
-        # since by what was sent to that worker after it (see ``free``).
-        self._open_frees: dict[str, tuple[FreeKeys, set[str]]] = {}
-        self.fired_and_ended: list[str] = []  # fired and forgotten tasks that ended this step
+        # The step's messages (see ``outbox``); ``send`` and ``free`` are its own, bound
+        # here: each is called once or more a task, and a method passing them on cost a call.
+        self.outbox = Outbox()
+        self.send: Callable[[str, Message], None] = self.outbox.send
+        self.free: Callable[[str, str], None] = self.outbox.free
         # Requests answered once what they wait for holds; told of copies landing and leaving.
         self.waits = Waits()
         self._resources_freed = False  # a worker with resources has had a task leave
@@ -169,39 +148,7 @@ class TaskMachine:
 
     def take_outgoing(self) -> Outgoing:
         """The messages of the step that ends, in the order they were made."""
-        out, self._out = self._out, []
-        self._open_frees.clear()
-        return out
-
-    def send(self, to: str, message: Message) -> None:
-        if to[:1] == "<":  # one of the center's own holders (see sharing): not sent
-            if to == FIRE_AND_FORGET and type(message) in (KeyInMemory, TaskErred, KeyLost):
-                self.fired_and_ended.append(message.key)  # type: ignore[attr-defined]
-            return
-        self._out.append((to, message))
-        open_frees = self._open_frees
-        if open_frees and to in open_frees:
-            if type(message) is ComputeTask:
-                named = open_frees[to][1]
-                named.add(message.key)
-                named.update(message.who_has)
-            else:
-                del open_frees[to]
-
-    def free(self, address: str, key: str) -> None:
-        """Tell a worker to drop ``key``: in the step's free-keys message to that worker if
-        only compute-tasks that name the key neither as their task nor as an input were sent
-        to it since (the worker drops it before reading them, which changes nothing for
-        them), else in a new one. Releasing a map frees thousands of keys in one step; a
-        chain's step frees an input before each link it sends, and the links then go in a
-        row, as one column block."""
-        open_free = self._open_frees.get(address)
-        if open_free is not None and key not in open_free[1]:
-            open_free[0].keys.append(key)
-            return
-        message = FreeKeys(keys=[key])
-        self._out.append((address, message))
-        self._open_frees[address] = (message, set())
+        return self.outbox.take()
 
     # -- transitions ---------------------------------------------------------------------------
     def transitions(self, recs: Recs, stimulus_id: str) -> None:
@@ -339,14 +286,14 @@ class TaskMachine:
             worker.brief.add(ts.key)
         if not self._may_steal and worker.unstarted_above_threads:
             self._may_steal = True
-        self.send(worker.address, self.compute_message(ts, worker))
+        self.send(worker.address, compute_message(self.tasks, self.small_values_for, ts, worker))
         if ts.dependents:
             if not ts.deps:  # its queued partners go with it (see placement)
                 partners = placement.queued_partners(self, ts, worker)
                 if partners:
                     return {key: ("processing", worker.address) for key in partners}
             if worker.ahead is not None:
-                return self._ahead_of(ts, worker)
+                return placement.ahead_of(self, ts, worker)
         return _NOTHING
 
     def _send_ahead(self, ts: TaskState, worker: WorkerInfo) -> Recs:
@@ -361,39 +308,8 @@ class TaskMachine:
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         worker.ahead.add(ts.key)  # type: ignore[union-attr]
-        self.send(worker.address, self.compute_message(ts, worker))
-        return self._ahead_of(ts, worker) if ts.dependents else _NOTHING
-
-    def _ahead_of(self, ts: TaskState, worker: WorkerInfo) -> Recs:
-        """``ts`` runs on ``worker`` or waits ahead there: the task that may wait ahead behind
-        it there, within the worker's bounds (see ``placement.ahead_worker``). Only an input's
-        one reader goes ahead of it, so this follows one line: past the dependents waiting
-        ahead there already, to the first that is not (when a link of a chain starts, the room
-        it leaves goes to the first link not sent yet); a partner's few readers go together."""
-        ahead = worker.ahead
-        if len(ahead) >= placement.AHEAD_PER_THREAD * worker.nthreads:  # type: ignore[arg-type]
-            return _NOTHING  # (no room there: ``ahead_worker`` would send nothing, no walk)
-        tasks = self.tasks
-        dependents = ts.dependents
-        if len(dependents) > 1 and placement.is_partner(ts):
-            # The tasks joining partners go ahead of them all (``placement.ahead_worker``).
-            recs: Recs = {}
-            for dep_key in dependents:
-                dts = tasks[dep_key]
-                if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
-                    recs[dep_key] = ("processing", worker.address)
-            return recs or _NOTHING
-        while len(dependents) == 1:
-            (dep_key,) = dependents  # (unpacked: no iterator made, once per task of the line)
-            if dep_key in ahead:  # type: ignore[operator]
-                # (waits ahead there already, so it is processing there: the line goes on)
-                dependents = tasks[dep_key].dependents
-                continue
-            dts = tasks[dep_key]
-            if dts.state == "waiting" and placement.ahead_worker(self, dts) is worker:
-                return {dep_key: ("processing", worker.address)}
-            return _NOTHING
-        return _NOTHING
+        self.send(worker.address, compute_message(self.tasks, self.small_values_for, ts, worker))
+        return placement.ahead_of(self, ts, worker) if ts.dependents else _NOTHING
 
     def _cancel_ahead(self, ts: TaskState, worker: WorkerInfo) -> None:
         """``ts`` leaves ``worker`` other than by finishing there: the tasks sent ahead to wait
@@ -544,7 +460,7 @@ class TaskMachine:
                         # (it takes a thread now; ``worker.assigned`` written out: once a link)
                         if len(worker.processing) - len(ahead) > worker.nthreads:
                             self._may_steal = True
-                        recs.update(self._ahead_of(dts, worker))
+                        recs.update(placement.ahead_of(self, dts, worker))
         return recs
 
     def _to_released(self, ts: TaskState) -> Recs:
@@ -669,37 +585,6 @@ class TaskMachine:
             if self.waits.watched:
                 self.waits.touch(ts.key)
 
-    def compute_message(self, ts: TaskState, worker: WorkerInfo) -> ComputeTask:
-        spec = ts.spec
-        assert spec is not None
-        who_has: dict[str, list[str]] = {}
-        nbytes: dict[str, int] = {}
-        ahead = None
-        if ts.deps:
-            tasks = self.tasks
-            for dep in ts.deps:
-                dts = tasks[dep]
-                who_has[dep] = list(dts.who_has)
-                nbytes[dep] = dts.nbytes
-            waiting_on = ts.waiting_on
-            if waiting_on:
-                ahead = [dep for dep in ts.deps if dep in waiting_on]
-        msgpack_too = False
-        if worker.sends_msgpack_values:
-            # A client that wants ``ts`` reads small values as msgpack: the worker is to make
-            # that copy (for any other, it would be made and sent to the center for nothing).
-            # (Written out here, not a method: one call less a task.)
-            forms_of = self.small_values_for
-            for client in ts.wanted_by:
-                forms = forms_of.get(client)
-                if forms is not None and "msgpack" in forms:
-                    msgpack_too = True
-                    break
-        # Positional, as the fields are declared: one is built per task, and naming the
-        # arguments cost a third more (the order is held by a test of the center's).
-        return compute_task(ts.key, spec.function, spec.args, who_has, nbytes, spec.priority,
-                            spec.pickled_with, spec.actor or None, ahead, msgpack_too)
-
     def record_run(self, ts: TaskState, address: str, msg: TaskFinished) -> None:
         """The run's duration and its entry in the task stream (the dashboard's)."""
         if msg.stop > msg.start > 0:
@@ -722,25 +607,12 @@ class TaskMachine:
 
     # -- capacity ------------------------------------------------------------------------------
     def capacity_of(self, worker: WorkerInfo) -> float:
-        """``placement.capacity`` of ``worker``, worked out again only when it may have changed."""
-        avg = self.avg_duration
-        basis = self._capacity_basis
-        if avg != basis[0] or self.worker_saturation != basis[1]:
-            # (for tasks this short the margin is at its cap, however the average moves)
-            margin = (basis[2] if basis[2] == MAX_MARGIN_PER_THREAD
-                      and 0 < avg <= SHORTEST else placement.margin(avg))
-            if margin != basis[2] or self.worker_saturation != basis[1]:
-                self._capacities.clear()
-            self._capacity_basis = (avg, self.worker_saturation, margin)
-        capacity = self._capacities.get(worker.address)
-        if capacity is None:
-            capacity = self._capacities[worker.address] = placement.capacity_with_margin(
-                worker, self._capacity_basis[2], self.worker_saturation)
-        return capacity
+        """``placement.capacity`` of ``worker``, as of now (see ``capacities``)."""
+        return self.capacities.of(worker, self.avg_duration, self.worker_saturation)
 
     def forget_capacity(self, address: str) -> None:
         """The worker's metrics, threads or seceded tasks changed (or it left)."""
-        self._capacities.pop(address, None)
+        self.capacities.forget(address)
 
     def long_running_done(self, worker: WorkerInfo, key: str) -> None:
         if key in worker.long_running:

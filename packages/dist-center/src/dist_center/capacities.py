@@ -1,0 +1,54 @@
+"""Each worker's capacity for tasks without inputs, worked out once and kept.
+
+``placement.capacity_with_margin`` says how many tasks a worker should hold: its threads,
+its saturation and a margin for short tasks (from the average duration of tasks without
+inputs). Placement asks it for every candidate worker of every such task, so the answer is
+kept per worker until what it depends on changes: the margin, the saturation, the worker's
+metrics (a heartbeat) or its seceded tasks (``forget``).
+"""
+from __future__ import annotations
+
+from . import placement
+from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
+from .records import WorkerInfo
+
+
+class Capacities:
+    __slots__ = ("_of_worker", "_basis")
+
+    def __init__(self) -> None:
+        self._of_worker: dict[str, float] = {}
+        # (average duration, saturation, margin) the kept capacities were worked out with
+        self._basis: tuple[float, float, int] = (-1.0, 0.0, 0)
+
+    def of(self, worker: WorkerInfo, avg_duration: float, saturation: float) -> float:
+        """``placement.capacity`` of ``worker``, worked out again only when it may have
+        changed."""
+        basis = self._basis
+        if avg_duration != basis[0] or saturation != basis[1]:
+            # (for tasks this short the margin is at its cap, however the average moves)
+            margin = (basis[2] if basis[2] == MAX_MARGIN_PER_THREAD
+                      and 0 < avg_duration <= SHORTEST else placement.margin(avg_duration))
+            if margin != basis[2] or saturation != basis[1]:
+                self._of_worker.clear()
+            self._basis = (avg_duration, saturation, margin)
+        capacity = self._of_worker.get(worker.address)
+        if capacity is None:
+            capacity = self._of_worker[worker.address] = placement.capacity_with_margin(
+                worker, self._basis[2], saturation)
+        return capacity
+
+    def kept(self, address: str, avg_duration: float, saturation: float) -> float | None:
+        """The capacity kept for ``address`` when it surely still holds, without working
+        anything out: a map's results each move the average, but tasks this short keep the
+        largest margin. ``None``: ask ``of``."""
+        capacity = self._of_worker.get(address)
+        basis = self._basis
+        if capacity is None or basis[2] != MAX_MARGIN_PER_THREAD \
+                or not 0 < avg_duration <= SHORTEST or saturation != basis[1]:
+            return None
+        return capacity
+
+    def forget(self, address: str) -> None:
+        """The worker's metrics, threads or seceded tasks changed (or it left)."""
+        self._of_worker.pop(address, None)
