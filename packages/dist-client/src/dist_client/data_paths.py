@@ -13,6 +13,7 @@ from dist_protocol.messages import ClusterInfo, Message, ScatterDone, ScatterPla
 from dist_protocol.serialize import Payload, SerializationError
 
 from . import transfer
+from .memory_room import memory_room, refuse_if_no_room
 from .environments import ClusterEnvironments
 from .errors import ClusterError, LostDataError
 from .core.keystate import KeyState
@@ -23,6 +24,9 @@ SMALLEST_MEMORY_LIMIT = 100 * 10**6
 # that it stores (and spills) each before reading the next; the share its own fetches keep to.
 PUSH_SHARE = 0.1
 GATHER_PATIENCE = 120.0  # seconds to wait for a key being recomputed somewhere before giving up
+# A gather of at least this many bytes first checks that this process has room for them all
+# (``memory_room``): past a control group's limit the kernel kills it without a word.
+ROOM_CHECK_FROM = 64 * 2**20
 
 Ask = Callable[[Callable[[int], Message]], Awaitable[Any]]
 # How much longer than its timeout a request the center answers when what it waits for holds
@@ -79,6 +83,7 @@ class DataPaths:
         unknown = [k for k, h in holders.items() if not h]
         if unknown:
             holders.update(await self.who_has(unknown))
+        self._refuse_what_this_process_cannot_hold(holders)
         patience = time.monotonic() + GATHER_PATIENCE
         delay = 0.01
         while holders:
@@ -110,6 +115,12 @@ class DataPaths:
             delay = min(delay * 2, 0.5)
             holders = await self.who_has(list(failed))
         return payloads
+
+    def _refuse_what_this_process_cannot_hold(self, holders: dict[str, list[str]]) -> None:
+        total = sum(state.nbytes for key in holders
+                    if (state := self._state_of(key)) is not None and state.nbytes)
+        if total >= ROOM_CHECK_FROM:
+            refuse_if_no_room(len(holders), total, memory_room())
 
     async def value_from(self, key: str, workers: list[str]) -> Any:
         """The value of one key, fetched from ``workers`` (as the center just named them)."""
