@@ -7,11 +7,15 @@ another way:
 
 * dataframes (``key, id, x, y`` rows generated per partition, never held by the client):
   ``set-index`` on ``id``, ``merge`` of two large frames on ``id`` (a hash join) and
-  ``merge-small`` of a large frame with a small one, ``groupby-apply``, ``drop-duplicates``,
+  ``merge-small`` of a large frame with a small one, ``groupby-apply`` (10,000 small groups)
+  and ``groupby-apply-large`` (groups of a tenth of a worker's limit), ``pipeline``
+  (``read_parquet`` -> ``set_index`` -> a hash join on the index -> ``to_parquet``),
+  ``drop-duplicates``,
   ``nunique``, ``to-parquet`` of a frame that does not fit, ``read-parquet`` and
   ``read-csv`` of many files whose sum does not fit, reduced;
 * arrays: ``rechunk`` from row chunks to column chunks, ``persist-reductions`` (persisted,
-  then four reductions), ``to-npy-stack``, ``store-memmap`` (``da.store`` into a ``.npy``
+  then four reductions), ``persist-twice`` (persisted, then two computes: are spilled blocks
+  read back, never made again?), ``to-npy-stack``, ``store-memmap`` (``da.store`` into a ``.npy``
   file opened as a memory map on the worker), ``xtx`` (``x.T @ x`` of a tall array);
 * futures: ``scatter-many`` (more data than the cluster holds, in one call), ``gather-big``
   (results larger than the cluster's memory gathered at once), ``map-stream`` (``map`` over
@@ -81,6 +85,11 @@ def spread(group):
     return group["x"].max() - group["x"].min()
 
 
+def spread_and_count(group):
+    import pandas as pd
+    return pd.Series({"spread": group["x"].max() - group["x"].min(), "rows": len(group)})
+
+
 def expected_frame(rows: int, parts: int) -> dict:
     """What the frame's workloads must find, computed a partition at a time."""
     count = np.zeros(KEYS, dtype=np.int64)
@@ -121,6 +130,15 @@ def make_block(i: int, nbytes: int) -> np.ndarray:
 
 def first_and_sum(values: np.ndarray) -> tuple[float, float]:
     return float(values[0]), float(values.sum())
+
+
+def counted_block(rows: int, cols: int, log: str, block_id=None) -> np.ndarray:
+    """Block ``block_id`` of ``persist-twice``'s array; each computation of it leaves a line
+    in ``log`` (the workers share this machine's disk), so that a block computed again
+    rather than read back from a spill file shows."""
+    with open(log, "a") as out:
+        out.write(f"{block_id[0]}\n")
+    return np.random.default_rng(block_id[0]).random((rows, cols))
 
 
 def fill(nbytes: int) -> np.ndarray:
@@ -193,6 +211,52 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         want = expected()["spread"]
         if len(got) != KEYS or not np.allclose(got.to_numpy(), want, rtol=1e-12):
             return "spreads differ"
+        return None
+
+    def groupby_apply_large(client, compute):
+        # few groups, each a tenth of a worker's limit: every group is handed to the
+        # function whole, so a group must fit in a worker beside its shuffle's pieces
+        groups = max(4, int(total / (limit / 10)))
+        with_group = frame().assign(group=lambda f: f["id"] % groups)
+        got = compute(with_group.groupby("group").apply(
+            spread_and_count, meta={"spread": "f8", "rows": "i8"})).sort_index()
+        xmax, xmin = np.full(groups, -np.inf), np.full(groups, np.inf)
+        count = np.zeros(groups, dtype=np.int64)
+        for i in range(parts):
+            part = frame_part(i, rows, parts)
+            group, x = part["id"].to_numpy() % groups, part["x"].to_numpy()
+            np.maximum.at(xmax, group, x)
+            np.minimum.at(xmin, group, x)
+            count += np.bincount(group, minlength=groups)
+        if len(got) != groups or not np.array_equal(got["rows"].to_numpy(), count):
+            return "group sizes differ"
+        return None if np.allclose(got["spread"].to_numpy(), xmax - xmin, rtol=1e-12) \
+            else "spreads differ"
+
+    def pipeline(client, compute):
+        # what an analyst chains: parquet files read, indexed by id (a full shuffle, dask's
+        # own divisions), joined with a second large frame on that index (a hash join) and
+        # written back as parquet; the files written are then checked one by one
+        folder = write_files("parquet")
+        target = data_dir / "pipeline.parquet"
+        shutil.rmtree(target, ignore_errors=True)
+        right = dd.from_map(other_part, range(parts // 2), rows=rows, parts=parts)
+        indexed = dd.read_parquet(str(folder))[["id", "x"]].set_index("id")
+        joined = indexed.merge(right, left_index=True, right_on="id")
+        compute(joined.to_parquet(str(target), compute=False))
+        n = rows * (parts // 2)  # ids 0 .. n are on both sides, once each
+        count, wsum, wrong = 0, 0.0, 0
+        for path in sorted(target.glob("*.parquet")):
+            import pandas as pd
+            part = pd.read_parquet(path)
+            count += len(part)
+            wsum += float(part["w"].sum())
+            wrong += int((part["w"] != 2 * part["id"]).sum())
+        shutil.rmtree(target, ignore_errors=True)
+        if count != n:
+            return f"{count} rows written, expected {n}"
+        if wrong or not np.isclose(wsum, n * (n - 1), rtol=1e-12):
+            return "joined the wrong rows"
         return None
 
     def drop_duplicates(client, compute):
@@ -273,6 +337,33 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         want = [local(y.sum()), local(y.std()), local(y.max(axis=0).sum()),
                 local(y[::7, ::3].mean())]
         return None if np.allclose(got, want, rtol=1e-9) else f"{got} != {want}"
+
+    def persist_twice(client, compute):
+        # persisted larger than the cluster's memory, then computed twice: every block must
+        # be made once, the computes reading spilled blocks back rather than making them again
+        log = data_dir / "persist-twice.log"
+        log.unlink(missing_ok=True)
+        blocks, cols = parts, 1000
+        rows = int(total / blocks / cols / 8)
+
+        def array():
+            return da.map_blocks(counted_block, dtype="f8", chunks=((rows,) * blocks, (cols,)),
+                                 rows=rows, cols=cols, log=str(log))
+        x = client.persist(array())
+        try:
+            got = [compute(x.sum()), compute((x.sum(axis=0) ** 2).sum())]
+        finally:
+            del x
+        made = log.read_text().split()
+        log.unlink()
+        with dask.config.set(num_workers=1):  # the answers, one block at a time
+            column_sums = sum(counted_block(rows, cols, os.devnull, (i,)).sum(axis=0)
+                              for i in range(blocks))
+        want = [float(column_sums.sum()), float((column_sums ** 2).sum())]
+        extra = len(made) - blocks
+        if not np.allclose(got, want, rtol=1e-9):
+            return f"{got} != {want}"
+        return f"{extra} blocks computed again" if extra else None
 
     def to_npy_stack(client, compute):
         folder = data_dir / "stack"
@@ -367,10 +458,12 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
 
     return {"set-index": set_index, "set-index-divisions": set_index_divisions,
             "merge": merge, "merge-small": merge_small,
-            "groupby-apply": groupby_apply, "drop-duplicates": drop_duplicates,
+            "groupby-apply": groupby_apply, "groupby-apply-large": groupby_apply_large,
+            "pipeline": pipeline, "drop-duplicates": drop_duplicates,
             "nunique": nunique, "to-parquet": to_parquet, "read-parquet": read_parquet,
             "read-csv": read_csv, "rechunk": rechunk,
-            "persist-reductions": persist_reductions, "to-npy-stack": to_npy_stack,
+            "persist-reductions": persist_reductions, "persist-twice": persist_twice,
+            "to-npy-stack": to_npy_stack,
             "store-memmap": store_memmap, "xtx": xtx, "scatter-many": scatter_many,
             "gather-big": gather_big, "map-stream": map_stream, "too-big": too_big,
             "past-max-spill": past_max_spill}
