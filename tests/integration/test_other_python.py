@@ -40,6 +40,25 @@ RUN_TIMEOUT = 90
 SUPPORTED_MINORS = (10, 11, 12, 13)
 
 
+def find_python(minor: int) -> tuple[str | None, list[str]]:
+    """An installed Python 3.``minor`` (on PATH or under pyenv), and the candidates tried."""
+    tried = []
+    candidates = [shutil.which(f"python3.{minor}")]
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}"))
+    for candidate in filter(None, candidates):
+        tried.append(candidate)
+        try:
+            out = subprocess.run([candidate, "-c", "import sys, venv; "
+                                  "print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.returncode == 0 and out.stdout.strip() == f"3.{minor}":
+            return candidate, tried
+    return None, tried
+
+
 def find_other_python(side: str) -> tuple[str | None, str]:
     """An installed Python of the supported minor version nearest to this one on ``side``
     ("older" or "newer"), and why not."""
@@ -53,19 +72,10 @@ def find_other_python(side: str) -> tuple[str | None, str]:
                       f"{', '.join(f'3.{minor}' for minor in SUPPORTED_MINORS)})")
     tried = []
     for minor in minors:
-        candidates = [shutil.which(f"python3.{minor}")]
-        pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-        candidates += sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}"))
-        for candidate in filter(None, candidates):
-            tried.append(candidate)
-            try:
-                out = subprocess.run([candidate, "-c", "import sys, venv; "
-                                      "print('%d.%d' % sys.version_info[:2])"],
-                                     capture_output=True, text=True, timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if out.returncode == 0 and out.stdout.strip() == f"3.{minor}":
-                return candidate, ""
+        python, tried_here = find_python(minor)
+        if python is not None:
+            return python, ""
+        tried += tried_here
     return None, (f"no Python {side} than {here[0]}.{here[1]} is installed (looked for "
                   f"{'/'.join(f'python3.{minor}' for minor in minors)} on PATH and under "
                   f"pyenv; tried {tried or 'nothing'})")
