@@ -212,6 +212,14 @@ def test_a_worker_whose_disk_is_full_is_marked_the_client_warned_and_work_goes_e
                            timeout=RESULT_TIMEOUT) == list(range(1, 21))
     assert not any(future.status == "error" for future in kept)
     assert executor.scheduler_info()["workers"][tight.address]["cannot_spill"]
+    # A wait that times out meanwhile says why the work kept to it is late (before: a bare
+    # "not done within 1 s"); the paused worker starts no task more.
+    kept.append(executor.submit(block, 7, workers=["tight"]))
+    with pytest.raises(TimeoutError, match=r"not done within 1 s \(meanwhile 1 of 2 workers "
+                       r"cannot spill to disk.*tight \(.*no space left"):
+        kept[-1].result(timeout=1)
+    with pytest.raises(TimeoutError, match=r"gather: not done within 1 s \(meanwhile .*tight"):
+        executor.gather(kept, timeout=1)
     # Room made (results released as they are read): the kept tasks run, nothing lost.
     for future in as_completed(kept, timeout=RESULT_TIMEOUT):
         i = kept.index(future)

@@ -8,9 +8,9 @@ import pytest
 from dist_client import EnvironmentMismatch
 from dist_client.core.client import ClientCore
 from dist_client.environments import ClusterEnvironments
-from dist_client.worker_events import apply, merge_reply
+from dist_client.worker_events import apply, disk_stalls, merge_reply
 from dist_protocol.messages import (ClusterInfoReply, Environment, KeyInMemory, WorkerAdded,
-                                    WorkerList, WorkerRemoved)
+                                    WorkerList, WorkerRemoved, WorkerStatus)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -150,3 +150,17 @@ def test_with_a_center_without_the_feature_a_stale_view_is_asked_for_as_before()
         assert asked == ["cluster-info"] and not core.envs.fed
     finally:
         core.io.stop()
+
+
+def test_a_worker_that_cannot_spill_is_named_in_what_a_late_wait_says():
+    envs = view()
+    seen = apply(WorkerList(workers=[entry("w1"), entry("w2", name="tight")]), [], envs, 1.0)
+    assert disk_stalls(seen) == ""
+    seen = apply(WorkerStatus(address="w2", cannot_spill="OSError: no space left"), seen,
+                 envs, 2.0)
+    assert disk_stalls(seen) == (
+        " (meanwhile 1 of 2 workers cannot spill to disk, and pause whenever their memory "
+        "reaches the spill threshold: tight (w2): OSError: no space left; free space in "
+        "their --local-directory, or give them more memory)")
+    seen = apply(WorkerStatus(address="w2", cannot_spill=""), seen, envs, 3.0)
+    assert disk_stalls(seen) == ""

@@ -51,6 +51,7 @@ class Core(Protocol):
     def in_forked_child(self) -> bool: ...
     def forked_error(self) -> Exception: ...
     def task_running(self, name: str) -> bool: ...
+    def why_late(self) -> str: ...
     id: str
     envs: ClusterEnvironments  # which worker runs which Python
 
@@ -197,7 +198,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
         with task_context.slot_given_back():
             settled = one_settled(self.keystate, timeout)
         if not settled:
-            raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s")
+            raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s"
+                                         f"{self._core.why_late()}")
 
     def result(self, timeout: float | None = None) -> Any:
         """The value (fetched from its worker), or the task's exception raised here."""
@@ -227,7 +229,8 @@ class Future(StdlibWaitable, concurrent.futures.Future):  # type: ignore[misc, o
             try:
                 return self._core.run(self._core.value_of(state), left)
             except NotDoneInTime:
-                raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s") from None
+                raise timeouts.TimeoutError(f"{self.key} not done within {timeout} s"
+                                            f"{self._core.why_late()}") from None
         finally:
             # The key's state keeps the error, and the error's traceback this frame: were
             # the frame to keep the future, the future would hold its key for ever.

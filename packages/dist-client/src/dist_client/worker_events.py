@@ -47,7 +47,9 @@ def apply(msg: Message, seen: list[dict[str, Any]], envs: ClusterEnvironments,
         return [*(w for w in seen if w["address"] != entry["address"]), entry]
     if isinstance(msg, WorkerStatus):
         _log_status(msg, seen)
-        return seen
+        # (kept in the worker's entry, for ``disk_stalls`` to say when a wait times out)
+        return [{**w, "cannot_spill": msg.cannot_spill} if w["address"] == msg.address else w
+                for w in seen]
     assert isinstance(msg, WorkerRemoved)
     envs.removed(msg.address)
     return [w for w in seen if w["address"] != msg.address]
@@ -63,6 +65,20 @@ def _log_status(msg: WorkerStatus, seen: list[dict[str, Any]]) -> None:
                 "the spill threshold, and the tasks kept to it wait until it can (free space "
                 "in its --local-directory); tasks that can run elsewhere go to other workers",
                 who, msg.cannot_spill)
+
+
+def disk_stalls(seen: list[dict[str, Any]]) -> str:
+    """What to add to a wait's ``TimeoutError`` while workers cannot spill (they pause, and
+    what is kept to them waits): empty when none is known to."""
+    stalled = [(w.get("name") or w["address"], w["address"], w["cannot_spill"]) for w in seen
+               if isinstance(w.get("cannot_spill"), str) and w["cannot_spill"]]
+    if not stalled:
+        return ""
+    named = "; ".join(f"{name if name == address else f'{name} ({address})'}: {why}"
+                      for name, address, why in stalled)
+    return (f" (meanwhile {len(stalled)} of {len(seen)} workers cannot spill to disk, and "
+            f"pause whenever their memory reaches the spill threshold: {named}; free space "
+            f"in their --local-directory, or give them more memory)")
 
 
 def merge_reply(listed: list[dict[str, Any]], seen: list[dict[str, Any]],

@@ -308,6 +308,11 @@ class ClientCore:
             else:
                 self._replies.received(order.message)
 
+    def why_late(self) -> str:
+        """What to add to a wait's ``TimeoutError``: the workers known to be unable to spill
+        (they pause, and tasks kept to them wait); empty when none is."""
+        return worker_events.disk_stalls(self.workers_seen)
+
     def _worker_event(self, msg: Message) -> None:
         self.workers_seen = worker_events.apply(msg, self.workers_seen, self.envs,
                                                 time.monotonic())

@@ -72,9 +72,14 @@ async def gather(core: ClientCore, futures: Any, errors: str = "raise",
         futures = list(futures)
     # A TimeoutError a task raised is its error, not this one.
     late = f"gather: not done within {timeout} s"
-    if isinstance(futures, Future):
-        return await wait_for(core.value_of(futures.keystate), timeout, late)
-    return await wait_for(_gather(core, futures, errors == "skip"), timeout, late)
+    try:
+        if isinstance(futures, Future):
+            return await wait_for(core.value_of(futures.keystate), timeout, late)
+        return await wait_for(_gather(core, futures, errors == "skip"), timeout, late)
+    except TimeoutError as exc:
+        if exc.args != (late,):
+            raise
+        raise type(exc)(late + core.why_late()) from None
 
 
 async def _gather(core: ClientCore, futures: Any, skip: bool) -> Any:
