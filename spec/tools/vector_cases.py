@@ -185,6 +185,10 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("lock-acquire-waiting-at-most-a-second", "coordination-primitives",
      [{"op": "coordinate", "id": 8, "kind": "lock", "name": "db", "action": "acquire",
        "lease": "c1-0", "timeout": 1.0}], []),
+    # The multi-lock feature: two of three locks, waiting at most 5 s.
+    ("multi-lock-acquire-two-of-three", "coordination-primitives",
+     [{"op": "coordinate", "id": 9, "kind": "multi-lock", "name": "*", "action": "acquire",
+       "names": ["db", "cache", "queue"], "limit": 2, "lease": "c1-7", "timeout": 5.0}], []),
     # The pickled-values feature: a pickled value says which Python pickled it.
     ("queue-get-reply-of-a-value-pickled-on-3-11", "pickled-code-and-python-versions",
      [{"op": "coordinate-reply", "id": 7, "status": "ok",

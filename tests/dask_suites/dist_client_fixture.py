@@ -180,7 +180,8 @@ def _dist_names() -> dict[str, Any]:
         "fire_and_forget": dist_client.fire_and_forget,
         "Lock": dist_client.Lock, "Queue": dist_client.Queue,
         "Variable": dist_client.Variable, "Event": dist_client.Event,
-        "Semaphore": dist_client.Semaphore, "Pub": dist_client.Pub, "Sub": dist_client.Sub,
+        "Semaphore": dist_client.Semaphore, "MultiLock": dist_client.MultiLock,
+        "Reschedule": dist_client.Reschedule, "Pub": dist_client.Pub, "Sub": dist_client.Sub,
         "Actor": dist_client.Actor, "BaseActorFuture": dist_client.ActorFuture,
         "ActorFuture": dist_client.ActorFuture,
         "get_client": dist_client.get_client, "worker_client": dist_client.worker_client,
@@ -207,7 +208,7 @@ def pytest_configure(config: pytest.Config) -> None:
     names = _dist_names()
     for module_name in ("distributed", "distributed.client", "distributed.actor",
                         "distributed.event", "distributed.lock", "distributed.queues",
-                        "distributed.variable", "distributed.semaphore",
+                        "distributed.variable", "distributed.semaphore", "distributed.multi_lock",
                         "distributed.worker", "distributed.worker_client", "dask.distributed"):
         module = importlib.import_module(module_name)
         for name, value in names.items():

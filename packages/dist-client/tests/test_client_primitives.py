@@ -135,3 +135,18 @@ def test_a_reference_to_a_key_the_reply_does_not_name_is_a_missing_dependency():
                             keys=["a"])
     with pytest.raises(MissingDependency, match="'gone'"):
         variable_on(HoldingCore())._value(reply)
+
+
+def test_a_multi_locks_arguments_are_checked_before_anything_is_sent():
+    from dist_client import MultiLock
+
+    with pytest.raises(TypeError, match="non-empty strings"):
+        MultiLock(["x", ""])
+    lock = MultiLock(["x", "y"])  # (no executor yet: bound at its first request)
+    with pytest.raises(ValueError, match="non-blocking"):
+        lock.acquire(blocking=False, timeout=1)
+    with pytest.raises(ValueError, match="num_locks must be between 1 and the 2 names"):
+        lock.acquire(num_locks=3)
+    with pytest.raises(ValueError, match="not yet acquired"):
+        lock.release()
+    assert not lock.locked() and repr(lock) == "<MultiLock: ['x', 'y']>"

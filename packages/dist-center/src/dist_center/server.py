@@ -378,7 +378,7 @@ class Center:
                 if isinstance(msg, Restart):  # the center answers when the workers are back
                     self._after(msg.timeout, client, msg, RestartTimedOut(client, msg.id))
                 elif isinstance(msg, Coordinate) and msg.timeout \
-                        and (client, msg.id) in self.state.coordination.waiting:
+                        and self.state.coordination.waits(client, msg.id):
                     self._after(msg.timeout, client, msg, CoordinationTimedOut(client, msg.id))
                 elif isinstance(msg, WAITING_OPS) and msg.timeout and msg.id is not None \
                         and self.state.waits.pending(client, msg.op, msg.id):

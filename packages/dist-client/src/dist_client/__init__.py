@@ -20,6 +20,7 @@ from .executor import Executor
 from .future import Future
 from .in_task import (get_client, get_executor, get_worker, rejoin, secede, worker_client,
                       worker_executor)
+from .multi_lock import MultiLock
 from .performance_report import performance_report
 from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
@@ -37,7 +38,8 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
            "Future", "futures_of", "get_client", "get_executor", "get_task_stream", "get_worker",
-           "KilledWorker", "LocalCluster", "Lock", "LostDataError", "performance_report",
+           "KilledWorker", "LocalCluster", "Lock", "LostDataError", "MultiLock",
+           "performance_report",
            "PluginUnpicklingError",
            "progress", "Pub",
            "Queue", "rejoin",

@@ -122,7 +122,7 @@ class Primitive:
     def _ask(self, action: str, then: Callable[[CoordinateReply], Any], *,
              value: Payload | None = None, keys: list[str] | None = None,
              timeout: float | None = None, limit: int | None = None,
-             lease: str | None = None) -> Any:
+             lease: str | None = None, names: list[str] | None = None) -> Any:
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be >= 0 or None, not {timeout}")
         self._before_blocking()
@@ -130,7 +130,7 @@ class Primitive:
         request = self._request(lambda i: Coordinate(
             id=i, kind=self.kind, name=self.name, action=action, value=value,
             keys=list(keys or ()), timeout=timeout, limit=limit, lease=lease,
-            pickled_with=pickled_with))
+            pickled_with=pickled_with, names=list(names or ())))
 
         def settle(reply: CoordinateReply) -> Any:
             if reply.status == "error":
@@ -143,12 +143,15 @@ class Primitive:
             return wait()
         return settle(self.core.run(request))
 
+    # The protocol feature the center must have announced for this kind of primitive.
+    feature = "coordination"
+
     def _request(self, make: Callable[[int], Coordinate]) -> Coroutine:
         center = self.core.center
-        if center is not None and "coordination" not in center.features:
-            raise ClusterError(f"the center at {self.core.address} holds no coordination "
+        if center is not None and self.feature not in center.features:
+            raise ClusterError(f"the center at {self.core.address} holds no {self.kind} "
                                "primitives (an older release: it did not announce the "
-                               "protocol feature 'coordination')")
+                               f"protocol feature {self.feature!r})")
         return self.core.ask(make)
 
     def _tag_of(self, value: Payload) -> str | None:

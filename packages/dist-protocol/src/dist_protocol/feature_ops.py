@@ -12,7 +12,8 @@ from .wiretypes import wire_field
 
 # -- coordination primitives: client -> center -> client ---------------------------------------
 
-PRIMITIVE_KINDS = ("queue", "variable", "lock", "semaphore", "event", "topic", "log")
+PRIMITIVE_KINDS = ("queue", "variable", "lock", "semaphore", "event", "topic", "log",
+                   "multi-lock")
 
 
 @message("coordinate", "client->center", feature="coordination")
@@ -31,6 +32,8 @@ class Coordinate(Message):
     lease: str | None = None  # lock/semaphore: the holder's name for its lease
     # pickle tag ("cpython-3.11") of the Python that pickled ``value``, kept with it
     pickled_with: str | None = wire_field(default=None, feature="pickled-values")
+    # a multi-lock's acquire: the locks it asks for (``limit``: how many of them it needs)
+    names: list[str] = wire_field(default_factory=list, feature="multi-lock")
 
 
 @message("coordinate-reply", "center->client", feature="coordination")

@@ -165,6 +165,10 @@ FEATURES: dict[str, str] = {
                                 "minor version raises the error from its text rather than "
                                 "build the code it holds (PROTOCOL.md, Pickled code and "
                                 "Python versions)",
+    "multi-lock": "the center holds dask's multi-locks: `coordinate` of kind `multi-lock` "
+                  "(`acquire` with `names`, the locks, and `limit`, how many of them; "
+                  "`release`; `count`), granted first come first served per lock "
+                  "(PROTOCOL.md, Coordination primitives)",
     "reschedule": "the center takes `task-erred` with `reschedule`: the task raised "
                   "`Reschedule` (dask's), which is not an error: the center places it again, "
                   "as it would a new task, without counting a retry (PROTOCOL.md, Tasks "

@@ -4839,7 +4839,8 @@ def _Coordinate(cls):
     set_limit = cls.limit.__set__
     set_lease = cls.lease.__set__
     set_pickled_with = cls.pickled_with.__set__
-    setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,set_pickled_with,)
+    set_names = cls.names.__set__
+    setters = (set_id,set_kind,set_name,set_action,set_value,set_keys,set_timeout,set_limit,set_lease,set_pickled_with,set_names,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -4850,7 +4851,7 @@ def _Coordinate(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None) -> None:
+    def __init__(self, id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None, names: 'list[str]' = FACTORY) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.id = id
@@ -4863,6 +4864,7 @@ def _Coordinate(cls):
             self.limit = limit
             self.lease = lease
             self.pickled_with = pickled_with
+            self.names = [] if names is FACTORY else names
             self.__class__ = cls
             return
         set_id(self, id)
@@ -4875,6 +4877,7 @@ def _Coordinate(cls):
         set_limit(self, limit)
         set_lease(self, lease)
         set_pickled_with(self, pickled_with)
+        set_names(self, [] if names is FACTORY else names)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -4882,36 +4885,36 @@ def _Coordinate(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(id={self.id!r}, kind={self.kind!r}, name={self.name!r}, action={self.action!r}, value={self.value!r}, keys={self.keys!r}, timeout={self.timeout!r}, limit={self.limit!r}, lease={self.lease!r}, pickled_with={self.pickled_with!r})"
+            return self.__class__.__qualname__ + f"(id={self.id!r}, kind={self.kind!r}, name={self.name!r}, action={self.action!r}, value={self.value!r}, keys={self.keys!r}, timeout={self.timeout!r}, limit={self.limit!r}, lease={self.lease!r}, pickled_with={self.pickled_with!r}, names={self.names!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,)==(other.id,other.kind,other.name,other.action,other.value,other.keys,other.timeout,other.limit,other.lease,other.pickled_with,)
+            return (self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,self.names,)==(other.id,other.kind,other.name,other.action,other.value,other.keys,other.timeout,other.limit,other.lease,other.pickled_with,other.names,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,))
+        return hash((self.id,self.kind,self.name,self.action,self.value,self.keys,self.timeout,self.limit,self.lease,self.pickled_with,self.names,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with',):
+        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with','names',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with',):
+        if type(self) is cls or name in ('id','kind','name','action','value','keys','timeout','limit','lease','pickled_with','names',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.id, self.kind, self.name, self.action, self.value, self.keys, self.timeout, self.limit, self.lease, self.pickled_with]
+        return [self.id, self.kind, self.name, self.action, self.value, self.keys, self.timeout, self.limit, self.lease, self.pickled_with, self.names]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None):
+    def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None, names: 'list[str]' = FACTORY):
         self = new(twin or make_twin())
         self.id = id
         self.kind = kind
@@ -4923,6 +4926,7 @@ def _Coordinate(cls):
         self.limit = limit
         self.lease = lease
         self.pickled_with = pickled_with
+        self.names = [] if names is FACTORY else names
         self.__class__ = cls
         return self
 
@@ -5768,7 +5772,8 @@ METHODS = {
          ('timeout', 'float | None', ('field', 'None', '-', True, True, True, None, False)),
          ('limit', 'int | None', ('field', 'None', '-', True, True, True, None, False)),
          ('lease', 'str | None', 'None'),
-         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
+         ('pickled_with', 'str | None', ('field', 'None', '-', True, True, True, None, False)),
+         ('names', 'list[str]', ('field', '-', '[]', True, True, True, None, False))),
         None,
         _Coordinate),
     'CoordinateReply': (
