@@ -62,7 +62,7 @@ def test_a_failed_input_never_starts_the_waiting_task_and_the_center_frees_it(ma
     assert [type(i.message).__name__ for i in out] == ["TaskErred"]
     assert worker.state_of("b") == "waiting"
     assert worker.free("b") == []
-    assert worker.state.tasks == {} and worker.state.waiters == {}
+    assert worker.state.tasks == {} and worker.state.fetches.waiters == {}
 
 
 def test_an_input_finished_before_the_task_arrived_runs_it_at_once(make_worker):
@@ -119,7 +119,7 @@ def test_an_input_that_fails_starts_nothing_of_the_line_and_freeing_it_leaves_no
     assert [type(i.message).__name__ for i in out] == ["TaskErred"]
     assert [worker.state_of(k) for k in keys[1:]] == ["waiting"] * 4
     assert worker.free(*reversed(keys[1:])) == []
-    assert worker.state.tasks == {} and worker.state.waiters == {}
+    assert worker.state.tasks == {} and worker.state.fetches.waiters == {}
     # The worker goes on with other work.
     assert worker.compute("other") == [worker.execute("other")]
 
@@ -147,7 +147,7 @@ def test_a_link_given_up_in_the_middle_keeps_the_rest_from_starting(make_worker)
     assert worker.succeeded(keys[0]) == [finished(keys[0])]
     assert worker.state_of(keys[2]) == "waiting"
     assert worker.free(keys[3], keys[2]) == []
-    assert worker.state.tasks == {} and worker.state.waiters == {}
+    assert worker.state.tasks == {} and worker.state.fetches.waiters == {}
 
 
 def test_tasks_waiting_ahead_are_counted_apart_from_those_waiting_for_a_fetch(make_worker):

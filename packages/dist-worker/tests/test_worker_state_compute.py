@@ -94,7 +94,7 @@ def test_free_keys_drops_ready_and_waiting_tasks_and_held_data(worker):
 
     assert worker.state.tasks.keys() == {"a", "b"}
     assert worker.state.data == {} and worker.state.nbytes == {}
-    assert worker.state.waiters == {} and worker.state.who_has == {}
+    assert worker.state.fetches.waiters == {} and worker.state.fetches.who_has == {}
     assert worker.succeeded("a") == [finished("a")]  # the freed ready task never starts
 
 
@@ -121,7 +121,7 @@ def test_a_steal_request_takes_only_tasks_that_have_not_started(worker):
     assert out == [SendToCenter(StealReply(keys=["ready", "waiting"],
                                            kept=["running-1", "unknown"]))]
     assert worker.state.tasks.keys() == {"running-1", "running-2"}
-    assert worker.state.waiters == {} and worker.state.who_has == {}
+    assert worker.state.fetches.waiters == {} and worker.state.fetches.who_has == {}
     assert worker.succeeded("running-1") == [finished("running-1")]  # nothing else starts
     assert all(ts.key not in worker.state.tasks for ts in worker.state.ready)
 
@@ -230,7 +230,7 @@ def test_reset_forgets_every_task_and_value(worker):
     worker(RestartRequested("the cluster restarts"))
 
     assert worker.state.data == {} and worker.state.tasks == {}
-    assert worker.state.waiters == {} and worker.state.in_flight == {}
+    assert worker.state.fetches.waiters == {} and worker.state.fetches.in_flight == {}
     # The thread that was running a is still busy: one thread is left for new work.
     assert worker.compute("new") == [worker.execute("new")]
     assert worker.compute("later") == []

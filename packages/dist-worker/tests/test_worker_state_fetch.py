@@ -15,7 +15,7 @@ def test_inputs_are_fetched_with_one_request_per_peer(worker):
     out = worker.compute("c", who_has={"a": [P1], "b": [P1], "d": [P2]})
 
     assert out == [Fetch(P1, ["a", "b"]), Fetch(P2, ["d"])]
-    assert worker.state.in_flight == {"a": P1, "b": P1, "d": P2}
+    assert worker.state.fetches.in_flight == {"a": P1, "b": P1, "d": P2}
 
     assert worker.fetched(P1, {"a": 1, "b": 2}) == [added("a", "b")]
     assert worker.state_of("c") == "waiting"
@@ -55,7 +55,7 @@ def test_a_failed_fetch_tries_another_holder_then_reports_missing_data(worker):
     assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
     assert worker.fetch_failed(P2, "a") == [SendToCenter(MissingData(key="a", worker=P2))]
     assert worker.state_of("c") == "waiting"
-    assert worker.state.in_flight == {}
+    assert worker.state.fetches.in_flight == {}
 
     # The center answers with where the data is now; every holder deserves a fresh try.
     assert worker.compute("c", who_has={"a": [P2, P3]}) == [Fetch(P2, ["a"])]
@@ -85,8 +85,8 @@ def test_an_input_freed_while_in_flight_is_not_kept(worker):
     assert worker.free("c") == []
 
     assert worker.fetched(P1, {"a": 1}) == []
-    assert worker.state.data == {} and worker.state.in_flight == {}
-    assert not worker.state.busy_peers
+    assert worker.state.data == {} and worker.state.fetches.in_flight == {}
+    assert not worker.state.fetches.busy_peers
 
 
 def test_an_input_the_center_thinks_is_here_but_is_not_is_reported(worker):
@@ -104,7 +104,7 @@ def test_replicas_are_fetched_reported_and_kept(worker):
     assert worker.replicas({"x": [P1]}) == []  # already here
 
     assert worker.fetch_failed(P2, "y") == [SendToCenter(MissingData(key="y", worker=P2))]
-    assert worker.state.waiters == {} and worker.state.who_has == {}
+    assert worker.state.fetches.waiters == {} and worker.state.fetches.who_has == {}
 
 
 def test_a_big_batch_of_keys_is_cut_into_bounded_requests(worker):
@@ -127,7 +127,7 @@ def test_a_resent_compute_task_does_not_fetch_what_is_already_in_flight(worker):
     assert worker.compute("c", who_has={"a": [P1]}) == [Fetch(P1, ["a"])]
 
     assert worker.compute("c", who_has={"a": [P1, P2]}) == []
-    assert worker.state.who_has == {"a": [P1, P2]}
+    assert worker.state.fetches.who_has == {"a": [P1, P2]}
     # Should the request in flight fail, the newly named holder is next.
     assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
 
@@ -141,8 +141,8 @@ def test_a_resent_compute_task_that_no_longer_names_the_peer_in_flight_fetches_e
     assert worker.fetched(P2, {"a": 2}) == [added("a"), worker.execute("c", a=2)]
     # The hung peer answering at last changes nothing.
     assert worker.fetched(P1, {"a": 1}) == []
-    assert worker.state.data == {"a": 2} and worker.state.in_flight == {}
-    assert not worker.state.busy_peers
+    assert worker.state.data == {"a": 2} and worker.state.fetches.in_flight == {}
+    assert not worker.state.fetches.busy_peers
 
 
 def test_large_inputs_are_fetched_a_bounded_number_of_bytes_at_a_time(worker):
@@ -183,32 +183,32 @@ def _sized_task(key, who_has, size):
 
 def test_inputs_in_flight_from_all_peers_are_bounded_in_bytes(make_worker):
     worker = make_worker()
-    worker.state.incoming_bytes_limit = 100
+    worker.state.fetches.incoming_bytes_limit = 100
     out = worker(_sized_task("total", {"a": [P1], "b": [P2], "c": [P3]}, 40))
 
     assert out == [Fetch(P1, ["a"]), Fetch(P2, ["b"])]  # a third would make 120 bytes
-    assert worker.state.incoming_bytes == 80
+    assert worker.state.fetches.incoming_bytes == 80
     assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P3, ["c"])]
-    assert worker.state.incoming_bytes == 80
+    assert worker.state.fetches.incoming_bytes == 80
     worker.fetched(P2, {"b": 2})
     worker.fetched(P3, {"c": 3})
-    assert worker.state.incoming_bytes == 0
+    assert worker.state.fetches.incoming_bytes == 0
     assert worker.state_of("total") == "executing"
 
 
 def test_an_input_larger_than_the_byte_bound_is_fetched_alone(make_worker):
     worker = make_worker()
-    worker.state.incoming_bytes_limit = 100
+    worker.state.fetches.incoming_bytes_limit = 100
     assert worker(_sized_task("total", {"a": [P1], "b": [P2]}, 500)) == [Fetch(P1, ["a"])]
     assert worker.fetched(P1, {"a": 1}) == [added("a"), Fetch(P2, ["b"])]
 
 
 def test_a_failed_or_redirected_fetch_gives_its_bytes_back(make_worker):
     worker = make_worker()
-    worker.state.incoming_bytes_limit = 100
+    worker.state.fetches.incoming_bytes_limit = 100
     assert worker(_sized_task("total", {"a": [P1, P2], "b": [P3]}, 60)) == [Fetch(P1, ["a"])]
     assert worker.fetch_failed(P1, "a") == [Fetch(P2, ["a"])]
-    assert worker.state.incoming_bytes == 60
+    assert worker.state.fetches.incoming_bytes == 60
     assert worker.fetched(P2, {"a": 1}) == [added("a"), Fetch(P3, ["b"])]
 
 
@@ -247,7 +247,7 @@ def test_an_input_that_arrives_and_cannot_be_unpickled_errs_the_tasks_waiting_fo
                    SendToCenter(TaskErred(key="d", exception_type="ValueError", message=because)),
                    worker.execute("e", b=2)]
     assert worker.state_of("c") == worker.state_of("d") == "forgotten"
-    assert worker.state.in_flight == {} and "a" not in worker.state.waiters
+    assert worker.state.fetches.in_flight == {} and "a" not in worker.state.fetches.waiters
     assert worker.state.data == {"b": 2}
     # A later task is unharmed.
     assert worker.compute("f", who_has={"g": [P2]}) == [Fetch(P2, ["g"])]

@@ -294,5 +294,21 @@ class ReplaceThread:
     key: str
 
 
+# The stimulus id an event without one is given: this prefix and a count (``WorkerState``).
+STIMULUS_PREFIX: dict[type, str] = {
+    ComputeRequested: "compute-task-", ComputesRequested: "compute-task-",
+    FreeRequested: "free-keys-",
+    StealRequested: "steal-request-", ReplicasRequested: "acquire-replicas-",
+    DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
+    InputsUnloadable: "inputs-unloadable-",
+    ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
+    InlineRunEnded: "inline-run-",
+    DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
+    RestartRequested: "restart-", StoryRequested: "story-",
+    Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
+    SpilledValueRead: "spilled-value-read-",
+    SignalReceived: "signal-", Terminated: "terminated-",
+}
+
 Instruction = (Execute | RunInline | Fetch | ReadSpilled | SendToCenter | Resume
                | ReplaceThread)

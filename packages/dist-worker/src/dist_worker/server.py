@@ -718,7 +718,8 @@ class Worker:
         return {"executing": len(state.executing), "seceded": len(state.seceded),
                 "ready": len(state.ready), "waiting": waiting, "ahead": ahead,
                 "keys": len(state.data), "nbytes": state.total_nbytes,
-                "in_flight": len(state.in_flight), "paused": state.paused, "time": time.time(),
+                "in_flight": len(state.fetches.in_flight), "paused": state.paused,
+                "time": time.time(),
                 "spill_reading": self.reading_back,
                 **({"signals": dict(state.signals)} if state.signals else {})}
 

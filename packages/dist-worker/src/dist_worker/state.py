@@ -19,7 +19,7 @@ import dataclasses
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from dist_protocol.key_names import shown_key
@@ -28,16 +28,16 @@ from dist_protocol.messages import (ComputeTask, KeysAdded, MissingData, StealRe
                                     TaskErred, TaskFinished, TaskSeceded, Transfer,
                                     WorkerTerminated)
 
-from .events import (ComputeRequested, ComputesRequested, DataFetched, DataPut, Event, Execute,
-                     ExecutionFailed,
-                     ExecutionSucceeded, Fetch, FetchFailed, FreeRequested, InlineRunEnded,
+from .events import (STIMULUS_PREFIX, ComputeRequested, ComputesRequested, DataFetched,
+                     DataPut, Event, Execute, ExecutionFailed,
+                     ExecutionSucceeded, FetchFailed, FreeRequested, InlineRunEnded,
                      InputsUnloadable, Instruction, RunInline,
                      MemoryPressureChanged, ReadSpilled, RejoinRequested, ReplicasRequested,
                      ReplaceThread, RestartRequested, Resume, Seceded, SendToCenter,
                      SMALL_VALUE_BYTES, SignalReceived, SpilledValueLost, SpilledValueRead,
                      StealRequested, StoryRequested, Terminated)
-from .fetch_plan import MAX_KEYS_PER_FETCH, Missing, plan_requests
-from . import tasklog
+from .fetches import REPLICA, Fetches
+from . import invariants, tasklog
 from .readers import UpcomingReads
 from .tasklog import RUNNING, Entry
 from .readyqueue import ReadyQueue
@@ -47,9 +47,6 @@ from .spill import SpillLoadError, SpillReadError
 # Made once a task: built changing their class once, not twice (``records.builder``).
 execute = builder(Execute)
 task_finished = builder(TaskFinished)
-
-# Stands in the waiters of a key fetched as a replica rather than for a task.
-REPLICA = "<replica>"
 
 # Inputs in flight from all peers together add up to at most this share of the memory limit
 # (or are one key), as dask's ``transfer_incoming_bytes_limit``: each arrives and is unpickled
@@ -85,7 +82,6 @@ class WorkerState:
                  clock: Callable[[], float] = time.time,
                  incoming_bytes_limit: int | None = None):
         self.nthreads = nthreads
-        self.incoming_bytes_limit = incoming_bytes_limit  # None: only per-request bounds
         self.address = address
         # The values held: a dict, or the worker's store that spills to disk (``nbytes`` is
         # set before ``data`` so that a store can use it as the size of unknown types).
@@ -123,14 +119,8 @@ class WorkerState:
         self.lent: set[str] = set()
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
-        self.in_flight: dict[str, str] = {}  # dependency key -> peer it is being fetched from
-        self.flight_sizes: dict[str, int] = {}  # in-flight key -> its size when asked for
-        self.incoming_bytes = 0  # the sum of flight_sizes
-        self.who_has: dict[str, list[str]] = {}  # for dependencies we still need
-        self.sizes: dict[str, int] = {}  # their sizes, as the center told them
-        self.tried: dict[str, set[str]] = {}  # dependency key -> peers that failed us
-        self.waiters: dict[str, set[str]] = {}  # dependency key -> tasks waiting on it
-        self.busy_peers: dict[str, int] = {}  # peer -> requests to it not answered yet
+        # The inputs fetched from peers: who waits for each, who holds it, what is in flight.
+        self.fetches = Fetches(incoming_bytes_limit, self._log)
         self.signals: dict[str, int] = {}  # signal name -> times survived (SignalReceived)
         self.paused = False
         self.above_target = False  # process memory above the target: one input at a time
@@ -164,7 +154,7 @@ class WorkerState:
         self._now = self.clock()
         for event in events:
             kind = type(event)
-            self._stimulus_id = event.stimulus_id or _STIMULUS_PREFIX[kind] + str(
+            self._stimulus_id = event.stimulus_id or STIMULUS_PREFIX[kind] + str(
                 next(self._stimuli))
             self._handlers[kind](event)
         self._start_ready()
@@ -238,29 +228,18 @@ class WorkerState:
         ts.waiting_on = set(missing)
         ahead = ts.message.ahead or ()
         for dep in missing:
-            self.waiters.setdefault(dep, set()).add(ts.key)
             holders = [] if dep in ahead else list(ts.message.who_has[dep])
             if self.address in holders:
                 # The center believes this worker holds it; it does not (any more).
                 holders.remove(self.address)
                 self._out.append(SendToCenter(MissingData(key=dep, worker=self.address)))
-            self.who_has[dep] = holders
-            self.sizes[dep] = ts.message.nbytes.get(dep, 0)
-            source = self.in_flight.get(dep)
-            if source is not None and source not in holders:
-                # The center no longer names the peer we are waiting for (it left or hangs,
-                # and the input was made again elsewhere): ask the holders it names instead.
-                self._landed(dep)
-                source = None
-            if source is None:
-                self.tried.pop(dep, None)  # fresh who_has: every holder deserves a try
+            self.fetches.want(dep, ts.key, holders, ts.message.nbytes.get(dep, 0))
         self._fetch_missing(missing)
 
     def _replicas(self, event: ReplicasRequested) -> None:
         wanted = [key for key in event.who_has if key not in self.data]
         for key in wanted:
-            self.waiters.setdefault(key, set()).add(REPLICA)
-            self.who_has[key] = list(event.who_has[key])
+            self.fetches.want_replica(key, list(event.who_has[key]))
         self._fetch_missing(wanted)
 
     def _make_ready(self, ts: WorkerTask) -> None:
@@ -277,7 +256,7 @@ class WorkerState:
             self.reads.plan(ts.key, (priority - READ_WHEN_READY, seq), ts.message.who_has)
 
     def _free(self, event: FreeRequested) -> None:
-        waiters, data = self.waiters, self.data
+        waiters, data = self.fetches.waiters, self.data
         replaced = False
         for key in event.keys:
             ts = self.tasks.get(key)
@@ -334,25 +313,17 @@ class WorkerState:
         self.ready.discard(ts)
         self.reads.remove(ts.key, ts.message.who_has)
         for dep in ts.waiting_on:
-            waiting = self.waiters.get(dep)
-            if waiting is not None:
-                waiting.discard(ts.key)
-                if not waiting:
-                    del self.waiters[dep]
-                    self.who_has.pop(dep, None)
-                    self.sizes.pop(dep, None)
-                    self.tried.pop(dep, None)
+            self.fetches.unwait(dep, ts.key)
         self._set_state(ts, finish)
 
     def _fetched(self, event: DataFetched) -> None:
-        self._answered(event.worker)
+        fetches = self.fetches
+        fetches.answered(event.worker)
         added = {}
         # one request, one transfer for a task, however many of its inputs it brought
         transfer = Transfer(event.worker, event.start, event.stop) if event.stop else None
         for key, value in event.data.items():
-            if self.in_flight.get(key) == event.worker:
-                self._landed(key)
-            if key not in self.waiters:
+            if not fetches.received(key, event.worker):
                 continue  # nobody waits for it any more
             self._log(key, "flight", "memory")
             self.nbytes[key] = event.nbytes.get(key, 0)
@@ -366,15 +337,10 @@ class WorkerState:
         if event.missing:
             self._not_fetched(event.worker, event.missing)
         else:
-            self._fetch_missing(list(self.waiters))
-
-    def _answered(self, peer: str) -> None:
-        left = self.busy_peers.pop(peer, 0) - 1
-        if left > 0:
-            self.busy_peers[peer] = left
+            self._fetch_missing(list(fetches.waiters))
 
     def _note_transfer(self, key: str, transfer: Transfer) -> None:
-        for task_key in self.waiters[key]:
+        for task_key in self.fetches.waiters[key]:
             ts = self.tasks.get(task_key)
             if ts is not None:
                 if ts.transfers is None:
@@ -383,7 +349,7 @@ class WorkerState:
                     ts.transfers.append(transfer)
 
     def _input_arrived(self, key: str) -> None:
-        for task_key in self.waiters.pop(key, ()):
+        for task_key in self.fetches.arrived(key):
             if task_key == REPLICA:
                 continue
             ts = self.tasks.get(task_key)
@@ -392,40 +358,26 @@ class WorkerState:
             ts.waiting_on.discard(key)
             if not ts.waiting_on and ts.state == "waiting":
                 self._make_ready(ts)
-        self.who_has.pop(key, None)
-        self.sizes.pop(key, None)
-        self.tried.pop(key, None)
 
     def _fetch_failed(self, event: FetchFailed) -> None:
-        self._answered(event.worker)
+        self.fetches.answered(event.worker)
         self._not_fetched(event.worker, event.keys)
 
     def _not_fetched(self, peer: str, keys: list[str]) -> None:
-        """``peer`` could not give ``keys``: they are asked of another holder, if any."""
-        for key in keys:
-            if self.in_flight.get(key) == peer:
-                self._landed(key)
-                self._log(key, "flight", "fetch")
-            self.tried.setdefault(key, set()).add(peer)
-            holders = [w for w in self.who_has.get(key, ()) if w not in self.tried[key]]
-            if not holders and key in self.waiters:
-                # Every holder we knew of failed: the center decides what happens next.
-                self._out.append(SendToCenter(MissingData(key=key, worker=peer)))
-                if self.waiters[key] == {REPLICA}:
-                    # Only an extra copy was wanted: give up on it rather than wait for ever.
-                    del self.waiters[key]
-                    self.who_has.pop(key, None)
-                    self.sizes.pop(key, None)
-                    self.tried.pop(key, None)
-        self._fetch_missing(list(self.waiters))
+        """``peer`` could not give ``keys``: they are asked of another holder, if any; of
+        those every holder we knew of failed for, the center decides what happens next."""
+        for key in self.fetches.not_fetched(peer, keys):
+            self._out.append(SendToCenter(MissingData(key=key, worker=peer)))
+        self._fetch_missing(list(self.fetches.waiters))
 
     def _unloadable(self, event: InputsUnloadable) -> None:
         # (the request was answered: its DataFetched, which comes first, said so)
+        fetches = self.fetches
         for key, (exception_type, message) in event.errors.items():
-            if self.in_flight.get(key) == event.worker:
-                self._landed(key)
+            if fetches.in_flight.get(key) == event.worker:
+                fetches.landed(key)
                 self._log(key, "flight", "erred")
-            for task_key in sorted(self.waiters.get(key, ())):
+            for task_key in sorted(fetches.waiters.get(key, ())):
                 ts = self.tasks.get(task_key)
                 if ts is None or ts.state != "waiting":
                     continue
@@ -434,12 +386,8 @@ class WorkerState:
                     key=task_key, exception_type=exception_type,
                     message=f"could not load its input {shown_key(key)}, fetched from "
                             f"{event.worker}, on this worker: {message}")))
-            if self.waiters.get(key) == {REPLICA}:  # only a copy was wanted: not from these bytes
-                del self.waiters[key]
-                self.who_has.pop(key, None)
-                self.sizes.pop(key, None)
-                self.tried.pop(key, None)
-        self._fetch_missing(list(self.waiters))
+            fetches.give_up_replica(key)  # only a copy was wanted: not from these bytes
+        self._fetch_missing(list(fetches.waiters))
 
     def _succeeded(self, event: ExecutionSucceeded) -> None:
         key = event.key
@@ -469,7 +417,9 @@ class WorkerState:
                                                     event.stop, small, small_msgpack,
                                                     ts.transfers or [], event.type_pickled)))
         # (a map's result is none of these: no call then)
-        if key in self.waiters or key in self.who_has or key in self.sizes or key in self.tried:
+        fetches = self.fetches
+        if (key in fetches.waiters or key in fetches.who_has or key in fetches.sizes
+                or key in fetches.tried):
             self._input_arrived(key)
 
     def _failed(self, event: ExecutionFailed) -> None:
@@ -533,41 +483,11 @@ class WorkerState:
             self._input_arrived(key)
         self._out.append(SendToCenter(KeysAdded(keys=dict(event.nbytes))))
 
-    def _landed(self, key: str) -> None:
-        """``key`` is no longer in flight (arrived, failed, or asked of another peer)."""
-        del self.in_flight[key]
-        self.incoming_bytes -= self.flight_sizes.pop(key, 0)
-
     # -- decisions ----------------------------------------------------------------------------
     def _fetch_missing(self, keys) -> None:
-        """Ask peers for inputs not yet here nor in flight, in the order of ``keys`` (the
-        order their tasks came in), as ``fetch_plan`` plans the requests."""
-        requests = plan_requests(self._missing(keys), self.busy_peers, self.incoming_bytes,
-                                 bool(self.in_flight), self.paused or self.above_target,
-                                 self.incoming_bytes_limit)
-        asked = self.busy_peers
-        for peer, to_peer in requests.items():
-            for request in to_peer:
-                for start in range(0, len(request), MAX_KEYS_PER_FETCH):
-                    chunk = request[start:start + MAX_KEYS_PER_FETCH]
-                    for key in chunk:
-                        self.in_flight[key] = peer
-                        size = self.flight_sizes[key] = self.sizes.get(key, 0)
-                        self.incoming_bytes += size
-                        self._log(key, "fetch", "flight")
-                    asked[peer] = asked.get(peer, 0) + 1
-                    self._out.append(Fetch(peer, chunk))
-
-    def _missing(self, keys) -> Iterator[Missing]:
-        """Those of ``keys`` a task here waits for that are neither here nor in flight, with
-        the holders not yet tried (those with none left are the center's to decide on)."""
-        for key in keys:
-            if key in self.data or key in self.in_flight or key not in self.waiters:
-                continue
-            tried = self.tried.get(key, ())
-            holders = [w for w in self.who_has.get(key, ()) if w not in tried]
-            if holders:
-                yield key, holders, self.sizes.get(key, 0)
+        """Ask peers for the inputs of ``keys`` not yet here nor in flight (``fetches``)."""
+        self._out.extend(self.fetches.requests(keys, self.data,
+                                               self.paused or self.above_target))
 
     def _seceded(self, event: Seceded) -> None:
         """The task's thread runs on without a slot: the slot goes to the next ready task."""
@@ -791,7 +711,7 @@ class WorkerState:
         self.paused = event.paused
         self.above_target = event.above_target
         if throttled and not (self.paused or self.above_target):
-            self._fetch_missing(list(self.waiters))
+            self._fetch_missing(list(self.fetches.waiters))
 
     def _restart(self, event: RestartRequested) -> None:
         """Forget every task and value (the cluster was restarted).
@@ -812,14 +732,7 @@ class WorkerState:
         self.tasks.clear()
         self.reads.clear()
         self.ready.clear()
-        self.in_flight.clear()
-        self.flight_sizes.clear()
-        self.incoming_bytes = 0
-        self.who_has.clear()
-        self.sizes.clear()
-        self.tried.clear()
-        self.waiters.clear()
-        self.busy_peers.clear()
+        self.fetches.clear()
 
     def _signalled(self, event: SignalReceived) -> None:
         """Counted, and written into the stories of the tasks that may have sent it: those
@@ -859,50 +772,6 @@ class WorkerState:
         self._out.append(SendToCenter(StoryReply(id=event.request, entries=entries)))
 
     def validate(self) -> None:
-        for key, ts in self.tasks.items():
-            assert ts.state in ("waiting", "ready", "reading", *RUNNING), ts
-            if ts.state in ("executing", "reading"):
-                assert key in self.executing
-            if ts.state == "long-running":
-                assert key in self.seceded
-            if ts.state == "reading":
-                assert ts.waiting_on, ts
-                for dep in ts.waiting_on:
-                    assert key in self.loading.get(dep, ()), (ts, dep)
-                continue
-            for dep in ts.waiting_on:
-                assert dep not in self.data, (ts, dep)
-                assert key in self.waiters.get(dep, ()), (ts, dep)
-            if ts.state == "waiting":
-                assert ts.waiting_on, ts
-        for key in self.executing:
-            running = self.tasks.get(key)  # (None: since a reset)
-            assert running is None or running.state in ("executing", "reading"), running
-        assert len(self.executing - self.lent) <= self.nthreads
-        assert self.lent <= self.executing
-        assert not self.executing & self.seceded
-        assert set(self.rejoining) <= self.seceded
-        assert set(self.data) == set(self.nbytes)
-        assert set(self.flight_sizes) == set(self.in_flight)
-        assert self.incoming_bytes == sum(self.flight_sizes.values())
-        for key, waiting in self.waiters.items():
-            assert key not in self.data, key
-            for task_key in waiting:
-                if task_key != REPLICA:
-                    assert key in self.tasks[task_key].waiting_on, (key, task_key)
-
-
-_STIMULUS_PREFIX: dict[type, str] = {
-    ComputeRequested: "compute-task-", ComputesRequested: "compute-task-",
-    FreeRequested: "free-keys-",
-    StealRequested: "steal-request-", ReplicasRequested: "acquire-replicas-",
-    DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
-    InputsUnloadable: "inputs-unloadable-",
-    ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
-    InlineRunEnded: "inline-run-",
-    DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
-    RestartRequested: "restart-", StoryRequested: "story-",
-    Seceded: "secede-", RejoinRequested: "rejoin-", SpilledValueLost: "spilled-value-lost-",
-    SpilledValueRead: "spilled-value-read-",
-    SignalReceived: "signal-", Terminated: "terminated-",
-}
+        """Assert what must hold between events (``invariants``): the tests call it after
+        each step."""
+        invariants.check(self)
