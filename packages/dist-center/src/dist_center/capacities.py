@@ -8,44 +8,60 @@ metrics (a heartbeat) or its seceded tasks (``forget``).
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 from . import placement
 from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
 from .records import WorkerInfo
 
 
-class Capacities:
-    __slots__ = ("_of_worker", "_basis")
+class Basis(Protocol):
+    """What a capacity depends on besides the worker (the center's machine)."""
 
-    def __init__(self) -> None:
+    @property
+    def avg_duration(self) -> float: ...  # seconds, of tasks without inputs
+
+    @property
+    def worker_saturation(self) -> float: ...
+
+
+class Capacities:
+    __slots__ = ("_basis_of", "_of_worker", "_basis")
+
+    def __init__(self, basis_of: Basis) -> None:
+        self._basis_of = basis_of
         self._of_worker: dict[str, float] = {}
         # (average duration, saturation, margin) the kept capacities were worked out with
         self._basis: tuple[float, float, int] = (-1.0, 0.0, 0)
 
-    def of(self, worker: WorkerInfo, avg_duration: float, saturation: float) -> float:
+    def of(self, worker: WorkerInfo) -> float:
         """``placement.capacity`` of ``worker``, worked out again only when it may have
         changed."""
+        avg = self._basis_of.avg_duration
+        saturation = self._basis_of.worker_saturation
         basis = self._basis
-        if avg_duration != basis[0] or saturation != basis[1]:
+        if avg != basis[0] or saturation != basis[1]:
             # (for tasks this short the margin is at its cap, however the average moves)
             margin = (basis[2] if basis[2] == MAX_MARGIN_PER_THREAD
-                      and 0 < avg_duration <= SHORTEST else placement.margin(avg_duration))
+                      and 0 < avg <= SHORTEST else placement.margin(avg))
             if margin != basis[2] or saturation != basis[1]:
                 self._of_worker.clear()
-            self._basis = (avg_duration, saturation, margin)
+            self._basis = (avg, saturation, margin)
         capacity = self._of_worker.get(worker.address)
         if capacity is None:
             capacity = self._of_worker[worker.address] = placement.capacity_with_margin(
                 worker, self._basis[2], saturation)
         return capacity
 
-    def kept(self, address: str, avg_duration: float, saturation: float) -> float | None:
+    def kept(self, address: str) -> float | None:
         """The capacity kept for ``address`` when it surely still holds, without working
         anything out: a map's results each move the average, but tasks this short keep the
         largest margin. ``None``: ask ``of``."""
         capacity = self._of_worker.get(address)
         basis = self._basis
         if capacity is None or basis[2] != MAX_MARGIN_PER_THREAD \
-                or not 0 < avg_duration <= SHORTEST or saturation != basis[1]:
+                or not 0 < self._basis_of.avg_duration <= SHORTEST \
+                or self._basis_of.worker_saturation != basis[1]:
             return None
         return capacity
 

@@ -74,7 +74,7 @@ class FeedingMachine(TaskMachine):
                 or worker.address not in self.workers:
             return
         address = worker.address
-        capacity = self.capacities.kept(address, self.avg_duration, self.worker_saturation)
+        capacity = self.capacities.kept(address)
         if capacity is None:
             capacity = self.capacity_of(worker)
         tasks = self.tasks

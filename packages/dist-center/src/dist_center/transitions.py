@@ -63,7 +63,7 @@ class TaskMachine:
     # dozens of such calls per task. A new attribute goes here (mypy says so).
     __slots__ = (
         "tasks", "workers", "names", "clients", "queue", "unrunnable", "avg_duration",
-        "worker_saturation", "capacities", "transition_log", "task_stream",
+        "worker_saturation", "capacities", "capacity_of", "transition_log", "task_stream",
         "finished_by_prefix", "erred_by_prefix", "messages_handled", "task_counts", "alone",
         "prefix_of", "task_stream_count", "task_durations", "small_values_for",
         "told_of_recomputing", "stealing", "cancelling_unstarted", "waiting_for_resources",
@@ -83,7 +83,10 @@ class TaskMachine:
         # seconds, of tasks without inputs; 0 until the first of them finishes
         self.avg_duration = 0.0
         self.worker_saturation = placement.DEFAULT_SATURATION
-        self.capacities = Capacities()  # each worker's for tasks without inputs, kept
+        # Each worker's capacity for tasks without inputs, kept; ``capacity_of`` is its own,
+        # bound here: placement asks it for each candidate worker of each such task.
+        self.capacities = Capacities(self)
+        self.capacity_of: Callable[[WorkerInfo], float] = self.capacities.of
         self.transition_log: deque[tuple[str, str, str, str, float]] = deque(maxlen=TRANSITION_LOG)
         # (key, worker, start, stop, nbytes, status "OK" or "error", inputs fetched for it) of
         # each run, the newest STREAM_LOG
@@ -606,10 +609,6 @@ class TaskMachine:
         return [t for t in self.transition_log if t[0] in wanted]
 
     # -- capacity ------------------------------------------------------------------------------
-    def capacity_of(self, worker: WorkerInfo) -> float:
-        """``placement.capacity`` of ``worker``, as of now (see ``capacities``)."""
-        return self.capacities.of(worker, self.avg_duration, self.worker_saturation)
-
     def forget_capacity(self, address: str) -> None:
         """The worker's metrics, threads or seceded tasks changed (or it left)."""
         self.capacities.forget(address)
