@@ -42,6 +42,7 @@ import servers
 from servers import command, start, start_center, stop
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+VOUCHER_NAME = "dist-vouch"  # a nanny's other child (dist_worker.vouching.PROCESS_NAME)
 
 # One client process: ``SESSIONS`` sessions with new names, each a turn of the mix; the last
 # one of a crashing process ends with ``os._exit`` while work is in flight.
@@ -332,7 +333,8 @@ def main() -> int:
             for name, nanny in zip("ab", nannies):
                 found[f"nanny {name}"] = nanny.pid
                 for child in psutil.Process(nanny.pid).children():
-                    found[f"worker {name}"] = child.pid
+                    if child.name() != VOUCHER_NAME:  # (not the one vouching for the worker)
+                        found[f"worker {name}"] = child.pid
             return found
 
         def sample(minute: float) -> dict:

@@ -256,6 +256,13 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                               "counts the restart as a death of those keys' tasks (PROTOCOL.md, "
                               "Restarts for memory). Sent only to centers that announced the "
                               "feature `memory-restart`.", "—"),
+    "worker-alive": ("A worker's nanny says the worker process it runs lives and ran since it "
+                     "last said so (`address`: the worker as it registered), about once a "
+                     "second, as the first and every message of a connection of its own. The "
+                     "center keeps that worker past its heartbeat timeout while such word keeps "
+                     "coming, up to sixty timeouts of silence (PROTOCOL.md, Workers a nanny "
+                     "vouches for). Sent only to centers that announced the feature "
+                     "`nanny-vouch`.", "—"),
     "worker-terminated": ("A worker stopped by a SIGTERM its nanny did not send, about to exit "
                           "without unregistering, names the tasks that may have sent it "
                           "(`keys`): those running then, and the last to end if it ended "

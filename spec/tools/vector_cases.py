@@ -224,6 +224,8 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("restarting-for-memory", "restarting-for-memory",
      [{"op": "restarting-for-memory", "keys": {"make-170mb-0": 178257920},
        "memory": 211812352}], []),
+    ("worker-alive", "workers-a-nanny-vouches-for",
+     [{"op": "worker-alive", "address": "10.0.0.5:40211"}], []),
     ("worker-terminated", "workers-a-task-terminates",
      [{"op": "worker-terminated", "keys": ["signal_own_process-8c1f0b8a"]}], []),
     ("scatter-plan-waiting-for-a-worker", "waits",

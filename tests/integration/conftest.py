@@ -85,6 +85,7 @@ from dist_client import Executor
 START_TIMEOUT = 30.0  # a cold interpreter importing the packages on a loaded CI machine
 STOP_TIMEOUT = 10.0  # graceful shutdown before SIGKILL
 OUTPUT_TAIL = 60  # lines of a server's output shown when a test fails
+VOUCHER_NAME = "dist-vouch"  # a nanny's second child (dist_worker.vouching.PROCESS_NAME)
 
 T = TypeVar("T")
 
@@ -116,6 +117,13 @@ def hermetic_environment(extra: dict[str, str] | None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
 
 
 def _die_with_test_process() -> None:
@@ -293,8 +301,9 @@ class WorkerServer(Server):
             return self.pid
 
         def child() -> int | None:
-            try:
-                children = psutil.Process(self.pid).children()
+            try:  # (not the nanny's other child, which vouches for the worker to the center)
+                children = [c for c in psutil.Process(self.pid).children()
+                            if _name(c) != VOUCHER_NAME]
             except psutil.NoSuchProcess:
                 return None
             return children[0].pid if children else None

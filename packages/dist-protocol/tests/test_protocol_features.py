@@ -103,6 +103,7 @@ def test_every_gated_op_names_a_known_feature():
                      "worker-status": "worker-status",
                      "restarting-for-memory": "memory-restart",
                      "worker-terminated": "task-terminated",
+                     "worker-alive": "nanny-vouch",
                      "worker-query": "worker-query", "worker-query-reply": "worker-query"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():

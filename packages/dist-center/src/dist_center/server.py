@@ -23,9 +23,10 @@ from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, Coord
                                     SessionReply, Story,
                                     StoryReply,
                                     Submit, TaskErred, UploadFile, RegisterPlugin,
-                                    UnregisterPlugin, downgrade)
+                                    UnregisterPlugin, WorkerAlive, downgrade)
 
 from .held import LIMIT_IN_HEARTBEAT_TIMEOUTS
+from .liveness import Liveness, Vouched
 from .events import (ClientConnected, ClientDisconnected, ClientSent, CoordinationTimedOut,
                      DetachedTimedOut, Event, Recovering, RecoveryTimedOut, RestartTimedOut,
                      TaskFailed, TimeElapsed, WaitTimedOut, WorkerJoined, WorkerLeft,
@@ -86,7 +87,9 @@ class Center:
         # the worker died (a task it ran is then tried again at once, see ``held``); one that
         # speaks again is closed, and the worker registers anew.
         self.silent_comms: dict[str, Comm] = {}
-        self.last_seen: dict[str, float] = {}
+        # When each worker, and its nanny for it, last spoke (``liveness``)
+        self.liveness = Liveness(heartbeat_timeout,
+                                 LIMIT_IN_HEARTBEAT_TIMEOUTS * heartbeat_timeout)
         self.address = ""
         self.bound_address = ""
         self.started = time.time()
@@ -401,6 +404,9 @@ class Center:
         except (TimeoutError, CommClosedError):
             comm.close("no registration")
             return
+        if isinstance(first, WorkerAlive):
+            self._serve_nanny(comm, first)
+            return
         if not isinstance(first, RegisterWorker):
             comm.abort(InvalidMessage(f"a worker must register first, not send {first.op!r}"))
             return
@@ -409,7 +415,7 @@ class Center:
         if old is not None and old is not comm:
             old.close("replaced by a new registration")
         self.comms[address] = comm
-        self.last_seen[address] = time.monotonic()
+        self.liveness.heard(address, time.monotonic())
         log.info("worker %s registered (%d threads, %d keys)", address, first.nthreads,
                  len(first.keys))
 
@@ -420,13 +426,13 @@ class Center:
                 del self.silent_comms[address]
                 comm.close("heartbeat timeout")
                 return
-            self.last_seen[address] = time.monotonic()
+            self.liveness.heard(address, time.monotonic())
             self._handle(*[WorkerSent(address, msg) for msg in messages])
 
         def on_close(_: Comm) -> None:
             if self.comms.get(address) is comm:
                 del self.comms[address]
-                self.last_seen.pop(address, None)
+                self.liveness.forget(address)
                 self._handle(WorkerLeft(address, comm.close_reason or "connection closed"))
             elif self.silent_comms.get(address) is comm:  # it did die, after its silence
                 del self.silent_comms[address]
@@ -436,24 +442,45 @@ class Center:
         comm.set_handler(on_messages)
         comm.on_close(on_close)
 
+    def _serve_nanny(self, comm: Comm, first: WorkerAlive) -> None:
+        """A worker's nanny, on a connection of its own, says its worker process runs."""
+        if "nanny-vouch" not in comm.features:
+            comm.abort(InvalidMessage("worker-alive needs the feature nanny-vouch"))
+            return
+        self.liveness.vouched(first.address, time.monotonic())
+
+        def on_messages(messages: list[Message]) -> None:
+            for msg in messages:
+                if isinstance(msg, WorkerAlive):
+                    self.liveness.vouched(msg.address, time.monotonic())
+                else:
+                    comm.abort(InvalidMessage(f"a nanny sends worker-alive only, not {msg.op!r}"))
+                    return
+
+        comm.set_handler(on_messages)
+
     async def _watch_heartbeats(self) -> None:
-        """A worker that stops talking (hung, partitioned) is declared gone after the timeout."""
+        """A worker that stops talking (hung, partitioned) is declared gone after the timeout,
+        unless its nanny says its process runs (``liveness``)."""
         interval = min(1.0, self.heartbeat_timeout / 4)
         while True:
             await asyncio.sleep(interval)
             self._handle(TimeElapsed())
-            now = time.monotonic()
-            for address, seen in list(self.last_seen.items()):
-                if now - seen > self.heartbeat_timeout:
-                    log.warning("worker %s silent for %.1f s: removing it", address, now - seen)
-                    comm = self.comms.pop(address, None)
-                    self.last_seen.pop(address, None)
-                    if comm is not None:
-                        self.silent_comms[address] = comm
-                    self._handle(WorkerLeft(address, f"no heartbeat for {now - seen:.1f} s",
-                                            silent=True))
-                    for key, hold in self.state.held.holds.items():
-                        if hold.workers[-1] == address and hold.since == self.state.now:
-                            log.warning("task %s held: workers %s went silent running it; it "
-                                        "waits for one to come back", key,
-                                        ", ".join(hold.workers))
+            for found in self.liveness.look(time.monotonic()):
+                address, silence = found.address, found.silence
+                if isinstance(found, Vouched):
+                    log.warning("worker %s silent for %.1f s, but its nanny says its process "
+                                "runs (a task holding the interpreter lock?): kept, for up to "
+                                "%.0f s of silence", address, silence,
+                                self.liveness.vouched_limit)
+                    continue
+                log.warning("worker %s silent for %.1f s: removing it", address, silence)
+                comm = self.comms.pop(address, None)
+                if comm is not None:
+                    self.silent_comms[address] = comm
+                self._handle(WorkerLeft(address, f"no heartbeat for {silence:.1f} s",
+                                        silent=True))
+                for key, hold in self.state.held.holds.items():
+                    if hold.workers[-1] == address and hold.since == self.state.now:
+                        log.warning("task %s held: workers %s went silent running it; it "
+                                    "waits for one to come back", key, ", ".join(hold.workers))

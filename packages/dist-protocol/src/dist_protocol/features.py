@@ -173,6 +173,12 @@ FEATURES: dict[str, str] = {
                   "`Reschedule` (dask's), which is not an error: the center places it again, "
                   "as it would a new task, without counting a retry (PROTOCOL.md, Tasks "
                   "that ask to be rescheduled)",
+    "nanny-vouch": "the center takes connections whose first message is `worker-alive`: a "
+                   "worker's nanny says, about once a second, that the worker process lives "
+                   "and ran since it last said so, and the center keeps a worker silent past "
+                   "its heartbeat timeout while its nanny vouches for it (a task holding the "
+                   "interpreter lock silences the whole process), up to sixty heartbeat "
+                   "timeouts (PROTOCOL.md, Workers a nanny vouches for)",
     "worker-status": "the center sends the client `worker-status` when a worker cannot spill "
                      "its values to its disk (`cannot_spill`: why, from the worker's "
                      "heartbeat `spill_error`), and again when it can, so that the user "

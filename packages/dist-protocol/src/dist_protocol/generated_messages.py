@@ -4179,6 +4179,52 @@ def _WorkerTerminated(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _WorkerAlive(cls):
+    set_address = cls.address.__set__
+    setters = (set_address,)
+    running = set()
+
+    def __init__(self, address: 'str') -> None:
+        set_address(self, address)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(address={self.address!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.address,)==(other.address,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.address,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('address',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('address',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.address]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _Unregister(cls):
     setters = ()
     running = set()
@@ -5696,6 +5742,10 @@ METHODS = {
         (('keys', 'list[str]', '-'),),
         "WorkerTerminated(keys: 'list[str]')",
         _WorkerTerminated),
+    'WorkerAlive': (
+        (('address', 'str', '-'),),
+        "WorkerAlive(address: 'str')",
+        _WorkerAlive),
     'Unregister': (
         (),
         'Unregister()',

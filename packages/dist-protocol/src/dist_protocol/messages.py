@@ -31,7 +31,8 @@ from .client_ops import (REPLICATE_STATUSES, TASK_GATES, WORKER_QUERIES, Adaptiv
 from .worker_ops import (AcquireReplicas, CloseWorker, ComputeTask, Data, DataStored, FreeKeys,
                          GetData, Heartbeat, KeysAdded, MissingData, PutData, RegisterWorker,
                          RestartWorker, RestartingForMemory, StealReply, StealRequest, TaskErred,
-                         TaskFinished, TaskSeceded, Unregister, WorkerRegistered, WorkerTerminated)
+                         TaskFinished, TaskSeceded, Unregister, WorkerAlive, WorkerRegistered,
+                         WorkerTerminated)
 from .feature_ops import (PRIMITIVE_KINDS, ActorCall, ActorResult, Coordinate, CoordinateReply,
                           Published)
 
@@ -82,6 +83,6 @@ __all__ = ["AcquireReplicas", "ActorCall", "ActorResult", "AdaptiveTarget", "Ada
            "TaskStreamReply", "Transfer", "UnpublishDataset", "Unregister", "UnregisterPlugin",
            "UnregisterPluginReply", "UploadFile", "UploadFileReply", "UploadedFile",
            "WORKER_QUERIES", "WantKeys", "Welcome", "WhoHas", "WhoHasReply", "WorkerAdded",
-           "WorkerList", "WorkerQuery", "WorkerQueryReply", "WorkerRegistered", "WorkerRemoved",
-           "WorkerStatus", "WorkerTerminated", "decode_batch", "describe_ops", "describe_records",
-           "downgrade", "encode_batch", "encode_batches", "message", "record"]
+           "WorkerAlive", "WorkerList", "WorkerQuery", "WorkerQueryReply", "WorkerRegistered",
+           "WorkerRemoved", "WorkerStatus", "WorkerTerminated", "decode_batch", "describe_ops",
+           "describe_records", "downgrade", "encode_batch", "encode_batches", "message", "record"]

@@ -120,6 +120,15 @@ class WorkerTerminated(Message):
     keys: list[str]
 
 
+# Feature ``nanny-vouch``: a worker's nanny, a process of its own, says the worker process lives
+# and runs (it is neither stopped nor idle) while the worker itself may be silent: a task that
+# holds the interpreter lock in C code stops every thread of its process, heartbeats too. It
+# speaks on a connection of its own, whose first message is this one.
+@message("worker-alive", "worker->center", feature="nanny-vouch")
+class WorkerAlive(Message):
+    address: str  # the worker vouched for, as it registered
+
+
 @message("unregister", "worker->center")
 class Unregister(Message):
     pass

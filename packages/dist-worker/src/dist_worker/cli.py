@@ -26,12 +26,13 @@ from . import __version__
 from .leftovers import end_leftovers
 from .memory import (DEFAULT_FRACTIONS, OFF, MemoryPolicy, parse_bytes, parse_fraction,
                      parse_memory_limit)
-from .nanny import KILLED_EXIT_CODE, STOPPED_LIMIT, supervise
+from .nanny import KILLED_EXIT_CODE, STOPPED_LIMIT, announce_address, supervise
 from .nanny import TERMINATED as NANNY_SAYS_TERMINATED
 from .nanny import channel as nanny_channel
 from .server import NO_CENTER_EXIT_CODE, Worker
 from .spill import SPILL_CODECS
 from .sigterm_watch import SigtermWatch
+from .vouching import Voucher, nanny_connector
 from .standard_streams import keep_standard_descriptors
 from .task_signals import (disarm_timers, ignore_signals, survive_signals,
                            survived_signals)
@@ -225,7 +226,9 @@ def start_worker(*, center: str | None, host: str | None, port: int, nthreads: i
             ignore_signals(survived_signals(nanny))
 
     if nanny:
-        raise SystemExit(supervise(start, local_directory, stopped_limit))
+        connect_to = nanny_connector(center, token, ssl_context(False, tls_cert, tls_key, tls_ca))
+        raise SystemExit(supervise(start, local_directory, stopped_limit,
+                                   lambda pid, address_fd: Voucher(pid, address_fd, connect_to)))
     watch = SigtermWatch.start()  # (before the worker starts any thread)
     try:
         start()
@@ -341,6 +344,7 @@ async def serve(worker: Worker, watch: SigtermWatch | None = None) -> None:
     # Threads a task starts reach the cluster through this process's worker.
     task_context.set_process_worker(lambda: worker.task_context("", on_loop=False))
     print(f"Start worker at {worker.address}", flush=True)
+    announce_address(worker.address)  # (to a nanny, which vouches for it: see vouching)
     loop = asyncio.get_running_loop()
     nanny = nanny_channel()
     survive_signals(loop, survived_signals(nanny is not None), worker.survived_signal)

@@ -31,6 +31,7 @@ from typing import NoReturn
 from .leftovers import adopt_orphans, end_leftovers
 from .nanny_signals import SignalInbox
 from .server import NO_CENTER_EXIT_CODE, RESTART_EXIT_CODE
+from .vouching import Voucher
 from .workspace import remove_abandoned
 
 RESTART_BACKOFF = (0.5, 1, 2, 5)
@@ -62,6 +63,7 @@ STOP, TERMINATED = b"stop", b"terminated"
 STOPPED_LIMIT = 10.0
 
 _channel: socket.socket | None = None  # in the worker process: its end of the pair
+_address_out: int | None = None  # in the worker process: where it tells the nanny its address
 
 
 def channel() -> socket.socket | None:
@@ -70,11 +72,28 @@ def channel() -> socket.socket | None:
     return _channel
 
 
+def announce_address(address: str) -> None:
+    """In a worker run by a nanny: tell the nanny the address the worker registers with, for
+    which it vouches to the center (``vouching``); nothing without a nanny."""
+    global _address_out
+    if _address_out is None:
+        return
+    try:
+        os.write(_address_out, address.encode("utf-8") + b"\n")
+    except OSError:
+        pass
+    finally:
+        os.close(_address_out)
+        _address_out = None
+
+
 def supervise(start: Callable[[], None], local_directory: str | None = None,
-              stopped_limit: float = STOPPED_LIMIT) -> int:
+              stopped_limit: float = STOPPED_LIMIT,
+              vouch: Callable[[int, int], Voucher] | None = None) -> int:
     """The nanny: run the worker (``start``) in a child process and start it again whenever it
     dies, or stays stopped for over ``stopped_limit`` seconds; ``local_directory`` is where the
-    worker makes its spill folder (``--local-directory``). The child is forked from this
+    worker makes its spill folder (``--local-directory``); ``vouch(pid, address_fd)``, the
+    nanny's word to the center for each worker process (``vouching``). The child is forked from this
     process, which has imported everything the worker needs: it starts at once, where a fresh
     interpreter would import it all again."""
     inbox = SignalInbox()
@@ -86,12 +105,22 @@ def supervise(start: Callable[[], None], local_directory: str | None = None,
         sys.stderr.flush()
         nanny = os.getpid()
         ours, theirs = socket.socketpair()
+        address_in, address_out = os.pipe()
         pid = os.fork()
         if pid == 0:
             ours.close()
-            _run_child(start, nanny, theirs, inbox)  # never returns
+            os.close(address_in)
+            _run_child(start, nanny, theirs, inbox, address_out)  # never returns
         theirs.close()
+        os.close(address_out)
+        voucher = None if vouch is None else vouch(pid, address_in)
+        if voucher is None:
+            os.close(address_in)
+        else:
+            voucher.start()
         code, stopping = _Watch(pid, ours, inbox, stopped_limit).wait()
+        if voucher is not None:
+            voucher.stop()  # (before the processes the worker left are ended, below)
         reported = _reported(ours)
         ours.close()
         end_leftovers()
@@ -254,13 +283,14 @@ def _reported(ours: socket.socket) -> int | None:
 
 
 def _run_child(start: Callable[[], None], nanny: int, theirs: socket.socket,
-               inbox: SignalInbox) -> NoReturn:
+               inbox: SignalInbox, address_out: int) -> NoReturn:
     """In the forked child: become the worker, and exit with its code (never return into
     the nanny's loop)."""
-    global _channel
+    global _channel, _address_out
     code = 1
     try:
         _channel = theirs
+        _address_out = address_out
         # The nanny's handlers are not ours. A terminal's Ctrl-C reaches the whole group: the
         # nanny, which asks us to stop. SIGTERM from anyone else kills the worker (see serve).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -315,4 +345,5 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-__all__ = ["KILLED_EXIT_CODE", "STOP", "STOPPED_LIMIT", "TERMINATED", "channel", "supervise"]
+__all__ = ["KILLED_EXIT_CODE", "STOP", "STOPPED_LIMIT", "TERMINATED", "announce_address",
+           "channel", "supervise"]
