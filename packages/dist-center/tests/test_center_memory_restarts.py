@@ -6,8 +6,8 @@ from dist_protocol.messages import RestartingForMemory, TaskErred
 MB = 10**6
 
 
-def restart_for_memory(center, address, blamed):
-    center.worker_sent(address, RestartingForMemory(keys=blamed, memory=205 * MB))
+def restart_for_memory(center, address, blamed, memory=205 * MB):
+    center.worker_sent(address, RestartingForMemory(keys=blamed, memory=memory))
     return center.leave(address, reason="connection reset")
 
 
@@ -32,6 +32,27 @@ def test_a_value_past_terminate_fails_after_three_restarts_instead_of_looping(ce
     assert center.state_of("big") == "erred"
     center.join("w", memory_limit=200 * MB)
     assert center.processing("w") == []  # the loop has stopped
+
+
+def test_a_small_value_blamed_in_a_process_of_other_memory_is_not_called_the_cause(center,
+                                                                                    match):
+    # A dataframe worker at 409 MB of 400, 0 B of it values, blamed a spilled 38 MB
+    # partition three times: the advice to make the value smaller was the wrong one.
+    center.join("w", memory_limit=400 * MB)
+    center.submit("part")
+    for _ in range(3):
+        center.finished("w", "part", nbytes=38 * MB)
+        out = restart_for_memory(center, "w", {"part": 38 * MB}, memory=409 * MB)
+        center.join("w", memory_limit=400 * MB)
+
+    assert out == [("alice", match(
+        TaskErred, key="part", exception_type="KilledWorker",
+        message="task part was lost with its workers 3 times: w, w, w; the worker was "
+                "restarted for memory each time its value (38 MB) was held, but the value was "
+                "the lesser part: the worker process held 409 MB at the last restart, against "
+                "its memory limit (400 MB), most of it the worker's own (libraries, the "
+                "allocator, what tasks left); giving up (give the workers a larger memory "
+                "limit)"))]
 
 
 def test_what_reads_the_value_errs_too(center):

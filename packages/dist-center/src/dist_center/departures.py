@@ -164,7 +164,9 @@ def restarting_for_memory(state: Center, address: str, msg: RestartingForMemory,
                           sid: str) -> None:
     """The worker exits for its nanny to start it again: what it blames counts once its
     connection closes (``worker_gone``)."""
-    state.workers[address].memory_blame = dict(msg.keys)
+    worker = state.workers[address]
+    worker.memory_blame = dict(msg.keys)
+    worker.memory_at_restart = msg.memory
 
 
 def worker_terminated(state: Center, address: str, msg: WorkerTerminated, sid: str) -> None:

@@ -29,6 +29,20 @@ def killed_for_memory(ts: TaskState, nbytes: int, worker: WorkerInfo) -> TaskErr
     """The error of a task whose value restarted its workers as many times as a task may
     die with its workers."""
     limit = f" ({megabytes(worker.memory_limit)})" if worker.memory_limit else ""
+    process = worker.memory_at_restart
+    if process > 2 * nbytes:
+        # The worker blamed the largest value it held, but most of the process was not
+        # values: libraries, the allocator's keep, what tasks leave behind. "Make the value
+        # smaller" would send the user after the wrong thing.
+        return TaskErred(
+            key=ts.key, exception_type="KilledWorker",
+            message=f"task {shown_key(ts.key)} was lost with its workers {len(ts.died_on)} "
+                    f"times: {', '.join(ts.died_on)}; the worker was restarted for memory "
+                    f"each time its value ({megabytes(nbytes)}) was held, but the value was "
+                    f"the lesser part: the worker process held {megabytes(process)} at the "
+                    f"last restart, against its memory limit{limit}, most of it the worker's "
+                    "own (libraries, the allocator, what tasks left); giving up (give the "
+                    "workers a larger memory limit)")
     return TaskErred(
         key=ts.key, exception_type="KilledWorker",
         message=f"task {shown_key(ts.key)} was lost with its workers {len(ts.died_on)} "

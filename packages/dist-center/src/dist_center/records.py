@@ -276,7 +276,7 @@ class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
                  "ahead", "brief", "sends_msgpack_values", "pickle_tag", "memory_blame",
-                 "terminated_blame")
+                 "memory_at_restart", "terminated_blame")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -308,6 +308,8 @@ class WorkerInfo:
         # The values it blamed as it restarted for memory (key -> bytes), which its leaving
         # counts as a death of (protocol feature memory-restart); None: no such restart.
         self.memory_blame: dict[str, int] | None = None
+        # The worker process's memory as it said so (bytes; 0: not said).
+        self.memory_at_restart = 0
         # The tasks it named as it stopped for a SIGTERM its nanny did not send (those that
         # may have sent it), which its leaving counts as a death of (protocol feature
         # task-terminated); empty: no such stop.
