@@ -9,14 +9,16 @@ another way:
   ``set-index`` on ``id``, ``merge`` of two large frames on ``id`` (a hash join) and
   ``merge-small`` of a large frame with a small one, ``groupby-apply`` (10,000 small groups)
   and ``groupby-apply-large`` (groups of a tenth of a worker's limit), ``pipeline``
-  (``read_parquet`` -> ``set_index`` -> a hash join on the index -> ``to_parquet``),
+  (``read_parquet`` -> ``set_index`` -> a hash join on the index -> ``to_parquet``;
+  ``pipeline-divisions``: the same with even divisions given),
   ``drop-duplicates``,
   ``nunique``, ``to-parquet`` of a frame that does not fit, ``read-parquet`` and
   ``read-csv`` of many files whose sum does not fit, reduced;
 * arrays: ``rechunk`` from row chunks to column chunks, ``persist-reductions`` (persisted,
   then four reductions), ``persist-twice`` (persisted, then two computes: are spilled blocks
   read back, never made again?), ``to-npy-stack``, ``store-memmap`` (``da.store`` into a ``.npy``
-  file opened as a memory map on the worker), ``xtx`` (``x.T @ x`` of a tall array);
+  file opened as a memory map on the worker), ``xtx`` (``x.T @ x`` of a tall array),
+  ``xxt-sum`` (``(x @ x.T).sum()`` of a wide one);
 * futures: ``scatter-many`` (more data than the cluster holds, in one call), ``gather-big``
   (results larger than the cluster's memory gathered at once), ``map-stream`` (``map`` over
   many big results consumed with ``as_completed``), ``too-big`` (one result larger than a
@@ -233,7 +235,7 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         return None if np.allclose(got["spread"].to_numpy(), xmax - xmin, rtol=1e-12) \
             else "spreads differ"
 
-    def pipeline(client, compute):
+    def pipeline(client, compute, divisions=None):
         # what an analyst chains: parquet files read, indexed by id (a full shuffle, dask's
         # own divisions), joined with a second large frame on that index (a hash join) and
         # written back as parquet; the files written are then checked one by one
@@ -241,7 +243,7 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         target = data_dir / "pipeline.parquet"
         shutil.rmtree(target, ignore_errors=True)
         right = dd.from_map(other_part, range(parts // 2), rows=rows, parts=parts)
-        indexed = dd.read_parquet(str(folder))[["id", "x"]].set_index("id")
+        indexed = dd.read_parquet(str(folder))[["id", "x"]].set_index("id", divisions=divisions)
         joined = indexed.merge(right, left_index=True, right_on="id")
         compute(joined.to_parquet(str(target), compute=False))
         n = rows * (parts // 2)  # ids 0 .. n are on both sides, once each
@@ -258,6 +260,10 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         if wrong or not np.isclose(wsum, n * (n - 1), rtol=1e-12):
             return "joined the wrong rows"
         return None
+
+    def pipeline_divisions(client, compute):
+        n = rows * parts
+        return pipeline(client, compute, [int(i * n / parts) for i in range(parts)] + [n - 1])
 
     def drop_duplicates(client, compute):
         # (key, y) pairs: y is id % 1000, so there are at most 10 million of them
@@ -384,6 +390,18 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
         want = local(square().sum())
         return None if np.isclose(got, want, rtol=1e-9) else f"{got} != {want}"
 
+    def xxt_sum(client, compute):
+        # (x @ x.T).sum(): x @ x.T is never held whole (a matrix of 10,000 squared); its sum
+        # is the sum of the squares of x's column sums
+        n, k = 10_000, int(total / 8 / 10_000) // 3000 * 3000
+
+        def wide():
+            return da.random.RandomState(2).random_sample((n, k), chunks=(1000, 3000))
+        x = wide()
+        got = compute((x @ x.T).sum())
+        want = local((wide().sum(axis=0) ** 2).sum())
+        return None if np.isclose(got, want, rtol=1e-9) else f"{got} != {want}"
+
     def tall():
         n = int(total / 8 / 1000) // 10_000 * 10_000
         return da.random.RandomState(1).random_sample((n, 1000), chunks=(10_000, 1000))
@@ -459,12 +477,14 @@ def workloads(limit: int, factor: float, data_dir: Path) -> dict:
     return {"set-index": set_index, "set-index-divisions": set_index_divisions,
             "merge": merge, "merge-small": merge_small,
             "groupby-apply": groupby_apply, "groupby-apply-large": groupby_apply_large,
-            "pipeline": pipeline, "drop-duplicates": drop_duplicates,
+            "pipeline": pipeline, "pipeline-divisions": pipeline_divisions,
+            "drop-duplicates": drop_duplicates,
             "nunique": nunique, "to-parquet": to_parquet, "read-parquet": read_parquet,
             "read-csv": read_csv, "rechunk": rechunk,
             "persist-reductions": persist_reductions, "persist-twice": persist_twice,
             "to-npy-stack": to_npy_stack,
-            "store-memmap": store_memmap, "xtx": xtx, "scatter-many": scatter_many,
+            "store-memmap": store_memmap, "xtx": xtx, "xxt-sum": xxt_sum,
+            "scatter-many": scatter_many,
             "gather-big": gather_big, "map-stream": map_stream, "too-big": too_big,
             "past-max-spill": past_max_spill}
 
@@ -482,12 +502,18 @@ def main() -> None:
     parser.add_argument("--max-spill", default=None,
                         help="dist's --max-spill for every worker (past-max-spill: a fifth "
                         "of the limit)")
+    parser.add_argument("--array-chunk-size", default=None,
+                        help="dask's array.chunk-size while graphs are built (rechunk's "
+                        "intermediate chunks; dask's default is 128MiB)")
     parser.add_argument("--data-dir", default=None, help="where input files are written")
     parser.add_argument("--output", default=str(HERE / "results" /
                                                  "beyond-memory-probes-latest.json"))
     args = parser.parse_args()
     # under ``timeout``: stop the clusters on the way out, as for any other error
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
+    if args.array_chunk_size:
+        import dask
+        dask.config.set({"array.chunk-size": args.array_chunk_size})
     limit = int(float(args.memory_limit.upper().removesuffix("MB")) * MB)
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="dist-bench-probes-"))
     data_dir.mkdir(parents=True, exist_ok=True)
