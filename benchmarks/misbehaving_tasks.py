@@ -12,6 +12,8 @@
     python benchmarks/misbehaving_tasks.py sync-forever --stop   # cancelled after 3 s
     python benchmarks/misbehaving_tasks.py stdout-closed --stop  # round six's: PROBES of
                                                    # misbehaving_round_six.py
+    python benchmarks/misbehaving_tasks.py gil-in-c-12s [--no-nanny]   # round seven's:
+                                                   # misbehaving_round_seven.py
 
 Starts a ``dcenter`` and two ``dworker --nanny --nthreads 1`` (from ``PATH``, with the
 packages of ``PYTHONPATH``), submits the probe with its future held, and prints its status
@@ -37,10 +39,12 @@ import tempfile
 import time
 
 import cloudpickle
+import misbehaving_round_seven  # (round seven's)
 import misbehaving_round_six  # (its probes; this script's folder is on sys.path)
 
 # (the workers cannot import the probes' module: pickled by value, as this script's are)
 cloudpickle.register_pickle_by_value(misbehaving_round_six)
+cloudpickle.register_pickle_by_value(misbehaving_round_seven)
 
 
 def terminate_own_worker(x):
@@ -462,6 +466,8 @@ SETTINGS = {"warnings-error": _warnings_error, "socket-timeout": _socket_timeout
             "thread-raises-later": _thread_raises_later,
             "thread-exits-later": _thread_exits_later}
 SETTINGS.update(misbehaving_round_six.PROBES)
+SETTINGS.update(misbehaving_round_seven.PROBES)
+AFTER = {**misbehaving_round_six.AFTER, **misbehaving_round_seven.AFTER}
 FOREVER = {"async-forever", "sync-forever"}  # cancelled after 3 s
 # Probes whose harm, if any, comes seconds after the task: watched that long before the rest.
 LATER = {"alarm": 3.0, "itimer-repeating": 3.0, "thread-raises-later": 8.0,
@@ -494,8 +500,8 @@ def run_setting(e, probe: str, first: str, cap: float, spill: str) -> None:
     except BaseException as exc:  # noqa: BLE001 -- the figure is what the task did
         outcome = f"{type(exc).__name__}: {str(exc)[:120]}"
     print(f"{probe}: {outcome} after {time.time() - start:.1f} s")
-    if probe in misbehaving_round_six.AFTER:
-        after = e.submit(misbehaving_round_six.AFTER[probe], workers=[first], pure=False)
+    if probe in AFTER:
+        after = e.submit(AFTER[probe], workers=[first], pure=False)
         try:
             print(f"  the next task there: returned {after.result(timeout=cap)!r}")
         except Exception as exc:  # noqa: BLE001 -- the figure is what the task did
