@@ -123,17 +123,20 @@ class Voucher:
                     return
                 if progress.ran(status, cpu):
                     if comm is None or comm.is_closed:
-                        comm = await self._connect()
-                        if comm is None:
+                        try:
+                            comm = await self._connect()
+                        except CenterTakesNoWord:
                             return
-                    comm.send(WorkerAlive(address=address))
+                    if comm is not None:
+                        comm.send(WorkerAlive(address=address))
                 await asyncio.sleep(self.interval)
         finally:
             if comm is not None:
                 comm.close("the worker process ended")
 
     async def _connect(self) -> Comm | None:
-        """The nanny's connection; None if the center does not take a nanny's word."""
+        """The nanny's connection; None if the center cannot be reached now (tried again at
+        the next look: it may be restarting, as the worker's own connection waits for it)."""
         try:
             comm = await self.connect_to()
         except (OSError, HandshakeError, TimeoutError) as exc:
@@ -141,8 +144,12 @@ class Voucher:
             return None
         if "nanny-vouch" not in comm.features:
             comm.close("the center takes no worker-alive")
-            return None
+            raise CenterTakesNoWord
         return comm
+
+
+class CenterTakesNoWord(Exception):
+    """The center does not announce the feature ``nanny-vouch``: nothing to vouch to."""
 
 
 def _become_voucher() -> None:
