@@ -6,6 +6,7 @@ import concurrent.futures
 import threading
 
 import pytest
+from dist_client.core.keeping import keep_results
 from dist_client.core.client import ClientCore
 from dist_client.core.keystate import KeyState
 from dist_client.core.waiters import (AllDone, AllDoneOrOneFailed, LoopWaiter, ThreadWaiter,
@@ -328,7 +329,7 @@ def test_a_shutdown_waits_for_a_key_whose_future_goes_while_it_is_pending(core):
     core.hold("k")  # the Future's handle
 
     async def shutdown_meanwhile():
-        keeping = asyncio.ensure_future(core._keep_results(0))
+        keeping = asyncio.ensure_future(keep_results(core, 0))
         await asyncio.sleep(0)  # (its first step: it holds the keys and waits)
         core.unhold("k")  # the Future goes, its key pending
         core._on_center_messages([KeyInMemory(key="k", nbytes=8, type="int", workers=["w"])])

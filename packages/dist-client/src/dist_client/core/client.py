@@ -5,11 +5,14 @@ The I/O loop runs on a thread of its own. Every decision about keys is ``ClientS
 under one lock from whichever thread has news (user threads, ``__del__``, the I/O thread). The
 operations (``operations.py``) are coroutines on the I/O loop; ``run`` waits for one from a
 thread, ``call`` awaits one from another event loop. ``Executor`` and ``AsyncExecutor`` are
-facades over this class, so each operation exists once.
+facades over this class, so each operation exists once. Starting and closing are
+``lifecycle``'s, living through a lost center ``reconnecting``'s, keeping results before a
+shutdown ``keeping``'s: each acts on this class through a small interface of its own.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -24,27 +27,25 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from dist_protocol.comm import Comm, connect
-from dist_protocol.errors import CommClosedError
 from dist_protocol.features import connecting_features
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
                                     Published)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
-from dist_protocol.timeouts import wait_for
 
-from .. import dask_defaults, foreign_futures, reconnect, shutdown, transfer, worker_events
+from .. import foreign_futures, reconnect, shutdown, transfer, worker_events
 from ..data_paths import DataPaths
 from ..environments import ClusterEnvironments
-from ..errors import CenterLostError, ClusterError
-from .. import event_log
+from ..errors import ClusterError
 from ..event_log import EventHandlers
-from .. import task_output, worker_queries
+from .. import worker_queries
 from ..future import Future
 from ..script_module import send_spawned_script_by_value
 from ..primitives import Topics
 from .keystate import KeyState
 from .loop import LoopThread
 from .cancelling import Cancelling
+from . import keeping, lifecycle, reconnecting
 from .release_timer import ReleaseTimer
 from .submitting import Submitter
 from .state import ClientState, Fail, Finish, Order, Recompute
@@ -99,11 +100,11 @@ class ClientCore:
         self.release_timer = ReleaseTimer()  # the I/O thread sends the releases waiting soon
         # A thread wrote to the center itself, and the center has not said anything since.
         self._answer_due = False
-        self._replies = PendingReplies()  # requests to the center awaiting their reply
+        self.replies = PendingReplies()  # requests to the center awaiting their reply
         self.io = LoopThread()
         self.center: Comm | None = None
-        self._connected = threading.Event()  # set while running: submits wait on a reconnect
-        self._counted_open = False  # in dask_defaults' count of open executors
+        self.connected = threading.Event()  # set while running: submits wait on a reconnect
+        self.counted_open = False  # in dask_defaults' count of open executors
         self.session = reconnect.SessionInfo()
         self.envs = ClusterEnvironments()
         self._wire()
@@ -117,10 +118,10 @@ class ClientCore:
 
     def _wire(self) -> None:
         """The paths to the workers, for the center at ``address``."""
-        self._workers = transfer.WorkerConnections(self.token, self._ssl, self.id)
+        self.worker_connections = transfer.WorkerConnections(self.token, self._ssl, self.id)
         # (the dict's own ``get``: looked up for each key a gather reads, no call of ours)
         self.data = DataPaths(self.address, self.ask, lambda: self.center,
-                              self.state.states.get, self._workers, self.envs)
+                              self.state.states.get, self.worker_connections, self.envs)
 
     @property
     def status(self) -> str:
@@ -152,21 +153,8 @@ class ClientCore:
 
     async def start(self, local: dict[str, Any] | None = None,
                     set_as_default: bool = True) -> None:
-        """Connect (first starting a local cluster here, on the I/O thread, when ``local``
-        gives its shape); the workers' Pythons and packages, where they differ, are warned of."""
-        if local is not None:
-            self.start_local_cluster(local)
-        self.center = await self.connect()
-        await self.session.open(self.center, self._replies, self.timeout)
-        self.envs.center = self.center.peer_environment
-        await self.refresh_workers()
-        await task_output.subscribe(self)
-        self.status = "running"
-        self._connected.set()
-        shutdown.track(self)
-        dask_defaults.executor_opened(default_scheduler=set_as_default and not getattr(
-            self.facade(), "asynchronous", True))
-        self._counted_open = True
+        """Connect (``lifecycle.start``)."""
+        await lifecycle.start(self, local, set_as_default)
 
     def start_blocking(self, set_as_default: bool = True) -> None:
         try:
@@ -184,13 +172,8 @@ class ClientCore:
             raise
 
     def abandon(self) -> None:
-        """After a failed start: nothing stays open."""
-        if self.center is not None:
-            self.io.run(self._disconnect(), timeout=5)
-        self.io.stop()
-        if self.cluster is not None:
-            self.cluster.close()
-        self.status = "closed"
+        """After a failed start: nothing stays open (``lifecycle.abandon``)."""
+        lifecycle.abandon(self)
 
     # -- the bridge between the caller and the I/O loop ---------------------------------------
     def run(self, coro: Coroutine, timeout: float | None = None, *,
@@ -257,7 +240,7 @@ class ClientCore:
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"cannot reach the center at {self.address}: {exc}") from None
         comm.set_handler(self._on_center_messages)
-        comm.on_close(self._on_center_lost)
+        comm.on_close(functools.partial(reconnecting.center_lost, self))
         comm.write_from_threads()  # submits are written by the threads that make them
         return comm
 
@@ -281,12 +264,12 @@ class ClientCore:
             if cancels_heard:
                 self.cancels_heard.notify_all()
         try:
-            self._carry_out(orders)
+            self.carry_out(orders)
         finally:
             if release_delay is not None:
                 self.io.loop.call_later(release_delay, self._release_due)
 
-    def _carry_out(self, orders: Iterable[Order]) -> None:
+    def carry_out(self, orders: Iterable[Order]) -> None:
         """What the client's state decided, done: the one place a key's state settles (outside
         the lock, as it wakes waiters and calls callbacks)."""
         for order in orders:
@@ -306,7 +289,7 @@ class ClientCore:
             elif type(order.message) in worker_events.EVENTS:
                 self._worker_event(order.message)
             else:
-                self._replies.received(order.message)
+                self.replies.received(order.message)
 
     def why_late(self) -> str:
         """What to add to a wait's ``TimeoutError``: the workers known to be unable to spill
@@ -318,105 +301,12 @@ class ClientCore:
                                                 time.monotonic())
         self._warnings += self.envs.new_differences()
 
-    def _on_center_lost(self, comm: Comm) -> None:
-        if comm is not self.center:
-            return  # already handled (a connection is lost once)
-        self.envs.connection_lost()
-        with self.lock:
-            self.cancels_heard.notify_all()  # no word on cancels comes on a lost connection
-        if self.status == "reconnecting":  # lost again while resuming the session
-            self._replies.fail(CommClosedError("lost the center again while reconnecting"))
-            return
-        if self.status != "running":
-            return  # closing
-        why = f"lost the connection to the center at {self.address}" \
-            + (f": {comm.close_reason}" if comm.close_reason else "")
-        reconnecting = self.reconnect_timeout > 0
-        self.status = "reconnecting" if reconnecting else "center-lost"
-        self._connected.clear()
-        # A durable center knows this client's keys when it is back: pending futures wait for
-        # it. Otherwise work in flight is gone with the center's state: its futures fail now,
-        # rather than after the reconnection, so nobody waits for results that cannot come.
-        error = CenterLostError(why + ("; the executor is reconnecting: submit the work again"
-                                       if reconnecting else ""))
-        if not (reconnecting and self.session.durable):
-            self._center_forgot(error)
-        self._replies.fail(error)
-        if reconnecting:
-            self.io.loop.create_task(self._reconnect(why))
-
-    def _center_forgot(self, error: BaseException) -> list[str]:
-        """Fail the pending futures with ``error``; the keys done, to check with the center."""
-        with self.lock:
-            fails, done = self.state.center_lost(error)
-        self._carry_out(fails)
-        return done
-
-    async def _reconnect(self, why: str) -> None:
-        give_up = time.monotonic() + self.reconnect_timeout
-        while True:
-            try:
-                comm = await reconnect.until_connected(
-                    self.connect, max(0.0, give_up - time.monotonic()), self.address)
-            except Exception as exc:  # noqa: BLE001 -- given up: as if it never reconnected
-                if self.status == "reconnecting":
-                    self.status = "center-lost"
-                    log.warning("gave up reconnecting: %s: %s", type(exc).__name__, exc)
-                    self._center_forgot(CenterLostError(f"{why}; gave up reconnecting: {exc}"))
-                return
-            if self.status != "reconnecting":  # closed meanwhile
-                comm.close("client closing")
-                return
-            self.center = comm
-            try:  # first on the connection: what follows belongs to the session resumed
-                with self.lock:
-                    keys = self.state.held()
-                session = await self.session.open(comm, self._replies, self.timeout, keys)
-                # Before anything of the user's: an event logged once the executor runs
-                # again reaches its handlers.
-                await event_log.renew_subscriptions(self)
-                break
-            except (CommClosedError, TimeoutError, ClusterError):
-                comm.close("no session")  # the center went again: try again
-        self.envs.center = comm.peer_environment
-        self.status = "running"
-        self._connected.set()
-        self._flush_outbox()
-        if session is not None and session.resumed:
-            # The center knew this client and its keys; those it does not know were submitted
-            # just before it stopped and not recorded.
-            lost = CenterLostError(f"{why}, and the center did not record the submission "
-                                   "before it stopped; submit it again")
-            held = []
-            for key in session.unknown:
-                state = self.state.states.get(key)
-                if state is not None and state.status == "pending":
-                    state.fail(lost, status="error")
-                elif state is not None and state.done:
-                    held.append(key)
-        else:
-            held = self._center_forgot(CenterLostError(
-                f"{why}, and the center reconnected to does not know this client (a restarted "
-                "center starts empty); submit the work again"))
-        # What this client held: a restarted center starts empty, so a key it does not know
-        # is lost (data that it still finds on a worker stays usable).
-        try:
-            who_has = await self.data.who_has(held) if held else {}
-        except ClusterError:
-            return
-        for key in held:
-            state = self.state.states.get(key)
-            if state is not None and state.status == "finished" and not who_has.get(key):
-                state.fail(CenterLostError(
-                    f"{key}: {why}, and the center reconnected to does not know it (a "
-                    "restarted center starts empty); submit it again"), status="lost")
-
     async def ask(self, make: Callable[[int], Message]) -> Any:
         """Send a request to the center and wait for its reply (on the I/O loop)."""
         if self.center is None or self.center.is_closed:
             raise ClusterError(f"no connection to the center at {self.address}")
-        self._flush_outbox()  # releases still waiting go first, in the order they were made
-        return await self._replies.request(self.center, make)
+        self.flush_outbox()  # releases still waiting go first, in the order they were made
+        return await self.replies.request(self.center, make)
 
     def _unsubscribe(self, topic: str) -> None:
         """Every Sub of ``topic`` here was dropped unclosed: the center stops sending it."""
@@ -438,7 +328,7 @@ class ClientCore:
         if self.forked:
             raise self.forked_error()  # (the connection's socket is the parent's: no write)
         if self.status == "reconnecting" and not self.io.in_loop_thread:
-            self._connected.wait(self.timeout)
+            self.connected.wait(self.timeout)
         if self.status != "running" or self.center is None:
             raise self.not_running()
 
@@ -468,7 +358,7 @@ class ClientCore:
         try:
             with self.lock:
                 if self.state.unhold(key, release=self.status == "running", state=state):
-                    self._schedule_release()
+                    self.schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
@@ -480,7 +370,7 @@ class ClientCore:
             with self.lock:
                 queued, cancel = self.state.unhold_released(state, self.status == "running")
                 if queued:
-                    self._schedule_release()
+                    self.schedule_release()
         except RuntimeError:
             return  # the interpreter or the I/O loop is shutting down
         if cancel is None:
@@ -488,12 +378,12 @@ class ClientCore:
         # Settled on the I/O thread, as every order is (this handle's own waits raise at
         # once: ``Future``); by this thread only where no loop runs to do it.
         if self.io.in_loop_thread or not self.io.loop.is_running():
-            self._carry_out([cancel])
+            self.carry_out([cancel])
             return
         try:
-            self.io.call(self._carry_out, [cancel])
+            self.io.call(self.carry_out, [cancel])
         except RuntimeError:  # the loop closed meanwhile
-            self._carry_out([cancel])
+            self.carry_out([cancel])
 
     def drop(self, state: KeyState) -> None:
         """A Future of ``state`` dropped (``Future.__del__``, from any thread): its handle is
@@ -512,7 +402,7 @@ class ClientCore:
             return
         try:
             with self.lock:
-                self._schedule_release()
+                self.schedule_release()
         except RuntimeError:
             pass  # the interpreter or the I/O loop is shutting down
 
@@ -543,9 +433,9 @@ class ClientCore:
             self.state.put_back(messages)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.io.call(self._flush_outbox)
+            self.io.call(self.flush_outbox)
 
-    def _schedule_release(self) -> None:
+    def schedule_release(self) -> None:
         """With the lock held: a release is queued. Nobody waits on one, so from a user thread
         it goes with that thread's next message to the center (a submit, say) or, failing
         that, on the I/O thread's timer (``release_timer``): one wake-up of the I/O thread for
@@ -561,9 +451,9 @@ class ClientCore:
         with self.lock:
             self.release_timer.disarm()  # before the drops are taken (see ``drop``)
             self.release_timer.fired(self.state.has_outbox())
-        self._flush_outbox()
+        self.flush_outbox()
 
-    def _flush_outbox(self) -> None:
+    def flush_outbox(self) -> None:
         center = self.center
         with self.lock:  # taken and queued at once: a thread's write_now cannot come between
             self._flush_scheduled = False
@@ -648,94 +538,23 @@ class ClientCore:
         saying what ended them: the executor closed, the cluster restarted."""
         with self.lock:
             fails = self.state.cancel_everything(why, finished_too)
-        self._carry_out(fails)
+        self.carry_out(fails)
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         shutdown.shut(self, wait, cancel_futures)
 
     def close(self, timeout: float | None = None) -> None:
-        """Close the connection (and the local cluster); futures not done become cancelled.
-        Telling the center takes at most ``timeout`` seconds (5 by default); closing goes on
-        after that whatever the center says."""
-        if self.in_forked_child():
-            # The parent's connection and cluster are left alone: this copy only stops.
-            self.status = "closed"
-            self.accepting = False
-            return
-        if not self._begin_closing():
-            return
-        try:
-            self.io.run(self._disconnect(), timeout=5 if timeout is None else timeout)
-        except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
-            pass
-        self._end_closing()
+        """Close the connection and the local cluster (``lifecycle.close``)."""
+        lifecycle.close(self, timeout)
 
     async def close_async(self, timeout: float | None = None) -> None:
         """``close``, awaited on the caller's event loop."""
-        if not self._begin_closing():
-            return
-        try:
-            await wait_for(self.io.run_async(self._disconnect()), 5 if timeout is None else timeout)
-        except Exception:  # noqa: BLE001 -- closing goes on whatever the cluster says
-            pass
-        self._end_closing()
-
-    def _begin_closing(self) -> bool:
-        if self.status in ("closing", "closed"):
-            return False
-        self.status = "closing"
-        self.accepting = False
-        return True
-
-    def _end_closing(self) -> None:
-        self.event_handlers.close()
-        self.io.stop()
-        if self.cluster is not None:
-            self.cluster.close()
-        if self._counted_open:
-            self._counted_open = False
-            dask_defaults.executor_closed()
-        self.status = "closed"
-        self.cancel_everything("the executor closed")
-
-    async def _disconnect(self) -> None:
-        self._workers.close()
-        if self.center is not None and not self.center.is_closed:
-            self.center.close("client closing")
+        await lifecycle.close_async(self, timeout)
 
     def keep_results(self, budget: int) -> None:
         """Wait for every held future, then copy results (up to ``budget`` bytes in all) into
-        the client, so they stay readable once the connection is closed."""
-        self.run(self._keep_results(budget))
-
-    async def _keep_results(self, budget: int) -> None:
-        with self.lock:
-            held = self.state.hold_all()
-        try:
-            await self._settle_and_keep(held, budget)
-        finally:
-            with self.lock:
-                release = self.status == "running"
-                if any([self.state.unhold(state.key, release) for state in held]):
-                    self._schedule_release()
-
-    async def _settle_and_keep(self, held: list[KeyState], budget: int) -> None:
-        await settled_async(held)
-        keys = []
-        for state in held:
-            if state.status == "finished" and state.small is None \
-                    and state.nbytes <= budget:
-                budget -= state.nbytes
-                keys.append(state.key)
-        if not keys or self.status != "running":
-            return
-        try:
-            payloads = await self.data.payloads(keys)
-        except Exception:  # noqa: BLE001 -- those results are read from the cluster or fail
-            return
-        for state in held:
-            if state.key in payloads:
-                state.small_value = payloads[state.key]
+        the client, so they stay readable once the connection is closed (``keeping``)."""
+        self.run(keeping.keep_results(self, budget))
 
     def held_count(self) -> int:
         with self.lock:
