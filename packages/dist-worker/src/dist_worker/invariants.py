@@ -3,16 +3,47 @@ and the tests call that after every step, so that a transition that leaves a tas
 an input half-moved fails where it happens, not later."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import deque
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Protocol
 
-from .fetches import REPLICA
+from .fetches import REPLICA, Fetches
 from .tasklog import RUNNING
 
-if TYPE_CHECKING:
-    from .state import WorkerState
+
+class Task(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def waiting_on(self) -> set[str]: ...
 
 
-def check(state: WorkerState) -> None:
+class State(Protocol):
+    """What the check reads of a worker's state (``state.WorkerState``)."""
+
+    @property
+    def nthreads(self) -> int: ...
+    @property
+    def tasks(self) -> Mapping[str, Task]: ...
+    @property
+    def executing(self) -> set[str]: ...
+    @property
+    def lent(self) -> set[str]: ...
+    @property
+    def seceded(self) -> set[str]: ...
+    @property
+    def rejoining(self) -> deque[str]: ...
+    @property
+    def loading(self) -> Mapping[str, set[str]]: ...
+    @property
+    def data(self) -> MutableMapping[str, Any]: ...
+    @property
+    def nbytes(self) -> Mapping[str, int]: ...
+    @property
+    def fetches(self) -> Fetches: ...
+
+
+def check(state: State) -> None:
     for key, ts in state.tasks.items():
         assert ts.state in ("waiting", "ready", "reading", *RUNNING), ts
         if ts.state in ("executing", "reading"):
