@@ -106,7 +106,7 @@ class BlockMachine(FeedingMachine):
                     value = small_value(msg, forms)
                 message = key_in_memory(key, nbytes, type_, workers, value, type_pickled)
                 if client[:1] == "<":  # one of the center's own holders (see ``send``)
-                    self.send(client, message)
+                    self.outbox.send(client, message)
                 else:
                     out.append((client, message))
             # the run (``record_run``), written out
@@ -204,7 +204,7 @@ class BlockMachine(FeedingMachine):
                     if open_free is not None and key not in open_free[1]:
                         open_free[0].keys.append(key)
                     else:
-                        self.free(address, key)
+                        self.outbox.free(address, key)
             ts.who_has = NONE
             if self.unrunnable:
                 self.unrunnable.discard(key)

@@ -125,7 +125,7 @@ class FeedingMachine(TaskMachine):
                     if not self._may_steal and worker.unstarted_above_threads:
                         self._may_steal = True
                     if ts.deps:
-                        self.send(address, compute_message(tasks, self.small_values_for, ts,
+                        self.outbox.send(address, compute_message(tasks, self.small_values_for, ts,
                                                            worker))
                         continue
                     # (``compute_message`` and ``send`` for a task without inputs, written
@@ -164,4 +164,4 @@ class FeedingMachine(TaskMachine):
         for victim, thief, keys in balance.plan(self):
             for key in keys:
                 self.stealing[key] = thief
-            self.send(victim, StealRequest(keys=keys))
+            self.outbox.send(victim, StealRequest(keys=keys))

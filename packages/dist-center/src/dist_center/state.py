@@ -136,15 +136,15 @@ class CenterState(BlockMachine):
             WantKeys: partial(sharing.want_keys, self),
             FireAndForget: partial(sharing.fire_and_forget, self),
             Retry: partial(retrying.retry, self),
-            GetTaskSpec: lambda client, msg, sid: self.send(client,
+            GetTaskSpec: lambda client, msg, sid: self.outbox.send(client,
                                                             task_specs.answer(self, client, msg)),
-            UploadFile: lambda client, msg, sid: self.send(client, UploadFileReply(
+            UploadFile: lambda client, msg, sid: self.outbox.send(client, UploadFileReply(
                 id=msg.id, error=self.uploads.keep(msg.file))),
-            RegisterPlugin: lambda client, msg, sid: self.send(client,
+            RegisterPlugin: lambda client, msg, sid: self.outbox.send(client,
                                                                self.plugins.register(msg)),
-            UnregisterPlugin: lambda client, msg, sid: self.send(client,
+            UnregisterPlugin: lambda client, msg, sid: self.outbox.send(client,
                                                                  self.plugins.unregister(msg)),
-            TaskStream: lambda client, msg, sid: self.send(client, task_stream.answer(
+            TaskStream: lambda client, msg, sid: self.outbox.send(client, task_stream.answer(
                 self.task_stream, self.task_stream_count, msg)),
             WorkerQuery: lambda client, msg, sid: self._send_all(self.worker_queries.ask(
                 client, msg, self.workers)),
@@ -286,13 +286,13 @@ class CenterState(BlockMachine):
 
     def _send_all(self, messages: Outgoing) -> None:
         for to, message in messages:
-            self.send(to, message)
+            self.outbox.send(to, message)
 
     def _coordinated(self, orders: list[coordination.Order], sid: str) -> None:
         """Carry out what the primitives decided: replies, and keys held or let go."""
         for order in orders:
             if isinstance(order, coordination.Send):
-                self.send(order.to, order.message)
+                self.outbox.send(order.to, order.message)
             elif isinstance(order, coordination.Want):
                 self.clients.setdefault(order.holder, set())
                 for key in order.keys:
@@ -300,7 +300,7 @@ class CenterState(BlockMachine):
                         self.want(order.holder, ts)
                         self.report_existing(order.holder, ts)
                     elif not sharing.is_holder(order.holder):  # forgotten (by a restart)
-                        self.send(order.holder, KeyLost(key=key, message=(
+                        self.outbox.send(order.holder, KeyLost(key=key, message=(
                             f"{key} was put into a coordination primitive, and the center "
                             "no longer has it (the cluster restarted)")))
             else:
@@ -368,13 +368,13 @@ class CenterState(BlockMachine):
 
     def report_existing(self, client: str, ts: TaskState) -> None:
         if ts.state == "memory":
-            self.send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
+            self.outbox.send(client, KeyInMemory(key=ts.key, nbytes=ts.nbytes, type=ts.type,
                                            workers=sorted(ts.who_has),
                                            type_pickled=ts.type_pickled))
         elif ts.state == "erred" and ts.error is not None:
-            self.send(client, replace(ts.error, key=ts.key))
+            self.outbox.send(client, replace(ts.error, key=ts.key))
         elif ts.state == "lost":
-            self.send(client, KeyLost(key=ts.key, message=ts.lost_message))
+            self.outbox.send(client, KeyLost(key=ts.key, message=ts.lost_message))
 
     def _link(self, ts: TaskState, sid: str) -> None:
         tasks = self.tasks
@@ -398,13 +398,13 @@ class CenterState(BlockMachine):
         self.forgotten_block(client, msg.keys, sid)
 
     def _who_has(self, client: str, msg: WhoHas, sid: str) -> None:
-        self.send(client, queries.who_has(self, msg))
+        self.outbox.send(client, queries.who_has(self, msg))
 
     def _replicate(self, client: str, msg: Replicate, sid: str) -> None:
         if msg.id is not None:  # answered once the copies exist (feature waits)
             msg = replace(msg, n=max(1, min(msg.n, queries.replica_workers(self, msg))))
         for address, order in queries.replica_orders(self, msg).items():
-            self.send(address, order)
+            self.outbox.send(address, order)
         if msg.id is not None:
             self._send_all(self.waits.replicate(self, client, msg))
 
@@ -427,12 +427,12 @@ class CenterState(BlockMachine):
         expected = len(self.workers)
         for other, keys in list(self.clients.items()):
             for key in keys:
-                self.send(other, KeyCancelled(key=key))
+                self.outbox.send(other, KeyCancelled(key=key))
             keys.clear()
             if sharing.is_holder(other):
                 del self.clients[other]
         for address in list(self.workers):
-            self.send(address, RestartWorker(reason=f"restart requested by {client}"))
+            self.outbox.send(address, RestartWorker(reason=f"restart requested by {client}"))
         # Every task goes at once: no worker keeps anything, so there is nothing to free,
         # run or tell; the log still says where each task went.
         for ts in self.tasks.values():
@@ -459,7 +459,7 @@ class CenterState(BlockMachine):
         for (client, request), expected in list(self.restarting.items()):
             if len(self.workers) >= expected or (client, request) == timed_out:
                 del self.restarting[(client, request)]
-                self.send(client, RestartReply(id=request, workers=len(self.workers),
+                self.outbox.send(client, RestartReply(id=request, workers=len(self.workers),
                                                expected=expected))
 
     def _restart_timed_out(self, event: RestartTimedOut, sid: str) -> None:
@@ -501,7 +501,7 @@ class CenterState(BlockMachine):
         self.stories.worker_joined(reg.address, event.features)
         self.worker_queries.worker_joined(reg.address, event.features)
         self.retirements.worker_joined(reg.address, event.features)
-        self.send(reg.address, WorkerRegistered(address=reg.address,
+        self.outbox.send(reg.address, WorkerRegistered(address=reg.address,
                                                 uploads=self.uploads.all(),
                                                 plugins=self.plugins.all()))
         stale = []
@@ -510,7 +510,7 @@ class CenterState(BlockMachine):
             if ts is None or not self._accept_result(ts, worker, nbytes, ts.type, None, sid):
                 stale.append(key)
         if stale:
-            self.send(reg.address, FreeKeys(keys=stale))
+            self.outbox.send(reg.address, FreeKeys(keys=stale))
         recovery.worker_back(self, reg.address, sid)
         for ts in self.held.worker_back(reg.address):  # (its result did not come with it)
             departures.let_go_held(self, ts, sid)
@@ -596,7 +596,7 @@ class CenterState(BlockMachine):
             # Not the run the center waits for. The center may have asked this worker to free
             # the key since (the messages crossed), so whether the worker still holds the value
             # is unknown: make sure it does not, rather than send readers to a missing copy.
-            self.free(address, msg.key)
+            self.outbox.free(address, msg.key)
         self.fill(worker, sid)
 
     def _task_seceded(self, address: str, msg: TaskSeceded, sid: str) -> None:
@@ -650,15 +650,15 @@ class CenterState(BlockMachine):
                 holder.nbytes -= ts.nbytes
                 # It may hold the key yet fail to serve it; no longer counted, it must not
                 # keep it either, or the copy would never be freed.
-                self.free(holder.address, ts.key)
+                self.outbox.free(holder.address, ts.key)
         if ts.state == "memory" and not ts.who_has:
             departures.lose(self, [ts], f"worker {msg.worker} no longer had it", sid)
         elif ts.state == "memory":
             for dep_key in ts.dependents:
                 dts = self.tasks[dep_key]
                 if dts.state == "processing" and dts.processing_on == address:
-                    self.send(address, compute_message(self.tasks, self.small_values_for, dts,
-                                                         self.workers[address]))
+                    self.outbox.send(address, compute_message(
+                        self.tasks, self.small_values_for, dts, self.workers[address]))
 
     # -- housekeeping --------------------------------------------------------------------------
     def _time_elapsed(self, event: TimeElapsed, sid: str) -> None:

@@ -120,8 +120,10 @@ class TaskMachine:
         self.recovering = False
         self._stimulus_id = ""  # of the transition being made
         self.task_order = itertools.count()
-        # The step's messages (see ``outbox``); ``send`` and ``free`` are its own, bound
-        # here: each is called once or more a task, and a method passing them on cost a call.
+        # The step's messages (see ``outbox``). The machine's own modules call its ``send``
+        # and ``free`` through it (once or more a task: a method passing them on cost a call,
+        # and a bound method kept here a lookup CPython does not specialise); the handlers
+        # outside the machine call them as the machine's own (``view.Center``).
         self.outbox = Outbox()
         self.send: Callable[[str, Message], None] = self.outbox.send
         self.free: Callable[[str, str], None] = self.outbox.free
@@ -289,7 +291,8 @@ class TaskMachine:
             worker.brief.add(ts.key)
         if not self._may_steal and worker.unstarted_above_threads:
             self._may_steal = True
-        self.send(worker.address, compute_message(self.tasks, self.small_values_for, ts, worker))
+        self.outbox.send(worker.address,
+                         compute_message(self.tasks, self.small_values_for, ts, worker))
         if ts.dependents:
             if not ts.deps:  # its queued partners go with it (see placement)
                 partners = placement.queued_partners(self, ts, worker)
@@ -311,7 +314,8 @@ class TaskMachine:
         ts.processing_on = worker.address
         worker.processing[ts.key] = None
         worker.ahead.add(ts.key)  # type: ignore[union-attr]
-        self.send(worker.address, compute_message(self.tasks, self.small_values_for, ts, worker))
+        self.outbox.send(worker.address,
+                         compute_message(self.tasks, self.small_values_for, ts, worker))
         return placement.ahead_of(self, ts, worker) if ts.dependents else _NOTHING
 
     def _cancel_ahead(self, ts: TaskState, worker: WorkerInfo) -> None:
@@ -378,7 +382,7 @@ class TaskMachine:
                 if holder.long_running:
                     self.long_running_done(holder, ts.key)
                 if holder is not worker:
-                    self.free(holder.address, ts.key)
+                    self.outbox.free(holder.address, ts.key)
                     if holder.ahead:  # (they would wait there for a value it was told to drop)
                         self._cancel_ahead(ts, holder)
                 if holder.ahead:
@@ -416,7 +420,7 @@ class TaskMachine:
                 else:
                     value = small_value(finished, forms)
                 # (positional, as in ``compute_message``: one per task)
-                self.send(client, key_in_memory(ts.key, nbytes, type_, holders, value,
+                self.outbox.send(client, key_in_memory(ts.key, nbytes, type_, holders, value,
                                                 ts.type_pickled))
         if not ts.dependents and not ts.deps:
             return _NOTHING if wanted_by else {ts.key: "forgotten"}
@@ -440,7 +444,7 @@ class TaskMachine:
         self._set_state(ts, "memory")
         self.add_replica(ts, self.workers[address])
         for client in ts.wanted_by:
-            self.send(client, KeyInMemory(key=ts.key, nbytes=nbytes, type=ts.type,
+            self.outbox.send(client, KeyInMemory(key=ts.key, nbytes=nbytes, type=ts.type,
                                            workers=[address]))
         return self._inputs_arrived(ts)
 
@@ -486,7 +490,7 @@ class TaskMachine:
                 if worker is not None:
                     worker.has_what.discard(ts.key)
                     worker.nbytes -= ts.nbytes
-                    self.free(address, ts.key)
+                    self.outbox.free(address, ts.key)
             ts.who_has = NONE
         if self.unrunnable:  # (nearly always empty: no call then)
             self.unrunnable.discard(ts.key)
@@ -531,7 +535,7 @@ class TaskMachine:
         ts.error = error
         self.erred_by_prefix[ts.prefix] += 1
         for client in ts.wanted_by:
-            self.send(client, replace(error, key=ts.key))
+            self.outbox.send(client, replace(error, key=ts.key))
         return lineage.spread(self, ts, ("erred", error))
 
     def _to_lost(self, ts: TaskState, message: str) -> Recs:
@@ -544,7 +548,7 @@ class TaskMachine:
         ts.lost_message = message
         self._set_state(ts, "lost")
         for client in ts.wanted_by:
-            self.send(client, KeyLost(key=ts.key, message=message))
+            self.outbox.send(client, KeyLost(key=ts.key, message=message))
         # Everything waiting on it learns of the first cause: the data that was lost.
         cause = lineage.lost_input(ts) if ts.spec is None else message
         return lineage.spread(self, ts, ("lost", cause))
@@ -566,7 +570,7 @@ class TaskMachine:
                 worker.ahead.discard(ts.key)
                 self._cancel_ahead(ts, worker)
             if tell_worker:
-                self.free(worker.address, ts.key)
+                self.outbox.free(worker.address, ts.key)
             self._slots_freed[worker.address] = None
         ts.processing_on = None
 
@@ -584,7 +588,7 @@ class TaskMachine:
             ts.who_has = left(ts.who_has, worker.address)
             worker.has_what.discard(ts.key)
             worker.nbytes -= ts.nbytes
-            self.free(worker.address, ts.key)
+            self.outbox.free(worker.address, ts.key)
             if self.waits.watched:
                 self.waits.touch(ts.key)
 
