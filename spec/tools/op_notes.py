@@ -87,7 +87,7 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                      "`cluster-info-reply` with the same `id`"),
     "cluster-info-reply": ("One map per worker, with the keys and types PROTOCOL.md, Worker "
                            "maps, lists: `address`, `name`, `nthreads`, `memory_limit`, "
-                           "`resources`, `environment`, and the dynamic `status`, "
+                           "`resources`, `environment`, `nanny`, and the dynamic `status`, "
                            "`cannot_spill`, `processing`, `processing_keys`, `ahead`, "
                            "`keys`, `nbytes`, `metrics`. With feature `center-started`, "
                            "`started`: when the center process started (seconds since the "
@@ -111,6 +111,14 @@ OP_NOTES: dict[str, tuple[str, str]] = {
                 "a client that gets such a value is sent `key-lost` for them.",
                 "`restart-reply` once the workers have registered again (or "
                 "after `timeout` seconds)"),
+    "restart-workers": ("Restart the workers named (addresses or names) through their "
+                        "nannies, forgetting nothing else (see Restarting some workers); a "
+                        "worker unknown or without a nanny: none is restarted.",
+                        "`restart-workers-reply` once each is registered again, after "
+                        "`timeout` seconds, or at once with `error`"),
+    "restart-workers-reply": ("`status`: each worker as the request named it, `OK` (a "
+                              "worker of its nanny registered again) or `timed out`; empty, "
+                              "with `error`, when nothing was restarted.", "—"),
     "restart-reply": ("How many workers registered again, and (feature `restart-expected`) "
                       "how many the center waited for, those registered when the restart "
                       "began: `workers` below `expected` means the timeout passed first. A "

@@ -144,6 +144,12 @@ HAND_WRITTEN: list[tuple[str, str, Any, list[bytes]]] = [
     ("task-erred", "task-erred",
      [{"op": "task-erred", "key": "sqrt-2", "exception_type": "ValueError",
        "message": "math domain error", "traceback": "Traceback ..."}], []),
+    # The restart-workers feature: one worker by name, and how it went.
+    ("restart-workers-by-name", "restarting-some-workers",
+     [{"op": "restart-workers", "id": 4, "workers": ["worker-1"], "timeout": 40.0}], []),
+    ("restart-workers-reply-one-back-one-late", "restarting-some-workers",
+     [{"op": "restart-workers-reply", "id": 4,
+       "status": {"worker-1": "OK", "10.0.0.7:40211": "timed out"}}], []),
     # The reschedule feature: the task raised Reschedule; the center runs it again.
     ("task-erred-asking-to-be-rescheduled", "tasks-that-ask-to-be-rescheduled",
      [{"op": "task-erred", "key": "load-3a1c", "exception_type": "Reschedule", "message": "",

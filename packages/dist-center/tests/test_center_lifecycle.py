@@ -620,7 +620,8 @@ def test_cluster_info_describes_every_worker(center):
                               "memory_limit": 0, "status": "running", "cannot_spill": "",
                               "processing": 1,
                               "ahead": 0, "processing_keys": ["a"], "keys": 0, "nbytes": 0,
-                              "metrics": {}, "resources": {}, "environment": None}]
+                              "metrics": {}, "resources": {}, "environment": None,
+                              "nanny": None}]
 
 
 def test_cluster_info_reports_what_each_worker_said_it_runs(center):

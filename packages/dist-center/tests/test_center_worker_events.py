@@ -15,7 +15,7 @@ def feed(out) -> list[tuple[str, object]]:
 
 def entry(address: str, nthreads: int = 1, environment: dict | None = None, **fields) -> dict:
     return {"address": address, "name": address, "nthreads": nthreads, "memory_limit": 0,
-            "resources": {}, "environment": environment, **fields}
+            "resources": {}, "environment": environment, "nanny": None, **fields}
 
 
 def test_a_client_that_agreed_is_sent_the_workers_when_it_connects(center):

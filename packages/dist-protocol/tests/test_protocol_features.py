@@ -104,7 +104,9 @@ def test_every_gated_op_names_a_known_feature():
                      "restarting-for-memory": "memory-restart",
                      "worker-terminated": "task-terminated",
                      "worker-alive": "nanny-vouch",
-                     "worker-query": "worker-query", "worker-query-reply": "worker-query"}
+                     "worker-query": "worker-query", "worker-query-reply": "worker-query",
+                     "restart-workers": "restart-workers",
+                     "restart-workers-reply": "restart-workers"}
     assert set(gated.values()) <= FEATURES.keys()
     for cls in OPS.values():
         for _, _, feature in cls.gated_fields:

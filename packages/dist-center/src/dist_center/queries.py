@@ -101,5 +101,5 @@ def worker_table(view: CenterView) -> list[dict]:
              # (a worker is sent about as many tasks as it has threads: a short list)
              "processing_keys": [key for key in w.processing if key not in (w.ahead or ())],
              "keys": len(w.has_what), "nbytes": w.nbytes, "metrics": w.metrics,
-             "resources": w.resources, "environment": w.environment}
+             "resources": w.resources, "environment": w.environment, "nanny": w.nanny}
             for w in view.workers.values()]

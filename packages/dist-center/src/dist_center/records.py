@@ -276,7 +276,7 @@ class WorkerInfo:
     __slots__ = ("address", "name", "nthreads", "memory_limit", "processing", "has_what",
                  "nbytes", "status", "metrics", "resources", "environment", "long_running",
                  "ahead", "brief", "sends_msgpack_values", "pickle_tag", "memory_blame",
-                 "memory_at_restart", "terminated_blame")
+                 "memory_at_restart", "terminated_blame", "nanny")
 
     def __init__(self, address: str, name: str, nthreads: int, memory_limit: int,
                  resources: dict[str, float] | None = None):
@@ -314,6 +314,9 @@ class WorkerInfo:
         # may have sent it), which its leaving counts as a death of (protocol feature
         # task-terminated); empty: no such stop.
         self.terminated_blame: frozenset[str] = frozenset()
+        # The nanny it runs under, the same across its restarts (feature restart-workers);
+        # None: it has none (or did not say), and cannot be restarted by restart_workers.
+        self.nanny: str | None = None
 
     def runs_pickles_of(self, tag: str | None) -> bool:
         """Whether it may run a task pickled with ``tag`` (None: nothing pickled, an import

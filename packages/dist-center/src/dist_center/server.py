@@ -19,6 +19,7 @@ from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, Coord
                                     CoordinateReply, FireAndForget, Message,
                                     PublishDataset, UnpublishDataset, WantKeys, RegisterWorker,
                                     Release, Replicate, ReplicateReply, Restart, RestartReply,
+                                    RestartWorkers, RestartWorkersReply,
                                     Retry, ScatterPlan, ScatterPlanReply, Session,
                                     SessionReply, Story,
                                     StoryReply,
@@ -50,9 +51,10 @@ JOURNALED_OPS = (Submit, Release, Cancel, Restart, PublishDataset, UnpublishData
 WAITING_OPS = (ClusterInfo, ScatterPlan, Replicate)
 # The ops whose timeout the center keeps a timer for, once handled (looked up by type: most
 # batches hold none, and each message of them would be asked three times).
-TIMED_OPS = frozenset((Restart, Coordinate, *WAITING_OPS))
+TIMED_OPS = frozenset((Restart, RestartWorkers, Coordinate, *WAITING_OPS))
 # What answers each of them: its timer is no longer needed once that is sent.
-REPLY_TO = {Restart: RestartReply, Coordinate: CoordinateReply, ClusterInfo: ClusterInfoReply,
+REPLY_TO = {Restart: RestartReply, RestartWorkers: RestartWorkersReply,
+            Coordinate: CoordinateReply, ClusterInfo: ClusterInfoReply,
             Replicate: ReplicateReply, ScatterPlan: ScatterPlanReply}
 TIMED_REPLIES = frozenset(REPLY_TO.values())
 # The journal is rewritten from the state once it holds this many more task specs than the
@@ -380,6 +382,10 @@ class Center:
                     continue
                 if isinstance(msg, Restart):  # the center answers when the workers are back
                     self._after(msg.timeout, client, msg, RestartTimedOut(client, msg.id))
+                elif isinstance(msg, RestartWorkers) and msg.timeout \
+                        and self.state.worker_restarts.pending(client, msg.id):
+                    self._after(msg.timeout, client, msg,
+                                WaitTimedOut(client, msg.op, msg.id))
                 elif isinstance(msg, Coordinate) and msg.timeout \
                         and self.state.coordination.waits(client, msg.id):
                     self._after(msg.timeout, client, msg, CoordinationTimedOut(client, msg.id))

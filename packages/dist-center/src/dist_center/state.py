@@ -32,7 +32,8 @@ from dist_protocol.messages import (OPS, Cancel, ClusterInfo, Coordinate,
                                     KeyInMemory, KeyLost, KeysAdded, ListDatasets,
                                     MissingData, PublishDataset, Rebalance, RegisterWorker,
                                     RegisterPlugin, Release,
-                                    Replicate, Restart, RestartReply, RestartWorker, Retry,
+                                    Replicate, Restart, RestartReply, RestartWorker,
+                                    RestartWorkers, Retry,
                                     ScatterDone, TaskStream,
                                     ScatterPlan, Session, StealReply, Story, StoryReply, Submit,
                                     RestartingForMemory, TaskErred, TaskFinished, TaskSeceded,
@@ -61,6 +62,7 @@ from .task_messages import compute_message
 from .worker_queries import WorkerQueries
 from .plugins import Plugins
 from .uploads import Uploads
+from .worker_restarts import WorkerRestarts
 from .blocks import BlockMachine
 from .transition_table import TRANSITIONS
 from .transitions import Outgoing
@@ -77,7 +79,7 @@ class CenterState(BlockMachine):
         "restarting", "stories", "peak_tasks", "compactions", "datasets", "graph_parts", "plugins",
         "_stimuli", "durable", "detached", "awaiting_workers", "coordination", "_handlers",
         "_client_ops", "retirements", "_worker_ops", "uploads", "plugins", "cancels_dependents",
-        "rebalances", "silent_deaths", "worker_feed", "worker_queries")
+        "rebalances", "silent_deaths", "worker_feed", "worker_queries", "worker_restarts")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
@@ -105,6 +107,7 @@ class CenterState(BlockMachine):
         self.detached: set[str] = set()
         self.awaiting_workers: set[str] = set()
         self.coordination = coordination.Coordination(lambda key: key in self.tasks)
+        self.worker_restarts = WorkerRestarts()  # restart_workers, until each is back
         self._handlers: dict[type, Callable[[Any, str], None]] = {
             ClientConnected: self._client_connected,
             ClientDisconnected: self._client_disconnected,
@@ -120,14 +123,19 @@ class CenterState(BlockMachine):
             CoordinationTimedOut: lambda event, sid: self._coordinated(
                 self.coordination.timed_out(event.client, event.request), sid),
             WaitTimedOut: lambda event, sid: self._send_all(
-                self.waits.timed_out(self, event.client, event.op, event.request)),
+                self.worker_restarts.timed_out(event.client, event.request)
+                if event.op == "restart-workers"
+                else self.waits.timed_out(self, event.client, event.op, event.request)),
         }
         self._client_ops: dict[type, Callable[[str, Any, str], None]] = {
             Submit: self._submit, Release: self.release, Cancel: partial(cancelling.cancel, self),
             WhoHas: self._who_has, ScatterPlan: partial(scattering.scatter_plan, self),
             ScatterDone: partial(scattering.scatter_done, self),
             ClusterInfo: self._cluster_info, Replicate: self._replicate,
-            Restart: self._restart, Session: partial(recovery.session, self),
+            Restart: self._restart,
+            RestartWorkers: lambda client, msg, sid: self._send_all(
+                self.worker_restarts.request(self.workers, self.names, client, msg)),
+            Session: partial(recovery.session, self),
             Story: lambda client, msg, sid: self._send_all(self.stories.ask(
                 client, msg, self.story(*msg.keys), self.workers)),
             PublishDataset: partial(sharing.publish, self),
@@ -263,6 +271,7 @@ class CenterState(BlockMachine):
         self.stories.client_left(event.client)
         self.worker_queries.client_left(event.client)
         self.waits.client_left(event.client)
+        self.worker_restarts.client_left(event.client)
         self._coordinated(self.coordination.client_left(event.client), sid)
         for key in list(self.clients.pop(event.client, ())):
             ts = self.tasks.get(key)
@@ -411,6 +420,8 @@ class CenterState(BlockMachine):
     def _waits_progress(self, sid: str) -> None:
         """Answer the waits this step's events ended (see ``waits``)."""
         waits = self.waits
+        if waits.workers_changed and self.worker_restarts:
+            self._send_all(self.worker_restarts.progress(self.workers))
         if not waits:
             waits.touched.clear()
             waits.workers_changed = False
@@ -488,6 +499,7 @@ class CenterState(BlockMachine):
         if "dispatch-ahead" in event.features:
             worker.ahead = set()
         worker.sends_msgpack_values = "small-values-msgpack" in event.features
+        worker.nanny = reg.nanny
         worker.has_what = carried
         if event.environment is not None:
             worker.environment = asdict(event.environment)

@@ -20,7 +20,7 @@ def worker_entry(worker: WorkerInfo) -> dict[str, Any]:
     while it is registered."""
     return {"address": worker.address, "name": worker.name, "nthreads": worker.nthreads,
             "memory_limit": worker.memory_limit, "resources": worker.resources,
-            "environment": worker.environment}
+            "environment": worker.environment, "nanny": worker.nanny}
 
 
 def cannot_spill(worker: WorkerInfo) -> str:

@@ -16,7 +16,7 @@ from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import event_log
-from . import worker_queries
+from . import worker_queries, worker_restarts
 from . import metadata as metadata_ops
 from . import task_stream
 from .actors import actor_options
@@ -229,6 +229,13 @@ class AsyncExecutor:
         core = self._started
         await core.call(operations.restart(core, duration("timeout", timeout),
                                            wait_for_workers))
+
+    async def restart_workers(self, workers: list[str], timeout: Any = None,
+                              raise_for_error: bool = True) -> dict[str, str]:
+        """As ``Executor.restart_workers``."""
+        core = self._started
+        return await core.call(worker_restarts.restart_workers(core, workers, timeout,
+                                                               raise_for_error))
 
     async def retire_workers(self, workers: list[str] | None = None, close_workers: bool = True,
                              timeout: float = 300.0) -> dict[str, str]:

@@ -17,7 +17,7 @@ from dist_protocol import task_context
 from dist_protocol.addresses import format_address
 
 from .arguments import data_path, duration, given_timeout, local_cluster_shape
-from . import current
+from . import current, worker_restarts
 from .actors import actor_options
 from .cluster import CenterAddress, ClusterLike, credentials
 from .core import operations
@@ -444,6 +444,17 @@ class Executor(SharedState, ClusterDiagnostics, concurrent.futures.Executor):
         sent with ``upload_file`` stay: the restarted workers install them again."""
         self.core.run(operations.restart(self.core, duration("timeout", timeout),
                                          wait_for_workers))
+
+    def restart_workers(self, workers: list[str], timeout: Any = None,
+                        raise_for_error: bool = True) -> dict[str, str]:
+        """Restart these workers (addresses or names) through their nannies, as dask's:
+        returns ``{worker as given: "OK" | "timed out"}`` once each is registered again.
+        ``TimeoutError`` if one is not back within ``timeout`` (seconds or ``"2min"``;
+        default four times the connection timeout) unless ``raise_for_error=False``;
+        ``ValueError`` for a worker without a nanny or unknown (nothing is restarted).
+        Nothing is forgotten: what ran or was held only there is computed again."""
+        return self.core.run(worker_restarts.restart_workers(self.core, workers, timeout,
+                                                             raise_for_error))
 
     def run(self, func, *args, workers: list[str] | None = None, wait: bool = True,
             nanny: bool = False, on_error: str = "raise", **kwargs) -> dict[str, Any] | None:

@@ -222,6 +222,30 @@ class RestartReply(Message):
     expected: int | None = wire_field(default=None, minimum=0, feature="restart-expected")
 
 
+RESTART_WORKER_STATUSES = ("OK", "timed out")
+
+
+@message("restart-workers", "client->center", feature="restart-workers")
+class RestartWorkers(Message):
+    """Restart these workers (addresses or names) through their nannies, and answer once each
+    is registered again, or when ``timeout`` passes."""
+
+    id: int
+    workers: list[str]
+    timeout: float = wire_field(default=30.0, minimum=0)
+
+
+@message("restart-workers-reply", "center->client", feature="restart-workers")
+class RestartWorkersReply(Message):
+    """``status``: for each worker as the request named it, ``OK`` (registered again) or
+    ``timed out``; empty with ``error`` when nothing was restarted (a worker unknown, or one
+    without a nanny)."""
+
+    id: int
+    status: dict[str, str] = field(default_factory=dict)  # values: RESTART_WORKER_STATUSES
+    error: str = ""
+
+
 @message("rebalance", "client->center", feature="rebalance")
 class Rebalance(Message):
     """Move data between workers until each holds about as many bytes as the others;

@@ -169,6 +169,10 @@ FEATURES: dict[str, str] = {
                   "(`acquire` with `names`, the locks, and `limit`, how many of them; "
                   "`release`; `count`), granted first come first served per lock "
                   "(PROTOCOL.md, Coordination primitives)",
+    "restart-workers": "the center takes `restart-workers` and answers "
+                       "`restart-workers-reply` (dask's `restart_workers`: some workers "
+                       "restarted through their nannies); a worker's `register-worker` names "
+                       "its nanny (`nanny`)",
     "reschedule": "the center takes `task-erred` with `reschedule`: the task raised "
                   "`Reschedule` (dask's), which is not an error: the center places it again, "
                   "as it would a new task, without counting a retry (PROTOCOL.md, Tasks "

@@ -1629,6 +1629,106 @@ def _RestartReply(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
 
 
+def _RestartWorkers(cls):
+    set_id = cls.id.__set__
+    set_workers = cls.workers.__set__
+    set_timeout = cls.timeout.__set__
+    setters = (set_id,set_workers,set_timeout,)
+    running = set()
+
+    def __init__(self, id: 'int', workers: 'list[str]', timeout: 'float' = 30.0) -> None:
+        set_id(self, id)
+        set_workers(self, workers)
+        set_timeout(self, timeout)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, workers={self.workers!r}, timeout={self.timeout!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.workers,self.timeout,)==(other.id,other.workers,other.timeout,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.workers,self.timeout,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','workers','timeout',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','workers','timeout',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.workers, self.timeout]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
+def _RestartWorkersReply(cls):
+    set_id = cls.id.__set__
+    set_status = cls.status.__set__
+    set_error = cls.error.__set__
+    setters = (set_id,set_status,set_error,)
+    running = set()
+
+    def __init__(self, id: 'int', status: 'dict[str, str]' = FACTORY, error: 'str' = '') -> None:
+        set_id(self, id)
+        set_status(self, {} if status is FACTORY else status)
+        set_error(self, error)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(id={self.id!r}, status={self.status!r}, error={self.error!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.id,self.status,self.error,)==(other.id,other.status,other.error,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.id,self.status,self.error,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('id','status','error',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('id','status','error',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.id, self.status, self.error]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+
+
 def _Rebalance(cls):
     set_id = cls.id.__set__
     set_keys = cls.keys.__set__
@@ -3647,7 +3747,8 @@ def _RegisterWorker(cls):
     set_memory_limit = cls.memory_limit.__set__
     set_keys = cls.keys.__set__
     set_resources = cls.resources.__set__
-    setters = (set_address,set_nthreads,set_name,set_memory_limit,set_keys,set_resources,)
+    set_nanny = cls.nanny.__set__
+    setters = (set_address,set_nthreads,set_name,set_memory_limit,set_keys,set_resources,set_nanny,)
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
@@ -3658,7 +3759,7 @@ def _RegisterWorker(cls):
         twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
         return twin
 
-    def __init__(self, address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY) -> None:
+    def __init__(self, address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY, nanny: 'str | None' = None) -> None:
         if self.__class__ is cls:
             set_class(self, twin or make_twin())
             self.address = address
@@ -3667,6 +3768,7 @@ def _RegisterWorker(cls):
             self.memory_limit = memory_limit
             self.keys = {} if keys is FACTORY else keys
             self.resources = {} if resources is FACTORY else resources
+            self.nanny = nanny
             self.__class__ = cls
             return
         set_address(self, address)
@@ -3675,6 +3777,7 @@ def _RegisterWorker(cls):
         set_memory_limit(self, memory_limit)
         set_keys(self, {} if keys is FACTORY else keys)
         set_resources(self, {} if resources is FACTORY else resources)
+        set_nanny(self, nanny)
 
     def __repr__(self):
         key = id(self), get_ident()
@@ -3682,36 +3785,36 @@ def _RegisterWorker(cls):
             return '...'
         running.add(key)
         try:
-            return self.__class__.__qualname__ + f"(address={self.address!r}, nthreads={self.nthreads!r}, name={self.name!r}, memory_limit={self.memory_limit!r}, keys={self.keys!r}, resources={self.resources!r})"
+            return self.__class__.__qualname__ + f"(address={self.address!r}, nthreads={self.nthreads!r}, name={self.name!r}, memory_limit={self.memory_limit!r}, keys={self.keys!r}, resources={self.resources!r}, nanny={self.nanny!r})"
         finally:
             running.discard(key)
 
     def __eq__(self, other):
         if other.__class__ is self.__class__:
-            return (self.address,self.nthreads,self.name,self.memory_limit,self.keys,self.resources,)==(other.address,other.nthreads,other.name,other.memory_limit,other.keys,other.resources,)
+            return (self.address,self.nthreads,self.name,self.memory_limit,self.keys,self.resources,self.nanny,)==(other.address,other.nthreads,other.name,other.memory_limit,other.keys,other.resources,other.nanny,)
         return NotImplemented
 
     def __hash__(self):
-        return hash((self.address,self.nthreads,self.name,self.memory_limit,self.keys,self.resources,))
+        return hash((self.address,self.nthreads,self.name,self.memory_limit,self.keys,self.resources,self.nanny,))
 
     def __setattr__(self, name, value):
-        if type(self) is cls or name in ('address','nthreads','name','memory_limit','keys','resources',):
+        if type(self) is cls or name in ('address','nthreads','name','memory_limit','keys','resources','nanny',):
             raise FrozenInstanceError(f"cannot assign to field {name!r}")
         super(cls, self).__setattr__(name, value)
 
     def __delattr__(self, name):
-        if type(self) is cls or name in ('address','nthreads','name','memory_limit','keys','resources',):
+        if type(self) is cls or name in ('address','nthreads','name','memory_limit','keys','resources','nanny',):
             raise FrozenInstanceError(f"cannot delete field {name!r}")
         super(cls, self).__delattr__(name)
 
     def __getstate__(self):
-        return [self.address, self.nthreads, self.name, self.memory_limit, self.keys, self.resources]
+        return [self.address, self.nthreads, self.name, self.memory_limit, self.keys, self.resources, self.nanny]
 
     def __setstate__(self, state):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    def build(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY):
+    def build(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY, nanny: 'str | None' = None):
         self = new(twin or make_twin())
         self.address = address
         self.nthreads = nthreads
@@ -3719,6 +3822,7 @@ def _RegisterWorker(cls):
         self.memory_limit = memory_limit
         self.keys = {} if keys is FACTORY else keys
         self.resources = {} if resources is FACTORY else resources
+        self.nanny = nanny
         self.__class__ = cls
         return self
 
@@ -5488,6 +5592,18 @@ METHODS = {
          ('expected', 'int | None', ('field', 'None', '-', True, True, True, None, False))),
         "RestartReply(id: 'int', workers: 'int', expected: 'int | None' = None)",
         _RestartReply),
+    'RestartWorkers': (
+        (('id', 'int', '-'),
+         ('workers', 'list[str]', '-'),
+         ('timeout', 'float', ('field', '30.0', '-', True, True, True, None, False))),
+        None,
+        _RestartWorkers),
+    'RestartWorkersReply': (
+        (('id', 'int', '-'),
+         ('status', 'dict[str, str]', ('field', '-', '{}', True, True, True, None, False)),
+         ('error', 'str', "''")),
+        None,
+        _RestartWorkersReply),
     'Rebalance': (
         (('id', 'int', '-'),
          ('keys', 'list[str] | None', 'None'),
@@ -5691,8 +5807,9 @@ METHODS = {
          ('name', 'str | None', 'None'),
          ('memory_limit', 'int', ('field', '0', '-', True, True, True, None, False)),
          ('keys', 'dict[str, int]', ('field', '-', '{}', True, True, True, None, False)),
-         ('resources', 'dict[str, float]', ('field', '-', '{}', True, True, True, None, False))),
-        "RegisterWorker(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = <factory>, resources: 'dict[str, float]' = <factory>)",
+         ('resources', 'dict[str, float]', ('field', '-', '{}', True, True, True, None, False)),
+         ('nanny', 'str | None', ('field', 'None', '-', True, True, True, None, False))),
+        "RegisterWorker(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = <factory>, resources: 'dict[str, float]' = <factory>, nanny: 'str | None' = None)",
         _RegisterWorker),
     'WorkerRegistered': (
         (('address', 'str', '-'),

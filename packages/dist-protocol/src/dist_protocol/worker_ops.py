@@ -45,6 +45,9 @@ class RegisterWorker(Message):
     memory_limit: int = wire_field(default=0, minimum=0)
     keys: dict[str, int] = wire_field(default_factory=dict, minimum=0)  # held keys -> nbytes
     resources: dict[str, float] = wire_field(default_factory=dict, minimum=0)  # {"GPU": 2}
+    # the nanny this worker runs under ("host:pid"), which starts it again when it exits
+    # to restart; the same across its restarts; None: no nanny, it cannot be restarted
+    nanny: str | None = wire_field(default=None, feature="restart-workers")
 
 
 @message("worker-registered", "center->worker")

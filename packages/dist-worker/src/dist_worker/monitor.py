@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Collection, Mapping
@@ -110,6 +111,9 @@ class Monitor:
         self.worker = worker
         # Read once: a task may change the environment (os.environ.clear()).
         self.under_nanny = bool(os.environ.get("DIST_NANNY_PID"))
+        # What the center knows the nanny by, the same across the restarts it makes
+        self.nanny_id = (f"{socket.gethostname()}:{os.environ['DIST_NANNY_PID']}"
+                         if self.under_nanny else None)
         self._unmanaged_warning_after = 0.0  # clock time before which it is not repeated
         self._terminate_warned = False
         self._above_target = False  # as last told to the worker

@@ -295,7 +295,9 @@ class Worker:
         """Register over ``comm`` and serve the center until it goes; whether we registered."""
         comm.send(RegisterWorker(address=self.address, nthreads=self.nthreads, name=self.name,
                                  memory_limit=self.memory_limit, keys=dict(self.state.nbytes),
-                                 resources=self.resources))
+                                 resources=self.resources,
+                                 nanny=(self.monitor.nanny_id
+                                        if "restart-workers" in comm.features else None)))
         try:
             reply = await wait_for(comm.recv(), 10)
         except (CommClosedError, TimeoutError):
