@@ -2,10 +2,14 @@
 ``dataclass(frozen=True, slots=True)`` makes, and the module is up to date."""
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import subprocess
 import sys
 
-from dist_protocol.records import DECLARATIONS, METHOD_NAMES
+import pytest
+from dist_protocol.messages import Release
+from dist_protocol.records import DECLARATIONS, METHOD_NAMES, builder
 from dist_protocol.records_source import differences
 
 from dist_center import events
@@ -33,3 +37,18 @@ def test_the_generated_module_is_up_to_date():
     result = subprocess.run([sys.executable, "-m", "dist_protocol.records_source",
                              "dist_center.events", "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_the_event_of_a_peers_message_is_built_as_its_class_makes_it():
+    # (the server makes one a message with the builder, which changes its class once)
+    message = Release(keys=["k"])
+    for cls, who in ((events.ClientSent, "client-1"), (events.WorkerSent, "tcp://w:1")):
+        build = builder(cls)
+        assert build is not cls
+        made, built = cls(who, message), build(who, message)
+        assert type(built) is cls and built == made and repr(built) == repr(made)
+        assert build(who, message, "sid-1") == cls(who, message, stimulus_id="sid-1")
+        assert pickle.loads(pickle.dumps(built)) == made
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.message = message  # type: ignore[misc]

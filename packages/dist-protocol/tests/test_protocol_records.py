@@ -81,13 +81,13 @@ def test_defaults_generated_code_cannot_hold_leave_the_class_to_dataclass():
 
 def test_a_records_builder_makes_the_instance_its_class_makes():
     # Each record built from placeholders both ways: equal, of the class itself, frozen, and
-    # pickled alike. The records of four fields or more have a builder of their own.
+    # pickled alike. The records of two fields or more have a builder of their own.
     own = 0
     for cls in [*messages.RECORDS.values(), *messages.OPS.values()]:
         build = records.builder(cls)
         own += build is not cls
         fields = dataclasses.fields(cls)
-        assert (build is not cls) == (len(fields) >= 4), cls
+        assert (build is not cls) == (len(fields) >= 2), cls
         required = [f"<{f.name}>" for f in fields if f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING]
         made, built = cls(*required), build(*required)

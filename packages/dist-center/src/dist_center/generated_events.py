@@ -13,6 +13,12 @@ def _ClientConnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_features,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
         set_client(self, client)
@@ -54,7 +60,15 @@ def _ClientConnected(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(client: 'str', features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.client = client
+        self.features = features
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ClientDisconnected(cls):
@@ -62,6 +76,12 @@ def _ClientDisconnected(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', stimulus_id: 'str' = '') -> None:
         set_client(self, client)
@@ -102,7 +122,14 @@ def _ClientDisconnected(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(client: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.client = client
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ClientSent(cls):
@@ -111,6 +138,12 @@ def _ClientSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_message,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
         set_client(self, client)
@@ -152,7 +185,15 @@ def _ClientSent(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(client: 'str', message: 'Message', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.client = client
+        self.message = message
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerJoined(cls):
@@ -164,7 +205,6 @@ def _WorkerJoined(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -221,7 +261,7 @@ def _WorkerJoined(cls):
             setter(self, value)
 
     def build(registration: 'RegisterWorker', environment: 'Environment | None' = None, features: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.registration = registration
         self.environment = environment
         self.features = features
@@ -238,6 +278,12 @@ def _WorkerSent(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_message,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', message: 'Message', stimulus_id: 'str' = '') -> None:
         set_worker(self, worker)
@@ -279,7 +325,15 @@ def _WorkerSent(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(worker: 'str', message: 'Message', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.worker = worker
+        self.message = message
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerLeft(cls):
@@ -292,7 +346,6 @@ def _WorkerLeft(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -351,7 +404,7 @@ def _WorkerLeft(cls):
             setter(self, value)
 
     def build(worker: 'str', reason: 'str', graceful: 'bool' = False, silent: 'bool' = False, stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.worker = worker
         self.reason = reason
         self.graceful = graceful
@@ -369,6 +422,12 @@ def _RestartTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
         set_client(self, client)
@@ -410,7 +469,15 @@ def _RestartTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(client: 'str', request: 'int', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.client = client
+        self.request = request
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _CoordinationTimedOut(cls):
@@ -419,6 +486,12 @@ def _CoordinationTimedOut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_client,set_request,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, client: 'str', request: 'int', stimulus_id: 'str' = '') -> None:
         set_client(self, client)
@@ -460,7 +533,15 @@ def _CoordinationTimedOut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(client: 'str', request: 'int', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.client = client
+        self.request = request
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WaitTimedOut(cls):
@@ -472,7 +553,6 @@ def _WaitTimedOut(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -529,7 +609,7 @@ def _WaitTimedOut(cls):
             setter(self, value)
 
     def build(client: 'str', op: 'str', request: 'int', stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.client = client
         self.op = op
         self.request = request
@@ -591,6 +671,12 @@ def _Recovering(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_workers,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, workers: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = '') -> None:
         set_workers(self, workers)
@@ -631,7 +717,14 @@ def _Recovering(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(workers: 'frozenset[str]' = frozenset(), stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.workers = workers
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RecoveryTimedOut(cls):
@@ -732,6 +825,12 @@ def _TaskFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
         set_key(self, key)
@@ -773,7 +872,15 @@ def _TaskFailed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', error: 'TaskErred', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.error = error
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 METHODS = {

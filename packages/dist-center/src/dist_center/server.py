@@ -14,6 +14,7 @@ from dist_protocol.addresses import format_address, parse_address, reachable_hos
 from dist_protocol.comm import HANDSHAKE_TIMEOUT, Comm, Listener, listen
 from dist_protocol.errors import CommClosedError, InvalidMessage
 from dist_protocol.framing import DEFAULT_LIMITS, Limits
+from dist_protocol.records import builder
 from dist_protocol.timeouts import wait_for
 from dist_protocol.messages import (Cancel, ClusterInfo, ClusterInfoReply, Coordinate,
                                     CoordinateReply, FireAndForget, Message,
@@ -42,6 +43,10 @@ if TYPE_CHECKING:
     from .dashboard import Dashboard
 
 log = logging.getLogger("dist.center")
+
+# The event of each message a peer sends, made with one change of class (``builder``).
+client_sent = builder(ClientSent)
+worker_sent = builder(WorkerSent)
 
 
 # What clients send that the durable state follows from (the rest are questions).
@@ -372,11 +377,11 @@ class Center:
             for end, msg in enumerate(messages, 1):
                 if type(msg) is Session:  # it may rename the sender: what follows is its
                     client = self._client_of[comm]
-                    self._handle(*[ClientSent(client, m) for m in messages[start:end]])
+                    self._handle(*[client_sent(client, m) for m in messages[start:end]])
                     start = end
             client = self._client_of[comm]
             if start < len(messages):
-                self._handle(*[ClientSent(client, m) for m in messages[start:]])
+                self._handle(*[client_sent(client, m) for m in messages[start:]])
             for msg in messages:
                 if type(msg) not in TIMED_OPS:
                     continue
@@ -433,7 +438,7 @@ class Center:
                 comm.close("heartbeat timeout")
                 return
             self.liveness.heard(address, time.monotonic())
-            self._handle(*[WorkerSent(address, msg) for msg in messages])
+            self._handle(*[worker_sent(address, msg) for msg in messages])
 
         def on_close(_: Comm) -> None:
             if self.comms.get(address) is comm:

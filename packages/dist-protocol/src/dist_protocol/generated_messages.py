@@ -27,7 +27,6 @@ def _TaskSpec(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -102,7 +101,7 @@ def _TaskSpec(cls):
             setter(self, value)
 
     def build(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, deps: 'list[str]' = FACTORY, priority: 'int' = 0, workers: 'list[str] | None' = None, allow_other_workers: 'bool' = False, resources: 'dict[str, float] | None' = None, retries: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, max_restarts: 'int | None' = None, pinned: 'bool | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.function = function
         self.args = args
@@ -128,6 +127,12 @@ def _Environment(cls):
     set_packages = cls.packages.__set__
     setters = (set_implementation,set_python,set_packages,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, implementation: 'str', python: 'str', packages: 'dict[str, str]' = FACTORY) -> None:
         set_implementation(self, implementation)
@@ -169,7 +174,15 @@ def _Environment(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(implementation: 'str', python: 'str', packages: 'dict[str, str]' = FACTORY):
+        self = (twin or make_twin())()
+        self.implementation = implementation
+        self.python = python
+        self.packages = {} if packages is FACTORY else packages
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Transfer(cls):
@@ -178,6 +191,12 @@ def _Transfer(cls):
     set_stop = cls.stop.__set__
     setters = (set_source,set_start,set_stop,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, source: 'str', start: 'float', stop: 'float') -> None:
         set_source(self, source)
@@ -219,7 +238,15 @@ def _Transfer(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(source: 'str', start: 'float', stop: 'float'):
+        self = (twin or make_twin())()
+        self.source = source
+        self.start = start
+        self.stop = stop
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _UploadedFile(cls):
@@ -228,6 +255,12 @@ def _UploadedFile(cls):
     set_load = cls.load.__set__
     setters = (set_name,set_content,set_load,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, name: 'str', content: 'Payload', load: 'bool' = True) -> None:
         set_name(self, name)
@@ -269,7 +302,15 @@ def _UploadedFile(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(name: 'str', content: 'Payload', load: 'bool' = True):
+        self = (twin or make_twin())()
+        self.name = name
+        self.content = content
+        self.load = load
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _PluginSpec(cls):
@@ -277,6 +318,12 @@ def _PluginSpec(cls):
     set_content = cls.content.__set__
     setters = (set_name,set_content,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, name: 'str', content: 'Payload') -> None:
         set_name(self, name)
@@ -317,7 +364,14 @@ def _PluginSpec(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(name: 'str', content: 'Payload'):
+        self = (twin or make_twin())()
+        self.name = name
+        self.content = content
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Hello(cls):
@@ -332,7 +386,6 @@ def _Hello(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -395,7 +448,7 @@ def _Hello(cls):
             setter(self, value)
 
     def build(min_version: 'int', max_version: 'int', role: 'str', name: 'str | None' = None, nonce: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.min_version = min_version
         self.max_version = max_version
         self.role = role
@@ -420,7 +473,6 @@ def _Welcome(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -481,7 +533,7 @@ def _Welcome(cls):
             setter(self, value)
 
     def build(version: 'int', auth: 'bool', nonce: 'bytes | None' = None, proof: 'bytes | None' = None, features: 'list[str] | None' = None, environment: 'Environment | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.version = version
         self.auth = auth
         self.nonce = nonce
@@ -590,6 +642,12 @@ def _Error(cls):
     set_message = cls.message.__set__
     setters = (set_code,set_message,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, code: 'str', message: 'str') -> None:
         set_code(self, code)
@@ -630,7 +688,14 @@ def _Error(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(code: 'str', message: 'str'):
+        self = (twin or make_twin())()
+        self.code = code
+        self.message = message
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Submit(cls):
@@ -644,7 +709,6 @@ def _Submit(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -705,7 +769,7 @@ def _Submit(cls):
             setter(self, value)
 
     def build(tasks: 'list[TaskSpec]', wanted: 'list[str] | None' = None, small_values: 'bool' = False, small_values_serializers: 'list[str] | None' = None, graph: 'int | None' = None, more: 'bool' = False):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.tasks = tasks
         self.wanted = wanted
         self.small_values = small_values
@@ -770,6 +834,12 @@ def _Cancel(cls):
     set_force = cls.force.__set__
     setters = (set_keys,set_pending_only,set_force,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False) -> None:
         set_keys(self, keys)
@@ -811,7 +881,15 @@ def _Cancel(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(keys: 'list[str]', pending_only: 'bool' = False, force: 'bool' = False):
+        self = (twin or make_twin())()
+        self.keys = keys
+        self.pending_only = pending_only
+        self.force = force
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WhoHas(cls):
@@ -819,6 +897,12 @@ def _WhoHas(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
         set_id(self, id)
@@ -859,7 +943,14 @@ def _WhoHas(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', keys: 'list[str]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.keys = keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WhoHasReply(cls):
@@ -867,6 +958,12 @@ def _WhoHasReply(cls):
     set_who_has = cls.who_has.__set__
     setters = (set_id,set_who_has,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', who_has: 'dict[str, list[str]]') -> None:
         set_id(self, id)
@@ -907,7 +1004,14 @@ def _WhoHasReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', who_has: 'dict[str, list[str]]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.who_has = who_has
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ScatterPlan(cls):
@@ -920,7 +1024,6 @@ def _ScatterPlan(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -979,7 +1082,7 @@ def _ScatterPlan(cls):
             setter(self, value)
 
     def build(id: 'int', keys: 'dict[str, int]', broadcast: 'bool' = False, workers: 'list[str] | None' = None, timeout: 'float | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.keys = keys
         self.broadcast = broadcast
@@ -996,6 +1099,12 @@ def _ScatterPlanReply(cls):
     set_targets = cls.targets.__set__
     setters = (set_id,set_targets,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', targets: 'dict[str, list[str]]') -> None:
         set_id(self, id)
@@ -1036,7 +1145,14 @@ def _ScatterPlanReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', targets: 'dict[str, list[str]]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.targets = targets
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ScatterDone(cls):
@@ -1044,6 +1160,12 @@ def _ScatterDone(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
         set_who_has(self, who_has)
@@ -1084,7 +1206,14 @@ def _ScatterDone(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY):
+        self = (twin or make_twin())()
+        self.who_has = who_has
+        self.nbytes = {} if nbytes is FACTORY else nbytes
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ClusterInfo(cls):
@@ -1093,6 +1222,12 @@ def _ClusterInfo(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_min_workers,set_timeout,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None) -> None:
         set_id(self, id)
@@ -1134,7 +1269,15 @@ def _ClusterInfo(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', min_workers: 'int | None' = None, timeout: 'float | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.min_workers = min_workers
+        self.timeout = timeout
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ClusterInfoReply(cls):
@@ -1143,6 +1286,12 @@ def _ClusterInfoReply(cls):
     set_started = cls.started.__set__
     setters = (set_id,set_workers,set_started,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', workers: 'list[dict[str, Any]]', started: 'float | None' = None) -> None:
         set_id(self, id)
@@ -1184,7 +1333,15 @@ def _ClusterInfoReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', workers: 'list[dict[str, Any]]', started: 'float | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.workers = workers
+        self.started = started
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerList(cls):
@@ -1330,6 +1487,12 @@ def _WorkerStatus(cls):
     set_cannot_spill = cls.cannot_spill.__set__
     setters = (set_address,set_cannot_spill,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, address: 'str', cannot_spill: 'str' = '') -> None:
         set_address(self, address)
@@ -1370,7 +1533,14 @@ def _WorkerStatus(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(address: 'str', cannot_spill: 'str' = ''):
+        self = (twin or make_twin())()
+        self.address = address
+        self.cannot_spill = cannot_spill
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Replicate(cls):
@@ -1383,7 +1553,6 @@ def _Replicate(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1442,7 +1611,7 @@ def _Replicate(cls):
             setter(self, value)
 
     def build(keys: 'list[str]', n: 'int' = 2, id: 'int | None' = None, timeout: 'float | None' = None, workers: 'list[str] | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.keys = keys
         self.n = n
         self.id = id
@@ -1463,7 +1632,6 @@ def _ReplicateReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1520,7 +1688,7 @@ def _ReplicateReply(cls):
             setter(self, value)
 
     def build(id: 'int', status: 'str', n: 'int' = 0, keys: 'list[str]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.status = status
         self.n = n
@@ -1536,6 +1704,12 @@ def _Restart(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_timeout,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', timeout: 'float' = 30.0) -> None:
         set_id(self, id)
@@ -1576,7 +1750,14 @@ def _Restart(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', timeout: 'float' = 30.0):
+        self = (twin or make_twin())()
+        self.id = id
+        self.timeout = timeout
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartReply(cls):
@@ -1585,6 +1766,12 @@ def _RestartReply(cls):
     set_expected = cls.expected.__set__
     setters = (set_id,set_workers,set_expected,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', workers: 'int', expected: 'int | None' = None) -> None:
         set_id(self, id)
@@ -1626,7 +1813,15 @@ def _RestartReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', workers: 'int', expected: 'int | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.workers = workers
+        self.expected = expected
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartWorkers(cls):
@@ -1635,6 +1830,12 @@ def _RestartWorkers(cls):
     set_timeout = cls.timeout.__set__
     setters = (set_id,set_workers,set_timeout,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', workers: 'list[str]', timeout: 'float' = 30.0) -> None:
         set_id(self, id)
@@ -1676,7 +1877,15 @@ def _RestartWorkers(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', workers: 'list[str]', timeout: 'float' = 30.0):
+        self = (twin or make_twin())()
+        self.id = id
+        self.workers = workers
+        self.timeout = timeout
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartWorkersReply(cls):
@@ -1685,6 +1894,12 @@ def _RestartWorkersReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_status,set_error,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', status: 'dict[str, str]' = FACTORY, error: 'str' = '') -> None:
         set_id(self, id)
@@ -1726,7 +1941,15 @@ def _RestartWorkersReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', status: 'dict[str, str]' = FACTORY, error: 'str' = ''):
+        self = (twin or make_twin())()
+        self.id = id
+        self.status = {} if status is FACTORY else status
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Rebalance(cls):
@@ -1735,6 +1958,12 @@ def _Rebalance(cls):
     set_workers = cls.workers.__set__
     setters = (set_id,set_keys,set_workers,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None) -> None:
         set_id(self, id)
@@ -1776,7 +2005,15 @@ def _Rebalance(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.keys = keys
+        self.workers = workers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RebalanceReply(cls):
@@ -1788,7 +2025,6 @@ def _RebalanceReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1845,7 +2081,7 @@ def _RebalanceReply(cls):
             setter(self, value)
 
     def build(id: 'int', moved: 'list[str]' = FACTORY, failed: 'list[str]' = FACTORY, error: 'str | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.moved = [] if moved is FACTORY else moved
         self.failed = [] if failed is FACTORY else failed
@@ -1861,6 +2097,12 @@ def _UploadFile(cls):
     set_file = cls.file.__set__
     setters = (set_id,set_file,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', file: 'UploadedFile') -> None:
         set_id(self, id)
@@ -1901,7 +2143,14 @@ def _UploadFile(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', file: 'UploadedFile'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.file = file
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _UploadFileReply(cls):
@@ -1909,6 +2158,12 @@ def _UploadFileReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
         set_id(self, id)
@@ -1949,7 +2204,14 @@ def _UploadFileReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', error: 'str | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RegisterPlugin(cls):
@@ -1958,6 +2220,12 @@ def _RegisterPlugin(cls):
     set_idempotent = cls.idempotent.__set__
     setters = (set_id,set_plugin,set_idempotent,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', plugin: 'PluginSpec', idempotent: 'bool' = False) -> None:
         set_id(self, id)
@@ -1999,7 +2267,15 @@ def _RegisterPlugin(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', plugin: 'PluginSpec', idempotent: 'bool' = False):
+        self = (twin or make_twin())()
+        self.id = id
+        self.plugin = plugin
+        self.idempotent = idempotent
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RegisterPluginReply(cls):
@@ -2008,6 +2284,12 @@ def _RegisterPluginReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_id,set_error,set_kept,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', error: 'str | None' = None, kept: 'bool' = True) -> None:
         set_id(self, id)
@@ -2049,7 +2331,15 @@ def _RegisterPluginReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', error: 'str | None' = None, kept: 'bool' = True):
+        self = (twin or make_twin())()
+        self.id = id
+        self.error = error
+        self.kept = kept
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _UnregisterPlugin(cls):
@@ -2057,6 +2347,12 @@ def _UnregisterPlugin(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', name: 'str') -> None:
         set_id(self, id)
@@ -2097,7 +2393,14 @@ def _UnregisterPlugin(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', name: 'str'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.name = name
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _UnregisterPluginReply(cls):
@@ -2105,6 +2408,12 @@ def _UnregisterPluginReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_error,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', error: 'str | None' = None) -> None:
         set_id(self, id)
@@ -2145,7 +2454,14 @@ def _UnregisterPluginReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', error: 'str | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Story(cls):
@@ -2153,6 +2469,12 @@ def _Story(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
         set_id(self, id)
@@ -2193,7 +2515,14 @@ def _Story(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', keys: 'list[str]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.keys = keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _StoryReply(cls):
@@ -2201,6 +2530,12 @@ def _StoryReply(cls):
     set_entries = cls.entries.__set__
     setters = (set_id,set_entries,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', entries: 'list[dict[str, Any]]') -> None:
         set_id(self, id)
@@ -2241,7 +2576,14 @@ def _StoryReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', entries: 'list[dict[str, Any]]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.entries = entries
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerQuery(cls):
@@ -2254,7 +2596,6 @@ def _WorkerQuery(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2313,7 +2654,7 @@ def _WorkerQuery(cls):
             setter(self, value)
 
     def build(id: 'int', what: 'str', keys: 'list[str] | None' = None, workers: 'list[str] | None' = None, n: 'int | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.what = what
         self.keys = keys
@@ -2330,6 +2671,12 @@ def _WorkerQueryReply(cls):
     set_answers = cls.answers.__set__
     setters = (set_id,set_answers,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', answers: 'dict[str, Any]' = FACTORY) -> None:
         set_id(self, id)
@@ -2370,7 +2717,14 @@ def _WorkerQueryReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', answers: 'dict[str, Any]' = FACTORY):
+        self = (twin or make_twin())()
+        self.id = id
+        self.answers = {} if answers is FACTORY else answers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _TaskStream(cls):
@@ -2383,7 +2737,6 @@ def _TaskStream(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2442,7 +2795,7 @@ def _TaskStream(cls):
             setter(self, value)
 
     def build(id: 'int', after: 'int | None' = None, start: 'float | None' = None, stop: 'float | None' = None, count: 'int | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.after = after
         self.start = start
@@ -2460,6 +2813,12 @@ def _TaskStreamReply(cls):
     set_records = cls.records.__set__
     setters = (set_id,set_cursor,set_records,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', cursor: 'int', records: 'list[dict[str, Any]]' = FACTORY) -> None:
         set_id(self, id)
@@ -2501,7 +2860,15 @@ def _TaskStreamReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', cursor: 'int', records: 'list[dict[str, Any]]' = FACTORY):
+        self = (twin or make_twin())()
+        self.id = id
+        self.cursor = cursor
+        self.records = [] if records is FACTORY else records
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _FireAndForget(cls):
@@ -2602,6 +2969,12 @@ def _GetTaskSpec(cls):
     set_erred = cls.erred.__set__
     setters = (set_id,set_key,set_erred,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', key: 'str', erred: 'bool' = False) -> None:
         set_id(self, id)
@@ -2643,7 +3016,15 @@ def _GetTaskSpec(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', key: 'str', erred: 'bool' = False):
+        self = (twin or make_twin())()
+        self.id = id
+        self.key = key
+        self.erred = erred
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _TaskSpecReply(cls):
@@ -2652,6 +3033,12 @@ def _TaskSpecReply(cls):
     set_error = cls.error.__set__
     setters = (set_id,set_task,set_error,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', task: 'TaskSpec | None' = None, error: 'str' = '') -> None:
         set_id(self, id)
@@ -2693,7 +3080,15 @@ def _TaskSpecReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', task: 'TaskSpec | None' = None, error: 'str' = ''):
+        self = (twin or make_twin())()
+        self.id = id
+        self.task = task
+        self.error = error
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WantKeys(cls):
@@ -2753,7 +3148,6 @@ def _PublishDataset(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -2814,7 +3208,7 @@ def _PublishDataset(cls):
             setter(self, value)
 
     def build(id: 'int', name: 'str', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, override: 'bool' = False, pickled_with: 'str | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.name = name
         self.keys = [] if keys is FACTORY else keys
@@ -2832,6 +3226,12 @@ def _GetDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', name: 'str') -> None:
         set_id(self, id)
@@ -2872,7 +3272,14 @@ def _GetDataset(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', name: 'str'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.name = name
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ListDatasets(cls):
@@ -2926,6 +3333,12 @@ def _UnpublishDataset(cls):
     set_name = cls.name.__set__
     setters = (set_id,set_name,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', name: 'str') -> None:
         set_id(self, id)
@@ -2966,7 +3379,14 @@ def _UnpublishDataset(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', name: 'str'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.name = name
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _DatasetReply(cls):
@@ -2980,7 +3400,6 @@ def _DatasetReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3041,7 +3460,7 @@ def _DatasetReply(cls):
             setter(self, value)
 
     def build(id: 'int', error: 'str' = '', keys: 'list[str]' = FACTORY, data: 'Payload | None' = None, names: 'list[str] | None' = None, pickled_with: 'str | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.error = error
         self.keys = [] if keys is FACTORY else keys
@@ -3059,6 +3478,12 @@ def _AdaptiveTarget(cls):
     set_target_duration = cls.target_duration.__set__
     setters = (set_id,set_target_duration,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', target_duration: 'float' = 5.0) -> None:
         set_id(self, id)
@@ -3099,7 +3524,14 @@ def _AdaptiveTarget(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', target_duration: 'float' = 5.0):
+        self = (twin or make_twin())()
+        self.id = id
+        self.target_duration = target_duration
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _AdaptiveTargetReply(cls):
@@ -3112,7 +3544,6 @@ def _AdaptiveTargetReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3171,7 +3602,7 @@ def _AdaptiveTargetReply(cls):
             setter(self, value)
 
     def build(id: 'int', target: 'int', threads: 'int' = 0, workers: 'int' = 0, retire: 'list[str]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.target = target
         self.threads = threads
@@ -3189,6 +3620,12 @@ def _RetireWorkers(cls):
     set_close = cls.close.__set__
     setters = (set_id,set_workers,set_close,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', workers: 'list[str]', close: 'bool' = True) -> None:
         set_id(self, id)
@@ -3230,7 +3667,15 @@ def _RetireWorkers(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', workers: 'list[str]', close: 'bool' = True):
+        self = (twin or make_twin())()
+        self.id = id
+        self.workers = workers
+        self.close = close
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RetireWorkersReply(cls):
@@ -3239,6 +3684,12 @@ def _RetireWorkersReply(cls):
     set_failed = cls.failed.__set__
     setters = (set_id,set_retired,set_failed,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', retired: 'dict[str, str]' = FACTORY, failed: 'dict[str, str]' = FACTORY) -> None:
         set_id(self, id)
@@ -3280,7 +3731,15 @@ def _RetireWorkersReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', retired: 'dict[str, str]' = FACTORY, failed: 'dict[str, str]' = FACTORY):
+        self = (twin or make_twin())()
+        self.id = id
+        self.retired = {} if retired is FACTORY else retired
+        self.failed = {} if failed is FACTORY else failed
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Session(cls):
@@ -3289,6 +3748,12 @@ def _Session(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_resume,set_keys,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', resume: 'str | None' = None, keys: 'list[str] | None' = None) -> None:
         set_id(self, id)
@@ -3330,7 +3795,15 @@ def _Session(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', resume: 'str | None' = None, keys: 'list[str] | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.resume = resume
+        self.keys = keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _SessionReply(cls):
@@ -3343,7 +3816,6 @@ def _SessionReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3402,7 +3874,7 @@ def _SessionReply(cls):
             setter(self, value)
 
     def build(id: 'int', client: 'str', durable: 'bool' = False, resumed: 'bool' = False, unknown: 'list[str]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.client = client
         self.durable = durable
@@ -3425,7 +3897,6 @@ def _KeyInMemory(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3486,7 +3957,7 @@ def _KeyInMemory(cls):
             setter(self, value)
 
     def build(key: 'str', nbytes: 'int' = 0, type: 'str' = '', workers: 'list[str] | None' = None, value: 'Payload | None' = None, type_pickled: 'bytes | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.nbytes = nbytes
         self.type = type
@@ -3504,6 +3975,12 @@ def _KeyLost(cls):
     set_message = cls.message.__set__
     setters = (set_key,set_message,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', message: 'str') -> None:
         set_key(self, key)
@@ -3544,7 +4021,14 @@ def _KeyLost(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', message: 'str'):
+        self = (twin or make_twin())()
+        self.key = key
+        self.message = message
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _KeyRecomputing(cls):
@@ -3654,7 +4138,6 @@ def _TaskErred(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3723,7 +4206,7 @@ def _TaskErred(cls):
             setter(self, value)
 
     def build(key: 'str', exception_type: 'str', message: 'str', traceback: 'str' = '', exception: 'Payload | None' = None, pickled_with: 'str | None' = None, start: 'float | None' = None, stop: 'float | None' = None, transfers: 'list[Transfer]' = FACTORY, reschedule: 'bool' = False):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.exception_type = exception_type
         self.message = message
@@ -3752,7 +4235,6 @@ def _RegisterWorker(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3815,7 +4297,7 @@ def _RegisterWorker(cls):
             setter(self, value)
 
     def build(address: 'str', nthreads: 'int', name: 'str | None' = None, memory_limit: 'int' = 0, keys: 'dict[str, int]' = FACTORY, resources: 'dict[str, float]' = FACTORY, nanny: 'str | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.address = address
         self.nthreads = nthreads
         self.name = name
@@ -3838,7 +4320,6 @@ def _WorkerRegistered(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3895,7 +4376,7 @@ def _WorkerRegistered(cls):
             setter(self, value)
 
     def build(address: 'str', heartbeat_interval: 'float' = 1.0, uploads: 'list[UploadedFile]' = FACTORY, plugins: 'list[PluginSpec]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.address = address
         self.heartbeat_interval = heartbeat_interval
         self.uploads = [] if uploads is FACTORY else uploads
@@ -3920,7 +4401,6 @@ def _TaskFinished(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -3987,7 +4467,7 @@ def _TaskFinished(cls):
             setter(self, value)
 
     def build(key: 'str', nbytes: 'int', type: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0, value: 'Payload | None' = None, value_msgpack: 'Payload | None' = None, transfers: 'list[Transfer]' = FACTORY, type_pickled: 'bytes | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.nbytes = nbytes
         self.type = type
@@ -4054,6 +4534,12 @@ def _MissingData(cls):
     set_worker = cls.worker.__set__
     setters = (set_key,set_worker,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', worker: 'str') -> None:
         set_key(self, key)
@@ -4094,7 +4580,14 @@ def _MissingData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', worker: 'str'):
+        self = (twin or make_twin())()
+        self.key = key
+        self.worker = worker
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Heartbeat(cls):
@@ -4194,6 +4687,12 @@ def _RestartingForMemory(cls):
     set_memory = cls.memory.__set__
     setters = (set_keys,set_memory,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'dict[str, int]', memory: 'int') -> None:
         set_keys(self, keys)
@@ -4234,7 +4733,14 @@ def _RestartingForMemory(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(keys: 'dict[str, int]', memory: 'int'):
+        self = (twin or make_twin())()
+        self.keys = keys
+        self.memory = memory
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _WorkerTerminated(cls):
@@ -4389,7 +4895,6 @@ def _ComputeTask(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4458,7 +4963,7 @@ def _ComputeTask(cls):
             setter(self, value)
 
     def build(key: 'str', function: 'str | Payload', args: 'Payload | None' = None, who_has: 'dict[str, list[str]]' = FACTORY, nbytes: 'dict[str, int]' = FACTORY, priority: 'int' = 0, pickled_with: 'str | None' = None, actor: 'bool | None' = None, ahead: 'list[str] | None' = None, value_msgpack: 'bool' = False):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.function = function
         self.args = args
@@ -4480,6 +4985,12 @@ def _AcquireReplicas(cls):
     set_nbytes = cls.nbytes.__set__
     setters = (set_who_has,set_nbytes,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY) -> None:
         set_who_has(self, who_has)
@@ -4520,7 +5031,14 @@ def _AcquireReplicas(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(who_has: 'dict[str, list[str]]', nbytes: 'dict[str, int]' = FACTORY):
+        self = (twin or make_twin())()
+        self.who_has = who_has
+        self.nbytes = {} if nbytes is FACTORY else nbytes
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartWorker(cls):
@@ -4712,6 +5230,12 @@ def _StealReply(cls):
     set_kept = cls.kept.__set__
     setters = (set_keys,set_kept,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'list[str]', kept: 'list[str]' = FACTORY) -> None:
         set_keys(self, keys)
@@ -4752,7 +5276,14 @@ def _StealReply(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(keys: 'list[str]', kept: 'list[str]' = FACTORY):
+        self = (twin or make_twin())()
+        self.keys = keys
+        self.kept = [] if kept is FACTORY else kept
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _GetData(cls):
@@ -4761,6 +5292,12 @@ def _GetData(cls):
     set_serializers = cls.serializers.__set__
     setters = (set_id,set_keys,set_serializers,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'list[str]', serializers: 'list[str] | None' = None) -> None:
         set_id(self, id)
@@ -4802,7 +5339,15 @@ def _GetData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', keys: 'list[str]', serializers: 'list[str] | None' = None):
+        self = (twin or make_twin())()
+        self.id = id
+        self.keys = keys
+        self.serializers = serializers
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Data(cls):
@@ -4814,7 +5359,6 @@ def _Data(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -4871,7 +5415,7 @@ def _Data(cls):
             setter(self, value)
 
     def build(id: 'int', data: 'dict[str, Payload]', missing: 'list[str]' = FACTORY, errors: 'dict[str, str]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.data = data
         self.missing = [] if missing is FACTORY else missing
@@ -4887,6 +5431,12 @@ def _PutData(cls):
     set_data = cls.data.__set__
     setters = (set_id,set_data,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', data: 'dict[str, Payload]') -> None:
         set_id(self, id)
@@ -4927,7 +5477,14 @@ def _PutData(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', data: 'dict[str, Payload]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.data = data
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _DataStored(cls):
@@ -4935,6 +5492,12 @@ def _DataStored(cls):
     set_keys = cls.keys.__set__
     setters = (set_id,set_keys,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, id: 'int', keys: 'list[str]') -> None:
         set_id(self, id)
@@ -4975,7 +5538,14 @@ def _DataStored(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(id: 'int', keys: 'list[str]'):
+        self = (twin or make_twin())()
+        self.id = id
+        self.keys = keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Coordinate(cls):
@@ -4994,7 +5564,6 @@ def _Coordinate(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -5065,7 +5634,7 @@ def _Coordinate(cls):
             setter(self, value)
 
     def build(id: 'int', kind: 'str', name: 'str', action: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, timeout: 'float | None' = None, limit: 'int | None' = None, lease: 'str | None' = None, pickled_with: 'str | None' = None, names: 'list[str]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.kind = kind
         self.name = name
@@ -5096,7 +5665,6 @@ def _CoordinateReply(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -5161,7 +5729,7 @@ def _CoordinateReply(cls):
             setter(self, value)
 
     def build(id: 'int', status: 'str', value: 'Payload | None' = None, keys: 'list[str]' = FACTORY, count: 'int | None' = None, error: 'str' = '', pickled_with: 'str | None' = None, values: 'list[Payload]' = FACTORY):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.status = status
         self.value = value
@@ -5185,7 +5753,6 @@ def _Published(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -5242,7 +5809,7 @@ def _Published(cls):
             setter(self, value)
 
     def build(topic: 'str', value: 'Payload', pickled_with: 'str | None' = None, kind: 'str | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.topic = topic
         self.value = value
         self.pickled_with = pickled_with
@@ -5263,7 +5830,6 @@ def _ActorCall(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -5322,7 +5888,7 @@ def _ActorCall(cls):
             setter(self, value)
 
     def build(id: 'int', key: 'str', name: 'str', args: 'Payload | None' = None, serializers: 'list[str] | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.key = key
         self.name = name
@@ -5346,7 +5912,6 @@ def _ActorResult(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -5409,7 +5974,7 @@ def _ActorResult(cls):
             setter(self, value)
 
     def build(id: 'int', status: 'str', value: 'Payload | None' = None, exception_type: 'str' = '', message: 'str' = '', traceback: 'str' = '', exception: 'Payload | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.id = id
         self.status = status
         self.value = value

@@ -68,9 +68,14 @@ def _default(field: dataclasses.Field[Any]) -> tuple[str | None, str | None]:
     return text, None
 
 
-# Records of this many fields or more are filled in as a twin (see ``factory_source``): for
-# fewer, giving the instance the twin's class and its own back costs more than it saves.
+# Records of this many fields or more are filled in as a twin by ``__init__`` (see
+# ``factory_source``): for fewer, giving the instance the twin's class and its own back costs
+# more than it saves.
 TWIN_FROM = 4
+# Records of this many fields or more have a builder (``records.builder``), which changes the
+# instance's class once: for two or three fields it costs 2,270 instructions against 3,930
+# through the class (callgrind, a ``WorkerSent``, made once a message a worker sends).
+BUILD_FROM = 2
 
 
 def factory_source(cls: type) -> list[str]:
@@ -85,15 +90,25 @@ def factory_source(cls: type) -> list[str]:
     lines.append(f"    setters = {_tuple('set', fields, '_')}")
     lines.append("    running = set()")
     twinned = len(fields) >= TWIN_FROM
-    if twinned:
+    builds = len(fields) >= BUILD_FROM
+    if builds:
         # The instance is filled in as one of a twin class (the same slots, no frozen
         # ``__setattr__``), whose slots plain assignments reach at the speed of any attribute,
         # then given its own class: a call of a slot's ``__set__`` per field cost three times
         # as much. (A subclass's instance is filled in through the slots' own setters.)
         # (made on the first instance: making a class for every record at import would
         # slow every process's start)
-        lines += ["    twin = None", "    set_class = object.__dict__['__class__'].__set__",
-                  "    new = object.__new__", "",
+        # (the builder calls the twin where no base makes or fills its instances itself:
+        # 300 instructions fewer than ``object.__new__`` with its arguments' checks)
+        plain = all(base.__dict__.get("__new__", object.__new__) is object.__new__
+                    and base.__dict__.get("__init__", object.__init__) is object.__init__
+                    for base in cls.__mro__[1:])
+        lines.append("    twin = None")
+        if twinned:
+            lines.append("    set_class = object.__dict__['__class__'].__set__")
+        if not plain:
+            lines.append("    new = object.__new__")
+        lines += ["",
                   "    def make_twin():",
                   "        nonlocal twin",
                   "        twin = type(cls.__name__, cls.__bases__, {'__slots__': "
@@ -144,12 +159,13 @@ def factory_source(cls: type) -> list[str]:
               "        for setter, value in zip(setters, state):",
               "            setter(self, value)"]
     built = "cls"
-    if twinned:
+    if builds:
         # ``records.builder``'s function: the instance is made as the twin's, not made as
         # ``cls``'s and given the twin's class first, so it changes class once, not twice
         # (the half of ``__init__``'s cost that is not its assignments).
+        made_as = "(twin or make_twin())()" if plain else "new(twin or make_twin())"
         lines += ["", f"    def build({', '.join(params[1:])}):",
-                  "        self = new(twin or make_twin())"]
+                  f"        self = {made_as}"]
         lines += [f"        {line}" for line in fast]
         lines += ["        self.__class__ = cls", "        return self"]
         built = "build"

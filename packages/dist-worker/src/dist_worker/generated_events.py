@@ -12,6 +12,12 @@ def _ComputeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_message,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, message: 'ComputeTask', stimulus_id: 'str' = '') -> None:
         set_message(self, message)
@@ -52,7 +58,14 @@ def _ComputeRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(message: 'ComputeTask', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.message = message
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ComputesRequested(cls):
@@ -60,6 +73,12 @@ def _ComputesRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_messages,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, messages: 'list[ComputeTask]', stimulus_id: 'str' = '') -> None:
         set_messages(self, messages)
@@ -100,7 +119,14 @@ def _ComputesRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(messages: 'list[ComputeTask]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.messages = messages
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _FreeRequested(cls):
@@ -108,6 +134,12 @@ def _FreeRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
         set_keys(self, keys)
@@ -148,7 +180,14 @@ def _FreeRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(keys: 'list[str]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.keys = keys
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _StealRequested(cls):
@@ -156,6 +195,12 @@ def _StealRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_keys,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, keys: 'list[str]', stimulus_id: 'str' = '') -> None:
         set_keys(self, keys)
@@ -196,7 +241,14 @@ def _StealRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(keys: 'list[str]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.keys = keys
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ReplicasRequested(cls):
@@ -204,6 +256,12 @@ def _ReplicasRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_who_has,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, who_has: 'dict[str, list[str]]', stimulus_id: 'str' = '') -> None:
         set_who_has(self, who_has)
@@ -244,7 +302,14 @@ def _ReplicasRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(who_has: 'dict[str, list[str]]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.who_has = who_has
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _DataFetched(cls):
@@ -259,7 +324,6 @@ def _DataFetched(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -322,7 +386,7 @@ def _DataFetched(cls):
             setter(self, value)
 
     def build(worker: 'str', data: 'dict[str, Any]', nbytes: 'dict[str, int]', missing: 'list[str]', stimulus_id: 'str' = '', start: 'float' = 0.0, stop: 'float' = 0.0):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.worker = worker
         self.data = data
         self.nbytes = nbytes
@@ -342,6 +406,12 @@ def _InputsUnloadable(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_worker,set_errors,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', errors: 'dict[str, tuple[str, str]]', stimulus_id: 'str' = '') -> None:
         set_worker(self, worker)
@@ -383,7 +453,15 @@ def _InputsUnloadable(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(worker: 'str', errors: 'dict[str, tuple[str, str]]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.worker = worker
+        self.errors = errors
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _FetchFailed(cls):
@@ -395,7 +473,6 @@ def _FetchFailed(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -452,7 +529,7 @@ def _FetchFailed(cls):
             setter(self, value)
 
     def build(worker: 'str', keys: 'list[str]', reason: 'str', stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.worker = worker
         self.keys = keys
         self.reason = reason
@@ -479,7 +556,6 @@ def _ExecutionSucceeded(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -550,7 +626,7 @@ def _ExecutionSucceeded(cls):
             setter(self, value)
 
     def build(key: 'str', value: 'Any', nbytes: 'int', type: 'str', start: 'float', stop: 'float', payload: 'Payload | None' = None, stimulus_id: 'str' = '', msgpack: 'Payload | None' = None, type_pickled: 'bytes | None' = None, weight: 'int | None' = None):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.value = value
         self.nbytes = nbytes
@@ -574,6 +650,12 @@ def _ExecutionFailed(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_error,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', error: 'TaskErred', stimulus_id: 'str' = '') -> None:
         set_key(self, key)
@@ -615,7 +697,15 @@ def _ExecutionFailed(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', error: 'TaskErred', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.error = error
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _InlineRunEnded(cls):
@@ -628,7 +718,6 @@ def _InlineRunEnded(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -687,7 +776,7 @@ def _InlineRunEnded(cls):
             setter(self, value)
 
     def build(outcomes: 'list[ExecutionSucceeded | ExecutionFailed]', declined: 'list[str]', function: 'str | Payload | None' = None, more: 'int' = 0, stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.outcomes = outcomes
         self.declined = declined
         self.function = function
@@ -705,6 +794,12 @@ def _DataPut(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_data,set_nbytes,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, data: 'dict[str, Any]', nbytes: 'dict[str, int]', stimulus_id: 'str' = '') -> None:
         set_data(self, data)
@@ -746,7 +841,15 @@ def _DataPut(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(data: 'dict[str, Any]', nbytes: 'dict[str, int]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.data = data
+        self.nbytes = nbytes
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _MemoryPressureChanged(cls):
@@ -755,6 +858,12 @@ def _MemoryPressureChanged(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_paused,set_above_target,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, paused: 'bool', above_target: 'bool' = False, stimulus_id: 'str' = '') -> None:
         set_paused(self, paused)
@@ -796,7 +905,15 @@ def _MemoryPressureChanged(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(paused: 'bool', above_target: 'bool' = False, stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.paused = paused
+        self.above_target = above_target
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _RestartRequested(cls):
@@ -804,6 +921,12 @@ def _RestartRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_reason,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, reason: 'str', stimulus_id: 'str' = '') -> None:
         set_reason(self, reason)
@@ -844,7 +967,14 @@ def _RestartRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(reason: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.reason = reason
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _StoryRequested(cls):
@@ -853,6 +983,12 @@ def _StoryRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_request,set_keys,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, request: 'int', keys: 'list[str]', stimulus_id: 'str' = '') -> None:
         set_request(self, request)
@@ -894,7 +1030,15 @@ def _StoryRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(request: 'int', keys: 'list[str]', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.request = request
+        self.keys = keys
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Seceded(cls):
@@ -902,6 +1046,12 @@ def _Seceded(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
         set_key(self, key)
@@ -942,7 +1092,14 @@ def _Seceded(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _SpilledValueLost(cls):
@@ -951,6 +1108,12 @@ def _SpilledValueLost(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_reason,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', reason: 'str', stimulus_id: 'str' = '') -> None:
         set_key(self, key)
@@ -992,7 +1155,15 @@ def _SpilledValueLost(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', reason: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.reason = reason
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _SpilledValueRead(cls):
@@ -1007,7 +1178,6 @@ def _SpilledValueRead(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1070,7 +1240,7 @@ def _SpilledValueRead(cls):
             setter(self, value)
 
     def build(key: 'str', value: 'Any' = None, nbytes_read: 'int' = 0, read: 'bool' = False, lost: 'str' = '', unloadable: 'tuple[str, str] | None' = None, stimulus_id: 'str' = ''):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.value = value
         self.nbytes_read = nbytes_read
@@ -1089,6 +1259,12 @@ def _RejoinRequested(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_key,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
         set_key(self, key)
@@ -1129,7 +1305,14 @@ def _RejoinRequested(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(key: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _SignalReceived(cls):
@@ -1137,6 +1320,12 @@ def _SignalReceived(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_signal,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, signal: 'str', stimulus_id: 'str' = '') -> None:
         set_signal(self, signal)
@@ -1177,7 +1366,14 @@ def _SignalReceived(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(signal: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.signal = signal
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Terminated(cls):
@@ -1186,6 +1382,12 @@ def _Terminated(cls):
     set_stimulus_id = cls.stimulus_id.__set__
     setters = (set_at,set_within,set_stimulus_id,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, at: 'float', within: 'float', stimulus_id: 'str' = '') -> None:
         set_at(self, at)
@@ -1227,7 +1429,15 @@ def _Terminated(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(at: 'float', within: 'float', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.at = at
+        self.within = within
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _Execute(cls):
@@ -1241,7 +1451,6 @@ def _Execute(cls):
     running = set()
     twin = None
     set_class = object.__dict__['__class__'].__set__
-    new = object.__new__
 
     def make_twin():
         nonlocal twin
@@ -1302,7 +1511,7 @@ def _Execute(cls):
             setter(self, value)
 
     def build(key: 'str', function: 'str | Payload', args: 'Payload | None', inputs: 'dict[str, Any]', actor: 'bool' = False, value_msgpack: 'bool' = False):
-        self = new(twin or make_twin())
+        self = (twin or make_twin())()
         self.key = key
         self.function = function
         self.args = args
@@ -1366,6 +1575,12 @@ def _Fetch(cls):
     set_keys = cls.keys.__set__
     setters = (set_worker,set_keys,)
     running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
 
     def __init__(self, worker: 'str', keys: 'list[str]') -> None:
         set_worker(self, worker)
@@ -1406,7 +1621,14 @@ def _Fetch(cls):
         for setter, value in zip(setters, state):
             setter(self, value)
 
-    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, cls)
+    def build(worker: 'str', keys: 'list[str]'):
+        self = (twin or make_twin())()
+        self.worker = worker
+        self.keys = keys
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
 def _ReadSpilled(cls):

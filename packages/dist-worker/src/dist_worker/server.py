@@ -19,6 +19,7 @@ from dist_protocol.messages import (AcquireReplicas, ActorCall, CloseWorker, Com
                                     RegisterWorker, RestartWorker, StealRequest, Story, TaskErred,
                                     WorkerQuery,
                                     Unregister, WorkerRegistered, downgrade)
+from dist_protocol.records import builder
 from dist_protocol.scheduler_file import SchedulerFileError, read_scheduler_file
 from dist_protocol.serialize import CodeRefused, SerializationError, serialize
 from dist_protocol.timeouts import wait_for
@@ -48,6 +49,10 @@ from .plugins import PluginHost, WorkerPlugins
 from .warning_filters import put_back_warning_filters
 
 log = logging.getLogger("dist.worker")
+
+# The events of the center's usual orders, made with one change of class (``builder``).
+computes_requested = builder(ComputesRequested)
+free_requested = builder(FreeRequested)
 PLUGIN_TEARDOWN_TIMEOUT = 10.0  # seconds a closing worker waits for its plugins' teardowns
 PICKLE_TAG = pickle_tag()  # "cpython-3.11": pickled code from elsewhere runs only if it matches
 _new_tuple = tuple.__new__  # a named tuple made from its fields' tuple (``task_context``)
@@ -348,10 +353,10 @@ class Worker:
                 computes.append(msg)
                 continue
             if computes:
-                events.append(ComputesRequested(computes))
+                events.append(computes_requested(computes))
                 computes = []
             if isinstance(msg, FreeKeys):
-                events.append(FreeRequested(msg.keys))
+                events.append(free_requested(msg.keys))
                 if self.actors is not None:
                     self.actors.free(msg.keys)
             elif isinstance(msg, StealRequest):
@@ -371,7 +376,7 @@ class Worker:
                 self._spawn(self.close(msg.reason))
                 return
         if computes:
-            events.append(ComputesRequested(computes))
+            events.append(computes_requested(computes))
         if events:
             self.handle(*events)
 
