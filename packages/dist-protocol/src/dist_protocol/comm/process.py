@@ -85,6 +85,11 @@ def run(main: Coroutine[Any, Any, Any],
 
 def _cancel_remaining_tasks(loop: asyncio.AbstractEventLoop) -> None:
     tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        # gather() of nothing asks for the thread's current loop, which a worker's inline
+        # tasks leave unset: on a stop, Python 3.10's RuntimeError ("There is no current
+        # event loop") made the worker exit 1.
+        return
     for task in tasks:
         task.cancel()
     loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
