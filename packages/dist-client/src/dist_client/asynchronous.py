@@ -6,6 +6,7 @@ the caller's event loop never blocks, and no thread stands in between.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from .arguments import data_path, duration, local_cluster_shape
 from . import current
 from . import datasets as dataset_ops
 from . import event_log
+from . import forward_logging as forwarding
 from . import worker_queries, worker_restarts
 from . import metadata as metadata_ops
 from . import task_stream
@@ -407,6 +409,17 @@ class AsyncExecutor:
     async def unsubscribe_topic(self, topic: str) -> None:
         core = self._started
         await core.call(event_log.unsubscribe(core, topic))
+
+    async def forward_logging(self, logger_name: str | None = None,
+                              level: int | str = logging.NOTSET) -> dict[str, str]:
+        """As ``Executor.forward_logging``."""
+        core = self._started
+        return await core.call(forwarding.start(core, logger_name, level))
+
+    async def unforward_logging(self, logger_name: str | None = None) -> dict[str, str]:
+        """As ``Executor.unforward_logging``."""
+        core = self._started
+        return await core.call(forwarding.stop(core, logger_name))
 
     async def call_stack(self, futures: Any = None, keys: Iterable[Hashable] | None = None
                          ) -> dict[str, dict[Hashable, list[str]]]:

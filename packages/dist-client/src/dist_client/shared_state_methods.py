@@ -2,11 +2,13 @@
 datasets, and event topics (logged, read, subscribed to)."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Iterable
 from typing import Any
 
 from . import datasets as dataset_ops
 from . import event_log
+from . import forward_logging as forwarding
 from . import metadata as metadata_ops
 from .core.client import ClientCore
 
@@ -73,3 +75,16 @@ class SharedState:
 
     def unsubscribe_topic(self, topic: str) -> None:
         self.core.run(event_log.unsubscribe(self.core, topic))
+
+    def forward_logging(self, logger_name: str | None = None,
+                        level: int | str = logging.NOTSET) -> dict[str, str]:
+        """Records handled by the logger ``logger_name`` (default the root, so every logger)
+        or one below it in a task on any worker, of ``level`` or above, are handled here
+        too, by the logger of the same name, as dask's (the worker's loggers and this
+        process's decide by their own levels). Through a worker plugin and the event log:
+        returns what ``register_plugin`` does."""
+        return self.core.run(forwarding.start(self.core, logger_name, level))
+
+    def unforward_logging(self, logger_name: str | None = None) -> dict[str, str]:
+        """Stop what ``forward_logging(logger_name)`` started."""
+        return self.core.run(forwarding.stop(self.core, logger_name))
