@@ -6,7 +6,8 @@ import os
 import threading
 
 import pytest
-from dist_client import ClusterError, PluginUnpicklingError, get_worker
+from dist_client import (ClusterError, NannyPlugin, PluginUnpicklingError, SchedulerPlugin,
+                         WorkerPlugin, get_worker)
 
 from .conftest import wait_until
 
@@ -159,3 +160,38 @@ def test_a_center_without_the_feature_raises_cluster_error(make_cluster):
             e.register_plugin(RecordingPlugin(1, "/nonexistent"))
         with pytest.raises(ClusterError, match="'worker-plugins'"):
             e.unregister_worker_plugin("recording")
+
+
+class FromDasksBase(WorkerPlugin):
+    """Written as for dask: the base class's idempotent and teardown are used."""
+
+    idempotent = True
+    name = "from-base"
+
+    def __init__(self, value):
+        self.value = value
+
+    def setup(self, worker):
+        worker.data["from-base"] = self.value
+
+
+def test_dasks_plugin_base_classes_register_or_say_why_not(cluster):
+    e = cluster.executor()
+    assert set(e.register_plugin(FromDasksBase(1)).values()) == {"OK"}
+    assert e.register_plugin(FromDasksBase(2)) == {}  # idempotent, from the class
+    assert set(e.run(set_up, "from-base").values()) == {1}
+    assert set(e.register_plugin(FromDasksBase(3), idempotent=False).values()) == {"OK"}
+    assert set(e.run(set_up, "from-base").values()) == {3}
+    assert set(e.unregister_worker_plugin("from-base").values()) == {"OK"}  # base teardown
+
+    class Counting(SchedulerPlugin):
+        def transition(self, key, start, finish, *args, stimulus_id, **kwargs):
+            pass
+
+    class Env(NannyPlugin):
+        restart = True
+
+    with pytest.raises(NotImplementedError, match="center"):
+        e.register_plugin(Counting())
+    with pytest.raises(NotImplementedError, match="nanny"):
+        e.register_plugin(Env())

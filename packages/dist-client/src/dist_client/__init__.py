@@ -22,6 +22,7 @@ from .in_task import (get_client, get_executor, get_worker, rejoin, secede, work
                       worker_executor)
 from .multi_lock import MultiLock
 from .performance_report import performance_report
+from .plugins import NannyPlugin, SchedulerPlugin, WorkerPlugin
 from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
@@ -38,13 +39,13 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "CenterLostError", "ClusterError", "CoordinationError", "default_executor",
            "EnvironmentMismatch", "Event", "Executor", "ExecutorClosedError", "fire_and_forget",
            "Future", "futures_of", "get_client", "get_executor", "get_task_stream", "get_worker",
-           "KilledWorker", "LocalCluster", "Lock", "LostDataError", "MultiLock",
+           "KilledWorker", "LocalCluster", "Lock", "LostDataError", "MultiLock", "NannyPlugin",
            "performance_report",
            "PluginUnpicklingError",
            "progress", "Pub",
            "Queue", "rejoin",
-           "RemoteError", "Reschedule", "secede", "Semaphore", "Sub", "Variable", "wait",
-           "worker_client", "worker_executor"]
+           "RemoteError", "Reschedule", "SchedulerPlugin", "secede", "Semaphore", "Sub",
+           "Variable", "wait", "worker_client", "worker_executor", "WorkerPlugin"]
 
 
 def __getattr__(name: str) -> object:

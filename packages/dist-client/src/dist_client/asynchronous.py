@@ -270,14 +270,14 @@ class AsyncExecutor:
         return await core.call(operations.upload_file(core, path, load, install_file))
 
     async def register_plugin(self, plugin: Any, name: str | None = None,
-                              idempotent: bool = False) -> dict[str, str]:
+                              idempotent: bool | None = None) -> dict[str, str]:
         """As ``Executor.register_plugin``."""
         core = self._started
         return await core.call(plugin_ops.register_plugin(core, plugin, name, idempotent,
                                                           add_plugin, remove_plugin))
 
     async def register_worker_plugin(self, plugin: Any, name: str | None = None,
-                                     idempotent: bool = False) -> dict[str, str]:
+                                     idempotent: bool | None = None) -> dict[str, str]:
         """dask's older name of ``register_plugin``."""
         return await self.register_plugin(plugin, name, idempotent)
 

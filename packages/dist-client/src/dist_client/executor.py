@@ -479,14 +479,15 @@ class Executor(SharedState, ClusterDiagnostics, concurrent.futures.Executor):
         return self.core.run(operations.upload_file(self.core, path, load, install_file))
 
     def register_plugin(self, plugin: Any, name: str | None = None,
-                        idempotent: bool = False) -> dict[str, str]:
+                        idempotent: bool | None = None) -> dict[str, str]:
         """Set up a worker plugin on every worker, as dask's: ``plugin.setup(worker)`` runs on
         each worker now registered and on each that joins later (or comes back from a
         restart) before its first task, on a thread of its own, with ``worker`` the view
         ``get_worker()`` gives; ``plugin.teardown(worker)``, if it has one, runs when the
         plugin is unregistered and when the worker closes. ``name`` (default: the plugin's
         ``name`` attribute, else a new unique name) replaces a plugin of that name, unless
-        ``idempotent``, which then leaves it and returns ``{}``. The plugin is pickled here
+        ``idempotent`` (default: the plugin's ``idempotent`` attribute, as dask's), which then
+        leaves it and returns ``{}``. The plugin is pickled here
         and unpickled on workers only. Returns {worker address: "OK"}; a setup that raises
         on a worker raises here (the plugin stays registered, as dask's), and a worker
         joining later whose setup fails logs the error and goes on. A plugin that does not
@@ -495,7 +496,7 @@ class Executor(SharedState, ClusterDiagnostics, concurrent.futures.Executor):
                                                         add_plugin, remove_plugin))
 
     def register_worker_plugin(self, plugin: Any, name: str | None = None,
-                               idempotent: bool = False) -> dict[str, str]:
+                               idempotent: bool | None = None) -> dict[str, str]:
         """dask's older name of ``register_plugin``."""
         return self.register_plugin(plugin, name, idempotent)
 

@@ -28,9 +28,10 @@ def refuse_scheduler_plugin(plugin: Any) -> None:
         raise NotImplementedError(CENTER_RUNS_NO_USER_CODE.format(
             f"registering {plugin!r}, a scheduler plugin ({what}),"))
     if "NannyPlugin" in kinds:
-        raise NotImplementedError(f"{plugin!r} is a nanny plugin: dist's workers have no "
-                                  "nanny process; a worker plugin (setup(worker)) runs in "
-                                  "each worker process")
+        raise NotImplementedError(f"{plugin!r} is a nanny plugin: dist's nanny (dworker "
+                                  "--nanny) runs no user code; a worker plugin "
+                                  "(setup(worker)) runs in each worker process, and again "
+                                  "in each process a nanny restarts")
 
 
 def plugin_name(plugin: Any, name: str | None) -> str:
@@ -52,7 +53,8 @@ def _needs_plugins(core: ClientCore) -> None:
                            "'worker-plugins'); upgrade dcenter")
 
 
-async def register_plugin(core: ClientCore, plugin: Any, name: str | None, idempotent: bool,
+async def register_plugin(core: ClientCore, plugin: Any, name: str | None,
+                          idempotent: bool | None,
                           add: Any, remove: Any) -> dict[str, str]:
     """Keep ``plugin`` at the center for workers joining later and set it up on every worker
     now registered (``add`` run on each): {address: "OK"}. A setup's error raises here, as
@@ -69,6 +71,8 @@ async def register_plugin(core: ClientCore, plugin: Any, name: str | None, idemp
     name = plugin_name(plugin, name)
     content = cloudpickle.dumps(plugin, protocol=5)
     spec = PluginSpec(name=name, content=Payload("pickle", [content]))
+    if idempotent is None:  # as dask's: the plugin's own ``idempotent`` attribute
+        idempotent = bool(getattr(plugin, "idempotent", False))
     reply = await core.ask(lambda i: RegisterPlugin(id=i, plugin=spec, idempotent=idempotent))
     if reply.error is not None:
         raise ValueError(f"register_plugin: {reply.error}")
