@@ -17,7 +17,7 @@ def test_the_events_are_the_classes_dataclass_makes():
 
 def test_every_event_and_instruction_has_its_generated_methods():
     classes = [cls for cls in DECLARATIONS if cls.__module__ == events.__name__]
-    assert len(classes) == 28
+    assert len(classes) == 30
     for cls in classes:
         for name in METHOD_NAMES:
             assert getattr(cls, name).__code__.co_filename.endswith("generated_events.py")

@@ -1,7 +1,8 @@
 """WorkerState: a running task gives its slot back while it waits (secede), and takes one back
 before it goes on (rejoin), waiting for a slot to be free."""
 from dist_protocol.messages import TaskFinished, TaskSeceded
-from dist_worker.events import RejoinRequested, ReplaceThread, Resume, Seceded, SendToCenter
+from dist_worker.events import (ForgottenRunEnded, ForgottenRunSeceded, RejoinRequested,
+                                ReplaceThread, RestartRequested, Resume, Seceded, SendToCenter)
 
 
 def test_a_seceded_task_gives_its_slot_to_the_next_ready_task(make_worker):
@@ -90,3 +91,38 @@ def test_a_seceded_task_freed_while_it_runs_replaces_no_thread(make_worker):
     worker.compute("parent")
     worker(Seceded("parent"))
     assert worker.free("parent") == []
+
+
+def test_a_key_a_restart_forgot_runs_again_apart_from_its_forgotten_run(make_worker):
+    # Keyed by key alone, the forgotten run of "a" and its new run shared the entries of
+    # ``seceded``, ``executing`` and ``rejoining``: the forgotten run's outcome was taken for
+    # the new one's, and two seceded runs rejoining waited on one entry.
+    worker = make_worker(nthreads=2)
+    worker.compute("a")
+    worker(Seceded("a"))  # the first run of "a" gives its slot back...
+    worker.compute("b")  # ... which "b" takes
+    worker(RestartRequested("the cluster restarts"))
+    assert worker.state.forgotten_slots == 1  # b's thread is busy still; a's holds no slot
+
+    assert worker.compute("a") == [worker.execute("a")]  # the second run, on the free slot
+    assert worker(Seceded("a")) == [SendToCenter(TaskSeceded(key="a"))]
+    assert worker.compute("c") == [worker.execute("c")]
+    assert worker(RejoinRequested("a")) == []  # c and the forgotten b hold both slots
+    # The first run ends: nothing of it reaches the center, nor frees a slot it did not hold.
+    assert worker(ForgottenRunEnded("a", held_slot=False)) == []
+    assert worker.state_of("a") == "long-running"
+    # The forgotten b ends: its slot goes to the second run of "a", rejoining.
+    assert worker(ForgottenRunEnded("b", held_slot=True)) == [Resume("a")]
+    out = worker.succeeded("a", value=2)
+    assert [type(i) for i in out] == [SendToCenter] and out[0].message.key == "a"
+    assert worker.state.data["a"] == 2 and worker.state.forgotten_slots == 0
+
+
+def test_a_forgotten_run_that_secedes_gives_its_slot_back(make_worker):
+    worker = make_worker(nthreads=1)
+    worker.compute("a")
+    worker(RestartRequested("the cluster restarts"))
+    assert worker.compute("b") == []  # the forgotten run holds the only slot
+    assert worker(ForgottenRunSeceded("a")) == [worker.execute("b")]
+    assert worker(ForgottenRunEnded("a", held_slot=False)) == []
+    assert worker.state.forgotten_slots == 0

@@ -111,6 +111,26 @@ class ExecutionFailed:
 
 
 @frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class ForgottenRunEnded:
+    """A run of ``key`` that a restart forgot has ended (its outcome dropped), or was
+    dropped before a thread took it. ``held_slot``: it still held one of the threads' slots
+    (it had not seceded). Runs are told apart so: a key forgotten by a restart may run again
+    at once, while its forgotten run still goes on."""
+
+    key: str
+    held_slot: bool
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
+class ForgottenRunSeceded:
+    """A run of ``key`` that a restart forgot gave its thread slot back (``secede``)."""
+
+    key: str
+    stimulus_id: str = ""
+
+
+@frozen_record(METHODS)  # dataclass(frozen=True, slots=True), generated
 class InlineRunEnded:
     """Tasks run one after the other on the worker's event loop have ended: ``outcomes``,
     in the order they ran, each handled as it would be alone (the same states, log entries
@@ -230,7 +250,7 @@ class Terminated:
 Event = (ComputeRequested | ComputesRequested | FreeRequested | StealRequested
          | ReplicasRequested | DataFetched
          | InputsUnloadable | FetchFailed | ExecutionSucceeded | ExecutionFailed
-         | InlineRunEnded | DataPut
+         | ForgottenRunEnded | ForgottenRunSeceded | InlineRunEnded | DataPut
          | MemoryPressureChanged | RestartRequested | StoryRequested | Seceded | RejoinRequested
          | SpilledValueLost | SpilledValueRead | SignalReceived | Terminated)
 
@@ -302,6 +322,7 @@ STIMULUS_PREFIX: dict[type, str] = {
     DataFetched: "data-fetched-", FetchFailed: "fetch-failed-",
     InputsUnloadable: "inputs-unloadable-",
     ExecutionSucceeded: "task-succeeded-", ExecutionFailed: "task-failed-",
+    ForgottenRunEnded: "forgotten-run-ended-", ForgottenRunSeceded: "forgotten-run-seceded-",
     InlineRunEnded: "inline-run-",
     DataPut: "put-data-", MemoryPressureChanged: "memory-pressure-",
     RestartRequested: "restart-", StoryRequested: "story-",

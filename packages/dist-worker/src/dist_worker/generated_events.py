@@ -708,6 +708,131 @@ def _ExecutionFailed(cls):
     return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
 
 
+def _ForgottenRunEnded(cls):
+    set_key = cls.key.__set__
+    set_held_slot = cls.held_slot.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_key,set_held_slot,set_stimulus_id,)
+    running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, key: 'str', held_slot: 'bool', stimulus_id: 'str' = '') -> None:
+        set_key(self, key)
+        set_held_slot(self, held_slot)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(key={self.key!r}, held_slot={self.held_slot!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,self.held_slot,self.stimulus_id,)==(other.key,other.held_slot,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,self.held_slot,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('key','held_slot','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('key','held_slot','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.key, self.held_slot, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    def build(key: 'str', held_slot: 'bool', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.held_slot = held_slot
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
+
+
+def _ForgottenRunSeceded(cls):
+    set_key = cls.key.__set__
+    set_stimulus_id = cls.stimulus_id.__set__
+    setters = (set_key,set_stimulus_id,)
+    running = set()
+    twin = None
+
+    def make_twin():
+        nonlocal twin
+        twin = type(cls.__name__, cls.__bases__, {'__slots__': cls.__dict__['__slots__'], '__module__': cls.__module__})
+        return twin
+
+    def __init__(self, key: 'str', stimulus_id: 'str' = '') -> None:
+        set_key(self, key)
+        set_stimulus_id(self, stimulus_id)
+
+    def __repr__(self):
+        key = id(self), get_ident()
+        if key in running:
+            return '...'
+        running.add(key)
+        try:
+            return self.__class__.__qualname__ + f"(key={self.key!r}, stimulus_id={self.stimulus_id!r})"
+        finally:
+            running.discard(key)
+
+    def __eq__(self, other):
+        if other.__class__ is self.__class__:
+            return (self.key,self.stimulus_id,)==(other.key,other.stimulus_id,)
+        return NotImplemented
+
+    def __hash__(self):
+        return hash((self.key,self.stimulus_id,))
+
+    def __setattr__(self, name, value):
+        if type(self) is cls or name in ('key','stimulus_id',):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if type(self) is cls or name in ('key','stimulus_id',):
+            raise FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    def __getstate__(self):
+        return [self.key, self.stimulus_id]
+
+    def __setstate__(self, state):
+        for setter, value in zip(setters, state):
+            setter(self, value)
+
+    def build(key: 'str', stimulus_id: 'str' = ''):
+        self = (twin or make_twin())()
+        self.key = key
+        self.stimulus_id = stimulus_id
+        self.__class__ = cls
+        return self
+
+    return (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__, __getstate__, __setstate__, build)
+
+
 def _InlineRunEnded(cls):
     set_outcomes = cls.outcomes.__set__
     set_declined = cls.declined.__set__
@@ -1877,6 +2002,14 @@ METHODS = {
         (('key', 'str', '-'), ('error', 'TaskErred', '-'), ('stimulus_id', 'str', "''")),
         "ExecutionFailed(key: 'str', error: 'TaskErred', stimulus_id: 'str' = '')",
         _ExecutionFailed),
+    'ForgottenRunEnded': (
+        (('key', 'str', '-'), ('held_slot', 'bool', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _ForgottenRunEnded),
+    'ForgottenRunSeceded': (
+        (('key', 'str', '-'), ('stimulus_id', 'str', "''")),
+        None,
+        _ForgottenRunSeceded),
     'InlineRunEnded': (
         (('outcomes', 'list[ExecutionSucceeded | ExecutionFailed]', '-'),
          ('declined', 'list[str]', '-'),

@@ -63,7 +63,8 @@ def check(state: State) -> None:
     for key in state.executing:
         running = state.tasks.get(key)  # (None: since a reset)
         assert running is None or running.state in ("executing", "reading"), running
-    assert len(state.executing - state.lent) <= state.nthreads
+    assert len(state.executing - state.lent) + state.forgotten_slots <= state.nthreads
+    assert state.forgotten_slots >= 0
     assert state.lent <= state.executing
     assert not state.executing & state.seceded
     assert set(state.rejoining) <= state.seceded

@@ -402,6 +402,8 @@ class Worker:
                 self.center.close("restarting")
             self._spawn(self._exit_for_restart())
             return
+        if self._runner is not None:
+            self._runner.forget_runs()  # (before the state forgets: see task_runner)
         self.handle(RestartRequested(reason))
         self._set_about()  # what tasks kept here goes, as with a new process
         if self.actors is not None:

@@ -30,7 +30,8 @@ from dist_protocol.messages import (ComputeTask, KeysAdded, MissingData, StealRe
 
 from .events import (STIMULUS_PREFIX, ComputeRequested, ComputesRequested, DataFetched,
                      DataPut, Event, Execute, ExecutionFailed,
-                     ExecutionSucceeded, FetchFailed, FreeRequested, InlineRunEnded,
+                     ExecutionSucceeded, FetchFailed, ForgottenRunEnded, ForgottenRunSeceded,
+                     FreeRequested, InlineRunEnded,
                      InputsUnloadable, Instruction, RunInline,
                      MemoryPressureChanged, ReadSpilled, RejoinRequested, ReplicasRequested,
                      ReplaceThread, RestartRequested, Resume, Seceded, SendToCenter,
@@ -119,6 +120,9 @@ class WorkerState:
         self.lent: set[str] = set()
         self.seceded: set[str] = set()  # running, having given their slot back
         self.rejoining: deque[str] = deque()  # seceded, waiting for a slot to go on
+        # Slots held by runs a restart forgot (``ForgottenRunEnded``): their threads are busy
+        # still, but belong to no task, and the key may run again meanwhile.
+        self.forgotten_slots = 0
         # The inputs fetched from peers: who waits for each, who holds it, what is in flight.
         self.fetches = Fetches(incoming_bytes_limit, self._log)
         self.signals: dict[str, int] = {}  # signal name -> times survived (SignalReceived)
@@ -137,6 +141,8 @@ class WorkerState:
             DataFetched: self._fetched, FetchFailed: self._fetch_failed,
             InputsUnloadable: self._unloadable,
             ExecutionSucceeded: self._succeeded, ExecutionFailed: self._failed,
+            ForgottenRunEnded: self._forgotten_run_ended,
+            ForgottenRunSeceded: self._forgotten_run_seceded,
             InlineRunEnded: self._inline_run_ended,
             DataPut: self._put, ReplicasRequested: self._replicas,
             StealRequested: self._steal, MemoryPressureChanged: self._memory_pressure,
@@ -511,7 +517,8 @@ class WorkerState:
     def _start_ready(self) -> None:
         # Seceded tasks going on come first: they hold memory and others may wait on them.
         # A paused worker lets them go on too: finishing them is how memory is given back.
-        while self.rejoining and len(self.executing) < self.nthreads:
+        free = self.nthreads - self.forgotten_slots
+        while self.rejoining and len(self.executing) < free:
             key = self.rejoining.popleft()
             self.seceded.discard(key)
             self.executing.add(key)
@@ -522,7 +529,7 @@ class WorkerState:
         # (a free thread asked first, then the queue's entries, without a call of ``len``:
         # a task arriving while another runs finds no thread)
         ready = self.ready
-        while len(self.executing) < self.nthreads and (ready.heap or ready.passed_over) \
+        while len(self.executing) < free and (ready.heap or ready.passed_over) \
                 and not self.paused:
             ts = ready.pop(self._now)
             if ts is None:
@@ -716,13 +723,20 @@ class WorkerState:
     def _restart(self, event: RestartRequested) -> None:
         """Forget every task and value (the cluster was restarted).
 
-        ``executing``, ``seceded`` and ``rejoining`` stay: those threads are still busy, and
-        their outcomes, arriving later, free them and are dropped.
+        The runs under way keep their threads (the task runner forgot them too): those
+        holding a slot count in ``forgotten_slots`` until they end (``ForgottenRunEnded``) or
+        secede, the seceded ones go on without one. Their keys may run again meanwhile,
+        each run told apart from the forgotten one.
         """
         for ts in self.tasks.values():
             if ts.state == "reading":  # (no thread runs it yet: its slot is free at once)
                 self.executing.discard(ts.key)
             self._log(ts.key, ts.state, "forgotten")
+        self.forgotten_slots += len(self.executing - self.lent)
+        self.executing.clear()
+        self.lent.clear()
+        self.seceded.clear()
+        self.rejoining.clear()
         self.loading.clear()
         for key in self.data:
             self._log(key, "memory", "forgotten")
@@ -733,6 +747,15 @@ class WorkerState:
         self.reads.clear()
         self.ready.clear()
         self.fetches.clear()
+
+    def _forgotten_run_ended(self, event: ForgottenRunEnded) -> None:
+        """A run a restart forgot ended: its slot, if it held one, is free; its outcome is
+        dropped (the key's task, if it runs again, is another run)."""
+        if event.held_slot:
+            self.forgotten_slots -= 1
+
+    def _forgotten_run_seceded(self, event: ForgottenRunSeceded) -> None:
+        self.forgotten_slots -= 1
 
     def _signalled(self, event: SignalReceived) -> None:
         """Counted, and written into the stories of the tasks that may have sent it: those

@@ -2,6 +2,13 @@
 loop, waking it once per burst of results rather than once per task. A task may give its
 thread's slot back while it waits (``secede``): the runner starts a thread in its place, and
 when the task takes a slot back (``rejoin``) one thread too many retires after its task.
+
+A run is its key and the generation it was submitted in: a restart (``forget_runs``) begins a
+new one, since the worker's state forgets every task then, and a key it forgot may run again
+at once while the forgotten run still goes on. What a forgotten run does reaches the state as
+``ForgottenRunSeceded`` and ``ForgottenRunEnded``, never as an event of the key's new run:
+keyed by key alone, two runs of one key (both seceded, say) shared one entry, and one of them
+waited for ever to rejoin.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ from dist_protocol import task_context
 from dist_protocol.messages import TaskErred
 from dist_protocol.task_context import TaskContext
 
-from .events import Event, Execute, ExecutionFailed, RejoinRequested, Seceded
+from .events import (Event, Execute, ExecutionFailed, ForgottenRunEnded, ForgottenRunSeceded,
+                     RejoinRequested, Seceded)
 from .execution import exception_text, run_task
 from .sigterm_watch import let_this_thread_take_sigterm
 
@@ -55,7 +63,9 @@ class TaskRunner:
         self._running = 0  # threads that take tasks from the queue (seceded ones do not)
         self._closed = False
         self._thread_names = iter(range(1 << 62))
-        self._local = threading.local()  # .seceded: this thread's task gave its slot back
+        # .seceded: this thread's task gave its slot back; .generation: the run's (see above)
+        self._local = threading.local()
+        self._generation = 0  # runs submitted since the last ``forget_runs`` are of this one
         self._resume: dict[str, threading.Event] = {}  # seceded tasks waiting to rejoin
         # Runs submitted whose thread (once one takes them) counts as one of the pool's, by
         # key: a seceded or replaced run's does not. Counted, not a set: a key may run again
@@ -87,7 +97,24 @@ class TaskRunner:
         with self._lock:
             slotted = self._slotted
             slotted[key] = slotted.get(key, 0) + 1
-        self._queue.put(instruction)
+            generation = self._generation
+        self._queue.put((instruction, generation))
+
+    def forget_runs(self) -> None:
+        """On the loop, as the worker's state forgets every task (a restart): the runs under
+        way, and those submitted and not yet started, belong to no task now. Each still holds
+        its thread; the seceded ones waiting to rejoin go on at once, without a slot (nothing
+        would give them one), and what they do later is reported as forgotten."""
+        self._drain()  # (outcomes of runs that ended before: the state hears them first)
+        with self._lock:
+            self._generation += 1
+            waiting, self._resume = list(self._resume.values()), {}
+        for resumed in waiting:
+            resumed.set()
+
+    def _forgotten(self) -> bool:
+        """Whether the run on this thread was forgotten by a restart (under ``_lock``)."""
+        return getattr(self._local, "generation", self._generation) != self._generation
 
     def _unclaim(self, key: str) -> bool:
         """Take back one claim to a slot of ``key``'s runs (under ``_lock``); False if it
@@ -126,7 +153,7 @@ class TaskRunner:
             replace = not self._closed and self._running < self.nthreads
         if replace:
             self._start_thread()
-        self._tell(Seceded(key))
+        self._tell(Seceded(key), ForgottenRunSeceded(key))
 
     def has_seceded(self) -> bool:
         return getattr(self._local, "seceded", False)
@@ -139,10 +166,14 @@ class TaskRunner:
             if self._closed:  # nothing will give it a slot now: let it finish
                 self._local.seceded = False
                 return
+            if self._forgotten():  # nothing will give it a slot either: it goes on without
+                return
             self._resume[key] = resumed
-        self._tell(RejoinRequested(key))
+        self._tell(RejoinRequested(key), None)
         resumed.wait()
         with self._lock:
+            if self._forgotten():  # let go by ``forget_runs``: still without a slot
+                return
             self._local.seceded = False
             self._running += 1
             self._slotted[key] = self._slotted.get(key, 0) + 1
@@ -154,12 +185,22 @@ class TaskRunner:
         if resumed is not None:
             resumed.set()
 
-    def _tell(self, event: Event) -> None:
+    def _tell(self, event: Event, forgotten: Event | None) -> None:
+        """``event`` on the loop; ``forgotten`` instead (None: nothing) if by then a restart
+        forgot the run of this thread (told apart on the loop, where ``forget_runs`` runs)."""
         if self.on_event is not None:
+            generation = getattr(self._local, "generation", self._generation)
             try:
-                self.loop.call_soon_threadsafe(self.on_event, event)
+                self.loop.call_soon_threadsafe(self._deliver, event, forgotten, generation)
             except RuntimeError:
                 pass  # the loop is closed: the worker is shutting down
+
+    def _deliver(self, event: Event, forgotten: Event | None, generation: int) -> None:
+        assert self.on_event is not None
+        if generation == self._generation:
+            self.on_event(event)
+        elif forgotten is not None:
+            self.on_event(forgotten)
 
     def _retire(self, key: str) -> bool:
         """After task ``key``: whether this thread ends (it seceded and never rejoined, it
@@ -178,23 +219,33 @@ class TaskRunner:
     def _work(self) -> None:
         let_this_thread_take_sigterm()  # (for the processes its tasks start: sigterm_watch)
         while True:
-            instruction = self._queue.get()
-            if instruction is None:
+            queued = self._queue.get()
+            if queued is None:
                 return
-            if self.context is not None:
-                task_context.set_current(self.context(instruction.key))
+            instruction, generation = queued
+            self._local.generation = generation
             key = instruction.key
-            started = self._around(self.before)
-            try:
-                outcome = run_task(instruction)
-            except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
-                outcome = ExecutionFailed(instruction.key, TaskErred(
-                    key=instruction.key, exception_type=type(exc).__name__,
-                    message=f"the worker failed running the task: {exception_text(exc)}"))
-            finally:
-                task_context.set_current(None)
+            # (forgotten before it started: not run; read without the lock, as a restart
+            # just after is told apart by the outcome's generation all the same)
+            dropped = generation != self._generation
+            if dropped:
+                outcome: Any = None
+            else:
+                if self.context is not None:
+                    task_context.set_current(self.context(key))
+                started = self._around(self.before)
+                try:
+                    outcome = run_task(instruction)
+                except BaseException as exc:  # noqa: BLE001 -- a bug here must not cost the thread
+                    outcome = ExecutionFailed(key, TaskErred(
+                        key=key, exception_type=type(exc).__name__,
+                        message=f"the worker failed running the task: {exception_text(exc)}"))
+                finally:
+                    task_context.set_current(None)
             with self._lock:
                 wake = not self._done
+                if generation != self._generation:  # (``forget_runs`` drained those before)
+                    outcome = ForgottenRunEnded(key, not getattr(self._local, "seceded", False))
                 self._done.append(outcome)
             if wake:
                 try:
@@ -203,8 +254,8 @@ class TaskRunner:
                     return  # the loop is closed: the worker is shutting down
             # An idle thread must not keep the last task's inputs and result alive: a worker
             # paused for memory waits for that memory to be freed, not for a next task.
-            del instruction, outcome
-            if self.after is not None:
+            del instruction, outcome, queued
+            if self.after is not None and not dropped:
                 self._around(self.after, key, started)
             if self._retire(key):
                 return
@@ -223,7 +274,8 @@ class TaskRunner:
         with self._lock:
             outcomes = list(self._done)
             self._done.clear()
-        self.on_done(outcomes)
+        if outcomes:
+            self.on_done(outcomes)
 
     def close(self) -> None:
         with self._lock:
