@@ -26,45 +26,35 @@ class Basis(Protocol):
 
 
 class Capacities:
-    __slots__ = ("_basis_of", "_of_worker", "_basis")
+    __slots__ = ("_basis_of", "by_worker", "basis")
 
     def __init__(self, basis_of: Basis) -> None:
         self._basis_of = basis_of
-        self._of_worker: dict[str, float] = {}
+        # Read by ``feeding``'s fill, which writes ``of`` out for its usual answer (a call
+        # there cost each task of a map some 500 instructions): never changed outside.
+        self.by_worker: dict[str, float] = {}
         # (average duration, saturation, margin) the kept capacities were worked out with
-        self._basis: tuple[float, float, int] = (-1.0, 0.0, 0)
+        self.basis: tuple[float, float, int] = (-1.0, 0.0, 0)
 
     def of(self, worker: WorkerInfo) -> float:
         """``placement.capacity`` of ``worker``, worked out again only when it may have
         changed."""
         avg = self._basis_of.avg_duration
         saturation = self._basis_of.worker_saturation
-        basis = self._basis
+        basis = self.basis
         if avg != basis[0] or saturation != basis[1]:
             # (for tasks this short the margin is at its cap, however the average moves)
             margin = (basis[2] if basis[2] == MAX_MARGIN_PER_THREAD
                       and 0 < avg <= SHORTEST else placement.margin(avg))
             if margin != basis[2] or saturation != basis[1]:
-                self._of_worker.clear()
-            self._basis = (avg, saturation, margin)
-        capacity = self._of_worker.get(worker.address)
+                self.by_worker.clear()
+            self.basis = (avg, saturation, margin)
+        capacity = self.by_worker.get(worker.address)
         if capacity is None:
-            capacity = self._of_worker[worker.address] = placement.capacity_with_margin(
-                worker, self._basis[2], saturation)
-        return capacity
-
-    def kept(self, address: str) -> float | None:
-        """The capacity kept for ``address`` when it surely still holds, without working
-        anything out: a map's results each move the average, but tasks this short keep the
-        largest margin. ``None``: ask ``of``."""
-        capacity = self._of_worker.get(address)
-        basis = self._basis
-        if capacity is None or basis[2] != MAX_MARGIN_PER_THREAD \
-                or not 0 < self._basis_of.avg_duration <= SHORTEST \
-                or self._basis_of.worker_saturation != basis[1]:
-            return None
+            capacity = self.by_worker[worker.address] = placement.capacity_with_margin(
+                worker, self.basis[2], saturation)
         return capacity
 
     def forget(self, address: str) -> None:
         """The worker's metrics, threads or seceded tasks changed (or it left)."""
-        self._of_worker.pop(address, None)
+        self.by_worker.pop(address, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dist_protocol.messages import StealRequest
 
 from . import balance, placement
+from .placement import MAX_MARGIN_PER_THREAD, SHORTEST
 from .records import WorkerInfo
 from .task_messages import compute_message, compute_task
 from .transitions import TaskMachine, start_rank
@@ -74,8 +75,14 @@ class FeedingMachine(TaskMachine):
                 or worker.address not in self.workers:
             return
         address = worker.address
-        capacity = self.capacities.kept(address)
-        if capacity is None:
+        # (``capacity_of`` written out for its usual answer: a map's results each move the
+        # average, but tasks this short keep the largest margin, so the capacity worked out
+        # before still holds)
+        capacities = self.capacities
+        capacity = capacities.by_worker.get(address)
+        basis = capacities.basis
+        if capacity is None or basis[2] != MAX_MARGIN_PER_THREAD \
+                or not 0 < self.avg_duration <= SHORTEST or self.worker_saturation != basis[1]:
             capacity = self.capacity_of(worker)
         tasks = self.tasks
         tag = worker.pickle_tag
