@@ -150,3 +150,20 @@ def test_a_multi_locks_arguments_are_checked_before_anything_is_sent():
     with pytest.raises(ValueError, match="not yet acquired"):
         lock.release()
     assert not lock.locked() and repr(lock) == "<MultiLock: ['x', 'y']>"
+
+
+def test_a_span_records_the_keys_sent_inside_it_and_its_enclosing_spans():
+    from dist_client.spans import SpanKeys, current_span, span
+
+    record = SpanKeys()
+    record.sent(["outside"])
+    with span("a") as outer:
+        record.sent(["k1"])
+        with span("b", "c") as inner:
+            assert current_span().name == ("a", "b", "c")
+            record.sent(["k2", "k1"])
+    assert current_span() is None
+    assert record.keys(outer) == ["k1", "k2"] and record.keys(inner) == ["k2", "k1"]
+    with pytest.raises(TypeError, match="strings"):
+        with span(1):
+            pass

@@ -27,6 +27,7 @@ from .persist import futures_of
 from .primitives import (CoordinationError, Event, Lock, Pub, Queue, Semaphore, Sub,
                          Variable)
 from .progress import progress
+from .spans import span
 # (not in __all__: a star import keeps the builtins)
 from .task_output import print as print, warn as warn
 from .task_stream import get_task_stream
@@ -44,7 +45,7 @@ __all__ = ["ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Actor", "Acto
            "PluginUnpicklingError",
            "progress", "Pub",
            "Queue", "rejoin",
-           "RemoteError", "Reschedule", "SchedulerPlugin", "secede", "Semaphore", "Sub",
+           "RemoteError", "Reschedule", "SchedulerPlugin", "secede", "Semaphore", "span", "Sub",
            "Variable", "wait", "worker_client", "worker_executor", "WorkerPlugin"]
 
 

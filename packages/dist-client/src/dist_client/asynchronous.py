@@ -232,6 +232,10 @@ class AsyncExecutor:
         await core.call(operations.restart(core, duration("timeout", timeout),
                                            wait_for_workers))
 
+    def span_keys(self, span_id: str) -> list[Any]:
+        """As ``Executor.span_keys`` (no round trip: not a coroutine)."""
+        return self._started.span_keys.keys(span_id)
+
     async def restart_workers(self, workers: list[str], timeout: Any = None,
                               raise_for_error: bool = True) -> dict[str, str]:
         """As ``Executor.restart_workers``."""

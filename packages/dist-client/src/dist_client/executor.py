@@ -445,6 +445,11 @@ class Executor(SharedState, ClusterDiagnostics, concurrent.futures.Executor):
         self.core.run(operations.restart(self.core, duration("timeout", timeout),
                                          wait_for_workers))
 
+    def span_keys(self, span_id: str) -> list[Any]:
+        """The keys of the tasks this executor sent inside the ``span`` block of that id (or
+        a span within it), in the order sent; the client's record (see ``spans``)."""
+        return self.core.span_keys.keys(span_id)
+
     def restart_workers(self, workers: list[str], timeout: Any = None,
                         raise_for_error: bool = True) -> dict[str, str]:
         """Restart these workers (addresses or names) through their nannies, as dask's:

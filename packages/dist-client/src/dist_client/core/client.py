@@ -29,7 +29,7 @@ from typing import Any
 from dist_protocol.comm import Comm, connect
 from dist_protocol.features import connecting_features
 from dist_protocol.messages import (ClusterInfo, Coordinate, CoordinateReply, KeyCancelled, Message,
-                                    Published)
+                                    Published, Submit)
 from dist_protocol.replies import PendingReplies
 from dist_protocol.security import load_token, ssl_context
 
@@ -42,6 +42,7 @@ from .. import worker_queries
 from ..future import Future
 from ..script_module import send_spawned_script_by_value
 from ..primitives import Topics
+from ..spans import SpanKeys, current_span
 from .keystate import KeyState
 from .loop import LoopThread
 from .cancelling import Cancelling
@@ -115,6 +116,7 @@ class ClientCore:
         self._warnings: list[str] = []  # for the caller's thread, where they are shown
         self.submitter = Submitter(self)  # what the submits and maps queue for the center
         self.cancelling = Cancelling(self)  # the cancels and retries of its futures
+        self.span_keys = SpanKeys()  # the keys sent inside each ``span`` block
 
     def _wire(self) -> None:
         """The paths to the workers, for the center at ``address``."""
@@ -336,14 +338,24 @@ class ClientCore:
     def send(self, *messages: Message) -> None:
         """Queue messages for the center, in order with the releases."""
         self.until_connected()
+        if current_span() is not None:
+            self._in_span(messages)
         with self.lock:
             if self.state.queue(*messages):
                 self._schedule_flush(now=True)
 
     def queue_now(self, message: Message) -> None:
         """With the lock held, once ``until_connected`` has passed: ``send``."""
+        if current_span() is not None:
+            self._in_span((message,))
         if self.state.queue(message):
             self._schedule_flush(now=True)
+
+    def _in_span(self, messages: Iterable[Message]) -> None:
+        """Tasks sent inside a ``span`` block: recorded as the span's (``spans``)."""
+        for msg in messages:
+            if type(msg) is Submit:
+                self.span_keys.sent(task.key for task in msg.tasks)
 
     def hold(self, key: str, state: KeyState | None = None) -> KeyState:
         """One more handle on ``key`` (a Future made)."""
